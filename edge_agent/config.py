@@ -1,0 +1,392 @@
+"""Configuration: TOML file -> frozen dataclasses, one per section, validated once at start.
+
+Every problem raises `ConfigError` naming the key (`section.key`), which the CLI reports as a
+single line with exit code 78. Unknown keys inside a known section are errors (they are almost
+always typos); unknown *sections* are logged and ignored, so a config written for a newer
+edge-agent still starts an older one. The key names are a contract: see config/edge-agent.toml.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge_agent.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.9/3.10
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
+DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
+T = TypeVar("T")
+
+
+class _Section:
+    """Reads typed values out of one TOML table and remembers which keys were consumed."""
+
+    def __init__(self, name: str, table: object) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(name, f"must be a table ([{name}]), got {type(table).__name__}")
+        self.name = name
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def _get(self, key: str, default: T) -> object | T:
+        self.seen.add(key)
+        return self.table.get(key, default)
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def str(self, key: str, default: str) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(self.key(key), f"must be a string, got {value!r}")
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        value = self._get(key, None)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(self.key(key), f"must be a string, got {value!r}")
+        return value or None
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(key), f"must be true or false, got {value!r}")
+        return value
+
+    def int(self, key: str, default: int, lo: int, hi: int) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(key), f"must be a whole number, got {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def opt_int(self, key: str, lo: int, hi: int) -> int | None:
+        if self.table.get(key) is None:
+            self.seen.add(key)
+            return None
+        return self.int(key, 0, lo, hi)
+
+    def float(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(self.key(key), f"must be a number, got {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
+        return float(value)
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(key, default)
+        if value not in choices:
+            raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def table_of(self, key: str) -> dict[str, Any]:
+        value = self._get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(self.key(key), f"must be a table, got {value!r}")
+        return dict(value)
+
+    def done(self) -> None:
+        """Reject keys nobody asked for: a typo must not silently fall back to a default."""
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def _secret_from_file(key: str, path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if not text:
+        raise ConfigError(key, f"{path} is empty")
+    return text
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    id: str
+    state_dir: Path
+
+    @classmethod
+    def read(cls, s: _Section) -> DeviceSettings:
+        device_id = s.str("id", "") or socket.gethostname()
+        if not device_id.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(s.key("id"), f"use letters, digits, - and _ only (it is an MQTT topic level), got {device_id!r}")
+        default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
+        return cls(id=device_id, state_dir=Path(s.str("state_dir", default_state)).expanduser())
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    endpoint: str
+    agent_id: str | None
+    public_key: str | None = field(repr=False)
+    include_metadata_in_prompt: bool
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    ping_interval_s: float
+    connect_timeout_s: float
+    dead_after_s: float
+
+    @classmethod
+    def read(cls, s: _Section) -> AgentSettings:
+        endpoint = s.str("endpoint", DEFAULT_ENDPOINT)
+        if not endpoint.startswith(("ws://", "wss://")):
+            raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
+        key = s.opt_str("public_key")
+        key_file = _secret_from_file(s.key("public_key_file"), s.opt_str("public_key_file"))
+        key = os.environ.get(PUBLIC_KEY_ENV) or key or key_file
+        settings = cls(
+            endpoint=endpoint,
+            agent_id=s.opt_str("agent_id"),
+            public_key=key,
+            include_metadata_in_prompt=s.bool("include_metadata_in_prompt", False),
+            metadata=s.table_of("metadata"),
+            config=s.table_of("config"),
+            ping_interval_s=s.float("ping_interval_s", 5.0, 0.5, 120.0),
+            connect_timeout_s=s.float("connect_timeout_s", 10.0, 0.5, 120.0),
+            dead_after_s=s.float("dead_after_s", 15.0, 1.0, 600.0),
+        )
+        return settings
+
+    @property
+    def agent_key(self) -> str:
+        """What sessions are filed under: the agent id, or 'inline' for a config-only agent."""
+        return self.agent_id or "inline"
+
+    def require_runnable(self) -> None:
+        """Checks needed only to talk to an agent (not to list sessions or run the gate)."""
+        if not self.public_key:
+            raise ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file")
+        if not self.agent_id and not self.config:
+            raise ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    resume: bool
+    resume_within_s: float
+    idle_timeout_s: float
+    max_duration_s: float
+    reconnect_window_s: float
+    slot: str
+
+    @classmethod
+    def read(cls, s: _Section) -> SessionSettings:
+        return cls(
+            resume=s.bool("resume", True),
+            resume_within_s=s.float("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),
+            idle_timeout_s=s.float("idle_timeout_s", 30.0, 1.0, 3600.0),
+            max_duration_s=s.float("max_duration_s", 600.0, 5.0, 86400.0),
+            reconnect_window_s=s.float("reconnect_window_s", 30.0, 0.0, 3600.0),
+            slot=s.str("slot", "default") or "default",
+        )
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    input: str
+    output: str
+    frame_ms: int
+    duplex: str
+    duplex_tail_ms: int
+    earcons: bool
+    earcon_volume: float
+    playback_buffer_ms: int
+
+    @classmethod
+    def read(cls, s: _Section) -> AudioSettings:
+        frame_ms = s.int("frame_ms", 30, 10, 30)
+        if frame_ms not in (10, 20, 30):
+            raise ConfigError(s.key("frame_ms"), f"must be 10, 20 or 30 (webrtcvad frame sizes), got {frame_ms}")
+        return cls(
+            input=s.str("input", "default"),
+            output=s.str("output", "default"),
+            frame_ms=frame_ms,
+            duplex=s.choice("duplex", "half", ("half", "full")),
+            duplex_tail_ms=s.int("duplex_tail_ms", 300, 0, 5000),
+            earcons=s.bool("earcons", True),
+            earcon_volume=s.float("earcon_volume", 0.3, 0.0, 1.0),
+            playback_buffer_ms=s.int("playback_buffer_ms", 20, 5, 500),
+        )
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    engine: str
+    aggressiveness: int
+    preroll_ms: int
+    hangover_ms: int
+    min_speech_ms: int
+
+    @classmethod
+    def read(cls, s: _Section) -> VadSettings:
+        return cls(
+            engine=s.choice("engine", "edge", ("edge", "webrtcvad", "silero")),
+            aggressiveness=s.int("aggressiveness", 2, 0, 3),
+            preroll_ms=s.int("preroll_ms", 300, 0, 2000),
+            hangover_ms=s.int("hangover_ms", 600, 0, 5000),
+            min_speech_ms=s.int("min_speech_ms", 90, 0, 1000),
+        )
+
+
+@dataclass(frozen=True)
+class ButtonSettings:
+    source: str
+    pin: int
+    pull_up: bool
+    bounce_s: float
+    hold_s: float
+    mode: str
+
+    @classmethod
+    def read(cls, s: _Section) -> ButtonSettings:
+        return cls(
+            source=s.choice("source", "gpio", ("gpio", "keyboard", "none")),
+            pin=s.int("pin", 17, 0, 53),
+            pull_up=s.bool("pull_up", True),
+            bounce_s=s.float("bounce_s", 0.05, 0.0, 1.0),
+            hold_s=s.float("hold_s", 1.5, 0.2, 10.0),
+            mode=s.choice("mode", "toggle", ("toggle", "hold")),
+        )
+
+
+@dataclass(frozen=True)
+class LedSettings:
+    pin: int | None
+    red: int | None
+    green: int | None
+    blue: int | None
+
+    @classmethod
+    def read(cls, s: _Section) -> LedSettings:
+        return cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str
+
+    @classmethod
+    def read(cls, s: _Section) -> LogSettings:
+        return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")))
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    enabled: bool
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)
+    tls: bool
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    tls_insecure: bool
+    client_id: str | None
+    keepalive_s: int
+    qos: int
+    topic_prefix: str
+    discovery_prefix: str
+    discovery: bool
+    metrics_interval_s: float
+
+    @classmethod
+    def read(cls, s: _Section) -> MqttSettings:
+        password = s.opt_str("password") or _secret_from_file(s.key("password_file"), s.opt_str("password_file"))
+        prefix = s.str("topic_prefix", "edge-agent").strip("/")
+        if not prefix or any(c in prefix for c in "+#"):
+            raise ConfigError(s.key("topic_prefix"), f"must be a non-empty topic without + or #, got {prefix!r}")
+        return cls(
+            enabled=s.bool("enabled", False),
+            host=s.str("host", "localhost"),
+            port=s.int("port", 1883, 1, 65535),
+            username=s.opt_str("username"),
+            password=password,
+            tls=s.bool("tls", False),
+            ca_file=s.opt_str("ca_file"),
+            cert_file=s.opt_str("cert_file"),
+            key_file=s.opt_str("key_file"),
+            tls_insecure=s.bool("tls_insecure", False),
+            client_id=s.opt_str("client_id"),
+            keepalive_s=s.int("keepalive_s", 30, 5, 3600),
+            qos=s.int("qos", 1, 0, 2),
+            topic_prefix=prefix,
+            discovery_prefix=s.str("discovery_prefix", "homeassistant").strip("/"),
+            discovery=s.bool("discovery", True),
+            metrics_interval_s=s.float("metrics_interval_s", 30.0, 1.0, 86400.0),
+        )
+
+
+SECTIONS: dict[str, Any] = {
+    "device": DeviceSettings,
+    "agent": AgentSettings,
+    "session": SessionSettings,
+    "audio": AudioSettings,
+    "vad": VadSettings,
+    "button": ButtonSettings,
+    "led": LedSettings,
+    "log": LogSettings,
+    "mqtt": MqttSettings,
+}
+"""Section name -> settings class. A new section is one dataclass with `read` and one line here."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: DeviceSettings
+    agent: AgentSettings
+    session: SessionSettings
+    audio: AudioSettings
+    vad: VadSettings
+    button: ButtonSettings
+    led: LedSettings
+    log: LogSettings
+    mqtt: MqttSettings
+    source: Path | None = None
+
+
+def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
+    """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
+    for name in data:
+        if name not in SECTIONS:
+            log.warning("config: ignoring section [%s]: not known to this edge-agent version", name)
+    sections = {}
+    for name, cls in SECTIONS.items():
+        reader = _Section(name, data.get(name, {}))
+        sections[name] = cls.read(reader)
+        reader.done()
+    return Settings(**sections, source=source)
+
+
+def load(path: str | Path | None) -> Settings:
+    """Reads and validates the config file; no file (None) means all defaults."""
+    if path is None:
+        return from_dict({})
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read config file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(p), f"not valid TOML: {exc}") from None
+    return from_dict(data, source=p)

@@ -1,0 +1,435 @@
+"""Conversation: the kiosk's sans-I/O state machine.
+
+Fed events (button, gate, agent link, playback, clock ticks) through `handle(event, now)`, it
+returns a list of actions (open/close the link, store a session, play, earcons, notifications).
+It never touches sockets, threads, files or the clock itself: `now` is a monotonic time in
+seconds passed in, and randomness (reconnect jitter) comes from an injected `random.Random`.
+
+    idle -> connecting -> listening <-> speaking -> ending -> idle      (and error -> idle)
+
+Every link attempt has an id; events from an older attempt are ignored, so a late close or
+frame from a socket we already gave up on can never move the conversation.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from edge_agent import protocol as p
+
+IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR = "idle", "connecting", "listening", "speaking", "ending", "error"
+STATES = (IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR)
+
+
+# ----------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Press:
+    """A button press: short continues the newest session, long starts fresh; during a
+    conversation either one ends it. `origin` is 'button' or 'mqtt' (for events)."""
+
+    long: bool = False
+    origin: str = "button"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Explicit start (MQTT `resume` / `new`): ignored unless idle or in error."""
+
+    fresh: bool = False
+    origin: str = "mqtt"
+
+
+@dataclass(frozen=True)
+class End:
+    """Explicit end (MQTT `end`, SIGTERM): ignored when nothing is going on."""
+
+    reason: str = "command"
+
+
+@dataclass(frozen=True)
+class Talk:
+    """Push-to-talk button held (True) or released (False), for `button.mode = "hold"`."""
+
+    held: bool
+
+
+@dataclass(frozen=True)
+class LinkReady:
+    link_id: int
+    session_id: str
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The socket of attempt `link_id` closed or could not be opened."""
+
+    link_id: int
+    error: str | None = None
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class FromAgent:
+    link_id: int
+    message: p.ServerMessage
+
+
+@dataclass(frozen=True)
+class AgentAudio:
+    link_id: int
+    pcm: bytes
+
+
+@dataclass(frozen=True)
+class PlaybackDrained:
+    """The speaker played the last queued agent sample."""
+
+
+@dataclass(frozen=True)
+class VisitorSpeech:
+    """The gate opened (True) or closed (False)."""
+
+    active: bool
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Periodic clock event for timeouts."""
+
+
+@dataclass(frozen=True)
+class SessionsForgotten:
+    """The store was wiped: nothing is left to continue."""
+
+
+Event = Union[Press, Start, End, Talk, LinkReady, LinkDown, FromAgent, AgentAudio, PlaybackDrained, VisitorSpeech, Tick, SessionsForgotten]
+
+
+# ----------------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class OpenLink:
+    link_id: int
+    continue_session_id: str | None
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CloseLink:
+    link_id: int
+
+
+@dataclass(frozen=True)
+class StoreStart:
+    session_id: str
+    continued_from: str | None
+
+
+@dataclass(frozen=True)
+class StoreEnd:
+    session_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Play:
+    pcm: bytes
+
+
+@dataclass(frozen=True)
+class Playback:
+    """Speaker control: 'clear' drops everything queued, 'pause' / 'unpause' hold and resume."""
+
+    command: str
+
+
+@dataclass(frozen=True)
+class Earcon:
+    name: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Something worth an event line / MQTT event; `kind` is a short code."""
+
+    kind: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: str
+    session_id: str | None
+    continued_from: str | None
+
+
+Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, Notify, StateChanged]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The timers a Conversation needs, in seconds (from SessionSettings and AudioSettings)."""
+
+    idle_timeout_s: float = 30.0
+    max_duration_s: float = 600.0
+    reconnect_window_s: float = 30.0
+    resume: bool = True
+    resume_within_s: float = 7 * 86400.0
+    duplex_half: bool = True
+    duplex_tail_s: float = 0.3
+    push_to_talk: bool = False
+    ending_timeout_s: float = 2.0
+    error_hold_s: float = 5.0
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 5.0
+
+
+class Conversation:
+    """The kiosk's conversation logic. `last_session_id`/`last_active_wall_s` come from the store."""
+
+    def __init__(self, timing: Timing, last_session_id: str | None = None, last_active_age_s: float | None = None, rng: random.Random | None = None) -> None:
+        self.t = timing
+        self.rng = rng or random.Random()
+        self.state = IDLE
+        self.session_id: str | None = None
+        self.continued_from: str | None = None
+        self.link_id = 0
+        self._last_id = last_session_id
+        self._last_age_s = last_active_age_s
+        self._stored_at: float | None = None  # monotonic time _last_id was learnt in this process
+        self._requested_continuation: str | None = None
+        self._started_at = 0.0
+        self._activity_at = 0.0
+        self._state_since = 0.0
+        self._lost_at: float | None = None
+        self._attempt = 0
+        self._visitor_speaking = False
+        self._talk_held = False
+        self._mute_until = 0.0
+        self._answering_at: float | None = None
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def streaming(self) -> bool:
+        """True while the socket is ready for uplink audio (gated frames or silence)."""
+        return self.state in (LISTENING, SPEAKING)
+
+    def mic_open(self, now: float) -> bool:
+        """Whether captured audio may go up now, or digital silence must replace it."""
+        if not self.streaming:
+            return False
+        if self.t.push_to_talk and not self._talk_held:
+            return False
+        return not (self.t.duplex_half and (self.state == SPEAKING or now < self._mute_until))
+
+    def continuation_candidate(self, now: float) -> str | None:
+        """The session a short press would continue right now, or None."""
+        if not self.t.resume or self._last_id is None:
+            return None
+        if self._stored_at is not None:
+            age = now - self._stored_at
+        else:
+            age = self._last_age_s if self._last_age_s is not None else 0.0
+        return self._last_id if age <= self.t.resume_within_s else None
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, event: Event, now: float) -> list[Action]:
+        out: list[Action] = []
+        handler = getattr(self, "_on_" + type(event).__name__)
+        handler(event, now, out)
+        return out
+
+    def _go(self, state: str, now: float, out: list[Action]) -> None:
+        if state != self.state:
+            self.state = state
+            self._state_since = now
+            out.append(StateChanged(state, self.session_id, self.continued_from))
+
+    def _open(self, now: float, out: list[Action], cont: str | None, delay_s: float = 0.0) -> None:
+        self.link_id += 1
+        self._requested_continuation = cont
+        out.append(OpenLink(self.link_id, cont, delay_s))
+        self._go(CONNECTING, now, out)
+
+    def _begin(self, fresh: bool, origin: str, now: float, out: list[Action]) -> None:
+        cont = None if fresh else self.continuation_candidate(now)
+        self.session_id = None
+        self.continued_from = None
+        self._lost_at = None
+        self._attempt = 0
+        self._started_at = now
+        self._activity_at = now
+        out.append(Earcon("press"))
+        out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin}))
+        self._open(now, out, cont)
+
+    def _finish(self, reason: str, now: float, out: list[Action]) -> None:
+        """Ends the conversation: store, close, earcon, then wait in `ending` for the socket."""
+        if self.session_id is not None:
+            out.append(StoreEnd(self.session_id, reason))
+            self._remember(self.session_id, now)
+        out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3)}))
+        out.append(Playback("clear"))
+        out.append(CloseLink(self.link_id))
+        out.append(Earcon("ended"))
+        self._visitor_speaking = False
+        self._go(ENDING, now, out)
+
+    def _fail(self, error: str, now: float, out: list[Action]) -> None:
+        if self.session_id is not None:
+            out.append(StoreEnd(self.session_id, "error"))
+            self._remember(self.session_id, now)
+        out.append(Notify("error", {"code": "agent", "message": error}))
+        out.append(Playback("clear"))
+        out.append(CloseLink(self.link_id))
+        out.append(Earcon("error"))
+        self._go(ERROR, now, out)
+
+    def _remember(self, session_id: str, now: float) -> None:
+        self._last_id = session_id
+        self._stored_at = now
+
+    def _backoff_s(self) -> float:
+        base = min(self.t.backoff_cap_s, self.t.backoff_base_s * (2 ** max(0, self._attempt - 1)))
+        return base * (0.5 + self.rng.random())  # full jitter around the nominal delay
+
+    # ------------------------------------------------------------------ button & commands
+    def _on_Press(self, ev: Press, now: float, out: list[Action]) -> None:
+        out.append(Notify("button", {"long": ev.long, "origin": ev.origin, "state": self.state}))
+        if self.state in (IDLE, ERROR):
+            self._begin(ev.long, ev.origin, now, out)
+        elif self.state in (CONNECTING, LISTENING, SPEAKING):
+            self._finish("button" if ev.origin == "button" else ev.origin, now, out)
+
+    def _on_Start(self, ev: Start, now: float, out: list[Action]) -> None:
+        if self.state in (IDLE, ERROR):
+            self._begin(ev.fresh, ev.origin, now, out)
+
+    def _on_End(self, ev: End, now: float, out: list[Action]) -> None:
+        if self.state in (CONNECTING, LISTENING, SPEAKING):
+            self._finish(ev.reason, now, out)
+
+    def _on_Talk(self, ev: Talk, now: float, out: list[Action]) -> None:
+        self._talk_held = ev.held
+        if ev.held:
+            self._activity_at = now
+            if self.state in (IDLE, ERROR):
+                self._begin(False, "button", now, out)
+
+    def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
+        self._last_id = None
+        self._stored_at = None
+
+    # ------------------------------------------------------------------ link
+    def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
+        if ev.link_id != self.link_id or self.state != CONNECTING:
+            return
+        previous = self.session_id
+        reconnected = self._lost_at is not None
+        if previous is not None and previous != ev.session_id:
+            out.append(StoreEnd(previous, "reconnected"))
+        self.continued_from = self._requested_continuation
+        self.session_id = ev.session_id
+        self._remember(ev.session_id, now)
+        out.insert(0, StoreStart(ev.session_id, self.continued_from))  # stored before anything else
+        self._lost_at = None
+        self._attempt = 0
+        self._activity_at = now
+        if reconnected:
+            out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
+        else:
+            out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from}))
+        out.append(Earcon("ready"))
+        self._go(LISTENING, now, out)
+
+    def _on_LinkDown(self, ev: LinkDown, now: float, out: list[Action]) -> None:
+        if ev.link_id != self.link_id:
+            return
+        if self.state == ENDING:
+            self._go(IDLE, now, out)
+            return
+        if self.state not in (CONNECTING, LISTENING, SPEAKING):
+            return
+        if ev.fatal:
+            self._fail(ev.error or "refused", now, out)
+            return
+        if self._lost_at is None:
+            self._lost_at = now
+        if now - self._lost_at >= self.t.reconnect_window_s:
+            if self.session_id is None:
+                self._fail(ev.error or "cannot connect", now, out)
+            else:
+                self._finish("link_lost", now, out)
+                self._go(IDLE, now, out)  # the socket is already gone: nothing to wait for
+            return
+        self._attempt += 1
+        out.append(Playback("clear"))
+        if self._attempt == 1:
+            out.append(Earcon("reconnecting"))
+        out.append(Notify("reconnecting", {"attempt": self._attempt, "error": ev.error, "session_id": self.session_id}))
+        cont = self.session_id if self.session_id is not None else self._requested_continuation
+        self._open(now, out, cont, self._backoff_s())
+
+    # ------------------------------------------------------------------ agent messages
+    def _on_FromAgent(self, ev: FromAgent, now: float, out: list[Action]) -> None:
+        if ev.link_id != self.link_id:
+            return
+        msg = ev.message
+        if isinstance(msg, p.OnReady):
+            self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
+        elif not self.streaming:
+            return
+        elif isinstance(msg, p.SessionEnded):
+            self._finish("agent", now, out)
+        elif isinstance(msg, p.Clear):
+            out.append(Playback("clear"))
+            self._answering_at = None
+            self._stop_speaking(now, out)
+        elif isinstance(msg, (p.Pause, p.Unpause)):
+            out.append(Playback("pause" if isinstance(msg, p.Pause) else "unpause"))
+        elif isinstance(msg, p.StartAnswering):
+            self._answering_at = now
+            self._activity_at = now
+        elif isinstance(msg, (p.Transcript, p.ResponseText)):
+            self._activity_at = now
+            kind = "transcript" if isinstance(msg, p.Transcript) else "response_text"
+            if msg.is_final:
+                out.append(Notify(kind, {"text": msg.text}))
+
+    def _on_AgentAudio(self, ev: AgentAudio, now: float, out: list[Action]) -> None:
+        if ev.link_id != self.link_id or not self.streaming or not ev.pcm:
+            return
+        self._activity_at = now
+        if self._answering_at is not None:
+            out.append(Notify("response_latency", {"ms": round((now - self._answering_at) * 1000.0, 1)}))
+            self._answering_at = None
+        out.append(Play(ev.pcm))
+        self._go(SPEAKING, now, out)
+
+    def _stop_speaking(self, now: float, out: list[Action]) -> None:
+        if self.state == SPEAKING:
+            self._mute_until = now + self.t.duplex_tail_s
+            self._activity_at = now
+            self._go(LISTENING, now, out)
+
+    def _on_PlaybackDrained(self, ev: PlaybackDrained, now: float, out: list[Action]) -> None:
+        self._stop_speaking(now, out)
+
+    def _on_VisitorSpeech(self, ev: VisitorSpeech, now: float, out: list[Action]) -> None:
+        self._visitor_speaking = ev.active
+        self._activity_at = now
+
+    # ------------------------------------------------------------------ time
+    def _on_Tick(self, ev: Tick, now: float, out: list[Action]) -> None:
+        if self.state == ENDING and now - self._state_since >= self.t.ending_timeout_s:
+            self._go(IDLE, now, out)
+        elif self.state == ERROR and now - self._state_since >= self.t.error_hold_s:
+            self._go(IDLE, now, out)
+        elif self.streaming:
+            if now - self._started_at >= self.t.max_duration_s:
+                self._finish("max_duration", now, out)
+            elif self.state == LISTENING and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
+                self._finish("idle", now, out)
+        elif self.state == CONNECTING and self._lost_at is not None and now - self._lost_at >= self.t.reconnect_window_s:
+            self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)

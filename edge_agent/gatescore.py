@@ -1,0 +1,96 @@
+"""Scores a gate's sent intervals against a `.labels.json` file (speech intervals in seconds).
+
+Three figures, the ones the gate must meet on every recording:
+- speech_recall: share of labelled speech time that was sent;
+- onset_ok: share of labelled onsets sent together with the `onset_lead_s` before them;
+- idle_share: share of the audio farther than `far_s` from any speech that was sent anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+Intervals = list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Labels:
+    duration_s: float
+    speech: Intervals
+
+    @classmethod
+    def load(cls, path: str | Path) -> Labels:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(float(data["duration_s"]), [(float(a), float(b)) for a, b in data["speech"]])
+
+
+@dataclass(frozen=True)
+class GateScore:
+    speech_recall: float
+    onset_ok: float
+    idle_share: float
+    sent_share: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"speech_recall": round(self.speech_recall, 4), "onset_ok": round(self.onset_ok, 4), "idle_share": round(self.idle_share, 4), "sent_share": round(self.sent_share, 4)}
+
+
+def _overlap(a: Intervals, b: Intervals) -> float:
+    """Total length of the intersection of two sorted, non-overlapping interval lists."""
+    i = j = 0
+    total = 0.0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if hi > lo:
+            total += hi - lo
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def _merge(iv: Intervals) -> Intervals:
+    out: Intervals = []
+    for a, b in sorted(iv):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        elif b > a:
+            out.append((a, b))
+    return out
+
+
+def _length(iv: Intervals) -> float:
+    return sum(b - a for a, b in iv)
+
+
+def far_from_speech(labels: Labels, far_s: float) -> Intervals:
+    """The parts of the recording more than `far_s` away from any labelled speech."""
+    near = _merge([(max(0.0, a - far_s), min(labels.duration_s, b + far_s)) for a, b in labels.speech])
+    out: Intervals = []
+    t = 0.0
+    for a, b in near:
+        if a > t:
+            out.append((t, a))
+        t = max(t, b)
+    if t < labels.duration_s:
+        out.append((t, labels.duration_s))
+    return out
+
+
+def score(sent: Intervals, labels: Labels, onset_lead_s: float = 0.1, far_s: float = 1.5, tolerance_s: float = 0.005) -> GateScore:
+    """Scores `sent` (seconds of the input that were transmitted) against `labels`."""
+    sent = _merge(sent)
+    speech = _merge(labels.speech)
+    speech_len = _length(speech)
+    recall = _overlap(sent, speech) / speech_len if speech_len else 1.0
+    onsets_ok = 0
+    for a, _ in labels.speech:
+        want = (max(0.0, a - onset_lead_s), a)
+        onsets_ok += _overlap(sent, [want]) >= (want[1] - want[0]) - tolerance_s
+    far = far_from_speech(labels, far_s)
+    far_len = _length(far)
+    idle = _overlap(sent, far) / far_len if far_len else 0.0
+    return GateScore(recall, onsets_ok / len(labels.speech) if labels.speech else 1.0, idle, _length(sent) / labels.duration_s if labels.duration_s else 0.0)

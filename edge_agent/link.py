@@ -1,0 +1,223 @@
+"""AgentLink: one WebSocket connection to the Millis endpoint, the thin I/O layer of the protocol.
+
+It opens the socket (TLS verified by default), sends `initiate`, pings every few seconds for
+RTT, sends uplink audio from a bounded queue (oldest dropped and counted when the network is
+slower than the microphone), and turns everything received into Conversation events. Whatever
+happens, each link ends with exactly one `LinkDown`, classified fatal (no point retrying: bad
+key, unknown agent, policy close) or retryable (network, server restart) by `classify`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from edge_agent import conversation as c
+from edge_agent import protocol as p
+from edge_agent.config import AgentSettings
+from edge_agent.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
+"""Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
+RETRYABLE_HTTP = frozenset({408, 425, 429})
+
+
+@dataclass
+class LinkStats:
+    """Counters shared by every link of the daemon (the metrics read them)."""
+
+    bytes_up: int = 0
+    bytes_down: int = 0
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    rtt_ms: float | None = None
+    bad_frames: int = 0
+    connects: int = 0
+
+
+def classify(exc: BaseException) -> tuple[bool, str]:
+    """(fatal, short reason) for anything that ended or prevented a connection."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        fatal = 400 <= status < 500 and status not in RETRYABLE_HTTP
+        return fatal, f"http_{status}"
+    if isinstance(exc, ConnectionClosed):
+        rcvd = exc.rcvd
+        code = rcvd.code if rcvd is not None else 1006
+        fatal = code in FATAL_CLOSE_CODES or 4000 <= code <= 4999
+        reason = rcvd.reason if rcvd is not None and rcvd.reason else ""
+        return fatal, f"close_{code}" + (f" {reason[:60]}" if reason else "")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return True, f"tls: {exc.verify_message}"
+    if isinstance(exc, (InvalidURI, ValueError)):
+        return True, f"bad endpoint: {exc}"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return False, "timeout"
+    if isinstance(exc, (OSError, InvalidHandshake, EOFError)):
+        return False, f"{type(exc).__name__}: {str(exc)[:80]}"
+    return False, f"{type(exc).__name__}: {str(exc)[:80]}"
+
+
+class AgentLink:
+    """One connection attempt (`link_id`). Events go to `emit` on the event loop."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        link_id: int,
+        emit: Callable[[c.Event], None],
+        stats: LinkStats,
+        max_queued_frames: int = 100,
+    ) -> None:
+        self.settings = settings
+        self.link_id = link_id
+        self._emit = emit
+        self.stats = stats
+        self._queue: deque[bytes] = deque(maxlen=max_queued_frames)
+        self._wake = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.ready = False
+        self.first_audio_sent_at: float | None = None
+
+    # ------------------------------------------------------------------ control
+    def start(self, continuation: str | None, delay_s: float = 0.0) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(continuation, delay_s), name=f"agent-link-{self.link_id}")
+
+    def close(self) -> None:
+        """Asks the link to end; its LinkDown follows once the socket is closed."""
+        self._closing = True
+        self._wake.set()
+        if self._ws is None and self._task is not None:
+            self._task.cancel()
+
+    async def wait_closed(self, timeout_s: float = 2.0) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+
+    def send_audio(self, frame: bytes) -> None:
+        """Queue one uplink frame; never blocks. When full, the oldest frame is dropped."""
+        if self._closing:
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self.stats.frames_dropped += 1
+        self._queue.append(frame)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ I/O
+    def _ssl(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context() if self.settings.endpoint.startswith("wss://") else None
+
+    async def _run(self, continuation: str | None, delay_s: float) -> None:
+        error: str | None = None
+        fatal = False
+        try:
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            if self._closing:
+                return
+            async with connect(
+                self.settings.endpoint,
+                ssl=self._ssl(),
+                open_timeout=self.settings.connect_timeout_s,
+                ping_interval=None,  # our own JSON ping measures RTT and feeds the dead timer
+                close_timeout=1.0,
+                max_size=4 * 1024 * 1024,
+            ) as ws:
+                self._ws = ws
+                self.stats.connects += 1
+                init = p.Initiate(
+                    public_key=self.settings.public_key or "",
+                    agent_id=self.settings.agent_id,
+                    agent_config=self.settings.config or None,
+                    metadata=self.settings.metadata or None,
+                    include_metadata_in_prompt=self.settings.include_metadata_in_prompt,
+                    continue_session_id=continuation,
+                )
+                await ws.send(init.to_wire())
+                await self._serve(ws)
+        except asyncio.CancelledError:
+            error = "cancelled"
+        except Exception as exc:  # every way a socket can end is classified, none escapes
+            fatal, error = classify(exc)
+            if self._closing:
+                fatal, error = False, None
+        finally:
+            self._ws = None
+            self._closing = True
+            if error and error != "cancelled":
+                log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
+            self._emit(c.LinkDown(self.link_id, error, fatal))
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        tasks = [asyncio.create_task(self._receive(ws)), asyncio.create_task(self._send(ws)), asyncio.create_task(self._ping(ws))]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()  # re-raise the reason the first task ended
+        finally:
+            for t in tasks:
+                t.cancel()
+            await ws.close()
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            msg = await asyncio.wait_for(ws.recv(), timeout=self.settings.dead_after_s)
+            if isinstance(msg, bytes):
+                self.stats.bytes_down += len(msg)
+                if not self.ready:
+                    log.debug("agent audio before onready (%d bytes), not played", len(msg))
+                    continue
+                self._emit(c.AgentAudio(self.link_id, msg))
+                continue
+            try:
+                event = p.parse_server_text(msg)
+            except ProtocolError as exc:
+                self.stats.bad_frames += 1
+                log.warning("agent sent a bad frame, skipped: %s", exc)
+                continue
+            if isinstance(event, p.Pong):
+                self.stats.rtt_ms = max(0.0, time.time() * 1000.0 - event.sent_ms)
+                continue
+            if isinstance(event, p.Unknown):
+                log.info("agent sent unknown method %r, ignored", event.method)
+                continue
+            if isinstance(event, p.OnReady):
+                self.ready = True
+                log.debug("onready at %.3f", loop.time())
+            self._emit(c.FromAgent(self.link_id, event))
+            if isinstance(event, p.SessionEnded):
+                self._closing = True
+                return
+
+    async def _send(self, ws: ClientConnection) -> None:
+        while not self._closing:
+            while self._queue and not self._closing:
+                frame = self._queue.popleft()
+                await ws.send(frame)
+                if self.first_audio_sent_at is None:
+                    self.first_audio_sent_at = time.monotonic()
+                self.stats.frames_sent += 1
+                self.stats.bytes_up += len(frame)
+            self._wake.clear()
+            if not self._closing:
+                await self._wake.wait()
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        while True:
+            await ws.send(p.ping_to_wire(int(time.time() * 1000)))
+            await asyncio.sleep(self.settings.ping_interval_s)

@@ -1,0 +1,193 @@
+"""The Millis WebSocket protocol as tiny dataclasses with to/from wire, and nothing else.
+
+Text frames are JSON `{"method": ..., "data": ..., "payload": ...}`; binary frames are raw
+16 kHz mono int16 little-endian PCM. `parse_server_text` never lets a bad frame escape as
+anything but `ProtocolError`; unknown methods come back as `Unknown` so callers can log them.
+See docs of the vendor client summarised in the README.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from edge_agent.errors import ProtocolError
+
+MAX_TEXT_FRAME_CHARS = 256 * 1024
+"""Text frames beyond this are rejected before JSON parsing (a server bug must not eat memory)."""
+
+
+@dataclass(frozen=True)
+class Initiate:
+    public_key: str = field(repr=False)
+    agent_id: str | None = None
+    agent_config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    include_metadata_in_prompt: bool = False
+    continue_session_id: str | None = None
+
+    def to_wire(self) -> str:
+        agent: dict[str, Any] = {}
+        if self.agent_id:
+            agent["agent_id"] = self.agent_id
+        if self.agent_config:
+            agent["agent_config"] = self.agent_config
+        data: dict[str, Any] = {"public_key": self.public_key, "agent": agent}
+        if self.metadata:
+            data["metadata"] = self.metadata
+            data["include_metadata_in_prompt"] = self.include_metadata_in_prompt
+        if self.continue_session_id:
+            data["session_continuation"] = {"session_id": self.continue_session_id}
+        return json.dumps({"method": "initiate", "data": data}, separators=(",", ":"))
+
+    @classmethod
+    def from_wire(cls, msg: dict[str, Any]) -> Initiate:
+        """Used by the simulator; raises ProtocolError when the shape is wrong."""
+        data = msg.get("data")
+        if msg.get("method") != "initiate" or not isinstance(data, dict):
+            raise ProtocolError("expected an initiate message with a data object")
+        agent = data.get("agent")
+        key = data.get("public_key")
+        if not isinstance(agent, dict) or not isinstance(key, str):
+            raise ProtocolError("initiate needs data.public_key and data.agent")
+        cont = data.get("session_continuation")
+        cont_id = cont.get("session_id") if isinstance(cont, dict) else None
+        return cls(
+            public_key=key,
+            agent_id=agent.get("agent_id") if isinstance(agent.get("agent_id"), str) else None,
+            agent_config=agent.get("agent_config") if isinstance(agent.get("agent_config"), dict) else None,
+            metadata=data.get("metadata") if isinstance(data.get("metadata"), dict) else None,
+            include_metadata_in_prompt=bool(data.get("include_metadata_in_prompt", False)),
+            continue_session_id=cont_id if isinstance(cont_id, str) else None,
+        )
+
+
+def ping_to_wire(client_ms: int) -> str:
+    """The official client's ping: its clock in ms, as a string; the pong echoes it."""
+    return json.dumps({"method": "ping", "data": str(client_ms)})
+
+
+@dataclass(frozen=True)
+class OnReady:
+    session_id: str
+
+
+@dataclass(frozen=True)
+class StartAnswering:
+    pass
+
+
+@dataclass(frozen=True)
+class Clear:
+    pass
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Unpause:
+    pass
+
+
+@dataclass(frozen=True)
+class Pong:
+    sent_ms: int
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    is_final: bool
+
+
+@dataclass(frozen=True)
+class ResponseText:
+    text: str
+    is_final: bool
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    name: str
+    params: Any
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    pass
+
+
+@dataclass(frozen=True)
+class Unknown:
+    method: str
+
+
+ServerMessage = Union[OnReady, StartAnswering, Clear, Pause, Unpause, Pong, Transcript, ResponseText, FunctionCall, SessionEnded, Unknown]
+
+_SIMPLE: dict[str, ServerMessage] = {
+    "start_answering": StartAnswering(),
+    "clear": Clear(),
+    "pause": Pause(),
+    "unpause": Unpause(),
+    "onsessionended": SessionEnded(),
+}
+
+
+def _text_and_final(method: str, msg: dict[str, Any]) -> tuple[str, bool]:
+    text = msg.get("data")
+    if not isinstance(text, str):
+        raise ProtocolError(f"{method}: data must be a string")
+    payload = msg.get("payload")
+    final = bool(payload.get("is_final", False)) if isinstance(payload, dict) else False
+    return text[:4096], final
+
+
+def parse_server_text(text: str) -> ServerMessage:
+    """One JSON text frame from the server -> a message; ProtocolError for anything malformed."""
+    if len(text) > MAX_TEXT_FRAME_CHARS:
+        raise ProtocolError(f"text frame of {len(text)} chars exceeds {MAX_TEXT_FRAME_CHARS}")
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"not JSON: {str(exc)[:80]}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(msg).__name__}")
+    method = msg.get("method")
+    if not isinstance(method, str):
+        raise ProtocolError("missing or non-string 'method'")
+    if method in _SIMPLE:
+        return _SIMPLE[method]
+    if method == "onready":
+        payload = msg.get("payload")
+        sid = payload.get("session_id") if isinstance(payload, dict) else None
+        if not isinstance(sid, str) or not sid or len(sid) > 256:
+            raise ProtocolError("onready without a usable payload.session_id")
+        return OnReady(sid)
+    if method == "pong":
+        try:
+            return Pong(int(str(msg.get("data"))))
+        except ValueError:
+            raise ProtocolError("pong data is not a number") from None
+    if method == "ontranscript":
+        return Transcript(*_text_and_final(method, msg))
+    if method == "onresponsetext":
+        return ResponseText(*_text_and_final(method, msg))
+    if method == "onfunction":
+        payload = msg.get("payload")
+        name = payload.get("name") if isinstance(payload, dict) else None
+        return FunctionCall(str(name)[:256], payload.get("params") if isinstance(payload, dict) else None)
+    return Unknown(method[:64])
+
+
+def server_to_wire(method: str, data: Any = None, payload: Any = None) -> str:
+    """A server frame, for the simulator."""
+    msg: dict[str, Any] = {"method": method}
+    if data is not None:
+        msg["data"] = data
+    if payload is not None:
+        msg["payload"] = payload
+    return json.dumps(msg, separators=(",", ":"))

@@ -1,0 +1,255 @@
+"""PyAudio (PortAudio) capture and playback in callback mode, plus `edge-agent devices`.
+
+The callbacks run on PortAudio's thread. They never block: capture converts the block with
+numpy (channel pick, polyphase resampling when the device cannot do 16 kHz mono), cuts it into
+fixed frames into a bounded deque (overruns counted) and schedules one drain on the event loop
+with call_soon_threadsafe. Playback reads the PlaybackBuffer (one short lock) and converts back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio import FrameCallback, PlaybackBuffer
+from edge_agent.errors import AudioError
+from edge_agent.resample import Resampler, to_channels, to_mono
+
+log = logging.getLogger(__name__)
+
+
+def _pyaudio() -> Any:
+    try:
+        import pyaudio
+    except ImportError:
+        raise AudioError("PyAudio is not installed (pip install pyaudio; apt install portaudio19-dev)") from None
+    return pyaudio
+
+
+def find_device(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
+    """Device info for "default", an index, or a case-insensitive part of the device name."""
+    key = "maxInputChannels" if want_input else "maxOutputChannels"
+    kind = "input" if want_input else "output"
+    try:
+        if spec == "default":
+            return dict(pa.get_default_input_device_info() if want_input else pa.get_default_output_device_info())
+        if spec.isdigit():
+            info = dict(pa.get_device_info_by_index(int(spec)))
+            if info[key] > 0:
+                return info
+            raise AudioError(f"audio.{kind}: device {spec} ({info['name']}) has no {kind} channels")
+    except (OSError, IOError) as exc:
+        raise AudioError(f"audio.{kind}: no {spec} {kind} device ({exc})") from None
+    for i in range(pa.get_device_count()):
+        info = dict(pa.get_device_info_by_index(i))
+        if spec.lower() in str(info["name"]).lower() and info[key] > 0:
+            return info
+    raise AudioError(f"audio.{kind}: no {kind} device matches {spec!r} (see `edge-agent devices`)")
+
+
+def _open(pa: Any, info: dict[str, Any], want_input: bool, frames_per_buffer_ms: int, callback: Callable[..., Any]) -> tuple[Any, int, int]:
+    """Opens 16 kHz mono, or the device's native rate/channels when it refuses (-9997 and kin)."""
+    pyaudio = _pyaudio()
+    max_ch = int(info["maxInputChannels" if want_input else "maxOutputChannels"])
+    native = int(info["defaultSampleRate"])
+    tries = [(SAMPLE_RATE_HZ, 1), (native, 1), (native, min(2, max_ch)), (native, max_ch)]
+    last: Exception | None = None
+    for rate, channels in dict.fromkeys(tries):
+        try:
+            stream = pa.open(
+                format=pyaudio.paInt16,
+                channels=channels,
+                rate=rate,
+                input=want_input,
+                output=not want_input,
+                input_device_index=int(info["index"]) if want_input else None,
+                output_device_index=None if want_input else int(info["index"]),
+                frames_per_buffer=max(64, rate * frames_per_buffer_ms // 1000),
+                stream_callback=callback,
+                start=False,
+            )
+        except (OSError, ValueError) as exc:  # e.g. [Errno -9997] Invalid sample rate
+            last = exc
+            continue
+        if (rate, channels) != (SAMPLE_RATE_HZ, 1):
+            log.info("%s device %r opened at %d Hz, %d ch; converting to 16 kHz mono", "input" if want_input else "output", info["name"], rate, channels)
+        return stream, rate, channels
+    raise AudioError(f"cannot open {'input' if want_input else 'output'} device {info['name']!r}: {last}")
+
+
+class PyAudioSource:
+    """A microphone; frames of `frame_ms` reach `on_frame` on the event loop."""
+
+    def __init__(self, spec: str, frame_ms: int, max_queued_frames: int = 50) -> None:
+        self.spec = spec
+        self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
+        self.frame_ms = frame_ms
+        self._frames: deque[bytes] = deque(maxlen=max_queued_frames)
+        self._pending = bytearray()
+        self._scheduled = False
+        self._lock = threading.Lock()
+        self.frames_captured = 0
+        self.overruns = 0
+        self.callback_errors = 0
+        self.last_frame_at = time.monotonic()
+        self._pa: Any = None
+        self._stream: Any = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
+        pyaudio = _pyaudio()
+        self._pa = pyaudio.PyAudio()
+        info = find_device(self._pa, self.spec, want_input=True)
+        self._loop, self._on_frame = loop, on_frame
+        self._stream, rate, self._channels = _open(self._pa, info, True, self.frame_ms, self._callback)
+        self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
+        self._stream.start_stream()
+
+    def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[None, int]:
+        pyaudio = _pyaudio()
+        try:
+            if status & pyaudio.paInputOverflow:
+                self.overruns += 1
+            if in_data:
+                mono = to_mono(np.frombuffer(in_data, dtype="<i2"), self._channels)
+                self._pending += self._resampler.process(mono).tobytes()
+                fb = self.frame_bytes
+                with self._lock:
+                    while len(self._pending) >= fb:
+                        if len(self._frames) == self._frames.maxlen:
+                            self.overruns += 1  # the loop is behind: the oldest frame goes
+                        self._frames.append(bytes(self._pending[:fb]))
+                        del self._pending[:fb]
+                    schedule = bool(self._frames) and not self._scheduled
+                    self._scheduled = self._scheduled or schedule
+                if schedule:
+                    self._loop.call_soon_threadsafe(self._drain)
+        except Exception:  # never let an exception kill PortAudio's thread
+            self.callback_errors += 1
+        return None, pyaudio.paContinue
+
+    def _drain(self) -> None:
+        with self._lock:
+            frames = list(self._frames)
+            self._frames.clear()
+            self._scheduled = False
+        for frame in frames:
+            self.frames_captured += 1
+            self.last_frame_at = time.monotonic()
+            self._on_frame(frame)
+
+    def stop(self) -> None:
+        _close(self._stream, self._pa)
+        self._stream = self._pa = None
+
+
+class PyAudioSink:
+    """A speaker fed from a PlaybackBuffer; a small device buffer keeps `clear` fast."""
+
+    def __init__(self, spec: str, buffer_ms: int) -> None:
+        self.spec = spec
+        self.buffer_ms = buffer_ms
+        self.buffer = PlaybackBuffer()
+        self._fifo = np.zeros(0, dtype=np.int16)
+        self._cleared_seen: float | None = None
+        self.callback_errors = 0
+        self._pa: Any = None
+        self._stream: Any = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
+        pyaudio = _pyaudio()
+        self._pa = pyaudio.PyAudio()
+        info = find_device(self._pa, self.spec, want_input=False)
+        self._loop, self._on_drained = loop, on_drained
+        self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
+        self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
+        self._rate = rate
+        self._stream.start_stream()
+
+    def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
+        pyaudio = _pyaudio()
+        try:
+            if self.buffer.cleared_at != self._cleared_seen:  # clear: drop converted leftovers too
+                self._cleared_seen = self.buffer.cleared_at
+                self._fifo = self._fifo[:0]
+            drained = False
+            step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
+            while len(self._fifo) < frame_count:
+                pcm, d = self.buffer.read(step)
+                drained = drained or d
+                self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
+            out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
+            if drained:
+                self._loop.call_soon_threadsafe(self._on_drained)
+            return to_channels(out, self._channels).astype("<i2").tobytes(), pyaudio.paContinue
+        except Exception:  # never let an exception kill PortAudio's thread
+            self.callback_errors += 1
+            return bytes(frame_count * 2 * self._channels), pyaudio.paContinue
+
+    def stop(self) -> None:
+        _close(self._stream, self._pa)
+        self._stream = self._pa = None
+
+
+def _close(stream: Any, pa: Any) -> None:
+    try:
+        if stream is not None:
+            stream.stop_stream()
+            stream.close()
+    except OSError:
+        pass
+    if pa is not None:
+        pa.terminate()
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """Every device with its channels, default rate and whether it opens 16 kHz mono directly."""
+    pyaudio = _pyaudio()
+    pa = pyaudio.PyAudio()
+    try:
+        out = []
+        for i in range(pa.get_device_count()):
+            info = dict(pa.get_device_info_by_index(i))
+            row = {"index": i, "name": info["name"], "inputs": info["maxInputChannels"], "outputs": info["maxOutputChannels"], "rate": int(info["defaultSampleRate"])}
+            for kind, key, arg in (("in16k", "maxInputChannels", "input"), ("out16k", "maxOutputChannels", "output")):
+                if info[key] > 0:
+                    try:
+                        row[kind] = bool(pa.is_format_supported(SAMPLE_RATE_HZ, **{f"{arg}_device": i, f"{arg}_channels": 1, f"{arg}_format": pyaudio.paInt16}))
+                    except ValueError:
+                        row[kind] = False
+            out.append(row)
+        return out
+    finally:
+        pa.terminate()
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from edge_agent import config
+
+    settings = config.load(args.config)
+    pyaudio = _pyaudio()
+    pa = pyaudio.PyAudio()
+    chosen = {}
+    for spec, want_input in ((settings.audio.input, True), (settings.audio.output, False)):
+        if spec.startswith("file:") or spec == "null":
+            continue
+        try:
+            chosen[want_input] = find_device(pa, spec, want_input)["index"]
+        except AudioError as exc:
+            print(f"! {exc}")
+    pa.terminate()
+    print(f"{'':2}{'idx':>3}  {'in':>2} {'out':>3} {'rate':>6}  16k-in 16k-out  name")
+    for d in list_devices():
+        mark = ("I" if chosen.get(True) == d["index"] else " ") + ("O" if chosen.get(False) == d["index"] else " ")
+        yn = {True: "yes", False: "no*", None: "-"}
+        print(f"{mark}{d['index']:>3}  {d['inputs']:>2} {d['outputs']:>3} {d['rate']:>6}  {yn[d.get('in16k')]:>6} {yn[d.get('out16k')]:>6}  {d['name']}")
+    print("I/O = chosen for audio.input/output; no* = opened at the native rate and converted")
+    return 0

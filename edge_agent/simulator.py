@@ -1,0 +1,239 @@
+"""A local Millis-protocol agent for the demo, tests and benchmarks (`edge-agent simulate-agent`).
+
+Per connection it expects `initiate`, answers `onready` with a new session id, and remembers
+sessions so a continued one says so: its transcript and response text tell how many earlier
+turns the conversation continues (`--data-opt-out` makes it ignore continuations, like an agent
+with Data Opt-Out). It finds the end of each visitor utterance by energy, then answers with
+`ontranscript`, `start_answering`, `onresponsetext` and the utterance played back plus a short
+tone, paced at real time; a visitor talking over the reply gets `clear`. It can hang up after N
+turns or when told to. Everything received is recorded for tests to assert on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import threading
+import uuid
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent import protocol as p
+from edge_agent.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+CHUNK_MS = 20
+CHUNK_BYTES = SAMPLE_RATE_HZ * CHUNK_MS // 1000 * 2
+VOICE_RMS = 120.0
+"""Uplink chunks above this RMS count as the visitor's voice (the kiosk sends zeros when gated)."""
+
+
+def _rms(pcm: bytes) -> float:
+    a = array("h", pcm)
+    return math.sqrt(sum(s * s for s in a) / len(a)) if a else 0.0
+
+
+def tone(freq_hz: float, ms: int, amplitude: float = 0.25) -> bytes:
+    n = SAMPLE_RATE_HZ * ms // 1000
+    return array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq_hz * i / SAMPLE_RATE_HZ)) for i in range(n))).tobytes()
+
+
+@dataclass
+class SimSession:
+    session_id: str
+    initiate: dict[str, Any]
+    continued_from: str | None
+    earlier_turns: int
+    turns: int = 0
+    uplink: bytearray = field(default_factory=bytearray)
+    sent: list[str] = field(default_factory=list)
+    pings: int = 0
+    closed: bool = False
+    barge_ins: int = 0
+
+
+class AgentSimulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, data_opt_out: bool = False, end_after_turns: int = 0, end_silence_ms: int = 700, record_dir: Path | None = None, valid_keys: set[str] | None = None) -> None:
+        self.host, self.port = host, port
+        self.data_opt_out = data_opt_out
+        self.end_after_turns = end_after_turns
+        self.end_silence_ms = end_silence_ms
+        self.record_dir = record_dir
+        self.valid_keys = valid_keys
+        self.sessions: list[SimSession] = []
+        self._turns: dict[str, int] = {}
+        self._conns: dict[str, ServerConnection] = {}
+        self._server: Server | None = None
+        self.connections = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/millis"
+
+    async def start(self) -> None:
+        self._server = await serve(self._handle, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def hang_up(self, session_id: str | None = None) -> None:
+        """Ends a session (the newest when None) with onsessionended, as an agent saying goodbye."""
+        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
+        ws = self._conns.get(sid or "")
+        if ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(p.server_to_wire("onsessionended"))
+                await ws.close()
+
+    async def drop(self, session_id: str | None = None) -> None:
+        """Cuts a session's socket without onsessionended (a network fault, as the kiosk sees it)."""
+        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
+        ws = self._conns.get(sid or "")
+        if ws is not None:
+            ws.transport.abort()
+
+    async def _send(self, ws: ServerConnection, sess: SimSession, method: str, data: Any = None, payload: Any = None) -> None:
+        sess.sent.append(method)
+        await ws.send(p.server_to_wire(method, data, payload))
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        try:
+            first = await asyncio.wait_for(ws.recv(), timeout=10)
+            init = p.Initiate.from_wire(json.loads(first))
+        except (asyncio.TimeoutError, ValueError, ProtocolError, ConnectionClosed) as exc:
+            log.warning("simulator: bad or missing initiate: %s", exc)
+            await ws.close(1008, "initiate expected")
+            return
+        if self.valid_keys is not None and init.public_key not in self.valid_keys:
+            await ws.close(4001, "invalid public key")
+            return
+        cont = None if self.data_opt_out else init.continue_session_id
+        earlier = self._turns.get(cont, 0) if cont else 0
+        sess = SimSession(uuid.uuid4().hex, json.loads(first), cont if cont in self._turns else None, earlier)
+        self.sessions.append(sess)
+        self._turns[sess.session_id] = earlier
+        self._conns[sess.session_id] = ws
+        await self._send(ws, sess, "onready", payload={"session_id": sess.session_id})
+        try:
+            await self._converse(ws, sess)
+        except ConnectionClosed:
+            pass
+        finally:
+            sess.closed = True
+            self._conns.pop(sess.session_id, None)
+            self._record(sess)
+
+    async def _converse(self, ws: ServerConnection, sess: SimSession) -> None:
+        utterance = bytearray()
+        pending = bytearray()
+        quiet_ms = voice_ms = 0
+        reply: asyncio.Task[None] | None = None
+        barge_ms = 0
+        async for msg in ws:
+            if isinstance(msg, str):
+                with contextlib.suppress(ValueError, AttributeError):
+                    obj = json.loads(msg)
+                    if obj.get("method") == "ping":
+                        sess.pings += 1
+                        await self._send(ws, sess, "pong", data=obj.get("data"))
+                continue
+            sess.uplink += msg
+            pending += msg
+            while len(pending) >= CHUNK_BYTES:
+                chunk, pending = bytes(pending[:CHUNK_BYTES]), pending[CHUNK_BYTES:]
+                voiced = _rms(chunk) > VOICE_RMS
+                if reply is not None and not reply.done():
+                    barge_ms = barge_ms + CHUNK_MS if voiced else 0
+                    if barge_ms >= 200:  # the visitor talks over the agent: stop and listen
+                        reply.cancel()
+                        sess.barge_ins += 1
+                        await self._send(ws, sess, "clear")
+                        barge_ms = 0
+                    else:
+                        continue
+                if voiced:
+                    utterance += chunk
+                    voice_ms += CHUNK_MS
+                    quiet_ms = 0
+                elif voice_ms:
+                    quiet_ms += CHUNK_MS
+                    utterance += chunk
+                    if quiet_ms >= self.end_silence_ms:
+                        if voice_ms >= 200:
+                            reply = asyncio.create_task(self._answer(ws, sess, bytes(utterance), voice_ms))
+                        utterance.clear()
+                        voice_ms = quiet_ms = 0
+
+    async def _answer(self, ws: ServerConnection, sess: SimSession, utterance: bytes, voice_ms: int) -> None:
+        sess.turns += 1
+        self._turns[sess.session_id] = sess.earlier_turns + sess.turns
+        n = sess.earlier_turns + sess.turns
+        cont = f"continuing {sess.earlier_turns} earlier turns" if sess.continued_from else "new conversation"
+        await self._send(ws, sess, "ontranscript", data=f"utterance {n} ({voice_ms / 1000:.1f} s of speech)", payload={"is_final": True})
+        await self._send(ws, sess, "start_answering")
+        await self._send(ws, sess, "onresponsetext", data=f"Turn {n}, {cont}. Here is what you said.", payload={"is_final": True})
+        audio = utterance[: SAMPLE_RATE_HZ * 2 * 5] + tone(660, 300)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i, off in enumerate(range(0, len(audio), CHUNK_BYTES)):
+            await ws.send(audio[off : off + CHUNK_BYTES])
+            ahead = start + i * CHUNK_MS / 1000 - 0.1 - loop.time()  # stay ~100 ms ahead of real time
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        if self.end_after_turns and sess.turns >= self.end_after_turns:
+            await asyncio.sleep(len(audio) / (2 * SAMPLE_RATE_HZ))
+            await self._send(ws, sess, "onsessionended")
+            await ws.close()
+
+    def _record(self, sess: SimSession) -> None:
+        if self.record_dir is None:
+            return
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        (self.record_dir / f"{sess.session_id}.raw").write_bytes(bytes(sess.uplink))
+        meta = {"session_id": sess.session_id, "initiate": sess.initiate, "continued_from": sess.continued_from, "earlier_turns": sess.earlier_turns, "turns": sess.turns, "sent": sess.sent}
+        (self.record_dir / f"{sess.session_id}.json").write_text(json.dumps(meta, indent=1))
+
+
+class SimulatorThread:
+    """Runs an AgentSimulator on its own event loop thread (tests, demo, benchmarks)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.sim = AgentSimulator(**kwargs)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="agent-simulator", daemon=True)
+
+    def __enter__(self) -> AgentSimulator:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(10)
+        return self.sim
+
+    def call(self, coro: Any, timeout_s: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.call(self.sim.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+async def serve_forever(host: str, port: int, **kwargs: Any) -> None:
+    sim = AgentSimulator(host, port, **kwargs)
+    await sim.start()
+    log.info("agent simulator listening on %s", sim.url)
+    print(f"agent simulator listening on {sim.url}", flush=True)
+    await asyncio.Future()
