@@ -219,7 +219,7 @@ class FileSink(_Paced):
         self._wav: wave.Wave_write | None = None
         if path is not None:
             try:
-                self._wav = wave.open(str(path), "wb")
+                self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - closed in stop()
             except OSError as exc:
                 raise AudioError(f"cannot write {path}: {exc.strerror or exc}") from None
             self._wav.setnchannels(1)

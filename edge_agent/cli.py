@@ -70,7 +70,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if args.forget:
             print(f"forgot {store.forget()} sessions")
             return 0
-        rows = store.list(args.limit)
+        rows = store.recent(args.limit)
         if args.json:
             print(json.dumps([r.__dict__ for r in rows], indent=1))
             return 0

@@ -14,7 +14,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from edge_agent.errors import ConfigError
 
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
-T = TypeVar("T")
 
 
 class _Section:
@@ -40,14 +39,15 @@ class _Section:
         self.table: dict[str, Any] = table
         self.seen: set[str] = set()
 
-    def _get(self, key: str, default: T) -> object | T:
+    def _get(self, key: str, default: object) -> object:
         self.seen.add(key)
-        return self.table.get(key, default)
+        value: object = self.table.get(key, default)
+        return value
 
     def key(self, key: str) -> str:
         return f"{self.name}.{key}"
 
-    def str(self, key: str, default: str) -> str:
+    def text(self, key: str, default: str) -> str:
         value = self._get(key, default)
         if not isinstance(value, str):
             raise ConfigError(self.key(key), f"must be a string, got {value!r}")
@@ -55,17 +55,19 @@ class _Section:
 
     def opt_str(self, key: str) -> str | None:
         value = self._get(key, None)
-        if value is not None and not isinstance(value, str):
+        if value is None:
+            return None
+        if not isinstance(value, str):
             raise ConfigError(self.key(key), f"must be a string, got {value!r}")
         return value or None
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
             raise ConfigError(self.key(key), f"must be true or false, got {value!r}")
         return value
 
-    def int(self, key: str, default: int, lo: int, hi: int) -> int:
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(self.key(key), f"must be a whole number, got {value!r}")
@@ -77,9 +79,9 @@ class _Section:
         if self.table.get(key) is None:
             self.seen.add(key)
             return None
-        return self.int(key, 0, lo, hi)
+        return self.integer(key, 0, lo, hi)
 
-    def float(self, key: str, default: float, lo: float, hi: float) -> float:
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(self.key(key), f"must be a number, got {value!r}")
@@ -88,7 +90,7 @@ class _Section:
         return float(value)
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(key, default)
+        value = self.text(key, default)
         if value not in choices:
             raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}; got {value!r}")
         return value
@@ -125,11 +127,11 @@ class DeviceSettings:
 
     @classmethod
     def read(cls, s: _Section) -> DeviceSettings:
-        device_id = s.str("id", "") or socket.gethostname()
+        device_id = s.text("id", "") or socket.gethostname()
         if not device_id.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(s.key("id"), f"use letters, digits, - and _ only (it is an MQTT topic level), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
-        return cls(id=device_id, state_dir=Path(s.str("state_dir", default_state)).expanduser())
+        return cls(id=device_id, state_dir=Path(s.text("state_dir", default_state)).expanduser())
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class AgentSettings:
 
     @classmethod
     def read(cls, s: _Section) -> AgentSettings:
-        endpoint = s.str("endpoint", DEFAULT_ENDPOINT)
+        endpoint = s.text("endpoint", DEFAULT_ENDPOINT)
         if not endpoint.startswith(("ws://", "wss://")):
             raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
         key = s.opt_str("public_key")
@@ -156,12 +158,12 @@ class AgentSettings:
             endpoint=endpoint,
             agent_id=s.opt_str("agent_id"),
             public_key=key,
-            include_metadata_in_prompt=s.bool("include_metadata_in_prompt", False),
+            include_metadata_in_prompt=s.flag("include_metadata_in_prompt", False),
             metadata=s.table_of("metadata"),
             config=s.table_of("config"),
-            ping_interval_s=s.float("ping_interval_s", 5.0, 0.5, 120.0),
-            connect_timeout_s=s.float("connect_timeout_s", 10.0, 0.5, 120.0),
-            dead_after_s=s.float("dead_after_s", 15.0, 1.0, 600.0),
+            ping_interval_s=s.number("ping_interval_s", 5.0, 0.5, 120.0),
+            connect_timeout_s=s.number("connect_timeout_s", 10.0, 0.5, 120.0),
+            dead_after_s=s.number("dead_after_s", 15.0, 1.0, 600.0),
         )
         return settings
 
@@ -190,12 +192,12 @@ class SessionSettings:
     @classmethod
     def read(cls, s: _Section) -> SessionSettings:
         return cls(
-            resume=s.bool("resume", True),
-            resume_within_s=s.float("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),
-            idle_timeout_s=s.float("idle_timeout_s", 30.0, 1.0, 3600.0),
-            max_duration_s=s.float("max_duration_s", 600.0, 5.0, 86400.0),
-            reconnect_window_s=s.float("reconnect_window_s", 30.0, 0.0, 3600.0),
-            slot=s.str("slot", "default") or "default",
+            resume=s.flag("resume", True),
+            resume_within_s=s.number("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),
+            idle_timeout_s=s.number("idle_timeout_s", 30.0, 1.0, 3600.0),
+            max_duration_s=s.number("max_duration_s", 600.0, 5.0, 86400.0),
+            reconnect_window_s=s.number("reconnect_window_s", 30.0, 0.0, 3600.0),
+            slot=s.text("slot", "default") or "default",
         )
 
 
@@ -212,18 +214,18 @@ class AudioSettings:
 
     @classmethod
     def read(cls, s: _Section) -> AudioSettings:
-        frame_ms = s.int("frame_ms", 30, 10, 30)
+        frame_ms = s.integer("frame_ms", 30, 10, 30)
         if frame_ms not in (10, 20, 30):
             raise ConfigError(s.key("frame_ms"), f"must be 10, 20 or 30 (webrtcvad frame sizes), got {frame_ms}")
         return cls(
-            input=s.str("input", "default"),
-            output=s.str("output", "default"),
+            input=s.text("input", "default"),
+            output=s.text("output", "default"),
             frame_ms=frame_ms,
             duplex=s.choice("duplex", "half", ("half", "full")),
-            duplex_tail_ms=s.int("duplex_tail_ms", 300, 0, 5000),
-            earcons=s.bool("earcons", True),
-            earcon_volume=s.float("earcon_volume", 0.3, 0.0, 1.0),
-            playback_buffer_ms=s.int("playback_buffer_ms", 20, 5, 500),
+            duplex_tail_ms=s.integer("duplex_tail_ms", 300, 0, 5000),
+            earcons=s.flag("earcons", True),
+            earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
+            playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),
         )
 
 
@@ -239,10 +241,10 @@ class VadSettings:
     def read(cls, s: _Section) -> VadSettings:
         return cls(
             engine=s.choice("engine", "edge", ("edge", "webrtcvad", "silero")),
-            aggressiveness=s.int("aggressiveness", 2, 0, 3),
-            preroll_ms=s.int("preroll_ms", 300, 0, 2000),
-            hangover_ms=s.int("hangover_ms", 600, 0, 5000),
-            min_speech_ms=s.int("min_speech_ms", 90, 0, 1000),
+            aggressiveness=s.integer("aggressiveness", 2, 0, 3),
+            preroll_ms=s.integer("preroll_ms", 300, 0, 2000),
+            hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
+            min_speech_ms=s.integer("min_speech_ms", 90, 0, 1000),
         )
 
 
@@ -259,10 +261,10 @@ class ButtonSettings:
     def read(cls, s: _Section) -> ButtonSettings:
         return cls(
             source=s.choice("source", "gpio", ("gpio", "keyboard", "none")),
-            pin=s.int("pin", 17, 0, 53),
-            pull_up=s.bool("pull_up", True),
-            bounce_s=s.float("bounce_s", 0.05, 0.0, 1.0),
-            hold_s=s.float("hold_s", 1.5, 0.2, 10.0),
+            pin=s.integer("pin", 17, 0, 53),
+            pull_up=s.flag("pull_up", True),
+            bounce_s=s.number("bounce_s", 0.05, 0.0, 1.0),
+            hold_s=s.number("hold_s", 1.5, 0.2, 10.0),
             mode=s.choice("mode", "toggle", ("toggle", "hold")),
         )
 
@@ -311,27 +313,27 @@ class MqttSettings:
     @classmethod
     def read(cls, s: _Section) -> MqttSettings:
         password = s.opt_str("password") or _secret_from_file(s.key("password_file"), s.opt_str("password_file"))
-        prefix = s.str("topic_prefix", "edge-agent").strip("/")
+        prefix = s.text("topic_prefix", "edge-agent").strip("/")
         if not prefix or any(c in prefix for c in "+#"):
             raise ConfigError(s.key("topic_prefix"), f"must be a non-empty topic without + or #, got {prefix!r}")
         return cls(
-            enabled=s.bool("enabled", False),
-            host=s.str("host", "localhost"),
-            port=s.int("port", 1883, 1, 65535),
+            enabled=s.flag("enabled", False),
+            host=s.text("host", "localhost"),
+            port=s.integer("port", 1883, 1, 65535),
             username=s.opt_str("username"),
             password=password,
-            tls=s.bool("tls", False),
+            tls=s.flag("tls", False),
             ca_file=s.opt_str("ca_file"),
             cert_file=s.opt_str("cert_file"),
             key_file=s.opt_str("key_file"),
-            tls_insecure=s.bool("tls_insecure", False),
+            tls_insecure=s.flag("tls_insecure", False),
             client_id=s.opt_str("client_id"),
-            keepalive_s=s.int("keepalive_s", 30, 5, 3600),
-            qos=s.int("qos", 1, 0, 2),
+            keepalive_s=s.integer("keepalive_s", 30, 5, 3600),
+            qos=s.integer("qos", 1, 0, 2),
             topic_prefix=prefix,
-            discovery_prefix=s.str("discovery_prefix", "homeassistant").strip("/"),
-            discovery=s.bool("discovery", True),
-            metrics_interval_s=s.float("metrics_interval_s", 30.0, 1.0, 86400.0),
+            discovery_prefix=s.text("discovery_prefix", "homeassistant").strip("/"),
+            discovery=s.flag("discovery", True),
+            metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
         )
 
 

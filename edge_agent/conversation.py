@@ -227,10 +227,10 @@ class Conversation:
         """The session a short press would continue right now, or None."""
         if not self.t.resume or self._last_id is None:
             return None
-        if self._stored_at is not None:
+        if self._stored_at is not None:  # learnt in this process: monotonic clock
             age = now - self._stored_at
-        else:
-            age = self._last_age_s if self._last_age_s is not None else 0.0
+        else:  # from the store at start: wall-clock age then
+            age = self._last_age_s or 0.0
         return self._last_id if age <= self.t.resume_within_s else None
 
     # ------------------------------------------------------------------ dispatch
@@ -291,8 +291,8 @@ class Conversation:
         self._stored_at = now
 
     def _backoff_s(self) -> float:
-        base = min(self.t.backoff_cap_s, self.t.backoff_base_s * (2 ** max(0, self._attempt - 1)))
-        return base * (0.5 + self.rng.random())  # full jitter around the nominal delay
+        base: float = min(self.t.backoff_cap_s, self.t.backoff_base_s * 2.0 ** max(0, self._attempt - 1))
+        return base * (0.5 + float(self.rng.random()))  # full jitter around the nominal delay
 
     # ------------------------------------------------------------------ button & commands
     def _on_Press(self, ev: Press, now: float, out: list[Action]) -> None:
@@ -422,9 +422,7 @@ class Conversation:
 
     # ------------------------------------------------------------------ time
     def _on_Tick(self, ev: Tick, now: float, out: list[Action]) -> None:
-        if self.state == ENDING and now - self._state_since >= self.t.ending_timeout_s:
-            self._go(IDLE, now, out)
-        elif self.state == ERROR and now - self._state_since >= self.t.error_hold_s:
+        if (self.state == ENDING and now - self._state_since >= self.t.ending_timeout_s) or (self.state == ERROR and now - self._state_since >= self.t.error_hold_s):
             self._go(IDLE, now, out)
         elif self.streaming:
             if now - self._started_at >= self.t.max_duration_s:

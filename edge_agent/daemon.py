@@ -146,7 +146,8 @@ class Kiosk:
             return NoButton()
         from edge_agent.gpio import GpioButton
 
-        return GpioButton(b)
+        button: Button = GpioButton(b)
+        return button
 
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
@@ -159,6 +160,10 @@ class Kiosk:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.dispatch, event)
+
+    def _call_threadsafe(self, fn: Callable[[], None]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn)
 
     def dispatch(self, event: c.Event) -> None:
         """Feed one event to the Conversation and carry out its actions (on the loop)."""
@@ -293,7 +298,7 @@ class Kiosk:
             self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {self.store.recovered_from}"})
         self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
         self.source.start(loop, self._on_frame)
-        self.button.start(self.post, lambda: loop.call_soon_threadsafe(self.stop))
+        self.button.start(self.post, lambda: self._call_threadsafe(self.stop))
         ticker = loop.create_task(self._ticker())
         self.reporter.state(self.conversation.state, None, None)
         self.notifier.send("READY=1", "STATUS=idle")

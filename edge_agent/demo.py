@@ -52,8 +52,8 @@ async def _scripted(kiosk: Kiosk) -> None:
         print(f"\n--- demo: press #{turn} ({'continue the last session' if turn == 2 else 'start'}) ---", flush=True)
         kiosk.dispatch(c.Press())
         await until(lambda: conv.state == c.LISTENING, 10)
-        replies = kiosk.counters.get("replies", 0)
-        await until(lambda: kiosk.counters.get("replies", 0) > replies and conv.state == c.LISTENING, 40)
+        replies = kiosk.counters["replies"]
+        await until(lambda r=replies: kiosk.counters["replies"] > r and conv.state == c.LISTENING, 40)
         print(f"--- demo: press to end conversation #{turn} ---", flush=True)
         kiosk.dispatch(c.Press())
         await until(lambda: conv.state == c.IDLE, 5)
@@ -80,12 +80,10 @@ def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_
         kiosk = Kiosk(settings, button=NoButton() if auto else KeyboardButton())
 
         async def main() -> int:
-            tasks = [asyncio.create_task(kiosk.run())]
-            if auto:
-                tasks.append(asyncio.create_task(_scripted(kiosk)))
-            result = await tasks[0]
-            for t in tasks[1:]:
-                t.cancel()
+            script = asyncio.create_task(_scripted(kiosk)) if auto else None
+            result = await kiosk.run()
+            if script is not None:
+                script.cancel()
             return result
 
         return asyncio.run(main())

@@ -36,7 +36,7 @@ def render(name: str, volume: float) -> bytes:
         wave[-fade:] *= ramp[::-1]
         parts.append(wave)
     pcm = np.concatenate(parts) * (volume * 32767.0)
-    return np.clip(pcm, -32768, 32767).astype("<i2").tobytes()
+    return bytes(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
 
 
 class Earcons:

@@ -47,7 +47,7 @@ def find_device(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
             if info[key] > 0:
                 return info
             raise AudioError(f"audio.{kind}: device {spec} ({info['name']}) has no {kind} channels")
-    except (OSError, IOError) as exc:
+    except OSError as exc:
         raise AudioError(f"audio.{kind}: no {spec} {kind} device ({exc})") from None
     for i in range(pa.get_device_count()):
         info = dict(pa.get_device_info_by_index(i))

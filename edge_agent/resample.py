@@ -36,7 +36,8 @@ class Resampler:
     def process(self, block: np.ndarray) -> np.ndarray:
         """int16 (or float) samples in, int16 samples out (length varies by block)."""
         if self.identity:
-            return block.astype(np.int16, copy=False)
+            same: np.ndarray = block.astype(np.int16, copy=False)
+            return same
         x = np.concatenate((self._hist, block.astype(np.float64)))
         offset = self._k - 1  # index in x of the block's first sample
         total_up = len(block) * self.up
@@ -48,7 +49,8 @@ class Resampler:
         y = np.einsum("ij,ij->i", windows, self._phases[phase])
         self._pos = int(self._pos + self.down * n_out - total_up)
         self._hist = x[-(self._k - 1) :]
-        return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+        out: np.ndarray = np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+        return out
 
 
 def to_mono(interleaved: np.ndarray, channels: int, pick: int = 0) -> np.ndarray:

@@ -63,7 +63,17 @@ class SimSession:
 
 
 class AgentSimulator:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, data_opt_out: bool = False, end_after_turns: int = 0, end_silence_ms: int = 700, record_dir: Path | None = None, valid_keys: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        data_opt_out: bool = False,
+        end_after_turns: int = 0,
+        end_silence_ms: int = 700,
+        record_dir: Path | None = None,
+        valid_keys: set[str] | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns

@@ -122,7 +122,7 @@ class SessionStore:
         rows = self._query("WHERE agent = ? AND slot = ? ORDER BY started_at DESC, rowid DESC LIMIT 1", (agent, slot))
         return rows[0] if rows else None
 
-    def list(self, limit: int = 100) -> list[StoredSession]:
+    def recent(self, limit: int = 100) -> list[StoredSession]:
         """All sessions, newest first."""
         return self._query("ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,))
 
