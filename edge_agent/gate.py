@@ -27,9 +27,21 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.config import VadSettings
 from edge_agent.errors import AudioError
 
+ANALYSIS_MS = 30
+ANALYSIS_SAMPLES = SAMPLE_RATE_HZ * ANALYSIS_MS // 1000
+"""The edge classifier always analyses 30 ms blocks, whatever the capture frame size, so its
+thresholds mean the same at 10, 20 and 30 ms frames."""
+
+SPEECH, WEAK, NOISE = 2, 1, 0
+"""Frame levels: SPEECH may open the gate, WEAK only keeps an open gate open, NOISE neither."""
+WEAK_STEP = 1.0 / 3.0
+"""How fast WEAK frames use up the hang-over: the gate closes at most 3 hang-overs after speech."""
+
 
 class FrameClassifier(Protocol):
-    def is_speech(self, frame: bytes) -> bool: ...
+    def classify(self, frame: bytes) -> int:
+        """SPEECH, WEAK or NOISE for one frame."""
+        ...
 
 
 class WebrtcvadClassifier:
@@ -40,8 +52,8 @@ class WebrtcvadClassifier:
 
         self._vad = webrtcvad.Vad(aggressiveness)
 
-    def is_speech(self, frame: bytes) -> bool:
-        return bool(self._vad.is_speech(frame, SAMPLE_RATE_HZ))
+    def classify(self, frame: bytes) -> int:
+        return SPEECH if self._vad.is_speech(frame, SAMPLE_RATE_HZ) else NOISE
 
 
 class EdgeClassifier:
@@ -49,30 +61,65 @@ class EdgeClassifier:
 
     Band energy (about 250-4000 Hz, in dB) comes from one real FFT per frame. The noise floor is
     the minimum band energy over the last `floor_window_s`, kept as block minima so each frame
-    costs O(1). A frame counts as speech when webrtcvad agrees and the band stands `snr_db`
-    over the floor, or when the band is `loud_snr_db` over it whatever webrtcvad says.
+    costs O(1). A frame is SPEECH when webrtcvad agrees and the band stands a margin over the
+    floor, or when it stands `loud_snr_db` over it whatever webrtcvad says; a lower margin makes
+    it WEAK, enough to hold an open gate through the quieter parts of a sentence (hysteresis). The margin
+    grows with the noise's own frame-to-frame jitter (`jitter_k` times its running mean), so a
+    wobbly noise (hum beating, traffic) needs more headroom than a steady hiss; the band starts
+    at 300 Hz so mains hum and its first harmonics leak little into it.
     """
 
-    def __init__(self, aggressiveness: int, frame_ms: int, snr_db: float = 4.0, loud_snr_db: float = 12.0, floor_window_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        aggressiveness: int,
+        frame_ms: int,
+        snr_db: float = 3.0,
+        keep_snr_db: float = 2.0,
+        loud_snr_db: float = 12.0,
+        floor_window_s: float = 3.0,
+        jitter_k: float = 3.25,
+        keep_jitter_k: float = 1.75,
+        band_hz: tuple[float, float] = (300.0, 4000.0),
+    ) -> None:
         import webrtcvad
 
         self._vad = webrtcvad.Vad(aggressiveness)
-        n = SAMPLE_RATE_HZ * frame_ms // 1000
+        n = ANALYSIS_SAMPLES
+        self._block_bytes = 2 * n
+        self._pending = bytearray()
+        self._level = NOISE
         freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE_HZ)
-        band = np.nonzero((freqs >= 250.0) & (freqs < 4000.0))[0]
+        band = np.nonzero((freqs >= band_hz[0]) & (freqs < band_hz[1]))[0]
         self._lo, self._hi = int(band[0]), int(band[-1]) + 1
         self._window = np.hanning(n).astype(np.float32)
         self.snr_db = snr_db
         self.loud_snr_db = loud_snr_db
-        block_frames = max(1, int(0.25 * 1000 / frame_ms))
+        block_frames = max(1, int(0.25 * 1000 / ANALYSIS_MS))
         self._block_frames = block_frames
-        self._blocks: deque[float] = deque(maxlen=max(2, int(floor_window_s * 1000 / frame_ms / block_frames)))
+        self._blocks: deque[float] = deque(maxlen=max(2, int(floor_window_s * 1000 / ANALYSIS_MS / block_frames)))
         self._block_min = math.inf
         self._block_count = 0
         self.floor_db = math.inf
         self.band_db = 0.0
+        self.jitter_k = jitter_k
+        self.keep_snr_db = keep_snr_db
+        self.keep_jitter_k = keep_jitter_k
+        self.jitter_db = 1.0
+        """Mean frame-to-frame change of the band level in noise: how much noise alone wobbles."""
+        self._prev_db = 0.0
 
-    def is_speech(self, frame: bytes) -> bool:
+    def classify(self, frame: bytes) -> int:
+        """Level of the newest 30 ms analysis block (frames of 10/20 ms share the 30 ms grid)."""
+        if len(frame) == self._block_bytes and not self._pending:
+            self._level = self._analyse(frame)
+            return self._level
+        self._pending += frame
+        while len(self._pending) >= self._block_bytes:
+            self._level = self._analyse(bytes(self._pending[: self._block_bytes]))
+            del self._pending[: self._block_bytes]
+        return self._level
+
+    def _analyse(self, frame: bytes) -> int:
         x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
         x *= self._window
         spec = np.fft.rfft(x)[self._lo : self._hi]
@@ -92,9 +139,16 @@ class EdgeClassifier:
             floor = self._block_min
         self.floor_db = floor
         snr = band_db - floor
-        if snr >= self.loud_snr_db:
-            return True
-        return snr >= self.snr_db and bool(self._vad.is_speech(frame, SAMPLE_RATE_HZ))
+        margin = max(self.snr_db, self.jitter_k * self.jitter_db)
+        if snr < margin:  # a noise frame: learn how much the noise wobbles by itself
+            self.jitter_db += 0.02 * (abs(band_db - self._prev_db) - self.jitter_db)
+        self._prev_db = band_db
+        if snr >= max(self.loud_snr_db, margin + 6.0):
+            return SPEECH
+        keep = max(self.keep_snr_db, self.keep_jitter_k * self.jitter_db)
+        if snr < keep or not self._vad.is_speech(frame, SAMPLE_RATE_HZ):
+            return NOISE
+        return SPEECH if snr >= margin else WEAK
 
 
 class SileroClassifier:  # pragma: no cover - optional dependency, exercised by bench when installed
@@ -111,12 +165,12 @@ class SileroClassifier:  # pragma: no cover - optional dependency, exercised by 
         self._last = False
         self.threshold = threshold
 
-    def is_speech(self, frame: bytes) -> bool:
+    def classify(self, frame: bytes) -> int:
         self._buf += frame
         while len(self._buf) >= self._chunk:
             chunk, self._buf = self._buf[: self._chunk], self._buf[self._chunk :]
             self._last = self._det(chunk) >= self.threshold
-        return self._last
+        return SPEECH if self._last else NOISE
 
 
 def make_classifier(settings: VadSettings, frame_ms: int) -> FrameClassifier:
@@ -139,7 +193,7 @@ class VadGate:
         self._min_run = max(1, math.ceil(settings.min_speech_ms / frame_ms))
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
         self._run = 0  # consecutive speech-like frames while closed
-        self._quiet = 0  # frames since the last speech-like frame while open
+        self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self.is_open = False
         self.frames = 0
         """Frames pushed so far; the index of the next frame."""
@@ -156,12 +210,14 @@ class VadGate:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
         self.frames += 1
-        speech = self.classifier.is_speech(frame)
+        level = self.classifier.classify(frame)
         if self.is_open:
-            if speech:
-                self._quiet = 0
+            # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
+            # bridges the quiet parts of a sentence but cannot hold a gate open for ever
+            if level == SPEECH:
+                self._quiet = 0.0
             else:
-                self._quiet += 1
+                self._quiet += WEAK_STEP if level == WEAK else 1.0
                 if self._quiet > self._hang_frames:
                     self.is_open = False
                     self._run = 0
@@ -170,10 +226,10 @@ class VadGate:
                 self.frames_sent += 1
                 return (frame,)
         else:
-            self._run = self._run + 1 if speech else 0
+            self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= self._min_run:
                 self.is_open = True
-                self._quiet = 0
+                self._quiet = 0.0
                 burst = (*self._preroll, frame)
                 self._preroll.clear()
                 self.open_since = index - len(burst) + 1

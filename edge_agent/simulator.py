@@ -196,7 +196,16 @@ class AgentSimulator:
         await self._send(ws, sess, "ontranscript", data=f"utterance {n} ({voice_ms / 1000:.1f} s of speech)", payload={"is_final": True})
         await self._send(ws, sess, "start_answering")
         await self._send(ws, sess, "onresponsetext", data=f"Turn {n}, {cont}. Here is what you said.", payload={"is_final": True})
-        audio = utterance[: SAMPLE_RATE_HZ * 2 * 5] + tone(660, 300)
+        try:
+            await self._play(ws, utterance[: SAMPLE_RATE_HZ * 2 * 5] + tone(660, 300))
+            if self.end_after_turns and sess.turns >= self.end_after_turns:
+                await self._send(ws, sess, "onsessionended")
+                await ws.close()
+        except ConnectionClosed:
+            pass
+
+    async def _play(self, ws: ServerConnection, audio: bytes) -> None:
+        """Streams agent audio paced at real time, ~100 ms ahead, and waits until it has played."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i, off in enumerate(range(0, len(audio), CHUNK_BYTES)):
@@ -204,10 +213,7 @@ class AgentSimulator:
             ahead = start + i * CHUNK_MS / 1000 - 0.1 - loop.time()  # stay ~100 ms ahead of real time
             if ahead > 0:
                 await asyncio.sleep(ahead)
-        if self.end_after_turns and sess.turns >= self.end_after_turns:
-            await asyncio.sleep(len(audio) / (2 * SAMPLE_RATE_HZ))
-            await self._send(ws, sess, "onsessionended")
-            await ws.close()
+        await asyncio.sleep(max(0.0, start + len(audio) / (2 * SAMPLE_RATE_HZ) - loop.time()))
 
     def _record(self, sess: SimSession) -> None:
         if self.record_dir is None:

@@ -1,0 +1,165 @@
+"""Shared fixtures: recordings, TOML configs, the agent simulator on loopback, a daemon process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.simulator import AgentSimulator, SimulatorThread
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
+
+
+def read_wav(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as w:
+        return w.readframes(w.getnframes())
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm)
+    return path
+
+
+def labels(name: str) -> dict[str, Any]:
+    return json.loads((DATA / f"kiosk_dev_{name}.labels.json").read_text())
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(v)
+
+
+def toml_dump(data: dict[str, dict[str, Any]]) -> str:
+    """Enough TOML for test configs: sections of scalars, lists and inline tables."""
+    lines = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def sim_thread() -> Iterator[SimulatorThread]:
+    thread = SimulatorThread()
+    with thread:
+        yield thread
+
+
+@pytest.fixture
+def sim(sim_thread: SimulatorThread) -> AgentSimulator:
+    return sim_thread.sim
+
+
+def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class DaemonProcess:
+    """`edge-agent run` as a real process with the keyboard button on its stdin."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        full_env = {**os.environ, "EDGE_AGENT_PUBLIC_KEY": "test-public-key", "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env.pop("JOURNAL_STREAM", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "--log-level", "debug", *args, "run", "-c", str(config_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=full_env,
+            cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_log(self, pattern: str, timeout_s: float = 10.0, after: int = 0) -> re.Match[str]:
+        rx = re.compile(pattern)
+
+        def find() -> re.Match[str] | None:
+            for line in self.lines[after:]:
+                m = rx.search(line)
+                if m:
+                    return m
+            return None
+
+        try:
+            return wait_for(find, timeout_s, f"log line /{pattern}/")  # type: ignore[no-any-return]
+        except AssertionError:
+            raise AssertionError(f"no /{pattern}/ in daemon log:\n{self.log[-4000:]}") from None
+
+    def key(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def press(self) -> int:
+        mark = len(self.lines)
+        self.key("p")
+        return mark
+
+    def long_press(self) -> int:
+        mark = len(self.lines)
+        self.key("l")
+        return mark
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._reader.join(2)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(5)

@@ -1,0 +1,120 @@
+"""Config: defaults, the key contract, and every bad value -> exit 78 naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO, toml_dump
+
+from edge_agent import config
+from edge_agent.cli import main
+from edge_agent.errors import EX_CONFIG, ConfigError
+
+
+def test_documented_example_config_is_valid_and_complete() -> None:
+    path = REPO / "config" / "edge-agent.toml"
+    settings = config.load(path)
+    text = path.read_text()
+    # every key every section reads is documented in the example
+    for name, cls in config.SECTIONS.items():
+        for field in cls.__dataclass_fields__:
+            assert f"{field} =" in text or f"# {field} =" in text or field in ("metadata", "config"), f"{name}.{field} undocumented"
+    assert settings.audio.frame_ms in (10, 20, 30)
+
+
+def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_AGENT_PUBLIC_KEY", raising=False)
+    s = config.load(None)
+    assert s.session.resume and s.audio.duplex == "half" and s.button.pin == 17
+    with pytest.raises(ConfigError, match=r"agent\.public_key"):
+        s.agent.require_runnable()
+
+
+def test_public_key_sources_and_it_is_never_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_AGENT_PUBLIC_KEY", raising=False)
+    keyfile = tmp_path / "key"
+    keyfile.write_text("from-file\n")
+    s = config.from_dict({"agent": {"public_key_file": str(keyfile), "agent_id": "a"}})
+    assert s.agent.public_key == "from-file"
+    assert "from-file" not in repr(s)
+    monkeypatch.setenv("EDGE_AGENT_PUBLIC_KEY", "from-env")
+    assert config.from_dict({"agent": {"public_key": "inline"}}).agent.public_key == "from-env"
+
+
+def test_unknown_section_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    s = config.from_dict({"future_feature": {"x": 1}, "device": {"id": "k1"}})
+    assert s.device.id == "k1"
+    assert "future_feature" in caplog.text
+
+
+BAD = [
+    ({"device": {"id": "bad/id"}}, "device.id"),
+    ({"device": {"colour": "red"}}, "device.colour"),
+    ({"agent": {"endpoint": "http://x"}}, "agent.endpoint"),
+    ({"agent": {"agent_id": 5}}, "agent.agent_id"),
+    ({"agent": {"public_key_file": "/nonexistent/key"}}, "agent.public_key_file"),
+    ({"agent": {"include_metadata_in_prompt": "yes"}}, "agent.include_metadata_in_prompt"),
+    ({"agent": {"metadata": "x"}}, "agent.metadata"),
+    ({"agent": {"config": 3}}, "agent.config"),
+    ({"agent": {"dead_after_s": 0}}, "agent.dead_after_s"),
+    ({"session": {"resume": 1}}, "session.resume"),
+    ({"session": {"resume_within_s": -1}}, "session.resume_within_s"),
+    ({"session": {"idle_timeout_s": "30"}}, "session.idle_timeout_s"),
+    ({"session": {"max_duration_s": 1}}, "session.max_duration_s"),
+    ({"session": {"reconnect_window_s": True}}, "session.reconnect_window_s"),
+    ({"audio": {"frame_ms": 25}}, "audio.frame_ms"),
+    ({"audio": {"duplex": "both"}}, "audio.duplex"),
+    ({"audio": {"input": 3}}, "audio.input"),
+    ({"audio": {"earcon_volume": 2.0}}, "audio.earcon_volume"),
+    ({"vad": {"aggressiveness": 4}}, "vad.aggressiveness"),
+    ({"vad": {"preroll_ms": -5}}, "vad.preroll_ms"),
+    ({"vad": {"hangover_ms": 1.5}}, "vad.hangover_ms"),
+    ({"vad": {"engine": "magic"}}, "vad.engine"),
+    ({"button": {"source": "foot-pedal"}}, "button.source"),
+    ({"button": {"pin": 99}}, "button.pin"),
+    ({"button": {"pull_up": "true"}}, "button.pull_up"),
+    ({"button": {"bounce_s": 5}}, "button.bounce_s"),
+    ({"button": {"hold_s": 0}}, "button.hold_s"),
+    ({"button": {"mode": "latch"}}, "button.mode"),
+    ({"led": {"pin": "27"}}, "led.pin"),
+    ({"log": {"level": "loud"}}, "log.level"),
+    ({"mqtt": {"port": 0}}, "mqtt.port"),
+    ({"mqtt": {"qos": 3}}, "mqtt.qos"),
+    ({"mqtt": {"topic_prefix": "a/#"}}, "mqtt.topic_prefix"),
+    ({"mqtt": {"keepalive_s": 1}}, "mqtt.keepalive_s"),
+    ({"mqtt": {"password_file": "/nonexistent"}}, "mqtt.password_file"),
+]
+
+
+@pytest.mark.parametrize(("data", "key"), BAD, ids=[k for _, k in BAD])
+def test_bad_value_exits_78_with_one_line_naming_the_key(tmp_path: Path, data: dict, key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml_dump(data))
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0] and "Traceback" not in err[0], err
+
+
+def test_section_that_is_not_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('audio = "loud"\n')
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    assert "audio" in capsys.readouterr().err
+
+
+def test_not_toml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[audio\nframe_ms = ")
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["run", "-c", str(tmp_path / "missing.toml")]) == EX_CONFIG
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_missing_key_for_running(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_AGENT_PUBLIC_KEY", raising=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path)}, "agent": {"agent_id": "a"}}))
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    assert "agent.public_key" in capsys.readouterr().err

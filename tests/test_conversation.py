@@ -1,0 +1,255 @@
+"""The Conversation state machine, fed events only: no sockets, no threads, no clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from edge_agent import conversation as c
+from edge_agent import protocol as p
+
+
+def make(**timing: object) -> c.Conversation:
+    return c.Conversation(c.Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
+
+
+def of(actions: list[c.Action], kind: type) -> list:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def states(actions: list[c.Action]) -> list[str]:
+    return [a.state for a in of(actions, c.StateChanged)]
+
+
+def ready(conv: c.Conversation, sid: str = "s1", now: float = 0.1) -> list[c.Action]:
+    return conv.handle(c.FromAgent(conv.link_id, p.OnReady(sid)), now)
+
+
+def talking(sid: str = "s1", **timing: object) -> c.Conversation:
+    conv = make(**timing)
+    conv.handle(c.Press(), 0.0)
+    ready(conv, sid)
+    return conv
+
+
+def test_press_opens_a_link_and_onready_stores_the_session_first() -> None:
+    conv = make()
+    acts = conv.handle(c.Press(), 0.0)
+    assert states(acts) == ["connecting"]
+    (open_,) = of(acts, c.OpenLink)
+    assert open_.continue_session_id is None and open_.delay_s == 0
+    acts = ready(conv, "s1")
+    assert isinstance(acts[0], c.StoreStart) and acts[0] == c.StoreStart("s1", None)
+    assert states(acts) == ["listening"]
+    assert conv.streaming and conv.mic_open(0.2)
+
+
+def test_short_press_continues_the_newest_session_long_press_does_not() -> None:
+    conv = c.Conversation(c.Timing(), last_session_id="old", last_active_age_s=60.0)
+    (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)
+    assert open_.continue_session_id == "old"
+    ready(conv, "new")
+    conv.handle(c.Press(), 1.0)
+    conv.handle(c.LinkDown(conv.link_id), 1.1)
+    (open_,) = of(conv.handle(c.Press(), 2.0), c.OpenLink)
+    assert open_.continue_session_id == "new"  # the session just had, not the one from the store
+    conv.handle(c.Press(), 2.1)
+    conv.handle(c.LinkDown(conv.link_id), 2.2)
+    (open_,) = of(conv.handle(c.Press(long=True), 3.0), c.OpenLink)
+    assert open_.continue_session_id is None
+
+
+@pytest.mark.parametrize(("age_s", "resume", "expect"), [(10.0, True, "old"), (4000.0, True, None), (10.0, False, None)])
+def test_continuation_respects_resume_and_age(age_s: float, resume: bool, expect: str | None) -> None:
+    conv = c.Conversation(c.Timing(resume=resume, resume_within_s=3600.0), "old", age_s)
+    (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)
+    assert open_.continue_session_id == expect
+
+
+def test_age_counts_on_the_monotonic_clock_for_sessions_of_this_process() -> None:
+    conv = talking("s1", resume_within_s=100.0)
+    conv.handle(c.Press(), 1.0)
+    conv.handle(c.LinkDown(conv.link_id), 1.1)
+    assert conv.continuation_candidate(50.0) == "s1"
+    assert conv.continuation_candidate(102.0) is None
+
+
+def test_press_during_conversation_ends_it_and_stores_the_end() -> None:
+    conv = talking("s1")
+    acts = conv.handle(c.Press(), 5.0)
+    assert c.StoreEnd("s1", "button") in acts
+    assert of(acts, c.CloseLink) == [c.CloseLink(conv.link_id)]
+    assert c.Playback("clear") in acts
+    assert states(acts) == ["ending"]
+    assert states(conv.handle(c.LinkDown(conv.link_id), 5.1)) == ["idle"]
+
+
+def test_press_while_connecting_cancels_without_a_session() -> None:
+    conv = make()
+    conv.handle(c.Press(), 0.0)
+    acts = conv.handle(c.Press(), 0.05)
+    assert states(acts) == ["ending"] and of(acts, c.CloseLink) and not of(acts, c.StoreEnd)
+    # the socket of the cancelled attempt may still say onready: it must not revive anything
+    assert ready(conv, "late", 0.1) == []
+    assert states(conv.handle(c.LinkDown(conv.link_id), 0.2)) == ["idle"]
+
+
+def test_ending_gives_up_waiting_for_the_socket() -> None:
+    conv = talking()
+    conv.handle(c.Press(), 1.0)
+    assert conv.handle(c.Tick(), 2.0) == []
+    assert states(conv.handle(c.Tick(), 3.1)) == ["idle"]
+
+
+def test_agent_audio_plays_and_speaking_returns_to_listening_when_drained() -> None:
+    conv = talking()
+    conv.handle(c.FromAgent(conv.link_id, p.StartAnswering()), 1.0)
+    acts = conv.handle(c.AgentAudio(conv.link_id, b"\x01\x00" * 160), 1.25)
+    assert of(acts, c.Play) == [c.Play(b"\x01\x00" * 160)]
+    assert states(acts) == ["speaking"]
+    (lat,) = [a for a in of(acts, c.Notify) if a.kind == "response_latency"]
+    assert lat.fields["ms"] == 250.0
+    assert not conv.mic_open(1.3)  # half duplex: the agent must not hear itself
+    assert states(conv.handle(c.PlaybackDrained(), 2.0)) == ["listening"]
+    assert not conv.mic_open(2.1)  # the tail
+    assert conv.mic_open(2.31)
+
+
+def test_full_duplex_keeps_the_mic_open_while_speaking() -> None:
+    conv = talking(duplex_half=False)
+    conv.handle(c.AgentAudio(conv.link_id, b"\x00\x01"), 1.0)
+    assert conv.state == "speaking" and conv.mic_open(1.0)
+
+
+def test_clear_pause_unpause_reach_the_speaker_at_once() -> None:
+    conv = talking()
+    conv.handle(c.AgentAudio(conv.link_id, b"\x00\x01"), 1.0)
+    assert c.Playback("pause") in conv.handle(c.FromAgent(conv.link_id, p.Pause()), 1.1)
+    assert c.Playback("unpause") in conv.handle(c.FromAgent(conv.link_id, p.Unpause()), 1.2)
+    acts = conv.handle(c.FromAgent(conv.link_id, p.Clear()), 1.3)
+    assert acts[0] == c.Playback("clear") and states(acts) == ["listening"]
+
+
+def test_onsessionended_while_speaking_ends_with_reason_agent() -> None:
+    conv = talking("s1")
+    conv.handle(c.AgentAudio(conv.link_id, b"\x00\x01"), 1.0)
+    acts = conv.handle(c.FromAgent(conv.link_id, p.SessionEnded()), 1.5)
+    assert c.StoreEnd("s1", "agent") in acts and states(acts) == ["ending"]
+
+
+def test_idle_timeout_counts_from_the_last_activity() -> None:
+    conv = talking("s1", idle_timeout_s=10.0)
+    conv.handle(c.VisitorSpeech(True), 5.0)
+    assert conv.handle(c.Tick(), 30.0) == []  # the visitor is still talking
+    conv.handle(c.VisitorSpeech(False), 31.0)
+    assert conv.handle(c.Tick(), 40.9) == []
+    acts = conv.handle(c.Tick(), 41.0)
+    assert c.StoreEnd("s1", "idle") in acts and states(acts) == ["ending"]
+
+
+def test_agent_audio_counts_as_activity() -> None:
+    conv = talking("s1", idle_timeout_s=10.0)
+    conv.handle(c.AgentAudio(conv.link_id, b"\x00\x01"), 9.0)
+    conv.handle(c.PlaybackDrained(), 12.0)
+    assert conv.handle(c.Tick(), 21.0) == []
+    assert states(conv.handle(c.Tick(), 22.0)) == ["ending"]
+
+
+def test_max_duration_ends_even_a_lively_conversation() -> None:
+    conv = talking("s1", max_duration_s=60.0)
+    conv.handle(c.VisitorSpeech(True), 1.0)
+    assert conv.handle(c.Tick(), 59.0) == []
+    acts = conv.handle(c.Tick(), 60.0)
+    assert c.StoreEnd("s1", "max_duration") in acts
+
+
+def test_link_lost_reconnects_with_the_current_session_then_gives_up() -> None:
+    conv = talking("s1", reconnect_window_s=10.0)
+    acts = conv.handle(c.LinkDown(conv.link_id, "close_1006"), 2.0)
+    (open_,) = of(acts, c.OpenLink)
+    assert open_.continue_session_id == "s1" and open_.delay_s > 0
+    assert c.Earcon("reconnecting") in acts and states(acts) == ["connecting"]
+    acts = ready(conv, "s2", 2.5)
+    assert acts[0] == c.StoreStart("s2", "s1") and c.StoreEnd("s1", "reconnected") in acts
+    assert [a.kind for a in of(acts, c.Notify)] == ["reconnected"]
+    # a second drop continues the newest id; failures past the window end it cleanly
+    (open_,) = of(conv.handle(c.LinkDown(conv.link_id, "timeout"), 3.0), c.OpenLink)
+    assert open_.continue_session_id == "s2"
+    conv.handle(c.LinkDown(conv.link_id, "refused"), 8.0)
+    acts = conv.handle(c.LinkDown(conv.link_id, "refused"), 13.5)
+    assert c.StoreEnd("s2", "link_lost") in acts and conv.state == "idle"
+    (open_,) = of(conv.handle(c.Press(), 20.0), c.OpenLink)
+    assert open_.continue_session_id == "s2"
+
+
+def test_reconnect_window_also_expires_on_the_clock() -> None:
+    conv = talking("s1", reconnect_window_s=5.0)
+    conv.handle(c.LinkDown(conv.link_id), 1.0)
+    assert conv.handle(c.Tick(), 5.9) == []
+    acts = conv.handle(c.Tick(), 6.1)
+    assert c.StoreEnd("s1", "link_lost") in acts and conv.state == "idle"
+
+
+def test_fatal_refusal_goes_to_error_without_retry_and_recovers() -> None:
+    conv = make()
+    conv.handle(c.Press(), 0.0)
+    acts = conv.handle(c.LinkDown(conv.link_id, "http_401", fatal=True), 0.2)
+    assert states(acts) == ["error"] and not of(acts, c.OpenLink)
+    assert [a.fields["message"] for a in of(acts, c.Notify) if a.kind == "error"] == ["http_401"]
+    assert states(conv.handle(c.Tick(), 5.3)) == ["idle"]
+    conv2 = make()
+    conv2.handle(c.Press(), 0.0)
+    conv2.handle(c.LinkDown(conv2.link_id, "http_403", fatal=True), 0.1)
+    assert states(conv2.handle(c.Press(), 1.0)) == ["connecting"]  # a press retries from error
+
+
+def test_stale_events_from_an_old_link_are_ignored() -> None:
+    conv = talking("s1")
+    old = conv.link_id
+    conv.handle(c.LinkDown(old, "close_1006"), 1.0)
+    assert conv.handle(c.AgentAudio(old, b"\x00\x01"), 1.1) == []
+    assert conv.handle(c.FromAgent(old, p.SessionEnded()), 1.2) == []
+    assert conv.handle(c.LinkDown(old), 1.3) == []
+    assert conv.state == "connecting"
+
+
+def test_audio_and_messages_when_idle_change_nothing() -> None:
+    conv = make()
+    for ev in (c.AgentAudio(0, b"\x00\x01"), c.FromAgent(0, p.Clear()), c.PlaybackDrained(), c.Tick(), c.End(), c.LinkDown(0)):
+        assert conv.handle(ev, 1.0) == [] and conv.state == "idle"
+
+
+def test_explicit_start_and_end_commands() -> None:
+    conv = c.Conversation(c.Timing(), "old", 1.0)
+    (open_,) = of(conv.handle(c.Start(fresh=False), 0.0), c.OpenLink)
+    assert open_.continue_session_id == "old"
+    assert conv.handle(c.Start(), 0.1) == []  # already busy: a second start changes nothing
+    ready(conv, "s1", 0.2)
+    acts = conv.handle(c.End("command"), 1.0)
+    assert c.StoreEnd("s1", "command") in acts
+
+
+def test_forgotten_sessions_are_not_continued() -> None:
+    conv = c.Conversation(c.Timing(), "old", 1.0)
+    conv.handle(c.SessionsForgotten(), 0.0)
+    (open_,) = of(conv.handle(c.Press(), 0.1), c.OpenLink)
+    assert open_.continue_session_id is None
+
+
+def test_push_to_talk_opens_the_mic_only_while_held() -> None:
+    conv = make(push_to_talk=True, idle_timeout_s=10.0)
+    acts = conv.handle(c.Talk(True), 0.0)
+    assert states(acts) == ["connecting"]
+    ready(conv, "s1", 0.1)
+    assert conv.mic_open(0.2)
+    conv.handle(c.Talk(False), 1.0)
+    assert not conv.mic_open(1.1) and conv.state == "listening"
+    assert states(conv.handle(c.Tick(), 11.0)) == ["ending"]
+
+
+def test_transcripts_become_notifications() -> None:
+    conv = talking()
+    acts = conv.handle(c.FromAgent(conv.link_id, p.Transcript("hello", True)), 1.0)
+    assert [(a.kind, a.fields) for a in of(acts, c.Notify)] == [("transcript", {"text": "hello"})]
+    assert conv.handle(c.FromAgent(conv.link_id, p.ResponseText("hi", False)), 1.1) == []
