@@ -90,6 +90,7 @@ class PyAudioSource:
     """A microphone; frames of `frame_ms` reach `on_frame` on the event loop."""
 
     def __init__(self, spec: str, frame_ms: int, max_queued_frames: int = 50) -> None:
+        """`max_queued_frames` bounds what waits for the event loop (50 x 30 ms = 1.5 s)."""
         self.spec = spec
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.frame_ms = frame_ms
@@ -99,6 +100,10 @@ class PyAudioSource:
         self._lock = threading.Lock()
         self.frames_captured = 0
         self.overruns = 0
+        """Frames lost: PortAudio input overflows plus frames dropped because the loop lagged."""
+        self.frames_dropped = 0
+        self.frames_cut = 0
+        """Frames cut from the device's audio; each is either delivered or counted as dropped."""
         self.callback_errors = 0
         self.last_frame_at = time.monotonic()
         self._pa: Any = None
@@ -126,7 +131,9 @@ class PyAudioSource:
                     while len(self._pending) >= fb:
                         if len(self._frames) == self._frames.maxlen:
                             self.overruns += 1  # the loop is behind: the oldest frame goes
+                            self.frames_dropped += 1
                         self._frames.append(bytes(self._pending[:fb]))
+                        self.frames_cut += 1
                         del self._pending[:fb]
                     schedule = bool(self._frames) and not self._scheduled
                     self._scheduled = self._scheduled or schedule
@@ -161,6 +168,10 @@ class PyAudioSink:
         self._fifo = np.zeros(0, dtype=np.int16)
         self._cleared_seen: float | None = None
         self.callback_errors = 0
+        self.callbacks = 0
+        """Device callbacks so far; each one hands the device `buffer_ms` of audio."""
+        self.clear_took_effect_at: int | None = None
+        """Index of the callback that first played silence after the latest clear."""
         self._pa: Any = None
         self._stream: Any = None
 
@@ -177,9 +188,12 @@ class PyAudioSink:
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
         pyaudio = _pyaudio()
         try:
+            index = self.callbacks
+            self.callbacks += 1
             if self.buffer.cleared_at != self._cleared_seen:  # clear: drop converted leftovers too
                 self._cleared_seen = self.buffer.cleared_at
                 self._fifo = self._fifo[:0]
+                self.clear_took_effect_at = index
             drained = False
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
             while len(self._fifo) < frame_count:

@@ -1,0 +1,217 @@
+"""The real PyAudio path on an ALSA `file`-plugin device the tests configure (no sound card).
+
+The device is not paced (the null slave returns data as fast as asked), so nothing here depends
+on wall-clock pacing: assertions are about samples, order, accounting and device callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, REPO, read_wav, wait_for
+
+pyaudio = pytest.importorskip("pyaudio")
+
+from edge_agent.pyaudio_io import PyAudioSink, PyAudioSource  # noqa: E402
+from edge_agent.resample import Resampler  # noqa: E402
+
+
+class AlsaFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.infile = root / "mic.raw"
+        self.outfile = root / "speaker.raw"
+
+    def mic(self, pcm: bytes) -> None:
+        self.infile.write_bytes(pcm)
+
+    def played(self) -> bytes:
+        return self.outfile.read_bytes() if self.outfile.exists() else b""
+
+
+@pytest.fixture(scope="session")
+def alsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlsaFiles]:
+    """A HOME whose .asoundrc makes `default` capture from mic.raw and play into speaker.raw."""
+    root = tmp_path_factory.mktemp("alsa-home")
+    files = AlsaFiles(root)
+    files.mic(b"")
+    (root / ".asoundrc").write_text(
+        f"""
+pcm.!default {{ type asym capture.pcm "fakemic" playback.pcm "fakespk" }}
+pcm.fakemic {{ type file slave.pcm "nullsrc" file "/dev/null" infile "{files.infile}" format "raw" }}
+pcm.nullsrc {{ type null }}
+pcm.fakespk {{ type file slave.pcm "null" file "{files.outfile}" format "raw" }}
+"""
+    )
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(root)
+    yield files
+    if old is not None:
+        os.environ["HOME"] = old
+
+
+def _run_source(source: PyAudioSource, seconds: float) -> list[bytes]:
+    got: list[bytes] = []
+
+    async def main() -> None:
+        source.start(asyncio.get_running_loop(), got.append)
+        await asyncio.sleep(seconds)
+        source.stop()
+        await asyncio.sleep(0.05)  # let scheduled drains run
+
+    asyncio.run(main())
+    return got
+
+
+def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles) -> None:
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
+    alsa.mic(recording)
+    source = PyAudioSource("default", 30, max_queued_frames=200_000)
+    got = _run_source(source, 0.3)
+    n = len(recording) // 960
+    assert len(got) >= n
+    assert got[:n] == [recording[i * 960 : (i + 1) * 960] for i in range(n)]
+    assert source.frames_captured == len(got) and source.frames_dropped == 0
+
+
+def test_capture_with_a_small_queue_drops_oldest_and_counts_every_frame(alsa: AlsaFiles) -> None:
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
+    alsa.mic(recording)
+    source = PyAudioSource("default", 30, max_queued_frames=4)
+    got = _run_source(source, 0.3)
+    assert source.frames_dropped > 0 and source.overruns >= source.frames_dropped
+    # what arrives is still whole frames of the recording, in order (the file device repeats
+    # its last period after the end of the file, so the tail is left out)
+    index = {recording[i : i + 960]: i for i in range(0, len(recording) - 959, 960)}
+    positions = [index[f] for f in got if index.get(f, len(recording)) < len(recording) - 8 * 960]
+    assert positions == sorted(positions)
+    # every frame cut from the device was either delivered or counted as dropped
+    assert source.frames_captured + source.frames_dropped == source.frames_cut == len(got) + source.frames_dropped
+
+
+def test_capture_falls_back_to_the_native_rate_and_resamples(alsa: AlsaFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A USB mic that refuses 16 kHz (PortAudio -9997): we open 44.1 kHz and convert properly."""
+    speech = np.frombuffer(read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 4], dtype=np.int16)
+    up = Resampler(16000, 44100).process(speech)
+    alsa.mic(up.astype("<i2").tobytes())
+    real_open = pyaudio.PyAudio.open
+
+    def refuse_16k(self: object, *args: object, **kw: object) -> object:
+        if kw.get("rate") == 16000:
+            raise OSError(-9997, "Invalid sample rate")
+        return real_open(self, *args, **kw)
+
+    monkeypatch.setattr(pyaudio.PyAudio, "open", refuse_16k)
+    source = PyAudioSource("default", 30, max_queued_frames=200_000)
+    got = np.frombuffer(b"".join(_run_source(source, 0.3)), dtype=np.int16)[: len(speech)].astype(np.float64)
+    assert len(got) == len(speech)
+    ref = speech.astype(np.float64)
+    # the two filters' group delay, in 16 kHz samples: not a whole number, so shift by FFT
+    r1, r2 = Resampler(16000, 44100), Resampler(44100, 16000)
+    lag = 16000 * sum((r._k * r.up - 1) / 2 / (rate * r.up) for r, rate in ((r1, 16000), (r2, 44100)))
+    freqs = np.fft.rfftfreq(len(ref))
+    aligned = np.fft.irfft(np.fft.rfft(ref) * np.exp(-2j * np.pi * freqs * lag), len(ref))
+    err = got[8000:-8000] - aligned[8000:-8000]
+    snr_db = 10 * np.log10(np.mean(aligned[8000:-8000] ** 2) / np.mean(err**2))
+    assert snr_db > 30, snr_db  # dropping samples instead of filtering gives well under 20 dB
+
+
+def _ramp(seconds: float) -> bytes:
+    """Audio whose every sample says where it is (1..30000, never zero)."""
+    n = int(seconds * 16000)
+    return ((np.arange(n) % 30000) + 1).astype("<i2").tobytes()
+
+
+def _run_sink(sink: PyAudioSink, body: object) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        drained = asyncio.Event()
+        sink.start(loop, drained.set)
+        try:
+            await body(sink, drained)  # type: ignore[operator]
+        finally:
+            sink.stop()
+
+    asyncio.run(main())
+
+
+def test_playback_writes_agent_audio_bit_exact(alsa: AlsaFiles) -> None:
+    audio = _ramp(1.0)
+
+    async def body(sink: PyAudioSink, drained: asyncio.Event) -> None:
+        sink.buffer.write(audio)
+        await asyncio.wait_for(drained.wait(), 5)
+
+    sink = PyAudioSink("default", 20)
+    _run_sink(sink, body)
+    assert audio in alsa.played()
+
+
+def test_clear_silences_the_speaker_within_one_device_buffer(alsa: AlsaFiles) -> None:
+    """After clear, no more agent audio reaches the device than the one 20 ms callback that may
+    have been running: nothing queued, nothing converted, nothing hidden in our stack."""
+    audio = _ramp(30.0)
+    state: dict[str, int] = {}
+    per_callback = 16000 * 20 // 1000
+
+    async def body(sink: PyAudioSink, drained: asyncio.Event) -> None:
+        sink.buffer.write(audio)
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 32000 // 5, 5)
+        state["callbacks_at_clear"] = sink.callbacks
+        state["played_at_clear"] = sink.buffer.played_bytes // 2
+        sink.buffer.control("clear")
+        await asyncio.to_thread(wait_for, lambda: sink.callbacks > state["callbacks_at_clear"] + 20, 5)
+
+    sink = PyAudioSink("default", 20)
+    _run_sink(sink, body)
+    assert sink.clear_took_effect_at is not None
+    assert sink.clear_took_effect_at <= state["callbacks_at_clear"] + 1  # the very next callback
+    played = np.frombuffer(alsa.played(), dtype=np.int16)
+    audible = int(np.count_nonzero(played))  # the ramp is never zero: non-zero = agent audio
+    assert state["played_at_clear"] <= audible <= state["played_at_clear"] + per_callback
+    assert audible < len(audio) // 2 and sink.buffer.queued_bytes == 0
+    # and that audio is the start of what was queued, in order, without gaps
+    start = int(np.flatnonzero(played)[0])
+    assert played[start : start + audible].tobytes() == audio[: 2 * audible]
+
+
+def test_pause_holds_and_unpause_resumes_without_losing_audio(alsa: AlsaFiles) -> None:
+    audio = _ramp(2.0)
+
+    async def body(sink: PyAudioSink, drained: asyncio.Event) -> None:
+        sink.buffer.control("pause")
+        sink.buffer.write(audio)
+        await asyncio.sleep(0.1)
+        assert sink.buffer.played_bytes == 0 and sink.callbacks > 0
+        sink.buffer.control("unpause")
+        await asyncio.wait_for(drained.wait(), 5)
+
+    sink = PyAudioSink("default", 20)
+    _run_sink(sink, body)
+    assert audio in alsa.played()
+
+
+def test_devices_command_lists_and_marks_the_chosen_ones(alsa: AlsaFiles, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "devices"], capture_output=True, text=True, cwd=REPO, env={**os.environ, "HOME": str(alsa.root)}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    default = [line for line in lines if line.rstrip().endswith(" default")]
+    assert default and default[0].startswith("IO"), out.stdout
+    assert any("fakemic" in line for line in lines)
+
+
+def test_unknown_device_is_one_clear_error(alsa: AlsaFiles) -> None:
+    from edge_agent.errors import AudioError
+
+    source = PyAudioSource("no-such-mic", 30)
+    with pytest.raises(AudioError, match="no-such-mic"):
+        _run_source(source, 0.01)
+    time.sleep(0)
