@@ -50,9 +50,11 @@ class End:
 
 @dataclass(frozen=True)
 class Talk:
-    """Push-to-talk button held (True) or released (False), for `button.mode = "hold"`."""
+    """Push-to-talk button held (True) or released (False), for `button.mode = "hold"`.
+    `long` on release: it was held for `hold_s` or more (a silent long hold hangs up)."""
 
     held: bool
+    long: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ class Conversation:
         self._attempt = 0
         self._visitor_speaking = False
         self._talk_held = False
+        self._spoke_while_held = False
         self._mute_until = 0.0
         self._answering_at: float | None = None
 
@@ -312,10 +315,13 @@ class Conversation:
 
     def _on_Talk(self, ev: Talk, now: float, out: list[Action]) -> None:
         self._talk_held = ev.held
+        self._activity_at = now
         if ev.held:
-            self._activity_at = now
+            self._spoke_while_held = False
             if self.state in (IDLE, ERROR):
                 self._begin(False, "button", now, out)
+        elif ev.long and not self._spoke_while_held and self.state in (CONNECTING, LISTENING, SPEAKING):
+            self._finish("button", now, out)
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
         self._last_id = None
@@ -419,6 +425,8 @@ class Conversation:
     def _on_VisitorSpeech(self, ev: VisitorSpeech, now: float, out: list[Action]) -> None:
         self._visitor_speaking = ev.active
         self._activity_at = now
+        if ev.active and self._talk_held:
+            self._spoke_while_held = True
 
     # ------------------------------------------------------------------ time
     def _on_Tick(self, ev: Tick, now: float, out: list[Action]) -> None:

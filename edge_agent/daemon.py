@@ -121,7 +121,7 @@ class Kiosk:
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
-        self.led: Led = led or NullLed()
+        self.led: Led = led or self._make_led()
         self.reporter: Reporter = reporter or NullReporter()
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
@@ -148,6 +148,15 @@ class Kiosk:
 
         button: Button = GpioButton(b)
         return button
+
+    def _make_led(self) -> Led:
+        s = self.settings.led
+        if s.pin is None and s.red is None:
+            return NullLed()
+        from edge_agent.gpio import StatusLed
+
+        led: Led = StatusLed(s)
+        return led
 
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)

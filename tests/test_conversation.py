@@ -243,9 +243,21 @@ def test_push_to_talk_opens_the_mic_only_while_held() -> None:
     assert states(acts) == ["connecting"]
     ready(conv, "s1", 0.1)
     assert conv.mic_open(0.2)
-    conv.handle(c.Talk(False), 1.0)
+    conv.handle(c.VisitorSpeech(True), 0.5)
+    conv.handle(c.VisitorSpeech(False), 0.9)
+    conv.handle(c.Talk(False, long=True), 1.0)  # a long hold with speech is just talking
     assert not conv.mic_open(1.1) and conv.state == "listening"
     assert states(conv.handle(c.Tick(), 11.0)) == ["ending"]
+
+
+def test_push_to_talk_a_silent_long_hold_hangs_up() -> None:
+    conv = make(push_to_talk=True)
+    conv.handle(c.Talk(True), 0.0)
+    ready(conv, "s1", 0.1)
+    conv.handle(c.Talk(False), 0.5)
+    conv.handle(c.Talk(True), 2.0)
+    acts = conv.handle(c.Talk(False, long=True), 4.0)
+    assert c.StoreEnd("s1", "button") in acts
 
 
 def test_transcripts_become_notifications() -> None:

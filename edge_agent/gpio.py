@@ -1,0 +1,161 @@
+"""gpiozero button and status LED. Hardware only through gpiozero's pin factory.
+
+Works with whatever factory gpiozero picks (lgpio on a Pi 5, RPi.GPIO or pigpio on older Pis)
+and with `GPIOZERO_PIN_FACTORY=mock` for dry runs; tests use `MockFactory` pins.
+
+Button (`[button]`): in `mode = "toggle"` a short press (released before `hold_s`) is `Press`,
+a long press (held `hold_s`) is `Press(long=True)`, reported as soon as the hold time passes.
+In `mode = "hold"` (push-to-talk) pressing sends `Talk(True)` and releasing `Talk(False)`; a
+hold of `hold_s` or more during which the visitor said nothing hangs up.
+
+LED (`[led]`): idle off, connecting blink, listening on, speaking pulse, error fast blink;
+with `red/green/blue` pins an RGB LED shows the same states in colour.
+gpiozero calls back on its own thread: every callback is guarded and only hands an event on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_agent import conversation as c
+from edge_agent.config import ButtonSettings, LedSettings
+from edge_agent.errors import EdgeAgentError
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(fn: Callable[[], None]) -> Callable[[], None]:
+    """Wrap a gpiozero callback so an exception is logged instead of killing its thread."""
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("button callback failed")
+
+    return run
+
+
+class GpioButton:
+    def __init__(self, settings: ButtonSettings) -> None:
+        self.settings = settings
+        self._button: Any = None
+        self._lock = threading.Lock()
+        self._held = False
+        self._pressed_at = 0.0
+
+    def start(self, emit: Callable[[c.Event], None], quit: Callable[[], None]) -> None:
+        try:
+            from gpiozero import Button
+            from gpiozero.exc import GPIOZeroError
+
+            self._button = Button(self.settings.pin, pull_up=self.settings.pull_up, bounce_time=self.settings.bounce_s or None, hold_time=self.settings.hold_s)
+        except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
+            raise EdgeAgentError(f"button.pin {self.settings.pin}: cannot use GPIO ({exc}); try GPIOZERO_PIN_FACTORY=mock for a dry run") from None
+        self._emit = emit
+        self._button.when_pressed = _guarded(self._on_pressed)
+        self._button.when_held = _guarded(self._on_held)
+        self._button.when_released = _guarded(self._on_released)
+
+    def _on_pressed(self) -> None:
+        with self._lock:
+            self._held = False
+            self._pressed_at = time.monotonic()
+        if self.settings.mode == "hold":
+            self._emit(c.Talk(True))
+
+    def _on_held(self) -> None:
+        with self._lock:
+            self._held = True
+        if self.settings.mode == "toggle":
+            self._emit(c.Press(long=True))
+
+    def _on_released(self) -> None:
+        with self._lock:
+            held = self._held
+        if self.settings.mode == "hold":
+            self._emit(c.Talk(False, long=held))
+        elif not held:
+            self._emit(c.Press(long=False))
+
+    def close(self) -> None:
+        if self._button is not None:
+            self._button.close()
+            self._button = None
+
+
+# state -> (mono pattern, rgb colour); patterns: off, on, blink(on_s, off_s), pulse(fade_s)
+_LOOKS: dict[str, tuple[tuple[str, float], tuple[float, float, float]]] = {
+    c.IDLE: (("off", 0.0), (0.0, 0.0, 0.0)),
+    c.CONNECTING: (("blink", 0.25), (0.0, 0.0, 1.0)),
+    c.LISTENING: (("on", 0.0), (0.0, 1.0, 0.0)),
+    c.SPEAKING: (("pulse", 0.5), (0.0, 0.8, 0.8)),
+    c.ENDING: (("blink", 0.5), (0.3, 0.3, 0.0)),
+    c.ERROR: (("blink", 0.08), (1.0, 0.0, 0.0)),
+}
+
+
+class StatusLed:
+    """Shows the conversation state; `show` is cheap and safe to call from the event loop."""
+
+    def __init__(self, settings: LedSettings) -> None:
+        try:
+            from gpiozero import LED, PWMLED, RGBLED
+            from gpiozero.exc import GPIOZeroError
+
+            self._rgb: Any = None
+            self._led: Any = None
+            if settings.red is not None and settings.green is not None and settings.blue is not None:
+                self._rgb = RGBLED(settings.red, settings.green, settings.blue)
+            elif settings.pin is not None:
+                try:
+                    self._led = PWMLED(settings.pin)
+                except (GPIOZeroError, OSError):  # no PWM on this factory: a plain LED still works
+                    self._led = LED(settings.pin)
+        except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
+            raise EdgeAgentError(f"led: cannot use GPIO ({exc})") from None
+
+    @property
+    def device(self) -> Any:
+        return self._rgb or self._led
+
+    def show(self, state: str) -> None:
+        (pattern, period), colour = _LOOKS.get(state, _LOOKS[c.ERROR])
+        try:
+            if self._rgb is not None:
+                self._show_rgb(pattern, period, colour)
+            elif self._led is not None:
+                self._show_mono(pattern, period)
+        except Exception:  # an LED must never take the kiosk down
+            log.exception("led update failed")
+
+    def _show_mono(self, pattern: str, period: float) -> None:
+        led = self._led
+        if pattern == "off":
+            led.off()
+        elif pattern == "on":
+            led.on()
+        elif pattern == "pulse" and hasattr(led, "pulse"):
+            led.pulse(fade_in_time=period, fade_out_time=period, background=True)
+        else:
+            led.blink(on_time=period or 0.5, off_time=period or 0.5, background=True)
+
+    def _show_rgb(self, pattern: str, period: float, colour: tuple[float, float, float]) -> None:
+        rgb = self._rgb
+        if pattern == "off":
+            rgb.off()
+        elif pattern == "on":
+            rgb.color = colour
+        elif pattern == "pulse":
+            rgb.pulse(fade_in_time=period, fade_out_time=period, on_color=colour, background=True)
+        else:
+            rgb.blink(on_time=period, off_time=period, on_color=colour, background=True)
+
+    def close(self) -> None:
+        dev = self.device
+        if dev is not None:
+            dev.close()
