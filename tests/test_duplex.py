@@ -53,7 +53,7 @@ def _sent_utterance_frames(uplink: bytes, recording: bytes, start_s: float, end_
 
 
 def test_half_duplex_sends_silence_while_the_agent_speaks(tmp_path: Path, sim: AgentSimulator) -> None:
-    kiosk, recording = _run(tmp_path, sim, "half")
+    _kiosk, recording = _run(tmp_path, sim, "half")
     session = sim.sessions[0]
     assert _sent_utterance_frames(bytes(session.uplink), recording, 11.4, 13.9) == 0
     assert session.barge_ins == 0
