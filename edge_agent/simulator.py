@@ -241,10 +241,19 @@ class SimulatorThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
     def __exit__(self, *exc: object) -> None:
+        async def shutdown() -> None:
+            await self.sim.stop()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
         with contextlib.suppress(Exception):
-            self.call(self.sim.stop())
+            self.call(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 async def serve_forever(host: str, port: int, **kwargs: Any) -> None:
