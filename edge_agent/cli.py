@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("devices", help="list audio devices and which would be chosen")
     p.add_argument("-c", "--config")
     p.set_defaults(fn=_lazy("edge_agent.pyaudio_io", "cmd_devices"))
+    from edge_agent.fleet import add_parser as add_fleet
+
+    add_fleet(sub)
     return parser
 
 

@@ -15,58 +15,26 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from edge_agent import __version__
 from edge_agent import conversation as c
 from edge_agent.audio import AudioSink, AudioSource, open_sink, open_source
 from edge_agent.button import Button, KeyboardButton, NoButton
+from edge_agent.commands import Command, CommandError
 from edge_agent.config import Settings
 from edge_agent.earcons import Earcons
 from edge_agent.errors import EdgeAgentError, StoreError
 from edge_agent.gate import VadGate
 from edge_agent.link import AgentLink, LinkStats
+from edge_agent.metrics import collect_metrics, own_process
 from edge_agent.notify import SystemdNotifier
+from edge_agent.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter
 from edge_agent.store import SessionStore
 
 log = logging.getLogger("edge_agent")
 
 TICK_S = 0.1
-
-
-class Reporter(Protocol):
-    """Where state and events go besides the log (MQTT in production)."""
-
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None: ...
-
-    def event(self, kind: str, fields: dict[str, Any]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class NullReporter:
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
-        pass
-
-    def event(self, kind: str, fields: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class Led(Protocol):
-    def show(self, state: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class NullLed:
-    def show(self, state: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def timing_from(settings: Settings) -> c.Timing:
@@ -122,7 +90,7 @@ class Kiosk:
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
         self.led: Led = led or self._make_led()
-        self.reporter: Reporter = reporter or NullReporter()
+        self.reporter: Reporter = reporter or self._make_reporter()
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
         self.stats = LinkStats()
@@ -137,6 +105,7 @@ class Kiosk:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
+        self.process = own_process()
 
     def _make_button(self) -> Button:
         b = self.settings.button
@@ -148,6 +117,14 @@ class Kiosk:
 
         button: Button = GpioButton(b)
         return button
+
+    def _make_reporter(self) -> Reporter:
+        if not self.settings.mqtt.enabled:
+            return NullReporter()
+        from edge_agent.status import StatusReporter
+
+        reporter: Reporter = StatusReporter(self.settings.mqtt, self.settings.device.id, self._command_from_thread)
+        return reporter
 
     def _make_led(self) -> Led:
         s = self.settings.led
@@ -249,9 +226,43 @@ class Kiosk:
         elif kind == "error":
             self.counters["errors"] += 1
         log.info("%s", _describe(kind, fields))
-        self.reporter.event(kind, fields)
+        if kind not in PRIVATE_EVENTS:
+            self.reporter.event(kind, fields)
 
     # ------------------------------------------------------------------ commands
+    def _command_from_thread(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
+        """From paho's thread: run the command on the loop, answer from there."""
+        self._call_threadsafe(lambda: self.run_command(cmd, reply))
+
+    def run_command(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
+        """One remote command -> one event or store call; a result always goes back."""
+        state = self.conversation.state
+        result: dict[str, Any] = {"id": cmd.id, "action": cmd.action, "ok": True}
+        busy = state not in (c.IDLE, c.ERROR)
+        try:
+            if cmd.action in ("press", "long_press"):
+                self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt"))
+            elif cmd.action in ("resume", "new"):
+                if busy:
+                    raise CommandError(f"busy: a conversation is {state}")
+                self.dispatch(c.Start(fresh=cmd.action == "new"))
+            elif cmd.action == "end":
+                if state not in (c.CONNECTING, c.LISTENING, c.SPEAKING):
+                    raise CommandError(f"no conversation to end (state {state})")
+                self.dispatch(c.End("command"))
+            elif cmd.action == "forget_sessions":
+                result["forgotten"] = self.forget_sessions()
+            elif cmd.action == "ping":
+                result.update(pong=True, state=state, version=__version__)
+            result["state"] = self.conversation.state
+        except EdgeAgentError as exc:
+            result = {"id": cmd.id, "action": cmd.action, "ok": False, "error": str(exc)}
+        reply(result)
+
+    def metrics(self) -> dict[str, Any]:
+        """The numbers a fleet admin watches (see `metrics.collect`)."""
+        return collect_metrics(self)
+
     def forget_sessions(self) -> int:
         count = self.store.forget()
         self.dispatch(c.SessionsForgotten())
@@ -274,6 +285,14 @@ class Kiosk:
         return True
 
     # ------------------------------------------------------------------ lifecycle
+    async def _metrics_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.mqtt.metrics_interval_s)
+            try:
+                self.reporter.metrics(self.metrics())
+            except Exception:
+                log.exception("metrics failed")
+
     async def _ticker(self) -> None:
         last_watchdog = 0.0
         while True:
@@ -309,13 +328,16 @@ class Kiosk:
         self.source.start(loop, self._on_frame)
         self.button.start(self.post, lambda: self._call_threadsafe(self.stop))
         ticker = loop.create_task(self._ticker())
+        metrics = loop.create_task(self._metrics_loop())
         self.reporter.state(self.conversation.state, None, None)
+        self.reporter.start()
         self.notifier.send("READY=1", "STATUS=idle")
         log.info("edge-agent %s ready: device %s, agent %s, endpoint %s", __version__, self.settings.device.id, self.settings.agent.agent_key, self.settings.agent.endpoint)
         self.ready.set()
         try:
             await self._stop.wait()
         finally:
+            metrics.cancel()
             await self._shutdown(ticker)
         return 0
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.simulator import AgentSimulator, SimulatorThread
 
@@ -163,3 +167,90 @@ def daemons() -> Iterator[list[DaemonProcess]]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(5)
+
+
+# ----------------------------------------------------------------------------- MQTT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A real mosquitto on a free loopback port; kill() and start() again to test faults."""
+
+    def __init__(self, root: Path, extra: str = "", port: int | None = None) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            pytest.skip("mosquitto is not installed (script/test installs it)")
+        self.exe = exe
+        self.root = root
+        self.port = port or free_port()
+        self.conf = root / "mosquitto.conf"
+        # as root, mosquitto would drop to its own user, who cannot read the test's private files
+        as_user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{as_user}{extra}\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = root / "mosquitto.log"
+
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"mosquitto did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path).start()
+    yield b
+    b.kill()
+
+
+class Observer:
+    """A paho client that records every message it sees (thread-safe list)."""
+
+    def __init__(self, port: int, topics: str = "#", **tls: Any) -> None:
+        self.messages: list[tuple[str, bytes, bool, float]] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"observer-{time.monotonic_ns()}")
+        if tls.get("username"):
+            self.client.username_pw_set(tls["username"], tls.get("password"))
+        if tls.get("ca_file"):
+            self.client.tls_set(ca_certs=tls["ca_file"])
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics, 1)
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload), bool(m.retain), time.monotonic()))
+        self.client.connect_async("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+
+    def find(self, topic: str, since: int = 0) -> list[bytes]:
+        return [p for t, p, _, _ in self.messages[since:] if t == topic]
+
+    def wait(self, topic: str, pred: Any = None, timeout_s: float = 10.0, since: int = 0) -> bytes:
+        def hit() -> bytes | None:
+            for p in self.find(topic, since):
+                if pred is None or pred(p):
+                    return p
+            return None
+
+        return wait_for(hit, timeout_s, f"a message on {topic}")  # type: ignore[no-any-return]
+
+    def json(self, topic: str, since: int = 0) -> list[dict[str, Any]]:
+        return [json.loads(p) for p in self.find(topic, since)]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -1,0 +1,139 @@
+"""`edge-agent fleet`: every kiosk under the MQTT prefix, live in a terminal or as a JSON snapshot.
+
+`FleetView` is a pure model fed (topic, payload) pairs; the command subscribes to
+`<prefix>/+/{availability,state,event,metrics}` (retained ones arrive at once) and renders it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from edge_agent import config
+
+LEAVES = ("availability", "state", "event", "metrics")
+
+
+@dataclass
+class KioskRow:
+    id: str
+    online: bool | None = None
+    state: str | None = None
+    session_id: str | None = None
+    continued_from: str | None = None
+    version: str | None = None
+    last_event: str | None = None
+    rtt_ms: float | None = None
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
+    temperature_c: float | None = None
+    last_seen: float | None = None
+
+
+class FleetView:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.strip("/")
+        self.kiosks: dict[str, KioskRow] = {}
+        self.ignored = 0
+
+    def apply(self, topic: str, payload: bytes, now: float | None = None) -> None:
+        parts = topic.split("/")
+        if len(parts) != len(self.prefix.split("/")) + 2 or not topic.startswith(self.prefix + "/") or parts[-1] not in LEAVES:
+            self.ignored += 1
+            return
+        kid, leaf = parts[-2], parts[-1]
+        row = self.kiosks.setdefault(kid, KioskRow(kid))
+        row.last_seen = time.time() if now is None else now
+        if leaf == "availability":
+            row.online = payload == b"online"
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            self.ignored += 1
+            return
+        if not isinstance(data, dict):
+            self.ignored += 1
+            return
+        if leaf == "state":
+            row.state, row.session_id = data.get("state"), data.get("session_id")
+            row.continued_from, row.version = data.get("continued_from"), data.get("version")
+        elif leaf == "event":
+            row.last_event = str(data.get("event"))
+            if data.get("reason"):
+                row.last_event += f" ({data['reason']})"
+        elif leaf == "metrics":
+            row.rtt_ms, row.cpu_percent = data.get("rtt_ms"), data.get("cpu_percent")
+            row.rss_mb, row.temperature_c = data.get("rss_mb"), data.get("temperature_c")
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [asdict(replace(r)) for _, r in sorted(self.kiosks.items())]
+
+    def render(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        head = f"{'kiosk':<18} {'online':<7} {'state':<11} {'session':<14} {'last event':<26} {'rtt':>6} {'cpu%':>5} {'temp':>5} {'seen':>6}"
+        lines = [head, "-" * len(head)]
+        for r in (self.kiosks[k] for k in sorted(self.kiosks)):
+            online = "yes" if r.online else "NO" if r.online is False else "?"
+            seen = f"{now - r.last_seen:.0f}s" if r.last_seen else "-"
+            lines.append(
+                f"{r.id[:18]:<18} {online:<7} {(r.state or '-'):<11} {(r.session_id or '-')[:14]:<14} {(r.last_event or '-')[:26]:<26} "
+                f"{_num(r.rtt_ms):>6} {_num(r.cpu_percent):>5} {_num(r.temperature_c):>5} {seen:>6}"
+            )
+        if not self.kiosks:
+            lines.append(f"(no kiosks under {self.prefix}/ yet)")
+        return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from edge_agent.status import make_client
+
+    settings = config.load(args.config).mqtt
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", args.password), ("topic_prefix", args.prefix)) if v is not None}
+    settings = replace(settings, **overrides)
+    view = FleetView(settings.topic_prefix)
+    client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
+    client.on_message = lambda c, u, m: view.apply(m.topic, bytes(m.payload))
+    try:
+        client.connect(settings.host, settings.port, keepalive=30)
+    except OSError as exc:
+        print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    client.loop_start()
+    try:
+        if args.json:
+            time.sleep(args.wait_s)
+            print(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
+            return 0
+        while True:
+            sys.stdout.write("\x1b[H\x1b[2J" + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n")
+            sys.stdout.flush()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("fleet", help="live view of every kiosk on the MQTT broker")
+    p.add_argument("-c", "--config", help="take broker settings from this config's [mqtt]")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--username")
+    p.add_argument("--password")
+    p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
+    p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
+    p.add_argument("--wait-s", type=float, default=2.0, help="with --json: how long to collect messages")
+    p.set_defaults(fn=cmd_fleet)

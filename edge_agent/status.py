@@ -1,0 +1,182 @@
+"""StatusReporter: the kiosk's MQTT face for a fleet (paho-mqtt 2.x, CallbackAPIVersion.VERSION2).
+
+Topic contract (prefix `mqtt.topic_prefix`, `<id>` = device.id), used by tools outside the project:
+- `<prefix>/<id>/availability`: retained `online`/`offline`; `offline` is also the last will.
+- `<prefix>/<id>/state`: retained JSON {state, session_id, continued_from, since, version}.
+- `<prefix>/<id>/event`: JSON events, not retained.
+- `<prefix>/<id>/metrics`: JSON every `mqtt.metrics_interval_s`.
+- `<prefix>/<id>/cmd` in, `<prefix>/<id>/cmd/result` out (see `commands`).
+- Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`).
+
+paho runs its own network thread and reconnect loop. Every callback body is guarded; commands
+go to the event loop through `on_command` (the kiosk uses call_soon_threadsafe); nothing here
+blocks the audio path. With the broker down the kiosk works as before: state is re-published on
+every (re)connect, and events wait in a bounded queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent import __version__
+from edge_agent.commands import Command, CommandError, parse_command
+from edge_agent.config import MqttSettings
+from edge_agent.discovery import discovery_messages
+from edge_agent.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_EVENTS = 200
+Reply = Callable[[dict[str, Any]], None]
+
+
+def _guard(fn: Callable[..., None]) -> Callable[..., None]:
+    """paho must never see an exception from our callbacks (it would kill its thread)."""
+
+    def run(*args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("mqtt callback %s failed", fn.__name__)
+
+    return run
+
+
+def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
+    """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        try:
+            client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file, cert_reqs=ssl.CERT_REQUIRED)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConfigError("mqtt.ca_file", f"TLS setup failed: {exc}") from None
+        if settings.tls_insecure:
+            client.tls_insecure_set(True)
+    return client
+
+
+class StatusReporter:
+    def __init__(self, settings: MqttSettings, device_id: str, on_command: Callable[[Command, Reply], None]) -> None:
+        self.settings = settings
+        self.device_id = device_id
+        self.base = f"{settings.topic_prefix}/{device_id}"
+        self._on_command = on_command
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "since": _now_iso(), "version": __version__}
+        self.connected = threading.Event()
+        self.connects = 0
+        self.events_dropped = 0
+        self.bad_commands = 0
+        self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}")
+        self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
+        self._client.max_queued_messages_set(MAX_QUEUED_EVENTS)
+        self._client.on_connect = _guard(self._on_connect)
+        self._client.on_disconnect = _guard(self._on_disconnect)
+        self._client.on_message = _guard(self._on_message)
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.base}/{leaf}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        self._client.loop_start()
+
+    def close(self) -> None:
+        """Clean shutdown: `offline` retained (the will is not sent on a clean disconnect)."""
+        try:
+            if self.connected.is_set():
+                info = self._client.publish(self.topic("availability"), "offline", qos=self.settings.qos, retain=True)
+                info.wait_for_publish(timeout=1.0)
+            self._client.disconnect()
+        except (RuntimeError, ValueError, OSError) as exc:
+            log.debug("mqtt close: %s", exc)
+        self._client.loop_stop()
+
+    # ------------------------------------------------------------------ paho callbacks (paho's thread)
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("mqtt: broker refused the connection: %s", reason)
+            return
+        self.connects += 1
+        self.connected.set()
+        log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
+        qos = self.settings.qos
+        client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos)])
+        client.publish(self.topic("availability"), "online", qos=qos, retain=True)
+        with self._lock:
+            state = json.dumps(self._state)
+        client.publish(self.topic("state"), state, qos=qos, retain=True)
+        self._publish_discovery()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+        log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == f"{self.settings.discovery_prefix}/status":
+            if msg.payload == b"online":
+                self._publish_discovery()
+            return
+        try:
+            cmd = parse_command(bytes(msg.payload))
+        except CommandError as exc:
+            self.bad_commands += 1
+            self.result({"id": exc.command_id, "ok": False, "error": str(exc)})
+            return
+        self._on_command(cmd, self.result)
+
+    # ------------------------------------------------------------------ publishing (any thread)
+    def _publish(self, leaf: str, payload: dict[str, Any], retain: bool = False) -> None:
+        info = self._client.publish(self.topic(leaf), json.dumps(payload, default=str), qos=self.settings.qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.events_dropped += 1
+
+    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+        with self._lock:
+            self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "since": _now_iso(), "version": __version__}
+            payload = dict(self._state)
+        if self.connected.is_set():  # offline: the newest state goes out on reconnect instead
+            self._publish("state", payload, retain=True)
+
+    def event(self, kind: str, fields: dict[str, Any]) -> None:
+        self._publish("event", {"event": kind, "at": _now_iso(), **fields})
+
+    def metrics(self, values: dict[str, Any]) -> None:
+        if self.connected.is_set():
+            self._publish("metrics", values)
+
+    def result(self, payload: dict[str, Any]) -> None:
+        self._publish("cmd/result", payload)
+
+    def _publish_discovery(self) -> None:
+        if not self.settings.discovery:
+            return
+        for topic, payload in discovery_messages(self.settings, self.device_id):
+            self._client.publish(topic, json.dumps(payload), qos=self.settings.qos, retain=True)
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def wait_connected(reporter: StatusReporter, timeout_s: float) -> bool:
+    """For set-up checks (doctor, READY=1): True once the broker accepted us."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if reporter.connected.wait(0.05):
+            return True
+    return False

@@ -1,0 +1,274 @@
+"""Fleet status and control against a real mosquitto started by the tests."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DATA, REPO, Broker, DaemonProcess, Observer, read_wav, toml_dump, wait_for, write_wav
+
+from edge_agent.simulator import AgentSimulator
+
+KEEPALIVE_S = 5
+
+
+def _config(tmp_path: Path, sim: AgentSimulator, port: int, clip_s: float = 12.0, **mqtt_extra: Any) -> Path:
+    clip = write_wav(tmp_path / "clip.wav", read_wav(DATA / "kiosk_dev_quiet.wav")[: int(clip_s * 32000)])
+    cfg = tmp_path / "edge-agent.toml"
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"id": "kiosk-7", "state_dir": str(tmp_path / "state")},
+                "agent": {"endpoint": sim.url, "agent_id": "agent-1"},
+                "session": {"idle_timeout_s": 120.0},
+                "audio": {"input": f"file:{clip}", "output": "null"},
+                "button": {"source": "keyboard"},
+                "mqtt": {"enabled": True, "host": "127.0.0.1", "port": port, "keepalive_s": KEEPALIVE_S, "metrics_interval_s": 1.0, **mqtt_extra},
+            }
+        )
+    )
+    return cfg
+
+
+def _states(obs: Observer, since: int = 0) -> list[str]:
+    return [m["state"] for m in obs.json("edge-agent/kiosk-7/state", since)]
+
+
+def _collapse(seq: list[str]) -> list[str]:
+    return [s for i, s in enumerate(seq) if i == 0 or seq[i - 1] != s]
+
+
+@pytest.fixture
+def observer(broker: Broker) -> Any:
+    obs = Observer(broker.port)
+    yield obs
+    obs.close()
+
+
+def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(_config(tmp_path, sim, broker.port))
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    # a subscriber arriving later sees the retained availability, state and discovery
+    late = Observer(broker.port)
+    try:
+        wait_for(lambda: late.find("edge-agent/kiosk-7/state"), 5, "retained state")
+        retained = {t: (p, r) for t, p, r, _ in late.messages}
+        assert retained["edge-agent/kiosk-7/availability"] == (b"online", True)
+        state = json.loads(retained["edge-agent/kiosk-7/state"][0])
+        assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "since", "version"}
+        disco = {t: json.loads(p) for t, (p, r) in retained.items() if t.startswith("homeassistant/") and r}
+        assert "homeassistant/sensor/edge_agent_kiosk_7/state/config" in disco
+        online = disco["homeassistant/binary_sensor/edge_agent_kiosk_7/online/config"]
+        assert online["device_class"] == "connectivity" and online["state_topic"] == "edge-agent/kiosk-7/availability"
+        for action in ("resume", "new", "end"):
+            button = disco[f"homeassistant/button/edge_agent_kiosk_7/{action}/config"]
+            assert json.loads(button["payload_press"]) == {"action": action} and button["command_topic"] == "edge-agent/kiosk-7/cmd"
+        assert len({json.dumps(v["device"]) for v in disco.values()}) == 1  # one device
+    finally:
+        late.close()
+    # Home Assistant restarting asks for discovery again
+    mark = len(observer.messages)
+    observer.client.publish("homeassistant/status", "online")
+    observer.wait("homeassistant/sensor/edge_agent_kiosk_7/state/config", since=mark)
+    # kill -9: the broker sends the will within 1.5 x keepalive
+    mark = len(observer.messages)
+    d.proc.send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=1.5 * KEEPALIVE_S, since=mark)
+    assert time.monotonic() - t0 <= 1.5 * KEEPALIVE_S
+
+
+def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(_config(tmp_path, sim, broker.port))
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    mark = len(observer.messages)
+    d.press()
+    wait_for(lambda: sim.sessions and sim.sessions[0].turns >= 1, 20, "a reply")
+    wait_for(lambda: _collapse(_states(observer, mark))[-1:] == ["listening"] and "speaking" in _states(observer, mark), 10, "the reply to end")
+    d.press()
+    wait_for(lambda: _states(observer, mark)[-1:] == ["idle"], 5)
+    assert _collapse(_states(observer, mark)) == ["connecting", "listening", "speaking", "listening", "ending", "idle"]
+    sid = sim.sessions[0].session_id
+    listening = [m for m in observer.json("edge-agent/kiosk-7/state", mark) if m["state"] == "listening"][0]
+    assert listening["session_id"] == sid and listening["continued_from"] is None
+    events = observer.json("edge-agent/kiosk-7/event", mark)
+    kinds = [e["event"] for e in events]
+    assert {"button", "conversation_started", "conversation_ended", "response_latency"} <= set(kinds)
+    ended = next(e for e in events if e["event"] == "conversation_ended")
+    assert ended["reason"] == "button" and ended["duration_s"] > 5 and ended["session_id"] == sid
+    assert "transcript" not in kinds and "response_text" not in kinds  # what people said stays local
+    metrics = observer.json("edge-agent/kiosk-7/metrics")[-1]
+    for key in ("uptime_s", "frames_captured", "frames_sent", "frames_gated", "uplink_bytes", "downlink_bytes", "overruns", "underruns", "rtt_ms", "response_latency_ms", "reconnects", "cpu_percent", "rss_mb", "temperature_c"):
+        assert key in metrics, key
+    assert metrics["frames_sent"] > 100 and metrics["downlink_bytes"] > 32000 and metrics["rtt_ms"] is not None
+    # a clean stop says offline itself (retained)
+    mark = len(observer.messages)
+    assert d.stop() == 0
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=3, since=mark)
+
+
+def _cmd(obs: Observer, payload: Any, cid: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+    mark = len(obs.messages)
+    body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    obs.client.publish("edge-agent/kiosk-7/cmd", body, qos=1)
+    raw = obs.wait("edge-agent/kiosk-7/cmd/result", (lambda p: json.loads(p).get("id") == cid) if cid else None, timeout_s, since=mark)
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
+def test_every_command_and_its_result(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(_config(tmp_path, sim, broker.port))
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    time.sleep(0.3)  # the kiosk's subscription is in place once it has said online
+    r = _cmd(observer, {"action": "ping", "id": "p1"}, "p1")
+    assert r["ok"] is True and r["pong"] is True and r["state"] == "idle"
+    assert _cmd(observer, {"action": "resume", "id": "r1"}, "r1")["ok"] is True
+    wait_for(lambda: len(sim.sessions) == 1, 5)
+    first = sim.sessions[0].session_id
+    d.wait_log("state: listening")
+    busy = _cmd(observer, {"action": "new", "id": "n0"}, "n0")
+    assert busy["ok"] is False and "busy" in busy["error"]
+    assert _cmd(observer, {"action": "end", "id": "e1"}, "e1")["ok"] is True
+    wait_for(lambda: sim.sessions[0].closed, 5)
+    d.wait_log("state: idle")
+    nothing = _cmd(observer, {"action": "end", "id": "e2"}, "e2")
+    assert nothing["ok"] is False and "no conversation" in nothing["error"]
+    assert _cmd(observer, {"action": "resume", "id": 7}, None)["id"] == 7
+    wait_for(lambda: len(sim.sessions) == 2, 5)
+    assert sim.sessions[1].initiate["data"]["session_continuation"] == {"session_id": first}
+    assert _cmd(observer, {"action": "press", "id": "x1"}, "x1")["ok"] is True  # a press ends it
+    wait_for(lambda: sim.sessions[1].closed, 5)
+    assert _cmd(observer, {"action": "new", "id": "n1"}, "n1")["ok"] is True
+    wait_for(lambda: len(sim.sessions) == 3, 5)
+    assert "session_continuation" not in sim.sessions[2].initiate["data"]
+    assert _cmd(observer, {"action": "end", "id": "e3"}, "e3")["ok"] is True
+    wait_for(lambda: sim.sessions[2].closed, 5)
+    d.wait_log("state: idle", after=len(d.lines) - 3)
+    assert _cmd(observer, {"action": "long_press", "id": "l1"}, "l1")["ok"] is True
+    wait_for(lambda: len(sim.sessions) == 4, 5)
+    assert "session_continuation" not in sim.sessions[3].initiate["data"]
+    _cmd(observer, {"action": "end", "id": "e4"}, "e4")
+    wait_for(lambda: sim.sessions[3].closed, 5)
+    time.sleep(0.2)
+    forgot = _cmd(observer, {"action": "forget_sessions", "id": "f1"}, "f1")
+    assert forgot["ok"] is True and forgot["forgotten"] == 4
+    assert _cmd(observer, {"action": "resume", "id": "r2"}, "r2")["ok"] is True
+    wait_for(lambda: len(sim.sessions) == 5, 5)
+    assert "session_continuation" not in sim.sessions[4].initiate["data"]  # nothing left to continue
+    _cmd(observer, {"action": "end", "id": "e5"}, "e5")
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "-c", str(tmp_path / "edge-agent.toml")], capture_output=True, text=True, cwd=REPO).stdout
+    assert sim.sessions[4].session_id in out and first not in out
+
+
+@pytest.mark.parametrize(
+    ("payload", "error_part"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1,2]", "JSON object"),
+        (b'{"id": "b1"}', "missing 'action'"),
+        (b'{"action": "reboot", "id": "b2"}', "unknown action"),
+        (b'{"action": "ping", "id": {"x": 1}}', "id must be"),
+        (b'{"action": "ping", "id": "b3", "shell": "rm -rf /"}', "unknown field"),
+        (b"\xff\xfe", "not JSON"),
+        (b"{" * 5000, "larger than"),
+    ],
+)
+def test_malformed_commands_get_an_error_and_change_nothing(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess], payload: bytes, error_part: str) -> None:
+    d = DaemonProcess(_config(tmp_path, sim, broker.port))
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    time.sleep(0.3)
+    r = _cmd(observer, payload)
+    assert r["ok"] is False and error_part in r["error"]
+    assert _cmd(observer, {"action": "ping", "id": "after"}, "after")["state"] == "idle"
+    assert sim.sessions == [] and d.proc.poll() is None
+
+
+def test_broker_killed_and_restarted_mid_conversation(tmp_path: Path, sim: AgentSimulator, broker: Broker, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(_config(tmp_path, sim, broker.port, clip_s=30.0))
+    daemons.append(d)
+    obs = Observer(broker.port)
+    try:
+        obs.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+        d.press()
+        d.wait_log("state: listening")
+        session = sim.sessions[0]
+        broker.kill()
+        uplink_before = len(session.uplink)
+        time.sleep(3)
+        assert not session.closed and len(session.uplink) > uplink_before + 32000  # audio kept flowing
+        assert d.proc.poll() is None
+        obs.close()
+        broker.start()
+        t0 = time.monotonic()
+        obs = Observer(broker.port)
+        obs.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online", timeout_s=5)
+        state = json.loads(obs.wait("edge-agent/kiosk-7/state", timeout_s=5))
+        assert time.monotonic() - t0 <= 5.0
+        assert state["state"] in ("listening", "speaking") and state["session_id"] == session.session_id
+        assert not session.closed and len(sim.sessions) == 1  # the conversation never noticed
+    finally:
+        obs.close()
+
+
+def _make_certs(root: Path) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=root)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-agent test CA", "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
+    return {n: root / n for n in ("ca.crt", "server.crt", "server.key")}
+
+
+def test_username_password_and_tls(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    certs = _make_certs(tmp_path)
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kiosk", "s3cret"], check=True, capture_output=True)
+    passwd.chmod(0o644)
+    b = Broker(tmp_path, extra=f"password_file {passwd}\ncafile {certs['ca.crt']}\ncertfile {certs['server.crt']}\nkeyfile {certs['server.key']}\n")
+    b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    b.start()
+    try:
+        (tmp_path / "mqtt_password").write_text("s3cret\n")
+        cfg = _config(tmp_path, sim, b.port, username="kiosk", password_file=str(tmp_path / "mqtt_password"), tls=True, ca_file=str(certs["ca.crt"]))
+        d = DaemonProcess(cfg)
+        daemons.append(d)
+        obs = Observer(b.port, username="kiosk", password="s3cret", ca_file=str(certs["ca.crt"]))
+        try:
+            obs.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online", timeout_s=10)
+        finally:
+            obs.close()
+        d.stop()
+        # wrong password: refused, logged, and the kiosk still runs conversations
+        (tmp_path / "mqtt_password").write_text("wrong\n")
+        d2 = DaemonProcess(cfg)
+        daemons.append(d2)
+        d2.wait_log("refused", timeout_s=10)
+        mark = d2.press()
+        d2.wait_log("state: listening", after=mark)
+        assert "s3cret" not in d2.log and "wrong" not in d2.log
+    finally:
+        b.kill()
+
+
+def test_fleet_json_snapshot(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(_config(tmp_path, sim, broker.port))
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-7/metrics", timeout_s=10)
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port), "--json", "--wait-s", "1"], capture_output=True, text=True, cwd=REPO, timeout=30)
+    assert out.returncode == 0, out.stderr
+    snap = json.loads(out.stdout)
+    (row,) = snap["kiosks"]
+    assert row["id"] == "kiosk-7" and row["online"] is True and row["state"] == "idle" and row["cpu_percent"] is not None
