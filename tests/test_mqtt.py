@@ -97,7 +97,7 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     wait_for(lambda: _states(observer, mark)[-1:] == ["idle"], 5)
     assert _collapse(_states(observer, mark)) == ["connecting", "listening", "speaking", "listening", "ending", "idle"]
     sid = sim.sessions[0].session_id
-    listening = [m for m in observer.json("edge-agent/kiosk-7/state", mark) if m["state"] == "listening"][0]
+    listening = next(m for m in observer.json("edge-agent/kiosk-7/state", mark) if m["state"] == "listening")
     assert listening["session_id"] == sid and listening["continued_from"] is None
     events = observer.json("edge-agent/kiosk-7/event", mark)
     kinds = [e["event"] for e in events]
@@ -106,7 +106,9 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     assert ended["reason"] == "button" and ended["duration_s"] > 5 and ended["session_id"] == sid
     assert "transcript" not in kinds and "response_text" not in kinds  # what people said stays local
     metrics = observer.json("edge-agent/kiosk-7/metrics")[-1]
-    for key in ("uptime_s", "frames_captured", "frames_sent", "frames_gated", "uplink_bytes", "downlink_bytes", "overruns", "underruns", "rtt_ms", "response_latency_ms", "reconnects", "cpu_percent", "rss_mb", "temperature_c"):
+    wanted = ("uptime_s", "frames_captured", "frames_sent", "frames_gated", "uplink_bytes", "downlink_bytes", "overruns", "underruns")
+    wanted += ("rtt_ms", "response_latency_ms", "reconnects", "cpu_percent", "rss_mb", "temperature_c")
+    for key in wanted:
         assert key in metrics, key
     assert metrics["frames_sent"] > 100 and metrics["downlink_bytes"] > 32000 and metrics["rtt_ms"] is not None
     # a clean stop says offline itself (retained)
@@ -181,7 +183,9 @@ def test_every_command_and_its_result(tmp_path: Path, sim: AgentSimulator, broke
         (b"{" * 5000, "larger than"),
     ],
 )
-def test_malformed_commands_get_an_error_and_change_nothing(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess], payload: bytes, error_part: str) -> None:
+def test_malformed_commands_get_an_error_and_change_nothing(
+    tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess], payload: bytes, error_part: str
+) -> None:
     d = DaemonProcess(_config(tmp_path, sim, broker.port))
     daemons.append(d)
     observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
@@ -267,7 +271,8 @@ def test_fleet_json_snapshot(tmp_path: Path, sim: AgentSimulator, broker: Broker
     d = DaemonProcess(_config(tmp_path, sim, broker.port))
     daemons.append(d)
     observer.wait("edge-agent/kiosk-7/metrics", timeout_s=10)
-    out = subprocess.run([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port), "--json", "--wait-s", "1"], capture_output=True, text=True, cwd=REPO, timeout=30)
+    cmd = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port), "--json", "--wait-s", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=30)
     assert out.returncode == 0, out.stderr
     snap = json.loads(out.stdout)
     (row,) = snap["kiosks"]
