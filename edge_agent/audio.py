@@ -191,8 +191,7 @@ class FileSource(_Paced):
         """Test hook for the watchdog: when True no frames are delivered, as from a hung device."""
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
-        self._on_frame = on_frame
-        self.last_frame_at = time.monotonic()
+        self._on_frame = on_frame  # last_frame_at moves only when a frame is really delivered
         self.start_pacing(loop)
 
     def step(self) -> None:

@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_agent.fleet import add_parser as add_fleet
 
     add_fleet(sub)
+    from edge_agent.doctor import add_parser as add_doctor
+
+    add_doctor(sub)
     return parser
 
 

@@ -35,6 +35,9 @@ from edge_agent.store import SessionStore
 log = logging.getLogger("edge_agent")
 
 TICK_S = 0.1
+AUDIO_STALL_S = 2.0
+"""No captured frame for this long means the microphone is stalled or gone."""
+AUDIO_RETRY_S = 5.0
 
 
 def timing_from(settings: Settings) -> c.Timing:
@@ -101,6 +104,8 @@ class Kiosk:
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self._gate_was_open = False
+        self._audio_stalled_at: float | None = None
+        self._audio_retry_at = 0.0
         self._earcon_until = 0.0
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -298,15 +303,39 @@ class Kiosk:
         while True:
             await asyncio.sleep(TICK_S)
             self.dispatch(c.Tick())
-            wd = self.notifier.watchdog_s
             now = time.monotonic()
-            if wd and now - last_watchdog >= wd / 3 and self.audio_alive():
+            alive = self.audio_alive()
+            self._supervise_audio(alive, now)
+            wd = self.notifier.watchdog_s
+            if wd and alive and now - last_watchdog >= wd / 3:
                 self.notifier.send("WATCHDOG=1")
                 last_watchdog = now
 
-    def audio_alive(self, stall_s: float = 2.0) -> bool:
+    def audio_alive(self, stall_s: float = AUDIO_STALL_S) -> bool:
         """The capture delivered a frame lately: the watchdog pings only while this holds."""
         return time.monotonic() - self.source.last_frame_at < stall_s
+
+    def _supervise_audio(self, alive: bool, now: float) -> None:
+        """A stalled or lost microphone is reported and reopened every few seconds; while it
+        stays dead the watchdog pings stop, so systemd restarts the service as a last resort."""
+        if alive:
+            if self._audio_stalled_at is not None:
+                self._audio_stalled_at = None
+                self._notify("audio_recovered", {})
+                self._announce_ready()
+            return
+        if self._audio_stalled_at is None:
+            self._audio_stalled_at = now
+            self._audio_retry_at = now
+            self._notify("error", {"code": "audio_stalled", "message": f"no audio from {self.settings.audio.input} for {AUDIO_STALL_S:.0f} s"})
+        if now >= self._audio_retry_at and self._loop is not None:
+            self._audio_retry_at = now + AUDIO_RETRY_S
+            try:
+                self.source.stop()
+                self.source.start(self._loop, self._on_frame)
+                log.info("audio input reopened")
+            except (EdgeAgentError, OSError) as exc:
+                log.error("audio input still unavailable: %s", exc)
 
     async def run(self, on_reload: Callable[[], Settings] | None = None) -> int:
         loop = asyncio.get_running_loop()
@@ -325,21 +354,34 @@ class Kiosk:
         if self.store.recovered_from is not None:
             self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {self.store.recovered_from}"})
         self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
-        self.source.start(loop, self._on_frame)
+        audio_ok = True
+        try:
+            self.source.start(loop, self._on_frame)
+        except (EdgeAgentError, OSError) as exc:  # e.g. the USB mic is not enumerated yet: retry
+            audio_ok = False
+            self.source.last_frame_at = time.monotonic() - AUDIO_STALL_S
+            log.error("audio input failed to open, retrying every %.0f s: %s", AUDIO_RETRY_S, exc)
         self.button.start(self.post, lambda: self._call_threadsafe(self.stop))
         ticker = loop.create_task(self._ticker())
         metrics = loop.create_task(self._metrics_loop())
         self.reporter.state(self.conversation.state, None, None)
         self.reporter.start()
-        self.notifier.send("READY=1", "STATUS=idle")
-        log.info("edge-agent %s ready: device %s, agent %s, endpoint %s", __version__, self.settings.device.id, self.settings.agent.agent_key, self.settings.agent.endpoint)
-        self.ready.set()
+        log.info("edge-agent %s started: device %s, agent %s, endpoint %s", __version__, self.settings.device.id, self.settings.agent.agent_key, self.settings.agent.endpoint)
+        if audio_ok:
+            self._announce_ready()
         try:
             await self._stop.wait()
         finally:
             metrics.cancel()
             await self._shutdown(ticker)
         return 0
+
+    def _announce_ready(self) -> None:
+        """READY=1 once audio, button and status reporting are set up (once per process)."""
+        if not self.ready.is_set():
+            self.notifier.send("READY=1", f"STATUS={self.conversation.state}")
+            log.info("ready: device %s", self.settings.device.id)
+            self.ready.set()
 
     def _reload_from(self, on_reload: Callable[[], Settings]) -> None:
         try:

@@ -1,0 +1,220 @@
+"""`edge-agent doctor`: checks a kiosk's set-up, one PASS/FAIL line with a hint each.
+
+Config valid; state dir writable; clock plausible (TLS needs it); audio input opens and a 3 s
+level meter shows the microphone hears something; output opens; GPIO pins usable; MQTT broker
+reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
+Exit 0 when everything passes, 1 otherwise (78 when the config itself is invalid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edge_agent import config
+from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
+
+PLAUSIBLE_SINCE = 1735689600  # 2025-01-01: a Pi without RTC that has not synced yet says 1970
+HEARS_SOMETHING_DBFS = -70.0
+
+
+class Doctor:
+    def __init__(self, settings: config.Settings, meter_s: float = 3.0, out: Callable[[str], None] = print) -> None:
+        self.s = settings
+        self.meter_s = meter_s
+        self.out = out
+        self.failed = 0
+
+    def check(self, name: str, fn: Callable[[], str]) -> None:
+        try:
+            detail = fn()
+        except Exception as exc:  # every failure becomes a FAIL line with its hint
+            self.failed += 1
+            hint = getattr(exc, "hint", "")
+            self.out(f"FAIL  {name}: {exc}" + (f"\n      hint: {hint}" if hint else ""))
+            return
+        self.out(f"PASS  {name}" + (f": {detail}" if detail else ""))
+
+    def run(self) -> int:
+        self.check("state dir writable", self.state_dir)
+        self.check("system clock plausible", self.clock)
+        self.check("audio input", self.audio_input)
+        self.check("audio output", self.audio_output)
+        if self.s.button.source == "gpio":
+            self.check(f"button on GPIO {self.s.button.pin}", self.button)
+        if self.s.led.pin is not None or self.s.led.red is not None:
+            self.check("status LED", self.led)
+        if self.s.mqtt.enabled:
+            self.check(f"MQTT broker {self.s.mqtt.host}:{self.s.mqtt.port}", self.mqtt)
+        self.check(f"agent endpoint {self.s.agent.endpoint}", self.agent)
+        self.out("all checks passed" if not self.failed else f"{self.failed} check(s) failed")
+        return 0 if not self.failed else 1
+
+    # ------------------------------------------------------------------ checks
+    def state_dir(self) -> str:
+        from edge_agent.store import SessionStore
+
+        d = self.s.device.state_dir
+        try:
+            store = SessionStore(d)
+            with tempfile.NamedTemporaryFile(dir=d):
+                pass
+        except (OSError, EdgeAgentError) as exc:
+            raise Hint(f"{d}: {exc}", "the service user needs write access; systemd's StateDirectory= gives it") from None
+        count = len(store.recent(1000))
+        store.close()
+        return f"{d} ({count} sessions stored)"
+
+    def clock(self) -> str:
+        now = time.time()
+        if now < PLAUSIBLE_SINCE:
+            raise Hint(time.strftime("%Y-%m-%d", time.gmtime(now)), "TLS certificates will look invalid: wait for NTP (timedatectl) or add an RTC")
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+
+    def audio_input(self) -> str:
+        from edge_agent.audio import open_source
+
+        source = open_source(self.s.audio.input, self.s.audio.frame_ms)
+        frames: list[bytes] = []
+
+        async def listen() -> None:
+            source.start(asyncio.get_running_loop(), frames.append)
+            await asyncio.sleep(self.meter_s)
+            source.stop()
+
+        try:
+            asyncio.run(listen())
+        except (EdgeAgentError, OSError) as exc:
+            raise Hint(str(exc), "see `edge-agent devices`; set audio.input to a device name or index") from None
+        if not frames:
+            raise Hint("opened, but no audio arrived", "the device may be in use by another program (try dsnoop, see hw/README.md)")
+        pcm = np.frombuffer(b"".join(frames), dtype=np.int16).astype(np.float64)
+        step = max(1, len(pcm) // 6)
+        for i in range(0, len(pcm) - step + 1, step):
+            rms = math.sqrt(float(np.mean(pcm[i : i + step] ** 2))) or 1e-9
+            db = 20 * math.log10(rms / 32768)
+            self.out(f"      level {db:6.1f} dBFS |" + "#" * max(0, int((db + 90) / 3)))
+        peak_db = 20 * math.log10((float(np.abs(pcm).max()) or 1e-9) / 32768)
+        if peak_db < HEARS_SOMETHING_DBFS:
+            raise Hint(f"only digital silence ({peak_db:.0f} dBFS peak)", "unmuted? `alsamixer -c N`, capture switch on, gain up; speak during the check")
+        return f"{len(frames)} frames in {self.meter_s:.0f} s, peak {peak_db:.0f} dBFS"
+
+    def audio_output(self) -> str:
+        from edge_agent.audio import open_sink
+        from edge_agent.earcons import render
+
+        sink = open_sink(self.s.audio.output, self.s.audio.playback_buffer_ms)
+
+        async def play() -> None:
+            sink.start(asyncio.get_running_loop(), lambda: None)
+            sink.buffer.write(render("ready", self.s.audio.earcon_volume))
+            await asyncio.sleep(0.4)
+            sink.stop()
+
+        try:
+            asyncio.run(play())
+        except (EdgeAgentError, OSError) as exc:
+            raise Hint(str(exc), "see `edge-agent devices`; set audio.output to a device name or index") from None
+        return f"{self.s.audio.output} (played the 'ready' earcon)"
+
+    def button(self) -> str:
+        from edge_agent.gpio import GpioButton
+
+        b = GpioButton(self.s.button)
+        try:
+            b.start(lambda ev: None, lambda: None)
+        except EdgeAgentError as exc:
+            raise Hint(str(exc), "is the service user in group gpio? is another program using the pin?") from None
+        b.close()
+        return f"BCM {self.s.button.pin}, pull-up {'on' if self.s.button.pull_up else 'off'}: press it and watch `journalctl -u edge-agent`"
+
+    def led(self) -> str:
+        from edge_agent.gpio import StatusLed
+
+        led = StatusLed(self.s.led)
+        led.show("connecting")
+        time.sleep(1.0)
+        led.close()
+        return "blinked for 1 s"
+
+    def mqtt(self) -> str:
+        from edge_agent.status import make_client
+
+        m = self.s.mqtt
+        client = make_client(m, f"edge-agent-doctor-{self.s.device.id}")
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        def on_connect(c: Any, u: Any, f: Any, reason: Any, p: Any) -> None:
+            result["reason"] = reason
+            done.set()
+
+        client.on_connect = on_connect
+        try:
+            client.connect(m.host, m.port, keepalive=10)
+        except OSError as exc:
+            raise Hint(str(exc), "is the broker running and reachable (firewall, port, tls)?") from None
+        client.loop_start()
+        try:
+            if not done.wait(5):
+                raise Hint("no answer in 5 s", "wrong port, or TLS on one side only?")
+            if result["reason"].is_failure:
+                raise Hint(f"refused: {result['reason']}", "check mqtt.username / password_file and the broker's ACL")
+        finally:
+            client.loop_stop()
+            client.disconnect()
+        return f"connected{' with TLS' if m.tls else ''}{' as ' + m.username if m.username else ''}"
+
+    def agent(self) -> str:
+        from websockets.asyncio.client import connect
+
+        from edge_agent.link import classify
+
+        ep = self.s.agent.endpoint
+
+        async def probe() -> None:
+            ssl_ctx = None
+            if ep.startswith("wss://"):
+                import ssl
+
+                ssl_ctx = ssl.create_default_context()
+            async with connect(ep, ssl=ssl_ctx, open_timeout=self.s.agent.connect_timeout_s, ping_interval=None, close_timeout=1):
+                pass
+
+        try:
+            asyncio.run(probe())
+        except Exception as exc:
+            _, reason = classify(exc)
+            raise Hint(reason, "check agent.endpoint, DNS and the clock; a proxy must allow WebSockets") from None
+        return "WebSocket upgrade OK" + (" (TLS verified)" if ep.startswith("wss://") else "")
+
+
+class Hint(EdgeAgentError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    try:
+        settings = config.load(args.config)
+    except ConfigError as exc:
+        print(f"FAIL  config: {exc}")
+        return EX_CONFIG
+    print(f"PASS  config: {args.config or 'built-in defaults'}")
+    return Doctor(settings, meter_s=args.meter_s).run()
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint")
+    p.add_argument("-c", "--config")
+    p.add_argument("--meter-s", type=float, default=3.0, help="how long the microphone level meter listens")
+    p.set_defaults(fn=cmd_doctor)

@@ -1,0 +1,97 @@
+"""`edge-agent doctor` against real peers, and the installer's file handling."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import DATA, REPO, Broker, read_wav, toml_dump, write_wav
+
+from edge_agent.simulator import AgentSimulator
+
+
+def _doctor(cfg: Path, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", **dict(extra_env)}
+    return subprocess.run([sys.executable, "-m", "edge_agent", "doctor", "-c", str(cfg), "--meter-s", "1"], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+
+
+def _cfg(tmp_path: Path, endpoint: str, mqtt_port: int, audio: bytes) -> Path:
+    clip = write_wav(tmp_path / "mic.wav", audio)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"id": "doc", "state_dir": str(tmp_path / "state")},
+                "agent": {"endpoint": endpoint, "agent_id": "a"},
+                "audio": {"input": f"file:{clip}", "output": "null"},
+                "button": {"source": "gpio", "pin": 17},
+                "led": {"pin": 27},
+                "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mqtt_port},
+            }
+        )
+    )
+    return cfg
+
+
+def test_doctor_passes_on_a_healthy_kiosk(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    out = _doctor(_cfg(tmp_path, sim.url, broker.port, read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]))
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    for name in ("config", "state dir writable", "system clock plausible", "audio input", "audio output", "button on GPIO 17", "status LED", "MQTT broker", "agent endpoint"):
+        assert any(line.startswith("PASS  " + name) for line in lines), (name, out.stdout)
+    assert "level" in out.stdout and "WebSocket upgrade OK" in out.stdout
+
+
+def test_doctor_fails_with_hints_and_nonzero_exit(tmp_path: Path, broker: Broker) -> None:
+    port = broker.port
+    broker.kill()
+    out = _doctor(_cfg(tmp_path, "ws://127.0.0.1:9/millis", port, bytes(32000 * 2)))
+    assert out.returncode == 1
+    fails = [line for line in out.stdout.splitlines() if line.startswith("FAIL")]
+    assert any("audio input" in f and "silence" in f for f in fails)
+    assert any("MQTT broker" in f for f in fails) and any("agent endpoint" in f for f in fails)
+    assert out.stdout.count("hint:") >= 3
+
+
+def test_doctor_on_a_bad_config_exits_78(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[button]\npin = 'seventeen'\n")
+    out = _doctor(cfg)
+    assert out.returncode == 78 and "FAIL  config: button.pin" in out.stdout
+
+
+def _install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(REPO / "script" / "install"), *args], capture_output=True, text=True, env={**os.environ, "DESTDIR": str(root)}, check=True)
+
+
+def test_install_never_overwrites_an_edited_config_and_uninstall_keeps_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _install(root)
+    config = root / "etc/edge-agent/config.toml"
+    assert config.read_text() == (REPO / "config/edge-agent.toml").read_text()
+    assert (root / "etc/systemd/system/edge-agent.service").read_text() == (REPO / "systemd/edge-agent.service").read_text()
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    config.write_text(config.read_text() + "\n# edited on site\n")
+    out = _install(root)
+    assert "keeping the existing" in out.stdout and config.read_text().endswith("# edited on site\n")
+    assert (root / "etc/edge-agent/config.toml.dist").exists()
+    state = root / "var/lib/edge-agent"
+    state.mkdir(parents=True)
+    (state / "sessions.sqlite3").write_text("x")
+    subprocess.run(["bash", str(REPO / "script" / "uninstall")], check=True, env={**os.environ, "DESTDIR": str(root)})
+    assert not (root / "etc/systemd/system/edge-agent.service").exists() and not (root / "opt/edge-agent").exists()
+    assert config.exists() and (state / "sessions.sqlite3").exists()
+    subprocess.run(["bash", str(REPO / "script" / "uninstall"), "--purge-config", "--purge-state"], check=True, env={**os.environ, "DESTDIR": str(root)})
+    assert not config.exists() and not state.exists()
+
+
+def test_pinout_svg_is_generated_from_its_data_file() -> None:
+    import xml.etree.ElementTree as ET
+
+    out = subprocess.run([sys.executable, str(REPO / "script" / "pinout"), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    svg = ET.parse(REPO / "hw" / "pinout.svg").getroot()
+    texts = " ".join(t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text"))
+    assert "GPIO17 (11)" in texts and "GPIO27 (13)" in texts and "330 ohm" in " ".join(svg.itertext())

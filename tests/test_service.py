@@ -1,0 +1,219 @@
+"""Running as a systemd service: notify protocol, watchdog, SIGTERM, SIGHUP, journald, the unit file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import DATA, REPO, DaemonProcess, read_wav, toml_dump, wait_for, write_wav
+
+from edge_agent import config
+from edge_agent.button import NoButton
+from edge_agent.daemon import Kiosk
+from edge_agent.simulator import AgentSimulator
+
+UNIT = REPO / "systemd" / "edge-agent.service"
+
+
+class NotifySocket:
+    """The datagram socket systemd would own; collects every notify message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            for line in data.decode().splitlines():
+                self.messages.append((time.monotonic(), line))
+
+    def lines(self, prefix: str, since: float = 0.0) -> list[float]:
+        return [t for t, m in self.messages if m.startswith(prefix) and t >= since]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(1)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    ns = NotifySocket(tmp_path / "notify.sock")
+    yield ns
+    ns.close()
+
+
+def _config(tmp_path: Path, sim: AgentSimulator, clip_s: float = 12.0, silent: bool = False, **sections: dict) -> Path:
+    pcm = bytes(int(clip_s * 32000)) if silent else read_wav(DATA / "kiosk_dev_quiet.wav")[: int(clip_s * 32000)]
+    clip = write_wav(tmp_path / "clip.wav", pcm)
+    data = {
+        "device": {"id": "svc", "state_dir": str(tmp_path / "state")},
+        "agent": {"endpoint": sim.url, "agent_id": "a"},
+        "audio": {"input": f"file:{clip}", "output": "null"},
+        "button": {"source": "keyboard"},
+    }
+    for name, extra in sections.items():
+        data.setdefault(name, {}).update(extra)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(toml_dump(data))
+    return cfg
+
+
+def test_ready_after_setup_and_watchdog_pings(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> None:
+    d = DaemonProcess(_config(tmp_path, sim), env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "600000"})
+    daemons.append(d)
+    wait_for(lambda: notify.lines("READY=1"), 10, "READY=1")
+    ready_at = notify.lines("READY=1")[0]
+    assert d.wait_log("ready: device svc")
+    time.sleep(1.5)
+    pings = notify.lines("WATCHDOG=1", since=ready_at)
+    assert len(pings) >= 5  # every WATCHDOG_USEC / 3
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    wait_for(lambda: any("STATUS=listening" in m for _, m in notify.messages), 3, "STATUS=listening")
+    assert d.stop() == 0
+    assert any(m == "STOPPING=1" for _, m in notify.messages)
+
+
+def test_watchdog_stops_when_capture_stalls_and_resumes_after(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+    monkeypatch.setenv("WATCHDOG_USEC", "300000")
+    mic = config.load(_config(tmp_path, sim)).audio.input
+    settings = config.from_dict(
+        {"device": {"id": "svc", "state_dir": str(tmp_path / "state")}, "agent": {"endpoint": sim.url, "agent_id": "a", "public_key": "k"}, "audio": {"input": mic, "output": "null"}}
+    )
+    kiosk = Kiosk(settings, button=NoButton())
+    events: list[str] = []
+    kiosk.reporter.event = lambda kind, fields: events.append(fields.get("code", kind))  # type: ignore[method-assign]
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=lambda: loop.run_until_complete(kiosk.run()), daemon=True)
+    runner.start()
+    wait_for(lambda: notify.lines("READY=1"), 5)
+    time.sleep(0.5)
+    kiosk.source.stalled = True  # type: ignore[attr-defined]
+    stalled_at = time.monotonic()
+    wait_for(lambda: "audio_stalled" in events, 5, "an audio_stalled error event")
+    quiet_from = time.monotonic()
+    time.sleep(1.5)
+    assert notify.lines("WATCHDOG=1", since=quiet_from) == []
+    assert quiet_from - stalled_at < 3.0
+    kiosk.source.stalled = False  # type: ignore[attr-defined]
+    wait_for(lambda: notify.lines("WATCHDOG=1", since=quiet_from), 8, "pings again after the device came back")
+    assert "audio_recovered" in events
+    loop.call_soon_threadsafe(kiosk.stop)
+    runner.join(5)
+
+
+def test_sigterm_mid_conversation_exits_0_fast_with_the_session_stored(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    cfg = _config(tmp_path, sim)
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log("ready: device")
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    assert d.stop(signal.SIGTERM, timeout_s=3) == 0
+    assert time.monotonic() - t0 < 3.0
+    wait_for(lambda: sim.sessions[0].closed, 2, "the agent socket to be closed")
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "--json", "-c", str(cfg)], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    (row,) = json.loads(out)
+    assert row["id"] == sim.sessions[0].session_id and row["end_reason"] == "shutdown" and row["ended_at"]
+
+
+def test_sighup_reloads_config_when_idle_and_rejects_a_bad_one(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    cfg = _config(tmp_path, sim, silent=True)
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log("ready: device")
+    cfg.write_text(cfg.read_text() + "\n[session]\nidle_timeout_s = 3.0\n")
+    mark = len(d.lines)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("config reloaded", after=mark)
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    d.wait_log(r"conversation ended \(idle\)", timeout_s=10, after=mark)  # the new idle timeout
+    cfg.write_text(cfg.read_text() + "\n[vad]\naggressiveness = 9\n")
+    mark = len(d.lines)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log(r"config reload rejected.*vad\.aggressiveness", after=mark)
+    assert d.proc.poll() is None
+
+
+def test_bad_config_exits_78_with_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[audio]\nduplex = 'sometimes'\n")
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "run", "-c", str(cfg)], capture_output=True, text=True, cwd=REPO, env={**os.environ, "EDGE_AGENT_PUBLIC_KEY": "k"})
+    assert out.returncode == 78
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "audio.duplex" in lines[0]
+
+
+def test_journald_logs_have_no_own_timestamps(tmp_path: Path, sim: AgentSimulator) -> None:
+    env = {**os.environ, "EDGE_AGENT_PUBLIC_KEY": "k", "JOURNAL_STREAM": "8:12345"}
+    proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(_config(tmp_path, sim))], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    proc.terminate()
+    proc.wait(5)
+    assert first.startswith(("INFO", "WARNING", "ERROR")) and not re.match(r"\d{4}-\d\d-\d\d", first), first
+
+
+def _unit_keys() -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            k, v = line.split("=", 1)
+            keys.setdefault(k.strip(), []).append(v.strip())
+    return keys
+
+
+def test_unit_file_carries_the_required_keys() -> None:
+    k = _unit_keys()
+    assert k["Type"] == ["notify"] and k["Restart"] == ["on-failure"] and k["RestartPreventExitStatus"] == ["78"]
+    assert k["WatchdogSec"] and "network-online.target" in k["After"][0] and "sound.target" in k["After"][0]
+    assert "network-online.target" in k["Wants"][0]
+    assert k["User"] == ["edge-agent"] and set(k["SupplementaryGroups"][0].split()) == {"audio", "gpio"}
+    assert k["StateDirectory"] == ["edge-agent"] and k["ConfigurationDirectory"] == ["edge-agent"]
+    for key in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "RestrictAddressFamilies", "DeviceAllow", "DevicePolicy", "SystemCallFilter", "CapabilityBoundingSet"):
+        assert key in k, key
+    assert k["ProtectSystem"] == ["strict"]
+    assert any("alsa" in v for v in k["DeviceAllow"]) and any("gpiochip" in v for v in k["DeviceAllow"])
+    assert k["ExecStart"][0].endswith("edge-agent run -c /etc/edge-agent/config.toml")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_unit_file_verifies_and_its_exposure_is_in_the_readme(tmp_path: Path) -> None:
+    unit = tmp_path / "edge-agent.service"
+    unit.write_text(UNIT.read_text().replace("/opt/edge-agent/venv/bin/edge-agent", str(Path(sys.executable).parent / "edge-agent")))
+    out = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert out.returncode == 0 and "edge-agent.service" not in out.stderr, out.stderr
+    sec = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for edge-agent.service: ([\d.]+)", sec.stdout)
+    assert m, sec.stdout[-500:]
+    assert float(m.group(1)) <= 2.5
+    assert f"exposure level {m.group(1)}" in (REPO / "README.md").read_text()
