@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections import deque
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 """Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+SEND_BUFFER_BYTES = 32 * 1024
+"""Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
+auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
+before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
 
 
 @dataclass
@@ -78,8 +83,10 @@ class AgentLink:
         link_id: int,
         emit: Callable[[c.Event], None],
         stats: LinkStats,
-        max_queued_frames: int = 100,
+        max_queued_frames: int = 33,
     ) -> None:
+        """`max_queued_frames`: uplink audio waiting for the socket (33 x 30 ms = 1 s); older
+        frames are dropped and counted, because late speech is worth less than current speech."""
         self.settings = settings
         self.link_id = link_id
         self._emit = emit
@@ -104,9 +111,17 @@ class AgentLink:
             self._task.cancel()
 
     async def wait_closed(self, timeout_s: float = 2.0) -> None:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+        """Waits for a clean close; past `timeout_s` (a stalled network cannot finish the close
+        handshake) the connection is aborted, so no task outlives the link."""
+        task = self._task
+        if task is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def send_audio(self, frame: bytes) -> None:
         """Queue one uplink frame; never blocks. When full, the oldest frame is dropped."""
@@ -136,9 +151,13 @@ class AgentLink:
                 ping_interval=None,  # our own JSON ping measures RTT and feeds the dead timer
                 close_timeout=1.0,
                 max_size=4 * 1024 * 1024,
+                write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
             ) as ws:
                 self._ws = ws
                 self.stats.connects += 1
+                sock = ws.transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
                 init = p.Initiate(
                     public_key=self.settings.public_key or "",
                     agent_id=self.settings.agent_id,

@@ -20,6 +20,7 @@ import threading
 import uuid
 from array import array
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,20 @@ class AgentSimulator:
         end_silence_ms: int = 700,
         record_dir: Path | None = None,
         valid_keys: set[str] | None = None,
+        reject_status: int | None = None,
+        close_code: int | None = None,
     ) -> None:
+        """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
+        `close_code`: close every session right after onready with this code (a policy close)."""
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns
         self.end_silence_ms = end_silence_ms
         self.record_dir = record_dir
         self.valid_keys = valid_keys
+        self.reject_status = reject_status
+        self.close_code = close_code
+        self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
         self._conns: dict[str, ServerConnection] = {}
@@ -91,7 +99,7 @@ class AgentSimulator:
         return f"ws://{self.host}:{self.port}/millis"
 
     async def start(self) -> None:
-        self._server = await serve(self._handle, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024)
+        self._server = await serve(self._handle, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024, process_request=self._upgrade)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -114,6 +122,12 @@ class AgentSimulator:
         ws = self._conns.get(sid or "")
         if ws is not None:
             ws.transport.abort()
+
+    def _upgrade(self, conn: ServerConnection, request: Any) -> Any:
+        self.upgrades += 1
+        if self.reject_status is not None:
+            return conn.respond(HTTPStatus(self.reject_status), "refused by the simulator\n")
+        return None
 
     async def _send(self, ws: ServerConnection, sess: SimSession, method: str, data: Any = None, payload: Any = None) -> None:
         sess.sent.append(method)
@@ -138,6 +152,8 @@ class AgentSimulator:
         self._turns[sess.session_id] = earlier
         self._conns[sess.session_id] = ws
         await self._send(ws, sess, "onready", payload={"session_id": sess.session_id})
+        if self.close_code is not None:
+            await ws.close(self.close_code, "closed by the simulator")
         try:
             await self._converse(ws, sess)
         except ConnectionClosed:

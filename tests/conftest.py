@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -254,3 +255,76 @@ class Observer:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+# ----------------------------------------------------------------------------- in-process kiosk
+class KioskThread:
+    """A Kiosk running on its own event loop thread, driven from the test thread."""
+
+    def __init__(self, settings: Any, wait_ready: bool = True, **kwargs: Any) -> None:
+        from edge_agent.button import NoButton
+        from edge_agent.daemon import Kiosk
+
+        kwargs.setdefault("button", NoButton())
+        self.kiosk = Kiosk(settings, **kwargs)
+        self.wait_ready = wait_ready
+        self.loop = asyncio.new_event_loop()
+        self.result: int | None = None
+        self.leftover_tasks: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="kiosk", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.loop.run_until_complete(self.kiosk.run())
+        finally:  # every task the kiosk started must be finished by now
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            self.leftover_tasks = [t.get_name() for t in pending]
+            for t in pending:
+                t.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=2))
+            self.loop.close()
+
+    def __enter__(self) -> KioskThread:
+        self._thread.start()
+        if self.wait_ready:
+            wait_for(self.kiosk.ready.is_set, 10, "the kiosk to be ready")
+        return self
+
+    def send(self, event: Any) -> None:
+        self.loop.call_soon_threadsafe(self.kiosk.dispatch, event)
+
+    def press(self, long: bool = False) -> None:
+        from edge_agent.conversation import Press
+
+        self.send(Press(long=long))
+
+    @property
+    def state(self) -> str:
+        return self.kiosk.conversation.state  # type: ignore[no-any-return]
+
+    def wait_state(self, state: str, timeout_s: float = 10.0) -> None:
+        wait_for(lambda: self.state == state, timeout_s, f"state {state} (now {self.state})")
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.kiosk.stop)
+        self._thread.join(10)
+        if exc[0] is None:
+            assert self.leftover_tasks == [], f"tasks outlived the kiosk: {self.leftover_tasks}"
+
+
+def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: dict[str, Any]) -> Any:
+    """Settings for an in-process kiosk: file mic (the clip, or silence), null speaker."""
+    from edge_agent import config
+
+    mic = write_wav(tmp_path / "mic.wav", clip if clip is not None else bytes(32000 * 2))
+    data: dict[str, dict[str, Any]] = {
+        "device": {"id": "test-kiosk", "state_dir": str(tmp_path / "state")},
+        "agent": {"endpoint": endpoint, "agent_id": "agent-1", "public_key": "test-key"},
+        "audio": {"input": f"file:{mic}", "output": "null"},
+        "button": {"source": "none"},
+    }
+    for name, extra in sections.items():
+        data.setdefault(name, {}).update(extra)
+    return config.from_dict(data)

@@ -6,17 +6,12 @@ first utterance is playing, which is exactly the overlap these modes differ on.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, read_wav, wait_for, write_wav
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 
-from edge_agent import config
-from edge_agent import conversation as c
-from edge_agent.button import NoButton
 from edge_agent.daemon import Kiosk
 from edge_agent.simulator import AgentSimulator
 
@@ -25,26 +20,12 @@ CLIP_S = 16.0
 
 def _run(tmp_path: Path, sim: AgentSimulator, duplex: str) -> tuple[Kiosk, bytes]:
     recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: int(CLIP_S * 32000)]
-    clip = write_wav(tmp_path / "clip.wav", recording)
-    settings = config.from_dict(
-        {
-            "device": {"id": "duplex", "state_dir": str(tmp_path / "state")},
-            "agent": {"endpoint": sim.url, "agent_id": "a", "public_key": "k"},
-            "audio": {"input": f"file:{clip}", "output": f"file:{tmp_path / 'out.wav'}", "duplex": duplex, "earcons": False},
-            "button": {"source": "none"},
-        }
-    )
-    kiosk = Kiosk(settings, button=NoButton())
-    loop = asyncio.new_event_loop()
-    runner = threading.Thread(target=lambda: loop.run_until_complete(kiosk.run()), daemon=True)
-    runner.start()
-    wait_for(kiosk.ready.is_set, 5)
-    loop.call_soon_threadsafe(kiosk.dispatch, c.Press())
-    wait_for(lambda: sim.sessions and sim.sessions[0].turns >= 1, 20, "the first reply")
-    wait_for(lambda: kiosk.source.frames_captured * 0.03 >= CLIP_S, 20, "the clip to play")
-    loop.call_soon_threadsafe(kiosk.stop)
-    runner.join(5)
-    return kiosk, recording
+    settings = kiosk_settings(tmp_path, sim.url, recording, audio={"output": f"file:{tmp_path / 'out.wav'}", "duplex": duplex, "earcons": False})
+    with KioskThread(settings) as k:
+        k.press()
+        wait_for(lambda: sim.sessions and sim.sessions[0].turns >= 1, 20, "the first reply")
+        wait_for(lambda: k.kiosk.source.frames_captured * 0.03 >= CLIP_S, 20, "the clip to play")
+    return k.kiosk, recording
 
 
 def _sent_utterance_frames(uplink: bytes, recording: bytes, start_s: float, end_s: float) -> int:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DATA, read_wav, wait_for, write_wav
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge_agent import config
 from edge_agent import conversation as c
 from edge_agent.config import ButtonSettings, LedSettings
-from edge_agent.daemon import Kiosk
 from edge_agent.gpio import GpioButton, StatusLed
 from edge_agent.simulator import AgentSimulator
 
@@ -137,21 +133,9 @@ def test_rgb_led_colours(pins: MockFactory) -> None:
 
 
 def test_the_kiosk_runs_on_a_gpio_button_and_led(pins: MockFactory, tmp_path: Path, sim: AgentSimulator) -> None:
-    clip = write_wav(tmp_path / "clip.wav", read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3])
-    settings = config.from_dict(
-        {
-            "device": {"id": "gpio-kiosk", "state_dir": str(tmp_path / "state")},
-            "agent": {"endpoint": sim.url, "agent_id": "a", "public_key": "k"},
-            "audio": {"input": f"file:{clip}", "output": "null"},
-            "button": {"source": "gpio", "pin": 17, "hold_s": 0.3, "bounce_s": 0.0},
-            "led": {"pin": 27},
-        }
+    settings = kiosk_settings(
+        tmp_path, sim.url, read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3], button={"source": "gpio", "pin": 17, "hold_s": 0.3, "bounce_s": 0.0}, led={"pin": 27}
     )
-    kiosk = Kiosk(settings)
-    loop = asyncio.new_event_loop()
-    runner = threading.Thread(target=lambda: loop.run_until_complete(kiosk.run()), daemon=True)
-    runner.start()
-    wait_for(lambda: kiosk.ready.is_set(), 5)
     button, led = pins.pin(17), pins.pin(27)
 
     def tap(hold_s: float = 0.05) -> None:
@@ -159,23 +143,22 @@ def test_the_kiosk_runs_on_a_gpio_button_and_led(pins: MockFactory, tmp_path: Pa
         time.sleep(hold_s)
         button.drive_high()
 
-    tap()
-    wait_for(lambda: kiosk.conversation.state == c.LISTENING, 5, "listening")
-    time.sleep(0.05)
-    assert led.state == 1
-    first = sim.sessions[0]
-    tap()
-    wait_for(lambda: kiosk.conversation.state == c.IDLE, 5, "idle")
-    time.sleep(0.05)
-    assert led.state == 0
-    tap(0.5)  # long press: a fresh session
-    wait_for(lambda: len(sim.sessions) == 2 and kiosk.conversation.state == c.LISTENING, 5)
-    assert "session_continuation" not in sim.sessions[1].initiate["data"]
-    tap()
-    wait_for(lambda: kiosk.conversation.state == c.IDLE, 5)
-    tap()
-    wait_for(lambda: len(sim.sessions) == 3, 5)
-    assert sim.sessions[2].initiate["data"]["session_continuation"]["session_id"] == sim.sessions[1].session_id != first.session_id
-    loop.call_soon_threadsafe(kiosk.stop)
-    runner.join(5)
-    assert not runner.is_alive()
+    with KioskThread(settings, button=None) as k:
+        tap()
+        k.wait_state(c.LISTENING)
+        time.sleep(0.05)
+        assert led.state == 1
+        first = sim.sessions[0]
+        tap()
+        k.wait_state(c.IDLE)
+        time.sleep(0.05)
+        assert led.state == 0
+        tap(0.5)  # long press: a fresh session
+        wait_for(lambda: len(sim.sessions) == 2 and k.state == c.LISTENING, 5)
+        assert "session_continuation" not in sim.sessions[1].initiate["data"]
+        tap()
+        k.wait_state(c.IDLE)
+        tap()
+        wait_for(lambda: len(sim.sessions) == 3, 5)
+        assert sim.sessions[2].initiate["data"]["session_continuation"]["session_id"] == sim.sessions[1].session_id != first.session_id
+    assert k.result == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -17,11 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DATA, REPO, DaemonProcess, read_wav, toml_dump, wait_for, write_wav
+from conftest import DATA, REPO, DaemonProcess, KioskThread, kiosk_settings, read_wav, toml_dump, wait_for, write_wav
 
-from edge_agent import config
-from edge_agent.button import NoButton
-from edge_agent.daemon import Kiosk
 from edge_agent.simulator import AgentSimulator
 
 UNIT = REPO / "systemd" / "edge-agent.service"
@@ -102,30 +98,21 @@ def test_ready_after_setup_and_watchdog_pings(tmp_path: Path, sim: AgentSimulato
 def test_watchdog_stops_when_capture_stalls_and_resumes_after(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
     monkeypatch.setenv("WATCHDOG_USEC", "300000")
-    mic = config.load(_config(tmp_path, sim)).audio.input
-    settings = config.from_dict(
-        {"device": {"id": "svc", "state_dir": str(tmp_path / "state")}, "agent": {"endpoint": sim.url, "agent_id": "a", "public_key": "k"}, "audio": {"input": mic, "output": "null"}}
-    )
-    kiosk = Kiosk(settings, button=NoButton())
-    events: list[str] = []
-    kiosk.reporter.event = lambda kind, fields: events.append(fields.get("code", kind))  # type: ignore[method-assign]
-    loop = asyncio.new_event_loop()
-    runner = threading.Thread(target=lambda: loop.run_until_complete(kiosk.run()), daemon=True)
-    runner.start()
-    wait_for(lambda: notify.lines("READY=1"), 5)
-    time.sleep(0.5)
-    kiosk.source.stalled = True  # type: ignore[attr-defined]
-    stalled_at = time.monotonic()
-    wait_for(lambda: "audio_stalled" in events, 5, "an audio_stalled error event")
-    quiet_from = time.monotonic()
-    time.sleep(1.5)
-    assert notify.lines("WATCHDOG=1", since=quiet_from) == []
-    assert quiet_from - stalled_at < 3.0
-    kiosk.source.stalled = False  # type: ignore[attr-defined]
-    wait_for(lambda: notify.lines("WATCHDOG=1", since=quiet_from), 8, "pings again after the device came back")
-    assert "audio_recovered" in events
-    loop.call_soon_threadsafe(kiosk.stop)
-    runner.join(5)
+    with KioskThread(kiosk_settings(tmp_path, sim.url), wait_ready=False) as k:
+        events: list[str] = []
+        k.kiosk.reporter.event = lambda kind, fields: events.append(fields.get("code", kind))  # type: ignore[method-assign]
+        wait_for(lambda: notify.lines("READY=1"), 5)
+        time.sleep(0.5)
+        k.kiosk.source.stalled = True  # type: ignore[attr-defined]
+        stalled_at = time.monotonic()
+        wait_for(lambda: "audio_stalled" in events, 5, "an audio_stalled error event")
+        quiet_from = time.monotonic()
+        time.sleep(1.5)
+        assert notify.lines("WATCHDOG=1", since=quiet_from) == []
+        assert quiet_from - stalled_at < 3.0
+        k.kiosk.source.stalled = False  # type: ignore[attr-defined]
+        wait_for(lambda: notify.lines("WATCHDOG=1", since=quiet_from), 8, "pings again after the device came back")
+        assert "audio_recovered" in events
 
 
 def test_sigterm_mid_conversation_exits_0_fast_with_the_session_stored(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:

@@ -1,0 +1,122 @@
+"""A small fault-injecting TCP proxy for tests and the soak benchmark (loopback only).
+
+Sits between the kiosk and the agent (simulator) and, on command, misbehaves like a network:
+- `cut()`: abort every open connection (RST), like a Wi-Fi drop;
+- mode "blackhole": keep sockets open but forward nothing either way (a dead NAT entry);
+- mode "refuse": accept and immediately close new connections (server unreachable);
+- mode "slow": forward client->server at `rate_bytes_s` (a congested uplink);
+- `delay_s`: extra latency on every chunk in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from typing import Any
+
+MODES = ("pass", "blackhole", "refuse", "slow")
+
+
+class FaultProxy:
+    def __init__(self, target_host: str, target_port: int, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.target = (target_host, target_port)
+        self.host, self.port = host, port
+        self.mode = "pass"
+        self.delay_s = 0.0
+        self.rate_bytes_s = 16_000
+        self.connections = 0
+        self.bytes_up = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    def url(self, path: str = "/millis") -> str:
+        return f"ws://{self.host}:{self.port}{path}"
+
+    async def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # a small receive window from the handshake on, so a slow link pushes back like a real one
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        listener.bind((self.host, self.port))
+        self._server = await asyncio.start_server(self._handle, sock=listener)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        """Abort every open connection in both directions, without a goodbye."""
+        for w in list(self._writers):
+            transport = w.transport
+            if not transport.is_closing():
+                transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.mode == "refuse":
+            client_w.transport.abort()
+            return
+        try:
+            server_r, server_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers |= {client_w, server_w}
+        up = asyncio.create_task(self._pump(client_r, server_w, upstream=True))
+        down = asyncio.create_task(self._pump(server_r, client_w, upstream=False))
+        await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+        for t in (up, down):
+            t.cancel()
+        for w in (client_w, server_w):
+            self._writers.discard(w)
+            with contextlib.suppress(Exception):
+                w.transport.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+        while True:
+            while self.mode == "blackhole":  # stop reading: TCP back-pressure builds up behind us
+                await asyncio.sleep(0.05)
+            data = await reader.read(4096)
+            if not data:
+                return
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            if upstream and self.mode == "slow":
+                await asyncio.sleep(len(data) / self.rate_bytes_s)
+            while self.mode == "blackhole":  # what was in flight when the hole opened is held back
+                await asyncio.sleep(0.05)
+            if upstream:
+                self.bytes_up += len(data)
+            writer.write(data)
+            await writer.drain()
+
+
+class FaultProxyThread:
+    """Runs a FaultProxy on its own event loop thread; `call` runs a coroutine there."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.proxy = FaultProxy(*args, **kwargs)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fault-proxy", daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(5)
+        return self.proxy
+
+    def cut(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.cut)
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.proxy.stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
