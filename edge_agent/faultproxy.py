@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
 from typing import Any
+
+from edge_agent.loopthread import LoopThread
 
 MODES = ("pass", "blackhole", "refuse", "slow")
 
@@ -97,26 +98,20 @@ class FaultProxy:
             await writer.drain()
 
 
-class FaultProxyThread:
-    """Runs a FaultProxy on its own event loop thread; `call` runs a coroutine there."""
+class FaultProxyThread(LoopThread):
+    """Runs a FaultProxy on its own event loop thread."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__("fault-proxy")
         self.proxy = FaultProxy(*args, **kwargs)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="fault-proxy", daemon=True)
 
     def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(5)
+        self.start_loop()
+        self.call(self.proxy.start())
         return self.proxy
 
     def cut(self) -> None:
         self.loop.call_soon_threadsafe(self.proxy.cut)
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.proxy.stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self.loop.close()
+        self.stop_loop(self.proxy.stop())

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import math
-import threading
 import uuid
 from array import array
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent import protocol as p
 from edge_agent.errors import ProtocolError
+from edge_agent.loopthread import LoopThread
 
 log = logging.getLogger(__name__)
 
@@ -240,36 +240,20 @@ class AgentSimulator:
         (self.record_dir / f"{sess.session_id}.json").write_text(json.dumps(meta, indent=1))
 
 
-class SimulatorThread:
+class SimulatorThread(LoopThread):
     """Runs an AgentSimulator on its own event loop thread (tests, demo, benchmarks)."""
 
     def __init__(self, **kwargs: Any) -> None:
+        super().__init__("agent-simulator")
         self.sim = AgentSimulator(**kwargs)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="agent-simulator", daemon=True)
 
     def __enter__(self) -> AgentSimulator:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(10)
+        self.start_loop()
+        self.call(self.sim.start())
         return self.sim
 
-    def call(self, coro: Any, timeout_s: float = 10.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
     def __exit__(self, *exc: object) -> None:
-        async def shutdown() -> None:
-            await self.sim.stop()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            self.call(shutdown())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self.loop.close()
+        self.stop_loop(self.sim.stop())
 
 
 async def serve_forever(host: str, port: int, **kwargs: Any) -> None:
