@@ -6,7 +6,7 @@ once. The PyAudio implementations live in `pyaudio_io`; this module holds what e
 shares plus the file devices used by the demo and tests:
 
 - `file:PATH.wav` input is played at real-time pace once, then continues as digital silence,
-  like a microphone in a quiet room;
+  like a microphone in a quiet room; `loop:PATH.wav` plays it again and again;
 - `file:PATH.wav` output writes what the speaker played (agent audio and earcons), at real-time
   pace; `null` output plays into nothing at real-time pace.
 """
@@ -175,14 +175,16 @@ class _Paced:
 
 
 class FileSource(_Paced):
-    """A recording played once at real-time pace, then digital silence."""
+    """A recording played once at real-time pace, then digital silence (or again and again
+    with `loop`, for demos and soak runs)."""
 
-    def __init__(self, path: str | Path, frame_ms: int) -> None:
+    def __init__(self, path: str | Path, frame_ms: int, loop: bool = False) -> None:
         super().__init__(frame_ms / 1000.0)
         self._pcm = read_wav_16k_mono(path)
         self._frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self._silence = bytes(self._frame_bytes)
         self._pos = 0
+        self._loop_file = loop
         self._on_frame: FrameCallback = lambda _f: None
         self.frames_captured = 0
         self.overruns = 0
@@ -197,6 +199,8 @@ class FileSource(_Paced):
     def step(self) -> None:
         if self.stalled:
             return
+        if self._loop_file and self._pos + self._frame_bytes > len(self._pcm):
+            self._pos = 0
         if self._pos + self._frame_bytes <= len(self._pcm):
             frame = self._pcm[self._pos : self._pos + self._frame_bytes]
             self._pos += self._frame_bytes
@@ -248,9 +252,11 @@ class FileSink(_Paced):
 
 
 def open_source(spec: str, frame_ms: int) -> AudioSource:
-    """`file:PATH.wav` or a PyAudio device ("default", a name or an index)."""
+    """`file:PATH.wav` (once), `loop:PATH.wav` (repeated) or a PyAudio device ("default", a name or an index)."""
     if spec.startswith("file:"):
         return FileSource(spec[5:], frame_ms)
+    if spec.startswith("loop:"):
+        return FileSource(spec[5:], frame_ms, loop=True)
     from edge_agent.pyaudio_io import PyAudioSource
 
     return PyAudioSource(spec, frame_ms)

@@ -300,13 +300,13 @@ class Conversation:
     # ------------------------------------------------------------------ button & commands
     def _on_Press(self, ev: Press, now: float, out: list[Action]) -> None:
         out.append(Notify("button", {"long": ev.long, "origin": ev.origin, "state": self.state}))
-        if self.state in (IDLE, ERROR):
+        if self.state in (IDLE, ERROR, ENDING):  # ENDING: the old socket's late events are stale
             self._begin(ev.long, ev.origin, now, out)
         elif self.state in (CONNECTING, LISTENING, SPEAKING):
             self._finish("button" if ev.origin == "button" else ev.origin, now, out)
 
     def _on_Start(self, ev: Start, now: float, out: list[Action]) -> None:
-        if self.state in (IDLE, ERROR):
+        if self.state in (IDLE, ERROR, ENDING):
             self._begin(ev.fresh, ev.origin, now, out)
 
     def _on_End(self, ev: End, now: float, out: list[Action]) -> None:

@@ -243,7 +243,7 @@ class Kiosk:
         """One remote command -> one event or store call; a result always goes back."""
         state = self.conversation.state
         result: dict[str, Any] = {"id": cmd.id, "action": cmd.action, "ok": True}
-        busy = state not in (c.IDLE, c.ERROR)
+        busy = state not in (c.IDLE, c.ERROR, c.ENDING)
         try:
             if cmd.action in ("press", "long_press"):
                 self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt"))

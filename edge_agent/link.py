@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 """Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+BAD_FRAMES_LOGGED = 5
 SEND_BUFFER_BYTES = 32 * 1024
 """Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
@@ -98,6 +99,7 @@ class AgentLink:
         self._closing = False
         self.ready = False
         self.first_audio_sent_at: float | None = None
+        self._bad_here = 0
 
     # ------------------------------------------------------------------ control
     def start(self, continuation: str | None, delay_s: float = 0.0) -> None:
@@ -206,8 +208,7 @@ class AgentLink:
             try:
                 event = p.parse_server_text(msg)
             except ProtocolError as exc:
-                self.stats.bad_frames += 1
-                log.warning("agent sent a bad frame, skipped: %s", exc)
+                self._bad_frame(exc)
                 continue
             if isinstance(event, p.Pong):
                 self.stats.rtt_ms = max(0.0, time.time() * 1000.0 - event.sent_ms)
@@ -222,6 +223,16 @@ class AgentLink:
             if isinstance(event, p.SessionEnded):
                 self._closing = True
                 return
+
+    def _bad_frame(self, exc: ProtocolError) -> None:
+        """Logs the first few bad frames of a link, then only every thousandth: a broken or
+        hostile server must not flood the journal."""
+        self.stats.bad_frames += 1
+        self._bad_here += 1
+        n = self._bad_here
+        if n <= BAD_FRAMES_LOGGED or n % 1000 == 0:
+            more = f" ({n} bad frames on this link so far; logging every 1000th)" if n >= BAD_FRAMES_LOGGED else ""
+            log.warning("agent sent a bad frame, skipped: %s%s", exc, more)
 
     async def _send(self, ws: ClientConnection) -> None:
         while not self._closing:

@@ -6,6 +6,8 @@ every few seconds (counters, one psutil call, one sysfs read).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,4 +58,15 @@ def collect_metrics(kiosk: Kiosk) -> dict[str, Any]:
         "cpu_percent": round(proc.cpu_percent(None), 1) if proc else None,
         "rss_mb": None if mem is None else round(mem, 1),
         "temperature_c": cpu_temperature_c(),
+        "open_fds": proc.num_fds() if proc else None,
+        "threads": threading.active_count(),
+        "tasks": len(asyncio.all_tasks()) if _loop_running() else None,
     }
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

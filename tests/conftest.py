@@ -6,9 +6,7 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.errors import EdgeAgentError
+from edge_agent.mosquitto import Mosquitto
 from edge_agent.simulator import AgentSimulator, SimulatorThread
 
 DATA = Path(__file__).parent / "data"
@@ -173,45 +173,18 @@ def daemons() -> Iterator[list[DaemonProcess]]:
 # ----------------------------------------------------------------------------- MQTT
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Broker:
-    """A real mosquitto on a free loopback port; kill() and start() again to test faults."""
+class Broker(Mosquitto):
+    """A real mosquitto on a free loopback port (skips the test where mosquitto is missing)."""
 
     def __init__(self, root: Path, extra: str = "", port: int | None = None) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            pytest.skip("mosquitto is not installed (script/test installs it)")
-        self.exe = exe
-        self.root = root
-        self.port = port or free_port()
-        self.conf = root / "mosquitto.conf"
-        # as root, mosquitto would drop to its own user, who cannot read the test's private files
-        as_user = "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{as_user}{extra}\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = root / "mosquitto.log"
+        try:
+            super().__init__(root, extra, port)
+        except EdgeAgentError as exc:
+            pytest.skip(str(exc))
 
     def start(self) -> Broker:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"mosquitto did not start: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(5)
-            self.proc = None
+        super().start()
+        return self
 
 
 @pytest.fixture

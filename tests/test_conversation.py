@@ -95,6 +95,18 @@ def test_press_while_connecting_cancels_without_a_session() -> None:
     assert states(conv.handle(c.LinkDown(conv.link_id), 0.2)) == ["idle"]
 
 
+def test_a_press_while_ending_starts_the_next_conversation_at_once() -> None:
+    conv = talking("s1")
+    conv.handle(c.Press(), 1.0)
+    assert conv.state == "ending"
+    old = conv.link_id
+    (open_,) = of(conv.handle(c.Press(), 1.2), c.OpenLink)
+    assert open_.continue_session_id == "s1" and conv.state == "connecting"
+    assert conv.handle(c.LinkDown(old), 1.3) == []  # the old socket closing late changes nothing
+    ready(conv, "s2", 1.4)
+    assert conv.state == "listening" and conv.continued_from == "s1"
+
+
 def test_ending_gives_up_waiting_for_the_socket() -> None:
     conv = talking()
     conv.handle(c.Press(), 1.0)
