@@ -70,6 +70,8 @@ class PlaybackBuffer:
         self.played_bytes = 0
         self.cleared_at: float | None = None
         """time.monotonic() of the last clear (the barge-in benchmark reads it)."""
+        self.on_write: Callable[[], None] | None = None
+        """Called after each write (on the writer's thread): lets an idle sink sleep until audio comes."""
 
     @property
     def queued_bytes(self) -> int:
@@ -88,6 +90,8 @@ class PlaybackBuffer:
                 self._queued -= len(gone) - self._offset
                 self.dropped_bytes += len(gone) - self._offset
                 self._offset = 0
+        if self.on_write is not None:
+            self.on_write()
 
     def control(self, command: str) -> None:
         """'clear', 'pause' or 'unpause', effective for the very next `read`."""
@@ -151,6 +155,10 @@ class _Paced:
     def step(self) -> None:
         raise NotImplementedError
 
+    async def until_busy(self) -> bool:
+        """Waits while there is nothing to do; True if it waited (the clock then restarts)."""
+        return False
+
     def start_pacing(self, loop: asyncio.AbstractEventLoop) -> None:
         self._task = loop.create_task(self._run())
 
@@ -158,6 +166,8 @@ class _Paced:
         loop = asyncio.get_running_loop()
         due = loop.time()
         while True:
+            if await self.until_busy():  # slept while idle: restart the clock
+                due = loop.time()
             due += self.period_s
             behind = loop.time() - due
             if behind > 1.0:  # the loop was stalled: restart the clock instead of bursting
@@ -233,7 +243,19 @@ class FileSink(_Paced):
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         self._on_drained = on_drained
+        self._audio_came = asyncio.Event()
+        wake = self._audio_came.set
+        self.buffer.on_write = lambda: (loop.call_soon_threadsafe(wake), None)[1]
         self.start_pacing(loop)
+
+    async def until_busy(self) -> bool:
+        # no agent audio queued: a speaker that plays nothing sleeps until a write wakes it
+        if self.buffer.queued_bytes:
+            return False
+        self._audio_came.clear()
+        if not self.buffer.queued_bytes:
+            await self._audio_came.wait()
+        return True
 
     def step(self) -> None:
         if not self.buffer.queued_bytes:

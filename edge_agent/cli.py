@@ -7,11 +7,16 @@ journald captures them (JOURNAL_STREAM is set).
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread: the daemon's numpy work is tiny per call, and OpenBLAS worker threads
+# busy-wait between calls. Set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable

@@ -34,7 +34,8 @@ from edge_agent.store import SessionStore
 
 log = logging.getLogger("edge_agent")
 
-TICK_S = 0.1
+TICK_S = 0.25
+"""Timeouts are whole seconds; a slower tick means fewer wake-ups of an idle kiosk."""
 AUDIO_STALL_S = 2.0
 """No captured frame for this long means the microphone is stalled or gone."""
 AUDIO_RETRY_S = 5.0
@@ -177,12 +178,13 @@ class Kiosk:
         if link is None or not self.conversation.streaming:
             return
         now = self.clock()
+        captured_at = time.monotonic()
         if self.conversation.mic_open(now) and now >= self._earcon_until:
-            for f in out:
-                link.send_audio(f)
+            for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
+                link.send_audio(f, captured_at if i == len(out) - 1 else None)
             self.counters["frames_uplinked"] += len(out)
         else:
-            link.send_audio(self.gate.silence)
+            link.send_audio(self.gate.silence, captured_at)
 
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
@@ -210,6 +212,11 @@ class Kiosk:
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
+            if a.state == c.LISTENING and self.link is not None and self.link.first_audio_sent_at is None:
+                # start the stream now rather than at the next captured frame (up to frame_ms
+                # later); the extra frame is paid back from the gate's silence, like a pre-roll
+                self.link.send_audio(self.gate.silence)
+                self.gate.debt += 1
             log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
             self.led.show(a.state)
             self.reporter.state(a.state, a.session_id, a.continued_from)

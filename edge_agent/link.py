@@ -17,7 +17,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -50,6 +50,10 @@ class LinkStats:
     rtt_ms: float | None = None
     bad_frames: int = 0
     connects: int = 0
+    capture_to_wire_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    """Recent delays from a live frame's capture to its bytes handed to the socket."""
+    clear_arrived_at: float | None = None
+    """time.monotonic() of the latest `clear` from the agent (the barge-in benchmark reads it)."""
 
 
 def classify(exc: BaseException) -> tuple[bool, str]:
@@ -92,13 +96,14 @@ class AgentLink:
         self.link_id = link_id
         self._emit = emit
         self.stats = stats
-        self._queue: deque[bytes] = deque(maxlen=max_queued_frames)
+        self._queue: deque[tuple[bytes, float | None]] = deque(maxlen=max_queued_frames)
         self._wake = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.ready = False
         self.first_audio_sent_at: float | None = None
+        self.ready_at: float | None = None
         self._bad_here = 0
 
     # ------------------------------------------------------------------ control
@@ -125,13 +130,14 @@ class AgentLink:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def send_audio(self, frame: bytes) -> None:
-        """Queue one uplink frame; never blocks. When full, the oldest frame is dropped."""
+    def send_audio(self, frame: bytes, captured_at: float | None = None) -> None:
+        """Queue one uplink frame; never blocks. When full, the oldest frame is dropped.
+        `captured_at` (time.monotonic()) marks a live frame for the capture-to-wire figure."""
         if self._closing:
             return
         if len(self._queue) == self._queue.maxlen:
             self.stats.frames_dropped += 1
-        self._queue.append(frame)
+        self._queue.append((frame, captured_at))
         self._wake.set()
 
     # ------------------------------------------------------------------ I/O
@@ -195,7 +201,6 @@ class AgentLink:
             await ws.close()
 
     async def _receive(self, ws: ClientConnection) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             msg = await asyncio.wait_for(ws.recv(), timeout=self.settings.dead_after_s)
             if isinstance(msg, bytes):
@@ -218,7 +223,9 @@ class AgentLink:
                 continue
             if isinstance(event, p.OnReady):
                 self.ready = True
-                log.debug("onready at %.3f", loop.time())
+                self.ready_at = time.monotonic()
+            elif isinstance(event, p.Clear):
+                self.stats.clear_arrived_at = time.monotonic()
             self._emit(c.FromAgent(self.link_id, event))
             if isinstance(event, p.SessionEnded):
                 self._closing = True
@@ -237,10 +244,13 @@ class AgentLink:
     async def _send(self, ws: ClientConnection) -> None:
         while not self._closing:
             while self._queue and not self._closing:
-                frame = self._queue.popleft()
+                frame, captured_at = self._queue.popleft()
                 await ws.send(frame)
+                sent_at = time.monotonic()
                 if self.first_audio_sent_at is None:
-                    self.first_audio_sent_at = time.monotonic()
+                    self.first_audio_sent_at = sent_at
+                if captured_at is not None:
+                    self.stats.capture_to_wire_ms.append((sent_at - captured_at) * 1000.0)
                 self.stats.frames_sent += 1
                 self.stats.bytes_up += len(frame)
             self._wake.clear()

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 import uuid
 from array import array
 from dataclasses import dataclass, field
@@ -115,6 +116,24 @@ class AgentSimulator:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(p.server_to_wire("onsessionended"))
                 await ws.close()
+
+    async def control(self, method: str, session_id: str | None = None) -> float:
+        """Sends a bare control message (`clear`, `pause`, ...); returns time.monotonic() of the send."""
+        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
+        ws = self._conns.get(sid or "")
+        if ws is None:
+            raise ProtocolError(f"no open session {sid}")
+        await ws.send(p.server_to_wire(method))
+        return time.monotonic()
+
+    async def say(self, audio: bytes, session_id: str | None = None) -> None:
+        """Sends agent audio at once, in 20 ms chunks (no pacing: fills the kiosk's speaker queue)."""
+        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
+        ws = self._conns.get(sid or "")
+        if ws is None:
+            raise ProtocolError(f"no open session {sid}")
+        for off in range(0, len(audio), CHUNK_BYTES):
+            await ws.send(audio[off : off + CHUNK_BYTES])
 
     async def drop(self, session_id: str | None = None) -> None:
         """Cuts a session's socket without onsessionended (a network fault, as the kiosk sees it)."""
