@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from edge_agent import conversation as c  # noqa: E402
+from edge_agent.audio import write_wav_16k_mono  # noqa: E402
 from edge_agent.config import VadSettings  # noqa: E402
 from edge_agent.gate import EdgeClassifier, FrameClassifier, SileroClassifier, VadGate, WebrtcvadClassifier, gate_file_intervals  # noqa: E402
 from edge_agent.gatescore import Labels, score  # noqa: E402
@@ -170,12 +171,7 @@ def bench_barge_in_and_wire(tmp: Path, clears: int) -> tuple[dict[str, Any], dic
 def bench_daemon(tmp: Path, seconds: float) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     with SimulatorThread() as sim:
-        wav = tmp / "conv.wav"
-        with wave.open(str(wav), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes(_pcm("quiet") + _pcm("noisy"))
+        wav = write_wav_16k_mono(tmp / "conv.wav", _pcm("quiet") + _pcm("noisy"))
         cfg = tmp / "d.toml"
         cfg.write_text(
             f'[device]\nid = "bench"\nstate_dir = "{tmp / "dstate"}"\n[agent]\nendpoint = "{sim.url}"\nagent_id = "a"\n'

@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edge_agent.audio import write_wav_16k_mono  # noqa: E402
 from edge_agent.faultproxy import FaultProxyThread  # noqa: E402
 from edge_agent.mosquitto import Mosquitto  # noqa: E402
 from edge_agent.simulator import SimulatorThread  # noqa: E402
@@ -46,13 +47,7 @@ def _recording(tmp: Path) -> Path:
     for name in ("quiet", "noisy"):
         with wave.open(str(REPO / "tests" / "data" / f"kiosk_dev_{name}.wav")) as w:
             pcm += w.readframes(w.getnframes())
-    out = tmp / "soak.wav"
-    with wave.open(str(out), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm)
-    return out
+    return write_wav_16k_mono(tmp / "soak.wav", pcm)
 
 
 class Watch:

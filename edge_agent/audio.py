@@ -145,6 +145,16 @@ def read_wav_16k_mono(path: str | Path) -> bytes:
         raise AudioError(f"cannot read {path}: {exc}") from None
 
 
+def write_wav_16k_mono(path: str | Path, pcm: bytes) -> Path:
+    """Writes 16 kHz mono 16-bit PCM as a WAV file (recordings for tests, demo, soak)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE_HZ)
+        w.writeframes(pcm)
+    return Path(path)
+
+
 class _Paced:
     """A task that runs `step()` every `period_s` of loop time, catching up without drifting."""
 

@@ -108,10 +108,20 @@ class AgentSimulator:
             self._server.close()
             await self._server.wait_closed()
 
+    def _conn(self, session_id: str | None) -> ServerConnection | None:
+        """The open socket of a session (the newest session when None)."""
+        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
+        return self._conns.get(sid or "")
+
+    def _open_conn(self, session_id: str | None) -> ServerConnection:
+        ws = self._conn(session_id)
+        if ws is None:
+            raise ProtocolError(f"no open session {session_id or '(newest)'}")
+        return ws
+
     async def hang_up(self, session_id: str | None = None) -> None:
         """Ends a session (the newest when None) with onsessionended, as an agent saying goodbye."""
-        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
-        ws = self._conns.get(sid or "")
+        ws = self._conn(session_id)
         if ws is not None:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(p.server_to_wire("onsessionended"))
@@ -119,26 +129,19 @@ class AgentSimulator:
 
     async def control(self, method: str, session_id: str | None = None) -> float:
         """Sends a bare control message (`clear`, `pause`, ...); returns time.monotonic() of the send."""
-        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
-        ws = self._conns.get(sid or "")
-        if ws is None:
-            raise ProtocolError(f"no open session {sid}")
+        ws = self._open_conn(session_id)
         await ws.send(p.server_to_wire(method))
         return time.monotonic()
 
     async def say(self, audio: bytes, session_id: str | None = None) -> None:
         """Sends agent audio at once, in 20 ms chunks (no pacing: fills the kiosk's speaker queue)."""
-        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
-        ws = self._conns.get(sid or "")
-        if ws is None:
-            raise ProtocolError(f"no open session {sid}")
+        ws = self._open_conn(session_id)
         for off in range(0, len(audio), CHUNK_BYTES):
             await ws.send(audio[off : off + CHUNK_BYTES])
 
     async def drop(self, session_id: str | None = None) -> None:
         """Cuts a session's socket without onsessionended (a network fault, as the kiosk sees it)."""
-        sid = session_id or (self.sessions[-1].session_id if self.sessions else None)
-        ws = self._conns.get(sid or "")
+        ws = self._conn(session_id)
         if ws is not None:
             ws.transport.abort()
 

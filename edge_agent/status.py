@@ -20,7 +20,6 @@ import json
 import logging
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -171,12 +170,3 @@ class StatusReporter:
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def wait_connected(reporter: StatusReporter, timeout_s: float) -> bool:
-    """For set-up checks (doctor, READY=1): True once the broker accepted us."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if reporter.connected.wait(0.05):
-            return True
-    return False

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.audio import write_wav_16k_mono
 from edge_agent.errors import EdgeAgentError
 from edge_agent.mosquitto import Mosquitto
 from edge_agent.simulator import AgentSimulator, SimulatorThread
@@ -34,12 +35,7 @@ def read_wav(path: Path) -> bytes:
 
 
 def write_wav(path: Path, pcm: bytes) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm)
-    return path
+    return write_wav_16k_mono(path, pcm)
 
 
 def labels(name: str) -> dict[str, Any]:
