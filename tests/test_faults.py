@@ -46,7 +46,9 @@ def test_link_cut_mid_conversation_reconnects_and_continues_each_time(tmp_path: 
         ids = [sim.sessions[0].session_id]
         for n in (1, 2):
             proxy.cut()
-            wait_for(lambda n=n: len(sim.sessions) == n + 1 and k.state == c.LISTENING, 10, f"reconnect #{n}")
+            # the state flips inside Conversation.handle, the events follow as the kiosk carries out
+            # the actions: wait for the event, which comes last
+            wait_for(lambda n=n: len(sim.sessions) == n + 1 and [e for e, _ in events].count("reconnected") == n, 10, f"reconnect #{n}")
             s = sim.sessions[n]
             assert s.initiate["data"]["session_continuation"] == {"session_id": ids[-1]}  # the newest id
             ids.append(s.session_id)
@@ -146,6 +148,7 @@ def test_continuation_not_honoured_by_an_opt_out_agent(tmp_path: Path) -> None:
             # we asked to continue; the agent kept no history, and the kiosk works regardless
             assert second.initiate["data"]["session_continuation"] == {"session_id": first.session_id}
             assert second.continued_from is None and second.earlier_turns == 0
+            wait_for(lambda: [e for e, _ in events].count("conversation_started") == 2, 5, "the second start event")
             started = [f for e, f in events if e == "conversation_started"]
             assert started[-1]["continued_from"] == first.session_id
     assert SessionStore(tmp_path / "state").newest("agent-1").continued_from == first.session_id  # type: ignore[union-attr]
