@@ -53,7 +53,7 @@ def _pcm(name: str) -> bytes:
 # ----------------------------------------------------------------------------- 1 + 2: gate
 def bench_gate(quick: bool) -> dict[str, Any]:
     files = {n: (_pcm(n), Labels.load(DATA / f"kiosk_dev_{n}.labels.json")) for n in ("quiet", "noisy")}
-    engines: dict[str, Any] = {"ours": lambda: EdgeClassifier(GATE.aggressiveness, 30)}
+    engines: dict[str, Any] = {"ours": lambda: EdgeClassifier(GATE.aggressiveness)}
     engines.update({f"webrtcvad_{a}": (lambda a=a: WebrtcvadClassifier(a)) for a in range(4)})
     try:
         SileroClassifier()

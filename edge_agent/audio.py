@@ -254,9 +254,13 @@ class FileSink(_Paced):
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         self._on_drained = on_drained
         self._audio_came = asyncio.Event()
-        wake = self._audio_came.set
-        self.buffer.on_write = lambda: (loop.call_soon_threadsafe(wake), None)[1]
+        self._loop = loop
+        self.buffer.on_write = self._wake
         self.start_pacing(loop)
+
+    def _wake(self) -> None:
+        """From PlaybackBuffer.write, on any thread: end an idle sleep."""
+        self._loop.call_soon_threadsafe(self._audio_came.set)
 
     async def until_busy(self) -> bool:
         # no agent audio queued: a speaker that plays nothing sleeps until a write wakes it

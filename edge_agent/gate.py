@@ -72,7 +72,6 @@ class EdgeClassifier:
     def __init__(
         self,
         aggressiveness: int,
-        frame_ms: int,
         snr_db: float = 3.0,
         keep_snr_db: float = 2.0,
         loud_snr_db: float = 12.0,
@@ -175,12 +174,12 @@ class SileroClassifier:  # pragma: no cover - optional dependency, exercised by 
         return SPEECH if self._last else NOISE
 
 
-def make_classifier(settings: VadSettings, frame_ms: int) -> FrameClassifier:
+def make_classifier(settings: VadSettings) -> FrameClassifier:
     if settings.engine == "webrtcvad":
         return WebrtcvadClassifier(settings.aggressiveness)
     if settings.engine == "silero":
         return SileroClassifier()
-    return EdgeClassifier(settings.aggressiveness, frame_ms)
+    return EdgeClassifier(settings.aggressiveness)
 
 
 class VadGate:
@@ -190,7 +189,7 @@ class VadGate:
         self.frame_ms = frame_ms
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.silence = bytes(self.frame_bytes)
-        self.classifier = classifier or make_classifier(settings, frame_ms)
+        self.classifier = classifier or make_classifier(settings)
         self._preroll: deque[bytes] = deque(maxlen=max(1, settings.preroll_ms // frame_ms))
         self._min_run = max(1, math.ceil(settings.min_speech_ms / frame_ms))
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)

@@ -114,14 +114,14 @@ class PyAudioSource:
         self._pa = pyaudio.PyAudio()
         info = find_device(self._pa, self.spec, want_input=True)
         self._loop, self._on_frame = loop, on_frame
+        self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
         self._stream, rate, self._channels = _open(self._pa, info, True, self.frame_ms, self._callback)
         self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
         self._stream.start_stream()
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[None, int]:
-        pyaudio = _pyaudio()
         try:
-            if status & pyaudio.paInputOverflow:
+            if status & self._overflow:
                 self.overruns += 1
             if in_data:
                 mono = to_mono(np.frombuffer(in_data, dtype="<i2"), self._channels)
@@ -141,7 +141,7 @@ class PyAudioSource:
                     self._loop.call_soon_threadsafe(self._drain)
         except Exception:  # never let an exception kill PortAudio's thread
             self.callback_errors += 1
-        return None, pyaudio.paContinue
+        return None, self._continue
 
     def _drain(self) -> None:
         with self._lock:
@@ -180,13 +180,12 @@ class PyAudioSink:
         self._pa = pyaudio.PyAudio()
         info = find_device(self._pa, self.spec, want_input=False)
         self._loop, self._on_drained = loop, on_drained
+        self._continue = pyaudio.paContinue
         self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
         self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
-        self._rate = rate
         self._stream.start_stream()
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
-        pyaudio = _pyaudio()
         try:
             index = self.callbacks
             self.callbacks += 1
@@ -203,10 +202,10 @@ class PyAudioSink:
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
             if drained:
                 self._loop.call_soon_threadsafe(self._on_drained)
-            return to_channels(out, self._channels).astype("<i2").tobytes(), pyaudio.paContinue
+            return to_channels(out, self._channels).astype("<i2").tobytes(), self._continue
         except Exception:  # never let an exception kill PortAudio's thread
             self.callback_errors += 1
-            return bytes(frame_count * 2 * self._channels), pyaudio.paContinue
+            return bytes(frame_count * 2 * self._channels), self._continue
 
     def stop(self) -> None:
         _close(self._stream, self._pa)
