@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from edge_agent import conversation as c  # noqa: E402
 from edge_agent.audio import write_wav_16k_mono  # noqa: E402
 from edge_agent.config import VadSettings  # noqa: E402
+from edge_agent.faultproxy import FaultProxyThread  # noqa: E402
 from edge_agent.gate import EdgeClassifier, FrameClassifier, SileroClassifier, VadGate, WebrtcvadClassifier, gate_file_intervals  # noqa: E402
 from edge_agent.gatescore import Labels, score  # noqa: E402
 from edge_agent.simulator import SimulatorThread  # noqa: E402
@@ -109,34 +110,62 @@ def bench_press(tmp: Path, presses: int) -> dict[str, Any]:
                     base.append((time.monotonic() - t0) * 1000)
 
         asyncio.run(bare())
-        ready: list[float] = []
-        first: list[float] = []
-        with _kiosk(tmp, sim.url, audio={"earcons": False}) as k:
-            for _ in range(presses):
-                old = k.kiosk.link.link_id if k.kiosk.link is not None else 0
-                t0 = time.monotonic()
-                k.press()
-
-                def streaming(old: int = old) -> bool:
-                    link = k.kiosk.link
-                    return link is not None and link.link_id != old and link.first_audio_sent_at is not None and link.ready_at is not None
-
-                _wait(streaming, 5)
-                link = k.kiosk.link
-                assert link is not None and link.ready_at is not None and link.first_audio_sent_at is not None
-                ready.append((link.ready_at - t0) * 1000)
-                first.append((link.first_audio_sent_at - t0) * 1000)
-                k.press()
-                _wait(lambda: k.state == c.IDLE, 5)
+        cold = _presses(tmp / "cold", sim.url, presses, warm=False)
+        warm = _presses(tmp / "warm", sim.url, presses, warm=True)
+        # the same through a proxy adding 25 ms each way (a 50 ms RTT to the agent): it delays
+        # the WebSocket upgrade and initiate round trips, not TCP's own handshake (nor TLS, which
+        # loopback does not have), so a real network widens the gap by two more round trips
+        proxy = FaultProxyThread("127.0.0.1", sim.port)
+        with proxy as fp:
+            fp.delay_s = 0.025
+            far_n = max(10, presses // 4)
+            far_cold = _presses(tmp / "far-cold", fp.url(), far_n, warm=False)
+            far_warm = _presses(tmp / "far-warm", fp.url(), far_n, warm=True)
     return {
-        "p50": pct(first, 50),
-        "p95": pct(first, 95),
-        "onready_p50": pct(ready, 50),
-        "onready_p95": pct(ready, 95),
+        "p50": pct(cold["first"], 50),
+        "p95": pct(cold["first"], 95),
+        "onready_p50": pct(cold["ready"], 50),
+        "onready_p95": pct(cold["ready"], 95),
+        "warm_p50": pct(warm["first"], 50),
+        "warm_p95": pct(warm["first"], 95),
+        "warm_onready_p95": pct(warm["ready"], 95),
+        "rtt_50ms_cold_p50": pct(far_cold["first"], 50),
+        "rtt_50ms_cold_p95": pct(far_cold["first"], 95),
+        "rtt_50ms_warm_p50": pct(far_warm["first"], 50),
+        "rtt_50ms_warm_p95": pct(far_warm["first"], 95),
         "baseline_bare_websocket_p50": pct(base, 50),
         "baseline_bare_websocket_p95": pct(base, 95),
         "presses": presses,
     }
+
+
+def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[float]]:
+    """Press, wait for the stream, end; `warm`: with agent.warm_link, each press made once the
+    standby socket is connected (a kiosk idles between visitors)."""
+    ready: list[float] = []
+    first: list[float] = []
+    with _kiosk(tmp, url, audio={"earcons": False}, agent={"warm_link": warm}) as k:
+        for _ in range(presses):
+            if warm:
+                _wait(lambda: k.kiosk.standby.ready, 5)
+            old = k.kiosk.link.link_id if k.kiosk.link is not None else 0
+            t0 = time.monotonic()
+            k.press()
+
+            def streaming(old: int = old) -> bool:
+                link = k.kiosk.link
+                return link is not None and link.link_id != old and link.first_audio_sent_at is not None and link.ready_at is not None
+
+            _wait(streaming, 5)
+            link = k.kiosk.link
+            assert link is not None and link.ready_at is not None and link.first_audio_sent_at is not None
+            ready.append((link.ready_at - t0) * 1000)
+            first.append((link.first_audio_sent_at - t0) * 1000)
+            k.press()
+            _wait(lambda: k.state == c.IDLE, 5)
+        if warm:
+            assert k.kiosk.standby.taken == presses, "every warm press must have used the standby"
+    return {"ready": ready, "first": first}
 
 
 # ----------------------------------------------------------------------------- 4 + 5: barge-in, capture -> wire
@@ -155,14 +184,15 @@ def bench_barge_in_and_wire(tmp: Path, clears: int) -> tuple[dict[str, Any], dic
                 sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
                 _wait(lambda b=before: k.kiosk.sink.buffer.cleared_at != b, 5)
                 buf = k.kiosk.sink.buffer
-                # the speaker is silent once the queue is empty and the device has played its
-                # last period: FileSink hands over 10 ms at a time (a PyAudio device 20 ms)
-                barge.append((buf.cleared_at - sent_at) * 1000 + 10.0)  # type: ignore[operator]
+                # the last agent sample handed to the device is the last one before the clear: the
+                # file sink is clocked to the sample (a PyAudio device then still plays the one
+                # 20 ms period it was handed before; that is reported apart, not added here)
+                barge.append((buf.cleared_at - sent_at) * 1000)  # type: ignore[operator]
                 assert buf.queued_bytes == 0
                 time.sleep(0.05)
             wire = list(k.kiosk.stats.capture_to_wire_ms)
     return (
-        {"p50": pct(barge, 50), "p95": pct(barge, 95), "clears": clears, "device_period_ms_included": 10.0},
+        {"p50": pct(barge, 50), "p95": pct(barge, 95), "clears": clears, "pyaudio_period_ms_not_included": 20.0},
         {"p50": pct(wire, 50), "p99": pct(wire, 99), "frames": len(wire), "frame_ms": 30},
     )
 
@@ -191,8 +221,10 @@ def bench_daemon(tmp: Path, seconds: float) -> dict[str, Any]:
             time.sleep(2)
             pd, pi = psutil.Process(daemon.pid), psutil.Process(idle.pid)
             c0, i0, t0 = pd.cpu_times(), pi.cpu_times(), time.monotonic()
+            w0, v0 = pd.num_ctx_switches().voluntary, pi.num_ctx_switches().voluntary
             time.sleep(seconds)
             c1, i1, t1 = pd.cpu_times(), pi.cpu_times(), time.monotonic()
+            w1, v1 = pd.num_ctx_switches().voluntary, pi.num_ctx_switches().voluntary
             rss = pd.memory_info().rss / 1e6
             turns = sum(s.turns for s in sim.sessions)
         finally:
@@ -202,7 +234,17 @@ def bench_daemon(tmp: Path, seconds: float) -> dict[str, Any]:
     wall = t1 - t0
     cpu = (c1.user + c1.system - c0.user - c0.system) / wall * 100
     base = (i1.user + i1.system - i0.user - i0.system) / wall * 100
-    return {"cpu_percent_one_core": round(cpu, 2), "rss_mb": round(rss, 1), "baseline_30ms_asyncio_floor_cpu_percent": round(base, 3), "seconds": round(wall, 1), "agent_turns": turns}
+    return {
+        "cpu_percent_one_core": round(cpu, 2),
+        "rss_mb": round(rss, 1),
+        "baseline_30ms_asyncio_floor_cpu_percent": round(base, 3),
+        # CPU here goes with how often a process wakes (each wake-up of a Python loop costs
+        # ~150-300 us of cold caches on this VM), so the wake-up rates explain the two figures
+        "wakeups_per_s": round((w1 - w0) / wall, 1),
+        "baseline_wakeups_per_s": round((v1 - v0) / wall, 1),
+        "seconds": round(wall, 1),
+        "agent_turns": turns,
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -253,10 +295,11 @@ def render(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
         f"| gate on noisy: recall / onsets / idle | {g['noisy']['speech_recall']:.4f} / {g['noisy']['onset_ok']:.2f} / {g['noisy']['idle_share']:.3f} | webrtcvad 3: idle {r['gate']['webrtcvad_3']['noisy']['idle_share']:.3f} | ≥ 0.995 / 1.0 / ≤ 0.05 | {ok(g['noisy']['speech_recall'] >= 0.995 and g['noisy']['onset_ok'] == 1.0 and g['noisy']['idle_share'] <= 0.05)} |",
         f"| gate cost | {g['x_realtime']}× real time | raw webrtcvad {r['gate']['webrtcvad_2']['x_realtime']}× | ≥ 1000× | {ok(g['x_realtime'] >= 1000)} |",
-        f"| press → first audio on the socket, p50 / p95 | {p['p50']} / {p['p95']} ms (onready {p['onready_p50']} / {p['onready_p95']}) | bare WebSocket {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | p95 ≤ 30 ms | {ok(p['p95'] <= 30)} |",
-        f"| barge-in: clear sent → speaker silent, p50 / p95 | {b['p50']} / {b['p95']} ms (incl. one 10 ms device period) | | p95 ≤ 30 ms | {ok(b['p95'] <= 30)} |",
+        f"| press → first audio on the socket, p50 / p95 | cold {p['p50']} / {p['p95']} ms (onready {p['onready_p50']} / {p['onready_p95']}); warm link {p['warm_p50']} / {p['warm_p95']} ms | bare WebSocket {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | p95 ≤ 30 ms | {ok(p['p95'] <= 30 and p['warm_p95'] <= 30)} |",
+        f"| press → first audio, 50 ms RTT (proxy), p50 / p95 | cold {p['rtt_50ms_cold_p50']} / {p['rtt_50ms_cold_p95']} ms; warm link {p['rtt_50ms_warm_p50']} / {p['rtt_50ms_warm_p95']} ms | | (shows what the warm link saves) | |",
+        f"| barge-in: clear sent → last agent sample handed to the device, p50 / p95 | {b['p50']} / {b['p95']} ms (a PyAudio device then plays out the 20 ms period it holds) | | p95 ≤ 30 ms | {ok(b['p95'] <= 30)} |",
         f"| capture → wire, p50 / p99 | {w['p50']} / {w['p99']} ms | one frame = 30 ms | p99 ≤ 35 ms | {ok(w['p99'] <= 35)} |",
-        f"| daemon CPU, 60 s conversation | {d['cpu_percent_one_core']} % of one core | bare 30 ms asyncio loop + FFT + webrtcvad: {d['baseline_30ms_asyncio_floor_cpu_percent']} % | ≤ 2 % | {ok(d['cpu_percent_one_core'] <= 2)} |",
+        f"| daemon CPU, 60 s conversation | {d['cpu_percent_one_core']} % of one core ({d['wakeups_per_s']} wake-ups/s) | bare 30 ms asyncio loop + FFT + webrtcvad: {d['baseline_30ms_asyncio_floor_cpu_percent']} % ({d['baseline_wakeups_per_s']} wake-ups/s) | ≤ 2 % | {ok(d['cpu_percent_one_core'] <= 2)} |",
         f"| daemon RSS | {d['rss_mb']} MB | | ≤ 50 MB | {ok(d['rss_mb'] <= 50)} |",
     ]
     return "\n".join(lines)

@@ -70,8 +70,9 @@ class PlaybackBuffer:
         self.played_bytes = 0
         self.cleared_at: float | None = None
         """time.monotonic() of the last clear (the barge-in benchmark reads it)."""
-        self.on_write: Callable[[], None] | None = None
-        """Called after each write (on the writer's thread): lets an idle sink sleep until audio comes."""
+        self.before_change: Callable[[str], None] | None = None
+        """Called with "write" or the control command on the caller's thread before the change,
+        outside the lock: a clocked sink settles what has played so far (see FileSink)."""
 
     @property
     def queued_bytes(self) -> int:
@@ -82,6 +83,8 @@ class PlaybackBuffer:
             pcm = pcm[:-1]  # an odd trailing byte is half a sample: never let it shift the stream
         if not pcm:
             return
+        if self.before_change is not None:
+            self.before_change("write")
         with self._lock:
             self._chunks.append(pcm)
             self._queued += len(pcm)
@@ -90,11 +93,11 @@ class PlaybackBuffer:
                 self._queued -= len(gone) - self._offset
                 self.dropped_bytes += len(gone) - self._offset
                 self._offset = 0
-        if self.on_write is not None:
-            self.on_write()
 
     def control(self, command: str) -> None:
         """'clear', 'pause' or 'unpause', effective for the very next `read`."""
+        if self.before_change is not None:
+            self.before_change(command)
         with self._lock:
             if command == "clear":
                 self._chunks.clear()
@@ -134,15 +137,27 @@ class PlaybackBuffer:
             return b"".join(parts), drained
 
 
-def read_wav_16k_mono(path: str | Path) -> bytes:
-    """PCM frames of a 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
+def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
+    """An open 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
     try:
-        with wave.open(str(path), "rb") as w:
-            if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
-                raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit")
-            return w.readframes(w.getnframes())
+        w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
     except (OSError, wave.Error, EOFError) as exc:
         raise AudioError(f"cannot read {path}: {exc}") from None
+    if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
+        w.close()
+        raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit")
+    return w
+
+
+def read_wav_16k_mono(path: str | Path) -> bytes:
+    """PCM frames of a 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
+    w = open_wav_16k_mono(path)
+    try:
+        return w.readframes(w.getnframes())
+    except (OSError, wave.Error, EOFError) as exc:
+        raise AudioError(f"cannot read {path}: {exc}") from None
+    finally:
+        w.close()
 
 
 def write_wav_16k_mono(path: str | Path, pcm: bytes) -> Path:
@@ -155,57 +170,23 @@ def write_wav_16k_mono(path: str | Path, pcm: bytes) -> Path:
     return Path(path)
 
 
-class _Paced:
-    """A task that runs `step()` every `period_s` of loop time, catching up without drifting."""
-
-    def __init__(self, period_s: float) -> None:
-        self.period_s = period_s
-        self._task: asyncio.Task[None] | None = None
-
-    def step(self) -> None:
-        raise NotImplementedError
-
-    async def until_busy(self) -> bool:
-        """Waits while there is nothing to do; True if it waited (the clock then restarts)."""
-        return False
-
-    def start_pacing(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._task = loop.create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while True:
-            if await self.until_busy():  # slept while idle: restart the clock
-                due = loop.time()
-            due += self.period_s
-            behind = loop.time() - due
-            if behind > 1.0:  # the loop was stalled: restart the clock instead of bursting
-                due = loop.time()
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            try:
-                self.step()
-            except Exception:  # a device error must not end the pacing task silently
-                log.exception("audio step failed")
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-
-class FileSource(_Paced):
+class FileSource:
     """A recording played once at real-time pace, then digital silence (or again and again
-    with `loop`, for demos and soak runs)."""
+    with `loop`, for demos and soak runs).
+
+    It reads one frame at a time from the open file (a microphone holds no minutes of audio in
+    memory), and each frame is one timer callback on the loop: no task, no future per frame.
+    """
 
     def __init__(self, path: str | Path, frame_ms: int, loop: bool = False) -> None:
-        super().__init__(frame_ms / 1000.0)
-        self._pcm = read_wav_16k_mono(path)
-        self._frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
-        self._silence = bytes(self._frame_bytes)
-        self._pos = 0
+        self.period_s = frame_ms / 1000.0
+        self._path = path
+        self._wav: wave.Wave_read | None = open_wav_16k_mono(path)
+        self._samples_per_frame = SAMPLE_RATE_HZ * frame_ms // 1000
+        self._silence = bytes(self._samples_per_frame * 2)
         self._loop_file = loop
         self._on_frame: FrameCallback = lambda _f: None
+        self._timer: asyncio.TimerHandle | None = None
         self.frames_captured = 0
         self.overruns = 0
         self.last_frame_at = time.monotonic()
@@ -214,30 +195,67 @@ class FileSource(_Paced):
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         self._on_frame = on_frame  # last_frame_at moves only when a frame is really delivered
-        self.start_pacing(loop)
+        if self._wav is None:  # reopened after stop(): the recording starts again
+            self._wav = open_wav_16k_mono(self._path)
+        due = loop.time() + self.period_s
+        self._timer = loop.call_at(due, self._tick, loop, due)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        """One frame period: deliver a frame, book the next period (catching up without
+        drifting; after a stall of the whole loop the clock restarts instead of bursting)."""
+        due += self.period_s
+        if loop.time() - due > 1.0:
+            due = loop.time()
+        self._timer = loop.call_at(due, self._tick, loop, due)
+        try:
+            self.step()
+        except Exception:  # a callback error must not end the capture
+            log.exception("audio step failed")
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._wav is not None:
+            self._wav.close()
+            self._wav = None
+
+    def _read(self) -> bytes:
+        w = self._wav
+        if w is None:
+            return self._silence
+        try:
+            frame = w.readframes(self._samples_per_frame)
+            if len(frame) < len(self._silence) and self._loop_file:
+                w.rewind()
+                frame = w.readframes(self._samples_per_frame)
+        except (OSError, wave.Error, EOFError) as exc:
+            log.error("cannot read %s any more, silence from here: %s", self._path, exc)
+            frame = b""
+        if len(frame) < len(self._silence):  # the end of a recording played once
+            return self._silence
+        return frame
 
     def step(self) -> None:
         if self.stalled:
             return
-        if self._loop_file and self._pos + self._frame_bytes > len(self._pcm):
-            self._pos = 0
-        if self._pos + self._frame_bytes <= len(self._pcm):
-            frame = self._pcm[self._pos : self._pos + self._frame_bytes]
-            self._pos += self._frame_bytes
-        else:
-            frame = self._silence
+        frame = self._read()
         self.frames_captured += 1
         self.last_frame_at = time.monotonic()
         self._on_frame(frame)
 
 
-class FileSink(_Paced):
-    """Plays into a WAV file (or nowhere, for `null`) at real-time pace, 10 ms per step."""
+class FileSink:
+    """Plays into a WAV file (or nowhere, for `null`) at real-time pace.
 
-    STEP_MS = 10
+    Clocked, not polled: a play-head (loop time) says how far the queued audio has played. The
+    sink wakes only when the queue would run dry, and catches up just before every write or
+    control, so the WAV holds exactly what a speaker would have played up to a `clear` or
+    `pause`, to the sample, without a 100 Hz timer. Buffer changes come from the event loop
+    (the daemon's actions); another thread's changes are handed to the loop.
+    """
 
     def __init__(self, path: str | Path | None) -> None:
-        super().__init__(self.STEP_MS / 1000.0)
         self.buffer = PlaybackBuffer()
         self._wav: wave.Wave_write | None = None
         if path is not None:
@@ -248,40 +266,76 @@ class FileSink(_Paced):
             self._wav.setnchannels(1)
             self._wav.setsampwidth(2)
             self._wav.setframerate(SAMPLE_RATE_HZ)
-        self._step_bytes = SAMPLE_RATE_HZ * self.STEP_MS // 1000 * 2
         self._on_drained: Callable[[], None] = lambda: None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._task: asyncio.Task[None] | None = None
+        self._head: float | None = None
+        """Loop time at which the front of the queue plays; None while nothing plays."""
+        self._drained = False
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         self._on_drained = on_drained
-        self._audio_came = asyncio.Event()
-        self._loop = loop
-        self.buffer.on_write = self._wake
-        self.start_pacing(loop)
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._changed = asyncio.Event()
+        self.buffer.before_change = self._before_change
+        self._task = loop.create_task(self._run())
 
-    def _wake(self) -> None:
-        """From PlaybackBuffer.write, on any thread: end an idle sleep."""
-        self._loop.call_soon_threadsafe(self._audio_came.set)
-
-    async def until_busy(self) -> bool:
-        # no agent audio queued: a speaker that plays nothing sleeps until a write wakes it
-        if self.buffer.queued_bytes:
-            return False
-        self._audio_came.clear()
-        if not self.buffer.queued_bytes:
-            await self._audio_came.wait()
-        return True
-
-    def step(self) -> None:
-        if not self.buffer.queued_bytes:
+    def _before_change(self, what: str) -> None:
+        loop = self._loop
+        if loop is None:
             return
-        pcm, drained = self.buffer.read(self._step_bytes)
-        if self._wav is not None and not self.buffer.paused:
-            self._wav.writeframes(pcm)
-        if drained:
-            self._on_drained()
+        if threading.get_ident() != self._loop_thread:  # a test or tool writing from its thread
+            loop.call_soon_threadsafe(self._changed.set)
+            return
+        self._catch_up(loop.time())
+        if what != "write" or (self._head is None and not self.buffer.paused):
+            self._changed.set()  # the task re-plans after this change; more audio for a playing
+            # speaker only moves the moment it runs dry, and the task finds that when it wakes
+
+    def _catch_up(self, now: float) -> None:
+        """Takes from the buffer what has played by `now`."""
+        if self._head is None:
+            return
+        if self.buffer.paused:  # a paused speaker plays nothing: the play-head waits with it
+            self._head = now
+            return
+        due = min(int((now - self._head) * SAMPLE_RATE_HZ) * 2, self.buffer.queued_bytes)
+        if due > 0:
+            pcm, drained = self.buffer.read(due)
+            self._head += due / (2 * SAMPLE_RATE_HZ)
+            if self._wav is not None:
+                self._wav.writeframes(pcm)
+            self._drained = self._drained or drained
+        if not self.buffer.queued_bytes:
+            self._head = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._changed.clear()
+            self._catch_up(loop.time())
+            if self._drained:
+                self._drained = False
+                if not self.buffer.queued_bytes:  # not refilled in the meantime
+                    self._on_drained()
+            queued = self.buffer.queued_bytes
+            if not queued or self.buffer.paused:
+                self._head = None if not queued else self._head
+                await self._changed.wait()
+                continue
+            if self._head is None:
+                self._head = loop.time()  # audio came to an idle speaker: it starts playing now
+            wake = loop.call_at(self._head + queued / (2 * SAMPLE_RATE_HZ), self._changed.set)
+            await self._changed.wait()
+            wake.cancel()
 
     def stop(self) -> None:
-        super().stop()
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            self._catch_up(self._loop.time())  # what played until now belongs in the file
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
         if self._wav is not None:
             self._wav.close()
             self._wav = None

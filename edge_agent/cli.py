@@ -15,6 +15,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -45,6 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     kiosk = Kiosk(settings)
+    gc.freeze()  # what start-up built lives as long as the daemon: the collector never rescans it
     return asyncio.run(kiosk.run(on_reload=lambda: config.load(args.config)))
 
 

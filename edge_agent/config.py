@@ -145,6 +145,11 @@ class AgentSettings:
     ping_interval_s: float
     connect_timeout_s: float
     dead_after_s: float
+    warm_link: bool
+    """Keep a connected socket standing by between conversations (see AgentLink.start_standby)."""
+    warm_hold_s: float
+    """How long a standby is held unused before it is replaced; shortened by itself when the
+    server turns out to drop idle sockets sooner."""
 
     @classmethod
     def read(cls, s: _Section) -> AgentSettings:
@@ -164,6 +169,8 @@ class AgentSettings:
             ping_interval_s=s.number("ping_interval_s", 5.0, 0.5, 120.0),
             connect_timeout_s=s.number("connect_timeout_s", 10.0, 0.5, 120.0),
             dead_after_s=s.number("dead_after_s", 15.0, 1.0, 600.0),
+            warm_link=s.flag("warm_link", False),
+            warm_hold_s=s.number("warm_hold_s", 50.0, 1.0, 3600.0),
         )
         return settings
 

@@ -29,13 +29,16 @@ from edge_agent.gate import VadGate
 from edge_agent.link import AgentLink, LinkStats
 from edge_agent.metrics import collect_metrics, own_process
 from edge_agent.notify import SystemdNotifier
-from edge_agent.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter
+from edge_agent.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
+from edge_agent.standby import Standby
 from edge_agent.store import SessionStore
 
 log = logging.getLogger("edge_agent")
 
 TICK_S = 0.25
-"""Timeouts are whole seconds; a slower tick means fewer wake-ups of an idle kiosk."""
+"""Timeouts are whole seconds; a slower tick means fewer wake-ups of an idle kiosk. While the
+microphone delivers frames the tick rides on them; a timer takes over only when they stop."""
+TICK_GRACE_S = 0.1
 AUDIO_STALL_S = 2.0
 """No captured frame for this long means the microphone is stalled or gone."""
 AUDIO_RETRY_S = 5.0
@@ -53,24 +56,6 @@ def timing_from(settings: Settings) -> c.Timing:
         duplex_tail_s=a.duplex_tail_ms / 1000.0,
         push_to_talk=settings.button.mode == "hold",
     )
-
-
-def _describe(kind: str, f: dict[str, Any]) -> str:
-    """One human line per notification, for the log and the demo."""
-    if kind == "conversation_started":
-        how = f"continuing {f['continued_from']}" if f.get("continued_from") else "new conversation"
-        return f"session {f['session_id']} ready ({how})"
-    if kind == "conversation_requested":
-        return "press: " + ("fresh session" if f["fresh"] else f"continue {f['continue_session_id']}" if f["continue_session_id"] else "nothing to continue, new session")
-    if kind == "conversation_ended":
-        return f"conversation ended ({f['reason']}) after {f['duration_s']:.1f} s, session {f['session_id']}"
-    if kind == "transcript":
-        return f"visitor: {f['text']}"
-    if kind == "response_text":
-        return f"agent: {f['text']}"
-    if kind == "response_latency":
-        return f"response latency {f['ms']:.0f} ms (start_answering -> first audio)"
-    return f"{kind}: " + ", ".join(f"{k}={v}" for k, v in f.items())
 
 
 class Kiosk:
@@ -108,6 +93,10 @@ class Kiosk:
         self._audio_stalled_at: float | None = None
         self._audio_retry_at = 0.0
         self._earcon_until = 0.0
+        self._ticked_at = 0.0
+        self._last_watchdog = 0.0
+        self._tick_timer: asyncio.TimerHandle | None = None
+        self.standby = Standby(settings.agent, self.stats)
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
@@ -170,6 +159,8 @@ class Kiosk:
     def _on_frame(self, frame: bytes) -> None:
         """A captured frame, on the loop: gate it and, while streaming, send it (or silence)."""
         self.counters["frames_captured"] += 1
+        if time.monotonic() - self._ticked_at >= TICK_S:
+            self._tick()
         out = self.gate.push(frame)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
@@ -195,8 +186,12 @@ class Kiosk:
         elif isinstance(a, c.OpenLink):
             if self.link is not None:
                 self.link.close()
-            self.link = AgentLink(self.settings.agent, a.link_id, self.dispatch, self.stats)
-            self.link.start(a.continue_session_id, a.delay_s)
+            warm = self.standby.take(a.link_id, self.dispatch, a.continue_session_id) if a.delay_s == 0 else None
+            if warm is not None:
+                self.link = warm
+            else:
+                self.link = AgentLink(self.settings.agent, a.link_id, self.dispatch, self.stats)
+                self.link.start(a.continue_session_id, a.delay_s)
         elif isinstance(a, c.CloseLink):
             if self.link is not None and self.link.link_id == a.link_id:
                 self.link.close()
@@ -237,7 +232,7 @@ class Kiosk:
             self.counters["reconnects"] += 1
         elif kind == "error":
             self.counters["errors"] += 1
-        log.info("%s", _describe(kind, fields))
+        log.info("%s", describe(kind, fields))
         if kind not in PRIVATE_EVENTS:
             self.reporter.event(kind, fields)
 
@@ -292,6 +287,7 @@ class Kiosk:
             return False
         self.settings = replace(settings, device=self.settings.device)
         self.conversation.t = timing_from(self.settings)
+        self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
         log.info("config reloaded")
         return True
@@ -305,18 +301,28 @@ class Kiosk:
             except Exception:
                 log.exception("metrics failed")
 
-    async def _ticker(self) -> None:
-        last_watchdog = 0.0
-        while True:
-            await asyncio.sleep(TICK_S)
+    def _tick(self) -> None:
+        """Timeouts, audio supervision and the systemd watchdog, every TICK_S. Called from
+        `_on_frame` while audio flows (no wake-up of its own, the loop is awake anyway), else
+        from the fallback timer booked here, which fires only when frames stop coming."""
+        now = time.monotonic()
+        self._ticked_at = now
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+        if self._loop is not None and self._stop is not None and not self._stop.is_set():
+            self._tick_timer = self._loop.call_later(TICK_S + TICK_GRACE_S, self._tick)
+        try:
             self.dispatch(c.Tick())
-            now = time.monotonic()
+            self.standby.keep(now, self.conversation.state == c.IDLE and self._stop is not None and not self._stop.is_set())
             alive = self.audio_alive()
             self._supervise_audio(alive, now)
             wd = self.notifier.watchdog_s
-            if wd and alive and now - last_watchdog >= wd / 3:
+            if wd and alive and now - self._last_watchdog >= wd / 3:
                 self.notifier.send("WATCHDOG=1")
-                last_watchdog = now
+                self._last_watchdog = now
+        except Exception:  # the timer must keep running whatever one tick hits
+            self.counters["handler_errors"] += 1
+            log.exception("tick failed")
 
     def audio_alive(self, stall_s: float = AUDIO_STALL_S) -> bool:
         """The capture delivered a frame lately: the watchdog pings only while this holds."""
@@ -369,7 +375,7 @@ class Kiosk:
             self.source.last_frame_at = time.monotonic() - AUDIO_STALL_S
             log.error("audio input failed to open, retrying every %.0f s: %s", AUDIO_RETRY_S, exc)
         self.button.start(self.post, lambda: self._call_threadsafe(self.stop))
-        ticker = loop.create_task(self._ticker())
+        self._tick()
         metrics = loop.create_task(self._metrics_loop())
         self.reporter.state(self.conversation.state, None, None)
         self.reporter.start()
@@ -380,7 +386,7 @@ class Kiosk:
             await self._stop.wait()
         finally:
             metrics.cancel()
-            await self._shutdown(ticker)
+            await self._shutdown()
         return 0
 
     def _announce_ready(self) -> None:
@@ -396,12 +402,16 @@ class Kiosk:
         except EdgeAgentError as exc:
             log.error("config reload rejected, keeping the running config: %s", exc)
 
-    async def _shutdown(self, ticker: asyncio.Task[None]) -> None:
+    async def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")
         self.dispatch(c.End("shutdown"))
         if self.link is not None:
             await self.link.wait_closed(1.5)
-        ticker.cancel()
+        standby = self.standby.close()
+        if standby is not None:
+            await standby.wait_closed(1.0)
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
         self.button.close()
         self.source.stop()
         self.sink.stop()

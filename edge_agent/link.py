@@ -15,12 +15,14 @@ import logging
 import socket
 import ssl
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from edge_agent import conversation as c
 from edge_agent import protocol as p
@@ -37,6 +39,11 @@ SEND_BUFFER_BYTES = 32 * 1024
 """Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
+
+UPLINK_DEFLATE = {"memLevel": 5, "level": 1, "strategy": zlib.Z_RLE}
+"""permessage-deflate for the uplink, tuned for what we send: the gate's silence frames shrink
+to 1 % (a closed gate costs almost no bandwidth), while speech, which deflate cannot shrink
+by more than ~8 % anyway, costs a third less CPU than with the default string matching."""
 
 
 @dataclass
@@ -105,16 +112,44 @@ class AgentLink:
         self.first_audio_sent_at: float | None = None
         self.ready_at: float | None = None
         self._bad_here = 0
+        self._heard_at = 0.0
+        """Loop time of the newest message from the agent (the dead-link watch reads it)."""
+        self._continuation: str | None = None
+        self._activated: asyncio.Event | None = None
+        """Set for a standby link: `initiate` waits for it (see `start_standby`)."""
+        self._hold_s = 0.0
 
     # ------------------------------------------------------------------ control
     def start(self, continuation: str | None, delay_s: float = 0.0) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(continuation, delay_s), name=f"agent-link-{self.link_id}")
+        self._continuation = continuation
+        self._task = asyncio.get_running_loop().create_task(self._run(delay_s), name=f"agent-link-{self.link_id}")
+
+    def start_standby(self, hold_s: float) -> None:
+        """Connects now and sends `initiate` only on `activate`, so a press skips the TCP, TLS
+        and HTTP handshakes (on a real network most of press-to-stream). Unused for `hold_s`,
+        the standby ends itself (LinkDown without a reason) before servers drop idle sockets."""
+        self._activated = asyncio.Event()
+        self._hold_s = hold_s
+        self.start(None)
+
+    def activate(self, link_id: int, emit: Callable[[c.Event], None], continuation: str | None) -> bool:
+        """Makes a standby the conversation's link; False when it is ending or gone already."""
+        if self._activated is None or self._activated.is_set() or self._closing or self._task is None or self._task.done():
+            return False
+        self.link_id, self._emit, self._continuation = link_id, emit, continuation
+        self._activated.set()
+        return True
+
+    @property
+    def standing_by(self) -> bool:
+        """A connected standby waiting for `activate`."""
+        return self._ws is not None and self._activated is not None and not self._activated.is_set() and not self._closing
 
     def close(self) -> None:
         """Asks the link to end; its LinkDown follows once the socket is closed."""
         self._closing = True
         self._wake.set()
-        if self._ws is None and self._task is not None:
+        if self._task is not None and (self._ws is None or (self._activated is not None and not self._activated.is_set())):
             self._task.cancel()
 
     async def wait_closed(self, timeout_s: float = 2.0) -> None:
@@ -144,7 +179,7 @@ class AgentLink:
     def _ssl(self) -> ssl.SSLContext | None:
         return ssl.create_default_context() if self.settings.endpoint.startswith("wss://") else None
 
-    async def _run(self, continuation: str | None, delay_s: float) -> None:
+    async def _run(self, delay_s: float) -> None:
         error: str | None = None
         fatal = False
         try:
@@ -160,19 +195,23 @@ class AgentLink:
                 close_timeout=1.0,
                 max_size=4 * 1024 * 1024,
                 write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
+                extensions=[ClientPerMessageDeflateFactory(compress_settings=UPLINK_DEFLATE)],
             ) as ws:
                 self._ws = ws
                 self.stats.connects += 1
                 sock = ws.transport.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+                if self._activated is not None and not await self._hold(ws, self._activated):
+                    self._closing = True  # held long enough unused: end quietly, a fresh one follows
+                    return
                 init = p.Initiate(
                     public_key=self.settings.public_key or "",
                     agent_id=self.settings.agent_id,
                     agent_config=self.settings.config or None,
                     metadata=self.settings.metadata or None,
                     include_metadata_in_prompt=self.settings.include_metadata_in_prompt,
-                    continue_session_id=continuation,
+                    continue_session_id=self._continuation,
                 )
                 await ws.send(init.to_wire())
                 await self._serve(ws)
@@ -189,8 +228,26 @@ class AgentLink:
                 log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
             self._emit(c.LinkDown(self.link_id, error, fatal))
 
+    async def _hold(self, ws: ClientConnection, activated: asyncio.Event) -> bool:
+        """A standby waits for `activate` (True), for `hold_s` to pass (False), or for the
+        server to close it (raises ConnectionClosed, so the close is classified like any other)."""
+        closed = asyncio.ensure_future(ws.wait_closed())
+        woken = asyncio.ensure_future(activated.wait())
+        try:
+            await asyncio.wait({closed, woken}, timeout=self._hold_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            woken.cancel()
+        if activated.is_set():
+            return True
+        if closed.done() and not closed.cancelled():
+            while True:  # the close ends this with the ConnectionClosed that says why
+                await ws.recv()
+        return False
+
     async def _serve(self, ws: ClientConnection) -> None:
-        tasks = [asyncio.create_task(self._receive(ws)), asyncio.create_task(self._send(ws)), asyncio.create_task(self._ping(ws))]
+        self._heard_at = asyncio.get_running_loop().time()
+        tasks = [asyncio.create_task(self._receive(ws)), asyncio.create_task(self._send(ws)), asyncio.create_task(self._ping(ws)), asyncio.create_task(self._watch_dead())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
@@ -201,8 +258,10 @@ class AgentLink:
             await ws.close()
 
     async def _receive(self, ws: ClientConnection) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            msg = await asyncio.wait_for(ws.recv(), timeout=self.settings.dead_after_s)
+            msg = await ws.recv()
+            self._heard_at = loop.time()
             if isinstance(msg, bytes):
                 self.stats.bytes_down += len(msg)
                 if not self.ready:
@@ -256,6 +315,17 @@ class AgentLink:
             self._wake.clear()
             if not self._closing:
                 await self._wake.wait()
+
+    async def _watch_dead(self) -> None:
+        """Ends the link when the agent has been silent for `dead_after_s` (pongs count, so a
+        healthy idle link never trips it). One timer per period instead of a timeout around every
+        receive: agent audio arrives ~50 times a second, and each `wait_for` costs a task."""
+        loop = asyncio.get_running_loop()
+        limit_s = self.settings.dead_after_s
+        while True:
+            await asyncio.sleep(max(0.0, self._heard_at + limit_s - loop.time()))
+            if loop.time() - self._heard_at >= limit_s:
+                raise TimeoutError(f"nothing from the agent for {limit_s:g} s")
 
     async def _ping(self, ws: ClientConnection) -> None:
         while True:

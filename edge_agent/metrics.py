@@ -53,6 +53,8 @@ def collect_metrics(kiosk: Kiosk) -> dict[str, Any]:
         "response_latency_ms": kiosk.response_latency_ms,
         "reconnects": kiosk.counters["reconnects"],
         "agent_connects": kiosk.stats.connects,
+        "warm_link_ready": kiosk.standby.ready if kiosk.settings.agent.warm_link else None,
+        "warm_presses": kiosk.standby.taken,
         "bad_frames": kiosk.stats.bad_frames,
         "errors": kiosk.counters["errors"],
         "cpu_percent": round(proc.cpu_percent(None), 1) if proc else None,

@@ -1,7 +1,8 @@
 """The small interfaces the Kiosk drives besides audio and buttons, with do-nothing versions.
 
 `Reporter` is where state, events and metrics go (MQTT's StatusReporter in production);
-`Led` shows the conversation state (gpiozero's StatusLed in production).
+`Led` shows the conversation state (gpiozero's StatusLed in production); `describe` turns a
+notification into the one line the log and the demo show.
 """
 
 from __future__ import annotations
@@ -56,3 +57,21 @@ class NullLed:
 
     def close(self) -> None:
         pass
+
+
+def describe(kind: str, f: dict[str, Any]) -> str:
+    """One human line per notification, for the log and the demo."""
+    if kind == "conversation_started":
+        how = f"continuing {f['continued_from']}" if f.get("continued_from") else "new conversation"
+        return f"session {f['session_id']} ready ({how})"
+    if kind == "conversation_requested":
+        return "press: " + ("fresh session" if f["fresh"] else f"continue {f['continue_session_id']}" if f["continue_session_id"] else "nothing to continue, new session")
+    if kind == "conversation_ended":
+        return f"conversation ended ({f['reason']}) after {f['duration_s']:.1f} s, session {f['session_id']}"
+    if kind == "transcript":
+        return f"visitor: {f['text']}"
+    if kind == "response_text":
+        return f"agent: {f['text']}"
+    if kind == "response_latency":
+        return f"response latency {f['ms']:.0f} ms (start_answering -> first audio)"
+    return f"{kind}: " + ", ".join(f"{k}={v}" for k, v in f.items())

@@ -77,9 +77,12 @@ class AgentSimulator:
         valid_keys: set[str] | None = None,
         reject_status: int | None = None,
         close_code: int | None = None,
+        initiate_timeout_s: float = 10.0,
     ) -> None:
         """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
-        `close_code`: close every session right after onready with this code (a policy close)."""
+        `close_code`: close every session right after onready with this code (a policy close);
+        `initiate_timeout_s`: a socket that sends no `initiate` this long is closed with 1008, as
+        servers drop idle sockets (what a kiosk's standby link has to live with)."""
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns
@@ -88,6 +91,7 @@ class AgentSimulator:
         self.valid_keys = valid_keys
         self.reject_status = reject_status
         self.close_code = close_code
+        self.initiate_timeout_s = initiate_timeout_s
         self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
@@ -158,7 +162,7 @@ class AgentSimulator:
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         try:
-            first = await asyncio.wait_for(ws.recv(), timeout=10)
+            first = await asyncio.wait_for(ws.recv(), timeout=self.initiate_timeout_s)
             init = p.Initiate.from_wire(json.loads(first))
         except (asyncio.TimeoutError, ValueError, ProtocolError, ConnectionClosed) as exc:
             log.warning("simulator: bad or missing initiate: %s", exc)

@@ -174,7 +174,7 @@ def test_microphone_missing_at_start_is_retried_until_it_appears(tmp_path: Path,
             FileSource.start(self, loop, on_frame)
 
         def stop(self) -> None:
-            if hasattr(self, "_task"):
+            if hasattr(self, "_timer"):
                 FileSource.stop(self)
 
     with KioskThread(settings, wait_ready=False, source=LateMic()) as k:

@@ -1,0 +1,101 @@
+"""Standby: the warm link, one connected socket waiting between conversations.
+
+With `agent.warm_link` on, the kiosk keeps an `AgentLink` connected but silent (no `initiate`)
+while idle, so a press goes straight to `initiate` without DNS, TCP, TLS and the WebSocket
+upgrade. Servers and NATs drop idle sockets, so a standby is replaced after `warm_hold_s`; when
+the server turns out to drop it sooner, the next one is held for 80 % of the life it had. A
+failing standby (server down, refused) is retried with backoff; a press meanwhile simply opens
+a cold link as without this feature.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+from edge_agent import conversation as c
+from edge_agent.config import AgentSettings
+from edge_agent.link import AgentLink, LinkStats
+
+log = logging.getLogger(__name__)
+
+MIN_HOLD_S = 1.0
+FIRST_RETRY_S = 5.0
+MAX_RETRY_S = 60.0
+
+
+class Standby:
+    """Owns at most one standby link. Runs on the event loop; `now` is time.monotonic()."""
+
+    def __init__(self, settings: AgentSettings, stats: LinkStats) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.link: AgentLink | None = None
+        self.hold_s = settings.warm_hold_s
+        """Current hold, shortened when the server drops idle sockets sooner."""
+        self._ids = itertools.count(-1, -1)  # never one of the Conversation's link ids
+        self._opened_at = 0.0
+        self._retry_at = 0.0
+        self._failures = 0
+        self.opened = 0
+        self.taken = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.link is not None and self.link.standing_by
+
+    def keep(self, now: float, idle: bool) -> None:
+        """Called every tick: opens a standby when the kiosk is idle and none is there."""
+        if not self.settings.warm_link or not idle or self.link is not None or now < self._retry_at:
+            return
+        self.link = AgentLink(self.settings, next(self._ids), self._on_event, self.stats)
+        self.link.start_standby(self.hold_s)
+        self._opened_at = now
+        self.opened += 1
+
+    def take(self, link_id: int, emit: Callable[[c.Event], None], continuation: str | None) -> AgentLink | None:
+        """The standby as the conversation's link `link_id`, or None (then connect cold)."""
+        link, self.link = self.link, None
+        if link is None:
+            return None
+        if link.activate(link_id, emit, continuation):
+            self.taken += 1
+            return link
+        link.close()
+        return None
+
+    def close(self) -> AgentLink | None:
+        """Ends the standby (shutdown, new settings); returns it so the caller may await it."""
+        link, self.link = self.link, None
+        if link is not None:
+            link.close()
+        return link
+
+    def reconfigure(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.hold_s = settings.warm_hold_s
+        self.close()
+
+    def _on_event(self, ev: c.Event) -> None:
+        """Only a standby's end matters: replace it at once when it expired as planned or the
+        server dropped it while idle, later (with backoff) when connecting failed."""
+        if not isinstance(ev, c.LinkDown) or self.link is None or ev.link_id != self.link.link_id:
+            return
+        self.link = None
+        now = time.monotonic()
+        lived_s = now - self._opened_at
+        if ev.error is None:
+            self._failures = 0
+            self._retry_at = now
+        elif ev.error.startswith("close_") and lived_s >= 2 * MIN_HOLD_S:
+            self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * lived_s))
+            self._retry_at = now
+            log.info("the agent server closed an idle standby after %.1f s (%s): holding the next for %.1f s", lived_s, ev.error, self.hold_s)
+        else:
+            self._failures += 1
+            wait_s = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** (self._failures - 1))
+            self._retry_at = now + wait_s
+            log.warning("standby link failed (%s), next try in %.0f s", ev.error, wait_s)
+

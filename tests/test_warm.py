@@ -1,0 +1,77 @@
+"""The warm link (agent.warm_link): a connected standby socket between conversations.
+
+Through a real simulator on loopback: the press uses the standby's socket (no new connection),
+continuation still works, an unused standby is replaced, a server that drops idle sockets
+teaches the kiosk a shorter hold, and a server that refuses standbys does not break presses.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import KioskThread, kiosk_settings, wait_for
+
+from edge_agent import conversation as c
+from edge_agent.simulator import SimulatorThread
+
+WARM = {"warm_link": True}
+
+
+def _standing_by(k: KioskThread) -> bool:
+    return k.kiosk.standby.ready
+
+
+def test_press_uses_the_standby_socket_and_continues_the_session(tmp_path: Path) -> None:
+    with SimulatorThread() as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent=WARM)) as k:
+        wait_for(lambda: _standing_by(k), 5, "a standby link")
+        assert sim.connections == 1 and sim.sessions == []  # connected, but no initiate yet
+        k.press()
+        k.wait_state(c.LISTENING)
+        assert sim.connections == 1, "the press must not open another socket"
+        assert sim.sessions[0].initiate["data"].get("session_continuation") is None
+        first = sim.sessions[0].session_id
+        k.press()  # end
+        k.wait_state(c.IDLE)
+        wait_for(lambda: _standing_by(k), 5, "a fresh standby after the conversation")
+        assert sim.connections == 2
+        k.press()  # continue the stored session, over the new standby
+        k.wait_state(c.LISTENING)
+        assert sim.connections == 2
+        assert sim.sessions[1].initiate["data"]["session_continuation"] == {"session_id": first}
+        assert k.kiosk.standby.taken == 2
+
+
+def test_unused_standby_is_replaced_after_its_hold(tmp_path: Path) -> None:
+    with SimulatorThread() as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent={**WARM, "warm_hold_s": 1.0})) as k:
+        wait_for(lambda: sim.connections >= 3, 8, "standbys replaced every second")
+        assert sim.sessions == []  # never initiated: no session is started (nor billed)
+        wait_for(lambda: _standing_by(k), 3, "a standby")
+        k.press()
+        k.wait_state(c.LISTENING)
+
+
+def test_server_dropping_idle_sockets_shortens_the_hold(tmp_path: Path) -> None:
+    # the server closes sockets that send no initiate within 2.5 s, the kiosk would hold 50 s
+    with SimulatorThread(initiate_timeout_s=2.5) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent=WARM)) as k:
+        wait_for(lambda: k.kiosk.standby.hold_s < 2.5, 8, "the hold to adapt to the server")
+        assert k.kiosk.standby.hold_s >= 1.0
+        opened = k.kiosk.standby.opened
+        time.sleep(4.0)  # from now on the kiosk replaces its standby before the server drops it
+        assert sim.connections >= opened + 1
+        wait_for(lambda: _standing_by(k), 3, "a standby")
+        k.press()
+        k.wait_state(c.LISTENING)
+        assert k.state == c.LISTENING and k.kiosk.conversation.session_id is not None
+
+
+def test_refused_standby_backs_off_and_a_press_still_connects(tmp_path: Path) -> None:
+    with SimulatorThread(reject_status=503) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent=WARM)) as k:
+        wait_for(lambda: sim.upgrades >= 1, 5, "a standby attempt")
+        time.sleep(2.0)
+        assert sim.upgrades == 1, "a refused standby must back off, not hammer the server"
+        assert k.state == c.IDLE
+        sim.reject_status = None  # the server is back; a press connects cold at once
+        k.press()
+        k.wait_state(c.LISTENING)
+        assert k.kiosk.standby.taken == 0
