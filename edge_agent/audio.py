@@ -318,10 +318,12 @@ class FileSink:
             if self._drained:
                 self._drained = False
                 if not self.buffer.queued_bytes:  # not refilled in the meantime
-                    self._on_drained()
+                    try:
+                        self._on_drained()
+                    except Exception:  # the speaker must keep playing whatever the handler hit
+                        log.exception("playback drained handler failed")
             queued = self.buffer.queued_bytes
-            if not queued or self.buffer.paused:
-                self._head = None if not queued else self._head
+            if not queued or self.buffer.paused:  # silent until a write or an unpause
                 await self._changed.wait()
                 continue
             if self._head is None:
