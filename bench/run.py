@@ -198,13 +198,13 @@ def bench_barge_in_and_wire(tmp: Path, clears: int) -> tuple[dict[str, Any], dic
 
 
 # ----------------------------------------------------------------------------- 6: daemon CPU and memory
-def bench_daemon(tmp: Path, seconds: float) -> dict[str, Any]:
+def bench_daemon(tmp: Path, seconds: float, compression: bool = True) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     with SimulatorThread() as sim:
         wav = write_wav_16k_mono(tmp / "conv.wav", _pcm("quiet") + _pcm("noisy"))
         cfg = tmp / "d.toml"
         cfg.write_text(
-            f'[device]\nid = "bench"\nstate_dir = "{tmp / "dstate"}"\n[agent]\nendpoint = "{sim.url}"\nagent_id = "a"\n'
+            f'[device]\nid = "bench"\nstate_dir = "{tmp / "dstate"}"\n[agent]\nendpoint = "{sim.url}"\nagent_id = "a"\ncompression = {str(compression).lower()}\n'
             f'[session]\nidle_timeout_s = 600.0\n[audio]\ninput = "loop:{wav}"\noutput = "null"\n[button]\nsource = "keyboard"\n[log]\nlevel = "warning"\n'
         )
         env = {**__import__("os").environ, "EDGE_AGENT_PUBLIC_KEY": "k"}
@@ -262,6 +262,7 @@ def main() -> int:
     barge, wire = bench_barge_in_and_wire(tmp / "b", 20 if args.quick else 60)
     print("daemon CPU and memory ...", file=sys.stderr)
     daemon = bench_daemon(tmp / "d", 15 if args.quick else 60)
+    plain = bench_daemon(tmp / "d-plain", 15 if args.quick else 60, compression=False)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
@@ -272,6 +273,7 @@ def main() -> int:
         "cpu_percent_one_core": daemon["cpu_percent_one_core"],
         "rss_mb": daemon["rss_mb"],
         "daemon": daemon,
+        "daemon_compression_off": plain,
     }
     print(render(result))
     if args.json:
@@ -300,6 +302,7 @@ def render(r: dict[str, Any]) -> str:
         f"| barge-in: clear sent → last agent sample handed to the device, p50 / p95 | {b['p50']} / {b['p95']} ms (a PyAudio device then plays out the 20 ms period it holds) | | p95 ≤ 30 ms | {ok(b['p95'] <= 30)} |",
         f"| capture → wire, p50 / p99 | {w['p50']} / {w['p99']} ms | one frame = 30 ms | p99 ≤ 35 ms | {ok(w['p99'] <= 35)} |",
         f"| daemon CPU, 60 s conversation | {d['cpu_percent_one_core']} % of one core ({d['wakeups_per_s']} wake-ups/s) | bare 30 ms asyncio loop + FFT + webrtcvad: {d['baseline_30ms_asyncio_floor_cpu_percent']} % ({d['baseline_wakeups_per_s']} wake-ups/s) | ≤ 2 % | {ok(d['cpu_percent_one_core'] <= 2)} |",
+        f"| daemon CPU, same, `agent.compression = false` | {r['daemon_compression_off']['cpu_percent_one_core']} % of one core | floor in that run: {r['daemon_compression_off']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
         f"| daemon RSS | {d['rss_mb']} MB | | ≤ 50 MB | {ok(d['rss_mb'] <= 50)} |",
     ]
     return "\n".join(lines)

@@ -85,17 +85,17 @@ class Watch:
         return False
 
 
-def run(minutes: float, seed: int) -> dict[str, Any]:
+def run(minutes: float, seed: int, warm_link: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="edge-agent-soak-"))
     broker = Mosquitto(tmp).start()
     try:
-        return _drive(tmp, broker, minutes, rng)
+        return _drive(tmp, broker, minutes, rng, warm_link)
     finally:
         broker.kill()
 
 
-def _drive(tmp: Path, broker: Mosquitto, minutes: float, rng: random.Random) -> dict[str, Any]:
+def _drive(tmp: Path, broker: Mosquitto, minutes: float, rng: random.Random, warm_link: bool = False) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     counts = {"conversations": 0, "replies": 0, "cuts": 0, "long_presses": 0}
     with SimulatorThread() as sim:
@@ -112,6 +112,8 @@ endpoint = "{proxy.url()}"
 agent_id = "soak-agent"
 dead_after_s = 5.0
 ping_interval_s = 1.0
+warm_link = {str(warm_link).lower()}
+warm_hold_s = 4.0
 [session]
 idle_timeout_s = 15.0
 reconnect_window_s = 10.0
@@ -184,7 +186,7 @@ discovery = false
     return {
         "minutes": minutes,
         "samples": samples,
-        "counts": {**counts, "reconnects": watch.events.count("reconnected"), "barge_ins": sum(s.barge_ins for s in sim.sessions), "sessions": len(sim.sessions)},
+        "counts": {**counts, "reconnects": watch.events.count("reconnected"), "barge_ins": sum(s.barge_ins for s in sim.sessions), "sessions": len(sim.sessions), "warm_presses": watch.metrics.get("warm_presses")},
         "exit_code": exit_code,
         "log_tail": (tmp / "daemon.log").read_text()[-2000:],
     }
@@ -212,8 +214,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write the samples and the verdict here")
+    ap.add_argument("--warm-link", action="store_true", help="with agent.warm_link (standbys replaced every 4 s)")
     args = ap.parse_args()
-    result = run(args.minutes, args.seed)
+    result = run(args.minutes, args.seed, args.warm_link)
     problems = verdict(result)
     result["problems"] = problems
     s = result["samples"]

@@ -1,4 +1,5 @@
-"""The warm link (agent.warm_link): a connected standby socket between conversations.
+"""Link options: the warm link (agent.warm_link), a connected standby socket between
+conversations, and uplink compression (agent.compression).
 
 Through a real simulator on loopback: the press uses the standby's socket (no new connection),
 continuation still works, an unused standby is replaced, a server that drops idle sockets
@@ -13,6 +14,7 @@ from pathlib import Path
 from conftest import KioskThread, kiosk_settings, wait_for
 
 from edge_agent import conversation as c
+from edge_agent.faultproxy import FaultProxyThread
 from edge_agent.simulator import SimulatorThread
 
 WARM = {"warm_link": True}
@@ -75,3 +77,25 @@ def test_refused_standby_backs_off_and_a_press_still_connects(tmp_path: Path) ->
         k.press()
         k.wait_state(c.LISTENING)
         assert k.kiosk.standby.taken == 0
+
+
+
+def test_gated_silence_is_compressed_on_the_wire_unless_turned_off(tmp_path: Path) -> None:
+    """The kiosk streams the gate's silence while nobody speaks; with deflate (the default) it
+    must cost next to nothing on the wire, and `compression = false` must really turn it off."""
+    for on in (True, False):
+        (tmp_path / str(on)).mkdir()
+        settings = {"compression": on}
+        with SimulatorThread() as sim, FaultProxyThread("127.0.0.1", sim.port) as proxy:  # noqa: SIM117 - the kiosk needs the proxy's port
+            with KioskThread(kiosk_settings(tmp_path / str(on), proxy.url(), agent=settings)) as k:  # a silent mic
+                k.press()
+                k.wait_state(c.LISTENING)
+                payload0, wire0 = k.kiosk.stats.bytes_up, proxy.bytes_up
+                time.sleep(1.5)
+                payload, wire = k.kiosk.stats.bytes_up - payload0, proxy.bytes_up - wire0
+                names = [e.name for e in sim._conns[sim.sessions[-1].session_id].protocol.extensions]
+        assert payload >= 40 * 960, payload  # ~50 frames of 30 ms were sent either way
+        if on:
+            assert names == ["permessage-deflate"] and wire < payload / 10, (names, wire, payload)
+        else:
+            assert names == [] and wire > payload, (names, wire, payload)
