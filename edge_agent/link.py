@@ -227,7 +227,10 @@ class AgentLink:
             self._ws = None
             self._closing = True
             if error and error != "cancelled":
-                log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
+                if self._activated is not None and not self._activated.is_set():  # an unused standby: routine
+                    log.info("standby link %d ended: %s", self.link_id, error)
+                else:
+                    log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
             self._emit(c.LinkDown(self.link_id, error, fatal))
 
     async def _hold(self, ws: ClientConnection, activated: asyncio.Event) -> bool:

@@ -104,7 +104,8 @@ class AgentSimulator:
         return f"ws://{self.host}:{self.port}/millis"
 
     async def start(self) -> None:
-        self._server = await serve(self._handle, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024, process_request=self._upgrade)
+        # close_timeout: stopping must not wait 10 s for a client that cannot answer (a blackholed one)
+        self._server = await serve(self._handle, self.host, self.port, ping_interval=None, max_size=4 * 1024 * 1024, process_request=self._upgrade, close_timeout=2.0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -141,7 +141,7 @@ class HostileAgent(LoopThread):
         self.start_loop()
 
         async def start() -> Any:
-            return await serve(self._handle, "127.0.0.1", 0, ping_interval=None, max_size=None)
+            return await serve(self._handle, "127.0.0.1", 0, ping_interval=None, max_size=None, close_timeout=2.0)
 
         self.server = self.call(start())
         self.port = self.server.sockets[0].getsockname()[1]
