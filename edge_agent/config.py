@@ -146,7 +146,7 @@ class AgentSettings:
     connect_timeout_s: float
     dead_after_s: float
     compression: bool
-    """Offer permessage-deflate: gated silence then costs ~1 % of its bandwidth, at some CPU."""
+    """Offer permessage-deflate: gated silence then costs ~1 % of its bandwidth (see SilenceDeflate)."""
     warm_link: bool
     """Keep a connected socket standing by between conversations (see AgentLink.start_standby)."""
     warm_hold_s: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import DATA
 
 from edge_agent import protocol as p
 from edge_agent.errors import ProtocolError
@@ -71,3 +72,36 @@ def test_server_messages(frame: str, expect: p.ServerMessage) -> None:
 def test_bad_frames_raise_protocol_error(frame: str) -> None:
     with pytest.raises(ProtocolError):
         p.parse_server_text(frame)
+
+
+def test_uplink_deflate_compresses_silence_and_text_but_sends_speech_as_it_is() -> None:
+    """Mixed compressed and uncompressed messages on one context must decode on a standard
+    websockets server (RFC 7692 lets a sender leave any message uncompressed)."""
+    import wave
+
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
+    from websockets.frames import Frame, Opcode
+
+    from edge_agent.link import UPLINK_DEFLATE, SilenceDeflate
+
+    with wave.open(str(DATA / "kiosk_dev_quiet.wav")) as w:
+        speech = w.readframes(w.getnframes())[32000 * 2 : 32000 * 2 + 960 * 20]
+    client = SilenceDeflate(False, False, 12, 12, UPLINK_DEFLATE)
+    server = PerMessageDeflate(False, False, 12, 12)  # websockets' own, as a server would run it
+    silence = bytes(960)
+    messages = [
+        Frame(Opcode.TEXT, b'{"method":"initiate","data":{"public_key":"k"}}'),
+        *[Frame(Opcode.BINARY, speech[i : i + 960]) for i in range(0, len(speech), 960)],
+        *[Frame(Opcode.BINARY, silence) for _ in range(10)],
+        Frame(Opcode.BINARY, speech[:960]),
+        Frame(Opcode.BINARY, silence),
+    ]
+    for frame in messages:
+        wire = client.encode(frame)
+        audio_not_silence = frame.opcode is Opcode.BINARY and frame.data != silence
+        assert wire.rsv1 is not audio_not_silence
+        if audio_not_silence:
+            assert wire.data == frame.data
+        elif frame.data == silence:
+            assert len(wire.data) < 20  # ~1 % of 960 bytes
+        assert server.decode(wire).data == frame.data
