@@ -1,8 +1,8 @@
 """edge-agent benchmarks: gate quality and cost, press-to-stream, barge-in, capture-to-wire, CPU, memory.
 
 Every figure is taken next to a baseline measured in the same run (plain webrtcvad for the gate,
-a bare WebSocket connect for press-to-stream, an idle Python process for CPU), so a busy
-machine shows up in both columns instead of faking a result.
+a bare WebSocket connect for press-to-stream, a bare asyncio loop woken every 30 ms for CPU), so
+a busy machine shows up in both columns instead of faking a result.
 
     script/bench [--json FILE] [--quick]
 """
