@@ -91,6 +91,7 @@ class Standby:
             self._retry_at = now
         elif ev.error.startswith("close_") and lived_s >= 2 * MIN_HOLD_S:
             self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * lived_s))
+            self._failures = 0  # it connected and lived: the server is fine, only impatient
             self._retry_at = now
             log.info("the agent server closed an idle standby after %.1f s (%s): holding the next for %.1f s", lived_s, ev.error, self.hold_s)
         else:
