@@ -159,7 +159,8 @@ class Kiosk:
     def _on_frame(self, frame: bytes) -> None:
         """A captured frame, on the loop: gate it and, while streaming, send it (or silence)."""
         self.counters["frames_captured"] += 1
-        if time.monotonic() - self._ticked_at >= TICK_S:
+        captured_at = time.monotonic()
+        if captured_at - self._ticked_at >= TICK_S:
             self._tick()
         out = self.gate.push(frame)
         if self.gate.is_open != self._gate_was_open:
@@ -169,7 +170,6 @@ class Kiosk:
         if link is None or not self.conversation.streaming:
             return
         now = self.clock()
-        captured_at = time.monotonic()
         if self.conversation.mic_open(now) and now >= self._earcon_until:
             for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
                 link.send_audio(f, captured_at if i == len(out) - 1 else None)
@@ -309,11 +309,13 @@ class Kiosk:
         self._ticked_at = now
         if self._tick_timer is not None:
             self._tick_timer.cancel()
-        if self._loop is not None and self._stop is not None and not self._stop.is_set():
-            self._tick_timer = self._loop.call_later(TICK_S + TICK_GRACE_S, self._tick)
+        loop = self._loop
+        running = self._stop is not None and not self._stop.is_set()
+        if loop is not None and running:
+            self._tick_timer = loop.call_later(TICK_S + TICK_GRACE_S, self._tick)
         try:
             self.dispatch(c.Tick())
-            self.standby.keep(now, self.conversation.state == c.IDLE and self._stop is not None and not self._stop.is_set())
+            self.standby.keep(now, running and self.conversation.state == c.IDLE)
             alive = self.audio_alive()
             self._supervise_audio(alive, now)
             wd = self.notifier.watchdog_s

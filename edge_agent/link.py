@@ -167,7 +167,7 @@ class AgentLink:
 
     def activate(self, link_id: int, emit: Callable[[c.Event], None], continuation: str | None) -> bool:
         """Makes a standby the conversation's link; False when it is ending or gone already."""
-        if self._activated is None or self._activated.is_set() or self._closing or self._task is None or self._task.done():
+        if self._activated is None or not self._unused_standby or self._closing or self._task is None or self._task.done():
             return False
         self.link_id, self._emit, self._continuation = link_id, emit, continuation
         self._activated.set()
@@ -176,13 +176,18 @@ class AgentLink:
     @property
     def standing_by(self) -> bool:
         """A connected standby waiting for `activate`."""
-        return self._ws is not None and self._activated is not None and not self._activated.is_set() and not self._closing
+        return self._ws is not None and self._unused_standby and not self._closing
+
+    @property
+    def _unused_standby(self) -> bool:
+        """A standby not activated (yet): nothing was initiated on it."""
+        return self._activated is not None and not self._activated.is_set()
 
     def close(self) -> None:
         """Asks the link to end; its LinkDown follows once the socket is closed."""
         self._closing = True
         self._wake.set()
-        if self._task is not None and (self._ws is None or (self._activated is not None and not self._activated.is_set())):
+        if self._task is not None and (self._ws is None or self._unused_standby):
             self._task.cancel()
 
     async def wait_closed(self, timeout_s: float = 2.0) -> None:
@@ -259,7 +264,7 @@ class AgentLink:
             self._ws = None
             self._closing = True
             if error and error != "cancelled":
-                if self._activated is not None and not self._activated.is_set():  # an unused standby: routine
+                if self._unused_standby:  # routine, not a fault
                     log.info("standby link %d ended: %s", self.link_id, error)
                 else:
                     log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
