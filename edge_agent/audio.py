@@ -1,6 +1,7 @@
 """Audio adapters: the small interfaces the daemon uses, the playback buffer, and file/null devices.
 
-`AudioSource` delivers fixed frames of 16 kHz mono int16 to a callback on the event loop;
+`AudioSource` delivers fixed frames of 16 kHz mono int16 to a callback on the event loop, a
+capture period's worth at a time, each with the time its last sample was captured;
 `AudioSink` plays agent audio through a `PlaybackBuffer` that honours clear/pause/unpause at
 once. The PyAudio implementations live in `pyaudio_io`; this module holds what every device
 shares plus the file devices used by the demo and tests:
@@ -28,7 +29,8 @@ from edge_agent.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-FrameCallback = Callable[[bytes], None]
+FrameCallback = Callable[[bytes, float], None]
+"""(frame, captured_at): captured_at is time.monotonic() when the frame's last sample was captured."""
 
 
 class AudioSource(Protocol):
@@ -37,7 +39,8 @@ class AudioSource(Protocol):
     last_frame_at: float
     """time.monotonic() of the newest frame delivered (the watchdog watches it)."""
 
-    def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None: ...
+    def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
+        """Calls `on_frame` on `loop` for every frame, in order, once per capture period."""
 
     def stop(self) -> None: ...
 
@@ -174,18 +177,21 @@ class FileSource:
     """A recording played once at real-time pace, then digital silence (or again and again
     with `loop`, for demos and soak runs).
 
-    It reads one frame at a time from the open file (a microphone holds no minutes of audio in
-    memory), and each frame is one timer callback on the loop: no task, no future per frame.
+    It reads from the open file as it goes (a microphone holds no minutes of audio in memory),
+    and like a sound card it hands over a capture period (`period_ms`, whole frames) at a time:
+    one timer callback on the loop per period, no task or future per frame.
     """
 
-    def __init__(self, path: str | Path, frame_ms: int, loop: bool = False) -> None:
-        self.period_s = frame_ms / 1000.0
+    def __init__(self, path: str | Path, frame_ms: int, period_ms: int | None = None, loop: bool = False) -> None:
+        self.frame_s = frame_ms / 1000.0
+        self.frames_per_period = max(1, (period_ms or frame_ms) // frame_ms)
+        self.period_s = self.frame_s * self.frames_per_period
         self._path = path
         self._wav: wave.Wave_read | None = open_wav_16k_mono(path)
         self._samples_per_frame = SAMPLE_RATE_HZ * frame_ms // 1000
         self._silence = bytes(self._samples_per_frame * 2)
         self._loop_file = loop
-        self._on_frame: FrameCallback = lambda _f: None
+        self._on_frame: FrameCallback = lambda _f, _at: None
         self._timer: asyncio.TimerHandle | None = None
         self.frames_captured = 0
         self.overruns = 0
@@ -201,7 +207,7 @@ class FileSource:
         self._timer = loop.call_at(due, self._tick, loop, due)
 
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
-        """One frame period: deliver a frame, book the next period (catching up without
+        """One capture period: deliver its frames, book the next period (catching up without
         drifting; after a stall of the whole loop the clock restarts instead of bursting)."""
         due += self.period_s
         if loop.time() - due > 1.0:
@@ -237,12 +243,17 @@ class FileSource:
         return frame
 
     def step(self) -> None:
+        """Delivers one period's frames, stamped as a device would have captured them: the last
+        one now, each earlier one a frame before."""
         if self.stalled:
             return
-        frame = self._read()
-        self.frames_captured += 1
-        self.last_frame_at = time.monotonic()
-        self._on_frame(frame)
+        now = time.monotonic()
+        n = self.frames_per_period
+        for i in range(n):
+            frame = self._read()
+            self.frames_captured += 1
+            self.last_frame_at = now
+            self._on_frame(frame, now - (n - 1 - i) * self.frame_s)
 
 
 class FileSink:
@@ -343,15 +354,16 @@ class FileSink:
             self._wav = None
 
 
-def open_source(spec: str, frame_ms: int) -> AudioSource:
-    """`file:PATH.wav` (once), `loop:PATH.wav` (repeated) or a PyAudio device ("default", a name or an index)."""
+def open_source(spec: str, frame_ms: int, period_ms: int | None = None) -> AudioSource:
+    """`file:PATH.wav` (once), `loop:PATH.wav` (repeated) or a PyAudio device ("default", a name
+    or an index), delivering `frame_ms` frames `period_ms` at a time (default: one frame)."""
     if spec.startswith("file:"):
-        return FileSource(spec[5:], frame_ms)
+        return FileSource(spec[5:], frame_ms, period_ms)
     if spec.startswith("loop:"):
-        return FileSource(spec[5:], frame_ms, loop=True)
+        return FileSource(spec[5:], frame_ms, period_ms, loop=True)
     from edge_agent.pyaudio_io import PyAudioSource
 
-    return PyAudioSource(spec, frame_ms)
+    return PyAudioSource(spec, frame_ms, period_ms)
 
 
 def open_sink(spec: str, buffer_ms: int) -> AudioSink:

@@ -216,6 +216,9 @@ class AudioSettings:
     input: str
     output: str
     frame_ms: int
+    capture_period_ms: int
+    """Audio the microphone hands over at once (whole frames): the daemon wakes once per period,
+    and a frame waits at most a period minus one frame before it is sent."""
     duplex: str
     duplex_tail_ms: int
     earcons: bool
@@ -227,10 +230,14 @@ class AudioSettings:
         frame_ms = s.integer("frame_ms", 30, 10, 30)
         if frame_ms not in (10, 20, 30):
             raise ConfigError(s.key("frame_ms"), f"must be 10, 20 or 30 (webrtcvad frame sizes), got {frame_ms}")
+        period_ms = s.integer("capture_period_ms", 60, frame_ms, 120)
+        if period_ms % frame_ms:
+            raise ConfigError(s.key("capture_period_ms"), f"must be a whole number of frames ({frame_ms} ms each), got {period_ms}")
         return cls(
             input=s.text("input", "default"),
             output=s.text("output", "default"),
             frame_ms=frame_ms,
+            capture_period_ms=period_ms,
             duplex=s.choice("duplex", "half", ("half", "full")),
             duplex_tail_ms=s.integer("duplex_tail_ms", 300, 0, 5000),
             earcons=s.flag("earcons", True),

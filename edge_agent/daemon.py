@@ -75,7 +75,7 @@ class Kiosk:
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir)
-        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms)
+        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
         self.led: Led = led or self._make_led()
@@ -156,10 +156,9 @@ class Kiosk:
             self.counters["handler_errors"] += 1
             log.exception("handling %s failed", type(event).__name__)
 
-    def _on_frame(self, frame: bytes) -> None:
+    def _on_frame(self, frame: bytes, captured_at: float) -> None:
         """A captured frame, on the loop: gate it and, while streaming, send it (or silence)."""
         self.counters["frames_captured"] += 1
-        captured_at = time.monotonic()
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
         out = self.gate.push(frame)

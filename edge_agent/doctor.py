@@ -82,11 +82,11 @@ class Doctor:
     def audio_input(self) -> str:
         from edge_agent.audio import open_source
 
-        source = open_source(self.s.audio.input, self.s.audio.frame_ms)
+        source = open_source(self.s.audio.input, self.s.audio.frame_ms, self.s.audio.capture_period_ms)
         frames: list[bytes] = []
 
         async def listen() -> None:
-            source.start(asyncio.get_running_loop(), frames.append)
+            source.start(asyncio.get_running_loop(), lambda frame, _at: frames.append(frame))
             await asyncio.sleep(self.meter_s)
             source.stop()
 

@@ -43,6 +43,23 @@ SEND_BUFFER_BYTES = 32 * 1024
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
 
+READ_CHUNK_BYTES = 16 * 1024
+"""Most asyncio reads from a socket at once (one TLS record). Its default, 256 KiB, is allocated
+for every read and then shrunk to what arrived: glibc maps and unmaps that block each time (three
+syscalls and fresh pages per 1 KiB message), which was a quarter of the kiosk's CPU while agent
+audio streamed in."""
+
+
+def read_in_small_chunks(transport: asyncio.BaseTransport) -> bool:
+    """Caps each read of `transport` (plain or TLS) at READ_CHUNK_BYTES; a larger burst just takes
+    another read. False, and nothing changed, where the loop's transports have no such knob."""
+    target: object = getattr(transport, "_ssl_protocol", transport)  # TLS: the layer reading records
+    if not isinstance(getattr(target, "max_size", None), int):
+        return False
+    setattr(target, "max_size", READ_CHUNK_BYTES)  # noqa: B010 - an attribute typeshed does not know
+    return True
+
+
 UPLINK_DEFLATE = {"memLevel": 5, "level": 1, "strategy": zlib.Z_RLE}
 """zlib settings for what we do compress: the gate's silence (to ~1 %) and JSON messages."""
 
@@ -241,6 +258,7 @@ class AgentLink:
                 sock = ws.transport.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+                read_in_small_chunks(ws.transport)
                 if self._activated is not None and not await self._hold(ws, self._activated):
                     self._closing = True  # held long enough unused: end quietly, a fresh one follows
                     return

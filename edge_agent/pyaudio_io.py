@@ -87,14 +87,16 @@ def _open(pa: Any, info: dict[str, Any], want_input: bool, frames_per_buffer_ms:
 
 
 class PyAudioSource:
-    """A microphone; frames of `frame_ms` reach `on_frame` on the event loop."""
+    """A microphone; frames of `frame_ms` reach `on_frame` on the event loop, `period_ms` of
+    them at a time (the device's buffer: PortAudio's thread and the loop wake once per period)."""
 
-    def __init__(self, spec: str, frame_ms: int, max_queued_frames: int = 50) -> None:
+    def __init__(self, spec: str, frame_ms: int, period_ms: int | None = None, max_queued_frames: int = 50) -> None:
         """`max_queued_frames` bounds what waits for the event loop (50 x 30 ms = 1.5 s)."""
         self.spec = spec
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.frame_ms = frame_ms
-        self._frames: deque[bytes] = deque(maxlen=max_queued_frames)
+        self.period_ms = max(frame_ms, period_ms or frame_ms)
+        self._frames: deque[tuple[bytes, float]] = deque(maxlen=max_queued_frames)
         self._pending = bytearray()
         self._scheduled = False
         self._lock = threading.Lock()
@@ -115,7 +117,7 @@ class PyAudioSource:
         info = find_device(self._pa, self.spec, want_input=True)
         self._loop, self._on_frame = loop, on_frame
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
-        self._stream, rate, self._channels = _open(self._pa, info, True, self.frame_ms, self._callback)
+        self._stream, rate, self._channels = _open(self._pa, info, True, self.period_ms, self._callback)
         self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
         self._stream.start_stream()
 
@@ -127,12 +129,15 @@ class PyAudioSource:
                 mono = to_mono(np.frombuffer(in_data, dtype="<i2"), self._channels)
                 self._pending += self._resampler.process(mono).tobytes()
                 fb = self.frame_bytes
+                now, frame_s = time.monotonic(), self.frame_ms / 1000.0
                 with self._lock:
                     while len(self._pending) >= fb:
                         if len(self._frames) == self._frames.maxlen:
                             self.overruns += 1  # the loop is behind: the oldest frame goes
                             self.frames_dropped += 1
-                        self._frames.append(bytes(self._pending[:fb]))
+                        # stamped as captured: a frame that leaves more audio behind it is older
+                        captured_at = now - (len(self._pending) // fb - 1) * frame_s
+                        self._frames.append((bytes(self._pending[:fb]), captured_at))
                         self.frames_cut += 1
                         del self._pending[:fb]
                     schedule = bool(self._frames) and not self._scheduled
@@ -148,10 +153,11 @@ class PyAudioSource:
             frames = list(self._frames)
             self._frames.clear()
             self._scheduled = False
-        for frame in frames:
+        now = time.monotonic()
+        for frame, captured_at in frames:
             self.frames_captured += 1
-            self.last_frame_at = time.monotonic()
-            self._on_frame(frame)
+            self.last_frame_at = now
+            self._on_frame(frame, captured_at)
 
     def stop(self) -> None:
         _close(self._stream, self._pa)

@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent import protocol as p
 from edge_agent.errors import ProtocolError
+from edge_agent.link import read_in_small_chunks
 from edge_agent.loopthread import LoopThread
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class AgentSimulator:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
+        read_in_small_chunks(ws.transport)
         try:
             first = await asyncio.wait_for(ws.recv(), timeout=self.initiate_timeout_s)
             init = p.Initiate.from_wire(json.loads(first))

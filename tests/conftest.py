@@ -77,6 +77,19 @@ def sim(sim_thread: SimulatorThread) -> AgentSimulator:
     return sim_thread.sim
 
 
+def make_certs(root: Path) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=root)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-agent test CA", "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
+    return {n: root / n for n in ("ca.crt", "server.crt", "server.key")}
+
+
 def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:

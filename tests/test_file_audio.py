@@ -4,6 +4,7 @@ clear/pause, drained at the right moment, and no periodic wake-ups while the spe
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from conftest import read_wav, write_wav
@@ -68,6 +69,25 @@ def test_sink_pause_holds_the_play_head_and_clear_cuts_to_the_sample(tmp_path: P
     assert abs(second - 0.3 * RATE_BYTES_S) <= 0.04 * RATE_BYTES_S, second / RATE_BYTES_S  # cut at the clear
 
 
+class LoopWakes:
+    """Counts the event loop's iterations (each one a wake-up of the process) while in use."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.count = loop, 0
+        self._original = loop._run_once  # type: ignore[attr-defined]
+
+    def _counted(self) -> None:
+        self.count += 1
+        self._original()
+
+    def __enter__(self) -> LoopWakes:
+        self.loop._run_once = self._counted  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop._run_once = self._original  # type: ignore[attr-defined]
+
+
 def bytes_written(sink: FileSink) -> int:
     """What the sink has written so far (its WAV header is only final at close: count frames)."""
     assert sink._wav is not None
@@ -80,20 +100,11 @@ def test_playing_sink_wakes_the_loop_only_to_drain(tmp_path: Path) -> None:
         drained = loop.create_future()
         sink = FileSink(None)
         sink.start(loop, lambda: drained.set_result(True))
-        wakes = 0
-        original = loop._run_once  # type: ignore[attr-defined]
-
-        def counted() -> None:
-            nonlocal wakes
-            wakes += 1
-            original()
-
-        loop._run_once = counted  # type: ignore[attr-defined]
-        sink.buffer.write(_tone(1.0))
-        await asyncio.wait_for(drained, 3)
-        loop._run_once = original  # type: ignore[attr-defined]
+        with LoopWakes(loop) as wakes:
+            sink.buffer.write(_tone(1.0))
+            await asyncio.wait_for(drained, 3)
         sink.stop()
-        return wakes
+        return wakes.count
 
     assert asyncio.run(main()) <= 8  # start, drain, hand-offs; a 10 ms polling speaker: ~200
 
@@ -106,18 +117,18 @@ def test_source_paces_frames_loops_and_reopens(tmp_path: Path) -> None:
         once: list[bytes] = []
         src = FileSource(clip, 30)
         t0 = loop.time()
-        src.start(loop, once.append)
+        src.start(loop, lambda f, _at: once.append(f))
         while len(once) < 15:
             await asyncio.sleep(0.01)
         took = loop.time() - t0
         src.stop()
         looped: list[bytes] = []
         again = FileSource(clip, 30, loop=True)
-        again.start(loop, looped.append)
+        again.start(loop, lambda f, _at: looped.append(f))
         await asyncio.sleep(0.5)
         again.stop()
         before_reopen = len(looped)
-        again.start(loop, looped.append)  # reopened after stop: from the start again
+        again.start(loop, lambda f, _at: looped.append(f))  # reopened after stop: from the start again
         await asyncio.sleep(0.1)
         again.stop()
         return once, looped, before_reopen, took
@@ -127,3 +138,31 @@ def test_source_paces_frames_loops_and_reopens(tmp_path: Path) -> None:
     assert b"".join(once[:10]) == _tone(0.3) and all(f == bytes(960) for f in once[10:15])
     assert n >= 14 and b"".join(looped[:n]) == (_tone(0.3) * 2)[: n * 960]  # again, no silence between
     assert b"".join(looped[n : n + 2]) == _tone(0.3)[: 2 * 960]  # reopened: from the start
+
+
+def test_source_hands_over_a_capture_period_per_wake_up_with_honest_stamps(tmp_path: Path) -> None:
+    """60 ms periods of 30 ms frames: half the loop wake-ups of one frame per period; each
+    frame is stamped when its last sample was captured, so the uplink's delay figures include
+    the wait for the rest of the period."""
+    clip = write_wav(tmp_path / "clip.wav", _tone(1.2))
+
+    async def main(period_ms: int) -> tuple[list[tuple[bytes, float, float]], int]:
+        loop = asyncio.get_running_loop()
+        got: list[tuple[bytes, float, float]] = []
+        src = FileSource(clip, 30, period_ms)
+        src.start(loop, lambda f, at: got.append((f, at, time.monotonic())))
+        with LoopWakes(loop) as wakes:
+            await asyncio.sleep(1.0)
+        src.stop()
+        return got, wakes.count
+
+    one, wakes_one = asyncio.run(main(30))
+    two, wakes_two = asyncio.run(main(60))
+    for got in (one, two):
+        assert b"".join(f for f, _, _ in got) == _tone(1.2)[: len(got) * 960]  # same audio, in order
+        assert 30 <= len(got) <= 34  # real time either way
+    assert wakes_two <= 0.6 * wakes_one, (wakes_one, wakes_two)
+    # pairs arrive together: the first of each pair was captured 30 ms before it was handed over
+    ages = [delivered - at for _, at, delivered in two]
+    assert all(0.029 <= a < 0.035 for a in ages[0::2]) and all(0 <= a < 0.005 for a in ages[1::2]), ages
+    assert all(abs(b - a - 0.03) < 1e-6 for (_, a, _), (_, b, _) in zip(two[0::2], two[1::2]))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, REPO, Broker, DaemonProcess, Observer, read_wav, toml_dump, wait_for, write_wav
+from conftest import DATA, REPO, Broker, DaemonProcess, Observer, make_certs, read_wav, toml_dump, wait_for, write_wav
 
 from edge_agent.simulator import AgentSimulator
 
@@ -223,21 +223,8 @@ def test_broker_killed_and_restarted_mid_conversation(tmp_path: Path, sim: Agent
         obs.close()
 
 
-def _make_certs(root: Path) -> dict[str, Path]:
-    """A CA and a server certificate for 127.0.0.1, made with openssl."""
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=root)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-agent test CA", "-keyout", "ca.key", "-out", "ca.crt")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
-    return {n: root / n for n in ("ca.crt", "server.crt", "server.key")}
-
-
 def test_username_password_and_tls(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
-    certs = _make_certs(tmp_path)
+    certs = make_certs(tmp_path)
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kiosk", "s3cret"], check=True, capture_output=True)
     passwd.chmod(0o644)

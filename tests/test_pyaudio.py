@@ -58,11 +58,16 @@ pcm.fakespk {{ type file slave.pcm "null" file "{files.outfile}" format "raw" }}
         os.environ["HOME"] = old
 
 
-def _run_source(source: PyAudioSource, seconds: float) -> list[bytes]:
+def _run_source(source: PyAudioSource, seconds: float, stamps: list[float] | None = None) -> list[bytes]:
     got: list[bytes] = []
 
+    def on_frame(frame: bytes, captured_at: float) -> None:
+        got.append(frame)
+        if stamps is not None:
+            stamps.append(captured_at)
+
     async def main() -> None:
-        source.start(asyncio.get_running_loop(), got.append)
+        source.start(asyncio.get_running_loop(), on_frame)
         await asyncio.sleep(seconds)
         source.stop()
         await asyncio.sleep(0.05)  # let scheduled drains run
@@ -71,15 +76,22 @@ def _run_source(source: PyAudioSource, seconds: float) -> list[bytes]:
     return got
 
 
-def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles) -> None:
+@pytest.mark.parametrize("period_ms", [30, 60, 90])
+def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles, period_ms: int) -> None:
     recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
     alsa.mic(recording)
-    source = PyAudioSource("default", 30, max_queued_frames=200_000)
-    got = _run_source(source, 0.3)
+    source = PyAudioSource("default", 30, period_ms, max_queued_frames=200_000)
+    stamps: list[float] = []
+    got = _run_source(source, 0.3, stamps)
     n = len(recording) // 960
     assert len(got) >= n
     assert got[:n] == [recording[i * 960 : (i + 1) * 960] for i in range(n)]
     assert source.frames_captured == len(got) and source.frames_dropped == 0
+    # a device period holds period_ms / 30 frames, stamped 30 ms apart (the last one newest)
+    per = period_ms // 30
+    steps = [round((b - a) * 1000, 3) for a, b in zip(stamps, stamps[1:])]
+    within = [steps[i] for i in range(len(steps)) if (i + 1) % per]
+    assert within == [30.0] * len(within)
 
 
 def test_capture_with_a_small_queue_drops_oldest_and_counts_every_frame(alsa: AlsaFiles) -> None:
