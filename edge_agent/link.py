@@ -46,8 +46,8 @@ before the kiosk noticed; capped, back-pressure reaches our bounded queue within
 READ_CHUNK_BYTES = 16 * 1024
 """Most asyncio reads from a socket at once (one TLS record). Its default, 256 KiB, is allocated
 for every read and then shrunk to what arrived: glibc maps and unmaps that block each time (three
-syscalls and fresh pages per 1 KiB message), which was a quarter of the kiosk's CPU while agent
-audio streamed in."""
+syscalls and fresh pages per 1 KiB message of agent audio); py-spy put a fifth of the kiosk's
+busy time in a conversation on that one read."""
 
 
 def read_in_small_chunks(transport: asyncio.BaseTransport) -> bool:
