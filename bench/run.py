@@ -207,13 +207,23 @@ def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- 6: daemon CPU and memory
 def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60) -> dict[str, Any]:
+    from conftest import toml_dump
+
     tmp.mkdir(parents=True, exist_ok=True)
     with SimulatorThread() as sim:
         wav = write_wav_16k_mono(tmp / "conv.wav", _pcm("quiet") + _pcm("noisy"))
         cfg = tmp / "d.toml"
         cfg.write_text(
-            f'[device]\nid = "bench"\nstate_dir = "{tmp / "dstate"}"\n[agent]\nendpoint = "{sim.url}"\nagent_id = "a"\ncompression = {str(compression).lower()}\n'
-            f'[session]\nidle_timeout_s = 600.0\n[audio]\ninput = "loop:{wav}"\noutput = "null"\ncapture_period_ms = {period_ms}\n[button]\nsource = "keyboard"\n[log]\nlevel = "warning"\n'
+            toml_dump(
+                {
+                    "device": {"id": "bench", "state_dir": str(tmp / "dstate")},
+                    "agent": {"endpoint": sim.url, "agent_id": "a", "compression": compression},
+                    "session": {"idle_timeout_s": 600.0},
+                    "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms},
+                    "button": {"source": "keyboard"},
+                    "log": {"level": "warning"},
+                }
+            )
         )
         env = {**__import__("os").environ, "EDGE_AGENT_PUBLIC_KEY": "k"}
         daemon = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(cfg)], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
@@ -247,7 +257,7 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
         "rss_mb": round(rss, 1),
         "baseline_30ms_asyncio_floor_cpu_percent": round(base, 3),
         # CPU here goes with how often a process wakes (each wake-up of a Python loop costs
-        # ~150-300 us of cold caches on this VM), so the wake-up rates explain the two figures
+        # ~250-400 us of cold caches on this VM), so the wake-up rates explain the two figures
         "wakeups_per_s": round((w1 - w0) / wall, 1),
         "baseline_wakeups_per_s": round((v1 - v0) / wall, 1),
         "seconds": round(wall, 1),

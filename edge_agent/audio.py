@@ -247,12 +247,11 @@ class FileSource:
         one now, each earlier one a frame before."""
         if self.stalled:
             return
-        now = time.monotonic()
+        now = self.last_frame_at = time.monotonic()
         n = self.frames_per_period
         for i in range(n):
             frame = self._read()
             self.frames_captured += 1
-            self.last_frame_at = now
             self._on_frame(frame, now - (n - 1 - i) * self.frame_s)
 
 

@@ -95,6 +95,7 @@ class PyAudioSource:
         self.spec = spec
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.frame_ms = frame_ms
+        self._frame_s = frame_ms / 1000.0
         self.period_ms = max(frame_ms, period_ms or frame_ms)
         self._frames: deque[tuple[bytes, float]] = deque(maxlen=max_queued_frames)
         self._pending = bytearray()
@@ -129,14 +130,14 @@ class PyAudioSource:
                 mono = to_mono(np.frombuffer(in_data, dtype="<i2"), self._channels)
                 self._pending += self._resampler.process(mono).tobytes()
                 fb = self.frame_bytes
-                now, frame_s = time.monotonic(), self.frame_ms / 1000.0
+                now = time.monotonic()
                 with self._lock:
                     while len(self._pending) >= fb:
                         if len(self._frames) == self._frames.maxlen:
                             self.overruns += 1  # the loop is behind: the oldest frame goes
                             self.frames_dropped += 1
                         # stamped as captured: a frame that leaves more audio behind it is older
-                        captured_at = now - (len(self._pending) // fb - 1) * frame_s
+                        captured_at = now - (len(self._pending) // fb - 1) * self._frame_s
                         self._frames.append((bytes(self._pending[:fb]), captured_at))
                         self.frames_cut += 1
                         del self._pending[:fb]
@@ -153,10 +154,9 @@ class PyAudioSource:
             frames = list(self._frames)
             self._frames.clear()
             self._scheduled = False
-        now = time.monotonic()
+        self.last_frame_at = time.monotonic()
         for frame, captured_at in frames:
             self.frames_captured += 1
-            self.last_frame_at = now
             self._on_frame(frame, captured_at)
 
     def stop(self) -> None:

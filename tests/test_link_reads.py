@@ -16,34 +16,16 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import make_certs
+from conftest import kiosk_settings, make_certs
 from websockets.asyncio.server import ServerConnection, serve
 
 from edge_agent import conversation as c
-from edge_agent.config import AgentSettings
 from edge_agent.link import AgentLink, LinkStats
 
 MESSAGES = 200
 CHUNK = bytes(range(256)) * 2 + bytes(128)  # 640 bytes: 20 ms of agent audio
 PEAK_LIMIT_BYTES = 128 * 1024
 """Half of asyncio's default read size: one default read during the burst exceeds it."""
-
-
-def _settings(endpoint: str) -> AgentSettings:
-    return AgentSettings(
-        endpoint=endpoint,
-        agent_id="a",
-        public_key="k",
-        include_metadata_in_prompt=False,
-        metadata={},
-        config={},
-        ping_interval_s=600.0,
-        connect_timeout_s=5.0,
-        dead_after_s=30.0,
-        compression=True,
-        warm_link=False,
-        warm_hold_s=50.0,
-    )
 
 
 async def _burst(ws: ServerConnection) -> None:
@@ -59,7 +41,7 @@ async def _burst(ws: ServerConnection) -> None:
     await ws.wait_closed()
 
 
-async def _peak_while_receiving(endpoint: str, server_ssl: ssl.SSLContext | None) -> tuple[int, int]:
+async def _peak_while_receiving(tmp_path: Path, endpoint: str, server_ssl: ssl.SSLContext | None) -> tuple[int, int]:
     """(peak bytes allocated above the start while the burst arrived, audio messages received)"""
     audio = 0  # counted, not kept: the messages themselves would fill the peak
     ready = asyncio.Event()
@@ -72,7 +54,8 @@ async def _peak_while_receiving(endpoint: str, server_ssl: ssl.SSLContext | None
 
     async with serve(_burst, "127.0.0.1", 0, ssl=server_ssl, ping_interval=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        link = AgentLink(_settings(endpoint.format(port=port)), 1, emit, LinkStats())
+        settings = kiosk_settings(tmp_path, endpoint.format(port=port), agent={"ping_interval_s": 120.0}).agent
+        link = AgentLink(settings, 1, emit, LinkStats())
         link.start(None)
         await asyncio.wait_for(ready.wait(), 10)
         tracemalloc.reset_peak()
@@ -97,7 +80,7 @@ def test_agent_audio_is_read_without_a_large_buffer_per_message(tls: bool, tmp_p
         monkeypatch.setenv("SSL_CERT_FILE", str(certs["ca.crt"]))  # the link trusts the system store
     tracemalloc.start()
     try:
-        grown, received = asyncio.run(_peak_while_receiving("wss://127.0.0.1:{port}/" if tls else "ws://127.0.0.1:{port}/", server_ssl))
+        grown, received = asyncio.run(_peak_while_receiving(tmp_path, "wss://127.0.0.1:{port}/" if tls else "ws://127.0.0.1:{port}/", server_ssl))
     finally:
         tracemalloc.stop()
     assert received == MESSAGES
