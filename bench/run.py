@@ -28,13 +28,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from edge_agent import conversation as c  # noqa: E402
-from edge_agent.audio import write_wav_16k_mono  # noqa: E402
-from edge_agent.config import VadSettings  # noqa: E402
-from edge_agent.faultproxy import FaultProxyThread  # noqa: E402
-from edge_agent.gate import EdgeClassifier, FrameClassifier, SileroClassifier, VadGate, WebrtcvadClassifier, gate_file_intervals  # noqa: E402
-from edge_agent.gatescore import Labels, score  # noqa: E402
-from edge_agent.simulator import SimulatorThread  # noqa: E402
+from edge_agent.audio.devices import write_wav_16k_mono  # noqa: E402
+from edge_agent.audio.gate import EdgeClassifier, FrameClassifier, SileroClassifier, VadGate, WebrtcvadClassifier, gate_file_intervals  # noqa: E402
+from edge_agent.audio.gatescore import Labels, score  # noqa: E402
+from edge_agent.core import conversation as c  # noqa: E402
+from edge_agent.core.config import VadSettings  # noqa: E402
+from edge_agent.devtools.faultproxy import FaultProxyThread  # noqa: E402
+from edge_agent.devtools.simulator import SimulatorThread  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 GATE = VadSettings(engine="edge", aggressiveness=2, preroll_ms=300, hangover_ms=600, min_speech_ms=90)

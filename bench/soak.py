@@ -32,10 +32,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_agent.audio import write_wav_16k_mono  # noqa: E402
-from edge_agent.faultproxy import FaultProxyThread  # noqa: E402
-from edge_agent.mosquitto import Mosquitto  # noqa: E402
-from edge_agent.simulator import SimulatorThread  # noqa: E402
+from edge_agent.audio.devices import write_wav_16k_mono  # noqa: E402
+from edge_agent.devtools.faultproxy import FaultProxyThread  # noqa: E402
+from edge_agent.devtools.mosquitto import Mosquitto  # noqa: E402
+from edge_agent.devtools.simulator import SimulatorThread  # noqa: E402
 
 LIMITS = {"rss_mb": 8.0, "open_fds": 4, "threads": 2, "tasks": 4}
 """Allowed growth from the second quarter of the run to the last quarter."""

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_agent import __version__, config
+from edge_agent import __version__
+from edge_agent.core import config
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
 
 log = logging.getLogger("edge_agent")
@@ -42,7 +43,7 @@ def _load(args: argparse.Namespace) -> config.Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge_agent.daemon import Kiosk
+    from edge_agent.service.daemon import Kiosk
 
     settings = _load(args)
     kiosk = Kiosk(settings)
@@ -51,14 +52,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_agent.demo import run_demo
+    from edge_agent.devtools.demo import run_demo
 
     setup_logging(args.log_level or "info")
     return run_demo(auto=args.auto, state_dir=Path(args.state_dir) if args.state_dir else None, input_spec=args.input, output_spec=args.output)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from edge_agent.simulator import serve_forever
+    from edge_agent.devtools.simulator import serve_forever
 
     setup_logging(args.log_level or "info")
     try:
@@ -69,7 +70,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from edge_agent.store import SessionStore
+    from edge_agent.core.store import SessionStore
 
     settings = _load(args)
     store = SessionStore(settings.device.state_dir)
@@ -94,8 +95,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from edge_agent.audio import read_wav_16k_mono
-    from edge_agent.gate import VadGate, gate_file_intervals
+    from edge_agent.audio.devices import read_wav_16k_mono
+    from edge_agent.audio.gate import VadGate, gate_file_intervals
 
     settings = _load(args)
     pcm = read_wav_16k_mono(args.input)
@@ -107,7 +108,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     share = sum(b - a for a, b in sent) / duration if duration else 0.0
     result: dict[str, object] = {"sent": [[round(a, 3), round(b, 3)] for a, b in sent], "sent_share": round(share, 4), "frames": gate.frames}
     if args.labels:
-        from edge_agent.gatescore import Labels, score
+        from edge_agent.audio.gatescore import Labels, score
 
         result["score"] = score(sent, Labels.load(args.labels)).as_dict()
     if args.json:
@@ -168,11 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_gate)
     p = sub.add_parser("devices", help="list audio devices and which would be chosen")
     p.add_argument("-c", "--config")
-    p.set_defaults(fn=_lazy("edge_agent.pyaudio_io", "cmd_devices"))
-    from edge_agent.fleet import add_parser as add_fleet
+    p.set_defaults(fn=_lazy("edge_agent.audio.pyaudio_io", "cmd_devices"))
+    from edge_agent.fleet.view import add_parser as add_fleet
 
     add_fleet(sub)
-    from edge_agent.doctor import add_parser as add_doctor
+    from edge_agent.service.doctor import add_parser as add_doctor
 
     add_doctor(sub)
     return parser

@@ -20,10 +20,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.audio import write_wav_16k_mono
+from edge_agent.audio.devices import write_wav_16k_mono
+from edge_agent.devtools.mosquitto import Mosquitto
+from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 from edge_agent.errors import EdgeAgentError
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.simulator import AgentSimulator, SimulatorThread
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -244,8 +244,8 @@ class KioskThread:
     """A Kiosk running on its own event loop thread, driven from the test thread."""
 
     def __init__(self, settings: Any, wait_ready: bool = True, **kwargs: Any) -> None:
-        from edge_agent.button import NoButton
-        from edge_agent.daemon import Kiosk
+        from edge_agent.hardware.button import NoButton
+        from edge_agent.service.daemon import Kiosk
 
         kwargs.setdefault("button", NoButton())
         self.kiosk = Kiosk(settings, **kwargs)
@@ -277,7 +277,7 @@ class KioskThread:
         self.loop.call_soon_threadsafe(self.kiosk.dispatch, event)
 
     def press(self, long: bool = False) -> None:
-        from edge_agent.conversation import Press
+        from edge_agent.core.conversation import Press
 
         self.send(Press(long=long))
 
@@ -298,7 +298,7 @@ class KioskThread:
 
 def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: dict[str, Any]) -> Any:
     """Settings for an in-process kiosk: file mic (the clip, or silence), null speaker."""
-    from edge_agent import config
+    from edge_agent.core import config
 
     mic = write_wav(tmp_path / "mic.wav", clip if clip is not None else bytes(32000 * 2))
     data: dict[str, dict[str, Any]] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, toml_dump
 
-from edge_agent import config
 from edge_agent.cli import main
+from edge_agent.core import config
 from edge_agent.errors import EX_CONFIG, ConfigError
 
 

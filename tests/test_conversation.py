@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from edge_agent import conversation as c
-from edge_agent import protocol as p
+from edge_agent.core import conversation as c
+from edge_agent.core import protocol as p
 
 
 def make(**timing: object) -> c.Conversation:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import DATA, REPO, Broker, read_wav, toml_dump, write_wav
 
-from edge_agent.simulator import AgentSimulator
+from edge_agent.devtools.simulator import AgentSimulator
 
 
 def _doctor(cfg: Path, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:

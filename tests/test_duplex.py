@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 
-from edge_agent.daemon import Kiosk
-from edge_agent.simulator import AgentSimulator
+from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.service.daemon import Kiosk
 
 CLIP_S = 16.0
 
@@ -54,7 +54,7 @@ def test_full_duplex_lets_the_visitor_barge_in_and_clear_stops_playback(tmp_path
 
 @pytest.mark.parametrize("name", ["press", "ready", "ended", "reconnecting", "error"])
 def test_earcons_are_short_and_quiet_enough(name: str) -> None:
-    from edge_agent.earcons import Earcons, render
+    from edge_agent.audio.earcons import Earcons, render
 
     pcm = np.frombuffer(render(name, 0.3), dtype=np.int16)
     assert 0.05 <= len(pcm) / 16000 <= 0.5

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import DATA, REPO, DaemonProcess, labels, read_wav, toml_dump, wait_for, write_wav
 
-from edge_agent.simulator import AgentSimulator
+from edge_agent.devtools.simulator import AgentSimulator
 
 FRAME_BYTES = 960  # 30 ms at 16 kHz int16
 CLIP_S = 12.0  # the quiet recording's first utterance is labelled 2.2 - 8.79 s

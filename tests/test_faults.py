@@ -11,10 +11,10 @@ import psutil
 import pytest
 from conftest import DATA, Broker, KioskThread, Observer, kiosk_settings, read_wav, wait_for
 
-from edge_agent import conversation as c
-from edge_agent.faultproxy import FaultProxy, FaultProxyThread
-from edge_agent.simulator import AgentSimulator, SimulatorThread
-from edge_agent.store import DB_NAME, SessionStore
+from edge_agent.core import conversation as c
+from edge_agent.core.store import DB_NAME, SessionStore
+from edge_agent.devtools.faultproxy import FaultProxy, FaultProxyThread
+from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 
 FAST = {"dead_after_s": 1.5, "ping_interval_s": 0.5, "connect_timeout_s": 1.0}
 
@@ -160,7 +160,7 @@ def test_microphone_missing_at_start_is_retried_until_it_appears(tmp_path: Path,
     from dataclasses import replace
 
     settings = replace(settings, audio=replace(settings.audio, input=f"file:{missing}"))
-    from edge_agent.audio import FileSource
+    from edge_agent.audio.devices import FileSource
 
     class LateMic(FileSource):
         """A file microphone that can only be opened once the file exists (a USB mic plugged in late)."""

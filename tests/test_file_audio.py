@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import read_wav, write_wav
 
-from edge_agent.audio import FileSink, FileSource
+from edge_agent.audio.devices import FileSink, FileSource
 
 RATE_BYTES_S = 32000
 

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from edge_agent import conversation as c
-from edge_agent import protocol as p
-from edge_agent.commands import ACTIONS, CommandError, parse_command
+from edge_agent.core import conversation as c
+from edge_agent.core import protocol as p
+from edge_agent.devtools.loopthread import LoopThread
 from edge_agent.errors import ProtocolError
-from edge_agent.loopthread import LoopThread
+from edge_agent.fleet.commands import ACTIONS, CommandError, parse_command
 
 METHODS = ["onready", "clear", "pause", "unpause", "start_answering", "onsessionended", "pong", "ontranscript", "onresponsetext", "onfunction", "ai_action", "initiate", "ping"]
 json_values = st.recursive(
@@ -264,7 +264,7 @@ def _consistent(k: KioskThread) -> None:
 def mqtt_kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Observer, KioskThread]]:
     tmp = tmp_path_factory.mktemp("mqtt-fuzz")
     broker = Broker(tmp).start()
-    from edge_agent.simulator import SimulatorThread
+    from edge_agent.devtools.simulator import SimulatorThread
 
     with SimulatorThread() as sim:
         s = kiosk_settings(tmp, sim.url, mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "qos": 0, "discovery": False, "metrics_interval_s": 3600.0})

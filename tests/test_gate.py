@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import DATA, REPO, read_wav, write_wav
 
-from edge_agent.config import VadSettings
-from edge_agent.gate import VadGate, WebrtcvadClassifier, gate_file_intervals
-from edge_agent.gatescore import Labels, score
+from edge_agent.audio.gate import VadGate, WebrtcvadClassifier, gate_file_intervals
+from edge_agent.audio.gatescore import Labels, score
+from edge_agent.core.config import VadSettings
 
 SETTINGS = VadSettings(engine="edge", aggressiveness=2, preroll_ms=300, hangover_ms=600, min_speech_ms=90)
 

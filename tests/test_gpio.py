@@ -11,10 +11,10 @@ from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge_agent import conversation as c
-from edge_agent.config import ButtonSettings, LedSettings
-from edge_agent.gpio import GpioButton, StatusLed
-from edge_agent.simulator import AgentSimulator
+from edge_agent.core import conversation as c
+from edge_agent.core.config import ButtonSettings, LedSettings
+from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.hardware.gpio import GpioButton, StatusLed
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 from conftest import kiosk_settings, make_certs
 from websockets.asyncio.server import ServerConnection, serve
 
-from edge_agent import conversation as c
-from edge_agent.link import AgentLink, LinkStats
+from edge_agent.agent.link import AgentLink, LinkStats
+from edge_agent.core import conversation as c
 
 MESSAGES = 200
 CHUNK = bytes(range(256)) * 2 + bytes(128)  # 640 bytes: 20 ms of agent audio

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import DATA, REPO, Broker, DaemonProcess, Observer, make_certs, read_wav, toml_dump, wait_for, write_wav
 
-from edge_agent.simulator import AgentSimulator
+from edge_agent.devtools.simulator import AgentSimulator
 
 KEEPALIVE_S = 5
 

@@ -20,8 +20,8 @@ from conftest import DATA, REPO, read_wav, wait_for
 
 pyaudio = pytest.importorskip("pyaudio")
 
-from edge_agent.pyaudio_io import PyAudioSink, PyAudioSource  # noqa: E402
-from edge_agent.resample import Resampler  # noqa: E402
+from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource  # noqa: E402
+from edge_agent.audio.resample import Resampler  # noqa: E402
 
 
 class AlsaFiles:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, REPO, DaemonProcess, KioskThread, kiosk_settings, read_wav, toml_dump, wait_for, write_wav
 
-from edge_agent.simulator import AgentSimulator
+from edge_agent.devtools.simulator import AgentSimulator
 
 UNIT = REPO / "systemd" / "edge-agent.service"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import REPO
 
-from edge_agent.store import DB_NAME, SessionStore
+from edge_agent.core.store import DB_NAME, SessionStore
 
 
 def test_newest_is_per_agent_and_slot(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_corrupt_state_file_is_moved_aside(tmp_path: Path) -> None:
 WRITER = """
 import sys, time
 from pathlib import Path
-from edge_agent.store import SessionStore
+from edge_agent.core.store import SessionStore
 store = SessionStore(Path(sys.argv[1]))
 i = int(sys.argv[2])
 while True:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 
-from edge_agent.simulator import AgentSimulator
+from edge_agent.devtools.simulator import AgentSimulator
 
 
 @pytest.mark.parametrize("period_ms", [30, 60])

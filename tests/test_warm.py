@@ -13,9 +13,9 @@ from pathlib import Path
 
 from conftest import KioskThread, kiosk_settings, wait_for
 
-from edge_agent import conversation as c
-from edge_agent.faultproxy import FaultProxyThread
-from edge_agent.simulator import SimulatorThread
+from edge_agent.core import conversation as c
+from edge_agent.devtools.faultproxy import FaultProxyThread
+from edge_agent.devtools.simulator import SimulatorThread
 
 WARM = {"warm_link": True}
 

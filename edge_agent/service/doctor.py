@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import config
+from edge_agent.core import config
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
 
 PLAUSIBLE_SINCE = 1735689600  # 2025-01-01: a Pi without RTC that has not synced yet says 1970
@@ -60,7 +60,7 @@ class Doctor:
 
     # ------------------------------------------------------------------ checks
     def state_dir(self) -> str:
-        from edge_agent.store import SessionStore
+        from edge_agent.core.store import SessionStore
 
         d = self.s.device.state_dir
         try:
@@ -80,7 +80,7 @@ class Doctor:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
 
     def audio_input(self) -> str:
-        from edge_agent.audio import open_source
+        from edge_agent.audio.factory import open_source
 
         source = open_source(self.s.audio.input, self.s.audio.frame_ms, self.s.audio.capture_period_ms)
         frames: list[bytes] = []
@@ -108,8 +108,8 @@ class Doctor:
         return f"{len(frames)} frames in {self.meter_s:.0f} s, peak {peak_db:.0f} dBFS"
 
     def audio_output(self) -> str:
-        from edge_agent.audio import open_sink
-        from edge_agent.earcons import render
+        from edge_agent.audio.earcons import render
+        from edge_agent.audio.factory import open_sink
 
         sink = open_sink(self.s.audio.output, self.s.audio.playback_buffer_ms)
 
@@ -126,7 +126,7 @@ class Doctor:
         return f"{self.s.audio.output} (played the 'ready' earcon)"
 
     def button(self) -> str:
-        from edge_agent.gpio import GpioButton
+        from edge_agent.hardware.gpio import GpioButton
 
         b = GpioButton(self.s.button)
         try:
@@ -137,7 +137,7 @@ class Doctor:
         return f"BCM {self.s.button.pin}, pull-up {'on' if self.s.button.pull_up else 'off'}: press it and watch `journalctl -u edge-agent`"
 
     def led(self) -> str:
-        from edge_agent.gpio import StatusLed
+        from edge_agent.hardware.gpio import StatusLed
 
         led = StatusLed(self.s.led)
         led.show("connecting")
@@ -146,7 +146,7 @@ class Doctor:
         return "blinked for 1 s"
 
     def mqtt(self) -> str:
-        from edge_agent.status import make_client
+        from edge_agent.fleet.status import make_client
 
         m = self.s.mqtt
         client = make_client(m, f"edge-agent-doctor-{self.s.device.id}")
@@ -176,7 +176,7 @@ class Doctor:
     def agent(self) -> str:
         from websockets.asyncio.client import connect
 
-        from edge_agent.link import classify
+        from edge_agent.agent.link import classify
 
         ep = self.s.agent.endpoint
 

@@ -351,26 +351,3 @@ class FileSink:
         if self._wav is not None:
             self._wav.close()
             self._wav = None
-
-
-def open_source(spec: str, frame_ms: int, period_ms: int | None = None) -> AudioSource:
-    """`file:PATH.wav` (once), `loop:PATH.wav` (repeated) or a PyAudio device ("default", a name
-    or an index), delivering `frame_ms` frames `period_ms` at a time (default: one frame)."""
-    if spec.startswith("file:"):
-        return FileSource(spec[5:], frame_ms, period_ms)
-    if spec.startswith("loop:"):
-        return FileSource(spec[5:], frame_ms, period_ms, loop=True)
-    from edge_agent.pyaudio_io import PyAudioSource
-
-    return PyAudioSource(spec, frame_ms, period_ms)
-
-
-def open_sink(spec: str, buffer_ms: int) -> AudioSink:
-    """`file:PATH.wav`, `null`, or a PyAudio device ("default", a name or an index)."""
-    if spec == "null":
-        return FileSink(None)
-    if spec.startswith("file:"):
-        return FileSink(spec[5:])
-    from edge_agent.pyaudio_io import PyAudioSink
-
-    return PyAudioSink(spec, buffer_ms)

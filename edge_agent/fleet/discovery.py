@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.config import MqttSettings
+from edge_agent.core.config import MqttSettings
 
 METRIC_SENSORS = (
     # key in the metrics JSON, name, unit, device_class

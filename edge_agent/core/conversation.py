@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from edge_agent import protocol as p
+from edge_agent.core import protocol as p
 
 IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR = "idle", "connecting", "listening", "speaking", "ending", "error"
 STATES = (IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR)

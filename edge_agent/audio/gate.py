@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.config import VadSettings
+from edge_agent.core.config import VadSettings
 from edge_agent.errors import AudioError
 
 ANALYSIS_MS = 30

@@ -28,10 +28,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent import protocol as p
+from edge_agent.agent.link import read_in_small_chunks
+from edge_agent.core import protocol as p
+from edge_agent.devtools.loopthread import LoopThread
 from edge_agent.errors import ProtocolError
-from edge_agent.link import read_in_small_chunks
-from edge_agent.loopthread import LoopThread
 
 log = logging.getLogger(__name__)
 

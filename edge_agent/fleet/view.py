@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from edge_agent import config
+from edge_agent.core import config
 
 LEAVES = ("availability", "state", "event", "metrics")
 
@@ -95,7 +95,7 @@ def _num(v: float | None) -> str:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from edge_agent.status import make_client
+    from edge_agent.fleet.status import make_client
 
     settings = config.load(args.config).mqtt
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", args.password), ("topic_prefix", args.prefix)) if v is not None}

@@ -13,21 +13,21 @@ import logging
 import sys
 from pathlib import Path
 
-from edge_agent import config
-from edge_agent import conversation as c
-from edge_agent.button import KeyboardButton, NoButton
-from edge_agent.daemon import Kiosk
-from edge_agent.simulator import SimulatorThread
+from edge_agent.core import config
+from edge_agent.core import conversation as c
+from edge_agent.devtools.simulator import SimulatorThread
+from edge_agent.hardware.button import KeyboardButton, NoButton
+from edge_agent.service.daemon import Kiosk
 
-log = logging.getLogger("edge_agent.demo")
+log = logging.getLogger("edge_agent.devtools.demo")
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEMO_RECORDING = DATA_DIR / "demo_speech.wav"
 
 
 def _default_devices() -> tuple[str, str]:
     try:
-        from edge_agent.pyaudio_io import list_devices
+        from edge_agent.audio.pyaudio_io import list_devices
 
         devices = list_devices()
     except Exception:  # no PyAudio or no ALSA at all: fall back to files

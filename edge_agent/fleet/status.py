@@ -28,10 +28,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import __version__
-from edge_agent.commands import Command, CommandError, parse_command
-from edge_agent.config import MqttSettings
-from edge_agent.discovery import discovery_messages
+from edge_agent.core.config import MqttSettings
 from edge_agent.errors import ConfigError
+from edge_agent.fleet.commands import Command, CommandError, parse_command
+from edge_agent.fleet.discovery import discovery_messages
 
 log = logging.getLogger(__name__)
 

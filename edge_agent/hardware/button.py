@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Protocol
 
-from edge_agent import conversation as c
+from edge_agent.core import conversation as c
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio import FrameCallback, PlaybackBuffer
+from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
+from edge_agent.audio.resample import Resampler, to_channels, to_mono
 from edge_agent.errors import AudioError
-from edge_agent.resample import Resampler, to_channels, to_mono
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def list_devices() -> list[dict[str, Any]]:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from edge_agent import config
+    from edge_agent.core import config
 
     settings = config.load(args.config)
     pyaudio = _pyaudio()

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edge_agent import conversation as c
-from edge_agent.config import ButtonSettings, LedSettings
+from edge_agent.core import conversation as c
+from edge_agent.core.config import ButtonSettings, LedSettings
 from edge_agent.errors import EdgeAgentError
 
 log = logging.getLogger(__name__)

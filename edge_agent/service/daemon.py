@@ -18,20 +18,21 @@ from dataclasses import replace
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent import conversation as c
-from edge_agent.audio import AudioSink, AudioSource, open_sink, open_source
-from edge_agent.button import Button, KeyboardButton, NoButton
-from edge_agent.commands import Command, CommandError
-from edge_agent.config import Settings
-from edge_agent.earcons import Earcons
+from edge_agent.agent.link import AgentLink, LinkStats
+from edge_agent.agent.standby import Standby
+from edge_agent.audio.devices import AudioSink, AudioSource
+from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.factory import open_sink, open_source
+from edge_agent.audio.gate import VadGate
+from edge_agent.core import conversation as c
+from edge_agent.core.config import Settings
+from edge_agent.core.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
+from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError, StoreError
-from edge_agent.gate import VadGate
-from edge_agent.link import AgentLink, LinkStats
-from edge_agent.metrics import collect_metrics, own_process
-from edge_agent.notify import SystemdNotifier
-from edge_agent.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
-from edge_agent.standby import Standby
-from edge_agent.store import SessionStore
+from edge_agent.fleet.commands import Command, CommandError
+from edge_agent.fleet.metrics import own_process, process_metrics
+from edge_agent.hardware.button import Button, KeyboardButton, NoButton
+from edge_agent.service.notify import SystemdNotifier
 
 log = logging.getLogger("edge_agent")
 
@@ -108,7 +109,7 @@ class Kiosk:
             return KeyboardButton()
         if b.source == "none":
             return NoButton()
-        from edge_agent.gpio import GpioButton
+        from edge_agent.hardware.gpio import GpioButton
 
         button: Button = GpioButton(b)
         return button
@@ -116,7 +117,7 @@ class Kiosk:
     def _make_reporter(self) -> Reporter:
         if not self.settings.mqtt.enabled:
             return NullReporter()
-        from edge_agent.status import StatusReporter
+        from edge_agent.fleet.status import StatusReporter
 
         reporter: Reporter = StatusReporter(self.settings.mqtt, self.settings.device.id, self._command_from_thread)
         return reporter
@@ -125,7 +126,7 @@ class Kiosk:
         s = self.settings.led
         if s.pin is None and s.red is None:
             return NullLed()
-        from edge_agent.gpio import StatusLed
+        from edge_agent.hardware.gpio import StatusLed
 
         led: Led = StatusLed(s)
         return led
@@ -266,8 +267,29 @@ class Kiosk:
         reply(result)
 
     def metrics(self) -> dict[str, Any]:
-        """The numbers a fleet admin watches (see `metrics.collect`)."""
-        return collect_metrics(self)
+        """The numbers a fleet admin watches: the kiosk's counters, then the process's health."""
+        stats = self.stats
+        return {
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "state": self.conversation.state,
+            "frames_captured": self.counters["frames_captured"],
+            "frames_sent": self.counters["frames_uplinked"],
+            "frames_gated": self.gate.frames_gated,
+            "uplink_bytes": stats.bytes_up,
+            "downlink_bytes": stats.bytes_down,
+            "uplink_dropped": stats.frames_dropped,
+            "overruns": self.source.overruns,
+            "underruns": self.sink.buffer.underruns,
+            "rtt_ms": None if stats.rtt_ms is None else round(stats.rtt_ms, 1),
+            "response_latency_ms": self.response_latency_ms,
+            "reconnects": self.counters["reconnects"],
+            "agent_connects": stats.connects,
+            "warm_link_ready": self.standby.ready if self.settings.agent.warm_link else None,
+            "warm_presses": self.standby.taken,
+            "bad_frames": stats.bad_frames,
+            "errors": self.counters["errors"],
+            **process_metrics(self.process),
+        }
 
     def forget_sessions(self) -> int:
         count = self.store.forget()

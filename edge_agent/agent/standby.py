@@ -15,9 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge_agent import conversation as c
-from edge_agent.config import AgentSettings
-from edge_agent.link import AgentLink, LinkStats
+from edge_agent.agent.link import AgentLink, LinkStats
+from edge_agent.core import conversation as c
+from edge_agent.core.config import AgentSettings
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from websockets.frames import Frame, Opcode
 from websockets.typing import ExtensionParameter
 
-from edge_agent import conversation as c
-from edge_agent import protocol as p
-from edge_agent.config import AgentSettings
+from edge_agent.core import conversation as c
+from edge_agent.core import protocol as p
+from edge_agent.core.config import AgentSettings
 from edge_agent.errors import ProtocolError
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import contextlib
 import socket
 from typing import Any
 
-from edge_agent.loopthread import LoopThread
+from edge_agent.devtools.loopthread import LoopThread
 
 MODES = ("pass", "blackhole", "refuse", "slow")
 

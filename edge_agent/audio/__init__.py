@@ -1,0 +1,1 @@
+"""Audio: device adapters (PyAudio, files, null), resampling, the speech gate and its scoring, earcons."""

@@ -1,0 +1,1 @@
+"""Hardware adapters: gpiozero buttons and LEDs, keyboard and null buttons."""

@@ -1,0 +1,1 @@
+"""The service: the Kiosk daemon glue, systemd notify and the set-up doctor."""
