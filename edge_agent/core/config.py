@@ -26,6 +26,9 @@ else:  # pragma: no cover - exercised only on Python 3.9/3.10
 log = logging.getLogger(__name__)
 
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
+MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
+SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
+"""Keys whose values are never shown, not even in the error about a wrongly typed value."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 
 
@@ -47,10 +50,14 @@ class _Section:
     def key(self, key: str) -> str:
         return f"{self.name}.{key}"
 
+    def _not_a_string(self, key: str, value: object) -> ConfigError:
+        shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else repr(value)
+        return ConfigError(self.key(key), f"must be a string, got {shown}")
+
     def text(self, key: str, default: str) -> str:
         value = self._get(key, default)
         if not isinstance(value, str):
-            raise ConfigError(self.key(key), f"must be a string, got {value!r}")
+            raise self._not_a_string(key, value)
         return value
 
     def opt_str(self, key: str) -> str | None:
@@ -58,7 +65,7 @@ class _Section:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise ConfigError(self.key(key), f"must be a string, got {value!r}")
+            raise self._not_a_string(key, value)
         return value or None
 
     def flag(self, key: str, default: bool) -> bool:
@@ -124,6 +131,9 @@ def _secret_from_file(key: str, path: str | None) -> str | None:
 class DeviceSettings:
     id: str
     state_dir: Path
+    store_retry_s: float = 60.0
+    """After a storage fault (lock, full disk, read-only card) the store runs in memory and
+    tries the disk again this often."""
 
     @classmethod
     def read(cls, s: _Section) -> DeviceSettings:
@@ -131,7 +141,11 @@ class DeviceSettings:
         if not device_id.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(s.key("id"), f"use letters, digits, - and _ only (it is an MQTT topic level), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
-        return cls(id=device_id, state_dir=Path(s.text("state_dir", default_state)).expanduser())
+        return cls(
+            id=device_id,
+            state_dir=Path(s.text("state_dir", default_state)).expanduser(),
+            store_retry_s=s.number("store_retry_s", 60.0, 1.0, 3600.0),
+        )
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,7 @@ class AgentSettings:
     warm_hold_s: float
     """How long a standby is held unused before it is replaced; shortened by itself when the
     server turns out to drop idle sockets sooner."""
+    public_key_file: str | None = None
 
     @classmethod
     def read(cls, s: _Section) -> AgentSettings:
@@ -159,7 +174,8 @@ class AgentSettings:
         if not endpoint.startswith(("ws://", "wss://")):
             raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
         key = s.opt_str("public_key")
-        key_file = _secret_from_file(s.key("public_key_file"), s.opt_str("public_key_file"))
+        key_path = s.opt_str("public_key_file")
+        key_file = _secret_from_file(s.key("public_key_file"), key_path)
         key = os.environ.get(PUBLIC_KEY_ENV) or key or key_file
         settings = cls(
             endpoint=endpoint,
@@ -174,6 +190,7 @@ class AgentSettings:
             compression=s.flag("compression", True),
             warm_link=s.flag("warm_link", False),
             warm_hold_s=s.number("warm_hold_s", 50.0, 1.0, 3600.0),
+            public_key_file=key_path,
         )
         return settings
 
@@ -198,6 +215,8 @@ class SessionSettings:
     max_duration_s: float
     reconnect_window_s: float
     slot: str
+    keep_sessions: int = 1000
+    """The store keeps this many sessions (the newest); older ones are deleted."""
 
     @classmethod
     def read(cls, s: _Section) -> SessionSettings:
@@ -208,6 +227,7 @@ class SessionSettings:
             max_duration_s=s.number("max_duration_s", 600.0, 5.0, 86400.0),
             reconnect_window_s=s.number("reconnect_window_s", 30.0, 0.0, 3600.0),
             slot=s.text("slot", "default") or "default",
+            keep_sessions=s.integer("keep_sessions", 1000, 1, 1_000_000),
         )
 
 
@@ -326,10 +346,12 @@ class MqttSettings:
     discovery_prefix: str
     discovery: bool
     metrics_interval_s: float
+    password_file: str | None = None
 
     @classmethod
     def read(cls, s: _Section) -> MqttSettings:
-        password = s.opt_str("password") or _secret_from_file(s.key("password_file"), s.opt_str("password_file"))
+        password_path = s.opt_str("password_file")
+        password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password") or _secret_from_file(s.key("password_file"), password_path)
         prefix = s.text("topic_prefix", "edge-agent").strip("/")
         if not prefix or any(c in prefix for c in "+#"):
             raise ConfigError(s.key("topic_prefix"), f"must be a non-empty topic without + or #, got {prefix!r}")
@@ -351,6 +373,7 @@ class MqttSettings:
             discovery_prefix=s.text("discovery_prefix", "homeassistant").strip("/"),
             discovery=s.flag("discovery", True),
             metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
+            password_file=password_path,
         )
 
 
@@ -380,6 +403,8 @@ class Settings:
     log: LogSettings
     mqtt: MqttSettings
     source: Path | None = None
+    inline_secrets: tuple[str, ...] = ()
+    """Secret keys written into the config file itself (so the file must be private)."""
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
@@ -392,7 +417,17 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         reader = _Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
-    return Settings(**sections, source=source)
+    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data))
+
+
+def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
+    found = []
+    for key in sorted(SECRET_KEYS):
+        section, name = key.split(".")
+        table = data.get(section)
+        if isinstance(table, dict) and table.get(name):
+            found.append(key)
+    return tuple(found)
 
 
 def load(path: str | Path | None) -> Settings:

@@ -103,10 +103,20 @@ class Tick:
 
 @dataclass(frozen=True)
 class SessionsForgotten:
-    """The store was wiped: nothing is left to continue."""
+    """The store was wiped: nothing is left to continue. A conversation running meanwhile goes
+    on, but off the record: its session is neither stored nor continued by the next press."""
 
 
-Event = Union[Press, Start, End, Talk, LinkReady, LinkDown, FromAgent, AgentAudio, PlaybackDrained, VisitorSpeech, Tick, SessionsForgotten]
+@dataclass(frozen=True)
+class StoreReloaded:
+    """The store is back on disk after a fault: its newest session (and its age in seconds)
+    becomes the one to continue, unless this process has learnt a session since."""
+
+    session_id: str | None
+    age_s: float | None
+
+
+Event = Union[Press, Start, End, Talk, LinkReady, LinkDown, FromAgent, AgentAudio, PlaybackDrained, VisitorSpeech, Tick, SessionsForgotten, StoreReloaded]
 
 
 # ----------------------------------------------------------------------------- actions
@@ -211,6 +221,7 @@ class Conversation:
         self._spoke_while_held = False
         self._mute_until = 0.0
         self._answering_at: float | None = None
+        self._off_record = False  # the sessions were forgotten during this conversation
 
     # ------------------------------------------------------------------ queries
     @property
@@ -263,15 +274,14 @@ class Conversation:
         self._attempt = 0
         self._started_at = now
         self._activity_at = now
+        self._off_record = False
         out.append(Earcon("press"))
         out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin}))
         self._open(now, out, cont)
 
     def _finish(self, reason: str, now: float, out: list[Action]) -> None:
         """Ends the conversation: store, close, earcon, then wait in `ending` for the socket."""
-        if self.session_id is not None:
-            out.append(StoreEnd(self.session_id, reason))
-            self._remember(self.session_id, now)
+        self._store_end(reason, now, out)
         out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3)}))
         out.append(Playback("clear"))
         out.append(CloseLink(self.link_id))
@@ -280,14 +290,19 @@ class Conversation:
         self._go(ENDING, now, out)
 
     def _fail(self, error: str, now: float, out: list[Action]) -> None:
-        if self.session_id is not None:
-            out.append(StoreEnd(self.session_id, "error"))
-            self._remember(self.session_id, now)
+        self._store_end("error", now, out)
         out.append(Notify("error", {"code": "agent", "message": error}))
         out.append(Playback("clear"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("error"))
         self._go(ERROR, now, out)
+
+    def _store_end(self, reason: str, now: float, out: list[Action]) -> None:
+        if self._off_record:  # forgotten meanwhile: nothing of it is kept or reported as state
+            self.session_id = self.continued_from = None
+        elif self.session_id is not None:
+            out.append(StoreEnd(self.session_id, reason))
+            self._remember(self.session_id, now)
 
     def _remember(self, session_id: str, now: float) -> None:
         self._last_id = session_id
@@ -326,6 +341,14 @@ class Conversation:
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
         self._last_id = None
         self._stored_at = None
+        if self.state in (CONNECTING, LISTENING, SPEAKING):
+            self._off_record = True
+        else:
+            self.session_id = self.continued_from = None
+
+    def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
+        if self._stored_at is None:
+            self._last_id, self._last_age_s = ev.session_id, ev.age_s
 
     # ------------------------------------------------------------------ link
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
@@ -333,12 +356,13 @@ class Conversation:
             return
         previous = self.session_id
         reconnected = self._lost_at is not None
-        if previous is not None and previous != ev.session_id:
-            out.append(StoreEnd(previous, "reconnected"))
         self.continued_from = self._requested_continuation
         self.session_id = ev.session_id
-        self._remember(ev.session_id, now)
-        out.insert(0, StoreStart(ev.session_id, self.continued_from))  # stored before anything else
+        if not self._off_record:
+            if previous is not None and previous != ev.session_id:
+                out.append(StoreEnd(previous, "reconnected"))
+            self._remember(ev.session_id, now)
+            out.insert(0, StoreStart(ev.session_id, self.continued_from))  # stored before anything else
         self._lost_at = None
         self._attempt = 0
         self._activity_at = now

@@ -8,7 +8,8 @@ a long press (held `hold_s`) is `Press(long=True)`, reported as soon as the hold
 In `mode = "hold"` (push-to-talk) pressing sends `Talk(True)` and releasing `Talk(False)`; a
 hold of `hold_s` or more during which the visitor said nothing hangs up.
 
-LED (`[led]`): idle off, connecting blink, listening on, speaking pulse, error fast blink;
+LED (`[led]`): idle off, connecting blink, listening on, speaking pulse, error fast blink, idle
+with an unusable session store slow blink (amber on RGB);
 with `red/green/blue` pins an RGB LED shows the same states in colour.
 gpiozero calls back on its own thread: every callback is guarded and only hands an event on.
 """
@@ -96,6 +97,7 @@ _LOOKS: dict[str, tuple[tuple[str, float], tuple[float, float, float]]] = {
     c.SPEAKING: (("pulse", 0.5), (0.0, 0.8, 0.8)),
     c.ENDING: (("blink", 0.5), (0.3, 0.3, 0.0)),
     c.ERROR: (("blink", 0.08), (1.0, 0.0, 0.0)),
+    "store_fault": (("blink", 1.0), (1.0, 0.4, 0.0)),  # idle, but the session store is unusable (no resume after a restart)
 }
 
 

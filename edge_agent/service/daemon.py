@@ -26,6 +26,7 @@ from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
 from edge_agent.core.config import Settings
+from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError, StoreError
@@ -75,7 +76,8 @@ class Kiosk:
         settings.agent.require_runnable()
         self.settings = settings
         self.clock = clock
-        self.store = store or SessionStore(settings.device.state_dir)
+        self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
+        self._store_fault: str | None = None  # the fault last reported
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
@@ -213,7 +215,7 @@ class Kiosk:
                 self.link.send_audio(self.gate.silence)
                 self.gate.debt += 1
             log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
-            self.led.show(a.state)
+            self._show_led()
             self.reporter.state(a.state, a.session_id, a.continued_from)
             self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
 
@@ -223,6 +225,26 @@ class Kiosk:
         except StoreError as exc:  # the conversation goes on; the operator hears about it
             log.error("%s", exc)
             self._notify("error", {"code": "store", "message": str(exc)})
+        self._check_store()
+
+    def _check_store(self) -> None:
+        """Reports the store going to memory (a storage fault) or back to disk, once each."""
+        fault = self.store.fault
+        if fault == self._store_fault:
+            return
+        self._store_fault = fault
+        if fault is not None:
+            self._notify("error", {"code": "store_unavailable", "message": f"{fault}; sessions kept in memory, retrying every {self.store.retry_s:.0f} s"})
+        else:
+            self._notify("store_recovered", {"path": str(self.store.path)})
+            if self.conversation.state == c.IDLE:
+                newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
+                self.dispatch(c.StoreReloaded(newest.id if newest else None, time.time() - newest.last_active_at if newest else None))
+        self._show_led()
+
+    def _show_led(self) -> None:
+        state = self.conversation.state
+        self.led.show("store_fault" if state == c.IDLE and self.store.fault is not None else state)
 
     def _notify(self, kind: str, fields: dict[str, Any]) -> None:
         if kind == "response_latency":
@@ -288,13 +310,18 @@ class Kiosk:
             "warm_presses": self.standby.taken,
             "bad_frames": stats.bad_frames,
             "errors": self.counters["errors"],
+            "store_ok": self.store.fault is None,
             **process_metrics(self.process),
         }
 
     def forget_sessions(self) -> int:
+        """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
         count = self.store.forget()
         self.dispatch(c.SessionsForgotten())
-        self._notify("sessions_forgotten", {"count": count})
+        conv = self.conversation
+        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none
+        self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
+        self._check_store()
         return count
 
     def stop(self) -> None:
@@ -336,6 +363,8 @@ class Kiosk:
             self._tick_timer = loop.call_later(TICK_S + TICK_GRACE_S, self._tick)
         try:
             self.dispatch(c.Tick())
+            if self.store.fault is not None and self.store.retry(now):
+                self._check_store()
             self.standby.keep(now, running and self.conversation.state == c.IDLE)
             alive = self.audio_alive()
             self._supervise_audio(alive, now)
@@ -387,8 +416,11 @@ class Kiosk:
                 loop.add_signal_handler(signal.SIGHUP, self._reload_from, on_reload)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+        for warning in exposure_warnings(self.settings):
+            log.warning("exposure: %s", warning)
         if self.store.recovered_from is not None:
             self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {self.store.recovered_from}"})
+        self._check_store()
         self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
         audio_ok = True
         try:
