@@ -224,9 +224,13 @@ class SessionStore:
         try:
             if self.wipe_pending:
                 self._wipe(db)
+            db.execute("BEGIN IMMEDIATE")  # one transaction: all of it or none
             db.executemany(_UPSERT, self._db.execute(f"SELECT {_COLUMNS} FROM sessions").fetchall())
             self._prune(db)
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.rollback()
             db.close()
             self._fail(exc)
             return False

@@ -1,0 +1,283 @@
+"""The session store on a failing SD card: only real corruption is moved aside; a lock, a full
+disk or a read-only state dir keep the kiosk running in memory, reported, retried; bounded
+history; private files; a reused id keeps its chain.
+
+Faults are real: a second SQLite connection holds the lock, and the state dir is a small tmpfs
+mounted for the test (filled up for a full disk, remounted read-only for a card the kernel
+turned read-only). The tests run as root, which ignores file modes, so chmod cannot make a
+read-only dir; a read-only mount stops root too. Without the right to mount (not root) those
+tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.core.store import DB_NAME, SessionStore
+
+LATER = 1e12  # a monotonic time past any retry interval
+
+
+class Tmpfs:
+    """A tmpfs of `size` mounted at `path`; `readonly(True/False)` remounts it."""
+
+    def __init__(self, path: Path, size: str = "1m") -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+
+    def readonly(self, on: bool) -> None:
+        subprocess.run(["mount", "-o", f"remount,{'ro' if on else 'rw'}", str(self.path)], check=True)
+
+    def fill(self) -> Path:
+        """Fills the file system to the last byte; returns the filler file."""
+        filler = self.path / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # ENOSPC: full
+        finally:
+            os.close(fd)
+        return filler
+
+    def umount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], check=False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
+    fs = Tmpfs(tmp_path / "state")
+    yield fs
+    fs.umount()
+
+
+def exclusive_lock(state: Path) -> sqlite3.Connection:
+    """Another process's connection holding the database exclusively (no reads, no writes)."""
+    other = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    return other
+
+
+def stored(state: Path) -> list[str]:
+    store = SessionStore(state)
+    try:
+        assert store.fault is None, store.fault
+        return [s.id for s in store.recent()]
+    finally:
+        store.close()
+
+
+def corrupt_copies(state: Path) -> list[Path]:
+    return list(state.glob(f"{DB_NAME}.corrupt-*"))
+
+
+# ----------------------------------------------------------------------------- not corruption
+def test_a_lock_held_by_another_process_at_open_is_not_corruption(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path)
+    store.record_start("before", "agent", "default", None, started_at=100.0)
+    store.close()
+    other = exclusive_lock(tmp_path)
+    store = SessionStore(tmp_path)
+    assert store.fault is not None and "locked" in store.fault
+    assert store.recovered_from is None and corrupt_copies(tmp_path) == []
+    store.record_start("during", "agent", "default", "before", started_at=200.0)  # kept in memory
+    assert store.newest("agent").id == "during"  # type: ignore[union-attr]
+    assert not store.retry(LATER)  # still locked
+    other.rollback()
+    other.close()
+    assert store.retry(LATER * 2) and store.fault is None
+    store.close()
+    assert stored(tmp_path) == ["during", "before"]
+
+
+def test_a_write_lock_during_the_run_keeps_the_session_and_writes_it_back(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path, busy_timeout_s=0.1)
+    store.record_start("first", "agent", "default", None, started_at=100.0)
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # readers go on (WAL), writers wait
+    store.record_start("second", "agent", "default", "first", started_at=200.0)  # raised StoreError before
+    store.record_end("second", "button", ended_at=250.0)
+    assert store.fault is not None and store.newest("agent").id == "second"  # type: ignore[union-attr]
+    other.rollback()
+    other.close()
+    assert store.retry(LATER)
+    store.close()
+    assert stored(tmp_path) == ["second", "first"]
+    assert SessionStore(tmp_path).newest("agent").end_reason == "button"  # type: ignore[union-attr]
+
+
+def test_a_read_only_state_dir_runs_in_memory_with_what_it_can_read(tmpfs: Tmpfs) -> None:
+    state = tmpfs.path
+    store = SessionStore(state)
+    store.record_start("on-card", "agent", "default", None, started_at=100.0)
+    store.close()
+    tmpfs.readonly(True)
+    store = SessionStore(state)  # raised OSError from the rename before (daemon exit 1)
+    assert store.fault is not None and store.recovered_from is None
+    assert store.newest("agent").id == "on-card"  # type: ignore[union-attr]  # resume still works
+    store.record_start("while-ro", "agent", "default", "on-card", started_at=200.0)
+    assert store.newest("agent").continued_from == "on-card"  # type: ignore[union-attr]
+    assert not store.retry(LATER)
+    tmpfs.readonly(False)
+    assert store.retry(LATER * 2)
+    store.close()
+    assert stored(state) == ["while-ro", "on-card"] and corrupt_copies(state) == []
+
+
+def test_a_read_only_state_dir_without_a_database_yet(tmpfs: Tmpfs) -> None:
+    tmpfs.readonly(True)
+    store = SessionStore(tmpfs.path / "sub")  # neither the dir nor the file can be created
+    assert store.fault is not None and "Read-only" in store.fault
+    store.record_start("s1", "agent", "default", None)
+    assert store.newest("agent").id == "s1"  # type: ignore[union-attr]
+
+
+def test_a_full_disk_at_start_and_during_the_run(tmpfs: Tmpfs) -> None:
+    state = tmpfs.path
+    filler = tmpfs.fill()
+    store = SessionStore(state)  # a fresh store cannot even write its header
+    assert store.fault is not None and store.recovered_from is None and corrupt_copies(state) == []
+    store.record_start("s1", "agent", "default", None, started_at=1.0)
+    filler.unlink()
+    assert store.retry(LATER) and store.fault is None
+    # now fill the disk under a running store: the writes go on in memory
+    filler = tmpfs.fill()
+    for i in range(2, 100):
+        store.record_start(f"s{i}", "agent", "default", f"s{i - 1}", started_at=float(i))
+    assert store.fault is not None and "full" in store.fault
+    assert store.newest("agent").id == "s99"  # type: ignore[union-attr]
+    assert corrupt_copies(state) == []
+    filler.unlink()
+    assert store.retry(LATER * 2), store.fault
+    store.close()
+    assert stored(state)[0] == "s99" and len(stored(state)) == 99
+
+
+# ----------------------------------------------------------------------------- real corruption
+def test_a_page_that_fails_quick_check_is_moved_aside(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path)
+    for i in range(300):
+        store.record_start(f"session-{i:04d}-" + "x" * 40, "agent", "default", None, started_at=float(i))
+    store.close()
+    db = tmp_path / DB_NAME
+    data = bytearray(db.read_bytes())
+    assert len(data) > 4 * 4096
+    data[2 * 4096 : 3 * 4096] = b"\xa5" * 4096  # a torn sector in the middle of the tree
+    db.write_bytes(bytes(data))
+    store = SessionStore(tmp_path)
+    assert store.fault is None and store.recovered_from is not None and store.recovered_from.exists()
+    store.record_start("fresh", "agent", "default", None)
+    assert [s.id for s in store.recent()] == ["fresh"]
+
+
+def test_only_the_newest_corrupt_copies_are_kept_and_forget_deletes_them(tmp_path: Path) -> None:
+    for i in range(4):
+        (tmp_path / f"{DB_NAME}.corrupt-2026010{i}T000000").write_bytes(b"old ids s-secret")
+    (tmp_path / DB_NAME).write_bytes(b"not a database" * 100)
+    store = SessionStore(tmp_path)
+    assert store.recovered_from is not None
+    assert len(corrupt_copies(tmp_path)) == 2
+    store.record_start("s1", "agent", "default", None)
+    assert store.forget() == 1
+    assert corrupt_copies(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- history, chain, modes
+def test_history_is_bounded_and_keeps_the_newest(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path, keep_sessions=5)
+    for i in range(12):
+        store.record_start(f"s{i:02d}", "agent", "default", None, started_at=float(i))
+    assert [s.id for s in store.recent()] == ["s11", "s10", "s09", "s08", "s07"]
+    store.close()
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"s03" not in blob  # pruned rows are zeroed, not left in free pages (secure_delete)
+
+
+def test_a_reused_session_id_keeps_its_start_and_its_chain(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path)
+    store.record_start("A", "agent", "default", None, started_at=100.0)
+    store.record_end("A", "button", ended_at=150.0)
+    store.record_start("B", "agent", "default", "A", started_at=200.0)
+    store.record_end("B", "button", ended_at=250.0)
+    store.record_start("B", "agent", "default", "B", started_at=300.0)  # the agent handed B out again
+    b = store.newest("agent")
+    assert b is not None and b.id == "B" and b.continued_from == "A" and b.started_at == 200.0
+    assert b.ended_at is None and b.last_active_at == 300.0
+    store.record_start("A", "agent", "default", "B", started_at=400.0)  # would make a loop A -> B -> A
+    rows = {s.id: s for s in store.recent()}
+    assert rows["A"].continued_from is None and rows["A"].started_at == 100.0
+    assert store.newest("agent").id == "A"  # type: ignore[union-attr]  # the one used last
+    assert all(s.continued_from != s.id for s in store.recent())
+
+
+def test_a_store_written_by_the_previous_version_is_upgraded(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.executescript(
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, agent TEXT NOT NULL, slot TEXT NOT NULL, continued_from TEXT,"
+        " started_at REAL NOT NULL, ended_at REAL, end_reason TEXT);"
+        "INSERT INTO sessions VALUES ('old', 'agent', 'default', NULL, 5.0, 6.0, 'button');"
+    )
+    old.commit()
+    old.close()
+    store = SessionStore(tmp_path)
+    assert store.fault is None and store.newest("agent").id == "old"  # type: ignore[union-attr]
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        state = tmp_path / "fresh" / "state"
+        store = SessionStore(state)
+        store.record_start("s1", "agent", "default", None)
+        assert _mode(state) == 0o700
+        files = [state / DB_NAME, state / f"{DB_NAME}-wal", state / f"{DB_NAME}-shm"]
+        assert [_mode(f) for f in files] == [0o600] * 3
+        store.close()
+        # a store made by hand by an older version: 0755 dir, 0644 files, tightened on open
+        by_hand = tmp_path / "by-hand"
+        by_hand.mkdir(mode=0o755)
+        (by_hand / DB_NAME).touch(mode=0o644)
+        SessionStore(by_hand).record_start("s1", "agent", "default", None)
+        assert _mode(by_hand) == 0o700 and _mode(by_hand / DB_NAME) == 0o600
+        # a state dir that holds other things is not ours to change
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o755)
+        (shared / "notes.txt").touch()
+        SessionStore(shared).close()
+        assert _mode(shared) == 0o755 and _mode(shared / DB_NAME) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_forget_while_the_disk_is_locked_wipes_the_disk_when_it_comes_back(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path, busy_timeout_s=0.1)
+    store.record_start("old-secret", "agent", "default", None, started_at=1.0)
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    store.record_start("s2", "agent", "default", "old-secret", started_at=2.0)  # goes to memory
+    assert store.fault is not None
+    assert store.forget() == 2 and store.wipe_pending and store.newest("agent") is None
+    store.record_start("after", "agent", "default", None, started_at=3.0)
+    other.rollback()
+    other.close()
+    assert store.retry(LATER) and not store.wipe_pending
+    store.close()
+    assert stored(tmp_path) == ["after"]
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"old-secret" not in blob
