@@ -17,10 +17,14 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import DaemonProcess, KioskThread, kiosk_settings, toml_dump, wait_for, write_wav
 
+from edge_agent.core import conversation as c
 from edge_agent.core.store import DB_NAME, SessionStore
+from edge_agent.devtools.simulator import AgentSimulator
 
 LATER = 1e12  # a monotonic time past any retry interval
 
@@ -281,3 +285,124 @@ def test_forget_while_the_disk_is_locked_wipes_the_disk_when_it_comes_back(tmp_p
     assert stored(tmp_path) == ["after"]
     blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert b"old-secret" not in blob
+
+
+# ----------------------------------------------------------------------------- the kiosk through it
+class Recorder:
+    """Reporter and LED at once: what the fleet and the visitor would see."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.states: list[tuple[str, str | None, str | None]] = []
+        self.led: list[str] = []
+
+    def start(self) -> None:
+        pass
+
+    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+        self.states.append((state, session_id, continued_from))
+
+    def event(self, kind: str, fields: dict[str, Any]) -> None:
+        self.events.append((kind, dict(fields)))
+
+    def metrics(self, values: dict[str, Any]) -> None:
+        pass
+
+    def show(self, state: str) -> None:
+        self.led.append(state)
+
+    def close(self) -> None:
+        pass
+
+    def codes(self) -> list[str]:
+        return [f.get("code", kind) if kind == "error" else kind for kind, f in self.events]
+
+
+def conversation(k: KioskThread, sim: AgentSimulator) -> Any:
+    """One press-talk-press conversation; returns the simulator's session."""
+    n = len(sim.sessions)
+    k.press()
+    k.wait_state(c.LISTENING)
+    wait_for(lambda: len(sim.sessions) > n, 5, "the session")
+    k.press()
+    k.wait_state(c.IDLE)
+    return sim.sessions[n]
+
+
+def kiosk_on(tmp_path: Path, sim: AgentSimulator, state: Path) -> tuple[KioskThread, Recorder]:
+    settings = kiosk_settings(tmp_path, sim.url, device={"state_dir": str(state), "store_retry_s": 1.0})
+    rec = Recorder()
+    return KioskThread(settings, reporter=rec, led=rec), rec
+
+
+def test_the_kiosk_runs_through_a_locked_store_and_writes_back_once_it_is_free(tmp_path: Path, sim: AgentSimulator) -> None:
+    state = tmp_path / "state"
+    store = SessionStore(state)
+    store.record_start("earlier", "agent-1", "default", None)
+    store.close()
+    other = exclusive_lock(state)
+    k, rec = kiosk_on(tmp_path, sim, state)
+    with k:
+        assert "store_unavailable" in rec.codes() and "store_corrupt" not in rec.codes()
+        assert k.kiosk.metrics()["store_ok"] is False and rec.led[-1] == "store_fault"
+        first = conversation(k, sim)
+        second = conversation(k, sim)  # resume works within the process
+        assert second.initiate["data"]["session_continuation"] == {"session_id": first.session_id}
+        other.rollback()
+        other.close()
+        wait_for(lambda: "store_recovered" in rec.codes(), 10, "the store back on disk")
+        assert k.kiosk.metrics()["store_ok"] is True and rec.led[-1] == c.IDLE
+    assert corrupt_copies(state) == []
+    assert stored(state) == [second.session_id, first.session_id, "earlier"]
+
+
+def test_the_kiosk_starts_and_resumes_on_a_read_only_state_dir(tmp_path: Path, tmpfs: Tmpfs, sim: AgentSimulator) -> None:
+    store = SessionStore(tmpfs.path)
+    store.record_start("on-card", "agent-1", "default", None)
+    store.close()
+    tmpfs.readonly(True)
+    k, rec = kiosk_on(tmp_path, sim, tmpfs.path)  # raised OSError (exit 1, a crash loop) before
+    with k:
+        assert "store_unavailable" in rec.codes() and rec.led[-1] == "store_fault"
+        first = conversation(k, sim)
+        assert first.initiate["data"]["session_continuation"] == {"session_id": "on-card"}
+        tmpfs.readonly(False)
+        wait_for(lambda: "store_recovered" in rec.codes(), 10, "the store back on disk")
+        second = conversation(k, sim)
+        assert second.initiate["data"]["session_continuation"] == {"session_id": first.session_id}
+    assert stored(tmpfs.path) == [second.session_id, first.session_id, "on-card"]
+
+
+def test_the_kiosk_runs_on_a_full_disk(tmp_path: Path, tmpfs: Tmpfs, sim: AgentSimulator) -> None:
+    filler = tmpfs.fill()
+    k, rec = kiosk_on(tmp_path, sim, tmpfs.path)
+    with k:
+        first = conversation(k, sim)
+        assert "store_unavailable" in rec.codes() and corrupt_copies(tmpfs.path) == []
+        filler.unlink()
+        wait_for(lambda: "store_recovered" in rec.codes(), 10, "the store back on disk")
+    assert stored(tmpfs.path) == [first.session_id]
+
+
+def test_a_daemon_process_on_a_read_only_state_dir_starts_and_stays_up(tmp_path: Path, tmpfs: Tmpfs, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    tmpfs.readonly(True)
+    cfg = tmp_path / "config.toml"
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000 * 2))
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"id": "ro-kiosk", "state_dir": str(tmpfs.path / "state")},
+                "agent": {"endpoint": sim.url, "agent_id": "agent-1"},
+                "audio": {"input": f"loop:{mic}", "output": "null"},
+                "button": {"source": "keyboard"},
+            }
+        )
+    )
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log(r"store_unavailable")
+    d.wait_log(r"ready: device ro-kiosk")
+    mark = d.press()
+    d.wait_log(r"state: listening", after=mark)
+    assert d.proc.poll() is None
+    assert d.stop() == 0
