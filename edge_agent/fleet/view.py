@@ -7,14 +7,19 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from edge_agent.core import config
+from edge_agent.core.config import MQTT_PASSWORD_ENV
+from edge_agent.core.exposure import mqtt_password_in_clear
+from edge_agent.errors import ConfigError
 
 LEAVES = ("availability", "state", "event", "metrics")
 
@@ -94,12 +99,35 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
+def password_from(args: argparse.Namespace) -> str | None:
+    """The broker password from --password-file, a prompt (--ask-password) or, last and with a
+    warning, --password (which every user sees in the process list); None keeps the config's
+    (itself from EDGE_AGENT_MQTT_PASSWORD, mqtt.password_file or mqtt.password)."""
+    if args.password_file:
+        try:
+            text = Path(args.password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError("--password-file", f"cannot read {args.password_file}: {exc.strerror or exc}") from None
+        if not text:
+            raise ConfigError("--password-file", f"{args.password_file} is empty")
+        return text
+    if args.ask_password:
+        return getpass.getpass("MQTT password: ")
+    if args.password is not None:
+        print(f"edge-agent fleet: warning: --password is visible to every user in the process list; use --password-file, {MQTT_PASSWORD_ENV} or --ask-password", file=sys.stderr)
+    password: str | None = args.password
+    return password
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     from edge_agent.fleet.status import make_client
 
     settings = config.load(args.config).mqtt
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", args.password), ("topic_prefix", args.prefix)) if v is not None}
+    password = password_from(args)
+    overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
     settings = replace(settings, **overrides)
+    if mqtt_password_in_clear(settings):
+        print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
     view = FleetView(settings.topic_prefix)
     client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}")
     client.on_connect = lambda c, u, f, rc, p: c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
@@ -132,7 +160,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--username")
-    p.add_argument("--password")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--password-file", help=f"read the broker password from this file (or set {MQTT_PASSWORD_ENV})")
+    secret.add_argument("--ask-password", action="store_true", help="prompt for the broker password")
+    secret.add_argument("--password", help="discouraged: visible to every user in the process list")
     p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
     p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     p.add_argument("--wait-s", type=float, default=2.0, help="with --json: how long to collect messages")

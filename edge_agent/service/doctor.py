@@ -1,6 +1,7 @@
 """`edge-agent doctor`: checks a kiosk's set-up, one PASS/FAIL line with a hint each.
 
-Config valid; state dir writable; clock plausible (TLS needs it); audio input opens and a 3 s
+Config valid; state dir writable (not locked, not full, not read-only) and private; no secret or
+conversation exposed (WARN lines: see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s
 level meter shows the microphone hears something; output opens; GPIO pins usable; MQTT broker
 reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
 Exit 0 when everything passes, 1 otherwise (78 when the config itself is invalid).
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.core import config
+from edge_agent.core.exposure import exposure_warnings
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
 
 PLAUSIBLE_SINCE = 1735689600  # 2025-01-01: a Pi without RTC that has not synced yet says 1970
@@ -45,6 +47,8 @@ class Doctor:
 
     def run(self) -> int:
         self.check("state dir writable", self.state_dir)
+        for warning in exposure_warnings(self.s):
+            self.out(f"WARN  exposure: {warning}")
         self.check("system clock plausible", self.clock)
         self.check("audio input", self.audio_input)
         self.check("audio output", self.audio_output)
@@ -63,14 +67,23 @@ class Doctor:
         from edge_agent.core.store import SessionStore
 
         d = self.s.device.state_dir
+        store = SessionStore(d, self.s.session.keep_sessions)
         try:
-            store = SessionStore(d)
+            if store.fault is not None:
+                raise Hint(
+                    f"{store.fault} (the kiosk runs, but without resume after a restart)",
+                    "the service user needs write access (systemd's StateDirectory= gives it); a full disk, a read-only "
+                    "remount after SD card errors (dmesg) or another process holding the database (fuser) also do this",
+                )
             with tempfile.NamedTemporaryFile(dir=d):
                 pass
-        except (OSError, EdgeAgentError) as exc:
+            count = len(store.recent(self.s.session.keep_sessions))
+        except OSError as exc:
             raise Hint(f"{d}: {exc}", "the service user needs write access; systemd's StateDirectory= gives it") from None
-        count = len(store.recent(1000))
-        store.close()
+        finally:
+            store.close()
+        if d.stat().st_mode & 0o077:
+            self.out(f"WARN  exposure: state dir {d} is open to other users (mode {d.stat().st_mode & 0o777:o}): chmod 700 {d}")
         return f"{d} ({count} sessions stored)"
 
     def clock(self) -> str:

@@ -1,0 +1,176 @@
+"""Privacy: forget is total, secrets stay private (file modes, warnings, config errors, the
+fleet command's password), and doctor says what is exposed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Broker, KioskThread, Observer, kiosk_settings, toml_dump, wait_for, write_wav
+from test_store_faults import Recorder, Tmpfs, conversation
+
+from edge_agent.core import config
+from edge_agent.core import conversation as c
+from edge_agent.core.exposure import exposure_warnings
+from edge_agent.core.store import DB_NAME, SessionStore
+from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.errors import ConfigError
+from edge_agent.service.doctor import Doctor
+
+
+# ----------------------------------------------------------------------------- forget
+def test_forget_during_a_live_conversation_leaves_nothing_to_continue(tmp_path: Path, sim: AgentSimulator) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / f"{DB_NAME}.corrupt-20260101T000000").write_bytes(b"an old copy with old ids")
+    rec = Recorder()
+    with KioskThread(kiosk_settings(tmp_path, sim.url), reporter=rec) as k:
+        earlier = conversation(k, sim)
+        k.press()
+        k.wait_state(c.LISTENING)
+        wait_for(lambda: len(sim.sessions) == 2, 5, "the live session")
+        live = sim.sessions[1]
+        assert live.initiate["data"]["session_continuation"] == {"session_id": earlier.session_id}
+        k.loop.call_soon_threadsafe(k.kiosk.forget_sessions)
+        wait_for(lambda: "sessions_forgotten" in rec.codes(), 5, "the forget")
+        mark = len(rec.states)
+        k.press()  # the visitor ends the conversation after the wipe
+        k.wait_state(c.IDLE)
+        # the state published (retained) once it ended names neither session
+        ended = [s for s in rec.states[mark:] if s[0] in (c.ENDING, c.IDLE)]
+        assert ended and all(s[1:] == (None, None) for s in ended), ended
+        k.press()
+        k.wait_state(c.LISTENING)
+        wait_for(lambda: len(sim.sessions) == 3, 5, "the next session")
+        assert "session_continuation" not in sim.sessions[2].initiate["data"]  # continued the live one before
+    assert list(state.glob(f"{DB_NAME}.corrupt-*")) == []
+    ids = [s.id for s in SessionStore(state).recent()]
+    assert ids == [sim.sessions[2].session_id]
+    blob = b"".join(p.read_bytes() for p in state.iterdir() if p.is_file())
+    assert live.session_id.encode() not in blob and earlier.session_id.encode() not in blob
+
+
+def test_forget_while_idle_clears_the_retained_state(tmp_path: Path, sim: AgentSimulator) -> None:
+    rec = Recorder()
+    with KioskThread(kiosk_settings(tmp_path, sim.url), reporter=rec) as k:
+        first = conversation(k, sim)
+        assert rec.states[-1][1] == first.session_id  # idle, naming the last session
+        k.loop.call_soon_threadsafe(k.kiosk.forget_sessions)
+        wait_for(lambda: "sessions_forgotten" in rec.codes(), 5, "the forget")
+        assert rec.states[-1] == (c.IDLE, None, None)
+
+
+# ----------------------------------------------------------------------------- exposure
+def _settings(tmp_path: Path, **sections: dict[str, object]) -> config.Settings:
+    data = {"device": {"id": "k", "state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a"}}
+    for name, table in sections.items():
+        data.setdefault(name, {}).update(table)  # type: ignore[attr-defined]
+    path = tmp_path / "c.toml"
+    path.write_text(toml_dump(data))  # type: ignore[arg-type]
+    return config.load(path)
+
+
+def test_exposure_warnings_name_each_leak_and_spare_loopback(tmp_path: Path) -> None:
+    key = tmp_path / "public_key"
+    key.write_text("pk-secret\n")
+    key.chmod(0o644)
+    pw = tmp_path / "mqtt_password"
+    pw.write_text("hunter2\n")
+    pw.chmod(0o640)  # group-readable: the installer's root:edge-agent scheme, not a leak
+    s = _settings(
+        tmp_path,
+        agent={"public_key_file": str(key), "endpoint": "ws://agent.example.net:8080/millis"},
+        mqtt={"enabled": True, "host": "broker.example.net", "password_file": str(pw)},
+    )
+    found = "\n".join(exposure_warnings(s))
+    assert "agent.public_key_file" in found and "ws:// to agent.example.net" in found
+    assert "without TLS" in found and "mqtt.password_file" not in found
+    assert "pk-secret" not in found and "hunter2" not in found
+    (tmp_path / "c.toml").chmod(0o644)
+    inline = _settings(tmp_path, agent={"public_key": "pk-inline", "endpoint": "ws://127.0.0.1:8765"}, mqtt={"enabled": True, "host": "localhost", "password": "x"})
+    (tmp_path / "c.toml").chmod(0o644)
+    warnings = exposure_warnings(inline)
+    assert len(warnings) == 1 and "agent.public_key, mqtt.password" in warnings[0] and "pk-inline" not in warnings[0]
+    (tmp_path / "c.toml").chmod(0o600)
+    assert exposure_warnings(inline) == []
+    tls = _settings(tmp_path, agent={"endpoint": "wss://api-west.millis.ai:8080/millis"}, mqtt={"enabled": True, "host": "broker.example.net", "password": "x", "tls": True})
+    assert exposure_warnings(tls) == []
+
+
+def test_the_daemon_logs_exposures_at_start(tmp_path: Path, sim: AgentSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    key = tmp_path / "public_key"
+    key.write_text("pk-secret\n")
+    key.chmod(0o604)
+    settings = kiosk_settings(tmp_path, sim.url, agent={"public_key_file": str(key)})
+    with caplog.at_level(logging.WARNING), KioskThread(settings):
+        pass
+    assert any("exposure: agent.public_key_file" in r.getMessage() for r in caplog.records)
+    assert "pk-secret" not in caplog.text
+
+
+@pytest.mark.parametrize(("key", "toml"), [("agent.public_key", "[agent]\npublic_key = 987654321\n"), ("mqtt.password", '[mqtt]\npassword = ["hunter2"]\n')])
+def test_a_wrongly_typed_secret_is_not_echoed(tmp_path: Path, key: str, toml: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert err.value.key == key and "987654321" not in str(err.value) and "hunter2" not in str(err.value)
+    assert "secret" in str(err.value)
+
+
+def test_doctor_fails_on_a_read_only_state_dir_and_warns_on_exposures(tmp_path: Path, sim: AgentSimulator) -> None:
+    fs = Tmpfs(tmp_path / "ro")
+    try:
+        SessionStore(fs.path).close()
+        fs.path.chmod(0o755)
+        fs.readonly(True)
+        mic = write_wav(tmp_path / "mic.wav", bytes(32000))
+        s = _settings(
+            tmp_path,
+            device={"state_dir": str(fs.path)},
+            agent={"endpoint": "ws://192.0.2.1:9/millis", "connect_timeout_s": 0.5},
+            audio={"input": f"file:{mic}", "output": "null"},
+            button={"source": "none"},
+        )
+        lines: list[str] = []
+        assert Doctor(s, meter_s=0.2, out=lines.append).run() == 1
+        text = "\n".join(lines)
+        assert any(line.startswith("FAIL  state dir writable") and "Read-only" in line for line in lines), text
+        assert "WARN  exposure: agent.endpoint is plain ws:// to 192.0.2.1" in text
+    finally:
+        fs.umount()
+
+
+# ----------------------------------------------------------------------------- fleet password
+def test_fleet_reads_the_password_from_a_file_or_the_environment_never_argv(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "admin", "s3cret"], check=True, capture_output=True)
+    passwd.chmod(0o644)
+    b = Broker(tmp_path, extra=f"password_file {passwd}\n")
+    b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    b.start()
+    try:
+        pub = Observer(b.port, username="admin", password="s3cret")
+        wait_for(pub.client.is_connected, 10, "the publisher connected")
+        pub.client.publish("edge-agent/kiosk-9/availability", b"online", qos=1, retain=True).wait_for_publish(5)
+        pub.close()
+        (tmp_path / "pw").write_text("s3cret\n")
+        base = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(b.port), "--username", "admin", "--json", "--wait-s", "1"]
+        env = {k: v for k, v in os.environ.items() if k != "EDGE_AGENT_MQTT_PASSWORD"}
+
+        def kiosks(extra: list[str], **more_env: str) -> tuple[list[str], str]:
+            out = subprocess.run(base + extra, capture_output=True, text=True, cwd=REPO, timeout=30, env={**env, **more_env})
+            assert out.returncode == 0, out.stderr
+            return [k["id"] for k in json.loads(out.stdout)["kiosks"]], out.stderr
+
+        assert kiosks(["--password-file", str(tmp_path / "pw")]) == (["kiosk-9"], "")
+        assert kiosks([], EDGE_AGENT_MQTT_PASSWORD="s3cret") == (["kiosk-9"], "")
+        ids, err = kiosks(["--password", "s3cret"])
+        assert ids == ["kiosk-9"] and "process list" in err
+    finally:
+        b.kill()
