@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.core import config
-from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
+from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError, StoreError
 
 log = logging.getLogger("edge_agent")
 
@@ -73,8 +73,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import SessionStore
 
     settings = _load(args)
-    store = SessionStore(settings.device.state_dir)
+    store = SessionStore(settings.device.state_dir, settings.session.keep_sessions)
     try:
+        if store.fault is not None:  # a listing from memory, or a wipe of it, would mislead
+            raise StoreError(f"session store unusable: {store.fault}")
         if args.forget:
             print(f"forgot {store.forget()} sessions")
             return 0

@@ -15,12 +15,13 @@ import os
 import sqlite3
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DaemonProcess, KioskThread, kiosk_settings, toml_dump, wait_for, write_wav
+from conftest import REPO, DaemonProcess, KioskThread, kiosk_settings, toml_dump, wait_for, write_wav
 
 from edge_agent.core import conversation as c
 from edge_agent.core.store import DB_NAME, SessionStore
@@ -406,3 +407,18 @@ def test_a_daemon_process_on_a_read_only_state_dir_starts_and_stays_up(tmp_path:
     d.wait_log(r"state: listening", after=mark)
     assert d.proc.poll() is None
     assert d.stop() == 0
+
+
+def test_the_sessions_command_refuses_an_unusable_store_instead_of_faking_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = SessionStore(state)
+    store.record_start("kept", "agent", "default", None)
+    store.close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(state)}}))
+    other = exclusive_lock(state)
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "-c", str(cfg), "--forget"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    other.rollback()
+    other.close()
+    assert out.returncode == 1 and "locked" in out.stderr, out.stdout + out.stderr
+    assert stored(state) == ["kept"] and corrupt_copies(state) == []
