@@ -16,6 +16,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -422,3 +423,20 @@ def test_the_sessions_command_refuses_an_unusable_store_instead_of_faking_it(tmp
     other.close()
     assert out.returncode == 1 and "locked" in out.stderr, out.stdout + out.stderr
     assert stored(state) == ["kept"] and corrupt_copies(state) == []
+
+
+def test_once_the_store_is_back_a_press_continues_what_it_holds(tmp_path: Path, sim: AgentSimulator) -> None:
+    state = tmp_path / "state"
+    SessionStore(state).close()
+    other = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    other.execute("INSERT INTO sessions (id, agent, slot, started_at) VALUES ('earlier', 'agent-1', 'default', ?)", (time.time(),))
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")  # nothing of the store can be read: the kiosk starts blank
+    k, rec = kiosk_on(tmp_path, sim, state)
+    with k:
+        assert "store_unavailable" in rec.codes()
+        other.rollback()
+        other.close()
+        wait_for(lambda: "store_recovered" in rec.codes(), 10, "the store back on disk")
+        first = conversation(k, sim)
+        assert first.initiate["data"]["session_continuation"] == {"session_id": "earlier"}
