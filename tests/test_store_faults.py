@@ -25,7 +25,7 @@ import pytest
 from conftest import REPO, DaemonProcess, KioskThread, kiosk_settings, toml_dump, wait_for, write_wav
 
 from edge_agent.core import conversation as c
-from edge_agent.core.store import DB_NAME, SessionStore
+from edge_agent.core.store import DB_NAME, SessionStore, is_corruption
 from edge_agent.devtools.simulator import AgentSimulator
 
 LATER = 1e12  # a monotonic time past any retry interval
@@ -169,6 +169,27 @@ def test_a_full_disk_at_start_and_during_the_run(tmpfs: Tmpfs) -> None:
     assert store.retry(LATER * 2), store.fault
     store.close()
     assert stored(state)[0] == "s99" and len(stored(state)) == 99
+
+
+def _sqlite_error(message: str, code: int | None) -> sqlite3.Error:
+    exc = sqlite3.OperationalError(message) if code not in (11, 26) else sqlite3.DatabaseError(message)
+    if code is not None:
+        exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return exc
+
+
+def test_only_corrupt_and_notadb_count_as_corruption() -> None:
+    """I/O errors cannot be produced for real here (no device-mapper error target), so the
+    classification that keeps them away from the move-aside is checked on SQLite's own codes:
+    extended codes (e.g. SQLITE_IOERR_WRITE = 778) reduce to their primary code."""
+    assert is_corruption(_sqlite_error("database disk image is malformed", 11))
+    assert is_corruption(_sqlite_error("file is not a database", 26))
+    assert is_corruption(_sqlite_error("corrupt index", 11 | (3 << 8)))  # SQLITE_CORRUPT_INDEX
+    for message, code in [("disk I/O error", 778), ("database is locked", 5), ("database or disk is full", 13), ("attempt to write a readonly database", 8), ("unable to open database file", 14)]:
+        assert not is_corruption(_sqlite_error(message, code)), message
+    assert is_corruption(_sqlite_error("database disk image is malformed", None))  # Python < 3.11: by message
+    assert not is_corruption(_sqlite_error("disk I/O error", None))
+    assert not is_corruption(OSError(30, "Read-only file system"))
 
 
 # ----------------------------------------------------------------------------- real corruption
