@@ -335,6 +335,7 @@ class Kiosk:
             return False
         self.settings = replace(settings, device=self.settings.device)
         self.conversation.t = timing_from(self.settings)
+        self.store.keep_sessions = self.settings.session.keep_sessions
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
         log.info("config reloaded")
@@ -363,8 +364,8 @@ class Kiosk:
             self._tick_timer = loop.call_later(TICK_S + TICK_GRACE_S, self._tick)
         try:
             self.dispatch(c.Tick())
-            if self.store.fault is not None and self.store.retry(now):
-                self._check_store()
+            if self.store.fault is not None and self.conversation.state == c.IDLE and self.store.retry(now):
+                self._check_store()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
             self.standby.keep(now, running and self.conversation.state == c.IDLE)
             alive = self.audio_alive()
             self._supervise_audio(alive, now)
