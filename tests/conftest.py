@@ -195,6 +195,16 @@ class Broker(Mosquitto):
         super().start()
         return self
 
+    @classmethod
+    def with_password(cls, root: Path, username: str, password: str, extra: str = "") -> Broker:
+        """A started broker that lets only `username` in, with `password`."""
+        passwd = root / "passwd"
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), username, password], check=True, capture_output=True)
+        passwd.chmod(0o644)
+        b = cls(root, extra=f"password_file {passwd}\n{extra}")
+        b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+        return b.start()
+
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:

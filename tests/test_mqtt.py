@@ -225,12 +225,7 @@ def test_broker_killed_and_restarted_mid_conversation(tmp_path: Path, sim: Agent
 
 def test_username_password_and_tls(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
     certs = make_certs(tmp_path)
-    passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "kiosk", "s3cret"], check=True, capture_output=True)
-    passwd.chmod(0o644)
-    b = Broker(tmp_path, extra=f"password_file {passwd}\ncafile {certs['ca.crt']}\ncertfile {certs['server.crt']}\nkeyfile {certs['server.key']}\n")
-    b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
-    b.start()
+    b = Broker.with_password(tmp_path, "kiosk", "s3cret", extra=f"cafile {certs['ca.crt']}\ncertfile {certs['server.crt']}\nkeyfile {certs['server.key']}\n")
     try:
         (tmp_path / "mqtt_password").write_text("s3cret\n")
         cfg = _config(tmp_path, sim, b.port, username="kiosk", password_file=str(tmp_path / "mqtt_password"), tls=True, ca_file=str(certs["ca.crt"]))

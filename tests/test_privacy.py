@@ -148,12 +148,7 @@ def test_doctor_fails_on_a_read_only_state_dir_and_warns_on_exposures(tmp_path: 
 
 # ----------------------------------------------------------------------------- fleet password
 def test_fleet_reads_the_password_from_a_file_or_the_environment_never_argv(tmp_path: Path) -> None:
-    passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "admin", "s3cret"], check=True, capture_output=True)
-    passwd.chmod(0o644)
-    b = Broker(tmp_path, extra=f"password_file {passwd}\n")
-    b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
-    b.start()
+    b = Broker.with_password(tmp_path, "admin", "s3cret")
     try:
         pub = Observer(b.port, username="admin", password="s3cret")
         wait_for(pub.client.is_connected, 10, "the publisher connected")
