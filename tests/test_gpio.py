@@ -121,6 +121,19 @@ def test_led_shows_each_state(pins: MockFactory) -> None:
     led.close()
 
 
+def test_led_flashes_briefly_when_idle_with_an_unusable_store(pins: MockFactory) -> None:
+    led = StatusLed(LedSettings(pin=27, red=None, green=None, blue=None))
+    pin = pins.pin(27)
+    start = len(pin.states)
+    led.show("store_fault")
+    time.sleep(2.4)
+    led.close()
+    states = pin.states[start:]
+    ons = [(a.timestamp, b.timestamp) for a, b in zip(states, states[1:]) if a.state == 1 and b.state == 0]
+    assert ons and all(end - begin < 0.5 for begin, end in ons), states  # a flash, not the connecting blink
+    assert len(ons) <= 2
+
+
 def test_rgb_led_colours(pins: MockFactory) -> None:
     led = StatusLed(LedSettings(pin=None, red=22, green=23, blue=24))
     led.show("listening")

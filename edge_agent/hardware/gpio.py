@@ -9,7 +9,7 @@ In `mode = "hold"` (push-to-talk) pressing sends `Talk(True)` and releasing `Tal
 hold of `hold_s` or more during which the visitor said nothing hangs up.
 
 LED (`[led]`): idle off, connecting blink, listening on, speaking pulse, error fast blink, idle
-with an unusable session store slow blink (amber on RGB);
+with an unusable session store a short flash every 2 s (amber on RGB);
 with `red/green/blue` pins an RGB LED shows the same states in colour.
 gpiozero calls back on its own thread: every callback is guarded and only hands an event on.
 """
@@ -89,7 +89,10 @@ class GpioButton:
             self._button = None
 
 
-# state -> (mono pattern, rgb colour); patterns: off, on, blink(on_s, off_s), pulse(fade_s)
+FLASH_S = 0.1
+
+# state -> (mono pattern, rgb colour); patterns: off, on, blink(period_s on and off), pulse(fade_s),
+# flash (a 0.1 s flash every period_s)
 _LOOKS: dict[str, tuple[tuple[str, float], tuple[float, float, float]]] = {
     c.IDLE: (("off", 0.0), (0.0, 0.0, 0.0)),
     c.CONNECTING: (("blink", 0.25), (0.0, 0.0, 1.0)),
@@ -97,7 +100,7 @@ _LOOKS: dict[str, tuple[tuple[str, float], tuple[float, float, float]]] = {
     c.SPEAKING: (("pulse", 0.5), (0.0, 0.8, 0.8)),
     c.ENDING: (("blink", 0.5), (0.3, 0.3, 0.0)),
     c.ERROR: (("blink", 0.08), (1.0, 0.0, 0.0)),
-    "store_fault": (("blink", 1.0), (1.0, 0.4, 0.0)),  # idle, but the session store is unusable (no resume after a restart)
+    "store_fault": (("flash", 2.0), (1.0, 0.4, 0.0)),  # idle, but the session store is unusable (no resume after a restart)
 }
 
 
@@ -143,6 +146,8 @@ class StatusLed:
             led.on()
         elif pattern == "pulse" and hasattr(led, "pulse"):
             led.pulse(fade_in_time=period, fade_out_time=period, background=True)
+        elif pattern == "flash":
+            led.blink(on_time=FLASH_S, off_time=period - FLASH_S, background=True)
         else:
             led.blink(on_time=period or 0.5, off_time=period or 0.5, background=True)
 
@@ -154,6 +159,8 @@ class StatusLed:
             rgb.color = colour
         elif pattern == "pulse":
             rgb.pulse(fade_in_time=period, fade_out_time=period, on_color=colour, background=True)
+        elif pattern == "flash":
+            rgb.blink(on_time=FLASH_S, off_time=period - FLASH_S, on_color=colour, background=True)
         else:
             rgb.blink(on_time=period, off_time=period, on_color=colour, background=True)
 
