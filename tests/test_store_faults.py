@@ -212,10 +212,12 @@ def test_a_page_that_fails_quick_check_is_moved_aside(tmp_path: Path) -> None:
 def test_only_the_newest_corrupt_copies_are_kept_and_forget_deletes_them(tmp_path: Path) -> None:
     for i in range(4):
         (tmp_path / f"{DB_NAME}.corrupt-2026010{i}T000000").write_bytes(b"old ids s-secret")
+        (tmp_path / f"{DB_NAME}.corrupt-2026010{i}T000000-wal").write_bytes(b"old ids s-secret")
     (tmp_path / DB_NAME).write_bytes(b"not a database" * 100)
     store = SessionStore(tmp_path)
     assert store.recovered_from is not None
-    assert len(corrupt_copies(tmp_path)) == 2
+    kept = sorted(p.name for p in corrupt_copies(tmp_path))
+    assert kept == sorted([store.recovered_from.name, f"{DB_NAME}.corrupt-20260103T000000", f"{DB_NAME}.corrupt-20260103T000000-wal"])
     store.record_start("s1", "agent", "default", None)
     assert store.forget() == 1
     assert corrupt_copies(tmp_path) == []

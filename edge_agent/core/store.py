@@ -203,12 +203,13 @@ class SessionStore:
             if src.exists():
                 src.replace(Path(str(target) + suffix))
         for old in self.corrupt_copies()[CORRUPT_COPIES_KEPT:]:
-            old.unlink(missing_ok=True)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(old) + suffix).unlink(missing_ok=True)
         return target
 
     def corrupt_copies(self) -> list[Path]:
-        """Moved-aside files (and their WAL/SHM), newest first."""
-        return sorted(self.dir.glob(f"{DB_NAME}.corrupt-*"), reverse=True)
+        """Moved-aside databases, newest first (each may have its -wal and -shm beside it)."""
+        return sorted((p for p in self.dir.glob(f"{DB_NAME}.corrupt-*") if not p.name.endswith(("-wal", "-shm"))), reverse=True)
 
     # ------------------------------------------------------------------ fault handling
     def retry(self, now: float | None = None) -> bool:
@@ -308,7 +309,7 @@ class SessionStore:
             except sqlite3.Error:
                 pass  # _run below moves to memory and records the wipe as pending
         count = self._run(lambda db: int(db.execute("DELETE FROM sessions").rowcount))
-        self.wipe_pending = True
+        self.wipe_pending = self.wipe_pending or self.fault is not None
         self._remove_corrupt_copies()
         return count
 
@@ -323,7 +324,7 @@ class SessionStore:
         return count
 
     def _remove_corrupt_copies(self) -> None:
-        for old in self.corrupt_copies():
+        for old in self.dir.glob(f"{DB_NAME}.corrupt-*"):
             try:
                 old.unlink()
             except OSError as exc:

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
@@ -78,6 +79,7 @@ class Kiosk:
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
         self._store_fault: str | None = None  # the fault last reported
+        self._store_moved: Path | None = None  # the corrupt file last reported as moved aside
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
@@ -228,8 +230,12 @@ class Kiosk:
         self._check_store()
 
     def _check_store(self) -> None:
-        """Reports the store going to memory (a storage fault) or back to disk, once each."""
-        fault = self.store.fault
+        """Reports a corrupt file moved aside, and the store going to memory (a storage fault)
+        or back to disk, once each."""
+        moved, fault = self.store.recovered_from, self.store.fault
+        if moved != self._store_moved and moved is not None:
+            self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {moved}"})
+        self._store_moved = moved
         if fault == self._store_fault:
             return
         self._store_fault = fault
@@ -419,8 +425,6 @@ class Kiosk:
                 pass
         for warning in exposure_warnings(self.settings):
             log.warning("exposure: %s", warning)
-        if self.store.recovered_from is not None:
-            self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {self.store.recovered_from}"})
         self._check_store()
         self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
         audio_ok = True
