@@ -1,9 +1,10 @@
 """`edge-agent doctor`: checks a kiosk's set-up, one PASS/FAIL line with a hint each.
 
 Config valid; state dir writable (not locked, not full, not read-only) and private; no secret or
-conversation exposed (WARN lines: see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s
-level meter shows the microphone hears something; output opens; GPIO pins usable; MQTT broker
-reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
+conversation exposed (WARN lines, see core/exposure.py); clock plausible (TLS needs it); audio
+input opens and a 3 s level meter shows the microphone hears something; output opens; GPIO pins
+usable; MQTT broker reachable with the credentials; agent endpoint reachable with valid TLS and
+WebSocket upgrade. WARN lines do not change the exit code.
 Exit 0 when everything passes, 1 otherwise (78 when the config itself is invalid).
 """
 
