@@ -12,17 +12,12 @@ import logging
 import os
 import re
 import socket
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.9/3.10
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
