@@ -22,7 +22,8 @@ from conftest import Broker, Observer, wait_for
 from edge_agent.core import config
 from edge_agent.core.conversation import STATES
 from edge_agent.errors import ConfigError
-from edge_agent.fleet.discovery import LEDGER_FILE, discovery_messages
+from edge_agent.fleet.discovery import discovery_messages
+from edge_agent.fleet.discovery_sync import LEDGER_FILE
 from edge_agent.fleet.status import StatusReporter
 
 # ----------------------------------------------------------------------------- HA's schema, from its docs
@@ -199,7 +200,7 @@ def run_reporter(port: int, device_id: str, state_dir: Path, **mqtt: Any) -> Sta
     s = settings(host="127.0.0.1", port=port, **mqtt)
     reporter = StatusReporter(s, device_id, lambda cmd, reply: None, state_dir=state_dir)
     reporter.start()
-    wait_for(reporter.discovery_synced.is_set, 10, f"{device_id}'s discovery pass")
+    wait_for(reporter.discovery.synced.is_set, 10, f"{device_id}'s discovery pass")
     return reporter
 
 

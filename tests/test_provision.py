@@ -89,7 +89,7 @@ def test_kiosks_are_locked_to_their_own_topics_and_home_assistant_still_drives_t
     try:
         for r in reporters:
             r.start()
-            wait_for(r.discovery_synced.is_set, 15, "the kiosk's connect and discovery pass")
+            wait_for(r.discovery.synced.is_set, 15, "the kiosk's connect and discovery pass")
         # each kiosk could write its state and its discovery configs: operators and HA see them
         wait_for(lambda: all(ops.find(f"edge-agent/{k}/state") for k in got), 10, "both kiosks' state")
         wait_for(lambda: len({t for t, p, _, _ in ha.messages if t.endswith("/config") and p}) == 24, 10, "24 discovery configs")

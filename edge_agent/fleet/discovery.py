@@ -1,5 +1,4 @@
-"""Home Assistant MQTT discovery: the kiosk as one device with sensors and buttons, and the
-clean-up of discovery configs it published before under another id or with discovery since off.
+"""Home Assistant MQTT discovery payloads: the kiosk as one device with sensors and buttons.
 
 Retained config messages under `<discovery_prefix>/<component>/edge_agent_<id>/<object>/config`;
 the reporter re-publishes them when Home Assistant announces itself on `<discovery_prefix>/status`.
@@ -8,26 +7,18 @@ ids. Entity ids are set with `default_entity_id` (Home Assistant 2025.10 and lat
 `object_id` (which earlier versions read and later ones ignore): `<component>.edge_agent_<slug>_<object>`
 where the slug is the id lower-cased with `-` as `_`.
 
-Earlier versions used the node `edge_agent_<id with - as _>`; `DiscoverySync` finds what this kiosk
-left there (or under an id it had before, see `DiscoveryLedger`) and clears it, telling its own
-configs from another kiosk's by the device identifier inside the payload.
+Earlier versions used the node `edge_agent_<id with - as _>`; `discovery_sync` finds what this
+kiosk left there (or under an id it had before) and clears it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
 from edge_agent.core.config import MqttSettings
 from edge_agent.core.conversation import STATES
-
-log = logging.getLogger(__name__)
 
 METRIC_SENSORS = (
     # key in the metrics JSON, name, unit, device_class, state_class
@@ -40,8 +31,6 @@ METRIC_SENSORS = (
     ("reconnects", "Agent reconnects", "reconnects", None, "total_increasing"),
 )
 BUTTONS = (("resume", "Resume conversation"), ("new", "New conversation"), ("end", "End conversation"))
-LEDGER_FILE = "mqtt-discovery.json"
-MAX_REMEMBERED_IDS = 8
 
 Message = tuple[str, dict[str, Any]]
 
@@ -105,108 +94,3 @@ def discovery_messages(settings: MqttSettings, device_id: str) -> list[Message]:
     for action, name in BUTTONS:
         add("button", action, {"name": name, "command_topic": f"{base}/cmd", "payload_press": f'{{"action": "{action}"}}'})
     return out
-
-
-@dataclass(frozen=True)
-class Owner:
-    """A (discovery prefix, device id) this kiosk published discovery under, now or before."""
-
-    prefix: str
-    device_id: str
-
-    def filters(self) -> list[str]:
-        nodes = sorted({node_id(self.device_id), legacy_node_id(self.device_id)})
-        return [f"{self.prefix}/+/{n}/+/config" for n in nodes]
-
-    def owns(self, payload: dict[str, Any]) -> bool:
-        device = payload.get("device")
-        ids = device.get("identifiers") if isinstance(device, dict) else None
-        ids = [ids] if isinstance(ids, str) else ids
-        return isinstance(ids, list) and device_identifier(self.device_id) in ids
-
-
-def _matches(sub: str, topic: str) -> bool:
-    """MQTT filter match for filters with `+` only (the ones `Owner.filters` makes)."""
-    a, b = sub.split("/"), topic.split("/")
-    return len(a) == len(b) and all(x in ("+", y) for x, y in zip(a, b))
-
-
-class DiscoverySync:
-    """One pass per connection: subscribe to `filters`, feed every retained message to `offer`,
-    clear the topics it returns True for, and publish the current configs after the pass.
-
-    A config is stale when its topic is not one of the current ones and its payload names one of
-    this kiosk's device identifiers (another kiosk's config on a shared legacy node is left alone).
-    Pure: no MQTT here.
-    """
-
-    def __init__(self, current: list[Message], owners: list[Owner]) -> None:
-        self.current_topics = {t for t, _ in current}
-        self.owners = owners
-        self.filters = sorted({f for o in owners for f in o.filters()})
-        self.found: dict[Owner, int] = {o: 0 for o in owners}
-        self.cleared: list[str] = []
-
-    def offer(self, topic: str, payload: bytes) -> bool:
-        if topic in self.current_topics or not payload:
-            return False
-        try:
-            data = json.loads(payload)
-        except (ValueError, RecursionError):
-            return False
-        if not isinstance(data, dict):
-            return False
-        for owner in self.owners:
-            if owner.owns(data) and any(_matches(f, topic) for f in owner.filters()):
-                self.found[owner] += 1
-                self.cleared.append(topic)
-                return True
-        return False
-
-    def still_to_watch(self, current: Owner | None) -> list[Owner]:
-        """Owners to look under again next time: the current one, and old ones that still had
-        stale configs this pass (their clearing is confirmed only by a pass that finds none)."""
-        keep = [o for o in self.owners if o != current and self.found.get(o)]
-        return ([current] if current else []) + keep[: MAX_REMEMBERED_IDS - 1]
-
-
-class DiscoveryLedger:
-    """The owners this kiosk published discovery under, kept in `<state_dir>/mqtt-discovery.json`
-    so a renamed kiosk (or one with a new discovery prefix) finds its old configs.
-
-    A missing or unreadable file means "only the current owner"; a write that fails (full or
-    read-only SD card) is logged and retried next connect, never fatal.
-    """
-
-    def __init__(self, state_dir: Path | None) -> None:
-        self.path = state_dir / LEDGER_FILE if state_dir else None
-
-    def load(self) -> list[Owner]:
-        if self.path is None:
-            return []
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            owners = [Owner(str(p), str(d)) for p, d in data["owners"]]
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("mqtt: ignoring %s: %s", self.path, exc)
-            return []
-        return owners[:MAX_REMEMBERED_IDS]
-
-    def save(self, owners: list[Owner]) -> None:
-        if self.path is None or owners == self.load():
-            return
-        tmp = self.path.with_suffix(".tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"owners": [[o.prefix, o.device_id] for o in owners]}), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("mqtt: cannot write %s: %s", self.path, exc)
-
-
-def owners_to_check(settings: MqttSettings, device_id: str, remembered: list[Owner]) -> tuple[Owner, list[Owner]]:
-    """The current owner and everything to look under at connect (current first, no repeats)."""
-    current = Owner(settings.discovery_prefix, device_id)
-    return current, [current, *[o for o in remembered if o != current]]

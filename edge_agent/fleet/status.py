@@ -6,10 +6,8 @@ Topic contract (prefix `mqtt.topic_prefix`, `<id>` = device.id), used by tools o
 - `<prefix>/<id>/event`: JSON events, not retained.
 - `<prefix>/<id>/metrics`: JSON every `mqtt.metrics_interval_s`.
 - `<prefix>/<id>/cmd` in, `<prefix>/<id>/cmd/result` out (see `commands`).
-- Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`). At each connect the
-  reporter first reads back the retained discovery configs it owns (subscribe, then unsubscribe:
-  the UNSUBACK comes after every retained message), clears the stale ones, then publishes the
-  current set, so Home Assistant drops old entities before it sees their replacements.
+- Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`), published after each
+  connect's clean-up of stale configs (see `discovery_sync`).
 
 paho runs its own network thread and reconnect loop. Every callback body is guarded; commands
 go to the event loop through `on_command` (the kiosk uses call_soon_threadsafe); nothing here
@@ -35,7 +33,7 @@ from edge_agent import __version__
 from edge_agent.core.config import MqttSettings
 from edge_agent.errors import ConfigError
 from edge_agent.fleet.commands import Command, CommandError, parse_command
-from edge_agent.fleet.discovery import DiscoveryLedger, DiscoverySync, discovery_messages, owners_to_check
+from edge_agent.fleet.discovery_sync import DiscoveryCleanup
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +80,16 @@ class StatusReporter:
         self.connects = 0
         self.events_dropped = 0
         self.bad_commands = 0
-        self._ledger = DiscoveryLedger(state_dir)
-        self._sync: DiscoverySync | None = None
-        self._sync_mids: tuple[int | None, int | None] = (None, None)  # (subscribe, unsubscribe) of this connection's pass
-        self.discovery_synced = threading.Event()
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}")
+        self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, _guard)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
         self._client.max_queued_messages_set(MAX_QUEUED_EVENTS)
         self._client.on_connect = _guard(self._on_connect)
         self._client.on_disconnect = _guard(self._on_disconnect)
         self._client.on_message = _guard(self._on_message)
-        self._client.on_subscribe = _guard(self._on_subscribe)
-        self._client.on_unsubscribe = _guard(self._on_unsubscribe)
+        self._client.on_subscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.subscribed(mid))
+        self._client.on_unsubscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.unsubscribed(mid))
 
     def topic(self, leaf: str) -> str:
         return f"{self.base}/{leaf}"
@@ -129,17 +124,17 @@ class StatusReporter:
         with self._lock:
             state = json.dumps(self._state)
         client.publish(self.topic("state"), state, qos=qos, retain=True)
-        self._start_discovery_sync(client)
+        self.discovery.connected()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
-        self.discovery_synced.clear()
+        self.discovery.disconnected()
         log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == f"{self.settings.discovery_prefix}/status":
             if msg.payload == b"online":
-                self._publish_discovery()
+                self.discovery.publish()
             return
         try:
             cmd = parse_command(bytes(msg.payload))
@@ -171,45 +166,6 @@ class StatusReporter:
 
     def result(self, payload: dict[str, Any]) -> None:
         self._publish("cmd/result", payload)
-
-    def _publish_discovery(self) -> None:
-        if not self.discovery_synced.is_set():
-            return  # the connection's clean-up pass publishes when it ends
-        for topic, payload in discovery_messages(self.settings, self.device_id):
-            self._client.publish(topic, json.dumps(payload), qos=self.settings.qos, retain=True)
-
-    # ------------------------------------------------------------------ discovery clean-up (paho's thread)
-    def _start_discovery_sync(self, client: mqtt.Client) -> None:
-        self.discovery_synced.clear()
-        _, owners = owners_to_check(self.settings, self.device_id, self._ledger.load())
-        sync = DiscoverySync(discovery_messages(self.settings, self.device_id), owners)
-        for old in self._sync.filters if self._sync else ():
-            client.message_callback_remove(old)
-        self._sync = sync
-        for sub in sync.filters:
-            client.message_callback_add(sub, _guard(self._on_retained_discovery))
-        _, mid = client.subscribe([(f, self.settings.qos) for f in sync.filters])
-        self._sync_mids = (mid, None)
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
-        if self._sync is not None and mid == self._sync_mids[0]:
-            _, unsub_mid = client.unsubscribe(self._sync.filters)
-            self._sync_mids = (mid, unsub_mid)
-
-    def _on_retained_discovery(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        sync = self._sync
-        if sync is not None and msg.retain and sync.offer(msg.topic, bytes(msg.payload)):
-            log.info("mqtt: clearing stale discovery config %s", msg.topic)
-            client.publish(msg.topic, b"", qos=self.settings.qos, retain=True)
-
-    def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
-        sync = self._sync
-        if sync is None or mid != self._sync_mids[1]:
-            return
-        current, _ = owners_to_check(self.settings, self.device_id, [])
-        self._ledger.save(sync.still_to_watch(current if self.settings.discovery else None))
-        self.discovery_synced.set()
-        self._publish_discovery()
 
 
 def _now_iso() -> str:
