@@ -71,7 +71,6 @@ class DiscoverySync:
         self.owners = owners
         self.filters = sorted({f for o in owners for f in o.filters()})
         self.found: dict[Owner, int] = {o: 0 for o in owners}
-        self.cleared: list[str] = []
 
     def offer(self, topic: str, payload: bytes) -> bool:
         if topic in self.current_topics or not payload:
@@ -85,7 +84,6 @@ class DiscoverySync:
         for owner in self.owners:
             if owner.owns(data) and any(_matches(f, topic) for f in owner.filters()):
                 self.found[owner] += 1
-                self.cleared.append(topic)
                 return True
         return False
 
