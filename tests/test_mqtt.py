@@ -55,6 +55,7 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
     d = DaemonProcess(_config(tmp_path, sim, broker.port))
     daemons.append(d)
     observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    observer.wait("homeassistant/button/edge_agent_kiosk-7/end/config")  # discovery goes out after its clean-up pass
     # a subscriber arriving later sees the retained availability, state and discovery
     late = Observer(broker.port)
     try:
