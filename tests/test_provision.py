@@ -40,6 +40,12 @@ def locked_broker(tmp_path: Path) -> Any:
     for name in ("kiosk-a", "kiosk-b", "ha", "ops"):
         edge_agent("provision", name, "--dir", str(secrets_dir), "--passwd", str(passwd))
     assert (secrets_dir / "kiosk-a.mqtt_password").stat().st_mode & 0o777 == 0o600
+    assert [line.split(":")[0] for line in passwd.read_text().splitlines()] == ["kiosk-a", "kiosk-b", "ha", "ops"]
+    passwd.chmod(0o640)  # as the README sets it for the broker's group; a re-provision keeps that
+    old_b = (secrets_dir / "kiosk-b.mqtt_password").read_text()
+    edge_agent("provision", "kiosk-b", "--dir", str(secrets_dir), "--passwd", str(passwd), "--rotate")
+    assert (secrets_dir / "kiosk-b.mqtt_password").read_text() != old_b and passwd.stat().st_mode & 0o777 == 0o640
+    assert [line.split(":")[0] for line in passwd.read_text().splitlines()] == ["kiosk-a", "ha", "ops", "kiosk-b"]
     acl = tmp_path / "acl"
     acl.write_text(edge_agent("broker-acl", "--admin", "ops", "--ha-user", "ha"))
     certs = make_certs(tmp_path)
@@ -137,3 +143,14 @@ def test_kiosks_are_locked_to_their_own_topics_and_home_assistant_still_drives_t
             r.close()
         ops.close()
         ha.close()
+
+
+def test_provision_refuses_bad_names_and_silent_overwrites(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, cwd=REPO, timeout=30)
+
+    assert run("provision", "küche-1", "--dir", str(tmp_path)).returncode == 78
+    assert run("provision", "kiosk-1", "--dir", str(tmp_path)).returncode == 0
+    again = run("provision", "kiosk-1", "--dir", str(tmp_path))
+    assert again.returncode == 1 and "--rotate" in again.stderr and again.stderr.count("\n") == 1
+    assert run("broker-acl", "--admin", "a b").returncode == 78

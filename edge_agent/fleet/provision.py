@@ -64,7 +64,8 @@ def acl_text(topic_prefix: str, discovery_prefix: str, admins: list[str], ha_use
 
 
 def set_password_line(passwd: Path, user: str, hashed: str) -> None:
-    """Adds `user:hashed` to a Mosquitto password file, replacing the user's old line (mode 0600)."""
+    """Adds `user:hashed` to a Mosquitto password file, replacing the user's old line. A new file
+    is mode 0600; an existing one keeps its mode, owner and group (mosquitto must still read it)."""
     try:
         old = passwd.read_text(encoding="utf-8").splitlines() if passwd.exists() else []
         kept = [line for line in old if line.split(":", 1)[0] != user]
@@ -74,10 +75,16 @@ def set_password_line(passwd: Path, user: str, hashed: str) -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Atomically (a temporary file renamed over it), never readable by others in between."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    if path.exists():
+        st = path.stat()
+        os.chmod(tmp, st.st_mode & 0o777)
+        if os.geteuid() == 0:
+            os.chown(tmp, st.st_uid, st.st_gid)
     os.replace(tmp, path)
 
 
