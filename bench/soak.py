@@ -117,6 +117,7 @@ warm_hold_s = 4.0
 [session]
 idle_timeout_s = 15.0
 reconnect_window_s = 10.0
+starts_per_minute = 60.0
 [audio]
 input = "loop:{_recording(tmp)}"
 output = "null"

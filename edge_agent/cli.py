@@ -63,7 +63,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level or "info")
     try:
-        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=Path(args.record) if args.record else None))
+        bad_id = args.bad_session_id.replace("\\n", "\n") if args.bad_session_id else None
+        record = Path(args.record) if args.record else None
+        hostile = {"drop_after_ready": args.drop_after_ready, "bad_session_id": bad_id}
+        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=record, **hostile))
     except KeyboardInterrupt:
         pass
     return 0
@@ -158,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-opt-out", action="store_true", help="ignore session continuations, like an agent with Data Opt-Out")
     p.add_argument("--end-after-turns", type=int, default=0, help="hang up (onsessionended) after this many replies")
     p.add_argument("--record", help="directory to record each session's initiate and uplink audio")
+    p.add_argument("--drop-after-ready", action="store_true", help="hostile: cut every socket right after onready")
+    p.add_argument("--bad-session-id", help="hostile: send this session id in onready (\\n for a newline)")
     p.set_defaults(fn=cmd_simulate)
     p = with_config(sub.add_parser("sessions", help="list stored sessions, newest first"))
     p.add_argument("--forget", action="store_true", help="wipe every stored session (privacy switch)")

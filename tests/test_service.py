@@ -191,6 +191,7 @@ def test_unit_file_carries_the_required_keys() -> None:
     assert k["ProtectSystem"] == ["strict"]
     assert any("alsa" in v for v in k["DeviceAllow"]) and any("gpiochip" in v for v in k["DeviceAllow"])
     assert k["ExecStart"][0].endswith("edge-agent run -c /etc/edge-agent/config.toml")
+    assert k["MemoryMax"] == ["192M"] and "`MemoryMax=192M`" in (REPO / "README.md").read_text()  # a bound on what anyone can make the kiosk buffer
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

@@ -217,6 +217,12 @@ class SessionSettings:
     slot: str
     keep_sessions: int = 1000
     """The store keeps this many sessions (the newest); older ones are deleted."""
+    start_burst: int = 10
+    """Conversation starts allowed at once (a token bucket, whatever asks: button or MQTT)..."""
+    starts_per_minute: float = 6.0
+    """... and the rate it refills at: a flood of presses cannot open a socket each."""
+    max_reconnects: int = 10
+    """Times one conversation may be reconnected (each a new session) before a loss ends it."""
 
     @classmethod
     def read(cls, s: _Section) -> SessionSettings:
@@ -228,6 +234,9 @@ class SessionSettings:
             reconnect_window_s=s.number("reconnect_window_s", 30.0, 0.0, 3600.0),
             slot=s.text("slot", "default") or "default",
             keep_sessions=s.integer("keep_sessions", 1000, 1, 1_000_000),
+            start_burst=s.integer("start_burst", 10, 1, 1000),
+            starts_per_minute=s.number("starts_per_minute", 6.0, 0.1, 600.0),
+            max_reconnects=s.integer("max_reconnects", 10, 0, 1000),
         )
 
 
@@ -321,10 +330,12 @@ class LedSettings:
 @dataclass(frozen=True)
 class LogSettings:
     level: str
+    transcripts: bool
+    """Log what visitors and the agent said at INFO; off, it is logged only at DEBUG."""
 
     @classmethod
     def read(cls, s: _Section) -> LogSettings:
-        return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")))
+        return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")), transcripts=s.flag("transcripts", False))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from edge_agent.core import protocol as p
+from edge_agent.core.ratelimit import LogThrottle, TokenBucket
 
 IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR = "idle", "connecting", "listening", "speaking", "ending", "error"
 STATES = (IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR)
@@ -195,6 +196,17 @@ class Timing:
     error_hold_s: float = 5.0
     backoff_base_s: float = 0.25
     backoff_cap_s: float = 5.0
+    start_burst: int = 10
+    starts_per_minute: float = 6.0
+    """Conversation starts, whatever asks for them (button, MQTT): a token bucket of
+    `start_burst` refilled at this rate; a start beyond it is refused (`starts_refused`)."""
+    max_reconnects: int = 10
+    """Times one conversation may be reconnected (each a new session on the platform); the loss
+    after that ends it with an error. Attempts that never connect are bounded by the backoff and
+    `reconnect_window_s` instead."""
+    min_link_life_s: float = 10.0
+    """A link must have been ready this long before its loss resets the backoff and the
+    reconnect window: a server that accepts and drops at once does not get a fast retry."""
 
 
 class Conversation:
@@ -222,6 +234,13 @@ class Conversation:
         self._mute_until = 0.0
         self._answering_at: float | None = None
         self._off_record = False  # the sessions were forgotten during this conversation
+        self._paused = False
+        self._ready_at: float | None = None
+        self._reconnects = 0
+        self._starts = TokenBucket(timing.start_burst, timing.starts_per_minute / 60.0)
+        self._refusals_logged = LogThrottle(first=3, every_s=10.0)
+        self.starts_refused = 0
+        """Starts refused by the rate limit (a metric; MQTT command results read it)."""
 
     # ------------------------------------------------------------------ queries
     @property
@@ -247,6 +266,10 @@ class Conversation:
             age = self._last_age_s or 0.0
         return self._last_id if age <= self.t.resume_within_s else None
 
+    def start_wait_s(self, now: float) -> float:
+        """Seconds until the start rate limit lets a conversation start again (0: now)."""
+        return self._starts.wait_s(now)
+
     # ------------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
         out: list[Action] = []
@@ -266,12 +289,31 @@ class Conversation:
         out.append(OpenLink(self.link_id, cont, delay_s))
         self._go(CONNECTING, now, out)
 
+    def _start_allowed(self, origin: str, now: float, out: list[Action]) -> bool:
+        """The start rate limit: every start opens a socket and may start a billed session, so a
+        flood of commands or a bouncing button is refused past the bucket (told a few times)."""
+        if (self._starts.burst, self._starts.per_s) != (self.t.start_burst, self.t.starts_per_minute / 60.0):
+            self._starts = TokenBucket(self.t.start_burst, self.t.starts_per_minute / 60.0, now)  # reloaded
+        if self._starts.take(now):
+            return True
+        self.starts_refused += 1
+        left_out = self._refusals_logged.allow(now)
+        if left_out is not None:
+            out.append(Notify("start_refused", {"origin": origin, "retry_in_s": round(self._starts.wait_s(now), 1), "refused_since_last": left_out}))
+            out.append(Earcon("error"))
+        return False
+
     def _begin(self, fresh: bool, origin: str, now: float, out: list[Action]) -> None:
+        if not self._start_allowed(origin, now, out):
+            return
         cont = None if fresh else self.continuation_candidate(now)
         self.session_id = None
         self.continued_from = None
         self._lost_at = None
         self._attempt = 0
+        self._reconnects = 0
+        self._ready_at = None
+        self._paused = False
         self._started_at = now
         self._activity_at = now
         self._off_record = False
@@ -289,9 +331,9 @@ class Conversation:
         self._visitor_speaking = False
         self._go(ENDING, now, out)
 
-    def _fail(self, error: str, now: float, out: list[Action]) -> None:
+    def _fail(self, error: str, now: float, out: list[Action], code: str = "agent") -> None:
         self._store_end("error", now, out)
-        out.append(Notify("error", {"code": "agent", "message": error}))
+        out.append(Notify("error", {"code": code, "message": error}))
         out.append(Playback("clear"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("error"))
@@ -363,10 +405,10 @@ class Conversation:
                 out.append(StoreEnd(previous, "reconnected"))
             self._remember(ev.session_id, now)
             out.insert(0, StoreStart(ev.session_id, self.continued_from))  # stored before anything else
-        self._lost_at = None
-        self._attempt = 0
+        self._ready_at = now  # backoff and window restart only once this link has lived (LinkDown)
         self._activity_at = now
         if reconnected:
+            self._reconnects += 1
             out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
         else:
             out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from}))
@@ -384,6 +426,10 @@ class Conversation:
         if ev.fatal:
             self._fail(ev.error or "refused", now, out)
             return
+        if self._ready_at is not None and now - self._ready_at >= self.t.min_link_life_s:
+            self._lost_at = None  # it lived: a new fault, with a fresh window and backoff
+            self._attempt = 0
+        self._ready_at = None
         if self._lost_at is None:
             self._lost_at = now
         if now - self._lost_at >= self.t.reconnect_window_s:
@@ -392,6 +438,9 @@ class Conversation:
             else:
                 self._finish("link_lost", now, out)
                 self._go(IDLE, now, out)  # the socket is already gone: nothing to wait for
+            return
+        if self._reconnects >= self.t.max_reconnects:
+            self._fail(f"gave up after {self._reconnects} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
         self._attempt += 1
         out.append(Playback("clear"))
@@ -415,9 +464,11 @@ class Conversation:
         elif isinstance(msg, p.Clear):
             out.append(Playback("clear"))
             self._answering_at = None
+            self._paused = False
             self._stop_speaking(now, out)
         elif isinstance(msg, (p.Pause, p.Unpause)):
-            out.append(Playback("pause" if isinstance(msg, p.Pause) else "unpause"))
+            self._paused = isinstance(msg, p.Pause)
+            out.append(Playback("pause" if self._paused else "unpause"))
         elif isinstance(msg, p.StartAnswering):
             self._answering_at = now
             self._activity_at = now
@@ -459,7 +510,7 @@ class Conversation:
         elif self.streaming:
             if now - self._started_at >= self.t.max_duration_s:
                 self._finish("max_duration", now, out)
-            elif self.state == LISTENING and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
+            elif (self.state == LISTENING or self._paused) and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
                 self._finish("idle", now, out)
         elif self.state == CONNECTING and self._lost_at is not None and now - self._lost_at >= self.t.reconnect_window_s:
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)

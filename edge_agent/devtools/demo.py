@@ -72,6 +72,7 @@ def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_
                 "session": {"idle_timeout_s": 20.0},
                 "audio": {"input": input_spec or default_in, "output": output_spec or default_out},
                 "button": {"source": "none" if auto else "keyboard"},
+                "log": {"transcripts": True},  # the demo shows the conversation
             }
         )
         print(f"edge-agent demo: agent simulator at {sim.url}; input {settings.audio.input}; output {settings.audio.output}", flush=True)

@@ -12,6 +12,12 @@ paho runs its own network thread and reconnect loop. Every callback body is guar
 go to the event loop through `on_command` (the kiosk uses call_soon_threadsafe); nothing here
 blocks the audio path. With the broker down the kiosk works as before: state is re-published on
 every (re)connect, and events wait in a bounded queue.
+
+Anyone who can publish to the broker is untrusted: the kiosk speaks MQTT 5 and tells the broker
+its Maximum Packet Size (MAX_PACKET_BYTES), so a huge publish is dropped by the broker instead
+of being buffered whole here; a retained command is refused (it would run again at every
+(re)connect); malformed commands get an error. Rate limits on what commands start are the
+Conversation's (the same for the button).
 """
 
 from __future__ import annotations
@@ -25,17 +31,23 @@ from datetime import datetime, timezone
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_agent import __version__
 from edge_agent.core.config import MqttSettings
 from edge_agent.errors import ConfigError
-from edge_agent.fleet.commands import Command, CommandError, parse_command
+from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
 from edge_agent.fleet.discovery import discovery_messages
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_EVENTS = 200
+MAX_PACKET_BYTES = 4 * MAX_COMMAND_BYTES
+"""Largest MQTT packet the kiosk accepts (MQTT 5 Maximum Packet Size, sent on CONNECT): a
+command plus topic and headers. A conforming broker (mosquitto >= 1.6) does not deliver larger
+messages to the kiosk at all; brokers should also cap what they accept (`max_packet_size`)."""
 Reply = Callable[[dict[str, Any]], None]
 
 
@@ -51,9 +63,9 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
+def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> mqtt.Client:
     """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:
@@ -78,7 +90,7 @@ class StatusReporter:
         self.connects = 0
         self.events_dropped = 0
         self.bad_commands = 0
-        self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}")
+        self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
         self._client.max_queued_messages_set(MAX_QUEUED_EVENTS)
@@ -91,7 +103,9 @@ class StatusReporter:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        limits = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        limits.MaximumPacketSize = MAX_PACKET_BYTES  # type: ignore[attr-defined]  # paho sets properties by name
+        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s, properties=limits)
         self._client.loop_start()
 
     def close(self) -> None:
@@ -135,6 +149,9 @@ class StatusReporter:
         except CommandError as exc:
             self.bad_commands += 1
             self.result({"id": exc.command_id, "ok": False, "error": str(exc)})
+            return
+        if msg.retain:  # replayed by the broker at every (re)connect: never acted on
+            self.result({"id": cmd.id, "action": cmd.action, "ok": False, "error": "retained command ignored: publish commands without the retain flag"})
             return
         self._on_command(cmd, self.result)
 

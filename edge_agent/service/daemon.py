@@ -58,6 +58,9 @@ def timing_from(settings: Settings) -> c.Timing:
         duplex_half=a.duplex == "half",
         duplex_tail_s=a.duplex_tail_ms / 1000.0,
         push_to_talk=settings.button.mode == "hold",
+        start_burst=s.start_burst,
+        starts_per_minute=s.starts_per_minute,
+        max_reconnects=s.max_reconnects,
     )
 
 
@@ -260,8 +263,9 @@ class Kiosk:
             self.counters["reconnects"] += 1
         elif kind == "error":
             self.counters["errors"] += 1
-        log.info("%s", describe(kind, fields))
-        if kind not in PRIVATE_EVENTS:
+        private = kind in PRIVATE_EVENTS  # visitors' words reach the journal only when asked
+        log.log(logging.INFO if not private or self.settings.log.transcripts else logging.DEBUG, "%s", describe(kind, fields))
+        if not private:
             self.reporter.event(kind, fields)
 
     # ------------------------------------------------------------------ commands
@@ -274,6 +278,7 @@ class Kiosk:
         state = self.conversation.state
         result: dict[str, Any] = {"id": cmd.id, "action": cmd.action, "ok": True}
         busy = state not in (c.IDLE, c.ERROR, c.ENDING)
+        refused = self.conversation.starts_refused
         try:
             if cmd.action in ("press", "long_press"):
                 self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt"))
@@ -289,6 +294,8 @@ class Kiosk:
                 result["forgotten"] = self.forget_sessions()
             elif cmd.action == "ping":
                 result.update(pong=True, state=state, version=__version__)
+            if self.conversation.starts_refused > refused:
+                raise CommandError(f"rate limited: too many conversation starts, next one in {self.conversation.start_wait_s(self.clock()):.0f} s")
             result["state"] = self.conversation.state
         except EdgeAgentError as exc:
             result = {"id": cmd.id, "action": cmd.action, "ok": False, "error": str(exc)}
@@ -315,6 +322,7 @@ class Kiosk:
             "warm_link_ready": self.standby.ready if self.settings.agent.warm_link else None,
             "warm_presses": self.standby.taken,
             "bad_frames": stats.bad_frames,
+            "starts_refused": self.conversation.starts_refused,
             "errors": self.counters["errors"],
             "store_ok": self.store.fault is None,
             **process_metrics(self.process),
