@@ -179,11 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     with_config(sub.add_parser("run", help="run the kiosk")).set_defaults(fn=cmd_run)
-    p = sub.add_parser("demo", help="run the kiosk against the bundled agent simulator")
-    p.add_argument("--auto", action="store_true", help="press the button by script (default when stdin is not a terminal)")
-    p.add_argument("--state-dir", help="where the demo keeps its sessions (default: ~/.local/state/edge-agent-demo)")
-    p.add_argument("--input", help="audio input (default: a microphone if PyAudio finds one, else the bundled recording)")
-    p.add_argument("--output", help="audio output (default: the default speaker if any, else null)")
+    p = sub.add_parser(
+        "demo",
+        help="run the kiosk against the bundled agent simulator",
+        description="The kiosk against the bundled agent simulator. --auto presses by script and checks that conversation 2 continues conversation 1 (exit 1 if not).",
+    )
+    p.add_argument("--auto", action="store_true", help="press the button by script and check the story (default when stdin is not a terminal)")
+    p.add_argument("--state-dir", help="where the demo keeps its sessions (default: ~/.local/state/edge-agent-demo, emptied at each run; a dir of your own is never emptied)")
+    p.add_argument(
+        "--input",
+        metavar="SPEC",
+        help="audio input: file:PATH.wav (played once), loop:PATH.wav (repeated), a plain PATH.wav, or a device name/index from `edge-agent devices` "
+        "(default: the bundled recording with --auto, else a microphone if PyAudio finds one)",
+    )
+    p.add_argument("--output", metavar="SPEC", help="audio output: a device name/index, file:PATH.wav (records what the agent says) or null (default: the default speaker if any, else null)")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("simulate-agent", help="run the local Millis-protocol agent simulator")
     p.add_argument("--host", default="127.0.0.1")
