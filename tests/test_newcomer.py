@@ -289,6 +289,24 @@ def test_bench_exits_nonzero_when_a_goal_shows_no() -> None:
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    met = "| figure | value | baseline | goal | met |\n|---|---|---|---|---|\n| gate cost | 2819× | | ≥ 1000× | yes |"
+    met = "| figure | value | baseline | goal | met |\n|---|---|---|---|---|\n| gate cost | 2819x | | ≥ 1000x | yes |"
     assert bench.goals_exit_code(met) == 0
     assert bench.goals_exit_code(met + "\n| daemon RSS | 51 MB | | ≤ 50 MB | NO |") == 1
+
+
+# ----------------------------------------------------------------------------- script/test --quick
+@pytest.mark.slow  # two collections of the whole suite; it guards the subset, CI runs it
+def test_the_quick_subset_leaves_out_the_slow_tests_and_their_names_are_current() -> None:
+    from conftest import SLOW_TESTS
+
+    def collect(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert out.returncode == 0, out.stdout[-2000:]
+        return out.stdout
+
+    everything, quick = collect(), collect("-m", "not slow")
+    assert "tests/test_fuzz.py::" in everything and "tests/test_fuzz.py::" not in quick
+    assert "test_gate_bad_labels_is_one_line" in quick and "test_demo_checks_its_story" not in quick
+    for name in SLOW_TESTS:  # a renamed slow test must not slip back into the quick subset unnoticed
+        assert f"::{name}" in everything, name
+        assert f"::{name}" not in quick, name
