@@ -283,6 +283,15 @@ def test_demo_says_so_and_fails_when_the_agent_never_hears_speech(tmp_path: Path
     assert time.monotonic() - t0 < 120
 
 
+@pytest.mark.slow
+def test_demo_with_a_microphone_that_never_opens_fails_in_bounded_time(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    out = ea("demo", "--auto", "--input", "no-such-device-xyz", env={"HOME": str(tmp_path)}, timeout_s=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "demo FAILED: the kiosk did not get ready" in out.stderr and "--input file:" in out.stderr, out.stderr[-2000:]
+    assert time.monotonic() - t0 < 60
+
+
 # ----------------------------------------------------------------------------- bench
 def test_bench_exits_nonzero_when_a_goal_shows_no() -> None:
     spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")

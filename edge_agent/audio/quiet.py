@@ -61,7 +61,8 @@ def quiet_native_stderr() -> Iterator[None]:
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     with _fd_lock:
         try:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             saved = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
         except OSError:  # no fd 2 at all: nothing to hide

@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,21 +104,23 @@ class SimRecord:
     earlier_turns: int
 
 
+async def until(pred: Callable[[], bool], timeout_s: float) -> bool:
+    """Waits for `pred` to hold, polling the kiosk's own state; False after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not pred():
+        if loop.time() >= end:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 class Story:
     """The scripted demo: presses, and checks each step against the kiosk, simulator and store."""
 
     def __init__(self, kiosk: Kiosk, sim_thread: SimulatorThread, store: SessionStore, input_spec: str) -> None:
         self.kiosk, self.sim_thread, self.store, self.input_spec = kiosk, sim_thread, store, input_spec
         self.conv = kiosk.conversation
-
-    async def until(self, pred: object, timeout_s: float) -> bool:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout_s
-        while not pred():  # type: ignore[operator]
-            if loop.time() >= end:
-                return False
-            await asyncio.sleep(0.05)
-        return True
 
     async def sim_newest(self) -> SimRecord | None:
         """The newest session the simulator answered, read on the simulator's own thread."""
@@ -131,7 +134,7 @@ class Story:
         return result
 
     async def run(self) -> None:
-        if not await self.until(self.kiosk.ready.is_set, READY_S):
+        if not await until(self.kiosk.ready.is_set, READY_S):
             raise DemoFailed(f"the kiosk did not get ready in {READY_S:.0f} s: the audio input {self.input_spec} did not open (see the error above); try --input file:PATH.wav")
         fresh = bool(self.store.recent(1))
         first = await self.conversation(1, None, long_press=fresh)
@@ -142,7 +145,7 @@ class Story:
         print(f"\n--- demo: press #{n} ({kind}) ---", flush=True)
         replies = self.kiosk.counters["replies"]
         self.kiosk.dispatch(c.Press(long=long_press))
-        if not await self.until(lambda: self.conv.state in (c.LISTENING, c.SPEAKING), START_S):
+        if not await until(lambda: self.conv.state in (c.LISTENING, c.SPEAKING), START_S):
             raise DemoFailed(f"conversation {n} did not start within {START_S:.0f} s (state {self.conv.state}; see the log above)")
         session_id = self.conv.session_id
         sim = await self.sim_newest()
@@ -155,7 +158,7 @@ class Story:
             self.check(f"conversation {n} is a new session {_short(session_id)} (the simulator got no session_continuation)")
         else:
             self.check(f"conversation {n} continues conversation 1: the simulator got session_continuation = {_short(continues)} and knew its {sim.earlier_turns} earlier turn(s)")
-        replied = await self.until(lambda: (self.kiosk.counters["replies"] > replies and self.conv.state == c.LISTENING) or self.conv.state not in LIVE, REPLY_S)
+        replied = await until(lambda: (self.kiosk.counters["replies"] > replies and self.conv.state == c.LISTENING) or self.conv.state not in LIVE, REPLY_S)
         if self.kiosk.counters["replies"] == replies:
             why = f"the conversation ended by itself (state {self.conv.state})" if replied else f"no reply within {REPLY_S:.0f} s"
             raise DemoFailed(f"conversation {n}: the agent never answered, {why}: did it hear speech from {self.input_spec}? try --input file:{DEMO_RECORDING}")
@@ -165,7 +168,7 @@ class Story:
             self.kiosk.dispatch(c.Press())
         else:
             self.check(f"conversation {n} had already ended by itself (state {self.conv.state}); no press needed")
-        if not await self.until(lambda: self.conv.state == c.IDLE, END_S):
+        if not await until(lambda: self.conv.state == c.IDLE, END_S):
             raise DemoFailed(f"conversation {n} did not end within {END_S:.0f} s (state {self.conv.state})")
         stored = self.store.recent(1)
         if not stored or stored[0].id != session_id or stored[0].continued_from != continues or stored[0].ended_at is None:
@@ -219,7 +222,7 @@ def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_
             kiosk.stop()
 
         async def watch_ready() -> None:
-            if not await Story(kiosk, sim_thread, store, audio_in).until(kiosk.ready.is_set, READY_S):
+            if not await until(kiosk.ready.is_set, READY_S):
                 failure.append(f"the audio input {audio_in} did not open in {READY_S:.0f} s (see the error above); try --input file:PATH.wav")
                 kiosk.stop()
 
