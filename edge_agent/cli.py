@@ -67,8 +67,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from edge_agent.devtools.simulator import serve_forever
 
     setup_logging(args.log_level or "info")
+    record = Path(args.record) if args.record else None
+    if record is not None:
+        try:
+            record.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgeAgentError(f"--record {record}: {exc.strerror or exc}") from None
     try:
-        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=Path(args.record) if args.record else None))
+        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=record))
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # port in use, an address not on this machine, a host that does not resolve

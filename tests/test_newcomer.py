@@ -194,6 +194,7 @@ def test_log_level_before_or_after_the_command(tmp_path: Path) -> None:
         (("demo", "--auto", "--input", "/nonexistent/speech.wav"), 1),
         (("demo", "--auto", "--input", "loop:/nonexistent.wav"), 1),
         (("simulate-agent", "--port", "http"), 2),
+        (("simulate-agent", "--port", "0", "--record", "/proc/edge-agent-records"), 1),
         (("gate",), 2),
         ((), 2),
     ],
