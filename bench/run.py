@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -300,10 +301,20 @@ def main() -> int:
         "daemon_period_30": period_30,
         "daemon_compression_off": plain,
     }
-    print(render(result))
+    table = render(result)
+    print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
-    return 0
+    shutil.rmtree(tmp, ignore_errors=True)
+    return goals_exit_code(table)
+
+
+def goals_exit_code(table: str) -> int:
+    """1 when any goal row of the rendered table says NO, so CI and scripts see a missed goal."""
+    missed = [line.split("|")[1].strip() for line in table.splitlines() if line.rstrip().endswith("| NO |")]
+    for name in missed:
+        print(f"bench: goal not met: {name}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 def render(r: dict[str, Any]) -> str:

@@ -115,6 +115,8 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     mark = len(observer.messages)
     assert d.stop() == 0
     observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=3, since=mark)
+    d.wait_log("edge-agent stopped")
+    assert not [line for line in d.lines if "WARNING" in line and "mqtt" in line], d.log[-2000:]  # a clean stop is quiet
 
 
 def _cmd(obs: Observer, payload: Any, cid: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:

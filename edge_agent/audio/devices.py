@@ -144,12 +144,20 @@ def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
     """An open 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
     try:
         w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
-    except (OSError, wave.Error, EOFError) as exc:
-        raise AudioError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (wave.Error, EOFError) as exc:  # empty, not a WAV, or float / compressed samples
+        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({str(exc) or 'empty file'}); {convert_hint(path)}") from None
     if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
         w.close()
-        raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit")
+        raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit; {convert_hint(path)}")
     return w
+
+
+def convert_hint(path: str | Path) -> str:
+    """The command that turns any recording into what the gate and the file microphone read."""
+    out = Path(path).with_suffix("").name + "-16k.wav"
+    return f"convert it: ffmpeg -i {path} -ar 16000 -ac 1 -c:a pcm_s16le {out}  (or: sox {path} -r 16000 -c 1 -b 16 -e signed-integer {out})"
 
 
 def read_wav_16k_mono(path: str | Path) -> bytes:

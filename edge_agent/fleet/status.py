@@ -90,6 +90,7 @@ class StatusReporter:
         self.connects = 0
         self.events_dropped = 0
         self.bad_commands = 0
+        self._closing = False
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
@@ -110,6 +111,7 @@ class StatusReporter:
 
     def close(self) -> None:
         """Clean shutdown: `offline` retained (the will is not sent on a clean disconnect)."""
+        self._closing = True  # the disconnect that follows is ours: no warning about it
         try:
             if self.connected.is_set():
                 info = self._client.publish(self.topic("availability"), "offline", qos=self.settings.qos, retain=True)
@@ -137,6 +139,9 @@ class StatusReporter:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
+        if self._closing:
+            log.debug("mqtt: disconnected (%s), shutting down", reason)
+            return
         log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -26,7 +26,7 @@ from edge_agent.audio.earcons import Earcons
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
-from edge_agent.core.config import Settings
+from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
 from edge_agent.core.store import SessionStore
@@ -77,7 +77,7 @@ class Kiosk:
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        settings.agent.require_runnable()
+        validate_for_run(settings)
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
@@ -347,6 +347,7 @@ class Kiosk:
         if self.conversation.state != c.IDLE:
             log.warning("config reload deferred: a conversation is running")
             return False
+        validate_for_run(settings)
         self.settings = replace(settings, device=self.settings.device)
         self.conversation.t = timing_from(self.settings)
         self.store.keep_sessions = self.settings.session.keep_sessions
