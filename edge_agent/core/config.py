@@ -277,7 +277,7 @@ class VadSettings:
     @classmethod
     def read(cls, s: _Section) -> VadSettings:
         return cls(
-            engine=s.choice("engine", "edge", ("edge", "webrtcvad", "silero")),
+            engine=s.choice("engine", "edge", ("edge", "cues", "webrtcvad", "silero")),
             aggressiveness=s.integer("aggressiveness", 2, 0, 3),
             preroll_ms=s.integer("preroll_ms", 300, 0, 2000),
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),

@@ -99,7 +99,7 @@ def _tone(freq_hz: float, dur_s: float, harmonics: int, decay_s: float, vibrato:
     phase = 2 * np.pi * freq_hz * (t + vibrato * np.sin(2 * np.pi * 5.5 * t) / (2 * np.pi * 5.5))
     x = sum((0.6**k) * np.sin((k + 1) * phase) for k in range(harmonics))
     env = np.minimum(1.0, t / 0.01) * np.exp(-t / decay_s) * np.minimum(1.0, (dur_s - t) / 0.02)
-    return np.asarray(x) * env
+    return np.asarray(np.asarray(x) * env)
 
 
 def _place(out: np.ndarray, x: np.ndarray, at: int, gain: float = 1.0) -> None:
