@@ -36,6 +36,15 @@ class CueClassifier(BlockClassifier):
 
     BAND_EDGES_HZ = (300.0, 450.0, 650.0, 900.0, 1250.0, 1700.0, 2300.0, 3000.0, 4000.0)
     PITCH_HZ = (80.0, 500.0)
+    VOICED_WITHIN_FRAMES = 5
+    VISITOR_RISE = 0.05
+    CONFIRM_FRAMES = 6
+    VISITOR_SINK = 0.005
+    VISITOR_FORGET_DB = 0.005
+    TAIL_FLUX_DB = 0.5
+    BANG_MARGIN_DB = 3.0
+    BANG_DECAY_DB = 0.6
+    """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
 
     def __init__(
         self,
@@ -44,8 +53,9 @@ class CueClassifier(BlockClassifier):
         keep_shape_db: float = 0.5,
         keep_snr_db: float = 6.0,
         voicing: float = 0.26,
-        visitor_drop_db: float = 10.0,
-        hold_drop_db: float = 4.0,
+        visitor_drop_db: float = 12.0,
+        rise_db: float = 3.0,
+        bang_rise_db: float = 10.0,
         floor_window_s: float = 3.0,
     ) -> None:
         super().__init__()
@@ -57,6 +67,7 @@ class CueClassifier(BlockClassifier):
         self._window = np.hanning(n).astype(np.float32)
         self._mag = np.zeros(len(freqs), dtype=np.float32)
         self._smooth = np.zeros(len(self._edges), dtype=np.float32)
+        self._prev_bands = np.zeros(len(self._edges), dtype=np.float32)
         # autocorrelation of the window: divides out the taper so lags compare fairly
         wac = np.correlate(self._window, self._window, "full")[n - 1 :]
         self._lag_lo, self._lag_hi = int(SAMPLE_RATE_HZ / self.PITCH_HZ[1]), int(SAMPLE_RATE_HZ / self.PITCH_HZ[0])
@@ -66,7 +77,11 @@ class CueClassifier(BlockClassifier):
         self.keep_snr_db = keep_snr_db
         self.voicing = voicing + 0.02 * (aggressiveness - 2)
         self.visitor_drop_db = visitor_drop_db
-        self.hold_drop_db = hold_drop_db
+        self.rise_db = rise_db
+        self.bang_rise_db = bang_rise_db
+        self._bang_db = -math.inf
+        """Upper bound of the latest bang's decaying tail, in dB."""
+        self._prev_db = 0.0
         self.gate_open = False
         """Set by VadGate: opening needs voiced speech near the visitor's level, holding only its shape."""
         self.far_end = False
@@ -77,15 +92,61 @@ class CueClassifier(BlockClassifier):
         self._floor = NoiseFloor(floor_window_s)
         self.floor_db = math.inf
         self.band_db = 0.0
+        self.ambient_db = 0.0
+        """Running mean level of the room while the gate is closed (about 1 s)."""
         self.visitor_db = -math.inf
         """Running level of the visitor's confirmed speech; -inf until the visitor has spoken."""
         self._run = 0
+        self._frame = 0
+        self._voiced_at = -1000
 
     def _voiced(self, power: np.ndarray) -> float:
         mag = self._mag
         mag[self._lo : self._hi] = np.sqrt(power)
         r = np.fft.irfft(mag)
         return float((r[self._lag_lo : self._lag_hi] * self._lag_gain).max() / (r[0] + 1e-9))
+
+    def _voiced_recently(self, power: np.ndarray) -> bool:
+        """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
+        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced(power) >= self.voicing:
+            self._voiced_at = self._frame
+        return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
+
+    def _track_bang(self, band_db: float) -> None:
+        """A jump of `bang_rise_db` starts a bang; its tail may then only fall by BANG_DECAY_DB a frame."""
+        rise = band_db - self._prev_db
+        self._prev_db = band_db
+        if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
+            self._bang_db = band_db + self.BANG_MARGIN_DB
+        elif rise >= self.BANG_MARGIN_DB:  # rising again: a syllable, not a bang's tail
+            self._bang_db = -math.inf
+        else:
+            self._bang_db -= self.BANG_DECAY_DB
+
+    def _shape_excess(self, bands: np.ndarray) -> float:
+        """How far the level-free band shape is from the noise's, beyond the noise's own jitter; learns the noise."""
+        if self._noise_shape is None:
+            self._noise_shape = bands.copy()
+        shape_off = bands - self._noise_shape
+        distance = float(np.abs(shape_off).mean())
+        excess = distance - self.noise_distance_db
+        if excess < self.shape_db:  # noise-shaped: learn the noise (its shape, how much it jitters)
+            self._noise_shape += 0.05 * shape_off
+            self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
+        else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
+            self._noise_shape += 0.002 * shape_off
+        return excess
+
+    def _follow_visitor(self, level: int, band_db: float) -> None:
+        self._run = self._run + 1 if level == SPEECH else 0
+        if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
+            if self.visitor_db == -math.inf:
+                self.visitor_db = band_db
+            # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
+            # background talkers that fill their gaps
+            self.visitor_db += (self.VISITOR_RISE if band_db > self.visitor_db else self.VISITOR_SINK) * (band_db - self.visitor_db)
+        else:
+            self.visitor_db -= self.VISITOR_FORGET_DB
 
     def _analyse(self, frame: bytes) -> int:
         x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
@@ -100,35 +161,29 @@ class CueClassifier(BlockClassifier):
         smooth *= 0.5
         bands = np.log10(smooth + 1.0)
         bands *= 10.0
+        bands -= bands.mean()
+        flux = float(np.abs(bands - self._prev_bands).mean())
+        self._prev_bands = bands
         band_db = 10.0 * math.log10(float(power.sum()) + 1.0)
+        if self._frame == 0:
+            self.ambient_db = band_db
         self.band_db = band_db
         self.floor_db = floor = self._floor.update(band_db)
-        bands -= bands.mean()
-        if self._noise_shape is None:
-            self._noise_shape = bands
-        shape_off = bands - self._noise_shape
-        distance = float(np.abs(shape_off).mean())
-        excess = distance - self.noise_distance_db
-        if excess < self.shape_db:  # noise-shaped: learn the noise (its shape, how much it jitters)
-            self._noise_shape += 0.05 * shape_off
-            self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
-        else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
-            self._noise_shape += 0.002 * shape_off
+        excess = self._shape_excess(bands)
+        self._track_bang(band_db)
         level = NOISE
         if excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
             level = WEAK
-            if self.gate_open:  # holding: speech-shaped is enough (consonants are not voiced)
-                if excess >= self.shape_db and band_db >= self.visitor_db - self.visitor_drop_db - self.hold_drop_db:
-                    level = SPEECH
-            elif excess >= self.shape_db + (1.5 if self.far_end else 0.0) and band_db >= self.visitor_db - self.visitor_drop_db and self._voiced(power) >= self.voicing:
+            # holding needs speech shape near the visitor's level (consonants are not voiced);
+            # opening also a rise over the room's usual level
+            need_db = self.shape_db if self.gate_open else self.shape_db + (1.5 if self.far_end else 0.0)
+            loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
+            # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
+            # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
+            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(power))):
                 level = SPEECH
-        self._run = self._run + 1 if level == SPEECH else 0
-        if self._run >= 6:  # confirmed speech: follow the visitor's level
-            if self.visitor_db == -math.inf:
-                self.visitor_db = band_db
-            # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
-            # background talkers that fill their gaps
-            self.visitor_db += (0.1 if band_db > self.visitor_db else 0.005) * (band_db - self.visitor_db)
-        else:
-            self.visitor_db -= 0.005
+        if not self.gate_open:
+            self.ambient_db += 0.03 * (band_db - self.ambient_db)
+        self._frame += 1
+        self._follow_visitor(level, band_db)
         return level

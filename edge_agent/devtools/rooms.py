@@ -33,6 +33,10 @@ from edge_agent.devtools.noises import RATE
 
 KINDS = ("quiet", "white", "pink", "brown", "hum", "fan", "hvac", "traffic", "music", "tv", "knocks", "hall", "babble")
 """Every kind of room; "hall" is pink noise with the visitor in RT60 0.7 s reverberation."""
+VISITOR_POWER = 10 ** 6.6
+"""Mean power of the usual visitor's speech (-24 dBFS), as in the dev recordings."""
+VISITOR_SPREAD_DB = 3.0
+"""How much one visitor's utterances vary in level (uniform, ±)."""
 BABBLE_TALKERS = range(8)
 """Talkers of talkers.wav used as other people; the rest are the held-out visitor voices."""
 
@@ -117,7 +121,10 @@ def _visitor(bank: SpeechBank, room: Room, rng: np.random.Generator) -> tuple[np
     for i in order:
         u = utts[int(i)]
         fade = np.minimum(1.0, np.minimum(np.arange(len(u.pcm)), np.arange(len(u.pcm))[::-1]) / (0.01 * RATE))
-        parts.append(u.pcm * fade)
+        # one visitor talks at one level, give or take a few dB (the sources were recorded at
+        # levels 12 dB apart, which is several people, not one)
+        gain = np.sqrt(VISITOR_POWER * 10 ** (rng.uniform(-VISITOR_SPREAD_DB, VISITOR_SPREAD_DB) / 10) / _speech_power(u.pcm, u.speech))
+        parts.append(u.pcm * fade * gain)
         speech += [(t + a, t + b) for a, b in u.speech]
         t += len(u.pcm) / RATE
         gap = np.zeros(int(rng.uniform(1.5, 5.0) * RATE))
