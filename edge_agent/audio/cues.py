@@ -39,6 +39,8 @@ class CueClassifier(BlockClassifier):
     VOICED_WITHIN_FRAMES = 5
     VISITOR_RISE = 0.05
     CONFIRM_FRAMES = 6
+    WARMUP_FRAMES = 16
+    """About 0.5 s to learn the room before the gate may open (the pre-roll still keeps it)."""
     VISITOR_SINK = 0.005
     VISITOR_FORGET_DB = 0.005
     TAIL_FLUX_DB = 0.5
@@ -52,9 +54,9 @@ class CueClassifier(BlockClassifier):
         shape_db: float = 0.6,
         keep_shape_db: float = 0.5,
         keep_snr_db: float = 6.0,
-        voicing: float = 0.26,
+        voicing: float = 0.22,
         visitor_drop_db: float = 12.0,
-        rise_db: float = 3.0,
+        rise_db: float = 2.0,
         bang_rise_db: float = 10.0,
         floor_window_s: float = 3.0,
     ) -> None:
@@ -66,8 +68,9 @@ class CueClassifier(BlockClassifier):
         self._edges = (edges[:-1] - edges[0]).astype(np.intp)
         self._window = np.hanning(n).astype(np.float32)
         self._mag = np.zeros(len(freqs), dtype=np.float32)
-        self._smooth = np.zeros(len(self._edges), dtype=np.float32)
-        self._prev_bands = np.zeros(len(self._edges), dtype=np.float32)
+        self._pair_edges = 2 * self._edges
+        self._smooth = [0.0] * len(self._edges)
+        self._prev_bands = [0.0] * len(self._edges)
         # autocorrelation of the window: divides out the taper so lags compare fairly
         wac = np.correlate(self._window, self._window, "full")[n - 1 :]
         self._lag_lo, self._lag_hi = int(SAMPLE_RATE_HZ / self.PITCH_HZ[1]), int(SAMPLE_RATE_HZ / self.PITCH_HZ[0])
@@ -86,7 +89,7 @@ class CueClassifier(BlockClassifier):
         """Set by VadGate: opening needs voiced speech near the visitor's level, holding only its shape."""
         self.far_end = False
         """Set while the kiosk's own speaker plays: more evidence is needed to open."""
-        self._noise_shape: np.ndarray | None = None
+        self._noise_shape: list[float] = []
         self.noise_distance_db = 1.0
         """Usual distance of the noise's own frames from its shape model (estimation jitter)."""
         self._floor = NoiseFloor(floor_window_s)
@@ -100,15 +103,16 @@ class CueClassifier(BlockClassifier):
         self._frame = 0
         self._voiced_at = -1000
 
-    def _voiced(self, power: np.ndarray) -> float:
+    def _voiced(self, spec: np.ndarray) -> float:
+        """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
         mag = self._mag
-        mag[self._lo : self._hi] = np.sqrt(power)
+        mag[self._lo : self._hi] = np.abs(spec)
         r = np.fft.irfft(mag)
         return float((r[self._lag_lo : self._lag_hi] * self._lag_gain).max() / (r[0] + 1e-9))
 
-    def _voiced_recently(self, power: np.ndarray) -> bool:
+    def _voiced_recently(self, spec: np.ndarray) -> bool:
         """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
-        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced(power) >= self.voicing:
+        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced(spec) >= self.voicing:
             self._voiced_at = self._frame
         return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
 
@@ -123,18 +127,18 @@ class CueClassifier(BlockClassifier):
         else:
             self._bang_db -= self.BANG_DECAY_DB
 
-    def _shape_excess(self, bands: np.ndarray) -> float:
+    def _shape_excess(self, bands: list[float]) -> float:
         """How far the level-free band shape is from the noise's, beyond the noise's own jitter; learns the noise."""
-        if self._noise_shape is None:
-            self._noise_shape = bands.copy()
-        shape_off = bands - self._noise_shape
-        distance = float(np.abs(shape_off).mean())
+        model = self._noise_shape or bands
+        shape_off = [b - m for b, m in zip(bands, model)]
+        distance = sum(map(abs, shape_off)) / len(bands)
         excess = distance - self.noise_distance_db
-        if excess < self.shape_db:  # noise-shaped: learn the noise (its shape, how much it jitters)
-            self._noise_shape += 0.05 * shape_off
+        if excess < self.shape_db or self._frame < self.WARMUP_FRAMES:  # noise-shaped: learn the noise (its shape, how much it jitters)
+            rate = 0.05
             self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
         else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
-            self._noise_shape += 0.002 * shape_off
+            rate = 0.002
+        self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
         return excess
 
     def _follow_visitor(self, level: int, band_db: float) -> None:
@@ -152,19 +156,20 @@ class CueClassifier(BlockClassifier):
         x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
         x *= self._window
         spec = np.fft.rfft(x)[self._lo : self._hi]
-        # plain ufuncs, not np.vdot: a BLAS call here wakes OpenBLAS worker threads that then
-        # spin between frames, which cost more CPU than the whole gate
-        power = np.square(spec.real) + np.square(spec.imag)
-        # sub-band powers averaged over two frames: halves the estimation jitter of short frames
-        smooth = self._smooth
-        smooth += np.add.reduceat(power, self._edges)
-        smooth *= 0.5
-        bands = np.log10(smooth + 1.0)
-        bands *= 10.0
-        bands -= bands.mean()
-        flux = float(np.abs(bands - self._prev_bands).mean())
+        # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
+        # call here wakes OpenBLAS worker threads that then spin between frames
+        pairs = spec.view(np.float32)
+        band_power: list[float] = np.add.reduceat(pairs * pairs, self._pair_edges).tolist()
+        band_db = 10.0 * math.log10(sum(band_power) + 1.0)
+        # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
+        # Sub-band powers are averaged over two frames, halving the jitter of short frames.
+        log10 = math.log10
+        self._smooth = smooth = [0.5 * (a + b) for a, b in zip(self._smooth, band_power)]
+        bands = [10.0 * log10(v + 1.0) for v in smooth]
+        mean = sum(bands) / len(bands)
+        bands = [v - mean for v in bands]
+        flux = sum(abs(a - b) for a, b in zip(bands, self._prev_bands)) / len(bands)
         self._prev_bands = bands
-        band_db = 10.0 * math.log10(float(power.sum()) + 1.0)
         if self._frame == 0:
             self.ambient_db = band_db
         self.band_db = band_db
@@ -172,7 +177,9 @@ class CueClassifier(BlockClassifier):
         excess = self._shape_excess(bands)
         self._track_bang(band_db)
         level = NOISE
-        if excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
+        if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
+            pass
+        elif excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
             level = WEAK
             # holding needs speech shape near the visitor's level (consonants are not voiced);
             # opening also a rise over the room's usual level
@@ -180,7 +187,7 @@ class CueClassifier(BlockClassifier):
             loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
-            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(power))):
+            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
                 level = SPEECH
         if not self.gate_open:
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
