@@ -1,9 +1,11 @@
-"""CueClassifier (`vad.engine = "cues"`, experimental): speech cues beyond energy for the gate.
+"""CueClassifier (`vad.engine = "cues"`, the default): tells the visitor's speech from room sound.
 
-Built for the rooms in devtools/rooms.py (fans, traffic, knocks, music, background talkers), where
-the energy-over-floor classifier leaks. It is not the default: on the room matrix it keeps the
-idle share of stationary and fluctuating noise and knocks low but loses onsets at SNR 5 dB, and
-it does not yet hold music, a TV or babble back (README, gate table).
+Energy over a noise floor passes whatever is louder than the floor: a fan on its upswing, a car
+going by, a knock, music. This classifier asks more of a sound before it opens the gate, with
+cues that cost one real FFT per 30 ms and a handful of operations on 8 numbers (measured in
+bench: about the cost of the webrtcvad-based classifier). Developed on the seeded rooms of
+devtools/rooms.py; README's gate table has the whole matrix, held-out rooms apart, and what it
+does not hold back yet (music, a TV, a crowd before the visitor has spoken).
 """
 
 from __future__ import annotations
@@ -17,21 +19,24 @@ from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, Block
 
 
 class CueClassifier(BlockClassifier):
-    """Tells the visitor's speech from room sound with four cheap cues, all from one real FFT per 30 ms.
+    """Speech cues on a fixed 30 ms grid, told whether the gate is open (VadGate sets `gate_open`).
 
-    - shape: the speech band (300-4000 Hz) in 8 sub-bands, level removed, against a running model
-      of the noise's own shape. Stationary and fluctuating noise (a fan swinging ±6 dB, traffic
-      swells) keep their shape when their level moves; speech does not. `shape_db` over the
-      noise's usual distance is needed.
-    - voicing: the peak of the normalized autocorrelation of the band-limited magnitude spectrum
-      at lags of an 80-500 Hz pitch. Knocks, doors, footsteps and trays are not periodic.
-    - level over the noise floor (minimum statistics), for the quiet parts of a sentence.
-    - the visitor's own level: the running level of confirmed speech in this conversation; sound
-      more than `visitor_drop_db` under it cannot open the gate (background talkers, a TV, music
-      farther away than the visitor at arm's length).
+    - shape: the speech band (300-4000 Hz) in 8 sub-bands averaged over two frames, level
+      removed, against a running model of the noise's own shape. Stationary and fluctuating noise
+      (a fan swinging ±6 dB, traffic swells, HVAC drift) keep their shape when their level moves;
+      speech does not. A frame must stand `shape_db` beyond the noise's usual distance.
+    - bangs: a jump of `bang_rise_db` starts a bang (knock, door, footstep, dropped tray); while
+      the sound stays under the bang's decaying tail only voiced frames (peak of the band-limited
+      magnitude spectrum's inverse transform at 80-500 Hz pitch lags) whose spectrum moves count.
+      A syllable rises again within a few frames and ends the bang at once.
+    - the room's usual level: opening needs `rise_db` over the room's running level.
+    - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
+      more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
+      and a TV are farther away than the visitor at arm's length).
 
-    A frame is SPEECH when its shape stands out, it is voiced and it is near the visitor's level;
-    WEAK when it only stands out from the noise (holds an open gate through consonants and dips).
+    SPEECH opens and holds the gate; WEAK (speech-ish shape, or 6 dB over the noise floor) only
+    slows the hang-over, so consonants and short pauses do not close it. `aggressiveness` 0..3
+    moves the shape and voicing thresholds. The first 0.5 s only learns the room.
     """
 
     BAND_EDGES_HZ = (300.0, 450.0, 650.0, 900.0, 1250.0, 1700.0, 2300.0, 3000.0, 4000.0)

@@ -2,13 +2,15 @@
 
 Two layers:
 - a *frame classifier* says "speech-like" per fixed frame (10/20/30 ms of 16 kHz int16):
-  `EdgeClassifier` (default) = webrtcvad AND the speech band standing clear of an adaptive noise
-  floor (minimum statistics over a few seconds), which is what makes it hold in pink noise and
-  hum; `WebrtcvadClassifier` is plain webrtcvad, kept as the baseline; silero is optional.
+  `CueClassifier` (cues.py, default) = speech cues beyond energy (band shape against the room's
+  noise, bangs, voicing, the visitor's own level); `EdgeClassifier` = webrtcvad AND the speech
+  band standing clear of an adaptive noise floor, the previous default; `WebrtcvadClassifier` is
+  plain webrtcvad, kept as the baseline; silero is optional.
 - the *gate* adds hysteresis: it opens after `min_speech_ms` of speech-like frames (a lone knock
   is one frame and never opens it), releases the `preroll_ms` ring buffer so no word loses its
   start, and stays open for `hangover_ms` after the last speech-like frame so the agent's
-  end-of-turn detection still hears the trailing silence.
+  end-of-turn detection still hears the trailing silence. `far_end(active)` asks for more
+  evidence while the kiosk's own speaker plays.
 
 While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
 the pre-roll burst sent at an onset is paid back by skipping as many silence frames later, so
@@ -157,7 +159,7 @@ class VadGate:
         self.silence = bytes(self.frame_bytes)
         self.classifier = classifier or make_classifier(settings)
         self._preroll: deque[bytes] = deque(maxlen=max(1, settings.preroll_ms // frame_ms))
-        self._min_run_near = max(1, math.ceil(settings.min_speech_ms / frame_ms))
+        self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))
         self._min_run = self._min_run_near
         self._tells_classifier = hasattr(self.classifier, "gate_open")
         """Classifiers with `gate_open`/`far_end` attributes (CueClassifier) are told both."""
