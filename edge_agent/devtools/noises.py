@@ -133,7 +133,7 @@ def music(rng: np.random.Generator, n: int) -> np.ndarray:
     return unit(unit(chords) + 0.8 * unit(melody) + 0.7 * unit(drums))
 
 
-def impulses(rng: np.random.Generator, n: int, avoid: list[tuple[int, int]] | None = None) -> np.ndarray:
+def impulses(rng: np.random.Generator, n: int) -> np.ndarray:
     """Knocks, door slams, footsteps and a dropped tray every 1.5-4 s; peak 1.0 (not unit RMS)."""
     out = np.zeros(n)
     at = int(rng.uniform(0.5, 2.0) * RATE)

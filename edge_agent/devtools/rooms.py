@@ -152,8 +152,26 @@ def _noise(kind: str, bank: SpeechBank, rng: np.random.Generator, n: int) -> np.
     return {"hum": noises.hum, "fan": noises.fan, "hvac": noises.hvac, "traffic": noises.traffic, "music": noises.music}[kind](rng, n)
 
 
+@dataclass(frozen=True)
+class RoomMix:
+    visitor: np.ndarray
+    """The visitor's speech as the microphone gets it (level, reverberation), float samples."""
+    noise: np.ndarray
+    labels: Labels
+
+    @property
+    def pcm(self) -> np.ndarray:
+        return np.asarray(np.clip(np.round(self.visitor + self.noise), -32768, 32767), dtype=np.int16)
+
+
 def make_room(bank: SpeechBank, room: Room) -> tuple[np.ndarray, Labels]:
     """The room's mix as int16 samples, and the visitor's speech labels."""
+    mix = mix_room(bank, room)
+    return mix.pcm, mix.labels
+
+
+def mix_room(bank: SpeechBank, room: Room) -> RoomMix:
+    """The room's visitor and noise apart (for checking the generator), and the labels."""
     rng = np.random.default_rng([room.seed, KINDS.index(room.kind), int(room.snr_db * 10) + 1000, int(-room.visitor_db * 10) + 1000])
     visitor, speech = _visitor(bank, room, rng)
     visitor *= 10 ** (room.visitor_db / 20)
@@ -172,8 +190,7 @@ def make_room(bank: SpeechBank, room: Room) -> tuple[np.ndarray, Labels]:
     else:
         snr = 40.0 if room.kind == "quiet" else room.snr_db
         noise = _noise(room.kind, bank, rng, n) * np.sqrt(p_speech * 10 ** (-snr / 10))
-    mixed = np.clip(np.round(visitor + noise), -32768, 32767).astype(np.int16)
-    return mixed, Labels(n / RATE, speech)
+    return RoomMix(visitor, noise, Labels(n / RATE, speech))
 
 
 def tuning_rooms(seeds: tuple[int, ...] = (1, 2, 3), snrs: tuple[float, ...] = (5.0, 10.0, 20.0)) -> list[Room]:
@@ -208,4 +225,39 @@ def gate_rooms(bank: SpeechBank, rooms: list[Room], engines: dict[str, Callable[
             sent = gate_file_intervals(gate, data)
             cost = (time.process_time() - t0) / labels.duration_s
             out[name].append((room, score(sent, labels), cost))
+    return out
+
+
+IDLE_TARGET = 0.05
+BABBLE_IDLE_TARGET = 0.25
+"""Background talkers 10 dB below the visitor: what every detector we know of sends all of."""
+
+
+def idle_target(room: Room) -> float | None:
+    """The idle share a room must stay under; None where the issue sets none (babble 5 dB below)."""
+    if room.kind == "babble":
+        return BABBLE_IDLE_TARGET if room.snr_db >= 10 else None
+    return IDLE_TARGET
+
+
+def cell(room: Room) -> str:
+    """The matrix cell a room belongs to: kind, SNR and visitor level (seeds, voices pooled)."""
+    return f"{room.kind} {room.snr_db:g} dB" + (f", visitor {room.visitor_db:+g} dB" if room.visitor_db else "")
+
+
+def worst_by_cell(rows: list[tuple[Room, GateScore, float]]) -> dict[str, dict[str, float | bool | None]]:
+    """Per cell: worst recall, onsets and idle share over its rooms, mean cost, and whether it meets the targets."""
+    cells: dict[str, list[tuple[Room, GateScore, float]]] = {}
+    for row in rows:
+        cells.setdefault(cell(row[0]), []).append(row)
+    out: dict[str, dict[str, float | bool | None]] = {}
+    for name, group in cells.items():
+        recall = min(sc.speech_recall for _, sc, _ in group)
+        onsets = min(sc.onset_ok for _, sc, _ in group)
+        idle = max(sc.idle_share for _, sc, _ in group)
+        target = idle_target(group[0][0])
+        meets = recall >= 0.995 and onsets >= 1.0 and (target is None or idle <= target)
+        x_realtime = len(group) / max(1e-9, sum(cost for _, _, cost in group))
+        out[name] = {"speech_recall": round(recall, 4), "onset_ok": round(onsets, 3), "idle_share": round(idle, 3), "idle_target": target}
+        out[name].update(meets=meets, rooms=len(group), x_realtime=round(x_realtime))
     return out
