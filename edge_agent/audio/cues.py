@@ -44,6 +44,8 @@ class CueClassifier(BlockClassifier):
     VOICED_WITHIN_FRAMES = 5
     VISITOR_RISE = 0.05
     CONFIRM_FRAMES = 6
+    FAR_END_SHAPE_DB = 0.25
+    """Extra shape needed to open while the kiosk's own speaker plays."""
     WARMUP_FRAMES = 16
     """About 0.5 s to learn the room before the gate may open (the pre-roll still keeps it)."""
     VISITOR_SINK = 0.005
@@ -188,7 +190,7 @@ class CueClassifier(BlockClassifier):
             level = WEAK
             # holding needs speech shape near the visitor's level (consonants are not voiced);
             # opening also a rise over the room's usual level
-            need_db = self.shape_db if self.gate_open else self.shape_db + (1.5 if self.far_end else 0.0)
+            need_db = self.shape_db if self.gate_open else self.shape_db + (self.FAR_END_SHAPE_DB if self.far_end else 0.0)
             loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still

@@ -32,6 +32,8 @@ from edge_agent.errors import AudioError
 __all__ = ["NOISE", "SPEECH", "WEAK", "FrameClassifier"]
 
 WEAK_STEP = 1.0 / 3.0
+FAR_END_EXTRA_MS = 30
+"""More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too)."""
 """How fast WEAK frames use up the hang-over: the gate closes at most 3 hang-overs after speech."""
 
 
@@ -158,9 +160,14 @@ class VadGate:
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.silence = bytes(self.frame_bytes)
         self.classifier = classifier or make_classifier(settings)
-        self._preroll: deque[bytes] = deque(maxlen=max(1, settings.preroll_ms // frame_ms))
+        self._preroll_frames = max(1, settings.preroll_ms // frame_ms)
+        self._far_extra = max(1, round(FAR_END_EXTRA_MS / frame_ms))
+        # room for the longer pre-roll used while the far end plays (the later decision keeps its lead)
+        self._preroll: deque[bytes] = deque(maxlen=self._preroll_frames + self._far_extra)
         self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))
         self._min_run = self._min_run_near
+        self._min_run_far = self._min_run_near + self._far_extra
+        self._far_end = False
         self._tells_classifier = hasattr(self.classifier, "gate_open")
         """Classifiers with `gate_open`/`far_end` attributes (CueClassifier) are told both."""
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
@@ -187,7 +194,8 @@ class VadGate:
         While it plays, the room also holds the kiosk's own voice (whatever the echo canceller
         leaves): opening then needs twice `min_speech_ms` of speech-like frames, and a classifier
         that can (CueClassifier) also wants a clearer speech shape. An open gate stays open."""
-        self._min_run = 2 * self._min_run_near if active else self._min_run_near
+        self._far_end = active
+        self._min_run = self._min_run_far if active else self._min_run_near
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
@@ -217,7 +225,8 @@ class VadGate:
             if self._run >= self._min_run:
                 self._set_open(True)
                 self._quiet = 0.0
-                burst = (*self._preroll, frame)
+                keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
+                burst = (*list(self._preroll)[-keep:], frame)
                 self._preroll.clear()
                 self.open_since = index - len(burst) + 1
                 self.debt += len(burst) - 1
