@@ -29,12 +29,13 @@ from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, Block
 from edge_agent.core.config import VadSettings
 from edge_agent.errors import AudioError
 
-__all__ = ["NOISE", "SPEECH", "WEAK", "FrameClassifier"]
+__all__ = ["NOISE", "SPEECH", "WEAK", "EdgeClassifier", "FrameClassifier", "SileroClassifier", "VadGate", "WebrtcvadClassifier", "gate_file_intervals", "make_classifier"]
 
 WEAK_STEP = 1.0 / 3.0
-FAR_END_EXTRA_MS = 30
-"""More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too)."""
 """How fast WEAK frames use up the hang-over: the gate closes at most 3 hang-overs after speech."""
+FAR_END_EXTRA_MS = 30
+"""More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
+the pre-roll grows by as much then, so the onset keeps its lead."""
 
 
 class WebrtcvadClassifier:
@@ -192,8 +193,9 @@ class VadGate:
         """The kiosk's speaker started (True) or stopped (False) playing agent audio or earcons.
 
         While it plays, the room also holds the kiosk's own voice (whatever the echo canceller
-        leaves): opening then needs twice `min_speech_ms` of speech-like frames, and a classifier
-        that can (CueClassifier) also wants a clearer speech shape. An open gate stays open."""
+        leaves): opening then needs FAR_END_EXTRA_MS more of speech-like frames (the pre-roll
+        grows by as much, so the onset keeps its lead), and a classifier that can (CueClassifier)
+        also wants a clearer speech shape. An open gate stays open: the visitor may barge in."""
         self._far_end = active
         self._min_run = self._min_run_far if active else self._min_run_near
         if self._tells_classifier:
