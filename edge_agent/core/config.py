@@ -291,9 +291,9 @@ class VadSettings:
     @classmethod
     def read(cls, s: _Section) -> VadSettings:
         return cls(
-            engine=s.choice("engine", "edge", ("edge", "webrtcvad", "silero")),
+            engine=s.choice("engine", "cues", ("cues", "edge", "webrtcvad", "silero")),
             aggressiveness=s.integer("aggressiveness", 2, 0, 3),
-            preroll_ms=s.integer("preroll_ms", 300, 0, 2000),
+            preroll_ms=s.integer("preroll_ms", 500, 0, 2000),
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
             min_speech_ms=s.integer("min_speech_ms", 90, 0, 1000),
         )
