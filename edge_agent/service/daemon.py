@@ -23,6 +23,7 @@ from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.audio.devices import AudioSink, AudioSource
 from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.echo import EchoCanceller, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
@@ -86,6 +87,9 @@ class Kiosk:
         self.led: Led = led or self._make_led()
         self.reporter: Reporter = reporter or self._make_reporter()
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
+        self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
+        self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
+        self._far_was_active = False
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
@@ -166,6 +170,12 @@ class Kiosk:
         self.counters["frames_captured"] += 1
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
+        frame = self.echo.process(frame, captured_at)
+        if self.echo.far_active != self._far_was_active:  # the gate hears the speaker's echo
+            self._far_was_active = self.echo.far_active
+            far_end = getattr(self.gate, "far_end", None)  # VadGate.far_end: the gate's branch
+            if far_end is not None:
+                far_end(self._far_was_active)
         out = self.gate.push(frame)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
@@ -317,6 +327,7 @@ class Kiosk:
             "bad_frames": stats.bad_frames,
             "errors": self.counters["errors"],
             "store_ok": self.store.fault is None,
+            "echo_delay_ms": self.echo.delay_ms,
             **process_metrics(self.process),
         }
 
