@@ -33,6 +33,9 @@ BLOCK = SAMPLE_RATE_HZ // 100
 """The backend's block: 10 ms."""
 FAR_RMS = 30.0
 """Reference blocks above this RMS (about -60 dBFS) count as the far end playing."""
+CONVERGE_BLOCKS = 300
+"""The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
+off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
 DECIMATE = 4
 """The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 
@@ -123,7 +126,7 @@ class EchoCanceller:
         self,
         backend: EchoBackend,
         ring: ReferenceRing | None = None,
-        delay_ms: float = 20.0,
+        delay_ms: float = 0.0,
         hold_ms: float = 300.0,
         idle_after_s: float = 2.0,
         estimate_every_s: float = 2.0,
@@ -139,6 +142,10 @@ class EchoCanceller:
         self._idle_blocks = max(self._hold_blocks, int(idle_after_s * 100))
         self._quiet_blocks = self._idle_blocks  # blocks since the reference was last loud
         self.far_active = False
+        self.converged = False
+        """True after the backend adapted on 3 s of far-end audio; until
+        then (and after a move of the echo path) `holding` says the uplink should wait."""
+        self._loud_blocks = 0  # far-end blocks the backend has adapted on since the path last moved
         self.stats = EchoStats()
         self.delay_ms: float | None = None
         """The latest confident estimate of the whole delay the canceller sees (bulk + residual)."""
@@ -148,6 +155,7 @@ class EchoCanceller:
         self._hist_mic = np.zeros(win, dtype=np.int16)
         self._hist_loud = 0  # loud reference blocks in the history since the last estimate
         self._every_blocks = int(estimate_every_s * 100)
+        self._last_lag_s: float | None = None
 
     def process(self, frame: bytes, captured_at: float) -> bytes:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
@@ -170,7 +178,15 @@ class EchoCanceller:
         out = np.empty_like(mic)
         for i in range(0, n, BLOCK):
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
+        self._loud_blocks += sum(loud)
+        self.converged = self._loud_blocks >= CONVERGE_BLOCKS
         return out.astype("<i2", copy=False).tobytes()
+
+    @property
+    def holding(self) -> bool:
+        """The far end is audible and the canceller has not converged yet: what the mic hears now
+        is mostly echo, so the uplink should carry silence (half duplex for this stretch)."""
+        return self.enabled and self.far_active and not self.converged
 
     def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int) -> None:
         """Keeps the last seconds of mic and reference; estimates the delay once enough far-end
@@ -185,15 +201,21 @@ class EchoCanceller:
             self._estimate()
 
     def _estimate(self) -> None:
+        """Acts on an estimate only when the one before agrees (within 3 ms): speech repeats
+        itself enough that a lone estimate can point at the wrong lag with fair confidence."""
         lag_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05)
         self.stats.delay_estimates += 1
-        if confidence < 8.0:
+        previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
+        if self._last_lag_s is None or previous is None or abs(lag_s - previous) > 0.003:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
         if not 0.0 <= lag_s <= 0.25:  # beyond what AEC3 follows comfortably: move the reference
             self.stats.delay_moves += 1
             self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
+            self.converged = False
+            self._loud_blocks = 0
+            self._last_lag_s = None
             self._hist_ref[:] = 0  # the history no longer matches the new alignment
             self._hist_mic[:] = 0
 
@@ -205,16 +227,18 @@ def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
     return Aec3Backend(noise_suppression=noise_suppression)
 
 
-def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> tuple[bytes, list[bool]]:
+def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> tuple[bytes, list[bool], list[bool]]:
     """Runs `canceller` over a recorded mic track and the speaker track played with it (same
     length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
     (sample i of either heard / captured at i / 16 kHz). Returns the cleaned mic and, per frame,
-    whether the far end was audible (the stretches ERLE is measured over)."""
+    whether the far end was audible (the stretches ERLE is measured over) and whether the daemon
+    would have held the uplink back (`EchoCanceller.holding`)."""
     n = SAMPLE_RATE_HZ * frame_ms // 1000
     lead = 2 * BLOCK  # the speaker is handed its audio a little ahead of the mic's frames
     total = min(len(mic), len(ref)) // 2 // n * n
     out = bytearray()
     far: list[bool] = []
+    held: list[bool] = []
     written = 0
     for start in range(0, total, n):
         upto = min(total, start + n + lead)
@@ -223,7 +247,8 @@ def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: in
             written = upto
         out += canceller.process(mic[2 * start : 2 * (start + n)], (start + n - 1) / SAMPLE_RATE_HZ)
         far.append(canceller.far_active)
-    return bytes(out), far
+        held.append(canceller.holding)
+    return bytes(out), far, held
 
 
 def erle_db(mic: bytes, cleaned: bytes, frames: list[bool], frame_ms: int = 30, skip_s: float = 2.0) -> float | None:

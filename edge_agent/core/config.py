@@ -278,7 +278,7 @@ class AudioSettings:
             duplex=s.choice("duplex", "full" if echo_cancel else "half", ("half", "full")),
             duplex_tail_ms=s.integer("duplex_tail_ms", 300, 0, 5000),
             echo_cancel=echo_cancel,
-            echo_delay_ms=s.integer("echo_delay_ms", 20, 0, 1000),
+            echo_delay_ms=s.integer("echo_delay_ms", 0, 0, 1000),
             earcons=s.flag("earcons", True),
             earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),

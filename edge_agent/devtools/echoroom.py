@@ -24,6 +24,10 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
+from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatescore import Labels, score
+from edge_agent.core.config import VadSettings
 
 log = logging.getLogger(__name__)
 
@@ -211,16 +215,100 @@ class RoomMicrophone:
         now = loop.time()
         self._timer = loop.call_at(now + self.period_s, self._tick, loop)
         try:
-            self.speaker.advance(now)
-            while (now - self._t0) * SAMPLE_RATE_HZ - self.room.captured >= self.frame:
-                pcm = self.room.capture(self.frame).tobytes()
-                self.frames_captured += 1
-                self.last_frame_at = time.monotonic()
-                self._on_frame(pcm, self._t0 + (self.room.captured - 1) / SAMPLE_RATE_HZ)
+            self.step(now)
         except Exception:  # a callback error must not end the capture
             log.exception("room step failed")
+
+    def step(self, now: float) -> None:
+        """The speaker plays and the microphone captures what is due by `now` (loop time, or a
+        made-up clock for faster-than-real-time runs after `start_at`)."""
+        self.speaker.advance(now)
+        while (now - self._t0) * SAMPLE_RATE_HZ - self.room.captured >= self.frame:
+            pcm = self.room.capture(self.frame).tobytes()
+            self.frames_captured += 1
+            self.last_frame_at = time.monotonic()
+            self._on_frame(pcm, self._t0 + (self.room.captured - 1) / SAMPLE_RATE_HZ)
+
+    def start_at(self, t0: float, on_frame: FrameCallback) -> None:
+        """Starts without a loop: the caller drives `step` with its own clock."""
+        self._on_frame, self._t0 = on_frame, t0
+        self.speaker.sync(t0)
 
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+@dataclass(frozen=True)
+class EchoScore:
+    """What a visitor and the agent feel of one echo path (see README, "Echo cancellation")."""
+
+    erle_db: float | None
+    """Echo return loss enhancement over agent-only stretches, after the first 2 s."""
+    idle_sent: float
+    """Share of the audio farther than 1.5 s from the visitor's speech that the gate sent anyway."""
+    recall: float
+    """Share of the visitor's speech the gate sent (most of it spoken over the agent)."""
+    delay_ms: float | None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"erle_db": self.erle_db, "idle_sent": round(self.idle_sent, 4), "recall": round(self.recall, 4), "delay_ms": self.delay_ms}
+
+
+def score_path(path: EchoPath, far: bytes, near: bytes | None, labels: Labels | None, vad: VadSettings, echo_cancel: bool = True, frame_ms: int = 30) -> EchoScore:
+    """Plays `far` (the agent) into the room while the visitor says `near` (labelled speech,
+    seconds from the start), runs the daemon's canceller and gate over the microphone, scores."""
+    mic, room = simulate(far, path, near)
+    canceller = EchoCanceller(make_backend(echo_cancel))
+    cleaned, far_active, held = cancel_tracks(mic, far, canceller, frame_ms)
+    n = SAMPLE_RATE_HZ * frame_ms // 1000
+    quiet = [f and not _near_speech(i * n / SAMPLE_RATE_HZ, (i + 1) * n / SAMPLE_RATE_HZ, labels) for i, f in enumerate(far_active)]
+    erle = erle_db(mic, cleaned, quiet)  # over agent-only frames (no visitor speech near them)
+    gate = VadGate(vad, frame_ms)
+    sent = gate_intervals(gate, cleaned, far_active, held)
+    got = score(sent, labels or Labels(len(cleaned) / 2 / SAMPLE_RATE_HZ, []))
+    return EchoScore(erle, got.idle_share, got.speech_recall, canceller.delay_ms)
+
+
+def _near_speech(a: float, b: float, labels: Labels | None, margin_s: float = 0.3) -> bool:
+    return labels is not None and any(lo - margin_s < b and a < hi + margin_s for lo, hi in labels.speech)
+
+
+def gate_intervals(gate: VadGate, pcm: bytes, far_active: list[bool], held: list[bool]) -> list[tuple[float, float]]:
+    """What leaves the kiosk of a cleaned recording: the gate's sent stretches (the gate told when
+    the far end is audible, as the daemon tells it) less the frames the canceller held back."""
+    fb = gate.frame_bytes
+    frame_s = gate.frame_ms / 1000.0
+    out: list[tuple[float, float]] = []
+    start = 0
+    was_far = False
+    far_end = getattr(gate, "far_end", None)  # VadGate.far_end comes with the gate's own branch
+    for i, off in enumerate(range(0, len(pcm) - fb + 1, fb)):
+        if far_end is not None and i < len(far_active) and far_active[i] != was_far:
+            was_far = far_active[i]
+            far_end(was_far)
+        was_open = gate.is_open
+        gate.push(pcm[off : off + fb])
+        if gate.is_open and not was_open:
+            start = gate.open_since
+        elif was_open and not gate.is_open:
+            out.append((start * frame_s, (gate.frames - 1) * frame_s))
+    if gate.is_open:
+        out.append((start * frame_s, gate.frames * frame_s))
+    return _minus(out, [(i * frame_s, (i + 1) * frame_s) for i, h in enumerate(held) if h])
+
+
+def _minus(sent: list[tuple[float, float]], held: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """`sent` with the `held` stretches cut out (both sorted)."""
+    out = []
+    for a, b in sent:
+        for lo, hi in held:
+            if hi <= a or lo >= b:
+                continue
+            if lo > a:
+                out.append((a, lo))
+            a = max(a, hi)
+        if b > a:
+            out.append((a, b))
+    return out

@@ -184,7 +184,7 @@ class Kiosk:
         if link is None or not self.conversation.streaming:
             return
         now = self.clock()
-        if self.conversation.mic_open(now) and now >= self._earcon_until:
+        if self.conversation.mic_open(now) and now >= self._earcon_until and not self.echo.holding:
             for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
                 link.send_audio(f, captured_at if i == len(out) - 1 else None)
             self.counters["frames_uplinked"] += len(out)
