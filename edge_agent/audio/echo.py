@@ -36,6 +36,9 @@ FAR_RMS = 30.0
 CONVERGE_BLOCKS = 300
 """The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
 off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
+MOVE_BEYOND_S = 0.35
+"""AEC3 finds echo delays up to about 400 ms by itself (measured); past this the reference moves.
+Moving costs a re-convergence, so smaller delays are left to AEC3."""
 DECIMATE = 4
 """The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 
@@ -130,7 +133,7 @@ class EchoCanceller:
         hold_ms: float = 300.0,
         idle_after_s: float = 2.0,
         estimate_every_s: float = 2.0,
-        max_lag_s: float = 0.4,
+        max_lag_s: float = 0.8,
     ) -> None:
         """`delay_ms`: first guess of the delay the timestamps do not see (the estimator refines it);
         `hold_ms`: the far end counts as audible this long after the reference goes quiet."""
@@ -184,9 +187,10 @@ class EchoCanceller:
 
     @property
     def holding(self) -> bool:
-        """The far end is audible and the canceller has not converged yet: what the mic hears now
-        is mostly echo, so the uplink should carry silence (half duplex for this stretch)."""
-        return self.enabled and self.far_active and not self.converged
+        """The far end played within `idle_after_s` and the canceller has not converged yet: what
+        the mic hears is mostly echo, and the gate it opened stays open for its hang-over, so the
+        uplink should carry silence (half duplex for this stretch)."""
+        return self.enabled and not self.converged and self._quiet_blocks < self._idle_blocks
 
     def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int) -> None:
         """Keeps the last seconds of mic and reference; estimates the delay once enough far-end
@@ -210,7 +214,7 @@ class EchoCanceller:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
-        if not 0.0 <= lag_s <= 0.25:  # beyond what AEC3 follows comfortably: move the reference
+        if not 0.0 <= lag_s <= MOVE_BEYOND_S:  # beyond what AEC3 follows by itself: move the reference
             self.stats.delay_moves += 1
             self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
             self.converged = False

@@ -96,7 +96,7 @@ class Alignment:
     smoothed); `delay_s` is the part of the echo path the timestamps cannot see (the air, and
     buffering a device does not report)."""
 
-    def __init__(self, ring: ReferenceRing, delay_s: float, follow: float = 0.02, resync_s: float = 0.03) -> None:
+    def __init__(self, ring: ReferenceRing, delay_s: float, follow: float = 0.05, resync_s: float = 0.03) -> None:
         self.ring = ring
         self.delay_s = delay_s
         self.follow = follow

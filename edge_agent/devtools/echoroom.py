@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -245,34 +245,42 @@ class EchoScore:
     """What a visitor and the agent feel of one echo path (see README, "Echo cancellation")."""
 
     erle_db: float | None
-    """Echo return loss enhancement over agent-only stretches, after the first 2 s."""
+    """Echo return loss enhancement with the agent alone, after the first 2 s (room noise at
+    -84 dBFS, so the figure is the canceller's and not the noise floor's)."""
     idle_sent: float
-    """Share of the audio farther than 1.5 s from the visitor's speech that the gate sent anyway."""
+    """Agent alone: share of the audio the kiosk would have sent up (gate open, uplink not held)."""
     recall: float
-    """Share of the visitor's speech the gate sent (most of it spoken over the agent)."""
+    """Visitor talking over the agent: share of the visitor's speech sent up."""
+    idle_sent_double_talk: float
+    """The same run: share of the audio farther than 1.5 s from the visitor's speech sent anyway."""
     delay_ms: float | None
 
     def as_dict(self) -> dict[str, float | None]:
-        return {"erle_db": self.erle_db, "idle_sent": round(self.idle_sent, 4), "recall": round(self.recall, 4), "delay_ms": self.delay_ms}
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def score_path(path: EchoPath, far: bytes, near: bytes | None, labels: Labels | None, vad: VadSettings, echo_cancel: bool = True, frame_ms: int = 30) -> EchoScore:
-    """Plays `far` (the agent) into the room while the visitor says `near` (labelled speech,
-    seconds from the start), runs the daemon's canceller and gate over the microphone, scores."""
-    mic, room = simulate(far, path, near)
+def score_path(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: VadSettings, near_at_s: float = 6.0, echo_cancel: bool = True, frame_ms: int = 30) -> EchoScore:
+    """Plays `far` (the agent) into the room, alone and then with the visitor saying `near` from
+    `near_at_s` (`labels`: its speech, seconds from its start), runs the daemon's canceller and
+    gate over the microphone as the daemon does, and scores what would have gone up."""
+    quiet_path = replace(path, noise_rms=2.0)
+    mic, _ = simulate(far, quiet_path)
+    canceller = EchoCanceller(make_backend(echo_cancel))
+    cleaned, far_active, _held = cancel_tracks(mic, far, canceller, frame_ms)
+    erle = erle_db(mic, cleaned, far_active, frame_ms)
+    duration_s = len(far) / 2 / SAMPLE_RATE_HZ
+    alone = _run_gate(path, far, None, vad, echo_cancel, frame_ms)[0]
+    speech = [(a + near_at_s, min(b + near_at_s, duration_s)) for a, b in labels.speech if a + near_at_s < duration_s]
+    sent, delay_ms = _run_gate(path, far, (near, near_at_s), vad, echo_cancel, frame_ms)
+    both = score(sent, Labels(duration_s, speech))
+    return EchoScore(erle, score(alone, Labels(duration_s, [])).idle_share, both.speech_recall, both.idle_share, delay_ms)
+
+
+def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad: VadSettings, echo_cancel: bool, frame_ms: int) -> tuple[list[tuple[float, float]], float | None]:
+    mic, _ = simulate(far, path, *(near or (None, 0.0)))
     canceller = EchoCanceller(make_backend(echo_cancel))
     cleaned, far_active, held = cancel_tracks(mic, far, canceller, frame_ms)
-    n = SAMPLE_RATE_HZ * frame_ms // 1000
-    quiet = [f and not _near_speech(i * n / SAMPLE_RATE_HZ, (i + 1) * n / SAMPLE_RATE_HZ, labels) for i, f in enumerate(far_active)]
-    erle = erle_db(mic, cleaned, quiet)  # over agent-only frames (no visitor speech near them)
-    gate = VadGate(vad, frame_ms)
-    sent = gate_intervals(gate, cleaned, far_active, held)
-    got = score(sent, labels or Labels(len(cleaned) / 2 / SAMPLE_RATE_HZ, []))
-    return EchoScore(erle, got.idle_share, got.speech_recall, canceller.delay_ms)
-
-
-def _near_speech(a: float, b: float, labels: Labels | None, margin_s: float = 0.3) -> bool:
-    return labels is not None and any(lo - margin_s < b and a < hi + margin_s for lo, hi in labels.speech)
+    return gate_intervals(VadGate(vad, frame_ms), cleaned, far_active, held), canceller.delay_ms
 
 
 def gate_intervals(gate: VadGate, pcm: bytes, far_active: list[bool], held: list[bool]) -> list[tuple[float, float]]:
