@@ -1,0 +1,47 @@
+"""The whole daemon in a simulated room (its speaker's sound comes back into its microphone) with
+echo cancellation on, against the agent simulator: the agent's echo does not open the gate, the
+visitor talking over the agent does, and the simulator's `clear` stops the speaker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
+
+from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker
+from edge_agent.devtools.simulator import CHUNK_BYTES, VOICE_RMS, AgentSimulator
+
+SR = 16000
+SPEECH = read_wav(DATA / "kiosk_dev_quiet.wav")
+
+
+def _voiced_chunks(uplink: bytes) -> int:
+    x = np.frombuffer(uplink[: len(uplink) // CHUNK_BYTES * CHUNK_BYTES], dtype="<i2").astype(np.float64).reshape(-1, CHUNK_BYTES // 2)
+    return int((np.sqrt(np.square(x).mean(axis=1)) > VOICE_RMS).sum())
+
+
+def test_visitor_barges_in_over_the_agent_and_echo_alone_never_opens_the_gate(tmp_path: Path, sim: AgentSimulator) -> None:
+    room = Room(EchoPath(delay_ms=70, rt60_s=0.3, drift_ppm=90, seed=11))
+    speaker = RoomSpeaker(room)
+    mic = RoomMicrophone(room, speaker, frame_ms=30, period_ms=60)
+    settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True, "earcons": True})
+    assert settings.audio.duplex == "full"
+    with KioskThread(settings, source=mic, sink=speaker) as k:
+        k.press()
+        k.wait_state("listening")
+        k.loop.call_soon_threadsafe(room.talk, SPEECH[int(2.1 * SR) * 2 : int(8.9 * SR) * 2])  # 6.8 s: "utterance 1"
+        wait_for(lambda: k.state == "speaking", 20, "the agent's reply")
+        session = sim.sessions[0]
+        # the agent talks into the room; the canceller converges on it (the uplink waits meanwhile)
+        wait_for(lambda: k.kiosk.echo.converged, 6, "the echo canceller to converge on the agent's voice")
+        time.sleep(0.5)
+        assert k.state == "speaking"  # still talking: nobody interrupted it
+        echo_only = bytes(session.uplink[-int(0.03 * SR * 2) * 80 :])  # the last 2.4 s went up while only the agent spoke
+        assert _voiced_chunks(echo_only) == 0
+        assert "clear" not in session.sent
+        k.loop.call_soon_threadsafe(room.talk, SPEECH[int(11.3 * SR) * 2 : int(14.0 * SR) * 2])  # the visitor talks over it
+        wait_for(lambda: "clear" in session.sent, 5, "the simulator to hear the visitor and send clear")
+        wait_for(lambda: k.kiosk.sink.buffer.cleared_at is not None and k.kiosk.sink.buffer.queued_bytes == 0, 2, "clear to empty the speaker")
+        assert session.barge_ins >= 1
