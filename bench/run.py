@@ -206,7 +206,7 @@ def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- 6: daemon CPU and memory
-def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60) -> dict[str, Any]:
+def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60, echo_cancel: bool = False) -> dict[str, Any]:
     from conftest import toml_dump
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -219,7 +219,7 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
                     "device": {"id": "bench", "state_dir": str(tmp / "dstate")},
                     "agent": {"endpoint": sim.url, "agent_id": "a", "compression": compression},
                     "session": {"idle_timeout_s": 600.0},
-                    "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms},
+                    "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms, "echo_cancel": echo_cancel},
                     "button": {"source": "keyboard"},
                     "log": {"level": "warning"},
                 }

@@ -31,6 +31,7 @@ def test_visitor_barges_in_over_the_agent_and_echo_alone_never_opens_the_gate(tm
     with KioskThread(settings, source=mic, sink=speaker) as k:
         k.press()
         k.wait_state("listening")
+        time.sleep(1.0)  # the ready earcon and the uplink's wait after it (the canceller is new)
         k.loop.call_soon_threadsafe(room.talk, SPEECH[int(2.1 * SR) * 2 : int(8.9 * SR) * 2])  # 6.8 s: "utterance 1"
         wait_for(lambda: k.state == "speaking", 20, "the agent's reply")
         session = sim.sessions[0]

@@ -133,16 +133,20 @@ class EchoCanceller:
         hold_ms: float = 300.0,
         idle_after_s: float = 2.0,
         estimate_every_s: float = 2.0,
+        holding_tail_ms: float = 900.0,
         max_lag_s: float = 0.8,
     ) -> None:
         """`delay_ms`: first guess of the delay the timestamps do not see (the estimator refines it);
-        `hold_ms`: the far end counts as audible this long after the reference goes quiet."""
+        `hold_ms`: the far end counts as audible this long after the reference goes quiet;
+        `holding_tail_ms`: before convergence, the uplink waits this long after the far end (the
+        room's tail plus the gate's hang-over)."""
         self.backend = backend
         self.ring = ring or ReferenceRing()
         self.alignment = Alignment(self.ring, delay_ms / 1000.0)
         self.enabled = not isinstance(backend, NullBackend)
         self._hold_blocks = max(1, int(hold_ms / 10))
-        self._idle_blocks = max(self._hold_blocks, int(idle_after_s * 100))
+        self._holding_blocks = int(holding_tail_ms / 10)
+        self._idle_blocks = max(self._hold_blocks, self._holding_blocks, int(idle_after_s * 100))
         self._quiet_blocks = self._idle_blocks  # blocks since the reference was last loud
         self.far_active = False
         self.converged = False
@@ -187,10 +191,10 @@ class EchoCanceller:
 
     @property
     def holding(self) -> bool:
-        """The far end played within `idle_after_s` and the canceller has not converged yet: what
-        the mic hears is mostly echo, and the gate it opened stays open for its hang-over, so the
-        uplink should carry silence (half duplex for this stretch)."""
-        return self.enabled and not self.converged and self._quiet_blocks < self._idle_blocks
+        """The canceller has not converged yet and the far end played within `holding_tail_ms`:
+        what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so
+        the uplink carries silence (half duplex for this stretch; once per boot in practice)."""
+        return self.enabled and not self.converged and self._quiet_blocks < self._holding_blocks
 
     def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int) -> None:
         """Keeps the last seconds of mic and reference; estimates the delay once enough far-end
@@ -222,6 +226,26 @@ class EchoCanceller:
             self._last_lag_s = None
             self._hist_ref[:] = 0  # the history no longer matches the new alignment
             self._hist_mic[:] = 0
+
+
+class EchoHold:
+    """Decides, frame by frame, whether the gate's output may go up while the canceller converges:
+    not while it is `holding`, nor, while the far end stays audible, for the rest of a gate
+    opening that began while it held (the gate opened on echo, and would otherwise send echo
+    until its hang-over ran out once the canceller counts as converged). When the far end falls
+    quiet (an earcon ended) an open gate is the visitor's and goes up once the hold ends."""
+
+    def __init__(self) -> None:
+        self._was_open = False
+        self._opened_on_echo = False
+
+    def admit(self, holding: bool, far_active: bool, gate_open: bool) -> bool:
+        if not gate_open:
+            self._opened_on_echo = False
+        elif not self._was_open and holding and far_active:
+            self._opened_on_echo = True
+        self._was_open = gate_open
+        return not (holding or (self._opened_on_echo and far_active))
 
 
 def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:

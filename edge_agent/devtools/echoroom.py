@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
-from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+from edge_agent.audio.echo import EchoCanceller, EchoHold, cancel_tracks, erle_db, make_backend
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
@@ -284,11 +284,14 @@ def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad:
 
 
 def gate_intervals(gate: VadGate, pcm: bytes, far_active: list[bool], held: list[bool]) -> list[tuple[float, float]]:
-    """What leaves the kiosk of a cleaned recording: the gate's sent stretches (the gate told when
-    the far end is audible, as the daemon tells it) less the frames the canceller held back."""
+    """What leaves the kiosk of a cleaned recording: the gate's open stretches (the gate told when
+    the far end is audible, as the daemon tells it) less what `EchoHold` keeps back while the
+    canceller converges, frame by frame as the daemon does."""
+    hold = EchoHold()
     fb = gate.frame_bytes
     frame_s = gate.frame_ms / 1000.0
     out: list[tuple[float, float]] = []
+    sending = False
     start = 0
     was_far = False
     far_end = getattr(gate, "far_end", None)  # VadGate.far_end comes with the gate's own branch
@@ -298,25 +301,13 @@ def gate_intervals(gate: VadGate, pcm: bytes, far_active: list[bool], held: list
             far_end(was_far)
         was_open = gate.is_open
         gate.push(pcm[off : off + fb])
-        if gate.is_open and not was_open:
-            start = gate.open_since
-        elif was_open and not gate.is_open:
-            out.append((start * frame_s, (gate.frames - 1) * frame_s))
-    if gate.is_open:
+        admitted = hold.admit(i < len(held) and held[i], i < len(far_active) and far_active[i], gate.is_open)
+        now_sending = gate.is_open and admitted
+        if now_sending and not sending:  # an onset sends its pre-roll too
+            start = gate.open_since if not was_open else i
+        elif sending and not now_sending:
+            out.append((start * frame_s, i * frame_s))
+        sending = now_sending
+    if sending:
         out.append((start * frame_s, gate.frames * frame_s))
-    return _minus(out, [(i * frame_s, (i + 1) * frame_s) for i, h in enumerate(held) if h])
-
-
-def _minus(sent: list[tuple[float, float]], held: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """`sent` with the `held` stretches cut out (both sorted)."""
-    out = []
-    for a, b in sent:
-        for lo, hi in held:
-            if hi <= a or lo >= b:
-                continue
-            if lo > a:
-                out.append((a, lo))
-            a = max(a, hi)
-        if b > a:
-            out.append((a, b))
     return out

@@ -23,7 +23,7 @@ from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.audio.devices import AudioSink, AudioSource
 from edge_agent.audio.earcons import Earcons
-from edge_agent.audio.echo import EchoCanceller, make_backend
+from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
@@ -90,6 +90,7 @@ class Kiosk:
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
         self._far_was_active = False
+        self.echo_hold = EchoHold()
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
@@ -177,6 +178,7 @@ class Kiosk:
             if far_end is not None:
                 far_end(self._far_was_active)
         out = self.gate.push(frame)
+        admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
             self.dispatch(c.VisitorSpeech(self.gate.is_open))
@@ -184,7 +186,7 @@ class Kiosk:
         if link is None or not self.conversation.streaming:
             return
         now = self.clock()
-        if self.conversation.mic_open(now) and now >= self._earcon_until and not self.echo.holding:
+        if self.conversation.mic_open(now) and now >= self._earcon_until and admitted:
             for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
                 link.send_audio(f, captured_at if i == len(out) - 1 else None)
             self.counters["frames_uplinked"] += len(out)
