@@ -150,8 +150,8 @@ class EchoCanceller:
         self._quiet_blocks = self._idle_blocks  # blocks since the reference was last loud
         self.far_active = False
         self.converged = False
-        """True after the backend adapted on 3 s of far-end audio; until
-        then (and after a move of the echo path) `holding` says the uplink should wait."""
+        """True after the backend adapted on 3 s of far-end audio; until then (and after a move
+        of the echo path) `holding` says the uplink should wait."""
         self._loud_blocks = 0  # far-end blocks the backend has adapted on since the path last moved
         self.stats = EchoStats()
         self.delay_ms: float | None = None
@@ -176,11 +176,9 @@ class EchoCanceller:
         for is_loud in loud:
             self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
         self.far_active = self._quiet_blocks < self._hold_blocks
-        if self._quiet_blocks >= self._idle_blocks:  # nothing to cancel: rest
+        if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             return frame
         self._remember(mic, ref, sum(loud))
-        if not self.enabled:
-            return frame
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
         for i in range(0, n, BLOCK):
