@@ -141,7 +141,10 @@ def cmd_echo(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
-    cleaned, far, _held = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms)
+    try:
+        cleaned, far, _held = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms)
+    finally:
+        canceller.close()
     write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
     result = {"erle_db": erle_db(mic, cleaned, far, settings.audio.frame_ms), "delay_ms": canceller.delay_ms}
     if args.json:

@@ -48,12 +48,19 @@ class EchoBackend(Protocol):
         """One 10 ms block of mic and of the reference heard with it, int16; the cleaned mic."""
         ...
 
+    def close(self) -> None:
+        """Releases native resources now rather than at interpreter exit."""
+        ...
+
 
 class NullBackend:
     """No cancellation: the mic passes unchanged."""
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         return mic
+
+    def close(self) -> None:
+        pass
 
 
 class Aec3Backend:
@@ -82,6 +89,13 @@ class Aec3Backend:
         self._apm.set_stream_delay_ms(0)  # AEC3 estimates the delay itself; the call is required
         self._apm.process_stream(self._cap)
         return self._cap_pcm.copy()
+
+    def close(self) -> None:
+        """Drops the native APM while LiveKit's runtime is alive: left to interpreter exit, its
+        runtime thread was seen to panic (abort) once in a few dozen runs."""
+        handle = getattr(self._apm, "_ffi_handle", None)
+        if handle is not None:
+            handle.dispose()
 
 
 def estimate_delay(ref: np.ndarray, mic: np.ndarray, max_lag_s: float, min_lag_s: float = 0.0) -> tuple[float, float]:
@@ -193,6 +207,9 @@ class EchoCanceller:
         what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so
         the uplink carries silence (half duplex for this stretch; once per boot in practice)."""
         return self.enabled and not self.converged and self._quiet_blocks < self._holding_blocks
+
+    def close(self) -> None:
+        self.backend.close()
 
     def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int) -> None:
         """Keeps the last seconds of mic and reference; estimates the delay once enough far-end

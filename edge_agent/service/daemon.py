@@ -488,6 +488,7 @@ class Kiosk:
         self.button.close()
         self.source.stop()
         self.sink.stop()
+        self.echo.close()
         self.led.close()
         self.reporter.close()
         self.store.close()
