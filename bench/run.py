@@ -251,7 +251,7 @@ def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- 6: daemon CPU and memory
-def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60) -> dict[str, Any]:
+def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60, echo_cancel: bool = False) -> dict[str, Any]:
     from conftest import toml_dump
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -264,7 +264,7 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
                     "device": {"id": "bench", "state_dir": str(tmp / "dstate")},
                     "agent": {"endpoint": sim.url, "agent_id": "a", "compression": compression},
                     "session": {"idle_timeout_s": 600.0},
-                    "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms},
+                    "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms, "echo_cancel": echo_cancel},
                     "button": {"source": "keyboard"},
                     "log": {"level": "warning"},
                 }
@@ -339,6 +339,11 @@ def main() -> int:
     daemon = bench_daemon(tmp / "d", seconds)
     period_30 = bench_daemon(tmp / "d-30", seconds, period_ms=30)
     plain = bench_daemon(tmp / "d-plain", seconds, compression=False)
+    aec = bench_daemon(tmp / "d-aec", seconds, echo_cancel=True)
+    print("echo cancellation ...", file=sys.stderr)
+    from echo_rooms import bench_echo
+
+    echo = bench_echo(DATA, GATE, args.quick)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
@@ -354,6 +359,8 @@ def main() -> int:
         "daemon": daemon,
         "daemon_period_30": period_30,
         "daemon_compression_off": plain,
+        "daemon_echo_cancel": aec,
+        "echo": echo,
     }
     table = render(result)
     print(table)
@@ -418,6 +425,19 @@ def render(r: dict[str, Any]) -> str:
         f"| daemon CPU, same, `audio.capture_period_ms = 30` | {r['daemon_period_30']['cpu_percent_one_core']} % of one core ({r['daemon_period_30']['wakeups_per_s']} wake-ups/s) | floor in that run: {r['daemon_period_30']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
         f"| daemon CPU, same, `agent.compression = false` | {r['daemon_compression_off']['cpu_percent_one_core']} % of one core | floor in that run: {r['daemon_compression_off']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
         f"| daemon RSS | {d['rss_mb']} MB | | ≤ 50 MB | {ok(d['rss_mb'] <= 50)} |",
+        f"| daemon CPU / RSS, same, `audio.echo_cancel = true` | {r['daemon_echo_cancel']['cpu_percent_one_core']} % of one core, {r['daemon_echo_cancel']['rss_mb']} MB | floor in that run: {r['daemon_echo_cancel']['baseline_30ms_asyncio_floor_cpu_percent']} %; echo_cancel off above: {d['cpu_percent_one_core']} % | | |",
+    ]
+    e = r["echo"]
+    lines += ["", "| echo path (agent into the room; visitor over the agent from 6 s) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms |", "|---|---|---|---|---|---|"]
+    for name, v in {**e["paths"], "same as kiosk 70 ms, echo_cancel off": e["without_echo_cancel_kiosk_70ms"]}.items():
+        lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} |")
+    dr, w = e["drift_run"], e["worst_ordinary_room"]
+    lines += [
+        "",
+        "| echo figure | value | goal | met |",
+        "|---|---|---|---|",
+        f"| worst ordinary room (all but the halls): ERLE / agent-alone idle sent / double-talk recall | {w['erle_db']} dB / {w['idle_sent']:.3f} / {w['recall']:.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {ok(w['erle_db'] >= 30 and w['idle_sent'] <= 0.02 and w['recall'] >= 0.98)} |",
+        f"| {dr['minutes']:.0f}-minute run, speaker clock {dr['drift_ppm']:+.0f} ppm (echo moves {dr['echo_moved_ms']} ms): worst minute's ERLE after the first / most sent in a minute | {dr['min_erle_db_after_first_minute']} dB / {dr['max_idle_sent']:.3f} (resyncs {dr['resyncs']}, delay moves {dr['delay_moves']}, delay found {dr['delay_ms_found']} ms) | ≥ 30 dB / ≤ 0.02 | {ok((dr['min_erle_db_after_first_minute'] or 0) >= 30 and dr['max_idle_sent'] <= 0.02)} |",
     ]
     return "\n".join(lines)
 

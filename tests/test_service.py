@@ -115,8 +115,9 @@ def test_watchdog_stops_when_capture_stalls_and_resumes_after(tmp_path: Path, si
         assert "audio_recovered" in events
 
 
-def test_sigterm_mid_conversation_exits_0_fast_with_the_session_stored(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
-    cfg = _config(tmp_path, sim)
+@pytest.mark.parametrize("echo_cancel", [False, True], ids=["plain", "echo-cancel"])
+def test_sigterm_mid_conversation_exits_0_fast_with_the_session_stored(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess], echo_cancel: bool) -> None:
+    cfg = _config(tmp_path, sim, audio={"echo_cancel": echo_cancel})
     d = DaemonProcess(cfg)
     daemons.append(d)
     d.wait_log("ready: device")

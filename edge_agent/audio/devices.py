@@ -76,6 +76,9 @@ class PlaybackBuffer:
         self.before_change: Callable[[str], None] | None = None
         """Called with "write" or the control command on the caller's thread before the change,
         outside the lock: a clocked sink settles what has played so far (see FileSink)."""
+        self.tap: Callable[[bytes, float], None] | None = None
+        """The sink calls it (on its own thread) with each block it hands to the speaker and the
+        time.monotonic() its first sample is heard: the echo canceller's reference."""
 
     @property
     def queued_bytes(self) -> int:
@@ -321,6 +324,8 @@ class FileSink:
         due = min(int((now - self._head) * SAMPLE_RATE_HZ) * 2, self.buffer.queued_bytes)
         if due > 0:
             pcm, drained = self.buffer.read(due)
+            if self.buffer.tap is not None:
+                self.buffer.tap(pcm, self._head)
             self._head += due / (2 * SAMPLE_RATE_HZ)
             if self._wav is not None:
                 self._wav.writeframes(pcm)

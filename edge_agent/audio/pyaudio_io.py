@@ -200,8 +200,19 @@ class PyAudioSink:
         self._loop, self._on_drained = loop, on_drained
         self._continue = pyaudio.paContinue
         self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
+        self._rate = rate
+        self._latency_s = float(self._stream.get_output_latency())
         self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
         self._stream.start_stream()
+
+    def _dac_delay(self, time_info: Any) -> float:
+        """Seconds from this callback until its first sample leaves the DAC: PortAudio's own
+        timestamps when it gives sane ones, else the stream's reported output latency."""
+        try:
+            delay = float(time_info["output_buffer_dac_time"]) - float(time_info["current_time"])
+        except (KeyError, TypeError, ValueError):
+            delay = -1.0
+        return delay if 0.0 < delay < 1.0 else self._latency_s
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
         try:
@@ -213,8 +224,12 @@ class PyAudioSink:
                 self.clear_took_effect_at = index
             drained = False
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
+            tap = self.buffer.tap
+            heard_at = time.monotonic() + self._dac_delay(time_info) if tap is not None else 0.0
             while len(self._fifo) < frame_count:
                 pcm, d = self.buffer.read(step)
+                if tap is not None:  # the echo canceller's reference: what is heard, and when
+                    tap(pcm, heard_at + len(self._fifo) / self._rate)
                 drained = drained or d
                 self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]

@@ -118,6 +118,14 @@ class _Section:
             raise ConfigError(self.key(unknown[0]), "unknown key")
 
 
+def _module_available(name: str) -> bool:
+    """Whether an optional package can be imported (without importing it: it may be heavy)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
+
+
 def _secret_from_file(key: str, path: str | None) -> str | None:
     if not path:
         return None
@@ -255,6 +263,10 @@ class AudioSettings:
     and a frame waits at most a period minus one frame before it is sent."""
     duplex: str
     duplex_tail_ms: int
+    echo_cancel: bool
+    """Software echo cancellation (WebRTC AEC3) of what the speaker plays, in the capture path."""
+    echo_delay_ms: int
+    """First guess of the echo delay the device timestamps do not show; the canceller measures it."""
     earcons: bool
     earcon_volume: float
     playback_buffer_ms: int
@@ -267,13 +279,19 @@ class AudioSettings:
         period_ms = s.integer("capture_period_ms", 60, frame_ms, 120)
         if period_ms % frame_ms:
             raise ConfigError(s.key("capture_period_ms"), f"must be a whole number of frames ({frame_ms} ms each), got {period_ms}")
+        echo_cancel = s.flag("echo_cancel", False)
+        if echo_cancel and not _module_available("livekit"):
+            raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")
         return cls(
             input=s.text("input", "default"),
             output=s.text("output", "default"),
             frame_ms=frame_ms,
             capture_period_ms=period_ms,
-            duplex=s.choice("duplex", "half", ("half", "full")),
+            # with the echo cancelled the visitor can talk over the agent: full duplex by default
+            duplex=s.choice("duplex", "full" if echo_cancel else "half", ("half", "full")),
             duplex_tail_ms=s.integer("duplex_tail_ms", 300, 0, 5000),
+            echo_cancel=echo_cancel,
+            echo_delay_ms=s.integer("echo_delay_ms", 0, 0, 1000),
             earcons=s.flag("earcons", True),
             earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),

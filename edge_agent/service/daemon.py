@@ -23,6 +23,7 @@ from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.audio.devices import AudioSink, AudioSource
 from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
@@ -89,6 +90,10 @@ class Kiosk:
         self.led: Led = led or self._make_led()
         self.reporter: Reporter = reporter or self._make_reporter()
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
+        self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
+        self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
+        self._far_was_active = False
+        self.echo_hold = EchoHold()
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
@@ -169,7 +174,14 @@ class Kiosk:
         self.counters["frames_captured"] += 1
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
+        frame = self.echo.process(frame, captured_at)
+        if self.echo.far_active != self._far_was_active:  # the gate hears the speaker's echo
+            self._far_was_active = self.echo.far_active
+            far_end = getattr(self.gate, "far_end", None)  # VadGate.far_end: the gate's branch
+            if far_end is not None:
+                far_end(self._far_was_active)
         out = self.gate.push(frame)
+        admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
             self.dispatch(c.VisitorSpeech(self.gate.is_open))
@@ -177,7 +189,7 @@ class Kiosk:
         if link is None or not self.conversation.streaming:
             return
         now = self.clock()
-        if self.conversation.mic_open(now) and now >= self._earcon_until:
+        if self.conversation.mic_open(now) and now >= self._earcon_until and admitted:
             for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
                 link.send_audio(f, captured_at if i == len(out) - 1 else None)
             self.counters["frames_uplinked"] += len(out)
@@ -325,6 +337,7 @@ class Kiosk:
             "starts_refused": self.conversation.starts_refused,
             "errors": self.counters["errors"],
             "store_ok": self.store.fault is None,
+            "echo_delay_ms": self.echo.delay_ms,
             **process_metrics(self.process),
         }
 
@@ -484,6 +497,7 @@ class Kiosk:
         self.button.close()
         self.source.stop()
         self.sink.stop()
+        self.echo.close()
         self.led.close()
         self.reporter.close()
         self.store.close()
