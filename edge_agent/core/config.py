@@ -519,7 +519,10 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         reader = _Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
-    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data))
+    buttons = read_buttons(data.get("buttons", []), sections["button"])
+    if sections["session"].share and not sections["mqtt"].enabled:
+        raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
+    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons)
 
 
 def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
@@ -530,10 +533,6 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
         if isinstance(table, dict) and table.get(name):
             found.append(key)
     return tuple(found)
-    buttons = read_buttons(data.get("buttons", []), sections["button"])
-    if sections["session"].share and not sections["mqtt"].enabled:
-        raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
-    return Settings(**sections, source=source, buttons=buttons)
 
 
 def load(path: str | Path | None) -> Settings:

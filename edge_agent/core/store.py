@@ -295,6 +295,50 @@ class SessionStore:
         """All sessions, newest first."""
         return self._query(f"ORDER BY {_LAST_START} DESC, rowid DESC LIMIT ?", (limit,))
 
+    # ------------------------------------------------------------------ shared with a fleet
+    def merge_shared(self, pointers: list[tuple[str, str, str, str | None, float, float | None]]) -> int:
+        """Files sessions other kiosks shared, (agent, slot, id, continued_from, started_at,
+        ended_at) each, in one transaction: a pointer is kept only when it is newer than what
+        this store has for its (agent, slot) (newest start wins, ties by the larger id); a
+        known id only gets its end time moved forward. Returns how many were filed."""
+        filed = 0
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for agent, slot, sid, cont, started_at, ended_at in pointers:
+                    if ended_at is not None:
+                        self._db.execute(
+                            "UPDATE sessions SET ended_at = ? WHERE id = ? AND agent = ? AND slot = ? AND (ended_at IS NULL OR ended_at < ?)",
+                            (ended_at, sid, agent, slot, ended_at),
+                        )
+                    filed += self._db.execute(
+                        "INSERT INTO sessions (id, agent, slot, continued_from, started_at, ended_at) SELECT ?, ?, ?, ?, ?, ? "
+                        "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
+                        "(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND (started_at > ? OR (started_at = ? AND id > ?)))",
+                        (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
+                    ).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from None
+        return filed
+
+    def slots(self) -> list[tuple[str, str]]:
+        """Every (agent, slot) with a stored session."""
+        try:
+            return [(str(a), str(s)) for a, s in self._db.execute("SELECT DISTINCT agent, slot FROM sessions")]
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store read failed: {exc}") from None
+
+    def forget_slot(self, agent: str, slot: str) -> int:
+        """Deletes the sessions of one (agent, slot): a fleet-wide forget reaching this kiosk."""
+        try:
+            return int(self._db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount)
+        except sqlite3.Error as exc:
+            raise StoreError(f"session store write failed: {exc}") from None
+
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:
         sql = f"SELECT {_COLUMNS} FROM sessions {tail}"
         return self._run(lambda db: [StoredSession(*row) for row in db.execute(sql, args)])
