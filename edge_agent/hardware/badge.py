@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from evdev import InputEvent, ecodes
 
@@ -267,9 +267,13 @@ class BadgeReader:
         if stat.S_ISCHR(mode):
             self._read_evdev()
             return False
-        with open(self.path, "rb", buffering=0) as stream:  # a FIFO or a capture file
-            self._read_records(stream)
-        return stat.S_ISREG(mode)  # a file is read once; a FIFO's next writer is waited for
+        # a FIFO is opened read-write: writers may come and go without an end of file
+        fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK if stat.S_ISFIFO(mode) else os.O_RDONLY)
+        try:
+            self._read_records(fd)
+        finally:
+            os.close(fd)
+        return True  # a capture file is read once
 
     def _read_evdev(self) -> None:
         from evdev import InputDevice
@@ -291,16 +295,18 @@ class BadgeReader:
             except OSError:
                 pass
 
-    def _read_records(self, stream: BinaryIO) -> None:
-        fd = stream.fileno()
+    def _read_records(self, fd: int) -> None:
         pending = b""
         while not self._stopped.is_set():
             ready, _, _ = select.select([fd, self._stop_r], [], [])
             if self._stop_r in ready:
                 return
-            data = os.read(fd, 64 * EVENT_SIZE)
+            try:
+                data = os.read(fd, 64 * EVENT_SIZE)
+            except BlockingIOError:
+                continue
             if not data:
-                return  # writer gone
+                return  # the end of a capture file
             events, pending = decode_records(pending + data)
             for event in events:
                 self._feed(event)
