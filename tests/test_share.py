@@ -52,7 +52,18 @@ def test_pointers_are_validated_and_future_times_clamped() -> None:
     now = 1_000.0
     p = Pointer.from_wire(_wire("s-1", 5_000.0, ended_at=9_000.0, kiosk="k2"), now)
     assert p.started_at == now and p.ended_at == now and p.kiosk == "k2"
-    bad_ones = (b"", b"[]", b"{", _wire("a b", 1.0), _wire("x" * 129, 1.0), b'{"session_id": "s", "started_at": NaN}', _wire("s", -1), _wire("s", True), _wire("s", 1.0, kiosk="a/b"), b"x" * (MAX_POINTER_BYTES + 1))
+    bad_ones = (
+        b"",
+        b"[]",
+        b"{",
+        _wire("a b", 1.0),
+        _wire("x" * 129, 1.0),
+        b'{"session_id": "s", "started_at": NaN}',
+        _wire("s", -1),
+        _wire("s", True),
+        _wire("s", 1.0, kiosk="a/b"),
+        b"x" * (MAX_POINTER_BYTES + 1),
+    )
     for bad in bad_ones:
         with pytest.raises(ShareError):
             Pointer.from_wire(bad, now)
@@ -96,7 +107,13 @@ def test_our_pointer_is_published_and_defended_and_forget_clears_it(tmp_path: Pa
 def test_mqtt_commands_take_a_slot_label() -> None:
     assert parse_command(b'{"action": "press", "slot": "room-4.b"}').slot == "room-4.b"
     assert parse_command(b'{"action": "new", "slot": "x"}').slot == "x"
-    bad_ones = (b'{"action": "press", "slot": "a/b"}', b'{"action": "press", "slot": ""}', b'{"action": "press", "slot": 7}', b'{"action": "end", "slot": "x"}', b'{"action": "resume", "slot": "' + b"x" * 65 + b'"}')
+    bad_ones = (
+        b'{"action": "press", "slot": "a/b"}',
+        b'{"action": "press", "slot": ""}',
+        b'{"action": "press", "slot": 7}',
+        b'{"action": "end", "slot": "x"}',
+        b'{"action": "resume", "slot": "' + b"x" * 65 + b'"}',
+    )
     for bad in bad_ones:
         with pytest.raises(CommandError):
             parse_command(bad)
