@@ -99,7 +99,8 @@ class SharingKiosk:
         self.share.announce(agent, slot, Pointer(sid, now))
 
     def close(self) -> None:
-        self.reporter.close()
+        with contextlib.suppress(AttributeError):  # paho's loop_stop races its own thread's end
+            self.reporter.close()
         self.loop.stop_loop()
         self.store.close()
 
@@ -320,12 +321,14 @@ def propagation(port: int, root: Path, sessions: int) -> dict[str, Any]:
 
             a.loop.loop.call_soon_threadsafe(store)
             time.sleep(0.02)
-        _wait(lambda: len(filed_at) >= sessions, 30)
+        with contextlib.suppress(RuntimeError):
+            _wait(lambda: len(filed_at) >= sessions, 120)
+        unsent = a.share.counts["unsent"]
     finally:
         a.close()
         b.close()
     lat = [(filed_at[s] - stored_at[s]) * 1000.0 for s in stored_at if s in filed_at]
-    return {"sessions": sessions, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": round(max(lat), 3), "durable_write_ms_p50": durable_write_ms(root)}
+    return {"sessions": sessions, "arrived": len(lat), "unsent_on_a": unsent, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": round(max(lat), 3), "durable_write_ms_p50": durable_write_ms(root)}
 
 
 def durable_write_ms(root: Path) -> float:

@@ -227,3 +227,31 @@ def test_bridged_brokers_carry_a_person_between_kiosks(tmp_path: Path, sim: Agen
         obs2.close()
         two.kill()
         one.kill()
+
+
+def test_sessions_forget_on_the_command_line_clears_the_shared_pointers(tmp_path: Path, broker: Broker, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import toml_dump
+
+    from edge_agent.cli import main
+
+    store = SessionStore(tmp_path / "state")
+    store.record_start("s-1", "agent-1", "dana", None, 100.0)
+    store.close()
+    obs = Observer(broker.port, "edge-agent/_sessions/#")
+    wait_for(obs.client.is_connected, 5, "the observer")
+    obs.client.publish("edge-agent/_sessions/agent-1/dana", _wire("s-1", 100.0), qos=1, retain=True).wait_for_publish(5)
+    cfg = tmp_path / "c.toml"
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "session": {"share": True}, "mqtt": mqtt}))
+    try:
+        assert main(["sessions", "--forget", "-c", str(cfg)]) == 0
+        assert "cleared 1 shared session pointers" in capsys.readouterr().out
+        wait_for(lambda: b"" in obs.find("edge-agent/_sessions/agent-1/dana"), 5, "the empty retained pointer")
+    finally:
+        obs.close()
+    late = Observer(broker.port, "edge-agent/_sessions/#")
+    try:
+        time.sleep(0.5)
+        assert late.messages == []
+    finally:
+        late.close()

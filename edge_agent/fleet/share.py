@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
-from edge_agent.core.config import SHARED_SESSIONS_LEVEL
+from edge_agent.core.config import SHARED_SESSIONS_LEVEL, MqttSettings
 from edge_agent.core.slots import is_label
 from edge_agent.errors import EdgeAgentError
 
@@ -62,7 +62,7 @@ class ShareError(EdgeAgentError):
 class Bus(Protocol):
     """The MQTT side SessionShare needs (StatusReporter in the kiosk)."""
 
-    def send(self, topic: str, payload: bytes, retain: bool) -> None: ...
+    def send(self, topic: str, payload: bytes, retain: bool) -> bool: ...
 
     def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None: ...
 
@@ -139,6 +139,7 @@ class SessionShare:
         file: Callable[[list[Filed]], int],
         forget_slot: Callable[[str, str], None],
         clock: Callable[[], float] = time.time,
+        clear: Callable[[list[tuple[str, str]]], None] | None = None,
     ) -> None:
         self.bus = bus
         self.prefix = prefix
@@ -147,11 +148,12 @@ class SessionShare:
         self._file = file
         self._forget_slot = forget_slot
         self._clock = clock
+        self._clear = clear or self._clear_on_bus
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Pointer] = {}
         self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
         self._mine_ids: dict[str, tuple[str, str]] = {}
-        self.counts = dict.fromkeys(("published", "received", "filed", "rejected", "dropped", "corrected", "forgotten"), 0)
+        self.counts = dict.fromkeys(("published", "unsent", "received", "filed", "rejected", "dropped", "corrected", "forgotten"), 0)
         self.agents = []
         for agent in dict.fromkeys(agents):
             if is_label(agent):
@@ -183,21 +185,24 @@ class SessionShare:
             self.announce(*where, Pointer(mine.session_id, mine.started_at, ended_at, mine.continued_from))
 
     def forget(self, slots: Iterable[tuple[str, str]]) -> int:
-        """Clears the retained pointers of these slots (and every one this kiosk published)."""
+        """Clears the retained pointers of these slots (and every one this kiosk published);
+        returns how many. `clear` sends the empty messages (the kiosk's: a client of its own,
+        whose queue holds them all, where the reporter's bounded one would drop most)."""
         with self._lock:
             targets = set(slots) | set(self._mine)
             self._mine.clear()
             self._mine_ids.clear()
-        sent = 0
-        for agent, slot in sorted(targets):
-            if agent in self.agents and is_label(slot):
-                self.bus.send(pointer_topic(self.prefix, agent, slot), b"", True)
-                sent += 1
-        return sent
+        targets = {(a, s) for a, s in targets if a in self.agents and is_label(s)}
+        self._clear(sorted(targets))
+        return len(targets)
+
+    def _clear_on_bus(self, targets: list[tuple[str, str]]) -> None:
+        for agent, slot in targets:
+            self.bus.send(pointer_topic(self.prefix, agent, slot), b"", True)
 
     def _send(self, agent: str, slot: str, pointer: Pointer) -> None:
-        self.bus.send(pointer_topic(self.prefix, agent, slot), pointer.to_wire(), True)
-        self.counts["published"] += 1
+        sent = self.bus.send(pointer_topic(self.prefix, agent, slot), pointer.to_wire(), True)
+        self.counts["published" if sent else "unsent"] += 1
 
     # ------------------------------------------------------------------ theirs (paho's thread)
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -270,3 +275,33 @@ class SessionShare:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+
+def clear_pointers(settings: MqttSettings, slots: Iterable[tuple[str, str]], timeout_s: float = 10.0) -> str:
+    """`edge-agent sessions --forget` with sharing on: empty retained pointers for these slots,
+    sent from the command line (the daemon's `forget_sessions` does the same from the kiosk)."""
+    from edge_agent.fleet.status import make_client
+
+    targets = [(a, s) for a, s in slots if is_label(a) and is_label(s)]
+    if not targets:
+        return "no shared session pointers to clear"
+    client = make_client(settings, f"edge-agent-forget-{int(time.time() * 1000) % 100000}")
+    try:
+        client.connect(settings.host, settings.port, keepalive=30)
+    except OSError as exc:
+        return f"shared pointers NOT cleared: cannot reach {settings.host}:{settings.port} ({exc}); send forget_sessions over MQTT later"
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set()
+    client.loop_start()
+    try:
+        if not connected.wait(timeout_s):
+            return f"shared pointers NOT cleared: {settings.host}:{settings.port} did not accept the connection"
+        infos = [client.publish(pointer_topic(settings.topic_prefix, a, s), b"", qos=1, retain=True) for a, s in targets]
+        for info in infos:
+            info.wait_for_publish(timeout_s)
+    except (RuntimeError, ValueError) as exc:
+        return f"shared pointers NOT all cleared: {exc}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return f"cleared {len(targets)} shared session pointers"

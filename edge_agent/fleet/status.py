@@ -146,9 +146,14 @@ class StatusReporter:
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.events_dropped += 1
 
-    def send(self, topic: str, payload: bytes, retain: bool) -> None:
-        """Publishes on any topic (shared session pointers); paho queues it while offline."""
-        self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+    def send(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Publishes on any topic (shared session pointers); paho queues it while offline.
+        False when the bounded queue is full (counted as dropped)."""
+        info = self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.events_dropped += 1
+            return False
+        return True
 
     def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
         """Hands every message matching `topic_filter` to `handler` (on paho's thread, guarded),

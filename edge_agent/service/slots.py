@@ -7,6 +7,7 @@ Kept out of `Kiosk` so it stays glue: these functions get what they need passed 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,7 @@ from edge_agent.core.ports import Reporter
 from edge_agent.core.slots import BadgeKeyer, Target
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
-from edge_agent.fleet.share import Filed, SessionShare
+from edge_agent.fleet.share import Filed, SessionShare, clear_pointers
 from edge_agent.hardware.button import Button
 
 log = logging.getLogger("edge_agent")
@@ -68,8 +69,11 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
             log.error("%s", exc)
         on_forgotten()
 
+    def clear(targets: list[tuple[str, str]]) -> None:  # off the loop: it waits for the broker
+        threading.Thread(target=lambda: log.info("forget: %s", clear_pointers(settings.mqtt, targets)), name="forget-shared", daemon=True).start()
+
     agents = [settings.agent.agent_key, *(b.agent_id for b in settings.buttons if b.agent_id)]
-    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slot)
+    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slot, clear=clear)
 
 
 def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, Any]:
