@@ -4,6 +4,7 @@ uinput virtual keyboard where the kernel has one (not here: it skips with the re
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KioskThread, kiosk_settings, wait_for
+from conftest import Broker, KioskThread, Observer, kiosk_settings, wait_for
 from evdev import InputEvent, ecodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -180,11 +181,17 @@ def test_reader_flood_is_bounded(tmp_path: Path) -> None:
         reader.close()
 
 
-def test_a_badge_scan_starts_and_switches_conversations_and_never_stores_the_id(tmp_path: Path, sim: AgentSimulator) -> None:
+def test_a_badge_scan_starts_and_switches_conversations_and_never_stores_the_id(
+    tmp_path: Path, sim: AgentSimulator, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     fifo = tmp_path / "badge.fifo"
     os.mkfifo(fifo)
-    settings = kiosk_settings(tmp_path, sim.url, badge={"device": str(fifo), "secret_file": str(_secret(tmp_path)), "min_interval_s": 0.0}, session={"slot_metadata_key": "visitor"})
+    badge = {"device": str(fifo), "secret_file": str(_secret(tmp_path)), "min_interval_s": 0.0}
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
+    settings = kiosk_settings(tmp_path, sim.url, badge=badge, session={"slot_metadata_key": "visitor"}, mqtt=mqtt)
     keyer = BadgeKeyer(SECRET)
+    obs = Observer(broker.port)
     with KioskThread(settings) as k:
         now = time.time()
         _write(fifo, typed("CARD1111", start_s=now))
@@ -203,8 +210,13 @@ def test_a_badge_scan_starts_and_switches_conversations_and_never_stores_the_id(
         rows = {s.id: s for s in k.kiosk.store.recent()}
         assert rows[first.session_id].slot == keyer.slot_for("CARD1111")
         assert rows[sim.sessions[1].session_id].end_reason == "switched"
+        started = obs.wait("edge-agent/test-kiosk/event", lambda p: b"conversation_started" in p and keyer.slot_for("CARD2222").encode() in p)
+        assert json.loads(started)["slot"] == keyer.slot_for("CARD2222")
+        obs.wait("edge-agent/test-kiosk/state", lambda p: json.loads(p)["slot"] == keyer.slot_for("CARD1111"))
+    obs.close()
     data = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
-    assert b"CARD1111" not in data and b"CARD2222" not in data
+    data += b"".join(p for _, p, _, _ in obs.messages) + caplog.text.encode() + json.dumps([s.initiate for s in sim.sessions]).encode()
+    assert b"CARD1111" not in data and b"CARD2222" not in data  # not in the store, MQTT, logs or the agent
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/uinput"), reason="no /dev/uinput on this machine (the kernel has no uinput); the FIFO tests feed the same parser")
