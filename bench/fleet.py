@@ -182,6 +182,19 @@ def follower(port: int, slots: int, state_dir: str) -> None:
     print(json.dumps(out))
 
 
+def reopened(state_dir: str, slots: int) -> None:
+    """A kiosk restarted with the follower's store: RSS once the store is open and used."""
+    proc = psutil.Process()
+    import edge_agent.service.daemon  # noqa: F401 - what a kiosk process has loaded
+
+    before = proc.memory_info().rss
+    store = SessionStore(Path(state_dir) / "follower")
+    rng = random.Random(8)
+    for _ in range(2000):
+        store.newest("agent-big", slot_key(rng.randrange(slots)))
+    print(json.dumps({"rss_without_store_mb": round(before / 1e6, 1), "rss_mb": round(proc.memory_info().rss / 1e6, 1)}))
+
+
 def _timed(fn: Any) -> float:
     t = time.perf_counter()
     fn()
@@ -297,9 +310,9 @@ def preload(port: int, slots: int) -> float:
     return took
 
 
-def propagation(port: int, root: Path, sessions: int) -> dict[str, Any]:
-    """Session stored on A -> filed in B's store, through the broker while the simulated fleet
-    follows the same agent (every pointer is fanned out to all of them)."""
+def propagation(port: int, root: Path, sessions: int, interval_s: float, tag: str) -> dict[str, Any]:
+    """Session stored on A -> filed in B's store, through the broker, one session every
+    `interval_s` (with the simulated fleet connected, every pointer is fanned out to all of it)."""
     filed_at: dict[str, float] = {}
 
     def on_filed(rows: list[Any]) -> None:
@@ -307,20 +320,20 @@ def propagation(port: int, root: Path, sessions: int) -> dict[str, Any]:
         for row in rows:
             filed_at.setdefault(row[2], now)
 
-    a = SharingKiosk(root, "kiosk-a", port, ["agent-1"]).start()
-    b = SharingKiosk(root, "kiosk-b", port, ["agent-1"], on_filed).start()
+    a = SharingKiosk(root, f"kiosk-a-{tag}", port, ["agent-1"]).start()
+    b = SharingKiosk(root, f"kiosk-b-{tag}", port, ["agent-1"], on_filed).start()
     time.sleep(1.0)
     stored_at: dict[str, float] = {}
     try:
         for i in range(sessions):
-            sid, slot = session_id(i, "p"), slot_key(1_000_000 + i)
+            sid, slot = session_id(i, tag), slot_key(1_000_000 + i)
 
             def store(sid: str = sid, slot: str = slot) -> None:
                 a.store_session("agent-1", slot, sid)
                 stored_at[sid] = time.perf_counter()
 
             a.loop.loop.call_soon_threadsafe(store)
-            time.sleep(0.02)
+            time.sleep(interval_s)
         with contextlib.suppress(RuntimeError):
             _wait(lambda: len(filed_at) >= sessions, 120)
         unsent = a.share.counts["unsent"]
@@ -328,7 +341,7 @@ def propagation(port: int, root: Path, sessions: int) -> dict[str, Any]:
         a.close()
         b.close()
     lat = [(filed_at[s] - stored_at[s]) * 1000.0 for s in stored_at if s in filed_at]
-    return {"sessions": sessions, "arrived": len(lat), "unsent_on_a": unsent, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": round(max(lat), 3), "durable_write_ms_p50": durable_write_ms(root)}
+    return {"sessions": sessions, "interval_s": interval_s, "arrived": len(lat), "unsent_on_a": unsent, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": round(max(lat), 3), "durable_write_ms_p50": durable_write_ms(root)}
 
 
 def durable_write_ms(root: Path) -> float:
@@ -341,6 +354,15 @@ def durable_write_ms(root: Path) -> float:
         times.append((time.perf_counter() - t) * 1000.0)
     store.close()
     return pct(times, 50)
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (and their threads) so far."""
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
+    return total
 
 
 def fleet_view(port: int) -> dict[str, Any]:
@@ -358,12 +380,17 @@ def main() -> int:
     ap.add_argument("--kiosks", type=int, default=1000)
     ap.add_argument("--slots", type=int, default=100_000)
     ap.add_argument("--sessions", type=int, default=300, help="sessions timed from kiosk A to kiosk B")
+    ap.add_argument("--interval-s", type=float, default=0.1, help="between those sessions (10/s: a busy fleet's conversation rate)")
     ap.add_argument("--idle-s", type=float, default=62.0, help="idle window for the traffic figure (>= 2 metrics intervals)")
     ap.add_argument("--quick", action="store_true", help="100 kiosks, 10 000 slots, a 20 s idle window")
     ap.add_argument("--follower", nargs=3, metavar=("PORT", "SLOTS", "DIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--reopen", nargs=2, metavar=("DIR", "SLOTS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.follower:
         follower(int(args.follower[0]), int(args.follower[1]), args.follower[2])
+        return 0
+    if args.reopen:
+        reopened(args.reopen[0], int(args.reopen[1]))
         return 0
     logging.basicConfig(level=logging.ERROR)
     if args.quick:
@@ -381,6 +408,9 @@ def main() -> int:
             if follow_out.returncode != 0:
                 raise RuntimeError(follow_out.stderr[-2000:])
             result["follower"] = json.loads(follow_out.stdout.strip().splitlines()[-1])
+            again = subprocess.run([sys.executable, __file__, "--reopen", str(root / "follower"), str(args.slots)], capture_output=True, text=True, timeout=300, check=True)
+            result["restarted"] = json.loads(again.stdout.strip().splitlines()[-1])
+            result["propagation_alone"] = propagation(broker.port, root, args.sessions, args.interval_s, "alone")
             per = 250
             t0 = time.perf_counter()
             for first in range(0, args.kiosks, per):
@@ -391,7 +421,11 @@ def main() -> int:
             result["fleet_connect_s"] = round(time.perf_counter() - t0, 2)
             result["fleet_connected"] = connected
             result["broker_rss_mb_with_fleet"] = round(psutil.Process(broker.proc.pid).memory_info().rss / 1e6, 1) if broker.proc else None
-            result["propagation"] = propagation(broker.port, root, args.sessions)
+            cpu = _cpu_s([broker.proc.pid] if broker.proc else [])
+            workers_cpu = _cpu_s([w.pid for w in workers if w.pid])
+            result["propagation"] = propagation(broker.port, root, args.sessions, args.interval_s, "fleet")
+            result["propagation"]["broker_cpu_ms_per_pointer"] = round((_cpu_s([broker.proc.pid] if broker.proc else []) - cpu) * 1000 / args.sessions, 2)
+            result["propagation"]["followers_cpu_ms_per_pointer"] = round((_cpu_s([w.pid for w in workers if w.pid]) - workers_cpu) * 1000 / args.sessions, 2)
             result["fleet_view"] = fleet_view(broker.port)
             result["traffic"] = traffic(broker.port, root / "measured", args.idle_s)
             stop.set()
@@ -411,13 +445,16 @@ def main() -> int:
 
 
 def render(r: dict[str, Any]) -> str:
-    f, p, t, v = r["follower"], r["propagation"], r["traffic"], r["fleet_view"]
+    f, p, t, v, p0 = r["follower"], r["propagation"], r["traffic"], r["fleet_view"], r["propagation_alone"]
     rows = [
-        ("session stored on kiosk A -> filed on kiosk B, p50 / p99", f"{p['p50_ms']} / {p['p99_ms']} ms ({p['sessions']} sessions, {r['fleet_connected']} kiosks following)"),
+        ("session stored on kiosk A -> filed on kiosk B, p50 / p99", f"{p['p50_ms']} / {p['p99_ms']} ms ({p['arrived']} of {p['sessions']} sessions, {1 / p['interval_s']:.0f}/s, {r['fleet_connected']} kiosks following)"),
+        ("the same with only A and B on the broker", f"{p0['p50_ms']} / {p0['p99_ms']} ms ({p0['arrived']} of {p0['sessions']})"),
+        ("CPU per pointer fanned out: broker / the simulated followers", f"{p['broker_cpu_ms_per_pointer']} / {p['followers_cpu_ms_per_pointer']} ms"),
         ("baseline: one durable SQLite write on this machine, p50", f"{p['durable_write_ms_p50']} ms"),
         (f"catch-up of {r['slots']} retained pointers (a kiosk reconnecting)", f"{f['catchup_s']} s, {f['filed']} filed"),
         (f"lookup on a press (store.newest), p50 / p99, {r['slots']} slots", f"{f['lookup_us_p50']} / {f['lookup_us_p99']} µs (1 slot: {f['lookup_one_slot_us_p50']} / {f['lookup_one_slot_us_p99']} µs)"),
-        (f"kiosk memory for {r['slots']} slots", f"RSS {f['rss_before_mb']} -> {f['rss_after_mb']} MB, SQLite {f['db_mb']} MB on disk"),
+        (f"kiosk memory for {r['slots']} slots", f"RSS {f['rss_before_mb']} -> {f['rss_after_mb']} MB after the catch-up, SQLite {f['db_mb']} MB on disk"),
+        ("... a kiosk process restarted with that store", f"RSS {r['restarted']['rss_without_store_mb']} -> {r['restarted']['rss_mb']} MB (2 000 lookups)"),
         ("broker bytes per kiosk per hour, idle", f"{t['idle_bytes_per_hour']} B"),
         ("broker bytes per conversation (the kiosk's own)", f"{t['conversation_bytes']} B"),
         ("... and to every kiosk following the agent", f"{t['fanout_bytes_per_follower']} B ({t['pointer_messages']} pointers)"),
