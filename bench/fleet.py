@@ -71,8 +71,8 @@ def mqtt_settings(port: int) -> config.MqttSettings:
 class SharingKiosk:
     """A kiosk's sharing stack without audio: store, MQTT reporter, SessionShare, an event loop."""
 
-    def __init__(self, root: Path, name: str, port: int, agents: list[str], on_filed: Any = None) -> None:
-        self.store = SessionStore(root / name)
+    def __init__(self, root: Path, name: str, port: int, agents: list[str], on_filed: Any = None, keep_sessions: int = 1000) -> None:
+        self.store = SessionStore(root / name, keep_sessions=keep_sessions)
         self.loop = LoopThread(name)
         self.reporter = StatusReporter(mqtt_settings(port), name, lambda cmd, reply: None)
         self.on_filed = on_filed
@@ -150,7 +150,7 @@ def sim_worker(port: int, first: int, count: int, ready: Any, stop: Any, results
 def follower(port: int, slots: int, state_dir: str) -> None:
     """Catches up every retained pointer of agent-big; prints memory, time and lookup cost."""
     proc = psutil.Process()
-    kiosk = SharingKiosk(Path(state_dir), "follower", port, ["agent-big"])
+    kiosk = SharingKiosk(Path(state_dir), "follower", port, ["agent-big"], keep_sessions=slots + 10_000)
     rss_before = proc.memory_info().rss
     t0 = time.perf_counter()
     kiosk.start()
@@ -162,9 +162,11 @@ def follower(port: int, slots: int, state_dir: str) -> None:
     rng = random.Random(7)
     probes = [slot_key(rng.randrange(slots)) for _ in range(2000)]
     big = [_timed(lambda s=s: kiosk.store.newest("agent-big", s)) for s in probes]
-    small_store = SessionStore(Path(state_dir) / "one-slot")
+    small_store = SessionStore(Path(state_dir) / "one-slot", keep_sessions=slots + 10_000)
     small_store.record_start("s-one", "agent-big", probes[0], None)
     small = [_timed(lambda s=s: small_store.newest("agent-big", s)) for s in probes]
+    starts_big = [_timed(lambda i=i: kiosk.store.record_start(session_id(i, "new"), "agent-big", probes[i], None)) for i in range(50)]
+    starts_small = [_timed(lambda i=i: small_store.record_start(session_id(i, "new"), "agent-big", probes[i], None)) for i in range(50)]
     db = sum(p.stat().st_size for p in (Path(state_dir) / "follower").iterdir())
     out = {
         "filed": kiosk.share.counts["filed"],
@@ -177,6 +179,8 @@ def follower(port: int, slots: int, state_dir: str) -> None:
         "lookup_us_p99": pct(big, 99),
         "lookup_one_slot_us_p50": pct(small, 50),
         "lookup_one_slot_us_p99": pct(small, 99),
+        "record_start_ms_p50": round(pct(starts_big, 50) / 1000, 2),
+        "record_start_one_slot_ms_p50": round(pct(starts_small, 50) / 1000, 2),
     }
     kiosk.close()
     print(json.dumps(out))
@@ -188,7 +192,7 @@ def reopened(state_dir: str, slots: int) -> None:
     import edge_agent.service.daemon  # noqa: F401 - what a kiosk process has loaded
 
     before = proc.memory_info().rss
-    store = SessionStore(Path(state_dir) / "follower")
+    store = SessionStore(Path(state_dir) / "follower", keep_sessions=slots + 10_000)
     rng = random.Random(8)
     for _ in range(2000):
         store.newest("agent-big", slot_key(rng.randrange(slots)))
@@ -453,6 +457,7 @@ def render(r: dict[str, Any]) -> str:
         ("baseline: one durable SQLite write on this machine, p50", f"{p['durable_write_ms_p50']} ms"),
         (f"catch-up of {r['slots']} retained pointers (a kiosk reconnecting)", f"{f['catchup_s']} s, {f['filed']} filed"),
         (f"lookup on a press (store.newest), p50 / p99, {r['slots']} slots", f"{f['lookup_us_p50']} / {f['lookup_us_p99']} µs (1 slot: {f['lookup_one_slot_us_p50']} / {f['lookup_one_slot_us_p99']} µs)"),
+        ("a conversation start (record_start: durable write + pruning), p50", f"{f['record_start_ms_p50']} ms with {r['slots']} slots (1 slot: {f['record_start_one_slot_ms_p50']} ms)"),
         (f"kiosk memory for {r['slots']} slots", f"RSS {f['rss_before_mb']} -> {f['rss_after_mb']} MB after the catch-up, SQLite {f['db_mb']} MB on disk"),
         ("... a kiosk process restarted with that store", f"RSS {r['restarted']['rss_without_store_mb']} -> {r['restarted']['rss_mb']} MB (2 000 lookups)"),
         ("broker bytes per kiosk per hour, idle", f"{t['idle_bytes_per_hour']} B"),

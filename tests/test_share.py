@@ -255,3 +255,15 @@ def test_sessions_forget_on_the_command_line_clears_the_shared_pointers(tmp_path
         assert late.messages == []
     finally:
         late.close()
+
+
+def test_shared_sessions_count_against_keep_sessions_and_a_resumed_id_moves_forward(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path, keep_sessions=3)
+    filed = store.merge_shared([("agent-1", f"p{i}", f"s-{i}", None, 100.0 + i, None) for i in range(5)])
+    assert filed == 5 and sorted(s.slot for s in store.recent()) == ["p2", "p3", "p4"]  # the newest kept
+    store.record_start("s-local", "agent-1", "p4", None, 200.0)  # this kiosk continued p4 later
+    assert store.merge_shared([("agent-1", "p4", "s-4", None, 150.0, 160.0)]) == 0
+    assert store.newest("agent-1", "p4").id == "s-local"  # type: ignore[union-attr]
+    store.merge_shared([("agent-1", "p4", "s-4", None, 300.0, None)])  # s-4 was resumed elsewhere at 300
+    assert store.newest("agent-1", "p4").id == "s-4"  # type: ignore[union-attr]
+    store.close()

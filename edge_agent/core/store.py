@@ -299,45 +299,46 @@ class SessionStore:
     def merge_shared(self, pointers: list[tuple[str, str, str, str | None, float, float | None]]) -> int:
         """Files sessions other kiosks shared, (agent, slot, id, continued_from, started_at,
         ended_at) each, in one transaction: a pointer is kept only when it is newer than what
-        this store has for its (agent, slot) (newest start wins, ties by the larger id); a
-        known id only gets its end time moved forward. Returns how many were filed."""
-        filed = 0
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        this store has for its (agent, slot) (the latest start wins, ties by the larger id); a
+        known id only has its last start and its end moved forward. Pruned to `keep_sessions`
+        like every write. Returns how many were filed."""
+
+        def merge(db: sqlite3.Connection) -> int:
+            filed = 0
+            db.execute("BEGIN IMMEDIATE")
             try:
                 for agent, slot, sid, cont, started_at, ended_at in pointers:
+                    db.execute(
+                        f"UPDATE sessions SET resumed_at = ? WHERE id = ? AND agent = ? AND slot = ? AND ? > {_LAST_START}",
+                        (started_at, sid, agent, slot, started_at),
+                    )
                     if ended_at is not None:
-                        self._db.execute(
+                        db.execute(
                             "UPDATE sessions SET ended_at = ? WHERE id = ? AND agent = ? AND slot = ? AND (ended_at IS NULL OR ended_at < ?)",
                             (ended_at, sid, agent, slot, ended_at),
                         )
-                    filed += self._db.execute(
-                        "INSERT INTO sessions (id, agent, slot, continued_from, started_at, ended_at) SELECT ?, ?, ?, ?, ?, ? "
+                    filed += db.execute(
+                        f"INSERT INTO sessions ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL "
                         "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
-                        "(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND (started_at > ? OR (started_at = ? AND id > ?)))",
+                        f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({_LAST_START} > ? OR ({_LAST_START} = ? AND id > ?)))",
                         (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
                     ).rowcount
-                self._db.execute("COMMIT")
+                self._prune(db)
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store write failed: {exc}") from None
-        return filed
+            return filed
+
+        return self._run(merge)
 
     def slots(self) -> list[tuple[str, str]]:
         """Every (agent, slot) with a stored session."""
-        try:
-            return [(str(a), str(s)) for a, s in self._db.execute("SELECT DISTINCT agent, slot FROM sessions")]
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store read failed: {exc}") from None
+        return self._run(lambda db: [(str(a), str(s)) for a, s in db.execute("SELECT DISTINCT agent, slot FROM sessions")])
 
     def forget_slot(self, agent: str, slot: str) -> int:
         """Deletes the sessions of one (agent, slot): a fleet-wide forget reaching this kiosk."""
-        try:
-            return int(self._db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount)
-        except sqlite3.Error as exc:
-            raise StoreError(f"session store write failed: {exc}") from None
+        return self._run(lambda db: int(db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount))
 
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:
         sql = f"SELECT {_COLUMNS} FROM sessions {tail}"

@@ -353,7 +353,7 @@ class Kiosk:
         count = self.store.forget()
         self.dispatch(c.SessionsForgotten())
         conv = self.conversation
-        self.reporter.state(conv.state, conv.session_id, conv.continued_from, conv.slot)  # the retained state names none
+        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
         self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
         self._check_store()
         return count
