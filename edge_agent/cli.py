@@ -110,6 +110,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if store.fault is not None:  # a listing from memory, or a wipe of it, would mislead
             raise StoreError(f"session store unusable: {store.fault}")
         if args.forget:
+            if settings.session.share and settings.mqtt.enabled:  # the fleet's copies first
+                from edge_agent.fleet.share import clear_pointers
+
+                print(clear_pointers(settings.mqtt, store.slots()))
             count = store.forget()
             print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
             return 0

@@ -306,7 +306,7 @@ class KioskThread:
             assert self.leftover_tasks == [], f"tasks outlived the kiosk: {self.leftover_tasks}"
 
 
-def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: dict[str, Any]) -> Any:
+def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: Any) -> Any:
     """Settings for an in-process kiosk: file mic (the clip, or silence), null speaker."""
     from edge_agent.core import config
 
@@ -318,7 +318,10 @@ def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **s
         "button": {"source": "none"},
     }
     for name, extra in sections.items():
-        data.setdefault(name, {}).update(extra)
+        if isinstance(extra, list):  # an array of tables ([[buttons]])
+            data[name] = extra  # type: ignore[assignment]
+        else:
+            data.setdefault(name, {}).update(extra)
     return config.from_dict(data)
 
 

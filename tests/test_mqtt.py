@@ -62,7 +62,7 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
         retained = {t: (p, r) for t, p, r, _ in late.messages}
         assert retained["edge-agent/kiosk-7/availability"] == (b"online", True)
         state = json.loads(retained["edge-agent/kiosk-7/state"][0])
-        assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "since", "version"}
+        assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "slot", "since", "version"}
         disco = {t: json.loads(p) for t, (p, r) in retained.items() if t.startswith("homeassistant/") and r}
         assert "homeassistant/sensor/edge_agent_kiosk_7/state/config" in disco
         online = disco["homeassistant/binary_sensor/edge_agent_kiosk_7/online/config"]

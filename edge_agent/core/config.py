@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
 from edge_agent.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -32,6 +33,8 @@ SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 """Keys whose values are never shown, not even in the error about a wrongly typed value."""
 EXAMPLE_AGENT_ID = "your-agent-id"
 """The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
+SHARED_SESSIONS_LEVEL = "_sessions"
+"""Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 
 
@@ -151,6 +154,8 @@ class DeviceSettings:
         device_id = s.text("id", "") or socket.gethostname()
         if not device_id.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(s.key("id"), f"use letters, digits, - and _ only (it is an MQTT topic level), got {device_id!r}")
+        if device_id == SHARED_SESSIONS_LEVEL:
+            raise ConfigError(s.key("id"), f"{device_id!r} is reserved for shared sessions (see [session] share)")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
         return cls(
             id=device_id,
@@ -228,6 +233,11 @@ class SessionSettings:
     max_duration_s: float
     reconnect_window_s: float
     slot: str
+    share: bool
+    """Publish the newest session of each (agent, slot) to the broker and follow the others'."""
+    slot_metadata_key: str | None
+    """When set, `initiate` metadata carries {key: slot key}, so the agent can tell returning
+    people apart without knowing who they are."""
     keep_sessions: int = 1000
     """The store keeps this many sessions (the newest); older ones are deleted."""
     start_burst: int = 10
@@ -239,13 +249,18 @@ class SessionSettings:
 
     @classmethod
     def read(cls, s: _Section) -> SessionSettings:
+        slot = s.text("slot", DEFAULT_SLOT) or DEFAULT_SLOT
+        if not is_label(slot):
+            raise ConfigError(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {slot!r}")
         return cls(
             resume=s.flag("resume", True),
             resume_within_s=s.number("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),
             idle_timeout_s=s.number("idle_timeout_s", 30.0, 1.0, 3600.0),
             max_duration_s=s.number("max_duration_s", 600.0, 5.0, 86400.0),
             reconnect_window_s=s.number("reconnect_window_s", 30.0, 0.0, 3600.0),
-            slot=s.text("slot", "default") or "default",
+            slot=slot,
+            share=s.flag("share", False),
+            slot_metadata_key=s.opt_str("slot_metadata_key"),
             keep_sessions=s.integer("keep_sessions", 1000, 1, 1_000_000),
             start_burst=s.integer("start_burst", 10, 1, 1000),
             starts_per_minute=s.number("starts_per_minute", 6.0, 0.1, 600.0),
@@ -344,6 +359,90 @@ class ButtonSettings:
 
 
 @dataclass(frozen=True)
+class ExtraButton:
+    """One `[[buttons]]` entry: a further GPIO button with its own slot and/or agent; pull-up,
+    debounce, hold time and mode come from `[button]`."""
+
+    pin: int
+    slot: str | None
+    agent_id: str | None
+
+    @classmethod
+    def read(cls, s: _Section) -> ExtraButton:
+        s.seen.add("pin")
+        if "pin" not in s.table:
+            raise ConfigError(s.key("pin"), "missing: every [[buttons]] entry needs its GPIO pin")
+        pin = s.integer("pin", 0, 0, 53)
+        slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
+        for key, value in (("slot", slot), ("agent_id", agent_id)):
+            if value is not None and not is_label(value):
+                raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
+        return cls(pin=pin, slot=slot, agent_id=agent_id)
+
+
+def read_buttons(value: object, main: ButtonSettings) -> tuple[ExtraButton, ...]:
+    """`[[buttons]]`: an array of tables; pins must differ from each other and the main button's."""
+    if not isinstance(value, list):
+        raise ConfigError("buttons", "must be an array of tables ([[buttons]])")
+    buttons = []
+    pins = {main.pin} if main.source == "gpio" else set()
+    for i, table in enumerate(value):
+        reader = _Section(f"buttons[{i}]", table)
+        button = ExtraButton.read(reader)
+        reader.done()
+        if button.pin in pins:
+            raise ConfigError(reader.key("pin"), f"pin {button.pin} is already used by another button")
+        pins.add(button.pin)
+        buttons.append(button)
+    return tuple(buttons)
+
+
+BADGE_CHARSETS = {"digits": "0123456789", "hex": "0123456789abcdefABCDEF", "alnum": "", "printable": ""}
+
+
+@dataclass(frozen=True)
+class BadgeSettings:
+    """`[badge]`: an RFID/NFC or QR reader that types like a keyboard (see hardware/badge.py)."""
+
+    device: str | None
+    secret: bytes | None = field(repr=False)
+    grab: bool
+    charset: str
+    min_length: int
+    max_length: int
+    terminator: str
+    key_gap_ms: int
+    repeat_ignore_s: float
+    min_interval_s: float
+
+    @classmethod
+    def read(cls, s: _Section) -> BadgeSettings:
+        device = s.opt_str("device")
+        secret_text = _secret_from_file(s.key("secret_file"), s.opt_str("secret_file"))
+        secret = secret_text.encode("utf-8") if secret_text else None
+        if device and secret is None:
+            raise ConfigError(s.key("secret_file"), "missing: a badge reader needs the fleet's secret (a file with at least 16 random bytes)")
+        if secret is not None and len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(s.key("secret_file"), f"the secret must be at least {MIN_SECRET_BYTES} bytes")
+        min_length = s.integer("min_length", 4, 1, 256)
+        max_length = s.integer("max_length", 64, 1, 256)
+        if max_length < min_length:
+            raise ConfigError(s.key("max_length"), f"must be at least badge.min_length ({min_length}), got {max_length}")
+        return cls(
+            device=device,
+            secret=secret,
+            grab=s.flag("grab", True),
+            charset=s.choice("charset", "alnum", tuple(BADGE_CHARSETS)),
+            min_length=min_length,
+            max_length=max_length,
+            terminator=s.choice("terminator", "enter", ("enter", "tab")),
+            key_gap_ms=s.integer("key_gap_ms", 200, 5, 10000),
+            repeat_ignore_s=s.number("repeat_ignore_s", 2.0, 0.0, 600.0),
+            min_interval_s=s.number("min_interval_s", 0.5, 0.0, 60.0),
+        )
+
+
+@dataclass(frozen=True)
 class LedSettings:
     pin: int | None
     red: int | None
@@ -423,6 +522,7 @@ SECTIONS: dict[str, Any] = {
     "audio": AudioSettings,
     "vad": VadSettings,
     "button": ButtonSettings,
+    "badge": BadgeSettings,
     "led": LedSettings,
     "log": LogSettings,
     "mqtt": MqttSettings,
@@ -438,27 +538,32 @@ class Settings:
     audio: AudioSettings
     vad: VadSettings
     button: ButtonSettings
+    badge: BadgeSettings
     led: LedSettings
     log: LogSettings
     mqtt: MqttSettings
     source: Path | None = None
     inline_secrets: tuple[str, ...] = ()
     """Secret keys written into the config file itself (so the file must be private)."""
+    buttons: tuple[ExtraButton, ...] = ()
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
     for name, value in data.items():
-        if name not in SECTIONS and not isinstance(value, dict):
+        if name not in SECTIONS and name != "buttons" and not isinstance(value, dict):
             raise ConfigError(name, "a key outside any section: put it under its [section] (see config/edge-agent.toml)")
-        if name not in SECTIONS:
+        if name not in SECTIONS and name != "buttons":
             log.warning("config: ignoring section [%s]: not known to this edge-agent version", name)
     sections = {}
     for name, cls in SECTIONS.items():
         reader = _Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
-    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data))
+    buttons = read_buttons(data.get("buttons", []), sections["button"])
+    if sections["session"].share and not sections["mqtt"].enabled:
+        raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
+    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons)
 
 
 def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ class Reporter(Protocol):
 
     def start(self) -> None: ...
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None: ...
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None: ...
 
     def event(self, kind: str, fields: dict[str, Any]) -> None: ...
 
@@ -28,7 +28,7 @@ class NullReporter:
     def start(self) -> None:
         pass
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
         pass
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:

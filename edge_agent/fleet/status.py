@@ -2,11 +2,12 @@
 
 Topic contract (prefix `mqtt.topic_prefix`, `<id>` = device.id), used by tools outside the project:
 - `<prefix>/<id>/availability`: retained `online`/`offline`; `offline` is also the last will.
-- `<prefix>/<id>/state`: retained JSON {state, session_id, continued_from, since, version}.
+- `<prefix>/<id>/state`: retained JSON {state, session_id, continued_from, slot, since, version}.
 - `<prefix>/<id>/event`: JSON events, not retained.
 - `<prefix>/<id>/metrics`: JSON every `mqtt.metrics_interval_s`.
 - `<prefix>/<id>/cmd` in, `<prefix>/<id>/cmd/result` out (see `commands`).
 - Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`).
+- `<prefix>/_sessions/<agent>/<slot>`: shared session pointers, through `send`/`follow` (see `share`).
 
 paho runs its own network thread and reconnect loop. Every callback body is guarded; commands
 go to the event loop through `on_command` (the kiosk uses call_soon_threadsafe); nothing here
@@ -85,7 +86,8 @@ class StatusReporter:
         self.base = f"{settings.topic_prefix}/{device_id}"
         self._on_command = on_command
         self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "since": _now_iso(), "version": __version__}
+        self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "slot": None, "since": _now_iso(), "version": __version__}
+        self._followed: list[str] = []
         self.connected = threading.Event()
         self.connects = 0
         self.events_dropped = 0
@@ -130,7 +132,7 @@ class StatusReporter:
         self.connected.set()
         log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
         qos = self.settings.qos
-        client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos)])
+        client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos), *((f, qos) for f in self._followed)])
         client.publish(self.topic("availability"), "online", qos=qos, retain=True)
         with self._lock:
             state = json.dumps(self._state)
@@ -166,9 +168,25 @@ class StatusReporter:
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.events_dropped += 1
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+    def send(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Publishes on any topic (shared session pointers); paho queues it while offline.
+        False when the bounded queue is full (counted as dropped)."""
+        info = self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.events_dropped += 1
+            return False
+        return True
+
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Hands every message matching `topic_filter` to `handler` (on paho's thread, guarded),
+        subscribed now and again on every reconnect (retained messages then arrive again).
+        Call before `start`."""
+        self._followed.append(topic_filter)
+        self._client.message_callback_add(topic_filter, _guard(lambda c, u, m: handler(m.topic, bytes(m.payload))))
+
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
         with self._lock:
-            self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "since": _now_iso(), "version": __version__}
+            self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "slot": slot, "since": _now_iso(), "version": __version__}
             payload = dict(self._state)
         if self.connected.is_set():  # offline: the newest state goes out on reconnect instead
             self._publish("state", payload, retain=True)

@@ -34,8 +34,10 @@ from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError, StoreError
 from edge_agent.fleet.commands import Command, CommandError
 from edge_agent.fleet.metrics import own_process, process_metrics
+from edge_agent.fleet.share import Pointer
 from edge_agent.hardware.button import Button, KeyboardButton, NoButton
 from edge_agent.service.notify import SystemdNotifier
+from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
 
 log = logging.getLogger("edge_agent")
 
@@ -87,8 +89,11 @@ class Kiosk:
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
+        self.inputs: list[Button] = [self.button, *slot_inputs(settings)]
+        """The main button, then `[[buttons]]` and the badge reader: each names its slot."""
         self.led: Led = led or self._make_led()
         self.reporter: Reporter = reporter or self._make_reporter()
+        self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, lambda: self.dispatch(c.SessionsForgotten()))
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
@@ -146,7 +151,16 @@ class Kiosk:
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
         age = time.time() - newest.last_active_at if newest else None
-        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age)
+        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall)
+
+    def recall(self, agent_id: str | None, slot: str) -> tuple[str, float] | None:
+        """The newest stored session of (agent, slot), with its wall-clock age, for a press."""
+        try:
+            newest = self.store.newest(agent_id or self.settings.agent.agent_key, slot)
+        except StoreError as exc:
+            log.error("%s", exc)
+            return None
+        return (newest.id, time.time() - newest.last_active_at) if newest else None
 
     # ------------------------------------------------------------------ event entry points
     def post(self, event: c.Event) -> None:
@@ -205,19 +219,26 @@ class Kiosk:
         elif isinstance(a, c.OpenLink):
             if self.link is not None:
                 self.link.close()
-            warm = self.standby.take(a.link_id, self.dispatch, a.continue_session_id) if a.delay_s == 0 else None
+            target = link_settings(self.settings, a.agent_id, a.slot)
+            warm = self.standby.take(a.link_id, self.dispatch, a.continue_session_id, target) if a.delay_s == 0 else None
             if warm is not None:
                 self.link = warm
             else:
-                self.link = AgentLink(self.settings.agent, a.link_id, self.dispatch, self.stats)
+                self.link = AgentLink(target or self.settings.agent, a.link_id, self.dispatch, self.stats)
                 self.link.start(a.continue_session_id, a.delay_s)
         elif isinstance(a, c.CloseLink):
             if self.link is not None and self.link.link_id == a.link_id:
                 self.link.close()
         elif isinstance(a, c.StoreStart):
-            self._store(self.store.record_start, a.session_id, self.settings.agent.agent_key, self.settings.session.slot, a.continued_from)
+            agent, now = a.agent_id or self.settings.agent.agent_key, time.time()
+            self._store(self.store.record_start, a.session_id, agent, a.slot, a.continued_from, now)
+            if self.share is not None:
+                self.share.announce(agent, a.slot, Pointer(a.session_id, now, None, a.continued_from))
         elif isinstance(a, c.StoreEnd):
-            self._store(self.store.record_end, a.session_id, a.reason)
+            now = time.time()
+            self._store(self.store.record_end, a.session_id, a.reason, now)
+            if self.share is not None:
+                self.share.ended(a.session_id, now)
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
@@ -233,7 +254,7 @@ class Kiosk:
                 self.gate.debt += 1
             log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
             self._show_led()
-            self.reporter.state(a.state, a.session_id, a.continued_from)
+            self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
             self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
 
     def _store(self, fn: Callable[..., None], *args: Any) -> None:
@@ -293,11 +314,11 @@ class Kiosk:
         refused = self.conversation.starts_refused
         try:
             if cmd.action in ("press", "long_press"):
-                self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt"))
+                self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt", slot=cmd.slot))
             elif cmd.action in ("resume", "new"):
                 if busy:
                     raise CommandError(f"busy: a conversation is {state}")
-                self.dispatch(c.Start(fresh=cmd.action == "new"))
+                self.dispatch(c.Start(fresh=cmd.action == "new", slot=cmd.slot))
             elif cmd.action == "end":
                 if state not in (c.CONNECTING, c.LISTENING, c.SPEAKING):
                     raise CommandError(f"no conversation to end (state {state})")
@@ -338,15 +359,22 @@ class Kiosk:
             "errors": self.counters["errors"],
             "store_ok": self.store.fault is None,
             "echo_delay_ms": self.echo.delay_ms,
+            **slot_metrics(self.inputs, self.share),
             **process_metrics(self.process),
         }
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
+        if self.share is not None:  # the fleet's copies too: empty retained pointers
+            try:
+                slots = self.store.slots()
+            except StoreError:
+                slots = []  # an unusable store: at least the pointers this kiosk published
+            self.share.forget(slots)
         count = self.store.forget()
         self.dispatch(c.SessionsForgotten())
         conv = self.conversation
-        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none
+        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
         self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
         self._check_store()
         return count
@@ -364,6 +392,7 @@ class Kiosk:
         self.settings = replace(settings, device=self.settings.device)
         self.conversation.t = timing_from(self.settings)
         self.store.keep_sessions = self.settings.session.keep_sessions
+        self.conversation.default_slot = self.settings.session.slot
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
         log.info("config reloaded")
@@ -456,7 +485,8 @@ class Kiosk:
             audio_ok = False
             self.source.last_frame_at = time.monotonic() - AUDIO_STALL_S
             log.error("audio input failed to open, retrying every %.0f s: %s", AUDIO_RETRY_S, exc)
-        self.button.start(self.post, lambda: self._call_threadsafe(self.stop))
+        for b in self.inputs:
+            b.start(self.post, lambda: self._call_threadsafe(self.stop))
         self._tick()
         metrics = loop.create_task(self._metrics_loop())
         self.reporter.state(self.conversation.state, None, None)
@@ -494,7 +524,8 @@ class Kiosk:
             await standby.wait_closed(1.0)
         if self._tick_timer is not None:
             self._tick_timer.cancel()
-        self.button.close()
+        for b in self.inputs:
+            b.close()
         self.source.stop()
         self.sink.stop()
         self.echo.close()
