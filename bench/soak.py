@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def run(minutes: float, seed: int, warm_link: bool = False) -> dict[str, Any]:
         return _drive(tmp, broker, minutes, rng, warm_link)
     finally:
         broker.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _drive(tmp: Path, broker: Mosquitto, minutes: float, rng: random.Random, warm_link: bool = False) -> dict[str, Any]:
@@ -117,6 +119,7 @@ warm_hold_s = 4.0
 [session]
 idle_timeout_s = 15.0
 reconnect_window_s = 10.0
+starts_per_minute = 60.0
 [audio]
 input = "loop:{_recording(tmp)}"
 output = "null"

@@ -1,8 +1,11 @@
-"""The `edge-agent` command line: run, demo, simulate-agent, sessions, gate, devices, fleet, provision, broker-acl, doctor.
+"""The `edge-agent` command line: run, demo, simulate-agent, sessions, gate, echo, devices, fleet, provision, broker-acl, doctor.
 
 Every EdgeAgentError ends as one line on stderr; a ConfigError exits 78 (EX_CONFIG) so systemd
-does not restart-loop on a bad config. Logs go to stderr, without our own timestamps when
-journald captures them (JOURNAL_STREAM is set).
+does not restart-loop on a bad config. Nothing a user types ends in a traceback: a reader that
+goes away (`| head`) ends the command quietly, and anything unforeseen is one line asking for
+`--log-level debug`, which shows the traceback. Logs go to stderr, without our own timestamps
+when journald captures them (JOURNAL_STREAM is set); the sound and GPIO libraries' chatter only
+at debug level.
 """
 
 from __future__ import annotations
@@ -20,20 +23,22 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.core import config
+from edge_agent.core.logs import LEVELS, setup_logging
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError, StoreError
 
 log = logging.getLogger("edge_agent")
 
 
-def setup_logging(level: str) -> None:
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+EX_SOFTWARE = 70
+"""sysexits.h EX_SOFTWARE: something we did not foresee (a bug), reported in one line."""
+EX_PIPE = 141
+"""What a shell reports for a command ended by SIGPIPE: the reader of our output went away."""
 
 
 def _load(args: argparse.Namespace) -> config.Settings:
@@ -62,30 +67,64 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from edge_agent.devtools.simulator import serve_forever
 
     setup_logging(args.log_level or "info")
+    record = Path(args.record) if args.record else None
+    if record is not None:
+        try:
+            record.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgeAgentError(f"--record {record}: {exc.strerror or exc}") from None
     try:
-        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=Path(args.record) if args.record else None))
+        bad_id = args.bad_session_id.replace("\\n", "\n") if args.bad_session_id else None
+        hostile = {"drop_after_ready": args.drop_after_ready, "bad_session_id": bad_id}
+        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=record, **hostile))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # port in use, an address not on this machine, a host that does not resolve
+        raise EdgeAgentError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; choose another --port (0 = any free one) or --host") from None
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1-65535, or 0 for any free one")
+    return port
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from edge_agent.core.store import SessionStore
+    from edge_agent.core.store import DB_NAME, SessionStore
 
     settings = _load(args)
-    store = SessionStore(settings.device.state_dir, settings.session.keep_sessions)
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
+    if not (state_dir / DB_NAME).exists():  # reading must not create a state dir (as root: /var/lib/edge-agent)
+        if args.json:
+            print(json.dumps({"forgotten": 0} if args.forget else []))
+        else:
+            print(f"no sessions stored in {state_dir}")
+        return 0
+    store = SessionStore(state_dir, settings.session.keep_sessions)
     try:
         if store.fault is not None:  # a listing from memory, or a wipe of it, would mislead
             raise StoreError(f"session store unusable: {store.fault}")
         if args.forget:
-            print(f"forgot {store.forget()} sessions")
+            if settings.session.share and settings.mqtt.enabled:  # the fleet's copies first
+                from edge_agent.fleet.share import clear_pointers
+
+                print(clear_pointers(settings.mqtt, store.slots()))
+            count = store.forget()
+            print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
             return 0
         rows = store.recent(args.limit)
         if args.json:
             print(json.dumps([r.__dict__ for r in rows], indent=1))
             return 0
         if not rows:
-            print("no sessions stored")
+            print(f"no sessions stored in {state_dir}")
+            return 0
+        print(f"{'started':<19} {'length':>8} {'ended by':<12} agent/slot session")
         for r in rows:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
             dur = f"{r.ended_at - r.started_at:7.1f}s" if r.ended_at else "   open "
@@ -101,6 +140,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from edge_agent.audio.gate import VadGate, gate_file_intervals
 
     settings = _load(args)
+    config.validate_for_run(settings, talk_to_agent=False)
+    labels = None
+    if args.labels:
+        from edge_agent.audio.gatescore import Labels
+
+        labels = Labels.load(args.labels)  # a bad labels file fails before the work, not after
     pcm = read_wav_16k_mono(args.input)
     gate = VadGate(settings.vad, settings.audio.frame_ms)
     t0 = time.perf_counter()
@@ -109,10 +154,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     duration = len(pcm) / 32000.0
     share = sum(b - a for a, b in sent) / duration if duration else 0.0
     result: dict[str, object] = {"sent": [[round(a, 3), round(b, 3)] for a, b in sent], "sent_share": round(share, 4), "frames": gate.frames}
-    if args.labels:
-        from edge_agent.audio.gatescore import Labels, score
+    if labels is not None:
+        from edge_agent.audio.gatescore import score
 
-        result["score"] = score(sent, Labels.load(args.labels)).as_dict()
+        result["score"] = score(sent, labels).as_dict()
     if args.json:
         print(json.dumps(result))
         return 0
@@ -122,6 +167,35 @@ def cmd_gate(args: argparse.Namespace) -> int:
         print(f"  {a:8.2f} - {b:8.2f} s")
     if "score" in result:
         print("score against labels:", result["score"])
+    return 0
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    """The daemon's echo canceller over a recorded mic track and the speaker track played with it."""
+    from edge_agent.audio.devices import read_wav_16k_mono, write_wav_16k_mono
+    from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+
+    settings = _load(args)
+    mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
+    if len(mic) != len(ref):
+        raise EdgeAgentError(f"{args.mic} and {args.speaker} must be the same length ({len(mic) / 32000:.2f} s vs {len(ref) / 32000:.2f} s)")
+    if len(mic) < 32000:
+        raise EdgeAgentError(f"{args.mic}: need at least 1 s of audio, got {len(mic) / 32000:.2f} s")
+    try:  # fail before the work, and before `wave` half-opens the file
+        Path(args.output).open("wb").close()
+    except OSError as exc:
+        raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
+    try:
+        cleaned, far, _held = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms)
+    finally:
+        canceller.close()
+    write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
+    result = {"erle_db": erle_db(mic, cleaned, far, settings.audio.frame_ms), "delay_ms": canceller.delay_ms}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.output}: echo return loss enhancement {result['erle_db']} dB over the far-end stretches after the first 2 s; echo delay {result['delay_ms']} ms")
     return 0
 
 
@@ -138,7 +212,7 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description="Voice kiosk daemon for a hosted Millis AI voice agent.")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="overrides log.level")
+    parser.add_argument("--log-level", choices=LEVELS, help="overrides log.level (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -146,20 +220,32 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     with_config(sub.add_parser("run", help="run the kiosk")).set_defaults(fn=cmd_run)
-    p = sub.add_parser("demo", help="run the kiosk against the bundled agent simulator")
-    p.add_argument("--auto", action="store_true", help="press the button by script (default when stdin is not a terminal)")
-    p.add_argument("--state-dir", help="where the demo keeps its sessions (default: ~/.local/state/edge-agent-demo)")
-    p.add_argument("--input", help="audio input (default: a microphone if PyAudio finds one, else the bundled recording)")
-    p.add_argument("--output", help="audio output (default: the default speaker if any, else null)")
+    p = sub.add_parser(
+        "demo",
+        help="run the kiosk against the bundled agent simulator",
+        description="The kiosk against the bundled agent simulator. --auto presses by script and checks that conversation 2 continues conversation 1 (exit 1 if not).",
+    )
+    p.add_argument("--auto", action="store_true", help="press the button by script and check the story (default when stdin is not a terminal)")
+    p.add_argument("--state-dir", help="where the demo keeps its sessions (default: ~/.local/state/edge-agent-demo, emptied at each run; a dir of your own is never emptied)")
+    p.add_argument(
+        "--input",
+        metavar="SPEC",
+        help="audio input: file:PATH.wav (played once), loop:PATH.wav (repeated), a plain PATH.wav, or a device name/index from `edge-agent devices` "
+        "(default: the bundled recording with --auto, else a microphone if PyAudio finds one)",
+    )
+    p.add_argument("--output", metavar="SPEC", help="audio output: a device name/index, file:PATH.wav (records what the agent says) or null (default: the default speaker if any, else null)")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("simulate-agent", help="run the local Millis-protocol agent simulator")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = any free port)")
     p.add_argument("--data-opt-out", action="store_true", help="ignore session continuations, like an agent with Data Opt-Out")
     p.add_argument("--end-after-turns", type=int, default=0, help="hang up (onsessionended) after this many replies")
     p.add_argument("--record", help="directory to record each session's initiate and uplink audio")
+    p.add_argument("--drop-after-ready", action="store_true", help="hostile: cut every socket right after onready")
+    p.add_argument("--bad-session-id", help="hostile: send this session id in onready (\\n for a newline)")
     p.set_defaults(fn=cmd_simulate)
     p = with_config(sub.add_parser("sessions", help="list stored sessions, newest first"))
+    p.add_argument("--state-dir", help="read the sessions in this state dir (e.g. the demo's) instead of the config's device.state_dir")
     p.add_argument("--forget", action="store_true", help="wipe every stored session (privacy switch)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50)
@@ -169,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="a .labels.json file to score against")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_gate)
+    p = with_config(sub.add_parser("echo", help="run the daemon's echo canceller over a mic recording and the speaker signal"))
+    p.add_argument("mic", help="what the microphone recorded, 16 kHz mono 16-bit WAV")
+    p.add_argument("speaker", help="what the speaker played meanwhile, same format and length")
+    p.add_argument("-o", "--output", required=True, help="where to write the cleaned microphone track")
+    p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ...}')
+    p.set_defaults(fn=cmd_echo)
     p = sub.add_parser("devices", help="list audio devices and which would be chosen")
     p.add_argument("-c", "--config")
     p.set_defaults(fn=_lazy("edge_agent.audio.pyaudio_io", "cmd_devices"))
@@ -181,13 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_agent.service.doctor import add_parser as add_doctor
 
     add_doctor(sub)
+    for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
+        command.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="overrides log.level")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.fn(args))
+        code = int(args.fn(args))
+        sys.stdout.flush()  # a pipe's reader gone shows here, not at interpreter exit
+        return code
     except ConfigError as exc:
         print(f"edge-agent: config error: {exc}", file=sys.stderr)
         return EX_CONFIG
@@ -196,3 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `edge-agent gate X.wav | head`: the reader has what it wanted. Python's documented way
+        # out: point stdout at /dev/null so the final flush cannot fail again, and say nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_PIPE
+    except Exception as exc:  # a bug: one line, the traceback only when asked for
+        if args.log_level == "debug" or log.isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        print(f"edge-agent: unexpected error: {type(exc).__name__}: {exc} (run again with --log-level debug for the traceback, and report it)", file=sys.stderr)
+        return EX_SOFTWARE

@@ -306,7 +306,7 @@ class KioskThread:
             assert self.leftover_tasks == [], f"tasks outlived the kiosk: {self.leftover_tasks}"
 
 
-def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: dict[str, Any]) -> Any:
+def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: Any) -> Any:
     """Settings for an in-process kiosk: file mic (the clip, or silence), null speaker."""
     from edge_agent.core import config
 
@@ -318,5 +318,58 @@ def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **s
         "button": {"source": "none"},
     }
     for name, extra in sections.items():
-        data.setdefault(name, {}).update(extra)
+        if isinstance(extra, list):  # an array of tables ([[buttons]])
+            data[name] = extra  # type: ignore[assignment]
+        else:
+            data.setdefault(name, {}).update(extra)
     return config.from_dict(data)
+
+
+# ----------------------------------------------------------------------------- the quick subset
+SLOW_FILES = {"test_fuzz.py"}
+"""Every test of these files is slow (hypothesis runs thousands of examples)."""
+SLOW_TESTS = {
+    # each took 2 s or more in a whole-suite run (2026-11-30, 2 shared cores, 7.5 min in all)
+    "test_kill_9_at_random_points_never_loses_an_acknowledged_session",
+    "test_slow_uplink_drops_oldest_audio_counted_and_memory_stays_flat",
+    "test_fatal_refusals_go_to_error_without_a_retry_storm",
+    "test_state_sequence_events_and_metrics_of_a_conversation",
+    "test_press_resume_restart_long_press",
+    "test_half_duplex_sends_silence_while_the_agent_speaks",
+    "test_full_duplex_lets_the_visitor_barge_in_and_clear_stops_playback",
+    "test_malformed_commands_get_an_error_and_change_nothing",
+    "test_continuation_not_honoured_by_an_opt_out_agent",
+    "test_broker_killed_and_restarted_mid_conversation",
+    "test_gate_meets_the_targets",
+    "test_server_dropping_idle_sockets_shortens_the_hold",
+    "test_retryable_refusal_backs_off_with_a_cap",
+    "test_capture_to_wire_is_the_wait_for_the_period_and_no_more",
+    "test_microphone_missing_at_start_is_retried_until_it_appears",
+    "test_fleet_json_snapshot",
+    "test_watchdog_stops_when_capture_stalls_and_resumes_after",
+    "test_doctor_passes_on_a_healthy_kiosk",
+    "test_ready_after_setup_and_watchdog_pings",
+    "test_sighup_reloads_config_when_idle_and_rejects_a_bad_one",
+    "test_a_silent_dead_link_is_detected_and_replaced",
+    "test_doctor_fails_with_hints_and_nonzero_exit",
+    "test_gated_silence_is_compressed_on_the_wire_unless_turned_off",
+    "test_other_frame_sizes",
+    "test_username_password_and_tls",
+    "test_every_command_and_its_result",
+    "test_unused_standby_is_replaced_after_its_hold",
+    "test_availability_state_discovery_and_last_will",
+    "test_fleet_into_a_pipe_writes_no_screen_codes",
+    "test_agent_audio_is_read_without_a_large_buffer_per_message",
+    "test_past_the_window_it_ends_cleanly_and_the_next_press_continues",
+    "test_refused_standby_backs_off_and_a_press_still_connects",
+    "test_source_hands_over_a_capture_period_per_wake_up_with_honest_stamps",
+}
+"""Slow tests of otherwise quick files, by name: `script/test --quick` (pytest -m "not slow")
+leaves them out. A new test that takes seconds gets `@pytest.mark.slow` where it is written."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if item.path.name in SLOW_FILES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

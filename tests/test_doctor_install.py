@@ -24,7 +24,7 @@ def _cfg(tmp_path: Path, endpoint: str, mqtt_port: int, audio: bytes) -> Path:
         toml_dump(
             {
                 "device": {"id": "doc", "state_dir": str(tmp_path / "state")},
-                "agent": {"endpoint": endpoint, "agent_id": "a"},
+                "agent": {"endpoint": endpoint, "agent_id": "a", "public_key": "doctor-test-key"},
                 "audio": {"input": f"file:{clip}", "output": "null"},
                 "button": {"source": "gpio", "pin": 17},
                 "led": {"pin": 27},

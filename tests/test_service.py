@@ -115,8 +115,9 @@ def test_watchdog_stops_when_capture_stalls_and_resumes_after(tmp_path: Path, si
         assert "audio_recovered" in events
 
 
-def test_sigterm_mid_conversation_exits_0_fast_with_the_session_stored(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
-    cfg = _config(tmp_path, sim)
+@pytest.mark.parametrize("echo_cancel", [False, True], ids=["plain", "echo-cancel"])
+def test_sigterm_mid_conversation_exits_0_fast_with_the_session_stored(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess], echo_cancel: bool) -> None:
+    cfg = _config(tmp_path, sim, audio={"echo_cancel": echo_cancel})
     d = DaemonProcess(cfg)
     daemons.append(d)
     d.wait_log("ready: device")
@@ -191,6 +192,7 @@ def test_unit_file_carries_the_required_keys() -> None:
     assert k["ProtectSystem"] == ["strict"]
     assert any("alsa" in v for v in k["DeviceAllow"]) and any("gpiochip" in v for v in k["DeviceAllow"])
     assert k["ExecStart"][0].endswith("edge-agent run -c /etc/edge-agent/config.toml")
+    assert k["MemoryMax"] == ["192M"] and "`MemoryMax=192M`" in (REPO / "README.md").read_text()  # a bound on what anyone can make the kiosk buffer
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

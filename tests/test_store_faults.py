@@ -324,7 +324,7 @@ class Recorder:
     def start(self) -> None:
         pass
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
         self.states.append((state, session_id, continued_from))
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:

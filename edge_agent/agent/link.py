@@ -15,21 +15,18 @@ import logging
 import socket
 import ssl
 import time
-import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.extensions.base import Extension
-from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate
-from websockets.frames import Frame, Opcode
-from websockets.typing import ExtensionParameter
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
+from edge_agent.core.ratelimit import LogThrottle
 from edge_agent.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -37,7 +34,13 @@ log = logging.getLogger(__name__)
 FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 """Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
 RETRYABLE_HTTP = frozenset({408, 425, 429})
-BAD_FRAMES_LOGGED = 5
+MAX_MESSAGE_BYTES = 256 * 1024
+"""Largest message the agent may send: 8 s of 16 kHz audio in one chunk, or a JSON event four
+times the longest text we keep (protocol.MAX_TEXT_FRAME_CHARS). Anything larger closes the link
+(1009) before it is buffered; the official client's chunks are a few KiB."""
+MAX_QUEUED_MESSAGES = 8
+"""Received messages websockets buffers before it stops reading the socket: with
+MAX_MESSAGE_BYTES, at most 2 MiB parked by a server (instead of 16 x 4 MiB)."""
 SEND_BUFFER_BYTES = 32 * 1024
 """Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
@@ -60,42 +63,6 @@ def read_in_small_chunks(transport: asyncio.BaseTransport) -> bool:
     return True
 
 
-UPLINK_DEFLATE = {"memLevel": 5, "level": 1, "strategy": zlib.Z_RLE}
-"""zlib settings for what we do compress: the gate's silence (to ~1 %) and JSON messages."""
-
-
-class SilenceDeflate(PerMessageDeflate):
-    """permessage-deflate (agent.compression) that compresses only what shrinks.
-
-    While the gate is closed the kiosk streams digital silence, which deflate shrinks to ~1 %:
-    a closed gate then costs next to no bandwidth. Speech shrinks by ~8 % at most, for ~90 us of
-    CPU per 30 ms frame on a small core, so audio that is not all zeros goes out as an
-    uncompressed message (RSV1 unset), which RFC 7692 allows at any time; text still shrinks.
-    """
-
-    def encode(self, frame: Frame) -> Frame:
-        if frame.opcode is Opcode.BINARY and frame.fin and bytes(frame.data).strip(b"\0"):
-            return frame  # audio that is not silence: as it is
-        return super().encode(frame)
-
-
-class SilenceDeflateFactory(ClientPerMessageDeflateFactory):
-    """Offers permessage-deflate like websockets' own client and runs it as SilenceDeflate."""
-
-    def __init__(self) -> None:
-        super().__init__(compress_settings=UPLINK_DEFLATE)
-
-    def process_response_params(self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]) -> PerMessageDeflate:
-        agreed = super().process_response_params(params, accepted_extensions)
-        return SilenceDeflate(
-            agreed.remote_no_context_takeover,
-            agreed.local_no_context_takeover,
-            agreed.remote_max_window_bits,
-            agreed.local_max_window_bits,
-            UPLINK_DEFLATE,
-        )
-
-
 @dataclass
 class LinkStats:
     """Counters shared by every link of the daemon (the metrics read them)."""
@@ -106,6 +73,9 @@ class LinkStats:
     frames_dropped: int = 0
     rtt_ms: float | None = None
     bad_frames: int = 0
+    frame_log: LogThrottle = field(default_factory=lambda: LogThrottle(first=5, every_s=60.0))
+    """Every frame the links skip (malformed, unknown method, audio before onready) is logged
+    through this one limiter: a few, then one a minute saying how many were left out."""
     connects: int = 0
     capture_to_wire_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
     """Recent delays from a live frame's capture to its bytes handed to the socket."""
@@ -124,16 +94,14 @@ def classify(exc: BaseException) -> tuple[bool, str]:
         code = rcvd.code if rcvd is not None else 1006
         fatal = code in FATAL_CLOSE_CODES or 4000 <= code <= 4999
         reason = rcvd.reason if rcvd is not None and rcvd.reason else ""
-        return fatal, f"close_{code}" + (f" {reason[:60]}" if reason else "")
+        return fatal, f"close_{code}" + (f" {reason[:60]!r}" if reason else "")  # server text: repr
     if isinstance(exc, ssl.SSLCertVerificationError):
         return True, f"tls: {exc.verify_message}"
     if isinstance(exc, (InvalidURI, ValueError)):
         return True, f"bad endpoint: {exc}"
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return False, "timeout"
-    if isinstance(exc, (OSError, InvalidHandshake, EOFError)):
-        return False, f"{type(exc).__name__}: {str(exc)[:80]}"
-    return False, f"{type(exc).__name__}: {str(exc)[:80]}"
+    return False, f"{type(exc).__name__}: {str(exc)[:80]!r}"  # may quote the server: repr
 
 
 class AgentLink:
@@ -161,7 +129,6 @@ class AgentLink:
         self.ready = False
         self.first_audio_sent_at: float | None = None
         self.ready_at: float | None = None
-        self._bad_here = 0
         self._heard_at = 0.0
         """Loop time of the newest message from the agent (the dead-link watch reads it)."""
         self._continuation: str | None = None
@@ -248,7 +215,8 @@ class AgentLink:
                 open_timeout=self.settings.connect_timeout_s,
                 ping_interval=None,  # our own JSON ping measures RTT and feeds the dead timer
                 close_timeout=1.0,
-                max_size=4 * 1024 * 1024,
+                max_size=MAX_MESSAGE_BYTES,
+                max_queue=MAX_QUEUED_MESSAGES,
                 write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
                 compression="deflate" if self.settings.compression else None,
                 extensions=[SilenceDeflateFactory()] if self.settings.compression else None,
@@ -290,14 +258,20 @@ class AgentLink:
 
     async def _hold(self, ws: ClientConnection, activated: asyncio.Event) -> bool:
         """A standby waits for `activate` (True), for `hold_s` to pass (False), or for the
-        server to close it (raises ConnectionClosed, so the close is classified like any other)."""
+        server to close it (raises ConnectionClosed, so the close is classified like any other).
+        Before `initiate` the server has nothing to say: a message ends the standby at once
+        (ProtocolError), so a server cannot park data in a socket nobody reads yet."""
         closed = asyncio.ensure_future(ws.wait_closed())
         woken = asyncio.ensure_future(activated.wait())
+        heard = asyncio.ensure_future(ws.recv())  # websockets: cancelling recv loses nothing
         try:
-            await asyncio.wait({closed, woken}, timeout=self._hold_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({closed, woken, heard}, timeout=self._hold_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            closed.cancel()
-            woken.cancel()
+            for waiter in (closed, woken, heard):
+                waiter.cancel()
+            await asyncio.gather(closed, woken, heard, return_exceptions=True)  # recv done before the next
+        if heard.done() and not heard.cancelled() and heard.exception() is None:
+            raise ProtocolError("the server sent a message to a standby before initiate")
         if activated.is_set():
             return True
         if closed.done() and not closed.cancelled():
@@ -325,20 +299,23 @@ class AgentLink:
             if isinstance(msg, bytes):
                 self.stats.bytes_down += len(msg)
                 if not self.ready:
-                    log.debug("agent audio before onready (%d bytes), not played", len(msg))
+                    self._skipped(f"audio before onready ({len(msg)} bytes), not played", logging.DEBUG)
                     continue
                 self._emit(c.AgentAudio(self.link_id, msg))
                 continue
             try:
                 event = p.parse_server_text(msg)
             except ProtocolError as exc:
-                self._bad_frame(exc)
+                self.stats.bad_frames += 1
+                self._skipped(f"a bad frame, skipped: {exc}", logging.WARNING)
+                if not self.ready:  # its first words must make sense (a session id, above all)
+                    raise ProtocolError(f"bad frame before onready: {exc}") from None
                 continue
             if isinstance(event, p.Pong):
                 self.stats.rtt_ms = max(0.0, time.time() * 1000.0 - event.sent_ms)
                 continue
             if isinstance(event, p.Unknown):
-                log.info("agent sent unknown method %r, ignored", event.method)
+                self._skipped(f"unknown method {event.method!r}, ignored", logging.INFO)
                 continue
             if isinstance(event, p.OnReady):
                 self.ready = True
@@ -350,15 +327,15 @@ class AgentLink:
                 self._closing = True
                 return
 
-    def _bad_frame(self, exc: ProtocolError) -> None:
-        """Logs the first few bad frames of a link, then only every thousandth: a broken or
-        hostile server must not flood the journal."""
-        self.stats.bad_frames += 1
-        self._bad_here += 1
-        n = self._bad_here
-        if n <= BAD_FRAMES_LOGGED or n % 1000 == 0:
-            more = f" ({n} bad frames on this link so far; logging every 1000th)" if n >= BAD_FRAMES_LOGGED else ""
-            log.warning("agent sent a bad frame, skipped: %s%s", exc, more)
+    def _skipped(self, what: str, level: int) -> None:
+        """Every frame skipped is logged through one limiter shared by all links: a broken or
+        hostile server must not flood the journal, whatever kind of frame it repeats."""
+        if not log.isEnabledFor(level):
+            return  # not spending the limiter on lines nobody sees
+        left_out = self.stats.frame_log.allow(time.monotonic())
+        if left_out is not None:
+            more = f" ({left_out} skipped frames left out of the log before this one)" if left_out else ""
+            log.log(level, "agent link %d: %s%s", self.link_id, what, more)
 
     async def _send(self, ws: ClientConnection) -> None:
         while not self._closing:

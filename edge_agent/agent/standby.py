@@ -55,11 +55,15 @@ class Standby:
         self._opened_at = now
         self.opened += 1
 
-    def take(self, link_id: int, emit: Callable[[c.Event], None], continuation: str | None) -> AgentLink | None:
-        """The standby as the conversation's link `link_id`, or None (then connect cold)."""
+    def take(self, link_id: int, emit: Callable[[c.Event], None], continuation: str | None, settings: AgentSettings | None = None) -> AgentLink | None:
+        """The standby as the conversation's link `link_id`, or None (then connect cold).
+        `settings`: another agent id or metadata for this conversation's `initiate` (the
+        socket itself depends only on the endpoint, which stays the same)."""
         link, self.link = self.link, None
         if link is None:
             return None
+        if settings is not None:
+            link.settings = settings  # read when `initiate` is built, after activation
         if link.activate(link_id, emit, continuation):
             self.taken += 1
             return link

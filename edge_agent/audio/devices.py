@@ -76,6 +76,9 @@ class PlaybackBuffer:
         self.before_change: Callable[[str], None] | None = None
         """Called with "write" or the control command on the caller's thread before the change,
         outside the lock: a clocked sink settles what has played so far (see FileSink)."""
+        self.tap: Callable[[bytes, float], None] | None = None
+        """The sink calls it (on its own thread) with each block it hands to the speaker and the
+        time.monotonic() its first sample is heard: the echo canceller's reference."""
 
     @property
     def queued_bytes(self) -> int:
@@ -144,12 +147,20 @@ def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
     """An open 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
     try:
         w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
-    except (OSError, wave.Error, EOFError) as exc:
-        raise AudioError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (wave.Error, EOFError) as exc:  # empty, not a WAV, or float / compressed samples
+        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({str(exc) or 'empty file'}); {convert_hint(path)}") from None
     if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
         w.close()
-        raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit")
+        raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit; {convert_hint(path)}")
     return w
+
+
+def convert_hint(path: str | Path) -> str:
+    """The command that turns any recording into what the gate and the file microphone read."""
+    out = Path(path).with_suffix("").name + "-16k.wav"
+    return f"convert it: ffmpeg -i {path} -ar 16000 -ac 1 -c:a pcm_s16le {out}  (or: sox {path} -r 16000 -c 1 -b 16 -e signed-integer {out})"
 
 
 def read_wav_16k_mono(path: str | Path) -> bytes:
@@ -313,6 +324,8 @@ class FileSink:
         due = min(int((now - self._head) * SAMPLE_RATE_HZ) * 2, self.buffer.queued_bytes)
         if due > 0:
             pcm, drained = self.buffer.read(due)
+            if self.buffer.tap is not None:
+                self.buffer.tap(pcm, self._head)
             self._head += due / (2 * SAMPLE_RATE_HZ)
             if self._wav is not None:
                 self._wav.writeframes(pcm)

@@ -2,13 +2,15 @@
 
 Two layers:
 - a *frame classifier* says "speech-like" per fixed frame (10/20/30 ms of 16 kHz int16):
-  `EdgeClassifier` (default) = webrtcvad AND the speech band standing clear of an adaptive noise
-  floor (minimum statistics over a few seconds), which is what makes it hold in pink noise and
-  hum; `WebrtcvadClassifier` is plain webrtcvad, kept as the baseline; silero is optional.
+  `CueClassifier` (cues.py, default) = speech cues beyond energy (band shape against the room's
+  noise, bangs, voicing, the visitor's own level); `EdgeClassifier` = webrtcvad AND the speech
+  band standing clear of an adaptive noise floor, the previous default; `WebrtcvadClassifier` is
+  plain webrtcvad, kept as the baseline; silero is optional.
 - the *gate* adds hysteresis: it opens after `min_speech_ms` of speech-like frames (a lone knock
   is one frame and never opens it), releases the `preroll_ms` ring buffer so no word loses its
   start, and stays open for `hangover_ms` after the last speech-like frame so the agent's
-  end-of-turn detection still hears the trailing silence.
+  end-of-turn detection still hears the trailing silence. `far_end(active)` asks for more
+  evidence while the kiosk's own speaker plays.
 
 While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
 the pre-roll burst sent at an onset is paid back by skipping as many silence frames later, so
@@ -19,29 +21,21 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Protocol
 
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, FrameClassifier, NoiseFloor
 from edge_agent.core.config import VadSettings
 from edge_agent.errors import AudioError
 
-ANALYSIS_MS = 30
-ANALYSIS_SAMPLES = SAMPLE_RATE_HZ * ANALYSIS_MS // 1000
-"""The edge classifier always analyses 30 ms blocks, whatever the capture frame size, so its
-thresholds mean the same at 10, 20 and 30 ms frames."""
+__all__ = ["NOISE", "SPEECH", "WEAK", "EdgeClassifier", "FrameClassifier", "SileroClassifier", "VadGate", "WebrtcvadClassifier", "gate_file_intervals", "make_classifier"]
 
-SPEECH, WEAK, NOISE = 2, 1, 0
-"""Frame levels: SPEECH may open the gate, WEAK only keeps an open gate open, NOISE neither."""
 WEAK_STEP = 1.0 / 3.0
 """How fast WEAK frames use up the hang-over: the gate closes at most 3 hang-overs after speech."""
-
-
-class FrameClassifier(Protocol):
-    def classify(self, frame: bytes) -> int:
-        """SPEECH, WEAK or NOISE for one frame."""
-        ...
+FAR_END_EXTRA_MS = 30
+"""More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
+the pre-roll grows by as much then, so the onset keeps its lead."""
 
 
 class WebrtcvadClassifier:
@@ -56,7 +50,7 @@ class WebrtcvadClassifier:
         return SPEECH if self._vad.is_speech(frame, SAMPLE_RATE_HZ) else NOISE
 
 
-class EdgeClassifier:
+class EdgeClassifier(BlockClassifier):
     """webrtcvad gated by the speech band's SNR over a minimum-statistics noise floor.
 
     Band energy (about 250-4000 Hz, in dB) comes from one real FFT per frame. The noise floor is
@@ -82,22 +76,16 @@ class EdgeClassifier:
     ) -> None:
         import webrtcvad
 
+        super().__init__()
         self._vad = webrtcvad.Vad(aggressiveness)
         n = ANALYSIS_SAMPLES
-        self._block_bytes = 2 * n
-        self._pending = bytearray()
-        self._level = NOISE
         freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE_HZ)
         band = np.nonzero((freqs >= band_hz[0]) & (freqs < band_hz[1]))[0]
         self._lo, self._hi = int(band[0]), int(band[-1]) + 1
         self._window = np.hanning(n).astype(np.float32)
         self.snr_db = snr_db
         self.loud_snr_db = loud_snr_db
-        block_frames = max(1, int(0.25 * 1000 / ANALYSIS_MS))
-        self._block_frames = block_frames
-        self._blocks: deque[float] = deque(maxlen=max(2, int(floor_window_s * 1000 / ANALYSIS_MS / block_frames)))
-        self._block_min = math.inf
-        self._block_count = 0
+        self._floor = NoiseFloor(floor_window_s)
         self.floor_db = math.inf
         self.band_db = 0.0
         self.jitter_k = jitter_k
@@ -106,17 +94,6 @@ class EdgeClassifier:
         self.jitter_db = 1.0
         """Mean frame-to-frame change of the band level in noise: how much noise alone wobbles."""
         self._prev_db = 0.0
-
-    def classify(self, frame: bytes) -> int:
-        """Level of the newest 30 ms analysis block (frames of 10/20 ms share the 30 ms grid)."""
-        if len(frame) == self._block_bytes and not self._pending:
-            self._level = self._analyse(frame)
-            return self._level
-        self._pending += frame
-        while len(self._pending) >= self._block_bytes:
-            self._level = self._analyse(bytes(self._pending[: self._block_bytes]))
-            del self._pending[: self._block_bytes]
-        return self._level
 
     def _analyse(self, frame: bytes) -> int:
         x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
@@ -127,17 +104,7 @@ class EdgeClassifier:
         energy = float(np.square(spec.real).sum() + np.square(spec.imag).sum())
         band_db = 10.0 * math.log10(energy + 1.0)
         self.band_db = band_db
-        # minimum statistics: min of the current block and of the last few completed blocks
-        if band_db < self._block_min:
-            self._block_min = band_db
-        self._block_count += 1
-        if self._block_count >= self._block_frames:
-            self._blocks.append(self._block_min)
-            self._block_min = math.inf
-            self._block_count = 0
-        floor = min(self._blocks) if self._blocks else self._block_min
-        if self._block_min < floor:
-            floor = self._block_min
+        floor = self._floor.update(band_db)
         self.floor_db = floor
         snr = band_db - floor
         margin = max(self.snr_db, self.jitter_k * self.jitter_db)
@@ -179,6 +146,10 @@ def make_classifier(settings: VadSettings) -> FrameClassifier:
         return WebrtcvadClassifier(settings.aggressiveness)
     if settings.engine == "silero":
         return SileroClassifier()
+    if settings.engine == "cues":
+        from edge_agent.audio.cues import CueClassifier
+
+        return CueClassifier(settings.aggressiveness)
     return EdgeClassifier(settings.aggressiveness)
 
 
@@ -190,8 +161,16 @@ class VadGate:
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.silence = bytes(self.frame_bytes)
         self.classifier = classifier or make_classifier(settings)
-        self._preroll: deque[bytes] = deque(maxlen=max(1, settings.preroll_ms // frame_ms))
-        self._min_run = max(1, math.ceil(settings.min_speech_ms / frame_ms))
+        self._preroll_frames = max(1, settings.preroll_ms // frame_ms)
+        self._far_extra = max(1, round(FAR_END_EXTRA_MS / frame_ms))
+        # room for the longer pre-roll used while the far end plays (the later decision keeps its lead)
+        self._preroll: deque[bytes] = deque(maxlen=self._preroll_frames + self._far_extra)
+        self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))
+        self._min_run = self._min_run_near
+        self._min_run_far = self._min_run_near + self._far_extra
+        self._far_end = False
+        self._tells_classifier = hasattr(self.classifier, "gate_open")
+        """Classifiers with `gate_open`/`far_end` attributes (CueClassifier) are told both."""
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
         self._run = 0  # consecutive speech-like frames while closed
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
@@ -204,6 +183,23 @@ class VadGate:
         """Frames sent ahead of real time by pre-roll bursts, to be paid back from silence."""
         self.frames_sent = 0
         self.frames_gated = 0
+
+    def _set_open(self, is_open: bool) -> None:
+        self.is_open = is_open
+        if self._tells_classifier:
+            self.classifier.gate_open = is_open  # type: ignore[attr-defined]
+
+    def far_end(self, active: bool) -> None:
+        """The kiosk's speaker started (True) or stopped (False) playing agent audio or earcons.
+
+        While it plays, the room also holds the kiosk's own voice (whatever the echo canceller
+        leaves): opening then needs FAR_END_EXTRA_MS more of speech-like frames (the pre-roll
+        grows by as much, so the onset keeps its lead), and a classifier that can (CueClassifier)
+        also wants a clearer speech shape. An open gate stays open: the visitor may barge in."""
+        self._far_end = active
+        self._min_run = self._min_run_far if active else self._min_run_near
+        if self._tells_classifier:
+            self.classifier.far_end = active  # type: ignore[attr-defined]
 
     def push(self, frame: bytes) -> tuple[bytes, ...]:
         """One captured frame in; the frames to put on the wire now out (maybe none)."""
@@ -220,7 +216,7 @@ class VadGate:
             else:
                 self._quiet += WEAK_STEP if level == WEAK else 1.0
                 if self._quiet > self._hang_frames:
-                    self.is_open = False
+                    self._set_open(False)
                     self._run = 0
                     self._preroll.clear()
             if self.is_open:
@@ -229,9 +225,10 @@ class VadGate:
         else:
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= self._min_run:
-                self.is_open = True
+                self._set_open(True)
                 self._quiet = 0.0
-                burst = (*self._preroll, frame)
+                keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
+                burst = (*list(self._preroll)[-keep:], frame)
                 self._preroll.clear()
                 self.open_since = index - len(burst) + 1
                 self.debt += len(burst) - 1

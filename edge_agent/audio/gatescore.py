@@ -3,7 +3,8 @@
 Three figures, the ones the gate must meet on every recording:
 - speech_recall: share of labelled speech time that was sent;
 - onset_ok: share of labelled onsets sent together with the `onset_lead_s` before them;
-- idle_share: share of the audio farther than `far_s` from any speech that was sent anyway.
+- idle_share: share of the idle audio that was sent anyway, idle counted strictly: everything more
+  than `before_s` (0.5 s) before an utterance or more than `after_s` (1.0 s) after one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.errors import EdgeAgentError
+
 Intervals = list[tuple[float, float]]
+LABELS_SHAPE = 'expected {"duration_s": 55.2, "speech": [[1.0, 2.5], ...]} (seconds), as in tests/data/'
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,21 @@ class Labels:
 
     @classmethod
     def load(cls, path: str | Path) -> Labels:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(float(data["duration_s"]), [(float(a), float(b)) for a, b in data["speech"]])
+        """A `.labels.json` file; anything else is one EdgeAgentError naming the file."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise EdgeAgentError(f"cannot read labels {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise EdgeAgentError(f"{path}: not JSON ({exc}); {LABELS_SHAPE}") from None
+        if not isinstance(data, dict):
+            raise EdgeAgentError(f"{path}: not a labels file (a JSON {type(data).__name__}, not an object); {LABELS_SHAPE}")
+        try:
+            return cls(float(data["duration_s"]), [(float(a), float(b)) for a, b in data["speech"]])
+        except KeyError as exc:
+            raise EdgeAgentError(f"{path}: not a labels file (no {exc} key); {LABELS_SHAPE}") from None
+        except (TypeError, ValueError) as exc:
+            raise EdgeAgentError(f"{path}: not a labels file ({exc}); {LABELS_SHAPE}") from None
 
 
 @dataclass(frozen=True)
@@ -66,9 +83,9 @@ def _length(iv: Intervals) -> float:
     return sum(b - a for a, b in iv)
 
 
-def far_from_speech(labels: Labels, far_s: float) -> Intervals:
-    """The parts of the recording more than `far_s` away from any labelled speech."""
-    near = _merge([(max(0.0, a - far_s), min(labels.duration_s, b + far_s)) for a, b in labels.speech])
+def far_from_speech(labels: Labels, before_s: float, after_s: float) -> Intervals:
+    """The idle parts: more than `before_s` before and more than `after_s` after any labelled speech."""
+    near = _merge([(max(0.0, a - before_s), min(labels.duration_s, b + after_s)) for a, b in labels.speech])
     out: Intervals = []
     t = 0.0
     for a, b in near:
@@ -80,7 +97,7 @@ def far_from_speech(labels: Labels, far_s: float) -> Intervals:
     return out
 
 
-def score(sent: Intervals, labels: Labels, onset_lead_s: float = 0.1, far_s: float = 1.5, tolerance_s: float = 0.005) -> GateScore:
+def score(sent: Intervals, labels: Labels, onset_lead_s: float = 0.1, before_s: float = 0.5, after_s: float = 1.0, tolerance_s: float = 0.005) -> GateScore:
     """Scores `sent` (seconds of the input that were transmitted) against `labels`."""
     sent = _merge(sent)
     speech = _merge(labels.speech)
@@ -90,7 +107,7 @@ def score(sent: Intervals, labels: Labels, onset_lead_s: float = 0.1, far_s: flo
     for a, _ in labels.speech:
         want = (max(0.0, a - onset_lead_s), a)
         onsets_ok += _overlap(sent, [want]) >= (want[1] - want[0]) - tolerance_s
-    far = far_from_speech(labels, far_s)
+    far = far_from_speech(labels, before_s, after_s)
     far_len = _length(far)
     idle = _overlap(sent, far) / far_len if far_len else 0.0
     return GateScore(recall, onsets_ok / len(labels.speech) if labels.speech else 1.0, idle, _length(sent) / labels.duration_s if labels.duration_s else 0.0)

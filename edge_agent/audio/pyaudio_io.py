@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
+from edge_agent.audio.quiet import quiet_native_stderr
 from edge_agent.audio.resample import Resampler, to_channels, to_mono
 from edge_agent.errors import AudioError
 
@@ -33,6 +34,17 @@ def _pyaudio() -> Any:
     except ImportError:
         raise AudioError("PyAudio is not installed (pip install pyaudio; apt install portaudio19-dev)") from None
     return pyaudio
+
+
+def _new_pa(pyaudio: Any) -> Any:
+    """PortAudio initialised without its backends' chatter on stderr (see audio/quiet.py)."""
+    with quiet_native_stderr():
+        return pyaudio.PyAudio()
+
+
+def _terminate(pa: Any) -> None:
+    with quiet_native_stderr():
+        pa.terminate()
 
 
 def find_device(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
@@ -114,7 +126,7 @@ class PyAudioSource:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         pyaudio = _pyaudio()
-        self._pa = pyaudio.PyAudio()
+        self._pa = _new_pa(pyaudio)
         info = find_device(self._pa, self.spec, want_input=True)
         self._loop, self._on_frame = loop, on_frame
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
@@ -183,13 +195,24 @@ class PyAudioSink:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
-        self._pa = pyaudio.PyAudio()
+        self._pa = _new_pa(pyaudio)
         info = find_device(self._pa, self.spec, want_input=False)
         self._loop, self._on_drained = loop, on_drained
         self._continue = pyaudio.paContinue
         self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
+        self._rate = rate
+        self._latency_s = float(self._stream.get_output_latency())
         self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
         self._stream.start_stream()
+
+    def _dac_delay(self, time_info: Any) -> float:
+        """Seconds from this callback until its first sample leaves the DAC: PortAudio's own
+        timestamps when it gives sane ones, else the stream's reported output latency."""
+        try:
+            delay = float(time_info["output_buffer_dac_time"]) - float(time_info["current_time"])
+        except (KeyError, TypeError, ValueError):
+            delay = -1.0
+        return delay if 0.0 < delay < 1.0 else self._latency_s
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
         try:
@@ -201,8 +224,12 @@ class PyAudioSink:
                 self.clear_took_effect_at = index
             drained = False
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
+            tap = self.buffer.tap
+            heard_at = time.monotonic() + self._dac_delay(time_info) if tap is not None else 0.0
             while len(self._fifo) < frame_count:
                 pcm, d = self.buffer.read(step)
+                if tap is not None:  # the echo canceller's reference: what is heard, and when
+                    tap(pcm, heard_at + len(self._fifo) / self._rate)
                 drained = drained or d
                 self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
@@ -226,13 +253,13 @@ def _close(stream: Any, pa: Any) -> None:
     except OSError:
         pass
     if pa is not None:
-        pa.terminate()
+        _terminate(pa)
 
 
 def list_devices() -> list[dict[str, Any]]:
     """Every device with its channels, default rate and whether it opens 16 kHz mono directly."""
     pyaudio = _pyaudio()
-    pa = pyaudio.PyAudio()
+    pa = _new_pa(pyaudio)
     try:
         out = []
         for i in range(pa.get_device_count()):
@@ -247,15 +274,17 @@ def list_devices() -> list[dict[str, Any]]:
             out.append(row)
         return out
     finally:
-        pa.terminate()
+        _terminate(pa)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from edge_agent.core import config
+    from edge_agent.core.logs import setup_logging
 
     settings = config.load(args.config)
+    setup_logging(args.log_level or settings.log.level)  # debug shows the backends' own chatter
     pyaudio = _pyaudio()
-    pa = pyaudio.PyAudio()
+    pa = _new_pa(pyaudio)
     chosen = {}
     for spec, want_input in ((settings.audio.input, True), (settings.audio.output, False)):
         if spec.startswith("file:") or spec == "null":
@@ -264,7 +293,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
             chosen[want_input] = find_device(pa, spec, want_input)["index"]
         except AudioError as exc:
             print(f"! {exc}")
-    pa.terminate()
+    _terminate(pa)
     print(f"{'':2}{'idx':>3}  {'in':>2} {'out':>3} {'rate':>6}  16k-in 16k-out  name")
     for d in list_devices():
         mark = ("I" if chosen.get(True) == d["index"] else " ") + ("O" if chosen.get(False) == d["index"] else " ")

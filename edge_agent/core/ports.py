@@ -15,7 +15,7 @@ class Reporter(Protocol):
 
     def start(self) -> None: ...
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None: ...
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None: ...
 
     def event(self, kind: str, fields: dict[str, Any]) -> None: ...
 
@@ -28,7 +28,7 @@ class NullReporter:
     def start(self) -> None:
         pass
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
         pass
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:
@@ -68,10 +68,10 @@ def describe(kind: str, f: dict[str, Any]) -> str:
         return "press: " + ("fresh session" if f["fresh"] else f"continue {f['continue_session_id']}" if f["continue_session_id"] else "nothing to continue, new session")
     if kind == "conversation_ended":
         return f"conversation ended ({f['reason']}) after {f['duration_s']:.1f} s, session {f['session_id']}"
-    if kind == "transcript":
-        return f"visitor: {f['text']}"
+    if kind == "transcript":  # server text: repr, so a newline or an escape code cannot forge a line
+        return f"visitor: {f['text']!r}"
     if kind == "response_text":
-        return f"agent: {f['text']}"
+        return f"agent: {f['text']!r}"
     if kind == "response_latency":
         return f"response latency {f['ms']:.0f} ms (start_answering -> first audio)"
-    return f"{kind}: " + ", ".join(f"{k}={v}" for k, v in f.items())
+    return f"{kind}: " + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in f.items())

@@ -9,6 +9,7 @@ See docs of the vendor client summarised in the README.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -16,6 +17,10 @@ from edge_agent.errors import ProtocolError
 
 MAX_TEXT_FRAME_CHARS = 256 * 1024
 """Text frames beyond this are rejected before JSON parsing (a server bug must not eat memory)."""
+
+SESSION_ID_CHARS = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""What a session id may be: it is stored, logged, put in STATUS= for systemd and published over
+MQTT, so a server's id with a newline, a control character or a megabyte of text is refused."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +169,8 @@ def parse_server_text(text: str) -> ServerMessage:
     if method == "onready":
         payload = msg.get("payload")
         sid = payload.get("session_id") if isinstance(payload, dict) else None
-        if not isinstance(sid, str) or not sid or len(sid) > 256:
-            raise ProtocolError("onready without a usable payload.session_id")
+        if not isinstance(sid, str) or not SESSION_ID_CHARS.fullmatch(sid):
+            raise ProtocolError(f"onready without a usable payload.session_id (letters, digits and ._:- up to 128 wanted): {str(sid)[:40]!r}")
         return OnReady(sid)
     if method == "pong":
         try:

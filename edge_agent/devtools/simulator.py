@@ -7,6 +7,10 @@ with Data Opt-Out). It finds the end of each visitor utterance by energy, then a
 `ontranscript`, `start_answering`, `onresponsetext` and the utterance played back plus a short
 tone, paced at real time; a visitor talking over the reply gets `clear`. It can hang up after N
 turns or when told to. Everything received is recorded for tests to assert on.
+
+Hostile modes play servers a kiosk must survive: `drop_after_ready` (accepts, says onready, cuts
+the socket), `bad_session_id` (an onready with this id, say one with a newline), `greet_bytes`
+(sends that much binary before `initiate`, to park data in a standby link).
 """
 
 from __future__ import annotations
@@ -79,6 +83,9 @@ class AgentSimulator:
         reject_status: int | None = None,
         close_code: int | None = None,
         initiate_timeout_s: float = 10.0,
+        drop_after_ready: bool = False,
+        bad_session_id: str | None = None,
+        greet_bytes: int = 0,
     ) -> None:
         """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
         `close_code`: close every session right after onready with this code (a policy close);
@@ -93,6 +100,11 @@ class AgentSimulator:
         self.reject_status = reject_status
         self.close_code = close_code
         self.initiate_timeout_s = initiate_timeout_s
+        self.drop_after_ready = drop_after_ready
+        self.bad_session_id = bad_session_id
+        self.greet_bytes = greet_bytes
+        self.early_closes = 0
+        """Sockets the client closed before sending initiate."""
         self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
@@ -133,11 +145,16 @@ class AgentSimulator:
                 await ws.send(p.server_to_wire("onsessionended"))
                 await ws.close()
 
-    async def control(self, method: str, session_id: str | None = None) -> float:
-        """Sends a bare control message (`clear`, `pause`, ...); returns time.monotonic() of the send."""
+    async def control(self, method: str, session_id: str | None = None, data: Any = None, payload: Any = None) -> float:
+        """Sends a control message (`clear`, `pause`, any method, with data and payload if given);
+        returns time.monotonic() of the send."""
         ws = self._open_conn(session_id)
-        await ws.send(p.server_to_wire(method))
+        await ws.send(p.server_to_wire(method, data, payload))
         return time.monotonic()
+
+    async def send_raw(self, message: str | bytes, session_id: str | None = None) -> None:
+        """Sends one message as it is (a hostile server's oversized frame, say)."""
+        await self._open_conn(session_id).send(message)
 
     async def say(self, audio: bytes, session_id: str | None = None) -> None:
         """Sends agent audio at once, in 20 ms chunks (no pacing: fills the kiosk's speaker queue)."""
@@ -165,9 +182,14 @@ class AgentSimulator:
         self.connections += 1
         read_in_small_chunks(ws.transport)
         try:
+            for off in range(0, self.greet_bytes, 64 * 1024):  # hostile: talks before initiate
+                await ws.send(bytes(min(64 * 1024, self.greet_bytes - off)))
             first = await asyncio.wait_for(ws.recv(), timeout=self.initiate_timeout_s)
             init = p.Initiate.from_wire(json.loads(first))
         except (asyncio.TimeoutError, ValueError, ProtocolError, ConnectionClosed) as exc:
+            if isinstance(exc, ConnectionClosed):
+                self.early_closes += 1
+                return
             log.warning("simulator: bad or missing initiate: %s", exc)
             await ws.close(1008, "initiate expected")
             return
@@ -176,13 +198,15 @@ class AgentSimulator:
             return
         cont = None if self.data_opt_out else init.continue_session_id
         earlier = self._turns.get(cont, 0) if cont else 0
-        sess = SimSession(uuid.uuid4().hex, json.loads(first), cont if cont in self._turns else None, earlier)
+        sess = SimSession(self.bad_session_id or uuid.uuid4().hex, json.loads(first), cont if cont in self._turns else None, earlier)
         self.sessions.append(sess)
         self._turns[sess.session_id] = earlier
         self._conns[sess.session_id] = ws
         await self._send(ws, sess, "onready", payload={"session_id": sess.session_id})
         if self.close_code is not None:
             await ws.close(self.close_code, "closed by the simulator")
+        if self.drop_after_ready:
+            ws.transport.abort()
         try:
             await self._converse(ws, sess)
         except ConnectionClosed:

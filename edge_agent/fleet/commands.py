@@ -1,6 +1,7 @@
 """Remote commands (MQTT `<prefix>/<id>/cmd`): parsing and validation, nothing else.
 
-A command is a JSON object `{"action": ..., "id": optional}`. Anything else — not JSON, not an
+A command is a JSON object `{"action": ..., "id": optional}`; `press`, `resume` and `new` may
+name a `"slot"` (an operator's label, used as given: letters, digits, `_ . -`, at most 64). Anything else — not JSON, not an
 object, too big, an unknown action, a bad id — is a `CommandError` with one clear message, and
 changes nothing. No command ever runs a shell: each action maps to one Conversation event or one
 store call in the kiosk.
@@ -11,9 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from edge_agent.core.slots import SlotError, check_slot
 from edge_agent.errors import EdgeAgentError
 
 ACTIONS = ("press", "long_press", "resume", "new", "end", "forget_sessions", "ping")
+SLOT_ACTIONS = ("press", "resume", "new")
 MAX_COMMAND_BYTES = 4096
 
 
@@ -27,6 +30,7 @@ class CommandError(EdgeAgentError):
 class Command:
     action: str
     id: str | int | None = None
+    slot: str | None = None
 
 
 def parse_command(payload: bytes) -> Command:
@@ -46,7 +50,15 @@ def parse_command(payload: bytes) -> Command:
         raise CommandError("missing 'action'", cid)
     if action not in ACTIONS:
         raise CommandError(f"unknown action {action[:40]!r}; known: {', '.join(ACTIONS)}", cid)
-    unknown = sorted(set(data) - {"action", "id"})
+    unknown = sorted(set(data) - {"action", "id", "slot"})
     if unknown:
         raise CommandError(f"unknown field {unknown[0][:40]!r}", cid)
-    return Command(action, cid)
+    slot = data.get("slot")
+    if slot is not None:
+        if action not in SLOT_ACTIONS:
+            raise CommandError(f"'slot' goes with {', '.join(SLOT_ACTIONS)} only", cid)
+        try:
+            check_slot(slot)
+        except SlotError as exc:
+            raise CommandError(str(exc), cid) from None
+    return Command(action, cid, slot)

@@ -2,17 +2,24 @@
 
 Topic contract (prefix `mqtt.topic_prefix`, `<id>` = device.id), used by tools outside the project:
 - `<prefix>/<id>/availability`: retained `online`/`offline`; `offline` is also the last will.
-- `<prefix>/<id>/state`: retained JSON {state, session_id, continued_from, since, version}.
+- `<prefix>/<id>/state`: retained JSON {state, session_id, continued_from, slot, since, version}.
 - `<prefix>/<id>/event`: JSON events, not retained.
 - `<prefix>/<id>/metrics`: JSON every `mqtt.metrics_interval_s`.
 - `<prefix>/<id>/cmd` in, `<prefix>/<id>/cmd/result` out (see `commands`).
 - Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`), published after each
   connect's clean-up of stale configs (see `discovery_sync`).
+- `<prefix>/_sessions/<agent>/<slot>`: shared session pointers, through `send`/`follow` (see `share`).
 
 paho runs its own network thread and reconnect loop. Every callback body is guarded; commands
 go to the event loop through `on_command` (the kiosk uses call_soon_threadsafe); nothing here
 blocks the audio path. With the broker down the kiosk works as before: state is re-published on
 every (re)connect, and events wait in a bounded queue.
+
+Anyone who can publish to the broker is untrusted: the kiosk speaks MQTT 5 and tells the broker
+its Maximum Packet Size (MAX_PACKET_BYTES), so a huge publish is dropped by the broker instead
+of being buffered whole here; a retained command is refused (it would run again at every
+(re)connect); malformed commands get an error. Rate limits on what commands start are the
+Conversation's (the same for the button).
 """
 
 from __future__ import annotations
@@ -27,17 +34,23 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_agent import __version__
 from edge_agent.core.config import MqttSettings
 from edge_agent.errors import ConfigError
-from edge_agent.fleet.commands import Command, CommandError, parse_command
+from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
 from edge_agent.fleet.discovery_sync import DiscoveryCleanup
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_EVENTS = 200
+MAX_PACKET_BYTES = 4 * MAX_COMMAND_BYTES
+"""Largest MQTT packet the kiosk accepts (MQTT 5 Maximum Packet Size, sent on CONNECT): a
+command plus topic and headers. A conforming broker (mosquitto >= 1.6) does not deliver larger
+messages to the kiosk at all; brokers should also cap what they accept (`max_packet_size`)."""
 Reply = Callable[[dict[str, Any]], None]
 
 
@@ -53,9 +66,9 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
+def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> mqtt.Client:
     """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:
@@ -75,12 +88,14 @@ class StatusReporter:
         self.base = f"{settings.topic_prefix}/{device_id}"
         self._on_command = on_command
         self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "since": _now_iso(), "version": __version__}
+        self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "slot": None, "since": _now_iso(), "version": __version__}
+        self._followed: list[str] = []
         self.connected = threading.Event()
         self.connects = 0
         self.events_dropped = 0
         self.bad_commands = 0
-        self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}")
+        self._closing = False
+        self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
         self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, _guard)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
@@ -96,11 +111,14 @@ class StatusReporter:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        limits = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        limits.MaximumPacketSize = MAX_PACKET_BYTES  # type: ignore[attr-defined]  # paho sets properties by name
+        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s, properties=limits)
         self._client.loop_start()
 
     def close(self) -> None:
         """Clean shutdown: `offline` retained (the will is not sent on a clean disconnect)."""
+        self._closing = True  # the disconnect that follows is ours: no warning about it
         try:
             if self.connected.is_set():
                 info = self._client.publish(self.topic("availability"), "offline", qos=self.settings.qos, retain=True)
@@ -119,7 +137,7 @@ class StatusReporter:
         self.connected.set()
         log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
         qos = self.settings.qos
-        client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos)])
+        client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos), *((f, qos) for f in self._followed)])
         client.publish(self.topic("availability"), "online", qos=qos, retain=True)
         with self._lock:
             state = json.dumps(self._state)
@@ -129,6 +147,9 @@ class StatusReporter:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
         self.discovery.disconnected()
+        if self._closing:
+            log.debug("mqtt: disconnected (%s), shutting down", reason)
+            return
         log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -142,6 +163,9 @@ class StatusReporter:
             self.bad_commands += 1
             self.result({"id": exc.command_id, "ok": False, "error": str(exc)})
             return
+        if msg.retain:  # replayed by the broker at every (re)connect: never acted on
+            self.result({"id": cmd.id, "action": cmd.action, "ok": False, "error": "retained command ignored: publish commands without the retain flag"})
+            return
         self._on_command(cmd, self.result)
 
     # ------------------------------------------------------------------ publishing (any thread)
@@ -150,9 +174,25 @@ class StatusReporter:
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.events_dropped += 1
 
-    def state(self, state: str, session_id: str | None, continued_from: str | None) -> None:
+    def send(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Publishes on any topic (shared session pointers); paho queues it while offline.
+        False when the bounded queue is full (counted as dropped)."""
+        info = self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.events_dropped += 1
+            return False
+        return True
+
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Hands every message matching `topic_filter` to `handler` (on paho's thread, guarded),
+        subscribed now and again on every reconnect (retained messages then arrive again).
+        Call before `start`."""
+        self._followed.append(topic_filter)
+        self._client.message_callback_add(topic_filter, _guard(lambda c, u, m: handler(m.topic, bytes(m.payload))))
+
+    def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
         with self._lock:
-            self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "since": _now_iso(), "version": __version__}
+            self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "slot": slot, "since": _now_iso(), "version": __version__}
             payload = dict(self._state)
         if self.connected.is_set():  # offline: the newest state goes out on reconnect instead
             self._publish("state", payload, retain=True)

@@ -143,8 +143,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             time.sleep(args.wait_s)
             print(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
             return 0
+        clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""  # into a pipe or file: plain snapshots, one a second
         while True:
-            sys.stdout.write("\x1b[H\x1b[2J" + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n")
+            sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n")
             sys.stdout.flush()
             time.sleep(1.0)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from typing import Any
 
 from edge_agent.core import conversation as c
 from edge_agent.core.config import ButtonSettings, LedSettings
+from edge_agent.core.slots import Target
 from edge_agent.errors import EdgeAgentError
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ def _guarded(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 class GpioButton:
-    def __init__(self, settings: ButtonSettings) -> None:
+    """One GPIO button; `target` (a `[[buttons]]` entry's slot and/or agent) goes with its
+    presses, None for the main button (the kiosk's default slot and agent)."""
+
+    def __init__(self, settings: ButtonSettings, target: Target | None = None) -> None:
         self.settings = settings
+        self.target = target or Target()
         self._button: Any = None
         self._lock = threading.Lock()
         self._held = False
@@ -67,13 +72,13 @@ class GpioButton:
             self._held = False
             self._pressed_at = time.monotonic()
         if self.settings.mode == "hold":
-            self._emit(c.Talk(True))
+            self._emit(c.Talk(True, slot=self.target.slot, agent_id=self.target.agent_id))
 
     def _on_held(self) -> None:
         with self._lock:
             self._held = True
         if self.settings.mode == "toggle":
-            self._emit(c.Press(long=True))
+            self._emit(c.Press(long=True, slot=self.target.slot, agent_id=self.target.agent_id))
 
     def _on_released(self) -> None:
         with self._lock:
@@ -81,7 +86,7 @@ class GpioButton:
         if self.settings.mode == "hold":
             self._emit(c.Talk(False, long=held))
         elif not held:
-            self._emit(c.Press(long=False))
+            self._emit(c.Press(long=False, slot=self.target.slot, agent_id=self.target.agent_id))
 
     def close(self) -> None:
         if self._button is not None:

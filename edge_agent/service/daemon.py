@@ -23,18 +23,21 @@ from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.audio.devices import AudioSink, AudioSource
 from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
-from edge_agent.core.config import Settings
+from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError, StoreError
 from edge_agent.fleet.commands import Command, CommandError
 from edge_agent.fleet.metrics import own_process, process_metrics
+from edge_agent.fleet.share import Pointer
 from edge_agent.hardware.button import Button, KeyboardButton, NoButton
 from edge_agent.service.notify import SystemdNotifier
+from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
 
 log = logging.getLogger("edge_agent")
 
@@ -58,6 +61,9 @@ def timing_from(settings: Settings) -> c.Timing:
         duplex_half=a.duplex == "half",
         duplex_tail_s=a.duplex_tail_ms / 1000.0,
         push_to_talk=settings.button.mode == "hold",
+        start_burst=s.start_burst,
+        starts_per_minute=s.starts_per_minute,
+        max_reconnects=s.max_reconnects,
     )
 
 
@@ -74,7 +80,7 @@ class Kiosk:
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        settings.agent.require_runnable()
+        validate_for_run(settings)
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
@@ -83,9 +89,16 @@ class Kiosk:
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or self._make_button()
+        self.inputs: list[Button] = [self.button, *slot_inputs(settings)]
+        """The main button, then `[[buttons]]` and the badge reader: each names its slot."""
         self.led: Led = led or self._make_led()
         self.reporter: Reporter = reporter or self._make_reporter()
+        self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, lambda: self.dispatch(c.SessionsForgotten()))
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
+        self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
+        self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
+        self._far_was_active = False
+        self.echo_hold = EchoHold()
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
@@ -138,7 +151,16 @@ class Kiosk:
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
         age = time.time() - newest.last_active_at if newest else None
-        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age)
+        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall)
+
+    def recall(self, agent_id: str | None, slot: str) -> tuple[str, float] | None:
+        """The newest stored session of (agent, slot), with its wall-clock age, for a press."""
+        try:
+            newest = self.store.newest(agent_id or self.settings.agent.agent_key, slot)
+        except StoreError as exc:
+            log.error("%s", exc)
+            return None
+        return (newest.id, time.time() - newest.last_active_at) if newest else None
 
     # ------------------------------------------------------------------ event entry points
     def post(self, event: c.Event) -> None:
@@ -166,7 +188,14 @@ class Kiosk:
         self.counters["frames_captured"] += 1
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
+        frame = self.echo.process(frame, captured_at)
+        if self.echo.far_active != self._far_was_active:  # the gate hears the speaker's echo
+            self._far_was_active = self.echo.far_active
+            far_end = getattr(self.gate, "far_end", None)  # VadGate.far_end: the gate's branch
+            if far_end is not None:
+                far_end(self._far_was_active)
         out = self.gate.push(frame)
+        admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
             self.dispatch(c.VisitorSpeech(self.gate.is_open))
@@ -174,7 +203,7 @@ class Kiosk:
         if link is None or not self.conversation.streaming:
             return
         now = self.clock()
-        if self.conversation.mic_open(now) and now >= self._earcon_until:
+        if self.conversation.mic_open(now) and now >= self._earcon_until and admitted:
             for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
                 link.send_audio(f, captured_at if i == len(out) - 1 else None)
             self.counters["frames_uplinked"] += len(out)
@@ -190,19 +219,26 @@ class Kiosk:
         elif isinstance(a, c.OpenLink):
             if self.link is not None:
                 self.link.close()
-            warm = self.standby.take(a.link_id, self.dispatch, a.continue_session_id) if a.delay_s == 0 else None
+            target = link_settings(self.settings, a.agent_id, a.slot)
+            warm = self.standby.take(a.link_id, self.dispatch, a.continue_session_id, target) if a.delay_s == 0 else None
             if warm is not None:
                 self.link = warm
             else:
-                self.link = AgentLink(self.settings.agent, a.link_id, self.dispatch, self.stats)
+                self.link = AgentLink(target or self.settings.agent, a.link_id, self.dispatch, self.stats)
                 self.link.start(a.continue_session_id, a.delay_s)
         elif isinstance(a, c.CloseLink):
             if self.link is not None and self.link.link_id == a.link_id:
                 self.link.close()
         elif isinstance(a, c.StoreStart):
-            self._store(self.store.record_start, a.session_id, self.settings.agent.agent_key, self.settings.session.slot, a.continued_from)
+            agent, now = a.agent_id or self.settings.agent.agent_key, time.time()
+            self._store(self.store.record_start, a.session_id, agent, a.slot, a.continued_from, now)
+            if self.share is not None:
+                self.share.announce(agent, a.slot, Pointer(a.session_id, now, None, a.continued_from))
         elif isinstance(a, c.StoreEnd):
-            self._store(self.store.record_end, a.session_id, a.reason)
+            now = time.time()
+            self._store(self.store.record_end, a.session_id, a.reason, now)
+            if self.share is not None:
+                self.share.ended(a.session_id, now)
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
@@ -218,7 +254,7 @@ class Kiosk:
                 self.gate.debt += 1
             log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
             self._show_led()
-            self.reporter.state(a.state, a.session_id, a.continued_from)
+            self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
             self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
 
     def _store(self, fn: Callable[..., None], *args: Any) -> None:
@@ -260,8 +296,9 @@ class Kiosk:
             self.counters["reconnects"] += 1
         elif kind == "error":
             self.counters["errors"] += 1
-        log.info("%s", describe(kind, fields))
-        if kind not in PRIVATE_EVENTS:
+        private = kind in PRIVATE_EVENTS  # visitors' words reach the journal only when asked
+        log.log(logging.INFO if not private or self.settings.log.transcripts else logging.DEBUG, "%s", describe(kind, fields))
+        if not private:
             self.reporter.event(kind, fields)
 
     # ------------------------------------------------------------------ commands
@@ -274,13 +311,14 @@ class Kiosk:
         state = self.conversation.state
         result: dict[str, Any] = {"id": cmd.id, "action": cmd.action, "ok": True}
         busy = state not in (c.IDLE, c.ERROR, c.ENDING)
+        refused = self.conversation.starts_refused
         try:
             if cmd.action in ("press", "long_press"):
-                self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt"))
+                self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt", slot=cmd.slot))
             elif cmd.action in ("resume", "new"):
                 if busy:
                     raise CommandError(f"busy: a conversation is {state}")
-                self.dispatch(c.Start(fresh=cmd.action == "new"))
+                self.dispatch(c.Start(fresh=cmd.action == "new", slot=cmd.slot))
             elif cmd.action == "end":
                 if state not in (c.CONNECTING, c.LISTENING, c.SPEAKING):
                     raise CommandError(f"no conversation to end (state {state})")
@@ -289,6 +327,8 @@ class Kiosk:
                 result["forgotten"] = self.forget_sessions()
             elif cmd.action == "ping":
                 result.update(pong=True, state=state, version=__version__)
+            if self.conversation.starts_refused > refused:
+                raise CommandError(f"rate limited: too many conversation starts, next one in {self.conversation.start_wait_s(self.clock()):.0f} s")
             result["state"] = self.conversation.state
         except EdgeAgentError as exc:
             result = {"id": cmd.id, "action": cmd.action, "ok": False, "error": str(exc)}
@@ -315,17 +355,26 @@ class Kiosk:
             "warm_link_ready": self.standby.ready if self.settings.agent.warm_link else None,
             "warm_presses": self.standby.taken,
             "bad_frames": stats.bad_frames,
+            "starts_refused": self.conversation.starts_refused,
             "errors": self.counters["errors"],
             "store_ok": self.store.fault is None,
+            "echo_delay_ms": self.echo.delay_ms,
+            **slot_metrics(self.inputs, self.share),
             **process_metrics(self.process),
         }
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
+        if self.share is not None:  # the fleet's copies too: empty retained pointers
+            try:
+                slots = self.store.slots()
+            except StoreError:
+                slots = []  # an unusable store: at least the pointers this kiosk published
+            self.share.forget(slots)
         count = self.store.forget()
         self.dispatch(c.SessionsForgotten())
         conv = self.conversation
-        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none
+        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
         self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
         self._check_store()
         return count
@@ -339,9 +388,11 @@ class Kiosk:
         if self.conversation.state != c.IDLE:
             log.warning("config reload deferred: a conversation is running")
             return False
+        validate_for_run(settings)
         self.settings = replace(settings, device=self.settings.device)
         self.conversation.t = timing_from(self.settings)
         self.store.keep_sessions = self.settings.session.keep_sessions
+        self.conversation.default_slot = self.settings.session.slot
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
         log.info("config reloaded")
@@ -434,7 +485,8 @@ class Kiosk:
             audio_ok = False
             self.source.last_frame_at = time.monotonic() - AUDIO_STALL_S
             log.error("audio input failed to open, retrying every %.0f s: %s", AUDIO_RETRY_S, exc)
-        self.button.start(self.post, lambda: self._call_threadsafe(self.stop))
+        for b in self.inputs:
+            b.start(self.post, lambda: self._call_threadsafe(self.stop))
         self._tick()
         metrics = loop.create_task(self._metrics_loop())
         self.reporter.state(self.conversation.state, None, None)
@@ -472,9 +524,11 @@ class Kiosk:
             await standby.wait_closed(1.0)
         if self._tick_timer is not None:
             self._tick_timer.cancel()
-        self.button.close()
+        for b in self.inputs:
+            b.close()
         self.source.stop()
         self.sink.stop()
+        self.echo.close()
         self.led.close()
         self.reporter.close()
         self.store.close()

@@ -1,10 +1,11 @@
 """`edge-agent doctor`: checks a kiosk's set-up, one PASS/FAIL line with a hint each.
 
-Config valid; state dir writable (not locked, not full, not read-only) and private; no secret or
-conversation exposed (WARN lines, see core/exposure.py); clock plausible (TLS needs it); audio
-input opens and a 3 s level meter shows the microphone hears something; output opens; GPIO pins
-usable; MQTT broker reachable with the credentials; agent endpoint reachable with valid TLS and
-WebSocket upgrade. WARN lines do not change the exit code.
+Config valid (the same validation `run` makes, `config.validate_for_run`); state dir writable
+(not locked, not full, not read-only) and private; no secret or conversation exposed (WARN
+lines, see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s level
+meter shows the microphone hears something; output opens; GPIO pins usable; MQTT broker
+reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
+WARN lines do not change the exit code.
 Exit 0 when everything passes, 1 otherwise (78 when the config itself is invalid).
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from edge_agent.core import config
 from edge_agent.core.exposure import exposure_warnings
+from edge_agent.core.logs import setup_logging
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
 
 PLAUSIBLE_SINCE = 1735689600  # 2025-01-01: a Pi without RTC that has not synced yet says 1970
@@ -220,9 +222,11 @@ class Hint(EdgeAgentError):
 def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         settings = config.load(args.config)
+        config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
         print(f"FAIL  config: {exc}")
         return EX_CONFIG
+    setup_logging(args.log_level or settings.log.level)
     print(f"PASS  config: {args.config or 'built-in defaults'}")
     return Doctor(settings, meter_s=args.meter_s).run()
 

@@ -1,12 +1,23 @@
 """systemd notify protocol: a datagram to $NOTIFY_SOCKET (READY=1, STATUS=..., WATCHDOG=1).
 
-A few clear lines instead of a dependency. Does nothing when not started by systemd.
+A few clear lines instead of a dependency. Does nothing when not started by systemd. The
+protocol is one `KEY=value` per line, so a value carrying a newline (a server's session id in a
+STATUS= line, say) could add a line of its own, `WATCHDOG=trigger` for one: every control
+character of every line is replaced before sending.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character (newline, CR, NUL, escape) made a space."""
+    return CONTROL_CHARS.sub(" ", text)
 
 
 class SystemdNotifier:
@@ -28,7 +39,7 @@ class SystemdNotifier:
         if self._sock is None or self._addr is None:
             return
         try:
-            self._sock.sendto("\n".join(lines).encode(), self._addr)
+            self._sock.sendto("\n".join(one_line(line) for line in lines).encode(), self._addr)
         except OSError:
             pass  # systemd went away or the socket is full: nothing useful to do
 

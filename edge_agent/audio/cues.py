@@ -1,0 +1,203 @@
+"""CueClassifier (`vad.engine = "cues"`, the default): tells the visitor's speech from room sound.
+
+Energy over a noise floor passes whatever is louder than the floor: a fan on its upswing, a car
+going by, a knock, music. This classifier asks more of a sound before it opens the gate, with
+cues that cost one real FFT per 30 ms and a handful of operations on 8 numbers (measured in
+bench: about the cost of the webrtcvad-based classifier). Developed on the seeded rooms of
+devtools/rooms.py; README's gate table has the whole matrix, held-out rooms apart, and what it
+does not hold back yet (music, a TV, a crowd before the visitor has spoken).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
+
+
+class CueClassifier(BlockClassifier):
+    """Speech cues on a fixed 30 ms grid, told whether the gate is open (VadGate sets `gate_open`).
+
+    - shape: the speech band (300-4000 Hz) in 8 sub-bands averaged over two frames, level
+      removed, against a running model of the noise's own shape. Stationary and fluctuating noise
+      (a fan swinging ±6 dB, traffic swells, HVAC drift) keep their shape when their level moves;
+      speech does not. A frame must stand `shape_db` beyond the noise's usual distance.
+    - bangs: a jump of `bang_rise_db` starts a bang (knock, door, footstep, dropped tray); while
+      the sound stays under the bang's decaying tail only voiced frames (peak of the band-limited
+      magnitude spectrum's inverse transform at 80-500 Hz pitch lags) whose spectrum moves count.
+      A syllable rises again within a few frames and ends the bang at once.
+    - the room's usual level: opening needs `rise_db` over the room's running level.
+    - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
+      more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
+      and a TV are farther away than the visitor at arm's length).
+
+    SPEECH opens and holds the gate; WEAK (speech-ish shape, or 6 dB over the noise floor) only
+    slows the hang-over, so consonants and short pauses do not close it. `aggressiveness` 0..3
+    moves the shape and voicing thresholds. The first 0.5 s only learns the room.
+    """
+
+    BAND_EDGES_HZ = (300.0, 450.0, 650.0, 900.0, 1250.0, 1700.0, 2300.0, 3000.0, 4000.0)
+    PITCH_HZ = (80.0, 500.0)
+    VOICED_WITHIN_FRAMES = 5
+    VISITOR_RISE = 0.05
+    CONFIRM_FRAMES = 6
+    FAR_END_SHAPE_DB = 0.25
+    """Extra shape needed to open while the kiosk's own speaker plays."""
+    WARMUP_FRAMES = 16
+    """About 0.5 s to learn the room before the gate may open (the pre-roll still keeps it)."""
+    VISITOR_SINK = 0.005
+    VISITOR_FORGET_DB = 0.005
+    TAIL_FLUX_DB = 0.5
+    BANG_MARGIN_DB = 3.0
+    BANG_DECAY_DB = 0.6
+    """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
+
+    def __init__(
+        self,
+        aggressiveness: int = 2,
+        shape_db: float = 0.6,
+        keep_shape_db: float = 0.5,
+        keep_snr_db: float = 6.0,
+        voicing: float = 0.22,
+        visitor_drop_db: float = 12.0,
+        rise_db: float = 2.0,
+        bang_rise_db: float = 10.0,
+        floor_window_s: float = 3.0,
+    ) -> None:
+        super().__init__()
+        n = ANALYSIS_SAMPLES
+        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE_HZ)
+        edges = np.searchsorted(freqs, self.BAND_EDGES_HZ)
+        self._lo, self._hi = int(edges[0]), int(edges[-1])
+        self._edges = (edges[:-1] - edges[0]).astype(np.intp)
+        self._window = np.hanning(n).astype(np.float32)
+        self._mag = np.zeros(len(freqs), dtype=np.float32)
+        self._pair_edges = 2 * self._edges
+        self._smooth = [0.0] * len(self._edges)
+        self._prev_bands = [0.0] * len(self._edges)
+        # autocorrelation of the window: divides out the taper so lags compare fairly
+        wac = np.correlate(self._window, self._window, "full")[n - 1 :]
+        self._lag_lo, self._lag_hi = int(SAMPLE_RATE_HZ / self.PITCH_HZ[1]), int(SAMPLE_RATE_HZ / self.PITCH_HZ[0])
+        self._lag_gain = (wac[0] / wac[self._lag_lo : self._lag_hi]).astype(np.float32)
+        self.shape_db = shape_db + 0.25 * (aggressiveness - 2)
+        self.keep_shape_db = keep_shape_db
+        self.keep_snr_db = keep_snr_db
+        self.voicing = voicing + 0.02 * (aggressiveness - 2)
+        self.visitor_drop_db = visitor_drop_db
+        self.rise_db = rise_db
+        self.bang_rise_db = bang_rise_db
+        self._bang_db = -math.inf
+        """Upper bound of the latest bang's decaying tail, in dB."""
+        self._prev_db = 0.0
+        self.gate_open = False
+        """Set by VadGate: opening needs voiced speech near the visitor's level, holding only its shape."""
+        self.far_end = False
+        """Set while the kiosk's own speaker plays: more evidence is needed to open."""
+        self._noise_shape: list[float] = []
+        self.noise_distance_db = 1.0
+        """Usual distance of the noise's own frames from its shape model (estimation jitter)."""
+        self._floor = NoiseFloor(floor_window_s)
+        self.floor_db = math.inf
+        self.band_db = 0.0
+        self.ambient_db = 0.0
+        """Running mean level of the room while the gate is closed (about 1 s)."""
+        self.visitor_db = -math.inf
+        """Running level of the visitor's confirmed speech; -inf until the visitor has spoken."""
+        self._run = 0
+        self._frame = 0
+        self._voiced_at = -1000
+
+    def _voiced(self, spec: np.ndarray) -> float:
+        """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
+        mag = self._mag
+        mag[self._lo : self._hi] = np.abs(spec)
+        r = np.fft.irfft(mag)
+        return float((r[self._lag_lo : self._lag_hi] * self._lag_gain).max() / (r[0] + 1e-9))
+
+    def _voiced_recently(self, spec: np.ndarray) -> bool:
+        """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
+        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced(spec) >= self.voicing:
+            self._voiced_at = self._frame
+        return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
+
+    def _track_bang(self, band_db: float) -> None:
+        """A jump of `bang_rise_db` starts a bang; its tail may then only fall by BANG_DECAY_DB a frame."""
+        rise = band_db - self._prev_db
+        self._prev_db = band_db
+        if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
+            self._bang_db = band_db + self.BANG_MARGIN_DB
+        elif rise >= self.BANG_MARGIN_DB:  # rising again: a syllable, not a bang's tail
+            self._bang_db = -math.inf
+        else:
+            self._bang_db -= self.BANG_DECAY_DB
+
+    def _shape_excess(self, bands: list[float]) -> float:
+        """How far the level-free band shape is from the noise's, beyond the noise's own jitter; learns the noise."""
+        model = self._noise_shape or bands
+        shape_off = [b - m for b, m in zip(bands, model)]
+        distance = sum(map(abs, shape_off)) / len(bands)
+        excess = distance - self.noise_distance_db
+        if excess < self.shape_db or self._frame < self.WARMUP_FRAMES:  # noise-shaped: learn the noise (its shape, how much it jitters)
+            rate = 0.05
+            self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
+        else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
+            rate = 0.002
+        self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
+        return excess
+
+    def _follow_visitor(self, level: int, band_db: float) -> None:
+        self._run = self._run + 1 if level == SPEECH else 0
+        if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
+            if self.visitor_db == -math.inf:
+                self.visitor_db = band_db
+            # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
+            # background talkers that fill their gaps
+            self.visitor_db += (self.VISITOR_RISE if band_db > self.visitor_db else self.VISITOR_SINK) * (band_db - self.visitor_db)
+        else:
+            self.visitor_db -= self.VISITOR_FORGET_DB
+
+    def _analyse(self, frame: bytes) -> int:
+        x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
+        x *= self._window
+        spec = np.fft.rfft(x)[self._lo : self._hi]
+        # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
+        # call here wakes OpenBLAS worker threads that then spin between frames
+        pairs = spec.view(np.float32)
+        band_power: list[float] = np.add.reduceat(pairs * pairs, self._pair_edges).tolist()
+        band_db = 10.0 * math.log10(sum(band_power) + 1.0)
+        # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
+        # Sub-band powers are averaged over two frames, halving the jitter of short frames.
+        log10 = math.log10
+        self._smooth = smooth = [0.5 * (a + b) for a, b in zip(self._smooth, band_power)]
+        bands = [10.0 * log10(v + 1.0) for v in smooth]
+        mean = sum(bands) / len(bands)
+        bands = [v - mean for v in bands]
+        flux = sum(abs(a - b) for a, b in zip(bands, self._prev_bands)) / len(bands)
+        self._prev_bands = bands
+        if self._frame == 0:
+            self.ambient_db = band_db
+        self.band_db = band_db
+        self.floor_db = floor = self._floor.update(band_db)
+        excess = self._shape_excess(bands)
+        self._track_bang(band_db)
+        level = NOISE
+        if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
+            pass
+        elif excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
+            level = WEAK
+            # holding needs speech shape near the visitor's level (consonants are not voiced);
+            # opening also a rise over the room's usual level
+            need_db = self.shape_db if self.gate_open else self.shape_db + (self.FAR_END_SHAPE_DB if self.far_end else 0.0)
+            loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
+            # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
+            # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
+            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
+                level = SPEECH
+        if not self.gate_open:
+            self.ambient_db += 0.03 * (band_db - self.ambient_db)
+        self._frame += 1
+        self._follow_visitor(level, band_db)
+        return level

@@ -1,0 +1,308 @@
+"""Acoustic echo cancellation in the capture path, so a kiosk with a plain USB mic and speaker can
+run full duplex and the visitor can talk over the agent.
+
+`EchoCanceller` sits between the microphone and the speech gate. For every captured frame it takes
+the speaker audio heard over the same stretch of time (`reference.Alignment` over the
+`ReferenceRing` the speaker fills), feeds both, 10 ms at a time, to the backend and returns the
+cleaned frame. It also
+- estimates the echo path's delay (GCC-PHAT over the last seconds of far-end audio) and moves the
+  reference when the delay falls outside what the backend tracks by itself;
+- says whether the far end (agent audio or an earcon) is audible at the mic right now
+  (`far_active`, with a hold for the room's reverberation), which the daemon tells the gate;
+- rests while the speaker has been silent for `idle_after_s`: the backend then costs nothing and
+  the mic passes unchanged (a kiosk is idle most of the day).
+
+Backend: WebRTC's AEC3 (through LiveKit's `livekit` package, the `aec` extra), chosen over
+speexdsp's MDF canceller by measurement (see README, "Echo cancellation"). `NullBackend` passes the
+mic through; with it the daemon still learns when the far end is audible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.reference import Alignment, ReferenceRing
+from edge_agent.errors import AudioError, ConfigError
+
+BLOCK = SAMPLE_RATE_HZ // 100
+"""The backend's block: 10 ms."""
+FAR_RMS = 30.0
+"""Reference blocks above this RMS (about -60 dBFS) count as the far end playing."""
+CONVERGE_BLOCKS = 300
+"""The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
+off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
+MOVE_BEYOND_S = 0.35
+"""AEC3 finds echo delays up to about 400 ms by itself (measured); past this the reference moves.
+Moving costs a re-convergence, so smaller delays are left to AEC3."""
+DECIMATE = 4
+"""The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
+
+
+class EchoBackend(Protocol):
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """One 10 ms block of mic and of the reference heard with it, int16; the cleaned mic."""
+        ...
+
+    def close(self) -> None:
+        """Releases native resources now rather than at interpreter exit."""
+        ...
+
+
+class NullBackend:
+    """No cancellation: the mic passes unchanged."""
+
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        return mic
+
+    def close(self) -> None:
+        pass
+
+
+class Aec3Backend:
+    """WebRTC AEC3 (+ high-pass, optional noise suppression and gain control) via LiveKit's APM.
+
+    AEC3 finds the residual delay itself (measured 10-400 ms) and follows slow changes; we hand it
+    the reference in step with the mic, one 10 ms block each, as it expects.
+    """
+
+    def __init__(self, noise_suppression: bool = False, gain_control: bool = False) -> None:
+        try:
+            from livekit import rtc
+        except ImportError:
+            raise ConfigError("audio.echo_cancel", "needs the livekit package (pip install 'edge-agent[aec]'), or set echo_cancel = false") from None
+        self._apm: Any = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True, noise_suppression=noise_suppression, auto_gain_control=gain_control)
+        # one frame each, reused: numpy views write straight into the buffers the APM processes
+        self._rev: Any = rtc.AudioFrame(bytearray(2 * BLOCK), SAMPLE_RATE_HZ, 1, BLOCK)
+        self._cap: Any = rtc.AudioFrame(bytearray(2 * BLOCK), SAMPLE_RATE_HZ, 1, BLOCK)
+        self._rev_pcm = np.frombuffer(self._rev.data, dtype=np.int16)
+        self._cap_pcm = np.frombuffer(self._cap.data, dtype=np.int16)
+
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        self._rev_pcm[:] = ref
+        self._apm.process_reverse_stream(self._rev)
+        self._cap_pcm[:] = mic
+        self._apm.set_stream_delay_ms(0)  # AEC3 estimates the delay itself; the call is required
+        self._apm.process_stream(self._cap)
+        return self._cap_pcm.copy()
+
+    def close(self) -> None:
+        """Drops the native APM while LiveKit's runtime is alive: left to interpreter exit, its
+        runtime thread was seen to panic (abort) once in a few dozen runs."""
+        handle = getattr(self._apm, "_ffi_handle", None)
+        if handle is not None:
+            handle.dispose()
+
+
+def estimate_delay(ref: np.ndarray, mic: np.ndarray, max_lag_s: float, min_lag_s: float = 0.0) -> tuple[float, float]:
+    """(lag_s, confidence): how far `mic` lags `ref` (GCC-PHAT), searched in [min_lag_s, max_lag_s].
+
+    Both are decimated to 4 kHz first. Confidence is the peak over the mean of the correlation
+    magnitude: noise gives ~3-5, a real echo path 10 and more.
+    """
+    r = _decimate(ref)
+    m = _decimate(mic)
+    rate = SAMPLE_RATE_HZ / DECIMATE
+    n = 1 << math.ceil(math.log2(max(len(r), len(m)) + int(max_lag_s * rate) + 1))
+    spec = np.fft.rfft(m, n) * np.conj(np.fft.rfft(r, n))
+    mag = np.abs(spec)
+    spec /= mag + 1e-3 * (mag.max() + 1e-12)
+    cc = np.fft.irfft(spec, n)
+    lo, hi = math.floor(min_lag_s * rate), math.ceil(max_lag_s * rate)
+    lags = np.arange(lo, hi + 1)
+    vals = cc[lags % n]
+    k = int(np.argmax(vals))
+    confidence = float(vals[k] / (np.mean(np.abs(cc)) + 1e-12))
+    return float(lags[k]) / rate, confidence
+
+
+def _decimate(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    n = len(x) // DECIMATE * DECIMATE
+    out: np.ndarray = x[:n].reshape(-1, DECIMATE).mean(axis=1)
+    return out
+
+
+@dataclass
+class EchoStats:
+    frames: int = 0
+    frames_processed: int = 0
+    """Frames the backend ran on (the rest passed through while the speaker was silent)."""
+    delay_estimates: int = 0
+    delay_moves: int = 0
+
+
+class EchoCanceller:
+    """The capture path's echo canceller: alignment, backend, delay estimator, far-end activity."""
+
+    def __init__(
+        self,
+        backend: EchoBackend,
+        ring: ReferenceRing | None = None,
+        delay_ms: float = 0.0,
+        hold_ms: float = 300.0,
+        idle_after_s: float = 2.0,
+        estimate_every_s: float = 2.0,
+        holding_tail_ms: float = 900.0,
+        max_lag_s: float = 0.8,
+    ) -> None:
+        """`delay_ms`: first guess of the delay the timestamps do not see (the estimator refines it);
+        `hold_ms`: the far end counts as audible this long after the reference goes quiet;
+        `holding_tail_ms`: before convergence, the uplink waits this long after the far end (the
+        room's tail plus the gate's hang-over)."""
+        self.backend = backend
+        self.ring = ring or ReferenceRing()
+        self.alignment = Alignment(self.ring, delay_ms / 1000.0)
+        self.enabled = not isinstance(backend, NullBackend)
+        self._hold_blocks = max(1, int(hold_ms / 10))
+        self._holding_blocks = int(holding_tail_ms / 10)
+        self._idle_blocks = max(self._hold_blocks, self._holding_blocks, int(idle_after_s * 100))
+        self._quiet_blocks = self._idle_blocks  # blocks since the reference was last loud
+        self.far_active = False
+        self.converged = False
+        """True after the backend adapted on 3 s of far-end audio; until then (and after a move
+        of the echo path) `holding` says the uplink should wait."""
+        self._loud_blocks = 0  # far-end blocks the backend has adapted on since the path last moved
+        self.stats = EchoStats()
+        self.delay_ms: float | None = None
+        """The latest confident estimate of the whole delay the canceller sees (bulk + residual)."""
+        self._max_lag_s = max_lag_s
+        win = 1 << math.ceil(math.log2(estimate_every_s * SAMPLE_RATE_HZ))
+        self._hist_ref = np.zeros(win, dtype=np.int16)
+        self._hist_mic = np.zeros(win, dtype=np.int16)
+        self._hist_loud = 0  # loud reference blocks in the history since the last estimate
+        self._every_blocks = int(estimate_every_s * 100)
+        self._last_lag_s: float | None = None
+
+    def process(self, frame: bytes, captured_at: float) -> bytes:
+        """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
+        mic = np.frombuffer(frame, dtype="<i2")
+        n = len(mic)
+        if n % BLOCK:
+            raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
+        self.stats.frames += 1
+        ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
+        loud = [float(np.sqrt(np.mean(np.square(ref[i : i + BLOCK], dtype=np.float32)))) > FAR_RMS for i in range(0, n, BLOCK)]
+        for is_loud in loud:
+            self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
+        self.far_active = self._quiet_blocks < self._hold_blocks
+        if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
+            return frame
+        self._remember(mic, ref, sum(loud))
+        self.stats.frames_processed += 1
+        out = np.empty_like(mic)
+        for i in range(0, n, BLOCK):
+            out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
+        self._loud_blocks += sum(loud)
+        self.converged = self._loud_blocks >= CONVERGE_BLOCKS
+        return out.astype("<i2", copy=False).tobytes()
+
+    @property
+    def holding(self) -> bool:
+        """The canceller has not converged yet and the far end played within `holding_tail_ms`:
+        what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so
+        the uplink carries silence (half duplex for this stretch; once per boot in practice)."""
+        return self.enabled and not self.converged and self._quiet_blocks < self._holding_blocks
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int) -> None:
+        """Keeps the last seconds of mic and reference; estimates the delay once enough far-end
+        audio went by (a few FFTs of 4 kHz audio every couple of seconds of agent speech)."""
+        n = len(mic)
+        for hist, x in ((self._hist_ref, ref), (self._hist_mic, mic)):
+            hist[:-n] = hist[n:]
+            hist[-n:] = x
+        self._hist_loud += loud_blocks
+        if self._hist_loud >= self._every_blocks:
+            self._hist_loud = 0
+            self._estimate()
+
+    def _estimate(self) -> None:
+        """Acts on an estimate only when the one before agrees (within 3 ms): speech repeats
+        itself enough that a lone estimate can point at the wrong lag with fair confidence."""
+        lag_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05)
+        self.stats.delay_estimates += 1
+        previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
+        if self._last_lag_s is None or previous is None or abs(lag_s - previous) > 0.003:
+            return
+        bulk_s = self.alignment.delay_s
+        self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
+        if not 0.0 <= lag_s <= MOVE_BEYOND_S:  # beyond what AEC3 follows by itself: move the reference
+            self.stats.delay_moves += 1
+            self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
+            self.converged = False
+            self._loud_blocks = 0
+            self._last_lag_s = None
+            self._hist_ref[:] = 0  # the history no longer matches the new alignment
+            self._hist_mic[:] = 0
+
+
+class EchoHold:
+    """Decides, frame by frame, whether the gate's output may go up while the canceller converges:
+    not while it is `holding`, nor, while the far end stays audible, for the rest of a gate
+    opening that began while it held (the gate opened on echo, and would otherwise send echo
+    until its hang-over ran out once the canceller counts as converged). When the far end falls
+    quiet (an earcon ended) an open gate is the visitor's and goes up once the hold ends."""
+
+    def __init__(self) -> None:
+        self._was_open = False
+        self._opened_on_echo = False
+
+    def admit(self, holding: bool, far_active: bool, gate_open: bool) -> bool:
+        if not gate_open:
+            self._opened_on_echo = False
+        elif not self._was_open and holding and far_active:
+            self._opened_on_echo = True
+        self._was_open = gate_open
+        return not (holding or (self._opened_on_echo and far_active))
+
+
+def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
+    """AEC3 when echo cancellation is on (ConfigError with the install hint when it is missing)."""
+    if not enabled:
+        return NullBackend()
+    return Aec3Backend(noise_suppression=noise_suppression)
+
+
+def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> tuple[bytes, list[bool], list[bool]]:
+    """Runs `canceller` over a recorded mic track and the speaker track played with it (same
+    length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
+    (sample i of either heard / captured at i / 16 kHz). Returns the cleaned mic and, per frame,
+    whether the far end was audible (the stretches ERLE is measured over) and whether the daemon
+    would have held the uplink back (`EchoCanceller.holding`)."""
+    n = SAMPLE_RATE_HZ * frame_ms // 1000
+    lead = 2 * BLOCK  # the speaker is handed its audio a little ahead of the mic's frames
+    total = min(len(mic), len(ref)) // 2 // n * n
+    out = bytearray()
+    far: list[bool] = []
+    held: list[bool] = []
+    written = 0
+    for start in range(0, total, n):
+        upto = min(total, start + n + lead)
+        if upto > written:
+            canceller.ring.write(ref[2 * written : 2 * upto], written / SAMPLE_RATE_HZ)
+            written = upto
+        out += canceller.process(mic[2 * start : 2 * (start + n)], (start + n - 1) / SAMPLE_RATE_HZ)
+        far.append(canceller.far_active)
+        held.append(canceller.holding)
+    return bytes(out), far, held
+
+
+def erle_db(mic: bytes, cleaned: bytes, frames: list[bool], frame_ms: int = 30, skip_s: float = 2.0) -> float | None:
+    """Echo return loss enhancement, 10 log10(mic energy / cleaned energy), over the frames marked
+    True after the first `skip_s` (the canceller's convergence); None when there are none."""
+    n = SAMPLE_RATE_HZ * frame_ms // 1000
+    a = np.frombuffer(mic, dtype="<i2")[: len(frames) * n].astype(np.float64).reshape(-1, n)
+    b = np.frombuffer(cleaned, dtype="<i2")[: len(frames) * n].astype(np.float64).reshape(-1, n)
+    mask = np.array(frames, dtype=bool)
+    mask[: int(skip_s * 1000 / frame_ms)] = False
+    if not mask.any():
+        return None
+    e_in, e_out = float(np.square(a[mask]).sum()), float(np.square(b[mask]).sum())
+    return round(10.0 * math.log10((e_in + 1.0) / (e_out + 1.0)), 1)

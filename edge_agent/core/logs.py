@@ -1,0 +1,46 @@
+"""Log set-up for every command: stderr, the journal's format under systemd, quiet libraries.
+
+Logs go to stderr, without our own timestamps when journald captures them (JOURNAL_STREAM is
+set). The handler writes to its own duplicate of file descriptor 2, so log lines from any thread
+still get out while audio/quiet.py points fd 2 at /dev/null for the moment PortAudio starts.
+Library warnings (gpiozero's pin-factory fallbacks on a machine without GPIO) are shown only at
+debug level, as log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from typing import IO
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+_dup_stderr: IO[str] | None = None
+
+
+def log_stream() -> IO[str]:
+    """A text stream on a duplicate of fd 2, made once; stderr itself when something replaced
+    it (pytest's capture) or it has no file descriptor."""
+    global _dup_stderr
+    err: IO[str] = sys.stderr
+    if err is not sys.__stderr__:
+        return err
+    if _dup_stderr is None:
+        try:
+            _dup_stderr = os.fdopen(os.dup(err.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+        except (OSError, ValueError, AttributeError):
+            return err
+    return _dup_stderr
+
+
+def setup_logging(level: str) -> None:
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level.upper(), format=fmt, stream=log_stream(), force=True)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    debug = level.lower() == "debug"
+    logging.captureWarnings(debug)
+    if not debug:
+        warnings.filterwarnings("ignore", module=r"gpiozero(\.|$)")

@@ -1,0 +1,73 @@
+"""Slots: whose conversation a start is about, and how a badge becomes a slot key.
+
+Sessions are filed per (agent, slot). A slot is `default` (one thread for the kiosk, as before),
+an operator's label (a button's `slot`, an MQTT command's `"slot"`, used as given), or a
+person's key derived from their badge. A raw badge id never leaves `BadgeKeyer`: it becomes
+`b-` + the first 32 hex digits of HMAC-SHA256(fleet secret, id), so the store, the logs, MQTT
+and the agent only ever see the key, the same key on every kiosk that shares the secret, and
+nobody without the secret can tell which badge it was or test a guess.
+
+Slot labels and agent keys are MQTT topic levels when sessions are shared, so both are limited
+to letters, digits and `_ . -`, at most 64 characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from edge_agent.errors import EdgeAgentError
+
+DEFAULT_SLOT = "default"
+MAX_SLOT_CHARS = 64
+BADGE_KEY_PREFIX = "b-"
+BADGE_KEY_HEX = 32
+"""128 bits of the HMAC: collisions between badges are out of reach for any fleet."""
+MIN_SECRET_BYTES = 16
+
+_LABEL = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_SLOT_CHARS}}}")
+
+
+class SlotError(EdgeAgentError):
+    """A slot label, agent key or badge secret that cannot be used."""
+
+
+def is_label(text: str) -> bool:
+    """True for a usable slot label or agent key (also a safe MQTT topic level)."""
+    return bool(_LABEL.fullmatch(text)) and text not in (".", "..")
+
+
+def check_slot(label: str) -> str:
+    """The label itself, or SlotError saying what a slot may contain."""
+    if not isinstance(label, str) or not is_label(label):
+        shown = label[:40] if isinstance(label, str) else type(label).__name__
+        raise SlotError(f"slot {shown!r} must be 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-'")
+    return label
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a start names: a slot and optionally an agent other than the configured one.
+    None in a field means "the kiosk's default" (`session.slot`, `agent.agent_id`)."""
+
+    slot: str | None = None
+    agent_id: str | None = None
+
+
+class BadgeKeyer:
+    """Turns raw badge ids into slot keys with the fleet's secret; holds the only copy of the
+    secret in the process and never stores an id."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise SlotError(f"badge secret must be at least {MIN_SECRET_BYTES} bytes")
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "BadgeKeyer(secret=…)"
+
+    def slot_for(self, badge_id: str) -> str:
+        digest = hmac.new(self._secret, badge_id.encode("utf-8"), hashlib.sha256).hexdigest()
+        return BADGE_KEY_PREFIX + digest[:BADGE_KEY_HEX]

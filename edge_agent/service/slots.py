@@ -1,0 +1,88 @@
+"""The kiosk's slot wiring: what names a slot (extra buttons, a badge reader), the agent
+settings a slot's conversation is opened with, and fleet session sharing.
+
+Kept out of `Kiosk` so it stays glue: these functions get what they need passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from edge_agent.core.config import AgentSettings, Settings
+from edge_agent.core.ports import Reporter
+from edge_agent.core.slots import BadgeKeyer, Target
+from edge_agent.core.store import SessionStore
+from edge_agent.errors import StoreError
+from edge_agent.fleet.share import Filed, SessionShare, clear_pointers
+from edge_agent.hardware.button import Button
+
+log = logging.getLogger("edge_agent")
+
+
+def slot_inputs(settings: Settings) -> list[Button]:
+    """The `[[buttons]]` GPIO buttons and the `[badge]` reader, besides the main button."""
+    inputs: list[Button] = []
+    if settings.buttons:
+        from edge_agent.hardware.gpio import GpioButton
+
+        for extra in settings.buttons:
+            inputs.append(GpioButton(replace(settings.button, pin=extra.pin), Target(extra.slot, extra.agent_id)))
+    badge = settings.badge
+    if badge.device and badge.secret:
+        from edge_agent.hardware.badge import BadgeReader
+
+        inputs.append(BadgeReader(badge, BadgeKeyer(badge.secret)))
+    return inputs
+
+
+def link_settings(settings: Settings, agent_id: str | None, slot: str) -> AgentSettings | None:
+    """Agent settings for a conversation of (agent_id, slot), or None when the configured ones
+    serve as they are: another agent id, and the slot key in the metadata if asked for."""
+    agent, key = settings.agent, settings.session.slot_metadata_key
+    if agent_id is None and not key:
+        return None
+    return replace(agent, agent_id=agent_id or agent.agent_id, metadata={**agent.metadata, key: slot} if key else agent.metadata)
+
+
+def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post: Callable[[Callable[[], None]], None], on_forgotten: Callable[[], None]) -> SessionShare | None:
+    """SessionShare on the reporter's MQTT connection, when `session.share` is on."""
+    if not settings.session.share or not hasattr(reporter, "follow"):
+        return None
+    bus: Any = reporter
+
+    def file(rows: list[Filed]) -> int:
+        try:
+            return store.merge_shared(rows)
+        except StoreError as exc:  # the kiosk keeps working with what it has
+            log.error("shared sessions not filed: %s", exc)
+            return 0
+
+    def forget_slot(agent: str, slot: str) -> None:
+        try:
+            if store.forget_slot(agent, slot):
+                log.info("shared sessions of slot %s forgotten (fleet-wide forget)", slot)
+        except StoreError as exc:
+            log.error("%s", exc)
+        on_forgotten()
+
+    def clear(targets: list[tuple[str, str]]) -> None:  # off the loop: it waits for the broker
+        threading.Thread(target=lambda: log.info("forget: %s", clear_pointers(settings.mqtt, targets)), name="forget-shared", daemon=True).start()
+
+    agents = [settings.agent.agent_key, *(b.agent_id for b in settings.buttons if b.agent_id)]
+    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slot, clear=clear)
+
+
+def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, Any]:
+    """Badge reader and session sharing counters for the metrics, when those are on."""
+    out: dict[str, Any] = {}
+    for b in inputs:
+        counts = getattr(b, "counts", None)
+        if counts is not None:
+            out.update(badge_scans=counts["accepted"], badge_rejected=sum(counts[k] for k in ("too_short", "too_long", "bad_chars", "timeouts", "flood")))
+    if share is not None:
+        out.update(shared_filed=share.counts["filed"], shared_rejected=share.counts["rejected"] + share.counts["dropped"])
+    return out

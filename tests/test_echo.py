@@ -1,0 +1,189 @@
+"""Echo cancellation: the reference ring and its alignment, the canceller over simulated rooms
+(delays 10-300 ms, several impulse responses, clock drift), the gate on echo and on double talk,
+earcons, the `edge-agent echo` tool and the config switch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, REPO, read_wav, write_wav
+
+from edge_agent import cli
+from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatescore import Labels
+from edge_agent.audio.reference import Alignment, ReferenceRing
+from edge_agent.core import config
+from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, gate_intervals, score_path, simulate
+from edge_agent.errors import ConfigError
+
+SR = 16000
+SPEECH = read_wav(DATA / "kiosk_dev_quiet.wav")
+AGENT = (SPEECH[2 * SR * 20 :] + SPEECH)[: len(SPEECH)]
+"""The agent's voice: the same reader from 20 s on, so agent and visitor differ at every instant."""
+
+
+def test_ring_pads_gaps_with_silence_and_keeps_the_newest_seconds() -> None:
+    ring = ReferenceRing(capacity_s=1.0)
+    one = np.full(160, 1000, dtype="<i2").tobytes()
+    ring.write(one, 10.0)
+    ring.write(one, 10.1)  # 90 ms of nothing in between: an idle speaker plays silence
+    assert ring.gaps == 1
+    start = ring.index_at(10.0)
+    assert start is not None
+    got = ring.read(round(start), 1760)
+    assert (got[:160] == 1000).all() and (got[160:1600] == 0).all() and (got[1600:] == 1000).all()
+    for k in range(200):  # 2 s more than the ring holds: old audio is gone, reads give zeros
+        ring.write(one, 10.11 + k * 0.01)
+    assert (ring.read(round(start), 160) == 0).all()
+
+
+def test_alignment_follows_clock_drift_sample_by_sample() -> None:
+    """The speaker's clock runs 500 ppm fast against the mic's (5x a bad USB pair): after two
+    minutes the two are 60 ms apart, and each mic frame still gets the samples heard with it."""
+    ring = ReferenceRing()
+    align = Alignment(ring, 0.0)
+    ramp = (np.arange(SR * 130) % 30000).astype("<i2")  # sample value = its index (mod 30000)
+    rate = SR * (1 + 500e-6)
+    written = 0
+    errors = []
+    for j in range(0, SR * 120, 480):  # mic frames of 30 ms, mic clock = host clock
+        t_first = j / SR
+        upto = int((t_first + 0.06) * rate)
+        ring.write(ramp[written:upto].tobytes(), written / rate)
+        written = upto
+        ref = align.take(480, t_first)
+        want = round(t_first * rate) % 30000
+        d = abs(int(ref[0]) - want)
+        errors.append(min(d, 30000 - d))
+    assert align.resyncs == 1  # only the start: no jump while following
+    assert max(errors[100:]) <= 15  # within 1 ms (16 samples) all along, 60 ms of drift later
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        EchoPath(delay_ms=10, rt60_s=0.2, seed=0),
+        EchoPath(delay_ms=45, rt60_s=0.3, seed=1, drive=2.5),
+        EchoPath(delay_ms=90, rt60_s=0.4, seed=2, drift_ppm=100),
+        EchoPath(delay_ms=150, rt60_s=0.3, seed=3, drift_ppm=-80, gain=0.9),
+        EchoPath(delay_ms=300, rt60_s=0.25, seed=4),
+    ],
+    ids=["10ms", "45ms-hard-clip", "90ms-drift", "150ms-loud", "300ms"],
+)
+def test_canceller_takes_30_db_off_once_converged_and_finds_the_delay(path: EchoPath) -> None:
+    far = AGENT[: 2 * SR * 20]
+    mic, _ = simulate(far, EchoPath(**{**path.__dict__, "noise_rms": 2.0}))
+    canceller = EchoCanceller(make_backend(True))
+    cleaned, far_active, _ = cancel_tracks(mic, far, canceller)
+    erle = erle_db(mic, cleaned, far_active)
+    assert erle is not None and erle >= 30.0, erle
+    assert canceller.delay_ms is not None and abs(canceller.delay_ms - path.delay_ms) <= 5.0
+
+
+def test_gate_never_opens_on_echo_alone_and_hears_the_visitor_over_the_agent() -> None:
+    labels = Labels.load(DATA / "kiosk_dev_quiet.labels.json")
+    got = score_path(EchoPath(delay_ms=60, rt60_s=0.3, seed=7, drift_ppm=90), AGENT, SPEECH, labels, config.from_dict({}).vad)
+    assert got.idle_sent <= 0.02, got
+    assert got.recall >= 0.98, got
+    without = score_path(EchoPath(delay_ms=60, rt60_s=0.3, seed=7, drift_ppm=90), AGENT, SPEECH, labels, config.from_dict({}).vad, echo_cancel=False)
+    assert without.idle_sent > 0.3  # the same room without the canceller: the gate opens on echo
+
+
+@pytest.mark.parametrize("converged", [False, True], ids=["fresh-canceller", "converged-canceller"])
+def test_earcons_into_the_room_send_nothing_up(converged: bool) -> None:
+    earcons = Earcons(True, 0.3)
+    cue = b"".join(earcons.get(n) + bytes(SR) for n in ("press", "ready", "reconnecting", "ended", "error"))
+    far = (AGENT[: 2 * SR * 8] if converged else b"") + bytes(2 * SR) + cue
+    mic, _ = simulate(far, EchoPath(delay_ms=40, rt60_s=0.3, seed=8))
+    canceller = EchoCanceller(make_backend(True))
+    cleaned, far_active, held = cancel_tracks(mic, far, canceller)
+    skip = (2 * SR * 8 if converged else 0) // 960 + 34  # from 1 s before the first cue
+    frame_s = 0.03
+    sent = gate_intervals(VadGate(config.from_dict({}).vad, 30), cleaned[skip * 960 :], far_active[skip:], held[skip:])
+    assert sum(b - a for a, b in sent) <= frame_s, sent
+
+
+def test_room_devices_feed_the_ring_with_what_was_heard(tmp_path: Path) -> None:
+    """The paired room devices on a made-up clock: the tap sees the speaker's audio with stamps a
+    canceller can line up, and the microphone hears it back."""
+    room = Room(EchoPath(delay_ms=50, noise_rms=0.0, drift_ppm=0.0))
+    speaker = RoomSpeaker(room)
+    mic = RoomMicrophone(room, speaker)
+    canceller = EchoCanceller(make_backend(True))
+    speaker.buffer.tap = canceller.ring.write
+    heard: list[bytes] = []
+    mic.start_at(100.0, lambda pcm, at: heard.append(canceller.process(pcm, at)))
+    speaker.buffer.write(AGENT[: 2 * SR * 12])
+    t = 100.0
+    while t < 112.0:
+        t += 0.06
+        mic.step(t)
+    assert canceller.delay_ms is not None and abs(canceller.delay_ms - 50.0) <= 3.0
+    assert canceller.converged
+
+
+# ----------------------------------------------------------------------------- the tool
+def _echo_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge_agent", "echo", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_echo_tool_writes_the_cleaned_track_and_reports_erle_and_delay(tmp_path: Path) -> None:
+    far = AGENT[: 2 * SR * 10]
+    mic, _ = simulate(far, EchoPath(delay_ms=70, noise_rms=2.0, seed=9))
+    write_wav(tmp_path / "mic.wav", mic)
+    write_wav(tmp_path / "spk.wav", far)
+    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "spk.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert set(got) == {"erle_db", "delay_ms"} and got["erle_db"] >= 30 and abs(got["delay_ms"] - 70) <= 3
+    assert len(read_wav(tmp_path / "out.wav")) == len(mic)
+
+
+@pytest.mark.parametrize("case", ["missing", "lengths", "stereo", "short", "unwritable"])
+def test_echo_tool_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
+    good = write_wav(tmp_path / "a.wav", AGENT[: 2 * SR * 2])
+    other = {
+        "missing": tmp_path / "nope.wav",
+        "lengths": write_wav(tmp_path / "b.wav", AGENT[: 2 * SR * 3]),
+        "short": write_wav(tmp_path / "c.wav", AGENT[:1000]),
+    }.get(case, good)
+    if case == "stereo":
+        import wave
+
+        with wave.open(str(tmp_path / "s.wav"), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(SR)
+            w.writeframes(AGENT[: 2 * SR * 4])
+        other = tmp_path / "s.wav"
+    mic = other if case == "short" else good
+    out = tmp_path / "no-such-dir" / "o.wav" if case == "unwritable" else tmp_path / "o.wav"
+    r = _echo_tool(str(mic), str(other), "-o", str(out))
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+# ----------------------------------------------------------------------------- config
+def test_echo_cancel_makes_full_duplex_the_default() -> None:
+    assert config.from_dict({}).audio.duplex == "half"
+    on = config.from_dict({"audio": {"echo_cancel": True}}).audio
+    assert on.echo_cancel and on.duplex == "full"
+    assert config.from_dict({"audio": {"echo_cancel": True, "duplex": "half"}}).audio.duplex == "half"
+
+
+def test_echo_cancel_without_the_library_is_a_config_error_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "livekit", None)  # as if the aec extra were not installed
+    with pytest.raises(ConfigError, match=r"audio\.echo_cancel.*edge-agent\[aec\]"):
+        config.from_dict({"audio": {"echo_cancel": True}})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[audio]\necho_cancel = true\n[agent]\nagent_id = "a"\npublic_key = "k"\n')
+    assert cli.main(["run", "-c", str(cfg)]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "audio.echo_cancel" in err[0] and "pip install" in err[0]

@@ -1,0 +1,188 @@
+"""A hostile or broken agent server, through real sockets (the simulator's hostile modes): the
+kiosk bounds what it costs (sessions, memory, journal lines) and passes none of its strings to
+systemd or the journal raw."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import KioskThread, kiosk_settings, wait_for
+
+from edge_agent.agent.link import MAX_MESSAGE_BYTES
+from edge_agent.core import conversation as c
+from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
+from edge_agent.service.notify import SystemdNotifier
+
+FAST = {"dead_after_s": 1.5, "ping_interval_s": 0.5, "connect_timeout_s": 1.0}
+
+
+def _events(k: KioskThread) -> list[tuple[str, dict[str, Any]]]:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    k.kiosk.reporter.event = lambda kind, fields: seen.append((kind, dict(fields)))  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_link_dying_right_after_onready_is_not_retried_forever(tmp_path: Path) -> None:
+    """Accepts, says onready, drops: each retry is a new (billed) session. The backoff grows
+    (a link that did not live does not reset it) and the conversation gives up past the cap."""
+    with SimulatorThread(drop_after_ready=True) as sim:
+        settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"max_reconnects": 3})
+        with KioskThread(settings) as k:
+            events = _events(k)
+            k.press()
+            wait_for(lambda: any(e == "error" for e, _ in events), 15, "the conversation to give up")
+            assert len(sim.sessions) == 4  # the first and 3 reconnects, not one every 250 ms
+            error = next(f for e, f in events if e == "error")
+            assert error["code"] == "reconnect_limit" and "3 reconnects" in error["message"]
+            time.sleep(1.0)
+            assert len(sim.sessions) == 4 and k.state in (c.ERROR, c.IDLE)
+            delays = [f["attempt"] for e, f in events if e == "reconnecting"]
+            assert delays == [1, 2, 3]  # backoff attempts grew: never reset by a short-lived onready
+
+
+def test_a_session_id_with_a_newline_never_reaches_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.1)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    lines: list[str] = []
+    try:
+        with SimulatorThread(bad_session_id="abc\nWATCHDOG=trigger") as sim:
+            settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"reconnect_window_s": 2.0})
+            with KioskThread(settings) as k:
+                events = _events(k)
+                k.press()
+                gave_up = lambda: any(e == "error" for e, _ in events)  # noqa: E731
+                wait_for(lambda: gave_up() or k.state == c.LISTENING, 10, "the conversation to give up (or take the id)")
+                time.sleep(0.5)
+                session_id, bad_frames = k.kiosk.conversation.session_id, k.kiosk.stats.bad_frames
+        while True:
+            try:
+                lines += sock.recv(4096).decode().split("\n")
+            except (TimeoutError, socket.timeout):
+                break
+    finally:
+        sock.close()
+    assert any(line.startswith("STATUS=") for line in lines)
+    assert not any(line.startswith("WATCHDOG=") and line != "WATCHDOG=1" for line in lines), lines
+    assert gave_up() and session_id is None and bad_frames >= 2  # the id was refused, never stored
+
+
+def test_the_notifier_sends_no_line_of_a_value_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "n.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        notifier = SystemdNotifier()
+        notifier.send("STATUS=listening session x\nWATCHDOG=trigger\r\x1b[2J", "READY=1")
+        notifier.close()
+        assert sock.recv(4096).decode().split("\n") == ["STATUS=listening session x WATCHDOG=trigger  [2J", "READY=1"]
+
+
+def _flood(sim: AgentSimulator, n: int, method: str, data: Any = None, payload: Any = None) -> Any:
+    async def go() -> None:
+        for _ in range(n):
+            await sim.control(method, data=data, payload=payload)
+
+    return go()
+
+
+def test_transcripts_stay_out_of_the_info_log_and_never_forge_lines(tmp_path: Path, sim_thread: SimulatorThread, caplog: pytest.LogCaptureFixture) -> None:
+    sim = sim_thread.sim
+    evil = "hello\nERROR edge_agent: forged line \x1b[31mred"
+    for transcripts in (False, True):
+        (tmp_path / str(transcripts)).mkdir()
+        settings = kiosk_settings(tmp_path / str(transcripts), sim.url, log={"transcripts": transcripts})
+        caplog.clear()
+        with caplog.at_level(logging.INFO), KioskThread(settings) as k:
+            k.press()
+            k.wait_state(c.LISTENING)
+            sim_thread.call(_flood(sim, 1, "ontranscript", evil, {"is_final": True}))
+            sim_thread.call(_flood(sim, 1, "onresponsetext", "agent says\nhi", {"is_final": True}))
+            time.sleep(0.5)
+        info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+        said = [m for m in info if "forged" in m or "agent says" in m]
+        if transcripts:
+            assert len(said) == 2, info
+            assert all("\n" not in m and "\x1b" not in m for m in said), said
+        else:
+            assert said == [], said
+
+
+def test_every_kind_of_skipped_frame_goes_through_one_log_limiter(tmp_path: Path, sim_thread: SimulatorThread, caplog: pytest.LogCaptureFixture) -> None:
+    sim = sim_thread.sim
+    with caplog.at_level(logging.INFO), KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+        k.press()
+        k.wait_state(c.LISTENING)
+        caplog.clear()
+        sim_thread.call(_flood(sim, 1000, "no_such_method"), timeout_s=60)
+        sim_thread.call(_flood(sim, 1000, "ontranscript", 42), timeout_s=60)  # malformed: data not a string
+        wait_for(lambda: k.kiosk.stats.bad_frames >= 1000, 10, "the bad frames to be read")
+        assert k.state == c.LISTENING
+    lines = [r for r in caplog.records if r.name == "edge_agent.agent.link"]
+    assert 1 <= len(lines) <= 8, len(lines)  # 2 000 skipped frames, a handful of lines
+
+
+def test_a_standby_that_hears_anything_before_initiate_is_closed(tmp_path: Path) -> None:
+    """A server could otherwise park megabytes in a socket nobody reads until the next press."""
+    with SimulatorThread(greet_bytes=8 * 1024 * 1024) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent={"warm_link": True})) as k:
+        wait_for(lambda: sim.early_closes >= 1, 5, "the standby to be closed by the kiosk")
+        assert not k.kiosk.standby.ready
+        sim.greet_bytes = 0
+        k.press()  # connects cold meanwhile (the standby is backing off)
+        k.wait_state(c.LISTENING)
+
+
+def test_a_message_over_the_size_limit_closes_the_link(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    sim = sim_thread.sim
+    settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"max_reconnects": 0})
+    with KioskThread(settings) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        sim_thread.call(sim.send_raw(bytes(MAX_MESSAGE_BYTES)))  # at the limit: played
+        time.sleep(0.3)
+        assert k.state in (c.LISTENING, c.SPEAKING)
+        sim_thread.call(sim.send_raw(bytes(MAX_MESSAGE_BYTES + 1)))
+        wait_for(lambda: any(e == "error" for e, _ in events), 5, "the link to be closed")
+    assert MAX_MESSAGE_BYTES <= 256 * 1024
+
+
+def test_a_paused_agent_does_not_keep_the_kiosk_muted_past_the_idle_timeout(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url, session={"idle_timeout_s": 2.0, "max_duration_s": 600.0})) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+
+        async def speak_then_pause() -> None:
+            await sim.say(bytes(32000 * 3))  # 3 s of agent audio
+            await sim.control("pause")
+
+        sim_thread.call(speak_then_pause())
+        k.wait_state(c.SPEAKING)
+        wait_for(lambda: any(e == "conversation_ended" for e, _ in events), 8, "the idle timeout while paused")
+        ended = next(f for e, f in events if e == "conversation_ended")
+        assert ended["reason"] == "idle"
+
+
+def test_long_lived_links_still_reconnect_every_time(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """A link that lived (min_link_life_s, shortened here) resets the backoff: a fast reconnect each time."""
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url, agent=FAST)) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        k.kiosk.conversation.t = replace(k.kiosk.conversation.t, min_link_life_s=0.5)
+        for n in (1, 2, 3):
+            time.sleep(0.7)
+            sim_thread.call(sim.drop())
+            wait_for(lambda n=n: [e for e, _ in events].count("reconnected") == n, 10, f"reconnect #{n}")
+        assert [f["attempt"] for e, f in events if e == "reconnecting"] == [1, 1, 1]

@@ -1,0 +1,120 @@
+"""Whoever can publish to the broker is untrusted: retained commands, floods of presses, huge
+messages, against a real mosquitto, the real daemon and the agent simulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Broker, DaemonProcess, KioskThread, Observer, kiosk_settings, toml_dump, wait_for, write_wav
+
+from edge_agent.core import conversation as c
+from edge_agent.devtools.simulator import AgentSimulator
+
+CMD = "edge-agent/kiosk-9/cmd"
+RESULT = "edge-agent/kiosk-9/cmd/result"
+
+
+def _daemon(tmp_path: Path, sim: AgentSimulator, port: int, **session: Any) -> DaemonProcess:
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000 * 2))
+    cfg = tmp_path / "edge-agent.toml"
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"id": "kiosk-9", "state_dir": str(tmp_path / "state")},
+                "agent": {"endpoint": sim.url, "agent_id": "agent-1"},
+                "session": {"idle_timeout_s": 120.0, **session},
+                "audio": {"input": f"file:{mic}", "output": "null"},
+                "button": {"source": "keyboard"},
+                "mqtt": {"enabled": True, "host": "127.0.0.1", "port": port, "metrics_interval_s": 1.0, "discovery": False},
+            }
+        )
+    )
+    return DaemonProcess(cfg)
+
+
+@pytest.fixture
+def observer(broker: Broker) -> Any:
+    obs = Observer(broker.port, "edge-agent/#")
+    yield obs
+    obs.close()
+
+
+def _results(obs: Observer, since: int = 0) -> list[dict[str, Any]]:
+    return obs.json(RESULT, since)
+
+
+def test_a_retained_command_is_refused_not_run(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    wait_for(observer.client.is_connected, 5, "the observer to connect")
+    observer.client.publish(CMD, json.dumps({"action": "press", "id": "stale"}), qos=1, retain=True).wait_for_publish(5)
+    d = _daemon(tmp_path, sim, broker.port)
+    daemons.append(d)
+    refused = json.loads(observer.wait(RESULT, lambda p: b"stale" in p, timeout_s=10))
+    assert refused["ok"] is False and "retained" in refused["error"] and refused["action"] == "press"
+    time.sleep(0.5)
+    assert sim.upgrades == 0 and sim.sessions == []  # no microphone opened, no session started
+    # the same command sent live (not retained) works
+    mark = len(observer.messages)
+    observer.client.publish(CMD, json.dumps({"action": "press", "id": "live"}), qos=1)
+    assert json.loads(observer.wait(RESULT, lambda p: b"live" in p, since=mark))["ok"] is True
+    wait_for(lambda: len(sim.sessions) == 1, 5, "the live press to start a conversation")
+
+
+def test_a_flood_of_presses_is_bounded_by_the_start_rate_limit(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    d = _daemon(tmp_path, sim, broker.port, start_burst=3, starts_per_minute=6.0)
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-9/availability", lambda p: p == b"online")
+    time.sleep(0.3)
+    mark = len(observer.messages)
+    for i in range(400):  # the issue's flood: 2 000 presses in 14 s, one every 7 ms
+        observer.client.publish(CMD, json.dumps({"action": "press", "id": i}), qos=1)
+        time.sleep(0.007)
+    # (results and events share the kiosk's bounded MQTT queue: under a flood a few may drop)
+    wait_for(lambda: len(_results(observer, mark)) >= 350, 30, "a result for (almost) every press")
+    time.sleep(1.0)
+    assert sim.upgrades <= 4, sim.upgrades  # 3 at once, perhaps one refilled: not one per press
+    refused = [r for r in _results(observer, mark) if not r["ok"]]
+    assert len(refused) >= 300 and all("rate limited" in r["error"] for r in refused)
+    metrics = json.loads(observer.wait("edge-agent/kiosk-9/metrics", lambda p: json.loads(p)["starts_refused"] >= 300, since=mark))
+    assert metrics["starts_refused"] >= 300
+    events = [e for e in observer.json("edge-agent/kiosk-9/event", mark) if e["event"] == "start_refused"]
+    assert 1 <= len(events) <= 6  # said a few times, not 300
+
+
+def test_a_bouncing_button_is_bounded_by_the_same_limit(tmp_path: Path, sim: AgentSimulator) -> None:
+    settings = kiosk_settings(tmp_path, sim.url, session={"start_burst": 2, "starts_per_minute": 6.0})
+    with KioskThread(settings) as k:
+        for _ in range(300):  # a stuck or bouncing button: start, end, start, ...
+            k.press()
+            time.sleep(0.005)
+        time.sleep(1.0)
+        assert sim.upgrades <= 3, sim.upgrades
+        assert k.kiosk.metrics()["starts_refused"] >= 100
+        assert k.state in c.STATES
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_huge_publish_never_reaches_the_kiosk(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
+    d = _daemon(tmp_path, sim, broker.port)
+    daemons.append(d)
+    observer.wait("edge-agent/kiosk-9/availability", lambda p: p == b"online")
+    time.sleep(0.5)
+    peak0 = _peak_rss_mb(d.proc.pid)
+    mark = len(observer.messages)
+    observer.client.publish(CMD, b"{" + b" " * (20 * 1024 * 1024), qos=1).wait_for_publish(20)
+    time.sleep(2.0)
+    ping = {"action": "ping", "id": "after"}
+    observer.client.publish(CMD, json.dumps(ping), qos=1)
+    assert json.loads(observer.wait(RESULT, lambda p: b"after" in p, since=mark))["ok"] is True  # still connected
+    assert _peak_rss_mb(d.proc.pid) - peak0 < 10, (peak0, _peak_rss_mb(d.proc.pid))
+    assert not [r for r in _results(observer, mark) if "larger than" in r.get("error", "")]  # never delivered
+    assert d.proc.poll() is None

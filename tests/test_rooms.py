@@ -1,0 +1,127 @@
+"""The seeded test rooms (devtools/rooms.py) and the gate's figures in them: a subset of bench's matrix.
+
+`script/bench --gate` runs the whole matrix (3 tuning seeds, SNR 5/10/20, and the held-out rooms)
+for every engine; here one seed at SNR 5 dB (and 10 dB for the crowd), both visitor levels. Cells
+that meet the targets must keep meeting them; the cells that miss (README, gate table) are held
+to what they reach today so they cannot get worse unnoticed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatescore import Labels, far_from_speech
+from edge_agent.core.config import VadSettings
+from edge_agent.devtools import rooms
+from edge_agent.devtools.rooms import KINDS, Room, SpeechBank
+
+GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
+RATE = 16000
+
+KNOWN_MISSES = {
+    # cell: (worst recall, worst onsets, worst idle) reached today; see README's gate table
+    "music 5 dB": (1.0, 1.0, 0.90),
+    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.94),
+    "tv 5 dB": (1.0, 1.0, 0.96),
+    "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
+    "knocks 5 dB": (0.996, 0.909, 0.08),
+    "knocks 5 dB, visitor -18 dB": (1.0, 0.909, 0.12),
+    "babble 10 dB": (1.0, 1.0, 0.96),
+    "babble 10 dB, visitor -18 dB": (1.0, 1.0, 0.98),
+    "pink 5 dB, visitor -18 dB": (0.996, 0.909, 0.01),
+    "fan 5 dB, visitor -18 dB": (0.995, 0.818, 0.06),
+    "traffic 5 dB, visitor -18 dB": (1.0, 1.0, 0.07),
+    "hall 5 dB": (0.994, 1.0, 0.01),
+    "hall 5 dB, visitor -18 dB": (1.0, 0.909, 0.0),
+    "white 5 dB": (1.0, 0.909, 0.0),
+}
+
+
+@cache
+def bank() -> SpeechBank:
+    return SpeechBank(DATA)
+
+
+@cache
+def matrix() -> dict[str, dict[str, float | bool | None]]:
+    subset = [r for r in rooms.tuning_rooms(seeds=(1,), snrs=(5.0,)) if r.kind != "babble"]
+    subset += [Room("babble", 10.0, v, 1) for v in (0.0, -18.0)]
+    rows = rooms.gate_rooms(bank(), subset, {"ours": lambda: VadGate(GATE, 30)})["ours"]
+    return rooms.worst_by_cell(rows)
+
+
+def _power_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x))))
+
+
+def _speech_db(x: np.ndarray, labels: Labels) -> float:
+    return _power_db(np.concatenate([x[int(a * RATE) : int(b * RATE)] for a, b in labels.speech]))
+
+
+def test_rooms_are_seeded() -> None:
+    a, lab_a = rooms.make_room(bank(), Room("fan", 10.0, 0.0, 7))
+    b, lab_b = rooms.make_room(bank(), Room("fan", 10.0, 0.0, 7))
+    c, _ = rooms.make_room(bank(), Room("fan", 10.0, 0.0, 8))
+    assert np.array_equal(a, b) and lab_a == lab_b
+    assert len(a) != len(c) or not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "hum", "fan", "traffic", "music", "tv", "babble", "hall"])
+def test_snr_is_what_the_room_says(kind: str) -> None:
+    mix = rooms.mix_room(bank(), Room(kind, 5.0, 0.0, 3))
+    assert _speech_db(mix.visitor, mix.labels) - _power_db(mix.noise) == pytest.approx(5.0, abs=0.05)
+
+
+def test_the_quiet_visitor_is_18_db_quieter() -> None:
+    usual = rooms.mix_room(bank(), Room("pink", 10.0, 0.0, 3))
+    quiet = rooms.mix_room(bank(), Room("pink", 10.0, -18.0, 3))
+    expected_db = 10 * np.log10(rooms.VISITOR_POWER)
+    assert _speech_db(usual.visitor, usual.labels) == pytest.approx(expected_db, abs=rooms.VISITOR_SPREAD_DB)
+    assert _speech_db(quiet.visitor, quiet.labels) == pytest.approx(expected_db - 18, abs=rooms.VISITOR_SPREAD_DB)
+
+
+def test_knocks_stand_over_the_visitor() -> None:
+    """SNR 5 in a knocking room: events peak 5 dB over the visitor's speech peaks."""
+    mix = rooms.mix_room(bank(), Room("knocks", 5.0, 0.0, 3))
+    peak_ratio_db = 20 * np.log10(np.abs(mix.noise).max() / np.percentile(np.abs(mix.visitor), 99.9))
+    assert peak_ratio_db == pytest.approx(5.0, abs=0.5)
+
+
+def test_the_hall_reverberates() -> None:
+    dry = rooms.mix_room(bank(), Room("pink", 40.0, 0.0, 3))
+    hall = rooms.mix_room(bank(), Room("pink", 40.0, 0.0, 3, rt60_s=0.7))
+    end = dry.labels.speech[-1][1]
+    tail = slice(int((end + 0.55) * RATE), int((end + 0.65) * RATE))  # past the recording's own margin
+    assert _power_db(hall.visitor[tail] + 1e-3) > _power_db(dry.visitor[tail] + 1e-3) + 20
+
+
+def test_idle_is_counted_strictly() -> None:
+    """Idle: more than 0.5 s before an utterance or more than 1.0 s after one."""
+    lab = Labels(10.0, [(2.0, 3.0), (6.0, 7.0)])
+    assert far_from_speech(lab, 0.5, 1.0) == [(0.0, 1.5), (4.0, 5.5), (8.0, 10.0)]
+
+
+def test_every_kind_is_in_the_matrix() -> None:
+    assert {r.kind for r in rooms.tuning_rooms()} == set(KINDS)
+    assert {r.kind for r in rooms.held_out_rooms()} == set(KINDS)
+    assert not {(r.seed, r.voice) for r in rooms.held_out_rooms()} & {(r.seed, r.voice) for r in rooms.tuning_rooms()}
+
+
+def test_the_gate_meets_the_targets_in_the_rooms_it_holds() -> None:
+    missed = {name: c for name, c in matrix().items() if not c["meets"] and name not in KNOWN_MISSES}
+    assert not missed, missed
+    assert len(matrix()) == 26
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_MISSES))
+def test_the_rooms_it_misses_get_no_worse(name: str) -> None:
+    recall, onsets, idle = KNOWN_MISSES[name]
+    c = matrix()[name]
+    assert float(c["speech_recall"] or 0) >= recall - 0.002, c
+    assert float(c["onset_ok"] or 0) >= onsets - 0.001, c
+    assert float(c["idle_share"] or 0) <= idle + 0.05, c

@@ -1,0 +1,269 @@
+"""Fleet memory: session pointers shared through the broker. Pure rules first (validation, newest
+wins, the owner corrects an older retained pointer), then real kiosks on a real mosquitto: a
+conversation started on A for slot X continues on B, also across two bridged brokers, a kiosk
+that was offline catches up, and `forget` clears the fleet's copies."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Broker, KioskThread, Observer, kiosk_settings, wait_for
+
+from edge_agent.core import conversation as c
+from edge_agent.core.store import SessionStore
+from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.fleet.commands import CommandError, parse_command
+from edge_agent.fleet.share import MAX_POINTER_BYTES, Pointer, SessionShare, ShareError, pointer_topic
+
+FAST = {"ping_interval_s": 1.0, "connect_timeout_s": 2.0}
+
+
+class Bus:
+    """An in-memory stand-in for the broker side, to test the sharing rules alone."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bool]] = []
+        self.handlers: dict[str, Callable[[str, bytes], None]] = {}
+
+    def send(self, topic: str, payload: bytes, retain: bool) -> None:
+        self.sent.append((topic, payload, retain))
+
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        self.handlers[topic_filter] = handler
+
+
+def _share(tmp_path: Path, now: float = 1_000_000.0) -> tuple[SessionShare, Bus, SessionStore]:
+    store = SessionStore(tmp_path)
+    bus = Bus()
+    share = SessionShare(bus, "fleet", "kiosk-a", ["agent-1", "bad/agent"], lambda fn: fn(), store.merge_shared, store.forget_slot, clock=lambda: now)
+    return share, bus, store
+
+
+def _wire(sid: str, started_at: float, **extra: Any) -> bytes:
+    return json.dumps({"v": 1, "session_id": sid, "started_at": started_at, **extra}).encode()
+
+
+def test_pointers_are_validated_and_future_times_clamped() -> None:
+    now = 1_000.0
+    p = Pointer.from_wire(_wire("s-1", 5_000.0, ended_at=9_000.0, kiosk="k2"), now)
+    assert p.started_at == now and p.ended_at == now and p.kiosk == "k2"
+    bad_ones = (
+        b"",
+        b"[]",
+        b"{",
+        _wire("a b", 1.0),
+        _wire("x" * 129, 1.0),
+        b'{"session_id": "s", "started_at": NaN}',
+        _wire("s", -1),
+        _wire("s", True),
+        _wire("s", 1.0, kiosk="a/b"),
+        b"x" * (MAX_POINTER_BYTES + 1),
+    )
+    for bad in bad_ones:
+        with pytest.raises(ShareError):
+            Pointer.from_wire(bad, now)
+    assert Pointer.from_wire(Pointer("s:2", 10.0, 12.0, "s:1", "k").to_wire(), now) == Pointer("s:2", 10.0, 12.0, "s:1", "k")
+
+
+def test_newest_wins_ties_by_id_and_bad_topics_are_dropped(tmp_path: Path) -> None:
+    share, bus, store = _share(tmp_path)
+    assert list(bus.handlers) == ["fleet/_sessions/agent-1/+"]  # an agent key that is no topic level is not shared
+    on = bus.handlers["fleet/_sessions/agent-1/+"]
+    on("fleet/_sessions/agent-1/alice", _wire("s-old", 100.0))
+    on("fleet/_sessions/agent-1/alice", _wire("s-new", 200.0, ended_at=250.0))
+    on("fleet/_sessions/agent-1/alice", _wire("s-older", 150.0))
+    newest = store.newest("agent-1", "alice")
+    assert newest is not None and newest.id == "s-new" and newest.ended_at == 250.0
+    on("fleet/_sessions/agent-1/alice", _wire("s-b", 200.0))  # same time: the larger id wins, everywhere
+    on("fleet/_sessions/agent-1/alice", _wire("s-a", 200.0))
+    assert store.newest("agent-1", "alice").id == "s-new"  # type: ignore[union-attr]
+    for topic in ("fleet/_sessions/agent-2/alice", "fleet/_sessions/agent-1/a/b", "fleet/_sessions/agent-1/.."):
+        on(topic, _wire("s-x", 300.0))
+    assert share.counts["rejected"] == 3 and store.newest("agent-2", "alice") is None
+
+
+def test_our_pointer_is_published_and_defended_and_forget_clears_it(tmp_path: Path) -> None:
+    share, bus, store = _share(tmp_path)
+    share.announce("agent-1", "bob", Pointer("s-mine", 500.0))
+    share.ended("s-mine", 520.0)
+    topic = pointer_topic("fleet", "agent-1", "bob")
+    assert [(t, json.loads(p)["ended_at"], r) for t, p, r in bus.sent] == [(topic, None, True), (topic, 520.0, True)]
+    # the broker hands back an older pointer (a kiosk that was offline): we publish ours again
+    bus.handlers["fleet/_sessions/agent-1/+"](topic, _wire("s-stale", 400.0, kiosk="kiosk-z"))
+    assert share.counts["corrected"] == 1 and json.loads(bus.sent[-1][1])["session_id"] == "s-mine"
+    # an empty retained message is a fleet-wide forget of that slot
+    store.record_start("s-mine", "agent-1", "bob", None, 500.0)
+    bus.handlers["fleet/_sessions/agent-1/+"](topic, b"")
+    assert store.newest("agent-1", "bob") is None
+    store.record_start("s-9", "agent-1", "carol", None, 600.0)
+    assert share.forget(store.slots()) == 1 and bus.sent[-1] == (pointer_topic("fleet", "agent-1", "carol"), b"", True)
+
+
+def test_mqtt_commands_take_a_slot_label() -> None:
+    assert parse_command(b'{"action": "press", "slot": "room-4.b"}').slot == "room-4.b"
+    assert parse_command(b'{"action": "new", "slot": "x"}').slot == "x"
+    bad_ones = (
+        b'{"action": "press", "slot": "a/b"}',
+        b'{"action": "press", "slot": ""}',
+        b'{"action": "press", "slot": 7}',
+        b'{"action": "end", "slot": "x"}',
+        b'{"action": "resume", "slot": "' + b"x" * 65 + b'"}',
+    )
+    for bad in bad_ones:
+        with pytest.raises(CommandError):
+            parse_command(bad)
+
+
+# ----------------------------------------------------------------------------- real kiosks, real broker
+def _kiosk(tmp_path: Path, name: str, sim: AgentSimulator, port: int, **session: Any) -> Any:
+    root = tmp_path / name
+    root.mkdir()
+    settings = kiosk_settings(
+        root,
+        sim.url,
+        agent=FAST,
+        device={"id": name},
+        session={"share": True, **session},
+        mqtt={"enabled": True, "host": "127.0.0.1", "port": port, "discovery": False, "keepalive_s": 5},
+    )
+    return KioskThread(settings)
+
+
+def _cmd(obs: Observer, kiosk: str, **cmd: Any) -> None:
+    obs.client.publish(f"edge-agent/{kiosk}/cmd", json.dumps(cmd), qos=1)
+
+
+def _converse(k: KioskThread, sim: AgentSimulator, obs: Observer, name: str, slot: str) -> Any:
+    """One conversation on kiosk `name` for `slot`, started and ended over MQTT; its SimSession."""
+    obs.wait(f"edge-agent/{name}/availability", lambda p: p == b"online")
+    before = len(sim.sessions)
+    _cmd(obs, name, action="press", slot=slot)
+    k.wait_state(c.LISTENING)
+    session = wait_for(lambda: len(sim.sessions) > before and sim.sessions[-1], 5, "the session")
+    _cmd(obs, name, action="end")
+    k.wait_state(c.IDLE)
+    return session
+
+
+def test_a_person_continues_on_another_kiosk_and_forget_clears_the_fleet(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    obs = Observer(broker.port)
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a, _kiosk(tmp_path, "kiosk-b", sim, broker.port) as b:
+            first = _converse(a, sim, obs, "kiosk-a", "visitor-7")
+            state = obs.wait("edge-agent/kiosk-a/state", lambda p: json.loads(p)["state"] == "listening")
+            assert json.loads(state)["slot"] == "visitor-7"
+            pointer = json.loads(obs.wait("edge-agent/_sessions/agent-1/visitor-7"))
+            assert pointer["session_id"] == first.session_id and pointer["kiosk"] == "kiosk-a"
+            wait_for(lambda: b.kiosk.store.newest("agent-1", "visitor-7"), 5, "B to know the session")
+            second = _converse(b, sim, obs, "kiosk-b", "visitor-7")
+            assert second.continued_from == first.session_id  # the person continued at kiosk B
+            # and back at A: A learnt B's newer session
+            third = _converse(a, sim, obs, "kiosk-a", "visitor-7")
+            assert third.continued_from == second.session_id
+            # another slot on A is another thread; the default slot is untouched
+            other = _converse(a, sim, obs, "kiosk-a", "visitor-8")
+            assert other.continued_from is None
+            # forget on B (once B knows how visitor-8's conversation ended): the retained pointers
+            # go, and A forgets the slots too
+            wait_for(lambda: (n := b.kiosk.store.newest("agent-1", "visitor-8")) is not None and n.ended_at, 5, "B to know visitor-8")
+            _cmd(obs, "kiosk-b", action="forget_sessions", id="f1")
+            obs.wait("edge-agent/kiosk-b/cmd/result", lambda p: b'"f1"' in p)
+            wait_for(lambda: a.kiosk.store.newest("agent-1", "visitor-7") is None and a.kiosk.store.newest("agent-1", "visitor-8") is None, 5, "A to forget")
+            fresh = _converse(a, sim, obs, "kiosk-a", "visitor-7")
+            assert fresh.continued_from is None
+    finally:
+        obs.close()
+    late = Observer(broker.port, "edge-agent/_sessions/#")
+    try:
+        time.sleep(1.0)  # retained pointers would arrive at once: only the one after the forget is left
+        left = {t: json.loads(p)["session_id"] for t, p, r, _ in late.messages if p}
+        assert left == {"edge-agent/_sessions/agent-1/visitor-7": fresh.session_id}
+    finally:
+        late.close()
+
+
+def test_an_offline_kiosk_catches_up_from_retained_pointers(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    obs = Observer(broker.port)
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
+            first = _converse(a, sim, obs, "kiosk-a", "pat")
+            obs.wait("edge-agent/_sessions/agent-1/pat", lambda p: b'"ended_at":null' not in p)
+        with _kiosk(tmp_path, "kiosk-b", sim, broker.port) as b:  # B was not running until now
+            wait_for(lambda: b.kiosk.store.newest("agent-1", "pat"), 5, "B to catch up")
+            assert _converse(b, sim, obs, "kiosk-b", "pat").continued_from == first.session_id
+    finally:
+        obs.close()
+
+
+BRIDGE_TOPICS = "edge-agent/_sessions/# both 1"
+
+
+def test_bridged_brokers_carry_a_person_between_kiosks(tmp_path: Path, sim: AgentSimulator) -> None:
+    (tmp_path / "b1").mkdir()
+    (tmp_path / "b2").mkdir()
+    one = Broker(tmp_path / "b1").start()
+    two = Broker(tmp_path / "b2", extra=f"connection to-one\naddress 127.0.0.1:{one.port}\ntopic {BRIDGE_TOPICS}\ncleansession true\n").start()
+    obs1, obs2 = Observer(one.port), Observer(two.port)
+    try:
+
+        def bridged() -> bool:  # a probe (for an agent no kiosk follows) crosses the bridge
+            obs1.client.publish("edge-agent/_sessions/probe/x", b"{}")
+            return bool(obs2.find("edge-agent/_sessions/probe/x"))
+
+        wait_for(bridged, 10, "the bridge to connect")
+        with _kiosk(tmp_path, "kiosk-a", sim, one.port) as a, _kiosk(tmp_path, "kiosk-b", sim, two.port) as b:
+            first = _converse(a, sim, obs1, "kiosk-a", "traveller")
+            wait_for(lambda: b.kiosk.store.newest("agent-1", "traveller"), 10, "the pointer across the bridge")
+            second = _converse(b, sim, obs2, "kiosk-b", "traveller")
+            assert second.continued_from == first.session_id
+            wait_for(lambda: (n := a.kiosk.store.newest("agent-1", "traveller")) is not None and n.id == second.session_id, 10, "and back")
+    finally:
+        obs1.close()
+        obs2.close()
+        two.kill()
+        one.kill()
+
+
+def test_sessions_forget_on_the_command_line_clears_the_shared_pointers(tmp_path: Path, broker: Broker, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import toml_dump
+
+    from edge_agent.cli import main
+
+    store = SessionStore(tmp_path / "state")
+    store.record_start("s-1", "agent-1", "dana", None, 100.0)
+    store.close()
+    obs = Observer(broker.port, "edge-agent/_sessions/#")
+    wait_for(obs.client.is_connected, 5, "the observer")
+    obs.client.publish("edge-agent/_sessions/agent-1/dana", _wire("s-1", 100.0), qos=1, retain=True).wait_for_publish(5)
+    cfg = tmp_path / "c.toml"
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port}
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "session": {"share": True}, "mqtt": mqtt}))
+    try:
+        assert main(["sessions", "--forget", "-c", str(cfg)]) == 0
+        assert "cleared 1 shared session pointers" in capsys.readouterr().out
+        wait_for(lambda: b"" in obs.find("edge-agent/_sessions/agent-1/dana"), 5, "the empty retained pointer")
+    finally:
+        obs.close()
+    late = Observer(broker.port, "edge-agent/_sessions/#")
+    try:
+        time.sleep(0.5)
+        assert late.messages == []
+    finally:
+        late.close()
+
+
+def test_shared_sessions_count_against_keep_sessions_and_a_resumed_id_moves_forward(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path, keep_sessions=3)
+    filed = store.merge_shared([("agent-1", f"p{i}", f"s-{i}", None, 100.0 + i, None) for i in range(5)])
+    assert filed == 5 and sorted(s.slot for s in store.recent()) == ["p2", "p3", "p4"]  # the newest kept
+    store.record_start("s-local", "agent-1", "p4", None, 200.0)  # this kiosk continued p4 later
+    assert store.merge_shared([("agent-1", "p4", "s-4", None, 150.0, 160.0)]) == 0
+    assert store.newest("agent-1", "p4").id == "s-local"  # type: ignore[union-attr]
+    store.merge_shared([("agent-1", "p4", "s-4", None, 300.0, None)])  # s-4 was resumed elsewhere at 300
+    assert store.newest("agent-1", "p4").id == "s-4"  # type: ignore[union-attr]
+    store.close()
