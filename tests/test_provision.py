@@ -145,6 +145,37 @@ def test_kiosks_are_locked_to_their_own_topics_and_home_assistant_still_drives_t
         ha.close()
 
 
+def test_kiosks_share_session_pointers_through_the_locked_broker(tmp_path: Path, locked_broker: Any) -> None:
+    """[session] share under the ACL: a pointer kiosk a publishes (retained) reaches kiosk b, also
+    one that connects later, and an empty retained one (forget) clears it for both."""
+    broker, secrets_dir, ca = locked_broker
+    topic = "edge-agent/_sessions/agent-1/visitor-7"
+    pointer = b'{"v": 1, "session_id": "s-1", "continued_from": null, "started_at": 100.0, "ended_at": null, "kiosk": "kiosk-a"}'
+    seen: dict[str, list[tuple[str, bytes]]] = {"kiosk-a": [], "kiosk-b": []}
+    reporters: list[StatusReporter] = []
+    try:
+        for k in seen:
+            r = StatusReporter(kiosk_settings(broker.port, k, secrets_dir, ca), k, lambda c, reply: None, state_dir=tmp_path / k)
+            r.follow("edge-agent/_sessions/agent-1/+", lambda t, p, k=k: seen[k].append((t, p)))
+            reporters.append(r)
+            r.start()
+            wait_for(r.discovery.synced.is_set, 15, "the kiosk's connect and discovery pass")
+        assert reporters[0].send(topic, pointer, retain=True)
+        wait_for(lambda: (topic, pointer) in seen["kiosk-b"], 10, "kiosk b to get kiosk a's pointer")
+        reporters[1].close()  # b offline; it catches up from the retained pointer when it comes back
+        late = StatusReporter(kiosk_settings(broker.port, "kiosk-b", secrets_dir, ca), "kiosk-b", lambda c, reply: None, state_dir=tmp_path / "kiosk-b")
+        caught: list[tuple[str, bytes]] = []
+        late.follow("edge-agent/_sessions/agent-1/+", lambda t, p: caught.append((t, p)))
+        reporters[1] = late
+        late.start()
+        wait_for(lambda: (topic, pointer) in caught, 10, "kiosk b's catch-up from the retained pointer")
+        assert late.send(topic, b"", retain=True)  # forget, from the other kiosk
+        wait_for(lambda: (topic, b"") in seen["kiosk-a"], 10, "kiosk a to see the forget")
+    finally:
+        for r in reporters:
+            r.close()
+
+
 def test_provision_refuses_bad_names_and_silent_overwrites(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, cwd=REPO, timeout=30)

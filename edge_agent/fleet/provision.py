@@ -7,7 +7,9 @@ or Home Assistant): a random password written to `NAME.mqtt_password` (mode 0600
 
 `edge-agent broker-acl` prints the Mosquitto ACL: a kiosk reads only its own `cmd` and Home
 Assistant's birth topic, writes only its own subtree and its own discovery configs (which it also
-reads, to clear stale ones); operators and Home Assistant read everything and write commands.
+reads, to clear stale ones), and reads and writes the fleet's shared session pointers
+(`<prefix>/_sessions/#`, `[session] share`); operators and Home Assistant read everything and
+write commands.
 Kiosk rules are `pattern` lines keyed by the user name (`%u`), so one ACL serves the whole fleet
 as long as each kiosk's broker user name is its device id.
 """
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.core import config
-from edge_agent.core.config import DEVICE_ID_RE
+from edge_agent.core.config import DEVICE_ID_RE, SHARED_SESSIONS_LEVEL
 from edge_agent.errors import ConfigError, EdgeAgentError
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's own default; the 192-bit random password is the strength
@@ -47,6 +49,8 @@ def acl_text(topic_prefix: str, discovery_prefix: str, admins: list[str], ha_use
         f"pattern write {topic_prefix}/%u/#",
         f"pattern read {discovery_prefix}/status",
         f"pattern readwrite {discovery_prefix}/+/edge_agent_%u/+/config",
+        "# Shared session pointers ([session] share): every kiosk of the fleet reads and writes them.",
+        f"pattern readwrite {topic_prefix}/{SHARED_SESSIONS_LEVEL}/#",
         "",
     ]
     for user in admins:
