@@ -205,13 +205,16 @@ class VadGate:
         self.frames_sent = 0
         self.frames_gated = 0
 
-    def push(self, frame: bytes) -> tuple[bytes, ...]:
-        """One captured frame in; the frames to put on the wire now out (maybe none)."""
+    def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
+        """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
+        microphone heard one of the kiosk's own earcons in this frame; it is not classified (a cue
+        can never open the gate, nor move the noise floor) but joins the pre-roll, since a word
+        may start under it."""
         if len(frame) != self.frame_bytes:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
         self.frames += 1
-        level = self.classifier.classify(frame)
+        level = NOISE if cue else self.classifier.classify(frame)
         if self.is_open:
             # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
