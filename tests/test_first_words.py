@@ -86,3 +86,27 @@ def test_earcons_never_go_up_even_when_the_microphone_hears_them(tmp_path: Path)
             assert not bytes(sess.uplink).strip(b"\0"), "an earcon went up to the agent"
             mic.speak(SPEECH, time.monotonic())
             wait_for(lambda: SPEECH in bytes(sess.uplink), 10, "the visitor's speech")
+
+
+def test_the_gate_never_opens_on_a_cue_yet_keeps_a_word_said_under_one() -> None:
+    from edge_agent.audio.gate import VadGate
+    from edge_agent.core.config import VadSettings
+    from edge_agent.devtools.visitor import room_tone
+
+    fb = 960
+    room, speech = room_tone(2.0), SPEECH
+    frames = [room[i : i + fb] for i in range(0, len(room) - fb + 1, fb)]
+    gate = VadGate(VadSettings("edge", 2, 300, 600, 90), 30)
+    for f in frames:
+        gate.push(f)
+    loud = [speech[i : i + fb] for i in range(0, len(speech) - fb + 1, fb)]
+    for f in loud[:20]:  # 600 ms of loud sound, all of it under a cue: never opens
+        assert gate.push(f, cue=True) == (gate.silence,)
+        assert not gate.is_open
+    gate = VadGate(VadSettings("edge", 2, 300, 600, 90), 30)
+    for f in frames:
+        gate.push(f)
+    sent: list[bytes] = []
+    for i, f in enumerate(loud):  # a word starts under 300 ms of cues (press + ready earcons)
+        sent += gate.push(f, cue=i < 10)
+    assert b"".join(loud[:20]) in b"".join(sent)  # its start is in the burst, beyond preroll_ms

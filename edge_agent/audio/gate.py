@@ -190,7 +190,12 @@ class VadGate:
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.silence = bytes(self.frame_bytes)
         self.classifier = classifier or make_classifier(settings)
-        self._preroll: deque[bytes] = deque(maxlen=max(1, settings.preroll_ms // frame_ms))
+        self._preroll: deque[bytes] = deque()
+        self._preroll_frames = max(1, settings.preroll_ms // frame_ms)
+        self._preroll_cue: deque[bool] = deque()
+        """Per pre-roll frame: an earcon was playing. Those frames do not use up the pre-roll, so a
+        word said under a cue (at the press, at onready) is still there when the gate opens."""
+        self._preroll_cues = 0
         self._min_run = max(1, math.ceil(settings.min_speech_ms / frame_ms))
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
         self._run = 0  # consecutive speech-like frames while closed
@@ -208,8 +213,8 @@ class VadGate:
     def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
         """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
         microphone heard one of the kiosk's own earcons in this frame; it is not classified (a cue
-        can never open the gate, nor move the noise floor) but joins the pre-roll, since a word
-        may start under it."""
+        can never open the gate, nor move the noise floor) but joins the pre-roll, on top of
+        `preroll_ms`, since a word may start under it."""
         if len(frame) != self.frame_bytes:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
@@ -225,7 +230,7 @@ class VadGate:
                 if self._quiet > self._hang_frames:
                     self.is_open = False
                     self._run = 0
-                    self._preroll.clear()
+                    self._forget_preroll()
             if self.is_open:
                 self.frames_sent += 1
                 return (frame,)
@@ -235,17 +240,27 @@ class VadGate:
                 self.is_open = True
                 self._quiet = 0.0
                 burst = (*self._preroll, frame)
-                self._preroll.clear()
+                self._forget_preroll()
                 self.open_since = index - len(burst) + 1
                 self.debt += len(burst) - 1
                 self.frames_sent += len(burst)
                 return burst
         self._preroll.append(frame)
+        self._preroll_cue.append(cue)
+        self._preroll_cues += cue
+        while len(self._preroll) - self._preroll_cues > self._preroll_frames:  # preroll_ms besides cues
+            self._preroll.popleft()
+            self._preroll_cues -= self._preroll_cue.popleft()
         self.frames_gated += 1
         if self.debt > 0:
             self.debt -= 1
             return ()
         return (self.silence,)
+
+    def _forget_preroll(self) -> None:
+        self._preroll.clear()
+        self._preroll_cue.clear()
+        self._preroll_cues = 0
 
 
 def gate_file_intervals(gate: VadGate, pcm: bytes) -> list[tuple[float, float]]:

@@ -178,6 +178,10 @@ class PyAudioSink:
         """Device callbacks so far; each one hands the device `buffer_ms` of audio."""
         self.clear_took_effect_at: int | None = None
         """Index of the callback that first played silence after the latest clear."""
+        self.audio_leaves_at: float | None = None
+        """time.monotonic() at which the newest agent sample handed to the device leaves it (from
+        PortAudio's DAC time, so the device's own buffer is included); the barge-in benchmark."""
+        self._rate = SAMPLE_RATE_HZ
         self._pa: Any = None
         self._stream: Any = None
 
@@ -188,6 +192,7 @@ class PyAudioSink:
         self._loop, self._on_drained = loop, on_drained
         self._continue = pyaudio.paContinue
         self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
+        self._rate = rate
         self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
         self._stream.start_stream()
 
@@ -200,12 +205,16 @@ class PyAudioSink:
                 self._fifo = self._fifo[:0]
                 self.clear_took_effect_at = index
             drained = False
+            played = self.buffer.played_bytes
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
             while len(self._fifo) < frame_count:
                 pcm, d = self.buffer.read(step)
                 drained = drained or d
                 self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
+            if self.buffer.played_bytes != played:  # agent audio (or an earcon) in this period
+                dac_s = time_info["output_buffer_dac_time"] - time_info["current_time"] if time_info else 0.0
+                self.audio_leaves_at = time.monotonic() + max(0.0, dac_s) + frame_count / self._rate
             if drained:
                 self._loop.call_soon_threadsafe(self._on_drained)
             return to_channels(out, self._channels).astype("<i2").tobytes(), self._continue
