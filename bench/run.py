@@ -1,8 +1,11 @@
-"""edge-agent benchmarks: gate quality and cost, press-to-stream, barge-in, capture-to-wire, CPU, memory.
+"""edge-agent benchmarks: gate, press-to-speech, first words lost, barge-in, capture-to-wire, CPU, memory.
 
 Every figure is taken next to a baseline measured in the same run (plain webrtcvad for the gate,
-a bare WebSocket connect for press-to-stream, a bare asyncio loop woken every 30 ms for CPU), so
-a busy machine shows up in both columns instead of faking a result.
+the gate's own decision for press-to-speech, a bare WebSocket connect for press-to-stream, a bare
+asyncio loop woken every 30 ms for CPU, a bare Python importing the same libraries for memory),
+so a busy machine shows up in both columns instead of faking a result. Each run's JSON is saved
+in bench/results/ (date and machine in the name) and the README table is rebuilt from the newest
+(bench/table.py).
 
     script/bench [--json FILE] [--quick]
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -34,11 +38,17 @@ from edge_agent.audio.gatescore import Labels, score  # noqa: E402
 from edge_agent.core import conversation as c  # noqa: E402
 from edge_agent.core.config import VadSettings  # noqa: E402
 from edge_agent.devtools.faultproxy import FaultProxyThread  # noqa: E402
+from edge_agent.devtools.mosquitto import Mosquitto  # noqa: E402
 from edge_agent.devtools.simulator import SimulatorThread  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import device  # noqa: E402
+import firstwords  # noqa: E402
+import table  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 GATE = VadSettings(engine="edge", aggressiveness=2, preroll_ms=300, hangover_ms=600, min_speech_ms=90)
-GOALS = {"speech_recall": 0.995, "onset_ok": 1.0, "idle_share": 0.05, "x_realtime": 1000, "press_p95": 30, "barge_p95": 30, "wire_p99": 35, "cpu": 2.0, "rss": 50}
+GOALS = {"speech_recall": 0.995, "onset_ok": 1.0, "idle_share": 0.05, "x_realtime": 1000, "press_p95": 30, "barge_p95": 30, "wire_p99": 35, "cpu_ratio": 1.5, "rss_over_floor": 10, "rss": 60, "lost": 0}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -168,31 +178,6 @@ def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[fl
     return {"ready": ready, "first": first}
 
 
-# ----------------------------------------------------------------------------- 4: barge-in
-def bench_barge_in(tmp: Path, clears: int) -> dict[str, Any]:
-    runner = SimulatorThread()
-    with runner as sim:
-        barge: list[float] = []
-        with _kiosk(tmp, sim.url, audio={"earcons": False, "duplex": "full"}) as k:
-            k.press()
-            _wait(lambda: k.state == c.LISTENING, 5)
-            loop = runner.loop
-            for _ in range(clears):
-                asyncio.run_coroutine_threadsafe(sim.say(bytes(range(256)) * 125 * 8), loop).result(5)  # 1 s of audio
-                _wait(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
-                before = k.kiosk.sink.buffer.cleared_at
-                sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
-                _wait(lambda b=before: k.kiosk.sink.buffer.cleared_at != b, 5)
-                buf = k.kiosk.sink.buffer
-                # the last agent sample handed to the device is the last one before the clear: the
-                # file sink is clocked to the sample (a PyAudio device then still plays the one
-                # 20 ms period it was handed before; that is reported apart, not added here)
-                barge.append((buf.cleared_at - sent_at) * 1000)  # type: ignore[operator]
-                assert buf.queued_bytes == 0
-                time.sleep(0.05)
-    return {"p50": pct(barge, 50), "p95": pct(barge, 95), "clears": clears, "pyaudio_period_ms_not_included": 20.0}
-
-
 # ----------------------------------------------------------------------------- 5: capture -> wire
 def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
     """From each frame's capture (its last sample) to its bytes handed to the socket, while a
@@ -207,9 +192,19 @@ def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- 6: daemon CPU and memory
 def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60) -> dict[str, Any]:
+    """The daemon's CPU over a conversation with replies (file microphone on a loop, null speaker,
+    MQTT on and publishing metrics every 2 s to a real mosquitto), beside a bare asyncio loop."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    broker = Mosquitto(tmp).start()
+    try:
+        return _bench_daemon(tmp, seconds, compression, period_ms, broker.port)
+    finally:
+        broker.kill()
+
+
+def _bench_daemon(tmp: Path, seconds: float, compression: bool, period_ms: int, mqtt_port: int) -> dict[str, Any]:
     from conftest import toml_dump
 
-    tmp.mkdir(parents=True, exist_ok=True)
     with SimulatorThread() as sim:
         wav = write_wav_16k_mono(tmp / "conv.wav", _pcm("quiet") + _pcm("noisy"))
         cfg = tmp / "d.toml"
@@ -222,6 +217,7 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
                     "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms},
                     "button": {"source": "keyboard"},
                     "log": {"level": "warning"},
+                    "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mqtt_port, "metrics_interval_s": 2.0},
                 }
             )
         )
@@ -256,6 +252,8 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
         "cpu_percent_one_core": round(cpu, 2),
         "rss_mb": round(rss, 1),
         "baseline_30ms_asyncio_floor_cpu_percent": round(base, 3),
+        "cpu_ratio_to_bare_loop": round(cpu / base, 2) if base > 0 else float("nan"),
+        "mqtt": True,
         # CPU here goes with how often a process wakes (each wake-up of a Python loop costs
         # ~250-400 us of cold caches on this VM), so the wake-up rates explain the two figures
         "wakeups_per_s": round((w1 - w0) / wall, 1),
@@ -268,16 +266,21 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
 # ----------------------------------------------------------------------------- report
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions and a 15 s CPU window (for a smoke run)")
+    ap.add_argument("--json", help="also write the figures here (they are always saved in bench/results/)")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and a 15 s CPU window (a smoke run; not saved, README untouched)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edge-agent-bench-"))
+    load_before = os.getloadavg()
     print("gate ...", file=sys.stderr)
     gate = bench_gate(args.quick)
+    print("press -> speech, first words ...", file=sys.stderr)
+    speech = _pcm("quiet")[2 * int(firstwords.SPEECH_S[0] * 16000) : 2 * int(firstwords.SPEECH_S[1] * 16000)]
+    to_speech, lost = firstwords.bench_first_words(tmp / "f", speech, 8 if args.quick else 30)
     print("press -> stream ...", file=sys.stderr)
     press = bench_press(tmp / "p", 20 if args.quick else 60)
-    print("barge-in, capture -> wire ...", file=sys.stderr)
-    barge = bench_barge_in(tmp / "b", 20 if args.quick else 60)
+    print("barge-in on a clocked device, full-stack memory ...", file=sys.stderr)
+    barge, full = device.bench_devices(tmp / "dev", 10 if args.quick else 40, 15 if args.quick else 40, _pcm("quiet")[: 32000 * 20], _pcm("quiet") + _pcm("noisy"))
+    print("capture -> wire ...", file=sys.stderr)
     wire = bench_wire(tmp / "w", 60, 300 if args.quick else 1000)
     wire_30 = bench_wire(tmp / "w-30", 30, 300 if args.quick else 1000)
     print("daemon CPU and memory ...", file=sys.stderr)
@@ -285,53 +288,40 @@ def main() -> int:
     daemon = bench_daemon(tmp / "d", seconds)
     period_30 = bench_daemon(tmp / "d-30", seconds, period_ms=30)
     plain = bench_daemon(tmp / "d-plain", seconds, compression=False)
+    now = datetime.now(timezone.utc)
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": now.isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "load_average_1m": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
+        "quick": args.quick,
         "gate": gate,
+        "press_to_speech_ms": to_speech,
+        "first_words_lost_ms": lost,
         "press_to_stream_ms": press,
         "barge_in_ms": barge,
         "capture_to_wire_ms": wire,
         "capture_to_wire_ms_period_30": wire_30,
         "cpu_percent_one_core": daemon["cpu_percent_one_core"],
+        "cpu_ratio_to_bare_loop": daemon["cpu_ratio_to_bare_loop"],
         "rss_mb": daemon["rss_mb"],
+        "rss_mb_full_stack": full["rss_mb_full_stack"],
+        "rss_mb_imports_floor": full["rss_mb_imports_floor"],
+        "full_stack": full,
         "daemon": daemon,
         "daemon_period_30": period_30,
         "daemon_compression_off": plain,
+        "goals": GOALS,
     }
-    print(render(result))
+    print(table.render(result))
+    text = json.dumps(result, indent=1)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        Path(args.json).write_text(text)
+    if not args.quick:  # a figure's history: every full run is kept, the README shows the newest
+        saved = table.RESULTS / f"{now.strftime('%Y-%m-%dT%H%MZ')}_{table.machine_slug()}.json"
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(text)
+        print(f"saved {saved.relative_to(REPO)}; README table: {table.update_readme()}", file=sys.stderr)
     return 0
-
-
-def render(r: dict[str, Any]) -> str:
-    def ok(good: bool) -> str:
-        return "yes" if good else "NO"
-
-    lines = [f"edge-agent benchmarks, {r['date']}, {r['machine']}", "", "| gate | quiet recall | quiet onsets | quiet idle | noisy recall | noisy onsets | noisy idle | × real time |", "|---|---|---|---|---|---|---|---|"]
-    for name, g in r["gate"].items():
-        q, n = g["quiet"], g["noisy"]
-        lines.append(f"| {name} | {q['speech_recall']:.4f} | {q['onset_ok']:.2f} | {q['idle_share']:.3f} | {n['speech_recall']:.4f} | {n['onset_ok']:.2f} | {n['idle_share']:.3f} | {g['x_realtime']} |")
-    g = r["gate"]["ours"]
-    p, b, w, d = r["press_to_stream_ms"], r["barge_in_ms"], r["capture_to_wire_ms"], r["daemon"]
-    lines += [
-        "",
-        "| figure | value | baseline (same run) | goal | met |",
-        "|---|---|---|---|---|",
-        f"| gate on noisy: recall / onsets / idle | {g['noisy']['speech_recall']:.4f} / {g['noisy']['onset_ok']:.2f} / {g['noisy']['idle_share']:.3f} | webrtcvad 3: idle {r['gate']['webrtcvad_3']['noisy']['idle_share']:.3f} | ≥ 0.995 / 1.0 / ≤ 0.05 | {ok(g['noisy']['speech_recall'] >= 0.995 and g['noisy']['onset_ok'] == 1.0 and g['noisy']['idle_share'] <= 0.05)} |",
-        f"| gate cost | {g['x_realtime']}× real time | raw webrtcvad {r['gate']['webrtcvad_2']['x_realtime']}× | ≥ 1000× | {ok(g['x_realtime'] >= 1000)} |",
-        f"| press → first audio on the socket, p50 / p95 | cold {p['p50']} / {p['p95']} ms (onready {p['onready_p50']} / {p['onready_p95']}); warm link {p['warm_p50']} / {p['warm_p95']} ms | bare WebSocket {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | p95 ≤ 30 ms | {ok(p['p95'] <= 30 and p['warm_p95'] <= 30)} |",
-        f"| press → first audio, 50 ms RTT (proxy), p50 / p95 | cold {p['rtt_50ms_cold_p50']} / {p['rtt_50ms_cold_p95']} ms; warm link {p['rtt_50ms_warm_p50']} / {p['rtt_50ms_warm_p95']} ms | | (shows what the warm link saves) | |",
-        f"| barge-in: clear sent → last agent sample handed to the device, p50 / p95 | {b['p50']} / {b['p95']} ms (a PyAudio device then plays out the 20 ms period it holds) | | p95 ≤ 30 ms | {ok(b['p95'] <= 30)} |",
-        f"| capture → wire, p50 / p99 ({w['capture_period_ms']} ms capture period) | {w['p50']} / {w['p99']} ms (mean {w['mean']}) | one frame = 30 ms | p99 ≤ 35 ms | {ok(w['p99'] <= 35)} |",
-        f"| capture → wire, p50 / p99, `audio.capture_period_ms = 30` | {r['capture_to_wire_ms_period_30']['p50']} / {r['capture_to_wire_ms_period_30']['p99']} ms (mean {r['capture_to_wire_ms_period_30']['mean']}) | | | |",
-        f"| daemon CPU, 60 s conversation | {d['cpu_percent_one_core']} % of one core ({d['wakeups_per_s']} wake-ups/s) | bare 30 ms asyncio loop + FFT + webrtcvad: {d['baseline_30ms_asyncio_floor_cpu_percent']} % ({d['baseline_wakeups_per_s']} wake-ups/s) | ≤ 2 % | {ok(d['cpu_percent_one_core'] <= 2)} |",
-        f"| daemon CPU, same, `audio.capture_period_ms = 30` | {r['daemon_period_30']['cpu_percent_one_core']} % of one core ({r['daemon_period_30']['wakeups_per_s']} wake-ups/s) | floor in that run: {r['daemon_period_30']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
-        f"| daemon CPU, same, `agent.compression = false` | {r['daemon_compression_off']['cpu_percent_one_core']} % of one core | floor in that run: {r['daemon_compression_off']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
-        f"| daemon RSS | {d['rss_mb']} MB | | ≤ 50 MB | {ok(d['rss_mb'] <= 50)} |",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
