@@ -30,13 +30,13 @@ def _wait(pred: Any, timeout_s: float) -> None:
         time.sleep(0.001)
 
 
-def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, warm: bool = False, backlog_ms: int | None = None) -> dict[str, list[float]]:
+def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, warm: bool = False, backlog_ms: int | None = None, earcons: bool = True) -> dict[str, list[float]]:
     """`n` presses, the visitor speaking `speech` from each press on; per press: press -> first
     speech byte on the socket, press -> gate open, ms of the speech the agent never got."""
     from conftest import KioskThread, kiosk_settings
 
     tmp.mkdir(parents=True, exist_ok=True)
-    audio: dict[str, Any] = {} if backlog_ms is None else {"backlog_ms": backlog_ms}
+    audio: dict[str, Any] = {"earcons": earcons} if backlog_ms is None else {"earcons": earcons, "backlog_ms": backlog_ms}
     mic = VisitorMic()
     k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}), source=mic)
     out: dict[str, list[float]] = {"speech": [], "gate": [], "lost": []}
@@ -94,6 +94,7 @@ def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any],
     with SimulatorThread() as sim:
         runs["cold"] = presses(tmp / "cold", sim, sim.url, speech, n)
         runs["warm"] = presses(tmp / "warm", sim, sim.url, speech, n, warm=True)
+        runs["quiet"] = presses(tmp / "quiet", sim, sim.url, speech, n, earcons=False)
         with FaultProxyThread("127.0.0.1", sim.port) as proxy:
             proxy.delay_s = 0.025  # each way: a 50 ms round trip
             runs["50_cold"] = presses(tmp / "50-cold", sim, proxy.url(), speech, far)
@@ -112,6 +113,9 @@ def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any],
         "rtt_50ms_warm_p95": pct(runs["50_warm"]["speech"], 95),
         "rtt_300ms_cold_p50": pct(runs["300_cold"]["speech"], 50),
         "rtt_300ms_cold_p95": pct(runs["300_cold"]["speech"], 95),
+        "earcons_off_p50": pct(runs["quiet"]["speech"], 50),
+        "earcons_off_p95": pct(runs["quiet"]["speech"], 95),
+        "earcons_off_gate_opens_p95": pct(runs["quiet"]["gate"], 95),
         "baseline_gate_opens_p50": pct(runs["cold"]["gate"], 50),
         "baseline_gate_opens_p95": pct(runs["cold"]["gate"], 95),
         "presses": n,

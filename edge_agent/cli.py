@@ -63,7 +63,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level or "info")
     try:
-        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=Path(args.record) if args.record else None))
+        record = Path(args.record) if args.record else None
+        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=record, onready_delay_s=args.onready_delay_ms / 1000.0))
     except KeyboardInterrupt:
         pass
     return 0
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-opt-out", action="store_true", help="ignore session continuations, like an agent with Data Opt-Out")
     p.add_argument("--end-after-turns", type=int, default=0, help="hang up (onsessionended) after this many replies")
     p.add_argument("--record", help="directory to record each session's initiate and uplink audio")
+    p.add_argument("--onready-delay-ms", type=int, default=0, help="answer initiate this much later (a server slow to start a session)")
     p.set_defaults(fn=cmd_simulate)
     p = with_config(sub.add_parser("sessions", help="list stored sessions, newest first"))
     p.add_argument("--forget", action="store_true", help="wipe every stored session (privacy switch)")
