@@ -218,7 +218,8 @@ class Kiosk:
             pcm = self.earcons.get(a.name)
             if pcm:
                 self.sink.buffer.write(pcm)
-                self._earcon_until = self.clock() + self.sink.buffer.queued_bytes / 32000.0  # it plays until then
+                # when it plays, on the clock that stamps captured frames (time.monotonic())
+                self._earcon_until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
                 self._earcon_from = self._earcon_until - len(pcm) / 32000.0
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
