@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from steps import pct, wait_until
 
 from edge_agent.audio.devices import write_wav_16k_mono
 from edge_agent.core import conversation as c
@@ -34,17 +35,6 @@ IMPORTS = "asyncio, sqlite3, ssl, zlib, json, numpy, webrtcvad, websockets.async
 """What the daemon loads from outside the package (the floor imports these and nothing else)."""
 
 
-def _wait(pred: Any, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(0.001)
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 2) if s else float("nan")
 
 
 def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes) -> dict[str, Any]:
@@ -61,16 +51,16 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes) -
         sink = k.kiosk.sink
         assert isinstance(sink, PyAudioSink)
         k.press()
-        _wait(lambda: k.state == c.LISTENING, 10)
-        _wait(lambda: sink.callbacks > 100, 20)  # the pulse stream runs (its start can stall a while)
+        wait_until(lambda: k.state == c.LISTENING, 10)
+        wait_until(lambda: sink.callbacks > 100, 20)  # the pulse stream runs (its start can stall a while)
         loop = runner.loop
         for _ in range(clears):
             asyncio.run_coroutine_threadsafe(sim.say(bytes(range(256)) * 125 * 8), loop).result(5)  # 1 s of audio
-            _wait(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
+            wait_until(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
             time.sleep(0.1)  # the speaker is playing
             before = sink.buffer.cleared_at
             sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
-            _wait(lambda b=before: sink.buffer.cleared_at != b, 5)  # type: ignore[misc]
+            wait_until(lambda b=before: sink.buffer.cleared_at != b, 5)  # type: ignore[misc]
             time.sleep(0.2)  # whatever the device still held has played by now
             arrived = k.kiosk.stats.clear_arrived_at
             assert arrived is not None and sink.audio_leaves_at is not None and sink.buffer.cleared_at is not None, (arrived, sink.audio_leaves_at, sink.callbacks, sink.buffer.played_bytes, sink.callback_errors)
@@ -123,7 +113,7 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
                 time.sleep(4)
                 pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/bench/cmd", "-m", json.dumps({"action": "press"})], capture_output=True, timeout=10)
                 assert pub.returncode == 0, pub.stderr
-                _wait(lambda: bool(sim.sessions), 15)
+                wait_until(lambda: bool(sim.sessions), 15)
                 peak = 0.0
                 end = time.monotonic() + seconds
                 while time.monotonic() < end:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from steps import pct, wait_until
+
 from edge_agent.core import conversation as c
 from edge_agent.devtools.faultproxy import FaultProxyThread
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
@@ -21,13 +23,6 @@ from edge_agent.devtools.visitor import VisitorMic, lost_ms
 SPEECH_S = (2.2, 3.2)
 """One second of continuous speech from the quiet dev recording (labelled speech from 2.2 s)."""
 
-
-def _wait(pred: Any, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(0.001)
 
 
 def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, warm: bool = False, backlog_ms: int | None = None, earcons: bool = True) -> dict[str, list[float]]:
@@ -63,28 +58,24 @@ def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, war
         time.sleep(1.0)  # the gate learns the room
         for _ in range(n):
             if warm:
-                _wait(lambda: k.kiosk.standby.ready, 10)
+                wait_until(lambda: k.kiosk.standby.ready, 10)
             sessions = len(sim.sessions)
             first.clear()
             opened.clear()
             t0 = time.monotonic()
             mic.speak(speech, t0)
             k.press()
-            _wait(lambda s=sessions: k.state == c.LISTENING and len(sim.sessions) > s, 10)  # type: ignore[misc]
-            _wait(lambda: not mic.speaking and bool(first), 10)
+            wait_until(lambda s=sessions: k.state == c.LISTENING and len(sim.sessions) > s, 10)  # type: ignore[misc]
+            wait_until(lambda: not mic.speaking and bool(first), 10)
             time.sleep(0.3)  # the last frames of the speech reach the simulator
             out["speech"].append((first[0] - t0) * 1000)
             out["gate"].append((opened[0] - t0) * 1000 if opened else float("nan"))
             out["lost"].append(lost_ms(speech, bytes(sim.sessions[-1].uplink)))
             k.press()
-            _wait(lambda: k.state == c.IDLE and not gate.is_open, 10)  # the next visitor starts afresh
+            wait_until(lambda: k.state == c.IDLE and not gate.is_open, 10)  # the next visitor starts afresh
             time.sleep(0.1)
     return out
 
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 1) if s else float("nan")
 
 
 def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -45,15 +45,12 @@ sys.path.insert(0, str(REPO / "bench"))
 import device  # noqa: E402
 import firstwords  # noqa: E402
 import table  # noqa: E402
+from steps import pct, wait_until  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 GATE = VadSettings(engine="edge", aggressiveness=2, preroll_ms=300, hangover_ms=600, min_speech_ms=90)
 GOALS = {"speech_recall": 0.995, "onset_ok": 1.0, "idle_share": 0.05, "x_realtime": 1000, "press_p95": 30, "barge_p95": 30, "wire_p99": 35, "cpu_ratio": 1.5, "rss_over_floor": 10, "rss": 60, "lost": 0}
 
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 2) if s else float("nan")
 
 
 def _pcm(name: str) -> bytes:
@@ -94,13 +91,6 @@ def _kiosk(tmp: Path, endpoint: str, **sections: dict[str, Any]) -> Any:
     tmp.mkdir(parents=True, exist_ok=True)
     return KioskThread(kiosk_settings(tmp, endpoint, _pcm("quiet")[: 32000 * 20], **sections))
 
-
-def _wait(pred: Any, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(0.0005)
 
 
 # ----------------------------------------------------------------------------- 3: press -> stream
@@ -157,7 +147,7 @@ def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[fl
     with _kiosk(tmp, url, audio={"earcons": False}, agent={"warm_link": warm}) as k:
         for _ in range(presses):
             if warm:
-                _wait(lambda: k.kiosk.standby.ready, 5)
+                wait_until(lambda: k.kiosk.standby.ready, 5)
             old = k.kiosk.link.link_id if k.kiosk.link is not None else 0
             t0 = time.monotonic()
             k.press()
@@ -166,13 +156,13 @@ def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[fl
                 link = k.kiosk.link
                 return link is not None and link.link_id != old and link.first_audio_sent_at is not None and link.ready_at is not None
 
-            _wait(streaming, 5)
+            wait_until(streaming, 5)
             link = k.kiosk.link
             assert link is not None and link.ready_at is not None and link.first_audio_sent_at is not None
             ready.append((link.ready_at - t0) * 1000)
             first.append((link.first_audio_sent_at - t0) * 1000)
             k.press()
-            _wait(lambda: k.state == c.IDLE, 5)
+            wait_until(lambda: k.state == c.IDLE, 5)
         if warm:
             assert k.kiosk.standby.taken == presses, "every warm press must have used the standby"
     return {"ready": ready, "first": first}
@@ -185,7 +175,7 @@ def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
     already waited one frame when the pair arrives."""
     with SimulatorThread() as sim, _kiosk(tmp, sim.url, audio={"earcons": False, "capture_period_ms": period_ms}) as k:
         k.press()
-        _wait(lambda: len(k.kiosk.stats.capture_to_wire_ms) >= frames, frames * 0.03 + 10)
+        wait_until(lambda: len(k.kiosk.stats.capture_to_wire_ms) >= frames, frames * 0.03 + 10)
         wire = list(k.kiosk.stats.capture_to_wire_ms)
     return {"p50": pct(wire, 50), "p99": pct(wire, 99), "mean": round(sum(wire) / len(wire), 2), "frames": len(wire), "frame_ms": 30, "capture_period_ms": period_ms}
 
