@@ -110,3 +110,25 @@ def test_the_gate_never_opens_on_a_cue_yet_keeps_a_word_said_under_one() -> None
     for i, f in enumerate(loud):  # a word starts under 300 ms of cues (press + ready earcons)
         sent += gate.push(f, cue=i < 10)
     assert b"".join(loud[:20]) in b"".join(sent)  # its start is in the burst, beyond preroll_ms
+
+
+def test_words_said_while_a_dropped_link_reconnects_reach_the_continued_session(tmp_path: Path) -> None:
+    with SimulatorThread() as sim:
+        network = FaultProxyThread("127.0.0.1", sim.port)
+        mic = VisitorMic()
+        with network as proxy, kiosk(tmp_path, proxy.url(), mic) as k:
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            first = sim.sessions[-1]
+            time.sleep(1.0)
+            sim.onready_delay_s = 0.8  # the server takes its time to resume the session
+            mic.speak(SPEECH, time.monotonic())  # the visitor talks on, just as the network drops
+            network.cut()
+            wait_for(lambda: len(sim.sessions) > 1 and sim.sessions[-1].continued_from == first.session_id, 15, "the continued session")
+            resumed = sim.sessions[-1]
+            wait_for(lambda: not mic.speaking, 10, "the end of the speech")
+            time.sleep(0.5)
+            # what went into the dying socket is gone with it (a frame or two); the rest, said
+            # while there was no link for a second, reaches the continued session in order
+            assert lost_ms(SPEECH, bytes(resumed.uplink)) <= 120
+            assert SPEECH[4000:] in bytes(resumed.uplink)
