@@ -196,6 +196,8 @@ class VadGate:
         """Per pre-roll frame: an earcon was playing. Those frames do not use up the pre-roll, so a
         word said under a cue (at the press, at onready) is still there when the gate opens."""
         self._preroll_cues = 0
+        self._preroll_max = self._preroll_frames + max(1, 1000 // frame_ms)
+        """A hard bound all the same: at most a second of cues on top."""
         self._min_run = max(1, math.ceil(settings.min_speech_ms / frame_ms))
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
         self._run = 0  # consecutive speech-like frames while closed
@@ -248,7 +250,7 @@ class VadGate:
         self._preroll.append(frame)
         self._preroll_cue.append(cue)
         self._preroll_cues += cue
-        while len(self._preroll) - self._preroll_cues > self._preroll_frames:  # preroll_ms besides cues
+        while len(self._preroll) - self._preroll_cues > self._preroll_frames or len(self._preroll) > self._preroll_max:
             self._preroll.popleft()
             self._preroll_cues -= self._preroll_cue.popleft()
         self.frames_gated += 1
