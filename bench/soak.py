@@ -216,14 +216,14 @@ discovery = false
 
 
 def verdict(result: dict[str, Any]) -> list[str]:
-    """Growth from the second quarter to the last quarter, per resource, against LIMITS."""
+    """Everything the kiosk missed, then growth from the second quarter to the last quarter, per
+    resource, against LIMITS."""
     s = result["samples"]
     problems = []
     if result["exit_code"] != 0:
         problems.append(f"daemon exited {result['exit_code']} on SIGTERM")
     problems += result.get("missed", [])
-    c = result["counts"]
-    if c.get("presses", 0) == 0:
+    if result["counts"].get("presses", 0) == 0:
         problems.append("no press was made")
     if len(s) < 8:
         return [*problems, f"only {len(s)} samples: run longer"]
