@@ -1,8 +1,11 @@
-"""edge-agent benchmarks: gate quality and cost, press-to-stream, barge-in, capture-to-wire, CPU, memory.
+"""edge-agent benchmarks: gate, press-to-speech, first words lost, barge-in, capture-to-wire, CPU, memory.
 
 Every figure is taken next to a baseline measured in the same run (plain webrtcvad for the gate,
-a bare WebSocket connect for press-to-stream, a bare asyncio loop woken every 30 ms for CPU), so
-a busy machine shows up in both columns instead of faking a result.
+the gate's own decision for press-to-speech, a bare WebSocket connect for press-to-stream, a bare
+asyncio loop woken every 30 ms for CPU, a bare Python importing the same libraries for memory),
+so a busy machine shows up in both columns instead of faking a result. Each run's JSON is saved
+in bench/results/ (date and machine in the name) and the README table is rebuilt from the newest
+(bench/table.py).
 
     script/bench [--json FILE] [--quick]
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -37,16 +41,19 @@ from edge_agent.core import conversation as c  # noqa: E402
 from edge_agent.core.config import VadSettings  # noqa: E402
 from edge_agent.devtools import rooms  # noqa: E402
 from edge_agent.devtools.faultproxy import FaultProxyThread  # noqa: E402
+from edge_agent.devtools.mosquitto import Mosquitto  # noqa: E402
 from edge_agent.devtools.simulator import SimulatorThread  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import device  # noqa: E402
+import firstwords  # noqa: E402
+import table  # noqa: E402
+from steps import pct, wait_until  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-GOALS = {"speech_recall": 0.995, "onset_ok": 1.0, "idle_share": 0.05, "x_realtime": 1000, "press_p95": 30, "barge_p95": 30, "wire_p99": 35, "cpu": 2.0, "rss": 50}
+GOALS = {"speech_recall": 0.995, "onset_ok": 1.0, "idle_share": 0.05, "x_realtime": 1000, "press_p95": 30, "barge_p95": 30, "wire_p99": 35, "cpu_ratio": 1.5, "rss_over_floor": 10, "rss": 60, "lost": 0}
 
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 2) if s else float("nan")
 
 
 def _pcm(name: str) -> bytes:
@@ -129,13 +136,6 @@ def _kiosk(tmp: Path, endpoint: str, **sections: dict[str, Any]) -> Any:
     return KioskThread(kiosk_settings(tmp, endpoint, _pcm("quiet")[: 32000 * 20], **sections))
 
 
-def _wait(pred: Any, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > end:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(0.0005)
-
 
 # ----------------------------------------------------------------------------- 3: press -> stream
 def bench_press(tmp: Path, presses: int) -> dict[str, Any]:
@@ -192,7 +192,7 @@ def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[fl
     with _kiosk(tmp, url, audio={"earcons": False}, agent={"warm_link": warm}, session=unlimited) as k:
         for _ in range(presses):
             if warm:
-                _wait(lambda: k.kiosk.standby.ready, 5)
+                wait_until(lambda: k.kiosk.standby.ready, 5)
             old = k.kiosk.link.link_id if k.kiosk.link is not None else 0
             t0 = time.monotonic()
             k.press()
@@ -201,41 +201,16 @@ def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[fl
                 link = k.kiosk.link
                 return link is not None and link.link_id != old and link.first_audio_sent_at is not None and link.ready_at is not None
 
-            _wait(streaming, 5)
+            wait_until(streaming, 5)
             link = k.kiosk.link
             assert link is not None and link.ready_at is not None and link.first_audio_sent_at is not None
             ready.append((link.ready_at - t0) * 1000)
             first.append((link.first_audio_sent_at - t0) * 1000)
             k.press()
-            _wait(lambda: k.state == c.IDLE, 5)
+            wait_until(lambda: k.state == c.IDLE, 5)
         if warm:
             assert k.kiosk.standby.taken == presses, "every warm press must have used the standby"
     return {"ready": ready, "first": first}
-
-
-# ----------------------------------------------------------------------------- 4: barge-in
-def bench_barge_in(tmp: Path, clears: int) -> dict[str, Any]:
-    runner = SimulatorThread()
-    with runner as sim:
-        barge: list[float] = []
-        with _kiosk(tmp, sim.url, audio={"earcons": False, "duplex": "full"}) as k:
-            k.press()
-            _wait(lambda: k.state == c.LISTENING, 5)
-            loop = runner.loop
-            for _ in range(clears):
-                asyncio.run_coroutine_threadsafe(sim.say(bytes(range(256)) * 125 * 8), loop).result(5)  # 1 s of audio
-                _wait(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
-                before = k.kiosk.sink.buffer.cleared_at
-                sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
-                _wait(lambda b=before: k.kiosk.sink.buffer.cleared_at != b, 5)
-                buf = k.kiosk.sink.buffer
-                # the last agent sample handed to the device is the last one before the clear: the
-                # file sink is clocked to the sample (a PyAudio device then still plays the one
-                # 20 ms period it was handed before; that is reported apart, not added here)
-                barge.append((buf.cleared_at - sent_at) * 1000)  # type: ignore[operator]
-                assert buf.queued_bytes == 0
-                time.sleep(0.05)
-    return {"p50": pct(barge, 50), "p95": pct(barge, 95), "clears": clears, "pyaudio_period_ms_not_included": 20.0}
 
 
 # ----------------------------------------------------------------------------- 5: capture -> wire
@@ -245,16 +220,26 @@ def bench_wire(tmp: Path, period_ms: int, frames: int) -> dict[str, Any]:
     already waited one frame when the pair arrives."""
     with SimulatorThread() as sim, _kiosk(tmp, sim.url, audio={"earcons": False, "capture_period_ms": period_ms}) as k:
         k.press()
-        _wait(lambda: len(k.kiosk.stats.capture_to_wire_ms) >= frames, frames * 0.03 + 10)
+        wait_until(lambda: len(k.kiosk.stats.capture_to_wire_ms) >= frames, frames * 0.03 + 10)
         wire = list(k.kiosk.stats.capture_to_wire_ms)
     return {"p50": pct(wire, 50), "p99": pct(wire, 99), "mean": round(sum(wire) / len(wire), 2), "frames": len(wire), "frame_ms": 30, "capture_period_ms": period_ms}
 
 
 # ----------------------------------------------------------------------------- 6: daemon CPU and memory
 def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms: int = 60, echo_cancel: bool = False) -> dict[str, Any]:
+    """The daemon's CPU over a conversation with replies (file microphone on a loop, null speaker,
+    MQTT on, as shipped, publishing to a real mosquitto), beside a bare asyncio loop."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    broker = Mosquitto(tmp).start()
+    try:
+        return _bench_daemon(tmp, seconds, compression, period_ms, echo_cancel, broker.port)
+    finally:
+        broker.kill()
+
+
+def _bench_daemon(tmp: Path, seconds: float, compression: bool, period_ms: int, echo_cancel: bool, mqtt_port: int) -> dict[str, Any]:
     from conftest import toml_dump
 
-    tmp.mkdir(parents=True, exist_ok=True)
     with SimulatorThread() as sim:
         wav = write_wav_16k_mono(tmp / "conv.wav", _pcm("quiet") + _pcm("noisy"))
         cfg = tmp / "d.toml"
@@ -267,6 +252,7 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
                     "audio": {"input": f"loop:{wav}", "output": "null", "capture_period_ms": period_ms, "echo_cancel": echo_cancel},
                     "button": {"source": "keyboard"},
                     "log": {"level": "warning"},
+                    "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mqtt_port},  # as shipped: metrics every 30 s
                 }
             )
         )
@@ -301,6 +287,8 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
         "cpu_percent_one_core": round(cpu, 2),
         "rss_mb": round(rss, 1),
         "baseline_30ms_asyncio_floor_cpu_percent": round(base, 3),
+        "cpu_ratio_to_bare_loop": round(cpu / base, 2) if base > 0 else float("nan"),
+        "mqtt": True,
         # CPU here goes with how often a process wakes (each wake-up of a Python loop costs
         # ~250-400 us of cold caches on this VM), so the wake-up rates explain the two figures
         "wakeups_per_s": round((w1 - w0) / wall, 1),
@@ -313,25 +301,30 @@ def bench_daemon(tmp: Path, seconds: float, compression: bool = True, period_ms:
 # ----------------------------------------------------------------------------- report
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions and a 15 s CPU window (for a smoke run)")
-    ap.add_argument("--gate", action="store_true", help="only the gate: recordings, room matrix, process cost")
+    ap.add_argument("--json", help="also write the figures here (full runs are always saved in bench/results/)")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and a 15 s CPU window (a smoke run; not saved, README untouched)")
+    ap.add_argument("--gate", action="store_true", help="only the gate: recordings, room matrix, process cost (not saved)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="edge-agent-bench-"))
+    load_before = os.getloadavg()
     print("gate ...", file=sys.stderr)
     gate = bench_gate(args.quick)
     gate_rooms = bench_gate_rooms(args.quick)
     gate_process = bench_gate_process(tmp, 2 if args.quick else 10)
     if args.gate:
         result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gate": gate, "gate_rooms": gate_rooms, "gate_process": gate_process}
-        print(render_gate(result))
+        print(table.render_gate(result))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
         return 0
+    print("press -> speech, first words ...", file=sys.stderr)
+    speech = _pcm("quiet")[2 * int(firstwords.SPEECH_S[0] * 16000) : 2 * int(firstwords.SPEECH_S[1] * 16000)]
+    to_speech, lost = firstwords.bench_first_words(tmp / "f", speech, 8 if args.quick else 30)
     print("press -> stream ...", file=sys.stderr)
     press = bench_press(tmp / "p", 20 if args.quick else 60)
-    print("barge-in, capture -> wire ...", file=sys.stderr)
-    barge = bench_barge_in(tmp / "b", 20 if args.quick else 60)
+    print("barge-in on a clocked device, full-stack memory ...", file=sys.stderr)
+    barge, full = device.bench_devices(tmp / "dev", 10 if args.quick else 40, 15 if args.quick else 40, _pcm("quiet")[: 32000 * 20], _pcm("quiet") + _pcm("noisy"))
+    print("capture -> wire ...", file=sys.stderr)
     wire = bench_wire(tmp / "w", 60, 300 if args.quick else 1000)
     wire_30 = bench_wire(tmp / "w-30", 30, 300 if args.quick else 1000)
     print("daemon CPU and memory ...", file=sys.stderr)
@@ -344,102 +337,46 @@ def main() -> int:
     from echo_rooms import bench_echo
 
     echo = bench_echo(DATA, GATE, args.quick)
+    now = datetime.now(timezone.utc)
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": now.isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "load_average_1m": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
+        "quick": args.quick,
         "gate": gate,
         "gate_rooms": gate_rooms,
         "gate_process": gate_process,
+        "press_to_speech_ms": to_speech,
+        "first_words_lost_ms": lost,
         "press_to_stream_ms": press,
         "barge_in_ms": barge,
         "capture_to_wire_ms": wire,
         "capture_to_wire_ms_period_30": wire_30,
         "cpu_percent_one_core": daemon["cpu_percent_one_core"],
+        "cpu_ratio_to_bare_loop": daemon["cpu_ratio_to_bare_loop"],
         "rss_mb": daemon["rss_mb"],
+        "rss_mb_full_stack": full["rss_mb_full_stack"],
+        "rss_mb_imports_floor": full["rss_mb_imports_floor"],
+        "full_stack": full,
         "daemon": daemon,
         "daemon_period_30": period_30,
         "daemon_compression_off": plain,
         "daemon_echo_cancel": aec,
         "echo": echo,
+        "goals": GOALS,
     }
-    table = render(result)
-    print(table)
+    rendered = table.render(result)
+    print(rendered)
+    text = json.dumps(result, indent=1)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        Path(args.json).write_text(text)
+    if not args.quick:  # a figure's history: every full run is kept, the README shows the newest
+        saved = table.RESULTS / f"{now.strftime('%Y-%m-%dT%H%MZ')}_{table.machine_slug()}.json"
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(text)
+        print(f"saved {saved.relative_to(REPO)}; README table: {table.update_readme()}", file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
-    return goals_exit_code(table)
-
-
-def goals_exit_code(table: str) -> int:
-    """1 when any goal row of the rendered table says NO, so CI and scripts see a missed goal."""
-    missed = [line.split("|")[1].strip() for line in table.splitlines() if line.rstrip().endswith("| NO |")]
-    for name in missed:
-        print(f"bench: goal not met: {name}", file=sys.stderr)
-    return 1 if missed else 0
-
-
-def ok(good: bool) -> str:
-    return "yes" if good else "NO"
-
-
-def render_gate(r: dict[str, Any]) -> str:
-    """The dev-recordings table, then each room matrix with every engine side by side."""
-    lines = ["| gate | quiet recall | quiet onsets | quiet idle | noisy recall | noisy onsets | noisy idle | × real time |", "|---|---|---|---|---|---|---|---|"]
-    for name, g in r["gate"].items():
-        q, n = g["quiet"], g["noisy"]
-        lines.append(f"| {name} | {q['speech_recall']:.4f} | {q['onset_ok']:.2f} | {q['idle_share']:.3f} | {n['speech_recall']:.4f} | {n['onset_ok']:.2f} | {n['idle_share']:.3f} | {g['x_realtime']} |")
-    for set_name, engines in r["gate_rooms"].items():
-        names = list(engines)
-        lines += ["", f"{set_name} rooms: worst recall / onsets / idle sent per cell (! = misses a target)", ""]
-        lines += ["| room | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for cell in engines["ours"]["cells"]:
-            row = []
-            for name in names:
-                c = engines[name]["cells"].get(cell)
-                row.append("-" if c is None else f"{'' if c['meets'] else '!'}{c['speech_recall']:.3f} / {c['onset_ok']:.2f} / {c['idle_share']:.2f}")
-            lines.append(f"| {cell} | " + " | ".join(row) + " |")
-        lines.append("| cells meeting every target | " + " | ".join(f"{engines[n]['cells_met']} of {engines[n]['cells_total']}" for n in names) + " |")
-    p = r["gate_process"]
-    lines += ["", f"whole `edge-agent gate FILE --json` process: {p['x_realtime']}× real time ({p['audio_s']} s of audio in {p['cpu_s']} s of CPU)"]
-    return "\n".join(lines)
-
-
-def render(r: dict[str, Any]) -> str:
-    lines = [f"edge-agent benchmarks, {r['date']}, {r['machine']}", "", render_gate(r)]
-    g = r["gate"]["ours"]
-    rt, rh = r["gate_rooms"]["tuning"]["ours"], r["gate_rooms"]["held_out"]["ours"]
-    p, b, w, d = r["press_to_stream_ms"], r["barge_in_ms"], r["capture_to_wire_ms"], r["daemon"]
-    lines += [
-        "",
-        "| figure | value | baseline (same run) | goal | met |",
-        "|---|---|---|---|---|",
-        f"| gate on noisy: recall / onsets / idle | {g['noisy']['speech_recall']:.4f} / {g['noisy']['onset_ok']:.2f} / {g['noisy']['idle_share']:.3f} | webrtcvad 3: idle {r['gate']['webrtcvad_3']['noisy']['idle_share']:.3f} | ≥ 0.995 / 1.0 / ≤ 0.05 | {ok(g['noisy']['speech_recall'] >= 0.995 and g['noisy']['onset_ok'] == 1.0 and g['noisy']['idle_share'] <= 0.05)} |",
-        f"| gate rooms: cells meeting every target, tuning / held-out | {rt['cells_met']} of {rt['cells_total']} / {rh['cells_met']} of {rh['cells_total']} | edge: {r['gate_rooms']['tuning']['edge']['cells_met']} / {r['gate_rooms']['held_out']['edge']['cells_met']} | all | {ok(rt['cells_met'] == rt['cells_total'] and rh['cells_met'] == rh['cells_total'])} |",
-        f"| gate cost | {g['x_realtime']}× real time; whole `edge-agent gate` process {r['gate_process']['x_realtime']}× | raw webrtcvad {r['gate']['webrtcvad_2']['x_realtime']}× | ≥ 1000× | {ok(g['x_realtime'] >= 1000 and r['gate_process']['x_realtime'] >= 1000)} |",
-        f"| press → first audio on the socket, p50 / p95 | cold {p['p50']} / {p['p95']} ms (onready {p['onready_p50']} / {p['onready_p95']}); warm link {p['warm_p50']} / {p['warm_p95']} ms | bare WebSocket {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | p95 ≤ 30 ms | {ok(p['p95'] <= 30 and p['warm_p95'] <= 30)} |",
-        f"| press → first audio, 50 ms RTT (proxy), p50 / p95 | cold {p['rtt_50ms_cold_p50']} / {p['rtt_50ms_cold_p95']} ms; warm link {p['rtt_50ms_warm_p50']} / {p['rtt_50ms_warm_p95']} ms | | (shows what the warm link saves) | |",
-        f"| barge-in: clear sent → last agent sample handed to the device, p50 / p95 | {b['p50']} / {b['p95']} ms (a PyAudio device then plays out the 20 ms period it holds) | | p95 ≤ 30 ms | {ok(b['p95'] <= 30)} |",
-        f"| capture → wire, p50 / p99 ({w['capture_period_ms']} ms capture period) | {w['p50']} / {w['p99']} ms (mean {w['mean']}) | one frame = 30 ms | p99 ≤ 35 ms | {ok(w['p99'] <= 35)} |",
-        f"| capture → wire, p50 / p99, `audio.capture_period_ms = 30` | {r['capture_to_wire_ms_period_30']['p50']} / {r['capture_to_wire_ms_period_30']['p99']} ms (mean {r['capture_to_wire_ms_period_30']['mean']}) | | | |",
-        f"| daemon CPU, 60 s conversation | {d['cpu_percent_one_core']} % of one core ({d['wakeups_per_s']} wake-ups/s) | bare 30 ms asyncio loop + FFT + webrtcvad: {d['baseline_30ms_asyncio_floor_cpu_percent']} % ({d['baseline_wakeups_per_s']} wake-ups/s) | ≤ 2 % | {ok(d['cpu_percent_one_core'] <= 2)} |",
-        f"| daemon CPU, same, `audio.capture_period_ms = 30` | {r['daemon_period_30']['cpu_percent_one_core']} % of one core ({r['daemon_period_30']['wakeups_per_s']} wake-ups/s) | floor in that run: {r['daemon_period_30']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
-        f"| daemon CPU, same, `agent.compression = false` | {r['daemon_compression_off']['cpu_percent_one_core']} % of one core | floor in that run: {r['daemon_compression_off']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
-        f"| daemon RSS | {d['rss_mb']} MB | | ≤ 50 MB | {ok(d['rss_mb'] <= 50)} |",
-        f"| daemon CPU / RSS, same, `audio.echo_cancel = true` | {r['daemon_echo_cancel']['cpu_percent_one_core']} % of one core, {r['daemon_echo_cancel']['rss_mb']} MB | floor in that run: {r['daemon_echo_cancel']['baseline_30ms_asyncio_floor_cpu_percent']} %; echo_cancel off above: {d['cpu_percent_one_core']} % | | |",
-    ]
-    e = r["echo"]
-    lines += ["", "| echo path (agent into the room; visitor over the agent from 6 s) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms |", "|---|---|---|---|---|---|"]
-    for name, v in {**e["paths"], "same as kiosk 70 ms, echo_cancel off": e["without_echo_cancel_kiosk_70ms"]}.items():
-        lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} |")
-    dr, w = e["drift_run"], e["worst_ordinary_room"]
-    lines += [
-        "",
-        "| echo figure | value | goal | met |",
-        "|---|---|---|---|",
-        f"| worst ordinary room (all but the halls): ERLE / agent-alone idle sent / double-talk recall | {w['erle_db']} dB / {w['idle_sent']:.3f} / {w['recall']:.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {ok(w['erle_db'] >= 30 and w['idle_sent'] <= 0.02 and w['recall'] >= 0.98)} |",
-        f"| {dr['minutes']:.0f}-minute run, speaker clock {dr['drift_ppm']:+.0f} ppm (echo moves {dr['echo_moved_ms']} ms): worst minute's ERLE after the first / most sent in a minute | {dr['min_erle_db_after_first_minute']} dB / {dr['max_idle_sent']:.3f} (resyncs {dr['resyncs']}, delay moves {dr['delay_moves']}, delay found {dr['delay_ms_found']} ms) | ≥ 30 dB / ≤ 0.02 | {ok((dr['min_erle_db_after_first_minute'] or 0) >= 30 and dr['max_idle_sent'] <= 0.02)} |",
-    ]
-    return "\n".join(lines)
+    return table.goals_exit_code(rendered)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ mosquitto, and hears the dev recordings on a loop (full duplex, so the visitor b
 driver presses, waits for replies, cuts the network now and then, and ends conversations; every
 few seconds it samples the daemon's RSS, open file descriptors, threads and asyncio tasks.
 It fails when, after warm-up, the last quarter of the run holds more than a small constant
-over the second quarter.
+over the second quarter, and when the kiosk misses anything the driver expected: a press that
+started no conversation, a conversation that never ended, a reply not heard within 20 s (the
+visitor talks throughout), a cut not reconnected within 12 s. Its summary line states the counts.
 
     .venv/bin/python bench/soak.py [--minutes 60] [--json FILE]     (CI: --minutes 2)
 """
@@ -99,7 +101,8 @@ def run(minutes: float, seed: int, warm_link: bool = False) -> dict[str, Any]:
 
 def _drive(tmp: Path, broker: Mosquitto, minutes: float, rng: random.Random, warm_link: bool = False) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
-    counts = {"conversations": 0, "replies": 0, "cuts": 0, "long_presses": 0}
+    counts = {"presses": 0, "conversations": 0, "completed": 0, "replies_expected": 0, "replies": 0, "cuts": 0, "cuts_reconnected": 0, "long_presses": 0}
+    missed: list[str] = []
     with SimulatorThread() as sim:
         proxy_thread = FaultProxyThread("127.0.0.1", sim.port)
         proxy = proxy_thread.__enter__()
@@ -163,23 +166,42 @@ discovery = false
 
         deadline = t0 + minutes * 60
         watch.wait(lambda: watch.metrics, 15)
+        def count(event: str) -> int:
+            return watch.events.count(event)
+
         while time.monotonic() < deadline and daemon.poll() is None:
             long = rng.random() < 0.15
             counts["long_presses"] += long
+            started, ended = count("conversation_started"), count("conversation_ended")
             press(long)
-            if not watch.wait(lambda: watch.state in ("listening", "speaking"), 10):
+            counts["presses"] += 1
+            at = round(time.monotonic() - t0, 1)
+            if not watch.wait(lambda n=started: count("conversation_started") > n, 10):
+                missed.append(f"{at} s: press started no conversation")
+                watch.wait(lambda: watch.state == "idle", 5)
                 continue
             counts["conversations"] += 1
-            replies = watch.events.count("response_latency")
-            watch.wait(lambda r=replies: watch.events.count("response_latency") > r, 20)
-            counts["replies"] = watch.events.count("response_latency")
-            if rng.random() < 0.35:
+            replies = count("response_latency")
+            counts["replies_expected"] += 1
+            if watch.wait(lambda r=replies: count("response_latency") > r, 20):
+                counts["replies"] += 1
+            else:
+                missed.append(f"{at} s: no reply heard within 20 s")
+            if rng.random() < 0.35 and watch.state in ("listening", "speaking"):
+                reconnected = count("reconnected")
                 proxy_thread.cut()
                 counts["cuts"] += 1
-                watch.wait(lambda: watch.events.count("reconnected") >= counts["cuts"], 12)
+                if watch.wait(lambda n=reconnected: count("reconnected") > n, 12):
+                    counts["cuts_reconnected"] += 1
+                else:
+                    missed.append(f"{at} s: cut not reconnected within 12 s")
             time.sleep(rng.uniform(0.5, 4.0))
             if watch.state in ("listening", "speaking", "connecting"):
                 press()
+            if watch.wait(lambda n=ended: count("conversation_ended") > n, 8):
+                counts["completed"] += 1
+            else:
+                missed.append(f"{at} s: conversation did not end")
             watch.wait(lambda: watch.state == "idle", 5)
         stop.set()
         daemon.terminate()
@@ -189,6 +211,7 @@ discovery = false
     return {
         "minutes": minutes,
         "samples": samples,
+        "missed": missed,
         "counts": {**counts, "reconnects": watch.events.count("reconnected"), "barge_ins": sum(s.barge_ins for s in sim.sessions), "sessions": len(sim.sessions), "warm_presses": watch.metrics.get("warm_presses")},
         "exit_code": exit_code,
         "log_tail": (tmp / "daemon.log").read_text()[-2000:],
@@ -196,11 +219,15 @@ discovery = false
 
 
 def verdict(result: dict[str, Any]) -> list[str]:
-    """Growth from the second quarter to the last quarter, per resource, against LIMITS."""
+    """Everything the kiosk missed, then growth from the second quarter to the last quarter, per
+    resource, against LIMITS."""
     s = result["samples"]
     problems = []
     if result["exit_code"] != 0:
         problems.append(f"daemon exited {result['exit_code']} on SIGTERM")
+    problems += result.get("missed", [])
+    if result["counts"].get("presses", 0) == 0:
+        problems.append("no press was made")
     if len(s) < 8:
         return [*problems, f"only {len(s)} samples: run longer"]
     q = len(s) // 4
@@ -227,7 +254,9 @@ def main() -> int:
     for x in s[:: max(1, len(s) // 12)] + s[-1:]:
         print(f"{x['t_s']:>7} {x['rss_mb']:>8} {x['open_fds']:>5} {x['threads']:>8} {x['tasks'] if x['tasks'] is not None else '-':>6}")
     print("counts:", json.dumps(result["counts"]))
-    print("soak:", "PASS, no growth beyond " + json.dumps(LIMITS) if not problems else "FAIL: " + "; ".join(problems))
+    c = result["counts"]
+    summary = f"{c['conversations']}/{c['presses']} presses started a conversation, {c['completed']} completed, {c['replies']}/{c['replies_expected']} replies heard, {c['cuts_reconnected']}/{c['cuts']} cuts reconnected"
+    print("soak:", f"PASS: {summary}; no growth beyond " + json.dumps(LIMITS) if not problems else f"FAIL ({summary}): " + "; ".join(problems))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     if problems:

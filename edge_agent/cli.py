@@ -75,8 +75,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise EdgeAgentError(f"--record {record}: {exc.strerror or exc}") from None
     try:
         bad_id = args.bad_session_id.replace("\\n", "\n") if args.bad_session_id else None
-        hostile = {"drop_after_ready": args.drop_after_ready, "bad_session_id": bad_id}
-        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=record, **hostile))
+        behaviour = {"drop_after_ready": args.drop_after_ready, "bad_session_id": bad_id, "onready_delay_s": args.onready_delay_ms / 1000.0}
+        asyncio.run(serve_forever(args.host, args.port, data_opt_out=args.data_opt_out, end_after_turns=args.end_after_turns, record_dir=record, **behaviour))
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # port in use, an address not on this machine, a host that does not resolve
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", help="directory to record each session's initiate and uplink audio")
     p.add_argument("--drop-after-ready", action="store_true", help="hostile: cut every socket right after onready")
     p.add_argument("--bad-session-id", help="hostile: send this session id in onready (\\n for a newline)")
+    p.add_argument("--onready-delay-ms", type=int, default=0, help="answer initiate this much later (a server slow to start a session)")
     p.set_defaults(fn=cmd_simulate)
     p = with_config(sub.add_parser("sessions", help="list stored sessions, newest first"))
     p.add_argument("--state-dir", help="read the sessions in this state dir (e.g. the demo's) instead of the config's device.state_dir")

@@ -5,6 +5,7 @@ reads any state dir without creating one; the libraries' chatter only at debug l
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -298,13 +299,18 @@ def test_demo_with_a_microphone_that_never_opens_fails_in_bounded_time(tmp_path:
 
 # ----------------------------------------------------------------------------- bench
 def test_bench_exits_nonzero_when_a_goal_shows_no() -> None:
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
+    spec = importlib.util.spec_from_file_location("bench_table", REPO / "bench" / "table.py")
     assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
     met = "| figure | value | baseline | goal | met |\n|---|---|---|---|---|\n| gate cost | 2819x | | ≥ 1000x | yes |"
-    assert bench.goals_exit_code(met) == 0
-    assert bench.goals_exit_code(met + "\n| daemon RSS | 51 MB | | ≤ 50 MB | NO |") == 1
+    assert table.goals_exit_code(met) == 0
+    assert table.goals_exit_code(met + "\n| daemon RSS | 51 MB | | ≤ 50 MB | **no** |") == 1
+    result = json.loads(sorted((REPO / "bench" / "results").glob("*.json"))[-1].read_text())
+    rendered = table.render(result)  # a real run renders, and its missed goals set the exit code
+    assert table.goals_exit_code(rendered) == (1 if "| **no** |" in rendered else 0)
+    result["full_stack"]["rss_mb_full_stack"] = 999.0
+    assert table.goals_exit_code(table.render(result)) == 1
 
 
 # ----------------------------------------------------------------------------- script/test --quick

@@ -81,6 +81,8 @@ class LinkStats:
     """Recent delays from a live frame's capture to its bytes handed to the socket."""
     clear_arrived_at: float | None = None
     """time.monotonic() of the latest `clear` from the agent (the barge-in benchmark reads it)."""
+    uplink_tap: Callable[[bytes, float], None] | None = None
+    """Benchmarks only: called with every uplink frame and the time.monotonic() it was written."""
 
 
 def classify(exc: BaseException) -> tuple[bool, str]:
@@ -122,6 +124,8 @@ class AgentLink:
         self._emit = emit
         self.stats = stats
         self._queue: deque[tuple[bytes, float | None]] = deque(maxlen=max_queued_frames)
+        self._held: deque[bytes] = deque()
+        """Audio held while connecting (see `send_held`): goes out before anything queued."""
         self._wake = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -196,6 +200,19 @@ class AgentLink:
             self.stats.frames_dropped += 1
         self._queue.append((frame, captured_at))
         self._wake.set()
+
+    def send_held(self, frames: list[bytes]) -> None:
+        """Queue the audio held since the press, in order, ahead of the live stream. It is bounded
+        by its own backlog, so it bypasses the live queue's one-second bound."""
+        if self._closing or not frames:
+            return
+        self._held.extend(frames)
+        self._wake.set()
+
+    @property
+    def queued(self) -> bool:
+        """Uplink audio is waiting for the socket."""
+        return bool(self._held or self._queue)
 
     # ------------------------------------------------------------------ I/O
     def _ssl(self) -> ssl.SSLContext | None:
@@ -339,10 +356,12 @@ class AgentLink:
 
     async def _send(self, ws: ClientConnection) -> None:
         while not self._closing:
-            while self._queue and not self._closing:
-                frame, captured_at = self._queue.popleft()
+            while (self._held or self._queue) and not self._closing:
+                frame, captured_at = (self._held.popleft(), None) if self._held else self._queue.popleft()
                 await ws.send(frame)
                 sent_at = time.monotonic()
+                if self.stats.uplink_tap is not None:
+                    self.stats.uplink_tap(frame, sent_at)
                 if self.first_audio_sent_at is None:
                     self.first_audio_sent_at = sent_at
                 if captured_at is not None:

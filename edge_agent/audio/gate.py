@@ -163,8 +163,16 @@ class VadGate:
         self.classifier = classifier or make_classifier(settings)
         self._preroll_frames = max(1, settings.preroll_ms // frame_ms)
         self._far_extra = max(1, round(FAR_END_EXTRA_MS / frame_ms))
-        # room for the longer pre-roll used while the far end plays (the later decision keeps its lead)
-        self._preroll: deque[bytes] = deque(maxlen=self._preroll_frames + self._far_extra)
+        self._preroll: deque[bytes] = deque()
+        self._preroll_cue: deque[bool] = deque()
+        """Per pre-roll frame: an earcon was playing. Those frames do not use up the pre-roll, so a
+        word said under a cue (at the press, at onready) is still there when the gate opens."""
+        self._preroll_cues = 0
+        self._preroll_kept = self._preroll_frames + self._far_extra
+        """Frames without a cue kept: room for the longer pre-roll used while the far end plays
+        (the later decision keeps its lead)."""
+        self._preroll_max = self._preroll_kept + max(1, 1000 // frame_ms)
+        """A hard bound all the same: at most a second of cues on top."""
         self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))
         self._min_run = self._min_run_near
         self._min_run_far = self._min_run_near + self._far_extra
@@ -201,13 +209,16 @@ class VadGate:
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
-    def push(self, frame: bytes) -> tuple[bytes, ...]:
-        """One captured frame in; the frames to put on the wire now out (maybe none)."""
+    def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
+        """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
+        microphone heard one of the kiosk's own earcons in this frame; it is not classified (a cue
+        can never open the gate, nor move the noise floor) but joins the pre-roll, on top of
+        `preroll_ms`, since a word may start under it."""
         if len(frame) != self.frame_bytes:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
         self.frames += 1
-        level = self.classifier.classify(frame)
+        level = NOISE if cue else self.classifier.classify(frame)
         if self.is_open:
             # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
@@ -218,7 +229,7 @@ class VadGate:
                 if self._quiet > self._hang_frames:
                     self._set_open(False)
                     self._run = 0
-                    self._preroll.clear()
+                    self._forget_preroll()
             if self.is_open:
                 self.frames_sent += 1
                 return (frame,)
@@ -227,19 +238,41 @@ class VadGate:
             if self._run >= self._min_run:
                 self._set_open(True)
                 self._quiet = 0.0
-                keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
-                burst = (*list(self._preroll)[-keep:], frame)
-                self._preroll.clear()
+                burst = (*self._preroll_burst(), frame)
+                self._forget_preroll()
                 self.open_since = index - len(burst) + 1
                 self.debt += len(burst) - 1
                 self.frames_sent += len(burst)
                 return burst
         self._preroll.append(frame)
+        self._preroll_cue.append(cue)
+        self._preroll_cues += cue
+        while len(self._preroll) - self._preroll_cues > self._preroll_kept or len(self._preroll) > self._preroll_max:
+            self._preroll.popleft()
+            self._preroll_cues -= self._preroll_cue.popleft()
         self.frames_gated += 1
         if self.debt > 0:
             self.debt -= 1
             return ()
         return (self.silence,)
+
+    def _preroll_burst(self) -> list[bytes]:
+        """The pre-roll to send at an opening: `preroll_ms` of frames without a cue (FAR_END_EXTRA_MS
+        more while the far end plays), with the cue frames among them."""
+        keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
+        frames = list(self._preroll)
+        cues = list(self._preroll_cue)
+        plain = len(frames) - self._preroll_cues
+        start = 0
+        while plain > keep:
+            plain -= not cues[start]
+            start += 1
+        return frames[start:]
+
+    def _forget_preroll(self) -> None:
+        self._preroll.clear()
+        self._preroll_cue.clear()
+        self._preroll_cues = 0
 
 
 def gate_file_intervals(gate: VadGate, pcm: bytes) -> list[tuple[float, float]]:

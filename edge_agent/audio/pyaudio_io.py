@@ -190,6 +190,10 @@ class PyAudioSink:
         """Device callbacks so far; each one hands the device `buffer_ms` of audio."""
         self.clear_took_effect_at: int | None = None
         """Index of the callback that first played silence after the latest clear."""
+        self.audio_leaves_at: float | None = None
+        """time.monotonic() at which the newest agent sample handed to the device leaves it (from
+        PortAudio's DAC time, so the device's own buffer is included); the barge-in benchmark."""
+        self._rate = SAMPLE_RATE_HZ
         self._pa: Any = None
         self._stream: Any = None
 
@@ -223,6 +227,7 @@ class PyAudioSink:
                 self._fifo = self._fifo[:0]
                 self.clear_took_effect_at = index
             drained = False
+            played = self.buffer.played_bytes
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
             tap = self.buffer.tap
             heard_at = time.monotonic() + self._dac_delay(time_info) if tap is not None else 0.0
@@ -233,6 +238,8 @@ class PyAudioSink:
                 drained = drained or d
                 self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
+            if self.buffer.played_bytes != played:  # agent audio (or an earcon) in this period
+                self.audio_leaves_at = time.monotonic() + self._dac_delay(time_info) + frame_count / self._rate
             if drained:
                 self._loop.call_soon_threadsafe(self._on_drained)
             return to_channels(out, self._channels).astype("<i2").tobytes(), self._continue

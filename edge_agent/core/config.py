@@ -291,6 +291,9 @@ class AudioSettings:
     earcons: bool
     earcon_volume: float
     playback_buffer_ms: int
+    backlog_ms: int = 5000
+    """Most audio held from the press (or a lost link) until the agent is ready; the oldest
+    beyond it is dropped and counted (metric held_dropped). 0 holds nothing."""
 
     @classmethod
     def read(cls, s: _Section) -> AudioSettings:
@@ -316,6 +319,7 @@ class AudioSettings:
             earcons=s.flag("earcons", True),
             earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),
+            backlog_ms=s.integer("backlog_ms", 5000, 0, 30000),
         )
 
 

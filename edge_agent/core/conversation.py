@@ -7,6 +7,10 @@ seconds passed in, and randomness (reconnect jitter) comes from an injected `ran
 
     idle -> connecting -> listening <-> speaking -> ending -> idle      (and error -> idle)
 
+From the press, and while a lost link is reopened, the visitor's audio is held rather than thrown
+away (`holding`) and sent in order at `onready` (`HeldAudio`): nobody loses a first word to the
+connection being set up.
+
 Every link attempt has an id; events from an older attempt are ignored, so a late close or
 frame from a socket we already gave up on can never move the conversation.
 
@@ -184,6 +188,14 @@ class Earcon:
 
 
 @dataclass(frozen=True)
+class HeldAudio:
+    """The audio held since the press (or since the link was lost): 'send' it to the link that
+    just became ready, ahead of the live stream, or 'drop' it (the conversation ended first)."""
+
+    command: str
+
+
+@dataclass(frozen=True)
 class Notify:
     """Something worth an event line / MQTT event; `kind` is a short code."""
 
@@ -199,7 +211,7 @@ class StateChanged:
     slot: str = DEFAULT_SLOT
 
 
-Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, Notify, StateChanged]
+Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, HeldAudio, Notify, StateChanged]
 
 
 @dataclass(frozen=True)
@@ -289,9 +301,17 @@ class Conversation:
         """True while the socket is ready for uplink audio (gated frames or silence)."""
         return self.state in (LISTENING, SPEAKING)
 
+    @property
+    def holding(self) -> bool:
+        """True from the press, and from a lost link, until `onready`: captured audio is held
+        (see core/backlog.py) and sent in order once the agent is ready, so the visitor's first
+        words (or the words said during a reconnect) reach it."""
+        return self.state == CONNECTING
+
     def mic_open(self, now: float) -> bool:
-        """Whether captured audio may go up now, or digital silence must replace it."""
-        if not self.streaming:
+        """Whether captured audio may go up now (or be held for the link being opened), or
+        digital silence must replace it."""
+        if not (self.streaming or self.holding):
             return False
         if self.t.push_to_talk and not self._talk_held:
             return False
@@ -381,6 +401,7 @@ class Conversation:
         self._store_end(reason, now, out)
         out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3), **self._target_fields()}))
         out.append(Playback("clear"))
+        out.append(HeldAudio("drop"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("ended"))
         self._visitor_speaking = False
@@ -390,6 +411,7 @@ class Conversation:
         self._store_end("error", now, out)
         out.append(Notify("error", {"code": code, "message": error}))
         out.append(Playback("clear"))
+        out.append(HeldAudio("drop"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("error"))
         self._go(ERROR, now, out)
@@ -478,6 +500,7 @@ class Conversation:
             out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
         else:
             out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from, **self._target_fields()}))
+        out.append(HeldAudio("send"))  # what the visitor said while we connected, before anything live
         out.append(Earcon("ready"))
         self._go(LISTENING, now, out)
 
@@ -509,6 +532,8 @@ class Conversation:
             self._fail(f"gave up after {self._reconnects} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
         self._attempt += 1
+        if self.state == SPEAKING:  # the agent's last words may still ring in the room
+            self._mute_until = now + self.t.duplex_tail_s
         out.append(Playback("clear"))
         if self._attempt == 1:
             out.append(Earcon("reconnecting"))

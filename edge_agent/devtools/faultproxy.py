@@ -80,14 +80,37 @@ class FaultProxy:
                 w.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+        """Reads and forwards; with `delay_s`, each chunk is forwarded `delay_s` after it was read
+        while reading goes on (latency, not a bandwidth cap: a burst is not serialised)."""
+        in_flight: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        forward = asyncio.create_task(self._forward(in_flight, writer, upstream))
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while self.mode == "blackhole":  # stop reading: TCP back-pressure builds up behind us
+                    await asyncio.sleep(0.05)
+                data = await reader.read(4096)
+                if forward.done():
+                    forward.result()  # the far side failed: end with its reason
+                in_flight.put_nowait((loop.time() + self.delay_s, data))
+                if not data:
+                    await forward
+                    return
+                # bounded: only a pure delay keeps chunks in flight; otherwise (slow, blackhole) the
+                # next read waits for the forwarder, so back-pressure reaches the sender at once
+                while in_flight.qsize() > (64 if self.delay_s > 0 and self.mode == "pass" else 0):
+                    await asyncio.sleep(0.005)
+        finally:
+            forward.cancel()
+
+    async def _forward(self, in_flight: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter, upstream: bool) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            while self.mode == "blackhole":  # stop reading: TCP back-pressure builds up behind us
-                await asyncio.sleep(0.05)
-            data = await reader.read(4096)
+            due, data = await in_flight.get()
             if not data:
                 return
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
             if upstream and self.mode == "slow":
                 await asyncio.sleep(len(data) / self.rate_bytes_s)
             while self.mode == "blackhole":  # what was in flight when the hole opened is held back

@@ -86,11 +86,14 @@ class AgentSimulator:
         drop_after_ready: bool = False,
         bad_session_id: str | None = None,
         greet_bytes: int = 0,
+        onready_delay_s: float = 0.0,
     ) -> None:
         """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
         `close_code`: close every session right after onready with this code (a policy close);
         `initiate_timeout_s`: a socket that sends no `initiate` this long is closed with 1008, as
-        servers drop idle sockets (what a kiosk's standby link has to live with)."""
+        servers drop idle sockets (what a kiosk's standby link has to live with); `onready_delay_s`:
+        wait this long after `initiate` before `onready` (a server slow to start a session);
+        audio arriving meanwhile is recorded like any other."""
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns
@@ -105,6 +108,7 @@ class AgentSimulator:
         self.greet_bytes = greet_bytes
         self.early_closes = 0
         """Sockets the client closed before sending initiate."""
+        self.onready_delay_s = onready_delay_s
         self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
@@ -202,6 +206,8 @@ class AgentSimulator:
         self.sessions.append(sess)
         self._turns[sess.session_id] = earlier
         self._conns[sess.session_id] = ws
+        if self.onready_delay_s > 0:
+            await asyncio.sleep(self.onready_delay_s)
         await self._send(ws, sess, "onready", payload={"session_id": sess.session_id})
         if self.close_code is not None:
             await ws.close(self.close_code, "closed by the simulator")

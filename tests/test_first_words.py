@@ -1,0 +1,135 @@
+"""The visitor's first words, through the real kiosk and the agent simulator: speech that starts
+at the very instant of the press reaches a slow agent whole and in order (byte for byte), the
+bound drops the oldest audio and counts it, and the kiosk's earcons never go up."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
+
+from edge_agent.core import conversation as c
+from edge_agent.devtools.faultproxy import FaultProxyThread
+from edge_agent.devtools.simulator import SimSession, SimulatorThread
+from edge_agent.devtools.visitor import VisitorMic, lost_ms
+
+SPEECH = read_wav(DATA / "kiosk_dev_quiet.wav")[2 * int(2.2 * 16000) : 2 * int(4.2 * 16000)]
+"""Two seconds of continuous speech (labelled 2.2-8.79 s in the quiet dev recording)."""
+
+
+def kiosk(tmp_path: Path, url: str, mic: VisitorMic, **sections: dict[str, Any]) -> KioskThread:
+    return KioskThread(kiosk_settings(tmp_path, url, **sections), source=mic)
+
+
+def press_and_speak(k: KioskThread, mic: VisitorMic, speech: bytes = SPEECH) -> None:
+    time.sleep(1.0)  # a kiosk hears its room long before a visitor comes: the gate knows its noise
+    mic.speak(speech, time.monotonic())
+    k.press()
+
+
+def session(sim_thread: SimulatorThread) -> SimSession:
+    return wait_for(lambda: sim_thread.sim.sessions[-1] if sim_thread.sim.sessions else None, 10, "a session")  # type: ignore[no-any-return]
+
+
+def test_speech_from_the_press_reaches_a_slow_agent_whole_and_in_order(tmp_path: Path) -> None:
+    # a 50 ms round trip, and a server that takes 0.8 s to say onready: ~0.9 s of speech is said
+    # before there is a session to send it to
+    with SimulatorThread(onready_delay_s=0.8) as sim, FaultProxyThread("127.0.0.1", sim.port) as proxy:
+        proxy.delay_s = 0.025
+        mic = VisitorMic()
+        with kiosk(tmp_path, proxy.url(), mic) as k:
+            press_and_speak(k, mic)
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > len(SPEECH) + 32000, 15, "the speech and a second more")
+            uplink = bytes(sess.uplink)
+            assert lost_ms(SPEECH, uplink) == 0
+            assert SPEECH in uplink  # byte-exact and in order, nothing inserted or lost in between
+            metrics = k.kiosk.metrics()
+            assert metrics["held_dropped"] == 0
+            assert k.kiosk.backlog.held * 30 >= 800  # it really was held: no session for 0.8 s
+            # the ready earcon still told the visitor the agent listens
+            earcons = k.kiosk.earcons
+            assert k.kiosk.sink.buffer.played_bytes >= len(earcons.get("press")) + len(earcons.get("ready"))
+
+
+def test_the_bound_drops_the_oldest_audio_and_counts_it(tmp_path: Path) -> None:
+    with SimulatorThread(onready_delay_s=1.5) as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic, audio={"backlog_ms": 600}) as k:
+            press_and_speak(k, mic)
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > 32000 * 2, 15, "two seconds of uplink")
+            uplink = bytes(sess.uplink)
+            dropped = k.kiosk.metrics()["held_dropped"]
+            assert dropped >= (1500 - 600) // 30 - 4  # what did not fit in 600 ms, give or take a period
+            assert SPEECH[:8000] not in uplink  # the oldest went
+            assert SPEECH[-32000:] in uplink  # the newest 600 ms and everything live after it, in order
+            assert 600 <= lost_ms(SPEECH, uplink) <= dropped * 30
+
+
+def test_earcons_never_go_up_even_when_the_microphone_hears_them(tmp_path: Path) -> None:
+    """The room feeds the speaker into the microphone (no echo cancellation): loud earcons at the
+    press and at onready. Nobody speaks: the agent must receive silence only. Then the visitor
+    speaks, and the gate lets their words through as usual."""
+    with SimulatorThread(onready_delay_s=0.3) as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0}) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            time.sleep(1.0)  # the gate learns the room first
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) >= 32000 * 1.5, 10, "1.5 s of uplink")
+            assert not bytes(sess.uplink).strip(b"\0"), "an earcon went up to the agent"
+            mic.speak(SPEECH, time.monotonic())
+            wait_for(lambda: SPEECH in bytes(sess.uplink), 10, "the visitor's speech")
+
+
+def test_the_gate_never_opens_on_a_cue_yet_keeps_a_word_said_under_one() -> None:
+    from edge_agent.audio.gate import VadGate
+    from edge_agent.core.config import VadSettings
+    from edge_agent.devtools.visitor import room_tone
+
+    fb = 960
+    room, speech = room_tone(2.0), SPEECH
+    frames = [room[i : i + fb] for i in range(0, len(room) - fb + 1, fb)]
+    gate = VadGate(VadSettings("edge", 2, 300, 600, 90), 30)
+    for f in frames:
+        gate.push(f)
+    loud = [speech[i : i + fb] for i in range(0, len(speech) - fb + 1, fb)]
+    for f in loud[:20]:  # 600 ms of loud sound, all of it under a cue: never opens
+        assert gate.push(f, cue=True) == (gate.silence,)
+        assert not gate.is_open
+    gate = VadGate(VadSettings("edge", 2, 300, 600, 90), 30)
+    for f in frames:
+        gate.push(f)
+    sent: list[bytes] = []
+    for i, f in enumerate(loud):  # a word starts under 300 ms of cues (press + ready earcons)
+        sent += gate.push(f, cue=i < 10)
+    assert b"".join(loud[:20]) in b"".join(sent)  # its start is in the burst, beyond preroll_ms
+
+
+def test_words_said_while_a_dropped_link_reconnects_reach_the_continued_session(tmp_path: Path) -> None:
+    with SimulatorThread() as sim:
+        network = FaultProxyThread("127.0.0.1", sim.port)
+        mic = VisitorMic()
+        with network as proxy, kiosk(tmp_path, proxy.url(), mic) as k:
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            first = sim.sessions[-1]
+            time.sleep(1.0)
+            sim.onready_delay_s = 0.8  # the server takes its time to resume the session
+            mic.speak(SPEECH, time.monotonic())  # the visitor talks on, just as the network drops
+            network.cut()
+            wait_for(lambda: len(sim.sessions) > 1 and sim.sessions[-1].continued_from == first.session_id, 15, "the continued session")
+            resumed = sim.sessions[-1]
+            wait_for(lambda: not mic.speaking, 10, "the end of the speech")
+            time.sleep(0.5)
+            # what went into the dying socket is gone with it (a frame or two); the rest, said
+            # while there was no link for a second, reaches the continued session in order
+            assert lost_ms(SPEECH, bytes(resumed.uplink)) <= 120
+            assert SPEECH[4000:] in bytes(resumed.uplink)
