@@ -1,4 +1,4 @@
-"""The `edge-agent` command line: run, demo, simulate-agent, sessions, gate, echo, devices, fleet, doctor.
+"""The `edge-agent` command line: run, demo, simulate-agent, sessions, gate, echo, devices, fleet, provision, broker-acl, doctor.
 
 Every EdgeAgentError ends as one line on stderr; a ConfigError exits 78 (EX_CONFIG) so systemd
 does not restart-loop on a bad config. Nothing a user types ends in a traceback: a reader that
@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_agent.fleet.view import add_parser as add_fleet
 
     add_fleet(sub)
+    from edge_agent.fleet.provision import add_parser as add_provision
+
+    add_provision(sub)
     from edge_agent.service.doctor import add_parser as add_doctor
 
     add_doctor(sub)

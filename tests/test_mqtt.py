@@ -55,6 +55,7 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
     d = DaemonProcess(_config(tmp_path, sim, broker.port))
     daemons.append(d)
     observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    observer.wait("homeassistant/button/edge_agent_kiosk-7/end/config")  # discovery goes out after its clean-up pass
     # a subscriber arriving later sees the retained availability, state and discovery
     late = Observer(broker.port)
     try:
@@ -64,11 +65,11 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
         state = json.loads(retained["edge-agent/kiosk-7/state"][0])
         assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "slot", "since", "version"}
         disco = {t: json.loads(p) for t, (p, r) in retained.items() if t.startswith("homeassistant/") and r}
-        assert "homeassistant/sensor/edge_agent_kiosk_7/state/config" in disco
-        online = disco["homeassistant/binary_sensor/edge_agent_kiosk_7/online/config"]
+        assert "homeassistant/sensor/edge_agent_kiosk-7/state/config" in disco
+        online = disco["homeassistant/binary_sensor/edge_agent_kiosk-7/online/config"]
         assert online["device_class"] == "connectivity" and online["state_topic"] == "edge-agent/kiosk-7/availability"
         for action in ("resume", "new", "end"):
-            button = disco[f"homeassistant/button/edge_agent_kiosk_7/{action}/config"]
+            button = disco[f"homeassistant/button/edge_agent_kiosk-7/{action}/config"]
             assert json.loads(button["payload_press"]) == {"action": action} and button["command_topic"] == "edge-agent/kiosk-7/cmd"
         assert len({json.dumps(v["device"]) for v in disco.values()}) == 1  # one device
     finally:
@@ -76,7 +77,7 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
     # Home Assistant restarting asks for discovery again
     mark = len(observer.messages)
     observer.client.publish("homeassistant/status", "online")
-    observer.wait("homeassistant/sensor/edge_agent_kiosk_7/state/config", since=mark)
+    observer.wait("homeassistant/sensor/edge_agent_kiosk-7/state/config", since=mark)
     # kill -9: the broker sends the will within 1.5 x keepalive
     mark = len(observer.messages)
     d.proc.send_signal(signal.SIGKILL)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import socket
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,17 @@ from typing import Any
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
 from edge_agent.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.9/3.10
-    import tomli as tomllib
-
 log = logging.getLogger(__name__)
 
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
 SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 """Keys whose values are never shown, not even in the error about a wrongly typed value."""
+DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+"""What a device id may be: ASCII letters, digits, - and _ (what Home Assistant's discovery topics
+accept for a node id, and safe as an MQTT topic level and a broker user name), 1 to 63 characters
+like a host name label, starting and ending with a letter or digit (so never `_sessions`, the
+shared sessions' topic level)."""
 EXAMPLE_AGENT_ID = "your-agent-id"
 """The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
 SHARED_SESSIONS_LEVEL = "_sessions"
@@ -141,6 +142,13 @@ def _secret_from_file(key: str, path: str | None) -> str | None:
     return text
 
 
+def _url_or_none(s: _Section, key: str) -> str | None:
+    url = s.opt_str(key)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(s.key(key), f"must be an http:// or https:// URL, got {url!r}")
+    return url
+
+
 @dataclass(frozen=True)
 class DeviceSettings:
     id: str
@@ -152,10 +160,8 @@ class DeviceSettings:
     @classmethod
     def read(cls, s: _Section) -> DeviceSettings:
         device_id = s.text("id", "") or socket.gethostname()
-        if not device_id.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(s.key("id"), f"use letters, digits, - and _ only (it is an MQTT topic level), got {device_id!r}")
-        if device_id == SHARED_SESSIONS_LEVEL:
-            raise ConfigError(s.key("id"), f"{device_id!r} is reserved for shared sessions (see [session] share)")
+        if not DEVICE_ID_RE.fullmatch(device_id):
+            raise ConfigError(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
         return cls(
             id=device_id,
@@ -487,6 +493,8 @@ class MqttSettings:
     topic_prefix: str
     discovery_prefix: str
     discovery: bool
+    support_url: str | None
+    """Where the discovery `origin` block points Home Assistant users for help (optional)."""
     metrics_interval_s: float
     password_file: str | None = None
 
@@ -514,6 +522,7 @@ class MqttSettings:
             topic_prefix=prefix,
             discovery_prefix=s.text("discovery_prefix", "homeassistant").strip("/"),
             discovery=s.flag("discovery", True),
+            support_url=_url_or_none(s, "support_url"),
             metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
             password_file=password_path,
         )

@@ -6,7 +6,8 @@ Topic contract (prefix `mqtt.topic_prefix`, `<id>` = device.id), used by tools o
 - `<prefix>/<id>/event`: JSON events, not retained.
 - `<prefix>/<id>/metrics`: JSON every `mqtt.metrics_interval_s`.
 - `<prefix>/<id>/cmd` in, `<prefix>/<id>/cmd/result` out (see `commands`).
-- Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`).
+- Home Assistant discovery under `mqtt.discovery_prefix` (see `discovery`), published after each
+  connect's clean-up of stale configs (see `discovery_sync`).
 - `<prefix>/_sessions/<agent>/<slot>`: shared session pointers, through `send`/`follow` (see `share`).
 
 paho runs its own network thread and reconnect loop. Every callback body is guarded; commands
@@ -29,6 +30,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -40,7 +42,7 @@ from edge_agent import __version__
 from edge_agent.core.config import MqttSettings
 from edge_agent.errors import ConfigError
 from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
-from edge_agent.fleet.discovery import discovery_messages
+from edge_agent.fleet.discovery_sync import DiscoveryCleanup
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVe
 
 
 class StatusReporter:
-    def __init__(self, settings: MqttSettings, device_id: str, on_command: Callable[[Command, Reply], None]) -> None:
+    def __init__(self, settings: MqttSettings, device_id: str, on_command: Callable[[Command, Reply], None], state_dir: Path | None = None) -> None:
         self.settings = settings
         self.device_id = device_id
         self.base = f"{settings.topic_prefix}/{device_id}"
@@ -94,12 +96,15 @@ class StatusReporter:
         self.bad_commands = 0
         self._closing = False
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
+        self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, _guard)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
         self._client.max_queued_messages_set(MAX_QUEUED_EVENTS)
         self._client.on_connect = _guard(self._on_connect)
         self._client.on_disconnect = _guard(self._on_disconnect)
         self._client.on_message = _guard(self._on_message)
+        self._client.on_subscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.subscribed(mid))
+        self._client.on_unsubscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.unsubscribed(mid))
 
     def topic(self, leaf: str) -> str:
         return f"{self.base}/{leaf}"
@@ -137,10 +142,11 @@ class StatusReporter:
         with self._lock:
             state = json.dumps(self._state)
         client.publish(self.topic("state"), state, qos=qos, retain=True)
-        self._publish_discovery()
+        self.discovery.connected()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
+        self.discovery.disconnected()
         if self._closing:
             log.debug("mqtt: disconnected (%s), shutting down", reason)
             return
@@ -149,7 +155,7 @@ class StatusReporter:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == f"{self.settings.discovery_prefix}/status":
             if msg.payload == b"online":
-                self._publish_discovery()
+                self.discovery.publish()
             return
         try:
             cmd = parse_command(bytes(msg.payload))
@@ -200,12 +206,6 @@ class StatusReporter:
 
     def result(self, payload: dict[str, Any]) -> None:
         self._publish("cmd/result", payload)
-
-    def _publish_discovery(self) -> None:
-        if not self.settings.discovery:
-            return
-        for topic, payload in discovery_messages(self.settings, self.device_id):
-            self._client.publish(topic, json.dumps(payload), qos=self.settings.qos, retain=True)
 
 
 def _now_iso() -> str:

@@ -138,7 +138,7 @@ class Kiosk:
             return NullReporter()
         from edge_agent.fleet.status import StatusReporter
 
-        reporter: Reporter = StatusReporter(self.settings.mqtt, self.settings.device.id, self._command_from_thread)
+        reporter: Reporter = StatusReporter(self.settings.mqtt, self.settings.device.id, self._command_from_thread, state_dir=self.settings.device.state_dir)
         return reporter
 
     def _make_led(self) -> Led:

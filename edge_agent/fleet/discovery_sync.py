@@ -1,0 +1,191 @@
+"""Clearing the Home Assistant discovery configs a kiosk published before and no longer means:
+discovery turned off, device renamed, discovery prefix changed, or the lossy node id of earlier
+versions (`edge_agent_<id with - as _>`, shared by `kiosk-1` and `kiosk_1`).
+
+The broker is the source of truth. At each connect `DiscoveryCleanup` subscribes to this kiosk's
+discovery nodes (current id, the ids it had before as remembered in the state dir, each also under
+its legacy node), then unsubscribes: the broker sends every retained message before the UNSUBACK.
+Retained configs that are not current and name this kiosk's device identifier are cleared (empty
+retained payload); another kiosk's configs on a shared legacy node are left alone. Only after the
+UNSUBACK are the current configs published, so Home Assistant removes an old entity before its
+replacement asks for the same entity id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge_agent.core.config import MqttSettings
+from edge_agent.fleet.discovery import Message, device_identifier, discovery_messages, legacy_node_id, node_id
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE = "mqtt-discovery.json"
+MAX_REMEMBERED_IDS = 8
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A (discovery prefix, device id) this kiosk published discovery under, now or before."""
+
+    prefix: str
+    device_id: str
+
+    def filters(self) -> list[str]:
+        nodes = sorted({node_id(self.device_id), legacy_node_id(self.device_id)})
+        return [f"{self.prefix}/+/{n}/+/config" for n in nodes]
+
+    def owns(self, payload: dict[str, Any]) -> bool:
+        device = payload.get("device")
+        ids = device.get("identifiers") if isinstance(device, dict) else None
+        ids = [ids] if isinstance(ids, str) else ids
+        return isinstance(ids, list) and device_identifier(self.device_id) in ids
+
+
+def _matches(sub: str, topic: str) -> bool:
+    """MQTT filter match for filters with `+` only (the ones `Owner.filters` makes)."""
+    a, b = sub.split("/"), topic.split("/")
+    return len(a) == len(b) and all(x in ("+", y) for x, y in zip(a, b))
+
+
+class DiscoverySync:
+    """One pass per connection: subscribe to `filters`, feed every retained message to `offer`,
+    clear the topics it returns True for, and publish the current configs after the pass.
+
+    A config is stale when its topic is not one of the current ones and its payload names one of
+    this kiosk's device identifiers (another kiosk's config on a shared legacy node is left alone).
+    Pure: no MQTT here.
+    """
+
+    def __init__(self, current: list[Message], owners: list[Owner]) -> None:
+        self.current_topics = {t for t, _ in current}
+        self.owners = owners
+        self.filters = sorted({f for o in owners for f in o.filters()})
+        self.found: dict[Owner, int] = {o: 0 for o in owners}
+
+    def offer(self, topic: str, payload: bytes) -> bool:
+        if topic in self.current_topics or not payload:
+            return False
+        try:
+            data = json.loads(payload)
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(data, dict):
+            return False
+        for owner in self.owners:
+            if owner.owns(data) and any(_matches(f, topic) for f in owner.filters()):
+                self.found[owner] += 1
+                return True
+        return False
+
+    def still_to_watch(self, current: Owner | None) -> list[Owner]:
+        """Owners to look under again next time: the current one, and old ones that still had
+        stale configs this pass (their clearing is confirmed only by a pass that finds none)."""
+        keep = [o for o in self.owners if o != current and self.found.get(o)]
+        return ([current] if current else []) + keep[: MAX_REMEMBERED_IDS - 1]
+
+
+class DiscoveryLedger:
+    """The owners this kiosk published discovery under, kept in `<state_dir>/mqtt-discovery.json`
+    so a renamed kiosk (or one with a new discovery prefix) finds its old configs.
+
+    A missing or unreadable file means "only the current owner"; a write that fails (full or
+    read-only SD card) is logged and retried next connect, never fatal.
+    """
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.path = state_dir / LEDGER_FILE if state_dir else None
+
+    def load(self) -> list[Owner]:
+        if self.path is None:
+            return []
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            owners = [Owner(str(p), str(d)) for p, d in data["owners"]]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("mqtt: ignoring %s: %s", self.path, exc)
+            return []
+        return owners[:MAX_REMEMBERED_IDS]
+
+    def save(self, owners: list[Owner]) -> None:
+        if self.path is None or owners == self.load():
+            return
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"owners": [[o.prefix, o.device_id] for o in owners]}), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("mqtt: cannot write %s: %s", self.path, exc)
+
+
+class DiscoveryCleanup:
+    """The paho side of one kiosk's discovery: a clean-up pass per connection, then publishing.
+
+    Runs in paho's network thread (the reporter forwards on_connect, on_subscribe, on_unsubscribe);
+    `guard` wraps the per-topic message callback so an exception cannot kill that thread.
+    """
+
+    def __init__(self, client: mqtt.Client, settings: MqttSettings, device_id: str, state_dir: Path | None, guard: Callable[..., Any]) -> None:
+        self.client = client
+        self.settings = settings
+        self.device_id = device_id
+        self.ledger = DiscoveryLedger(state_dir)
+        self.synced = threading.Event()
+        self._guard = guard
+        self._sync: DiscoverySync | None = None
+        self._mids: tuple[int | None, int | None] = (None, None)  # (subscribe, unsubscribe) of this connection's pass
+
+    def connected(self) -> None:
+        self.synced.clear()
+        current = Owner(self.settings.discovery_prefix, self.device_id)
+        owners = [current, *[o for o in self.ledger.load() if o != current]]
+        for old in self._sync.filters if self._sync else ():
+            self.client.message_callback_remove(old)
+        self._sync = sync = DiscoverySync(discovery_messages(self.settings, self.device_id), owners)
+        for sub in sync.filters:
+            self.client.message_callback_add(sub, self._guard(self._on_retained))
+        _, mid = self.client.subscribe([(f, self.settings.qos) for f in sync.filters])
+        self._mids = (mid, None)
+
+    def disconnected(self) -> None:
+        self.synced.clear()
+
+    def subscribed(self, mid: int) -> None:
+        if self._sync is not None and mid == self._mids[0]:
+            _, unsub_mid = self.client.unsubscribe(self._sync.filters)
+            self._mids = (mid, unsub_mid)
+
+    def _on_retained(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        sync = self._sync
+        if sync is not None and msg.retain and sync.offer(msg.topic, bytes(msg.payload)):
+            log.info("mqtt: clearing stale discovery config %s", msg.topic)
+            client.publish(msg.topic, b"", qos=self.settings.qos, retain=True)
+
+    def unsubscribed(self, mid: int) -> None:
+        sync = self._sync
+        if sync is None or mid != self._mids[1]:
+            return
+        current = Owner(self.settings.discovery_prefix, self.device_id) if self.settings.discovery else None
+        self.ledger.save(sync.still_to_watch(current))
+        self.synced.set()
+        self.publish()
+
+    def publish(self) -> None:
+        """The current configs, retained; also when Home Assistant announces itself. Before the
+        connection's clean-up pass has ended this waits for it (the pass publishes at its end)."""
+        if not self.synced.is_set():
+            return
+        for topic, payload in discovery_messages(self.settings, self.device_id):
+            self.client.publish(topic, json.dumps(payload), qos=self.settings.qos, retain=True)

@@ -1,0 +1,145 @@
+"""The broker side of a locked-down fleet: per-kiosk Mosquitto credentials and the ACL.
+
+`edge-agent provision NAME` makes a broker user (a kiosk: NAME = its device.id; or an operator,
+or Home Assistant): a random password written to `NAME.mqtt_password` (mode 0600, for the kiosk's
+`mqtt.password_file`) and the Mosquitto password-file line (PBKDF2-SHA512, the `$7$` format
+`mosquitto_passwd` writes), printed or put into a password file in place of the user's old line.
+
+`edge-agent broker-acl` prints the Mosquitto ACL: a kiosk reads only its own `cmd` and Home
+Assistant's birth topic, writes only its own subtree and its own discovery configs (which it also
+reads, to clear stale ones), and reads and writes the fleet's shared session pointers
+(`<prefix>/_sessions/#`, `[session] share`); operators and Home Assistant read everything and
+write commands.
+Kiosk rules are `pattern` lines keyed by the user name (`%u`), so one ACL serves the whole fleet
+as long as each kiosk's broker user name is its device id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from edge_agent.core import config
+from edge_agent.core.config import DEVICE_ID_RE, SHARED_SESSIONS_LEVEL
+from edge_agent.errors import ConfigError, EdgeAgentError
+
+PBKDF2_ITERATIONS = 101  # mosquitto_passwd's own default; the 192-bit random password is the strength
+SALT_BYTES = 12
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """The password-file hash Mosquitto 2 reads: `$7$<iterations>$<base64 salt>$<base64 sha512 pbkdf2>`."""
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def acl_text(topic_prefix: str, discovery_prefix: str, admins: list[str], ha_users: list[str]) -> str:
+    """The Mosquitto ACL file for a fleet under `topic_prefix` (see the module docstring)."""
+    lines = [
+        "# edge-agent fleet ACL (edge-agent broker-acl). Kiosks: broker user name = device.id.",
+        "# A kiosk reads only its own commands and Home Assistant's birth message,",
+        "# writes only its own subtree, and reads/writes only its own discovery configs.",
+        f"pattern read {topic_prefix}/%u/cmd",
+        f"pattern write {topic_prefix}/%u/#",
+        f"pattern read {discovery_prefix}/status",
+        f"pattern readwrite {discovery_prefix}/+/edge_agent_%u/+/config",
+        "# Shared session pointers ([session] share): every kiosk of the fleet reads and writes them.",
+        f"pattern readwrite {topic_prefix}/{SHARED_SESSIONS_LEVEL}/#",
+        "",
+    ]
+    for user in admins:
+        lines += ["# operator: sees every kiosk, sends commands", f"user {user}", "topic read #", f"topic write {topic_prefix}/+/cmd", ""]
+    for user in ha_users:
+        lines += [
+            "# Home Assistant: reads everything, presses the kiosks' buttons, owns its discovery tree",
+            f"user {user}",
+            "topic read #",
+            f"topic write {topic_prefix}/+/cmd",
+            f"topic readwrite {discovery_prefix}/#",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def set_password_line(passwd: Path, user: str, hashed: str) -> None:
+    """Adds `user:hashed` to a Mosquitto password file, replacing the user's old line. A new file
+    is mode 0600; an existing one keeps its mode, owner and group (mosquitto must still read it)."""
+    try:
+        old = passwd.read_text(encoding="utf-8").splitlines() if passwd.exists() else []
+        kept = [line for line in old if line.split(":", 1)[0] != user]
+        _write_private(passwd, "\n".join([*kept, f"{user}:{hashed}"]) + "\n")
+    except OSError as exc:
+        raise EdgeAgentError(f"cannot update {passwd}: {exc.strerror or exc}") from None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically (a temporary file renamed over it), never readable by others in between."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    if path.exists():
+        st = path.stat()
+        os.chmod(tmp, st.st_mode & 0o777)
+        if os.geteuid() == 0:
+            os.chown(tmp, st.st_uid, st.st_gid)
+    os.replace(tmp, path)
+
+
+def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tuple[Path, str]:
+    """Makes `name`'s password file in `out_dir`; returns it and the password-file line."""
+    if not DEVICE_ID_RE.fullmatch(name):
+        raise ConfigError("NAME", f"use a valid device id (ASCII letters, digits, - and _), got {name!r}")
+    secret_file = out_dir / f"{name}.mqtt_password"
+    if secret_file.exists() and not rotate:
+        raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
+    password = secrets.token_urlsafe(24)
+    hashed = mosquitto_hash(password)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_private(secret_file, password + "\n")
+    except OSError as exc:
+        raise EdgeAgentError(f"cannot write {secret_file}: {exc.strerror or exc}") from None
+    if passwd is not None:
+        set_password_line(passwd, name, hashed)
+    return secret_file, f"{name}:{hashed}"
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    secret_file, line = provision(args.name, Path(args.dir), Path(args.passwd) if args.passwd else None, args.rotate)
+    print(f"password for broker user {args.name!r} written to {secret_file} (mode 0600)", file=sys.stderr)
+    if args.passwd:
+        print(f"{args.passwd}: line for {args.name!r} set; reload mosquitto (systemctl reload mosquitto)", file=sys.stderr)
+    else:
+        print(line)
+    print(f"on the kiosk: [mqtt] username = {args.name!r}, password_file = the copied {secret_file.name} (owner root, group edge-agent, mode 0640)", file=sys.stderr)
+    return 0
+
+
+def cmd_broker_acl(args: argparse.Namespace) -> int:
+    m = config.load(args.config).mqtt
+    for user in [*args.admin, *args.ha_user]:
+        if not DEVICE_ID_RE.fullmatch(user):
+            raise ConfigError("--admin/--ha-user", f"use ASCII letters, digits, - and _, got {user!r}")
+    sys.stdout.write(acl_text(m.topic_prefix, m.discovery_prefix, args.admin, args.ha_user))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("provision", help="make a broker user's password (a kiosk's: NAME = device.id) and its Mosquitto password line")
+    p.add_argument("name", metavar="NAME", help="broker user name: the kiosk's device.id, or an operator / Home Assistant user")
+    p.add_argument("--dir", default=".", help="where NAME.mqtt_password is written (default: here)")
+    p.add_argument("--passwd", help="Mosquitto password file to add the line to (replacing NAME's old line); default: print it")
+    p.add_argument("--rotate", action="store_true", help="replace an existing NAME.mqtt_password")
+    p.set_defaults(fn=cmd_provision)
+    p = sub.add_parser("broker-acl", help="print the Mosquitto ACL that locks kiosks to their own topics")
+    p.add_argument("-c", "--config", help="TOML config for mqtt.topic_prefix and mqtt.discovery_prefix (default: built-in defaults)")
+    p.add_argument("--admin", action="append", default=[], metavar="USER", help="operator user (reads all, sends commands); repeatable")
+    p.add_argument("--ha-user", action="append", default=[], metavar="USER", help="Home Assistant's broker user; repeatable")
+    p.set_defaults(fn=cmd_broker_acl)

@@ -1,0 +1,267 @@
+"""Home Assistant discovery: payloads checked against what HA's MQTT discovery accepts, ids that
+stay distinct, and stale configs cleared from a real mosquitto.
+
+The schema table below is written from Home Assistant's MQTT documentation (integrations/mqtt,
+sensor.mqtt, binary_sensor.mqtt, button.mqtt; the sensor device-class / unit / state-class table
+of integrations/sensor) as of HA 2025.10: every key we may send, its type, and the allowed values.
+Discovery schemas drop unknown keys (`extra=REMOVE_EXTRA`), so an older HA ignores the newer keys
+(`default_entity_id`); a key outside this table is a typo HA would silently ignore, hence an error here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Broker, Observer, wait_for
+
+from edge_agent.core import config
+from edge_agent.core.conversation import STATES
+from edge_agent.errors import ConfigError
+from edge_agent.fleet.discovery import discovery_messages
+from edge_agent.fleet.discovery_sync import LEDGER_FILE
+from edge_agent.fleet.status import StatusReporter
+
+# ----------------------------------------------------------------------------- HA's schema, from its docs
+STR, INT, BOOL, LIST, DICT = str, int, bool, list, dict
+ENTITY_COMMON: dict[str, Any] = {
+    "availability": LIST, "availability_mode": ("all", "any", "latest"), "availability_template": STR, "availability_topic": STR,
+    "default_entity_id": STR, "device": DICT, "enabled_by_default": BOOL, "encoding": STR, "entity_category": ("config", "diagnostic"),
+    "entity_picture": STR, "icon": STR, "json_attributes_template": STR, "json_attributes_topic": STR, "name": STR,
+    "object_id": STR, "origin": DICT, "payload_available": STR, "payload_not_available": STR, "qos": (0, 1, 2), "unique_id": STR,
+}  # fmt: skip
+SENSOR_DEVICE_CLASSES = (
+    "apparent_power", "aqi", "area", "atmospheric_pressure", "battery", "blood_glucose_concentration", "carbon_dioxide", "carbon_monoxide",
+    "conductivity", "current", "data_rate", "data_size", "date", "distance", "duration", "energy", "energy_distance", "energy_storage", "enum",
+    "frequency", "gas", "humidity", "illuminance", "irradiance", "moisture", "monetary", "nitrogen_dioxide", "nitrogen_monoxide", "nitrous_oxide",
+    "ozone", "ph", "pm1", "pm10", "pm25", "power", "power_factor", "precipitation", "precipitation_intensity", "pressure", "reactive_energy",
+    "reactive_power", "signal_strength", "sound_pressure", "speed", "sulphur_dioxide", "temperature", "timestamp", "volatile_organic_compounds",
+    "volatile_organic_compounds_parts", "voltage", "volume", "volume_flow_rate", "volume_storage", "water", "weight", "wind_direction", "wind_speed",
+)  # fmt: skip
+PLATFORMS: dict[str, tuple[set[str], dict[str, Any]]] = {
+    # platform: (required keys, platform keys)
+    "sensor": ({"state_topic"}, {
+        "state_topic": STR, "value_template": STR, "device_class": SENSOR_DEVICE_CLASSES, "expire_after": INT, "force_update": BOOL,
+        "last_reset_value_template": STR, "options": LIST, "suggested_display_precision": INT,
+        "state_class": ("measurement", "measurement_angle", "total", "total_increasing"), "unit_of_measurement": STR,
+    }),
+    "binary_sensor": ({"state_topic"}, {
+        "state_topic": STR, "value_template": STR, "expire_after": INT, "force_update": BOOL, "off_delay": INT, "payload_on": STR, "payload_off": STR,
+        "device_class": ("battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door", "garage_door", "gas", "heat", "light",
+                         "lock", "moisture", "motion", "moving", "occupancy", "opening", "plug", "power", "presence", "problem", "running", "safety",
+                         "smoke", "sound", "tamper", "update", "vibration", "window"),
+    }),
+    "button": ({"command_topic"}, {
+        "command_topic": STR, "command_template": STR, "payload_press": STR, "retain": BOOL, "device_class": ("identify", "restart", "update"),
+    }),
+}  # fmt: skip
+DEVICE_KEYS = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id", "name", "serial_number", "suggested_area", "sw_version", "via_device"}
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+# units and state classes HA accepts for the device classes we use (sensor docs' table)
+UNITS = {"duration": {"d", "h", "min", "s", "ms", "µs"}, "temperature": {"°C", "°F", "K"}, "data_size": {"bit", "kbit", "Mbit", "Gbit", "B", "kB", "MB", "GB", "TB", "KiB", "MiB", "GiB"}}
+STATE_CLASSES = {"duration": {"measurement", "total", "total_increasing"}, "temperature": {"measurement"}, "data_size": {"measurement", "total", "total_increasing"}}
+DISCOVERY_TOPIC = re.compile(r"(?P<component>\w+)/(?:(?P<node_id>[a-zA-Z0-9_-]+)/)?(?P<object_id>[a-zA-Z0-9_-]+)/config")
+ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")  # HA's valid_entity_id
+TOPIC_CHARS = re.compile(r"[^+#\x00]+")
+
+
+def check_against_ha(topic: str, payload: dict[str, Any], prefix: str = "homeassistant") -> list[str]:
+    """Every way `payload` on `topic` breaks HA's discovery rules (empty: HA accepts it)."""
+    problems: list[str] = []
+    m = DISCOVERY_TOPIC.fullmatch(topic.removeprefix(prefix + "/"))
+    if not topic.startswith(prefix + "/") or not m or m["component"] not in PLATFORMS:
+        return [f"{topic}: not a discovery topic HA reads"]
+    component = m["component"]
+    required, own = PLATFORMS[component]
+    allowed = {**ENTITY_COMMON, **own}
+    for key in required - set(payload):
+        problems.append(f"missing {key}")
+    for key, value in payload.items():
+        rule = allowed.get(key)
+        if rule is None:
+            problems.append(f"{key}: not a {component} key")
+        elif isinstance(rule, tuple):
+            if value not in rule:
+                problems.append(f"{key}: {value!r} not one of HA's values")
+        elif not isinstance(value, rule) or (rule is INT and isinstance(value, bool)):
+            problems.append(f"{key}: {type(value).__name__}, HA wants {rule.__name__}")
+    if "availability" in payload and "availability_topic" in payload:
+        problems.append("availability and availability_topic are exclusive")
+    for key in ("state_topic", "command_topic", "availability_topic", "json_attributes_topic"):
+        if key in payload and not TOPIC_CHARS.fullmatch(str(payload[key])):
+            problems.append(f"{key}: not a valid topic")
+    if "default_entity_id" in payload:
+        eid = str(payload["default_entity_id"])
+        if not ENTITY_ID.fullmatch(eid) or not eid.startswith(component + "."):
+            problems.append(f"default_entity_id {eid!r}: not a {component} entity id")
+    device = payload.get("device", {})
+    if set(device) - DEVICE_KEYS or not (device.get("identifiers") or device.get("connections")):
+        problems.append(f"device: {sorted(device)}")
+    origin = payload.get("origin", {})
+    if set(origin) - ORIGIN_KEYS or "name" not in origin or not str(origin.get("support_url", "https://")).startswith(("http://", "https://")):
+        problems.append(f"origin: {origin}")
+    # sensor rules (HA's validate_sensor_state_and_device_class_config and the unit table)
+    dc, unit, sc = payload.get("device_class"), payload.get("unit_of_measurement"), payload.get("state_class")
+    if "options" in payload and (dc != "enum" or sc or unit or not payload["options"] or not all(isinstance(o, str) for o in payload["options"])):
+        problems.append("options need device_class enum, no state_class, no unit, a non-empty list of strings")
+    if component == "sensor" and dc == "enum" and "options" not in payload:
+        problems.append("an enum sensor lists its options")
+    if component == "sensor" and dc in UNITS and (unit not in UNITS[dc] or (sc and sc not in STATE_CLASSES[dc])):
+        problems.append(f"{dc}: unit {unit!r} / state_class {sc!r} not accepted")
+    return problems
+
+
+def settings(**mqtt: Any) -> config.MqttSettings:
+    return config.from_dict({"mqtt": {"enabled": True, **mqtt}}).mqtt
+
+
+# ----------------------------------------------------------------------------- payloads
+@pytest.mark.parametrize("device_id", ["kiosk-7", "Lobby_2", "a", "x-y_z9", "k" * 63])
+def test_every_payload_is_what_home_assistant_accepts(device_id: str) -> None:
+    msgs = discovery_messages(settings(support_url="https://kiosks.example/help"), device_id)
+    assert len(msgs) == 12
+    for topic, payload in msgs:
+        assert check_against_ha(topic, payload) == [], topic
+    assert check_against_ha("homeassistant/sensor/x/y/config", {"state_topic": "a", "state_class": "sometimes"}) != []  # the checker bites
+
+
+def test_entity_ids_qos_statistics_enum_and_origin() -> None:
+    msgs = dict(discovery_messages(settings(qos=2), "kiosk-7"))
+    # the entity ids the README promises, on every HA version: default_entity_id (2025.10+) and object_id (before)
+    state = msgs["homeassistant/sensor/edge_agent_kiosk-7/state/config"]
+    assert state["default_entity_id"] == "sensor.edge_agent_kiosk_7_state" and state["object_id"] == "edge_agent_kiosk_7_state"
+    assert state["device_class"] == "enum" and state["options"] == list(STATES) and "state_class" not in state
+    for topic, p in msgs.items():
+        component = topic.split("/")[1]
+        assert p["default_entity_id"] == f"{component}.{p['object_id']}"
+        assert p["qos"] == 2  # HA subscribes and presses buttons at the kiosk's QoS
+        assert p["origin"] == {"name": "edge-agent", "sw_version": p["device"]["sw_version"]}
+    assert msgs["homeassistant/button/edge_agent_kiosk-7/resume/config"]["default_entity_id"] == "button.edge_agent_kiosk_7_resume"
+    classes = {t.split("/")[3]: (p.get("state_class"), p.get("unit_of_measurement")) for t, p in msgs.items() if t.startswith("homeassistant/sensor/")}
+    assert classes == {
+        "state": (None, None), "rtt_ms": ("measurement", "ms"), "response_latency_ms": ("measurement", "ms"), "cpu_percent": ("measurement", "%"),
+        "rss_mb": ("measurement", "MB"), "temperature_c": ("measurement", "°C"), "uptime_s": ("total_increasing", "s"),
+        "reconnects": ("total_increasing", "reconnects"),
+    }  # fmt: skip
+    assert discovery_messages(settings(discovery=False), "kiosk-7") == []
+
+
+def test_distinct_device_ids_never_share_topics_unique_ids_or_devices() -> None:
+    ids = ["kiosk-1", "kiosk_1", "Kiosk-1", "kiosk1"]
+    seen_topics: set[str] = set()
+    seen_unique: set[str] = set()
+    seen_devices: set[str] = set()
+    for device_id in ids:
+        msgs = discovery_messages(settings(), device_id)
+        topics = {t for t, _ in msgs}
+        unique = {p["unique_id"] for _, p in msgs}
+        devices = {json.dumps(p["device"]["identifiers"]) for _, p in msgs}
+        assert not topics & seen_topics and not unique & seen_unique and not devices & seen_devices, device_id
+        seen_topics |= topics
+        seen_unique |= unique
+        seen_devices |= devices
+
+
+@pytest.mark.parametrize("device_id", ["küche-1", "kiosk 1", "a/b", "a+b", "k#", "-kiosk", "kiosk_", "k" * 64, "キオスク"])
+def test_device_ids_home_assistant_or_mqtt_would_refuse_are_config_errors(device_id: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.from_dict({"device": {"id": device_id}})
+    assert err.value.key == "device.id"
+
+
+@pytest.mark.parametrize("device_id", ["kiosk-1", "kiosk_1", "Lobby2", "a", "k" * 63])
+def test_device_ids_that_work_everywhere_are_accepted(device_id: str) -> None:
+    assert config.from_dict({"device": {"id": device_id}}).device.id == device_id
+
+
+def test_support_url_must_be_a_web_address() -> None:
+    with pytest.raises(ConfigError) as err:
+        settings(support_url="kiosks.example")
+    assert err.value.key == "mqtt.support_url"
+    assert discovery_messages(settings(support_url="https://k.example/"), "k1")[0][1]["origin"]["support_url"] == "https://k.example/"
+
+
+# ----------------------------------------------------------------------------- clean-up on a real broker
+def retained(port: int, topics: str = "homeassistant/#", settle_s: float = 0.5) -> dict[str, bytes]:
+    """What a subscriber arriving now gets as retained messages."""
+    obs = Observer(port, topics)
+    try:
+        time.sleep(settle_s)
+        return {t: p for t, p, r, _ in obs.messages if r}
+    finally:
+        obs.close()
+
+
+def run_reporter(port: int, device_id: str, state_dir: Path, **mqtt: Any) -> StatusReporter:
+    s = settings(host="127.0.0.1", port=port, **mqtt)
+    reporter = StatusReporter(s, device_id, lambda cmd, reply: None, state_dir=state_dir)
+    reporter.start()
+    wait_for(reporter.discovery.synced.is_set, 10, f"{device_id}'s discovery pass")
+    return reporter
+
+
+def wait_retained(port: int, pred: Any, what: str) -> dict[str, bytes]:
+    def hit() -> list[dict[str, bytes]] | None:
+        now = retained(port)
+        return [now] if pred(now) else None  # a list: an empty dict is an answer too
+
+    return wait_for(hit, 15, what)[0]  # type: ignore[no-any-return]
+
+
+def test_turning_discovery_off_and_renaming_clear_what_was_published(tmp_path: Path, broker: Broker) -> None:
+    state = tmp_path / "state"
+    first = run_reporter(broker.port, "kiosk-7", state)
+    wait_retained(broker.port, lambda r: len(r) == 12, "12 retained configs")
+    first.close()
+    # renamed: the new id's configs replace the old id's (the old id is remembered in the state dir)
+    second = run_reporter(broker.port, "lobby-2", state)
+    now = wait_retained(broker.port, lambda r: len(r) == 12 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
+    assert all(b'"edge-agent-lobby-2"' in p for p in now.values())
+    second.close()
+    assert json.loads((state / LEDGER_FILE).read_text())["owners"][0] == ["homeassistant", "lobby-2"]
+    # discovery off: nothing of this kiosk stays in Home Assistant
+    third = run_reporter(broker.port, "lobby-2", state, discovery=False)
+    wait_retained(broker.port, lambda r: not r, "no retained discovery config")
+    third.close()
+
+
+def test_legacy_configs_are_cleared_first_and_another_kiosks_are_left_alone(tmp_path: Path, broker: Broker) -> None:
+    """Before this release `kiosk-7` published under node `edge_agent_kiosk_7`, shared with a kiosk `kiosk_7`."""
+    seeder = Observer(broker.port, "seed/none")
+    legacy = "homeassistant/sensor/edge_agent_kiosk_7/{}/config"
+    old_ours = {"unique_id": "edge_agent_kiosk_7_rtt_ms", "state_topic": "edge-agent/kiosk-7/metrics", "device": {"identifiers": ["edge-agent-kiosk-7"]}}
+    theirs = {"unique_id": "edge_agent_kiosk_7_state", "state_topic": "edge-agent/kiosk_7/state", "device": {"identifiers": ["edge-agent-kiosk_7"]}}
+    wait_for(seeder.client.is_connected, 5, "the seeding client")
+    for topic, payload in ((legacy.format("rtt_ms"), json.dumps(old_ours)), (legacy.format("state"), json.dumps(theirs)),
+                           ("homeassistant/sensor/edge_agent_kiosk-7/junk/config", "not json {"), ("homeassistant/sensor/edge_agent_kiosk-7/list/config", "[1]")):  # fmt: skip
+        seeder.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    watcher = Observer(broker.port, "homeassistant/#")
+    try:
+        wait_for(lambda: len(watcher.messages) >= 4, 5, "the seeded configs")
+        mark = len(watcher.messages)
+        reporter = run_reporter(broker.port, "kiosk-7", tmp_path / "state")
+        now = wait_retained(broker.port, lambda r: "homeassistant/button/edge_agent_kiosk-7/end/config" in r, "the new configs")
+        reporter.close()
+        assert legacy.format("rtt_ms") not in now  # ours: cleared
+        assert json.loads(now[legacy.format("state")]) == theirs  # kiosk_7's: untouched
+        assert now["homeassistant/sensor/edge_agent_kiosk-7/junk/config"] == b"not json {"  # not provably ours: untouched
+        # Home Assistant sees the old entity removed before its replacement asks for the same entity id
+        order = [t for t, p, _, _ in watcher.messages[mark:] if t in (legacy.format("rtt_ms"), "homeassistant/sensor/edge_agent_kiosk-7/rtt_ms/config")]
+        assert order[0] == legacy.format("rtt_ms") and watcher.find(legacy.format("rtt_ms"), mark)[0] == b""
+    finally:
+        watcher.close()
+        seeder.close()
+
+
+def test_an_unwritable_state_dir_does_not_stop_discovery(tmp_path: Path, broker: Broker) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state dir should be")
+    reporter = run_reporter(broker.port, "kiosk-7", blocker)
+    try:
+        wait_retained(broker.port, lambda r: len(r) == 12, "12 retained configs")
+    finally:
+        reporter.close()
