@@ -52,9 +52,3 @@ class Backlog:
         frames = list(self._frames)
         self._frames.clear()
         return frames
-
-    def clear(self) -> int:
-        """Throws away what is held (the conversation ended before the agent was ready); how many."""
-        n = len(self._frames)
-        self._frames.clear()
-        return n
