@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.core import conversation as c
-from edge_agent.core.config import BadgeSettings, from_dict
+from edge_agent.core.config import from_dict
+from edge_agent.core.config_hardware import BadgeSettings
 from edge_agent.core.slots import BadgeKeyer
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.hardware.badge import EVENT_SIZE, KEYMAP, BadgeReader, ScanParser, decode_records, event_records, typed

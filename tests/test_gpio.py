@@ -12,7 +12,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from edge_agent.core import conversation as c
-from edge_agent.core.config import ButtonSettings, LedSettings
+from edge_agent.core.config_hardware import ButtonSettings, LedSettings
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.hardware.gpio import GpioButton, StatusLed
 

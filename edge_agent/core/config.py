@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
+from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, read_buttons
+from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
+from edge_agent.core.tomlsection import SECRET_KEYS, Section, module_available, secret_from_file, url_or_none
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
-SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
-"""Keys whose values are never shown, not even in the error about a wrongly typed value."""
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 """What a device id may be: ASCII letters, digits, - and _ (what Home Assistant's discovery topics
 accept for a node id, and safe as an MQTT topic level and a broker user name), 1 to 63 characters
@@ -39,116 +39,6 @@ SHARED_SESSIONS_LEVEL = "_sessions"
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 
 
-class _Section:
-    """Reads typed values out of one TOML table and remembers which keys were consumed."""
-
-    def __init__(self, name: str, table: object) -> None:
-        if not isinstance(table, dict):
-            raise ConfigError(name, f"must be a table ([{name}]), got {type(table).__name__}")
-        self.name = name
-        self.table: dict[str, Any] = table
-        self.seen: set[str] = set()
-
-    def _get(self, key: str, default: object) -> object:
-        self.seen.add(key)
-        value: object = self.table.get(key, default)
-        return value
-
-    def key(self, key: str) -> str:
-        return f"{self.name}.{key}"
-
-    def _not_a_string(self, key: str, value: object) -> ConfigError:
-        shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else repr(value)
-        return ConfigError(self.key(key), f"must be a string, got {shown}")
-
-    def text(self, key: str, default: str) -> str:
-        value = self._get(key, default)
-        if not isinstance(value, str):
-            raise self._not_a_string(key, value)
-        return value
-
-    def opt_str(self, key: str) -> str | None:
-        value = self._get(key, None)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self._not_a_string(key, value)
-        return value or None
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(key), f"must be true or false, got {value!r}")
-        return value
-
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        value = self._get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(key), f"must be a whole number, got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    def opt_int(self, key: str, lo: int, hi: int) -> int | None:
-        if self.table.get(key) is None:
-            self.seen.add(key)
-            return None
-        return self.integer(key, 0, lo, hi)
-
-    def number(self, key: str, default: float, lo: float, hi: float) -> float:
-        value = self._get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(self.key(key), f"must be a number, got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
-        return float(value)
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.text(key, default)
-        if value not in choices:
-            raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}; got {value!r}")
-        return value
-
-    def table_of(self, key: str) -> dict[str, Any]:
-        value = self._get(key, {})
-        if not isinstance(value, dict):
-            raise ConfigError(self.key(key), f"must be a table, got {value!r}")
-        return dict(value)
-
-    def done(self) -> None:
-        """Reject keys nobody asked for: a typo must not silently fall back to a default."""
-        unknown = sorted(set(self.table) - self.seen)
-        if unknown:
-            raise ConfigError(self.key(unknown[0]), "unknown key")
-
-
-def _module_available(name: str) -> bool:
-    """Whether an optional package can be imported (without importing it: it may be heavy)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
-        return False
-
-
-def _secret_from_file(key: str, path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
-    if not text:
-        raise ConfigError(key, f"{path} is empty")
-    return text
-
-
-def _url_or_none(s: _Section, key: str) -> str | None:
-    url = s.opt_str(key)
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ConfigError(s.key(key), f"must be an http:// or https:// URL, got {url!r}")
-    return url
-
-
 @dataclass(frozen=True)
 class DeviceSettings:
     id: str
@@ -158,7 +48,7 @@ class DeviceSettings:
     tries the disk again this often."""
 
     @classmethod
-    def read(cls, s: _Section) -> DeviceSettings:
+    def read(cls, s: Section) -> DeviceSettings:
         device_id = s.text("id", "") or socket.gethostname()
         if not DEVICE_ID_RE.fullmatch(device_id):
             raise ConfigError(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
@@ -191,13 +81,13 @@ class AgentSettings:
     public_key_file: str | None = None
 
     @classmethod
-    def read(cls, s: _Section) -> AgentSettings:
+    def read(cls, s: Section) -> AgentSettings:
         endpoint = s.text("endpoint", DEFAULT_ENDPOINT)
         if not endpoint.startswith(("ws://", "wss://")):
             raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
         key = s.opt_str("public_key")
         key_path = s.opt_str("public_key_file")
-        key_file = _secret_from_file(s.key("public_key_file"), key_path)
+        key_file = secret_from_file(s.key("public_key_file"), key_path)
         key = os.environ.get(PUBLIC_KEY_ENV) or key or key_file
         settings = cls(
             endpoint=endpoint,
@@ -254,7 +144,7 @@ class SessionSettings:
     """Times one conversation may be reconnected (each a new session) before a loss ends it."""
 
     @classmethod
-    def read(cls, s: _Section) -> SessionSettings:
+    def read(cls, s: Section) -> SessionSettings:
         slot = s.text("slot", DEFAULT_SLOT) or DEFAULT_SLOT
         if not is_label(slot):
             raise ConfigError(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {slot!r}")
@@ -296,7 +186,7 @@ class AudioSettings:
     beyond it is dropped and counted (metric held_dropped). 0 holds nothing."""
 
     @classmethod
-    def read(cls, s: _Section) -> AudioSettings:
+    def read(cls, s: Section) -> AudioSettings:
         frame_ms = s.integer("frame_ms", 30, 10, 30)
         if frame_ms not in (10, 20, 30):
             raise ConfigError(s.key("frame_ms"), f"must be 10, 20 or 30 (webrtcvad frame sizes), got {frame_ms}")
@@ -304,7 +194,7 @@ class AudioSettings:
         if period_ms % frame_ms:
             raise ConfigError(s.key("capture_period_ms"), f"must be a whole number of frames ({frame_ms} ms each), got {period_ms}")
         echo_cancel = s.flag("echo_cancel", False)
-        if echo_cancel and not _module_available("livekit"):
+        if echo_cancel and not module_available("livekit"):
             raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")
         return cls(
             input=s.text("input", "default"),
@@ -332,7 +222,7 @@ class VadSettings:
     min_speech_ms: int
 
     @classmethod
-    def read(cls, s: _Section) -> VadSettings:
+    def read(cls, s: Section) -> VadSettings:
         return cls(
             engine=s.choice("engine", "cues", ("cues", "edge", "webrtcvad", "silero")),
             aggressiveness=s.integer("aggressiveness", 2, 0, 3),
@@ -348,130 +238,13 @@ class VadSettings:
 
 
 @dataclass(frozen=True)
-class ButtonSettings:
-    source: str
-    pin: int
-    pull_up: bool
-    bounce_s: float
-    hold_s: float
-    mode: str
-
-    @classmethod
-    def read(cls, s: _Section) -> ButtonSettings:
-        return cls(
-            source=s.choice("source", "gpio", ("gpio", "keyboard", "none")),
-            pin=s.integer("pin", 17, 0, 53),
-            pull_up=s.flag("pull_up", True),
-            bounce_s=s.number("bounce_s", 0.05, 0.0, 1.0),
-            hold_s=s.number("hold_s", 1.5, 0.2, 10.0),
-            mode=s.choice("mode", "toggle", ("toggle", "hold")),
-        )
-
-
-@dataclass(frozen=True)
-class ExtraButton:
-    """One `[[buttons]]` entry: a further GPIO button with its own slot and/or agent; pull-up,
-    debounce, hold time and mode come from `[button]`."""
-
-    pin: int
-    slot: str | None
-    agent_id: str | None
-
-    @classmethod
-    def read(cls, s: _Section) -> ExtraButton:
-        s.seen.add("pin")
-        if "pin" not in s.table:
-            raise ConfigError(s.key("pin"), "missing: every [[buttons]] entry needs its GPIO pin")
-        pin = s.integer("pin", 0, 0, 53)
-        slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
-        for key, value in (("slot", slot), ("agent_id", agent_id)):
-            if value is not None and not is_label(value):
-                raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
-        return cls(pin=pin, slot=slot, agent_id=agent_id)
-
-
-def read_buttons(value: object, main: ButtonSettings) -> tuple[ExtraButton, ...]:
-    """`[[buttons]]`: an array of tables; pins must differ from each other and the main button's."""
-    if not isinstance(value, list):
-        raise ConfigError("buttons", "must be an array of tables ([[buttons]])")
-    buttons = []
-    pins = {main.pin} if main.source == "gpio" else set()
-    for i, table in enumerate(value):
-        reader = _Section(f"buttons[{i}]", table)
-        button = ExtraButton.read(reader)
-        reader.done()
-        if button.pin in pins:
-            raise ConfigError(reader.key("pin"), f"pin {button.pin} is already used by another button")
-        pins.add(button.pin)
-        buttons.append(button)
-    return tuple(buttons)
-
-
-BADGE_CHARSETS = {"digits": "0123456789", "hex": "0123456789abcdefABCDEF", "alnum": "", "printable": ""}
-
-
-@dataclass(frozen=True)
-class BadgeSettings:
-    """`[badge]`: an RFID/NFC or QR reader that types like a keyboard (see hardware/badge.py)."""
-
-    device: str | None
-    secret: bytes | None = field(repr=False)
-    grab: bool
-    charset: str
-    min_length: int
-    max_length: int
-    terminator: str
-    key_gap_ms: int
-    repeat_ignore_s: float
-    min_interval_s: float
-
-    @classmethod
-    def read(cls, s: _Section) -> BadgeSettings:
-        device = s.opt_str("device")
-        secret_text = _secret_from_file(s.key("secret_file"), s.opt_str("secret_file"))
-        secret = secret_text.encode("utf-8") if secret_text else None
-        if device and secret is None:
-            raise ConfigError(s.key("secret_file"), "missing: a badge reader needs the fleet's secret (a file with at least 16 random bytes)")
-        if secret is not None and len(secret) < MIN_SECRET_BYTES:
-            raise ConfigError(s.key("secret_file"), f"the secret must be at least {MIN_SECRET_BYTES} bytes")
-        min_length = s.integer("min_length", 4, 1, 256)
-        max_length = s.integer("max_length", 64, 1, 256)
-        if max_length < min_length:
-            raise ConfigError(s.key("max_length"), f"must be at least badge.min_length ({min_length}), got {max_length}")
-        return cls(
-            device=device,
-            secret=secret,
-            grab=s.flag("grab", True),
-            charset=s.choice("charset", "alnum", tuple(BADGE_CHARSETS)),
-            min_length=min_length,
-            max_length=max_length,
-            terminator=s.choice("terminator", "enter", ("enter", "tab")),
-            key_gap_ms=s.integer("key_gap_ms", 200, 5, 10000),
-            repeat_ignore_s=s.number("repeat_ignore_s", 2.0, 0.0, 600.0),
-            min_interval_s=s.number("min_interval_s", 0.5, 0.0, 60.0),
-        )
-
-
-@dataclass(frozen=True)
-class LedSettings:
-    pin: int | None
-    red: int | None
-    green: int | None
-    blue: int | None
-
-    @classmethod
-    def read(cls, s: _Section) -> LedSettings:
-        return cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))
-
-
-@dataclass(frozen=True)
 class LogSettings:
     level: str
     transcripts: bool
     """Log what visitors and the agent said at INFO; off, it is logged only at DEBUG."""
 
     @classmethod
-    def read(cls, s: _Section) -> LogSettings:
+    def read(cls, s: Section) -> LogSettings:
         return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")), transcripts=s.flag("transcripts", False))
 
 
@@ -499,9 +272,9 @@ class MqttSettings:
     password_file: str | None = None
 
     @classmethod
-    def read(cls, s: _Section) -> MqttSettings:
+    def read(cls, s: Section) -> MqttSettings:
         password_path = s.opt_str("password_file")
-        password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password") or _secret_from_file(s.key("password_file"), password_path)
+        password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password") or secret_from_file(s.key("password_file"), password_path)
         prefix = s.text("topic_prefix", "edge-agent").strip("/")
         if not prefix or any(c in prefix for c in "+#"):
             raise ConfigError(s.key("topic_prefix"), f"must be a non-empty topic without + or #, got {prefix!r}")
@@ -522,7 +295,7 @@ class MqttSettings:
             topic_prefix=prefix,
             discovery_prefix=s.text("discovery_prefix", "homeassistant").strip("/"),
             discovery=s.flag("discovery", True),
-            support_url=_url_or_none(s, "support_url"),
+            support_url=url_or_none(s, "support_url"),
             metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
             password_file=password_path,
         )
@@ -570,7 +343,7 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
             log.warning("config: ignoring section [%s]: not known to this edge-agent version", name)
     sections = {}
     for name, cls in SECTIONS.items():
-        reader = _Section(name, data.get(name, {}))
+        reader = Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
     buttons = read_buttons(data.get("buttons", []), sections["button"])

@@ -32,7 +32,7 @@ from typing import Any
 from evdev import InputEvent, ecodes
 
 from edge_agent.core import conversation as c
-from edge_agent.core.config import BadgeSettings
+from edge_agent.core.config_hardware import BadgeSettings
 from edge_agent.core.slots import BadgeKeyer
 
 log = logging.getLogger(__name__)

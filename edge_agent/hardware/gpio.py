@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_agent.core import conversation as c
-from edge_agent.core.config import ButtonSettings, LedSettings
+from edge_agent.core.config_hardware import ButtonSettings, LedSettings
 from edge_agent.core.slots import Target
 from edge_agent.errors import EdgeAgentError
 

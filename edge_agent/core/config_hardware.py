@@ -1,0 +1,130 @@
+"""Settings of the kiosk's hardware: `[button]`, `[[buttons]]`, `[badge]`, `[led]`.
+
+Frozen dataclasses read once from their TOML tables (see core/tomlsection.py) and validated
+there; core/config.py puts them into `Settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_agent.core.slots import MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
+from edge_agent.core.tomlsection import Section, secret_from_file
+from edge_agent.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ButtonSettings:
+    source: str
+    pin: int
+    pull_up: bool
+    bounce_s: float
+    hold_s: float
+    mode: str
+
+    @classmethod
+    def read(cls, s: Section) -> ButtonSettings:
+        return cls(
+            source=s.choice("source", "gpio", ("gpio", "keyboard", "none")),
+            pin=s.integer("pin", 17, 0, 53),
+            pull_up=s.flag("pull_up", True),
+            bounce_s=s.number("bounce_s", 0.05, 0.0, 1.0),
+            hold_s=s.number("hold_s", 1.5, 0.2, 10.0),
+            mode=s.choice("mode", "toggle", ("toggle", "hold")),
+        )
+
+
+@dataclass(frozen=True)
+class ExtraButton:
+    """One `[[buttons]]` entry: a further GPIO button with its own slot and/or agent; pull-up,
+    debounce, hold time and mode come from `[button]`."""
+
+    pin: int
+    slot: str | None
+    agent_id: str | None
+
+    @classmethod
+    def read(cls, s: Section) -> ExtraButton:
+        s.seen.add("pin")
+        if "pin" not in s.table:
+            raise ConfigError(s.key("pin"), "missing: every [[buttons]] entry needs its GPIO pin")
+        pin = s.integer("pin", 0, 0, 53)
+        slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
+        for key, value in (("slot", slot), ("agent_id", agent_id)):
+            if value is not None and not is_label(value):
+                raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
+        return cls(pin=pin, slot=slot, agent_id=agent_id)
+
+
+def read_buttons(value: object, main: ButtonSettings) -> tuple[ExtraButton, ...]:
+    """`[[buttons]]`: an array of tables; pins must differ from each other and the main button's."""
+    if not isinstance(value, list):
+        raise ConfigError("buttons", "must be an array of tables ([[buttons]])")
+    buttons = []
+    pins = {main.pin} if main.source == "gpio" else set()
+    for i, table in enumerate(value):
+        reader = Section(f"buttons[{i}]", table)
+        button = ExtraButton.read(reader)
+        reader.done()
+        if button.pin in pins:
+            raise ConfigError(reader.key("pin"), f"pin {button.pin} is already used by another button")
+        pins.add(button.pin)
+        buttons.append(button)
+    return tuple(buttons)
+
+
+BADGE_CHARSETS = {"digits": "0123456789", "hex": "0123456789abcdefABCDEF", "alnum": "", "printable": ""}
+
+
+@dataclass(frozen=True)
+class BadgeSettings:
+    """`[badge]`: an RFID/NFC or QR reader that types like a keyboard (see hardware/badge.py)."""
+
+    device: str | None
+    secret: bytes | None = field(repr=False)
+    grab: bool
+    charset: str
+    min_length: int
+    max_length: int
+    terminator: str
+    key_gap_ms: int
+    repeat_ignore_s: float
+    min_interval_s: float
+
+    @classmethod
+    def read(cls, s: Section) -> BadgeSettings:
+        device = s.opt_str("device")
+        secret_text = secret_from_file(s.key("secret_file"), s.opt_str("secret_file"))
+        secret = secret_text.encode("utf-8") if secret_text else None
+        if device and secret is None:
+            raise ConfigError(s.key("secret_file"), "missing: a badge reader needs the fleet's secret (a file with at least 16 random bytes)")
+        if secret is not None and len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(s.key("secret_file"), f"the secret must be at least {MIN_SECRET_BYTES} bytes")
+        min_length = s.integer("min_length", 4, 1, 256)
+        max_length = s.integer("max_length", 64, 1, 256)
+        if max_length < min_length:
+            raise ConfigError(s.key("max_length"), f"must be at least badge.min_length ({min_length}), got {max_length}")
+        return cls(
+            device=device,
+            secret=secret,
+            grab=s.flag("grab", True),
+            charset=s.choice("charset", "alnum", tuple(BADGE_CHARSETS)),
+            min_length=min_length,
+            max_length=max_length,
+            terminator=s.choice("terminator", "enter", ("enter", "tab")),
+            key_gap_ms=s.integer("key_gap_ms", 200, 5, 10000),
+            repeat_ignore_s=s.number("repeat_ignore_s", 2.0, 0.0, 600.0),
+            min_interval_s=s.number("min_interval_s", 0.5, 0.0, 60.0),
+        )
+
+
+@dataclass(frozen=True)
+class LedSettings:
+    pin: int | None
+    red: int | None
+    green: int | None
+    blue: int | None
+
+    @classmethod
+    def read(cls, s: Section) -> LedSettings:
+        return cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))

@@ -1,0 +1,127 @@
+"""Section: typed, validated reading of one TOML table of the config, with one clear error per key.
+
+Every value is read through a Section, which names the key in its `ConfigError`
+(`section.key`), never shows a secret's value, and remembers which keys were read so that
+`done()` can refuse the unknown ones (typos must not fall back to defaults silently).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import ConfigError
+
+SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
+"""Keys whose values are never shown, not even in the error about a wrongly typed value."""
+
+
+class Section:
+    """Reads typed values out of one TOML table and remembers which keys were consumed."""
+
+    def __init__(self, name: str, table: object) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(name, f"must be a table ([{name}]), got {type(table).__name__}")
+        self.name = name
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def _get(self, key: str, default: object) -> object:
+        self.seen.add(key)
+        value: object = self.table.get(key, default)
+        return value
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def _not_a_string(self, key: str, value: object) -> ConfigError:
+        shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else repr(value)
+        return ConfigError(self.key(key), f"must be a string, got {shown}")
+
+    def text(self, key: str, default: str) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self._not_a_string(key, value)
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        value = self._get(key, None)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._not_a_string(key, value)
+        return value or None
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(key), f"must be true or false, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(key), f"must be a whole number, got {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def opt_int(self, key: str, lo: int, hi: int) -> int | None:
+        if self.table.get(key) is None:
+            self.seen.add(key)
+            return None
+        return self.integer(key, 0, lo, hi)
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(self.key(key), f"must be a number, got {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
+        return float(value)
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def table_of(self, key: str) -> dict[str, Any]:
+        value = self._get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(self.key(key), f"must be a table, got {value!r}")
+        return dict(value)
+
+    def done(self) -> None:
+        """Reject keys nobody asked for: a typo must not silently fall back to a default."""
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def module_available(name: str) -> bool:
+    """Whether an optional package can be imported (without importing it: it may be heavy)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
+
+
+def secret_from_file(key: str, path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if not text:
+        raise ConfigError(key, f"{path} is empty")
+    return text
+
+
+def url_or_none(s: Section, key: str) -> str | None:
+    url = s.opt_str(key)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(s.key(key), f"must be an http:// or https:// URL, got {url!r}")
+    return url
