@@ -52,6 +52,10 @@ class CueClassifier(BlockClassifier):
     VISITOR_FORGET_DB = 0.005
     TAIL_FLUX_DB = 0.5
     BANG_MARGIN_DB = 3.0
+    ONSET_RISE_DB = 3.0
+    ONSET_QUIET_BLOCKS = 3
+    """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
+    level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
 
@@ -107,6 +111,9 @@ class CueClassifier(BlockClassifier):
         self.visitor_db = -math.inf
         """Running level of the visitor's confirmed speech; -inf until the visitor has spoken."""
         self._run = 0
+        self.onset_blocks = 0
+        """30 ms blocks since the sound began (see ONSET_QUIET_BLOCKS): VadGate's look-back at an onset."""
+        self._quiet_blocks = 0
         self._frame = 0
         self._voiced_at = -1000
 
@@ -196,6 +203,9 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
                 level = SPEECH
+        # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
+        self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
+        self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1
         if not self.gate_open:
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
         self._frame += 1
