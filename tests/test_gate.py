@@ -105,6 +105,31 @@ def test_far_end_asks_for_more_speech_before_opening_and_keeps_the_lead() -> Non
     assert len(burst) == 500 // 30 + 1 + 1  # pre-roll, the extra frame waited for, the frame itself
 
 
+class LateOnset:
+    """Says SPEECH only from frame `decide_at` on, and (as CueClassifier does) that the sound began `began_blocks` 30 ms blocks earlier."""
+
+    def __init__(self, decide_at: int, began_blocks: int) -> None:
+        self.decide_at, self.onset_blocks, self.frames = decide_at, 0, 0
+        self.began_blocks = began_blocks
+        self.gate_open = self.far_end = False
+
+    def classify(self, frame: bytes) -> int:
+        self.frames += 1
+        self.onset_blocks = self.began_blocks if self.frames > self.decide_at else 0
+        return 2 if self.frames > self.decide_at else 0
+
+
+@pytest.mark.parametrize(("frame_ms", "began_blocks", "expected_ms"), [(30, 3, 480), (30, 20, 660), (30, 60, 660), (10, 20, 700)])
+def test_a_late_decision_reaches_back_to_where_the_sound_began(frame_ms: int, began_blocks: int, expected_ms: int) -> None:
+    """A weak first syllable decided on late: the burst starts where the sound began (plus a
+    fifth of the pre-roll as lead), never before the pre-roll, at most 200 ms beyond it."""
+    gate = VadGate(SETTINGS, frame_ms, LateOnset(100, began_blocks))
+    burst: tuple[bytes, ...] = ()
+    while not burst or burst == (gate.silence,):
+        burst = gate.push(b"\x01" * gate.frame_bytes)
+    assert (len(burst) - 1) * frame_ms == expected_ms  # the frame that decided comes last
+
+
 def test_far_end_reaches_the_cue_classifier() -> None:
     gate = VadGate(SETTINGS, 30)
     assert isinstance(gate.classifier, CueClassifier)
