@@ -34,11 +34,11 @@ __all__ = ["NOISE", "SPEECH", "WEAK", "EdgeClassifier", "FrameClassifier", "Sile
 WEAK_STEP = 1.0 / 3.0
 """How fast WEAK frames use up the hang-over: the gate closes at most 3 hang-overs after speech."""
 FAR_END_EXTRA_MS = 30
+"""More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
+the pre-roll grows by as much then, so the onset keeps its lead."""
 LOOKBACK_EXTRA_MS = 200
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
 began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""
-"""More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
-the pre-roll grows by as much then, so the onset keeps its lead."""
 
 
 class WebrtcvadClassifier:
