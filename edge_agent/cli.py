@@ -139,8 +139,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from edge_agent.audio.devices import read_wav_16k_mono
     from edge_agent.audio.gate import VadGate, gate_file_intervals
+    from edge_agent.audio.wavfile import read_wav_16k_mono
 
     settings = _load(args)
     config.validate_for_run(settings, talk_to_agent=False)
@@ -175,8 +175,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_echo(args: argparse.Namespace) -> int:
     """The daemon's echo canceller over a recorded mic track and the speaker track played with it."""
-    from edge_agent.audio.devices import read_wav_16k_mono, write_wav_16k_mono
     from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+    from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
 
     settings = _load(args)
     mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)

@@ -197,3 +197,26 @@ def test_gate_cli_json(tmp_path: Path) -> None:
     assert result["frames"] == int(lab.duration_s / 0.03)
     text = subprocess.run([sys.executable, "-m", "edge_agent", "gate", str(wav), "--labels", str(DATA / "kiosk_dev_noisy.labels.json")], capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert "real time" in text and "speech_recall" in text
+
+
+def test_block_fft_is_numpys_rfft() -> None:
+    """The reused-buffer FFT of the cue classifier gives np.fft.rfft's figures (fast path or not)."""
+    from edge_agent.audio.frames import BlockFFT
+
+    x = np.random.default_rng(5).standard_normal(480) * 1000
+    fft = BlockFFT(480)
+    assert np.allclose(fft(x), np.fft.rfft(x))
+    slow = BlockFFT(480)
+    slow._fast = False
+    assert np.allclose(slow(x), np.fft.rfft(x))
+
+
+def test_the_gate_command_starts_light(tmp_path: Path) -> None:
+    """`edge-agent gate` is measured whole (start-up included): it must not import the daemon's
+    machinery (asyncio, the doctor, the devices)."""
+    wav = write_wav(tmp_path / "short.wav", read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 2])
+    heavy = ("asyncio", "edge_agent.service.doctor", "edge_agent.audio.devices")
+    code = f"import sys; from edge_agent.cli import main; main(['gate', {str(wav)!r}, '--json']); print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()
+    assert json.loads(out[0])["frames"] > 0
+    assert out[-1] == "[]", out[-1]

@@ -11,11 +11,12 @@ does not hold back yet (music, a TV, a crowd before the visitor has spoken).
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
+from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, BlockFFT, NoiseFloor
 
 
 class CueClassifier(BlockClassifier):
@@ -77,8 +78,9 @@ class CueClassifier(BlockClassifier):
         edges = np.searchsorted(freqs, self.BAND_EDGES_HZ)
         self._lo, self._hi = int(edges[0]), int(edges[-1])
         self._edges = (edges[:-1] - edges[0]).astype(np.intp)
-        self._window = np.hanning(n).astype(np.float32)
-        self._mag = np.zeros(len(freqs), dtype=np.float32)
+        self._window = np.hanning(n)
+        self._fft = BlockFFT(n)
+        self._mag = np.zeros(len(freqs))
         self._pair_edges = 2 * self._edges
         self._smooth = [0.0] * len(self._edges)
         self._prev_bands = [0.0] * len(self._edges)
@@ -167,12 +169,10 @@ class CueClassifier(BlockClassifier):
             self.visitor_db -= self.VISITOR_FORGET_DB
 
     def _analyse(self, frame: bytes) -> int:
-        x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
-        x *= self._window
-        spec = np.fft.rfft(x)[self._lo : self._hi]
+        spec = self._fft(np.multiply(np.frombuffer(frame, dtype=np.int16), self._window))[self._lo : self._hi]
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
         # call here wakes OpenBLAS worker threads that then spin between frames
-        pairs = spec.view(np.float32)
+        pairs = spec.view(np.float64)
         band_power: list[float] = np.add.reduceat(pairs * pairs, self._pair_edges).tolist()
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
@@ -182,7 +182,7 @@ class CueClassifier(BlockClassifier):
         bands = [10.0 * log10(v + 1.0) for v in smooth]
         mean = sum(bands) / len(bands)
         bands = [v - mean for v in bands]
-        flux = sum(abs(a - b) for a, b in zip(bands, self._prev_bands)) / len(bands)
+        flux = sum(map(abs, map(operator.sub, bands, self._prev_bands))) / len(bands)
         self._prev_bands = bands
         if self._frame == 0:
             self.ambient_db = band_db
