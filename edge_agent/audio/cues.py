@@ -34,6 +34,8 @@ class CueClassifier(BlockClassifier):
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length).
+    - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
+      level; VadGate reaches back there when it decided late on a weak first syllable.
 
     SPEECH opens and holds the gate; WEAK (speech-ish shape, or 6 dB over the noise floor) only
     slows the hang-over, so consonants and short pauses do not close it. `aggressiveness` 0..3
