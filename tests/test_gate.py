@@ -211,6 +211,18 @@ def test_block_fft_is_numpys_rfft() -> None:
     assert np.allclose(slow(x), np.fft.rfft(x))
 
 
+def test_block_fft_falls_back_when_numpys_private_ufunc_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_agent.audio import frames
+
+    def changed(*args: object, **kwargs: object) -> None:
+        raise TypeError("rfft_n_even() got an unexpected keyword argument 'axes'")
+
+    monkeypatch.setattr(frames, "_rfft_even", changed)
+    fft = frames.BlockFFT(480)
+    x = np.random.default_rng(6).standard_normal(480)
+    assert np.allclose(fft(x), np.fft.rfft(x))
+
+
 def test_the_gate_command_starts_light(tmp_path: Path) -> None:
     """`edge-agent gate` is measured whole (start-up included): it must not import the daemon's
     machinery (asyncio, the doctor, the devices)."""
