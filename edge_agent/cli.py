@@ -17,7 +17,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import asyncio
 import gc
 import json
 import logging
@@ -48,6 +47,8 @@ def _load(args: argparse.Namespace) -> config.Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from edge_agent.service.daemon import Kiosk
 
     settings = _load(args)
@@ -64,6 +65,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from edge_agent.devtools.simulator import serve_forever
 
     setup_logging(args.log_level or "info")
@@ -136,8 +139,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from edge_agent.audio.devices import read_wav_16k_mono
     from edge_agent.audio.gate import VadGate, gate_file_intervals
+    from edge_agent.audio.wavfile import read_wav_16k_mono
 
     settings = _load(args)
     config.validate_for_run(settings, talk_to_agent=False)
@@ -172,8 +175,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_echo(args: argparse.Namespace) -> int:
     """The daemon's echo canceller over a recorded mic track and the speaker track played with it."""
-    from edge_agent.audio.devices import read_wav_16k_mono, write_wav_16k_mono
     from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+    from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
 
     settings = _load(args)
     mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
@@ -271,9 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     from edge_agent.fleet.provision import add_parser as add_provision
 
     add_provision(sub)
-    from edge_agent.service.doctor import add_parser as add_doctor
-
-    add_doctor(sub)
+    # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
+    p = sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint")
+    p.add_argument("-c", "--config")
+    p.add_argument("--meter-s", type=float, default=3.0, help="how long the microphone level meter listens")
+    p.set_defaults(fn=_lazy("edge_agent.service.doctor", "cmd_doctor"))
     for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
         command.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="overrides log.level")
     return parser

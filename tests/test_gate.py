@@ -105,6 +105,31 @@ def test_far_end_asks_for_more_speech_before_opening_and_keeps_the_lead() -> Non
     assert len(burst) == 500 // 30 + 1 + 1  # pre-roll, the extra frame waited for, the frame itself
 
 
+class LateOnset:
+    """Says SPEECH only from frame `decide_at` on, and (as CueClassifier does) that the sound began `began_blocks` 30 ms blocks earlier."""
+
+    def __init__(self, decide_at: int, began_blocks: int) -> None:
+        self.decide_at, self.onset_blocks, self.frames = decide_at, 0, 0
+        self.began_blocks = began_blocks
+        self.gate_open = self.far_end = False
+
+    def classify(self, frame: bytes) -> int:
+        self.frames += 1
+        self.onset_blocks = self.began_blocks if self.frames > self.decide_at else 0
+        return 2 if self.frames > self.decide_at else 0
+
+
+@pytest.mark.parametrize(("frame_ms", "began_blocks", "expected_ms"), [(30, 3, 480), (30, 20, 660), (30, 60, 660), (10, 20, 700)])
+def test_a_late_decision_reaches_back_to_where_the_sound_began(frame_ms: int, began_blocks: int, expected_ms: int) -> None:
+    """A weak first syllable decided on late: the burst starts where the sound began (plus a
+    fifth of the pre-roll as lead), never before the pre-roll, at most 200 ms beyond it."""
+    gate = VadGate(SETTINGS, frame_ms, LateOnset(100, began_blocks))
+    burst: tuple[bytes, ...] = ()
+    while not burst or burst == (gate.silence,):
+        burst = gate.push(b"\x01" * gate.frame_bytes)
+    assert (len(burst) - 1) * frame_ms == expected_ms  # the frame that decided comes last
+
+
 def test_far_end_reaches_the_cue_classifier() -> None:
     gate = VadGate(SETTINGS, 30)
     assert isinstance(gate.classifier, CueClassifier)
@@ -172,3 +197,38 @@ def test_gate_cli_json(tmp_path: Path) -> None:
     assert result["frames"] == int(lab.duration_s / 0.03)
     text = subprocess.run([sys.executable, "-m", "edge_agent", "gate", str(wav), "--labels", str(DATA / "kiosk_dev_noisy.labels.json")], capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert "real time" in text and "speech_recall" in text
+
+
+def test_block_fft_is_numpys_rfft() -> None:
+    """The reused-buffer FFT of the cue classifier gives np.fft.rfft's figures (fast path or not)."""
+    from edge_agent.audio.frames import BlockFFT
+
+    x = np.random.default_rng(5).standard_normal(480) * 1000
+    fft = BlockFFT(480)
+    assert np.allclose(fft(x), np.fft.rfft(x))
+    slow = BlockFFT(480)
+    slow._fast = False
+    assert np.allclose(slow(x), np.fft.rfft(x))
+
+
+def test_block_fft_falls_back_when_numpys_private_ufunc_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_agent.audio import frames
+
+    def changed(*args: object, **kwargs: object) -> None:
+        raise TypeError("rfft_n_even() got an unexpected keyword argument 'axes'")
+
+    monkeypatch.setattr(frames, "_rfft_even", changed)
+    fft = frames.BlockFFT(480)
+    x = np.random.default_rng(6).standard_normal(480)
+    assert np.allclose(fft(x), np.fft.rfft(x))
+
+
+def test_the_gate_command_starts_light(tmp_path: Path) -> None:
+    """`edge-agent gate` is measured whole (start-up included): it must not import the daemon's
+    machinery (asyncio, the doctor, the devices)."""
+    wav = write_wav(tmp_path / "short.wav", read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 2])
+    heavy = ("asyncio", "edge_agent.service.doctor", "edge_agent.audio.devices")
+    code = f"import sys; from edge_agent.cli import main; main(['gate', {str(wav)!r}, '--json']); print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()
+    assert json.loads(out[0])["frames"] > 0
+    assert out[-1] == "[]", out[-1]

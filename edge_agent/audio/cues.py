@@ -11,11 +11,12 @@ does not hold back yet (music, a TV, a crowd before the visitor has spoken).
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
+from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, BlockFFT, NoiseFloor
 
 
 class CueClassifier(BlockClassifier):
@@ -33,6 +34,8 @@ class CueClassifier(BlockClassifier):
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length).
+    - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
+      level; VadGate reaches back there when it decided late on a weak first syllable.
 
     SPEECH opens and holds the gate; WEAK (speech-ish shape, or 6 dB over the noise floor) only
     slows the hang-over, so consonants and short pauses do not close it. `aggressiveness` 0..3
@@ -52,6 +55,10 @@ class CueClassifier(BlockClassifier):
     VISITOR_FORGET_DB = 0.005
     TAIL_FLUX_DB = 0.5
     BANG_MARGIN_DB = 3.0
+    ONSET_RISE_DB = 3.0
+    ONSET_QUIET_BLOCKS = 3
+    """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
+    level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
 
@@ -73,8 +80,9 @@ class CueClassifier(BlockClassifier):
         edges = np.searchsorted(freqs, self.BAND_EDGES_HZ)
         self._lo, self._hi = int(edges[0]), int(edges[-1])
         self._edges = (edges[:-1] - edges[0]).astype(np.intp)
-        self._window = np.hanning(n).astype(np.float32)
-        self._mag = np.zeros(len(freqs), dtype=np.float32)
+        self._window = np.hanning(n)
+        self._fft = BlockFFT(n)
+        self._mag = np.zeros(len(freqs))
         self._pair_edges = 2 * self._edges
         self._smooth = [0.0] * len(self._edges)
         self._prev_bands = [0.0] * len(self._edges)
@@ -107,6 +115,9 @@ class CueClassifier(BlockClassifier):
         self.visitor_db = -math.inf
         """Running level of the visitor's confirmed speech; -inf until the visitor has spoken."""
         self._run = 0
+        self.onset_blocks = 0
+        """30 ms blocks since the sound began (see ONSET_QUIET_BLOCKS): VadGate's look-back at an onset."""
+        self._quiet_blocks = 0
         self._frame = 0
         self._voiced_at = -1000
 
@@ -160,12 +171,10 @@ class CueClassifier(BlockClassifier):
             self.visitor_db -= self.VISITOR_FORGET_DB
 
     def _analyse(self, frame: bytes) -> int:
-        x = np.frombuffer(frame, dtype=np.int16).astype(np.float32)
-        x *= self._window
-        spec = np.fft.rfft(x)[self._lo : self._hi]
+        spec = self._fft(np.multiply(np.frombuffer(frame, dtype=np.int16), self._window))[self._lo : self._hi]
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
         # call here wakes OpenBLAS worker threads that then spin between frames
-        pairs = spec.view(np.float32)
+        pairs = spec.view(np.float64)
         band_power: list[float] = np.add.reduceat(pairs * pairs, self._pair_edges).tolist()
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
@@ -175,7 +184,7 @@ class CueClassifier(BlockClassifier):
         bands = [10.0 * log10(v + 1.0) for v in smooth]
         mean = sum(bands) / len(bands)
         bands = [v - mean for v in bands]
-        flux = sum(abs(a - b) for a, b in zip(bands, self._prev_bands)) / len(bands)
+        flux = sum(map(abs, map(operator.sub, bands, self._prev_bands))) / len(bands)
         self._prev_bands = bands
         if self._frame == 0:
             self.ambient_db = band_db
@@ -196,6 +205,9 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
                 level = SPEECH
+        # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
+        self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
+        self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1
         if not self.gate_open:
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
         self._frame += 1

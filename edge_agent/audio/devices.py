@@ -10,6 +10,9 @@ shares plus the file devices used by the demo and tests:
   like a microphone in a quiet room; `loop:PATH.wav` plays it again and again;
 - `file:PATH.wav` output writes what the speaker played (agent audio and earcons), at real-time
   pace; `null` output plays into nothing at real-time pace.
+
+The WAV helpers live in `wavfile` (re-exported here) so `edge-agent gate` reads a file without
+importing the device machinery (asyncio, threads).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.wavfile import convert_hint as convert_hint
+from edge_agent.audio.wavfile import open_wav_16k_mono as open_wav_16k_mono
+from edge_agent.audio.wavfile import read_wav_16k_mono as read_wav_16k_mono
+from edge_agent.audio.wavfile import write_wav_16k_mono as write_wav_16k_mono
 from edge_agent.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -141,47 +148,6 @@ class PlaybackBuffer:
                 if not drained:
                     self.underruns += 1
             return b"".join(parts), drained
-
-
-def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
-    """An open 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
-    try:
-        w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
-    except OSError as exc:
-        raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (wave.Error, EOFError) as exc:  # empty, not a WAV, or float / compressed samples
-        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({str(exc) or 'empty file'}); {convert_hint(path)}") from None
-    if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
-        w.close()
-        raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit; {convert_hint(path)}")
-    return w
-
-
-def convert_hint(path: str | Path) -> str:
-    """The command that turns any recording into what the gate and the file microphone read."""
-    out = Path(path).with_suffix("").name + "-16k.wav"
-    return f"convert it: ffmpeg -i {path} -ar 16000 -ac 1 -c:a pcm_s16le {out}  (or: sox {path} -r 16000 -c 1 -b 16 -e signed-integer {out})"
-
-
-def read_wav_16k_mono(path: str | Path) -> bytes:
-    """PCM frames of a 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
-    w = open_wav_16k_mono(path)
-    try:
-        return w.readframes(w.getnframes())
-    except (OSError, wave.Error, EOFError) as exc:
-        raise AudioError(f"cannot read {path}: {exc}") from None
-    finally:
-        w.close()
-
-
-def write_wav_16k_mono(path: str | Path, pcm: bytes) -> Path:
-    """Writes 16 kHz mono 16-bit PCM as a WAV file (recordings for tests, demo, soak)."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE_HZ)
-        w.writeframes(pcm)
-    return Path(path)
 
 
 class FileSource:

@@ -25,7 +25,7 @@ from collections import deque
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, FrameClassifier, NoiseFloor
+from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, FrameClassifier, NoiseFloor
 from edge_agent.core.config import VadSettings
 from edge_agent.errors import AudioError
 
@@ -36,6 +36,9 @@ WEAK_STEP = 1.0 / 3.0
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
 the pre-roll grows by as much then, so the onset keeps its lead."""
+LOOKBACK_EXTRA_MS = 200
+"""How much further back than the pre-roll an onset may reach when the classifier says the sound
+began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""
 
 
 class WebrtcvadClassifier:
@@ -168,9 +171,10 @@ class VadGate:
         """Per pre-roll frame: an earcon was playing. Those frames do not use up the pre-roll, so a
         word said under a cue (at the press, at onready) is still there when the gate opens."""
         self._preroll_cues = 0
-        self._preroll_kept = self._preroll_frames + self._far_extra
+        self._lookback_extra = LOOKBACK_EXTRA_MS // frame_ms if hasattr(self.classifier, "onset_blocks") else 0
+        self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra
         """Frames without a cue kept: room for the longer pre-roll used while the far end plays
-        (the later decision keeps its lead)."""
+        (the later decision keeps its lead) and for the look-back of a late onset."""
         self._preroll_max = self._preroll_kept + max(1, 1000 // frame_ms)
         """A hard bound all the same: at most a second of cues on top."""
         self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))
@@ -260,6 +264,9 @@ class VadGate:
         """The pre-roll to send at an opening: `preroll_ms` of frames without a cue (FAR_END_EXTRA_MS
         more while the far end plays), with the cue frames among them."""
         keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
+        if self._lookback_extra:  # the sound began before the pre-roll (a weak first syllable decided late): reach back to it
+            began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
+            keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
         frames = list(self._preroll)
         cues = list(self._preroll_cue)
         plain = len(frames) - self._preroll_cues

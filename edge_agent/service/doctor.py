@@ -230,9 +230,3 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"PASS  config: {args.config or 'built-in defaults'}")
     return Doctor(settings, meter_s=args.meter_s).run()
 
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint")
-    p.add_argument("-c", "--config")
-    p.add_argument("--meter-s", type=float, default=3.0, help="how long the microphone level meter listens")
-    p.set_defaults(fn=cmd_doctor)
