@@ -9,6 +9,10 @@ cleaned frame. It also
   reference when the delay falls outside what the backend tracks by itself;
 - says whether the far end (agent audio or an earcon) is audible at the mic right now
   (`far_active`, with a hold for the room's reverberation), which the daemon tells the gate;
+- says whether a frame is the canceller's leftover of the agent's voice rather than the visitor
+  (`residual_echo`: the far end plays, the canceller took most of the frame off, and what is left
+  still stands out of its usual floor, as at a loud onset after a pause), which the daemon hands
+  the gate as one of the kiosk's own sounds, so residual echo cannot open it;
 - rests while the speaker has been silent for `idle_after_s`: the backend then costs nothing and
   the mic passes unchanged (a kiosk is idle most of the day).
 
@@ -20,8 +24,9 @@ mic through; with it the daemon still learns when the far end is audible.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -40,6 +45,15 @@ MOVE_BEYOND_S = 0.35
 """AEC3 finds echo delays up to about 400 ms by itself (measured); past this the reference moves.
 Moving costs a re-convergence, so smaller delays are left to AEC3."""
 DECIMATE = 4
+RESIDUAL_CANCELLED_DB = 8.0
+"""A frame the canceller took at least this much off (mic energy over cleaned energy) while the
+far end played is mostly echo: a visitor talking over the agent keeps the cleaned frame within a
+few dB of the mic unless the echo drowns them by more than this."""
+RESIDUAL_OVER_FLOOR_DB = 6.0
+"""...and what is left of it stands this far above the quietest cleaned frame of the last
+`RESIDUAL_FLOOR_S`: a residual burst the gate could take for speech. (Frames at the floor are
+left to the gate: marking them would only lengthen its pre-roll.)"""
+RESIDUAL_FLOOR_S = 2.0
 """The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 
 
@@ -177,6 +191,10 @@ class EchoCanceller:
         self._hist_loud = 0  # loud reference blocks in the history since the last estimate
         self._every_blocks = int(estimate_every_s * 100)
         self._last_lag_s: float | None = None
+        self.residual_echo = False
+        """The last frame is the canceller's leftover of the far end, not the visitor (see
+        RESIDUAL_CANCELLED_DB): it must not open the gate."""
+        self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
 
     def process(self, frame: bytes, captured_at: float) -> bytes:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
@@ -190,7 +208,9 @@ class EchoCanceller:
         for is_loud in loud:
             self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
         self.far_active = self._quiet_blocks < self._hold_blocks
+        self.residual_echo = False
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
+            self._out_db.clear()
             return frame
         self._remember(mic, ref, sum(loud))
         self.stats.frames_processed += 1
@@ -199,7 +219,19 @@ class EchoCanceller:
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
         self._loud_blocks += sum(loud)
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
+        self._judge_residual(mic, out)
         return out.astype("<i2", copy=False).tobytes()
+
+    def _judge_residual(self, mic: np.ndarray, out: np.ndarray) -> None:
+        """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""
+        e_mic = float(np.dot(mic.astype(np.float32), mic.astype(np.float32))) + 1.0
+        e_out = float(np.dot(out.astype(np.float32), out.astype(np.float32))) + 1.0
+        out_db = 10.0 * math.log10(e_out / len(out))
+        floors = self._out_db
+        floors.append(out_db)
+        while len(floors) > RESIDUAL_FLOOR_S * SAMPLE_RATE_HZ / len(out):
+            floors.popleft()
+        self.residual_echo = self.far_active and 10.0 * math.log10(e_mic / e_out) >= RESIDUAL_CANCELLED_DB and out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB
 
     @property
     def holding(self) -> bool:
@@ -270,18 +302,29 @@ def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
     return Aec3Backend(noise_suppression=noise_suppression)
 
 
-def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> tuple[bytes, list[bool], list[bool]]:
+class CancelledTrack(NamedTuple):
+    """A mic track after the canceller, with what the canceller said of each frame."""
+
+    cleaned: bytes
+    far_active: list[bool]
+    """The far end was audible (the stretches ERLE is measured over)."""
+    held: list[bool]
+    """The daemon would have held the uplink back (`EchoCanceller.holding`)."""
+    residual_echo: list[bool]
+    """The frame is residual echo: the daemon hands it to the gate as its own sound."""
+
+
+def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> CancelledTrack:
     """Runs `canceller` over a recorded mic track and the speaker track played with it (same
     length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
-    (sample i of either heard / captured at i / 16 kHz). Returns the cleaned mic and, per frame,
-    whether the far end was audible (the stretches ERLE is measured over) and whether the daemon
-    would have held the uplink back (`EchoCanceller.holding`)."""
+    (sample i of either heard / captured at i / 16 kHz)."""
     n = SAMPLE_RATE_HZ * frame_ms // 1000
     lead = 2 * BLOCK  # the speaker is handed its audio a little ahead of the mic's frames
     total = min(len(mic), len(ref)) // 2 // n * n
     out = bytearray()
     far: list[bool] = []
     held: list[bool] = []
+    residual: list[bool] = []
     written = 0
     for start in range(0, total, n):
         upto = min(total, start + n + lead)
@@ -291,7 +334,8 @@ def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: in
         out += canceller.process(mic[2 * start : 2 * (start + n)], (start + n - 1) / SAMPLE_RATE_HZ)
         far.append(canceller.far_active)
         held.append(canceller.holding)
-    return bytes(out), far, held
+        residual.append(canceller.residual_echo)
+    return CancelledTrack(bytes(out), far, held, residual)
 
 
 def erle_db(mic: bytes, cleaned: bytes, frames: list[bool], frame_ms: int = 30, skip_s: float = 2.0) -> float | None:
