@@ -54,6 +54,9 @@ RESIDUAL_OVER_FLOOR_DB = 6.0
 `RESIDUAL_FLOOR_S`: a residual burst the gate could take for speech. (Frames at the floor are
 left to the gate: marking them would only lengthen its pre-roll.)"""
 RESIDUAL_FLOOR_S = 2.0
+CUE_TAIL_S = 0.5
+"""How long after an earcon ends its echo may still reach the mic: the delay AEC3 covers (about
+400 ms, beyond it the reference moves) plus a short tail."""
 """The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 
 
@@ -95,12 +98,15 @@ class Aec3Backend:
         self._cap: Any = rtc.AudioFrame(bytearray(2 * BLOCK), SAMPLE_RATE_HZ, 1, BLOCK)
         self._rev_pcm = np.frombuffer(self._rev.data, dtype=np.int16)
         self._cap_pcm = np.frombuffer(self._cap.data, dtype=np.int16)
+        # AEC3 estimates the delay itself; the APM wants a delay set before it first processes.
+        # Setting it again before every block (one more FFI round trip of three) changed no
+        # output sample in the simulated rooms (checked bit for bit), so it is set once.
+        self._apm.set_stream_delay_ms(0)
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         self._rev_pcm[:] = ref
         self._apm.process_reverse_stream(self._rev)
         self._cap_pcm[:] = mic
-        self._apm.set_stream_delay_ms(0)  # AEC3 estimates the delay itself; the call is required
         self._apm.process_stream(self._cap)
         return self._cap_pcm.copy()
 
@@ -195,6 +201,19 @@ class EchoCanceller:
         """The last frame is the canceller's leftover of the far end, not the visitor (see
         RESIDUAL_CANCELLED_DB): it must not open the gate."""
         self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
+        self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
+
+    def play_cue(self, from_t: float, until_t: float) -> None:
+        """The speaker plays one of the kiosk's earcons from `from_t` to `until_t` (the clock of the
+        capture timestamps). The backend does not run on it: AEC3 adapting on a pure tone was
+        measured to leave it worse off for the agent's next words (in reverberant rooms the gate
+        then opened on the echo of the first reply); its echo is the kiosk's own sound instead."""
+        self._cues.append((from_t, until_t + CUE_TAIL_S))
+
+    def _in_cue(self, first_at: float, last_at: float) -> bool:
+        while self._cues and self._cues[0][1] < first_at:
+            self._cues.popleft()
+        return any(a <= last_at and first_at <= b for a, b in self._cues)
 
     def process(self, frame: bytes, captured_at: float) -> bytes:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
@@ -204,20 +223,24 @@ class EchoCanceller:
             raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
         self.stats.frames += 1
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
-        loud = [float(np.sqrt(np.mean(np.square(ref[i : i + BLOCK], dtype=np.float32)))) > FAR_RMS for i in range(0, n, BLOCK)]
-        for is_loud in loud:
+        blocks = ref.reshape(-1, BLOCK).astype(np.float32)
+        loud = np.einsum("ij,ij->i", blocks, blocks) > FAR_RMS * FAR_RMS * BLOCK
+        for is_loud in loud.tolist():
             self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
         self.far_active = self._quiet_blocks < self._hold_blocks
         self.residual_echo = False
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()
             return frame
-        self._remember(mic, ref, sum(loud))
+        if self._cues and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at):
+            self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
+            return frame
+        self._remember(mic, ref, int(loud.sum()))
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
         for i in range(0, n, BLOCK):
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
-        self._loud_blocks += sum(loud)
+        self._loud_blocks += int(loud.sum())
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
         self._judge_residual(mic, out)
         return out.astype("<i2", copy=False).tobytes()
@@ -314,10 +337,13 @@ class CancelledTrack(NamedTuple):
     """The frame is residual echo: the daemon hands it to the gate as its own sound."""
 
 
-def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> CancelledTrack:
+def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30, cues: tuple[tuple[float, float], ...] = ()) -> CancelledTrack:
     """Runs `canceller` over a recorded mic track and the speaker track played with it (same
     length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
-    (sample i of either heard / captured at i / 16 kHz)."""
+    (sample i of either heard / captured at i / 16 kHz). `cues`: (from_s, until_s) of the earcons
+    in the speaker track, as the daemon tells the canceller (`EchoCanceller.play_cue`)."""
+    for from_s, until_s in cues:
+        canceller.play_cue(from_s, until_s)
     n = SAMPLE_RATE_HZ * frame_ms // 1000
     lead = 2 * BLOCK  # the speaker is handed its audio a little ahead of the mic's frames
     total = min(len(mic), len(ref)) // 2 // n * n

@@ -257,6 +257,7 @@ class Kiosk:
                 # when it plays, on the clock that stamps captured frames (time.monotonic())
                 self._earcon_until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
                 self._earcon_from = self._earcon_until - len(pcm) / 32000.0
+                self.echo.play_cue(self._earcon_from, self._earcon_until)
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
