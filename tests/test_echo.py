@@ -87,6 +87,23 @@ def test_canceller_takes_30_db_off_once_converged_and_finds_the_delay(path: Echo
     assert canceller.delay_ms is not None and abs(canceller.delay_ms - path.delay_ms) <= 5.0
 
 
+@pytest.mark.parametrize("delay_ms,moves", [(380, 0), (600, 1)])
+def test_reference_moves_only_when_the_canceller_cannot_follow_the_delay(delay_ms: int, moves: int) -> None:
+    """A long USB buffer: at 380 ms AEC3 cancels by itself (a move used to cost a second
+    convergence and half-duplex stretch, and with it a visitor's first words); at 600 ms it cannot,
+    and the reference moves once to the delay it found."""
+    far = AGENT[: 2 * SR * 20]
+    mic, _ = simulate(far, EchoPath(delay_ms=delay_ms, seed=25, noise_rms=2.0))
+    canceller = EchoCanceller(make_backend(True))
+    track = cancel_tracks(mic, far, canceller)
+    assert canceller.stats.delay_moves == moves
+    assert canceller.delay_ms is not None and abs(canceller.delay_ms - delay_ms) <= 5.0
+    skip_s = 2.0 if moves == 0 else 12.0  # after the move: converged again
+    erle = erle_db(mic, track.cleaned, track.far_active, skip_s=skip_s)
+    assert erle is not None and erle >= 30.0, erle
+    assert sum(track.held) * 0.03 <= (3.5 if moves == 0 else 9.0)
+
+
 def test_gate_never_opens_on_echo_alone_and_hears_the_visitor_over_the_agent() -> None:
     labels = Labels.load(DATA / "kiosk_dev_quiet.labels.json")
     got = score_path(EchoPath(delay_ms=60, rt60_s=0.3, seed=7, drift_ppm=90), AGENT, SPEECH, labels, config.from_dict({}).vad)

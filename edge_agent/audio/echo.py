@@ -42,9 +42,14 @@ CONVERGE_BLOCKS = 300
 """The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
 off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
 MOVE_BEYOND_S = 0.35
-"""AEC3 finds echo delays up to about 400 ms by itself (measured); past this the reference moves.
-Moving costs a re-convergence, so smaller delays are left to AEC3."""
+"""AEC3 finds echo delays up to about 450 ms by itself (measured: 10-450 ms fine, 520 ms lost);
+past this the reference moves. Moving costs a re-convergence, so smaller delays are left to AEC3."""
+MOVE_UNLESS_ERLE_DB = 20.0
+"""...and it moves only when the canceller is not cancelling (ERLE over the far-end frames since
+the last estimate below this): AEC3 was seen to take 50 dB off at 380 ms, and a move then only
+cost a re-convergence and a second half-duplex stretch."""
 DECIMATE = 4
+"""The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 RESIDUAL_CANCELLED_DB = 8.0
 """A frame the canceller took at least this much off (mic energy over cleaned energy) while the
 far end played is mostly echo: a visitor talking over the agent keeps the cleaned frame within a
@@ -57,7 +62,6 @@ RESIDUAL_FLOOR_S = 2.0
 CUE_TAIL_S = 0.5
 """How long after an earcon ends its echo may still reach the mic: the delay AEC3 covers (about
 400 ms, beyond it the reference moves) plus a short tail."""
-"""The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 
 
 class EchoBackend(Protocol):
@@ -197,6 +201,7 @@ class EchoCanceller:
         self._hist_loud = 0  # loud reference blocks in the history since the last estimate
         self._every_blocks = int(estimate_every_s * 100)
         self._last_lag_s: float | None = None
+        self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
         self.residual_echo = False
         """The last frame is the canceller's leftover of the far end, not the visitor (see
         RESIDUAL_CANCELLED_DB): it must not open the gate."""
@@ -242,13 +247,16 @@ class EchoCanceller:
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
         self._loud_blocks += int(loud.sum())
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
-        self._judge_residual(mic, out)
+        self._judge_residual(mic, out, bool(loud.any()))
         return out.astype("<i2", copy=False).tobytes()
 
-    def _judge_residual(self, mic: np.ndarray, out: np.ndarray) -> None:
+    def _judge_residual(self, mic: np.ndarray, out: np.ndarray, loud: bool) -> None:
         """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""
         e_mic = float(np.dot(mic.astype(np.float32), mic.astype(np.float32))) + 1.0
         e_out = float(np.dot(out.astype(np.float32), out.astype(np.float32))) + 1.0
+        if loud:
+            self._since_estimate[0] += e_mic
+            self._since_estimate[1] += e_out
         out_db = 10.0 * math.log10(e_out / len(out))
         floors = self._out_db
         floors.append(out_db)
@@ -283,12 +291,15 @@ class EchoCanceller:
         itself enough that a lone estimate can point at the wrong lag with fair confidence."""
         lag_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05)
         self.stats.delay_estimates += 1
+        e_mic, e_out = self._since_estimate
+        self._since_estimate = [1.0, 1.0]
+        cancelling = 10.0 * math.log10(e_mic / e_out) >= MOVE_UNLESS_ERLE_DB
         previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
         if self._last_lag_s is None or previous is None or abs(lag_s - previous) > 0.003:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
-        if not 0.0 <= lag_s <= MOVE_BEYOND_S:  # beyond what AEC3 follows by itself: move the reference
+        if not 0.0 <= lag_s <= MOVE_BEYOND_S and not cancelling:  # beyond what AEC3 follows: move the reference
             self.stats.delay_moves += 1
             self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
             self.converged = False
