@@ -17,7 +17,7 @@ from edge_agent import cli
 from edge_agent.audio.earcons import Earcons
 from edge_agent.audio.echo import CancelledTrack, EchoCanceller, cancel_tracks, erle_db, make_backend
 from edge_agent.audio.gate import VadGate
-from edge_agent.audio.gatescore import Labels
+from edge_agent.audio.gatescore import Labels, score
 from edge_agent.audio.reference import Alignment, ReferenceRing
 from edge_agent.core import config
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, gate_intervals, score_path, simulate
@@ -252,3 +252,28 @@ def test_press_and_ready_earcons_do_not_spoil_the_first_reply_in_a_hall() -> Non
     mic, _ = simulate(far, EchoPath(delay_ms=150, rt60_s=0.6, reverb=0.15, seed=6, drift_ppm=-80))
     track = cancel_tracks(mic, far, EchoCanceller(make_backend(True)), cues=spans)
     assert gate_intervals(VadGate(config.from_dict({}).vad, 30), track) == []
+
+
+def test_a_visitor_answering_the_ready_earcon_at_once_keeps_their_first_words() -> None:
+    """Just booted (canceller not converged), the visitor starts talking 100 ms after the ready
+    earcon ends. The earcon's echo must not open the gate, but their words must go up with their
+    onset: the uplink used to be held for 900 ms after any far-end sound until convergence."""
+    labels = Labels.load(DATA / "kiosk_dev_quiet.labels.json")
+    earcons = Earcons(True, 0.3)
+    press, ready = earcons.get("press"), earcons.get("ready")
+    lead = bytes(2 * SR * 3) + press + bytes(2 * SR) + ready
+    far = lead + bytes(2 * SR * 10)
+    t_press, t_ready = 3.0, 3.0 + len(press) / 2 / SR + 1.0
+    spans = ((t_press, t_press + len(press) / 2 / SR), (t_ready, len(lead) / 2 / SR))
+    cut = labels.speech[0][0] - 0.3  # the recording from 300 ms before its first word
+    near_at = len(lead) / 2 / SR + 0.1 - 0.3
+    mic, _ = simulate(far, EchoPath(delay_ms=150, rt60_s=0.3, seed=3, gain=0.9), SPEECH[2 * int(cut * SR) :], near_at)
+    track = cancel_tracks(mic, far, EchoCanceller(make_backend(True)), cues=spans)
+    sent = gate_intervals(VadGate(config.from_dict({}).vad, 30), track)
+    duration = len(far) / 2 / SR
+    speech = [(a - cut + near_at, min(b - cut + near_at, duration)) for a, b in labels.speech if a - cut + near_at < duration]
+    got = score(sent, Labels(duration, speech))
+    # the gate opened on the visitor, not on the earcons (its pre-roll reaches back over the ready
+    # earcon, as a word may start under it, but not to the press earcon 1.2 s before)
+    assert sent and spans[0][1] < sent[0][0] < speech[0][0] - 0.2, sent  # the first word with its lead
+    assert got.speech_recall >= 0.98, (got, sent)

@@ -186,6 +186,7 @@ class EchoCanceller:
         self._holding_blocks = int(holding_tail_ms / 10)
         self._idle_blocks = max(self._hold_blocks, self._holding_blocks, int(idle_after_s * 100))
         self._quiet_blocks = self._idle_blocks  # blocks since the reference was last loud
+        self._agent_quiet_blocks = self._idle_blocks  # the same, earcons not counted (see `holding`)
         self.far_active = False
         self.converged = False
         """True after the backend adapted on 3 s of far-end audio; until then (and after a move
@@ -234,10 +235,12 @@ class EchoCanceller:
             self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
         self.far_active = self._quiet_blocks < self._hold_blocks
         self.residual_echo = False
+        cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
+        self._agent_quiet_blocks = self._quiet_blocks if loud.any() and not cue else self._agent_quiet_blocks + len(loud)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()
             return frame
-        if self._cues and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at):
+        if cue:
             self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
             return frame
         self._remember(mic, ref, int(loud.sum()))
@@ -268,8 +271,10 @@ class EchoCanceller:
     def holding(self) -> bool:
         """The canceller has not converged yet and the far end played within `holding_tail_ms`:
         what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so
-        the uplink carries silence (half duplex for this stretch; once per boot in practice)."""
-        return self.enabled and not self.converged and self._quiet_blocks < self._holding_blocks
+        the uplink carries silence (half duplex for this stretch; once per boot in practice).
+        Earcons the daemon told of do not hold it: their echo cannot open the gate (it is the
+        kiosk's own sound), and a visitor answering the ready earcon at once keeps their words."""
+        return self.enabled and not self.converged and self._agent_quiet_blocks < self._holding_blocks
 
     def close(self) -> None:
         self.backend.close()
