@@ -44,10 +44,11 @@ off after 2-3 s; an energy test instead would be fooled by the visitor talking m
 MOVE_BEYOND_S = 0.35
 """AEC3 finds echo delays up to about 450 ms by itself (measured: 10-450 ms fine, 520 ms lost);
 past this the reference moves. Moving costs a re-convergence, so smaller delays are left to AEC3."""
-MOVE_UNLESS_ERLE_DB = 20.0
+MOVE_UNLESS_ERLE_DB = 10.0
 """...and it moves only when the canceller is not cancelling (ERLE over the far-end frames since
-the last estimate below this): AEC3 was seen to take 50 dB off at 380 ms, and a move then only
-cost a re-convergence and a second half-duplex stretch."""
+the estimate before, for both agreeing estimates, below this): AEC3 was seen to take 20-55 dB off
+at 380 ms (and 0-3 dB where it lost the echo, at 520 ms and more); a move there only cost a
+re-convergence and a second half-duplex stretch."""
 DECIMATE = 4
 """The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
 RESIDUAL_CANCELLED_DB = 8.0
@@ -203,6 +204,7 @@ class EchoCanceller:
         self._every_blocks = int(estimate_every_s * 100)
         self._last_lag_s: float | None = None
         self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
+        self._was_cancelling = False  # the ERLE before the last estimate reached MOVE_UNLESS_ERLE_DB
         self.residual_echo = False
         """The last frame is the canceller's leftover of the far end, not the visitor (see
         RESIDUAL_CANCELLED_DB): it must not open the gate."""
@@ -299,12 +301,13 @@ class EchoCanceller:
         e_mic, e_out = self._since_estimate
         self._since_estimate = [1.0, 1.0]
         cancelling = 10.0 * math.log10(e_mic / e_out) >= MOVE_UNLESS_ERLE_DB
+        was_cancelling, self._was_cancelling = self._was_cancelling, cancelling
         previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
         if self._last_lag_s is None or previous is None or abs(lag_s - previous) > 0.003:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
-        if not 0.0 <= lag_s <= MOVE_BEYOND_S and not cancelling:  # beyond what AEC3 follows: move the reference
+        if not 0.0 <= lag_s <= MOVE_BEYOND_S and not (cancelling or was_cancelling):  # beyond what AEC3 follows: move
             self.stats.delay_moves += 1
             self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
             self.converged = False
