@@ -206,8 +206,9 @@ class EchoCanceller:
         self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
         self._was_cancelling = False  # the ERLE before the last estimate reached MOVE_UNLESS_ERLE_DB
         self.residual_echo = False
-        """The last frame is the canceller's leftover of the far end, not the visitor (see
-        RESIDUAL_CANCELLED_DB): it must not open the gate."""
+        """The last frame is the kiosk's own sound, not the visitor: the canceller's leftover of
+        the far end (see RESIDUAL_CANCELLED_DB), or an earcon told of with `play_cue` and its
+        echo. It must not open the gate."""
         self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
 
