@@ -141,7 +141,10 @@ def bench_devices(tmp: Path, clears: int, seconds: float, mic_pcm: bytes, visito
     pulse = PulseServer(tmp / "pulse").start()
     try:
         barge = bench_barge_in(tmp / "barge", pulse, clears, mic_pcm)
-        barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, mic_pcm, echo_cancel=True)  # the speaker also feeds the canceller's ring
+        # the same with the canceller in the capture path (the speaker also feeds its ring); a
+        # silent room, so that the simulator's own barge-in (full duplex: it hears the looped
+        # speech) cannot clear a reply before it is queued, which stalled one run here
+        barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, bytes(len(mic_pcm)), echo_cancel=True)
         return barge, bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)
     finally:
         pulse.kill()
