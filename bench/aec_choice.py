@@ -87,7 +87,7 @@ def run(make: Any) -> dict[str, Any]:
         mic, _ = simulate(far, p)
         canceller = EchoCanceller(make())
         t0 = time.process_time()
-        cleaned, far_active, _ = cancel_tracks(mic, far, canceller)
+        cleaned, far_active, *_ = cancel_tracks(mic, far, canceller)
         cpu += time.process_time() - t0
         out[f"erle_db_{p.delay_ms:.0f}ms"] = erle_db(mic, cleaned, far_active)
     out["x_realtime"] = round(len(PATHS) * 30 / cpu)

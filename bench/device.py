@@ -37,7 +37,7 @@ IMPORTS = "asyncio, sqlite3, ssl, zlib, json, numpy, webrtcvad, websockets.async
 
 
 
-def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes) -> dict[str, Any]:
+def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes, echo_cancel: bool = False) -> dict[str, Any]:
     from conftest import KioskThread, kiosk_settings
 
     from edge_agent.audio.pyaudio_io import PyAudioSink
@@ -47,7 +47,7 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes) -
     runner = SimulatorThread()
     heard: list[float] = []
     handed: list[float] = []
-    with runner as sim, KioskThread(kiosk_settings(tmp, sim.url, mic_pcm, audio={"earcons": False, "duplex": "full", "output": "pulse"})) as k:
+    with runner as sim, KioskThread(kiosk_settings(tmp, sim.url, mic_pcm, audio={"earcons": False, "duplex": "full", "output": "pulse", "echo_cancel": echo_cancel})) as k:
         sink = k.kiosk.sink
         assert isinstance(sink, PyAudioSink)
         k.press()
@@ -140,6 +140,11 @@ def bench_devices(tmp: Path, clears: int, seconds: float, mic_pcm: bytes, visito
     """(barge_in_ms, full stack memory) on one throw-away PulseAudio, stopped at the end."""
     pulse = PulseServer(tmp / "pulse").start()
     try:
-        return bench_barge_in(tmp / "barge", pulse, clears, mic_pcm), bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)
+        barge = bench_barge_in(tmp / "barge", pulse, clears, mic_pcm)
+        # the same with the canceller in the capture path (the speaker also feeds its ring); a
+        # silent room, so that the simulator's own barge-in (full duplex: it hears the looped
+        # speech) cannot clear a reply before it is queued, which stalled one run here
+        barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, bytes(len(mic_pcm)), echo_cancel=True)
+        return barge, bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)
     finally:
         pulse.kill()

@@ -8,23 +8,26 @@ Definitions (README, "Echo cancellation"):
 - idle_sent: agent alone (55 s of speech into the room), share of the audio that would have gone
   up (gate open and uplink not held while the canceller converges);
 - recall: the visitor talking over the agent from 6 s on, share of their labelled speech sent;
-- idle_sent_double_talk: same run, share of the audio farther than 1.5 s from the visitor's speech sent.
+- idle_sent_double_talk: same run, share of the idle audio sent anyway, idle counted as the gate's
+  figures count it (more than 0.5 s before or 1.0 s after the visitor's labelled speech).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_agent.audio.devices import read_wav_16k_mono
-from edge_agent.audio.echo import EchoCanceller, make_backend
+from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.echo import EchoCanceller, cancel_tracks, make_backend
 from edge_agent.audio.gate import VadGate
-from edge_agent.audio.gatescore import Labels
+from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
-from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, score_path
+from edge_agent.devtools.echoroom import CapturePath, EchoPath, Room, RoomMicrophone, RoomSpeaker, gate_intervals, score_path, simulate
 
 SR = 16000
 GOALS = {"erle_db": 30.0, "idle_sent": 0.02, "recall": 0.98}
@@ -38,6 +41,15 @@ PATHS = {
     "hall 120 ms, rt60 0.6 s": EchoPath(delay_ms=120, rt60_s=0.6, seed=5),
     "hall 150 ms, rt60 0.6 s, far speaker": EchoPath(delay_ms=150, rt60_s=0.6, reverb=0.15, seed=6, drift_ppm=-80),
 }
+HELD_OUT = {
+    "desk 25 ms, small speaker clipping harder (drive 3), +40 ppm": EchoPath(delay_ms=25, rt60_s=0.35, drive=3.0, gain=0.6, drift_ppm=40, seed=21),
+    "kiosk 200 ms, rt60 0.5 s, -120 ppm": EchoPath(delay_ms=200, rt60_s=0.5, drift_ppm=-120, seed=22),
+    "booth 60 ms, dead room (rt60 0.12 s), echo louder than the speaker signal": EchoPath(delay_ms=60, rt60_s=0.12, gain=1.2, seed=23),
+    "USB buffer 380 ms, noisy room (-55 dBFS)": EchoPath(delay_ms=380, rt60_s=0.3, seed=25, noise_rms=60),
+    "lobby 100 ms, rt60 0.8 s, speaker far (reverberation 4x), +60 ppm": EchoPath(delay_ms=100, rt60_s=0.8, rir_ms=400, reverb=0.2, gain=0.3, drift_ppm=60, seed=24),
+}
+"""Echo paths the canceller and gate were never tuned on (added after the figures above were
+met): other delays, RT60s, drifts, clipping, speaker distances and noise; reported apart."""
 
 
 def bench_echo(data: Path, vad: VadSettings, quick: bool) -> dict[str, Any]:
@@ -49,17 +61,61 @@ def bench_echo(data: Path, vad: VadSettings, quick: bool) -> dict[str, Any]:
         paths[name] = score_path(path, agent, speech, labels, vad).as_dict()
     baseline = score_path(PATHS["kiosk 70 ms, +90 ppm"], agent, speech, labels, vad, echo_cancel=False).as_dict()
     drift = drift_run(speech, vad, 2.0 if quick else 10.0, 100.0)
+    first = {name: first_reply(path, agent, vad) for name, path in {**PATHS, **HELD_OUT}.items()}
+    held_out = {name: score_path(path, agent, speech, labels, vad).as_dict() for name, path in HELD_OUT.items()}
     ordinary = [v for k, v in paths.items() if not k.startswith("hall")]
     return {
         "paths": paths,
+        "held_out": held_out,
         "without_echo_cancel_kiosk_70ms": baseline,
         "drift_run": drift,
+        "first_reply": first,
         "worst_ordinary_room": {
             "erle_db": min(v["erle_db"] for v in ordinary),
             "idle_sent": max(v["idle_sent"] for v in ordinary),
             "recall": min(v["recall"] for v in ordinary),
         },
+        "worst_held_out": {
+            "erle_db": min(v["erle_db"] for v in held_out.values()),
+            "idle_sent": max(v["idle_sent"] for v in held_out.values()),
+            "recall": min(v["recall"] for v in held_out.values()),
+        },
     }
+
+
+def first_reply(path: EchoPath, agent: bytes, vad: VadSettings) -> dict[str, Any]:
+    """A fresh canceller (just booted) hears the press and ready earcons, then 12 s of the agent's
+    first reply, agent alone: how soon the canceller takes 20 and 30 dB off (ERLE over 0.5 s
+    windows of far-end frames, from the reply's start, room noise at -84 dBFS), how long the uplink
+    was held, and the share of the reply the kiosk would have sent up (idle sent)."""
+    earcons = Earcons(True, 0.3)
+    press, ready = earcons.get("press"), earcons.get("ready")
+    lead = press + bytes(SR * 2) + ready
+    lead += bytes(4 * SR - len(lead))  # the reply starts 2 s after the press
+    far = lead + agent[: 2 * SR * 12]
+    p0 = len(press) / 2 / SR
+    cues = ((0.0, p0), (p0 + 1.0, len(press + bytes(SR * 2) + ready) / 2 / SR))
+    mic, _ = simulate(far, replace(path, noise_rms=2.0))
+    track = cancel_tracks(mic, far, EchoCanceller(make_backend(True)), cues=cues)
+    frames = len(track.far_active)
+    m = np.frombuffer(mic, dtype="<i2")[: frames * 480].astype(np.float64).reshape(-1, 480)
+    o = np.frombuffer(track.cleaned, dtype="<i2")[: frames * 480].astype(np.float64).reshape(-1, 480)
+    far_on = np.array(track.far_active)
+    start, win = int(2.0 / 0.03), int(0.5 / 0.03)
+    reach: dict[int, float | None] = {20: None, 30: None}
+    for i in range(start, frames - win):
+        w = far_on[i : i + win]
+        if w.sum() < win // 2:
+            continue
+        erle = 10 * np.log10((np.square(m[i : i + win][w]).sum() + 1) / (np.square(o[i : i + win][w]).sum() + 1))
+        for goal in reach:
+            if reach[goal] is None and erle >= goal:
+                reach[goal] = round((i + win - start) * 0.03, 2)
+    mic, _ = simulate(far, path)
+    track = cancel_tracks(mic, far, EchoCanceller(make_backend(True)), cues=cues)
+    sent = gate_intervals(VadGate(vad, 30), track)
+    reply = Labels(len(far) / 2 / SR, [(0.0, 1.0)])  # idle counted from 1 s after this: the reply
+    return {"erle_20db_after_s": reach[20], "erle_30db_after_s": reach[30], "held_s": round(sum(track.held) * 0.03, 2), "idle_sent": round(score(sent, reply).idle_share, 4)}
 
 
 def drift_run(speech: bytes, vad: VadSettings, minutes: float, ppm: float) -> dict[str, Any]:
@@ -71,18 +127,18 @@ def drift_run(speech: bytes, vad: VadSettings, minutes: float, ppm: float) -> di
     mic = RoomMicrophone(room, speaker)
     canceller = EchoCanceller(make_backend(True))
     speaker.buffer.tap = canceller.ring.write
-    gate = VadGate(vad, 30)
+    uplink = CapturePath(VadGate(vad, 30))
     minute: dict[str, float] = {"e_in": 0.0, "e_out": 0.0, "frames": 0, "sent": 0}
     per_minute: list[dict[str, float]] = []
 
     def on_frame(pcm: bytes, at: float) -> None:
         out = canceller.process(pcm, at)
-        gate.push(out)
+        sending = uplink.push(out, canceller.far_active, canceller.holding, canceller.residual_echo)
         if canceller.far_active:
             minute["e_in"] += float(np.square(np.frombuffer(pcm, dtype="<i2"), dtype=np.float64).sum())
             minute["e_out"] += float(np.square(np.frombuffer(out, dtype="<i2"), dtype=np.float64).sum())
         minute["frames"] += 1
-        minute["sent"] += gate.is_open and not canceller.holding
+        minute["sent"] += sending
         if minute["frames"] == 2000:  # one minute of 30 ms frames
             per_minute.append({"erle_db": round(10 * np.log10((minute["e_in"] + 1) / (minute["e_out"] + 1)), 1), "idle_sent": round(minute["sent"] / 2000, 4)})
             minute.update(e_in=0.0, e_out=0.0, frames=0, sent=0)

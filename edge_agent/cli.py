@@ -190,7 +190,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
         raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
     try:
-        cleaned, far, _held = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms)
+        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms)
     finally:
         canceller.close()
     write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])

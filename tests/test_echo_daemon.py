@@ -1,6 +1,6 @@
 """The whole daemon in a simulated room (its speaker's sound comes back into its microphone) with
-echo cancellation on, against the agent simulator: the agent's echo does not open the gate, the
-visitor talking over the agent does, and the simulator's `clear` stops the speaker."""
+echo cancellation on, against the agent simulator: the agent's echo and the earcons do not open
+the gate, the visitor talking over the agent does, and the simulator's `clear` stops the speaker."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 
+from edge_agent.core.conversation import Event, VisitorSpeech
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker
 from edge_agent.devtools.simulator import CHUNK_BYTES, VOICE_RMS, AgentSimulator
 
@@ -32,10 +33,21 @@ def test_visitor_barges_in_over_the_agent_and_echo_alone_never_opens_the_gate(tm
     def talk(start_s: float, end_s: float) -> None:
         k.loop.call_soon_threadsafe(room.talk, SPEECH[int(start_s * SR) * 2 : int(end_s * SR) * 2])
 
-    with KioskThread(settings, source=mic, sink=speaker) as k:
+    kiosk = KioskThread(settings, source=mic, sink=speaker)
+    gate_opened: list[float] = []  # the room's mic time of each gate opening
+    dispatch = kiosk.kiosk.dispatch
+
+    def watch(event: Event) -> None:
+        if isinstance(event, VisitorSpeech) and event.active:
+            gate_opened.append(room.captured / SR)
+        dispatch(event)
+
+    kiosk.kiosk.dispatch = watch  # type: ignore[method-assign]
+    with kiosk as k:
         k.press()
         k.wait_state("listening")
         time.sleep(1.0)  # the ready earcon, and the uplink's wait after it (the canceller is new)
+        assert gate_opened == []  # the press and ready earcons (fresh canceller) did not open it
         talk(2.1, 8.9)  # 6.8 s: the first utterance
         wait_for(lambda: k.state == "speaking", 20, "the agent's first reply")
         session = sim.sessions[0]
@@ -55,3 +67,13 @@ def test_visitor_barges_in_over_the_agent_and_echo_alone_never_opens_the_gate(tm
         wait_for(lambda: "clear" in session.sent, 5, "the simulator to hear the visitor and send clear")
         wait_for(lambda: k.kiosk.sink.buffer.cleared_at is not None and k.kiosk.sink.buffer.queued_bytes == 0, 2, "clear to empty the speaker")
         assert session.barge_ins == 1
+        arrived, emptied = k.kiosk.stats.clear_arrived_at, k.kiosk.sink.buffer.cleared_at
+        assert arrived is not None and emptied is not None and emptied >= arrived  # the kiosk's clear emptied it
+        # the visitor has finished; the press ends the conversation: the `ended` earcon plays with
+        # a converged canceller and must not open the gate either
+        wait_for(lambda: not k.kiosk.gate.is_open, 10, "the visitor's gate to close")
+        opened_before = len(gate_opened)
+        k.press()
+        wait_for(lambda: k.state == "idle", 10, "the conversation to end")
+        time.sleep(1.5)  # the earcon and its echo in the room
+        assert len(gate_opened) == opened_before, gate_opened

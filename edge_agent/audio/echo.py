@@ -9,6 +9,10 @@ cleaned frame. It also
   reference when the delay falls outside what the backend tracks by itself;
 - says whether the far end (agent audio or an earcon) is audible at the mic right now
   (`far_active`, with a hold for the room's reverberation), which the daemon tells the gate;
+- says whether a frame is the canceller's leftover of the agent's voice rather than the visitor
+  (`residual_echo`: the far end plays, the canceller took most of the frame off, and what is left
+  still stands out of its usual floor, as at a loud onset after a pause), which the daemon hands
+  the gate as one of the kiosk's own sounds, so residual echo cannot open it;
 - rests while the speaker has been silent for `idle_after_s`: the backend then costs nothing and
   the mic passes unchanged (a kiosk is idle most of the day).
 
@@ -20,8 +24,9 @@ mic through; with it the daemon still learns when the far end is audible.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -37,10 +42,27 @@ CONVERGE_BLOCKS = 300
 """The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
 off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
 MOVE_BEYOND_S = 0.35
-"""AEC3 finds echo delays up to about 400 ms by itself (measured); past this the reference moves.
-Moving costs a re-convergence, so smaller delays are left to AEC3."""
+"""AEC3 finds echo delays up to about 450 ms by itself (measured: 10-450 ms fine, 520 ms lost);
+past this the reference moves. Moving costs a re-convergence, so smaller delays are left to AEC3."""
+MOVE_UNLESS_ERLE_DB = 10.0
+"""...and it moves only when the canceller is not cancelling (ERLE over the far-end frames since
+the estimate before, for both agreeing estimates, below this): AEC3 was seen to take 20-55 dB off
+at 380 ms (and 0-3 dB where it lost the echo, at 520 ms and more); a move there only cost a
+re-convergence and a second half-duplex stretch."""
 DECIMATE = 4
 """The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
+RESIDUAL_CANCELLED_DB = 8.0
+"""A frame the canceller took at least this much off (mic energy over cleaned energy) while the
+far end played is mostly echo: a visitor talking over the agent keeps the cleaned frame within a
+few dB of the mic unless the echo drowns them by more than this."""
+RESIDUAL_OVER_FLOOR_DB = 6.0
+"""...and what is left of it stands this far above the quietest cleaned frame of the last
+`RESIDUAL_FLOOR_S`: a residual burst the gate could take for speech. (Frames at the floor are
+left to the gate: marking them would only lengthen its pre-roll.)"""
+RESIDUAL_FLOOR_S = 2.0
+CUE_TAIL_S = 0.5
+"""How long after an earcon ends its echo may still reach the mic: the delay AEC3 covers (about
+400 ms, beyond it the reference moves) plus a short tail."""
 
 
 class EchoBackend(Protocol):
@@ -81,12 +103,15 @@ class Aec3Backend:
         self._cap: Any = rtc.AudioFrame(bytearray(2 * BLOCK), SAMPLE_RATE_HZ, 1, BLOCK)
         self._rev_pcm = np.frombuffer(self._rev.data, dtype=np.int16)
         self._cap_pcm = np.frombuffer(self._cap.data, dtype=np.int16)
+        # AEC3 estimates the delay itself; the APM wants a delay set before it first processes.
+        # Setting it again before every block (one more FFI round trip of three) changed no
+        # output sample in the simulated rooms (checked bit for bit), so it is set once.
+        self._apm.set_stream_delay_ms(0)
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         self._rev_pcm[:] = ref
         self._apm.process_reverse_stream(self._rev)
         self._cap_pcm[:] = mic
-        self._apm.set_stream_delay_ms(0)  # AEC3 estimates the delay itself; the call is required
         self._apm.process_stream(self._cap)
         return self._cap_pcm.copy()
 
@@ -162,6 +187,7 @@ class EchoCanceller:
         self._holding_blocks = int(holding_tail_ms / 10)
         self._idle_blocks = max(self._hold_blocks, self._holding_blocks, int(idle_after_s * 100))
         self._quiet_blocks = self._idle_blocks  # blocks since the reference was last loud
+        self._agent_quiet_blocks = self._idle_blocks  # the same, earcons not counted (see `holding`)
         self.far_active = False
         self.converged = False
         """True after the backend adapted on 3 s of far-end audio; until then (and after a move
@@ -177,6 +203,26 @@ class EchoCanceller:
         self._hist_loud = 0  # loud reference blocks in the history since the last estimate
         self._every_blocks = int(estimate_every_s * 100)
         self._last_lag_s: float | None = None
+        self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
+        self._was_cancelling = False  # the ERLE before the last estimate reached MOVE_UNLESS_ERLE_DB
+        self.residual_echo = False
+        """The last frame is the kiosk's own sound, not the visitor: the canceller's leftover of
+        the far end (see RESIDUAL_CANCELLED_DB), or an earcon told of with `play_cue` and its
+        echo. It must not open the gate."""
+        self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
+        self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
+
+    def play_cue(self, from_t: float, until_t: float) -> None:
+        """The speaker plays one of the kiosk's earcons from `from_t` to `until_t` (the clock of the
+        capture timestamps). The backend does not run on it: AEC3 adapting on a pure tone was
+        measured to leave it worse off for the agent's next words (in reverberant rooms the gate
+        then opened on the echo of the first reply); its echo is the kiosk's own sound instead."""
+        self._cues.append((from_t, until_t + CUE_TAIL_S))
+
+    def _in_cue(self, first_at: float, last_at: float) -> bool:
+        while self._cues and self._cues[0][1] < first_at:
+            self._cues.popleft()
+        return any(a <= last_at and first_at <= b for a, b in self._cues)
 
     def process(self, frame: bytes, captured_at: float) -> bytes:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
@@ -186,27 +232,52 @@ class EchoCanceller:
             raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
         self.stats.frames += 1
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
-        loud = [float(np.sqrt(np.mean(np.square(ref[i : i + BLOCK], dtype=np.float32)))) > FAR_RMS for i in range(0, n, BLOCK)]
-        for is_loud in loud:
+        blocks = ref.reshape(-1, BLOCK).astype(np.float32)
+        loud = np.einsum("ij,ij->i", blocks, blocks) > FAR_RMS * FAR_RMS * BLOCK
+        for is_loud in loud.tolist():
             self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
         self.far_active = self._quiet_blocks < self._hold_blocks
+        self.residual_echo = False
+        cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
+        self._agent_quiet_blocks = self._quiet_blocks if loud.any() and not cue else self._agent_quiet_blocks + len(loud)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
+            self._out_db.clear()
             return frame
-        self._remember(mic, ref, sum(loud))
+        if cue:
+            self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
+            return frame
+        self._remember(mic, ref, int(loud.sum()))
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
         for i in range(0, n, BLOCK):
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
-        self._loud_blocks += sum(loud)
+        self._loud_blocks += int(loud.sum())
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
+        self._judge_residual(mic, out, bool(loud.any()))
         return out.astype("<i2", copy=False).tobytes()
+
+    def _judge_residual(self, mic: np.ndarray, out: np.ndarray, loud: bool) -> None:
+        """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""
+        e_mic = float(np.dot(mic.astype(np.float32), mic.astype(np.float32))) + 1.0
+        e_out = float(np.dot(out.astype(np.float32), out.astype(np.float32))) + 1.0
+        if loud:
+            self._since_estimate[0] += e_mic
+            self._since_estimate[1] += e_out
+        out_db = 10.0 * math.log10(e_out / len(out))
+        floors = self._out_db
+        floors.append(out_db)
+        while len(floors) > RESIDUAL_FLOOR_S * SAMPLE_RATE_HZ / len(out):
+            floors.popleft()
+        self.residual_echo = self.far_active and 10.0 * math.log10(e_mic / e_out) >= RESIDUAL_CANCELLED_DB and out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB
 
     @property
     def holding(self) -> bool:
         """The canceller has not converged yet and the far end played within `holding_tail_ms`:
         what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so
-        the uplink carries silence (half duplex for this stretch; once per boot in practice)."""
-        return self.enabled and not self.converged and self._quiet_blocks < self._holding_blocks
+        the uplink carries silence (half duplex for this stretch; once per boot in practice).
+        Earcons the daemon told of do not hold it: their echo cannot open the gate (it is the
+        kiosk's own sound), and a visitor answering the ready earcon at once keeps their words."""
+        return self.enabled and not self.converged and self._agent_quiet_blocks < self._holding_blocks
 
     def close(self) -> None:
         self.backend.close()
@@ -228,12 +299,16 @@ class EchoCanceller:
         itself enough that a lone estimate can point at the wrong lag with fair confidence."""
         lag_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05)
         self.stats.delay_estimates += 1
+        e_mic, e_out = self._since_estimate
+        self._since_estimate = [1.0, 1.0]
+        cancelling = 10.0 * math.log10(e_mic / e_out) >= MOVE_UNLESS_ERLE_DB
+        was_cancelling, self._was_cancelling = self._was_cancelling, cancelling
         previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
         if self._last_lag_s is None or previous is None or abs(lag_s - previous) > 0.003:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
-        if not 0.0 <= lag_s <= MOVE_BEYOND_S:  # beyond what AEC3 follows by itself: move the reference
+        if not 0.0 <= lag_s <= MOVE_BEYOND_S and not (cancelling or was_cancelling):  # beyond what AEC3 follows: move
             self.stats.delay_moves += 1
             self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
             self.converged = False
@@ -270,18 +345,32 @@ def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
     return Aec3Backend(noise_suppression=noise_suppression)
 
 
-def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30) -> tuple[bytes, list[bool], list[bool]]:
+class CancelledTrack(NamedTuple):
+    """A mic track after the canceller, with what the canceller said of each frame."""
+
+    cleaned: bytes
+    far_active: list[bool]
+    """The far end was audible (the stretches ERLE is measured over)."""
+    held: list[bool]
+    """The daemon would have held the uplink back (`EchoCanceller.holding`)."""
+    residual_echo: list[bool]
+    """The frame is residual echo: the daemon hands it to the gate as its own sound."""
+
+
+def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30, cues: tuple[tuple[float, float], ...] = ()) -> CancelledTrack:
     """Runs `canceller` over a recorded mic track and the speaker track played with it (same
     length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
-    (sample i of either heard / captured at i / 16 kHz). Returns the cleaned mic and, per frame,
-    whether the far end was audible (the stretches ERLE is measured over) and whether the daemon
-    would have held the uplink back (`EchoCanceller.holding`)."""
+    (sample i of either heard / captured at i / 16 kHz). `cues`: (from_s, until_s) of the earcons
+    in the speaker track, as the daemon tells the canceller (`EchoCanceller.play_cue`)."""
+    for from_s, until_s in cues:
+        canceller.play_cue(from_s, until_s)
     n = SAMPLE_RATE_HZ * frame_ms // 1000
     lead = 2 * BLOCK  # the speaker is handed its audio a little ahead of the mic's frames
     total = min(len(mic), len(ref)) // 2 // n * n
     out = bytearray()
     far: list[bool] = []
     held: list[bool] = []
+    residual: list[bool] = []
     written = 0
     for start in range(0, total, n):
         upto = min(total, start + n + lead)
@@ -291,7 +380,8 @@ def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: in
         out += canceller.process(mic[2 * start : 2 * (start + n)], (start + n - 1) / SAMPLE_RATE_HZ)
         far.append(canceller.far_active)
         held.append(canceller.holding)
-    return bytes(out), far, held
+        residual.append(canceller.residual_echo)
+    return CancelledTrack(bytes(out), far, held, residual)
 
 
 def erle_db(mic: bytes, cleaned: bytes, frames: list[bool], frame_ms: int = 30, skip_s: float = 2.0) -> float | None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
-from edge_agent.audio.echo import EchoCanceller, EchoHold, cancel_tracks, erle_db, make_backend
+from edge_agent.audio.echo import CancelledTrack, EchoCanceller, EchoHold, cancel_tracks, erle_db, make_backend
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
@@ -266,7 +266,7 @@ def score_path(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: Vad
     quiet_path = replace(path, noise_rms=2.0)
     mic, _ = simulate(far, quiet_path)
     canceller = EchoCanceller(make_backend(echo_cancel))
-    cleaned, far_active, _held = cancel_tracks(mic, far, canceller, frame_ms)
+    cleaned, far_active, *_ = cancel_tracks(mic, far, canceller, frame_ms)
     erle = erle_db(mic, cleaned, far_active, frame_ms)
     duration_s = len(far) / 2 / SAMPLE_RATE_HZ
     alone = _run_gate(path, far, None, vad, echo_cancel, frame_ms)[0]
@@ -279,30 +279,42 @@ def score_path(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: Vad
 def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad: VadSettings, echo_cancel: bool, frame_ms: int) -> tuple[list[tuple[float, float]], float | None]:
     mic, _ = simulate(far, path, *(near or (None, 0.0)))
     canceller = EchoCanceller(make_backend(echo_cancel))
-    cleaned, far_active, held = cancel_tracks(mic, far, canceller, frame_ms)
-    return gate_intervals(VadGate(vad, frame_ms), cleaned, far_active, held), canceller.delay_ms
+    track = cancel_tracks(mic, far, canceller, frame_ms)
+    return gate_intervals(VadGate(vad, frame_ms), track), canceller.delay_ms
 
 
-def gate_intervals(gate: VadGate, pcm: bytes, far_active: list[bool], held: list[bool]) -> list[tuple[float, float]]:
-    """What leaves the kiosk of a cleaned recording: the gate's open stretches (the gate told when
-    the far end is audible, as the daemon tells it) less what `EchoHold` keeps back while the
-    canceller converges, frame by frame as the daemon does."""
-    hold = EchoHold()
+class CapturePath:
+    """What the daemon does with a cleaned frame, without the daemon: tells the gate when the far
+    end is audible, hands it residual echo as the kiosk's own sound, and lets `EchoHold` keep the
+    uplink back while the canceller converges (service/daemon.py, `Kiosk._on_frame`)."""
+
+    def __init__(self, gate: VadGate) -> None:
+        self.gate = gate
+        self.hold = EchoHold()
+        self._far = False
+
+    def push(self, frame: bytes, far_active: bool, held: bool, residual_echo: bool) -> bool:
+        """One cleaned frame; whether the gate's output goes up now."""
+        if far_active != self._far:
+            self._far = far_active
+            self.gate.far_end(far_active)
+        self.gate.push(frame, residual_echo and not self.gate.is_open)
+        return self.hold.admit(held, far_active, self.gate.is_open) and self.gate.is_open
+
+
+def gate_intervals(gate: VadGate, track: CancelledTrack) -> list[tuple[float, float]]:
+    """What leaves the kiosk of a cleaned recording: the gate's open stretches (pre-roll included)
+    less what `EchoHold` keeps back, frame by frame as the daemon does (`CapturePath`)."""
+    path = CapturePath(gate)
     fb = gate.frame_bytes
     frame_s = gate.frame_ms / 1000.0
     out: list[tuple[float, float]] = []
     sending = False
     start = 0
-    was_far = False
-    far_end = getattr(gate, "far_end", None)  # VadGate.far_end comes with the gate's own branch
-    for i, off in enumerate(range(0, len(pcm) - fb + 1, fb)):
-        if far_end is not None and i < len(far_active) and far_active[i] != was_far:
-            was_far = far_active[i]
-            far_end(was_far)
+    pcm = track.cleaned
+    for i, off in enumerate(range(0, min(len(pcm) - fb + 1, len(track.held) * fb), fb)):
         was_open = gate.is_open
-        gate.push(pcm[off : off + fb])
-        admitted = hold.admit(i < len(held) and held[i], i < len(far_active) and far_active[i], gate.is_open)
-        now_sending = gate.is_open and admitted
+        now_sending = path.push(pcm[off : off + fb], track.far_active[i], track.held[i], track.residual_echo[i])
         if now_sending and not sending:  # an onset sends its pre-roll too
             start = gate.open_since if not was_open else i
         elif sending and not now_sending:

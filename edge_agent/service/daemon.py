@@ -195,8 +195,10 @@ class Kiosk:
         if self.echo.far_active != self._far_was_active:  # the gate hears the speaker's echo
             self._far_was_active = self.echo.far_active
             self.gate.far_end(self._far_was_active)
-        # the mic hears our earcons: they must not open the gate (an open gate is the visitor talking)
-        cue = not self.gate.is_open and self._earcon_from < captured_at and captured_at - self.gate.frame_ms / 1000.0 < self._earcon_until
+        # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
+        # open the gate (an open gate is the visitor talking)
+        earcon = self._earcon_from < captured_at and captured_at - self.gate.frame_ms / 1000.0 < self._earcon_until
+        cue = not self.gate.is_open and (earcon or self.echo.residual_echo)
         out = self.gate.push(frame, cue)
         admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
@@ -255,6 +257,7 @@ class Kiosk:
                 # when it plays, on the clock that stamps captured frames (time.monotonic())
                 self._earcon_until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
                 self._earcon_from = self._earcon_until - len(pcm) / 32000.0
+                self.echo.play_cue(self._earcon_from, self._earcon_until)
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
