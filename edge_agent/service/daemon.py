@@ -30,14 +30,17 @@ from edge_agent.core import conversation as c
 from edge_agent.core.backlog import Backlog
 from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
-from edge_agent.core.ports import PRIVATE_EVENTS, Led, NullLed, NullReporter, Reporter, describe
+from edge_agent.core.ports import PRIVATE_EVENTS, Led, Reporter, describe
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError, StoreError
-from edge_agent.fleet.commands import Command, CommandError
+from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process, process_metrics
 from edge_agent.fleet.share import Pointer
-from edge_agent.hardware.button import Button, KeyboardButton, NoButton
+from edge_agent.hardware.button import Button
+from edge_agent.service.assembly import make_button, make_led, make_reporter, timing_from
+from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch
 from edge_agent.service.notify import SystemdNotifier
+from edge_agent.service.remote_control import carry_out
 from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
 
 log = logging.getLogger("edge_agent")
@@ -46,26 +49,6 @@ TICK_S = 0.25
 """Timeouts are whole seconds; a slower tick means fewer wake-ups of an idle kiosk. While the
 microphone delivers frames the tick rides on them; a timer takes over only when they stop."""
 TICK_GRACE_S = 0.1
-AUDIO_STALL_S = 2.0
-"""No captured frame for this long means the microphone is stalled or gone."""
-AUDIO_RETRY_S = 5.0
-
-
-def timing_from(settings: Settings) -> c.Timing:
-    s, a = settings.session, settings.audio
-    return c.Timing(
-        idle_timeout_s=s.idle_timeout_s,
-        max_duration_s=s.max_duration_s,
-        reconnect_window_s=s.reconnect_window_s,
-        resume=s.resume,
-        resume_within_s=s.resume_within_s,
-        duplex_half=a.duplex == "half",
-        duplex_tail_s=a.duplex_tail_ms / 1000.0,
-        push_to_talk=settings.button.mode == "hold",
-        start_burst=s.start_burst,
-        starts_per_minute=s.starts_per_minute,
-        max_reconnects=s.max_reconnects,
-    )
 
 
 class Kiosk:
@@ -89,11 +72,11 @@ class Kiosk:
         self._store_moved: Path | None = None  # the corrupt file last reported as moved aside
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
-        self.button = button or self._make_button()
+        self.button = button or make_button(settings.button)
         self.inputs: list[Button] = [self.button, *slot_inputs(settings)]
         """The main button, then `[[buttons]]` and the badge reader: each names its slot."""
-        self.led: Led = led or self._make_led()
-        self.reporter: Reporter = reporter or self._make_reporter()
+        self.led: Led = led or make_led(settings.led)
+        self.reporter: Reporter = reporter or make_reporter(settings, self._command_from_thread)
         self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, lambda: self.dispatch(c.SessionsForgotten()))
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
@@ -110,8 +93,6 @@ class Kiosk:
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self._gate_was_open = False
-        self._audio_stalled_at: float | None = None
-        self._audio_retry_at = 0.0
         self._earcon_from = self._earcon_until = 0.0
         self._ticked_at = 0.0
         self._last_watchdog = 0.0
@@ -121,34 +102,7 @@ class Kiosk:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
         self.process = own_process()
-
-    def _make_button(self) -> Button:
-        b = self.settings.button
-        if b.source == "keyboard":
-            return KeyboardButton()
-        if b.source == "none":
-            return NoButton()
-        from edge_agent.hardware.gpio import GpioButton
-
-        button: Button = GpioButton(b)
-        return button
-
-    def _make_reporter(self) -> Reporter:
-        if not self.settings.mqtt.enabled:
-            return NullReporter()
-        from edge_agent.fleet.status import StatusReporter
-
-        reporter: Reporter = StatusReporter(self.settings.mqtt, self.settings.device.id, self._command_from_thread, state_dir=self.settings.device.state_dir)
-        return reporter
-
-    def _make_led(self) -> Led:
-        s = self.settings.led
-        if s.pin is None and s.red is None:
-            return NullLed()
-        from edge_agent.hardware.gpio import StatusLed
-
-        led: Led = StatusLed(s)
-        return led
+        self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready)
 
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
@@ -322,31 +276,7 @@ class Kiosk:
 
     def run_command(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
         """One remote command -> one event or store call; a result always goes back."""
-        state = self.conversation.state
-        result: dict[str, Any] = {"id": cmd.id, "action": cmd.action, "ok": True}
-        busy = state not in (c.IDLE, c.ERROR, c.ENDING)
-        refused = self.conversation.starts_refused
-        try:
-            if cmd.action in ("press", "long_press"):
-                self.dispatch(c.Press(long=cmd.action == "long_press", origin="mqtt", slot=cmd.slot))
-            elif cmd.action in ("resume", "new"):
-                if busy:
-                    raise CommandError(f"busy: a conversation is {state}")
-                self.dispatch(c.Start(fresh=cmd.action == "new", slot=cmd.slot))
-            elif cmd.action == "end":
-                if state not in (c.CONNECTING, c.LISTENING, c.SPEAKING):
-                    raise CommandError(f"no conversation to end (state {state})")
-                self.dispatch(c.End("command"))
-            elif cmd.action == "forget_sessions":
-                result["forgotten"] = self.forget_sessions()
-            elif cmd.action == "ping":
-                result.update(pong=True, state=state, version=__version__)
-            if self.conversation.starts_refused > refused:
-                raise CommandError(f"rate limited: too many conversation starts, next one in {self.conversation.start_wait_s(self.clock()):.0f} s")
-            result["state"] = self.conversation.state
-        except EdgeAgentError as exc:
-            result = {"id": cmd.id, "action": cmd.action, "ok": False, "error": str(exc)}
-        reply(result)
+        reply(carry_out(cmd, self.conversation, self.dispatch, self.forget_sessions, self.clock()))
 
     def metrics(self) -> dict[str, Any]:
         """The numbers a fleet admin watches: the kiosk's counters, then the process's health."""
@@ -440,7 +370,7 @@ class Kiosk:
                 self._check_store()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
             self.standby.keep(now, running and self.conversation.state == c.IDLE)
             alive = self.audio_alive()
-            self._supervise_audio(alive, now)
+            self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
             wd = self.notifier.watchdog_s
             if wd and alive and now - self._last_watchdog >= wd / 3:
                 self.notifier.send("WATCHDOG=1")
@@ -451,29 +381,12 @@ class Kiosk:
 
     def audio_alive(self, stall_s: float = AUDIO_STALL_S) -> bool:
         """The capture delivered a frame lately: the watchdog pings only while this holds."""
-        return time.monotonic() - self.source.last_frame_at < stall_s
+        return self.audio_watch.alive(stall_s)
 
-    def _supervise_audio(self, alive: bool, now: float) -> None:
-        """A stalled or lost microphone is reported and reopened every few seconds; while it
-        stays dead the watchdog pings stop, so systemd restarts the service as a last resort."""
-        if alive:
-            if self._audio_stalled_at is not None:
-                self._audio_stalled_at = None
-                self._notify("audio_recovered", {})
-                self._announce_ready()
-            return
-        if self._audio_stalled_at is None:
-            self._audio_stalled_at = now
-            self._audio_retry_at = now
-            self._notify("error", {"code": "audio_stalled", "message": f"no audio from {self.settings.audio.input} for {AUDIO_STALL_S:.0f} s"})
-        if now >= self._audio_retry_at and self._loop is not None:
-            self._audio_retry_at = now + AUDIO_RETRY_S
-            try:
-                self.source.stop()
-                self.source.start(self._loop, self._on_frame)
-                log.info("audio input reopened")
-            except (EdgeAgentError, OSError) as exc:
-                log.error("audio input still unavailable: %s", exc)
+    def _reopen_audio(self) -> None:
+        assert self._loop is not None
+        self.source.stop()
+        self.source.start(self._loop, self._on_frame)
 
     async def run(self, on_reload: Callable[[], Settings] | None = None) -> int:
         loop = asyncio.get_running_loop()

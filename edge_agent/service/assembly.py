@@ -1,0 +1,62 @@
+"""Assembly: the kiosk's parts made from its settings (button, LED, status reporter, the Conversation's timers).
+
+Hardware and MQTT are imported only when the settings ask for them, so a kiosk without GPIO or
+without a broker never loads gpiozero or paho. Tests hand the Kiosk their own parts instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from edge_agent.core import conversation as c
+from edge_agent.core.config import Settings
+from edge_agent.core.config_hardware import ButtonSettings, LedSettings
+from edge_agent.core.ports import Led, NullLed, NullReporter, Reporter
+from edge_agent.fleet.commands import Command
+from edge_agent.hardware.button import Button, KeyboardButton, NoButton
+
+
+def timing_from(settings: Settings) -> c.Timing:
+    s, a = settings.session, settings.audio
+    return c.Timing(
+        idle_timeout_s=s.idle_timeout_s,
+        max_duration_s=s.max_duration_s,
+        reconnect_window_s=s.reconnect_window_s,
+        resume=s.resume,
+        resume_within_s=s.resume_within_s,
+        duplex_half=a.duplex == "half",
+        duplex_tail_s=a.duplex_tail_ms / 1000.0,
+        push_to_talk=settings.button.mode == "hold",
+        start_burst=s.start_burst,
+        starts_per_minute=s.starts_per_minute,
+        max_reconnects=s.max_reconnects,
+    )
+
+
+
+def make_button(b: ButtonSettings) -> Button:
+    if b.source == "keyboard":
+        return KeyboardButton()
+    if b.source == "none":
+        return NoButton()
+    from edge_agent.hardware.gpio import GpioButton
+
+    return GpioButton(b)
+
+
+def make_led(s: LedSettings) -> Led:
+    if s.pin is None and s.red is None:
+        return NullLed()
+    from edge_agent.hardware.gpio import StatusLed
+
+    return StatusLed(s)
+
+
+def make_reporter(settings: Settings, on_command: Callable[[Command, Callable[[dict[str, Any]], None]], None]) -> Reporter:
+    """The MQTT status reporter (`on_command` is called on paho's thread), or none."""
+    if not settings.mqtt.enabled:
+        return NullReporter()
+    from edge_agent.fleet.status import StatusReporter
+
+    return StatusReporter(settings.mqtt, settings.device.id, on_command)
