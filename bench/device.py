@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,11 @@ IMPORTS = "asyncio, sqlite3, ssl, zlib, json, numpy, webrtcvad, websockets.async
 
 
 
-def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes, echo_cancel: bool = False) -> dict[str, Any]:
+def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool = False) -> dict[str, Any]:
+    """The microphone is silent: a visitor's speech would make the simulator answer on its own,
+    and that reply's audio, arriving after a `clear`, would be timed as if the clear had not
+    stopped the speaker (the ~270 ms p95 of the first runs). Each clear interrupts the one
+    reply `say` queued, and nothing else plays."""
     from conftest import KioskThread, kiosk_settings
 
     from edge_agent.audio.pyaudio_io import PyAudioSink
@@ -47,7 +53,7 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes, e
     runner = SimulatorThread()
     heard: list[float] = []
     handed: list[float] = []
-    with runner as sim, KioskThread(kiosk_settings(tmp, sim.url, mic_pcm, audio={"earcons": False, "duplex": "full", "output": "pulse", "echo_cancel": echo_cancel})) as k:
+    with runner as sim, KioskThread(kiosk_settings(tmp, sim.url, bytes(32000 * 20), audio={"earcons": False, "duplex": "full", "output": "pulse", "echo_cancel": echo_cancel})) as k:
         sink = k.kiosk.sink
         assert isinstance(sink, PyAudioSink)
         k.press()
@@ -67,6 +73,8 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, mic_pcm: bytes, e
             heard.append((sink.audio_leaves_at - arrived) * 1000)
             handed.append((sink.buffer.cleared_at - sent_at) * 1000)
             time.sleep(0.1)
+        turns = sum(s.turns for s in sim.sessions)
+    assert turns == 0, f"the simulator answered {turns} times: its audio would be timed as the interrupted reply's"
     return {
         "p50": pct(heard, 50),
         "p95": pct(heard, 95),
@@ -109,6 +117,8 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
             floor = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; time.sleep({seconds + 30})"], env=env)
             # the same, then PortAudio initialised: its ALSA device scan loads ALSA's plugins
             pa_floor = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; pa = pyaudio.PyAudio(); time.sleep({seconds + 30})"], env=env, stderr=subprocess.DEVNULL)
+            # and the same once the daemon has given back the plugins only the scan used (audio/alsascan.py)
+            released = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; from edge_agent.audio.alsascan import release_scan; pa = pyaudio.PyAudio(); release_scan(); time.sleep({seconds + 30})"], env=env, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(4)
                 pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/bench/cmd", "-m", json.dumps({"action": "press"})], capture_output=True, timeout=10)
@@ -120,31 +130,38 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
                     peak = max(peak, _rss_mb(daemon.pid))
                     time.sleep(0.5)
                 turns = sum(s.turns for s in sim.sessions)
-                floor_mb, pa_floor_mb = _rss_mb(floor.pid), _rss_mb(pa_floor.pid)
+                floor_mb, pa_floor_mb, released_mb = _rss_mb(floor.pid), _rss_mb(pa_floor.pid), _rss_mb(released.pid)
                 cpu = psutil.Process(daemon.pid).cpu_times()
             finally:
                 daemon.terminate()
                 floor.kill()
                 pa_floor.kill()
+                released.kill()
                 daemon.wait(10)
                 floor.wait(5)
                 pa_floor.wait(5)
+                released.wait(5)
     finally:
         os.killpg(player.pid, signal.SIGKILL)
         player.wait(5)
         broker.kill()
-    return {"rss_mb_full_stack": round(peak, 1), "rss_mb_imports_floor": round(floor_mb, 1), "rss_mb_portaudio_floor": round(pa_floor_mb, 1), "agent_turns": turns, "seconds": seconds, "daemon_cpu_s": round(cpu.user + cpu.system, 1), "imports": IMPORTS}
+    return {"rss_mb_full_stack": round(peak, 1), "rss_mb_imports_floor": round(floor_mb, 1), "rss_mb_portaudio_floor": round(pa_floor_mb, 1), "rss_mb_portaudio_released_floor": round(released_mb, 1), "agent_turns": turns, "seconds": seconds, "daemon_cpu_s": round(cpu.user + cpu.system, 1), "imports": IMPORTS}
 
 
-def bench_devices(tmp: Path, clears: int, seconds: float, mic_pcm: bytes, visitor_pcm: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(barge_in_ms, full stack memory) on one throw-away PulseAudio, stopped at the end."""
-    pulse = PulseServer(tmp / "pulse").start()
+@contextmanager
+def pulse_server(root: Path) -> Iterator[PulseServer]:
+    """A throw-away PulseAudio for the block, stopped at the end."""
+    pulse = PulseServer(root).start()
     try:
-        barge = bench_barge_in(tmp / "barge", pulse, clears, mic_pcm)
-        # the same with the canceller in the capture path (the speaker also feeds its ring); a
-        # silent room, so that the simulator's own barge-in (full duplex: it hears the looped
-        # speech) cannot clear a reply before it is queued, which stalled one run here
-        barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, bytes(len(mic_pcm)), echo_cancel=True)
-        return barge, bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)
+        yield pulse
     finally:
         pulse.kill()
+
+
+def bench_devices(tmp: Path, clears: int, seconds: float, visitor_pcm: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(barge_in_ms, full stack memory) on one throw-away PulseAudio."""
+    with pulse_server(tmp / "pulse") as pulse:
+        barge = bench_barge_in(tmp / "barge", pulse, clears)
+        # the same with the canceller in the capture path (the speaker also feeds its ring)
+        barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, echo_cancel=True)
+        return barge, bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)

@@ -33,7 +33,8 @@ def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, war
     tmp.mkdir(parents=True, exist_ok=True)
     audio: dict[str, Any] = {"earcons": earcons} if backlog_ms is None else {"earcons": earcons, "backlog_ms": backlog_ms}
     mic = VisitorMic()
-    k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}), source=mic)
+    unlimited = {"start_burst": 1000, "starts_per_minute": 600.0}  # presses back to back, by design
+    k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}, session=unlimited), source=mic)
     out: dict[str, list[float]] = {"speech": [], "gate": [], "lost": []}
     first: list[float] = []
     opened: list[float] = []

@@ -299,12 +299,54 @@ def _bench_daemon(tmp: Path, seconds: float, compression: bool, period_ms: int, 
 
 
 # ----------------------------------------------------------------------------- report
+def _part_firstwords(tmp: Path, quick: bool) -> dict[str, Any]:
+    speech = _pcm("quiet")[2 * int(firstwords.SPEECH_S[0] * 16000) : 2 * int(firstwords.SPEECH_S[1] * 16000)]
+    to_speech, lost = firstwords.bench_first_words(tmp / "f", speech, 8 if quick else 30)
+    return {"press_to_speech_ms": to_speech, "first_words_lost_ms": lost}
+
+
+def _part_barge(tmp: Path, quick: bool) -> dict[str, Any]:
+    with device.pulse_server(tmp / "pulse") as pulse:
+        return {"barge_in_ms": device.bench_barge_in(tmp / "barge", pulse, 10 if quick else 40)}
+
+
+def _part_memory(tmp: Path, quick: bool) -> dict[str, Any]:
+    with device.pulse_server(tmp / "pulse") as pulse:
+        return {"full_stack": device.bench_full_stack(tmp / "full", pulse, _pcm("quiet") + _pcm("noisy"), 15 if quick else 40)}
+
+
+def _part_daemon(tmp: Path, quick: bool) -> dict[str, Any]:
+    return {"daemon": bench_daemon(tmp / "d", 15 if quick else 60)}
+
+
+PARTS = {"firstwords": _part_firstwords, "barge": _part_barge, "memory": _part_memory, "daemon": _part_daemon}
+"""The parts `--only` runs alone (what a change to one of them is measured with)."""
+
+
+def run_parts(parts: list[str], quick: bool, json_path: str | None) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="edge-agent-bench-"))
+    result: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_average_1m": {"start": round(os.getloadavg()[0], 2)}}
+    for name in [n for n in PARTS if n in parts]:  # in the full run's order (barge-in leaves PulseAudio's environment set)
+        print(f"{name} ...", file=sys.stderr)
+        result.update(PARTS[name](tmp, quick))
+    result["load_average_1m"]["end"] = round(os.getloadavg()[0], 2)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if json_path:
+        Path(json_path).write_text(text)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="also write the figures here (full runs are always saved in bench/results/)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and a 15 s CPU window (a smoke run; not saved, README untouched)")
     ap.add_argument("--gate", action="store_true", help="only the gate: recordings, room matrix, process cost (not saved)")
+    ap.add_argument("--only", choices=sorted(PARTS), action="append", help="only this part (repeatable; not saved, README untouched): measure one change without the gate's long room matrix")
     args = ap.parse_args()
+    if args.only:
+        return run_parts(args.only, args.quick, args.json)
     tmp = Path(tempfile.mkdtemp(prefix="edge-agent-bench-"))
     load_before = os.getloadavg()
     print("gate ...", file=sys.stderr)
@@ -323,7 +365,7 @@ def main() -> int:
     print("press -> stream ...", file=sys.stderr)
     press = bench_press(tmp / "p", 20 if args.quick else 60)
     print("barge-in on a clocked device, full-stack memory ...", file=sys.stderr)
-    barge, full = device.bench_devices(tmp / "dev", 10 if args.quick else 40, 15 if args.quick else 40, _pcm("quiet")[: 32000 * 20], _pcm("quiet") + _pcm("noisy"))
+    barge, full = device.bench_devices(tmp / "dev", 10 if args.quick else 40, 15 if args.quick else 40, _pcm("quiet") + _pcm("noisy"))
     print("capture -> wire ...", file=sys.stderr)
     wire = bench_wire(tmp / "w", 60, 300 if args.quick else 1000)
     wire_30 = bench_wire(tmp / "w-30", 30, 300 if args.quick else 1000)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.alsascan import release_scan
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
 from edge_agent.audio.quiet import quiet_native_stderr
 from edge_agent.audio.resample import Resampler, to_channels, to_mono
@@ -37,9 +38,12 @@ def _pyaudio() -> Any:
 
 
 def _new_pa(pyaudio: Any) -> Any:
-    """PortAudio initialised without its backends' chatter on stderr (see audio/quiet.py)."""
+    """PortAudio initialised without its backends' chatter on stderr (see audio/quiet.py), and
+    without keeping the ALSA plugins its device scan loaded (see audio/alsascan.py)."""
     with quiet_native_stderr():
-        return pyaudio.PyAudio()
+        pa = pyaudio.PyAudio()
+    release_scan()
+    return pa
 
 
 def _terminate(pa: Any) -> None:

@@ -1,0 +1,75 @@
+"""PortAudio's ALSA device scan loads every PCM plugin the ALSA configuration defines; the kiosk
+keeps none of them it does not play through (audio/alsascan.py), and its devices still work.
+
+In a fresh process each (what a process has loaded is global): the ALSA configuration is a HOME
+whose .asoundrc has the tests' `file` devices as `default` and one more PCM whose plugin lives in
+a shared library of libasound2-plugins (`upmix`), as Debian's own configuration has `a52`, `jack`...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+PROBE = r"""
+import asyncio, json
+import pyaudio
+from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource, list_devices
+
+def plugins():
+    with open("/proc/self/maps") as maps:
+        return sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps if "libasound_module_pcm_" in line})
+
+pa = pyaudio.PyAudio()  # the scan as PortAudio does it, kept as long as PortAudio runs
+scanned = plugins()
+pa.terminate()
+devices = [d["name"] for d in list_devices()]  # `edge-agent devices` (it opens every device)
+
+async def main():
+    got = []
+    loop = asyncio.get_running_loop()
+    source = PyAudioSource("default", 30, max_queued_frames=200_000)
+    source.start(loop, lambda frame, at: got.append(frame))
+    sink = PyAudioSink("default", 20)
+    sink.start(loop, lambda: None)
+    sink.buffer.write(bytes(range(1, 256)) * 40)
+    while len(got) < 20 or sink.buffer.queued_bytes:
+        await asyncio.sleep(0.01)
+    loaded = plugins()
+    source.stop()
+    sink.stop()
+    return {"scanned": scanned, "loaded": loaded, "frames": got, "devices": devices}
+
+out = asyncio.run(main())
+out["mic"] = b"".join(out.pop("frames")[:20]).hex()
+print(json.dumps(out))
+"""
+
+
+def test_the_device_scan_leaves_no_unused_alsa_plugin_loaded(tmp_path: Path) -> None:
+    mic = bytes(range(256)) * 250  # 2 s
+    (tmp_path / "mic.raw").write_bytes(mic)
+    (tmp_path / ".asoundrc").write_text(
+        f"""
+pcm.!default {{ type asym capture.pcm "fakemic" playback.pcm "fakespk" }}
+pcm.fakemic {{ type file slave.pcm "nullsrc" file "/dev/null" infile "{tmp_path / "mic.raw"}" format "raw" }}
+pcm.nullsrc {{ type null }}
+pcm.fakespk {{ type file slave.pcm "null" file "{tmp_path / "speaker.raw"}" format "raw" }}
+pcm.kiosk_upmix {{ type upmix slave.pcm "null" }}
+"""
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "JACK_NO_START_SERVER": "1"}
+    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert "libasound_module_pcm_upmix.so" in out["scanned"], f"the scan loaded no plugin (is libasound2-plugins installed?): {out['scanned']}"
+    assert out["loaded"] == [], "plugins only the scan used are still loaded"
+    # the devices work as before: capture bit exact, playback written, the list complete
+    assert bytes.fromhex(out["mic"]) == mic[: 20 * 960]
+    assert bytes(range(1, 256)) * 40 in (tmp_path / "speaker.raw").read_bytes()
+    assert {"default", "fakemic", "fakespk", "kiosk_upmix"} <= set(out["devices"])
