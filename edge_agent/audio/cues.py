@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, BlockFFT, NoiseFloor
+from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 
 
 class CueClassifier(BlockClassifier):
@@ -73,6 +74,9 @@ class CueClassifier(BlockClassifier):
         rise_db: float = 2.0,
         bang_rise_db: float = 10.0,
         floor_window_s: float = 3.0,
+        speech_model: SpeechModel | None = None,
+        open_p: float = 0.5,
+        hold_p: float = 0.2,
     ) -> None:
         super().__init__()
         n = ANALYSIS_SAMPLES
@@ -120,13 +124,23 @@ class CueClassifier(BlockClassifier):
         self._quiet_blocks = 0
         self._frame = 0
         self._voiced_at = -1000
+        self._pitch: tuple[float, int] | None = None
+        self.likeness = SpeechLikeness(speech_model, self._lag_lo)
+        """The learned speech-likeness (speechlike.py); a veto on SPEECH when it has a model."""
+        self.open_p = open_p
+        self.hold_p = hold_p
 
     def _voiced(self, spec: np.ndarray) -> float:
         """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
-        mag = self._mag
-        mag[self._lo : self._hi] = np.abs(spec)
-        r = np.fft.irfft(mag)
-        return float((r[self._lag_lo : self._lag_hi] * self._lag_gain).max() / (r[0] + 1e-9))
+        return self._pitch_of(spec)[0]
+
+    def _pitch_of(self, spec: np.ndarray) -> tuple[float, int]:
+        """Voicing peak and its lag (from the shortest pitch lag), once per block."""
+        if self._pitch is None:
+            mag = self._mag
+            mag[self._lo : self._hi] = np.abs(spec)
+            self._pitch = pitch_of(np.fft.irfft(mag), self._lag_gain, self._lag_lo, self._lag_hi)
+        return self._pitch
 
     def _voiced_recently(self, spec: np.ndarray) -> bool:
         """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
@@ -193,6 +207,7 @@ class CueClassifier(BlockClassifier):
         excess = self._shape_excess(bands)
         self._track_bang(band_db)
         level = NOISE
+        self._pitch = None
         if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
             pass
         elif excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
@@ -205,6 +220,20 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
                 level = SPEECH
+        likeness = self.likeness
+        p = likeness.update(
+            self._pitch_of(spec) if level != NOISE else None,
+            band_db,
+            flux,
+            excess,
+            band_db - floor,
+            band_db - self.ambient_db,
+            self.visitor_db - band_db if self.visitor_db > -math.inf else None,
+            band_db <= self._bang_db,
+            sum(bands[:4]) - sum(bands[4:]),
+        )
+        if level == SPEECH and likeness.model is not None and p < (self.hold_p if self.gate_open else self.open_p):
+            level = WEAK
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1
