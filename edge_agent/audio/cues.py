@@ -38,6 +38,11 @@ class CueClassifier(BlockClassifier):
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
 
+    - busy rooms (`vad.engine = "learned"` only): where SPEECH has filled more than `busy_share` of
+      the last ~6 s (music, a TV, a crowd), a SPEECH block must also look like the visitor to the
+      learned speech-likeness (speechlike.py): probability `open_p` to open, `hold_p` to hold;
+      otherwise it is WEAK.
+
     SPEECH opens and holds the gate; WEAK (speech-ish shape, or 6 dB over the noise floor) only
     slows the hang-over, so consonants and short pauses do not close it. `aggressiveness` 0..3
     moves the shape and voicing thresholds. The first 0.5 s only learns the room.
@@ -60,6 +65,7 @@ class CueClassifier(BlockClassifier):
     ONSET_QUIET_BLOCKS = 3
     """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
     level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
+    BUSY_RATE = 0.005
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
 
@@ -76,7 +82,9 @@ class CueClassifier(BlockClassifier):
         floor_window_s: float = 3.0,
         speech_model: SpeechModel | None = None,
         open_p: float = 0.5,
-        hold_p: float = 0.2,
+        hold_p: float = 0.3,
+        busy_share: float = 0.5,
+        features: bool = False,
     ) -> None:
         super().__init__()
         n = ANALYSIS_SAMPLES
@@ -125,9 +133,13 @@ class CueClassifier(BlockClassifier):
         self._frame = 0
         self._voiced_at = -1000
         self._pitch: tuple[float, int] | None = None
-        self.likeness = SpeechLikeness(speech_model, self._lag_lo)
-        """The learned speech-likeness (speechlike.py); a veto on SPEECH when it has a model."""
+        self.likeness = SpeechLikeness(speech_model, self._lag_lo) if speech_model is not None or features else None
+        """The learned speech-likeness (speechlike.py): its features with `features`, and a veto on
+        SPEECH in a busy room when it has a model (`vad.engine = "learned"`)."""
         self.open_p = open_p
+        self.busy = 0.0
+        """Share of the recent blocks (~6 s) the cues found speech-like: a room of music, a TV, a crowd."""
+        self.busy_share = busy_share
         self.hold_p = hold_p
 
     def _voiced(self, spec: np.ndarray) -> float:
@@ -184,6 +196,24 @@ class CueClassifier(BlockClassifier):
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
 
+    def _weigh_likeness(self, likeness: SpeechLikeness, level: int, spec: np.ndarray, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
+        """Feeds the speech-likeness its block; in a busy room, SPEECH it finds unlike the visitor becomes WEAK."""
+        likeness.update(
+            self._pitch_of(spec) if level != NOISE else None,
+            band_db,
+            flux,
+            excess,
+            band_db - floor,
+            band_db - self.ambient_db,
+            self.visitor_db - band_db if self.visitor_db > -math.inf else None,
+            band_db <= self._bang_db,
+            sum(bands[:4]) - sum(bands[4:]),
+        )
+        self.busy += self.BUSY_RATE * (float(level == SPEECH) - self.busy)
+        if level == SPEECH and likeness.model is not None and self.busy >= self.busy_share and likeness.speech_probability() < (self.hold_p if self.gate_open else self.open_p):
+            return WEAK
+        return level
+
     def _analyse(self, frame: bytes) -> int:
         spec = self._fft(np.multiply(np.frombuffer(frame, dtype=np.int16), self._window))[self._lo : self._hi]
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
@@ -220,20 +250,8 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
                 level = SPEECH
-        likeness = self.likeness
-        p = likeness.update(
-            self._pitch_of(spec) if level != NOISE else None,
-            band_db,
-            flux,
-            excess,
-            band_db - floor,
-            band_db - self.ambient_db,
-            self.visitor_db - band_db if self.visitor_db > -math.inf else None,
-            band_db <= self._bang_db,
-            sum(bands[:4]) - sum(bands[4:]),
-        )
-        if level == SPEECH and likeness.model is not None and p < (self.hold_p if self.gate_open else self.open_p):
-            level = WEAK
+        if self.likeness is not None:
+            level = self._weigh_likeness(self.likeness, level, spec, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1

@@ -5,7 +5,7 @@ a crowd or a door's rattle from the visitor: all are louder than the room and sh
 noise. What tells them apart is how the sound moves: speech is voiced in short runs whose pitch
 glides and whose level swings at the syllable rate (2-8 Hz); music holds steady pitches, a crowd
 of overlapping talkers swings little, a bang has no pitch and only decays. The features below
-follow those, per 30 ms block, with running means over ~0.3 s; a logistic regression over them
+follow those, per 30 ms block, with running means over ~0.3 s; a tiny MLP over them
 (weights in speechlike.json, trained by devtools/train_speechlike.py on the tuning rooms only)
 says how likely the block is the visitor's speech. CueClassifier uses it as a veto on opening
 and on holding the gate (`vad.engine = "cues"`, `vad.speech_model`).
@@ -54,29 +54,39 @@ GLIDE_LOG_LAG = 0.12
 
 
 class SpeechModel:
-    """Logistic regression weights: `mean`/`scale` standardise the features, `weights`/`bias` score them."""
+    """A tiny MLP (FEATURES -> `hidden` tanh units -> logit); `mean`/`scale` standardise the features."""
 
-    def __init__(self, mean: list[float], scale: list[float], weights: list[float], bias: float) -> None:
-        if not (len(mean) == len(scale) == len(weights) == len(FEATURES)):
-            raise AudioError(f"speech model: {len(weights)} weights for {len(FEATURES)} features")
-        # fold the standardisation into the weights once: one dot product per block
-        self.weights = [w / s for w, s in zip(weights, scale)]
-        self.bias = bias - sum(w * m for w, m in zip(self.weights, mean))
-        self.raw = {"mean": list(mean), "scale": list(scale), "weights": list(weights), "bias": bias}
+    def __init__(self, mean: list[float], scale: list[float], hidden_w: list[list[float]], hidden_b: list[float], out_w: list[float], out_b: float) -> None:
+        w1 = np.asarray(hidden_w, dtype=np.float64)
+        if w1.ndim != 2 or w1.shape[0] != len(FEATURES) or not (len(mean) == len(scale) == len(FEATURES)) or not (w1.shape[1] == len(hidden_b) == len(out_w)):
+            raise AudioError(f"speech model: weights of shape {w1.shape} do not fit {len(FEATURES)} features")
+        self.raw = {"mean": list(mean), "scale": list(scale), "hidden_w": w1.tolist(), "hidden_b": list(hidden_b), "out_w": list(out_w), "out_b": out_b}
+        # fold the standardisation into the first layer once: two small products per block
+        scale_a = np.asarray(scale, dtype=np.float64)
+        self._w1 = w1 / scale_a[:, None]
+        self._b1 = np.asarray(hidden_b, dtype=np.float64) - (np.asarray(mean) / scale_a) @ w1
+        self._w2 = np.asarray(out_w, dtype=np.float64)
+        self._b2 = float(out_b)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> SpeechModel:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls([float(v) for v in data["mean"]], [float(v) for v in data["scale"]], [float(v) for v in data["weights"]], float(data["bias"]))
+            return cls(data["mean"], data["scale"], data["hidden_w"], data["hidden_b"], data["out_w"], float(data["out_b"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AudioError(f"cannot load the speech model {path}: {exc}") from None
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"features": list(FEATURES), **self.raw}, indent=1) + "\n", encoding="utf-8")
+        path.write_text(json.dumps({"features": list(FEATURES), **self.raw}) + "\n", encoding="utf-8")
 
-    def logit(self, features: list[float]) -> float:
-        return self.bias + sum(w * f for w, f in zip(self.weights, features))
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """Logits of many blocks at once (rows of FEATURES)."""
+        out: np.ndarray = np.tanh(features @ self._w1 + self._b1) @ self._w2 + self._b2
+        return out
+
+    def probability(self, features: list[float]) -> float:
+        z = float(np.tanh(np.dot(features, self._w1) + self._b1).dot(self._w2)) + self._b2
+        return 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
 
 
 class SpeechLikeness:
@@ -99,7 +109,7 @@ class SpeechLikeness:
         self.features: list[float] = [0.0] * len(FEATURES)
         self.probability = 0.0
 
-    def update(self, pitch: tuple[float, int] | None, band_db: float, flux: float, excess: float, over_floor_db: float, over_room_db: float, under_visitor_db: float | None, in_bang: bool, tilt: float) -> float:
+    def update(self, pitch: tuple[float, int] | None, band_db: float, flux: float, excess: float, over_floor_db: float, over_room_db: float, under_visitor_db: float | None, in_bang: bool, tilt: float) -> None:
         """One block: `pitch` (voicing peak, lag) where the cues found the block speech-like, else None."""
         rate = MEAN_RATE
         if not self._started:
@@ -142,9 +152,10 @@ class SpeechLikeness:
         f[12] = float(in_bang)
         f[13] = min(max(tilt, -20.0), 20.0)
         f[14] = self._candidate
-        if self.model is not None:
-            z = self.model.logit(f)
-            self.probability = 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
+
+    def speech_probability(self) -> float:
+        """The model's probability that the latest block is the visitor's speech (asked only when needed)."""
+        self.probability = self.model.probability(self.features) if self.model is not None else 0.0
         return self.probability
 
 
