@@ -88,7 +88,8 @@ def test_music_leaks_less() -> None:
     pcm, labels = room("music", 10.0)
     plain = score(gate_file_intervals(VadGate(GATE, 30, CueClassifier(2)), pcm), labels)
     learned = score(gate_file_intervals(VadGate(GATE, 30, CueClassifier(2, speech_model=SpeechModel.load())), pcm), labels)
-    assert learned.idle_share < plain.idle_share - 0.1, (plain, learned)
+    assert learned.idle_share < plain.idle_share - 0.05, (plain, learned)
+    assert learned.speech_recall >= plain.speech_recall - 0.001 and learned.onset_ok == plain.onset_ok, (plain, learned)
 
 
 def test_training_reproduces_the_shipped_model() -> None:

@@ -81,9 +81,9 @@ class CueClassifier(BlockClassifier):
         bang_rise_db: float = 10.0,
         floor_window_s: float = 3.0,
         speech_model: SpeechModel | None = None,
-        open_p: float = 0.5,
-        hold_p: float = 0.3,
-        busy_share: float = 0.5,
+        open_p: float = 0.3,
+        hold_p: float = 0.5,
+        busy_share: float = 0.65,
         features: bool = False,
     ) -> None:
         super().__init__()

@@ -109,7 +109,9 @@ class SpeechLikeness:
         self.features: list[float] = [0.0] * len(FEATURES)
         self.probability = 0.0
 
-    def update(self, pitch: tuple[float, int] | None, band_db: float, flux: float, excess: float, over_floor_db: float, over_room_db: float, under_visitor_db: float | None, in_bang: bool, tilt: float) -> None:
+    def update(
+        self, pitch: tuple[float, int] | None, band_db: float, flux: float, excess: float, over_floor_db: float, over_room_db: float, under_visitor_db: float | None, in_bang: bool, tilt: float
+    ) -> None:
         """One block: `pitch` (voicing peak, lag) where the cues found the block speech-like, else None."""
         rate = MEAN_RATE
         if not self._started:
