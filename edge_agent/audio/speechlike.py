@@ -7,11 +7,13 @@ glides and whose level swings at the syllable rate (2-8 Hz); music holds steady 
 of overlapping talkers swings little, a bang has no pitch and only decays. The features below
 follow those, per 30 ms block, with running means over ~0.3 s; a tiny MLP over them
 (weights in speechlike.json, trained by devtools/train_speechlike.py on the tuning rooms only)
-says how likely the block is the visitor's speech. CueClassifier uses it as a veto on opening
-and on holding the gate (`vad.engine = "cues"`, `vad.speech_model`).
+says how likely the block is the visitor's speech. CueClassifier uses it, in busy rooms only, as
+a veto on opening and on holding the gate (`vad.engine = "learned"`, not the default: README's
+gate section has its matrix; it gains idle only in music so far).
 
-Cost: the pitch part (one inverse FFT) runs only on blocks the cues already find speech-like;
-other blocks only decay the running means.
+Cost: the pitch part (one inverse FFT) runs only on blocks the cues already find speech-like, the
+model only on SPEECH blocks of a busy room; other blocks only move the running means (~12 µs a
+block in all, which takes the whole `edge-agent gate` process under 1 000x real time).
 """
 
 from __future__ import annotations

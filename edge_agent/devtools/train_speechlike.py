@@ -2,13 +2,12 @@
 
     python -m edge_agent.devtools.train_speechlike [--out edge_agent/audio/speechlike.json]
 
-Runs the default gate (CueClassifier without a model) over every tuning room of devtools/rooms.py
-(seeds 1-3 only; the held-out rooms are never seen), takes the features of every block the cues
+Runs the default gate (CueClassifier without a model) over the tuning rooms of devtools/rooms.py
+where the model acts (BUSY_KINDS: music, TV, crowd; seeds 1-3 only, the held-out rooms are never seen), takes the features of every block the cues
 find speech-like, labels it speech (inside the visitor's labelled speech) or idle (the strict idle
-of the gate's score: more than 0.5 s before or 1.0 s after any speech), and fits a logistic
+of the gate's score: more than 0.5 s before or 1.0 s after any speech), and fits a tiny
 MLP (16 tanh units) by full-batch Adam from a seeded start (each room kind weighted alike, speech
-against idle balanced within it). Only the rooms the model acts in are used (BUSY_KINDS). The
-same rooms and seed give the same weights.
+against idle balanced within it). The same rooms and seed give the same weights.
 """
 
 from __future__ import annotations
