@@ -66,6 +66,7 @@ class CueClassifier(BlockClassifier):
     """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
     level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
     BUSY_RATE = 0.005
+    """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
 
@@ -138,7 +139,7 @@ class CueClassifier(BlockClassifier):
         SPEECH in a busy room when it has a model (`vad.engine = "learned"`)."""
         self.open_p = open_p
         self.busy = 0.0
-        """Share of the recent blocks (~6 s) the cues found speech-like: a room of music, a TV, a crowd."""
+        """Share of the recent blocks (~6 s) the cues called SPEECH: high in a room of music, a TV, a crowd."""
         self.busy_share = busy_share
         self.hold_p = hold_p
 
