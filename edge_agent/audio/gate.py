@@ -153,6 +153,11 @@ def make_classifier(settings: VadSettings) -> FrameClassifier:
         from edge_agent.audio.cues import CueClassifier
 
         return CueClassifier(settings.aggressiveness)
+    if settings.engine == "learned":
+        from edge_agent.audio.cues import CueClassifier
+        from edge_agent.audio.speechlike import SpeechModel
+
+        return CueClassifier(settings.aggressiveness, speech_model=SpeechModel.load())
     return EdgeClassifier(settings.aggressiveness)
 
 

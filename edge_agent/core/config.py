@@ -224,7 +224,7 @@ class VadSettings:
     @classmethod
     def read(cls, s: Section) -> VadSettings:
         return cls(
-            engine=s.choice("engine", "cues", ("cues", "edge", "webrtcvad", "silero")),
+            engine=s.choice("engine", "cues", ("cues", "learned", "edge", "webrtcvad", "silero")),
             aggressiveness=s.integer("aggressiveness", 2, 0, 3),
             preroll_ms=s.integer("preroll_ms", 500, 0, 2000),
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
