@@ -277,3 +277,30 @@ def test_a_visitor_answering_the_ready_earcon_at_once_keeps_their_first_words() 
     # earcon, as a word may start under it, but not to the press earcon 1.2 s before)
     assert sent and spans[0][1] < sent[0][0] < speech[0][0] - 0.2, sent  # the first word with its lead
     assert got.speech_recall >= 0.98, (got, sent)
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["echo_cancel-off", "echo_cancel-on"])
+def test_an_earcon_does_not_raise_the_gates_bar_but_the_agents_voice_does(enabled: bool) -> None:
+    """The gate's `far_end` (more speech needed to open) follows the agent's voice only: an earcon
+    the daemon told of is handed to the gate as the kiosk's own sound already, and raising the bar
+    on it as well held a visitor talking from the press back by ~240 ms (press -> speech)."""
+    canceller = EchoCanceller(make_backend(enabled))
+    beep = Earcons(True, 0.3).get("ready")
+    silence = bytes(960)
+    t = 50.0
+    canceller.ring.write(bytes(2 * SR), t - 1.0)
+    canceller.ring.write(beep, t)
+    canceller.play_cue(t, t + len(beep) / 2 / SR)
+    far, agent = [], []
+    at = t
+    while at < t + len(beep) / 2 / SR + 1.0:
+        at += 0.03
+        canceller.process(silence, at)
+        far.append(canceller.far_active)
+        agent.append(canceller.agent_audible)
+    assert any(far) and not any(agent)  # the speaker played: only the earcon
+    canceller.ring.write(AGENT[: 2 * SR], at + 0.01)
+    for _ in range(20):
+        at += 0.03
+        canceller.process(silence, at)
+    assert canceller.agent_audible

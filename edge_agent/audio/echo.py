@@ -271,6 +271,13 @@ class EchoCanceller:
         self.residual_echo = self.far_active and 10.0 * math.log10(e_mic / e_out) >= RESIDUAL_CANCELLED_DB and out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB
 
     @property
+    def agent_audible(self) -> bool:
+        """The agent's voice (not an earcon the daemon told of) played within the room's hold: the
+        gate's `far_end`. Earcons need no raised bar: their frames are handed to the gate as the
+        kiosk's own sound already (see `play_cue`, and the daemon's earcon window)."""
+        return self._agent_quiet_blocks < self._hold_blocks
+
+    @property
     def holding(self) -> bool:
         """The canceller has not converged yet and the far end played within `holding_tail_ms`:
         what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so

@@ -146,8 +146,8 @@ class Kiosk:
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
         frame = self.echo.process(frame, captured_at)
-        if self.echo.far_active != self._far_was_active:  # the gate hears the speaker's echo
-            self._far_was_active = self.echo.far_active
+        if self.echo.agent_audible != self._far_was_active:  # the gate hears the agent's echo
+            self._far_was_active = self.echo.agent_audible
             self.gate.far_end(self._far_was_active)
         # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
         # open the gate (an open gate is the visitor talking)
