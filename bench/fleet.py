@@ -35,9 +35,11 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from steps import wait_until  # noqa: E402
 
 from edge_agent.core import config  # noqa: E402
 from edge_agent.core.store import SessionStore  # noqa: E402
@@ -271,10 +273,10 @@ def traffic(port: int, root: Path, idle_s: float) -> dict[str, Any]:
             cmd.connect("127.0.0.1", port)
             cmd.loop_start()
             cmd.publish(f"{PREFIX}/measured/cmd", json.dumps({"action": "press", "slot": slot_key(424242)}), 1).wait_for_publish(5)
-            _wait(lambda: k.state == c.LISTENING, 10)
+            wait_until(lambda: k.state == c.LISTENING, 10, 0.02)
             time.sleep(2.0)
             cmd.publish(f"{PREFIX}/measured/cmd", json.dumps({"action": "end"}), 1).wait_for_publish(5)
-            _wait(lambda: k.state == c.IDLE, 10)
+            wait_until(lambda: k.state == c.IDLE, 10, 0.02)
             time.sleep(1.0)
             conv = proxy.total - before - idle_h * (time.monotonic() - t1) / 3600.0
             pointers = [(t, p) for t, p, _, _ in obs.messages[mark:] if t.endswith(slot_key(424242))]
@@ -283,14 +285,6 @@ def traffic(port: int, root: Path, idle_s: float) -> dict[str, Any]:
         obs.close()
     fanout = sum(len(t) + len(p) + 6 for t, p in pointers)  # PUBLISH QoS 1: header, topic length, packet id
     return {"idle_bytes_per_hour": round(idle_h), "idle_window_s": idle_s, "conversation_bytes": round(conv), "pointer_messages": len(pointers), "fanout_bytes_per_follower": fanout}
-
-
-def _wait(pred: Any, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > end:
-            raise RuntimeError("timed out")
-        time.sleep(0.02)
 
 
 # ----------------------------------------------------------------------------- main
@@ -339,7 +333,7 @@ def propagation(port: int, root: Path, sessions: int, interval_s: float, tag: st
             a.loop.loop.call_soon_threadsafe(store)
             time.sleep(interval_s)
         with contextlib.suppress(RuntimeError):
-            _wait(lambda: len(filed_at) >= sessions, 120)
+            wait_until(lambda: len(filed_at) >= sessions, 120, 0.02)
         unsent = a.share.counts["unsent"]
     finally:
         a.close()

@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 
-def wait_until(pred: Any, timeout_s: float) -> None:
-    """Polls `pred` every millisecond (figures are in ms); a step that never comes fails the run."""
+def wait_until(pred: Any, timeout_s: float, poll_s: float = 0.0005) -> None:
+    """Polls `pred` every `poll_s` (half a millisecond by default: figures are in ms); a step that
+    never comes fails the run."""
     end = time.monotonic() + timeout_s
     while not pred():
         if time.monotonic() > end:
             raise TimeoutError("benchmark step timed out")
-        time.sleep(0.0005)
+        time.sleep(poll_s)
 
 
 def pct(values: list[float], q: float) -> float:
