@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from steps import pct, wait_until
+from steps import UNLIMITED_STARTS, pct, wait_until
 
 from edge_agent.core import conversation as c
 from edge_agent.devtools.faultproxy import FaultProxyThread
@@ -33,8 +33,7 @@ def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, war
     tmp.mkdir(parents=True, exist_ok=True)
     audio: dict[str, Any] = {"earcons": earcons} if backlog_ms is None else {"earcons": earcons, "backlog_ms": backlog_ms}
     mic = VisitorMic()
-    unlimited = {"start_burst": 1000, "starts_per_minute": 600.0}  # presses back to back, by design
-    k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}, session=unlimited), source=mic)
+    k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}, session=UNLIMITED_STARTS), source=mic)
     out: dict[str, list[float]] = {"speech": [], "gate": [], "lost": []}
     first: list[float] = []
     opened: list[float] = []

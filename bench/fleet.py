@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 import paho.mqtt.client as mqtt  # noqa: E402
+import steps  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from steps import wait_until  # noqa: E402
 
@@ -54,8 +55,7 @@ BROKER_CONF = "max_queued_messages 0\nmax_inflight_messages 0\n"
 
 
 def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 3) if s else float("nan")
+    return steps.pct(values, q, 3)
 
 
 def slot_key(i: int) -> str:

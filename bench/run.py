@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import device  # noqa: E402
 import firstwords  # noqa: E402
 import table  # noqa: E402
-from steps import pct, wait_until  # noqa: E402
+from steps import UNLIMITED_STARTS, pct, wait_until  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
@@ -190,8 +190,7 @@ def _presses(tmp: Path, url: str, presses: int, warm: bool) -> dict[str, list[fl
     standby socket is connected (a kiosk idles between visitors)."""
     ready: list[float] = []
     first: list[float] = []
-    unlimited = {"start_burst": 1000, "starts_per_minute": 600.0}  # presses back to back, by design
-    with _kiosk(tmp, url, audio={"earcons": False}, agent={"warm_link": warm}, session=unlimited) as k:
+    with _kiosk(tmp, url, audio={"earcons": False}, agent={"warm_link": warm}, session=UNLIMITED_STARTS) as k:
         for _ in range(presses):
             if warm:
                 wait_until(lambda: k.kiosk.standby.ready, 5)

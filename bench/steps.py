@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+UNLIMITED_STARTS = {"start_burst": 1000, "starts_per_minute": 600.0}
+"""`[session]` for benchmarks that press back to back by design (the start rate limit would refuse them)."""
+
 
 def wait_until(pred: Any, timeout_s: float, poll_s: float = 0.0005) -> None:
     """Polls `pred` every `poll_s` (half a millisecond by default: figures are in ms); a step that
@@ -16,7 +19,7 @@ def wait_until(pred: Any, timeout_s: float, poll_s: float = 0.0005) -> None:
         time.sleep(poll_s)
 
 
-def pct(values: list[float], q: float) -> float:
-    """The `q`th percentile (nearest rank), 2 decimals; NaN for no values."""
+def pct(values: list[float], q: float, digits: int = 2) -> float:
+    """The `q`th percentile (nearest rank), rounded to `digits` decimals; NaN for no values."""
     s = sorted(values)
-    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], 2) if s else float("nan")
+    return round(s[min(len(s) - 1, int(q / 100 * len(s)))], digits) if s else float("nan")

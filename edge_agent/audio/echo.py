@@ -234,32 +234,34 @@ class EchoCanceller:
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
         blocks = ref.reshape(-1, BLOCK).astype(np.float32)
         loud = np.einsum("ij,ij->i", blocks, blocks) > FAR_RMS * FAR_RMS * BLOCK
-        for is_loud in loud.tolist():
-            self._quiet_blocks = 0 if is_loud else self._quiet_blocks + 1
+        loud_blocks = int(np.count_nonzero(loud))
+        # blocks since the reference was last loud: those after this frame's last loud block
+        self._quiet_blocks = len(loud) - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + len(loud)
         self.far_active = self._quiet_blocks < self._hold_blocks
         self.residual_echo = False
         cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
-        self._agent_quiet_blocks = self._quiet_blocks if loud.any() and not cue else self._agent_quiet_blocks + len(loud)
+        self._agent_quiet_blocks = self._quiet_blocks if loud_blocks and not cue else self._agent_quiet_blocks + len(loud)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()
             return frame
         if cue:
             self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
             return frame
-        self._remember(mic, ref, int(loud.sum()))
+        self._remember(mic, ref, loud_blocks)
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
         for i in range(0, n, BLOCK):
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
-        self._loud_blocks += int(loud.sum())
+        self._loud_blocks += loud_blocks
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
-        self._judge_residual(mic, out, bool(loud.any()))
+        self._judge_residual(mic, out, loud_blocks > 0)
         return out.astype("<i2", copy=False).tobytes()
 
     def _judge_residual(self, mic: np.ndarray, out: np.ndarray, loud: bool) -> None:
         """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""
-        e_mic = float(np.dot(mic.astype(np.float32), mic.astype(np.float32))) + 1.0
-        e_out = float(np.dot(out.astype(np.float32), out.astype(np.float32))) + 1.0
+        m, o = mic.astype(np.float32), out.astype(np.float32)
+        e_mic = float(np.dot(m, m)) + 1.0
+        e_out = float(np.dot(o, o)) + 1.0
         if loud:
             self._since_estimate[0] += e_mic
             self._since_estimate[1] += e_out

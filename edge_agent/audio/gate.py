@@ -171,10 +171,9 @@ class VadGate:
         self.classifier = classifier or make_classifier(settings)
         self._preroll_frames = max(1, settings.preroll_ms // frame_ms)
         self._far_extra = max(1, round(FAR_END_EXTRA_MS / frame_ms))
-        self._preroll: deque[bytes] = deque()
-        self._preroll_cue: deque[bool] = deque()
-        """Per pre-roll frame: an earcon was playing. Those frames do not use up the pre-roll, so a
-        word said under a cue (at the press, at onready) is still there when the gate opens."""
+        self._preroll: deque[tuple[bytes, bool]] = deque()
+        """(frame, an earcon was playing in it). Cue frames do not use up the pre-roll, so a word
+        said under a cue (at the press, at onready) is still there when the gate opens."""
         self._preroll_cues = 0
         self._lookback_extra = LOOKBACK_EXTRA_MS // frame_ms if hasattr(self.classifier, "onset_blocks") else 0
         self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra
@@ -253,12 +252,10 @@ class VadGate:
                 self.debt += len(burst) - 1
                 self.frames_sent += len(burst)
                 return burst
-        self._preroll.append(frame)
-        self._preroll_cue.append(cue)
+        self._preroll.append((frame, cue))
         self._preroll_cues += cue
         while len(self._preroll) - self._preroll_cues > self._preroll_kept or len(self._preroll) > self._preroll_max:
-            self._preroll.popleft()
-            self._preroll_cues -= self._preroll_cue.popleft()
+            self._preroll_cues -= self._preroll.popleft()[1]
         self.frames_gated += 1
         if self.debt > 0:
             self.debt -= 1
@@ -272,18 +269,16 @@ class VadGate:
         if self._lookback_extra:  # the sound began before the pre-roll (a weak first syllable decided late): reach back to it
             began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
             keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
-        frames = list(self._preroll)
-        cues = list(self._preroll_cue)
-        plain = len(frames) - self._preroll_cues
+        held = list(self._preroll)
+        plain = len(held) - self._preroll_cues
         start = 0
         while plain > keep:
-            plain -= not cues[start]
+            plain -= not held[start][1]
             start += 1
-        return frames[start:]
+        return [frame for frame, _ in held[start:]]
 
     def _forget_preroll(self) -> None:
         self._preroll.clear()
-        self._preroll_cue.clear()
         self._preroll_cues = 0
 
 

@@ -81,7 +81,7 @@ class Kiosk:
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
-        self._far_was_active = False
+        self._agent_was_audible = False
         self.echo_hold = EchoHold()
         self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
@@ -146,9 +146,9 @@ class Kiosk:
         if captured_at - self._ticked_at >= TICK_S:
             self._tick()
         frame = self.echo.process(frame, captured_at)
-        if self.echo.agent_audible != self._far_was_active:  # the gate hears the agent's echo
-            self._far_was_active = self.echo.agent_audible
-            self.gate.far_end(self._far_was_active)
+        if self.echo.agent_audible != self._agent_was_audible:  # the gate hears the agent's echo
+            self._agent_was_audible = self.echo.agent_audible
+            self.gate.far_end(self._agent_was_audible)
         # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
         # open the gate (an open gate is the visitor talking)
         earcon = self._earcon_from < captured_at and captured_at - self.gate.frame_ms / 1000.0 < self._earcon_until
