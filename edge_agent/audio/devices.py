@@ -86,6 +86,9 @@ class PlaybackBuffer:
         self.tap: Callable[[bytes, float], None] | None = None
         """The sink calls it (on its own thread) with each block it hands to the speaker and the
         time.monotonic() its first sample is heard: the echo canceller's reference."""
+        self.tap_cut: Callable[[float], None] | None = None
+        """The sink calls it (on its own thread) when the device dropped what it held: nothing
+        handed to the speaker is heard after this time.monotonic() (the reference ends there)."""
 
     @property
     def queued_bytes(self) -> int:
@@ -122,6 +125,19 @@ class PlaybackBuffer:
                 self.paused = True
             elif command == "unpause":
                 self.paused = False
+
+    def requeue(self, pcm: bytes) -> None:
+        """Puts audio the device took but never played back at the front of the queue (a paused
+        speaker whose own buffer was dropped plays it after the unpause)."""
+        if not pcm:
+            return
+        with self._lock:
+            if self._offset:
+                self._chunks[0] = self._chunks[0][self._offset :]
+                self._offset = 0
+            self._chunks.appendleft(pcm)
+            self._queued += len(pcm)
+            self.played_bytes -= len(pcm)
 
     def read(self, nbytes: int) -> tuple[bytes, bool]:
         """Up to `nbytes` of audio padded with silence; the flag says it drained just now."""

@@ -181,9 +181,13 @@ class PyAudioSource:
 
 
 class PyAudioSink:
-    """A speaker fed from a PlaybackBuffer; a small device buffer keeps `clear` fast."""
+    """A speaker fed from a PlaybackBuffer. On `clear` and `pause` it also drops what the output
+    device already holds (see `DeviceDrop`), so the visitor stops hearing the agent at once and
+    not a device buffer later."""
 
-    def __init__(self, spec: str, buffer_ms: int) -> None:
+    def __init__(self, spec: str, buffer_ms: int, drop_device: bool = True) -> None:
+        """`drop_device`: abort and restart the stream on clear/pause (False: only stop feeding
+        it, and what the device holds still plays; the benchmark's baseline)."""
         self.spec = spec
         self.buffer_ms = buffer_ms
         self.buffer = PlaybackBuffer()
@@ -192,26 +196,36 @@ class PyAudioSink:
         self.callback_errors = 0
         self.callbacks = 0
         """Device callbacks so far; each one hands the device `buffer_ms` of audio."""
+        self.device_underflows = 0
+        """Callbacks PortAudio flagged as output underflow (the device ran dry before them)."""
         self.clear_took_effect_at: int | None = None
         """Index of the callback that first played silence after the latest clear."""
         self.audio_leaves_at: float | None = None
         """time.monotonic() at which the newest agent sample handed to the device leaves it (from
-        PortAudio's DAC time, so the device's own buffer is included); the barge-in benchmark."""
+        PortAudio's DAC time, so the device's own buffer is included; cut to the moment the device
+        dropped its buffer when it did); the barge-in benchmark."""
         self._rate = SAMPLE_RATE_HZ
         self._pa: Any = None
         self._stream: Any = None
+        self._handed: deque[tuple[bytes, float]] = deque()
+        """Recent blocks read from the buffer and when their first sample is heard (a paused
+        speaker's dropped device buffer goes back to the queue from these)."""
+        self.drop = DeviceDrop(self) if drop_device else None
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
         self._pa = _new_pa(pyaudio)
         info = find_device(self._pa, self.spec, want_input=False)
         self._loop, self._on_drained = loop, on_drained
-        self._continue = pyaudio.paContinue
+        self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
         self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
         self._rate = rate
         self._latency_s = float(self._stream.get_output_latency())
         self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
         self._stream.start_stream()
+        if self.drop is not None:
+            self.drop.start(self._stream)
+            self.buffer.before_change = self.drop.request
 
     def _dac_delay(self, time_info: Any) -> float:
         """Seconds from this callback until its first sample leaves the DAC: PortAudio's own
@@ -226,6 +240,10 @@ class PyAudioSink:
         try:
             index = self.callbacks
             self.callbacks += 1
+            if status & self._underflow:
+                self.device_underflows += 1
+            if self.drop is not None and self.drop.pending:  # the device is about to be emptied:
+                return bytes(frame_count * 2 * self._channels), self._continue  # take nothing it would drop
             if self.buffer.cleared_at != self._cleared_seen:  # clear: drop converted leftovers too
                 self._cleared_seen = self.buffer.cleared_at
                 self._fifo = self._fifo[:0]
@@ -234,16 +252,22 @@ class PyAudioSink:
             played = self.buffer.played_bytes
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
             tap = self.buffer.tap
-            heard_at = time.monotonic() + self._dac_delay(time_info) if tap is not None else 0.0
+            heard_at = time.monotonic() + self._dac_delay(time_info)
             while len(self._fifo) < frame_count:
+                before = self.buffer.played_bytes
                 pcm, d = self.buffer.read(step)
+                at = heard_at + len(self._fifo) / self._rate
                 if tap is not None:  # the echo canceller's reference: what is heard, and when
-                    tap(pcm, heard_at + len(self._fifo) / self._rate)
+                    tap(pcm, at)
+                if self.drop is not None and self.buffer.played_bytes != before:
+                    self._handed.append((pcm[: self.buffer.played_bytes - before], at))
                 drained = drained or d
                 self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
             if self.buffer.played_bytes != played:  # agent audio (or an earcon) in this period
-                self.audio_leaves_at = time.monotonic() + self._dac_delay(time_info) + frame_count / self._rate
+                self.audio_leaves_at = heard_at + frame_count / self._rate
+            while self._handed and self._handed[0][1] < heard_at - 1.0:  # heard long ago
+                self._handed.popleft()
             if drained:
                 self._loop.call_soon_threadsafe(self._on_drained)
             return to_channels(out, self._channels).astype("<i2").tobytes(), self._continue
@@ -251,9 +275,99 @@ class PyAudioSink:
             self.callback_errors += 1
             return bytes(frame_count * 2 * self._channels), self._continue
 
+    def dropped(self, at: float) -> bytes:
+        """Called by `DeviceDrop` while the stream is stopped (no callback runs): nothing handed to
+        the device is heard after `at`. Settles the bookkeeping and returns the agent audio that
+        was handed over but not heard (16 kHz), oldest first."""
+        if self.audio_leaves_at is not None and self.audio_leaves_at > at:
+            self.audio_leaves_at = at
+        unheard = b"".join(pcm[max(0, round((at - heard) * SAMPLE_RATE_HZ)) * 2 :] for pcm, heard in self._handed)
+        self._handed.clear()
+        self._fifo = self._fifo[:0]
+        return unheard
+
     def stop(self) -> None:
+        if self.drop is not None:
+            self.buffer.before_change = None
+            self.drop.stop()
         _close(self._stream, self._pa)
         self._stream = self._pa = None
+
+
+class DeviceDrop:
+    """Empties the output device on `clear` and `pause`: aborts the PortAudio stream (ALSA
+    snd_pcm_drop; through ALSA's pulse plugin the server's stream is corked and flushed) and
+    starts it again, on a thread of its own: never on the event loop, never in the callback.
+
+    From the request until the restart the callback hands the device silence and takes nothing
+    from the buffer, so audio queued after a clear (an earcon) is not dropped with the rest. A
+    paused speaker gets back what the device held, so the unpause resumes where it was heard.
+    """
+
+    def __init__(self, sink: PyAudioSink) -> None:
+        self.sink = sink
+        self.drops = 0
+        """Times the device was emptied."""
+        self.failures = 0
+        self._requested = 0
+        self._served = 0
+        self._cleared = False
+        """A clear among the pending requests: what the device held is not worth keeping."""
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._stream: Any = None
+
+    @property
+    def pending(self) -> bool:
+        return self._requested != self._served
+
+    def start(self, stream: Any) -> None:
+        self._stream = stream
+        self._thread = threading.Thread(target=self._run, name="speaker-drop", daemon=True)
+        self._thread.start()
+
+    def request(self, what: str) -> None:
+        """PlaybackBuffer.before_change: runs on the caller's thread before the change."""
+        if what in ("clear", "pause"):
+            with self._wake:
+                self._requested += 1
+                self._cleared = self._cleared or what == "clear"
+                self._wake.notify()
+
+    def _run(self) -> None:
+        import pyaudio._portaudio as pa
+
+        while True:
+            with self._wake:
+                while not self.pending and not self._closing:
+                    self._wake.wait()
+                if self._closing:
+                    return
+                target, cleared, self._cleared = self._requested, self._cleared, False
+            try:
+                pa.abort_stream(self._stream._stream)
+                at = time.monotonic()
+                unheard = self.sink.dropped(at)
+                if not cleared:  # a pause: the unpause plays what the device did not
+                    self.sink.buffer.requeue(unheard)
+                cut = self.sink.buffer.tap_cut
+                if cut is not None:
+                    cut(at)
+                pa.start_stream(self._stream._stream)
+                self.drops += 1
+            except Exception:  # the stream errored or closed under us: the speaker stays as it was
+                self.failures += 1
+                log.warning("could not empty the speaker's device buffer", exc_info=True)
+            finally:
+                self._served = target
+
+    def stop(self) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(5)
 
 
 def _close(stream: Any, pa: Any) -> None:

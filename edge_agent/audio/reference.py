@@ -63,6 +63,16 @@ class ReferenceRing:
             self._put(x)
             self._end_at += n / SAMPLE_RATE_HZ
 
+    def cut(self, at: float) -> None:
+        """The speaker dropped what it held: what was to be heard from time.monotonic() `at` on
+        never was. The timeline ends there, so the next block lands where it is really heard."""
+        with self._lock:
+            if self._end_at is None or at >= self._end_at:
+                return
+            unheard = min(self._end, round((self._end_at - at) * SAMPLE_RATE_HZ))
+            self._end -= unheard
+            self._end_at -= unheard / SAMPLE_RATE_HZ
+
     def _put(self, x: np.ndarray) -> None:
         x = x[-self._cap :]
         start = self._end % self._cap

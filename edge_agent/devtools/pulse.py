@@ -4,7 +4,8 @@ The ALSA `file` and `null` devices are not paced; a PulseAudio null sink runs on
 and has real buffering, so what it measures includes the device buffer a kiosk's speaker has.
 Sinks: `kiosk_spk` (the speaker; its monitor hears what was played) and `room` (play a visitor
 into it; its monitor is the kiosk's microphone). PortAudio reaches them as the ALSA `pulse`
-device (libasound2-plugins) once `env` is in the environment. For the benchmarks.
+device (libasound2-plugins) once `env` is in the environment. For the benchmarks and the tests
+of what the speaker really played: `MonitorRecording` records a sink's monitor with `parec`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
+from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.errors import EdgeAgentError
 
 
@@ -60,6 +65,10 @@ class PulseServer:
         script = f'while true; do paplay --device=room "{wav}" || exit 1; done'
         return subprocess.Popen(["bash", "-c", script], env={**os.environ, **self.env}, start_new_session=True)
 
+    def record_monitor(self, sink: str = "kiosk_spk", latency_ms: int = 5) -> MonitorRecording:
+        """What `sink` plays from now on, as its monitor hears it (see MonitorRecording)."""
+        return MonitorRecording(self, sink, latency_ms)
+
     def kill(self) -> None:
         if self.pid is not None:
             try:
@@ -67,3 +76,63 @@ class PulseServer:
             except ProcessLookupError:
                 pass
             self.pid = None
+
+
+class MonitorRecording:
+    """A sink's monitor recorded with `parec` (16 kHz mono), each sample placed on time.monotonic()
+    without trusting the player's own bookkeeping.
+
+    The null sink renders on the system clock and its monitor hands each rendered block on at
+    once, so sample `i` of the recording was played at `offset + i / 16 kHz`. A chunk reaches
+    us no earlier than its last sample was played; the smallest (arrival - sample time of its
+    last sample) over all chunks is that offset, off by the quickest delivery (well under a
+    millisecond here). A small `latency_ms` keeps chunks short, so that minimum is tight; it also
+    asks the sink to render at most that far ahead of its clock (the sink plays into its monitor
+    up to a block early: the error of a sample's time, measured at about -3 ms with 5 ms).
+    """
+
+    def __init__(self, pulse: PulseServer, sink: str, latency_ms: int) -> None:
+        args = ["parec", f"--device={sink}.monitor", f"--latency-msec={latency_ms}", "--raw", "--format=s16le", f"--rate={SAMPLE_RATE_HZ}", "--channels=1"]
+        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, env={**os.environ, **pulse.env})
+        self._chunks: list[bytes] = []
+        self._samples = 0
+        self._offset = float("inf")
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name="monitor-recording", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        out = self._proc.stdout
+        assert out is not None
+        pending = b""
+        while True:
+            data = os.read(out.fileno(), 65536)
+            now = time.monotonic()
+            if not data:
+                return
+            data, pending = (pending + data), b""
+            if len(data) % 2:
+                data, pending = data[:-1], data[-1:]
+            with self._lock:
+                self._chunks.append(data)
+                self._samples += len(data) // 2
+                self._offset = min(self._offset, now - self._samples / SAMPLE_RATE_HZ)
+
+    def wait_started(self, timeout_s: float = 10.0) -> None:
+        """Until the first audio arrived (parec connects in a few ms, sometimes more)."""
+        end = time.monotonic() + timeout_s
+        while self._samples == 0:
+            if time.monotonic() > end or self._proc.poll() is not None:
+                raise EdgeAgentError("parec recorded nothing")
+            time.sleep(0.01)
+
+    def samples(self) -> tuple[np.ndarray, float]:
+        """(everything recorded so far, the time.monotonic() its first sample was played)."""
+        with self._lock:
+            pcm = np.frombuffer(b"".join(self._chunks), dtype="<i2")
+            return pcm, self._offset
+
+    def stop(self) -> None:
+        self._proc.kill()
+        self._proc.wait(5)
+        self._reader.join(5)

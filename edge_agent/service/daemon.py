@@ -81,6 +81,7 @@ class Kiosk:
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
+        self.sink.buffer.tap_cut = self.echo.ring.cut  # ... and when it dropped what it held
         self._agent_was_audible = False
         self.echo_hold = EchoHold()
         self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
