@@ -24,13 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 from steps import pct, wait_until
 
+from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import write_wav_16k_mono
 from edge_agent.core import conversation as c
 from edge_agent.devtools.mosquitto import Mosquitto
-from edge_agent.devtools.pulse import PulseServer
+from edge_agent.devtools.pulse import MonitorRecording, PulseServer
 from edge_agent.devtools.simulator import SimulatorThread
 
 IMPORTS = "asyncio, sqlite3, ssl, zlib, json, numpy, webrtcvad, websockets.asyncio.client, paho.mqtt.client, gpiozero, gpiozero.pins.mock, pyaudio, psutil"
@@ -39,50 +41,113 @@ IMPORTS = "asyncio, sqlite3, ssl, zlib, json, numpy, webrtcvad, websockets.async
 
 
 
-def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool = False) -> dict[str, Any]:
+AGENT_AUDIO = bytes(range(256)) * 125 * 8
+"""1 s of agent audio: a full-scale 125 Hz sawtooth without a zero sample (loud on the monitor)."""
+LOUD = 2000
+"""A monitor sample above this is agent audio (the null sink's silence is digital zero, and the
+resamplers' ringing after the sawtooth stops dies out far below it)."""
+
+
+def heard_until(monitor: MonitorRecording, spans: list[tuple[float, float]]) -> list[float | None]:
+    """For each span (time.monotonic() from, until), when the last loud sample in it was played,
+    by the monitor's own clock (None: none there)."""
+    pcm, first_at = monitor.samples()
+    loud = np.abs(pcm.astype(np.int32)) > LOUD
+    out: list[float | None] = []
+    for t0, t1 in spans:
+        lo = max(0, int((t0 - first_at) * SAMPLE_RATE_HZ))
+        hi = min(len(pcm), int((t1 - first_at) * SAMPLE_RATE_HZ))
+        idx = np.flatnonzero(loud[lo:hi])
+        out.append(first_at + (lo + int(idx[-1]) + 1) / SAMPLE_RATE_HZ if len(idx) else None)
+    return out
+
+
+def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool = False, drop_device: bool = True) -> dict[str, Any]:
     """The microphone is silent: a visitor's speech would make the simulator answer on its own,
     and that reply's audio, arriving after a `clear`, would be timed as if the clear had not
     stopped the speaker (the ~270 ms p95 of the first runs). Each clear interrupts the one
-    reply `say` queued, and nothing else plays."""
+    reply `say` queued, and nothing else plays.
+
+    Two figures per clear: the kiosk's (its DAC-time bookkeeping, `audio_leaves_at`) and the
+    monitor's (the sink's monitor recorded meanwhile: when the loud agent audio really ended,
+    see MonitorRecording). `drop_device=False` is the speaker that only stops feeding the device
+    (the behaviour before it dropped the device's buffer), measured on the same device."""
     from conftest import KioskThread, kiosk_settings
 
     from edge_agent.audio.pyaudio_io import PyAudioSink
 
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ.update(pulse.env)  # PortAudio (in this process) finds the pulse device through ALSA
+    monitor = pulse.record_monitor()
+    monitor.wait_started()
     runner = SimulatorThread()
     heard: list[float] = []
     handed: list[float] = []
-    with runner as sim, KioskThread(kiosk_settings(tmp, sim.url, bytes(32000 * 20), audio={"earcons": False, "duplex": "full", "output": "pulse", "echo_cancel": echo_cancel})) as k:
-        sink = k.kiosk.sink
-        assert isinstance(sink, PyAudioSink)
-        k.press()
-        wait_until(lambda: k.state == c.LISTENING, 10)
-        wait_until(lambda: sink.callbacks > 100, 20)  # the pulse stream runs (its start can stall a while)
-        loop = runner.loop
-        for _ in range(clears):
-            asyncio.run_coroutine_threadsafe(sim.say(bytes(range(256)) * 125 * 8), loop).result(5)  # 1 s of audio
-            wait_until(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
-            time.sleep(0.1)  # the speaker is playing
-            before = sink.buffer.cleared_at
-            sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
-            wait_until(lambda b=before: sink.buffer.cleared_at != b, 5)  # type: ignore[misc]
-            time.sleep(0.2)  # whatever the device still held has played by now
-            arrived = k.kiosk.stats.clear_arrived_at
-            assert arrived is not None and sink.audio_leaves_at is not None and sink.buffer.cleared_at is not None, (arrived, sink.audio_leaves_at, sink.callbacks, sink.buffer.played_bytes, sink.callback_errors)
-            heard.append((sink.audio_leaves_at - arrived) * 1000)
-            handed.append((sink.buffer.cleared_at - sent_at) * 1000)
-            time.sleep(0.1)
-        turns = sum(s.turns for s in sim.sessions)
+    arrivals: list[float] = []
+    said: list[float] = []
+    try:
+        with runner as sim:
+            settings = kiosk_settings(tmp, sim.url, bytes(32000 * 20), audio={"earcons": False, "duplex": "full", "output": "pulse", "echo_cancel": echo_cancel})
+            sink = PyAudioSink("pulse", settings.audio.playback_buffer_ms, drop_device=drop_device)
+            with KioskThread(settings, sink=sink) as k:
+                k.press()
+                wait_until(lambda: k.state == c.LISTENING, 10)
+                wait_until(lambda: sink.callbacks > 100, 20)  # the pulse stream runs (its start can stall a while)
+                loop = runner.loop
+                for _ in range(clears):
+                    said.append(time.monotonic())
+                    asyncio.run_coroutine_threadsafe(sim.say(AGENT_AUDIO), loop).result(5)
+                    wait_until(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
+                    time.sleep(0.1)  # the speaker is playing
+                    before = sink.buffer.cleared_at
+                    sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
+                    wait_until(lambda b=before: sink.buffer.cleared_at != b, 5)  # type: ignore[misc]
+                    time.sleep(0.2)  # whatever the device still held has played by now
+                    arrived = k.kiosk.stats.clear_arrived_at
+                    assert arrived is not None and sink.audio_leaves_at is not None and sink.buffer.cleared_at is not None, (arrived, sink.audio_leaves_at, sink.callbacks, sink.buffer.played_bytes, sink.callback_errors)
+                    heard.append((sink.audio_leaves_at - arrived) * 1000)
+                    handed.append((sink.buffer.cleared_at - sent_at) * 1000)
+                    arrivals.append(arrived)
+                    time.sleep(0.1)
+                turns = sum(s.turns for s in sim.sessions)
+        time.sleep(0.1)
+        ended = heard_until(monitor, list(zip(said, [*said[1:], time.monotonic()])))  # each reply until the next
+        started = heard_until_first(monitor, said)
+    finally:
+        monitor.stop()
     assert turns == 0, f"the simulator answered {turns} times: its audio would be timed as the interrupted reply's"
+    missing = sum(1 for e in ended if e is None)
+    assert not missing, f"the monitor heard no agent audio around {missing} of {clears} clears"
+    on_monitor = [(e - a) * 1000 for e, a in zip(ended, arrivals) if e is not None]
     return {
         "p50": pct(heard, 50),
         "p95": pct(heard, 95),
         "clears": clears,
-        "device": "ALSA pulse -> PulseAudio null sink (clocked), playback_buffer_ms 20",
+        "device": "ALSA pulse -> PulseAudio null sink (clocked), playback_buffer_ms 20, its monitor recorded at 5 ms latency",
+        "drop_device": drop_device,
         "handed_to_device_p50": pct(handed, 50),
         "handed_to_device_p95": pct(handed, 95),
+        "on_monitor_p50": pct(on_monitor, 50),
+        "on_monitor_p95": pct(on_monitor, 95),
+        "on_monitor_max": round(max(on_monitor), 2),
+        "reply_heard_after_p50": pct([x for x in started if x is not None], 50),
+        "reply_heard_after_max": round(max((x for x in started if x is not None), default=float("nan")), 2),
+        "device_drops": sink.drop.drops if sink.drop is not None else 0,
+        "device_underflows": sink.device_underflows,
     }
+
+
+def heard_until_first(monitor: MonitorRecording, said: list[float], within_s: float = 1.0) -> list[float | None]:
+    """For each time in `said`, ms until the monitor heard the first loud sample after it (a
+    speaker that stalls after emptying its device shows here)."""
+    pcm, first_at = monitor.samples()
+    loud = np.abs(pcm.astype(np.int32)) > LOUD
+    out: list[float | None] = []
+    for t in said:
+        lo = max(0, int((t - first_at) * SAMPLE_RATE_HZ))
+        idx = np.flatnonzero(loud[lo : lo + int(within_s * SAMPLE_RATE_HZ)])
+        out.append(round((first_at + (lo + int(idx[0])) / SAMPLE_RATE_HZ - t) * 1000, 2) if len(idx) else None)
+    return out
 
 
 def _rss_mb(pid: int) -> float:
@@ -161,7 +226,13 @@ def pulse_server(root: Path) -> Iterator[PulseServer]:
 def bench_devices(tmp: Path, clears: int, seconds: float, visitor_pcm: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(barge_in_ms, full stack memory) on one throw-away PulseAudio."""
     with pulse_server(tmp / "pulse") as pulse:
-        barge = bench_barge_in(tmp / "barge", pulse, clears)
-        # the same with the canceller in the capture path (the speaker also feeds its ring)
-        barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, echo_cancel=True)
-        return barge, bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)
+        return bench_barge(tmp, pulse, clears), bench_full_stack(tmp / "full", pulse, visitor_pcm, seconds)
+
+
+def bench_barge(tmp: Path, pulse: PulseServer, clears: int) -> dict[str, Any]:
+    """`barge_in_ms`: the kiosk as it is, then the same with the canceller in the capture path
+    (the speaker also feeds its ring), then the baseline: a speaker that keeps the device's buffer."""
+    barge = bench_barge_in(tmp / "barge", pulse, clears)
+    barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, echo_cancel=True)
+    barge["device_kept"] = bench_barge_in(tmp / "barge-kept", pulse, clears, drop_device=False)
+    return barge

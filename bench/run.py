@@ -308,7 +308,7 @@ def _part_firstwords(tmp: Path, quick: bool) -> dict[str, Any]:
 
 def _part_barge(tmp: Path, quick: bool) -> dict[str, Any]:
     with device.pulse_server(tmp / "pulse") as pulse:
-        return {"barge_in_ms": device.bench_barge_in(tmp / "barge", pulse, 10 if quick else 40)}
+        return {"barge_in_ms": device.bench_barge(tmp, pulse, 10 if quick else 40)}
 
 
 def _part_memory(tmp: Path, quick: bool) -> dict[str, Any]:

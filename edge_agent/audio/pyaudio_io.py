@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.alsascan import release_scan
+from edge_agent.audio.devicedrop import DeviceDrop
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
 from edge_agent.audio.quiet import quiet_native_stderr
 from edge_agent.audio.resample import Resampler, to_channels, to_mono
@@ -196,6 +197,8 @@ class PyAudioSink:
         self.callback_errors = 0
         self.callbacks = 0
         """Device callbacks so far; each one hands the device `buffer_ms` of audio."""
+        self.frames_out = 0
+        """Frames handed to the device (at its rate) since start: its clock, as the callbacks see it."""
         self.device_underflows = 0
         """Callbacks PortAudio flagged as output underflow (the device ran dry before them)."""
         self.clear_took_effect_at: int | None = None
@@ -210,7 +213,7 @@ class PyAudioSink:
         self._handed: deque[tuple[bytes, float]] = deque()
         """Recent blocks read from the buffer and when their first sample is heard (a paused
         speaker's dropped device buffer goes back to the queue from these)."""
-        self.drop = DeviceDrop(self) if drop_device else None
+        self.drop = DeviceDrop(self, lambda: self.frames_out / self._rate) if drop_device else None
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
@@ -224,7 +227,7 @@ class PyAudioSink:
         self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
         self._stream.start_stream()
         if self.drop is not None:
-            self.drop.start(self._stream)
+            self.drop.start(self._stream, loop)
             self.buffer.before_change = self.drop.request
 
     def _dac_delay(self, time_info: Any) -> float:
@@ -240,14 +243,19 @@ class PyAudioSink:
         try:
             index = self.callbacks
             self.callbacks += 1
+            self.frames_out += frame_count
             if status & self._underflow:
                 self.device_underflows += 1
-            if self.drop is not None and self.drop.pending:  # the device is about to be emptied:
-                return bytes(frame_count * 2 * self._channels), self._continue  # take nothing it would drop
             if self.buffer.cleared_at != self._cleared_seen:  # clear: drop converted leftovers too
                 self._cleared_seen = self.buffer.cleared_at
                 self._fifo = self._fifo[:0]
                 self.clear_took_effect_at = index
+            drop = self.drop
+            if drop is not None:
+                if drop.check_at is not None:
+                    drop.check_pace(self.frames_out / self._rate)
+                if drop.pending:  # the device is about to be emptied: take nothing it would drop
+                    return bytes(frame_count * 2 * self._channels), self._continue
             drained = False
             played = self.buffer.played_bytes
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
@@ -292,82 +300,6 @@ class PyAudioSink:
             self.drop.stop()
         _close(self._stream, self._pa)
         self._stream = self._pa = None
-
-
-class DeviceDrop:
-    """Empties the output device on `clear` and `pause`: aborts the PortAudio stream (ALSA
-    snd_pcm_drop; through ALSA's pulse plugin the server's stream is corked and flushed) and
-    starts it again, on a thread of its own: never on the event loop, never in the callback.
-
-    From the request until the restart the callback hands the device silence and takes nothing
-    from the buffer, so audio queued after a clear (an earcon) is not dropped with the rest. A
-    paused speaker gets back what the device held, so the unpause resumes where it was heard.
-    """
-
-    def __init__(self, sink: PyAudioSink) -> None:
-        self.sink = sink
-        self.drops = 0
-        """Times the device was emptied."""
-        self.failures = 0
-        self._requested = 0
-        self._served = 0
-        self._cleared = False
-        """A clear among the pending requests: what the device held is not worth keeping."""
-        self._wake = threading.Condition()
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._stream: Any = None
-
-    @property
-    def pending(self) -> bool:
-        return self._requested != self._served
-
-    def start(self, stream: Any) -> None:
-        self._stream = stream
-        self._thread = threading.Thread(target=self._run, name="speaker-drop", daemon=True)
-        self._thread.start()
-
-    def request(self, what: str) -> None:
-        """PlaybackBuffer.before_change: runs on the caller's thread before the change."""
-        if what in ("clear", "pause"):
-            with self._wake:
-                self._requested += 1
-                self._cleared = self._cleared or what == "clear"
-                self._wake.notify()
-
-    def _run(self) -> None:
-        import pyaudio._portaudio as pa
-
-        while True:
-            with self._wake:
-                while not self.pending and not self._closing:
-                    self._wake.wait()
-                if self._closing:
-                    return
-                target, cleared, self._cleared = self._requested, self._cleared, False
-            try:
-                pa.abort_stream(self._stream._stream)
-                at = time.monotonic()
-                unheard = self.sink.dropped(at)
-                if not cleared:  # a pause: the unpause plays what the device did not
-                    self.sink.buffer.requeue(unheard)
-                cut = self.sink.buffer.tap_cut
-                if cut is not None:
-                    cut(at)
-                pa.start_stream(self._stream._stream)
-                self.drops += 1
-            except Exception:  # the stream errored or closed under us: the speaker stays as it was
-                self.failures += 1
-                log.warning("could not empty the speaker's device buffer", exc_info=True)
-            finally:
-                self._served = target
-
-    def stop(self) -> None:
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(5)
 
 
 def _close(stream: Any, pa: Any) -> None:

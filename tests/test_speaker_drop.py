@@ -1,0 +1,153 @@
+"""The speaker empties its output device on `clear` and `pause`: through the real stack (PyAudio,
+ALSA's pulse plugin, a throw-away PulseAudio whose null sink runs on a clock), judged on what
+the sink really played, recorded from its monitor.
+
+No wall-clock bounds: the sink is suspended while the clear happens, so the device holds agent
+audio that cannot play until it resumes. A speaker that only stops feeding the device plays that
+audio after the resume (48 ms of it here, with 20 ms periods); one that dropped it plays none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+
+import numpy as np
+import pytest
+from conftest import wait_for
+
+from edge_agent.audio.pyaudio_io import PyAudioSink
+from edge_agent.audio.reference import ReferenceRing
+from edge_agent.devtools.pulse import MonitorRecording, PulseServer
+
+SAWTOOTH = bytes(range(256)) * 125
+"""125 ms of full-scale 125 Hz sawtooth without a zero sample: the agent's voice."""
+LEVEL = 5000
+"""A steady level: an earcon, or a voice whose every sample can be counted on the monitor."""
+
+pytestmark = pytest.mark.slow  # a PulseAudio stream takes up to 2 s to start
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    server = PulseServer(tmp_path_factory.mktemp("pulse")).start()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)  # PortAudio (in this process) finds the pulse device through ALSA
+    try:
+        yield server
+    finally:
+        server.kill()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _level(n_ms: int) -> bytes:
+    return np.full(16 * n_ms, LEVEL, dtype="<i2").tobytes()
+
+
+def _agent_ms(pcm: np.ndarray) -> int:
+    """Milliseconds of sawtooth in a monitor recording (8 ms periods peaking near full scale)."""
+    w = len(pcm) // 128 * 128
+    return 8 * int((np.abs(pcm[:w].astype(np.int32)).reshape(-1, 128).max(axis=1) > 20000).sum())
+
+
+def _level_ms(pcm: np.ndarray) -> float:
+    return float((np.abs(pcm.astype(np.int32) - LEVEL) < 300).sum()) / 16
+
+
+def _play(pulse: PulseServer, sink: PyAudioSink, body: Callable[[PyAudioSink, MonitorRecording], Awaitable[None]]) -> None:
+    monitor = pulse.record_monitor()
+    try:
+        monitor.wait_started()
+
+        async def main() -> None:
+            sink.start(asyncio.get_running_loop(), lambda: None)
+            try:
+                await asyncio.to_thread(wait_for, lambda: sink.callbacks > 60, 15, "the pulse stream to run")
+                await body(sink, monitor)
+            finally:
+                sink.stop()
+
+        asyncio.run(main())
+    finally:
+        monitor.stop()
+
+
+def _clear_while_suspended(pulse: PulseServer, sink: PyAudioSink) -> tuple[np.ndarray, np.ndarray]:
+    """Agent audio plays, the sink is suspended (the device holds what it was handed), `clear` and
+    an earcon come, the sink resumes. (what the monitor heard before the clear, and after it)."""
+    heard: list[np.ndarray] = []
+
+    async def body(sink: PyAudioSink, monitor: MonitorRecording) -> None:
+        sink.buffer.write(SAWTOOTH * 24)  # 3 s
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 16000, 5, "the agent to be playing")
+        assert pulse.pactl("suspend-sink", "kiosk_spk", "1").returncode == 0
+        await asyncio.sleep(0.3)  # the monitor has everything played before the suspension
+        before = monitor.samples()[0]
+        sink.buffer.control("clear")
+        sink.buffer.write(_level(300))  # the earcon that follows, as at the end of a conversation
+        await asyncio.sleep(0.3)
+        assert pulse.pactl("suspend-sink", "kiosk_spk", "0").returncode == 0
+        await asyncio.sleep(1.0)
+        heard.extend((before, monitor.samples()[0][len(before) :]))
+
+    _play(pulse, sink, body)
+    return heard[0], heard[1]
+
+
+def test_clear_drops_what_the_device_holds_and_the_earcon_after_it_plays_whole(pulse: PulseServer) -> None:
+    sink = PyAudioSink("pulse", 20)
+    before, after = _clear_while_suspended(pulse, sink)
+    assert _agent_ms(before) > 200  # the agent was heard up to the suspension
+    assert _agent_ms(after) == 0, f"{_agent_ms(after)} ms of the agent played after the clear"
+    assert abs(_level_ms(after) - 300) <= 2, _level_ms(after)  # the earcon queued after the clear, whole
+    assert sink.drop is not None and sink.drop.drops == 1 and sink.drop.failures == 0 and sink.callback_errors == 0
+
+
+def test_a_speaker_that_keeps_its_device_buffer_plays_the_agent_on_after_the_clear(pulse: PulseServer) -> None:
+    """The same without dropping (the behaviour before): the check above would fail on it."""
+    _, after = _clear_while_suspended(pulse, PyAudioSink("pulse", 20, drop_device=False))
+    assert _agent_ms(after) >= 16, _agent_ms(after)
+
+
+def test_pause_drops_the_device_buffer_and_the_unpause_plays_every_sample(pulse: PulseServer) -> None:
+    """What the device held at the pause goes back to the queue: nothing lost, nothing twice."""
+    sink = PyAudioSink("pulse", 20)
+    heard: list[np.ndarray] = []
+
+    async def body(sink: PyAudioSink, monitor: MonitorRecording) -> None:
+        start = len(monitor.samples()[0])
+        sink.buffer.write(_level(1000))
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 8000, 5, "the agent to be playing")
+        sink.buffer.control("pause")
+        await asyncio.sleep(0.3)
+        paused = monitor.samples()[0]
+        sink.buffer.control("unpause")
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.queued_bytes == 0, 5, "the rest to play")
+        await asyncio.sleep(0.5)
+        heard.extend((paused[start:], monitor.samples()[0][start:]))
+
+    _play(pulse, sink, body)
+    at_pause, total = heard
+    assert _level_ms(at_pause) < 600  # the pause did hold the rest back
+    assert abs(_level_ms(total) - 1000) <= 2, _level_ms(total)
+    assert sink.drop is not None and sink.drop.drops == 1
+
+
+def test_the_echo_reference_ends_where_the_device_stopped() -> None:
+    """After a cut, the next block lands where it is heard, not after the audio that never played."""
+    ring = ReferenceRing()
+    block = np.full(1600, 1000, dtype="<i2").tobytes()  # 100 ms
+    ring.write(block, 10.0)
+    ring.cut(10.05)  # the device dropped its last 50 ms
+    ring.write(np.full(160, 2000, dtype="<i2").tobytes(), 10.06)
+    start = ring.index_at(10.0)
+    assert start is not None
+    heard = ring.read(round(start), 1760)
+    assert (heard[:800] == 1000).all()  # played until the cut
+    assert (heard[800:960] == 0).all()  # silence between the cut and the next block
+    assert (heard[960:1120] == 2000).all()  # the next block, when it is heard
