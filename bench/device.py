@@ -62,7 +62,7 @@ def heard_until(monitor: MonitorRecording, spans: list[tuple[float, float]]) -> 
     return out
 
 
-def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool = False, drop_device: bool = True) -> dict[str, Any]:
+def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool = False, drop_device: bool = True, monitor_on: bool = True) -> dict[str, Any]:
     """The microphone is silent: a visitor's speech would make the simulator answer on its own,
     and that reply's audio, arriving after a `clear`, would be timed as if the clear had not
     stopped the speaker (the ~270 ms p95 of the first runs). Each clear interrupts the one
@@ -71,20 +71,27 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
     Two figures per clear: the kiosk's (its DAC-time bookkeeping, `audio_leaves_at`) and the
     monitor's (the sink's monitor recorded meanwhile: when the loud agent audio really ended,
     see MonitorRecording). `drop_device=False` is the speaker that only stops feeding the device
-    (the behaviour before it dropped the device's buffer), measured on the same device."""
+    (the behaviour before it dropped the device's buffer), measured on the same device.
+
+    The recording is a second client of the null sink asking for 5 ms latency, which holds the
+    sink's own latency there. `monitor_on=False` runs the kiosk alone on the sink (no cross-check):
+    there a restarted stream can stall until the sink's render-ahead (up to 2 s) has played, and
+    the speaker's pace check turns the drop off (`bad_restarts`, `dropping_at_end`)."""
     from conftest import KioskThread, kiosk_settings
 
     from edge_agent.audio.pyaudio_io import PyAudioSink
 
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ.update(pulse.env)  # PortAudio (in this process) finds the pulse device through ALSA
-    monitor = pulse.record_monitor()
-    monitor.wait_started()
+    monitor = pulse.record_monitor() if monitor_on else None
+    if monitor is not None:
+        monitor.wait_started()
     runner = SimulatorThread()
     heard: list[float] = []
     handed: list[float] = []
     arrivals: list[float] = []
     said: list[float] = []
+    unplayed = 0
     try:
         with runner as sim:
             settings = kiosk_settings(tmp, sim.url, bytes(32000 * 20), audio={"earcons": False, "duplex": "full", "output": "pulse", "echo_cancel": echo_cancel})
@@ -96,9 +103,11 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
                 loop = runner.loop
                 for _ in range(clears):
                     said.append(time.monotonic())
+                    played = sink.buffer.played_bytes
                     asyncio.run_coroutine_threadsafe(sim.say(AGENT_AUDIO), loop).result(5)
                     wait_until(lambda: k.kiosk.sink.buffer.queued_bytes > 16000, 5)
                     time.sleep(0.1)  # the speaker is playing
+                    unplayed += sink.buffer.played_bytes == played  # ... or it is stalled
                     before = sink.buffer.cleared_at
                     sent_at = asyncio.run_coroutine_threadsafe(sim.control("clear"), loop).result(5)
                     wait_until(lambda b=before: sink.buffer.cleared_at != b, 5)  # type: ignore[misc]
@@ -111,15 +120,14 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
                     time.sleep(0.1)
                 turns = sum(s.turns for s in sim.sessions)
         time.sleep(0.1)
-        ended = heard_until(monitor, list(zip(said, [*said[1:], time.monotonic()])))  # each reply until the next
-        started = heard_until_first(monitor, said)
+        if monitor is not None:
+            ended = heard_until(monitor, list(zip(said, [*said[1:], time.monotonic()])))  # each reply until the next
+            started = heard_until_first(monitor, said)
     finally:
-        monitor.stop()
+        if monitor is not None:
+            monitor.stop()
     assert turns == 0, f"the simulator answered {turns} times: its audio would be timed as the interrupted reply's"
-    missing = sum(1 for e in ended if e is None)
-    assert not missing, f"the monitor heard no agent audio around {missing} of {clears} clears"
-    on_monitor = [(e - a) * 1000 for e, a in zip(ended, arrivals) if e is not None]
-    return {
+    out = {
         "p50": pct(heard, 50),
         "p95": pct(heard, 95),
         "clears": clears,
@@ -127,14 +135,27 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
         "drop_device": drop_device,
         "handed_to_device_p50": pct(handed, 50),
         "handed_to_device_p95": pct(handed, 95),
+        "device_drops": sink.drop.drops if sink.drop is not None else 0,
+        "bad_restarts": sink.drop.bad_restarts if sink.drop is not None else 0,
+        "dropping_at_end": sink.drop is not None and sink.drop.enabled,
+        "device_underflows": sink.device_underflows,
+        "replies_not_playing_at_clear": unplayed,
+    }
+    if monitor is None:
+        out["device"] = "ALSA pulse -> PulseAudio null sink (clocked), playback_buffer_ms 20, the kiosk its only client"
+        return out
+    missing = sum(1 for e in ended if e is None)
+    assert not missing, f"the monitor heard no agent audio around {missing} of {clears} clears"
+    on_monitor = [(e - a) * 1000 for e, a in zip(ended, arrivals) if e is not None]
+    heard_reply = [x for x in started if x is not None]
+    out |= {
         "on_monitor_p50": pct(on_monitor, 50),
         "on_monitor_p95": pct(on_monitor, 95),
         "on_monitor_max": round(max(on_monitor), 2),
-        "reply_heard_after_p50": pct([x for x in started if x is not None], 50),
-        "reply_heard_after_max": round(max((x for x in started if x is not None), default=float("nan")), 2),
-        "device_drops": sink.drop.drops if sink.drop is not None else 0,
-        "device_underflows": sink.device_underflows,
+        "reply_heard_after_p50": pct(heard_reply, 50),
+        "reply_heard_after_max": round(max(heard_reply), 2) if heard_reply else None,
     }
+    return out
 
 
 def heard_until_first(monitor: MonitorRecording, said: list[float], within_s: float = 1.0) -> list[float | None]:
@@ -231,8 +252,10 @@ def bench_devices(tmp: Path, clears: int, seconds: float, visitor_pcm: bytes) ->
 
 def bench_barge(tmp: Path, pulse: PulseServer, clears: int) -> dict[str, Any]:
     """`barge_in_ms`: the kiosk as it is, then the same with the canceller in the capture path
-    (the speaker also feeds its ring), then the baseline: a speaker that keeps the device's buffer."""
+    (the speaker also feeds its ring), the baseline (a speaker that keeps the device's buffer),
+    and the kiosk alone on the sink (no monitor recording)."""
     barge = bench_barge_in(tmp / "barge", pulse, clears)
     barge["echo_cancel"] = bench_barge_in(tmp / "barge-aec", pulse, clears, echo_cancel=True)
     barge["device_kept"] = bench_barge_in(tmp / "barge-kept", pulse, clears, drop_device=False)
+    barge["sink_alone"] = bench_barge_in(tmp / "barge-alone", pulse, clears, monitor_on=False)
     return barge

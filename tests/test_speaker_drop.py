@@ -115,7 +115,8 @@ def test_a_speaker_that_keeps_its_device_buffer_plays_the_agent_on_after_the_cle
 
 
 def test_pause_drops_the_device_buffer_and_the_unpause_plays_every_sample(pulse: PulseServer) -> None:
-    """What the device held at the pause goes back to the queue: nothing lost, nothing twice."""
+    """What the device held at the pause goes back to the queue: nothing lost, nothing twice
+    (to the accuracy of PortAudio's DAC time)."""
     sink = PyAudioSink("pulse", 20)
     heard: list[np.ndarray] = []
 
@@ -134,7 +135,8 @@ def test_pause_drops_the_device_buffer_and_the_unpause_plays_every_sample(pulse:
     _play(pulse, sink, body)
     at_pause, total = heard
     assert _level_ms(at_pause) < 600  # the pause did hold the rest back
-    assert abs(_level_ms(total) - 1000) <= 2, _level_ms(total)
+    # within the DAC time's own accuracy (a few ms); without the requeue ~45 ms go missing
+    assert abs(_level_ms(total) - 1000) <= 5, _level_ms(total)
     assert sink.drop is not None and sink.drop.drops == 1
 
 

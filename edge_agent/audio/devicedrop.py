@@ -30,6 +30,8 @@ CHECK_AFTER_S = 0.5
 """A restart's pace is checked this long after it (a stall shows at the first callback after)."""
 PACE_RANGE = (0.5, 1.5)
 """Audio handed to the device per second of wall time after a restart that counts as sound."""
+MIN_JUDGE_S = 0.2
+"""A new drop before the last restart was checked judges it then, if it is at least this old."""
 MAX_BAD_RESTARTS = 2
 
 
@@ -94,6 +96,9 @@ class DeviceDrop:
         now = time.monotonic()
         if self.check_at is None or now < self.check_at:
             return
+        self._judge(now, played_s)
+
+    def _judge(self, now: float, played_s: float) -> None:
         self.check_at = None
         at, played_then = self._restart
         pace = (played_s - played_then) / max(now - at, 1e-3)
@@ -116,6 +121,11 @@ class DeviceDrop:
                 if self._closing:
                     return
                 target, cleared, self._cleared = self._requested, self._cleared, False
+            if self.check_at is not None and time.monotonic() - self._restart[0] >= MIN_JUDGE_S:
+                self._judge(time.monotonic(), self._played_s())  # a stalled stream has no callback to do it
+            if not self.enabled:
+                self._served = target
+                continue
             try:
                 pa.abort_stream(self._stream._stream)
                 at = time.monotonic()
