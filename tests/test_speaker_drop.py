@@ -103,15 +103,19 @@ def test_clear_drops_what_the_device_holds_and_the_earcon_after_it_plays_whole(p
     sink = PyAudioSink("pulse", 20)
     before, after = _clear_while_suspended(pulse, sink)
     assert _agent_ms(before) > 200  # the agent was heard up to the suspension
-    assert _agent_ms(after) == 0, f"{_agent_ms(after)} ms of the agent played after the clear"
-    assert abs(_level_ms(after) - 300) <= 2, _level_ms(after)  # the earcon queued after the clear, whole
+    # at most the monitor's last fragment from before the suspension, which it hands on with the
+    # resume (one 8 ms window); a speaker that kept its device buffer plays 40 ms and more here
+    assert _agent_ms(after) <= 8, f"{_agent_ms(after)} ms of the agent played after the clear"
+    # the earcon queued after the clear, whole: a drop that took it too would cut a 20 ms period
+    # or more; the monitor itself may miss a block of the sink's 5 ms as the sink resumes
+    assert abs(_level_ms(after) - 300) <= 10, _level_ms(after)
     assert sink.drop is not None and sink.drop.drops == 1 and sink.drop.failures == 0 and sink.callback_errors == 0
 
 
 def test_a_speaker_that_keeps_its_device_buffer_plays_the_agent_on_after_the_clear(pulse: PulseServer) -> None:
     """The same without dropping (the behaviour before): the check above would fail on it."""
     _, after = _clear_while_suspended(pulse, PyAudioSink("pulse", 20, drop_device=False))
-    assert _agent_ms(after) >= 16, _agent_ms(after)
+    assert _agent_ms(after) >= 32, _agent_ms(after)
 
 
 def test_pause_drops_the_device_buffer_and_the_unpause_plays_every_sample(pulse: PulseServer) -> None:
