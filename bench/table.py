@@ -97,6 +97,10 @@ def _echo_cpu(r: dict[str, Any]) -> list[str]:
     b = r["barge_in_ms"].get("echo_cancel")
     if b is not None:
         lines.append(f"| barge-in as above with `audio.echo_cancel = true`, p50 / p95 | {_barge_value(b)} | `clear` sent → playback buffer emptied: {b['handed_to_device_p50']} / {b['handed_to_device_p95']} ms | p95 ≤ 30 ms | {_barge_ok(b)} |")
+    alone = r["barge_in_ms"].get("sink_alone")
+    if alone is not None:
+        state = "on" if alone["dropping_at_end"] else f"off after {alone['bad_restarts']} bad restarts"
+        lines.append(f"| barge-in as above with the kiosk the null sink's only client (no monitor recording), p50 / p95 | {alone['p50']} / {alone['p95']} ms (device drop {state}; {alone['replies_not_playing_at_clear']} replies stalled) | | | |")
     return lines
 
 
