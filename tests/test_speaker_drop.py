@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import KioskThread, kiosk_settings, wait_for
 
 from edge_agent.audio.pyaudio_io import PyAudioSink
 from edge_agent.audio.reference import ReferenceRing
 from edge_agent.devtools.pulse import MonitorRecording, PulseServer
+from edge_agent.devtools.simulator import SimulatorThread
 
 SAWTOOTH = bytes(range(256)) * 125
 """125 ms of full-scale 125 Hz sawtooth without a zero sample: the agent's voice."""
@@ -157,3 +160,34 @@ def test_the_echo_reference_ends_where_the_device_stopped() -> None:
     assert (heard[:800] == 1000).all()  # played until the cut
     assert (heard[800:960] == 0).all()  # silence between the cut and the next block
     assert (heard[960:1120] == 2000).all()  # the next block, when it is heard
+
+
+def test_the_agents_clear_through_the_daemon_stops_the_device_at_once(pulse: PulseServer, tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """The whole path: `clear` on the agent's socket → conversation → speaker → device emptied."""
+    from edge_agent.core import conversation as c
+
+    sink = PyAudioSink("pulse", 20)
+    settings = kiosk_settings(tmp_path, sim_thread.sim.url, audio={"earcons": False, "duplex": "full", "output": "pulse"})
+    monitor = pulse.record_monitor()
+    try:
+        monitor.wait_started()
+        with KioskThread(settings, sink=sink) as k:
+            k.press()
+            wait_for(lambda: k.state == c.LISTENING, 10, "the conversation")
+            wait_for(lambda: sink.callbacks > 60, 15, "the pulse stream to run")
+            asyncio.run_coroutine_threadsafe(sim_thread.sim.say(SAWTOOTH * 24), sim_thread.loop).result(5)
+            wait_for(lambda: sink.buffer.played_bytes > 16000, 5, "the agent to be playing")
+            assert pulse.pactl("suspend-sink", "kiosk_spk", "1").returncode == 0
+            time.sleep(0.3)
+            before = monitor.samples()[0]
+            asyncio.run_coroutine_threadsafe(sim_thread.sim.control("clear"), sim_thread.loop).result(5)
+            wait_for(lambda: sink.buffer.cleared_at is not None, 5, "the clear to reach the speaker")
+            time.sleep(0.3)
+            assert pulse.pactl("suspend-sink", "kiosk_spk", "0").returncode == 0
+            time.sleep(1.0)
+            after = monitor.samples()[0][len(before) :]
+    finally:
+        monitor.stop()
+    assert _agent_ms(before) > 200
+    assert _agent_ms(after) <= 8, f"{_agent_ms(after)} ms of the agent played after the clear"
+    assert sink.drop is not None and sink.drop.drops >= 1 and sink.drop.failures == 0

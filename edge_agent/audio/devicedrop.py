@@ -69,6 +69,7 @@ class DeviceDrop:
         self._cleared = False
         """A clear among the pending requests: what the device held is not worth keeping."""
         self._wake = threading.Condition()
+        self._judging = threading.Lock()
         self._closing = False
         self._thread: threading.Thread | None = None
         self._stream: Any = None
@@ -99,7 +100,10 @@ class DeviceDrop:
         self._judge(now, played_s)
 
     def _judge(self, now: float, played_s: float) -> None:
-        self.check_at = None
+        with self._judging:  # the callback and the drop thread may both come to judge
+            if self.check_at is None:
+                return
+            self.check_at = None
         at, played_then = self._restart
         pace = (played_s - played_then) / max(now - at, 1e-3)
         if PACE_RANGE[0] <= pace <= PACE_RANGE[1]:
