@@ -130,7 +130,8 @@ class DeviceDrop:
             if not self.enabled:
                 self._served = target
                 continue
-            try:
+            try:  # PyAudio's Stream has no abort: its PortAudio handle goes to the module's own call
+                # (the Stream keeps believing it runs, which it does again right after)
                 pa.abort_stream(self._stream._stream)
                 at = time.monotonic()
                 unheard = self.sink.dropped(at)
