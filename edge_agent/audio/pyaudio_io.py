@@ -52,6 +52,16 @@ def _terminate(pa: Any) -> None:
         pa.terminate()
 
 
+def _find_or_release(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
+    """`find_device`, terminating PortAudio when there is none: a PortAudio left initialised
+    keeps its device list, and every later `pyaudio.PyAudio()` in the process would see it."""
+    try:
+        return find_device(pa, spec, want_input)
+    except AudioError:
+        _terminate(pa)
+        raise
+
+
 def find_device(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
     """Device info for "default", an index, or a case-insensitive part of the device name."""
     key = "maxInputChannels" if want_input else "maxOutputChannels"
@@ -131,8 +141,8 @@ class PyAudioSource:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         pyaudio = _pyaudio()
-        self._pa = _new_pa(pyaudio)
-        info = find_device(self._pa, self.spec, want_input=True)
+        info = _find_or_release(pa := _new_pa(pyaudio), self.spec, want_input=True)
+        self._pa = pa
         self._loop, self._on_frame = loop, on_frame
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
         self._stream, rate, self._channels = _open(self._pa, info, True, self.period_ms, self._callback)
@@ -217,8 +227,8 @@ class PyAudioSink:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
-        self._pa = _new_pa(pyaudio)
-        info = find_device(self._pa, self.spec, want_input=False)
+        info = _find_or_release(pa := _new_pa(pyaudio), self.spec, want_input=False)
+        self._pa = pa
         self._loop, self._on_drained = loop, on_drained
         self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
         self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
