@@ -11,12 +11,12 @@ does not hold back yet (music, a TV, a crowd before the visitor has spoken).
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, BlockFFT, NoiseFloor
+from edge_agent.audio.bandshape import BandShape
+from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 
 
@@ -89,18 +89,11 @@ class CueClassifier(BlockClassifier):
     ) -> None:
         super().__init__()
         n = ANALYSIS_SAMPLES
-        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE_HZ)
-        edges = np.searchsorted(freqs, self.BAND_EDGES_HZ)
-        self._lo, self._hi = int(edges[0]), int(edges[-1])
-        self._edges = (edges[:-1] - edges[0]).astype(np.intp)
-        self._window = np.hanning(n)
-        self._fft = BlockFFT(n)
-        self._mag = np.zeros(len(freqs))
-        self._pair_edges = 2 * self._edges
-        self._smooth = [0.0] * len(self._edges)
-        self._prev_bands = [0.0] * len(self._edges)
+        self._shape = BandShape(self.BAND_EDGES_HZ)
+        self._mag = np.zeros(n // 2 + 1)
         # autocorrelation of the window: divides out the taper so lags compare fairly
-        wac = np.correlate(self._window, self._window, "full")[n - 1 :]
+        window = self._shape.window
+        wac = np.correlate(window, window, "full")[n - 1 :]
         self._lag_lo, self._lag_hi = int(SAMPLE_RATE_HZ / self.PITCH_HZ[1]), int(SAMPLE_RATE_HZ / self.PITCH_HZ[0])
         self._lag_gain = (wac[0] / wac[self._lag_lo : self._lag_hi]).astype(np.float32)
         self.shape_db = shape_db + 0.25 * (aggressiveness - 2)
@@ -143,21 +136,21 @@ class CueClassifier(BlockClassifier):
         self.busy_share = busy_share
         self.hold_p = hold_p
 
-    def _voiced(self, spec: np.ndarray) -> float:
+    def _voiced(self) -> float:
         """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
-        return self._pitch_of(spec)[0]
+        return self._pitch_of()[0]
 
-    def _pitch_of(self, spec: np.ndarray) -> tuple[float, int]:
+    def _pitch_of(self) -> tuple[float, int]:
         """Voicing peak and its lag (from the shortest pitch lag), once per block."""
         if self._pitch is None:
             mag = self._mag
-            mag[self._lo : self._hi] = np.abs(spec)
+            mag[self._shape.lo : self._shape.hi] = np.abs(self._shape.spectrum())
             self._pitch = pitch_of(np.fft.irfft(mag), self._lag_gain, self._lag_lo, self._lag_hi)
         return self._pitch
 
-    def _voiced_recently(self, spec: np.ndarray) -> bool:
+    def _voiced_recently(self) -> bool:
         """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
-        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced(spec) >= self.voicing:
+        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced() >= self.voicing:
             self._voiced_at = self._frame
         return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
 
@@ -197,10 +190,10 @@ class CueClassifier(BlockClassifier):
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
 
-    def _weigh_likeness(self, likeness: SpeechLikeness, level: int, spec: np.ndarray, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
+    def _weigh_likeness(self, likeness: SpeechLikeness, level: int, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
         """Feeds the speech-likeness its block; in a busy room, SPEECH it finds unlike the visitor becomes WEAK."""
         likeness.update(
-            self._pitch_of(spec) if level != NOISE else None,
+            self._pitch_of() if level != NOISE else None,
             band_db,
             flux,
             excess,
@@ -215,22 +208,13 @@ class CueClassifier(BlockClassifier):
             return WEAK
         return level
 
+    def read_ahead(self, pcm: bytes) -> None:
+        """`pcm` is what `classify` gets next, frame by frame from its start (a recording through
+        the gate): its audio-only analysis is then done in batches, same figures (BandShape)."""
+        self._shape.read_ahead(pcm)
+
     def _analyse(self, frame: bytes) -> int:
-        spec = self._fft(np.multiply(np.frombuffer(frame, dtype=np.int16), self._window))[self._lo : self._hi]
-        # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
-        # call here wakes OpenBLAS worker threads that then spin between frames
-        pairs = spec.view(np.float64)
-        band_power: list[float] = np.add.reduceat(pairs * pairs, self._pair_edges).tolist()
-        band_db = 10.0 * math.log10(sum(band_power) + 1.0)
-        # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
-        # Sub-band powers are averaged over two frames, halving the jitter of short frames.
-        log10 = math.log10
-        self._smooth = smooth = [0.5 * (a + b) for a, b in zip(self._smooth, band_power)]
-        bands = [10.0 * log10(v + 1.0) for v in smooth]
-        mean = sum(bands) / len(bands)
-        bands = [v - mean for v in bands]
-        flux = sum(map(abs, map(operator.sub, bands, self._prev_bands))) / len(bands)
-        self._prev_bands = bands
+        band_db, bands, flux = self._shape(frame)
         if self._frame == 0:
             self.ambient_db = band_db
         self.band_db = band_db
@@ -249,10 +233,10 @@ class CueClassifier(BlockClassifier):
             loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
-            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently(spec))):
+            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently())):
                 level = SPEECH
         if self.likeness is not None:
-            level = self._weigh_likeness(self.likeness, level, spec, band_db, flux, excess, floor, bands)
+            level = self._weigh_likeness(self.likeness, level, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1

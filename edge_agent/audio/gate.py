@@ -285,6 +285,9 @@ class VadGate:
 def gate_file_intervals(gate: VadGate, pcm: bytes) -> list[tuple[float, float]]:
     """Runs `gate` over a whole recording; returns the sent stretches in seconds of the input."""
     fb = gate.frame_bytes
+    read_ahead = getattr(gate.classifier, "read_ahead", None)
+    if read_ahead is not None:  # the whole recording is known: a classifier may analyse it in batches
+        read_ahead(pcm)
     out: list[tuple[float, float]] = []
     frame_s = gate.frame_ms / 1000.0
     was_open = False
