@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import device  # noqa: E402
 import firstwords  # noqa: E402
 import table  # noqa: E402
+from gate_process import bench_gate_process  # noqa: E402
 from steps import UNLIMITED_STARTS, pct, wait_until  # noqa: E402
 
 DATA = REPO / "tests" / "data"
@@ -113,21 +114,6 @@ def bench_gate_rooms(quick: bool) -> dict[str, Any]:
             cells = rooms.worst_by_cell(engine_rows)
             out[set_name][name] = {"cells": cells, "cells_met": sum(bool(c["meets"]) for c in cells.values()), "cells_total": len(cells)}
     return out
-
-
-def bench_gate_process(tmp: Path, minutes: float) -> dict[str, Any]:
-    """CPU of the whole `edge-agent gate FILE --json` process (start-up, imports, WAV read, gate) over a long recording."""
-    import resource
-
-    pcm = _pcm("noisy")
-    repeat = max(1, round(minutes * 60 * 32000 / len(pcm)))
-    wav = write_wav_16k_mono(tmp / "long.wav", pcm * repeat)
-    audio_s = len(pcm) * repeat / 32000
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "edge_agent", "gate", str(wav), "--json"], check=True, capture_output=True, cwd=REPO)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"audio_s": round(audio_s, 1), "cpu_s": round(cpu_s, 3), "x_realtime": round(audio_s / cpu_s)}
 
 
 # ----------------------------------------------------------------------------- kiosk helpers
@@ -320,7 +306,11 @@ def _part_daemon(tmp: Path, quick: bool) -> dict[str, Any]:
     return {"daemon": bench_daemon(tmp / "d", 15 if quick else 60)}
 
 
-PARTS = {"firstwords": _part_firstwords, "barge": _part_barge, "memory": _part_memory, "daemon": _part_daemon}
+def _part_gate_process(tmp: Path, quick: bool) -> dict[str, Any]:
+    return {"gate_process": bench_gate_process(tmp / "gp", _pcm("noisy"), 2 if quick else 10, 3 if quick else 7)}
+
+
+PARTS = {"gate_process": _part_gate_process, "firstwords": _part_firstwords, "barge": _part_barge, "memory": _part_memory, "daemon": _part_daemon}
 """The parts `--only` runs alone (what a change to one of them is measured with)."""
 
 
@@ -353,7 +343,7 @@ def main() -> int:
     print("gate ...", file=sys.stderr)
     gate = bench_gate(args.quick)
     gate_rooms = bench_gate_rooms(args.quick)
-    gate_process = bench_gate_process(tmp, 2 if args.quick else 10)
+    gate_process = _part_gate_process(tmp, args.quick)["gate_process"]
     if args.gate:
         result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gate": gate, "gate_rooms": gate_rooms, "gate_process": gate_process}
         print(table.render_gate(result))

@@ -12,8 +12,6 @@ import importlib.util
 import logging
 import os
 import re
-import socket
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ class DeviceSettings:
 
     @classmethod
     def read(cls, s: Section) -> DeviceSettings:
-        device_id = s.text("id", "") or socket.gethostname()
+        device_id = s.text("id", "") or os.uname().nodename  # the host name, without importing socket
         if not DEVICE_ID_RE.fullmatch(device_id):
             raise ConfigError(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
@@ -378,6 +376,8 @@ def load(path: str | Path | None) -> Settings:
     """Reads and validates the config file; no file (None) means all defaults."""
     if path is None:
         return from_dict({})
+    import tomllib  # only for a file: `edge-agent gate` without one starts lighter
+
     p = Path(path)
     try:
         raw = p.read_bytes()

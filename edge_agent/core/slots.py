@@ -13,8 +13,6 @@ to letters, digits and `_ . -`, at most 64 characters.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 
@@ -69,5 +67,8 @@ class BadgeKeyer:
         return "BadgeKeyer(secret=…)"
 
     def slot_for(self, badge_id: str) -> str:
+        import hashlib  # here, not at the top: every command imports this module through the config
+        import hmac
+
         digest = hmac.new(self._secret, badge_id.encode("utf-8"), hashlib.sha256).hexdigest()
         return BADGE_KEY_PREFIX + digest[:BADGE_KEY_HEX]

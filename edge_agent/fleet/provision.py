@@ -17,10 +17,7 @@ as long as each kiosk's broker user name is its device id.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -34,6 +31,10 @@ SALT_BYTES = 12
 
 def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
     """The password-file hash Mosquitto 2 reads: `$7$<iterations>$<base64 salt>$<base64 sha512 pbkdf2>`."""
+    import base64  # here, not at the top: the command line imports this module for every command
+    import hashlib
+    import secrets
+
     salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
     digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
@@ -99,6 +100,8 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     secret_file = out_dir / f"{name}.mqtt_password"
     if secret_file.exists() and not rotate:
         raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
+    import secrets
+
     password = secrets.token_urlsafe(24)
     hashed = mosquitto_hash(password)
     try:

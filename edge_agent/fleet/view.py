@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 import time
@@ -112,6 +111,8 @@ def password_from(args: argparse.Namespace) -> str | None:
             raise ConfigError("--password-file", f"{args.password_file} is empty")
         return text
     if args.ask_password:
+        import getpass  # here, not at the top: the command line imports this module for every command
+
         return getpass.getpass("MQTT password: ")
     if args.password is not None:
         print(f"edge-agent fleet: warning: --password is visible to every user in the process list; use --password-file, {MQTT_PASSWORD_ENV} or --ask-password", file=sys.stderr)
