@@ -11,6 +11,7 @@ does not hold back yet (music, a TV, a crowd before the visitor has spoken).
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -168,7 +169,7 @@ class CueClassifier(BlockClassifier):
     def _shape_excess(self, bands: list[float]) -> float:
         """How far the level-free band shape is from the noise's, beyond the noise's own jitter; learns the noise."""
         model = self._noise_shape or bands
-        shape_off = [b - m for b, m in zip(bands, model)]
+        shape_off: list[float] = list(map(operator.sub, bands, model))
         distance = sum(map(abs, shape_off)) / len(bands)
         excess = distance - self.noise_distance_db
         if excess < self.shape_db or self._frame < self.WARMUP_FRAMES:  # noise-shaped: learn the noise (its shape, how much it jitters)

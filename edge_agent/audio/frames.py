@@ -86,6 +86,8 @@ class NoiseFloor:
     def __init__(self, window_s: float) -> None:
         self._block_frames = max(1, int(0.25 * 1000 / ANALYSIS_MS))
         self._blocks: deque[float] = deque(maxlen=max(2, int(window_s * 1000 / ANALYSIS_MS / self._block_frames)))
+        self._blocks_min = math.inf
+        """The lowest of `_blocks`, kept as they change (once a block, not every frame)."""
         self._block_min = math.inf
         self._block_count = 0
 
@@ -96,7 +98,7 @@ class NoiseFloor:
         self._block_count += 1
         if self._block_count >= self._block_frames:
             self._blocks.append(self._block_min)
+            self._blocks_min = min(self._blocks)
             self._block_min = math.inf
             self._block_count = 0
-        floor = min(self._blocks) if self._blocks else self._block_min
-        return min(floor, self._block_min)
+        return min(self._blocks_min, self._block_min)
