@@ -16,6 +16,7 @@ the figure is start-up and how much the gate.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import shutil
@@ -42,7 +43,9 @@ def installed_product(tmp: Path) -> Path:
     py = venv / "bin" / "python"
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True).stdout.strip()
     Path(site, "edge-agent-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(src)]
+    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", str(src)]
+    if importlib.util.find_spec("setuptools") is not None:  # the build backend is here (the .pth line): no download
+        pip[-1:-1] = ["--no-build-isolation", "--no-index"]
     subprocess.run(pip, check=True, capture_output=True)
     return venv / "bin"
 

@@ -349,6 +349,7 @@ def main() -> int:
         print(table.render_gate(result))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
+        shutil.rmtree(tmp, ignore_errors=True)  # the installed command and the long recording
         return 0
     print("press -> speech, first words ...", file=sys.stderr)
     speech = _pcm("quiet")[2 * int(firstwords.SPEECH_S[0] * 16000) : 2 * int(firstwords.SPEECH_S[1] * 16000)]
