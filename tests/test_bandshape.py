@@ -13,6 +13,8 @@ from conftest import DATA, read_wav
 from edge_agent.audio.bandshape import READ_AHEAD_BLOCKS, BandShape
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.frames import ANALYSIS_SAMPLES
+from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.core.config import VadSettings
 
 BLOCK_BYTES = 2 * ANALYSIS_SAMPLES
 
@@ -58,3 +60,13 @@ def test_a_block_other_than_the_expected_one_ends_the_read_ahead() -> None:
     for block in stream:
         assert ahead(block) == live(block)
         assert np.array_equal(ahead.spectrum(), live.spectrum())
+
+
+@pytest.mark.parametrize(("engine", "frame_ms"), [("cues", 30), ("cues", 10), ("learned", 30)])
+def test_the_gate_sends_the_same_from_a_file_as_from_live_frames(monkeypatch: pytest.MonkeyPatch, engine: str, frame_ms: int) -> None:
+    pcm = read_wav(DATA / "kiosk_dev_noisy.wav")
+    settings = VadSettings(engine=engine, aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
+    read_ahead = gate_file_intervals(VadGate(settings, frame_ms), pcm)
+    monkeypatch.delattr(CueClassifier, "read_ahead")  # block by block, as the kiosk's live audio
+    assert read_ahead == gate_file_intervals(VadGate(settings, frame_ms), pcm)
+    assert len(read_ahead) > 5

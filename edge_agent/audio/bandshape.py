@@ -8,7 +8,7 @@ Live audio comes one block at a time (`__call__`). A recording run through the g
 advance (`read_ahead`): its blocks are then analysed READ_AHEAD_BLOCKS at a time, the window,
 FFT, sums of squares, averages and differences as a few numpy calls on the whole batch, about a
 third of the cost of doing them block by block. Both ways give the same figures to the bit
-(tests/test_gate.py compares them), which is why the batch is built the way it is:
+(tests/test_bandshape.py compares them), which is why the batch is built the way it is:
 - numpy transforms and reduces each row of a batch as it does a single block;
 - additions, products and differences are correctly rounded wherever they are done;
 - the sums over the 8 sub-bands and the logarithms stay Python's own `sum` and `math.log10`
