@@ -133,3 +133,38 @@ def test_words_said_while_a_dropped_link_reconnects_reach_the_continued_session(
             # while there was no link for a second, reaches the continued session in order
             assert lost_ms(SPEECH, bytes(resumed.uplink)) <= 120
             assert SPEECH[4000:] in bytes(resumed.uplink)
+
+
+def test_a_softer_visitor_after_a_loud_one_is_heard_from_their_press(tmp_path: Path) -> None:
+    """The gate used to carry the previous visitor's voice level into the next conversation: a
+    visitor 15 dB softer than the one before counted as a talker in the background until a loud
+    syllable, 20 frames into their speech here. Each press now starts a new visitor (the room
+    model is kept): the gate opens as for the first visitor of the day (6 frames in the pure gate)."""
+    import numpy as np
+
+    loud = np.clip(np.frombuffer(SPEECH, dtype="<i2").astype(np.float64) * 6.0, -32768, 32767).astype("<i2").tobytes()
+    with SimulatorThread() as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic, audio={"earcons": False}) as k:
+            gate, push = k.kiosk.gate, k.kiosk.gate.push
+            heard: list[tuple[bool, bool]] = []  # per frame: it carries speech, the gate is open after it
+
+            def watched_push(frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
+                out = push(frame, cue)
+                heard.append((frame in mic.speech_frames, gate.is_open))
+                return out
+
+            gate.push = watched_push  # type: ignore[method-assign]
+            press_and_speak(k, mic, loud)
+            k.wait_state(c.LISTENING, 10)
+            wait_for(lambda: not mic.speaking and not gate.is_open, 10, "the loud visitor done")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            start = len(heard)
+            mic.speak(SPEECH, time.monotonic())
+            k.press()
+            wait_for(lambda: not mic.speaking, 10, "the softer visitor done")
+            second = heard[start:]
+            first_speech = next(i for i, (speech, _) in enumerate(second) if speech)
+            opened = next(i for i, (_, is_open) in enumerate(second) if is_open)
+            assert opened - first_speech <= 8, f"the gate opened {opened - first_speech} frames into the speech"

@@ -217,6 +217,13 @@ class VadGate:
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
+    def new_visitor(self) -> None:
+        """A conversation starts: the classifier forgets the previous visitor (CueClassifier: their
+        voice level, which otherwise held the next, softer visitor's first syllables under it for
+        a few hundred ms); what it learned of the room (noise floor and shape) is kept."""
+        if hasattr(self.classifier, "new_visitor"):
+            self.classifier.new_visitor()
+
     def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
         """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
         microphone heard one of the kiosk's own earcons in this frame; it is not classified (a cue

@@ -201,6 +201,8 @@ class Kiosk:
             self._store(self.store.record_end, a.session_id, a.reason, now)
             if self.share is not None:
                 self.share.ended(a.session_id, now)
+        elif isinstance(a, c.NewVisitor):
+            self.gate.new_visitor()
         elif isinstance(a, c.HeldAudio):
             held = self.backlog.take()
             if a.command == "send" and self.link is not None:
