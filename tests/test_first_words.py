@@ -135,6 +135,26 @@ def test_words_said_while_a_dropped_link_reconnects_reach_the_continued_session(
             assert SPEECH[4000:] in bytes(resumed.uplink)
 
 
+def watch_gate(k: KioskThread, mic: VisitorMic) -> list[tuple[bool, bool]]:
+    """Per frame the gate is given from now on: (it carries the visitor's speech, the gate is open after it)."""
+    gate, push = k.kiosk.gate, k.kiosk.gate.push
+    heard: list[tuple[bool, bool]] = []
+
+    def watched_push(frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
+        out = push(frame, cue)
+        heard.append((frame in mic.speech_frames, gate.is_open))
+        return out
+
+    gate.push = watched_push  # type: ignore[method-assign]
+    return heard
+
+
+def frames_to_open(heard: list[tuple[bool, bool]]) -> int:
+    """Frames from the first one with speech until the gate is open (on the audio's own clock)."""
+    first_speech = next(i for i, (speech, _) in enumerate(heard) if speech)
+    return next(i for i, (_, is_open) in enumerate(heard) if is_open) - first_speech
+
+
 def test_a_softer_visitor_after_a_loud_one_is_heard_from_their_press(tmp_path: Path) -> None:
     """The gate used to carry the previous visitor's voice level into the next conversation: a
     visitor 15 dB softer than the one before counted as a talker in the background until a loud
@@ -146,25 +166,34 @@ def test_a_softer_visitor_after_a_loud_one_is_heard_from_their_press(tmp_path: P
     with SimulatorThread() as sim:
         mic = VisitorMic()
         with kiosk(tmp_path, sim.url, mic, audio={"earcons": False}) as k:
-            gate, push = k.kiosk.gate, k.kiosk.gate.push
-            heard: list[tuple[bool, bool]] = []  # per frame: it carries speech, the gate is open after it
-
-            def watched_push(frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
-                out = push(frame, cue)
-                heard.append((frame in mic.speech_frames, gate.is_open))
-                return out
-
-            gate.push = watched_push  # type: ignore[method-assign]
+            heard = watch_gate(k, mic)
             press_and_speak(k, mic, loud)
             k.wait_state(c.LISTENING, 10)
-            wait_for(lambda: not mic.speaking and not gate.is_open, 10, "the loud visitor done")
+            wait_for(lambda: not mic.speaking and not k.kiosk.gate.is_open, 10, "the loud visitor done")
             k.press()
             k.wait_state(c.IDLE, 10)
             start = len(heard)
             mic.speak(SPEECH, time.monotonic())
             k.press()
             wait_for(lambda: not mic.speaking, 10, "the softer visitor done")
-            second = heard[start:]
-            first_speech = next(i for i, (speech, _) in enumerate(second) if speech)
-            opened = next(i for i, (_, is_open) in enumerate(second) if is_open)
-            assert opened - first_speech <= 8, f"the gate opened {opened - first_speech} frames into the speech"
+            assert frames_to_open(heard[start:]) <= 8
+
+
+def test_a_visitor_talking_over_the_earcons_the_microphone_hears_is_heard_at_once(tmp_path: Path) -> None:
+    """The microphone hears the press and ready earcons (loud, at once) while the visitor talks from
+    the press: the earcons are taken out of the frames and the gate decides on the words. It used
+    to withhold every frame the earcons played in, opening only after the ready earcon (~15 frames)."""
+    with SimulatorThread() as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            heard = watch_gate(k, mic)
+            time.sleep(1.0)  # the gate learns the room
+            start = len(heard)  # the frames from here on carry the speech (the frames under the earcons cleaned)
+            mic.speak(SPEECH, time.monotonic())
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            wait_for(lambda: not mic.speaking, 10, "the visitor done")
+            opened = next(i for i, (_, is_open) in enumerate(heard) if is_open)
+            assert opened - start <= 9
+            assert k.kiosk.sink.buffer.played_bytes >= len(k.kiosk.earcons.get("ready"))  # the earcons did play

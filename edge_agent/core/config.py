@@ -184,6 +184,10 @@ class AudioSettings:
     backlog_ms: int = 5000
     """Most audio held from the press (or a lost link) until the agent is ready; the oldest
     beyond it is dropped and counted (metric held_dropped). 0 holds nothing."""
+    earcon_removal: bool = True
+    """Earcons are taken out of what the microphone hears (audio/earcons.py `EarconRemover`), so
+    the gate decides on a visitor's words said over one; off, frames an earcon plays in are
+    withheld from the gate whole (a visitor talking from the press is then sent ~0.3 s later)."""
 
     @classmethod
     def read(cls, s: Section) -> AudioSettings:
@@ -210,6 +214,7 @@ class AudioSettings:
             earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),
             backlog_ms=s.integer("backlog_ms", 5000, 0, 30000),
+            earcon_removal=s.flag("earcon_removal", True),
         )
 
 
