@@ -36,6 +36,10 @@ WEAK_STEP = 1.0 / 3.0
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
 the pre-roll grows by as much then, so the onset keeps its lead."""
+PRESS_PRIOR_SPEECH_MS = 60
+"""Speech-like audio that opens the gate under the press prior (`vad.press_prior_ms`), instead of
+`min_speech_ms`: one frame less at 30 ms. A single frame was measured to open on a fan's swings
+after a quarter of silent presses (bench/firstwords.py `silent_press_idle`)."""
 LOOKBACK_EXTRA_MS = 200
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
 began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""
@@ -188,6 +192,12 @@ class VadGate:
         self._tells_classifier = hasattr(self.classifier, "gate_open")
         """Classifiers with `gate_open`/`far_end` attributes (CueClassifier) are told both."""
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
+        # the press (new_visitor): a lower bar for a while, or the gate opened before any evidence
+        self._prior_frames = settings.press_prior_ms // frame_ms
+        self._prior_left = 0  # frames of the press prior left
+        self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
+        self._press_open_frames = settings.press_opens_ms // frame_ms
+        self._unconfirmed = 0  # frames a press-opened gate stays open without a SPEECH frame
         self._run = 0  # consecutive speech-like frames while closed
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self.is_open = False
@@ -217,12 +227,33 @@ class VadGate:
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
+    # ------------------------------------------------------------------ the press
     def new_visitor(self) -> None:
-        """A conversation starts: the classifier forgets the previous visitor (CueClassifier: their
-        voice level, which otherwise held the next, softer visitor's first syllables under it for
-        a few hundred ms); what it learned of the room (noise floor and shape) is kept."""
+        """A conversation starts (a press): the classifier forgets the previous visitor
+        (CueClassifier: their voice level, which otherwise held the next, softer visitor's first
+        syllables under it for a few hundred ms); what it learned of the room (noise floor and
+        shape) is kept. With `press_prior_ms`, PRESS_PRIOR_SPEECH_MS of speech-like frames open the
+        gate for that long (the press says the visitor is about to talk); with `press_opens_ms`,
+        the gate opens now, with no pre-roll, and closes again after that long unless a
+        speech-like frame came."""
         if hasattr(self.classifier, "new_visitor"):
             self.classifier.new_visitor()
+        self._prior_left = self._prior_frames
+        if self._press_open_frames and not self.is_open:
+            self._set_open(True)
+            self._quiet = 0.0
+            self._unconfirmed = self._press_open_frames
+            self._forget_preroll()
+            self.open_since = self.frames
+
+    def _needed_run(self) -> int:
+        """Speech-like frames in a row that open the gate now: fewer under the press prior (unless
+        the kiosk's speaker plays the agent: its echo is speech too)."""
+        if self._prior_left > 0:
+            self._prior_left -= 1
+            if not self._far_end:
+                return self._min_run_prior
+        return self._min_run
 
     def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
         """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
@@ -239,6 +270,12 @@ class VadGate:
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
             if level == SPEECH:
                 self._quiet = 0.0
+                self._unconfirmed = 0
+            elif self._unconfirmed:  # opened by the press, no speech yet
+                self._unconfirmed -= 1
+                if not self._unconfirmed:
+                    self._set_open(False)
+                    self._run = 0
             else:
                 self._quiet += WEAK_STEP if level == WEAK else 1.0
                 if self._quiet > self._hang_frames:
@@ -250,7 +287,8 @@ class VadGate:
                 return (frame,)
         else:
             self._run = self._run + 1 if level == SPEECH else 0
-            if self._run >= self._min_run:
+            if self._run >= self._needed_run():
+                self._prior_left = 0
                 self._set_open(True)
                 self._quiet = 0.0
                 burst = (*self._preroll_burst(), frame)

@@ -225,6 +225,13 @@ class VadSettings:
     preroll_ms: int
     hangover_ms: int
     min_speech_ms: int
+    press_prior_ms: int = 500
+    """For this long after a press the gate opens on 60 ms of speech-like frames rather than
+    `min_speech_ms`: the press says the visitor is about to talk (0: off)."""
+    press_opens_ms: int = 0
+    """A press opens the gate at once, before any evidence, for at most this long unless speech
+    comes (0: off). The only way under one frame of press -> speech; it sends this much of the
+    room after every press nobody speaks into."""
 
     @classmethod
     def read(cls, s: Section) -> VadSettings:
@@ -234,6 +241,8 @@ class VadSettings:
             preroll_ms=s.integer("preroll_ms", 500, 0, 2000),
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
             min_speech_ms=s.integer("min_speech_ms", 90, 0, 1000),
+            press_prior_ms=s.integer("press_prior_ms", 500, 0, 5000),
+            press_opens_ms=s.integer("press_opens_ms", 0, 0, 5000),
         )
 
     def require_engine(self) -> None:
