@@ -9,6 +9,7 @@ adding 50 ms or 300 ms of round trip; cold (connect at the press) and warm (agen
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ def presses(
 
         gate.push = timed_push  # type: ignore[method-assign]
         time.sleep(1.0)  # the gate learns the room
+        phase = random.Random(n)
         for _ in range(n):
             if warm:
                 wait_until(lambda: k.kiosk.standby.ready, 10)
@@ -77,7 +79,10 @@ def presses(
             out["lost"].append(lost_ms(speech, bytes(sim.sessions[-1].uplink)))
             k.press()
             wait_until(lambda: k.state == c.IDLE and not gate.is_open, 10)  # the next visitor starts afresh
-            time.sleep(0.1)
+            # the gate closes on a capture period's frames: a fixed pause would press at the same
+            # point of the period every time (20 ms before the next one, at 60 ms); a visitor
+            # presses at any point of it
+            time.sleep(0.1 + phase.uniform(0.0, period_ms / 1000.0))
     return out
 
 
