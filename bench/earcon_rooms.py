@@ -6,7 +6,7 @@ Each case: the kiosk's speaker plays the press earcon at 3.0 s and the ready ear
 is ready (80 or 250 ms later), through an echo path of devtools/echoroom.py (delay the timestamps do
 not see, reverberation, speaker distortion, gain, room noise), at earcon_volume 0.3 (shipped) and
 1.0 (devtools/echoroom.py `earcon_press`: frames go through `EarconRemover.clean` and the gate
-as in the daemon).
+as in the daemon, the gate told of the press: `vad.press_prior_ms`, shipped 500).
 - idle: nobody speaks; frames the gate lets through in the 4 s from the press (goal 0).
 - press -> gate opens: a visitor says 2 s of speech from the press (the dev recording, 2.2-4.2 s);
   from the press until the gate opens, on the frames' own clock (capture period not included).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import wave
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from edge_agent import SAMPLE_RATE_HZ as SR  # noqa: E402
 from edge_agent.core.config import VadSettings  # noqa: E402
 from edge_agent.devtools.echoroom import EchoPath, earcon_press  # noqa: E402
 
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
+GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90, press_prior_ms=500)
 PATHS = [EchoPath(delay_ms=45, rt60_s=0.25, gain=0.5, seed=s) for s in range(3)]
 PATHS += [EchoPath(delay_ms=150, rt60_s=0.6, gain=0.9, reverb=0.2, seed=s) for s in range(3)]
 PATHS += [EchoPath(delay_ms=80, rt60_s=0.4, gain=0.7, reverb=0.1, noise_rms=60.0, seed=s) for s in range(3)]
@@ -66,6 +67,7 @@ def run(removal: bool, gate_settings: VadSettings = GATE) -> dict[str, Any]:
 def main() -> int:
     for removal in (False, True):
         print(f"earcon_removal={str(removal).lower()}: {run(removal)}")
+    print(f"earcon_removal=true, press_prior_ms=0: {run(True, replace(GATE, press_prior_ms=0))}")
     return 0
 
 

@@ -39,7 +39,7 @@ the pre-roll grows by as much then, so the onset keeps its lead."""
 PRESS_PRIOR_SPEECH_MS = 60
 """Speech-like audio that opens the gate under the press prior (`vad.press_prior_ms`), instead of
 `min_speech_ms`: one frame less at 30 ms. A single frame was measured to open on a fan's swings
-after a quarter of silent presses (bench/firstwords.py `silent_press_idle`)."""
+after a quarter of silent presses (README, press -> speech notes; tests/test_gate_press.py)."""
 LOOKBACK_EXTRA_MS = 200
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
 began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""

@@ -187,7 +187,8 @@ class AudioSettings:
     earcon_removal: bool = True
     """Earcons are taken out of what the microphone hears (audio/earcons.py `EarconRemover`), so
     the gate decides on a visitor's words said over one; off, frames an earcon plays in are
-    withheld from the gate whole (a visitor talking from the press is then sent ~0.3 s later)."""
+    withheld from the gate whole, and 0.5 s after (their echo): a visitor talking from the press
+    is then heard ~0.8 s later."""
 
     @classmethod
     def read(cls, s: Section) -> AudioSettings:

@@ -346,13 +346,12 @@ def earcon_press(
     ready_after_s: float = 0.08,
     removal: bool = True,
     speech: bytes | None = None,
-    noise: np.ndarray | None = None,
     press_s: float = 3.0,
     frame_ms: int = 30,
 ) -> EarconPress:
     """The speaker plays the press earcon at `press_s` and the ready earcon `ready_after_s` later
-    through `path` (plus `noise`, int16-scaled samples, if given); the visitor says `speech` from
-    the press. Frames go through `EarconRemover` and the gate as in the daemon (`Kiosk._on_frame`)."""
+    through `path`; the visitor says `speech` from the press. Frames go through `EarconRemover`
+    and the gate as in the daemon (`Kiosk._on_frame`), the gate told of the press (its prior)."""
     earcons, remover = Earcons(True, volume), EarconRemover(removal)
     far = np.zeros(int((press_s + 4.0) * SAMPLE_RATE_HZ), np.int16)
     for name, at in (("press", press_s), ("ready", press_s + ready_after_s)):
@@ -360,14 +359,13 @@ def earcon_press(
         far[int(at * SAMPLE_RATE_HZ) : int(at * SAMPLE_RATE_HZ) + len(pcm)] += pcm
         remover.played(name, at, at + len(pcm) / SAMPLE_RATE_HZ)
     mic, _ = simulate(far.tobytes(), path, speech, press_s if speech else 0.0)
-    if noise is not None:
-        x = np.frombuffer(mic, "<i2") + noise[: len(mic) // 2]
-        mic = np.clip(x, -32768, 32767).astype("<i2").tobytes()
     gate = VadGate(vad, frame_ms)
     fb, frame_s = gate.frame_bytes, frame_ms / 1000.0
     opened, sent = None, 0
     spans: list[list[float]] = []
     for i in range(len(mic) // fb):
+        if i == round(press_s / frame_s):
+            gate.new_visitor()
         frame, earcon = remover.clean(mic[i * fb : (i + 1) * fb], (i + 1) * frame_s, frame_s)
         was = gate.is_open
         gate.push(frame, earcon and not gate.is_open)
