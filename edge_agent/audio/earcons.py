@@ -104,6 +104,8 @@ class EarconRemover:
         """(`frame` without the earcons playing in it, whether what is left is still the kiosk's own
         sound rather than the visitor's: the gate must not decide on it). A frame no earcon plays
         in comes back as it is, with False."""
+        if not self._windows:  # the usual frame: nothing to do
+            return frame, False
         first_at = captured_at - frame_s
         while self._windows and self._windows[0][1] + REMOVAL_TAIL_S < first_at:
             self._windows.popleft()

@@ -247,13 +247,10 @@ class VadGate:
             self.open_since = self.frames
 
     def _needed_run(self) -> int:
-        """Speech-like frames in a row that open the gate now: fewer under the press prior (unless
-        the kiosk's speaker plays the agent: its echo is speech too)."""
-        if self._prior_left > 0:
-            self._prior_left -= 1
-            if not self._far_end:
-                return self._min_run_prior
-        return self._min_run
+        """Speech-like frames in a row that open the gate now, under the press prior: fewer (unless
+        the kiosk's speaker plays the agent: its echo is speech too); uses up one frame of it."""
+        self._prior_left -= 1
+        return self._min_run if self._far_end else self._min_run_prior
 
     def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
         """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
@@ -287,7 +284,7 @@ class VadGate:
                 return (frame,)
         else:
             self._run = self._run + 1 if level == SPEECH else 0
-            if self._run >= self._needed_run():
+            if self._run >= (self._needed_run() if self._prior_left else self._min_run):
                 self._prior_left = 0
                 self._set_open(True)
                 self._quiet = 0.0
