@@ -197,3 +197,27 @@ def test_a_visitor_talking_over_the_earcons_the_microphone_hears_is_heard_at_onc
             opened = next(i for i, (_, is_open) in enumerate(heard) if is_open)
             assert opened - start <= 9
             assert k.kiosk.sink.buffer.played_bytes >= len(k.kiosk.earcons.get("ready"))  # the earcons did play
+
+
+def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_earcon(tmp_path: Path) -> None:
+    """`vad.press_opens_ms`: the gate opens at the press, before any evidence. Nobody speaks, and
+    the microphone hears the press and ready earcons (loud, at once): the agent gets the room for
+    at most 300 ms, with the earcons taken out of it, then silence (a visitor who talks confirms
+    the opening with 60 ms of speech-like frames)."""
+    import numpy as np
+
+    with SimulatorThread() as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0}, vad={"press_opens_ms": 300}) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) >= 32000 * 1.5, 10, "1.5 s of uplink")
+            up = np.frombuffer(bytes(sess.uplink)[: 32000 * 3 // 2], dtype="<i2").astype(np.float64).reshape(-1, 480)
+            sent = up[np.abs(up).max(axis=1) > 0]
+            assert 0 < len(sent) <= 11, len(sent)  # the room, for 300 ms (the frame of the press too)
+            # the earcons taken out: what is left of their edges (5 ms fades inside a 10 ms fit)
+            # stays 30 dB or more under them (full scale: RMS 23 000); no earcon, no idle here
+            assert np.sqrt(np.square(sent).mean()) < 0.05 * 23170

@@ -197,7 +197,7 @@ class VadGate:
         self._prior_left = 0  # frames of the press prior left
         self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
         self._press_open_frames = settings.press_opens_ms // frame_ms
-        self._unconfirmed = 0  # frames a press-opened gate stays open without a SPEECH frame
+        self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
         self._run = 0  # consecutive speech-like frames while closed
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self.is_open = False
@@ -234,14 +234,15 @@ class VadGate:
         syllables under it for a few hundred ms); what it learned of the room (noise floor and
         shape) is kept. With `press_prior_ms`, PRESS_PRIOR_SPEECH_MS of speech-like frames open the
         gate for that long (the press says the visitor is about to talk); with `press_opens_ms`,
-        the gate opens now, with no pre-roll, and closes again after that long unless a
-        speech-like frame came."""
+        the gate opens now, with no pre-roll, and closes again after that long unless
+        PRESS_PRIOR_SPEECH_MS of speech-like frames came."""
         if hasattr(self.classifier, "new_visitor"):
             self.classifier.new_visitor()
         self._prior_left = self._prior_frames
         if self._press_open_frames and not self.is_open:
             self._set_open(True)
             self._quiet = 0.0
+            self._run = 0
             self._unconfirmed = self._press_open_frames
             self._forget_preroll()
             self.open_since = self.frames
@@ -261,18 +262,20 @@ class VadGate:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
         self.frames += 1
-        level = NOISE if cue else self.classifier.classify(frame)
+        # a cue is not classified while closed, nor while the press alone holds the gate open (it
+        # cannot confirm a visitor); an open gate classifies it (the visitor may be talking over it)
+        level = NOISE if cue and (not self.is_open or self._unconfirmed) else self.classifier.classify(frame)
         if self.is_open:
             # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
-            if level == SPEECH:
-                self._quiet = 0.0
-                self._unconfirmed = 0
-            elif self._unconfirmed:  # opened by the press, no speech yet
-                self._unconfirmed -= 1
-                if not self._unconfirmed:
+            if self._unconfirmed:  # opened by the press: speech must come as it would open the gate
+                self._run = self._run + 1 if level == SPEECH else 0
+                self._unconfirmed = 0 if self._run >= self._min_run_prior else self._unconfirmed - 1
+                if not self._unconfirmed and self._run < self._min_run_prior:
                     self._set_open(False)
                     self._run = 0
+            elif level == SPEECH:
+                self._quiet = 0.0
             else:
                 self._quiet += WEAK_STEP if level == WEAK else 1.0
                 if self._quiet > self._hang_frames:
@@ -281,7 +284,9 @@ class VadGate:
                     self._forget_preroll()
             if self.is_open:
                 self.frames_sent += 1
-                return (frame,)
+                # held open by the press alone: the kiosk's own sound goes as silence, not as what
+                # is left of an earcon taken out of it
+                return (self.silence if cue and self._unconfirmed else frame,)
         else:
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):

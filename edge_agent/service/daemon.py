@@ -157,8 +157,7 @@ class Kiosk:
         # the canceller does not run under an earcon: its flag then stands for the earcon, handled
         # above, unless the agent's voice may be in the frame too
         agent_echo = self.echo.residual_echo and not (self.earcons_heard.enabled and self.echo.in_cue and not self.echo.agent_audible)
-        cue = not self.gate.is_open and (earcon or agent_echo)
-        out = self.gate.push(frame, cue)
+        out = self.gate.push(frame, earcon or agent_echo)
         admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
