@@ -9,6 +9,7 @@ adding 50 ms or 300 ms of round trip; cold (connect at the press) and warm (agen
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,19 @@ SPEECH_S = (2.2, 3.2)
 
 
 
-def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, warm: bool = False, backlog_ms: int | None = None, earcons: bool = True) -> dict[str, list[float]]:
+def presses(
+    tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, warm: bool = False, backlog_ms: int | None = None, earcons: bool = True, period_ms: int = 60, vad: dict[str, Any] | None = None
+) -> dict[str, list[float]]:
     """`n` presses, the visitor speaking `speech` from each press on; per press: press -> first
     speech byte on the socket, press -> gate open, ms of the speech the agent never got."""
     from conftest import KioskThread, kiosk_settings
 
     tmp.mkdir(parents=True, exist_ok=True)
-    audio: dict[str, Any] = {"earcons": earcons} if backlog_ms is None else {"earcons": earcons, "backlog_ms": backlog_ms}
-    mic = VisitorMic()
-    k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}, session=UNLIMITED_STARTS), source=mic)
+    audio: dict[str, Any] = {"earcons": earcons, "capture_period_ms": period_ms}
+    if backlog_ms is not None:
+        audio["backlog_ms"] = backlog_ms
+    mic = VisitorMic(period_ms=period_ms)
+    k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}, session=UNLIMITED_STARTS, vad=vad or {}), source=mic)
     out: dict[str, list[float]] = {"speech": [], "gate": [], "lost": []}
     first: list[float] = []
     opened: list[float] = []
@@ -56,6 +61,7 @@ def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, war
 
         gate.push = timed_push  # type: ignore[method-assign]
         time.sleep(1.0)  # the gate learns the room
+        phase = random.Random(n)
         for _ in range(n):
             if warm:
                 wait_until(lambda: k.kiosk.standby.ready, 10)
@@ -73,7 +79,10 @@ def presses(tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, war
             out["lost"].append(lost_ms(speech, bytes(sim.sessions[-1].uplink)))
             k.press()
             wait_until(lambda: k.state == c.IDLE and not gate.is_open, 10)  # the next visitor starts afresh
-            time.sleep(0.1)
+            # the gate closes on a capture period's frames: a fixed pause would press at the same
+            # point of the period every time (20 ms before the next one, at 60 ms); a visitor
+            # presses at any point of it
+            time.sleep(0.1 + phase.uniform(0.0, period_ms / 1000.0))
     return out
 
 
@@ -86,6 +95,10 @@ def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any],
         runs["cold"] = presses(tmp / "cold", sim, sim.url, speech, n)
         runs["warm"] = presses(tmp / "warm", sim, sim.url, speech, n, warm=True)
         runs["quiet"] = presses(tmp / "quiet", sim, sim.url, speech, n, earcons=False)
+        runs["no_prior"] = presses(tmp / "no-prior", sim, sim.url, speech, n, vad={"press_prior_ms": 0})
+        runs["period_30"] = presses(tmp / "period-30", sim, sim.url, speech, n, period_ms=30)
+        runs["opens_60"] = presses(tmp / "opens-60", sim, sim.url, speech, n, vad={"press_opens_ms": 300})
+        runs["opens_30"] = presses(tmp / "opens-30", sim, sim.url, speech, n, period_ms=30, vad={"press_opens_ms": 300})
         with FaultProxyThread("127.0.0.1", sim.port) as proxy:
             proxy.delay_s = 0.025  # each way: a 50 ms round trip
             runs["50_cold"] = presses(tmp / "50-cold", sim, proxy.url(), speech, far)
@@ -107,6 +120,14 @@ def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any],
         "earcons_off_p50": pct(runs["quiet"]["speech"], 50),
         "earcons_off_p95": pct(runs["quiet"]["speech"], 95),
         "earcons_off_gate_opens_p95": pct(runs["quiet"]["gate"], 95),
+        "without_press_prior_p50": pct(runs["no_prior"]["speech"], 50),
+        "without_press_prior_p95": pct(runs["no_prior"]["speech"], 95),
+        "capture_period_30ms_p50": pct(runs["period_30"]["speech"], 50),
+        "capture_period_30ms_p95": pct(runs["period_30"]["speech"], 95),
+        "press_opens_gate_p50": pct(runs["opens_60"]["speech"], 50),
+        "press_opens_gate_p95": pct(runs["opens_60"]["speech"], 95),
+        "press_opens_gate_period_30ms_p50": pct(runs["opens_30"]["speech"], 50),
+        "press_opens_gate_period_30ms_p95": pct(runs["opens_30"]["speech"], 95),
         "baseline_gate_opens_p50": pct(runs["cold"]["gate"], 50),
         "baseline_gate_opens_p95": pct(runs["cold"]["gate"], 95),
         "presses": n,

@@ -277,3 +277,14 @@ def test_transcripts_become_notifications() -> None:
     acts = conv.handle(c.FromAgent(conv.link_id, p.Transcript("hello", True)), 1.0)
     assert [(a.kind, a.fields) for a in of(acts, c.Notify)] == [("transcript", {"text": "hello"})]
     assert conv.handle(c.FromAgent(conv.link_id, p.ResponseText("hi", False)), 1.1) == []
+
+
+def test_each_start_tells_the_gate_a_new_visitor_comes_but_a_reconnect_does_not() -> None:
+    """The gate scopes the visitor's voice level to a conversation (audio/gate.py `new_visitor`)."""
+    conv = make(reconnect_window_s=10.0)
+    assert of(conv.handle(c.Press(), 0.0), c.NewVisitor) == [c.NewVisitor()]
+    ready(conv, "s1")
+    assert of(conv.handle(c.LinkDown(conv.link_id, "lost"), 1.0), c.NewVisitor) == []  # the same visitor
+    conv.handle(c.End(), 2.0)
+    conv.handle(c.LinkDown(conv.link_id), 2.1)
+    assert of(conv.handle(c.Start(), 3.0), c.NewVisitor) == [c.NewVisitor()]

@@ -133,3 +133,91 @@ def test_words_said_while_a_dropped_link_reconnects_reach_the_continued_session(
             # while there was no link for a second, reaches the continued session in order
             assert lost_ms(SPEECH, bytes(resumed.uplink)) <= 120
             assert SPEECH[4000:] in bytes(resumed.uplink)
+
+
+def watch_gate(k: KioskThread, mic: VisitorMic) -> list[tuple[bool, bool]]:
+    """Per frame the gate is given from now on: (it carries the visitor's speech, the gate is open after it)."""
+    gate, push = k.kiosk.gate, k.kiosk.gate.push
+    heard: list[tuple[bool, bool]] = []
+
+    def watched_push(frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
+        out = push(frame, cue)
+        heard.append((frame in mic.speech_frames, gate.is_open))
+        return out
+
+    gate.push = watched_push  # type: ignore[method-assign]
+    return heard
+
+
+def frames_to_open(heard: list[tuple[bool, bool]]) -> int:
+    """Frames from the first one with speech until the gate is open (on the audio's own clock)."""
+    first_speech = next(i for i, (speech, _) in enumerate(heard) if speech)
+    return next(i for i, (_, is_open) in enumerate(heard) if is_open) - first_speech
+
+
+def test_a_softer_visitor_after_a_loud_one_is_heard_from_their_press(tmp_path: Path) -> None:
+    """The gate used to carry the previous visitor's voice level into the next conversation: a
+    visitor 15 dB softer than the one before counted as a talker in the background until a loud
+    syllable, 20 frames into their speech here. Each press now starts a new visitor (the room
+    model is kept): the gate opens as for the first visitor of the day (6 frames in the pure gate)."""
+    import numpy as np
+
+    loud = np.clip(np.frombuffer(SPEECH, dtype="<i2").astype(np.float64) * 6.0, -32768, 32767).astype("<i2").tobytes()
+    with SimulatorThread() as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic, audio={"earcons": False}) as k:
+            heard = watch_gate(k, mic)
+            press_and_speak(k, mic, loud)
+            k.wait_state(c.LISTENING, 10)
+            wait_for(lambda: not mic.speaking and not k.kiosk.gate.is_open, 10, "the loud visitor done")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            start = len(heard)
+            mic.speak(SPEECH, time.monotonic())
+            k.press()
+            wait_for(lambda: not mic.speaking, 10, "the softer visitor done")
+            assert frames_to_open(heard[start:]) <= 8
+
+
+def test_a_visitor_talking_over_the_earcons_the_microphone_hears_is_heard_at_once(tmp_path: Path) -> None:
+    """The microphone hears the press and ready earcons (loud, at once) while the visitor talks from
+    the press: the earcons are taken out of the frames and the gate decides on the words. It used
+    to withhold every frame the earcons played in, opening only after the ready earcon (~15 frames)."""
+    with SimulatorThread() as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            heard = watch_gate(k, mic)
+            time.sleep(1.0)  # the gate learns the room
+            start = len(heard)  # the frames from here on carry the speech (the frames under the earcons cleaned)
+            mic.speak(SPEECH, time.monotonic())
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            wait_for(lambda: not mic.speaking, 10, "the visitor done")
+            opened = next(i for i, (_, is_open) in enumerate(heard) if is_open)
+            assert opened - start <= 9
+            assert k.kiosk.sink.buffer.played_bytes >= len(k.kiosk.earcons.get("ready"))  # the earcons did play
+
+
+def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_earcon(tmp_path: Path) -> None:
+    """`vad.press_opens_ms`: the gate opens at the press, before any evidence. Nobody speaks, and
+    the microphone hears the press and ready earcons (loud, at once): the agent gets the room for
+    at most 300 ms, with the earcons taken out of it, then silence (a visitor who talks confirms
+    the opening with 60 ms of speech-like frames)."""
+    import numpy as np
+
+    with SimulatorThread() as sim:
+        mic = VisitorMic()
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0}, vad={"press_opens_ms": 300}) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) >= 32000 * 1.5, 10, "1.5 s of uplink")
+            up = np.frombuffer(bytes(sess.uplink)[: 32000 * 3 // 2], dtype="<i2").astype(np.float64).reshape(-1, 480)
+            sent = up[np.abs(up).max(axis=1) > 0]
+            assert 0 < len(sent) <= 11, len(sent)  # the room, for 300 ms (the frame of the press too)
+            # the earcons taken out: what is left of their edges (5 ms fades inside a 10 ms fit)
+            # stays 30 dB or more under them (full scale: RMS 23 000); no earcon, no idle here
+            assert np.sqrt(np.square(sent).mean()) < 0.05 * 23170

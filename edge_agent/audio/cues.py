@@ -137,6 +137,12 @@ class CueClassifier(BlockClassifier):
         self.busy_share = busy_share
         self.hold_p = hold_p
 
+    def new_visitor(self) -> None:
+        """A new conversation: forget the previous visitor's level (the next one may speak softer,
+        and would otherwise count as a background talker under it); the room model is kept."""
+        self.visitor_db = -math.inf
+        self._run = 0
+
     def _voiced(self) -> float:
         """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
         return self._pitch_of()[0]

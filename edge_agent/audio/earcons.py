@@ -1,10 +1,13 @@
-"""Earcons: short cues generated in code (no asset files), played through the agent's speaker.
+"""Earcons: short cues generated in code (no asset files), played through the agent's speaker,
+and `EarconRemover`, which takes them back out of what the microphone hears.
 
 press: the press was heard; ready: the agent is listening; ended: the conversation is over;
 reconnecting: the network dropped and we are getting the conversation back; error: it failed.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 
@@ -47,3 +50,90 @@ class Earcons:
 
     def get(self, name: str) -> bytes:
         return self._pcm.get(name, b"")
+
+
+REMOVED_HARMONICS = 3
+"""Multiples of each earcon tone removed (a small speaker driven hard adds odd ones, a buzzing
+enclosure even ones); the 4th measured no better in the simulated rooms."""
+REMOVAL_BLOCK = 160
+"""Samples per least-squares fit (10 ms): short enough that a tone's level (its start, its fade,
+the room's build-up and decay) is nearly a straight line within one, long enough that the fit
+takes little of the speech (four degrees of freedom per frequency out of 160)."""
+REMOVAL_TAIL_S = 0.5
+"""How long after an earcon ends its echo may still reach the mic (echo.CUE_TAIL_S: the path's
+delay the timestamps do not see, plus the room's reverberation)."""
+TONE_SHARE = 0.7
+"""A frame is cleaned only where the earcon's frequencies hold this share of its energy: the tone is
+there and dominates. Speech alone never gave them more than 0.6 in the dev recordings (0.5 for
+one earcon), so a frame the earcon is not heard in goes on byte for byte; a faint earcon under
+louder speech goes on with it, as the pre-roll always sent it."""
+SPEECH_OVER_TONE_DB = -16.0
+"""A cleaned frame counts as the visitor's (the gate may decide on it) when it holds at least this
+much energy against the tone taken out of it; under it, it is the earcon's leftover (its onsets,
+the room's smearing) and stays the kiosk's own sound. In the simulated rooms (bench/earcon_rooms.py)
+the leftover of a silent press reached -22 dB, so 6 dB of margin."""
+
+
+class EarconRemover:
+    """Takes the kiosk's own earcons out of captured frames, so that words said over one reach the
+    gate and go up, without the tone (earcons are never sent).
+
+    The tones are known (each earcon's frequencies and their first harmonics); their amplitude
+    and phase at the microphone are not (the speaker, the room). Each 10 ms block is fitted by least
+    squares with sin/cos at those frequencies under a linear envelope, and the fit is subtracted:
+    a narrow notch at each frequency that follows the tone's level block by block, whatever the
+    echo path's delay or gain. One precomputed 160 x 160 matrix per set of earcons heard at once.
+
+    `played` is told when an earcon plays (the clock of the capture timestamps); `clean` then takes
+    every frame from its start to REMOVAL_TAIL_S after its end. With `enabled` False it only tells
+    which frames an earcon (or its echo) may be heard in: the gate withholds those whole, as it
+    did before (then without the tail unless echo_cancel was on: the earcon's echo, later than the
+    timestamps say, opened the gate after every silent press in the simulated rooms).
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._windows: deque[tuple[float, float, str]] = deque(maxlen=16)  # (from, until, name); a dead mic cannot grow it
+        self._keep: dict[frozenset[str], np.ndarray] = {}
+
+    def played(self, name: str, from_t: float, until_t: float) -> None:
+        """Earcon `name` plays from `from_t` to `until_t` (time.monotonic(), as frames are stamped)."""
+        self._windows.append((from_t, until_t, name))
+
+    def clean(self, frame: bytes, captured_at: float, frame_s: float) -> tuple[bytes, bool]:
+        """(`frame` without the earcons playing in it, whether what is left is still the kiosk's own
+        sound rather than the visitor's: the gate must not decide on it). A frame no earcon plays
+        in comes back as it is, with False."""
+        if not self._windows:  # the usual frame: nothing to do
+            return frame, False
+        first_at = captured_at - frame_s
+        while self._windows and self._windows[0][1] + REMOVAL_TAIL_S < first_at:
+            self._windows.popleft()
+        names = frozenset(name for a, b, name in self._windows if a < captured_at and first_at < b + REMOVAL_TAIL_S)
+        if not names:
+            return frame, False
+        if not self.enabled:
+            return frame, True
+        x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+        if len(x) % REMOVAL_BLOCK:
+            return frame, True
+        # einsum, not a matrix product: BLAS would wake OpenBLAS worker threads (see audio/cues.py)
+        y = np.einsum("ij,kj->ik", x.reshape(-1, REMOVAL_BLOCK), self._matrix(names)).ravel()
+        left = float(np.square(y).sum())
+        tone = float(np.square(x).sum()) - left  # y is x less its projection: the energies add up
+        if tone < TONE_SHARE * (tone + left):  # no tone to speak of: the frame goes on as captured
+            return frame, False
+        cleaned = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+        return cleaned, left < tone * 10.0 ** (SPEECH_OVER_TONE_DB / 10.0)
+
+    def _matrix(self, names: frozenset[str]) -> np.ndarray:
+        """I - P, P the projection onto the tones of `names` (and harmonics) under a linear envelope."""
+        keep = self._keep.get(names)
+        if keep is None:
+            t = np.arange(REMOVAL_BLOCK) / SAMPLE_RATE_HZ
+            ramp = np.linspace(-1.0, 1.0, REMOVAL_BLOCK)
+            freqs = sorted({f * k for name in names for f, _ in _SHAPES[name] if f > 0 for k in range(1, REMOVED_HARMONICS + 1) if f * k < SAMPLE_RATE_HZ / 2 - 200})
+            columns = [env * wave(2 * np.pi * f * t) for f in freqs for wave in (np.cos, np.sin) for env in (1.0, ramp)]
+            basis = np.stack(columns, axis=1)
+            keep = self._keep[names] = np.eye(REMOVAL_BLOCK) - basis @ np.linalg.pinv(basis)
+        return keep

@@ -211,6 +211,8 @@ class EchoCanceller:
         echo. It must not open the gate."""
         self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
+        self.in_cue = False
+        """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
 
     def play_cue(self, from_t: float, until_t: float) -> None:
         """The speaker plays one of the kiosk's earcons from `from_t` to `until_t` (the clock of the
@@ -239,7 +241,7 @@ class EchoCanceller:
         self._quiet_blocks = len(loud) - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + len(loud)
         self.far_active = self._quiet_blocks < self._hold_blocks
         self.residual_echo = False
-        cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
+        self.in_cue = cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
         self._agent_quiet_blocks = self._quiet_blocks if loud_blocks and not cue else self._agent_quiet_blocks + len(loud)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()

@@ -36,6 +36,10 @@ WEAK_STEP = 1.0 / 3.0
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
 the pre-roll grows by as much then, so the onset keeps its lead."""
+PRESS_PRIOR_SPEECH_MS = 60
+"""Speech-like audio that opens the gate under the press prior (`vad.press_prior_ms`), instead of
+`min_speech_ms`: one frame less at 30 ms. A single frame was measured to open on a fan's swings
+after a quarter of silent presses (README, press -> speech notes; tests/test_gate_press.py)."""
 LOOKBACK_EXTRA_MS = 200
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
 began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""
@@ -188,6 +192,12 @@ class VadGate:
         self._tells_classifier = hasattr(self.classifier, "gate_open")
         """Classifiers with `gate_open`/`far_end` attributes (CueClassifier) are told both."""
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
+        # the press (new_visitor): a lower bar for a while, or the gate opened before any evidence
+        self._prior_frames = settings.press_prior_ms // frame_ms
+        self._prior_left = 0  # frames of the press prior left
+        self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
+        self._press_open_frames = settings.press_opens_ms // frame_ms
+        self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
         self._run = 0  # consecutive speech-like frames while closed
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self.is_open = False
@@ -217,6 +227,32 @@ class VadGate:
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
+    # ------------------------------------------------------------------ the press
+    def new_visitor(self) -> None:
+        """A conversation starts (a press): the classifier forgets the previous visitor
+        (CueClassifier: their voice level, which otherwise held the next, softer visitor's first
+        syllables under it for a few hundred ms); what it learned of the room (noise floor and
+        shape) is kept. With `press_prior_ms`, PRESS_PRIOR_SPEECH_MS of speech-like frames open the
+        gate for that long (the press says the visitor is about to talk); with `press_opens_ms`,
+        the gate opens now, with no pre-roll, and closes again after that long unless
+        PRESS_PRIOR_SPEECH_MS of speech-like frames came."""
+        if hasattr(self.classifier, "new_visitor"):
+            self.classifier.new_visitor()
+        self._prior_left = self._prior_frames
+        if self._press_open_frames and not self.is_open:
+            self._set_open(True)
+            self._quiet = 0.0
+            self._run = 0
+            self._unconfirmed = self._press_open_frames
+            self._forget_preroll()
+            self.open_since = self.frames
+
+    def _needed_run(self) -> int:
+        """Speech-like frames in a row that open the gate now, under the press prior: fewer (unless
+        the kiosk's speaker plays the agent: its echo is speech too); uses up one frame of it."""
+        self._prior_left -= 1
+        return self._min_run if self._far_end else self._min_run_prior
+
     def push(self, frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
         """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
         microphone heard one of the kiosk's own earcons in this frame; it is not classified (a cue
@@ -226,11 +262,19 @@ class VadGate:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
         self.frames += 1
-        level = NOISE if cue else self.classifier.classify(frame)
+        # a cue is not classified while closed, nor while the press alone holds the gate open (it
+        # cannot confirm a visitor); an open gate classifies it (the visitor may be talking over it)
+        level = NOISE if cue and (not self.is_open or self._unconfirmed) else self.classifier.classify(frame)
         if self.is_open:
             # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
-            if level == SPEECH:
+            if self._unconfirmed:  # opened by the press: speech must come as it would open the gate
+                self._run = self._run + 1 if level == SPEECH else 0
+                self._unconfirmed = 0 if self._run >= self._min_run_prior else self._unconfirmed - 1
+                if not self._unconfirmed and self._run < self._min_run_prior:
+                    self._set_open(False)
+                    self._run = 0
+            elif level == SPEECH:
                 self._quiet = 0.0
             else:
                 self._quiet += WEAK_STEP if level == WEAK else 1.0
@@ -240,10 +284,13 @@ class VadGate:
                     self._forget_preroll()
             if self.is_open:
                 self.frames_sent += 1
-                return (frame,)
+                # held open by the press alone: the kiosk's own sound goes as silence, not as what
+                # is left of an earcon taken out of it
+                return (self.silence if cue and self._unconfirmed else frame,)
         else:
             self._run = self._run + 1 if level == SPEECH else 0
-            if self._run >= self._min_run:
+            if self._run >= (self._needed_run() if self._prior_left else self._min_run):
+                self._prior_left = 0
                 self._set_open(True)
                 self._quiet = 0.0
                 burst = (*self._preroll_burst(), frame)

@@ -182,6 +182,11 @@ class AudioSettings:
     backlog_ms: int = 5000
     """Most audio held from the press (or a lost link) until the agent is ready; the oldest
     beyond it is dropped and counted (metric held_dropped). 0 holds nothing."""
+    earcon_removal: bool = True
+    """Earcons are taken out of what the microphone hears (audio/earcons.py `EarconRemover`), so
+    the gate decides on a visitor's words said over one; off, frames an earcon plays in are
+    withheld from the gate whole, and 0.5 s after (their echo): a visitor talking from the press
+    is then heard ~0.8 s later."""
 
     @classmethod
     def read(cls, s: Section) -> AudioSettings:
@@ -208,6 +213,7 @@ class AudioSettings:
             earcon_volume=s.number("earcon_volume", 0.3, 0.0, 1.0),
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),
             backlog_ms=s.integer("backlog_ms", 5000, 0, 30000),
+            earcon_removal=s.flag("earcon_removal", True),
         )
 
 
@@ -218,6 +224,13 @@ class VadSettings:
     preroll_ms: int
     hangover_ms: int
     min_speech_ms: int
+    press_prior_ms: int = 500
+    """For this long after a press the gate opens on 60 ms of speech-like frames rather than
+    `min_speech_ms`: the press says the visitor is about to talk (0: off)."""
+    press_opens_ms: int = 0
+    """A press opens the gate at once, before any evidence, for at most this long unless speech
+    comes (0: off). The only way under one frame of press -> speech; it sends this much of the
+    room after every press nobody speaks into."""
 
     @classmethod
     def read(cls, s: Section) -> VadSettings:
@@ -227,6 +240,8 @@ class VadSettings:
             preroll_ms=s.integer("preroll_ms", 500, 0, 2000),
             hangover_ms=s.integer("hangover_ms", 600, 0, 5000),
             min_speech_ms=s.integer("min_speech_ms", 90, 0, 1000),
+            press_prior_ms=s.integer("press_prior_ms", 500, 0, 5000),
+            press_opens_ms=s.integer("press_opens_ms", 0, 0, 5000),
         )
 
     def require_engine(self) -> None:

@@ -41,6 +41,7 @@ from edge_agent.core.events import (
     HeldAudio,
     LinkDown,
     LinkReady,
+    NewVisitor,
     Notify,
     OpenLink,
     Play,
@@ -63,7 +64,7 @@ from edge_agent.core.slots import DEFAULT_SLOT
 __all__ = [
     "CONNECTING", "ENDING", "ERROR", "IDLE", "LISTENING", "SPEAKING", "STATES", "Action",
     "AgentAudio", "CloseLink", "Conversation", "Earcon", "End", "Event", "FromAgent", "HeldAudio",
-    "LinkDown", "LinkReady", "Notify", "OpenLink", "Play", "Playback", "PlaybackDrained", "Press",
+    "LinkDown", "LinkReady", "NewVisitor", "Notify", "OpenLink", "Play", "Playback", "PlaybackDrained", "Press",
     "Recall", "SessionsForgotten", "Start", "StateChanged", "StoreEnd", "StoreReloaded",
     "StoreStart", "Talk", "Tick", "Timing", "VisitorSpeech",
 ]
@@ -251,6 +252,7 @@ class Conversation:
         self._started_at = now
         self._activity_at = now
         self._off_record = False
+        out.append(NewVisitor())
         out.append(Earcon("press"))
         out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin, **self._target_fields()}))
         self._open(now, out, cont)

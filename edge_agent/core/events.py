@@ -164,6 +164,12 @@ class Earcon:
 
 
 @dataclass(frozen=True)
+class NewVisitor:
+    """A conversation starts (a press or a start command): the speech gate forgets the previous
+    visitor (their voice level) but keeps what it learned of the room."""
+
+
+@dataclass(frozen=True)
 class HeldAudio:
     """The audio held since the press (or since the link was lost): 'send' it to the link that
     just became ready, ahead of the live stream, or 'drop' it (the conversation ended first)."""
@@ -187,4 +193,4 @@ class StateChanged:
     slot: str = DEFAULT_SLOT
 
 
-Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, HeldAudio, Notify, StateChanged]
+Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, NewVisitor, HeldAudio, Notify, StateChanged]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
+from edge_agent.audio.earcons import EarconRemover, Earcons
 from edge_agent.audio.echo import CancelledTrack, EchoCanceller, EchoHold, cancel_tracks, erle_db, make_backend
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
@@ -323,3 +325,57 @@ def gate_intervals(gate: VadGate, track: CancelledTrack) -> list[tuple[float, fl
     if sending:
         out.append((start * frame_s, gate.frames * frame_s))
     return out
+
+
+@dataclass(frozen=True)
+class EarconPress:
+    """What the gate did around one press with the press and ready earcons heard in a room."""
+
+    opened_s: float | None
+    """Press -> the gate opens, on the frames' clock (None: it never did)."""
+    frames_sent: int
+    """Frames the gate let through from the press on."""
+    lost_ms: int
+    """Of the visitor's speech from the press, ms outside what the gate let through (pre-roll included)."""
+
+
+def earcon_press(
+    path: EchoPath,
+    vad: VadSettings,
+    volume: float = 0.3,
+    ready_after_s: float = 0.08,
+    removal: bool = True,
+    speech: bytes | None = None,
+    press_s: float = 3.0,
+    frame_ms: int = 30,
+) -> EarconPress:
+    """The speaker plays the press earcon at `press_s` and the ready earcon `ready_after_s` later
+    through `path`; the visitor says `speech` from the press. Frames go through `EarconRemover`
+    and the gate as in the daemon (`Kiosk._on_frame`), the gate told of the press (its prior)."""
+    earcons, remover = Earcons(True, volume), EarconRemover(removal)
+    far = np.zeros(int((press_s + 4.0) * SAMPLE_RATE_HZ), np.int16)
+    for name, at in (("press", press_s), ("ready", press_s + ready_after_s)):
+        pcm = np.frombuffer(earcons.get(name), "<i2")
+        far[int(at * SAMPLE_RATE_HZ) : int(at * SAMPLE_RATE_HZ) + len(pcm)] += pcm
+        remover.played(name, at, at + len(pcm) / SAMPLE_RATE_HZ)
+    mic, _ = simulate(far.tobytes(), path, speech, press_s if speech else 0.0)
+    gate = VadGate(vad, frame_ms)
+    fb, frame_s = gate.frame_bytes, frame_ms / 1000.0
+    opened, sent = None, 0
+    spans: list[list[float]] = []
+    for i in range(len(mic) // fb):
+        if i == round(press_s / frame_s):
+            gate.new_visitor()
+        frame, earcon = remover.clean(mic[i * fb : (i + 1) * fb], (i + 1) * frame_s, frame_s)
+        was = gate.is_open
+        gate.push(frame, earcon and not gate.is_open)
+        if gate.is_open and not was:
+            spans.append([gate.open_since * frame_s, math.inf])
+        elif was and not gate.is_open:
+            spans[-1][1] = i * frame_s
+        if gate.is_open and i * frame_s >= press_s:
+            sent += 1
+            opened = (i + 1) * frame_s - press_s if opened is None else opened
+    end = press_s + (len(speech) / 2 / SAMPLE_RATE_HZ if speech else 0.0)
+    covered = sum(max(0.0, min(b, end) - max(a, press_s)) for a, b in spans)
+    return EarconPress(opened, sent, round((end - press_s - covered) * 1000))

@@ -22,7 +22,7 @@ from edge_agent import __version__
 from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.audio.devices import AudioSink, AudioSource
-from edge_agent.audio.earcons import Earcons
+from edge_agent.audio.earcons import EarconRemover, Earcons
 from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
@@ -86,6 +86,7 @@ class Kiosk:
         self.echo_hold = EchoHold()
         self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
+        self.earcons_heard = EarconRemover(settings.audio.earcon_removal)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
         self.conversation = self._new_conversation()
@@ -94,7 +95,6 @@ class Kiosk:
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self._gate_was_open = False
-        self._earcon_from = self._earcon_until = 0.0
         self._ticked_at = 0.0
         self._last_watchdog = 0.0
         self._tick_timer: asyncio.TimerHandle | None = None
@@ -151,10 +151,13 @@ class Kiosk:
             self._agent_was_audible = self.echo.agent_audible
             self.gate.far_end(self._agent_was_audible)
         # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
-        # open the gate (an open gate is the visitor talking)
-        earcon = self._earcon_from < captured_at and captured_at - self.gate.frame_ms / 1000.0 < self._earcon_until
-        cue = not self.gate.is_open and (earcon or self.echo.residual_echo)
-        out = self.gate.push(frame, cue)
+        # open the gate (an open gate is the visitor talking). Earcons are taken out of the frame
+        # (not sent even by an open gate); what is left is the visitor's unless the tone dominates it
+        frame, earcon = self.earcons_heard.clean(frame, captured_at, self.gate.frame_ms / 1000.0)
+        # the canceller does not run under an earcon: its flag then stands for the earcon, handled
+        # above, unless the agent's voice may be in the frame too
+        agent_echo = self.echo.residual_echo and not (self.earcons_heard.enabled and self.echo.in_cue and not self.echo.agent_audible)
+        out = self.gate.push(frame, earcon or agent_echo)
         admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
         if self.gate.is_open != self._gate_was_open:
             self._gate_was_open = self.gate.is_open
@@ -201,6 +204,8 @@ class Kiosk:
             self._store(self.store.record_end, a.session_id, a.reason, now)
             if self.share is not None:
                 self.share.ended(a.session_id, now)
+        elif isinstance(a, c.NewVisitor):
+            self.gate.new_visitor()
         elif isinstance(a, c.HeldAudio):
             held = self.backlog.take()
             if a.command == "send" and self.link is not None:
@@ -210,9 +215,9 @@ class Kiosk:
             if pcm:
                 self.sink.buffer.write(pcm)
                 # when it plays, on the clock that stamps captured frames (time.monotonic())
-                self._earcon_until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
-                self._earcon_from = self._earcon_until - len(pcm) / 32000.0
-                self.echo.play_cue(self._earcon_from, self._earcon_until)
+                until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
+                self.earcons_heard.played(a.name, until - len(pcm) / 32000.0, until)
+                self.echo.play_cue(until - len(pcm) / 32000.0, until)
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
