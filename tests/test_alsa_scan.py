@@ -73,3 +73,40 @@ pcm.kiosk_upmix {{ type upmix slave.pcm "null" }}
     assert bytes.fromhex(out["mic"]) == mic[: 20 * 960]
     assert bytes(range(1, 256)) * 40 in (tmp_path / "speaker.raw").read_bytes()
     assert {"default", "fakemic", "fakespk", "kiosk_upmix"} <= set(out["devices"])
+
+
+HIDE_PROBE = r"""
+import json, sys
+import pyaudio
+from edge_agent.audio import alsascan
+
+alsascan.want_device(sys.argv[1])
+hidden = alsascan.hide_from_scan()
+pa = pyaudio.PyAudio()
+with open("/proc/self/maps") as maps:
+    scanned = sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps if "libasound_module_pcm_" in line})
+print(json.dumps({"hidden": hidden, "scanned": scanned}))
+"""
+
+
+def test_the_kiosks_scan_never_opens_a52_unless_its_devices_could_be_a52(tmp_path: Path) -> None:
+    """Debian's libasound2-plugins defines `a52`: opening it in the scan maps libavcodec, and ~3 MB
+    of what that pulls in stays mapped for good. The kiosk's scan leaves it out, unless a
+    configured device could be it (an index, or a part of its name); other plugins are scanned
+    as before."""
+    (tmp_path / ".asoundrc").write_text('pcm.kiosk_upmix { type upmix slave.pcm "null" }\n')
+    env = {**os.environ, "HOME": str(tmp_path), "JACK_NO_START_SERVER": "1"}
+
+    def scan(spec: str) -> dict[str, list[str]]:
+        run = subprocess.run([sys.executable, "-c", HIDE_PROBE, spec], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return dict(json.loads(run.stdout.splitlines()[-1]))
+
+    a52 = "libasound_module_pcm_a52.so"
+    for spec in ("default", "pulse", "USB"):
+        out = scan(spec)
+        assert out["hidden"] == ["a52"] and a52 not in out["scanned"], (spec, out)
+        assert "libasound_module_pcm_upmix.so" in out["scanned"], out
+    for spec in ("a52", "A5", "2"):
+        out = scan(spec)
+        assert out["hidden"] == [] and a52 in out["scanned"], (spec, out)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from edge_agent.agent.batching import BatchingConnection
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
@@ -45,6 +46,10 @@ SEND_BUFFER_BYTES = 32 * 1024
 """Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
+
+BATCH_FRAMES = 8
+"""Most uplink frames handed to the socket in one write (see agent/batching.py): a capture
+period's frames go out together; a backlog goes out 240 ms at a time, flow control in between."""
 
 READ_CHUNK_BYTES = 16 * 1024
 """Most asyncio reads from a socket at once (one TLS record). Its default, 256 KiB, is allocated
@@ -237,6 +242,7 @@ class AgentLink:
                 write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
                 compression="deflate" if self.settings.compression else None,
                 extensions=[SilenceDeflateFactory()] if self.settings.compression else None,
+                create_connection=BatchingConnection,
             ) as ws:
                 self._ws = ws
                 self.stats.connects += 1
@@ -355,22 +361,33 @@ class AgentLink:
             log.log(level, "agent link %d: %s%s", self.link_id, what, more)
 
     async def _send(self, ws: ClientConnection) -> None:
+        assert isinstance(ws, BatchingConnection)  # what `connect` was told to make
         while not self._closing:
             while (self._held or self._queue) and not self._closing:
-                frame, captured_at = (self._held.popleft(), None) if self._held else self._queue.popleft()
-                await ws.send(frame)
+                batch = self._next_batch()
+                await ws.send_binaries([frame for frame, _ in batch])
                 sent_at = time.monotonic()
-                if self.stats.uplink_tap is not None:
-                    self.stats.uplink_tap(frame, sent_at)
+                for frame, captured_at in batch:
+                    if self.stats.uplink_tap is not None:
+                        self.stats.uplink_tap(frame, sent_at)
+                    if captured_at is not None:
+                        self.stats.capture_to_wire_ms.append((sent_at - captured_at) * 1000.0)
+                    self.stats.bytes_up += len(frame)
                 if self.first_audio_sent_at is None:
                     self.first_audio_sent_at = sent_at
-                if captured_at is not None:
-                    self.stats.capture_to_wire_ms.append((sent_at - captured_at) * 1000.0)
-                self.stats.frames_sent += 1
-                self.stats.bytes_up += len(frame)
+                self.stats.frames_sent += len(batch)
             self._wake.clear()
             if not self._closing:
                 await self._wake.wait()
+
+    def _next_batch(self) -> list[tuple[bytes, float | None]]:
+        """Up to BATCH_FRAMES frames, held audio first, then the live queue, in order."""
+        batch: list[tuple[bytes, float | None]] = []
+        while self._held and len(batch) < BATCH_FRAMES:
+            batch.append((self._held.popleft(), None))
+        while self._queue and len(batch) < BATCH_FRAMES:
+            batch.append(self._queue.popleft())
+        return batch
 
     async def _watch_dead(self) -> None:
         """Ends the link when the agent has been silent for `dead_after_s` (pongs count, so a

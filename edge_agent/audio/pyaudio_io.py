@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.alsascan import release_scan
+from edge_agent.audio.alsascan import hide_from_scan, release_scan, want_device
 from edge_agent.audio.devicedrop import DeviceDrop
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
 from edge_agent.audio.quiet import quiet_native_stderr
@@ -38,9 +38,12 @@ def _pyaudio() -> Any:
     return pyaudio
 
 
-def _new_pa(pyaudio: Any) -> Any:
+def _new_pa(pyaudio: Any, hide: bool = False) -> Any:
     """PortAudio initialised without its backends' chatter on stderr (see audio/quiet.py), and
-    without keeping the ALSA plugins its device scan loaded (see audio/alsascan.py)."""
+    without keeping the ALSA plugins its device scan loaded (see audio/alsascan.py); `hide`: a
+    scan for the kiosk's own devices, which leaves alsascan.SCAN_HIDDEN out."""
+    if hide:
+        hide_from_scan()
     with quiet_native_stderr():
         pa = pyaudio.PyAudio()
     release_scan()
@@ -120,6 +123,7 @@ class PyAudioSource:
     def __init__(self, spec: str, frame_ms: int, period_ms: int | None = None, max_queued_frames: int = 50) -> None:
         """`max_queued_frames` bounds what waits for the event loop (50 x 30 ms = 1.5 s)."""
         self.spec = spec
+        want_device(spec)
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
         self.frame_ms = frame_ms
         self._frame_s = frame_ms / 1000.0
@@ -141,7 +145,7 @@ class PyAudioSource:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         pyaudio = _pyaudio()
-        info = _find_or_release(pa := _new_pa(pyaudio), self.spec, want_input=True)
+        info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=True)
         self._pa = pa
         self._loop, self._on_frame = loop, on_frame
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
@@ -200,6 +204,7 @@ class PyAudioSink:
         """`drop_device`: abort and restart the stream on clear/pause (False: only stop feeding
         it, and what the device holds still plays; the benchmark's baseline)."""
         self.spec = spec
+        want_device(spec)
         self.buffer_ms = buffer_ms
         self.buffer = PlaybackBuffer()
         self._fifo = np.zeros(0, dtype=np.int16)
@@ -227,7 +232,7 @@ class PyAudioSink:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
-        info = _find_or_release(pa := _new_pa(pyaudio), self.spec, want_input=False)
+        info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=False)
         self._pa = pa
         self._loop, self._on_drained = loop, on_drained
         self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
