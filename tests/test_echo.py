@@ -44,6 +44,19 @@ def test_ring_pads_gaps_with_silence_and_keeps_the_newest_seconds() -> None:
     assert (ring.read(round(start), 160) == 0).all()
 
 
+def test_ring_reads_every_stretch_as_written_across_its_wrap() -> None:
+    """Reads come out as the timeline was written, wherever they fall: across the ring's wrap,
+    partly before its memory or after its newest sample (zeros there)."""
+    ring = ReferenceRing(capacity_s=0.01)  # 160 samples: every block below wraps it
+    timeline = np.arange(1, 1001, dtype="<i2")
+    for i in range(0, 1000, 70):
+        ring.write(timeline[i : i + 70].tobytes(), 5.0 + i / SR)
+    for start in range(700, 1100, 7):
+        for n in (1, 30, 159, 160, 300):
+            want = np.array([timeline[k] if 1000 - 160 <= k < 1000 else 0 for k in range(start, start + n)], dtype="<i2")
+            assert (ring.read(start, n) == want).all(), (start, n)
+
+
 def test_alignment_follows_clock_drift_sample_by_sample() -> None:
     """The speaker's clock runs 500 ppm fast against the mic's (5x a bad USB pair): after two
     minutes the two are 60 ms apart, and each mic frame still gets the samples heard with it."""

@@ -234,15 +234,17 @@ class EchoCanceller:
             raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
         self.stats.frames += 1
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
-        blocks = ref.reshape(-1, BLOCK).astype(np.float32)
-        loud = np.einsum("ij,ij->i", blocks, blocks) > FAR_RMS * FAR_RMS * BLOCK
-        loud_blocks = int(np.count_nonzero(loud))
+        n_blocks, loud_blocks = n // BLOCK, 0
+        if ref.any():  # most frames of a conversation hear no speaker at all: no block maths
+            blocks = ref.reshape(-1, BLOCK).astype(np.float32)
+            loud = np.einsum("ij,ij->i", blocks, blocks) > FAR_RMS * FAR_RMS * BLOCK
+            loud_blocks = int(np.count_nonzero(loud))
         # blocks since the reference was last loud: those after this frame's last loud block
-        self._quiet_blocks = len(loud) - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + len(loud)
+        self._quiet_blocks = n_blocks - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + n_blocks
         self.far_active = self._quiet_blocks < self._hold_blocks
         self.residual_echo = False
         self.in_cue = cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
-        self._agent_quiet_blocks = self._quiet_blocks if loud_blocks and not cue else self._agent_quiet_blocks + len(loud)
+        self._agent_quiet_blocks = self._quiet_blocks if loud_blocks and not cue else self._agent_quiet_blocks + n_blocks
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()
             return frame

@@ -95,9 +95,11 @@ class ReferenceRing:
         with self._lock:
             lo = max(start, self._end - self._cap, 0)
             hi = min(start + n, self._end)
-            if hi > lo:
-                idx = np.arange(lo, hi) % self._cap
-                out[lo - start : hi - start] = self._buf[idx]
+            if hi > lo:  # at most two slices of the ring (it wraps once at most)
+                at, count = lo % self._cap, hi - lo
+                first = min(count, self._cap - at)
+                out[lo - start : lo - start + first] = self._buf[at : at + first]
+                out[lo - start + first : hi - start] = self._buf[: count - first]
         return out
 
 
