@@ -29,6 +29,7 @@ import psutil
 from steps import pct, wait_until
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.alsascan import SCAN_HIDDEN
 from edge_agent.audio.devices import write_wav_16k_mono
 from edge_agent.core import conversation as c
 from edge_agent.devtools.mosquitto import Mosquitto
@@ -203,8 +204,9 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
             floor = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; time.sleep({seconds + 30})"], env=env)
             # the same, then PortAudio initialised: its ALSA device scan loads ALSA's plugins
             pa_floor = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; pa = pyaudio.PyAudio(); time.sleep({seconds + 30})"], env=env, stderr=subprocess.DEVNULL)
-            # and the same once the daemon has given back the plugins only the scan used (audio/alsascan.py)
-            released = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; from edge_agent.audio.alsascan import release_scan; pa = pyaudio.PyAudio(); release_scan(); time.sleep({seconds + 30})"], env=env, stderr=subprocess.DEVNULL)
+            # and the same as the daemon initialises it: a52 left out of the scan, then the plugins
+            # only the scan used given back (audio/alsascan.py)
+            released = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; from edge_agent.audio.alsascan import hide_from_scan, release_scan; hide_from_scan(); pa = pyaudio.PyAudio(); release_scan(); time.sleep({seconds + 30})"], env=env, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(4)
                 pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/bench/cmd", "-m", json.dumps({"action": "press"})], capture_output=True, timeout=10)
@@ -231,7 +233,7 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
         os.killpg(player.pid, signal.SIGKILL)
         player.wait(5)
         broker.kill()
-    return {"rss_mb_full_stack": round(peak, 1), "rss_mb_imports_floor": round(floor_mb, 1), "rss_mb_portaudio_floor": round(pa_floor_mb, 1), "rss_mb_portaudio_released_floor": round(released_mb, 1), "agent_turns": turns, "seconds": seconds, "daemon_cpu_s": round(cpu.user + cpu.system, 1), "imports": IMPORTS}
+    return {"rss_mb_full_stack": round(peak, 1), "rss_mb_imports_floor": round(floor_mb, 1), "rss_mb_portaudio_floor": round(pa_floor_mb, 1), "rss_mb_portaudio_released_floor": round(released_mb, 1), "agent_turns": turns, "seconds": seconds, "daemon_cpu_s": round(cpu.user + cpu.system, 1), "imports": IMPORTS, "scan_hidden": list(SCAN_HIDDEN)}
 
 
 @contextmanager

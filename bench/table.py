@@ -178,7 +178,8 @@ def render(r: dict[str, Any]) -> str:
     w, w30, d = r["capture_to_wire_ms"], r["capture_to_wire_ms_period_30"], r["daemon"]
     full = r["full_stack"]
     floor = full["rss_mb_imports_floor"]
-    released = f"; initialised, then the plugins only its scan used given back (as the daemon does): {full['rss_mb_portaudio_released_floor']} MB" if "rss_mb_portaudio_released_floor" in full else ""
+    hidden = f"{', '.join(full['scan_hidden'])} left out of the scan, " if full.get("scan_hidden") else ""
+    released = f"; initialised as the daemon does it ({hidden}the plugins only the scan used given back): {full['rss_mb_portaudio_released_floor']} MB" if "rss_mb_portaudio_released_floor" in full else ""
     lines += [
         "",
         "| figure (definition) | value | baseline (same run) | goal | met |",
