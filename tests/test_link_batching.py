@@ -1,4 +1,4 @@
-"""The agent link writes the frames it has ready in one socket write (agent/batching.py).
+"""The agent link writes the frames it has ready in one socket write (agent/wire.py).
 
 The microphone hands over a capture period (two 30 ms frames) at a time; each frame is still its
 own binary message, byte for byte what websockets sends for one `send`, but both go out in one

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
-from edge_agent.agent.batching import BatchingConnection
 from edge_agent.agent.deflate import SilenceDeflateFactory
+from edge_agent.agent.wire import BatchingConnection, read_in_small_chunks
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
@@ -48,25 +48,8 @@ auto-tuning it grows to megabytes, and a congested uplink would queue minutes of
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
 
 BATCH_FRAMES = 8
-"""Most uplink frames handed to the socket in one write (see agent/batching.py): a capture
+"""Most uplink frames handed to the socket in one write (see agent/wire.py): a capture
 period's frames go out together; a backlog goes out 240 ms at a time, flow control in between."""
-
-READ_CHUNK_BYTES = 16 * 1024
-"""Most asyncio reads from a socket at once (one TLS record). Its default, 256 KiB, is allocated
-for every read and then shrunk to what arrived: glibc maps and unmaps that block each time (three
-syscalls and fresh pages per 1 KiB message of agent audio); py-spy put a fifth of the kiosk's
-busy time in a conversation on that one read."""
-
-
-def read_in_small_chunks(transport: asyncio.BaseTransport) -> bool:
-    """Caps each read of `transport` (plain or TLS) at READ_CHUNK_BYTES; a larger burst just takes
-    another read. False, and nothing changed, where the loop's transports have no such knob."""
-    target: object = getattr(transport, "_ssl_protocol", transport)  # TLS: the layer reading records
-    if not isinstance(getattr(target, "max_size", None), int):
-        return False
-    setattr(target, "max_size", READ_CHUNK_BYTES)  # noqa: B010 - an attribute typeshed does not know
-    return True
-
 
 @dataclass
 class LinkStats:
@@ -132,6 +115,11 @@ class AgentLink:
         self._held: deque[bytes] = deque()
         """Audio held while connecting (see `send_held`): goes out before anything queued."""
         self._wake = asyncio.Event()
+        self._flush_booked = False
+        self._sender_busy = False
+        """The sender task has a batch in flight (waiting for the socket): later audio waits for it."""
+        self._serving: BatchingConnection | None = None
+        """The open link's connection, once the stream may flow (`initiate` sent)."""
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -204,7 +192,7 @@ class AgentLink:
         if len(self._queue) == self._queue.maxlen:
             self.stats.frames_dropped += 1
         self._queue.append((frame, captured_at))
-        self._wake.set()
+        self._book_flush()
 
     def send_held(self, frames: list[bytes]) -> None:
         """Queue the audio held since the press, in order, ahead of the live stream. It is bounded
@@ -212,7 +200,26 @@ class AgentLink:
         if self._closing or not frames:
             return
         self._held.extend(frames)
-        self._wake.set()
+        self._book_flush()
+
+    def _book_flush(self) -> None:
+        """The frames queued in this loop callback (a capture period's) go out together once it
+        returns: one `call_soon` per callback, no task woken (see `_flush`)."""
+        if not self._flush_booked:
+            self._flush_booked = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Writes what is queued at once where the socket takes it; otherwise (connecting, flow
+        control, a batch already waiting) the sender task sends it when it can, in order."""
+        self._flush_booked = False
+        ws = self._serving
+        while (self._held or self._queue) and not self._closing and not self._sender_busy and ws is not None and ws.takes_now:
+            batch = self._next_batch()
+            ws.send_binaries_now([frame for frame, _ in batch])
+            self._sent(batch)
+        if self._held or self._queue:
+            self._wake.set()
 
     @property
     def queued(self) -> bool:
@@ -362,23 +369,32 @@ class AgentLink:
 
     async def _send(self, ws: ClientConnection) -> None:
         assert isinstance(ws, BatchingConnection)  # what `connect` was told to make
+        self._serving = ws
         while not self._closing:
             while (self._held or self._queue) and not self._closing:
                 batch = self._next_batch()
-                await ws.send_binaries([frame for frame, _ in batch])
-                sent_at = time.monotonic()
-                for frame, captured_at in batch:
-                    if self.stats.uplink_tap is not None:
-                        self.stats.uplink_tap(frame, sent_at)
-                    if captured_at is not None:
-                        self.stats.capture_to_wire_ms.append((sent_at - captured_at) * 1000.0)
-                    self.stats.bytes_up += len(frame)
-                if self.first_audio_sent_at is None:
-                    self.first_audio_sent_at = sent_at
-                self.stats.frames_sent += len(batch)
+                self._sender_busy = True
+                try:
+                    await ws.send_binaries([frame for frame, _ in batch])
+                finally:
+                    self._sender_busy = False
+                self._sent(batch)
             self._wake.clear()
             if not self._closing:
                 await self._wake.wait()
+
+    def _sent(self, batch: list[tuple[bytes, float | None]]) -> None:
+        """Counts a batch handed to the socket (the capture-to-wire figure for live frames)."""
+        sent_at = time.monotonic()
+        for frame, captured_at in batch:
+            if self.stats.uplink_tap is not None:
+                self.stats.uplink_tap(frame, sent_at)
+            if captured_at is not None:
+                self.stats.capture_to_wire_ms.append((sent_at - captured_at) * 1000.0)
+            self.stats.bytes_up += len(frame)
+        if self.first_audio_sent_at is None:
+            self.first_audio_sent_at = sent_at
+        self.stats.frames_sent += len(batch)
 
     def _next_batch(self) -> list[tuple[bytes, float | None]]:
         """Up to BATCH_FRAMES frames, held audio first, then the live queue, in order."""

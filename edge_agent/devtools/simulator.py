@@ -32,7 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.agent.link import read_in_small_chunks
+from edge_agent.agent.wire import read_in_small_chunks
 from edge_agent.core import protocol as p
 from edge_agent.devtools.loopthread import LoopThread
 from edge_agent.errors import ProtocolError

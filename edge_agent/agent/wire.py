@@ -1,0 +1,82 @@
+"""The agent link's socket: reads in small pieces, writes in batches.
+
+`read_in_small_chunks` caps what asyncio reads (and allocates) at once. `BatchingConnection` is
+the link's WebSocket connection: websockets hands each outgoing frame to the transport on its
+own, and asyncio's socket transport writes each at once, one `send` syscall with the kernel's
+whole TCP path (on loopback the receiver's too) per WebSocket frame. The microphone delivers a
+capture period (two 30 ms frames) at a time and each frame is its own binary message, so the
+uplink paid two syscalls per wake-up: py-spy put a fifth of the daemon's CPU in a conversation
+on those writes. Here whatever frames are ready go out in one write: the same messages, the same
+bytes in the same order on the stream (with TLS, fewer records around them), half the syscalls;
+`send_binaries_now` does it without a task when nothing has to be waited for.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
+
+READ_CHUNK_BYTES = 16 * 1024
+"""Most asyncio reads from a socket at once (one TLS record). Its default, 256 KiB, is allocated
+for every read and then shrunk to what arrived: glibc maps and unmaps that block each time (three
+syscalls and fresh pages per 1 KiB message of agent audio); py-spy put a fifth of the kiosk's
+busy time in a conversation on that one read."""
+
+
+def read_in_small_chunks(transport: asyncio.BaseTransport) -> bool:
+    """Caps each read of `transport` (plain or TLS) at READ_CHUNK_BYTES; a larger burst just takes
+    another read. False, and nothing changed, where the loop's transports have no such knob."""
+    target: object = getattr(transport, "_ssl_protocol", transport)  # TLS: the layer reading records
+    if not isinstance(getattr(target, "max_size", None), int):
+        return False
+    setattr(target, "max_size", READ_CHUNK_BYTES)  # noqa: B010 - an attribute typeshed does not know
+    return True
+
+
+class BatchingConnection(ClientConnection):
+    """A `ClientConnection` (pass it to `connect` as `create_connection`) that writes everything
+    the protocol has ready in one go, and can send several binary messages at once."""
+
+    def send_data(self) -> None:
+        pending: list[bytes] = []
+        for data in self.protocol.data_to_send():
+            if data:
+                pending.append(data)
+                continue
+            # an empty chunk asks for a half-close after what came before it (as websockets does)
+            self._write(pending)
+            pending = []
+            if self.transport.can_write_eof():
+                with contextlib.suppress(Exception):  # write_eof documents no exceptions
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
+        self._write(pending)
+
+    def _write(self, chunks: list[bytes]) -> None:
+        if len(chunks) == 1:
+            self.transport.write(chunks[0])
+        elif chunks:
+            self.transport.write(b"".join(chunks))
+
+    async def send_binaries(self, messages: Sequence[bytes]) -> None:
+        """Each of `messages` as its own binary message, exactly as `send` would send them one
+        by one, in one socket write; raises ConnectionClosed like `send`."""
+        async with self.send_context():
+            for message in messages:
+                self.protocol.send_binary(message)
+
+    @property
+    def takes_now(self) -> bool:
+        """`send_binaries_now` would send: the connection is open and flow control is not
+        holding the socket back (`send_binaries` would not wait)."""
+        return self.protocol.state is State.OPEN and not self.paused
+
+    def send_binaries_now(self, messages: Sequence[bytes]) -> None:
+        """`send_binaries` without waiting, for the caller that checked `takes_now`."""
+        for message in messages:
+            self.protocol.send_binary(message)
+        self.send_data()
