@@ -88,3 +88,49 @@ def test_held_audio_goes_out_in_order_a_batch_at_a_time(tmp_path: Path) -> None:
     got, writes = asyncio.run(_session(tmp_path, False, [SPEECH], held))
     assert got == [*held, SPEECH]
     assert len(writes) == 3, writes  # 2 x BATCH_FRAMES, then the last held frame with the live one
+
+
+def test_audio_waits_in_order_while_the_socket_cannot_take_it(tmp_path: Path) -> None:
+    """A server that stops reading fills the socket: flow control holds the connection back, the
+    sender task takes over (the queue drops its oldest, counted), and once the server reads
+    again what was kept arrives in order, the newest frame last."""
+    got: list[int] = []
+    done = asyncio.Event()
+    total = 300
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(json.dumps({"method": "onready", "payload": {"session_id": "s1"}}))
+        await asyncio.sleep(1.5)  # not reading: the kiosk's socket fills
+        async for msg in ws:
+            if isinstance(msg, bytes):
+                got.append(int.from_bytes(msg[:2], "big"))
+                if got[-1] == total - 1:
+                    done.set()
+
+    async def main() -> tuple[bool, int]:
+        ready = asyncio.Event()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the accepted socket inherits it
+        listener.bind(("127.0.0.1", 0))
+        async with serve(handler, sock=listener, ping_interval=None, max_size=None):
+            settings = kiosk_settings(tmp_path, f"ws://127.0.0.1:{listener.getsockname()[1]}/", agent={"ping_interval_s": 120.0}).agent
+            link = AgentLink(settings, 1, lambda e: ready.set() if isinstance(e, c.FromAgent) else None, LinkStats())
+            link.start(None)
+            await asyncio.wait_for(ready.wait(), 10)
+            held_back = False
+            for i in range(0, total, 2):  # a capture period of two frames every 5 ms
+                for k in (i, i + 1):
+                    link.send_audio(k.to_bytes(2, "big") + bytes(range(1, 255)) * 3 + bytes(196))
+                await asyncio.sleep(0.005)
+                held_back = held_back or (link._serving is not None and not link._serving.takes_now)
+            await asyncio.wait_for(done.wait(), 20)
+            link.close()
+            await link.wait_closed()
+            return held_back, link.stats.frames_dropped
+
+    held_back, dropped = asyncio.run(main())
+    assert held_back, "the socket never filled: the test did not exercise flow control"
+    assert got == sorted(got) and len(set(got)) == len(got) and got[-1] == total - 1
+    assert dropped > 0, "back-pressure never reached the bounded queue: audio piled up in user space"
+    assert len(got) + dropped == total, (len(got), dropped)
