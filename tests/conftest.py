@@ -286,6 +286,21 @@ class KioskThread:
     def send(self, event: Any) -> None:
         self.loop.call_soon_threadsafe(self.kiosk.dispatch, event)
 
+    def on_loop(self, fn: Any, timeout_s: float = 5.0) -> Any:
+        """Run fn() on the kiosk's loop and return its result: reads that must agree with each other."""
+        import concurrent.futures
+
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as e:  # handed to the test thread
+                done.set_exception(e)
+
+        self.loop.call_soon_threadsafe(call)
+        return done.result(timeout_s)
+
     def press(self, long: bool = False) -> None:
         from edge_agent.core.conversation import Press
 
