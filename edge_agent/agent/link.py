@@ -17,24 +17,20 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from edge_agent.agent.deflate import SilenceDeflateFactory
+from edge_agent.agent.health import LinkStats as LinkStats
+from edge_agent.agent.health import classify as classify
 from edge_agent.agent.wire import BatchingConnection, read_in_small_chunks
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
-from edge_agent.core.ratelimit import LogThrottle
 from edge_agent.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
-"""Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
-RETRYABLE_HTTP = frozenset({408, 425, 429})
 MAX_MESSAGE_BYTES = 256 * 1024
 """Largest message the agent may send: 8 s of 16 kHz audio in one chunk, or a JSON event four
 times the longest text we keep (protocol.MAX_TEXT_FRAME_CHARS). Anything larger closes the link
@@ -50,48 +46,6 @@ before the kiosk noticed; capped, back-pressure reaches our bounded queue within
 BATCH_FRAMES = 8
 """Most uplink frames handed to the socket in one write (see agent/wire.py): a capture
 period's frames go out together; a backlog goes out 240 ms at a time, flow control in between."""
-
-@dataclass
-class LinkStats:
-    """Counters shared by every link of the daemon (the metrics read them)."""
-
-    bytes_up: int = 0
-    bytes_down: int = 0
-    frames_sent: int = 0
-    frames_dropped: int = 0
-    rtt_ms: float | None = None
-    bad_frames: int = 0
-    frame_log: LogThrottle = field(default_factory=lambda: LogThrottle(first=5, every_s=60.0))
-    """Every frame the links skip (malformed, unknown method, audio before onready) is logged
-    through this one limiter: a few, then one a minute saying how many were left out."""
-    connects: int = 0
-    capture_to_wire_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
-    """Recent delays from a live frame's capture to its bytes handed to the socket."""
-    clear_arrived_at: float | None = None
-    """time.monotonic() of the latest `clear` from the agent (the barge-in benchmark reads it)."""
-    uplink_tap: Callable[[bytes, float], None] | None = None
-    """Benchmarks only: called with every uplink frame and the time.monotonic() it was written."""
-
-
-def classify(exc: BaseException) -> tuple[bool, str]:
-    """(fatal, short reason) for anything that ended or prevented a connection."""
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        fatal = 400 <= status < 500 and status not in RETRYABLE_HTTP
-        return fatal, f"http_{status}"
-    if isinstance(exc, ConnectionClosed):
-        rcvd = exc.rcvd
-        code = rcvd.code if rcvd is not None else 1006
-        fatal = code in FATAL_CLOSE_CODES or 4000 <= code <= 4999
-        reason = rcvd.reason if rcvd is not None and rcvd.reason else ""
-        return fatal, f"close_{code}" + (f" {reason[:60]!r}" if reason else "")  # server text: repr
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return True, f"tls: {exc.verify_message}"
-    if isinstance(exc, (InvalidURI, ValueError)):
-        return True, f"bad endpoint: {exc}"
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return False, "timeout"
-    return False, f"{type(exc).__name__}: {str(exc)[:80]!r}"  # may quote the server: repr
 
 
 class AgentLink:

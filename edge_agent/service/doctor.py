@@ -192,7 +192,7 @@ class Doctor:
     def agent(self) -> str:
         from websockets.asyncio.client import connect
 
-        from edge_agent.agent.link import classify
+        from edge_agent.agent.health import classify
 
         ep = self.s.agent.endpoint
 
