@@ -229,6 +229,48 @@ def test_unknown_device_is_one_clear_error(alsa: AlsaFiles) -> None:
     time.sleep(0)
 
 
+@pytest.mark.parametrize("fails", ["open", "start"])
+@pytest.mark.parametrize("kind", ["mic", "speaker"])
+def test_a_device_found_that_will_not_open_is_one_clear_error_and_portaudio_is_let_go(alsa: AlsaFiles, monkeypatch: pytest.MonkeyPatch, kind: str, fails: str) -> None:
+    """A device busy in another process or unplugged between the scan and the open (PortAudio
+    -9985): one AudioError naming it, and nothing of PortAudio left running (a PortAudio left
+    initialised keeps its stale device list for every later stream in the process)."""
+    from edge_agent.errors import AudioError
+
+    busy = OSError(-9985, "Device unavailable")
+    alive: list[object] = []
+    real_init, real_terminate = pyaudio.PyAudio.__init__, pyaudio.PyAudio.terminate
+
+    def init(self: object) -> None:
+        real_init(self)
+        alive.append(self)
+
+    def terminate(self: object) -> None:
+        alive.remove(self)
+        real_terminate(self)
+
+    def refuse(*args: object, **kw: object) -> object:
+        raise busy
+
+    monkeypatch.setattr(pyaudio.PyAudio, "__init__", init)
+    monkeypatch.setattr(pyaudio.PyAudio, "terminate", terminate)
+    monkeypatch.setattr(pyaudio.PyAudio, "open", refuse) if fails == "open" else monkeypatch.setattr(pyaudio.PyAudio.Stream, "start_stream", refuse)
+    device = PyAudioSource("default", 30) if kind == "mic" else PyAudioSink("default", 20)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(device, PyAudioSource):
+            device.start(loop, lambda frame, at: None)
+        else:
+            device.start(loop, lambda: None)
+
+    with pytest.raises(AudioError, match="Device unavailable") as err:
+        asyncio.run(main())
+    assert "default" in str(err.value) or "fake" in str(err.value), err.value
+    assert alive == [], "PortAudio left initialised"
+    device.stop()  # the daemon's clean-up after a failed start stays harmless
+
+
 def test_playback_reports_what_it_played_and_when_for_the_echo_canceller(alsa: AlsaFiles) -> None:
     audio = _ramp(0.5)
     tapped: list[tuple[bytes, float]] = []

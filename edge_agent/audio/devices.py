@@ -24,6 +24,7 @@ import time
 import wave
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -52,12 +53,37 @@ class AudioSource(Protocol):
     def stop(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SpeakerHealth:
+    """What the output device itself tells of its health, for the fleet's metrics.
+
+    None where a device has no such thing (a file or the null speaker has no clock to miss).
+    A speaker that underflows often stutters for the visitor; one whose drop is off plays a
+    device buffer's worth of the agent after every barge-in.
+    """
+
+    underflows: int | None = None
+    """Device callbacks PortAudio flagged as output underflow (the device ran dry before them)."""
+    errors: int | None = None
+    """Exceptions caught in the device callback (each one played a period of silence)."""
+    drops: int | None = None
+    """Times a clear or pause emptied the device's own buffer."""
+    drop_on: bool | None = None
+    """False once restarts that missed the device's pace turned dropping off (see `DeviceDrop`)."""
+
+    def as_metrics(self) -> dict[str, int | bool | None]:
+        return {"speaker_underflows": self.underflows, "speaker_errors": self.errors, "speaker_drops": self.drops, "speaker_drop_on": self.drop_on}
+
+
 class AudioSink(Protocol):
     buffer: PlaybackBuffer
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None: ...
 
     def stop(self) -> None: ...
+
+    def health(self) -> SpeakerHealth:
+        """The device's own counters (read from the event loop; plain int reads)."""
 
 
 class PlaybackBuffer:
@@ -276,6 +302,9 @@ class FileSink:
         self._head: float | None = None
         """Loop time at which the front of the queue plays; None while nothing plays."""
         self._drained = False
+
+    def health(self) -> SpeakerHealth:
+        return SpeakerHealth()
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         self._on_drained = on_drained

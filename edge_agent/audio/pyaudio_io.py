@@ -22,7 +22,7 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.alsascan import hide_from_scan, release_scan, want_device
 from edge_agent.audio.devicedrop import DeviceDrop
-from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
+from edge_agent.audio.devices import FrameCallback, PlaybackBuffer, SpeakerHealth
 from edge_agent.audio.quiet import quiet_native_stderr
 from edge_agent.audio.resample import Resampler, to_channels, to_mono
 from edge_agent.errors import AudioError
@@ -116,6 +116,23 @@ def _open(pa: Any, info: dict[str, Any], want_input: bool, frames_per_buffer_ms:
     raise AudioError(f"cannot open {'input' if want_input else 'output'} device {info['name']!r}: {last}")
 
 
+def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: int, callback: Callable[..., Any], prepare: Callable[[Any, int, int], None]) -> tuple[Any, int, int]:
+    """`_open`, `prepare(stream, rate, channels)`, then start; when any of it fails, the stream is closed and
+    PortAudio terminated before the AudioError goes up (a PortAudio left initialised keeps its
+    device list and its plugins' memory, and a retry would start a second one)."""
+    stream = None
+    try:
+        stream, rate, channels = _open(pa, info, want_input, period_ms, callback)
+        prepare(stream, rate, channels)
+        stream.start_stream()
+    except (AudioError, OSError) as exc:
+        _close(stream, pa)
+        if isinstance(exc, AudioError):
+            raise
+        raise AudioError(f"cannot start {'input' if want_input else 'output'} device {info['name']!r}: {exc}") from None
+    return stream, rate, channels
+
+
 class PyAudioSource:
     """A microphone; frames of `frame_ms` reach `on_frame` on the event loop, `period_ms` of
     them at a time (the device's buffer: PortAudio's thread and the loop wake once per period)."""
@@ -146,12 +163,15 @@ class PyAudioSource:
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         pyaudio = _pyaudio()
         info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=True)
-        self._pa = pa
         self._loop, self._on_frame = loop, on_frame
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
-        self._stream, rate, self._channels = _open(self._pa, info, True, self.period_ms, self._callback)
+        self._stream = _open_and_start(pa, info, True, self.period_ms, self._callback, self._prepare)[0]
+        self._pa = pa
+
+    def _prepare(self, stream: Any, rate: int, channels: int) -> None:
+        """Before the stream starts (its callbacks may come during the start): the device's format."""
+        self._channels = channels
         self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
-        self._stream.start_stream()
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[None, int]:
         try:
@@ -230,20 +250,27 @@ class PyAudioSink:
         speaker's dropped device buffer goes back to the queue from these)."""
         self.drop = DeviceDrop(self, lambda: self.frames_out / self._rate) if drop_device else None
 
+    def health(self) -> SpeakerHealth:
+        drop = self.drop
+        return SpeakerHealth(self.device_underflows, self.callback_errors, drop.drops if drop else None, drop.enabled if drop else None)
+
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
         info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=False)
-        self._pa = pa
         self._loop, self._on_drained = loop, on_drained
         self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
-        self._stream, rate, self._channels = _open(self._pa, info, False, self.buffer_ms, self._callback)
-        self._rate = rate
-        self._latency_s = float(self._stream.get_output_latency())
-        self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
-        self._stream.start_stream()
+        self._stream = _open_and_start(pa, info, False, self.buffer_ms, self._callback, self._prepare)[0]
+        self._pa = pa
         if self.drop is not None:
             self.drop.start(self._stream, loop)
             self.buffer.before_change = self.drop.request
+
+    def _prepare(self, stream: Any, rate: int, channels: int) -> None:
+        """Before the stream starts (PortAudio may prime the device with callbacks during the
+        start): the device's format (resampler, the callbacks' clock) and latency."""
+        self._rate, self._channels = rate, channels
+        self._latency_s = float(stream.get_output_latency())
+        self._resampler = Resampler(SAMPLE_RATE_HZ, rate)
 
     def _dac_delay(self, time_info: Any) -> float:
         """Seconds from this callback until its first sample leaves the DAC: PortAudio's own

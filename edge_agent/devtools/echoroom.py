@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.devices import FrameCallback, PlaybackBuffer
+from edge_agent.audio.devices import FrameCallback, PlaybackBuffer, SpeakerHealth
 from edge_agent.audio.earcons import EarconRemover, Earcons
 from edge_agent.audio.echo import CancelledTrack, EchoCanceller, EchoHold, cancel_tracks, erle_db, make_backend
 from edge_agent.audio.gate import VadGate
@@ -164,6 +164,9 @@ class RoomSpeaker:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         self._loop, self._on_drained = loop, on_drained
+
+    def health(self) -> SpeakerHealth:
+        return SpeakerHealth()
 
     def sync(self, t0: float) -> None:
         """Speaker and microphone start together (the Room counts both from the same instant)."""

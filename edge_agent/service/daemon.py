@@ -310,6 +310,7 @@ class Kiosk:
             "errors": self.counters["errors"],
             "store_ok": self.store.fault is None,
             "echo_delay_ms": self.echo.delay_ms,
+            **self.sink.health().as_metrics(),
             **slot_metrics(self.inputs, self.share),
             **process_metrics(self.process),
         }
