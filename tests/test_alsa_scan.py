@@ -25,8 +25,21 @@ def plugins():
     with open("/proc/self/maps") as maps:
         return sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps if "libasound_module_pcm_" in line})
 
+def probe_code_kb():  # resident kB of libjack's and libdb's code (what PortAudio's JACK probe ran)
+    kb, code = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5:
+                name = head[-1].rsplit("/", 1)[-1]
+                code = head[1].startswith("r-x") and name.startswith(("libjack.so", "libdb-"))
+            elif code and line.startswith("Rss:"):
+                kb += int(head[1])
+    return kb
+
 pa = pyaudio.PyAudio()  # the scan as PortAudio does it, kept as long as PortAudio runs
 scanned = plugins()
+probe_kb = probe_code_kb()
 pa.terminate()
 devices = [d["name"] for d in list_devices()]  # `edge-agent devices` (it opens every device)
 
@@ -41,9 +54,10 @@ async def main():
     while len(got) < 20 or sink.buffer.queued_bytes:
         await asyncio.sleep(0.01)
     loaded = plugins()
+    kiosk_probe_kb = probe_code_kb()
     source.stop()
     sink.stop()
-    return {"scanned": scanned, "loaded": loaded, "frames": got, "devices": devices}
+    return {"scanned": scanned, "loaded": loaded, "frames": got, "devices": devices, "probe_kb": probe_kb, "kiosk_probe_kb": kiosk_probe_kb}
 
 out = asyncio.run(main())
 out["mic"] = b"".join(out.pop("frames")[:20]).hex()
@@ -69,6 +83,10 @@ pcm.kiosk_upmix {{ type upmix slave.pcm "null" }}
     out = json.loads(run.stdout.splitlines()[-1])
     assert "libasound_module_pcm_upmix.so" in out["scanned"], f"the scan loaded no plugin (is libasound2-plugins installed?): {out['scanned']}"
     assert out["loaded"] == [], "plugins only the scan used are still loaded"
+    # the code PortAudio's JACK probe ran (libjack, and the libdb it opens its metadata with) is
+    # given back once PortAudio is up (audio/probepages.py)
+    assert out["probe_kb"] > 100, f"PortAudio's JACK probe ran no libjack/libdb code here ({out['probe_kb']} kB): is Debian's libportaudio2 (with JACK) installed?"
+    assert out["kiosk_probe_kb"] == 0, out
     # the devices work as before: capture bit exact, playback written, the list complete
     assert bytes.fromhex(out["mic"]) == mic[: 20 * 960]
     assert bytes(range(1, 256)) * 40 in (tmp_path / "speaker.raw").read_bytes()
@@ -110,3 +128,37 @@ def test_the_kiosks_scan_never_opens_a52_unless_its_devices_could_be_a52(tmp_pat
     for spec in ("a52", "A5", "2"):
         out = scan(spec)
         assert out["hidden"] == [] and a52 in out["scanned"], (spec, out)
+
+
+SMAPS = """\
+7f0000000000-7f0000002000 r--p 00000000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
+Rss:                   8 kB
+Anonymous:             0 kB
+7f0000002000-7f0000004000 r-xp 00002000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
+Rss:                   4 kB
+Anonymous:             0 kB
+7f0000004000-7f0000005000 r--p 00004000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
+Rss:                   4 kB
+Anonymous:             4 kB
+7f0000005000-7f0000006000 rw-p 00005000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
+Rss:                   4 kB
+Anonymous:             0 kB
+7f0000006000-7f0000008000 r-xp 00002000 fe:00 12 /usr/lib/x86_64-linux-gnu/libjack.so.0.1.0
+Rss:                   0 kB
+Anonymous:             0 kB
+7f0000008000-7f000000a000 r-xp 00002000 fe:00 13 /usr/lib/x86_64-linux-gnu/libdbus-1.so.3
+Rss:                   8 kB
+Anonymous:             0 kB
+7f000000a000-7f000000c000 r-xp 00000000 00:00 0
+Rss:                   8 kB
+Anonymous:             8 kB
+"""
+
+
+def test_only_probe_library_pages_still_equal_to_their_file_are_given_back() -> None:
+    """madvise(MADV_DONTNEED) would throw away a private page's contents (a library's relocated
+    data): only mappings of libjack and libdb that are not writable and hold no anonymous page
+    qualify, and only where something is resident; other libraries (libdbus) never."""
+    from edge_agent.audio.probepages import releasable
+
+    assert releasable(SMAPS.splitlines(keepends=True)) == [(0x7F0000000000, 0x2000), (0x7F0000002000, 0x2000)]

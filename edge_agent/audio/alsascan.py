@@ -19,6 +19,8 @@ import ctypes
 import ctypes.util
 import logging
 
+from edge_agent.audio.probepages import release_probe_pages
+
 log = logging.getLogger(__name__)
 
 SCAN_HIDDEN = ("a52",)
@@ -39,8 +41,10 @@ def _asound() -> ctypes.CDLL | None:
 
 
 def release_scan() -> None:
-    """Frees ALSA's global configuration and the plugins only the device scan used; harmless to
-    call again, and where ALSA is absent. Call it after `pyaudio.PyAudio()`."""
+    """Frees ALSA's global configuration and the plugins only the device scan used, and gives
+    back the code `Pa_Initialize`'s JACK probe ran (audio/probepages.py); harmless to call again,
+    and where ALSA is absent. Call it after `pyaudio.PyAudio()`."""
+    release_probe_pages()
     lib = _asound()
     if lib is None:
         return

@@ -1,0 +1,76 @@
+"""Gives back the memory of libraries only PortAudio's start-up probe ran.
+
+`Pa_Initialize` (every `pyaudio.PyAudio()`) initialises each host API it was built with; Debian's
+PortAudio tries JACK by opening a JACK client, and JACK's client library first opens its metadata
+database with Berkeley DB (libdb). With no JACK server the probe fails and neither library runs
+again, but the ~1.3 MB of their code the probe executed stays resident in the process (file
+pages: RSS counts them). The kiosk never plays through JACK, so once PortAudio is up it tells
+the kernel it no longer needs those pages (`madvise(MADV_DONTNEED)`). That is safe only for
+pages still identical to the file: they drop out of the process's page tables, stay in the page
+cache, and should the code run again (a JACK server after all) it faults back in from there. So
+only mappings that are not writable and hold no private (copied-on-write) page are given back:
+a library's relocated data is never touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+PROBE_ONLY = ("libjack.so", "libdb-")
+"""Libraries (file-name prefixes) whose code only PortAudio's JACK probe runs in the kiosk."""
+
+MADV_DONTNEED = 4
+"""Linux's value on every architecture the kiosk runs on (asm-generic/mman-common.h)."""
+
+_HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
+
+
+def releasable(smaps: Iterable[str], prefixes: tuple[str, ...] = PROBE_ONLY) -> list[tuple[int, int]]:
+    """(start address, length in bytes) of each mapping in `smaps` (the lines of /proc/PID/smaps)
+    of a file whose name starts with one of `prefixes`, that is not writable, has resident pages
+    and not one private anonymous (copied-on-write) page: what `release_probe_pages` gives back."""
+    out: list[tuple[int, int]] = []
+    current: tuple[int, int] | None = None
+    rss_kb = 0
+    for line in smaps:
+        head = _HEADER.match(line)
+        if head is not None:
+            start, end, perms, path = head.groups()
+            name = path.rsplit("/", 1)[-1]
+            wanted = path.startswith("/") and "w" not in perms and name.startswith(prefixes)
+            current = (int(start, 16), int(end, 16) - int(start, 16)) if wanted else None
+            rss_kb = 0
+        elif current is not None and line.startswith("Rss:"):
+            rss_kb = int(line.split()[1])
+        elif current is not None and line.startswith("Anonymous:"):
+            if int(line.split()[1]) == 0 and rss_kb > 0:
+                out.append(current)
+            current = None
+    return out
+
+
+def release_probe_pages(prefixes: tuple[str, ...] = PROBE_ONLY) -> int:
+    """Gives back the resident pages of `prefixes`' libraries that are still the file's own
+    (see `releasable`); returns the bytes of mappings advised. Harmless to call again, and where
+    there is no /proc or no such library (then 0). Call it after `pyaudio.PyAudio()`."""
+    try:
+        with open("/proc/self/smaps", encoding="ascii", errors="replace") as f:
+            ranges = releasable(f, prefixes)  # line by line: the whole text is ~1 MB
+    except OSError:
+        return 0
+    if not ranges:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    given = 0
+    for start, length in ranges:
+        if libc.madvise(start, length, MADV_DONTNEED) == 0:
+            given += length
+        else:
+            log.debug("madvise(%#x, %d): errno %d", start, length, ctypes.get_errno())
+    return given
