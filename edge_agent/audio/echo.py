@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.echodelay import estimate_delay, speaker_share
 from edge_agent.audio.reference import Alignment, ReferenceRing
 from edge_agent.errors import AudioError, ConfigError
 
@@ -49,8 +50,14 @@ MOVE_UNLESS_ERLE_DB = 10.0
 the estimate before, for both agreeing estimates, below this): AEC3 was seen to take 20-55 dB off
 at 380 ms (and 0-3 dB where it lost the echo, at 520 ms and more); a move there only cost a
 re-convergence and a second half-duplex stretch."""
-DECIMATE = 4
-"""The delay estimator works at 4 kHz: 0.25 ms resolution is plenty, and the FFTs stay small."""
+MOVE_SPEAKER_SHARE = 0.5
+"""...and the later of the two was judged while the mic was mostly the speaker (`speaker_share` at
+the delay found: 0.7-0.9 with the agent alone, 0.03-0.35 with a visitor talking over it): in
+double talk the ERLE says nothing of the echo (the visitor passes the canceller, as they should).
+Nor does it move at a delay the canceller was seen cancelling at since the last move. Both used
+to be missed: at 380 ms in a noisy room (held out) a visitor talking over the agent made the
+canceller look as if it were not cancelling, the reference moved and their first sentence was
+partly lost (recall 0.93)."""
 RESIDUAL_CANCELLED_DB = 8.0
 """A frame the canceller took at least this much off (mic energy over cleaned energy) while the
 far end played is mostly echo: a visitor talking over the agent keeps the cleaned frame within a
@@ -123,35 +130,6 @@ class Aec3Backend:
             handle.dispose()
 
 
-def estimate_delay(ref: np.ndarray, mic: np.ndarray, max_lag_s: float, min_lag_s: float = 0.0) -> tuple[float, float]:
-    """(lag_s, confidence): how far `mic` lags `ref` (GCC-PHAT), searched in [min_lag_s, max_lag_s].
-
-    Both are decimated to 4 kHz first. Confidence is the peak over the mean of the correlation
-    magnitude: noise gives ~3-5, a real echo path 10 and more.
-    """
-    r = _decimate(ref)
-    m = _decimate(mic)
-    rate = SAMPLE_RATE_HZ / DECIMATE
-    n = 1 << math.ceil(math.log2(max(len(r), len(m)) + int(max_lag_s * rate) + 1))
-    spec = np.fft.rfft(m, n) * np.conj(np.fft.rfft(r, n))
-    mag = np.abs(spec)
-    spec /= mag + 1e-3 * (mag.max() + 1e-12)
-    cc = np.fft.irfft(spec, n)
-    lo, hi = math.floor(min_lag_s * rate), math.ceil(max_lag_s * rate)
-    lags = np.arange(lo, hi + 1)
-    vals = cc[lags % n]
-    k = int(np.argmax(vals))
-    confidence = float(vals[k] / (np.mean(np.abs(cc)) + 1e-12))
-    return float(lags[k]) / rate, confidence
-
-
-def _decimate(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    n = len(x) // DECIMATE * DECIMATE
-    out: np.ndarray = x[:n].reshape(-1, DECIMATE).mean(axis=1)
-    return out
-
-
 @dataclass
 class EchoStats:
     frames: int = 0
@@ -204,7 +182,8 @@ class EchoCanceller:
         self._every_blocks = int(estimate_every_s * 100)
         self._last_lag_s: float | None = None
         self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
-        self._was_cancelling = False  # the ERLE before the last estimate reached MOVE_UNLESS_ERLE_DB
+        self._was_cancelling: bool | None = False  # the estimate before: cancelling, not, or None: could not tell
+        self._cancelled_at_s: float | None = None  # a lag the canceller was seen cancelling at since the last move
         self.residual_echo = False
         """The last frame is the kiosk's own sound, not the visitor: the canceller's leftover of
         the far end (see RESIDUAL_CANCELLED_DB), or an earcon told of with `play_cue` and its
@@ -314,21 +293,35 @@ class EchoCanceller:
         self.stats.delay_estimates += 1
         e_mic, e_out = self._since_estimate
         self._since_estimate = [1.0, 1.0]
-        cancelling = 10.0 * math.log10(e_mic / e_out) >= MOVE_UNLESS_ERLE_DB
+        cancelling = self._cancelling(lag_s, e_mic, e_out) if confidence >= 8.0 else None
         was_cancelling, self._was_cancelling = self._was_cancelling, cancelling
         previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
+        if cancelling:
+            self._cancelled_at_s = lag_s
         if self._last_lag_s is None or previous is None or abs(lag_s - previous) > 0.003:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
-        if not 0.0 <= lag_s <= MOVE_BEYOND_S and not (cancelling or was_cancelling):  # beyond what AEC3 follows: move
+        seen_cancelling = self._cancelled_at_s is not None and abs(lag_s - self._cancelled_at_s) <= 0.003
+        if not 0.0 <= lag_s <= MOVE_BEYOND_S and cancelling is False and not was_cancelling and not seen_cancelling:  # beyond what AEC3 follows: move
             self.stats.delay_moves += 1
             self.alignment.shift(max(0.0, bulk_s + lag_s - 0.02))
             self.converged = False
             self._loud_blocks = 0
             self._last_lag_s = None
+            self._cancelled_at_s = None
             self._hist_ref[:] = 0  # the history no longer matches the new alignment
             self._hist_mic[:] = 0
+
+    def _cancelling(self, lag_s: float, e_mic: float, e_out: float) -> bool | None:
+        """Whether the canceller took MOVE_UNLESS_ERLE_DB off the far-end frames since the estimate
+        before; None (cannot tell) when it did not and the mic was not mostly the speaker at
+        `lag_s` (MOVE_SPEAKER_SHARE: a visitor talking; only worked out where a move is possible)."""
+        if 10.0 * math.log10(e_mic / e_out) >= MOVE_UNLESS_ERLE_DB:
+            return True
+        if 0.0 <= lag_s <= MOVE_BEYOND_S or speaker_share(self._hist_ref, self._hist_mic, lag_s) >= MOVE_SPEAKER_SHARE:
+            return False
+        return None
 
 
 class EchoHold:
