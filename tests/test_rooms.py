@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from edge_agent.audio.gate import VadGate
-from edge_agent.audio.gatescore import Labels, far_from_speech
+from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gatescore import Labels, far_from_speech, score
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools import rooms
 from edge_agent.devtools.rooms import KINDS, Room, SpeechBank
@@ -30,7 +30,7 @@ KNOWN_MISSES = {
     "tv 5 dB": (1.0, 1.0, 0.96),
     "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
     "knocks 5 dB": (0.996, 0.909, 0.08),
-    "knocks 5 dB, visitor -18 dB": (1.0, 1.0, 0.12),
+    "knocks 5 dB, visitor -18 dB": (1.0, 1.0, 0.06),
     "babble 10 dB": (1.0, 1.0, 0.96),
     "babble 10 dB, visitor -18 dB": (1.0, 1.0, 0.98),
     "pink 5 dB, visitor -18 dB": (0.996, 0.909, 0.01),
@@ -125,3 +125,17 @@ def test_the_rooms_it_misses_get_no_worse(name: str) -> None:
     assert float(c["speech_recall"] or 0) >= recall - 0.002, c
     assert float(c["onset_ok"] or 0) >= onsets - 0.001, c
     assert float(c["idle_share"] or 0) <= idle + 0.05, c
+
+
+@pytest.mark.parametrize("visitor_db", [0.0, -18.0])
+def test_a_ringing_tray_does_not_open_the_gate(visitor_db: float) -> None:
+    """Knocks at 10 dB, seed 2: a dropped tray's ring (fixed partials dying away) opened the gate
+    for most of a second each time (idle 0.107 at the usual visitor, 0.052 at the quiet one); its
+    pitch lag holding still as it dies away in the bang's tail now keeps it out (0.018, 0.001),
+    and the visitor's speech and every onset still go."""
+    room = Room("knocks", 10.0, visitor_db, 2)
+    pcm, labels = rooms.make_room(bank(), room)
+    sc = score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
+    assert sc.speech_recall >= 0.995, sc
+    assert sc.onset_ok == 1.0, sc
+    assert sc.idle_share <= 0.05, sc

@@ -31,7 +31,9 @@ class CueClassifier(BlockClassifier):
     - bangs: a jump of `bang_rise_db` starts a bang (knock, door, footstep, dropped tray); while
       the sound stays under the bang's decaying tail only voiced frames (peak of the band-limited
       magnitude spectrum's inverse transform at 80-500 Hz pitch lags) whose spectrum moves count.
-      A syllable rises again within a few frames and ends the bang at once.
+      A syllable rises again within a few frames and ends the bang at once. While the gate is
+      closed, a tail block whose pitch lag holds still while it dies away (fixed partials: a tray
+      ringing out) does not count either (`_rings`).
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
@@ -70,6 +72,17 @@ class CueClassifier(BlockClassifier):
     """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
+    RING_FALL_DB = 3.0
+    """A ring (`_rings`): in a bang's tail, from its second block on (the first is the bang's
+    click), the pitch lag the same to the sample as the block before's and the level no higher
+    and at most RING_FALL_DB lower (asked only of tail blocks that would count otherwise, so the
+    pitch costs nothing elsewhere). A dropped tray's fixed partials hold their lag as they die away; a
+    voice's pitch moves. Only a closed gate asks: a ring does not open it, and an open gate is
+    held as before (asked there too, it closed and reopened the gate in music and the TV, each
+    reopening sending a pre-roll of idle, and cut the quiet visitor's speech in a knocking room).
+    Looser, tried on the tuning rooms and dropped: the lag within 1 % (a voice holds that for
+    30 ms often: onsets lost in hum and white noise), or the level rising up to 1 dB (partials
+    beat; recall lost in a knocking room)."""
 
     def __init__(
         self,
@@ -107,6 +120,8 @@ class CueClassifier(BlockClassifier):
         self._bang_db = -math.inf
         """Upper bound of the latest bang's decaying tail, in dB."""
         self._prev_db = 0.0
+        self._tail_lag = -1
+        """Pitch lag of this block if `_rings` asked for it, else -1 (a ring's partials hold still)."""
         self.gate_open = False
         """Set by VadGate: opening needs voiced speech near the visitor's level, holding only its shape."""
         self.far_end = False
@@ -161,16 +176,32 @@ class CueClassifier(BlockClassifier):
             self._voiced_at = self._frame
         return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
 
-    def _track_bang(self, band_db: float) -> None:
-        """A jump of `bang_rise_db` starts a bang; its tail may then only fall by BANG_DECAY_DB a frame."""
+    def _track_bang(self, band_db: float) -> bool:
+        """A jump of `bang_rise_db` starts a bang; its tail may then only fall by BANG_DECAY_DB a
+        frame. True on the block that starts one."""
         rise = band_db - self._prev_db
         self._prev_db = band_db
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_db = band_db + self.BANG_MARGIN_DB
+            return True
         elif rise >= self.BANG_MARGIN_DB:  # rising again: a syllable, not a bang's tail
             self._bang_db = -math.inf
         else:
             self._bang_db -= self.BANG_DECAY_DB
+        return False
+
+    def _tail_speech(self, flux: float, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
+        """In a bang's tail: voiced sound whose spectrum moves, and (to open) no ring."""
+        return flux >= self.TAIL_FLUX_DB and self._voiced_recently() and (self.gate_open or not self._rings(band_db, prev_db, prev_lag, bang))
+
+    def _rings(self, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
+        """Is this block of a bang's tail a ring dying away (RING_FALL_DB)? `prev_lag`: the pitch
+        lag of the block before if it was asked too, else -1; `bang`: this block started one."""
+        if bang:  # the bang's own block: its click says nothing of a pitch
+            return False
+        lag = self._pitch_of()[1]
+        self._tail_lag = lag
+        return lag == prev_lag and -self.RING_FALL_DB <= band_db - prev_db <= 0.0
 
     def _shape_excess(self, bands: list[float]) -> float:
         """How far the level-free band shape is from the noise's, beyond the noise's own jitter; learns the noise."""
@@ -227,9 +258,11 @@ class CueClassifier(BlockClassifier):
         self.band_db = band_db
         self.floor_db = floor = self._floor.update(band_db)
         excess = self._shape_excess(bands)
-        self._track_bang(band_db)
+        prev_db = self._prev_db
+        bang = self._track_bang(band_db)
         level = NOISE
         self._pitch = None
+        prev_lag, self._tail_lag = self._tail_lag, -1
         if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
             pass
         elif excess >= self.keep_shape_db or band_db - floor >= self.keep_snr_db:
@@ -240,7 +273,7 @@ class CueClassifier(BlockClassifier):
             loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
-            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or (flux >= self.TAIL_FLUX_DB and self._voiced_recently())):
+            if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
                 level = SPEECH
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, band_db, flux, excess, floor, bands)
