@@ -179,7 +179,10 @@ def test_a_press_may_open_the_gate_before_any_evidence_and_a_silent_one_closes_i
 def test_silent_presses_in_noisy_rooms_send_almost_nothing_more_with_the_prior(kind: str) -> None:
     """A press every 3 s in the room's noise alone (SNR 5, 10, 20 dB against a usual visitor): the
     prior adds almost nothing to what the gate sends anyway, but in the knocks room, where a knock
-    in the 500 ms after a press may open it: about 3 frames a press here (9.2 without the prior)."""
+    in the 500 ms after a press may open it: about 6 frames a press here. (It was about 3 before
+    the ring cue, cues.py `_rings`, which cut what the gate sends in this room without the prior
+    from 517 to 315 frames but with it only from 703 to 667: a tray's bang and the block after it
+    are the 60 ms the prior opens on, and a ring is told from its third block.)"""
     from edge_agent.devtools import rooms
 
     bank = rooms.SpeechBank(DATA)
@@ -197,4 +200,4 @@ def test_silent_presses_in_noisy_rooms_send_almost_nothing_more_with_the_prior(k
                 gate.push(f)
                 sent[prior_ms] += pressed > 0 and gate.is_open
         presses += pressed
-    assert sent[500] <= sent[0] + (4 * presses if kind == "knocks" else presses // 4), (sent, presses)
+    assert sent[500] <= sent[0] + (7 * presses if kind == "knocks" else presses // 4), (sent, presses)
