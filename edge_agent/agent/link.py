@@ -127,13 +127,18 @@ class AgentLink:
 
     async def wait_closed(self, timeout_s: float = 2.0) -> None:
         """Waits for a clean close; past `timeout_s` (a stalled network cannot finish the close
-        handshake) the connection is aborted, so no task outlives the link."""
+        handshake) the connection is aborted, so no task outlives the link. Aborted at the
+        transport first: a congested uplink blocks the close frame's drain, which websockets does
+        not time out, and a cancelled task would wait in it for as long as the network is stuck."""
         task = self._task
         if task is None:
             return
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(task), timeout_s)
         if not task.done():
+            ws = self._ws
+            if ws is not None:
+                ws.transport.abort()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
