@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
 import os
 import re
 import signal
@@ -63,6 +65,22 @@ def toml_dump(data: dict[str, dict[str, Any]]) -> str:
         lines.append(f"[{section}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A command run in-process (`cli.main`) sets up logging like a real process: basicConfig(force=True)
+    puts a StreamHandler on the root logger writing to sys.stderr, which under `capsys` is that test's
+    capture stream, closed when the test ends. Left there, every later kiosk thread's log line is a
+    "--- Logging error --- ValueError: I/O operation on closed file" on stderr. Taken off again here,
+    with the root level that basicConfig changed (pytest's own capture handlers are left alone)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if type(h) is logging.StreamHandler and h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
 
 
 @pytest.fixture
@@ -128,7 +146,7 @@ class DaemonProcess:
     def log(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_log(self, pattern: str, timeout_s: float = 10.0, after: int = 0) -> re.Match[str]:
+    def wait_log(self, pattern: str, timeout_s: float = 20.0, after: int = 0) -> re.Match[str]:
         rx = re.compile(pattern)
 
         def find() -> re.Match[str] | None:
@@ -213,12 +231,17 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.kill()
 
 
+_MARKERS = itertools.count()
+
+
 class Observer:
     """A paho client that records every message it sees (thread-safe list)."""
 
     def __init__(self, port: int, topics: str = "#", **tls: Any) -> None:
         self.messages: list[tuple[str, bytes, bool, float]] = []
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"observer-{time.monotonic_ns()}")
+        self.topics = topics
+        self.client_id = f"observer-{time.monotonic_ns()}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id)
         if tls.get("username"):
             self.client.username_pw_set(tls["username"], tls.get("password"))
         if tls.get("ca_file"):
@@ -232,7 +255,7 @@ class Observer:
     def find(self, topic: str, since: int = 0) -> list[bytes]:
         return [p for t, p, _, _ in self.messages[since:] if t == topic]
 
-    def wait(self, topic: str, pred: Any = None, timeout_s: float = 10.0, since: int = 0) -> bytes:
+    def wait(self, topic: str, pred: Any = None, timeout_s: float = 20.0, since: int = 0) -> bytes:
         def hit() -> bytes | None:
             for p in self.find(topic, since):
                 if pred is None or pred(p):
@@ -240,6 +263,24 @@ class Observer:
             return None
 
         return wait_for(hit, timeout_s, f"a message on {topic}")  # type: ignore[no-any-return]
+
+    def settle(self, timeout_s: float = 20.0) -> None:
+        """Returns once every retained message of the subscription has arrived: a marker published
+        after the subscription (non-retained, empty, under `_settle/`) comes after them, as the
+        broker handles one client's packets in order. Instead of sleeping and hoping."""
+        assert self.topics.endswith("#"), "settle needs a subscription ending in #"
+        marker = f"{self.topics[:-1]}_settle/{self.client_id}/{next(_MARKERS)}"
+
+        def seen() -> bool:
+            if self.client.is_connected():
+                self.client.publish(marker, b"", qos=1)
+            return bool(self.find(marker))
+
+        wait_for(seen, timeout_s, "the retained messages (a marker after them)")
+
+    def received(self, since: int = 0) -> list[tuple[str, bytes, bool, float]]:
+        """The messages, without settle()'s markers."""
+        return [m for m in self.messages[since:] if "_settle/" not in m[0]]
 
     def json(self, topic: str, since: int = 0) -> list[dict[str, Any]]:
         return [json.loads(p) for p in self.find(topic, since)]
@@ -280,7 +321,7 @@ class KioskThread:
     def __enter__(self) -> KioskThread:
         self._thread.start()
         if self.wait_ready:
-            wait_for(self.kiosk.ready.is_set, 10, "the kiosk to be ready")
+            wait_for(self.kiosk.ready.is_set, 20, "the kiosk to be ready")
         return self
 
     def send(self, event: Any) -> None:
@@ -310,14 +351,17 @@ class KioskThread:
     def state(self) -> str:
         return self.kiosk.conversation.state  # type: ignore[no-any-return]
 
-    def wait_state(self, state: str, timeout_s: float = 10.0) -> None:
+    def wait_state(self, state: str, timeout_s: float = 20.0) -> None:
         wait_for(lambda: self.state == state, timeout_s, f"state {state} (now {self.state})")
 
     def __exit__(self, *exc: object) -> None:
-        if not self.loop.is_closed():
+        try:
             self.loop.call_soon_threadsafe(self.kiosk.stop)
-        self._thread.join(10)
-        if exc[0] is None:
+        except RuntimeError:  # the kiosk ended by itself and its loop is closed
+            pass
+        self._thread.join(20)
+        if exc[0] is None:  # a kiosk still running would go on logging into later tests
+            assert not self._thread.is_alive(), "the kiosk did not stop within 20 s"
             assert self.leftover_tasks == [], f"tasks outlived the kiosk: {self.leftover_tasks}"
 
 
