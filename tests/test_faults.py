@@ -72,8 +72,10 @@ def test_a_silent_dead_link_is_detected_and_replaced(tmp_path: Path, sim: AgentS
         first = sim.sessions[0].session_id
         _set(proxy, "blackhole")
         t0 = time.monotonic()
-        wait_for(lambda: any(e == "reconnecting" for e, _ in events), 5, "the dead link to be noticed")
-        assert time.monotonic() - t0 < FAST["dead_after_s"] + 1.5
+        wait_for(lambda: any(e == "reconnecting" for e, _ in events), 15, "the dead link to be noticed")
+        # dead_after_s after the last pong (pings every 0.5 s), then a tick: well under the 60 s
+        # default even on a loaded machine
+        assert time.monotonic() - t0 < FAST["dead_after_s"] + 3.0
         time.sleep(1.0)  # attempts into the black hole time out and back off
         _set(proxy, "pass")
         wait_for(lambda: k.state == c.LISTENING and len(sim.sessions) >= 2, 15, "the conversation back")
@@ -95,7 +97,7 @@ def test_past_the_window_it_ends_cleanly_and_the_next_press_continues(tmp_path: 
         assert 2 <= attempts <= 12  # backed off, not a storm
         _set(proxy, "pass")
         k.press()
-        wait_for(lambda: k.state == c.LISTENING, 5)
+        wait_for(lambda: k.state == c.LISTENING, 15)
         assert sim.sessions[-1].initiate["data"]["session_continuation"] == {"session_id": first}
 
 
@@ -111,13 +113,13 @@ def test_fatal_refusals_go_to_error_without_a_retry_storm(tmp_path: Path, kwargs
             with KioskThread(settings) as k:
                 obs.wait("edge-agent/test-kiosk/availability", lambda p: p == b"online")
                 k.press()
-                k.wait_state(c.ERROR, 5)
+                k.wait_state(c.ERROR, 15)
                 time.sleep(2.0)
                 assert sim.upgrades == 1  # no retry storm
                 err = obs.wait("edge-agent/test-kiosk/event", lambda p: b'"error"' in p and code.encode() in p)
                 assert b'"code": "agent"' in err
                 obs.wait("edge-agent/test-kiosk/state", lambda p: b'"error"' in p)
-                k.wait_state(c.IDLE, 6)  # back to idle; the next press tries again
+                k.wait_state(c.IDLE, 15)  # back to idle; the next press tries again
     finally:
         obs.close()
 
@@ -127,10 +129,10 @@ def test_retryable_refusal_backs_off_with_a_cap(tmp_path: Path) -> None:
         settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"reconnect_window_s": 6.0})
         with KioskThread(settings) as k:
             k.press()
-            time.sleep(6.5)
+            # the window (6 s) ends in ERROR; a loaded machine may make fewer tries, never more
+            k.wait_state(c.ERROR, 20)
             # 0.25, 0.5, 1, 2, 4 s nominal (+-50 % jitter): a handful of tries, not hundreds
             assert 3 <= sim.upgrades <= 9, sim.upgrades
-            k.wait_state(c.ERROR, 3)
 
 
 def test_continuation_not_honoured_by_an_opt_out_agent(tmp_path: Path) -> None:
@@ -148,7 +150,7 @@ def test_continuation_not_honoured_by_an_opt_out_agent(tmp_path: Path) -> None:
             # we asked to continue; the agent kept no history, and the kiosk works regardless
             assert second.initiate["data"]["session_continuation"] == {"session_id": first.session_id}
             assert second.continued_from is None and second.earlier_turns == 0
-            wait_for(lambda: [e for e, _ in events].count("conversation_started") == 2, 5, "the second start event")
+            wait_for(lambda: [e for e, _ in events].count("conversation_started") == 2, 10, "the second start event")
             started = [f for e, f in events if e == "conversation_started"]
             assert started[-1]["continued_from"] == first.session_id
     assert SessionStore(tmp_path / "state").newest("agent-1").continued_from == first.session_id  # type: ignore[union-attr]
@@ -181,7 +183,7 @@ def test_microphone_missing_at_start_is_retried_until_it_appears(tmp_path: Path,
         time.sleep(1.0)
         assert not k.kiosk.ready.is_set()
         (tmp_path / "mic.wav").replace(missing)
-        wait_for(k.kiosk.ready.is_set, 12, "READY once the microphone appeared")
+        wait_for(k.kiosk.ready.is_set, 20, "READY once the microphone appeared")
         k.press()
         k.wait_state(c.LISTENING)
 
@@ -193,7 +195,7 @@ def test_corrupt_state_file_is_moved_aside_reported_and_the_kiosk_runs(tmp_path:
     settings = kiosk_settings(tmp_path, sim.url)
     with KioskThread(settings, wait_ready=False) as k:
         events = _events(k)
-        wait_for(k.kiosk.ready.is_set, 5)
+        wait_for(k.kiosk.ready.is_set, 20)
         k.press()
         k.wait_state(c.LISTENING)
     assert any(e == "error" and f["code"] == "store_corrupt" for e, f in events) or k.kiosk.store.recovered_from is not None
@@ -223,3 +225,27 @@ def test_slow_uplink_drops_oldest_audio_counted_and_memory_stays_flat(tmp_path: 
         assert published == counted > 50
         assert rss1 - rss0 < 10e6
         assert k.state == c.LISTENING
+
+
+@pytest.mark.slow
+def test_a_stop_with_a_congested_uplink_is_prompt(tmp_path: Path, sim: AgentSimulator, proxy: FaultProxyThread) -> None:
+    """The close frame waits behind audio a congested uplink cannot carry: the link gives the close
+    handshake 1.5 s, then aborts the connection. It used to wait in the close frame's drain for
+    as long as the network stayed stuck (forever here), so SIGTERM never finished and a test's
+    kiosk thread ran on into the next tests."""
+    clip = read_wav(DATA / "kiosk_dev_noisy.wav")[: 32000 * 30]
+    settings = kiosk_settings(tmp_path, proxy.proxy.url(), clip, agent={"dead_after_s": 60.0}, audio={"duplex": "full"})
+    k = KioskThread(settings)
+    with k:
+        k.press()
+        k.wait_state(c.LISTENING)
+        proxy.loop.call_soon_threadsafe(setattr, proxy.proxy, "rate_bytes_s", 500)
+        _set(proxy, "slow")
+        wait_for(lambda: k.kiosk.stats.frames_dropped > 20, 20, "the uplink to back up")
+        t0 = time.monotonic()
+        k.loop.call_soon_threadsafe(k.kiosk.stop)
+        k._thread.join(30)
+        stopped_s = time.monotonic() - t0
+        assert not k._thread.is_alive(), "the kiosk did not stop"
+    assert stopped_s < 10.0, stopped_s  # 1.5 s for the link, 1 s for a standby, the rest is clean-up
+    assert k.result == 0
