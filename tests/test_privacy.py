@@ -33,20 +33,22 @@ def test_forget_during_a_live_conversation_leaves_nothing_to_continue(tmp_path: 
         earlier = conversation(k, sim)
         k.press()
         k.wait_state(c.LISTENING)
-        wait_for(lambda: len(sim.sessions) == 2, 5, "the live session")
+        wait_for(lambda: len(sim.sessions) == 2, 20, "the live session")
         live = sim.sessions[1]
         assert live.initiate["data"]["session_continuation"] == {"session_id": earlier.session_id}
         k.loop.call_soon_threadsafe(k.kiosk.forget_sessions)
-        wait_for(lambda: "sessions_forgotten" in rec.codes(), 5, "the forget")
-        mark = len(rec.states)
+        wait_for(lambda: "sessions_forgotten" in rec.codes(), 20, "the forget")
+        mark = k.on_loop(lambda: len(rec.states))  # after whatever the forget published
         k.press()  # the visitor ends the conversation after the wipe
         k.wait_state(c.IDLE)
+        # the state flips in the conversation, its publication follows as the actions run
+        wait_for(lambda: any(s[0] == c.IDLE for s in rec.states[mark:]), 20, "the idle state published")
         # the state published (retained) once it ended names neither session
         ended = [s for s in rec.states[mark:] if s[0] in (c.ENDING, c.IDLE)]
         assert ended and all(s[1:] == (None, None) for s in ended), ended
         k.press()
         k.wait_state(c.LISTENING)
-        wait_for(lambda: len(sim.sessions) == 3, 5, "the next session")
+        wait_for(lambda: len(sim.sessions) == 3, 20, "the next session")
         assert "session_continuation" not in sim.sessions[2].initiate["data"]  # continued the live one before
     assert list(state.glob(f"{DB_NAME}.corrupt-*")) == []
     ids = [s.id for s in SessionStore(state).recent()]
@@ -59,10 +61,11 @@ def test_forget_while_idle_clears_the_retained_state(tmp_path: Path, sim: AgentS
     rec = Recorder()
     with KioskThread(kiosk_settings(tmp_path, sim.url), reporter=rec) as k:
         first = conversation(k, sim)
-        assert rec.states[-1][1] == first.session_id  # idle, naming the last session
+        assert k.on_loop(lambda: rec.states[-1])[1] == first.session_id  # idle, naming the last session
         k.loop.call_soon_threadsafe(k.kiosk.forget_sessions)
-        wait_for(lambda: "sessions_forgotten" in rec.codes(), 5, "the forget")
-        assert rec.states[-1] == (c.IDLE, None, None)
+        wait_for(lambda: "sessions_forgotten" in rec.codes(), 20, "the forget")
+        # read on the loop, once the callback that reported the forget has published its state too
+        assert k.on_loop(lambda: rec.states[-1]) == (c.IDLE, None, None)
 
 
 # ----------------------------------------------------------------------------- exposure

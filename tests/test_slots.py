@@ -131,7 +131,7 @@ def test_slot_commands_through_the_kiosk(tmp_path: Path, sim: AgentSimulator) ->
         k.wait_state(c.LISTENING)
         first = sim.sessions[-1]
         run(Command("new", "r2", "guest-1"))  # busy: refused, nothing changes
-        wait_for(lambda: len(replies) == 2, 5, "two replies")
+        wait_for(lambda: len(replies) == 2, 20, "two replies")
         assert replies[1]["ok"] is False and "busy" in replies[1]["error"]
         run(Command("press", "r3"))
         k.wait_state(c.IDLE)
@@ -141,7 +141,7 @@ def test_slot_commands_through_the_kiosk(tmp_path: Path, sim: AgentSimulator) ->
         run(Command("press", "r5", "guest-1"))  # another slot mid-conversation: switched
         wait_for(lambda: len(sim.sessions) == 3 and k.state == c.LISTENING, 10, "guest-1 again")
         assert sim.sessions[-1].continued_from == first.session_id
-        slots = {(s.id, s.slot, s.end_reason) for s in k.kiosk.store.recent()}
+        slots = {(s.id, s.slot, s.end_reason) for s in k.on_loop(k.kiosk.store.recent)}  # the store's connection is the loop's
         assert (sim.sessions[1].session_id, "lobby", "switched") in slots and (first.session_id, "guest-1", "mqtt") in slots
 
 
@@ -177,6 +177,6 @@ def test_two_buttons_one_per_language(tmp_path: Path, sim: AgentSimulator, pins:
         _tap(pins, 5)
         wait_for(lambda: len(sim.sessions) == 3 and k.state == c.LISTENING, 10, "English again")
         assert sim.sessions[-1].continued_from == english.session_id
-        rows = {s.id: (s.agent, s.slot) for s in k.kiosk.store.recent()}
+        rows = {s.id: (s.agent, s.slot) for s in k.on_loop(k.kiosk.store.recent)}
         assert rows[sim.sessions[1].session_id] == ("agent-fr", "french")
 
