@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -186,12 +185,13 @@ def test_support_url_must_be_a_web_address() -> None:
 
 
 # ----------------------------------------------------------------------------- clean-up on a real broker
-def retained(port: int, topics: str = "homeassistant/#", settle_s: float = 0.5) -> dict[str, bytes]:
-    """What a subscriber arriving now gets as retained messages."""
+def retained(port: int, topics: str = "homeassistant/#") -> dict[str, bytes]:
+    """What a subscriber arriving now gets as retained messages: all of them (a marker published
+    after the subscription comes after them), never the part that came within a fixed sleep."""
     obs = Observer(port, topics)
     try:
-        time.sleep(settle_s)
-        return {t: p for t, p, r, _ in obs.messages if r}
+        obs.settle()
+        return {t: p for t, p, r, _ in obs.received() if r}
     finally:
         obs.close()
 
@@ -235,13 +235,13 @@ def test_legacy_configs_are_cleared_first_and_another_kiosks_are_left_alone(tmp_
     legacy = "homeassistant/sensor/edge_agent_kiosk_7/{}/config"
     old_ours = {"unique_id": "edge_agent_kiosk_7_rtt_ms", "state_topic": "edge-agent/kiosk-7/metrics", "device": {"identifiers": ["edge-agent-kiosk-7"]}}
     theirs = {"unique_id": "edge_agent_kiosk_7_state", "state_topic": "edge-agent/kiosk_7/state", "device": {"identifiers": ["edge-agent-kiosk_7"]}}
-    wait_for(seeder.client.is_connected, 5, "the seeding client")
+    wait_for(seeder.client.is_connected, 20, "the seeding client")
     for topic, payload in ((legacy.format("rtt_ms"), json.dumps(old_ours)), (legacy.format("state"), json.dumps(theirs)),
                            ("homeassistant/sensor/edge_agent_kiosk-7/junk/config", "not json {"), ("homeassistant/sensor/edge_agent_kiosk-7/list/config", "[1]")):  # fmt: skip
         seeder.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
     watcher = Observer(broker.port, "homeassistant/#")
     try:
-        wait_for(lambda: len(watcher.messages) >= 4, 5, "the seeded configs")
+        wait_for(lambda: len(watcher.messages) >= 4, 20, "the seeded configs")
         mark = len(watcher.messages)
         reporter = run_reporter(broker.port, "kiosk-7", tmp_path / "state")
         now = wait_retained(broker.port, lambda r: "homeassistant/button/edge_agent_kiosk-7/end/config" in r, "the new configs")

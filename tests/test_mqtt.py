@@ -59,8 +59,8 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
     # a subscriber arriving later sees the retained availability, state and discovery
     late = Observer(broker.port)
     try:
-        wait_for(lambda: late.find("edge-agent/kiosk-7/state"), 5, "retained state")
-        retained = {t: (p, r) for t, p, r, _ in late.messages}
+        late.settle()  # every retained message is in (they come in a burst, the state need not be last)
+        retained = {t: (p, r) for t, p, r, _ in late.received()}
         assert retained["edge-agent/kiosk-7/availability"] == (b"online", True)
         state = json.loads(retained["edge-agent/kiosk-7/state"][0])
         assert state["state"] == "idle" and set(state) == {"state", "session_id", "continued_from", "slot", "since", "version"}
@@ -78,12 +78,14 @@ def test_availability_state_discovery_and_last_will(tmp_path: Path, sim: AgentSi
     mark = len(observer.messages)
     observer.client.publish("homeassistant/status", "online")
     observer.wait("homeassistant/sensor/edge_agent_kiosk-7/state/config", since=mark)
-    # kill -9: the broker sends the will within 1.5 x keepalive
+    # kill -9: the broker sends the will within 1.5 x keepalive of the kiosk's last packet (a
+    # metrics message at most a second before the kill), noticed on the broker's next keepalive
+    # check (about once a second): within 2 x keepalive of the kill, far under the 30 s default
     mark = len(observer.messages)
     d.proc.send_signal(signal.SIGKILL)
     t0 = time.monotonic()
-    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=1.5 * KEEPALIVE_S, since=mark)
-    assert time.monotonic() - t0 <= 1.5 * KEEPALIVE_S
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=4 * KEEPALIVE_S, since=mark)
+    assert time.monotonic() - t0 <= 2 * KEEPALIVE_S
 
 
 def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
@@ -95,18 +97,23 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     wait_for(lambda: sim.sessions and sim.sessions[0].turns >= 1, 20, "a reply")
     wait_for(lambda: _collapse(_states(observer, mark))[-1:] == ["listening"] and "speaking" in _states(observer, mark), 10, "the reply to end")
     d.press()
-    wait_for(lambda: _states(observer, mark)[-1:] == ["idle"], 5)
+    wait_for(lambda: _states(observer, mark)[-1:] == ["idle"], 20)
+    idle_mark = len(observer.messages)
     assert _collapse(_states(observer, mark)) == ["connecting", "listening", "speaking", "listening", "ending", "idle"]
     sid = sim.sessions[0].session_id
     listening = next(m for m in observer.json("edge-agent/kiosk-7/state", mark) if m["state"] == "listening")
     assert listening["session_id"] == sid and listening["continued_from"] is None
+    # events and states are different topics: the end event need not come before the idle state
+    wanted_kinds = {"button", "conversation_started", "conversation_ended", "response_latency"}
+    wait_for(lambda: wanted_kinds <= {e["event"] for e in observer.json("edge-agent/kiosk-7/event", mark)}, 20, f"the events {wanted_kinds}")
     events = observer.json("edge-agent/kiosk-7/event", mark)
     kinds = [e["event"] for e in events]
-    assert {"button", "conversation_started", "conversation_ended", "response_latency"} <= set(kinds)
     ended = next(e for e in events if e["event"] == "conversation_ended")
     assert ended["reason"] == "button" and ended["duration_s"] > 5 and ended["session_id"] == sid
     assert "transcript" not in kinds and "response_text" not in kinds  # what people said stays local
-    metrics = observer.json("edge-agent/kiosk-7/metrics")[-1]
+    # a publication after the conversation ended (one a second): it counts all of it
+    observer.wait("edge-agent/kiosk-7/metrics", since=idle_mark)
+    metrics = observer.json("edge-agent/kiosk-7/metrics", idle_mark)[-1]
     wanted = ("uptime_s", "frames_captured", "frames_sent", "frames_gated", "uplink_bytes", "downlink_bytes", "overruns", "underruns")
     wanted += ("rtt_ms", "response_latency_ms", "reconnects", "cpu_percent", "rss_mb", "temperature_c")
     wanted += ("speaker_underflows", "speaker_errors", "speaker_drops", "speaker_drop_on")  # null: a file speaker has none
@@ -116,12 +123,12 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     # a clean stop says offline itself (retained)
     mark = len(observer.messages)
     assert d.stop() == 0
-    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", timeout_s=3, since=mark)
+    observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"offline", since=mark)
     d.wait_log("edge-agent stopped")
     assert not [line for line in d.lines if "WARNING" in line and "mqtt" in line], d.log[-2000:]  # a clean stop is quiet
 
 
-def _cmd(obs: Observer, payload: Any, cid: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+def _cmd(obs: Observer, payload: Any, cid: str | None = None, timeout_s: float = 20.0) -> dict[str, Any]:
     mark = len(obs.messages)
     body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
     obs.client.publish("edge-agent/kiosk-7/cmd", body, qos=1)
@@ -136,39 +143,56 @@ def test_every_command_and_its_result(tmp_path: Path, sim: AgentSimulator, broke
     time.sleep(0.3)  # the kiosk's subscription is in place once it has said online
     r = _cmd(observer, {"action": "ping", "id": "p1"}, "p1")
     assert r["ok"] is True and r["pong"] is True and r["state"] == "idle"
+    # each conversation is let reach "listening" (its session id known and stored) before the
+    # command that ends it, and "idle" before the next: a command racing the agent's handshake
+    # would end a conversation the store never heard of
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "resume", "id": "r1"}, "r1")["ok"] is True
-    wait_for(lambda: len(sim.sessions) == 1, 5)
+    wait_for(lambda: len(sim.sessions) == 1, 20)
     first = sim.sessions[0].session_id
-    d.wait_log("state: listening")
+    d.wait_log("state: listening", after=mark)
     busy = _cmd(observer, {"action": "new", "id": "n0"}, "n0")
     assert busy["ok"] is False and "busy" in busy["error"]
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "end", "id": "e1"}, "e1")["ok"] is True
-    wait_for(lambda: sim.sessions[0].closed, 5)
-    d.wait_log("state: idle")
+    wait_for(lambda: sim.sessions[0].closed, 20)
+    d.wait_log("state: idle", after=mark)
     nothing = _cmd(observer, {"action": "end", "id": "e2"}, "e2")
     assert nothing["ok"] is False and "no conversation" in nothing["error"]
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "resume", "id": 7}, None)["id"] == 7
-    wait_for(lambda: len(sim.sessions) == 2, 5)
+    wait_for(lambda: len(sim.sessions) == 2, 20)
     assert sim.sessions[1].initiate["data"]["session_continuation"] == {"session_id": first}
+    d.wait_log("state: listening", after=mark)
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "press", "id": "x1"}, "x1")["ok"] is True  # a press ends it
-    wait_for(lambda: sim.sessions[1].closed, 5)
+    wait_for(lambda: sim.sessions[1].closed, 20)
+    d.wait_log("state: idle", after=mark)
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "new", "id": "n1"}, "n1")["ok"] is True
-    wait_for(lambda: len(sim.sessions) == 3, 5)
+    wait_for(lambda: len(sim.sessions) == 3, 20)
     assert "session_continuation" not in sim.sessions[2].initiate["data"]
+    d.wait_log("state: listening", after=mark)
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "end", "id": "e3"}, "e3")["ok"] is True
-    wait_for(lambda: sim.sessions[2].closed, 5)
-    d.wait_log("state: idle", after=len(d.lines) - 3)
+    wait_for(lambda: sim.sessions[2].closed, 20)
+    d.wait_log("state: idle", after=mark)
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "long_press", "id": "l1"}, "l1")["ok"] is True
-    wait_for(lambda: len(sim.sessions) == 4, 5)
+    wait_for(lambda: len(sim.sessions) == 4, 20)
     assert "session_continuation" not in sim.sessions[3].initiate["data"]
+    d.wait_log("state: listening", after=mark)
+    mark = len(d.lines)
     _cmd(observer, {"action": "end", "id": "e4"}, "e4")
-    wait_for(lambda: sim.sessions[3].closed, 5)
-    time.sleep(0.2)
+    wait_for(lambda: sim.sessions[3].closed, 20)
+    d.wait_log("state: idle", after=mark)
     forgot = _cmd(observer, {"action": "forget_sessions", "id": "f1"}, "f1")
     assert forgot["ok"] is True and forgot["forgotten"] == 4
+    mark = len(d.lines)
     assert _cmd(observer, {"action": "resume", "id": "r2"}, "r2")["ok"] is True
-    wait_for(lambda: len(sim.sessions) == 5, 5)
+    wait_for(lambda: len(sim.sessions) == 5, 20)
     assert "session_continuation" not in sim.sessions[4].initiate["data"]  # nothing left to continue
+    d.wait_log("state: listening", after=mark)
     _cmd(observer, {"action": "end", "id": "e5"}, "e5")
     out = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "-c", str(tmp_path / "edge-agent.toml")], capture_output=True, text=True, cwd=REPO).stdout
     assert sim.sessions[4].session_id in out and first not in out

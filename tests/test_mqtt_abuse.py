@@ -60,7 +60,7 @@ def test_a_retained_command_is_refused_not_run(tmp_path: Path, sim: AgentSimulat
     mark = len(observer.messages)
     observer.client.publish(CMD, json.dumps({"action": "press", "id": "live"}), qos=1)
     assert json.loads(observer.wait(RESULT, lambda p: b"live" in p, since=mark))["ok"] is True
-    wait_for(lambda: len(sim.sessions) == 1, 5, "the live press to start a conversation")
+    wait_for(lambda: len(sim.sessions) == 1, 20, "the live press to start a conversation")
 
 
 def test_a_flood_of_presses_is_bounded_by_the_start_rate_limit(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:
@@ -69,13 +69,16 @@ def test_a_flood_of_presses_is_bounded_by_the_start_rate_limit(tmp_path: Path, s
     observer.wait("edge-agent/kiosk-9/availability", lambda p: p == b"online")
     time.sleep(0.3)
     mark = len(observer.messages)
+    flood_from = time.monotonic()
     for i in range(400):  # the flood: 2 000 presses in 14 s, one every 7 ms
         observer.client.publish(CMD, json.dumps({"action": "press", "id": i}), qos=1)
         time.sleep(0.007)
     # (results and events share the kiosk's bounded MQTT queue: under a flood a few may drop)
     wait_for(lambda: len(_results(observer, mark)) >= 350, 30, "a result for (almost) every press")
     time.sleep(1.0)
-    assert sim.upgrades <= 4, sim.upgrades  # 3 at once, perhaps one refilled: not one per press
+    # 3 at once, then one per 10 s (6 a minute) while the flood lasts: not one per press (a loaded
+    # machine stretches the flood, and with it the refills)
+    assert sim.upgrades <= 3 + 1 + int((time.monotonic() - flood_from) / 10.0), (sim.upgrades, time.monotonic() - flood_from)
     refused = [r for r in _results(observer, mark) if not r["ok"]]
     assert len(refused) >= 300 and all("rate limited" in r["error"] for r in refused)
     metrics = json.loads(observer.wait("edge-agent/kiosk-9/metrics", lambda p: json.loads(p)["starts_refused"] >= 300, since=mark))
@@ -87,12 +90,14 @@ def test_a_flood_of_presses_is_bounded_by_the_start_rate_limit(tmp_path: Path, s
 def test_a_bouncing_button_is_bounded_by_the_same_limit(tmp_path: Path, sim: AgentSimulator) -> None:
     settings = kiosk_settings(tmp_path, sim.url, session={"start_burst": 2, "starts_per_minute": 6.0})
     with KioskThread(settings) as k:
+        bounce_from = time.monotonic()
         for _ in range(300):  # a stuck or bouncing button: start, end, start, ...
             k.press()
             time.sleep(0.005)
+        wait_for(lambda: k.on_loop(k.kiosk.metrics)["starts_refused"] >= 100, 20, "the presses to be refused")
         time.sleep(1.0)
-        assert sim.upgrades <= 3, sim.upgrades
-        assert k.kiosk.metrics()["starts_refused"] >= 100
+        # 2 at once, then one per 10 s while the presses last (longer on a loaded machine)
+        assert sim.upgrades <= 2 + 1 + int((time.monotonic() - bounce_from) / 10.0), (sim.upgrades, time.monotonic() - bounce_from)
         assert k.state in c.STATES
 
 

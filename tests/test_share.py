@@ -6,7 +6,6 @@ that was offline catches up, and `forget` clears the fleet's copies."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -138,13 +137,18 @@ def _cmd(obs: Observer, kiosk: str, **cmd: Any) -> None:
     obs.client.publish(f"edge-agent/{kiosk}/cmd", json.dumps(cmd), qos=1)
 
 
+def _newest(k: KioskThread, slot: str) -> Any:
+    """The kiosk's newest session for `slot`, read on its loop (its store's connection is the loop's)."""
+    return k.on_loop(lambda: k.kiosk.store.newest("agent-1", slot))
+
+
 def _converse(k: KioskThread, sim: AgentSimulator, obs: Observer, name: str, slot: str) -> Any:
     """One conversation on kiosk `name` for `slot`, started and ended over MQTT; its SimSession."""
     obs.wait(f"edge-agent/{name}/availability", lambda p: p == b"online")
     before = len(sim.sessions)
     _cmd(obs, name, action="press", slot=slot)
     k.wait_state(c.LISTENING)
-    session = wait_for(lambda: len(sim.sessions) > before and sim.sessions[-1], 5, "the session")
+    session = wait_for(lambda: len(sim.sessions) > before and sim.sessions[-1], 20, "the session")
     _cmd(obs, name, action="end")
     k.wait_state(c.IDLE)
     return session
@@ -159,7 +163,7 @@ def test_a_person_continues_on_another_kiosk_and_forget_clears_the_fleet(tmp_pat
             assert json.loads(state)["slot"] == "visitor-7"
             pointer = json.loads(obs.wait("edge-agent/_sessions/agent-1/visitor-7"))
             assert pointer["session_id"] == first.session_id and pointer["kiosk"] == "kiosk-a"
-            wait_for(lambda: b.kiosk.store.newest("agent-1", "visitor-7"), 5, "B to know the session")
+            wait_for(lambda: _newest(b, "visitor-7"), 20, "B to know the session")
             second = _converse(b, sim, obs, "kiosk-b", "visitor-7")
             assert second.continued_from == first.session_id  # the person continued at kiosk B
             # and back at A: A learnt B's newer session
@@ -170,18 +174,18 @@ def test_a_person_continues_on_another_kiosk_and_forget_clears_the_fleet(tmp_pat
             assert other.continued_from is None
             # forget on B (once B knows how visitor-8's conversation ended): the retained pointers
             # go, and A forgets the slots too
-            wait_for(lambda: (n := b.kiosk.store.newest("agent-1", "visitor-8")) is not None and n.ended_at, 5, "B to know visitor-8")
+            wait_for(lambda: (n := _newest(b, "visitor-8")) is not None and n.ended_at, 20, "B to know visitor-8")
             _cmd(obs, "kiosk-b", action="forget_sessions", id="f1")
             obs.wait("edge-agent/kiosk-b/cmd/result", lambda p: b'"f1"' in p)
-            wait_for(lambda: a.kiosk.store.newest("agent-1", "visitor-7") is None and a.kiosk.store.newest("agent-1", "visitor-8") is None, 5, "A to forget")
+            wait_for(lambda: _newest(a, "visitor-7") is None and _newest(a, "visitor-8") is None, 20, "A to forget")
             fresh = _converse(a, sim, obs, "kiosk-a", "visitor-7")
             assert fresh.continued_from is None
     finally:
         obs.close()
     late = Observer(broker.port, "edge-agent/_sessions/#")
     try:
-        time.sleep(1.0)  # retained pointers would arrive at once: only the one after the forget is left
-        left = {t: json.loads(p)["session_id"] for t, p, r, _ in late.messages if p}
+        late.settle()  # every retained pointer is in: only the one after the forget is left
+        left = {t: json.loads(p)["session_id"] for t, p, r, _ in late.received() if p}
         assert left == {"edge-agent/_sessions/agent-1/visitor-7": fresh.session_id}
     finally:
         late.close()
@@ -194,7 +198,7 @@ def test_an_offline_kiosk_catches_up_from_retained_pointers(tmp_path: Path, sim:
             first = _converse(a, sim, obs, "kiosk-a", "pat")
             obs.wait("edge-agent/_sessions/agent-1/pat", lambda p: b'"ended_at":null' not in p)
         with _kiosk(tmp_path, "kiosk-b", sim, broker.port) as b:  # B was not running until now
-            wait_for(lambda: b.kiosk.store.newest("agent-1", "pat"), 5, "B to catch up")
+            wait_for(lambda: _newest(b, "pat"), 20, "B to catch up")
             assert _converse(b, sim, obs, "kiosk-b", "pat").continued_from == first.session_id
     finally:
         obs.close()
@@ -218,10 +222,10 @@ def test_bridged_brokers_carry_a_person_between_kiosks(tmp_path: Path, sim: Agen
         wait_for(bridged, 10, "the bridge to connect")
         with _kiosk(tmp_path, "kiosk-a", sim, one.port) as a, _kiosk(tmp_path, "kiosk-b", sim, two.port) as b:
             first = _converse(a, sim, obs1, "kiosk-a", "traveller")
-            wait_for(lambda: b.kiosk.store.newest("agent-1", "traveller"), 10, "the pointer across the bridge")
+            wait_for(lambda: _newest(b, "traveller"), 20, "the pointer across the bridge")
             second = _converse(b, sim, obs2, "kiosk-b", "traveller")
             assert second.continued_from == first.session_id
-            wait_for(lambda: (n := a.kiosk.store.newest("agent-1", "traveller")) is not None and n.id == second.session_id, 10, "and back")
+            wait_for(lambda: (n := _newest(a, "traveller")) is not None and n.id == second.session_id, 20, "and back")
     finally:
         obs1.close()
         obs2.close()
@@ -246,13 +250,13 @@ def test_sessions_forget_on_the_command_line_clears_the_shared_pointers(tmp_path
     try:
         assert main(["sessions", "--forget", "-c", str(cfg)]) == 0
         assert "cleared 1 shared session pointers" in capsys.readouterr().out
-        wait_for(lambda: b"" in obs.find("edge-agent/_sessions/agent-1/dana"), 5, "the empty retained pointer")
+        wait_for(lambda: b"" in obs.find("edge-agent/_sessions/agent-1/dana"), 20, "the empty retained pointer")
     finally:
         obs.close()
     late = Observer(broker.port, "edge-agent/_sessions/#")
     try:
-        time.sleep(0.5)
-        assert late.messages == []
+        late.settle()  # a retained pointer would have come before the marker
+        assert late.received() == []
     finally:
         late.close()
 
