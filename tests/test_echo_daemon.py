@@ -64,8 +64,8 @@ def test_visitor_barges_in_over_the_agent_and_echo_alone_never_opens_the_gate(tm
         wait_for(lambda: k.state == "speaking", 20, "the agent's second reply")
         time.sleep(1.0)
         talk(11.3, 14.0)  # the visitor talks over the agent
-        wait_for(lambda: "clear" in session.sent, 5, "the simulator to hear the visitor and send clear")
-        wait_for(lambda: k.kiosk.sink.buffer.cleared_at is not None and k.kiosk.sink.buffer.queued_bytes == 0, 2, "clear to empty the speaker")
+        wait_for(lambda: "clear" in session.sent, 20, "the simulator to hear the visitor and send clear")
+        wait_for(lambda: k.kiosk.sink.buffer.cleared_at is not None and k.kiosk.sink.buffer.queued_bytes == 0, 10, "clear to empty the speaker")
         assert session.barge_ins == 1
         arrived, emptied = k.kiosk.stats.clear_arrived_at, k.kiosk.sink.buffer.cleared_at
         assert arrived is not None and emptied is not None and emptied >= arrived  # the kiosk's clear emptied it

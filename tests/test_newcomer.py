@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -235,9 +236,13 @@ def test_sound_and_gpio_library_chatter_only_at_debug_level(tmp_path: Path) -> N
 
 def test_fleet_into_a_pipe_writes_no_screen_codes(broker: Broker) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
-    time.sleep(2.5)
+    assert proc.stdout is not None
+    # a snapshot is out, however long a loaded machine takes to start the process (20 s at most)
+    first = proc.stdout.readline() if select.select([proc.stdout], [], [], 20)[0] else b""
+    time.sleep(1.5)  # Ctrl-C while it runs its loop (a snapshot a second)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=20)
+    out = first + out
     assert b"edge-agent fleet on 127.0.0.1" in out and b"\x1b" not in out, out
     assert proc.returncode == 0 and b"Traceback" not in err
 

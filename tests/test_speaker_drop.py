@@ -87,7 +87,7 @@ def _clear_while_suspended(pulse: PulseServer, sink: PyAudioSink) -> tuple[np.nd
 
     async def body(sink: PyAudioSink, monitor: MonitorRecording) -> None:
         sink.buffer.write(SAWTOOTH * 24)  # 3 s
-        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 16000, 5, "the agent to be playing")
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 16000, 20, "the agent to be playing")
         assert pulse.pactl("suspend-sink", "kiosk_spk", "1").returncode == 0
         await asyncio.sleep(0.3)  # the monitor has everything played before the suspension
         before = monitor.samples()[0]
@@ -130,12 +130,12 @@ def test_pause_drops_the_device_buffer_and_the_unpause_plays_every_sample(pulse:
     async def body(sink: PyAudioSink, monitor: MonitorRecording) -> None:
         start = len(monitor.samples()[0])
         sink.buffer.write(_level(1000))
-        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 8000, 5, "the agent to be playing")
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.played_bytes > 8000, 20, "the agent to be playing")
         sink.buffer.control("pause")
         await asyncio.sleep(0.3)
         paused = monitor.samples()[0]
         sink.buffer.control("unpause")
-        await asyncio.to_thread(wait_for, lambda: sink.buffer.queued_bytes == 0, 5, "the rest to play")
+        await asyncio.to_thread(wait_for, lambda: sink.buffer.queued_bytes == 0, 20, "the rest to play")
         await asyncio.sleep(0.5)
         heard.extend((paused[start:], monitor.samples()[0][start:]))
 
@@ -176,12 +176,12 @@ def test_the_agents_clear_through_the_daemon_stops_the_device_at_once(pulse: Pul
             wait_for(lambda: k.state == c.LISTENING, 10, "the conversation")
             wait_for(lambda: sink.callbacks > 60, 15, "the pulse stream to run")
             asyncio.run_coroutine_threadsafe(sim_thread.sim.say(SAWTOOTH * 24), sim_thread.loop).result(5)
-            wait_for(lambda: sink.buffer.played_bytes > 16000, 5, "the agent to be playing")
+            wait_for(lambda: sink.buffer.played_bytes > 16000, 20, "the agent to be playing")
             assert pulse.pactl("suspend-sink", "kiosk_spk", "1").returncode == 0
             time.sleep(0.3)
             before = monitor.samples()[0]
             asyncio.run_coroutine_threadsafe(sim_thread.sim.control("clear"), sim_thread.loop).result(5)
-            wait_for(lambda: sink.buffer.cleared_at is not None, 5, "the clear to reach the speaker")
+            wait_for(lambda: sink.buffer.cleared_at is not None, 20, "the clear to reach the speaker")
             time.sleep(0.3)
             assert pulse.pactl("suspend-sink", "kiosk_spk", "0").returncode == 0
             time.sleep(1.0)
