@@ -134,24 +134,31 @@ SMAPS = """\
 7f0000000000-7f0000002000 r--p 00000000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
 Rss:                   8 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000002000-7f0000004000 r-xp 00002000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
 Rss:                   4 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000004000-7f0000005000 r--p 00004000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
 Rss:                   4 kB
 Anonymous:             4 kB
+Swap:                  0 kB
 7f0000005000-7f0000006000 rw-p 00005000 fe:00 11 /usr/lib/x86_64-linux-gnu/libdb-5.3.so
 Rss:                   4 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000006000-7f0000008000 r-xp 00002000 fe:00 12 /usr/lib/x86_64-linux-gnu/libjack.so.0.1.0
 Rss:                   0 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000008000-7f000000a000 r-xp 00002000 fe:00 13 /usr/lib/x86_64-linux-gnu/libdbus-1.so.3
 Rss:                   8 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f000000a000-7f000000c000 r-xp 00000000 00:00 0
 Rss:                   8 kB
 Anonymous:             8 kB
+Swap:                  0 kB
 """
 
 
@@ -162,3 +169,22 @@ def test_only_probe_library_pages_still_equal_to_their_file_are_given_back() -> 
     from edge_agent.audio.probepages import releasable
 
     assert releasable(SMAPS.splitlines(keepends=True)) == [(0x7F0000000000, 0x2000), (0x7F0000002000, 0x2000)]
+
+
+def test_a_mapping_with_a_swapped_out_private_page_is_never_given_back() -> None:
+    """A relocated page of libdb's read-only-after-relocation data (RELRO) that went to swap is
+    counted under Swap, not Anonymous; madvise(MADV_DONTNEED) would drop it and the next access
+    would read the unrelocated file page instead (the next PortAudio start runs the JACK probe,
+    and libdb with it, again)."""
+    from edge_agent.audio.probepages import releasable
+
+    relro = """\
+7f0000004000-7f0000007000 r--p 00004000 fe:00 11 /usr/lib/aarch64-linux-gnu/libdb-5.3.so
+Rss:                   4 kB
+Anonymous:             0 kB
+Swap:                  8 kB
+7f0000007000-7f0000008000 r--p 00007000 fe:00 11 /usr/lib/aarch64-linux-gnu/libdb-5.3.so
+Rss:                   4 kB
+Anonymous:             0 kB
+"""
+    assert releasable(relro.splitlines(keepends=True)) == [], "a private page in swap, or no Swap line to tell"

@@ -33,24 +33,31 @@ _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
 def releasable(smaps: Iterable[str], prefixes: tuple[str, ...] = PROBE_ONLY) -> list[tuple[int, int]]:
     """(start address, length in bytes) of each mapping in `smaps` (the lines of /proc/PID/smaps)
     of a file whose name starts with one of `prefixes`, that is not writable, has resident pages
-    and not one private anonymous (copied-on-write) page: what `release_probe_pages` gives back."""
+    and not one private (copied-on-write) page, resident (`Anonymous`) or swapped out (`Swap`):
+    what `release_probe_pages` gives back. A swapped-out private page is not counted in
+    `Anonymous`, and MADV_DONTNEED would discard it and fault the file's page back in its place
+    (a library's relocations undone)."""
     out: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
-    rss_kb = 0
+    fields: dict[str, int] = {}
+
+    def close() -> None:
+        if current is not None and fields.get("Rss", 0) > 0 and fields.get("Anonymous") == 0 and fields.get("Swap") == 0:
+            out.append(current)
+
     for line in smaps:
         head = _HEADER.match(line)
         if head is not None:
+            close()
             start, end, perms, path = head.groups()
             name = path.rsplit("/", 1)[-1]
             wanted = path.startswith("/") and "w" not in perms and name.startswith(prefixes)
             current = (int(start, 16), int(end, 16) - int(start, 16)) if wanted else None
-            rss_kb = 0
-        elif current is not None and line.startswith("Rss:"):
-            rss_kb = int(line.split()[1])
-        elif current is not None and line.startswith("Anonymous:"):
-            if int(line.split()[1]) == 0 and rss_kb > 0:
-                out.append(current)
-            current = None
+            fields = {}
+        elif current is not None and line.startswith(("Rss:", "Anonymous:", "Swap:")):
+            key, value = line.split()[:2]
+            fields[key[:-1]] = int(value)
+    close()
     return out
 
 
