@@ -8,8 +8,8 @@ pages: RSS counts them). The kiosk never plays through JACK, so once PortAudio i
 the kernel it no longer needs those pages (`madvise(MADV_DONTNEED)`). That is safe only for
 pages still identical to the file: they drop out of the process's page tables, stay in the page
 cache, and should the code run again (a JACK server after all) it faults back in from there. So
-only mappings that are not writable and hold no private (copied-on-write) page are given back:
-a library's relocated data is never touched.
+only mappings that are not writable and hold no private (copied-on-write) page, resident or in
+swap, are given back: a library's relocated data is never touched.
 """
 
 from __future__ import annotations
