@@ -107,6 +107,29 @@ print(json.dumps({"hidden": hidden, "scanned": scanned}))
 """
 
 
+JACK_PROBE = PROBE.split("pa = pyaudio.PyAudio()")[0] + r"""
+from edge_agent.audio.pyaudio_io import _new_pa
+
+real = pyaudio.PyAudio.get_host_api_info_by_type
+def jack_answered(self, kind):  # a JACK server (or PipeWire's) answered PortAudio's probe
+    return {"name": "JACK Audio Connection Kit", "type": kind} if kind == pyaudio.paJACK else real(self, kind)
+
+pyaudio.PyAudio.get_host_api_info_by_type = jack_answered
+pa = _new_pa(pyaudio, hide=True)
+print(json.dumps({"kept_kb": probe_code_kb()}))
+pa.terminate()
+"""
+
+
+def test_with_a_jack_server_up_its_code_stays_resident(tmp_path: Path) -> None:
+    """PortAudio then keeps a live JACK client whose realtime thread runs libjack every period:
+    giving those pages back would make it fault in the middle of the audio graph."""
+    env = {**os.environ, "HOME": str(tmp_path), "JACK_NO_START_SERVER": "1"}
+    run = subprocess.run([sys.executable, "-c", JACK_PROBE], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.splitlines()[-1])["kept_kb"] > 100, run.stdout
+
+
 def test_the_kiosks_scan_never_opens_a52_unless_its_devices_could_be_a52(tmp_path: Path) -> None:
     """Debian's libasound2-plugins defines `a52`: opening it in the scan maps libavcodec, and ~3 MB
     of what that pulls in stays mapped for good. The kiosk's scan leaves it out, unless a

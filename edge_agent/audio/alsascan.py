@@ -40,11 +40,14 @@ def _asound() -> ctypes.CDLL | None:
     return _lib[0]
 
 
-def release_scan() -> None:
+def release_scan(jack_running: bool = False) -> None:
     """Frees ALSA's global configuration and the plugins only the device scan used, and gives
-    back the code `Pa_Initialize`'s JACK probe ran (audio/probepages.py); harmless to call again,
-    and where ALSA is absent. Call it after `pyaudio.PyAudio()`."""
-    release_probe_pages()
+    back the code `Pa_Initialize`'s JACK probe ran (audio/probepages.py) unless it found a JACK
+    server (`jack_running`: PortAudio then keeps a live client whose realtime thread runs that
+    code every period); harmless to call again, and where ALSA is absent. Call it after
+    `pyaudio.PyAudio()`."""
+    if not jack_running:
+        release_probe_pages()
     lib = _asound()
     if lib is None:
         return

@@ -68,11 +68,13 @@ class SpeakerHealth:
     """Exceptions caught in the device callback (each one played a period of silence)."""
     drops: int | None = None
     """Times a clear or pause emptied the device's own buffer."""
+    drop_failures: int | None = None
+    """Drops that raised (the device kept what it held: the visitor heard it out)."""
     drop_on: bool | None = None
     """False once restarts that missed the device's pace turned dropping off (see `DeviceDrop`)."""
 
     def as_metrics(self) -> dict[str, int | bool | None]:
-        return {"speaker_underflows": self.underflows, "speaker_errors": self.errors, "speaker_drops": self.drops, "speaker_drop_on": self.drop_on}
+        return {"speaker_underflows": self.underflows, "speaker_errors": self.errors, "speaker_drops": self.drops, "speaker_drop_failures": self.drop_failures, "speaker_drop_on": self.drop_on}
 
 
 class AudioSink(Protocol):

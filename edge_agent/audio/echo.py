@@ -47,7 +47,8 @@ MOVE_BEYOND_S = 0.35
 past this the reference moves. Moving costs a re-convergence, so smaller delays are left to AEC3."""
 MOVE_UNLESS_ERLE_DB = 10.0
 """...and it moves only when the canceller is not cancelling (ERLE over the far-end frames since
-the estimate before, for both agreeing estimates, below this): AEC3 was seen to take 20-55 dB off
+the estimate before, below this for both agreeing estimates, or for the newest alone when the
+one before could not tell: a visitor was talking): AEC3 was seen to take 20-55 dB off
 at 380 ms (and 0-3 dB where it lost the echo, at 520 ms and more); a move there only cost a
 re-convergence and a second half-duplex stretch."""
 MOVE_SPEAKER_SHARE = 0.5

@@ -46,8 +46,17 @@ def _new_pa(pyaudio: Any, hide: bool = False) -> Any:
         hide_from_scan()
     with quiet_native_stderr():
         pa = pyaudio.PyAudio()
-    release_scan()
+    release_scan(jack_running=_has_jack(pa, pyaudio))
     return pa
+
+
+def _has_jack(pa: Any, pyaudio: Any) -> bool:
+    """Whether PortAudio's JACK host API came up (a JACK server, or PipeWire's, answered its probe)."""
+    try:
+        pa.get_host_api_info_by_type(pyaudio.paJACK)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _terminate(pa: Any) -> None:
@@ -125,7 +134,7 @@ def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: 
         stream, rate, channels = _open(pa, info, want_input, period_ms, callback)
         prepare(stream, rate, channels)
         stream.start_stream()
-    except (AudioError, OSError) as exc:
+    except Exception as exc:  # whatever failed: nothing of PortAudio outlives it
         _close(stream, pa)
         if isinstance(exc, AudioError):
             raise
@@ -252,7 +261,9 @@ class PyAudioSink:
 
     def health(self) -> SpeakerHealth:
         drop = self.drop
-        return SpeakerHealth(self.device_underflows, self.callback_errors, drop.drops if drop else None, drop.enabled if drop else None)
+        if drop is None:
+            return SpeakerHealth(self.device_underflows, self.callback_errors)
+        return SpeakerHealth(self.device_underflows, self.callback_errors, drop.drops, drop.failures, drop.enabled)
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         pyaudio = _pyaudio()
