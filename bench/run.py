@@ -426,4 +426,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from edge_agent.audio.nativeexit import shut_native_runtime
+
+    try:
+        code = main()
+    finally:
+        shut_native_runtime()  # the echo rooms ran AEC3 in this process (see audio/nativeexit.py)
+    raise SystemExit(code)

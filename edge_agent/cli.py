@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent import __version__
+from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError, StoreError
@@ -286,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    finally:
+        shut_native_runtime()  # the echo canceller's, before the interpreter's exit (audio/nativeexit.py)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         code = int(args.fn(args))
         sys.stdout.flush()  # a pipe's reader gone shows here, not at interpreter exit

@@ -427,6 +427,14 @@ SLOW_TESTS = {
 leaves them out. A new test that takes seconds gets `@pytest.mark.slow` where it is written."""
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The echo tests ran LiveKit's native runtime in this process: shut it down while Python is
+    whole, or a log line on its way at interpreter exit aborts pytest after a green run."""
+    from edge_agent.audio.nativeexit import shut_native_runtime
+
+    shut_native_runtime()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         name = getattr(item, "originalname", item.name)

@@ -231,6 +231,25 @@ def test_echo_tool_writes_the_cleaned_track_and_reports_erle_and_delay(tmp_path:
     assert len(read_wav(tmp_path / "out.wav")) == len(mic)
 
 
+def test_a_command_shuts_the_native_runtime_down_before_the_interpreter_exits(tmp_path: Path) -> None:
+    """LiveKit's worker threads call into Python with every native log line; one still on its way
+    while the interpreter finalises aborts the process (SIGABRT, exit 134: seen at the end of a
+    test run). Every command disposes the runtime on its way out, while Python is whole."""
+    far = AGENT[: 2 * SR * 3]
+    mic, _ = simulate(far, EchoPath(delay_ms=45, noise_rms=2.0, seed=3))
+    write_wav(tmp_path / "mic.wav", mic)
+    write_wav(tmp_path / "spk.wav", far)
+    probe = (
+        "import sys; from edge_agent.cli import main; "
+        f"code = main(['echo', {str(tmp_path / 'mic.wav')!r}, {str(tmp_path / 'spk.wav')!r}, '-o', {str(tmp_path / 'out.wav')!r}, '--json']); "
+        "from livekit.rtc._ffi_client import FfiClient; "
+        "print('disposed', FfiClient._ffi_disposed, file=sys.stderr); sys.exit(code)"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "disposed True" in r.stderr, r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("case", ["missing", "lengths", "stereo", "short", "unwritable"])
 def test_echo_tool_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
     good = write_wav(tmp_path / "a.wav", AGENT[: 2 * SR * 2])
