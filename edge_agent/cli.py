@@ -287,10 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    runtime_before = "livekit.rtc._ffi_client" in sys.modules  # a caller's own (main() run in-process)
     try:
         return _dispatch(args)
     finally:
-        shut_native_runtime()  # the echo canceller's, before the interpreter's exit (audio/nativeexit.py)
+        if not runtime_before:  # the echo canceller's, before the interpreter's exit (audio/nativeexit.py)
+            shut_native_runtime()
 
 
 def _dispatch(args: argparse.Namespace) -> int:
