@@ -125,8 +125,9 @@ def _open(pa: Any, info: dict[str, Any], want_input: bool, frames_per_buffer_ms:
     raise AudioError(f"cannot open {'input' if want_input else 'output'} device {info['name']!r}: {last}")
 
 
-def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: int, callback: Callable[..., Any], prepare: Callable[[Any, int, int], None]) -> tuple[Any, int, int]:
-    """`_open`, `prepare(stream, rate, channels)`, then start; when any of it fails, the stream is closed and
+def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: int, callback: Callable[..., Any], prepare: Callable[[Any, int, int], None]) -> Any:
+    """`_open`, `prepare(stream, rate, channels)`, then start; returns the started stream (its format
+    went to `prepare`, before the start's first callbacks). When any of it fails, the stream is closed and
     PortAudio terminated before the AudioError goes up (a PortAudio left initialised keeps its
     device list and its plugins' memory, and a retry would start a second one)."""
     stream = None
@@ -139,7 +140,7 @@ def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: 
         if isinstance(exc, AudioError):
             raise
         raise AudioError(f"cannot start {'input' if want_input else 'output'} device {info['name']!r}: {exc}") from None
-    return stream, rate, channels
+    return stream
 
 
 class PyAudioSource:
@@ -174,7 +175,7 @@ class PyAudioSource:
         info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=True)
         self._loop, self._on_frame = loop, on_frame
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
-        self._stream = _open_and_start(pa, info, True, self.period_ms, self._callback, self._prepare)[0]
+        self._stream = _open_and_start(pa, info, True, self.period_ms, self._callback, self._prepare)
         self._pa = pa
 
     def _prepare(self, stream: Any, rate: int, channels: int) -> None:
@@ -270,7 +271,7 @@ class PyAudioSink:
         info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=False)
         self._loop, self._on_drained = loop, on_drained
         self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
-        self._stream = _open_and_start(pa, info, False, self.buffer_ms, self._callback, self._prepare)[0]
+        self._stream = _open_and_start(pa, info, False, self.buffer_ms, self._callback, self._prepare)
         self._pa = pa
         if self.drop is not None:
             self.drop.start(self._stream, loop)
