@@ -98,7 +98,21 @@ def test_capture_with_a_small_queue_drops_oldest_and_counts_every_frame(alsa: Al
     recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
     alsa.mic(recording)
     source = PyAudioSource("default", 30, max_queued_frames=4)
-    got = _run_source(source, 0.3)
+    got: list[bytes] = []
+
+    async def main() -> None:
+        source.start(asyncio.get_running_loop(), lambda frame, _at: got.append(frame))
+        # hold the loop (as a stalled kiosk would) until the device has cut far more frames than
+        # the queue holds: the drops do not depend on how the machine schedules the two threads
+        deadline = time.monotonic() + 20
+        while source.frames_cut < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        await asyncio.sleep(0.1)
+        source.stop()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert source.frames_cut >= 40, source.frames_cut
     assert source.frames_dropped > 0 and source.overruns >= source.frames_dropped
     # what arrives is still whole frames of the recording, in order (the file device repeats
     # its last period after the end of the file, so the tail is left out)
