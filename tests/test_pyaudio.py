@@ -58,7 +58,8 @@ pcm.fakespk {{ type file slave.pcm "null" file "{files.outfile}" format "raw" }}
         os.environ["HOME"] = old
 
 
-def _run_source(source: PyAudioSource, seconds: float, stamps: list[float] | None = None) -> list[bytes]:
+def _run_source(source: PyAudioSource, seconds: float, stamps: list[float] | None = None, until_frames: int = 0) -> list[bytes]:
+    """Capture for `seconds`, and on a slow machine on until `until_frames` have arrived (≤ 20 s)."""
     got: list[bytes] = []
 
     def on_frame(frame: bytes, captured_at: float) -> None:
@@ -69,6 +70,9 @@ def _run_source(source: PyAudioSource, seconds: float, stamps: list[float] | Non
     async def main() -> None:
         source.start(asyncio.get_running_loop(), on_frame)
         await asyncio.sleep(seconds)
+        deadline = time.monotonic() + 20
+        while len(got) < until_frames and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         source.stop()
         await asyncio.sleep(0.05)  # let scheduled drains run
 
@@ -82,8 +86,8 @@ def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles, 
     alsa.mic(recording)
     source = PyAudioSource("default", 30, period_ms, max_queued_frames=200_000)
     stamps: list[float] = []
-    got = _run_source(source, 0.3, stamps)
     n = len(recording) // 960
+    got = _run_source(source, 0.3, stamps, until_frames=n)
     assert len(got) >= n
     assert got[:n] == [recording[i * 960 : (i + 1) * 960] for i in range(n)]
     assert source.frames_captured == len(got) and source.frames_dropped == 0
@@ -137,7 +141,7 @@ def test_capture_falls_back_to_the_native_rate_and_resamples(alsa: AlsaFiles, mo
 
     monkeypatch.setattr(pyaudio.PyAudio, "open", refuse_16k)
     source = PyAudioSource("default", 30, max_queued_frames=200_000)
-    got = np.frombuffer(b"".join(_run_source(source, 0.3)), dtype=np.int16)[: len(speech)].astype(np.float64)
+    got = np.frombuffer(b"".join(_run_source(source, 0.3, until_frames=len(speech) // 480 + 1)), dtype=np.int16)[: len(speech)].astype(np.float64)
     assert len(got) == len(speech)
     ref = speech.astype(np.float64)
     # the two filters' group delay, in 16 kHz samples: not a whole number, so shift by FFT
