@@ -8,6 +8,7 @@ import random
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.backlog import Backlog
+from edge_agent.core.timing import Timing
 
 
 def frames(n: int, start: int = 0) -> list[bytes]:
@@ -34,7 +35,7 @@ def test_backlog_of_zero_holds_nothing_and_counts_everything() -> None:
 
 
 def make(**timing: object) -> c.Conversation:
-    return c.Conversation(c.Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
+    return c.Conversation(Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
 
 
 def kinds(actions: list[c.Action]) -> list[str]:

@@ -8,10 +8,11 @@ import pytest
 
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
+from edge_agent.core.timing import Timing
 
 
 def make(**timing: object) -> c.Conversation:
-    return c.Conversation(c.Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
+    return c.Conversation(Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
 
 
 def of(actions: list[c.Action], kind: type) -> list:
@@ -46,7 +47,7 @@ def test_press_opens_a_link_and_onready_stores_the_session_first() -> None:
 
 
 def test_short_press_continues_the_newest_session_long_press_does_not() -> None:
-    conv = c.Conversation(c.Timing(), last_session_id="old", last_active_age_s=60.0)
+    conv = c.Conversation(Timing(), last_session_id="old", last_active_age_s=60.0)
     (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)
     assert open_.continue_session_id == "old"
     ready(conv, "new")
@@ -62,7 +63,7 @@ def test_short_press_continues_the_newest_session_long_press_does_not() -> None:
 
 @pytest.mark.parametrize(("age_s", "resume", "expect"), [(10.0, True, "old"), (4000.0, True, None), (10.0, False, None)])
 def test_continuation_respects_resume_and_age(age_s: float, resume: bool, expect: str | None) -> None:
-    conv = c.Conversation(c.Timing(resume=resume, resume_within_s=3600.0), "old", age_s)
+    conv = c.Conversation(Timing(resume=resume, resume_within_s=3600.0), "old", age_s)
     (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)
     assert open_.continue_session_id == expect
 
@@ -233,7 +234,7 @@ def test_audio_and_messages_when_idle_change_nothing() -> None:
 
 
 def test_explicit_start_and_end_commands() -> None:
-    conv = c.Conversation(c.Timing(), "old", 1.0)
+    conv = c.Conversation(Timing(), "old", 1.0)
     (open_,) = of(conv.handle(c.Start(fresh=False), 0.0), c.OpenLink)
     assert open_.continue_session_id == "old"
     assert conv.handle(c.Start(), 0.1) == []  # already busy: a second start changes nothing
@@ -243,7 +244,7 @@ def test_explicit_start_and_end_commands() -> None:
 
 
 def test_forgotten_sessions_are_not_continued() -> None:
-    conv = c.Conversation(c.Timing(), "old", 1.0)
+    conv = c.Conversation(Timing(), "old", 1.0)
     conv.handle(c.SessionsForgotten(), 0.0)
     (open_,) = of(conv.handle(c.Press(), 0.1), c.OpenLink)
     assert open_.continue_session_id is None

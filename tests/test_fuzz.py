@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
+from edge_agent.core.timing import Timing
 from edge_agent.devtools.loopthread import LoopThread
 from edge_agent.errors import ProtocolError
 from edge_agent.fleet.commands import ACTIONS, CommandError, parse_command
@@ -105,7 +106,7 @@ events = st.one_of(
 @given(st.lists(st.tuples(events, st.floats(0.0, 40.0)), max_size=60), st.booleans())
 @settings(max_examples=1500, deadline=None)
 def test_conversation_invariants_hold_for_any_event_sequence(seq: list[tuple[c.Event, float]], ptt: bool) -> None:
-    conv = c.Conversation(c.Timing(idle_timeout_s=10, max_duration_s=60, reconnect_window_s=5, push_to_talk=ptt), "old", 5.0, rng=random.Random(0))
+    conv = c.Conversation(Timing(idle_timeout_s=10, max_duration_s=60, reconnect_window_s=5, push_to_talk=ptt), "old", 5.0, rng=random.Random(0))
     now = 0.0
     stored: set[str] = set()
     for event, dt in seq:

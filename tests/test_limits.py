@@ -11,11 +11,12 @@ import pytest
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.ratelimit import LogThrottle, TokenBucket
+from edge_agent.core.timing import Timing
 from edge_agent.errors import ProtocolError
 
 
 def make(**timing: object) -> c.Conversation:
-    return c.Conversation(c.Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
+    return c.Conversation(Timing(**timing), rng=random.Random(1))  # type: ignore[arg-type]
 
 
 def of(actions: list[c.Action], kind: type) -> list:
@@ -77,7 +78,7 @@ def test_a_link_that_lived_resets_the_backoff() -> None:
     first = of(conv.handle(c.LinkDown(conv.link_id), 20.0), c.OpenLink)[0].delay_s
     conv.handle(c.FromAgent(conv.link_id, p.OnReady("s2")), 21.0)
     second = of(conv.handle(c.LinkDown(conv.link_id), 40.0), c.OpenLink)[0].delay_s
-    assert max(first, second) <= c.Timing().backoff_base_s * 1.5  # both the first step
+    assert max(first, second) <= Timing().backoff_base_s * 1.5  # both the first step
 
 
 def test_idle_timeout_applies_while_the_agent_holds_playback() -> None:

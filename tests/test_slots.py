@@ -18,6 +18,7 @@ from edge_agent.cli import main
 from edge_agent.core import config
 from edge_agent.core import conversation as c
 from edge_agent.core.slots import BadgeKeyer, SlotError, check_slot
+from edge_agent.core.timing import Timing
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.errors import EX_CONFIG, ConfigError
 from edge_agent.fleet.commands import Command
@@ -68,7 +69,7 @@ def test_badge_buttons_and_share_config(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def _conv(stored: dict[tuple[str | None, str], tuple[str, float]]) -> c.Conversation:
-    return c.Conversation(c.Timing(), "s-default", 10.0, recall=lambda agent, slot: stored.get((agent, slot)))
+    return c.Conversation(Timing(), "s-default", 10.0, recall=lambda agent, slot: stored.get((agent, slot)))
 
 
 def _ready(conv: c.Conversation, sid: str, now: float) -> list[c.Action]:

@@ -15,19 +15,18 @@ Every link attempt has an id; events from an older attempt are ignored, so a lat
 frame from a socket we already gave up on can never move the conversation.
 
 Every start names a slot (and optionally an agent other than the configured one): None means
-the kiosk's default slot. The session to continue is the newest of that (agent, slot), asked of
-an injected `recall` (the store, which also holds what other kiosks shared) and of what this
-process learnt itself (timed on the monotonic clock, so a wall-clock jump cannot expire it).
-A start for another slot during a conversation ends that one first ("switched") and starts the
-new one at once; a press for the same slot (or naming none) ends it, as a press always did.
+the kiosk's default slot. Which session it continues is `core/resume.py`'s to say. A start for
+another slot during a conversation ends that one first ("switched") and starts the new one at
+once; a press for the same slot (or naming none) ends it, as a press always did.
+
+A lost link is reopened (with backoff, within a window, a bounded number of times) as
+`core/reconnect.py` decides; the timers and limits are a `Timing` (`core/timing.py`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from edge_agent.core import protocol as p
 from edge_agent.core.events import (
@@ -59,52 +58,22 @@ from edge_agent.core.events import (
     VisitorSpeech,
 )
 from edge_agent.core.ratelimit import LogThrottle, TokenBucket
+from edge_agent.core.reconnect import Reconnects
+from edge_agent.core.resume import Recall, ResumeMemory
 from edge_agent.core.slots import DEFAULT_SLOT
+from edge_agent.core.timing import Timing
 
 __all__ = [
     "CONNECTING", "ENDING", "ERROR", "IDLE", "LISTENING", "SPEAKING", "STATES", "Action",
     "AgentAudio", "CloseLink", "Conversation", "Earcon", "End", "Event", "FromAgent", "HeldAudio",
     "LinkDown", "LinkReady", "NewVisitor", "Notify", "OpenLink", "Play", "Playback", "PlaybackDrained", "Press",
-    "Recall", "SessionsForgotten", "Start", "StateChanged", "StoreEnd", "StoreReloaded",
-    "StoreStart", "Talk", "Tick", "Timing", "VisitorSpeech",
+    "SessionsForgotten", "Start", "StateChanged", "StoreEnd", "StoreReloaded",
+    "StoreStart", "Talk", "Tick", "VisitorSpeech",
 ]
 """The events and actions are re-exported: callers write `c.Press`, `c.OpenLink`."""
 
 IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR = "idle", "connecting", "listening", "speaking", "ending", "error"
 STATES = (IDLE, CONNECTING, LISTENING, SPEAKING, ENDING, ERROR)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The timers a Conversation needs, in seconds (from SessionSettings and AudioSettings)."""
-
-    idle_timeout_s: float = 30.0
-    max_duration_s: float = 600.0
-    reconnect_window_s: float = 30.0
-    resume: bool = True
-    resume_within_s: float = 7 * 86400.0
-    duplex_half: bool = True
-    duplex_tail_s: float = 0.3
-    push_to_talk: bool = False
-    ending_timeout_s: float = 2.0
-    error_hold_s: float = 5.0
-    backoff_base_s: float = 0.25
-    backoff_cap_s: float = 5.0
-    start_burst: int = 10
-    starts_per_minute: float = 6.0
-    """Conversation starts, whatever asks for them (button, MQTT): a token bucket of
-    `start_burst` refilled at this rate; a start beyond it is refused (`starts_refused`)."""
-    max_reconnects: int = 10
-    """Times one conversation may be reconnected (each a new session on the platform); the loss
-    after that ends it with an error. Attempts that never connect are bounded by the backoff and
-    `reconnect_window_s` instead."""
-    min_link_life_s: float = 10.0
-    """A link must have been ready this long before its loss resets the backoff and the
-    reconnect window: a server that accepts and drops at once does not get a fast retry."""
-
-
-Recall = Callable[[Union[str, None], str], Union[tuple[str, float], None]]
-"""(agent_id or None, slot) -> (newest session id, wall-clock seconds since it was active)."""
 
 
 class Conversation:
@@ -127,20 +96,15 @@ class Conversation:
         self.continued_from: str | None = None
         self.link_id = 0
         self.default_slot = slot
-        self.recall = recall
+        self._resume = ResumeMemory(last_session_id, last_active_age_s, slot, recall)
         self.slot = slot
         """The slot of the current (or last) conversation."""
         self.agent_id: str | None = None
-        self._last_id = last_session_id
-        self._last_target: tuple[str | None, str] = (None, slot)
-        self._last_age_s = last_active_age_s
-        self._stored_at: float | None = None  # monotonic time _last_id was learnt in this process
         self._requested_continuation: str | None = None
         self._started_at = 0.0
         self._activity_at = 0.0
         self._state_since = 0.0
-        self._lost_at: float | None = None
-        self._attempt = 0
+        self._reconnects = Reconnects()
         self._visitor_speaking = False
         self._talk_held = False
         self._spoke_while_held = False
@@ -148,8 +112,6 @@ class Conversation:
         self._answering_at: float | None = None
         self._off_record = False  # the sessions were forgotten during this conversation
         self._paused = False
-        self._ready_at: float | None = None
-        self._reconnects = 0
         self._starts = TokenBucket(timing.start_burst, timing.starts_per_minute / 60.0)
         self._refusals_logged = LogThrottle(first=3, every_s=10.0)
         self.starts_refused = 0
@@ -181,19 +143,7 @@ class Conversation:
         """The session a short press for this slot (default: the kiosk's) would continue now."""
         if not self.t.resume:
             return None
-        slot = slot or self.default_slot
-        known = self.recall(agent_id, slot) if self.recall is not None else None
-        mine = self._last_id if self._last_target == (agent_id, slot) else None
-        if mine is not None and (known is None or known[0] == mine):
-            if self._stored_at is not None:  # learnt in this process: monotonic clock
-                age = now - self._stored_at
-            else:  # from the store at start: wall-clock age then
-                age = self._last_age_s or 0.0
-        elif known is not None:  # another slot, or a newer session another kiosk shared
-            mine, age = known
-        else:
-            return None
-        return mine if age <= self.t.resume_within_s else None
+        return self._resume.candidate(now, self.t.resume_within_s, agent_id, slot or self.default_slot)
 
     def _other_target(self, slot: str | None, agent_id: str | None) -> bool:
         """A start naming a slot or agent other than the running conversation's."""
@@ -244,10 +194,7 @@ class Conversation:
         self.agent_id = agent_id
         self.session_id = None
         self.continued_from = None
-        self._lost_at = None
-        self._attempt = 0
-        self._reconnects = 0
-        self._ready_at = None
+        self._reconnects.reset()
         self._paused = False
         self._started_at = now
         self._activity_at = now
@@ -282,20 +229,11 @@ class Conversation:
             self.session_id = self.continued_from = None
         elif self.session_id is not None:
             out.append(StoreEnd(self.session_id, reason))
-            self._remember(self.session_id, now)
-
-    def _remember(self, session_id: str, now: float) -> None:
-        self._last_id = session_id
-        self._last_target = (self.agent_id, self.slot)
-        self._stored_at = now
+            self._resume.remember(self.session_id, self.agent_id, self.slot, now)
 
     def _target_fields(self) -> dict[str, Any]:
         """The slot (and a non-default agent) for events: a key, never a raw badge id."""
         return {"slot": self.slot, **({"agent_id": self.agent_id} if self.agent_id else {})}
-
-    def _backoff_s(self) -> float:
-        base: float = min(self.t.backoff_cap_s, self.t.backoff_base_s * 2.0 ** max(0, self._attempt - 1))
-        return base * (0.5 + float(self.rng.random()))  # full jitter around the nominal delay
 
     # ------------------------------------------------------------------ button & commands
     def _on_Press(self, ev: Press, now: float, out: list[Action]) -> None:
@@ -328,36 +266,29 @@ class Conversation:
             self._finish("button", now, out)
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
-        self._last_id = None
-        self._stored_at = None
-        self._last_age_s = None
+        self._resume.forget()
         if self.state in (CONNECTING, LISTENING, SPEAKING):
             self._off_record = True
         else:
             self.session_id = self.continued_from = None
 
     def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
-        if self._stored_at is None:
-            self._last_id, self._last_age_s = ev.session_id, ev.age_s
-            self._last_target = (None, self.default_slot)
+        self._resume.reloaded(ev.session_id, ev.age_s, self.default_slot)
 
     # ------------------------------------------------------------------ link
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id or self.state != CONNECTING:
             return
         previous = self.session_id
-        reconnected = self._lost_at is not None
         self.continued_from = self._requested_continuation
         self.session_id = ev.session_id
         if not self._off_record:
             if previous is not None and previous != ev.session_id:
                 out.append(StoreEnd(previous, "reconnected"))
-            self._remember(ev.session_id, now)
+            self._resume.remember(ev.session_id, self.agent_id, self.slot, now)
             out.insert(0, StoreStart(ev.session_id, self.continued_from, self.agent_id, self.slot))  # stored before anything else
-        self._ready_at = now  # backoff and window restart only once this link has lived (LinkDown)
         self._activity_at = now
-        if reconnected:
-            self._reconnects += 1
+        if self._reconnects.ready(now):
             out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
         else:
             out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from, **self._target_fields()}))
@@ -376,31 +307,25 @@ class Conversation:
         if ev.fatal:
             self._fail(ev.error or "refused", now, out)
             return
-        if self._ready_at is not None and now - self._ready_at >= self.t.min_link_life_s:
-            self._lost_at = None  # it lived: a new fault, with a fresh window and backoff
-            self._attempt = 0
-        self._ready_at = None
-        if self._lost_at is None:
-            self._lost_at = now
-        if now - self._lost_at >= self.t.reconnect_window_s:
+        verdict = self._reconnects.lost(now, self.t)
+        if verdict == "window_passed":
             if self.session_id is None:
                 self._fail(ev.error or "cannot connect", now, out)
             else:
                 self._finish("link_lost", now, out)
                 self._go(IDLE, now, out)  # the socket is already gone: nothing to wait for
             return
-        if self._reconnects >= self.t.max_reconnects:
-            self._fail(f"gave up after {self._reconnects} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
+        if verdict == "too_many":
+            self._fail(f"gave up after {self._reconnects.count} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
-        self._attempt += 1
         if self.state == SPEAKING:  # the agent's last words may still ring in the room
             self._mute_until = now + self.t.duplex_tail_s
         out.append(Playback("clear"))
-        if self._attempt == 1:
+        if self._reconnects.attempt == 1:
             out.append(Earcon("reconnecting"))
-        out.append(Notify("reconnecting", {"attempt": self._attempt, "error": ev.error, "session_id": self.session_id}))
+        out.append(Notify("reconnecting", {"attempt": self._reconnects.attempt, "error": ev.error, "session_id": self.session_id}))
         cont = self.session_id if self.session_id is not None else self._requested_continuation
-        self._open(now, out, cont, self._backoff_s())
+        self._open(now, out, cont, self._reconnects.backoff_s(self.t, self.rng))
 
     # ------------------------------------------------------------------ agent messages
     def _on_FromAgent(self, ev: FromAgent, now: float, out: list[Action]) -> None:
@@ -464,5 +389,5 @@ class Conversation:
                 self._finish("max_duration", now, out)
             elif (self.state == LISTENING or self._paused) and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
                 self._finish("idle", now, out)
-        elif self.state == CONNECTING and self._lost_at is not None and now - self._lost_at >= self.t.reconnect_window_s:
+        elif self.state == CONNECTING and self._reconnects.window_passed(now, self.t):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)

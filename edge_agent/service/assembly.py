@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edge_agent.core import conversation as c
 from edge_agent.core.config import Settings
 from edge_agent.core.config_hardware import ButtonSettings, LedSettings
 from edge_agent.core.ports import Led, NullLed, NullReporter, Reporter
+from edge_agent.core.timing import Timing
 from edge_agent.fleet.commands import Command
 from edge_agent.hardware.button import Button, KeyboardButton, NoButton
 
 
-def timing_from(settings: Settings) -> c.Timing:
+def timing_from(settings: Settings) -> Timing:
     s, a = settings.session, settings.audio
-    return c.Timing(
+    return Timing(
         idle_timeout_s=s.idle_timeout_s,
         max_duration_s=s.max_duration_s,
         reconnect_window_s=s.reconnect_window_s,

@@ -1,0 +1,61 @@
+"""ResumeMemory: which stored session a press for a given (agent, slot) continues.
+
+Sans-I/O bookkeeping for `Conversation`. The session to continue is the newest of that (agent,
+slot), asked of an injected `recall` (the store, which also holds what other kiosks shared) and
+of what this process learnt itself: the last session it ran, timed on the monotonic clock (so a
+wall-clock jump cannot expire it). A session older than `resume_within_s` is not continued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Union
+
+Recall = Callable[[Union[str, None], str], Union[tuple[str, float], None]]
+"""(agent_id or None, slot) -> (newest session id, wall-clock seconds since it was active)."""
+
+
+class ResumeMemory:
+    """The last session of this kiosk and where it belongs. `last_session_id`/`last_active_age_s`
+    (of the default `slot`) come from the store at start; `recall` looks up the others."""
+
+    def __init__(self, last_session_id: str | None, last_active_age_s: float | None, slot: str, recall: Recall | None) -> None:
+        self.recall = recall
+        self._last_id = last_session_id
+        self._last_target: tuple[str | None, str] = (None, slot)
+        self._last_age_s = last_active_age_s
+        self._stored_at: float | None = None  # monotonic time _last_id was learnt in this process
+
+    def candidate(self, now: float, within_s: float, agent_id: str | None, slot: str) -> str | None:
+        """The session a press for (agent_id, slot) would continue at `now`, if any."""
+        known = self.recall(agent_id, slot) if self.recall is not None else None
+        mine = self._last_id if self._last_target == (agent_id, slot) else None
+        if mine is not None and (known is None or known[0] == mine):
+            if self._stored_at is not None:  # learnt in this process: monotonic clock
+                age = now - self._stored_at
+            else:  # from the store at start: wall-clock age then
+                age = self._last_age_s or 0.0
+        elif known is not None:  # another slot, or a newer session another kiosk shared
+            mine, age = known
+        else:
+            return None
+        return mine if age <= within_s else None
+
+    def remember(self, session_id: str, agent_id: str | None, slot: str, now: float) -> None:
+        """This process ran `session_id` for (agent_id, slot), last active at `now`."""
+        self._last_id = session_id
+        self._last_target = (agent_id, slot)
+        self._stored_at = now
+
+    def forget(self) -> None:
+        """The sessions were forgotten: nothing of this process's own is continued."""
+        self._last_id = None
+        self._stored_at = None
+        self._last_age_s = None
+
+    def reloaded(self, session_id: str | None, age_s: float | None, slot: str) -> None:
+        """The store is back (after a fault): its newest session of the default `slot`, unless
+        this process has run one since it started."""
+        if self._stored_at is None:
+            self._last_id, self._last_age_s = session_id, age_s
+            self._last_target = (None, slot)
