@@ -291,7 +291,7 @@ def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad:
 class CapturePath:
     """What the daemon does with a cleaned frame, without the daemon: tells the gate when the far
     end is audible, hands it residual echo as the kiosk's own sound, and lets `EchoHold` keep the
-    uplink back while the canceller converges (service/daemon.py, `Kiosk._on_frame`)."""
+    uplink back while the canceller converges (audio/mic_path.py, `MicPath.hear`)."""
 
     def __init__(self, gate: VadGate) -> None:
         self.gate = gate
@@ -354,7 +354,7 @@ def earcon_press(
 ) -> EarconPress:
     """The speaker plays the press earcon at `press_s` and the ready earcon `ready_after_s` later
     through `path`; the visitor says `speech` from the press. Frames go through `EarconRemover`
-    and the gate as in the daemon (`Kiosk._on_frame`), the gate told of the press (its prior)."""
+    and the gate as in the daemon (`MicPath.hear`), the gate told of the press (its prior)."""
     earcons, remover = Earcons(True, volume), EarconRemover(removal)
     far = np.zeros(int((press_s + 4.0) * SAMPLE_RATE_HZ), np.int16)
     for name, at in (("press", press_s), ("ready", press_s + ready_after_s)):

@@ -2,53 +2,52 @@
 
 It owns the devices (audio source and sink, button, LED), the SessionStore, the VadGate and the
 status reporter, feeds the pure `Conversation` with events and carries out the actions it
-returns. Foreign threads (PortAudio, gpiozero, stdin, paho) reach it only through `post`, which
-uses call_soon_threadsafe and guards the handler, so nothing they do can kill their thread or
-block the audio path.
+returns, through the parts that do the work: `MicPath` (audio/mic_path.py: a captured frame's
+way through the canceller and the gate), `Uplink` (agent/uplink.py: the agent link and the audio
+held for it), `SessionRecords` (service/records.py: the store and the fleet's pointers, and their
+faults), `Ticker` (service/ticker.py) and `AudioWatch`. Foreign threads (PortAudio, gpiozero,
+stdin, paho) reach it only through `post`, which uses call_soon_threadsafe and guards the
+handler, so nothing they do can kill their thread or block the audio path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
 from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
+from edge_agent.agent.uplink import Uplink
 from edge_agent.audio.devices import AudioSink, AudioSource
 from edge_agent.audio.earcons import EarconRemover, Earcons
-from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
+from edge_agent.audio.echo import EchoCanceller, make_backend
 from edge_agent.audio.factory import open_sink, open_source
 from edge_agent.audio.gate import VadGate
+from edge_agent.audio.mic_path import MicPath
 from edge_agent.core import conversation as c
 from edge_agent.core.backlog import Backlog
 from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import PRIVATE_EVENTS, Led, Reporter, describe
 from edge_agent.core.store import SessionStore
-from edge_agent.errors import EdgeAgentError, StoreError
+from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process, process_metrics
-from edge_agent.fleet.share import Pointer
 from edge_agent.hardware.button import Button
 from edge_agent.service.assembly import make_button, make_led, make_reporter, timing_from
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch
-from edge_agent.service.notify import SystemdNotifier
+from edge_agent.service.notify import SystemdNotifier, handle_signals
+from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
 from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
+from edge_agent.service.ticker import Ticker
 
 log = logging.getLogger("edge_agent")
-
-TICK_S = 0.25
-"""Timeouts are whole seconds; a slower tick means fewer wake-ups of an idle kiosk. While the
-microphone delivers frames the tick rides on them; a timer takes over only when they stop."""
-TICK_GRACE_S = 0.1
 
 
 class Kiosk:
@@ -68,8 +67,6 @@ class Kiosk:
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
-        self._store_fault: str | None = None  # the fault last reported
-        self._store_moved: Path | None = None  # the corrupt file last reported as moved aside
         self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
         self.button = button or make_button(settings.button)
@@ -78,32 +75,33 @@ class Kiosk:
         self.led: Led = led or make_led(settings.led)
         self.reporter: Reporter = reporter or make_reporter(settings, self._command_from_thread)
         self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, lambda: self.dispatch(c.SessionsForgotten()))
+        self.records = SessionRecords(self.store, self.share, self._notify, self._store_changed)
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
         self.sink.buffer.tap_cut = self.echo.ring.cut  # ... and when it dropped what it held
-        self._agent_was_audible = False
-        self.echo_hold = EchoHold()
+        self.mic = MicPath(self.echo, EarconRemover(settings.audio.earcon_removal), self.gate, lambda speaking: self.dispatch(c.VisitorSpeech(speaking)))
         self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
-        self.earcons_heard = EarconRemover(settings.audio.earcon_removal)
         self.stats = LinkStats()
         self.notifier = SystemdNotifier()
         self.conversation = self._new_conversation()
-        self.link: AgentLink | None = None
         self.started_at = time.monotonic()
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
-        self._gate_was_open = False
-        self._ticked_at = 0.0
-        self._last_watchdog = 0.0
-        self._tick_timer: asyncio.TimerHandle | None = None
+        self.ticker = Ticker(self._tick, self._running)
         self.standby = Standby(settings.agent, self.stats)
+        self.uplink = Uplink(self.stats, self.standby, self.backlog, self.dispatch)
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
         self.process = own_process()
         self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready)
+
+    @property
+    def link(self) -> AgentLink | None:
+        """The conversation's current agent link (None before the first)."""
+        return self.uplink.link
 
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
@@ -112,12 +110,7 @@ class Kiosk:
 
     def recall(self, agent_id: str | None, slot: str) -> tuple[str, float] | None:
         """The newest stored session of (agent, slot), with its wall-clock age, for a press."""
-        try:
-            newest = self.store.newest(agent_id or self.settings.agent.agent_key, slot)
-        except StoreError as exc:
-            log.error("%s", exc)
-            return None
-        return (newest.id, time.time() - newest.last_active_at) if newest else None
+        return self.records.newest(agent_id or self.settings.agent.agent_key, slot)
 
     # ------------------------------------------------------------------ event entry points
     def post(self, event: c.Event) -> None:
@@ -144,36 +137,16 @@ class Kiosk:
         """A captured frame, on the loop: gate it and, in a conversation, send it (or silence),
         or hold it while the link is being opened (see core/backlog.py)."""
         self.counters["frames_captured"] += 1
-        if captured_at - self._ticked_at >= TICK_S:
-            self._tick()
-        frame = self.echo.process(frame, captured_at)
-        if self.echo.agent_audible != self._agent_was_audible:  # the gate hears the agent's echo
-            self._agent_was_audible = self.echo.agent_audible
-            self.gate.far_end(self._agent_was_audible)
-        # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
-        # open the gate (an open gate is the visitor talking). Earcons are taken out of the frame
-        # (not sent even by an open gate); what is left is the visitor's unless the tone dominates it
-        frame, earcon = self.earcons_heard.clean(frame, captured_at, self.gate.frame_ms / 1000.0)
-        # the canceller does not run under an earcon: its flag then stands for the earcon, handled
-        # above, unless the agent's voice may be in the frame too
-        agent_echo = self.echo.residual_echo and not (self.earcons_heard.enabled and self.echo.in_cue and not self.echo.agent_audible)
-        out = self.gate.push(frame, earcon or agent_echo)
-        admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
-        if self.gate.is_open != self._gate_was_open:
-            self._gate_was_open = self.gate.is_open
-            self.dispatch(c.VisitorSpeech(self.gate.is_open))
-        conv, link = self.conversation, self.link
-        if not conv.holding and (link is None or not conv.streaming):
+        self.ticker.frame(captured_at)
+        out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
+        conv = self.conversation
+        if not conv.holding and (self.uplink.link is None or not conv.streaming):
             return
         if conv.mic_open(self.clock()) and admitted:
             self.counters["frames_uplinked"] += len(out)
         else:
             out = (self.gate.silence,)
-        if conv.holding:
-            self.backlog.add(out)
-        elif link is not None:
-            for i, f in enumerate(out):  # a pre-roll burst: only the live (last) frame is timed
-                link.send_audio(f, captured_at if i == len(out) - 1 else None)
+        self.uplink.send(out, captured_at, conv.holding)
 
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
@@ -182,80 +155,40 @@ class Kiosk:
         elif isinstance(a, c.Playback):
             self.sink.buffer.control(a.command)
         elif isinstance(a, c.OpenLink):
-            if self.link is not None:
-                self.link.close()
-            target = link_settings(self.settings, a.agent_id, a.slot)
-            warm = self.standby.take(a.link_id, self.dispatch, a.continue_session_id, target) if a.delay_s == 0 else None
-            if warm is not None:
-                self.link = warm
-            else:
-                self.link = AgentLink(target or self.settings.agent, a.link_id, self.dispatch, self.stats)
-                self.link.start(a.continue_session_id, a.delay_s)
+            self.uplink.open(a, link_settings(self.settings, a.agent_id, a.slot), self.settings.agent)
         elif isinstance(a, c.CloseLink):
-            if self.link is not None and self.link.link_id == a.link_id:
-                self.link.close()
+            self.uplink.close(a.link_id)
         elif isinstance(a, c.StoreStart):
-            agent, now = a.agent_id or self.settings.agent.agent_key, time.time()
-            self._store(self.store.record_start, a.session_id, agent, a.slot, a.continued_from, now)
-            if self.share is not None:
-                self.share.announce(agent, a.slot, Pointer(a.session_id, now, None, a.continued_from))
+            self.records.started(a.session_id, a.agent_id or self.settings.agent.agent_key, a.slot, a.continued_from)
         elif isinstance(a, c.StoreEnd):
-            now = time.time()
-            self._store(self.store.record_end, a.session_id, a.reason, now)
-            if self.share is not None:
-                self.share.ended(a.session_id, now)
+            self.records.ended(a.session_id, a.reason)
         elif isinstance(a, c.NewVisitor):
             self.gate.new_visitor()
         elif isinstance(a, c.HeldAudio):
-            held = self.backlog.take()
-            if a.command == "send" and self.link is not None:
-                self.link.send_held(held)
+            self.uplink.held(a.command)
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
                 self.sink.buffer.write(pcm)
                 # when it plays, on the clock that stamps captured frames (time.monotonic())
                 until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
-                self.earcons_heard.played(a.name, until - len(pcm) / 32000.0, until)
-                self.echo.play_cue(until - len(pcm) / 32000.0, until)
+                self.mic.cue(a.name, until - len(pcm) / 32000.0, until)
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
-            if a.state == c.LISTENING and self.link is not None and self.link.first_audio_sent_at is None and not self.link.queued:
-                # start the stream now rather than at the next captured frame (up to frame_ms
-                # later); the extra frame is paid back from the gate's silence, like a pre-roll
-                self.link.send_audio(self.gate.silence)
-                self.gate.debt += 1
+            if a.state == c.LISTENING and self.uplink.start_stream(self.gate.silence):
+                self.gate.debt += 1  # the extra frame is paid back from the gate's silence, like a pre-roll
             log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
             self._show_led()
             self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
             self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
 
-    def _store(self, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(*args)
-        except StoreError as exc:  # the conversation goes on; the operator hears about it
-            log.error("%s", exc)
-            self._notify("error", {"code": "store", "message": str(exc)})
-        self._check_store()
-
-    def _check_store(self) -> None:
-        """Reports a corrupt file moved aside, and the store going to memory (a storage fault)
-        or back to disk, once each."""
-        moved, fault = self.store.recovered_from, self.store.fault
-        if moved != self._store_moved and moved is not None:
-            self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {moved}"})
-        self._store_moved = moved
-        if fault == self._store_fault:
-            return
-        self._store_fault = fault
-        if fault is not None:
-            self._notify("error", {"code": "store_unavailable", "message": f"{fault}; sessions kept in memory, retrying every {self.store.retry_s:.0f} s"})
-        else:
-            self._notify("store_recovered", {"path": str(self.store.path)})
-            if self.conversation.state == c.IDLE:
-                newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
-                self.dispatch(c.StoreReloaded(newest.id if newest else None, time.time() - newest.last_active_at if newest else None))
+    def _store_changed(self) -> None:
+        """The store went to memory (the LED shows it while idle) or back to disk (an idle
+        conversation learns its newest session again)."""
+        if self.store.fault is None and self.conversation.state == c.IDLE:
+            newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
+            self.dispatch(c.StoreReloaded(newest.id if newest else None, time.time() - newest.last_active_at if newest else None))
         self._show_led()
 
     def _show_led(self) -> None:
@@ -317,18 +250,12 @@ class Kiosk:
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
-        if self.share is not None:  # the fleet's copies too: empty retained pointers
-            try:
-                slots = self.store.slots()
-            except StoreError:
-                slots = []  # an unusable store: at least the pointers this kiosk published
-            self.share.forget(slots)
-        count = self.store.forget()
+        count = self.records.forget()  # the fleet's copies too
         self.dispatch(c.SessionsForgotten())
         conv = self.conversation
         self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
         self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
-        self._check_store()
+        self.records.check()
         return count
 
     def stop(self) -> None:
@@ -359,29 +286,20 @@ class Kiosk:
             except Exception:
                 log.exception("metrics failed")
 
-    def _tick(self) -> None:
-        """Timeouts, audio supervision and the systemd watchdog, every TICK_S. Called from
-        `_on_frame` while audio flows (no wake-up of its own, the loop is awake anyway), else
-        from the fallback timer booked here, which fires only when frames stop coming."""
-        now = time.monotonic()
-        self._ticked_at = now
-        if self._tick_timer is not None:
-            self._tick_timer.cancel()
-        loop = self._loop
-        running = self._stop is not None and not self._stop.is_set()
-        if loop is not None and running:
-            self._tick_timer = loop.call_later(TICK_S + TICK_GRACE_S, self._tick)
+    def _running(self) -> bool:
+        return self._stop is not None and not self._stop.is_set()
+
+    def _tick(self, now: float) -> None:
+        """Timeouts, store and audio supervision, the standby and the systemd watchdog (see Ticker)."""
         try:
             self.dispatch(c.Tick())
             if self.store.fault is not None and self.conversation.state == c.IDLE and self.store.retry(now):
-                self._check_store()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
-            self.standby.keep(now, running and self.conversation.state == c.IDLE)
+                self.records.check()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
+            self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
-            wd = self.notifier.watchdog_s
-            if wd and alive and now - self._last_watchdog >= wd / 3:
-                self.notifier.send("WATCHDOG=1")
-                self._last_watchdog = now
+            if alive:
+                self.notifier.watchdog(now)
         except Exception:  # the timer must keep running whatever one tick hits
             self.counters["handler_errors"] += 1
             log.exception("tick failed")
@@ -399,19 +317,10 @@ class Kiosk:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread (tests running the kiosk in a thread)
-        if on_reload is not None:
-            try:
-                loop.add_signal_handler(signal.SIGHUP, self._reload_from, on_reload)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+        handle_signals(loop, self.stop, (lambda: self._reload_from(on_reload)) if on_reload is not None else None)
         for warning in exposure_warnings(self.settings):
             log.warning("exposure: %s", warning)
-        self._check_store()
+        self.records.check()
         self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
         audio_ok = True
         try:
@@ -422,7 +331,7 @@ class Kiosk:
             log.error("audio input failed to open, retrying every %.0f s: %s", AUDIO_RETRY_S, exc)
         for b in self.inputs:
             b.start(self.post, lambda: self._call_threadsafe(self.stop))
-        self._tick()
+        self.ticker.start(loop)
         metrics = loop.create_task(self._metrics_loop())
         self.reporter.state(self.conversation.state, None, None)
         self.reporter.start()
@@ -452,13 +361,8 @@ class Kiosk:
     async def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")
         self.dispatch(c.End("shutdown"))
-        if self.link is not None:
-            await self.link.wait_closed(1.5)
-        standby = self.standby.close()
-        if standby is not None:
-            await standby.wait_closed(1.0)
-        if self._tick_timer is not None:
-            self._tick_timer.cancel()
+        await self.uplink.wait_closed()
+        self.ticker.cancel()
         for b in self.inputs:
             b.close()
         self.source.stop()

@@ -1,16 +1,22 @@
-"""systemd notify protocol: a datagram to $NOTIFY_SOCKET (READY=1, STATUS=..., WATCHDOG=1).
+"""systemd and the daemon: the notify protocol one way (READY=1, STATUS=..., WATCHDOG=1), signals the other.
 
-A few clear lines instead of a dependency. Does nothing when not started by systemd. The
+The notify protocol is a datagram to $NOTIFY_SOCKET: a few clear lines instead of a dependency. Does nothing when not started by systemd. The
 protocol is one `KEY=value` per line, so a value carrying a newline (a server's session id in a
 STATUS= line, say) could add a line of its own, `WATCHDOG=trigger` for one: every control
 character of every line is replaced before sending.
+
+systemd stops the service with SIGTERM (SIGINT from a terminal) and reloads it with SIGHUP
+(`ExecReload=`, `systemctl reload edge-agent`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import signal
 import socket
+from collections.abc import Callable
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -18,6 +24,18 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 def one_line(text: str) -> str:
     """`text` with every control character (newline, CR, NUL, escape) made a space."""
     return CONTROL_CHARS.sub(" ", text)
+
+
+def handle_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None], reload: Callable[[], None] | None) -> None:
+    """SIGTERM and SIGINT call `stop`, SIGHUP `reload`. Left alone where the loop cannot take
+    signals (not the main thread: tests running the kiosk in a thread)."""
+    for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
+        if handler is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, handler)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
 
 
 class SystemdNotifier:
@@ -30,6 +48,7 @@ class SystemdNotifier:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         usec = os.environ.get("WATCHDOG_USEC", "")
         self.watchdog_s: float | None = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
+        self._watchdog_at = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -42,6 +61,13 @@ class SystemdNotifier:
             self._sock.sendto("\n".join(one_line(line) for line in lines).encode(), self._addr)
         except OSError:
             pass  # systemd went away or the socket is full: nothing useful to do
+
+    def watchdog(self, now: float) -> None:
+        """WATCHDOG=1 at most every third of systemd's WatchdogSec; the caller calls it (on its
+        tick, `now` on time.monotonic()) only while the kiosk is healthy."""
+        if self.watchdog_s and now - self._watchdog_at >= self.watchdog_s / 3:
+            self.send("WATCHDOG=1")
+            self._watchdog_at = now
 
     def close(self) -> None:
         if self._sock is not None:

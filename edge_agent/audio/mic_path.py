@@ -1,0 +1,57 @@
+"""MicPath: what one captured frame goes through before the conversation may send it.
+
+In order: the echo canceller (which takes the agent's voice and our earcons, as the speaker
+reported playing them, out of the microphone signal), the earcon remover (which takes out what is
+left of our own earcons), the VAD gate (an open gate is the visitor talking), and the echo hold
+(which keeps the uplink back while the canceller converges). The gate is told when the agent is
+audible in the room, and what is left of its voice or an earcon must not open it.
+
+Pure audio processing on the caller's thread (the daemon's loop); whether the result goes to the
+agent, is held for a link being opened or becomes silence is the daemon's decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edge_agent.audio.earcons import EarconRemover
+from edge_agent.audio.echo import EchoCanceller, EchoHold
+from edge_agent.audio.gate import VadGate
+
+
+class MicPath:
+    """Echo canceller -> earcon removal -> gate -> echo hold, with `on_speech(open)` called each
+    time the gate opens or closes (the visitor starts or stops talking)."""
+
+    def __init__(self, echo: EchoCanceller, earcons_heard: EarconRemover, gate: VadGate, on_speech: Callable[[bool], None]) -> None:
+        self.echo, self.earcons_heard, self.gate = echo, earcons_heard, gate
+        self.echo_hold = EchoHold()
+        self._on_speech = on_speech
+        self._agent_was_audible = False
+        self._gate_was_open = False
+
+    def hear(self, frame: bytes, captured_at: float) -> tuple[tuple[bytes, ...], bool]:
+        """One captured frame (`captured_at` on time.monotonic()): the gate's output (silence
+        while it is closed, a pre-roll burst when it opens) and whether the echo hold admits it."""
+        frame = self.echo.process(frame, captured_at)
+        if self.echo.agent_audible != self._agent_was_audible:  # the gate hears the agent's echo
+            self._agent_was_audible = self.echo.agent_audible
+            self.gate.far_end(self._agent_was_audible)
+        # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
+        # open the gate (an open gate is the visitor talking). Earcons are taken out of the frame
+        # (not sent even by an open gate); what is left is the visitor's unless the tone dominates it
+        frame, earcon = self.earcons_heard.clean(frame, captured_at, self.gate.frame_ms / 1000.0)
+        # the canceller does not run under an earcon: its flag then stands for the earcon, handled
+        # above, unless the agent's voice may be in the frame too
+        agent_echo = self.echo.residual_echo and not (self.earcons_heard.enabled and self.echo.in_cue and not self.echo.agent_audible)
+        out = self.gate.push(frame, earcon or agent_echo)
+        admitted = self.echo_hold.admit(self.echo.holding, self.echo.far_active, self.gate.is_open)
+        if self.gate.is_open != self._gate_was_open:
+            self._gate_was_open = self.gate.is_open
+            self._on_speech(self.gate.is_open)
+        return out, admitted
+
+    def cue(self, name: str, from_t: float, until_t: float) -> None:
+        """The speaker plays earcon `name` from `from_t` until `until_t` (time.monotonic())."""
+        self.earcons_heard.played(name, from_t, until_t)
+        self.echo.play_cue(from_t, until_t)

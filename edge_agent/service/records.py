@@ -1,0 +1,90 @@
+"""SessionRecords: where the kiosk keeps the record of its sessions, and what it says when that fails.
+
+A session is recorded in the local SessionStore and, with `session.share` on, announced to the
+fleet as the slot's newest (fleet/share.py). A storage fault must not stop a conversation: a
+failed write is logged and reported as an `error` event (`code: store`) and the conversation goes
+on. The store falls back to memory on a fault and moves a corrupt file aside; `check` reports
+each change once (`store_corrupt`, `store_unavailable`, then `store_recovered` when it is back on
+disk) and calls `on_change` when the store went to memory or back to disk. Like `AudioWatch`, it
+gets what it needs passed in and runs on the daemon's loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge_agent.core.store import SessionStore
+from edge_agent.errors import StoreError
+from edge_agent.fleet.share import Pointer, SessionShare
+
+log = logging.getLogger("edge_agent")
+
+
+class SessionRecords:
+    """Records sessions in `store` (and `share`, when on); reports through `notify`."""
+
+    def __init__(self, store: SessionStore, share: SessionShare | None, notify: Callable[[str, dict[str, Any]], None], on_change: Callable[[], None]) -> None:
+        self.store, self.share = store, share
+        self._notify, self._on_change = notify, on_change
+        self._fault: str | None = None  # the fault last reported
+        self._moved: Path | None = None  # the corrupt file last reported as moved aside
+
+    def started(self, session_id: str, agent: str, slot: str, continued_from: str | None) -> None:
+        now = time.time()
+        self._write(self.store.record_start, session_id, agent, slot, continued_from, now)
+        if self.share is not None:
+            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from))
+
+    def ended(self, session_id: str, reason: str) -> None:
+        now = time.time()
+        self._write(self.store.record_end, session_id, reason, now)
+        if self.share is not None:
+            self.share.ended(session_id, now)
+
+    def newest(self, agent: str, slot: str) -> tuple[str, float] | None:
+        """The newest stored session of (agent, slot), with its wall-clock age (None on a fault)."""
+        try:
+            newest = self.store.newest(agent, slot)
+        except StoreError as exc:
+            log.error("%s", exc)
+            return None
+        return (newest.id, time.time() - newest.last_active_at) if newest else None
+
+    def forget(self) -> int:
+        """Wipes the store (and moved-aside copies) and the fleet's copies (empty retained
+        pointers); returns how many sessions the store held."""
+        if self.share is not None:
+            try:
+                slots = self.store.slots()
+            except StoreError:
+                slots = []  # an unusable store: at least the pointers this kiosk published
+            self.share.forget(slots)
+        return self.store.forget()
+
+    def _write(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except StoreError as exc:  # the conversation goes on; the operator hears about it
+            log.error("%s", exc)
+            self._notify("error", {"code": "store", "message": str(exc)})
+        self.check()
+
+    def check(self) -> None:
+        """Reports a corrupt file moved aside, and the store going to memory (a storage fault)
+        or back to disk, once each."""
+        moved, fault = self.store.recovered_from, self.store.fault
+        if moved != self._moved and moved is not None:
+            self._notify("error", {"code": "store_corrupt", "message": f"state file moved to {moved}"})
+        self._moved = moved
+        if fault == self._fault:
+            return
+        self._fault = fault
+        if fault is not None:
+            self._notify("error", {"code": "store_unavailable", "message": f"{fault}; sessions kept in memory, retrying every {self.store.retry_s:.0f} s"})
+        else:
+            self._notify("store_recovered", {"path": str(self.store.path)})
+        self._on_change()
