@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Broker, Observer, wait_for
+from conftest import Broker, KioskThread, Observer, kiosk_settings, wait_for
 
 from edge_agent.core import config
 from edge_agent.core.conversation import STATES
+from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.errors import ConfigError
 from edge_agent.fleet.discovery import discovery_messages
 from edge_agent.fleet.discovery_sync import LEDGER_FILE
@@ -122,7 +123,7 @@ def settings(**mqtt: Any) -> config.MqttSettings:
 @pytest.mark.parametrize("device_id", ["kiosk-7", "Lobby_2", "a", "x-y_z9", "k" * 63])
 def test_every_payload_is_what_home_assistant_accepts(device_id: str) -> None:
     msgs = discovery_messages(settings(support_url="https://kiosks.example/help"), device_id)
-    assert len(msgs) == 12
+    assert len(msgs) == 17
     for topic, payload in msgs:
         assert check_against_ha(topic, payload) == [], topic
     assert check_against_ha("homeassistant/sensor/x/y/config", {"state_topic": "a", "state_class": "sometimes"}) != []  # the checker bites
@@ -144,9 +145,28 @@ def test_entity_ids_qos_statistics_enum_and_origin() -> None:
     assert classes == {
         "state": (None, None), "rtt_ms": ("measurement", "ms"), "response_latency_ms": ("measurement", "ms"), "cpu_percent": ("measurement", "%"),
         "rss_mb": ("measurement", "MB"), "temperature_c": ("measurement", "°C"), "uptime_s": ("total_increasing", "s"),
-        "reconnects": ("total_increasing", "reconnects"),
+        "reconnects": ("total_increasing", "reconnects"), "speaker_underflows": ("total_increasing", "underflows"),
+        "speaker_errors": ("total_increasing", "errors"), "speaker_drops": ("total_increasing", "drops"), "speaker_drop_failures": ("total_increasing", "failures"),
     }  # fmt: skip
     assert discovery_messages(settings(discovery=False), "kiosk-7") == []
+
+
+def test_speaker_health_is_diagnostic_counters_and_a_problem_that_can_be_unknown() -> None:
+    msgs = dict(discovery_messages(settings(), "kiosk-7"))
+    for key in ("speaker_underflows", "speaker_errors", "speaker_drops", "speaker_drop_failures"):
+        p = msgs[f"homeassistant/sensor/edge_agent_kiosk-7/{key}/config"]
+        assert p["state_topic"] == "edge-agent/kiosk-7/metrics" and p["value_template"] == f"{{{{ value_json.{key} }}}}", key
+        assert p["state_class"] == "total_increasing" and p["entity_category"] == "diagnostic" and "device_class" not in p, key
+    drop = msgs["homeassistant/binary_sensor/edge_agent_kiosk-7/speaker_drop/config"]
+    assert drop["default_entity_id"] == "binary_sensor.edge_agent_kiosk_7_speaker_drop" and drop["state_topic"] == "edge-agent/kiosk-7/metrics"
+    assert drop["device_class"] == "problem" and drop["entity_category"] == "diagnostic"
+    # HA's MQTT binary sensor: the rendered template equal to payload_on is on (here: a problem), to
+    # payload_off off, and "None" unknown; anything else is ignored with a warning. speaker_drop_on is
+    # true (fine), false (bad restarts turned the drop off: the problem) or null (a file or null
+    # speaker has no drop: unknown, not "no problem"). jinja2 is not a dependency here, so the
+    # template is pinned; script/ha-live-check renders it in a real Home Assistant.
+    assert (drop["payload_on"], drop["payload_off"]) == ("ON", "OFF")
+    assert drop["value_template"] == "{{ 'None' if value_json.get('speaker_drop_on') is none else ('OFF' if value_json.speaker_drop_on else 'ON') }}"
 
 
 def test_distinct_device_ids_never_share_topics_unique_ids_or_devices() -> None:
@@ -215,11 +235,11 @@ def wait_retained(port: int, pred: Any, what: str) -> dict[str, bytes]:
 def test_turning_discovery_off_and_renaming_clear_what_was_published(tmp_path: Path, broker: Broker) -> None:
     state = tmp_path / "state"
     first = run_reporter(broker.port, "kiosk-7", state)
-    wait_retained(broker.port, lambda r: len(r) == 12, "12 retained configs")
+    wait_retained(broker.port, lambda r: len(r) == 17, "17 retained configs")
     first.close()
     # renamed: the new id's configs replace the old id's (the old id is remembered in the state dir)
     second = run_reporter(broker.port, "lobby-2", state)
-    now = wait_retained(broker.port, lambda r: len(r) == 12 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
+    now = wait_retained(broker.port, lambda r: len(r) == 17 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
     assert all(b'"edge-agent-lobby-2"' in p for p in now.values())
     second.close()
     assert json.loads((state / LEDGER_FILE).read_text())["owners"][0] == ["homeassistant", "lobby-2"]
@@ -262,6 +282,26 @@ def test_an_unwritable_state_dir_does_not_stop_discovery(tmp_path: Path, broker:
     blocker.write_text("a file where the state dir should be")
     reporter = run_reporter(broker.port, "kiosk-7", blocker)
     try:
-        wait_retained(broker.port, lambda r: len(r) == 12, "12 retained configs")
+        wait_retained(broker.port, lambda r: len(r) == 17, "17 retained configs")
     finally:
         reporter.close()
+
+
+def test_a_running_kiosk_publishes_every_metric_its_entities_read(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """A kiosk (file microphone, null speaker) on a real mosquitto: every entity reading the metrics
+    topic names a key of the metrics the kiosk publishes, and every speaker health figure has one."""
+    s = kiosk_settings(tmp_path, sim.url, mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "metrics_interval_s": 1.0})
+    obs = Observer(broker.port, "edge-agent/test-kiosk/metrics")
+    try:
+        with KioskThread(s) as k:
+            wait_for(k.kiosk.reporter.discovery.synced.is_set, 15, "the kiosk's discovery pass")
+            metrics = json.loads(obs.wait("edge-agent/test-kiosk/metrics"))
+            configs = {t: json.loads(p) for t, p in wait_retained(broker.port, lambda r: len(r) == 17, "17 retained configs").items()}
+    finally:
+        obs.close()
+    read = {t: re.findall(r"value_json(?:\.get\('|\.)(\w+)", c["value_template"]) for t, c in configs.items() if c.get("state_topic") == "edge-agent/test-kiosk/metrics"}
+    assert all(keys and set(keys) <= set(metrics) for keys in read.values()), {t: keys for t, keys in read.items() if not set(keys) <= set(metrics)}
+    speaker = {key for key in metrics if key.startswith("speaker_")}
+    assert speaker == {"speaker_underflows", "speaker_errors", "speaker_drops", "speaker_drop_failures", "speaker_drop_on"}
+    assert speaker <= {key for keys in read.values() for key in keys}
+    assert all(metrics[key] is None for key in speaker)  # the null speaker keeps no account: HA shows unknown

@@ -98,7 +98,7 @@ def test_kiosks_are_locked_to_their_own_topics_and_home_assistant_still_drives_t
             wait_for(r.discovery.synced.is_set, 15, "the kiosk's connect and discovery pass")
         # each kiosk could write its state and its discovery configs: operators and HA see them
         wait_for(lambda: all(ops.find(f"edge-agent/{k}/state") for k in got), 10, "both kiosks' state")
-        wait_for(lambda: len({t for t, p, _, _ in ha.messages if t.endswith("/config") and p}) == 24, 10, "24 discovery configs")
+        wait_for(lambda: len({t for t, p, _, _ in ha.messages if t.endswith("/config") and p}) == 34, 10, "34 discovery configs")
         # Home Assistant presses kiosk a's Resume button exactly as discovery told it to
         button = json.loads(ha.find("homeassistant/button/edge_agent_kiosk-a/resume/config")[0])
         ha.client.publish(button["command_topic"], button["payload_press"], qos=button["qos"]).wait_for_publish(5)

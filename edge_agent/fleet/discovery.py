@@ -29,7 +29,18 @@ METRIC_SENSORS = (
     ("temperature_c", "CPU temperature", "°C", "temperature", "measurement"),
     ("uptime_s", "Uptime", "s", "duration", "total_increasing"),
     ("reconnects", "Agent reconnects", "reconnects", None, "total_increasing"),
+    # the output device's own account (audio/devices.py SpeakerHealth); null with a file or null speaker
+    ("speaker_underflows", "Speaker underflows", "underflows", None, "total_increasing"),
+    ("speaker_errors", "Speaker errors", "errors", None, "total_increasing"),
+    ("speaker_drops", "Speaker drops", "drops", None, "total_increasing"),
+    ("speaker_drop_failures", "Speaker drop failures", "failures", None, "total_increasing"),
 )
+METRIC_PROBLEMS = (
+    # object, name, template: ON is the problem, None (a null in the metrics) makes HA show unknown
+    ("speaker_drop", "Speaker drop", "{{ 'None' if value_json.get('speaker_drop_on') is none else ('OFF' if value_json.speaker_drop_on else 'ON') }}"),
+)
+"""Binary sensors (device class `problem`) read from the metrics JSON. `speaker_drop_on` is false once
+bad restarts turned the speaker's drop off (a problem), null where the speaker has none (file, null)."""
 BUTTONS = (("resume", "Resume conversation"), ("new", "New conversation"), ("end", "End conversation"))
 
 Message = tuple[str, dict[str, Any]]
@@ -91,6 +102,9 @@ def discovery_messages(settings: MqttSettings, device_id: str) -> list[Message]:
         if device_class:
             cfg["device_class"] = device_class
         add("sensor", key, cfg)
+    for obj, name, template in METRIC_PROBLEMS:
+        problem = {"name": name, "state_topic": f"{base}/metrics", "value_template": template, "payload_on": "ON", "payload_off": "OFF"}
+        add("binary_sensor", obj, {**problem, "device_class": "problem", "entity_category": "diagnostic"})
     for action, name in BUTTONS:
         add("button", action, {"name": name, "command_topic": f"{base}/cmd", "payload_press": f'{{"action": "{action}"}}'})
     return out
