@@ -322,7 +322,13 @@ def _part_gate_process(tmp: Path, quick: bool) -> dict[str, Any]:
     return {"gate_process": bench_gate_process(tmp / "gp", _pcm("noisy"), 2 if quick else 10, 3 if quick else 7)}
 
 
-PARTS = {"gate_process": _part_gate_process, "firstwords": _part_firstwords, "barge": _part_barge, "memory": _part_memory, "daemon": _part_daemon}
+def _part_echo(tmp: Path, quick: bool) -> dict[str, Any]:
+    from echo_rooms import bench_echo
+
+    return {"echo": bench_echo(DATA, GATE, quick)}
+
+
+PARTS = {"echo": _part_echo, "gate_process": _part_gate_process, "firstwords": _part_firstwords, "barge": _part_barge, "memory": _part_memory, "daemon": _part_daemon}
 """The parts `--only` runs alone (what a change to one of them is measured with)."""
 
 

@@ -135,22 +135,30 @@ def _barge_kept(b: dict[str, Any]) -> str:
     return f"; a speaker that keeps its device buffer (only stops feeding it, as before): {_barge_value(k)}"
 
 
+def _starts(v: dict[str, Any]) -> str:
+    """Double-talk recall per visitor start, '!' under the goal ('-' in runs before it was measured)."""
+    by = v.get("recall_by_start")
+    return " / ".join(f"{'!' if x < 0.98 else ''}{x:.3f}" for x in by.values()) if by else "-"
+
+
 def _echo(r: dict[str, Any]) -> list[str]:
     e = r.get("echo")
     if e is None:
         return []
-    lines = ["", "| echo path (agent into the room; visitor over the agent from 6 s) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms |", "|---|---|---|---|---|---|"]
+    lines = ["", "| echo path (agent into the room; visitor over the agent from 6 s) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms | recall, visitor from 6 / 8 / 11 / 14 s |", "|---|---|---|---|---|---|---|"]
     for name, v in {**e["paths"], "same as kiosk 70 ms, echo_cancel off": e["without_echo_cancel_kiosk_70ms"]}.items():
-        lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} |")
+        lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} | {_starts(v)} |")
     if "held_out" in e:
-        lines += ["", "| held-out echo path (never tuned on) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms |", "|---|---|---|---|---|---|"]
+        lines += ["", "| held-out echo path (never tuned on) | ERLE dB | agent alone: idle sent | double talk: recall | double talk: idle sent | delay found ms | recall, visitor from 6 / 8 / 11 / 14 s |", "|---|---|---|---|---|---|---|"]
         for name, v in e["held_out"].items():
-            lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} |")
+            lines.append(f"| {name} | {v['erle_db']} | {v['idle_sent']:.3f} | {v['recall']:.4f} | {v['idle_sent_double_talk']:.3f} | {v['delay_ms']} | {_starts(v)} |")
     if "first_reply" in e:
         lines += ["", "| first reply after boot (press and ready earcons, then 12 s of the agent alone) | ERLE ≥ 20 dB after | ≥ 30 dB after | uplink held | idle sent |", "|---|---|---|---|---|"]
         for name, v in e["first_reply"].items():
             lines.append(f"| {name} | {v['erle_20db_after_s']} s | {v['erle_30db_after_s']} s | {v['held_s']} s | {v['idle_sent']:.3f} |")
     dr, w = e["drift_run"], e["worst_ordinary_room"]
+    if "double_talk_runs" in e:
+        lines += ["", f"Double talk with the visitor starting at 6, 8, 11 or 14 s: {e['double_talk_runs_under_goal']} of {e['double_talk_runs']} runs under recall 0.98."]
     lines += [
         "",
         "| echo figure | value | goal | met |",

@@ -176,7 +176,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_echo(args: argparse.Namespace) -> int:
     """The daemon's echo canceller over a recorded mic track and the speaker track played with it."""
-    from edge_agent.audio.echo import EchoCanceller, cancel_tracks, erle_db, make_backend
+    from edge_agent.audio.echo import EchoCanceller, make_backend
+    from edge_agent.audio.echotrack import cancel_tracks, erle_db
     from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
 
     settings = _load(args)

@@ -11,8 +11,9 @@ cleaned frame. It also
   (`far_active`, with a hold for the room's reverberation), which the daemon tells the gate;
 - says whether a frame is the canceller's leftover of the agent's voice rather than the visitor
   (`residual_echo`: the far end plays, the canceller took most of the frame off, and what is left
-  still stands out of its usual floor, as at a loud onset after a pause), which the daemon hands
-  the gate as one of the kiosk's own sounds, so residual echo cannot open it;
+  still stands out of its usual floor, as at a loud onset after a pause, and the mic is not louder
+  than the echo could be: echolevel.py), which the daemon hands the gate as one of the kiosk's own
+  sounds, so residual echo cannot open it;
 - rests while the speaker has been silent for `idle_after_s`: the backend then costs nothing and
   the mic passes unchanged (a kiosk is idle most of the day).
 
@@ -26,12 +27,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.echodelay import estimate_delay, speaker_share
+from edge_agent.audio.echolevel import ECHO_FRAME_DB, EchoLevel
 from edge_agent.audio.reference import Alignment, ReferenceRing
 from edge_agent.errors import AudioError, ConfigError
 
@@ -62,7 +64,8 @@ partly lost (recall 0.93)."""
 RESIDUAL_CANCELLED_DB = 8.0
 """A frame the canceller took at least this much off (mic energy over cleaned energy) while the
 far end played is mostly echo: a visitor talking over the agent keeps the cleaned frame within a
-few dB of the mic unless the echo drowns them by more than this."""
+few dB of the mic unless the echo drowns them by more than this, or AEC3's suppressor cuts them
+too (it does, in double talk, by 10-25 dB at times): hence the echo-level check (echolevel.py)."""
 RESIDUAL_OVER_FLOOR_DB = 6.0
 """...and what is left of it stands this far above the quietest cleaned frame of the last
 `RESIDUAL_FLOOR_S`: a residual burst the gate could take for speech. (Frames at the floor are
@@ -190,6 +193,8 @@ class EchoCanceller:
         the far end (see RESIDUAL_CANCELLED_DB), or an earcon told of with `play_cue` and its
         echo. It must not open the gate."""
         self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
+        self.echo_level = EchoLevel(max_lag_s)
+        """How loud the echo can be in a frame: a visitor louder than that is not residual echo."""
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
         self.in_cue = False
         """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
@@ -217,8 +222,12 @@ class EchoCanceller:
         n_blocks, loud_blocks = n // BLOCK, 0
         if ref.any():  # most frames of a conversation hear no speaker at all: no block maths
             blocks = ref.reshape(-1, BLOCK).astype(np.float32)
-            loud = np.einsum("ij,ij->i", blocks, blocks) > FAR_RMS * FAR_RMS * BLOCK
+            energy = np.einsum("ij,ij->i", blocks, blocks)
+            loud = energy > FAR_RMS * FAR_RMS * BLOCK
             loud_blocks = int(np.count_nonzero(loud))
+            self.echo_level.push(energy / BLOCK)
+        else:
+            self.echo_level.push(np.zeros(n_blocks))
         # blocks since the reference was last loud: those after this frame's last loud block
         self._quiet_blocks = n_blocks - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + n_blocks
         self.far_active = self._quiet_blocks < self._hold_blocks
@@ -254,7 +263,16 @@ class EchoCanceller:
         floors.append(out_db)
         while len(floors) > RESIDUAL_FLOOR_S * SAMPLE_RATE_HZ / len(out):
             floors.popleft()
-        self.residual_echo = self.far_active and 10.0 * math.log10(e_mic / e_out) >= RESIDUAL_CANCELLED_DB and out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB
+        taken_db = 10.0 * math.log10(e_mic / e_out)
+        if not (self.far_active and taken_db >= RESIDUAL_CANCELLED_DB):
+            return
+        mic_db = 10.0 * math.log10(e_mic / len(mic))
+        lag_s = None if self.delay_ms is None else self.delay_ms / 1000.0 - self.alignment.delay_s
+        envelope_db = self.echo_level.envelope_db(len(mic) // BLOCK, lag_s)
+        if loud and taken_db >= ECHO_FRAME_DB:
+            self.echo_level.learn(mic_db, envelope_db)
+        # the canceller also cuts a visitor now and then: one louder than the echo could be is not echo
+        self.residual_echo = out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB and not self.echo_level.visitor_over_echo(mic_db, envelope_db)
 
     @property
     def agent_audible(self) -> bool:
@@ -350,56 +368,3 @@ def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
     if not enabled:
         return NullBackend()
     return Aec3Backend(noise_suppression=noise_suppression)
-
-
-class CancelledTrack(NamedTuple):
-    """A mic track after the canceller, with what the canceller said of each frame."""
-
-    cleaned: bytes
-    far_active: list[bool]
-    """The far end was audible (the stretches ERLE is measured over)."""
-    held: list[bool]
-    """The daemon would have held the uplink back (`EchoCanceller.holding`)."""
-    residual_echo: list[bool]
-    """The frame is residual echo: the daemon hands it to the gate as its own sound."""
-
-
-def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30, cues: tuple[tuple[float, float], ...] = ()) -> CancelledTrack:
-    """Runs `canceller` over a recorded mic track and the speaker track played with it (same
-    length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
-    (sample i of either heard / captured at i / 16 kHz). `cues`: (from_s, until_s) of the earcons
-    in the speaker track, as the daemon tells the canceller (`EchoCanceller.play_cue`)."""
-    for from_s, until_s in cues:
-        canceller.play_cue(from_s, until_s)
-    n = SAMPLE_RATE_HZ * frame_ms // 1000
-    lead = 2 * BLOCK  # the speaker is handed its audio a little ahead of the mic's frames
-    total = min(len(mic), len(ref)) // 2 // n * n
-    out = bytearray()
-    far: list[bool] = []
-    held: list[bool] = []
-    residual: list[bool] = []
-    written = 0
-    for start in range(0, total, n):
-        upto = min(total, start + n + lead)
-        if upto > written:
-            canceller.ring.write(ref[2 * written : 2 * upto], written / SAMPLE_RATE_HZ)
-            written = upto
-        out += canceller.process(mic[2 * start : 2 * (start + n)], (start + n - 1) / SAMPLE_RATE_HZ)
-        far.append(canceller.far_active)
-        held.append(canceller.holding)
-        residual.append(canceller.residual_echo)
-    return CancelledTrack(bytes(out), far, held, residual)
-
-
-def erle_db(mic: bytes, cleaned: bytes, frames: list[bool], frame_ms: int = 30, skip_s: float = 2.0) -> float | None:
-    """Echo return loss enhancement, 10 log10(mic energy / cleaned energy), over the frames marked
-    True after the first `skip_s` (the canceller's convergence); None when there are none."""
-    n = SAMPLE_RATE_HZ * frame_ms // 1000
-    a = np.frombuffer(mic, dtype="<i2")[: len(frames) * n].astype(np.float64).reshape(-1, n)
-    b = np.frombuffer(cleaned, dtype="<i2")[: len(frames) * n].astype(np.float64).reshape(-1, n)
-    mask = np.array(frames, dtype=bool)
-    mask[: int(skip_s * 1000 / frame_ms)] = False
-    if not mask.any():
-        return None
-    e_in, e_out = float(np.square(a[mask]).sum()), float(np.square(b[mask]).sum())
-    return round(10.0 * math.log10((e_in + 1.0) / (e_out + 1.0)), 1)

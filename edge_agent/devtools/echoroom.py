@@ -26,9 +26,10 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer, SpeakerHealth
 from edge_agent.audio.earcons import EarconRemover, Earcons
-from edge_agent.audio.echo import CancelledTrack, EchoCanceller, EchoHold, cancel_tracks, erle_db, make_backend
+from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
+from edge_agent.audio.echotrack import CancelledTrack, cancel_tracks, erle_db
 from edge_agent.audio.gate import VadGate
-from edge_agent.audio.gatescore import Labels, score
+from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.core.config import VadSettings
 
 log = logging.getLogger(__name__)
@@ -275,10 +276,17 @@ def score_path(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: Vad
     erle = erle_db(mic, cleaned, far_active, frame_ms)
     duration_s = len(far) / 2 / SAMPLE_RATE_HZ
     alone = _run_gate(path, far, None, vad, echo_cancel, frame_ms)[0]
+    both, delay_ms = double_talk(path, far, near, labels, vad, near_at_s, echo_cancel, frame_ms)
+    return EchoScore(erle, score(alone, Labels(duration_s, [])).idle_share, both.speech_recall, both.idle_share, delay_ms)
+
+
+def double_talk(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: VadSettings, near_at_s: float, echo_cancel: bool = True, frame_ms: int = 30) -> tuple[GateScore, float | None]:
+    """The visitor says `near` from `near_at_s` while the agent plays `far`: how the daemon's
+    canceller and gate score their speech (and the delay the canceller found)."""
+    duration_s = len(far) / 2 / SAMPLE_RATE_HZ
     speech = [(a + near_at_s, min(b + near_at_s, duration_s)) for a, b in labels.speech if a + near_at_s < duration_s]
     sent, delay_ms = _run_gate(path, far, (near, near_at_s), vad, echo_cancel, frame_ms)
-    both = score(sent, Labels(duration_s, speech))
-    return EchoScore(erle, score(alone, Labels(duration_s, [])).idle_share, both.speech_recall, both.idle_share, delay_ms)
+    return score(sent, Labels(duration_s, speech)), delay_ms
 
 
 def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad: VadSettings, echo_cancel: bool, frame_ms: int) -> tuple[list[tuple[float, float]], float | None]:
