@@ -176,6 +176,16 @@ def _rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 1e6
 
 
+def _wait_online(port: int, topic: str, timeout_s: float) -> None:
+    """Until the daemon's retained availability says `online` (it takes commands from then on)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        got = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-C", "1", "-W", "3"], capture_output=True, text=True)
+        if got.stdout.strip() == "online":
+            return
+    raise TimeoutError(f"the daemon never came online on {topic}")
+
+
 def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds: float) -> dict[str, Any]:
     from conftest import toml_dump
 
@@ -209,6 +219,7 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
             released = subprocess.Popen([sys.executable, "-c", f"import {IMPORTS}, time; from edge_agent.audio.alsascan import hide_from_scan, release_scan; hide_from_scan(); pa = pyaudio.PyAudio(); release_scan(); time.sleep({seconds + 30})"], env=env, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(4)
+                _wait_online(broker.port, "edge-agent/bench/availability", 60.0)  # a loaded machine starts it late
                 pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "edge-agent/bench/cmd", "-m", json.dumps({"action": "press"})], capture_output=True, timeout=10)
                 assert pub.returncode == 0, pub.stderr
                 wait_until(lambda: bool(sim.sessions), 15)

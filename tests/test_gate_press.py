@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import DATA, read_wav
 
-from edge_agent.audio.earcons import EarconRemover, Earcons
+from edge_agent.audio.earcons import EarconRemover, Earcons, orthonormal_columns
 from edge_agent.audio.gate import NOISE, WEAK, VadGate
 from edge_agent.audio.gate import SPEECH as SPEECH_LIKE
 from edge_agent.core.config import VadSettings
@@ -119,6 +119,31 @@ def test_a_frame_the_earcon_is_not_heard_in_goes_on_byte_for_byte() -> None:
     tone = Earcons(True, 0.3).get("ready")[FB : 2 * FB]  # past its fade-in
     cleaned, own_sound = remover.clean(tone, 10.13, 0.03)
     assert own_sound and np.abs(np.frombuffer(cleaned, "<i2")).max() < 0.01 * np.abs(np.frombuffer(tone, "<i2")).max()
+
+
+def test_the_earcon_remover_projects_as_pinv_did_without_touching_lapack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remover's projection (I - Q Qᵀ) is the one `B pinv(B)` gave, built without LAPACK (which
+    made ~1.1 MB of OpenBLAS resident in the daemon for one small matrix per set of earcons)."""
+
+    def no_lapack(*args: object, **kwargs: object) -> None:
+        raise AssertionError("LAPACK called")
+
+    for name in ("pinv", "svd", "qr", "lstsq", "solve", "inv"):
+        monkeypatch.setattr(np.linalg, name, no_lapack)
+    remover = EarconRemover()
+    remover.played("press", 10.0, 10.06)
+    remover.played("ready", 10.1, 10.28)
+    tone = Earcons(True, 0.3).get("ready")[FB : 2 * FB]
+    cleaned, own_sound = remover.clean(tone, 10.13, 0.03)
+    assert own_sound and np.abs(np.frombuffer(cleaned, "<i2")).max() < 0.01 * np.abs(np.frombuffer(tone, "<i2")).max()
+    monkeypatch.undo()
+    # against the pseudo-inverse, on a dependent basis too (a column repeated: rank 2 of 3)
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(160), rng.standard_normal(160)
+    basis = np.stack([a, b, 2.0 * a], axis=1)
+    q = orthonormal_columns(basis)
+    assert q.shape == (160, 2)
+    assert np.allclose(q @ q.T, basis @ np.linalg.pinv(basis), atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- the press prior

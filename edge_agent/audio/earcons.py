@@ -7,6 +7,7 @@ reconnecting: the network dropped and we are getting the conversation back; erro
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -134,6 +135,24 @@ class EarconRemover:
             ramp = np.linspace(-1.0, 1.0, REMOVAL_BLOCK)
             freqs = sorted({f * k for name in names for f, _ in _SHAPES[name] if f > 0 for k in range(1, REMOVED_HARMONICS + 1) if f * k < SAMPLE_RATE_HZ / 2 - 200})
             columns = [env * wave(2 * np.pi * f * t) for f in freqs for wave in (np.cos, np.sin) for env in (1.0, ramp)]
-            basis = np.stack(columns, axis=1)
-            keep = self._keep[names] = np.eye(REMOVAL_BLOCK) - basis @ np.linalg.pinv(basis)
+            q = orthonormal_columns(np.stack(columns, axis=1))
+            keep = self._keep[names] = np.eye(REMOVAL_BLOCK) - np.einsum("ik,jk->ij", q, q)
         return keep
+
+
+def orthonormal_columns(basis: np.ndarray, rank_tol: float = 1e-9) -> np.ndarray:
+    """An orthonormal basis of `basis`'s column space (columns dependent on earlier ones dropped),
+    so that Q Qᵀ is the projection onto it. Gram-Schmidt, each column orthogonalised twice, in
+    einsum only: `np.linalg.pinv` gave the same projection but made OpenBLAS's LAPACK resident
+    (~1.1 MB of the daemon's memory, for one small matrix per set of earcons)."""
+    kept: list[np.ndarray] = []
+    for col in basis.T:
+        v = col.astype(np.float64, copy=True)
+        norm0 = math.sqrt(float(np.einsum("i,i->", v, v)))
+        for _ in range(2):
+            for u in kept:
+                v -= float(np.einsum("i,i->", u, v)) * u
+        norm = math.sqrt(float(np.einsum("i,i->", v, v)))
+        if norm > rank_tol * max(norm0, 1e-300):
+            kept.append(v / norm)
+    return np.stack(kept, axis=1) if kept else np.zeros((basis.shape[0], 0))
