@@ -105,3 +105,16 @@ def test_only_the_command_line_and_devtools_construct_the_kiosk() -> None:
         if rel.parts[0] in ("cli.py", "service", "devtools"):
             continue
         assert "edge_agent.service.daemon" not in _imports(path), f"{rel} reaches into Kiosk"
+
+
+def test_the_readme_module_table_names_every_module() -> None:
+    """README's "How it is built" table is a newcomer's map: every module is on it, and nothing that is gone."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme[readme.index("| package / module | job |") :]
+    table = table[: table.index("\n## ")]
+    named = {cell for row in table.splitlines() for cell in re.findall(r"`([\w/]+\.py)`", row.split(" | ")[0])}
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert not modules - named, f"modules missing from README's module table: {sorted(modules - named)}"
+    assert not named - modules, f"README's module table names modules that do not exist: {sorted(named - modules)}"
