@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="SPEC", help="audio output: a device name/index, file:PATH.wav (records what the agent says) or null (default: the default speaker if any, else null)")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("simulate-agent", help="run the local Millis-protocol agent simulator")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = any free port)")
     p.add_argument("--data-opt-out", action="store_true", help="ignore session continuations, like an agent with Data Opt-Out")
     p.add_argument("--end-after-turns", type=int, default=0, help="hang up (onsessionended) after this many replies")
@@ -253,13 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("sessions", help="list stored sessions, newest first"))
     p.add_argument("--state-dir", help="read the sessions in this state dir (e.g. the demo's) instead of the config's device.state_dir")
     p.add_argument("--forget", action="store_true", help="wipe every stored session (privacy switch)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="print the sessions (or, with --forget, the count) as JSON")
+    p.add_argument("--limit", type=int, default=50, help="list at most this many, the newest (default 50)")
     p.set_defaults(fn=cmd_sessions)
     p = with_config(sub.add_parser("gate", help="run the daemon's speech gate over a recording"))
     p.add_argument("input", help="16 kHz mono 16-bit WAV")
     p.add_argument("--labels", help="a .labels.json file to score against")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help='print {"sent": [[start_s, end_s], ...], "sent_share": ..., "frames": ...} (and "score" with --labels)')
     p.set_defaults(fn=cmd_gate)
     p = with_config(sub.add_parser("echo", help="run the daemon's echo canceller over a mic recording and the speaker signal"))
     p.add_argument("mic", help="what the microphone recorded, 16 kHz mono 16-bit WAV")
@@ -267,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="where to write the cleaned microphone track")
     p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ...}')
     p.set_defaults(fn=cmd_echo)
-    p = sub.add_parser("devices", help="list audio devices and which would be chosen")
-    p.add_argument("-c", "--config")
+    p = with_config(sub.add_parser("devices", help="list audio devices and which would be chosen"))
     p.set_defaults(fn=_lazy("edge_agent.audio.pyaudio_io", "cmd_devices"))
     from edge_agent.fleet.view import add_parser as add_fleet
 
@@ -277,8 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_provision(sub)
     # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
-    p = sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint")
-    p.add_argument("-c", "--config")
+    p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"))
     p.add_argument("--meter-s", type=float, default=3.0, help="how long the microphone level meter listens")
     p.set_defaults(fn=_lazy("edge_agent.service.doctor", "cmd_doctor"))
     for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
