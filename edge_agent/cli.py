@@ -39,6 +39,8 @@ EX_SOFTWARE = 70
 """sysexits.h EX_SOFTWARE: something we did not foresee (a bug), reported in one line."""
 EX_PIPE = 141
 """What a shell reports for a command ended by SIGPIPE: the reader of our output went away."""
+LABELS_SLACK_S = 0.1
+"""How far a labels file's `duration_s` (rounded to the ms) may be from its recording's length."""
 
 
 def _load(args: argparse.Namespace) -> config.Settings:
@@ -151,11 +153,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
         labels = Labels.load(args.labels)  # a bad labels file fails before the work, not after
     pcm = read_wav_16k_mono(args.input)
+    duration = len(pcm) / 32000.0
+    if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
+        raise EdgeAgentError(f"{args.labels}: labels a {labels.duration_s:.1f} s recording, {args.input} is {duration:.1f} s: give the labels made for this recording")
     gate = VadGate(settings.vad, settings.audio.frame_ms)
     t0 = time.perf_counter()
     sent = gate_file_intervals(gate, pcm)
     elapsed = time.perf_counter() - t0
-    duration = len(pcm) / 32000.0
     share = sum(b - a for a, b in sent) / duration if duration else 0.0
     result: dict[str, object] = {"sent": [[round(a, 3), round(b, 3)] for a, b in sent], "sent_share": round(share, 4), "frames": gate.frames}
     if labels is not None:

@@ -61,6 +61,22 @@ def test_gate_bad_labels_is_one_line(tmp_path: Path, content: str | None, says: 
         assert '"duration_s"' in line  # says what a labels file looks like
 
 
+def test_gate_with_another_recordings_labels_is_one_line(tmp_path: Path) -> None:
+    """Labels score a recording of their own length: another file's would give figures that mean nothing."""
+    short = tmp_path / "short.wav"
+    write_wav(short, read_wav(QUIET)[: 32000 * 10])
+    labels = DATA / "kiosk_dev_quiet.labels.json"
+    line = one_line_error(ea("gate", str(short), "--labels", str(labels)))
+    assert str(labels) in line and "55.2 s" in line and "10.0 s" in line, line
+
+
+def test_gate_on_a_file_cut_inside_its_header_does_not_call_it_empty(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(b"RIFF\x00")
+    line = one_line_error(ea("gate", str(cut)))
+    assert "empty file" not in line and "too short" in line and "ffmpeg -i" in line, line
+
+
 def _float_wav(path: Path) -> Path:
     data = struct.pack("<4f", 0.0, 0.1, 0.2, 0.3)
     fmt = struct.pack("<IHHIIHH", 16, 3, 1, 16000, 64000, 4, 32)  # format 3 = IEEE float

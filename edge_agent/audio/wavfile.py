@@ -19,8 +19,9 @@ def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
         w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
     except OSError as exc:
         raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (wave.Error, EOFError) as exc:  # empty, not a WAV, or float / compressed samples
-        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({str(exc) or 'empty file'}); {convert_hint(path)}") from None
+    except (wave.Error, EOFError) as exc:  # empty, cut short, not a WAV, or float / compressed samples
+        why = str(exc) or ("empty file" if Path(path).stat().st_size == 0 else "too short: the file ends inside its header")
+        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({why}); {convert_hint(path)}") from None
     if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
         w.close()
         raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit; {convert_hint(path)}")
