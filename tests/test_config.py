@@ -48,6 +48,16 @@ def test_unknown_section_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixt
     assert "future_feature" in caplog.text
 
 
+def test_a_typo_names_the_key_it_resembles(caplog: pytest.LogCaptureFixture) -> None:
+    """A newcomer's typo: the error (or, for a section, the warning) says which name was meant."""
+    with pytest.raises(ConfigError, match=r"vad\.agressiveness: unknown key \(did you mean aggressiveness\?\)"):
+        config.from_dict({"vad": {"agressiveness": 2}})
+    with pytest.raises(ConfigError, match=r"^device\.colour: unknown key$"):  # nothing like it: no guess
+        config.from_dict({"device": {"colour": "red"}})
+    config.from_dict({"agents": {"agent_id": "a"}})
+    assert "ignoring section [agents]" in caplog.text and "did you mean [agent]?" in caplog.text
+
+
 BAD = [
     ({"device": {"id": "bad/id"}}, "device.id"),
     ({"device": {"colour": "red"}}, "device.colour"),

@@ -18,7 +18,7 @@ from typing import Any
 
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, read_buttons
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
-from edge_agent.core.tomlsection import SECRET_KEYS, Section, module_available, secret_from_file, url_or_none
+from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file, url_or_none
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,8 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         if name not in SECTIONS and name != "buttons" and not isinstance(value, dict):
             raise ConfigError(name, "a key outside any section: put it under its [section] (see config/edge-agent.toml)")
         if name not in SECTIONS and name != "buttons":
-            log.warning("config: ignoring section [%s]: not known to this edge-agent version", name)
+            close = closest(name, [*SECTIONS, "buttons"])
+            log.warning("config: ignoring section [%s]: not known to this edge-agent version%s", name, f" (did you mean [{close}]?)" if close else "")
     sections = {}
     for name, cls in SECTIONS.items():
         reader = Section(name, data.get(name, {}))

@@ -8,6 +8,7 @@ Every value is read through a Section, which names the key in its `ConfigError`
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,16 @@ class Section:
         """Reject keys nobody asked for: a typo must not silently fall back to a default."""
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
-            raise ConfigError(self.key(unknown[0]), "unknown key")
+            close = closest(unknown[0], self.seen)
+            raise ConfigError(self.key(unknown[0]), "unknown key" + (f" (did you mean {close}?)" if close else ""))
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name a typo most resembles (difflib's ratio of at least 0.6), or None."""
+    import difflib  # only on the error path: start-up stays light
+
+    found = difflib.get_close_matches(name, sorted(known), n=1)
+    return found[0] if found else None
 
 
 def module_available(name: str) -> bool:
