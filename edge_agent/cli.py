@@ -100,6 +100,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
+    return value
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import DB_NAME, SessionStore
 
@@ -258,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", help="read the sessions in this state dir (e.g. the demo's) instead of the config's device.state_dir")
     p.add_argument("--forget", action="store_true", help="wipe every stored session (privacy switch)")
     p.add_argument("--json", action="store_true", help="print the sessions (or, with --forget, the count) as JSON")
-    p.add_argument("--limit", type=int, default=50, help="list at most this many, the newest (default 50)")
+    p.add_argument("--limit", type=_positive_int, default=50, help="list at most this many, the newest (default 50)")
     p.set_defaults(fn=cmd_sessions)
     p = with_config(sub.add_parser("gate", help="run the daemon's speech gate over a recording"))
     p.add_argument("input", help="16 kHz mono 16-bit WAV")

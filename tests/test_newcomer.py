@@ -198,6 +198,13 @@ def test_log_level_before_or_after_the_command(tmp_path: Path) -> None:
     assert ea("sessions", "--log-level", "loud").returncode == 2
 
 
+def test_sessions_limit_must_be_one_or_more(tmp_path: Path) -> None:
+    """`--limit -3` listed every session (a negative slice); now a usage error that says why."""
+    for bad in ("-3", "0", "many"):
+        out = ea("sessions", "--state-dir", str(tmp_path), "--limit", bad)
+        assert out.returncode == 2 and "--limit" in out.stderr and "Traceback" not in out.stderr, (bad, out.stderr)
+
+
 # ----------------------------------------------------------------------------- every command
 @pytest.mark.parametrize(
     "args, code",
