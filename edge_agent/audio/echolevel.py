@@ -9,7 +9,8 @@ answers the question the cue could not: is the microphone louder than the agent'
 `EchoLevel` keeps the reference's energy per 10 ms block for the last second and learns the echo
 path's gain (mic level over the reference's envelope) on frames that were mostly echo. A frame
 whose mic stands `VISITOR_OVER_ECHO_DB` above the echo it predicts holds something the speaker
-did not play. Per frame: one max over at most ~60 numbers.
+did not play. Only asked of frames the canceller took 8 dB or more off while the agent played:
+a max over the last second's ~100 block energies.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import numpy as np
 BLOCK_S = 0.01
 """The reference's energy is kept per 10 ms block (the canceller's block)."""
 TAIL_S = 0.08
-"""The envelope reaches this far before the echo's delay: the room's early reflections, which
-carry most of the echo's energy, follow the direct sound by a few tens of ms."""
+"""The envelope takes in reference played up to this much earlier than the echo's delay says:
+the room's early reflections, which carry most of the echo's energy, arrive a few tens of ms
+after the direct sound."""
 REVERB_DECAY_DB_PER_S = 60.0
 """Beyond TAIL_S the reference still counts, fading by this much per second: the room's late
 reverberation (RT60 1 s). A dead room's echo fades faster; counting more echo only keeps a frame
 marked as the kiosk's own."""
 LEAD_S = 0.02
-"""...and this far after it: the delay estimate's own uncertainty."""
+"""...and up to this much later: the delay estimate's own uncertainty."""
 UNKNOWN_LAG_S = (0.0, 0.45)
 """Where the echo may be before the delay is known: what AEC3 follows by itself."""
 VISITOR_OVER_ECHO_DB = 6.0
