@@ -115,6 +115,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
+    if state_dir.exists() and not state_dir.is_dir():  # a typo'd path must not read as "nothing stored"
+        raise StoreError(f"{state_dir}: not a directory (a state dir holds {DB_NAME})")
     if not (state_dir / DB_NAME).exists():  # reading must not create a state dir (as root: /var/lib/edge-agent)
         if args.json:
             print(json.dumps({"forgotten": 0} if args.forget else []))

@@ -176,6 +176,10 @@ def test_sessions_reads_another_state_dir_without_creating_one(tmp_path: Path) -
     cfg.write_text(toml_dump({"device": {"state_dir": str(absent)}}))
     assert ea("sessions", "-c", str(cfg)).returncode == 0 and not absent.exists()
     assert ea("sessions", "--state-dir", str(absent), "--forget", "--json").stdout.strip() == '{"forgotten": 0}' and not absent.exists()
+    a_file = tmp_path / "sessions.sqlite3"  # the database given instead of its directory
+    a_file.write_bytes(b"")
+    for extra in ((), ("--forget",)):
+        assert "not a directory" in one_line_error(ea("sessions", "--state-dir", str(a_file), *extra))
 
     state = tmp_path / "state"
     store = SessionStore(state)
