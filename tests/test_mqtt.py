@@ -92,6 +92,8 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     d = DaemonProcess(_config(tmp_path, sim, broker.port))
     daemons.append(d)
     observer.wait("edge-agent/kiosk-7/availability", lambda p: p == b"online")
+    # the first state (idle) is a different topic and may arrive after `online`: mark after it
+    observer.wait("edge-agent/kiosk-7/state", lambda p: json.loads(p)["state"] == "idle")
     mark = len(observer.messages)
     d.press()
     wait_for(lambda: sim.sessions and sim.sessions[0].turns >= 1, 20, "a reply")
