@@ -141,6 +141,15 @@ def _starts(v: dict[str, Any]) -> str:
     return " / ".join(f"{'!' if x < 0.98 else ''}{x:.3f}" for x in by.values()) if by else "-"
 
 
+def _worst_recall(w: dict[str, Any]) -> float:
+    """The lowest double-talk recall over the visitor starts (runs before those: the 6 s start)."""
+    return float(w.get("recall_worst_start", w["recall"]))
+
+
+def _worst_label(w: dict[str, Any]) -> str:
+    return " (worst of the visitor starts)" if "recall_worst_start" in w else ""
+
+
 def _echo(r: dict[str, Any]) -> list[str]:
     e = r.get("echo")
     if e is None:
@@ -163,8 +172,8 @@ def _echo(r: dict[str, Any]) -> list[str]:
         "",
         "| echo figure | value | goal | met |",
         "|---|---|---|---|",
-        f"| worst ordinary room (all but the halls): ERLE / agent-alone idle sent / double-talk recall | {w['erle_db']} dB / {w['idle_sent']:.3f} / {w['recall']:.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(w['erle_db'] >= 30 and w['idle_sent'] <= 0.02 and w['recall'] >= 0.98)} |",
-        *([f"| worst held-out path: ERLE / agent-alone idle sent / double-talk recall | {h['erle_db']} dB / {h['idle_sent']:.3f} / {h['recall']:.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(h['erle_db'] >= 30 and h['idle_sent'] <= 0.02 and h['recall'] >= 0.98)} |" for h in [e["worst_held_out"]]] if "worst_held_out" in e else []),
+        f"| worst ordinary room (all but the halls): ERLE / agent-alone idle sent / double-talk recall{_worst_label(w)} | {w['erle_db']} dB / {w['idle_sent']:.3f} / {_worst_recall(w):.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(w['erle_db'] >= 30 and w['idle_sent'] <= 0.02 and _worst_recall(w) >= 0.98)} |",
+        *([f"| worst held-out path: ERLE / agent-alone idle sent / double-talk recall{_worst_label(h)} | {h['erle_db']} dB / {h['idle_sent']:.3f} / {_worst_recall(h):.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(h['erle_db'] >= 30 and h['idle_sent'] <= 0.02 and _worst_recall(h) >= 0.98)} |" for h in [e["worst_held_out"]]] if "worst_held_out" in e else []),
         f"| {dr['minutes']:.0f}-minute run, speaker clock {dr['drift_ppm']:+.0f} ppm (echo moves {dr['echo_moved_ms']} ms): worst minute's ERLE after the first / most sent in a minute | {dr['min_erle_db_after_first_minute']} dB / {dr['max_idle_sent']:.3f} (resyncs {dr['resyncs']}, delay moves {dr['delay_moves']}, delay found {dr['delay_ms_found']} ms) | ≥ 30 dB / ≤ 0.02 | {_ok((dr['min_erle_db_after_first_minute'] or 0) >= 30 and dr['max_idle_sent'] <= 0.02)} |",
     ]
     return lines
