@@ -9,6 +9,7 @@ make a circle at run time fails here too.
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_agent"
@@ -36,9 +37,24 @@ def _is_module(name: str) -> bool:
     return (PACKAGE / f"{name}.py").exists() or (PACKAGE / name / "__init__.py").exists()
 
 
+def _parse(path: Path) -> ast.Module:
+    """`ast.parse` with the garbage collector held off: on CPython 3.11.7 (CI's Python) a
+    coroutine an earlier test left behind, finalised by a collection in the middle of the parse,
+    made it raise "SystemError: AST constructor recursion depth mismatch" (the parser's depth
+    counter does not expect code to run inside it)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(path.read_text(), str(path))
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _imports(path: Path) -> set[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(_parse(path)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edge_agent"):
             if node.module == "edge_agent":  # a submodule, or a name of the package root
                 found.update(f"edge_agent.{a.name}" if _is_module(a.name) else "edge_agent" for a in node.names)
