@@ -203,9 +203,9 @@ def test_a_visitor_the_canceller_cuts_in_double_talk_is_not_taken_for_residual_e
 def test_echo_level_predicts_the_echo_from_the_reference_and_learns_the_path_gain() -> None:
     level = EchoLevel()
     assert level.envelope_db(3, None) == -np.inf  # nothing played yet
-    level.push(np.full(3, 1e6))  # 60 dB played just now
+    level.push(3, np.full(3, 1e6))  # 60 dB played just now
     for _ in range(10):  # 300 ms later: the echo's delay
-        level.push(np.zeros(3))
+        level.push(3, None)
     assert level.envelope_db(3, 0.3) == pytest.approx(60.0)
     # with a 50 ms delay those blocks are 150 ms older than the window: their reverberation, faded
     assert level.envelope_db(3, 0.05) == pytest.approx(60.0 - REVERB_DECAY_DB_PER_S * 0.15)

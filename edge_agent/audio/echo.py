@@ -220,14 +220,12 @@ class EchoCanceller:
         self.stats.frames += 1
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
         n_blocks, loud_blocks = n // BLOCK, 0
+        energy = None
         if ref.any():  # most frames of a conversation hear no speaker at all: no block maths
             blocks = ref.reshape(-1, BLOCK).astype(np.float32)
             energy = np.einsum("ij,ij->i", blocks, blocks)
             loud = energy > FAR_RMS * FAR_RMS * BLOCK
             loud_blocks = int(np.count_nonzero(loud))
-            self.echo_level.push(energy / BLOCK)
-        else:
-            self.echo_level.push(np.zeros(n_blocks))
         # blocks since the reference was last loud: those after this frame's last loud block
         self._quiet_blocks = n_blocks - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + n_blocks
         self.far_active = self._quiet_blocks < self._hold_blocks
@@ -237,6 +235,7 @@ class EchoCanceller:
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()
             return frame
+        self.echo_level.push(n_blocks, None if energy is None else energy / BLOCK)  # not while resting: 2 s of quiet already went in
         if cue:
             self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
             return frame

@@ -61,11 +61,10 @@ class EchoLevel:
         """Mic level over the reference's envelope on frames that were mostly echo."""
         self._first: list[float] = []
 
-    def push(self, block_energy: np.ndarray) -> None:
-        """This frame's reference blocks (mean square each), oldest first."""
-        n = len(block_energy)
+    def push(self, n: int, block_energy: np.ndarray | None) -> None:
+        """This frame's `n` reference blocks (mean square each, oldest first; None: silence)."""
         self._energy[:-n] = self._energy[n:]
-        self._energy[-n:] = block_energy
+        self._energy[-n:] = 0.0 if block_energy is None else block_energy
 
     def envelope_db(self, n_blocks: int, lag_s: float | None) -> float:
         """The reference's loudest block (dB of mean square) among those the last `n_blocks` of mic

@@ -37,5 +37,14 @@ class LoopThread:
             self.call(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
-        if not self._thread.is_alive():
-            self.loop.close()
+        if self._thread.is_alive():
+            return
+        # a stop that outran `call`'s timeout (a connection slow to close) left tasks: cancel them and
+        # let them end here, so none is finalised later by the garbage collector in someone else's code
+        pending = asyncio.all_tasks(self.loop)
+        for t in pending:
+            t.cancel()
+        if pending:
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=5.0))
+        self.loop.close()
