@@ -9,8 +9,11 @@ socket's writes are counted at the socket class (what asyncio's transport calls)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,32 @@ from conftest import kiosk_settings
 from websockets.asyncio.server import ServerConnection, serve
 
 from edge_agent.agent.link import BATCH_FRAMES, AgentLink, LinkStats
+from edge_agent.agent.wire import QUIET_BATCH_FRAMES
 from edge_agent.core import conversation as c
 
 SPEECH = bytes(range(1, 256)) * 3 + bytes(range(1, 196))  # 30 ms, not silence: sent uncompressed
 SILENCE = bytes(960)  # the gate's silence: deflated when compression is on
+
+
+@contextlib.contextmanager
+def counted_writes(link: AgentLink) -> Iterator[list[int]]:
+    """The bytes of each socket write `link` makes meanwhile (counted at the socket class, which
+    asyncio's transport calls)."""
+    assert link._ws is not None
+    port = link._ws.transport.get_extra_info("sockname")[1]
+    writes: list[int] = []
+    real_send = socket.socket.send
+
+    def counting_send(sock: socket.socket, data: Any, *args: Any) -> int:
+        if sock.getsockname()[1] == port:
+            writes.append(len(data))
+        return real_send(sock, data, *args)
+
+    socket.socket.send = counting_send  # type: ignore[method-assign]
+    try:
+        yield writes
+    finally:
+        socket.socket.send = real_send  # type: ignore[method-assign]
 
 
 async def _session(tmp_path: Path, compression: bool, frames: list[bytes], held: list[bytes]) -> tuple[list[bytes], list[int]]:
@@ -46,31 +71,17 @@ async def _session(tmp_path: Path, compression: bool, frames: list[bytes], held:
         if isinstance(event, c.FromAgent):
             ready.set()
 
-    writes: list[int] = []
-    real_send = socket.socket.send
-    link_port: list[int] = []
-
-    def counting_send(sock: socket.socket, data: Any, *args: Any) -> int:
-        if link_port and sock.getsockname()[1] == link_port[0]:
-            writes.append(len(data))
-        return real_send(sock, data, *args)
-
     async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         settings = kiosk_settings(tmp_path, f"ws://127.0.0.1:{port}/", agent={"ping_interval_s": 120.0, "compression": compression}).agent
         link = AgentLink(settings, 1, emit, LinkStats())
         link.start(None)
         await asyncio.wait_for(ready.wait(), 10)
-        assert link._ws is not None
-        link_port.append(link._ws.transport.get_extra_info("sockname")[1])
-        socket.socket.send = counting_send  # type: ignore[method-assign]
-        try:
+        with counted_writes(link) as writes:
             link.send_held(held)
             for frame in frames:
                 link.send_audio(frame)
             await asyncio.wait_for(done.wait(), 10)
-        finally:
-            socket.socket.send = real_send  # type: ignore[method-assign]
         link.close()
         await link.wait_closed()
     return got, writes
@@ -134,3 +145,53 @@ def test_audio_waits_in_order_while_the_socket_cannot_take_it(tmp_path: Path) ->
     assert got == sorted(got) and len(set(got)) == len(got) and got[-1] == total - 1
     assert dropped > 0, "back-pressure never reached the bounded queue: audio piled up in user space"
     assert len(got) + dropped == total, (len(got), dropped)
+
+
+def test_long_silence_goes_out_a_batch_at_a_time_and_sound_at_once(tmp_path: Path) -> None:
+    """After `quiet_settle_s` of all-zero frames (the gate closed: the visitor silent, or the agent
+    talking over a closed microphone), silence is written QUIET_BATCH_FRAMES at a time instead of
+    once per capture period; the first frame with sound goes out at once, with the silence before
+    it, and the server gets every frame in order. Held silence is not timed as live audio."""
+    got: list[bytes] = []
+    sent = [SPEECH] + [SILENCE] * 40 + [SPEECH[::-1]]
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(json.dumps({"method": "onready", "payload": {"session_id": "s1"}}))
+        async for msg in ws:
+            if isinstance(msg, bytes):
+                got.append(msg)
+
+    async def main() -> tuple[list[int], int, LinkStats]:
+        ready = asyncio.Event()
+        async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            settings = kiosk_settings(tmp_path, f"ws://127.0.0.1:{port}/", agent={"ping_interval_s": 120.0, "compression": False}).agent
+            stats = LinkStats()
+            link = AgentLink(settings, 1, lambda e: ready.set() if isinstance(e, c.FromAgent) else None, stats, quiet_settle_s=0.3)
+            link.start(None)
+            await asyncio.wait_for(ready.wait(), 10)
+            with counted_writes(link) as writes:
+                for frame in sent[:-1]:  # one 30 ms frame per capture period
+                    link.send_audio(frame, time.monotonic())
+                    await asyncio.sleep(0.03)
+                before_sound = len(writes)
+                link.send_audio(sent[-1], time.monotonic())
+                await asyncio.sleep(0)  # the flush booked by the sound frame runs
+                sound_write = writes[before_sound:]
+                for _ in range(200):
+                    if len(got) == len(sent):
+                        break
+                    await asyncio.sleep(0.01)
+            link.close()
+            await link.wait_closed()
+            return writes, len(sound_write) and sound_write[0], stats
+
+    writes, sound_write_bytes, stats = asyncio.run(main())
+    assert got == sent
+    # live: the first sound frame and ~10 frames (0.3 s) of silence; then 30 frames in batches of 8
+    assert len(writes) <= 18, (len(writes), writes)
+    assert QUIET_BATCH_FRAMES == 8
+    assert sound_write_bytes > 2 * len(SILENCE), "the sound frame did not take the silence held before it"
+    timed = len(stats.capture_to_wire_ms)  # the sound frames and the silence of the first 0.3 s
+    assert 2 <= timed <= 14, f"{timed} of {len(sent)} frames timed as live: held silence must not be"

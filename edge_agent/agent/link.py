@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
-from edge_agent.agent.wire import BatchingConnection, read_in_small_chunks
+from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, QuietBatch, read_in_small_chunks
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
@@ -58,9 +58,11 @@ class AgentLink:
         emit: Callable[[c.Event], None],
         stats: LinkStats,
         max_queued_frames: int = 33,
+        quiet_settle_s: float = QUIET_SETTLE_S,
     ) -> None:
         """`max_queued_frames`: uplink audio waiting for the socket (33 x 30 ms = 1 s); older
-        frames are dropped and counted, because late speech is worth less than current speech."""
+        frames are dropped and counted, because late speech is worth less than current speech.
+        `quiet_settle_s`: silence after sound that still goes out live (agent/wire.py QuietBatch)."""
         self.settings = settings
         self.link_id = link_id
         self._emit = emit
@@ -70,6 +72,7 @@ class AgentLink:
         """Audio held while connecting (see `send_held`): goes out before anything queued."""
         self._wake = asyncio.Event()
         self._flush_booked = False
+        self._quiet = QuietBatch(quiet_settle_s)
         self._sender_busy = False
         """The sender task has a batch in flight (waiting for the socket): later audio waits for it."""
         self._serving: BatchingConnection | None = None
@@ -150,7 +153,12 @@ class AgentLink:
             return
         if len(self._queue) == self._queue.maxlen:
             self.stats.frames_dropped += 1
-        self._queue.append((frame, captured_at))
+        if self._quiet.live(frame):
+            self._queue.append((frame, captured_at))
+        else:  # long silence: waits for a batch's worth (not live, so not timed as such)
+            self._queue.append((frame, None))
+            if not self._quiet.due() and not self._held:
+                return
         self._book_flush()
 
     def send_held(self, frames: list[bytes]) -> None:
@@ -159,6 +167,7 @@ class AgentLink:
         if self._closing or not frames:
             return
         self._held.extend(frames)
+        self._quiet.restart()
         self._book_flush()
 
     def _book_flush(self) -> None:
@@ -329,6 +338,7 @@ class AgentLink:
     async def _send(self, ws: ClientConnection) -> None:
         assert isinstance(ws, BatchingConnection)  # what `connect` was told to make
         self._serving = ws
+        self._quiet.restart()  # the stream's first second goes out live
         while not self._closing:
             while (self._held or self._queue) and not self._closing:
                 batch = self._next_batch()

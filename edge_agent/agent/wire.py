@@ -8,12 +8,14 @@ capture period (two 30 ms frames) at a time and each frame is its own binary mes
 uplink paid two syscalls per wake-up: py-spy put a fifth of the daemon's CPU in a conversation
 on those writes. Here whatever frames are ready go out in one write: the same messages, the same
 bytes in the same order on the stream (with TLS, fewer records around them), half the syscalls;
-`send_binaries_now` does it without a task when nothing has to be waited for.
+`send_binaries_now` does it without a task when nothing has to be waited for. `QuietBatch`
+says when the gate's long silence may wait to go up a batch at a time.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 from websockets.asyncio.client import ClientConnection
@@ -80,3 +82,48 @@ class BatchingConnection(ClientConnection):
         for message in messages:
             self.protocol.send_binary(message)
         self.send_data()
+
+
+QUIET_SETTLE_S = 1.0
+"""After the last frame with sound in it, silence still goes out as it is captured, so the
+agent's end-of-speech detection hears the pause live."""
+QUIET_BATCH_FRAMES = 8
+"""Frames of long silence written together: 240 ms in one socket write instead of four."""
+
+
+class QuietBatch:
+    """When the uplink's silence may wait. Once the gate has sent only silence (all-zero frames)
+    for `settle_s` (the visitor silent, or the agent talking over a closed microphone: most of a
+    conversation), silence goes up QUIET_BATCH_FRAMES at a time: fewer syscalls, socket wake-ups
+    and TCP segments (air time on a kiosk's Wi-Fi). A frame with sound in it never waits, and
+    takes the silence queued before it along, in order."""
+
+    def __init__(self, settle_s: float = QUIET_SETTLE_S) -> None:
+        self.settle_s = settle_s
+        self._sound_at = time.monotonic()
+        self._waiting = 0
+
+    def restart(self) -> None:
+        """Silence from now on goes out live for `settle_s` (a stream starting, audio held
+        since the press handed over: it may end in speech)."""
+        self._sound_at = time.monotonic()
+        self._waiting = 0
+
+    def live(self, frame: bytes) -> bool:
+        """Whether `frame`, about to be queued, goes out as it is captured (sound, or silence
+        within `settle_s` of sound); False: it is long silence and may wait (see `due`)."""
+        if frame.count(0) != len(frame):
+            self.restart()
+            return True
+        if time.monotonic() - self._sound_at < self.settle_s:
+            return True
+        self._waiting += 1
+        return False
+
+    def due(self) -> bool:
+        """After a frame `live` held back: whether the silence waiting fills a batch (then
+        it goes, and the count starts again)."""
+        if self._waiting < QUIET_BATCH_FRAMES:
+            return False
+        self._waiting = 0
+        return True
