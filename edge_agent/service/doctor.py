@@ -1,7 +1,8 @@
 """`edge-agent doctor`: checks a kiosk's set-up, one PASS/FAIL line with a hint each.
 
-Config valid (the same validation `run` makes, `config.validate_for_run`); state dir writable
-(not locked, not full, not read-only) and private; no secret or conversation exposed (WARN
+Config valid (the same validation `run` makes, `config.validate_for_run`); state dir writable by
+the service user (its owner, when run as root), its database readable, and private, checked
+without creating or changing a file there (service/statecheck.py); no secret or conversation exposed (WARN
 lines, see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s level
 meter shows the microphone hears something; output opens; GPIO pins usable; MQTT broker
 reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -67,27 +67,14 @@ class Doctor:
 
     # ------------------------------------------------------------------ checks
     def state_dir(self) -> str:
-        from edge_agent.core.store import SessionStore
+        from edge_agent.service.statecheck import check_state_dir
 
         d = self.s.device.state_dir
-        store = SessionStore(d, self.s.session.keep_sessions)
-        try:
-            if store.fault is not None:
-                raise Hint(
-                    f"{store.fault} (the kiosk runs, but without resume after a restart)",
-                    "the service user needs write access (systemd's StateDirectory= gives it); a full disk, a read-only "
-                    "remount after SD card errors (dmesg) or another process holding the database (fuser) also do this",
-                )
-            with tempfile.NamedTemporaryFile(dir=d):
-                pass
-            count = len(store.recent(self.s.session.keep_sessions))
-        except OSError as exc:
-            raise Hint(f"{d}: {exc}", "the service user needs write access; systemd's StateDirectory= gives it") from None
-        finally:
-            store.close()
-        if d.stat().st_mode & 0o077:
-            self.out(f"WARN  exposure: state dir {d} is open to other users (mode {d.stat().st_mode & 0o777:o}): chmod 700 {d}")
-        return f"{d} ({count} sessions stored)"
+        detail = check_state_dir(d)  # creates nothing: a doctor as root must not lock the service out
+        mode = d.stat().st_mode if d.is_dir() else 0
+        if mode & 0o077:
+            self.out(f"WARN  exposure: state dir {d} is open to other users (mode {mode & 0o777:o}): chmod 700 {d}")
+        return detail
 
     def clock(self) -> str:
         now = time.time()

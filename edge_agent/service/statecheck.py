@@ -1,0 +1,158 @@
+"""What `edge-agent doctor` says about the state dir, without changing anything in it.
+
+The doctor is often run as root (`sudo edge-agent doctor -c /etc/edge-agent/config.toml`) while
+the service runs as its own user. A session database root created there would lock the service
+out of it, so the check creates nothing: a missing state dir or database is reported as made on
+the first run, and an existing database is opened read-only, in a way that leaves no `-wal` or
+`-shm` file behind (`immutable=1` while no `-wal` file shows an open store, `mode=ro` while the
+service holds it open and both files are there already).
+
+Run as root, the state dir is judged for its owner (the service user: systemd's StateDirectory=
+makes it the owner), by the permission bits, since root itself may write anywhere; run as anyone
+else, for the caller (os.access). Either way a read-only file system is named as such.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import sqlite3
+import stat
+from pathlib import Path
+from urllib.parse import quote
+
+from edge_agent.core.store import DB_NAME, is_corruption
+from edge_agent.errors import EdgeAgentError
+
+WRITE_HINT = "the service user needs write access (systemd's StateDirectory= gives it); a read-only remount after SD card errors (dmesg) also does this"
+
+
+class StateDirProblem(EdgeAgentError):
+    """A state dir the kiosk cannot keep its sessions in; `hint` says what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class _Judge:
+    """Who the state dir must serve (uid, name, groups), and whether they may read and write a path."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.as_root = os.geteuid() == 0
+        self.uid = state_dir.stat().st_uid if self.as_root else os.geteuid()
+        try:
+            entry = pwd.getpwuid(self.uid)
+            self.name, self.gids = entry.pw_name, set(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        except KeyError:  # a uid without a passwd entry: only its own bits count
+            self.name, self.gids = f"uid {self.uid}", set()
+        if not self.as_root:
+            self.gids |= set(os.getgroups()) | {os.getegid()}
+
+    def may(self, path: Path, st: os.stat_result, want: int) -> bool:
+        """`want` (os.R_OK | os.W_OK | os.X_OK) allowed to the judged user on `path`."""
+        if not self.as_root:
+            return os.access(path, want)
+        if self.uid == 0:
+            return True
+        if st.st_uid == self.uid:
+            bits = (st.st_mode >> 6) & 7
+        elif st.st_gid in self.gids:
+            bits = (st.st_mode >> 3) & 7
+        else:
+            bits = st.st_mode & 7
+        return bits & want == want
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _owner(st: os.stat_result) -> str:
+    try:
+        user = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return f"{user}:{group}"
+
+
+def check_state_dir(state_dir: Path) -> str:
+    """One line on the state dir's health (how many sessions it holds); StateDirProblem when the
+    kiosk could not keep its sessions there. Creates, opens for writing or changes nothing."""
+    d = state_dir
+    if not d.exists():
+        return _missing(d)
+    if not d.is_dir():
+        raise StateDirProblem(f"{d}: not a directory", f"device.state_dir must name a directory (the kiosk keeps {DB_NAME} in it)")
+    judge = _Judge(d)
+    if _read_only_fs(d):
+        raise StateDirProblem(f"{d}: Read-only file system (the kiosk runs, but without resume after a restart)", WRITE_HINT)
+    if not judge.may(d, d.stat(), os.R_OK | os.W_OK | os.X_OK):
+        raise StateDirProblem(f"{d} ({_owner(d.stat())}, mode {stat.S_IMODE(d.stat().st_mode):o}) is not writable by {judge.name} (the kiosk runs, but without resume after a restart)", WRITE_HINT)
+    db = d / DB_NAME
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if not judge.may(path, st, os.R_OK | os.W_OK):
+            raise StateDirProblem(
+                f"{path} ({_owner(st)}, mode {stat.S_IMODE(st.st_mode):o}) is not writable by {judge.name} (the kiosk runs, but without resume after a restart)",
+                f"sudo chown {judge.name}: {path} (a `run` as root, or an older `doctor` as root, leaves such files)",
+            )
+    if not db.exists():
+        return f"{d} (no sessions stored yet: the store is created on the first run{_for(judge)})"
+    count = _count_read_only(db)
+    return f"{d} ({count} sessions stored{_for(judge)})"
+
+
+def _for(judge: _Judge) -> str:
+    return f", writable by {judge.name}" if judge.as_root else ""
+
+
+def _missing(d: Path) -> str:
+    parent = d.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if os.geteuid() != 0 and not os.access(parent, os.W_OK | os.X_OK):
+        raise StateDirProblem(
+            f"{d} does not exist, and {parent} is not writable by this user to create it",
+            f"systemd's StateDirectory= creates it for the service; else: sudo install -d -m 700 -o {os.geteuid()} {d}",
+        )
+    return f"{d} does not exist yet: it is created on the first run (for the service by systemd's StateDirectory=)"
+
+
+def _count_read_only(db: Path) -> int:
+    """Sessions in the database, read without creating a file: `immutable=1` when no `-wal` shows
+    an open store (nothing to miss, and SQLite then makes no -wal/-shm), else `mode=ro` (both are
+    there; a -shm missing would be made, owned by the database's owner even as root)."""
+    wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(db))}?{mode}", uri=True, timeout=0.5)
+    except sqlite3.Error as exc:
+        raise StateDirProblem(f"{db}: cannot open: {exc}", WRITE_HINT) from None
+    try:
+        row = conn.execute("PRAGMA quick_check").fetchone()
+        if row is None or row[0] != "ok":
+            raise StateDirProblem(f"{db}: corrupt (quick_check: {row[0] if row else 'no answer'})", _CORRUPT_HINT)
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'").fetchone() is None:
+            return 0
+        return int(conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+    except sqlite3.Error as exc:
+        if is_corruption(exc):
+            raise StateDirProblem(f"{db}: corrupt ({exc})", _CORRUPT_HINT) from None
+        raise StateDirProblem(f"{db}: cannot read: {exc}", "another process holding it locked (fuser), or an SD card failing (dmesg)") from None
+    finally:
+        conn.close()
+
+
+_CORRUPT_HINT = f"the kiosk moves it aside on start ({DB_NAME}.corrupt-<time>) and starts a fresh store: earlier sessions cannot be resumed"

@@ -1,0 +1,108 @@
+"""What an operator meets from a fresh clone, through the real command line as subprocesses: the
+doctor checks the state dir without creating or chowning anything in it (as root too); only the
+commands that talk to the agent read its key file; a recording that is not there, or a
+`--state-dir` that is no directory, is one line naming what to fix."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+from conftest import DATA, read_wav, toml_dump, write_wav
+from test_newcomer import ea
+
+from edge_agent.core.store import DB_NAME, SessionStore
+
+QUIET = DATA / "kiosk_dev_quiet.wav"
+NOBODY = 65534
+"""A uid that is not root, standing in for the service user `edge-agent`."""
+
+
+def _config(tmp_path: Path, state_dir: Path, name: str = "c.toml", **sections: dict[str, object]) -> Path:
+    """A kiosk that needs no hardware: a recording for a microphone, no speaker, no button."""
+    mic = write_wav(tmp_path / "mic.wav", read_wav(QUIET)[: 32000 * 2])
+    data: dict[str, dict[str, object]] = {
+        "device": {"id": "op", "state_dir": str(state_dir)},
+        "agent": {"endpoint": "ws://127.0.0.1:9/millis", "agent_id": "a"},
+        "audio": {"input": f"file:{mic}", "output": "null"},
+        "button": {"source": "none"},
+    }
+    for name, table in sections.items():
+        data.setdefault(name, {}).update(table)
+    cfg = tmp_path / name
+    cfg.write_text(toml_dump(data))
+    return cfg
+
+
+def _doctor(cfg: Path) -> str:
+    """The doctor's state dir line (the agent endpoint on port 9 fails: exit 1, not 78)."""
+    out = ea("doctor", "-c", str(cfg), "--meter-s", "0.3", env={"EDGE_AGENT_PUBLIC_KEY": "k"})
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    found = [i for i, line in enumerate(lines) if "state dir writable" in line]
+    assert len(found) == 1, out.stdout
+    return "\n".join(lines[found[0] : found[0] + 2])  # with its hint, if any
+
+
+def _files(d: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_uid, p.stat().st_size) for p in d.iterdir()}
+
+
+# ----------------------------------------------------------------------------- doctor
+def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cfg = _config(tmp_path, state)
+    line = _doctor(cfg)
+    assert list(state.iterdir()) == []  # a doctor as root made a root-owned database here
+    assert line.startswith(f"PASS  state dir writable: {state} (no sessions stored yet"), line
+
+    absent = tmp_path / "absent"
+    line = _doctor(_config(tmp_path, absent, "absent.toml"))
+    assert line.startswith("PASS") and "does not exist yet" in line and not absent.exists(), line
+
+    store = SessionStore(state)
+    store.record_start("s-one", "a", "default", None)
+    store.close()
+    before = _files(state)
+    line = _doctor(cfg)
+    assert line.startswith(f"PASS  state dir writable: {state} (1 sessions stored"), line
+    assert _files(state) == before  # read-only: no -wal or -shm left behind, nothing rewritten
+
+    (state / DB_NAME).write_bytes(b"not a database, and not moved aside by a check")
+    line = _doctor(cfg)
+    assert line.startswith("FAIL") and "corrupt" in line and "hint:" in line, line
+    assert [p.name for p in state.iterdir()] == [DB_NAME]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: judges a state dir owned by another user, as `sudo edge-agent doctor` does")
+def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, NOBODY, NOBODY)
+    cfg = _config(tmp_path, state)
+    try:
+        owner = pwd.getpwuid(NOBODY).pw_name
+    except KeyError:
+        owner = f"uid {NOBODY}"
+    line = _doctor(cfg)
+    assert list(state.iterdir()) == []  # not even one owned by the service user
+    assert line.startswith("PASS") and f"writable by {owner}" in line, line
+
+    store = SessionStore(state)
+    store.record_start("s-one", "a", "default", None)
+    store.close()
+    for p in (state, *state.iterdir()):
+        os.chown(p, NOBODY, NOBODY)
+    before = _files(state)
+    assert "1 sessions stored" in _doctor(cfg) and _files(state) == before
+    assert all(uid == NOBODY for uid, _ in _files(state).values())
+
+    os.chown(state / DB_NAME, 0, 0)  # what `sudo edge-agent doctor` used to leave
+    line = _doctor(cfg)
+    assert line.startswith("FAIL") and str(state / DB_NAME) in line and f"chown {owner}:" in line, line
+    state.chmod(0o500)
+    line = _doctor(cfg)
+    assert line.startswith("FAIL") and f"not writable by {owner}" in line, line
