@@ -36,6 +36,8 @@ def test_public_key_sources_and_it_is_never_in_repr(tmp_path: Path, monkeypatch:
     keyfile = tmp_path / "key"
     keyfile.write_text("from-file\n")
     s = config.from_dict({"agent": {"public_key_file": str(keyfile), "agent_id": "a"}})
+    assert s.agent.public_key is None  # read only by what talks to the agent
+    s = config.validate_for_run(s)
     assert s.agent.public_key == "from-file"
     assert "from-file" not in repr(s)
     monkeypatch.setenv("EDGE_AGENT_PUBLIC_KEY", "from-env")

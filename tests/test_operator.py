@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, read_wav, toml_dump, write_wav
-from test_newcomer import ea
+from test_newcomer import ea, one_line_error
 
 from edge_agent.core.store import DB_NAME, SessionStore
 
@@ -106,3 +106,23 @@ def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(
     state.chmod(0o500)
     line = _doctor(cfg)
     assert line.startswith("FAIL") and f"not writable by {owner}" in line, line
+
+
+# ----------------------------------------------------------------------------- the agent's key
+def test_only_what_talks_to_the_agent_reads_its_key_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    missing_key = tmp_path / "no-such-key"
+    cfg = _config(tmp_path, state, agent={"public_key_file": str(missing_key)})
+    gate = ea("gate", "-c", str(cfg), str(QUIET), "--json")
+    assert gate.returncode == 0 and '"sent"' in gate.stdout, gate.stderr
+    sessions = ea("sessions", "-c", str(cfg))
+    assert sessions.returncode == 0 and "no sessions stored" in sessions.stdout, sessions.stderr
+    speaker = write_wav(tmp_path / "speaker.wav", bytes(32000 * 2))
+    echo = ea("echo", "-c", str(cfg), str(tmp_path / "mic.wav"), str(speaker), "-o", str(tmp_path / "clean.wav"), "--json")
+    assert echo.returncode == 0 and "erle_db" in echo.stdout, echo.stderr
+
+    line = one_line_error(ea("run", "-c", str(cfg), timeout_s=30), 78)
+    assert "agent.public_key_file" in line and str(missing_key) in line, line
+    doctor = ea("doctor", "-c", str(cfg), timeout_s=30)
+    assert doctor.returncode == 78 and doctor.stdout.startswith("FAIL  config: agent.public_key_file"), doctor.stdout
+    assert not state.exists()  # refused before the store is opened

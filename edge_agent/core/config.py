@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,9 @@ class AgentSettings:
         endpoint = s.text("endpoint", DEFAULT_ENDPOINT)
         if not endpoint.startswith(("ws://", "wss://")):
             raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
-        key = s.opt_str("public_key")
-        key_path = s.opt_str("public_key_file")
-        key_file = secret_from_file(s.key("public_key_file"), key_path)
-        key = os.environ.get(PUBLIC_KEY_ENV) or key or key_file
+        inline = s.opt_str("public_key")  # read (and type-checked) even when the environment's key wins
+        key = os.environ.get(PUBLIC_KEY_ENV) or inline
+        key_path = s.opt_str("public_key_file")  # read by `with_key`, only where the agent is talked to
         settings = cls(
             endpoint=endpoint,
             agent_id=s.opt_str("agent_id"),
@@ -109,8 +108,19 @@ class AgentSettings:
         """What sessions are filed under: the agent id, or 'inline' for a config-only agent."""
         return self.agent_id or "inline"
 
+    def with_key(self) -> AgentSettings:
+        """These settings with the key read from `public_key_file` when one is set (the
+        environment's key or an inline one still wins). Only what talks to the agent reads the
+        file, so `sessions`, `gate` or `echo` work without it; ConfigError naming
+        agent.public_key_file when it cannot be read or is empty."""
+        if not self.public_key_file:
+            return self
+        key_file = secret_from_file("agent.public_key_file", self.public_key_file)
+        return replace(self, public_key=self.public_key or key_file)
+
     def require_runnable(self) -> None:
-        """Checks needed only to talk to an agent (not to list sessions or run the gate)."""
+        """Checks needed only to talk to an agent (not to list sessions or run the gate), on
+        settings whose key has been read (`with_key`)."""
         if not self.public_key:
             raise ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file")
         if not self.agent_id and not self.config:
@@ -376,16 +386,20 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> None:
+def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings:
     """What a file's syntax cannot show but a kiosk needs: an agent to talk to (key, agent id
     that is not the example's placeholder) and a speech gate engine that is installed.
 
     One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
-    `talk_to_agent=False`), so doctor never passes a config that run refuses.
+    `talk_to_agent=False`), so doctor never passes a config that run refuses. Returns the
+    settings to talk to the agent with: the key read from agent.public_key_file (`with_key`)
+    when `talk_to_agent`, else `settings` unchanged.
     """
     if talk_to_agent:
+        settings = replace(settings, agent=settings.agent.with_key())
         settings.agent.require_runnable()
     settings.vad.require_engine()
+    return settings
 
 
 def load(path: str | Path | None) -> Settings:

@@ -63,7 +63,7 @@ class Kiosk:
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        validate_for_run(settings)
+        settings = validate_for_run(settings)  # with the agent's key read from its file
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
@@ -267,7 +267,7 @@ class Kiosk:
         if self.conversation.state != c.IDLE:
             log.warning("config reload deferred: a conversation is running")
             return False
-        validate_for_run(settings)
+        settings = validate_for_run(settings)
         self.settings = replace(settings, device=self.settings.device)
         self.conversation.t = timing_from(self.settings)
         self.store.keep_sessions = self.settings.session.keep_sessions

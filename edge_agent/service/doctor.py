@@ -209,7 +209,7 @@ class Hint(EdgeAgentError):
 def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         settings = config.load(args.config)
-        config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
+        settings = config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
         print(f"FAIL  config: {exc}")
         return EX_CONFIG
