@@ -126,3 +126,14 @@ def test_only_what_talks_to_the_agent_reads_its_key_file(tmp_path: Path) -> None
     doctor = ea("doctor", "-c", str(cfg), timeout_s=30)
     assert doctor.returncode == 78 and doctor.stdout.startswith("FAIL  config: agent.public_key_file"), doctor.stdout
     assert not state.exists()  # refused before the store is opened
+
+
+# ----------------------------------------------------------------------------- run: a recording that is not there
+@pytest.mark.parametrize(("key", "spec"), [("audio.input", "file:{missing}"), ("audio.input", "loop:{missing}"), ("audio.output", "file:{tmp}/no-dir/out.wav")])
+def test_run_with_an_audio_file_it_cannot_open_names_the_key(tmp_path: Path, key: str, spec: str) -> None:
+    missing = tmp_path / "missing.wav"
+    value = spec.format(missing=missing, tmp=tmp_path)
+    section, name = key.split(".")
+    cfg = _config(tmp_path, tmp_path / "state", **{section: {name: value}})
+    line = one_line_error(ea("run", "-c", str(cfg), env={"EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=30), 78)
+    assert line.startswith(f"edge-agent: config error: {key}: ") and value.split(":", 1)[1] in line, line

@@ -290,10 +290,11 @@ class FileSink:
         self.buffer = PlaybackBuffer()
         self._wav: wave.Wave_write | None = None
         if path is not None:
-            try:
-                self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - closed in stop()
+            try:  # opened first: a `wave` object whose open failed says so again at exit, with a traceback
+                Path(path).open("wb").close()
             except OSError as exc:
                 raise AudioError(f"cannot write {path}: {exc.strerror or exc}") from None
+            self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - closed in stop()
             self._wav.setnchannels(1)
             self._wav.setsampwidth(2)
             self._wav.setframerate(SAMPLE_RATE_HZ)

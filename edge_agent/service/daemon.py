@@ -67,8 +67,8 @@ class Kiosk:
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
-        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms)
-        self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms)
+        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms, key="audio.input")
+        self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms, key="audio.output")
         self.button = button or make_button(settings.button)
         self.inputs: list[Button] = [self.button, *slot_inputs(settings)]
         """The main button, then `[[buttons]]` and the badge reader: each names its slot."""
