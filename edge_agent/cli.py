@@ -1,7 +1,8 @@
 """The `edge-agent` command line: run, demo, simulate-agent, sessions, gate, echo, devices, fleet, provision, broker-acl, doctor.
 
 Every EdgeAgentError ends as one line on stderr; a ConfigError exits 78 (EX_CONFIG) so systemd
-does not restart-loop on a bad config. Nothing a user types ends in a traceback: a reader that
+does not restart-loop on a bad config, a UsageError (an argument naming something unusable) 2,
+as argparse does. Nothing a user types ends in a traceback: a reader that
 goes away (`| head`) ends the command quietly, and anything unforeseen is one line asking for
 `--log-level debug`, which shows the traceback. Logs go to stderr, without our own timestamps
 when journald captures them (JOURNAL_STREAM is set); the sound and GPIO libraries' chatter only
@@ -30,7 +31,7 @@ from edge_agent import __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
-from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError, StoreError
+from edge_agent.errors import EX_CONFIG, EX_USAGE, ConfigError, EdgeAgentError, StoreError, UsageError
 
 log = logging.getLogger("edge_agent")
 
@@ -115,8 +116,13 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
-    if state_dir.exists() and not state_dir.is_dir():  # a typo'd path must not read as "nothing stored"
-        raise StoreError(f"{state_dir}: not a directory (a state dir holds {DB_NAME})")
+    # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
+    # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
+    if state_dir.exists() and not state_dir.is_dir():
+        problem = f"{state_dir}: not a directory (a state dir holds {DB_NAME})"
+        raise UsageError(f"--state-dir {problem}") if args.state_dir else ConfigError("device.state_dir", problem)
+    if args.state_dir and not state_dir.exists():
+        raise UsageError(f"--state-dir {state_dir}: does not exist")
     if not (state_dir / DB_NAME).exists():  # reading must not create a state dir (as root: /var/lib/edge-agent)
         if args.json:
             print(json.dumps({"forgotten": 0} if args.forget else []))
@@ -318,6 +324,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"edge-agent: config error: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except UsageError as exc:
+        print(f"edge-agent {args.command}: {exc}", file=sys.stderr)
+        return EX_USAGE
     except EdgeAgentError as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 1

@@ -18,6 +18,11 @@ class ConfigError(EdgeAgentError):
         self.problem = problem
 
 
+class UsageError(EdgeAgentError):
+    """A command-line argument names something unusable (a `--state-dir` that is not there);
+    the CLI reports one line and exit code 2 (EX_USAGE), as argparse does for a malformed one."""
+
+
 class AudioError(EdgeAgentError):
     """An audio device could not be opened or failed while running."""
 
@@ -44,3 +49,5 @@ class StoreError(EdgeAgentError):
 
 EX_CONFIG = 78
 """sysexits.h EX_CONFIG: configuration error."""
+EX_USAGE = 2
+"""What argparse exits with for a bad command line, and the CLI for a `UsageError`."""

@@ -137,3 +137,23 @@ def test_run_with_an_audio_file_it_cannot_open_names_the_key(tmp_path: Path, key
     cfg = _config(tmp_path, tmp_path / "state", **{section: {name: value}})
     line = one_line_error(ea("run", "-c", str(cfg), env={"EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=30), 78)
     assert line.startswith(f"edge-agent: config error: {key}: ") and value.split(":", 1)[1] in line, line
+
+
+# ----------------------------------------------------------------------------- sessions --state-dir
+def test_sessions_state_dir_that_is_no_directory_is_a_usage_error(tmp_path: Path) -> None:
+    absent, a_file, empty = tmp_path / "absent", tmp_path / DB_NAME, tmp_path / "empty"
+    a_file.write_bytes(b"")
+    empty.mkdir()
+    for extra in ((), ("--forget",), ("--json",)):
+        line = one_line_error(ea("sessions", "--state-dir", str(absent), *extra), 2)
+        assert line == f"edge-agent sessions: --state-dir {absent}: does not exist", line
+        line = one_line_error(ea("sessions", "--state-dir", str(a_file), *extra), 2)
+        assert f"--state-dir {a_file}: not a directory" in line, line
+    assert not absent.exists()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(a_file)}}))
+    line = one_line_error(ea("sessions", "-c", str(cfg)), 78)
+    assert "config error: device.state_dir" in line and "not a directory" in line, line
+
+    out = ea("sessions", "--state-dir", str(empty))
+    assert out.returncode == 0 and out.stdout.strip() == f"no sessions stored in {empty}" and list(empty.iterdir()) == []
