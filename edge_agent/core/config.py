@@ -296,8 +296,8 @@ class MqttSettings:
 
     @classmethod
     def read(cls, s: Section) -> MqttSettings:
-        password_path = s.opt_str("password_file")
-        password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password") or secret_from_file(s.key("password_file"), password_path)
+        password_path = s.opt_str("password_file")  # read by `with_password`, only where the broker is talked to
+        password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password")
         prefix = s.text("topic_prefix", "edge-agent").strip("/")
         if not prefix or any(c in prefix for c in "+#"):
             raise ConfigError(s.key("topic_prefix"), f"must be a non-empty topic without + or #, got {prefix!r}")
@@ -322,6 +322,15 @@ class MqttSettings:
             metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
             password_file=password_path,
         )
+
+    def with_password(self) -> MqttSettings:
+        """These settings with the password read from `password_file` when no other is set
+        (EDGE_AGENT_MQTT_PASSWORD, then mqtt.password win). Only what talks to the broker reads
+        the file (run, doctor, fleet), so `sessions` or `gate` work for a user who may not read
+        it; ConfigError naming mqtt.password_file when it cannot be read or is empty."""
+        if self.password or not self.password_file:
+            return self
+        return replace(self, password=secret_from_file("mqtt.password_file", self.password_file))
 
 
 SECTIONS: dict[str, Any] = {
@@ -392,11 +401,12 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
 
     One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
     `talk_to_agent=False`), so doctor never passes a config that run refuses. Returns the
-    settings to talk to the agent with: the key read from agent.public_key_file (`with_key`)
-    when `talk_to_agent`, else `settings` unchanged.
+    settings to run with: the secrets read from their files (mqtt.password_file, then
+    agent.public_key_file: `with_password`, `with_key`) when `talk_to_agent`, else `settings`
+    unchanged.
     """
     if talk_to_agent:
-        settings = replace(settings, agent=settings.agent.with_key())
+        settings = replace(settings, mqtt=settings.mqtt.with_password(), agent=settings.agent.with_key())
         settings.agent.require_runnable()
     settings.vad.require_engine()
     return settings

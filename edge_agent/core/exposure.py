@@ -39,7 +39,7 @@ def readable_by_others(path: str | os.PathLike[str] | None) -> bool:
 
 
 def mqtt_password_in_clear(m: MqttSettings) -> bool:
-    return bool(m.password) and not m.tls and not is_loopback(m.host)
+    return bool(m.password or m.password_file) and not m.tls and not is_loopback(m.host)
 
 
 def exposure_warnings(settings: Settings) -> list[str]:

@@ -67,10 +67,11 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> mqtt.Client:
-    """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`)."""
+    """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`); the
+    password file is read here if no one read it before (ConfigError when it cannot be)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if settings.username:
-        client.username_pw_set(settings.username, settings.password)
+        client.username_pw_set(settings.username, settings.with_password().password)
     if settings.tls:
         try:
             client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file, cert_reqs=ssl.CERT_REQUIRED)
