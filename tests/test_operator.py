@@ -159,22 +159,28 @@ def test_sessions_state_dir_that_is_no_directory_is_a_usage_error(tmp_path: Path
     assert out.returncode == 0 and out.stdout.strip() == f"no sessions stored in {empty}" and list(empty.iterdir()) == []
 
 
-def test_only_what_talks_to_the_broker_reads_its_password_file(tmp_path: Path) -> None:
-    """An operator without read access to mqtt.password_file (root:edge-agent 0640 on a kiosk)
-    can still list sessions or gate a recording; run, doctor and fleet, which log in to the
-    broker, say which file they could not read, in one line."""
+@pytest.mark.parametrize("key", ["mqtt.password_file", "badge.secret_file"])
+def test_only_what_uses_a_secret_reads_its_file(tmp_path: Path, key: str) -> None:
+    """An operator without read access to mqtt.password_file or badge.secret_file (root:edge-agent
+    0640 on a kiosk) can still list sessions or gate a recording; run and doctor (and fleet, which
+    logs in to the broker) say which file they could not read, in one line."""
     state = tmp_path / "state"
-    missing = tmp_path / "no-such-password"
-    cfg = _config(tmp_path, state, mqtt={"enabled": True, "host": "127.0.0.1", "port": 9, "username": "kiosk", "password_file": str(missing)})
+    missing = tmp_path / "no-such-secret"
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": 9, "username": "kiosk"}
+    if key == "mqtt.password_file":
+        cfg = _config(tmp_path, state, mqtt={**mqtt, "password_file": str(missing)})
+    else:
+        cfg = _config(tmp_path, state, badge={"device": "/dev/input/by-id/reader", "secret_file": str(missing)})
     gate = ea("gate", "-c", str(cfg), str(QUIET), "--json")
     assert gate.returncode == 0 and '"sent"' in gate.stdout, gate.stderr
     sessions = ea("sessions", "-c", str(cfg))
     assert sessions.returncode == 0 and "no sessions stored" in sessions.stdout, sessions.stderr
 
     line = one_line_error(ea("run", "-c", str(cfg), env={"EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=30), 78)
-    assert "mqtt.password_file" in line and str(missing) in line, line
+    assert key in line and str(missing) in line, line
     doctor = ea("doctor", "-c", str(cfg), env={"EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=30)
-    assert doctor.returncode == 78 and doctor.stdout.startswith("FAIL  config: mqtt.password_file"), doctor.stdout
-    line = one_line_error(ea("fleet", "-c", str(cfg), "--json", timeout_s=30), 78)
-    assert "mqtt.password_file" in line and str(missing) in line, line
+    assert doctor.returncode == 78 and doctor.stdout.startswith(f"FAIL  config: {key}"), doctor.stdout
+    if key == "mqtt.password_file":
+        line = one_line_error(ea("fleet", "-c", str(cfg), "--json", timeout_s=30), 78)
+        assert key in line and str(missing) in line, line
     assert not state.exists()

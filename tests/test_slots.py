@@ -41,11 +41,11 @@ def test_badge_buttons_and_share_config(tmp_path: Path, capsys: pytest.CaptureFi
     secret = tmp_path / "secret"
     secret.write_text("0123456789abcdef0123\n")
     s = config.from_dict({"badge": {"device": "/dev/input/by-id/x", "secret_file": str(secret)}, "buttons": [{"pin": 5, "slot": "en"}, {"pin": 6, "agent_id": "agent-fr"}]})
-    assert s.badge.secret == b"0123456789abcdef0123" and "0123456789" not in repr(s)
+    assert s.badge.secret is None  # read only by what runs the reader (`sessions`, `gate` never need it)
+    assert s.badge.with_secret().secret == b"0123456789abcdef0123" and "0123456789" not in repr(s.badge.with_secret())
     assert [(b.pin, b.slot, b.agent_id) for b in s.buttons] == [(5, "en", None), (6, None, "agent-fr")]
     bad: list[tuple[dict[str, Any], str]] = [
         ({"badge": {"device": "/dev/input/x"}}, "badge.secret_file"),
-        ({"badge": {"secret_file": str(tmp_path / "missing")}}, "badge.secret_file"),
         ({"badge": {"min_length": 10, "max_length": 5}}, "badge.max_length"),
         ({"buttons": [{"slot": "x"}]}, r"buttons\[0\].pin"),
         ({"buttons": [{"pin": 17}]}, r"buttons\[0\].pin"),
@@ -60,6 +60,11 @@ def test_badge_buttons_and_share_config(tmp_path: Path, capsys: pytest.CaptureFi
     for data, key in bad:
         with pytest.raises(ConfigError, match=key):
             config.from_dict(data)
+    short = tmp_path / "short"
+    short.write_text("too short\n")
+    for path in (tmp_path / "missing", short):  # found out by what reads it: run (validate_for_run) and doctor
+        with pytest.raises(ConfigError, match=r"badge\.secret_file"):
+            config.from_dict({"badge": {"device": "/dev/input/x", "secret_file": str(path)}}).badge.with_secret()
     # a badge reader without its secret stops the daemon with one line and exit 78
     cfg = tmp_path / "c.toml"
     cfg.write_text(toml_dump({"badge": {"device": "/dev/input/by-id/reader"}}))

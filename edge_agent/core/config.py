@@ -401,12 +401,12 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
 
     One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
     `talk_to_agent=False`), so doctor never passes a config that run refuses. Returns the
-    settings to run with: the secrets read from their files (mqtt.password_file, then
-    agent.public_key_file: `with_password`, `with_key`) when `talk_to_agent`, else `settings`
-    unchanged.
+    settings to run with: the secrets read from their files (mqtt.password_file,
+    badge.secret_file, then agent.public_key_file: `with_password`, `with_secret`, `with_key`)
+    when `talk_to_agent`, else `settings` unchanged.
     """
     if talk_to_agent:
-        settings = replace(settings, mqtt=settings.mqtt.with_password(), agent=settings.agent.with_key())
+        settings = replace(settings, mqtt=settings.mqtt.with_password(), badge=settings.badge.with_secret(), agent=settings.agent.with_key())
         settings.agent.require_runnable()
     settings.vad.require_engine()
     return settings

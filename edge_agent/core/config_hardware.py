@@ -6,7 +6,7 @@ there; core/config.py puts them into `Settings`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from edge_agent.core.slots import MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
 from edge_agent.core.tomlsection import Section, secret_from_file
@@ -82,6 +82,7 @@ class BadgeSettings:
 
     device: str | None
     secret: bytes | None = field(repr=False)
+    """None until `with_secret` read `secret_file`."""
     grab: bool
     charset: str
     min_length: int
@@ -90,23 +91,22 @@ class BadgeSettings:
     key_gap_ms: int
     repeat_ignore_s: float
     min_interval_s: float
+    secret_file: str | None = None
 
     @classmethod
     def read(cls, s: Section) -> BadgeSettings:
         device = s.opt_str("device")
-        secret_text = secret_from_file(s.key("secret_file"), s.opt_str("secret_file"))
-        secret = secret_text.encode("utf-8") if secret_text else None
-        if device and secret is None:
+        secret_file = s.opt_str("secret_file")  # read by `with_secret`, only by what runs the reader
+        if device and not secret_file:
             raise ConfigError(s.key("secret_file"), "missing: a badge reader needs the fleet's secret (a file with at least 16 random bytes)")
-        if secret is not None and len(secret) < MIN_SECRET_BYTES:
-            raise ConfigError(s.key("secret_file"), f"the secret must be at least {MIN_SECRET_BYTES} bytes")
         min_length = s.integer("min_length", 4, 1, 256)
         max_length = s.integer("max_length", 64, 1, 256)
         if max_length < min_length:
             raise ConfigError(s.key("max_length"), f"must be at least badge.min_length ({min_length}), got {max_length}")
         return cls(
             device=device,
-            secret=secret,
+            secret=None,
+            secret_file=secret_file,
             grab=s.flag("grab", True),
             charset=s.choice("charset", "alnum", tuple(BADGE_CHARSETS)),
             min_length=min_length,
@@ -116,6 +116,18 @@ class BadgeSettings:
             repeat_ignore_s=s.number("repeat_ignore_s", 2.0, 0.0, 600.0),
             min_interval_s=s.number("min_interval_s", 0.5, 0.0, 60.0),
         )
+
+    def with_secret(self) -> BadgeSettings:
+        """These settings with the secret read from `secret_file` (the daemon reads it, through
+        `config.validate_for_run`; `sessions` or `gate` never need it, so an operator who may not
+        read it can still run them). ConfigError naming badge.secret_file when it cannot be read,
+        is empty or is shorter than MIN_SECRET_BYTES."""
+        if self.secret is not None or not self.secret_file:
+            return self
+        secret = (secret_from_file("badge.secret_file", self.secret_file) or "").encode("utf-8")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError("badge.secret_file", f"the secret must be at least {MIN_SECRET_BYTES} bytes")
+        return replace(self, secret=secret)
 
 
 @dataclass(frozen=True)
