@@ -1,7 +1,8 @@
 """What an operator meets from a fresh clone, through the real command line as subprocesses: the
 doctor checks the state dir without creating or chowning anything in it (as root too); only the
 commands that talk to the agent read its key file; a recording that is not there, or a
-`--state-dir` that is no directory, is one line naming what to fix."""
+`--state-dir` that is no directory, is one line naming what to fix; the doctor warns first
+when the running service holds the devices it checks."""
 
 from __future__ import annotations
 
@@ -184,3 +185,20 @@ def test_only_what_uses_a_secret_reads_its_file(tmp_path: Path, key: str) -> Non
         line = one_line_error(ea("fleet", "-c", str(cfg), "--json", timeout_s=30), 78)
         assert key in line and str(missing) in line, line
     assert not state.exists()
+
+
+def test_doctor_warns_first_when_the_service_holds_the_devices(tmp_path: Path) -> None:
+    """On a Pi the sound card and the GPIO pins serve one process: doctor run beside the running
+    service would fail on them with nothing saying why. It says so first (and only then)."""
+    from edge_agent.core import config
+    from edge_agent.service.doctor import Doctor, service_running
+
+    settings = config.load(_config(tmp_path, tmp_path / "state", agent={"endpoint": "ws://127.0.0.1:9/millis", "connect_timeout_s": 0.5}))
+    for running in (True, False):
+        lines: list[str] = []
+        Doctor(settings, meter_s=0.2, out=lines.append, service_active=lambda running=running: running).run()
+        warned = [line for line in lines if "edge-agent.service is running" in line]
+        assert warned == ([lines[0]] if running else []), lines
+        if running:
+            assert lines[0].startswith("WARN  ") and "systemctl stop edge-agent" in lines[0]
+    assert service_running("edge-agent-no-such-unit.service") is False  # no unit (or no systemd): no warning

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -31,12 +32,24 @@ PLAUSIBLE_SINCE = 1735689600  # 2025-01-01: a Pi without RTC that has not synced
 HEARS_SOMETHING_DBFS = -70.0
 
 
+SERVICE = "edge-agent.service"
+
+
+def service_running(unit: str = SERVICE) -> bool:
+    """Whether systemd runs the kiosk's service now (False where there is no systemctl)."""
+    try:
+        return subprocess.run(["systemctl", "is-active", "--quiet", unit], timeout=5, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 class Doctor:
-    def __init__(self, settings: config.Settings, meter_s: float = 3.0, out: Callable[[str], None] = print) -> None:
+    def __init__(self, settings: config.Settings, meter_s: float = 3.0, out: Callable[[str], None] = print, service_active: Callable[[], bool] = service_running) -> None:
         self.s = settings
         self.meter_s = meter_s
         self.out = out
         self.failed = 0
+        self._service_active = service_active
 
     def check(self, name: str, fn: Callable[[], str]) -> None:
         try:
@@ -49,6 +62,10 @@ class Doctor:
         self.out(f"PASS  {name}" + (f": {detail}" if detail else ""))
 
     def run(self) -> int:
+        if self._service_active():
+            # on a Pi's own sound card and GPIO pins one process at a time: the checks below would
+            # fail on (or take over) what the running kiosk holds
+            self.out(f"WARN  {SERVICE} is running: it holds the microphone, the speaker and the GPIO pins, so those checks may fail; `sudo systemctl stop edge-agent` first")
         self.check("state dir writable", self.state_dir)
         for warning in exposure_warnings(self.s):
             self.out(f"WARN  exposure: {warning}")
