@@ -31,7 +31,8 @@ class CueClassifier(BlockClassifier):
     - bangs: a jump of `bang_rise_db` starts a bang (knock, door, footstep, dropped tray); while
       the sound stays under the bang's decaying tail only voiced frames (peak of the band-limited
       magnitude spectrum's inverse transform at 80-500 Hz pitch lags) whose spectrum moves count.
-      A syllable rises again within a few frames and ends the bang at once. While the gate is
+      A syllable rises again within a few frames and ends the bang at once, but for an unvoiced
+      rise on the block right after the bang's first (its attack across the block edge). While the gate is
       closed, a tail block whose pitch lag holds still while it dies away (fixed partials: a tray
       ringing out) does not count either (`_rings`).
     - the room's usual level: opening needs `rise_db` over the room's running level.
@@ -119,6 +120,8 @@ class CueClassifier(BlockClassifier):
         self.bang_rise_db = bang_rise_db
         self._bang_db = -math.inf
         """Upper bound of the latest bang's decaying tail, in dB."""
+        self._bang_began = False
+        """The block before started a bang: a rise now without pitch is still its attack (`_track_bang`)."""
         self._prev_db = 0.0
         self._tail_lag = -1
         """Pitch lag of this block if `_rings` asked for it, else -1 (a ring's partials hold still)."""
@@ -178,14 +181,26 @@ class CueClassifier(BlockClassifier):
 
     def _track_bang(self, band_db: float) -> bool:
         """A jump of `bang_rise_db` starts a bang; its tail may then only fall by BANG_DECAY_DB a
-        frame. True on the block that starts one."""
+        frame. True on the block that starts one, and on the block after it if the bang's attack
+        goes on there.
+
+        A rise of BANG_MARGIN_DB ends the bang: a syllable rises again with its voiced vowel. But
+        an impulse that strikes late in one block peaks in the next (the window's taper, a room's
+        first reflections), so the block right after a bang's first one may rise further without
+        being a syllable: there a rise ends the bang only if that block is voiced; unvoiced, it is
+        the same bang, and its line is raised to it (README, gate notes: knocks)."""
         rise = band_db - self._prev_db
         self._prev_db = band_db
+        began, self._bang_began = self._bang_began, False
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_db = band_db + self.BANG_MARGIN_DB
+            self._bang_began = True
             return True
-        elif rise >= self.BANG_MARGIN_DB:  # rising again: a syllable, not a bang's tail
-            self._bang_db = -math.inf
+        if rise >= self.BANG_MARGIN_DB:
+            if began and self._voiced() < self.voicing:  # the bang's attack, across the block edge
+                self._bang_db = band_db + self.BANG_MARGIN_DB
+                return True
+            self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
             self._bang_db -= self.BANG_DECAY_DB
         return False
@@ -259,9 +274,9 @@ class CueClassifier(BlockClassifier):
         self.floor_db = floor = self._floor.update(band_db)
         excess = self._shape_excess(bands)
         prev_db = self._prev_db
+        self._pitch = None  # before `_track_bang`, which may ask this block's pitch
         bang = self._track_bang(band_db)
         level = NOISE
-        self._pitch = None
         prev_lag, self._tail_lag = self._tail_lag, -1
         if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
             pass
