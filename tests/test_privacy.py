@@ -85,15 +85,20 @@ def test_exposure_warnings_name_each_leak_and_spare_loopback(tmp_path: Path) -> 
     pw = tmp_path / "mqtt_password"
     pw.write_text("hunter2\n")
     pw.chmod(0o640)  # group-readable: the installer's root:edge-agent scheme, not a leak
+    badge = tmp_path / "badge_secret"
+    badge.write_text("fleet-secret-0123456789abcdef\n")
+    badge.chmod(0o644)  # the fleet's badge secret: anyone who reads it can make every kiosk's badge keys
     s = _settings(
         tmp_path,
         agent={"public_key_file": str(key), "endpoint": "ws://agent.example.net:8080/millis"},
         mqtt={"enabled": True, "host": "broker.example.net", "password_file": str(pw)},
+        badge={"device": "/dev/input/by-id/reader", "secret_file": str(badge)},
     )
     found = "\n".join(exposure_warnings(s))
     assert "agent.public_key_file" in found and "ws:// to agent.example.net" in found
+    assert f"badge.secret_file {badge} is readable by every user" in found
     assert "without TLS" in found and "mqtt.password_file" not in found
-    assert "pk-secret" not in found and "hunter2" not in found
+    assert "pk-secret" not in found and "hunter2" not in found and "fleet-secret" not in found
     (tmp_path / "c.toml").chmod(0o644)
     inline = _settings(tmp_path, agent={"public_key": "pk-inline", "endpoint": "ws://127.0.0.1:8765"}, mqtt={"enabled": True, "host": "localhost", "password": "x"})
     (tmp_path / "c.toml").chmod(0o644)

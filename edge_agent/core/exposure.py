@@ -1,6 +1,6 @@
 """Exposure checks: settings under which a secret or a conversation can be read by others.
 
-A key or password file anyone on the machine can read; a config file holding a secret and
+A key, password or badge secret file anyone on the machine can read; a config file holding a secret and
 readable by anyone; the agent reached over plain `ws://` on a network (the key and the
 visitor's voice in clear); an MQTT password sent without TLS to a broker elsewhere. None of
 these stops the kiosk (a bench set-up may want them): the daemon logs each at start and
@@ -46,7 +46,7 @@ def exposure_warnings(settings: Settings) -> list[str]:
     """One line per exposure found; empty when there is nothing to say."""
     out: list[str] = []
     a, m = settings.agent, settings.mqtt
-    files = [("agent.public_key_file", a.public_key_file)]
+    files = [("agent.public_key_file", a.public_key_file), ("badge.secret_file", settings.badge.secret_file)]
     if m.enabled:
         files += [("mqtt.password_file", m.password_file), ("mqtt.key_file", m.key_file)]
     for key, path in files:
