@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
-from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, QuietBatch, read_in_small_chunks
+from edge_agent.agent.wire import QUIET_BATCH_FRAMES, QUIET_SETTLE_S, BatchingConnection, QuietBatch, read_in_small_chunks
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
@@ -157,7 +157,7 @@ class AgentLink:
             self._queue.append((frame, captured_at))
         else:  # long silence: waits for a batch's worth (not live, so not timed as such)
             self._queue.append((frame, None))
-            if not self._quiet.due() and not self._held:
+            if len(self._queue) < QUIET_BATCH_FRAMES and not self._held:
                 return
         self._book_flush()
 

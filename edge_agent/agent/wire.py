@@ -101,29 +101,16 @@ class QuietBatch:
     def __init__(self, settle_s: float = QUIET_SETTLE_S) -> None:
         self.settle_s = settle_s
         self._sound_at = time.monotonic()
-        self._waiting = 0
 
     def restart(self) -> None:
         """Silence from now on goes out live for `settle_s` (a stream starting, audio held
         since the press handed over: it may end in speech)."""
         self._sound_at = time.monotonic()
-        self._waiting = 0
 
     def live(self, frame: bytes) -> bool:
         """Whether `frame`, about to be queued, goes out as it is captured (sound, or silence
-        within `settle_s` of sound); False: it is long silence and may wait (see `due`)."""
+        within `settle_s` of sound); False: it is long silence and may wait for a batch."""
         if frame.count(0) != len(frame):
             self.restart()
             return True
-        if time.monotonic() - self._sound_at < self.settle_s:
-            return True
-        self._waiting += 1
-        return False
-
-    def due(self) -> bool:
-        """After a frame `live` held back: whether the silence waiting fills a batch (then
-        it goes, and the count starts again)."""
-        if self._waiting < QUIET_BATCH_FRAMES:
-            return False
-        self._waiting = 0
-        return True
+        return time.monotonic() - self._sound_at < self.settle_s

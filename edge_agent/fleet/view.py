@@ -127,8 +127,6 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     password = password_from(args)
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
     settings = replace(settings, **overrides)
-    if password is None:  # the config's own (its file read only now: `sessions` and `gate` need none)
-        settings = settings.with_password()
     if mqtt_password_in_clear(settings):
         print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
     view = FleetView(settings.topic_prefix)
