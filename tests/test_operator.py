@@ -187,6 +187,51 @@ def test_only_what_uses_a_secret_reads_its_file(tmp_path: Path, key: str) -> Non
     assert not state.exists()
 
 
+NOT_UTF8 = bytes(range(0x80, 0xA0))
+"""32 bytes that are no UTF-8 text (as `head -c 32 /dev/urandom` nearly always is)."""
+
+
+@pytest.mark.parametrize(("key", "content", "says"), [
+    ("agent.public_key_file", NOT_UTF8, "is not UTF-8 text"),
+    ("mqtt.password_file", NOT_UTF8, "is not UTF-8 text"),
+    ("mqtt.password_file", b"p" * (64 * 1024 + 1), "is larger than 64 KiB"),
+], ids=["key-not-utf8", "password-not-utf8", "password-too-large"])  # fmt: skip
+def test_a_secret_file_that_is_no_secret_text_is_one_line_naming_the_key(tmp_path: Path, key: str, content: bytes, says: str) -> None:
+    """A key or password file that is not UTF-8 text was an 'unexpected error' (exit 70: systemd
+    restarts the service over and over) and the doctor crashed; one read far too large for a
+    secret (a path mistyped to a log or a disk image) was taken whole as the password. Both are
+    config errors naming the key and the file (78), never its content."""
+    state, secret = tmp_path / "state", tmp_path / "secret"
+    secret.write_bytes(content)
+    if key == "agent.public_key_file":
+        cfg, env = _config(tmp_path, state, agent={"public_key_file": str(secret)}), None
+    else:
+        cfg = _config(tmp_path, state, mqtt={"enabled": True, "host": "127.0.0.1", "port": 9, "username": "kiosk", "password_file": str(secret)})
+        env = {"EDGE_AGENT_PUBLIC_KEY": "k"}
+    line = one_line_error(ea("run", "-c", str(cfg), env=env, timeout_s=30), 78)
+    assert line.startswith(f"edge-agent: config error: {key}: {secret} {says}"), line
+    doctor = ea("doctor", "-c", str(cfg), env=env, timeout_s=30)
+    assert doctor.returncode == 78 and doctor.stdout.startswith(f"FAIL  config: {key}: {secret} {says}"), doctor.stdout + doctor.stderr
+    assert not state.exists()
+
+
+def test_a_badge_secret_of_random_bytes_is_the_secret_as_it_is(tmp_path: Path) -> None:
+    """'A file with at least 16 random bytes': made with `head -c 32 /dev/urandom` it is no UTF-8
+    text, and run and doctor ended in 'unexpected error: UnicodeDecodeError' (exit 70). Its bytes
+    are the HMAC key as they are; a text secret is read as before (trailing newline, CRLF)."""
+    from edge_agent.core import config
+
+    state, secret = tmp_path / "state", tmp_path / "badge_secret"
+    secret.write_bytes(NOT_UTF8)
+    cfg = _config(tmp_path, state, badge={"device": str(tmp_path / "no-reader"), "secret_file": str(secret)})
+    doctor = ea("doctor", "-c", str(cfg), "--meter-s", "0.3", env={"EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=60)
+    assert doctor.returncode == 1 and "FAIL  config" not in doctor.stdout and "unexpected error" not in doctor.stderr, doctor.stdout + doctor.stderr
+    assert config.load(cfg).badge.with_secret().secret == NOT_UTF8
+    for text in (b"0123456789abcdef0123\n", b"0123456789abcdef0123\r\n", b"  0123456789abcdef0123  "):
+        secret.write_bytes(text)
+        assert config.load(cfg).badge.with_secret().secret == b"0123456789abcdef0123"
+
+
 def test_doctor_warns_first_when_the_service_holds_the_devices(tmp_path: Path) -> None:
     """On a Pi the sound card and the GPIO pins serve one process: doctor run beside the running
     service would fail on them with nothing saying why. It says so first (and only then)."""

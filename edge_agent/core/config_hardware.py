@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from edge_agent.core.slots import MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
-from edge_agent.core.tomlsection import Section, secret_from_file
+from edge_agent.core.tomlsection import Section, secret_bytes_from_file
 from edge_agent.errors import ConfigError
 
 
@@ -124,7 +124,7 @@ class BadgeSettings:
         is empty or is shorter than MIN_SECRET_BYTES."""
         if self.secret is not None or not self.secret_file:
             return self
-        secret = (secret_from_file("badge.secret_file", self.secret_file) or "").encode("utf-8")
+        secret = secret_bytes_from_file("badge.secret_file", self.secret_file)
         if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError("badge.secret_file", f"the secret must be at least {MIN_SECRET_BYTES} bytes")
         return replace(self, secret=secret)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import ConfigError
@@ -118,16 +117,60 @@ def module_available(name: str) -> bool:
         return False
 
 
-def secret_from_file(key: str, path: str | None) -> str | None:
-    if not path:
-        return None
+SECRET_FILE_MAX_BYTES = 64 * 1024
+"""Largest secret file read (a key, a password or a badge secret is well under 1 KiB): a path
+mistyped to a log, a disk image or /dev/zero is refused, not read into memory."""
+
+
+def _secret_file_bytes(key: str, path: str) -> bytes:
+    """The file's bytes; ConfigError naming `key` (never the content) when it cannot be read, is
+    larger than SECRET_FILE_MAX_BYTES or holds nothing but white space."""
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
+        with open(path, "rb") as f:
+            raw = f.read(SECRET_FILE_MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > SECRET_FILE_MAX_BYTES:
+        raise ConfigError(key, f"{path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB: not a secret file")
+    if not raw.strip():
+        raise ConfigError(key, f"{path} is empty")
+    return raw
+
+
+def _as_text(raw: bytes) -> str | None:
+    """`raw` as the text a secret is: UTF-8, newlines as text mode reads them, white space
+    around it (a trailing newline, CRLF) dropped; None when it is not UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def secret_from_file(key: str, path: str | None) -> str | None:
+    """The secret text in `path` (None: no file set). ConfigError naming `key`, never the
+    content, when it cannot be read, is empty, too large or not UTF-8 text."""
+    if not path:
+        return None
+    text = _as_text(_secret_file_bytes(key, path))
+    if text is None:
+        raise ConfigError(key, f"{path} is not UTF-8 text")
     if not text:
         raise ConfigError(key, f"{path} is empty")
     return text
+
+
+def secret_bytes_from_file(key: str, path: str) -> bytes:
+    """A secret that is bytes (the badge secret, an HMAC key): a text file as `secret_from_file`
+    reads it, UTF-8 encoded; a file that is not UTF-8 text (`head -c 32 /dev/urandom`) byte for
+    byte. ConfigError naming `key` as `secret_from_file`."""
+    raw = _secret_file_bytes(key, path)
+    text = _as_text(raw)
+    if text is None:
+        return raw
+    if not text:
+        raise ConfigError(key, f"{path} is empty")
+    return text.encode("utf-8")
 
 
 def url_or_none(s: Section, key: str) -> str | None:

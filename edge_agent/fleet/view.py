@@ -12,13 +12,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from edge_agent.core import config
 from edge_agent.core.config import MQTT_PASSWORD_ENV
 from edge_agent.core.exposure import mqtt_password_in_clear
-from edge_agent.errors import ConfigError
+from edge_agent.core.tomlsection import secret_from_file
 
 LEAVES = ("availability", "state", "event", "metrics")
 
@@ -103,13 +102,7 @@ def password_from(args: argparse.Namespace) -> str | None:
     warning, --password (which every user sees in the process list); None keeps the config's
     (itself from EDGE_AGENT_MQTT_PASSWORD, mqtt.password_file or mqtt.password)."""
     if args.password_file:
-        try:
-            text = Path(args.password_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError("--password-file", f"cannot read {args.password_file}: {exc.strerror or exc}") from None
-        if not text:
-            raise ConfigError("--password-file", f"{args.password_file} is empty")
-        return text
+        return secret_from_file("--password-file", args.password_file)
     if args.ask_password:
         import getpass  # here, not at the top: the command line imports this module for every command
 
