@@ -195,3 +195,38 @@ def test_long_silence_goes_out_a_batch_at_a_time_and_sound_at_once(tmp_path: Pat
     assert sound_write_bytes > 2 * len(SILENCE), "the sound frame did not take the silence held before it"
     timed = len(stats.capture_to_wire_ms)  # the sound frames and the silence of the first 0.3 s
     assert 2 <= timed <= 14, f"{timed} of {len(sent)} frames timed as live: held silence must not be"
+
+
+def test_the_stream_starts_live_at_onready_with_nothing_held(tmp_path: Path) -> None:
+    """At `onready` the stream starts (the kiosk sends a frame of silence at once: Uplink.start_stream)
+    and its first second goes out live. With nothing held (`audio.backlog_ms = 0`, or an agent
+    ready before a frame was captured) the settle clock was left where `initiate` set it: an agent
+    slower than that to say `onready` had the stream's first frames wait for a batch of eight."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await asyncio.sleep(0.5)  # a server slow to start the session: longer than the settle time
+        await ws.send(json.dumps({"method": "onready", "payload": {"session_id": "s1"}}))
+        async for _ in ws:
+            pass
+
+    async def main() -> tuple[list[int], float | None]:
+        ready = asyncio.Event()
+        async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            settings = kiosk_settings(tmp_path, f"ws://127.0.0.1:{port}/", agent={"ping_interval_s": 120.0, "compression": False}).agent
+            link = AgentLink(settings, 1, lambda e: ready.set() if isinstance(e, c.FromAgent) else None, LinkStats(), quiet_settle_s=0.3)
+            link.start(None)
+            await asyncio.wait_for(ready.wait(), 10)
+            with counted_writes(link) as writes:
+                link.send_held([])  # what the daemon does at onready with an empty backlog
+                link.send_audio(SILENCE)  # Uplink.start_stream's frame
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the flush it booked runs
+            first = link.first_audio_sent_at
+            link.close()
+            await link.wait_closed()
+            return writes, first
+
+    writes, first = asyncio.run(main())
+    assert first is not None and len(writes) == 1, "the stream's first frame waited for a batch"

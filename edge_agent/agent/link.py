@@ -163,11 +163,14 @@ class AgentLink:
 
     def send_held(self, frames: list[bytes]) -> None:
         """Queue the audio held since the press, in order, ahead of the live stream. It is bounded
-        by its own backlog, so it bypasses the live queue's one-second bound."""
-        if self._closing or not frames:
+        by its own backlog, so it bypasses the live queue's one-second bound. Called at `onready`,
+        held audio or none: the stream starts here, and its first `quiet_settle_s` go out live."""
+        if self._closing:
+            return
+        self._quiet.restart()
+        if not frames:
             return
         self._held.extend(frames)
-        self._quiet.restart()
         self._book_flush()
 
     def _book_flush(self) -> None:
