@@ -113,6 +113,7 @@ def _positive_int(text: str) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import DB_NAME, SessionStore
+    from edge_agent.core.storeread import recent_read_only
 
     settings = _load(args)
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
@@ -129,11 +130,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         else:
             print(f"no sessions stored in {state_dir}")
         return 0
-    store = SessionStore(state_dir, settings.session.keep_sessions)
-    try:
-        if store.fault is not None:  # a listing from memory, or a wipe of it, would mislead
-            raise StoreError(f"session store unusable: {store.fault}")
-        if args.forget:
+    if args.forget:
+        store = SessionStore(state_dir, settings.session.keep_sessions)
+        try:
+            if store.fault is not None:  # a wipe of a copy in memory would mislead
+                raise StoreError(f"session store unusable: {store.fault}")
             if settings.session.share and settings.mqtt.enabled:  # the fleet's copies first
                 from edge_agent.fleet.share import clear_pointers
 
@@ -141,21 +142,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             count = store.forget()
             print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
             return 0
-        rows = store.recent(args.limit)
-        if args.json:
-            print(json.dumps([r.__dict__ for r in rows], indent=1))
-            return 0
-        if not rows:
-            print(f"no sessions stored in {state_dir}")
-            return 0
-        print(f"{'started':<19} {'length':>8} {'ended by':<12} agent/slot session")
-        for r in rows:
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
-            dur = f"{r.ended_at - r.started_at:7.1f}s" if r.ended_at else "   open "
-            cont = f" continues {r.continued_from}" if r.continued_from else ""
-            print(f"{started} {dur} {r.end_reason or '-':<12} {r.agent}/{r.slot} {r.id}{cont}")
-    finally:
-        store.close()
+        finally:
+            store.close()
+    # read-only: `sudo edge-agent sessions` must leave no root-owned file in the service's state dir
+    rows = recent_read_only(state_dir / DB_NAME, args.limit)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=1))
+        return 0
+    if not rows:
+        print(f"no sessions stored in {state_dir}")
+        return 0
+    print(f"{'started':<19} {'length':>8} {'ended by':<12} agent/slot session")
+    for r in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+        dur = f"{r.ended_at - r.started_at:7.1f}s" if r.ended_at else "   open "
+        cont = f" continues {r.continued_from}" if r.continued_from else ""
+        print(f"{started} {dur} {r.end_reason or '-':<12} {r.agent}/{r.slot} {r.id}{cont}")
     return 0
 
 

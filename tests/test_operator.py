@@ -109,6 +109,47 @@ def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(
     assert line.startswith("FAIL") and f"not writable by {owner}" in line, line
 
 
+# ----------------------------------------------------------------------------- sessions: reading changes nothing
+def test_listing_sessions_changes_nothing_in_the_state_dir(tmp_path: Path) -> None:
+    """`sudo edge-agent sessions` opened the store for writing: a corrupt database was moved aside
+    and a fresh one made, owned by root (the service user could then not keep sessions: no resume
+    until someone chowned it), and the listing said 'no sessions stored', exit 0. Listing now
+    reads without writing: a corrupt store is one line (exit 1) and stays where the kiosk's next
+    start deals with it; a healthy one (here also one written by an older edge-agent) is listed
+    with every file as it was."""
+    state = tmp_path / "state"
+    store = SessionStore(state)
+    store.record_start("s-one", "a", "default", None)
+    store.record_start("s-two", "a", "room-4", "s-one")
+    store.close()
+    as_service = os.geteuid() == 0  # as root, the files belong to another user, as on a kiosk
+    for path in (state, *state.iterdir()):
+        if as_service:
+            os.chown(path, NOBODY, NOBODY)
+    before = _files(state)
+    out = ea("sessions", "--state-dir", str(state))
+    assert out.returncode == 0 and "s-two continues s-one" in out.stdout and "s-one" in out.stdout, out.stdout + out.stderr
+    assert _files(state) == before
+
+    import sqlite3
+
+    db = sqlite3.connect(state / DB_NAME)  # a store written before resumed_at existed
+    db.executescript("DROP INDEX sessions_last_start; ALTER TABLE sessions DROP COLUMN resumed_at; VACUUM;")
+    db.close()
+    if as_service:
+        os.chown(state / DB_NAME, NOBODY, NOBODY)
+    before = _files(state)
+    out = ea("sessions", "--state-dir", str(state), "--json")
+    assert out.returncode == 0 and '"s-two"' in out.stdout, out.stdout + out.stderr
+    assert _files(state) == before
+
+    (state / DB_NAME).write_bytes(b"not a database " * 1000)
+    before = _files(state)
+    line = one_line_error(ea("sessions", "--state-dir", str(state)), 1)
+    assert "corrupt" in line and str(state / DB_NAME) in line, line
+    assert _files(state) == before  # not moved aside, no fresh database (root's, under sudo)
+
+
 # ----------------------------------------------------------------------------- the agent's key
 def test_only_what_talks_to_the_agent_reads_its_key_file(tmp_path: Path) -> None:
     state = tmp_path / "state"

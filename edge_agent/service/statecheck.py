@@ -20,9 +20,9 @@ import pwd
 import sqlite3
 import stat
 from pathlib import Path
-from urllib.parse import quote
 
 from edge_agent.core.store import DB_NAME, is_corruption
+from edge_agent.core.storeread import connect_read_only
 from edge_agent.errors import EdgeAgentError
 
 WRITE_HINT = "the service user needs write access (systemd's StateDirectory= gives it); a read-only remount after SD card errors (dmesg) also does this"
@@ -134,10 +134,8 @@ def _count_read_only(db: Path) -> int:
     """Sessions in the database, read without creating a file: `immutable=1` when no `-wal` shows
     an open store (nothing to miss, and SQLite then makes no -wal/-shm), else `mode=ro` (both are
     there; a -shm missing would be made, owned by the database's owner even as root)."""
-    wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
-    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
     try:
-        conn = sqlite3.connect(f"file:{quote(str(db))}?{mode}", uri=True, timeout=0.5)
+        conn = connect_read_only(db)
     except sqlite3.Error as exc:
         raise StateDirProblem(f"{db}: cannot open: {exc}", WRITE_HINT) from None
     try:

@@ -1,0 +1,51 @@
+"""Reading the session store without writing to it: `edge-agent sessions` and the doctor.
+
+Both are often run as root (`sudo edge-agent sessions`) on the service's state dir. Opening the
+store as `SessionStore` does (for writing, a corrupt file moved aside and a fresh database made)
+would leave root's files there, which the service user can then not write: the kiosk would run
+without resume. Here the database is opened read-only in a way that leaves no `-wal` or `-shm`
+file behind: `immutable=1` while no `-wal` file shows an open store (nothing to miss, and SQLite
+then makes no -wal/-shm), else `mode=ro` (both are there: a -shm missing would be made).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from edge_agent.core.store import _COLUMNS, _LAST_START, StoredSession, is_corruption
+from edge_agent.errors import StoreError
+
+
+def connect_read_only(db: Path, timeout_s: float = 0.5) -> sqlite3.Connection:
+    """`db` opened for reading only, creating no file (sqlite3.Error when it cannot be)."""
+    wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
+    return sqlite3.connect(f"file:{quote(str(db))}?{mode}", uri=True, timeout=timeout_s)
+
+
+def recent_read_only(db: Path, limit: int) -> list[StoredSession]:
+    """The newest `limit` sessions in `db`, newest first, as `SessionStore.recent` lists them,
+    read without writing: a store of an older edge-agent (no `resumed_at`) or one without a
+    sessions table reads as it is. StoreError when the file is corrupt or cannot be read (a
+    corrupt one is left where it is: the kiosk moves it aside when it next starts)."""
+    try:
+        conn = connect_read_only(db)
+    except sqlite3.Error as exc:
+        raise StoreError(f"session store {db}: cannot open: {exc}") from None
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+        if not columns:
+            return []
+        wanted, last_start = _COLUMNS, _LAST_START
+        if "resumed_at" not in columns:  # written by an older edge-agent; `run` adds the column
+            wanted, last_start = _COLUMNS.replace("resumed_at", "NULL"), "started_at"
+        rows = conn.execute(f"SELECT {wanted} FROM sessions ORDER BY {last_start} DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [StoredSession(*row) for row in rows]
+    except sqlite3.Error as exc:
+        if is_corruption(exc):
+            raise StoreError(f"session store {db} is corrupt ({exc}): the kiosk moves it aside when it next starts") from None
+        raise StoreError(f"session store {db}: cannot read: {exc}") from None
+    finally:
+        conn.close()
