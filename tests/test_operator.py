@@ -150,6 +150,26 @@ def test_listing_sessions_changes_nothing_in_the_state_dir(tmp_path: Path) -> No
     assert _files(state) == before  # not moved aside, no fresh database (root's, under sudo)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a store owned by another user, as `sudo edge-agent sessions --forget` meets it")
+def test_forget_as_root_leaves_the_store_to_its_owner(tmp_path: Path) -> None:
+    """`sudo edge-agent sessions --forget` on a corrupt store moved it aside (then deleted it) and
+    made a fresh database owned by root in the service's state dir: the kiosk could no longer keep
+    sessions. A database the store makes takes the state dir's owner (SQLite gives -wal and -shm
+    the database's)."""
+    state = tmp_path / "state"
+    store = SessionStore(state)
+    store.record_start("s-one", "a", "default", None)
+    store.close()
+    (state / DB_NAME).write_bytes(b"not a database " * 1000)
+    for path in (state, *state.iterdir()):
+        os.chown(path, NOBODY, NOBODY)
+    out = ea("sessions", "--state-dir", str(state), "--forget")
+    assert out.returncode == 0 and "forgot 0 sessions" in out.stdout, out.stdout + out.stderr
+    files = _files(state)
+    assert DB_NAME in files and not any(".corrupt-" in name for name in files), files
+    assert all(uid == NOBODY for uid, _ in files.values()), files
+
+
 # ----------------------------------------------------------------------------- the agent's key
 def test_only_what_talks_to_the_agent_reads_its_key_file(tmp_path: Path) -> None:
     state = tmp_path / "state"
