@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import DATA, read_wav
 
-from edge_agent.audio.earcons import EarconRemover, Earcons, orthonormal_columns
+from edge_agent.audio.earcons import REMOVAL_BLOCK, EarconRemover, Earcons, orthonormal_columns
 from edge_agent.audio.gate import NOISE, WEAK, VadGate
 from edge_agent.audio.gate import SPEECH as SPEECH_LIKE
 from edge_agent.core.config import VadSettings
@@ -144,6 +144,26 @@ def test_the_earcon_remover_projects_as_pinv_did_without_touching_lapack(monkeyp
     q = orthonormal_columns(basis)
     assert q.shape == (160, 2)
     assert np.allclose(q @ q.T, basis @ np.linalg.pinv(basis), atol=1e-12)
+
+
+def test_the_earcon_remover_keeps_a_basis_and_cleans_as_the_dense_projection_did() -> None:
+    """Per set of earcons the remover keeps Q (160 x k), not the dense 160 x 160 I - Q Qᵀ it used
+    to (0.2 MB each in the daemon), and what it sends on is what that matrix gave, to rounding."""
+    remover = EarconRemover()
+    remover.played("press", 10.0, 10.06)
+    remover.played("ready", 10.1, 10.28)
+    rng = np.random.default_rng(7)
+    tone = np.frombuffer(Earcons(True, 0.3).get("ready")[FB : 2 * FB], "<i2").astype(np.float64)
+    frame = np.clip(np.rint(tone + rng.normal(0.0, 300.0, tone.size)), -32768, 32767).astype("<i2").tobytes()
+    cleaned, _ = remover.clean(frame, 10.13, 0.03)
+    (q,) = remover._bases.values()
+    assert q.shape[0] == REMOVAL_BLOCK and q.shape[1] < REMOVAL_BLOCK // 4
+    dense = np.eye(REMOVAL_BLOCK) - q @ q.T
+    x = np.frombuffer(frame, "<i2").astype(np.float64).reshape(-1, REMOVAL_BLOCK)
+    expected = np.clip(np.rint((x @ dense.T).ravel()), -32768, 32767)
+    got = np.frombuffer(cleaned, "<i2").astype(np.float64)
+    # equal but where a value within ~1e-12 of .5 rounds the other way
+    assert np.abs(got - expected).max() <= 1.0 and np.count_nonzero(got != expected) <= 2
 
 
 # ----------------------------------------------------------------------------- the press prior
