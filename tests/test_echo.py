@@ -401,3 +401,15 @@ def test_an_earcon_does_not_raise_the_gates_bar_but_the_agents_voice_does(enable
         at += 0.03
         canceller.process(silence, at)
     assert canceller.agent_audible
+
+
+def test_a_canceller_that_is_off_keeps_no_delay_history() -> None:
+    """With echo_cancel off nothing estimates the delay: no 2 x 64 kB of mic and reference history
+    (the ring stays: the gate's `far_end` follows the agent's voice either way, tested above)."""
+    off, on = EchoCanceller(make_backend(False)), EchoCanceller(make_backend(True))
+    assert off._hist_ref.nbytes + off._hist_mic.nbytes == 0
+    assert on._hist_ref.nbytes == on._hist_mic.nbytes == 2 * 32768
+    off.ring.write(AGENT[: 2 * SR], 10.0)
+    for i in range(40):
+        off.process(bytes(960), 10.03 + 0.03 * i)
+    assert off.agent_audible and off.stats.frames_processed == 0

@@ -179,7 +179,8 @@ class EchoCanceller:
         self.delay_ms: float | None = None
         """The latest confident estimate of the whole delay the canceller sees (bulk + residual)."""
         self._max_lag_s = max_lag_s
-        win = 1 << math.ceil(math.log2(estimate_every_s * SAMPLE_RATE_HZ))
+        # the delay estimator's history (2 x 64 kB); only a canceller that runs keeps one
+        win = 1 << math.ceil(math.log2(estimate_every_s * SAMPLE_RATE_HZ)) if self.enabled else 0
         self._hist_ref = np.zeros(win, dtype=np.int16)
         self._hist_mic = np.zeros(win, dtype=np.int16)
         self._hist_loud = 0  # loud reference blocks in the history since the last estimate
