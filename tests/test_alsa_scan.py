@@ -14,7 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
+
+from edge_agent.devtools.pulse import PulseServer
 
 PROBE = r"""
 import asyncio, json
@@ -211,3 +214,50 @@ Rss:                   4 kB
 Anonymous:             0 kB
 """
     assert releasable(relro.splitlines(keepends=True)) == [], "a private page in swap, or no Swap line to tell"
+
+
+PULSE_PROBE = r"""
+import asyncio, json
+from edge_agent.audio.probepages import DEVICE_LOAD_ONLY
+from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
+
+def code_kb(prefixes):  # resident kB of the code of these libraries, and whether any is mapped
+    kb, mapped, code = 0, False, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5:
+                name = head[-1].rsplit("/", 1)[-1]
+                mapped = mapped or name.startswith(prefixes)
+                code = head[1].startswith("r-x") and name.startswith(prefixes)
+            elif code and line.startswith("Rss:"):
+                kb += int(head[1])
+    return kb, mapped
+
+loop = asyncio.new_event_loop()
+mic, speaker = PyAudioSource("pulse", 30), PyAudioSink("pulse", 60)
+mic.start(loop, lambda frame, at: None)
+speaker.start(loop, lambda: None)
+(loaded_kb, loaded), (pulse_kb, _) = code_kb(DEVICE_LOAD_ONLY), code_kb(("libpulse",))
+speaker.stop()
+mic.stop()
+print(json.dumps({"load_only_kb": loaded_kb, "load_only_mapped": loaded, "libpulse_kb": pulse_kb}))
+"""
+
+
+@pytest.mark.slow
+def test_the_code_only_loading_the_pulse_device_ran_is_given_back(tmp_path: Path) -> None:
+    """The `pulse` plugin pulls in libsndfile and its codecs, X11, libsystemd, D-Bus... through
+    libpulsecommon; what loading them touched (~2 MB) stays resident though a stream never runs
+    it. Once its streams are open the kiosk gives it back; libpulse, which runs every period, keeps
+    its pages."""
+    pulse = PulseServer(tmp_path / "pulse").start()
+    try:
+        env = {**os.environ, **pulse.env, "JACK_NO_START_SERVER": "1"}
+        run = subprocess.run([sys.executable, "-c", PULSE_PROBE], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    finally:
+        pulse.kill()
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["load_only_mapped"] and out["libpulse_kb"] > 0, out
+    assert out["load_only_kb"] == 0, out

@@ -10,6 +10,13 @@ pages still identical to the file: they drop out of the process's page tables, s
 cache, and should the code run again (a JACK server after all) it faults back in from there. So
 only mappings that are not writable and hold no private (copied-on-write) page, resident or in
 swap, are given back: a library's relocated data is never touched.
+
+The same holds for what opening the `pulse` device loads (`DEVICE_LOAD_ONLY`): the ALSA plugin
+links libpulse, whose common library links libsndfile (and through it FLAC, Vorbis, Opus, MP3
+codecs), X11 and xcb, libsystemd (and libgcrypt, lz4, zstd), D-Bus and libasyncns. Loading them
+touched ~2 MB of their code (relocations, symbol look-ups, constructors) that a client playing
+and recording a stream does not run again; once the stream is open the kiosk gives those pages
+back the same way. Whatever of it does run later faults back in from the page cache.
 """
 
 from __future__ import annotations
@@ -23,6 +30,33 @@ log = logging.getLogger(__name__)
 
 PROBE_ONLY = ("libjack.so", "libdb-")
 """Libraries (file-name prefixes) whose code only PortAudio's JACK probe runs in the kiosk."""
+
+DEVICE_LOAD_ONLY = (
+    "libsndfile.so",
+    "libFLAC.so",
+    "libvorbis",
+    "libogg.so",
+    "libopus.so",
+    "libmp3lame.so",
+    "libmpg123.so",
+    "libX11",
+    "libxcb.so",
+    "libXau.so",
+    "libXdmcp.so",
+    "libsystemd.so",
+    "libgcrypt.so",
+    "libgpg-error.so",
+    "liblz4.so",
+    "libzstd.so",
+    "libbsd.so",
+    "libmd.so",
+    "libcap.so",
+    "libdbus-1.so",
+    "libasyncns.so",
+)
+"""Libraries (file-name prefixes) the `pulse` device's plugin pulls in through libpulsecommon whose
+code a stream does not run (not libpulse, libpulsecommon or libasound themselves: those run every
+period). Prefixes of libraries a device does not load match nothing."""
 
 MADV_DONTNEED = 4
 """Linux's value on every architecture the kiosk runs on (asm-generic/mman-common.h)."""
