@@ -217,31 +217,38 @@ Anonymous:             0 kB
 
 
 PULSE_PROBE = r"""
-import asyncio, json
+import asyncio, json, time
+import pyaudio
 from edge_agent.audio.probepages import DEVICE_LOAD_ONLY
 from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
 
-def code_kb(prefixes):  # resident kB of the code of these libraries, and whether any is mapped
-    kb, mapped, code = 0, False, False
+def code_kb(prefixes, perms=("r-x",)):  # resident kB of these libraries' code (or other mappings), and whether any is mapped
+    kb, mapped, counted = 0, False, False
     with open("/proc/self/smaps") as smaps:
         for line in smaps:
             head = line.split()
             if "-" in head[0] and len(head) >= 5:
                 name = head[-1].rsplit("/", 1)[-1]
                 mapped = mapped or name.startswith(prefixes)
-                code = head[1].startswith("r-x") and name.startswith(prefixes)
-            elif code and line.startswith("Rss:"):
+                counted = head[1].startswith(perms) and name.startswith(prefixes)
+            elif counted and line.startswith("Rss:"):
                 kb += int(head[1])
     return kb, mapped
 
+read_only = ("r-x", "r--")
+pa = pyaudio.PyAudio()  # the device scan: ALSA's configuration parsed, every PCM opened
+asound_scanned_kb = code_kb(("libasound.so",), read_only)[0]
+pa.terminate()
 loop = asyncio.new_event_loop()
 mic, speaker = PyAudioSource("pulse", 30), PyAudioSink("pulse", 60)
 mic.start(loop, lambda frame, at: None)
 speaker.start(loop, lambda: None)
 (loaded_kb, loaded), (pulse_kb, _) = code_kb(DEVICE_LOAD_ONLY), code_kb(("libpulse",))
+time.sleep(0.5)  # what the streams run of libasound comes back meanwhile
+asound_streaming_kb = code_kb(("libasound.so",), read_only)[0]
 speaker.stop()
 mic.stop()
-print(json.dumps({"load_only_kb": loaded_kb, "load_only_mapped": loaded, "libpulse_kb": pulse_kb}))
+print(json.dumps({"load_only_kb": loaded_kb, "load_only_mapped": loaded, "libpulse_kb": pulse_kb, "asound_scanned_kb": asound_scanned_kb, "asound_streaming_kb": asound_streaming_kb}))
 """
 
 
@@ -249,8 +256,8 @@ print(json.dumps({"load_only_kb": loaded_kb, "load_only_mapped": loaded, "libpul
 def test_the_code_only_loading_the_pulse_device_ran_is_given_back(tmp_path: Path) -> None:
     """The `pulse` plugin pulls in libsndfile and its codecs, X11, libsystemd, D-Bus... through
     libpulsecommon; what loading them touched (~2 MB) stays resident though a stream never runs
-    it. Once its streams are open the kiosk gives it back; libpulse, which runs every period, keeps
-    its pages."""
+    it. Once its streams are open the kiosk gives it back, and what of libasound only the scan and
+    the set-up ran; libpulse, which runs every period, keeps its pages."""
     pulse = PulseServer(tmp_path / "pulse").start()
     try:
         env = {**os.environ, **pulse.env, "JACK_NO_START_SERVER": "1"}
@@ -261,3 +268,4 @@ def test_the_code_only_loading_the_pulse_device_ran_is_given_back(tmp_path: Path
     out = json.loads(run.stdout.splitlines()[-1])
     assert out["load_only_mapped"] and out["libpulse_kb"] > 0, out
     assert out["load_only_kb"] == 0, out
+    assert out["asound_streaming_kb"] < out["asound_scanned_kb"], out
