@@ -217,7 +217,7 @@ Anonymous:             0 kB
 
 
 PULSE_PROBE = r"""
-import asyncio, json, time
+import asyncio, json, socket, time
 import pyaudio
 from edge_agent.audio.probepages import DEVICE_LOAD_ONLY
 from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
@@ -244,11 +244,16 @@ mic, speaker = PyAudioSource("pulse", 30), PyAudioSink("pulse", 60)
 mic.start(loop, lambda frame, at: None)
 speaker.start(loop, lambda: None)
 (loaded_kb, loaded), (pulse_kb, _) = code_kb(DEVICE_LOAD_ONLY), code_kb(("libpulse",))
+load_only_started_kb = code_kb(DEVICE_LOAD_ONLY, read_only)[0]
+socket.getaddrinfo("localhost", 1883)  # what connecting to the agent and the broker does
+load_only_connected_kb = code_kb(DEVICE_LOAD_ONLY, read_only)[0]
 time.sleep(0.5)  # what the streams run of libasound comes back meanwhile
 asound_streaming_kb = code_kb(("libasound.so",), read_only)[0]
 speaker.stop()
 mic.stop()
-print(json.dumps({"load_only_kb": loaded_kb, "load_only_mapped": loaded, "libpulse_kb": pulse_kb, "asound_scanned_kb": asound_scanned_kb, "asound_streaming_kb": asound_streaming_kb}))
+out = {"load_only_kb": loaded_kb, "load_only_mapped": loaded, "libpulse_kb": pulse_kb, "asound_scanned_kb": asound_scanned_kb}
+out.update(asound_streaming_kb=asound_streaming_kb, load_only_started_kb=load_only_started_kb, load_only_connected_kb=load_only_connected_kb)
+print(json.dumps(out))
 """
 
 
@@ -257,7 +262,8 @@ def test_the_code_only_loading_the_pulse_device_ran_is_given_back(tmp_path: Path
     """The `pulse` plugin pulls in libsndfile and its codecs, X11, libsystemd, D-Bus... through
     libpulsecommon; what loading them touched (~2 MB) stays resident though a stream never runs
     it. Once its streams are open the kiosk gives it back, and what of libasound only the scan and
-    the set-up ran; libpulse, which runs every period, keeps its pages."""
+    the set-up ran; libpulse, which runs every period, keeps its pages. Connecting somewhere
+    afterwards does not make them resident again."""
     pulse = PulseServer(tmp_path / "pulse").start()
     try:
         env = {**os.environ, **pulse.env, "JACK_NO_START_SERVER": "1"}
@@ -269,3 +275,5 @@ def test_the_code_only_loading_the_pulse_device_ran_is_given_back(tmp_path: Path
     assert out["load_only_mapped"] and out["libpulse_kb"] > 0, out
     assert out["load_only_kb"] == 0, out
     assert out["asound_streaming_kb"] < out["asound_scanned_kb"], out
+    # the first host name looked up does not bring them back (the idna codec is loaded before)
+    assert out["load_only_connected_kb"] <= out["load_only_started_kb"], out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import encodings.idna  # noqa: F401  # before any device opens: see below
 import logging
 import threading
 import time
@@ -29,6 +30,12 @@ from edge_agent.audio.resample import Resampler, to_channels, to_mono
 from edge_agent.errors import AudioError
 
 log = logging.getLogger(__name__)
+
+# The idna codec above: every host name the daemon connects to (the agent, the MQTT broker) goes
+# through it (socket.getaddrinfo), and its first use loads unicodedata's shared library. Loaded
+# after the `pulse` device, that library's symbol look-ups walked the tables of the libraries the
+# device pulled in and made ~0.5 MB of what `_open_and_start` gave back (audio/probepages.py)
+# resident again; loaded with this module, before any device, it touches none of them.
 
 
 def _pyaudio() -> Any:
