@@ -6,7 +6,8 @@ the speaker audio heard over the same stretch of time (`reference.Alignment` ove
 `ReferenceRing` the speaker fills), feeds both, 10 ms at a time, to the backend and returns the
 cleaned frame. It also
 - estimates the echo path's delay (GCC-PHAT over the last seconds of far-end audio) and moves the
-  reference when the delay falls outside what the backend tracks by itself;
+  reference when the delay falls outside what the backend tracks by itself, and at the rate the
+  delay drifts (clocks the timestamps do not see: echodrift.py), so the path stays still for it;
 - says whether the far end (agent audio or an earcon) is audible at the mic right now
   (`far_active`, with a hold for the room's reverberation), which the daemon tells the gate;
 - says whether a frame is the canceller's leftover of the agent's voice rather than the visitor
@@ -32,7 +33,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.echodelay import estimate_delay, speaker_share
+from edge_agent.audio.echodelay import DECIMATE, estimate_delay, speaker_share
+from edge_agent.audio.echodrift import DriftFit
 from edge_agent.audio.echolevel import ECHO_FRAME_DB, EchoLevel
 from edge_agent.audio.reference import Alignment, ReferenceRing
 from edge_agent.errors import AudioError, ConfigError
@@ -189,6 +191,9 @@ class EchoCanceller:
         self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
         self._was_cancelling: bool | None = False  # the estimate before: cancelling, not, or None: could not tell
         self._cancelled_at_s: float | None = None  # a lag the canceller was seen cancelling at since the last move
+        self.drift = DriftFit()
+        """The echo path's drift the timestamps miss; the bulk delay moves at its rate."""
+        self._now = 0.0  # capture time of the last frame
         self.residual_echo = False
         """The last frame is the kiosk's own sound, not the visitor: the canceller's leftover of
         the far end (see RESIDUAL_CANCELLED_DB), or an earcon told of with `play_cue` and its
@@ -219,6 +224,7 @@ class EchoCanceller:
         if n % BLOCK:
             raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
         self.stats.frames += 1
+        self._now = captured_at
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
         n_blocks, loud_blocks = n // BLOCK, 0
         energy = None
@@ -308,7 +314,8 @@ class EchoCanceller:
     def _estimate(self) -> None:
         """Acts on an estimate only when the one before agrees (within 3 ms): speech repeats
         itself enough that a lone estimate can point at the wrong lag with fair confidence."""
-        lag_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05)
+        fine_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05, subsample=True)
+        lag_s = round(fine_s * SAMPLE_RATE_HZ / DECIMATE) * DECIMATE / SAMPLE_RATE_HZ  # decisions on the 4 kHz grid
         self.stats.delay_estimates += 1
         e_mic, e_out = self._since_estimate
         self._since_estimate = [1.0, 1.0]
@@ -321,6 +328,9 @@ class EchoCanceller:
             return
         bulk_s = self.alignment.delay_s
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
+        # the whole delay (the bulk as it was mid-history, plus the lag) onto the drift line
+        mid_s = len(self._hist_mic) / 2 / SAMPLE_RATE_HZ
+        self.alignment.rate = self.drift.add(self._now, bulk_s - self.alignment.rate * mid_s + fine_s)
         seen_cancelling = self._cancelled_at_s is not None and abs(lag_s - self._cancelled_at_s) <= 0.003
         if not 0.0 <= lag_s <= MOVE_BEYOND_S and cancelling is False and not was_cancelling and not seen_cancelling:  # beyond what AEC3 follows: move
             self.stats.delay_moves += 1

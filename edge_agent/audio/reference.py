@@ -117,9 +117,16 @@ class Alignment:
         self.resyncs = 0
         self.error = 0.0
         """Smoothed difference (samples) between where the timestamps point and where we read."""
+        self.rate = 0.0
+        """Seconds `delay_s` gains per second of capture time: the echo path's drift that the
+        timestamps do not see (fitted by the canceller, echodrift.py), followed between estimates."""
+        self._last_at: float | None = None
 
     def take(self, n: int, first_sample_at: float) -> np.ndarray:
         """Reference for a frame of `n` samples whose first sample was captured at `first_sample_at`."""
+        if self.rate and self._last_at is not None:
+            self.delay_s = max(0.0, self.delay_s + self.rate * (first_sample_at - self._last_at))
+        self._last_at = first_sample_at
         target = self.ring.index_at(first_sample_at - self.delay_s)
         if target is None:
             return np.zeros(n, dtype=np.int16)
