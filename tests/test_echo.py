@@ -16,7 +16,7 @@ from conftest import DATA, REPO, read_wav, write_wav
 from edge_agent import cli
 from edge_agent.audio.earcons import Earcons
 from edge_agent.audio.echo import EchoCanceller, make_backend
-from edge_agent.audio.echodrift import DriftFit
+from edge_agent.audio.echodrift import FOLLOW_S, DriftFit
 from edge_agent.audio.echolevel import LEARN_FIRST, REVERB_DECAY_DB_PER_S, EchoLevel
 from edge_agent.audio.echotrack import CancelledTrack, cancel_tracks, erle_db
 from edge_agent.audio.gate import VadGate
@@ -116,6 +116,12 @@ def test_the_reference_follows_a_drift_the_timestamps_do_not_see() -> None:
     assert erle is not None and erle >= 30.0, erle
     assert abs(canceller.drift.rate - 120e-6) <= 10e-6, canceller.drift.rate
     assert canceller.stats.delay_moves == 0
+    # then the kiosk idles for ten minutes: the bulk follows the rate for a minute, then stays put
+    # (a wrong fit must not carry the reference away over hours of idling)
+    bulk_s, silence, t = canceller.alignment.delay_s, bytes(960), len(far) / 2 / SR
+    for k in range(1, 20001):
+        canceller.process(silence, t + k * 0.03)
+    assert 0.0 < canceller.alignment.delay_s - bulk_s <= FOLLOW_S * 130e-6
 
 
 def test_drift_fit_leaves_reflections_out_and_a_still_path_alone() -> None:

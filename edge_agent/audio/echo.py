@@ -225,6 +225,7 @@ class EchoCanceller:
             raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
         self.stats.frames += 1
         self._now = captured_at
+        self.alignment.rate = self.drift.rate_at(captured_at)
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
         n_blocks, loud_blocks = n // BLOCK, 0
         energy = None

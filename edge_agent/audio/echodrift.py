@@ -36,6 +36,10 @@ DEAD_BAND = 20e-6
 that does not drift never moves on the fit's noise."""
 MAX_RATE = 500e-6
 """No crystal pair drifts faster than this (5x a bad USB pair): a steeper line is not drift."""
+FOLLOW_S = 60.0
+"""The rate is followed at most this long after the last estimate (a kiosk idles for hours): a
+wrong fit can then move the bulk delay by MAX_RATE x FOLLOW_S = 30 ms at most, inside the
+estimator's search below the bulk (-50 ms), so the next estimates still find the echo."""
 
 
 def theil_sen(points: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -57,11 +61,19 @@ class DriftFit:
         """Seconds of echo delay gained per second; 0 until a line holds (and under DEAD_BAND)."""
         self.inliers = 0
         """Estimates on the line at the last fit."""
+        self._last_s: float | None = None
+
+    def rate_at(self, now_s: float) -> float:
+        """The rate to follow at `now_s`: 0 once FOLLOW_S went by without an estimate."""
+        if self._last_s is None or now_s - self._last_s > FOLLOW_S:
+            return 0.0
+        return self.rate
 
     def add(self, at_s: float, delay_s: float) -> float:
         """One estimate of the whole echo delay `delay_s`, made at `at_s` (the capture clock); the
         rate after it. The rate is kept as it was when the points do not (yet) make a line."""
         self._points.append((at_s, delay_s))
+        self._last_s = at_s
         points = list(self._points)
         line = theil_sen(points)
         if line is None:
