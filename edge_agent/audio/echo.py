@@ -193,7 +193,6 @@ class EchoCanceller:
         self._cancelled_at_s: float | None = None  # a lag the canceller was seen cancelling at since the last move
         self.drift = DriftFit()
         """The echo path's drift the timestamps miss; the bulk delay moves at its rate."""
-        self._now = 0.0  # capture time of the last frame
         self.residual_echo = False
         """The last frame is the kiosk's own sound, not the visitor: the canceller's leftover of
         the far end (see RESIDUAL_CANCELLED_DB), or an earcon told of with `play_cue` and its
@@ -224,7 +223,6 @@ class EchoCanceller:
         if n % BLOCK:
             raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
         self.stats.frames += 1
-        self._now = captured_at
         self.alignment.rate = self.drift.rate_at(captured_at)
         ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
         n_blocks, loud_blocks = n // BLOCK, 0
@@ -247,7 +245,7 @@ class EchoCanceller:
         if cue:
             self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
             return frame
-        self._remember(mic, ref, loud_blocks)
+        self._remember(mic, ref, loud_blocks, captured_at)
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
         for i in range(0, n, BLOCK):
@@ -300,7 +298,7 @@ class EchoCanceller:
     def close(self) -> None:
         self.backend.close()
 
-    def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int) -> None:
+    def _remember(self, mic: np.ndarray, ref: np.ndarray, loud_blocks: int, captured_at: float) -> None:
         """Keeps the last seconds of mic and reference; estimates the delay once enough far-end
         audio went by (a few FFTs of 4 kHz audio every couple of seconds of agent speech)."""
         n = len(mic)
@@ -310,11 +308,12 @@ class EchoCanceller:
         self._hist_loud += loud_blocks
         if self._hist_loud >= self._every_blocks:
             self._hist_loud = 0
-            self._estimate()
+            self._estimate(captured_at)
 
-    def _estimate(self) -> None:
+    def _estimate(self, at_s: float) -> None:
         """Acts on an estimate only when the one before agrees (within 3 ms): speech repeats
-        itself enough that a lone estimate can point at the wrong lag with fair confidence."""
+        itself enough that a lone estimate can point at the wrong lag with fair confidence.
+        `at_s`: capture time of the frame that completed the history (the drift line's x)."""
         fine_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05, subsample=True)
         lag_s = round(fine_s * SAMPLE_RATE_HZ / DECIMATE) * DECIMATE / SAMPLE_RATE_HZ  # decisions on the 4 kHz grid
         self.stats.delay_estimates += 1
@@ -331,7 +330,7 @@ class EchoCanceller:
         self.delay_ms = round((bulk_s + lag_s) * 1000.0, 1)
         # the whole delay (the bulk as it was mid-history, plus the lag) onto the drift line
         mid_s = len(self._hist_mic) / 2 / SAMPLE_RATE_HZ
-        self.alignment.rate = self.drift.add(self._now, bulk_s - self.alignment.rate * mid_s + fine_s)
+        self.alignment.rate = self.drift.add(at_s, bulk_s - self.alignment.rate * mid_s + fine_s)
         seen_cancelling = self._cancelled_at_s is not None and abs(lag_s - self._cancelled_at_s) <= 0.003
         if not 0.0 <= lag_s <= MOVE_BEYOND_S and cancelling is False and not was_cancelling and not seen_cancelling:  # beyond what AEC3 follows: move
             self.stats.delay_moves += 1
