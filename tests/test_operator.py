@@ -276,6 +276,29 @@ def test_a_secret_file_that_is_no_secret_text_is_one_line_naming_the_key(tmp_pat
     assert not state.exists()
 
 
+@pytest.mark.parametrize("key", ["agent.public_key_file", "mqtt.password_file", "badge.secret_file"])
+def test_a_secret_path_that_is_a_fifo_is_one_line_at_once(tmp_path: Path, key: str) -> None:
+    """A secret path that is a FIFO (mistyped, or a secret meant to be piped in) blocked `run` at
+    open until something wrote to it: the service hung in `activating` with nothing in the
+    journal. Now a config error naming the key and the path, at once (78), as is a device."""
+    state, fifo = tmp_path / "state", tmp_path / "secret.fifo"
+    os.mkfifo(fifo)
+    sections: dict[str, dict[str, object]] = {
+        "agent.public_key_file": {"agent": {"public_key_file": str(fifo)}},
+        "mqtt.password_file": {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": 9, "username": "kiosk", "password_file": str(fifo)}},
+        "badge.secret_file": {"badge": {"device": str(tmp_path / "no-reader"), "secret_file": str(fifo)}},
+    }
+    cfg = _config(tmp_path, state, **sections[key])
+    env = None if key == "agent.public_key_file" else {"EDGE_AGENT_PUBLIC_KEY": "k"}
+    line = one_line_error(ea("run", "-c", str(cfg), env=env, timeout_s=30), 78)
+    assert line.startswith(f"edge-agent: config error: {key}: {fifo} is not a regular file"), line
+    from edge_agent.core.tomlsection import secret_bytes_from_file
+    from edge_agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        secret_bytes_from_file("badge.secret_file", "/dev/zero")
+
+
 def test_a_badge_secret_of_random_bytes_is_the_secret_as_it_is(tmp_path: Path) -> None:
     """'A file with at least 16 random bytes': made with `head -c 32 /dev/urandom` it is no UTF-8
     text, and run and doctor ended in 'unexpected error: UnicodeDecodeError' (exit 70). Its bytes

@@ -8,6 +8,8 @@ Every value is read through a Section, which names the key in its `ConfigError`
 from __future__ import annotations
 
 import importlib.util
+import os
+import stat
 from collections.abc import Iterable
 from typing import Any
 
@@ -124,12 +126,24 @@ mistyped to a log, a disk image or /dev/zero is refused, not read into memory.""
 
 def _secret_file_bytes(key: str, path: str) -> bytes:
     """The file's bytes; ConfigError naming `key` (never the content) when it cannot be read, is
-    larger than SECRET_FILE_MAX_BYTES or holds nothing but white space."""
+    no regular file, is larger than SECRET_FILE_MAX_BYTES or holds nothing but white space.
+
+    Opened without blocking and checked before reading: a FIFO (a path mistyped, or a secret
+    meant to be piped in) blocked `run` and the doctor at open until something wrote to it, and a
+    device (/dev/zero) is no file a secret is kept in."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(key, f"{path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
             raw = f.read(SECRET_FILE_MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(raw) > SECRET_FILE_MAX_BYTES:
         raise ConfigError(key, f"{path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB: not a secret file")
     if not raw.strip():
