@@ -18,7 +18,6 @@ WAL and SHM files, which SQLite creates with the database's mode) 0600.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
+from edge_agent.core.statefiles import give_to_dir_owner, make_private
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,13 @@ class SessionStore:
 
     def _open_disk(self) -> sqlite3.Connection:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _make_private(self.dir, 0o700, only_if_ours=True)
+        make_private(self.dir, 0o700, only_holding=DB_NAME)
         fresh = not self.path.exists()
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite then gives WAL/SHM this mode
         if fresh:
-            _give_to_dir_owner(self.path, self.dir)
+            give_to_dir_owner(self.path, self.dir)
         for suffix in ("", "-wal", "-shm"):
-            _make_private(Path(str(self.path) + suffix), 0o600)
+            make_private(Path(str(self.path) + suffix), 0o600)
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -388,29 +388,3 @@ def _create_schema(db: sqlite3.Connection) -> None:
     # pruning orders by the last start on every write; without this index a store of 100 000
     # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
     db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({_LAST_START})")
-
-
-def _give_to_dir_owner(path: Path, state_dir: Path) -> None:
-    """As root, a database made in another user's state dir (`sudo edge-agent sessions --forget`)
-    goes to that user, who could not write it otherwise (SQLite gives -wal and -shm its owner)."""
-    st = state_dir.stat()
-    if os.geteuid() == 0 and st.st_uid != 0:
-        with contextlib.suppress(OSError):  # a file system without owners: as before
-            os.chown(path, st.st_uid, st.st_gid)
-
-
-def _make_private(path: Path, mode: int, only_if_ours: bool = False) -> None:
-    """Sets an existing file or our own state dir to exactly `mode` (whatever the umask made of
-    it); a dir that also holds other things (a misconfigured state_dir = "~") is left alone."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return
-    if st.st_mode & 0o777 == mode or st.st_uid != os.geteuid():
-        return
-    if only_if_ours and any(p.name != DB_NAME and not p.name.startswith(DB_NAME) for p in path.iterdir()):
-        return
-    try:
-        path.chmod(mode)
-    except OSError:
-        pass  # a read-only state dir: the open that follows reports it
