@@ -280,13 +280,23 @@ def score_path(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: Vad
     return EchoScore(erle, score(alone, Labels(duration_s, [])).idle_share, both.speech_recall, both.idle_share, delay_ms)
 
 
+DOUBLE_TALK_TAIL_S = 1.5
+"""A double-talk run goes on this long past the scored window (the agent talks on, the visitor's
+words carry on): a word the window's end cuts short is judged with the evidence that follows it,
+as in a room, where speech does not stop with a recording. Only the window is scored. Without it,
+an utterance starting 0.6 s before the end under the far end's higher bar could never open the
+gate (the one double-talk run under 0.98 on 2026-12-01)."""
+
+
 def double_talk(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: VadSettings, near_at_s: float, echo_cancel: bool = True, frame_ms: int = 30) -> tuple[GateScore, float | None]:
     """The visitor says `near` from `near_at_s` while the agent plays `far`: how the daemon's
     canceller and gate score their speech (and the delay the canceller found)."""
     duration_s = len(far) / 2 / SAMPLE_RATE_HZ
     speech = [(a + near_at_s, min(b + near_at_s, duration_s)) for a, b in labels.speech if a + near_at_s < duration_s]
-    sent, delay_ms = _run_gate(path, far, (near, near_at_s), vad, echo_cancel, frame_ms)
-    return score(sent, Labels(duration_s, speech)), delay_ms
+    room_goes_on = far + far[: round(DOUBLE_TALK_TAIL_S * SAMPLE_RATE_HZ) * 2]  # the agent talks on
+    sent, delay_ms = _run_gate(path, room_goes_on, (near, near_at_s), vad, echo_cancel, frame_ms)
+    in_window = [(a, min(b, duration_s)) for a, b in sent if a < duration_s]
+    return score(in_window, Labels(duration_s, speech)), delay_ms
 
 
 def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad: VadSettings, echo_cancel: bool, frame_ms: int) -> tuple[list[tuple[float, float]], float | None]:
