@@ -43,6 +43,8 @@ BLOCK = SAMPLE_RATE_HZ // 100
 """The backend's block: 10 ms."""
 FAR_RMS = 30.0
 """Reference blocks above this RMS (about -60 dBFS) count as the far end playing."""
+FAR_ENERGY = FAR_RMS * FAR_RMS * BLOCK
+"""The same bar on a block's sum of squares."""
 CONVERGE_BLOCKS = 300
 """The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
 off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
@@ -203,6 +205,7 @@ class EchoCanceller:
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
         self.in_cue = False
         """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
+        self._block_starts = np.arange(0)  # where a frame's blocks start (`_hear_far_end`)
 
     def play_cue(self, from_t: float, until_t: float) -> None:
         """The speaker plays one of the kiosk's earcons from `from_t` to `until_t` (the clock of the
@@ -218,6 +221,9 @@ class EchoCanceller:
 
     def process(self, frame: bytes, captured_at: float) -> bytes:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
+        if not self.enabled:
+            self._hear_far_end(len(frame) // 2, captured_at)
+            return frame
         mic = np.frombuffer(frame, dtype="<i2")
         n = len(mic)
         if n % BLOCK:
@@ -254,6 +260,33 @@ class EchoCanceller:
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
         self._judge_residual(mic, out, loud_blocks > 0)
         return out.astype("<i2", copy=False).tobytes()
+
+    def _hear_far_end(self, n: int, captured_at: float) -> None:
+        """`process` with cancellation off: only the far end's flags (`far_active`, `agent_audible`,
+        `in_cue`), the same from the same blocks in fewer calls (it runs on every frame). The block
+        energies are exact here; the float32 sums above are exact too below 2**24, and above
+        that far over the bar: the same blocks are loud (tests/test_far_end.py)."""
+        if n % BLOCK:
+            raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
+        self.stats.frames += 1
+        n_blocks = n // BLOCK
+        first_at = captured_at - (n - 1) / SAMPLE_RATE_HZ
+        ref = self.alignment.take(n, first_at)
+        last_loud = -1
+        if np.count_nonzero(ref):
+            x = ref.astype(np.float64)
+            x *= x
+            if len(self._block_starts) != n_blocks:
+                self._block_starts = np.arange(0, n, BLOCK)
+            energy: list[float] = np.add.reduceat(x, self._block_starts).tolist()
+            for i in range(n_blocks):
+                if energy[i] > FAR_ENERGY:
+                    last_loud = i
+        self._quiet_blocks = n_blocks - 1 - last_loud if last_loud >= 0 else self._quiet_blocks + n_blocks
+        self.far_active = self._quiet_blocks < self._hold_blocks
+        self.residual_echo = False
+        self.in_cue = cue = bool(self._cues) and self._in_cue(first_at, captured_at)
+        self._agent_quiet_blocks = self._quiet_blocks if last_loud >= 0 and not cue else self._agent_quiet_blocks + n_blocks
 
     def _judge_residual(self, mic: np.ndarray, out: np.ndarray, loud: bool) -> None:
         """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""
