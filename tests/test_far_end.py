@@ -1,8 +1,8 @@
 """With echo cancellation off (as shipped) the canceller still tells the gate when the far end is
-audible, on every captured frame. It does so on a shorter way than the canceller's own
-(`EchoCanceller._hear_far_end`); these tests hold it to the canceller's flags, frame by frame,
-worked out here as `process` works them out with cancellation on: the aligned reference, float32
-block energies against FAR_RMS, the hold, earcons told of with `play_cue`."""
+audible, on every captured frame, so that path is kept short (`EchoCanceller._hear_far_end`, one
+for both settings: float64 block sums, a plain loop over a frame's few blocks). These tests hold
+it to the rule worked out here the straightforward way, frame by frame: the aligned reference,
+float32 block energies against FAR_RMS, the hold, earcons told of with `play_cue`."""
 
 from __future__ import annotations
 

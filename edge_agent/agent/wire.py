@@ -69,7 +69,7 @@ class BatchingConnection(ClientConnection):
         otherwise than 17.x does: every message then goes through `recv`)."""
         messages = self.recv_messages
         queue = getattr(getattr(messages, "frames", None), "queue", None)
-        return isinstance(queue, collections.deque) and not queue and messages.get_in_progress and not messages.closed
+        return isinstance(queue, collections.deque) and not queue and getattr(messages, "get_in_progress", False) is True and getattr(messages, "closed", True) is False
 
     def send_data(self) -> None:
         pending: list[bytes] = []
