@@ -292,17 +292,23 @@ class AgentLink:
                 t.cancel()
             await ws.close()
 
+    def _audio(self, pcm: bytes) -> None:
+        """Agent audio after `onready`, from `recv` or straight from the socket's read (wire.py)."""
+        self._heard_at = asyncio.get_running_loop().time()
+        self.stats.bytes_down += len(pcm)
+        self._emit(c.AgentAudio(self.link_id, pcm))
+
     async def _receive(self, ws: ClientConnection) -> None:
         loop = asyncio.get_running_loop()
         while True:
             msg = await ws.recv()
+            if isinstance(msg, bytes) and self.ready:
+                self._audio(msg)
+                continue
             self._heard_at = loop.time()
             if isinstance(msg, bytes):
                 self.stats.bytes_down += len(msg)
-                if not self.ready:
-                    self._skipped(f"audio before onready ({len(msg)} bytes), not played", logging.DEBUG)
-                    continue
-                self._emit(c.AgentAudio(self.link_id, msg))
+                self._skipped(f"audio before onready ({len(msg)} bytes), not played", logging.DEBUG)
                 continue
             try:
                 event = p.parse_server_text(msg)
@@ -321,6 +327,8 @@ class AgentLink:
             if isinstance(event, p.OnReady):
                 self.ready = True
                 self.ready_at = time.monotonic()
+                if isinstance(ws, BatchingConnection):  # from now on audio may skip `recv` (only while one waits)
+                    ws.on_binary = self._audio
             elif isinstance(event, p.Clear):
                 self.stats.clear_arrived_at = time.monotonic()
             self._emit(c.FromAgent(self.link_id, event))

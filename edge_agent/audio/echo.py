@@ -43,6 +43,8 @@ BLOCK = SAMPLE_RATE_HZ // 100
 """The backend's block: 10 ms."""
 FAR_RMS = 30.0
 """Reference blocks above this RMS (about -60 dBFS) count as the far end playing."""
+FAR_ENERGY = FAR_RMS * FAR_RMS * BLOCK
+"""The same bar on a block's sum of squares."""
 CONVERGE_BLOCKS = 300
 """The canceller counts as converged after 3 s of far-end audio (measured: AEC3 takes 25-35 dB
 off after 2-3 s; an energy test instead would be fooled by the visitor talking meanwhile)."""
@@ -203,6 +205,7 @@ class EchoCanceller:
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
         self.in_cue = False
         """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
+        self._block_starts = np.arange(0)  # where a frame's blocks start (`_hear_far_end`)
 
     def play_cue(self, from_t: float, until_t: float) -> None:
         """The speaker plays one of the kiosk's earcons from `from_t` to `until_t` (the clock of the
@@ -218,33 +221,16 @@ class EchoCanceller:
 
     def process(self, frame: bytes, captured_at: float) -> bytes:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
-        mic = np.frombuffer(frame, dtype="<i2")
-        n = len(mic)
-        if n % BLOCK:
-            raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
-        self.stats.frames += 1
-        self.alignment.rate = self.drift.rate_at(captured_at)
-        ref = self.alignment.take(n, captured_at - (n - 1) / SAMPLE_RATE_HZ)
-        n_blocks, loud_blocks = n // BLOCK, 0
-        energy = None
-        if ref.any():  # most frames of a conversation hear no speaker at all: no block maths
-            blocks = ref.reshape(-1, BLOCK).astype(np.float32)
-            energy = np.einsum("ij,ij->i", blocks, blocks)
-            loud = energy > FAR_RMS * FAR_RMS * BLOCK
-            loud_blocks = int(np.count_nonzero(loud))
-        # blocks since the reference was last loud: those after this frame's last loud block
-        self._quiet_blocks = n_blocks - 1 - int(np.flatnonzero(loud)[-1]) if loud_blocks else self._quiet_blocks + n_blocks
-        self.far_active = self._quiet_blocks < self._hold_blocks
-        self.residual_echo = False
-        self.in_cue = cue = bool(self._cues) and self._in_cue(captured_at - (n - 1) / SAMPLE_RATE_HZ, captured_at)
-        self._agent_quiet_blocks = self._quiet_blocks if loud_blocks and not cue else self._agent_quiet_blocks + n_blocks
+        n = len(frame) // 2
+        ref, energy, loud_blocks = self._hear_far_end(n, captured_at)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             self._out_db.clear()
             return frame
-        self.echo_level.push(n_blocks, None if energy is None else energy / BLOCK)  # not while resting: 2 s of quiet already went in
-        if cue:
+        self.echo_level.push(n // BLOCK, None if energy is None else energy / BLOCK)  # not while resting: 2 s of quiet already went in
+        if self.in_cue:
             self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
             return frame
+        mic = np.frombuffer(frame, dtype="<i2")
         self._remember(mic, ref, loud_blocks, captured_at)
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
@@ -254,6 +240,39 @@ class EchoCanceller:
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
         self._judge_residual(mic, out, loud_blocks > 0)
         return out.astype("<i2", copy=False).tobytes()
+
+    def _hear_far_end(self, n: int, captured_at: float) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """The far end over a frame of `n` samples: sets `far_active`, `agent_audible`, `in_cue`
+        (clears `residual_echo`); returns the aligned reference, its blocks' sums of squares (None:
+        the speaker was silent, as over most frames of a conversation) and how many were loud. It
+        runs on every frame, with cancellation off too (the gate's `far_end`), so it is kept to a
+        few numpy calls: one read of the ring, one sum per block (exact, float64)."""
+        if n % BLOCK:
+            raise AudioError(f"echo canceller needs whole 10 ms blocks, got {n} samples")
+        self.stats.frames += 1
+        n_blocks = n // BLOCK
+        first_at = captured_at - (n - 1) / SAMPLE_RATE_HZ
+        self.alignment.rate = self.drift.rate_at(captured_at)
+        ref = self.alignment.take(n, first_at)
+        energy: np.ndarray | None = None
+        loud_blocks, last_loud = 0, -1
+        if np.count_nonzero(ref):
+            x = ref.astype(np.float64)
+            x *= x
+            if len(self._block_starts) != n_blocks:
+                self._block_starts = np.arange(0, n, BLOCK)
+            energy = np.add.reduceat(x, self._block_starts)
+            for i, e in enumerate(energy.tolist()):
+                if e > FAR_ENERGY:
+                    loud_blocks += 1
+                    last_loud = i
+        # blocks since the reference was last loud: those after this frame's last loud block
+        self._quiet_blocks = n_blocks - 1 - last_loud if loud_blocks else self._quiet_blocks + n_blocks
+        self.far_active = self._quiet_blocks < self._hold_blocks
+        self.residual_echo = False
+        self.in_cue = cue = bool(self._cues) and self._in_cue(first_at, captured_at)
+        self._agent_quiet_blocks = self._quiet_blocks if loud_blocks and not cue else self._agent_quiet_blocks + n_blocks
+        return ref, energy, loud_blocks
 
     def _judge_residual(self, mic: np.ndarray, out: np.ndarray, loud: bool) -> None:
         """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""

@@ -74,11 +74,13 @@ class ReferenceRing:
             self._end_at -= unheard / SAMPLE_RATE_HZ
 
     def _put(self, x: np.ndarray) -> None:
-        x = x[-self._cap :]
+        if len(x) > self._cap:
+            x = x[-self._cap :]
         start = self._end % self._cap
         first = min(len(x), self._cap - start)
         self._buf[start : start + first] = x[:first]
-        self._buf[: len(x) - first] = x[first:]
+        if first < len(x):  # wrapped round
+            self._buf[: len(x) - first] = x[first:]
         self._end += len(x)
 
     def index_at(self, t: float) -> float | None:
@@ -91,16 +93,19 @@ class ReferenceRing:
     def read(self, start: int, n: int) -> np.ndarray:
         """Samples [start, start + n) of the timeline; zeros where nothing was played or kept
         (before the ring's memory, or not yet played: the speaker is silent there)."""
-        out = np.zeros(n, dtype=np.int16)
         with self._lock:
             lo = max(start, self._end - self._cap, 0)
             hi = min(start + n, self._end)
             if hi > lo:  # at most two slices of the ring (it wraps once at most)
                 at, count = lo % self._cap, hi - lo
                 first = min(count, self._cap - at)
+                if first == n:  # all of it, in one piece: most reads
+                    return self._buf[at : at + n].copy()
+                out = np.zeros(n, dtype=np.int16)
                 out[lo - start : lo - start + first] = self._buf[at : at + first]
                 out[lo - start + first : hi - start] = self._buf[: count - first]
-        return out
+                return out
+        return np.zeros(n, dtype=np.int16)
 
 
 class Alignment:
