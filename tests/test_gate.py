@@ -130,6 +130,41 @@ def test_a_late_decision_reaches_back_to_where_the_sound_began(frame_ms: int, be
     assert (len(burst) - 1) * frame_ms == expected_ms  # the frame that decided comes last
 
 
+class Levels:
+    """Says the given levels in turn (2 SPEECH, 1 WEAK, 0 NOISE; NOISE after them), and that no
+    sound began earlier (`onset_blocks` 0, as CueClassifier says after a gap inside a word)."""
+
+    def __init__(self, levels: str) -> None:
+        self.levels = [{"S": 2, "W": 1, "N": 0}[c] for c in levels]
+        self.onset_blocks = 0
+        self.gate_open = self.far_end = False
+
+    def classify(self, frame: bytes) -> int:
+        return self.levels.pop(0) if self.levels else 0
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected_ms"),
+    [
+        ("SSWWSSWWWNNSSS", 570),  # the white 5 dB word: back to its first SPEECH frame + 180 ms
+        ("SSWNNNNSSS", 480),  # 120 ms of NOISE: a new stretch, the pre-roll as before
+        ("WWWWSSS", 480),  # WEAK before the first SPEECH (the noise swelling) is not followed
+        ("S" + "W" * 20 + "SSS", 660),  # never more than the pre-roll + 200 ms
+    ],
+    ids=["gaps-in-a-word", "a-new-stretch", "weak-lead-in", "bounded"],
+)
+def test_a_late_decision_reaches_back_to_the_first_speech_of_its_stretch(levels: str, expected_ms: int) -> None:
+    """The classifier's `onset_blocks` starts again at two or three quiet blocks inside a word,
+    and a weak word decided on 430 ms late kept 47 ms of its 100 ms lead (white 5 dB, seed 1). The
+    gate follows the stretch of sound itself: quiet gaps of up to 90 ms bridged, from its first
+    SPEECH frame plus 180 ms, within the pre-roll and its 200 ms look-back."""
+    gate = VadGate(SETTINGS, 30, Levels("N" * 40 + levels))
+    burst: tuple[bytes, ...] = ()
+    while not burst or burst == (gate.silence,):
+        burst = gate.push(b"\x01" * gate.frame_bytes)
+    assert (len(burst) - 1) * 30 == expected_ms
+
+
 def test_far_end_reaches_the_cue_classifier() -> None:
     gate = VadGate(SETTINGS, 30)
     assert isinstance(gate.classifier, CueClassifier)

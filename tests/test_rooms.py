@@ -38,8 +38,9 @@ KNOWN_MISSES = {
     "traffic 5 dB, visitor -18 dB": (1.0, 1.0, 0.07),
     "hall 5 dB": (0.994, 1.0, 0.01),
     "hall 5 dB, visitor -18 dB": (1.0, 0.909, 0.0),
-    "white 5 dB": (1.0, 0.909, 0.0),
 }
+"""("white 5 dB" met since the look-back follows the stretch of sound from its first SPEECH frame:
+its 42.41 s word, decided 430 ms late, kept only 47 ms of its lead before.)"""
 
 
 @cache

@@ -43,6 +43,15 @@ after a quarter of silent presses (README, press -> speech notes; tests/test_gat
 LOOKBACK_EXTRA_MS = 200
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
 began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""
+SOUND_GAP_MS = 90
+"""The look-back also follows the visitor's sound as the gate's own levels saw it: a stretch of
+frames that are not NOISE, quiet gaps of up to this long inside a word bridged (the classifier's
+`onset_blocks` starts again at such a gap, measured to cost a weak word its lead: README, "Onsets
+that lose their lead")..."""
+SOUND_LEAD_MS = 180
+"""...from its first SPEECH frame (WEAK frames before it are as often the noise swelling) plus
+this much: the labelled start of a word lies up to ~40 ms before the first frame that shows it,
+and the lead wanted is 100 ms."""
 
 
 class WebrtcvadClassifier:
@@ -199,6 +208,10 @@ class VadGate:
         self._press_open_frames = settings.press_opens_ms // frame_ms
         self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
         self._run = 0  # consecutive speech-like frames while closed
+        self._sound_gap_frames = max(1, SOUND_GAP_MS // frame_ms)
+        self._sound_lead_frames = SOUND_LEAD_MS // frame_ms
+        self._sound_from: int | None = None  # first SPEECH frame of the current stretch of sound
+        self._sound_quiet = self._sound_gap_frames + 1  # NOISE frames in a row since its last frame
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self.is_open = False
         self.frames = 0
@@ -265,6 +278,7 @@ class VadGate:
         # a cue is not classified while closed, nor while the press alone holds the gate open (it
         # cannot confirm a visitor); an open gate classifies it (the visitor may be talking over it)
         level = NOISE if cue and (not self.is_open or self._unconfirmed) else self.classifier.classify(frame)
+        self._follow_sound(index, level)
         if self.is_open:
             # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
@@ -309,6 +323,17 @@ class VadGate:
             return ()
         return (self.silence,)
 
+    def _follow_sound(self, index: int, level: int) -> None:
+        """Where the current stretch of sound began (SOUND_GAP_MS, SOUND_LEAD_MS)."""
+        if level == NOISE:
+            self._sound_quiet += 1
+            return
+        if self._sound_quiet > self._sound_gap_frames:
+            self._sound_from = None  # a new stretch
+        self._sound_quiet = 0
+        if self._sound_from is None and level == SPEECH:
+            self._sound_from = index
+
     def _preroll_burst(self) -> list[bytes]:
         """The pre-roll to send at an opening: `preroll_ms` of frames without a cue (FAR_END_EXTRA_MS
         more while the far end plays), with the cue frames among them."""
@@ -316,6 +341,9 @@ class VadGate:
         if self._lookback_extra:  # the sound began before the pre-roll (a weak first syllable decided late): reach back to it
             began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
             keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
+            if self._sound_from is not None:  # the stretch of sound this opening is on
+                began = self.frames - 1 - self._sound_from + self._sound_lead_frames
+                keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
         held = list(self._preroll)
         plain = len(held) - self._preroll_cues
         start = 0
