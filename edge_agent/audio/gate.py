@@ -340,10 +340,9 @@ class VadGate:
         keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
         if self._lookback_extra:  # the sound began before the pre-roll (a weak first syllable decided late): reach back to it
             began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
+            if self._sound_from is not None:  # or the stretch of sound this opening is on began earlier
+                began = max(began, self.frames - 1 - self._sound_from + self._sound_lead_frames)
             keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
-            if self._sound_from is not None:  # the stretch of sound this opening is on
-                began = self.frames - 1 - self._sound_from + self._sound_lead_frames
-                keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
         held = list(self._preroll)
         plain = len(held) - self._preroll_cues
         start = 0
