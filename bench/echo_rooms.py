@@ -30,7 +30,7 @@ from edge_agent.audio.echotrack import cancel_tracks
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
-from edge_agent.devtools.echoroom import CapturePath, EchoPath, Room, RoomMicrophone, RoomSpeaker, double_talk, gate_intervals, score_path, simulate
+from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, double_talk, gate_intervals, mic_path, score_path, simulate
 
 SR = 16000
 VISITOR_STARTS_S = (6.0, 8.0, 11.0, 14.0)
@@ -148,13 +148,15 @@ def drift_run(speech: bytes, vad: VadSettings, minutes: float, ppm: float) -> di
     mic = RoomMicrophone(room, speaker)
     canceller = EchoCanceller(make_backend(True))
     speaker.buffer.tap = canceller.ring.write
-    uplink = CapturePath(VadGate(vad, 30))
+    gate = VadGate(vad, 30)
+    uplink = mic_path(canceller, gate)
     minute: dict[str, float] = {"e_in": 0.0, "e_out": 0.0, "frames": 0, "sent": 0}
     per_minute: list[dict[str, float]] = []
 
     def on_frame(pcm: bytes, at: float) -> None:
         out = canceller.process(pcm, at)
-        sending = uplink.push(out, canceller.far_active, canceller.holding, canceller.residual_echo)
+        _, admitted = uplink.after_canceller(out, at)
+        sending = admitted and gate.is_open
         if canceller.far_active:
             minute["e_in"] += float(np.square(np.frombuffer(pcm, dtype="<i2"), dtype=np.float64).sum())
             minute["e_out"] += float(np.square(np.frombuffer(out, dtype="<i2"), dtype=np.float64).sum())

@@ -7,23 +7,44 @@ left of our own earcons), the VAD gate (an open gate is the visitor talking), an
 audible in the room, and what is left of its voice or an earcon must not open it.
 
 Pure audio processing on the caller's thread (the daemon's loop); whether the result goes to the
-agent, is held for a link being opened or becomes silence is the daemon's decision.
+agent, is held for a link being opened or becomes silence is the daemon's decision. The benchmarks
+and the simulated rooms run this same path (devtools/echoroom.py), over a canceller run live or
+replayed from a recorded track, so what they score is what the daemon sends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from edge_agent.audio.earcons import EarconRemover
-from edge_agent.audio.echo import EchoCanceller, EchoHold
+from edge_agent.audio.echo import EchoHold
 from edge_agent.audio.gate import VadGate
+
+
+class FrameCanceller(Protocol):
+    """What the path needs of the echo canceller (`EchoCanceller`), set for the frame it last took."""
+
+    far_active: bool
+    residual_echo: bool
+    in_cue: bool
+
+    @property
+    def agent_audible(self) -> bool: ...
+
+    @property
+    def holding(self) -> bool: ...
+
+    def process(self, frame: bytes, captured_at: float) -> bytes: ...
+
+    def play_cue(self, from_t: float, until_t: float) -> None: ...
 
 
 class MicPath:
     """Echo canceller -> earcon removal -> gate -> echo hold, with `on_speech(open)` called each
     time the gate opens or closes (the visitor starts or stops talking)."""
 
-    def __init__(self, echo: EchoCanceller, earcons_heard: EarconRemover, gate: VadGate, on_speech: Callable[[bool], None]) -> None:
+    def __init__(self, echo: FrameCanceller, earcons_heard: EarconRemover, gate: VadGate, on_speech: Callable[[bool], None]) -> None:
         self.echo, self.earcons_heard, self.gate = echo, earcons_heard, gate
         self.echo_hold = EchoHold()
         self._on_speech = on_speech
@@ -33,7 +54,11 @@ class MicPath:
     def hear(self, frame: bytes, captured_at: float) -> tuple[tuple[bytes, ...], bool]:
         """One captured frame (`captured_at` on time.monotonic()): the gate's output (silence
         while it is closed, a pre-roll burst when it opens) and whether the echo hold admits it."""
-        frame = self.echo.process(frame, captured_at)
+        return self.after_canceller(self.echo.process(frame, captured_at), captured_at)
+
+    def after_canceller(self, frame: bytes, captured_at: float) -> tuple[tuple[bytes, ...], bool]:
+        """`hear` for a frame the canceller has just taken (`echo.process`): a benchmark that
+        measures the cleaned frame itself (ERLE) calls the two steps apart."""
         if self.echo.agent_audible != self._agent_was_audible:  # the gate hears the agent's echo
             self._agent_was_audible = self.echo.agent_audible
             self.gate.far_end(self._agent_was_audible)

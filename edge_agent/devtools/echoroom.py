@@ -26,10 +26,11 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import FrameCallback, PlaybackBuffer, SpeakerHealth
 from edge_agent.audio.earcons import EarconRemover, Earcons
-from edge_agent.audio.echo import EchoCanceller, EchoHold, make_backend
+from edge_agent.audio.echo import EchoCanceller, make_backend
 from edge_agent.audio.echotrack import CancelledTrack, cancel_tracks, erle_db
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, score
+from edge_agent.audio.mic_path import FrameCanceller, MicPath
 from edge_agent.core.config import VadSettings
 
 log = logging.getLogger(__name__)
@@ -306,29 +307,43 @@ def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad:
     return gate_intervals(VadGate(vad, frame_ms), track), canceller.delay_ms
 
 
-class CapturePath:
-    """What the daemon does with a cleaned frame, without the daemon: tells the gate when the far
-    end is audible, hands it residual echo as the kiosk's own sound, and lets `EchoHold` keep the
-    uplink back while the canceller converges (audio/mic_path.py, `MicPath.hear`)."""
+class ReplayedCanceller:
+    """A canceller's run over a recorded track (`cancel_tracks`) played back frame by frame, with
+    what it said of each frame, so `MicPath` can run on it as on the live canceller."""
 
-    def __init__(self, gate: VadGate) -> None:
-        self.gate = gate
-        self.hold = EchoHold()
-        self._far = False
+    def __init__(self, track: CancelledTrack) -> None:
+        self.track = track
+        self.frames = 0
+        self.far_active = self.residual_echo = self.in_cue = self._held = False
 
-    def push(self, frame: bytes, far_active: bool, held: bool, residual_echo: bool) -> bool:
-        """One cleaned frame; whether the gate's output goes up now."""
-        if far_active != self._far:
-            self._far = far_active
-            self.gate.far_end(far_active)
-        self.gate.push(frame, residual_echo and not self.gate.is_open)
-        return self.hold.admit(held, far_active, self.gate.is_open) and self.gate.is_open
+    def process(self, frame: bytes, captured_at: float) -> bytes:
+        """The next cleaned frame (`frame`, taken from the track by the caller) with its flags."""
+        i, t = self.frames, self.track
+        self.frames += 1
+        self.far_active, self._held, self.residual_echo = t.far_active[i], t.held[i], t.residual_echo[i]
+        return frame
+
+    @property
+    def agent_audible(self) -> bool:
+        return self.far_active  # the tracks hold the agent's voice, no earcon
+
+    @property
+    def holding(self) -> bool:
+        return self._held
+
+    def play_cue(self, from_t: float, until_t: float) -> None:
+        raise NotImplementedError("a replayed track has no earcons")
+
+
+def mic_path(echo: FrameCanceller, gate: VadGate, earcons_heard: EarconRemover | None = None) -> MicPath:
+    """The daemon's capture path after the canceller (audio/mic_path.py) for a benchmark."""
+    return MicPath(echo, earcons_heard or EarconRemover(), gate, lambda speaking: None)
 
 
 def gate_intervals(gate: VadGate, track: CancelledTrack) -> list[tuple[float, float]]:
     """What leaves the kiosk of a cleaned recording: the gate's open stretches (pre-roll included)
-    less what `EchoHold` keeps back, frame by frame as the daemon does (`CapturePath`)."""
-    path = CapturePath(gate)
+    less what `EchoHold` keeps back, frame by frame through the daemon's own `MicPath`."""
+    path = mic_path(ReplayedCanceller(track), gate)
     fb = gate.frame_bytes
     frame_s = gate.frame_ms / 1000.0
     out: list[tuple[float, float]] = []
@@ -337,7 +352,8 @@ def gate_intervals(gate: VadGate, track: CancelledTrack) -> list[tuple[float, fl
     pcm = track.cleaned
     for i, off in enumerate(range(0, min(len(pcm) - fb + 1, len(track.held) * fb), fb)):
         was_open = gate.is_open
-        now_sending = path.push(pcm[off : off + fb], track.far_active[i], track.held[i], track.residual_echo[i])
+        _, admitted = path.hear(pcm[off : off + fb], (i + 1) * frame_s)
+        now_sending = admitted and gate.is_open
         if now_sending and not sending:  # an onset sends its pre-roll too
             start = gate.open_since if not was_open else i
         elif sending and not now_sending:
@@ -371,25 +387,26 @@ def earcon_press(
     frame_ms: int = 30,
 ) -> EarconPress:
     """The speaker plays the press earcon at `press_s` and the ready earcon `ready_after_s` later
-    through `path`; the visitor says `speech` from the press. Frames go through `EarconRemover`
-    and the gate as in the daemon (`MicPath.hear`), the gate told of the press (its prior)."""
-    earcons, remover = Earcons(True, volume), EarconRemover(removal)
+    through `path`; the visitor says `speech` from the press. Frames go through the daemon's
+    `MicPath` (echo cancellation off: the earcons are told to it as the daemon tells them), the
+    gate told of the press (its prior)."""
+    earcons = Earcons(True, volume)
+    gate = VadGate(vad, frame_ms)
+    heard = mic_path(EchoCanceller(make_backend(False)), gate, EarconRemover(removal))
     far = np.zeros(int((press_s + 4.0) * SAMPLE_RATE_HZ), np.int16)
     for name, at in (("press", press_s), ("ready", press_s + ready_after_s)):
         pcm = np.frombuffer(earcons.get(name), "<i2")
         far[int(at * SAMPLE_RATE_HZ) : int(at * SAMPLE_RATE_HZ) + len(pcm)] += pcm
-        remover.played(name, at, at + len(pcm) / SAMPLE_RATE_HZ)
+        heard.cue(name, at, at + len(pcm) / SAMPLE_RATE_HZ)
     mic, _ = simulate(far.tobytes(), path, speech, press_s if speech else 0.0)
-    gate = VadGate(vad, frame_ms)
     fb, frame_s = gate.frame_bytes, frame_ms / 1000.0
     opened, sent = None, 0
     spans: list[list[float]] = []
     for i in range(len(mic) // fb):
         if i == round(press_s / frame_s):
             gate.new_visitor()
-        frame, earcon = remover.clean(mic[i * fb : (i + 1) * fb], (i + 1) * frame_s, frame_s)
         was = gate.is_open
-        gate.push(frame, earcon and not gate.is_open)
+        heard.hear(mic[i * fb : (i + 1) * fb], (i + 1) * frame_s)
         if gate.is_open and not was:
             spans.append([gate.open_since * frame_s, math.inf])
         elif was and not gate.is_open:
