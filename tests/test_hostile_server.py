@@ -191,3 +191,20 @@ def test_long_lived_links_still_reconnect_every_time(tmp_path: Path, sim_thread:
             sim_thread.call(sim.drop())
             wait_for(lambda n=n: [e for e, _ in events].count("reconnected") == n, 10, f"reconnect #{n}")
         assert [f["attempt"] for e, f in events if e == "reconnecting"] == [1, 1, 1]
+
+
+def test_a_pong_no_float_can_hold_is_a_skipped_frame_not_a_lost_link(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """A pong is the kiosk's own clock echoed: a 400-digit one (an int, but no float) used to end
+    the link with an OverflowError (a reconnect: a new billed session) instead of being skipped."""
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        for data in ("-1" + "0" * 400, "9" * 400, 10**400):
+            sim_thread.call(_flood(sim, 1, "pong", data))
+        wait_for(lambda: k.kiosk.stats.bad_frames >= 3, 10, "the three pongs to be skipped")
+        time.sleep(0.3)
+        assert k.state == c.LISTENING and k.kiosk.stats.connects == 1
+        assert not any(e == "reconnecting" for e, _ in events), events
+        assert k.kiosk.stats.rtt_ms is None or k.kiosk.stats.rtt_ms < 60_000

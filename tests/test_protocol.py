@@ -64,6 +64,8 @@ def test_server_messages(frame: str, expect: p.ServerMessage) -> None:
         '{"method":"onready"}',
         '{"method":"onready","payload":{"session_id":7}}',
         '{"method":"pong","data":"x"}',
+        '{"method":"pong","data":"-5"}',
+        '{"method":"pong","data":' + "9" * 400 + "}",
         '{"method":"ontranscript","data":5}',
         "[" * 100000,
         "x" * (p.MAX_TEXT_FRAME_CHARS + 1),

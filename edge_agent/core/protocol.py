@@ -18,6 +18,10 @@ from edge_agent.errors import ProtocolError
 MAX_TEXT_FRAME_CHARS = 256 * 1024
 """Text frames beyond this are rejected before JSON parsing (a server bug must not eat memory)."""
 
+MAX_PONG_MS = 2**53
+"""A pong echoes the kiosk's own clock in ms (about 1.7e12): anything outside 0..2**53 (where a
+float still holds every ms) is no time of ours, and a 400-digit one cannot even be subtracted."""
+
 SESSION_ID_CHARS = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """What a session id may be: it is stored, logged, put in STATUS= for systemd and published over
 MQTT, so a server's id with a newline, a control character or a megabyte of text is refused."""
@@ -174,9 +178,12 @@ def parse_server_text(text: str) -> ServerMessage:
         return OnReady(sid)
     if method == "pong":
         try:
-            return Pong(int(str(msg.get("data"))))
+            sent_ms = int(str(msg.get("data")))
         except ValueError:
             raise ProtocolError("pong data is not a number") from None
+        if not 0 <= sent_ms <= MAX_PONG_MS:
+            raise ProtocolError("pong data is not a time in ms")
+        return Pong(sent_ms)
     if method == "ontranscript":
         return Transcript(*_text_and_final(method, msg))
     if method == "onresponsetext":
