@@ -6,6 +6,7 @@ that was offline catches up, and `forget` clears the fleet's copies."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,29 @@ def test_shared_sessions_count_against_keep_sessions_and_a_resumed_id_moves_forw
     store.merge_shared([("agent-1", "p4", "s-4", None, 300.0, None)])  # s-4 was resumed elsewhere at 300
     assert store.newest("agent-1", "p4").id == "s-4"  # type: ignore[union-attr]
     store.close()
+
+
+def test_a_retained_pointer_with_a_time_no_float_can_hold_is_rejected_and_counted(tmp_path: Path, sim: AgentSimulator, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever may publish on `_sessions` can leave a pointer whose time is a 400-digit integer
+    (it fits in MAX_POINTER_BYTES); it replays at every connect. It is a bad pointer like any
+    other: counted, dropped, one debug line, not a traceback per delivery from paho's thread."""
+    obs = Observer(broker.port)
+    huge = "1" + "0" * 400
+    bad = {
+        "edge-agent/_sessions/agent-1/mallory": f'{{"v":1,"session_id":"s-1","started_at":{huge}}}'.encode(),
+        "edge-agent/_sessions/agent-1/trudy": f'{{"v":1,"session_id":"s-2","started_at":-{huge}}}'.encode(),
+    }
+    try:
+        wait_for(obs.client.is_connected, 5, "the observer")
+        for topic, payload in bad.items():
+            assert len(payload) <= MAX_POINTER_BYTES
+            obs.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+        with caplog.at_level(logging.INFO), _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
+            share = a.kiosk.share
+            assert share is not None
+            wait_for(lambda: share.counts["received"] >= 2, 20, "the retained pointers")
+            assert share.counts["rejected"] == 2, share.counts
+            assert _newest(a, "mallory") is None and _newest(a, "trudy") is None
+        assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    finally:
+        obs.close()

@@ -112,9 +112,15 @@ class Pointer:
 
 
 def _time(value: Any, now: float) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return min(float(value), now)
+    try:
+        at = float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        return None
+    if not math.isfinite(at) or at <= 0:
+        return None
+    return min(at, now)
 
 
 def pointer_topic(prefix: str, agent: str, slot: str) -> str:
