@@ -15,6 +15,7 @@ import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
 
 from edge_agent.agent.link import MAX_MESSAGE_BYTES
+from edge_agent.agent.wire import MAX_UNSENT_BYTES
 from edge_agent.core import conversation as c
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 from edge_agent.service.notify import SystemdNotifier
@@ -208,3 +209,20 @@ def test_a_pong_no_float_can_hold_is_a_skipped_frame_not_a_lost_link(tmp_path: P
         assert k.state == c.LISTENING and k.kiosk.stats.connects == 1
         assert not any(e == "reconnecting" for e, _ in events), events
         assert k.kiosk.stats.rtt_ms is None or k.kiosk.stats.rtt_ms < 60_000
+
+
+def test_a_server_that_stops_reading_cannot_make_the_kiosk_buffer_pongs(tmp_path: Path, sim_thread: SimulatorThread, caplog: pytest.LogCaptureFixture) -> None:
+    """Every ping is answered with a pong, read or not: a server that stops reading and sends
+    pings grew the kiosk's socket buffer without bound (43 MB in 10 s here, the link still
+    'listening'). Past MAX_UNSENT_BYTES the link is aborted and reconnected like a dead one."""
+    sim = sim_thread.sim
+    settings = kiosk_settings(tmp_path, sim.url, agent={"dead_after_s": 120.0})  # not the dead-link timer
+    with caplog.at_level(logging.WARNING), KioskThread(settings) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        sent = sim_thread.call(sim.ping_flood(10.0), timeout_s=30)
+        assert any(e == "reconnecting" for e, _ in events), f"{sent} pings (x 131 bytes of pong) and the link is still up"
+        assert sent * 131 < 20 * MAX_UNSENT_BYTES, sent  # given up early in the flood, not at its end
+        k.wait_state(c.LISTENING)  # and reconnected
+    assert any("stopped reading" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]

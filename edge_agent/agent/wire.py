@@ -22,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event, State
+
+log = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES = 16 * 1024
 """Most asyncio reads from a socket at once (one TLS record). Its default, 256 KiB, is allocated
@@ -44,6 +47,14 @@ def read_in_small_chunks(transport: asyncio.BaseTransport) -> bool:
         return False
     setattr(target, "max_size", READ_CHUNK_BYTES)  # noqa: B010 - an attribute typeshed does not know
     return True
+
+
+MAX_UNSENT_BYTES = 256 * 1024
+"""Most bytes the connection may leave unsent in user space. The link's own writes wait for the
+socket past websockets' `write_limit` (4 KiB), so beyond a batch this can only be what websockets
+writes by itself without waiting: a pong for every ping, read by the server or not. A server
+that stops reading and sends pings would grow it without bound; past this the connection is
+aborted (the link ends and is reconnected like a dead one)."""
 
 
 class BatchingConnection(ClientConnection):
@@ -86,6 +97,9 @@ class BatchingConnection(ClientConnection):
             else:
                 self.transport.close()
         self._write(pending)
+        if self.paused and self.transport.get_write_buffer_size() > MAX_UNSENT_BYTES and not self.transport.is_closing():
+            log.warning("agent server stopped reading: %d KiB of the kiosk's answers unsent, connection aborted", self.transport.get_write_buffer_size() // 1024)
+            self.transport.abort()
 
     def _write(self, chunks: list[bytes]) -> None:
         if len(chunks) == 1:

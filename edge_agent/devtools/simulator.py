@@ -166,6 +166,23 @@ class AgentSimulator:
         for off in range(0, len(audio), CHUNK_BYTES):
             await ws.send(audio[off : off + CHUNK_BYTES])
 
+    async def ping_flood(self, seconds: float, session_id: str | None = None) -> int:
+        """A hostile server: stops reading a session's socket (the newest when None) and sends
+        pings, each asking for a pong it never reads, for `seconds` or until the socket is gone.
+        Returns how many it sent."""
+        ws = self._open_conn(session_id)
+        ws.transport.pause_reading()
+        sent, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end and not ws.transport.is_closing():
+            for _ in range(100):
+                ws.protocol.send_ping(sent.to_bytes(8, "big") + bytes(117))  # 125 bytes: the most a ping holds
+                sent += 1
+            ws.send_data()
+            while ws.transport.get_write_buffer_size() > 64 * 1024 and not ws.transport.is_closing() and time.monotonic() < end:
+                await asyncio.sleep(0.001)  # the kiosk reads at its pace: nothing piles up here
+            await asyncio.sleep(0)
+        return sent
+
     async def drop(self, session_id: str | None = None) -> None:
         """Cuts a session's socket without onsessionended (a network fault, as the kiosk sees it)."""
         ws = self._conn(session_id)
