@@ -123,3 +123,41 @@ def test_a_huge_publish_never_reaches_the_kiosk(tmp_path: Path, sim: AgentSimula
     assert _peak_rss_mb(d.proc.pid) - peak0 < 10, (peak0, _peak_rss_mb(d.proc.pid))
     assert not [r for r in _results(observer, mark) if "larger than" in r.get("error", "")]  # never delivered
     assert d.proc.poll() is None
+
+
+GARBAGE = {
+    "edge-agent/k1/state": b'{"state": ["x"], "session_id": 7, "continued_from": {}, "version": 1}',
+    "edge-agent/k2/state": b'{"state": "\\u001b]2;owned\\u0007idle\\u001b[2J", "session_id": "\\u001b[31mred\\nforged"}',
+    "edge-agent/k3/metrics": b'{"rtt_ms": "fast", "cpu_percent": true, "rss_mb": [1], "temperature_c": 1' + b"0" * 400 + b"}",
+    "edge-agent/k4/event": b'{"event": "\\u001b[2Jboom", "reason": "x\\ny"}',
+    "edge-agent/k5/state": b'{"state": "listening", "session_id": "s-1", "version": "1"}',
+}
+
+
+def test_the_fleet_view_survives_retained_garbage_and_prints_no_screen_codes(broker: Broker, observer: Observer) -> None:
+    """`edge-agent fleet` shows whatever anyone retained under the prefix: a number or a list
+    where a string belongs crashed it (for every operator, as long as the message stays
+    retained), and escape codes in a state went to the operator's terminal as they were."""
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    wait_for(observer.client.is_connected, 5, "the observer")
+    for topic, payload in GARBAGE.items():
+        observer.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = b""
+    deadline = time.monotonic() + 30
+    while out.count(b"edge-agent fleet on") < 3 and time.monotonic() < deadline and proc.poll() is None:  # three snapshots
+        if select.select([proc.stdout], [], [], 1)[0]:
+            out += proc.stdout.read1(65536)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=20)
+    out += rest
+    assert proc.returncode == 0 and out.count(b"edge-agent fleet on") >= 3, (proc.returncode, out[-2000:], err[-2000:])
+    last = out.rsplit(b"edge-agent fleet on", 1)[1]
+    assert all(f"\nk{n} ".encode() in last for n in range(1, 6)), last
+    assert b"\x1b" not in out and b"\x07" not in out and b"forged" not in out.replace(b"red?forged", b""), out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -50,7 +51,7 @@ class FleetView:
             self.ignored += 1
             return
         kid, leaf = parts[-2], parts[-1]
-        row = self.kiosks.setdefault(kid, KioskRow(kid))
+        row = self.kiosks.setdefault(kid, KioskRow(_text(kid) or "?"))
         row.last_seen = time.time() if now is None else now
         if leaf == "availability":
             row.online = payload == b"online"
@@ -64,15 +65,16 @@ class FleetView:
             self.ignored += 1
             return
         if leaf == "state":
-            row.state, row.session_id = data.get("state"), data.get("session_id")
-            row.continued_from, row.version = data.get("continued_from"), data.get("version")
+            row.state, row.session_id = _text(data.get("state")), _text(data.get("session_id"))
+            row.continued_from, row.version = _text(data.get("continued_from")), _text(data.get("version"))
         elif leaf == "event":
-            row.last_event = str(data.get("event"))
-            if data.get("reason"):
-                row.last_event += f" ({data['reason']})"
+            row.last_event = _text(data.get("event")) or "?"
+            reason = _text(data.get("reason"))
+            if reason:
+                row.last_event += f" ({reason})"
         elif leaf == "metrics":
-            row.rtt_ms, row.cpu_percent = data.get("rtt_ms"), data.get("cpu_percent")
-            row.rss_mb, row.temperature_c = data.get("rss_mb"), data.get("temperature_c")
+            row.rtt_ms, row.cpu_percent = _number(data.get("rtt_ms")), _number(data.get("cpu_percent"))
+            row.rss_mb, row.temperature_c = _number(data.get("rss_mb")), _number(data.get("temperature_c"))
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [asdict(replace(r)) for _, r in sorted(self.kiosks.items())]
@@ -91,6 +93,29 @@ class FleetView:
         if not self.kiosks:
             lines.append(f"(no kiosks under {self.prefix}/ yet)")
         return "\n".join(lines)
+
+
+MAX_TEXT_CHARS = 200
+"""Most characters of one field kept from a message (the view shows fewer)."""
+
+
+def _text(value: Any) -> str | None:
+    """A field of anyone's message, fit for a terminal: None unless it is a string; what is not
+    printable (escape codes, newlines) shown as `?`."""
+    if not isinstance(value, str):
+        return None
+    return "".join(ch if ch.isprintable() else "?" for ch in value[:MAX_TEXT_CHARS])
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from anyone's message, else None (a string, a bool, a 400-digit integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _num(v: float | None) -> str:
