@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,9 @@ BAD = [
     ({"agent": {"include_metadata_in_prompt": "yes"}}, "agent.include_metadata_in_prompt"),
     ({"agent": {"metadata": "x"}}, "agent.metadata"),
     ({"agent": {"config": 3}}, "agent.config"),
+    ({"agent": {"metadata": {"since": datetime.date(2024, 1, 1)}}}, "agent.metadata.since"),
+    ({"agent": {"config": {"voice": {"speed": float("nan")}}}}, "agent.config.voice.speed"),
+    ({"agent": {"config": {"times": [1, datetime.time(9, 30)]}}}, "agent.config.times[1]"),
     ({"agent": {"dead_after_s": 0}}, "agent.dead_after_s"),
     ({"session": {"resume": 1}}, "session.resume"),
     ({"session": {"resume_within_s": -1}}, "session.resume_within_s"),

@@ -8,6 +8,7 @@ Every value is read through a Section, which names the key in its `ConfigError`
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import stat
 from collections.abc import Iterable
@@ -95,12 +96,33 @@ class Section:
             raise ConfigError(self.key(key), f"must be a table, got {value!r}")
         return dict(value)
 
+    def json_table(self, key: str) -> dict[str, Any]:
+        """A table that goes to the agent as JSON (`agent.metadata`, `agent.config`): TOML's
+        dates and times, nan and inf have no JSON form, and are refused here naming the key
+        (they made every `initiate` fail, one reconnect after another, at each press)."""
+        table = self.table_of(key)
+        _check_json(self.key(key), table)
+        return table
+
     def done(self) -> None:
         """Reject keys nobody asked for: a typo must not silently fall back to a default."""
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
             close = closest(unknown[0], self.seen)
             raise ConfigError(self.key(unknown[0]), "unknown key" + (f" (did you mean {close}?)" if close else ""))
+
+
+def _check_json(key: str, value: object) -> None:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_json(f"{key}.{name}", item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(f"{key}[{i}]", item)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, f"must be a finite number (it goes to the agent as JSON), got {value}")
+    elif not isinstance(value, (str, int, float)):  # bool is an int
+        raise ConfigError(key, f"a TOML {type(value).__name__} has no JSON form (it goes to the agent as JSON): write it as a string")
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
