@@ -249,3 +249,38 @@ def test_a_stop_with_a_congested_uplink_is_prompt(tmp_path: Path, sim: AgentSimu
         assert not k._thread.is_alive(), "the kiosk did not stop"
     assert stopped_s < 10.0, stopped_s  # 1.5 s for the link, 1 s for a standby, the rest is clean-up
     assert k.result == 0
+
+
+@pytest.mark.slow
+def test_a_microphone_gone_for_good_does_not_write_a_line_per_retry(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A USB microphone unplugged for a month was retried every 5 s with an ERROR line each time
+    (17 000 lines a day, pushing everything else out of the journal). The first few retries are
+    logged, then one now and then saying how many were left out (the retries go on)."""
+    import logging
+
+    from edge_agent.service import audio_watch
+
+    monkeypatch.setattr(audio_watch, "AUDIO_RETRY_S", 0.02)  # a month of retries in seconds
+    settings = kiosk_settings(tmp_path, sim.url)
+    from dataclasses import replace
+
+    settings = replace(settings, audio=replace(settings.audio, input=f"file:{tmp_path / 'unplugged.wav'}"))
+    from edge_agent.audio.devices import FileSource
+
+    class GoneMic(FileSource):
+        def __init__(self) -> None:
+            self.frames_captured, self.overruns, self.last_frame_at, self.stalled = 0, 0, time.monotonic(), False
+            self.attempts = 0
+
+        def start(self, loop: Any, on_frame: Any) -> None:
+            self.attempts += 1
+            FileSource.__init__(self, tmp_path / "unplugged.wav", 30)  # raises AudioError: the file never appears
+
+        def stop(self) -> None:
+            pass
+
+    mic = GoneMic()
+    with caplog.at_level(logging.INFO), KioskThread(settings, wait_ready=False, source=mic):
+        wait_for(lambda: mic.attempts >= 20, 30, "20 retries")
+    retries = [r for r in caplog.records if "audio input" in r.getMessage() and "still unavailable" in r.getMessage()]
+    assert 1 <= len(retries) <= 5, [r.getMessage() for r in retries]

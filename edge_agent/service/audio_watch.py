@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_agent.audio.devices import AudioSource
+from edge_agent.core.ratelimit import LogThrottle
 from edge_agent.errors import EdgeAgentError
 
 log = logging.getLogger("edge_agent")
@@ -22,6 +23,9 @@ log = logging.getLogger("edge_agent")
 AUDIO_STALL_S = 2.0
 """No captured frame for this long means the microphone is stalled or gone."""
 AUDIO_RETRY_S = 5.0
+RETRY_LOG_FIRST, RETRY_LOG_EVERY_S = 3, 600.0
+"""Retries of one outage logged: the first few, then one per 10 minutes saying how many were
+left out (a microphone gone for a month wrote a line every 5 s)."""
 
 
 class AudioWatch:
@@ -32,6 +36,7 @@ class AudioWatch:
         self._notify, self._recovered = notify, recovered
         self.stalled_at: float | None = None
         self._retry_at = 0.0
+        self._retry_log = LogThrottle(RETRY_LOG_FIRST, RETRY_LOG_EVERY_S)
 
     def alive(self, stall_s: float = AUDIO_STALL_S) -> bool:
         """The capture delivered a frame lately."""
@@ -49,11 +54,17 @@ class AudioWatch:
         if self.stalled_at is None:
             self.stalled_at = now
             self._retry_at = now
+            self._retry_log = LogThrottle(RETRY_LOG_FIRST, RETRY_LOG_EVERY_S)
             self._notify("error", {"code": "audio_stalled", "message": f"no audio from {self.name} for {AUDIO_STALL_S:.0f} s"})
         if now >= self._retry_at and reopen is not None:
             self._retry_at = now + AUDIO_RETRY_S
             try:
                 reopen()
-                log.info("audio input reopened")
+                self._log_retry(logging.INFO, "audio input reopened", now)
             except (EdgeAgentError, OSError) as exc:
-                log.error("audio input still unavailable: %s", exc)
+                self._log_retry(logging.ERROR, f"audio input still unavailable: {exc}", now)
+
+    def _log_retry(self, level: int, what: str, now: float) -> None:
+        left_out = self._retry_log.allow(now)
+        if left_out is not None:
+            log.log(level, "%s%s", what, f" ({left_out} retries left out of the log before this one)" if left_out else "")
