@@ -226,3 +226,31 @@ def test_a_server_that_stops_reading_cannot_make_the_kiosk_buffer_pongs(tmp_path
         assert sent * 131 < 20 * MAX_UNSENT_BYTES, sent  # given up early in the flood, not at its end
         k.wait_state(c.LISTENING)  # and reconnected
     assert any("stopped reading" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_server_flipping_speaking_and_listening_cannot_flood_the_journal_mqtt_or_systemd(tmp_path: Path, sim_thread: SimulatorThread, caplog: pytest.LogCaptureFixture) -> None:
+    """Agent audio makes the kiosk speaking, a `clear` listening again, a `start_answering` then
+    audio a response latency: 2 000 such rounds wrote 6 000 INFO lines, 4 000 retained MQTT
+    states (and STATUS= lines) and 2 000 events in under two seconds. What leaves the kiosk is
+    rate-limited; the last state reported is still the kiosk's own."""
+    sim = sim_thread.sim
+    with caplog.at_level(logging.INFO), KioskThread(kiosk_settings(tmp_path, sim.url, audio={"duplex": "full"})) as k:
+        events = _events(k)
+        states: list[str] = []
+        k.kiosk.reporter.state = lambda state, *rest: states.append(state)  # type: ignore[method-assign]
+        k.press()
+        k.wait_state(c.LISTENING)
+
+        async def flip() -> None:
+            for _ in range(2000):
+                await sim.say(bytes(2))
+                await sim.control("clear")
+                await sim.control("start_answering")
+
+        sim_thread.call(flip(), timeout_s=120)
+        wait_for(lambda: k.kiosk.counters["replies"] >= 1999, 30, "every round to be handled")
+        wait_for(lambda: states[-1:] == [c.LISTENING] and k.state == c.LISTENING, 10, "the kiosk's own state to be reported last")
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("edge_agent")]
+    assert len(states) < 100, len(states)
+    assert sum("state: " in m for m in lines) < 100 and sum("response latency" in m for m in lines) < 50, len(lines)
+    assert sum(e == "response_latency" for e, _ in events) < 50

@@ -34,6 +34,7 @@ from edge_agent.core.backlog import Backlog
 from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import PRIVATE_EVENTS, Led, Reporter, describe
+from edge_agent.core.ratelimit import LogThrottle
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
@@ -45,6 +46,7 @@ from edge_agent.service.notify import SystemdNotifier, handle_signals
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
 from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
+from edge_agent.service.statereports import StateReports
 from edge_agent.service.ticker import Ticker
 
 log = logging.getLogger("edge_agent")
@@ -89,6 +91,8 @@ class Kiosk:
         self.started_at = time.monotonic()
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
+        self.state_reports = StateReports(self._report_state)
+        self._latency_log = LogThrottle(first=10, every_s=1.0)  # a server drives these too (see StateReports)
         self.ticker = Ticker(self._tick, self._running)
         self.standby = Standby(settings.agent, self.stats)
         self.uplink = Uplink(self.stats, self.standby, self.backlog, self.dispatch)
@@ -178,10 +182,15 @@ class Kiosk:
         elif isinstance(a, c.StateChanged):
             if a.state == c.LISTENING and self.uplink.start_stream(self.gate.silence):
                 self.gate.debt += 1  # the extra frame is paid back from the gate's silence, like a pre-roll
-            log.info("state: %s%s", a.state, f" (session {a.session_id})" if a.session_id else "")
             self._show_led()
-            self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
-            self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
+            self.state_reports.changed(a, time.monotonic())
+
+    def _report_state(self, a: c.StateChanged, left_out: int) -> None:
+        """A state change told to the log, MQTT and systemd (at a bounded rate: StateReports)."""
+        more = f" ({left_out} state changes before it not reported)" if left_out else ""
+        log.info("state: %s%s%s", a.state, f" (session {a.session_id})" if a.session_id else "", more)
+        self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
+        self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
 
     def _store_changed(self) -> None:
         """The store went to memory (the LED shows it while idle) or back to disk (an idle
@@ -199,6 +208,8 @@ class Kiosk:
         if kind == "response_latency":
             self.response_latency_ms = fields["ms"]
             self.counters["replies"] += 1
+            if self._latency_log.allow(time.monotonic()) is None:
+                return
         elif kind == "reconnecting":
             self.counters["reconnects"] += 1
         elif kind == "error":
@@ -253,6 +264,7 @@ class Kiosk:
         count = self.records.forget()  # the fleet's copies too
         self.dispatch(c.SessionsForgotten())
         conv = self.conversation
+        self.state_reports.flush(time.monotonic(), force=True)  # a change held back names the session: out before, not after
         self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
         self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
         self.records.check()
@@ -293,6 +305,7 @@ class Kiosk:
         """Timeouts, store and audio supervision, the standby and the systemd watchdog (see Ticker)."""
         try:
             self.dispatch(c.Tick())
+            self.state_reports.flush(now)
             if self.store.fault is not None and self.conversation.state == c.IDLE and self.store.retry(now):
                 self.records.check()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
@@ -362,6 +375,7 @@ class Kiosk:
         self.notifier.send("STOPPING=1")
         self.dispatch(c.End("shutdown"))
         await self.uplink.wait_closed()
+        self.state_reports.flush(time.monotonic(), force=True)
         self.ticker.cancel()
         for b in self.inputs:
             b.close()
