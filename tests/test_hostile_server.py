@@ -254,3 +254,20 @@ def test_a_server_flipping_speaking_and_listening_cannot_flood_the_journal_mqtt_
     assert len(states) < 100, len(states)
     assert sum("state: " in m for m in lines) < 100 and sum("response latency" in m for m in lines) < 50, len(lines)
     assert sum(e == "response_latency" for e, _ in events) < 50
+
+
+def test_a_server_that_never_says_onready_does_not_hold_the_kiosk_connecting(tmp_path: Path) -> None:
+    """Accepts `initiate`, answers every ping, never says `onready`: the link is alive (the dead
+    timer never trips) and nothing was lost, so no reconnect window ran: the kiosk said
+    'connecting' (LED, MQTT state) until someone pressed again. The first `onready` now has the
+    reconnect window to come; past it the conversation ends in an error."""
+    with SimulatorThread(never_ready=True) as sim:
+        settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"reconnect_window_s": 2.0})
+        with KioskThread(settings) as k:
+            events = _events(k)
+            k.press()
+            k.wait_state(c.CONNECTING)
+            wait_for(lambda: any(e == "error" for e, _ in events), 15, "the conversation to give up")
+            k.wait_state(c.IDLE, 15)
+            assert k.kiosk.stats.rtt_ms is not None  # the link was alive all along: pongs came
+            assert len(sim.sessions) == 1

@@ -391,3 +391,7 @@ class Conversation:
                 self._finish("idle", now, out)
         elif self.state == CONNECTING and self._reconnects.window_passed(now, self.t):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)
+        elif self.state == CONNECTING and self._reconnects.lost_at is None and now - self._state_since >= self.t.reconnect_window_s:
+            # the first onready gets the window a reconnect gets: a server alive but never ready
+            # (pongs keep the link from looking dead) must not hold the kiosk connecting
+            self._fail(f"the agent did not say onready within {self.t.reconnect_window_s:g} s", now, out)

@@ -10,7 +10,8 @@ turns or when told to. Everything received is recorded for tests to assert on.
 
 Hostile modes play servers a kiosk must survive: `drop_after_ready` (accepts, says onready, cuts
 the socket), `bad_session_id` (an onready with this id, say one with a newline), `greet_bytes`
-(sends that much binary before `initiate`, to park data in a standby link).
+(sends that much binary before `initiate`, to park data in a standby link), `never_ready`
+(answers pings, never says onready), and `ping_flood` (stops reading and sends pings).
 """
 
 from __future__ import annotations
@@ -87,13 +88,15 @@ class AgentSimulator:
         bad_session_id: str | None = None,
         greet_bytes: int = 0,
         onready_delay_s: float = 0.0,
+        never_ready: bool = False,
     ) -> None:
         """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
         `close_code`: close every session right after onready with this code (a policy close);
         `initiate_timeout_s`: a socket that sends no `initiate` this long is closed with 1008, as
         servers drop idle sockets (what a kiosk's standby link has to live with); `onready_delay_s`:
         wait this long after `initiate` before `onready` (a server slow to start a session);
-        audio arriving meanwhile is recorded like any other."""
+        audio arriving meanwhile is recorded like any other; `never_ready`: accept `initiate`,
+        answer pings, never say `onready` (a platform that cannot start the session)."""
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns
@@ -109,6 +112,7 @@ class AgentSimulator:
         self.early_closes = 0
         """Sockets the client closed before sending initiate."""
         self.onready_delay_s = onready_delay_s
+        self.never_ready = never_ready
         self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
@@ -225,6 +229,12 @@ class AgentSimulator:
         self._conns[sess.session_id] = ws
         if self.onready_delay_s > 0:
             await asyncio.sleep(self.onready_delay_s)
+        if self.never_ready:
+            with contextlib.suppress(ConnectionClosed):
+                async for msg in ws:  # alive (pongs), never ready
+                    if isinstance(msg, str) and '"ping"' in msg:
+                        await ws.send(p.server_to_wire("pong", json.loads(msg).get("data")))
+            return
         await self._send(ws, sess, "onready", payload={"session_id": sess.session_id})
         if self.close_code is not None:
             await ws.close(self.close_code, "closed by the simulator")
