@@ -298,3 +298,35 @@ def test_a_retained_pointer_with_a_time_no_float_can_hold_is_rejected_and_counte
         assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
     finally:
         obs.close()
+
+
+def test_forgetting_another_slot_leaves_the_running_conversation_on_the_record(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """An empty retained pointer forgets that one slot fleet-wide. It used to put whatever
+    conversation the kiosk was running, for any slot, off the record (and forget its last
+    session): one empty message on someone else's slot, and this visitor's session was never
+    stored, so their next press started afresh."""
+    obs = Observer(broker.port)
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
+            obs.wait("edge-agent/kiosk-a/availability", lambda p: p == b"online")
+            share = a.kiosk.share
+            assert share is not None
+            sim.onready_delay_s = 2.0  # the forget comes while the kiosk waits for onready
+            _cmd(obs, "kiosk-a", action="press", slot="alice")
+            a.wait_state(c.CONNECTING)
+            obs.client.publish("edge-agent/_sessions/agent-1/bob", b"", qos=1, retain=True).wait_for_publish(5)
+            wait_for(lambda: share.counts["forgotten"] >= 1, 20, "the forget of bob's slot")
+            a.on_loop(lambda: None)  # the forget, posted to the loop, has run
+            assert a.state == c.CONNECTING
+            a.wait_state(c.LISTENING)
+            sim.onready_delay_s = 0.0
+            running = a.kiosk.conversation.session_id
+            assert running is not None
+            _cmd(obs, "kiosk-a", action="end")
+            a.wait_state(c.IDLE)
+            stored = _newest(a, "alice")
+            assert stored is not None and stored.id == running
+            again = _converse(a, sim, obs, "kiosk-a", "alice")
+            assert again.continued_from == running
+    finally:
+        obs.close()

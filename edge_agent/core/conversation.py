@@ -266,7 +266,10 @@ class Conversation:
             self._finish("button", now, out)
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
-        self._resume.forget()
+        target = None if ev.slot is None else (ev.agent_id, ev.slot)
+        self._resume.forget(target)
+        if target is not None and target != (self.agent_id, self.slot):
+            return  # another slot's sessions: this conversation is not theirs
         if self.state in (CONNECTING, LISTENING, SPEAKING):
             self._off_record = True
         else:

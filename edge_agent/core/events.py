@@ -101,7 +101,12 @@ class Tick:
 @dataclass(frozen=True)
 class SessionsForgotten:
     """The store was wiped: nothing is left to continue. A conversation running meanwhile goes
-    on, but off the record: its session is neither stored nor continued by the next press."""
+    on, but off the record: its session is neither stored nor continued by the next press.
+    With `slot`, only that slot of `agent_id` (None: the kiosk's own agent) was forgotten (a
+    fleet-wide forget of one slot): a conversation of another slot is not touched."""
+
+    slot: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,11 @@ class ResumeMemory:
         self._last_target = (agent_id, slot)
         self._stored_at = now
 
-    def forget(self) -> None:
-        """The sessions were forgotten: nothing of this process's own is continued."""
+    def forget(self, target: tuple[str | None, str] | None = None) -> None:
+        """The sessions were forgotten (with `target`, only those of that (agent_id, slot)):
+        nothing of this process's own is continued there."""
+        if target is not None and target != self._last_target:
+            return
         self._last_id = None
         self._stored_at = None
         self._last_age_s = None

@@ -76,7 +76,7 @@ class Kiosk:
         """The main button, then `[[buttons]]` and the badge reader: each names its slot."""
         self.led: Led = led or make_led(settings.led)
         self.reporter: Reporter = reporter or make_reporter(settings, self._command_from_thread)
-        self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, lambda: self.dispatch(c.SessionsForgotten()))
+        self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, self._slot_forgotten)
         self.records = SessionRecords(self.store, self.share, self._notify, self._store_changed)
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
@@ -258,6 +258,10 @@ class Kiosk:
             **slot_metrics(self.inputs, self.share),
             **process_metrics(self.process),
         }
+
+    def _slot_forgotten(self, agent: str, slot: str) -> None:
+        """The fleet forgot one slot: a conversation of that slot goes off the record, no other."""
+        self.dispatch(c.SessionsForgotten(slot, None if agent == self.settings.agent.agent_key else agent))
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""

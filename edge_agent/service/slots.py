@@ -48,8 +48,9 @@ def link_settings(settings: Settings, agent_id: str | None, slot: str) -> AgentS
     return replace(agent, agent_id=agent_id or agent.agent_id, metadata={**agent.metadata, key: slot} if key else agent.metadata)
 
 
-def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post: Callable[[Callable[[], None]], None], on_forgotten: Callable[[], None]) -> SessionShare | None:
-    """SessionShare on the reporter's MQTT connection, when `session.share` is on."""
+def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post: Callable[[Callable[[], None]], None], on_forgotten: Callable[[str, str], None]) -> SessionShare | None:
+    """SessionShare on the reporter's MQTT connection, when `session.share` is on; a fleet-wide
+    forget of one (agent, slot) reaching this kiosk is told to `on_forgotten(agent, slot)`."""
     if not settings.session.share or not hasattr(reporter, "follow"):
         return None
     bus: Any = reporter
@@ -67,7 +68,7 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
                 log.info("shared sessions of slot %s forgotten (fleet-wide forget)", slot)
         except StoreError as exc:
             log.error("%s", exc)
-        on_forgotten()
+        on_forgotten(agent, slot)
 
     def clear(targets: list[tuple[str, str]]) -> None:  # off the loop: it waits for the broker
         threading.Thread(target=lambda: log.info("forget: %s", clear_pointers(settings.mqtt, targets)), name="forget-shared", daemon=True).start()
