@@ -271,3 +271,21 @@ def test_a_server_that_never_says_onready_does_not_hold_the_kiosk_connecting(tmp
             k.wait_state(c.IDLE, 15)
             assert k.kiosk.stats.rtt_ms is not None  # the link was alive all along: pongs came
             assert len(sim.sessions) == 1
+
+
+def test_a_pong_that_echoes_no_recent_ping_leaves_the_rtt_alone(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """The RTT (a metric, long-term statistics in Home Assistant) is the age of the ping a pong
+    echoes. A pong of 0 made it 1.7e12 ms (55 years); one from the future, 0. Only an echo of a
+    ping younger than the dead-link limit counts; others are skipped and counted."""
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url, agent={"ping_interval_s": 60.0})) as k:
+        k.press()
+        k.wait_state(c.LISTENING)
+        wait_for(lambda: k.kiosk.stats.rtt_ms is not None, 10, "the first (real) pong")
+        real = k.kiosk.stats.rtt_ms
+        bad = k.kiosk.stats.bad_frames
+        now_ms = int(time.time() * 1000)
+        for data in ("0", str(now_ms - 3_600_000), str(now_ms + 3_600_000)):
+            sim_thread.call(_flood(sim, 1, "pong", data))
+        wait_for(lambda: k.kiosk.stats.bad_frames >= bad + 3, 10, "the three pongs to be skipped")
+        assert k.kiosk.stats.rtt_ms == real and k.state == c.LISTENING

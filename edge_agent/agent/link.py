@@ -319,7 +319,12 @@ class AgentLink:
                     raise ProtocolError(f"bad frame before onready: {exc}") from None
                 continue
             if isinstance(event, p.Pong):
-                self.stats.rtt_ms = max(0.0, time.time() * 1000.0 - event.sent_ms)
+                rtt_ms = time.time() * 1000.0 - event.sent_ms
+                if 0.0 <= rtt_ms <= self.settings.dead_after_s * 1000.0:  # a ping of ours is no older
+                    self.stats.rtt_ms = rtt_ms
+                else:  # echoes no recent ping of ours (a server's own number, or the clock jumped)
+                    self.stats.bad_frames += 1
+                    self._skipped(f"a pong echoing no recent ping ({rtt_ms:.0f} ms), skipped", logging.INFO)
                 continue
             if isinstance(event, p.Unknown):
                 self._skipped(f"unknown method {event.method!r}, ignored", logging.INFO)
