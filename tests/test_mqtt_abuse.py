@@ -161,3 +161,31 @@ def test_the_fleet_view_survives_retained_garbage_and_prints_no_screen_codes(bro
     last = out.rsplit(b"edge-agent fleet on", 1)[1]
     assert all(f"\nk{n} ".encode() in last for n in range(1, 6)), last
     assert b"\x1b" not in out and b"\x07" not in out and b"forged" not in out.replace(b"red?forged", b""), out
+
+
+def test_a_flood_of_home_assistant_announcements_is_not_answered_in_full(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """Every `online` on `homeassistant/status` was answered with all 17 discovery configs: 500 of
+    them filled the kiosk's bounded MQTT queue (200 configs out, the rest dropped with whatever
+    else the kiosk had to say meanwhile). A couple are answered at once, then one every 10 s
+    (the configs are retained: Home Assistant gets them from the broker anyway)."""
+    from edge_agent.fleet.discovery import discovery_messages
+
+    s = kiosk_settings(tmp_path, sim.url, mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "discovery": True})
+    per_set = len(discovery_messages(s.mqtt, "test-kiosk"))
+    obs = Observer(broker.port, "homeassistant/#")
+    try:
+        with KioskThread(s) as k:
+            reporter: Any = k.kiosk.reporter
+            wait_for(reporter.discovery.synced.is_set, 20, "the discovery pass")
+            wait_for(obs.client.is_connected, 5, "the observer")
+            obs.settle()
+            mark = len(obs.messages)
+            for _ in range(500):
+                obs.client.publish("homeassistant/status", b"online", qos=0)
+            obs.settle()  # every announcement reached the broker (and the kiosk) before this marker
+            time.sleep(1.0)
+            configs = [t for t, _, _, _ in obs.messages[mark:] if t.endswith("/config")]
+            assert per_set <= len(configs) <= 3 * per_set, len(configs)
+            assert reporter.events_dropped == 0
+    finally:
+        obs.close()

@@ -28,6 +28,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +41,7 @@ from paho.mqtt.properties import Properties
 
 from edge_agent import __version__
 from edge_agent.core.config import MqttSettings
+from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.errors import ConfigError
 from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
 from edge_agent.fleet.discovery_sync import DiscoveryCleanup
@@ -51,6 +53,11 @@ MAX_PACKET_BYTES = 4 * MAX_COMMAND_BYTES
 """Largest MQTT packet the kiosk accepts (MQTT 5 Maximum Packet Size, sent on CONNECT): a
 command plus topic and headers. A conforming broker (mosquitto >= 1.6) does not deliver larger
 messages to the kiosk at all; brokers should also cap what they accept (`max_packet_size`)."""
+HA_ANSWERS_BURST, HA_ANSWER_EVERY_S = 2, 10.0
+"""Home Assistant's `online` announcements answered with the discovery configs: a couple at once,
+then one per 10 s. Each answer is every config (17); a flood of announcements filled the bounded
+queue and crowded out everything else the kiosk had to publish. The configs are retained, so an
+announcement left unanswered still finds them on the broker."""
 Reply = Callable[[dict[str, Any]], None]
 
 
@@ -95,6 +102,7 @@ class StatusReporter:
         self.connects = 0
         self.events_dropped = 0
         self.bad_commands = 0
+        self._ha_answers = TokenBucket(HA_ANSWERS_BURST, 1.0 / HA_ANSWER_EVERY_S, time.monotonic())
         self._closing = False
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
         self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, _guard)
@@ -155,7 +163,7 @@ class StatusReporter:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == f"{self.settings.discovery_prefix}/status":
-            if msg.payload == b"online":
+            if msg.payload == b"online" and self._ha_answers.take(time.monotonic()):
                 self.discovery.publish()
             return
         try:
