@@ -102,6 +102,9 @@ BAD = [
     ({"mqtt": {"port": 0}}, "mqtt.port"),
     ({"mqtt": {"qos": 3}}, "mqtt.qos"),
     ({"mqtt": {"topic_prefix": "a/#"}}, "mqtt.topic_prefix"),
+    ({"mqtt": {"topic_prefix": "a\x00b"}}, "mqtt.topic_prefix"),
+    ({"mqtt": {"discovery_prefix": "ha/#"}}, "mqtt.discovery_prefix"),
+    ({"mqtt": {"discovery_prefix": "/"}}, "mqtt.discovery_prefix"),
     ({"mqtt": {"keepalive_s": 1}}, "mqtt.keepalive_s"),
     ({"mqtt": {"password_file": "/nonexistent"}}, "mqtt.password_file"),
 ]

@@ -271,6 +271,15 @@ class LogSettings:
         return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")), transcripts=s.flag("transcripts", False))
 
 
+def _topic_prefix(s: Section, key: str, default: str) -> str:
+    """A topic the kiosk subscribes under: a wildcard (or NUL) in it broke every subscription
+    of the connection (the discovery prefix's did: no availability, no commands, one traceback)."""
+    prefix = s.text(key, default).strip("/")
+    if not prefix or any(c in prefix for c in "+#\0"):
+        raise ConfigError(s.key(key), f"must be a non-empty topic without + or #, got {prefix!r}")
+    return prefix
+
+
 @dataclass(frozen=True)
 class MqttSettings:
     enabled: bool
@@ -298,9 +307,7 @@ class MqttSettings:
     def read(cls, s: Section) -> MqttSettings:
         password_path = s.opt_str("password_file")  # read by `with_password`, only where the broker is talked to
         password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password")
-        prefix = s.text("topic_prefix", "edge-agent").strip("/")
-        if not prefix or any(c in prefix for c in "+#"):
-            raise ConfigError(s.key("topic_prefix"), f"must be a non-empty topic without + or #, got {prefix!r}")
+        prefix = _topic_prefix(s, "topic_prefix", "edge-agent")
         return cls(
             enabled=s.flag("enabled", False),
             host=s.text("host", "localhost"),
@@ -316,7 +323,7 @@ class MqttSettings:
             keepalive_s=s.integer("keepalive_s", 30, 5, 3600),
             qos=s.integer("qos", 1, 0, 2),
             topic_prefix=prefix,
-            discovery_prefix=s.text("discovery_prefix", "homeassistant").strip("/"),
+            discovery_prefix=_topic_prefix(s, "discovery_prefix", "homeassistant"),
             discovery=s.flag("discovery", True),
             support_url=url_or_none(s, "support_url"),
             metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
