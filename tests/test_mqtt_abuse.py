@@ -134,6 +134,7 @@ GARBAGE = {
 }
 
 
+@pytest.mark.slow
 def test_the_fleet_view_survives_retained_garbage_and_prints_no_screen_codes(broker: Broker, observer: Observer) -> None:
     """`edge-agent fleet` shows whatever anyone retained under the prefix: a number or a list
     where a string belongs crashed it (for every operator, as long as the message stays

@@ -300,6 +300,7 @@ def test_a_retained_pointer_with_a_time_no_float_can_hold_is_rejected_and_counte
         obs.close()
 
 
+@pytest.mark.slow
 def test_forgetting_another_slot_leaves_the_running_conversation_on_the_record(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
     """An empty retained pointer forgets that one slot fleet-wide. It used to put whatever
     conversation the kiosk was running, for any slot, off the record (and forget its last
