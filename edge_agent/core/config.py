@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, read_buttons
+from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
-from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file, url_or_none
+from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
-MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 """What a device id may be: ASCII letters, digits, - and _ (what Home Assistant's discovery topics
 accept for a node id, and safe as an MQTT topic level and a broker user name), 1 to 63 characters
@@ -269,75 +269,6 @@ class LogSettings:
     @classmethod
     def read(cls, s: Section) -> LogSettings:
         return cls(level=s.choice("level", "info", ("debug", "info", "warning", "error")), transcripts=s.flag("transcripts", False))
-
-
-def _topic_prefix(s: Section, key: str, default: str) -> str:
-    """A topic the kiosk subscribes under: a wildcard (or NUL) in it broke every subscription
-    of the connection (the discovery prefix's did: no availability, no commands, one traceback)."""
-    prefix = s.text(key, default).strip("/")
-    if not prefix or any(c in prefix for c in "+#\0"):
-        raise ConfigError(s.key(key), f"must be a non-empty topic without + or #, got {prefix!r}")
-    return prefix
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    enabled: bool
-    host: str
-    port: int
-    username: str | None
-    password: str | None = field(repr=False)
-    tls: bool
-    ca_file: str | None
-    cert_file: str | None
-    key_file: str | None
-    tls_insecure: bool
-    client_id: str | None
-    keepalive_s: int
-    qos: int
-    topic_prefix: str
-    discovery_prefix: str
-    discovery: bool
-    support_url: str | None
-    """Where the discovery `origin` block points Home Assistant users for help (optional)."""
-    metrics_interval_s: float
-    password_file: str | None = None
-
-    @classmethod
-    def read(cls, s: Section) -> MqttSettings:
-        password_path = s.opt_str("password_file")  # read by `with_password`, only where the broker is talked to
-        password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password")
-        prefix = _topic_prefix(s, "topic_prefix", "edge-agent")
-        return cls(
-            enabled=s.flag("enabled", False),
-            host=s.text("host", "localhost"),
-            port=s.integer("port", 1883, 1, 65535),
-            username=s.opt_str("username"),
-            password=password,
-            tls=s.flag("tls", False),
-            ca_file=s.opt_str("ca_file"),
-            cert_file=s.opt_str("cert_file"),
-            key_file=s.opt_str("key_file"),
-            tls_insecure=s.flag("tls_insecure", False),
-            client_id=s.opt_str("client_id"),
-            keepalive_s=s.integer("keepalive_s", 30, 5, 3600),
-            qos=s.integer("qos", 1, 0, 2),
-            topic_prefix=prefix,
-            discovery_prefix=_topic_prefix(s, "discovery_prefix", "homeassistant"),
-            discovery=s.flag("discovery", True),
-            support_url=url_or_none(s, "support_url"),
-            metrics_interval_s=s.number("metrics_interval_s", 30.0, 1.0, 86400.0),
-            password_file=password_path,
-        )
-
-    def with_password(self) -> MqttSettings:
-        """These settings with the password read from `password_file` when no other is set
-        (EDGE_AGENT_MQTT_PASSWORD, then mqtt.password win). Only what talks to the broker reads
-        the file (run, doctor, fleet), so `sessions` or `gate` work for a user who may not read
-        it; ConfigError naming mqtt.password_file when it cannot be read or is empty."""
-        if self.password or not self.password_file:
-            return self
-        return replace(self, password=secret_from_file("mqtt.password_file", self.password_file))
 
 
 SECTIONS: dict[str, Any] = {

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from edge_agent.core.config import MqttSettings, Settings
+from edge_agent.core.config import Settings
+from edge_agent.core.config_mqtt import MqttSettings
 
 
 def is_loopback(host: str | None) -> bool:

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.core.config import MqttSettings
+from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.conversation import STATES
 
 METRIC_SENSORS = (

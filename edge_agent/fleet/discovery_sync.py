@@ -24,7 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.core.config import MqttSettings
+from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.fleet.discovery import Message, device_identifier, discovery_messages, legacy_node_id, node_id
 
 log = logging.getLogger(__name__)

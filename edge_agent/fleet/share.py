@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
-from edge_agent.core.config import SHARED_SESSIONS_LEVEL, MqttSettings
+from edge_agent.core.config import SHARED_SESSIONS_LEVEL
+from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import is_label
 from edge_agent.errors import EdgeAgentError
 

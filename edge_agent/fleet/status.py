@@ -40,7 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent import __version__
-from edge_agent.core.config import MqttSettings
+from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.errors import ConfigError
 from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command

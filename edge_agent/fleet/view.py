@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edge_agent.core import config
-from edge_agent.core.config import MQTT_PASSWORD_ENV
+from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.tomlsection import secret_from_file
 
