@@ -61,7 +61,7 @@ def test_short_press_continues_the_newest_session_long_press_does_not() -> None:
     assert open_.continue_session_id is None
 
 
-@pytest.mark.parametrize(("age_s", "resume", "expect"), [(10.0, True, "old"), (4000.0, True, None), (10.0, False, None)])
+@pytest.mark.parametrize(("age_s", "resume", "expect"), [(10.0, True, "old"), (4000.0, True, None), (10.0, False, None), (-30.0, True, "old"), (-86400.0, True, None)])
 def test_continuation_respects_resume_and_age(age_s: float, resume: bool, expect: str | None) -> None:
     conv = c.Conversation(Timing(resume=resume, resume_within_s=3600.0), "old", age_s)
     (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)

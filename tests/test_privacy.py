@@ -177,3 +177,20 @@ def test_fleet_reads_the_password_from_a_file_or_the_environment_never_argv(tmp_
         assert ids == ["kiosk-9"] and "process list" in err
     finally:
         b.kill()
+
+
+# ----------------------------------------------------------------------------- the clock
+def test_a_session_stored_under_a_clock_that_ran_ahead_is_not_continued(tmp_path: Path, sim: AgentSimulator) -> None:
+    """A kiosk without a battery clock stored a session while its time was two days ahead (a bad
+    time server), then the clock was put right. Its age came out negative, always within
+    `resume_within_s`, so every press continued that old visitor's conversation, and it stayed the
+    slot's newest until the clock caught up. Such a session's age cannot be told: not continued."""
+    import time
+
+    state = tmp_path / "state"
+    SessionStore(state).record_start("from-the-future", "agent-1", "default", None, started_at=time.time() + 2 * 86400)
+    with KioskThread(kiosk_settings(tmp_path, sim.url, session={"resume_within_s": 3600.0})) as k:
+        k.press()
+        k.wait_state(c.LISTENING)
+        wait_for(lambda: len(sim.sessions) == 1, 20, "the session")
+        assert "session_continuation" not in sim.sessions[0].initiate["data"], sim.sessions[0].initiate

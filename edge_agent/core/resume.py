@@ -3,7 +3,8 @@
 Sans-I/O bookkeeping for `Conversation`. The session to continue is the newest of that (agent,
 slot), asked of an injected `recall` (the store, which also holds what other kiosks shared) and
 of what this process learnt itself: the last session it ran, timed on the monotonic clock (so a
-wall-clock jump cannot expire it). A session older than `resume_within_s` is not continued.
+wall-clock jump cannot expire it). A session older than `resume_within_s` is not continued, nor
+one whose wall-clock time lies ahead of the kiosk's (FUTURE_TOLERANCE_S): its age is unknown.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from typing import Union
 
 Recall = Callable[[Union[str, None], str], Union[tuple[str, float], None]]
 """(agent_id or None, slot) -> (newest session id, wall-clock seconds since it was active)."""
+
+FUTURE_TOLERANCE_S = 60.0
+"""A stored session may look this far in the future (a clock stepped back by NTP) and still be
+continued. Beyond, it was stored under a clock that ran ahead (a Pi has no battery clock; a bad
+time server), and how old it really is cannot be told: continuing it could hand an old visitor's
+conversation to a new one, whatever `resume_within_s` says, for as long as the clock is behind."""
 
 
 class ResumeMemory:
@@ -39,7 +46,7 @@ class ResumeMemory:
             mine, age = known
         else:
             return None
-        return mine if age <= within_s else None
+        return mine if -FUTURE_TOLERANCE_S <= age <= within_s else None
 
     def remember(self, session_id: str, agent_id: str | None, slot: str, now: float) -> None:
         """This process ran `session_id` for (agent_id, slot), last active at `now`."""
