@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ...}')
     p.set_defaults(fn=cmd_echo)
     p = with_config(sub.add_parser("devices", help="list audio devices and which would be chosen"))
-    p.set_defaults(fn=_lazy("edge_agent.audio.pyaudio_io", "cmd_devices"))
+    p.set_defaults(fn=_lazy("edge_agent.audio.devicelist", "cmd_devices"))
     from edge_agent.fleet.view import add_parser as add_fleet
 
     add_fleet(sub)

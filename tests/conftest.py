@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import itertools
 import json
@@ -25,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.audio.devices import write_wav_16k_mono
 from edge_agent.devtools.mosquitto import Mosquitto
+from edge_agent.devtools.pulse import PulseServer
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 from edge_agent.errors import EdgeAgentError
 
@@ -198,6 +200,25 @@ def daemons() -> Iterator[list[DaemonProcess]]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(5)
+
+
+# ----------------------------------------------------------------------------- PulseAudio
+@contextlib.contextmanager
+def pulse_server(root: Path) -> Iterator[PulseServer]:
+    """A started throw-away PulseAudio whose devices PortAudio in this process finds (through
+    ALSA's `pulse` device) until it is killed and the environment put back."""
+    server = PulseServer(root).start()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        server.kill()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # ----------------------------------------------------------------------------- MQTT

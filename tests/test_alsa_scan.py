@@ -22,7 +22,8 @@ from edge_agent.devtools.pulse import PulseServer
 PROBE = r"""
 import asyncio, json
 import pyaudio
-from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource, list_devices
+from edge_agent.audio.devicelist import list_devices
+from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
 
 def plugins():
     with open("/proc/self/maps") as maps:

@@ -10,14 +10,13 @@ audio after the resume (48 ms of it here, with 20 ms periods); one that dropped 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KioskThread, kiosk_settings, wait_for
+from conftest import KioskThread, kiosk_settings, pulse_server, wait_for
 
 from edge_agent.audio.pyaudio_io import PyAudioSink
 from edge_agent.audio.reference import ReferenceRing
@@ -34,18 +33,8 @@ pytestmark = pytest.mark.slow  # a PulseAudio stream takes up to 2 s to start
 
 @pytest.fixture(scope="module")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    server = PulseServer(tmp_path_factory.mktemp("pulse")).start()
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)  # PortAudio (in this process) finds the pulse device through ALSA
-    try:
+    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
         yield server
-    finally:
-        server.kill()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _level(n_ms: int) -> bytes:

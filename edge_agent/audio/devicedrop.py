@@ -11,6 +11,12 @@ A restart that does not come back at the device's pace (measured through PulseAu
 that stalls for a second and more, or one that underruns again and again and pulls seconds of
 audio at once) counts as a bad restart; after `MAX_BAD_RESTARTS` the speaker stops dropping its
 device buffer for good, with one warning, and `clear` only stops feeding it, as before.
+
+A stream whose device went away (unplugged; its sound server gone) is left alone: its callback
+thread has ended, Pa_StartStream on it never returns (ALSA's pulse plugin), and a thread stuck
+there makes Pa_Terminate abort the process. There is nothing left to drop on it either; the
+daemon's SpeakerWatch notices the device and reopens it. A drop that raises is logged without a
+traceback, the first few of them, then one per 10 minutes (a clear per reply on a broken device).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge_agent.audio.devices import PlaybackBuffer
+from edge_agent.core.ratelimit import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ PACE_RANGE = (0.5, 1.5)
 MIN_JUDGE_S = 0.2
 """A new drop before the last restart was checked judges it then, if it is at least this old."""
 MAX_BAD_RESTARTS = 2
+FAILURE_LOG_FIRST, FAILURE_LOG_EVERY_S = 3, 600.0
 
 
 class DroppingSink(Protocol):
@@ -60,6 +68,8 @@ class DeviceDrop:
         self.drops = 0
         """Times the device was emptied."""
         self.failures = 0
+        self.skipped = 0
+        """Requests on a stream that was no longer running (its device gone): nothing to drop."""
         self.bad_restarts = 0
         self.check_at: float | None = None
         """time.monotonic() from which the callback checks the last restart's pace (then None)."""
@@ -74,13 +84,17 @@ class DeviceDrop:
         self._thread: threading.Thread | None = None
         self._stream: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure_log = LogThrottle(FAILURE_LOG_FIRST, FAILURE_LOG_EVERY_S)
 
     @property
     def pending(self) -> bool:
         return self._requested != self._served
 
     def start(self, stream: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Serves `stream` (again after `stop`: the sink reopened its device)."""
         self._stream, self._loop = stream, loop
+        self._closing, self.check_at = False, None
+        self._served = self._requested
         self._thread = threading.Thread(target=self._run, name="speaker-drop", daemon=True)
         self._thread.start()
 
@@ -125,13 +139,15 @@ class DeviceDrop:
                 if self._closing:
                     return
                 target, cleared, self._cleared = self._requested, self._cleared, False
-            if self.check_at is not None and time.monotonic() - self._restart[0] >= MIN_JUDGE_S:
-                self._judge(time.monotonic(), self._played_s())  # a stalled stream has no callback to do it
-            if not self.enabled:
-                self._served = target
-                continue
             try:  # PyAudio's Stream has no abort: its PortAudio handle goes to the module's own call
                 # (the Stream keeps believing it runs, which it does again right after)
+                if not pa.is_stream_active(self._stream._stream):  # its device is gone: see above
+                    self.skipped += 1  # (and not a bad restart: the device did not come back at all)
+                    continue
+                if self.check_at is not None and time.monotonic() - self._restart[0] >= MIN_JUDGE_S:
+                    self._judge(time.monotonic(), self._played_s())  # a stalled stream has no callback to do it
+                if not self.enabled:
+                    continue
                 pa.abort_stream(self._stream._stream)
                 at = time.monotonic()
                 unheard = self.sink.dropped(at)
@@ -144,15 +160,21 @@ class DeviceDrop:
                 self.drops += 1
                 self._restart = (time.monotonic(), self._played_s())
                 self.check_at = self._restart[0] + CHECK_AFTER_S
-            except Exception:  # the stream errored or closed under us: the speaker stays as it was
+            except Exception as exc:  # the stream errored or closed under us: the speaker stays as it was
                 self.failures += 1
-                log.warning("could not empty the speaker's device buffer", exc_info=True)
+                left_out = self._failure_log.allow(time.monotonic())
+                if left_out is not None:
+                    more = f" ({left_out} more left out of the log before this one)" if left_out else ""
+                    log.warning("could not empty the speaker's device buffer: %s%s", exc, more)
             finally:
                 self._served = target
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Ends the thread; False if it did not end within 5 s (stuck in PortAudio)."""
         with self._wake:
             self._closing = True
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(5)
+            return not self._thread.is_alive()
+        return True

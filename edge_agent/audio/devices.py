@@ -87,6 +87,9 @@ class AudioSink(Protocol):
     def health(self) -> SpeakerHealth:
         """The device's own counters (read from the event loop; plain int reads)."""
 
+    def alive(self, stall_s: float) -> bool:
+        """The device took audio within `stall_s` (a file or the null speaker always does)."""
+
 
 class PlaybackBuffer:
     """Thread-safe queue of agent audio between the event loop and the output device.
@@ -153,6 +156,16 @@ class PlaybackBuffer:
                 self.paused = True
             elif command == "unpause":
                 self.paused = False
+
+    def discard(self) -> int:
+        """Drops everything queued, as `clear` does but without telling the device (a speaker that
+        is gone): returns the bytes dropped."""
+        with self._lock:
+            gone = self._queued
+            self._chunks.clear()
+            self._offset = 0
+            self._queued = 0
+        return gone
 
     def requeue(self, pcm: bytes) -> None:
         """Puts audio the device took but never played back at the front of the queue (a paused
@@ -308,6 +321,9 @@ class FileSink:
 
     def health(self) -> SpeakerHealth:
         return SpeakerHealth()
+
+    def alive(self, stall_s: float) -> bool:
+        return True
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         self._on_drained = on_drained

@@ -1,14 +1,15 @@
-"""PyAudio (PortAudio) capture and playback in callback mode, plus `edge-agent devices`.
+"""PyAudio (PortAudio) capture and playback in callback mode (`edge-agent devices`: audio/devicelist.py).
 
 The callbacks run on PortAudio's thread. They never block: capture converts the block with
 numpy (channel pick, polyphase resampling when the device cannot do 16 kHz mono), cuts it into
 fixed frames into a bounded deque (overruns counted) and schedules one drain on the event loop
-with call_soon_threadsafe. Playback reads the PlaybackBuffer (one short lock) and converts back.
+with call_soon_threadsafe. Playback reads the PlaybackBuffer (one short lock) and converts back;
+its callbacks come every period, silence or not, so a device that stops calling back is gone
+(`PyAudioSink.alive`: the daemon's SpeakerWatch reopens it, see service/audio_watch.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import encodings.idna  # noqa: F401  # before any device opens: see below
 import logging
@@ -251,6 +252,9 @@ class PyAudioSink:
         self.callback_errors = 0
         self.callbacks = 0
         """Device callbacks so far; each one hands the device `buffer_ms` of audio."""
+        self.last_callback_at = time.monotonic()
+        """time.monotonic() of the latest device callback (or of the first start)."""
+        self._started = False
         self.frames_out = 0
         """Frames handed to the device (at its rate) since start: its clock, as the callbacks see it."""
         self.device_underflows = 0
@@ -275,10 +279,21 @@ class PyAudioSink:
             return SpeakerHealth(self.device_underflows, self.callback_errors)
         return SpeakerHealth(self.device_underflows, self.callback_errors, drop.drops, drop.failures, drop.enabled)
 
+    def alive(self, stall_s: float) -> bool:
+        """The device called back within `stall_s` (it does every `buffer_ms` while it runs; an
+        unplugged one, or one whose sound server went, ends PortAudio's thread and calls no more)."""
+        return self._stream is not None and time.monotonic() - self.last_callback_at < stall_s
+
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
+        """Opens and starts the device; again after `stop` (a reopen: the buffer stays, what the
+        old device was handed goes)."""
+        if not self._started:  # the first start has `alive`'s grace for the first callback; a
+            self._started, self.last_callback_at = True, time.monotonic()  # reopen needs a callback
         pyaudio = _pyaudio()
         info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=False)
         self._loop, self._on_drained = loop, on_drained
+        self._fifo, self._cleared_seen = self._fifo[:0], self.buffer.cleared_at
+        self._handed.clear()
         self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
         self._stream = _open_and_start(pa, info, False, self.buffer_ms, self._callback, self._prepare)
         self._pa = pa
@@ -306,6 +321,7 @@ class PyAudioSink:
         try:
             index = self.callbacks
             self.callbacks += 1
+            self.last_callback_at = time.monotonic()
             self.frames_out += frame_count
             if status & self._underflow:
                 self.device_underflows += 1
@@ -360,7 +376,10 @@ class PyAudioSink:
     def stop(self) -> None:
         if self.drop is not None:
             self.buffer.before_change = None
-            self.drop.stop()
+            if not self.drop.stop():  # its thread is stuck in PortAudio: closing would abort the process
+                log.error("the speaker's drop thread is stuck in PortAudio: its device is left open")
+                self._stream = self._pa = None
+                return
         _close(self._stream, self._pa)
         self._stream = self._pa = None
 
@@ -374,50 +393,3 @@ def _close(stream: Any, pa: Any) -> None:
         pass
     if pa is not None:
         _terminate(pa)
-
-
-def list_devices() -> list[dict[str, Any]]:
-    """Every device with its channels, default rate and whether it opens 16 kHz mono directly."""
-    pyaudio = _pyaudio()
-    pa = _new_pa(pyaudio)
-    try:
-        out = []
-        for i in range(pa.get_device_count()):
-            info = dict(pa.get_device_info_by_index(i))
-            row = {"index": i, "name": info["name"], "inputs": info["maxInputChannels"], "outputs": info["maxOutputChannels"], "rate": int(info["defaultSampleRate"])}
-            for kind, key, arg in (("in16k", "maxInputChannels", "input"), ("out16k", "maxOutputChannels", "output")):
-                if info[key] > 0:
-                    try:
-                        row[kind] = bool(pa.is_format_supported(SAMPLE_RATE_HZ, **{f"{arg}_device": i, f"{arg}_channels": 1, f"{arg}_format": pyaudio.paInt16}))
-                    except ValueError:
-                        row[kind] = False
-            out.append(row)
-        return out
-    finally:
-        _terminate(pa)
-
-
-def cmd_devices(args: argparse.Namespace) -> int:
-    from edge_agent.core import config
-    from edge_agent.core.logs import setup_logging
-
-    settings = config.load(args.config)
-    setup_logging(args.log_level or settings.log.level)  # debug shows the backends' own chatter
-    pyaudio = _pyaudio()
-    pa = _new_pa(pyaudio)
-    chosen = {}
-    for spec, want_input in ((settings.audio.input, True), (settings.audio.output, False)):
-        if spec.startswith("file:") or spec == "null":
-            continue
-        try:
-            chosen[want_input] = find_device(pa, spec, want_input)["index"]
-        except AudioError as exc:
-            print(f"! {exc}")
-    _terminate(pa)
-    print(f"{'':2}{'idx':>3}  {'in':>2} {'out':>3} {'rate':>6}  16k-in 16k-out  name")
-    for d in list_devices():
-        mark = ("I" if chosen.get(True) == d["index"] else " ") + ("O" if chosen.get(False) == d["index"] else " ")
-        yn = {True: "yes", False: "no*", None: "-"}
-        print(f"{mark}{d['index']:>3}  {d['inputs']:>2} {d['outputs']:>3} {d['rate']:>6}  {yn[d.get('in16k')]:>6} {yn[d.get('out16k')]:>6}  {d['name']}")
-    print("I/O = chosen for audio.input/output; no* = opened at the native rate and converted")
-    return 0

@@ -69,7 +69,7 @@ def audio_spec(text: str, want_input: bool) -> str:
 def _default_devices(auto: bool) -> tuple[str, str]:
     recording = f"file:{DEMO_RECORDING}"
     try:
-        from edge_agent.audio.pyaudio_io import list_devices
+        from edge_agent.audio.devicelist import list_devices
 
         devices = list_devices()
     except Exception:  # no PyAudio or no ALSA at all: fall back to files

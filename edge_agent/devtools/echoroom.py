@@ -170,6 +170,9 @@ class RoomSpeaker:
     def health(self) -> SpeakerHealth:
         return SpeakerHealth()
 
+    def alive(self, stall_s: float) -> bool:
+        return True
+
     def sync(self, t0: float) -> None:
         """Speaker and microphone start together (the Room counts both from the same instant)."""
         if self._t0 is None:

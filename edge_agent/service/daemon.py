@@ -5,7 +5,7 @@ status reporter, feeds the pure `Conversation` with events and carries out the a
 returns, through the parts that do the work: `MicPath` (audio/mic_path.py: a captured frame's
 way through the canceller and the gate), `Uplink` (agent/uplink.py: the agent link and the audio
 held for it), `SessionRecords` (service/records.py: the store and the fleet's pointers, and their
-faults), `Ticker` (service/ticker.py) and `AudioWatch`. Foreign threads (PortAudio, gpiozero,
+faults), `Ticker` (service/ticker.py), `AudioWatch` and `SpeakerWatch`. Foreign threads (PortAudio, gpiozero,
 stdin, paho) reach it only through `post`, which uses call_soon_threadsafe and guards the
 handler, so nothing they do can kill their thread or block the audio path.
 """
@@ -41,7 +41,7 @@ from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process, process_metrics
 from edge_agent.hardware.button import Button
 from edge_agent.service.assembly import make_button, make_led, make_reporter, timing_from
-from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch
+from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
 from edge_agent.service.notify import SystemdNotifier, handle_signals
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
@@ -101,6 +101,7 @@ class Kiosk:
         self.ready = asyncio.Event()
         self.process = own_process()
         self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready)
+        self.speaker_watch = SpeakerWatch(self.sink, settings.audio.output, self._notify, lambda: self.dispatch(c.PlaybackDrained()))
 
     @property
     def link(self) -> AgentLink | None:
@@ -315,6 +316,7 @@ class Kiosk:
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
+            self.speaker_watch.check(now, self._running())
             if alive:
                 self.notifier.watchdog(now)
         except Exception:  # the timer must keep running whatever one tick hits
@@ -338,7 +340,7 @@ class Kiosk:
         for warning in exposure_warnings(self.settings):
             log.warning("exposure: %s", warning)
         self.records.check()
-        self.sink.start(loop, lambda: self.dispatch(c.PlaybackDrained()))
+        self.speaker_watch.start(loop)  # a speaker that will not open is retried (see SpeakerWatch)
         audio_ok = True
         try:
             self.source.start(loop, self._on_frame)

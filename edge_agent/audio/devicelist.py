@@ -1,0 +1,57 @@
+"""`edge-agent devices`: every PortAudio device, and which ones the config chooses."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.pyaudio_io import _new_pa, _pyaudio, _terminate, find_device
+from edge_agent.errors import AudioError
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """Every device with its channels, default rate and whether it opens 16 kHz mono directly."""
+    pyaudio = _pyaudio()
+    pa = _new_pa(pyaudio)
+    try:
+        out = []
+        for i in range(pa.get_device_count()):
+            info = dict(pa.get_device_info_by_index(i))
+            row = {"index": i, "name": info["name"], "inputs": info["maxInputChannels"], "outputs": info["maxOutputChannels"], "rate": int(info["defaultSampleRate"])}
+            for kind, key, arg in (("in16k", "maxInputChannels", "input"), ("out16k", "maxOutputChannels", "output")):
+                if info[key] > 0:
+                    try:
+                        row[kind] = bool(pa.is_format_supported(SAMPLE_RATE_HZ, **{f"{arg}_device": i, f"{arg}_channels": 1, f"{arg}_format": pyaudio.paInt16}))
+                    except ValueError:
+                        row[kind] = False
+            out.append(row)
+        return out
+    finally:
+        _terminate(pa)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from edge_agent.core import config
+    from edge_agent.core.logs import setup_logging
+
+    settings = config.load(args.config)
+    setup_logging(args.log_level or settings.log.level)  # debug shows the backends' own chatter
+    pyaudio = _pyaudio()
+    pa = _new_pa(pyaudio)
+    chosen = {}
+    for spec, want_input in ((settings.audio.input, True), (settings.audio.output, False)):
+        if spec.startswith("file:") or spec == "null":
+            continue
+        try:
+            chosen[want_input] = find_device(pa, spec, want_input)["index"]
+        except AudioError as exc:
+            print(f"! {exc}")
+    _terminate(pa)
+    print(f"{'':2}{'idx':>3}  {'in':>2} {'out':>3} {'rate':>6}  16k-in 16k-out  name")
+    for d in list_devices():
+        mark = ("I" if chosen.get(True) == d["index"] else " ") + ("O" if chosen.get(False) == d["index"] else " ")
+        yn = {True: "yes", False: "no*", None: "-"}
+        print(f"{mark}{d['index']:>3}  {d['inputs']:>2} {d['outputs']:>3} {d['rate']:>6}  {yn[d.get('in16k')]:>6} {yn[d.get('out16k')]:>6}  {d['name']}")
+    print("I/O = chosen for audio.input/output; no* = opened at the native rate and converted")
+    return 0
