@@ -160,6 +160,55 @@ def test_reader_through_a_fifo_keys_scans_and_drops_repeats(tmp_path: Path, capl
     assert "ALICE0042" not in caplog.text and "BOB7" not in caplog.text  # raw ids are never logged
 
 
+class _DeviceNamedByItsMaker:
+    """What python-evdev's InputDevice gives for a character device (its events come through a
+    pipe), with the name a USB reader's product string gave it: a forged second log line, terminal
+    escape codes (clear the screen, set the window title), a right-to-left override, and length."""
+
+    name = "\x1b[2J\x1b]0;pwned\x07Reader\u202e\n2026-12-02 03:00:00 edge_agent: forged" + "x" * 5000
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd, self.w = os.pipe()
+
+    def grab(self) -> None:
+        pass
+
+    def read(self) -> list[InputEvent]:
+        events, _ = decode_records(os.read(self.fd, 64 * EVENT_SIZE))
+        return events
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self.w)
+
+
+def test_a_readers_name_is_logged_on_one_printable_bounded_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import evdev
+
+    from edge_agent.hardware.badge import MAX_NAME_CHARS
+
+    caplog.set_level(logging.DEBUG)
+    devices: list[_DeviceNamedByItsMaker] = []
+    monkeypatch.setattr(evdev, "InputDevice", lambda path: devices.append(_DeviceNamedByItsMaker(path)) or devices[-1])
+    settings = _settings(device="/dev/null", secret_file=str(_secret(tmp_path)))  # a character device: read through evdev
+    reader = BadgeReader(settings, BadgeKeyer(SECRET))
+    emitted = _Emitted()
+    reader.start(emitted, lambda: None)
+    try:
+        wait_for(lambda: devices, 10, "the device opened")
+        os.write(devices[0].w, event_records(typed("CARD0001", start_s=time.time())))
+        wait_for(lambda: emitted.events, 10, "a scan through the device")
+    finally:
+        reader.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("badge reader: /dev/null")]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.isprintable() and "?2026-12-02" in line and "?[2J" in line, line  # one line, the codes shown as `?`
+    assert len(line) <= len("badge reader: /dev/null (), grabbed") + MAX_NAME_CHARS + 3, len(line)
+    assert line.endswith("...), grabbed"), line
+
+
 def test_reader_waits_for_a_missing_device_and_reads_a_capture_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("edge_agent.hardware.badge.REOPEN_S", 0.2)
     path = tmp_path / "capture.events"

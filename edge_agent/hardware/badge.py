@@ -38,6 +38,9 @@ from edge_agent.core.slots import BadgeKeyer
 log = logging.getLogger(__name__)
 
 REOPEN_S = 2.0
+MAX_NAME_CHARS = 64
+"""Most characters of a device's name that are logged (a USB product string: whoever made the
+device chose it, newlines and terminal escape codes included)."""
 EVENT_FORMAT = "llHHi"
 """struct input_event on 64-bit Linux: timeval (sec, usec), type, code, value."""
 EVENT_SIZE = struct.calcsize(EVENT_FORMAT)
@@ -45,6 +48,14 @@ KEY_DOWN = 1
 
 _SHIFTS = {ecodes.KEY_LEFTSHIFT, ecodes.KEY_RIGHTSHIFT}
 _TERMINATORS = {"enter": {ecodes.KEY_ENTER, ecodes.KEY_KPENTER}, "tab": {ecodes.KEY_TAB}}
+
+
+def shown_name(name: object) -> str:
+    """A device's name fit for one log line: what is not printable (newlines, escape codes, other
+    control and format characters) as `?`, at most MAX_NAME_CHARS of it (a longer one ends in `...`)."""
+    text = str(name)
+    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_NAME_CHARS])
+    return shown + "..." if len(text) > MAX_NAME_CHARS else shown
 
 
 def _keymap() -> dict[int, tuple[str, str]]:
@@ -282,7 +293,7 @@ class BadgeReader:
         try:
             if self.settings.grab:
                 device.grab()  # keystrokes go to us only, not to a console
-            log.info("badge reader: %s (%s)%s", self.path, device.name, ", grabbed" if self.settings.grab else "")
+            log.info("badge reader: %s (%s)%s", self.path, shown_name(device.name), ", grabbed" if self.settings.grab else "")
             while not self._stopped.is_set():
                 ready, _, _ = select.select([device.fd, self._stop_r], [], [])
                 if self._stop_r in ready:
