@@ -18,6 +18,14 @@ from typing import IO
 LEVELS = ("debug", "info", "warning", "error")
 
 
+def printable(text: str, max_chars: int) -> str:
+    """`text` from outside (a device's name, anyone's MQTT message) fit for one log or terminal
+    line: what is not printable (newlines, escape codes, other control and format characters)
+    as `?`, at most `max_chars` of it (a longer one ends in `...`)."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:max_chars])
+    return shown + "..." if len(text) > max_chars else shown
+
+
 _dup_stderr: IO[str] | None = None
 
 

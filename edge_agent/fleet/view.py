@@ -18,6 +18,7 @@ from typing import Any
 from edge_agent.core import config
 from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV
 from edge_agent.core.exposure import mqtt_password_in_clear
+from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
 
 LEAVES = ("availability", "state", "event", "metrics")
@@ -104,7 +105,7 @@ def _text(value: Any) -> str | None:
     printable (escape codes, newlines) shown as `?`."""
     if not isinstance(value, str):
         return None
-    return "".join(ch if ch.isprintable() else "?" for ch in value[:MAX_TEXT_CHARS])
+    return printable(value, MAX_TEXT_CHARS)
 
 
 def _number(value: Any) -> float | None:

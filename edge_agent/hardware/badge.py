@@ -33,6 +33,7 @@ from evdev import InputEvent, ecodes
 
 from edge_agent.core import conversation as c
 from edge_agent.core.config_hardware import BadgeSettings
+from edge_agent.core.logs import printable
 from edge_agent.core.slots import BadgeKeyer
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,8 @@ _TERMINATORS = {"enter": {ecodes.KEY_ENTER, ecodes.KEY_KPENTER}, "tab": {ecodes.
 
 
 def shown_name(name: object) -> str:
-    """A device's name fit for one log line: what is not printable (newlines, escape codes, other
-    control and format characters) as `?`, at most MAX_NAME_CHARS of it (a longer one ends in `...`)."""
-    text = str(name)
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_NAME_CHARS])
-    return shown + "..." if len(text) > MAX_NAME_CHARS else shown
+    """A device's name fit for one log line (core/logs.py `printable`)."""
+    return printable(str(name), MAX_NAME_CHARS)
 
 
 def _keymap() -> dict[int, tuple[str, str]]:
