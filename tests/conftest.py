@@ -113,6 +113,15 @@ def make_certs(root: Path) -> dict[str, Path]:
     return {n: root / n for n in ("ca.crt", "server.crt", "server.key")}
 
 
+def interruptible(*args: str) -> list[str]:
+    """`python -m edge_agent ARGS` as a command line whose SIGINT (Ctrl-C) works even when this
+    test run ignores SIGINT: a run started in the background by a shell without job control (a
+    script's `cmd &`, nohup) has it ignored, children inherit that across exec, and Python then
+    raises no KeyboardInterrupt, so the command ran on. Its SIGINT is set back to Python's own."""
+    code = "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); runpy.run_module('edge_agent', run_name='__main__', alter_sys=True)"
+    return [sys.executable, "-c", code, *args]
+
+
 def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:

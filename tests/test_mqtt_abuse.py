@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Broker, DaemonProcess, KioskThread, Observer, kiosk_settings, toml_dump, wait_for, write_wav
+from conftest import Broker, DaemonProcess, KioskThread, Observer, interruptible, kiosk_settings, toml_dump, wait_for, write_wav
 
 from edge_agent.core import conversation as c
 from edge_agent.devtools.simulator import AgentSimulator
@@ -142,12 +142,11 @@ def test_the_fleet_view_survives_retained_garbage_and_prints_no_screen_codes(bro
     import select
     import signal
     import subprocess
-    import sys
 
     wait_for(observer.client.is_connected, 5, "the observer")
     for topic, payload in GARBAGE.items():
         observer.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
-    proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(interruptible("fleet", "--host", "127.0.0.1", "--port", str(broker.port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     out = b""
     deadline = time.monotonic() + 30

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DATA, REPO, Broker, read_wav, toml_dump, write_wav
+from conftest import DATA, REPO, Broker, interruptible, read_wav, toml_dump, write_wav
 
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.demo import audio_spec
@@ -258,7 +258,7 @@ def test_sound_and_gpio_library_chatter_only_at_debug_level(tmp_path: Path) -> N
 
 
 def test_fleet_into_a_pipe_writes_no_screen_codes(broker: Broker) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(interruptible("fleet", "--host", "127.0.0.1", "--port", str(broker.port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     assert proc.stdout is not None
     # a snapshot is out, however long a loaded machine takes to start the process (20 s at most)
     first = proc.stdout.readline() if select.select([proc.stdout], [], [], 20)[0] else b""
