@@ -27,6 +27,7 @@ from edge_agent.agent.wire import QUIET_BATCH_FRAMES, QUIET_SETTLE_S, BatchingCo
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
+from edge_agent.core.ratelimit import left_out_note
 from edge_agent.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,7 @@ class AgentLink:
             return  # not spending the limiter on lines nobody sees
         left_out = self.stats.frame_log.allow(time.monotonic())
         if left_out is not None:
-            more = f" ({left_out} skipped frames left out of the log before this one)" if left_out else ""
+            more = left_out_note(left_out, "skipped frames")
             log.log(level, "agent link %d: %s%s", self.link_id, what, more)
 
     async def _send(self, ws: ClientConnection) -> None:

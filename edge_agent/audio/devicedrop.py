@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge_agent.audio.devices import PlaybackBuffer
-from edge_agent.core.ratelimit import LogThrottle
+from edge_agent.core.ratelimit import LogThrottle, left_out_note
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class DeviceDrop:
                 self.failures += 1
                 left_out = self._failure_log.allow(time.monotonic())
                 if left_out is not None:
-                    more = f" ({left_out} more left out of the log before this one)" if left_out else ""
+                    more = left_out_note(left_out, "more")
                     log.warning("could not empty the speaker's device buffer: %s%s", exc, more)
             finally:
                 self._served = target

@@ -41,6 +41,12 @@ class TokenBucket:
         return (1.0 - self._tokens) / self.per_s if self.per_s > 0 else float("inf")
 
 
+def left_out_note(left_out: int, what: str) -> str:
+    """What a throttled log line adds: " (N `what` left out of the log before this one)", or
+    nothing when none were (`LogThrottle.allow`'s count)."""
+    return f" ({left_out} {what} left out of the log before this one)" if left_out else ""
+
+
 class LogThrottle:
     """The first `first` occurrences pass, then one per `every_s` seconds; `suppressed` says how
     many were left out since the last one that passed (the caller puts it in the log line)."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.audio.devices import AudioSink, AudioSource
-from edge_agent.core.ratelimit import LogThrottle
+from edge_agent.core.ratelimit import LogThrottle, left_out_note
 from edge_agent.errors import EdgeAgentError
 
 log = logging.getLogger("edge_agent")
@@ -100,7 +100,7 @@ class AudioWatch:
     def _log_retry(self, level: int, what: str, now: float) -> None:
         left_out = self._retry_log.allow(now)
         if left_out is not None:
-            log.log(level, "%s%s", what, f" ({left_out} retries left out of the log before this one)" if left_out else "")
+            log.log(level, "%s%s", what, left_out_note(left_out, "retries"))
 
 
 class SpeakerWatch:
