@@ -112,16 +112,21 @@ class Pointer:
         return cls(sid, started_at, ended_at, cont, kiosk)
 
 
-def _time(value: Any, now: float) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A finite number from anyone's message, else None (a string, a bool, nan, a JSON integer of
+    hundreds of digits, which no float holds)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
-        at = float(value)
-    except OverflowError:  # a JSON integer of hundreds of digits
+        number = float(value)
+    except OverflowError:
         return None
-    if not math.isfinite(at) or at <= 0:
-        return None
-    return min(at, now)
+    return number if math.isfinite(number) else None
+
+
+def _time(value: Any, now: float) -> float | None:
+    at = finite_number(value)
+    return None if at is None or at <= 0 else min(at, now)
 
 
 def pointer_topic(prefix: str, agent: str, slot: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +19,7 @@ from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
+from edge_agent.fleet.share import finite_number
 
 LEAVES = ("availability", "state", "event", "metrics")
 
@@ -74,8 +74,8 @@ class FleetView:
             if reason:
                 row.last_event += f" ({reason})"
         elif leaf == "metrics":
-            row.rtt_ms, row.cpu_percent = _number(data.get("rtt_ms")), _number(data.get("cpu_percent"))
-            row.rss_mb, row.temperature_c = _number(data.get("rss_mb")), _number(data.get("temperature_c"))
+            row.rtt_ms, row.cpu_percent = finite_number(data.get("rtt_ms")), finite_number(data.get("cpu_percent"))
+            row.rss_mb, row.temperature_c = finite_number(data.get("rss_mb")), finite_number(data.get("temperature_c"))
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [asdict(replace(r)) for _, r in sorted(self.kiosks.items())]
@@ -106,17 +106,6 @@ def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return printable(value, MAX_TEXT_CHARS)
-
-
-def _number(value: Any) -> float | None:
-    """A finite number from anyone's message, else None (a string, a bool, a 400-digit integer)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _num(v: float | None) -> str:
