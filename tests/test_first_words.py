@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 
 from edge_agent.core import conversation as c
@@ -205,16 +206,18 @@ def test_a_visitor_talking_over_the_earcons_the_microphone_hears_is_heard_at_onc
             assert k.kiosk.sink.buffer.played_bytes >= len(k.kiosk.earcons.get("ready"))  # the earcons did play
 
 
-def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_earcon(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_ms", [0, 10])
+def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_earcon(tmp_path: Path, block_ms: int) -> None:
     """`vad.press_opens_ms`: the gate opens at the press, before any evidence. Nobody speaks, and
     the microphone hears the press and ready earcons (loud, at once): the agent gets the room for
     at most 300 ms, with the earcons taken out of it, then silence (a visitor who talks confirms
-    the opening with 60 ms of speech-like frames)."""
+    the opening with 60 ms of speech-like frames). With a 10 ms device block the start of each
+    frame goes ahead of it (`audio.capture_block_ms`), the press earcon already playing in it."""
     import numpy as np
 
     with SimulatorThread() as sim:
-        mic = VisitorMic()
-        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0}, vad={"press_opens_ms": 300}) as k:
+        mic = VisitorMic(block_ms=block_ms)
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0, "capture_block_ms": block_ms}, vad={"press_opens_ms": 300}) as k:
             mic.listen_to(k.kiosk.sink.buffer)
             time.sleep(1.0)  # the gate learns the room
             k.press()
@@ -229,3 +232,33 @@ def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_e
             # load an earcon's edge can land outside the frames marked as the kiosk's own (RMS
             # 1 191, 26 dB under, seen once in five runs); earcons sent would be 10 dB under or louder
             assert np.sqrt(np.square(sent).mean()) < 0.1 * 23170
+            assert (k.kiosk.source.leads > 0) == (block_ms > 0)  # type: ignore[attr-defined]
+
+
+def test_a_short_device_block_sends_the_first_syllable_before_its_frame_is_complete(tmp_path: Path) -> None:
+    """`audio.capture_block_ms = 10` with `vad.press_opens_ms`: the frame holding the press goes
+    up in parts as the microphone hands them over, not at the end of the frame and its period.
+    The first bytes of speech on the socket are such a part (shorter than a frame), and what the
+    agent receives is still the speech byte for byte, once, in order: each frame's rest follows
+    its parts, nothing sent twice, and the stream stays whole frames long."""
+    with SimulatorThread() as sim:
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 300}) as k:
+            chunks: list[bytes] = []
+            k.kiosk.stats.uplink_tap = lambda chunk, _at: chunks.append(chunk)
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+            # the visitor starts once the kiosk has the press (how long a press takes to reach it
+            # is not what this is about: a frame that ended before it goes whole)
+            wait_for(lambda: k.kiosk.source.leads > 0, 5, "the microphone hurried")  # type: ignore[attr-defined]
+            mic.speak(SPEECH, time.monotonic())
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > len(SPEECH) + 16000, 15, "the speech and half a second more")
+            uplink = bytes(sess.uplink)
+            first = next(chunk for chunk in chunks if mic.has_speech(chunk))
+            assert 0 < len(first) < 960 and first in mic.speech_leads
+            assert SPEECH in uplink and uplink.count(SPEECH[:3200]) == 1
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            assert len(bytes(sess.uplink)) % 960 == 0

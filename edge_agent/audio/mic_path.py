@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.earcons import EarconRemover
 from edge_agent.audio.echo import EchoHold
 from edge_agent.audio.gate import VadGate
@@ -34,6 +35,9 @@ class FrameCanceller(Protocol):
 
     @property
     def holding(self) -> bool: ...
+
+    @property
+    def agent_resting(self) -> bool: ...
 
     def process(self, frame: bytes, captured_at: float) -> bytes: ...
 
@@ -75,6 +79,20 @@ class MicPath:
             self._gate_was_open = self.gate.is_open
             self._on_speech(self.gate.is_open)
         return out, admitted
+
+    def lead(self, pcm: bytes, captured_at: float) -> bytes | None:
+        """The start of a frame still being captured (a press hurries the microphone): what of it
+        may go up now, ahead of its frame, or None (it waits for its frame, as any audio does).
+        Only through an open gate, and only while the agent has been silent long enough that the
+        canceller would leave the frame as it is: what is left to take out is our earcons (the
+        press earcon plays right now), which the remover takes out block by block. The frame,
+        once complete, goes through `hear` as any other; the caller sends only the rest of it."""
+        if not self.gate.is_open or not self.echo.agent_resting:
+            return None
+        cleaned, cue = self.earcons_heard.clean(pcm, captured_at, len(pcm) / (2 * SAMPLE_RATE_HZ))
+        if cue and not self.earcons_heard.enabled:  # an earcon that is not taken out is never sent
+            return None
+        return cleaned
 
     def cue(self, name: str, from_t: float, until_t: float) -> None:
         """The speaker plays earcon `name` from `from_t` until `until_t` (time.monotonic())."""
