@@ -20,7 +20,8 @@ from conftest import DATA, REPO, read_wav, wait_for
 
 pyaudio = pytest.importorskip("pyaudio")
 
-from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource  # noqa: E402
+from edge_agent.audio.microphone import PyAudioSource  # noqa: E402
+from edge_agent.audio.pyaudio_io import PyAudioSink  # noqa: E402
 from edge_agent.audio.resample import Resampler  # noqa: E402
 
 
@@ -91,9 +92,19 @@ def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles, 
     assert len(got) >= n
     assert got[:n] == [recording[i * 960 : (i + 1) * 960] for i in range(n)]
     assert source.frames_captured == len(got) and source.frames_dropped == 0
-    # each frame is stamped when its last sample came in (the device block's arrival less the
-    # audio after it in that block): never earlier than the frame before it
-    assert stamps == sorted(stamps)
+    # a device period holds period_ms / 30 frames, stamped 30 ms apart (the last one newest)
+    per = period_ms // 30
+    steps = [round((b - a) * 1000, 3) for a, b in zip(stamps, stamps[1:])]
+    within = [steps[i] for i in range(len(steps)) if (i + 1) % per]
+    assert within == [30.0] * len(within)
+
+
+def test_hurrying_a_microphone_that_is_not_open_does_nothing(alsa: AlsaFiles) -> None:
+    """A press while the microphone is gone (never found at boot, or unplugged and not yet back):
+    the press's other actions must still run, so `hurry` must not raise."""
+    source = PyAudioSource("default", 30, 60, block_ms=10)
+    source.hurry(time.monotonic() + 1.0, lambda pcm, at: None)
+    assert source.leads == 0
 
 
 def test_a_hurried_capture_hands_over_each_frame_s_start_ahead_of_it_and_nothing_twice(alsa: AlsaFiles) -> None:
@@ -103,7 +114,7 @@ def test_a_hurried_capture_hands_over_each_frame_s_start_ahead_of_it_and_nothing
     recording, byte for byte (the daemon sends a frame's rest after its leads)."""
     recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
     alsa.mic(recording)
-    source = PyAudioSource("default", 30, 60, max_queued_frames=200_000)
+    source = PyAudioSource("default", 30, 60, max_queued_frames=200_000, block_ms=10)
     events: list[tuple[str, bytes]] = []
     n = len(recording) // 960
 

@@ -5,7 +5,8 @@ factory turns a pin number into a pin. The rest of the kiosk only sees `AudioSou
 from __future__ import annotations
 
 from edge_agent.audio.devices import AudioSink, AudioSource, FileSink, FileSource
-from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
+from edge_agent.audio.microphone import PyAudioSource
+from edge_agent.audio.pyaudio_io import PyAudioSink
 from edge_agent.errors import AudioError, ConfigError
 
 

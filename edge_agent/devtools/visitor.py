@@ -108,7 +108,9 @@ class VisitorMic:
         self._timer = loop.call_at(due, self._tick, loop, due)
 
     def hurry(self, until: float, on_lead: LeadCallback) -> None:
-        """See AudioSource.hurry; from the next device block on (on the loop)."""
+        """See AudioSource.hurry (on the loop; a stopped microphone has nothing to hand over)."""
+        if self._timer is None:
+            return
         loop = asyncio.get_running_loop()
         self._on_lead, self._hurry_until = on_lead, until
         last = self._grid0 + int((loop.time() - self._grid0) / self.block_s) * self.block_s
