@@ -85,7 +85,8 @@ class VisitorMic:
 
     def speak(self, pcm: bytes, at: float) -> None:
         """The visitor says `pcm` starting at time.monotonic() `at` (not in the past of what was
-        already delivered: the frame holding `at` is still to come)."""
+        already delivered: the frame holding `at` is still to come; one that `hurry` has begun
+        to hand over is made already, and the speech then starts with the next frame)."""
         with self._lock:
             self._speech, self._speech_at, self._speech_pos = pcm[: len(pcm) // 2 * 2], at, 0
             self.speech_frames = set()
@@ -127,7 +128,7 @@ class VisitorMic:
 
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         if loop.time() - due > 1.0:  # the loop stalled: the grid starts again rather than burst
-            self._grid0, self._delivered, self._filling, due = loop.time() - self.period_s, 0, None, loop.time()
+            self._grid0, self._delivered, self._filling, self._lead_sent, due = loop.time() - self.period_s, 0, None, 0, loop.time()
         self._timer = loop.call_at(due + self.period_s, self._tick, loop, due + self.period_s)
         self._deliver(due)
 
