@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.devices import LEAD_BLOCK_MS
 from edge_agent.audio.earcons import EarconRemover
 from edge_agent.audio.echo import EchoHold
 from edge_agent.audio.gate import VadGate
@@ -80,19 +81,29 @@ class MicPath:
             self._on_speech(self.gate.is_open)
         return out, admitted
 
-    def lead(self, pcm: bytes, captured_at: float) -> bytes | None:
-        """The start of a frame still being captured (a press hurries the microphone): what of it
-        may go up now, ahead of its frame, or None (it waits for its frame, as any audio does).
-        Only through an open gate, and only while the agent has been silent long enough that the
-        canceller would leave the frame as it is: what is left to take out is our earcons (the
-        press earcon plays right now), which the remover takes out block by block. The frame,
-        once complete, goes through `hear` as any other; the caller sends only the rest of it."""
+    def lead(self, pcm: bytes, captured_at: float) -> bytes:
+        """The start of a frame still being captured (a press hurries the microphone; whole
+        LEAD_BLOCK_MS blocks, the last sample captured at `captured_at`): how much of it may go up
+        now, ahead of its frame (a prefix, maybe empty; the rest waits for its frame, as any audio
+        does). Only through an open gate, only while the agent has been silent long enough that
+        the canceller would leave the frame as it is, and only up to the first block an earcon is
+        heard in (the press earcon plays right now): such a block waits for its frame, whose gate
+        sends silence for it while the press alone holds it open, where what the remover leaves
+        of the tone (its onset: up to RMS 2 500 in 10 ms) would go ahead; and a block is judged
+        alone, so that the room around a tone's edge does not hide the tone. The frame, once
+        complete, goes through `hear` as any other; the caller sends only the rest of it."""
         if not self.gate.is_open or not self.echo.agent_resting:
-            return None
-        cleaned, cue = self.earcons_heard.clean(pcm, captured_at, len(pcm) / (2 * SAMPLE_RATE_HZ))
-        if cue and not self.earcons_heard.enabled:  # an earcon that is not taken out is never sent
-            return None
-        return cleaned
+            return b""
+        block = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
+        ok = 0
+        while ok + block <= len(pcm):
+            part = pcm[ok : ok + block]
+            at = captured_at - (len(pcm) - ok - block) / (2 * SAMPLE_RATE_HZ)
+            cleaned, cue = self.earcons_heard.clean(part, at, LEAD_BLOCK_MS / 1000.0)
+            if cue or cleaned != part:  # an earcon is heard in it: its frame decides
+                break
+            ok += block
+        return pcm[:ok]
 
     def cue(self, name: str, from_t: float, until_t: float) -> None:
         """The speaker plays earcon `name` from `from_t` until `until_t` (time.monotonic())."""

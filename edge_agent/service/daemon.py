@@ -94,6 +94,7 @@ class Kiosk:
         self.conversation = self._new_conversation()
         self.started_at = time.monotonic()
         self._led_bytes = 0  # bytes of the frame being captured that went ahead of it (_on_lead)
+        self._lead_withheld = False  # a part of that frame waited for it: so do the parts after it
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self.state_reports = StateReports(self._report_state)
@@ -149,7 +150,7 @@ class Kiosk:
         went ahead (`_on_lead`), only the rest goes."""
         self.counters["frames_captured"] += 1
         self.ticker.frame(captured_at)
-        led, self._led_bytes = self._led_bytes, 0
+        led, self._led_bytes, self._lead_withheld = self._led_bytes, 0, False
         out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
         conv = self.conversation
         if not conv.holding and (self.uplink.link is None or not conv.streaming):
@@ -165,16 +166,19 @@ class Kiosk:
     def _on_lead(self, pcm: bytes, captured_at: float) -> None:
         """The start of a frame still being captured, right after a press (`AudioSource.hurry`):
         through a gate the press opened (`vad.press_opens_ms`) it goes now, so the visitor's first
-        syllable does not wait for the end of its frame and capture period (see MicPath.lead)."""
+        syllable does not wait for the end of its frame and capture period (see MicPath.lead).
+        What goes ahead is always the frame's start: once a part waits for the frame (an earcon
+        in it, the microphone muted), the parts after it wait too, or the frame's rest would send
+        them a second time and leave the part that waited out."""
         conv = self.conversation
-        if not conv.holding and (self.uplink.link is None or not conv.streaming):
+        if self._lead_withheld or (not conv.holding and (self.uplink.link is None or not conv.streaming)):
+            self._lead_withheld = True
             return
-        if not conv.mic_open(self.clock()):
-            return
-        lead = self.mic.lead(pcm, captured_at)
+        lead = self.mic.lead(pcm, captured_at) if conv.mic_open(self.clock()) else b""
+        self._lead_withheld = len(lead) < len(pcm)
         if lead:
             self._led_bytes += len(lead)
-            self.uplink.send((lead,), captured_at, conv.holding)
+            self.uplink.send((lead,), captured_at - (len(pcm) - len(lead)) / 32000.0, conv.holding)
 
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
