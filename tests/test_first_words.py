@@ -307,3 +307,27 @@ def test_no_part_of_a_frame_with_an_earcon_in_it_goes_ahead_and_the_parts_that_g
         else:
             assert pcm.startswith(ahead)  # as captured (not cleaned), its frame's start, once
             ahead = b""
+
+
+def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_closes_on_it_owing_pre_roll(tmp_path: Path) -> None:
+    """The visitor talked before pressing: the gate's pre-roll burst is still being paid back
+    (`debt`: closed frames go as nothing) when the press opens the gate for 30 ms. The frame
+    holding the press goes ahead in parts, then closes the gate: its rest must still go, or the
+    stream runs ahead by the parts that went and is no longer whole frames."""
+    with SimulatorThread(onready_delay_s=0.3) as sim:
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 30}) as k:
+            gate = k.kiosk.gate
+            time.sleep(1.0)  # the gate learns the room
+            mic.speak(SPEECH[:16000], time.monotonic())  # half a second, before the press
+            wait_for(lambda: gate.is_open, 5, "the gate opened on the speech")
+            wait_for(lambda: not gate.is_open, 5, "the gate closed after it")
+            assert gate.debt >= 4  # the burst is being paid back
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            assert k.kiosk.source.leads > 0  # type: ignore[attr-defined]
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > 16000, 10, "half a second of uplink")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            assert len(bytes(sess.uplink)) % 960 == 0

@@ -159,7 +159,10 @@ class Kiosk:
             self.counters["frames_uplinked"] += len(out)
         else:
             out = (self.gate.silence,)
-        if led and out:
+        if led:
+            if not out:  # the gate paid pre-roll back with it, but its start went: the rest goes (as silence), the debt waits
+                out = (self.gate.silence,)
+                self.gate.debt += 1
             out = (*out[:-1], out[-1][led:])
         self.uplink.send(out, captured_at, conv.holding)
 
