@@ -145,6 +145,41 @@ def test_a_hurried_capture_hands_over_each_frame_s_start_ahead_of_it_and_nothing
     assert bytes(sent[: len(recording)]) == recording[: len(sent)]
 
 
+def test_a_stalled_loop_never_drops_a_frame_whose_start_went_ahead(alsa: AlsaFiles) -> None:
+    """Hurried, the start of the frame being filled went to on_lead; then the loop stalls and the
+    queue overflows. The daemon sends a frame's rest after its start (`Kiosk._on_frame`), so the
+    frame after a lead must be the frame that lead is the start of: a later frame in its place
+    would lose its own start and the lead's frame its rest. Another frame is dropped instead."""
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
+    alsa.mic(recording)
+    source = PyAudioSource("default", 30, 60, max_queued_frames=4, block_ms=10)
+    events: list[tuple[str, bytes]] = []
+
+    async def main() -> None:
+        source.start(asyncio.get_running_loop(), lambda f, _at: events.append(("frame", f)))
+        await asyncio.sleep(0.2)
+        source.hurry(time.monotonic() + 60.0, lambda pcm, _at: events.append(("lead", pcm)))
+        deadline = time.monotonic() + 20
+        while not (events and events[-1][0] == "lead") and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        cut = source.frames_cut
+        while source.frames_cut < cut + 20 and time.monotonic() < deadline:  # the loop stalls
+            time.sleep(0.01)
+        await asyncio.sleep(0.2)
+        source.stop()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert source.frames_dropped > 0
+    ahead = b""
+    for kind, pcm in events:
+        if kind == "lead":
+            ahead += pcm
+        else:
+            assert pcm.startswith(ahead)
+            ahead = b""
+
+
 def test_capture_with_a_small_queue_drops_oldest_and_counts_every_frame(alsa: AlsaFiles) -> None:
     recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
     alsa.mic(recording)

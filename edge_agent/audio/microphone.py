@@ -47,6 +47,7 @@ class PyAudioSource:
         self._pending_at = 0.0  # time.monotonic() of the newest sample in _pending
         self._cut_bytes = 0  # bytes of all frames cut so far: where _pending starts in the stream
         self._lead_upto = 0  # stream position up to which the frame being filled went to on_lead
+        self._head_led = False  # the oldest queued frame is one whose start went to on_lead
         self._hurry_until = 0.0
         self._on_lead: LeadCallback | None = None
         self._scheduled = False
@@ -106,6 +107,13 @@ class PyAudioSource:
                         if len(self._frames) == self._frames.maxlen:
                             self.overruns += 1  # the loop is behind: the oldest frame goes
                             self.frames_dropped += 1
+                            if self._head_led and len(self._frames) > 1:
+                                del self._frames[1]  # ...unless its start went ahead: it must follow its start
+                            else:
+                                self._frames.popleft()
+                                self._head_led = False
+                        elif not self._frames:  # a frame the on_lead parts were the start of
+                            self._head_led = self._lead_upto > self._cut_bytes
                         # stamped as captured: a frame that leaves more audio behind it is older
                         captured_at = now - (len(self._pending) - fb) / (2 * SAMPLE_RATE_HZ)
                         self._frames.append((bytes(self._pending[:fb]), captured_at))
@@ -125,6 +133,7 @@ class PyAudioSource:
         with self._lock:
             frames = list(self._frames)
             self._frames.clear()
+            self._head_led = False
             self._scheduled = False
             lead, lead_at = self._take_lead() if self._on_lead is not None and self._pending_at < self._hurry_until else (b"", 0.0)
         self.last_frame_at = time.monotonic()
