@@ -331,3 +331,45 @@ def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_close
             k.press()
             k.wait_state(c.IDLE, 10)
             assert len(bytes(sess.uplink)) % 960 == 0
+
+
+@pytest.mark.parametrize("how", ["stall", "restart"])
+def test_the_visitor_mic_hands_over_the_frame_whose_start_went_ahead_before_its_grid_starts_again(how: str) -> None:
+    """The simulated microphone starts its frame grid again after a loop stall of over a second,
+    or a restart (the daemon's AudioWatch: stop, start). A frame whose start went to on_lead
+    must come next all the same: the daemon sends only its rest, and trimming another frame
+    instead loses that one's start and this one's rest."""
+    import asyncio
+
+    mic = VisitorMic(block_ms=10)
+    events: list[tuple[str, bytes]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        on_frame = lambda f, _at: events.append(("frame", f))  # noqa: E731
+        mic.start(loop, on_frame)
+        await asyncio.sleep(0.2)
+        while True:  # hurried in the first block of a frame: its start goes ahead 10 ms later
+            await asyncio.sleep(0.001)
+            into = (loop.time() - mic._grid0) % mic.frame_s
+            if 0.002 < into < 0.008:
+                break
+        mic.hurry(time.monotonic() + 60.0, lambda pcm, _at: events.append(("lead", pcm)))
+        await asyncio.sleep(0.015)
+        assert events[-1][0] == "lead"
+        if how == "stall":
+            time.sleep(1.2)
+        else:
+            mic.stop()
+            mic.start(loop, on_frame)
+        await asyncio.sleep(0.2)
+        mic.stop()
+
+    asyncio.run(main())
+    ahead = b""
+    for kind, pcm in events:
+        if kind == "lead":
+            ahead += pcm
+        else:
+            assert pcm.startswith(ahead)
+            ahead = b""

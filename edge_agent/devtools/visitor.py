@@ -103,6 +103,7 @@ class VisitorMic:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         self._on_frame = on_frame
+        self._complete_filling()
         self._grid0 = loop.time()
         self._delivered = 0
         due = self._grid0 + self.period_s
@@ -128,6 +129,7 @@ class VisitorMic:
 
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         if loop.time() - due > 1.0:  # the loop stalled: the grid starts again rather than burst
+            self._complete_filling()  # a frame whose start went ahead comes first
             self._grid0, self._delivered, self._filling, self._lead_sent, due = loop.time() - self.period_s, 0, None, 0, loop.time()
         self._timer = loop.call_at(due + self.period_s, self._tick, loop, due + self.period_s)
         self._deliver(due)
@@ -137,6 +139,13 @@ class VisitorMic:
         self._deliver(at)
         if at + self.block_s < self._hurry_until:
             self._hurry_timer = loop.call_at(at + self.block_s, self._hurry_tick, loop, at + self.block_s)
+
+    def _complete_filling(self) -> None:
+        """Before the grid starts again (a stall, a restart): the frame being filled, if its start
+        went to on_lead, is handed over whole, as a device's next frame would be (its rest must
+        follow its start: the daemon sends only that)."""
+        if self._lead_sent:
+            self._deliver(self._grid0 + (self._delivered + 1) * self.frame_s)
 
     def _deliver(self, upto: float) -> None:
         """Hands over every frame captured by loop time `upto` (and, hurried, the part since)."""
