@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
+from conftest import DATA, KioskThread, assert_leads_start_their_frames, kiosk_settings, read_wav, wait_for
 
 from edge_agent.core import conversation as c
 from edge_agent.devtools.faultproxy import FaultProxyThread
@@ -300,13 +300,7 @@ def test_no_part_of_a_frame_with_an_earcon_in_it_goes_ahead_and_the_parts_that_g
             time.sleep(0.5)
             leads = k.on_loop(lambda: list(events))
     assert offered  # the microphone was hurried (whether the room before the earcon went ahead depends on where in its frame the press fell)
-    ahead = b""
-    for kind, pcm in leads:
-        if kind == "lead":
-            ahead += pcm
-        else:
-            assert pcm.startswith(ahead)  # as captured (not cleaned), its frame's start, once
-            ahead = b""
+    assert_leads_start_their_frames(leads)
 
 
 def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_closes_on_it_owing_pre_roll(tmp_path: Path) -> None:
@@ -366,10 +360,4 @@ def test_the_visitor_mic_hands_over_the_frame_whose_start_went_ahead_before_its_
         mic.stop()
 
     asyncio.run(main())
-    ahead = b""
-    for kind, pcm in events:
-        if kind == "lead":
-            ahead += pcm
-        else:
-            assert pcm.startswith(ahead)
-            ahead = b""
+    assert_leads_start_their_frames(events)

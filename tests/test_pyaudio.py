@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO, read_wav, wait_for
+from conftest import DATA, REPO, assert_leads_start_their_frames, read_wav, wait_for
 
 pyaudio = pytest.importorskip("pyaudio")
 
@@ -171,13 +171,7 @@ def test_a_stalled_loop_never_drops_a_frame_whose_start_went_ahead(alsa: AlsaFil
 
     asyncio.run(main())
     assert source.frames_dropped > 0
-    ahead = b""
-    for kind, pcm in events:
-        if kind == "lead":
-            ahead += pcm
-        else:
-            assert pcm.startswith(ahead)
-            ahead = b""
+    assert_leads_start_their_frames(events)
 
 
 def test_capture_with_a_small_queue_drops_oldest_and_counts_every_frame(alsa: AlsaFiles) -> None:
