@@ -361,3 +361,31 @@ def test_the_visitor_mic_hands_over_the_frame_whose_start_went_ahead_before_its_
 
     asyncio.run(main())
     assert_leads_start_their_frames(events)
+
+
+def test_parts_that_went_ahead_into_audio_then_dropped_do_not_cut_the_next_conversation_s_first_frame(tmp_path: Path) -> None:
+    """A conversation ends (and its held audio is dropped) while the frame being filled has
+    already sent its start ahead into that held audio, and the next one starts at once (a
+    command, another slot's button). The frame's start went with the dropped audio: the next
+    conversation gets that frame whole, not its rest alone (the stream would no longer be whole
+    frames, its first syllable cut)."""
+    with SimulatorThread(onready_delay_s=0.3) as sim:
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 300}, session={"start_burst": 10}) as k:
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+
+            def end_and_start() -> bool:  # on the loop, right after a part of a frame went ahead
+                if not k.kiosk._led_bytes:
+                    return False
+                k.kiosk.dispatch(c.End())
+                k.kiosk.dispatch(c.Start())
+                return True
+
+            wait_for(lambda: k.on_loop(end_and_start), 5, "a part of a frame held")
+            k.wait_state(c.LISTENING, 10)  # the second conversation: the first ended before its onready
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > 16000, 10, "half a second of uplink")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            assert len(bytes(sess.uplink)) % 960 == 0

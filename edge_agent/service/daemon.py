@@ -203,6 +203,8 @@ class Kiosk:
                 self.source.hurry(time.monotonic() + HURRY_S, self._on_lead)
         elif isinstance(a, c.HeldAudio):
             self.uplink.held(a.command)
+            if a.command == "drop":  # the conversation ends: what of the frame being filled went ahead went with it
+                self._led_bytes, self._lead_withheld = 0, True  # a next one gets that frame whole
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
