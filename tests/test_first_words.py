@@ -389,3 +389,44 @@ def test_parts_that_went_ahead_into_audio_then_dropped_do_not_cut_the_next_conve
             k.press()
             k.wait_state(c.IDLE, 10)
             assert len(bytes(sess.uplink)) % 960 == 0
+
+
+def test_no_part_of_a_frame_goes_ahead_of_an_opening_the_echo_hold_keeps_back() -> None:
+    """The echo hold (audio/echo.py `EchoHold`) keeps back an opening of the gate that began on
+    the agent's echo while the canceller was still converging, for as long as the far end plays
+    (an earcon counts). A press then must not send parts of its frames ahead, or they would go
+    up while the frames themselves are held back. The canceller is a stand-in with the flags of
+    that moment; the path, the gate, the hold and the remover are the daemon's."""
+    from dataclasses import dataclass
+
+    from edge_agent.audio.earcons import EarconRemover
+    from edge_agent.audio.gate import VadGate
+    from edge_agent.audio.mic_path import MicPath
+    from edge_agent.core import config
+
+    @dataclass
+    class Canceller:
+        far_active: bool = True
+        residual_echo: bool = False
+        in_cue: bool = False
+        agent_audible: bool = False
+        holding: bool = True
+        agent_resting: bool = False
+
+        def process(self, frame: bytes, captured_at: float) -> bytes:
+            return frame
+
+        def play_cue(self, from_t: float, until_t: float) -> None:
+            pass
+
+    echo = Canceller()
+    gate = VadGate(config.from_dict({"vad": {"press_opens_ms": 300}}).vad, 30)
+    path = MicPath(echo, EarconRemover(), gate, lambda speaking: None)
+    room = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 2]
+    gate.new_visitor()  # the gate opens (here by a press; on the agent's echo in the field) ...
+    path.hear(room[:960], 0.03)  # ... while the canceller holds: an opening that began on echo
+    assert gate.is_open and path.echo_hold.opened_on_echo
+    echo.holding, echo.agent_resting = False, True  # converged since, the agent quiet for its idle time
+    assert path.lead(room[960:1600], 0.05) == b""
+    gate.new_visitor()
+    assert path.lead(room[960:1600], 0.05) == b""  # a press that finds the gate open changes nothing

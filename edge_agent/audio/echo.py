@@ -398,6 +398,11 @@ class EchoHold:
         self._was_open = gate_open
         return not (holding or (self._opened_on_echo and far_active))
 
+    @property
+    def opened_on_echo(self) -> bool:
+        """The gate's current opening began while the canceller held the uplink back on echo."""
+        return self._opened_on_echo
+
 
 def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
     """AEC3 when echo cancellation is on (ConfigError with the install hint when it is missing)."""

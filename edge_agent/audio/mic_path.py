@@ -92,8 +92,8 @@ class MicPath:
         of the tone (its onset: up to RMS 2 500 in 10 ms) would go ahead; and a block is judged
         alone, so that the room around a tone's edge does not hide the tone. The frame, once
         complete, goes through `hear` as any other; the caller sends only the rest of it."""
-        if not self.gate.is_open or not self.echo.agent_resting:
-            return b""
+        if not self.gate.is_open or not self.echo.agent_resting or self.echo_hold.opened_on_echo:
+            return b""  # (an opening that began on echo: its frames may be held back, so are its parts)
         block = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
         ok = 0
         while ok + block <= len(pcm):
