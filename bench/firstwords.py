@@ -25,26 +25,35 @@ SPEECH_S = (2.2, 3.2)
 """One second of continuous speech from the quiet dev recording (labelled speech from 2.2 s)."""
 
 
-
 def presses(
-    tmp: Path, sim: AgentSimulator, url: str, speech: bytes, n: int, warm: bool = False, backlog_ms: int | None = None, earcons: bool = True, period_ms: int = 60, vad: dict[str, Any] | None = None
+    tmp: Path,
+    sim: AgentSimulator,
+    url: str,
+    speech: bytes,
+    n: int,
+    warm: bool = False,
+    backlog_ms: int | None = None,
+    earcons: bool = True,
+    period_ms: int = 60,
+    vad: dict[str, Any] | None = None,
+    block_ms: int = 0,
 ) -> dict[str, list[float]]:
     """`n` presses, the visitor speaking `speech` from each press on; per press: press -> first
     speech byte on the socket, press -> gate open, ms of the speech the agent never got."""
     from conftest import KioskThread, kiosk_settings
 
     tmp.mkdir(parents=True, exist_ok=True)
-    audio: dict[str, Any] = {"earcons": earcons, "capture_period_ms": period_ms}
+    audio: dict[str, Any] = {"earcons": earcons, "capture_period_ms": period_ms, "capture_block_ms": block_ms}
     if backlog_ms is not None:
         audio["backlog_ms"] = backlog_ms
-    mic = VisitorMic(period_ms=period_ms)
+    mic = VisitorMic(period_ms=period_ms, block_ms=block_ms)
     k = KioskThread(kiosk_settings(tmp, url, audio=audio, agent={"warm_link": warm}, session=UNLIMITED_STARTS, vad=vad or {}), source=mic)
     out: dict[str, list[float]] = {"speech": [], "gate": [], "lost": []}
     first: list[float] = []
     opened: list[float] = []
 
     def tap(frame: bytes, at: float) -> None:  # on the kiosk's loop, for every uplink frame
-        if not first and frame in mic.speech_frames:
+        if not first and mic.has_speech(frame):
             first.append(at)
 
     with k:
@@ -86,7 +95,6 @@ def presses(
     return out
 
 
-
 def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(press_to_speech_ms, first_words_lost_ms) figures."""
     far = max(5, n // 2)
@@ -99,6 +107,8 @@ def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any],
         runs["period_30"] = presses(tmp / "period-30", sim, sim.url, speech, n, period_ms=30)
         runs["opens_60"] = presses(tmp / "opens-60", sim, sim.url, speech, n, vad={"press_opens_ms": 300})
         runs["opens_30"] = presses(tmp / "opens-30", sim, sim.url, speech, n, period_ms=30, vad={"press_opens_ms": 300})
+        runs["opens_block_20"] = presses(tmp / "opens-b20", sim, sim.url, speech, n, block_ms=20, vad={"press_opens_ms": 300})
+        runs["opens_block_10"] = presses(tmp / "opens-b10", sim, sim.url, speech, n, block_ms=10, vad={"press_opens_ms": 300})
         with FaultProxyThread("127.0.0.1", sim.port) as proxy:
             proxy.delay_s = 0.025  # each way: a 50 ms round trip
             runs["50_cold"] = presses(tmp / "50-cold", sim, proxy.url(), speech, far)
@@ -128,6 +138,10 @@ def bench_first_words(tmp: Path, speech: bytes, n: int) -> tuple[dict[str, Any],
         "press_opens_gate_p95": pct(runs["opens_60"]["speech"], 95),
         "press_opens_gate_period_30ms_p50": pct(runs["opens_30"]["speech"], 50),
         "press_opens_gate_period_30ms_p95": pct(runs["opens_30"]["speech"], 95),
+        "press_opens_gate_block_20ms_p50": pct(runs["opens_block_20"]["speech"], 50),
+        "press_opens_gate_block_20ms_p95": pct(runs["opens_block_20"]["speech"], 95),
+        "press_opens_gate_block_10ms_p50": pct(runs["opens_block_10"]["speech"], 50),
+        "press_opens_gate_block_10ms_p95": pct(runs["opens_block_10"]["speech"], 95),
         "baseline_gate_opens_p50": pct(runs["cold"]["gate"], 50),
         "baseline_gate_opens_p95": pct(runs["cold"]["gate"], 95),
         "presses": n,

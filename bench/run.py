@@ -48,6 +48,7 @@ from edge_agent.devtools.simulator import SimulatorThread  # noqa: E402
 sys.path.insert(0, str(REPO / "bench"))
 import device  # noqa: E402
 import firstwords  # noqa: E402
+import micblocks  # noqa: E402
 import table  # noqa: E402
 from gate_process import bench_gate_process  # noqa: E402
 from steps import UNLIMITED_STARTS, pct, wait_until  # noqa: E402
@@ -314,6 +315,11 @@ def _part_barge(tmp: Path, quick: bool) -> dict[str, Any]:
         return {"barge_in_ms": device.bench_barge(tmp, pulse, 10 if quick else 40)}
 
 
+def _part_mic(tmp: Path, quick: bool) -> dict[str, Any]:
+    with device.pulse_server(tmp / "pulse") as pulse:
+        return {"mic_block_cpu": micblocks.bench_mic_blocks(pulse, 10 if quick else 20, 2 if quick else 3)}
+
+
 def _part_memory(tmp: Path, quick: bool) -> dict[str, Any]:
     with device.pulse_server(tmp / "pulse") as pulse:
         return {"full_stack": device.bench_full_stack(tmp / "full", pulse, _pcm("quiet") + _pcm("noisy"), 15 if quick else 40)}
@@ -333,7 +339,7 @@ def _part_echo(tmp: Path, quick: bool) -> dict[str, Any]:
     return {"echo": bench_echo(DATA, GATE, quick)}
 
 
-PARTS = {"echo": _part_echo, "gate_process": _part_gate_process, "firstwords": _part_firstwords, "barge": _part_barge, "memory": _part_memory, "daemon": _part_daemon}
+PARTS = {"echo": _part_echo, "gate_process": _part_gate_process, "firstwords": _part_firstwords, "barge": _part_barge, "mic": _part_mic, "memory": _part_memory, "daemon": _part_daemon}
 """The parts `--only` runs alone (what a change to one of them is measured with)."""
 
 
@@ -381,6 +387,8 @@ def main() -> int:
     press = bench_press(tmp / "p", 20 if args.quick else 60)
     print("barge-in on a clocked device, full-stack memory ...", file=sys.stderr)
     barge, full = device.bench_devices(tmp / "dev", 10 if args.quick else 40, 15 if args.quick else 40, _pcm("quiet") + _pcm("noisy"))
+    print("microphone device buffers ...", file=sys.stderr)
+    mic_blocks = _part_mic(tmp / "mic", args.quick)["mic_block_cpu"]
     print("capture -> wire ...", file=sys.stderr)
     wire = bench_wire(tmp / "w", 60, 300 if args.quick else 1000)
     wire_30 = bench_wire(tmp / "w-30", 30, 300 if args.quick else 1000)
@@ -407,6 +415,7 @@ def main() -> int:
         "first_words_lost_ms": lost,
         "press_to_stream_ms": press,
         "barge_in_ms": barge,
+        "mic_block_cpu": mic_blocks,
         "capture_to_wire_ms": wire,
         "capture_to_wire_ms_period_30": wire_30,
         "cpu_percent_one_core": daemon["cpu_percent_one_core"],

@@ -206,6 +206,7 @@ def render(r: dict[str, Any]) -> str:
         f"| gate cost: recordings gated per second of CPU (classifier + gate, best of 3); the whole `edge-agent gate FILE --json` process as a kiosk installs it (console script of a plain install; start-up, imports, WAV read, gate, JSON), CPU time over 10 minutes of audio, best of 7 runs | {_n(g['x_realtime'])}× real time; process {_n(process) if process else '-'}× | raw webrtcvad {_n(r['gate']['webrtcvad_2']['x_realtime'])}×{'; process: ' + process_baseline if process_baseline else ''} | ≥ 1 000× | {_ok(g['x_realtime'] >= 1000 and (process or 0) >= 1000)} |",
         f"| **press → speech**: the visitor talks from the instant of the press (earcons on, as shipped); time until the first byte of that speech is written to the agent's socket, p50 / p95, loopback | cold {s['p50']} / {s['p95']} ms; warm link {s['warm_p50']} / {s['warm_p95']} ms | the gate's own decision (press → gate opens on that speech): {s['baseline_gate_opens_p50']} / {s['baseline_gate_opens_p95']} ms | p95 ≤ 30 ms | {_ok(s['p95'] <= 30)} |",
         f"| the same with `audio.earcons = false` (nothing to keep from the gate after the press) | {s['earcons_off_p50']} / {s['earcons_off_p95']} ms | gate opens: p95 {s['earcons_off_gate_opens_p95']} ms | | |",
+        *_press_opens_rows(s, r.get("mic_block_cpu"), r["daemon"]["cpu_percent_one_core"]),
         f"| the same through the fault proxy adding a 50 ms / 300 ms round trip | 50 ms: cold {s['rtt_50ms_cold_p50']} / {s['rtt_50ms_cold_p95']} ms, warm {s['rtt_50ms_warm_p50']} / {s['rtt_50ms_warm_p95']} ms; 300 ms: cold {s['rtt_300ms_cold_p50']} / {s['rtt_300ms_cold_p95']} ms | | | |",
         f"| **first words lost**: of {lost['speech_ms']} ms of speech starting at the press, how much never reached the agent (each 10 ms looked up byte for byte in what the simulator received), p50 / max, cold link | loopback {lost['p50']} / {lost['max']} ms; 50 ms RTT {lost['rtt_50ms_p50']} / {lost['rtt_50ms_max']} ms; 300 ms RTT {lost['rtt_300ms_p50']} / {lost['rtt_300ms_max']} ms | nothing held (`audio.backlog_ms = 0`, the old behaviour), 300 ms RTT: {lost['baseline_nothing_held_rtt_300ms_p50']} / {lost['baseline_nothing_held_rtt_300ms_max']} ms | 0 | {_ok(max(lost['max'], lost['rtt_50ms_max'], lost['rtt_300ms_max']) == 0)} |",
         f"| press → stream: press → the first audio frame of any kind on the socket (the stream starts; usually gated silence, not speech), p50 / p95, loopback | cold {p['p50']} / {p['p95']} ms; warm {p['warm_p50']} / {p['warm_p95']} ms; 50 ms RTT cold {p['rtt_50ms_cold_p50']} / {p['rtt_50ms_cold_p95']} ms, warm {p['rtt_50ms_warm_p50']} / {p['rtt_50ms_warm_p95']} ms | bare WebSocket connect + initiate + onready + one frame: {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | (none: not what the visitor feels) | |",
@@ -221,6 +222,20 @@ def render(r: dict[str, Any]) -> str:
         *_echo(r),
     ]
     return "\n".join(lines)
+
+
+def _press_opens_rows(s: dict[str, Any], blocks: dict[str, Any] | None, daemon_cpu: float) -> list[str]:
+    """The options that send the first syllable as it is captured, and what they cost."""
+    if "press_opens_gate_block_10ms_p95" not in s:
+        return []
+    rows = [
+        f"| the same with `vad.press_opens_ms = 300` (the press opens the gate; not the default): device buffer = the 60 ms period / `audio.capture_block_ms = 20` / `= 10` (the frame holding the press goes up in parts as they are captured) | {s['press_opens_gate_p50']} / {s['press_opens_gate_p95']} ms; {s['press_opens_gate_block_20ms_p50']} / {s['press_opens_gate_block_20ms_p95']} ms; **{s['press_opens_gate_block_10ms_p50']} / {s['press_opens_gate_block_10ms_p95']} ms** | `audio.capture_period_ms = 30` instead: {s['press_opens_gate_period_30ms_p50']} / {s['press_opens_gate_period_30ms_p95']} ms | p95 ≤ 30 ms (with these options) | {_ok(s['press_opens_gate_block_10ms_p95'] <= 30)} |"
+    ]
+    if blocks:
+        rows.append(
+            f"| what a shorter device buffer costs all the time: a process capturing with the daemon's `PyAudioSource` ({blocks['device']}), median of {blocks['rounds']} × {blocks['seconds']:.0f} s, % of one core, device buffer 60 / 20 / 10 ms | {blocks['block_60ms_cpu_percent']} % / {blocks['block_20ms_cpu_percent']} % ({blocks['block_20ms_ratio_to_60ms']}×) / {blocks['block_10ms_cpu_percent']} % ({blocks['block_10ms_ratio_to_60ms']}×) | the daemon's whole CPU in this run (file devices, below): {daemon_cpu} % | | |"
+        )
+    return rows
 
 
 def _rooms_row(rooms: dict[str, Any] | None) -> list[str]:

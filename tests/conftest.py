@@ -122,6 +122,20 @@ def interruptible(*args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
+def assert_leads_start_their_frames(events: list[tuple[str, bytes]]) -> None:
+    """`events`: ("lead", pcm) and ("frame", pcm) in the order a microphone handed them over (or
+    the daemon let them through). The parts of a frame that went ahead of it (`hurry`) are, put
+    together, that frame's start as captured, each once: the daemon sends only the frame's rest
+    after them (`Kiosk._on_frame`)."""
+    ahead = b""
+    for kind, pcm in events:
+        if kind == "lead":
+            ahead += pcm
+        else:
+            assert pcm.startswith(ahead), (len(ahead), len(pcm))
+            ahead = b""
+
+
 def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:

@@ -23,7 +23,8 @@ PROBE = r"""
 import asyncio, json
 import pyaudio
 from edge_agent.audio.devicelist import list_devices
-from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
+from edge_agent.audio.microphone import PyAudioSource
+from edge_agent.audio.pyaudio_io import PyAudioSink
 
 def plugins():
     with open("/proc/self/maps") as maps:
@@ -221,7 +222,8 @@ PULSE_PROBE = r"""
 import asyncio, json, socket, time
 import pyaudio
 from edge_agent.audio.probepages import DEVICE_LOAD_ONLY
-from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource
+from edge_agent.audio.microphone import PyAudioSource
+from edge_agent.audio.pyaudio_io import PyAudioSink
 
 def code_kb(prefixes, perms=("r-x",)):  # resident kB of these libraries' code (or other mappings), and whether any is mapped
     kb, mapped, counted = 0, False, False

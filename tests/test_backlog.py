@@ -12,7 +12,8 @@ from edge_agent.core.timing import Timing
 
 
 def frames(n: int, start: int = 0) -> list[bytes]:
-    return [bytes([i % 256]) * 4 for i in range(start, start + n)]
+    """`n` distinct 30 ms frames (16 kHz int16: 960 bytes)."""
+    return [bytes([i % 256]) * 960 for i in range(start, start + n)]
 
 
 def test_backlog_keeps_order_and_drops_the_oldest_beyond_its_bound_counting_them() -> None:
@@ -26,6 +27,20 @@ def test_backlog_keeps_order_and_drops_the_oldest_beyond_its_bound_counting_them
     b.add(frames(3))
     assert len(b.take()) == 3 and len(b) == 0
     assert b.dropped == 2  # thrown away at the end is not "dropped by the bound"
+
+
+def test_backlog_bounds_the_audio_held_not_the_pieces_it_comes_in() -> None:
+    """A press sends the start of a frame ahead of it (daemon `_on_lead`): a frame can come as
+    two or three pieces, and the bound is still `max_ms` of audio, the oldest dropped first."""
+    b = Backlog(max_ms=300, frame_ms=30)
+    pieces = [f[:320] for f in frames(10)] + [f[320:] for f in frames(10)]
+    b.add(pieces)
+    assert b.held_ms == 300 and b.dropped == 0 and len(b) == 20
+    b.add([bytes([7]) * 320])  # 10 ms more: the oldest 10 ms piece goes
+    assert b.held_ms == 300 and b.dropped == 1
+    assert b.take()[0] == pieces[1]
+    b.add([bytes(960 * 11)])  # a piece longer than the bound is not held at all
+    assert len(b) == 0 and b.dropped == 2
 
 
 def test_backlog_of_zero_holds_nothing_and_counts_everything() -> None:

@@ -28,6 +28,8 @@ def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGE_AGENT_PUBLIC_KEY", raising=False)
     s = config.load(None)
     assert s.session.resume and s.audio.duplex == "half" and s.button.pin == 17
+    # the microphone's device buffer is its capture period: no wake-ups beyond the period's
+    assert s.audio.capture_block_ms == s.audio.capture_period_ms == 60 and s.vad.press_opens_ms == 0
     with pytest.raises(ConfigError, match=r"agent\.public_key"):
         s.agent.require_runnable()
 
@@ -84,6 +86,9 @@ BAD = [
     ({"audio": {"frame_ms": 20, "capture_period_ms": 90}}, "audio.capture_period_ms"),
     ({"audio": {"capture_period_ms": 20}}, "audio.capture_period_ms"),
     ({"audio": {"capture_period_ms": 240}}, "audio.capture_period_ms"),
+    ({"audio": {"capture_block_ms": 15}}, "audio.capture_block_ms"),
+    ({"audio": {"capture_block_ms": 90}}, "audio.capture_block_ms"),  # longer than the 60 ms period
+    ({"audio": {"capture_block_ms": -10}}, "audio.capture_block_ms"),
     ({"audio": {"duplex": "both"}}, "audio.duplex"),
     ({"audio": {"input": 3}}, "audio.input"),
     ({"audio": {"earcon_volume": 2.0}}, "audio.earcon_volume"),

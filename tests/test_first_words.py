@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
+import pytest
+from conftest import DATA, KioskThread, assert_leads_start_their_frames, kiosk_settings, read_wav, wait_for
 
 from edge_agent.core import conversation as c
 from edge_agent.devtools.faultproxy import FaultProxyThread
@@ -205,16 +206,18 @@ def test_a_visitor_talking_over_the_earcons_the_microphone_hears_is_heard_at_onc
             assert k.kiosk.sink.buffer.played_bytes >= len(k.kiosk.earcons.get("ready"))  # the earcons did play
 
 
-def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_earcon(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_ms", [0, 10])
+def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_earcon(tmp_path: Path, block_ms: int) -> None:
     """`vad.press_opens_ms`: the gate opens at the press, before any evidence. Nobody speaks, and
     the microphone hears the press and ready earcons (loud, at once): the agent gets the room for
     at most 300 ms, with the earcons taken out of it, then silence (a visitor who talks confirms
-    the opening with 60 ms of speech-like frames)."""
+    the opening with 60 ms of speech-like frames). With a 10 ms device block the start of each
+    frame goes ahead of it (`audio.capture_block_ms`), the press earcon already playing in it."""
     import numpy as np
 
     with SimulatorThread() as sim:
-        mic = VisitorMic()
-        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0}, vad={"press_opens_ms": 300}) as k:
+        mic = VisitorMic(block_ms=block_ms)
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0, "capture_block_ms": block_ms}, vad={"press_opens_ms": 300}) as k:
             mic.listen_to(k.kiosk.sink.buffer)
             time.sleep(1.0)  # the gate learns the room
             k.press()
@@ -229,3 +232,201 @@ def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_e
             # load an earcon's edge can land outside the frames marked as the kiosk's own (RMS
             # 1 191, 26 dB under, seen once in five runs); earcons sent would be 10 dB under or louder
             assert np.sqrt(np.square(sent).mean()) < 0.1 * 23170
+            assert (k.kiosk.source.leads > 0) == (block_ms > 0)  # type: ignore[attr-defined]
+
+
+def test_a_short_device_block_sends_the_first_syllable_before_its_frame_is_complete(tmp_path: Path) -> None:
+    """`audio.capture_block_ms = 10` with `vad.press_opens_ms`: the frame holding the press goes
+    up in parts as the microphone hands them over, not at the end of the frame and its period.
+    The first bytes of speech on the socket are such a part (shorter than a frame), and what the
+    agent receives is still the speech byte for byte, once, in order: each frame's rest follows
+    its parts, nothing sent twice, and the stream stays whole frames long."""
+    with SimulatorThread() as sim:
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 300}) as k:
+            chunks: list[bytes] = []
+            k.kiosk.stats.uplink_tap = lambda chunk, _at: chunks.append(chunk)
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+            # the visitor starts once the kiosk has the press (how long a press takes to reach it
+            # is not what this is about: a frame that ended before it goes whole)
+            wait_for(lambda: k.kiosk.source.leads > 0, 5, "the microphone hurried")  # type: ignore[attr-defined]
+            mic.speak(SPEECH, time.monotonic())
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > len(SPEECH) + 16000, 15, "the speech and half a second more")
+            uplink = bytes(sess.uplink)
+            first = next(chunk for chunk in chunks if mic.has_speech(chunk))
+            assert 0 < len(first) < 960 and first in mic.speech_leads
+            assert SPEECH in uplink and uplink.count(SPEECH[:3200]) == 1
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            assert len(bytes(sess.uplink)) % 960 == 0
+
+
+def test_no_part_of_a_frame_with_an_earcon_in_it_goes_ahead_and_the_parts_that_go_are_its_start(tmp_path: Path) -> None:
+    """With a 10 ms device block, loud earcons heard by the microphone and nobody speaking: while
+    the press alone holds the gate open, a frame the press earcon is heard in goes as silence.
+    A part of such a frame must not go ahead of it as what the remover leaves of the tone (the
+    onset's leftover judged the visitor's in 10 ms went at RMS 1 500-2 300, 25 times the room):
+    a part with an earcon in it waits for its frame. What goes ahead is the microphone's audio as
+    captured, and always the start of its frame: once a part waits for its frame, so do the
+    parts after it (the frame's rest would send them a second time and leave the waiting part
+    out)."""
+    with SimulatorThread(onready_delay_s=0.3) as sim:  # the ready earcon well after the press earcon
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0, "capture_block_ms": 10}, vad={"press_opens_ms": 300}) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            path = k.kiosk.mic
+            events: list[tuple[str, bytes]] = []  # on the kiosk's loop, in order
+            offered: list[bytes] = []
+            lead, hear = path.lead, path.hear
+
+            def leading(pcm: bytes, at: float) -> bytes:
+                went = lead(pcm, at)
+                offered.append(pcm)
+                if went:
+                    events.append(("lead", went))
+                return went
+
+            def hearing(frame: bytes, at: float) -> tuple[tuple[bytes, ...], bool]:
+                events.append(("frame", frame))
+                return hear(frame, at)
+
+            path.lead, path.hear = leading, hearing  # type: ignore[method-assign]
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            time.sleep(0.5)
+            leads = k.on_loop(lambda: list(events))
+    assert offered  # the microphone was hurried (whether the room before the earcon went ahead depends on where in its frame the press fell)
+    assert_leads_start_their_frames(leads)
+
+
+def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_closes_on_it_owing_pre_roll(tmp_path: Path) -> None:
+    """The visitor talked before pressing: the gate's pre-roll burst is still being paid back
+    (`debt`: closed frames go as nothing) when the press opens the gate for 30 ms. The frame
+    holding the press goes ahead in parts, then closes the gate: its rest must still go, or the
+    stream runs ahead by the parts that went and is no longer whole frames."""
+    with SimulatorThread(onready_delay_s=0.3) as sim:
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 30}) as k:
+            gate = k.kiosk.gate
+            time.sleep(1.0)  # the gate learns the room
+            mic.speak(SPEECH[:16000], time.monotonic())  # half a second, before the press
+            wait_for(lambda: gate.is_open, 5, "the gate opened on the speech")
+            wait_for(lambda: not gate.is_open, 5, "the gate closed after it")
+            assert gate.debt >= 4  # the burst is being paid back
+            k.press()
+            k.wait_state(c.LISTENING, 10)
+            assert k.kiosk.source.leads > 0  # type: ignore[attr-defined]
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > 16000, 10, "half a second of uplink")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            assert len(bytes(sess.uplink)) % 960 == 0
+
+
+@pytest.mark.parametrize("how", ["stall", "restart"])
+def test_the_visitor_mic_hands_over_the_frame_whose_start_went_ahead_before_its_grid_starts_again(how: str) -> None:
+    """The simulated microphone starts its frame grid again after a loop stall of over a second,
+    or a restart (the daemon's AudioWatch: stop, start). A frame whose start went to on_lead
+    must come next all the same: the daemon sends only its rest, and trimming another frame
+    instead loses that one's start and this one's rest."""
+    import asyncio
+
+    mic = VisitorMic(block_ms=10)
+    events: list[tuple[str, bytes]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        on_frame = lambda f, _at: events.append(("frame", f))  # noqa: E731
+        mic.start(loop, on_frame)
+        await asyncio.sleep(0.2)
+        while True:  # hurried in the first block of a frame: its start goes ahead 10 ms later
+            await asyncio.sleep(0.001)
+            into = (loop.time() - mic._grid0) % mic.frame_s
+            if 0.002 < into < 0.008:
+                break
+        mic.hurry(time.monotonic() + 60.0, lambda pcm, _at: events.append(("lead", pcm)))
+        await asyncio.sleep(0.015)
+        assert events[-1][0] == "lead"
+        if how == "stall":
+            time.sleep(1.2)
+        else:
+            mic.stop()
+            mic.start(loop, on_frame)
+        await asyncio.sleep(0.2)
+        mic.stop()
+
+    asyncio.run(main())
+    assert_leads_start_their_frames(events)
+
+
+def test_parts_that_went_ahead_into_audio_then_dropped_do_not_cut_the_next_conversation_s_first_frame(tmp_path: Path) -> None:
+    """A conversation ends (and its held audio is dropped) while the frame being filled has
+    already sent its start ahead into that held audio, and the next one starts at once (a
+    command, another slot's button). The frame's start went with the dropped audio: the next
+    conversation gets that frame whole, not its rest alone (the stream would no longer be whole
+    frames, its first syllable cut)."""
+    with SimulatorThread(onready_delay_s=0.3) as sim:
+        mic = VisitorMic(block_ms=10)
+        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 300}, session={"start_burst": 10}) as k:
+            time.sleep(1.0)  # the gate learns the room
+            k.press()
+
+            def end_and_start() -> bool:  # on the loop, right after a part of a frame went ahead
+                if not k.kiosk._led_bytes:
+                    return False
+                k.kiosk.dispatch(c.End())
+                k.kiosk.dispatch(c.Start())
+                return True
+
+            wait_for(lambda: k.on_loop(end_and_start), 5, "a part of a frame held")
+            k.wait_state(c.LISTENING, 10)  # the second conversation: the first ended before its onready
+            sess = sim.sessions[-1]
+            wait_for(lambda: len(sess.uplink) > 16000, 10, "half a second of uplink")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            assert len(bytes(sess.uplink)) % 960 == 0
+
+
+def test_no_part_of_a_frame_goes_ahead_of_an_opening_the_echo_hold_keeps_back() -> None:
+    """The echo hold (audio/echo.py `EchoHold`) keeps back an opening of the gate that began on
+    the agent's echo while the canceller was still converging, for as long as the far end plays
+    (an earcon counts). A press then must not send parts of its frames ahead, or they would go
+    up while the frames themselves are held back. The canceller is a stand-in with the flags of
+    that moment; the path, the gate, the hold and the remover are the daemon's."""
+    from dataclasses import dataclass
+
+    from edge_agent.audio.earcons import EarconRemover
+    from edge_agent.audio.gate import VadGate
+    from edge_agent.audio.mic_path import MicPath
+    from edge_agent.core import config
+
+    @dataclass
+    class Canceller:
+        far_active: bool = True
+        residual_echo: bool = False
+        in_cue: bool = False
+        agent_audible: bool = False
+        holding: bool = True
+        agent_resting: bool = False
+
+        def process(self, frame: bytes, captured_at: float) -> bytes:
+            return frame
+
+        def play_cue(self, from_t: float, until_t: float) -> None:
+            pass
+
+    echo = Canceller()
+    gate = VadGate(config.from_dict({"vad": {"press_opens_ms": 300}}).vad, 30)
+    path = MicPath(echo, EarconRemover(), gate, lambda speaking: None)
+    room = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 2]
+    gate.new_visitor()  # the gate opens (here by a press; on the agent's echo in the field) ...
+    path.hear(room[:960], 0.03)  # ... while the canceller holds: an opening that began on echo
+    assert gate.is_open and path.echo_hold.opened_on_echo
+    echo.holding, echo.agent_resting = False, True  # converged since, the agent quiet for its idle time
+    assert path.lead(room[960:1600], 0.05) == b""
+    gate.new_visitor()
+    assert path.lead(room[960:1600], 0.05) == b""  # a press that finds the gate open changes nothing

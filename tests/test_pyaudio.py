@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO, read_wav, wait_for
+from conftest import DATA, REPO, assert_leads_start_their_frames, read_wav, wait_for
 
 pyaudio = pytest.importorskip("pyaudio")
 
-from edge_agent.audio.pyaudio_io import PyAudioSink, PyAudioSource  # noqa: E402
+from edge_agent.audio.microphone import PyAudioSource  # noqa: E402
+from edge_agent.audio.pyaudio_io import PyAudioSink  # noqa: E402
 from edge_agent.audio.resample import Resampler  # noqa: E402
 
 
@@ -96,6 +97,81 @@ def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles, 
     steps = [round((b - a) * 1000, 3) for a, b in zip(stamps, stamps[1:])]
     within = [steps[i] for i in range(len(steps)) if (i + 1) % per]
     assert within == [30.0] * len(within)
+
+
+def test_hurrying_a_microphone_that_is_not_open_does_nothing(alsa: AlsaFiles) -> None:
+    """A press while the microphone is gone (never found at boot, or unplugged and not yet back):
+    the press's other actions must still run, so `hurry` must not raise."""
+    source = PyAudioSource("default", 30, 60, block_ms=10)
+    source.hurry(time.monotonic() + 1.0, lambda pcm, at: None)
+    assert source.leads == 0
+
+
+def test_a_hurried_capture_hands_over_each_frame_s_start_ahead_of_it_and_nothing_twice(alsa: AlsaFiles) -> None:
+    """`hurry` (a press): the part of the frame being filled goes to on_lead as the device hands
+    it over, in whole 10 ms blocks, before the frame; the frames themselves are unchanged. Every
+    lead is a prefix piece of the frame after it, and leads plus the rest of each frame are the
+    recording, byte for byte (the daemon sends a frame's rest after its leads)."""
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
+    alsa.mic(recording)
+    source = PyAudioSource("default", 30, 60, max_queued_frames=200_000, block_ms=10)
+    events: list[tuple[str, bytes]] = []
+    n = len(recording) // 960
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        source.start(loop, lambda f, _at: events.append(("frame", f)))
+        source.hurry(time.monotonic() + 60.0, lambda pcm, _at: events.append(("lead", pcm)))
+        deadline = time.monotonic() + 20
+        while sum(kind == "frame" for kind, _ in events) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        source.stop()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    frames = [f for kind, f in events if kind == "frame"]
+    assert frames[:n] == [recording[i * 960 : (i + 1) * 960] for i in range(n)]
+    leads = [pcm for kind, pcm in events if kind == "lead"]
+    assert leads and source.leads == len(leads) and all(len(pcm) % 320 == 0 and 0 < len(pcm) < 960 for pcm in leads)
+    sent, ahead = bytearray(), 0
+    for kind, pcm in events:
+        if kind == "lead":
+            sent += pcm
+            ahead += len(pcm)
+        else:
+            assert ahead < 960
+            sent += pcm[ahead:]
+            ahead = 0
+    assert bytes(sent[: len(recording)]) == recording[: len(sent)]
+
+
+def test_a_stalled_loop_never_drops_a_frame_whose_start_went_ahead(alsa: AlsaFiles) -> None:
+    """Hurried, the start of the frame being filled went to on_lead; then the loop stalls and the
+    queue overflows. The daemon sends a frame's rest after its start (`Kiosk._on_frame`), so the
+    frame after a lead must be the frame that lead is the start of: a later frame in its place
+    would lose its own start and the lead's frame its rest. Another frame is dropped instead."""
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
+    alsa.mic(recording)
+    source = PyAudioSource("default", 30, 60, max_queued_frames=4, block_ms=10)
+    events: list[tuple[str, bytes]] = []
+
+    async def main() -> None:
+        source.start(asyncio.get_running_loop(), lambda f, _at: events.append(("frame", f)))
+        await asyncio.sleep(0.2)
+        source.hurry(time.monotonic() + 60.0, lambda pcm, _at: events.append(("lead", pcm)))
+        deadline = time.monotonic() + 20
+        while not (events and events[-1][0] == "lead") and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        cut = source.frames_cut
+        while source.frames_cut < cut + 20 and time.monotonic() < deadline:  # the loop stalls
+            time.sleep(0.01)
+        await asyncio.sleep(0.2)
+        source.stop()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert source.frames_dropped > 0
+    assert_leads_start_their_frames(events)
 
 
 def test_capture_with_a_small_queue_drops_oldest_and_counts_every_frame(alsa: AlsaFiles) -> None:

@@ -40,6 +40,13 @@ log = logging.getLogger(__name__)
 FrameCallback = Callable[[bytes, float], None]
 """(frame, captured_at): captured_at is time.monotonic() when the frame's last sample was captured."""
 
+LeadCallback = Callable[[bytes, float], None]
+"""(pcm, captured_at): the next part of the frame being filled, in whole LEAD_BLOCK_MS blocks
+(from the frame's start on, each part once), captured_at that of its last sample."""
+
+LEAD_BLOCK_MS = 10
+"""Leads come in whole blocks of this size: the earcon remover's block (audio/earcons.py)."""
+
 
 class AudioSource(Protocol):
     frames_captured: int
@@ -49,6 +56,13 @@ class AudioSource(Protocol):
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         """Calls `on_frame` on `loop` for every frame, in order, once per capture period."""
+
+    def hurry(self, until: float, on_lead: LeadCallback) -> None:
+        """Until time.monotonic() `until`, hands over audio as soon as the device has it: besides
+        the whole frames, the part of the frame still being filled goes to `on_lead` (on the loop,
+        after the frames before it) as it comes. The press: the visitor's first syllable should
+        not wait for the end of its frame, nor for the end of a capture period. A source that
+        cannot (a file) ignores it and keeps to its period."""
 
     def stop(self) -> None: ...
 
@@ -251,6 +265,9 @@ class FileSource:
             self.step()
         except Exception:  # a callback error must not end the capture
             log.exception("audio step failed")
+
+    def hurry(self, until: float, on_lead: LeadCallback) -> None:
+        """A recording has no device to read early from: it keeps to its capture period."""
 
     def stop(self) -> None:
         if self._timer is not None:

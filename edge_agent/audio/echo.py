@@ -306,6 +306,13 @@ class EchoCanceller:
         return self._agent_quiet_blocks < self._hold_blocks
 
     @property
+    def agent_resting(self) -> bool:
+        """The agent's voice has not played for `idle_after_s` (or cancellation is off): the
+        canceller passes the microphone through as it is, except to the agent's echo, of which
+        there is none (early parts of frames may go up without it, see `MicPath.lead`)."""
+        return not self.enabled or self._agent_quiet_blocks >= self._idle_blocks
+
+    @property
     def holding(self) -> bool:
         """The canceller has not converged yet and the far end played within `holding_tail_ms`:
         what the mic hears is mostly echo, and a gate it opened stays open for its hang-over, so
@@ -390,6 +397,11 @@ class EchoHold:
             self._opened_on_echo = True
         self._was_open = gate_open
         return not (holding or (self._opened_on_echo and far_active))
+
+    @property
+    def opened_on_echo(self) -> bool:
+        """The gate's current opening began while the canceller held the uplink back on echo."""
+        return self._opened_on_echo
 
 
 def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:

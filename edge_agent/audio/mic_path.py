@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.devices import LEAD_BLOCK_MS
 from edge_agent.audio.earcons import EarconRemover
 from edge_agent.audio.echo import EchoHold
 from edge_agent.audio.gate import VadGate
@@ -34,6 +36,9 @@ class FrameCanceller(Protocol):
 
     @property
     def holding(self) -> bool: ...
+
+    @property
+    def agent_resting(self) -> bool: ...
 
     def process(self, frame: bytes, captured_at: float) -> bytes: ...
 
@@ -75,6 +80,30 @@ class MicPath:
             self._gate_was_open = self.gate.is_open
             self._on_speech(self.gate.is_open)
         return out, admitted
+
+    def lead(self, pcm: bytes, captured_at: float) -> bytes:
+        """The start of a frame still being captured (a press hurries the microphone; whole
+        LEAD_BLOCK_MS blocks, the last sample captured at `captured_at`): how much of it may go up
+        now, ahead of its frame (a prefix, maybe empty; the rest waits for its frame, as any audio
+        does). Only through an open gate, only while the agent has been silent long enough that
+        the canceller would leave the frame as it is, and only up to the first block an earcon is
+        heard in (the press earcon plays right now): such a block waits for its frame, whose gate
+        sends silence for it while the press alone holds it open, where what the remover leaves
+        of the tone (its onset: up to RMS 2 500 in 10 ms) would go ahead; and a block is judged
+        alone, so that the room around a tone's edge does not hide the tone. The frame, once
+        complete, goes through `hear` as any other; the caller sends only the rest of it."""
+        if not self.gate.is_open or not self.echo.agent_resting or self.echo_hold.opened_on_echo:
+            return b""  # (an opening that began on echo: its frames may be held back, so are its parts)
+        block = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
+        ok = 0
+        while ok + block <= len(pcm):
+            part = pcm[ok : ok + block]
+            at = captured_at - (len(pcm) - ok - block) / (2 * SAMPLE_RATE_HZ)
+            cleaned, cue = self.earcons_heard.clean(part, at, LEAD_BLOCK_MS / 1000.0)
+            if cue or cleaned != part:  # an earcon is heard in it: its frame decides
+                break
+            ok += block
+        return pcm[:ok]
 
     def cue(self, name: str, from_t: float, until_t: float) -> None:
         """The speaker plays earcon `name` from `from_t` until `until_t` (time.monotonic())."""

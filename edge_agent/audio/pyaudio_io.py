@@ -1,9 +1,7 @@
-"""PyAudio (PortAudio) capture and playback in callback mode (`edge-agent devices`: audio/devicelist.py).
+"""PyAudio (PortAudio) playback in callback mode, and opening PortAudio devices for it and for the
+microphone (audio/microphone.py; `edge-agent devices`: audio/devicelist.py).
 
-The callbacks run on PortAudio's thread. They never block: capture converts the block with
-numpy (channel pick, polyphase resampling when the device cannot do 16 kHz mono), cuts it into
-fixed frames into a bounded deque (overruns counted) and schedules one drain on the event loop
-with call_soon_threadsafe. Playback reads the PlaybackBuffer (one short lock) and converts back;
+The callbacks run on PortAudio's thread and never block. Playback reads the PlaybackBuffer (one short lock) and converts back;
 its callbacks come every period, silence or not, so a device that stops calling back is gone
 (`PyAudioSink.alive`: the daemon's SpeakerWatch reopens it, see service/audio_watch.py).
 """
@@ -13,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import encodings.idna  # noqa: F401  # before any device opens: see below
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,10 +21,10 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.alsascan import hide_from_scan, release_scan, want_device
 from edge_agent.audio.devicedrop import DeviceDrop
-from edge_agent.audio.devices import FrameCallback, PlaybackBuffer, SpeakerHealth
+from edge_agent.audio.devices import PlaybackBuffer, SpeakerHealth
 from edge_agent.audio.probepages import DEVICE_LOAD_ONLY, SET_UP_MOSTLY, release_probe_pages
 from edge_agent.audio.quiet import quiet_native_stderr
-from edge_agent.audio.resample import Resampler, to_channels, to_mono
+from edge_agent.audio.resample import Resampler, to_channels
 from edge_agent.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -151,88 +148,6 @@ def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: 
         raise AudioError(f"cannot start {'input' if want_input else 'output'} device {info['name']!r}: {exc}") from None
     release_probe_pages(DEVICE_LOAD_ONLY + SET_UP_MOSTLY)  # code only opening the device ran (audio/probepages.py)
     return stream
-
-
-class PyAudioSource:
-    """A microphone; frames of `frame_ms` reach `on_frame` on the event loop, `period_ms` of
-    them at a time (the device's buffer: PortAudio's thread and the loop wake once per period)."""
-
-    def __init__(self, spec: str, frame_ms: int, period_ms: int | None = None, max_queued_frames: int = 50) -> None:
-        """`max_queued_frames` bounds what waits for the event loop (50 x 30 ms = 1.5 s)."""
-        self.spec = spec
-        want_device(spec)
-        self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2
-        self.frame_ms = frame_ms
-        self._frame_s = frame_ms / 1000.0
-        self.period_ms = max(frame_ms, period_ms or frame_ms)
-        self._frames: deque[tuple[bytes, float]] = deque(maxlen=max_queued_frames)
-        self._pending = bytearray()
-        self._scheduled = False
-        self._lock = threading.Lock()
-        self.frames_captured = 0
-        self.overruns = 0
-        """Frames lost: PortAudio input overflows plus frames dropped because the loop lagged."""
-        self.frames_dropped = 0
-        self.frames_cut = 0
-        """Frames cut from the device's audio; each is either delivered or counted as dropped."""
-        self.callback_errors = 0
-        self.last_frame_at = time.monotonic()
-        self._pa: Any = None
-        self._stream: Any = None
-
-    def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
-        pyaudio = _pyaudio()
-        info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=True)
-        self._loop, self._on_frame = loop, on_frame
-        self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
-        self._stream = _open_and_start(pa, info, True, self.period_ms, self._callback, self._prepare)
-        self._pa = pa
-
-    def _prepare(self, stream: Any, rate: int, channels: int) -> None:
-        """Before the stream starts (its callbacks may come during the start): the device's format."""
-        self._channels = channels
-        self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
-
-    def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[None, int]:
-        try:
-            if status & self._overflow:
-                self.overruns += 1
-            if in_data:
-                mono = to_mono(np.frombuffer(in_data, dtype="<i2"), self._channels)
-                self._pending += self._resampler.process(mono).tobytes()
-                fb = self.frame_bytes
-                now = time.monotonic()
-                with self._lock:
-                    while len(self._pending) >= fb:
-                        if len(self._frames) == self._frames.maxlen:
-                            self.overruns += 1  # the loop is behind: the oldest frame goes
-                            self.frames_dropped += 1
-                        # stamped as captured: a frame that leaves more audio behind it is older
-                        captured_at = now - (len(self._pending) // fb - 1) * self._frame_s
-                        self._frames.append((bytes(self._pending[:fb]), captured_at))
-                        self.frames_cut += 1
-                        del self._pending[:fb]
-                    schedule = bool(self._frames) and not self._scheduled
-                    self._scheduled = self._scheduled or schedule
-                if schedule:
-                    self._loop.call_soon_threadsafe(self._drain)
-        except Exception:  # never let an exception kill PortAudio's thread
-            self.callback_errors += 1
-        return None, self._continue
-
-    def _drain(self) -> None:
-        with self._lock:
-            frames = list(self._frames)
-            self._frames.clear()
-            self._scheduled = False
-        self.last_frame_at = time.monotonic()
-        for frame, captured_at in frames:
-            self.frames_captured += 1
-            self._on_frame(frame, captured_at)
-
-    def stop(self) -> None:
-        _close(self._stream, self._pa)
-        self._stream = self._pa = None
 
 
 class PyAudioSink:

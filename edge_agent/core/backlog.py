@@ -15,17 +15,19 @@ from collections import deque
 
 
 class Backlog:
-    """A bounded FIFO of uplink frames of `frame_ms` each, at most `max_ms` of audio."""
+    """A bounded FIFO of uplink audio (frames of `frame_ms`, and the parts of frames a press sent
+    ahead of them), at most `max_ms` of audio."""
 
     def __init__(self, max_ms: int, frame_ms: int) -> None:
         self.frame_ms = frame_ms
-        self.max_frames = max(0, max_ms // frame_ms)
+        self.max_bytes = max(0, max_ms) * 32  # 16 kHz, 2 bytes a sample
         """0 holds nothing: every frame is dropped (and counted), as before this existed."""
         self._frames: deque[bytes] = deque()
+        self._bytes = 0
         self.dropped = 0
-        """Frames that did not fit (the oldest go first), over the whole run: a metric."""
+        """Frames (or parts) that did not fit (the oldest go first), over the whole run: a metric."""
         self.held = 0
-        """Frames that went into the backlog over the whole run."""
+        """Frames (or parts) that went into the backlog over the whole run."""
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -33,22 +35,24 @@ class Backlog:
     @property
     def held_ms(self) -> int:
         """Audio held right now, in ms."""
-        return len(self._frames) * self.frame_ms
+        return self._bytes // 32
 
     def add(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
         """Appends frames in order; beyond the bound the oldest are dropped and counted."""
         for frame in frames:
             self.held += 1
-            if len(self._frames) >= self.max_frames:
-                if not self._frames:
-                    self.dropped += 1
-                    continue
-                self._frames.popleft()
+            if len(frame) > self.max_bytes:
+                self.dropped += 1
+                continue
+            while self._bytes + len(frame) > self.max_bytes:
+                self._bytes -= len(self._frames.popleft())
                 self.dropped += 1
             self._frames.append(frame)
+            self._bytes += len(frame)
 
     def take(self) -> list[bytes]:
         """Everything held, oldest first; the backlog is empty afterwards."""
         frames = list(self._frames)
         self._frames.clear()
+        self._bytes = 0
         return frames

@@ -192,6 +192,11 @@ class AudioSettings:
     backlog_ms: int = 5000
     """Most audio held from the press (or a lost link) until the agent is ready; the oldest
     beyond it is dropped and counted (metric held_dropped). 0 holds nothing."""
+    capture_block_ms: int = 0
+    """The microphone's device buffer (0: the capture period): shorter, and after a press that
+    opens the gate (`vad.press_opens_ms`) the visitor's first syllable goes up as it is captured
+    instead of at the end of its frame and period; the device then wakes PortAudio's thread this
+    often all the time (the loop still once per period), at a CPU price the README measures."""
     earcon_removal: bool = True
     """Earcons are taken out of what the microphone hears (audio/earcons.py `EarconRemover`), so
     the gate decides on a visitor's words said over one; off, frames an earcon plays in are
@@ -206,6 +211,9 @@ class AudioSettings:
         period_ms = s.integer("capture_period_ms", 60, frame_ms, 120)
         if period_ms % frame_ms:
             raise ConfigError(s.key("capture_period_ms"), f"must be a whole number of frames ({frame_ms} ms each), got {period_ms}")
+        block_ms = s.integer("capture_block_ms", 0, 0, period_ms)
+        if block_ms % 10:
+            raise ConfigError(s.key("capture_block_ms"), f"must be a whole number of 10 ms blocks (or 0: the capture period), got {block_ms}")
         echo_cancel = s.flag("echo_cancel", False)
         if echo_cancel and not module_available("livekit"):
             raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")
@@ -224,6 +232,7 @@ class AudioSettings:
             playback_buffer_ms=s.integer("playback_buffer_ms", 20, 5, 500),
             backlog_ms=s.integer("backlog_ms", 5000, 0, 30000),
             earcon_removal=s.flag("earcon_removal", True),
+            capture_block_ms=block_ms or period_ms,
         )
 
 

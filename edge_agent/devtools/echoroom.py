@@ -334,6 +334,10 @@ class ReplayedCanceller:
     def holding(self) -> bool:
         return self._held
 
+    @property
+    def agent_resting(self) -> bool:
+        return False  # a replayed track is played frame by frame: nothing goes ahead of a frame
+
     def play_cue(self, from_t: float, until_t: float) -> None:
         raise NotImplementedError("a replayed track has no earcons")
 

@@ -51,6 +51,10 @@ from edge_agent.service.ticker import Ticker
 
 log = logging.getLogger("edge_agent")
 
+HURRY_S = 0.1
+"""After a press that opens the gate, the microphone hands over what it has every device block
+for this long: long enough for the frame holding the press and the one after it."""
+
 
 class Kiosk:
     def __init__(
@@ -69,7 +73,7 @@ class Kiosk:
         self.settings = settings
         self.clock = clock
         self.store = store or SessionStore(settings.device.state_dir, settings.session.keep_sessions, settings.device.store_retry_s)
-        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms, key="audio.input")
+        self.source = source or open_source(settings.audio.input, settings.audio.frame_ms, settings.audio.capture_period_ms, key="audio.input", block_ms=settings.audio.capture_block_ms)
         self.sink = sink or open_sink(settings.audio.output, settings.audio.playback_buffer_ms, key="audio.output")
         self.button = button or make_button(settings.button)
         self.inputs: list[Button] = [self.button, *slot_inputs(settings)]
@@ -89,6 +93,8 @@ class Kiosk:
         self.notifier = SystemdNotifier()
         self.conversation = self._new_conversation()
         self.started_at = time.monotonic()
+        self._led_bytes = 0  # bytes of the frame being captured that went ahead of it (_on_lead)
+        self._lead_withheld = False  # a part of that frame waited for it: so do the parts after it
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self.state_reports = StateReports(self._report_state)
@@ -140,9 +146,11 @@ class Kiosk:
 
     def _on_frame(self, frame: bytes, captured_at: float) -> None:
         """A captured frame, on the loop: gate it and, in a conversation, send it (or silence),
-        or hold it while the link is being opened (see core/backlog.py)."""
+        or hold it while the link is being opened (see core/backlog.py). Of a frame whose start
+        went ahead (`_on_lead`), only the rest goes."""
         self.counters["frames_captured"] += 1
         self.ticker.frame(captured_at)
+        led, self._led_bytes, self._lead_withheld = self._led_bytes, 0, False
         out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
         conv = self.conversation
         if not conv.holding and (self.uplink.link is None or not conv.streaming):
@@ -151,7 +159,29 @@ class Kiosk:
             self.counters["frames_uplinked"] += len(out)
         else:
             out = (self.gate.silence,)
+        if led:
+            if not out:  # the gate paid pre-roll back with it, but its start went: the rest goes (as silence), the debt waits
+                out = (self.gate.silence,)
+                self.gate.debt += 1
+            out = (*out[:-1], out[-1][led:])
         self.uplink.send(out, captured_at, conv.holding)
+
+    def _on_lead(self, pcm: bytes, captured_at: float) -> None:
+        """The start of a frame still being captured, right after a press (`AudioSource.hurry`):
+        through a gate the press opened (`vad.press_opens_ms`) it goes now, so the visitor's first
+        syllable does not wait for the end of its frame and capture period (see MicPath.lead).
+        What goes ahead is always the frame's start: once a part waits for the frame (an earcon
+        in it, the microphone muted), the parts after it wait too, or the frame's rest would send
+        them a second time and leave the part that waited out."""
+        conv = self.conversation
+        if self._lead_withheld or (not conv.holding and (self.uplink.link is None or not conv.streaming)):
+            self._lead_withheld = True
+            return
+        lead = self.mic.lead(pcm, captured_at) if conv.mic_open(self.clock()) else b""
+        self._lead_withheld = len(lead) < len(pcm)
+        if lead:
+            self._led_bytes += len(lead)
+            self.uplink.send((lead,), captured_at - (len(pcm) - len(lead)) / 32000.0, conv.holding)
 
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
@@ -169,8 +199,12 @@ class Kiosk:
             self.records.ended(a.session_id, a.reason)
         elif isinstance(a, c.NewVisitor):
             self.gate.new_visitor()
+            if self.gate.is_open:  # the press opened it: the first syllable goes as it is captured
+                self.source.hurry(time.monotonic() + HURRY_S, self._on_lead)
         elif isinstance(a, c.HeldAudio):
             self.uplink.held(a.command)
+            if a.command == "drop":  # the conversation ends: what of the frame being filled went ahead went with it
+                self._led_bytes, self._lead_withheld = 0, True  # a next one gets that frame whole
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
