@@ -131,8 +131,9 @@ def test_pause_drops_the_device_buffer_and_the_unpause_plays_every_sample(pulse:
     _play(pulse, sink, body)
     at_pause, total = heard
     assert _level_ms(at_pause) < 600  # the pause did hold the rest back
-    # within the DAC time's own accuracy (a few ms); without the requeue ~45 ms go missing
-    assert abs(_level_ms(total) - 1000) <= 5, _level_ms(total)
+    # within the DAC time's own accuracy (a few ms: 5.2 ms over once in a fresh-clone CI run on a
+    # busy 2-core VM, as the clear test above allows 10); without the requeue ~45 ms go missing
+    assert abs(_level_ms(total) - 1000) <= 10, _level_ms(total)
     assert sink.drop is not None and sink.drop.drops == 1
 
 
