@@ -46,6 +46,8 @@ LeadCallback = Callable[[bytes, float], None]
 
 LEAD_BLOCK_MS = 10
 """Leads come in whole blocks of this size: the earcon remover's block (audio/earcons.py)."""
+LEAD_BLOCK_BYTES = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
+"""One such block of 16 kHz int16 audio."""
 
 
 class AudioSource(Protocol):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.devices import LEAD_BLOCK_MS
+from edge_agent.audio.devices import LEAD_BLOCK_BYTES, LEAD_BLOCK_MS
 from edge_agent.audio.earcons import EarconRemover
 from edge_agent.audio.echo import EchoHold
 from edge_agent.audio.gate import VadGate
@@ -94,7 +94,7 @@ class MicPath:
         complete, goes through `hear` as any other; the caller sends only the rest of it."""
         if not self.gate.is_open or not self.echo.agent_resting or self.echo_hold.opened_on_echo:
             return b""  # (an opening that began on echo: its frames may be held back, so are its parts)
-        block = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
+        block = LEAD_BLOCK_BYTES
         ok = 0
         while ok + block <= len(pcm):
             part = pcm[ok : ok + block]

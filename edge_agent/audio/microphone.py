@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.alsascan import want_device
-from edge_agent.audio.devices import LEAD_BLOCK_MS, FrameCallback, LeadCallback
+from edge_agent.audio.devices import LEAD_BLOCK_BYTES, FrameCallback, LeadCallback
 from edge_agent.audio.pyaudio_io import _close, _find_or_release, _new_pa, _open_and_start, _pyaudio
 from edge_agent.audio.resample import Resampler, to_mono
 
@@ -147,7 +147,7 @@ class PyAudioSource:
     def _take_lead(self) -> tuple[bytes, float]:
         """(the part of the frame being filled not yet handed over, in whole LEAD_BLOCK_MS blocks;
         when its last sample was captured). Under the lock."""
-        block = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
+        block = LEAD_BLOCK_BYTES
         start = max(self._lead_upto, self._cut_bytes) - self._cut_bytes
         end = len(self._pending) // block * block
         if end <= start:

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.devices import LEAD_BLOCK_MS, FrameCallback, LeadCallback, PlaybackBuffer
+from edge_agent.audio.devices import LEAD_BLOCK_BYTES, FrameCallback, LeadCallback, PlaybackBuffer
 
 ROOM_RMS = 60.0
 """Room tone level (int16 RMS): a quiet lobby through a USB microphone."""
@@ -161,7 +161,7 @@ class VisitorMic:
             self._on_frame(frame, self._grid0 + self._delivered * self.frame_s)
         if self._on_lead is None or upto >= self._hurry_until:
             return
-        block = SAMPLE_RATE_HZ * LEAD_BLOCK_MS // 1000 * 2
+        block = LEAD_BLOCK_BYTES
         start_s = self._grid0 + self._delivered * self.frame_s
         have = min(self.frame_bytes, round((upto - start_s) * SAMPLE_RATE_HZ) * 2) // block * block
         if have <= self._lead_sent:

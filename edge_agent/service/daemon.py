@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from edge_agent import __version__
+from edge_agent import SAMPLE_RATE_HZ, __version__
 from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.agent.uplink import Uplink
@@ -181,7 +181,7 @@ class Kiosk:
         self._lead_withheld = len(lead) < len(pcm)
         if lead:
             self._led_bytes += len(lead)
-            self.uplink.send((lead,), captured_at - (len(pcm) - len(lead)) / 32000.0, conv.holding)
+            self.uplink.send((lead,), captured_at - (len(pcm) - len(lead)) / (2 * SAMPLE_RATE_HZ), conv.holding)
 
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
