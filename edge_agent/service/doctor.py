@@ -36,9 +36,11 @@ SERVICE = "edge-agent.service"
 
 
 def service_running(unit: str = SERVICE) -> bool:
-    """Whether systemd runs the kiosk's service now (False where there is no systemctl)."""
+    """Whether systemd runs the kiosk's service now (False where there is no systemctl, or no
+    systemd: in a container systemctl says so on stderr, which is not the doctor's to print)."""
     try:
-        return subprocess.run(["systemctl", "is-active", "--quiet", unit], timeout=5, check=False).returncode == 0
+        done = subprocess.run(["systemctl", "is-active", "--quiet", unit], timeout=5, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return done.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
