@@ -111,6 +111,24 @@ def test_gate_with_an_engine_that_is_not_installed_is_a_config_error(tmp_path: P
         assert out.returncode == 0, out.stderr
 
 
+def test_gate_over_several_recordings_reports_each_as_alone(tmp_path: Path) -> None:
+    """`edge-agent gate tests/data/*.wav --json` is what a newcomer types first: it ended in
+    argparse's 'unrecognized arguments' under the top-level usage. Each recording is gated by a
+    fresh gate, so each line is what gating it alone prints; an unreadable one fails before any
+    output, and --labels (one recording's) with several is refused."""
+    noisy = DATA / "kiosk_dev_noisy.wav"
+    both = ea("gate", str(QUIET), str(noisy), "--json")
+    assert both.returncode == 0, both.stderr
+    alone = [ea("gate", str(wav), "--json").stdout for wav in (QUIET, noisy)]
+    assert both.stdout.splitlines() == [out.strip() for out in alone]
+    text = ea("gate", str(QUIET), str(noisy)).stdout
+    assert text.startswith(f"{QUIET}: 55.2 s") and f"\n\n{noisy}: 55.2 s" in text, text
+    missing = ea("gate", str(QUIET), str(tmp_path / "missing.wav"))
+    assert "No such file" in one_line_error(missing) and missing.stdout == ""
+    labels = str(DATA / "kiosk_dev_quiet.labels.json")
+    assert "--labels scores one recording" in one_line_error(ea("gate", str(QUIET), str(noisy), "--labels", labels), 2)
+
+
 def test_gate_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader (`| head`) is already gone
