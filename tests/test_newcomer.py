@@ -185,6 +185,24 @@ def test_a_top_level_key_is_an_error_naming_it(tmp_path: Path) -> None:
     assert "agent_id: a key outside any section" in line
 
 
+def test_run_without_gpio_says_how_to_press_from_the_keyboard(tmp_path: Path) -> None:
+    """Off a Pi the shipped `button.source = "gpio"` cannot start; the line named only
+    GPIOZERO_PIN_FACTORY=mock (a dry run with no way to press), not the keyboard button the
+    README's quick start gives for this case."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"state_dir": str(tmp_path / "state")},
+                "agent": {"agent_id": "a", "endpoint": "ws://127.0.0.1:9/millis"},
+                "audio": {"input": f"file:{QUIET}", "output": "null"},
+            }
+        )
+    )
+    line = one_line_error(ea("run", "-c", str(cfg), env={"GPIOZERO_PIN_FACTORY": "no-such-factory", "EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=30))
+    assert line.startswith("edge-agent: button.pin 17: cannot use GPIO") and 'button.source = "keyboard"' in line, line
+
+
 # ----------------------------------------------------------------------------- sessions
 def test_sessions_reads_another_state_dir_without_creating_one(tmp_path: Path) -> None:
     absent = tmp_path / "absent"  # the config's state dir before the kiosk's first run
