@@ -115,6 +115,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds over 0")
+    return value
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import DB_NAME, SessionStore
     from edge_agent.core.storeread import recent_read_only
@@ -316,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_provision(sub)
     # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
     p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"))
-    p.add_argument("--meter-s", type=float, default=3.0, help="how long the microphone level meter listens")
+    p.add_argument("--meter-s", type=_positive_seconds, default=3.0, help="how long the microphone level meter listens (seconds, default 3)")
     p.set_defaults(fn=_lazy("edge_agent.service.doctor", "cmd_doctor"))
     for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
         command.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="overrides log.level")

@@ -241,6 +241,19 @@ def test_sessions_limit_must_be_one_or_more(tmp_path: Path) -> None:
         assert out.returncode == 2 and "--limit" in out.stderr and "Traceback" not in out.stderr, (bad, out.stderr)
 
 
+def test_doctor_meter_seconds_must_be_a_time_it_can_listen_for(tmp_path: Path) -> None:
+    """`--meter-s 0` or `-1` ended in 'FAIL audio input: opened, but no audio arrived' with a hint
+    that the device is in use, `nan` in 'frames in nan s', and `inf` listened for ever. Now a usage
+    error that says why, before anything is opened; half a second is said as such, not '0 s'."""
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        out = ea("doctor", "--meter-s", bad)
+        assert out.returncode == 2 and "--meter-s" in out.stderr and "Traceback" not in out.stderr, (bad, out.stderr)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a"}, "audio": {"input": f"file:{QUIET}", "output": "null"}, "button": {"source": "none"}}))
+    out = ea("doctor", "-c", str(cfg), "--meter-s", "0.5", env={"EDGE_AGENT_PUBLIC_KEY": "k"})
+    assert "PASS  audio input:" in out.stdout and " frames in 0.5 s" in out.stdout, out.stdout
+
+
 # ----------------------------------------------------------------------------- every command
 @pytest.mark.parametrize(
     "args, code",

@@ -127,7 +127,7 @@ class Doctor:
         peak_db = 20 * math.log10((float(np.abs(pcm).max()) or 1e-9) / 32768)
         if peak_db < HEARS_SOMETHING_DBFS:
             raise Hint(f"only digital silence ({peak_db:.0f} dBFS peak)", "unmuted? `alsamixer -c N`, capture switch on, gain up; speak during the check")
-        return f"{len(frames)} frames in {self.meter_s:.0f} s, peak {peak_db:.0f} dBFS"
+        return f"{len(frames)} frames in {self.meter_s:g} s, peak {peak_db:.0f} dBFS"
 
     def audio_output(self) -> str:
         from edge_agent.audio.earcons import render
