@@ -26,12 +26,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent import __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
 from edge_agent.errors import EX_CONFIG, EX_USAGE, ConfigError, EdgeAgentError, StoreError, UsageError
+
+if TYPE_CHECKING:
+    from edge_agent.audio.gatescore import Labels
 
 log = logging.getLogger("edge_agent")
 
@@ -111,6 +115,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds over 0")
+    return value
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import DB_NAME, SessionStore
     from edge_agent.core.storeread import recent_read_only
@@ -162,20 +176,32 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from edge_agent.audio.gate import VadGate, gate_file_intervals
+    """The daemon's speech gate over each recording in turn (a fresh gate each); with --json one line each."""
     from edge_agent.audio.wavfile import read_wav_16k_mono
 
     settings = _load(args)
     config.validate_for_run(settings, talk_to_agent=False)
     labels = None
     if args.labels:
+        if len(args.input) > 1:
+            raise UsageError(f"--labels scores one recording, got {len(args.input)}: run it once per recording with that recording's labels")
         from edge_agent.audio.gatescore import Labels
 
         labels = Labels.load(args.labels)  # a bad labels file fails before the work, not after
-    pcm = read_wav_16k_mono(args.input)
+    recordings = [(path, read_wav_16k_mono(path)) for path in args.input]  # an unreadable one fails before any output
+    for i, (path, pcm) in enumerate(recordings):
+        if i and not args.json:
+            print()
+        _gate_one(args, settings, path, pcm, labels)
+    return 0
+
+
+def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pcm: bytes, labels: Labels | None) -> None:
+    from edge_agent.audio.gate import VadGate, gate_file_intervals
+
     duration = len(pcm) / 32000.0
     if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
-        raise EdgeAgentError(f"{args.labels}: labels a {labels.duration_s:.1f} s recording, {args.input} is {duration:.1f} s: give the labels made for this recording")
+        raise EdgeAgentError(f"{args.labels}: labels a {labels.duration_s:.1f} s recording, {path} is {duration:.1f} s: give the labels made for this recording")
     gate = VadGate(settings.vad, settings.audio.frame_ms)
     t0 = time.perf_counter()
     sent = gate_file_intervals(gate, pcm)
@@ -188,14 +214,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
         result["score"] = score(sent, labels).as_dict()
     if args.json:
         print(json.dumps(result))
-        return 0
-    print(f"{args.input}: {duration:.1f} s, {gate.frames} frames of {settings.audio.frame_ms} ms, engine {settings.vad.engine}")
+        return
+    print(f"{path}: {duration:.1f} s, {gate.frames} frames of {settings.audio.frame_ms} ms, engine {settings.vad.engine}")
     print(f"sent {share:.1%} of the audio in {len(sent)} stretches; gate ran at {duration / max(elapsed, 1e-9):.0f}x real time")
     for a, b in sent:
         print(f"  {a:8.2f} - {b:8.2f} s")
     if "score" in result:
         print("score against labels:", result["score"])
-    return 0
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
@@ -281,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=50, help="list at most this many, the newest (default 50)")
     p.set_defaults(fn=cmd_sessions)
     p = with_config(sub.add_parser("gate", help="run the daemon's speech gate over a recording"))
-    p.add_argument("input", help="16 kHz mono 16-bit WAV")
+    p.add_argument("input", nargs="+", help="16 kHz mono 16-bit WAV; several are gated in turn, each by a fresh gate (with --json one line each, in order)")
     p.add_argument("--labels", help="a .labels.json file to score against")
     p.add_argument("--json", action="store_true", help='print {"sent": [[start_s, end_s], ...], "sent_share": ..., "frames": ...} (and "score" with --labels)')
     p.set_defaults(fn=cmd_gate)
@@ -301,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_provision(sub)
     # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
     p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"))
-    p.add_argument("--meter-s", type=float, default=3.0, help="how long the microphone level meter listens")
+    p.add_argument("--meter-s", type=_positive_seconds, default=3.0, help="how long the microphone level meter listens (seconds, default 3)")
     p.set_defaults(fn=_lazy("edge_agent.service.doctor", "cmd_doctor"))
     for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
         command.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="overrides log.level")

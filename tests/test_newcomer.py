@@ -111,6 +111,24 @@ def test_gate_with_an_engine_that_is_not_installed_is_a_config_error(tmp_path: P
         assert out.returncode == 0, out.stderr
 
 
+def test_gate_over_several_recordings_reports_each_as_alone(tmp_path: Path) -> None:
+    """`edge-agent gate tests/data/*.wav --json` is what a newcomer types first: it ended in
+    argparse's 'unrecognized arguments' under the top-level usage. Each recording is gated by a
+    fresh gate, so each line is what gating it alone prints; an unreadable one fails before any
+    output, and --labels (one recording's) with several is refused."""
+    noisy = DATA / "kiosk_dev_noisy.wav"
+    both = ea("gate", str(QUIET), str(noisy), "--json")
+    assert both.returncode == 0, both.stderr
+    alone = [ea("gate", str(wav), "--json").stdout for wav in (QUIET, noisy)]
+    assert both.stdout.splitlines() == [out.strip() for out in alone]
+    text = ea("gate", str(QUIET), str(noisy)).stdout
+    assert text.startswith(f"{QUIET}: 55.2 s") and f"\n\n{noisy}: 55.2 s" in text, text
+    missing = ea("gate", str(QUIET), str(tmp_path / "missing.wav"))
+    assert "No such file" in one_line_error(missing) and missing.stdout == ""
+    labels = str(DATA / "kiosk_dev_quiet.labels.json")
+    assert "--labels scores one recording" in one_line_error(ea("gate", str(QUIET), str(noisy), "--labels", labels), 2)
+
+
 def test_gate_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader (`| head`) is already gone
@@ -167,6 +185,24 @@ def test_a_top_level_key_is_an_error_naming_it(tmp_path: Path) -> None:
     assert "agent_id: a key outside any section" in line
 
 
+def test_run_without_gpio_says_how_to_press_from_the_keyboard(tmp_path: Path) -> None:
+    """Off a Pi the shipped `button.source = "gpio"` cannot start; the line named only
+    GPIOZERO_PIN_FACTORY=mock (a dry run with no way to press), not the keyboard button the
+    README's quick start gives for this case."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        toml_dump(
+            {
+                "device": {"state_dir": str(tmp_path / "state")},
+                "agent": {"agent_id": "a", "endpoint": "ws://127.0.0.1:9/millis"},
+                "audio": {"input": f"file:{QUIET}", "output": "null"},
+            }
+        )
+    )
+    line = one_line_error(ea("run", "-c", str(cfg), env={"GPIOZERO_PIN_FACTORY": "no-such-factory", "EDGE_AGENT_PUBLIC_KEY": "k"}, timeout_s=30))
+    assert line.startswith("edge-agent: button.pin 17: cannot use GPIO") and 'button.source = "keyboard"' in line, line
+
+
 # ----------------------------------------------------------------------------- sessions
 def test_sessions_reads_another_state_dir_without_creating_one(tmp_path: Path) -> None:
     absent = tmp_path / "absent"  # the config's state dir before the kiosk's first run
@@ -203,6 +239,19 @@ def test_sessions_limit_must_be_one_or_more(tmp_path: Path) -> None:
     for bad in ("-3", "0", "many"):
         out = ea("sessions", "--state-dir", str(tmp_path), "--limit", bad)
         assert out.returncode == 2 and "--limit" in out.stderr and "Traceback" not in out.stderr, (bad, out.stderr)
+
+
+def test_doctor_meter_seconds_must_be_a_time_it_can_listen_for(tmp_path: Path) -> None:
+    """`--meter-s 0` or `-1` ended in 'FAIL audio input: opened, but no audio arrived' with a hint
+    that the device is in use, `nan` in 'frames in nan s', and `inf` listened for ever. Now a usage
+    error that says why, before anything is opened; half a second is said as such, not '0 s'."""
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        out = ea("doctor", "--meter-s", bad)
+        assert out.returncode == 2 and "--meter-s" in out.stderr and "Traceback" not in out.stderr, (bad, out.stderr)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a"}, "audio": {"input": f"file:{QUIET}", "output": "null"}, "button": {"source": "none"}}))
+    out = ea("doctor", "-c", str(cfg), "--meter-s", "0.5", env={"EDGE_AGENT_PUBLIC_KEY": "k"})
+    assert "PASS  audio input:" in out.stdout and " frames in 0.5 s" in out.stdout, out.stdout
 
 
 # ----------------------------------------------------------------------------- every command

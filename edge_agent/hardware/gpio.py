@@ -61,7 +61,8 @@ class GpioButton:
 
             self._button = Button(self.settings.pin, pull_up=self.settings.pull_up, bounce_time=self.settings.bounce_s or None, hold_time=self.settings.hold_s)
         except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
-            raise EdgeAgentError(f"button.pin {self.settings.pin}: cannot use GPIO ({exc}); try GPIOZERO_PIN_FACTORY=mock for a dry run") from None
+            off_a_pi = 'off a Pi set button.source = "keyboard" (Enter = press), or GPIOZERO_PIN_FACTORY=mock for a dry run'
+            raise EdgeAgentError(f"button.pin {self.settings.pin}: cannot use GPIO ({exc}); {off_a_pi}") from None
         self._emit = emit
         self._button.when_pressed = _guarded(self._on_pressed)
         self._button.when_held = _guarded(self._on_held)

@@ -36,9 +36,11 @@ SERVICE = "edge-agent.service"
 
 
 def service_running(unit: str = SERVICE) -> bool:
-    """Whether systemd runs the kiosk's service now (False where there is no systemctl)."""
+    """Whether systemd runs the kiosk's service now (False where there is no systemctl, or no
+    systemd: in a container systemctl says so on stderr, which is not the doctor's to print)."""
     try:
-        return subprocess.run(["systemctl", "is-active", "--quiet", unit], timeout=5, check=False).returncode == 0
+        done = subprocess.run(["systemctl", "is-active", "--quiet", unit], timeout=5, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return done.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -125,7 +127,7 @@ class Doctor:
         peak_db = 20 * math.log10((float(np.abs(pcm).max()) or 1e-9) / 32768)
         if peak_db < HEARS_SOMETHING_DBFS:
             raise Hint(f"only digital silence ({peak_db:.0f} dBFS peak)", "unmuted? `alsamixer -c N`, capture switch on, gain up; speak during the check")
-        return f"{len(frames)} frames in {self.meter_s:.0f} s, peak {peak_db:.0f} dBFS"
+        return f"{len(frames)} frames in {self.meter_s:g} s, peak {peak_db:.0f} dBFS"
 
     def audio_output(self) -> str:
         from edge_agent.audio.earcons import render
