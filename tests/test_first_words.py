@@ -303,14 +303,20 @@ def test_no_part_of_a_frame_with_an_earcon_in_it_goes_ahead_and_the_parts_that_g
     assert_leads_start_their_frames(leads)
 
 
-def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_closes_on_it_owing_pre_roll(tmp_path: Path) -> None:
+@pytest.mark.parametrize("earcon_heard", [False, True])
+def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_closes_on_it_owing_pre_roll(tmp_path: Path, earcon_heard: bool) -> None:
     """The visitor talked before pressing: the gate's pre-roll burst is still being paid back
     (`debt`: closed frames go as nothing) when the press opens the gate for 30 ms. The frame
     holding the press goes ahead in parts, then closes the gate: its rest must still go, or the
-    stream runs ahead by the parts that went and is no longer whole frames."""
+    stream runs ahead by the parts that went and is no longer whole frames. The same when the
+    microphone hears the press earcon in that frame and the press opens the gate for 60 ms: the
+    gate holds the frame back, then closes, its silence and the next frame's paying the debt."""
     with SimulatorThread(onready_delay_s=0.3) as sim:
         mic = VisitorMic(block_ms=10)
-        with kiosk(tmp_path, sim.url, mic, audio={"capture_block_ms": 10}, vad={"press_opens_ms": 30}) as k:
+        audio = {"capture_block_ms": 10, "earcon_volume": 1.0 if earcon_heard else 0.3}
+        with kiosk(tmp_path, sim.url, mic, audio=audio, vad={"press_opens_ms": 60 if earcon_heard else 30}) as k:
+            if earcon_heard:
+                mic.listen_to(k.kiosk.sink.buffer)
             gate = k.kiosk.gate
             time.sleep(1.0)  # the gate learns the room
             mic.speak(SPEECH[:16000], time.monotonic())  # half a second, before the press
@@ -430,3 +436,65 @@ def test_no_part_of_a_frame_goes_ahead_of_an_opening_the_echo_hold_keeps_back() 
     assert path.lead(room[960:1600], 0.05) == b""
     gate.new_visitor()
     assert path.lead(room[960:1600], 0.05) == b""  # a press that finds the gate open changes nothing
+
+
+@pytest.mark.parametrize("block_ms", [0, 10])
+@pytest.mark.parametrize("onready_s", [0.0, 0.5])
+def test_words_said_under_the_earcons_reach_the_agent_through_a_gate_the_press_opened(tmp_path: Path, block_ms: int, onready_s: float) -> None:
+    """`vad.press_opens_ms`: the visitor talks from the press and the microphone hears the press
+    and ready earcons (loud, at once) over their first words. The frames the earcons are heard
+    in (the earcons taken out of them) used to go as silence while the press alone held the gate
+    open. With a slow `onready` the visitor's words confirm the press after the press earcon;
+    with a quick one the two earcons fill most of the press's 300 ms, the gate closes unconfirmed
+    and opens again on the words, and its pre-roll held none of the frames before: ~300 ms of
+    the first word went as silence. Each frame an earcon is heard in now reaches the agent, in
+    order, and the stream stays whole frames. With a 10 ms device block, the start of the frame
+    holding the press may go ahead of it (before the earcon): that start goes once, followed by
+    the rest of its frame (or by silence: the gate closed on it), never again with its frame."""
+    with SimulatorThread(onready_delay_s=onready_s) as sim:
+        mic = VisitorMic(block_ms=block_ms)
+        with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0, "capture_block_ms": block_ms}, vad={"press_opens_ms": 300}) as k:
+            mic.listen_to(k.kiosk.sink.buffer)
+            # in order: ("lead", what went ahead) and ("frame", what the gate got, cue, whether it
+            # then held frames back, whether it was open)
+            events: list[tuple[str, bytes, bool, bool, bool]] = []
+            gate, lead = k.kiosk.gate, k.kiosk.mic.lead
+            push = gate.push
+
+            def watched(frame: bytes, cue: bool = False) -> tuple[bytes, ...]:
+                out = push(frame, cue)
+                events.append(("frame", frame, cue, gate.held_frames > 0, gate.is_open))
+                return out
+
+            def leading(pcm: bytes, at: float) -> bytes:
+                went = lead(pcm, at)
+                events.append(("lead", went, False, False, False))
+                return went
+
+            k.kiosk.gate.push = watched  # type: ignore[method-assign]
+            k.kiosk.mic.lead = leading  # type: ignore[method-assign]
+            press_and_speak(k, mic)
+            k.wait_state(c.LISTENING, 10)
+            sess = sim.sessions[-1]
+            wait_for(lambda: not mic.speaking, 10, "the visitor done")
+            k.press()
+            k.wait_state(c.IDLE, 10)
+            uplink = bytes(sess.uplink)
+    under = [e[1] for e in events if e[0] == "frame" and e[2]]  # each carries the visitor's words (they talk throughout)
+    assert len(under) >= 4
+    at = 0
+    for n, frame in enumerate(under):  # its end (its start may have gone ahead as captured, before the earcon)
+        at = uplink.find(frame[-320:], at)
+        assert at >= 0, f"frame {n} of {len(under)} with an earcon in it did not reach the agent"
+    assert len(uplink) % 960 == 0
+    ahead = b""
+    for i, (kind, pcm, _, _, _) in enumerate(events):
+        if kind == "lead":
+            ahead += pcm
+            continue
+        if ahead:  # its rest follows at once (sent, or held until the visitor confirmed the press), or silence (the gate closed on it)
+            sent_open = next(e[4] for e in events[i:] if e[0] == "frame" and not e[3])
+            at = uplink.index(ahead) + len(ahead)
+            assert uplink.count(ahead) == 1 and uplink[at : at + 320] == (pcm[len(ahead) : len(ahead) + 320] if sent_open else bytes(320))
+            assert pcm.startswith(ahead) or pcm[: len(ahead)] not in uplink  # not again, as captured or cleaned
+        ahead = b""

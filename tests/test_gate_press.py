@@ -220,6 +220,59 @@ def test_a_press_may_open_the_gate_before_any_evidence_and_a_silent_one_closes_i
     assert not gate.is_open
 
 
+def pressed_gate() -> VadGate:
+    """A gate that opens at the press (`press_opens_ms` = 300), having learned the room, just pressed."""
+    gate = VadGate(replace(SETTINGS, press_opens_ms=300, press_prior_ms=0), 30)
+    for f in frames(room_tone(1.0)):
+        gate.push(f)
+    gate.new_visitor()
+    return gate
+
+
+def test_words_said_under_the_press_earcon_reach_the_agent_through_a_press_opened_gate() -> None:
+    """`press_opens_ms`: the visitor talks from the press and the microphone hears the press
+    earcon over their first word (the frames flagged `cue`, the earcon already taken out of
+    them). Those frames used to go as silence while the press alone held the gate open, cutting
+    up to three frames off the word (a closed gate keeps them in its pre-roll). They are held back
+    until speech confirms the opening, then go in order: what leaves the gate from the press on
+    is the microphone's audio itself, as long as it."""
+    gate, said = pressed_gate(), frames(SPEECH)
+    sent: list[bytes] = []
+    for i, f in enumerate(said):
+        sent += gate.push(f, cue=1 <= i <= 3)  # the earcon heard from the press's second frame for 90 ms
+    assert b"".join(sent) == b"".join(said)
+    assert gate.is_open and gate.held_frames == 0
+
+
+def test_words_said_under_earcons_that_fill_the_press_opening_are_in_the_next_opening() -> None:
+    """The press and ready earcons heard over most of the press's 300 ms (a quick `onready`): too
+    few frames are left to confirm the visitor, and the gate closes. What it held goes into the
+    pre-roll, as any closed frame, so the opening on the words that follow sends them: nothing of
+    the word is lost, and the stream is the microphone's length (with the burst still to pay back)."""
+    gate, said = pressed_gate(), frames(SPEECH)
+    sent: list[bytes] = []
+    opened_again = False
+    for i, f in enumerate(said):
+        sent += gate.push(f, cue=1 <= i <= 9)
+        opened_again |= i > 9 and gate.is_open
+    assert opened_again
+    assert b"".join(said[1:]) in b"".join(sent)
+    assert len(sent) - gate.debt == len(said)  # (the burst is paid back from later silence)
+
+
+def test_a_silent_press_sends_nothing_of_what_the_gate_held() -> None:
+    """The press earcon heard with nobody talking: the frames it is heard in (what the remover
+    leaves of it, here the tone itself) never go; silence stands for them, and the stream keeps
+    the microphone's length."""
+    gate, room = pressed_gate(), frames(room_tone(1.0, seed=5))
+    tone = louder(Earcons(True, 1.0).get("press")[:FB], 0.5)
+    sent: list[bytes] = []
+    for i, f in enumerate(room):
+        sent += gate.push(tone if 1 <= i <= 3 else f, cue=1 <= i <= 3)
+    assert not gate.is_open and len(sent) == len(room)
+    assert tone not in sent and sent[1:4] == [gate.silence] * 3
+
+
 @pytest.mark.parametrize("kind", ["pink", "fan", "traffic", "hvac", "knocks"])
 def test_silent_presses_in_noisy_rooms_send_almost_nothing_more_with_the_prior(kind: str) -> None:
     """A press every 3 s in the room's noise alone (SNR 5, 10, 20 dB against a usual visitor): the

@@ -207,6 +207,12 @@ class VadGate:
         self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
         self._press_open_frames = settings.press_opens_ms // frame_ms
         self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
+        self._held: list[tuple[bytes, bool]] = []
+        """(frame, cue) held back while the press alone holds the gate open, from the first one an
+        earcon was heard in (a word may start under it; the frames after it too, to keep the
+        order). Nothing goes for them meanwhile; when speech confirms the opening they go, in order;
+        when the gate closes unconfirmed they are closed frames (silence, into the pre-roll: the
+        earcons may have left the press too few frames to confirm a visitor who talks)."""
         self._run = 0  # consecutive speech-like frames while closed
         self._sound_gap_frames = max(1, SOUND_GAP_MS // frame_ms)
         self._sound_lead_frames = SOUND_LEAD_MS // frame_ms
@@ -222,6 +228,19 @@ class VadGate:
         """Frames sent ahead of real time by pre-roll bursts, to be paid back from silence."""
         self.frames_sent = 0
         self.frames_gated = 0
+
+    @property
+    def held_frames(self) -> int:
+        """Frames held back now (see `_held`): nothing may go ahead of them (MicPath.lead)."""
+        return len(self._held)
+
+    def start_went_ahead(self, n_bytes: int) -> None:
+        """The first `n_bytes` of the frame just held back already went up ahead of it (the
+        daemon's leads, MicPath.lead). Sent with the frames held, it goes whole and the caller
+        sends only its rest; should the gate close unconfirmed, it joins the pre-roll with that
+        start silent, so an opening on the words after it does not send those bytes again."""
+        frame, cue = self._held[-1]
+        self._held[-1] = (bytes(n_bytes) + frame[n_bytes:], cue)
 
     def _set_open(self, is_open: bool) -> None:
         self.is_open = is_open
@@ -270,7 +289,8 @@ class VadGate:
         """One captured frame in; the frames to put on the wire now out (maybe none). `cue`: the
         microphone heard one of the kiosk's own earcons in this frame; it is not classified (a cue
         can never open the gate, nor move the noise floor) but joins the pre-roll, on top of
-        `preroll_ms`, since a word may start under it."""
+        `preroll_ms`, since a word may start under it; while the press alone holds the gate open,
+        it is held back for the same reason, and the frames after it too (`_held`)."""
         if len(frame) != self.frame_bytes:
             raise AudioError(f"gate expects {self.frame_bytes}-byte frames, got {len(frame)}")
         index = self.frames
@@ -288,6 +308,8 @@ class VadGate:
                 if not self._unconfirmed and self._run < self._min_run_prior:
                     self._set_open(False)
                     self._run = 0
+                    held, self._held = self._held, []
+                    return tuple(out for f, c in (*held, (frame, cue)) for out in self._closed(f, c))
             elif level == SPEECH:
                 self._quiet = 0.0
             else:
@@ -297,10 +319,15 @@ class VadGate:
                     self._run = 0
                     self._forget_preroll()
             if self.is_open:
-                self.frames_sent += 1
-                # held open by the press alone: the kiosk's own sound goes as silence, not as what
-                # is left of an earcon taken out of it
-                return (self.silence if cue and self._unconfirmed else frame,)
+                if self._unconfirmed and (cue or self._held):
+                    # held open by the press alone: what is left of an earcon taken out of a frame
+                    # goes only once the visitor is heard (it may hold their first word's start)
+                    self._held.append((frame, cue))
+                    return ()
+                burst = (*(f for f, _ in self._held), frame)
+                self._held.clear()
+                self.frames_sent += len(burst)
+                return burst
         else:
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):
@@ -313,6 +340,11 @@ class VadGate:
                 self.debt += len(burst) - 1
                 self.frames_sent += len(burst)
                 return burst
+        return self._closed(frame, cue)
+
+    def _closed(self, frame: bytes, cue: bool) -> tuple[bytes, ...]:
+        """A frame the closed gate keeps back: into the pre-roll; silence, or nothing while a
+        pre-roll burst is paid back."""
         self._preroll.append((frame, cue))
         self._preroll_cues += cue
         while len(self._preroll) - self._preroll_cues > self._preroll_kept or len(self._preroll) > self._preroll_max:

@@ -87,12 +87,14 @@ class MicPath:
         now, ahead of its frame (a prefix, maybe empty; the rest waits for its frame, as any audio
         does). Only through an open gate, only while the agent has been silent long enough that
         the canceller would leave the frame as it is, and only up to the first block an earcon is
-        heard in (the press earcon plays right now): such a block waits for its frame, whose gate
-        sends silence for it while the press alone holds it open, where what the remover leaves
-        of the tone (its onset: up to RMS 2 500 in 10 ms) would go ahead; and a block is judged
+        heard in (the press earcon plays right now): such a block waits for its frame, which the gate
+        holds back while the press alone holds it open (sent once the visitor is heard, as
+        silence if not), where what the remover leaves of the tone (its onset: up to RMS 2 500 in
+        10 ms) would go ahead; and a block is judged
         alone, so that the room around a tone's edge does not hide the tone. The frame, once
-        complete, goes through `hear` as any other; the caller sends only the rest of it."""
-        if not self.gate.is_open or not self.echo.agent_resting or self.echo_hold.opened_on_echo:
+        complete, goes through `hear` as any other; the caller sends only the rest of it. Nothing
+        goes ahead of frames the gate holds back (`VadGate.held_frames`)."""
+        if not self.gate.is_open or self.gate.held_frames or not self.echo.agent_resting or self.echo_hold.opened_on_echo:
             return b""  # (an opening that began on echo: its frames may be held back, so are its parts)
         block = LEAD_BLOCK_BYTES
         ok = 0

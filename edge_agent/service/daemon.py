@@ -95,6 +95,7 @@ class Kiosk:
         self.started_at = time.monotonic()
         self._led_bytes = 0  # bytes of the frame being captured that went ahead of it (_on_lead)
         self._lead_withheld = False  # a part of that frame waited for it: so do the parts after it
+        self._held_led = 0  # bytes of the first frame the gate holds back (VadGate.held_frames) that went ahead of it
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self.state_reports = StateReports(self._report_state)
@@ -147,11 +148,13 @@ class Kiosk:
     def _on_frame(self, frame: bytes, captured_at: float) -> None:
         """A captured frame, on the loop: gate it and, in a conversation, send it (or silence),
         or hold it while the link is being opened (see core/backlog.py). Of a frame whose start
-        went ahead (`_on_lead`), only the rest goes."""
+        went ahead (`_on_lead`), only the rest goes; if the gate holds that frame back (an earcon
+        in it while the press alone holds the gate open), only its rest goes when it does."""
         self.counters["frames_captured"] += 1
         self.ticker.frame(captured_at)
         led, self._led_bytes, self._lead_withheld = self._led_bytes, 0, False
         out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
+        held_led, self._held_led = self._held_led, self._held_led if self.gate.held_frames else 0
         conv = self.conversation
         if not conv.holding and (self.uplink.link is None or not conv.streaming):
             return
@@ -159,11 +162,14 @@ class Kiosk:
             self.counters["frames_uplinked"] += len(out)
         else:
             out = (self.gate.silence,)
-        if led:
+        if led and not out and self.gate.held_frames:  # the gate holds it back: its rest goes when what it holds goes (or as silence)
+            self._held_led = led
+            self.gate.start_went_ahead(led)
+        elif led or (held_led and not self._held_led):  # (what the gate held went now, or silence for it: its first frame's start had gone)
             if not out:  # the gate paid pre-roll back with it, but its start went: the rest goes (as silence), the debt waits
                 out = (self.gate.silence,)
                 self.gate.debt += 1
-            out = (*out[:-1], out[-1][led:])
+            out = (*out[:-1], out[-1][led:]) if led else (out[0][held_led:], *out[1:])
         self.uplink.send(out, captured_at, conv.holding)
 
     def _on_lead(self, pcm: bytes, captured_at: float) -> None:
@@ -204,7 +210,7 @@ class Kiosk:
         elif isinstance(a, c.HeldAudio):
             self.uplink.held(a.command)
             if a.command == "drop":  # the conversation ends: what of the frame being filled went ahead went with it
-                self._led_bytes, self._lead_withheld = 0, True  # a next one gets that frame whole
+                self._led_bytes, self._lead_withheld, self._held_led = 0, True, 0  # a next one gets that frame whole
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
