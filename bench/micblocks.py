@@ -1,7 +1,7 @@
 """What a shorter microphone device buffer costs (`audio.capture_block_ms`), on a clocked device.
 
 A press that opens the gate sends the visitor's first syllable as the microphone hands it over
-(daemon `_on_lead`), so the device's buffer sets how soon: 10 ms gives press -> speech p95 under
+(`CaptureFeed.lead`), so the device's buffer sets how soon: 10 ms gives press -> speech p95 under
 30 ms. But the device then wakes PortAudio's thread that often all the time, not only after a
 press. This measures that price: a process that does nothing but capture with the daemon's own
 `PyAudioSource` (frames cut, resampler, one loop wake-up per 60 ms capture period) on the

@@ -126,7 +126,7 @@ def assert_leads_start_their_frames(events: list[tuple[str, bytes]]) -> None:
     """`events`: ("lead", pcm) and ("frame", pcm) in the order a microphone handed them over (or
     the daemon let them through). The parts of a frame that went ahead of it (`hurry`) are, put
     together, that frame's start as captured, each once: the daemon sends only the frame's rest
-    after them (`Kiosk._on_frame`)."""
+    after them (`CaptureFeed.frame`)."""
     ahead = b""
     for kind, pcm in events:
         if kind == "lead":

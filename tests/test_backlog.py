@@ -30,7 +30,7 @@ def test_backlog_keeps_order_and_drops_the_oldest_beyond_its_bound_counting_them
 
 
 def test_backlog_bounds_the_audio_held_not_the_pieces_it_comes_in() -> None:
-    """A press sends the start of a frame ahead of it (daemon `_on_lead`): a frame can come as
+    """A press sends the start of a frame ahead of it (`CaptureFeed.lead`): a frame can come as
     two or three pieces, and the bound is still `max_ms` of audio, the oldest dropped first."""
     b = Backlog(max_ms=300, frame_ms=30)
     pieces = [f[:320] for f in frames(10)] + [f[320:] for f in frames(10)]

@@ -382,7 +382,7 @@ def test_parts_that_went_ahead_into_audio_then_dropped_do_not_cut_the_next_conve
             k.press()
 
             def end_and_start() -> bool:  # on the loop, right after a part of a frame went ahead
-                if not k.kiosk._led_bytes:
+                if not k.kiosk.capture.led_bytes:
                     return False
                 k.kiosk.dispatch(c.End())
                 k.kiosk.dispatch(c.Start())

@@ -147,7 +147,7 @@ def test_a_hurried_capture_hands_over_each_frame_s_start_ahead_of_it_and_nothing
 
 def test_a_stalled_loop_never_drops_a_frame_whose_start_went_ahead(alsa: AlsaFiles) -> None:
     """Hurried, the start of the frame being filled went to on_lead; then the loop stalls and the
-    queue overflows. The daemon sends a frame's rest after its start (`Kiosk._on_frame`), so the
+    queue overflows. The daemon sends a frame's rest after its start (`CaptureFeed.frame`), so the
     frame after a lead must be the frame that lead is the start of: a later frame in its place
     would lose its own start and the lead's frame its rest. Another frame is dropped instead."""
     recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]

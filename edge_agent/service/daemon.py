@@ -2,8 +2,8 @@
 
 It owns the devices (audio source and sink, button, LED), the SessionStore, the VadGate and the
 status reporter, feeds the pure `Conversation` with events and carries out the actions it
-returns, through the parts that do the work: `MicPath` (audio/mic_path.py: a captured frame's
-way through the canceller and the gate), `Uplink` (agent/uplink.py: the agent link and the audio
+returns, through the parts that do the work: `CaptureFeed` (service/capture.py: a captured
+frame's way to the agent, through `MicPath`: the canceller and the gate), `Uplink` (agent/uplink.py: the agent link and the audio
 held for it), `SessionRecords` (service/records.py: the store and the fleet's pointers, and their
 faults), `Ticker` (service/ticker.py), `AudioWatch` and `SpeakerWatch`. Foreign threads (PortAudio, gpiozero,
 stdin, paho) reach it only through `post`, which uses call_soon_threadsafe and guards the
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from edge_agent import SAMPLE_RATE_HZ, __version__
+from edge_agent import __version__
 from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.agent.uplink import Uplink
@@ -42,6 +42,7 @@ from edge_agent.fleet.metrics import own_process, process_metrics
 from edge_agent.hardware.button import Button
 from edge_agent.service.assembly import make_button, make_led, make_reporter, timing_from
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
+from edge_agent.service.capture import CaptureFeed
 from edge_agent.service.notify import SystemdNotifier, handle_signals
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
@@ -50,11 +51,6 @@ from edge_agent.service.statereports import StateReports
 from edge_agent.service.ticker import Ticker
 
 log = logging.getLogger("edge_agent")
-
-HURRY_S = 0.1
-"""After a press that opens the gate, the microphone hands over what it has every device block
-for this long: long enough for the frame holding the press and the one after it."""
-
 
 class Kiosk:
     def __init__(
@@ -93,9 +89,6 @@ class Kiosk:
         self.notifier = SystemdNotifier()
         self.conversation = self._new_conversation()
         self.started_at = time.monotonic()
-        self._led_bytes = 0  # bytes of the frame being captured that went ahead of it (_on_lead)
-        self._lead_withheld = False  # a part of that frame waited for it: so do the parts after it
-        self._held_led = 0  # bytes of the first frame the gate holds back (VadGate.held_frames) that went ahead of it
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
         self.response_latency_ms: float | None = None
         self.state_reports = StateReports(self._report_state)
@@ -103,6 +96,7 @@ class Kiosk:
         self.ticker = Ticker(self._tick, self._running)
         self.standby = Standby(settings.agent, self.stats)
         self.uplink = Uplink(self.stats, self.standby, self.backlog, self.dispatch)
+        self.capture = CaptureFeed(self.conversation, self.mic, self.gate, self.uplink, self.ticker, self.counters, clock)
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
@@ -145,50 +139,6 @@ class Kiosk:
             self.counters["handler_errors"] += 1
             log.exception("handling %s failed", type(event).__name__)
 
-    def _on_frame(self, frame: bytes, captured_at: float) -> None:
-        """A captured frame, on the loop: gate it and, in a conversation, send it (or silence),
-        or hold it while the link is being opened (see core/backlog.py). Of a frame whose start
-        went ahead (`_on_lead`), only the rest goes; if the gate holds that frame back (an earcon
-        in it while the press alone holds the gate open), only its rest goes when it does."""
-        self.counters["frames_captured"] += 1
-        self.ticker.frame(captured_at)
-        led, self._led_bytes, self._lead_withheld = self._led_bytes, 0, False
-        out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
-        held_led, self._held_led = self._held_led, self._held_led if self.gate.held_frames else 0
-        conv = self.conversation
-        if not conv.holding and (self.uplink.link is None or not conv.streaming):
-            return
-        if conv.mic_open(self.clock()) and admitted:
-            self.counters["frames_uplinked"] += len(out)
-        else:
-            out = (self.gate.silence,)
-        if led and not out and self.gate.held_frames:  # the gate holds it back: its rest goes when what it holds goes (or as silence)
-            self._held_led = led
-            self.gate.start_went_ahead(led)
-        elif led or (held_led and not self._held_led):  # (what the gate held went now, or silence for it: its first frame's start had gone)
-            if not out:  # the gate paid pre-roll back with it, but its start went: the rest goes (as silence), the debt waits
-                out = (self.gate.silence,)
-                self.gate.debt += 1
-            out = (*out[:-1], out[-1][led:]) if led else (out[0][held_led:], *out[1:])
-        self.uplink.send(out, captured_at, conv.holding)
-
-    def _on_lead(self, pcm: bytes, captured_at: float) -> None:
-        """The start of a frame still being captured, right after a press (`AudioSource.hurry`):
-        through a gate the press opened (`vad.press_opens_ms`) it goes now, so the visitor's first
-        syllable does not wait for the end of its frame and capture period (see MicPath.lead).
-        What goes ahead is always the frame's start: once a part waits for the frame (an earcon
-        in it, the microphone muted), the parts after it wait too, or the frame's rest would send
-        them a second time and leave the part that waited out."""
-        conv = self.conversation
-        if self._lead_withheld or (not conv.holding and (self.uplink.link is None or not conv.streaming)):
-            self._lead_withheld = True
-            return
-        lead = self.mic.lead(pcm, captured_at) if conv.mic_open(self.clock()) else b""
-        self._lead_withheld = len(lead) < len(pcm)
-        if lead:
-            self._led_bytes += len(lead)
-            self.uplink.send((lead,), captured_at - (len(pcm) - len(lead)) / (2 * SAMPLE_RATE_HZ), conv.holding)
-
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
         if isinstance(a, c.Play):
@@ -205,12 +155,11 @@ class Kiosk:
             self.records.ended(a.session_id, a.reason)
         elif isinstance(a, c.NewVisitor):
             self.gate.new_visitor()
-            if self.gate.is_open:  # the press opened it: the first syllable goes as it is captured
-                self.source.hurry(time.monotonic() + HURRY_S, self._on_lead)
+            self.capture.hurry(self.source)
         elif isinstance(a, c.HeldAudio):
             self.uplink.held(a.command)
-            if a.command == "drop":  # the conversation ends: what of the frame being filled went ahead went with it
-                self._led_bytes, self._lead_withheld, self._held_led = 0, True, 0  # a next one gets that frame whole
+            if a.command == "drop":
+                self.capture.held_dropped()
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
@@ -370,7 +319,7 @@ class Kiosk:
     def _reopen_audio(self) -> None:
         assert self._loop is not None
         self.source.stop()
-        self.source.start(self._loop, self._on_frame)
+        self.source.start(self._loop, self.capture.frame)
 
     async def run(self, on_reload: Callable[[], Settings] | None = None) -> int:
         loop = asyncio.get_running_loop()
@@ -383,7 +332,7 @@ class Kiosk:
         self.speaker_watch.start(loop)  # a speaker that will not open is retried (see SpeakerWatch)
         audio_ok = True
         try:
-            self.source.start(loop, self._on_frame)
+            self.source.start(loop, self.capture.frame)
         except (EdgeAgentError, OSError) as exc:  # e.g. the USB mic is not enumerated yet: retry
             audio_ok = False
             self.source.last_frame_at = time.monotonic() - AUDIO_STALL_S
