@@ -324,6 +324,9 @@ class VadGate:
                     # goes only once the visitor is heard (it may hold their first word's start)
                     self._held.append((frame, cue))
                     return ()
+                if not self._held:  # every open frame but those right after a hold: no burst to build
+                    self.frames_sent += 1
+                    return (frame,)
                 burst = (*(f for f, _ in self._held), frame)
                 self._held.clear()
                 self.frames_sent += len(burst)
