@@ -15,7 +15,6 @@ import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
 
 from edge_agent.agent.link import MAX_MESSAGE_BYTES
-from edge_agent.agent.wire import MAX_UNSENT_BYTES
 from edge_agent.core import conversation as c
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 from edge_agent.service.notify import SystemdNotifier
@@ -211,20 +210,26 @@ def test_a_pong_no_float_can_hold_is_a_skipped_frame_not_a_lost_link(tmp_path: P
         assert k.kiosk.stats.rtt_ms is None or k.kiosk.stats.rtt_ms < 60_000
 
 
+FLOOD_S = 20.0  # the old kiosk buffered 43 MB of pongs in 10 s and never gave up
+
+
 def test_a_server_that_stops_reading_cannot_make_the_kiosk_buffer_pongs(tmp_path: Path, sim_thread: SimulatorThread, caplog: pytest.LogCaptureFixture) -> None:
     """Every ping is answered with a pong, read or not: a server that stops reading and sends
     pings grew the kiosk's socket buffer without bound (43 MB in 10 s here, the link still
-    'listening'). Past MAX_UNSENT_BYTES the link is aborted and reconnected like a dead one."""
+    'listening'). Past `MAX_UNSENT_BYTES` the link is aborted and reconnected like a dead one."""
     sim = sim_thread.sim
     settings = kiosk_settings(tmp_path, sim.url, agent={"dead_after_s": 120.0})  # not the dead-link timer
     with caplog.at_level(logging.WARNING), KioskThread(settings) as k:
         events = _events(k)
         k.press()
         k.wait_state(c.LISTENING)
-        sent = sim_thread.call(sim.ping_flood(10.0), timeout_s=30)
+        flood = sim_thread.call(sim.ping_flood(FLOOD_S), timeout_s=FLOOD_S + 20)
+        # Given up during the flood, not outlasted by it. Not a byte bound: the pongs the kiosk
+        # handed the kernel sit in both sockets' buffers, which loopback autotuning grows to tens
+        # of MB (9 MB of pongs were sent in one run before the abort reached the simulator).
+        assert flood.closed and flood.elapsed_s < FLOOD_S, flood
         # the flood ends when the server sees the socket closing; the kiosk's event follows on its own thread
-        wait_for(lambda: any(e == "reconnecting" for e, _ in events), 5, f"a reconnect after {sent} pings (x 131 bytes of pong)")
-        assert sent * 131 < 20 * MAX_UNSENT_BYTES, sent  # given up early in the flood, not at its end
+        wait_for(lambda: any(e == "reconnecting" for e, _ in events), 5, f"a reconnect after {flood}")
         k.wait_state(c.LISTENING)  # and reconnected
     assert any("stopped reading" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 

@@ -56,6 +56,16 @@ def tone(freq_hz: float, ms: int, amplitude: float = 0.25) -> bytes:
     return array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq_hz * i / SAMPLE_RATE_HZ)) for i in range(n))).tobytes()
 
 
+@dataclass(frozen=True)
+class PingFlood:
+    """What `AgentSimulator.ping_flood` did: pings sent, seconds it ran, and whether it ended
+    because the socket was closing (the kiosk aborted it) rather than because time ran out."""
+
+    sent: int
+    elapsed_s: float
+    closed: bool
+
+
 @dataclass
 class SimSession:
     session_id: str
@@ -170,13 +180,15 @@ class AgentSimulator:
         for off in range(0, len(audio), CHUNK_BYTES):
             await ws.send(audio[off : off + CHUNK_BYTES])
 
-    async def ping_flood(self, seconds: float, session_id: str | None = None) -> int:
+    async def ping_flood(self, seconds: float, session_id: str | None = None) -> PingFlood:
         """A hostile server: stops reading a session's socket (the newest when None) and sends
         pings, each asking for a pong it never reads, for `seconds` or until the socket is gone.
-        Returns how many it sent."""
+        Returns how many it sent, for how long, and whether the socket was closing at its end
+        (the kiosk gave up on it) rather than the time running out."""
         ws = self._open_conn(session_id)
         ws.transport.pause_reading()
-        sent, end = 0, time.monotonic() + seconds
+        sent, start = 0, time.monotonic()
+        end = start + seconds
         while time.monotonic() < end and not ws.transport.is_closing():
             for _ in range(100):
                 ws.protocol.send_ping(sent.to_bytes(8, "big") + bytes(117))  # 125 bytes: the most a ping holds
@@ -185,7 +197,7 @@ class AgentSimulator:
             while ws.transport.get_write_buffer_size() > 64 * 1024 and not ws.transport.is_closing() and time.monotonic() < end:
                 await asyncio.sleep(0.001)  # the kiosk reads at its pace: nothing piles up here
             await asyncio.sleep(0)
-        return sent
+        return PingFlood(sent=sent, elapsed_s=time.monotonic() - start, closed=ws.transport.is_closing())
 
     async def drop(self, session_id: str | None = None) -> None:
         """Cuts a session's socket without onsessionended (a network fault, as the kiosk sees it)."""
