@@ -105,14 +105,18 @@ def _port(text: str) -> int:
     return port
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int = 0) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value}: give {least} or more")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, least=1)
 
 
 def _positive_seconds(text: str) -> float:
@@ -293,11 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = any free port)")
     p.add_argument("--data-opt-out", action="store_true", help="ignore session continuations, like an agent with Data Opt-Out")
-    p.add_argument("--end-after-turns", type=int, default=0, help="hang up (onsessionended) after this many replies")
+    p.add_argument("--end-after-turns", type=_whole_number, default=0, help="hang up (onsessionended) after this many replies (default 0: never)")
     p.add_argument("--record", help="directory to record each session's initiate and uplink audio")
     p.add_argument("--drop-after-ready", action="store_true", help="hostile: cut every socket right after onready")
     p.add_argument("--bad-session-id", help="hostile: send this session id in onready (\\n for a newline)")
-    p.add_argument("--onready-delay-ms", type=int, default=0, help="answer initiate this much later (a server slow to start a session)")
+    p.add_argument("--onready-delay-ms", type=_whole_number, default=0, help="answer initiate this much later (a server slow to start a session)")
     p.set_defaults(fn=cmd_simulate)
     p = with_config(sub.add_parser("sessions", help="list stored sessions, newest first"))
     p.add_argument("--state-dir", help="read the sessions in this state dir (e.g. the demo's) instead of the config's device.state_dir")

@@ -241,6 +241,15 @@ def test_sessions_limit_must_be_one_or_more(tmp_path: Path) -> None:
         assert out.returncode == 2 and "--limit" in out.stderr and "Traceback" not in out.stderr, (bad, out.stderr)
 
 
+def test_simulator_counts_must_not_be_negative() -> None:
+    """`simulate-agent --end-after-turns -2` ran as if never told and `--onready-delay-ms -500`
+    as 0: a typo went unnoticed. Now a usage error that names the option."""
+    for flag in ("--end-after-turns", "--onready-delay-ms"):
+        for bad in ("-2", "soon"):
+            out = ea("simulate-agent", "--port", "0", flag, bad, timeout_s=20)
+            assert out.returncode == 2 and flag in out.stderr and "Traceback" not in out.stderr, (flag, bad, out.stderr)
+
+
 def test_doctor_meter_seconds_must_be_a_time_it_can_listen_for(tmp_path: Path) -> None:
     """`--meter-s 0` or `-1` ended in 'FAIL audio input: opened, but no audio arrived' with a hint
     that the device is in use, `nan` in 'frames in nan s', and `inf` listened for ever. Now a usage
@@ -304,6 +313,17 @@ def test_sound_and_gpio_library_chatter_only_at_debug_level(tmp_path: Path) -> N
     cards = Path("/proc/asound/cards")
     if not cards.exists() or "no soundcards" in cards.read_text():  # where ALSA has something to say
         assert "ALSA lib" in ea("devices", "--log-level", "debug").stderr  # asked for: shown
+
+
+def test_devices_without_any_device_says_so_instead_of_an_empty_table() -> None:
+    """On a machine with no sound card `devices` printed a header and the I/O legend, nothing
+    else: now a line says PortAudio found no card and where to look."""
+    from edge_agent.audio.devicelist import NO_DEVICES, device_table
+
+    assert device_table([], {})[1:] == [NO_DEVICES]
+    mic = {"index": 3, "name": "USB mic", "inputs": 1, "outputs": 0, "rate": 48000, "in16k": False}
+    table = device_table([mic], {True: 3})
+    assert table[1].startswith("I   3") and "no*" in table[1] and "USB mic" in table[1] and NO_DEVICES not in table
 
 
 def test_fleet_into_a_pipe_writes_no_screen_codes(broker: Broker) -> None:

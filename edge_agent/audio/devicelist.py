@@ -48,10 +48,24 @@ def cmd_devices(args: argparse.Namespace) -> int:
         except AudioError as exc:
             print(f"! {exc}")
     _terminate(pa)
-    print(f"{'':2}{'idx':>3}  {'in':>2} {'out':>3} {'rate':>6}  16k-in 16k-out  name")
-    for d in list_devices():
-        mark = ("I" if chosen.get(True) == d["index"] else " ") + ("O" if chosen.get(False) == d["index"] else " ")
-        yn = {True: "yes", False: "no*", None: "-"}
-        print(f"{mark}{d['index']:>3}  {d['inputs']:>2} {d['outputs']:>3} {d['rate']:>6}  {yn[d.get('in16k')]:>6} {yn[d.get('out16k')]:>6}  {d['name']}")
-    print("I/O = chosen for audio.input/output; no* = opened at the native rate and converted")
+    for line in device_table(list_devices(), chosen):
+        print(line)
     return 0
+
+
+NO_DEVICES = (
+    "(no audio devices: PortAudio found no sound card. `aplay -l` and `arecord -l` list the cards "
+    "the kernel sees; the service's user needs the `audio` group)"
+)
+
+
+def device_table(devices: list[dict[str, Any]], chosen: dict[bool, int]) -> list[str]:
+    """The `devices` table: one line per device, marked I/O where the config chose it, and a
+    hint in place of an empty table when there is no device at all (a machine without a card)."""
+    lines = [f"{'':2}{'idx':>3}  {'in':>2} {'out':>3} {'rate':>6}  16k-in 16k-out  name"]
+    yn = {True: "yes", False: "no*", None: "-"}
+    for d in devices:
+        mark = ("I" if chosen.get(True) == d["index"] else " ") + ("O" if chosen.get(False) == d["index"] else " ")
+        lines.append(f"{mark}{d['index']:>3}  {d['inputs']:>2} {d['outputs']:>3} {d['rate']:>6}  {yn[d.get('in16k')]:>6} {yn[d.get('out16k')]:>6}  {d['name']}")
+    lines.append(NO_DEVICES if not devices else "I/O = chosen for audio.input/output; no* = opened at the native rate and converted")
+    return lines
