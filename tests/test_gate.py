@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import DATA, REPO, read_wav, write_wav
 
+from edge_agent.audio.classifiers import WebrtcvadClassifier
 from edge_agent.audio.cues import CueClassifier
-from edge_agent.audio.gate import VadGate, WebrtcvadClassifier, gate_file_intervals
+from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
 

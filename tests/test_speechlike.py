@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import DATA
 
+from edge_agent.audio.classifiers import make_classifier
 from edge_agent.audio.cues import CueClassifier
-from edge_agent.audio.gate import VadGate, gate_file_intervals, make_classifier
+from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import score
 from edge_agent.audio.speechlike import FEATURES, SpeechModel
 from edge_agent.core.config import VadSettings
