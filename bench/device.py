@@ -192,6 +192,11 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
     tmp.mkdir(parents=True, exist_ok=True)
     broker = Mosquitto(tmp).start()
     player = pulse.play_loop(write_wav_16k_mono(tmp / "visitor.wav", visitor_pcm))
+    # a second client holding the speaker's null sink at low latency, as the barge-in part's
+    # monitor recording does: alone on it, the kiosk's every restart stalls ~1.9 s (the null sink
+    # renders 2 s ahead while ALSA's pulse plugin reconnects, and unlike an ALSA sink it does not
+    # rewind when the new stream lowers its latency), and the speaker turns its drop off
+    holder = pulse.record_monitor()
     env = {**os.environ, **pulse.env, "EDGE_AGENT_PUBLIC_KEY": "k", "GPIOZERO_PIN_FACTORY": "mock"}
     try:
         with SimulatorThread() as sim:
@@ -241,6 +246,7 @@ def bench_full_stack(tmp: Path, pulse: PulseServer, visitor_pcm: bytes, seconds:
                 pa_floor.wait(5)
                 released.wait(5)
     finally:
+        holder.stop()
         os.killpg(player.pid, signal.SIGKILL)
         player.wait(5)
         broker.kill()
