@@ -9,7 +9,7 @@ Two layers:
   is one frame and never opens it), releases the `preroll_ms` ring buffer so no word loses its
   start, and stays open for `hangover_ms` after the last speech-like frame so the agent's
   end-of-turn detection still hears the trailing silence (weak evidence stretches that to at most
-  1 + 2/3 hang-overs, bridging a pause in a sentence). `far_end(active)` asks for more
+  1 + 2/3 hang-overs, bridging a pause in a sentence; 3 while the speaker plays). `far_end(active)` asks for more
   evidence while the kiosk's own speaker plays.
 
 While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
@@ -36,7 +36,9 @@ WEAK_HOLD_HANGOVERS = 1.0
 they count as NOISE. So the gate closes at most 1 + 2/3 hang-overs (1.0 s at 600 ms) after the
 visitor's last speech-like frame: WEAK slowing the countdown for as long as it came held it up to
 3 hang-overs (1.8 s) in fans, traffic and music, past the 1.0 s the strict idle count allows
-(held-out rooms 28 -> 32 of 50 met, tuning 44 of 72 unchanged; README, "Closing after speech")."""
+(held-out rooms 28 -> 32 of 50 met, tuning 44 of 72 unchanged; README, "Closing after speech").
+Not while the kiosk's speaker plays (`far_end`): the canceller's leftovers take SPEECH from a
+visitor talking over the agent, and the limit cut ~1 % of that speech in the echo rooms."""
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
 the pre-roll grows by as much then, so the onset keeps its lead."""
@@ -201,7 +203,7 @@ class VadGate:
                 self._since_speech = 0
             else:
                 self._since_speech += 1
-                slow = level == WEAK and self._since_speech <= WEAK_HOLD_HANGOVERS * self._hang_frames
+                slow = level == WEAK and (self._far_end or self._since_speech <= WEAK_HOLD_HANGOVERS * self._hang_frames)
                 self._quiet += WEAK_STEP if slow else 1.0
                 if self._quiet > self._hang_frames:
                     self._set_open(False)
