@@ -53,7 +53,7 @@ def test_gate_meets_the_targets(tmp_path: Path, name: str, engine: str, aggressi
     assert sc.idle_share <= 0.05, sc
 
 
-def test_weak_evidence_holds_the_gate_at_most_one_hangover_past_the_last_speech() -> None:
+def test_weak_evidence_slows_the_hangover_only_within_one_hangover_of_the_last_speech() -> None:
     """WEAK evidence must never hold the gate open for ever (a fan that sounds a bit like speech),
     nor much past a second after the visitor's last speech-like frame: the strict idle count
     starts 1.0 s after an utterance. WEAK frames slowed the countdown to a third for as long as
@@ -68,7 +68,7 @@ def test_weak_evidence_holds_the_gate_at_most_one_hangover_past_the_last_speech(
         def classify(self, frame: bytes) -> int:
             return self.levels.pop(0) if self.levels else 1
 
-    # speech, then WEAK for ever: open for 3 frames of min. speech + the 10 frames, then at most 1.0 s
+    # 10 SPEECH frames (the gate opens on the third), then WEAK for ever: closed at most 1.0 s later
     gate = VadGate(SETTINGS, 30, Script([2] * 10))
     frames = 0
     while frames < 1000 and (frames < 10 or gate.is_open):
