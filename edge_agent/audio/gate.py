@@ -87,6 +87,7 @@ class VadGate:
         self._tells_classifier = hasattr(self.classifier, "gate_open")
         """Classifiers with `gate_open`/`far_end` attributes (CueClassifier) are told both."""
         self._hang_frames = max(0, settings.hangover_ms // frame_ms)
+        self._weak_hold_frames = WEAK_HOLD_HANGOVERS * self._hang_frames
         # the press (new_visitor): a lower bar for a while, or the gate opened before any evidence
         self._prior_frames = settings.press_prior_ms // frame_ms
         self._prior_left = 0  # frames of the press prior left
@@ -203,7 +204,7 @@ class VadGate:
                 self._since_speech = 0
             else:
                 self._since_speech += 1
-                slow = level == WEAK and (self._far_end or self._since_speech <= WEAK_HOLD_HANGOVERS * self._hang_frames)
+                slow = level == WEAK and (self._far_end or self._since_speech <= self._weak_hold_frames)
                 self._quiet += WEAK_STEP if slow else 1.0
                 if self._quiet > self._hang_frames:
                     self._set_open(False)
