@@ -15,7 +15,7 @@ import pytest
 from conftest import DATA
 
 from edge_agent.audio.gate import VadGate, gate_file_intervals
-from edge_agent.audio.gatescore import Labels, far_from_speech, score
+from edge_agent.audio.gatescore import GateScore, Labels, far_from_speech, score
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.rooms import KINDS, Room, SpeechBank
@@ -25,8 +25,8 @@ RATE = 16000
 
 KNOWN_MISSES = {
     # cell: (worst recall, worst onsets, worst idle) reached today; see README's gate table
-    "music 5 dB": (1.0, 1.0, 0.90),
-    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.94),
+    "music 5 dB": (1.0, 1.0, 0.29),  # 0.90 before the tonal-room cue
+    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.10),  # 0.94 before it
     "tv 5 dB": (1.0, 1.0, 0.96),
     "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
     "knocks 5 dB": (0.996, 0.909, 0.08),
@@ -54,6 +54,12 @@ def matrix() -> dict[str, dict[str, float | bool | None]]:
     subset += [Room("babble", 10.0, v, 1) for v in (0.0, -18.0)]
     rows = rooms.gate_rooms(bank(), subset, {"ours": lambda: VadGate(GATE, 30)})["ours"]
     return rooms.worst_by_cell(rows)
+
+
+def _gated(room: Room) -> GateScore:
+    """The default gate's score in `room`."""
+    pcm, labels = rooms.make_room(bank(), room)
+    return score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
 
 
 def _power_db(x: np.ndarray) -> float:
@@ -134,12 +140,31 @@ def test_a_ringing_tray_does_not_open_the_gate(visitor_db: float) -> None:
     for most of a second each time (idle 0.107 at the usual visitor, 0.052 at the quiet one); its
     pitch lag holding still as it dies away in the bang's tail now keeps it out (0.018, 0.001),
     and the visitor's speech and every onset still go."""
-    room = Room("knocks", 10.0, visitor_db, 2)
-    pcm, labels = rooms.make_room(bank(), room)
-    sc = score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
+    sc = _gated(Room("knocks", 10.0, visitor_db, 2))
     assert sc.speech_recall >= 0.995, sc
     assert sc.onset_ok == 1.0, sc
     assert sc.idle_share <= 0.05, sc
+
+
+@pytest.mark.parametrize("seed", [4, 7, 8])
+def test_music_does_not_hold_the_gate_between_the_visitors_words(seed: int) -> None:
+    """Music 20 dB under the visitor (seeds outside the matrix): the gate, opened by the visitor,
+    was held by the music's held notes after every utterance (idle 0.20, 0.12, 0.20); the tonal-
+    room cue (cues.py, TONAL_*) takes SPEECH as steady as the music for WEAK (0.012, 0.023, 0.014)."""
+    sc = _gated(Room("music", 20.0, 0.0, seed))
+    assert sc.speech_recall >= 0.995, sc
+    assert sc.onset_ok == 1.0, sc
+    assert sc.idle_share <= 0.05, sc
+
+
+@pytest.mark.parametrize("seed", [4, 7, 8])
+def test_louder_music_leaks_less_and_the_visitor_still_goes(seed: int) -> None:
+    """Music 10 dB under the visitor: idle 0.92-0.97 before the tonal-room cue, 0.17-0.35 with it
+    (the goal of 0.05 is not met: README, "Tonal rooms"); recall and onsets as before."""
+    sc = _gated(Room("music", 10.0, 0.0, seed))
+    assert sc.speech_recall >= 0.995, sc
+    assert sc.onset_ok == 1.0, sc
+    assert sc.idle_share <= 0.4, sc
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -2,7 +2,9 @@
 
 Per block: the speech band's level (dB); its level-free shape, the power of 8 sub-bands averaged
 over two blocks, in dB, their mean removed; how far that shape moved since the previous block
-(flux, dB); and the band's spectrum, for the voicing cue (cues.py asks for it rarely).
+(flux, dB); the band's spectrum, for the voicing cue (cues.py asks for it rarely); and its
+steadiness, how much its fine structure repeats the previous block's (tonal.py: music holds
+its notes).
 
 Live audio comes one block at a time (`__call__`). A recording run through the gate is known in
 advance (`read_ahead`): its blocks are then analysed READ_AHEAD_BLOCKS at a time, the window,
@@ -29,6 +31,7 @@ import operator
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio import tonal
 from edge_agent.audio.frames import ANALYSIS_SAMPLES, BlockFFT
 
 READ_AHEAD_BLOCKS = 256
@@ -58,6 +61,11 @@ class BandShape:
         """Byte offset in the read-ahead audio of the next block expected."""
         self._spectra = np.zeros((0, self.hi - self.lo), dtype=np.complex128)
         self._smooths = np.zeros((0, self._count))
+        self._fine = np.zeros((1, self.hi - self.lo - tonal.ENVELOPE_BINS))
+        """The previous block's fine structure (tonal.py), one row."""
+        self._steadiness = 0.0
+        self._fines = self._fine
+        self._steadinesses: list[float] = []
         self._rows: list[tuple[float, list[float], float]] = []
         self._row = 0
         """Rows of the batch handed out so far."""
@@ -66,6 +74,10 @@ class BandShape:
         """The latest block's spectrum over the speech band (valid until the next block)."""
         spec: np.ndarray = self._spectra[self._row - 1] if self._row else self._spectrum
         return spec
+
+    def steadiness(self) -> float:
+        """The latest block's steadiness: its fine structure's correlation with the previous block's (tonal.py)."""
+        return self._steadinesses[self._row - 1] if self._row else self._steadiness
 
     def read_ahead(self, pcm: bytes) -> None:
         """`pcm` is what the next calls get, block by block from its start. A block that is not
@@ -87,6 +99,9 @@ class BandShape:
             self._leave_batch()
             self._ahead = None
         self._spectrum = spec = self._fft(np.multiply(np.frombuffer(block, dtype=np.int16), self.window))[self.lo : self.hi]
+        fine = tonal.fine_structure(spec[np.newaxis, :])
+        self._steadiness = float(tonal.steadiness(fine, self._fine)[0])
+        self._fine = fine
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
         # call here wakes OpenBLAS worker threads that then spin between frames
         pairs = spec.view(np.float64)
@@ -109,6 +124,8 @@ class BandShape:
             self._smooth = self._smooths[self._row - 1].tolist()
             self._prev = self._rows[self._row - 1][1]
             self._spectrum = self._spectra[self._row - 1].copy()
+            self._fine = self._fines[self._row - 1 : self._row].copy()
+            self._steadiness = self._steadinesses[self._row - 1]
         self._rows, self._row = [], 0
 
     def _read_batch(self, pcm: bytes, at: int) -> None:
@@ -116,6 +133,8 @@ class BandShape:
         n, count = ANALYSIS_SAMPLES, min(READ_AHEAD_BLOCKS, (len(pcm) - at) // (2 * ANALYSIS_SAMPLES))
         blocks = np.frombuffer(pcm, dtype=np.int16, count=count * n, offset=at).reshape(count, n)
         self._spectra = np.fft.rfft(np.multiply(blocks, self.window), axis=1)[:, self.lo : self.hi]
+        self._fines = fine = tonal.fine_structure(self._spectra)
+        self._steadinesses = tonal.steadiness(fine, np.concatenate((self._fine, fine[:-1]))).tolist()
         pairs = self._spectra.view(np.float64)
         power = np.add.reduceat(pairs * pairs, self._pair_edges, axis=1)
         rows: list[list[float]] = power.tolist()

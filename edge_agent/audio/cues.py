@@ -39,6 +39,11 @@ class CueClassifier(BlockClassifier):
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length).
+    - tonal rooms (music): where the room's own sound holds its notes (its steadiness, tonal.py,
+      while the gate is closed and nothing counts as speech, at least TONAL_ROOM_MIN), SPEECH
+      that is about as steady as the room becomes WEAK (TONAL_OPEN_MARGIN to open, unless
+      TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to hold): a voice over music
+      makes the blocks less steady, the music alone does not.
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
 
@@ -69,6 +74,25 @@ class CueClassifier(BlockClassifier):
     ONSET_QUIET_BLOCKS = 3
     """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
     level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
+    TONAL_RATE = 0.25
+    """How fast `tonal` follows the blocks' steadiness (about 4 blocks, 120 ms)."""
+    TONAL_ROOM_RATE = 0.02
+    """How fast `tonal_room` follows `tonal` (about 1.5 s), while the gate is closed and the block
+    is not SPEECH (the visitor's voice under a gate that has not opened yet must not lower it);
+    0.2 in the warm-up."""
+    TONAL_ROOM_MIN = 0.5
+    """A room is tonal from this `tonal_room` on: music alone ~0.6-0.8, a TV (a talker over
+    music) ~0.4-0.55, noise, crowds and halls ~0.0 (README, gate notes: "Tonal rooms"). 0.35
+    also took the TV rooms in, and cut a quiet visitor's speech there (recall 0.965)."""
+    TONAL_OPEN_MARGIN = 0.15
+    """To open in a tonal room, SPEECH must be at least this much less steady than the room."""
+    TONAL_HOLD_MARGIN = 0.25
+    """To hold the gate open in a tonal room, this much: the music between the visitor's words
+    must not hold it (0.15 held it through most gaps: idle 0.4-0.8 against 0.3-0.5)."""
+    TONAL_LOUD_DB = 8.0
+    """A block this far over the room's usual level opens in a tonal room however steady it is:
+    a quiet, reverberant voice at 5 dB under music is nearly as steady as the music (without it
+    a held-out room lost 15 % of the visitor's speech)."""
     BUSY_RATE = 0.005
     """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     BANG_DECAY_DB = 0.6
@@ -154,6 +178,10 @@ class CueClassifier(BlockClassifier):
         """Share of the recent blocks (~6 s) the cues called SPEECH: high in a room of music, a TV, a crowd."""
         self.busy_share = busy_share
         self.hold_p = hold_p
+        self.tonal = 0.0
+        """Running steadiness of the latest blocks (TONAL_RATE)."""
+        self.tonal_room = 0.0
+        """Running steadiness of the room's own sound (TONAL_ROOM_RATE)."""
 
     def new_visitor(self) -> None:
         """A new conversation: forget the previous visitor's level (the next one may speak softer,
@@ -246,7 +274,20 @@ class CueClassifier(BlockClassifier):
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
 
-    def _weigh_likeness(self, likeness: SpeechLikeness, level: int, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
+    def _weigh_tonal(self, level: int, band_db: float) -> int:
+        """In a tonal room (music), SPEECH about as steady as the room becomes WEAK; learns the room's steadiness."""
+        self.tonal += self.TONAL_RATE * (self._shape.steadiness() - self.tonal)
+        if level == SPEECH and self.tonal_room >= self.TONAL_ROOM_MIN:
+            if self.gate_open:
+                level = WEAK if self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN else level
+            elif band_db < self.ambient_db + self.TONAL_LOUD_DB and self.tonal >= self.tonal_room - self.TONAL_OPEN_MARGIN:
+                level = WEAK
+        warm = self._frame < self.WARMUP_FRAMES
+        if warm or not (self.gate_open or level == SPEECH):
+            self.tonal_room += (0.2 if warm else self.TONAL_ROOM_RATE) * (self.tonal - self.tonal_room)
+        return level
+
+    def _weigh_likeness(self, likeness: SpeechLikeness, level: int, cue_level: int, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
         """Feeds the speech-likeness its block; in a busy room, SPEECH it finds unlike the visitor becomes WEAK."""
         likeness.update(
             self._pitch_of() if level != NOISE else None,
@@ -259,7 +300,7 @@ class CueClassifier(BlockClassifier):
             band_db <= self._bang_db,
             sum(bands[:4]) - sum(bands[4:]),
         )
-        self.busy += self.BUSY_RATE * (float(level == SPEECH) - self.busy)
+        self.busy += self.BUSY_RATE * (float(cue_level == SPEECH) - self.busy)  # before the tonal cue: music is busy
         if level == SPEECH and likeness.model is not None and self.busy >= self.busy_share and likeness.speech_probability() < (self.hold_p if self.gate_open else self.open_p):
             return WEAK
         return level
@@ -293,8 +334,9 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
                 level = SPEECH
+        cue_level, level = level, self._weigh_tonal(level, band_db)
         if self.likeness is not None:
-            level = self._weigh_likeness(self.likeness, level, band_db, flux, excess, floor, bands)
+            level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1
