@@ -25,8 +25,8 @@ RATE = 16000
 
 KNOWN_MISSES = {
     # cell: (worst recall, worst onsets, worst idle) reached today; see README's gate table
-    "music 5 dB": (1.0, 1.0, 0.29),  # 0.90 before the tonal-room cue
-    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.10),  # 0.94 before it
+    "music 5 dB": (1.0, 1.0, 0.13),  # 0.90 before the tonal-room cue
+    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.12),  # 0.94 before it
     "tv 5 dB": (1.0, 1.0, 0.96),
     "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
     "knocks 5 dB": (0.996, 0.909, 0.08),
@@ -150,7 +150,7 @@ def test_a_ringing_tray_does_not_open_the_gate(visitor_db: float) -> None:
 def test_music_does_not_hold_the_gate_between_the_visitors_words(seed: int) -> None:
     """Music 20 dB under the visitor (seeds outside the matrix): the gate, opened by the visitor,
     was held by the music's held notes after every utterance (idle 0.20, 0.12, 0.20); the tonal-
-    room cue (cues.py, TONAL_*) takes SPEECH as steady as the music for WEAK (0.012, 0.023, 0.014)."""
+    room cue (cues.py, TONAL_*) takes SPEECH as steady as the music for WEAK (0.009, 0.029, 0.015)."""
     sc = _gated(Room("music", 20.0, 0.0, seed))
     assert sc.speech_recall >= 0.995, sc
     assert sc.onset_ok == 1.0, sc
@@ -159,7 +159,7 @@ def test_music_does_not_hold_the_gate_between_the_visitors_words(seed: int) -> N
 
 @pytest.mark.parametrize("seed", [4, 7, 8])
 def test_louder_music_leaks_less_and_the_visitor_still_goes(seed: int) -> None:
-    """Music 10 dB under the visitor: idle 0.92-0.97 before the tonal-room cue, 0.17-0.35 with it
+    """Music 10 dB under the visitor: idle 0.92-0.97 before the tonal-room cue, 0.11-0.25 with it
     (the goal of 0.05 is not met: README, "Tonal rooms"); recall and onsets as before."""
     sc = _gated(Room("music", 10.0, 0.0, seed))
     assert sc.speech_recall >= 0.995, sc

@@ -17,8 +17,7 @@ def _steadiness(pcm: np.ndarray) -> np.ndarray:
     shape = BandShape(CueClassifier.BAND_EDGES_HZ)
     out = []
     for at in range(0, len(pcm) - ANALYSIS_SAMPLES + 1, ANALYSIS_SAMPLES):
-        shape(pcm[at : at + ANALYSIS_SAMPLES].astype(np.int16).tobytes())
-        out.append(shape.steadiness())
+        out.append(shape(pcm[at : at + ANALYSIS_SAMPLES].astype(np.int16).tobytes())[3])
     return np.array(out[1:])
 
 

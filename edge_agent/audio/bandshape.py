@@ -63,10 +63,8 @@ class BandShape:
         self._smooths = np.zeros((0, self._count))
         self._fine = np.zeros((1, self.hi - self.lo - tonal.ENVELOPE_BINS))
         """The previous block's fine structure (tonal.py), one row."""
-        self._steadiness = 0.0
         self._fines = self._fine
-        self._steadinesses: list[float] = []
-        self._rows: list[tuple[float, list[float], float]] = []
+        self._rows: list[tuple[float, list[float], float, float]] = []
         self._row = 0
         """Rows of the batch handed out so far."""
 
@@ -75,18 +73,14 @@ class BandShape:
         spec: np.ndarray = self._spectra[self._row - 1] if self._row else self._spectrum
         return spec
 
-    def steadiness(self) -> float:
-        """The latest block's steadiness: its fine structure's correlation with the previous block's (tonal.py)."""
-        return self._steadinesses[self._row - 1] if self._row else self._steadiness
-
     def read_ahead(self, pcm: bytes) -> None:
         """`pcm` is what the next calls get, block by block from its start. A block that is not
         the expected one ends the read-ahead (it and the rest are then analysed one by one)."""
         self._leave_batch()
         self._ahead, self._ahead_at = pcm, 0
 
-    def __call__(self, block: bytes) -> tuple[float, list[float], float]:
-        """One 30 ms block: (band level dB, sub-band shape dB, flux dB)."""
+    def __call__(self, block: bytes) -> tuple[float, list[float], float, float]:
+        """One 30 ms block: (band level dB, sub-band shape dB, flux dB, steadiness -1..1)."""
         ahead = self._ahead
         if ahead is not None:
             at = self._ahead_at
@@ -99,13 +93,14 @@ class BandShape:
             self._leave_batch()
             self._ahead = None
         self._spectrum = spec = self._fft(np.multiply(np.frombuffer(block, dtype=np.int16), self.window))[self.lo : self.hi]
-        fine = tonal.fine_structure(spec[np.newaxis, :])
-        self._steadiness = float(tonal.steadiness(fine, self._fine)[0])
-        self._fine = fine
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
         # call here wakes OpenBLAS worker threads that then spin between frames
         pairs = spec.view(np.float64)
-        band_power: list[float] = np.add.reduceat(pairs * pairs, self._pair_edges).tolist()
+        squares = pairs * pairs
+        band_power: list[float] = np.add.reduceat(squares, self._pair_edges).tolist()
+        fine = tonal.fine_structure(squares[np.newaxis, :])
+        steadiness = float(tonal.steadiness(fine, self._fine)[0])
+        self._fine = fine
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
         # Sub-band powers are averaged over two blocks, halving the jitter of short frames.
@@ -116,7 +111,7 @@ class BandShape:
         bands = [v - mean for v in bands]
         flux = sum(map(abs, map(operator.sub, bands, self._prev))) / len(bands)
         self._prev = bands
-        return band_db, bands, flux
+        return band_db, bands, flux, steadiness
 
     def _leave_batch(self) -> None:
         """Carries the state of the last block handed out of a batch over to what comes next."""
@@ -125,7 +120,6 @@ class BandShape:
             self._prev = self._rows[self._row - 1][1]
             self._spectrum = self._spectra[self._row - 1].copy()
             self._fine = self._fines[self._row - 1 : self._row].copy()
-            self._steadiness = self._steadinesses[self._row - 1]
         self._rows, self._row = [], 0
 
     def _read_batch(self, pcm: bytes, at: int) -> None:
@@ -133,10 +127,11 @@ class BandShape:
         n, count = ANALYSIS_SAMPLES, min(READ_AHEAD_BLOCKS, (len(pcm) - at) // (2 * ANALYSIS_SAMPLES))
         blocks = np.frombuffer(pcm, dtype=np.int16, count=count * n, offset=at).reshape(count, n)
         self._spectra = np.fft.rfft(np.multiply(blocks, self.window), axis=1)[:, self.lo : self.hi]
-        self._fines = fine = tonal.fine_structure(self._spectra)
-        self._steadinesses = tonal.steadiness(fine, np.concatenate((self._fine, fine[:-1]))).tolist()
         pairs = self._spectra.view(np.float64)
-        power = np.add.reduceat(pairs * pairs, self._pair_edges, axis=1)
+        squares = pairs * pairs
+        power = np.add.reduceat(squares, self._pair_edges, axis=1)
+        self._fines = fine = tonal.fine_structure(squares)
+        steadiness: list[float] = tonal.steadiness(fine, np.concatenate((self._fine, fine[:-1]))).tolist()
         rows: list[list[float]] = power.tolist()
         log10 = math.log10
         band_db = [10.0 * log10(total + 1.0) for total in map(sum, rows)]
@@ -149,7 +144,7 @@ class BandShape:
         moved: list[list[float]] = np.abs(np.diff(bands, axis=0, prepend=np.asarray([self._prev]))).tolist()
         flux = [total / self._count for total in map(sum, moved)]
         shapes: list[list[float]] = bands.tolist()
-        self._rows = list(zip(band_db, shapes, flux))
+        self._rows = list(zip(band_db, shapes, flux, steadiness))
 
     def _two_block_average(self, power: np.ndarray) -> np.ndarray:
         """s[k] = 0.5 * (s[k-1] + power[k]) for every row, s[-1] the carried state (module docstring)."""

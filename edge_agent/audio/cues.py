@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import deque
 
 import numpy as np
 
@@ -41,9 +42,9 @@ class CueClassifier(BlockClassifier):
       and a TV are farther away than the visitor at arm's length).
     - tonal rooms (music): where the room's own sound holds its notes (its steadiness, tonal.py,
       while the gate is closed and nothing counts as speech, at least TONAL_ROOM_MIN), SPEECH
-      that is about as steady as the room becomes WEAK (TONAL_OPEN_MARGIN to open, unless
-      TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to hold): a voice over music
-      makes the blocks less steady, the music alone does not.
+      that is about as steady as the room becomes WEAK (TONAL_OPEN_MARGIN to open, by the median
+      of TONAL_OPEN_BLOCKS, unless TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to
+      hold): a voice over music makes the blocks less steady, the music alone does not.
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
 
@@ -85,10 +86,18 @@ class CueClassifier(BlockClassifier):
     music) ~0.4-0.55, noise, crowds and halls ~0.0 (README, gate notes: "Tonal rooms"). 0.35
     also took the TV rooms in, and cut a quiet visitor's speech there (recall 0.965)."""
     TONAL_OPEN_MARGIN = 0.15
-    """To open in a tonal room, SPEECH must be at least this much less steady than the room."""
-    TONAL_HOLD_MARGIN = 0.25
-    """To hold the gate open in a tonal room, this much: the music between the visitor's words
-    must not hold it (0.15 held it through most gaps: idle 0.4-0.8 against 0.3-0.5)."""
+    """To open in a tonal room, SPEECH must be at least this much less steady than the room, by
+    the median steadiness of the last TONAL_OPEN_BLOCKS blocks."""
+    TONAL_OPEN_BLOCKS = 7
+    """A melody's note change or a drum hit dips the steadiness for a block or two, and the
+    running mean (`tonal`) dipped with it often enough to open the gate on the music; the median
+    of 7 blocks (210 ms) does not follow such dips, and follows a voice within 4 blocks (music
+    idle at 5-10 dB 0.31-0.53 -> 0.19-0.43; 5 or 9 blocks did less, and 9 lost an onset)."""
+    TONAL_HOLD_MARGIN = 0.2
+    """To hold the gate open in a tonal room, SPEECH must be this much less steady than the room,
+    by the running mean `tonal`: the music between the visitor's words must not hold it (0.15
+    held it through most gaps: idle 0.4-0.8), while a reverberant voice, steadier than a dry one,
+    must (0.25 closed the gate inside a quiet, reverberant visitor's utterance: recall 0.971)."""
     TONAL_LOUD_DB = 8.0
     """A block this far over the room's usual level opens in a tonal room however steady it is:
     a quiet, reverberant voice at 5 dB under music is nearly as steady as the music (without it
@@ -182,6 +191,8 @@ class CueClassifier(BlockClassifier):
         """Running steadiness of the latest blocks (TONAL_RATE)."""
         self.tonal_room = 0.0
         """Running steadiness of the room's own sound (TONAL_ROOM_RATE)."""
+        self._steadiness: deque[float] = deque([0.0] * self.TONAL_OPEN_BLOCKS, maxlen=self.TONAL_OPEN_BLOCKS)
+        """The last TONAL_OPEN_BLOCKS blocks' steadiness (their median decides an opening)."""
 
     def new_visitor(self) -> None:
         """A new conversation: forget the previous visitor's level (the next one may speak softer,
@@ -274,13 +285,14 @@ class CueClassifier(BlockClassifier):
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
 
-    def _weigh_tonal(self, level: int, band_db: float) -> int:
+    def _weigh_tonal(self, level: int, band_db: float, steadiness: float) -> int:
         """In a tonal room (music), SPEECH about as steady as the room becomes WEAK; learns the room's steadiness."""
-        self.tonal += self.TONAL_RATE * (self._shape.steadiness() - self.tonal)
+        self.tonal += self.TONAL_RATE * (steadiness - self.tonal)
+        self._steadiness.append(steadiness)
         if level == SPEECH and self.tonal_room >= self.TONAL_ROOM_MIN:
             if self.gate_open:
                 level = WEAK if self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN else level
-            elif band_db < self.ambient_db + self.TONAL_LOUD_DB and self.tonal >= self.tonal_room - self.TONAL_OPEN_MARGIN:
+            elif band_db < self.ambient_db + self.TONAL_LOUD_DB and sorted(self._steadiness)[self.TONAL_OPEN_BLOCKS // 2] >= self.tonal_room - self.TONAL_OPEN_MARGIN:
                 level = WEAK
         warm = self._frame < self.WARMUP_FRAMES
         if warm or not (self.gate_open or level == SPEECH):
@@ -311,7 +323,7 @@ class CueClassifier(BlockClassifier):
         self._shape.read_ahead(pcm)
 
     def _analyse(self, frame: bytes) -> int:
-        band_db, bands, flux = self._shape(frame)
+        band_db, bands, flux, steadiness = self._shape(frame)
         if self._frame == 0:
             self.ambient_db = band_db
         self.band_db = band_db
@@ -334,7 +346,7 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
                 level = SPEECH
-        cue_level, level = level, self._weigh_tonal(level, band_db)
+        cue_level, level = level, self._weigh_tonal(level, band_db, steadiness)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level

@@ -20,19 +20,24 @@ import numpy as np
 ENVELOPE_BINS = 7
 """Bins (33 Hz each at 30 ms) of the moving average taken as the spectrum's envelope: about one
 harmonic spacing of a voice, so what is left is the harmonics themselves."""
-MAG_FLOOR = 1e-3
-"""Added to the magnitudes before the logarithm, so digital silence has no fine structure."""
+POWER_FLOOR = 1e-6
+"""Added to each bin's power before the logarithm, so digital silence has no fine structure."""
 FLAT_NORM = 1e-6
-"""A fine structure smaller than this (a flat spectrum: digital silence, whose running sums leave
-only rounding) is not scaled up to unit length: its steadiness stays ~0, not the rounding's."""
+"""A fine structure smaller than this (a flat spectrum: digital silence, whose sums leave only
+rounding) is not scaled up to unit length: its steadiness stays ~0, not the rounding's."""
 
 
-def fine_structure(spectra: np.ndarray) -> np.ndarray:
-    """Rows of complex spectra in, rows of unit-length fine structure out (mean 0; ~0 for silence)."""
-    log_mag = np.log(np.abs(np.ascontiguousarray(spectra)) + MAG_FLOOR)
-    k, half = ENVELOPE_BINS, ENVELOPE_BINS // 2
-    sums = np.cumsum(log_mag, axis=-1)
-    fine: np.ndarray = log_mag[:, half + 1 : log_mag.shape[1] - half] - (sums[:, k:] - sums[:, :-k]) / k
+def fine_structure(squares: np.ndarray) -> np.ndarray:
+    """Rows of a spectrum's squared (re, im) pairs in (as `pairs * pairs`, bandshape.py has them),
+    rows of unit-length fine structure out (mean 0; ~0 for silence). The log of the power, not of
+    the magnitude: twice the same, and the correlation does not see the factor."""
+    log_power = np.log(squares[:, ::2] + squares[:, 1::2] + POWER_FLOOR)
+    n, k, half = log_power.shape[1], ENVELOPE_BINS, ENVELOPE_BINS // 2
+    # the moving sum over k bins as k shifted slices: cheaper than a cumulative sum along rows
+    envelope = log_power[:, 1 : n - k + 1] + log_power[:, 2 : n - k + 2]
+    for shift in range(3, k + 1):
+        envelope += log_power[:, shift : n - k + shift]
+    fine: np.ndarray = log_power[:, half + 1 : n - half] - envelope / k
     fine -= np.add.reduce(fine, axis=-1, keepdims=True) / fine.shape[1]
     fine /= np.maximum(np.sqrt(np.add.reduce(fine * fine, axis=-1, keepdims=True)), FLAT_NORM)
     return fine
