@@ -19,11 +19,11 @@ from edge_agent.core.config import VadSettings
 BLOCK_BYTES = 2 * ANALYSIS_SAMPLES
 
 
-def _figures(shape: BandShape, pcm: bytes) -> list[tuple[float, list[float], float, float, bytes]]:
+def _figures(shape: BandShape, pcm: bytes) -> list[tuple[float, list[float], float, float, float, bytes]]:
     out = []
     for at in range(0, len(pcm) - BLOCK_BYTES + 1, BLOCK_BYTES):
-        band_db, bands, flux, steadiness = shape(pcm[at : at + BLOCK_BYTES])
-        out.append((band_db, list(bands), flux, steadiness, shape.spectrum().tobytes()))
+        band_db, bands, flux, steadiness, recurrence = shape(pcm[at : at + BLOCK_BYTES])
+        out.append((band_db, list(bands), flux, steadiness, recurrence, shape.spectrum().tobytes()))
     return out
 
 

@@ -61,10 +61,12 @@ class BandShape:
         """Byte offset in the read-ahead audio of the next block expected."""
         self._spectra = np.zeros((0, self.hi - self.lo), dtype=np.complex128)
         self._smooths = np.zeros((0, self._count))
-        self._fine = np.zeros((1, self.hi - self.lo - tonal.ENVELOPE_BINS))
-        """The previous block's fine structure (tonal.py), one row."""
-        self._fines = self._fine
-        self._rows: list[tuple[float, list[float], float, float]] = []
+        self._history = np.zeros((tonal.RECUR_BLOCKS, self.hi - self.lo - tonal.ENVELOPE_BINS))
+        """The last RECUR_BLOCKS blocks' fine structure (tonal.py), a ring: row `_history_at` is the oldest."""
+        self._history_at = 0
+        self._chain = self._history
+        """The batch's fine structure, after the RECUR_BLOCKS blocks before it."""
+        self._rows: list[tuple[float, list[float], float, float, float]] = []
         self._row = 0
         """Rows of the batch handed out so far."""
 
@@ -79,8 +81,10 @@ class BandShape:
         self._leave_batch()
         self._ahead, self._ahead_at = pcm, 0
 
-    def __call__(self, block: bytes) -> tuple[float, list[float], float, float]:
-        """One 30 ms block: (band level dB, sub-band shape dB, flux dB, steadiness -1..1)."""
+    def __call__(self, block: bytes) -> tuple[float, list[float], float, float, float]:
+        """One 30 ms block: (band level dB, sub-band shape dB, flux dB, steadiness and recurrence
+        -1..1: its fine structure's correlation with the block before's and with the one
+        RECUR_BLOCKS before's, tonal.py)."""
         ahead = self._ahead
         if ahead is not None:
             at = self._ahead_at
@@ -99,8 +103,11 @@ class BandShape:
         squares = pairs * pairs
         band_power: list[float] = np.add.reduceat(squares, self._pair_edges).tolist()
         fine = tonal.fine_structure(squares[np.newaxis, :])
-        steadiness = float(tonal.steadiness(fine, self._fine)[0])
-        self._fine = fine
+        history, oldest = self._history, self._history_at
+        steadiness = float(tonal.steadiness(fine, history[oldest - 1 : oldest] if oldest else history[-1:])[0])
+        recurrence = float(tonal.steadiness(fine, history[oldest : oldest + 1])[0])
+        history[oldest] = fine[0]
+        self._history_at = (oldest + 1) % len(history)
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
         # Sub-band powers are averaged over two blocks, halving the jitter of short frames.
@@ -111,7 +118,7 @@ class BandShape:
         bands = [v - mean for v in bands]
         flux = sum(map(abs, map(operator.sub, bands, self._prev))) / len(bands)
         self._prev = bands
-        return band_db, bands, flux, steadiness
+        return band_db, bands, flux, steadiness, recurrence
 
     def _leave_batch(self) -> None:
         """Carries the state of the last block handed out of a batch over to what comes next."""
@@ -119,7 +126,7 @@ class BandShape:
             self._smooth = self._smooths[self._row - 1].tolist()
             self._prev = self._rows[self._row - 1][1]
             self._spectrum = self._spectra[self._row - 1].copy()
-            self._fine = self._fines[self._row - 1 : self._row].copy()
+            self._history, self._history_at = self._chain[self._row : self._row + tonal.RECUR_BLOCKS].copy(), 0
         self._rows, self._row = [], 0
 
     def _read_batch(self, pcm: bytes, at: int) -> None:
@@ -130,8 +137,11 @@ class BandShape:
         pairs = self._spectra.view(np.float64)
         squares = pairs * pairs
         power = np.add.reduceat(squares, self._pair_edges, axis=1)
-        self._fines = fine = tonal.fine_structure(squares)
-        steadiness: list[float] = tonal.steadiness(fine, np.concatenate((self._fine, fine[:-1]))).tolist()
+        fine = tonal.fine_structure(squares)
+        lag = tonal.RECUR_BLOCKS
+        self._chain = chain = np.concatenate((np.roll(self._history, -self._history_at, axis=0), fine))
+        steadiness: list[float] = tonal.steadiness(fine, chain[lag - 1 : lag - 1 + count]).tolist()
+        recurrence: list[float] = tonal.steadiness(fine, chain[:count]).tolist()
         rows: list[list[float]] = power.tolist()
         log10 = math.log10
         band_db = [10.0 * log10(total + 1.0) for total in map(sum, rows)]
@@ -144,7 +154,7 @@ class BandShape:
         moved: list[list[float]] = np.abs(np.diff(bands, axis=0, prepend=np.asarray([self._prev]))).tolist()
         flux = [total / self._count for total in map(sum, moved)]
         shapes: list[list[float]] = bands.tolist()
-        self._rows = list(zip(band_db, shapes, flux, steadiness))
+        self._rows = list(zip(band_db, shapes, flux, steadiness, recurrence))
 
     def _two_block_average(self, power: np.ndarray) -> np.ndarray:
         """s[k] = 0.5 * (s[k-1] + power[k]) for every row, s[-1] the carried state (module docstring)."""

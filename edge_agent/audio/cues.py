@@ -20,6 +20,7 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
+from edge_agent.audio.tonal import RECUR_BLOCKS
 
 
 class CueClassifier(BlockClassifier):
@@ -41,7 +42,8 @@ class CueClassifier(BlockClassifier):
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length).
     - tonal rooms (music): where the room's own sound holds its notes (its steadiness, tonal.py,
-      while the gate is closed and nothing counts as speech, at least TONAL_ROOM_MIN), SPEECH
+      while the gate is closed and nothing counts as speech, at least TONAL_ROOM_MIN) and moves on
+      to others (MOVING_ROOM_MIN: not a buzz or a whine), SPEECH
       that is about as steady as the room becomes WEAK (TONAL_OPEN_MARGIN to open, by the median
       of TONAL_OPEN_BLOCKS, unless TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to
       hold): a voice over music makes the blocks less steady, the music alone does not.
@@ -98,6 +100,13 @@ class CueClassifier(BlockClassifier):
     by the running mean `tonal`: the music between the visitor's words must not hold it (0.15
     held it through most gaps: idle 0.4-0.8), while a reverberant voice, steadier than a dry one,
     must (0.25 closed the gate inside a quiet, reverberant visitor's utterance: recall 0.971)."""
+    MOVING_ROOM_MIN = 0.1
+    """A tonal room is only music if its steady sound also moves on: its steadiness with the block
+    before exceeds that with the block a second before (tonal.py, RECUR_BLOCKS) by this much, as a
+    running mean (`moving_room`). A buzz, a whine, a drone recur a second later as they do 30 ms
+    later (~0.0: music 0.2-0.45), and the visitor's voice over them stays nearly as steady as they
+    are: without this the cue cut that voice (a 120 Hz buzz 5 dB under the visitor: recall
+    0.75-0.92; a 1 kHz whine: 0.55-0.78; README, "Steady tones are not music")."""
     TONAL_LOUD_DB = 8.0
     """A block this far over the room's usual level opens in a tonal room however steady it is:
     a quiet, reverberant voice at 5 dB under music is nearly as steady as the music (without it
@@ -190,6 +199,11 @@ class CueClassifier(BlockClassifier):
         self.tonal = 0.0
         """Running steadiness of the latest blocks (TONAL_RATE)."""
         self.tonal_room = 0.0
+        self.moving_room = 0.0
+        """Running (steadiness - recurrence) of the room: how much its steady sound moves on (music)
+        rather than staying put (a buzz, a whine, a drone): MOVING_ROOM_MIN. Learned from the
+        second second on (the first has no block a second back), while the gate is closed and on
+        blocks that do not hold it open, so music the gate opened on early is told as it plays."""
         """Running steadiness of the room's own sound (TONAL_ROOM_RATE)."""
         self._steadiness: deque[float] = deque([0.0] * self.TONAL_OPEN_BLOCKS, maxlen=self.TONAL_OPEN_BLOCKS)
         """The last TONAL_OPEN_BLOCKS blocks' steadiness (their median decides an opening)."""
@@ -285,18 +299,24 @@ class CueClassifier(BlockClassifier):
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
 
-    def _weigh_tonal(self, level: int, band_db: float, steadiness: float) -> int:
-        """In a tonal room (music), SPEECH about as steady as the room becomes WEAK; learns the room's steadiness."""
+    def _weigh_tonal(self, level: int, band_db: float, steadiness: float, recurrence: float) -> int:
+        """In a tonal room (music), SPEECH about as steady as the room becomes WEAK; learns the room's
+        steadiness (`tonal_room`) and how much that steady sound moves on (`moving_room`)."""
         self.tonal += self.TONAL_RATE * (steadiness - self.tonal)
         self._steadiness.append(steadiness)
-        if level == SPEECH and self.tonal_room >= self.TONAL_ROOM_MIN:
+        if level == SPEECH and self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room >= self.MOVING_ROOM_MIN:
             if self.gate_open:
                 level = WEAK if self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN else level
             elif band_db < self.ambient_db + self.TONAL_LOUD_DB and sorted(self._steadiness)[self.TONAL_OPEN_BLOCKS // 2] >= self.tonal_room - self.TONAL_OPEN_MARGIN:
                 level = WEAK
+        since = self._frame - RECUR_BLOCKS  # before, the block a second back is not there yet
+        if since >= 0 and not (self.gate_open and level == SPEECH):
+            rate = 0.2 if since < self.WARMUP_FRAMES else self.TONAL_ROOM_RATE
+            self.moving_room += rate * (steadiness - recurrence - self.moving_room)
         warm = self._frame < self.WARMUP_FRAMES
         if warm or not (self.gate_open or level == SPEECH):
-            self.tonal_room += (0.2 if warm else self.TONAL_ROOM_RATE) * (self.tonal - self.tonal_room)
+            rate = 0.2 if warm else self.TONAL_ROOM_RATE
+            self.tonal_room += rate * (self.tonal - self.tonal_room)
         return level
 
     def _weigh_likeness(self, likeness: SpeechLikeness, level: int, cue_level: int, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
@@ -323,7 +343,7 @@ class CueClassifier(BlockClassifier):
         self._shape.read_ahead(pcm)
 
     def _analyse(self, frame: bytes) -> int:
-        band_db, bands, flux, steadiness = self._shape(frame)
+        band_db, bands, flux, steadiness, recurrence = self._shape(frame)
         if self._frame == 0:
             self.ambient_db = band_db
         self.band_db = band_db
@@ -346,7 +366,7 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
                 level = SPEECH
-        cue_level, level = level, self._weigh_tonal(level, band_db, steadiness)
+        cue_level, level = level, self._weigh_tonal(level, band_db, steadiness, recurrence)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level

@@ -20,6 +20,10 @@ import numpy as np
 ENVELOPE_BINS = 7
 """Bins (33 Hz each at 30 ms) of the moving average taken as the spectrum's envelope: about one
 harmonic spacing of a voice, so what is left is the harmonics themselves."""
+RECUR_BLOCKS = 33
+"""How far back (about 1 s) a block's fine structure is also compared with: a steady tone (a
+ballast's buzz, a whine, a drone) recurs there as it does in the block before; music has moved on
+to other notes and a voice to other sounds."""
 POWER_FLOOR = 1e-6
 """Added to each bin's power before the logarithm, so digital silence has no fine structure."""
 FLAT_NORM = 1e-6

@@ -62,6 +62,15 @@ def hum(rng: np.random.Generator, n: int) -> np.ndarray:
     return unit(unit(x) + 0.2 * colored(rng, n, 1.0))
 
 
+def steady_tone(rng: np.random.Generator, n: int, f0_hz: float, harmonics: int) -> np.ndarray:
+    """A tone that never changes, `harmonics` partials of `f0_hz` falling as 1/sqrt(k), over a
+    little white noise: a ballast's or transformer's buzz (120 Hz, 33 partials up to 4 kHz) or a
+    whine (1 kHz, 3 partials). Steady like music's held notes, but it never moves on."""
+    t = np.arange(n) / RATE
+    x = np.asarray(sum(np.sin(2 * np.pi * f0_hz * k * t + rng.uniform(0, 6.3)) / np.sqrt(k) for k in range(1, harmonics + 1)))
+    return unit(unit(x) + 0.05 * rng.standard_normal(n))
+
+
 def fan(rng: np.random.Generator, n: int) -> np.ndarray:
     """Pink noise whose level swings ±6 dB at 0.2-1.5 Hz (two slow oscillations), with a faint blade tone."""
     t = np.arange(n) / RATE

@@ -33,6 +33,8 @@ from edge_agent.devtools.noises import RATE
 
 KINDS = ("quiet", "white", "pink", "brown", "hum", "fan", "hvac", "traffic", "music", "tv", "knocks", "hall", "babble")
 """Every kind of room; "hall" is pink noise with the visitor in RT60 0.7 s reverberation."""
+EXTRA_KINDS = ("buzz", "whine")
+"""Rooms outside the matrix, for tests: a steady 120 Hz buzz and a 1 kHz whine (noises.steady_tone)."""
 VISITOR_POWER = 10 ** 6.6
 """Mean power of the usual visitor's speech (-24 dBFS), as in the dev recordings."""
 VISITOR_SPREAD_DB = 3.0
@@ -149,6 +151,8 @@ def _noise(kind: str, bank: SpeechBank, rng: np.random.Generator, n: int) -> np.
     if kind == "tv":
         voice = noises.lowpass(bank.stream(int(rng.choice(list(BABBLE_TALKERS))), rng, n), 5000.0, 250.0)
         return noises.unit(noises.unit(voice) + 0.5 * noises.music(rng, n))
+    if kind in EXTRA_KINDS:
+        return noises.steady_tone(rng, n, *({"buzz": (120.0, 33), "whine": (1000.0, 3)}[kind]))
     return {"hum": noises.hum, "fan": noises.fan, "hvac": noises.hvac, "traffic": noises.traffic, "music": noises.music}[kind](rng, n)
 
 
@@ -172,7 +176,7 @@ def make_room(bank: SpeechBank, room: Room) -> tuple[np.ndarray, Labels]:
 
 def mix_room(bank: SpeechBank, room: Room) -> RoomMix:
     """The room's visitor and noise apart (for checking the generator), and the labels."""
-    rng = np.random.default_rng([room.seed, KINDS.index(room.kind), int(room.snr_db * 10) + 1000, int(-room.visitor_db * 10) + 1000])
+    rng = np.random.default_rng([room.seed, (KINDS + EXTRA_KINDS).index(room.kind), int(room.snr_db * 10) + 1000, int(-room.visitor_db * 10) + 1000])
     visitor, speech = _visitor(bank, room, rng)
     visitor *= 10 ** (room.visitor_db / 20)
     rt60 = room.rt60_s or (0.7 if room.kind == "hall" else 0.0)
