@@ -150,8 +150,8 @@ def test_music_does_not_hold_the_gate_between_the_visitors_words() -> None:
     """Music 20 dB under the visitor (seeds 4-9, outside the matrix): the gate, opened by the
     visitor, was held by the music's held notes after every utterance (idle 0.12-0.21); the
     tonal-room cue (cues.py, TONAL_*) takes SPEECH as steady as the music for WEAK: 0.009-0.025
-    in four rooms, 0.119 and 0.123 in two where the music opened the gate in its first second,
-    before a room can be told a tone from music (MOVING_ROOM_MIN)."""
+    in four rooms, 0.119 and 0.123 in two (seed 7: the music opened the gate in its first second,
+    before a room can be told a tone from music, MOVING_ROOM_MIN, and held it for seven)."""
     scores = [_gated(Room("music", 20.0, 0.0, seed)) for seed in range(4, 10)]
     assert all(sc.speech_recall >= 0.995 and sc.onset_ok == 1.0 for sc in scores), scores
     assert sum(sc.idle_share <= 0.05 for sc in scores) >= 4, scores

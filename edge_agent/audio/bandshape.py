@@ -3,8 +3,8 @@
 Per block: the speech band's level (dB); its level-free shape, the power of 8 sub-bands averaged
 over two blocks, in dB, their mean removed; how far that shape moved since the previous block
 (flux, dB); the band's spectrum, for the voicing cue (cues.py asks for it rarely); and its
-steadiness, how much its fine structure repeats the previous block's (tonal.py: music holds
-its notes).
+steadiness and recurrence, how much its fine structure repeats the previous block's and the one
+a second before's (tonal.py: music holds its notes and moves on, a buzz never moves on).
 
 Live audio comes one block at a time (`__call__`). A recording run through the gate is known in
 advance (`read_ahead`): its blocks are then analysed READ_AHEAD_BLOCKS at a time, the window,

@@ -43,10 +43,10 @@ class CueClassifier(BlockClassifier):
       and a TV are farther away than the visitor at arm's length).
     - tonal rooms (music): where the room's own sound holds its notes (its steadiness, tonal.py,
       while the gate is closed and nothing counts as speech, at least TONAL_ROOM_MIN) and moves on
-      to others (MOVING_ROOM_MIN: not a buzz or a whine), SPEECH
-      that is about as steady as the room becomes WEAK (TONAL_OPEN_MARGIN to open, by the median
-      of TONAL_OPEN_BLOCKS, unless TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to
-      hold): a voice over music makes the blocks less steady, the music alone does not.
+      to others (MOVING_ROOM_MIN: not a buzz or a whine), SPEECH about as steady as the room
+      becomes WEAK (TONAL_OPEN_MARGIN to open, by the median of TONAL_OPEN_BLOCKS, unless
+      TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to hold): a voice over music
+      makes the blocks less steady, the music alone does not.
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
 
@@ -106,7 +106,7 @@ class CueClassifier(BlockClassifier):
     running mean (`moving_room`). A buzz, a whine, a drone recur a second later as they do 30 ms
     later (~0.0: music 0.2-0.45), and the visitor's voice over them stays nearly as steady as they
     are: without this the cue cut that voice (a 120 Hz buzz 5 dB under the visitor: recall
-    0.75-0.92; a 1 kHz whine: 0.55-0.78; README, "Steady tones are not music")."""
+    0.81-0.88; a 1 kHz whine 10 dB under: 0.949; README, "Steady tones are not music")."""
     TONAL_LOUD_DB = 8.0
     """A block this far over the room's usual level opens in a tonal room however steady it is:
     a quiet, reverberant voice at 5 dB under music is nearly as steady as the music (without it
@@ -199,12 +199,12 @@ class CueClassifier(BlockClassifier):
         self.tonal = 0.0
         """Running steadiness of the latest blocks (TONAL_RATE)."""
         self.tonal_room = 0.0
+        """Running steadiness of the room's own sound (TONAL_ROOM_RATE)."""
         self.moving_room = 0.0
         """Running (steadiness - recurrence) of the room: how much its steady sound moves on (music)
         rather than staying put (a buzz, a whine, a drone): MOVING_ROOM_MIN. Learned from the
         second second on (the first has no block a second back), while the gate is closed and on
         blocks that do not hold it open, so music the gate opened on early is told as it plays."""
-        """Running steadiness of the room's own sound (TONAL_ROOM_RATE)."""
         self._steadiness: deque[float] = deque([0.0] * self.TONAL_OPEN_BLOCKS, maxlen=self.TONAL_OPEN_BLOCKS)
         """The last TONAL_OPEN_BLOCKS blocks' steadiness (their median decides an opening)."""
 

@@ -1,13 +1,16 @@
-"""Spectral steadiness: how much a 30 ms block's fine structure repeats the block before's.
+"""Spectral steadiness: how much a 30 ms block's fine structure repeats the block before's (and,
+as recurrence, the one a second before's).
 
 Music holds its notes: the partials of a chord or a melody note stay in the same FFT bins from
-one block to the next, so the log spectrum's fine structure (the log magnitude minus its local
+one block to the next, so the log spectrum's fine structure (the log power minus its local
 average over ENVELOPE_BINS bins, which removes the envelope and the level) correlates strongly
 with the previous block's. A voice's pitch moves a little all the time, and its harmonics above
 a few hundred Hz move by whole bins between blocks 30 ms apart; noise has no fine structure that
 lasts. Measured on the seeded rooms (devtools/rooms.py), the median correlation between
 consecutive blocks is ~0.9 for the music alone, ~0.04 for the dev recordings' speech, ~0.0 for
-white, pink and fan noise (README, gate notes: "Tonal rooms").
+white, pink and fan noise (README, gate notes: "Tonal rooms"). A steady tone (a buzz, a whine)
+is as steady, but unlike music it also recurs a second later (RECUR_BLOCKS; README, "Steady tones
+are not music").
 
 Pure numpy on rows of spectra, so a batch of blocks read ahead (bandshape.py) gets the same
 figures to the bit as blocks one at a time: every step is elementwise or a reduction along a row.
