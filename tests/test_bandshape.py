@@ -51,12 +51,13 @@ def test_read_ahead_gives_the_live_figures(pcm: bytes) -> None:
     assert ahead._smooth == live._smooth
 
 
-def test_a_block_other_than_the_expected_one_ends_the_read_ahead() -> None:
+@pytest.mark.parametrize("at", [10, 40])  # before and after the batch's first RECUR_BLOCKS rows
+def test_a_block_other_than_the_expected_one_ends_the_read_ahead(at: int) -> None:
     pcm = read_wav(DATA / "kiosk_dev_noisy.wav")[: BLOCK_BYTES * 300]
     other = _noise(0.03, 4)
     live, ahead = BandShape(CueClassifier.BAND_EDGES_HZ), BandShape(CueClassifier.BAND_EDGES_HZ)
     ahead.read_ahead(pcm)
-    stream = [pcm[i * BLOCK_BYTES : (i + 1) * BLOCK_BYTES] for i in range(10)] + [other] + [pcm[i * BLOCK_BYTES : (i + 1) * BLOCK_BYTES] for i in range(10, 300)]
+    stream = [pcm[i * BLOCK_BYTES : (i + 1) * BLOCK_BYTES] for i in range(at)] + [other] + [pcm[i * BLOCK_BYTES : (i + 1) * BLOCK_BYTES] for i in range(at, 300)]
     for block in stream:
         assert ahead(block) == live(block)
         assert np.array_equal(ahead.spectrum(), live.spectrum())

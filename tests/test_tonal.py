@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import DATA, read_wav
 
+from edge_agent.audio import tonal
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.frames import ANALYSIS_SAMPLES
@@ -13,12 +15,17 @@ from edge_agent.devtools import noises
 RATE = 16000
 
 
-def _steadiness(pcm: np.ndarray) -> np.ndarray:
+def _figures(pcm: np.ndarray) -> np.ndarray:
+    """Per block (from the second on): steadiness, recurrence."""
     shape = BandShape(CueClassifier.BAND_EDGES_HZ)
     out = []
     for at in range(0, len(pcm) - ANALYSIS_SAMPLES + 1, ANALYSIS_SAMPLES):
-        out.append(shape(pcm[at : at + ANALYSIS_SAMPLES].astype(np.int16).tobytes())[3])
+        out.append(shape(pcm[at : at + ANALYSIS_SAMPLES].astype(np.int16).tobytes())[3:5])
     return np.array(out[1:])
+
+
+def _steadiness(pcm: np.ndarray) -> np.ndarray:
+    return _figures(pcm)[:, 0]
 
 
 def test_a_held_chord_is_steady() -> None:
@@ -38,3 +45,15 @@ def test_a_voice_is_far_less_steady_than_music() -> None:
     music = noises.unit(noises.music(np.random.default_rng(2), 20 * RATE)) * 3000
     assert np.median(_steadiness(voice.astype(np.float64))) < 0.2
     assert np.median(_steadiness(music)) > 0.6
+
+
+def test_a_steady_tone_recurs_a_second_later_and_music_does_not() -> None:
+    """Recurrence: the correlation with the block RECUR_BLOCKS (~1 s) before. A buzz recurs as
+    it repeats the block before; music has moved on to other notes (cues.py, MOVING_ROOM_MIN)."""
+    buzz = noises.steady_tone(np.random.default_rng(3), 4 * RATE, 120.0, 33) * 3000
+    music = noises.unit(noises.music(np.random.default_rng(2), 20 * RATE)) * 3000
+    later = tonal.RECUR_BLOCKS  # before it, the blocks a second back are zeros
+    buzz_figures, music_figures = _figures(buzz)[later:], _figures(music)[later:]
+    assert np.median(buzz_figures[:, 0] - buzz_figures[:, 1]) == pytest.approx(0.0, abs=0.03)
+    assert np.median(buzz_figures[:, 1]) > 0.8
+    assert np.median(music_figures[:, 0] - music_figures[:, 1]) > 0.3

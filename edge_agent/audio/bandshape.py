@@ -15,6 +15,9 @@ third of the cost of doing them block by block. Both ways give the same figures 
 - additions, products and differences are correctly rounded wherever they are done;
 - the sums over the 8 sub-bands and the logarithms stay Python's own `sum` and `math.log10`
   (numpy's sum adds in another order, its log10 may round differently);
+- the fine structure (tonal.py) is numpy's own `log`, elementwise, and row reductions
+  (`np.add.reduce(..., axis=-1)`), on rows of the same length both ways: one row live, 256 in a
+  batch, each reduced as that single row would be;
 - the two-block average is a recurrence, s[k] = 0.5 * (s[k-1] + p[k]); scaled by 2**k it becomes
   a running sum, v[k] = v[k-1] + 2**(k-1) * p[k] (np.cumsum adds in order), and scaling by powers
   of two rounds nothing while the figures are normal floats. Only half a minute of digital
@@ -39,7 +42,7 @@ READ_AHEAD_BLOCKS = 256
 
 
 class BandShape:
-    """Band level, sub-band shape and flux of consecutive 30 ms blocks (see the module's docstring)."""
+    """Band level, sub-band shape, flux, steadiness and recurrence of consecutive 30 ms blocks (see the module's docstring)."""
 
     def __init__(self, edges_hz: tuple[float, ...]) -> None:
         """`edges_hz`: where the sub-bands start, then where the last one ends."""
@@ -65,7 +68,8 @@ class BandShape:
         """The last RECUR_BLOCKS blocks' fine structure (tonal.py), a ring: row `_history_at` is the oldest."""
         self._history_at = 0
         self._chain = self._history
-        """The batch's fine structure, after the RECUR_BLOCKS blocks before it."""
+        """The current batch's fine structure, after the RECUR_BLOCKS blocks before it (read only
+        once a batch exists; until then a placeholder)."""
         self._rows: list[tuple[float, list[float], float, float, float]] = []
         self._row = 0
         """Rows of the batch handed out so far."""
@@ -104,8 +108,8 @@ class BandShape:
         band_power: list[float] = np.add.reduceat(squares, self._pair_edges).tolist()
         fine = tonal.fine_structure(squares[np.newaxis, :])
         history, oldest = self._history, self._history_at
-        steadiness = float(tonal.steadiness(fine, history[oldest - 1 : oldest] if oldest else history[-1:])[0])
-        recurrence = float(tonal.steadiness(fine, history[oldest : oldest + 1])[0])
+        steadiness = float(tonal.correlation(fine, history[oldest - 1 : oldest] if oldest else history[-1:])[0])
+        recurrence = float(tonal.correlation(fine, history[oldest : oldest + 1])[0])
         history[oldest] = fine[0]
         self._history_at = (oldest + 1) % len(history)
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
@@ -140,8 +144,8 @@ class BandShape:
         fine = tonal.fine_structure(squares)
         lag = tonal.RECUR_BLOCKS
         self._chain = chain = np.concatenate((np.roll(self._history, -self._history_at, axis=0), fine))
-        steadiness: list[float] = tonal.steadiness(fine, chain[lag - 1 : lag - 1 + count]).tolist()
-        recurrence: list[float] = tonal.steadiness(fine, chain[:count]).tolist()
+        steadiness: list[float] = tonal.correlation(fine, chain[lag - 1 : lag - 1 + count]).tolist()
+        recurrence: list[float] = tonal.correlation(fine, chain[:count]).tolist()
         rows: list[list[float]] = power.tolist()
         log10 = math.log10
         band_db = [10.0 * log10(total + 1.0) for total in map(sum, rows)]

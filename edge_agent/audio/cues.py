@@ -5,7 +5,8 @@ going by, a knock, music. This classifier asks more of a sound before it opens t
 cues that cost one real FFT per 30 ms and a handful of operations on 8 numbers (measured in
 bench: about the cost of the webrtcvad-based classifier). Developed on the seeded rooms of
 devtools/rooms.py; README's gate table has the whole matrix, held-out rooms apart, and what it
-does not hold back yet (music, a TV, a crowd before the visitor has spoken).
+does not hold back yet (a TV, a crowd before the visitor has spoken; music only in part, since
+the tonal-room cue).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class CueClassifier(BlockClassifier):
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length).
     - tonal rooms (music): where the room's own sound holds its notes (its steadiness, tonal.py,
-      while the gate is closed and nothing counts as speech, at least TONAL_ROOM_MIN) and moves on
+      while the gate is closed and the cue's block is not SPEECH, at least TONAL_ROOM_MIN) and moves on
       to others (MOVING_ROOM_MIN: not a buzz or a whine), SPEECH about as steady as the room
       becomes WEAK (TONAL_OPEN_MARGIN to open, by the median of TONAL_OPEN_BLOCKS, unless
       TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to hold): a voice over music
@@ -81,8 +82,9 @@ class CueClassifier(BlockClassifier):
     """How fast `tonal` follows the blocks' steadiness (about 4 blocks, 120 ms)."""
     TONAL_ROOM_RATE = 0.02
     """How fast `tonal_room` follows `tonal` (about 1.5 s), while the gate is closed and the block
-    is not SPEECH (the visitor's voice under a gate that has not opened yet must not lower it);
-    0.2 in the warm-up."""
+    is not SPEECH once the cue has spoken (the visitor's voice under a gate that has not opened
+    yet must not lower it; SPEECH the cue itself turned WEAK is learned, being about as steady as
+    the room); every block at 0.2 in the warm-up. `moving_room` follows at the same rate."""
     TONAL_ROOM_MIN = 0.5
     """A room is tonal from this `tonal_room` on: music alone ~0.6-0.8, a TV (a talker over
     music) ~0.4-0.55, noise, crowds and halls ~0.0 (README, gate notes: "Tonal rooms"). 0.35
@@ -203,8 +205,11 @@ class CueClassifier(BlockClassifier):
         self.moving_room = 0.0
         """Running (steadiness - recurrence) of the room: how much its steady sound moves on (music)
         rather than staying put (a buzz, a whine, a drone): MOVING_ROOM_MIN. Learned from the
-        second second on (the first has no block a second back), while the gate is closed and on
-        blocks that do not hold it open, so music the gate opened on early is told as it plays."""
+        second second on (the first has no block a second back; 0.2 for WARMUP_FRAMES blocks then,
+        TONAL_ROOM_RATE after), while the gate is closed (every block: a visitor's voice pulls it
+        less than it pulls `tonal_room`, to medians of ~0.05 over a tone, ~0.2 over music) and, while it is
+        open, on blocks that do not hold it (so music the gate opened on early is told as it
+        plays; learned only while closed, two music rooms never were)."""
         self._steadiness: deque[float] = deque([0.0] * self.TONAL_OPEN_BLOCKS, maxlen=self.TONAL_OPEN_BLOCKS)
         """The last TONAL_OPEN_BLOCKS blocks' steadiness (their median decides an opening)."""
 

@@ -40,7 +40,8 @@ def fine_structure(squares: np.ndarray) -> np.ndarray:
     the magnitude: twice the same, and the correlation does not see the factor."""
     log_power = np.log(squares[:, ::2] + squares[:, 1::2] + POWER_FLOOR)
     n, k, half = log_power.shape[1], ENVELOPE_BINS, ENVELOPE_BINS // 2
-    # the moving sum over k bins as k shifted slices: cheaper than a cumulative sum along rows
+    # the moving sum over k bins as k shifted slices (cheaper than a cumulative sum along rows),
+    # centred on bin j + half + 1 for output j (the band's first bin is not used)
     envelope = log_power[:, 1 : n - k + 1] + log_power[:, 2 : n - k + 2]
     for shift in range(3, k + 1):
         envelope += log_power[:, shift : n - k + shift]
@@ -50,7 +51,8 @@ def fine_structure(squares: np.ndarray) -> np.ndarray:
     return fine
 
 
-def steadiness(fine: np.ndarray, before: np.ndarray) -> np.ndarray:
-    """Per row, the correlation (-1..1) of `fine`'s row with `before`'s (same shapes)."""
+def correlation(fine: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Per row, the correlation (-1..1) of `fine`'s row with `before`'s (same shapes): with the
+    block before, the steadiness; with the block RECUR_BLOCKS before, the recurrence."""
     correlation: np.ndarray = np.add.reduce(fine * before, axis=-1)
     return correlation

@@ -3,7 +3,8 @@ float64 samples at 16 kHz, scaled to unit RMS unless said otherwise, from a nump
 
 Kinds: stationary (white, pink, brown, mains hum), fluctuating (a fan swinging ±6 dB, HVAC,
 passing traffic), music (chords, a melody and a beat), impulsive events (knocks, a door, footsteps,
-a dropped tray), and a synthetic room impulse response for reverberation.
+a dropped tray), steady tones (a buzz, a whine: `steady_tone`), and a synthetic room impulse
+response for reverberation.
 """
 
 from __future__ import annotations

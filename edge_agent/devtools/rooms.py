@@ -5,7 +5,8 @@ recordings, the reverberation, whose voice the visitor has, and the seed. `make_
 from a `SpeechBank` (the dev recordings' utterances and the rendered talkers in tests/data) and
 returns 16 kHz int16 samples with the visitor's speech labels. `tuning_rooms` is the matrix the
 gate was developed against; `held_out_rooms` uses other seeds, the synthetic voices as visitor,
-and reverberation on every kind of noise, and is never tuned on.
+and reverberation on every kind of noise, and is never tuned on. `EXTRA_KINDS` (a steady buzz, a
+whine) make rooms outside the matrix, for tests.
 
 Definitions (README, gate table):
 - SNR: mean power of the visitor's speech (over its labelled intervals, after reverberation)
