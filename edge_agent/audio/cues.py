@@ -311,18 +311,23 @@ class CueClassifier(BlockClassifier):
         self._steadiness.append(steadiness)
         if level == SPEECH and self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room >= self.MOVING_ROOM_MIN:
             if self.gate_open:
-                level = WEAK if self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN else level
-            elif band_db < self.ambient_db + self.TONAL_LOUD_DB and sorted(self._steadiness)[self.TONAL_OPEN_BLOCKS // 2] >= self.tonal_room - self.TONAL_OPEN_MARGIN:
+                as_steady = self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN
+            else:
+                median = sorted(self._steadiness)[self.TONAL_OPEN_BLOCKS // 2]
+                as_steady = band_db < self.ambient_db + self.TONAL_LOUD_DB and median >= self.tonal_room - self.TONAL_OPEN_MARGIN
+            if as_steady:
                 level = WEAK
         since = self._frame - RECUR_BLOCKS  # before, the block a second back is not there yet
         if since >= 0 and not (self.gate_open and level == SPEECH):
-            rate = 0.2 if since < self.WARMUP_FRAMES else self.TONAL_ROOM_RATE
-            self.moving_room += rate * (steadiness - recurrence - self.moving_room)
-        warm = self._frame < self.WARMUP_FRAMES
-        if warm or not (self.gate_open or level == SPEECH):
-            rate = 0.2 if warm else self.TONAL_ROOM_RATE
-            self.tonal_room += rate * (self.tonal - self.tonal_room)
+            self.moving_room += self._room_rate(since) * (steadiness - recurrence - self.moving_room)
+        if self._frame < self.WARMUP_FRAMES or not (self.gate_open or level == SPEECH):
+            self.tonal_room += self._room_rate(self._frame) * (self.tonal - self.tonal_room)
         return level
+
+    def _room_rate(self, blocks_learned: int) -> float:
+        """How fast `tonal_room` and `moving_room` learn after `blocks_learned` blocks: fast in
+        their first WARMUP_FRAMES, then TONAL_ROOM_RATE."""
+        return 0.2 if blocks_learned < self.WARMUP_FRAMES else self.TONAL_ROOM_RATE
 
     def _weigh_likeness(self, likeness: SpeechLikeness, level: int, cue_level: int, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
         """Feeds the speech-likeness its block; in a busy room, SPEECH it finds unlike the visitor becomes WEAK."""
