@@ -115,6 +115,19 @@ class CueClassifier(BlockClassifier):
     a held-out room lost 15 % of the visitor's speech)."""
     BUSY_RATE = 0.005
     """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
+    SLOW_SHAPE_RATE = 0.002
+    """How fast the noise's shape model follows a block that does not look like the noise (about
+    15 s): anything that lasts becomes the noise, slowly (a new machine, a changed room). Not
+    while the gate is open in a steady tonal room (`tonal_room` at least TONAL_ROOM_MIN,
+    `moving_room` under MOVING_ROOM_MIN: a whine, a drone), but for blocks more than
+    `visitor_drop_db` under the visitor. There, what the open gate hears is mostly the visitor:
+    learning it drifted the model toward the voice (~15 % over a 2.5 s utterance), the tone's
+    shape, far from a voice's, then stood out from the drifted model after the visitor's last
+    word, and held the gate open for good (idle 0.70-0.92 in whine rooms 5-10 dB under the
+    visitor). Elsewhere the learning while open stays: music and background talkers hold the
+    gate as often as the visitor does, and the model must keep up with them (stopped while open
+    in every room: held-out music 5 dB idle 0.30 -> 0.56; in every room but music: crowds 20 dB
+    under the visitor 0.21-0.42 -> 0.33-0.50 in 5 of 12). README, gate notes: "A steady tone after the visitor's last word"."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
     RING_FALL_DB = 3.0
@@ -288,8 +301,11 @@ class CueClassifier(BlockClassifier):
         if excess < self.shape_db or self._frame < self.WARMUP_FRAMES:  # noise-shaped: learn the noise (its shape, how much it jitters)
             rate = 0.05
             self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
+        elif self.gate_open and self._steady_room() and self.band_db >= self.visitor_db - self.visitor_drop_db:
+            self._noise_shape = model  # the visitor, most likely, over a steady tone: SLOW_SHAPE_RATE
+            return excess
         else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
-            rate = 0.002
+            rate = self.SLOW_SHAPE_RATE
         self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
         return excess
 
@@ -309,7 +325,7 @@ class CueClassifier(BlockClassifier):
         steadiness (`tonal_room`) and how much that steady sound moves on (`moving_room`)."""
         self.tonal += self.TONAL_RATE * (steadiness - self.tonal)
         self._steadiness.append(steadiness)
-        if level == SPEECH and self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room >= self.MOVING_ROOM_MIN:
+        if level == SPEECH and self._music_room():
             if self.gate_open:
                 as_steady = self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN
             else:
@@ -323,6 +339,14 @@ class CueClassifier(BlockClassifier):
         if self._frame < self.WARMUP_FRAMES or not (self.gate_open or level == SPEECH):
             self.tonal_room += self._room_rate(self._frame) * (self.tonal - self.tonal_room)
         return level
+
+    def _music_room(self) -> bool:
+        """Is the room's own sound steady and moving on, as music is (TONAL_ROOM_MIN, MOVING_ROOM_MIN)?"""
+        return self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room >= self.MOVING_ROOM_MIN
+
+    def _steady_room(self) -> bool:
+        """Is the room's own sound steady and staying put, as a whine or a drone is?"""
+        return self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room < self.MOVING_ROOM_MIN
 
     def _room_rate(self, blocks_learned: int) -> float:
         """How fast `tonal_room` and `moving_room` learn after `blocks_learned` blocks: fast in

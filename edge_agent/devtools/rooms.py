@@ -6,7 +6,7 @@ from a `SpeechBank` (the dev recordings' utterances and the rendered talkers in 
 returns 16 kHz int16 samples with the visitor's speech labels. `tuning_rooms` is the matrix the
 gate was developed against; `held_out_rooms` uses other seeds, the synthetic voices as visitor,
 and reverberation on every kind of noise, and is never tuned on. `EXTRA_KINDS` (a steady buzz, a
-whine) make rooms outside the matrix, for tests.
+whine, a drone) make rooms outside the matrix, for tests.
 
 Definitions (README, gate table):
 - SNR: mean power of the visitor's speech (over its labelled intervals, after reverberation)
@@ -34,8 +34,9 @@ from edge_agent.devtools.noises import RATE
 
 KINDS = ("quiet", "white", "pink", "brown", "hum", "fan", "hvac", "traffic", "music", "tv", "knocks", "hall", "babble")
 """Every kind of room; "hall" is pink noise with the visitor in RT60 0.7 s reverberation."""
-EXTRA_KINDS = ("buzz", "whine")
-"""Rooms outside the matrix, for tests: a steady 120 Hz buzz and a 1 kHz whine (noises.steady_tone)."""
+EXTRA_KINDS = ("buzz", "whine", "drone")
+"""Rooms outside the matrix, for tests: a steady 120 Hz buzz, a 1 kHz whine, and a drone of three
+tones a fifth and an octave apart (110, 165, 220 Hz, 6 partials each) (noises.steady_tone)."""
 VISITOR_POWER = 10 ** 6.6
 """Mean power of the usual visitor's speech (-24 dBFS), as in the dev recordings."""
 VISITOR_SPREAD_DB = 3.0
@@ -152,6 +153,8 @@ def _noise(kind: str, bank: SpeechBank, rng: np.random.Generator, n: int) -> np.
     if kind == "tv":
         voice = noises.lowpass(bank.stream(int(rng.choice(list(BABBLE_TALKERS))), rng, n), 5000.0, 250.0)
         return noises.unit(noises.unit(voice) + 0.5 * noises.music(rng, n))
+    if kind == "drone":
+        return noises.unit(np.sum([noises.steady_tone(rng, n, f0_hz, 6) for f0_hz in (110.0, 165.0, 220.0)], axis=0))
     if kind in EXTRA_KINDS:
         return noises.steady_tone(rng, n, *({"buzz": (120.0, 33), "whine": (1000.0, 3)}[kind]))
     return {"hum": noises.hum, "fan": noises.fan, "hvac": noises.hvac, "traffic": noises.traffic, "music": noises.music}[kind](rng, n)
