@@ -84,7 +84,12 @@ class CueClassifier(BlockClassifier):
     """How fast `tonal_room` follows `tonal` (about 1.5 s), while the gate is closed and the block
     is not SPEECH once the cue has spoken (the visitor's voice under a gate that has not opened
     yet must not lower it; SPEECH the cue itself turned WEAK is learned, being about as steady as
-    the room); every block at 0.2 in the warm-up. `moving_room` follows at the same rate."""
+    the room); every block at 0.2 in the warm-up. `moving_room` follows at the same rate. Neither
+    learns while the kiosk's speaker plays (`far_end`): the gate then hears the canceller's
+    output, whose suppressor lets the room's music through in scraps, as unsteady as a voice,
+    and a 12 s reply took a music room's `tonal_room` from ~0.7 to under TONAL_ROOM_MIN, so the
+    music after it opened the gate (36 music rooms with an agent reply: idle 0.56 -> 0.33 by
+    the mean; README, "Music and the agent's replies")."""
     TONAL_ROOM_MIN = 0.5
     """A room is tonal from this `tonal_room` on: music alone ~0.6-0.8, a TV (a talker over
     music) ~0.4-0.55, noise, crowds and halls ~0.0 (README, gate notes: "Tonal rooms"). 0.35
@@ -333,6 +338,8 @@ class CueClassifier(BlockClassifier):
                 as_steady = band_db < self.ambient_db + self.TONAL_LOUD_DB and median >= self.tonal_room - self.TONAL_OPEN_MARGIN
             if as_steady:
                 level = WEAK
+        if self.far_end:  # the canceller's output, not the room: see TONAL_ROOM_RATE
+            return level
         since = self._frame - RECUR_BLOCKS  # before, the block a second back is not there yet
         if since >= 0 and not (self.gate_open and level == SPEECH):
             self.moving_room += self._room_rate(since) * (steadiness - recurrence - self.moving_room)
