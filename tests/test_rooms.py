@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, far_from_speech, score
+from edge_agent.audio.tonalroom import TonalRoom
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.rooms import KINDS, Room, SpeechBank
@@ -150,7 +150,7 @@ def test_a_ringing_tray_does_not_open_the_gate(visitor_db: float) -> None:
 def test_music_does_not_hold_the_gate_between_the_visitors_words() -> None:
     """Music 20 dB under the visitor (seeds 4-9, outside the matrix): the gate, opened by the
     visitor, was held by the music's held notes after every utterance (idle 0.12-0.21); the
-    tonal-room cue (cues.py, TONAL_*) takes SPEECH as steady as the music for WEAK: 0.009-0.025
+    tonal-room cue (tonalroom.py, TONAL_*) takes SPEECH as steady as the music for WEAK: 0.009-0.025
     in four rooms, 0.119 and 0.123 in two (seed 7: the music opened the gate in its first second,
     before a room can be told a tone from music, MOVING_ROOM_MIN, and held it for seven)."""
     scores = [_gated(Room("music", 20.0, 0.0, seed)) for seed in range(4, 10)]
@@ -171,7 +171,7 @@ def test_louder_music_leaks_less_and_the_visitor_still_goes(seed: int) -> None:
 
 def _gated_without_the_tonal_cue(room: Room, monkeypatch: pytest.MonkeyPatch) -> GateScore:
     with monkeypatch.context() as patch:
-        patch.setattr(CueClassifier, "TONAL_ROOM_MIN", float("inf"))
+        patch.setattr(TonalRoom, "TONAL_ROOM_MIN", float("inf"))
         return _gated(room)
 
 

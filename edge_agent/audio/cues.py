@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections import deque
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
-from edge_agent.audio.tonal import RECUR_BLOCKS
+from edge_agent.audio.tonalroom import TonalRoom
 
 
 class CueClassifier(BlockClassifier):
@@ -42,12 +41,11 @@ class CueClassifier(BlockClassifier):
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length).
-    - tonal rooms (music): where the room's own sound holds its notes (its steadiness, tonal.py,
-      while the gate is closed and the cue's block is not SPEECH, at least TONAL_ROOM_MIN) and moves on
-      to others (MOVING_ROOM_MIN: not a buzz or a whine), SPEECH about as steady as the room
-      becomes WEAK (TONAL_OPEN_MARGIN to open, by the median of TONAL_OPEN_BLOCKS, unless
-      TONAL_LOUD_DB over the room's usual level; TONAL_HOLD_MARGIN to hold): a voice over music
-      makes the blocks less steady, the music alone does not.
+    - tonal rooms (music, tonalroom.py): where the room's own sound holds its notes and moves on
+      to others, SPEECH about as steady as the room becomes WEAK: a voice over music makes the
+      blocks less steady, the music alone does not. Where the steady sound stays put instead (a
+      whine, a drone), the noise's shape model does not learn the open gate's blocks
+      (SLOW_SHAPE_RATE).
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
 
@@ -78,61 +76,22 @@ class CueClassifier(BlockClassifier):
     ONSET_QUIET_BLOCKS = 3
     """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
     level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
-    TONAL_RATE = 0.25
-    """How fast `tonal` follows the blocks' steadiness (about 4 blocks, 120 ms)."""
-    TONAL_ROOM_RATE = 0.02
-    """How fast `tonal_room` follows `tonal` (about 1.5 s), while the gate is closed and the block
-    is not SPEECH once the cue has spoken (the visitor's voice under a gate that has not opened
-    yet must not lower it; SPEECH the cue itself turned WEAK is learned, being about as steady as
-    the room); every block at 0.2 in the warm-up. `moving_room` follows at the same rate. Neither
-    learns while the kiosk's speaker plays (`far_end`): the gate then hears the canceller's
-    output, whose suppressor lets the room's music through in scraps, as unsteady as a voice,
-    and a 12 s reply took a music room's `tonal_room` from ~0.7 to under TONAL_ROOM_MIN, so the
-    music after it opened the gate (36 music rooms with an agent reply: idle 0.56 -> 0.33 by
-    the mean; README, "Music and the agent's replies")."""
-    TONAL_ROOM_MIN = 0.5
-    """A room is tonal from this `tonal_room` on: music alone ~0.6-0.8, a TV (a talker over
-    music) ~0.4-0.55, noise, crowds and halls ~0.0 (README, gate notes: "Tonal rooms"). 0.35
-    also took the TV rooms in, and cut a quiet visitor's speech there (recall 0.965)."""
-    TONAL_OPEN_MARGIN = 0.15
-    """To open in a tonal room, SPEECH must be at least this much less steady than the room, by
-    the median steadiness of the last TONAL_OPEN_BLOCKS blocks."""
-    TONAL_OPEN_BLOCKS = 7
-    """A melody's note change or a drum hit dips the steadiness for a block or two, and the
-    running mean (`tonal`) dipped with it often enough to open the gate on the music; the median
-    of 7 blocks (210 ms) does not follow such dips, and follows a voice within 4 blocks (music
-    idle at 5-10 dB 0.31-0.53 -> 0.19-0.43; 5 or 9 blocks did less, and 9 lost an onset)."""
-    TONAL_HOLD_MARGIN = 0.2
-    """To hold the gate open in a tonal room, SPEECH must be this much less steady than the room,
-    by the running mean `tonal`: the music between the visitor's words must not hold it (0.15
-    held it through most gaps: idle 0.4-0.8), while a reverberant voice, steadier than a dry one,
-    must (0.25 closed the gate inside a quiet, reverberant visitor's utterance: recall 0.971)."""
-    MOVING_ROOM_MIN = 0.1
-    """A tonal room is only music if its steady sound also moves on: its steadiness with the block
-    before exceeds that with the block a second before (tonal.py, RECUR_BLOCKS) by this much, as a
-    running mean (`moving_room`). A buzz, a whine, a drone recur a second later as they do 30 ms
-    later (~0.0: music 0.2-0.45), and the visitor's voice over them stays nearly as steady as they
-    are: without this the cue cut that voice (a 120 Hz buzz 5 dB under the visitor: recall
-    0.81-0.88; a 1 kHz whine 10 dB under: 0.949; README, "Steady tones are not music")."""
-    TONAL_LOUD_DB = 8.0
-    """A block this far over the room's usual level opens in a tonal room however steady it is:
-    a quiet, reverberant voice at 5 dB under music is nearly as steady as the music (without it
-    a held-out room lost 15 % of the visitor's speech)."""
     BUSY_RATE = 0.005
     """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     SLOW_SHAPE_RATE = 0.002
     """How fast the noise's shape model follows a block that does not look like the noise (about
     15 s): anything that lasts becomes the noise, slowly (a new machine, a changed room). Not
-    while the gate is open in a steady tonal room (`tonal_room` at least TONAL_ROOM_MIN,
-    `moving_room` under MOVING_ROOM_MIN: a whine, a drone), but for blocks more than
-    `visitor_drop_db` under the visitor. There, what the open gate hears is mostly the visitor:
+    while the gate is open in a steady tonal room (TonalRoom.is_steady: a whine, a drone), but
+    for blocks more than `visitor_drop_db` under the visitor. There, what the open gate hears is
+    mostly the visitor:
     learning it drifted the model toward the voice (~15 % over a 2.5 s utterance), the tone's
     shape, far from a voice's, then stood out from the drifted model after the visitor's last
     word, and held the gate open for good (idle 0.70-0.92 in whine rooms 5-10 dB under the
     visitor). Elsewhere the learning while open stays: music and background talkers hold the
     gate as often as the visitor does, and the model must keep up with them (stopped while open
     in every room: held-out music 5 dB idle 0.30 -> 0.56; in every room but music: crowds 20 dB
-    under the visitor 0.21-0.42 -> 0.33-0.50 in 5 of 12). README, gate notes: "A steady tone after the visitor's last word"."""
+    under the visitor 0.21-0.42 -> 0.33-0.50 in 5 of 12). README, gate notes: "A steady tone
+    after the visitor's last word"."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
     RING_FALL_DB = 3.0
@@ -216,20 +175,8 @@ class CueClassifier(BlockClassifier):
         """Share of the recent blocks (~6 s) the cues called SPEECH: high in a room of music, a TV, a crowd."""
         self.busy_share = busy_share
         self.hold_p = hold_p
-        self.tonal = 0.0
-        """Running steadiness of the latest blocks (TONAL_RATE)."""
-        self.tonal_room = 0.0
-        """Running steadiness of the room's own sound (TONAL_ROOM_RATE)."""
-        self.moving_room = 0.0
-        """Running (steadiness - recurrence) of the room: how much its steady sound moves on (music)
-        rather than staying put (a buzz, a whine, a drone): MOVING_ROOM_MIN. Learned from the
-        second second on (the first has no block a second back; 0.2 for WARMUP_FRAMES blocks then,
-        TONAL_ROOM_RATE after), while the gate is closed (every block: a visitor's voice pulls it
-        less than it pulls `tonal_room`, to medians of ~0.05 over a tone, ~0.2 over music) and, while it is
-        open, on blocks that do not hold it (so music the gate opened on early is told as it
-        plays; learned only while closed, two music rooms never were)."""
-        self._steadiness: deque[float] = deque([0.0] * self.TONAL_OPEN_BLOCKS, maxlen=self.TONAL_OPEN_BLOCKS)
-        """The last TONAL_OPEN_BLOCKS blocks' steadiness (their median decides an opening)."""
+        self.room_tone = TonalRoom(self.WARMUP_FRAMES)
+        """The room's steadiness and how it moves (music, a whine): tonalroom.py."""
 
     def new_visitor(self) -> None:
         """A new conversation: forget the previous visitor's level (the next one may speak softer,
@@ -306,7 +253,7 @@ class CueClassifier(BlockClassifier):
         if excess < self.shape_db or self._frame < self.WARMUP_FRAMES:  # noise-shaped: learn the noise (its shape, how much it jitters)
             rate = 0.05
             self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
-        elif self.gate_open and self._steady_room() and self.band_db >= self.visitor_db - self.visitor_drop_db:
+        elif self.gate_open and self.room_tone.is_steady() and self.band_db >= self.visitor_db - self.visitor_drop_db:
             self._noise_shape = model  # the visitor, most likely, over a steady tone: SLOW_SHAPE_RATE
             return excess
         else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
@@ -324,41 +271,6 @@ class CueClassifier(BlockClassifier):
             self.visitor_db += (self.VISITOR_RISE if band_db > self.visitor_db else self.VISITOR_SINK) * (band_db - self.visitor_db)
         else:
             self.visitor_db -= self.VISITOR_FORGET_DB
-
-    def _weigh_tonal(self, level: int, band_db: float, steadiness: float, recurrence: float) -> int:
-        """In a tonal room (music), SPEECH about as steady as the room becomes WEAK; learns the room's
-        steadiness (`tonal_room`) and how much that steady sound moves on (`moving_room`)."""
-        self.tonal += self.TONAL_RATE * (steadiness - self.tonal)
-        self._steadiness.append(steadiness)
-        if level == SPEECH and self._music_room():
-            if self.gate_open:
-                as_steady = self.tonal >= self.tonal_room - self.TONAL_HOLD_MARGIN
-            else:
-                median = sorted(self._steadiness)[self.TONAL_OPEN_BLOCKS // 2]
-                as_steady = band_db < self.ambient_db + self.TONAL_LOUD_DB and median >= self.tonal_room - self.TONAL_OPEN_MARGIN
-            if as_steady:
-                level = WEAK
-        if self.far_end:  # the canceller's output, not the room: see TONAL_ROOM_RATE
-            return level
-        since = self._frame - RECUR_BLOCKS  # before, the block a second back is not there yet
-        if since >= 0 and not (self.gate_open and level == SPEECH):
-            self.moving_room += self._room_rate(since) * (steadiness - recurrence - self.moving_room)
-        if self._frame < self.WARMUP_FRAMES or not (self.gate_open or level == SPEECH):
-            self.tonal_room += self._room_rate(self._frame) * (self.tonal - self.tonal_room)
-        return level
-
-    def _music_room(self) -> bool:
-        """Is the room's own sound steady and moving on, as music is (TONAL_ROOM_MIN, MOVING_ROOM_MIN)?"""
-        return self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room >= self.MOVING_ROOM_MIN
-
-    def _steady_room(self) -> bool:
-        """Is the room's own sound steady and staying put, as a whine or a drone is?"""
-        return self.tonal_room >= self.TONAL_ROOM_MIN and self.moving_room < self.MOVING_ROOM_MIN
-
-    def _room_rate(self, blocks_learned: int) -> float:
-        """How fast `tonal_room` and `moving_room` learn after `blocks_learned` blocks: fast in
-        their first WARMUP_FRAMES, then TONAL_ROOM_RATE."""
-        return 0.2 if blocks_learned < self.WARMUP_FRAMES else self.TONAL_ROOM_RATE
 
     def _weigh_likeness(self, likeness: SpeechLikeness, level: int, cue_level: int, band_db: float, flux: float, excess: float, floor: float, bands: list[float]) -> int:
         """Feeds the speech-likeness its block; in a busy room, SPEECH it finds unlike the visitor becomes WEAK."""
@@ -407,7 +319,7 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
                 level = SPEECH
-        cue_level, level = level, self._weigh_tonal(level, band_db, steadiness, recurrence)
+        cue_level, level = level, self.room_tone.weigh(level, band_db, self.ambient_db, steadiness, recurrence, self._frame, self.gate_open, self.far_end)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
