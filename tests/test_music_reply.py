@@ -35,6 +35,12 @@ def _bank() -> rooms.SpeechBank:
     return rooms.SpeechBank(DATA)
 
 
+@cache
+def _agent() -> np.ndarray:
+    """The agent's voice: a dev recording, read once."""
+    return np.frombuffer(read_wav(DATA / "kiosk_dev_quiet.wav"), dtype="<i2")
+
+
 def _music_room_with_reply(seed: int, reply: bool) -> GateScore:
     """Music 10 dB under the visitor all along; the agent's reply (or a silent speaker) first."""
     mix = rooms.mix_room(_bank(), rooms.Room("music", 10.0, 0.0, seed))
@@ -42,9 +48,8 @@ def _music_room_with_reply(seed: int, reply: bool) -> GateScore:
     music = noises.music(np.random.default_rng(seed + 100), n) * np.std(mix.noise)
     far = np.zeros(n, dtype="<i2")
     if reply:
-        agent = np.frombuffer(read_wav(DATA / "kiosk_dev_quiet.wav"), dtype="<i2")
         a, b = REPLY_S
-        far[a * RATE : b * RATE] = agent[20 * RATE : (20 + b - a) * RATE]
+        far[a * RATE : b * RATE] = _agent()[20 * RATE : (20 + b - a) * RATE]
     near = np.clip(np.round(mix.visitor), -32768, 32767).astype("<i2").tobytes()
     mic, _ = simulate(far.tobytes(), PATH, near, VISITOR_AT_S)
     heard = np.frombuffer(mic, dtype="<i2") + np.round(music[: len(mic) // 2])

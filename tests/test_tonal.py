@@ -49,7 +49,7 @@ def test_a_voice_is_far_less_steady_than_music() -> None:
 
 def test_a_steady_tone_recurs_a_second_later_and_music_does_not() -> None:
     """Recurrence: the correlation with the block RECUR_BLOCKS (~1 s) before. A buzz recurs as
-    it repeats the block before; music has moved on to other notes (cues.py, MOVING_ROOM_MIN)."""
+    it repeats the block before; music has moved on to other notes (tonalroom.py, MOVING_ROOM_MIN)."""
     buzz = noises.steady_tone(np.random.default_rng(3), 4 * RATE, 120.0, 33) * 3000
     music = noises.unit(noises.music(np.random.default_rng(2), 20 * RATE)) * 3000
     later = tonal.RECUR_BLOCKS  # before it, the blocks a second back are zeros

@@ -83,11 +83,10 @@ class CueClassifier(BlockClassifier):
     15 s): anything that lasts becomes the noise, slowly (a new machine, a changed room). Not
     while the gate is open in a steady tonal room (TonalRoom.is_steady: a whine, a drone), but
     for blocks more than `visitor_drop_db` under the visitor. There, what the open gate hears is
-    mostly the visitor:
-    learning it drifted the model toward the voice (~15 % over a 2.5 s utterance), the tone's
-    shape, far from a voice's, then stood out from the drifted model after the visitor's last
-    word, and held the gate open for good (idle 0.70-0.92 in whine rooms 5-10 dB under the
-    visitor). Elsewhere the learning while open stays: music and background talkers hold the
+    mostly the visitor: learning it drifted the model toward the voice (~15 % over a 2.5 s
+    utterance), the tone's shape, far from a voice's, then stood out from the drifted model after
+    the visitor's last word, and held the gate open for good (idle 0.70-0.92 in whine rooms 5-10
+    dB under the visitor). Elsewhere the learning while open stays: music and background talkers hold the
     gate as often as the visitor does, and the model must keep up with them (stopped while open
     in every room: held-out music 5 dB idle 0.30 -> 0.56; in every room but music: crowds 20 dB
     under the visitor 0.21-0.42 -> 0.33-0.50 in 5 of 12). README, gate notes: "A steady tone
@@ -254,8 +253,7 @@ class CueClassifier(BlockClassifier):
             rate = 0.05
             self.noise_distance_db += 0.02 * (distance - self.noise_distance_db)
         elif self.gate_open and self.room_tone.is_steady() and self.band_db >= self.visitor_db - self.visitor_drop_db:
-            self._noise_shape = model  # the visitor, most likely, over a steady tone: SLOW_SHAPE_RATE
-            return excess
+            return excess  # the visitor, most likely, over a steady tone: SLOW_SHAPE_RATE
         else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
             rate = self.SLOW_SHAPE_RATE
         self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
@@ -319,7 +317,7 @@ class CueClassifier(BlockClassifier):
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
                 level = SPEECH
-        cue_level, level = level, self.room_tone.weigh(level, band_db, self.ambient_db, steadiness, recurrence, self._frame, self.gate_open, self.far_end)
+        cue_level, level = level, self.room_tone.weigh(level, band_db, self.ambient_db, steadiness, recurrence, self.gate_open, self.far_end)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level

@@ -66,6 +66,8 @@ class TonalRoom:
     def __init__(self, warmup_blocks: int) -> None:
         """`warmup_blocks`: the classifier's warm-up, when every block is learned, fast."""
         self.warmup_blocks = warmup_blocks
+        self._blocks = 0
+        """Blocks weighed so far (the classifier's blocks: it weighs every one)."""
         self.tonal = 0.0
         """Running steadiness of the latest blocks (TONAL_RATE)."""
         self.tonal_room = 0.0
@@ -81,10 +83,12 @@ class TonalRoom:
         self._steadiness: deque[float] = deque([0.0] * self.TONAL_OPEN_BLOCKS, maxlen=self.TONAL_OPEN_BLOCKS)
         """The last TONAL_OPEN_BLOCKS blocks' steadiness (their median decides an opening)."""
 
-    def weigh(self, level: int, band_db: float, ambient_db: float, steadiness: float, recurrence: float, block: int, gate_open: bool, far_end: bool) -> int:
-        """The cue's `level` for this block (its `block`-th), WEAK for SPEECH about as steady as a
-        music room; learns the room's steadiness and how it moves on. `ambient_db`: the room's
-        usual level; `far_end`: the kiosk's speaker plays (nothing is learned then)."""
+    def weigh(self, level: int, band_db: float, ambient_db: float, steadiness: float, recurrence: float, gate_open: bool, far_end: bool) -> int:
+        """The cue's `level` for the next block, WEAK for SPEECH about as steady as a music room;
+        learns the room's steadiness and how it moves on. `ambient_db`: the room's usual level;
+        `far_end`: the kiosk's speaker plays (nothing is learned then)."""
+        block = self._blocks
+        self._blocks += 1
         self.tonal += self.TONAL_RATE * (steadiness - self.tonal)
         self._steadiness.append(steadiness)
         if level == SPEECH and self.is_music():
