@@ -5,7 +5,7 @@ decides on what is left) against off (frames an earcon plays in withheld from th
 Each case: the kiosk's speaker plays the press earcon at 3.0 s and the ready earcon when the link
 is ready (80 or 250 ms later), through an echo path of devtools/echoroom.py (delay the timestamps do
 not see, reverberation, speaker distortion, gain, room noise), at earcon_volume 0.3 (shipped) and
-1.0 (devtools/echoroom.py `earcon_press`: frames go through `EarconRemover.clean` and the gate
+1.0 (devtools/echoscore.py `earcon_press`: frames go through `EarconRemover.clean` and the gate
 as in the daemon, the gate told of the press: `vad.press_prior_ms`, shipped 500).
 - idle: nobody speaks; frames the gate lets through in the 4 s from the press (goal 0).
 - press -> gate opens: a visitor says 2 s of speech from the press (the dev recording, 2.2-4.2 s);
@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from edge_agent import SAMPLE_RATE_HZ as SR  # noqa: E402
 from edge_agent.core.config import VadSettings  # noqa: E402
-from edge_agent.devtools.echoroom import EchoPath, earcon_press  # noqa: E402
+from edge_agent.devtools.echoroom import EchoPath  # noqa: E402
+from edge_agent.devtools.echoscore import earcon_press  # noqa: E402
 
 GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90, press_prior_ms=500)
 PATHS = [EchoPath(delay_ms=45, rt60_s=0.25, gain=0.5, seed=s) for s in range(3)]

@@ -30,7 +30,8 @@ from edge_agent.audio.echotrack import cancel_tracks
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
-from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, double_talk, gate_intervals, mic_path, score_path, simulate
+from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, simulate
+from edge_agent.devtools.echoscore import double_talk, gate_intervals, mic_path, score_path
 
 SR = 16000
 VISITOR_STARTS_S = (6.0, 8.0, 11.0, 14.0)

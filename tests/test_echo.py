@@ -23,7 +23,8 @@ from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.audio.reference import Alignment, ReferenceRing
 from edge_agent.core import config
-from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, double_talk, gate_intervals, score_path, simulate
+from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, simulate
+from edge_agent.devtools.echoscore import double_talk, gate_intervals, score_path
 from edge_agent.errors import ConfigError
 
 SR = 16000

@@ -14,7 +14,8 @@ from edge_agent.audio.earcons import REMOVAL_BLOCK, EarconRemover, Earcons, orth
 from edge_agent.audio.gate import NOISE, WEAK, VadGate
 from edge_agent.audio.gate import SPEECH as SPEECH_LIKE
 from edge_agent.core.config import VadSettings
-from edge_agent.devtools.echoroom import EchoPath, earcon_press
+from edge_agent.devtools.echoroom import EchoPath
+from edge_agent.devtools.echoscore import earcon_press
 from edge_agent.devtools.visitor import room_tone
 
 SETTINGS = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)

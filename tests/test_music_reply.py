@@ -20,7 +20,8 @@ from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools import noises, rooms
-from edge_agent.devtools.echoroom import EchoPath, gate_intervals, simulate
+from edge_agent.devtools.echoroom import EchoPath, simulate
+from edge_agent.devtools.echoscore import gate_intervals
 
 GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
 RATE = 16000

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edge_agent.audio.devices import PlaybackBuffer
+from edge_agent.audio.playback import PlaybackBuffer
 from edge_agent.core.ratelimit import LogThrottle, left_out_note
 
 log = logging.getLogger(__name__)

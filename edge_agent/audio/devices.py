@@ -1,10 +1,10 @@
-"""Audio adapters: the small interfaces the daemon uses, the playback buffer, and file/null devices.
+"""Audio adapters: the small interfaces the daemon uses, and file/null devices.
 
 `AudioSource` delivers fixed frames of 16 kHz mono int16 to a callback on the event loop, a
 capture period's worth at a time, each with the time its last sample was captured;
-`AudioSink` plays agent audio through a `PlaybackBuffer` that honours clear/pause/unpause at
-once. The PyAudio implementations live in `pyaudio_io`; this module holds what every device
-shares plus the file devices used by the demo and tests:
+`AudioSink` plays agent audio through a `PlaybackBuffer` (playback.py) that honours
+clear/pause/unpause at once. The PyAudio implementations live in `pyaudio_io`; this module holds
+what every device shares plus the file devices used by the demo and tests:
 
 - `file:PATH.wav` input is played at real-time pace once, then continues as digital silence,
   like a microphone in a quiet room; `loop:PATH.wav` plays it again and again;
@@ -22,13 +22,13 @@ import logging
 import threading
 import time
 import wave
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.playback import PlaybackBuffer
 from edge_agent.audio.wavfile import convert_hint as convert_hint
 from edge_agent.audio.wavfile import open_wav_16k_mono as open_wav_16k_mono
 from edge_agent.audio.wavfile import read_wav_16k_mono as read_wav_16k_mono
@@ -105,122 +105,6 @@ class AudioSink(Protocol):
 
     def alive(self, stall_s: float) -> bool:
         """The device took audio within `stall_s` (a file or the null speaker always does)."""
-
-
-class PlaybackBuffer:
-    """Thread-safe queue of agent audio between the event loop and the output device.
-
-    `read` is called from the device's thread (PortAudio callback) or a pacing task; it never
-    blocks for long (one short lock) and pads with silence. `clear` drops everything queued, so
-    after it the device only has its own small buffer left to play.
-    """
-
-    def __init__(self, max_queued_s: float = 120.0) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._offset = 0
-        self._queued = 0
-        self._lock = threading.Lock()
-        self._max_bytes = int(max_queued_s * SAMPLE_RATE_HZ) * 2
-        self.paused = False
-        self.dropped_bytes = 0
-        self.underruns = 0
-        self.played_bytes = 0
-        self.cleared_at: float | None = None
-        """time.monotonic() of the last clear (the barge-in benchmark reads it)."""
-        self.before_change: Callable[[str], None] | None = None
-        """Called with "write" or the control command on the caller's thread before the change,
-        outside the lock: a clocked sink settles what has played so far (see FileSink)."""
-        self.tap: Callable[[bytes, float], None] | None = None
-        """The sink calls it (on its own thread) with each block it hands to the speaker and the
-        time.monotonic() its first sample is heard: the echo canceller's reference."""
-        self.tap_cut: Callable[[float], None] | None = None
-        """The sink calls it (on its own thread) when the device dropped what it held: nothing
-        handed to the speaker is heard after this time.monotonic() (the reference ends there)."""
-
-    @property
-    def queued_bytes(self) -> int:
-        return self._queued
-
-    def write(self, pcm: bytes) -> None:
-        if len(pcm) % 2:
-            pcm = pcm[:-1]  # an odd trailing byte is half a sample: never let it shift the stream
-        if not pcm:
-            return
-        if self.before_change is not None:
-            self.before_change("write")
-        with self._lock:
-            self._chunks.append(pcm)
-            self._queued += len(pcm)
-            while self._queued > self._max_bytes and len(self._chunks) > 1:
-                gone = self._chunks.popleft()
-                self._queued -= len(gone) - self._offset
-                self.dropped_bytes += len(gone) - self._offset
-                self._offset = 0
-
-    def control(self, command: str) -> None:
-        """'clear', 'pause' or 'unpause', effective for the very next `read`."""
-        if self.before_change is not None:
-            self.before_change(command)
-        with self._lock:
-            if command == "clear":
-                self._chunks.clear()
-                self._offset = 0
-                self._queued = 0
-                self.paused = False
-                self.cleared_at = time.monotonic()
-            elif command == "pause":
-                self.paused = True
-            elif command == "unpause":
-                self.paused = False
-
-    def discard(self) -> int:
-        """Drops everything queued, as `clear` does but without telling the device (a speaker that
-        is gone): returns the bytes dropped."""
-        with self._lock:
-            gone = self._queued
-            self._chunks.clear()
-            self._offset = 0
-            self._queued = 0
-        return gone
-
-    def requeue(self, pcm: bytes) -> None:
-        """Puts audio the device took but never played back at the front of the queue (a paused
-        speaker whose own buffer was dropped plays it after the unpause)."""
-        if not pcm:
-            return
-        with self._lock:
-            if self._offset:
-                self._chunks[0] = self._chunks[0][self._offset :]
-                self._offset = 0
-            self._chunks.appendleft(pcm)
-            self._queued += len(pcm)
-            self.played_bytes -= len(pcm)
-
-    def read(self, nbytes: int) -> tuple[bytes, bool]:
-        """Up to `nbytes` of audio padded with silence; the flag says it drained just now."""
-        with self._lock:
-            if self.paused or not self._queued:
-                return bytes(nbytes), False
-            parts = []
-            need = nbytes
-            while need and self._chunks:
-                head = self._chunks[0]
-                take = head[self._offset : self._offset + need]
-                parts.append(take)
-                need -= len(take)
-                self._offset += len(take)
-                if self._offset >= len(head):
-                    self._chunks.popleft()
-                    self._offset = 0
-            got = nbytes - need
-            self._queued -= got
-            self.played_bytes += got
-            drained = self._queued == 0
-            if need:
-                parts.append(bytes(need))
-                if not drained:
-                    self.underruns += 1
-            return b"".join(parts), drained
 
 
 class FileSource:

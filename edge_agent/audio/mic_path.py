@@ -8,7 +8,7 @@ audible in the room, and what is left of its voice or an earcon must not open it
 
 Pure audio processing on the caller's thread (the daemon's loop); whether the result goes to the
 agent, is held for a link being opened or becomes silence is the daemon's decision. The benchmarks
-and the simulated rooms run this same path (devtools/echoroom.py), over a canceller run live or
+and the simulated rooms run this same path (devtools/echoscore.py), over a canceller run live or
 replayed from a recorded track, so what they score is what the daemon sends.
 """
 

@@ -21,7 +21,8 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.alsascan import hide_from_scan, release_scan, want_device
 from edge_agent.audio.devicedrop import DeviceDrop
-from edge_agent.audio.devices import PlaybackBuffer, SpeakerHealth
+from edge_agent.audio.devices import SpeakerHealth
+from edge_agent.audio.playback import PlaybackBuffer
 from edge_agent.audio.probepages import DEVICE_LOAD_ONLY, SET_UP_MOSTLY, release_probe_pages
 from edge_agent.audio.quiet import quiet_native_stderr
 from edge_agent.audio.resample import Resampler, to_channels

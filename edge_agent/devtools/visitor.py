@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
-from edge_agent.audio.devices import LEAD_BLOCK_BYTES, FrameCallback, LeadCallback, PlaybackBuffer
+from edge_agent.audio.devices import LEAD_BLOCK_BYTES, FrameCallback, LeadCallback
+from edge_agent.audio.playback import PlaybackBuffer
 
 ROOM_RMS = 60.0
 """Room tone level (int16 RMS): a quiet lobby through a USB microphone."""

@@ -1,0 +1,132 @@
+"""PlaybackBuffer: the agent's audio queued between the event loop and the output device.
+
+The link writes agent audio into it from the event loop; the speaker (a PortAudio callback, or a
+file or null speaker's pacing task) reads it from its own thread. `clear` / `pause` / `unpause`
+act at once, so after a `clear` only the device's own small buffer is left to play (README, "The
+speaker on `clear`"). Apart from devices.py, which keeps the interfaces and the file devices.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from edge_agent import SAMPLE_RATE_HZ
+
+
+class PlaybackBuffer:
+    """Thread-safe queue of agent audio between the event loop and the output device.
+
+    `read` is called from the device's thread (PortAudio callback) or a pacing task; it never
+    blocks for long (one short lock) and pads with silence. `clear` drops everything queued, so
+    after it the device only has its own small buffer left to play.
+    """
+
+    def __init__(self, max_queued_s: float = 120.0) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._max_bytes = int(max_queued_s * SAMPLE_RATE_HZ) * 2
+        self.paused = False
+        self.dropped_bytes = 0
+        self.underruns = 0
+        self.played_bytes = 0
+        self.cleared_at: float | None = None
+        """time.monotonic() of the last clear (the barge-in benchmark reads it)."""
+        self.before_change: Callable[[str], None] | None = None
+        """Called with "write" or the control command on the caller's thread before the change,
+        outside the lock: a clocked sink settles what has played so far (see FileSink)."""
+        self.tap: Callable[[bytes, float], None] | None = None
+        """The sink calls it (on its own thread) with each block it hands to the speaker and the
+        time.monotonic() its first sample is heard: the echo canceller's reference."""
+        self.tap_cut: Callable[[float], None] | None = None
+        """The sink calls it (on its own thread) when the device dropped what it held: nothing
+        handed to the speaker is heard after this time.monotonic() (the reference ends there)."""
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def write(self, pcm: bytes) -> None:
+        if len(pcm) % 2:
+            pcm = pcm[:-1]  # an odd trailing byte is half a sample: never let it shift the stream
+        if not pcm:
+            return
+        if self.before_change is not None:
+            self.before_change("write")
+        with self._lock:
+            self._chunks.append(pcm)
+            self._queued += len(pcm)
+            while self._queued > self._max_bytes and len(self._chunks) > 1:
+                gone = self._chunks.popleft()
+                self._queued -= len(gone) - self._offset
+                self.dropped_bytes += len(gone) - self._offset
+                self._offset = 0
+
+    def control(self, command: str) -> None:
+        """'clear', 'pause' or 'unpause', effective for the very next `read`."""
+        if self.before_change is not None:
+            self.before_change(command)
+        with self._lock:
+            if command == "clear":
+                self._chunks.clear()
+                self._offset = 0
+                self._queued = 0
+                self.paused = False
+                self.cleared_at = time.monotonic()
+            elif command == "pause":
+                self.paused = True
+            elif command == "unpause":
+                self.paused = False
+
+    def discard(self) -> int:
+        """Drops everything queued, as `clear` does but without telling the device (a speaker that
+        is gone): returns the bytes dropped."""
+        with self._lock:
+            gone = self._queued
+            self._chunks.clear()
+            self._offset = 0
+            self._queued = 0
+        return gone
+
+    def requeue(self, pcm: bytes) -> None:
+        """Puts audio the device took but never played back at the front of the queue (a paused
+        speaker whose own buffer was dropped plays it after the unpause)."""
+        if not pcm:
+            return
+        with self._lock:
+            if self._offset:
+                self._chunks[0] = self._chunks[0][self._offset :]
+                self._offset = 0
+            self._chunks.appendleft(pcm)
+            self._queued += len(pcm)
+            self.played_bytes -= len(pcm)
+
+    def read(self, nbytes: int) -> tuple[bytes, bool]:
+        """Up to `nbytes` of audio padded with silence; the flag says it drained just now."""
+        with self._lock:
+            if self.paused or not self._queued:
+                return bytes(nbytes), False
+            parts = []
+            need = nbytes
+            while need and self._chunks:
+                head = self._chunks[0]
+                take = head[self._offset : self._offset + need]
+                parts.append(take)
+                need -= len(take)
+                self._offset += len(take)
+                if self._offset >= len(head):
+                    self._chunks.popleft()
+                    self._offset = 0
+            got = nbytes - need
+            self._queued -= got
+            self.played_bytes += got
+            drained = self._queued == 0
+            if need:
+                parts.append(bytes(need))
+                if not drained:
+                    self.underruns += 1
+            return b"".join(parts), drained
