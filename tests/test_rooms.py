@@ -26,22 +26,22 @@ RATE = 16000
 
 KNOWN_MISSES = {
     # cell: (worst recall, worst onsets, worst idle) reached today; see README's gate table
-    "music 5 dB": (1.0, 1.0, 0.13),  # 0.90 before the tonal-room cue
-    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.12),  # 0.94 before it
+    "music 5 dB": (1.0, 1.0, 0.14),  # 0.90 before the tonal-room cue; 0.129 -> 0.136 with the look-back's longer reach
+    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.14),  # 0.94 before it; 0.122 -> 0.131 with the longer reach
     "tv 5 dB": (1.0, 1.0, 0.96),
     "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
     "knocks 5 dB": (0.996, 0.909, 0.08),
     "knocks 5 dB, visitor -18 dB": (1.0, 1.0, 0.06),
     "babble 10 dB": (1.0, 1.0, 0.96),
     "babble 10 dB, visitor -18 dB": (1.0, 1.0, 0.98),
-    "pink 5 dB, visitor -18 dB": (0.996, 0.909, 0.01),
-    "fan 5 dB, visitor -18 dB": (0.995, 0.909, 0.07),
     "traffic 5 dB, visitor -18 dB": (1.0, 1.0, 0.07),
     "hall 5 dB": (0.994, 1.0, 0.01),
-    "hall 5 dB, visitor -18 dB": (1.0, 0.909, 0.0),
 }
 """("white 5 dB" met since the look-back follows the stretch of sound from its first SPEECH frame:
-its 42.41 s word, decided 430 ms late, kept only 47 ms of its lead before.)"""
+its 42.41 s word, decided 430 ms late, kept only 47 ms of its lead before. "pink 5 dB, visitor -18
+dB", "fan 5 dB, visitor -18 dB" and "hall 5 dB, visitor -18 dB" met since the look-back reaches
+240 ms beyond the pre-roll and 210 ms before a stretch's first SPEECH frame: each lost the lead of
+one weak word decided on ~580 ms after it began, 80 ms kept of 100.)"""
 
 
 @cache

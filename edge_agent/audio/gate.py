@@ -46,18 +46,25 @@ PRESS_PRIOR_SPEECH_MS = 60
 """Speech-like audio that opens the gate under the press prior (`vad.press_prior_ms`), instead of
 `min_speech_ms`: one frame less at 30 ms. A single frame was measured to open on a fan's swings
 after a quarter of silent presses (README, press -> speech notes; tests/test_gate_press.py)."""
-LOOKBACK_EXTRA_MS = 200
+LOOKBACK_EXTRA_MS = 240
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
-began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late."""
-SOUND_GAP_MS = 90
+began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late.
+The gate decides on a word's start up to ~650 ms after it (the room matrix's 2 019 utterances:
+p50 132 ms, p99 486 ms); 200 ms (180 at 30 ms frames) stopped the reach-back of a weak word
+decided on 580 ms after it began, which kept 80 of its 100 ms lead (README, gate notes: "The
+look-back's reach"). Reaching further also sends more of the openings music makes (its rooms'
+idle +0.01-0.02)."""
+SOUND_GAP_MS = 120
 """The look-back also follows the visitor's sound as the gate's own levels saw it: a stretch of
 frames that are not NOISE, quiet gaps of up to this long inside a word bridged (the classifier's
 `onset_blocks` starts again at such a gap, measured to cost a weak word its lead: README, "Onsets
-that lose their lead")..."""
-SOUND_LEAD_MS = 180
+that lose their lead"; 90 ms cut a weak word's first syllable off at the 120 ms closure after it,
+README, "The look-back's reach")..."""
+SOUND_LEAD_MS = 210
 """...from its first SPEECH frame (WEAK frames before it are as often the noise swelling) plus
-this much: the labelled start of a word lies up to ~40 ms before the first frame that shows it,
-and the lead wanted is 100 ms."""
+this much: the labelled start of a word lies up to ~100 ms before the first SPEECH frame (its
+weak first sound shows only as WEAK frames), and the lead wanted is 100 ms; 180 ms left such a
+word 80 ms."""
 
 
 class VadGate:
