@@ -1,9 +1,10 @@
 """PlaybackBuffer: the agent's audio queued between the event loop and the output device.
 
-The link writes agent audio into it from the event loop; the speaker (a PortAudio callback, or a
-file or null speaker's pacing task) reads it from its own thread. `clear` / `pause` / `unpause`
-act at once, so after a `clear` only the device's own small buffer is left to play (README, "The
-speaker on `clear`"). Apart from devices.py, which keeps the interfaces and the file devices.
+The daemon writes the agent's audio and the earcons into it from the event loop; the speaker (a
+PortAudio callback, or a file or null speaker's pacing task) reads it from its own thread.
+`clear` / `pause` / `unpause` act at once, so after a `clear` only the device's own small buffer
+is left to play (README, "The speaker on `clear`"). Apart from devices.py, which keeps the
+interfaces and the file devices.
 """
 
 from __future__ import annotations
