@@ -27,13 +27,13 @@ RATE = 16000
 KNOWN_MISSES = {
     # cell: (worst recall, worst onsets, worst idle) reached today; see README's gate table
     "music 5 dB": (1.0, 1.0, 0.14),  # 0.90 before the tonal-room cue; 0.129 -> 0.136 with the look-back's longer reach
-    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.14),  # 0.94 before it; 0.122 -> 0.131 with the longer reach
+    "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.09),  # 0.94 before it; 0.122 -> 0.131 with the longer reach; 0.084 since a hold the visitor no longer carries lets go
     "tv 5 dB": (1.0, 1.0, 0.96),
     "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
     "knocks 5 dB": (0.996, 0.909, 0.08),
     "knocks 5 dB, visitor -18 dB": (1.0, 1.0, 0.06),
     "babble 10 dB": (1.0, 1.0, 0.96),
-    "babble 10 dB, visitor -18 dB": (1.0, 1.0, 0.98),
+    "babble 10 dB, visitor -18 dB": (1.0, 1.0, 0.93),  # 0.985 before a hold the visitor no longer carries let go
     "traffic 5 dB, visitor -18 dB": (1.0, 1.0, 0.07),
     "hall 5 dB": (0.994, 1.0, 0.01),
 }
@@ -169,6 +169,18 @@ def test_louder_music_leaks_less_and_the_visitor_still_goes(seed: int) -> None:
     assert sc.idle_share <= 0.4, sc
 
 
+@pytest.mark.parametrize(("room", "idle_at_most"), [(Room("music", 10.0, 0.0, 3), 0.24), (Room("tv", 20.0, 0.0, 3), 0.36), (Room("tv", 20.0, -18.0, 2), 0.6)])
+def test_a_hold_the_visitor_no_longer_carries_lets_go(room: Room, idle_at_most: float) -> None:
+    """Music 10 dB and a TV 20 dB under the visitor: their loudest blocks pass the
+    `visitor_drop_db` line, and they held the gate on after the visitor's last word for as long
+    as they played (idle 0.314, 0.457, 0.706). An open gate now lets go once no SPEECH block has
+    come within NEAR_VISITOR_DB of the visitor's level for NEAR_VISITOR_S (0.202, 0.312, 0.557),
+    and the visitor's speech and every onset still go."""
+    sc = _gated(room)
+    assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
+    assert sc.idle_share <= idle_at_most, sc
+
+
 def _gated_without_the_tonal_cue(room: Room, monkeypatch: pytest.MonkeyPatch) -> GateScore:
     with monkeypatch.context() as patch:
         patch.setattr(TonalRoom, "TONAL_ROOM_MIN", float("inf"))
@@ -191,11 +203,12 @@ def test_a_steady_buzz_is_not_music(seed: int, visitor_db: float, monkeypatch: p
 def test_a_whine_is_not_music(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 1 kHz whine 10 dB under the visitor (seed 1): the tonal-room cue first cut the voice
     (recall 0.949, onsets 0.91); not since MOVING_ROOM_MIN. Without the cue the steady room is not
-    told either, and the whine holds the gate open as it did before SLOW_SHAPE_RATE (idle 0.92)."""
+    told either, and the whine holds the gate open as it did before SLOW_SHAPE_RATE (idle 0.92;
+    0.48 since an open gate lets go of a hold the visitor no longer carries, NEAR_VISITOR_S)."""
     room = Room("whine", 10.0, 0.0, 1)
     sc, without = _gated(room), _gated_without_the_tonal_cue(room, monkeypatch)
     assert (sc.speech_recall, sc.onset_ok) == (without.speech_recall, without.onset_ok) == (1.0, 1.0), (sc, without)
-    assert without.idle_share > 0.5 > 0.05 >= sc.idle_share, (sc, without)
+    assert without.idle_share > 0.4 > 0.05 >= sc.idle_share, (sc, without)
 
 
 @pytest.mark.parametrize("snr_db", [5.0, 10.0])

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
-from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
+from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 from edge_agent.audio.tonalroom import TonalRoom
 
@@ -40,7 +40,10 @@ class CueClassifier(BlockClassifier):
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
-      and a TV are farther away than the visitor at arm's length).
+      and a TV are farther away than the visitor at arm's length). And an open gate lets go after
+      `NEAR_VISITOR_S` without a SPEECH block within `NEAR_VISITOR_DB` of it: the visitor's
+      stressed syllables come back near their own level, the music or TV holding the gate on
+      after their last word does not.
     - tonal rooms (music, tonalroom.py): where the room's own sound holds its notes and moves on
       to others, SPEECH about as steady as the room becomes WEAK: a voice over music makes the
       blocks less steady, the music alone does not. Where the steady sound stays put instead (a
@@ -91,6 +94,21 @@ class CueClassifier(BlockClassifier):
     in every room: held-out music 5 dB idle 0.30 -> 0.56; in every room but music: crowds 20 dB
     under the visitor 0.21-0.42 -> 0.33-0.50 in 5 of 12). README, gate notes: "A steady tone
     after the visitor's last word"."""
+    NEAR_VISITOR_DB = 6.0
+    """An open gate is held only while, within the last NEAR_VISITOR_S, a SPEECH block came within
+    this much of the visitor's level (`visitor_db`); after that its blocks count as NOISE and the
+    hang-over runs out. A visitor talking comes back near their own level with every stressed
+    syllable; music, a TV or a crowd 10-20 dB under them, whose loudest blocks still pass the
+    `visitor_drop_db` line, held the gate on after the visitor's last word for as long as they
+    played (README, gate notes: "Letting go of a hold the visitor no longer carries"). Should the
+    visitor still be talking, softly, the gate opens again at once and its pre-roll carries the
+    gap. 5 dB closed the gate inside soft phrases and lost words (traffic and hall rooms); 7 dB
+    gave less."""
+    NEAR_VISITOR_S = 1.0
+    """...and 0.8 s lost a music room's onset, 1.5 s gave half the gain. Not while the kiosk's
+    speaker plays (`far_end`): the canceller cuts a visitor who talks over the agent by 10-25 dB
+    at times, far under their own level (with the rule on there too, the kiosk 150 ms loud echo
+    room lost 14 % of the visitor talking over the agent from 6 s)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
     RING_FALL_DB = 3.0
@@ -160,6 +178,11 @@ class CueClassifier(BlockClassifier):
         self.visitor_db = -math.inf
         """Running level of the visitor's confirmed speech; -inf until the visitor has spoken."""
         self._run = 0
+        self._near_within = round(self.NEAR_VISITOR_S * 1000 / ANALYSIS_MS)
+        self._since_near = 0
+        """Blocks since the last SPEECH block within NEAR_VISITOR_DB of the visitor's level. An
+        opening does not restart it: once let go, a gate the music opens again holds for its
+        hang-over only (restarting it at each opening: music 10 dB 0.202 -> 0.239, no speech gained)."""
         self.onset_blocks = 0
         """30 ms blocks since the sound began (see ONSET_QUIET_BLOCKS): VadGate's look-back at an onset."""
         self._quiet_blocks = 0
@@ -182,6 +205,7 @@ class CueClassifier(BlockClassifier):
         and would otherwise count as a background talker under it); the room model is kept."""
         self.visitor_db = -math.inf
         self._run = 0
+        self._since_near = 0
 
     def _voiced(self) -> float:
         """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
@@ -259,6 +283,17 @@ class CueClassifier(BlockClassifier):
         self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
         return excess
 
+    def _carried(self, level: int, band_db: float) -> int:
+        """NOISE for an open gate's block once the visitor has not come near their own level for
+        NEAR_VISITOR_S (not while the far end plays); else `level`."""
+        if level == SPEECH and band_db >= self.visitor_db - self.NEAR_VISITOR_DB:
+            self._since_near = 0
+            return level
+        self._since_near += 1
+        if self.gate_open and not self.far_end and self._since_near > self._near_within:
+            return NOISE
+        return level
+
     def _follow_visitor(self, level: int, band_db: float) -> None:
         self._run = self._run + 1 if level == SPEECH else 0
         if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
@@ -320,6 +355,7 @@ class CueClassifier(BlockClassifier):
         cue_level, level = level, self.room_tone.weigh(level, band_db, self.ambient_db, steadiness, recurrence, self.gate_open, self.far_end)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
+        level = self._carried(level, band_db)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1
