@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, read_buttons
+from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file
@@ -326,7 +326,8 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         reader = Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
-    buttons = read_buttons(data.get("buttons", []), sections["button"])
+    buttons = read_buttons(data.get("buttons", []))
+    check_gpio_pins(sections["button"], buttons, sections["led"])
     if sections["session"].share and not sections["mqtt"].enabled:
         raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
     return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons)
