@@ -179,3 +179,21 @@ def test_only_pins_that_are_opened_can_clash() -> None:
     s = config.from_dict({"led": {"pin": 22, "red": 22, "green": 23, "blue": 24}})
     assert s.led.used_pins() == [("led.red", 22), ("led.green", 23), ("led.blue", 24)]
     assert config.from_dict({"led": {"red": 17, "green": 17}}).led.used_pins() == []
+
+
+@pytest.mark.parametrize("endpoint", ["wss://", "wss://host:99999/millis", "wss://host:0/millis", "wss://host:port/millis", "wss://:443/millis", "wss://[::1/millis"])
+def test_an_endpoint_without_a_host_or_with_an_impossible_port_exits_78(tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the scheme was checked: `run` reported ready and failed at the first press, and
+    `gate -c` and the doctor's config line passed."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "agent": {"endpoint": endpoint, "agent_id": "a", "public_key": "k"}}))
+    for command in (["run"], ["doctor"], ["gate", str(REPO / "tests" / "data" / "kiosk_dev_quiet.wav")]):
+        assert main([*command, "-c", str(cfg)]) == EX_CONFIG, command
+        said = capsys.readouterr()
+        line = said.err.strip() or said.out.strip()
+        assert "agent.endpoint: " in line and repr(endpoint) in line and len(line.splitlines()) == 1, (command, line)
+
+
+def test_good_endpoints_pass() -> None:
+    for endpoint in ("wss://api-west.millis.ai:8080/millis", "ws://127.0.0.1:8765", "wss://[::1]:443/m", "wss://host/millis"):
+        assert config.from_dict({"agent": {"endpoint": endpoint}}).agent.endpoint == endpoint

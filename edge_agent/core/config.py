@@ -19,7 +19,7 @@ from typing import Any
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
-from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file
+from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file, websocket_url
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ class AgentSettings:
 
     @classmethod
     def read(cls, s: Section) -> AgentSettings:
-        endpoint = s.text("endpoint", DEFAULT_ENDPOINT)
-        if not endpoint.startswith(("ws://", "wss://")):
-            raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
+        endpoint = websocket_url(s, "endpoint", DEFAULT_ENDPOINT)
         inline = s.opt_str("public_key")  # read (and type-checked) even when the environment's key wins
         key = os.environ.get(PUBLIC_KEY_ENV) or inline
         key_path = s.opt_str("public_key_file")  # read by `with_key`, only where the agent is talked to
