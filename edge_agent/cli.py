@@ -137,9 +137,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
     # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
     # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
-    if state_dir.exists() and not state_dir.is_dir():
-        problem = f"{state_dir}: not a directory (a state dir holds {DB_NAME})"
-        raise UsageError(f"--state-dir {problem}") if args.state_dir else ConfigError("device.state_dir", problem)
+    if not args.state_dir:
+        settings.device.require_state_dir()
+    elif state_dir.exists() and not state_dir.is_dir():
+        raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {DB_NAME})")
     if args.state_dir and not state_dir.exists():
         raise UsageError(f"--state-dir {state_dir}: does not exist")
     if not (state_dir / DB_NAME).exists():  # reading must not create a state dir (as root: /var/lib/edge-agent)

@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,19 @@ class DeviceSettings:
             state_dir=Path(s.text("state_dir", default_state)).expanduser(),
             store_retry_s=s.number("store_retry_s", 60.0, 1.0, 3600.0),
         )
+
+    def require_state_dir(self) -> None:
+        """ConfigError when `state_dir` is there but no directory (a file): a mistake in the
+        config, which `run` ran through with its sessions in memory, saying 'File exists'. A state
+        dir not there yet is made by the store (for the service by systemd's StateDirectory=);
+        one that cannot be made or written stays a storage fault the kiosk runs through."""
+        try:
+            mode = self.state_dir.stat().st_mode
+        except OSError:  # not there, or not to be looked into: the store says why, and runs on
+            return
+        if not stat.S_ISDIR(mode):
+            what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
+            raise ConfigError("device.state_dir", f"{self.state_dir} {what} (the kiosk keeps its sessions database in it)")
 
 
 @dataclass(frozen=True)
@@ -343,7 +357,8 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
 
 def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings:
     """What a file's syntax cannot show but a kiosk needs: an agent to talk to (key, agent id
-    that is not the example's placeholder) and a speech gate engine that is installed.
+    that is not the example's placeholder), a state dir that is not a file, and a speech gate
+    engine that is installed.
 
     One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
     `talk_to_agent=False`), so doctor never passes a config that run refuses. Returns the
@@ -354,6 +369,7 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
     if talk_to_agent:
         settings = replace(settings, mqtt=settings.mqtt.with_password(), badge=settings.badge.with_secret(), agent=settings.agent.with_key())
         settings.agent.require_runnable()
+        settings.device.require_state_dir()
     settings.vad.require_engine()
     return settings
 
