@@ -36,6 +36,9 @@ EXAMPLE_AGENT_ID = "your-agent-id"
 SHARED_SESSIONS_LEVEL = "_sessions"
 """Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
+INSTALLED_CONFIG = Path("/etc/edge-agent/config.toml")
+"""The config script/install writes and systemd/edge-agent.service runs with (`run -c`): what
+`run` and `doctor` read when not given `-c` and it exists (see `installed_or_none`)."""
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,12 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
         settings.device.require_state_dir()
     settings.vad.require_engine()
     return settings
+
+
+def installed_or_none() -> str | None:
+    """INSTALLED_CONFIG when it exists (readable or not: an unreadable one is a config error
+    naming it, not a silent fall back to defaults that are not the kiosk's), else None."""
+    return str(INSTALLED_CONFIG) if INSTALLED_CONFIG.exists() else None
 
 
 def load(path: str | Path | None) -> Settings:

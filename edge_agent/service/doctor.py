@@ -233,13 +233,14 @@ class Hint(EdgeAgentError):
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    checked = args.config or f"built-in defaults (no -c, and no {config.INSTALLED_CONFIG})"
     try:
         settings = config.load(args.config)
         settings = config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
-        print(f"FAIL  config: {exc}")
+        print(f"FAIL  config: {exc}\n      checked: {checked}")
         return EX_CONFIG
     setup_logging(args.log_level or settings.log.level)
-    print(f"PASS  config: {args.config or 'built-in defaults'}")
+    print(f"PASS  config: {checked}")
     return Doctor(settings, meter_s=args.meter_s).run()
 
