@@ -137,9 +137,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
     # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
     # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
-    if state_dir.exists() and not state_dir.is_dir():
-        problem = f"{state_dir}: not a directory (a state dir holds {DB_NAME})"
-        raise UsageError(f"--state-dir {problem}") if args.state_dir else ConfigError("device.state_dir", problem)
+    if not args.state_dir:
+        settings.device.require_state_dir()
+    elif state_dir.exists() and not state_dir.is_dir():
+        raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {DB_NAME})")
     if args.state_dir and not state_dir.exists():
         raise UsageError(f"--state-dir {state_dir}: does not exist")
     if not (state_dir / DB_NAME).exists():  # reading must not create a state dir (as root: /var/lib/edge-agent)
@@ -273,11 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=LEVELS, help="overrides log.level (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("-c", "--config", help="TOML config file (default: built-in defaults)")
+    def with_config(p: argparse.ArgumentParser, installed: bool = False) -> argparse.ArgumentParser:
+        """`-c`; with `installed`, its default is the installed kiosk's config (what the systemd
+        unit runs with) when that file exists: `run` and `doctor`, about this kiosk. The other
+        commands keep built-in defaults: the installed file is private to root and the service's
+        group, and a recording gated or sessions listed by anyone must not depend on it."""
+        default = f"{config.INSTALLED_CONFIG} if it exists, else built-in defaults" if installed else "built-in defaults"
+        p.add_argument("-c", "--config", help=f"TOML config file (default: {default})")
+        p.set_defaults(config_installed=installed)
         return p
 
-    with_config(sub.add_parser("run", help="run the kiosk")).set_defaults(fn=cmd_run)
+    with_config(sub.add_parser("run", help="run the kiosk"), installed=True).set_defaults(fn=cmd_run)
     p = sub.add_parser(
         "demo",
         help="run the kiosk against the bundled agent simulator",
@@ -329,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_provision(sub)
     # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
-    p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"))
+    p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"), installed=True)
     p.add_argument("--meter-s", type=_positive_seconds, default=3.0, help="how long the microphone level meter listens (seconds, default 3)")
     p.set_defaults(fn=_lazy("edge_agent.service.doctor", "cmd_doctor"))
     for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
@@ -339,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "config_installed", False) and args.config is None:
+        args.config = config.installed_or_none()
     runtime_before = "livekit.rtc._ffi_client" in sys.modules  # a caller's own (main() run in-process)
     try:
         return _dispatch(args)

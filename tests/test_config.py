@@ -146,3 +146,54 @@ def test_missing_key_for_running(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path)}, "agent": {"agent_id": "a"}}))
     assert main(["run", "-c", str(cfg)]) == EX_CONFIG
     assert "agent.public_key" in capsys.readouterr().err
+
+
+PIN_CLASHES = [
+    ("[led]\npin = 17\n", "led.pin: GPIO 17 is already button.pin"),  # the default button.pin
+    ("[led]\npin = 27\n[[buttons]]\npin = 27\n", "led.pin: GPIO 27 is already buttons[0].pin"),
+    ("[led]\nred = 22\ngreen = 22\nblue = 24\n", "led.green: GPIO 22 is already led.red"),
+    ("[button]\nsource = 'none'\n[[buttons]]\npin = 5\n[led]\nred = 22\ngreen = 23\nblue = 5\n", "led.blue: GPIO 5 is already buttons[0].pin"),
+    ("[[buttons]]\npin = 17\n", "buttons[0].pin: GPIO 17 is already button.pin"),
+    ("[[buttons]]\npin = 5\n[[buttons]]\npin = 5\n", "buttons[1].pin: GPIO 5 is already buttons[0].pin"),
+]
+
+
+@pytest.mark.parametrize(("text", "says"), PIN_CLASHES, ids=[says.split(":")[0] for _, says in PIN_CLASHES])
+def test_a_gpio_pin_used_twice_is_a_config_error_naming_both_keys(tmp_path: Path, text: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two keys on one pin passed validation and the doctor; `run` then failed at gpiozero (exit
+    1: a restart loop under systemd) naming button.pin whichever keys clashed."""
+    cfg = tmp_path / "pins.toml"
+    cfg.write_text(text)
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edge-agent: config error: {says}"], err
+    assert main(["doctor", "-c", str(cfg)]) == EX_CONFIG
+    assert capsys.readouterr().out.startswith(f"FAIL  config: {says}")
+
+
+def test_only_pins_that_are_opened_can_clash() -> None:
+    """A keyboard button opens no pin; an RGB LED opens red, green and blue and not `pin`; an
+    RGB LED missing a colour opens nothing."""
+    s = config.from_dict({"button": {"source": "keyboard"}, "led": {"pin": 17}})
+    assert s.led.used_pins() == [("led.pin", 17)]
+    s = config.from_dict({"led": {"pin": 22, "red": 22, "green": 23, "blue": 24}})
+    assert s.led.used_pins() == [("led.red", 22), ("led.green", 23), ("led.blue", 24)]
+    assert config.from_dict({"led": {"red": 17, "green": 17}}).led.used_pins() == []
+
+
+@pytest.mark.parametrize("endpoint", ["wss://", "wss://host:99999/millis", "wss://host:0/millis", "wss://host:port/millis", "wss://:443/millis", "wss://[::1/millis"])
+def test_an_endpoint_without_a_host_or_with_an_impossible_port_exits_78(tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the scheme was checked: `run` reported ready and failed at the first press, and
+    `gate -c` and the doctor's config line passed."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "agent": {"endpoint": endpoint, "agent_id": "a", "public_key": "k"}}))
+    for command in (["run"], ["doctor"], ["gate", str(REPO / "tests" / "data" / "kiosk_dev_quiet.wav")]):
+        assert main([*command, "-c", str(cfg)]) == EX_CONFIG, command
+        said = capsys.readouterr()
+        line = said.err.strip() or said.out.splitlines()[0]  # the doctor's FAIL line (the next names the file)
+        assert "agent.endpoint: " in line and repr(endpoint) in line and "\n" not in line, (command, line)
+
+
+def test_good_endpoints_pass() -> None:
+    for endpoint in ("wss://api-west.millis.ai:8080/millis", "ws://127.0.0.1:8765", "wss://[::1]:443/m", "wss://host/millis"):
+        assert config.from_dict({"agent": {"endpoint": endpoint}}).agent.endpoint == endpoint

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DATA, REPO, Broker, read_wav, toml_dump, write_wav
 
+from edge_agent.cli import main
+from edge_agent.core import config
 from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.errors import EX_CONFIG
 
 
 def _doctor(cfg: Path, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
@@ -60,6 +64,33 @@ def test_doctor_on_a_bad_config_exits_78(tmp_path: Path) -> None:
     cfg.write_text("[button]\npin = 'seventeen'\n")
     out = _doctor(cfg)
     assert out.returncode == 78 and "FAIL  config: button.pin" in out.stdout
+
+
+def test_run_and_doctor_without_c_read_the_installed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plain `edge-agent doctor` on a kiosk checked built-in defaults (FAIL agent.public_key:
+    missing) whatever /etc/edge-agent/config.toml, the file the service runs with, said."""
+    monkeypatch.delenv("EDGE_AGENT_PUBLIC_KEY", raising=False)
+    installed = tmp_path / "config.toml"
+    installed.write_text("[button]\npin = 99\n")
+    monkeypatch.setattr(config, "INSTALLED_CONFIG", installed, raising=False)  # (before the fix the doctor's output failed)
+    assert main(["doctor"]) == EX_CONFIG
+    assert capsys.readouterr().out == f"FAIL  config: button.pin: must be between 0 and 53, got 99\n      checked: {installed}\n"
+    assert main(["run"]) == EX_CONFIG
+    assert capsys.readouterr().err == "edge-agent: config error: button.pin: must be between 0 and 53, got 99\n"
+    assert main(["gate", str(DATA / "kiosk_dev_quiet.wav"), "--json"]) == 0  # a tool over recordings keeps built-in defaults
+    capsys.readouterr()
+
+    clip = write_wav(tmp_path / "mic.wav", read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 2])
+    kiosk = {"device": {"state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a", "public_key": "k", "endpoint": "ws://127.0.0.1:9/millis"}}
+    installed.write_text(toml_dump({**kiosk, "audio": {"input": f"file:{clip}", "output": "null"}, "button": {"source": "none"}}))
+    assert main(["doctor", "--meter-s", "0.2"]) == 1  # nothing listens on port 9
+    assert capsys.readouterr().out.startswith(f"PASS  config: {installed}\n")
+
+    monkeypatch.setattr(config, "INSTALLED_CONFIG", tmp_path / "absent.toml")
+    assert main(["doctor"]) == EX_CONFIG
+    assert capsys.readouterr().out.endswith(f"checked: built-in defaults (no -c, and no {tmp_path / 'absent.toml'})\n")
+    monkeypatch.undo()
+    assert f"edge-agent run -c {config.INSTALLED_CONFIG}\n" in (REPO / "systemd" / "edge-agent.service").read_text()  # the file the service runs with
 
 
 def _install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

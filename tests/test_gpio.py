@@ -11,10 +11,14 @@ from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from edge_agent.core import config
 from edge_agent.core import conversation as c
 from edge_agent.core.config_hardware import ButtonSettings, LedSettings
 from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.errors import EdgeAgentError
 from edge_agent.hardware.gpio import GpioButton, StatusLed
+from edge_agent.service.doctor import Doctor
+from edge_agent.service.slots import slot_inputs
 
 
 @pytest.fixture
@@ -182,3 +186,43 @@ def test_the_kiosk_runs_on_a_gpio_button_and_led(pins: MockFactory, tmp_path: Pa
         wait_for(lambda: len(sim.sessions) == 3, 20)
         assert sim.sessions[2].initiate["data"]["session_continuation"]["session_id"] == sim.sessions[1].session_id != first.session_id
     assert k.result == 0
+
+
+def test_a_buttons_entry_that_cannot_open_its_pin_names_its_own_key(pins: MockFactory) -> None:
+    """Another program holds pin 5: the `[[buttons]]` entry's error said `button.pin 5` (the
+    main button is on 17)."""
+    from gpiozero import LED
+
+    holder = LED(5)
+    (extra,) = slot_inputs(config.from_dict({"buttons": [{"pin": 5, "slot": "en"}]}))
+    with pytest.raises(EdgeAgentError, match=r"^buttons\[0\]\.pin 5: cannot use GPIO \(pin GPIO5 is already in use"):
+        extra.start(lambda ev: None, lambda: None)
+    holder.close()
+
+
+def test_an_led_that_cannot_open_names_its_keys_and_a_reason() -> None:
+    """On a pin factory without PWM an RGB LED failed with `led: cannot use GPIO ()`: gpiozero's
+    PinPWMUnsupported has no message."""
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()  # MockPin: no PWM
+    try:
+        with pytest.raises(EdgeAgentError) as raised:
+            StatusLed(LedSettings(pin=None, red=22, green=23, blue=24))
+        assert str(raised.value) == "led.red, led.green, led.blue 22, 23, 24: cannot use GPIO (PinPWMUnsupported)"
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = old
+
+
+def test_doctor_checks_every_buttons_entry(pins: MockFactory, tmp_path: Path) -> None:
+    """The doctor opened the main button and the LED, never a `[[buttons]]` pin."""
+    from gpiozero import LED
+
+    settings = kiosk_settings(tmp_path, "ws://127.0.0.1:9/millis", button={"source": "gpio"}, buttons=[{"pin": 5}, {"pin": 6}])
+    holder = LED(6)  # another program on the second entry's pin
+    lines: list[str] = []
+    Doctor(settings, meter_s=0.2, out=lines.append, service_active=lambda: False).run()
+    holder.close()
+    assert any(line.startswith("PASS  button on GPIO 17") for line in lines), lines
+    assert any(line.startswith("PASS  button buttons[0] on GPIO 5") for line in lines), lines
+    assert any(line.startswith("FAIL  button buttons[1] on GPIO 6: buttons[1].pin 6: cannot use GPIO") for line in lines), lines

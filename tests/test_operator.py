@@ -348,3 +348,16 @@ def test_doctor_prints_nothing_of_systemctl_where_systemd_does_not_run(tmp_path:
     assert service_running() is False
     out, err = capfd.readouterr()  # the file descriptors: what the child process wrote too
     assert out == "" and err == "", (out, err)
+
+
+def test_run_and_doctor_refuse_a_state_dir_that_is_a_file(tmp_path: Path) -> None:
+    """`run` started anyway, its sessions in memory, logging `File exists` at INFO (and the doctor
+    FAILed with exit 1): a config error, 78, as `sessions -c` said already."""
+    a_file = tmp_path / "state"
+    a_file.write_text("")
+    cfg = _config(tmp_path, a_file, button={"source": "gpio"})  # before: run got as far as GPIO (exit 1)
+    env = {"EDGE_AGENT_PUBLIC_KEY": "k", "GPIOZERO_PIN_FACTORY": "no-such-factory"}
+    line = one_line_error(ea("run", "-c", str(cfg), env=env, timeout_s=30), 78)
+    assert line == f"edge-agent: config error: device.state_dir: {a_file} is a file, not a directory (the kiosk keeps its sessions database in it)", line
+    out = ea("doctor", "-c", str(cfg), env=env, timeout_s=30)
+    assert out.returncode == 78 and out.stdout.startswith(f"FAIL  config: device.state_dir: {a_file} is a file"), out.stdout

@@ -11,6 +11,7 @@ tests skip, saying so.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -465,3 +466,19 @@ def test_once_the_store_is_back_a_press_continues_what_it_holds(tmp_path: Path, 
         wait_for(lambda: "store_recovered" in rec.codes(), 10, "the store back on disk")
         first = conversation(k, sim)
         assert first.initiate["data"]["session_continuation"] == {"session_id": "earlier"}
+
+
+def test_a_storage_fault_the_kiosk_runs_through_is_logged_as_a_warning(tmp_path: Path, sim: AgentSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    """`error: code='store_unavailable'` went to the journal at INFO, as if routine (and not at
+    all with `log.level = "warning"`)."""
+    state = tmp_path / "state"
+    SessionStore(state).close()
+    other = exclusive_lock(state)
+    caplog.set_level(logging.INFO, logger="edge_agent")
+    k, rec = kiosk_on(tmp_path, sim, state)
+    with k:
+        assert "store_unavailable" in rec.codes()
+    other.rollback()
+    other.close()
+    logged = [r for r in caplog.records if "store_unavailable" in r.getMessage()]
+    assert logged and all(r.levelno == logging.WARNING for r in logged), [(r.levelname, r.getMessage()) for r in logged]

@@ -12,14 +12,15 @@ import importlib.util
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, read_buttons
+from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
-from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file
+from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file, websocket_url
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ EXAMPLE_AGENT_ID = "your-agent-id"
 SHARED_SESSIONS_LEVEL = "_sessions"
 """Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
+INSTALLED_CONFIG = Path("/etc/edge-agent/config.toml")
+"""The config script/install writes and systemd/edge-agent.service runs with (`run -c`): what
+`run` and `doctor` read when not given `-c` and it exists (see `installed_or_none`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,19 @@ class DeviceSettings:
             state_dir=Path(s.text("state_dir", default_state)).expanduser(),
             store_retry_s=s.number("store_retry_s", 60.0, 1.0, 3600.0),
         )
+
+    def require_state_dir(self) -> None:
+        """ConfigError when `state_dir` is there but no directory (a file): a mistake in the
+        config, which `run` ran through with its sessions in memory, saying 'File exists'. A state
+        dir not there yet is made by the store (for the service by systemd's StateDirectory=);
+        one that cannot be made or written stays a storage fault the kiosk runs through."""
+        try:
+            mode = self.state_dir.stat().st_mode
+        except OSError:  # not there, or not to be looked into: the store says why, and runs on
+            return
+        if not stat.S_ISDIR(mode):
+            what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
+            raise ConfigError("device.state_dir", f"{self.state_dir} {what} (the kiosk keeps its sessions database in it)")
 
 
 @dataclass(frozen=True)
@@ -80,9 +97,7 @@ class AgentSettings:
 
     @classmethod
     def read(cls, s: Section) -> AgentSettings:
-        endpoint = s.text("endpoint", DEFAULT_ENDPOINT)
-        if not endpoint.startswith(("ws://", "wss://")):
-            raise ConfigError(s.key("endpoint"), f"must start with wss:// (or ws:// for a local simulator), got {endpoint!r}")
+        endpoint = websocket_url(s, "endpoint", DEFAULT_ENDPOINT)
         inline = s.opt_str("public_key")  # read (and type-checked) even when the environment's key wins
         key = os.environ.get(PUBLIC_KEY_ENV) or inline
         key_path = s.opt_str("public_key_file")  # read by `with_key`, only where the agent is talked to
@@ -326,7 +341,8 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         reader = Section(name, data.get(name, {}))
         sections[name] = cls.read(reader)
         reader.done()
-    buttons = read_buttons(data.get("buttons", []), sections["button"])
+    buttons = read_buttons(data.get("buttons", []))
+    check_gpio_pins(sections["button"], buttons, sections["led"])
     if sections["session"].share and not sections["mqtt"].enabled:
         raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
     return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons)
@@ -344,7 +360,8 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
 
 def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings:
     """What a file's syntax cannot show but a kiosk needs: an agent to talk to (key, agent id
-    that is not the example's placeholder) and a speech gate engine that is installed.
+    that is not the example's placeholder), a state dir that is not a file, and a speech gate
+    engine that is installed.
 
     One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
     `talk_to_agent=False`), so doctor never passes a config that run refuses. Returns the
@@ -355,8 +372,15 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
     if talk_to_agent:
         settings = replace(settings, mqtt=settings.mqtt.with_password(), badge=settings.badge.with_secret(), agent=settings.agent.with_key())
         settings.agent.require_runnable()
+        settings.device.require_state_dir()
     settings.vad.require_engine()
     return settings
+
+
+def installed_or_none() -> str | None:
+    """INSTALLED_CONFIG when it exists (readable or not: an unreadable one is a config error
+    naming it, not a silent fall back to defaults that are not the kiosk's), else None."""
+    return str(INSTALLED_CONFIG) if INSTALLED_CONFIG.exists() else None
 
 
 def load(path: str | Path | None) -> Settings:

@@ -56,21 +56,37 @@ class ExtraButton:
         return cls(pin=pin, slot=slot, agent_id=agent_id)
 
 
-def read_buttons(value: object, main: ButtonSettings) -> tuple[ExtraButton, ...]:
-    """`[[buttons]]`: an array of tables; pins must differ from each other and the main button's."""
+def read_buttons(value: object) -> tuple[ExtraButton, ...]:
+    """`[[buttons]]`: an array of tables (their pins are checked against the others' by
+    `check_gpio_pins`)."""
     if not isinstance(value, list):
         raise ConfigError("buttons", "must be an array of tables ([[buttons]])")
     buttons = []
-    pins = {main.pin} if main.source == "gpio" else set()
     for i, table in enumerate(value):
         reader = Section(f"buttons[{i}]", table)
-        button = ExtraButton.read(reader)
+        buttons.append(ExtraButton.read(reader))
         reader.done()
-        if button.pin in pins:
-            raise ConfigError(reader.key("pin"), f"pin {button.pin} is already used by another button")
-        pins.add(button.pin)
-        buttons.append(button)
     return tuple(buttons)
+
+
+def gpio_pins(button: ButtonSettings, buttons: tuple[ExtraButton, ...], led: LedSettings) -> list[tuple[str, int]]:
+    """(key, BCM pin) of every GPIO pin the kiosk opens, in the order it opens them: the main
+    button's only when `button.source = "gpio"`, every `[[buttons]]` entry's, the LED's as
+    `StatusLed` uses them (see `LedSettings.used_pins`)."""
+    pins = [("button.pin", button.pin)] if button.source == "gpio" else []
+    pins += [(f"buttons[{i}].pin", extra.pin) for i, extra in enumerate(buttons)]
+    return pins + led.used_pins()
+
+
+def check_gpio_pins(button: ButtonSettings, buttons: tuple[ExtraButton, ...], led: LedSettings) -> None:
+    """ConfigError naming both keys when two of them would open the same GPIO pin: gpiozero
+    refused the second at start, as a runtime failure (exit 1, a restart loop under systemd)
+    naming the wrong key."""
+    first: dict[int, str] = {}
+    for key, pin in gpio_pins(button, buttons, led):
+        if pin in first:
+            raise ConfigError(key, f"GPIO {pin} is already {first[pin]}")
+        first[pin] = key
 
 
 BADGE_CHARSETS = {"digits": "0123456789", "hex": "0123456789abcdefABCDEF", "alnum": "", "printable": ""}
@@ -140,3 +156,16 @@ class LedSettings:
     @classmethod
     def read(cls, s: Section) -> LedSettings:
         return cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))
+
+    @property
+    def rgb(self) -> tuple[int, int, int] | None:
+        """The RGB LED's (red, green, blue) pins: used when all three are set (`pin` then is not)."""
+        if self.red is None or self.green is None or self.blue is None:
+            return None
+        return (self.red, self.green, self.blue)
+
+    def used_pins(self) -> list[tuple[str, int]]:
+        """(key, pin) of the pins the LED opens: red, green and blue, else `pin`, else none."""
+        if self.rgb is not None:
+            return list(zip(("led.red", "led.green", "led.blue"), self.rgb, strict=True))
+        return [("led.pin", self.pin)] if self.pin is not None else []

@@ -42,13 +42,21 @@ def _guarded(fn: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, never empty: some of gpiozero's errors carry no message (a pin factory
+    without PWM raises a bare `PinPWMUnsupported()`), and `cannot use GPIO ()` said nothing."""
+    return str(exc).strip() or type(exc).__name__
+
+
 class GpioButton:
     """One GPIO button; `target` (a `[[buttons]]` entry's slot and/or agent) goes with its
-    presses, None for the main button (the kiosk's default slot and agent)."""
+    presses, None for the main button (the kiosk's default slot and agent). `key` is the config
+    key its pin comes from, for the error when the pin cannot be opened."""
 
-    def __init__(self, settings: ButtonSettings, target: Target | None = None) -> None:
+    def __init__(self, settings: ButtonSettings, target: Target | None = None, key: str = "button.pin") -> None:
         self.settings = settings
         self.target = target or Target()
+        self.key = key
         self._button: Any = None
         self._lock = threading.Lock()
         self._held = False
@@ -62,7 +70,7 @@ class GpioButton:
             self._button = Button(self.settings.pin, pull_up=self.settings.pull_up, bounce_time=self.settings.bounce_s or None, hold_time=self.settings.hold_s)
         except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
             off_a_pi = 'off a Pi set button.source = "keyboard" (Enter = press), or GPIOZERO_PIN_FACTORY=mock for a dry run'
-            raise EdgeAgentError(f"button.pin {self.settings.pin}: cannot use GPIO ({exc}); {off_a_pi}") from None
+            raise EdgeAgentError(f"{self.key} {self.settings.pin}: cannot use GPIO ({_reason(exc)}); {off_a_pi}") from None
         self._emit = emit
         self._button.when_pressed = _guarded(self._on_pressed)
         self._button.when_held = _guarded(self._on_held)
@@ -120,15 +128,17 @@ class StatusLed:
 
             self._rgb: Any = None
             self._led: Any = None
-            if settings.red is not None and settings.green is not None and settings.blue is not None:
-                self._rgb = RGBLED(settings.red, settings.green, settings.blue)
+            if settings.rgb is not None:
+                self._rgb = RGBLED(*settings.rgb)
             elif settings.pin is not None:
                 try:
                     self._led = PWMLED(settings.pin)
                 except (GPIOZeroError, OSError):  # no PWM on this factory: a plain LED still works
                     self._led = LED(settings.pin)
         except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
-            raise EdgeAgentError(f"led: cannot use GPIO ({exc})") from None
+            used = settings.used_pins()
+            keys, pins = ", ".join(key for key, _ in used), ", ".join(str(pin) for _, pin in used)
+            raise EdgeAgentError(f"{keys} {pins}: cannot use GPIO ({_reason(exc)})") from None
 
     @property
     def device(self) -> Any:

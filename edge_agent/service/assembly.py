@@ -46,7 +46,7 @@ def make_button(b: ButtonSettings) -> Button:
 
 
 def make_led(s: LedSettings) -> Led:
-    if s.pin is None and s.red is None:
+    if not s.used_pins():
         return NullLed()
     from edge_agent.hardware.gpio import StatusLed
 

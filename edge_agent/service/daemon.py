@@ -205,7 +205,10 @@ class Kiosk:
         elif kind == "error":
             self.counters["errors"] += 1
         private = kind in PRIVATE_EVENTS  # visitors' words reach the journal only when asked
-        log.log(logging.INFO if not private or self.settings.log.transcripts else logging.DEBUG, "%s", describe(kind, fields))
+        # an error (a storage fault the kiosk runs through, a lost link, a stalled microphone) is
+        # logged as a warning: at INFO it read as routine, and `log.level = "warning"` hid it
+        level = logging.WARNING if kind == "error" else logging.INFO if not private or self.settings.log.transcripts else logging.DEBUG
+        log.log(level, "%s", describe(kind, fields))
         if not private:
             self.reporter.event(kind, fields)
 

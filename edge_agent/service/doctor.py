@@ -4,7 +4,8 @@ Config valid (the same validation `run` makes, `config.validate_for_run`); state
 the service user (its owner, when run as root), its database readable, and private, checked
 without creating or changing a file there (service/statecheck.py); no secret or conversation exposed (WARN
 lines, see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s level
-meter shows the microphone hears something; output opens; GPIO pins usable; MQTT broker
+meter shows the microphone hears something; output opens; GPIO pins usable (the button's,
+each `[[buttons]]` entry's, the LED's; one pin under two keys is a config error); MQTT broker
 reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
 WARN lines do not change the exit code.
 Exit 0 when everything passes, 1 otherwise (78 when the config itself is invalid).
@@ -19,11 +20,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from edge_agent.core import config
+from edge_agent.core.config_hardware import ButtonSettings
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.logs import setup_logging
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
@@ -75,8 +79,10 @@ class Doctor:
         self.check("audio input", self.audio_input)
         self.check("audio output", self.audio_output)
         if self.s.button.source == "gpio":
-            self.check(f"button on GPIO {self.s.button.pin}", self.button)
-        if self.s.led.pin is not None or self.s.led.red is not None:
+            self.check(f"button on GPIO {self.s.button.pin}", lambda: self.button(self.s.button))
+        for i, extra in enumerate(self.s.buttons):  # pull-up, debounce and hold time are [button]'s
+            self.check(f"button buttons[{i}] on GPIO {extra.pin}", partial(self.button, replace(self.s.button, pin=extra.pin), f"buttons[{i}].pin"))
+        if self.s.led.used_pins():
             self.check("status LED", self.led)
         if self.s.mqtt.enabled:
             self.check(f"MQTT broker {self.s.mqtt.host}:{self.s.mqtt.port}", self.mqtt)
@@ -147,16 +153,17 @@ class Doctor:
             raise Hint(str(exc), "see `edge-agent devices`; set audio.output to a device name or index") from None
         return f"{self.s.audio.output} (played the 'ready' earcon)"
 
-    def button(self) -> str:
+    def button(self, settings: ButtonSettings, key: str = "button.pin") -> str:
+        """Opens one button's pin (the main one, or a `[[buttons]]` entry's: `key`) and lets it go."""
         from edge_agent.hardware.gpio import GpioButton
 
-        b = GpioButton(self.s.button)
+        b = GpioButton(settings, key=key)
         try:
             b.start(lambda ev: None, lambda: None)
         except EdgeAgentError as exc:
             raise Hint(str(exc), "is the service user in group gpio? is another program using the pin?") from None
         b.close()
-        return f"BCM {self.s.button.pin}, pull-up {'on' if self.s.button.pull_up else 'off'}: press it and watch `journalctl -u edge-agent`"
+        return f"BCM {settings.pin}, pull-up {'on' if settings.pull_up else 'off'}: press it and watch `journalctl -u edge-agent`"
 
     def led(self) -> str:
         from edge_agent.hardware.gpio import StatusLed
@@ -226,13 +233,14 @@ class Hint(EdgeAgentError):
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    checked = args.config or f"built-in defaults (no -c, and no {config.INSTALLED_CONFIG})"
     try:
         settings = config.load(args.config)
         settings = config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
-        print(f"FAIL  config: {exc}")
+        print(f"FAIL  config: {exc}\n      checked: {checked}")
         return EX_CONFIG
     setup_logging(args.log_level or settings.log.level)
-    print(f"PASS  config: {args.config or 'built-in defaults'}")
+    print(f"PASS  config: {checked}")
     return Doctor(settings, meter_s=args.meter_s).run()
 

@@ -29,8 +29,8 @@ def slot_inputs(settings: Settings) -> list[Button]:
     if settings.buttons:
         from edge_agent.hardware.gpio import GpioButton
 
-        for extra in settings.buttons:
-            inputs.append(GpioButton(replace(settings.button, pin=extra.pin), Target(extra.slot, extra.agent_id)))
+        for i, extra in enumerate(settings.buttons):
+            inputs.append(GpioButton(replace(settings.button, pin=extra.pin), Target(extra.slot, extra.agent_id), key=f"buttons[{i}].pin"))
     badge = settings.badge
     if badge.device and badge.secret:
         from edge_agent.hardware.badge import BadgeReader
