@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_agent import __version__
+from edge_agent import SAMPLE_RATE_HZ, __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
@@ -44,8 +44,6 @@ EX_SOFTWARE = 70
 """sysexits.h EX_SOFTWARE: something we did not foresee (a bug), reported in one line."""
 EX_PIPE = 141
 """What a shell reports for a command ended by SIGPIPE: the reader of our output went away."""
-LABELS_SLACK_S = 0.1
-"""How far a labels file's `duration_s` (rounded to the ms) may be from its recording's length."""
 
 
 def _load(args: argparse.Namespace) -> config.Settings:
@@ -193,6 +191,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
         labels = Labels.load(args.labels)  # a bad labels file fails before the work, not after
     recordings = [(path, read_wav_16k_mono(path)) for path in args.input]  # an unreadable one fails before any output
+    frame_bytes = 2 * SAMPLE_RATE_HZ * settings.audio.frame_ms // 1000
+    for path, pcm in recordings:
+        if len(pcm) < frame_bytes:  # a header with no audio after it: nothing to gate, no figure means anything
+            raise EdgeAgentError(f"{path}: need at least one {settings.audio.frame_ms} ms frame of audio, got {len(pcm) / 32000:.2f} s")
     for i, (path, pcm) in enumerate(recordings):
         if i and not args.json:
             print()
@@ -202,6 +204,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pcm: bytes, labels: Labels | None) -> None:
     from edge_agent.audio.gate import VadGate, gate_file_intervals
+    from edge_agent.audio.gatescore import LABELS_SLACK_S
 
     duration = len(pcm) / 32000.0
     if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
