@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_agent import __version__
+from edge_agent import SAMPLE_RATE_HZ, __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
@@ -44,8 +44,6 @@ EX_SOFTWARE = 70
 """sysexits.h EX_SOFTWARE: something we did not foresee (a bug), reported in one line."""
 EX_PIPE = 141
 """What a shell reports for a command ended by SIGPIPE: the reader of our output went away."""
-LABELS_SLACK_S = 0.1
-"""How far a labels file's `duration_s` (rounded to the ms) may be from its recording's length."""
 
 
 def _load(args: argparse.Namespace) -> config.Settings:
@@ -194,6 +192,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
         labels = Labels.load(args.labels)  # a bad labels file fails before the work, not after
     recordings = [(path, read_wav_16k_mono(path)) for path in args.input]  # an unreadable one fails before any output
+    frame_bytes = 2 * SAMPLE_RATE_HZ * settings.audio.frame_ms // 1000
+    for path, pcm in recordings:
+        if len(pcm) < frame_bytes:  # a header with no audio after it: nothing to gate, no figure means anything
+            raise EdgeAgentError(f"{path}: need at least one {settings.audio.frame_ms} ms frame of audio, got {len(pcm) / 32000:.2f} s")
     for i, (path, pcm) in enumerate(recordings):
         if i and not args.json:
             print()
@@ -203,6 +205,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pcm: bytes, labels: Labels | None) -> None:
     from edge_agent.audio.gate import VadGate, gate_file_intervals
+    from edge_agent.audio.gatescore import LABELS_SLACK_S
 
     duration = len(pcm) / 32000.0
     if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
@@ -226,36 +229,6 @@ def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pc
         print(f"  {a:8.2f} - {b:8.2f} s")
     if "score" in result:
         print("score against labels:", result["score"])
-
-
-def cmd_echo(args: argparse.Namespace) -> int:
-    """The daemon's echo canceller over a recorded mic track and the speaker track played with it."""
-    from edge_agent.audio.echo import EchoCanceller, make_backend
-    from edge_agent.audio.echotrack import cancel_tracks, erle_db
-    from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
-
-    settings = _load(args)
-    mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
-    if len(mic) != len(ref):
-        raise EdgeAgentError(f"{args.mic} and {args.speaker} must be the same length ({len(mic) / 32000:.2f} s vs {len(ref) / 32000:.2f} s)")
-    if len(mic) < 32000:
-        raise EdgeAgentError(f"{args.mic}: need at least 1 s of audio, got {len(mic) / 32000:.2f} s")
-    try:  # fail before the work, and before `wave` half-opens the file
-        Path(args.output).open("wb").close()
-    except OSError as exc:
-        raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
-    try:
-        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms)
-    finally:
-        canceller.close()
-    write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
-    result = {"erle_db": erle_db(mic, cleaned, far, settings.audio.frame_ms), "delay_ms": canceller.delay_ms}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.output}: echo return loss enhancement {result['erle_db']} dB over the far-end stretches after the first 2 s; echo delay {result['delay_ms']} ms")
-    return 0
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -323,10 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_gate)
     p = with_config(sub.add_parser("echo", help="run the daemon's echo canceller over a mic recording and the speaker signal"))
     p.add_argument("mic", help="what the microphone recorded, 16 kHz mono 16-bit WAV")
-    p.add_argument("speaker", help="what the speaker played meanwhile, same format and length")
-    p.add_argument("-o", "--output", required=True, help="where to write the cleaned microphone track")
-    p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ...}')
-    p.set_defaults(fn=cmd_echo)
+    p.add_argument("speaker", help="what the speaker played meanwhile, same format and length (less than 1 s apart: the longer is trimmed)")
+    p.add_argument("-o", "--output", required=True, help="where to write the cleaned microphone track (not one of the inputs)")
+    p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ...} (null: not measured, why on stderr)')
+    p.set_defaults(fn=_lazy("edge_agent.audio.echocheck", "cmd_echo"))
     p = with_config(sub.add_parser("devices", help="list audio devices and which would be chosen"))
     p.set_defaults(fn=_lazy("edge_agent.audio.devicelist", "cmd_devices"))
     from edge_agent.fleet.view import add_parser as add_fleet

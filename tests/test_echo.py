@@ -366,6 +366,58 @@ def test_echo_tool_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
+def test_echo_tool_refuses_to_write_over_an_input(tmp_path: Path) -> None:
+    """`echo MIC.wav SPEAKER.wav -o MIC.wav` overwrote the recording with its own cleaned copy."""
+    mic = write_wav(tmp_path / "mic.wav", AGENT[: 2 * SR * 2])
+    spk = write_wav(tmp_path / "spk.wav", AGENT[: 2 * SR * 2])
+    (tmp_path / "link.wav").symlink_to(spk)
+    before = mic.read_bytes()
+    for out, role in ((mic, "mic"), (tmp_path / "." / "spk.wav", "speaker"), (tmp_path / "link.wav", "speaker")):
+        r = _echo_tool(str(mic), str(spk), "-o", str(out), "--json")
+        assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"is the {role} track" in r.stderr, r.stderr
+    assert mic.read_bytes() == before and len(read_wav(spk)) == 2 * SR * 2
+
+
+def test_echo_tool_trims_tracks_a_little_apart_and_refuses_more(tmp_path: Path) -> None:
+    """arecord and aplay never stop on the same sample: 10 ms apart was refused as "not the same length"."""
+    far = AGENT[: 2 * SR * 10]
+    mic, _ = simulate(far, EchoPath(delay_ms=70, noise_rms=2.0, seed=9))
+    write_wav(tmp_path / "mic.wav", mic + mic[: 2 * 160])  # 10 ms longer
+    write_wav(tmp_path / "spk.wav", far)
+    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "spk.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+    assert r.returncode == 0, r.stderr
+    note = r.stderr.strip().splitlines()
+    assert len(note) == 1 and "mic.wav is 10 ms longer" in note[0] and "10.00 s" in note[0], r.stderr
+    got = json.loads(r.stdout)
+    assert got["erle_db"] >= 30 and abs(got["delay_ms"] - 70) <= 3
+    assert len(read_wav(tmp_path / "out.wav")) == len(far)
+    write_wav(tmp_path / "long.wav", far + far[: 2 * SR * 2])  # 2 s longer: not the same take
+    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "long.wav"), "-o", str(tmp_path / "out.wav"))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "less than 1 s apart (10.01 s vs 12.00 s)" in r.stderr, r.stderr
+
+
+def test_echo_tool_says_why_a_figure_could_not_be_measured(tmp_path: Path) -> None:
+    """A silent speaker track (the wrong device, or the files swapped) gave exit 0 and
+    `erle None dB ... delay None ms` / nulls with no word of why. The JSON keeps its nulls
+    (the contract's "could not measure"); stderr says why, and so does the human line."""
+    mic, _ = simulate(AGENT[: 2 * SR * 6], EchoPath(delay_ms=70, noise_rms=2.0, seed=9))
+    write_wav(tmp_path / "mic.wav", mic)
+    write_wav(tmp_path / "silent.wav", bytes(len(mic)))
+    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "silent.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"erle_db": None, "delay_ms": None}, r.stderr
+    why = r.stderr.strip().splitlines()
+    assert why == ["edge-agent echo: erle_db and delay_ms not measured: the speaker track is silent (nothing above about -60 dBFS): the wrong playback device, or the two files swapped?"], r.stderr
+    text = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "silent.wav"), "-o", str(tmp_path / "out.wav"))
+    assert text.returncode == 0 and "None" not in text.stdout, text.stdout
+    assert "echo return loss enhancement and echo delay not measured: the speaker track is silent" in text.stdout, text.stdout
+    early = AGENT[: 2 * SR * 1] + bytes(len(mic) - 2 * SR)  # speaker audio only in the first second
+    write_wav(tmp_path / "early.wav", early)
+    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "early.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"erle_db": None, "delay_ms": None}, r.stderr
+    assert "erle_db not measured: the speaker track is audible only in the first 2 s" in r.stderr and "delay_ms not measured: no echo of the speaker track" in r.stderr, r.stderr
+
+
 # ----------------------------------------------------------------------------- config
 def test_echo_cancel_makes_full_duplex_the_default() -> None:
     assert config.from_dict({}).audio.duplex == "half"

@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
-from edge_agent.core.ratelimit import LogThrottle, TokenBucket
+from edge_agent.core.ratelimit import FailureStreak, LogThrottle, TokenBucket
 from edge_agent.core.timing import Timing
 from edge_agent.errors import ProtocolError
 
@@ -37,6 +37,15 @@ def test_log_throttle_passes_a_few_then_one_per_interval_with_the_count_left_out
     assert passed[:2] == [0, 0] and all(x is None for x in passed[2:])
     assert throttle.allow(10.0) == 998  # the next one passes, saying how many were left out
     assert throttle.total == 1001
+
+
+def test_failure_streak_reports_the_first_then_one_per_interval_until_it_ends() -> None:
+    streak = FailureStreak(every_s=60.0)
+    assert streak.ended(0.0) is None
+    reported = [streak.failed(t * 3.0) for t in range(41)]  # a retry every 3 s for 2 minutes
+    assert [i * 3 for i, r in enumerate(reported) if r] == [0, 60, 120]
+    assert streak.ended(121.0) == (41, 121.0)
+    assert streak.failed(130.0) and streak.failures == 1  # a new streak: reported at once
 
 
 def test_starts_beyond_the_bucket_are_refused_whatever_asks() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -13,7 +14,10 @@ from typing import Any
 import pytest
 from conftest import DATA, REPO, Broker, DaemonProcess, Observer, make_certs, read_wav, toml_dump, wait_for, write_wav
 
+from edge_agent.core import config
+from edge_agent.devtools.mosquitto import free_port
 from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.fleet.status import StatusReporter
 
 KEEPALIVE_S = 5
 
@@ -289,3 +293,72 @@ def test_fleet_json_snapshot(tmp_path: Path, sim: AgentSimulator, broker: Broker
     snap = json.loads(out.stdout)
     (row,) = snap["kiosks"]
     assert row["id"] == "kiosk-7" and row["online"] is True and row["state"] == "idle" and row["cpu_percent"] is not None
+
+
+# ----------------------------------------------------------------------------- an unreachable broker, logged
+def _reporter(port: int, host: str = "127.0.0.1", **mqtt_extra: Any) -> StatusReporter:
+    settings = config.from_dict({"device": {"id": "kiosk-7"}, "mqtt": {"enabled": True, "host": host, "port": port, **mqtt_extra}})
+    return StatusReporter(settings.mqtt, "kiosk-7", lambda cmd, reply: None)
+
+
+def _logged(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in list(caplog.records) if r.name == "edge_agent.fleet.status" and r.levelno == level]
+
+
+def test_a_closed_port_is_a_warning_at_once_then_bounded_and_the_broker_coming_back_is_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """paho's connect_async reports a refused TCP connection only to on_connect_fail (without the
+    reason): `edge-agent run` logged nothing about MQTT for as long as the broker was away."""
+    caplog.set_level(logging.DEBUG, logger="edge_agent.fleet.status")
+    port = free_port()  # nobody listens there
+    reporter = _reporter(port)
+    broker: Broker | None = None
+    reporter.start()
+    try:
+        wait_for(lambda: _logged(caplog, logging.WARNING), 10, "a warning")
+        wait_for(lambda: reporter.connect_failures.failures >= 3, 15, "three failed attempts")
+        warned = _logged(caplog, logging.WARNING)
+        assert len(warned) == 1, warned  # paho retries every 1-3 s; the log hears of it once a minute
+        assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in warned[0], warned
+        reporter.connect_failures.every_s = 0.0  # every failure reported from here: the later line
+        wait_for(lambda: len(_logged(caplog, logging.WARNING)) >= 2, 10, "the next warning")
+        later = _logged(caplog, logging.WARNING)[1]
+        assert f"still cannot connect to 127.0.0.1:{port}: Connection refused" in later and "attempts failed over" in later, later
+        broker = Broker(tmp_path, port=port).start()
+        wait_for(reporter.connected.is_set, 10, "the connection")
+        back = [m for m in _logged(caplog, logging.INFO) if f"connected to 127.0.0.1:{port}" in m]
+        assert len(back) == 1 and "failed attempts over" in back[0], back
+        reporter.connect_failures.every_s = 60.0
+        broker.kill()
+        wait_for(lambda: any("cannot connect" in m for m in _logged(caplog, logging.WARNING)[2:]), 10, "a new streak's first warning")
+        assert any("disconnected" in m for m in _logged(caplog, logging.WARNING)[2:])
+    finally:
+        reporter.close()
+        if broker is not None:
+            broker.kill()
+
+
+def test_a_broker_name_that_does_not_resolve_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge_agent.fleet.status")
+    reporter = _reporter(1883, host="kiosk-broker.invalid")  # .invalid never resolves (RFC 6761)
+    reporter.start()
+    try:
+        warned = wait_for(lambda: _logged(caplog, logging.WARNING), 15, "a warning")
+        assert len(warned) == 1 and "cannot connect to kiosk-broker.invalid:1883: " in warned[0], warned
+    finally:
+        reporter.close()
+
+
+def test_a_refused_login_is_one_warning_not_one_per_attempt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge_agent.fleet.status")
+    broker = Broker.with_password(tmp_path, "kiosk-7", "right")
+    (tmp_path / "wrong").write_text("wrong\n")
+    reporter = _reporter(broker.port, username="kiosk-7", password_file=str(tmp_path / "wrong"))
+    reporter.start()
+    try:
+        wait_for(lambda: broker.log.read_text().count("not authorised") >= 3, 15, "three refused logins")
+        time.sleep(0.2)  # the third refusal's callbacks, on paho's thread
+        warned = _logged(caplog, logging.WARNING)
+        assert len(warned) == 1 and f"cannot connect to 127.0.0.1:{broker.port}: the broker refused the connection" in warned[0], warned
+    finally:
+        reporter.close()
+        broker.kill()

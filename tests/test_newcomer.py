@@ -49,7 +49,21 @@ def one_line_error(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
 # ----------------------------------------------------------------------------- gate
 @pytest.mark.parametrize(
     "content, says",
-    [(None, "No such file"), ("not json", "not JSON"), ("[1, 2]", "a JSON list"), ("{}", "no 'duration_s' key"), ('{"duration_s": 5, "speech": [[1]]}', "not a labels file")],
+    [
+        (None, "No such file"),
+        ("not json", "not JSON"),
+        ("[1, 2]", "a JSON list"),
+        ("{}", "no 'duration_s' key"),
+        ('{"duration_s": 5, "speech": [[1]]}', "not a labels file"),
+        # what scored before, into figures that meant nothing
+        ('{"duration_s": 55.198, "speech": [[3.0, 2.0]]}', "speech[0] [3.0, 2.0] must start at 0 s or later and end after it starts"),
+        ('{"duration_s": 55.198, "speech": [[1.0, 2.0], [50.0, 60.0]]}', "speech[1] [50.0, 60.0] ends past the recording's end"),
+        ('{"duration_s": NaN, "speech": []}', "duration_s must be a number of seconds over 0, got nan"),
+        ('{"duration_s": 1e999, "speech": []}', "duration_s must be a number of seconds over 0, got inf"),
+        ('{"duration_s": 55.198, "speech": ["12", "34"]}', "speech[0] must be a [start_s, end_s] pair of numbers"),
+        ('{"duration_s": 55.198, "speech": [[true, 2]]}', "speech[0] must be a [start_s, end_s] pair of numbers"),
+        ('{"duration_s": 55.198, "speech": {"1": 2}}', "speech must be a list of [start_s, end_s] pairs, got a JSON dict"),
+    ],
 )
 def test_gate_bad_labels_is_one_line(tmp_path: Path, content: str | None, says: str) -> None:
     labels = tmp_path / "l.labels.json"
@@ -74,7 +88,7 @@ def test_gate_on_a_file_cut_inside_its_header_does_not_call_it_empty(tmp_path: P
     cut = tmp_path / "cut.wav"
     cut.write_bytes(b"RIFF\x00")
     line = one_line_error(ea("gate", str(cut)))
-    assert "empty file" not in line and "too short" in line and "ffmpeg -i" in line, line
+    assert "empty file" not in line and "too short" in line and "ffmpeg -i" not in line, line  # no WAV to convert
 
 
 def _float_wav(path: Path) -> Path:
@@ -84,9 +98,17 @@ def _float_wav(path: Path) -> Path:
     return path
 
 
-def test_gate_on_an_empty_float_or_stereo_wav_says_how_to_convert(tmp_path: Path) -> None:
+def test_gate_says_how_to_convert_a_float_or_stereo_wav_but_not_an_empty_file_or_one_that_is_no_wav(tmp_path: Path) -> None:
+    """ffmpeg converts a WAV in another format; for an empty file, or text, it is no help."""
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
+    text = tmp_path / "notes.wav"
+    text.write_text("hello\n" * 100)
+    short_text = tmp_path / "short.wav"
+    short_text.write_text("hi\n")
+    for path, says in ((empty, "(empty file)"), (text, "(file does not start with RIFF id)"), (short_text, "(file does not start with RIFF id)")):
+        line = one_line_error(ea("gate", str(path)))
+        assert line == f"edge-agent: {path}: not a 16 kHz mono 16-bit PCM WAV {says}", line
     stereo = tmp_path / "stereo.wav"
     import wave
 
@@ -95,10 +117,29 @@ def test_gate_on_an_empty_float_or_stereo_wav_says_how_to_convert(tmp_path: Path
         w.setsampwidth(2)
         w.setframerate(44100)
         w.writeframes(bytes(400))
-    for path in (empty, _float_wav(tmp_path / "float.wav"), stereo):
+    for path in (_float_wav(tmp_path / "float.wav"), stereo):
         line = one_line_error(ea("gate", str(path)))
         assert str(path) in line and "ffmpeg -i" in line and "sox " in line, line
     assert "No such file" in one_line_error(ea("gate", str(tmp_path / "missing.wav")))
+
+
+def test_gate_refuses_a_wav_with_no_audio_as_echo_does(tmp_path: Path) -> None:
+    """A valid header with no frames printed "0.0 s, 0 frames ... gate ran at 0x real time", exit 0."""
+    zero = write_wav(tmp_path / "zero.wav", b"")
+    line = one_line_error(ea("gate", str(zero)))
+    assert line == f"edge-agent: {zero}: need at least one 30 ms frame of audio, got 0.00 s", line
+    out = ea("gate", str(QUIET), str(zero), "--json")
+    assert one_line_error(out) == line and out.stdout == ""  # refused before any output
+
+
+def test_gate_on_a_wav_cut_short_warns_with_both_lengths_and_goes_on(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(QUIET.read_bytes()[: 44 + 32000 * 3])  # the header promises 55.2 s
+    out = ea("gate", str(cut), "--json")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "WARNING" in lines[0] and f"{cut}: the header promises 55.20 s of audio, the file holds 3.00 s" in lines[0], out.stderr
+    assert json.loads(out.stdout)["frames"] == 100
 
 
 def test_gate_with_an_engine_that_is_not_installed_is_a_config_error(tmp_path: Path) -> None:

@@ -185,3 +185,21 @@ def test_provision_refuses_bad_names_and_silent_overwrites(tmp_path: Path) -> No
     again = run("provision", "kiosk-1", "--dir", str(tmp_path))
     assert again.returncode == 1 and "--rotate" in again.stderr and again.stderr.count("\n") == 1
     assert run("broker-acl", "--admin", "a b").returncode == 78
+
+
+def test_provision_with_a_password_file_it_cannot_update_writes_nothing(tmp_path: Path) -> None:
+    """`--passwd` in a directory that does not exist wrote NAME.mqtt_password first and then failed,
+    so the corrected run said `exists: pass --rotate`."""
+
+    def provision(passwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "edge_agent", "provision", "k4", "--dir", str(tmp_path / "prov"), "--passwd", str(passwd)], capture_output=True, text=True, cwd=REPO, timeout=30)
+
+    (tmp_path / "a-dir").mkdir()
+    for passwd, says in ((tmp_path / "nodir" / "passwd", f"no directory {tmp_path / 'nodir'}"), (tmp_path / "a-dir", "not a file")):
+        out = provision(passwd)
+        assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+        assert not (tmp_path / "prov" / "k4.mqtt_password").exists()
+        assert f"cannot update {passwd}: {says}" in out.stderr, out.stderr
+    fixed = provision(tmp_path / "passwd")
+    assert fixed.returncode == 0, fixed.stderr
+    assert (tmp_path / "prov" / "k4.mqtt_password").exists() and (tmp_path / "passwd").read_text().startswith("k4:$7$")

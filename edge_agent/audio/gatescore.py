@@ -10,13 +10,18 @@ Three figures, the ones the gate must meet on every recording:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from edge_agent.errors import EdgeAgentError
 
 Intervals = list[tuple[float, float]]
 LABELS_SHAPE = 'expected {"duration_s": 55.2, "speech": [[1.0, 2.5], ...]} (seconds), as in tests/data/'
+LABELS_SLACK_S = 0.1
+"""How far a labels file's times (rounded to the ms) may go past its `duration_s`, and that from its
+recording's length."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +41,37 @@ class Labels:
         if not isinstance(data, dict):
             raise EdgeAgentError(f"{path}: not a labels file (a JSON {type(data).__name__}, not an object); {LABELS_SHAPE}")
         try:
-            return cls(float(data["duration_s"]), [(float(a), float(b)) for a, b in data["speech"]])
+            duration, speech = data["duration_s"], data["speech"]
         except KeyError as exc:
             raise EdgeAgentError(f"{path}: not a labels file (no {exc} key); {LABELS_SHAPE}") from None
-        except (TypeError, ValueError) as exc:
-            raise EdgeAgentError(f"{path}: not a labels file ({exc}); {LABELS_SHAPE}") from None
+        problem = _labels_problem(duration, speech)
+        if problem:
+            raise EdgeAgentError(f"{path}: not a labels file ({problem}); {LABELS_SHAPE}")
+        return cls(float(duration), [(float(a), float(b)) for a, b in speech])
+
+
+def _seconds(value: object) -> TypeGuard[float]:
+    """A JSON number of seconds: finite, not a bool (true is 1 to Python, not a time)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _labels_problem(duration: object, speech: object) -> str | None:
+    """What is wrong with a labels file's `duration_s` and `speech`, or None: scores over reversed
+    intervals, or ones past the recording's end, would be figures that mean nothing."""
+    if not _seconds(duration) or duration <= 0:
+        return f"duration_s must be a number of seconds over 0, got {duration!r}"
+    if not isinstance(speech, list):
+        return f"speech must be a list of [start_s, end_s] pairs, got a JSON {type(speech).__name__}"
+    end = duration + LABELS_SLACK_S
+    for i, pair in enumerate(speech):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(_seconds(t) for t in pair)):
+            return f"speech[{i}] must be a [start_s, end_s] pair of numbers, got {json.dumps(pair)[:60]}"
+        a, b = pair
+        if not 0 <= a < b:
+            return f"speech[{i}] [{a}, {b}] must start at 0 s or later and end after it starts"
+        if b > end:
+            return f"speech[{i}] [{a}, {b}] ends past the recording's end (duration_s {duration})"
+    return None
 
 
 @dataclass(frozen=True)

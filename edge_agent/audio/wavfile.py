@@ -1,16 +1,22 @@
 """16 kHz mono 16-bit WAV files: what the gate, the file microphone, the tests and the benchmarks read and write.
 
 Apart from `devices` so that `edge-agent gate FILE.wav` reads its file without importing the
-device machinery (asyncio, threads): its start-up is part of its cost.
+device machinery (asyncio, threads): its start-up is part of its cost. The ffmpeg/sox command that
+converts a recording is suggested only for a readable WAV in another format, not for an empty file
+or one that is no WAV at all; a WAV cut short (its header promising more than the file holds) is
+read as far as it goes, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import wave
 from pathlib import Path
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.errors import AudioError
+
+log = logging.getLogger(__name__)
 
 
 def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
@@ -20,12 +26,25 @@ def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
     except OSError as exc:
         raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (wave.Error, EOFError) as exc:  # empty, cut short, not a WAV, or float / compressed samples
-        why = str(exc) or ("empty file" if Path(path).stat().st_size == 0 else "too short: the file ends inside its header")
-        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({why}); {convert_hint(path)}") from None
+        why = str(exc) or _why_cut(Path(path))
+        if why.startswith("unknown"):  # `wave`'s "unknown format: 3": a WAV of float or compressed samples
+            raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({why}); {convert_hint(path)}") from None
+        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV ({why})") from None
     if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE_HZ, 1, 2):
         w.close()
         raise AudioError(f"{path}: need 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} ch, {8 * w.getsampwidth()} bit; {convert_hint(path)}")
     return w
+
+
+def _why_cut(path: Path) -> str:
+    """Why a file `wave` found ended too soon is no WAV (its EOFError says nothing)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        return "empty file"
+    if not b"RIFF".startswith(head):
+        return "file does not start with RIFF id"  # `wave`'s words for a longer one
+    return "too short: the file ends inside its header"
 
 
 def convert_hint(path: str | Path) -> str:
@@ -38,7 +57,11 @@ def read_wav_16k_mono(path: str | Path) -> bytes:
     """PCM frames of a 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
     w = open_wav_16k_mono(path)
     try:
-        return w.readframes(w.getnframes())
+        promised = w.getnframes()
+        pcm = w.readframes(promised)
+        if len(pcm) < 2 * promised:  # cut short: a copy or a recording that stopped early
+            log.warning("%s: the header promises %.2f s of audio, the file holds %.2f s (cut short?); going on with what it holds", path, promised / SAMPLE_RATE_HZ, len(pcm) / 2 / SAMPLE_RATE_HZ)
+        return pcm
     except (OSError, wave.Error, EOFError) as exc:
         raise AudioError(f"cannot read {path}: {exc}") from None
     finally:

@@ -1,9 +1,10 @@
-"""TokenBucket and LogThrottle: bounds on how often something may happen, fed the time (sans-I/O).
+"""TokenBucket, LogThrottle and FailureStreak: bounds on how often something may happen, fed the time (sans-I/O).
 
 `TokenBucket` limits conversation starts (a flood of MQTT presses, a bouncing button: every
 start opens a socket and may start a billed session). `LogThrottle` keeps a hostile or broken
 server from writing one journal line per bad frame: the first few are logged, then one per
-interval saying how many were left out.
+interval saying how many were left out. `FailureStreak` does the same for something retried
+until it works (the MQTT broker's connection): the first failure at once, then one a minute.
 """
 
 from __future__ import annotations
@@ -65,3 +66,37 @@ class LogThrottle:
             return None
         left_out, self.suppressed = self.suppressed, 0
         return left_out
+
+
+class FailureStreak:
+    """Failures in a row of something retried until it works (a broker connection): the first is
+    reported at once, then at most one per `every_s` while they go on; `ended` closes the streak.
+
+    Times are monotonic seconds passed in by the caller (the streak reads no clock)."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self.failures = 0
+        """Failures in the current streak (0: none going on)."""
+        self.since: float | None = None
+        """When the current streak's first failure was (None: none going on)."""
+        self._reported_at: float | None = None
+
+    def failed(self, now: float) -> bool:
+        """Counts a failure; True when this one is to be reported."""
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        if self._reported_at is not None and now - self._reported_at < self.every_s:
+            return False
+        self._reported_at = now
+        return True
+
+    def ended(self, now: float) -> tuple[int, float] | None:
+        """Closes the streak (it worked): (failures, seconds since the first), or None when there
+        was none. The next failure is reported at once again."""
+        if self.since is None:
+            return None
+        streak = (self.failures, now - self.since)
+        self.failures, self.since, self._reported_at = 0, None, None
+        return streak

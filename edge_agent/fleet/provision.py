@@ -4,6 +4,8 @@
 or Home Assistant): a random password written to `NAME.mqtt_password` (mode 0600, for the kiosk's
 `mqtt.password_file`) and the Mosquitto password-file line (PBKDF2-SHA512, the `$7$` format
 `mosquitto_passwd` writes), printed or put into a password file in place of the user's old line.
+A password file that cannot be updated is refused before anything is written: a failed run leaves
+no password file behind for the corrected one to trip over.
 
 `edge-agent broker-acl` prints the Mosquitto ACL: a kiosk reads only its own `cmd` and Home
 Assistant's birth topic, writes only its own subtree and its own discovery configs (which it also
@@ -68,11 +70,31 @@ def acl_text(topic_prefix: str, discovery_prefix: str, admins: list[str], ha_use
     return "\n".join(lines)
 
 
-def set_password_line(passwd: Path, user: str, hashed: str) -> None:
-    """Adds `user:hashed` to a Mosquitto password file, replacing the user's old line. A new file
-    is mode 0600; an existing one keeps its mode, owner and group (mosquitto must still read it)."""
+def password_lines(passwd: Path) -> list[str]:
+    """The lines of a Mosquitto password file about to be updated (none when it does not exist
+    yet), once it is known it can be: a file, or nothing yet, in a directory that exists and takes
+    new files (the update is a temporary file renamed over it). EdgeAgentError naming it if not."""
+    parent = passwd.parent
+    if not parent.is_dir():
+        raise EdgeAgentError(f"cannot update {passwd}: no directory {parent}")
+    if passwd.exists() and not passwd.is_file():
+        raise EdgeAgentError(f"cannot update {passwd}: not a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EdgeAgentError(f"cannot update {passwd}: {parent} is not writable (the file is replaced by a new one written beside it)")
     try:
-        old = passwd.read_text(encoding="utf-8").splitlines() if passwd.exists() else []
+        return passwd.read_text(encoding="utf-8").splitlines() if passwd.exists() else []
+    except OSError as exc:
+        raise EdgeAgentError(f"cannot update {passwd}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise EdgeAgentError(f"cannot update {passwd}: not a text file (a Mosquitto password file is user:hash lines)") from None
+
+
+def set_password_line(passwd: Path, user: str, hashed: str, old: list[str] | None = None) -> None:
+    """Adds `user:hashed` to a Mosquitto password file, replacing the user's old line (`old`: its
+    lines, from `password_lines`; read here when not given). A new file is mode 0600; an existing
+    one keeps its mode, owner and group (mosquitto must still read it)."""
+    old = password_lines(passwd) if old is None else old
+    try:
         kept = [line for line in old if line.split(":", 1)[0] != user]
         _write_private(passwd, "\n".join([*kept, f"{user}:{hashed}"]) + "\n")
     except OSError as exc:
@@ -98,8 +120,10 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     if not DEVICE_ID_RE.fullmatch(name):
         raise ConfigError("NAME", f"use a valid device id (ASCII letters, digits, - and _), got {name!r}")
     secret_file = out_dir / f"{name}.mqtt_password"
-    if secret_file.exists() and not rotate:
+    existed = secret_file.exists()
+    if existed and not rotate:
         raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
+    old_lines = password_lines(passwd) if passwd is not None else None  # before anything is written
     import secrets
 
     password = secrets.token_urlsafe(24)
@@ -110,7 +134,12 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     except OSError as exc:
         raise EdgeAgentError(f"cannot write {secret_file}: {exc.strerror or exc}") from None
     if passwd is not None:
-        set_password_line(passwd, name, hashed)
+        try:
+            set_password_line(passwd, name, hashed, old_lines)
+        except EdgeAgentError:
+            if not existed:  # failed after the check (a full disk): a retry must not find it
+                secret_file.unlink(missing_ok=True)
+            raise
     return secret_file, f"{name}:{hashed}"
 
 

@@ -10,7 +10,10 @@ Topic contract (prefix `mqtt.topic_prefix`, `<id>` = device.id), used by tools o
   connect's clean-up of stale configs (see `discovery_sync`).
 - `<prefix>/_sessions/<agent>/<slot>`: shared session pointers, through `send`/`follow` (see `share`).
 
-paho runs its own network thread and reconnect loop. Every callback body is guarded; commands
+paho runs its own network thread and reconnect loop. A broker it cannot reach (refused, no
+route, a name that does not resolve, a refused login) is a warning naming host:port and why at the
+first failure, then at most one a minute while it goes on, and an info line when it connects
+again. Every callback body is guarded; commands
 go to the event loop through `on_command` (the kiosk uses call_soon_threadsafe); nothing here
 blocks the audio path. With the broker down the kiosk works as before: state is re-published on
 every (re)connect, and events wait in a bounded queue.
@@ -35,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent import __version__
 from edge_agent.core.config_mqtt import MqttSettings
-from edge_agent.core.ratelimit import TokenBucket
+from edge_agent.core.ratelimit import FailureStreak, TokenBucket
 from edge_agent.errors import ConfigError
 from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
 from edge_agent.fleet.discovery_sync import DiscoveryCleanup
@@ -58,6 +61,8 @@ HA_ANSWERS_BURST, HA_ANSWER_EVERY_S = 2, 10.0
 then one per 10 s. Each answer is every config (17); a flood of announcements filled the bounded
 queue and crowded out everything else the kiosk had to publish. The configs are retained, so an
 announcement left unanswered still finds them on the broker."""
+CONNECT_WARN_EVERY_S = 60.0
+"""While the broker stays unreachable, one warning per minute at most (paho retries every 1-3 s)."""
 Reply = Callable[[dict[str, Any]], None]
 
 
@@ -73,10 +78,25 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> mqtt.Client:
+class Client(mqtt.Client):
+    """paho's client, keeping why its last connection attempt failed: paho 2.x calls
+    `on_connect_fail` with the client alone, having caught and dropped the OSError (refused, no
+    route, timed out, a name that does not resolve, a TLS handshake) its `reconnect` raised."""
+
+    connect_error: OSError | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.connect_error = exc
+            raise
+
+
+def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> Client:
     """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`); the
     password file is read here if no one read it before (ConfigError when it cannot be)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if settings.username:
         client.username_pw_set(settings.username, settings.with_password().password)
     if settings.tls:
@@ -104,6 +124,9 @@ class StatusReporter:
         self.bad_commands = 0
         self._ha_answers = TokenBucket(HA_ANSWERS_BURST, 1.0 / HA_ANSWER_EVERY_S, time.monotonic())
         self._closing = False
+        self.connect_failures = FailureStreak(CONNECT_WARN_EVERY_S)
+        """Failed connection attempts since the last connect (paho's thread only)."""
+        self._refused = False
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
         self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, _guard)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
@@ -111,6 +134,7 @@ class StatusReporter:
         self._client.max_queued_messages_set(MAX_QUEUED_EVENTS)
         self._client.on_connect = _guard(self._on_connect)
         self._client.on_disconnect = _guard(self._on_disconnect)
+        self._client.on_connect_fail = _guard(self._on_connect_fail)
         self._client.on_message = _guard(self._on_message)
         self._client.on_subscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.subscribed(mid))
         self._client.on_unsubscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.unsubscribed(mid))
@@ -140,11 +164,14 @@ class StatusReporter:
     # ------------------------------------------------------------------ paho callbacks (paho's thread)
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            log.warning("mqtt: broker refused the connection: %s", reason)
+            self._refused = True  # the disconnect that follows is this attempt's end, not another failure
+            self._connect_failed(f"the broker refused the connection: {reason}")
             return
         self.connects += 1
         self.connected.set()
-        log.info("mqtt: connected to %s:%d", self.settings.host, self.settings.port)
+        streak = self.connect_failures.ended(time.monotonic())
+        after = f" after {streak[0]} failed attempts over {streak[1]:.0f} s" if streak else ""
+        log.info("mqtt: connected to %s:%d%s", self.settings.host, self.settings.port, after)
         qos = self.settings.qos
         client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos), *((f, qos) for f in self._followed)])
         client.publish(self.topic("availability"), "online", qos=qos, retain=True)
@@ -153,13 +180,33 @@ class StatusReporter:
         client.publish(self.topic("state"), state, qos=qos, retain=True)
         self.discovery.connected()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        """paho could not open the connection (no CONNACK to read): the reason is `Client`'s."""
+        exc = client.connect_error if isinstance(client, Client) else None
+        self._connect_failed((exc.strerror or str(exc) or type(exc).__name__) if exc is not None else "no reason given")
+
+    def _connect_failed(self, why: str) -> None:
+        """One failed attempt: a warning at the first, then at most one per `connect_failures.every_s`."""
+        if self._closing or not self.connect_failures.failed(time.monotonic()):
+            return
+        where = f"{self.settings.host}:{self.settings.port}"
+        streak = self.connect_failures
+        if streak.failures == 1:
+            log.warning("mqtt: cannot connect to %s: %s; retrying every few seconds (this warning at most every %.0f s while it fails)", where, why, streak.every_s)
+        else:
+            log.warning("mqtt: still cannot connect to %s: %s (%d attempts failed over %.0f s)", where, why, streak.failures, time.monotonic() - (streak.since or 0.0))
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
         self.discovery.disconnected()
+        refused, self._refused = self._refused, False
         if self._closing:
             log.debug("mqtt: disconnected (%s), shutting down", reason)
-            return
-        log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
+        elif was_connected:
+            log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
+        elif not refused:  # the socket opened, and closed before the broker answered
+            self._connect_failed(f"the connection closed before the broker answered ({reason})")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == f"{self.settings.discovery_prefix}/status":

@@ -1,0 +1,126 @@
+"""`edge-agent echo`: the daemon's echo canceller over a recorded microphone track and the speaker
+track played meanwhile, an installer's check of a kiosk's hardware (README, "Checking a kiosk's
+hardware").
+
+It prints `{"erle_db": ..., "delay_ms": ...}` (`--json`) or a line saying the same; null is "could
+not be measured", and then one line on stderr says why (a silent speaker track: the wrong playback
+device, or the files swapped). Recordings from arecord and aplay never stop on the same sample: a
+difference under MAX_LENGTH_GAP_S is trimmed off the longer track's end, with a note; a larger
+one is refused, as is an output that would overwrite one of the inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.echo import EchoCanceller, make_backend
+from edge_agent.audio.echotrack import cancel_tracks, erle_db
+from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
+from edge_agent.core import config
+from edge_agent.core.logs import setup_logging
+from edge_agent.errors import EdgeAgentError, UsageError
+
+MAX_LENGTH_GAP_S = 1.0
+"""Tracks whose lengths differ by less than this are trimmed to the shorter; more is refused
+(not the same take, or one stopped early: the figures would mean nothing)."""
+ERLE_SKIP_S = 2.0
+"""ERLE leaves out the first seconds, while the canceller converges (`erle_db`'s `skip_s`)."""
+DELAY_NEEDS_S = 4.0
+"""About how much speaker audio the mic must hear before the delay is known: two estimates that
+agree, one per 2 s of far-end audio (`EchoCanceller`'s `estimate_every_s`)."""
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    """The daemon's echo canceller over `args.mic` and `args.speaker`, the cleaned track to `args.output`."""
+    settings = config.load(args.config)
+    setup_logging(args.log_level or settings.log.level)
+    mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
+    refuse_overwriting_an_input(args.output, {"mic": args.mic, "speaker": args.speaker})
+    mic, ref = same_length(args.mic, mic, args.speaker, ref)
+    if len(mic) < 2 * SAMPLE_RATE_HZ:
+        raise EdgeAgentError(f"{args.mic}: need at least 1 s of audio, got {len(mic) / 2 / SAMPLE_RATE_HZ:.2f} s")
+    try:  # fail before the work, and before `wave` half-opens the file
+        Path(args.output).open("wb").close()
+    except OSError as exc:
+        raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    frame_ms = settings.audio.frame_ms
+    canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
+    try:
+        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, frame_ms)
+    finally:
+        canceller.close()
+    write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
+    result = {"erle_db": erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S), "delay_ms": canceller.delay_ms}
+    why = not_measured(result, far, frame_ms)
+    if args.json:
+        print(json.dumps(result))
+        if why:
+            print(f"edge-agent echo: {_reasons(why, {key: key for key in result})}", file=sys.stderr)
+        return 0
+    measured = []
+    if "erle_db" not in why:
+        measured.append(f"echo return loss enhancement {result['erle_db']} dB over the far-end stretches after the first {ERLE_SKIP_S:.0f} s")
+    if "delay_ms" not in why:
+        measured.append(f"echo delay {result['delay_ms']} ms")
+    if why:
+        measured.append(_reasons(why, {"erle_db": "echo return loss enhancement", "delay_ms": "echo delay"}))
+    print(f"{args.output}: {'; '.join(measured)}")
+    return 0
+
+
+def _reasons(why: dict[str, str], names: dict[str, str]) -> str:
+    """"A and B not measured: reason" for the figures in `why`, one clause per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in why.items():
+        by_reason.setdefault(reason, []).append(names[key])
+    return "; ".join(f"{' and '.join(keys)} not measured: {reason}" for reason, keys in by_reason.items())
+
+
+def refuse_overwriting_an_input(output: str, inputs: dict[str, str]) -> None:
+    """UsageError when `output` is one of `inputs` (by name -> path): the same path, or the same
+    file through another name (a link, `./`)."""
+    out = Path(output)
+    for role, name in inputs.items():
+        try:
+            same = out.resolve() == Path(name).resolve() or (out.exists() and os.path.samefile(out, name))
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"-o {output} is the {role} track {name}: write the cleaned track to another file")
+
+
+def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[bytes, bytes]:
+    """Both tracks trimmed to the shorter (a note on stderr says by how much) when they differ by
+    less than MAX_LENGTH_GAP_S; EdgeAgentError when by more."""
+    if len(mic) == len(ref):
+        return mic, ref
+    bytes_per_s = 2 * SAMPLE_RATE_HZ
+    gap_s = abs(len(mic) - len(ref)) / bytes_per_s
+    if gap_s >= MAX_LENGTH_GAP_S:
+        raise EdgeAgentError(
+            f"{mic_name} and {ref_name} must be the same length, less than {MAX_LENGTH_GAP_S:.0f} s apart ({len(mic) / bytes_per_s:.2f} s vs {len(ref) / bytes_per_s:.2f} s): record them together"
+        )
+    n = min(len(mic), len(ref))
+    longer = mic_name if len(mic) > len(ref) else ref_name
+    print(f"edge-agent echo: note: {longer} is {gap_s * 1000:.0f} ms longer: its end trimmed, both tracks {n / bytes_per_s:.2f} s", file=sys.stderr)
+    return mic[:n], ref[:n]
+
+
+def not_measured(result: dict[str, float | None], far: list[bool], frame_ms: int) -> dict[str, str]:
+    """Why each null figure of `result` is null (only those), from the canceller's own account of
+    when it heard the speaker (`far`: per frame, the far end audible)."""
+    if not any(far):
+        silent = "the speaker track is silent (nothing above about -60 dBFS): the wrong playback device, or the two files swapped?"
+        return {key: silent for key, value in result.items() if value is None}
+    why: dict[str, str] = {}
+    if result["erle_db"] is None:
+        why["erle_db"] = f"the speaker track is audible only in the first {ERLE_SKIP_S:.0f} s, which ERLE leaves out (the canceller converging)"
+    if result["delay_ms"] is None:
+        heard_s = sum(far) * frame_ms / 1000
+        why["delay_ms"] = f"no echo of the speaker track found in the mic track over {heard_s:.1f} s of speaker audio (it takes about {DELAY_NEEDS_S:.0f} s the mic hears)"
+    return why
