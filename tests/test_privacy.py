@@ -154,6 +154,20 @@ def test_doctor_fails_on_a_read_only_state_dir_and_warns_on_exposures(tmp_path: 
         fs.umount()
 
 
+def test_doctor_warns_about_a_section_it_does_not_know(tmp_path: Path) -> None:
+    """A typo'd section name (`[vda]`) leaves that whole section at its defaults: `run` reads past
+    it with a log line (a newer version's config may hold sections this one does not know), and
+    the doctor, which printed `PASS  config`, now says so in a WARN line with the section meant."""
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000))
+    data = {"vda": {"aggressiveness": 3}, "audio": {"input": f"file:{mic}", "output": "null"}, "button": {"source": "none"}}
+    data["device"] = {"state_dir": str(tmp_path / "state")}
+    s = config.from_dict(data)
+    assert s.ignored_sections == ("ignoring section [vda]: not known to this edge-agent version (did you mean [vad]?)",)
+    lines: list[str] = []
+    Doctor(s, meter_s=0.2, out=lines.append).run()
+    assert "WARN  config: ignoring section [vda]: not known to this edge-agent version (did you mean [vad]?)" in lines, lines
+
+
 # ----------------------------------------------------------------------------- fleet password
 def test_fleet_reads_the_password_from_a_file_or_the_environment_never_argv(tmp_path: Path) -> None:
     b = Broker.with_password(tmp_path, "admin", "s3cret")

@@ -326,16 +326,23 @@ class Settings:
     inline_secrets: tuple[str, ...] = ()
     """Secret keys written into the config file itself (so the file must be private)."""
     buttons: tuple[ExtraButton, ...] = ()
+    ignored_sections: tuple[str, ...] = ()
+    """Sections of the file this version does not know, each as a line saying so (with the known
+    section it is closest to): read past with a warning, since a newer version's config may hold
+    them, and shown by `doctor` as WARN lines, since a typo (`[vda]`) leaves its whole section at
+    the defaults."""
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
+    ignored = []
     for name, value in data.items():
         if name not in SECTIONS and name != "buttons" and not isinstance(value, dict):
             raise ConfigError(name, "a key outside any section: put it under its [section] (see config/edge-agent.toml)")
         if name not in SECTIONS and name != "buttons":
             close = closest(name, [*SECTIONS, "buttons"])
-            log.warning("config: ignoring section [%s]: not known to this edge-agent version%s", name, f" (did you mean [{close}]?)" if close else "")
+            ignored.append(f"ignoring section [{name}]: not known to this edge-agent version" + (f" (did you mean [{close}]?)" if close else ""))
+            log.warning("config: %s", ignored[-1])
     sections = {}
     for name, cls in SECTIONS.items():
         reader = Section(name, data.get(name, {}))
@@ -345,7 +352,7 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     check_gpio_pins(sections["button"], buttons, sections["led"])
     if sections["session"].share and not sections["mqtt"].enabled:
         raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
-    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons)
+    return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons, ignored_sections=tuple(ignored))
 
 
 def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:

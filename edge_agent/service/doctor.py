@@ -1,6 +1,7 @@
 """`edge-agent doctor`: checks a kiosk's set-up, one PASS/FAIL line with a hint each.
 
-Config valid (the same validation `run` makes, `config.validate_for_run`); state dir writable by
+Config valid (the same validation `run` makes, `config.validate_for_run`), and a WARN line for
+each section it does not know (a typo leaves that section at its defaults); state dir writable by
 the service user (its owner, when run as root), its database readable, and private, checked
 without creating or changing a file there (service/statecheck.py); no secret or conversation exposed (WARN
 lines, see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s level
@@ -72,6 +73,8 @@ class Doctor:
             # on a Pi's own sound card and GPIO pins one process at a time: the checks below would
             # fail on (or take over) what the running kiosk holds
             self.out(f"WARN  {SERVICE} is running: it holds the microphone, the speaker and the GPIO pins, so those checks may fail; `sudo systemctl stop edge-agent` first")
+        for ignored in self.s.ignored_sections:  # a typo'd section name leaves that section at its defaults
+            self.out(f"WARN  config: {ignored}")
         self.check("state dir writable", self.state_dir)
         for warning in exposure_warnings(self.s):
             self.out(f"WARN  exposure: {warning}")
