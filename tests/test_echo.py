@@ -360,6 +360,8 @@ def test_echo_tool_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
             w.writeframes(AGENT[: 2 * SR * 4])
         other = tmp_path / "s.wav"
     mic = other if case == "short" else good
+    if mic == other:  # two files of the same audio: one file as both tracks is refused first
+        other = write_wav(tmp_path / "speaker.wav", read_wav(mic))
     out = tmp_path / "no-such-dir" / "o.wav" if case == "unwritable" else tmp_path / "o.wav"
     r = _echo_tool(str(mic), str(other), "-o", str(out))
     assert r.returncode == 1
@@ -377,6 +379,17 @@ def test_echo_tool_refuses_to_write_over_an_input(tmp_path: Path) -> None:
         assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
         assert f"is the {role} track" in r.stderr, r.stderr
     assert mic.read_bytes() == before and len(read_wav(spk)) == 2 * SR * 2
+
+
+def test_echo_tool_refuses_one_file_as_both_tracks(tmp_path: Path) -> None:
+    """`echo A.wav A.wav -o OUT.wav` (a slip on the command line) measured the file against itself."""
+    mic = write_wav(tmp_path / "mic.wav", AGENT[: 2 * SR * 3])
+    (tmp_path / "again.wav").symlink_to(mic)
+    for speaker in (mic, tmp_path / "again.wav"):
+        r = _echo_tool(str(mic), str(speaker), "-o", str(tmp_path / "out.wav"), "--json")
+        assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "both the mic and the speaker track" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out.wav").exists()
 
 
 def test_echo_tool_trims_tracks_a_little_apart_and_refuses_more(tmp_path: Path) -> None:

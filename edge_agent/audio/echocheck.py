@@ -6,7 +6,8 @@ It prints `{"erle_db": ..., "delay_ms": ...}` (`--json`) or a line saying the sa
 not be measured", and then one line on stderr says why (a silent speaker track: the wrong playback
 device, or the files swapped). Recordings from arecord and aplay never stop on the same sample: a
 difference under MAX_LENGTH_GAP_S is trimmed off the longer track's end, with a note; a larger
-one is refused, as is an output that would overwrite one of the inputs.
+one is refused, as are an output that would overwrite one of the inputs and one file given as
+both tracks (the canceller would find a perfect "echo" at 0 ms).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or settings.log.level)
     mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
     refuse_overwriting_an_input(args.output, {"mic": args.mic, "speaker": args.speaker})
+    if _same_file(args.mic, args.speaker):  # a slip on the command line, not a recording to check
+        raise UsageError(f"{args.mic} is given as both the mic and the speaker track: pass what the microphone recorded and what the speaker played")
     mic, ref = same_length(args.mic, mic, args.speaker, ref)
     if len(mic) < 2 * SAMPLE_RATE_HZ:
         raise EdgeAgentError(f"{args.mic}: need at least 1 s of audio, got {len(mic) / 2 / SAMPLE_RATE_HZ:.2f} s")
@@ -84,14 +87,17 @@ def _reasons(why: dict[str, str], names: dict[str, str]) -> str:
 def refuse_overwriting_an_input(output: str, inputs: dict[str, str]) -> None:
     """UsageError when `output` is one of `inputs` (by name -> path): the same path, or the same
     file through another name (a link, `./`)."""
-    out = Path(output)
     for role, name in inputs.items():
-        try:
-            same = out.resolve() == Path(name).resolve() or (out.exists() and os.path.samefile(out, name))
-        except OSError:
-            same = False
-        if same:
+        if _same_file(output, name):
             raise UsageError(f"-o {output} is the {role} track {name}: write the cleaned track to another file")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """`a` and `b` name one file: the same path, or through another name (a link, `./`)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[bytes, bytes]:
