@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +227,20 @@ def test_doctor_checks_every_buttons_entry(pins: MockFactory, tmp_path: Path) ->
     assert any(line.startswith("PASS  button on GPIO 17") for line in lines), lines
     assert any(line.startswith("PASS  button buttons[0] on GPIO 5") for line in lines), lines
     assert any(line.startswith("FAIL  button buttons[1] on GPIO 6: buttons[1].pin 6: cannot use GPIO") for line in lines), lines
+
+
+def test_a_keyboard_button_whose_stdin_closes_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """`button.source = "keyboard"` with stdin at EOF (a service's /dev/null) idled without a word:
+    the kiosk looked up and nobody could start a conversation."""
+    import io
+
+    from edge_agent.hardware.button import KeyboardButton
+
+    got: list[object] = []
+    button = KeyboardButton(io.StringIO("p\n"))
+    with caplog.at_level(logging.WARNING, logger="edge_agent.hardware.button"):
+        button.start(got.append, lambda: None)
+        assert button._thread is not None
+        button._thread.join(5.0)
+    assert len(got) == 1
+    assert any("stdin is closed" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records), caplog.records

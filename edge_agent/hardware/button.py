@@ -38,7 +38,9 @@ class NoButton:
 
 
 class KeyboardButton:
-    """Lines on stdin act as the button (demo and tests). EOF leaves the daemon running."""
+    """Lines on stdin act as the button (demo and tests). EOF leaves the daemon running, with a
+    warning: no press will come from the keyboard after it (under systemd stdin is /dev/null, so
+    `button.source = "keyboard"` there is a kiosk nobody can start a conversation on)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stdin
@@ -57,6 +59,7 @@ class KeyboardButton:
                     return
                 else:
                     log.warning("keyboard: %r is not a key (Enter/p = press, l = long press, q = quit)", key)
+            log.warning('keyboard: stdin is closed: no presses from the keyboard any more (under a service, set button.source = "gpio" or "none")')
 
         self._thread = threading.Thread(target=read, name="keyboard-button", daemon=True)
         self._thread.start()
