@@ -52,6 +52,7 @@ def test_badge_buttons_and_share_config(tmp_path: Path, capsys: pytest.CaptureFi
         ({"buttons": [{"pin": 5}, {"pin": 5}]}, r"buttons\[1\].pin"),
         ({"buttons": [{"pin": 5, "slot": "a b"}]}, r"buttons\[0\].slot"),
         ({"buttons": [{"pin": 5, "colour": "red"}]}, r"buttons\[0\].colour"),
+        ({"buttons": [{"pinn": 5}]}, r"buttons\[0\].pinn: unknown key \(did you mean pin\?\)"),  # not "pin: missing"
         ({"buttons": {"pin": 5}}, "buttons"),
         ({"session": {"share": True}}, "session.share"),
         ({"session": {"slot": "a/b"}}, "session.slot"),

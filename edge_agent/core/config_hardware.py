@@ -45,8 +45,9 @@ class ExtraButton:
 
     @classmethod
     def read(cls, s: Section) -> ExtraButton:
-        s.seen.add("pin")
         if "pin" not in s.table:
+            s.seen.update(("pin", "slot", "agent_id"))
+            s.done()  # a typo'd `pinn` says so, rather than "pin: missing"
             raise ConfigError(s.key("pin"), "missing: every [[buttons]] entry needs its GPIO pin")
         pin = s.integer("pin", 0, 0, 53)
         slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
