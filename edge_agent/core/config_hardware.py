@@ -45,12 +45,12 @@ class ExtraButton:
 
     @classmethod
     def read(cls, s: Section) -> ExtraButton:
+        slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
         if "pin" not in s.table:
-            s.seen.update(("pin", "slot", "agent_id"))
+            s.seen.add("pin")
             s.done()  # a typo'd `pinn` says so, rather than "pin: missing"
             raise ConfigError(s.key("pin"), "missing: every [[buttons]] entry needs its GPIO pin")
         pin = s.integer("pin", 0, 0, 53)
-        slot, agent_id = s.opt_str("slot"), s.opt_str("agent_id")
         for key, value in (("slot", slot), ("agent_id", agent_id)):
             if value is not None and not is_label(value):
                 raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
