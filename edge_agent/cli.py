@@ -205,7 +205,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pcm: bytes, labels: Labels | None) -> None:
     from edge_agent.audio.gate import VadGate, gate_file_intervals
-    from edge_agent.audio.gatescore import LABELS_SLACK_S
+    from edge_agent.audio.gatescore import LABELS_SLACK_S, score
 
     duration = len(pcm) / 32000.0
     if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
@@ -216,10 +216,9 @@ def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pc
     elapsed = time.perf_counter() - t0
     share = sum(b - a for a, b in sent) / duration if duration else 0.0
     result: dict[str, object] = {"sent": [[round(a, 3), round(b, 3)] for a, b in sent], "sent_share": round(share, 4), "frames": gate.frames}
-    if labels is not None:
-        from edge_agent.audio.gatescore import score
-
-        result["score"] = score(sent, labels).as_dict()
+    got = score(sent, labels) if labels is not None else None
+    if got is not None:
+        result["score"] = got.as_dict()
     if args.json:
         print(json.dumps(result))
         return
@@ -227,8 +226,9 @@ def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pc
     print(f"sent {share:.1%} of the audio in {len(sent)} stretches; gate ran at {duration / max(elapsed, 1e-9):.0f}x real time")
     for a, b in sent:
         print(f"  {a:8.2f} - {b:8.2f} s")
-    if "score" in result:
-        print("score against labels:", result["score"])
+    if got is not None:
+        print(f"against {args.labels}: speech recall {got.speech_recall:.4f} (goal >= 0.995), onsets with their 100 ms lead {got.onset_ok:.2f} (goal 1.00),")
+        print(f"  idle sent {got.idle_share:.4f} (goal <= 0.05; idle: more than 0.5 s before or 1.0 s after labelled speech)")
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:

@@ -172,13 +172,27 @@ def test_a_gpio_pin_used_twice_is_a_config_error_naming_both_keys(tmp_path: Path
 
 
 def test_only_pins_that_are_opened_can_clash() -> None:
-    """A keyboard button opens no pin; an RGB LED opens red, green and blue and not `pin`; an
-    RGB LED missing a colour opens nothing."""
+    """A keyboard button opens no pin; an RGB LED opens red, green and blue and not `pin`."""
     s = config.from_dict({"button": {"source": "keyboard"}, "led": {"pin": 17}})
     assert s.led.used_pins() == [("led.pin", 17)]
     s = config.from_dict({"led": {"pin": 22, "red": 22, "green": 23, "blue": 24}})
     assert s.led.used_pins() == [("led.red", 22), ("led.green", 23), ("led.blue", 24)]
-    assert config.from_dict({"led": {"red": 17, "green": 17}}).led.used_pins() == []
+
+
+@pytest.mark.parametrize(("led", "says"), [
+    ({"red": 17, "green": 18}, "led.blue: missing: an RGB LED needs red, green and blue (only red, green set)"),
+    ({"pin": 27, "blue": 24}, "led.red: missing: an RGB LED needs red, green and blue (only blue set)"),
+])
+def test_an_rgb_led_missing_a_colour_is_a_config_error(tmp_path: Path, led: dict[str, int], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """It opened no pin at all (not even `pin`) and said nothing: a kiosk with no LED, found
+    by a visitor who cannot tell whether it listens."""
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"led": led})
+    assert str(e.value).startswith(says)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(tmp_path / "state")}, "led": led}))
+    assert main(["doctor", "-c", str(cfg)]) == EX_CONFIG
+    assert capsys.readouterr().out.startswith(f"FAIL  config: {says}")
 
 
 @pytest.mark.parametrize("endpoint", ["wss://", "wss://host:99999/millis", "wss://host:0/millis", "wss://host:port/millis", "wss://:443/millis", "wss://[::1/millis"])

@@ -264,7 +264,8 @@ def test_gate_cli_json(tmp_path: Path) -> None:
     assert sc.speech_recall >= 0.995 and sc.onset_ok == 1.0 and sc.idle_share <= 0.05
     assert result["frames"] == int(lab.duration_s / 0.03)
     text = subprocess.run([sys.executable, "-m", "edge_agent", "gate", str(wav), "--labels", str(DATA / "kiosk_dev_noisy.labels.json")], capture_output=True, text=True, cwd=REPO, check=True).stdout
-    assert "real time" in text and "speech_recall" in text
+    assert "real time" in text  # the score in words with its goals (it was a Python dict)
+    assert f"speech recall {sc.speech_recall:.4f} (goal >= 0.995)" in text and f"idle sent {sc.idle_share:.4f} (goal <= 0.05;" in text and "{" not in text
 
 
 def test_block_fft_is_numpys_rfft() -> None:

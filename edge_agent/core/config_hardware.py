@@ -156,7 +156,15 @@ class LedSettings:
 
     @classmethod
     def read(cls, s: Section) -> LedSettings:
-        return cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))
+        """An RGB LED needs all three colours: with one left out there would be no LED at all
+        (not even `pin`), with nothing said, on a kiosk whose LED is how a visitor sees it listen."""
+        led = cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))
+        colours = {"red": led.red, "green": led.green, "blue": led.blue}
+        missing = [name for name, pin in colours.items() if pin is None]
+        if 0 < len(missing) < 3:
+            given = ", ".join(name for name in colours if name not in missing)
+            raise ConfigError(s.key(missing[0]), f"missing: an RGB LED needs red, green and blue (only {given} set); for a one-colour LED use pin")
+        return led
 
     @property
     def rgb(self) -> tuple[int, int, int] | None:
