@@ -11,7 +11,9 @@ Definitions (README, "Echo cancellation"):
 - idle_sent_double_talk: same run, share of the idle audio sent anyway, idle counted as the gate's
   figures count it (more than 0.5 s before or 1.0 s after the visitor's labelled speech);
 - recall_by_start / recall_worst_start: the same double talk with the visitor starting at each of
-  VISITOR_STARTS_S (where the agent's speech is at another point each time), and the lowest.
+  VISITOR_STARTS_S (where the agent's speech is at another point each time), and the lowest;
+- after_two_replies: idle_sent and recall_by_start for a reply after two the canceller played
+  to a visitor who listened (converged, its room graded: audio/echograde.py), every path.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, simulate
-from edge_agent.devtools.echoscore import double_talk, gate_intervals, mic_path, score_path
+from edge_agent.devtools.echoscore import DOUBLE_TALK_TAIL_S, after_replies, double_talk, gate_intervals, mic_path, score_path
 
 SR = 16000
 VISITOR_STARTS_S = (6.0, 8.0, 11.0, 14.0)
@@ -70,6 +72,7 @@ def bench_echo(data: Path, vad: VadSettings, quick: bool) -> dict[str, Any]:
     drift = drift_run(speech, vad, 2.0 if quick else 10.0, 100.0)
     first = {name: first_reply(path, agent, vad) for name, path in {**PATHS, **HELD_OUT}.items()}
     held_out = {name: scored(path, agent, speech, labels, vad) for name, path in HELD_OUT.items()}
+    later = {name: later_reply(path, agent, speech, labels, vad) for name, path in {**PATHS, **HELD_OUT}.items()}
     ordinary = [v for k, v in paths.items() if not k.startswith("hall")]
     return {
         "paths": paths,
@@ -89,6 +92,12 @@ def bench_echo(data: Path, vad: VadSettings, quick: bool) -> dict[str, Any]:
             "recall": min(v["recall"] for v in held_out.values()),
             "recall_worst_start": min(v["recall_worst_start"] for v in held_out.values()),
         },
+        "after_two_replies": later,
+        "after_two_replies_worst": {
+            "idle_sent": max(v["idle_sent"] for v in later.values()),
+            "recall_worst_start": min(v["recall_worst_start"] for v in later.values()),
+            "runs_under_goal": sum(r < GOALS["recall"] for v in later.values() for r in v["recall_by_start"].values()),
+        },
         "double_talk_runs_under_goal": sum(r < GOALS["recall"] for v in (*paths.values(), *held_out.values()) for r in v["recall_by_start"].values()),
         "double_talk_runs": len(VISITOR_STARTS_S) * (len(paths) + len(held_out)),
     }
@@ -100,6 +109,30 @@ def scored(path: EchoPath, agent: bytes, speech: bytes, labels: Labels, vad: Vad
     by_start = {f"{VISITOR_STARTS_S[0]:g}": out["recall"]}
     for at in VISITOR_STARTS_S[1:]:
         by_start[f"{at:g}"] = round(double_talk(path, agent, speech, labels, vad, at)[0].speech_recall, 4)
+    out["recall_by_start"] = by_start
+    out["recall_worst_start"] = min(by_start.values())
+    return out
+
+
+def later_reply(path: EchoPath, agent: bytes, speech: bytes, labels: Labels, vad: VadSettings) -> dict[str, Any]:
+    """The agent's reply after two it played to a visitor who listened (echoscore.after_replies: a
+    converged canceller that has graded its room, as every reply but a kiosk's first meets it):
+    those two replies' ERLE as graded, whether the room counts as poor, agent-alone idle sent,
+    and double-talk recall with each visitor start."""
+    duration_s = len(agent) / 2 / SR
+    sent, canceller = after_replies(path, agent, vad)
+    out: dict[str, Any] = {
+        "reply_erle_db": [round(x, 1) for x in canceller.grade.replies],
+        "poor_room": canceller.grade.poor,
+        "idle_sent": round(score(sent, Labels(duration_s, [])).idle_share, 4),
+    }
+    far = agent + agent[: round(DOUBLE_TALK_TAIL_S * SR) * 2]  # the agent talks on, as in `double_talk`
+    by_start = {}
+    for at in VISITOR_STARTS_S:
+        sent, _ = after_replies(path, far, vad, (speech, at))
+        window = [(a, min(b, duration_s)) for a, b in sent if a < duration_s]
+        said = [(a + at, min(b + at, duration_s)) for a, b in labels.speech if a + at < duration_s]
+        by_start[f"{at:g}"] = round(score(window, Labels(duration_s, said)).speech_recall, 4)
     out["recall_by_start"] = by_start
     out["recall_worst_start"] = min(by_start.values())
     return out

@@ -171,6 +171,10 @@ def _echo(r: dict[str, Any]) -> list[str]:
         lines += ["", "| first reply after boot (press and ready earcons, then 12 s of the agent alone) | ERLE ≥ 20 dB after | ≥ 30 dB after | uplink held | idle sent |", "|---|---|---|---|---|"]
         for name, v in e["first_reply"].items():
             lines.append(f"| {name} | {v['erle_20db_after_s']} s | {v['erle_30db_after_s']} s | {v['held_s']} s | {v['idle_sent']:.3f} |")
+    if "after_two_replies" in e:
+        lines += ["", "| reply after two the visitor listened to (canceller converged, room graded) | those two replies' ERLE, dB | poor room | agent alone: idle sent | recall, visitor from 6 / 8 / 11 / 14 s |", "|---|---|---|---|---|"]
+        for name, v in e["after_two_replies"].items():
+            lines.append(f"| {name} | {' / '.join(f'{x:g}' for x in v['reply_erle_db'])} | {'yes' if v['poor_room'] else 'no'} | {v['idle_sent']:.3f} | {_starts(v)} |")
     dr, w = e["drift_run"], e["worst_ordinary_room"]
     if "double_talk_runs" in e:
         lines += ["", f"Double talk with the visitor starting at 6, 8, 11 or 14 s: {e['double_talk_runs_under_goal']} of {e['double_talk_runs']} runs under recall 0.98."]
@@ -180,6 +184,7 @@ def _echo(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|",
         f"| worst ordinary room (all but the halls): ERLE / agent-alone idle sent / double-talk recall{_worst_label(w)} | {w['erle_db']} dB / {w['idle_sent']:.3f} / {_worst_recall(w):.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(w['erle_db'] >= 30 and w['idle_sent'] <= 0.02 and _worst_recall(w) >= 0.98)} |",
         *([f"| worst held-out path: ERLE / agent-alone idle sent / double-talk recall{_worst_label(h)} | {h['erle_db']} dB / {h['idle_sent']:.3f} / {_worst_recall(h):.4f} | ≥ 30 dB / ≤ 0.02 / ≥ 0.98 | {_ok(h['erle_db'] >= 30 and h['idle_sent'] <= 0.02 and _worst_recall(h) >= 0.98)} |" for h in [e["worst_held_out"]]] if "worst_held_out" in e else []),
+        *([f"| a reply after two the visitor listened to, every path: most agent-alone idle sent / worst double-talk recall (runs under 0.98) | {a['idle_sent']:.3f} / {a['recall_worst_start']:.4f} ({a['runs_under_goal']} of {4 * len(e['after_two_replies'])}) | ≤ 0.02 / ≥ 0.98 | {_ok(a['idle_sent'] <= 0.02 and a['recall_worst_start'] >= 0.98)} |" for a in [e["after_two_replies_worst"]]] if "after_two_replies_worst" in e else []),
         f"| {dr['minutes']:.0f}-minute run, speaker clock {dr['drift_ppm']:+.0f} ppm (echo moves {dr['echo_moved_ms']} ms): worst minute's ERLE after the first / most sent in a minute | {dr['min_erle_db_after_first_minute']} dB / {dr['max_idle_sent']:.3f} (resyncs {dr['resyncs']}, delay moves {dr['delay_moves']}, delay found {dr['delay_ms_found']} ms) | ≥ 30 dB / ≤ 0.02 | {_ok((dr['min_erle_db_after_first_minute'] or 0) >= 30 and dr['max_idle_sent'] <= 0.02)} |",
     ]
     return lines

@@ -398,7 +398,7 @@ def test_parts_that_went_ahead_into_audio_then_dropped_do_not_cut_the_next_conve
 
 
 def test_no_part_of_a_frame_goes_ahead_of_an_opening_the_echo_hold_keeps_back() -> None:
-    """The echo hold (audio/echo.py `EchoHold`) keeps back an opening of the gate that began on
+    """The echo hold (audio/mic_path.py `EchoHold`) keeps back an opening of the gate that began on
     the agent's echo while the canceller was still converging, for as long as the far end plays
     (an earcon counts). A press then must not send parts of its frames ahead, or they would go
     up while the frames themselves are held back. The canceller is a stand-in with the flags of

@@ -14,7 +14,8 @@ cleaned frame. It also
   (`residual_echo`: the far end plays, the canceller took most of the frame off, and what is left
   still stands out of its usual floor, as at a loud onset after a pause, and the mic is not louder
   than the echo could be: echolevel.py), which the daemon hands the gate as one of the kiosk's own
-  sounds, so residual echo cannot open it;
+  sounds, so residual echo cannot open it; in a room where it does not cope (a hall, the speaker
+  far: echograde.py grades each reply), every far-end frame not louder than the echo could be;
 - rests while the speaker has been silent for `idle_after_s`: the backend then costs nothing and
   the mic passes unchanged (a kiosk is idle most of the day).
 
@@ -35,6 +36,7 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.echodelay import DECIMATE, estimate_delay, speaker_share
 from edge_agent.audio.echodrift import DriftFit
+from edge_agent.audio.echograde import EchoGrade
 from edge_agent.audio.echolevel import ECHO_FRAME_DB, EchoLevel
 from edge_agent.audio.reference import Alignment, ReferenceRing
 from edge_agent.errors import AudioError, ConfigError
@@ -202,6 +204,8 @@ class EchoCanceller:
         self._out_db: deque[float] = deque()  # cleaned frames' levels over RESIDUAL_FLOOR_S
         self.echo_level = EchoLevel(max_lag_s)
         """How loud the echo can be in a frame: a visitor louder than that is not residual echo."""
+        self.grade = EchoGrade()
+        """Whether the canceller copes with this room, from the agent's recent replies."""
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
         self.in_cue = False
         """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
@@ -224,6 +228,8 @@ class EchoCanceller:
         n = len(frame) // 2
         ref, energy, loud_blocks = self._hear_far_end(n, captured_at)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
+            if self._out_db:  # a reply has just ended
+                self.grade.reply_ended()
             self._out_db.clear()
             return frame
         self.echo_level.push(n // BLOCK, None if energy is None else energy / BLOCK)  # not while resting: 2 s of quiet already went in
@@ -288,7 +294,9 @@ class EchoCanceller:
         while len(floors) > RESIDUAL_FLOOR_S * SAMPLE_RATE_HZ / len(out):
             floors.popleft()
         taken_db = 10.0 * math.log10(e_mic / e_out)
-        if not (self.far_active and taken_db >= RESIDUAL_CANCELLED_DB):
+        poor = self.grade.poor
+        graded = loud and self.converged
+        if not self.far_active or (taken_db < RESIDUAL_CANCELLED_DB and not poor and not graded):
             return
         mic_db = 10.0 * math.log10(e_mic / len(mic))
         lag_s = None if self.delay_ms is None else self.delay_ms / 1000.0 - self.alignment.delay_s
@@ -296,7 +304,13 @@ class EchoCanceller:
         if loud and taken_db >= ECHO_FRAME_DB:
             self.echo_level.learn(mic_db, envelope_db)
         # the canceller also cuts a visitor now and then: one louder than the echo could be is not echo
-        self.residual_echo = out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB and not self.echo_level.visitor_over_echo(mic_db, envelope_db)
+        over_echo = self.echo_level.visitor_over_echo(mic_db, envelope_db)
+        if graded and not over_echo:
+            self.grade.frame(e_mic, e_out)
+        if poor:  # a room the canceller does not cope with (echograde.py): only a visitor over the echo is not echo
+            self.residual_echo = not over_echo
+        elif taken_db >= RESIDUAL_CANCELLED_DB:
+            self.residual_echo = out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB and not over_echo
 
     @property
     def agent_audible(self) -> bool:
@@ -377,31 +391,6 @@ class EchoCanceller:
         if 0.0 <= lag_s <= MOVE_BEYOND_S or speaker_share(self._hist_ref, self._hist_mic, lag_s) >= MOVE_SPEAKER_SHARE:
             return False
         return None
-
-
-class EchoHold:
-    """Decides, frame by frame, whether the gate's output may go up while the canceller converges:
-    not while it is `holding`, nor, while the far end stays audible, for the rest of a gate
-    opening that began while it held (the gate opened on echo, and would otherwise send echo
-    until its hang-over ran out once the canceller counts as converged). When the far end falls
-    quiet (an earcon ended) an open gate is the visitor's and goes up once the hold ends."""
-
-    def __init__(self) -> None:
-        self._was_open = False
-        self._opened_on_echo = False
-
-    def admit(self, holding: bool, far_active: bool, gate_open: bool) -> bool:
-        if not gate_open:
-            self._opened_on_echo = False
-        elif not self._was_open and holding and far_active:
-            self._opened_on_echo = True
-        self._was_open = gate_open
-        return not (holding or (self._opened_on_echo and far_active))
-
-    @property
-    def opened_on_echo(self) -> bool:
-        """The gate's current opening began while the canceller held the uplink back on echo."""
-        return self._opened_on_echo
 
 
 def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:

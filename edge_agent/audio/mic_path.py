@@ -20,7 +20,6 @@ from typing import Protocol
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.devices import LEAD_BLOCK_BYTES, LEAD_BLOCK_MS
 from edge_agent.audio.earcons import EarconRemover
-from edge_agent.audio.echo import EchoHold
 from edge_agent.audio.gate import VadGate
 
 
@@ -43,6 +42,31 @@ class FrameCanceller(Protocol):
     def process(self, frame: bytes, captured_at: float) -> bytes: ...
 
     def play_cue(self, from_t: float, until_t: float) -> None: ...
+
+
+class EchoHold:
+    """Decides, frame by frame, whether the gate's output may go up while the canceller converges:
+    not while it is `holding`, nor, while the far end stays audible, for the rest of a gate
+    opening that began while it held (the gate opened on echo, and would otherwise send echo
+    until its hang-over ran out once the canceller counts as converged). When the far end falls
+    quiet (an earcon ended) an open gate is the visitor's and goes up once the hold ends."""
+
+    def __init__(self) -> None:
+        self._was_open = False
+        self._opened_on_echo = False
+
+    def admit(self, holding: bool, far_active: bool, gate_open: bool) -> bool:
+        if not gate_open:
+            self._opened_on_echo = False
+        elif not self._was_open and holding and far_active:
+            self._opened_on_echo = True
+        self._was_open = gate_open
+        return not (holding or (self._opened_on_echo and far_active))
+
+    @property
+    def opened_on_echo(self) -> bool:
+        """The gate's current opening began while the canceller held the uplink back on echo."""
+        return self._opened_on_echo
 
 
 class MicPath:

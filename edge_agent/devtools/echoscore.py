@@ -3,7 +3,8 @@
 `score_path` plays the agent into an echo path alone and then with the visitor talking over it,
 runs the daemon's canceller and its capture path (`MicPath`: far end, residual echo, earcon
 removal, gate, hold) over the microphone, and scores what would have gone up (ERLE, idle sent,
-double-talk recall); `gate_intervals` is that capture path over a canceller's recorded run
+double-talk recall); `after_replies` the same for a reply after earlier ones (a converged
+canceller that has graded its room); `gate_intervals` is that capture path over a canceller's recorded run
 (`ReplayedCanceller`); `earcon_press` is a press with its earcons heard in a room. Apart from
 echoroom.py, which is the room itself and the devices that run the daemon in it.
 """
@@ -84,6 +85,27 @@ def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad:
     canceller = EchoCanceller(make_backend(echo_cancel))
     track = cancel_tracks(mic, far, canceller, frame_ms)
     return gate_intervals(VadGate(vad, frame_ms), track), canceller.delay_ms
+
+
+LISTENED_REPLIES = ((0.0, 12.0), (24.0, 36.0))
+"""The earlier replies of `after_replies`: stretches of the agent's track (seconds), 12 s each."""
+REPLY_GAP_S = 2.5
+"""Silence after each of them: the canceller rests (its `idle_after_s`) and the reply is graded."""
+
+
+def after_replies(path: EchoPath, far: bytes, vad: VadSettings, near: tuple[bytes, float] | None = None, frame_ms: int = 30) -> tuple[list[tuple[float, float]], EchoCanceller]:
+    """`far` played (and the visitor saying `near` from its offset in seconds) by a kiosk that has
+    already played the agent's earlier replies (LISTENED_REPLIES, nobody talking over them): the
+    daemon's canceller lives as long as the daemon, so every reply but a kiosk's first meets a
+    converged canceller that has graded its room (echograde.py). Returns the gate's sent
+    stretches over `far` (seconds from its start) and the canceller."""
+    gap = bytes(2 * round(REPLY_GAP_S * SAMPLE_RATE_HZ))
+    before = b"".join(far[2 * round(a * SAMPLE_RATE_HZ) : 2 * round(b * SAMPLE_RATE_HZ)] + gap for a, b in LISTENED_REPLIES)
+    offset_s = len(before) / 2 / SAMPLE_RATE_HZ
+    mic, _ = simulate(before + far, path, *((near[0], near[1] + offset_s) if near else (None, 0.0)))
+    canceller = EchoCanceller(make_backend(True))
+    sent = gate_intervals(VadGate(vad, frame_ms), cancel_tracks(mic, before + far, canceller, frame_ms))
+    return [(max(a, offset_s) - offset_s, b - offset_s) for a, b in sent if b > offset_s], canceller
 
 
 class ReplayedCanceller:
