@@ -90,7 +90,8 @@ def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad:
 LISTENED_REPLIES = ((0.0, 12.0), (24.0, 36.0))
 """The earlier replies of `after_replies`: stretches of the agent's track (seconds), 12 s each."""
 REPLY_GAP_S = 2.5
-"""Silence after each of them: the canceller rests (its `idle_after_s`) and the reply is graded."""
+"""Silence before the first (the kiosk hears its room before it ever speaks) and after each of
+them: the canceller rests (its `idle_after_s`) and the reply is graded."""
 
 
 def after_replies(path: EchoPath, far: bytes, vad: VadSettings, near: tuple[bytes, float] | None = None, frame_ms: int = 30) -> tuple[list[tuple[float, float]], EchoCanceller]:
@@ -100,7 +101,7 @@ def after_replies(path: EchoPath, far: bytes, vad: VadSettings, near: tuple[byte
     converged canceller that has graded its room (echograde.py). Returns the gate's sent
     stretches over `far` (seconds from its start) and the canceller."""
     gap = bytes(2 * round(REPLY_GAP_S * SAMPLE_RATE_HZ))
-    before = b"".join(far[2 * round(a * SAMPLE_RATE_HZ) : 2 * round(b * SAMPLE_RATE_HZ)] + gap for a, b in LISTENED_REPLIES)
+    before = gap + b"".join(far[2 * round(a * SAMPLE_RATE_HZ) : 2 * round(b * SAMPLE_RATE_HZ)] + gap for a, b in LISTENED_REPLIES)
     offset_s = len(before) / 2 / SAMPLE_RATE_HZ
     mic, _ = simulate(before + far, path, *((near[0], near[1] + offset_s) if near else (None, 0.0)))
     canceller = EchoCanceller(make_backend(True))
