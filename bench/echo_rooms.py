@@ -33,7 +33,7 @@ from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, simulate
-from edge_agent.devtools.echoscore import DOUBLE_TALK_TAIL_S, after_replies, double_talk, gate_intervals, mic_path, score_path
+from edge_agent.devtools.echoscore import after_replies, double_talk, gate_intervals, mic_path, score_path
 
 SR = 16000
 VISITOR_STARTS_S = (6.0, 8.0, 11.0, 14.0)
@@ -126,13 +126,7 @@ def later_reply(path: EchoPath, agent: bytes, speech: bytes, labels: Labels, vad
         "poor_room": canceller.grade.poor,
         "idle_sent": round(score(sent, Labels(duration_s, [])).idle_share, 4),
     }
-    far = agent + agent[: round(DOUBLE_TALK_TAIL_S * SR) * 2]  # the agent talks on, as in `double_talk`
-    by_start = {}
-    for at in VISITOR_STARTS_S:
-        sent, _ = after_replies(path, far, vad, (speech, at))
-        window = [(a, min(b, duration_s)) for a, b in sent if a < duration_s]
-        said = [(a + at, min(b + at, duration_s)) for a, b in labels.speech if a + at < duration_s]
-        by_start[f"{at:g}"] = round(score(window, Labels(duration_s, said)).speech_recall, 4)
+    by_start = {f"{at:g}": round(double_talk(path, agent, speech, labels, vad, at, after_listened=True)[0].speech_recall, 4) for at in VISITOR_STARTS_S}
     out["recall_by_start"] = by_start
     out["recall_worst_start"] = min(by_start.values())
     return out

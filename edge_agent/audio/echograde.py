@@ -48,6 +48,9 @@ class EchoGrade:
         """ERLE (dB) of the latest graded replies, oldest first."""
         self._mic = self._out = self._noise = 0.0
         self._frames = 0
+        self.poor = False
+        """The canceller has not coped with this room in any of its latest replies (two graded,
+        the best under POOR_ERLE_DB); decided as each reply ends, read every frame."""
 
     def frame(self, e_mic: float, e_out: float, e_noise: float) -> None:
         """A converged frame of the reply, the speaker loud and the mic not over the echo: its
@@ -67,6 +70,7 @@ class EchoGrade:
         if self._frames >= MIN_GRADED_FRAMES and echo > 0.0:
             left = max(self._out - self._noise, echo * 10.0 ** (-MAX_ERLE_DB / 10.0))
             self.replies.append(10.0 * math.log10(echo / left))
+            self.poor = len(self.replies) >= GRADED_REPLIES and max(self.replies) < POOR_ERLE_DB
         self._mic = self._out = self._noise = 0.0
         self._frames = 0
 
@@ -74,9 +78,3 @@ class EchoGrade:
     def best_db(self) -> float | None:
         """The best ERLE of the latest graded replies (None before the first)."""
         return max(self.replies) if self.replies else None
-
-    @property
-    def poor(self) -> bool:
-        """The canceller has not coped with this room in any of its latest replies."""
-        best = self.best_db
-        return len(self.replies) >= GRADED_REPLIES and best is not None and best < POOR_ERLE_DB

@@ -69,13 +69,20 @@ an utterance starting 0.6 s before the end under the far end's higher bar could 
 gate (the one double-talk run under 0.98 on 2026-12-01)."""
 
 
-def double_talk(path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: VadSettings, near_at_s: float, echo_cancel: bool = True, frame_ms: int = 30) -> tuple[GateScore, float | None]:
+def double_talk(
+    path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: VadSettings, near_at_s: float, echo_cancel: bool = True, frame_ms: int = 30, after_listened: bool = False
+) -> tuple[GateScore, float | None]:
     """The visitor says `near` from `near_at_s` while the agent plays `far`: how the daemon's
-    canceller and gate score their speech (and the delay the canceller found)."""
+    canceller and gate score their speech (and the delay the canceller found). `after_listened`:
+    the reply comes after two the visitor listened to (`after_replies`; echo cancellation on)."""
     duration_s = len(far) / 2 / SAMPLE_RATE_HZ
     speech = [(a + near_at_s, min(b + near_at_s, duration_s)) for a, b in labels.speech if a + near_at_s < duration_s]
     room_goes_on = far + far[: round(DOUBLE_TALK_TAIL_S * SAMPLE_RATE_HZ) * 2]  # the agent talks on
-    sent, delay_ms = _run_gate(path, room_goes_on, (near, near_at_s), vad, echo_cancel, frame_ms)
+    if after_listened:
+        sent, canceller = after_replies(path, room_goes_on, vad, (near, near_at_s), frame_ms)
+        delay_ms = canceller.delay_ms
+    else:
+        sent, delay_ms = _run_gate(path, room_goes_on, (near, near_at_s), vad, echo_cancel, frame_ms)
     in_window = [(a, min(b, duration_s)) for a, b in sent if a < duration_s]
     return score(in_window, Labels(duration_s, speech)), delay_ms
 
