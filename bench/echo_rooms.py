@@ -13,11 +13,15 @@ Definitions (README, "Echo cancellation"):
 - recall_by_start / recall_worst_start: the same double talk with the visitor starting at each of
   VISITOR_STARTS_S (where the agent's speech is at another point each time), and the lowest;
 - after_two_replies: idle_sent and recall_by_start for a reply after two the canceller played
-  to a visitor who listened (converged, its room graded: audio/echograde.py), every path.
+  to a visitor who listened (converged, its room graded: audio/echograde.py), every path;
+  in a room those replies graded poor, `after_restart` is the reply on a canceller just started
+  (a reboot) with that grade kept in the state dir (service/roomgrade.py: written and read back
+  through its file): idle_sent and recall_by_start. In other rooms a kept grade changes nothing.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,12 +32,14 @@ import numpy as np
 from edge_agent.audio.devices import read_wav_16k_mono
 from edge_agent.audio.earcons import Earcons
 from edge_agent.audio.echo import EchoCanceller, make_backend
+from edge_agent.audio.echograde import EchoGrade
 from edge_agent.audio.echotrack import cancel_tracks
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.core.config import VadSettings
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, simulate
-from edge_agent.devtools.echoscore import after_replies, double_talk, gate_intervals, mic_path, score_path
+from edge_agent.devtools.echoscore import after_replies, agent_alone_idle, double_talk, gate_intervals, mic_path, score_path
+from edge_agent.service.roomgrade import RoomGradeFile
 
 SR = 16000
 VISITOR_STARTS_S = (6.0, 8.0, 11.0, 14.0)
@@ -129,7 +135,18 @@ def later_reply(path: EchoPath, agent: bytes, speech: bytes, labels: Labels, vad
     by_start = {f"{at:g}": round(double_talk(path, agent, speech, labels, vad, at, after_listened=True)[0].speech_recall, 4) for at in VISITOR_STARTS_S}
     out["recall_by_start"] = by_start
     out["recall_worst_start"] = min(by_start.values())
+    if canceller.grade.poor:
+        out["after_restart"] = after_restart(path, agent, speech, labels, vad, canceller.grade)
     return out
+
+
+def after_restart(path: EchoPath, agent: bytes, speech: bytes, labels: Labels, vad: VadSettings, grade: EchoGrade) -> dict[str, Any]:
+    """The reply on a canceller just started, with `grade` kept across the restart in a state dir."""
+    with tempfile.TemporaryDirectory() as state:
+        RoomGradeFile(Path(state), "bench", grade).keep()
+        kept = RoomGradeFile(Path(state), "bench").load()
+    by_start = {f"{at:g}": round(double_talk(path, agent, speech, labels, vad, at, kept_grades=kept)[0].speech_recall, 4) for at in VISITOR_STARTS_S}
+    return {"idle_sent": round(agent_alone_idle(path, agent, vad, kept), 4), "recall_by_start": by_start, "recall_worst_start": min(by_start.values())}
 
 
 def first_reply(path: EchoPath, agent: bytes, vad: VadSettings) -> dict[str, Any]:

@@ -172,9 +172,14 @@ def _echo(r: dict[str, Any]) -> list[str]:
         for name, v in e["first_reply"].items():
             lines.append(f"| {name} | {v['erle_20db_after_s']} s | {v['erle_30db_after_s']} s | {v['held_s']} s | {v['idle_sent']:.3f} |")
     if "after_two_replies" in e:
-        lines += ["", "| reply after two the visitor listened to (canceller converged, room graded) | those two replies' ERLE, dB | poor room | agent alone: idle sent | recall, visitor from 6 / 8 / 11 / 14 s |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| reply after two the visitor listened to (canceller converged, room graded) | those two replies' ERLE, dB | poor room | agent alone: idle sent | recall, visitor from 6 / 8 / 11 / 14 s | the same reply after a restart, the grade kept: idle sent / recall from 6 / 8 / 11 / 14 s |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, v in e["after_two_replies"].items():
-            lines.append(f"| {name} | {' / '.join(f'{x:g}' for x in v['reply_erle_db'])} | {'yes' if v['poor_room'] else 'no'} | {v['idle_sent']:.3f} | {_starts(v)} |")
+            restart = f"{v['after_restart']['idle_sent']:.3f} / {_starts(v['after_restart'])}" if "after_restart" in v else "-" if v["poor_room"] else "as a fresh canceller (not poor)"
+            lines.append(f"| {name} | {' / '.join(f'{x:g}' for x in v['reply_erle_db'])} | {'yes' if v['poor_room'] else 'no'} | {v['idle_sent']:.3f} | {_starts(v)} | {restart} |")
     dr, w = e["drift_run"], e["worst_ordinary_room"]
     if "double_talk_runs" in e:
         lines += ["", f"Double talk with the visitor starting at 6, 8, 11 or 14 s: {e['double_talk_runs_under_goal']} of {e['double_talk_runs']} runs under recall 0.98."]

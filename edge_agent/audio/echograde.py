@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 
 POOR_ERLE_DB = 30.0
 """A room whose best recent reply stayed under this is poor: issue 13's own goal for the
@@ -35,7 +36,8 @@ GRADED_REPLIES = 2
 KEPT_REPLIES = 6
 """... how many of the latest are kept: the best of them decides."""
 MAX_ERLE_DB = 60.0
-"""A reply whose echo left is lost in the room's noise grades this (a canceller that copes)."""
+"""A reply whose echo left is lost in the room's noise grades this (a canceller that copes); a
+grade lies within +-MAX_ERLE_DB."""
 MIN_GRADED_FRAMES = 100
 """Frames (30 ms: 3 s) of a reply the grade needs, converged and loud; a shorter reply is not graded."""
 
@@ -48,6 +50,8 @@ class EchoGrade:
         """ERLE (dB) of the latest graded replies, oldest first."""
         self._mic = self._out = self._noise = 0.0
         self._frames = 0
+        self.graded = 0
+        """Replies graded since start (restored ones not counted): a change means a new grade to keep."""
         self.poor = False
         """The canceller has not coped with this room in any of its latest replies (two graded,
         the best under POOR_ERLE_DB); decided as each reply ends, read every frame."""
@@ -69,10 +73,21 @@ class EchoGrade:
         echo = self._mic - self._noise
         if self._frames >= MIN_GRADED_FRAMES and echo > 0.0:
             left = max(self._out - self._noise, echo * 10.0 ** (-MAX_ERLE_DB / 10.0))
-            self.replies.append(10.0 * math.log10(echo / left))
-            self.poor = len(self.replies) >= GRADED_REPLIES and max(self.replies) < POOR_ERLE_DB
+            self.replies.append(max(-MAX_ERLE_DB, 10.0 * math.log10(echo / left)))
+            self.graded += 1
+            self._judge()
         self._mic = self._out = self._noise = 0.0
         self._frames = 0
+
+    def restore(self, replies_erle_db: Iterable[float]) -> None:
+        """The grades kept from before a restart (oldest first; core/roomgrade.py keeps them), so
+        a hall's first replies after a reboot do not reach the agent while it learns the room again."""
+        self.replies.clear()
+        self.replies.extend(replies_erle_db)
+        self._judge()
+
+    def _judge(self) -> None:
+        self.poor = len(self.replies) >= GRADED_REPLIES and max(self.replies) < POOR_ERLE_DB
 
     @property
     def best_db(self) -> float | None:

@@ -11,6 +11,16 @@ import contextlib
 import os
 from pathlib import Path
 
+DB_NAME = "sessions.sqlite3"
+"""The session store (core/store.py), with its -wal and -shm (and .corrupt-* copies) beside it."""
+LEDGER_FILE = "mqtt-discovery.json"
+"""Where the kiosk published Home Assistant discovery (fleet/discovery_sync.py)."""
+ECHO_GRADE_FILE = "echo-grade.json"
+"""How well the echo canceller copes with the kiosk's room (service/roomgrade.py)."""
+OWN_FILES = (DB_NAME, LEDGER_FILE, ECHO_GRADE_FILE)
+"""Everything the kiosk keeps in its state dir (each may have a .tmp beside it while written):
+a dir holding anything else is not only ours (a misconfigured state_dir = "~")."""
+
 
 def give_to_dir_owner(path: Path, state_dir: Path) -> None:
     """As root, a file made in another user's state dir (`sudo edge-agent sessions --forget`)
@@ -21,10 +31,10 @@ def give_to_dir_owner(path: Path, state_dir: Path) -> None:
             os.chown(path, st.st_uid, st.st_gid)
 
 
-def make_private(path: Path, mode: int, only_holding: str | None = None) -> None:
+def make_private(path: Path, mode: int, only_holding: tuple[str, ...] | None = None) -> None:
     """Sets an existing file or our own state dir to exactly `mode` (whatever the umask made of
-    it). With `only_holding`, a dir that also holds anything not named after it (a misconfigured
-    state_dir = "~") is left alone."""
+    it). With `only_holding`, a dir that also holds anything not named after one of them (a
+    misconfigured state_dir = "~") is left alone."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -37,3 +47,23 @@ def make_private(path: Path, mode: int, only_holding: str | None = None) -> None
         path.chmod(mode)
     except OSError:
         pass  # a read-only state dir: the open that follows reports it
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replaces a small state file atomically and durably (a temporary file, synced, renamed over
+    it, the dir synced), 0600 from the start and owned by the state dir's user. OSError for the
+    caller: a full or read-only card leaves the old file as it was."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    give_to_dir_owner(tmp, path.parent)
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # a file system that cannot sync a dir: the rename stands
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

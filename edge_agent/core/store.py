@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
-from edge_agent.core.statefiles import give_to_dir_owner, make_private
+from edge_agent.core.statefiles import DB_NAME as DB_NAME
+from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "sessions.sqlite3"
 KEEP_SESSIONS = 1000
 """Default bound on stored sessions (`session.keep_sessions`); older ones are deleted."""
 RETRY_S = 60.0
@@ -148,7 +148,7 @@ class SessionStore:
 
     def _open_disk(self) -> sqlite3.Connection:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        make_private(self.dir, 0o700, only_holding=DB_NAME)
+        make_private(self.dir, 0o700, only_holding=OWN_FILES)
         fresh = not self.path.exists()
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite then gives WAL/SHM this mode
         if fresh:

@@ -12,6 +12,7 @@ echoroom.py, which is the room itself and the devices that run the daemon in it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -70,11 +71,22 @@ gate (the one double-talk run under 0.98 on 2026-12-01)."""
 
 
 def double_talk(
-    path: EchoPath, far: bytes, near: bytes, labels: Labels, vad: VadSettings, near_at_s: float, echo_cancel: bool = True, frame_ms: int = 30, after_listened: bool = False
+    path: EchoPath,
+    far: bytes,
+    near: bytes,
+    labels: Labels,
+    vad: VadSettings,
+    near_at_s: float,
+    echo_cancel: bool = True,
+    frame_ms: int = 30,
+    after_listened: bool = False,
+    kept_grades: Sequence[float] = (),
 ) -> tuple[GateScore, float | None]:
     """The visitor says `near` from `near_at_s` while the agent plays `far`: how the daemon's
     canceller and gate score their speech (and the delay the canceller found). `after_listened`:
-    the reply comes after two the visitor listened to (`after_replies`; echo cancellation on)."""
+    the reply comes after two the visitor listened to (`after_replies`; echo cancellation on).
+    `kept_grades`: the canceller is fresh (the daemon just started) with the room's grade kept
+    from before (service/roomgrade.py)."""
     duration_s = len(far) / 2 / SAMPLE_RATE_HZ
     speech = [(a + near_at_s, min(b + near_at_s, duration_s)) for a, b in labels.speech if a + near_at_s < duration_s]
     room_goes_on = far + far[: round(DOUBLE_TALK_TAIL_S * SAMPLE_RATE_HZ) * 2]  # the agent talks on
@@ -82,14 +94,25 @@ def double_talk(
         sent, canceller = after_replies(path, room_goes_on, vad, (near, near_at_s), frame_ms)
         delay_ms = canceller.delay_ms
     else:
-        sent, delay_ms = _run_gate(path, room_goes_on, (near, near_at_s), vad, echo_cancel, frame_ms)
+        sent, delay_ms = _run_gate(path, room_goes_on, (near, near_at_s), vad, echo_cancel, frame_ms, kept_grades)
     in_window = [(a, min(b, duration_s)) for a, b in sent if a < duration_s]
     return score(in_window, Labels(duration_s, speech)), delay_ms
 
 
-def _run_gate(path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad: VadSettings, echo_cancel: bool, frame_ms: int) -> tuple[list[tuple[float, float]], float | None]:
+def agent_alone_idle(path: EchoPath, far: bytes, vad: VadSettings, kept_grades: Sequence[float] = (), frame_ms: int = 30) -> float:
+    """The share of the agent's reply `far` (nobody talking) a freshly started kiosk sends up,
+    its canceller's grade of the room kept from before (`kept_grades`, oldest first)."""
+    sent = _run_gate(path, far, None, vad, True, frame_ms, kept_grades)[0]
+    return score(sent, Labels(len(far) / 2 / SAMPLE_RATE_HZ, [])).idle_share
+
+
+def _run_gate(
+    path: EchoPath, far: bytes, near: tuple[bytes, float] | None, vad: VadSettings, echo_cancel: bool, frame_ms: int, kept_grades: Sequence[float] = ()
+) -> tuple[list[tuple[float, float]], float | None]:
     mic, _ = simulate(far, path, *(near or (None, 0.0)))
     canceller = EchoCanceller(make_backend(echo_cancel))
+    if kept_grades:
+        canceller.grade.restore(kept_grades)
     track = cancel_tracks(mic, far, canceller, frame_ms)
     return gate_intervals(VadGate(vad, frame_ms), track), canceller.delay_ms
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge_agent.core.config_mqtt import MqttSettings
+from edge_agent.core.statefiles import LEDGER_FILE as LEDGER_FILE
+from edge_agent.core.statefiles import write_private
 from edge_agent.fleet.discovery import Message, device_identifier, discovery_messages, legacy_node_id, node_id
 
 log = logging.getLogger(__name__)
 
-LEDGER_FILE = "mqtt-discovery.json"
 MAX_REMEMBERED_IDS = 8
 
 
@@ -121,11 +121,9 @@ class DiscoveryLedger:
     def save(self, owners: list[Owner]) -> None:
         if self.path is None or owners == self.load():
             return
-        tmp = self.path.with_suffix(".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"owners": [[o.prefix, o.device_id] for o in owners]}), encoding="utf-8")
-            os.replace(tmp, self.path)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_private(self.path, json.dumps({"owners": [[o.prefix, o.device_id] for o in owners]}))
         except OSError as exc:
             log.warning("mqtt: cannot write %s: %s", self.path, exc)
 

@@ -46,6 +46,7 @@ from edge_agent.service.capture import CaptureFeed
 from edge_agent.service.notify import SystemdNotifier, handle_signals
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
+from edge_agent.service.roomgrade import RoomGradeFile, hardware_of
 from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
 from edge_agent.service.statereports import StateReports
 from edge_agent.service.ticker import Ticker
@@ -82,6 +83,7 @@ class Kiosk:
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
         self.sink.buffer.tap_cut = self.echo.ring.cut  # ... and when it dropped what it held
+        self.room_grade = RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio), self.echo.grade)
         self.mic = MicPath(self.echo, EarconRemover(settings.audio.earcon_removal), self.gate, lambda speaking: self.dispatch(c.VisitorSpeech(speaking)))
         self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)
@@ -308,6 +310,8 @@ class Kiosk:
             if self.store.fault is not None and self.conversation.state == c.IDLE and self.store.retry(now):
                 self.records.check()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
+            if self.conversation.state == c.IDLE:
+                self.room_grade.keep()  # a reply graded since the last write (not mid-reply)
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
             self.speaker_watch.check(now, self._running())
@@ -382,6 +386,7 @@ class Kiosk:
         self.source.stop()
         self.sink.stop()
         self.echo.close()
+        self.room_grade.keep()
         self.led.close()
         self.reporter.close()
         self.store.close()

@@ -4,7 +4,8 @@ Config valid (the same validation `run` makes, `config.validate_for_run`), and a
 each section it does not know (a typo leaves that section at its defaults); state dir writable by
 the service user (its owner, when run as root), its database readable, and private, checked
 without creating or changing a file there (service/statecheck.py); no secret or conversation exposed (WARN
-lines, see core/exposure.py); clock plausible (TLS needs it); audio input opens and a 3 s level
+lines, see core/exposure.py); with echo cancellation on, a WARN line when the replies' grades kept
+in the state dir say the canceller does not cope with the room (service/roomgrade.py); clock plausible (TLS needs it); audio input opens and a 3 s level
 meter shows the microphone hears something; output opens; GPIO pins usable (the button's,
 each `[[buttons]]` entry's, the LED's; one pin under two keys is a config error); MQTT broker
 reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
@@ -78,6 +79,8 @@ class Doctor:
         self.check("state dir writable", self.state_dir)
         for warning in exposure_warnings(self.s):
             self.out(f"WARN  exposure: {warning}")
+        if self.s.audio.echo_cancel:
+            self.echo_room()
         self.check("system clock plausible", self.clock)
         self.check("audio input", self.audio_input)
         self.check("audio output", self.audio_output)
@@ -103,6 +106,15 @@ class Doctor:
         if mode & 0o077:
             self.out(f"WARN  exposure: state dir {d} is open to other users (mode {mode & 0o777:o}): chmod 700 {d}")
         return detail
+
+    def echo_room(self) -> None:
+        """A WARN line when the replies kept in the state dir say the echo canceller does not cope
+        with this room (read only; service/roomgrade.py)."""
+        from edge_agent.service.roomgrade import RoomGradeFile, hardware_of, poor_room_warning
+
+        warning = poor_room_warning(RoomGradeFile(self.s.device.state_dir, hardware_of(self.s.audio)).load())
+        if warning:
+            self.out(f"WARN  echo: {warning}")
 
     def clock(self) -> str:
         now = time.time()

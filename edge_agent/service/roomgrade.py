@@ -1,0 +1,129 @@
+"""RoomGradeFile: the echo canceller's grade of the kiosk's room, kept across restarts.
+
+The canceller learns from the agent's replies whether it copes with the room (audio/echograde.py);
+in a hall it does not, and until two replies are graded the agent's own voice reaches the gate and
+the agent answers itself. Learned again after every reboot, a hall's first two replies after each
+power cut or update would leak. So the grades of the latest replies are kept in
+`<state_dir>/echo-grade.json`, for the microphone and speaker they were measured with: other
+devices (or another echo delay) start a fresh grade. A kiosk carried to another room with the
+same devices keeps its old grades until the new room's replies replace them: one reply the
+canceller copes with clears a poor grade; a room that turned poor takes the kept replies.
+
+The file is the SD card's, so untrusted: anything but a short list of grades within range (a
+torn write, another program's file, a huge one) is ignored with one warning and a fresh grade.
+A write that fails (full or read-only card) is logged once per reason; the kiosk carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+from edge_agent.audio.echograde import KEPT_REPLIES, MAX_ERLE_DB, POOR_ERLE_DB, EchoGrade
+from edge_agent.core.config import AudioSettings
+from edge_agent.core.statefiles import ECHO_GRADE_FILE, write_private
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+MAX_FILE_BYTES = 4096
+"""Larger than any file this module writes: a bigger one is not ours and is not parsed."""
+
+
+class RoomGradeFile:
+    """Loads and saves the latest replies' grades (ERLE in dB, oldest first) for `hardware`, a
+    string naming the devices and echo settings they were measured with. Given the canceller's
+    `grade`, restores it from the file at once and `keep` writes its new grades back."""
+
+    def __init__(self, state_dir: Path, hardware: str, grade: EchoGrade | None = None) -> None:
+        self.path = Path(state_dir) / ECHO_GRADE_FILE
+        self.hardware = hardware
+        self.fault: str | None = None
+        """Why the last save failed (None: saved, or nothing saved yet)."""
+        self.grade = grade
+        self._kept = 0  # grade.graded when last written (or tried)
+        kept = self.load() if grade is not None else []
+        if grade is not None and kept:
+            grade.restore(kept)
+
+    def keep(self) -> None:
+        """Writes the grade if a reply was graded since the last write (called while the kiosk is
+        idle, and on stop: a write never lands in the middle of a reply). A failed write is not
+        tried again until the next graded reply."""
+        if self.grade is not None and self.grade.graded != self._kept:
+            self._kept = self.grade.graded
+            self.save(self.grade.replies)
+
+    def load(self) -> list[float]:
+        """The kept grades, or [] (no file, other hardware, or a file that is not a valid one)."""
+        try:
+            with self.path.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            log.warning("echo grade: cannot read %s (%s); grading the room afresh", self.path, exc.strerror or exc)
+            return []
+        try:
+            if len(raw) > MAX_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
+            hardware, grades = _parse(json.loads(raw.decode("utf-8")))
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("echo grade: ignoring %s (%s); grading the room afresh", self.path, exc)
+            return []
+        if hardware != self.hardware:
+            log.info("echo grade: %s was measured with other audio devices (%r); grading the room afresh", self.path, hardware)
+            return []
+        return grades
+
+    def save(self, replies_erle_db: Iterable[float]) -> bool:
+        """Replaces the file with these grades (durable on return); False if it could not."""
+        grades = [round(float(g), 2) for g in replies_erle_db][-KEPT_REPLIES:]
+        text = json.dumps({"version": VERSION, "hardware": self.hardware, "replies_erle_db": grades})
+        try:
+            write_private(self.path, text)
+        except OSError as exc:
+            fault = f"{exc.strerror or exc}"
+            if fault != self.fault:
+                log.warning("echo grade: cannot write %s (%s); the room is graded afresh after a restart", self.path, fault)
+            self.fault = fault
+            return False
+        self.fault = None
+        return True
+
+
+def _parse(data: object) -> tuple[str, list[float]]:
+    """(hardware, grades) of a file's JSON; ValueError naming what is wrong."""
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise ValueError(f"not a version {VERSION} echo grade")
+    hardware, grades = data.get("hardware"), data.get("replies_erle_db")
+    if not isinstance(hardware, str):
+        raise ValueError("no hardware named")
+    if not isinstance(grades, list) or len(grades) > KEPT_REPLIES:
+        raise ValueError(f"replies_erle_db must be a list of at most {KEPT_REPLIES} grades")
+    for g in grades:
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or abs(g) > MAX_ERLE_DB:
+            raise ValueError(f"a grade must be a number of dB within +-{MAX_ERLE_DB:g}, got {g!r}")
+    return hardware, [float(g) for g in grades]
+
+
+def hardware_of(audio: AudioSettings) -> str:
+    """What a grade was measured with: the microphone, the speaker and the configured echo delay."""
+    return f"in={audio.input} out={audio.output} delay_ms={audio.echo_delay_ms}"
+
+
+def poor_room_warning(replies_erle_db: list[float]) -> str | None:
+    """What `doctor` says of kept grades that make the room poor (None: it is not, or not yet known)."""
+    grade = EchoGrade()
+    grade.restore(replies_erle_db)
+    if not grade.poor:
+        return None
+    return (
+        f"the echo canceller does not cope with this room (the best of its last {len(grade.replies)} replies took {grade.best_db:.1f} dB off, "
+        f"under {POOR_ERLE_DB:g}): the agent's voice is kept off the uplink, and a visitor talking over it is heard only when louder than its echo; "
+        "move the speaker nearer the microphone or away from hard walls, or run duplex = \"half\" (after moving the kiosk: delete "
+        f"{ECHO_GRADE_FILE} in the state dir)"
+    )
