@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
 
-from edge_agent.audio.echograde import KEPT_REPLIES, MIN_GRADED_FRAMES, EchoGrade
+from edge_agent.audio.echograde import KEPT_REPLIES, MAX_ERLE_DB, MIN_GRADED_FRAMES, EchoGrade
 from edge_agent.core import config
 from edge_agent.core.statefiles import ECHO_GRADE_FILE, LEDGER_FILE
 from edge_agent.core.store import DB_NAME, SessionStore
@@ -89,8 +91,11 @@ def test_other_audio_devices_start_a_fresh_grade(tmp_path: Path) -> None:
         b"[11.0, 10.0]",
         b"\xff\xfe not text",
         b'{"version": 1, "hardware": "in=hw:1 out=hw:2 delay_ms=0", "replies_erle_db": [11.0, 10.0]}' + b" " * MAX_FILE_BYTES,
+        b'{"version": 1, "hardware": "in=hw:1 out=hw:2 delay_ms=0", "replies_erle_db": [1' + b"0" * 400 + b', 10.0]}',
+        b"[" * 1500 + b"]" * 1500,
+        b'{"version": true, "hardware": "in=hw:1 out=hw:2 delay_ms=0", "replies_erle_db": [11.0, 10.0]}',
     ],
-    ids=["torn", "nan", "huge-number", "bools", "strings", "too-many", "version", "no-hardware", "not-an-object", "not-utf8", "huge-file"],
+    ids=["torn", "nan", "huge-number", "bools", "strings", "too-many", "version", "no-hardware", "not-an-object", "not-utf8", "huge-file", "huge-int", "nested", "version-true"],
 )
 def test_a_file_that_is_not_a_valid_grade_is_ignored_with_one_warning(tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / ECHO_GRADE_FILE).write_bytes(content)
@@ -100,6 +105,62 @@ def test_a_file_that_is_not_a_valid_grade_is_ignored_with_one_warning(tmp_path: 
     assert not grade.poor and not grade.replies
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     assert "grading the room afresh" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_path_that_is_no_regular_file_neither_blocks_nor_stops_the_start(tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A FIFO at the path blocked the daemon's start (and the doctor) until something wrote to it."""
+    path = tmp_path / ECHO_GRADE_FILE
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    grade = EchoGrade()
+    with caplog.at_level(logging.WARNING):
+        start = threading.Thread(target=RoomGradeFile, args=(tmp_path, HW, grade), daemon=True)
+        start.start()
+        start.join(5.0)
+    assert not start.is_alive(), "blocked on the path"
+    assert not grade.replies and "grading the room afresh" in caplog.text
+
+
+def test_a_link_or_a_leftover_beside_the_file_is_neither_followed_nor_kept(tmp_path: Path) -> None:
+    """The temporary file had a fixed name, opened without O_EXCL: a link there had the write
+    truncate and overwrite its target (and, as root, chown it to the state dir's owner); a
+    leftover 0644 one made the grade file 0644."""
+    victim = tmp_path / "victim"
+    victim.write_text("not the kiosk's")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / f"{ECHO_GRADE_FILE}.tmp").symlink_to(victim)
+    assert RoomGradeFile(state, HW).save([11.0])
+    assert victim.read_text() == "not the kiosk's"
+    os.unlink(state / f"{ECHO_GRADE_FILE}.tmp")
+    (state / f"{ECHO_GRADE_FILE}.tmp").write_text("left over")
+    (state / f"{ECHO_GRADE_FILE}.tmp").chmod(0o644)
+    assert RoomGradeFile(state, HW).save([12.0])
+    assert _mode(state / ECHO_GRADE_FILE) == 0o600
+    assert sorted(p.name for p in state.iterdir()) == [ECHO_GRADE_FILE, f"{ECHO_GRADE_FILE}.tmp"]  # the leftover is not ours to remove
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a file root writes in a service user's state dir")
+def test_a_grade_written_as_root_goes_to_the_state_dirs_owner(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 65534, 65534)
+    assert RoomGradeFile(state, HW).save([11.0])
+    assert (state / ECHO_GRADE_FILE).stat().st_uid == 65534
+
+
+def test_a_reply_graded_far_under_its_echo_is_clamped_within_the_files_range() -> None:
+    """A grade is kept within +-MAX_ERLE_DB, the range the file accepts back."""
+    grade = EchoGrade()
+    for _ in range(MIN_GRADED_FRAMES):
+        grade.frame(2.0, 1e9, 1.0)  # the canceller's output far louder than its input
+    grade.reply_ended()
+    assert list(grade.replies) == [-MAX_ERLE_DB]
 
 
 def test_a_write_that_fails_is_logged_once_and_leaves_the_kiosk_running(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -159,17 +220,82 @@ def test_the_daemon_starts_with_the_kept_grade_and_keeps_a_new_one(tmp_path: Pat
     assert not after_reboot.poor and len(after_reboot.replies) == 3
 
 
-def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path) -> None:
-    settings = kiosk_settings(tmp_path, "wss://agent.example:443/millis", audio={"echo_cancel": True})
+def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path, sim: AgentSimulator) -> None:
+    settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True})
+    state = settings.device.state_dir
+
+    def doctor() -> list[str]:
+        lines: list[str] = []
+        Doctor(settings, meter_s=0.1, out=lines.append, service_active=lambda: False).run()
+        return [line for line in lines if line.startswith("WARN  echo")]
+
+    assert doctor() == []  # nothing kept yet: nothing to say
+    state.mkdir(parents=True, exist_ok=True)
+    RoomGradeFile(state, hardware_of(settings.audio)).save([41.0, 12.0])
+    assert doctor() == []  # one reply reached the line: the canceller copes
+    RoomGradeFile(state, hardware_of(settings.audio)).save([11.3, 10.6])
+    warned = doctor()
+    assert len(warned) == 1 and "does not cope with this room" in warned[0] and "11.3 dB" in warned[0], warned
+    (state / ECHO_GRADE_FILE).write_text("{")
+    warned = doctor()
+    assert len(warned) == 1 and f"ignoring {state / ECHO_GRADE_FILE}" in warned[0] and "grades the room afresh at its next start" in warned[0], warned
+    assert sorted(p.name for p in state.iterdir()) == [ECHO_GRADE_FILE]  # the doctor changed nothing
+    off = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": False})
     lines: list[str] = []
-    doctor = Doctor(settings, out=lines.append, service_active=lambda: False)
-    doctor.echo_room()
-    assert lines == []  # nothing kept yet: nothing to say
-    settings.device.state_dir.mkdir(parents=True)
-    RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio)).save([41.0, 12.0])
-    doctor.echo_room()
-    assert lines == []  # one reply reached the line: the canceller copes
-    RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio)).save([11.3, 10.6])
-    doctor.echo_room()
-    assert len(lines) == 1 and lines[0].startswith("WARN  echo: the echo canceller does not cope with this room") and "11.3 dB" in lines[0]
-    assert doctor.failed == 0 and list(settings.device.state_dir.iterdir()) == [settings.device.state_dir / ECHO_GRADE_FILE]
+    Doctor(off, meter_s=0.1, out=lines.append, service_active=lambda: False).run()
+    assert not [line for line in lines if line.startswith("WARN  echo")]  # no canceller: no grade to speak of
+
+
+def test_with_echo_cancellation_off_a_kept_grade_is_neither_used_nor_reported(tmp_path: Path, sim: AgentSimulator) -> None:
+    """Turned off in a hall, the kiosk restored the hall's grade and reported a poor room for good
+    (nothing grades it again), while the doctor said nothing."""
+    settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": False})
+    state = settings.device.state_dir
+    state.mkdir(parents=True)
+    RoomGradeFile(state, hardware_of(settings.audio), graded(11.3, 10.6)).keep()
+    with KioskThread(settings) as k:
+        metrics = k.on_loop(k.kiosk.metrics)
+        assert metrics["echo_poor_room"] is False and metrics["echo_reply_erle_db"] is None
+    assert json.loads((state / ECHO_GRADE_FILE).read_text())["replies_erle_db"] == [11.3, 10.6]  # kept for when it is on again
+
+
+def test_a_reply_graded_in_a_conversation_is_kept_when_it_ends_or_the_kiosk_stops(tmp_path: Path, sim: AgentSimulator) -> None:
+    """No write in the middle of a conversation (an SD card's write stalls the loop the audio
+    runs on); once idle, or when the service stops mid-conversation, the grade goes to the file."""
+    settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True})
+    state = settings.device.state_dir
+    path = state / ECHO_GRADE_FILE
+
+    def grades() -> list[float]:
+        return json.loads(path.read_text())["replies_erle_db"] if path.exists() else []  # type: ignore[no-any-return]
+
+    with KioskThread(settings) as k:
+        grade = k.kiosk.echo.grade
+
+        def reply(erle_db: float) -> None:
+            for _ in range(MIN_GRADED_FRAMES):
+                grade.frame(10.0 ** (erle_db / 10.0) + 1.0, 2.0, 1.0)
+            grade.reply_ended()
+
+        k.press()
+        k.wait_state("listening")
+        k.on_loop(lambda: reply(41.0))
+        time.sleep(1.0)  # four ticks
+        assert grades() == []  # not mid-conversation
+        k.press()  # ends it
+        k.wait_state("idle")
+        wait_for(lambda: grades() == [41.0], 5, "the grade kept once idle")
+        k.press()
+        k.wait_state("listening")
+        k.on_loop(lambda: reply(12.0))
+    assert grades() == [41.0, 12.0]  # kept on stop, the conversation still running
+
+
+def test_a_fifo_at_the_discovery_ledger_does_not_block_the_reporter(tmp_path: Path) -> None:
+    """The ledger was read with a plain open: a FIFO there blocked MQTT discovery's start."""
+    os.mkfifo(tmp_path / LEDGER_FILE)
+    found: list[list[Owner]] = []
+    reader = threading.Thread(target=lambda: found.append(DiscoveryLedger(tmp_path).load()), daemon=True)
+    reader.start()
+    reader.join(5.0)
+    assert not reader.is_alive() and found == [[]]

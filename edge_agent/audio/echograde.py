@@ -80,7 +80,7 @@ class EchoGrade:
         self._frames = 0
 
     def restore(self, replies_erle_db: Iterable[float]) -> None:
-        """The grades kept from before a restart (oldest first; core/roomgrade.py keeps them), so
+        """The grades kept from before a restart (oldest first; service/roomgrade.py keeps them), so
         a hall's first replies after a reboot do not reach the agent while it learns the room again."""
         self.replies.clear()
         self.replies.extend(replies_erle_db)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 DB_NAME = "sessions.sqlite3"
@@ -50,20 +52,44 @@ def make_private(path: Path, mode: int, only_holding: tuple[str, ...] | None = N
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replaces a small state file atomically and durably (a temporary file, synced, renamed over
-    it, the dir synced), 0600 from the start and owned by the state dir's user. OSError for the
-    caller: a full or read-only card leaves the old file as it was."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    give_to_dir_owner(tmp, path.parent)
-    os.replace(tmp, path)
+    """Replaces a small state file atomically and durably (a temporary file of its own, synced,
+    renamed over it, the dir synced), 0600 from the start and owned by the state dir's user.
+    The temporary file is made new (O_EXCL, a name of its own): nothing already at a name beside
+    the file (a link, a leftover) is followed, truncated or chowned. OSError for the caller: a
+    full or read-only card leaves the old file as it was, and no temporary file behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        give_to_dir_owner(Path(tmp), path.parent)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     with contextlib.suppress(OSError):  # a file system that cannot sync a dir: the rename stands
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def read_small_file(path: Path, max_bytes: int) -> bytes:
+    """A small state file's bytes, read without blocking: FileNotFoundError when there is none,
+    another OSError when it cannot be read, ValueError when it is no regular file (a FIFO would
+    block the start until something wrote to it; a device is no state file) or larger than
+    `max_bytes` (not ours: it is not read whole)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    return raw

@@ -25,12 +25,14 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.statefiles import LEDGER_FILE as LEDGER_FILE
-from edge_agent.core.statefiles import write_private
+from edge_agent.core.statefiles import read_small_file, write_private
 from edge_agent.fleet.discovery import Message, device_identifier, discovery_messages, legacy_node_id, node_id
 
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED_IDS = 8
+LEDGER_MAX_BYTES = 65536
+"""Far more than MAX_REMEMBERED_IDS owners take: a bigger file is not the ledger and is not read."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,11 @@ class DiscoveryLedger:
         if self.path is None:
             return []
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(read_small_file(self.path, LEDGER_MAX_BYTES).decode("utf-8"))
             owners = [Owner(str(p), str(d)) for p, d in data["owners"]]
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("mqtt: ignoring %s: %s", self.path, exc)
             return []
         return owners[:MAX_REMEMBERED_IDS]

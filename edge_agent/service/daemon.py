@@ -83,7 +83,7 @@ class Kiosk:
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when
         self.sink.buffer.tap_cut = self.echo.ring.cut  # ... and when it dropped what it held
-        self.room_grade = RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio), self.echo.grade)
+        self.room_grade = RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio), self.echo.grade if self.echo.enabled else None)
         self.mic = MicPath(self.echo, EarconRemover(settings.audio.earcon_removal), self.gate, lambda speaking: self.dispatch(c.VisitorSpeech(speaking)))
         self.backlog = Backlog(settings.audio.backlog_ms, settings.audio.frame_ms)
         self.earcons = Earcons(settings.audio.earcons, settings.audio.earcon_volume)

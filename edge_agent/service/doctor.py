@@ -112,8 +112,11 @@ class Doctor:
         with this room (read only; service/roomgrade.py)."""
         from edge_agent.service.roomgrade import RoomGradeFile, hardware_of, poor_room_warning
 
-        warning = poor_room_warning(RoomGradeFile(self.s.device.state_dir, hardware_of(self.s.audio)).load())
-        if warning:
+        grades, problem = RoomGradeFile(self.s.device.state_dir, hardware_of(self.s.audio)).read()
+        warning = poor_room_warning(grades)
+        if problem:
+            self.out(f"WARN  echo: {problem}: the kiosk grades the room afresh at its next start")
+        elif warning:
             self.out(f"WARN  echo: {warning}")
 
     def clock(self) -> str:

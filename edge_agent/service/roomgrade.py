@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable
 from pathlib import Path
 
 from edge_agent.audio.echograde import KEPT_REPLIES, MAX_ERLE_DB, POOR_ERLE_DB, EchoGrade
 from edge_agent.core.config import AudioSettings
-from edge_agent.core.statefiles import ECHO_GRADE_FILE, write_private
+from edge_agent.core.statefiles import ECHO_GRADE_FILE, read_small_file, write_private
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +56,26 @@ class RoomGradeFile:
             self._kept = self.grade.graded
             self.save(self.grade.replies)
 
-    def load(self) -> list[float]:
-        """The kept grades, or [] (no file, other hardware, or a file that is not a valid one)."""
+    def read(self) -> tuple[list[float], str | None]:
+        """The kept grades, and why there are none when a file was there but is not used (other
+        devices, unreadable, or not a valid grade file); changes nothing."""
         try:
-            with self.path.open("rb") as f:
-                raw = f.read(MAX_FILE_BYTES + 1)
+            hardware, grades = _parse(json.loads(read_small_file(self.path, MAX_FILE_BYTES).decode("utf-8")))
         except FileNotFoundError:
-            return []
+            return [], None
         except OSError as exc:
-            log.warning("echo grade: cannot read %s (%s); grading the room afresh", self.path, exc.strerror or exc)
-            return []
-        try:
-            if len(raw) > MAX_FILE_BYTES:
-                raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
-            hardware, grades = _parse(json.loads(raw.decode("utf-8")))
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.warning("echo grade: ignoring %s (%s); grading the room afresh", self.path, exc)
-            return []
+            return [], f"cannot read {self.path} ({exc.strerror or exc})"
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: nested [[[...
+            return [], f"ignoring {self.path} ({exc})"
         if hardware != self.hardware:
-            log.info("echo grade: %s was measured with other audio devices (%r); grading the room afresh", self.path, hardware)
-            return []
+            return [], f"{self.path} was measured with other audio devices ({hardware!r})"
+        return grades, None
+
+    def load(self) -> list[float]:
+        """`read`, saying in the log why a file there is not used (the room is then graded afresh)."""
+        grades, problem = self.read()
+        if problem:
+            log.warning("echo grade: %s; grading the room afresh", problem)
         return grades
 
     def save(self, replies_erle_db: Iterable[float]) -> bool:
@@ -88,7 +87,7 @@ class RoomGradeFile:
         except OSError as exc:
             fault = f"{exc.strerror or exc}"
             if fault != self.fault:
-                log.warning("echo grade: cannot write %s (%s); the room is graded afresh after a restart", self.path, fault)
+                log.warning("echo grade: cannot write %s (%s); a restart goes on from the last grade written", self.path, fault)
             self.fault = fault
             return False
         self.fault = None
@@ -97,7 +96,7 @@ class RoomGradeFile:
 
 def _parse(data: object) -> tuple[str, list[float]]:
     """(hardware, grades) of a file's JSON; ValueError naming what is wrong."""
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+    if not isinstance(data, dict) or type(data.get("version")) is not int or data["version"] != VERSION:
         raise ValueError(f"not a version {VERSION} echo grade")
     hardware, grades = data.get("hardware"), data.get("replies_erle_db")
     if not isinstance(hardware, str):
@@ -105,8 +104,10 @@ def _parse(data: object) -> tuple[str, list[float]]:
     if not isinstance(grades, list) or len(grades) > KEPT_REPLIES:
         raise ValueError(f"replies_erle_db must be a list of at most {KEPT_REPLIES} grades")
     for g in grades:
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or abs(g) > MAX_ERLE_DB:
-            raise ValueError(f"a grade must be a number of dB within +-{MAX_ERLE_DB:g}, got {g!r}")
+        # type() rather than isinstance: a bool is no grade; compared before isfinite, which an
+        # int of 400 digits overflows
+        if type(g) not in (int, float) or not -MAX_ERLE_DB <= g <= MAX_ERLE_DB:
+            raise ValueError(f"a grade must be a number of dB within +-{MAX_ERLE_DB:g}, got {str(g)[:20]}")
     return hardware, [float(g) for g in grades]
 
 
@@ -122,8 +123,8 @@ def poor_room_warning(replies_erle_db: list[float]) -> str | None:
     if not grade.poor:
         return None
     return (
-        f"the echo canceller does not cope with this room (the best of its last {len(grade.replies)} replies took {grade.best_db:.1f} dB off, "
-        f"under {POOR_ERLE_DB:g}): the agent's voice is kept off the uplink, and a visitor talking over it is heard only when louder than its echo; "
-        "move the speaker nearer the microphone or away from hard walls, or run duplex = \"half\" (after moving the kiosk: delete "
-        f"{ECHO_GRADE_FILE} in the state dir)"
+        f"the kept grades say the echo canceller does not cope with this room (the best of its last {len(grade.replies)} replies took "
+        f"{grade.best_db:.1f} dB off, under {POOR_ERLE_DB:g}; or visitors talked over all of them): the agent's voice is kept off the uplink, "
+        "and a visitor talking over it is heard only when louder than its echo. A speaker nearer the microphone, or fewer hard walls, "
+        f"may help; or run duplex = \"half\" with echo_cancel = false. After moving the kiosk, delete {ECHO_GRADE_FILE} in the state dir"
     )
