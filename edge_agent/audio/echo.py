@@ -77,8 +77,6 @@ RESIDUAL_OVER_FLOOR_DB = 6.0
 `RESIDUAL_FLOOR_S`: a residual burst the gate could take for speech. (Frames at the floor are
 left to the gate: marking them would only lengthen its pre-roll.)"""
 RESIDUAL_FLOOR_S = 2.0
-NOISE_RISE = 10.0 ** (0.02 / 10.0)
-"""The room-noise floor's rise per 30 ms frame the speaker is silent in: 0.02 dB (0.7 dB a second)."""
 CUE_TAIL_S = 0.5
 """How long after an earcon ends its echo may still reach the mic: the delay AEC3 covers (about
 400 ms, beyond it the reference moves) plus a short tail."""
@@ -208,7 +206,6 @@ class EchoCanceller:
         """How loud the echo can be in a frame: a visitor louder than that is not residual echo."""
         self.grade = EchoGrade()
         """Whether the canceller copes with this room, from the agent's recent replies."""
-        self._noise_ms = math.inf  # the room's noise at the mic, mean square (`_follow_noise`): none heard yet
         self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
         self.in_cue = False
         """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
@@ -231,7 +228,7 @@ class EchoCanceller:
         n = len(frame) // 2
         ref, energy, loud_blocks = self._hear_far_end(n, captured_at)
         if self.enabled and not self.far_active:  # the speaker is silent: the mic hears the room's own noise
-            self._follow_noise(frame)
+            self.grade.hear_room(frame)
         if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             if self._out_db:  # a reply has just ended
                 self.grade.reply_ended()
@@ -311,19 +308,11 @@ class EchoCanceller:
         # the canceller also cuts a visitor now and then: one louder than the echo could be is not echo
         over_echo = self.echo_level.visitor_over_echo(mic_db, envelope_db)
         if graded and not over_echo:
-            self.grade.frame(e_mic, e_out, self._noise_ms * len(mic) if self._noise_ms < math.inf else 0.0)
+            self.grade.frame(e_mic, e_out, self.grade.noise_energy(len(mic)))
         if poor:  # a room the canceller does not cope with (echograde.py): only a visitor over the echo is not echo
             self.residual_echo = not over_echo
         elif taken_db >= RESIDUAL_CANCELLED_DB:
             self.residual_echo = out_db >= min(floors) + RESIDUAL_OVER_FLOOR_DB and not over_echo
-
-    def _follow_noise(self, frame: bytes) -> None:
-        """The room's noise at the mic (mean square), from frames the speaker is silent in: it
-        follows a quieter frame at once and a louder one slowly (NOISE_RISE a frame), so the
-        visitor's words, said while the agent is silent, hardly move it."""
-        x = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-        ms = float(np.dot(x, x)) / len(x)
-        self._noise_ms = ms if ms < self._noise_ms else self._noise_ms * NOISE_RISE
 
     @property
     def agent_audible(self) -> bool:

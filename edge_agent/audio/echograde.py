@@ -28,6 +28,8 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
+import numpy as np
+
 POOR_ERLE_DB = 30.0
 """A room whose best recent reply stayed under this is poor: issue 13's own goal for the
 canceller, and between the halls' best reply (27.1) and the ordinary rooms' worst (37.7)."""
@@ -38,6 +40,8 @@ KEPT_REPLIES = 6
 MAX_ERLE_DB = 60.0
 """A reply whose echo left is lost in the room's noise grades this (a canceller that copes); a
 grade lies within +-MAX_ERLE_DB."""
+NOISE_RISE = 10.0 ** (0.02 / 10.0)
+"""The room-noise floor's rise per 30 ms frame the speaker is silent in: 0.02 dB (0.7 dB a second)."""
 MIN_GRADED_FRAMES = 100
 """Frames (30 ms: 3 s) of a reply the grade needs, converged and loud; a shorter reply is not graded."""
 
@@ -52,9 +56,23 @@ class EchoGrade:
         self._frames = 0
         self.graded = 0
         """Replies graded since start (restored ones not counted): a change means a new grade to keep."""
+        self.noise_ms = math.inf
+        """The room's noise at the mic, mean square (`hear_room`; inf: none heard yet)."""
         self.poor = False
         """The canceller has not coped with this room in any of its latest replies (two graded,
         the best under POOR_ERLE_DB); decided as each reply ends, read every frame."""
+
+    def hear_room(self, frame: bytes) -> None:
+        """A frame the speaker is silent in: the room's noise at the mic follows a quieter frame
+        at once and a louder one slowly (NOISE_RISE a frame), so the visitor's words, said while
+        the agent is silent, hardly move it."""
+        x = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+        ms = float(np.dot(x, x)) / len(x)
+        self.noise_ms = ms if ms < self.noise_ms else self.noise_ms * NOISE_RISE
+
+    def noise_energy(self, samples: int) -> float:
+        """The room's noise in that many samples of the mic (0 before any was heard)."""
+        return self.noise_ms * samples if self.noise_ms < math.inf else 0.0
 
     def frame(self, e_mic: float, e_out: float, e_noise: float) -> None:
         """A converged frame of the reply, the speaker loud and the mic not over the echo: its
