@@ -13,7 +13,7 @@ from edge_agent.core import config
 from edge_agent.errors import EX_CONFIG, ConfigError
 
 
-def test_documented_example_config_is_valid_and_complete() -> None:
+def test_documented_example_config_is_valid_and_complete(tmp_path: Path) -> None:
     path = REPO / "config" / "edge-agent.toml"
     settings = config.load(path)
     text = path.read_text()
@@ -22,6 +22,12 @@ def test_documented_example_config_is_valid_and_complete() -> None:
         for field in cls.__dataclass_fields__:
             assert f"{field} =" in text or f"# {field} =" in text or field in ("metadata", "config", "secret"), f"{name}.{field} undocumented"
     assert settings.audio.frame_ms in (10, 20, 30)
+    # the template's defaults are the defaults: turning echo cancellation on in a copy of it makes
+    # full duplex the default, as documented (a `duplex = "half"` left set kept barge-in off)
+    on = tmp_path / "on.toml"
+    on.write_text(text.replace("echo_cancel = false", "echo_cancel = true"))
+    assert config.load(on).audio.duplex == "full"
+    assert settings.audio.duplex == config.from_dict({}).audio.duplex == "half"
 
 
 def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -123,7 +123,7 @@ def settings(**mqtt: Any) -> config.MqttSettings:
 @pytest.mark.parametrize("device_id", ["kiosk-7", "Lobby_2", "a", "x-y_z9", "k" * 63])
 def test_every_payload_is_what_home_assistant_accepts(device_id: str) -> None:
     msgs = discovery_messages(settings(support_url="https://kiosks.example/help"), device_id)
-    assert len(msgs) == 17
+    assert len(msgs) == 18
     for topic, payload in msgs:
         assert check_against_ha(topic, payload) == [], topic
     assert check_against_ha("homeassistant/sensor/x/y/config", {"state_topic": "a", "state_class": "sometimes"}) != []  # the checker bites
@@ -167,6 +167,10 @@ def test_speaker_health_is_diagnostic_counters_and_a_problem_that_can_be_unknown
     # template is pinned; script/ha-live-check renders it in a real Home Assistant.
     assert (drop["payload_on"], drop["payload_off"]) == ("ON", "OFF")
     assert drop["value_template"] == "{{ 'None' if value_json.get('speaker_drop_on') is none else ('OFF' if value_json.speaker_drop_on else 'ON') }}"
+    # a room the echo canceller does not cope with: on when echo_poor_room is true, unknown with echo cancellation off (null)
+    echo = msgs["homeassistant/binary_sensor/edge_agent_kiosk-7/echo_poor_room/config"]
+    assert echo["default_entity_id"] == "binary_sensor.edge_agent_kiosk_7_echo_poor_room" and echo["device_class"] == "problem"
+    assert echo["value_template"] == "{{ 'None' if value_json.get('echo_poor_room') is none else ('ON' if value_json.echo_poor_room else 'OFF') }}"
 
 
 def test_distinct_device_ids_never_share_topics_unique_ids_or_devices() -> None:
@@ -235,11 +239,11 @@ def wait_retained(port: int, pred: Any, what: str) -> dict[str, bytes]:
 def test_turning_discovery_off_and_renaming_clear_what_was_published(tmp_path: Path, broker: Broker) -> None:
     state = tmp_path / "state"
     first = run_reporter(broker.port, "kiosk-7", state)
-    wait_retained(broker.port, lambda r: len(r) == 17, "17 retained configs")
+    wait_retained(broker.port, lambda r: len(r) == 18, "18 retained configs")
     first.close()
     # renamed: the new id's configs replace the old id's (the old id is remembered in the state dir)
     second = run_reporter(broker.port, "lobby-2", state)
-    now = wait_retained(broker.port, lambda r: len(r) == 17 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
+    now = wait_retained(broker.port, lambda r: len(r) == 18 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
     assert all(b'"edge-agent-lobby-2"' in p for p in now.values())
     second.close()
     assert json.loads((state / LEDGER_FILE).read_text())["owners"][0] == ["homeassistant", "lobby-2"]
@@ -282,7 +286,7 @@ def test_an_unwritable_state_dir_does_not_stop_discovery(tmp_path: Path, broker:
     blocker.write_text("a file where the state dir should be")
     reporter = run_reporter(broker.port, "kiosk-7", blocker)
     try:
-        wait_retained(broker.port, lambda r: len(r) == 17, "17 retained configs")
+        wait_retained(broker.port, lambda r: len(r) == 18, "18 retained configs")
     finally:
         reporter.close()
 
@@ -296,7 +300,7 @@ def test_a_running_kiosk_publishes_every_metric_its_entities_read(tmp_path: Path
         with KioskThread(s) as k:
             wait_for(k.kiosk.reporter.discovery.synced.is_set, 15, "the kiosk's discovery pass")
             metrics = json.loads(obs.wait("edge-agent/test-kiosk/metrics"))
-            configs = {t: json.loads(p) for t, p in wait_retained(broker.port, lambda r: len(r) == 17, "17 retained configs").items()}
+            configs = {t: json.loads(p) for t, p in wait_retained(broker.port, lambda r: len(r) == 18, "18 retained configs").items()}
     finally:
         obs.close()
     read = {t: re.findall(r"value_json(?:\.get\('|\.)(\w+)", c["value_template"]) for t, c in configs.items() if c.get("state_topic") == "edge-agent/test-kiosk/metrics"}

@@ -224,18 +224,20 @@ def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path,
     settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True})
     state = settings.device.state_dir
 
-    def doctor() -> list[str]:
+    def doctor(kind: str = "WARN  echo") -> list[str]:
         lines: list[str] = []
         Doctor(settings, meter_s=0.1, out=lines.append, service_active=lambda: False).run()
-        return [line for line in lines if line.startswith("WARN  echo")]
+        return [line for line in lines if line.startswith(kind)]
 
-    assert doctor() == []  # nothing kept yet: nothing to say
+    assert doctor() == [] and doctor("PASS  echo room") == ["PASS  echo room: no grade kept yet (the canceller grades the room on the agent's first replies)"]
     state.mkdir(parents=True, exist_ok=True)
     RoomGradeFile(state, hardware_of(settings.audio)).save([41.0, 12.0])
     assert doctor() == []  # one reply reached the line: the canceller copes
+    assert doctor("PASS  echo room") == ["PASS  echo room: the echo canceller copes with this room (the best of the last 2 replies took 41.0 dB off)"]
     RoomGradeFile(state, hardware_of(settings.audio)).save([11.3, 10.6])
     warned = doctor()
-    assert len(warned) == 1 and "does not cope with this room" in warned[0] and "11.3 dB" in warned[0], warned
+    assert len(warned) == 1 and warned[0].startswith("WARN  echo: a room the echo canceller does not cope with") and "11.3 dB off" in warned[0], warned
+    assert f"stop the service, delete {state / ECHO_GRADE_FILE}, start it" in warned[0]
     (state / ECHO_GRADE_FILE).write_text("{")
     warned = doctor()
     assert len(warned) == 1 and f"ignoring {state / ECHO_GRADE_FILE}" in warned[0] and "grades the room afresh at its next start" in warned[0], warned
@@ -255,7 +257,7 @@ def test_with_echo_cancellation_off_a_kept_grade_is_neither_used_nor_reported(tm
     RoomGradeFile(state, hardware_of(settings.audio), graded(11.3, 10.6)).keep()
     with KioskThread(settings) as k:
         metrics = k.on_loop(k.kiosk.metrics)
-        assert metrics["echo_poor_room"] is False and metrics["echo_reply_erle_db"] is None
+        assert metrics["echo_poor_room"] is None and metrics["echo_reply_erle_db"] is None  # no canceller: unknown, not "copes"
     assert json.loads((state / ECHO_GRADE_FILE).read_text())["replies_erle_db"] == [11.3, 10.6]  # kept for when it is on again
 
 

@@ -38,9 +38,12 @@ METRIC_SENSORS = (
 METRIC_PROBLEMS = (
     # object, name, template: ON is the problem, None (a null in the metrics) makes HA show unknown
     ("speaker_drop", "Speaker drop", "{{ 'None' if value_json.get('speaker_drop_on') is none else ('OFF' if value_json.speaker_drop_on else 'ON') }}"),
+    ("echo_poor_room", "Echo room", "{{ 'None' if value_json.get('echo_poor_room') is none else ('ON' if value_json.echo_poor_room else 'OFF') }}"),
 )
 """Binary sensors (device class `problem`) read from the metrics JSON. `speaker_drop_on` is false once
-bad restarts turned the speaker's drop off (a problem), null where the speaker has none (file, null)."""
+bad restarts turned the speaker's drop off (a problem), null where the speaker has none (file, null).
+`echo_poor_room` is true in a room the echo canceller does not cope with (audio/echograde.py), null
+with echo cancellation off."""
 BUTTONS = (("resume", "Resume conversation"), ("new", "New conversation"), ("end", "End conversation"))
 
 Message = tuple[str, dict[str, Any]]

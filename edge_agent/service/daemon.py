@@ -250,7 +250,7 @@ class Kiosk:
             "store_ok": self.store.fault is None,
             "echo_delay_ms": self.echo.delay_ms,
             "echo_reply_erle_db": None if self.echo.grade.best_db is None else round(self.echo.grade.best_db, 1),
-            "echo_poor_room": self.echo.grade.poor,
+            "echo_poor_room": self.echo.grade.poor if self.echo.enabled else None,
             **self.sink.health().as_metrics(),
             **slot_metrics(self.inputs, self.share),
             **process_metrics(self.process),

@@ -110,14 +110,17 @@ class Doctor:
     def echo_room(self) -> None:
         """A WARN line when the replies kept in the state dir say the echo canceller does not cope
         with this room (read only; service/roomgrade.py)."""
-        from edge_agent.service.roomgrade import RoomGradeFile, hardware_of, poor_room_warning
+        from edge_agent.service.roomgrade import RoomGradeFile, grade_summary, hardware_of, poor_room_warning
 
-        grades, problem = RoomGradeFile(self.s.device.state_dir, hardware_of(self.s.audio)).read()
-        warning = poor_room_warning(grades)
+        kept = RoomGradeFile(self.s.device.state_dir, hardware_of(self.s.audio))
+        grades, problem = kept.read()
+        warning = poor_room_warning(grades, kept.path)
         if problem:
             self.out(f"WARN  echo: {problem}: the kiosk grades the room afresh at its next start")
         elif warning:
             self.out(f"WARN  echo: {warning}")
+        else:
+            self.out(f"PASS  echo room: {grade_summary(grades)}")
 
     def clock(self) -> str:
         now = time.time()

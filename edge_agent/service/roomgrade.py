@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge_agent.audio.echograde import KEPT_REPLIES, MAX_ERLE_DB, POOR_ERLE_DB, EchoGrade
+from edge_agent.audio.echograde import GRADED_REPLIES, KEPT_REPLIES, MAX_ERLE_DB, POOR_ERLE_DB, EchoGrade
 from edge_agent.core.config import AudioSettings
 from edge_agent.core.statefiles import ECHO_GRADE_FILE, read_small_file, write_private
 
@@ -47,6 +47,7 @@ class RoomGradeFile:
         kept = self.load() if grade is not None else []
         if grade is not None and kept:
             grade.restore(kept)
+            log.info("echo grade kept from before: %s", grade_summary(kept))
 
     def keep(self) -> None:
         """Writes the grade if a reply was graded since the last write (called while the kiosk is
@@ -107,8 +108,12 @@ def _parse(data: object) -> tuple[str, list[float]]:
         # type() rather than isinstance: a bool is no grade; compared before isfinite, which an
         # int of 400 digits overflows
         if type(g) not in (int, float) or not -MAX_ERLE_DB <= g <= MAX_ERLE_DB:
-            raise ValueError(f"a grade must be a number of dB within +-{MAX_ERLE_DB:g}, got {str(g)[:20]}")
+            raise ValueError(f"a grade must be a number of dB within +-{MAX_ERLE_DB:g}, got {_clip(repr(g))}")
     return hardware, [float(g) for g in grades]
+
+
+def _clip(text: str, most: int = 24) -> str:
+    return text if len(text) <= most else f"{text[: most - 12]}... ({len(text)} characters)"
 
 
 def hardware_of(audio: AudioSettings) -> str:
@@ -116,15 +121,29 @@ def hardware_of(audio: AudioSettings) -> str:
     return f"in={audio.input} out={audio.output} delay_ms={audio.echo_delay_ms}"
 
 
-def poor_room_warning(replies_erle_db: list[float]) -> str | None:
+def grade_summary(replies_erle_db: list[float]) -> str:
+    """One line on kept grades: none yet, not judged yet, the canceller copes, or a poor room."""
+    grade = EchoGrade()
+    grade.restore(replies_erle_db)
+    if grade.best_db is None:
+        return "no grade kept yet (the canceller grades the room on the agent's first replies)"
+    n = len(grade.replies)
+    best = f"the best of the last {n} replies took {grade.best_db:.1f} dB off" if n > 1 else f"one reply took {grade.best_db:.1f} dB off"
+    if grade.poor:
+        return f"a room the echo canceller does not cope with ({best})"
+    if len(grade.replies) < GRADED_REPLIES:
+        return f"not judged yet ({best}; {GRADED_REPLIES} replies needed)"
+    return f"the echo canceller copes with this room ({best})"
+
+
+def poor_room_warning(replies_erle_db: list[float], path: Path) -> str | None:
     """What `doctor` says of kept grades that make the room poor (None: it is not, or not yet known)."""
     grade = EchoGrade()
     grade.restore(replies_erle_db)
     if not grade.poor:
         return None
     return (
-        f"the kept grades say the echo canceller does not cope with this room (the best of its last {len(grade.replies)} replies took "
-        f"{grade.best_db:.1f} dB off, under {POOR_ERLE_DB:g}; or visitors talked over all of them): the agent's voice is kept off the uplink, "
-        "and a visitor talking over it is heard only when louder than its echo. A speaker nearer the microphone, or fewer hard walls, "
-        f"may help; or run duplex = \"half\" with echo_cancel = false. After moving the kiosk, delete {ECHO_GRADE_FILE} in the state dir"
+        f"{grade_summary(replies_erle_db)}, under {POOR_ERLE_DB:g} (or visitors talked over all of them): a visitor is heard over the agent "
+        "only when louder than its echo. A speaker nearer the microphone or fewer hard walls may help, or duplex = \"half\" with "
+        f"echo_cancel = false. After moving the kiosk: stop the service, delete {path}, start it"
     )
