@@ -129,20 +129,23 @@ def test_a_path_that_is_no_regular_file_neither_blocks_nor_stops_the_start(tmp_p
 def test_a_link_or_a_leftover_beside_the_file_is_neither_followed_nor_kept(tmp_path: Path) -> None:
     """The temporary file had a fixed name, opened without O_EXCL: a link there had the write
     truncate and overwrite its target (and, as root, chown it to the state dir's owner); a
-    leftover 0644 one made the grade file 0644."""
+    leftover 0644 one made the grade file 0644. Temporary files a power cut left go at the next
+    write (a link among them: the link, not its target)."""
     victim = tmp_path / "victim"
     victim.write_text("not the kiosk's")
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / f"{ECHO_GRADE_FILE}.tmp").symlink_to(victim)
     assert RoomGradeFile(state, HW).save([11.0])
-    assert victim.read_text() == "not the kiosk's"
-    os.unlink(state / f"{ECHO_GRADE_FILE}.tmp")
+    assert victim.read_text() == "not the kiosk's" and not (state / f"{ECHO_GRADE_FILE}.tmp").is_symlink()
     (state / f"{ECHO_GRADE_FILE}.tmp").write_text("left over")
     (state / f"{ECHO_GRADE_FILE}.tmp").chmod(0o644)
     assert RoomGradeFile(state, HW).save([12.0])
     assert _mode(state / ECHO_GRADE_FILE) == 0o600
-    assert sorted(p.name for p in state.iterdir()) == [ECHO_GRADE_FILE, f"{ECHO_GRADE_FILE}.tmp"]  # the leftover is not ours to remove
+    (state / f"{ECHO_GRADE_FILE}.tmpk3x9q1").write_text("a power cut mid-write")
+    assert RoomGradeFile(state, HW).save([13.0])
+    assert sorted(p.name for p in state.iterdir()) == [ECHO_GRADE_FILE]  # leftovers go at the next write
+    assert victim.read_text() == "not the kiosk's"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a file root writes in a service user's state dir")

@@ -8,6 +8,7 @@ The session store (and anything else kept in `device.state_dir`) holds session i
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import stat
 import tempfile
@@ -56,7 +57,11 @@ def write_private(path: Path, text: str) -> None:
     renamed over it, the dir synced), 0600 from the start and owned by the state dir's user.
     The temporary file is made new (O_EXCL, a name of its own): nothing already at a name beside
     the file (a link, a leftover) is followed, truncated or chowned. OSError for the caller: a
-    full or read-only card leaves the old file as it was, and no temporary file behind."""
+    full or read-only card leaves the old file as it was, and no temporary file behind; one a
+    power cut left behind (or an older version's fixed-name one) goes at the next write."""
+    for leftover in path.parent.glob(glob.escape(path.name) + ".tmp*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()  # a link itself, never what it points to
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
