@@ -4,8 +4,9 @@ Config valid (the same validation `run` makes, `config.validate_for_run`), and a
 each section it does not know (a typo leaves that section at its defaults); state dir writable by
 the service user (its owner, when run as root), its database readable, and private, checked
 without creating or changing a file there (service/statecheck.py); no secret or conversation exposed (WARN
-lines, see core/exposure.py); with echo cancellation on, a WARN line when the replies' grades kept
-in the state dir say the canceller does not cope with the room (service/roomgrade.py); clock plausible (TLS needs it); audio input opens and a 3 s level
+lines, see core/exposure.py); with echo cancellation on, what the state dir keeps of the echo
+canceller's grade of the room (service/roomgrade.py: a WARN line for a room it does not cope with,
+or a file it cannot use); clock plausible (TLS needs it); audio input opens and a 3 s level
 meter shows the microphone hears something; output opens; GPIO pins usable (the button's,
 each `[[buttons]]` entry's, the LED's; one pin under two keys is a config error); MQTT broker
 reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
@@ -108,8 +109,9 @@ class Doctor:
         return detail
 
     def echo_room(self) -> None:
-        """A WARN line when the replies kept in the state dir say the echo canceller does not cope
-        with this room (read only; service/roomgrade.py)."""
+        """The `echo room` line: what the state dir keeps of the echo canceller's grade of the room
+        (PASS), or a WARN when it says the canceller does not cope or the file cannot be used.
+        Reads only: the daemon's start decides what to do with the file."""
         from edge_agent.service.roomgrade import RoomGradeFile, grade_summary, hardware_of, poor_room_warning
 
         kept = RoomGradeFile(self.s.device.state_dir, hardware_of(self.s.audio))

@@ -4,8 +4,9 @@ The canceller learns from the agent's replies whether it copes with the room (au
 in a hall it does not, and until two replies are graded the agent's own voice reaches the gate and
 the agent answers itself. Learned again after every reboot, a hall's first two replies after each
 power cut or update would leak. So the grades of the latest replies are kept in
-`<state_dir>/echo-grade.json`, for the microphone and speaker they were measured with: other
-devices (or another echo delay) start a fresh grade. A kiosk carried to another room with the
+`<state_dir>/echo-grade.json`, for the microphone and speaker they were measured with (as the
+config names them: `default` stays `default` when a USB device is swapped): other devices (or
+another echo delay) start a fresh grade. A kiosk carried to another room with the
 same devices keeps its old grades until the new room's replies replace them: one reply the
 canceller copes with clears a poor grade; a room that turned poor takes the kept replies.
 
@@ -69,7 +70,7 @@ class RoomGradeFile:
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: nested [[[...
             return [], f"ignoring {self.path} ({exc})"
         if hardware != self.hardware:
-            return [], f"{self.path} was measured with other audio devices ({hardware!r})"
+            return [], f"{self.path} was measured with other audio devices ({_clip(repr(hardware), 120)})"
         return grades, None
 
     def load(self) -> list[float]:
