@@ -10,9 +10,10 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import KioskThread, kiosk_settings, wait_for
+from conftest import Broker, KioskThread, Observer, kiosk_settings, wait_for
 
 from edge_agent.audio.echograde import KEPT_REPLIES, MAX_ERLE_DB, MIN_GRADED_FRAMES, EchoGrade
 from edge_agent.core import config
@@ -240,7 +241,7 @@ def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path,
     RoomGradeFile(state, hardware_of(settings.audio)).save([11.3, 10.6])
     warned = doctor()
     assert len(warned) == 1 and warned[0].startswith("WARN  echo: a room the echo canceller does not cope with") and "11.3 dB off" in warned[0], warned
-    assert f"stop the service, delete {state / ECHO_GRADE_FILE}, start it" in warned[0]
+    assert f"forget_echo_grade, or stop the service, delete {state / ECHO_GRADE_FILE}, start it" in warned[0]
     (state / ECHO_GRADE_FILE).write_text("{")
     warned = doctor()
     assert len(warned) == 1 and f"ignoring {state / ECHO_GRADE_FILE}" in warned[0] and "grades the room afresh at its next start" in warned[0], warned
@@ -304,3 +305,32 @@ def test_a_fifo_at_the_discovery_ledger_does_not_block_the_reporter(tmp_path: Pa
     reader.start()
     reader.join(5.0)
     assert not reader.is_alive() and found == [[]]
+
+
+def test_a_fleet_admin_forgets_the_grade_of_a_moved_kiosk_over_mqtt(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """Deleting the file under a running kiosk did not reset it (the grade in memory went back to
+    the file at the next graded reply); `forget_echo_grade` drops both, and says when it cannot."""
+    settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True}, mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "discovery": False})
+    state = settings.device.state_dir
+    state.mkdir(parents=True)
+    RoomGradeFile(state, hardware_of(settings.audio), graded(11.3, 10.6)).keep()
+    obs = Observer(broker.port, "edge-agent/test-kiosk/#")
+    try:
+        with KioskThread(settings) as k:
+            assert k.kiosk.echo.grade.poor
+            obs.wait("edge-agent/test-kiosk/availability", lambda p: p == b"online")
+            time.sleep(0.3)  # the kiosk's subscription is in place once it has said online
+
+            def command(cid: str) -> dict[str, Any]:
+                mark = len(obs.messages)
+                obs.client.publish("edge-agent/test-kiosk/cmd", json.dumps({"action": "forget_echo_grade", "id": cid}), qos=1)
+                return json.loads(obs.wait("edge-agent/test-kiosk/cmd/result", lambda p: json.loads(p).get("id") == cid, since=mark))  # type: ignore[no-any-return]
+
+            assert command("g1")["ok"] is True
+            assert not k.kiosk.echo.grade.poor and not k.kiosk.echo.grade.replies and not (state / ECHO_GRADE_FILE).exists()
+            assert k.on_loop(k.kiosk.metrics)["echo_poor_room"] is False
+            (state / ECHO_GRADE_FILE).mkdir()  # a file that cannot be deleted
+            failed = command("g2")
+            assert failed["ok"] is False and failed["error"].startswith(f"cannot delete {state / ECHO_GRADE_FILE}"), failed
+    finally:
+        obs.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from edge_agent.core.slots import SlotError, check_slot
 from edge_agent.errors import EdgeAgentError
 
-ACTIONS = ("press", "long_press", "resume", "new", "end", "forget_sessions", "ping")
+ACTIONS = ("press", "long_press", "resume", "new", "end", "forget_sessions", "forget_echo_grade", "ping")
 SLOT_ACTIONS = ("press", "resume", "new")
 MAX_COMMAND_BYTES = 4096
 

@@ -221,7 +221,7 @@ class Kiosk:
 
     def run_command(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
         """One remote command -> one event or store call; a result always goes back."""
-        reply(carry_out(cmd, self.conversation, self.dispatch, self.forget_sessions, self.clock()))
+        reply(carry_out(cmd, self.conversation, self.dispatch, self.forget_sessions, self.clock(), self.room_grade.forget))
 
     def metrics(self) -> dict[str, Any]:
         """The numbers a fleet admin watches: the kiosk's counters, then the process's health."""

@@ -18,9 +18,13 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command, CommandError
 
 
-def carry_out(cmd: Command, conversation: c.Conversation, dispatch: Callable[[c.Event], None], forget_sessions: Callable[[], int], now: float) -> dict[str, Any]:
+def carry_out(
+    cmd: Command, conversation: c.Conversation, dispatch: Callable[[c.Event], None], forget_sessions: Callable[[], int], now: float, forget_echo_grade: Callable[[], str | None] = lambda: None
+) -> dict[str, Any]:
     """Runs `cmd` against the kiosk's `conversation` (events go through `dispatch`, the daemon's
-    own entry point, so its actions are carried out as for a button); returns the reply."""
+    own entry point, so its actions are carried out as for a button); returns the reply.
+    `forget_echo_grade` drops the echo canceller's grade of the room (a kiosk moved to another
+    room: service/roomgrade.py) and says why it could not, if it could not."""
     state = conversation.state
     result: dict[str, Any] = {"id": cmd.id, "action": cmd.action, "ok": True}
     busy = state not in (c.IDLE, c.ERROR, c.ENDING)
@@ -38,6 +42,10 @@ def carry_out(cmd: Command, conversation: c.Conversation, dispatch: Callable[[c.
             dispatch(c.End("command"))
         elif cmd.action == "forget_sessions":
             result["forgotten"] = forget_sessions()
+        elif cmd.action == "forget_echo_grade":
+            problem = forget_echo_grade()
+            if problem:
+                raise CommandError(problem)
         elif cmd.action == "ping":
             result.update(pong=True, state=state, version=__version__)
         if conversation.starts_refused > refused:

@@ -58,6 +58,20 @@ class RoomGradeFile:
             self._kept = self.grade.graded
             self.save(self.grade.replies)
 
+    def forget(self) -> str | None:
+        """The kiosk was moved to another room (MQTT `forget_echo_grade`): the grade in memory and
+        the file go, and the room is graded afresh from the next replies. Why the file could not
+        be deleted, if it could not (the grade in memory is gone either way)."""
+        if self.grade is not None:
+            self.grade.restore([])
+            self._kept = self.grade.graded
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            return f"cannot delete {self.path}: {exc.strerror or exc}"
+        log.info("echo grade forgotten: the room is graded afresh")
+        return None
+
     def read(self) -> tuple[list[float], str | None]:
         """The kept grades, and why there are none when a file was there but is not used (other
         devices, unreadable, or not a valid grade file); changes nothing."""
@@ -146,5 +160,5 @@ def poor_room_warning(replies_erle_db: list[float], path: Path) -> str | None:
     return (
         f"{grade_summary(replies_erle_db)}, under {POOR_ERLE_DB:g} (or visitors talked over all of them): a visitor is heard over the agent "
         "only when louder than its echo. A speaker nearer the microphone or fewer hard walls may help, or duplex = \"half\" with "
-        f"echo_cancel = false. After moving the kiosk: stop the service, delete {path}, start it"
+        f"echo_cancel = false. After moving the kiosk: the MQTT command forget_echo_grade, or stop the service, delete {path}, start it"
     )
