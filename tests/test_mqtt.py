@@ -293,6 +293,7 @@ def test_fleet_json_snapshot(tmp_path: Path, sim: AgentSimulator, broker: Broker
     snap = json.loads(out.stdout)
     (row,) = snap["kiosks"]
     assert row["id"] == "kiosk-7" and row["online"] is True and row["state"] == "idle" and row["cpu_percent"] is not None
+    assert row["echo_poor_room"] is None  # echo cancellation off: unknown, not "copes"
 
 
 # ----------------------------------------------------------------------------- an unreachable broker, logged

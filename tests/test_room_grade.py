@@ -21,6 +21,7 @@ from edge_agent.core.statefiles import ECHO_GRADE_FILE, LEDGER_FILE
 from edge_agent.core.store import DB_NAME, SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.fleet.discovery_sync import DiscoveryLedger, Owner
+from edge_agent.fleet.view import FleetView
 from edge_agent.service.doctor import Doctor
 from edge_agent.service.roomgrade import MAX_FILE_BYTES, RoomGradeFile, hardware_of
 
@@ -334,3 +335,16 @@ def test_a_fleet_admin_forgets_the_grade_of_a_moved_kiosk_over_mqtt(tmp_path: Pa
             assert failed["ok"] is False and failed["error"].startswith(f"cannot delete {state / ECHO_GRADE_FILE}"), failed
     finally:
         obs.close()
+
+
+def test_the_fleet_view_shows_which_kiosks_stand_in_a_room_the_canceller_does_not_cope_with() -> None:
+    view = FleetView("edge-agent")
+    view.apply("edge-agent/hall/metrics", json.dumps({"echo_poor_room": True}).encode(), now=100.0)
+    view.apply("edge-agent/desk/metrics", json.dumps({"echo_poor_room": False}).encode(), now=100.0)
+    view.apply("edge-agent/plain/metrics", json.dumps({"echo_poor_room": None}).encode(), now=100.0)
+    view.apply("edge-agent/odd/metrics", json.dumps({"echo_poor_room": "yes"}).encode(), now=100.0)  # anyone's message
+    rows = {r["id"]: r["echo_poor_room"] for r in view.snapshot()}
+    assert rows == {"hall": True, "desk": False, "plain": None, "odd": None}
+    lines = view.render(now=101.0).splitlines()
+    echo = lines[0].index(" echo") + 1
+    assert {line.split()[0]: line[echo : echo + 5].strip() for line in lines[2:]} == {"desk": "ok", "hall": "POOR", "odd": "-", "plain": "-"}

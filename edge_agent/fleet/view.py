@@ -37,6 +37,8 @@ class KioskRow:
     cpu_percent: float | None = None
     rss_mb: float | None = None
     temperature_c: float | None = None
+    echo_poor_room: bool | None = None
+    """In a room its echo canceller does not cope with (None: echo cancellation off, or not said)."""
     last_seen: float | None = None
 
 
@@ -76,20 +78,23 @@ class FleetView:
         elif leaf == "metrics":
             row.rtt_ms, row.cpu_percent = finite_number(data.get("rtt_ms")), finite_number(data.get("cpu_percent"))
             row.rss_mb, row.temperature_c = finite_number(data.get("rss_mb")), finite_number(data.get("temperature_c"))
+            poor = data.get("echo_poor_room")
+            row.echo_poor_room = poor if isinstance(poor, bool) else None
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [asdict(replace(r)) for _, r in sorted(self.kiosks.items())]
 
     def render(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
-        head = f"{'kiosk':<18} {'online':<7} {'state':<11} {'session':<14} {'last event':<26} {'rtt':>6} {'cpu%':>5} {'temp':>5} {'seen':>6}"
+        head = f"{'kiosk':<18} {'online':<7} {'state':<11} {'session':<14} {'last event':<26} {'rtt':>6} {'cpu%':>5} {'temp':>5} {'echo':>5} {'seen':>6}"
         lines = [head, "-" * len(head)]
         for r in (self.kiosks[k] for k in sorted(self.kiosks)):
             online = "yes" if r.online else "NO" if r.online is False else "?"
             seen = f"{now - r.last_seen:.0f}s" if r.last_seen else "-"
+            echo = "-" if r.echo_poor_room is None else "POOR" if r.echo_poor_room else "ok"
             lines.append(
                 f"{r.id[:18]:<18} {online:<7} {(r.state or '-'):<11} {(r.session_id or '-')[:14]:<14} {(r.last_event or '-')[:26]:<26} "
-                f"{_num(r.rtt_ms):>6} {_num(r.cpu_percent):>5} {_num(r.temperature_c):>5} {seen:>6}"
+                f"{_num(r.rtt_ms):>6} {_num(r.cpu_percent):>5} {_num(r.temperature_c):>5} {echo:>5} {seen:>6}"
             )
         if not self.kiosks:
             lines.append(f"(no kiosks under {self.prefix}/ yet)")
