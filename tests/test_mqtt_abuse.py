@@ -164,7 +164,7 @@ def test_the_fleet_view_survives_retained_garbage_and_prints_no_screen_codes(bro
 
 
 def test_a_flood_of_home_assistant_announcements_is_not_answered_in_full(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
-    """Every `online` on `homeassistant/status` was answered with all 17 discovery configs: 500 of
+    """Every `online` on `homeassistant/status` was answered with all its discovery configs (18): 500 of
     them filled the kiosk's bounded MQTT queue (200 configs out, the rest dropped with whatever
     else the kiosk had to say meanwhile). A couple are answered at once, then one every 10 s
     (the configs are retained: Home Assistant gets them from the broker anyway)."""

@@ -16,6 +16,7 @@ from conftest import REPO, Broker, Observer, make_certs, wait_for
 
 from edge_agent.core import config
 from edge_agent.fleet.commands import Command
+from edge_agent.fleet.discovery import discovery_messages
 from edge_agent.fleet.provision import mosquitto_hash
 from edge_agent.fleet.status import StatusReporter, make_client
 
@@ -98,7 +99,8 @@ def test_kiosks_are_locked_to_their_own_topics_and_home_assistant_still_drives_t
             wait_for(r.discovery.synced.is_set, 15, "the kiosk's connect and discovery pass")
         # each kiosk could write its state and its discovery configs: operators and HA see them
         wait_for(lambda: all(ops.find(f"edge-agent/{k}/state") for k in got), 10, "both kiosks' state")
-        wait_for(lambda: len({t for t, p, _, _ in ha.messages if t.endswith("/config") and p}) == 34, 10, "34 discovery configs")
+        per_kiosk = len(discovery_messages(reporters[0].settings, "kiosk-a"))
+        wait_for(lambda: len({t for t, p, _, _ in ha.messages if t.endswith("/config") and p}) == 2 * per_kiosk, 10, f"{2 * per_kiosk} discovery configs")
         # Home Assistant presses kiosk a's Resume button exactly as discovery told it to
         button = json.loads(ha.find("homeassistant/button/edge_agent_kiosk-a/resume/config")[0])
         ha.client.publish(button["command_topic"], button["payload_press"], qos=button["qos"]).wait_for_publish(5)
