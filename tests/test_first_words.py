@@ -219,14 +219,21 @@ def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_e
         mic = VisitorMic(block_ms=block_ms)
         with kiosk(tmp_path, sim.url, mic, audio={"earcon_volume": 1.0, "capture_block_ms": block_ms}, vad={"press_opens_ms": 300}) as k:
             mic.listen_to(k.kiosk.sink.buffer)
+            heard = watch_gate(k, mic)
             time.sleep(1.0)  # the gate learns the room
+            start = len(heard)
             k.press()
             k.wait_state(c.LISTENING, 10)
             sess = sim.sessions[-1]
             wait_for(lambda: len(sess.uplink) >= 32000 * 1.5, 10, "1.5 s of uplink")
+            assert not any(is_open for _, is_open in heard[:start]) and any(is_open for _, is_open in heard[start:])  # the press opened it
             up = np.frombuffer(bytes(sess.uplink)[: 32000 * 3 // 2], dtype="<i2").astype(np.float64).reshape(-1, 480)
             sent = up[np.abs(up).max(axis=1) > 0]
-            assert 0 < len(sent) <= 11, len(sent)  # the room, for 300 ms (the frame of the press too)
+            # the room, for at most 300 ms (the frame of the press too); none of it when the press
+            # earcon is already heard in the first frame after the press (its frame and those after
+            # it are then held, and go as silence when nobody talks): on a loaded machine the
+            # earcon can start before that frame's capture ends (the stop's CI, once)
+            assert len(sent) <= 11, len(sent)
             # the earcons kept out (their frames go as silence, what is left of them taken out):
             # full scale is RMS 23 000; on an idle machine this is room noise (RMS ~60), under
             # load an earcon's edge can land outside the frames marked as the kiosk's own (RMS
