@@ -545,6 +545,7 @@ AUDITORIUM = EchoPath(delay_ms=160, rt60_s=1.0, rir_ms=500, reverb=0.15, gain=0.
 """bench/echo_rooms.py's held-out auditorium: RT60 1 s, the speaker far (AEC3 takes 8-13 dB off)."""
 
 
+@pytest.mark.slow
 def test_a_room_the_canceller_does_not_cope_with_is_learned_from_the_replies_a_visitor_listened_to(tmp_path: Path) -> None:
     """In the auditorium what AEC3 leaves of the agent opened the gate on the agent's own voice: a
     third of a reply went up, to be transcribed and answered (0.35, and 0.33 of a reply after two without the rule).

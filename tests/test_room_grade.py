@@ -225,6 +225,7 @@ def test_the_daemon_starts_with_the_kept_grade_and_keeps_a_new_one(tmp_path: Pat
     assert not after_reboot.poor and len(after_reboot.replies) == 3
 
 
+@pytest.mark.slow
 def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path, sim: AgentSimulator) -> None:
     settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True})
     state = settings.device.state_dir
