@@ -82,19 +82,24 @@ def write_private(path: Path, text: str) -> None:
             os.close(dir_fd)
 
 
-def read_small_file(path: Path, max_bytes: int) -> bytes:
-    """A small state file's bytes, read without blocking: FileNotFoundError when there is none,
-    another OSError when it cannot be read, ValueError when it is no regular file (a FIFO would
-    block the start until something wrote to it; a device is no state file) or larger than
-    `max_bytes` (not ours: it is not read whole)."""
+def read_regular(path: Path | str, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file, opened without blocking: OSError when it cannot be
+    read (FileNotFoundError when there is none), ValueError when it is no regular file (a FIFO
+    would block the caller until something wrote to it; a device is no file anything keeps)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            raw = f.read(max_bytes + 1)
+            return f.read(limit)
     finally:
         os.close(fd)
+
+
+def read_small_file(path: Path, max_bytes: int) -> bytes:
+    """A small state file's bytes (`read_regular`); ValueError too when it is larger than
+    `max_bytes` (not ours: it is not read whole)."""
+    raw = read_regular(path, max_bytes + 1)
     if len(raw) > max_bytes:
         raise ValueError(f"larger than {max_bytes} bytes")
     return raw

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
-import stat
 from collections.abc import Iterable
 from typing import Any
 
+from edge_agent.core.statefiles import read_regular
 from edge_agent.errors import ConfigError
 
 SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
@@ -154,18 +153,11 @@ def _secret_file_bytes(key: str, path: str) -> bytes:
     meant to be piped in) blocked `run` and the doctor at open until something wrote to it, and a
     device (/dev/zero) is no file a secret is kept in."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = read_regular(path, SECRET_FILE_MAX_BYTES + 1)
+    except ValueError:
+        raise ConfigError(key, f"{path} is not a regular file") from None
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(key, f"{path} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            raw = f.read(SECRET_FILE_MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
     if len(raw) > SECRET_FILE_MAX_BYTES:
         raise ConfigError(key, f"{path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB: not a secret file")
     if not raw.strip():

@@ -45,8 +45,7 @@ class RoomGradeFile:
         """Why the last save failed (None: saved, or nothing saved yet)."""
         self.grade = grade
         self._kept = 0  # grade.graded when last written (or tried)
-        kept = self.load() if grade is not None else []
-        if grade is not None and kept:
+        if grade is not None and (kept := self.load()):
             grade.restore(kept)
             log.info("echo grade kept from before: %s", grade_summary(kept))
 
@@ -136,10 +135,16 @@ def hardware_of(audio: AudioSettings) -> str:
     return f"in={audio.input} out={audio.output} delay_ms={audio.echo_delay_ms}"
 
 
-def grade_summary(replies_erle_db: list[float]) -> str:
-    """One line on kept grades: none yet, not judged yet, the canceller copes, or a poor room."""
+def _judged(replies_erle_db: list[float]) -> EchoGrade:
+    """A grade that heard these replies, judged as the canceller judges its own."""
     grade = EchoGrade()
     grade.restore(replies_erle_db)
+    return grade
+
+
+def grade_summary(replies_erle_db: list[float]) -> str:
+    """One line on kept grades: none yet, not judged yet, the canceller copes, or a poor room."""
+    grade = _judged(replies_erle_db)
     if grade.best_db is None:
         return "no grade kept yet (the canceller grades the room on the agent's first replies)"
     n = len(grade.replies)
@@ -153,9 +158,7 @@ def grade_summary(replies_erle_db: list[float]) -> str:
 
 def poor_room_warning(replies_erle_db: list[float], path: Path) -> str | None:
     """What `doctor` says of kept grades that make the room poor (None: it is not, or not yet known)."""
-    grade = EchoGrade()
-    grade.restore(replies_erle_db)
-    if not grade.poor:
+    if not _judged(replies_erle_db).poor:
         return None
     return (
         f"{grade_summary(replies_erle_db)}, under {POOR_ERLE_DB:g} (or visitors talked over all of them): a visitor is heard over the agent "
