@@ -127,6 +127,17 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _seconds_from(text: str) -> float:
+    """0-60 s: where a track started in a recording (the room alone for a few seconds first)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 60:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give 0 to 60 seconds")
+    return value
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import DB_NAME, SessionStore
     from edge_agent.core.storeread import recent_read_only
@@ -298,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mic", help="what the microphone recorded, 16 kHz mono 16-bit WAV")
     p.add_argument("speaker", help="what the speaker played meanwhile, same format and length (less than 1 s apart: the longer is trimmed)")
     p.add_argument("-o", "--output", required=True, help="where to write the cleaned microphone track (not one of the inputs)")
-    p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ...} (null: not measured, why on stderr)')
-    p.set_defaults(fn=_lazy("edge_agent.audio.echocheck", "cmd_echo"))
+    p.add_argument("--json", action="store_true", help='print {"erle_db": ..., "delay_ms": ..., "room": ..., "room_grades_db": [...]} (null: not measured, why on stderr)')
+    p.add_argument("--speaker-from", type=_seconds_from, default=0.0, metavar="S", help="the speaker started S seconds into the mic recording (the room alone first: the grade needs its noise)")
+    p.add_argument("--keep-grade", action="store_true", help="keep the take's room grade in the config's state dir for the kiosk's next start (stop the service first)")
+    p.set_defaults(fn=_lazy("edge_agent.service.echocheck", "cmd_echo"))
     p = with_config(sub.add_parser("devices", help="list audio devices and which would be chosen"))
     p.set_defaults(fn=_lazy("edge_agent.audio.devicelist", "cmd_devices"))
     from edge_agent.fleet.view import add_parser as add_fleet

@@ -26,11 +26,15 @@ class CancelledTrack(NamedTuple):
     """The frame is residual echo: the daemon hands it to the gate as its own sound."""
 
 
-def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30, cues: tuple[tuple[float, float], ...] = ()) -> CancelledTrack:
+def cancel_tracks(
+    mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: int = 30, cues: tuple[tuple[float, float], ...] = (), reply_s: float | None = None
+) -> CancelledTrack:
     """Runs `canceller` over a recorded mic track and the speaker track played with it (same
     length, 16 kHz mono int16), faster than real time, with the timestamps a live kiosk would give
     (sample i of either heard / captured at i / 16 kHz). `cues`: (from_s, until_s) of the earcons
-    in the speaker track, as the daemon tells the canceller (`EchoCanceller.play_cue`)."""
+    in the speaker track, as the daemon tells the canceller (`EchoCanceller.play_cue`). `reply_s`:
+    the canceller's room grade (`EchoGrade`) takes every `reply_s` of the tracks, and their end, as
+    one reply (the daemon ends a reply when the agent falls silent; a recorded take may never)."""
     for from_s, until_s in cues:
         canceller.play_cue(from_s, until_s)
     n = SAMPLE_RATE_HZ * frame_ms // 1000
@@ -41,7 +45,8 @@ def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: in
     held: list[bool] = []
     residual: list[bool] = []
     written = 0
-    for start in range(0, total, n):
+    reply_frames = round(reply_s * 1000 / frame_ms) if reply_s else 0
+    for i, start in enumerate(range(0, total, n)):
         upto = min(total, start + n + lead)
         if upto > written:
             canceller.ring.write(ref[2 * written : 2 * upto], written / SAMPLE_RATE_HZ)
@@ -50,6 +55,10 @@ def cancel_tracks(mic: bytes, ref: bytes, canceller: EchoCanceller, frame_ms: in
         far.append(canceller.far_active)
         held.append(canceller.holding)
         residual.append(canceller.residual_echo)
+        if reply_frames and (i + 1) % reply_frames == 0:
+            canceller.grade.reply_ended()
+    if reply_frames:
+        canceller.grade.reply_ended()
     return CancelledTrack(bytes(out), far, held, residual)
 
 

@@ -156,6 +156,15 @@ def grade_summary(replies_erle_db: list[float]) -> str:
     return f"the echo canceller copes with this room ({best})"
 
 
+def room_verdict(replies_erle_db: list[float]) -> str | None:
+    """"poor" (a room the canceller does not cope with), "copes" (a reply reached POOR_ERLE_DB),
+    or None (not judged: fewer than GRADED_REPLIES grades, none good), as the daemon judges."""
+    grade = _judged(replies_erle_db)
+    if grade.poor:
+        return "poor"
+    return "copes" if grade.best_db is not None and grade.best_db >= POOR_ERLE_DB else None
+
+
 def poor_room_warning(replies_erle_db: list[float], path: Path) -> str | None:
     """What `doctor` says of kept grades that make the room poor (None: it is not, or not yet known)."""
     if not _judged(replies_erle_db).poor:

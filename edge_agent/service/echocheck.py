@@ -2,21 +2,29 @@
 track played meanwhile, an installer's check of a kiosk's hardware (README, "Checking a kiosk's
 hardware").
 
-It prints `{"erle_db": ..., "delay_ms": ...}` (`--json`) or a line saying the same; null is "could
-not be measured", and then one line on stderr says why (a silent speaker track: the wrong playback
+It prints `{"erle_db": ..., "delay_ms": ..., "room": ..., "room_grades_db": [...]}` (`--json`) or
+a line saying the same; null is "could not be measured", and then one line on stderr says why (a silent speaker track: the wrong playback
 device, or the files swapped). Recordings from arecord and aplay never stop on the same sample: a
 difference under MAX_LENGTH_GAP_S is trimmed off the longer track's end, with a note; a larger
 one is refused, as are an output that would overwrite one of the inputs and one file given as
 both tracks (the canceller would find a perfect "echo" at 0 ms).
+
+`room` is the daemon's own verdict on the room (audio/echograde.py), the take graded in REPLY_S
+pieces as the daemon grades the agent's replies: "copes", or "poor" (a hall: only a visitor
+louder than the agent's echo gets through while it speaks), or null (too short to judge). A kiosk
+learns that from its first replies, and until then a hall's leak to the agent; `--keep-grade`
+hands it the installer's take instead, in its state dir, so it starts knowing the room.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.echo import EchoCanceller, make_backend
@@ -25,6 +33,7 @@ from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
 from edge_agent.core import config
 from edge_agent.core.logs import setup_logging
 from edge_agent.errors import EdgeAgentError, UsageError
+from edge_agent.service.roomgrade import RoomGradeFile, grade_summary, hardware_of, room_verdict
 
 MAX_LENGTH_GAP_S = 1.0
 """Tracks whose lengths differ by less than this are trimmed to the shorter; more is refused
@@ -34,6 +43,9 @@ ERLE_SKIP_S = 2.0
 DELAY_NEEDS_S = 4.0
 """About how much speaker audio the mic must hear before the delay is known: two estimates that
 agree, one per 2 s of far-end audio (`EchoCanceller`'s `estimate_every_s`)."""
+REPLY_S = 12.0
+"""The take is graded in pieces this long, each as one of the agent's replies (the bench grades
+12 s replies): the bundled 26 s recording gives two, what the daemon needs to judge a room."""
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
@@ -41,6 +53,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     setup_logging(args.log_level or settings.log.level)
     mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
+    ref = bytes(2 * round(args.speaker_from * SAMPLE_RATE_HZ)) + ref  # the room alone first: its noise, for the grade
     refuse_overwriting_an_input(args.output, {"mic": args.mic, "speaker": args.speaker})
     if _same_file(args.mic, args.speaker):  # a slip on the command line, not a recording to check
         raise UsageError(f"{args.mic} is given as both the mic and the speaker track: pass what the microphone recorded and what the speaker played")
@@ -54,26 +67,52 @@ def cmd_echo(args: argparse.Namespace) -> int:
     frame_ms = settings.audio.frame_ms
     canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
     try:
-        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, frame_ms)
+        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, frame_ms, reply_s=REPLY_S)
     finally:
         canceller.close()
     write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
-    result = {"erle_db": erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S), "delay_ms": canceller.delay_ms}
-    why = not_measured(result, far, frame_ms)
+    heard_room = canceller.grade.noise_ms < math.inf
+    grades = [round(g, 1) for g in canceller.grade.replies] if heard_room else []
+    result: dict[str, Any] = {"erle_db": erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S), "delay_ms": canceller.delay_ms, "room": room_verdict(grades)}
+    why = not_measured(result, far, frame_ms, grades, heard_room)
+    result["room_grades_db"] = grades
     if args.json:
         print(json.dumps(result))
         if why:
-            print(f"edge-agent echo: {_reasons(why, {key: key for key in result})}", file=sys.stderr)
-        return 0
+            print(f"edge-agent echo: {_reasons(why, {key: key for key in why})}", file=sys.stderr)
+    else:
+        print(f"{args.output}: {_said(result, why)}")
+    if args.keep_grade:  # after the figures: they are printed whether or not the grade can be kept
+        print(f"edge-agent echo: {keep_grade(settings, grades, result['room'])}", file=sys.stderr)
+    return 0
+
+
+def keep_grade(settings: config.Settings, grades: list[float], room: str | None) -> str:
+    """Writes the take's grades to the kiosk's state dir as the daemon keeps its own (for its
+    devices, by the config's names), so it starts knowing the room; what was done.
+    EdgeAgentError when the room was not judged (nothing written) or the write failed."""
+    if room is None:
+        raise EdgeAgentError("--keep-grade: nothing kept: the take did not judge the room (said above why)")
+    if not settings.device.state_dir.is_dir():
+        raise EdgeAgentError(f"--keep-grade: no state dir {settings.device.state_dir} yet: start the service once (it makes it), stop it, and keep the grade then")
+    kept = RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio))
+    if not kept.save(grades):
+        raise EdgeAgentError(f"--keep-grade: cannot write {kept.path} ({kept.fault}): run as the service's user or root, with the service stopped")
+    return f"kept in {kept.path} for the kiosk's next start: {grade_summary(grades)}"
+
+
+def _said(result: dict[str, Any], why: dict[str, str]) -> str:
+    """The text form of `result`: each figure measured, then why the others were not."""
     measured = []
     if "erle_db" not in why:
         measured.append(f"echo return loss enhancement {result['erle_db']} dB over the far-end stretches after the first {ERLE_SKIP_S:.0f} s")
     if "delay_ms" not in why:
         measured.append(f"echo delay {result['delay_ms']} ms")
+    if "room" not in why:
+        measured.append(f"the room, the take graded as {REPLY_S:.0f} s replies: {grade_summary(result['room_grades_db'])}")
     if why:
-        measured.append(_reasons(why, {"erle_db": "echo return loss enhancement", "delay_ms": "echo delay"}))
-    print(f"{args.output}: {'; '.join(measured)}")
-    return 0
+        measured.append(_reasons(why, {"erle_db": "echo return loss enhancement", "delay_ms": "echo delay", "room": "the room"}))
+    return "; ".join(measured)
 
 
 def _reasons(why: dict[str, str], names: dict[str, str]) -> str:
@@ -81,7 +120,12 @@ def _reasons(why: dict[str, str], names: dict[str, str]) -> str:
     by_reason: dict[str, list[str]] = {}
     for key, reason in why.items():
         by_reason.setdefault(reason, []).append(names[key])
-    return "; ".join(f"{' and '.join(keys)} not measured: {reason}" for reason, keys in by_reason.items())
+    return "; ".join(f"{_listed(keys)} not measured: {reason}" for reason, keys in by_reason.items())
+
+
+def _listed(names: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def refuse_overwriting_an_input(output: str, inputs: dict[str, str]) -> None:
@@ -117,9 +161,9 @@ def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[b
     return mic[:n], ref[:n]
 
 
-def not_measured(result: dict[str, float | None], far: list[bool], frame_ms: int) -> dict[str, str]:
+def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], heard_room: bool = True) -> dict[str, str]:
     """Why each null figure of `result` is null (only those), from the canceller's own account of
-    when it heard the speaker (`far`: per frame, the far end audible)."""
+    when it heard the speaker (`far`: per frame, the far end audible) and its room grades."""
     if not any(far):
         silent = "the speaker track is silent (nothing above about -60 dBFS): the wrong playback device, or the two files swapped?"
         return {key: silent for key, value in result.items() if value is None}
@@ -129,4 +173,9 @@ def not_measured(result: dict[str, float | None], far: list[bool], frame_ms: int
     if result["delay_ms"] is None:
         heard_s = sum(far) * frame_ms / 1000
         why["delay_ms"] = f"no echo of the speaker track found in the mic track over {heard_s:.1f} s of speaker audio (it takes about {DELAY_NEEDS_S:.0f} s the mic hears)"
+    if result["room"] is None and not heard_room:
+        why["room"] = "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record the room alone first, --speaker-from 2"
+    elif result["room"] is None:
+        graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
+        why["room"] = f"{graded}: a piece is graded when the speaker is loud for 3 s of it after the canceller's first 3 s; record a longer take"
     return why
