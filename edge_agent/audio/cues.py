@@ -20,6 +20,7 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
+from edge_agent.audio.talkers import TalkerRoom
 from edge_agent.audio.tonalroom import TonalRoom
 
 
@@ -51,6 +52,8 @@ class CueClassifier(BlockClassifier):
       (SLOW_SHAPE_RATE).
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
+    - other talkers (talkers.py): where the gate opened on sound that never came near the
+      visitor's level, `talker_room` is set, and VadGate then vets openings on `near_visitor`.
 
     - busy rooms (`vad.engine = "learned"` only): where SPEECH has filled more than `busy_share` of
       the last ~6 s (music, a TV, a crowd), a SPEECH block must also look like the visitor to the
@@ -199,6 +202,15 @@ class CueClassifier(BlockClassifier):
         self.hold_p = hold_p
         self.room_tone = TonalRoom(self.WARMUP_FRAMES)
         """The room's steadiness and how it moves (music, a whine): tonalroom.py."""
+        self.talkers = TalkerRoom(ANALYSIS_MS)
+        self.near_visitor = False
+        """The last block was not NOISE and within NEAR_VISITOR_DB of the visitor's level (or the
+        level is not known yet): what VadGate vets an opening on in a talker room."""
+
+    @property
+    def talker_room(self) -> bool:
+        """The gate opened on talk that never came near the visitor's level, lately (talkers.py)."""
+        return self.talkers.active(self._frame)
 
     def new_visitor(self) -> None:
         """A new conversation: forget the previous visitor's level (the next one may speak softer,
@@ -286,8 +298,12 @@ class CueClassifier(BlockClassifier):
     def _carried(self, level: int, band_db: float) -> int:
         """NOISE for an open gate's block once the visitor has not come near their own level for
         NEAR_VISITOR_S (not while the far end plays); else `level`."""
-        if level == SPEECH and band_db >= self.visitor_db - self.NEAR_VISITOR_DB:
+        near = band_db >= self.visitor_db - self.NEAR_VISITOR_DB
+        self.near_visitor = near and level != NOISE
+        if level == SPEECH and near:
             self._since_near = 0
+            if self.gate_open:
+                self.talkers.heard_visitor()
             return level
         self._since_near += 1
         if self.gate_open and not self.far_end and self._since_near > self._near_within:
@@ -330,6 +346,7 @@ class CueClassifier(BlockClassifier):
 
     def _analyse(self, frame: bytes) -> int:
         band_db, bands, flux, steadiness, recurrence = self._shape(frame)
+        self.talkers.watch(self._frame, self.gate_open, self.visitor_db > -math.inf)
         if self._frame == 0:
             self.ambient_db = band_db
         self.band_db = band_db

@@ -10,7 +10,9 @@ Two layers:
   start, and stays open for `hangover_ms` after the last speech-like frame so the agent's
   end-of-turn detection still hears the trailing silence (weak evidence stretches that to at most
   1 + 2/3 hang-overs, bridging a pause in a sentence; 3 while the speaker plays). `far_end(active)` asks for more
-  evidence while the kiosk's own speaker plays.
+  evidence while the kiosk's own speaker plays. Where other people talk (a classifier's
+  `talker_room`, talkers.py) an opening is vetted first: its frames are held until the visitor
+  is heard near their own level (VET_MS).
 
 While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
 the pre-roll burst sent at an onset is paid back by skipping as many silence frames later, so
@@ -60,6 +62,18 @@ frames that are not NOISE, quiet gaps of up to this long inside a word bridged (
 `onset_blocks` starts again at such a gap, measured to cost a weak word its lead: README, "Onsets
 that lose their lead"; 90 ms cut a weak word's first syllable off at the 120 ms closure after it,
 README, "The look-back's reach")..."""
+VET_MS = 600
+"""In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until
+VET_NEAR_MS of blocks near the visitor's level (`near_visitor`) have come, then go at once (the
+visitor's speech reaches the agent that much later, none of it lost); if they have not come
+within VET_MS (or the hang-over runs out first) the gate stays closed and silence goes for the
+held frames, as for any closed frame. A TV 20 dB under the visitor: idle sent 0.64 -> 0.29, 0.73 ->
+0.39 with the visitor 18 dB quieter, no speech lost in the matrix or the 444 rooms outside it
+(README, gate notes: "Vetting openings where other people talk"). Not while the kiosk's speaker
+plays: the canceller cuts a visitor talking over the agent far under their own level."""
+VET_NEAR_MS = 90
+"""...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
+quiet visitor's TV room 0.60 against 0.39)."""
 SOUND_LEAD_MS = 210
 """...from its first SPEECH frame (WEAK frames before it are as often the noise swelling) plus
 this much: the labelled start of a word lies up to ~100 ms before the first SPEECH frame (its
@@ -100,6 +114,14 @@ class VadGate:
         self._prior_left = 0  # frames of the press prior left
         self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
         self._press_open_frames = settings.press_opens_ms // frame_ms
+        self._vet_frames = max(1, VET_MS // frame_ms)
+        self._vet_near_frames = max(1, VET_NEAR_MS // frame_ms)
+        self._vetting = 0  # frames left to vet an opening in a talker room (0: not vetting)
+        self._vet_near = 0  # frames near the visitor's level seen while vetting
+        self._vet_pre: list[bytes] = []  # the vetted opening's pre-roll, sent once it is confirmed
+        self.openings_held_back = 0
+        """Openings vetted in a talker room that the visitor never came near: other people's talk
+        kept off the uplink (a fleet metric: a kiosk placed by a TV or a queue)."""
         self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
         self._held: list[tuple[bytes, bool]] = []
         """(frame, cue) held back while the press alone holds the gate open, from the first one an
@@ -126,7 +148,8 @@ class VadGate:
 
     @property
     def held_frames(self) -> int:
-        """Frames held back now (see `_held`): nothing may go ahead of them (MicPath.lead)."""
+        """Frames held back now (see `_held`: the press's, or an opening being vetted): nothing
+        may go ahead of them (MicPath.lead)."""
         return len(self._held)
 
     def start_went_ahead(self, n_bytes: int) -> None:
@@ -136,6 +159,11 @@ class VadGate:
         start silent, so an opening on the words after it does not send those bytes again."""
         frame, cue = self._held[-1]
         self._held[-1] = (bytes(n_bytes) + frame[n_bytes:], cue)
+
+    @property
+    def talker_room(self) -> bool:
+        """The classifier hears other people talking (talkers.py): openings are vetted now."""
+        return bool(getattr(self.classifier, "talker_room", False))
 
     def _set_open(self, is_open: bool) -> None:
         self.is_open = is_open
@@ -166,6 +194,8 @@ class VadGate:
         if hasattr(self.classifier, "new_visitor"):
             self.classifier.new_visitor()
         self._prior_left = self._prior_frames
+        if self._press_open_frames and self._vetting:  # the press holds what was being vetted now
+            self._vetting, self._vet_pre = 0, []
         if self._press_open_frames and not self.is_open:
             self._set_open(True)
             self._quiet = 0.0
@@ -195,6 +225,8 @@ class VadGate:
         # cannot confirm a visitor); an open gate classifies it (the visitor may be talking over it)
         level = NOISE if cue and (not self.is_open or self._unconfirmed) else self.classifier.classify(frame)
         self._follow_sound(index, level)
+        if self._vetting:
+            return self._vet(index, frame, cue, level)
         if self.is_open:
             # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
             # bridges the quiet parts of a sentence but cannot hold a gate open for ever
@@ -234,6 +266,8 @@ class VadGate:
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):
                 self._prior_left = 0
+                if not self._far_end and getattr(self.classifier, "talker_room", False) and not getattr(self.classifier, "near_visitor", True):
+                    return self._start_vetting(frame, cue)
                 self._set_open(True)
                 self._quiet = 0.0
                 self._since_speech = 0
@@ -244,6 +278,57 @@ class VadGate:
                 self.frames_sent += len(burst)
                 return burst
         return self._closed(frame, cue)
+
+    # ------------------------------------------------------------------ vetting (talker rooms)
+    def _start_vetting(self, frame: bytes, cue: bool) -> tuple[bytes, ...]:
+        """An opening in a talker room on a frame not near the visitor's level (on one near it
+        the gate opens at once: vetting it too cut a soft phrase of the visitor's in a TV room
+        and in white noise). The classifier hears the gate as open (its holding lines); the
+        caller sees a closed gate sending nothing, until `_vet` decides."""
+        self._vetting = self._vet_frames
+        self._vet_near = 0
+        self._vet_pre = self._preroll_burst()
+        self._quiet = 0.0
+        self._since_speech = 0
+        if self._tells_classifier:
+            self.classifier.gate_open = True  # type: ignore[attr-defined]
+        self._held.append((frame, cue))
+        return ()
+
+    def _vet(self, index: int, frame: bytes, cue: bool, level: int) -> tuple[bytes, ...]:
+        """A frame of an opening being vetted: the visitor near their level confirms it (its
+        pre-roll and held frames go now, the gate is open); VET_MS without, or the hang-over run
+        out, and the gate stays closed: the held frames join the pre-roll, silence goes for them."""
+        self._held.append((frame, cue))
+        if not cue and getattr(self.classifier, "near_visitor", True):  # (an earcon's frame is not classified)
+            self._vet_near += 1
+        if self._vet_near >= self._vet_near_frames:
+            burst = (*self._vet_pre, *(f for f, _ in self._held))
+            self.debt += len(self._vet_pre)  # went as silence when they came
+            self._held.clear()
+            self._vetting, self._vet_pre = 0, []
+            self._forget_preroll()
+            self._set_open(True)
+            self._quiet = 0.0
+            self._since_speech = 0
+            self.open_since = index - len(burst) + 1
+            self.frames_sent += len(burst)
+            return burst
+        self._vetting -= 1
+        if level == SPEECH:
+            self._quiet = 0.0
+            self._since_speech = 0
+        else:
+            self._since_speech += 1
+            self._quiet += WEAK_STEP if level == WEAK and self._since_speech <= self._weak_hold_frames else 1.0
+        if self._vetting and self._quiet <= self._hang_frames:
+            return ()
+        self._vetting, self._vet_pre = 0, []
+        self.openings_held_back += 1
+        self._set_open(False)
+        self._run = 0
+        held, self._held = self._held, []
+        return tuple(out for f, c in held for out in self._closed(f, c))
 
     def _closed(self, frame: bytes, cue: bool) -> tuple[bytes, ...]:
         """A frame the closed gate keeps back: into the pre-roll; silence, or nothing while a

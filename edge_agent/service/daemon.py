@@ -232,6 +232,8 @@ class Kiosk:
             "frames_captured": self.counters["frames_captured"],
             "frames_sent": self.counters["frames_uplinked"],
             "frames_gated": self.gate.frames_gated,
+            "gate_talker_room": self.gate.talker_room,
+            "gate_openings_held_back": self.gate.openings_held_back,
             "uplink_bytes": stats.bytes_up,
             "downlink_bytes": stats.bytes_down,
             "uplink_dropped": stats.frames_dropped,
