@@ -433,7 +433,7 @@ def test_echo_tool_says_why_a_figure_could_not_be_measured(tmp_path: Path) -> No
     write_wav(tmp_path / "early.wav", early)
     r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "early.wav"), "-o", str(tmp_path / "out.wav"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == {"erle_db": None, "delay_ms": None, "room": None, "room_grades_db": []}, r.stderr
-    assert "room not measured: no 12 s piece of the take was graded" in r.stderr, r.stderr
+    assert "room not measured: no echo of the speaker track found in the mic track" in r.stderr, r.stderr
     assert "erle_db not measured: the speaker track is audible only in the first 2 s" in r.stderr and "delay_ms not measured: no echo of the speaker track" in r.stderr, r.stderr
 
 
@@ -493,12 +493,49 @@ def test_the_installer_check_keeps_nothing_it_could_not_judge(tmp_path: Path) ->
     assert r.returncode == 0 and json.loads(r.stdout)["room"] is None, r.stderr
 
 
-def test_the_installer_check_says_when_the_kiosk_has_no_state_dir_yet(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ('[device]\nstate_dir = "{tmp}/none"\n[audio]\necho_cancel = true\n', "start the service once (it makes it), stop it, and keep the grade then"),
+        ('[device]\nstate_dir = "{tmp}/kiosk.toml"\n[audio]\necho_cancel = true\n', "is not a directory"),
+        ('[device]\nstate_dir = "{tmp}"\n', "the config has audio.echo_cancel off, and the kiosk uses a kept grade only with it on (-c the kiosk's config?)"),
+    ],
+    ids=["no-state-dir-yet", "state-dir-a-file", "echo-cancel-off"],
+)
+def test_the_installer_check_keeps_a_grade_only_where_the_kiosk_would_use_it(tmp_path: Path, config: str, says: str) -> None:
+    """With echo cancellation off (the default config) the daemon never restores a kept grade: the
+    tool said "kept ... for the kiosk's next start" all the same."""
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[device]\nstate_dir = "{tmp_path / "none"}"\n')
+    cfg.write_text(config.format(tmp=tmp_path))
     r = _echo_tool(*_installer_take(tmp_path, EchoPath(delay_ms=70, noise_rms=2.0, seed=9)), "-c", str(cfg), "--keep-grade")
     assert r.returncode == 1 and json.loads(r.stdout)["room"] == "copes", r.stderr
-    assert r.stderr.strip().endswith("start the service once (it makes it), stop it, and keep the grade then"), r.stderr
+    assert r.stderr.strip().endswith(says), r.stderr
+    assert not (tmp_path / "echo-grade.json").exists()
+
+
+@pytest.mark.parametrize("take", ["mic-deaf-to-the-speaker", "speaker-from-wrong", "speaker-from-too-large"])
+def test_the_installer_check_judges_no_room_where_it_did_not_cancel_the_echo(tmp_path: Path, take: str) -> None:
+    """A mic that never heard the speaker (the wrong device, the speaker unplugged) graded the room
+    60 dB, "copes", and kept it: a hall would then leak for six replies. A take whose tracks do
+    not line up (--speaker-from 1.5 or 2.1 for a speaker that started at 2 s) graded an ordinary
+    room "poor". None is judged now, and nothing is kept."""
+    cfg = _kiosk_config(tmp_path)
+    args = _installer_take(tmp_path, EchoPath(delay_ms=70, noise_rms=2.0, seed=9))
+    if take == "mic-deaf-to-the-speaker":
+        mic, _ = simulate(bytes(len(read_wav(tmp_path / "mic.wav"))), EchoPath(delay_ms=70, noise_rms=20.0, seed=9))
+        write_wav(tmp_path / "mic.wav", mic)
+        says = "room not measured: no echo of the speaker track found in the mic track"
+    elif take == "speaker-from-wrong":
+        args[args.index("--speaker-from") + 1] = "1.5"
+        says = "room not measured: the canceller took under 3 dB off the speaker's echo"
+    else:  # the echo then comes before the speaker track: a desk kiosk read "poor" at 4.6 dB
+        args[args.index("--speaker-from") + 1] = "2.1"
+        says = "ms before the speaker track, so the room is not judged"
+    r = _echo_tool(*args, "-c", str(cfg), "--keep-grade")
+    got = json.loads(r.stdout)
+    assert r.returncode == 1 and got["room"] is None and got["room_grades_db"] == [], (got, r.stderr)
+    assert says in r.stderr and "--keep-grade: nothing kept" in r.stderr, r.stderr
+    assert not (tmp_path / "state" / "echo-grade.json").exists()
 
 
 # ----------------------------------------------------------------------------- config

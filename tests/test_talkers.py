@@ -60,18 +60,24 @@ def test_a_stray_opening_makes_a_talker_room_for_a_minute() -> None:
 
 class Scripted:
     """Levels and nearness in turn: "s" SPEECH far under the visitor, "S" SPEECH near their level,
-    "n" NOISE; a talker room or not; NOISE after the script."""
+    "n" NOISE; a talker room or not; NOISE after the script. `frames_a_block`: frames per 30 ms
+    analysis block (3 at 10 ms): a block's nearness is counted once, as CueClassifier counts it."""
 
-    def __init__(self, script: str, talker_room: bool = True) -> None:
+    def __init__(self, script: str, talker_room: bool = True, frames_a_block: int = 1) -> None:
         self.script = list(script)
         self.talker_room = talker_room
         self.near_visitor = False
+        self.near_blocks = 0
         self.gate_open = self.far_end = False
         self.onset_blocks = 0
+        self.frames_a_block, self._frames = frames_a_block, 0
 
     def classify(self, frame: bytes) -> int:
         c = self.script.pop(0) if self.script else "n"
-        self.near_visitor = c == "S"
+        if self._frames % self.frames_a_block == 0:  # a new block analysed
+            self.near_visitor = c == "S"
+            self.near_blocks += self.near_visitor
+        self._frames += 1
         return NOISE if c == "n" else SPEECH
 
 
@@ -130,12 +136,75 @@ def test_no_vetting_outside_a_talker_room_nor_while_the_speaker_plays() -> None:
 
 def test_a_press_takes_over_an_opening_being_vetted() -> None:
     """With `press_opens_ms` a press opens the gate at once; frames being vetted are then held as
-    the press holds its own, and go once the visitor is heard."""
-    gate = VadGate(replace(SETTINGS, press_opens_ms=300), 30, Scripted("n" * 40 + "sss" + "s" * 3 + "SSS"))
+    the press holds its own, and go once speech-like frames confirm the press (near the visitor's
+    level or not: the new visitor's level is not known), the opening dated from the first of them."""
+    gate = VadGate(replace(SETTINGS, press_opens_ms=300), 30, Scripted("n" * 40 + "sss" + "s" * 10))
     _run(gate, 45)
-    assert not gate.is_open and gate.held_frames
+    assert not gate.is_open and gate.held_frames == 3
     gate.new_visitor()
-    assert gate.is_open
+    assert gate.is_open and gate.open_since == 42
     out = [gate.push(_frame(i, gate)) for i in range(45, 60)]
     sent = [_index(f) for o in out for f in o if f != gate.silence]
-    assert sent and sent == sorted(sent) and 42 in sent, sent
+    assert sent == list(range(42, 60)), sent
+    assert gate.is_open and gate.openings_held_back == 0
+
+
+def test_the_speaker_starting_ends_the_vetting_and_opens_the_gate() -> None:
+    """No vetting while the kiosk's speaker plays (the canceller cuts a visitor talking over the
+    agent far under their own level): one already going when the speaker starts opens at the next
+    frame, its pre-roll and held frames with it, as without vetting. It went on before and lost
+    480 ms of a visitor talking over the agent."""
+    gate = VadGate(SETTINGS, 30, Scripted("n" * 40 + "s" * 20))
+    out = _run(gate, 44)
+    assert gate.held_frames == 2 and not gate.is_open
+    gate.far_end(True)
+    burst = gate.push(_frame(44, gate))
+    assert gate.is_open and [_index(f) for f in burst] == list(range(32, 45)), [_index(f) for f in burst]
+    assert sum(len(o) for o in out) + len(burst) - gate.debt == 45
+
+
+def test_an_opening_on_a_frame_near_the_visitor_is_not_vetted() -> None:
+    """Vetting those too cut a soft phrase of the visitor's in a TV room and in white noise."""
+    gate = VadGate(SETTINGS, 30, Scripted("n" * 40 + "ssS"))
+    out = _run(gate, 43)
+    assert gate.is_open and len(out[42]) == 10 + 1 and gate.held_frames == 0, "the pre-roll and the frame, at once"
+
+
+def test_earcon_frames_do_not_confirm_an_opening_being_vetted() -> None:
+    """An earcon's frame is not classified: it says nothing of the visitor, whatever the block before said."""
+    classifier = Scripted("n" * 40 + "sss" + "S" * 30)
+    gate = VadGate(SETTINGS, 30, classifier)
+    _run(gate, 43)
+    assert gate.held_frames == 1
+    classifier.near_visitor = True  # as a near block just before the earcon would leave it
+    outs = [gate.push(_frame(i, gate), cue=True) for i in range(43, 43 + VET_MS // 30 + 2)]
+    assert not gate.is_open and gate.openings_held_back == 1 and all(f == gate.silence for o in outs for f in o)
+
+
+def test_an_opening_being_vetted_ends_when_its_hang_over_runs_out() -> None:
+    gate = VadGate(replace(SETTINGS, hangover_ms=120), 30, Scripted("n" * 40 + "sss" + "n" * 10))
+    out = _run(gate, 48)
+    assert gate.openings_held_back == 1 and gate.held_frames == 0 and not gate.is_open
+    assert [len(o) for o in out[42:48]] == [0, 0, 0, 0, 0, 6], "rejected at the fifth quiet frame, not after VET_MS"
+
+
+@pytest.mark.parametrize("frame_ms", [10, 20, 30])
+def test_vetting_wants_three_near_blocks_whatever_the_frame_size(frame_ms: int) -> None:
+    """At 20 ms two near blocks confirmed an opening (a frame that analysed no new block repeated
+    the one before's word, and frames were counted)."""
+    per = {10: 3, 20: 3, 30: 1}[frame_ms]  # frames a script step lasts: whole 30 ms blocks
+    settings = replace(SETTINGS, min_speech_ms=3 * frame_ms)
+    for near, confirmed in ((2, False), (3, True)):
+        script = "n" * (40 * per) + "s" * (3 * per) + "S" * (near * per) + "s" * (30 * per)
+        gate = VadGate(settings, frame_ms, Scripted(script, frames_a_block=per))
+        out = [gate.push(_frame(i, gate)) for i in range(len(script))]
+        assert any(f != gate.silence for o in out for f in o) is confirmed, (frame_ms, near)
+
+
+def test_a_quiet_room_is_not_near_the_visitor() -> None:
+    """Only a block that is not NOISE counts as near the visitor's level (before their level is
+    known, everything is "near" it)."""
+    classifier = CueClassifier(2)
+    for _ in range(200):
+        classifier.classify(bytes(960))
+    assert classifier.near_blocks == 0 and not classifier.near_visitor

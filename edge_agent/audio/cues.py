@@ -205,7 +205,9 @@ class CueClassifier(BlockClassifier):
         self.talkers = TalkerRoom(ANALYSIS_MS)
         self.near_visitor = False
         """The last block was not NOISE and within NEAR_VISITOR_DB of the visitor's level (or the
-        level is not known yet): what VadGate vets an opening on in a talker room."""
+        level is not known yet): what VadGate vets an opening on in a talker room..."""
+        self.near_blocks = 0
+        """...and how many blocks were, so far (a 10 or 20 ms frame may repeat its block's word)."""
 
     @property
     def talker_room(self) -> bool:
@@ -300,6 +302,7 @@ class CueClassifier(BlockClassifier):
         NEAR_VISITOR_S (not while the far end plays); else `level`."""
         near = band_db >= self.visitor_db - self.NEAR_VISITOR_DB
         self.near_visitor = near and level != NOISE
+        self.near_blocks += self.near_visitor
         if level == SPEECH and near:
             self._since_near = 0
             if self.gate_open:

@@ -64,16 +64,17 @@ that lose their lead"; 90 ms cut a weak word's first syllable off at the 120 ms 
 README, "The look-back's reach")..."""
 VET_MS = 600
 """In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until
-VET_NEAR_MS of blocks near the visitor's level (`near_visitor`) have come, then go at once (the
+VET_NEAR_BLOCKS blocks near the visitor's level (`near_blocks`) have come, then go at once (the
 visitor's speech reaches the agent that much later, none of it lost); if they have not come
 within VET_MS (or the hang-over runs out first) the gate stays closed and silence goes for the
 held frames, as for any closed frame. A TV 20 dB under the visitor: idle sent 0.64 -> 0.29, 0.73 ->
 0.39 with the visitor 18 dB quieter, no speech lost in the matrix or the 444 rooms outside it
 (README, gate notes: "Vetting openings where other people talk"). Not while the kiosk's speaker
-plays: the canceller cuts a visitor talking over the agent far under their own level."""
-VET_NEAR_MS = 90
+plays: the canceller cuts a visitor talking over the agent far under their own level (an opening
+being vetted when it starts is taken as it would have been without vetting: it opens)."""
+VET_NEAR_BLOCKS = 3
 """...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
-quiet visitor's TV room 0.60 against 0.39)."""
+quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame size."""
 SOUND_LEAD_MS = 210
 """...from its first SPEECH frame (WEAK frames before it are as often the noise swelling) plus
 this much: the labelled start of a word lies up to ~100 ms before the first SPEECH frame (its
@@ -115,9 +116,8 @@ class VadGate:
         self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
         self._press_open_frames = settings.press_opens_ms // frame_ms
         self._vet_frames = max(1, VET_MS // frame_ms)
-        self._vet_near_frames = max(1, VET_NEAR_MS // frame_ms)
         self._vetting = 0  # frames left to vet an opening in a talker room (0: not vetting)
-        self._vet_near = 0  # frames near the visitor's level seen while vetting
+        self._vet_from = 0  # the classifier's `near_blocks` when the vetting began
         self._vet_pre: list[bytes] = []  # the vetted opening's pre-roll, sent once it is confirmed
         self.openings_held_back = 0
         """Openings vetted in a talker room that the visitor never came near: other people's talk
@@ -179,6 +179,8 @@ class VadGate:
         also wants a clearer speech shape. An open gate stays open: the visitor may barge in."""
         self._far_end = active
         self._min_run = self._min_run_far if active else self._min_run_near
+        if active and self._vetting:  # no vetting while the speaker plays: the next frame opens it
+            self._vet_from = -VET_NEAR_BLOCKS
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
@@ -203,7 +205,7 @@ class VadGate:
             self._run = 0
             self._unconfirmed = self._press_open_frames
             self._forget_preroll()
-            self.open_since = self.frames
+            self.open_since = self.frames - len(self._held)
 
     def _needed_run(self) -> int:
         """Speech-like frames in a row that open the gate now, under the press prior: fewer (unless
@@ -286,7 +288,7 @@ class VadGate:
         and in white noise). The classifier hears the gate as open (its holding lines); the
         caller sees a closed gate sending nothing, until `_vet` decides."""
         self._vetting = self._vet_frames
-        self._vet_near = 0
+        self._vet_from = self._near_blocks()
         self._vet_pre = self._preroll_burst()
         self._quiet = 0.0
         self._since_speech = 0
@@ -300,9 +302,7 @@ class VadGate:
         pre-roll and held frames go now, the gate is open); VET_MS without, or the hang-over run
         out, and the gate stays closed: the held frames join the pre-roll, silence goes for them."""
         self._held.append((frame, cue))
-        if not cue and getattr(self.classifier, "near_visitor", True):  # (an earcon's frame is not classified)
-            self._vet_near += 1
-        if self._vet_near >= self._vet_near_frames:
+        if self._near_blocks() - self._vet_from >= VET_NEAR_BLOCKS:  # (an earcon's frame is not classified)
             burst = (*self._vet_pre, *(f for f, _ in self._held))
             self.debt += len(self._vet_pre)  # went as silence when they came
             self._held.clear()
@@ -329,6 +329,9 @@ class VadGate:
         self._run = 0
         held, self._held = self._held, []
         return tuple(out for f, c in held for out in self._closed(f, c))
+
+    def _near_blocks(self) -> int:
+        return int(getattr(self.classifier, "near_blocks", 0))
 
     def _closed(self, frame: bytes, cue: bool) -> tuple[bytes, ...]:
         """A frame the closed gate keeps back: into the pre-roll; silence, or nothing while a

@@ -43,6 +43,11 @@ ERLE_SKIP_S = 2.0
 DELAY_NEEDS_S = 4.0
 """About how much speaker audio the mic must hear before the delay is known: two estimates that
 agree, one per 2 s of far-end audio (`EchoCanceller`'s `estimate_every_s`)."""
+MIN_JUDGED_ERLE_DB = 3.0
+"""The room is judged only where the canceller found the speaker's echo (`delay_ms`, not before
+the speaker track) and took at least this much off it: a take whose tracks do not line up (a wrong `--speaker-from`, an echo
+path beyond AEC3's reach) or whose mic never heard this speaker graded an ordinary room poor, or
+a deaf mic 60 dB, "copes", at the maximum, which would hide a hall for six replies."""
 REPLY_S = 12.0
 """The take is graded in pieces this long, each as one of the agent's replies (the bench grades
 12 s replies): the bundled 26 s recording gives two, what the daemon needs to judge a room."""
@@ -57,7 +62,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
     refuse_overwriting_an_input(args.output, {"mic": args.mic, "speaker": args.speaker})
     if _same_file(args.mic, args.speaker):  # a slip on the command line, not a recording to check
         raise UsageError(f"{args.mic} is given as both the mic and the speaker track: pass what the microphone recorded and what the speaker played")
-    mic, ref = same_length(args.mic, mic, args.speaker, ref)
+    speaker_name = f"{args.speaker} (after {args.speaker_from:g} s of --speaker-from)" if args.speaker_from else args.speaker
+    mic, ref = same_length(args.mic, mic, speaker_name, ref)
     if len(mic) < 2 * SAMPLE_RATE_HZ:
         raise EdgeAgentError(f"{args.mic}: need at least 1 s of audio, got {len(mic) / 2 / SAMPLE_RATE_HZ:.2f} s")
     try:  # fail before the work, and before `wave` half-opens the file
@@ -71,9 +77,12 @@ def cmd_echo(args: argparse.Namespace) -> int:
     finally:
         canceller.close()
     write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
+    erle = erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
     heard_room = canceller.grade.noise_ms < math.inf
-    grades = [round(g, 1) for g in canceller.grade.replies] if heard_room else []
-    result: dict[str, Any] = {"erle_db": erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S), "delay_ms": canceller.delay_ms, "room": room_verdict(grades)}
+    delay = canceller.delay_ms
+    cancelled = delay is not None and delay >= 0.0 and erle is not None and erle >= MIN_JUDGED_ERLE_DB
+    grades = [round(g, 1) for g in canceller.grade.replies] if heard_room and cancelled else []
+    result: dict[str, Any] = {"erle_db": erle, "delay_ms": canceller.delay_ms, "room": room_verdict(grades)}
     why = not_measured(result, far, frame_ms, grades, heard_room)
     result["room_grades_db"] = grades
     if args.json:
@@ -93,8 +102,13 @@ def keep_grade(settings: config.Settings, grades: list[float], room: str | None)
     EdgeAgentError when the room was not judged (nothing written) or the write failed."""
     if room is None:
         raise EdgeAgentError("--keep-grade: nothing kept: the take did not judge the room (said above why)")
-    if not settings.device.state_dir.is_dir():
-        raise EdgeAgentError(f"--keep-grade: no state dir {settings.device.state_dir} yet: start the service once (it makes it), stop it, and keep the grade then")
+    if not settings.audio.echo_cancel:
+        raise EdgeAgentError("--keep-grade: nothing kept: the config has audio.echo_cancel off, and the kiosk uses a kept grade only with it on (-c the kiosk's config?)")
+    state_dir = settings.device.state_dir
+    if not state_dir.exists():
+        raise EdgeAgentError(f"--keep-grade: no state dir {state_dir} yet: start the service once (it makes it), stop it, and keep the grade then")
+    if not state_dir.is_dir():
+        raise EdgeAgentError(f"--keep-grade: device.state_dir {state_dir} is not a directory")
     kept = RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio))
     if not kept.save(grades):
         raise EdgeAgentError(f"--keep-grade: cannot write {kept.path} ({kept.fault}): run as the service's user or root, with the service stopped")
@@ -173,7 +187,19 @@ def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades:
     if result["delay_ms"] is None:
         heard_s = sum(far) * frame_ms / 1000
         why["delay_ms"] = f"no echo of the speaker track found in the mic track over {heard_s:.1f} s of speaker audio (it takes about {DELAY_NEEDS_S:.0f} s the mic hears)"
-    if result["room"] is None and not heard_room:
+    if result["room"] is None and result["delay_ms"] is None:
+        why["room"] = "no echo of the speaker track found in the mic track, so the room cannot be judged"
+    elif result["room"] is None and result["delay_ms"] < 0:
+        why["room"] = (
+            f"the echo came {-result['delay_ms']:g} ms before the speaker track, so the room is not judged: "
+            "the speaker started earlier in the mic recording than --speaker-from says (a smaller value, 1.9 for the README's sleep 2)"
+        )
+    elif result["room"] is None and (result["erle_db"] is None or result["erle_db"] < MIN_JUDGED_ERLE_DB):
+        why["room"] = (
+            f"the canceller took under {MIN_JUDGED_ERLE_DB:g} dB off the speaker's echo, so the room is not judged: the tracks may not line up "
+            "(--speaker-from: when the speaker started in the mic recording) or the echo path is beyond the canceller's reach"
+        )
+    elif result["room"] is None and not heard_room:
         why["room"] = "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record the room alone first, --speaker-from 2"
     elif result["room"] is None:
         graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
