@@ -3,15 +3,15 @@ track played meanwhile, an installer's check of a kiosk's hardware (README, "Che
 hardware").
 
 It prints `{"erle_db": ..., "delay_ms": ..., "room": ..., "room_grades_db": [...]}` (`--json`) or
-a line saying the same; null is "could not be measured", and then one line on stderr says why (a silent speaker track: the wrong playback
-device, or the files swapped). Recordings from arecord and aplay never stop on the same sample: a
+a line saying the same; null is "could not be measured", and then one line on stderr says why (a
+silent speaker track: the wrong playback device, or the files swapped). Recordings from arecord and aplay never stop on the same sample: a
 difference under MAX_LENGTH_GAP_S is trimmed off the longer track's end, with a note; a larger
 one is refused, as are an output that would overwrite one of the inputs and one file given as
 both tracks (the canceller would find a perfect "echo" at 0 ms).
 
 `room` is the daemon's own verdict on the room (audio/echograde.py), the take graded in REPLY_S
 pieces as the daemon grades the agent's replies: "copes", or "poor" (a hall: only a visitor
-louder than the agent's echo gets through while it speaks), or null (too short to judge). A kiosk
+louder than the agent's echo gets through while it speaks), or null (not judged; stderr says why). A kiosk
 learns that from its first replies, and until then a hall's leak to the agent; `--keep-grade`
 hands it the installer's take instead, in its state dir, so it starts knowing the room.
 """
@@ -45,9 +45,9 @@ DELAY_NEEDS_S = 4.0
 agree, one per 2 s of far-end audio (`EchoCanceller`'s `estimate_every_s`)."""
 MIN_JUDGED_ERLE_DB = 3.0
 """The room is judged only where the canceller found the speaker's echo (`delay_ms`, not before
-the speaker track) and took at least this much off it: a take whose tracks do not line up (a wrong `--speaker-from`, an echo
-path beyond AEC3's reach) or whose mic never heard this speaker graded an ordinary room poor, or
-a deaf mic 60 dB, "copes", at the maximum, which would hide a hall for six replies."""
+the speaker track) and took at least this much off it: a take whose tracks do not line up (a
+wrong `--speaker-from`, an echo path beyond AEC3's reach) graded an ordinary room poor, and a
+mic that never heard this speaker 60 dB, "copes", which would hide a hall for six replies."""
 REPLY_S = 12.0
 """The take is graded in pieces this long, each as one of the agent's replies (the bench grades
 12 s replies): the bundled 26 s recording gives two, what the daemon needs to judge a room."""
@@ -200,7 +200,7 @@ def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades:
             "(--speaker-from: when the speaker started in the mic recording) or the echo path is beyond the canceller's reach"
         )
     elif result["room"] is None and not heard_room:
-        why["room"] = "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record the room alone first, --speaker-from 2"
+        why["room"] = "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record 2 s of the room alone first and give --speaker-from (1.9: README)"
     elif result["room"] is None:
         graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
         why["room"] = f"{graded}: a piece is graded when the speaker is loud for 3 s of it after the canceller's first 3 s; record a longer take"
