@@ -24,7 +24,9 @@ TALKER_ROOM_S = 60.0
 
 
 class TalkerRoom:
-    """Stray openings of the last TALKER_ROOM_S, on the classifier's block clock."""
+    """Stray openings of the last TALKER_ROOM_S, on the classifier's block clock. Of the room, not
+    of a visitor: a new conversation keeps them (the TV is still on), but until the new visitor's
+    level is known every block that is not NOISE is near it, so nothing is vetted yet."""
 
     def __init__(self, block_ms: int) -> None:
         self._window_blocks = round(TALKER_ROOM_S * 1000 / block_ms)
