@@ -238,7 +238,9 @@ def test_a_press_that_opens_the_gate_sends_the_room_for_a_moment_but_never_the_e
             # full scale is RMS 23 000; on an idle machine this is room noise (RMS ~60), under
             # load an earcon's edge can land outside the frames marked as the kiosk's own (RMS
             # 1 191, 26 dB under, seen once in five runs); earcons sent would be 10 dB under or louder
-            assert np.sqrt(np.square(sent).mean()) < 0.1 * 23170
+            # (no frame of room at all, as above, has no earcon in it either: the mean of nothing
+            # is no RMS; the final CI of 2026-12-03 failed on that nan once)
+            assert len(sent) == 0 or np.sqrt(np.square(sent).mean()) < 0.1 * 23170
             assert (k.kiosk.source.leads > 0) == (block_ms > 0)  # type: ignore[attr-defined]
 
 
