@@ -117,11 +117,15 @@ def _positive_int(text: str) -> int:
     return _whole_number(text, least=1)
 
 
-def _positive_seconds(text: str) -> float:
+def _seconds(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
     if not 0 < value < float("inf"):  # nan fails this too
         raise argparse.ArgumentTypeError(f"{text}: give a number of seconds over 0")
     return value
@@ -129,10 +133,7 @@ def _positive_seconds(text: str) -> float:
 
 def _seconds_from(text: str) -> float:
     """0-60 s: where a track started in a recording (the room alone for a few seconds first)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    value = _seconds(text)
     if not 0 <= value <= 60:  # nan fails this too
         raise argparse.ArgumentTypeError(f"{text}: give 0 to 60 seconds")
     return value

@@ -230,8 +230,6 @@ class VadGate:
         if self._vetting:
             return self._vet(index, frame, cue, level)
         if self.is_open:
-            # SPEECH restarts the hang-over; WEAK only slows its countdown, so weak evidence
-            # bridges the quiet parts of a sentence but cannot hold a gate open for ever
             if self._unconfirmed:  # opened by the press: speech must come as it would open the gate
                 self._run = self._run + 1 if level == SPEECH else 0
                 self._unconfirmed = 0 if self._run >= self._min_run_prior else self._unconfirmed - 1
@@ -240,17 +238,10 @@ class VadGate:
                     self._run = 0
                     held, self._held = self._held, []
                     return tuple(out for f, c in (*held, (frame, cue)) for out in self._closed(f, c))
-            elif level == SPEECH:
-                self._quiet = 0.0
-                self._since_speech = 0
-            else:
-                self._since_speech += 1
-                slow = level == WEAK and (self._far_end or self._since_speech <= self._weak_hold_frames)
-                self._quiet += WEAK_STEP if slow else 1.0
-                if self._quiet > self._hang_frames:
-                    self._set_open(False)
-                    self._run = 0
-                    self._forget_preroll()
+            elif not self._hang_over(level):
+                self._set_open(False)
+                self._run = 0
+                self._forget_preroll()
             if self.is_open:
                 if self._unconfirmed and (cue or self._held):
                     # held open by the press alone: what is left of an earcon taken out of a frame
@@ -268,7 +259,7 @@ class VadGate:
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):
                 self._prior_left = 0
-                if not self._far_end and getattr(self.classifier, "talker_room", False) and not getattr(self.classifier, "near_visitor", True):
+                if not self._far_end and self.talker_room and not getattr(self.classifier, "near_visitor", True):
                     return self._start_vetting(frame, cue)
                 self._set_open(True)
                 self._quiet = 0.0
@@ -280,6 +271,19 @@ class VadGate:
                 self.frames_sent += len(burst)
                 return burst
         return self._closed(frame, cue)
+
+    def _hang_over(self, level: int) -> bool:
+        """One frame of an open (or vetted) gate against its hang-over: SPEECH restarts it; WEAK
+        only slows its countdown, so weak evidence bridges the quiet parts of a sentence but
+        cannot hold a gate open for ever. False once the hang-over has run out."""
+        if level == SPEECH:
+            self._quiet = 0.0
+            self._since_speech = 0
+            return True
+        self._since_speech += 1
+        slow = level == WEAK and (self._far_end or self._since_speech <= self._weak_hold_frames)
+        self._quiet += WEAK_STEP if slow else 1.0
+        return self._quiet <= self._hang_frames
 
     # ------------------------------------------------------------------ vetting (talker rooms)
     def _start_vetting(self, frame: bytes, cue: bool) -> tuple[bytes, ...]:
@@ -315,13 +319,7 @@ class VadGate:
             self.frames_sent += len(burst)
             return burst
         self._vetting -= 1
-        if level == SPEECH:
-            self._quiet = 0.0
-            self._since_speech = 0
-        else:
-            self._since_speech += 1
-            self._quiet += WEAK_STEP if level == WEAK and self._since_speech <= self._weak_hold_frames else 1.0
-        if self._vetting and self._quiet <= self._hang_frames:
+        if self._hang_over(level) and self._vetting:
             return ()
         self._vetting, self._vet_pre = 0, []
         self.openings_held_back += 1

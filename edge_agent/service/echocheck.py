@@ -82,7 +82,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     delay = canceller.delay_ms
     cancelled = delay is not None and delay >= 0.0 and erle is not None and erle >= MIN_JUDGED_ERLE_DB
     grades = [round(g, 1) for g in canceller.grade.replies] if heard_room and cancelled else []
-    result: dict[str, Any] = {"erle_db": erle, "delay_ms": canceller.delay_ms, "room": room_verdict(grades)}
+    result: dict[str, Any] = {"erle_db": erle, "delay_ms": delay, "room": room_verdict(grades)}
     why = not_measured(result, far, frame_ms, grades, heard_room)
     result["room_grades_db"] = grades
     if args.json:
@@ -187,21 +187,27 @@ def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades:
     if result["delay_ms"] is None:
         heard_s = sum(far) * frame_ms / 1000
         why["delay_ms"] = f"no echo of the speaker track found in the mic track over {heard_s:.1f} s of speaker audio (it takes about {DELAY_NEEDS_S:.0f} s the mic hears)"
-    if result["room"] is None and result["delay_ms"] is None:
-        why["room"] = "no echo of the speaker track found in the mic track, so the room cannot be judged"
-    elif result["room"] is None and result["delay_ms"] < 0:
-        why["room"] = (
-            f"the echo came {-result['delay_ms']:g} ms before the speaker track, so the room is not judged: "
+    if result["room"] is None:
+        why["room"] = _why_no_room(result, grades, heard_room)
+    return why
+
+
+def _why_no_room(result: dict[str, Any], grades: list[float], heard_room: bool) -> str:
+    """Why the take judged no room (MIN_JUDGED_ERLE_DB, `--speaker-from`, REPLY_S)."""
+    delay, erle = result["delay_ms"], result["erle_db"]
+    if delay is None:
+        return "no echo of the speaker track found in the mic track, so the room cannot be judged"
+    if delay < 0:
+        return (
+            f"the echo came {-delay:g} ms before the speaker track, so the room is not judged: "
             "the speaker started earlier in the mic recording than --speaker-from says (a smaller value, 1.9 for the README's sleep 2)"
         )
-    elif result["room"] is None and (result["erle_db"] is None or result["erle_db"] < MIN_JUDGED_ERLE_DB):
-        why["room"] = (
+    if erle is None or erle < MIN_JUDGED_ERLE_DB:
+        return (
             f"the canceller took under {MIN_JUDGED_ERLE_DB:g} dB off the speaker's echo, so the room is not judged: the tracks may not line up "
             "(--speaker-from: when the speaker started in the mic recording) or the echo path is beyond the canceller's reach"
         )
-    elif result["room"] is None and not heard_room:
-        why["room"] = "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record 2 s of the room alone first and give --speaker-from (1.9: README)"
-    elif result["room"] is None:
-        graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
-        why["room"] = f"{graded}: a piece is graded when the speaker is loud for 3 s of it after the canceller's first 3 s; record a longer take"
-    return why
+    if not heard_room:
+        return "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record 2 s of the room alone first and give --speaker-from (1.9: README)"
+    graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
+    return f"{graded}: a piece is graded when the speaker is loud for 3 s of it after the canceller's first 3 s; record a longer take"
