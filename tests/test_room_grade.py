@@ -23,7 +23,7 @@ from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.fleet.discovery_sync import DiscoveryLedger, Owner
 from edge_agent.fleet.view import FleetView
 from edge_agent.service.doctor import Doctor
-from edge_agent.service.roomgrade import MAX_FILE_BYTES, RoomGradeFile, hardware_of
+from edge_agent.service.roomgrade import MAX_FILE_BYTES, RoomGradeFile, grade_summary, hardware_of, room_verdict
 
 HW = "in=hw:1 out=hw:2 delay_ms=0"
 
@@ -54,6 +54,27 @@ def test_a_poor_room_is_poor_again_at_once_after_a_restart(tmp_path: Path) -> No
     # one reply the canceller copes with clears it, as before a restart
     after_reboot.restore([*after_reboot.replies, 41.0])
     assert not after_reboot.poor
+
+
+@pytest.mark.parametrize(
+    ("replies_erle_db", "verdict", "said"),
+    [
+        ([], None, "no grade kept yet"),
+        ([41.0], "copes", "the echo canceller copes with this room (one reply took 41.0 dB off)"),
+        ([12.0], None, "not judged yet (one reply took 12.0 dB off; 2 replies needed)"),
+        ([12.0, 14.0], "poor", "a room the echo canceller does not cope with"),
+        ([12.0, 41.0], "copes", "the echo canceller copes with this room"),
+    ],
+)
+def test_what_is_said_of_a_kept_grade_is_what_the_daemon_does_with_it(replies_erle_db: list[float], verdict: str | None, said: str) -> None:
+    """The doctor's and the installer's line (`grade_summary`) and the JSON verdict (`room_verdict`)
+    say what the daemon does: one reply over the line clears the room at once (it said "not
+    judged yet" there, while the daemon and `room` said it copes)."""
+    restored = EchoGrade()
+    restored.restore(replies_erle_db)
+    assert room_verdict(replies_erle_db) == verdict
+    assert restored.poor == (verdict == "poor")
+    assert grade_summary(replies_erle_db).startswith(said), grade_summary(replies_erle_db)
 
 
 def test_keep_writes_only_when_a_reply_was_graded(tmp_path: Path) -> None:

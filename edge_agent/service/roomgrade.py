@@ -151,7 +151,7 @@ def grade_summary(replies_erle_db: list[float]) -> str:
     best = f"the best of the last {n} replies took {grade.best_db:.1f} dB off" if n > 1 else f"one reply took {grade.best_db:.1f} dB off"
     if grade.poor:
         return f"a room the echo canceller does not cope with ({best})"
-    if len(grade.replies) < GRADED_REPLIES:
+    if grade.best_db < POOR_ERLE_DB:  # one reply under the line says nothing yet; one over it clears the room
         return f"not judged yet ({best}; {GRADED_REPLIES} replies needed)"
     return f"the echo canceller copes with this room ({best})"
 
