@@ -78,12 +78,11 @@ def cmd_echo(args: argparse.Namespace) -> int:
         canceller.close()
     write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
     erle = erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
-    heard_room = canceller.grade.noise_ms < math.inf
     delay = canceller.delay_ms
-    cancelled = delay is not None and delay >= 0.0 and erle is not None and erle >= MIN_JUDGED_ERLE_DB
-    grades = [round(g, 1) for g in canceller.grade.replies] if heard_room and cancelled else []
+    unjudged = why_unjudged(delay, erle, heard_room=canceller.grade.noise_ms < math.inf)
+    grades = [round(g, 1) for g in canceller.grade.replies] if unjudged is None else []
     result: dict[str, Any] = {"erle_db": erle, "delay_ms": delay, "room": room_verdict(grades)}
-    why = not_measured(result, far, frame_ms, grades, heard_room)
+    why = not_measured(result, far, frame_ms, grades, unjudged)
     result["room_grades_db"] = grades
     if args.json:
         print(json.dumps(result))
@@ -175,9 +174,10 @@ def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[b
     return mic[:n], ref[:n]
 
 
-def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], heard_room: bool = True) -> dict[str, str]:
+def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], unjudged: str | None = None) -> dict[str, str]:
     """Why each null figure of `result` is null (only those), from the canceller's own account of
-    when it heard the speaker (`far`: per frame, the far end audible) and its room grades."""
+    when it heard the speaker (`far`: per frame, the far end audible), its room grades and why
+    the take could not judge the room (`why_unjudged`; None: it could)."""
     if not any(far):
         silent = "the speaker track is silent (nothing above about -60 dBFS): the wrong playback device, or the two files swapped?"
         return {key: silent for key, value in result.items() if value is None}
@@ -188,26 +188,27 @@ def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades:
         heard_s = sum(far) * frame_ms / 1000
         why["delay_ms"] = f"no echo of the speaker track found in the mic track over {heard_s:.1f} s of speaker audio (it takes about {DELAY_NEEDS_S:.0f} s the mic hears)"
     if result["room"] is None:
-        why["room"] = _why_no_room(result, grades, heard_room)
+        graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
+        why["room"] = unjudged or f"{graded}: a piece is graded when the speaker is loud for 3 s of it after the canceller's first 3 s; record a longer take"
     return why
 
 
-def _why_no_room(result: dict[str, Any], grades: list[float], heard_room: bool) -> str:
-    """Why the take judged no room (MIN_JUDGED_ERLE_DB, `--speaker-from`, REPLY_S)."""
-    delay, erle = result["delay_ms"], result["erle_db"]
-    if delay is None:
+def why_unjudged(delay_ms: float | None, erle_db: float | None, heard_room: bool) -> str | None:
+    """Why the take cannot judge the room, or None when it can: the canceller found the speaker's
+    echo (not before the speaker track) and took MIN_JUDGED_ERLE_DB off it, and the room's own
+    noise was heard (the grade takes it out)."""
+    if delay_ms is None:
         return "no echo of the speaker track found in the mic track, so the room cannot be judged"
-    if delay < 0:
+    if delay_ms < 0:
         return (
-            f"the echo came {-delay:g} ms before the speaker track, so the room is not judged: "
+            f"the echo came {-delay_ms:g} ms before the speaker track, so the room is not judged: "
             "the speaker started earlier in the mic recording than --speaker-from says (a smaller value, 1.9 for the README's sleep 2)"
         )
-    if erle is None or erle < MIN_JUDGED_ERLE_DB:
+    if erle_db is None or erle_db < MIN_JUDGED_ERLE_DB:
         return (
             f"the canceller took under {MIN_JUDGED_ERLE_DB:g} dB off the speaker's echo, so the room is not judged: the tracks may not line up "
             "(--speaker-from: when the speaker started in the mic recording) or the echo path is beyond the canceller's reach"
         )
     if not heard_room:
         return "the speaker never paused, so the room's own noise was not heard (the grade takes it out): record 2 s of the room alone first and give --speaker-from (1.9: README)"
-    graded = grade_summary(grades) if grades else f"no {REPLY_S:.0f} s piece of the take was graded"
-    return f"{graded}: a piece is graded when the speaker is loud for 3 s of it after the canceller's first 3 s; record a longer take"
+    return None

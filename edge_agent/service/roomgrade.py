@@ -149,9 +149,10 @@ def grade_summary(replies_erle_db: list[float]) -> str:
         return "no grade kept yet (the canceller grades the room on the agent's first replies)"
     n = len(grade.replies)
     best = f"the best of the last {n} replies took {grade.best_db:.1f} dB off" if n > 1 else f"one reply took {grade.best_db:.1f} dB off"
-    if grade.poor:
+    verdict = _verdict(grade)
+    if verdict == "poor":
         return f"a room the echo canceller does not cope with ({best})"
-    if grade.best_db < POOR_ERLE_DB:  # one reply under the line says nothing yet; one over it clears the room
+    if verdict is None:
         return f"not judged yet ({best}; {GRADED_REPLIES} replies needed)"
     return f"the echo canceller copes with this room ({best})"
 
@@ -159,7 +160,12 @@ def grade_summary(replies_erle_db: list[float]) -> str:
 def room_verdict(replies_erle_db: list[float]) -> str | None:
     """"poor" (a room the canceller does not cope with), "copes" (a reply reached POOR_ERLE_DB),
     or None (not judged: fewer than GRADED_REPLIES grades, none good), as the daemon judges."""
-    grade = _judged(replies_erle_db)
+    return _verdict(_judged(replies_erle_db))
+
+
+def _verdict(grade: EchoGrade) -> str | None:
+    """The daemon's verdict on a grade: "poor", "copes" (one reply over the line clears the room),
+    or None."""
     if grade.poor:
         return "poor"
     return "copes" if grade.best_db is not None and grade.best_db >= POOR_ERLE_DB else None
