@@ -117,7 +117,7 @@ BAD = [
     ({"mqtt": {"discovery_prefix": "ha/#"}}, "mqtt.discovery_prefix"),
     ({"mqtt": {"discovery_prefix": "/"}}, "mqtt.discovery_prefix"),
     ({"mqtt": {"keepalive_s": 1}}, "mqtt.keepalive_s"),
-    ({"mqtt": {"password_file": "/nonexistent"}}, "mqtt.password_file"),
+    ({"mqtt": {"enabled": True, "password_file": "/nonexistent"}}, "mqtt.password_file"),
 ]
 
 
@@ -144,6 +144,47 @@ def test_not_toml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "not valid TOML" in capsys.readouterr().err
     assert main(["run", "-c", str(tmp_path / "missing.toml")]) == EX_CONFIG
     assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_a_password_file_beside_mqtt_turned_off_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MQTT turned off (`enabled = false`, say to rule the broker out) with the kiosk's
+    password_file line left in: the file is not read, so a missing one does not stop the kiosk
+    (it did: exit 78, and systemd does not restart on it). Turned on, it is read again."""
+    monkeypatch.setenv("EDGE_AGENT_PUBLIC_KEY", "k")
+    mqtt = {"enabled": False, "password_file": str(tmp_path / "gone")}
+    settings = config.from_dict({"device": {"state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a"}, "mqtt": mqtt})
+    assert config.validate_for_run(settings).mqtt.password is None
+    with pytest.raises(ConfigError, match=r"mqtt\.password_file"):
+        config.validate_for_run(config.from_dict({"device": {"state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a"}, "mqtt": {**mqtt, "enabled": True}}))
+
+
+def test_a_config_path_that_is_no_regular_file_is_one_line_not_a_hang(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO at the config path (a mistyped path, a config meant to be piped in) blocked run,
+    doctor and gate at open, saying nothing; a huge file is not a kiosk's config either."""
+    import os
+    import signal
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked opening the FIFO")
+
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # fail, not hang, where the open blocks
+    try:
+        assert main(["run", "-c", str(fifo)]) == EX_CONFIG
+    finally:
+        signal.alarm(0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a regular file" in err[0] and str(fifo) in err[0], err
+    assert main(["doctor", "-c", str(fifo)]) == EX_CONFIG
+    assert capsys.readouterr().out.startswith(f"FAIL  config: {fifo}: cannot read config file: not a regular file")
+    assert main(["gate", "-c", str(fifo), str(REPO / "tests" / "data" / "kiosk_dev_quiet.wav")]) == EX_CONFIG
+    assert "not a regular file" in capsys.readouterr().err
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"# " + b"x" * config.CONFIG_MAX_BYTES + b"\n")
+    assert main(["run", "-c", str(huge)]) == EX_CONFIG
+    assert "larger than 1024 KiB" in capsys.readouterr().err
 
 
 def test_missing_key_for_running(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

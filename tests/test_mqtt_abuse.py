@@ -16,6 +16,7 @@ from edge_agent.devtools.simulator import AgentSimulator
 
 CMD = "edge-agent/kiosk-9/cmd"
 RESULT = "edge-agent/kiosk-9/cmd/result"
+STATE = "edge-agent/kiosk-9/state"
 
 
 def _daemon(tmp_path: Path, sim: AgentSimulator, port: int, **session: Any) -> DaemonProcess:
@@ -61,6 +62,18 @@ def test_a_retained_command_is_refused_not_run(tmp_path: Path, sim: AgentSimulat
     observer.client.publish(CMD, json.dumps({"action": "press", "id": "live"}), qos=1)
     assert json.loads(observer.wait(RESULT, lambda p: b"live" in p, since=mark))["ok"] is True
     wait_for(lambda: len(sim.sessions) == 1, 20, "the live press to start a conversation")
+    # retained while the kiosk is online: the broker clears the flag for a subscriber already
+    # there, so it ran (ending the conversation) and was refused only at the next reconnect
+    mark = len(observer.messages)
+    observer.client.publish(CMD, json.dumps({"action": "press", "id": "retained-live"}), qos=1, retain=True).wait_for_publish(5)
+    refused = json.loads(observer.wait(RESULT, lambda p: b"retained-live" in p, since=mark))
+    assert refused["ok"] is False and "retained" in refused["error"], refused
+    # clearing it the usual way (`mosquitto_pub -r -n`) is no command: no error comes back
+    observer.client.publish(CMD, b"", qos=1, retain=True).wait_for_publish(5)
+    time.sleep(1.0)
+    assert [r["id"] for r in _results(observer, mark)] == ["retained-live"]
+    states = [json.loads(p)["state"] for p in observer.find(STATE, mark)]
+    assert "ending" not in states and "idle" not in states, states  # the conversation went on
 
 
 def test_a_flood_of_presses_is_bounded_by_the_start_rate_limit(tmp_path: Path, sim: AgentSimulator, broker: Broker, observer: Observer, daemons: list[DaemonProcess]) -> None:

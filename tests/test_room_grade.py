@@ -64,6 +64,8 @@ def test_a_poor_room_is_poor_again_at_once_after_a_restart(tmp_path: Path) -> No
         ([12.0], None, "not judged yet (one reply took 12.0 dB off; 2 replies needed)"),
         ([12.0, 14.0], "poor", "a room the echo canceller does not cope with"),
         ([12.0, 41.0], "copes", "the echo canceller copes with this room"),
+        # the grade's ceiling is no figure: it said "took 60.0 dB off" as if measured
+        ([12.0, 60.0], "copes", "the echo canceller copes with this room (the best of the last 2 replies took 60 dB or more off, the echo left under the room's noise)"),
     ],
 )
 def test_what_is_said_of_a_kept_grade_is_what_the_daemon_does_with_it(replies_erle_db: list[float], verdict: str | None, said: str) -> None:
@@ -251,7 +253,7 @@ def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path,
     settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": True})
     state = settings.device.state_dir
 
-    def doctor(kind: str = "WARN  echo") -> list[str]:
+    def doctor(kind: str = "WARN  echo room") -> list[str]:
         lines: list[str] = []
         Doctor(settings, meter_s=0.1, out=lines.append, service_active=lambda: False).run()
         return [line for line in lines if line.startswith(kind)]
@@ -263,7 +265,7 @@ def test_doctor_warns_of_a_room_the_canceller_does_not_cope_with(tmp_path: Path,
     assert doctor("PASS  echo room") == ["PASS  echo room: the echo canceller copes with this room (the best of the last 2 replies took 41.0 dB off)"]
     RoomGradeFile(state, hardware_of(settings.audio)).save([11.3, 10.6])
     warned = doctor()
-    assert len(warned) == 1 and warned[0].startswith("WARN  echo: a room the echo canceller does not cope with") and "11.3 dB off" in warned[0], warned
+    assert len(warned) == 1 and warned[0].startswith("WARN  echo room: a room the echo canceller does not cope with") and "11.3 dB off" in warned[0], warned
     assert f"forget_echo_grade, or stop the service, delete {state / ECHO_GRADE_FILE}, start it" in warned[0]
     (state / ECHO_GRADE_FILE).write_text("{")
     warned = doctor()

@@ -20,6 +20,7 @@ from typing import Any
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
+from edge_agent.core.statefiles import read_regular
 from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, module_available, secret_from_file, websocket_url
 from edge_agent.errors import ConfigError
 
@@ -39,6 +40,8 @@ DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 INSTALLED_CONFIG = Path("/etc/edge-agent/config.toml")
 """The config script/install writes and systemd/edge-agent.service runs with (`run -c`): what
 `run` and `doctor` read when not given `-c` and it exists (see `installed_or_none`)."""
+CONFIG_MAX_BYTES = 1024 * 1024
+"""A kiosk's config is a few kB; a larger file at the path is not one (and is not read whole)."""
 
 
 @dataclass(frozen=True)
@@ -377,7 +380,10 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
     when `talk_to_agent`, else `settings` unchanged.
     """
     if talk_to_agent:
-        settings = replace(settings, mqtt=settings.mqtt.with_password(), badge=settings.badge.with_secret(), agent=settings.agent.with_key())
+        # the broker's password only where the broker is used: a stale password_file line beside
+        # `enabled = false` (MQTT turned off to rule it out) stopped the kiosk from starting
+        mqtt = settings.mqtt.with_password() if settings.mqtt.enabled else settings.mqtt
+        settings = replace(settings, mqtt=mqtt, badge=settings.badge.with_secret(), agent=settings.agent.with_key())
         settings.agent.require_runnable()
         settings.device.require_state_dir()
     settings.vad.require_engine()
@@ -397,10 +403,14 @@ def load(path: str | Path | None) -> Settings:
     import tomllib  # only for a file: `edge-agent gate` without one starts lighter
 
     p = Path(path)
-    try:
-        raw = p.read_bytes()
+    try:  # opened without blocking: a FIFO at the path hung run, doctor and gate with no word
+        raw = read_regular(p, CONFIG_MAX_BYTES + 1)
+    except ValueError:
+        raise ConfigError(str(p), "cannot read config file: not a regular file") from None
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read config file: {exc.strerror or exc}") from None
+    if len(raw) > CONFIG_MAX_BYTES:
+        raise ConfigError(str(p), f"config file larger than {CONFIG_MAX_BYTES // 1024} KiB: not a kiosk's config")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

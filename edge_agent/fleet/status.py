@@ -21,7 +21,9 @@ every (re)connect, and events wait in a bounded queue.
 Anyone who can publish to the broker is untrusted: the kiosk speaks MQTT 5 and tells the broker
 its Maximum Packet Size (MAX_PACKET_BYTES), so a huge publish is dropped by the broker instead
 of being buffered whole here; a retained command is refused (it would run again at every
-(re)connect); malformed commands get an error. Rate limits on what commands start are the
+(re)connect), also one retained while the kiosk is online (subscribed with Retain As Published,
+so the broker does not clear its flag on the way); an empty command (how a retained message is
+cleared) is ignored; malformed commands get an error. Rate limits on what commands start are the
 Conversation's (the same for the button).
 """
 
@@ -41,6 +43,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent import __version__
 from edge_agent.core.config_mqtt import MqttSettings
@@ -173,7 +176,12 @@ class StatusReporter:
         after = f" after {streak[0]} failed attempts over {streak[1]:.0f} s" if streak else ""
         log.info("mqtt: connected to %s:%d%s", self.settings.host, self.settings.port, after)
         qos = self.settings.qos
-        client.subscribe([(self.topic("cmd"), qos), (f"{self.settings.discovery_prefix}/status", qos), *((f, qos) for f in self._followed)])
+        # Retain As Published: a command retained while the kiosk is online keeps its retain flag
+        # (by default the broker clears it for subscribers already there), so it is refused now as
+        # it would be at every reconnect after, instead of running now and being refused later
+        commands = SubscribeOptions(qos=qos, retainAsPublished=True)
+        others = [f"{self.settings.discovery_prefix}/status", *self._followed]
+        client.subscribe([(self.topic("cmd"), commands), *((f, SubscribeOptions(qos=qos)) for f in others)])
         client.publish(self.topic("availability"), "online", qos=qos, retain=True)
         with self._lock:
             state = json.dumps(self._state)
@@ -212,6 +220,8 @@ class StatusReporter:
         if msg.topic == f"{self.settings.discovery_prefix}/status":
             if msg.payload == b"online" and self._ha_answers.take(time.monotonic()):
                 self.discovery.publish()
+            return
+        if not msg.payload:  # `mosquitto_pub -r -n`: a retained command cleared; nothing to run or answer
             return
         try:
             cmd = parse_command(bytes(msg.payload))

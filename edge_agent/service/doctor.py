@@ -118,9 +118,9 @@ class Doctor:
         grades, problem = kept.read()
         warning = poor_room_warning(grades, kept.path)
         if problem:
-            self.out(f"WARN  echo: {problem}: the kiosk grades the room afresh at its next start")
+            self.out(f"WARN  echo room: {problem}: the kiosk grades the room afresh at its next start")
         elif warning:
-            self.out(f"WARN  echo: {warning}")
+            self.out(f"WARN  echo room: {warning}")
         else:
             self.out(f"PASS  echo room: {grade_summary(grades)}")
 

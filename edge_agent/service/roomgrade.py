@@ -145,10 +145,13 @@ def _judged(replies_erle_db: list[float]) -> EchoGrade:
 def grade_summary(replies_erle_db: list[float]) -> str:
     """One line on kept grades: none yet, not judged yet, the canceller copes, or a poor room."""
     grade = _judged(replies_erle_db)
-    if grade.best_db is None:
+    best_db = grade.best_db
+    if best_db is None:
         return "no grade kept yet (the canceller grades the room on the agent's first replies)"
     n = len(grade.replies)
-    best = f"the best of the last {n} replies took {grade.best_db:.1f} dB off" if n > 1 else f"one reply took {grade.best_db:.1f} dB off"
+    # a grade at the ceiling is no measurement: the echo left was lost in the room's noise
+    took = f"took {MAX_ERLE_DB:.0f} dB or more off, the echo left under the room's noise" if best_db >= MAX_ERLE_DB else f"took {best_db:.1f} dB off"
+    best = f"the best of the last {n} replies {took}" if n > 1 else f"one reply {took}"
     verdict = _verdict(grade)
     if verdict == "poor":
         return f"a room the echo canceller does not cope with ({best})"
