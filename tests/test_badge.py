@@ -58,6 +58,24 @@ def test_caps_lock_keypad_autorepeat_and_key_up_are_understood() -> None:
     assert _feed(parser, events) == ["Ab73"]
 
 
+@pytest.mark.parametrize("charset", ["digits", "alnum"])
+def test_a_shift_or_caps_lock_left_by_a_torn_scan_does_not_type_later_badges(charset: str) -> None:
+    """Shift went down and its key-up never came (the reader unplugged mid-scan, events dropped):
+    every later badge was typed shifted, so with `digits` each was refused as bad_chars and with
+    `alnum` each became another slot key, until the daemon restarted."""
+    k = ecodes
+    badge = "12345678" if charset == "digits" else "badge42"
+    parser = ScanParser(_settings(charset=charset))
+    _feed(parser, [(20.0, k.EV_KEY, k.KEY_LEFTSHIFT, 1), (20.0, k.EV_KEY, k.KEY_A, 1)])  # torn: no key-up, no Enter
+    assert [_feed(parser, typed(badge, start_s=3600.0 + 10 * i)) for i in range(3)] == [[badge]] * 3
+    # the kernel says it dropped events (SYN_DROPPED): the next scan may come at once, within the key gap
+    _feed(parser, [(4000.0, k.EV_KEY, k.KEY_RIGHTSHIFT, 1), (4000.0, k.EV_KEY, k.KEY_CAPSLOCK, 1), (4000.0, k.EV_SYN, k.SYN_DROPPED, 0)])
+    assert _feed(parser, typed(badge, start_s=4000.001)) == [badge]
+    # Caps Lock left on by one scan (its second press lost) does not carry into the next
+    _feed(parser, [(5000.0, k.EV_KEY, k.KEY_CAPSLOCK, 1), *typed(badge, start_s=5000.001)])
+    assert _feed(parser, typed(badge, start_s=5000.5)) == [badge]
+
+
 def test_what_is_not_a_scan_is_dropped_and_counted() -> None:
     parser = ScanParser(_settings(charset="digits", min_length=4, max_length=8, key_gap_ms=50))
     assert _feed(parser, typed("12", start_s=1.0)) == []  # too short

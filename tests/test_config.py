@@ -118,6 +118,15 @@ BAD = [
     ({"mqtt": {"discovery_prefix": "/"}}, "mqtt.discovery_prefix"),
     ({"mqtt": {"keepalive_s": 1}}, "mqtt.keepalive_s"),
     ({"mqtt": {"enabled": True, "password_file": "/nonexistent"}}, "mqtt.password_file"),
+    # the broker refused the will topic (never connected) or dropped the kiosk at every publish
+    ({"mqtt": {"topic_prefix": "edge\tagent"}}, "mqtt.topic_prefix"),
+    ({"mqtt": {"discovery_prefix": "home\u202eassistant"}}, "mqtt.discovery_prefix"),
+    ({"mqtt": {"client_id": "kiosk\n7"}}, "mqtt.client_id"),
+    # over 65 535 bytes paho's network thread died (struct.error): MQTT dead until a restart
+    ({"mqtt": {"topic_prefix": "t" * 70_000}}, "mqtt.topic_prefix"),
+    ({"mqtt": {"client_id": "c" * 70_000}}, "mqtt.client_id"),
+    # os.stat's "embedded null byte" was an unexpected error, exit 70, restarted by systemd
+    ({"device": {"state_dir": "/var/lib/edge\u0000agent"}}, "device.state_dir"),
 ]
 
 
@@ -135,6 +144,16 @@ def test_section_that_is_not_a_table(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg.write_text('audio = "loud"\n')
     assert main(["run", "-c", str(cfg)]) == EX_CONFIG
     assert "audio" in capsys.readouterr().err
+
+
+def test_toml_nested_too_deeply_is_a_config_error_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """tomllib parses nested arrays recursively: a few thousand deep was a RecursionError, exit 70
+    (an unexpected error, which systemd restarts every 3 s) instead of 78."""
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text('[agent]\nmetadata = { a = ' + "[" * 5000 + "]" * 5000 + " }\n")
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nested too deeply" in err[0], err
 
 
 def test_not_toml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

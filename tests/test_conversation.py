@@ -151,6 +151,21 @@ def test_onsessionended_while_speaking_ends_with_reason_agent() -> None:
     assert c.StoreEnd("s1", "agent") in acts and states(acts) == ["ending"]
 
 
+def test_onsessionended_before_onready_fails_the_conversation_without_reconnecting() -> None:
+    """A server that ends the session before it is ready (it refused it: a key, an agent, a quota)
+    was taken for a dropped network: the link closed, the kiosk reconnected and asked again,
+    13 times in its 30 s window (each `initiate` a new session), then failed with no reason."""
+    conv = make()
+    conv.handle(c.Press(), 0.0)
+    link = conv.link_id
+    acts = conv.handle(c.FromAgent(link, p.SessionEnded()), 0.2)
+    assert states(acts) == ["error"] and of(acts, c.CloseLink) == [c.CloseLink(link)]
+    (error,) = [n for n in of(acts, c.Notify) if n.kind == "error"]
+    assert "ended the session before it was ready" in error.fields["message"]
+    assert of(acts, c.OpenLink) == [] and of(acts, c.StoreStart) == [] and of(acts, c.StoreEnd) == []
+    assert of(conv.handle(c.LinkDown(link, None), 0.3), c.OpenLink) == []  # the socket closing after it: no reconnect
+
+
 def test_idle_timeout_counts_from_the_last_activity() -> None:
     conv = talking("s1", idle_timeout_s=10.0)
     conv.handle(c.VisitorSpeech(True), 5.0)

@@ -11,6 +11,7 @@ Discovery schemas drop unknown keys (`extra=REMOVE_EXTRA`), so an older HA ignor
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,27 @@ def test_legacy_configs_are_cleared_first_and_another_kiosks_are_left_alone(tmp_
         assert order[0] == legacy.format("rtt_ms") and watcher.find(legacy.format("rtt_ms"), mark)[0] == b""
     finally:
         watcher.close()
+        seeder.close()
+
+
+def test_a_stale_config_on_a_forged_topic_is_cleared_and_logged_printable(tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """A retained config naming this kiosk on a topic with a line separator or a bidi override in a
+    level (the broker refuses only C0/C1 controls there) went into the log as it was."""
+    seeder = Observer(broker.port, "seed/none")
+    wait_for(seeder.client.is_connected, 20, "the seeding client")
+    ours = json.dumps({"device": {"identifiers": ["edge-agent-kiosk-7"]}})
+    forged = ["homeassistant/sensor\u2028x/edge_agent_kiosk-7/a/config", "homeassistant/sensor\u202eRLO/edge_agent_kiosk-7/b/config"]
+    try:
+        for topic in forged:
+            seeder.client.publish(topic, ours, qos=1, retain=True).wait_for_publish(5)
+        with caplog.at_level(logging.INFO, logger="edge_agent"):
+            reporter = run_reporter(broker.port, "kiosk-7", tmp_path / "state")
+            now = wait_retained(broker.port, lambda r: not any(t in r for t in forged), "the forged configs cleared")
+            reporter.close()
+        assert not any(t in now for t in forged)
+        cleared = [r.getMessage() for r in caplog.records if "clearing stale discovery config" in r.getMessage()]
+        assert len(cleared) == 2 and all(m.isprintable() and ("sensor?x" in m or "sensor?RLO" in m) for m in cleared), cleared
+    finally:
         seeder.close()
 
 

@@ -202,3 +202,62 @@ def test_a_flood_of_home_assistant_announcements_is_not_answered_in_full(tmp_pat
             assert reporter.events_dropped == 0
     finally:
         obs.close()
+
+
+def test_a_flood_of_garbage_commands_does_not_crowd_out_the_kiosks_state_and_events(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """Malformed commands were each answered from paho's thread into the bounded queue the kiosk's
+    own state and events go through: a continuous flood while a visitor pressed dropped every
+    event and state change of the conversation, and the retained state said `idle` after the
+    flood. Now error replies are limited (REFUSALS_BURST, then one per REFUSAL_EVERY_S) and the
+    rest only counted."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from edge_agent.fleet.status import REFUSAL_EVERY_S, REFUSALS_BURST
+
+    settings = kiosk_settings(tmp_path, sim.url, mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "qos": 1, "discovery": False, "metrics_interval_s": 3600.0})
+    prefix = f"edge-agent/{settings.device.id}"
+    with KioskThread(settings) as k:
+        reporter = k.kiosk.reporter
+        wait_for(reporter.connected.is_set, 20, "the kiosk to connect")
+        watch = Observer(broker.port, f"{prefix}/#")
+        attacker = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="garbage")
+        attacker.max_queued_messages_set(0)
+        attacker.connect("127.0.0.1", broker.port)
+        attacker.loop_start()
+        stop = threading.Event()
+
+        def flood() -> None:
+            while not stop.is_set():
+                for _ in range(200):
+                    attacker.publish(f"{prefix}/cmd", b"x", qos=0)
+                time.sleep(0.01)
+
+        flooder = threading.Thread(target=flood, daemon=True)
+        try:
+            wait_for(watch.client.is_connected, 20, "the observer")
+            time.sleep(0.5)
+            mark = len(watch.messages)
+            flood_from = time.monotonic()
+            flooder.start()
+            wait_for(lambda: reporter.bad_commands >= 500, 20, "the flood to reach the kiosk")
+            k.press()
+            k.wait_state(c.LISTENING, 20)
+            time.sleep(1.0)
+            stop.set()
+            flooder.join(5)
+            flood_s = time.monotonic() - flood_from
+            time.sleep(1.0)
+            states = [json.loads(p)["state"] for p in watch.find(f"{prefix}/state", mark)]
+            events = [json.loads(p)["event"] for p in watch.find(f"{prefix}/event", mark)]
+            assert c.LISTENING in states and "conversation_requested" in events, (states, events, reporter.events_dropped)
+            replies = watch.json(f"{prefix}/cmd/result", mark)
+            assert reporter.bad_commands >= 1000 and len(replies) <= REFUSALS_BURST + flood_s / REFUSAL_EVERY_S + 2, (len(replies), reporter.bad_commands)
+            assert reporter.events_dropped == 0
+        finally:
+            stop.set()
+            attacker.loop_stop()
+            attacker.disconnect()
+            watch.close()

@@ -68,6 +68,33 @@ def test_forget_while_idle_clears_the_retained_state(tmp_path: Path, sim: AgentS
         assert k.on_loop(lambda: rec.states[-1]) == (c.IDLE, None, None)
 
 
+def test_a_flood_of_forgets_wipes_a_few_times_and_refuses_the_rest(tmp_path: Path) -> None:
+    """Every `forget_sessions` deleted, checkpointed and VACUUMed, synced, on the daemon's loop,
+    without limit: 1 000 of them held the loop (audio, the watchdog's ping) for 3-12 s. Now a few
+    wipe at once, then one per FORGET_EVERY_S; the rest are refused and wipe nothing."""
+    from edge_agent.core.timing import Timing
+    from edge_agent.fleet.commands import Command
+    from edge_agent.service.records import FORGET_EVERY_S, FORGETS_BURST, SessionRecords
+    from edge_agent.service.remote_control import carry_out
+
+    now = [100.0]
+    store = SessionStore(tmp_path, 10)
+    records = SessionRecords(store, None, lambda code, fields: None, lambda: None, clock=lambda: now[0])
+    conv = c.Conversation(Timing())
+    forget = Command("forget_sessions", "f")
+    wiped = []
+    for _ in range(FORGETS_BURST + 5):
+        store.record_start("s", "a", "default", None, 1.0)
+        wiped.append(carry_out(forget, conv, lambda e: None, records.forget, now[0]))
+    assert [r["ok"] for r in wiped] == [True] * FORGETS_BURST + [False] * 5
+    assert all("rate limited" in r["error"] for r in wiped[FORGETS_BURST:]), wiped
+    assert store.newest("a", "default") is not None  # a refused forget wiped nothing: it says so
+    now[0] += FORGET_EVERY_S
+    again = carry_out(forget, conv, lambda e: None, records.forget, now[0])
+    assert again["ok"] and again["forgotten"] == 1 and store.newest("a", "default") is None
+    store.close()
+
+
 # ----------------------------------------------------------------------------- exposure
 def _settings(tmp_path: Path, **sections: dict[str, object]) -> config.Settings:
     data = {"device": {"id": "k", "state_dir": str(tmp_path / "state")}, "agent": {"agent_id": "a"}}

@@ -415,4 +415,6 @@ def load(path: str | Path | None) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays recursively: thousands deep exhausts the stack
+        raise ConfigError(str(p), "not valid TOML for a config: nested too deeply") from None
     return from_dict(data, source=p)

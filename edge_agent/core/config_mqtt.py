@@ -21,7 +21,30 @@ def _topic_prefix(s: Section, key: str, default: str) -> str:
     prefix = s.text(key, default).strip("/")
     if not prefix or any(c in prefix for c in "+#\0"):
         raise ConfigError(s.key(key), f"must be a non-empty topic without + or #, got {prefix!r}")
+    _printable_and_short(s, key, prefix)
     return prefix
+
+
+MAX_NAME_BYTES = 256
+"""A topic prefix or client id longer than this (UTF-8) is no kiosk's: over 65 535 bytes paho's
+network thread died on it (struct.error) and MQTT stayed dead for the life of the process."""
+
+
+def _printable_and_short(s: Section, key: str, value: str) -> None:
+    """A control or format character (a TAB, a newline, a bidi override) in a topic prefix made the
+    broker refuse the will topic (the kiosk never connected) or drop the connection at every
+    publish (availability flapping once a second); a client id is no place for one either."""
+    if not value.isprintable():
+        raise ConfigError(s.key(key), f"must be printable text (no control or format characters), got {value!r}")
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ConfigError(s.key(key), f"must be at most {MAX_NAME_BYTES} bytes, got {len(value.encode('utf-8'))}")
+
+
+def _client_id(s: Section) -> str | None:
+    value = s.opt_str("client_id")
+    if value is not None:
+        _printable_and_short(s, "client_id", value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -63,7 +86,7 @@ class MqttSettings:
             cert_file=s.opt_str("cert_file"),
             key_file=s.opt_str("key_file"),
             tls_insecure=s.flag("tls_insecure", False),
-            client_id=s.opt_str("client_id"),
+            client_id=_client_id(s),
             keepalive_s=s.integer("keepalive_s", 30, 5, 3600),
             qos=s.integer("qos", 1, 0, 2),
             topic_prefix=prefix,

@@ -337,6 +337,8 @@ class Conversation:
         msg = ev.message
         if isinstance(msg, p.OnReady):
             self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
+        elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # refused before it was ready:
+            self._fail("the agent ended the session before it was ready", now, out)  # reconnecting asked again, 13 times
         elif not self.streaming:
             return
         elif isinstance(msg, p.SessionEnded):

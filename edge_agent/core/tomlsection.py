@@ -41,19 +41,24 @@ class Section:
         shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else repr(value)
         return ConfigError(self.key(key), f"must be a string, got {shown}")
 
-    def text(self, key: str, default: str) -> str:
-        value = self._get(key, default)
+    def _string(self, key: str, value: object) -> str:
+        """`value` as a string; a NUL in it (TOML's \\u0000) is refused here, since no path, name
+        or secret holds one: in `device.state_dir` it reached os.stat as an unexpected error
+        (exit 70, restarted by systemd) instead of a config error."""
         if not isinstance(value, str):
             raise self._not_a_string(key, value)
+        if "\0" in value:
+            raise ConfigError(self.key(key), "must not contain a NUL character (\\u0000)")
         return value
+
+    def text(self, key: str, default: str) -> str:
+        return self._string(key, self._get(key, default))
 
     def opt_str(self, key: str) -> str | None:
         value = self._get(key, None)
         if value is None:
             return None
-        if not isinstance(value, str):
-            raise self._not_a_string(key, value)
-        return value or None
+        return self._string(key, value) or None
 
     def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, default)

@@ -24,6 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge_agent.core.config_mqtt import MqttSettings
+from edge_agent.core.logs import printable
 from edge_agent.core.statefiles import LEDGER_FILE as LEDGER_FILE
 from edge_agent.core.statefiles import read_small_file, write_private
 from edge_agent.fleet.discovery import Message, device_identifier, discovery_messages, legacy_node_id, node_id
@@ -170,7 +171,7 @@ class DiscoveryCleanup:
     def _on_retained(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         sync = self._sync
         if sync is not None and msg.retain and sync.offer(msg.topic, bytes(msg.payload)):
-            log.info("mqtt: clearing stale discovery config %s", msg.topic)
+            log.info("mqtt: clearing stale discovery config %s", printable(msg.topic, 300))  # anyone's topic: no line separators or bidi overrides in the log
             client.publish(msg.topic, b"", qos=self.settings.qos, retain=True)
 
     def unsubscribed(self, mid: int) -> None:

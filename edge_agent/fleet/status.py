@@ -59,6 +59,12 @@ MAX_PACKET_BYTES = 4 * MAX_COMMAND_BYTES
 """Largest MQTT packet the kiosk accepts (MQTT 5 Maximum Packet Size, sent on CONNECT): a
 command plus topic and headers. A conforming broker (mosquitto >= 1.6) does not deliver larger
 messages to the kiosk at all; brokers should also cap what they accept (`max_packet_size`)."""
+REFUSALS_BURST, REFUSAL_EVERY_S = 10, 0.5
+"""Error replies to malformed or retained commands: ten at once, then one per 0.5 s; the rest are
+only counted (`bad_commands`). They are answered from paho's thread and share its bounded queue
+with the kiosk's own state and events: a flood of garbage on `cmd` filled it, and a conversation's
+state and events were dropped (a helper's attack: 14 104 dropped, the retained state `idle`
+throughout a conversation). Valid commands are limited where they act (the Conversation)."""
 HA_ANSWERS_BURST, HA_ANSWER_EVERY_S = 2, 10.0
 """Home Assistant's `online` announcements answered with the discovery configs: a couple at once,
 then one per 10 s. Each answer is every config (17); a flood of announcements filled the bounded
@@ -125,7 +131,11 @@ class StatusReporter:
         self.connects = 0
         self.events_dropped = 0
         self.bad_commands = 0
+        self.refusals_unanswered = 0
+        """Commands refused (malformed, retained) whose error reply the limit held back."""
         self._ha_answers = TokenBucket(HA_ANSWERS_BURST, 1.0 / HA_ANSWER_EVERY_S, time.monotonic())
+        self._refusals = TokenBucket(REFUSALS_BURST, 1.0 / REFUSAL_EVERY_S, time.monotonic())
+        self._state_unsent = False  # the last state publish found the queue full: sent again at the next publish
         self._closing = False
         self.connect_failures = FailureStreak(CONNECT_WARN_EVERY_S)
         """Failed connection attempts since the last connect (paho's thread only)."""
@@ -226,19 +236,39 @@ class StatusReporter:
         try:
             cmd = parse_command(bytes(msg.payload))
         except CommandError as exc:
-            self.bad_commands += 1
-            self.result({"id": exc.command_id, "ok": False, "error": str(exc)})
+            self._refuse({"id": exc.command_id, "ok": False, "error": str(exc)})
             return
         if msg.retain:  # replayed by the broker at every (re)connect: never acted on
-            self.result({"id": cmd.id, "action": cmd.action, "ok": False, "error": "retained command ignored: publish commands without the retain flag"})
+            self._refuse({"id": cmd.id, "action": cmd.action, "ok": False, "error": "retained command ignored: publish commands without the retain flag"})
             return
         self._on_command(cmd, self.result)
 
+    def _refuse(self, reply: dict[str, Any]) -> None:
+        """A command not acted on: counted, and answered within REFUSALS_BURST / REFUSAL_EVERY_S."""
+        self.bad_commands += 1
+        if self._refusals.take(time.monotonic()):
+            self.result(reply)
+        else:
+            self.refusals_unanswered += 1
+
     # ------------------------------------------------------------------ publishing (any thread)
-    def _publish(self, leaf: str, payload: dict[str, Any], retain: bool = False) -> None:
+    def _publish(self, leaf: str, payload: dict[str, Any], retain: bool = False) -> bool:
+        """False when the bounded queue was full and the message dropped (counted)."""
+        if self._state_unsent and leaf != "state":  # the queue has room again, perhaps: the state first
+            self._state_catch_up()
         info = self._client.publish(self.topic(leaf), json.dumps(payload, default=str), qos=self.settings.qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.events_dropped += 1
+            return False
+        return True
+
+    def _state_catch_up(self) -> None:
+        """The newest state again, after its publish was dropped: a retained state left behind would
+        say `idle` to the fleet for as long as a conversation lasts."""
+        with self._lock:
+            payload = dict(self._state)
+        if self.connected.is_set():
+            self._state_unsent = not self._publish("state", payload, retain=True)
 
     def send(self, topic: str, payload: bytes, retain: bool) -> bool:
         """Publishes on any topic (shared session pointers); paho queues it while offline.
@@ -261,14 +291,14 @@ class StatusReporter:
             self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "slot": slot, "since": _now_iso(), "version": __version__}
             payload = dict(self._state)
         if self.connected.is_set():  # offline: the newest state goes out on reconnect instead
-            self._publish("state", payload, retain=True)
+            self._state_unsent = not self._publish("state", payload, retain=True)
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:
         self._publish("event", {"event": kind, "at": _now_iso(), **fields})
 
     def metrics(self, values: dict[str, Any]) -> None:
         if self.connected.is_set():
-            self._publish("metrics", values)
+            self._publish("metrics", values)  # (a state left unsent goes first)
 
     def result(self, payload: dict[str, Any]) -> None:
         self._publish("cmd/result", payload)

@@ -101,23 +101,27 @@ class ScanParser:
 
     def feed(self, event: InputEvent) -> str | None:
         """One input event; returns a scan when this event completed a valid one."""
+        if event.type == ecodes.EV_SYN and event.code == ecodes.SYN_DROPPED:
+            self.lost()  # the kernel dropped events: a key-up may be among them
+            return None
         if event.type != ecodes.EV_KEY:
             return None
         code, value = event.code, event.value
-        if code in _SHIFTS:
-            if value:
-                self._shift.add(code)
-            else:
-                self._shift.discard(code)
+        if code in _SHIFTS and not value:
+            self._shift.discard(code)
             return None
         if value != KEY_DOWN:  # key up, or autorepeat (a reader never holds a key)
             return None
         at = event.timestamp()
-        if self._last_key_s is not None and (self._chars or self._bad or self._long) and not 0 <= at - self._last_key_s <= self._gap_s:
-            self.counts["timeouts"] += 1  # too slow for a reader: a person, or a torn scan
+        if self._last_key_s is not None and not 0 <= at - self._last_key_s <= self._gap_s:
+            if self._chars or self._bad or self._long:
+                self.counts["timeouts"] += 1  # too slow for a reader: a person, or a torn scan
             self._reset()
+            self._clear_modifiers()  # a Shift whose key-up never came belongs to a torn scan
         self._last_key_s = at
-        if code == ecodes.KEY_CAPSLOCK:
+        if code in _SHIFTS:
+            self._shift.add(code)
+        elif code == ecodes.KEY_CAPSLOCK:
             self._caps = not self._caps
         elif code in self._terminators:
             return self._finish()
@@ -137,6 +141,7 @@ class ScanParser:
         text = "".join(self._chars)
         bad, long = self._bad, self._long
         self._reset()
+        self._clear_modifiers()  # a scan is whole: the next starts with no Shift or Caps Lock on
         if not text and not bad and not long:
             return None  # a stray Enter
         if long:
@@ -153,6 +158,18 @@ class ScanParser:
     def _reset(self) -> None:
         self._chars.clear()
         self._bad = self._long = False
+
+    def _clear_modifiers(self) -> None:
+        self._shift.clear()
+        self._caps = False
+
+    def lost(self) -> None:
+        """Events were lost (SYN_DROPPED) or the device went away and came back: the scan under
+        way is torn, and a Shift held in it must not type every later badge shifted (with a
+        digits-only charset every later scan was refused, until the daemon restarted)."""
+        self._reset()
+        self._clear_modifiers()
+        self._last_key_s = None
 
 
 def decode_records(data: bytes) -> tuple[list[InputEvent], bytes]:
@@ -272,6 +289,7 @@ class BadgeReader:
 
     def _read_device(self) -> bool:
         """Reads one device until it goes away; True when there is nothing to reopen."""
+        self.parser.lost()  # opened again: nothing of a scan torn by the last close carries over
         mode = os.stat(self.path).st_mode
         if stat.S_ISCHR(mode):
             self._read_evdev()

@@ -78,7 +78,7 @@ class Kiosk:
         self.led: Led = led or make_led(settings.led)
         self.reporter: Reporter = reporter or make_reporter(settings, self._command_from_thread)
         self.share = make_share(settings, self.reporter, self.store, self._call_threadsafe, self._slot_forgotten)
-        self.records = SessionRecords(self.store, self.share, self._notify, self._store_changed)
+        self.records = SessionRecords(self.store, self.share, self._notify, self._store_changed, clock)
         self.gate = VadGate(settings.vad, settings.audio.frame_ms)
         self.echo = EchoCanceller(make_backend(settings.audio.echo_cancel), delay_ms=settings.audio.echo_delay_ms)
         self.sink.buffer.tap = self.echo.ring.write  # the speaker reports what it played, and when

@@ -17,18 +17,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
+from edge_agent.fleet.commands import CommandError
 from edge_agent.fleet.share import Pointer, SessionShare
 
 log = logging.getLogger("edge_agent")
+
+FORGETS_BURST, FORGET_EVERY_S = 3, 10.0
+"""Wipes of the store (`forget_sessions` over MQTT): three at once, then one per 10 s; more are
+refused ("rate limited"). Each wipe deletes, checkpoints the WAL and VACUUMs, all synced, on the
+daemon's loop: a flood of 1 000 commands held the loop (audio, the watchdog's ping) for 3-12 s
+here, longer on an SD card, where the unit's 15 s watchdog would kill the kiosk."""
 
 
 class SessionRecords:
     """Records sessions in `store` (and `share`, when on); reports through `notify`."""
 
-    def __init__(self, store: SessionStore, share: SessionShare | None, notify: Callable[[str, dict[str, Any]], None], on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, store: SessionStore, share: SessionShare | None, notify: Callable[[str, dict[str, Any]], None], on_change: Callable[[], None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store, self.share = store, share
+        self._clock = clock
+        self._forgets = TokenBucket(FORGETS_BURST, 1.0 / FORGET_EVERY_S, clock())
         self._notify, self._on_change = notify, on_change
         self._fault: str | None = None  # the fault last reported
         self._moved: Path | None = None  # the corrupt file last reported as moved aside
@@ -56,7 +68,11 @@ class SessionRecords:
 
     def forget(self) -> int:
         """Wipes the store (and moved-aside copies) and the fleet's copies (empty retained
-        pointers); returns how many sessions the store held."""
+        pointers); returns how many sessions the store held. CommandError beyond FORGETS_BURST /
+        FORGET_EVERY_S (nothing is wiped: the wipe before is a few seconds old)."""
+        now = self._clock()
+        if not self._forgets.take(now):
+            raise CommandError(f"rate limited: the sessions were forgotten moments ago; next forget in {self._forgets.wait_s(now):.0f} s")
         if self.share is not None:
             try:
                 slots = self.store.slots()
