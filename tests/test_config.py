@@ -203,7 +203,7 @@ def test_a_config_path_that_is_no_regular_file_is_one_line_not_a_hang(tmp_path: 
     huge = tmp_path / "huge.toml"
     huge.write_bytes(b"# " + b"x" * config.CONFIG_MAX_BYTES + b"\n")
     assert main(["run", "-c", str(huge)]) == EX_CONFIG
-    assert "larger than 1024 KiB" in capsys.readouterr().err
+    assert "larger than 1 MiB" in capsys.readouterr().err
 
 
 def test_missing_key_for_running(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

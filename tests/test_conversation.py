@@ -164,6 +164,13 @@ def test_onsessionended_before_onready_fails_the_conversation_without_reconnecti
     assert "ended the session before it was ready" in error.fields["message"]
     assert of(acts, c.OpenLink) == [] and of(acts, c.StoreStart) == [] and of(acts, c.StoreEnd) == []
     assert of(conv.handle(c.LinkDown(link, None), 0.3), c.OpenLink) == []  # the socket closing after it: no reconnect
+    # reconnecting mid-conversation (a network drop), the agent ends the session before onready:
+    # the conversation is over, as when it says so while streaming
+    conv = talking("s1")
+    conv.handle(c.LinkDown(conv.link_id, "drop"), 1.0)
+    assert conv.state == c.CONNECTING
+    acts = conv.handle(c.FromAgent(conv.link_id, p.SessionEnded()), 1.5)
+    assert states(acts) == ["ending"] and c.StoreEnd("s1", "agent") in acts and of(acts, c.OpenLink) == []
 
 
 def test_idle_timeout_counts_from_the_last_activity() -> None:

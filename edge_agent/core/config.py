@@ -410,7 +410,7 @@ def load(path: str | Path | None) -> Settings:
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read config file: {exc.strerror or exc}") from None
     if len(raw) > CONFIG_MAX_BYTES:
-        raise ConfigError(str(p), f"config file larger than {CONFIG_MAX_BYTES // 1024} KiB: not a kiosk's config")
+        raise ConfigError(str(p), f"config file larger than {CONFIG_MAX_BYTES // (1024 * 1024)} MiB: not a kiosk's config")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

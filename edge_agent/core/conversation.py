@@ -337,8 +337,11 @@ class Conversation:
         msg = ev.message
         if isinstance(msg, p.OnReady):
             self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
-        elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # refused before it was ready:
-            self._fail("the agent ended the session before it was ready", now, out)  # reconnecting asked again, 13 times
+        elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after
+            if self.session_id is not None:  # a reconnect mid-conversation: the agent ended it meanwhile
+                self._finish("agent", now, out)
+            else:  # refused (a key, an agent, a quota): it was asked for again 13 times in the window
+                self._fail("the agent ended the session before it was ready", now, out)
         elif not self.streaming:
             return
         elif isinstance(msg, p.SessionEnded):
