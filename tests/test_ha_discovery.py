@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,20 @@ def test_turning_discovery_off_and_renaming_clear_what_was_published(tmp_path: P
     third = run_reporter(broker.port, "lobby-2", state, discovery=False)
     wait_retained(broker.port, lambda r: not r, "no retained discovery config")
     third.close()
+
+
+def test_a_renamed_kiosk_daemon_clears_its_old_device(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """The same through the daemon, as an operator renames a kiosk (`device.id`) and restarts it:
+    the daemon built its reporter without the state dir, so nothing remembered the old id and its
+    18 configs stayed retained beside the new ones (two devices in Home Assistant)."""
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "discovery": True, "metrics_interval_s": 3600.0}
+    for device_id in ("kiosk-7", "lobby-2"):
+        settings = kiosk_settings(tmp_path, sim.url, mqtt=mqtt)
+        settings = replace(settings, device=replace(settings.device, id=device_id))
+        with KioskThread(settings) as k:
+            wait_for(k.kiosk.reporter.discovery.synced.is_set, 20, f"{device_id}'s discovery pass")  # type: ignore[attr-defined]
+    now = wait_retained(broker.port, lambda r: len(r) == 18 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
+    assert not [t for t in now if "kiosk-7" in t]
 
 
 def test_legacy_configs_are_cleared_first_and_another_kiosks_are_left_alone(tmp_path: Path, broker: Broker) -> None:

@@ -216,6 +216,15 @@ def test_fleet_reads_the_password_from_a_file_or_the_environment_never_argv(tmp_
         assert kiosks([], EDGE_AGENT_MQTT_PASSWORD="s3cret") == (["kiosk-9"], "")
         ids, err = kiosks(["--password", "s3cret"])
         assert ids == ["kiosk-9"] and "process list" in err
+        # --ask-password with no terminal: Python's getpass warning, then EOFError, exit 70
+        out = subprocess.run([*base, "--ask-password"], capture_output=True, text=True, cwd=REPO, timeout=30, env=env, stdin=subprocess.DEVNULL)
+        said = "edge-agent fleet: --ask-password needs a terminal to type into: use --password-file or EDGE_AGENT_MQTT_PASSWORD"
+        assert out.returncode == 2 and out.stderr.strip().splitlines() == [said], out.stderr
+        # a refused login: an empty fleet and exit 0 before, which a monitoring script read as "no kiosks"
+        for extra, more_env in (([], {}), (["--password", "wrong"], {})):
+            out = subprocess.run(base + extra, capture_output=True, text=True, cwd=REPO, timeout=30, env={**env, **more_env})
+            assert out.returncode == 1 and out.stdout == "", (out.returncode, out.stdout)
+            assert f"127.0.0.1:{b.port} did not let this client in" in out.stderr, out.stderr
     finally:
         b.kill()
 

@@ -176,9 +176,15 @@ def test_a_person_continues_on_another_kiosk_and_forget_clears_the_fleet(tmp_pat
             # forget on B (once B knows how visitor-8's conversation ended): the retained pointers
             # go, and A forgets the slots too
             wait_for(lambda: (n := _newest(b, "visitor-8")) is not None and n.ended_at, 20, "B to know visitor-8")
+            mark = len(obs.messages)
             _cmd(obs, "kiosk-b", action="forget_sessions", id="f1")
             obs.wait("edge-agent/kiosk-b/cmd/result", lambda p: b'"f1"' in p)
             wait_for(lambda: _newest(a, "visitor-7") is None and _newest(a, "visitor-8") is None, 20, "A to forget")
+            # A's retained state (idle, naming its last session, visitor-8's) names none now: it
+            # kept naming it on every kiosk but B, and `edge-agent fleet` showed it
+            assert other.session_id is not None
+            a_state = obs.wait("edge-agent/kiosk-a/state", lambda p: json.loads(p)["session_id"] is None, timeout_s=10, since=mark)
+            assert json.loads(a_state)["state"] == "idle"
             fresh = _converse(a, sim, obs, "kiosk-a", "visitor-7")
             assert fresh.continued_from is None
     finally:

@@ -19,6 +19,7 @@ from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
+from edge_agent.errors import UsageError
 from edge_agent.fleet.share import finite_number
 
 LEAVES = ("availability", "state", "event", "metrics")
@@ -126,6 +127,8 @@ def password_from(args: argparse.Namespace) -> str | None:
     if args.ask_password:
         import getpass  # here, not at the top: the command line imports this module for every command
 
+        if not sys.stdin.isatty():  # getpass would warn and read stdin in the clear, or fail at its end (exit 70)
+            raise UsageError(f"--ask-password needs a terminal to type into: use --password-file or {MQTT_PASSWORD_ENV}")
         return getpass.getpass("MQTT password: ")
     if args.password is not None:
         print(f"edge-agent fleet: warning: --password is visible to every user in the process list; use --password-file, {MQTT_PASSWORD_ENV} or --ask-password", file=sys.stderr)
@@ -144,7 +147,15 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
     view = FleetView(settings.topic_prefix)
     client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}")
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
+    answers: list[Any] = []  # the broker's CONNACK (or the reason the connection closed first)
+
+    def connected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        answers.append(reason)
+        if not reason.is_failure:
+            c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
+
+    client.on_connect = connected
+    client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
     client.on_message = lambda c, u, m: view.apply(m.topic, bytes(m.payload))
     try:
         client.connect(settings.host, settings.port, keepalive=30)
@@ -153,6 +164,12 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         return 1
     client.loop_start()
     try:
+        # a refused login (or plain MQTT to a TLS port) showed an empty fleet, exit 0: a monitoring
+        # script read it as "no kiosks"
+        problem = _not_connected(answers, settings.host, settings.port)
+        if problem:
+            print(f"edge-agent fleet: {problem}", file=sys.stderr)
+            return 1
         if args.json:
             time.sleep(args.wait_s)
             print(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
@@ -167,6 +184,22 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+CONNACK_WAIT_S = 5.0
+"""How long `fleet` waits for the broker to accept its login before it says why not."""
+
+
+def _not_connected(answers: list[Any], host: str, port: int) -> str | None:
+    """None once the broker accepted the login; else what went wrong (waits up to CONNACK_WAIT_S)."""
+    deadline = time.monotonic() + CONNACK_WAIT_S
+    while not answers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not answers:
+        return f"no answer from {host}:{port} within {CONNACK_WAIT_S:.0f} s (is it an MQTT broker? a TLS port needs -c with [mqtt] tls = true)"
+    if answers[0].is_failure:
+        return f"{host}:{port} did not let this client in: {answers[0]} (check --username and the password, or TLS: -c with [mqtt] tls = true)"
+    return None
 
 
 def add_parser(sub: Any) -> None:

@@ -59,4 +59,6 @@ def make_reporter(settings: Settings, on_command: Callable[[Command, Callable[[d
         return NullReporter()
     from edge_agent.fleet.status import StatusReporter
 
-    return StatusReporter(settings.mqtt, settings.device.id, on_command)
+    # the state dir keeps which ids and prefixes it published discovery under (discovery_sync.py):
+    # without it a renamed kiosk left its old Home Assistant device behind
+    return StatusReporter(settings.mqtt, settings.device.id, on_command, state_dir=settings.device.state_dir)

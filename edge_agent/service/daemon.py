@@ -259,16 +259,24 @@ class Kiosk:
         }
 
     def _slot_forgotten(self, agent: str, slot: str) -> None:
-        """The fleet forgot one slot: a conversation of that slot goes off the record, no other."""
+        """The fleet forgot one slot: a conversation of that slot goes off the record, no other; the
+        retained state no longer names its last session (it kept naming it on every kiosk but the
+        one the forget was sent to, and `edge-agent fleet` showed it)."""
+        named = self.conversation.session_id
         self.dispatch(c.SessionsForgotten(slot, None if agent == self.settings.agent.agent_key else agent))
+        if self.conversation.session_id != named:
+            self._state_forgotten()
+
+    def _state_forgotten(self) -> None:
+        conv = self.conversation
+        self.state_reports.flush(time.monotonic(), force=True)  # a change held back names the session: out before, not after
+        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
         count = self.records.forget()  # the fleet's copies too
         self.dispatch(c.SessionsForgotten())
-        conv = self.conversation
-        self.state_reports.flush(time.monotonic(), force=True)  # a change held back names the session: out before, not after
-        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
+        self._state_forgotten()
         self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
         self.records.check()
         return count
