@@ -36,6 +36,9 @@ class Bus:
     def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
         self.handlers[topic_filter] = handler
 
+    def when_connected(self, hook: Callable[[], None]) -> None:
+        self.connected = hook
+
 
 def _share(tmp_path: Path, now: float = 1_000_000.0) -> tuple[SessionShare, Bus, SessionStore]:
     store = SessionStore(tmp_path)
@@ -196,6 +199,37 @@ def test_a_person_continues_on_another_kiosk_and_forget_clears_the_fleet(tmp_pat
         assert left == {"edge-agent/_sessions/agent-1/visitor-7": fresh.session_id}
     finally:
         late.close()
+
+
+def test_a_broker_that_lost_its_retained_pointers_gets_them_again(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker restarted without persistence (or replaced) holds no pointer: a kiosk republished
+    one only to correct an older one, never into nothing, so a person who talked at kiosk A was a
+    stranger at every kiosk that (re)joined later. Now A publishes again those of its pointers
+    the broker did not send back within RESEND_AFTER_S of a reconnect."""
+    import edge_agent.fleet.share as share_module
+
+    monkeypatch.setattr(share_module, "RESEND_AFTER_S", 1.0)
+    broker = Broker(tmp_path).start()
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
+            obs = Observer(broker.port)
+            try:
+                first = _converse(a, sim, obs, "kiosk-a", "visitor-7")
+                obs.wait("edge-agent/_sessions/agent-1/visitor-7", lambda p: p and json.loads(p)["ended_at"] is not None)
+            finally:
+                obs.close()
+            broker.kill()
+            broker.start()  # the same port, nothing retained
+            late = Observer(broker.port, "edge-agent/_sessions/#")
+            try:
+                pointer = json.loads(late.wait("edge-agent/_sessions/agent-1/visitor-7", timeout_s=20))
+                assert pointer["session_id"] == first.session_id and pointer["kiosk"] == "kiosk-a"
+            finally:
+                late.close()
+            # and a pointer the broker does hold (here: sent back after the reconnect) is not sent twice
+            assert a.kiosk.share.counts["corrected"] == 1  # type: ignore[union-attr]
+    finally:
+        broker.kill()
 
 
 def test_an_offline_kiosk_catches_up_from_retained_pointers(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:

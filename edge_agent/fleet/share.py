@@ -51,6 +51,12 @@ MAX_PENDING = 200_000
 """Distinct slots waiting to be filed; beyond this, pointers are dropped (counted)."""
 BATCH = 256
 """Pointers filed per turn of the event loop (one SQLite transaction)."""
+RESEND_AFTER_S = 30.0
+"""After a (re)connect, this kiosk's own pointers the broker has not sent back as retained within
+this long are published again: a broker that lost its retained messages (restarted without
+persistence, replaced) held none of them, and a person was not recognised at the next kiosk. Long
+enough for a catch-up of 100 000 pointers to arrive first, so a newer pointer of another kiosk is
+not overwritten by an older one of ours (it would be corrected back, but churn for nothing)."""
 MINE_REMEMBERED = 4096
 """Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -66,6 +72,8 @@ class Bus(Protocol):
     def send(self, topic: str, payload: bytes, retain: bool) -> bool: ...
 
     def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None: ...
+
+    def when_connected(self, hook: Callable[[], None]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,8 @@ class SessionShare:
         self._pending: dict[tuple[str, str], Pointer] = {}
         self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
         self._mine_ids: dict[str, tuple[str, str]] = {}
+        self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
+        self._connects = 0
         self.counts = dict.fromkeys(("published", "unsent", "received", "filed", "rejected", "dropped", "corrected", "forgotten"), 0)
         self.agents = []
         for agent in dict.fromkeys(agents):
@@ -173,6 +183,30 @@ class SessionShare:
                 bus.follow(pointer_topic(prefix, agent, "+"), self.on_message)
             else:
                 log.warning("session share: agent %r is not usable as a topic level; its sessions stay on this kiosk", agent)
+        bus.when_connected(self._connected)
+
+    # ------------------------------------------------------------------ a (re)connect (paho's thread)
+    def _connected(self) -> None:
+        """Subscribed again: the broker now sends back what it retained; ours it does not send
+        within RESEND_AFTER_S are published again (`_resend_unheard`)."""
+        with self._lock:
+            self._connects += 1
+            connect = self._connects
+            self._unheard = set(self._mine)
+        if self._unheard:
+            timer = threading.Timer(RESEND_AFTER_S, self._resend_unheard, (connect,))
+            timer.daemon = True
+            timer.start()
+
+    def _resend_unheard(self, connect: int) -> None:
+        with self._lock:
+            if connect != self._connects:  # connected again meanwhile: that connect's timer decides
+                return
+            resend = [(where, self._mine[where]) for where in self._unheard if where in self._mine]
+            self._unheard = set()
+        for where, pointer in resend:
+            self.counts["corrected"] += 1
+            self._send(*where, pointer)
 
     # ------------------------------------------------------------------ ours (event loop)
     def announce(self, agent: str, slot: str, pointer: Pointer) -> None:
@@ -223,6 +257,8 @@ class SessionShare:
         if where is None:
             self.counts["rejected"] += 1
             return
+        with self._lock:
+            self._unheard.discard(where)  # the broker holds something for it: the rules below decide
         if not payload:
             self._forgotten(where)
             return

@@ -127,6 +127,7 @@ class StatusReporter:
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "slot": None, "since": _now_iso(), "version": __version__}
         self._followed: list[str] = []
+        self._connect_hooks: list[Callable[[], None]] = []
         self.connected = threading.Event()
         self.connects = 0
         self.events_dropped = 0
@@ -192,6 +193,8 @@ class StatusReporter:
         commands = SubscribeOptions(qos=qos, retainAsPublished=True)
         others = [f"{self.settings.discovery_prefix}/status", *self._followed]
         client.subscribe([(self.topic("cmd"), commands), *((f, SubscribeOptions(qos=qos)) for f in others)])
+        for hook in self._connect_hooks:
+            _guard(hook)()
         client.publish(self.topic("availability"), "online", qos=qos, retain=True)
         with self._lock:
             state = json.dumps(self._state)
@@ -285,6 +288,10 @@ class StatusReporter:
         Call before `start`."""
         self._followed.append(topic_filter)
         self._client.message_callback_add(topic_filter, _guard(lambda c, u, m: handler(m.topic, bytes(m.payload))))
+
+    def when_connected(self, hook: Callable[[], None]) -> None:
+        """Calls `hook` (on paho's thread, guarded) at every (re)connect, once subscribed."""
+        self._connect_hooks.append(hook)
 
     def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
         with self._lock:
