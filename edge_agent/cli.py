@@ -169,6 +169,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
                 print(clear_pointers(settings.mqtt, store.slots()))
             count = store.forget()
+            if store.wipe_pending:  # the disk went away mid-wipe (another writer's lock): a wipe this process would lose at exit
+                raise StoreError(f"sessions NOT forgotten on disk: {store.fault or 'the store became unusable'}; try again (stop the service first)")
             print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
             return 0
         finally:

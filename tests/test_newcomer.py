@@ -63,6 +63,10 @@ def one_line_error(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
         ('{"duration_s": 55.198, "speech": ["12", "34"]}', "speech[0] must be a [start_s, end_s] pair of numbers"),
         ('{"duration_s": 55.198, "speech": [[true, 2]]}', "speech[0] must be a [start_s, end_s] pair of numbers"),
         ('{"duration_s": 55.198, "speech": {"1": 2}}', "speech must be a list of [start_s, end_s] pairs, got a JSON dict"),
+        # exit 70 before: RecursionError, and OverflowError from math.isfinite of a huge int
+        ("[" * 100_000, "nested too deeply"),
+        ('{"duration_s": 1' + "0" * 400 + ', "speech": []}', "duration_s must be a number of seconds over 0"),
+        ('{"duration_s": 55.198, "speech": [[1, 1' + "0" * 400 + "]]}", "speech[0] must be a [start_s, end_s] pair of numbers"),
     ],
 )
 def test_gate_bad_labels_is_one_line(tmp_path: Path, content: str | None, says: str) -> None:
@@ -140,6 +144,19 @@ def test_gate_on_a_wav_cut_short_warns_with_both_lengths_and_goes_on(tmp_path: P
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "WARNING" in lines[0] and f"{cut}: the header promises 55.20 s of audio, the file holds 3.00 s" in lines[0], out.stderr
     assert json.loads(out.stdout)["frames"] == 100
+    # a header promising 4 GiB had one read ask for all of it: MemoryError on a Pi (here: under a 1 GiB limit)
+    huge = tmp_path / "huge.wav"
+    head = bytearray(cut.read_bytes()[:44])
+    head[4:8] = head[40:44] = (0xFFFFFFFF).to_bytes(4, "little")  # the RIFF's size and the data's
+    huge.write_bytes(bytes(head) + cut.read_bytes()[44:])
+    limited = subprocess.run(["bash", "-c", 'ulimit -v 1000000; exec "$0" -m edge_agent gate "$1" --json', sys.executable, str(huge)], capture_output=True, text=True, timeout=60)
+    assert limited.returncode == 0 and json.loads(limited.stdout)["frames"] == 100, limited.stderr
+    # a chunk whose size runs past the file: `wave`'s bare RuntimeError, exit 70
+    junk = tmp_path / "junk.wav"
+    riff = QUIET.read_bytes()
+    junk.write_bytes(riff[:12] + b"LIST" + (0xFFFFFFF0).to_bytes(4, "little") + riff[12:])
+    line = one_line_error(ea("gate", str(junk)))
+    assert f"{junk}: not a 16 kHz mono 16-bit PCM WAV (a chunk's size runs past the end of the file)" in line
 
 
 def test_gate_with_an_engine_that_is_not_installed_is_a_config_error(tmp_path: Path) -> None:

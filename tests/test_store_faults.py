@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -449,6 +450,15 @@ def test_the_sessions_command_refuses_an_unusable_store_instead_of_faking_it(tmp
     other.close()
     assert out.returncode == 1 and "locked" in out.stderr, out.stdout + out.stderr
     assert stored(state) == ["kept"] and corrupt_copies(state) == []
+    # a writer's lock (not an exclusive one) opens fine and fails the wipe itself: it said
+    # "forgot 1 sessions", exit 0, while the disk kept every id (the pending wipe died with the process)
+    writer = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "-c", str(cfg), "--forget"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    writer.rollback()
+    writer.close()
+    assert out.returncode == 1 and "NOT forgotten" in out.stderr and "forgot" not in out.stdout, out.stdout + out.stderr
+    assert stored(state) == ["kept"]
 
 
 def test_once_the_store_is_back_a_press_continues_what_it_holds(tmp_path: Path, sim: AgentSimulator) -> None:
@@ -482,3 +492,63 @@ def test_a_storage_fault_the_kiosk_runs_through_is_logged_as_a_warning(tmp_path:
     other.close()
     logged = [r for r in caplog.records if "store_unavailable" in r.getMessage()]
     assert logged and all(r.levelno == logging.WARNING for r in logged), [(r.levelname, r.getMessage()) for r in logged]
+
+
+def test_making_the_store_private_never_follows_a_link(tmp_path: Path) -> None:
+    """The service user can plant links in its own state dir; root's `sessions --forget` then made
+    the store's files 0600 through them, chmodding whatever they pointed to (say /etc/passwd)."""
+    from edge_agent.core.statefiles import make_private
+
+    victim = tmp_path / "victim.conf"
+    victim.write_text("someone else's file\n")
+    victim.chmod(0o644)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / (DB_NAME + "-wal")).symlink_to(victim)
+    make_private(state / (DB_NAME + "-wal"), 0o600)
+    assert victim.stat().st_mode & 0o777 == 0o644
+    SessionStore(state).close()  # the store's own pass over its files
+    assert victim.stat().st_mode & 0o777 == 0o644 and victim.read_text() == "someone else's file\n"
+    fifo = state / "fifo"
+    os.mkfifo(fifo, 0o644)
+    make_private(fifo, 0o600)  # no regular file: left as it is (and the open did not block)
+    assert fifo.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_fifo_at_the_store_path_is_a_fault_not_a_hang(tmp_path: Path) -> None:
+    """SQLite opening a FIFO at the store's path read-only (the salvage of what a read-only card
+    still holds) waited for a writer: `run` hung before its first log line, deaf to Ctrl-C. (In a
+    child process: the wait is inside SQLite, where no signal reaches Python.)"""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.mkfifo(state / DB_NAME)
+    code = (
+        "import sys; from edge_agent.core.store import SessionStore; s = SessionStore(__import__('pathlib').Path(sys.argv[1]));"
+        " s.record_start('s', 'agent', 'default', None); print(s.fault is not None, s.newest('agent') is not None); s.close()"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(state)], capture_output=True, text=True, cwd=REPO, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("opening the store hung on the FIFO")
+    assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr  # a fault; the kiosk carries on in memory
+
+
+def test_the_installers_check_on_a_full_card_is_one_line_and_leaves_no_empty_file(tmp_path: Path) -> None:
+    """`edge-agent echo ... -o OUT` with no room left for OUT: the check that opens it first
+    passed, the write failed as an unexpected error (exit 70) and left OUT at 0 bytes."""
+    data = REPO / "tests" / "data"
+    speaker = tmp_path / "played.wav"
+    mic = data / "kiosk_dev_quiet.wav"
+    with wave.open(str(mic)) as w:
+        frames = w.getnframes()
+    write_wav(speaker, bytes(2 * frames))
+    fs = Tmpfs(tmp_path / "card", "64k")
+    try:
+        fs.fill()
+        out = fs.path / "clean.wav"
+        done = subprocess.run([sys.executable, "-m", "edge_agent", "echo", str(mic), str(speaker), "-o", str(out)], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert [line for line in done.stderr.splitlines() if line.startswith("edge-agent")] == [f"edge-agent: cannot write {out}: No space left on device"], done.stderr
+        assert not out.exists()
+    finally:
+        fs.umount()

@@ -38,6 +38,8 @@ class Labels:
             raise EdgeAgentError(f"cannot read labels {path}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise EdgeAgentError(f"{path}: not JSON ({exc}); {LABELS_SHAPE}") from None
+        except RecursionError:  # json nests recursively: 100 000 '[' exhausted the stack (exit 70)
+            raise EdgeAgentError(f"{path}: not a labels file (nested too deeply); {LABELS_SHAPE}") from None
         if not isinstance(data, dict):
             raise EdgeAgentError(f"{path}: not a labels file (a JSON {type(data).__name__}, not an object); {LABELS_SHAPE}")
         try:
@@ -51,8 +53,11 @@ class Labels:
 
 
 def _seconds(value: object) -> TypeGuard[float]:
-    """A JSON number of seconds: finite, not a bool (true is 1 to Python, not a time)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number of seconds: finite, not a bool (true is 1 to Python, not a time), and an int a
+    float holds (math.isfinite of a 400-digit one raised OverflowError: exit 70)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e12 if isinstance(value, int) else math.isfinite(value)
 
 
 def _labels_problem(duration: object, speech: object) -> str | None:

@@ -25,6 +25,8 @@ def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
         w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
     except OSError as exc:
         raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except RuntimeError:  # `wave` seeking past a chunk whose size runs beyond the file (3.11: a bare RuntimeError)
+        raise AudioError(f"{path}: not a 16 kHz mono 16-bit PCM WAV (a chunk's size runs past the end of the file)") from None
     except (wave.Error, EOFError) as exc:  # empty, cut short, not a WAV, or float / compressed samples
         why = str(exc) or _why_cut(Path(path))
         if why.startswith("unknown"):  # `wave`'s "unknown format: 3": a WAV of float or compressed samples
@@ -58,7 +60,7 @@ def read_wav_16k_mono(path: str | Path) -> bytes:
     w = open_wav_16k_mono(path)
     try:
         promised = w.getnframes()
-        pcm = w.readframes(promised)
+        pcm = _read_frames(w, promised)
         if len(pcm) < 2 * promised:  # cut short: a copy or a recording that stopped early
             log.warning("%s: the header promises %.2f s of audio, the file holds %.2f s (cut short?); going on with what it holds", path, promised / SAMPLE_RATE_HZ, len(pcm) / 2 / SAMPLE_RATE_HZ)
         return pcm
@@ -66,6 +68,24 @@ def read_wav_16k_mono(path: str | Path) -> bytes:
         raise AudioError(f"cannot read {path}: {exc}") from None
     finally:
         w.close()
+
+
+READ_FRAMES = 1 << 20
+"""Frames read at a time (2 MiB): a header promising 0xFFFFFFFF bytes had one read ask for a
+4 GiB buffer before the file's end was found (MemoryError on a Pi), where the file held 2 s."""
+
+
+def _read_frames(w: wave.Wave_read, promised: int) -> bytes:
+    """Up to `promised` frames, as many as the file holds, READ_FRAMES at a time."""
+    parts: list[bytes] = []
+    left = promised
+    while left > 0:
+        part = w.readframes(min(left, READ_FRAMES))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part) // 2
+    return b"".join(parts)
 
 
 def write_wav_16k_mono(path: str | Path, pcm: bytes) -> Path:

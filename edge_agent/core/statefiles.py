@@ -37,19 +37,25 @@ def give_to_dir_owner(path: Path, state_dir: Path) -> None:
 def make_private(path: Path, mode: int, only_holding: tuple[str, ...] | None = None) -> None:
     """Sets an existing file or our own state dir to exactly `mode` (whatever the umask made of
     it). With `only_holding`, a dir that also holds anything not named after one of them (a
-    misconfigured state_dir = "~") is left alone."""
+    misconfigured state_dir = "~") is left alone. A link is never followed (opened O_NOFOLLOW,
+    changed through that descriptor), nor is anything but a regular file or a dir changed: root's
+    `sessions --forget` chmodded whatever the service user had linked a store file to."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        return
-    if st.st_mode & 0o777 == mode or st.st_uid != os.geteuid():
-        return
-    if only_holding is not None and any(not p.name.startswith(only_holding) for p in path.iterdir()):
-        return
-    try:
-        path.chmod(mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        pass  # a read-only state dir: the open that follows reports it
+        return  # none there, a link (ELOOP), unreadable: the open that follows reports what matters
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) or st.st_mode & 0o777 == mode or st.st_uid != os.geteuid():
+            return
+        if only_holding is not None and any(not p.name.startswith(only_holding) for p in path.iterdir()):
+            return
+        try:
+            os.fchmod(fd, mode)
+        except OSError:
+            pass  # a read-only state dir: the open that follows reports it
+    finally:
+        os.close(fd)
 
 
 def write_private(path: Path, text: str) -> None:

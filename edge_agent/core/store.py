@@ -176,8 +176,10 @@ class SessionStore:
         return db
 
     def _salvage(self) -> list[Row]:
-        """What can still be read from a database we cannot open for writing (read-only card)."""
-        if not self.path.exists():
+        """What can still be read from a database we cannot open for writing (read-only card).
+        Only a regular file: SQLite opening a FIFO read-only at the path waits for a writer, and
+        `run` hung there before its first log line."""
+        if not self.path.is_file():
             return []
         uri = "file:" + quote(str(self.path))
         for mode in ("mode=ro", "immutable=1"):

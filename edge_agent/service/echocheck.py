@@ -76,7 +76,11 @@ def cmd_echo(args: argparse.Namespace) -> int:
         cleaned, far, *_ = cancel_tracks(mic, ref, canceller, frame_ms, reply_s=REPLY_S)
     finally:
         canceller.close()
-    write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
+    try:
+        write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
+    except OSError as exc:  # a full card: exit 70 and a 0-byte file before
+        Path(args.output).unlink(missing_ok=True)
+        raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     erle = erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
     delay = canceller.delay_ms
     unjudged = why_unjudged(delay, erle, heard_room=canceller.grade.noise_ms < math.inf)
