@@ -365,3 +365,23 @@ def test_a_refused_login_is_one_warning_not_one_per_attempt(tmp_path: Path, capl
     finally:
         reporter.close()
         broker.kill()
+
+
+def test_two_kiosks_with_one_id_say_why_they_flap_once_not_every_second(tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """Two kiosks with one device id (one client id) take the broker connection from each other,
+    about once a second each (so does a kiosk whose ACL refuses its topics): each drop was a
+    `disconnected (Unspecified error)` warning and each reconnect an info line, naming no cause."""
+    caplog.set_level(logging.INFO, logger="edge_agent.fleet.status")
+    one, two = _reporter(broker.port), _reporter(broker.port)
+    one.start()
+    two.start()
+    try:
+        wait_for(lambda: one.connects + two.connects >= 10, 30, "the two to take the connection from each other")
+        warned = _logged(caplog, logging.WARNING)
+        said = [m for m in warned if "dropped the connection right after it was made" in m]
+        assert said and "two kiosks with one id?" in said[0] and "ACL" in said[0], warned
+        assert len(warned) <= 4, warned  # per kiosk: the first drop, then the streak with its causes
+        assert len([m for m in _logged(caplog, logging.INFO) if "connected to" in m]) <= 4
+    finally:
+        one.close()
+        two.close()

@@ -67,11 +67,15 @@ state and events were dropped (a helper's attack: 14 104 dropped, the retained s
 throughout a conversation). Valid commands are limited where they act (the Conversation)."""
 HA_ANSWERS_BURST, HA_ANSWER_EVERY_S = 2, 10.0
 """Home Assistant's `online` announcements answered with the discovery configs: a couple at once,
-then one per 10 s. Each answer is every config (17); a flood of announcements filled the bounded
+then one per 10 s. Each answer is every config (18); a flood of announcements filled the bounded
 queue and crowded out everything else the kiosk had to publish. The configs are retained, so an
 announcement left unanswered still finds them on the broker."""
 CONNECT_WARN_EVERY_S = 60.0
 """While the broker stays unreachable, one warning per minute at most (paho retries every 1-3 s)."""
+SHORT_LIVED_S = 10.0
+"""A connection the broker drops sooner than this after it was made counts towards a streak of
+drops, said at most once per CONNECT_WARN_EVERY_S with the likely causes (a client id taken over by
+another client, an ACL refusing the kiosk's topics): it was a warning and an info line a second."""
 Reply = Callable[[dict[str, Any]], None]
 
 
@@ -139,6 +143,9 @@ class StatusReporter:
         self._state_unsent = False  # the last state publish found the queue full: sent again at the next publish
         self._closing = False
         self.connect_failures = FailureStreak(CONNECT_WARN_EVERY_S)
+        self.drops = FailureStreak(CONNECT_WARN_EVERY_S)
+        """Connections the broker dropped within SHORT_LIVED_S of making them (paho's thread only)."""
+        self._connected_at = 0.0
         """Failed connection attempts since the last connect (paho's thread only)."""
         self._refused = False
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
@@ -183,9 +190,11 @@ class StatusReporter:
             return
         self.connects += 1
         self.connected.set()
+        self._connected_at = time.monotonic()
         streak = self.connect_failures.ended(time.monotonic())
         after = f" after {streak[0]} failed attempts over {streak[1]:.0f} s" if streak else ""
-        log.info("mqtt: connected to %s:%d%s", self.settings.host, self.settings.port, after)
+        # while the broker keeps dropping it at once, each reconnect is not news (it came once a second)
+        log.log(logging.DEBUG if self.drops.failures >= 2 else logging.INFO, "mqtt: connected to %s:%d%s", self.settings.host, self.settings.port, after)
         qos = self.settings.qos
         # Retain As Published: a command retained while the kiosk is online keeps its retain flag
         # (by default the broker clears it for subscribers already there), so it is refused now as
@@ -225,9 +234,28 @@ class StatusReporter:
         if self._closing:
             log.debug("mqtt: disconnected (%s), shutting down", reason)
         elif was_connected:
-            log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
+            self._dropped(reason, time.monotonic())
         elif not refused:  # the socket opened, and closed before the broker answered
             self._connect_failed(f"the connection closed before the broker answered ({reason})")
+
+    def _dropped(self, reason: Any, now: float) -> None:
+        """A connection that was up went down: said at once, unless the broker keeps dropping the
+        kiosk right after each connect; then the second such drop says why that may be, and the
+        streak at most once per CONNECT_WARN_EVERY_S."""
+        if now - self._connected_at >= SHORT_LIVED_S:
+            self.drops.ended(now)
+        elif self.drops.failed(now) or self.drops.failures == 2:
+            if self.drops.failures >= 2:
+                log.warning(
+                    "mqtt: the broker dropped the connection right after it was made (%s), %d times in %.0f s: another client with this"
+                    " client id (mqtt.client_id, or edge-agent-<device.id>: two kiosks with one id?), or the broker's ACL refusing"
+                    " this kiosk's topics (on a locked-down broker its user must be its device.id); paho reconnects by itself",
+                    reason, self.drops.failures, now - (self.drops.since or now),
+                )
+                return
+        else:
+            return
+        log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == f"{self.settings.discovery_prefix}/status":
