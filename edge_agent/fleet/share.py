@@ -257,8 +257,6 @@ class SessionShare:
         if where is None:
             self.counts["rejected"] += 1
             return
-        with self._lock:
-            self._unheard.discard(where)  # the broker holds something for it: the rules below decide
         if not payload:
             self._forgotten(where)
             return
@@ -269,6 +267,7 @@ class SessionShare:
             log.debug("session share: dropped a pointer on %s: %s", topic, exc)
             return
         with self._lock:
+            self._unheard.discard(where)  # the broker holds one for it: the rules below decide
             mine = self._mine.get(where)
             if mine is not None and mine.rank >= pointer.rank:
                 if mine.rank > pointer.rank:  # the broker holds an older pointer than ours
@@ -297,6 +296,7 @@ class SessionShare:
 
     def _forgotten(self, where: tuple[str, str]) -> None:
         with self._lock:
+            self._unheard.discard(where)
             self._pending.pop(where, None)
             mine = self._mine.pop(where, None)
             if mine is not None:

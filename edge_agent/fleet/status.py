@@ -244,16 +244,15 @@ class StatusReporter:
         streak at most once per CONNECT_WARN_EVERY_S."""
         if now - self._connected_at >= SHORT_LIVED_S:
             self.drops.ended(now)
-        elif self.drops.failed(now) or self.drops.failures == 2:
-            if self.drops.failures >= 2:
-                log.warning(
-                    "mqtt: the broker dropped the connection right after it was made (%s), %d times in %.0f s: another client with this"
-                    " client id (mqtt.client_id, or edge-agent-<device.id>: two kiosks with one id?), or the broker's ACL refusing"
-                    " this kiosk's topics (on a locked-down broker its user must be its device.id); paho reconnects by itself",
-                    reason, self.drops.failures, now - (self.drops.since or now),
-                )
-                return
-        else:
+        elif (self.drops.failed(now) or self.drops.failures == 2) and self.drops.failures >= 2:
+            log.warning(
+                "mqtt: the broker dropped the connection right after it was made (%s), %d times in %.0f s: another client with this"
+                " client id (mqtt.client_id, or edge-agent-<device.id>: two kiosks with one id?), or the broker's ACL refusing"
+                " this kiosk's topics (on a locked-down broker its user must be its device.id); paho reconnects by itself",
+                reason, self.drops.failures, now - (self.drops.since or now),
+            )
+            return
+        elif self.drops.failures >= 2:  # the streak goes on: said at most once per CONNECT_WARN_EVERY_S
             return
         log.warning("mqtt: disconnected (%s); paho reconnects by itself", reason)
 

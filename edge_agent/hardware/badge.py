@@ -116,8 +116,7 @@ class ScanParser:
         if self._last_key_s is not None and not 0 <= at - self._last_key_s <= self._gap_s:
             if self._chars or self._bad or self._long:
                 self.counts["timeouts"] += 1  # too slow for a reader: a person, or a torn scan
-            self._reset()
-            self._clear_modifiers()  # a Shift whose key-up never came belongs to a torn scan
+            self.lost()  # and a Shift whose key-up never came belongs to it
         self._last_key_s = at
         if code in _SHIFTS:
             self._shift.add(code)
@@ -140,8 +139,7 @@ class ScanParser:
     def _finish(self) -> str | None:
         text = "".join(self._chars)
         bad, long = self._bad, self._long
-        self._reset()
-        self._clear_modifiers()  # a scan is whole: the next starts with no Shift or Caps Lock on
+        self.lost()  # a scan is whole: the next starts with no Shift or Caps Lock on
         if not text and not bad and not long:
             return None  # a stray Enter
         if long:
@@ -159,16 +157,13 @@ class ScanParser:
         self._chars.clear()
         self._bad = self._long = False
 
-    def _clear_modifiers(self) -> None:
+    def lost(self) -> None:
+        """Events were lost (SYN_DROPPED), the device went away and came back, or the scan ended
+        or timed out: nothing of it carries over, and a Shift held in it must not type every later
+        badge shifted (with a digits-only charset every later scan was refused, until a restart)."""
+        self._reset()
         self._shift.clear()
         self._caps = False
-
-    def lost(self) -> None:
-        """Events were lost (SYN_DROPPED) or the device went away and came back: the scan under
-        way is torn, and a Shift held in it must not type every later badge shifted (with a
-        digits-only charset every later scan was refused, until the daemon restarted)."""
-        self._reset()
-        self._clear_modifiers()
         self._last_key_s = None
 
 
