@@ -53,19 +53,23 @@ def test_public_key_sources_and_it_is_never_in_repr(tmp_path: Path, monkeypatch:
     assert config.from_dict({"agent": {"public_key": "inline"}}).agent.public_key == "from-env"
 
 
-def test_unknown_section_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    s = config.from_dict({"future_feature": {"x": 1}, "device": {"id": "k1"}})
+def test_unknown_section_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml_dump({"future_feature": {"x": 1}, "device": {"id": "k1"}}))
+    s = config.load(path)
     assert s.device.id == "k1"
     assert "future_feature" in caplog.text
 
 
-def test_a_typo_names_the_key_it_resembles(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_typo_names_the_key_it_resembles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A newcomer's typo: the error (or, for a section, the warning) says which name was meant."""
     with pytest.raises(ConfigError, match=r"vad\.agressiveness: unknown key \(did you mean aggressiveness\?\)"):
         config.from_dict({"vad": {"agressiveness": 2}})
     with pytest.raises(ConfigError, match=r"^device\.colour: unknown key$"):  # nothing like it: no guess
         config.from_dict({"device": {"colour": "red"}})
-    config.from_dict({"agents": {"agent_id": "a"}})
+    path = tmp_path / "c.toml"
+    path.write_text('[agents]\nagent_id = "a"\n')
+    config.load(path)
     assert "ignoring section [agents]" in caplog.text and "did you mean [agent]?" in caplog.text
 
 

@@ -195,6 +195,19 @@ def test_doctor_warns_about_a_section_it_does_not_know(tmp_path: Path) -> None:
     assert "WARN  config: ignoring section [vda]: not known to this edge-agent version (did you mean [vad]?)" in lines, lines
 
 
+def test_doctor_says_an_unknown_section_once(tmp_path: Path) -> None:
+    """The doctor's WARN line is the whole report of an unknown section: the loader's log line
+    came first and the same words twice read as two problems."""
+    mic = write_wav(tmp_path / "mic.wav", bytes(32000))
+    data = {"vda": {"aggressiveness": 3}, "audio": {"input": f"file:{mic}", "output": "null"}, "button": {"source": "none"}}
+    data["device"] = {"state_dir": str(tmp_path / "state")}
+    data["agent"] = {"agent_id": "a", "public_key": "k", "endpoint": "ws://127.0.0.1:9/millis"}
+    path = tmp_path / "c.toml"
+    path.write_text(toml_dump(data))
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "doctor", "-c", str(path), "--meter-s", "0.2"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert (out.stdout + out.stderr).count("ignoring section [vda]") == 1, out.stdout + out.stderr
+
+
 # ----------------------------------------------------------------------------- fleet password
 def test_fleet_reads_the_password_from_a_file_or_the_environment_never_argv(tmp_path: Path) -> None:
     b = Broker.with_password(tmp_path, "admin", "s3cret")

@@ -345,7 +345,6 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         if name not in SECTIONS and name != "buttons":
             close = closest(name, [*SECTIONS, "buttons"])
             ignored.append(f"ignoring section [{name}]: not known to this edge-agent version" + (f" (did you mean [{close}]?)" if close else ""))
-            log.warning("config: %s", ignored[-1])
     sections = {}
     for name, cls in SECTIONS.items():
         reader = Section(name, data.get(name, {}))
@@ -396,8 +395,9 @@ def installed_or_none() -> str | None:
     return str(INSTALLED_CONFIG) if INSTALLED_CONFIG.exists() else None
 
 
-def load(path: str | Path | None) -> Settings:
-    """Reads and validates the config file; no file (None) means all defaults."""
+def load(path: str | Path | None, *, warn: bool = True) -> Settings:
+    """Reads and validates the config file; no file (None) means all defaults. `warn` logs each
+    ignored section once; `doctor` turns them into its own WARN lines instead (it printed both)."""
     if path is None:
         return from_dict({})
     import tomllib  # only for a file: `edge-agent gate` without one starts lighter
@@ -417,4 +417,7 @@ def load(path: str | Path | None) -> Settings:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays recursively: thousands deep exhausts the stack
         raise ConfigError(str(p), "not valid TOML for a config: nested too deeply") from None
-    return from_dict(data, source=p)
+    settings = from_dict(data, source=p)
+    for ignored in settings.ignored_sections if warn else ():
+        log.warning("config: %s", ignored)
+    return settings

@@ -258,7 +258,7 @@ class Hint(EdgeAgentError):
 def cmd_doctor(args: argparse.Namespace) -> int:
     checked = args.config or f"built-in defaults (no -c, and no {config.INSTALLED_CONFIG})"
     try:
-        settings = config.load(args.config)
+        settings = config.load(args.config, warn=False)  # its own WARN lines say it
         settings = config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
         print(f"FAIL  config: {exc}\n      checked: {checked}")
