@@ -256,6 +256,12 @@ def test_a_flood_of_garbage_commands_does_not_crowd_out_the_kiosks_state_and_eve
             replies = watch.json(f"{prefix}/cmd/result", mark)
             assert reporter.bad_commands >= 1000 and len(replies) <= REFUSALS_BURST + flood_s / REFUSAL_EVERY_S + 2, (len(replies), reporter.bad_commands)
             assert reporter.events_dropped == 0
+            mark = len(watch.messages)
+            reporter.metrics(k.kiosk.metrics())  # the fleet sees the flood in the metrics, not only in a log
+            wait_for(lambda: watch.find(f"{prefix}/metrics", mark), 10, "the metrics")
+            metrics = json.loads(watch.find(f"{prefix}/metrics", mark)[-1])
+            assert metrics["mqtt_commands_refused"] >= 1000 and metrics["mqtt_refusals_unanswered"] >= 1, metrics
+            assert metrics["mqtt_events_dropped"] == 0 and metrics["mqtt_connects"] == 1, metrics
         finally:
             stop.set()
             attacker.loop_stop()

@@ -107,6 +107,20 @@ def test_our_pointer_is_published_and_defended_and_forget_clears_it(tmp_path: Pa
     assert share.forget(store.slots()) == 1 and bus.sent[-1] == (pointer_topic("fleet", "agent-1", "carol"), b"", True)
 
 
+def test_a_pointer_the_broker_link_could_not_take_shows_in_the_metrics(tmp_path: Path) -> None:
+    """paho's queue full (a long broker outage): the pointer is not sent, and the fleet admin
+    sees `shared_unsent` in the metrics instead of a person not recognised at the next kiosk."""
+    from edge_agent.service.slots import slot_metrics
+
+    share, bus, _ = _share(tmp_path)
+    full = {"now": True}
+    bus.send = lambda topic, payload, retain: bool(bus.sent.append((topic, payload, retain))) or not full["now"]  # type: ignore[method-assign]
+    share.announce("agent-1", "bob", Pointer("s-1", 500.0))
+    full["now"] = False
+    share.announce("agent-1", "carol", Pointer("s-2", 501.0))
+    assert slot_metrics([], share) == {"shared_filed": 0, "shared_rejected": 0, "shared_unsent": 1}
+
+
 def test_mqtt_commands_take_a_slot_label() -> None:
     assert parse_command(b'{"action": "press", "slot": "room-4.b"}').slot == "room-4.b"
     assert parse_command(b'{"action": "new", "slot": "x"}').slot == "x"

@@ -331,7 +331,16 @@ class StatusReporter:
         self._publish("event", {"event": kind, "at": _now_iso(), **fields})
 
     def metrics(self, values: dict[str, Any]) -> None:
+        """The kiosk's metrics, with the reporter's own account of the broker link: what it could
+        not send, what it refused, and how often the broker dropped it right after connecting."""
         if self.connected.is_set():
+            values = {
+                **values,
+                "mqtt_connects": self.connects,
+                "mqtt_events_dropped": self.events_dropped,
+                "mqtt_commands_refused": self.bad_commands,
+                "mqtt_refusals_unanswered": self.refusals_unanswered,
+            }
             self._publish("metrics", values)  # (a state left unsent goes first)
 
     def result(self, payload: dict[str, Any]) -> None:

@@ -85,5 +85,6 @@ def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, 
         if counts is not None:
             out.update(badge_scans=counts["accepted"], badge_rejected=sum(counts[k] for k in ("too_short", "too_long", "bad_chars", "timeouts", "flood")))
     if share is not None:
-        out.update(shared_filed=share.counts["filed"], shared_rejected=share.counts["rejected"] + share.counts["dropped"])
+        counts = share.counts
+        out.update(shared_filed=counts["filed"], shared_rejected=counts["rejected"] + counts["dropped"], shared_unsent=counts["unsent"])
     return out
