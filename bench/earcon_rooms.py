@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge_agent import SAMPLE_RATE_HZ as SR  # noqa: E402
-from edge_agent.core.config import VadSettings  # noqa: E402
+from edge_agent.core.config_audio import VadSettings  # noqa: E402
 from edge_agent.devtools.echoroom import EchoPath  # noqa: E402
 from edge_agent.devtools.echoscore import earcon_press  # noqa: E402
 

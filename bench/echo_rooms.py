@@ -36,7 +36,7 @@ from edge_agent.audio.echograde import EchoGrade
 from edge_agent.audio.echotrack import cancel_tracks
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, score
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker, simulate
 from edge_agent.devtools.echoscore import after_replies, agent_alone_idle, double_talk, gate_intervals, mic_path, score_path
 from edge_agent.service.roomgrade import RoomGradeFile

@@ -40,7 +40,7 @@ from edge_agent.audio.gate import FrameClassifier, VadGate, gate_file_intervals 
 from edge_agent.audio.gatescore import Labels, score  # noqa: E402
 from edge_agent.audio.speechlike import SpeechModel  # noqa: E402
 from edge_agent.core import conversation as c  # noqa: E402
-from edge_agent.core.config import VadSettings  # noqa: E402
+from edge_agent.core.config_audio import VadSettings  # noqa: E402
 from edge_agent.devtools import rooms  # noqa: E402
 from edge_agent.devtools.faultproxy import FaultProxyThread  # noqa: E402
 from edge_agent.devtools.mosquitto import Mosquitto  # noqa: E402

@@ -92,7 +92,7 @@ def test_earcons_never_go_up_even_when_the_microphone_hears_them(tmp_path: Path)
 
 def test_the_gate_never_opens_on_a_cue_yet_keeps_a_word_said_under_one() -> None:
     from edge_agent.audio.gate import VadGate
-    from edge_agent.core.config import VadSettings
+    from edge_agent.core.config_audio import VadSettings
     from edge_agent.devtools.visitor import room_tone
 
     fb = 960

@@ -15,7 +15,7 @@ from edge_agent.audio.classifiers import WebrtcvadClassifier
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 
 SETTINGS = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
 

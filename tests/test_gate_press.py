@@ -13,7 +13,7 @@ from conftest import DATA, read_wav
 from edge_agent.audio.earcons import REMOVAL_BLOCK, EarconRemover, Earcons, orthonormal_columns
 from edge_agent.audio.gate import NOISE, WEAK, VadGate
 from edge_agent.audio.gate import SPEECH as SPEECH_LIKE
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools.echoroom import EchoPath
 from edge_agent.devtools.echoscore import earcon_press
 from edge_agent.devtools.visitor import room_tone

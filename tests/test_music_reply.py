@@ -18,7 +18,7 @@ from edge_agent.audio.echo import EchoCanceller, make_backend
 from edge_agent.audio.echotrack import cancel_tracks
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, score
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.echoroom import EchoPath, simulate
 from edge_agent.devtools.echoscore import gate_intervals

@@ -17,7 +17,7 @@ from conftest import DATA
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, far_from_speech, score
 from edge_agent.audio.tonalroom import TonalRoom
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.rooms import KINDS, Room, SpeechBank
 

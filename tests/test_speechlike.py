@@ -16,7 +16,7 @@ from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import score
 from edge_agent.audio.speechlike import FEATURES, SpeechModel
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import rooms, train_speechlike
 from edge_agent.errors import AudioError
 

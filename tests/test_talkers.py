@@ -15,7 +15,7 @@ from edge_agent.audio.frames import NOISE, SPEECH
 from edge_agent.audio.gate import VET_MS, VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import score
 from edge_agent.audio.talkers import TALKER_ROOM_S, TalkerRoom
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import rooms
 
 SETTINGS = VadSettings(engine="cues", aggressiveness=2, preroll_ms=300, hangover_ms=600, min_speech_ms=90)

@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.frames import ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, FrameClassifier, NoiseFloor
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.errors import AudioError
 
 __all__ = ["EdgeClassifier", "SileroClassifier", "WebrtcvadClassifier", "make_classifier"]

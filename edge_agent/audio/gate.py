@@ -26,7 +26,7 @@ from collections import deque
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.classifiers import make_classifier
 from edge_agent.audio.frames import ANALYSIS_MS, NOISE, SPEECH, WEAK, FrameClassifier
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.errors import AudioError
 
 __all__ = ["NOISE", "SPEECH", "WEAK", "FrameClassifier", "VadGate", "gate_file_intervals"]

@@ -24,7 +24,7 @@ from edge_agent.audio.echotrack import CancelledTrack, cancel_tracks, erle_db
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.audio.mic_path import FrameCanceller, MicPath
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools.echoroom import EchoPath, simulate
 
 

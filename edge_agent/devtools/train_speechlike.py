@@ -22,7 +22,7 @@ from edge_agent.audio.frames import ANALYSIS_MS, NOISE
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import Labels, far_from_speech
 from edge_agent.audio.speechlike import FEATURES, MODEL_PATH, SpeechModel
-from edge_agent.core.config import VadSettings
+from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import rooms
 
 GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edge_agent.audio.echograde import GRADED_REPLIES, KEPT_REPLIES, MAX_ERLE_DB, POOR_ERLE_DB, EchoGrade
-from edge_agent.core.config import AudioSettings
+from edge_agent.core.config_audio import AudioSettings
 from edge_agent.core.statefiles import ECHO_GRADE_FILE, read_small_file, write_private
 
 log = logging.getLogger(__name__)
