@@ -71,6 +71,11 @@ def test_a_typo_names_the_key_it_resembles(tmp_path: Path, caplog: pytest.LogCap
     path.write_text('[agents]\nagent_id = "a"\n')
     config.load(path)
     assert "ignoring section [agents]" in caplog.text and "did you mean [agent]?" in caplog.text
+    caplog.clear()  # and when another key is wrong too, the section's line still comes first
+    path.write_text('[vda]\naggressiveness = 3\n[device]\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match=r"device\.colour"):
+        config.load(path)
+    assert "did you mean [vad]?" in caplog.text
 
 
 BAD = [

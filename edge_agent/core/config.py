@@ -239,8 +239,9 @@ class Settings:
     the defaults."""
 
 
-def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
-    """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
+def unknown_sections(data: dict[str, Any]) -> list[str]:
+    """A line for each section of a parsed TOML document this version does not know, with the
+    known one it is closest to; ConfigError for a key outside any section."""
     ignored = []
     for name, value in data.items():
         if name not in SECTIONS and name != "buttons" and not isinstance(value, dict):
@@ -248,6 +249,12 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         if name not in SECTIONS and name != "buttons":
             close = closest(name, [*SECTIONS, "buttons"])
             ignored.append(f"ignoring section [{name}]: not known to this edge-agent version" + (f" (did you mean [{close}]?)" if close else ""))
+    return ignored
+
+
+def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
+    """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
+    ignored = unknown_sections(data)
     sections = {}
     for name, cls in SECTIONS.items():
         reader = Section(name, data.get(name, {}))
@@ -320,7 +327,6 @@ def load(path: str | Path | None, *, warn: bool = True) -> Settings:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays recursively: thousands deep exhausts the stack
         raise ConfigError(str(p), "not valid TOML for a config: nested too deeply") from None
-    settings = from_dict(data, source=p)
-    for ignored in settings.ignored_sections if warn else ():
-        log.warning("config: %s", ignored)
-    return settings
+    for ignored in unknown_sections(data) if warn else ():  # before the sections: a typo'd [vda] is
+        log.warning("config: %s", ignored)  # often why a key of [vad] then reads as missing or wrong
+    return from_dict(data, source=p)
