@@ -295,6 +295,40 @@ def test_push_to_talk_a_silent_long_hold_hangs_up() -> None:
     assert c.StoreEnd("s1", "button") in acts
 
 
+def test_push_to_talk_another_slots_button_never_talks_into_this_session() -> None:
+    """Push-to-talk `[[buttons]]` of two slots: B held after A let go started nothing, and the
+    mic opened on A's session with A's agent (B's words into A's conversation). Now B's hold ends
+    A's conversation and starts B's, as a press does; A's late release changes nothing of B's."""
+    conv = make(push_to_talk=True)
+    conv.handle(c.Talk(True, slot="en"), 0.0)
+    ready(conv, "sess-en", 0.1)
+    conv.handle(c.Talk(False, slot="en"), 1.0)
+    acts = conv.handle(c.Talk(True, slot="de", agent_id="agent-de"), 2.0)
+    assert c.StoreEnd("sess-en", "switched") in acts
+    (open_,) = of(acts, c.OpenLink)
+    assert open_.agent_id == "agent-de" and conv.slot == "de" and states(acts)[-1] == "connecting"
+    ready(conv, "sess-de", 2.1)
+    assert conv.mic_open(2.2) and conv.session_id == "sess-de"
+    # both held at once: A's release (another slot's) leaves B talking
+    conv.handle(c.Talk(False, long=True, slot="en"), 3.0)
+    assert conv.mic_open(3.1) and conv.state == "listening"
+    conv.handle(c.Talk(False, slot="de", agent_id="agent-de"), 3.5)
+    assert not conv.mic_open(3.6)
+
+
+def test_push_to_talk_held_while_the_last_conversation_is_ending_starts_the_next() -> None:
+    """The agent ended the session and the socket is closing (ENDING, ~2 s): a hold then did
+    nothing, and the visitor talked to nobody with no earcon; a press starts from ENDING, so a hold does."""
+    conv = make(push_to_talk=True)
+    conv.handle(c.Talk(True), 0.0)
+    ready(conv, "s1", 0.1)
+    conv.handle(c.Talk(False), 1.0)
+    conv.handle(c.FromAgent(conv.link_id, p.SessionEnded()), 2.0)
+    assert conv.state == "ending"
+    acts = conv.handle(c.Talk(True), 2.5)
+    assert of(acts, c.OpenLink) and conv.state == "connecting"
+
+
 def test_transcripts_become_notifications() -> None:
     conv = talking()
     acts = conv.handle(c.FromAgent(conv.link_id, p.Transcript("hello", True)), 1.0)

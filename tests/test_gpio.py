@@ -82,6 +82,23 @@ def test_hold_mode_is_push_to_talk(pins: MockFactory) -> None:
     button.close()
 
 
+def test_a_slot_buttons_release_names_its_slot(pins: MockFactory) -> None:
+    """A `[[buttons]]` push-to-talk button's release carries its slot and agent, as its hold
+    does: the conversation tells it from the button of the slot that is talking."""
+    from edge_agent.core.slots import Target
+
+    events: list[c.Event] = []
+    button = GpioButton(ButtonSettings(source="gpio", pin=17, pull_up=True, bounce_s=0.0, hold_s=0.5, mode="hold"), Target("de", "agent-de"))
+    button.start(events.append, lambda: None)
+    pin = pins.pin(17)
+    pin.drive_low()
+    wait_for(lambda: events, 10)
+    pin.drive_high()
+    wait_for(lambda: len(events) >= 2, 10)
+    assert events == [c.Talk(True, slot="de", agent_id="agent-de"), c.Talk(False, slot="de", agent_id="agent-de")]
+    button.close()
+
+
 def test_an_exception_in_the_handler_does_not_kill_the_button(pins: MockFactory) -> None:
     calls: list[c.Event] = []
 

@@ -256,13 +256,22 @@ class Conversation:
             self._finish(ev.reason, now, out)
 
     def _on_Talk(self, ev: Talk, now: float, out: list[Action]) -> None:
+        """Push-to-talk, as `_on_Press` for the start: another slot's button held during a
+        conversation ends it and starts its own (its visitor's words never go into the other's
+        session), and a release of a button that is not the conversation's changes nothing."""
+        busy = self.state in (CONNECTING, LISTENING, SPEAKING)
+        if busy and self._other_target(ev.slot, ev.agent_id):
+            if not ev.held:
+                return
+            self._finish("switched", now, out)
+            busy = False
         self._talk_held = ev.held
         self._activity_at = now
         if ev.held:
             self._spoke_while_held = False
-            if self.state in (IDLE, ERROR):
+            if not busy:  # ENDING too: the old socket's late events are stale (as for a press)
                 self._begin(False, "button", now, out, ev.slot, ev.agent_id)
-        elif ev.long and not self._spoke_while_held and self.state in (CONNECTING, LISTENING, SPEAKING):
+        elif ev.long and not self._spoke_while_held and busy:
             self._finish("button", now, out)
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:

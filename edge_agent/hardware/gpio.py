@@ -93,7 +93,7 @@ class GpioButton:
         with self._lock:
             held = self._held
         if self.settings.mode == "hold":
-            self._emit(c.Talk(False, long=held))
+            self._emit(c.Talk(False, long=held, slot=self.target.slot, agent_id=self.target.agent_id))
         elif not held:
             self._emit(c.Press(long=False, slot=self.target.slot, agent_id=self.target.agent_id))
 
