@@ -286,3 +286,16 @@ def test_an_endpoint_without_a_host_or_with_an_impossible_port_exits_78(tmp_path
 def test_good_endpoints_pass() -> None:
     for endpoint in ("wss://api-west.millis.ai:8080/millis", "ws://127.0.0.1:8765", "wss://[::1]:443/m", "wss://host/millis"):
         assert config.from_dict({"agent": {"endpoint": endpoint}}).agent.endpoint == endpoint
+
+
+def test_a_reload_keeps_what_was_opened_at_start_and_names_it() -> None:
+    """A reload that took `button.mode = "hold"` made the conversation wait for push-to-talk
+    holds from a button that, opened at start, still sent presses: the mic never opened."""
+    from edge_agent.service.assembly import reloadable, timing_from
+
+    running = config.from_dict({"button": {"mode": "toggle"}})
+    new = config.from_dict({"button": {"mode": "hold"}, "session": {"idle_timeout_s": 5.0}, "audio": {"duplex": "full"}})
+    kept, waiting = reloadable(running, new)
+    assert waiting == ["audio", "button"]
+    assert kept.button.mode == "toggle" and kept.audio.duplex == "half" and kept.session.idle_timeout_s == 5.0
+    assert not timing_from(kept).push_to_talk and timing_from(kept).duplex_half

@@ -156,6 +156,27 @@ def test_sighup_reloads_config_when_idle_and_rejects_a_bad_one(tmp_path: Path, s
     assert d.proc.poll() is None
 
 
+def test_a_reload_during_a_conversation_is_taken_when_it_ends_and_says_what_waits_for_a_restart(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """`systemctl reload` during a conversation logged "deferred" and was then forgotten: the new
+    idle timeout never came. Now it is taken when the conversation ends; a section opened at
+    start ([vad] here) is named as waiting for a restart, not silently kept or half applied."""
+    cfg = _config(tmp_path, sim, silent=True)
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log("ready: device")
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    cfg.write_text(cfg.read_text() + "\n[session]\nidle_timeout_s = 3.0\n[vad]\npreroll_ms = 300\n")
+    mark = len(d.lines)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("config reload deferred until the conversation ends", after=mark)
+    mark = d.press()  # ends it
+    d.wait_log(r"config reloaded; changes to \[vad\] take effect at the next restart", after=mark)
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    d.wait_log(r"conversation ended \(idle\)", timeout_s=10, after=mark)  # the new idle timeout
+
+
 def test_bad_config_exits_78_with_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[audio]\nduplex = 'sometimes'\n")

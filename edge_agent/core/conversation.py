@@ -149,6 +149,12 @@ class Conversation:
         """A start naming a slot or agent other than the running conversation's."""
         return (slot is not None and slot != self.slot) or (agent_id is not None and agent_id != self.agent_id)
 
+    def reconfigure(self, timing: Timing, default_slot: str) -> None:
+        """New timers and default slot (a config reload while idle); the start rate limit keeps
+        what it has spent."""
+        self.t = timing
+        self.default_slot = default_slot
+
     def start_wait_s(self, now: float) -> float:
         """Seconds until the start rate limit lets a conversation start again (0: now)."""
         return self._starts.wait_s(now)

@@ -7,6 +7,7 @@ without a broker never loads gpiozero or paho. Tests hand the Kiosk their own pa
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from edge_agent.core.config import Settings
@@ -33,6 +34,19 @@ def timing_from(settings: Settings) -> Timing:
         max_reconnects=s.max_reconnects,
     )
 
+
+RESTART_SECTIONS = ("device", "audio", "vad", "button", "buttons", "badge", "led", "mqtt")
+"""What a reload (SIGHUP) cannot change: the state dir, the sound devices and echo canceller, the
+gate, the buttons, badge reader and LED, and the broker link are opened at start. `[session]`,
+`[agent]` and `[log]` take effect at the next conversation."""
+
+
+def reloadable(running: Settings, new: Settings) -> tuple[Settings, list[str]]:
+    """`new` with the RESTART_SECTIONS kept as `running` has them, and the names of those whose
+    change waits for a restart. Taken whole, a reload switched `button.mode` to push-to-talk for
+    the conversation while the button, opened at start, still sent presses: a mic never opened."""
+    waiting = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(running, name)]
+    return replace(new, **{name: getattr(running, name) for name in RESTART_SECTIONS}), waiting
 
 
 def make_button(b: ButtonSettings) -> Button:

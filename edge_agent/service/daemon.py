@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from edge_agent import __version__
@@ -40,7 +39,7 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process, process_metrics
 from edge_agent.hardware.button import Button
-from edge_agent.service.assembly import make_button, make_led, make_reporter, timing_from
+from edge_agent.service.assembly import make_button, make_led, make_reporter, reloadable, timing_from
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
 from edge_agent.service.capture import CaptureFeed
 from edge_agent.service.notify import SystemdNotifier, handle_signals
@@ -100,6 +99,8 @@ class Kiosk:
         self.uplink = Uplink(self.stats, self.standby, self.backlog, self.dispatch)
         self.capture = CaptureFeed(self.conversation, self.mic, self.gate, self.uplink, self.ticker, self.counters, clock)
         self._stop: asyncio.Event | None = None
+        self._reload_pending: Settings | None = None
+        """Settings a SIGHUP brought during a conversation: taken when it ends."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
         self.process = own_process()
@@ -286,18 +287,24 @@ class Kiosk:
             self._stop.set()
 
     def reload(self, settings: Settings) -> bool:
-        """SIGHUP: take new settings when idle (devices and agent link stay as opened)."""
-        if self.conversation.state != c.IDLE:
-            log.warning("config reload deferred: a conversation is running")
-            return False
+        """SIGHUP: new `[session]`, `[agent]` and `[log]` settings, now when idle, else when the
+        conversation ends (it was dropped: the log said deferred and nothing came of it); the
+        sections opened at start wait for a restart, and the log names them."""
         settings = validate_for_run(settings)
-        self.settings = replace(settings, device=self.settings.device)
-        self.conversation.t = timing_from(self.settings)
+        if self.conversation.state != c.IDLE:
+            self._reload_pending = settings
+            log.warning("config reload deferred until the conversation ends")
+            return False
+        self._reload_pending = None
+        self.settings, waiting = reloadable(self.settings, settings)
+        self.conversation.reconfigure(timing_from(self.settings), self.settings.session.slot)
         self.store.keep_sessions = self.settings.session.keep_sessions
-        self.conversation.default_slot = self.settings.session.slot
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
-        log.info("config reloaded")
+        if waiting:
+            log.warning("config reloaded; changes to %s take effect at the next restart (systemctl restart edge-agent)", ", ".join(f"[{name}]" for name in waiting))
+        else:
+            log.info("config reloaded")
         return True
 
     # ------------------------------------------------------------------ lifecycle
@@ -322,6 +329,8 @@ class Kiosk:
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
             if self.conversation.state == c.IDLE:
                 self.room_grade.keep()  # a reply graded since the last write (not mid-reply)
+                if self._reload_pending is not None:
+                    self.reload(self._reload_pending)
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
             self.speaker_watch.check(now, self._running())
