@@ -173,6 +173,24 @@ def test_onsessionended_before_onready_fails_the_conversation_without_reconnecti
     assert states(acts) == ["ending"] and c.StoreEnd("s1", "agent") in acts and of(acts, c.OpenLink) == []
 
 
+def test_a_refused_continuation_is_asked_again_once_as_a_fresh_session() -> None:
+    """Refused before onready while asking to continue a stored session: once, a fresh one is
+    asked for (the stored id may be what the platform refused); refused again, it fails."""
+    for refusal in (lambda link: c.LinkDown(link, "close_4004", fatal=True), lambda link: c.FromAgent(link, p.SessionEnded())):
+        conv = c.Conversation(Timing(), "old", 1.0)
+        (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)
+        assert open_.continue_session_id == "old"
+        acts = conv.handle(refusal(conv.link_id), 0.2)
+        (again,) = of(acts, c.OpenLink)
+        assert again.continue_session_id is None and conv.state == c.CONNECTING and of(acts, c.Earcon) == []
+        assert [n.fields["session_id"] for n in of(acts, c.Notify) if n.kind == "continuation_refused"] == ["old"]
+        assert states(conv.handle(refusal(conv.link_id), 0.4)) == ["error"]  # no continuation to blame: fails
+    # a fresh press refused is the key's or the agent's doing: no second try
+    conv = make()
+    conv.handle(c.Press(long=True), 0.0)
+    assert states(conv.handle(c.LinkDown(conv.link_id, "close_4001", fatal=True), 0.2)) == ["error"]
+
+
 def test_idle_timeout_counts_from_the_last_activity() -> None:
     conv = talking("s1", idle_timeout_s=10.0)
     conv.handle(c.VisitorSpeech(True), 5.0)

@@ -124,6 +124,29 @@ def test_fatal_refusals_go_to_error_without_a_retry_storm(tmp_path: Path, kwargs
         obs.close()
 
 
+@pytest.mark.parametrize("code", [4004, 1008, 0], ids=["close_4004", "close_1008", "ended_before_onready"])
+def test_a_continuation_the_platform_refuses_is_asked_again_as_a_fresh_session(tmp_path: Path, code: int) -> None:
+    """The platform refuses to continue the stored session (it no longer knows the id: a close
+    code, or onsessionended before onready): every short press failed on it, with the error
+    earcon, for the 7 days of resume_within_s. Now the press asks once more without it."""
+    with SimulatorThread(refuse_continuation=code) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent=FAST)) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        k.press()
+        k.wait_state(c.IDLE)
+        for visitor in range(2):  # each continues the newest session, refused, then fresh
+            k.press()
+            k.wait_state(c.LISTENING, 15)
+            assert sim.sessions[-1].initiate["data"].get("session_continuation") is None
+            k.press()
+            k.wait_state(c.IDLE)
+            assert sim.continuations_refused == visitor + 1
+        assert len(sim.sessions) == 3 and not [f for kind, f in events if kind == "error"], events
+        refused = [f for kind, f in events if kind == "continuation_refused"]
+        assert [f["session_id"] for f in refused] == [sim.sessions[0].session_id, sim.sessions[1].session_id], refused
+
+
 def test_retryable_refusal_backs_off_with_a_cap(tmp_path: Path) -> None:
     with SimulatorThread(reject_status=503) as sim:
         settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"reconnect_window_s": 6.0})

@@ -111,6 +111,7 @@ class Conversation:
         self._mute_until = 0.0
         self._answering_at: float | None = None
         self._off_record = False  # the sessions were forgotten during this conversation
+        self._retried_fresh = False  # a refused continuation was retried as a fresh session
         self._paused = False
         self._starts = TokenBucket(timing.start_burst, timing.starts_per_minute / 60.0)
         self._refusals_logged = LogThrottle(first=3, every_s=10.0)
@@ -205,6 +206,7 @@ class Conversation:
         self._started_at = now
         self._activity_at = now
         self._off_record = False
+        self._retried_fresh = False
         out.append(NewVisitor())
         out.append(Earcon("press"))
         out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin, **self._target_fields()}))
@@ -323,7 +325,8 @@ class Conversation:
         if self.state not in (CONNECTING, LISTENING, SPEAKING):
             return
         if ev.fatal:
-            self._fail(ev.error or "refused", now, out)
+            if not self._retry_fresh(ev.error or "refused", now, out):
+                self._fail(ev.error or "refused", now, out)
             return
         verdict = self._reconnects.lost(now, self.t)
         if verdict == "window_passed":
@@ -345,6 +348,21 @@ class Conversation:
         cont = self.session_id if self.session_id is not None else self._requested_continuation
         self._open(now, out, cont, self._reconnects.backoff_s(self.t, self.rng))
 
+    def _retry_fresh(self, error: str, now: float, out: list[Action]) -> bool:
+        """A link that asked to continue a stored session was refused before the conversation's
+        first `onready` (a close code, or `onsessionended`): once per conversation, it asks again
+        for a fresh session. The platform may refuse an id it no longer knows (the protocol does
+        not say); every short press failed on it, with the error earcon, until `resume_within_s`
+        (7 days) passed. The fresh session, once ready, is the newest: the next press continues it.
+        False when there was no continuation to drop (the key, the agent or a quota refused)."""
+        refused = self._requested_continuation
+        if refused is None or self.session_id is not None or self._retried_fresh:
+            return False
+        self._retried_fresh = True
+        out.append(Notify("continuation_refused", {"session_id": refused, "error": error, **self._target_fields()}))
+        self._open(now, out, None)
+        return True
+
     # ------------------------------------------------------------------ agent messages
     def _on_FromAgent(self, ev: FromAgent, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id:
@@ -355,8 +373,8 @@ class Conversation:
         elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after
             if self.session_id is not None:  # a reconnect mid-conversation: the agent ended it meanwhile
                 self._finish("agent", now, out)
-            else:  # refused (a key, an agent, a quota): it was asked for again 13 times in the window
-                self._fail("the agent ended the session before it was ready", now, out)
+            elif not self._retry_fresh("ended before onready", now, out):  # refused (a key, an agent, a
+                self._fail("the agent ended the session before it was ready", now, out)  # quota): not asked again
         elif not self.streaming:
             return
         elif isinstance(msg, p.SessionEnded):

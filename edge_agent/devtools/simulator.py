@@ -99,6 +99,7 @@ class AgentSimulator:
         greet_bytes: int = 0,
         onready_delay_s: float = 0.0,
         never_ready: bool = False,
+        refuse_continuation: int | None = None,
     ) -> None:
         """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
         `close_code`: close every session right after onready with this code (a policy close);
@@ -106,7 +107,10 @@ class AgentSimulator:
         servers drop idle sockets (what a kiosk's standby link has to live with); `onready_delay_s`:
         wait this long after `initiate` before `onready` (a server slow to start a session);
         audio arriving meanwhile is recorded like any other; `never_ready`: accept `initiate`,
-        answer pings, never say `onready` (a platform that cannot start the session)."""
+        answer pings, never say `onready` (a platform that cannot start the session);
+        `refuse_continuation`: an `initiate` with a `session_continuation` is refused, closed with
+        this code, or with 0 by `onsessionended` before `onready` (a platform that no longer knows
+        the session; counted in `continuations_refused`)."""
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns
@@ -123,6 +127,8 @@ class AgentSimulator:
         """Sockets the client closed before sending initiate."""
         self.onready_delay_s = onready_delay_s
         self.never_ready = never_ready
+        self.refuse_continuation = refuse_continuation
+        self.continuations_refused = 0
         self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
@@ -232,6 +238,14 @@ class AgentSimulator:
             return
         if self.valid_keys is not None and init.public_key not in self.valid_keys:
             await ws.close(4001, "invalid public key")
+            return
+        if self.refuse_continuation is not None and init.continue_session_id:
+            self.continuations_refused += 1
+            if self.refuse_continuation:
+                await ws.close(self.refuse_continuation, "unknown session")
+            else:
+                await ws.send(p.server_to_wire("onsessionended"))
+                await ws.close()
             return
         cont = None if self.data_opt_out else init.continue_session_id
         earlier = self._turns.get(cont, 0) if cont else 0
