@@ -257,3 +257,26 @@ def test_a_session_stored_under_a_clock_that_ran_ahead_is_not_continued(tmp_path
         k.wait_state(c.LISTENING)
         wait_for(lambda: len(sim.sessions) == 1, 20, "the session")
         assert "session_continuation" not in sim.sessions[0].initiate["data"], sim.sessions[0].initiate
+
+
+def test_after_a_reboot_with_the_clock_behind_the_newest_conversation_is_continued() -> None:
+    """A Pi without a battery clock came back from a power cut an hour behind. Its newest stored
+    session X looked an hour ahead, so the next visitor's conversation Z started fresh, as it must;
+    but the store ranks by wall clock, X stayed its newest, and Z was never continued; once NTP
+    put the clock right, the next press continued X, the earlier visitor's conversation. The
+    session this process ran itself (aged on the monotonic clock) now beats an older one, or one
+    of no known age; a newer one another kiosk shared still wins."""
+    from edge_agent.core.resume import ResumeMemory
+
+    x_at = 100_000.0
+    wall = [x_at + 600.0 - 3600.0]  # ten minutes after X, the clock an hour behind
+    memory = ResumeMemory("X", wall[0] - x_at, "default", lambda agent, slot: ("X", wall[0] - x_at))
+    assert memory.candidate(0.0, 86400.0, None, "default") is None  # X's age cannot be told: fresh
+    memory.remember("Z", None, "default", 30.0)
+    wall[0] += 60.0
+    assert memory.candidate(60.0, 86400.0, None, "default") == "Z"  # the clock still behind
+    wall[0] += 3600.0  # NTP: X is an hour and 11 minutes old again, Z 40 s
+    assert memory.candidate(70.0, 86400.0, None, "default") == "Z"
+    memory.recall = lambda agent, slot: ("K", 5.0)  # another kiosk's, newer than Z
+    assert memory.candidate(80.0, 86400.0, None, "default") == "K"
+

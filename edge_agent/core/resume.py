@@ -5,6 +5,8 @@ slot), asked of an injected `recall` (the store, which also holds what other kio
 of what this process learnt itself: the last session it ran, timed on the monotonic clock (so a
 wall-clock jump cannot expire it). A session older than `resume_within_s` is not continued, nor
 one whose wall-clock time lies ahead of the kiosk's (FUTURE_TOLERANCE_S): its age is unknown.
+The session this process ran beats a stored one that is older by those ages, or of no known age
+(the store ranks by wall clock, which a reboot with the clock behind leaves wrong).
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ class ResumeMemory:
         """The session a press for (agent_id, slot) would continue at `now`, if any."""
         known = self.recall(agent_id, slot) if self.recall is not None else None
         mine = self._last_id if self._last_target == (agent_id, slot) else None
-        if mine is not None and (known is None or known[0] == mine):
-            if self._stored_at is not None:  # learnt in this process: monotonic clock
-                age = now - self._stored_at
-            else:  # from the store at start: wall-clock age then
-                age = self._last_age_s or 0.0
-        elif known is not None:  # another slot, or a newer session another kiosk shared
-            mine, age = known
-        else:
+        if mine is not None and self._stored_at is not None:  # learnt in this process: monotonic clock
+            age = now - self._stored_at
+            if known is not None and known[0] != mine and not (-FUTURE_TOLERANCE_S <= known[1] < age):
+                known = None  # the store's is older, or of no known age: this process ran the newest
+        elif mine is not None and (known is None or known[0] == mine):
+            age = self._last_age_s or 0.0  # from the store at start: wall-clock age then
+        if known is not None and (mine is None or known[0] != mine):  # another slot, or a newer
+            mine, age = known  # session another kiosk shared
+        if mine is None:
             return None
         return mine if -FUTURE_TOLERANCE_S <= age <= within_s else None
 
