@@ -236,6 +236,17 @@ def test_link_lost_reconnects_with_the_current_session_then_gives_up() -> None:
     assert open_.continue_session_id == "s2"
 
 
+def test_a_first_connect_that_never_gets_ready_gives_up_at_the_window_from_the_press() -> None:
+    """A server that answers nothing: the dead-link timeout (15 s) dropped the first link, and
+    the reconnect window began only then, so the visitor waited 45 s for a 30 s window."""
+    conv = make(reconnect_window_s=30.0)
+    conv.handle(c.Press(), 0.0)
+    assert of(conv.handle(c.LinkDown(conv.link_id, "dead"), 15.0), c.OpenLink)  # still within the window
+    conv.handle(c.Tick(), 29.9)
+    assert conv.state == c.CONNECTING
+    assert states(conv.handle(c.Tick(), 30.0)) == ["error"]
+
+
 def test_reconnect_window_also_expires_on_the_clock() -> None:
     conv = talking("s1", reconnect_window_s=5.0)
     conv.handle(c.LinkDown(conv.link_id), 1.0)

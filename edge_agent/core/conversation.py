@@ -328,7 +328,7 @@ class Conversation:
             if not self._retry_fresh(ev.error or "refused", now, out):
                 self._fail(ev.error or "refused", now, out)
             return
-        verdict = self._reconnects.lost(now, self.t)
+        verdict = self._reconnects.lost(now, self.t, self._started_at if self.session_id is None else None)
         if verdict == "window_passed":
             if self.session_id is None:
                 self._fail(ev.error or "cannot connect", now, out)

@@ -47,14 +47,17 @@ class Reconnects:
             self.count += 1
         return reconnected
 
-    def lost(self, now: float, t: Timing) -> Verdict:
-        """The live link dropped (not fatally): reopen it, or give up."""
+    def lost(self, now: float, t: Timing, fault_since: float | None = None) -> Verdict:
+        """The live link dropped (not fatally): reopen it, or give up. `fault_since`: when the
+        fault began if not now (a conversation never ready: at the press, so a server that
+        answers nothing holds the kiosk for the window, not the dead-link timeout and then the
+        window: 45 s for a 30 s window)."""
         if self._ready_at is not None and now - self._ready_at >= t.min_link_life_s:
             self.lost_at = None  # it lived: a new fault, with a fresh window and backoff
             self.attempt = 0
         self._ready_at = None
         if self.lost_at is None:
-            self.lost_at = now
+            self.lost_at = now if fault_since is None else fault_since
         if now - self.lost_at >= t.reconnect_window_s:
             return "window_passed"
         if self.count >= t.max_reconnects:
