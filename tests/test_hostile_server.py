@@ -160,6 +160,21 @@ def test_a_message_over_the_size_limit_closes_the_link(tmp_path: Path, sim_threa
     assert MAX_MESSAGE_BYTES <= 256 * 1024
 
 
+def test_the_servers_echo_of_the_kiosks_own_close_code_is_no_refusal() -> None:
+    """The kiosk closes a link over a bad frame (1009 too big, 1007 bad UTF-8); a server that
+    echoes that code, as RFC 6455 servers do, made it read as a refusal of the session: fatal,
+    the conversation failed with no reconnect. The code the server chose itself still counts."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.frames import Close
+
+    from edge_agent.agent.health import classify
+
+    for code in (1002, 1007, 1009):
+        assert classify(ConnectionClosed(Close(code, ""), Close(code, ""), False)) == (False, f"close_{code} sent")
+    assert classify(ConnectionClosed(Close(1008, "policy"), Close(1008, "policy"), True))[0]  # theirs first: a refusal
+    assert classify(ConnectionClosed(Close(4001, "bad key"), None, None)) == (True, "close_4001 'bad key'")
+
+
 def test_a_paused_agent_does_not_keep_the_kiosk_muted_past_the_idle_timeout(tmp_path: Path, sim_thread: SimulatorThread) -> None:
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url, session={"idle_timeout_s": 2.0, "max_duration_s": 600.0})) as k:

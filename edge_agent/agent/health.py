@@ -53,7 +53,9 @@ def classify(exc: BaseException) -> tuple[bool, str]:
         fatal = 400 <= status < 500 and status not in RETRYABLE_HTTP
         return fatal, f"http_{status}"
     if isinstance(exc, ConnectionClosed):
-        rcvd = exc.rcvd
+        if exc.sent is not None and exc.rcvd_then_sent is False:  # the kiosk closed first (a frame
+            return False, f"close_{exc.sent.code} sent"  # too big, bad UTF-8): the server's echo of
+        rcvd = exc.rcvd  # our own code is no refusal of the session; a reconnect may do better
         code = rcvd.code if rcvd is not None else 1006
         fatal = code in FATAL_CLOSE_CODES or 4000 <= code <= 4999
         reason = rcvd.reason if rcvd is not None and rcvd.reason else ""
