@@ -153,7 +153,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {DB_NAME})")
     if args.state_dir and not state_dir.exists():
         raise UsageError(f"--state-dir {state_dir}: does not exist")
-    if not (state_dir / DB_NAME).exists():  # reading must not create a state dir (as root: /var/lib/edge-agent)
+    try:
+        stored = (state_dir / DB_NAME).exists()
+    except OSError as exc:  # another owner's 0700 state dir (the service's, for an operator): exit 70 before
+        raise StoreError(f"cannot read {state_dir}: {exc.strerror or exc}: run as the service's user (sudo -u edge-agent) or root") from None
+    if not stored:  # reading must not create a state dir (as root: /var/lib/edge-agent)
         if args.json:
             print(json.dumps({"forgotten": 0} if args.forget else []))
         else:

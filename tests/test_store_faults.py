@@ -552,3 +552,35 @@ def test_the_installers_check_on_a_full_card_is_one_line_and_leaves_no_empty_fil
         assert not out.exists()
     finally:
         fs.umount()
+
+
+def _as_a_stranger(state: Path) -> list[str]:
+    """A command prefix (and the state dir's permissions) that make `state` another user's 0700
+    dir for the child: as root, its owner changed and the child without the capabilities that
+    let root read anything (setpriv, util-linux); as a user, the dir made unsearchable."""
+    if os.geteuid() != 0:
+        state.chmod(0)
+        return []
+    os.chown(state, 4321, 4321)
+    state.chmod(0o700)
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_state_dir_this_user_may_not_search_is_a_store_fault_not_a_crash(tmp_path: Path) -> None:
+    """An operator runs `edge-agent sessions` (or `run`) as a user who may not search the
+    service's 0700 state dir: both exited 70, "unexpected error: PermissionError ... report it";
+    `run` is to keep sessions in memory, `sessions` to say what to do, in one line."""
+    state = tmp_path / "state"
+    SessionStore(state).close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml_dump({"device": {"state_dir": str(state)}}))
+    prefix = _as_a_stranger(state)
+    try:
+        for args in (["sessions"], ["sessions", "--forget"]):
+            out = subprocess.run([*prefix, sys.executable, "-m", "edge_agent", *args, "-c", str(cfg)], capture_output=True, text=True, timeout=60, cwd=REPO)
+            assert out.returncode == 1 and out.stderr.count("\n") == 1 and "cannot read" in out.stderr and "unexpected" not in out.stderr, (args, out.stderr)
+        probe = f"from edge_agent.core.store import SessionStore; print(SessionStore({str(state)!r}).fault)"
+        out = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert out.returncode == 0 and "Permission denied" in out.stdout, out.stdout + out.stderr
+    finally:
+        state.chmod(0o700)

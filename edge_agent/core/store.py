@@ -179,8 +179,11 @@ class SessionStore:
         """What can still be read from a database we cannot open for writing (read-only card).
         Only a regular file: SQLite opening a FIFO read-only at the path waits for a writer, and
         `run` hung there before its first log line."""
-        if not self.path.is_file():
-            return []
+        try:
+            if not self.path.is_file():
+                return []
+        except OSError:  # a state dir this user may not search (another owner's 0700): run went
+            return []  # down with exit 70 where it is to keep sessions in memory
         uri = "file:" + quote(str(self.path))
         for mode in ("mode=ro", "immutable=1"):
             try:
