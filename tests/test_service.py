@@ -212,6 +212,8 @@ def test_unit_file_carries_the_required_keys() -> None:
     assert "network-online.target" in k["Wants"][0]
     assert k["User"] == ["edge-agent"] and set(k["SupplementaryGroups"][0].split()) == {"audio", "gpio"}
     assert k["StateDirectory"] == ["edge-agent"] and k["ConfigurationDirectory"] == ["edge-agent"]
+    # lgpio (a Pi 5's pin factory) makes a FIFO in the working directory at import: / is read-only
+    assert k["RuntimeDirectory"] == ["edge-agent"] and k["WorkingDirectory"] == ["/run/edge-agent"]
     for key in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "RestrictAddressFamilies", "DeviceAllow", "DevicePolicy", "SystemCallFilter", "CapabilityBoundingSet"):
         assert key in k, key
     assert k["ProtectSystem"] == ["strict"]
