@@ -1,7 +1,7 @@
 """Log set-up for every command: stderr, the journal's format under systemd, quiet libraries.
 
 Logs go to stderr, without our own timestamps when journald captures them (JOURNAL_STREAM is
-set). The handler writes to its own duplicate of file descriptor 2, so log lines from any thread
+set), each line led by its syslog priority then (`<4>` for a warning) so the journal files it so. The handler writes to its own duplicate of file descriptor 2, so log lines from any thread
 still get out while audio/quiet.py points fd 2 at /dev/null for the moment PortAudio starts.
 Library warnings (gpiozero's pin-factory fallbacks on a machine without GPIO) are shown only at
 debug level, as log lines.
@@ -44,9 +44,25 @@ def log_stream() -> IO[str]:
     return _dup_stderr
 
 
+SYSLOG_PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+"""A log level's syslog priority, the `<N>` prefix journald reads off a line of a service's
+stderr (SyslogLevelPrefix=, on by default): without it every line was stored at info, and
+`journalctl -u edge-agent -p warning` showed no warning or error."""
+
+
+class JournalFormatter(logging.Formatter):
+    """Lines for journald: the syslog priority first, no timestamp (the journal keeps its own)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = SYSLOG_PRIORITIES.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{priority}>{super().format(record)}"
+
+
 def setup_logging(level: str) -> None:
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt, stream=log_stream(), force=True)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=log_stream(), force=True)
+    if os.environ.get("JOURNAL_STREAM"):
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("websockets").setLevel(logging.WARNING)
     debug = level.lower() == "debug"
     logging.captureWarnings(debug)
