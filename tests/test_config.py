@@ -80,6 +80,8 @@ def test_a_typo_names_the_key_it_resembles(tmp_path: Path, caplog: pytest.LogCap
 
 BAD = [
     ({"device": {"id": "bad/id"}}, "device.id"),
+    ({"device": {"state_dir": ""}}, "device.state_dir"),  # the store went into the working directory
+    ({"mqtt": {"enabled": True, "host": " "}}, "mqtt.host"),  # paho refused it: exit 70
     ({"device": {"colour": "red"}}, "device.colour"),
     ({"agent": {"endpoint": "http://x"}}, "agent.endpoint"),
     ({"agent": {"agent_id": 5}}, "agent.agent_id"),

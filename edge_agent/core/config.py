@@ -60,7 +60,7 @@ class DeviceSettings:
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
         return cls(
             id=device_id,
-            state_dir=Path(s.text("state_dir", default_state)).expanduser(),
+            state_dir=Path(s.required_text("state_dir", default_state, "a directory")).expanduser(),
             store_retry_s=s.number("store_retry_s", 60.0, 1.0, 3600.0),
         )
 

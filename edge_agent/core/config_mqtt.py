@@ -77,7 +77,7 @@ class MqttSettings:
         prefix = _topic_prefix(s, "topic_prefix", "edge-agent")
         return cls(
             enabled=s.flag("enabled", False),
-            host=s.text("host", "localhost"),
+            host=s.required_text("host", "localhost", "the broker"),
             port=s.integer("port", 1883, 1, 65535),
             username=s.opt_str("username"),
             password=password,

@@ -54,6 +54,15 @@ class Section:
     def text(self, key: str, default: str) -> str:
         return self._string(key, self._get(key, default))
 
+    def required_text(self, key: str, default: str, what: str) -> str:
+        """A string that must not be blank (a host, a path): `what` says what it names. A blank
+        `mqtt.host` went to paho and exited 70; a blank `device.state_dir` put the store in the
+        working directory and made that directory private."""
+        value = self.text(key, default)
+        if not value.strip():
+            raise ConfigError(self.key(key), f"must name {what}, got an empty string (leave the key out for the default {default!r})")
+        return value
+
     def opt_str(self, key: str) -> str | None:
         value = self._get(key, None)
         if value is None:
