@@ -267,3 +267,23 @@ def test_a_flood_of_garbage_commands_does_not_crowd_out_the_kiosks_state_and_eve
             attacker.loop_stop()
             attacker.disconnect()
             watch.close()
+
+
+def test_a_command_that_hits_a_bug_still_gets_its_answer(tmp_path: Path, sim: AgentSimulator) -> None:
+    """A command whose handling raised anything but an EdgeAgentError (a bug) got no result on
+    `cmd/result`: the operator's script waited for ever. It gets `ok: false` now, and the loop
+    goes on."""
+    from edge_agent.fleet.commands import parse_command
+
+    with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+
+        def broken() -> int:
+            raise RuntimeError("a bug")
+
+        k.kiosk.forget_sessions = broken  # type: ignore[method-assign]
+        replies: list[dict] = []
+        k.kiosk._command_from_thread(parse_command(b'{"action": "forget_sessions", "id": "7"}'), replies.append)
+        wait_for(lambda: replies, 10, "the command's result")
+        assert replies[0]["ok"] is False and replies[0]["id"] == "7" and "internal error" in replies[0]["error"], replies
+        k.press()
+        k.wait_state(c.LISTENING)

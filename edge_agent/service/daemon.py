@@ -129,8 +129,17 @@ class Kiosk:
             loop.call_soon_threadsafe(self.dispatch, event)
 
     def _call_threadsafe(self, fn: Callable[[], None]) -> None:
+        """`fn` on the loop, from paho's or another thread; guarded as `dispatch` is."""
+
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception:
+                self.counters["handler_errors"] += 1
+                log.exception("a call from another thread failed")
+
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn)
+            self._loop.call_soon_threadsafe(guarded)
 
     def dispatch(self, event: c.Event) -> None:
         """Feed one event to the Conversation and carry out its actions (on the loop)."""
@@ -222,7 +231,12 @@ class Kiosk:
 
     def run_command(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
         """One remote command -> one event or store call; a result always goes back."""
-        reply(carry_out(cmd, self.conversation, self.dispatch, self.forget_sessions, self.clock(), self.room_grade.forget))
+        try:
+            result = carry_out(cmd, self.conversation, self.dispatch, self.forget_sessions, self.clock(), self.room_grade.forget)
+        except Exception:  # a bug: the command still gets the answer it was promised
+            log.exception("command %s failed", cmd.action)
+            result = {"id": cmd.id, "action": cmd.action, "ok": False, "error": "internal error (see the kiosk's log)"}
+        reply(result)
 
     def metrics(self) -> dict[str, Any]:
         """The numbers a fleet admin watches: the kiosk's counters, then the process's health."""

@@ -70,8 +70,14 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
             log.error("%s", exc)
         on_forgotten(agent, slot)
 
+    def clear_now(targets: list[tuple[str, str]]) -> None:
+        try:
+            log.info("forget: %s", clear_pointers(settings.mqtt, targets))
+        except Exception as exc:  # its own thread: a traceback there said nothing of the forget
+            log.error("forget: the fleet's shared pointers were not cleared: %s", exc)
+
     def clear(targets: list[tuple[str, str]]) -> None:  # off the loop: it waits for the broker
-        threading.Thread(target=lambda: log.info("forget: %s", clear_pointers(settings.mqtt, targets)), name="forget-shared", daemon=True).start()
+        threading.Thread(target=clear_now, args=(targets,), name="forget-shared", daemon=True).start()
 
     agents = [settings.agent.agent_key, *(b.agent_id for b in settings.buttons if b.agent_id)]
     return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slot, clear=clear)
