@@ -37,16 +37,17 @@ from edge_agent.core.ratelimit import LogThrottle
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
-from edge_agent.fleet.metrics import own_process, process_metrics
+from edge_agent.fleet.metrics import own_process
 from edge_agent.hardware.button import Button
 from edge_agent.service.assembly import make_button, make_led, make_reporter, reloadable, timing_from
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
 from edge_agent.service.capture import CaptureFeed
+from edge_agent.service.kiosk_metrics import KioskMetrics
 from edge_agent.service.notify import SystemdNotifier, handle_signals
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
 from edge_agent.service.roomgrade import RoomGradeFile, hardware_of
-from edge_agent.service.slots import link_settings, make_share, slot_inputs, slot_metrics
+from edge_agent.service.slots import link_settings, make_share, slot_inputs
 from edge_agent.service.statereports import StateReports
 from edge_agent.service.ticker import Ticker
 
@@ -103,9 +104,11 @@ class Kiosk:
         """Settings a SIGHUP brought during a conversation: taken when it ends."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
-        self.process = own_process()
         self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready)
         self.speaker_watch = SpeakerWatch(self.sink, settings.audio.output, self._notify, lambda: self.dispatch(c.PlaybackDrained()))
+        self.metric_parts = KioskMetrics(
+            self.counters, self.stats, self.gate, self.backlog, self.source, self.sink, self.standby, self.store, self.echo, self.inputs, self.share, own_process(), self.started_at
+        )
 
     @property
     def link(self) -> AgentLink | None:
@@ -239,39 +242,9 @@ class Kiosk:
         reply(result)
 
     def metrics(self) -> dict[str, Any]:
-        """The numbers a fleet admin watches: the kiosk's counters, then the process's health."""
-        stats = self.stats
-        return {
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "state": self.conversation.state,
-            "frames_captured": self.counters["frames_captured"],
-            "frames_sent": self.counters["frames_uplinked"],
-            "frames_gated": self.gate.frames_gated,
-            "gate_talker_room": self.gate.talker_room,
-            "gate_openings_held_back": self.gate.openings_held_back,
-            "uplink_bytes": stats.bytes_up,
-            "downlink_bytes": stats.bytes_down,
-            "uplink_dropped": stats.frames_dropped,
-            "held_dropped": self.backlog.dropped,
-            "overruns": self.source.overruns,
-            "underruns": self.sink.buffer.underruns,
-            "rtt_ms": None if stats.rtt_ms is None else round(stats.rtt_ms, 1),
-            "response_latency_ms": self.response_latency_ms,
-            "reconnects": self.counters["reconnects"],
-            "agent_connects": stats.connects,
-            "warm_link_ready": self.standby.ready if self.settings.agent.warm_link else None,
-            "warm_presses": self.standby.taken,
-            "bad_frames": stats.bad_frames,
-            "starts_refused": self.conversation.starts_refused,
-            "errors": self.counters["errors"],
-            "store_ok": self.store.fault is None,
-            "echo_delay_ms": self.echo.delay_ms,
-            "echo_reply_erle_db": None if self.echo.grade.best_db is None else round(self.echo.grade.best_db, 1),
-            "echo_poor_room": self.echo.grade.poor if self.echo.enabled else None,
-            **self.sink.health().as_metrics(),
-            **slot_metrics(self.inputs, self.share),
-            **process_metrics(self.process),
-        }
+        """The numbers a fleet admin watches (service/kiosk_metrics.py)."""
+        conv = self.conversation
+        return self.metric_parts.gather(conv.state, conv.starts_refused, self.response_latency_ms, self.settings.agent.warm_link)
 
     def _slot_forgotten(self, agent: str, slot: str) -> None:
         """The fleet forgot one slot: a conversation of that slot goes off the record, no other; the
