@@ -20,7 +20,8 @@ another slot during a conversation ends that one first ("switched") and starts t
 once; a press for the same slot (or naming none) ends it, as a press always did.
 
 A lost link is reopened (with backoff, within a window, a bounded number of times) as
-`core/reconnect.py` decides; the timers and limits are a `Timing` (`core/timing.py`).
+`core/reconnect.py` decides; starts are rate limited by `core/startlimit.py`; the timers and
+limits are a `Timing` (`core/timing.py`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ from edge_agent.core.events import (
     Tick,
     VisitorSpeech,
 )
-from edge_agent.core.ratelimit import LogThrottle, TokenBucket
 from edge_agent.core.reconnect import Reconnects
 from edge_agent.core.resume import Recall, ResumeMemory
 from edge_agent.core.slots import DEFAULT_SLOT
+from edge_agent.core.startlimit import StartLimit
 from edge_agent.core.timing import Timing
 
 __all__ = [
@@ -113,10 +114,7 @@ class Conversation:
         self._off_record = False  # the sessions were forgotten during this conversation
         self._retried_fresh = False  # a refused continuation was retried as a fresh session
         self._paused = False
-        self._starts = TokenBucket(timing.start_burst, timing.starts_per_minute / 60.0)
-        self._refusals_logged = LogThrottle(first=3, every_s=10.0)
-        self.starts_refused = 0
-        """Starts refused by the rate limit (a metric; MQTT command results read it)."""
+        self._starts = StartLimit(timing)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -160,6 +158,11 @@ class Conversation:
         """Seconds until the start rate limit lets a conversation start again (0: now)."""
         return self._starts.wait_s(now)
 
+    @property
+    def starts_refused(self) -> int:
+        """Starts refused by the rate limit (a metric; MQTT command results read it)."""
+        return self._starts.refused
+
     # ------------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
         out: list[Action] = []
@@ -179,22 +182,8 @@ class Conversation:
         out.append(OpenLink(self.link_id, cont, delay_s, self.agent_id, self.slot))
         self._go(CONNECTING, now, out)
 
-    def _start_allowed(self, origin: str, now: float, out: list[Action]) -> bool:
-        """The start rate limit: every start opens a socket and may start a billed session, so a
-        flood of commands or a bouncing button is refused past the bucket (told a few times)."""
-        if (self._starts.burst, self._starts.per_s) != (self.t.start_burst, self.t.starts_per_minute / 60.0):
-            self._starts = TokenBucket(self.t.start_burst, self.t.starts_per_minute / 60.0, now)  # reloaded
-        if self._starts.take(now):
-            return True
-        self.starts_refused += 1
-        left_out = self._refusals_logged.allow(now)
-        if left_out is not None:
-            out.append(Notify("start_refused", {"origin": origin, "retry_in_s": round(self._starts.wait_s(now), 1), "refused_since_last": left_out}))
-            out.append(Earcon("error"))
-        return False
-
     def _begin(self, fresh: bool, origin: str, now: float, out: list[Action], slot: str | None = None, agent_id: str | None = None) -> None:
-        if not self._start_allowed(origin, now, out):
+        if not self._starts.allow(origin, now, self.t, out):
             return
         cont = None if fresh else self.continuation_candidate(now, slot, agent_id)
         self.slot = slot or self.default_slot
