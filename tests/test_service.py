@@ -177,6 +177,23 @@ def test_a_reload_during_a_conversation_is_taken_when_it_ends_and_says_what_wait
     d.wait_log(r"conversation ended \(idle\)", timeout_s=10, after=mark)  # the new idle timeout
 
 
+def test_a_deferred_reload_that_no_longer_holds_is_one_error_not_one_a_tick(tmp_path: Path, sim: AgentSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    """The settings a SIGHUP left for the end of a conversation are checked again when taken; if
+    they no longer hold, that is one error line and the running config stays (kept pending, they
+    failed again at every 50 ms tick)."""
+    from dataclasses import replace
+
+    from edge_agent.core.config import EXAMPLE_AGENT_ID
+
+    settings = kiosk_settings(tmp_path, sim.url)
+    with KioskThread(settings) as k:
+        k.on_loop(lambda: setattr(k.kiosk, "_reload_pending", replace(settings, agent=replace(settings.agent, agent_id=EXAMPLE_AGENT_ID))))
+        wait_for(lambda: "config reload rejected" in caplog.text, 10, "the rejection")
+        time.sleep(0.5)
+        assert caplog.text.count("config reload rejected") == 1 and "tick failed" not in caplog.text, caplog.text[-2000:]
+        assert k.kiosk.settings.agent.agent_id == settings.agent.agent_id
+
+
 def test_bad_config_exits_78_with_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[audio]\nduplex = 'sometimes'\n")

@@ -316,8 +316,9 @@ class Kiosk:
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
             if self.conversation.state == c.IDLE:
                 self.room_grade.keep()  # a reply graded since the last write (not mid-reply)
-                if self._reload_pending is not None:
-                    self.reload(self._reload_pending)
+                if self._reload_pending is not None:  # taken once: a file gone bad meanwhile is
+                    pending, self._reload_pending = self._reload_pending, None  # one error, not one a tick
+                    self._reload_from(lambda: pending)
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
             self.speaker_watch.check(now, self._running())
