@@ -301,3 +301,6 @@ def test_a_reload_keeps_what_was_opened_at_start_and_names_it() -> None:
     assert waiting == ["audio", "button"]
     assert kept.button.mode == "toggle" and kept.audio.duplex == "half" and kept.session.idle_timeout_s == 5.0
     assert not timing_from(kept).push_to_talk and timing_from(kept).duplex_half
+    shared = config.from_dict({"mqtt": {"enabled": True}, "session": {"share": True}})
+    kept, waiting = reloadable(config.from_dict({"mqtt": {"enabled": True}}), shared)
+    assert waiting == ["session.share"] and not kept.session.share

@@ -37,8 +37,9 @@ def timing_from(settings: Settings) -> Timing:
 
 RESTART_SECTIONS = ("device", "audio", "vad", "button", "buttons", "badge", "led", "mqtt")
 """What a reload (SIGHUP) cannot change: the state dir, the sound devices and echo canceller, the
-gate, the buttons, badge reader and LED, and the broker link are opened at start. `[session]`,
-`[agent]` and `[log]` take effect at the next conversation."""
+gate, the buttons, badge reader and LED, and the broker link are opened at start; so is
+`session.share`. The rest of `[session]`, `[agent]` and `[log]` take effect at the next
+conversation."""
 
 
 def reloadable(running: Settings, new: Settings) -> tuple[Settings, list[str]]:
@@ -46,7 +47,11 @@ def reloadable(running: Settings, new: Settings) -> tuple[Settings, list[str]]:
     change waits for a restart. Taken whole, a reload switched `button.mode` to push-to-talk for
     the conversation while the button, opened at start, still sent presses: a mic never opened."""
     waiting = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(running, name)]
-    return replace(new, **{name: getattr(running, name) for name in RESTART_SECTIONS}), waiting
+    kept = replace(new, **{name: getattr(running, name) for name in RESTART_SECTIONS})
+    if new.session.share != running.session.share:  # the fleet's sharing is joined at start
+        waiting.append("session.share")
+        kept = replace(kept, session=replace(kept.session, share=running.session.share))
+    return kept, waiting
 
 
 def make_button(b: ButtonSettings) -> Button:

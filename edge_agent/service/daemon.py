@@ -289,7 +289,7 @@ class Kiosk:
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
         if waiting:
-            log.warning("config reloaded; changes to %s take effect at the next restart (systemctl restart edge-agent)", ", ".join(f"[{name}]" for name in waiting))
+            log.warning("config reloaded; changes to %s take effect at the next restart (systemctl restart edge-agent)", ", ".join(f"[{n}]" if "." not in n else n for n in waiting))
         else:
             log.info("config reloaded")
         return True
