@@ -311,3 +311,21 @@ def test_a_pong_that_echoes_no_recent_ping_leaves_the_rtt_alone(tmp_path: Path, 
             sim_thread.call(_flood(sim, 1, "pong", data))
         wait_for(lambda: k.kiosk.stats.bad_frames >= bad + 3, 10, "the three pongs to be skipped")
         assert k.kiosk.stats.rtt_ms == real and k.state == c.LISTENING
+
+
+def test_agent_audio_sent_before_onready_is_played_after_it(tmp_path: Path) -> None:
+    """The protocol lets audio come before `onready` and the vendor's client plays it; the kiosk
+    dropped it, so an agent whose greeting went ahead of its onready was never heard. It is kept
+    (at most EARLY_AUDIO_BYTES) and played at onready, after the ready earcon."""
+    from edge_agent.agent.link import EARLY_AUDIO_BYTES
+    from edge_agent.devtools.simulator import SimulatorThread
+
+    with SimulatorThread(early_audio_ms=1000) as sim, KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+        played: list[bytes] = []
+        write = k.kiosk.sink.buffer.write
+        k.kiosk.sink.buffer.write = lambda pcm: (played.append(pcm), write(pcm))[1]  # type: ignore[method-assign]
+        earcons = b"".join(k.kiosk.earcons.get(name) for name in ("press", "ready"))
+        k.press()
+        k.wait_state(c.LISTENING)
+        wait_for(lambda: sum(map(len, played)) - len(earcons) >= 32000, 10, "the 1 s greeting at the speaker")
+    assert EARLY_AUDIO_BYTES >= 32000 * 5  # a greeting of a few seconds fits; a flood does not

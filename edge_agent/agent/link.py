@@ -44,6 +44,10 @@ SEND_BUFFER_BYTES = 32 * 1024
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
 
+EARLY_AUDIO_BYTES = 10 * 32000
+"""Agent audio kept from before `onready` (10 s at 16 kHz) and played after it: the protocol lets
+it come first (a greeting), and the vendor's client plays it; beyond this it is dropped, logged."""
+
 BATCH_FRAMES = 8
 """Most uplink frames handed to the socket in one write (see agent/wire.py): a capture
 period's frames go out together; a backlog goes out 240 ms at a time, flow control in between."""
@@ -82,6 +86,8 @@ class AgentLink:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.ready = False
+        self._early: list[bytes] = []
+        """Agent audio that came before `onready` (at most EARLY_AUDIO_BYTES), played at it."""
         self.first_audio_sent_at: float | None = None
         self.ready_at: float | None = None
         self._heard_at = 0.0
@@ -309,7 +315,10 @@ class AgentLink:
             self._heard_at = loop.time()
             if isinstance(msg, bytes):
                 self.stats.bytes_down += len(msg)
-                self._skipped(f"audio before onready ({len(msg)} bytes), not played", logging.DEBUG)
+                if sum(map(len, self._early)) + len(msg) <= EARLY_AUDIO_BYTES:
+                    self._early.append(msg)  # played at onready: it was dropped, and a greeting
+                else:  # sent ahead of onready was never heard
+                    self._skipped(f"audio before onready beyond {EARLY_AUDIO_BYTES} bytes ({len(msg)} bytes), not played", logging.INFO)
                 continue
             try:
                 event = p.parse_server_text(msg)
@@ -338,6 +347,10 @@ class AgentLink:
             elif isinstance(event, p.Clear):
                 self.stats.clear_arrived_at = time.monotonic()
             self._emit(c.FromAgent(self.link_id, event))
+            if isinstance(event, p.OnReady):
+                early, self._early = self._early, []
+                for pcm in early:
+                    self._emit(c.AgentAudio(self.link_id, pcm))
             if isinstance(event, p.SessionEnded):
                 self._closing = True
                 return

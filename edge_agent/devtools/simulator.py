@@ -100,6 +100,7 @@ class AgentSimulator:
         onready_delay_s: float = 0.0,
         never_ready: bool = False,
         refuse_continuation: int | None = None,
+        early_audio_ms: int = 0,
     ) -> None:
         """`reject_status`: answer the WebSocket upgrade with this HTTP status (a refusing server);
         `close_code`: close every session right after onready with this code (a policy close);
@@ -110,7 +111,8 @@ class AgentSimulator:
         answer pings, never say `onready` (a platform that cannot start the session);
         `refuse_continuation`: an `initiate` with a `session_continuation` is refused, closed with
         this code, or with 0 by `onsessionended` before `onready` (a platform that no longer knows
-        the session; counted in `continuations_refused`)."""
+        the session; counted in `continuations_refused`); `early_audio_ms`: after `initiate`, this
+        much of a greeting tone before `onready` (the protocol allows audio first)."""
         self.host, self.port = host, port
         self.data_opt_out = data_opt_out
         self.end_after_turns = end_after_turns
@@ -129,6 +131,7 @@ class AgentSimulator:
         self.never_ready = never_ready
         self.refuse_continuation = refuse_continuation
         self.continuations_refused = 0
+        self.early_audio_ms = early_audio_ms
         self.upgrades = 0
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
@@ -253,6 +256,10 @@ class AgentSimulator:
         self.sessions.append(sess)
         self._turns[sess.session_id] = earlier
         self._conns[sess.session_id] = ws
+        if self.early_audio_ms:
+            greeting = tone(440, self.early_audio_ms)
+            for off in range(0, len(greeting), 640):
+                await ws.send(greeting[off : off + 640])
         if self.onready_delay_s > 0:
             await asyncio.sleep(self.onready_delay_s)
         if self.never_ready:
