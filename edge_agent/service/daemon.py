@@ -54,6 +54,9 @@ from edge_agent.service.ticker import Ticker
 log = logging.getLogger("edge_agent")
 
 class Kiosk:
+    """One kiosk: its parts assembled from the settings (tests hand in their own), the pure
+    `Conversation` fed with their events, and its actions carried out, all on one event loop."""
+
     def __init__(
         self,
         settings: Settings,
