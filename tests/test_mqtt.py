@@ -385,3 +385,17 @@ def test_two_kiosks_with_one_id_say_why_they_flap_once_not_every_second(tmp_path
     finally:
         one.close()
         two.close()
+
+
+def test_a_missing_tls_key_file_is_named_as_such(tmp_path: Path) -> None:
+    """A client certificate whose key file is missing was reported as `mqtt.ca_file: TLS setup
+    failed`: the operator looked at the one file that was right."""
+    from edge_agent.errors import ConfigError
+    from edge_agent.fleet.status import make_client
+
+    certs = make_certs(tmp_path)
+    mqtt = {"enabled": True, "tls": True, "ca_file": str(certs["ca.crt"]), "cert_file": str(certs["server.crt"]), "key_file": str(tmp_path / "gone.key")}
+    settings = config.from_dict({"mqtt": mqtt}).mqtt
+    with pytest.raises(ConfigError, match=r"^mqtt\.key_file: TLS setup failed"):
+        make_client(settings, "k")
+    make_client(config.from_dict({"mqtt": {**mqtt, "key_file": str(certs["server.key"])}}).mqtt, "k")  # all there: no error

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import threading
 import time
@@ -106,6 +107,15 @@ class Client(mqtt.Client):
             raise
 
 
+def _tls_key_at_fault(settings: MqttSettings) -> str:
+    """The TLS file key to name when paho's `tls_set` fails: the first one set whose file cannot
+    be read (a missing key file was reported as `mqtt.ca_file`), else `mqtt.ca_file`."""
+    for key, path in (("ca_file", settings.ca_file), ("cert_file", settings.cert_file), ("key_file", settings.key_file)):
+        if path and not os.access(path, os.R_OK):
+            return f"mqtt.{key}"
+    return "mqtt.ca_file"
+
+
 def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> Client:
     """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`); the
     password file is read here if no one read it before (ConfigError when it cannot be)."""
@@ -116,7 +126,7 @@ def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVe
         try:
             client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file, cert_reqs=ssl.CERT_REQUIRED)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            raise ConfigError("mqtt.ca_file", f"TLS setup failed: {exc}") from None
+            raise ConfigError(_tls_key_at_fault(settings), f"TLS setup failed: {exc}") from None
         if settings.tls_insecure:
             client.tls_insecure_set(True)
     return client
