@@ -361,3 +361,18 @@ def test_run_and_doctor_refuse_a_state_dir_that_is_a_file(tmp_path: Path) -> Non
     assert line == f"edge-agent: config error: device.state_dir: {a_file} is a file, not a directory (the kiosk keeps its sessions database in it)", line
     out = ea("doctor", "-c", str(cfg), env=env, timeout_s=30)
     assert out.returncode == 78 and out.stdout.startswith(f"FAIL  config: device.state_dir: {a_file} is a file"), out.stdout
+
+
+def test_doctor_fails_a_missing_state_dir_no_one_can_make(tmp_path: Path) -> None:
+    """A missing state dir under a read-only file system passed as "created on the first run (by
+    systemd's StateDirectory=)", which makes only /var/lib/edge-agent; `run` then had no store."""
+    from test_store_faults import Tmpfs
+
+    fs = Tmpfs(tmp_path / "ro")
+    try:
+        fs.readonly(True)
+        line = _doctor(_config(tmp_path, fs.path / "state"))
+        assert line.startswith("FAIL") and "not writable to create it" in line, line
+    finally:
+        fs.readonly(False)
+        fs.umount()

@@ -118,16 +118,26 @@ def _for(judge: _Judge) -> str:
     return f", writable by {judge.name}" if judge.as_root else ""
 
 
+SERVICE_STATE_DIR = Path("/var/lib/edge-agent")
+"""The state dir the shipped unit's StateDirectory= makes (owned by the service user)."""
+
+
 def _missing(d: Path) -> str:
+    """A state dir not there yet: the one systemd's StateDirectory= makes, or one the first run
+    can make (its nearest existing parent writable: os.access says EROFS even for root). Before,
+    any missing path passed as made by StateDirectory=, also under a read-only parent, where `run`
+    then had no store."""
+    if d == SERVICE_STATE_DIR:
+        return f"{d} does not exist yet: systemd's StateDirectory= creates it when the service starts"
     parent = d.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if os.geteuid() != 0 and not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise StateDirProblem(
-            f"{d} does not exist, and {parent} is not writable by this user to create it",
-            f"systemd's StateDirectory= creates it for the service; else: sudo install -d -m 700 -o {os.geteuid()} {d}",
+            f"{d} does not exist, and {parent} is not writable to create it" + (" (read-only file system)" if os.geteuid() == 0 else " by this user"),
+            f"use the service's {SERVICE_STATE_DIR} (device.state_dir left out), or: sudo install -d -m 700 -o edge-agent {d}",
         )
-    return f"{d} does not exist yet: it is created on the first run (for the service by systemd's StateDirectory=)"
+    return f"{d} does not exist yet: it is created on the first run (the shipped unit writes only under {SERVICE_STATE_DIR}: another dir needs ReadWritePaths= in a drop-in)"
 
 
 def _count_read_only(db: Path) -> int:
