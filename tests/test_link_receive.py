@@ -28,13 +28,14 @@ def _audio(i: int) -> bytes:
 
 
 async def _serve_agent(ws: ServerConnection, heard: asyncio.Queue[object]) -> None:
-    """Audio before `onready` (skipped), `onready`, audio one message at a time (each once the
+    """Audio before `onready` (played at it), `onready`, audio one message at a time (each once the
     link has handed the one before on), then a burst mixing audio with text (`clear`) and with
     a message sent in fragments; `onsessionended` last."""
     await ws.recv()  # initiate
     await ws.send(_audio(0))
     await ws.send(json.dumps({"method": "onready", "payload": {"session_id": "s1"}}))
     assert await asyncio.wait_for(heard.get(), 5) == "OnReady"
+    assert await asyncio.wait_for(heard.get(), 5) == 0  # the audio that came first, right after it
     for i in range(1, 4):
         await ws.send(_audio(i))
         assert await asyncio.wait_for(heard.get(), 5) == i
@@ -81,5 +82,5 @@ async def _receive_all(tmp_path: Path) -> tuple[list[object], list[bool]]:
 
 def test_agent_audio_is_handed_on_from_the_read_in_the_order_it_was_sent(tmp_path: Path) -> None:
     got, from_read = asyncio.run(_receive_all(tmp_path))
-    assert got == ["OnReady", 1, 2, 3, 4, "Clear", 5, 6, 7, "SessionEnded"]  # audio 0 came before onready
-    assert from_read[:3] == [True, True, True], from_read  # audio arriving alone skips the task
+    assert got == ["OnReady", 0, 1, 2, 3, 4, "Clear", 5, 6, 7, "SessionEnded"]  # audio 0 came before onready
+    assert from_read[1:4] == [True, True, True], from_read  # audio arriving alone skips the task
