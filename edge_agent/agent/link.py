@@ -88,6 +88,7 @@ class AgentLink:
         self.ready = False
         self._early: list[bytes] = []
         """Agent audio that came before `onready` (at most EARLY_AUDIO_BYTES), played at it."""
+        self._early_bytes = 0
         self.first_audio_sent_at: float | None = None
         self.ready_at: float | None = None
         self._heard_at = 0.0
@@ -315,8 +316,9 @@ class AgentLink:
             self._heard_at = loop.time()
             if isinstance(msg, bytes):
                 self.stats.bytes_down += len(msg)
-                if sum(map(len, self._early)) + len(msg) <= EARLY_AUDIO_BYTES:
-                    self._early.append(msg)  # played at onready: it was dropped, and a greeting
+                if self._early_bytes + len(msg) <= EARLY_AUDIO_BYTES:
+                    self._early.append(msg)
+                    self._early_bytes += len(msg)  # played at onready: it was dropped, and a greeting
                 else:  # sent ahead of onready was never heard
                     self._skipped(f"audio before onready beyond {EARLY_AUDIO_BYTES} bytes ({len(msg)} bytes), not played", logging.INFO)
                 continue
