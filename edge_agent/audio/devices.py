@@ -55,6 +55,10 @@ class AudioSource(Protocol):
     overruns: int
     last_frame_at: float
     """time.monotonic() of the newest frame delivered (the watchdog watches it)."""
+    opens_off_loop: bool
+    """`stop` and `start` may block (a driver) and are safe on another thread: the daemon
+    reopens such a device off the event loop (service/audio_watch.py). False: they use the
+    loop's own calls and run on it."""
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         """Calls `on_frame` on `loop` for every frame, in order, once per capture period."""
@@ -95,6 +99,8 @@ class SpeakerHealth:
 
 class AudioSink(Protocol):
     buffer: PlaybackBuffer
+    opens_off_loop: bool
+    """As AudioSource.opens_off_loop."""
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None: ...
 
@@ -115,6 +121,8 @@ class FileSource:
     and like a sound card it hands over a capture period (`period_ms`, whole frames) at a time:
     one timer callback on the loop per period, no task or future per frame.
     """
+
+    opens_off_loop = False  # its timer is the loop's
 
     def __init__(self, path: str | Path, frame_ms: int, period_ms: int | None = None, loop: bool = False) -> None:
         self.frame_s = frame_ms / 1000.0
@@ -201,6 +209,8 @@ class FileSink:
     `pause`, to the sample, without a 100 Hz timer. Buffer changes come from the event loop
     (the daemon's actions); another thread's changes are handed to the loop.
     """
+
+    opens_off_loop = False  # its play-head is a task on the loop
 
     def __init__(self, path: str | Path | None) -> None:
         self.buffer = PlaybackBuffer()

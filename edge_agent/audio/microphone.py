@@ -31,6 +31,8 @@ class PyAudioSource:
     (resampled, cut into frames) and wakes the loop once a period's frames are in, or at every
     block while `hurry` asks for the frame being filled."""
 
+    opens_off_loop = True  # PortAudio's scan and open may take seconds, or hang in the driver
+
     def __init__(self, spec: str, frame_ms: int, period_ms: int | None = None, max_queued_frames: int = 50, block_ms: int = 0) -> None:
         """`max_queued_frames` bounds what waits for the event loop (50 x 30 ms = 1.5 s);
         `block_ms`: the device's buffer (0: the period; see AudioSettings.capture_block_ms)."""

@@ -156,6 +156,8 @@ class PyAudioSink:
     device already holds (see `DeviceDrop`), so the visitor stops hearing the agent at once and
     not a device buffer later."""
 
+    opens_off_loop = True  # PortAudio's scan and open, and the drop thread's join, may block
+
     def __init__(self, spec: str, buffer_ms: int, drop_device: bool = True) -> None:
         """`drop_device`: abort and restart the stream on clear/pause (False: only stop feeding
         it, and what the device holds still plays; the benchmark's baseline)."""

@@ -150,6 +150,8 @@ def simulate(far: bytes, path: EchoPath, near: bytes | None = None, near_at_s: f
 class RoomSpeaker:
     """An AudioSink playing into a Room; the paired RoomMicrophone's clock drives it."""
 
+    opens_off_loop = False
+
     def __init__(self, room: Room, block_ms: int = 20) -> None:
         self.room = room
         self.buffer = PlaybackBuffer()
@@ -196,6 +198,8 @@ class RoomSpeaker:
 
 class RoomMicrophone:
     """An AudioSource capturing a Room, a capture period at a time, paced by the loop's clock."""
+
+    opens_off_loop = False  # its timer is the loop's
 
     def __init__(self, room: Room, speaker: RoomSpeaker, frame_ms: int = 30, period_ms: int = 60) -> None:
         self.room = room

@@ -40,6 +40,8 @@ class VisitorMic:
     `block_ms` (the device's buffer; 0: the period) the part of the frame captured so far goes
     to `on_lead`."""
 
+    opens_off_loop = False  # its timer is the loop's
+
     def __init__(self, frame_ms: int = 30, period_ms: int = 60, block_ms: int = 0) -> None:
         self.frame_s = frame_ms / 1000.0
         self.frame_bytes = SAMPLE_RATE_HZ * frame_ms // 1000 * 2

@@ -13,12 +13,19 @@ speaker back, and the kiosk still hears and shows its state). While it is gone w
 it is dropped and counted (`dropped_ms` in `speaker_recovered`): a reply would otherwise wait for
 the speaker and come minutes late, and a reply that never drains holds the conversation in
 `speaking`, the visitor unheard in half duplex.
+
+A PortAudio device's reopen (`opens_off_loop`) runs on a thread of its own, one at a time: it
+scans the devices, stops the old stream (the speaker's drop thread is joined for up to 5 s) and
+may hang in the driver, and on the event loop it held everything else (the link's pings, the
+uplink, MQTT, the button) for as long, every AUDIO_RETRY_S of an outage. A reopen still running
+is not started again; one running for REOPEN_HUNG_S is logged once as hung.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +43,10 @@ SPEAKER_STALL_S = 3.0
 """No callback from the speaker's device for this long means it is gone (a drop's restart through
 PulseAudio was seen to stall for up to 1.9 s, and a PulseAudio stream takes up to 2 s to start)."""
 AUDIO_RETRY_S = 5.0
+REOPEN_HUNG_S = 30.0
+"""A reopen running this long on its thread is logged once as hung in the driver."""
+DEVICE_SETTLE_S = 5.0
+"""At shutdown, how long a reopen running on its thread is waited for before the device stops."""
 RETRY_LOG_FIRST, RETRY_LOG_EVERY_S = 3, 600.0
 """Retries of one outage logged: the first few, then one per 10 minutes saying how many were
 left out (a microphone gone for a month wrote a line every 5 s)."""
@@ -54,6 +65,28 @@ class Watched:
     symptom: str
 
 
+_OPENING = threading.Lock()
+"""One device reopen at a time in the process: PortAudio's set-up is not made to run twice at once."""
+
+
+class ReopenThread(threading.Thread):
+    """One reopen of a device, off the event loop; `outcome` is what it raised (None: opened)."""
+
+    def __init__(self, reopen: Callable[[], None], what: str) -> None:
+        super().__init__(name=f"reopen {what}", daemon=True)  # a hung driver must not hold the exit
+        self._reopen = reopen
+        self.started_at = time.monotonic()
+        self.outcome: Exception | None = None
+        self.hung_said = False
+
+    def run(self) -> None:
+        try:
+            with _OPENING:
+                self._reopen()
+        except Exception as exc:  # handed to the loop's next check; nothing may kill this thread silently
+            self.outcome = exc
+
+
 MICROPHONE = Watched("audio input", "audio_stalled", "audio_recovered", AUDIO_STALL_S, "no audio from {name}")
 SPEAKER = Watched("audio output", "speaker_stalled", "speaker_recovered", SPEAKER_STALL_S, "the speaker {name} took no audio")
 
@@ -61,13 +94,16 @@ SPEAKER = Watched("audio output", "speaker_stalled", "speaker_recovered", SPEAKE
 class AudioWatch:
     """Supervises one audio device; `check` is called from the daemon's tick."""
 
-    def __init__(self, source: AudioSource | None, name: str, notify: Notify, recovered: Callable[[], None], watched: Watched = MICROPHONE) -> None:
-        """`source`: the microphone `alive` asks (None for another device, whose caller knows)."""
+    def __init__(self, source: AudioSource | None, name: str, notify: Notify, recovered: Callable[[], None], watched: Watched = MICROPHONE, off_loop: bool = False) -> None:
+        """`source`: the microphone `alive` asks (None for another device, whose caller knows);
+        `off_loop`: reopen on a thread (the device's `opens_off_loop`)."""
         self.source, self.name, self.watched = source, name, watched
         self._notify, self._recovered = notify, recovered
+        self.off_loop = off_loop
         self.stalled_at: float | None = None
         self._retry_at = 0.0
         self._retry_log = LogThrottle(RETRY_LOG_FIRST, RETRY_LOG_EVERY_S)
+        self._job: ReopenThread | None = None
 
     def alive(self, stall_s: float = AUDIO_STALL_S) -> bool:
         """The capture delivered a frame lately."""
@@ -78,6 +114,13 @@ class AudioWatch:
         """Reports a stall once, retries `reopen` every AUDIO_RETRY_S while it lasts, reports the
         recovery. `reopen` is None while the loop is not running (nothing to reopen onto)."""
         w = self.watched
+        if self._job is not None:
+            if self._job.is_alive():
+                self._still_running(self._job, now)
+                return
+            outcome, self._job = self._job.outcome, None
+            self._retry_at = now + AUDIO_RETRY_S  # counted from the end of a slow try
+            self._report(outcome, now)
         if alive:
             if self.stalled_at is not None:
                 down_s, self.stalled_at = now - self.stalled_at, None
@@ -91,11 +134,42 @@ class AudioWatch:
             self._notify("error", {"code": w.stalled, "message": f"{w.symptom.format(name=self.name)} for {w.stall_s:.0f} s"})
         if now >= self._retry_at and reopen is not None:
             self._retry_at = now + AUDIO_RETRY_S
+            if self.off_loop:
+                self._job = ReopenThread(reopen, w.what)
+                self._job.start()
+                return
             try:
                 reopen()
-                self._log_retry(logging.INFO, f"{w.what} reopened", now)
             except (EdgeAgentError, OSError) as exc:
-                self._log_retry(logging.ERROR, f"{w.what} still unavailable: {exc}", now)
+                self._report(exc, now)
+            else:
+                self._report(None, now)
+
+    def _report(self, outcome: Exception | None, now: float) -> None:
+        w = self.watched
+        if outcome is None:
+            self._log_retry(logging.INFO, f"{w.what} reopened", now)
+        elif isinstance(outcome, (EdgeAgentError, OSError)):
+            self._log_retry(logging.ERROR, f"{w.what} still unavailable: {outcome}", now)
+        else:  # a bug in a reopen: its traceback, as the tick's own handler would have logged it
+            log.error("%s reopen failed", w.what, exc_info=outcome)
+
+    def _still_running(self, job: ReopenThread, now: float) -> None:
+        if not job.hung_said and now - job.started_at >= REOPEN_HUNG_S:
+            job.hung_said = True
+            log.error("%s: its reopen has hung in the driver for %.0f s; not tried again until it returns", self.watched.what, now - job.started_at)
+
+    def stop_device(self, stop: Callable[[], None]) -> None:
+        """At shutdown: `stop` once a reopen on its thread is done (waiting up to DEVICE_SETTLE_S); a
+        reopen still hung in the driver leaves the device as it is (closing a stream under the
+        driver's call could abort the process)."""
+        job = self._job
+        if job is not None:
+            job.join(DEVICE_SETTLE_S)
+            if job.is_alive():
+                log.error("%s: its reopen is hung in the driver; left open at exit", self.watched.what)
+                return
+        stop()
 
     def _log_retry(self, level: int, what: str, now: float) -> None:
         left_out = self._retry_log.allow(now)
@@ -112,7 +186,7 @@ class SpeakerWatch:
         self.dropped_bytes = 0
         """Agent audio dropped because the speaker was gone (16 kHz int16), since start."""
         self._outage_bytes = 0
-        self.watch = AudioWatch(None, name, self._notify, lambda: None, SPEAKER)
+        self.watch = AudioWatch(None, name, self._notify, lambda: None, SPEAKER, off_loop=sink.opens_off_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -107,7 +107,7 @@ class Kiosk:
         """Settings a SIGHUP brought during a conversation: taken when it ends."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
-        self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready)
+        self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready, off_loop=self.source.opens_off_loop)
         self.speaker_watch = SpeakerWatch(self.sink, settings.audio.output, self._notify, lambda: self.dispatch(c.PlaybackDrained()))
         self.metric_parts = KioskMetrics(
             self.counters, self.stats, self.gate, self.backlog, self.source, self.sink, self.standby, self.store, self.echo, self.inputs, self.share, own_process(), self.started_at
@@ -393,8 +393,8 @@ class Kiosk:
         self.ticker.cancel()
         for b in self.inputs:
             b.close()
-        self.source.stop()
-        self.sink.stop()
+        self.audio_watch.stop_device(self.source.stop)  # once a reopen on its thread is done
+        self.speaker_watch.watch.stop_device(self.sink.stop)
         self.echo.close()
         self.room_grade.keep()
         self.led.close()
