@@ -374,3 +374,40 @@ def test_each_start_tells_the_gate_a_new_visitor_comes_but_a_reconnect_does_not(
     conv.handle(c.End(), 2.0)
     conv.handle(c.LinkDown(conv.link_id), 2.1)
     assert of(conv.handle(c.Start(), 3.0), c.NewVisitor) == [c.NewVisitor()]
+
+
+def test_a_second_onready_naming_another_session_is_stored_and_continued_next_time() -> None:
+    """The platform's latest word on the conversation (the vendor's client keeps the newest id):
+    the kiosk ignored it and the next press asked for the session the platform had moved on from."""
+    conv = talking("s1")
+    acts = ready(conv, "s2", now=5.0)
+    assert of(acts, c.StoreEnd) == [c.StoreEnd("s1", "replaced")]
+    assert of(acts, c.StoreStart) == [c.StoreStart("s2", "s1", None, "default")]
+    assert [a.fields for a in of(acts, c.Notify) if a.kind == "session_changed"] == [{"session_id": "s2", "previous": "s1", "slot": "default"}]
+    assert of(acts, c.StateChanged) == [c.StateChanged("listening", "s2", "s1", "default")]  # the retained state names it
+    assert conv.state == c.LISTENING and not of(acts, c.Earcon)  # no new conversation for the visitor
+    assert ready(conv, "s2", now=6.0) == []  # the same id again changes nothing
+    conv.handle(c.Press(), 10.0)
+    conv.handle(c.LinkDown(conv.link_id), 10.1)
+    (open_,) = of(conv.handle(c.Press(), 20.0), c.OpenLink)
+    assert open_.continue_session_id == "s2"
+
+
+def test_a_server_renaming_the_session_in_every_frame_costs_a_few_store_writes() -> None:
+    from edge_agent.core.sessionrecord import MAX_RENAMES
+
+    conv = talking("s1")
+    acts = [a for i in range(50) for a in ready(conv, f"x{i}", now=1.0 + i)]
+    assert len(of(acts, c.StoreStart)) == MAX_RENAMES
+    errors = [a.fields for a in of(acts, c.Notify) if a.kind == "error"]
+    assert len(errors) == 1 and errors[0]["code"] == "agent_renames"
+    assert conv.session_id == f"x{MAX_RENAMES - 1}"
+
+
+def test_a_rename_of_a_forgotten_conversation_stores_nothing() -> None:
+    conv = talking("s1")
+    conv.handle(c.SessionsForgotten(), 1.0)
+    acts = ready(conv, "s2", now=2.0)
+    assert not of(acts, c.StoreStart) and not of(acts, c.StoreEnd)
+    end = conv.handle(c.Press(), 3.0)
+    assert not of(end, c.StoreEnd) and conv.continuation_candidate(4.0) is None

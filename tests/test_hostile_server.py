@@ -4,6 +4,7 @@ systemd or the journal raw."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -16,6 +17,8 @@ from conftest import KioskThread, kiosk_settings, wait_for
 
 from edge_agent.agent.link import MAX_MESSAGE_BYTES
 from edge_agent.core import conversation as c
+from edge_agent.core.sessionrecord import MAX_RENAMES
+from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 from edge_agent.service.notify import SystemdNotifier
 
@@ -329,3 +332,33 @@ def test_agent_audio_sent_before_onready_is_played_after_it(tmp_path: Path) -> N
         k.wait_state(c.LISTENING)
         wait_for(lambda: sum(map(len, played)) - len(earcons) >= 32000, 10, "the 1 s greeting at the speaker")
     assert EARLY_AUDIO_BYTES >= 32000 * 5  # a greeting of a few seconds fits; a flood does not
+
+
+def test_a_second_onready_with_a_new_session_id_is_the_one_continued(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """Through the real link and store: the kiosk kept the first id, and its next press asked to
+    continue a session the platform had moved on from; a server renaming in every frame costs
+    MAX_RENAMES store writes, not one per frame."""
+    sim = sim_thread.sim
+    settings = kiosk_settings(tmp_path, sim.url)
+    with KioskThread(settings) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        rename = json.dumps({"method": "onready", "payload": {"session_id": "platform-renamed-1"}})
+        sim_thread.call(sim.send_raw(rename), timeout_s=5)
+        wait_for(lambda: any(e == "session_changed" for e, _ in events), 5, "the session change")
+        k.press()  # ends it
+        wait_for(lambda: k.state == c.IDLE, 10, "idle")
+        k.press()
+        k.wait_state(c.LISTENING)
+        assert sim.sessions[1].initiate["data"]["session_continuation"] == {"session_id": "platform-renamed-1"}
+
+        async def renames() -> None:
+            for i in range(200):
+                await sim.send_raw(json.dumps({"method": "onready", "payload": {"session_id": f"flood-{i}"}}))
+
+        sim_thread.call(renames(), timeout_s=30)
+        wait_for(lambda: any(e == "error" and f.get("code") == "agent_renames" for e, f in events), 5, "the renames to be refused")
+        assert k.state == c.LISTENING
+    ids = [s.id for s in SessionStore(tmp_path / "state").recent(1000)]
+    assert "platform-renamed-1" in ids and sum(i.startswith("flood-") for i in ids) == MAX_RENAMES, ids

@@ -342,8 +342,9 @@ class AgentLink:
                 self._skipped(f"unknown method {event.method!r}, ignored", logging.INFO)
                 continue
             if isinstance(event, p.OnReady):
+                if not self.ready:  # a second onready renames the session (core/sessionrecord.py)
+                    self.ready_at = time.monotonic()
                 self.ready = True
-                self.ready_at = time.monotonic()
                 if isinstance(ws, BatchingConnection):  # from now on audio may skip `recv` (only while one waits)
                     ws.on_binary = self._audio
             elif isinstance(event, p.Clear):

@@ -60,6 +60,7 @@ from edge_agent.core.events import (
 )
 from edge_agent.core.reconnect import Reconnects
 from edge_agent.core.resume import Recall, ResumeMemory
+from edge_agent.core.sessionrecord import SessionRecord
 from edge_agent.core.slots import DEFAULT_SLOT
 from edge_agent.core.startlimit import StartLimit
 from edge_agent.core.timing import Timing
@@ -93,11 +94,10 @@ class Conversation:
         self.t = timing
         self.rng = rng or random.Random()
         self.state = IDLE
-        self.session_id: str | None = None
-        self.continued_from: str | None = None
         self.link_id = 0
         self.default_slot = slot
-        self._resume = ResumeMemory(last_session_id, last_active_age_s, slot, recall)
+        self.record = SessionRecord(ResumeMemory(last_session_id, last_active_age_s, slot, recall))
+        """The session this conversation is in, and its storing (core/sessionrecord.py)."""
         self.slot = slot
         """The slot of the current (or last) conversation."""
         self.agent_id: str | None = None
@@ -111,12 +111,21 @@ class Conversation:
         self._spoke_while_held = False
         self._mute_until = 0.0
         self._answering_at: float | None = None
-        self._off_record = False  # the sessions were forgotten during this conversation
         self._retried_fresh = False  # a refused continuation was retried as a fresh session
         self._paused = False
         self._starts = StartLimit(timing)
 
     # ------------------------------------------------------------------ queries
+    @property
+    def session_id(self) -> str | None:
+        """The platform session of the current (or last) conversation, once `onready` named it."""
+        return self.record.session_id
+
+    @property
+    def continued_from(self) -> str | None:
+        """The session the current one continues (None: a fresh one)."""
+        return self.record.continued_from
+
     @property
     def streaming(self) -> bool:
         """True while the socket is ready for uplink audio (gated frames or silence)."""
@@ -142,7 +151,7 @@ class Conversation:
         """The session a short press for this slot (default: the kiosk's) would continue now."""
         if not self.t.resume:
             return None
-        return self._resume.candidate(now, self.t.resume_within_s, agent_id, slot or self.default_slot)
+        return self.record.resume.candidate(now, self.t.resume_within_s, agent_id, slot or self.default_slot)
 
     def _other_target(self, slot: str | None, agent_id: str | None) -> bool:
         """A start naming a slot or agent other than the running conversation's."""
@@ -188,13 +197,11 @@ class Conversation:
         cont = None if fresh else self.continuation_candidate(now, slot, agent_id)
         self.slot = slot or self.default_slot
         self.agent_id = agent_id
-        self.session_id = None
-        self.continued_from = None
+        self.record.begin()
         self._reconnects.reset()
         self._paused = False
         self._started_at = now
         self._activity_at = now
-        self._off_record = False
         self._retried_fresh = False
         out.append(NewVisitor())
         out.append(Earcon("press"))
@@ -203,7 +210,7 @@ class Conversation:
 
     def _finish(self, reason: str, now: float, out: list[Action]) -> None:
         """Ends the conversation: store, close, earcon, then wait in `ending` for the socket."""
-        self._store_end(reason, now, out)
+        self.record.end(reason, self.agent_id, self.slot, now, out)
         out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3), **self._target_fields()}))
         out.append(Playback("clear"))
         out.append(HeldAudio("drop"))
@@ -213,20 +220,13 @@ class Conversation:
         self._go(ENDING, now, out)
 
     def _fail(self, error: str, now: float, out: list[Action], code: str = "agent") -> None:
-        self._store_end("error", now, out)
+        self.record.end("error", self.agent_id, self.slot, now, out)
         out.append(Notify("error", {"code": code, "message": error}))
         out.append(Playback("clear"))
         out.append(HeldAudio("drop"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("error"))
         self._go(ERROR, now, out)
-
-    def _store_end(self, reason: str, now: float, out: list[Action]) -> None:
-        if self._off_record:  # forgotten meanwhile: nothing of it is kept or reported as state
-            self.session_id = self.continued_from = None
-        elif self.session_id is not None:
-            out.append(StoreEnd(self.session_id, reason))
-            self._resume.remember(self.session_id, self.agent_id, self.slot, now)
 
     def _target_fields(self) -> dict[str, Any]:
         """The slot (and a non-default agent) for events: a key, never a raw badge id."""
@@ -273,29 +273,18 @@ class Conversation:
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
         target = None if ev.slot is None else (ev.agent_id, ev.slot)
-        self._resume.forget(target)
-        if target is not None and target != (self.agent_id, self.slot):
-            return  # another slot's sessions: this conversation is not theirs
-        if self.state in (CONNECTING, LISTENING, SPEAKING):
-            self._off_record = True
-        else:
-            self.session_id = self.continued_from = None
+        self.record.resume.forget(target)
+        if target is None or target == (self.agent_id, self.slot):  # not another slot's sessions
+            self.record.forgotten(live=self.state in (CONNECTING, LISTENING, SPEAKING))
 
     def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
-        self._resume.reloaded(ev.session_id, ev.age_s, self.default_slot)
+        self.record.resume.reloaded(ev.session_id, ev.age_s, self.default_slot)
 
     # ------------------------------------------------------------------ link
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id or self.state != CONNECTING:
             return
-        previous = self.session_id
-        self.continued_from = self._requested_continuation
-        self.session_id = ev.session_id
-        if not self._off_record:
-            if previous is not None and previous != ev.session_id:
-                out.append(StoreEnd(previous, "reconnected"))
-            self._resume.remember(ev.session_id, self.agent_id, self.slot, now)
-            out.insert(0, StoreStart(ev.session_id, self.continued_from, self.agent_id, self.slot))  # stored before anything else
+        self.record.ready(ev.session_id, self._requested_continuation, self.agent_id, self.slot, now, out)
         self._activity_at = now
         if self._reconnects.ready(now):
             out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
@@ -357,7 +346,11 @@ class Conversation:
         if ev.link_id != self.link_id:
             return
         msg = ev.message
-        if isinstance(msg, p.OnReady):
+        if isinstance(msg, p.OnReady) and self.streaming:  # a second one on the live link
+            if self.record.renamed(msg.session_id, self.agent_id, self.slot, now, out):
+                out.append(Notify("session_changed", {"session_id": self.session_id, "previous": self.continued_from, **self._target_fields()}))
+                out.append(StateChanged(self.state, self.session_id, self.continued_from, self.slot))
+        elif isinstance(msg, p.OnReady):
             self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
         elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after
             if self.session_id is not None:  # a reconnect mid-conversation: the agent ended it meanwhile

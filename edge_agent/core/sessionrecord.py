@@ -1,0 +1,88 @@
+"""SessionRecord: which platform session a conversation is in, and what of it the kiosk keeps.
+
+Part of the sans-I/O `Conversation` (core/conversation.py): it turns the session ids the agent
+names (`onready`, also after a reconnect, and a second `onready` on a live link) into the store's
+actions (`StoreStart`, `StoreEnd`) and tells `ResumeMemory` (core/resume.py) which session the
+next short press continues. A conversation whose sessions were forgotten meanwhile (an MQTT
+`forget_sessions`) is off the record: nothing of it is stored or remembered.
+
+A second `onready` naming another session on a live link is the platform's latest word on the
+conversation: the vendor's own client keeps the newest id, so the kiosk stores it and continues
+it next time (it kept the first, and the next press asked for a session the platform had moved
+on from). Each such change is a store write: a server repeating it with a new id in every frame
+would wear the SD card, so a conversation takes at most MAX_RENAMES of them.
+"""
+
+from __future__ import annotations
+
+from edge_agent.core.events import Action, Notify, StoreEnd, StoreStart
+from edge_agent.core.resume import ResumeMemory
+
+MAX_RENAMES = 3
+"""Session ids a live link may move to in one conversation (a second `onready` each)."""
+
+
+class SessionRecord:
+    """The current conversation's session id, the one it continued, and their storing."""
+
+    def __init__(self, resume: ResumeMemory) -> None:
+        self.resume = resume
+        self.session_id: str | None = None
+        self.continued_from: str | None = None
+        self.off_record = False
+        """The sessions were forgotten during this conversation: none of it is kept."""
+        self.renames = 0
+
+    def begin(self) -> None:
+        """A new conversation: no session yet."""
+        self.session_id = self.continued_from = None
+        self.off_record = False
+        self.renames = 0
+
+    def ready(self, session_id: str, requested: str | None, agent_id: str | None, slot: str, now: float, out: list[Action]) -> None:
+        """The link's first `onready` (of the conversation, or after a reconnect): `requested` is
+        the session the link asked to continue. Stored before any other action."""
+        previous = self.session_id
+        self.continued_from = requested
+        self.session_id = session_id
+        if self.off_record:
+            return
+        if previous is not None and previous != session_id:
+            out.append(StoreEnd(previous, "reconnected"))
+        self.resume.remember(session_id, agent_id, slot, now)
+        out.insert(0, StoreStart(session_id, requested, agent_id, slot))
+
+    def renamed(self, session_id: str, agent_id: str | None, slot: str, now: float, out: list[Action]) -> bool:
+        """A further `onready` on the live link: True when the conversation moved to
+        `session_id` (the old one stored as ended "replaced", the new one as continuing it)."""
+        previous = self.session_id
+        if previous is None or session_id == previous:
+            return False  # the same id again: nothing changed
+        if self.renames >= MAX_RENAMES:
+            if self.renames == MAX_RENAMES:  # said once
+                self.renames += 1
+                out.append(Notify("error", {"code": "agent_renames", "message": f"the agent named a new session id more than {MAX_RENAMES} times in one conversation; keeping {previous}"}))
+            return False
+        self.renames += 1
+        self.session_id, self.continued_from = session_id, previous
+        if not self.off_record:
+            out.append(StoreEnd(previous, "replaced"))
+            self.resume.remember(session_id, agent_id, slot, now)
+            out.append(StoreStart(session_id, previous, agent_id, slot))
+        return True
+
+    def end(self, reason: str, agent_id: str | None, slot: str, now: float, out: list[Action]) -> None:
+        """The conversation ended: its session stored as ended and remembered for the next press."""
+        if self.off_record:  # forgotten meanwhile: nothing of it is kept or reported as state
+            self.session_id = self.continued_from = None
+        elif self.session_id is not None:
+            out.append(StoreEnd(self.session_id, reason))
+            self.resume.remember(self.session_id, agent_id, slot, now)
+
+    def forgotten(self, live: bool) -> None:
+        """The sessions were forgotten: a live conversation goes on off the record, and an ended
+        one's ids are dropped."""
+        if live:
+            self.off_record = True
+        else:
+            self.session_id = self.continued_from = None
