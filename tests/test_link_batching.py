@@ -21,7 +21,8 @@ import pytest
 from conftest import kiosk_settings
 from websockets.asyncio.server import ServerConnection, serve
 
-from edge_agent.agent.link import BATCH_FRAMES, AgentLink, LinkStats
+from edge_agent.agent.link import AgentLink, LinkStats
+from edge_agent.agent.outbox import BATCH_FRAMES
 from edge_agent.agent.wire import QUIET_BATCH_FRAMES
 from edge_agent.core import conversation as c
 
@@ -134,7 +135,7 @@ def test_audio_waits_in_order_while_the_socket_cannot_take_it(tmp_path: Path) ->
                 for k in (i, i + 1):
                     link.send_audio(k.to_bytes(2, "big") + bytes(range(1, 255)) * 3 + bytes(196))
                 await asyncio.sleep(0.005)
-                held_back = held_back or (link._serving is not None and not link._serving.takes_now)
+                held_back = held_back or (link.outbox.serving is not None and not link.outbox.serving.takes_now)
             await asyncio.wait_for(done.wait(), 20)
             link.close()
             await link.wait_closed()

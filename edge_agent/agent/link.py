@@ -1,8 +1,9 @@
 """AgentLink: one WebSocket connection to the Millis endpoint, the thin I/O layer of the protocol.
 
 It opens the socket (TLS verified by default), sends `initiate`, pings every few seconds for
-RTT, sends uplink audio from a bounded queue (oldest dropped and counted when the network is
-slower than the microphone), and turns everything received into Conversation events. Whatever
+RTT, sends uplink audio from its `Outbox` (agent/outbox.py: a bounded queue, oldest dropped and
+counted when the network is slower than the microphone), and turns everything received into
+Conversation events. Whatever
 happens, each link ends with exactly one `LinkDown`, classified fatal (no point retrying: bad
 key, unknown agent, policy close) or retryable (network, server restart) by `classify`.
 """
@@ -15,7 +16,6 @@ import logging
 import socket
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,7 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
-from edge_agent.agent.wire import QUIET_BATCH_FRAMES, QUIET_SETTLE_S, BatchingConnection, QuietBatch, read_in_small_chunks
+from edge_agent.agent.outbox import Outbox
+from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, read_in_small_chunks
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
@@ -48,10 +49,6 @@ EARLY_AUDIO_BYTES = 10 * 32000
 """Agent audio kept from before `onready` (10 s at 16 kHz) and played after it: the protocol lets
 it come first (a greeting), and the vendor's client plays it; beyond this it is dropped, logged."""
 
-BATCH_FRAMES = 8
-"""Most uplink frames handed to the socket in one write (see agent/wire.py): a capture
-period's frames go out together; a backlog goes out 240 ms at a time, flow control in between."""
-
 
 class AgentLink:
     """One connection attempt (`link_id`). Events go to `emit` on the event loop."""
@@ -72,24 +69,15 @@ class AgentLink:
         self.link_id = link_id
         self._emit = emit
         self.stats = stats
-        self._queue: deque[tuple[bytes, float | None]] = deque(maxlen=max_queued_frames)
-        self._held: deque[bytes] = deque()
-        """Audio held while connecting (see `send_held`): goes out before anything queued."""
-        self._wake = asyncio.Event()
-        self._flush_booked = False
-        self._quiet = QuietBatch(quiet_settle_s)
-        self._sender_busy = False
-        """The sender task has a batch in flight (waiting for the socket): later audio waits for it."""
-        self._serving: BatchingConnection | None = None
-        """The open link's connection, once the stream may flow (`initiate` sent)."""
+        self.outbox = Outbox(stats, max_queued_frames, quiet_settle_s)
+        self.send_audio = self.outbox.send_audio
+        self.send_held = self.outbox.send_held
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self.ready = False
         self._early: list[bytes] = []
         """Agent audio that came before `onready` (at most EARLY_AUDIO_BYTES), played at it."""
         self._early_bytes = 0
-        self.first_audio_sent_at: float | None = None
         self.ready_at: float | None = None
         self._heard_at = 0.0
         """Loop time of the newest message from the agent (the dead-link watch reads it)."""
@@ -99,6 +87,21 @@ class AgentLink:
         self._hold_s = 0.0
 
     # ------------------------------------------------------------------ control
+    @property
+    def _closing(self) -> bool:
+        """The link is ending (asked to, or its socket went): nothing more goes up."""
+        return self.outbox.closed
+
+    @property
+    def first_audio_sent_at(self) -> float | None:
+        """time.monotonic() at which the first uplink frame went to the socket."""
+        return self.outbox.first_audio_sent_at
+
+    @property
+    def queued(self) -> bool:
+        """Uplink audio is waiting for the socket."""
+        return self.outbox.queued
+
     def start(self, continuation: str | None, delay_s: float = 0.0) -> None:
         self._continuation = continuation
         self._task = asyncio.get_running_loop().create_task(self._run(delay_s), name=f"agent-link-{self.link_id}")
@@ -131,8 +134,7 @@ class AgentLink:
 
     def close(self) -> None:
         """Asks the link to end; its LinkDown follows once the socket is closed."""
-        self._closing = True
-        self._wake.set()
+        self.outbox.close()
         if self._task is not None and (self._ws is None or self._unused_standby):
             self._task.cancel()
 
@@ -153,57 +155,6 @@ class AgentLink:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    def send_audio(self, frame: bytes, captured_at: float | None = None) -> None:
-        """Queue one uplink frame; never blocks. When full, the oldest frame is dropped.
-        `captured_at` (time.monotonic()) marks a live frame for the capture-to-wire figure."""
-        if self._closing:
-            return
-        if len(self._queue) == self._queue.maxlen:
-            self.stats.frames_dropped += 1
-        if self._quiet.live(frame):
-            self._queue.append((frame, captured_at))
-        else:  # long silence: waits for a batch's worth (not live, so not timed as such)
-            self._queue.append((frame, None))
-            if len(self._queue) < QUIET_BATCH_FRAMES and not self._held:
-                return
-        self._book_flush()
-
-    def send_held(self, frames: list[bytes]) -> None:
-        """Queue the audio held since the press, in order, ahead of the live stream. It is bounded
-        by its own backlog, so it bypasses the live queue's one-second bound. Called at `onready`,
-        held audio or none: the stream starts here, and its first `quiet_settle_s` go out live."""
-        if self._closing:
-            return
-        self._quiet.restart()
-        if not frames:
-            return
-        self._held.extend(frames)
-        self._book_flush()
-
-    def _book_flush(self) -> None:
-        """The frames queued in this loop callback (a capture period's) go out together once it
-        returns: one `call_soon` per callback, no task woken (see `_flush`)."""
-        if not self._flush_booked:
-            self._flush_booked = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        """Writes what is queued at once where the socket takes it; otherwise (connecting, flow
-        control, a batch already waiting) the sender task sends it when it can, in order."""
-        self._flush_booked = False
-        ws = self._serving
-        while (self._held or self._queue) and not self._closing and not self._sender_busy and ws is not None and ws.takes_now:
-            batch = self._next_batch()
-            ws.send_binaries_now([frame for frame, _ in batch])
-            self._sent(batch)
-        if self._held or self._queue:
-            self._wake.set()
-
-    @property
-    def queued(self) -> bool:
-        """Uplink audio is waiting for the socket."""
-        return bool(self._held or self._queue)
 
     # ------------------------------------------------------------------ I/O
     def _ssl(self) -> ssl.SSLContext | None:
@@ -237,7 +188,7 @@ class AgentLink:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
                 read_in_small_chunks(ws.transport)
                 if self._activated is not None and not await self._hold(ws, self._activated):
-                    self._closing = True  # held long enough unused: end quietly, a fresh one follows
+                    self.outbox.close()  # held long enough unused: end quietly, a fresh one follows
                     return
                 init = p.Initiate(
                     public_key=self.settings.public_key or "",
@@ -257,7 +208,7 @@ class AgentLink:
                 fatal, error = False, None
         finally:
             self._ws = None
-            self._closing = True
+            self.outbox.close()
             if error and error != "cancelled":
                 if self._unused_standby:  # routine, not a fault
                     log.info("standby link %d ended: %s", self.link_id, error)
@@ -355,7 +306,7 @@ class AgentLink:
                 for pcm in early:
                     self._emit(c.AgentAudio(self.link_id, pcm))
             if isinstance(event, p.SessionEnded):
-                self._closing = True
+                self.outbox.close()
                 return
 
     def _skipped(self, what: str, level: int) -> None:
@@ -370,42 +321,7 @@ class AgentLink:
 
     async def _send(self, ws: ClientConnection) -> None:
         assert isinstance(ws, BatchingConnection)  # what `connect` was told to make
-        self._serving = ws
-        self._quiet.restart()  # the stream's first second goes out live
-        while not self._closing:
-            while (self._held or self._queue) and not self._closing:
-                batch = self._next_batch()
-                self._sender_busy = True
-                try:
-                    await ws.send_binaries([frame for frame, _ in batch])
-                finally:
-                    self._sender_busy = False
-                self._sent(batch)
-            self._wake.clear()
-            if not self._closing:
-                await self._wake.wait()
-
-    def _sent(self, batch: list[tuple[bytes, float | None]]) -> None:
-        """Counts a batch handed to the socket (the capture-to-wire figure for live frames)."""
-        sent_at = time.monotonic()
-        for frame, captured_at in batch:
-            if self.stats.uplink_tap is not None:
-                self.stats.uplink_tap(frame, sent_at)
-            if captured_at is not None:
-                self.stats.capture_to_wire_ms.append((sent_at - captured_at) * 1000.0)
-            self.stats.bytes_up += len(frame)
-        if self.first_audio_sent_at is None:
-            self.first_audio_sent_at = sent_at
-        self.stats.frames_sent += len(batch)
-
-    def _next_batch(self) -> list[tuple[bytes, float | None]]:
-        """Up to BATCH_FRAMES frames, held audio first, then the live queue, in order."""
-        batch: list[tuple[bytes, float | None]] = []
-        while self._held and len(batch) < BATCH_FRAMES:
-            batch.append((self._held.popleft(), None))
-        while self._queue and len(batch) < BATCH_FRAMES:
-            batch.append(self._queue.popleft())
-        return batch
+        await self.outbox.serve(ws)
 
     async def _watch_dead(self) -> None:
         """Ends the link when the agent has been silent for `dead_after_s` (pongs count, so a
