@@ -362,3 +362,21 @@ def test_a_second_onready_with_a_new_session_id_is_the_one_continued(tmp_path: P
         assert k.state == c.LISTENING
     ids = [s.id for s in SessionStore(tmp_path / "state").recent(1000)]
     assert "platform-renamed-1" in ids and sum(i.startswith("flood-") for i in ids) == MAX_RENAMES, ids
+
+
+def test_a_text_frame_that_is_not_utf8_is_skipped_not_a_reconnect(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """websockets fails a connection whose text message is not UTF-8 (1007) when `recv` decodes
+    it: one garbled frame cost the visitor a reconnect (a pause, and a new session to the
+    platform). It is a bad frame like any other now: counted, logged, skipped."""
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url, audio={"duplex": "full"})) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        sim_thread.call(sim.send_raw(b'{"method": "ontranscript", "data": "\xff\xfe garbled"}', text=True), timeout_s=5)
+        wait_for(lambda: k.kiosk.stats.bad_frames >= 1, 5, "the garbled frame to be skipped")
+        sim_thread.call(sim.say(bytes(3200)), timeout_s=5)  # the link still carries the agent
+        k.wait_state(c.SPEAKING, 5)
+        time.sleep(0.5)
+        assert len(sim.sessions) == 1 and not any(e == "reconnecting" for e, _ in events), events
+        assert k.kiosk.stats.bad_frames == 1

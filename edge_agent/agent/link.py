@@ -298,6 +298,7 @@ class AgentLink:
                 self.ready = True
                 if isinstance(ws, BatchingConnection):  # from now on audio may skip `recv` (only while one waits)
                     ws.on_binary = self._audio
+                    ws.on_bad_text = self._bad_text
             elif isinstance(event, p.Clear):
                 self.stats.clear_arrived_at = time.monotonic()
             self._emit(c.FromAgent(self.link_id, event))
@@ -308,6 +309,12 @@ class AgentLink:
             if isinstance(event, p.SessionEnded):
                 self.outbox.close()
                 return
+
+    def _bad_text(self, size: int) -> None:
+        """A text frame that is not UTF-8, after `onready` (agent/wire.py): skipped like any bad
+        frame; before `onready` websockets ends the link, as for any bad first words."""
+        self.stats.bad_frames += 1
+        self._skipped(f"a text frame of {size} bytes that is not UTF-8, skipped", logging.WARNING)
 
     def _skipped(self, what: str, level: int) -> None:
         """Every frame skipped is logged through one limiter shared by all links: a broken or

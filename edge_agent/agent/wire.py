@@ -20,6 +20,7 @@ the same messages, in the same order, handled sooner; the rest still goes throug
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 import contextlib
 import logging
@@ -57,6 +58,14 @@ that stops reading and sends pings would grow it without bound; past this the co
 aborted (the link ends and is reconnected like a dead one)."""
 
 
+def _is_utf8(data: bytes | bytearray | memoryview) -> bool:
+    try:
+        codecs.decode(data, "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class BatchingConnection(ClientConnection):
     """A `ClientConnection` (pass it to `connect` as `create_connection`) that writes everything
     the protocol has ready in one go, and can send several binary messages at once; a reader
@@ -67,12 +76,23 @@ class BatchingConnection(ClientConnection):
     (one frame) while nothing is queued for `recv` and a `recv` is waiting: it can go neither
     before nor after anything else. None: every message goes through `recv`."""
 
+    on_bad_text: Callable[[int], None] | None = None
+    """Called on the loop with the size of each text message that arrives whole (one frame) and
+    is not UTF-8; the message is dropped. None: websockets fails the connection (1007) when `recv`
+    decodes it, and one garbled frame costs the conversation a reconnect. A text message in
+    several frames is left to websockets."""
+
     def process_event(self, event: Event) -> None:
-        handler = self.on_binary
-        if handler is not None and isinstance(event, Frame) and event.opcode is Opcode.BINARY and event.fin and self._reader_waits():
-            data = event.data
-            handler(data if type(data) is bytes else bytes(data))
-            return
+        if isinstance(event, Frame) and event.fin:
+            handler = self.on_binary
+            if handler is not None and event.opcode is Opcode.BINARY and self._reader_waits():
+                data = event.data
+                handler(data if type(data) is bytes else bytes(data))
+                return
+            bad_text = self.on_bad_text
+            if bad_text is not None and event.opcode is Opcode.TEXT and not _is_utf8(event.data):
+                bad_text(len(event.data))
+                return
         super().process_event(event)
 
     def _reader_waits(self) -> bool:

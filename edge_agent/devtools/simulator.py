@@ -179,9 +179,10 @@ class AgentSimulator:
         await ws.send(p.server_to_wire(method, data, payload))
         return time.monotonic()
 
-    async def send_raw(self, message: str | bytes, session_id: str | None = None) -> None:
-        """Sends one message as it is (a hostile server's oversized frame, say)."""
-        await self._open_conn(session_id).send(message)
+    async def send_raw(self, message: str | bytes, session_id: str | None = None, text: bool | None = None) -> None:
+        """Sends one message as it is (a hostile server's oversized frame, say); `text=True`
+        sends bytes as a text frame (a garbled one, when they are not UTF-8)."""
+        await self._open_conn(session_id).send(message, text=text)
 
     async def say(self, audio: bytes, session_id: str | None = None) -> None:
         """Sends agent audio at once, in 20 ms chunks (no pacing: fills the kiosk's speaker queue)."""
