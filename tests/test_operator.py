@@ -37,9 +37,10 @@ def _config(tmp_path: Path, state_dir: Path, name: str = "c.toml", **sections: d
     return cfg
 
 
-def _doctor(cfg: Path) -> str:
-    """The doctor's state dir line (the agent endpoint on port 9 fails: exit 1, not 78)."""
-    out = ea("doctor", "-c", str(cfg), "--meter-s", "0.3", env={"EDGE_AGENT_PUBLIC_KEY": "k"})
+def _doctor(cfg: Path, service_user: str = "") -> str:
+    """The doctor's state dir line (the agent endpoint on port 9 fails: exit 1, not 78);
+    `service_user`: the user the service runs as (none: `edge-agent`, not on this machine)."""
+    out = ea("doctor", "-c", str(cfg), "--meter-s", "0.3", env={"EDGE_AGENT_PUBLIC_KEY": "k", "EDGE_AGENT_SERVICE_USER": service_user})
     assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     found = [i for i, line in enumerate(lines) if "state dir writable" in line]
@@ -107,6 +108,26 @@ def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(
     state.chmod(0o500)
     line = _doctor(cfg)
     assert line.startswith("FAIL") and f"not writable by {owner}" in line, line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: judges a state dir as `sudo edge-agent doctor` does")
+def test_doctor_as_root_judges_for_the_service_user_where_there_is_one(tmp_path: Path) -> None:
+    """A custom state dir made by root (`sudo mkdir`), 0700: judged for its owner it passed as
+    "writable by root", and the service, running as its own user, then kept no sessions."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cfg = _config(tmp_path, state)
+    service = pwd.getpwuid(NOBODY).pw_name
+    line = _doctor(cfg, service_user=service)
+    assert line.startswith("FAIL") and f"not writable by {service}" in line, line
+    os.chown(state, NOBODY, NOBODY)
+    line = _doctor(cfg, service_user=service)
+    assert line.startswith("PASS") and f"writable by {service}" in line, line
+    os.chown(state, 0, 0)
+    state.chmod(0o770)
+    os.chown(state, 0, NOBODY)  # the service user's group may write: so may it
+    line = _doctor(cfg, service_user=service)
+    assert line.startswith("PASS"), line
 
 
 # ----------------------------------------------------------------------------- sessions: reading changes nothing

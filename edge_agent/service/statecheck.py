@@ -7,9 +7,12 @@ the first run, and an existing database is opened read-only, in a way that leave
 `-shm` file behind (`immutable=1` while no `-wal` file shows an open store, `mode=ro` while the
 service holds it open and both files are there already).
 
-Run as root, the state dir is judged for its owner (the service user: systemd's StateDirectory=
-makes it the owner), by the permission bits, since root itself may write anywhere; run as anyone
-else, for the caller (os.access). Either way a read-only file system is named as such.
+Run as root, the state dir is judged, by the permission bits (root itself may write anywhere),
+for the user the service runs as: `edge-agent` (the shipped unit's User=; EDGE_AGENT_SERVICE_USER
+names another) where that user exists, else the dir's owner (a machine without the service:
+StateDirectory= makes the service user the owner). Judged for the owner alone, a root-owned 0700
+dir passed as "writable by root" and the service then had no store. Run as anyone else, it is
+judged for the caller (os.access). Either way a read-only file system is named as such.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ class _Judge:
 
     def __init__(self, state_dir: Path) -> None:
         self.as_root = os.geteuid() == 0
-        self.uid = state_dir.stat().st_uid if self.as_root else os.geteuid()
+        service = _service_uid() if self.as_root else None
+        self.uid = os.geteuid() if not self.as_root else service if service is not None else state_dir.stat().st_uid
         try:
             entry = pwd.getpwuid(self.uid)
             self.name, self.gids = entry.pw_name, set(os.getgrouplist(entry.pw_name, entry.pw_gid))
@@ -63,6 +67,18 @@ class _Judge:
         else:
             bits = st.st_mode & 7
         return bits & want == want
+
+
+SERVICE_USER = "edge-agent"
+"""The user the shipped unit runs the daemon as (systemd/edge-agent.service User=)."""
+
+
+def _service_uid() -> int | None:
+    """The service user's uid, None where no such user exists (not installed as a service)."""
+    try:
+        return pwd.getpwnam(os.environ.get("EDGE_AGENT_SERVICE_USER") or SERVICE_USER).pw_uid
+    except KeyError:
+        return None
 
 
 def _read_only_fs(path: Path) -> bool:
