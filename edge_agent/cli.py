@@ -56,11 +56,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from edge_agent.service.daemon import Kiosk
+    from edge_agent.service.instance import claim
 
     settings = _load(args)
+    claimed = claim(settings.device.state_dir)  # before the store opens: one daemon per state dir
     kiosk = Kiosk(settings)
     gc.freeze()  # what start-up built lives as long as the daemon: the collector never rescans it
-    return asyncio.run(kiosk.run(on_reload=lambda: config.load(args.config)))
+    try:
+        return asyncio.run(kiosk.run(on_reload=lambda: config.load(args.config)))
+    finally:
+        if claimed is not None:
+            claimed.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

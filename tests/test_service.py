@@ -251,3 +251,33 @@ def test_unit_file_verifies_and_its_exposure_is_in_the_readme(tmp_path: Path) ->
     assert m, sec.stdout[-500:]
     assert float(m.group(1)) <= 2.5
     assert f"exposure level {m.group(1)}" in (REPO / "README.md").read_text()
+
+
+def test_a_second_daemon_on_the_same_state_dir_is_refused_and_nothing_stale_stays(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """An operator's `sudo edge-agent run` beside the running service: both ran, fighting over the
+    microphone, the broker's client id and the store. The second is refused in one line naming
+    the first; a first killed with SIGKILL leaves nothing that refuses the next start."""
+    cfg = _config(tmp_path, sim, silent=True)
+    first = DaemonProcess(cfg)
+    daemons.append(first)
+    first.wait_log(r"ready: device svc")
+    second = DaemonProcess(cfg)
+    daemons.append(second)
+    assert second.proc.wait(20) == 1
+    second._reader.join(2)
+    refusal = [line for line in second.lines if "another edge-agent" in line]
+    assert len(refusal) == 1 and f"(pid {first.proc.pid})" in refusal[0] and str(tmp_path / "state") in refusal[0], second.log
+    assert "Traceback" not in second.log and "ready: device" not in second.log
+    assert first.proc.poll() is None  # the running one goes on
+    # another state dir is another kiosk: not refused
+    (tmp_path / "other").mkdir()
+    other = DaemonProcess(_config(tmp_path / "other", sim, silent=True))
+    daemons.append(other)
+    other.wait_log(r"ready: device svc")
+    other.stop()
+    first.proc.kill()
+    first.proc.wait(5)
+    third = DaemonProcess(cfg)
+    daemons.append(third)
+    third.wait_log(r"ready: device svc")
+    assert third.stop() == 0
