@@ -354,6 +354,27 @@ def test_doctor_warns_first_when_the_service_holds_the_devices(tmp_path: Path) -
     assert service_running("edge-agent-no-such-unit.service") is False  # no unit (or no systemd): no warning
 
 
+def test_doctor_warns_first_when_a_daemon_run_by_hand_holds_the_devices(tmp_path: Path) -> None:
+    """The service's warning came from systemctl: an `edge-agent run` started by hand (the usual
+    set-up session) holds the same devices and went unsaid."""
+    from edge_agent.core import config
+    from edge_agent.service.doctor import Doctor
+    from edge_agent.service.instance import claim
+
+    settings = config.load(_config(tmp_path, tmp_path / "state", agent={"endpoint": "ws://127.0.0.1:9/millis", "connect_timeout_s": 0.5}))
+    held = claim(tmp_path / "state")  # what `edge-agent run` holds while it runs
+    assert held is not None
+    try:
+        lines: list[str] = []
+        Doctor(settings, meter_s=0.2, out=lines.append, service_active=lambda: False).run()
+    finally:
+        held.close()
+    assert lines[0].startswith(f"WARN  an edge-agent (pid {os.getpid()}) runs with {tmp_path / 'state'}"), lines
+    lines = []
+    Doctor(settings, meter_s=0.2, out=lines.append, service_active=lambda: False).run()
+    assert not any("runs with" in line for line in lines), lines
+
+
 def test_doctor_prints_nothing_of_systemctl_where_systemd_does_not_run(tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """In a container (PID 1 not systemd) `systemctl is-active` writes 'System has not been booted
     with systemd as init system (PID 1). Can't operate.' to stderr: a newcomer's first doctor run

@@ -34,6 +34,7 @@ from edge_agent.core.config_hardware import ButtonSettings
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.logs import setup_logging
 from edge_agent.errors import EX_CONFIG, ConfigError, EdgeAgentError
+from edge_agent.service.instance import held_by
 
 PLAUSIBLE_SINCE = 1735689600  # 2025-01-01: a Pi without RTC that has not synced yet says 1970
 HEARS_SOMETHING_DBFS = -70.0
@@ -75,6 +76,8 @@ class Doctor:
             # on a Pi's own sound card and GPIO pins one process at a time: the checks below would
             # fail on (or take over) what the running kiosk holds
             self.out(f"WARN  {SERVICE} is running: it holds the microphone, the speaker and the GPIO pins, so those checks may fail; `sudo systemctl stop edge-agent` first")
+        elif (holder := held_by(self.s.device.state_dir)) is not None:  # one run by hand
+            self.out(f"WARN  an edge-agent ({holder}) runs with {self.s.device.state_dir}: it holds the microphone, the speaker and the GPIO pins, so those checks may fail; stop it first")
         for ignored in self.s.ignored_sections:  # a typo'd section name leaves that section at its defaults
             self.out(f"WARN  config: {ignored}")
         self.check("state dir writable", self.state_dir)

@@ -56,6 +56,21 @@ def claim(state_dir: Path) -> socket.socket | None:
     return sock
 
 
+def held_by(state_dir: Path) -> str | None:
+    """Who runs a daemon with `state_dir` ("pid N"), None when none does (the doctor asks)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.bind(_name(state_dir))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return None
+        pid = _holder(_name(state_dir))
+        return f"pid {pid}" if pid else "a process"
+    finally:
+        probe.close()
+    return None
+
+
 def _holder(name: str) -> int | None:
     """The pid of the process listening on `name` (None when it cannot be told)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
