@@ -399,3 +399,25 @@ def test_a_missing_tls_key_file_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^mqtt\.key_file: TLS setup failed"):
         make_client(settings, "k")
     make_client(config.from_dict({"mqtt": {**mqtt, "key_file": str(certs["server.key"])}}).mqtt, "k")  # all there: no error
+
+
+def test_fleet_reads_a_tls_broker_with_flags_alone(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """A fleet admin's laptop has no kiosk config: TLS was only to be had through `-c` with
+    `[mqtt] tls = true`, so `edge-agent fleet` could not watch a fleet behind a TLS broker."""
+    certs = make_certs(tmp_path)
+    b = Broker(tmp_path, extra=f"cafile {certs['ca.crt']}\ncertfile {certs['server.crt']}\nkeyfile {certs['server.key']}\n").start()
+    try:
+        d = DaemonProcess(_config(tmp_path, sim, b.port, tls=True, ca_file=str(certs["ca.crt"])))
+        daemons.append(d)
+        d.wait_log("mqtt connected|MQTT connected|connected to", timeout_s=15)
+        fleet = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(b.port), "--json", "--wait-s", "1.5"]
+        out = subprocess.run([*fleet, "--ca-file", str(certs["ca.crt"])], capture_output=True, text=True, cwd=REPO, timeout=30)
+        assert out.returncode == 0, out.stderr
+        (row,) = json.loads(out.stdout)["kiosks"]
+        assert row["id"] == "kiosk-7" and row["online"] is True
+        plain = subprocess.run(fleet, capture_output=True, text=True, cwd=REPO, timeout=30)
+        assert plain.returncode == 1 and "--tls" in plain.stderr, plain.stderr
+        missing = subprocess.run([*fleet, "--ca-file", str(tmp_path / "none.crt")], capture_output=True, text=True, cwd=REPO, timeout=30)
+        assert missing.returncode != 0 and "--ca-file" in missing.stderr and "Traceback" not in missing.stderr, missing.stderr
+    finally:
+        b.kill()

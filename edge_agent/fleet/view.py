@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -142,6 +143,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     settings = config.load(args.config).mqtt
     password = password_from(args)
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
+    if args.ca_file and not os.access(args.ca_file, os.R_OK):
+        raise UsageError(f"--ca-file {args.ca_file}: cannot be read")
+    if args.tls or args.ca_file:  # a fleet admin's laptop has no kiosk config to take [mqtt] tls from
+        overrides.update(tls=True, ca_file=args.ca_file or settings.ca_file)
     settings = replace(settings, **overrides)
     if mqtt_password_in_clear(settings):
         print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
@@ -196,9 +201,9 @@ def _not_connected(answers: list[Any], host: str, port: int) -> str | None:
     while not answers and time.monotonic() < deadline:
         time.sleep(0.02)
     if not answers:
-        return f"no answer from {host}:{port} within {CONNACK_WAIT_S:.0f} s (is it an MQTT broker? a TLS port needs -c with [mqtt] tls = true)"
+        return f"no answer from {host}:{port} within {CONNACK_WAIT_S:.0f} s (is it an MQTT broker? a TLS port needs --tls, or -c with [mqtt] tls = true)"
     if answers[0].is_failure:
-        return f"{host}:{port} did not let this client in: {answers[0]} (check --username and the password, or TLS: -c with [mqtt] tls = true)"
+        return f"{host}:{port} did not let this client in: {answers[0]} (check --username and the password, or TLS: --tls, or -c with [mqtt] tls = true)"
     return None
 
 
@@ -212,6 +217,8 @@ def add_parser(sub: Any) -> None:
     secret.add_argument("--password-file", help=f"read the broker password from this file (or set {MQTT_PASSWORD_ENV})")
     secret.add_argument("--ask-password", action="store_true", help="prompt for the broker password")
     secret.add_argument("--password", help="discouraged: visible to every user in the process list")
+    p.add_argument("--tls", action="store_true", help="connect with TLS, the broker's certificate checked against the system's CAs")
+    p.add_argument("--ca-file", help="with TLS (implies --tls): check the broker's certificate against this CA file")
     p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
     p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     p.add_argument("--wait-s", type=float, default=2.0, help="with --json: how long to collect messages")
