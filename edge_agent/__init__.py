@@ -9,3 +9,6 @@ SAMPLE_RATE_HZ = 16_000
 """The wire format of the Millis protocol and of every internal audio path: 16 kHz mono int16."""
 
 SAMPLE_WIDTH_BYTES = 2
+
+BYTES_PER_S = SAMPLE_RATE_HZ * SAMPLE_WIDTH_BYTES
+"""Bytes of 16 kHz mono int16 audio per second (32 000): audio lengths in bytes to seconds."""

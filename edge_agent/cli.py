@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_agent import SAMPLE_RATE_HZ, __version__
+from edge_agent import BYTES_PER_S, SAMPLE_RATE_HZ, __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
@@ -219,7 +219,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     frame_bytes = 2 * SAMPLE_RATE_HZ * settings.audio.frame_ms // 1000
     for path, pcm in recordings:
         if len(pcm) < frame_bytes:  # a header with no audio after it: nothing to gate, no figure means anything
-            raise EdgeAgentError(f"{path}: need at least one {settings.audio.frame_ms} ms frame of audio, got {len(pcm) / 32000:.2f} s")
+            raise EdgeAgentError(f"{path}: need at least one {settings.audio.frame_ms} ms frame of audio, got {len(pcm) / BYTES_PER_S:.2f} s")
     for i, (path, pcm) in enumerate(recordings):
         if i and not args.json:
             print()
@@ -231,7 +231,7 @@ def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pc
     from edge_agent.audio.gate import VadGate, gate_file_intervals
     from edge_agent.audio.gatescore import LABELS_SLACK_S, score
 
-    duration = len(pcm) / 32000.0
+    duration = len(pcm) / BYTES_PER_S
     if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
         raise EdgeAgentError(f"{args.labels}: labels a {labels.duration_s:.1f} s recording, {path} is {duration:.1f} s: give the labels made for this recording")
     gate = VadGate(settings.vad, settings.audio.frame_ms)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from edge_agent import BYTES_PER_S
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
@@ -45,7 +46,7 @@ SEND_BUFFER_BYTES = 32 * 1024
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
 
-EARLY_AUDIO_BYTES = 10 * 32000
+EARLY_AUDIO_BYTES = 10 * BYTES_PER_S
 """Agent audio kept from before `onready` (10 s at 16 kHz) and played after it: the protocol lets
 it come first (a greeting), and the vendor's client plays it; beyond this it is dropped, logged."""
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from edge_agent import BYTES_PER_S
+
 
 class Backlog:
     """A bounded FIFO of uplink audio (frames of `frame_ms`, and the parts of frames a press sent
@@ -35,7 +37,7 @@ class Backlog:
     @property
     def held_ms(self) -> int:
         """Audio held right now, in ms."""
-        return self._bytes // 32
+        return self._bytes * 1000 // BYTES_PER_S
 
     def add(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
         """Appends frames in order; beyond the bound the oldest are dropped and counted."""

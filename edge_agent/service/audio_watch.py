@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edge_agent import BYTES_PER_S
 from edge_agent.audio.devices import AudioSink, AudioSource
 from edge_agent.core.ratelimit import LogThrottle, left_out_note
 from edge_agent.errors import EdgeAgentError
@@ -214,6 +215,6 @@ class SpeakerWatch:
 
     def _notify(self, kind: str, fields: dict[str, Any]) -> None:
         if kind == SPEAKER.recovered:
-            fields = {**fields, "dropped_ms": self._outage_bytes // 32}
+            fields = {**fields, "dropped_ms": self._outage_bytes * 1000 // BYTES_PER_S}
             self._outage_bytes = 0
         self._kiosk_notify(kind, fields)

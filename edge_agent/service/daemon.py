@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edge_agent import __version__
+from edge_agent import BYTES_PER_S, __version__
 from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.agent.uplink import Uplink
@@ -183,8 +183,8 @@ class Kiosk:
             if pcm:
                 self.sink.buffer.write(pcm)
                 # when it plays, on the clock that stamps captured frames (time.monotonic())
-                until = time.monotonic() + self.sink.buffer.queued_bytes / 32000.0
-                self.mic.cue(a.name, until - len(pcm) / 32000.0, until)
+                until = time.monotonic() + self.sink.buffer.queued_bytes / BYTES_PER_S
+                self.mic.cue(a.name, until - len(pcm) / BYTES_PER_S, until)
         elif isinstance(a, c.Notify):
             self._notify(a.kind, a.fields)
         elif isinstance(a, c.StateChanged):
