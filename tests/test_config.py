@@ -252,13 +252,14 @@ def test_only_pins_that_are_opened_can_clash() -> None:
     """A keyboard button opens no pin; an RGB LED opens red, green and blue and not `pin`."""
     s = config.from_dict({"button": {"source": "keyboard"}, "led": {"pin": 17}})
     assert s.led.used_pins() == [("led.pin", 17)]
-    s = config.from_dict({"led": {"pin": 22, "red": 22, "green": 23, "blue": 24}})
-    assert s.led.used_pins() == [("led.red", 22), ("led.green", 23), ("led.blue", 24)]
+    s = config.from_dict({"button": {"source": "keyboard"}, "led": {"red": 17, "green": 23, "blue": 24}})
+    assert s.led.used_pins() == [("led.red", 17), ("led.green", 23), ("led.blue", 24)]
 
 
 @pytest.mark.parametrize(("led", "says"), [
     ({"red": 17, "green": 18}, "led.blue: missing: an RGB LED needs red, green and blue (only red, green set)"),
     ({"pin": 27, "blue": 24}, "led.red: missing: an RGB LED needs red, green and blue (only blue set)"),
+    ({"pin": 22, "red": 25, "green": 23, "blue": 24}, "led.pin: GPIO 22 set beside red, green and blue"),  # its LED stayed dark
 ])
 def test_an_rgb_led_missing_a_colour_is_a_config_error(tmp_path: Path, led: dict[str, int], says: str, capsys: pytest.CaptureFixture[str]) -> None:
     """It opened no pin at all (not even `pin`) and said nothing: a kiosk with no LED, found

@@ -157,13 +157,16 @@ class LedSettings:
     @classmethod
     def read(cls, s: Section) -> LedSettings:
         """An RGB LED needs all three colours: with one left out there would be no LED at all
-        (not even `pin`), with nothing said, on a kiosk whose LED is how a visitor sees it listen."""
+        (not even `pin`), with nothing said, on a kiosk whose LED is how a visitor sees it listen;
+        and `pin` beside all three would be ignored, its LED dark."""
         led = cls(pin=s.opt_int("pin", 0, 53), red=s.opt_int("red", 0, 53), green=s.opt_int("green", 0, 53), blue=s.opt_int("blue", 0, 53))
         colours = {"red": led.red, "green": led.green, "blue": led.blue}
         missing = [name for name, pin in colours.items() if pin is None]
         if 0 < len(missing) < 3:
             given = ", ".join(name for name in colours if name not in missing)
             raise ConfigError(s.key(missing[0]), f"missing: an RGB LED needs red, green and blue (only {given} set); for a one-colour LED use pin")
+        if not missing and led.pin is not None:  # the LED on `pin` stayed dark, with nothing said
+            raise ConfigError(s.key("pin"), f"GPIO {led.pin} set beside red, green and blue: an RGB LED uses those three; leave out pin (or the colours, for a one-colour LED)")
         return led
 
     @property
