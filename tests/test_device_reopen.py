@@ -147,6 +147,29 @@ def test_a_speaker_whose_reopen_hangs_leaves_conversations_running(tmp_path: Pat
     assert events.count("speaker_stalled") == 1, events
 
 
+def test_a_speaker_reopen_hung_in_the_driver_stops_the_watchdog_pings(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the loop, a hung speaker reopen left the kiosk mute for good: the microphone still
+    delivered, so the watchdog kept pinging and systemd never restarted it (on the loop, the
+    blocked loop had stopped the pings)."""
+    monkeypatch.setattr(audio_watch, "AUDIO_RETRY_S", 0.2)
+    monkeypatch.setattr(audio_watch, "REOPEN_HUNG_S", 1.0)
+    settings = kiosk_settings(tmp_path, sim.url)
+    speaker = StuckSpeaker()
+    with KioskThread(settings, sink=speaker) as k:
+        pings: list[float] = []
+        k.kiosk.notifier.watchdog = lambda now: pings.append(time.monotonic())  # type: ignore[method-assign]
+        wait_for(lambda: len(pings) >= 3, 5, "watchdog pings")
+        speaker.gone.set()
+        try:
+            wait_for(lambda: speaker.starts == 2, 10, "the speaker's reopen to start")
+            hung_from = time.monotonic() + 1.5  # REOPEN_HUNG_S and a tick
+            time.sleep(3.0)
+            assert [t for t in pings if t > hung_from] == []
+        finally:
+            speaker.release.set()
+        wait_for(lambda: len(pings) > 0 and pings[-1] > time.monotonic() - 1.0, 10, "the pings to come back once it opened")
+
+
 def test_a_reopen_hung_at_shutdown_leaves_its_device_alone_and_the_kiosk_stops(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(audio_watch, "AUDIO_RETRY_S", 0.2)
     monkeypatch.setattr(audio_watch, "DEVICE_SETTLE_S", 0.5)

@@ -46,8 +46,9 @@ PulseAudio was seen to stall for up to 1.9 s, and a PulseAudio stream takes up t
 AUDIO_RETRY_S = 5.0
 REOPEN_HUNG_S = 30.0
 """A reopen running this long on its thread is logged once as hung in the driver."""
-DEVICE_SETTLE_S = 5.0
-"""At shutdown, how long a reopen running on its thread is waited for before the device stops."""
+DEVICE_SETTLE_S = 1.5
+"""At shutdown, how long reopens running on their threads are waited for, both devices together,
+before the devices stop: the unit's TimeoutStopSec= (5 s) must still see the store closed."""
 RETRY_LOG_FIRST, RETRY_LOG_EVERY_S = 3, 600.0
 """Retries of one outage logged: the first few, then one per 10 minutes saying how many were
 left out (a microphone gone for a month wrote a line every 5 s)."""
@@ -79,10 +80,13 @@ class ReopenThread(threading.Thread):
         self.started_at = time.monotonic()
         self.outcome: Exception | None = None
         self.hung_said = False
+        self.in_driver = False
+        """It holds the one reopen at a time (else it waits for the other device's)."""
 
     def run(self) -> None:
         try:
             with _OPENING:
+                self.in_driver = True
                 self._reopen()
         except Exception as exc:  # handed to the loop's next check; nothing may kill this thread silently
             self.outcome = exc
@@ -155,18 +159,26 @@ class AudioWatch:
         else:  # a bug in a reopen: its traceback, as the tick's own handler would have logged it
             log.error("%s reopen failed", w.what, exc_info=outcome)
 
+    def hung(self, now: float) -> bool:
+        """A reopen has run on its thread for REOPEN_HUNG_S: the daemon stops its watchdog pings,
+        so systemd restarts it (a speaker hung so keeps the kiosk mute; before the reopen left
+        the loop, the blocked loop stopped the pings)."""
+        job = self._job
+        return job is not None and job.is_alive() and now - job.started_at >= REOPEN_HUNG_S
+
     def _still_running(self, job: ReopenThread, now: float) -> None:
         if not job.hung_said and now - job.started_at >= REOPEN_HUNG_S:
             job.hung_said = True
-            log.error("%s: its reopen has hung in the driver for %.0f s; not tried again until it returns", self.watched.what, now - job.started_at)
+            where = "in the driver" if job.in_driver else "waiting for the other device's reopen"
+            log.error("%s: its reopen has hung %s for %.0f s; not tried again until it returns", self.watched.what, where, now - job.started_at)
 
-    def stop_device(self, stop: Callable[[], None]) -> None:
-        """At shutdown: `stop` once a reopen on its thread is done (waiting up to DEVICE_SETTLE_S); a
-        reopen still hung in the driver leaves the device as it is (closing a stream under the
-        driver's call could abort the process)."""
+    def stop_device(self, stop: Callable[[], None], deadline: float) -> None:
+        """At shutdown: `stop` once a reopen on its thread is done (waiting until `deadline`,
+        time.monotonic()); a reopen still hung in the driver leaves the device as it is (closing
+        a stream under the driver's call could abort the process)."""
         job = self._job
         if job is not None:
-            job.join(DEVICE_SETTLE_S)
+            job.join(max(0.0, deadline - time.monotonic()))
             if job.is_alive():
                 log.error("%s: its reopen is hung in the driver; left open at exit", self.watched.what)
                 return

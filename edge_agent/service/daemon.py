@@ -39,6 +39,7 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process
 from edge_agent.hardware.button import Button
+from edge_agent.service import audio_watch
 from edge_agent.service.assembly import make_button, make_led, make_reporter, reloadable, timing_from
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
 from edge_agent.service.capture import CaptureFeed
@@ -325,7 +326,7 @@ class Kiosk:
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
             self.speaker_watch.check(now, self._running())
-            if alive:
+            if alive and not self.speaker_watch.watch.hung(now):  # a hung driver: systemd restarts us
                 self.notifier.watchdog(now)
         except Exception:  # the timer must keep running whatever one tick hits
             self.counters["handler_errors"] += 1
@@ -393,8 +394,9 @@ class Kiosk:
         self.ticker.cancel()
         for b in self.inputs:
             b.close()
-        self.audio_watch.stop_device(self.source.stop)  # once a reopen on its thread is done
-        self.speaker_watch.watch.stop_device(self.sink.stop)
+        settled_by = time.monotonic() + audio_watch.DEVICE_SETTLE_S  # reopens on their threads: one wait for both
+        self.audio_watch.stop_device(self.source.stop, settled_by)
+        self.speaker_watch.watch.stop_device(self.sink.stop, settled_by)
         self.echo.close()
         self.room_grade.keep()
         self.led.close()
