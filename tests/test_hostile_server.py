@@ -380,3 +380,33 @@ def test_a_text_frame_that_is_not_utf8_is_skipped_not_a_reconnect(tmp_path: Path
         time.sleep(0.5)
         assert len(sim.sessions) == 1 and not any(e == "reconnecting" for e, _ in events), events
         assert k.kiosk.stats.bad_frames == 1
+
+
+def test_a_garbled_frame_right_behind_onready_is_skipped_too(tmp_path: Path) -> None:
+    """`onready` and a garbled frame in one TCP write (a server batching its output): the socket's
+    read saw the garbled frame before `recv` handed on the `onready`, so a skip set up at
+    `onready` came too late, and the link failed (1007) as before."""
+    from edge_agent.core import protocol as p
+
+    st = SimulatorThread()
+    sim = st.sim
+    with st:
+        plain_send = AgentSimulator._send
+
+        async def onready_and_garbled(self: AgentSimulator, ws: Any, sess: Any, method: str, data: Any = None, payload: Any = None) -> None:
+            if method != "onready":
+                await plain_send(self, ws, sess, method, data, payload)
+                return
+            sess.sent.append(method)
+            async with ws.send_context():  # both frames in one write
+                ws.protocol.send_text(p.server_to_wire(method, data, payload).encode())
+                ws.protocol.send_text(b'{"method": "ontranscript", "data": "\xff\xfe garbled"}')
+
+        sim._send = onready_and_garbled.__get__(sim)  # type: ignore[method-assign]
+        with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+            events = _events(k)
+            k.press()
+            k.wait_state(c.LISTENING)
+            wait_for(lambda: k.kiosk.stats.bad_frames >= 1, 5, "the garbled frame to be skipped")
+            time.sleep(0.5)
+            assert len(sim.sessions) == 1 and not any(e == "reconnecting" for e, _ in events), events

@@ -199,6 +199,8 @@ class AgentLink:
                     include_metadata_in_prompt=self.settings.include_metadata_in_prompt,
                     continue_session_id=self._continuation,
                 )
+                if isinstance(ws, BatchingConnection):  # from `initiate` on (a standby's silence before it stands)
+                    ws.on_bad_text = self._bad_text
                 await ws.send(init.to_wire())
                 await self._serve(ws)
         except asyncio.CancelledError:
@@ -299,7 +301,6 @@ class AgentLink:
                 self.ready = True
                 if isinstance(ws, BatchingConnection):  # from now on audio may skip `recv` (only while one waits)
                     ws.on_binary = self._audio
-                    ws.on_bad_text = self._bad_text
             elif isinstance(event, p.Clear):
                 self.stats.clear_arrived_at = time.monotonic()
             self._emit(c.FromAgent(self.link_id, event))
@@ -312,8 +313,11 @@ class AgentLink:
                 return
 
     def _bad_text(self, size: int) -> None:
-        """A text frame that is not UTF-8, after `onready` (agent/wire.py): skipped like any bad
-        frame; before `onready` websockets ends the link, as for any bad first words."""
+        """A text frame that is not UTF-8 (agent/wire.py): skipped and counted, also before
+        `onready` is read: the socket's read sees a frame before `recv` hands on the `onready`
+        ahead of it, so one that came right behind it (one TCP segment) cost the reconnect this
+        was to spare. A garbled `onready` itself is skipped too, and the link then ends as any
+        that never gets ready."""
         self.stats.bad_frames += 1
         self._skipped(f"a text frame of {size} bytes that is not UTF-8, skipped", logging.WARNING)
 
