@@ -59,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.service.instance import claim
 
     settings = _load(args)
+    config.validate_for_run(settings)  # a config error first (a state dir that is a file: 78)
     claimed = claim(settings.device.state_dir)  # before the store opens: one daemon per state dir
     kiosk = Kiosk(settings)
     gc.freeze()  # what start-up built lives as long as the daemon: the collector never rescans it
@@ -66,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(kiosk.run(on_reload=lambda: config.load(args.config)))
     finally:
         if claimed is not None:
-            claimed.close()
+            os.close(claimed)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

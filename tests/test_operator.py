@@ -368,7 +368,7 @@ def test_doctor_warns_first_when_a_daemon_run_by_hand_holds_the_devices(tmp_path
         lines: list[str] = []
         Doctor(settings, meter_s=0.2, out=lines.append, service_active=lambda: False).run()
     finally:
-        held.close()
+        os.close(held)
     assert lines[0].startswith(f"WARN  an edge-agent (pid {os.getpid()}) runs with {tmp_path / 'state'}"), lines
     lines = []
     Doctor(settings, meter_s=0.2, out=lines.append, service_active=lambda: False).run()

@@ -269,6 +269,8 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_nothing_stale_stay
     assert len(refusal) == 1 and f"(pid {first.proc.pid})" in refusal[0] and str(tmp_path / "state") in refusal[0], second.log
     assert "Traceback" not in second.log and "ready: device" not in second.log
     assert first.proc.poll() is None  # the running one goes on
+    lock = tmp_path / "state" / "edge-agent.lock"  # only the dir's user (and root) can hold it: no
+    assert lock.stat().st_mode & 0o777 == 0o600 and lock.parent.stat().st_mode & 0o777 == 0o700  # squatter
     # another state dir is another kiosk: not refused
     (tmp_path / "other").mkdir()
     other = DaemonProcess(_config(tmp_path / "other", sim, silent=True))
@@ -281,3 +283,30 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_nothing_stale_stay
     daemons.append(third)
     third.wait_log(r"ready: device svc")
     assert third.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(), reason="needs root, setpriv and the system's python3: another local user tries to hold the claim")
+def test_another_local_user_cannot_hold_the_claim_and_keep_the_service_from_starting(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """The first claim was an abstract unix socket named after the state dir's path: any local
+    user could bind that name, and the service then refused to start ("another edge-agent runs"),
+    restarted into its start limit and stayed down. The claim is a lock in the 0700 state dir."""
+    cfg = _config(tmp_path, sim, silent=True)
+    (tmp_path / "state").mkdir(mode=0o700)
+    hold = "import sys, time; from pathlib import Path; from edge_agent.service.instance import claim; print('held' if claim(Path(sys.argv[1])) is not None else 'not held', flush=True); time.sleep(60)"
+    import tempfile
+
+    code = Path(tempfile.mkdtemp(prefix="edge-agent-squatter-"))  # the package where that user can read it
+    code.chmod(0o755)
+    shutil.copytree(REPO / "edge_agent", code / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", hold, str(tmp_path / "state")]
+    squatter = subprocess.Popen(as_nobody, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=code, env={"PYTHONPATH": str(code)})
+    try:
+        assert squatter.stdout is not None and squatter.stdout.readline().strip() == "not held"
+        d = DaemonProcess(cfg)
+        daemons.append(d)
+        d.wait_log(r"ready: device svc")
+        assert d.stop() == 0
+    finally:
+        squatter.kill()
+        squatter.wait(5)
+        shutil.rmtree(code, ignore_errors=True)

@@ -20,7 +20,9 @@ LEDGER_FILE = "mqtt-discovery.json"
 """Where the kiosk published Home Assistant discovery (fleet/discovery_sync.py)."""
 ECHO_GRADE_FILE = "echo-grade.json"
 """How well the echo canceller copes with the kiosk's room (service/roomgrade.py)."""
-OWN_FILES = (DB_NAME, LEDGER_FILE, ECHO_GRADE_FILE)
+LOCK_FILE = "edge-agent.lock"
+"""Held (flock) by the daemon running with this state dir (service/instance.py)."""
+OWN_FILES = (DB_NAME, LEDGER_FILE, ECHO_GRADE_FILE, LOCK_FILE)
 """Everything the kiosk keeps in its state dir (each may have a .tmp beside it while written):
 a dir holding anything else is not only ours (a misconfigured state_dir = "~")."""
 

@@ -6,22 +6,23 @@ fleet sees availability flap), the session store (each stores its own conversati
 next press continues whichever wrote last) and the fleet's commands (carried out twice). An
 operator's `sudo edge-agent run` beside the running service is how it happens.
 
-The claim is an abstract unix socket named after the state dir's real path: no file, so no
-permission to get wrong and nothing stale after a `kill -9` or a power cut (the kernel frees it
-with the process); the holder's pid comes from its peer credentials. Abstract sockets belong to a
-network namespace: the shipped unit shares the host's (it needs the network), and a kiosk in a
-container of its own would not see another container's daemon.
+The claim is an exclusive `flock` on `edge-agent.lock` in the state dir, held for the process's
+life: it belongs to the directory itself (a bind mount or another path to it is the same dir, a
+container's own volume at the same path is not), only the dir's user (0700) and root can open
+it, so no other user can hold it to keep the service from starting, and the kernel drops it
+when the process ends (`kill -9`, a power cut: nothing stale). The holder's pid is read from
+/proc/locks, not from anything a file says. A first version bound an abstract unix socket named
+after the path: any local user could take that name, and it told dirs apart by their path.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
+import fcntl
 import logging
-import socket
-import struct
+import os
 from pathlib import Path
 
+from edge_agent.core.statefiles import LOCK_FILE, give_to_dir_owner
 from edge_agent.errors import EdgeAgentError
 
 log = logging.getLogger(__name__)
@@ -31,56 +32,57 @@ class AnotherDaemon(EdgeAgentError):
     """Another `edge-agent run` holds this state dir."""
 
 
-def _name(state_dir: Path) -> str:
-    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:32]
-    return f"\0edge-agent/state/{digest}"
-
-
-def claim(state_dir: Path) -> socket.socket | None:
-    """Claims `state_dir` for this process until it exits (keep the socket referenced); raises
-    AnotherDaemon naming the holder when it is taken. None when the claim cannot be made at all
-    (no unix sockets here): the daemon then runs without it, as it did before."""
-    name = _name(state_dir)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def claim(state_dir: Path) -> int | None:
+    """Claims `state_dir` for this process until it exits (keep the returned descriptor open);
+    raises AnotherDaemon naming the holder when it is taken. None when no claim can be made (a
+    state dir that cannot be written: the store then runs from memory, and two daemons cannot
+    spoil it): the daemon runs without it, as it did before, with a warning."""
+    path = state_dir / LOCK_FILE
     try:
-        sock.bind(name)
-        sock.listen(4)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        sock.close()
-        if exc.errno != errno.EADDRINUSE:
-            log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
-            return None
-        pid = _holder(name)
-        who = f"another edge-agent (pid {pid})" if pid else "another edge-agent"
+        log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
+        return None
+    give_to_dir_owner(path, state_dir)  # a `sudo edge-agent run` first must not lock the service out of it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(fd)
+        os.close(fd)
+        who = f"another edge-agent ({holder})" if holder else "another edge-agent"
         raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir") from None
-    return sock
+    except OSError as exc:  # a file system without locks
+        os.close(fd)
+        log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
+        return None
+    return fd
 
 
 def held_by(state_dir: Path) -> str | None:
-    """Who runs a daemon with `state_dir` ("pid N"), None when none does (the doctor asks)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    """Who runs a daemon with `state_dir` ("pid N"), None when none does or it cannot be told
+    (the doctor asks). Takes no lock (a probe could refuse a daemon starting that instant) and
+    creates nothing."""
     try:
-        probe.bind(_name(state_dir))
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            return None
-        pid = _holder(_name(state_dir))
-        return f"pid {pid}" if pid else "a process"
-    finally:
-        probe.close()
-    return None
-
-
-def _holder(name: str) -> int | None:
-    """The pid of the process listening on `name` (None when it cannot be told)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(name)
-        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid = struct.unpack("3i", creds)[0]
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        return _holder(fd)
     finally:
-        probe.close()
-    return pid if pid > 0 else None
+        os.close(fd)
+
+
+def _holder(fd: int) -> str | None:
+    """"pid N" of the process holding a flock on `fd`'s file, from /proc/locks (None: not found)."""
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
+                fields = line.split()
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key and fields[4].isdigit():
+                    return f"pid {fields[4]}"
+    except OSError:
+        pass
+    return None
