@@ -285,14 +285,17 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_nothing_stale_stay
     assert third.stop() == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(), reason="needs root, setpriv and the system's python3: another local user tries to hold the claim")
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(), reason="needs root, setpriv, /usr/bin/python3: another user holds it")
 def test_another_local_user_cannot_hold_the_claim_and_keep_the_service_from_starting(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
     """The first claim was an abstract unix socket named after the state dir's path: any local
     user could bind that name, and the service then refused to start ("another edge-agent runs"),
     restarted into its start limit and stayed down. The claim is a lock in the 0700 state dir."""
     cfg = _config(tmp_path, sim, silent=True)
     (tmp_path / "state").mkdir(mode=0o700)
-    hold = "import sys, time; from pathlib import Path; from edge_agent.service.instance import claim; print('held' if claim(Path(sys.argv[1])) is not None else 'not held', flush=True); time.sleep(60)"
+    hold = (
+        "import sys, time; from pathlib import Path; from edge_agent.service.instance import claim; "
+        "print('held' if claim(Path(sys.argv[1])) is not None else 'not held', flush=True); time.sleep(60)"
+    )
     import tempfile
 
     code = Path(tempfile.mkdtemp(prefix="edge-agent-squatter-"))  # the package where that user can read it
