@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,9 +82,19 @@ def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) 
     assert [p.name for p in state.iterdir()] == [DB_NAME]
 
 
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A dir any user may enter, for a state dir judged for another user (tmp_path lies under
+    root's 0700 /tmp/pytest-of-root, which no other user may enter)."""
+    d = Path(tempfile.mkdtemp(prefix="edge-agent-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: judges a state dir owned by another user, as `sudo edge-agent doctor` does")
-def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(tmp_path: Path, open_dir: Path) -> None:
+    state = open_dir / "state"
     state.mkdir(mode=0o700)
     os.chown(state, NOBODY, NOBODY)
     cfg = _config(tmp_path, state)
@@ -111,10 +124,11 @@ def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: judges a state dir as `sudo edge-agent doctor` does")
-def test_doctor_as_root_judges_for_the_service_user_where_there_is_one(tmp_path: Path) -> None:
+def test_doctor_as_root_judges_for_the_service_user_where_there_is_one(tmp_path: Path, open_dir: Path) -> None:
     """A custom state dir made by root (`sudo mkdir`), 0700: judged for its owner it passed as
-    "writable by root", and the service, running as its own user, then kept no sessions."""
-    state = tmp_path / "state"
+    "writable by root", and the service, running as its own user, then kept no sessions. So did
+    a state dir of its own under a parent it may not enter."""
+    state = open_dir / "state"
     state.mkdir(mode=0o700)
     cfg = _config(tmp_path, state)
     service = pwd.getpwuid(NOBODY).pw_name
@@ -128,6 +142,11 @@ def test_doctor_as_root_judges_for_the_service_user_where_there_is_one(tmp_path:
     os.chown(state, 0, NOBODY)  # the service user's group may write: so may it
     line = _doctor(cfg, service_user=service)
     assert line.startswith("PASS"), line
+    hidden = tmp_path / "hidden-state"  # tmp_path's parent is root's 0700 /tmp/pytest-of-root
+    hidden.mkdir(mode=0o700)
+    os.chown(hidden, NOBODY, NOBODY)
+    line = _doctor(_config(tmp_path, hidden, "hidden.toml"), service_user=service)
+    assert line.startswith("FAIL") and f"does not let {service} reach {hidden}" in line, line
 
 
 # ----------------------------------------------------------------------------- sessions: reading changes nothing

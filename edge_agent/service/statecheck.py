@@ -113,6 +113,13 @@ def check_state_dir(state_dir: Path) -> str:
         raise StateDirProblem(f"{d}: Read-only file system (the kiosk runs, but without resume after a restart)", WRITE_HINT)
     if not judge.may(d, d.stat(), os.R_OK | os.W_OK | os.X_OK):
         raise StateDirProblem(f"{d} ({_owner(d.stat())}, mode {stat.S_IMODE(d.stat().st_mode):o}) is not writable by {judge.name} (the kiosk runs, but without resume after a restart)", WRITE_HINT)
+    for parent in d.resolve().parents if judge.as_root else ():  # as anyone else os.access walked them
+        st = parent.stat()
+        if not judge.may(parent, st, os.X_OK):
+            raise StateDirProblem(
+                f"{parent} ({_owner(st)}, mode {stat.S_IMODE(st.st_mode):o}) does not let {judge.name} reach {d} (the kiosk runs, but without resume after a restart)",
+                f"use the service's {SERVICE_STATE_DIR}, or a state dir whose every parent {judge.name} may enter (chmod o+x, or a dir elsewhere)",
+            )
     db = d / DB_NAME
     for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         try:
