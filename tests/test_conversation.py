@@ -411,3 +411,25 @@ def test_a_rename_of_a_forgotten_conversation_stores_nothing() -> None:
     assert not of(acts, c.StoreStart) and not of(acts, c.StoreEnd)
     end = conv.handle(c.Press(), 3.0)
     assert not of(end, c.StoreEnd) and conv.continuation_candidate(4.0) is None
+
+
+def test_an_id_held_for_another_slot_is_never_taken_for_this_conversation() -> None:
+    """`owner` says whose a stored id is: a rename to another slot's id is refused, and a first
+    `onready` naming one runs the conversation off the record (the next press continued it)."""
+    held = {"alice-s": (None, "b-alice")}
+    conv = c.Conversation(Timing(), rng=random.Random(1), owner=held.get)
+    conv.handle(c.Press(), 0.0)
+    ready(conv, "s1")
+    acts = ready(conv, "alice-s", now=1.0)
+    assert conv.session_id == "s1" and not of(acts, c.StoreStart) and not of(acts, c.StoreEnd)
+    assert [a.fields["code"] for a in of(acts, c.Notify)] == ["agent_renames"]
+    conv.handle(c.Press(), 2.0)
+    conv.handle(c.LinkDown(conv.link_id), 2.1)
+    conv.handle(c.Press(), 3.0)
+    acts = ready(conv, "alice-s", now=3.1)  # the platform answers a fresh press with the badge's id
+    assert not of(acts, c.StoreStart) and [a.fields["code"] for a in of(acts, c.Notify) if a.kind == "error"] == ["agent_session_of_another"]
+    conv.handle(c.Press(), 4.0)
+    assert conv.continuation_candidate(5.0) == "s1"  # not the badge holder's
+    own = c.Conversation(Timing(), rng=random.Random(1), owner={"s0": (None, "default")}.get, last_session_id="s0", last_active_age_s=5.0)
+    own.handle(c.Press(), 0.0)
+    assert of(ready(own, "s0"), c.StoreStart)  # its own slot's id, continued: stored as ever

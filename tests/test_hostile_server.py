@@ -410,3 +410,29 @@ def test_a_garbled_frame_right_behind_onready_is_skipped_too(tmp_path: Path) -> 
             wait_for(lambda: k.kiosk.stats.bad_frames >= 1, 5, "the garbled frame to be skipped")
             time.sleep(0.5)
             assert len(sim.sessions) == 1 and not any(e == "reconnecting" for e, _ in events), events
+
+
+def test_a_second_onready_naming_a_badge_holders_session_is_refused(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """A server naming, in a second `onready`, the id the kiosk holds for a badge holder's slot:
+    the kiosk took it, and the next anonymous press continued the badge holder's private
+    conversation (its row kept the badge's slot, its memory filed it under the default one)."""
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+        events = _events(k)
+        k.send(c.Press(origin="badge", slot="b-alice"))
+        k.wait_state(c.LISTENING)
+        alice = k.on_loop(lambda: k.kiosk.conversation.session_id)
+        k.press()
+        wait_for(lambda: k.state == c.IDLE, 10, "idle")
+        k.press()  # an anonymous visitor, the default slot
+        k.wait_state(c.LISTENING)
+        anonymous = k.on_loop(lambda: k.kiosk.conversation.session_id)
+        sim_thread.call(sim.send_raw(json.dumps({"method": "onready", "payload": {"session_id": alice}})), timeout_s=5)
+        wait_for(lambda: any(f.get("code") == "agent_renames" for e, f in events if e == "error"), 5, "the rename to be refused")
+        assert k.on_loop(lambda: k.kiosk.conversation.session_id) == anonymous
+        k.press()
+        wait_for(lambda: k.state == c.IDLE, 10, "idle")
+        k.press()  # the next anonymous visitor
+        k.wait_state(c.LISTENING)
+        assert sim.sessions[-1].initiate["data"].get("session_continuation") == {"session_id": anonymous}
+    assert SessionStore(tmp_path / "state").get(alice).slot == "b-alice"  # type: ignore[union-attr]

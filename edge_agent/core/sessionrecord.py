@@ -11,12 +11,23 @@ conversation: the vendor's own client keeps the newest id, so the kiosk stores i
 it next time (it kept the first, and the next press asked for a session the platform had moved
 on from). Each such change is a store write: a server repeating it with a new id in every frame
 would wear the SD card, so a conversation takes at most MAX_RENAMES of them.
+
+An id the kiosk holds for another conversation target (another slot: a badge holder's, another
+agent's) is never taken for this one (`Owner`, the store's answer): a server naming it in a
+second `onready` is refused, and a conversation whose first `onready` names it runs off the
+record. Taken, the next anonymous press continued the badge holder's private conversation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Union
+
 from edge_agent.core.events import Action, Notify, StoreEnd, StoreStart
 from edge_agent.core.resume import ResumeMemory
+
+Owner = Callable[[str], Union[tuple[Union[str, None], str], None]]
+"""session id -> (agent_id, None for the configured agent; slot) the kiosk holds it for, or None."""
 
 MAX_RENAMES = 3
 """Session ids a live link may move to in one conversation (a second `onready` each)."""
@@ -25,8 +36,9 @@ MAX_RENAMES = 3
 class SessionRecord:
     """The current conversation's session id, the one it continued, and their storing."""
 
-    def __init__(self, resume: ResumeMemory) -> None:
+    def __init__(self, resume: ResumeMemory, owner: Owner | None = None) -> None:
         self.resume = resume
+        self.owner = owner
         self.session_id: str | None = None
         self.continued_from: str | None = None
         self.off_record = False
@@ -45,6 +57,10 @@ class SessionRecord:
         previous = self.session_id
         self.continued_from = requested
         self.session_id = session_id
+        if not self.off_record and self._foreign(session_id, agent_id, slot):
+            self.off_record = True  # kept out of the store and of the next press
+            why = f"the agent named session {session_id}, which this kiosk holds for another slot or agent: this conversation is not stored"
+            out.append(Notify("error", {"code": "agent_session_of_another", "message": why}))
         if self.off_record:
             return
         if previous is not None and previous != session_id:
@@ -58,6 +74,10 @@ class SessionRecord:
         previous = self.session_id
         if previous is None or session_id == previous:
             return False  # the same id again: nothing changed
+        if self.renames < MAX_RENAMES and self._foreign(session_id, agent_id, slot):
+            self.renames += 1
+            out.append(Notify("error", {"code": "agent_renames", "message": f"the agent named session {session_id}, which this kiosk holds for another slot or agent; keeping {previous}"}))
+            return False
         if self.renames >= MAX_RENAMES:
             if self.renames == MAX_RENAMES:  # said once
                 self.renames += 1
@@ -70,6 +90,11 @@ class SessionRecord:
             self.resume.remember(session_id, agent_id, slot, now)
             out.append(StoreStart(session_id, previous, agent_id, slot))
         return True
+
+    def _foreign(self, session_id: str, agent_id: str | None, slot: str) -> bool:
+        """The kiosk holds `session_id` for another (agent, slot) than this conversation's."""
+        held = self.owner(session_id) if self.owner is not None else None
+        return held is not None and held != (agent_id, slot)
 
     def end(self, reason: str, agent_id: str | None, slot: str, now: float, out: list[Action]) -> None:
         """The conversation ended: its session stored as ended and remembered for the next press."""

@@ -300,6 +300,11 @@ class SessionStore:
         rows = self._query(f"WHERE agent = ? AND slot = ? ORDER BY {_LAST_START} DESC, rowid DESC LIMIT 1", (agent, slot))
         return rows[0] if rows else None
 
+    def get(self, session_id: str) -> StoredSession | None:
+        """The stored session with this id, if any."""
+        rows = self._query("WHERE id = ?", (session_id,))
+        return rows[0] if rows else None
+
     def recent(self, limit: int = 100) -> list[StoredSession]:
         """All sessions, newest first."""
         return self._query(f"ORDER BY {_LAST_START} DESC, rowid DESC LIMIT ?", (limit,))

@@ -122,7 +122,11 @@ class Kiosk:
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
         age = time.time() - newest.last_active_at if newest else None
-        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall)
+        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, owner=self.owner)
+
+    def owner(self, session_id: str) -> tuple[str | None, str] | None:
+        """Whose a stored session id is (agent_id, None for the configured one; slot)."""
+        return self.records.owner(session_id, self.settings.agent.agent_key)
 
     def recall(self, agent_id: str | None, slot: str) -> tuple[str, float] | None:
         """The newest stored session of (agent, slot), with its wall-clock age, for a press."""
