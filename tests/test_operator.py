@@ -74,6 +74,7 @@ def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) 
     before = _files(state)
     line = _doctor(cfg)
     assert line.startswith(f"PASS  state dir writable: {state} (1 sessions stored"), line
+    assert "needs ReadWritePaths= in a drop-in" in line, line  # the unit's ProtectSystem=strict: read-only there
     assert _files(state) == before  # read-only: no -wal or -shm left behind, nothing rewritten
 
     (state / DB_NAME).write_bytes(b"not a database, and not moved aside by a check")

@@ -132,13 +132,16 @@ def check_state_dir(state_dir: Path) -> str:
                 f"sudo chown {judge.name}: {path} (a `run` as root, or an older `doctor` as root, leaves such files)",
             )
     if not db.exists():
-        return f"{d} (no sessions stored yet: the store is created on the first run{_for(judge)})"
+        return f"{d} (no sessions stored yet: the store is created on the first run{_for(judge, d)})"
     count = _count_read_only(db)
-    return f"{d} ({count} sessions stored{_for(judge)})"
+    return f"{d} ({count} sessions stored{_for(judge, d)})"
 
 
-def _for(judge: _Judge) -> str:
-    return f", writable by {judge.name}" if judge.as_root else ""
+def _for(judge: _Judge, d: Path) -> str:
+    who = f", writable by {judge.name}" if judge.as_root else ""
+    if d.resolve() == SERVICE_STATE_DIR:
+        return who
+    return f"{who}; the shipped unit writes only under {SERVICE_STATE_DIR}: this dir needs ReadWritePaths= in a drop-in"
 
 
 SERVICE_STATE_DIR = Path("/var/lib/edge-agent")
