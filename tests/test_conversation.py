@@ -416,8 +416,12 @@ def test_a_rename_of_a_forgotten_conversation_stores_nothing() -> None:
 def test_an_id_held_for_another_slot_is_never_taken_for_this_conversation() -> None:
     """`owner` says whose a stored id is: a rename to another slot's id is refused, and a first
     `onready` naming one runs the conversation off the record (the next press continued it)."""
-    held = {"alice-s": (None, "b-alice")}
-    conv = c.Conversation(Timing(), rng=random.Random(1), owner=held.get)
+    held = {"alice-s": (None, "b-alice"), "s0": (None, "default")}
+
+    def foreign(sid: str, agent_id: str | None, slot: str) -> bool:
+        return sid in held and held[sid] != (agent_id, slot)
+
+    conv = c.Conversation(Timing(), rng=random.Random(1), foreign=foreign)
     conv.handle(c.Press(), 0.0)
     ready(conv, "s1")
     acts = ready(conv, "alice-s", now=1.0)
@@ -430,6 +434,6 @@ def test_an_id_held_for_another_slot_is_never_taken_for_this_conversation() -> N
     assert not of(acts, c.StoreStart) and [a.fields["code"] for a in of(acts, c.Notify) if a.kind == "error"] == ["agent_session_of_another"]
     conv.handle(c.Press(), 4.0)
     assert conv.continuation_candidate(5.0) == "s1"  # not the badge holder's
-    own = c.Conversation(Timing(), rng=random.Random(1), owner={"s0": (None, "default")}.get, last_session_id="s0", last_active_age_s=5.0)
+    own = c.Conversation(Timing(), rng=random.Random(1), foreign=foreign, last_session_id="s0", last_active_age_s=5.0)
     own.handle(c.Press(), 0.0)
     assert of(ready(own, "s0"), c.StoreStart)  # its own slot's id, continued: stored as ever

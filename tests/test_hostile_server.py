@@ -436,3 +436,30 @@ def test_a_second_onready_naming_a_badge_holders_session_is_refused(tmp_path: Pa
         k.wait_state(c.LISTENING)
         assert sim.sessions[-1].initiate["data"].get("session_continuation") == {"session_id": anonymous}
     assert SessionStore(tmp_path / "state").get(alice).slot == "b-alice"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("agent_id", [None, "agent-1"])
+def test_a_button_naming_the_configured_agent_keeps_its_own_continued_session(tmp_path: Path, sim_thread: SimulatorThread, agent_id: str | None) -> None:
+    """A start naming the configured agent by its own id (a `[[buttons]]` entry, an MQTT command):
+    the store files its sessions under that agent, and a platform that answers the continuation
+    with the same id had the conversation taken for another's (off the record: not stored, not
+    continued again)."""
+    sim = sim_thread.sim
+    settings = kiosk_settings(tmp_path, sim.url)
+    press = c.Press(origin="button", slot="staff", agent_id=agent_id)
+    with KioskThread(settings) as k:
+        events = _events(k)
+        k.send(press)
+        k.wait_state(c.LISTENING)
+        first = k.on_loop(lambda: k.kiosk.conversation.session_id)
+        k.send(press)
+        wait_for(lambda: k.state == c.IDLE, 10, "idle")
+        sim.bad_session_id = first  # the platform answers the continuation with the same id
+        k.send(press)
+        k.wait_state(c.LISTENING)
+        assert sim.sessions[-1].initiate["data"]["session_continuation"] == {"session_id": first}
+        assert not k.on_loop(lambda: k.kiosk.conversation.record.off_record)
+        k.send(press)
+        wait_for(lambda: k.state == c.IDLE, 10, "idle")
+    assert not any(f.get("code") == "agent_session_of_another" for _, f in events), events
+    assert SessionStore(tmp_path / "state").get(first).resumed_at is not None  # type: ignore[union-attr]

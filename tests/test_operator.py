@@ -74,7 +74,7 @@ def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) 
     before = _files(state)
     line = _doctor(cfg)
     assert line.startswith(f"PASS  state dir writable: {state} (1 sessions stored"), line
-    assert "needs ReadWritePaths= in a drop-in" in line, line  # the unit's ProtectSystem=strict: read-only there
+    assert "PrivateTmp=yes" in line and "use /var/lib/edge-agent" in line, line  # the unit's own /tmp: thrown away
     assert _files(state) == before  # read-only: no -wal or -shm left behind, nothing rewritten
 
     (state / DB_NAME).write_bytes(b"not a database, and not moved aside by a check")
@@ -148,6 +148,15 @@ def test_doctor_as_root_judges_for_the_service_user_where_there_is_one(tmp_path:
     os.chown(hidden, NOBODY, NOBODY)
     line = _doctor(_config(tmp_path, hidden, "hidden.toml"), service_user=service)
     assert line.startswith("FAIL") and f"does not let {service} reach {hidden}" in line, line
+    private = open_dir / "private"  # root's 0700 dir, and in it a link to a dir anyone may enter
+    private.mkdir(mode=0o700)
+    (open_dir / "public").mkdir(mode=0o755)
+    (private / "link").symlink_to(open_dir / "public")
+    through = private / "link" / "state"
+    through.mkdir(mode=0o700)
+    os.chown(through, NOBODY, NOBODY)
+    line = _doctor(_config(tmp_path, through, "through.toml"), service_user=service)
+    assert line.startswith("FAIL") and f"does not let {service} reach {through}" in line, line  # only where it led was checked
 
 
 # ----------------------------------------------------------------------------- sessions: reading changes nothing

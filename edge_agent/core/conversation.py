@@ -60,7 +60,7 @@ from edge_agent.core.events import (
 )
 from edge_agent.core.reconnect import Reconnects
 from edge_agent.core.resume import Recall, ResumeMemory
-from edge_agent.core.sessionrecord import Owner, SessionRecord
+from edge_agent.core.sessionrecord import Foreign, SessionRecord
 from edge_agent.core.slots import DEFAULT_SLOT
 from edge_agent.core.startlimit import StartLimit
 from edge_agent.core.timing import Timing
@@ -90,15 +90,15 @@ class Conversation:
         rng: random.Random | None = None,
         slot: str = DEFAULT_SLOT,
         recall: Recall | None = None,
-        owner: Owner | None = None,
+        foreign: Foreign | None = None,
     ) -> None:
-        """`recall`: another slot's newest stored session; `owner`: whose a stored id is."""
+        """`recall`: another slot's newest stored session; `foreign`: an id held for another."""
         self.t = timing
         self.rng = rng or random.Random()
         self.state = IDLE
         self.link_id = 0
         self.default_slot = slot
-        self.record = SessionRecord(ResumeMemory(last_session_id, last_active_age_s, slot, recall), owner)
+        self.record = SessionRecord(ResumeMemory(last_session_id, last_active_age_s, slot, recall), foreign)
         """The session this conversation is in, and its storing (core/sessionrecord.py)."""
         self.slot = slot
         """The slot of the current (or last) conversation."""

@@ -13,7 +13,7 @@ on from). Each such change is a store write: a server repeating it with a new id
 would wear the SD card, so a conversation takes at most MAX_RENAMES of them.
 
 An id the kiosk holds for another conversation target (another slot: a badge holder's, another
-agent's) is never taken for this one (`Owner`, the store's answer): a server naming it in a
+agent's) is never taken for this one (`Foreign`, the store's answer): a server naming it in a
 second `onready` is refused, and a conversation whose first `onready` names it runs off the
 record. Taken, the next anonymous press continued the badge holder's private conversation.
 """
@@ -21,13 +21,13 @@ record. Taken, the next anonymous press continued the badge holder's private con
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 from edge_agent.core.events import Action, Notify, StoreEnd, StoreStart
 from edge_agent.core.resume import ResumeMemory
 
-Owner = Callable[[str], Union[tuple[Union[str, None], str], None]]
-"""session id -> (agent_id, None for the configured agent; slot) the kiosk holds it for, or None."""
+Foreign = Callable[[str, "str | None", str], bool]
+"""(session id, agent_id or None for the configured agent, slot) -> the kiosk holds that id for
+another (agent, slot): the configured agent named by its own id is the same agent."""
 
 MAX_RENAMES = 3
 """Session ids a live link may move to in one conversation (a second `onready` each)."""
@@ -36,9 +36,9 @@ MAX_RENAMES = 3
 class SessionRecord:
     """The current conversation's session id, the one it continued, and their storing."""
 
-    def __init__(self, resume: ResumeMemory, owner: Owner | None = None) -> None:
+    def __init__(self, resume: ResumeMemory, foreign: Foreign | None = None) -> None:
         self.resume = resume
-        self.owner = owner
+        self.foreign = foreign
         self.session_id: str | None = None
         self.continued_from: str | None = None
         self.off_record = False
@@ -93,8 +93,7 @@ class SessionRecord:
 
     def _foreign(self, session_id: str, agent_id: str | None, slot: str) -> bool:
         """The kiosk holds `session_id` for another (agent, slot) than this conversation's."""
-        held = self.owner(session_id) if self.owner is not None else None
-        return held is not None and held != (agent_id, slot)
+        return self.foreign is not None and self.foreign(session_id, agent_id, slot)
 
     def end(self, reason: str, agent_id: str | None, slot: str, now: float, out: list[Action]) -> None:
         """The conversation ended: its session stored as ended and remembered for the next press."""

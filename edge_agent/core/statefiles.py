@@ -27,13 +27,15 @@ OWN_FILES = (DB_NAME, LEDGER_FILE, ECHO_GRADE_FILE, LOCK_FILE)
 a dir holding anything else is not only ours (a misconfigured state_dir = "~")."""
 
 
-def give_to_dir_owner(path: Path, state_dir: Path) -> None:
+def give_to_dir_owner(fd: int, state_dir: Path) -> None:
     """As root, a file made in another user's state dir (`sudo edge-agent sessions --forget`)
-    goes to that user, who could not write it otherwise (SQLite gives -wal and -shm its owner)."""
+    goes to that user, who could not write it otherwise (SQLite gives -wal and -shm its owner).
+    Through the descriptor the file was opened with, never its path: that user may swap the name
+    for a link between the open and the chown, and a chown by path handed them whatever it named."""
     st = state_dir.stat()
     if os.geteuid() == 0 and st.st_uid != 0:
         with contextlib.suppress(OSError):  # a file system without owners: as before
-            os.chown(path, st.st_uid, st.st_gid)
+            os.fchown(fd, st.st_uid, st.st_gid)
 
 
 def make_private(path: Path, mode: int, only_holding: tuple[str, ...] | None = None) -> None:
@@ -76,7 +78,7 @@ def write_private(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        give_to_dir_owner(Path(tmp), path.parent)
+            give_to_dir_owner(f.fileno(), path.parent)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

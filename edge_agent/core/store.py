@@ -149,10 +149,15 @@ class SessionStore:
     def _open_disk(self) -> sqlite3.Connection:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         make_private(self.dir, 0o700, only_holding=OWN_FILES)
-        fresh = not self.path.exists()
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite then gives WAL/SHM this mode
-        if fresh:
-            give_to_dir_owner(self.path, self.dir)
+        try:  # made new here (0600: SQLite then gives WAL/SHM this mode), never through a link
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:  # there already (a link there, dangling or not, fails below: ELOOP)
+            os.close(os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC))
+        else:  # as root a link to a missing file was "fresh", created where it pointed and chowned
+            try:
+                give_to_dir_owner(fd, self.dir)
+            finally:
+                os.close(fd)
         for suffix in ("", "-wal", "-shm"):
             make_private(Path(str(self.path) + suffix), 0o600)
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)

@@ -122,11 +122,11 @@ class Kiosk:
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
         age = time.time() - newest.last_active_at if newest else None
-        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, owner=self.owner)
+        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, foreign=self.foreign)
 
-    def owner(self, session_id: str) -> tuple[str | None, str] | None:
-        """Whose a stored session id is (agent_id, None for the configured one; slot)."""
-        return self.records.owner(session_id, self.settings.agent.agent_key)
+    def foreign(self, session_id: str, agent_id: str | None, slot: str) -> bool:
+        """The store holds `session_id` for another (agent, slot) than the one given."""
+        return self.records.foreign(session_id, agent_id or self.settings.agent.agent_key, slot)
 
     def recall(self, agent_id: str | None, slot: str) -> tuple[str, float] | None:
         """The newest stored session of (agent, slot), with its wall-clock age, for a press."""

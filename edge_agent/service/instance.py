@@ -17,9 +17,11 @@ after the path: any local user could take that name, and it told dirs apart by t
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import stat
 from pathlib import Path
 
 from edge_agent.core.statefiles import LOCK_FILE, give_to_dir_owner
@@ -34,21 +36,18 @@ class AnotherDaemon(EdgeAgentError):
 
 def claim(state_dir: Path) -> int | None:
     """Claims `state_dir` for this process until it exits (keep the returned descriptor open);
-    raises AnotherDaemon naming the holder when it is taken. None when no claim can be made (a
-    state dir that cannot be written: the store then runs from memory, and two daemons cannot
-    spoil it): the daemon runs without it, as it did before, with a warning."""
+    raises AnotherDaemon naming the holder when it is taken. A lock file this user may only read
+    (root's, from a run by hand; a read-only state dir) is locked read-only: flock needs no
+    write access. None when no claim can be made (no lock file and no way to make one, a file
+    system without locks): the daemon runs without it, as before, with a warning."""
     path = state_dir / LOCK_FILE
-    try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
+    fd = _open_lock(state_dir, path)
+    if fd is None:
         return None
-    give_to_dir_owner(path, state_dir)  # a `sudo edge-agent run` first must not lock the service out of it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = _holder(fd)
+        holder = _holder(fd) or _pid_in(fd)
         os.close(fd)
         who = f"another edge-agent ({holder})" if holder else "another edge-agent"
         raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir") from None
@@ -56,33 +55,101 @@ def claim(state_dir: Path) -> int | None:
         os.close(fd)
         log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
         return None
+    with contextlib.suppress(OSError):  # for where /proc/locks cannot tell the pid (btrfs, another PID namespace)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _open_lock(state_dir: Path, path: Path) -> int | None:
+    """The lock file, made (0600, the state dir's user's) or opened, never through a link."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO put there does not hang the start
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        made = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | flags, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if not path.is_file():  # a read-only state dir with no lock file yet: nothing to lock
+            log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
+            return None
+    else:
+        give_to_dir_owner(made, state_dir)  # a `sudo edge-agent run` first must not lock the service out of it
+        return made
+    error: OSError | None = None
+    for mode in (os.O_RDWR, os.O_RDONLY):
+        try:
+            fd = os.open(path, mode | flags)
+        except OSError as exc:
+            error = exc
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+        error = OSError(f"{path} is not a regular file")
+        break
+    log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, (error.strerror if error is not None else None) or error)
+    return None
 
 
 def held_by(state_dir: Path) -> str | None:
     """Who runs a daemon with `state_dir` ("pid N"), None when none does or it cannot be told
-    (the doctor asks). Takes no lock (a probe could refuse a daemon starting that instant) and
-    creates nothing."""
+    (the doctor asks). Creates nothing, and takes no lock where /proc/locks can tell (a probe
+    could refuse a daemon starting that instant); where it cannot, a shared lock for an instant."""
     try:
         fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        return _holder(fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        found = _holder(fd)
+        if found is not None or _locks_known(fd):
+            return found
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _pid_in(fd) or "a process"
+        except OSError:
+            return None
+        return None
     finally:
         os.close(fd)
 
 
-def _holder(fd: int) -> str | None:
-    """"pid N" of the process holding a flock on `fd`'s file, from /proc/locks (None: not found)."""
+def _key(fd: int) -> str:
     st = os.fstat(fd)
-    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+
+def _lock_lines() -> list[list[str]]:
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
-            for line in locks:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
-                fields = line.split()
-                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key and fields[4].isdigit():
-                    return f"pid {fields[4]}"
+            return [line.split() for line in locks]
     except OSError:
-        pass
+        return []
+
+
+def _holder(fd: int) -> str | None:
+    """"pid N" of the process holding a flock on `fd`'s file, from /proc/locks (None: not found)."""
+    key = _key(fd)
+    for fields in _lock_lines():  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key and fields[4].isdigit():
+            return f"pid {fields[4]}"
     return None
+
+
+def _locks_known(fd: int) -> bool:
+    """/proc/locks names files on `fd`'s file system by the device number stat() gives (not so on
+    btrfs, nor for locks taken in another PID namespace): a lock there would show."""
+    dev = _key(fd).rsplit(":", 1)[0] + ":"
+    return any(len(fields) >= 6 and fields[5].startswith(dev) for fields in _lock_lines())
+
+
+def _pid_in(fd: int) -> str | None:
+    """The pid the holder wrote into the lock file, as "pid N" (None: none readable)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return f"pid {text}" if text.isdigit() else None

@@ -66,15 +66,15 @@ class SessionRecords:
             return None
         return (newest.id, time.time() - newest.last_active_at) if newest else None
 
-    def owner(self, session_id: str, default_agent: str) -> tuple[str | None, str] | None:
-        """(agent, None for `default_agent`; slot) the store holds `session_id` for; None when
-        it holds no such id (or on a fault)."""
+    def foreign(self, session_id: str, agent: str, slot: str) -> bool:
+        """The store holds `session_id` for another (agent, slot) than this one (False when it
+        holds no such id, or on a fault)."""
         try:
             held = self.store.get(session_id)
         except StoreError as exc:
             log.error("%s", exc)
-            return None
-        return None if held is None else (None if held.agent == default_agent else held.agent, held.slot)
+            return False
+        return held is not None and (held.agent, held.slot) != (agent, slot)
 
     def forget(self) -> int:
         """Wipes the store (and moved-aside copies) and the fleet's copies (empty retained

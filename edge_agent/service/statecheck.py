@@ -113,7 +113,8 @@ def check_state_dir(state_dir: Path) -> str:
         raise StateDirProblem(f"{d}: Read-only file system (the kiosk runs, but without resume after a restart)", WRITE_HINT)
     if not judge.may(d, d.stat(), os.R_OK | os.W_OK | os.X_OK):
         raise StateDirProblem(f"{d} ({_owner(d.stat())}, mode {stat.S_IMODE(d.stat().st_mode):o}) is not writable by {judge.name} (the kiosk runs, but without resume after a restart)", WRITE_HINT)
-    for parent in d.resolve().parents if judge.as_root else ():  # as anyone else os.access walked them
+    walked = dict.fromkeys([*d.absolute().parents, *d.resolve().parents])  # the path as written (its links too) and where it leads
+    for parent in walked if judge.as_root else ():  # as anyone else os.access walked them
         st = parent.stat()
         if not judge.may(parent, st, os.X_OK):
             raise StateDirProblem(
@@ -139,9 +140,17 @@ def check_state_dir(state_dir: Path) -> str:
 
 def _for(judge: _Judge, d: Path) -> str:
     who = f", writable by {judge.name}" if judge.as_root else ""
-    if d.resolve() == SERVICE_STATE_DIR:
-        return who
-    return f"{who}; the shipped unit writes only under {SERVICE_STATE_DIR}: this dir needs ReadWritePaths= in a drop-in"
+    return who if d.resolve() == SERVICE_STATE_DIR else f"{who}; {_unit_note(d)}"
+
+
+def _unit_note(d: Path) -> str:
+    """What the shipped unit makes of a state dir other than its own."""
+    real = d.resolve()
+    if real.is_relative_to("/tmp") or real.is_relative_to("/var/tmp"):
+        return f"under the shipped unit (PrivateTmp=yes) the service sees a /tmp of its own, emptied at every restart: use {SERVICE_STATE_DIR}"
+    if any(real.is_relative_to(home) for home in ("/home", "/root", "/run/user")):
+        return f"the shipped unit (ProtectHome=yes) hides this from the service, ReadWritePaths= or not: use {SERVICE_STATE_DIR}"
+    return f"the shipped unit writes only under {SERVICE_STATE_DIR}: this dir needs ReadWritePaths= in a drop-in"
 
 
 SERVICE_STATE_DIR = Path("/var/lib/edge-agent")
@@ -163,7 +172,7 @@ def _missing(d: Path) -> str:
             f"{d} does not exist, and {parent} is not writable to create it" + (" (read-only file system)" if os.geteuid() == 0 else " by this user"),
             f"use the service's {SERVICE_STATE_DIR} (device.state_dir left out), or: sudo install -d -m 700 -o edge-agent {d}",
         )
-    return f"{d} does not exist yet: it is created on the first run (the shipped unit writes only under {SERVICE_STATE_DIR}: another dir needs ReadWritePaths= in a drop-in)"
+    return f"{d} does not exist yet: it is created on the first run ({_unit_note(d)})"
 
 
 def _count_read_only(db: Path) -> int:

@@ -1,0 +1,75 @@
+"""The state dir's files as an attacker with the service user's rights leaves them, and the
+one-daemon claim where the state dir is read-only: each found by a review, each failing before
+its mend. The daemon-level checks (a second `edge-agent run` refused, another user unable to hold
+the claim) are in tests/test_service.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_store_faults import Tmpfs
+
+from edge_agent.core.statefiles import LOCK_FILE
+from edge_agent.core.store import DB_NAME, SessionStore
+from edge_agent.service.instance import AnotherDaemon, claim, held_by
+
+NOBODY = 65534
+"""The service user's stand-in: it owns the state dir and may put anything in it."""
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: root opening a state dir another user owns, as `sudo edge-agent run` does")
+
+
+@as_root
+def test_a_link_at_the_stores_name_makes_no_file_where_it_points(tmp_path: Path) -> None:
+    """The service user links `sessions.sqlite3` to a file that does not exist in a dir only root
+    may write (`/etc/profile.d/zz.sh`, say); root runs the kiosk by hand: the store was created
+    there, through the link, and given to that user, who then wrote a login script for root."""
+    state, guarded = tmp_path / "state", tmp_path / "profile.d"
+    state.mkdir(mode=0o700)
+    guarded.mkdir(mode=0o755)
+    os.chown(state, NOBODY, NOBODY)
+    (state / DB_NAME).symlink_to(guarded / "zz.sh")
+    store = SessionStore(state)
+    try:
+        assert not (guarded / "zz.sh").exists() and list(guarded.iterdir()) == []
+        assert store.fault is not None  # the kiosk runs, its sessions in memory
+    finally:
+        store.close()
+
+
+@as_root
+def test_a_link_at_the_lock_files_name_is_not_followed(tmp_path: Path) -> None:
+    state, target = tmp_path / "state", tmp_path / "roots-file"
+    state.mkdir(mode=0o700)
+    os.chown(state, NOBODY, NOBODY)
+    target.write_text("root's\n")
+    target.chmod(0o600)
+    (state / LOCK_FILE).symlink_to(target)
+    assert claim(state) is None  # no claim through a link: the daemon runs without one
+    st = target.stat()
+    assert (st.st_uid, target.read_text()) == (0, "root's\n")
+
+
+def test_a_read_only_state_dir_is_still_claimed_once(tmp_path: Path) -> None:
+    """A card remounted read-only: the store runs from memory, but two daemons still fight over
+    the microphone and the broker's client id. flock needs no write access: the lock file is
+    locked read-only (so is a root-owned one the service user may only read)."""
+    fs = Tmpfs(tmp_path / "ro")
+    try:
+        first = claim(fs.path)
+        assert first is not None
+        os.close(first)  # the daemon before the card went read-only
+        fs.readonly(True)
+        held = claim(fs.path)
+        assert held is not None
+        try:
+            with pytest.raises(AnotherDaemon, match="another edge-agent"):
+                claim(fs.path)
+            assert held_by(fs.path) == f"pid {os.getpid()}"
+        finally:
+            os.close(held)
+        assert held_by(fs.path) is None
+    finally:
+        fs.umount()
