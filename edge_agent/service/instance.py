@@ -70,7 +70,7 @@ def _open_lock(state_dir: Path, path: Path) -> int | None:
     except FileExistsError:
         pass
     except OSError as exc:
-        if not path.is_file():  # a read-only state dir with no lock file yet: nothing to lock
+        if not os.path.isfile(path):  # a read-only state dir with no lock file yet (or none to reach): nothing to lock
             log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
             return None
     else:
