@@ -10,9 +10,12 @@ The claim is an exclusive `flock` on `edge-agent.lock` in the state dir, held fo
 life: it belongs to the directory itself (a bind mount or another path to it is the same dir, a
 container's own volume at the same path is not), only the dir's user (0700) and root can open
 it, so no other user can hold it to keep the service from starting, and the kernel drops it
-when the process ends (`kill -9`, a power cut: nothing stale). The holder's pid is read from
-/proc/locks, not from anything a file says. A first version bound an abstract unix socket named
-after the path: any local user could take that name, and it told dirs apart by their path.
+when the process ends (`kill -9`, a power cut: nothing stale). A lock file this user may only
+read (root's, from a run by hand; a card remounted read-only) is locked read-only, which flock
+allows. The holder's pid comes from /proc/locks, and where that cannot tell (btrfs, whose device
+numbers differ from stat()'s; a holder in another PID namespace) from the pid the holder wrote
+into the file. A first version bound an abstract unix socket named after the path: any local
+user could take that name, and it told dirs apart by their path.
 """
 
 from __future__ import annotations
