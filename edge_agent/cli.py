@@ -71,10 +71,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_agent.devtools.demo import run_demo
+    from edge_agent.devtools.demo import DEMO_STATE_DIR, run_demo
+    from edge_agent.service.instance import claim
 
     setup_logging(args.log_level or "info")
-    return run_demo(auto=args.auto, state_dir=Path(args.state_dir) if args.state_dir else None, input_spec=args.input, output_spec=args.output)
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    claimed = claim(state_dir or DEMO_STATE_DIR)  # a running kiosk's (or demo's) store is not the demo's to use
+    try:
+        return run_demo(auto=args.auto, state_dir=state_dir, input_spec=args.input, output_spec=args.output)
+    finally:
+        if claimed is not None:
+            os.close(claimed)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

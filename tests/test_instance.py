@@ -73,3 +73,16 @@ def test_a_read_only_state_dir_is_still_claimed_once(tmp_path: Path) -> None:
         assert held_by(fs.path) is None
     finally:
         fs.umount()
+
+
+def test_the_demo_leaves_a_running_kiosks_state_dir_alone(tmp_path: Path) -> None:
+    """`edge-agent demo --state-dir` naming the service's dir ran a second kiosk on its store."""
+    from test_newcomer import ea, one_line_error
+
+    held = claim(tmp_path / "state")  # what the running kiosk holds
+    assert held is not None
+    try:
+        line = one_line_error(ea("demo", "--auto", "--state-dir", str(tmp_path / "state"), timeout_s=60), 1)
+    finally:
+        os.close(held)
+    assert f"another edge-agent (pid {os.getpid()}) runs with the state dir {tmp_path / 'state'}" in line, line
