@@ -50,13 +50,13 @@ def claim(state_dir: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = _holder(fd) or _pid_in(fd)
+        holder = _from_locks(fd)[0] or _pid_in(fd)
         os.close(fd)
         who = f"another edge-agent ({holder})" if holder else "another edge-agent"
         raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir") from None
     except OSError as exc:  # a file system without locks
         os.close(fd)
-        log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
+        _unclaimed(state_dir, exc)
         return None
     with contextlib.suppress(OSError):  # for where /proc/locks cannot tell the pid (btrfs, another PID namespace)
         os.ftruncate(fd, 0)
@@ -74,7 +74,7 @@ def _open_lock(state_dir: Path, path: Path) -> int | None:
         pass
     except OSError as exc:
         if not os.path.isfile(path):  # a read-only state dir with no lock file yet (or none to reach): nothing to lock
-            log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, exc.strerror or exc)
+            _unclaimed(state_dir, exc)
             return None
     else:
         give_to_dir_owner(made, state_dir)  # a `sudo edge-agent run` first must not lock the service out of it
@@ -91,8 +91,13 @@ def _open_lock(state_dir: Path, path: Path) -> int | None:
         os.close(fd)
         error = OSError(f"{path} is not a regular file")
         break
-    log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, (error.strerror if error is not None else None) or error)
+    _unclaimed(state_dir, error)
     return None
+
+
+def _unclaimed(state_dir: Path, why: OSError | None) -> None:
+    """The daemon runs without a claim, and says so once at start."""
+    log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, (why.strerror if why is not None else None) or why)
 
 
 def held_by(state_dir: Path) -> str | None:
@@ -106,8 +111,8 @@ def held_by(state_dir: Path) -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        found = _holder(fd)
-        if found is not None or _locks_known(fd):
+        found, known = _from_locks(fd)
+        if found is not None or known:
             return found
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -120,33 +125,26 @@ def held_by(state_dir: Path) -> str | None:
         os.close(fd)
 
 
-def _key(fd: int) -> str:
+def _from_locks(fd: int) -> tuple[str | None, bool]:
+    """("pid N" of the process holding a flock on `fd`'s file, or None; whether /proc/locks names
+    files on that file system at all), from one read of /proc/locks. It names them by the device
+    number stat() gives, except on btrfs and for locks taken in another PID namespace: there a
+    lock would not show, and its absence says nothing."""
     st = os.fstat(fd)
-    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-
-
-def _lock_lines() -> list[list[str]]:
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:"
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
-            return [line.split() for line in locks]
+            lines = [line.split() for line in locks]
     except OSError:
-        return []
-
-
-def _holder(fd: int) -> str | None:
-    """"pid N" of the process holding a flock on `fd`'s file, from /proc/locks (None: not found)."""
-    key = _key(fd)
-    for fields in _lock_lines():  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key and fields[4].isdigit():
-            return f"pid {fields[4]}"
-    return None
-
-
-def _locks_known(fd: int) -> bool:
-    """/proc/locks names files on `fd`'s file system by the device number stat() gives (not so on
-    btrfs, nor for locks taken in another PID namespace): a lock there would show."""
-    dev = _key(fd).rsplit(":", 1)[0] + ":"
-    return any(len(fields) >= 6 and fields[5].startswith(dev) for fields in _lock_lines())
+        lines = []
+    known = False
+    for fields in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
+        if len(fields) < 6 or not fields[5].startswith(dev):
+            continue
+        known = True
+        if fields[1] == "FLOCK" and fields[5] == f"{dev}{st.st_ino}" and fields[4].isdigit():
+            return f"pid {fields[4]}", True
+    return None, known
 
 
 def _pid_in(fd: int) -> str | None:
