@@ -285,6 +285,33 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_nothing_stale_stay
     assert third.stop() == 0
 
 
+def test_the_service_waits_for_a_daemon_run_by_hand_and_takes_over_when_it_ends(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> None:
+    """An operator stops the service, runs `sudo edge-agent run` to watch the log, and the
+    service is started again meanwhile (a restart, an upgrade). It was refused like a second
+    daemon by hand, restarted every RestartSec into its start limit and stayed down after the
+    hand run ended. Started by systemd (NOTIFY_SOCKET) it waits instead: up for systemd, a STATUS
+    line naming the holder, the watchdog fed, a reload not ending it; the kiosk once the hand
+    run is gone."""
+    cfg = _config(tmp_path, sim, silent=True)
+    by_hand = DaemonProcess(cfg)
+    daemons.append(by_hand)
+    by_hand.wait_log(r"ready: device svc")
+    service = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "900000"})
+    daemons.append(service)
+    wait_for(lambda: notify.lines("READY=1"), 20, "READY=1 while waiting")
+    waiting = [m for _, m in notify.messages if m.startswith("STATUS=waiting for")]
+    assert waiting and f"(pid {by_hand.proc.pid})" in waiting[0] and str(tmp_path / "state") in waiting[0], notify.messages
+    ready_at = notify.lines("READY=1")[0]
+    service.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: notify.lines("WATCHDOG=1", since=ready_at)[3:], 20, "watchdog pings while waiting")
+    assert service.proc.poll() is None, service.log
+    assert "ready: device svc" not in service.log  # the hand run has the microphone and the store
+    assert by_hand.stop() == 0
+    service.wait_log(r"ready: device svc")
+    assert service.stop() == 0
+    assert "Traceback" not in service.log
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(), reason="needs root, setpriv, /usr/bin/python3: another user holds it")
 def test_another_local_user_cannot_hold_the_claim_and_keep_the_service_from_starting(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
     """The first claim was an abstract unix socket named after the state dir's path: any local

@@ -24,17 +24,28 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import stat
+import time
 from pathlib import Path
 
 from edge_agent.core.statefiles import LOCK_FILE, give_to_dir_owner
 from edge_agent.errors import EdgeAgentError
+from edge_agent.service.notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
+WAIT_POLL_S = 0.5
+"""A service waiting for a hand-run daemon to end tries the lock this often (it takes over
+within this long of the other's exit)."""
+
 
 class AnotherDaemon(EdgeAgentError):
-    """Another `edge-agent run` holds this state dir."""
+    """Another `edge-agent run` holds this state dir (`holder`: "another edge-agent (pid N)")."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def claim(state_dir: Path) -> int | None:
@@ -53,7 +64,7 @@ def claim(state_dir: Path) -> int | None:
         holder = _from_locks(fd)[0] or _pid_in(fd)
         os.close(fd)
         who = f"another edge-agent ({holder})" if holder else "another edge-agent"
-        raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir") from None
+        raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir", who) from None
     except OSError as exc:  # a file system without locks
         os.close(fd)
         _unclaimed(state_dir, exc)
@@ -62,6 +73,41 @@ def claim(state_dir: Path) -> int | None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float = WAIT_POLL_S) -> int | None:
+    """`claim`, for a daemon systemd started: where another edge-agent holds the state dir (an
+    operator's run by hand), wait for it to end instead of exiting. Refused, the service
+    restarted every RestartSec into its start limit and stayed down after the hand run ended:
+    no kiosk until someone came back to start it. While it waits it tells systemd it is up
+    (READY=1, so `systemctl start` does not hang on a hand run that lasts an hour) with a STATUS
+    line naming the holder, keeps the watchdog fed and ignores SIGHUP (a reload would end it);
+    SIGTERM ends it as usual. By hand (no NOTIFY_SOCKET) the refusal stands: one line, exit 1."""
+    try:
+        return claim(state_dir)
+    except AnotherDaemon as exc:
+        if not notifier.enabled:
+            raise
+        holder = exc.holder
+    log.warning("%s runs with the state dir %s: waiting for it to stop, then this service takes over", holder, state_dir)
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        notifier.send("READY=1", f"STATUS=waiting for {holder} to stop: it runs with the state dir {state_dir}")
+        step_s = min(poll_s, notifier.watchdog_s / 3) if notifier.watchdog_s else poll_s
+        while True:
+            notifier.watchdog(time.monotonic())
+            time.sleep(step_s)
+            try:
+                fd = claim(state_dir)
+            except AnotherDaemon as still:
+                if still.holder != holder:
+                    holder = still.holder
+                    notifier.send(f"STATUS=waiting for {holder} to stop: it runs with the state dir {state_dir}")
+                continue
+            log.info("the state dir %s is free: starting", state_dir)
+            return fd
+    finally:
+        signal.signal(signal.SIGHUP, hangup)
 
 
 def _open_lock(state_dir: Path, path: Path) -> int | None:
