@@ -105,6 +105,7 @@ def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float =
                     notifier.send(f"STATUS=waiting for {holder} to stop: it runs with the state dir {state_dir}")
                 continue
             log.info("the state dir %s is free: starting", state_dir)
+            notifier.send("WATCHDOG=1", "STATUS=starting")  # the kiosk's set-up gets a whole WatchdogSec
             return fd
     finally:
         signal.signal(signal.SIGHUP, hangup)
