@@ -127,6 +127,35 @@ def test_gate_says_how_to_convert_a_float_or_stereo_wav_but_not_an_empty_file_or
     assert "No such file" in one_line_error(ea("gate", str(tmp_path / "missing.wav")))
 
 
+def _extensible_wav(path: Path, pcm: bytes, subformat: bytes, rate: int = 16000, channels: int = 1, bits: int = 16) -> Path:
+    """A WAVE_FORMAT_EXTENSIBLE file, as sox and Audacity write: a 40-byte fmt chunk whose tag is
+    0xFFFE and whose sub-format GUID says what the samples are."""
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * align, align, bits, 22, bits, 0x4) + subformat
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_gate_reads_a_wave_format_extensible_file_of_plain_pcm_as_the_pcm_it_is(tmp_path: Path) -> None:
+    """Python 3.11's `wave` (the Pi's) refused WAVE_FORMAT_EXTENSIBLE ("unknown format: 65534"),
+    the header sox and some recorders write even for 16 kHz mono 16-bit: an installer's recording
+    was refused with a hint to convert what needed no converting. Now the same samples gate the
+    same; a float sub-format or another rate is still refused with the conversion hint."""
+    pcm_guid = bytes.fromhex("0100000000001000800000aa00389b71")
+    float_guid = bytes.fromhex("0300000000001000800000aa00389b71")
+    ext = _extensible_wav(tmp_path / "ext.wav", read_wav(QUIET), pcm_guid)
+    out = ea("gate", str(ext), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == json.loads(ea("gate", str(QUIET), "--json").stdout)
+    for path, says in (
+        (_extensible_wav(tmp_path / "float.wav", bytes(6400), float_guid, bits=32), "unknown"),  # 3.12's wave: "unknown extended format"
+        (_extensible_wav(tmp_path / "48k.wav", bytes(19200), pcm_guid, rate=48000, channels=2), "got 48000 Hz, 2 ch, 16 bit"),
+    ):
+        line = one_line_error(ea("gate", str(path)))
+        assert says in line and "ffmpeg -i" in line, line
+
+
 def test_gate_refuses_a_wav_with_no_audio_as_echo_does(tmp_path: Path) -> None:
     """A valid header with no frames printed "0.0 s, 0 frames ... gate ran at 0x real time", exit 0."""
     zero = write_wav(tmp_path / "zero.wav", b"")

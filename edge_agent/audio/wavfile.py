@@ -4,12 +4,16 @@ Apart from `devices` so that `edge-agent gate FILE.wav` reads its file without i
 device machinery (asyncio, threads): its start-up is part of its cost. The ffmpeg/sox command that
 converts a recording is suggested only for a readable WAV in another format, not for an empty file
 or one that is no WAV at all; a WAV cut short (its header promising more than the file holds) is
-read as far as it goes, with a warning.
+read as far as it goes, with a warning. A WAVE_FORMAT_EXTENSIBLE file of plain PCM (what sox,
+Audacity and some recorders write) is read as the PCM it is, on Python 3.11 too, whose `wave`
+refused it ("unknown format: 65534"; 3.12's reads it).
 """
 
 from __future__ import annotations
 
 import logging
+import struct
+import sys
 import wave
 from pathlib import Path
 
@@ -19,10 +23,50 @@ from edge_agent.errors import AudioError
 log = logging.getLogger(__name__)
 
 
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+WAVE_FORMAT_PCM = 1
+KSDATAFORMAT_SUBTYPE_PCM = bytes.fromhex("0100000000001000800000aa00389b71")
+"""The sub-format GUID of integer PCM in a WAVE_FORMAT_EXTENSIBLE fmt chunk (its first two bytes
+are the plain format tag, 1)."""
+
+
+class _ExtensiblePcmRead(wave.Wave_read):
+    """Python 3.11's `wave` reader, also taking WAVE_FORMAT_EXTENSIBLE whose sub-format is PCM, as
+    3.12's does; every other format is the "unknown format" error `wave` gives, in its words."""
+
+    def _read_fmt_chunk(self, chunk: object) -> None:
+        head = chunk.read(16)  # type: ignore[attr-defined]  # wave's Chunk: tag, channels, rate, bytes/s, align, bits
+        if len(head) < 14:
+            raise EOFError
+        tag, channels, rate = struct.unpack_from("<HHL", head)
+        if tag == WAVE_FORMAT_EXTENSIBLE:
+            ext = chunk.read(24)  # type: ignore[attr-defined]  # size, valid bits, speaker mask, sub-format
+            if len(ext) < 24 or len(head) < 16:
+                raise EOFError
+            if ext[8:24] != KSDATAFORMAT_SUBTYPE_PCM:
+                raise wave.Error(f"unknown format: {tag} with a sub-format that is not PCM")
+        elif tag != WAVE_FORMAT_PCM:
+            raise wave.Error(f"unknown format: {tag}")
+        if len(head) < 16:
+            raise EOFError
+        self._sampwidth = (struct.unpack_from("<H", head, 14)[0] + 7) // 8
+        if not self._sampwidth:
+            raise wave.Error("bad sample width")
+        if not channels:
+            raise wave.Error("bad # of channels")
+        self._nchannels, self._framerate = channels, rate
+        self._framesize = channels * self._sampwidth
+        self._comptype, self._compname = "NONE", "not compressed"
+
+
+def _open(path: str) -> wave.Wave_read:
+    return _ExtensiblePcmRead(path) if sys.version_info < (3, 12) else wave.open(path, "rb")
+
+
 def open_wav_16k_mono(path: str | Path) -> wave.Wave_read:
     """An open 16 kHz mono 16-bit WAV; anything else is an AudioError naming the file."""
     try:
-        w = wave.open(str(path), "rb")  # noqa: SIM115 - the caller owns it
+        w = _open(str(path))
     except OSError as exc:
         raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
     except RuntimeError:  # `wave` seeking past a chunk whose size runs beyond the file (3.11: a bare RuntimeError)
