@@ -437,3 +437,32 @@ def test_an_id_held_for_another_slot_is_never_taken_for_this_conversation() -> N
     own = c.Conversation(Timing(), rng=random.Random(1), foreign=foreign, last_session_id="s0", last_active_age_s=5.0)
     own.handle(c.Press(), 0.0)
     assert of(ready(own, "s0"), c.StoreStart)  # its own slot's id, continued: stored as ever
+
+
+def test_an_id_held_for_another_slot_is_never_called_this_conversations_nor_asked_for_on_reconnect() -> None:
+    """An `onready` naming another slot's id (a badge holder's) ran the conversation off the
+    record but still took the id for its own: the state (retained MQTT, STATUS=) named it as the
+    default slot's session, the next reconnect asked the platform to continue it, and after a
+    reconnect onto it the conversation's own session was never stored as ended."""
+    held = {"alice-s": (None, "b-alice")}
+
+    def foreign(sid: str, agent_id: str | None, slot: str) -> bool:
+        return sid in held and held[sid] != (agent_id, slot)
+
+    conv = c.Conversation(Timing(), rng=random.Random(1), foreign=foreign)
+    conv.handle(c.Press(), 0.0)
+    acts = ready(conv, "alice-s")  # the first onready
+    assert [a.session_id for a in of(acts, c.StateChanged)] == [None] and conv.session_id is None
+    assert [a.fields["session_id"] for a in of(acts, c.Notify) if a.kind == "conversation_started"] == [None]
+    acts = conv.handle(c.LinkDown(conv.link_id, "network"), 1.0)
+    assert of(acts, c.OpenLink)[0].continue_session_id is None  # what the press asked for, not hers
+    again = c.Conversation(Timing(), rng=random.Random(1), foreign=foreign)
+    again.handle(c.Press(), 0.0)
+    ready(again, "s1")
+    again.handle(c.LinkDown(again.link_id, "network"), 1.0)
+    acts = again.handle(c.FromAgent(again.link_id, p.OnReady("alice-s")), 1.5)  # a reconnect onto hers
+    assert [a.session_id for a in of(acts, c.StoreEnd)] == ["s1"] and again.session_id == "s1"
+    acts = again.handle(c.LinkDown(again.link_id, "network"), 2.0)
+    assert of(acts, c.OpenLink)[0].continue_session_id == "s1"
+    acts = again.handle(c.Press(), 5.0)
+    assert not of(acts, c.StoreEnd) and again.continuation_candidate(6.0) == "s1"

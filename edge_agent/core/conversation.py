@@ -288,10 +288,11 @@ class Conversation:
             return
         self.record.ready(ev.session_id, self._requested_continuation, self.agent_id, self.slot, now, out)
         self._activity_at = now
+        named = None if self.record.off_record else ev.session_id  # another's (or forgotten): not published as this one's
         if self._reconnects.ready(now):
-            out.append(Notify("reconnected", {"session_id": ev.session_id, "continued_from": self.continued_from}))
+            out.append(Notify("reconnected", {"session_id": named, "continued_from": self.continued_from}))
         else:
-            out.append(Notify("conversation_started", {"session_id": ev.session_id, "continued_from": self.continued_from, **self._target_fields()}))
+            out.append(Notify("conversation_started", {"session_id": named, "continued_from": self.continued_from, **self._target_fields()}))
         out.append(HeldAudio("send"))  # what the visitor said while we connected, before anything live
         out.append(Earcon("ready"))
         self._go(LISTENING, now, out)

@@ -63,7 +63,7 @@ def describe(kind: str, f: dict[str, Any]) -> str:
     """One human line per notification, for the log and the demo."""
     if kind == "conversation_started":
         how = f"continuing {f['continued_from']}" if f.get("continued_from") else "new conversation"
-        return f"session {f['session_id']} ready ({how})"
+        return f"session {f['session_id'] or '(off the record)'} ready ({how})"
     if kind == "conversation_requested":
         return "press: " + ("fresh session" if f["fresh"] else f"continue {f['continue_session_id']}" if f["continue_session_id"] else "nothing to continue, new session")
     if kind == "conversation_ended":

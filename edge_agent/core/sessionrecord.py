@@ -14,8 +14,10 @@ would wear the SD card, so a conversation takes at most MAX_RENAMES of them.
 
 An id the kiosk holds for another conversation target (another slot: a badge holder's, another
 agent's) is never taken for this one (`Foreign`, the store's answer): a server naming it in a
-second `onready` is refused, and a conversation whose first `onready` names it runs off the
-record. Taken, the next anonymous press continued the badge holder's private conversation.
+second `onready` is refused, and a conversation whose `onready` names it (the first, or one after
+a reconnect) runs off the record without ever calling it its own: not in its state, and not
+asked for by its next reconnect. Taken, the next anonymous press continued the badge holder's
+private conversation.
 """
 
 from __future__ import annotations
@@ -56,11 +58,18 @@ class SessionRecord:
         the session the link asked to continue. Stored before any other action."""
         previous = self.session_id
         self.continued_from = requested
-        self.session_id = session_id
-        if not self.off_record and self._foreign(session_id, agent_id, slot):
-            self.off_record = True  # kept out of the store and of the next press
+        if self._foreign(session_id, agent_id, slot):
+            # never this conversation's id: not in its state, not asked for by its next reconnect
+            # (which asks for `previous`, its own, or what the press asked for); its own session
+            # so far is stored as ended, and the rest is kept out of the store and the next press
             why = f"the agent named session {session_id}, which this kiosk holds for another slot or agent: this conversation is not stored"
             out.append(Notify("error", {"code": "agent_session_of_another", "message": why}))
+            if previous is not None and not self.off_record:
+                out.append(StoreEnd(previous, "reconnected"))
+                self.resume.remember(previous, agent_id, slot, now)
+            self.off_record = True
+            return
+        self.session_id = session_id
         if self.off_record:
             return
         if previous is not None and previous != session_id:
