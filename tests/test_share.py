@@ -385,3 +385,21 @@ def test_forgetting_another_slot_leaves_the_running_conversation_on_the_record(t
             assert again.continued_from == running
     finally:
         obs.close()
+
+
+def test_a_forgotten_slot_whose_button_names_the_configured_agent_is_not_continued(tmp_path: Path, sim: AgentSimulator) -> None:
+    """A `[[buttons]]` entry may name the configured agent by its id. The fleet's forget of
+    (agent-1, lobby) reaches the conversation as the configured agent (None), while the button's
+    conversation kept "agent-1": the two never matched, and the next press of that button
+    continued the forgotten session from the process's memory (found by an attacker)."""
+    with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:  # agent.agent_id = "agent-1"
+        kiosk = k.kiosk
+        k.send(c.Press(slot="lobby", agent_id="agent-1"))
+        k.wait_state(c.LISTENING)
+        sid = kiosk.conversation.session_id
+        assert sid and kiosk.store.newest("agent-1", "lobby").id == sid
+        k.send(c.Press(slot="lobby", agent_id="agent-1"))  # the same button again: ends it
+        wait_for(lambda: k.state == c.IDLE, 10, "idle")
+        assert k.on_loop(lambda: kiosk.conversation.continuation_candidate(kiosk.clock(), "lobby", "agent-1")) == sid
+        k.on_loop(lambda: (kiosk.store.forget_slot("agent-1", "lobby"), kiosk._slot_forgotten("agent-1", "lobby")))
+        assert k.on_loop(lambda: kiosk.conversation.continuation_candidate(kiosk.clock(), "lobby", "agent-1")) is None

@@ -91,9 +91,13 @@ class Conversation:
         slot: str = DEFAULT_SLOT,
         recall: Recall | None = None,
         foreign: Foreign | None = None,
+        own_agent_id: str | None = None,
     ) -> None:
-        """`recall`: another slot's newest stored session; `foreign`: an id held for another."""
+        """`recall`: another slot's newest stored session; `foreign`: an id held for another;
+        `own_agent_id`: the configured agent's id, which a start may name (a button's
+        `agent_id`): the same agent as None, so a forget of its slot finds the conversation."""
         self.t = timing
+        self.own_agent_id = own_agent_id
         self.rng = rng or random.Random()
         self.state = IDLE
         self.link_id = 0
@@ -153,17 +157,23 @@ class Conversation:
         """The session a short press for this slot (default: the kiosk's) would continue now."""
         if not self.t.resume:
             return None
-        return self.record.resume.candidate(now, self.t.resume_within_s, agent_id, slot or self.default_slot)
+        return self.record.resume.candidate(now, self.t.resume_within_s, self._agent(agent_id), slot or self.default_slot)
+
+    def _agent(self, agent_id: str | None) -> str | None:
+        """None for the configured agent, named or not: one agent, one key everywhere."""
+        return None if agent_id == self.own_agent_id else agent_id
 
     def _other_target(self, slot: str | None, agent_id: str | None) -> bool:
         """A start naming a slot or agent other than the running conversation's."""
+        agent_id = self._agent(agent_id)
         return (slot is not None and slot != self.slot) or (agent_id is not None and agent_id != self.agent_id)
 
-    def reconfigure(self, timing: Timing, default_slot: str) -> None:
-        """New timers and default slot (a config reload while idle); the start rate limit keeps
-        what it has spent."""
+    def reconfigure(self, timing: Timing, default_slot: str, own_agent_id: str | None = None) -> None:
+        """New timers, default slot and agent id (a config reload while idle); the start rate
+        limit keeps what it has spent."""
         self.t = timing
         self.default_slot = default_slot
+        self.own_agent_id = own_agent_id
 
     def start_wait_s(self, now: float) -> float:
         """Seconds until the start rate limit lets a conversation start again (0: now)."""
@@ -198,7 +208,7 @@ class Conversation:
             return
         cont = None if fresh else self.continuation_candidate(now, slot, agent_id)
         self.slot = slot or self.default_slot
-        self.agent_id = agent_id
+        self.agent_id = self._agent(agent_id)
         self.record.begin()
         self._reconnects.reset()
         self._paused = False

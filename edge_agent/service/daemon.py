@@ -122,7 +122,8 @@ class Kiosk:
     def _new_conversation(self) -> c.Conversation:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
         age = time.time() - newest.last_active_at if newest else None
-        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, foreign=self.foreign)
+        agent = self.settings.agent.agent_key
+        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, foreign=self.foreign, own_agent_id=agent)
 
     def foreign(self, session_id: str, agent_id: str | None, slot: str) -> bool:
         """The store holds `session_id` for another (agent, slot) than the one given."""
@@ -292,7 +293,7 @@ class Kiosk:
             return False
         self._reload_pending = None
         self.settings, waiting = reloadable(self.settings, settings)
-        self.conversation.reconfigure(timing_from(self.settings), self.settings.session.slot)
+        self.conversation.reconfigure(timing_from(self.settings), self.settings.session.slot, self.settings.agent.agent_key)
         self.store.keep_sessions = self.settings.session.keep_sessions
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
