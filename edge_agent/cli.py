@@ -183,6 +183,13 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             print(f"no sessions stored in {state_dir}")
         return 0
     if args.forget:
+        from edge_agent.service.instance import held_by
+
+        if (holder := held_by(state_dir)) is not None:  # it remembers the last session: its next press continued it
+            raise StoreError(
+                f"an edge-agent ({holder}) runs with {state_dir}: it keeps the last session in memory and would continue it; "
+                "forget through it (the MQTT command forget_sessions) or stop it first (sudo systemctl stop edge-agent)"
+            )
         store = SessionStore(state_dir, settings.session.keep_sessions)
         try:
             if store.fault is not None:  # a wipe of a copy in memory would mislead

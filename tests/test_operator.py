@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DATA, read_wav, toml_dump, write_wav
+from conftest import DATA, DaemonProcess, read_wav, toml_dump, write_wav
 from test_newcomer import ea, one_line_error
 
 from edge_agent.core.store import DB_NAME, SessionStore
+from edge_agent.devtools.simulator import AgentSimulator
 
 QUIET = DATA / "kiosk_dev_quiet.wav"
 NOBODY = 65534
@@ -447,3 +448,29 @@ def test_doctor_fails_a_missing_state_dir_no_one_can_make(tmp_path: Path) -> Non
     finally:
         fs.readonly(False)
         fs.umount()
+
+
+def test_sessions_forget_beside_a_running_kiosk_is_refused_naming_it(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """`edge-agent sessions --forget` beside the service wiped the database and said "forgot 1
+    sessions", but the daemon kept the last session in memory and the next press continued it
+    (found by an attacker). Refused now, naming the running kiosk and the two ways that work;
+    nothing is wiped, and the kiosk's memory and store agree."""
+    state = tmp_path / "state"
+    cfg = tmp_path / "config.toml"
+    clip = write_wav(tmp_path / "clip.wav", bytes(12 * 32000))
+    audio = {"input": f"file:{clip}", "output": "null"}
+    cfg.write_text(toml_dump({"device": {"id": "op", "state_dir": str(state)}, "agent": {"endpoint": sim.url, "agent_id": "a"}, "audio": audio, "button": {"source": "keyboard"}}))
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log(r"ready: device op")
+    mark = d.press()
+    sid = d.wait_log(r"session (\S+) ready", after=mark).group(1)
+    mark = d.press()
+    d.wait_log(r"conversation ended", after=mark)
+    line = one_line_error(ea("sessions", "--forget", "--state-dir", str(state)))
+    assert f"an edge-agent (pid {d.proc.pid})" in line and "forget_sessions" in line and "systemctl stop" in line, line
+    mark = d.press()
+    d.wait_log(rf"press: continue {sid}", after=mark)  # not forgotten, and not said to be
+    assert d.stop() == 0
+    forgot = ea("sessions", "--forget", "--state-dir", str(state))
+    assert forgot.returncode == 0 and "forgot 2 sessions" in forgot.stdout, forgot
