@@ -23,16 +23,18 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private
+from edge_agent.core.storedsession import COLUMNS, LAST_START, SCHEMA, SOUND_ROW, UPSERT, Row
+from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEEP_SESSIONS = 1000
 """Default bound on stored sessions (`session.keep_sessions`); older ones are deleted."""
@@ -45,47 +47,6 @@ CORRUPT_COPIES_KEPT = 2
 """Moved-aside corrupt files kept for inspection; older ones are deleted (they hold session ids)."""
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 _CORRUPT_TEXT = ("malformed", "not a database", "corrupt")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    agent TEXT NOT NULL,
-    slot TEXT NOT NULL,
-    continued_from TEXT,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    end_reason TEXT,
-    resumed_at REAL
-);
-CREATE INDEX IF NOT EXISTS sessions_newest ON sessions (agent, slot, started_at);
-"""
-_COLUMNS = "id, agent, slot, continued_from, started_at, ended_at, end_reason, resumed_at"
-_LAST_START = "coalesce(resumed_at, started_at)"
-_UPSERT = f"""INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
-    end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at)"""
-
-Row = tuple[object, ...]
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StoredSession:
-    id: str
-    agent: str
-    slot: str
-    continued_from: str | None
-    started_at: float
-    ended_at: float | None
-    end_reason: str | None
-    resumed_at: float | None = None
-    """When the agent handed this same id out again (a continuation that kept its id)."""
-
-    @property
-    def last_active_at(self) -> float:
-        """Wall-clock seconds of the last sign of life: the end, a later reuse, or the start."""
-        return max(t for t in (self.started_at, self.ended_at, self.resumed_at) if t is not None)
-
 
 class _Corrupt(Exception):
     """quick_check found damage SQLite did not report as an error code."""
@@ -126,6 +87,8 @@ class SessionStore:
         """Why the store is running in memory (None: on disk)."""
         self.wipe_pending = False
         """`forget` ran while the disk was unusable: the disk copy is wiped when it comes back."""
+        self._slots_pending: set[tuple[str, str]] = set()
+        """(agent, slot)s `forget_slot` deleted only in memory: deleted on disk when it comes back."""
         self._retry_at = 0.0
         db = self._attach()
         self._db = db if db is not None else self._memory(self._salvage())
@@ -177,7 +140,7 @@ class SessionStore:
     def _memory(self, rows: list[Row]) -> sqlite3.Connection:
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         _create_schema(db)
-        db.executemany(_UPSERT, rows)
+        db.executemany(UPSERT, rows)
         return db
 
     def _salvage(self) -> list[Row]:
@@ -196,7 +159,7 @@ class SessionStore:
             except sqlite3.Error:
                 continue
             try:
-                return db.execute(f"SELECT {_COLUMNS} FROM sessions ORDER BY {_LAST_START} DESC LIMIT ?", (self.keep_sessions,)).fetchall()
+                return db.execute(f"SELECT {COLUMNS} FROM sessions ORDER BY {LAST_START} DESC LIMIT ?", (self.keep_sessions,)).fetchall()
             except sqlite3.Error:
                 continue
             finally:
@@ -240,7 +203,8 @@ class SessionStore:
             if self.wipe_pending:
                 self._wipe(db)
             db.execute("BEGIN IMMEDIATE")  # one transaction: all of it or none
-            db.executemany(_UPSERT, self._db.execute(f"SELECT {_COLUMNS} FROM sessions").fetchall())
+            db.executemany("DELETE FROM sessions WHERE agent = ? AND slot = ?", sorted(self._slots_pending))
+            db.executemany(UPSERT, self._db.execute(f"SELECT {COLUMNS} FROM sessions").fetchall())
             self._prune(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -251,6 +215,7 @@ class SessionStore:
             return False
         self._db.close()
         self._db, self.fault, self.wipe_pending = db, None, False
+        self._slots_pending.clear()
         log.info("session store back on disk: %s", self.path)
         return True
 
@@ -265,7 +230,7 @@ class SessionStore:
             if is_corruption(exc):
                 self._retry_at = 0.0  # the next retry moves the file aside
             try:
-                rows = self._db.execute(f"SELECT {_COLUMNS} FROM sessions ORDER BY {_LAST_START} DESC LIMIT ?", (self.keep_sessions,)).fetchall()
+                rows = self._db.execute(f"SELECT {COLUMNS} FROM sessions ORDER BY {LAST_START} DESC LIMIT ?", (self.keep_sessions,)).fetchall()
             except sqlite3.Error:
                 rows = []
             self._db.close()
@@ -285,7 +250,7 @@ class SessionStore:
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
+                f"INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
                 "ON CONFLICT(id) DO UPDATE SET resumed_at = excluded.started_at, ended_at = NULL, end_reason = NULL",
                 (session_id, agent, slot, cont, at),
             )
@@ -298,21 +263,21 @@ class SessionStore:
         self._run(lambda db: db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?", (at, reason, session_id)))
 
     def _prune(self, db: sqlite3.Connection) -> None:
-        db.execute(f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {_LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)", (self.keep_sessions,))
+        db.execute(f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)", (self.keep_sessions,))
 
     def newest(self, agent: str, slot: str = "default") -> StoredSession | None:
         """The session a short press would continue for this agent and slot."""
-        rows = self._query(f"WHERE agent = ? AND slot = ? ORDER BY {_LAST_START} DESC, rowid DESC LIMIT 1", (agent, slot))
+        rows = self._query(f"AND agent = ? AND slot = ? ORDER BY {LAST_START} DESC, rowid DESC LIMIT 1", (agent, slot))
         return rows[0] if rows else None
 
     def get(self, session_id: str) -> StoredSession | None:
         """The stored session with this id, if any."""
-        rows = self._query("WHERE id = ?", (session_id,))
+        rows = self._query("AND id = ?", (session_id,))
         return rows[0] if rows else None
 
     def recent(self, limit: int = 100) -> list[StoredSession]:
         """All sessions, newest first."""
-        return self._query(f"ORDER BY {_LAST_START} DESC, rowid DESC LIMIT ?", (limit,))
+        return self._query(f"ORDER BY {LAST_START} DESC, rowid DESC LIMIT ?", (limit,))
 
     # ------------------------------------------------------------------ shared with a fleet
     def merge_shared(self, pointers: list[tuple[str, str, str, str | None, float, float | None]]) -> int:
@@ -328,7 +293,7 @@ class SessionStore:
             try:
                 for agent, slot, sid, cont, started_at, ended_at in pointers:
                     db.execute(
-                        f"UPDATE sessions SET resumed_at = ? WHERE id = ? AND agent = ? AND slot = ? AND ? > {_LAST_START}",
+                        f"UPDATE sessions SET resumed_at = ? WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}",
                         (started_at, sid, agent, slot, started_at),
                     )
                     if ended_at is not None:
@@ -337,9 +302,9 @@ class SessionStore:
                             (ended_at, sid, agent, slot, ended_at),
                         )
                     filed += db.execute(
-                        f"INSERT INTO sessions ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL "
+                        f"INSERT INTO sessions ({COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL "
                         "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
-                        f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({_LAST_START} > ? OR ({_LAST_START} = ? AND id > ?)))",
+                        f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?)))",
                         (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
                     ).rowcount
                 self._prune(db)
@@ -356,11 +321,17 @@ class SessionStore:
         return self._run(lambda db: [(str(a), str(s)) for a, s in db.execute("SELECT DISTINCT agent, slot FROM sessions")])
 
     def forget_slot(self, agent: str, slot: str) -> int:
-        """Deletes the sessions of one (agent, slot): a fleet-wide forget reaching this kiosk."""
-        return self._run(lambda db: int(db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount))
+        """Deletes the sessions of one (agent, slot): a fleet-wide forget reaching this kiosk.
+        With the disk unusable, on disk too as soon as `retry` gets it back (a badge holder who
+        asked to be forgotten was continued again once the card came back)."""
+        count = self._run(lambda db: int(db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount))
+        if self.fault is not None:
+            self._slots_pending.add((agent, slot))
+        return count
 
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:
-        sql = f"SELECT {_COLUMNS} FROM sessions {tail}"
+        """Rows of sound types only (`SOUND_ROW`): `tail` is a condition ("AND ..."), an order, a limit."""
+        sql = f"SELECT {COLUMNS} FROM sessions WHERE {SOUND_ROW} {tail}"
         return self._run(lambda db: [StoredSession(*row) for row in db.execute(sql, args)])
 
     def forget(self) -> int:
@@ -396,10 +367,10 @@ class SessionStore:
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
-    db.executescript(_SCHEMA)
+    db.executescript(SCHEMA)
     columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
     if "resumed_at" not in columns:  # a store written by an older edge-agent
         db.execute("ALTER TABLE sessions ADD COLUMN resumed_at REAL")
     # pruning orders by the last start on every write; without this index a store of 100 000
     # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
-    db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({_LAST_START})")
+    db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")

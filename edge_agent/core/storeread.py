@@ -14,7 +14,8 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-from edge_agent.core.store import _COLUMNS, _LAST_START, StoredSession, is_corruption
+from edge_agent.core.store import is_corruption
+from edge_agent.core.storedsession import COLUMNS, LAST_START, SOUND_ROW, StoredSession
 from edge_agent.errors import StoreError
 
 
@@ -38,10 +39,10 @@ def recent_read_only(db: Path, limit: int) -> list[StoredSession]:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
         if not columns:
             return []
-        wanted, last_start = _COLUMNS, _LAST_START
+        wanted, last_start, sound = COLUMNS, LAST_START, SOUND_ROW  # a row of other types is skipped, as the kiosk skips it
         if "resumed_at" not in columns:  # written by an older edge-agent; `run` adds the column
-            wanted, last_start = _COLUMNS.replace("resumed_at", "NULL"), "started_at"
-        rows = conn.execute(f"SELECT {wanted} FROM sessions ORDER BY {last_start} DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+            wanted, last_start, sound = COLUMNS.replace("resumed_at", "NULL"), "started_at", SOUND_ROW.replace("resumed_at", "NULL")
+        rows = conn.execute(f"SELECT {wanted} FROM sessions WHERE {sound} ORDER BY {last_start} DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
         return [StoredSession(*row) for row in rows]
     except sqlite3.Error as exc:
         if is_corruption(exc):

@@ -1,0 +1,60 @@
+"""StoredSession: one row of the session store, its table, and the rows a kiosk can trust.
+
+The table is not STRICT (stores written by older versions stay readable), so a damaged record,
+a hand edit or another tool's import can hold TEXT where a time belongs, and `PRAGMA
+quick_check` passes it. Every read skips such a row (`SOUND_ROW`): handed to the kiosk, a text
+time in the newest row made `time.time() - last_active_at` a TypeError at start, exit 70, and
+the service restarted into its start limit and stayed down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    continued_from TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    end_reason TEXT,
+    resumed_at REAL
+);
+CREATE INDEX IF NOT EXISTS sessions_newest ON sessions (agent, slot, started_at);
+"""
+COLUMNS = "id, agent, slot, continued_from, started_at, ended_at, end_reason, resumed_at"
+LAST_START = "coalesce(resumed_at, started_at)"
+UPSERT = f"""INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
+    end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at)"""
+
+Row = tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id: str
+    agent: str
+    slot: str
+    continued_from: str | None
+    started_at: float
+    ended_at: float | None
+    end_reason: str | None
+    resumed_at: float | None = None
+    """When the agent handed this same id out again (a continuation that kept its id)."""
+
+    @property
+    def last_active_at(self) -> float:
+        """Wall-clock seconds of the last sign of life: the end, a later reuse, or the start."""
+        return max(t for t in (self.started_at, self.ended_at, self.resumed_at) if t is not None)
+
+
+
+SOUND_ROW = (
+    "typeof(id) = 'text' AND typeof(agent) = 'text' AND typeof(slot) = 'text' AND typeof(continued_from) IN ('text', 'null') "
+    "AND typeof(started_at) IN ('real', 'integer') AND typeof(ended_at) IN ('real', 'integer', 'null') "
+    "AND typeof(end_reason) IN ('text', 'null') AND typeof(resumed_at) IN ('real', 'integer', 'null')"
+)
+"""SQL: a row whose every value has its column's type (what `StoredSession` promises)."""
