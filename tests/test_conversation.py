@@ -466,3 +466,14 @@ def test_an_id_held_for_another_slot_is_never_called_this_conversations_nor_aske
     assert of(acts, c.OpenLink)[0].continue_session_id == "s1"
     acts = again.handle(c.Press(), 5.0)
     assert not of(acts, c.StoreEnd) and again.continuation_candidate(6.0) == "s1"
+
+
+def test_agent_audio_shorter_than_a_sample_does_not_make_the_agent_speak() -> None:
+    """A 1-byte binary frame moved the conversation to `speaking` (the mic muted, half duplex),
+    but the speaker drops a half sample, so nothing played and nothing drained: the kiosk stayed
+    `speaking` until the conversation's time ran out (found by an attacker)."""
+    conv = talking("s1")
+    acts = conv.handle(c.AgentAudio(conv.link_id, b"\x01"), 1.0)
+    assert not of(acts, c.Play) and conv.state == c.LISTENING
+    acts = conv.handle(c.AgentAudio(conv.link_id, b"\x01\x02\x03"), 1.1)
+    assert of(acts, c.Play) and conv.state == c.SPEAKING

@@ -392,7 +392,7 @@ class Conversation:
                 out.append(Notify(kind, {"text": msg.text}))
 
     def _on_AgentAudio(self, ev: AgentAudio, now: float, out: list[Action]) -> None:
-        if ev.link_id != self.link_id or not self.streaming or not ev.pcm:
+        if ev.link_id != self.link_id or not self.streaming or len(ev.pcm) < 2:  # under a sample: nothing plays, nothing drains
             return
         self._activity_at = now
         if self._answering_at is not None:
