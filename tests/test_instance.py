@@ -47,7 +47,13 @@ def test_a_link_at_the_lock_files_name_is_not_followed(tmp_path: Path) -> None:
     target.write_text("root's\n")
     target.chmod(0o600)
     (state / LOCK_FILE).symlink_to(target)
-    assert claim(state) is None  # no claim through a link: the daemon runs without one
+    held = claim(state)  # not through the link: the state dir itself is locked (_dir_lock)
+    assert held is not None
+    try:
+        with pytest.raises(AnotherDaemon):
+            claim(state)
+    finally:
+        os.close(held)
     st = target.stat()
     assert (st.st_uid, target.read_text()) == (0, "root's\n")
 
@@ -71,6 +77,46 @@ def test_a_read_only_state_dir_is_still_claimed_once(tmp_path: Path) -> None:
         finally:
             os.close(held)
         assert held_by(fs.path) is None
+    finally:
+        fs.umount()
+
+
+def _claimed_once(state: Path) -> None:
+    held = claim(state)
+    assert held is not None
+    try:
+        with pytest.raises(AnotherDaemon, match="another edge-agent"):
+            claim(state)
+        assert held_by(state) == f"pid {os.getpid()}"
+    finally:
+        os.close(held)
+    assert held_by(state) is None
+    again = claim(state)  # nothing stale
+    assert again is not None
+    os.close(again)
+
+
+def test_a_state_dir_without_a_usable_lock_file_is_claimed_on_the_dir_itself(tmp_path: Path) -> None:
+    """A card read-only from the first boot (an overlayroot image: no lock file, none to make) or
+    a FIFO, a dir or a link at the lock file's name: the claim was dropped with a warning, two
+    daemons ran on one state dir and the doctor said none did (found by an attacker). Every
+    daemon meets the same there, so all lock the state dir itself."""
+    for kind in ("fifo", "dir", "link"):
+        state = tmp_path / kind
+        state.mkdir(mode=0o700)
+        lock = state / LOCK_FILE
+        if kind == "fifo":
+            os.mkfifo(lock)
+        elif kind == "dir":
+            lock.mkdir()
+        else:
+            lock.symlink_to(tmp_path / "nowhere")
+        _claimed_once(state)
+    fs = Tmpfs(tmp_path / "ro")
+    try:
+        fs.readonly(True)  # before any daemon ran: no lock file, and none can be made
+        assert not (fs.path / LOCK_FILE).exists()
+        _claimed_once(fs.path)
     finally:
         fs.umount()
 

@@ -112,7 +112,9 @@ def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float =
 
 
 def _open_lock(state_dir: Path, path: Path) -> int | None:
-    """The lock file, made (0600, the state dir's user's) or opened, never through a link."""
+    """The lock file, made (0600, the state dir's user's) or opened, never through a link; where
+    there is none to use (a read-only state dir without one, a FIFO, a dir or a link at its
+    name), the state dir itself (`_dir_lock`). None only when neither opens."""
     flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO put there does not hang the start
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -120,9 +122,8 @@ def _open_lock(state_dir: Path, path: Path) -> int | None:
     except FileExistsError:
         pass
     except OSError as exc:
-        if not os.path.isfile(path):  # a read-only state dir with no lock file yet (or none to reach): nothing to lock
-            _unclaimed(state_dir, exc)
-            return None
+        if not os.path.isfile(path):  # a read-only state dir with no lock file yet (or none to reach)
+            return _dir_lock(state_dir, exc)
     else:
         give_to_dir_owner(made, state_dir)  # a `sudo edge-agent run` first must not lock the service out of it
         return made
@@ -138,8 +139,20 @@ def _open_lock(state_dir: Path, path: Path) -> int | None:
         os.close(fd)
         error = OSError(f"{path} is not a regular file")
         break
-    _unclaimed(state_dir, error)
-    return None
+    return _dir_lock(state_dir, error)
+
+
+def _dir_lock(state_dir: Path, why: OSError | None) -> int | None:
+    """The state dir itself, to lock where the lock file cannot be used: every daemon meets the
+    same file (or lack of one) there, so all lock the dir, and one is refused as ever. The claim
+    was dropped there instead, with a warning, and two daemons ran (a card read-only from the
+    first boot, an overlayroot image; a FIFO at the lock's name). Only the dir's user and root
+    can open a 0700 dir; no pid is written, /proc/locks names the holder."""
+    try:
+        return os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        _unclaimed(state_dir, why or exc)
+        return None
 
 
 def _unclaimed(state_dir: Path, why: OSError | None) -> None:
@@ -150,14 +163,21 @@ def _unclaimed(state_dir: Path, why: OSError | None) -> None:
 def held_by(state_dir: Path) -> str | None:
     """Who runs a daemon with `state_dir` ("pid N"), None when none does or it cannot be told
     (the doctor asks). Creates nothing, and takes no lock where /proc/locks can tell (a probe
-    could refuse a daemon starting that instant); where it cannot, a shared lock for an instant."""
+    could refuse a daemon starting that instant); where it cannot, a shared lock for an instant.
+    Asks the lock file, or the state dir where the daemons lock that (`_dir_lock`)."""
     try:
         fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fd = -1
+    if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        fd = -1
+    if fd < 0:
+        try:
+            fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
             return None
+    try:
         found, known = _from_locks(fd)
         if found is not None or known:
             return found
