@@ -107,6 +107,33 @@ def test_hurrying_a_microphone_that_is_not_open_does_nothing(alsa: AlsaFiles) ->
     assert source.leads == 0
 
 
+def test_a_press_on_a_stalled_microphone_is_no_sign_of_life(alsa: AlsaFiles) -> None:
+    """A press drains the microphone at once (`hurry`); the drain marked the device alive even
+    when it handed over nothing, so a press on a stalled microphone fed the watchdog and could
+    report it recovered (found by an attacker). Only audio is a sign of life."""
+    alsa.mic(read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3])
+    source = PyAudioSource("default", 30, 60, max_queued_frames=200_000, block_ms=10)
+    got: list[bytes] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        source.start(loop, lambda f, _at: got.append(f))
+        deadline = time.monotonic() + 20
+        while len(got) < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        source._stream.stop_stream()  # the device stalls: PortAudio calls back no more
+        source.hurry(time.monotonic() + 1.0, lambda pcm, _at: None)  # what it had captured goes
+        await asyncio.sleep(0.1)
+        source.last_frame_at = stalled_at = time.monotonic() - 5.0
+        source.hurry(time.monotonic() + 1.0, lambda pcm, _at: None)
+        await asyncio.sleep(0.2)
+        source.stop()
+        return stalled_at
+
+    stalled_at = asyncio.run(main())
+    assert len(got) >= 5 and source.last_frame_at == stalled_at
+
+
 def test_a_hurried_capture_hands_over_each_frame_s_start_ahead_of_it_and_nothing_twice(alsa: AlsaFiles) -> None:
     """`hurry` (a press): the part of the frame being filled goes to on_lead as the device hands
     it over, in whole 10 ms blocks, before the frame; the frames themselves are unchanged. Every

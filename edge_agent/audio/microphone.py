@@ -138,7 +138,8 @@ class PyAudioSource:
             self._head_led = False
             self._scheduled = False
             lead, lead_at = self._take_lead() if self._on_lead is not None and self._pending_at < self._hurry_until else (b"", 0.0)
-        self.last_frame_at = time.monotonic()
+        if frames or lead:  # a press's drain of a stalled device hands over nothing: no sign of life
+            self.last_frame_at = time.monotonic()
         for frame, captured_at in frames:
             self.frames_captured += 1
             self._on_frame(frame, captured_at)
