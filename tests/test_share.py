@@ -134,6 +134,11 @@ def test_mqtt_commands_take_a_slot_label() -> None:
     for bad in bad_ones:
         with pytest.raises(CommandError):
             parse_command(bad)
+    # a badge holder's key, read off the shared pointers (`_sessions/<agent>/b-...`), continued
+    # that person's conversation from an MQTT press (an attacker's finding): badge scans only
+    for action in ("press", "resume", "new"):
+        with pytest.raises(CommandError, match="badge holders'"):
+            parse_command(b'{"action": "%s", "slot": "b-0123456789abcdef0123456789abcdef"}' % action.encode())
 
 
 # ----------------------------------------------------------------------------- real kiosks, real broker

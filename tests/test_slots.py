@@ -17,7 +17,7 @@ from gpiozero.pins.mock import MockFactory
 from edge_agent.cli import main
 from edge_agent.core import config
 from edge_agent.core import conversation as c
-from edge_agent.core.slots import BadgeKeyer, SlotError, check_slot
+from edge_agent.core.slots import BadgeKeyer, SlotError, check_slot, is_label
 from edge_agent.core.timing import Timing
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.errors import EX_CONFIG, ConfigError
@@ -28,7 +28,7 @@ def test_badge_keys_are_keyed_hashes() -> None:
     one, two = BadgeKeyer(b"a" * 16), BadgeKeyer(b"b" * 16)
     key = one.slot_for("04:A2:19:7F")
     assert key == one.slot_for("04:A2:19:7F") and key != two.slot_for("04:A2:19:7F") and key != one.slot_for("04:A2:19:7E")
-    assert key.startswith("b-") and len(key) == 34 and check_slot(key) == key
+    assert key.startswith("b-") and len(key) == 34 and is_label(key)  # a topic level; no operator's slot (check_slot)
     assert "a" * 16 not in repr(one)
     with pytest.raises(SlotError):
         BadgeKeyer(b"short")
@@ -56,6 +56,8 @@ def test_badge_buttons_and_share_config(tmp_path: Path, capsys: pytest.CaptureFi
         ({"buttons": {"pin": 5}}, "buttons"),
         ({"session": {"share": True}}, "session.share"),
         ({"session": {"slot": "a/b"}}, "session.slot"),
+        ({"session": {"slot": "b-0123"}}, "session.slot"),  # a badge holder's key: a scan's only
+        ({"buttons": [{"pin": 5, "slot": "b-0123"}]}, r"buttons\[0\].slot"),
         ({"device": {"id": "_sessions"}}, "device.id"),
     ]
     for data, key in bad:

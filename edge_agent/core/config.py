@@ -19,7 +19,7 @@ from typing import Any
 from edge_agent.core.config_audio import AudioSettings, VadSettings
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
-from edge_agent.core.slots import DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
+from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
 from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, secret_from_file, websocket_url
 from edge_agent.errors import ConfigError
@@ -172,8 +172,8 @@ class SessionSettings:
     @classmethod
     def read(cls, s: Section) -> SessionSettings:
         slot = s.text("slot", DEFAULT_SLOT) or DEFAULT_SLOT
-        if not is_label(slot):
-            raise ConfigError(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {slot!r}")
+        if not is_label(slot) or slot.startswith(BADGE_KEY_PREFIX):
+            raise ConfigError(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', not starting with {BADGE_KEY_PREFIX!r} (badge holders'), got {slot!r}")
         return cls(
             resume=s.flag("resume", True),
             resume_within_s=s.number("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from edge_agent.core.slots import MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
+from edge_agent.core.slots import BADGE_KEY_PREFIX, MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
 from edge_agent.core.tomlsection import Section, secret_bytes_from_file
 from edge_agent.errors import ConfigError
 
@@ -54,6 +54,8 @@ class ExtraButton:
         for key, value in (("slot", slot), ("agent_id", agent_id)):
             if value is not None and not is_label(value):
                 raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
+        if slot is not None and slot.startswith(BADGE_KEY_PREFIX):
+            raise ConfigError(s.key("slot"), f"slots that start with {BADGE_KEY_PREFIX!r} are badge holders' (a button would continue a person's conversation), got {slot!r}")
         return cls(pin=pin, slot=slot, agent_id=agent_id)
 
 

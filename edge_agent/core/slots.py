@@ -38,10 +38,14 @@ def is_label(text: str) -> bool:
 
 
 def check_slot(label: str) -> str:
-    """The label itself, or SlotError saying what a slot may contain."""
+    """An operator's slot label itself, or SlotError saying what a slot may contain. A badge
+    holder's key (`b-`...) is no operator's label: only a scan of that badge starts it (an MQTT
+    press naming a key read off the shared pointers continued that person's conversation)."""
     if not isinstance(label, str) or not is_label(label):
         shown = label[:40] if isinstance(label, str) else type(label).__name__
         raise SlotError(f"slot {shown!r} must be 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-'")
+    if label.startswith(BADGE_KEY_PREFIX):
+        raise SlotError(f"slot {label[:40]!r}: slots that start with {BADGE_KEY_PREFIX!r} are badge holders', started by a scan of the badge only")
     return label
 
 
