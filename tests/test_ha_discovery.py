@@ -328,6 +328,24 @@ def test_an_unwritable_state_dir_does_not_stop_discovery(tmp_path: Path, broker:
         reporter.close()
 
 
+def test_a_ledger_naming_a_wildcard_prefix_does_not_stop_discovery(tmp_path: Path, broker: Broker) -> None:
+    """`mqtt-discovery.json` (damaged, or edited by the service user) naming a prefix with a
+    wildcard: the clean-up's subscribe raised in paho's connect callback and the kiosk's
+    discovery configs were never published (an attacker's suspicion, confirmed here). Such
+    entries are ignored; a sound one in the same file is still cleaned up."""
+    state = tmp_path / "state"
+    first = run_reporter(broker.port, "kiosk-7", state)
+    wait_retained(broker.port, lambda r: len(r) == 18, "kiosk-7's 18 configs")
+    first.close()
+    owners = [["home/#", "x"], ["ha+", "y"], ["homeassistant", "bad id!"], ["homeassistant", "kiosk-7"]]
+    (state / LEDGER_FILE).write_text(json.dumps({"owners": owners}))
+    second = run_reporter(broker.port, "lobby-2", state)
+    try:
+        wait_retained(broker.port, lambda r: len(r) == 18 and all("edge_agent_lobby-2" in t for t in r), "only lobby-2's configs")
+    finally:
+        second.close()
+
+
 def test_a_running_kiosk_publishes_every_metric_its_entities_read(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
     """A kiosk (file microphone, null speaker) on a real mosquitto: every entity reading the metrics
     topic names a key of the metrics the kiosk publishes, and every speaker health figure has one."""

@@ -23,7 +23,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.core.config_mqtt import MqttSettings
+from edge_agent.core.config import DEVICE_ID_RE
+from edge_agent.core.config_mqtt import MAX_NAME_BYTES, MqttSettings
 from edge_agent.core.logs import printable
 from edge_agent.core.statefiles import LEDGER_FILE as LEDGER_FILE
 from edge_agent.core.statefiles import read_small_file, write_private
@@ -97,6 +98,14 @@ class DiscoverySync:
         return ([current] if current else []) + keep[: MAX_REMEMBERED_IDS - 1]
 
 
+def _usable(owner: Owner) -> bool:
+    """A prefix and device id the config would take: a wildcard in the file's (a damaged or
+    edited ledger) made the clean-up's subscribe raise in paho's connect callback, and the
+    discovery configs were never published again (Home Assistant lost the kiosk)."""
+    prefix = owner.prefix
+    return bool(prefix) and not any(c in prefix for c in "+#") and prefix.isprintable() and len(prefix.encode()) <= MAX_NAME_BYTES and bool(DEVICE_ID_RE.fullmatch(owner.device_id))
+
+
 class DiscoveryLedger:
     """The owners this kiosk published discovery under, kept in `<state_dir>/mqtt-discovery.json`
     so a renamed kiosk (or one with a new discovery prefix) finds its old configs.
@@ -119,7 +128,10 @@ class DiscoveryLedger:
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("mqtt: ignoring %s: %s", self.path, exc)
             return []
-        return owners[:MAX_REMEMBERED_IDS]
+        sound = [o for o in owners if _usable(o)]
+        if len(sound) < len(owners):
+            log.warning("mqtt: ignoring %d entries of %s that are no discovery prefix and device id", len(owners) - len(sound), self.path)
+        return sound[:MAX_REMEMBERED_IDS]
 
     def save(self, owners: list[Owner]) -> None:
         if self.path is None or owners == self.load():
