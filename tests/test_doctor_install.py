@@ -59,6 +59,32 @@ def test_doctor_fails_with_hints_and_nonzero_exit(tmp_path: Path, broker: Broker
     assert out.stdout.count("hint:") >= 3
 
 
+def test_doctor_writes_no_file_speaker_and_one_file_cannot_be_both_mic_and_speaker(tmp_path: Path) -> None:
+    """The doctor "creates and changes no file", but it played its earcon into a `file:` speaker:
+    a recording kept there (832 044 bytes) became the earcon (5 804). And a config naming one
+    file as mic and speaker passed the doctor and `run` cut the recording to a header (found by
+    a newcomer). Now the doctor checks the file can be written and plays nothing into it, and
+    the same file twice is a config error for every command, through a link too."""
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 3]
+    cfg = _cfg(tmp_path, "ws://127.0.0.1:9/millis", 9, recording)
+    kept = write_wav(tmp_path / "kept.wav", recording)
+    before = kept.read_bytes()
+    text = cfg.read_text().replace('output = "null"', f'output = "file:{kept}"')
+    assert text != cfg.read_text()
+    cfg.write_text(text)
+    out = _doctor(cfg)
+    assert kept.read_bytes() == before, "the doctor wrote into the speaker's file"
+    assert any(line.startswith("PASS  audio output") and "not played" in line for line in out.stdout.splitlines()), out.stdout
+    (tmp_path / "link.wav").symlink_to(tmp_path / "mic.wav")
+    for spec in (f"file:{tmp_path / 'mic.wav'}", f"file:{tmp_path / 'link.wav'}"):
+        cfg.write_text(text.replace(f'output = "file:{kept}"', f'output = "{spec}"'))
+        out = _doctor(cfg)
+        assert out.returncode == EX_CONFIG and "FAIL  config: audio.output" in out.stdout, out.stdout
+        run = subprocess.run([sys.executable, "-m", "edge_agent", "run", "-c", str(cfg)], capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert run.returncode == EX_CONFIG and "audio.output" in run.stderr, run.stderr
+    assert read_wav(tmp_path / "mic.wav") == recording
+
+
 def test_doctor_on_a_bad_config_exits_78(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[button]\npin = 'seventeen'\n")

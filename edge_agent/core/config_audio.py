@@ -8,6 +8,7 @@ checked here because webrtcvad and the capture period take only whole 10, 20 or 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 
 from edge_agent.core.tomlsection import Section, module_available
@@ -59,9 +60,12 @@ class AudioSettings:
         echo_cancel = s.flag("echo_cancel", False)
         if echo_cancel and not module_available("livekit"):
             raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")
+        source, sink = s.text("input", "default"), s.text("output", "default")
+        if _same_file(source, sink):
+            raise ConfigError(s.key("output"), f"names the file audio.input reads ({sink}): the kiosk would write over the recording it plays; give the speaker another file")
         return cls(
-            input=s.text("input", "default"),
-            output=s.text("output", "default"),
+            input=source,
+            output=sink,
             frame_ms=frame_ms,
             capture_period_ms=period_ms,
             # with the echo cancelled the visitor can talk over the agent: full duplex by default
@@ -76,6 +80,19 @@ class AudioSettings:
             earcon_removal=s.flag("earcon_removal", True),
             capture_block_ms=block_ms or period_ms,
         )
+
+
+def _same_file(source: str, sink: str) -> bool:
+    """`file:`/`loop:` input and `file:` output naming one file (by its path, or the file itself
+    through another path or a link): `run` cut the recording to a header, the doctor wrote its
+    earcon over it, and both then said all was well."""
+    if not source.startswith(("file:", "loop:")) or not sink.startswith("file:"):
+        return False
+    read, written = os.path.realpath(source[5:]), os.path.realpath(sink[5:])
+    try:
+        return read == written or os.path.samefile(read, written)
+    except OSError:  # one of them does not exist (yet): different files
+        return False
 
 
 @dataclass(frozen=True)

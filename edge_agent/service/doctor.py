@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,6 +167,8 @@ class Doctor:
         from edge_agent.audio.earcons import render
         from edge_agent.audio.factory import open_sink
 
+        if self.s.audio.output.startswith("file:"):  # playing into it would write over it: the doctor writes no file
+            return self._output_file(Path(self.s.audio.output[5:]))
         sink = open_sink(self.s.audio.output, self.s.audio.playback_buffer_ms)
 
         async def play() -> None:
@@ -178,6 +182,14 @@ class Doctor:
         except (EdgeAgentError, OSError) as exc:
             raise Hint(str(exc), "see `edge-agent devices`; set audio.output to a device name or index") from None
         return f"{self.s.audio.output} (played the 'ready' earcon)"
+
+    def _output_file(self, path: Path) -> str:
+        """A `file:` speaker, checked without writing: the kiosk makes (or replaces) it when it
+        runs. Played into, the doctor replaced a recording there with its earcon."""
+        where = path if path.exists() else path.parent
+        if not where.exists() or not os.access(where, os.W_OK):
+            raise Hint(f"{path}: {'not writable' if where.exists() else 'its directory does not exist'}", "set audio.output to a file the service user may write")
+        return f"file:{path} (writable; not played: the kiosk writes it when it runs)"
 
     def button(self, settings: ButtonSettings, key: str = "button.pin") -> str:
         """Opens one button's pin (the main one, or a `[[buttons]]` entry's: `key`) and lets it go."""
