@@ -477,3 +477,22 @@ def test_agent_audio_shorter_than_a_sample_does_not_make_the_agent_speak() -> No
     assert not of(acts, c.Play) and conv.state == c.LISTENING
     acts = conv.handle(c.AgentAudio(conv.link_id, b"\x01\x02\x03"), 1.1)
     assert of(acts, c.Play) and conv.state == c.SPEAKING
+
+
+def test_a_forgotten_live_conversation_names_no_session_in_its_states_but_reconnects_to_its_own() -> None:
+    """Forgotten while live, the conversation goes on off the record: every state and event it
+    publishes after names no session (the retained state named the live one and the one it
+    continued, which the forget had wiped), while a reconnect still asks for its own session."""
+    conv = c.Conversation(Timing(), "s0", 5.0, rng=random.Random(1))
+    conv.handle(c.Press(), 0.0)
+    ready(conv, "s1")
+    assert conv.published_ids() == ("s1", "s0")
+    conv.handle(c.SessionsForgotten(), 1.0)
+    assert conv.published_ids() == (None, None)
+    acts = conv.handle(c.AgentAudio(conv.link_id, b"\x00\x00" * 160), 1.1)
+    assert [(a.session_id, a.continued_from) for a in of(acts, c.StateChanged)] == [(None, None)]
+    acts = conv.handle(c.LinkDown(conv.link_id, "network"), 2.0)
+    assert of(acts, c.OpenLink)[0].continue_session_id == "s1"
+    assert all(a.fields.get("session_id") is None for a in of(acts, c.Notify) if a.kind == "reconnecting")
+    acts = ready(conv, "s1", now=3.0)
+    assert all(a.fields.get("session_id") is None and a.fields.get("continued_from") is None for a in of(acts, c.Notify) if a.kind == "reconnected")

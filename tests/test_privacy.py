@@ -36,9 +36,14 @@ def test_forget_during_a_live_conversation_leaves_nothing_to_continue(tmp_path: 
         wait_for(lambda: len(sim.sessions) == 2, 20, "the live session")
         live = sim.sessions[1]
         assert live.initiate["data"]["session_continuation"] == {"session_id": earlier.session_id}
+        before = k.on_loop(lambda: len(rec.states))
         k.loop.call_soon_threadsafe(k.kiosk.forget_sessions)
         wait_for(lambda: "sessions_forgotten" in rec.codes(), 20, "the forget")
         mark = k.on_loop(lambda: len(rec.states))  # after whatever the forget published
+        # the state the forget published (retained) names neither the live session nor the one it
+        # continued, which the forget wiped (it named both: found by a newcomer)
+        forgot = rec.states[before:mark]
+        assert forgot and all(s[1:] == (None, None) for s in forgot), forgot
         k.press()  # the visitor ends the conversation after the wipe
         k.wait_state(c.IDLE)
         # the state flips in the conversation, its publication follows as the actions run

@@ -132,6 +132,12 @@ class Conversation:
         """The session the current one continues (None: a fresh one)."""
         return self.record.continued_from
 
+    def published_ids(self) -> tuple[str | None, str | None]:
+        """(session, continued from) as states and events may name them: neither once the
+        conversation is off the record (forgotten meanwhile, or in another's session); the
+        conversation itself still knows them, to reconnect to its session."""
+        return (None, None) if self.record.off_record else (self.session_id, self.continued_from)
+
     @property
     def streaming(self) -> bool:
         """True while the socket is ready for uplink audio (gated frames or silence)."""
@@ -195,7 +201,7 @@ class Conversation:
         if state != self.state:
             self.state = state
             self._state_since = now
-            out.append(StateChanged(state, self.session_id, self.continued_from, self.slot))
+            out.append(StateChanged(state, *self.published_ids(), self.slot))
 
     def _open(self, now: float, out: list[Action], cont: str | None, delay_s: float = 0.0) -> None:
         self.link_id += 1
@@ -300,9 +306,9 @@ class Conversation:
         self._activity_at = now
         named = None if self.record.off_record else ev.session_id  # another's (or forgotten): not published as this one's
         if self._reconnects.ready(now):
-            out.append(Notify("reconnected", {"session_id": named, "continued_from": self.continued_from}))
+            out.append(Notify("reconnected", {"session_id": named, "continued_from": self.published_ids()[1]}))
         else:
-            out.append(Notify("conversation_started", {"session_id": named, "continued_from": self.continued_from, **self._target_fields()}))
+            out.append(Notify("conversation_started", {"session_id": named, "continued_from": self.published_ids()[1], **self._target_fields()}))
         out.append(HeldAudio("send"))  # what the visitor said while we connected, before anything live
         out.append(Earcon("ready"))
         self._go(LISTENING, now, out)
@@ -335,7 +341,7 @@ class Conversation:
         out.append(Playback("clear"))
         if self._reconnects.attempt == 1:
             out.append(Earcon("reconnecting"))
-        out.append(Notify("reconnecting", {"attempt": self._reconnects.attempt, "error": ev.error, "session_id": self.session_id}))
+        out.append(Notify("reconnecting", {"attempt": self._reconnects.attempt, "error": ev.error, "session_id": self.published_ids()[0]}))
         cont = self.session_id if self.session_id is not None else self._requested_continuation
         self._open(now, out, cont, self._reconnects.backoff_s(self.t, self.rng))
 
@@ -361,8 +367,9 @@ class Conversation:
         msg = ev.message
         if isinstance(msg, p.OnReady) and self.streaming:  # a second one on the live link
             if self.record.renamed(msg.session_id, self.agent_id, self.slot, now, out):
-                out.append(Notify("session_changed", {"session_id": self.session_id, "previous": self.continued_from, **self._target_fields()}))
-                out.append(StateChanged(self.state, self.session_id, self.continued_from, self.slot))
+                shown, previous = self.published_ids()
+                out.append(Notify("session_changed", {"session_id": shown, "previous": previous, **self._target_fields()}))
+                out.append(StateChanged(self.state, shown, previous, self.slot))
         elif isinstance(msg, p.OnReady):
             self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
         elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after

@@ -259,15 +259,15 @@ class Kiosk:
         """The fleet forgot one slot: a conversation of that slot goes off the record, no other; the
         retained state no longer names its last session (it kept naming it on every kiosk but the
         one the forget was sent to, and `edge-agent fleet` showed it)."""
-        named = self.conversation.session_id
+        named = self.conversation.published_ids()
         self.dispatch(c.SessionsForgotten(slot, None if agent == self.settings.agent.agent_key else agent))
-        if self.conversation.session_id != named:
+        if self.conversation.published_ids() != named:
             self._state_forgotten()
 
     def _state_forgotten(self) -> None:
         conv = self.conversation
         self.state_reports.flush(time.monotonic(), force=True)  # a change held back names the session: out before, not after
-        self.reporter.state(conv.state, conv.session_id, conv.continued_from)  # the retained state names none (nor whose it was)
+        self.reporter.state(conv.state, *conv.published_ids())  # the retained state names none (nor whose it was)
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
