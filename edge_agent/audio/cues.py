@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
+from edge_agent.audio.crowd import CrowdRoom
 from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 from edge_agent.audio.talkers import TalkerRoom
@@ -53,7 +54,8 @@ class CueClassifier(BlockClassifier):
     - where the sound began: `onset_blocks` counts the blocks since the room was last at its usual
       level; VadGate reaches back there when it decided late on a weak first syllable.
     - other talkers (talkers.py): where the gate opened on sound that never came near the
-      visitor's level, `talker_room` is set, and VadGate then vets openings on `near_visitor`.
+      visitor's level, `talker_room` is set, and VadGate then vets openings on `near_visitor`; in a
+      crowd, near needs the visitor's own swing (crowd.py).
 
     - busy rooms (`vad.engine = "learned"` only): where SPEECH has filled more than `busy_share` of
       the last ~6 s (music, a TV, a crowd), a SPEECH block must also look like the visitor to the
@@ -203,11 +205,18 @@ class CueClassifier(BlockClassifier):
         self.room_tone = TonalRoom(self.WARMUP_FRAMES)
         """The room's steadiness and how it moves (music, a whine): tonalroom.py."""
         self.talkers = TalkerRoom(ANALYSIS_MS)
+        self.crowd = CrowdRoom(ANALYSIS_MS)
+        """Does the room fluctuate as a crowd does, and the last 0.6 s as the visitor does? crowd.py."""
         self.near_visitor = False
         """The last block was not NOISE and within NEAR_VISITOR_DB of the visitor's level (or the
         level is not known yet): what VadGate vets an opening on in a talker room..."""
         self.near_blocks = 0
         """...and how many blocks were, so far (a 10 or 20 ms frame may repeat its block's word)."""
+
+    @property
+    def crowd_rule(self) -> bool:
+        """Near the visitor needs their swing (crowd.py); VadGate's openings reach further back."""
+        return self.crowd.rules()
 
     @property
     def talker_room(self) -> bool:
@@ -301,6 +310,9 @@ class CueClassifier(BlockClassifier):
         """NOISE for an open gate's block once the visitor has not come near their own level for
         NEAR_VISITOR_S (not while the far end plays); else `level`."""
         near = band_db >= self.visitor_db - self.NEAR_VISITOR_DB
+        if near and not self.far_end:
+            self.crowd.heard_near()
+        near = near and self.crowd.swings(self.visitor_db - band_db)  # in a crowd, as the visitor swings (crowd.py)
         self.near_visitor = near and level != NOISE
         self.near_blocks += self.near_visitor
         if level == SPEECH and near:
@@ -353,6 +365,7 @@ class CueClassifier(BlockClassifier):
         if self._frame == 0:
             self.ambient_db = band_db
         self.band_db = band_db
+        self.crowd.update(band_db, not self.far_end)
         self.floor_db = floor = self._floor.update(band_db)
         excess = self._shape_excess(bands)
         prev_db = self._prev_db

@@ -25,6 +25,7 @@ from collections import deque
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.classifiers import make_classifier
+from edge_agent.audio.crowd import CROWD_LOOKBACK_MS
 from edge_agent.audio.frames import ANALYSIS_MS, NOISE, SPEECH, WEAK, FrameClassifier
 from edge_agent.core.config_audio import VadSettings
 from edge_agent.errors import AudioError
@@ -97,9 +98,10 @@ class VadGate:
         said under a cue (at the press, at onready) is still there when the gate opens."""
         self._preroll_cues = 0
         self._lookback_extra = LOOKBACK_EXTRA_MS // frame_ms if hasattr(self.classifier, "onset_blocks") else 0
-        self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra
+        self._crowd_extra = CROWD_LOOKBACK_MS // frame_ms if self._lookback_extra else 0
+        self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra + self._crowd_extra
         """Frames without a cue kept: room for the longer pre-roll used while the far end plays
-        (the later decision keeps its lead) and for the look-back of a late onset."""
+        (the later decision keeps its lead) and for the look-back of a late onset (in a crowd further)."""
         self._preroll_max = self._preroll_kept + max(1, 1000 // frame_ms)
         """A hard bound all the same: at most a second of cues on top."""
         self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))
@@ -363,7 +365,7 @@ class VadGate:
             began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
             if self._sound_from is not None:  # or the stretch of sound this opening is on began earlier
                 began = max(began, self.frames - 1 - self._sound_from + self._sound_lead_frames)
-            keep = max(keep, min(began, self._preroll_frames + self._lookback_extra))
+            keep = max(keep, min(began, self._preroll_frames + self._lookback_extra + (self._crowd_extra if getattr(self.classifier, "crowd_rule", False) else 0)))
         held = list(self._preroll)
         plain = len(held) - self._preroll_cues
         start = 0
