@@ -203,6 +203,27 @@ def test_device_ids_that_work_everywhere_are_accepted(device_id: str) -> None:
     assert config.from_dict({"device": {"id": device_id}}).device.id == device_id
 
 
+def test_an_unset_device_id_is_the_host_names_first_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default id is the host name; a dotted one (`kiosk.lan`) stopped the kiosk with exit 78
+    over a key its config never set (found by a newcomer). Its first label is taken; a host name
+    that makes no id even so asks for device.id, saying where the value came from."""
+    import os
+
+    real = os.uname()
+
+    def host(name: str) -> None:
+        monkeypatch.setattr(os, "uname", lambda: os.uname_result((real.sysname, name, real.release, real.version, real.machine)))
+
+    host("kiosk.lan")
+    assert config.from_dict({}).device.id == "kiosk"
+    host("lobby-3")
+    assert config.from_dict({}).device.id == "lobby-3"
+    host("-bad-.lan")
+    with pytest.raises(ConfigError, match="host name '-bad-.lan'") as err:
+        config.from_dict({})
+    assert err.value.key == "device.id"
+
+
 def test_support_url_must_be_a_web_address() -> None:
     with pytest.raises(ConfigError) as err:
         settings(support_url="kiosks.example")

@@ -54,7 +54,12 @@ class DeviceSettings:
 
     @classmethod
     def read(cls, s: Section) -> DeviceSettings:
-        device_id = s.text("id", "") or os.uname().nodename  # the host name, without importing socket
+        device_id = s.text("id", "")
+        if not device_id:  # the host name's first label (`kiosk` of `kiosk.lan`), without importing socket
+            host = os.uname().nodename
+            device_id = host.split(".")[0]
+            if not DEVICE_ID_RE.fullmatch(device_id):
+                raise ConfigError(s.key("id"), f"not set, and the host name {host!r} is no device id: set device.id to 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit")
         if not DEVICE_ID_RE.fullmatch(device_id):
             raise ConfigError(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
