@@ -219,7 +219,7 @@ def test_an_unset_device_id_is_the_host_names_first_label(monkeypatch: pytest.Mo
     host("lobby-3")
     assert config.from_dict({}).device.id == "lobby-3"
     host("-bad-.lan")
-    with pytest.raises(ConfigError, match="host name '-bad-.lan'") as err:
+    with pytest.raises(ConfigError, match=r"host name '-bad-\.lan'") as err:
         config.from_dict({})
     assert err.value.key == "device.id"
 
