@@ -5,6 +5,7 @@ earcons, the `edge-agent echo` tool and the config switch."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -709,3 +710,31 @@ def test_echo_grade_needs_two_long_replies_and_one_good_reply_clears_the_room() 
     assert not grade.poor  # the good reply is still among the kept ones
     reply(12.0)
     assert grade.poor
+
+
+def test_echo_tool_on_a_silent_mic_track_measures_nothing(tmp_path: Path) -> None:
+    """A digitally silent mic track (unplugged, muted, the wrong capture device) gave
+    `"erle_db": -48.0`: a ratio of two silences, where the contract's null means "could not be
+    measured" (found by a newcomer). Null now, and stderr says why."""
+    write_wav(tmp_path / "mic.wav", bytes(2 * SR * 6))
+    write_wav(tmp_path / "speaker.wav", AGENT[: 2 * SR * 6])
+    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "speaker.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"erle_db": None, "delay_ms": None, "room": None, "room_grades_db": []}, (r.stdout, r.stderr)
+    assert "not measured: the mic track is silent" in r.stderr, r.stderr
+
+
+def test_the_installer_check_keeps_no_grade_beside_a_running_kiosk(tmp_path: Path) -> None:
+    """--keep-grade wrote the grade beside a running kiosk on the same state dir, which then
+    wrote its own over it (found by a newcomer): refused now, naming it, as `sessions --forget` is."""
+    from edge_agent.service.instance import claim
+
+    cfg = _kiosk_config(tmp_path)
+    held = claim(tmp_path / "state")  # this process is the running kiosk
+    assert held is not None
+    try:
+        r = _echo_tool(*_installer_take(tmp_path, EchoPath(delay_ms=70, noise_rms=2.0, seed=9)), "-c", str(cfg), "--keep-grade")
+    finally:
+        os.close(held)
+    assert r.returncode == 1 and json.loads(r.stdout)["room"] == "copes", r.stderr
+    assert f"an edge-agent (pid {os.getpid()}) runs with" in r.stderr and "--keep-grade: nothing kept" in r.stderr, r.stderr
+    assert not (tmp_path / "state" / "echo-grade.json").exists()

@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.echo import EchoCanceller, make_backend
 from edge_agent.audio.echotrack import cancel_tracks, erle_db
@@ -81,12 +83,13 @@ def cmd_echo(args: argparse.Namespace) -> int:
     except OSError as exc:  # a full card: exit 70 and a 0-byte file before
         Path(args.output).unlink(missing_ok=True)
         raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    erle = erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
-    delay = canceller.delay_ms
+    mic_silent = silent(mic)  # nothing to take the echo off: a ratio of two silences is no figure
+    erle = None if mic_silent else erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
+    delay = None if mic_silent else canceller.delay_ms
     unjudged = why_unjudged(delay, erle, heard_room=canceller.grade.noise_ms < math.inf)
     grades = [round(g, 1) for g in canceller.grade.replies] if unjudged is None else []
     result: dict[str, Any] = {"erle_db": erle, "delay_ms": delay, "room": room_verdict(grades)}
-    why = not_measured(result, far, frame_ms, grades, unjudged)
+    why = not_measured(result, far, frame_ms, grades, unjudged, mic_silent)
     result["room_grades_db"] = grades
     if args.json:
         print(json.dumps(result))
@@ -112,6 +115,10 @@ def keep_grade(settings: config.Settings, grades: list[float], room: str | None)
         raise EdgeAgentError(f"--keep-grade: no state dir {state_dir} yet: start the service once (it makes it), stop it, and keep the grade then")
     if not state_dir.is_dir():
         raise EdgeAgentError(f"--keep-grade: device.state_dir {state_dir} is not a directory")
+    from edge_agent.service.instance import held_by
+
+    if (holder := held_by(state_dir)) is not None:  # it keeps its own grade, and would write over this one
+        raise EdgeAgentError(f"--keep-grade: nothing kept: an edge-agent ({holder}) runs with {state_dir} and writes its own grade there; stop it first (sudo systemctl stop edge-agent)")
     kept = RoomGradeFile(settings.device.state_dir, hardware_of(settings.audio))
     if not kept.save(grades):
         raise EdgeAgentError(f"--keep-grade: cannot write {kept.path} ({kept.fault}): run as the service's user or root, with the service stopped")
@@ -178,10 +185,24 @@ def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[b
     return mic[:n], ref[:n]
 
 
-def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], unjudged: str | None = None) -> dict[str, str]:
+SILENT_PEAK = 32
+"""A track whose every sample stays under this (about -60 dBFS) is silence: a mic unplugged, the
+wrong capture device, a muted input. Its ERLE came out as a number (-48 dB), not as null."""
+
+
+def silent(pcm: bytes) -> bool:
+    """Every sample of the 16-bit track under SILENT_PEAK."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return not samples.size or int(np.abs(samples.astype(np.int32)).max()) < SILENT_PEAK
+
+
+def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], unjudged: str | None = None, mic_silent: bool = False) -> dict[str, str]:
     """Why each null figure of `result` is null (only those), from the canceller's own account of
     when it heard the speaker (`far`: per frame, the far end audible), its room grades and why
-    the take could not judge the room (`why_unjudged`; None: it could)."""
+    the take could not judge the room (`why_unjudged`; None: it could), or a silent mic track."""
+    if mic_silent:
+        quiet = "the mic track is silent (nothing above about -60 dBFS): the microphone unplugged, muted, or the wrong capture device?"
+        return {key: quiet for key, value in result.items() if value is None}
     if not any(far):
         silent = "the speaker track is silent (nothing above about -60 dBFS): the wrong playback device, or the two files swapped?"
         return {key: silent for key, value in result.items() if value is None}
