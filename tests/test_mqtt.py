@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -421,3 +422,27 @@ def test_fleet_reads_a_tls_broker_with_flags_alone(tmp_path: Path, sim: AgentSim
         assert missing.returncode != 0 and "--ca-file" in missing.stderr and "Traceback" not in missing.stderr, missing.stderr
     finally:
         b.kill()
+
+
+def test_fleet_last_seen_is_when_the_kiosk_spoke_not_when_the_broker_replayed_it() -> None:
+    """`seen` was the arrival of any message: a kiosk offline for an hour showed "3s", its
+    retained availability and state just delivered (found by a newcomer). A retained message
+    counts by the time it carries (the state's `since`, an event's `at`), a live one by arrival;
+    a retained availability says nothing of when."""
+    from edge_agent.fleet.view import FleetView
+
+    view = FleetView("edge-agent")
+    now = 1_800_000_000.0
+    hour_ago = datetime.fromtimestamp(now - 3600, timezone.utc).isoformat()
+    view.apply("edge-agent/k1/availability", b"offline", now=now, retained=True)
+    assert view.kiosks["k1"].last_seen is None
+    view.apply("edge-agent/k1/state", json.dumps({"state": "idle", "since": hour_ago}).encode(), now=now, retained=True)
+    assert view.kiosks["k1"].last_seen == pytest.approx(now - 3600)
+    assert "3600s" in view.render(now=now)
+    view.apply("edge-agent/k1/state", json.dumps({"state": "idle", "since": "not a time"}).encode(), now=now, retained=True)
+    assert view.kiosks["k1"].last_seen == pytest.approx(now - 3600)
+    future = datetime.fromtimestamp(now + 9999, timezone.utc).isoformat()  # a kiosk's clock ahead
+    view.apply("edge-agent/k1/event", json.dumps({"event": "x", "at": future}).encode(), now=now, retained=True)
+    assert view.kiosks["k1"].last_seen == now
+    view.apply("edge-agent/k2/metrics", b"{}", now=now + 5)  # live
+    assert view.kiosks["k2"].last_seen == now + 5

@@ -12,7 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import REPO, Broker, Observer, make_certs, wait_for
+from conftest import REPO, Broker, Observer, make_certs, toml_dump, wait_for
 
 from edge_agent.core import config
 from edge_agent.fleet.commands import Command
@@ -205,3 +205,27 @@ def test_provision_with_a_password_file_it_cannot_update_writes_nothing(tmp_path
     fixed = provision(tmp_path / "passwd")
     assert fixed.returncode == 0, fixed.stderr
     assert (tmp_path / "prov" / "k4.mqtt_password").exists() and (tmp_path / "passwd").read_text().startswith("k4:$7$")
+
+
+def test_fleet_with_a_kiosks_own_login_on_the_locked_broker_is_no_empty_fleet(tmp_path: Path, locked_broker: Any) -> None:
+    """`edge-agent fleet -c /etc/edge-agent/config.toml` on a kiosk logs in as that kiosk: the ACL
+    lets it read only its own commands, mosquitto grants the subscriptions all the same and
+    delivers nothing, and the fleet printed `{"kiosks": []}`, exit 0, with kiosks online (found by
+    a newcomer). It says why and exits 1; an operator's login sees the kiosk."""
+    broker, secrets_dir, ca = locked_broker
+    reporter = StatusReporter(kiosk_settings(broker.port, "kiosk-b", secrets_dir, ca), "kiosk-b", lambda c, r: None, state_dir=tmp_path / "kiosk-b")
+    reporter.start()
+    try:
+        wait_for(reporter.discovery.synced.is_set, 15, "kiosk-b online")
+        cfg = tmp_path / "kiosk-a.toml"
+        mqtt_cfg = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "username": "kiosk-a", "password_file": str(secrets_dir / "kiosk-a.mqtt_password"), "tls": True, "ca_file": str(ca)}
+        cfg.write_text(toml_dump({"device": {"id": "kiosk-a"}, "mqtt": mqtt_cfg}))
+        fleet = [sys.executable, "-m", "edge_agent", "fleet", "-c", str(cfg), "--json", "--wait-s", "1"]
+        out = subprocess.run(fleet, capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert out.returncode == 1 and json.loads(out.stdout)["kiosks"] == [], (out.stdout, out.stderr)
+        assert "logged in as the kiosk 'kiosk-a'" in out.stderr and "provision ops" in out.stderr, out.stderr
+        ops = [*fleet, "--username", "ops", "--password-file", str(secrets_dir / "ops.mqtt_password")]
+        out = subprocess.run(ops, capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert out.returncode == 0 and [k["id"] for k in json.loads(out.stdout)["kiosks"]] == ["kiosk-b"], (out.stdout, out.stderr)
+    finally:
+        reporter.close()

@@ -42,6 +42,21 @@ class KioskRow:
     echo_poor_room: bool | None = None
     """In a room its echo canceller does not cope with (None: echo cancellation off, or not said)."""
     last_seen: float | None = None
+    """When the kiosk last said something, as far as the broker tells: a live message's arrival, or
+    the time a retained state (`since`) or event (`at`) carries. A retained message's arrival is
+    not it: a kiosk offline for an hour showed "seen 3s" (its retained topics, just delivered)."""
+
+
+def _when(data: dict[str, Any], key: str) -> float | None:
+    """The ISO time a kiosk's message carries under `key`, as a Unix time (None: none readable)."""
+    text = data.get(key)
+    if not isinstance(text, str):
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at.timestamp() if at.tzinfo is not None else None
 
 
 class FleetView:
@@ -50,14 +65,15 @@ class FleetView:
         self.kiosks: dict[str, KioskRow] = {}
         self.ignored = 0
 
-    def apply(self, topic: str, payload: bytes, now: float | None = None) -> None:
+    def apply(self, topic: str, payload: bytes, now: float | None = None, retained: bool = False) -> None:
         parts = topic.split("/")
         if len(parts) != len(self.prefix.split("/")) + 2 or not topic.startswith(self.prefix + "/") or parts[-1] not in LEAVES:
             self.ignored += 1
             return
         kid, leaf = parts[-2], parts[-1]
         row = self.kiosks.setdefault(kid, KioskRow(_text(kid) or "?"))
-        row.last_seen = time.time() if now is None else now
+        if not retained:
+            row.last_seen = time.time() if now is None else now
         if leaf == "availability":
             row.online = payload == b"online"
             return
@@ -69,6 +85,9 @@ class FleetView:
         if not isinstance(data, dict):
             self.ignored += 1
             return
+        said = _when(data, "since" if leaf == "state" else "at") if retained else None
+        if said is not None and (row.last_seen is None or said > row.last_seen):
+            row.last_seen = min(said, time.time() if now is None else now)  # a clock ahead is not the future
         if leaf == "state":
             row.state, row.session_id = _text(data.get("state")), _text(data.get("session_id"))
             row.continued_from, row.version = _text(data.get("continued_from")), _text(data.get("version"))
@@ -140,7 +159,8 @@ def password_from(args: argparse.Namespace) -> str | None:
 def cmd_fleet(args: argparse.Namespace) -> int:
     from edge_agent.fleet.status import make_client
 
-    settings = config.load(args.config).mqtt
+    loaded = config.load(args.config)
+    settings, own_id = loaded.mqtt, loaded.device.id
     password = password_from(args)
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
     if args.ca_file and not os.access(args.ca_file, os.R_OK):
@@ -161,7 +181,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
     client.on_connect = connected
     client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
-    client.on_message = lambda c, u, m: view.apply(m.topic, bytes(m.payload))
+    client.on_message = lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain))
     try:
         client.connect(settings.host, settings.port, keepalive=30)
     except OSError as exc:
@@ -175,13 +195,18 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         if problem:
             print(f"edge-agent fleet: {problem}", file=sys.stderr)
             return 1
+        kiosk_login = settings.username is not None and settings.username == own_id
         if args.json:
             time.sleep(args.wait_s)
             print(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
+            if not view.kiosks and kiosk_login:  # a locked-down broker grants the subscriptions and delivers nothing
+                print(f"edge-agent fleet: no kiosk seen, logged in as the kiosk {own_id!r}: {KIOSK_LOGIN}", file=sys.stderr)
+                return 1
             return 0
         clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""  # into a pipe or file: plain snapshots, one a second
         while True:
-            sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n")
+            hint = f"\nlogged in as the kiosk {own_id!r}: {KIOSK_LOGIN}\n" if kiosk_login and not view.kiosks else ""
+            sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n" + hint)
             sys.stdout.flush()
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -190,6 +215,13 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         client.loop_stop()
         client.disconnect()
 
+
+KIOSK_LOGIN = (
+    "a broker that locks kiosks down lets a kiosk read only its own commands, and grants the fleet's "
+    "subscriptions all the same: log in as an operator (edge-agent provision ops; --username ops --password-file ...)"
+)
+"""Why an empty fleet seen with a kiosk's own login is no answer (mosquitto's ACL filters what it
+delivers; the SUBACK says granted): `fleet -c /etc/edge-agent/config.toml` on a kiosk."""
 
 CONNACK_WAIT_S = 5.0
 """How long `fleet` waits for the broker to accept its login before it says why not."""
@@ -221,5 +253,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ca-file", help="with TLS (implies --tls): check the broker's certificate against this CA file")
     p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
     p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
-    p.add_argument("--wait-s", type=float, default=2.0, help="with --json: how long to collect messages")
+    metrics = "metrics every mqtt.metrics_interval_s, 30 s by default: wait that long for rtt, cpu, temperature and echo"
+    p.add_argument("--wait-s", type=float, default=2.0, help=f"with --json: how long to collect messages (retained ones come at once; {metrics})")
     p.set_defaults(fn=cmd_fleet)
