@@ -43,6 +43,16 @@ class ProtocolError(AgentError):
         super().__init__(message, fatal=False, code="protocol")
 
 
+class NotReadyError(ProtocolError):
+    """The server's first words, before `onready`, made no sense (a session id the kiosk cannot
+    use, above all): fatal, as a retry gets the same answer and every retry may start a session
+    the platform bills (a bad id was retried four times in 2 s)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.fatal = True
+
+
 class StoreError(EdgeAgentError):
     """The session store could not be read or written."""
 

@@ -67,7 +67,7 @@ def test_a_session_id_with_a_newline_never_reaches_systemd(tmp_path: Path, monke
                 # never give up (and fail the asserts below, with the id it stored)
                 wait_for(lambda: gave_up() or k.kiosk.conversation.session_id is not None, 20, "the conversation to give up (or take the id)")
                 time.sleep(0.5)
-                session_id, bad_frames = k.kiosk.conversation.session_id, k.kiosk.stats.bad_frames
+                session_id, bad_frames, initiates = k.kiosk.conversation.session_id, k.kiosk.stats.bad_frames, len(sim.sessions)
         while True:
             try:
                 lines += sock.recv(4096).decode().split("\n")
@@ -77,7 +77,10 @@ def test_a_session_id_with_a_newline_never_reaches_systemd(tmp_path: Path, monke
         sock.close()
     assert any(line.startswith("STATUS=") for line in lines)
     assert not any(line.startswith("WATCHDOG=") and line != "WATCHDOG=1" for line in lines), lines
-    assert gave_up() and session_id is None and bad_frames >= 2  # the id was refused, never stored
+    assert gave_up() and session_id is None and bad_frames >= 1  # the id was refused, never stored
+    # once: a server whose first words make no sense says the same to a retry, and each retry may
+    # start a session the platform bills (it was retried four times in 2 s; found by a newcomer)
+    assert bad_frames == 1 and initiates == 1, (bad_frames, initiates)
 
 
 def test_the_notifier_sends_no_line_of_a_value_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from edge_agent.core.ratelimit import LogThrottle
+from edge_agent.errors import AgentError
 
 FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 """Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
@@ -60,6 +61,8 @@ def classify(exc: BaseException) -> tuple[bool, str]:
         fatal = code in FATAL_CLOSE_CODES or 4000 <= code <= 4999
         reason = rcvd.reason if rcvd is not None and rcvd.reason else ""
         return fatal, f"close_{code}" + (f" {reason[:60]!r}" if reason else "")  # server text: repr
+    if isinstance(exc, AgentError) and exc.fatal:  # the server's first words made no sense (NotReadyError)
+        return True, f"{exc.code}: {str(exc)[:120]}"  # quoted with repr where they quote the server
     if isinstance(exc, ssl.SSLCertVerificationError):
         return True, f"tls: {exc.verify_message}"
     if isinstance(exc, (InvalidURI, ValueError)):

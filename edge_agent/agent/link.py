@@ -30,7 +30,7 @@ from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config import AgentSettings
 from edge_agent.core.ratelimit import left_out_note
-from edge_agent.errors import ProtocolError
+from edge_agent.errors import NotReadyError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ class AgentLink:
                 self.stats.bad_frames += 1
                 self._skipped(f"a bad frame, skipped: {exc}", logging.WARNING)
                 if not self.ready:  # its first words must make sense (a session id, above all)
-                    raise ProtocolError(f"bad frame before onready: {exc}") from None
+                    raise NotReadyError(f"bad frame before onready: {exc}") from None
                 continue
             if isinstance(event, p.Pong):
                 rtt_ms = time.time() * 1000.0 - event.sent_ms
