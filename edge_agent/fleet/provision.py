@@ -150,7 +150,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
         print(f"{args.passwd}: line for {args.name!r} set; reload mosquitto (systemctl reload mosquitto)", file=sys.stderr)
     else:
         print(line)
-    print(f"on the kiosk: [mqtt] username = {args.name!r}, password_file = the copied {secret_file.name} (owner root, group edge-agent, mode 0640)", file=sys.stderr)
+    print(
+        f"for a kiosk (device.id = {args.name!r}): [mqtt] username = {args.name!r}, password_file = the copied {secret_file.name} (owner root, group edge-agent, mode 0640);"
+        f" for an operator or Home Assistant: log in as {args.name!r} with that password (broker-acl --admin / --ha-user {args.name})",
+        file=sys.stderr,
+    )
     return 0
 
 
