@@ -410,9 +410,18 @@ def test_echo_tool_trims_tracks_a_little_apart_and_refuses_more(tmp_path: Path) 
     got = json.loads(r.stdout)
     assert got["erle_db"] >= 30 and abs(got["delay_ms"] - 70) <= 3
     assert len(read_wav(tmp_path / "out.wav")) == len(far)
-    write_wav(tmp_path / "long.wav", far + far[: 2 * SR * 2])  # 2 s longer: not the same take
+    write_wav(tmp_path / "long.wav", far + far[: 2 * SR * 2])  # the speaker 2 s longer: its echo not recorded
     r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "long.wav"), "-o", str(tmp_path / "out.wav"))
-    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "less than 1 s apart (10.01 s vs 12.00 s)" in r.stderr, r.stderr
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "(12.00 s vs 10.01 s): the mic stopped before the speaker" in r.stderr, r.stderr
+    # the mic 2 s longer: the room after the speaker stopped (`arecord -d 30` for 28 s played; refused
+    # before, found by a newcomer): the speaker is silent there, and the figures are the take's
+    room_after, _ = simulate(far + bytes(2 * SR * 2), EchoPath(delay_ms=70, noise_rms=2.0, seed=9))
+    write_wav(tmp_path / "mic-long.wav", room_after)
+    r = _echo_tool(str(tmp_path / "mic-long.wav"), str(tmp_path / "spk.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+    assert r.returncode == 0 and "speaker taken as silent after its track ends" in r.stderr, r.stderr
+    got = json.loads(r.stdout)
+    assert got["erle_db"] >= 30 and abs(got["delay_ms"] - 70) <= 3, got
+    assert len(read_wav(tmp_path / "out.wav")) == len(room_after)
 
 
 def test_echo_tool_says_why_a_figure_could_not_be_measured(tmp_path: Path) -> None:

@@ -170,14 +170,19 @@ def _same_file(a: str, b: str) -> bool:
 
 def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[bytes, bytes]:
     """Both tracks trimmed to the shorter (a note on stderr says by how much) when they differ by
-    less than MAX_LENGTH_GAP_S; EdgeAgentError when by more."""
+    less than MAX_LENGTH_GAP_S. A mic track longer by more is the room heard after the speaker
+    stopped (`arecord -d 30` for 28 s played, refused before): the speaker track is padded with
+    silence to it. EdgeAgentError for a speaker track longer by more (its echo not recorded)."""
     if len(mic) == len(ref):
         return mic, ref
     bytes_per_s = 2 * SAMPLE_RATE_HZ
     gap_s = abs(len(mic) - len(ref)) / bytes_per_s
+    if gap_s >= MAX_LENGTH_GAP_S and len(mic) > len(ref):
+        print(f"edge-agent echo: note: {mic_name} is {gap_s:.2f} s longer: the speaker taken as silent after its track ends", file=sys.stderr)
+        return mic, ref + bytes(len(mic) - len(ref))
     if gap_s >= MAX_LENGTH_GAP_S:
         raise EdgeAgentError(
-            f"{mic_name} and {ref_name} must be the same length, less than {MAX_LENGTH_GAP_S:.0f} s apart ({len(mic) / bytes_per_s:.2f} s vs {len(ref) / bytes_per_s:.2f} s): record them together"
+            f"{ref_name} is longer than {mic_name} ({len(ref) / bytes_per_s:.2f} s vs {len(mic) / bytes_per_s:.2f} s): the mic stopped before the speaker; record the mic from before the speaker starts to after it stops"
         )
     n = min(len(mic), len(ref))
     longer = mic_name if len(mic) > len(ref) else ref_name
