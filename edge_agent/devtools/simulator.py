@@ -305,7 +305,8 @@ class AgentSimulator:
                 if reply is not None and not reply.done():
                     barge_ms = barge_ms + CHUNK_MS if voiced else 0
                     if barge_ms >= 200:  # the visitor talks over the agent: stop and listen
-                        reply.cancel()
+                        reply.cancel()  # done only once the loop runs it: forget it now, so the
+                        reply = None  # rest of this read is the visitor's, not a second barge-in
                         sess.barge_ins += 1
                         await self._send(ws, sess, "clear")
                         barge_ms = 0
