@@ -44,9 +44,10 @@ class ProtocolError(AgentError):
 
 
 class NotReadyError(ProtocolError):
-    """The server's first words, before `onready`, made no sense (a session id the kiosk cannot
-    use, above all): fatal, as a retry gets the same answer and every retry may start a session
-    the platform bills (a bad id was retried four times in 2 s)."""
+    """The server's `onready` named no session id the kiosk can use: fatal before the session is
+    ready, as a retry gets the same answer and every retry may start a session the platform bills
+    (a bad id was retried four times in 2 s). Any other bad frame, before onready or after, is
+    skipped: one garbled frame on a reconnect must not end the visitor's conversation."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

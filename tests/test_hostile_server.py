@@ -466,3 +466,31 @@ def test_a_button_naming_the_configured_agent_keeps_its_own_continued_session(tm
         wait_for(lambda: k.state == c.IDLE, 10, "idle")
     assert not any(f.get("code") == "agent_session_of_another" for _, f in events), events
     assert SessionStore(tmp_path / "state").get(first).resumed_at is not None  # type: ignore[union-attr]
+
+
+def test_one_garbled_frame_ahead_of_a_reconnects_onready_is_skipped_not_the_end(tmp_path: Path) -> None:
+    """Only an onready without a usable id ends a link for good: a network drop mid-conversation,
+    then one truncated frame ahead of the reconnect's onready (a transient garble) ended the
+    visitor's conversation (found by an attacker)."""
+    st = SimulatorThread()
+    sim = st.sim
+    with st:
+        plain_send = AgentSimulator._send
+        garble = {"left": 0}
+
+        async def send(self: AgentSimulator, ws: Any, sess: Any, method: str, data: Any = None, payload: Any = None) -> None:
+            if method == "onready" and garble["left"] > 0:
+                garble["left"] -= 1
+                await ws.send('{"method": "ontranscript", "data": "trunc')
+            await plain_send(self, ws, sess, method, data, payload)
+
+        sim._send = send.__get__(sim)  # type: ignore[method-assign]
+        settings = kiosk_settings(tmp_path, sim.url, agent={})
+        with KioskThread(settings) as k:
+            seen = _events(k)
+            k.press()
+            k.wait_state(c.LISTENING)
+            garble["left"] = 1  # the reconnect's first frame only
+            st.call(sim.drop(), timeout_s=5)
+            wait_for(lambda: any(e == "reconnected" for e, _ in seen), 10, f"the reconnect (state {k.state}, events {seen})")
+            assert k.state == c.LISTENING and k.kiosk.stats.bad_frames == 1

@@ -281,8 +281,8 @@ class AgentLink:
             except ProtocolError as exc:
                 self.stats.bad_frames += 1
                 self._skipped(f"a bad frame, skipped: {exc}", logging.WARNING)
-                if not self.ready:  # its first words must make sense (a session id, above all)
-                    raise NotReadyError(f"bad frame before onready: {exc}") from None
+                if isinstance(exc, NotReadyError) and not self.ready:  # an onready with no usable
+                    raise  # session id: a retry gets the same (any other bad frame is skipped, as later)
                 continue
             if isinstance(event, p.Pong):
                 rtt_ms = time.time() * 1000.0 - event.sent_ms

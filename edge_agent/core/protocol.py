@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from edge_agent.errors import ProtocolError
+from edge_agent.errors import NotReadyError, ProtocolError
 
 MAX_TEXT_FRAME_CHARS = 256 * 1024
 """Text frames beyond this are rejected before JSON parsing (a server bug must not eat memory)."""
@@ -174,7 +174,7 @@ def parse_server_text(text: str) -> ServerMessage:
         payload = msg.get("payload")
         sid = payload.get("session_id") if isinstance(payload, dict) else None
         if not isinstance(sid, str) or not SESSION_ID_CHARS.fullmatch(sid):
-            raise ProtocolError(f"onready without a usable payload.session_id (letters, digits and ._:- up to 128 wanted): {str(sid)[:40]!r}")
+            raise NotReadyError(f"onready without a usable payload.session_id (letters, digits and ._:- up to 128 wanted): {str(sid)[:40]!r}")
         return OnReady(sid)
     if method == "pong":
         try:
