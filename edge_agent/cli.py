@@ -56,16 +56,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from edge_agent.service.daemon import Kiosk
-    from edge_agent.service.instance import claim_as_service
+    from edge_agent.service.instance import claim_as_service, settings_after_wait
     from edge_agent.service.notify import SystemdNotifier
 
     settings = _load(args)
     config.validate_for_run(settings)  # a config error first (a state dir that is a file: 78)
     notifier = SystemdNotifier()
     try:  # before the store opens: one daemon per state dir (the service waits for a hand run to end)
-        claimed = claim_as_service(settings.device.state_dir, notifier)
+        claimed, waited = claim_as_service(settings.device.state_dir, notifier)
     finally:
         notifier.close()
+    if waited:  # the operator who ran it by hand may have edited the config meanwhile
+        settings = settings_after_wait(args.config, settings)
+        setup_logging(args.log_level or settings.log.level)
     kiosk = Kiosk(settings)
     gc.freeze()  # what start-up built lives as long as the daemon: the collector never rescans it
     try:

@@ -312,6 +312,29 @@ def test_the_service_waits_for_a_daemon_run_by_hand_and_takes_over_when_it_ends(
     assert "Traceback" not in service.log
 
 
+def test_the_service_that_waited_takes_over_with_the_config_on_disk_and_survives_a_reload(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> None:
+    """The operator runs by hand to try config edits, edits the file and stops the hand run: the
+    service took over with the config read before the wait (and the next hand run was refused);
+    and a reload (systemd, told READY=1, sends one at any time) right after the wait killed it
+    while it set up, SIGHUP's default action back before its loop handled it (found by an
+    attacker)."""
+    cfg = _config(tmp_path, sim, silent=True)
+    by_hand = DaemonProcess(cfg)
+    daemons.append(by_hand)
+    by_hand.wait_log(r"ready: device svc")
+    service = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "900000"})
+    daemons.append(service)
+    wait_for(lambda: notify.lines("READY=1"), 20, "READY=1 while waiting")
+    cfg.write_text(cfg.read_text().replace('id = "svc"', 'id = "svc-edited"'))  # the operator's edit
+    assert by_hand.stop() == 0
+    wait_for(lambda: notify.lines("STATUS=starting"), 20, "STATUS=starting")
+    service.proc.send_signal(signal.SIGHUP)  # systemctl reload, while it sets up
+    assert service.wait_log(r"ready: device (\S+)").group(1) == "svc-edited"
+    time.sleep(0.5)
+    assert service.proc.poll() is None, service.log[-600:]
+    assert service.stop() == 0
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(), reason="needs root, setpriv, /usr/bin/python3: another user holds it")
 def test_another_local_user_cannot_hold_the_claim_and_keep_the_service_from_starting(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
     """The first claim was an abstract unix socket named after the state dir's path: any local

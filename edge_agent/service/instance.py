@@ -28,9 +28,11 @@ import signal
 import stat
 import time
 from pathlib import Path
+from typing import NamedTuple
 
+from edge_agent.core import config
 from edge_agent.core.statefiles import LOCK_FILE, give_to_dir_owner
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ConfigError, EdgeAgentError
 from edge_agent.service.notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -75,22 +77,34 @@ def claim(state_dir: Path) -> int | None:
     return fd
 
 
-def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float = WAIT_POLL_S) -> int | None:
+class ServiceClaim(NamedTuple):
+    """What `claim_as_service` got: the lock's fd (None where none could be taken) and whether it
+    waited for another daemon first (then the config on disk may have changed meanwhile)."""
+
+    fd: int | None
+    waited: bool
+
+
+def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float = WAIT_POLL_S) -> ServiceClaim:
     """`claim`, for a daemon systemd started: where another edge-agent holds the state dir (an
     operator's run by hand), wait for it to end instead of exiting. Refused, the service
     restarted every RestartSec into its start limit and stayed down after the hand run ended:
     no kiosk until someone came back to start it. While it waits it tells systemd it is up
     (READY=1, so `systemctl start` does not hang on a hand run that lasts an hour) with a STATUS
     line naming the holder, keeps the watchdog fed and ignores SIGHUP (a reload would end it);
-    SIGTERM ends it as usual. By hand (no NOTIFY_SOCKET) the refusal stands: one line, exit 1."""
+    SIGTERM ends it as usual. SIGHUP stays ignored once it takes over, until the kiosk's loop
+    handles it: systemd, told READY=1, sends a reload at any time, and the default action killed
+    the service while it set up (the caller reads the config afresh, which is what a reload
+    asks). By hand (no NOTIFY_SOCKET) the refusal stands: one line, exit 1."""
     try:
-        return claim(state_dir)
+        return ServiceClaim(claim(state_dir), waited=False)
     except AnotherDaemon as exc:
         if not notifier.enabled:
             raise
         holder = exc.holder
     log.warning("%s runs with the state dir %s: waiting for it to stop, then this service takes over", holder, state_dir)
     hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    took_over = False
     try:
         notifier.send("READY=1", f"STATUS=waiting for {holder} to stop: it runs with the state dir {state_dir}")
         step_s = min(poll_s, notifier.watchdog_s / 3) if notifier.watchdog_s else poll_s
@@ -106,9 +120,28 @@ def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float =
                 continue
             log.info("the state dir %s is free: starting", state_dir)
             notifier.send("WATCHDOG=1", "STATUS=starting")  # the kiosk's set-up gets a whole WatchdogSec
-            return fd
+            took_over = True
+            return ServiceClaim(fd, waited=True)
     finally:
-        signal.signal(signal.SIGHUP, hangup)
+        if not took_over:  # SIGTERM while waiting: as it was
+            signal.signal(signal.SIGHUP, hangup)
+
+
+def settings_after_wait(config_path: str | Path | None, held: config.Settings) -> config.Settings:
+    """The config as it is now on disk, for a service that waited for a run by hand: the operator
+    runs by hand to try edits, and the service took over with the config from before them (and
+    the next run by hand was refused). The config read at start stays where the new one is
+    invalid or moves the state dir (this service holds the old one's lock), with one line why."""
+    try:
+        fresh = config.load(config_path)
+        config.validate_for_run(fresh)
+    except ConfigError as exc:
+        log.error("%s: the config read at start is used", exc)
+        return held
+    if fresh.device.state_dir != held.device.state_dir:
+        log.error("device.state_dir changed to %s while this service waited: it runs with %s, which it holds (restart it to move)", fresh.device.state_dir, held.device.state_dir)
+        return held
+    return fresh
 
 
 def _open_lock(state_dir: Path, path: Path) -> int | None:
