@@ -285,13 +285,8 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused_and_nothing_stale_stay
     assert third.stop() == 0
 
 
-def test_the_service_waits_for_a_daemon_run_by_hand_and_takes_over_when_it_ends(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> None:
-    """An operator stops the service, runs `sudo edge-agent run` to watch the log, and the
-    service is started again meanwhile (a restart, an upgrade). It was refused like a second
-    daemon by hand, restarted every RestartSec into its start limit and stayed down after the
-    hand run ended. Started by systemd (NOTIFY_SOCKET) it waits instead: up for systemd, a STATUS
-    line naming the holder, the watchdog fed, a reload not ending it; the kiosk once the hand
-    run is gone."""
+def _service_waiting_for_a_run_by_hand(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> tuple[Path, DaemonProcess, DaemonProcess]:
+    """(config, a daemon run by hand holding the state dir, the service waiting for it: READY=1 sent)."""
     cfg = _config(tmp_path, sim, silent=True)
     by_hand = DaemonProcess(cfg)
     daemons.append(by_hand)
@@ -299,6 +294,17 @@ def test_the_service_waits_for_a_daemon_run_by_hand_and_takes_over_when_it_ends(
     service = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "900000"})
     daemons.append(service)
     wait_for(lambda: notify.lines("READY=1"), 20, "READY=1 while waiting")
+    return cfg, by_hand, service
+
+
+def test_the_service_waits_for_a_daemon_run_by_hand_and_takes_over_when_it_ends(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> None:
+    """An operator stops the service, runs `sudo edge-agent run` to watch the log, and the
+    service is started again meanwhile (a restart, an upgrade). It was refused like a second
+    daemon by hand, restarted every RestartSec into its start limit and stayed down after the
+    hand run ended. Started by systemd (NOTIFY_SOCKET) it waits instead: up for systemd, a STATUS
+    line naming the holder, the watchdog fed, a reload not ending it; the kiosk once the hand
+    run is gone."""
+    _cfg, by_hand, service = _service_waiting_for_a_run_by_hand(tmp_path, sim, notify, daemons)
     waiting = [m for _, m in notify.messages if m.startswith("STATUS=waiting for")]
     assert waiting and f"(pid {by_hand.proc.pid})" in waiting[0] and str(tmp_path / "state") in waiting[0], notify.messages
     ready_at = notify.lines("READY=1")[0]
@@ -318,13 +324,7 @@ def test_the_service_that_waited_takes_over_with_the_config_on_disk_and_survives
     and a reload (systemd, told READY=1, sends one at any time) right after the wait killed it
     while it set up, SIGHUP's default action back before its loop handled it (found by an
     attacker)."""
-    cfg = _config(tmp_path, sim, silent=True)
-    by_hand = DaemonProcess(cfg)
-    daemons.append(by_hand)
-    by_hand.wait_log(r"ready: device svc")
-    service = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "900000"})
-    daemons.append(service)
-    wait_for(lambda: notify.lines("READY=1"), 20, "READY=1 while waiting")
+    cfg, by_hand, service = _service_waiting_for_a_run_by_hand(tmp_path, sim, notify, daemons)
     cfg.write_text(cfg.read_text().replace('id = "svc"', 'id = "svc-edited"'))  # the operator's edit
     assert by_hand.stop() == 0
     wait_for(lambda: notify.lines("STATUS=starting"), 20, "STATUS=starting")
