@@ -132,3 +132,67 @@ def test_the_demo_leaves_a_running_kiosks_state_dir_alone(tmp_path: Path) -> Non
     finally:
         os.close(held)
     assert f"another edge-agent (pid {os.getpid()}) runs with the state dir {tmp_path / 'state'}" in line, line
+
+
+HOLD = (
+    "import sys, time; from pathlib import Path; from edge_agent.service.instance import claim; "
+    "print('claimed' if claim(Path(sys.argv[1])) is not None else 'unclaimed', flush=True); time.sleep(30)"
+)
+
+
+def test_a_daemon_on_the_dir_lock_refuses_one_started_after_the_lock_file_came_back(tmp_path: Path) -> None:
+    """One daemon started while the lock file could not be used (a FIFO at its name, a card
+    read-only from the first boot) locks the dir; the FIFO removed (the card remounted
+    read-write), a second daemon locked the new lock file and both ran (found by an attacker)."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.mkfifo(state / LOCK_FILE)
+    first = subprocess.Popen([sys.executable, "-c", HOLD, str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "claimed"
+        (state / LOCK_FILE).unlink()
+        assert held_by(state) == f"pid {first.pid}"
+        with pytest.raises(AnotherDaemon, match=f"pid {first.pid}"):
+            claim(state)
+    finally:
+        first.kill()
+        first.wait()
+    again = claim(state)  # nothing stale once it has gone
+    assert again is not None
+    os.close(again)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(), reason="needs root and setpriv: another user holds the dir")
+def test_another_user_locking_a_state_dir_made_0755_keeps_no_kiosk_from_starting(tmp_path: Path) -> None:
+    """Where the daemons lock the dir itself, any user who can open a dir made 0755 by hand could
+    hold that lock: the kiosk was refused (by hand), or waited for good as a service. A lock by a
+    user no edge-agent runs as is no daemon's: warned about and not obeyed (found by an
+    attacker)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="edge-agent-squat-"))  # where that user can reach it
+    base.chmod(0o755)
+    state = base / "state"
+    state.mkdir(mode=0o755)
+    (state / LOCK_FILE).mkdir()  # no usable lock file: the daemons lock the dir
+    squat = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)"
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3", "-c", squat, str(state)]
+    squatter = subprocess.Popen(as_nobody, stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout is not None and squatter.stdout.readline().strip() == "held"
+        assert held_by(state) is None
+        fd = claim(state)  # runs, without a claim (the squatter has the dir's lock), and says so
+        assert fd is None
+        (state / LOCK_FILE).rmdir()  # a lock file usable again: the squatter's dir lock is ignored
+        fd = claim(state)
+        assert fd is not None
+        os.close(fd)
+    finally:
+        squatter.kill()
+        squatter.wait()
+        shutil.rmtree(base)

@@ -60,17 +60,24 @@ def claim(state_dir: Path) -> int | None:
     fd = _open_lock(state_dir, path)
     if fd is None:
         return None
+    on_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = None if on_dir else _dir_holder(state_dir)  # a daemon that had to lock the dir
     except BlockingIOError:
-        holder = _from_locks(fd)[0] or _pid_in(fd)
-        os.close(fd)
-        who = f"another edge-agent ({holder})" if holder else "another edge-agent"
-        raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir", who) from None
+        holder = _from_locks(fd)[0] or _pid_in(fd) or "a process"
+        if on_dir and _foreign(holder, state_dir):
+            os.close(fd)
+            _unclaimed(state_dir, OSError(f"{holder}, not an edge-agent's user, locks the state dir: make it 0700"))
+            return None
     except OSError as exc:  # a file system without locks
         os.close(fd)
         _unclaimed(state_dir, exc)
         return None
+    if holder is not None:
+        os.close(fd)
+        who = f"another edge-agent ({holder})" if holder != "a process" else "another edge-agent"
+        raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir", who) from None
     with contextlib.suppress(OSError):  # for where /proc/locks cannot tell the pid (btrfs, another PID namespace)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -188,6 +195,46 @@ def _dir_lock(state_dir: Path, why: OSError | None) -> int | None:
         return None
 
 
+def _dir_holder(state_dir: Path) -> str | None:
+    """Who holds the state dir's own lock ("pid N", "a process" when it cannot be told), None when nobody
+    does: a daemon started while the lock file could not be used locks the dir (`_dir_lock`), and
+    one started after it became usable (the FIFO removed, the card remounted read-write) locked
+    only the file, and both ran. A lock there by a user no edge-agent runs as (a state dir made
+    0755 by hand) is no daemon's: warned about, not obeyed."""
+    try:
+        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        holder, known = _from_locks(fd)
+        if holder is None and not known:  # /proc/locks cannot tell: a shared lock for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = "a process"
+            except OSError:
+                pass
+    finally:
+        os.close(fd)  # a probe's shared lock goes with it
+    if _foreign(holder, state_dir):
+        log.warning("%s, not an edge-agent's user, locks the state dir %s: ignored (make the dir 0700)", holder, state_dir)
+        return None
+    return holder
+
+
+def _foreign(holder: str | None, state_dir: Path) -> bool:
+    """Whether the process `holder` ("pid N") runs as a user who could not run this state dir's
+    daemon: neither root, nor this process's user, nor the dir's owner. False when unknown."""
+    if not holder or not holder.startswith("pid "):
+        return False
+    try:
+        uid = os.stat(f"/proc/{holder[4:]}").st_uid
+        owner = os.stat(state_dir).st_uid
+    except OSError:
+        return False
+    return uid not in (0, os.geteuid(), owner)
+
+
 def _unclaimed(state_dir: Path, why: OSError | None) -> None:
     """The daemon runs without a claim, and says so once at start."""
     log.warning("cannot tell whether another edge-agent runs with %s: %s", state_dir, (why.strerror if why is not None else None) or why)
@@ -206,23 +253,21 @@ def held_by(state_dir: Path) -> str | None:
         os.close(fd)
         fd = -1
     if fd < 0:
-        try:
-            fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return None
+        return _dir_holder(state_dir)
     try:
         found, known = _from_locks(fd)
-        if found is not None or known:
+        if found is not None:
             return found
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _pid_in(fd) or "a process"
-        except OSError:
-            return None
-        return None
+        if not known:  # /proc/locks cannot tell: a shared lock for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _pid_in(fd) or "a process"
+            except OSError:
+                return None
     finally:
         os.close(fd)
+    return _dir_holder(state_dir)  # a daemon that had to lock the dir itself
 
 
 def _from_locks(fd: int) -> tuple[str | None, bool]:
