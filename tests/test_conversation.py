@@ -496,3 +496,21 @@ def test_a_forgotten_live_conversation_names_no_session_in_its_states_but_reconn
     assert all(a.fields.get("session_id") is None for a in of(acts, c.Notify) if a.kind == "reconnecting")
     acts = ready(conv, "s1", now=3.0)
     assert all(a.fields.get("session_id") is None and a.fields.get("continued_from") is None for a in of(acts, c.Notify) if a.kind == "reconnected")
+
+
+def test_a_reload_that_changes_the_agent_keeps_each_agents_session_its_own() -> None:
+    """The configured agent is filed as None; a button naming it ("agent-a") too. A reload to
+    agent.agent_id = "agent-b" handed agent-a's session to agent-b's next press, and the button
+    naming agent-a no longer found it (found by an attacker)."""
+    conv = c.Conversation(Timing(), rng=random.Random(1), own_agent_id="agent-a")
+    conv.handle(c.Press(agent_id="agent-a"), 0.0)
+    conv.handle(c.FromAgent(conv.link_id, p.OnReady("s-a")), 0.1)
+    conv.handle(c.Press(agent_id="agent-a"), 1.0)  # ends it
+    conv.handle(c.LinkDown(conv.link_id), 1.1)
+    assert conv.continuation_candidate(2.0) == "s-a"
+    conv.reconfigure(conv.t, "default", "agent-b")  # SIGHUP
+    assert conv.continuation_candidate(2.0) is None  # agent-b's press: fresh
+    assert conv.continuation_candidate(2.0, agent_id="agent-a") == "s-a"  # the agent-a button's
+    conv.reconfigure(conv.t, "default", "agent-a")  # and back
+    assert conv.continuation_candidate(2.0) == "s-a"
+    assert conv.continuation_candidate(2.0, agent_id="agent-b") is None

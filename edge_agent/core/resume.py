@@ -66,6 +66,18 @@ class ResumeMemory:
         self._stored_at = None
         self._last_age_s = None
 
+    def agent_renamed(self, old_agent_id: str | None, new_agent_id: str | None) -> None:
+        """The configured agent changed (a reload) from `old_agent_id` to `new_agent_id`: the
+        configured agent is filed as None, so a session of the old one would be continued by the
+        new one's press (and no longer by a button naming the old one); it is the old one's."""
+        if old_agent_id == new_agent_id:
+            return
+        agent, slot = self._last_target
+        if agent is None:
+            self._last_target = (old_agent_id, slot)
+        elif agent == new_agent_id:
+            self._last_target = (None, slot)
+
     def reloaded(self, session_id: str | None, age_s: float | None, slot: str) -> None:
         """The store is back (after a fault): its newest session of the default `slot`, unless
         this process has run one since it started."""
