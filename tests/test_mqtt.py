@@ -446,3 +446,20 @@ def test_fleet_last_seen_is_when_the_kiosk_spoke_not_when_the_broker_replayed_it
     assert view.kiosks["k1"].last_seen == now
     view.apply("edge-agent/k2/metrics", b"{}", now=now + 5)  # live
     assert view.kiosks["k2"].last_seen == now + 5
+
+
+def test_fleet_an_online_idle_kiosk_is_seen_now_not_when_it_went_idle() -> None:
+    """The broker holds a retained `online` only while the kiosk is connected (its last will
+    replaces it): a kiosk idle since yesterday, connected this second, showed as seen a day ago
+    (its state's `since`; found by an attacker)."""
+    from edge_agent.fleet.view import FleetView
+
+    view = FleetView("edge-agent")
+    now = 1_800_000_000.0
+    day_ago = datetime.fromtimestamp(now - 86400, timezone.utc).isoformat()
+    view.apply("edge-agent/k1/availability", b"online", now=now, retained=True)
+    view.apply("edge-agent/k1/state", json.dumps({"state": "idle", "since": day_ago}).encode(), now=now, retained=True)
+    assert view.kiosks["k1"].last_seen == now
+    view.apply("edge-agent/k2/state", json.dumps({"state": "idle", "since": day_ago}).encode(), now=now, retained=True)
+    view.apply("edge-agent/k2/availability", b"online", now=now, retained=True)  # in either order
+    assert view.kiosks["k2"].last_seen == now

@@ -44,7 +44,9 @@ class KioskRow:
     last_seen: float | None = None
     """When the kiosk last said something, as far as the broker tells: a live message's arrival, or
     the time a retained state (`since`) or event (`at`) carries. A retained message's arrival is
-    not it: a kiosk offline for an hour showed "seen 3s" (its retained topics, just delivered)."""
+    not it: a kiosk offline for an hour showed "seen 3s" (its retained topics, just delivered);
+    except a retained `online`, which the broker holds only while the kiosk is connected (its last
+    will replaces it): an idle kiosk showed as seen when it went idle, a day ago."""
 
 
 def _when(data: dict[str, Any], key: str) -> float | None:
@@ -76,6 +78,8 @@ class FleetView:
             row.last_seen = time.time() if now is None else now
         if leaf == "availability":
             row.online = payload == b"online"
+            if row.online:  # retained `online` is the broker's word that the kiosk is connected now (its
+                row.last_seen = time.time() if now is None else now  # will replaces it when it is not)
             return
         try:
             data = json.loads(payload)
