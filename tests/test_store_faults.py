@@ -640,3 +640,31 @@ def test_a_row_with_text_where_a_time_belongs_is_skipped_not_a_crash_at_start(tm
     listed = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "--state-dir", str(state), "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
     assert [s["id"] for s in json.loads(listed.stdout)] == ["s-old"]
+
+
+@pytest.mark.parametrize("bad", ["started_at = 'garbled'", "started_at = 9e999", "resumed_at = 9e999", "ended_at = x'00'"])
+def test_a_row_of_the_wrong_type_or_an_infinite_time_is_dropped_when_the_store_opens(tmp_path: Path, bad: str) -> None:
+    """Reads skipped such a row, but every write still compared with it: SQLite orders TEXT above
+    any number and +inf above every time, so it was the newest of its slot for good, a newer
+    session another kiosk shared for that slot was never filed, and an infinite one shadowed
+    every later session and was never pruned (found by an attacker)."""
+    state = tmp_path / "state"
+    store = SessionStore(state, 3)
+    store.record_start("s-old", "agent", "b-alice", None, time.time() - 60)
+    store.record_start("s-bad", "agent", "b-alice", None, time.time() - 30)
+    store.close()
+    db = sqlite3.connect(state / DB_NAME)
+    db.execute(f"UPDATE sessions SET {bad} WHERE id = 's-bad'")
+    db.commit()
+    db.close()
+    store = SessionStore(state, 3)
+    try:
+        assert store.merge_shared([("agent", "b-alice", "s-shared", None, time.time(), None)]) == 1
+        assert store.newest("agent", "b-alice").id == "s-shared"
+        store.record_start("s-now", "agent", "b-alice", None, time.time() + 1)
+        assert store.newest("agent", "b-alice").id == "s-now"
+    finally:
+        store.close()
+    db = sqlite3.connect(state / DB_NAME)
+    assert db.execute("SELECT count(*) FROM sessions WHERE id = 's-bad'").fetchone()[0] == 0
+    db.close()

@@ -132,6 +132,7 @@ class SessionStore:
             if row is None or row[0] != "ok":
                 raise _Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
             _create_schema(db)
+            _drop_unsound(db)
         except BaseException:
             db.close()
             raise
@@ -364,6 +365,19 @@ class SessionStore:
                 old.unlink()
             except OSError as exc:
                 log.error("cannot delete %s: %s", old, exc.strerror or exc)
+
+
+def _drop_unsound(db: sqlite3.Connection) -> None:
+    """Deletes the rows no read trusts (`SOUND_ROW`), which every write still compared with.
+    Only where it costs no wait: a busy or locked store keeps them, skipped by every read."""
+    if db.execute(f"SELECT 1 FROM sessions WHERE NOT ({SOUND_ROW}) LIMIT 1").fetchone() is None:
+        return
+    try:
+        unsound = db.execute(f"DELETE FROM sessions WHERE NOT ({SOUND_ROW})").rowcount
+    except sqlite3.OperationalError as exc:
+        log.warning("session store: rows of the wrong type or with an infinite time kept for now: %s", exc)
+        return
+    log.warning("session store: %d row(s) of the wrong type or with an infinite time deleted (a hand edit, another tool's import)", unsound)
 
 
 def _create_schema(db: sqlite3.Connection) -> None:

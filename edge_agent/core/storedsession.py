@@ -4,7 +4,10 @@ The table is not STRICT (stores written by older versions stay readable), so a d
 a hand edit or another tool's import can hold TEXT where a time belongs, and `PRAGMA
 quick_check` passes it. Every read skips such a row (`SOUND_ROW`): handed to the kiosk, a text
 time in the newest row made `time.time() - last_active_at` a TypeError at start, exit 70, and
-the service restarted into its start limit and stayed down.
+the service restarted into its start limit and stayed down. A writable store drops such rows
+when it opens (`SessionStore`): left there, they took part in every write's comparisons (SQLite
+orders TEXT above any number, so a text time was the newest of its slot and a newer session
+another kiosk shared for it was never filed).
 """
 
 from __future__ import annotations
@@ -52,9 +55,15 @@ class StoredSession:
 
 
 
+MAX_TIME = "1e15"
+"""Seconds: no time of a sound row is further from 1970 than this (an infinity is)."""
 SOUND_ROW = (
     "typeof(id) = 'text' AND typeof(agent) = 'text' AND typeof(slot) = 'text' AND typeof(continued_from) IN ('text', 'null') "
     "AND typeof(started_at) IN ('real', 'integer') AND typeof(ended_at) IN ('real', 'integer', 'null') "
-    "AND typeof(end_reason) IN ('text', 'null') AND typeof(resumed_at) IN ('real', 'integer', 'null')"
+    "AND typeof(end_reason) IN ('text', 'null') AND typeof(resumed_at) IN ('real', 'integer', 'null') "
+    f"AND started_at BETWEEN -{MAX_TIME} AND {MAX_TIME} AND coalesce(ended_at BETWEEN -{MAX_TIME} AND {MAX_TIME}, 1) "
+    f"AND coalesce(resumed_at BETWEEN -{MAX_TIME} AND {MAX_TIME}, 1)"
 )
-"""SQL: a row whose every value has its column's type (what `StoredSession` promises)."""
+"""SQL: a row whose every value has its column's type (what `StoredSession` promises), its times
+finite (a REAL of +inf, 9e999 in a hand edit, sorted newest for its slot forever and was never
+pruned: every later session of that slot shadowed)."""
