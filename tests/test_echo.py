@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -724,12 +725,16 @@ def test_echo_grade_needs_two_long_replies_and_one_good_reply_clears_the_room() 
 def test_echo_tool_on_a_silent_mic_track_measures_nothing(tmp_path: Path) -> None:
     """A digitally silent mic track (unplugged, muted, the wrong capture device) gave
     `"erle_db": -48.0`: a ratio of two silences, where the contract's null means "could not be
-    measured" (found by a newcomer). Null now, and stderr says why."""
-    write_wav(tmp_path / "mic.wav", bytes(2 * SR * 6))
+    measured" (found by a newcomer). Null now, and stderr says why; with a click in it too (one
+    loud sample made it sound again; found by an attacker)."""
+    click = bytearray(2 * SR * 6)
+    click[2 * SR * 3 : 2 * SR * 3 + 40] = array("h", [20000, -20000] * 10).tobytes()  # 1.25 ms
     write_wav(tmp_path / "speaker.wav", AGENT[: 2 * SR * 6])
-    r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "speaker.wav"), "-o", str(tmp_path / "out.wav"), "--json")
-    assert r.returncode == 0 and json.loads(r.stdout) == {"erle_db": None, "delay_ms": None, "room": None, "room_grades_db": []}, (r.stdout, r.stderr)
-    assert "not measured: the mic track is silent" in r.stderr, r.stderr
+    for mic in (bytes(2 * SR * 6), bytes(click)):
+        write_wav(tmp_path / "mic.wav", mic)
+        r = _echo_tool(str(tmp_path / "mic.wav"), str(tmp_path / "speaker.wav"), "-o", str(tmp_path / "out.wav"), "--json")
+        assert r.returncode == 0 and json.loads(r.stdout) == {"erle_db": None, "delay_ms": None, "room": None, "room_grades_db": []}, (r.stdout, r.stderr)
+        assert "not measured: the mic track is silent" in r.stderr, r.stderr
 
 
 def test_the_installer_check_keeps_no_grade_beside_a_running_kiosk(tmp_path: Path) -> None:

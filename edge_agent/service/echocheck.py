@@ -192,14 +192,18 @@ def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[b
 
 
 SILENT_PEAK = 32
-"""A track whose every sample stays under this (about -60 dBFS) is silence: a mic unplugged, the
-wrong capture device, a muted input. Its ERLE came out as a number (-48 dB), not as null."""
+"""A track that stays under this (about -60 dBFS) is silence: a mic unplugged, the wrong capture
+device, a muted input. Its ERLE came out as a number (-48 dB), not as null."""
+SILENT_MAX_SAMPLES = 800
+"""Samples (50 ms at 16 kHz) a silent track may have at or above SILENT_PEAK: a click as the
+cable is touched, a pop as the device opens. One sample above it made a silent track count as
+sound, and its ERLE a figure again."""
 
 
 def silent(pcm: bytes) -> bool:
-    """Every sample of the 16-bit track under SILENT_PEAK."""
+    """The 16-bit track under SILENT_PEAK but for clicks (SILENT_MAX_SAMPLES at most above it)."""
     samples = np.frombuffer(pcm, dtype="<i2")
-    return not samples.size or int(np.abs(samples.astype(np.int32)).max()) < SILENT_PEAK
+    return int(np.count_nonzero(np.abs(samples.astype(np.int32)) >= SILENT_PEAK)) <= SILENT_MAX_SAMPLES
 
 
 def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], unjudged: str | None = None, mic_silent: bool = False) -> dict[str, str]:
