@@ -83,6 +83,9 @@ def test_doctor_writes_no_file_speaker_and_one_file_cannot_be_both_mic_and_speak
         run = subprocess.run([sys.executable, "-m", "edge_agent", "run", "-c", str(cfg)], capture_output=True, text=True, cwd=REPO, timeout=60)
         assert run.returncode == EX_CONFIG and "audio.output" in run.stderr, run.stderr
     assert read_wav(tmp_path / "mic.wav") == recording
+    cfg.write_text(text.replace(f'output = "file:{kept}"', f'output = "file:{tmp_path}"'))  # a dir: writable, no file
+    out = _doctor(cfg)
+    assert any(line.startswith("FAIL  audio output") and "a directory" in line for line in out.stdout.splitlines()), out.stdout
 
 
 def test_doctor_on_a_bad_config_exits_78(tmp_path: Path) -> None:

@@ -187,6 +187,8 @@ class Doctor:
         """A `file:` speaker, checked without writing: the kiosk makes (or replaces) it when it
         runs. Played into, the doctor replaced a recording there with its earcon."""
         where = path if path.exists() else path.parent
+        if path.is_dir():  # writable, but no file the kiosk can write its sound into
+            raise Hint(f"{path}: a directory", f"set audio.output to a file in it, e.g. file:{path / 'speaker.wav'}")
         if not where.exists() or not os.access(where, os.W_OK):
             raise Hint(f"{path}: {'not writable' if where.exists() else 'its directory does not exist'}", "set audio.output to a file the service user may write")
         return f"file:{path} (writable; not played: the kiosk writes it when it runs)"
