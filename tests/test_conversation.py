@@ -514,3 +514,18 @@ def test_a_reload_that_changes_the_agent_keeps_each_agents_session_its_own() -> 
     conv.reconfigure(conv.t, "default", "agent-a")  # and back
     assert conv.continuation_candidate(2.0) == "s-a"
     assert conv.continuation_candidate(2.0, agent_id="agent-b") is None
+
+
+def test_a_reload_that_keeps_the_agent_leaves_a_forget_of_its_slot_working() -> None:
+    """Every reload re-keyed the last conversation's agent from None (the configured agent) to
+    its id: a fleet forget of the configured agent's slot then missed it, and the forgotten
+    session stayed published (found by an attacker)."""
+    conv = c.Conversation(Timing(), rng=random.Random(1), own_agent_id="agent-a")
+    conv.handle(c.Press(), 0.0)
+    conv.handle(c.FromAgent(conv.link_id, p.OnReady("s-a")), 0.1)
+    conv.handle(c.Press(), 1.0)  # ends it
+    conv.handle(c.LinkDown(conv.link_id), 1.1)
+    assert conv.published_ids()[0] == "s-a"
+    conv.reconfigure(conv.t, "default", "agent-a")  # SIGHUP, agent.agent_id unchanged
+    conv.handle(c.SessionsForgotten("default", None), 2.0)
+    assert conv.published_ids() == (None, None)

@@ -179,11 +179,12 @@ class Conversation:
         limit keeps what it has spent."""
         self.t = timing
         self.default_slot = default_slot
-        self.record.resume.agent_renamed(self.own_agent_id, own_agent_id)
-        if self.agent_id is None:  # the last conversation's agent, as it is now keyed
-            self.agent_id = self.own_agent_id
-        elif self.agent_id == own_agent_id:
-            self.agent_id = None
+        if own_agent_id != self.own_agent_id:  # the last conversation's agent, as it is now keyed
+            self.record.resume.agent_renamed(self.own_agent_id, own_agent_id)
+            if self.agent_id is None:
+                self.agent_id = self.own_agent_id
+            elif self.agent_id == own_agent_id:
+                self.agent_id = None
         self.own_agent_id = own_agent_id
 
     def start_wait_s(self, now: float) -> float:
