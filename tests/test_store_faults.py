@@ -642,7 +642,7 @@ def test_a_row_with_text_where_a_time_belongs_is_skipped_not_a_crash_at_start(tm
     assert [s["id"] for s in json.loads(listed.stdout)] == ["s-old"]
 
 
-@pytest.mark.parametrize("bad", ["started_at = 'garbled'", "started_at = 9e999", "resumed_at = 9e999", "ended_at = x'00'"])
+@pytest.mark.parametrize("bad", ["started_at = 'garbled'", "started_at = 9e999", "resumed_at = 9e999", "ended_at = x'00'", "started_at = started_at * 1000"])
 def test_a_row_of_the_wrong_type_or_an_infinite_time_is_dropped_when_the_store_opens(tmp_path: Path, bad: str) -> None:
     """Reads skipped such a row, but every write still compared with it: SQLite orders TEXT above
     any number and +inf above every time, so it was the newest of its slot for good, a newer
@@ -668,3 +668,32 @@ def test_a_row_of_the_wrong_type_or_an_infinite_time_is_dropped_when_the_store_o
     db = sqlite3.connect(state / DB_NAME)
     assert db.execute("SELECT count(*) FROM sessions WHERE id = 's-bad'").fetchone()[0] == 0
     db.close()
+
+
+def test_a_row_of_an_infinite_time_on_a_read_only_card_stays_out_of_memory_and_off_the_disk(tmpfs: Tmpfs) -> None:
+    """A card read-only at boot: the store salvaged such a row into memory, where it shadowed the
+    shared sessions as on disk, and the card back, wrote it back to the disk it was to be dropped
+    from (found by an attacker)."""
+    state = tmpfs.path
+    store = SessionStore(state, 3)
+    store.record_start("s-old", "agent", "b-alice", None, time.time() - 60)
+    store.record_start("s-bad", "agent", "b-alice", None, time.time() - 30)
+    store.close()
+    db = sqlite3.connect(state / DB_NAME)
+    db.execute("UPDATE sessions SET started_at = 9e999 WHERE id = 's-bad'")
+    db.commit()
+    db.close()
+    tmpfs.readonly(True)
+    store = SessionStore(state, 3, retry_s=0.0)
+    try:
+        assert store.fault is not None  # in memory, from what the disk holds
+        filed = store.merge_shared([("agent", "b-alice", "s-shared", None, time.time(), None)])
+        tmpfs.readonly(False)
+        assert store.retry(now=time.monotonic() + 1)
+        newest = store.newest("agent", "b-alice")
+    finally:
+        store.close()
+    db = sqlite3.connect(state / DB_NAME)
+    bad_on_disk = db.execute("SELECT count(*) FROM sessions WHERE id = 's-bad'").fetchone()[0]
+    db.close()
+    assert (filed, newest.id if newest else None, bad_on_disk) == (1, "s-shared", 0)

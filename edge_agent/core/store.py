@@ -142,6 +142,7 @@ class SessionStore:
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         _create_schema(db)
         db.executemany(UPSERT, rows)
+        _drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
 
     def _salvage(self) -> list[Row]:
@@ -205,7 +206,7 @@ class SessionStore:
                 self._wipe(db)
             db.execute("BEGIN IMMEDIATE")  # one transaction: all of it or none
             db.executemany("DELETE FROM sessions WHERE agent = ? AND slot = ?", sorted(self._slots_pending))
-            db.executemany(UPSERT, self._db.execute(f"SELECT {COLUMNS} FROM sessions").fetchall())
+            db.executemany(UPSERT, self._db.execute(f"SELECT {COLUMNS} FROM sessions WHERE {SOUND_ROW}").fetchall())
             self._prune(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:

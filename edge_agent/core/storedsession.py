@@ -55,8 +55,10 @@ class StoredSession:
 
 
 
-MAX_TIME = "1e15"
-"""Seconds: no time of a sound row is further from 1970 than this (an infinity is)."""
+MAX_TIME = "1e11"
+"""Seconds: no time of a sound row is further from 1970 than this, about 3 000 years from now (an
+infinity is, and so is a time another tool wrote in milliseconds, 1.7e12: either sorted newest
+for its slot for good)."""
 SOUND_ROW = (
     "typeof(id) = 'text' AND typeof(agent) = 'text' AND typeof(slot) = 'text' AND typeof(continued_from) IN ('text', 'null') "
     "AND typeof(started_at) IN ('real', 'integer') AND typeof(ended_at) IN ('real', 'integer', 'null') "
