@@ -63,7 +63,9 @@ def claim(state_dir: Path) -> int | None:
     on_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        holder = None if on_dir else _dir_holder(state_dir)  # a daemon that had to lock the dir
+        # each kind of daemon looks for the other: one that had to lock the dir (the lock file
+        # unusable then), or one that locks a lock file this one cannot open (root's, 0600)
+        holder = _file_holder(path) if on_dir else _dir_holder(state_dir)
     except BlockingIOError:
         holder = _from_locks(fd)[0] or _pid_in(fd) or "a process"
         if on_dir and _foreign(holder, state_dir):
@@ -222,17 +224,28 @@ def _dir_holder(state_dir: Path) -> str | None:
     return holder
 
 
+def _file_holder(path: Path) -> str | None:
+    """Who holds a flock on the lock file at `path` ("pid N"), as /proc/locks tells without
+    opening it (this user may not: root's 0600 file); None when nobody does or it cannot tell."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return _locks_on(st)[0] if stat.S_ISREG(st.st_mode) else None
+
+
 def _foreign(holder: str | None, state_dir: Path) -> bool:
     """Whether the process `holder` ("pid N") runs as a user who could not run this state dir's
-    daemon: neither root, nor this process's user, nor the dir's owner. False when unknown."""
+    daemon: neither root, nor this process's user, nor the dir's owner; only in a dir others
+    may open (a 0700 one, only its owner and root can). False when unknown."""
     if not holder or not holder.startswith("pid "):
         return False
     try:
         uid = os.stat(f"/proc/{holder[4:]}").st_uid
-        owner = os.stat(state_dir).st_uid
+        dir_st = os.stat(state_dir)
     except OSError:
         return False
-    return uid not in (0, os.geteuid(), owner)
+    return dir_st.st_mode & 0o077 != 0 and uid not in (0, os.geteuid(), dir_st.st_uid)
 
 
 def _unclaimed(state_dir: Path, why: OSError | None) -> None:
@@ -275,7 +288,11 @@ def _from_locks(fd: int) -> tuple[str | None, bool]:
     files on that file system at all), from one read of /proc/locks. It names them by the device
     number stat() gives, except on btrfs and for locks taken in another PID namespace: there a
     lock would not show, and its absence says nothing."""
-    st = os.fstat(fd)
+    return _locks_on(os.fstat(fd))
+
+
+def _locks_on(st: os.stat_result) -> tuple[str | None, bool]:
+    """`_from_locks` for the file `st` describes."""
     dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:"
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
