@@ -370,7 +370,7 @@ class SessionStore:
 
 def _drop_unsound(db: sqlite3.Connection) -> None:
     """Deletes the rows no read trusts (`SOUND_ROW`), which every write still compared with.
-    Only where it costs no wait: a busy or locked store keeps them, skipped by every read."""
+    A store another process holds past the busy timeout keeps them, skipped by every read."""
     if db.execute(f"SELECT 1 FROM sessions WHERE NOT ({SOUND_ROW}) LIMIT 1").fetchone() is None:
         return
     try:
