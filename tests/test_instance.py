@@ -201,7 +201,8 @@ def test_another_user_locking_a_state_dir_made_0755_keeps_no_kiosk_from_starting
 @pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists() or not Path("/usr/bin/python3").exists(), reason="needs root, setpriv, /usr/bin/python3: two users")
 def test_a_daemon_that_must_lock_the_dir_is_refused_while_one_holds_a_lock_file_it_cannot_open(tmp_path: Path) -> None:
     """Root's run by hand locks a lock file left 0600 and root's; the service user cannot open it,
-    so it locks the dir, and both ran: only the other order was refused (found by an attacker)."""
+    so it locks the dir, and both ran: only the other order was refused; and `held_by`, asked as
+    that user, said nobody ran (found by attackers)."""
     import shutil
     import subprocess
     import tempfile
@@ -219,13 +220,15 @@ def test_a_daemon_that_must_lock_the_dir_is_refused_while_one_holds_a_lock_file_
     assert held is not None
     hold = (
         "import sys, time; from pathlib import Path; from edge_agent.service.instance import claim, AnotherDaemon\n"
-        "try:\n    print('claimed' if claim(Path(sys.argv[1])) is not None else 'unclaimed', flush=True)\n"
-        "except AnotherDaemon:\n    print('refused', flush=True)\n"
+        "from edge_agent.service.instance import held_by\n"
+        "try:\n    print('claimed' if claim(Path(sys.argv[1])) is not None else 'unclaimed', held_by(Path(sys.argv[1])), flush=True)\n"
+        "except AnotherDaemon:\n    print('refused', held_by(Path(sys.argv[1])), flush=True)\n"
     )
     as_service = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3", "-c", hold, str(state)]
     try:
         got = subprocess.run(as_service, capture_output=True, text=True, cwd=base, env={"PYTHONPATH": str(base)}, timeout=60)
-        assert got.stdout.strip() == "refused", (got.stdout, got.stderr)
+        # and `held_by` (the doctor, `sessions --forget`, the echo tool's --keep-grade) names it too
+        assert got.stdout.strip() == f"refused pid {os.getpid()}", (got.stdout, got.stderr)
     finally:
         os.close(held)
         shutil.rmtree(base)

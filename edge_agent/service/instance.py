@@ -231,7 +231,11 @@ def _file_holder(path: Path) -> str | None:
         st = os.lstat(path)
     except OSError:
         return None
-    return _locks_on(st)[0] if stat.S_ISREG(st.st_mode) else None
+    holder = _locks_on(st)[0] if stat.S_ISREG(st.st_mode) else None
+    if _foreign(holder, path.parent):  # a user who may write a dir others may open put it there
+        log.warning("%s, not an edge-agent's user, locks %s: ignored (make the state dir 0700)", holder, path)
+        return None
+    return holder
 
 
 def _foreign(holder: str | None, state_dir: Path) -> bool:
@@ -265,8 +269,8 @@ def held_by(state_dir: Path) -> str | None:
     if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         fd = -1
-    if fd < 0:
-        return _dir_holder(state_dir)
+    if fd < 0:  # none to open, or one this user may not (root's 0600): /proc/locks may still tell
+        return _file_holder(state_dir / LOCK_FILE) or _dir_holder(state_dir)
     try:
         found, known = _from_locks(fd)
         if found is not None:
