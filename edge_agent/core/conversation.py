@@ -59,7 +59,7 @@ from edge_agent.core.events import (
     VisitorSpeech,
 )
 from edge_agent.core.reconnect import Reconnects
-from edge_agent.core.resume import Recall, ResumeMemory
+from edge_agent.core.resume import Recall, ResumeMemory, rekeyed
 from edge_agent.core.sessionrecord import Foreign, SessionRecord
 from edge_agent.core.slots import DEFAULT_SLOT
 from edge_agent.core.startlimit import StartLimit
@@ -179,12 +179,8 @@ class Conversation:
         limit keeps what it has spent."""
         self.t = timing
         self.default_slot = default_slot
-        if own_agent_id != self.own_agent_id:  # the last conversation's agent, as it is now keyed
-            self.record.resume.agent_renamed(self.own_agent_id, own_agent_id)
-            if self.agent_id is None:
-                self.agent_id = self.own_agent_id
-            elif self.agent_id == own_agent_id:
-                self.agent_id = None
+        self.record.resume.agent_renamed(self.own_agent_id, own_agent_id)
+        self.agent_id = rekeyed(self.agent_id, self.own_agent_id, own_agent_id)  # the last conversation's, as now keyed
         self.own_agent_id = own_agent_id
 
     def start_wait_s(self, now: float) -> float:

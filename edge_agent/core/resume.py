@@ -24,6 +24,16 @@ time server), and how old it really is cannot be told: continuing it could hand 
 conversation to a new one, whatever `resume_within_s` says, for as long as the clock is behind."""
 
 
+def rekeyed(agent_id: str | None, old_agent_id: str | None, new_agent_id: str | None) -> str | None:
+    """`agent_id` (None: the configured agent) as it is keyed once the configured agent changes
+    from `old_agent_id` to `new_agent_id`: the old one by its id, the new one as None."""
+    if old_agent_id == new_agent_id:
+        return agent_id
+    if agent_id is None:
+        return old_agent_id
+    return None if agent_id == new_agent_id else agent_id
+
+
 class ResumeMemory:
     """The last session of this kiosk and where it belongs. `last_session_id`/`last_active_age_s`
     (of the default `slot`) come from the store at start; `recall` looks up the others."""
@@ -70,13 +80,8 @@ class ResumeMemory:
         """The configured agent changed (a reload) from `old_agent_id` to `new_agent_id`: the
         configured agent is filed as None, so a session of the old one would be continued by the
         new one's press (and no longer by a button naming the old one); it is the old one's."""
-        if old_agent_id == new_agent_id:
-            return
         agent, slot = self._last_target
-        if agent is None:
-            self._last_target = (old_agent_id, slot)
-        elif agent == new_agent_id:
-            self._last_target = (None, slot)
+        self._last_target = (rekeyed(agent, old_agent_id, new_agent_id), slot)
 
     def reloaded(self, session_id: str | None, age_s: float | None, slot: str) -> None:
         """The store is back (after a fault): its newest session of the default `slot`, unless

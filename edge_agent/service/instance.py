@@ -208,16 +208,9 @@ def _dir_holder(state_dir: Path) -> str | None:
     except OSError:
         return None
     try:
-        holder, known = _from_locks(fd)
-        if holder is None and not known:  # /proc/locks cannot tell: a shared lock for an instant
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = "a process"
-            except OSError:
-                pass
+        holder = _holder_of(fd)
     finally:
-        os.close(fd)  # a probe's shared lock goes with it
+        os.close(fd)
     if _foreign(holder, state_dir):
         log.warning("%s, not an edge-agent's user, locks the state dir %s: ignored (make the dir 0700)", holder, state_dir)
         return None
@@ -272,19 +265,26 @@ def held_by(state_dir: Path) -> str | None:
     if fd < 0:  # none to open, or one this user may not (root's 0600): /proc/locks may still tell
         return _file_holder(state_dir / LOCK_FILE) or _dir_holder(state_dir)
     try:
-        found, known = _from_locks(fd)
-        if found is not None:
-            return found
-        if not known:  # /proc/locks cannot tell: a shared lock for an instant
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _pid_in(fd) or "a process"
-            except OSError:
-                return None
+        holder = _holder_of(fd)
     finally:
         os.close(fd)
-    return _dir_holder(state_dir)  # a daemon that had to lock the dir itself
+    return holder or _dir_holder(state_dir)  # or a daemon that had to lock the dir itself
+
+
+def _holder_of(fd: int) -> str | None:
+    """Who holds a flock on `fd`'s file ("pid N", "a process" when it cannot be told), None when
+    nobody does: /proc/locks, or where it cannot tell, a shared lock for an instant (released
+    when the caller closes `fd`), and then the pid the holder wrote into a lock file."""
+    found, known = _from_locks(fd)
+    if found is not None or known:
+        return found
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _pid_in(fd) or "a process"
+    except OSError:
+        pass
+    return None
 
 
 def _from_locks(fd: int) -> tuple[str | None, bool]:
