@@ -257,10 +257,12 @@ def _press_opens_rows(s: dict[str, Any], blocks: dict[str, Any] | None, daemon_c
 def _rooms_row(rooms: dict[str, Any] | None) -> list[str]:
     if not rooms:
         return []
-    t, h = rooms["tuning"]["ours"], rooms["held_out"]["ours"]
-    return [
-        f"| gate rooms (devtools/rooms.py): cells meeting every target, tuning / held-out | {t['cells_met']} of {t['cells_total']} / {h['cells_met']} of {h['cells_total']} | edge: {rooms['tuning']['edge']['cells_met']} / {rooms['held_out']['edge']['cells_met']} | all | {_ok(t['cells_met'] == t['cells_total'] and h['cells_met'] == h['cells_total'])} |"
-    ]
+    names = [n for n in ("tuning", "held_out", "fresh") if n in rooms]
+    label = " / ".join({"held_out": "held-out", "fresh": "fresh seeds"}.get(n, n) for n in names)
+    ours = [rooms[n]["ours"] for n in names]
+    met = " / ".join(f"{o['cells_met']} of {o['cells_total']}" for o in ours)
+    edge = " / ".join(str(rooms[n]["edge"]["cells_met"]) for n in names)
+    return [f"| gate rooms (devtools/rooms.py): cells meeting every target, {label} | {met} | edge: {edge} | all | {_ok(all(o['cells_met'] == o['cells_total'] for o in ours))} |"]
 
 
 def update_readme(result_file: Path | None = None, readme: Path = README) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import DATA
 
+from edge_agent.audio.decay import DecayRun
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, far_from_speech, score
 from edge_agent.audio.tonalroom import TonalRoom
@@ -118,6 +119,13 @@ def test_every_kind_is_in_the_matrix() -> None:
     assert {r.kind for r in rooms.tuning_rooms()} == set(KINDS)
     assert {r.kind for r in rooms.held_out_rooms()} == set(KINDS)
     assert not {(r.seed, r.voice) for r in rooms.held_out_rooms()} & {(r.seed, r.voice) for r in rooms.tuning_rooms()}
+
+
+def test_fresh_seeds_are_neither_tuning_nor_held_out_seeds() -> None:
+    fresh = rooms.fresh_rooms()
+    assert {r.kind for r in fresh} == set(KINDS)
+    assert not {r.seed for r in fresh} & {r.seed for r in rooms.tuning_rooms() + rooms.held_out_rooms()}
+    assert len(fresh) == len(rooms.tuning_rooms(rooms.FRESH_SEEDS)) + len(rooms.held_out_rooms(tuple(s + 100 for s in rooms.FRESH_SEEDS)))
 
 
 def test_the_gate_meets_the_targets_in_the_rooms_it_holds() -> None:
@@ -280,6 +288,51 @@ def test_a_visitor_talking_into_a_knock_keeps_every_onset(visitor_db: float) -> 
         data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
         sc = score(gate_file_intervals(VadGate(GATE, 30), data), labels)
         assert sc.onset_ok == 1.0 and sc.speech_recall >= 0.995, (u.speech, sc)
+
+
+def test_a_tail_is_dying_after_three_falls_with_nothing_rising_between() -> None:
+    run = DecayRun()
+    for rise_db in (-5.0, -5.0, -5.0):
+        run.step(rise_db)
+    assert not run.dying()  # no bang yet: nothing to die away
+    run.bang()
+    for rise_db in (-2.0, 0.4, -0.1, -1.0):  # a rise of 0.4 dB and a fall of 0.1 dB are the bed
+        run.step(rise_db)
+        assert not run.dying()
+    run.step(-0.3)
+    assert run.dying()
+    run.step(3.0)  # something new in the tail: maybe the visitor
+    assert not run.dying()
+    run.step(-6.0), run.step(-6.0), run.step(-6.0)
+    assert not run.dying()  # ...for the rest of that bang
+
+
+def test_knocks_in_a_hall_that_only_die_away_open_the_gate_less() -> None:
+    """Three raps on a door in a hall (RT60 0.7 s), ten times in 30 s, no one talking, 8 seeds:
+    each tail falls from block to block for most of a second, voiced by chance (0.2-0.3) and
+    moving, and opened the gate: 0.23-0.48 of the time sent, 0.359 on average. A tail that has
+    only fallen since its bang (3 falls) no longer opens it: 0.16-0.37, 0.250 on average (what
+    is left opens in a tail's first blocks, or on raps that rise again)."""
+    shares = []
+    for seed in range(1, 9):
+        rng = np.random.default_rng(seed)
+        pcm = noises.colored(rng, 30 * RATE, 1.0) * 60.0
+        for k in range(10):
+            knock = _knock(rng) * 20000.0
+            at = (60 + 80 * k) * RATE * 30 // 1000
+            pcm[at : at + len(knock)] += knock[: len(pcm) - at]
+        data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
+        shares.append(sum(b - a for a, b in gate_file_intervals(VadGate(GATE, 30), data)) / 30.0)
+    assert sum(shares) / len(shares) <= 0.30, shares
+
+
+@pytest.mark.parametrize("room", [Room("white", 5.0, 0.0, 1), Room("pink", 5.0, 0.0, 3), Room("pink", 5.0, -18.0, 2), Room("fan", 20.0, 0.0, 3)])
+def test_a_word_whose_start_falls_after_its_burst_keeps_its_onset(room: Room) -> None:
+    """Rooms where a visitor's word starts with a burst (a bang to the cues) and its next blocks
+    fall: ruling a tail dying after 2 falls, not 3, held these openings back past the look-back's
+    reach (decay.py) and lost one onset's lead in each."""
+    sc = _gated(room)
+    assert sc.onset_ok == 1.0 and sc.speech_recall >= 0.995, sc
 
 
 @pytest.mark.parametrize(("room", "idle_at_most"), [(Room("music", 10.0, 0.0, 1), 0.05), (Room("music", 10.0, -18.0, 1), 0.08), (Room("music", 5.0, -18.0, 3), 0.22)])

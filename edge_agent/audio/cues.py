@@ -19,6 +19,7 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.crowd import CrowdRoom
+from edge_agent.audio.decay import DecayRun
 from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 from edge_agent.audio.talkers import TalkerRoom
@@ -38,7 +39,8 @@ class CueClassifier(BlockClassifier):
       A syllable rises again within a few frames and ends the bang at once, but for an unvoiced
       rise on the block right after the bang's first (its attack across the block edge). While the gate is
       closed, a tail block whose pitch lag holds still while it dies away (fixed partials: a tray
-      ringing out) does not count either (`_rings`).
+      ringing out) does not count either (`_rings`), nor one of a tail that has only fallen since
+      its bang (a knock's reverberation, decay.py).
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
@@ -166,6 +168,8 @@ class CueClassifier(BlockClassifier):
         self._bang_began = False
         """The block before started a bang: a rise now without pitch is still its attack (`_track_bang`)."""
         self._prev_db = 0.0
+        self._decay = DecayRun()
+        """Is the bang's tail dying away (decay.py)? Then it does not open the gate."""
         self._tail_lag = -1
         """Pitch lag of this block if `_rings` asked for it, else -1 (a ring's partials hold still)."""
         self.gate_open = False
@@ -263,14 +267,17 @@ class CueClassifier(BlockClassifier):
         bang's attack (double talk, kiosk 70 ms from 11 s: recall 0.9986 -> 0.9678)."""
         rise = band_db - self._prev_db
         self._prev_db = band_db
+        self._decay.step(rise)
         began, self._bang_began = self._bang_began, False
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_db = band_db + self.BANG_MARGIN_DB
             self._bang_began = True
+            self._decay.bang()
             return True
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._voiced() < self.voicing:  # the bang's attack, across the block edge
                 self._bang_db = band_db + self.BANG_MARGIN_DB
+                self._decay.bang()
                 return True
             self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
@@ -278,7 +285,9 @@ class CueClassifier(BlockClassifier):
         return False
 
     def _tail_speech(self, flux: float, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
-        """In a bang's tail: voiced sound whose spectrum moves, and (to open) no ring."""
+        """In a bang's tail: voiced sound whose spectrum moves, and (to open) neither dying away nor a ring."""
+        if not self.gate_open and self._decay.dying():
+            return False
         return flux >= self.TAIL_FLUX_DB and self._voiced_recently() and (self.gate_open or not self._rings(band_db, prev_db, prev_lag, bang))
 
     def _rings(self, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:

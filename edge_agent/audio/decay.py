@@ -1,0 +1,54 @@
+"""DecayRun: is the sound in a bang's tail dying away, block after block, as a struck thing's does?
+
+A knock, a door or a dropped tray in a hall rings on for most of a second: reverberation, or the
+object's own partials. Its tail is often voiced enough (an autocorrelation peak of 0.2-0.3 at a
+pitch lag) and its spectrum moves enough (partials and reflections die at different rates) to
+pass the speech cues, and three such blocks opened the gate. What such a tail does not do is come
+back: after its strike, its level falls from each block to the next until it is gone. A voice
+does not fall for long before the gate has heard it: a syllable rises again with its vowel, and
+a sentence moves up and down.
+
+So, in a bang's tail: FALL_DB or more down from the block before counts a fall, a rise of more
+than RISE_DB ends the run for the rest of the bang (something new came: maybe the visitor), and
+anything between changes nothing (a fall of 0.1 dB is the noise bed). From the DYING_BLOCKS-th
+fall on, the tail is dying, and CueClassifier does not let it open the gate (an open gate still
+holds on it: closing and reopening there sends a new pre-roll each time).
+
+Measured on the gate's rooms (README, gate notes: "Tails that die away"): 2 falls cost visitors'
+onsets in white, pink and fan rooms (a plosive's burst, then the vowel's first blocks falling, the
+opening three blocks later past the look-back's reach); 3 cost none, there and on seeds never
+tuned on.
+"""
+
+from __future__ import annotations
+
+FALL_DB = 0.3
+"""A block at least this much lower than the one before is a fall..."""
+RISE_DB = 0.5
+"""...and one more than this higher ends the run."""
+DYING_BLOCKS = 3
+"""Falls in a row (since the bang) from which its tail is dying."""
+
+
+class DecayRun:
+    """Falls since the latest bang began, or -1 once something rose in its tail (or no bang yet)."""
+
+    def __init__(self) -> None:
+        self.falls = -1
+
+    def bang(self) -> None:
+        """A bang begins (or its attack goes on across a block edge): count from here."""
+        self.falls = 0
+
+    def step(self, rise_db: float) -> None:
+        """The level moved by `rise_db` from the block before (negative: it fell)."""
+        if self.falls < 0:
+            return
+        if rise_db <= -FALL_DB:
+            self.falls += 1
+        elif rise_db > RISE_DB:
+            self.falls = -1
+
+    def dying(self) -> bool:
+        """Has the tail fallen DYING_BLOCKS times since its bang, with nothing rising between?"""
+        return self.falls >= DYING_BLOCKS
