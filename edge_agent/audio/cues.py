@@ -91,16 +91,11 @@ class CueClassifier(BlockClassifier):
     SLOW_SHAPE_RATE = 0.002
     """How fast the noise's shape model follows a block that does not look like the noise (about
     15 s): anything that lasts becomes the noise, slowly (a new machine, a changed room). Not
-    while the gate is open in a steady tonal room (TonalRoom.is_steady: a whine, a drone), but
-    for blocks more than `visitor_drop_db` under the visitor. There, what the open gate hears is
-    mostly the visitor: learning it drifted the model toward the voice (~15 % over a 2.5 s
-    utterance), the tone's shape, far from a voice's, then stood out from the drifted model after
-    the visitor's last word, and held the gate open for good (idle 0.70-0.92 in whine rooms 5-10
-    dB under the visitor). Elsewhere the learning while open stays: music and background talkers hold the
-    gate as often as the visitor does, and the model must keep up with them (stopped while open
-    in every room: held-out music 5 dB idle 0.30 -> 0.56; in every room but music: crowds 20 dB
-    under the visitor 0.21-0.42 -> 0.33-0.50 in 5 of 12). README, gate notes: "A steady tone
-    after the visitor's last word"."""
+    while the gate is open in a steady tonal room (a whine, a drone), but for blocks more than
+    `visitor_drop_db` under the visitor: the model drifted toward the visitor's voice there, and
+    the tone then held the gate open for good. Elsewhere music and talkers hold the gate as often
+    as the visitor does, and the model must keep up with them (README, gate notes: "A steady tone
+    after the visitor's last word", with the figures)."""
     NEAR_VISITOR_DB = 6.0
     """An open gate is held only while, within the last NEAR_VISITOR_S, a SPEECH block came within
     this much of the visitor's level (`visitor_db`); after that its blocks count as NOISE and the
@@ -123,12 +118,9 @@ class CueClassifier(BlockClassifier):
     click), the pitch lag the same to the sample as the block before's and the level no higher
     and at most RING_FALL_DB lower (asked only of tail blocks that would count otherwise, so the
     pitch costs nothing elsewhere). A dropped tray's fixed partials hold their lag as they die away; a
-    voice's pitch moves. Only a closed gate asks: a ring does not open it, and an open gate is
-    held as before (asked there too, it closed and reopened the gate in music and the TV, each
-    reopening sending a pre-roll of idle, and cut the quiet visitor's speech in a knocking room).
-    Looser, tried on the tuning rooms and dropped: the lag within 1 % (a voice holds that for
-    30 ms often: onsets lost in hum and white noise), or the level rising up to 1 dB (partials
-    beat; recall lost in a knocking room)."""
+    voice's pitch moves. Only a closed gate asks (asked by an open one too, it closed and reopened
+    the gate in music and the TV, each time with a pre-roll of idle). Looser variants, tried and
+    dropped, are in the README's gate notes ("Rings")."""
 
     def __init__(
         self,
