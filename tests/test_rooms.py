@@ -64,6 +64,12 @@ def _gated(room: Room) -> GateScore:
     return score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
 
 
+def _sent(pcm: np.ndarray) -> list[tuple[float, float]]:
+    """What the default gate sends of float samples (clipped to int16), in seconds."""
+    data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
+    return gate_file_intervals(VadGate(GATE, 30), data)
+
+
 def _power_db(x: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(np.square(x))))
 
@@ -251,8 +257,7 @@ def test_a_knock_whose_attack_spans_two_blocks_stays_a_bang(seed: int) -> None:
         env[block:] = 10 ** (2.0 / 20) * 10 ** (-2.6 / 20 * np.arange(29 * block) / block)
         at = (60 + 80 * k) * block
         pcm[at : at + len(env)] += noises.lowpass(rng.standard_normal(len(env)), 2500, 80) * env * 2000.0
-    data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-    sent = gate_file_intervals(VadGate(GATE, 30), data)
+    sent = _sent(pcm)
     assert sum(b - a for a, b in sent) / 30.0 <= 0.15, sent
 
 
@@ -285,8 +290,7 @@ def test_a_visitor_talking_into_a_knock_keeps_every_onset(visitor_db: float) -> 
         start = at + int(u.speech[0][0] * RATE) - int(0.1 * RATE)
         pcm[start : start + len(knock)] += knock[: len(pcm) - start]
         labels = Labels(len(pcm) / RATE, [(3.0 + a, 3.0 + b) for a, b in u.speech])
-        data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-        sc = score(gate_file_intervals(VadGate(GATE, 30), data), labels)
+        sc = score(_sent(pcm), labels)
         assert sc.onset_ok == 1.0 and sc.speech_recall >= 0.995, (u.speech, sc)
 
 
@@ -303,7 +307,8 @@ def test_a_tail_is_dying_after_three_falls_with_nothing_rising_between() -> None
     assert run.dying()
     run.step(3.0)  # something new in the tail: maybe the visitor
     assert not run.dying()
-    run.step(-6.0), run.step(-6.0), run.step(-6.0)
+    for _ in range(3):
+        run.step(-6.0)
     assert not run.dying()  # ...for the rest of that bang
 
 
@@ -321,8 +326,7 @@ def test_knocks_in_a_hall_that_only_die_away_open_the_gate_less() -> None:
             knock = _knock(rng) * 20000.0
             at = (60 + 80 * k) * RATE * 30 // 1000
             pcm[at : at + len(knock)] += knock[: len(pcm) - at]
-        data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-        shares.append(sum(b - a for a, b in gate_file_intervals(VadGate(GATE, 30), data)) / 30.0)
+        shares.append(sum(b - a for a, b in _sent(pcm)) / 30.0)
     assert sum(shares) / len(shares) <= 0.30, shares
 
 

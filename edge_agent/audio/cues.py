@@ -118,9 +118,8 @@ class CueClassifier(BlockClassifier):
     click), the pitch lag the same to the sample as the block before's and the level no higher
     and at most RING_FALL_DB lower (asked only of tail blocks that would count otherwise, so the
     pitch costs nothing elsewhere). A dropped tray's fixed partials hold their lag as they die away; a
-    voice's pitch moves. Only a closed gate asks (asked by an open one too, it closed and reopened
-    the gate in music and the TV, each time with a pre-roll of idle). Looser variants, tried and
-    dropped, are in the README's gate notes ("Rings")."""
+    voice's pitch moves. Only a closed gate asks (an open one asking closed and reopened the gate
+    in music and the TV, each time with a pre-roll of idle; more in README's gate notes, "Rings")."""
 
     def __init__(
         self,
@@ -160,8 +159,7 @@ class CueClassifier(BlockClassifier):
         self._bang_began = False
         """The block before started a bang: a rise now without pitch is still its attack (`_track_bang`)."""
         self._prev_db = 0.0
-        self._decay = DecayRun()
-        """Is the bang's tail dying away (decay.py)? Then it does not open the gate."""
+        self._decay = DecayRun()  # is the bang's tail dying away? then it does not open the gate
         self._tail_lag = -1
         """Pitch lag of this block if `_rings` asked for it, else -1 (a ring's partials hold still)."""
         self.gate_open = False
@@ -262,19 +260,21 @@ class CueClassifier(BlockClassifier):
         self._decay.step(rise)
         began, self._bang_began = self._bang_began, False
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
-            self._bang_db = band_db + self.BANG_MARGIN_DB
             self._bang_began = True
-            self._decay.bang()
-            return True
+            return self._bang_from(band_db)
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._voiced() < self.voicing:  # the bang's attack, across the block edge
-                self._bang_db = band_db + self.BANG_MARGIN_DB
-                self._decay.bang()
-                return True
+                return self._bang_from(band_db)
             self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
             self._bang_db -= self.BANG_DECAY_DB
         return False
+
+    def _bang_from(self, band_db: float) -> bool:
+        """A bang's tail lies under this block's level + BANG_MARGIN_DB, and dies away from here."""
+        self._bang_db = band_db + self.BANG_MARGIN_DB
+        self._decay.bang()
+        return True
 
     def _tail_speech(self, flux: float, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
         """In a bang's tail: voiced sound whose spectrum moves, and (to open) neither dying away nor a ring."""
