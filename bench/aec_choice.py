@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge_agent.audio.devices import read_wav_16k_mono  # noqa: E402
-from edge_agent.audio.echo import BLOCK, Aec3Backend, EchoBackend, EchoCanceller  # noqa: E402
+from edge_agent.audio.echo import BLOCK, EchoCanceller  # noqa: E402
+from edge_agent.audio.echobackend import Aec3Backend, EchoBackend  # noqa: E402
 from edge_agent.audio.echotrack import cancel_tracks, erle_db  # noqa: E402
 from edge_agent.devtools.echoroom import EchoPath, simulate  # noqa: E402
 

@@ -19,7 +19,7 @@ cleaned frame. It also
 - rests while the speaker has been silent for `idle_after_s`: the backend then costs nothing and
   the mic passes unchanged (a kiosk is idle most of the day).
 
-Backend: WebRTC's AEC3 (through LiveKit's `livekit` package, the `aec` extra), chosen over
+Backend (echobackend.py): WebRTC's AEC3 (through LiveKit's `livekit` package, the `aec` extra), chosen over
 speexdsp's MDF canceller by measurement (see README, "Echo cancellation"). `NullBackend` passes the
 mic through; with it the daemon still learns when the far end is audible.
 """
@@ -29,20 +29,20 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio.echobackend import BLOCK as BLOCK
+from edge_agent.audio.echobackend import EchoBackend, NullBackend
+from edge_agent.audio.echobackend import make_backend as make_backend
 from edge_agent.audio.echodelay import DECIMATE, estimate_delay, speaker_share
 from edge_agent.audio.echodrift import DriftFit
 from edge_agent.audio.echograde import EchoGrade
 from edge_agent.audio.echolevel import ECHO_FRAME_DB, EchoLevel
 from edge_agent.audio.reference import Alignment, ReferenceRing
-from edge_agent.errors import AudioError, ConfigError
+from edge_agent.errors import AudioError
 
-BLOCK = SAMPLE_RATE_HZ // 100
-"""The backend's block: 10 ms."""
 FAR_RMS = 30.0
 """Reference blocks above this RMS (about -60 dBFS) count as the far end playing."""
 FAR_ENERGY = FAR_RMS * FAR_RMS * BLOCK
@@ -80,64 +80,6 @@ RESIDUAL_FLOOR_S = 2.0
 CUE_TAIL_S = 0.5
 """How long after an earcon ends its echo may still reach the mic: the delay AEC3 covers (about
 400 ms, beyond it the reference moves) plus a short tail."""
-
-
-class EchoBackend(Protocol):
-    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """One 10 ms block of mic and of the reference heard with it, int16; the cleaned mic."""
-        ...
-
-    def close(self) -> None:
-        """Releases native resources now rather than at interpreter exit."""
-        ...
-
-
-class NullBackend:
-    """No cancellation: the mic passes unchanged."""
-
-    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        return mic
-
-    def close(self) -> None:
-        pass
-
-
-class Aec3Backend:
-    """WebRTC AEC3 (+ high-pass, optional noise suppression and gain control) via LiveKit's APM.
-
-    AEC3 finds the residual delay itself (measured 10-400 ms) and follows slow changes; we hand it
-    the reference in step with the mic, one 10 ms block each, as it expects.
-    """
-
-    def __init__(self, noise_suppression: bool = False, gain_control: bool = False) -> None:
-        try:
-            from livekit import rtc
-        except ImportError:
-            raise ConfigError("audio.echo_cancel", "needs the livekit package (pip install 'edge-agent[aec]'), or set echo_cancel = false") from None
-        self._apm: Any = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True, noise_suppression=noise_suppression, auto_gain_control=gain_control)
-        # one frame each, reused: numpy views write straight into the buffers the APM processes
-        self._rev: Any = rtc.AudioFrame(bytearray(2 * BLOCK), SAMPLE_RATE_HZ, 1, BLOCK)
-        self._cap: Any = rtc.AudioFrame(bytearray(2 * BLOCK), SAMPLE_RATE_HZ, 1, BLOCK)
-        self._rev_pcm = np.frombuffer(self._rev.data, dtype=np.int16)
-        self._cap_pcm = np.frombuffer(self._cap.data, dtype=np.int16)
-        # AEC3 estimates the delay itself; the APM wants a delay set before it first processes.
-        # Setting it again before every block (one more FFI round trip of three) changed no
-        # output sample in the simulated rooms (checked bit for bit), so it is set once.
-        self._apm.set_stream_delay_ms(0)
-
-    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        self._rev_pcm[:] = ref
-        self._apm.process_reverse_stream(self._rev)
-        self._cap_pcm[:] = mic
-        self._apm.process_stream(self._cap)
-        return self._cap_pcm.copy()
-
-    def close(self) -> None:
-        """Drops the native APM while LiveKit's runtime is alive: left to interpreter exit, its
-        runtime thread was seen to panic (abort) once in a few dozen runs."""
-        handle = getattr(self._apm, "_ffi_handle", None)
-        if handle is not None:
-            handle.dispose()
 
 
 @dataclass
@@ -393,10 +335,3 @@ class EchoCanceller:
         if 0.0 <= lag_s <= MOVE_BEYOND_S or speaker_share(self._hist_ref, self._hist_mic, lag_s) >= MOVE_SPEAKER_SHARE:
             return False
         return None
-
-
-def make_backend(enabled: bool, noise_suppression: bool = False) -> EchoBackend:
-    """AEC3 when echo cancellation is on (ConfigError with the install hint when it is missing)."""
-    if not enabled:
-        return NullBackend()
-    return Aec3Backend(noise_suppression=noise_suppression)
