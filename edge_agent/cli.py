@@ -32,7 +32,7 @@ from edge_agent import BYTES_PER_S, SAMPLE_RATE_HZ, __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
-from edge_agent.errors import EX_CONFIG, EX_USAGE, ConfigError, EdgeAgentError, StoreError, UsageError
+from edge_agent.errors import EX_CONFIG, EX_USAGE, ConfigError, EdgeAgentError, UsageError
 
 if TYPE_CHECKING:
     from edge_agent.audio.gatescore import Labels
@@ -161,70 +161,6 @@ def _seconds_from(text: str) -> float:
     return value
 
 
-def cmd_sessions(args: argparse.Namespace) -> int:
-    from edge_agent.core.store import DB_NAME, SessionStore
-    from edge_agent.core.storeread import recent_read_only
-
-    settings = _load(args)
-    state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
-    # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
-    # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
-    if not args.state_dir:
-        settings.device.require_state_dir()
-    elif state_dir.exists() and not state_dir.is_dir():
-        raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {DB_NAME})")
-    if args.state_dir and not state_dir.exists():
-        raise UsageError(f"--state-dir {state_dir}: does not exist")
-    try:
-        stored = (state_dir / DB_NAME).exists()
-    except OSError as exc:  # another owner's 0700 state dir (the service's, for an operator): exit 70 before
-        raise StoreError(f"cannot read {state_dir}: {exc.strerror or exc}: run as the service's user (sudo -u edge-agent) or root") from None
-    if not stored:  # reading must not create a state dir (as root: /var/lib/edge-agent)
-        if args.json:
-            print(json.dumps({"forgotten": 0} if args.forget else []))
-        else:
-            print(f"no sessions stored in {state_dir}")
-        return 0
-    if args.forget:
-        from edge_agent.service.instance import held_by
-
-        if (holder := held_by(state_dir)) is not None:  # it remembers the last session: its next press continued it
-            raise StoreError(
-                f"an edge-agent ({holder}) runs with {state_dir}: it keeps the last session in memory and would continue it; "
-                "forget through it (the MQTT command forget_sessions) or stop it first (sudo systemctl stop edge-agent)"
-            )
-        store = SessionStore(state_dir, settings.session.keep_sessions)
-        try:
-            if store.fault is not None:  # a wipe of a copy in memory would mislead
-                raise StoreError(f"session store unusable: {store.fault}")
-            if settings.session.share and settings.mqtt.enabled:  # the fleet's copies first
-                from edge_agent.fleet.share import clear_pointers
-
-                print(clear_pointers(settings.mqtt, store.slots()))
-            count = store.forget()
-            if store.wipe_pending:  # the disk went away mid-wipe (another writer's lock): a wipe this process would lose at exit
-                raise StoreError(f"sessions NOT forgotten on disk: {store.fault or 'the store became unusable'}; try again (stop the service first)")
-            print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
-            return 0
-        finally:
-            store.close()
-    # read-only: `sudo edge-agent sessions` must leave no root-owned file in the service's state dir
-    rows = recent_read_only(state_dir / DB_NAME, args.limit)
-    if args.json:
-        print(json.dumps([r.__dict__ for r in rows], indent=1))
-        return 0
-    if not rows:
-        print(f"no sessions stored in {state_dir}")
-        return 0
-    print(f"{'started':<19} {'length':>8} {'ended by':<12} agent/slot session")
-    for r in rows:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
-        dur = f"{r.ended_at - r.started_at:7.1f}s" if r.ended_at else "   open "
-        cont = f" continues {r.continued_from}" if r.continued_from else ""
-        print(f"{started} {dur} {r.end_reason or '-':<12} {r.agent}/{r.slot} {r.id}{cont}")
-    return 0
-
-
 def cmd_gate(args: argparse.Namespace) -> int:
     """The daemon's speech gate over each recording in turn (a fresh gate each); with --json one line each."""
     from edge_agent.audio.wavfile import read_wav_16k_mono
@@ -335,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget", action="store_true", help="wipe every stored session (privacy switch)")
     p.add_argument("--json", action="store_true", help="print the sessions (or, with --forget, the count) as JSON")
     p.add_argument("--limit", type=_positive_int, default=50, help="list at most this many, the newest (default 50)")
-    p.set_defaults(fn=cmd_sessions)
+    p.set_defaults(fn=_lazy("edge_agent.service.sessions", "cmd_sessions"))
     p = with_config(sub.add_parser("gate", help="run the daemon's speech gate over a recording"))
     p.add_argument("input", nargs="+", help="16 kHz mono 16-bit WAV; several are gated in turn, each by a fresh gate (with --json one line each, in order)")
     p.add_argument("--labels", help="a .labels.json file to score against")

@@ -1,0 +1,83 @@
+"""The `edge-agent sessions` command: the stored sessions listed, newest first, or forgotten (`--forget`).
+
+Run by the command line (cli.py) when asked for, as the echo check and the doctor are. It reads
+any state dir it is given without making one, and the store read-only (as root too: no file left
+behind); a forget refuses while a kiosk holds the dir, since it would continue the session it
+keeps in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from edge_agent.core import config
+from edge_agent.core.logs import setup_logging
+from edge_agent.errors import StoreError, UsageError
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from edge_agent.core.store import DB_NAME, SessionStore
+    from edge_agent.core.storeread import recent_read_only
+
+    settings = config.load(args.config)
+    setup_logging(args.log_level or settings.log.level)
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
+    # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
+    # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
+    if not args.state_dir:
+        settings.device.require_state_dir()
+    elif state_dir.exists() and not state_dir.is_dir():
+        raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {DB_NAME})")
+    if args.state_dir and not state_dir.exists():
+        raise UsageError(f"--state-dir {state_dir}: does not exist")
+    try:
+        stored = (state_dir / DB_NAME).exists()
+    except OSError as exc:  # another owner's 0700 state dir (the service's, for an operator): exit 70 before
+        raise StoreError(f"cannot read {state_dir}: {exc.strerror or exc}: run as the service's user (sudo -u edge-agent) or root") from None
+    if not stored:  # reading must not create a state dir (as root: /var/lib/edge-agent)
+        if args.json:
+            print(json.dumps({"forgotten": 0} if args.forget else []))
+        else:
+            print(f"no sessions stored in {state_dir}")
+        return 0
+    if args.forget:
+        from edge_agent.service.instance import held_by
+
+        if (holder := held_by(state_dir)) is not None:  # it remembers the last session: its next press continued it
+            raise StoreError(
+                f"an edge-agent ({holder}) runs with {state_dir}: it keeps the last session in memory and would continue it; "
+                "forget through it (the MQTT command forget_sessions) or stop it first (sudo systemctl stop edge-agent)"
+            )
+        store = SessionStore(state_dir, settings.session.keep_sessions)
+        try:
+            if store.fault is not None:  # a wipe of a copy in memory would mislead
+                raise StoreError(f"session store unusable: {store.fault}")
+            if settings.session.share and settings.mqtt.enabled:  # the fleet's copies first
+                from edge_agent.fleet.share import clear_pointers
+
+                print(clear_pointers(settings.mqtt, store.slots()))
+            count = store.forget()
+            if store.wipe_pending:  # the disk went away mid-wipe (another writer's lock): a wipe this process would lose at exit
+                raise StoreError(f"sessions NOT forgotten on disk: {store.fault or 'the store became unusable'}; try again (stop the service first)")
+            print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
+            return 0
+        finally:
+            store.close()
+    # read-only: `sudo edge-agent sessions` must leave no root-owned file in the service's state dir
+    rows = recent_read_only(state_dir / DB_NAME, args.limit)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=1))
+        return 0
+    if not rows:
+        print(f"no sessions stored in {state_dir}")
+        return 0
+    print(f"{'started':<19} {'length':>8} {'ended by':<12} agent/slot session")
+    for r in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+        dur = f"{r.ended_at - r.started_at:7.1f}s" if r.ended_at else "   open "
+        cont = f" continues {r.continued_from}" if r.continued_from else ""
+        print(f"{started} {dur} {r.end_reason or '-':<12} {r.agent}/{r.slot} {r.id}{cont}")
+    return 0
