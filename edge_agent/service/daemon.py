@@ -5,7 +5,8 @@ status reporter, feeds the pure `Conversation` with events and carries out the a
 returns, through the parts that do the work: `CaptureFeed` (service/capture.py: a captured
 frame's way to the agent, through `MicPath`: the canceller and the gate), `Uplink` (agent/uplink.py: the agent link and the audio
 held for it), `SessionRecords` (service/records.py: the store and the fleet's pointers, and their
-faults), `Ticker` (service/ticker.py), `AudioWatch` and `SpeakerWatch`. Foreign threads (PortAudio, gpiozero,
+faults), `KioskReports` (service/kiosk_reports.py: what it tells the log, the fleet and systemd),
+`Ticker` (service/ticker.py), `AudioWatch` and `SpeakerWatch`. Foreign threads (PortAudio, gpiozero,
 stdin, paho) reach it only through `post`, which uses call_soon_threadsafe and guards the
 handler, so nothing they do can kill their thread or block the audio path.
 """
@@ -32,8 +33,7 @@ from edge_agent.core import conversation as c
 from edge_agent.core.backlog import Backlog
 from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
-from edge_agent.core.ports import PRIVATE_EVENTS, Led, Reporter, describe
-from edge_agent.core.ratelimit import LogThrottle
+from edge_agent.core.ports import Led, Reporter
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
@@ -44,12 +44,12 @@ from edge_agent.service.assembly import make_button, make_led, make_reporter, re
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
 from edge_agent.service.capture import CaptureFeed
 from edge_agent.service.kiosk_metrics import KioskMetrics
+from edge_agent.service.kiosk_reports import KioskReports
 from edge_agent.service.notify import SystemdNotifier, handle_signals
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
 from edge_agent.service.roomgrade import RoomGradeFile, hardware_of
 from edge_agent.service.slots import link_settings, make_share, slot_inputs
-from edge_agent.service.statereports import StateReports
 from edge_agent.service.ticker import Ticker
 
 log = logging.getLogger("edge_agent")
@@ -96,9 +96,7 @@ class Kiosk:
         self.conversation = self._new_conversation()
         self.started_at = time.monotonic()
         self.counters = {"frames_captured": 0, "frames_uplinked": 0, "reconnects": 0, "errors": 0, "handler_errors": 0, "replies": 0}
-        self.response_latency_ms: float | None = None
-        self.state_reports = StateReports(self._report_state)
-        self._latency_log = LogThrottle(first=10, every_s=1.0)  # a server drives these too (see StateReports)
+        self.reports = KioskReports(self.reporter, self.notifier, self.counters, lambda: self.settings.log.transcripts)
         self.ticker = Ticker(self._tick, self._running)
         self.standby = Standby(settings.agent, self.stats)
         self.uplink = Uplink(self.stats, self.standby, self.backlog, self.dispatch)
@@ -197,14 +195,7 @@ class Kiosk:
             if a.state == c.LISTENING and self.uplink.start_stream(self.gate.silence):
                 self.gate.debt += 1  # the extra frame is paid back from the gate's silence, like a pre-roll
             self._show_led()
-            self.state_reports.changed(a, time.monotonic())
-
-    def _report_state(self, a: c.StateChanged, left_out: int) -> None:
-        """A state change told to the log, MQTT and systemd (at a bounded rate: StateReports)."""
-        more = f" ({left_out} state changes before it not reported)" if left_out else ""
-        log.info("state: %s%s%s", a.state, f" (session {a.session_id})" if a.session_id else "", more)
-        self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
-        self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
+            self.reports.states.changed(a, time.monotonic())
 
     def _store_changed(self) -> None:
         """The store went to memory (the LED shows it while idle) or back to disk (an idle
@@ -219,22 +210,7 @@ class Kiosk:
         self.led.show("store_fault" if state == c.IDLE and self.store.fault is not None else state)
 
     def _notify(self, kind: str, fields: dict[str, Any]) -> None:
-        if kind == "response_latency":
-            self.response_latency_ms = fields["ms"]
-            self.counters["replies"] += 1
-            if self._latency_log.allow(time.monotonic()) is None:
-                return
-        elif kind == "reconnecting":
-            self.counters["reconnects"] += 1
-        elif kind == "error":
-            self.counters["errors"] += 1
-        private = kind in PRIVATE_EVENTS  # visitors' words reach the journal only when asked
-        # an error (a storage fault the kiosk runs through, a lost link, a stalled microphone) is
-        # logged as a warning: at INFO it read as routine, and `log.level = "warning"` hid it
-        level = logging.WARNING if kind == "error" else logging.INFO if not private or self.settings.log.transcripts else logging.DEBUG
-        log.log(level, "%s", describe(kind, fields))
-        if not private:
-            self.reporter.event(kind, fields)
+        self.reports.event(kind, fields)
 
     # ------------------------------------------------------------------ commands
     def _command_from_thread(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
@@ -253,7 +229,7 @@ class Kiosk:
     def metrics(self) -> dict[str, Any]:
         """The numbers a fleet admin watches (service/kiosk_metrics.py)."""
         conv = self.conversation
-        return self.metric_parts.gather(conv.state, conv.starts_refused, self.response_latency_ms, self.settings.agent.warm_link)
+        return self.metric_parts.gather(conv.state, conv.starts_refused, self.reports.response_latency_ms, self.settings.agent.warm_link)
 
     def _slot_forgotten(self, agent: str, slot: str) -> None:
         """The fleet forgot one slot: a conversation of that slot goes off the record, no other; the
@@ -265,9 +241,7 @@ class Kiosk:
             self._state_forgotten()
 
     def _state_forgotten(self) -> None:
-        conv = self.conversation
-        self.state_reports.flush(time.monotonic(), force=True)  # a change held back names the session: out before, not after
-        self.reporter.state(conv.state, *conv.published_ids())  # the retained state names none (nor whose it was)
+        self.reports.forgotten(self.conversation.state, self.conversation.published_ids(), time.monotonic())
 
     def forget_sessions(self) -> int:
         """Wipes the store (and moved-aside copies); a running conversation goes on off the record."""
@@ -304,14 +278,6 @@ class Kiosk:
         return True
 
     # ------------------------------------------------------------------ lifecycle
-    async def _metrics_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.mqtt.metrics_interval_s)
-            try:
-                self.reporter.metrics(self.metrics())
-            except Exception:
-                log.exception("metrics failed")
-
     def _running(self) -> bool:
         return self._stop is not None and not self._stop.is_set()
 
@@ -319,7 +285,7 @@ class Kiosk:
         """Timeouts, store and audio supervision, the standby and the systemd watchdog (see Ticker)."""
         try:
             self.dispatch(c.Tick())
-            self.state_reports.flush(now)
+            self.reports.states.flush(now)
             if self.store.fault is not None and self.conversation.state == c.IDLE and self.store.retry(now):
                 self.records.check()  # retried only while idle: a lock may hold a try for BUSY_TIMEOUT_S
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
@@ -365,7 +331,7 @@ class Kiosk:
         for b in self.inputs:
             b.start(self.post, lambda: self._call_threadsafe(self.stop))
         self.ticker.start(loop)
-        metrics = loop.create_task(self._metrics_loop())
+        metrics = loop.create_task(self.reports.publish_metrics(self.settings.mqtt.metrics_interval_s, self.metrics))
         self.reporter.state(self.conversation.state, None, None)
         self.reporter.start()
         log.info("edge-agent %s started: device %s, agent %s, endpoint %s", __version__, self.settings.device.id, self.settings.agent.agent_key, self.settings.agent.endpoint)
@@ -395,7 +361,7 @@ class Kiosk:
         self.notifier.send("STOPPING=1")
         self.dispatch(c.End("shutdown"))
         await self.uplink.wait_closed()
-        self.state_reports.flush(time.monotonic(), force=True)
+        self.reports.states.flush(time.monotonic(), force=True)
         self.ticker.cancel()
         for b in self.inputs:
             b.close()
