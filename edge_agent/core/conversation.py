@@ -20,8 +20,9 @@ another slot during a conversation ends that one first ("switched") and starts t
 once; a press for the same slot (or naming none) ends it, as a press always did.
 
 A lost link is reopened (with backoff, within a window, a bounded number of times) as
-`core/reconnect.py` decides; starts are rate limited by `core/startlimit.py`; the timers and
-limits are a `Timing` (`core/timing.py`).
+`core/reconnect.py` decides; starts are rate limited by `core/startlimit.py`; who may speak when
+(push-to-talk, half duplex, the agent's reply) and when it went quiet is `core/turns.py`'s; the
+timers and limits are a `Timing` (`core/timing.py`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from edge_agent.core.sessionrecord import Foreign, SessionRecord
 from edge_agent.core.slots import DEFAULT_SLOT
 from edge_agent.core.startlimit import StartLimit
 from edge_agent.core.timing import Timing
+from edge_agent.core.turns import Turns
 
 __all__ = [
     "CONNECTING", "ENDING", "ERROR", "IDLE", "LISTENING", "SPEAKING", "STATES", "Action",
@@ -109,16 +111,10 @@ class Conversation:
         self.agent_id: str | None = None
         self._requested_continuation: str | None = None
         self._started_at = 0.0
-        self._activity_at = 0.0
         self._state_since = 0.0
         self._reconnects = Reconnects()
-        self._visitor_speaking = False
-        self._talk_held = False
-        self._spoke_while_held = False
-        self._mute_until = 0.0
-        self._answering_at: float | None = None
+        self._turns = Turns()  # who may speak, and when the conversation went quiet
         self._retried_fresh = False  # a refused continuation was retried as a fresh session
-        self._paused = False
         self._starts = StartLimit(timing)
 
     # ------------------------------------------------------------------ queries
@@ -153,11 +149,7 @@ class Conversation:
     def mic_open(self, now: float) -> bool:
         """Whether captured audio may go up now (or be held for the link being opened), or
         digital silence must replace it."""
-        if not (self.streaming or self.holding):
-            return False
-        if self.t.push_to_talk and not self._talk_held:
-            return False
-        return not (self.t.duplex_half and (self.state == SPEAKING or now < self._mute_until))
+        return (self.streaming or self.holding) and self._turns.mic_open(self.t, self.state == SPEAKING, now)
 
     def continuation_candidate(self, now: float, slot: str | None = None, agent_id: str | None = None) -> str | None:
         """The session a short press for this slot (default: the kiosk's) would continue now."""
@@ -219,9 +211,8 @@ class Conversation:
         self.agent_id = self._agent(agent_id)
         self.record.begin()
         self._reconnects.reset()
-        self._paused = False
+        self._turns.begin(now)
         self._started_at = now
-        self._activity_at = now
         self._retried_fresh = False
         out.append(NewVisitor())
         out.append(Earcon("press"))
@@ -236,7 +227,7 @@ class Conversation:
         out.append(HeldAudio("drop"))
         out.append(CloseLink(self.link_id))
         out.append(Earcon("ended"))
-        self._visitor_speaking = False
+        self._turns.visitor_speaking = False
         self._go(ENDING, now, out)
 
     def _fail(self, error: str, now: float, out: list[Action], code: str = "agent") -> None:
@@ -282,13 +273,11 @@ class Conversation:
                 return
             self._finish("switched", now, out)
             busy = False
-        self._talk_held = ev.held
-        self._activity_at = now
+        self._turns.talk(ev.held, now)
         if ev.held:
-            self._spoke_while_held = False
             if not busy:  # ENDING too: the old socket's late events are stale (as for a press)
                 self._begin(False, "button", now, out, ev.slot, ev.agent_id)
-        elif ev.long and not self._spoke_while_held and busy:
+        elif ev.long and not self._turns.spoke_while_held and busy:
             self._finish("button", now, out)
 
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
@@ -305,7 +294,7 @@ class Conversation:
         if ev.link_id != self.link_id or self.state != CONNECTING:
             return
         self.record.ready(ev.session_id, self._requested_continuation, self.agent_id, self.slot, now, out)
-        self._activity_at = now
+        self._turns.activity_at = now
         named = None if self.record.off_record else ev.session_id  # another's (or forgotten): not published as this one's
         if self._reconnects.ready(now):
             out.append(Notify("reconnected", {"session_id": named, "continued_from": self.published_ids()[1]}))
@@ -339,7 +328,7 @@ class Conversation:
             self._fail(f"gave up after {self._reconnects.count} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
         if self.state == SPEAKING:  # the agent's last words may still ring in the room
-            self._mute_until = now + self.t.duplex_tail_s
+            self._turns.mute_until = now + self.t.duplex_tail_s
         out.append(Playback("clear"))
         if self._reconnects.attempt == 1:
             out.append(Earcon("reconnecting"))
@@ -383,47 +372,25 @@ class Conversation:
             return
         elif isinstance(msg, p.SessionEnded):
             self._finish("agent", now, out)
-        elif isinstance(msg, p.Clear):
-            out.append(Playback("clear"))
-            self._answering_at = None
-            self._paused = False
+        elif self._turns.agent_said(msg, now, out):  # a clear
             self._stop_speaking(now, out)
-        elif isinstance(msg, (p.Pause, p.Unpause)):
-            self._paused = isinstance(msg, p.Pause)
-            out.append(Playback("pause" if self._paused else "unpause"))
-        elif isinstance(msg, p.StartAnswering):
-            self._answering_at = now
-            self._activity_at = now
-        elif isinstance(msg, (p.Transcript, p.ResponseText)):
-            self._activity_at = now
-            kind = "transcript" if isinstance(msg, p.Transcript) else "response_text"
-            if msg.is_final:
-                out.append(Notify(kind, {"text": msg.text}))
 
     def _on_AgentAudio(self, ev: AgentAudio, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id or not self.streaming or len(ev.pcm) < 2:  # under a sample: nothing plays, nothing drains
             return
-        self._activity_at = now
-        if self._answering_at is not None:
-            out.append(Notify("response_latency", {"ms": round((now - self._answering_at) * 1000.0, 1)}))
-            self._answering_at = None
-        out.append(Play(ev.pcm))
+        self._turns.agent_audio(ev.pcm, now, out)
         self._go(SPEAKING, now, out)
 
     def _stop_speaking(self, now: float, out: list[Action]) -> None:
         if self.state == SPEAKING:
-            self._mute_until = now + self.t.duplex_tail_s
-            self._activity_at = now
+            self._turns.agent_stopped(now, self.t)
             self._go(LISTENING, now, out)
 
     def _on_PlaybackDrained(self, ev: PlaybackDrained, now: float, out: list[Action]) -> None:
         self._stop_speaking(now, out)
 
     def _on_VisitorSpeech(self, ev: VisitorSpeech, now: float, out: list[Action]) -> None:
-        self._visitor_speaking = ev.active
-        self._activity_at = now
-        if ev.active and self._talk_held:
-            self._spoke_while_held = True
+        self._turns.heard(ev.active, now)
 
     # ------------------------------------------------------------------ time
     def _on_Tick(self, ev: Tick, now: float, out: list[Action]) -> None:
@@ -432,7 +399,7 @@ class Conversation:
         elif self.streaming:
             if now - self._started_at >= self.t.max_duration_s:
                 self._finish("max_duration", now, out)
-            elif (self.state == LISTENING or self._paused) and not self._visitor_speaking and not self._talk_held and now - self._activity_at >= self.t.idle_timeout_s:
+            elif self._turns.idle(now, self.t, self.state == LISTENING):
                 self._finish("idle", now, out)
         elif self.state == CONNECTING and self._reconnects.window_passed(now, self.t):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)
