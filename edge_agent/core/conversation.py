@@ -19,8 +19,9 @@ the kiosk's default slot. Which session it continues is `core/resume.py`'s to sa
 another slot during a conversation ends that one first ("switched") and starts the new one at
 once; a press for the same slot (or naming none) ends it, as a press always did.
 
-A lost link is reopened (with backoff, within a window, a bounded number of times) as
-`core/reconnect.py` decides; starts are rate limited by `core/startlimit.py`; who may speak when
+What each link asks for, a refused continuation's fresh retry and a lost link reopened (with
+backoff, within a window, a bounded number of times) are `core/linkattempts.py`'s and
+`core/reconnect.py`'s; starts are rate limited by `core/startlimit.py`; who may speak when
 (push-to-talk, half duplex, the agent's reply) and when it went quiet is `core/turns.py`'s; the
 timers and limits are a `Timing` (`core/timing.py`).
 """
@@ -59,7 +60,7 @@ from edge_agent.core.events import (
     Tick,
     VisitorSpeech,
 )
-from edge_agent.core.reconnect import Reconnects
+from edge_agent.core.linkattempts import LinkAttempts
 from edge_agent.core.resume import Recall, ResumeMemory, rekeyed
 from edge_agent.core.sessionrecord import Foreign, SessionRecord
 from edge_agent.core.slots import DEFAULT_SLOT
@@ -109,12 +110,10 @@ class Conversation:
         self.slot = slot
         """The slot of the current (or last) conversation."""
         self.agent_id: str | None = None
-        self._requested_continuation: str | None = None
         self._started_at = 0.0
         self._state_since = 0.0
-        self._reconnects = Reconnects()
+        self._links = LinkAttempts()  # what each link asks for, its reconnects, the fresh retry
         self._turns = Turns()  # who may speak, and when the conversation went quiet
-        self._retried_fresh = False  # a refused continuation was retried as a fresh session
         self._starts = StartLimit(timing)
 
     # ------------------------------------------------------------------ queries
@@ -199,7 +198,7 @@ class Conversation:
 
     def _open(self, now: float, out: list[Action], cont: str | None, delay_s: float = 0.0) -> None:
         self.link_id += 1
-        self._requested_continuation = cont
+        self._links.requested = cont
         out.append(OpenLink(self.link_id, cont, delay_s, self.agent_id, self.slot))
         self._go(CONNECTING, now, out)
 
@@ -210,10 +209,9 @@ class Conversation:
         self.slot = slot or self.default_slot
         self.agent_id = self._agent(agent_id)
         self.record.begin()
-        self._reconnects.reset()
+        self._links.begin()
         self._turns.begin(now)
         self._started_at = now
-        self._retried_fresh = False
         out.append(NewVisitor())
         out.append(Earcon("press"))
         out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin, **self._target_fields()}))
@@ -293,15 +291,10 @@ class Conversation:
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id or self.state != CONNECTING:
             return
-        self.record.ready(ev.session_id, self._requested_continuation, self.agent_id, self.slot, now, out)
+        self.record.ready(ev.session_id, self._links.requested, self.agent_id, self.slot, now, out)
         self._turns.activity_at = now
         named = None if self.record.off_record else ev.session_id  # another's (or forgotten): not published as this one's
-        if self._reconnects.ready(now):
-            out.append(Notify("reconnected", {"session_id": named, "continued_from": self.published_ids()[1]}))
-        else:
-            out.append(Notify("conversation_started", {"session_id": named, "continued_from": self.published_ids()[1], **self._target_fields()}))
-        out.append(HeldAudio("send"))  # what the visitor said while we connected, before anything live
-        out.append(Earcon("ready"))
+        self._links.ready(now, named, self.published_ids()[1], self._target_fields(), out)
         self._go(LISTENING, now, out)
 
     def _on_LinkDown(self, ev: LinkDown, now: float, out: list[Action]) -> None:
@@ -313,10 +306,9 @@ class Conversation:
         if self.state not in (CONNECTING, LISTENING, SPEAKING):
             return
         if ev.fatal:
-            if not self._retry_fresh(ev.error or "refused", now, out):
-                self._fail(ev.error or "refused", now, out)
+            self._refused(ev.error or "refused", now, out)
             return
-        verdict = self._reconnects.lost(now, self.t, self._started_at if self.session_id is None else None)
+        verdict = self._links.reconnects.lost(now, self.t, self._started_at if self.session_id is None else None)
         if verdict == "window_passed":
             if self.session_id is None:
                 self._fail(ev.error or "cannot connect", now, out)
@@ -325,31 +317,18 @@ class Conversation:
                 self._go(IDLE, now, out)  # the socket is already gone: nothing to wait for
             return
         if verdict == "too_many":
-            self._fail(f"gave up after {self._reconnects.count} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
+            self._fail(f"gave up after {self._links.reconnects.count} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
         if self.state == SPEAKING:  # the agent's last words may still ring in the room
             self._turns.mute_until = now + self.t.duplex_tail_s
-        out.append(Playback("clear"))
-        if self._reconnects.attempt == 1:
-            out.append(Earcon("reconnecting"))
-        out.append(Notify("reconnecting", {"attempt": self._reconnects.attempt, "error": ev.error, "session_id": self.published_ids()[0]}))
-        cont = self.session_id if self.session_id is not None else self._requested_continuation
-        self._open(now, out, cont, self._reconnects.backoff_s(self.t, self.rng))
+        self._open(now, out, *self._links.reopen(self.session_id, self.published_ids()[0], ev.error, self.t, self.rng, out))
 
-    def _retry_fresh(self, error: str, now: float, out: list[Action]) -> bool:
-        """A link that asked to continue a stored session was refused before the conversation's
-        first `onready` (a close code, or `onsessionended`): once per conversation, it asks again
-        for a fresh session. The platform may refuse an id it no longer knows (the protocol does
-        not say); every short press failed on it, with the error earcon, until `resume_within_s`
-        (7 days) passed. The fresh session, once ready, is the newest: the next press continues it.
-        False when there was no continuation to drop (the key, the agent or a quota refused)."""
-        refused = self._requested_continuation
-        if refused is None or self.session_id is not None or self._retried_fresh:
-            return False
-        self._retried_fresh = True
-        out.append(Notify("continuation_refused", {"session_id": refused, "error": error, **self._target_fields()}))
-        self._open(now, out, None)
-        return True
+    def _refused(self, error: str, now: float, out: list[Action], message: str | None = None) -> None:
+        """A link refused before the first `onready`: asked for once more, fresh (LinkAttempts.refused), or a failure."""
+        if self._links.refused(self.session_id, error, self._target_fields(), out):
+            self._open(now, out, None)
+        else:
+            self._fail(message or error, now, out)
 
     # ------------------------------------------------------------------ agent messages
     def _on_FromAgent(self, ev: FromAgent, now: float, out: list[Action]) -> None:
@@ -366,8 +345,8 @@ class Conversation:
         elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after
             if self.session_id is not None:  # a reconnect mid-conversation: the agent ended it meanwhile
                 self._finish("agent", now, out)
-            elif not self._retry_fresh("ended before onready", now, out):  # refused (a key, an agent, a
-                self._fail("the agent ended the session before it was ready", now, out)  # quota): not asked again
+            else:  # refused: a continuation is asked for once more, fresh; a key, an agent or a quota is not
+                self._refused("ended before onready", now, out, "the agent ended the session before it was ready")
         elif not self.streaming:
             return
         elif isinstance(msg, p.SessionEnded):
@@ -401,9 +380,7 @@ class Conversation:
                 self._finish("max_duration", now, out)
             elif self._turns.idle(now, self.t, self.state == LISTENING):
                 self._finish("idle", now, out)
-        elif self.state == CONNECTING and self._reconnects.window_passed(now, self.t):
+        elif self.state == CONNECTING and self._links.reconnects.window_passed(now, self.t):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)
-        elif self.state == CONNECTING and self._reconnects.lost_at is None and now - self._state_since >= self.t.reconnect_window_s:
-            # the first onready gets the window a reconnect gets: a server alive but never ready
-            # (pongs keep the link from looking dead) must not hold the kiosk connecting
+        elif self.state == CONNECTING and self._links.never_ready(now, self.t, self._state_since):
             self._fail(f"the agent did not say onready within {self.t.reconnect_window_s:g} s", now, out)

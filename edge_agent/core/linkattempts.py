@@ -1,0 +1,73 @@
+"""LinkAttempts: the agent links one conversation opens, what each asks for and what comes of it.
+
+Sans-I/O bookkeeping for `Conversation` (core/conversation.py), which keeps the states and each
+attempt's id. An attempt asks to continue a session or not; the link that becomes ready is told
+as the conversation's start or as a reconnect, and the audio held meanwhile goes first. A lost
+link is reopened as `Reconnects` decides (core/reconnect.py), asking for the conversation's own
+session. A continuation the platform refuses before the first `onready` is asked for once more,
+as a fresh session.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from edge_agent.core.events import Action, Earcon, HeldAudio, Notify, Playback
+from edge_agent.core.reconnect import Reconnects
+from edge_agent.core.timing import Timing
+
+
+class LinkAttempts:
+    """The link attempts of the current conversation (`begin` at each start)."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        """The session the current attempt asks to continue (None: a fresh one)."""
+        self.reconnects = Reconnects()
+        self._retried_fresh = False  # a refused continuation was retried as a fresh session
+
+    def begin(self) -> None:
+        """A new conversation: no reconnects yet, and its fresh retry still to take."""
+        self.reconnects.reset()
+        self._retried_fresh = False
+
+    def ready(self, now: float, session_id: str | None, continued_from: str | None, target: dict[str, Any], out: list[Action]) -> None:
+        """The current attempt's `onready` (`session_id`, `continued_from` as the events may name them)."""
+        if self.reconnects.ready(now):
+            out.append(Notify("reconnected", {"session_id": session_id, "continued_from": continued_from}))
+        else:
+            out.append(Notify("conversation_started", {"session_id": session_id, "continued_from": continued_from, **target}))
+        out.append(HeldAudio("send"))  # what the visitor said while we connected, before anything live
+        out.append(Earcon("ready"))
+
+    def reopen(self, session_id: str | None, shown_id: str | None, error: str | None, t: Timing, rng: random.Random, out: list[Action]) -> tuple[str | None, float]:
+        """The lost link is reopened (`Reconnects.lost` said so): the session the next attempt
+        asks for (the conversation's, else what the last one asked for) and the delay before it.
+        `shown_id`: the conversation's session as the events may name it."""
+        out.append(Playback("clear"))
+        if self.reconnects.attempt == 1:
+            out.append(Earcon("reconnecting"))
+        out.append(Notify("reconnecting", {"attempt": self.reconnects.attempt, "error": error, "session_id": shown_id}))
+        cont = session_id if session_id is not None else self.requested
+        return cont, self.reconnects.backoff_s(t, rng)
+
+    def refused(self, session_id: str | None, error: str, target: dict[str, Any], out: list[Action]) -> bool:
+        """A link that asked to continue a stored session was refused before the conversation's
+        first `onready` (a close code, or `onsessionended`): once per conversation, it asks again
+        for a fresh session. The platform may refuse an id it no longer knows (the protocol does
+        not say); every short press failed on it, with the error earcon, until `resume_within_s`
+        (7 days) passed. The fresh session, once ready, is the newest: the next press continues it.
+        False when there was no continuation to drop (the key, the agent or a quota refused)."""
+        refused = self.requested
+        if refused is None or session_id is not None or self._retried_fresh:
+            return False
+        self._retried_fresh = True
+        out.append(Notify("continuation_refused", {"session_id": refused, "error": error, **target}))
+        return True
+
+    def never_ready(self, now: float, t: Timing, connecting_since: float) -> bool:
+        """The conversation's first link has not said `onready` within `reconnect_window_s`: it
+        gets the window a reconnect gets, so a server alive but never ready (pongs keep the link
+        from looking dead) does not hold the kiosk connecting."""
+        return self.reconnects.lost_at is None and now - connecting_since >= t.reconnect_window_s
