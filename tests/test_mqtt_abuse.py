@@ -260,9 +260,18 @@ def test_a_flood_of_garbage_commands_does_not_crowd_out_the_kiosks_state_and_eve
             states = [json.loads(p)["state"] for p in watch.find(f"{prefix}/state", mark)]
             events = [json.loads(p)["event"] for p in watch.find(f"{prefix}/event", mark)]
             assert c.LISTENING in states and "conversation_requested" in events, (states, events, reporter.events_dropped)
-            replies = watch.json(f"{prefix}/cmd/result", mark)
-            answered = REFUSALS_BURST + flood_s / REFUSAL_EVERY_S + (COMMANDS_BURST + flood_s / COMMAND_EVERY_S if command != b"x" else 0)
-            assert reporter.bad_commands >= 1000 and len(replies) <= answered + 2, (len(replies), reporter.bad_commands)
+            # The limits hold over the interval the kiosk's buckets saw, which is not the flooder's:
+            # the kiosk works through the commands queued at the broker and in its socket after the
+            # flooder stops (under load for a second and more, answering at the limits' rate). Its
+            # first take comes after flood_from (the buckets are full then: nothing was refused or
+            # carried out since the kiosk started), and every token taken is a reply published after
+            # the take, so the last reply counted arrived here no earlier than the last take.
+            results = [(json.loads(p), at) for t, p, _, at in watch.messages[mark:] if t == f"{prefix}/cmd/result"]
+            window_s = max([at for _, at in results], default=flood_from) - flood_from
+            # each bucket's burst, then its rate over the window; Home Assistant's press (with the
+            # pings) is one take from the bucket of commands that are not pings: its own reply
+            answered = REFUSALS_BURST + window_s / REFUSAL_EVERY_S + (COMMANDS_BURST + window_s / COMMAND_EVERY_S + 1 if command != b"x" else 0)
+            assert reporter.bad_commands >= 1000 and len(results) <= answered, (len(results), answered, window_s, flood_s, reporter.bad_commands)
             assert reporter.events_dropped == 0
             mark = len(watch.messages)
             reporter.metrics(k.kiosk.metrics())  # the fleet sees the flood in the metrics, not only in a log
