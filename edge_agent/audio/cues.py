@@ -3,8 +3,10 @@
 Energy over a noise floor passes whatever is louder than the floor: a fan on its upswing, a car
 going by, a knock, music. This classifier asks more of a sound before it opens the gate, with
 cues that cost one real FFT per 30 ms and a handful of operations on 8 numbers (measured in
-bench: about the cost of the webrtcvad-based classifier). Developed on devtools/rooms.py's
-seeded rooms; README's gate table has the whole matrix and what it does not hold back yet.
+bench: about the cost of the webrtcvad-based classifier). Developed on the seeded rooms of
+devtools/rooms.py; README's gate table has the whole matrix, held-out rooms apart, and what it
+does not hold back yet (a TV, a crowd before the visitor has spoken; music only in part, since
+the tonal-room cue).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
-from edge_agent.audio.cleanonset import CleanOnset
 from edge_agent.audio.crowd import CrowdRoom
 from edge_agent.audio.decay import DecayRun
 from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
@@ -43,8 +44,7 @@ class CueClassifier(BlockClassifier):
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
-      and a TV are farther away than the visitor at arm's length); `RELIEF_DB` lower for a sound
-      out of a quiet room (cleanonset.py: the visitor's softer utterance). And an open gate lets go after
+      and a TV are farther away than the visitor at arm's length). And an open gate lets go after
       `NEAR_VISITOR_S` without a SPEECH block within `NEAR_VISITOR_DB` of it: the visitor's
       stressed syllables come back near their own level, the music or TV holding the gate on
       after their last word does not.
@@ -58,6 +58,7 @@ class CueClassifier(BlockClassifier):
     - other talkers (talkers.py): where the gate opened on sound that never came near the
       visitor's level, `talker_room` is set, and VadGate then vets openings on `near_visitor`; in a
       crowd, near needs the visitor's own swing (crowd.py).
+
     - busy rooms (`vad.engine = "learned"` only): where SPEECH has filled more than `busy_share` of
       the last ~6 s (music, a TV, a crowd), a SPEECH block must also look like the visitor to the
       learned speech-likeness (speechlike.py): probability `open_p` to open, `hold_p` to hold;
@@ -85,7 +86,8 @@ class CueClassifier(BlockClassifier):
     ONSET_QUIET_BLOCKS = 3
     """Where an onset's sound began: after the last ONSET_QUIET_BLOCKS blocks under the room's usual
     level + ONSET_RISE_DB (VadGate reaches back there when it decided late on a weak first syllable)."""
-    BUSY_RATE = 0.005  # how fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)
+    BUSY_RATE = 0.005
+    """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     SLOW_SHAPE_RATE = 0.002
     """How fast the noise's shape model follows a block that does not look like the noise (about
     15 s): anything that lasts becomes the noise, slowly (a new machine, a changed room). Not
@@ -100,9 +102,10 @@ class CueClassifier(BlockClassifier):
     hang-over runs out. A visitor talking comes back near their own level with every stressed
     syllable; music, a TV or a crowd 10-20 dB under them, whose loudest blocks still pass the
     `visitor_drop_db` line, held the gate on after the visitor's last word for as long as they
-    played (README, gate notes: "Letting go of a hold the visitor no longer carries"); a visitor
-    still talking softly opens it again at once, the pre-roll carrying the gap. 5 dB lost words
-    in soft phrases (traffic and hall rooms); 7 dB gave less."""
+    played (README, gate notes: "Letting go of a hold the visitor no longer carries"). Should the
+    visitor still be talking, softly, the gate opens again at once and its pre-roll carries the
+    gap. 5 dB closed the gate inside soft phrases and lost words (traffic and hall rooms); 7 dB
+    gave less."""
     NEAR_VISITOR_S = 1.0
     """...and 0.8 s lost a music room's onset, 1.5 s gave half the gain. Not while the kiosk's
     speaker plays (`far_end`): the canceller cuts a visitor who talks over the agent by 10-25 dB
@@ -203,7 +206,6 @@ class CueClassifier(BlockClassifier):
         level is not known yet): what VadGate vets an opening on in a talker room..."""
         self.near_blocks = 0
         """...and how many blocks were, so far (a 10 or 20 ms frame may repeat its block's word)."""
-        self.onset, self._ref_db = CleanOnset(ANALYSIS_MS), -math.inf  # the visitor's level the lines hang from, lower out of a quiet room
 
     @property
     def crowd_rule(self) -> bool:
@@ -308,10 +310,10 @@ class CueClassifier(BlockClassifier):
     def _carried(self, level: int, band_db: float) -> int:
         """NOISE for an open gate's block once the visitor has not come near their own level for
         NEAR_VISITOR_S (not while the far end plays); else `level`."""
-        near = band_db >= self._ref_db - self.NEAR_VISITOR_DB
+        near = band_db >= self.visitor_db - self.NEAR_VISITOR_DB
         if near and not self.far_end:
             self.crowd.heard_near()
-        near = near and self.crowd.swings(self._ref_db - band_db)  # in a crowd, as the visitor swings (crowd.py)
+        near = near and self.crowd.swings(self.visitor_db - band_db)  # in a crowd, as the visitor swings (crowd.py)
         self.near_visitor = near and level != NOISE
         self.near_blocks += self.near_visitor
         if level == SPEECH and near:
@@ -370,8 +372,6 @@ class CueClassifier(BlockClassifier):
         prev_db = self._prev_db
         self._pitch = None  # before `_track_bang`, which may ask this block's pitch
         bang = self._track_bang(band_db)
-        self.onset.update(band_db, floor, self.gate_open, self.far_end)
-        self._ref_db = self.visitor_db - self.onset.relief_db(self.visitor_db - self.visitor_drop_db - self.ambient_db, band_db <= self._bang_db)
         level = NOISE
         prev_lag, self._tail_lag = self._tail_lag, -1
         if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
@@ -381,7 +381,7 @@ class CueClassifier(BlockClassifier):
             # holding needs speech shape near the visitor's level (consonants are not voiced);
             # opening also a rise over the room's usual level
             need_db = self.shape_db if self.gate_open else self.shape_db + (self.FAR_END_SHAPE_DB if self.far_end else 0.0)
-            loud_db = self._ref_db - self.visitor_drop_db if self.gate_open else max(self._ref_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
+            loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
