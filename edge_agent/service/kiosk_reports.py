@@ -49,6 +49,8 @@ class KioskReports:
         self.reporter.state(state, *published_ids)  # the retained state names none (nor whose it was)
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:
+        """One of the conversation's events: counted, logged at its level (an error as a warning, a
+        visitor's words only with `log.transcripts`) and sent to the fleet unless it is private."""
         if kind == "response_latency":
             self.response_latency_ms = fields["ms"]
             self.counters["replies"] += 1
