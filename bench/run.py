@@ -101,16 +101,18 @@ def bench_gate_rooms(quick: bool) -> dict[str, Any]:
     """The room matrix (devtools/rooms.py) for every engine: worst figures per cell, tuning and held-out apart.
 
     silero (~24x real time) runs on the first tuning seed only, or it would take most of an hour,
-    and not on the fresh seeds (rooms.fresh_rooms: not in a quick run)."""
+    and not on the fresh seeds (rooms.fresh_rooms) or through other microphones
+    (rooms.microphone_rooms); neither is in a quick run."""
     bank = rooms.SpeechBank(DATA)
     sets = {"tuning": rooms.tuning_rooms(seeds=(1,) if quick else (1, 2, 3)), "held_out": rooms.held_out_rooms(seeds=(101,) if quick else (101, 102))}
     if not quick:
         sets["fresh"] = rooms.fresh_rooms()
+        sets["microphones"] = rooms.microphone_rooms()
     out: dict[str, Any] = {}
     for set_name, room_list in sets.items():
         engines = {name: (lambda make=make: VadGate(GATE, 30, make())) for name, make in gate_engines().items()}
         silero = engines.pop("silero", None)
-        slow = {"silero": silero} if silero is not None and set_name != "fresh" else {}
+        slow = {"silero": silero} if silero is not None and set_name in ("tuning", "held_out") else {}
         print(f"gate rooms: {set_name}, {len(room_list)} rooms x {len(engines)} engines ...", file=sys.stderr)
         rows = rooms.gate_rooms(bank, room_list, engines)
         if slow:

@@ -257,8 +257,8 @@ def _press_opens_rows(s: dict[str, Any], blocks: dict[str, Any] | None, daemon_c
 def _rooms_row(rooms: dict[str, Any] | None) -> list[str]:
     if not rooms:
         return []
-    names = [n for n in ("tuning", "held_out", "fresh") if n in rooms]
-    label = " / ".join({"held_out": "held-out", "fresh": "fresh seeds"}.get(n, n) for n in names)
+    names = [n for n in ("tuning", "held_out", "fresh", "microphones") if n in rooms]
+    label = " / ".join({"held_out": "held-out", "fresh": "fresh seeds", "microphones": "dull and cheap microphones"}.get(n, n) for n in names)
     ours = [rooms[n]["ours"] for n in names]
     met = " / ".join(f"{o['cells_met']} of {o['cells_total']}" for o in ours)
     edge = " / ".join(str(rooms[n]["edge"]["cells_met"]) for n in names)

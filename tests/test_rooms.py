@@ -134,6 +134,39 @@ def test_fresh_seeds_are_neither_tuning_nor_held_out_seeds() -> None:
     assert len(fresh) == len(rooms.tuning_rooms(rooms.FRESH_SEEDS)) + len(rooms.held_out_rooms(tuple(s + 100 for s in rooms.FRESH_SEEDS)))
 
 
+@pytest.mark.parametrize(
+    ("mic", "f_hz", "gain_db"),
+    [("flat", 3000.0, 0.0), ("dull", 200.0, 0.0), ("dull", 3000.0, -12.3), ("dull", 6000.0, -24.1), ("cheap", 100.0, -16.0), ("cheap", 1000.0, 0.0), ("cheap", 2500.0, 5.8), ("cheap", 6000.0, -17.8)],
+)
+def test_a_microphone_has_the_response_it_names(mic: str, f_hz: float, gain_db: float) -> None:
+    """Measured on a tone through `noises.microphone`, not read off the formula."""
+    t = np.arange(4 * RATE) / RATE
+    tone = np.sin(2 * np.pi * f_hz * t)
+    assert _power_db(noises.microphone(tone, mic)) - _power_db(tone) == pytest.approx(gain_db, abs=0.2)
+
+
+def test_a_microphone_hears_the_same_room() -> None:
+    """Through another microphone a room is the flat room's mix, visitor and noise each shaped by
+    the response: the microphone's effect alone, labels and seeded mix unchanged."""
+    flat = rooms.mix_room(bank(), Room("fan", 10.0, -18.0, 2))
+    dull = rooms.mix_room(bank(), Room("fan", 10.0, -18.0, 2, mic="dull"))
+    assert dull.labels == flat.labels
+    assert np.allclose(dull.visitor, noises.microphone(flat.visitor, "dull"))
+    assert np.allclose(dull.noise, noises.microphone(flat.noise, "dull"))
+    assert not np.allclose(dull.visitor, flat.visitor)
+    with pytest.raises(ValueError, match="unknown microphone"):
+        rooms.mix_room(bank(), Room("fan", 10.0, 0.0, 2, mic="tin"))
+
+
+def test_the_microphone_rooms_are_the_tuning_rooms_through_each_microphone() -> None:
+    mic_rooms = rooms.microphone_rooms()
+    flat = rooms.tuning_rooms(rooms.MICROPHONE_SEEDS)
+    assert {r.mic for r in mic_rooms} == {"dull", "cheap"}
+    assert sorted(r.name for r in mic_rooms if r.mic == "dull") == sorted(r.name.replace(" seed", " dull mic seed") for r in flat)
+    flat_cells = {rooms.cell(r) for r in flat}
+    assert {rooms.cell(r) for r in mic_rooms if r.mic == "cheap"} == {f"{c}, cheap mic" for c in flat_cells}
+
+
 def test_the_gate_meets_the_targets_in_the_rooms_it_holds() -> None:
     missed = {name: c for name, c in matrix().items() if not c["meets"] and name not in KNOWN_MISSES}
     assert not missed, missed

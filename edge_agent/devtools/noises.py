@@ -3,8 +3,8 @@ float64 samples at 16 kHz, scaled to unit RMS unless said otherwise, from a nump
 
 Kinds: stationary (white, pink, brown, mains hum), fluctuating (a fan swinging ±6 dB, HVAC,
 passing traffic), music (chords, a melody and a beat), impulsive events (knocks, a door, footsteps,
-a dropped tray), steady tones (a buzz, a whine: `steady_tone`), and a synthetic room impulse
-response for reverberation.
+a dropped tray), steady tones (a buzz, a whine: `steady_tone`), a synthetic room impulse
+response for reverberation, and the frequency responses of microphones (`microphone`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,35 @@ def lowpass(x: np.ndarray, hi_hz: float, lo_hz: float = 0.0) -> np.ndarray:
     f = np.fft.rfftfreq(len(x), 1.0 / RATE)
     spec[(f > hi_hz) | (f < lo_hz)] = 0.0
     return np.fft.irfft(spec, len(x))
+
+
+MICROPHONES = ("flat", "dull", "cheap")
+"""Microphone responses `microphone` applies: "flat" (as recorded), "dull" (a capsule behind cloth
+or a grille: second-order low-pass at 1.5 kHz, so -12 dB per octave above it) and "cheap" (a small
+USB microphone: second-order high-pass at 250 Hz, fourth-order low-pass at 3.6 kHz, a +6 dB
+presence peak at 2.5 kHz)."""
+
+
+def microphone_gain(kind: str, f_hz: np.ndarray) -> np.ndarray:
+    """The magnitude response of microphone `kind` (MICROPHONES) at the frequencies `f_hz`."""
+    f = np.asarray(f_hz, dtype=np.float64)
+    if kind == "flat":
+        return np.ones_like(f)
+    if kind == "dull":
+        return np.asarray(1.0 / np.sqrt(1.0 + (f / 1500.0) ** 4))
+    if kind == "cheap":
+        highpass = (f / 250.0) ** 2 / np.sqrt(1.0 + (f / 250.0) ** 4)
+        lowpass = 1.0 / np.sqrt(1.0 + (f / 3600.0) ** 8)
+        octaves = np.log2(np.maximum(f, 1.0) / 2500.0)
+        return np.asarray(highpass * lowpass * (1.0 + np.exp(-(octaves**2) / 0.18)))
+    raise ValueError(f"unknown microphone {kind!r}; one of {', '.join(MICROPHONES)}")
+
+
+def microphone(x: np.ndarray, kind: str) -> np.ndarray:
+    """`x` as microphone `kind` hears it (zero-phase, by FFT over the whole signal)."""
+    if kind == "flat":
+        return x
+    return np.fft.irfft(np.fft.rfft(x) * microphone_gain(kind, np.fft.rfftfreq(len(x), 1.0 / RATE)), len(x))
 
 
 def convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -6,8 +6,10 @@ from a `SpeechBank` (the dev recordings' utterances and the rendered talkers in 
 returns 16 kHz int16 samples with the visitor's speech labels. `tuning_rooms` is the matrix the
 gate was developed against; `held_out_rooms` uses other seeds, the synthetic voices as visitor,
 and reverberation on every kind of noise, and is never tuned on; `fresh_rooms` builds both on six
-more seeds, to see how far the figures hold on rooms no rule was developed on. `EXTRA_KINDS` (a
-steady buzz, a whine, a drone) make rooms outside the matrix, for tests.
+more seeds, to see how far the figures hold on rooms no rule was developed on;
+`microphone_rooms` hears the tuning rooms through a dull and a cheap microphone (noises.MICROPHONES)
+instead of a flat one. `EXTRA_KINDS` (a steady buzz, a whine, a drone) make rooms outside the
+matrix, for tests.
 
 Definitions (README, gate table):
 - SNR: mean power of the visitor's speech (over its labelled intervals, after reverberation)
@@ -16,6 +18,8 @@ Definitions (README, gate table):
   stand (10 - SNR) dB over the speech's peak, so SNR 5 means events 5 dB louder than the visitor.
 - babble: 7 other talkers, each reverberant and far (direct-to-reverberant -6 dB); "tv": one
   talker through a small band-limited speaker over a music bed.
+- microphone: its response shapes the whole mix (visitor and room) after the SNR is set, as a
+  real microphone hears the room; its SNR in the speech band then differs from the room's.
 """
 
 from __future__ import annotations
@@ -62,11 +66,14 @@ class Room:
     rt60_s: float = 0.0
     voice: str = "dev"
     """"dev": the dev recordings' speakers; "talkers": the rendered talkers kept out of the babble."""
+    mic: str = "flat"
+    """The microphone's response (noises.MICROPHONES); it does not change the room's seeded mix."""
 
     @property
     def name(self) -> str:
         reverb = f" rt60 {self.rt60_s:g}s" if self.rt60_s else ""
-        return f"{self.kind} {self.snr_db:g}dB visitor {self.visitor_db:+g}dB{reverb} {self.voice} seed {self.seed}"
+        mic = f" {self.mic} mic" if self.mic != "flat" else ""
+        return f"{self.kind} {self.snr_db:g}dB visitor {self.visitor_db:+g}dB{reverb} {self.voice}{mic} seed {self.seed}"
 
 
 class SpeechBank:
@@ -199,7 +206,7 @@ def mix_room(bank: SpeechBank, room: Room) -> RoomMix:
     else:
         snr = 40.0 if room.kind == "quiet" else room.snr_db
         noise = _noise(room.kind, bank, rng, n) * np.sqrt(p_speech * 10 ** (-snr / 10))
-    return RoomMix(visitor, noise, Labels(n / RATE, speech))
+    return RoomMix(noises.microphone(visitor, room.mic), noises.microphone(noise, room.mic), Labels(n / RATE, speech))
 
 
 def tuning_rooms(seeds: tuple[int, ...] = (1, 2, 3), snrs: tuple[float, ...] = (5.0, 10.0, 20.0)) -> list[Room]:
@@ -233,6 +240,17 @@ def fresh_rooms(seeds: tuple[int, ...] = FRESH_SEEDS) -> list[Room]:
     return tuning_rooms(seeds) + held_out_rooms(tuple(s + 100 for s in seeds))
 
 
+MICROPHONE_SEEDS = (1, 2)
+"""Seeds for `microphone_rooms`: two of the tuning seeds, so a cell compares with its flat twin."""
+
+
+def microphone_rooms(seeds: tuple[int, ...] = MICROPHONE_SEEDS, mics: tuple[str, ...] = ("dull", "cheap")) -> list[Room]:
+    """The tuning rooms on `seeds`, each heard through every microphone in `mics`: the same mixes
+    as the flat matrix's, so a cell's change is the microphone's alone. Acceptance runs on
+    microphones we do not have; these two bound the usual ones (noises.MICROPHONES)."""
+    return [replace(room, mic=mic) for mic in mics for room in tuning_rooms(seeds)]
+
+
 def gate_rooms(bank: SpeechBank, rooms: list[Room], engines: dict[str, Callable[[], VadGate]]) -> dict[str, list[tuple[Room, GateScore, float]]]:
     """Each engine's gate over each room (built once): its score and seconds of CPU per second of audio."""
     out: dict[str, list[tuple[Room, GateScore, float]]] = {name: [] for name in engines}
@@ -261,8 +279,10 @@ def idle_target(room: Room) -> float | None:
 
 
 def cell(room: Room) -> str:
-    """The matrix cell a room belongs to: kind, SNR and visitor level (seeds, voices pooled)."""
-    return f"{room.kind} {room.snr_db:g} dB" + (f", visitor {room.visitor_db:+g} dB" if room.visitor_db else "")
+    """The matrix cell a room belongs to: kind, SNR, visitor level and microphone (seeds, voices pooled)."""
+    visitor = f", visitor {room.visitor_db:+g} dB" if room.visitor_db else ""
+    mic = f", {room.mic} mic" if room.mic != "flat" else ""
+    return f"{room.kind} {room.snr_db:g} dB{visitor}{mic}"
 
 
 def worst_by_cell(rows: list[tuple[Room, GateScore, float]]) -> dict[str, dict[str, float | bool | None]]:
