@@ -13,8 +13,10 @@ from conftest import DATA, REPO, read_wav, write_wav
 
 from edge_agent.audio.classifiers import WebrtcvadClassifier
 from edge_agent.audio.cues import CueClassifier
+from edge_agent.audio.frames import NOISE, SPEECH, WEAK
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
+from edge_agent.audio.soundstretch import SOUND_LEAD_MS, SOUND_WEAK_MS, SoundStretch
 from edge_agent.core.config_audio import VadSettings
 
 SETTINGS = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
@@ -301,3 +303,27 @@ def test_the_gate_command_starts_light(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()
     assert json.loads(out[0])["frames"] > 0
     assert out[-1] == "[]", out[-1]
+
+
+def _stretch_reach(levels: list[int], frame_ms: int = 30) -> int | None:
+    stretch = SoundStretch(frame_ms)
+    for index, level in enumerate(levels):
+        stretch.follow(index, level)
+    return stretch.reach(len(levels))
+
+
+def test_a_stretch_of_sound_starts_at_the_weak_frames_right_before_its_first_speech() -> None:
+    """The look-back's stretch (soundstretch.py): its first SPEECH frame, moved back over the WEAK
+    frames right before it (up to SOUND_WEAK_MS), then SOUND_LEAD_MS more."""
+    lead, weak = SOUND_LEAD_MS // 30, SOUND_WEAK_MS // 30
+    # 10 NOISE, 2 WEAK, SPEECH at 12, 3 SPEECH more: from the next frame (16) back to 10, plus the lead
+    assert _stretch_reach([NOISE] * 10 + [WEAK] * 2 + [SPEECH] * 4) == 16 - 1 - 10 + lead
+    # a long WEAK run counts only up to SOUND_WEAK_MS before the SPEECH frame (at 20)
+    assert _stretch_reach([NOISE] * 10 + [WEAK] * 10 + [SPEECH]) == 21 - 1 - (20 - weak) + lead
+    # WEAK frames before a NOISE frame are the room swelling, not the word
+    assert _stretch_reach([NOISE] * 5 + [WEAK] * 3 + [NOISE] + [WEAK] + [SPEECH]) == 11 - 1 - 9 + lead
+    # no SPEECH yet: no stretch to reach back to; a gap longer than SOUND_GAP_MS starts a new one
+    assert _stretch_reach([NOISE] * 5 + [WEAK] * 8) is None
+    assert _stretch_reach([SPEECH] * 3 + [NOISE] * 5 + [WEAK] + [SPEECH]) == 10 - 1 - 8 + lead
+    # at 10 ms frames the same times in frames
+    assert _stretch_reach([NOISE] * 30 + [WEAK] * 30 + [SPEECH], frame_ms=10) == 61 - 1 - (60 - SOUND_WEAK_MS // 10) + SOUND_LEAD_MS // 10

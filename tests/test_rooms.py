@@ -31,7 +31,7 @@ KNOWN_MISSES = {
     "music 5 dB, visitor -18 dB": (1.0, 1.0, 0.09),  # 0.94 before it; 0.122 -> 0.131 with the longer reach; 0.084 since a hold the visitor no longer carries lets go
     "tv 5 dB": (1.0, 1.0, 0.96),
     "tv 5 dB, visitor -18 dB": (1.0, 1.0, 1.0),
-    "knocks 5 dB": (0.996, 0.909, 0.08),
+    "knocks 5 dB": (1.0, 1.0, 0.07),  # (0.996, 0.909) before the look-back reached over a word's WEAK start (soundstretch.py)
     "knocks 5 dB, visitor -18 dB": (1.0, 1.0, 0.06),
     "babble 10 dB": (1.0, 1.0, 0.63),  # 0.96 before a crowd room asked for the visitor's swing (crowd.py)
     "babble 10 dB, visitor -18 dB": (1.0, 1.0, 0.44),  # 0.985 before a hold the visitor no longer carries let go; 0.93 before crowd.py
@@ -191,6 +191,16 @@ def test_the_gate_holds_steady_rooms_through_other_microphones(mic: str) -> None
         for visitor_db in (0.0, -18.0):
             sc = _gated(Room(kind, 10.0, visitor_db, 1, mic=mic))
             assert sc.speech_recall >= 0.995 and sc.onset_ok == 1.0 and sc.idle_share <= rooms.IDLE_TARGET, (kind, visitor_db, sc)
+
+
+@pytest.mark.parametrize("room", [Room("fan", 10.0, 0.0, 1, mic="dull"), Room("fan", 5.0, -18.0, 1, mic="cheap"), Room("knocks", 5.0, 0.0, 1)], ids=lambda r: r.name)
+def test_a_word_whose_soft_start_shows_only_as_weak_keeps_its_lead(room: Room) -> None:
+    """A word whose first sound shows only as WEAK frames for 150-200 ms before its vowel (a dull
+    microphone takes an "s" or "f" under the fan), decided on late: the look-back reaches back
+    over those WEAK frames (soundstretch.py, SOUND_WEAK_MS). Each of these rooms lost one onset's
+    lead before (0.909: fan 10 dB seed 1 at 40.30 s kept 40 of its 100 ms)."""
+    sc = _gated(room)
+    assert sc.onset_ok == 1.0 and sc.speech_recall >= 0.995, sc
 
 
 @pytest.mark.parametrize("visitor_db", [0.0, -18.0])

@@ -27,6 +27,7 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.classifiers import make_classifier
 from edge_agent.audio.crowd import CROWD_LOOKBACK_MS
 from edge_agent.audio.frames import ANALYSIS_MS, NOISE, SPEECH, WEAK, FrameClassifier
+from edge_agent.audio.soundstretch import SoundStretch
 from edge_agent.core.config_audio import VadSettings
 from edge_agent.errors import AudioError
 
@@ -57,12 +58,6 @@ p50 132 ms, p99 486 ms); 200 ms (180 at 30 ms frames) stopped the reach-back of 
 decided on 580 ms after it began, which kept 80 of its 100 ms lead (README, gate notes: "The
 look-back's reach"). Reaching further also sends more of the openings music makes (its rooms'
 idle +0.01-0.02)."""
-SOUND_GAP_MS = 120
-"""The look-back also follows the visitor's sound as the gate's own levels saw it: a stretch of
-frames that are not NOISE, quiet gaps of up to this long inside a word bridged (the classifier's
-`onset_blocks` starts again at such a gap, measured to cost a weak word its lead: README, "Onsets
-that lose their lead"; 90 ms cut a weak word's first syllable off at the 120 ms closure after it,
-README, "The look-back's reach")..."""
 VET_MS = 600
 """In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until
 VET_NEAR_BLOCKS blocks near the visitor's level (`near_blocks`) have come, then go at once (the
@@ -76,12 +71,6 @@ being vetted when it starts is taken as it would have been without vetting: it o
 VET_NEAR_BLOCKS = 3
 """...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
 quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame size."""
-SOUND_LEAD_MS = 210
-"""...from its first SPEECH frame (WEAK frames before it are as often the noise swelling) plus
-this much: the labelled start of a word lies up to ~100 ms before the first SPEECH frame (its
-weak first sound shows only as WEAK frames), and the lead wanted is 100 ms; 180 ms left such a
-word 80 ms."""
-
 
 class VadGate:
     """Pre-roll / hang-over / minimum-speech hysteresis around a frame classifier."""
@@ -132,10 +121,7 @@ class VadGate:
         when the gate closes unconfirmed they are closed frames (silence, into the pre-roll: the
         earcons may have left the press too few frames to confirm a visitor who talks)."""
         self._run = 0  # consecutive speech-like frames while closed
-        self._sound_gap_frames = max(1, SOUND_GAP_MS // frame_ms)
-        self._sound_lead_frames = SOUND_LEAD_MS // frame_ms
-        self._sound_from: int | None = None  # first SPEECH frame of the current stretch of sound
-        self._sound_quiet = self._sound_gap_frames + 1  # NOISE frames in a row since its last frame
+        self._sound = SoundStretch(frame_ms)  # where the sound an opening stands on began
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self._since_speech = 0  # frames since the last SPEECH frame while open
         self.is_open = False
@@ -228,7 +214,7 @@ class VadGate:
         # a cue is not classified while closed, nor while the press alone holds the gate open (it
         # cannot confirm a visitor); an open gate classifies it (the visitor may be talking over it)
         level = NOISE if cue and (not self.is_open or self._unconfirmed) else self.classifier.classify(frame)
-        self._follow_sound(index, level)
+        self._sound.follow(index, level)
         if self._vetting:
             return self._vet(index, frame, cue, level)
         if self.is_open:
@@ -346,25 +332,14 @@ class VadGate:
             return ()
         return (self.silence,)
 
-    def _follow_sound(self, index: int, level: int) -> None:
-        """Where the current stretch of sound began (SOUND_GAP_MS, SOUND_LEAD_MS)."""
-        if level == NOISE:
-            self._sound_quiet += 1
-            return
-        if self._sound_quiet > self._sound_gap_frames:
-            self._sound_from = None  # a new stretch
-        self._sound_quiet = 0
-        if self._sound_from is None and level == SPEECH:
-            self._sound_from = index
-
     def _preroll_burst(self) -> list[bytes]:
         """The pre-roll to send at an opening: `preroll_ms` of frames without a cue (FAR_END_EXTRA_MS
         more while the far end plays), with the cue frames among them."""
         keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
         if self._lookback_extra:  # the sound began before the pre-roll (a weak first syllable decided late): reach back to it
             began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
-            if self._sound_from is not None:  # or the stretch of sound this opening is on began earlier
-                began = max(began, self.frames - 1 - self._sound_from + self._sound_lead_frames)
+            if (reach := self._sound.reach(self.frames)) is not None:  # or the stretch of sound this opening is on began earlier
+                began = max(began, reach)
             keep = max(keep, min(began, self._preroll_frames + self._lookback_extra + (self._crowd_extra if getattr(self.classifier, "crowd_rule", False) else 0)))
         held = list(self._preroll)
         plain = len(held) - self._preroll_cues

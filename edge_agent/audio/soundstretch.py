@@ -1,0 +1,60 @@
+"""SoundStretch: where the stretch of sound a gate opening stands on began, for VadGate's look-back.
+
+The gate decides on a word's start up to ~650 ms after it (a weak first syllable, a word that
+rises like a knock and is watched first). The pre-roll alone then no longer keeps the 100 ms
+lead before the word, so the gate reaches back to where the sound began, as its own levels saw
+it: a stretch of frames that are not NOISE, from its first SPEECH frame, moved back over the
+WEAK frames right before it, plus a lead (README, gate notes: "Onsets that lose their lead",
+"The look-back's reach", "Through other microphones"). VadGate caps the reach
+(`LOOKBACK_EXTRA_MS`).
+"""
+
+from __future__ import annotations
+
+from edge_agent.audio.frames import NOISE, SPEECH
+
+SOUND_GAP_MS = 120
+"""Quiet gaps of up to this long inside a stretch are bridged (the classifier's `onset_blocks`
+starts again at such a gap, measured to cost a weak word its lead; 90 ms cut a weak word's first
+syllable off at the 120 ms closure after it)."""
+SOUND_LEAD_MS = 210
+"""The stretch reaches this much before its start: the labelled start of a word lies up to ~100 ms
+before its first SPEECH frame (its weak first sound shows only as WEAK frames), and the lead
+wanted is 100 ms; 180 ms left such a word 80 ms."""
+SOUND_WEAK_MS = 150
+"""The WEAK frames right before the first SPEECH frame, up to this long, count as the stretch's
+start: a word whose soft first sound a dull microphone takes under a fan shows as WEAK for
+150-200 ms before its vowel, and a word that rises like a knock is decided on ~300 ms after it.
+WEAK frames further back, or across a NOISE frame, do not count: they are as often the noise
+swelling (following whole stretches from their first WEAK frame sent more of a traffic room;
+240 ms kept no more onsets than 150 and sent a little more of music and the TV)."""
+
+
+class SoundStretch:
+    """Fed every frame's level; says how many frames back the current stretch of sound began."""
+
+    def __init__(self, frame_ms: int) -> None:
+        self._gap_frames = max(1, SOUND_GAP_MS // frame_ms)
+        self._lead_frames = SOUND_LEAD_MS // frame_ms
+        self._weak_frames = SOUND_WEAK_MS // frame_ms
+        self._start: int | None = None  # where the current stretch began (its first SPEECH frame, moved back)
+        self._quiet = self._gap_frames + 1  # NOISE frames in a row since the stretch's last frame
+        self._weak_run = 0  # WEAK frames in a row just before this one
+
+    def follow(self, index: int, level: int) -> None:
+        """Frame `index` had `level` (NOISE, WEAK, SPEECH)."""
+        if level == NOISE:
+            self._quiet += 1
+            self._weak_run = 0
+            return
+        if self._quiet > self._gap_frames:
+            self._start = None  # a new stretch
+        self._quiet = 0
+        if self._start is None and level == SPEECH:
+            self._start = index - min(self._weak_run, self._weak_frames)
+        self._weak_run = 0 if level == SPEECH else self._weak_run + 1
+
+    def reach(self, frames: int) -> int | None:
+        """Frames to reach back from the next frame (`frames` pushed so far) to keep the stretch's
+        lead; None with no stretch begun on SPEECH."""
+        return None if self._start is None else frames - 1 - self._start + self._lead_frames
