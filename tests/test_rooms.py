@@ -186,7 +186,7 @@ def test_the_rooms_it_misses_get_no_worse(name: str) -> None:
 def test_the_gate_holds_steady_rooms_through_other_microphones(mic: str) -> None:
     """Quiet, hum and traffic rooms at 10 dB, both visitor levels, seed 1, heard
     through a dull and a cheap microphone (rooms.microphone_rooms): every target met, as through a
-    flat one. (Where they miss, README, gate notes: "Microphones that colour the sound".)"""
+    flat one. (Where they miss: README, "Through other microphones".)"""
     for kind in ("quiet", "hum", "traffic"):
         for visitor_db in (0.0, -18.0):
             sc = _gated(Room(kind, 10.0, visitor_db, 1, mic=mic))
