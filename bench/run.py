@@ -108,13 +108,13 @@ def bench_gate_rooms(quick: bool) -> dict[str, Any]:
     if not quick:
         sets["fresh"] = rooms.fresh_rooms()
         sets["microphones"] = rooms.microphone_rooms()
+    gates = {name: (lambda make=make: VadGate(GATE, 30, make())) for name, make in gate_engines().items()}  # the model loaded once
+    silero = gates.pop("silero", None)
     out: dict[str, Any] = {}
     for set_name, room_list in sets.items():
-        engines = {name: (lambda make=make: VadGate(GATE, 30, make())) for name, make in gate_engines().items()}
-        silero = engines.pop("silero", None)
         slow = {"silero": silero} if silero is not None and set_name in ("tuning", "held_out") else {}
-        print(f"gate rooms: {set_name}, {len(room_list)} rooms x {len(engines)} engines ...", file=sys.stderr)
-        rows = rooms.gate_rooms(bank, room_list, engines)
+        print(f"gate rooms: {set_name}, {len(room_list)} rooms x {len(gates)} engines ...", file=sys.stderr)
+        rows = rooms.gate_rooms(bank, room_list, gates)
         if slow:
             rows.update(rooms.gate_rooms(bank, [r for r in room_list if r.seed == room_list[0].seed], slow))
         out[set_name] = {}

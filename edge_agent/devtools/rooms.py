@@ -171,7 +171,7 @@ def _noise(kind: str, bank: SpeechBank, rng: np.random.Generator, n: int) -> np.
 @dataclass(frozen=True)
 class RoomMix:
     visitor: np.ndarray
-    """The visitor's speech as the microphone gets it (level, reverberation), float samples."""
+    """The visitor's speech as the microphone gets it (level, reverberation, its response), float samples."""
     noise: np.ndarray
     labels: Labels
 
