@@ -366,12 +366,31 @@ def test_a_tail_is_dying_after_three_falls_with_nothing_rising_between() -> None
     assert not run.dying()  # ...for the rest of that bang
 
 
+def test_a_tail_whose_first_fall_is_a_strikes_step_is_dying_after_two() -> None:
+    """A struck thing steps down from its strike's block to its ringing tail; a vowel after its
+    burst falls a dB or two a block. The second fall ends the step's tail, the third a gentle one."""
+    run = DecayRun()
+    run.bang()
+    for rise_db in (-6.0, 0.2):  # the step, then a block of the bed
+        run.step(rise_db)
+        assert not run.dying()
+    run.step(-2.0)
+    assert run.dying()
+    run.bang()
+    for rise_db in (-1.5, -2.0):  # a vowel after a plosive's burst
+        run.step(rise_db)
+        assert not run.dying()
+    run.step(-1.0)
+    assert run.dying()  # three falls: dying however gently
+
+
 def test_knocks_in_a_hall_that_only_die_away_open_the_gate_less() -> None:
     """Three raps on a door in a hall (RT60 0.7 s), ten times in 30 s, no one talking, 8 seeds:
     each tail falls from block to block for most of a second, voiced by chance (0.2-0.3) and
     moving, and opened the gate: 0.23-0.48 of the time sent, 0.359 on average. A tail that has
-    only fallen since its bang (3 falls) no longer opens it: 0.16-0.37, 0.250 on average (what
-    is left opens in a tail's first blocks, or on raps that rise again)."""
+    only fallen since its bang (3 falls) no longer opens it: 0.16-0.37, 0.251 on average; and
+    since a tail that steps down from its strike is dying from its second fall (decay.py,
+    STRIKE_STEP_DB), 0.11-0.31, 0.198 on average (what is left opens on raps that rise again)."""
     shares = []
     for seed in range(1, 9):
         rng = np.random.default_rng(seed)
@@ -381,7 +400,19 @@ def test_knocks_in_a_hall_that_only_die_away_open_the_gate_less() -> None:
             at = (60 + 80 * k) * RATE * 30 // 1000
             pcm[at : at + len(knock)] += knock[: len(pcm) - at]
         shares.append(sum(b - a for a, b in _sent(pcm)) / 30.0)
-    assert sum(shares) / len(shares) <= 0.30, shares
+    assert sum(shares) / len(shares) <= 0.22, shares
+
+
+@pytest.mark.parametrize(("room", "idle_at_most"), [(Room("knocks", 10.0, -18.0, 101, 0.7, "talkers"), 0.10), (Room("knocks", 5.0, -18.0, 101, 0.7, "talkers"), 0.20)])
+def test_a_knock_in_a_hall_does_not_open_the_gate_on_its_strike_and_step(room: Room, idle_at_most: float) -> None:
+    """Held-out knocks rooms (a hall, the rendered talkers as the quiet visitor): a knock's
+    strike and the two blocks after it, voiced by chance, opened the gate before its tail had
+    fallen three times. Its first fall is a step of 3-7 dB (the strike's direct sound gone), so
+    it is dying from the second (STRIKE_STEP_DB): idle 0.188 -> 0.055 and 0.272 -> 0.166, the
+    visitor's speech and every onset still sent."""
+    sc = _gated(room)
+    assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
+    assert sc.idle_share <= idle_at_most, sc
 
 
 @pytest.mark.parametrize("room", [Room("white", 5.0, 0.0, 1), Room("pink", 5.0, 0.0, 3), Room("pink", 5.0, -18.0, 2), Room("fan", 20.0, 0.0, 3)])

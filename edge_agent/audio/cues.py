@@ -40,7 +40,7 @@ class CueClassifier(BlockClassifier):
       rise on the block right after the bang's first (its attack across the block edge). While the gate is
       closed, a tail block whose pitch lag holds still while it dies away (fixed partials: a tray
       ringing out) does not count either (`_rings`), nor one of a tail that has only fallen since
-      its bang (a knock's reverberation, decay.py).
+      its bang, three times or twice after a strike's step (a knock's reverberation, decay.py).
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
