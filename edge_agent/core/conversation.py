@@ -320,7 +320,7 @@ class Conversation:
             self._fail(f"gave up after {self._links.reconnects.count} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
         if self.state == SPEAKING:  # the agent's last words may still ring in the room
-            self._turns.mute_until = now + self.t.duplex_tail_s
+            self._turns.mute_tail(now, self.t)
         self._open(now, out, *self._links.reopen(self.session_id, self.published_ids()[0], ev.error, self.t, self.rng, out))
 
     def _refused(self, error: str, now: float, out: list[Action], message: str | None = None) -> None:

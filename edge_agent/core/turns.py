@@ -55,8 +55,13 @@ class Turns:
 
     def agent_stopped(self, now: float, t: Timing) -> None:
         """The agent's voice stopped (drained, or cleared): muted under half duplex for its tail."""
-        self.mute_until = now + t.duplex_tail_s
+        self.mute_tail(now, t)
         self.activity_at = now
+
+    def mute_tail(self, now: float, t: Timing) -> None:
+        """Muted under half duplex for `duplex_tail_s` from now: the agent's last words may still
+        ring in the room (its voice stopped, or the link dropped while it spoke)."""
+        self.mute_until = now + t.duplex_tail_s
 
     def agent_said(self, msg: p.ServerMessage, now: float, out: list[Action]) -> bool:
         """A message of the agent's on the live link (not `onready` nor `onsessionended`); True
