@@ -47,9 +47,7 @@ EX_PIPE = 141
 
 
 def _load(args: argparse.Namespace) -> config.Settings:
-    settings = config.load(args.config)
-    setup_logging(args.log_level or settings.log.level)
-    return settings
+    return config.load_logged(args.config, args.log_level)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

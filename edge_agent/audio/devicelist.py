@@ -33,10 +33,8 @@ def list_devices() -> list[dict[str, Any]]:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from edge_agent.core import config
-    from edge_agent.core.logs import setup_logging
 
-    settings = config.load(args.config)
-    setup_logging(args.log_level or settings.log.level)  # debug shows the backends' own chatter
+    settings = config.load_logged(args.config, args.log_level)  # debug shows the backends' own chatter
     pyaudio = _pyaudio()
     pa = _new_pa(pyaudio)
     chosen = {}

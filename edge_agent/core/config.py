@@ -335,3 +335,13 @@ def load(path: str | Path | None, *, warn: bool = True) -> Settings:
     for ignored in unknown_sections(data) if warn else ():  # before the sections: a typo'd [vda] is
         log.warning("config: %s", ignored)  # often why a key of [vad] then reads as missing or wrong
     return from_dict(data, source=p)
+
+
+def load_logged(path: str | Path | None, log_level: str | None) -> Settings:
+    """`load`, then logging set up at `log_level` (a command's `--log-level`) or else the config's
+    own `[log] level`: what every command that reads the config does first."""
+    from edge_agent.core.logs import setup_logging
+
+    settings = load(path)
+    setup_logging(log_level or settings.log.level)
+    return settings

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from edge_agent.core import config
-from edge_agent.core.logs import setup_logging
 from edge_agent.errors import StoreError, UsageError
 
 
@@ -22,8 +21,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.store import DB_NAME, SessionStore
     from edge_agent.core.storeread import recent_read_only
 
-    settings = config.load(args.config)
-    setup_logging(args.log_level or settings.log.level)
+    settings = config.load_logged(args.config, args.log_level)
     state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
     # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
     # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
