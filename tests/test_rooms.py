@@ -368,7 +368,8 @@ def test_a_tail_is_dying_after_three_falls_with_nothing_rising_between() -> None
 
 def test_a_tail_whose_first_fall_is_a_strikes_step_is_dying_after_two() -> None:
     """A struck thing steps down from its strike's block to its ringing tail; a vowel after its
-    burst falls a dB or two a block. The second fall ends the step's tail, the third a gentle one."""
+    burst falls a dB or two a block. A tail that began with such a step is dying from its second
+    fall on; one that fell gently from the start only from its third."""
     run = DecayRun()
     run.bang()
     for rise_db in (-6.0, 0.2):  # the step, then a block of the bed

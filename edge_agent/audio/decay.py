@@ -37,8 +37,8 @@ DYING_BLOCKS = 3
 STRIKE_STEP_DB = 4.0
 """...or from the second, if the first fall after the bang was at least this big (the strike's
 step). On the matrix's bang tails that reached a second fall with the gate closed: the median
-first fall 2.1 dB in the visitor's speech, 13.5 dB outside it; 3 dB saved one more fresh cell's
-idle than 4, 5 dB only half of what 4 did."""
+first fall 2.1 dB in the visitor's speech, 13.5 dB outside it. On the knocks rooms, 3 dB lowered
+one more fresh cell than 4 (nearer the speech's own falls), 5 dB only half of what 4 did."""
 
 
 class DecayRun:
