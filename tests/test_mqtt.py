@@ -122,13 +122,13 @@ def test_state_sequence_events_and_metrics_of_a_conversation(tmp_path: Path, sim
     observer.wait("edge-agent/kiosk-7/metrics", since=idle_mark)
     metrics = observer.json("edge-agent/kiosk-7/metrics", idle_mark)[-1]
     wanted = ("uptime_s", "frames_captured", "frames_sent", "frames_gated", "uplink_bytes", "downlink_bytes", "overruns", "underruns")
-    wanted += ("gate_talker_room", "gate_openings_held_back")
+    wanted += ("gate_talker_room", "gate_openings_held_back", "gate_strikes_held_back")
     wanted += ("rtt_ms", "response_latency_ms", "reconnects", "cpu_percent", "rss_mb", "temperature_c")
     wanted += ("speaker_underflows", "speaker_errors", "speaker_drops", "speaker_drop_failures", "speaker_drop_on")  # null: a file speaker has none
     for key in wanted:
         assert key in metrics, key
     assert metrics["frames_sent"] > 100 and metrics["downlink_bytes"] > 32000 and metrics["rtt_ms"] is not None
-    assert isinstance(metrics["gate_talker_room"], bool) and metrics["gate_openings_held_back"] >= 0
+    assert isinstance(metrics["gate_talker_room"], bool) and metrics["gate_openings_held_back"] >= 0 and metrics["gate_strikes_held_back"] >= 0
     # a clean stop says offline itself (retained)
     mark = len(observer.messages)
     assert d.stop() == 0

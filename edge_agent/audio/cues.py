@@ -41,6 +41,8 @@ class CueClassifier(BlockClassifier):
       closed, a tail block whose pitch lag holds still while it dies away (fixed partials: a tray
       ringing out) does not count either (`_rings`), nor one of a tail that has only fallen since
       its bang, three times or twice after a strike's step (a knock's reverberation, decay.py).
+      A bang struck out of the room's quiet is `struck` until something rises in its tail:
+      VadGate vets an opening there, and the tail dying away is NOISE to it (decay.py).
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
@@ -89,23 +91,17 @@ class CueClassifier(BlockClassifier):
     BUSY_RATE = 0.005
     """How fast `busy` follows the share of SPEECH blocks (a running mean over ~6 s)."""
     SLOW_SHAPE_RATE = 0.002
-    """How fast the noise's shape model follows a block that does not look like the noise (about
-    15 s): anything that lasts becomes the noise, slowly (a new machine, a changed room). Not
-    while the gate is open in a steady tonal room (a whine, a drone), but for blocks more than
-    `visitor_drop_db` under the visitor: the model drifted toward the visitor's voice there, and
-    the tone then held the gate open for good. Elsewhere music and talkers hold the gate as often
-    as the visitor does, and the model must keep up with them (README, gate notes: "A steady tone
-    after the visitor's last word", with the figures)."""
+    """How fast the noise's shape model follows a block unlike the noise (about 15 s): anything
+    that lasts becomes the noise, slowly. Not while the gate is open in a steady tonal room (a
+    whine) for blocks near the visitor's level: the model drifted toward the visitor's voice and
+    the tone then held the gate open for good (README, gate notes: "A steady tone after the
+    visitor's last word")."""
     NEAR_VISITOR_DB = 6.0
     """An open gate is held only while, within the last NEAR_VISITOR_S, a SPEECH block came within
-    this much of the visitor's level (`visitor_db`); after that its blocks count as NOISE and the
-    hang-over runs out. A visitor talking comes back near their own level with every stressed
-    syllable; music, a TV or a crowd 10-20 dB under them, whose loudest blocks still pass the
-    `visitor_drop_db` line, held the gate on after the visitor's last word for as long as they
-    played (README, gate notes: "Letting go of a hold the visitor no longer carries"). Should the
-    visitor still be talking, softly, the gate opens again at once and its pre-roll carries the
-    gap. 5 dB closed the gate inside soft phrases and lost words (traffic and hall rooms); 7 dB
-    gave less."""
+    this much of the visitor's level; after that its blocks are NOISE. The visitor comes back near
+    their level with every stressed syllable; music, a TV or a crowd 10-20 dB under them held the
+    gate on for as long as they played (README, gate notes: "Letting go of a hold the visitor no
+    longer carries"). 5 dB lost words in soft phrases (traffic, hall); 7 dB gave less."""
     NEAR_VISITOR_S = 1.0
     """...and 0.8 s lost a music room's onset, 1.5 s gave half the gain. Not while the kiosk's
     speaker plays (`far_end`): the canceller cuts a visitor who talks over the agent by 10-25 dB
@@ -116,10 +112,8 @@ class CueClassifier(BlockClassifier):
     RING_FALL_DB = 3.0
     """A ring (`_rings`): in a bang's tail, from its second block on (the first is the bang's
     click), the pitch lag the same to the sample as the block before's and the level no higher
-    and at most RING_FALL_DB lower (asked only of tail blocks that would count otherwise, so the
-    pitch costs nothing elsewhere). A dropped tray's fixed partials hold their lag as they die away; a
-    voice's pitch moves. Only a closed gate asks (an open one asking closed and reopened the gate
-    in music and the TV, each time with a pre-roll of idle; more in README's gate notes, "Rings")."""
+    and at most RING_FALL_DB lower. A dropped tray's fixed partials hold their lag as they die
+    away; a voice's pitch moves. Only a closed gate asks (README's gate notes, "Rings")."""
 
     def __init__(
         self,
@@ -213,6 +207,11 @@ class CueClassifier(BlockClassifier):
         return self.crowd.rules()
 
     @property
+    def struck(self) -> bool:
+        """In the tail of a thing struck out of quiet, nothing risen since: VadGate vets an opening here."""
+        return self._decay.struck
+
+    @property
     def talker_room(self) -> bool:
         """The gate opened on talk that never came near the visitor's level, lately (talkers.py)."""
         return self.talkers.active(self._frame)
@@ -251,29 +250,28 @@ class CueClassifier(BlockClassifier):
         an impulse that strikes late in one block peaks in the next (the window's taper, a room's
         first reflections), so the block right after a bang's first one may rise further without
         being a syllable: there a rise ends the bang only if that block is voiced; unvoiced, it is
-        the same bang, and its line is raised to it (README, gate notes: knocks). Not while the
-        far end plays: what the canceller leaves of the agent's voice jumps like a bang, and a
-        visitor talking over it starts with an unvoiced consonant, which this rule took for the
-        bang's attack (double talk, kiosk 70 ms from 11 s: recall 0.9986 -> 0.9678)."""
+        the same bang, its line raised to it (README, gate notes: knocks). Not while the far end
+        plays: a visitor talking over the agent's leftover echo starts with an unvoiced consonant,
+        which this took for the attack (double talk, kiosk 70 ms from 11 s: 0.9986 -> 0.9678)."""
         rise = band_db - self._prev_db
         self._prev_db = band_db
         self._decay.step(rise)
         began, self._bang_began = self._bang_began, False
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
-            self._bang_began = True
-            return self._bang_from(band_db)
+            self._bang_began = True  # struck out of the room's quiet (the block before was), or a rap of a struck knock
+            return self._bang_from(band_db, (not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0)
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._voiced() < self.voicing:  # the bang's attack, across the block edge
-                return self._bang_from(band_db)
+                return self._bang_from(band_db, self._decay.was_struck)
             self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
             self._bang_db -= self.BANG_DECAY_DB
         return False
 
-    def _bang_from(self, band_db: float) -> bool:
+    def _bang_from(self, band_db: float, struck: bool) -> bool:
         """A bang's tail lies under this block's level + BANG_MARGIN_DB, and dies away from here."""
         self._bang_db = band_db + self.BANG_MARGIN_DB
-        self._decay.bang()
+        self._decay.bang(struck)
         return True
 
     def _tail_speech(self, flux: float, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
@@ -397,4 +395,6 @@ class CueClassifier(BlockClassifier):
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
         self._frame += 1
         self._follow_visitor(level, band_db)
+        if self.gate_open and self._decay.struck and self._decay.dying() and band_db <= self._bang_db:
+            return NOISE  # a struck thing's tail dying away: a vetted opening's hang-over runs out on it
         return level

@@ -24,6 +24,15 @@ rings on and the room's reflections, STRIKE_STEP_DB or more lower (a knock in a 
 vowel after its burst holds its level for a while and falls 1-2 dB a block. So a tail whose first
 fall is such a step is dying from its second fall on: in a hall, the strike and the two blocks
 after it no longer open the gate before the third fall (README, gate notes: "A strike's step").
+
+And a thing struck out of the room's quiet, while the gate is closed, is `struck` for as long as
+its tail has not risen (the raps of one knock, each from quiet again, too). An opening on such a
+tail is vetted (VadGate): nothing goes until something rises in it and is speech (the visitor's
+vowel after a plosive's burst: held back for a few blocks, then sent whole); a tail that only
+dies away is NOISE for the vetted gate, so its hang-over runs out and it is never sent. A bang
+that is not out of quiet (a syllable after a syllable, music) is not struck: a short word whose
+syllables strike and fall would otherwise be held back whole (README, gate notes: "A strike out of
+quiet is vetted").
 """
 
 from __future__ import annotations
@@ -48,14 +57,25 @@ class DecayRun:
         self.falls = -1
         self.first_fall_db = 0.0
         """The first fall after the bang, in dB (positive); 0 until there is one."""
+        self._from_quiet = False
+        self.was_struck = False
+        """`struck` before the latest `step`: a bang on this block may carry it on (`bang`)."""
 
-    def bang(self) -> None:
-        """A bang begins (or its attack goes on across a block edge): count from here."""
+    @property
+    def struck(self) -> bool:
+        """In the tail of a bang struck out of quiet with the gate closed, nothing risen since."""
+        return self.falls >= 0 and self._from_quiet
+
+    def bang(self, struck: bool = False) -> None:
+        """A bang begins (or its attack goes on across a block edge): count from here. `struck`:
+        out of the room's quiet with the gate closed, or carrying on a struck one (`was_struck`)."""
         self.falls = 0
         self.first_fall_db = 0.0
+        self._from_quiet = struck
 
     def step(self, rise_db: float) -> None:
         """The level moved by `rise_db` from the block before (negative: it fell)."""
+        self.was_struck = self.struck
         if self.falls < 0:
             return
         if rise_db <= -FALL_DB:

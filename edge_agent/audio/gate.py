@@ -12,7 +12,8 @@ Two layers:
   1 + 2/3 hang-overs, bridging a pause in a sentence; 3 while the speaker plays). `far_end(active)` asks for more
   evidence while the kiosk's own speaker plays. Where other people talk (a classifier's
   `talker_room`, talkers.py) an opening is vetted first: its frames are held until the visitor
-  is heard near their own level (VET_MS).
+  is heard near their own level (VET_MS); so is one on a thing struck out of quiet (`struck`,
+  decay.py), until something rises in its tail and is speech.
 
 While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
 the pre-roll burst sent at an onset is paid back by skipping as many silence frames later, so
@@ -65,12 +66,20 @@ visitor's speech reaches the agent that much later, none of it lost); if they ha
 within VET_MS (or the hang-over runs out first) the gate stays closed and silence goes for the
 held frames, as for any closed frame. A TV 20 dB under the visitor: idle sent 0.64 -> 0.29, 0.73 ->
 0.39 with the visitor 18 dB quieter, no speech lost in the matrix or the 444 rooms outside it
-(README, gate notes: "Vetting openings where other people talk"). Not while the kiosk's speaker
-plays: the canceller cuts a visitor talking over the agent far under their own level (an opening
-being vetted when it starts is taken as it would have been without vetting: it opens)."""
+(README, gate notes: "Vetting openings where other people talk"). Not while the speaker plays:
+the canceller cuts a visitor talking over the agent far under their level (a vetting then opens)."""
 VET_NEAR_BLOCKS = 3
 """...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
-quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame size."""
+quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame size.
+
+An opening on the tail of a thing struck out of quiet (the classifier's `struck`: a knock, a
+door, a tray) is vetted too, and goes once a SPEECH frame no longer `struck` comes (something rose
+in the tail: a vowel after a plosive's burst). A tail that only dies away is NOISE to the vetted
+gate: its hang-over runs out, none of it sent (`strikes_held_back`; README, gate notes: "A strike
+out of quiet is vetted"). Not under the press prior, nor while the speaker plays."""
+STRIKE_VET_MS = 1200
+"""...for up to this long: a quiet visitor under a tray's tail in a hall rises out of it only
+after 0.6-0.7 s (VET_MS lost most of a sentence begun with the tray)."""
 
 class VadGate:
     """Pre-roll / hang-over / minimum-speech hysteresis around a frame classifier."""
@@ -107,12 +116,16 @@ class VadGate:
         self._min_run_prior = min(self._min_run_near, max(1, round(PRESS_PRIOR_SPEECH_MS / frame_ms)))
         self._press_open_frames = settings.press_opens_ms // frame_ms
         self._vet_frames = max(1, VET_MS // frame_ms)
-        self._vetting = 0  # frames left to vet an opening in a talker room (0: not vetting)
+        self._strike_vet_frames = max(1, STRIKE_VET_MS // frame_ms)
+        self._vetting = 0  # frames left to vet an opening in a talker room or on a strike (0: not vetting)
         self._vet_from = 0  # the classifier's `near_blocks` when the vetting began
+        self._vet_strike = False  # the opening vetted is on a struck thing's tail (not a talker room's)
         self._vet_pre: list[bytes] = []  # the vetted opening's pre-roll, sent once it is confirmed
         self.openings_held_back = 0
         """Openings vetted in a talker room that the visitor never came near: other people's talk
         kept off the uplink (a fleet metric: a kiosk placed by a TV or a queue)."""
+        self.strikes_held_back = 0
+        """Openings on a struck thing's tail that only died away (a fleet metric: a kiosk by a door)."""
         self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
         self._held: list[tuple[bytes, bool]] = []
         """(frame, cue) held back while the press alone holds the gate open, from the first one an
@@ -168,7 +181,7 @@ class VadGate:
         self._far_end = active
         self._min_run = self._min_run_far if active else self._min_run_near
         if active and self._vetting:  # no vetting while the speaker plays: the next frame opens it
-            self._vet_from = -VET_NEAR_BLOCKS
+            self._vet_from, self._vet_strike = -VET_NEAR_BLOCKS, False
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
@@ -245,10 +258,13 @@ class VadGate:
                 return burst
         else:
             self._run = self._run + 1 if level == SPEECH else 0
-            if self._run >= (self._needed_run() if self._prior_left else self._min_run):
+            prior = self._prior_left > 0
+            if self._run >= (self._needed_run() if prior else self._min_run):
                 self._prior_left = 0
                 if not self._far_end and self.talker_room and not getattr(self.classifier, "near_visitor", True):
                     return self._start_vetting(frame, cue)
+                if not self._far_end and not prior and getattr(self.classifier, "struck", False):
+                    return self._start_vetting(frame, cue, strike=True)
                 self._set_open(True)
                 self._quiet = 0.0
                 self._since_speech = 0
@@ -273,13 +289,14 @@ class VadGate:
         self._quiet += WEAK_STEP if slow else 1.0
         return self._quiet <= self._hang_frames
 
-    # ------------------------------------------------------------------ vetting (talker rooms)
-    def _start_vetting(self, frame: bytes, cue: bool) -> tuple[bytes, ...]:
+    # ------------------------------------------------------------------ vetting (talker rooms, strikes)
+    def _start_vetting(self, frame: bytes, cue: bool, strike: bool = False) -> tuple[bytes, ...]:
         """An opening in a talker room on a frame not near the visitor's level (on one near it
-        the gate opens at once: vetting it too cut a soft phrase of the visitor's in a TV room
-        and in white noise). The classifier hears the gate as open (its holding lines); the
-        caller sees a closed gate sending nothing, until `_vet` decides."""
-        self._vetting = self._vet_frames
+        the gate opens at once: vetting it too cut a soft phrase in a TV room and in white noise),
+        or (`strike`) on a struck thing's tail. The classifier hears the gate as open (its holding
+        lines); the caller sees a closed gate sending nothing, until `_vet` decides."""
+        self._vetting = self._strike_vet_frames if strike else self._vet_frames
+        self._vet_strike = strike
         self._vet_from = self._near_blocks()
         self._vet_pre = self._preroll_burst()
         self._quiet = 0.0
@@ -292,9 +309,14 @@ class VadGate:
     def _vet(self, index: int, frame: bytes, cue: bool, level: int) -> tuple[bytes, ...]:
         """A frame of an opening being vetted: the visitor near their level confirms it (its
         pre-roll and held frames go now, the gate is open); VET_MS without, or the hang-over run
-        out, and the gate stays closed: the held frames join the pre-roll, silence goes for them."""
+        out, and the gate stays closed: the held frames join the pre-roll, silence goes for them.
+        On a struck thing's tail, SPEECH no longer `struck` confirms it instead (STRIKE_VET_MS)."""
         self._held.append((frame, cue))
-        if self._near_blocks() - self._vet_from >= VET_NEAR_BLOCKS:  # (an earcon's frame is not classified)
+        if self._vet_strike:
+            confirmed = level == SPEECH and not getattr(self.classifier, "struck", False)
+        else:
+            confirmed = self._near_blocks() - self._vet_from >= VET_NEAR_BLOCKS  # (an earcon's frame is not classified)
+        if confirmed:
             burst = (*self._vet_pre, *(f for f, _ in self._held))
             self.debt += len(self._vet_pre)  # went as silence when they came
             self._held.clear()
@@ -310,7 +332,10 @@ class VadGate:
         if self._hang_over(level) and self._vetting:
             return ()
         self._vetting, self._vet_pre = 0, []
-        self.openings_held_back += 1
+        if self._vet_strike:
+            self.strikes_held_back += 1
+        else:
+            self.openings_held_back += 1
         self._set_open(False)
         self._run = 0
         held, self._held = self._held, []

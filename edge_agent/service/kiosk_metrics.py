@@ -56,6 +56,7 @@ class KioskMetrics:
             "frames_gated": self.gate.frames_gated,
             "gate_talker_room": self.gate.talker_room,
             "gate_openings_held_back": self.gate.openings_held_back,
+            "gate_strikes_held_back": self.gate.strikes_held_back,
             "uplink_bytes": stats.bytes_up,
             "downlink_bytes": stats.bytes_down,
             "uplink_dropped": stats.frames_dropped,
