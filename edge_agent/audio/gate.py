@@ -38,12 +38,10 @@ WEAK_STEP = 1.0 / 3.0
 """How fast WEAK frames use up the hang-over, within `WEAK_HOLD_HANGOVERS` of the last SPEECH."""
 WEAK_HOLD_HANGOVERS = 1.0
 """For how many hang-overs after the last SPEECH frame WEAK frames slow the countdown; after that
-they count as NOISE. So the gate closes at most 1 + 2/3 hang-overs (1.0 s at 600 ms) after the
-visitor's last speech-like frame: WEAK slowing the countdown for as long as it came held it up to
-3 hang-overs (1.8 s) in fans, traffic and music, past the 1.0 s the strict idle count allows
-(held-out rooms 28 -> 32 of 50 met, tuning 44 of 72 unchanged; README, "Closing after speech").
-Not while the kiosk's speaker plays (`far_end`): the canceller's leftovers take SPEECH from a
-visitor talking over the agent, and the limit cut ~1 % of that speech in the echo rooms."""
+they count as NOISE: the gate closes at most 1 + 2/3 hang-overs (1.0 s) after the visitor's last
+speech-like frame, not up to 3 (1.8 s) in fans, traffic and music (README, "Closing after
+speech"). Not while the speaker plays: the canceller's leftovers take SPEECH from a visitor
+talking over the agent, and the limit cut ~1 % of that speech in the echo rooms."""
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
 the pre-roll grows by as much then, so the onset keeps its lead."""
@@ -53,21 +51,17 @@ PRESS_PRIOR_SPEECH_MS = 60
 after a quarter of silent presses (README, press -> speech notes; tests/test_gate_press.py)."""
 LOOKBACK_EXTRA_MS = 240
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
-began earlier (`onset_blocks`, CueClassifier): a weak first syllable the gate decided on late.
-The gate decides on a word's start up to ~650 ms after it (the room matrix's 2 019 utterances:
-p50 132 ms, p99 486 ms); 200 ms (180 at 30 ms frames) stopped the reach-back of a weak word
-decided on 580 ms after it began, which kept 80 of its 100 ms lead (README, gate notes: "The
-look-back's reach"). Reaching further also sends more of the openings music makes (its rooms'
-idle +0.01-0.02)."""
+began earlier (`onset_blocks`): a weak first syllable the gate decided on late (up to ~650 ms
+after it; p50 132 ms, p99 486 ms). 200 ms kept 80 of the 100 ms lead of a word decided on 580 ms
+late (README, gate notes: "The look-back's reach"); more sends more of music (+0.01-0.02)."""
 VET_MS = 600
 """In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until
 VET_NEAR_BLOCKS blocks near the visitor's level (`near_blocks`) have come, then go at once (the
 visitor's speech reaches the agent that much later, none of it lost); if they have not come
 within VET_MS (or the hang-over runs out first) the gate stays closed and silence goes for the
-held frames, as for any closed frame. A TV 20 dB under the visitor: idle sent 0.64 -> 0.29, 0.73 ->
-0.39 with the visitor 18 dB quieter, no speech lost in the matrix or the 444 rooms outside it
-(README, gate notes: "Vetting openings where other people talk"). Not while the speaker plays:
-the canceller cuts a visitor talking over the agent far under their level (a vetting then opens)."""
+held frames. A TV 20 dB under the visitor: idle 0.64 -> 0.29, no speech lost (README, gate notes:
+"Vetting openings where other people talk"). Not while the speaker plays: the canceller cuts a
+visitor talking over the agent far under their level (a vetting then opens)."""
 VET_NEAR_BLOCKS = 3
 """...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
 quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame size.
@@ -76,10 +70,12 @@ An opening on the tail of a thing struck out of quiet (the classifier's `struck`
 door, a tray) is vetted too, and goes once a SPEECH frame no longer `struck` comes (something rose
 in the tail: a vowel after a plosive's burst). A tail that only dies away is NOISE to the vetted
 gate: its hang-over runs out, none of it sent (`strikes_held_back`; README, gate notes: "A strike
-out of quiet is vetted"). Not under the press prior, nor while the speaker plays."""
+out of quiet is vetted"). Not while the speaker plays."""
 STRIKE_VET_MS = 1200
-"""...for up to this long: a quiet visitor under a tray's tail in a hall rises out of it only
-after 0.6-0.7 s (VET_MS lost most of a sentence begun with the tray)."""
+"""...for up to this long (a quiet visitor under a tray's tail in a hall rises out of it at 0.7 s)."""
+STRIKE_PRESS_MS = 1500
+"""Nor this long after a press (which also ends one: the next frame opens): the visitor is about
+to talk, over the earcons that use up the press prior, and their first word waits for nothing."""
 
 class VadGate:
     """Pre-roll / hang-over / minimum-speech hysteresis around a frame classifier."""
@@ -117,6 +113,7 @@ class VadGate:
         self._press_open_frames = settings.press_opens_ms // frame_ms
         self._vet_frames = max(1, VET_MS // frame_ms)
         self._strike_vet_frames = max(1, STRIKE_VET_MS // frame_ms)
+        self._strike_press_frames, self._pressed_at = STRIKE_PRESS_MS // frame_ms, -(10**9)
         self._vetting = 0  # frames left to vet an opening in a talker room or on a strike (0: not vetting)
         self._vet_from = 0  # the classifier's `near_blocks` when the vetting began
         self._vet_strike = False  # the opening vetted is on a struck thing's tail (not a talker room's)
@@ -197,8 +194,11 @@ class VadGate:
         if hasattr(self.classifier, "new_visitor"):
             self.classifier.new_visitor()
         self._prior_left = self._prior_frames
+        self._pressed_at = self.frames
         if self._press_open_frames and self._vetting:  # the press holds what was being vetted now
             self._vetting, self._vet_pre = 0, []
+        elif self._vetting and self._vet_strike:  # the strike was most likely the visitor's first word: it opens
+            self._vet_from, self._vet_strike = -VET_NEAR_BLOCKS, False
         if self._press_open_frames and not self.is_open:
             self._set_open(True)
             self._quiet = 0.0
@@ -258,12 +258,12 @@ class VadGate:
                 return burst
         else:
             self._run = self._run + 1 if level == SPEECH else 0
-            prior = self._prior_left > 0
-            if self._run >= (self._needed_run() if prior else self._min_run):
+            if self._run >= (self._needed_run() if self._prior_left else self._min_run):
                 self._prior_left = 0
                 if not self._far_end and self.talker_room and not getattr(self.classifier, "near_visitor", True):
                     return self._start_vetting(frame, cue)
-                if not self._far_end and not prior and getattr(self.classifier, "struck", False):
+                pressed = self.frames - self._pressed_at <= self._strike_press_frames
+                if not self._far_end and not pressed and getattr(self.classifier, "struck", False):
                     return self._start_vetting(frame, cue, strike=True)
                 self._set_open(True)
                 self._quiet = 0.0
