@@ -122,7 +122,7 @@ class VadGate:
         """Openings vetted in a talker room that the visitor never came near: other people's talk
         kept off the uplink (a fleet metric: a kiosk placed by a TV or a queue)."""
         self.strikes_held_back = 0
-        """Openings on a struck thing's tail that only died away (a fleet metric: a kiosk by a door)."""
+        """Openings on a struck thing's tail that nothing rose out of (a fleet metric: a kiosk by a door)."""
         self._unconfirmed = 0  # frames a press-opened gate stays open without speech to confirm it
         self._held: list[tuple[bytes, bool]] = []
         """(frame, cue) held back while the press alone holds the gate open, from the first one an
