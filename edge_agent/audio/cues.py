@@ -208,8 +208,8 @@ class CueClassifier(BlockClassifier):
 
     @property
     def struck(self) -> bool:
-        """In the tail of a thing struck out of quiet, nothing risen since: VadGate vets an opening here."""
-        return self._decay.struck
+        """In the tail of a thing struck out of quiet, nothing risen since, the visitor heard: VadGate vets an opening here."""
+        return self._decay.struck and self.visitor_db > -math.inf
 
     @property
     def talker_room(self) -> bool:

@@ -26,8 +26,8 @@ fall is such a step is dying from its second fall on: in a hall, the strike and 
 after it no longer open the gate before the third fall (README, gate notes: "A strike's step").
 
 And a thing struck out of the room's quiet, while the gate is closed, is `struck` for as long as
-its tail has not risen (the raps of one knock, each from quiet again, too). An opening on such a
-tail is vetted (VadGate): nothing goes until something rises in it and is speech (the visitor's
+its tail has not risen (the raps of one knock, each from quiet again, too). Once the visitor has
+been heard (CueClassifier.struck), an opening on such a tail is vetted (VadGate): nothing goes until something rises in it and is speech (the visitor's
 vowel after a plosive's burst: held back for a few blocks, then sent whole); a tail that only
 dies away is NOISE for the vetted gate, so its hang-over runs out and it is never sent. A bang
 that is not out of quiet (a syllable after a syllable, music) is not struck: a short word whose

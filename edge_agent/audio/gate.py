@@ -74,8 +74,8 @@ out of quiet is vetted"). Not while the speaker plays."""
 STRIKE_VET_MS = 1200
 """...for up to this long (a quiet visitor under a tray's tail in a hall rises out of it at 0.7 s)."""
 STRIKE_PRESS_MS = 1500
-"""Nor this long after a press (which also ends one: the next frame opens): the visitor is about
-to talk, over the earcons that use up the press prior, and their first word waits for nothing."""
+"""Nor this long after a press (which also ends one): the visitor is about to talk, over the
+earcons that use up the press prior. (CueClassifier is `struck` only once the visitor was heard.)"""
 
 class VadGate:
     """Pre-roll / hang-over / minimum-speech hysteresis around a frame classifier."""
