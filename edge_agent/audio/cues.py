@@ -395,6 +395,6 @@ class CueClassifier(BlockClassifier):
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
         self._frame += 1
         self._follow_visitor(level, band_db)
-        if self.gate_open and self._decay.struck and self._decay.dying() and band_db <= self._bang_db:
+        if self.gate_open and self.struck and self._decay.dying() and band_db <= self._bang_db:
             return NOISE  # a struck thing's tail dying away: the hang-over runs out on it (vetted or not)
         return level
