@@ -186,23 +186,47 @@ def test_a_softer_visitor_after_a_loud_one_is_heard_from_their_press(tmp_path: P
             assert frames_to_open(heard[start:]) <= 10
 
 
+def watch_capture(k: KioskThread) -> list[tuple[float, bool]]:
+    """Per frame the microphone path hears from now on: (its capture time on the audio's own
+    clock, time.monotonic(); the gate is open after it)."""
+    mic_path, hear = k.kiosk.mic, k.kiosk.mic.hear
+    heard: list[tuple[float, bool]] = []
+
+    def watched_hear(frame: bytes, captured_at: float) -> tuple[tuple[bytes, ...], bool]:
+        out = hear(frame, captured_at)
+        heard.append((captured_at, mic_path.gate.is_open))
+        return out
+
+    mic_path.hear = watched_hear  # type: ignore[method-assign]
+    return heard
+
+
 def test_a_visitor_talking_over_the_earcons_the_microphone_hears_is_heard_at_once(tmp_path: Path) -> None:
     """The microphone hears the press and ready earcons (loud, at once) while the visitor talks from
     the press: the earcons are taken out of the frames and the gate decides on the words. It used
-    to withhold every frame the earcons played in, opening only after the ready earcon (~15 frames)."""
+    to withhold every frame the earcons played in, opening only after the ready earcon (~15 frames).
+
+    Counted on the audio's own clock, from the first frame with 10 ms of speech or more: counted
+    from a point on the test thread's clock (before `speak`) it took in the frames captured before
+    the speech began and still queued, and failed CI four times under load (10 for 9). Where the
+    speech starts in its frame moves the opening by up to five frames (this utterance's soft onset
+    read by the VAD in other slices): 3-8 frames in a sweep of that start over a frame in 3 ms
+    steps, 20 of 20 runs in one process passed, 3-5 with both cores busy; 28 without the removal."""
     with SimulatorThread() as sim:
         mic = VisitorMic()
         with kiosk(tmp_path, sim.url, mic) as k:
             mic.listen_to(k.kiosk.sink.buffer)
-            heard = watch_gate(k, mic)
+            heard = watch_capture(k)
             time.sleep(1.0)  # the gate learns the room
-            start = len(heard)  # the frames from here on carry the speech (the frames under the earcons cleaned)
-            mic.speak(SPEECH, time.monotonic())
+            speech_at = time.monotonic()
+            mic.speak(SPEECH, speech_at)
             k.press()
             k.wait_state(c.LISTENING, 10)
             wait_for(lambda: not mic.speaking, 10, "the visitor done")
+            first = next(i for i, (at, _) in enumerate(heard) if at >= speech_at + 0.010)
+            assert not any(is_open for _, is_open in heard[:first])  # nothing opened it before the words
             opened = next(i for i, (_, is_open) in enumerate(heard) if is_open)
-            assert opened - start <= 9
+            assert opened - first <= 9
             assert k.kiosk.sink.buffer.played_bytes >= len(k.kiosk.earcons.get("ready"))  # the earcons did play
 
 
