@@ -27,8 +27,9 @@ after it no longer open the gate before the third fall (README, gate notes: "A s
 
 And a thing struck out of the room's quiet, while the gate is closed, is `struck` for as long as
 its tail has not risen (the raps of one knock, each from quiet again, too). Once the visitor has
-been heard (CueClassifier.struck), an opening on such a tail is vetted (VadGate): nothing goes until something rises in it and is speech (the visitor's
-vowel after a plosive's burst: held back for a few blocks, then sent whole); a tail that only
+been heard (CueClassifier.struck), an opening on such a tail is vetted (VadGate): nothing goes
+until something rises in it and is speech (the visitor's vowel after a plosive's burst: held back
+for a few blocks, then sent whole); a tail that only
 dies away is NOISE for the vetted gate, so its hang-over runs out and it is never sent. A bang
 that is not out of quiet (a syllable after a syllable, music) is not struck: a short word whose
 syllables strike and fall would otherwise be held back whole (README, gate notes: "A strike out of
