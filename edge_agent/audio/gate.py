@@ -8,12 +8,11 @@ Two layers:
 - the *gate* adds hysteresis: it opens after `min_speech_ms` of speech-like frames (a lone knock
   is one frame and never opens it), releases the `preroll_ms` ring buffer so no word loses its
   start, and stays open for `hangover_ms` after the last speech-like frame so the agent's
-  end-of-turn detection still hears the trailing silence (weak evidence stretches that to at most
-  1 + 2/3 hang-overs, bridging a pause in a sentence; 3 while the speaker plays). `far_end(active)` asks for more
-  evidence while the kiosk's own speaker plays. Where other people talk (a classifier's
-  `talker_room`, talkers.py) an opening is vetted first: its frames are held until the visitor
-  is heard near their own level (VET_MS); so is one on a thing struck out of quiet (`struck`,
-  decay.py), until something rises in its tail and is speech.
+  end-of-turn detection still hears the trailing silence (weak evidence stretches that to at most 1 + 2/3
+  hang-overs, bridging a pause in a sentence; 3 while the speaker plays). `far_end(active)` asks for more evidence
+  while the kiosk's own speaker plays. Where other people talk (a classifier's `talker_room`, talkers.py) an
+  opening is vetted first: its frames are held until the visitor is heard near their own level (VET_MS); so is
+  one on a thing struck out of quiet (`struck`, decay.py), until something rises in its tail and is speech.
 
 While closed, the gate emits digital-silence frames so the server's timeline stays continuous;
 the pre-roll burst sent at an onset is paid back by skipping as many silence frames later, so
@@ -37,11 +36,10 @@ __all__ = ["NOISE", "SPEECH", "WEAK", "FrameClassifier", "VadGate", "gate_file_i
 WEAK_STEP = 1.0 / 3.0
 """How fast WEAK frames use up the hang-over, within `WEAK_HOLD_HANGOVERS` of the last SPEECH."""
 WEAK_HOLD_HANGOVERS = 1.0
-"""For how many hang-overs after the last SPEECH frame WEAK frames slow the countdown; after that
-they count as NOISE: the gate closes at most 1 + 2/3 hang-overs (1.0 s) after the visitor's last
-speech-like frame, not up to 3 (1.8 s) in fans, traffic and music (README, "Closing after
-speech"). Not while the speaker plays: the canceller's leftovers take SPEECH from a visitor
-talking over the agent, and the limit cut ~1 % of that speech in the echo rooms."""
+"""For how many hang-overs after the last SPEECH frame WEAK frames slow the countdown; after that they count as
+NOISE: the gate closes at most 1 + 2/3 hang-overs (1.0 s) after the visitor's last speech-like frame, not up to 3
+(1.8 s) in fans, traffic and music (README, "Closing after speech"). Not while the speaker plays: the canceller's
+leftovers take SPEECH from a visitor talking over the agent, and the limit cut ~1 % of that speech in echo rooms."""
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
 the pre-roll grows by as much then, so the onset keeps its lead."""
@@ -55,13 +53,12 @@ began earlier (`onset_blocks`): a weak first syllable the gate decided on late (
 after it; p50 132 ms, p99 486 ms). 200 ms kept 80 of the 100 ms lead of a word decided on 580 ms
 late (README, gate notes: "The look-back's reach"); more sends more of music (+0.01-0.02)."""
 VET_MS = 600
-"""In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until
-VET_NEAR_BLOCKS blocks near the visitor's level (`near_blocks`) have come, then go at once (the
-visitor's speech reaches the agent that much later, none of it lost); if they have not come
-within VET_MS (or the hang-over runs out first) the gate stays closed and silence goes for the
-held frames. A TV 20 dB under the visitor: idle 0.64 -> 0.29, no speech lost (README, gate notes:
-"Vetting openings where other people talk"). Not while the speaker plays: the canceller cuts a
-visitor talking over the agent far under their level (a vetting then opens)."""
+"""In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until VET_NEAR_BLOCKS
+blocks near the visitor's level (`near_blocks`) have come, then go at once (the visitor's speech reaches the
+agent that much later, none of it lost); if they have not come within VET_MS (or the hang-over runs out first)
+the gate stays closed and silence goes for the held frames. A TV 20 dB under the visitor: idle 0.64 -> 0.29, no
+speech lost (README, gate notes: "Vetting openings where other people talk"). Not while the speaker plays: the
+canceller cuts a visitor talking over the agent far under their level (a vetting then opens)."""
 VET_NEAR_BLOCKS = 3
 """...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
 quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame size.
@@ -74,8 +71,7 @@ out of quiet is vetted"). Not while the speaker plays."""
 STRIKE_VET_MS = 1200
 """...for up to this long (a quiet visitor under a tray's tail in a hall rises out of it at 0.7 s)."""
 STRIKE_PRESS_MS = 1500
-"""Nor this long after a press (which also ends one): the visitor is about to talk, over the
-earcons that use up the press prior. (CueClassifier is `struck` only once the visitor was heard.)"""
+"""Nor this long after a press (which also ends one): the visitor talks over the earcons that use up the press prior."""
 
 class VadGate:
     """Pre-roll / hang-over / minimum-speech hysteresis around a frame classifier."""
@@ -177,8 +173,8 @@ class VadGate:
         also wants a clearer speech shape. An open gate stays open: the visitor may barge in."""
         self._far_end = active
         self._min_run = self._min_run_far if active else self._min_run_near
-        if active and self._vetting:  # no vetting while the speaker plays: the next frame opens it
-            self._vet_from, self._vet_strike = -VET_NEAR_BLOCKS, False
+        if active and self._vetting:  # no vetting while the speaker plays
+            self._vet_opens_next()
         if self._tells_classifier:
             self.classifier.far_end = active  # type: ignore[attr-defined]
 
@@ -197,8 +193,8 @@ class VadGate:
         self._pressed_at = self.frames
         if self._press_open_frames and self._vetting:  # the press holds what was being vetted now
             self._vetting, self._vet_pre = 0, []
-        elif self._vetting and self._vet_strike:  # the strike was most likely the visitor's first word: it opens
-            self._vet_from, self._vet_strike = -VET_NEAR_BLOCKS, False
+        elif self._vetting and self._vet_strike:  # the strike was most likely the visitor's first word
+            self._vet_opens_next()
         if self._press_open_frames and not self.is_open:
             self._set_open(True)
             self._quiet = 0.0
@@ -262,8 +258,7 @@ class VadGate:
                 self._prior_left = 0
                 if not self._far_end and self.talker_room and not getattr(self.classifier, "near_visitor", True):
                     return self._start_vetting(frame, cue)
-                pressed = self.frames - self._pressed_at <= self._strike_press_frames
-                if not self._far_end and not pressed and getattr(self.classifier, "struck", False):
+                if not self._far_end and getattr(self.classifier, "struck", False) and self.frames - self._pressed_at > self._strike_press_frames:
                     return self._start_vetting(frame, cue, strike=True)
                 self._set_open(True)
                 self._quiet = 0.0
@@ -340,6 +335,10 @@ class VadGate:
         self._run = 0
         held, self._held = self._held, []
         return tuple(out for f, c in held for out in self._closed(f, c))
+
+    def _vet_opens_next(self) -> None:
+        """The opening being vetted goes with the next frame, as one the visitor confirmed (`_vet`)."""
+        self._vet_from, self._vet_strike = -VET_NEAR_BLOCKS, False
 
     def _near_blocks(self) -> int:
         return int(getattr(self.classifier, "near_blocks", 0))
