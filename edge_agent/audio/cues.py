@@ -22,6 +22,7 @@ from edge_agent.audio.crowd import CrowdRoom
 from edge_agent.audio.decay import DecayRun
 from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
+from edge_agent.audio.steadyroom import SteadyRoom
 from edge_agent.audio.talkers import TalkerRoom
 from edge_agent.audio.tonalroom import TonalRoom
 
@@ -48,8 +49,8 @@ class CueClassifier(BlockClassifier):
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
       and a TV are farther away than the visitor at arm's length). And an open gate lets go after
       `NEAR_VISITOR_S` without a SPEECH block within `NEAR_VISITOR_DB` of it: the visitor's
-      stressed syllables come back near their own level, the music or TV holding the gate on
-      after their last word does not.
+      stressed syllables come back near, the music or TV holding the gate on does not. In a
+      room of steady noise, both lines reach further (steadyroom.py): no one else is there.
     - tonal rooms (music, tonalroom.py): where the room's own sound holds its notes and moves on
       to others, SPEECH about as steady as the room becomes WEAK: a voice over music makes the
       blocks less steady, the music alone does not. Where the steady sound stays put instead (a
@@ -190,11 +191,10 @@ class CueClassifier(BlockClassifier):
         """Share of the recent blocks (~6 s) the cues called SPEECH: high in a room of music, a TV, a crowd."""
         self.busy_share = busy_share
         self.hold_p = hold_p
-        self.room_tone = TonalRoom(self.WARMUP_FRAMES)
-        """The room's steadiness and how it moves (music, a whine): tonalroom.py."""
+        self.room_tone = TonalRoom(self.WARMUP_FRAMES)  # the room's steadiness and how it moves (music, a whine)
         self.talkers = TalkerRoom(ANALYSIS_MS)
-        self.crowd = CrowdRoom(ANALYSIS_MS)
-        """Does the room fluctuate as a crowd does, and the last 0.6 s as the visitor does? crowd.py."""
+        self.steady_room = SteadyRoom()  # steady noise? then the visitor's softer speech reaches further
+        self.crowd = CrowdRoom(ANALYSIS_MS)  # does the room fluctuate as a crowd does, and the last 0.6 s as the visitor?
         self.near_visitor = False
         """The last block was not NOISE and within NEAR_VISITOR_DB of the visitor's level (or the
         level is not known yet): what VadGate vets an opening on in a talker room..."""
@@ -223,12 +223,9 @@ class CueClassifier(BlockClassifier):
         self._run = 0
         self._since_near = 0
 
-    def _voiced(self) -> float:
-        """Peak of the band-limited magnitude spectrum's inverse transform at pitch lags, over lag 0."""
-        return self._pitch_of()[0]
-
     def _pitch_of(self) -> tuple[float, int]:
-        """Voicing peak and its lag (from the shortest pitch lag), once per block."""
+        """Voicing (peak of the band-limited magnitude spectrum's inverse transform at pitch lags,
+        over lag 0) and its lag (from the shortest pitch lag), once per block."""
         if self._pitch is None:
             mag = self._mag
             mag[self._shape.lo : self._shape.hi] = np.abs(self._shape.spectrum())
@@ -237,7 +234,7 @@ class CueClassifier(BlockClassifier):
 
     def _voiced_recently(self) -> bool:
         """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
-        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._voiced() >= self.voicing:
+        if self._frame - self._voiced_at > self.VOICED_WITHIN_FRAMES and self._pitch_of()[0] >= self.voicing:
             self._voiced_at = self._frame
         return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
 
@@ -261,7 +258,7 @@ class CueClassifier(BlockClassifier):
             self._bang_began = True  # struck out of the room's quiet (the block before was), or a rap of a struck knock
             return self._bang_from(band_db, (not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0)
         if rise >= self.BANG_MARGIN_DB:
-            if began and not self.far_end and self._voiced() < self.voicing:  # the bang's attack, across the block edge
+            if began and not self.far_end and self._pitch_of()[0] < self.voicing:  # the bang's attack, across the block edge
                 return self._bang_from(band_db, self._decay.was_struck)
             self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
@@ -307,7 +304,8 @@ class CueClassifier(BlockClassifier):
 
     def _carried(self, level: int, band_db: float) -> int:
         """NOISE for an open gate's block once the visitor has not come near their own level for
-        NEAR_VISITOR_S (not while the far end plays); else `level`."""
+        NEAR_VISITOR_S (not while the far end plays); else `level`. In a steady room, a block
+        `reach_db` further under holds too, but does not make an opening the visitor's (talkers.py)."""
         near = band_db >= self.visitor_db - self.NEAR_VISITOR_DB
         if near and not self.far_end:
             self.crowd.heard_near()
@@ -319,7 +317,8 @@ class CueClassifier(BlockClassifier):
             if self.gate_open:
                 self.talkers.heard_visitor()
             return level
-        self._since_near += 1
+        reach_db = self.steady_room.reach_db(band_db, self.ambient_db) if level == SPEECH else 0.0
+        self._since_near = 0 if reach_db and band_db >= self.visitor_db - self.NEAR_VISITOR_DB - reach_db else self._since_near + 1
         if self.gate_open and not self.far_end and self._since_near > self._near_within:
             return NOISE
         return level
@@ -354,8 +353,7 @@ class CueClassifier(BlockClassifier):
         return level
 
     def read_ahead(self, pcm: bytes) -> None:
-        """`pcm` is what `classify` gets next, frame by frame from its start (a recording through
-        the gate): its audio-only analysis is then done in batches, same figures (BandShape)."""
+        """`pcm` is what `classify` gets next, frame by frame (a recording): its audio-only analysis is then batched, same figures (BandShape)."""
         self._shape.read_ahead(pcm)
 
     def _analyse(self, frame: bytes) -> int:
@@ -379,7 +377,8 @@ class CueClassifier(BlockClassifier):
             # holding needs speech shape near the visitor's level (consonants are not voiced);
             # opening also a rise over the room's usual level
             need_db = self.shape_db if self.gate_open else self.shape_db + (self.FAR_END_SHAPE_DB if self.far_end else 0.0)
-            loud_db = self.visitor_db - self.visitor_drop_db if self.gate_open else max(self.visitor_db - self.visitor_drop_db, self.ambient_db + self.rise_db)
+            drop_db = self.visitor_drop_db + self.steady_room.reach_db(band_db, self.ambient_db)
+            loud_db = self.visitor_db - drop_db if self.gate_open else max(self.visitor_db - drop_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
@@ -393,6 +392,7 @@ class CueClassifier(BlockClassifier):
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1
         if not self.gate_open:
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
+        self.steady_room.update(band_db, self.ambient_db, not self.gate_open and level == NOISE)
         self._frame += 1
         self._follow_visitor(level, band_db)
         if self.gate_open and self.struck and self._decay.dying() and band_db <= self._bang_db:

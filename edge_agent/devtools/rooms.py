@@ -209,6 +209,27 @@ def mix_room(bank: SpeechBank, room: Room) -> RoomMix:
     return RoomMix(noises.microphone(visitor, room.mic), noises.microphone(noise, room.mic), Labels(n / RATE, speech))
 
 
+def with_far_talker(bank: SpeechBank, mix: RoomMix, under_db: float, seed: int) -> np.ndarray:
+    """The room's mix (float samples) with one person talking across it now and then, `under_db`
+    under the visitor's speech: one of the babble's talkers, their sentences with pauses of 1.5-4 s
+    between them (so the room is quiet for a second or more now and then), RT60 0.6 s. Nothing
+    but a level tells them from a visitor's softer sentence."""
+    rng = np.random.default_rng(seed + 1000)
+    n = len(mix.visitor)
+    parts, total = [], 0
+    utts = bank.talkers[int(rng.integers(0, len(BABBLE_TALKERS)))]
+    while total < n:
+        for u in utts:
+            gap = np.zeros(int(rng.uniform(1.5, 4.0) * RATE))
+            parts += [u.pcm, gap]
+            total += len(u.pcm) + len(gap)
+    talker = noises.convolve(noises.unit(np.concatenate(parts)[:n]), noises.room_response(rng, 0.6, -6.0))
+    heard = talker[np.abs(talker) > 1e-3 * np.abs(talker).max()]
+    visitor = np.concatenate([mix.visitor[int(a * RATE) : int(b * RATE)] for a, b in mix.labels.speech])
+    talker *= np.sqrt(np.mean(np.square(visitor)) * 10 ** (-under_db / 10) / np.mean(np.square(heard)))
+    return np.asarray(mix.visitor + mix.noise + talker)
+
+
 def tuning_rooms(seeds: tuple[int, ...] = (1, 2, 3), snrs: tuple[float, ...] = (5.0, 10.0, 20.0)) -> list[Room]:
     """The development matrix: every kind x SNR x visitor level (usual, 18 dB quieter) x seed."""
     rooms = []
