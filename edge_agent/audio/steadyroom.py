@@ -31,7 +31,8 @@ CLEAR_DB = 3.0
 steady noise's idle blocks at 5-10 dB do. 6 dB lost parts of the softer sentences again."""
 REACH_DB = 6.0
 """How much further under the visitor's level such a block may lie (12 -> 18 dB to open or hold,
-6 -> 12 dB for the open gate's hold). 10 dB gave the same cells of the room matrix."""
+6 -> 12 dB for the open gate's hold). 10 dB gave the same cells of the room matrix (measured
+before an opening's strays were kept to the strict line)."""
 
 
 class SteadyRoom:
