@@ -1,5 +1,5 @@
 """A room of steady noise lets the visitor's softer speech reach further under their level
-(audio/steadyroom.py): a sentence said 12-15 dB under the visitor's loudest syllables goes whole
+(audio/steadyroom.py): a sentence said 12-15 dB softer than the visitor's one before goes whole
 in white or pink noise, and the rooms where the lines hold others back are never taken for steady."""
 
 from __future__ import annotations
