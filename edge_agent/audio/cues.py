@@ -302,7 +302,7 @@ class CueClassifier(BlockClassifier):
         self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
         return excess
 
-    def _carried(self, level: int, band_db: float) -> int:
+    def _carried(self, level: int, band_db: float, reach_db: float) -> int:
         """NOISE for an open gate's block once the visitor has not come near their own level for
         NEAR_VISITOR_S (not while the far end plays); else `level`. In a steady room, a block
         `reach_db` further under holds too, but does not make an opening the visitor's (talkers.py)."""
@@ -317,8 +317,7 @@ class CueClassifier(BlockClassifier):
             if self.gate_open:
                 self.talkers.heard_visitor()
             return level
-        reach_db = self.steady_room.reach_db(band_db, self.ambient_db) if level == SPEECH else 0.0
-        self._since_near = 0 if reach_db and band_db >= self.visitor_db - self.NEAR_VISITOR_DB - reach_db else self._since_near + 1
+        self._since_near = 0 if level == SPEECH and reach_db and band_db >= self.visitor_db - self.NEAR_VISITOR_DB - reach_db else self._since_near + 1
         if self.gate_open and not self.far_end and self._since_near > self._near_within:
             return NOISE
         return level
@@ -369,6 +368,7 @@ class CueClassifier(BlockClassifier):
         self._pitch = None  # before `_track_bang`, which may ask this block's pitch
         bang = self._track_bang(band_db)
         level = NOISE
+        reach_db = self.steady_room.reach_db(band_db, self.ambient_db)  # once a block: the lines below and the hold
         prev_lag, self._tail_lag = self._tail_lag, -1
         if self._frame < self.WARMUP_FRAMES:  # the noise model is still forming: nothing opens yet
             pass
@@ -377,8 +377,8 @@ class CueClassifier(BlockClassifier):
             # holding needs speech shape near the visitor's level (consonants are not voiced);
             # opening also a rise over the room's usual level
             need_db = self.shape_db if self.gate_open else self.shape_db + (self.FAR_END_SHAPE_DB if self.far_end else 0.0)
-            drop_db = self.visitor_drop_db + self.steady_room.reach_db(band_db, self.ambient_db)
-            loud_db = self.visitor_db - drop_db if self.gate_open else max(self.visitor_db - drop_db, self.ambient_db + self.rise_db)
+            loud_db = self.visitor_db - self.visitor_drop_db - reach_db
+            loud_db = loud_db if self.gate_open else max(loud_db, self.ambient_db + self.rise_db)
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
@@ -386,7 +386,7 @@ class CueClassifier(BlockClassifier):
         cue_level, level = level, self.room_tone.weigh(level, band_db, self.ambient_db, steadiness, recurrence, self.gate_open, self.far_end)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)
-        level = self._carried(level, band_db)
+        level = self._carried(level, band_db, reach_db)
         # the sound began after the last stretch of ONSET_QUIET_BLOCKS blocks at the room's usual level
         self._quiet_blocks = 0 if band_db - self.ambient_db >= self.ONSET_RISE_DB else self._quiet_blocks + 1
         self.onset_blocks = 0 if self._quiet_blocks >= self.ONSET_QUIET_BLOCKS else self.onset_blocks + 1

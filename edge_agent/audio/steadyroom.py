@@ -4,8 +4,8 @@ The cues hold back sound far under the visitor's own level (`CueClassifier.visit
 `NEAR_VISITOR_DB`): a TV, music, people across the lobby, a fan's upswing, a knock's tail. In a
 room whose sound is steady noise (white, pink, a hall's hiss, a hum) there is nothing for those
 lines to hold back, and they cut the visitor's own softer speech: a sentence said 12-15 dB softer
-than the one before was not sent at all, or only its first second (README, gate
-notes: "A steady room"). There, a SPEECH block clear of the room's level (CLEAR_DB) may lie
+than the one before was not sent at all, or only its first second (README, gate notes: "A steady
+room"). There, a SPEECH block clear of the room's level (CLEAR_DB) may lie
 REACH_DB further under the visitor's level and still open or hold the gate. It does not make an
 opening the visitor's: one that never came near their level is still a stray (talkers.py), so a
 person talking across a steady room still makes it a talker room.
@@ -14,8 +14,8 @@ Steady: on the blocks the cues called NOISE while the gate was closed, the room'
 within STEADY_DB of its running level on average (a running mean over ~3 s of such blocks).
 Random noise jitters 0.5-0.8 dB about its level in a 30 ms block of the speech band; hum, brown
 noise and HVAC 0.7-2.4 dB (steady at times); a fan's swing, traffic and knocks 1.0-5.4 dB; music,
-a TV or a crowd leave almost no NOISE blocks at all. The mean starts at UNSTEADY_DB, so a room has to show itself steady first
-(about 6 s of idle noise).
+a TV or a crowd leave almost no NOISE blocks at all. The mean starts at UNSTEADY_DB, so a room
+has to show itself steady first (about 6 s of idle noise).
 """
 
 from __future__ import annotations
