@@ -37,13 +37,13 @@ class CueClassifier(BlockClassifier):
     - bangs: a jump of `bang_rise_db` starts a bang (knock, door, footstep, dropped tray); while
       the sound stays under the bang's decaying tail only voiced frames (peak of the band-limited
       magnitude spectrum's inverse transform at 80-500 Hz pitch lags) whose spectrum moves count.
-      A syllable rises again within a few frames and ends the bang at once, but for an unvoiced
-      rise on the block right after the bang's first (its attack across the block edge). While the gate is
-      closed, a tail block whose pitch lag holds still while it dies away (fixed partials: a tray
-      ringing out) does not count either (`_rings`), nor one of a tail that has only fallen since
-      its bang, three times or twice after a strike's step (a knock's reverberation, decay.py).
-      A bang struck out of the room's quiet is `struck` until something rises in its tail:
-      VadGate vets an opening there, and the tail dying away is NOISE to it (decay.py).
+      A syllable rises again and ends the bang, but for an unvoiced rise on the block after the
+      bang's first (its attack across the block edge). To open the gate, a tail block whose pitch
+      lag holds still as it dies (a tray ringing out, `_rings`) does not count, nor one of a tail
+      that has only fallen since its bang, three times or twice after a strike's step (a knock's
+      reverberation), nor one that holds its fine spectrum still within a second of a bang struck
+      out of quiet (a tray's beating partials, `DecayRun.rings`; all in decay.py). A bang struck
+      out of quiet is `struck` until something rises in its tail: VadGate vets an opening there.
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
@@ -238,7 +238,7 @@ class CueClassifier(BlockClassifier):
             self._voiced_at = self._frame
         return self._frame - self._voiced_at <= self.VOICED_WITHIN_FRAMES
 
-    def _track_bang(self, band_db: float) -> bool:
+    def _track_bang(self, band_db: float, steadiness: float) -> bool:
         """A jump of `bang_rise_db` starts a bang; its tail may then only fall by BANG_DECAY_DB a
         frame. True on the block that starts one, and on the block after it if the bang's attack
         goes on there.
@@ -252,7 +252,7 @@ class CueClassifier(BlockClassifier):
         which this took for the attack (double talk, kiosk 70 ms from 11 s: 0.9986 -> 0.9678)."""
         rise = band_db - self._prev_db
         self._prev_db = band_db
-        self._decay.step(rise)
+        self._decay.step(rise, steadiness)
         began, self._bang_began = self._bang_began, False
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_began = True  # struck out of the room's quiet (the block before was), or a rap of a struck knock
@@ -366,7 +366,7 @@ class CueClassifier(BlockClassifier):
         excess = self._shape_excess(bands)
         prev_db = self._prev_db
         self._pitch = None  # before `_track_bang`, which may ask this block's pitch
-        bang = self._track_bang(band_db)
+        bang = self._track_bang(band_db, steadiness)
         level = NOISE
         reach_db = self.steady_room.reach_db(band_db, self.ambient_db)  # once a block: the lines below and the hold
         prev_lag, self._tail_lag = self._tail_lag, -1
@@ -382,7 +382,7 @@ class CueClassifier(BlockClassifier):
             # in the tail of a bang (a knock, a door, a dropped tray) only voiced sound whose
             # spectrum moves counts, as bangs have no pitch and a ringing tray holds still
             if excess >= need_db and band_db >= loud_db and (band_db > self._bang_db or self._tail_speech(flux, band_db, prev_db, prev_lag, bang)):
-                level = SPEECH
+                level = SPEECH if self.gate_open or not self._decay.rings(flux) else WEAK
         cue_level, level = level, self.room_tone.weigh(level, band_db, self.ambient_db, steadiness, recurrence, self.gate_open, self.far_end)
         if self.likeness is not None:
             level = self._weigh_likeness(self.likeness, level, cue_level, band_db, flux, excess, floor, bands)

@@ -34,6 +34,17 @@ dies away is NOISE for the vetted gate, so its hang-over runs out and it is neve
 that is not out of quiet (a syllable after a syllable, music) is not struck: a short word whose
 syllables strike and fall would otherwise be held back whole (README, gate notes: "A strike out of
 quiet is vetted").
+
+A dropped tray does not always die away block after block: its partials beat against each other,
+so its level moves up and down for most of a second and the tail above counts a rise. What it
+does hold is its spectrum: the same partials in the same FFT bins from one block to the next
+(tonal.py's steadiness: 0.6-0.9 on a tray's ring, ~0.04 in the median for a voice). So, within
+RING_BLOCKS of a bang struck out of quiet, a block as steady as RING_STEADY, the block before it
+too, with a flux under RING_FLUX_DB, `rings` and does not open the gate. Not if the room was
+already steady before the strike (RING_ROOM_MAX: music or a TV, whose steadiness is theirs, not a
+ring's, and a voice over them reads as steady too), nor after a rise of RING_RISE_DB (something
+new: the visitor), nor once the spectrum moves (a voice under the ring). README, gate notes: "A
+ring holds still".
 """
 
 from __future__ import annotations
@@ -51,6 +62,20 @@ first fall 2.1 dB in the visitor's speech, 13.5 dB outside it. On the knocks roo
 one more fresh cell than 4 (nearer the speech's own falls), 5 dB only half of what 4 did."""
 
 
+RING_STEADY = 0.5
+"""Steadiness (tonal.py: fine structure correlated with the block before's) of a ringing block and the one before it..."""
+RING_BLOCKS = 33
+"""...within this many blocks (~1 s, a tray's ring) of a bang struck out of quiet..."""
+RING_RISE_DB = 3.0
+"""...with no rise this big since its first two blocks (the strike's own attack may rise)..."""
+RING_FLUX_DB = 2.0
+"""...and a flux under this (dB, the sub-bands' mean move): a voice under the ring moves them more..."""
+RING_ROOM_MAX = 0.2
+"""...struck where the room's steadiness just before (a running mean, ROOM_RATE a block) was under this."""
+ROOM_RATE = 0.25
+"""The running mean's rate: it forgets in ~4 blocks (as TonalRoom.tonal does)."""
+
+
 class DecayRun:
     """Falls since the latest bang began, or -1 once something rose in its tail (or no bang yet)."""
 
@@ -61,6 +86,13 @@ class DecayRun:
         self._from_quiet = False
         self.was_struck = False
         """`struck` before the latest `step`: a bang on this block may carry it on (`bang`)."""
+        self._ring_age = -1
+        """Blocks since the latest bang struck out of quiet, while it may ring (`rings`); -1: none."""
+        self._steadiness = (0.0, 0.0)
+        """This block's steadiness and the one before's."""
+        self._room_steadiness = 0.0
+        self._room_before = 0.0
+        """The running mean of steadiness, up to this block and up to the one before (RING_ROOM_MAX)."""
 
     @property
     def struck(self) -> bool:
@@ -73,10 +105,20 @@ class DecayRun:
         self.falls = 0
         self.first_fall_db = 0.0
         self._from_quiet = struck
+        if struck:  # a ring's steadiness comes with its strike: the room's before it is not a ring's
+            self._ring_age = 0 if self._room_before < RING_ROOM_MAX else -1
 
-    def step(self, rise_db: float) -> None:
-        """The level moved by `rise_db` from the block before (negative: it fell)."""
+    def step(self, rise_db: float, steadiness: float = 0.0) -> None:
+        """The level moved by `rise_db` from the block before (negative: it fell); `steadiness`:
+        this block's (tonal.py), for `rings`."""
         self.was_struck = self.struck
+        self._steadiness = (steadiness, self._steadiness[0])
+        self._room_before = self._room_steadiness
+        self._room_steadiness += ROOM_RATE * (steadiness - self._room_steadiness)
+        if self._ring_age >= 0:
+            self._ring_age += 1
+            if self._ring_age > RING_BLOCKS or (self._ring_age >= 2 and rise_db >= RING_RISE_DB):
+                self._ring_age = -1
         if self.falls < 0:
             return
         if rise_db <= -FALL_DB:
@@ -90,3 +132,8 @@ class DecayRun:
         """Has the tail fallen DYING_BLOCKS times since its bang, with nothing rising between
         (or twice, the first a strike's step)?"""
         return self.falls >= DYING_BLOCKS or (self.falls >= 2 and self.first_fall_db >= STRIKE_STEP_DB)
+
+    def rings(self, flux_db: float) -> bool:
+        """Is this block a struck thing's ring holding its partials still (RING_STEADY, module
+        docstring)? `flux_db`: its sub-bands' move from the block before."""
+        return self._ring_age >= 0 and min(self._steadiness) >= RING_STEADY and flux_db < RING_FLUX_DB

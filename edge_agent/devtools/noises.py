@@ -9,6 +9,8 @@ response for reverberation, and the frequency responses of microphones (`microph
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 RATE = 16000
@@ -172,6 +174,25 @@ def music(rng: np.random.Generator, n: int) -> np.ndarray:
     return unit(unit(chords) + 0.8 * unit(melody) + 0.7 * unit(drums))
 
 
+def tray(rng: np.random.Generator) -> np.ndarray:
+    """A metal tray dropped on a hard floor: a 10 ms clatter, then six inharmonic partials
+    (400-3500 Hz) ringing out in 0.1-0.3 s each and beating against each other; peak 1.0."""
+    t = np.arange(int(0.9 * RATE)) / RATE
+    partials = rng.uniform(400, 3500, 6)
+    ring = sum(np.sin(2 * np.pi * f * t) * np.exp(-t / rng.uniform(0.1, 0.3)) for f in partials)
+    ring = np.asarray(ring) + rng.standard_normal(len(t)) * np.exp(-t / 0.01)
+    return np.asarray(ring / np.abs(ring).max())
+
+
+def struck_in_quiet(rng: np.random.Generator, n: int, strike: Callable[[np.random.Generator], np.ndarray], starts: list[int], peak: float) -> np.ndarray:
+    """No one talking: a quiet pink bed (amplitude ~60 of int16's 32767) over `n` samples, and
+    `strike(rng)` (peak 1.0: a knock, a tray) scaled to `peak` at each sample offset in `starts`."""
+    out = colored(rng, n, 1.0) * 60.0
+    for at in starts:
+        _place(out, strike(rng) * peak, at)
+    return out
+
+
 def impulses(rng: np.random.Generator, n: int) -> np.ndarray:
     """Knocks, door slams, footsteps and a dropped tray every 1.5-4 s; peak 1.0 (not unit RMS)."""
     out = np.zeros(n)
@@ -192,12 +213,7 @@ def impulses(rng: np.random.Generator, n: int) -> np.ndarray:
                 m = int(0.08 * RATE)
                 step = lowpass(rng.standard_normal(m), 1500, 60) * np.exp(-np.arange(m) / (0.015 * RATE))
                 _place(out, 0.5 * step / np.abs(step).max(), at + k * int(rng.uniform(0.45, 0.6) * RATE))
-        else:  # a metal tray: inharmonic partials ringing for most of a second
-            m = int(0.9 * RATE)
-            t = np.arange(m) / RATE
-            partials = rng.uniform(400, 3500, 6)
-            ring = sum(np.sin(2 * np.pi * f * t) * np.exp(-t / rng.uniform(0.1, 0.3)) for f in partials)
-            ring = np.asarray(ring) + rng.standard_normal(m) * np.exp(-t / 0.01)
-            _place(out, ring / np.abs(ring).max(), at)
+        else:
+            _place(out, tray(rng), at)
         at += int(rng.uniform(1.5, 4.0) * RATE)
     return out

@@ -1,0 +1,137 @@
+"""A ring holds still: a dropped tray's partials beating for most of a second do not open the gate
+(decay.py, `DecayRun.rings`; README, gate notes: "A ring holds still")."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+from edge_agent.audio import decay
+from edge_agent.audio.decay import DecayRun
+from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gatescore import score
+from edge_agent.core.config_audio import VadSettings
+from edge_agent.devtools import noises, rooms
+from edge_agent.devtools.rooms import Room, SpeechBank
+
+GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
+RATE = 16000
+
+
+@cache
+def bank() -> SpeechBank:
+    return SpeechBank(DATA)
+
+
+def _sent(pcm: np.ndarray) -> list[tuple[float, float]]:
+    data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
+    return gate_file_intervals(VadGate(GATE, 30), data)
+
+
+def _ring(run: DecayRun, steadiness: list[float], rise_db: float = -0.5) -> None:
+    for s in steadiness:
+        run.step(rise_db, s)
+
+
+def test_a_struck_bang_rings_while_its_spectrum_holds_still() -> None:
+    run = DecayRun()
+    _ring(run, [0.1, 0.8, 0.8])
+    assert not run.rings(0.5)  # no bang yet
+    _ring(run, [0.0] * 8 + [0.1], rise_db=0.0)  # the room's bed, then the strike's block
+    run.bang(struck=True)
+    assert not run.rings(0.5)  # the strike's own block: not steady
+    _ring(run, [0.3])
+    assert not run.rings(0.5)  # one steady block is not a ring
+    _ring(run, [0.7, 0.8])
+    assert run.rings(0.5)
+    assert not run.rings(decay.RING_FLUX_DB)  # the spectrum moves: a voice under the ring
+    _ring(run, [0.2])
+    assert not run.rings(0.5)
+
+
+def test_a_ring_is_a_struck_bang_s_and_ends_on_a_rise_or_after_a_second() -> None:
+    run = DecayRun()
+    run.bang(struck=False)  # not out of quiet: a syllable after a syllable
+    _ring(run, [0.8, 0.8, 0.8])
+    assert not run.rings(0.5)
+    _ring(run, [0.0] * 8)
+    run.bang(struck=True)
+    _ring(run, [0.8], rise_db=4.0)  # the strike's attack across the block edge may rise
+    _ring(run, [0.8])
+    assert run.rings(0.5)
+    _ring(run, [0.8], rise_db=decay.RING_RISE_DB)  # something new: maybe the visitor
+    assert not run.rings(0.5)
+    _ring(run, [0.0] * 8)
+    run.bang(struck=True)
+    _ring(run, [0.8] * decay.RING_BLOCKS)
+    assert run.rings(0.5)
+    _ring(run, [0.8])
+    assert not run.rings(0.5)  # rung out
+
+
+def test_a_strike_in_a_room_already_steady_is_not_a_ring() -> None:
+    """Music or a TV: the steadiness was the room's before the strike, and a voice over it reads
+    as steady too."""
+    run = DecayRun()
+    _ring(run, [0.6] * 8)
+    run.bang(struck=True)
+    _ring(run, [0.8, 0.8])
+    assert not run.rings(0.5)
+
+
+def test_trays_dropped_in_a_quiet_room_open_the_gate_less() -> None:
+    """Ten trays in 30 s over a quiet bed, no one talking, 8 seeds: each peaks ~50 dB over the bed
+    and rings for most of a second, its level beating up and down (so the tail is not dying) and
+    voiced by chance: sent 0.19-0.32 of the time, 0.240 on average. Held back while they ring with
+    their spectrum still: 0.016 on average (two seeds 0.06, a ring that opened on its strike)."""
+    shares = []
+    for seed in range(1, 9):
+        starts = [int((1.5 + 2.8 * k) * RATE) for k in range(10)]
+        pcm = noises.struck_in_quiet(np.random.default_rng(seed), 30 * RATE, noises.tray, starts, 20000.0)
+        shares.append(sum(b - a for a, b in _sent(pcm)) / 30.0)
+    assert sum(shares) / len(shares) <= 0.05, shares
+
+
+def _gated(room: Room) -> tuple[float, float, float]:
+    pcm, labels = rooms.make_room(bank(), room)
+    sc = score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
+    return sc.speech_recall, sc.onset_ok, sc.idle_share
+
+
+def test_a_visitor_under_a_louder_ringing_tray_keeps_the_onset() -> None:
+    """A fresh knocks room in a hall (5 dB, seed 105): a tray 8 dB over the visitor lands as they
+    start a sentence and rings over its first half second. The ring holds its partials still, but
+    the voice under it moves the sub-bands (flux 2.2-3.0 dB against the ring's 0.3-1.2): a block
+    that moves like that is no ring (RING_FLUX_DB), the gate opens there and the pre-roll reaches
+    back over the onset (0.8 of the onsets without that condition)."""
+    recall, onsets, _ = _gated(Room("knocks", 5.0, 0.0, 105, 0.7, "talkers"))
+    assert recall >= 0.995 and onsets == 1.0, (recall, onsets)
+
+
+def test_a_quiet_visitor_over_a_tv_is_no_ring() -> None:
+    """A fresh TV room (10 dB, the quiet visitor, seed 5): the TV's music is steady, and so is a
+    quiet visitor's voice over it after a bang; counted as rings, a whole utterance was lost
+    (recall 0.953). A room already steady before the strike (RING_ROOM_MAX) has no ring."""
+    recall, onsets, _ = _gated(Room("tv", 10.0, -18.0, 5))
+    assert recall >= 0.995 and onsets == 1.0, (recall, onsets)
+
+
+TRAY_ROOMS = [
+    Room("knocks", 20.0, 0.0, 1),  # idle 0.101 -> 0.008
+    Room("knocks", 10.0, -18.0, 102),  # 0.055 -> 0.018 (held out)
+    Room("knocks", 5.0, 0.0, 5),  # 0.072 -> 0.006 (fresh)
+    Room("knocks", 10.0, 0.0, 106),  # 0.087 -> 0.007 (fresh)
+    Room("knocks", 20.0, 0.0, 1, mic="dull"),  # 0.120 -> 0.040
+    Room("knocks", 20.0, 0.0, 1, mic="cheap"),  # 0.091 -> 0.022
+]
+
+
+@pytest.mark.parametrize("room", TRAY_ROOMS, ids=lambda r: r.name)
+def test_knocks_rooms_a_tray_held_open_now_meet_the_targets(room: Room) -> None:
+    """Knocks rooms whose idle was mostly a tray's ring, of the 17 that now meet every target (the
+    whole matrix: README, "A ring holds still")."""
+    recall, onsets, idle = _gated(room)
+    assert recall >= 0.995 and onsets == 1.0 and idle <= rooms.IDLE_TARGET, (recall, onsets, idle)
