@@ -41,7 +41,7 @@ class CueClassifier(BlockClassifier):
       bang's first (its attack across the block edge). To open the gate, a tail block whose pitch
       lag holds still as it dies (a tray ringing out, `_rings`) does not count, nor one of a tail
       that has only fallen since its bang, three times or twice after a strike's step (a knock's
-      reverberation), nor one that holds its fine spectrum still within a second of a bang struck
+      reverberation), nor any block that holds its fine spectrum still within a second of a bang struck
       out of quiet (a tray's beating partials, `DecayRun.rings`; all in decay.py). A bang struck
       out of quiet is `struck` until something rises in its tail: VadGate vets an opening there.
     - the room's usual level: opening needs `rise_db` over the room's running level.

@@ -185,7 +185,7 @@ def tray(rng: np.random.Generator) -> np.ndarray:
 
 
 def struck_in_quiet(rng: np.random.Generator, n: int, strike: Callable[[np.random.Generator], np.ndarray], starts: list[int], peak: float) -> np.ndarray:
-    """No one talking: a quiet pink bed (amplitude ~60 of int16's 32767) over `n` samples, and
+    """No one talking: a quiet pink bed (RMS 60 on int16's scale) over `n` samples, and
     `strike(rng)` (peak 1.0: a knock, a tray) scaled to `peak` at each sample offset in `starts`."""
     out = colored(rng, n, 1.0) * 60.0
     for at in starts:
