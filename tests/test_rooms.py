@@ -36,8 +36,9 @@ KNOWN_MISSES = {
     "traffic 5 dB, visitor -18 dB": (1.0, 1.0, 0.07),
     "hall 5 dB": (0.994, 1.0, 0.01),
 }
-"""("knocks 5 dB" and "knocks 5 dB, visitor -18 dB" met since a ring holds still (decay.py
-`DecayRun.rings`): idle 0.066 -> 0.050 and 0.077 -> 0.048 on seed 1. "white 5 dB" met since the look-back follows the stretch of sound from its first SPEECH frame:
+"""("knocks 5 dB" met since a ring holds still (decay.py `DecayRun.rings`): idle 0.066 -> 0.050 on
+seed 1; "knocks 5 dB, visitor -18 dB" had met on seed 1 before it (0.048), and is held to it now.
+"white 5 dB" met since the look-back follows the stretch of sound from its first SPEECH frame:
 its 42.41 s word, decided 430 ms late, kept only 47 ms of its lead before. "pink 5 dB, visitor -18
 dB", "fan 5 dB, visitor -18 dB" and "hall 5 dB, visitor -18 dB" met since the look-back reaches
 240 ms beyond the pre-roll and 210 ms before a stretch's first SPEECH frame: each lost the lead of
