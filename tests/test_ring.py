@@ -52,7 +52,7 @@ def test_a_struck_bang_rings_while_its_spectrum_holds_still() -> None:
     assert not run.rings(0.5)
 
 
-def test_a_ring_is_a_struck_bang_s_and_ends_on_a_rise_or_after_a_second() -> None:
+def test_only_a_struck_bang_rings_and_not_past_a_rise_or_a_second() -> None:
     run = DecayRun()
     run.bang(struck=False)  # not out of quiet: a syllable after a syllable
     _ring(run, [0.8, 0.8, 0.8])
