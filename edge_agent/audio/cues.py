@@ -268,7 +268,7 @@ class CueClassifier(BlockClassifier):
     def _bang_from(self, band_db: float, struck: bool) -> bool:
         """A bang's tail lies under this block's level + BANG_MARGIN_DB, and dies away from here."""
         self._bang_db = band_db + self.BANG_MARGIN_DB
-        self._decay.bang(struck)
+        self._decay.bang(struck, self.room_tone.tonal)  # the room's steadiness up to the block before (weigh comes later)
         return True
 
     def _tail_speech(self, flux: float, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:

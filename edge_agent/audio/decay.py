@@ -71,9 +71,7 @@ RING_RISE_DB = 3.0
 RING_FLUX_DB = 2.0
 """...and a flux under this (dB, the sub-bands' mean move): a voice under the ring moves them more..."""
 RING_ROOM_MAX = 0.2
-"""...struck where the room's steadiness just before (a running mean, ROOM_RATE a block) was under this."""
-ROOM_RATE = 0.25
-"""The running mean's rate: it forgets in ~4 blocks (as TonalRoom.tonal does)."""
+"""...struck where the room's steadiness just before (TonalRoom.tonal: a running mean over ~4 blocks) was under this."""
 
 
 class DecayRun:
@@ -90,31 +88,27 @@ class DecayRun:
         """Blocks since the latest bang struck out of quiet, while it may ring (`rings`); -1: none."""
         self._steadiness = (0.0, 0.0)
         """This block's steadiness and the one before's."""
-        self._room_steadiness = 0.0
-        self._room_before = 0.0
-        """The running mean of steadiness, up to this block and up to the one before (RING_ROOM_MAX)."""
 
     @property
     def struck(self) -> bool:
         """In the tail of a bang struck out of quiet with the gate closed, nothing risen since."""
         return self.falls >= 0 and self._from_quiet
 
-    def bang(self, struck: bool = False) -> None:
+    def bang(self, struck: bool = False, room_steadiness: float = 0.0) -> None:
         """A bang begins (or its attack goes on across a block edge): count from here. `struck`:
-        out of the room's quiet with the gate closed, or carrying on a struck one (`was_struck`)."""
+        out of the room's quiet with the gate closed, or carrying on a struck one (`was_struck`);
+        `room_steadiness`: the room's just before this block (TonalRoom.tonal, RING_ROOM_MAX)."""
         self.falls = 0
         self.first_fall_db = 0.0
         self._from_quiet = struck
         if struck:  # a ring's steadiness comes with its strike: the room's before it is not a ring's
-            self._ring_age = 0 if self._room_before < RING_ROOM_MAX else -1
+            self._ring_age = 0 if room_steadiness < RING_ROOM_MAX else -1
 
     def step(self, rise_db: float, steadiness: float = 0.0) -> None:
         """The level moved by `rise_db` from the block before (negative: it fell); `steadiness`:
         this block's (tonal.py), for `rings`."""
         self.was_struck = self.struck
         self._steadiness = (steadiness, self._steadiness[0])
-        self._room_before = self._room_steadiness
-        self._room_steadiness += ROOM_RATE * (steadiness - self._room_steadiness)
         if self._ring_age >= 0:
             self._ring_age += 1
             if self._ring_age > RING_BLOCKS or (self._ring_age >= 2 and rise_db >= RING_RISE_DB):
