@@ -19,7 +19,7 @@ import numpy as np
 from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.crowd import CrowdRoom
-from edge_agent.audio.decay import DecayRun
+from edge_agent.audio.decay import HANG_STRIKE_VOICING, DecayRun, lag_rings
 from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
 from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
 from edge_agent.audio.steadyroom import SteadyRoom
@@ -43,7 +43,8 @@ class CueClassifier(BlockClassifier):
       that has only fallen since its bang, three times or twice after a strike's step (a knock's
       reverberation), nor any block that holds its fine spectrum still within a second of a bang struck
       out of quiet (a tray's beating partials, `DecayRun.rings`; all in decay.py). A bang struck
-      out of quiet is `struck` until something rises in its tail: VadGate vets an opening there.
+      out of quiet is `struck` until something rises in its tail: VadGate vets an opening there;
+      in an open gate's hang-over, its stepped-down tail does not restart it (footsteps).
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
@@ -110,12 +111,6 @@ class CueClassifier(BlockClassifier):
     room lost 14 % of the visitor talking over the agent from 6 s)."""
     BANG_DECAY_DB = 0.6
     """A bang's tail is assumed to fall by at least this much per 30 ms (20 dB/s: RT60 3 s)."""
-    RING_FALL_DB = 3.0
-    """A ring (`_rings`): in a bang's tail, from its second block on (the first is the bang's
-    click), the pitch lag the same to the sample as the block before's and the level no higher
-    and at most RING_FALL_DB lower. A dropped tray's fixed partials hold their lag as they die
-    away; a voice's pitch moves. Only a closed gate asks (README's gate notes, "Rings")."""
-
     def __init__(
         self,
         aggressiveness: int = 2,
@@ -254,22 +249,28 @@ class CueClassifier(BlockClassifier):
         self._prev_db = band_db
         self._decay.step(rise, steadiness)
         began, self._bang_began = self._bang_began, False
+        carry = began and self._decay.was_struck and self._decay.hang_over  # struck in the hang-over: its attack may go on
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_began = True  # struck out of the room's quiet (the block before was), or a rap of a struck knock
-            return self._bang_from(band_db, (not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0)
+            hang_over = self._struck_in_hang_over() or carry
+            return self._bang_from(band_db, ((not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0) or hang_over, hang_over)
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._pitch_of()[0] < self.voicing:  # the bang's attack, across the block edge
-                return self._bang_from(band_db, self._decay.was_struck)
+                return self._bang_from(band_db, self._decay.was_struck, self._decay.was_struck and self._decay.hang_over)
             self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
             self._bang_db -= self.BANG_DECAY_DB
         return False
 
-    def _bang_from(self, band_db: float, struck: bool) -> bool:
+    def _bang_from(self, band_db: float, struck: bool, hang_over: bool = False) -> bool:
         """A bang's tail lies under this block's level + BANG_MARGIN_DB, and dies away from here."""
         self._bang_db = band_db + self.BANG_MARGIN_DB
-        self._decay.bang(struck, self.room_tone.tonal)  # the room's steadiness up to the block before (weigh comes later)
+        self._decay.bang(struck, self.room_tone.tonal, hang_over)  # the room's steadiness up to the block before (weigh comes later)
         return True
+
+    def _struck_in_hang_over(self) -> bool:
+        """The gate open, the room back at its level (`onset_blocks`: but for a block), an unvoiced bang: a footstep after the last word?"""
+        return self.gate_open and not self.far_end and not self._decay.was_struck and self.onset_blocks <= 1 and self._pitch_of()[0] < HANG_STRIKE_VOICING
 
     def _tail_speech(self, flux: float, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
         """In a bang's tail: voiced sound whose spectrum moves, and (to open) neither dying away nor a ring."""
@@ -278,13 +279,10 @@ class CueClassifier(BlockClassifier):
         return flux >= self.TAIL_FLUX_DB and self._voiced_recently() and (self.gate_open or not self._rings(band_db, prev_db, prev_lag, bang))
 
     def _rings(self, band_db: float, prev_db: float, prev_lag: int, bang: bool) -> bool:
-        """Is this block of a bang's tail a ring dying away (RING_FALL_DB)? `prev_lag`: the pitch
+        """Is this block of a bang's tail a ring dying away (decay.RING_FALL_DB)? `prev_lag`: the pitch
         lag of the block before if it was asked too, else -1; `bang`: this block started one."""
-        if bang:  # the bang's own block: its click says nothing of a pitch
-            return False
-        lag = self._pitch_of()[1]
-        self._tail_lag = lag
-        return lag == prev_lag and -self.RING_FALL_DB <= band_db - prev_db <= 0.0
+        self._tail_lag = -1 if bang else self._pitch_of()[1]  # the bang's own block: its click says nothing of a pitch
+        return not bang and lag_rings(self._tail_lag, prev_lag, band_db - prev_db)
 
     def _shape_excess(self, bands: list[float]) -> float:
         """How far the level-free band shape is from the noise's, beyond the noise's own jitter; learns the noise."""
@@ -397,4 +395,6 @@ class CueClassifier(BlockClassifier):
         self._follow_visitor(level, band_db)
         if self.gate_open and self.struck and self._decay.dying() and band_db <= self._bang_db:
             return NOISE  # a struck thing's tail dying away: the hang-over runs out on it (vetted or not)
+        if level == SPEECH and self.gate_open and self._decay.in_hang_over:
+            return WEAK  # struck in the hang-over: it does not restart it (the bookkeeping above heard SPEECH)
         return level
