@@ -256,7 +256,7 @@ class CueClassifier(BlockClassifier):
             return self._bang_from(band_db, ((not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0) or hang_over, hang_over)
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._pitch_of()[0] < self.voicing:  # the bang's attack, across the block edge
-                return self._bang_from(band_db, self._decay.was_struck, self._decay.was_struck and self._decay.hang_over)
+                return self._bang_from(band_db, self._decay.was_struck, carry)
             self._bang_db = -math.inf  # rising again: a syllable, not a bang's tail
         else:
             self._bang_db -= self.BANG_DECAY_DB
