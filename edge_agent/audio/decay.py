@@ -40,7 +40,8 @@ so its level moves up and down for most of a second and the tail above counts a 
 does hold is its spectrum: the same partials in the same FFT bins from one block to the next
 (tonal.py's steadiness: 0.6-0.9 on a tray's ring, ~0.04 in the median for a voice). So, within
 RING_BLOCKS of a bang struck out of quiet, a block as steady as RING_STEADY, the block before it
-too, with a flux under RING_FLUX_DB, `rings` and does not open the gate. Not if the room was
+too (but for the first blocks, RING_CLICK_BLOCKS), with a flux under RING_FLUX_DB, `rings` and does
+not open the gate. Not if the room was
 already steady before the strike (RING_ROOM_MAX: music or a TV, whose steadiness is theirs, not a
 ring's, and a voice over them reads as steady too), nor after a rise of RING_RISE_DB (something
 new: the visitor), nor once the spectrum moves (a voice under the ring). README, gate notes: "A
@@ -71,6 +72,11 @@ one more fresh cell than 4 (nearer the speech's own falls), 5 dB only half of wh
 
 RING_STEADY = 0.5
 """Steadiness (tonal.py: fine structure correlated with the block before's) of a ringing block and the one before it..."""
+RING_CLICK_BLOCKS = 2
+"""...(up to this many blocks after the strike's own, the block before is the strike's click or
+its attack across the block edge, which says nothing of a ring: there this block's steadiness
+alone counts. Asking both, a tray whose attack spilled into the next block opened the gate on
+its first three blocks, before its ring could count)..."""
 RING_BLOCKS = 33
 """...within this many blocks (~1 s, a tray's ring) of a bang struck out of quiet..."""
 RING_RISE_DB = 3.0
@@ -167,4 +173,5 @@ class DecayRun:
     def rings(self, flux_db: float) -> bool:
         """Is this block a struck thing's ring holding its partials still (RING_STEADY, module
         docstring)? `flux_db`: its sub-bands' move from the block before."""
-        return self._ring_age >= 0 and min(self._steadiness) >= RING_STEADY and flux_db < RING_FLUX_DB
+        steadiness = min(self._steadiness) if self._ring_age > RING_CLICK_BLOCKS else self._steadiness[0]
+        return self._ring_age >= 0 and steadiness >= RING_STEADY and flux_db < RING_FLUX_DB
