@@ -5,33 +5,21 @@ under the visitor no longer holds the gate open for good."""
 
 from __future__ import annotations
 
-from functools import cache
-
 import pytest
-from conftest import DATA
+from gate_rooms import gated
 
 from edge_agent.audio.crowd import CrowdRoom
 from edge_agent.audio.cues import CueClassifier
-from edge_agent.audio.gate import VadGate, gate_file_intervals
-from edge_agent.audio.gatescore import GateScore, score
-from edge_agent.core.config_audio import VadSettings
-from edge_agent.devtools import rooms
+from edge_agent.audio.gatescore import GateScore
 from edge_agent.devtools.rooms import Room
 
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
 TOLD = [("babble", 10.0, True), ("babble", 5.0, True), ("white", 5.0, False), ("pink", 5.0, False), ("hall", 5.0, False), ("fan", 5.0, False), ("traffic", 5.0, False)]
 TOLD += [("hum", 10.0, False), ("music", 10.0, False), ("tv", 20.0, False)]
 
 
-@cache
-def _bank() -> rooms.SpeechBank:
-    return rooms.SpeechBank(DATA)
-
-
 def _gated(room: Room) -> tuple[GateScore, CueClassifier]:
-    pcm, labels = rooms.make_room(_bank(), room)
     classifier = CueClassifier(2)
-    return score(gate_file_intervals(VadGate(GATE, 30, classifier), pcm.tobytes()), labels), classifier
+    return gated(room, classifier), classifier
 
 
 @pytest.mark.parametrize(("kind", "snr_db", "crowd"), TOLD)

@@ -4,27 +4,15 @@ its hang-over does not restart it (decay.py, `DecayRun.in_hang_over`; README, ga
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import pytest
-from conftest import DATA
+from gate_rooms import RATE, bank, gated, sent
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
-from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
-from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
-from edge_agent.devtools.rooms import Room, SpeechBank
-
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-RATE = 16000
-
-
-@cache
-def bank() -> SpeechBank:
-    return SpeechBank(DATA)
+from edge_agent.devtools.rooms import Room
 
 
 def test_a_bang_struck_in_the_hang_over_is_held_on_its_block_and_once_it_steps_down() -> None:
@@ -87,16 +75,14 @@ def test_footsteps_after_the_visitors_last_word_do_not_hold_the_gate_open(peak_d
     results = []
     for seed in range(1, 9):
         pcm, labels = _walks_after_words(seed, peak_db)
-        data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-        results.append(score(gate_file_intervals(VadGate(GATE, 30), data), labels))
+        results.append(score(sent(pcm), labels))
     idle = [r.idle_share for r in results]
     assert sum(idle) / len(idle) <= 0.05 and max(idle) <= 0.1, idle
     assert min(r.speech_recall for r in results) == 1.0 and min(r.onset_ok for r in results) == 1.0
 
 
 def _gated(room: Room) -> tuple[float, float, float]:
-    pcm, labels = rooms.make_room(bank(), room)
-    sc = score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
+    sc = gated(room)
     return sc.speech_recall, sc.onset_ok, sc.idle_share
 
 

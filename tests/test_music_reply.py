@@ -13,27 +13,20 @@ from functools import cache
 
 import numpy as np
 from conftest import DATA, read_wav
+from gate_rooms import GATE, RATE, bank
 
 from edge_agent.audio.echo import EchoCanceller, make_backend
 from edge_agent.audio.echotrack import cancel_tracks
 from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, score
-from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.echoroom import EchoPath, simulate
 from edge_agent.devtools.echoscore import gate_intervals
 
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-RATE = 16000
 PATH = EchoPath(delay_ms=70, rt60_s=0.3, seed=7, noise_rms=2.0)
 REPLY_S = (2, 14)
 """The agent's reply, seconds of the run: the visitor's first words come from VISITOR_AT_S on."""
 VISITOR_AT_S = 16.0
-
-
-@cache
-def _bank() -> rooms.SpeechBank:
-    return rooms.SpeechBank(DATA)
 
 
 @cache
@@ -44,7 +37,7 @@ def _agent() -> np.ndarray:
 
 def _music_room_with_reply(seed: int, reply: bool) -> GateScore:
     """Music 10 dB under the visitor all along; the agent's reply (or a silent speaker) first."""
-    mix = rooms.mix_room(_bank(), rooms.Room("music", 10.0, 0.0, seed))
+    mix = rooms.mix_room(bank(), rooms.Room("music", 10.0, 0.0, seed))
     n = int(VISITOR_AT_S * RATE) + len(mix.visitor)
     music = noises.music(np.random.default_rng(seed + 100), n) * np.std(mix.noise)
     far = np.zeros(n, dtype="<i2")

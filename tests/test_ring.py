@@ -3,32 +3,14 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import pytest
-from conftest import DATA
+from gate_rooms import RATE, gated, sent
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
-from edge_agent.audio.gate import VadGate, gate_file_intervals
-from edge_agent.audio.gatescore import score
-from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
-from edge_agent.devtools.rooms import Room, SpeechBank
-
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-RATE = 16000
-
-
-@cache
-def bank() -> SpeechBank:
-    return SpeechBank(DATA)
-
-
-def _sent(pcm: np.ndarray) -> list[tuple[float, float]]:
-    data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-    return gate_file_intervals(VadGate(GATE, 30), data)
+from edge_agent.devtools.rooms import Room
 
 
 def _ring(run: DecayRun, steadiness: list[float], rise_db: float = -0.5) -> None:
@@ -101,7 +83,7 @@ def _trays_sent(seeds: range) -> list[float]:
     for seed in seeds:
         starts = [int((1.5 + 2.8 * k) * RATE) for k in range(10)]
         pcm = noises.struck_in_quiet(np.random.default_rng(seed), 30 * RATE, noises.tray, starts, 20000.0)
-        shares.append(sum(b - a for a, b in _sent(pcm)) / 30.0)
+        shares.append(sum(b - a for a, b in sent(pcm)) / 30.0)
     return shares
 
 
@@ -126,8 +108,7 @@ def test_a_tray_whose_attack_spills_into_the_next_block_does_not_open_the_gate()
 
 
 def _gated(room: Room) -> tuple[float, float, float]:
-    pcm, labels = rooms.make_room(bank(), room)
-    sc = score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
+    sc = gated(room)
     return sc.speech_recall, sc.onset_ok, sc.idle_share
 
 

@@ -12,18 +12,15 @@ from functools import cache
 
 import numpy as np
 import pytest
-from conftest import DATA
+from gate_rooms import GATE, RATE, bank, gated
+from gate_rooms import sent as _sent  # a test below names what it sends `sent`
 
 from edge_agent.audio.decay import DecayRun
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, far_from_speech, score
 from edge_agent.audio.tonalroom import TonalRoom
-from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
-from edge_agent.devtools.rooms import KINDS, Room, SpeechBank
-
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-RATE = 16000
+from edge_agent.devtools.rooms import KINDS, Room
 
 KNOWN_MISSES = {
     # cell: (worst recall, worst onsets, worst idle) reached today; see README's gate table
@@ -46,28 +43,11 @@ one weak word decided on ~580 ms after it began, 80 ms kept of 100.)"""
 
 
 @cache
-def bank() -> SpeechBank:
-    return SpeechBank(DATA)
-
-
-@cache
 def matrix() -> dict[str, dict[str, float | bool | None]]:
     subset = [r for r in rooms.tuning_rooms(seeds=(1,), snrs=(5.0,)) if r.kind != "babble"]
     subset += [Room("babble", 10.0, v, 1) for v in (0.0, -18.0)]
     rows = rooms.gate_rooms(bank(), subset, {"ours": lambda: VadGate(GATE, 30)})["ours"]
     return rooms.worst_by_cell(rows)
-
-
-def _gated(room: Room) -> GateScore:
-    """The default gate's score in `room`."""
-    pcm, labels = rooms.make_room(bank(), room)
-    return score(gate_file_intervals(VadGate(GATE, 30), pcm.tobytes()), labels)
-
-
-def _sent(pcm: np.ndarray) -> list[tuple[float, float]]:
-    """What the default gate sends of float samples (clipped to int16), in seconds."""
-    data = np.clip(np.round(pcm), -32768, 32767).astype("<i2").tobytes()
-    return gate_file_intervals(VadGate(GATE, 30), data)
 
 
 def _power_db(x: np.ndarray) -> float:
@@ -189,7 +169,7 @@ def test_the_gate_holds_steady_rooms_through_other_microphones(mic: str) -> None
     flat one. (Where they miss: README, "Through other microphones".)"""
     for kind in ("quiet", "hum", "traffic"):
         for visitor_db in (0.0, -18.0):
-            sc = _gated(Room(kind, 10.0, visitor_db, 1, mic=mic))
+            sc = gated(Room(kind, 10.0, visitor_db, 1, mic=mic))
             assert sc.speech_recall >= 0.995 and sc.onset_ok == 1.0 and sc.idle_share <= rooms.IDLE_TARGET, (kind, visitor_db, sc)
 
 
@@ -199,7 +179,7 @@ def test_a_word_whose_soft_start_shows_only_as_weak_keeps_its_lead(room: Room) -
     microphone takes an "s" or "f" under the fan), decided on late: the look-back reaches back
     over those WEAK frames (soundstretch.py, SOUND_WEAK_MS). Each of these rooms lost one onset's
     lead before (0.909: fan 10 dB seed 1 at 40.30 s kept 40 of its 100 ms)."""
-    sc = _gated(room)
+    sc = gated(room)
     assert sc.onset_ok == 1.0 and sc.speech_recall >= 0.995, sc
 
 
@@ -209,7 +189,7 @@ def test_a_ringing_tray_does_not_open_the_gate(visitor_db: float) -> None:
     for most of a second each time (idle 0.107 at the usual visitor, 0.052 at the quiet one); its
     pitch lag holding still as it dies away in the bang's tail now keeps it out (0.018, 0.001),
     and the visitor's speech and every onset still go."""
-    sc = _gated(Room("knocks", 10.0, visitor_db, 2))
+    sc = gated(Room("knocks", 10.0, visitor_db, 2))
     assert sc.speech_recall >= 0.995, sc
     assert sc.onset_ok == 1.0, sc
     assert sc.idle_share <= 0.05, sc
@@ -221,7 +201,7 @@ def test_music_does_not_hold_the_gate_between_the_visitors_words() -> None:
     tonal-room cue (tonalroom.py, TONAL_*) takes SPEECH as steady as the music for WEAK: 0.009-0.025
     in four rooms, 0.119 and 0.123 in two (seed 7: the music opened the gate in its first second,
     before a room can be told a tone from music, MOVING_ROOM_MIN, and held it for seven)."""
-    scores = [_gated(Room("music", 20.0, 0.0, seed)) for seed in range(4, 10)]
+    scores = [gated(Room("music", 20.0, 0.0, seed)) for seed in range(4, 10)]
     assert all(sc.speech_recall >= 0.995 and sc.onset_ok == 1.0 for sc in scores), scores
     assert sum(sc.idle_share <= 0.05 for sc in scores) >= 4, scores
     assert max(sc.idle_share for sc in scores) <= 0.15, scores
@@ -231,7 +211,7 @@ def test_music_does_not_hold_the_gate_between_the_visitors_words() -> None:
 def test_louder_music_leaks_less_and_the_visitor_still_goes(seed: int) -> None:
     """Music 10 dB under the visitor: idle 0.92-0.97 before the tonal-room cue, 0.11-0.25 with it
     (the goal of 0.05 is not met: README, "Tonal rooms"); recall and onsets as before."""
-    sc = _gated(Room("music", 10.0, 0.0, seed))
+    sc = gated(Room("music", 10.0, 0.0, seed))
     assert sc.speech_recall >= 0.995, sc
     assert sc.onset_ok == 1.0, sc
     assert sc.idle_share <= 0.4, sc
@@ -244,7 +224,7 @@ def test_a_hold_the_visitor_no_longer_carries_lets_go(room: Room, idle_at_most: 
     as they played (idle 0.314, 0.457, 0.706). An open gate now lets go once no SPEECH block has
     come within NEAR_VISITOR_DB of the visitor's level for NEAR_VISITOR_S (0.202, 0.312, 0.557),
     and the visitor's speech and every onset still go."""
-    sc = _gated(room)
+    sc = gated(room)
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
     assert sc.idle_share <= idle_at_most, sc
 
@@ -252,7 +232,7 @@ def test_a_hold_the_visitor_no_longer_carries_lets_go(room: Room, idle_at_most: 
 def _gated_without_the_tonal_cue(room: Room, monkeypatch: pytest.MonkeyPatch) -> GateScore:
     with monkeypatch.context() as patch:
         patch.setattr(TonalRoom, "TONAL_ROOM_MIN", float("inf"))
-        return _gated(room)
+        return gated(room)
 
 
 @pytest.mark.parametrize("visitor_db", [0.0, -18.0])
@@ -263,7 +243,7 @@ def test_a_steady_buzz_is_not_music(seed: int, visitor_db: float, monkeypatch: p
     the voice (recall 0.81-0.88, onsets 0.73-0.91). A buzz recurs a second later as music does
     not, so it is no tonal room (MOVING_ROOM_MIN): recall and onsets as without the cue."""
     room = Room("buzz", 5.0, visitor_db, seed)
-    sc, without = _gated(room), _gated_without_the_tonal_cue(room, monkeypatch)
+    sc, without = gated(room), _gated_without_the_tonal_cue(room, monkeypatch)
     assert (sc.speech_recall, sc.onset_ok) == (without.speech_recall, without.onset_ok), (sc, without)
     assert sc.speech_recall >= 0.985, sc
 
@@ -274,7 +254,7 @@ def test_a_whine_is_not_music(monkeypatch: pytest.MonkeyPatch) -> None:
     told either, and the whine holds the gate open as it did before SLOW_SHAPE_RATE (idle 0.92;
     0.48 since an open gate lets go of a hold the visitor no longer carries, NEAR_VISITOR_S)."""
     room = Room("whine", 10.0, 0.0, 1)
-    sc, without = _gated(room), _gated_without_the_tonal_cue(room, monkeypatch)
+    sc, without = gated(room), _gated_without_the_tonal_cue(room, monkeypatch)
     assert (sc.speech_recall, sc.onset_ok) == (without.speech_recall, without.onset_ok) == (1.0, 1.0), (sc, without)
     assert without.idle_share > 0.4 > 0.05 >= sc.idle_share, (sc, without)
 
@@ -289,7 +269,7 @@ def test_a_steady_tone_does_not_hold_the_gate_after_the_visitor(kind: str, seed:
     model as speech does and held the gate open for good (idle 0.18-0.92 in these eight rooms).
     In a steady tonal room the model no longer learns while the gate is open
     (CueClassifier.SLOW_SHAPE_RATE; README, "A steady tone after the visitor's last word")."""
-    sc = _gated(Room(kind, snr_db, 0.0, seed))
+    sc = gated(Room(kind, snr_db, 0.0, seed))
     assert sc.speech_recall >= 0.995, sc
     assert sc.idle_share <= 0.08, sc
 
@@ -407,7 +387,7 @@ def test_a_knock_in_a_hall_does_not_open_the_gate_on_its_strike_and_step(room: R
     fallen three times. Its first fall is a step of 3-7 dB (the strike's direct sound gone), so
     it is dying from the second (STRIKE_STEP_DB): idle 0.188 -> 0.055 and 0.272 -> 0.166, the
     visitor's speech and every onset still sent."""
-    sc = _gated(room)
+    sc = gated(room)
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
     assert sc.idle_share <= idle_at_most, sc
 
@@ -417,7 +397,7 @@ def test_a_word_whose_start_falls_after_its_burst_keeps_its_onset(room: Room) ->
     """Rooms where a visitor's word starts with a burst (a bang to the cues) and its next blocks
     fall: ruling a tail dying after 2 falls, not 3, held these openings back past the look-back's
     reach (decay.py) and lost one onset's lead in each."""
-    sc = _gated(room)
+    sc = gated(room)
     assert sc.onset_ok == 1.0 and sc.speech_recall >= 0.995, sc
 
 
@@ -429,7 +409,7 @@ def test_a_chords_attack_does_not_open_the_gate(room: Room, idle_at_most: float)
     hold from one block to the next as steadily as the music's (`tonal_room`), a voice's do not.
     Idle 0.097, 0.248, 0.348 before; 0.028, 0.052, 0.183 now, the visitor's speech and every
     onset sent."""
-    sc = _gated(room)
+    sc = gated(room)
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
     assert sc.idle_share <= idle_at_most, sc
 

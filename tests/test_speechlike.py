@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA
+from gate_rooms import bank
 
 from edge_agent.audio.classifiers import make_classifier
 from edge_agent.audio.cues import CueClassifier
@@ -21,11 +21,6 @@ from edge_agent.devtools import rooms, train_speechlike
 from edge_agent.errors import AudioError
 
 GATE = VadSettings(engine="learned", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-
-
-@cache
-def bank() -> rooms.SpeechBank:
-    return rooms.SpeechBank(DATA)
 
 
 @cache

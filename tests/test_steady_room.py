@@ -4,33 +4,22 @@ in white or pink noise, and the rooms where the lines hold others back are never
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import pytest
-from conftest import DATA
+from gate_rooms import GATE, RATE, bank
 
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.audio.steadyroom import CLEAR_DB, REACH_DB, STEADY_DB, UNSTEADY_DB, SteadyRoom
-from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
-
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-RATE = 16000
-
-
-@cache
-def _bank() -> rooms.SpeechBank:
-    return rooms.SpeechBank(DATA)
 
 
 def _loud_then_soft(first: int, second: int, soft_db: float, noise: str) -> tuple[np.ndarray, Labels]:
     """8 s of the room, the visitor's utterance `first`, 3 s, utterance `second` `soft_db` softer,
     3 s: the room's noise 22 dB under the first one's speech. Labels: the second one's speech."""
     rng = np.random.default_rng(3)
-    a, b = _bank().dev[first], _bank().dev[second]
+    a, b = bank().dev[first], bank().dev[second]
     at_b = 8 * RATE + len(a.pcm) + 3 * RATE
     n = at_b + len(b.pcm) + 3 * RATE
     voice = np.zeros(n)
@@ -67,7 +56,7 @@ def test_only_a_room_of_steady_noise_is_steady(kind: str, steady: bool) -> None:
     """Where the lines under the visitor's level hold something back (a fan's upswing, traffic,
     knocks, music, a TV, a crowd), the room is never taken for steady, at any point after its
     first 10 s; steady noise is, by the end."""
-    pcm, _ = rooms.make_room(_bank(), rooms.Room(kind, 10.0, 0.0, 1))
+    pcm, _ = rooms.make_room(bank(), rooms.Room(kind, 10.0, 0.0, 1))
     classifier = CueClassifier(2)
     seen: list[bool] = []
     classify = classifier._analyse
@@ -97,8 +86,8 @@ def test_a_far_talker_under_steady_noise_is_still_mostly_held_back() -> None:
     idle = []
     for visitor_db in (0.0, -18.0):
         for seed in (1, 2, 3, 4):
-            mix = rooms.mix_room(_bank(), rooms.Room("pink", 10.0, visitor_db, seed))
-            pcm = np.clip(np.round(rooms.with_far_talker(_bank(), mix, 20.0, seed)), -32768, 32767).astype(np.int16)
+            mix = rooms.mix_room(bank(), rooms.Room("pink", 10.0, visitor_db, seed))
+            pcm = np.clip(np.round(rooms.with_far_talker(bank(), mix, 20.0, seed)), -32768, 32767).astype(np.int16)
             got, classifier = _gated(pcm, mix.labels)
             assert got.speech_recall >= 0.995 or (visitor_db, seed) == (-18.0, 1), got  # 0.9968, one onset's lead: as before
             assert classifier.steady_room.steady

@@ -7,28 +7,19 @@ The rooms are devtools/rooms.py's; the words are the rendered talkers' (tests/da
 from __future__ import annotations
 
 import math
-from functools import cache
 
 import numpy as np
 import pytest
-from conftest import DATA
+from gate_rooms import GATE, RATE, bank, sent
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
 from edge_agent.audio.gate import VadGate, gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
-from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms
-from edge_agent.devtools.rooms import Room, SpeechBank
+from edge_agent.devtools.rooms import Room
 
-GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=600, min_speech_ms=90)
-RATE = 16000
 FRAME_BYTES = RATE * 30 // 1000 * 2
-
-
-@cache
-def bank() -> SpeechBank:
-    return SpeechBank(DATA)
 
 
 def _int16(pcm: np.ndarray) -> bytes:
@@ -113,7 +104,7 @@ def test_a_word_that_rises_out_of_its_burst_is_held_a_moment_then_sent_whole(vis
     held = [k for k in held if k * 0.03 >= w0 - 0.5]
     assert held, "the opening on the burst was not vetted"
     assert gate.strikes_held_back == 0
-    sc = score(gate_file_intervals(VadGate(GATE, 30), _int16(pcm)), labels)
+    sc = score(sent(pcm), labels)
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
 
 
@@ -136,7 +127,7 @@ def test_a_short_word_whose_syllables_strike_and_fall_is_not_held_back(noise: st
     pcm[3 * RATE : 3 * RATE + len(first)] += first
     pcm[start : start + len(word)] += word
     speech = [(3.0 + a, 3.0 + b) for a, b in u.speech] + [(start / RATE + at_s, start / RATE + at_s + 0.3149)]
-    sc = score(gate_file_intervals(VadGate(GATE, 30), _int16(pcm)), Labels(n / RATE, speech))
+    sc = score(sent(pcm), Labels(n / RATE, speech))
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
 
 

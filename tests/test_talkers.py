@@ -5,10 +5,9 @@ classifier (what goes, in which order, and that the uplink keeps real time)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import cache
 
 import pytest
-from conftest import DATA
+from gate_rooms import bank
 
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.frames import NOISE, SPEECH
@@ -22,18 +21,13 @@ SETTINGS = VadSettings(engine="cues", aggressiveness=2, preroll_ms=300, hangover
 WINDOW_BLOCKS = round(TALKER_ROOM_S * 1000 / 30)
 
 
-@cache
-def _bank() -> rooms.SpeechBank:
-    return rooms.SpeechBank(DATA)
-
-
 @pytest.mark.parametrize(("visitor_db", "idle_before", "idle_most"), [(0.0, 0.635, 0.32), (-18.0, 0.726, 0.42)])
 def test_a_tv_far_under_the_visitor_no_longer_opens_the_gate_between_their_words(visitor_db: float, idle_before: float, idle_most: float) -> None:
     """A TV 20 dB under the visitor: its talk is speech, and the gate opened on it between the
     visitor's words, each opening sending its pre-roll and hang-over (idle sent `idle_before`).
     Its openings never come near the visitor's level: the room is taken for a talker room and
     its openings are vetted. Every word of the visitor still goes, with its lead."""
-    pcm, labels = rooms.make_room(_bank(), rooms.Room("tv", 20.0, visitor_db, 1))
+    pcm, labels = rooms.make_room(bank(), rooms.Room("tv", 20.0, visitor_db, 1))
     classifier = CueClassifier(2)
     got = score(gate_file_intervals(VadGate(replace(SETTINGS, preroll_ms=500), 30, classifier), pcm.tobytes()), labels)
     assert got.speech_recall == 1.0 and got.onset_ok == 1.0, got
