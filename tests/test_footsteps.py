@@ -4,13 +4,12 @@ its hang-over does not restart it (decay.py, `DecayRun.in_hang_over`; README, ga
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from gate_rooms import RATE, bank, gated, sent
+from gate_rooms import gated, sent, struck_after_words
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
-from edge_agent.audio.gatescore import Labels, score
+from edge_agent.audio.gatescore import score
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.rooms import Room
 
@@ -38,31 +37,6 @@ def test_a_bang_in_the_hang_over_that_does_not_step_down_or_is_not_struck_is_not
     assert not run.in_hang_over
 
 
-def _walks_after_words(seed: int, peak_db: float) -> tuple[np.ndarray, Labels]:
-    """Four dev utterances over a quiet pink bed (RMS 60 on int16's scale); 0.2-0.5 s after each
-    one's last word, five footsteps 0.45-0.6 s apart, peaking `peak_db` from the utterance's peak;
-    1.5 s after the last step, the next utterance."""
-    rng = np.random.default_rng(seed)
-    parts, speech, steps, t = [np.zeros(RATE)], [], [], 1.0
-    for i in rng.permutation(len(bank().dev))[:4]:
-        u = bank().dev[i]
-        parts.append(u.pcm)
-        speech += [(t + a, t + b) for a, b in u.speech]
-        at = t + u.speech[-1][1] + rng.uniform(0.2, 0.5)
-        t += len(u.pcm) / RATE
-        for _ in range(5):
-            steps.append((int(at * RATE), np.abs(u.pcm).max() * 10 ** (peak_db / 20)))
-            at += rng.uniform(0.45, 0.6)
-        gap = int((at + 1.5 - t) * RATE)
-        parts.append(np.zeros(gap))
-        t += gap / RATE
-    pcm = np.concatenate(parts)
-    pcm += noises.colored(rng, len(pcm), 1.0) * 60.0
-    for at, peak in steps:
-        noises._place(pcm, noises.footstep(rng) * peak, at)
-    return pcm, Labels(len(pcm) / RATE, speech)
-
-
 @pytest.mark.parametrize("peak_db", [-6.0, 0.0])
 def test_footsteps_after_the_visitors_last_word_do_not_hold_the_gate_open(peak_db: float) -> None:
     """8 seeds: each step restarted the hang-over, so the gate stayed open for as long as someone
@@ -74,7 +48,7 @@ def test_footsteps_after_the_visitors_last_word_do_not_hold_the_gate_open(peak_d
     speech lost."""
     results = []
     for seed in range(1, 9):
-        pcm, labels = _walks_after_words(seed, peak_db)
+        pcm, labels = struck_after_words(seed, peak_db, noises.footstep, 5)  # five footsteps after each utterance
         results.append(score(sent(pcm), labels))
     idle = [r.idle_share for r in results]
     assert sum(idle) / len(idle) <= 0.05 and max(idle) <= 0.1, idle

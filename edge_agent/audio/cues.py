@@ -44,7 +44,7 @@ class CueClassifier(BlockClassifier):
       reverberation), nor any block that holds its fine spectrum still within a second of a bang struck
       out of quiet (a tray's beating partials, `DecayRun.rings`; all in decay.py). A bang struck
       out of quiet is `struck` until something rises in its tail: VadGate vets an opening there;
-      in an open gate's hang-over, its stepped-down tail does not restart it (footsteps).
+      in an open gate's hang-over, its stepped-down tail (footsteps) or its ring does not restart it.
     - the room's usual level: opening needs `rise_db` over the room's running level.
     - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
       more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
@@ -253,7 +253,7 @@ class CueClassifier(BlockClassifier):
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_began = True  # struck out of the room's quiet (the block before was), or a rap of a struck knock
             hang_over = self._struck_in_hang_over() or carry
-            return self._bang_from(band_db, ((not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0) or hang_over, hang_over)
+            return self._bang_from(band_db, ((not self.gate_open or self._decay.was_struck) and self._quiet_blocks > 0) or hang_over, hang_over, self._quiet_blocks > 0)
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._pitch_of()[0] < self.voicing:  # the bang's attack, across the block edge
                 return self._bang_from(band_db, self._decay.was_struck, carry)
@@ -262,10 +262,10 @@ class CueClassifier(BlockClassifier):
             self._bang_db -= self.BANG_DECAY_DB
         return False
 
-    def _bang_from(self, band_db: float, struck: bool, hang_over: bool = False) -> bool:
+    def _bang_from(self, band_db: float, struck: bool, hang_over: bool = False, ring: bool = False) -> bool:
         """A bang's tail lies under this block's level + BANG_MARGIN_DB, and dies away from here."""
         self._bang_db = band_db + self.BANG_MARGIN_DB
-        self._decay.bang(struck, self.room_tone.tonal, hang_over)  # the room's steadiness up to the block before (weigh comes later)
+        self._decay.bang(struck, self.room_tone.tonal, hang_over, ring)  # the room's steadiness up to the block before (weigh comes later)
         return True
 
     def _struck_in_hang_over(self) -> bool:
@@ -395,6 +395,6 @@ class CueClassifier(BlockClassifier):
         self._follow_visitor(level, band_db)
         if self.gate_open and self.struck and self._decay.dying() and band_db <= self._bang_db:
             return NOISE  # a struck thing's tail dying away: the hang-over runs out on it (vetted or not)
-        if level == SPEECH and self.gate_open and self._decay.in_hang_over:
-            return WEAK  # struck in the hang-over: it does not restart it (the bookkeeping above heard SPEECH)
+        if level == SPEECH and self.gate_open and (self._decay.in_hang_over or (not self.far_end and self._decay.rings(flux))):
+            return WEAK  # struck in the hang-over, or a ring: it does not restart it (the bookkeeping above heard SPEECH)
         return level

@@ -45,7 +45,9 @@ not open the gate. Not if the room was
 already steady before the strike (RING_ROOM_MAX: music or a TV, whose steadiness is theirs, not a
 ring's, and a voice over them reads as steady too), nor after a rise of RING_RISE_DB (something
 new: the visitor), nor once the spectrum moves (a voice under the ring). README, gate notes: "A
-ring holds still".
+ring holds still". A bang out of the room's quiet with the gate open may ring too (`bang(ring=True)`):
+a tray dropped after the visitor's last word held an open gate for as long as it rang, and its
+ringing blocks no longer restart the hang-over (CueClassifier; README, "A ring in the hang-over").
 
 An open gate's hang-over was restarted by whatever struck in it: footsteps at two a second after
 the visitor's last word held the gate open for as long as they went on. So a bang struck out of
@@ -133,17 +135,18 @@ class DecayRun:
         """A bang struck in the hang-over, nothing risen since: its own block, or a tail that stepped down."""
         return self.struck and self.hang_over and (self.age == 0 or self.first_fall_db >= STRIKE_STEP_DB)
 
-    def bang(self, struck: bool = False, room_steadiness: float = 0.0, hang_over: bool = False) -> None:
+    def bang(self, struck: bool = False, room_steadiness: float = 0.0, hang_over: bool = False, ring: bool = False) -> None:
         """A bang begins (or its attack goes on across a block edge): count from here. `struck`:
         out of the room's quiet with the gate closed, or carrying on a struck one (`was_struck`);
         `room_steadiness`: the room's just before this block (TonalRoom.tonal, RING_ROOM_MAX);
-        `hang_over`: struck out of quiet while the gate is open (or carrying on such a bang)."""
+        `hang_over`: struck out of quiet while the gate is open (or carrying on such a bang);
+        `ring`: out of the room's quiet, the gate open or not: it may ring (`rings`)."""
         self.hang_over = hang_over
         self.age = 0
         self.falls = 0
         self.first_fall_db = 0.0
         self._from_quiet = struck
-        if struck:  # a ring's steadiness comes with its strike: the room's before it is not a ring's
+        if struck or ring:  # a ring's steadiness comes with its strike: the room's before it is not a ring's
             self._ring_age = 0 if room_steadiness < RING_ROOM_MAX else -1
 
     def step(self, rise_db: float, steadiness: float = 0.0) -> None:
