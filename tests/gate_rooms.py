@@ -41,6 +41,12 @@ def gated(room: Room, classifier: FrameClassifier | None = None) -> GateScore:
     return score(gate_file_intervals(VadGate(GATE, 30, classifier), pcm.tobytes()), labels)
 
 
+def gated_figures(room: Room) -> tuple[float, float, float]:
+    """`gated`'s speech recall, onsets kept and idle share in `room`, in that order."""
+    sc = gated(room)
+    return sc.speech_recall, sc.onset_ok, sc.idle_share
+
+
 def struck_after_words(seed: int, peak_db: float, strike: Callable[[np.random.Generator], np.ndarray], count: int, rest_s: float = 1.5) -> tuple[np.ndarray, Labels]:
     """Four dev utterances over a quiet pink bed (RMS 60 on int16's scale); 0.2-0.5 s after each
     one's last word, `count` strikes (`strike(rng)`, peak 1.0: a footstep, a tray) 0.45-0.6 s
@@ -63,5 +69,5 @@ def struck_after_words(seed: int, peak_db: float, strike: Callable[[np.random.Ge
     pcm = np.concatenate(parts)
     pcm += noises.colored(rng, len(pcm), 1.0) * 60.0
     for at, peak in strikes:
-        noises._place(pcm, strike(rng) * peak, at)
+        noises.place(pcm, strike(rng) * peak, at)
     return pcm, Labels(len(pcm) / RATE, speech)

@@ -5,7 +5,7 @@ its hang-over does not restart it (decay.py, `DecayRun.in_hang_over`; README, ga
 from __future__ import annotations
 
 import pytest
-from gate_rooms import gated, sent, struck_after_words
+from gate_rooms import gated_figures, sent, struck_after_words
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
@@ -55,11 +55,6 @@ def test_footsteps_after_the_visitors_last_word_do_not_hold_the_gate_open(peak_d
     assert min(r.speech_recall for r in results) == 1.0 and min(r.onset_ok for r in results) == 1.0
 
 
-def _gated(room: Room) -> tuple[float, float, float]:
-    sc = gated(room)
-    return sc.speech_recall, sc.onset_ok, sc.idle_share
-
-
 WALK_ROOMS = [
     Room("knocks", 10.0, -18.0, 3),  # idle 0.072 -> 0.009
     Room("knocks", 10.0, -18.0, 5),  # 0.084 -> 0.011 (fresh)
@@ -73,7 +68,7 @@ WALK_ROOMS = [
 def test_knocks_rooms_footsteps_held_open_now_meet_the_targets(room: Room) -> None:
     """Knocks rooms whose idle was mostly footsteps after the visitor's last word, of the 12 that
     now meet every target (the whole matrix: README, "Footsteps after the last word")."""
-    recall, onsets, idle = _gated(room)
+    recall, onsets, idle = gated_figures(room)
     assert recall >= 0.995 and onsets == 1.0 and idle <= rooms.IDLE_TARGET, (recall, onsets, idle)
 
 
@@ -83,9 +78,9 @@ def test_the_visitors_own_words_struck_out_of_a_pause_keep_the_gates_bookkeeping
     visitor's level, the hold, the talkers and the crowd) still hears SPEECH. Made WEAK where the
     cue decides instead, the visitor's level and the hold moved with it: a fresh crowd room lost
     an onset's lead, and music through the dull microphone sent 0.409 of the idle time (0.232)."""
-    recall, onsets, _ = _gated(Room("babble", 10.0, -18.0, 104))
+    recall, onsets, _ = gated_figures(Room("babble", 10.0, -18.0, 104))
     assert recall >= 0.995 and onsets == 1.0, (recall, onsets)
-    _, _, idle = _gated(Room("music", 5.0, -18.0, 2, mic="dull"))
+    _, _, idle = gated_figures(Room("music", 5.0, -18.0, 2, mic="dull"))
     assert idle <= 0.25, idle
 
 
@@ -93,5 +88,5 @@ def test_a_quiet_visitors_voiced_word_after_a_pause_is_no_footstep() -> None:
     """White noise 5 dB, the quiet visitor, seed 3: a word after a pause strikes out of the noise
     and steps down like a footstep, but its block is voiced. Without HANG_STRIKE_VOICING its end
     was cut (recall 1.000 -> 0.997; over the whole matrix two rooms lost speech so)."""
-    recall, onsets, _ = _gated(Room("white", 5.0, -18.0, 3))
+    recall, onsets, _ = gated_figures(Room("white", 5.0, -18.0, 3))
     assert recall >= 0.999 and onsets == 1.0, (recall, onsets)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gate_rooms import RATE, gated, sent, struck_after_words
+from gate_rooms import RATE, gated_figures, sent, struck_after_words
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
@@ -120,18 +120,13 @@ def test_a_tray_whose_attack_spills_into_the_next_block_does_not_open_the_gate()
     assert sum(shares) / len(shares) <= 0.01, shares
 
 
-def _gated(room: Room) -> tuple[float, float, float]:
-    sc = gated(room)
-    return sc.speech_recall, sc.onset_ok, sc.idle_share
-
-
 def test_a_visitor_under_a_louder_ringing_tray_keeps_the_onset() -> None:
     """A fresh knocks room in a hall (5 dB, seed 105): a tray 8 dB over the visitor lands as they
     start a sentence and rings over its first half second. The ring holds its partials still, but
     the voice under it moves the sub-bands (flux 2.2-3.0 dB against the ring's 0.3-1.2): a block
     that moves like that is no ring (RING_FLUX_DB), the gate opens there and the pre-roll reaches
     back over the onset (0.8 of the onsets without that condition)."""
-    recall, onsets, _ = _gated(Room("knocks", 5.0, 0.0, 105, 0.7, "talkers"))
+    recall, onsets, _ = gated_figures(Room("knocks", 5.0, 0.0, 105, 0.7, "talkers"))
     assert recall >= 0.995 and onsets == 1.0, (recall, onsets)
 
 
@@ -139,7 +134,7 @@ def test_a_quiet_visitor_over_a_tv_is_no_ring() -> None:
     """A fresh TV room (10 dB, the quiet visitor, seed 5): the TV's music is steady, and so is a
     quiet visitor's voice over it after a bang; counted as rings, a whole utterance was lost
     (recall 0.953). A room already steady before the strike (RING_ROOM_MAX) has no ring."""
-    recall, onsets, _ = _gated(Room("tv", 10.0, -18.0, 5))
+    recall, onsets, _ = gated_figures(Room("tv", 10.0, -18.0, 5))
     assert recall >= 0.995 and onsets == 1.0, (recall, onsets)
 
 
@@ -191,5 +186,5 @@ def test_knocks_rooms_a_tray_held_open_now_meet_the_targets(room: Room) -> None:
     counts from its first steady block after the click (README, "A ring from its first steady
     block"); HANG_RING_ROOMS: since a ring in an open gate does not restart its hang-over (README,
     "A ring in the hang-over")."""
-    recall, onsets, idle = _gated(room)
+    recall, onsets, idle = gated_figures(room)
     assert recall >= 0.995 and onsets == 1.0 and idle <= rooms.IDLE_TARGET, (recall, onsets, idle)

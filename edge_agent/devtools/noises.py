@@ -143,7 +143,8 @@ def _tone(freq_hz: float, dur_s: float, harmonics: int, decay_s: float, vibrato:
     return np.asarray(np.asarray(x) * env)
 
 
-def _place(out: np.ndarray, x: np.ndarray, at: int, gain: float = 1.0) -> None:
+def place(out: np.ndarray, x: np.ndarray, at: int, gain: float = 1.0) -> None:
+    """Adds `x` times `gain` into `out` from sample `at` on, cut at `out`'s end (a sound laid into a room)."""
     if at >= len(out):
         return
     m = min(len(x), len(out) - at)
@@ -164,13 +165,13 @@ def music(rng: np.random.Generator, n: int) -> np.ndarray:
     for b, at in enumerate(range(0, n, beat)):
         if b % 4 == 0:
             for semi in progression[(b // 4) % 4]:
-                _place(chords, _tone(root * 2 ** (semi / 12), 4 * beat / RATE, 6, 1.5), at, 0.5)
-        _place(drums, kick if b % 2 == 0 else snare, at)
-        _place(drums, hat, at + beat // 2, 0.5)
+                place(chords, _tone(root * 2 ** (semi / 12), 4 * beat / RATE, 6, 1.5), at, 0.5)
+        place(drums, kick if b % 2 == 0 else snare, at)
+        place(drums, hat, at + beat // 2, 0.5)
         for half in range(2):
             if rng.random() < 0.7:
                 semi = scale[int(rng.integers(0, len(scale)))] + 12
-                _place(melody, _tone(root * 2 ** (semi / 12), beat / 2 / RATE, 5, 0.4, vibrato=0.01), at + half * beat // 2)
+                place(melody, _tone(root * 2 ** (semi / 12), beat / 2 / RATE, 5, 0.4, vibrato=0.01), at + half * beat // 2)
     return unit(unit(chords) + 0.8 * unit(melody) + 0.7 * unit(drums))
 
 
@@ -196,7 +197,7 @@ def struck_in_quiet(rng: np.random.Generator, n: int, strike: Callable[[np.rando
     `strike(rng)` (peak 1.0: a knock, a tray) scaled to `peak` at each sample offset in `starts`."""
     out = colored(rng, n, 1.0) * 60.0
     for at in starts:
-        _place(out, strike(rng) * peak, at)
+        place(out, strike(rng) * peak, at)
     return out
 
 
@@ -210,16 +211,16 @@ def impulses(rng: np.random.Generator, n: int) -> np.ndarray:
             for k in range(int(rng.integers(2, 4))):
                 m = int(0.06 * RATE)
                 burst = lowpass(rng.standard_normal(m), 2500, 80) * np.exp(-np.arange(m) / (0.008 * RATE))
-                _place(out, burst / np.abs(burst).max(), at + k * int(0.18 * RATE))
+                place(out, burst / np.abs(burst).max(), at + k * int(0.18 * RATE))
         elif kind == "door":  # a low thud and a rattle
             m = int(0.4 * RATE)
             thud = _tone(rng.uniform(60, 110), 0.4, 2, 0.08) + lowpass(rng.standard_normal(m), 4000, 200) * np.exp(-np.arange(m) / (0.04 * RATE)) * 0.5
-            _place(out, thud / np.abs(thud).max(), at)
+            place(out, thud / np.abs(thud).max(), at)
         elif kind == "steps":  # four to six footsteps at ~2 per second
             for k in range(int(rng.integers(4, 7))):
                 step = footstep(rng)
-                _place(out, 0.5 * step, at + k * int(rng.uniform(0.45, 0.6) * RATE))
+                place(out, 0.5 * step, at + k * int(rng.uniform(0.45, 0.6) * RATE))
         else:
-            _place(out, tray(rng), at)
+            place(out, tray(rng), at)
         at += int(rng.uniform(1.5, 4.0) * RATE)
     return out
