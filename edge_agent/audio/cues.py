@@ -46,9 +46,10 @@ class CueClassifier(BlockClassifier):
       out of quiet is `struck` until something rises in its tail: VadGate vets an opening there;
       in an open gate's hang-over, its stepped-down tail (footsteps) or its ring does not restart it.
     - the room's usual level: opening needs `rise_db` over the room's running level.
-    - the visitor's own level: an upper envelope of confirmed speech in this conversation; sound
-      more than `visitor_drop_db` under it neither opens nor holds the gate (background talkers
-      and a TV are farther away than the visitor at arm's length). And an open gate lets go after
+    - the visitor's own level: an upper envelope of confirmed speech in this conversation, at first
+      no further under the opening's loudest syllable than `visitor_drop_db` (the confirming run may
+      be a soft word's tail); sound more than that under it neither opens nor holds the gate
+      (background talkers and a TV are farther away than the visitor). And an open gate lets go after
       `NEAR_VISITOR_S` without a SPEECH block within `NEAR_VISITOR_DB` of it: the visitor's
       stressed syllables come back near, the music or TV holding the gate on does not. In a
       room of steady noise, both lines reach further (steadyroom.py): no one else is there.
@@ -160,13 +161,13 @@ class CueClassifier(BlockClassifier):
         self.noise_distance_db = 1.0
         """Usual distance of the noise's own frames from its shape model (estimation jitter)."""
         self._floor = NoiseFloor(floor_window_s)
-        self.floor_db = math.inf
-        self.band_db = 0.0
+        self.floor_db, self.band_db = math.inf, 0.0
         self.ambient_db = 0.0
         """Running mean level of the room while the gate is closed (about 1 s)."""
         self.visitor_db = -math.inf
         """Running level of the visitor's confirmed speech; -inf until the visitor has spoken."""
         self._run = 0
+        self._opening_peak_db = -math.inf  # the loudest SPEECH block since the gate opened (not while the speaker plays)
         self._near_within = round(self.NEAR_VISITOR_S * 1000 / ANALYSIS_MS)
         self._since_near = 0
         """Blocks since the last SPEECH block within NEAR_VISITOR_DB of the visitor's level. An
@@ -174,18 +175,14 @@ class CueClassifier(BlockClassifier):
         hang-over only (restarting it at each opening: music 10 dB 0.202 -> 0.239, no speech gained)."""
         self.onset_blocks = 0
         """30 ms blocks since the sound began (see ONSET_QUIET_BLOCKS): VadGate's look-back at an onset."""
-        self._quiet_blocks = 0
-        self._frame = 0
-        self._voiced_at = -1000
+        self._quiet_blocks, self._frame, self._voiced_at = 0, 0, -1000
         self._pitch: tuple[float, int] | None = None
         self.likeness = SpeechLikeness(speech_model, self._lag_lo) if speech_model is not None or features else None
         """The learned speech-likeness (speechlike.py): its features with `features`, and a veto on
         SPEECH in a busy room when it has a model (`vad.engine = "learned"`)."""
-        self.open_p = open_p
+        self.open_p, self.hold_p, self.busy_share = open_p, hold_p, busy_share
         self.busy = 0.0
         """Share of the recent blocks (~6 s) the cues called SPEECH: high in a room of music, a TV, a crowd."""
-        self.busy_share = busy_share
-        self.hold_p = hold_p
         self.room_tone = TonalRoom(self.WARMUP_FRAMES)  # the room's steadiness and how it moves (music, a whine)
         self.talkers = TalkerRoom(ANALYSIS_MS)
         self.steady_room = SteadyRoom()  # steady noise? then the visitor's softer speech reaches further
@@ -322,9 +319,11 @@ class CueClassifier(BlockClassifier):
 
     def _follow_visitor(self, level: int, band_db: float) -> None:
         self._run = self._run + 1 if level == SPEECH else 0
+        if not self.gate_open or (level == SPEECH and not self.far_end):
+            self._opening_peak_db = max(self._opening_peak_db, band_db) if self.gate_open else -math.inf
         if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
-            if self.visitor_db == -math.inf:
-                self.visitor_db = band_db
+            if self.visitor_db == -math.inf:  # README, gate notes: "The visitor's first level"
+                self.visitor_db = max(band_db, self._opening_peak_db - self.visitor_drop_db)
             # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
             # background talkers that fill their gaps
             self.visitor_db += (self.VISITOR_RISE if band_db > self.visitor_db else self.VISITOR_SINK) * (band_db - self.visitor_db)
