@@ -63,6 +63,26 @@ def test_a_new_conversation_forgets_the_previous_visitors_voice_but_not_the_room
     assert noise_shape and gate.classifier._noise_shape != []  # type: ignore[attr-defined]
 
 
+def test_a_press_while_the_gate_is_open_forgets_the_loudest_syllable_of_that_opening_too() -> None:
+    """The visitor's first level stands at most 12 dB under the loudest syllable of the opening
+    that confirms it (cues.py `_follow_visitor`). A new visitor who presses while the gate is still
+    open on the previous, louder one (18 dB) begins their conversation inside that opening: their
+    first level was taken from the previous visitor's syllable (120.6 dB against their own 106.9),
+    and their softer words would count as a background talker. It is their own now."""
+    fresh = VadGate(SETTINGS, 30)
+    for f in frames(room_tone(1.0)) + frames(SPEECH):
+        fresh.push(f)
+    gate = VadGate(SETTINGS, 30)
+    for f in frames(room_tone(1.0)) + frames(louder(SPEECH, 8.0)):
+        gate.push(f)
+    assert gate.is_open
+    gate.new_visitor()  # the next visitor presses and talks at once
+    for f in frames(SPEECH):
+        gate.push(f)
+    level_db = gate.classifier.visitor_db  # type: ignore[attr-defined]
+    assert abs(level_db - fresh.classifier.visitor_db) <= 1.0, (level_db, fresh.classifier.visitor_db)  # type: ignore[attr-defined]
+
+
 def test_without_a_new_conversation_the_previous_voice_holds_the_next_visitor_back() -> None:
     """The same two visitors in one conversation: the louder voice is the visitor, and the softer
     one counts as a talker in the background (the behaviour `new_visitor` scopes to a conversation)."""
