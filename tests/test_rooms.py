@@ -17,7 +17,7 @@ from gate_rooms import sent as _sent  # a test below names what it sends `sent`
 
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.decay import DecayRun
-from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gate import NOISE, SPEECH, VadGate
 from edge_agent.audio.gatescore import GateScore, Labels, far_from_speech, score
 from edge_agent.audio.tonalroom import TonalRoom
 from edge_agent.devtools import noises, rooms
@@ -456,11 +456,33 @@ def test_the_visitors_first_level_is_not_a_soft_words_tail() -> None:
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0) and sc.idle_share <= 0.01, sc
 
 
+
+@pytest.mark.parametrize("before", ["closed since", "the speaker played"])
+def test_the_first_level_counts_only_the_confirming_openings_own_syllables(before: str) -> None:
+    """The loudest syllable the first level starts from is this opening's, heard with the speaker
+    silent: SPEECH blocks 20 dB louder in an opening that closed without confirming anyone, or
+    while the kiosk's speaker played (its echo), do not raise it. Fed to the classifier's own
+    bookkeeping block by block (levels in dB), as VadGate would after each block."""
+    classifier = CueClassifier(GATE.aggressiveness)
+    classifier.gate_open = True
+    classifier.far_end = before == "the speaker played"
+    for _ in range(3):  # too few in a row to confirm
+        classifier._follow_visitor(SPEECH, 120.0)
+    if before == "closed since":
+        classifier.gate_open = False
+        classifier._follow_visitor(NOISE, 60.0)
+        classifier.gate_open = True
+    classifier.far_end = False
+    assert classifier.visitor_db == -np.inf
+    for _ in range(classifier.CONFIRM_FRAMES):
+        classifier._follow_visitor(SPEECH, 100.0)
+    assert classifier.visitor_db == pytest.approx(100.0), classifier.visitor_db
+
 @pytest.mark.parametrize("seed", [2, 3])
 def test_music_under_a_quiet_visitor_no_longer_holds_on_a_level_taken_low(seed: int) -> None:
     """Music 20 dB under the quiet visitor (tuning seeds 2 and 3): the visitor's first level was
     taken low in the same way (above), and the music's notes then held the gate as the visitor
-    near their level (idle 0.069 and 0.079); now 0.027 and 0.037, every word and onset kept."""
+    near their level (idle 0.069 and 0.079); now 0.027 and 0.038, every word and onset kept."""
     sc = gated(Room("music", 20.0, -18.0, seed))
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
     assert sc.idle_share <= 0.05, sc

@@ -211,7 +211,7 @@ class CueClassifier(BlockClassifier):
     def new_visitor(self) -> None:
         """A new conversation: forget the previous visitor's level (the next one may speak softer,
         and would otherwise count as a background talker under it), and the loudest syllable of an
-        opening still open from before the press (the new one's first level would start by it); the room model is kept."""
+        opening still open from before the press (the new one's first level would be taken from it); the room model is kept."""
         self.visitor_db = self._opening_peak_db = -math.inf
         self._run = 0
         self._since_near = 0
