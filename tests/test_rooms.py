@@ -456,7 +456,6 @@ def test_the_visitors_first_level_is_not_a_soft_words_tail() -> None:
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0) and sc.idle_share <= 0.01, sc
 
 
-
 @pytest.mark.parametrize("before", ["closed since", "the speaker played"])
 def test_the_first_level_counts_only_the_confirming_openings_own_syllables(before: str) -> None:
     """The loudest syllable the first level starts from is this opening's, heard with the speaker
@@ -477,6 +476,7 @@ def test_the_first_level_counts_only_the_confirming_openings_own_syllables(befor
     for _ in range(classifier.CONFIRM_FRAMES):
         classifier._follow_visitor(SPEECH, 100.0)
     assert classifier.visitor_db == pytest.approx(100.0), classifier.visitor_db
+
 
 @pytest.mark.parametrize("seed", [2, 3])
 def test_music_under_a_quiet_visitor_no_longer_holds_on_a_level_taken_low(seed: int) -> None:
