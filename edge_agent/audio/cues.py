@@ -320,8 +320,10 @@ class CueClassifier(BlockClassifier):
 
     def _follow_visitor(self, level: int, band_db: float) -> None:
         self._run = self._run + 1 if level == SPEECH else 0
-        if not self.gate_open or (level == SPEECH and not self.far_end):
-            self._opening_peak_db = max(self._opening_peak_db, band_db) if self.gate_open else -math.inf
+        if not self.gate_open:
+            self._opening_peak_db = -math.inf
+        elif level == SPEECH and not self.far_end:
+            self._opening_peak_db = max(self._opening_peak_db, band_db)
         if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
             if self.visitor_db == -math.inf:  # README, gate notes: "The visitor's first level"
                 self.visitor_db = max(band_db, self._opening_peak_db - self.visitor_drop_db)
