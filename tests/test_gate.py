@@ -200,6 +200,48 @@ def test_a_late_decision_reaches_back_to_the_first_speech_of_its_stretch(levels:
     assert (len(burst) - 1) * 30 == expected_ms
 
 
+@pytest.mark.parametrize(("after_close", "reaches_close"), [(15, True), (21, True), (22, False), (40, False)])
+def test_an_opening_just_after_the_gate_closed_sends_the_gap(after_close: int, reaches_close: bool) -> None:
+    """The gate let go (its hang-over ran out) on a TV 30 ms before the visitor's next word and
+    opened again 630 ms later on the word's second syllable: the pre-roll reached back 500 ms and
+    150 ms of the word between were never sent (TV 10 dB, dull microphone, seed 2; through a flat
+    one 120 ms: tests/test_rooms.py). An opening
+    within the pre-roll and its look-back (720 ms at 30 ms frames) of the close now sends every
+    frame since the gate closed; one later, its pre-roll as before. Frames are numbered to check
+    exactly which go."""
+    levels = "N" * 40 + "SSS" + "N" * 21 + "N" * after_close + "SSS"
+    gate = VadGate(SETTINGS, 30, Levels(levels))
+    closed_at = None
+    for index in range(len(levels)):
+        frame = index.to_bytes(4, "big") * (gate.frame_bytes // 4)
+        was_open = gate.is_open
+        burst = gate.push(frame)
+        if was_open and not gate.is_open:
+            closed_at = index  # this frame went into the pre-roll, not onto the wire
+        if closed_at is not None and gate.is_open:
+            break
+    assert closed_at is not None and gate.is_open
+    sent = [int.from_bytes(f[:4], "big") for f in burst]
+    assert sent == list(range(sent[0], index + 1)), sent
+    assert sent[0] == (closed_at if reaches_close else index - 500 // 30), (closed_at, index, sent[0])
+
+
+@pytest.mark.parametrize(("start", "expected_ms"), [("WWSS", 960), ("WWS", 720), ("WWSSS", 480)], ids=["near-opening", "one-speech-frame", "opened-at-once"])
+def test_a_stretch_begun_by_a_near_opening_reaches_further_back(start: str, expected_ms: int) -> None:
+    """A quiet visitor's word under a TV rose like a knock: two SPEECH blocks, one short of opening
+    the gate, then ~600 ms of WEAK (the knock's tail watched, the TV's shape) before three SPEECH
+    blocks opened it; the look-back, capped at the pre-roll + 240 ms, kept 60 ms less than the
+    word (fresh TV 20 dB, quiet visitor, seed 9). A stretch that such a near-opening began may
+    reach 240 ms further (here to its start less 210 ms of lead); one SPEECH frame alone does not
+    (the cap as before), and a stretch that opened at once needs no look-back."""
+    levels = "N" * 40 + start + "W" * 19 + "SSS"
+    gate = VadGate(SETTINGS, 30, Levels(levels))
+    burst: tuple[bytes, ...] = ()
+    while not burst or burst == (gate.silence,):
+        burst = gate.push(b"\x01" * gate.frame_bytes)
+    assert (len(burst) - 1) * 30 == expected_ms
+
+
 def test_far_end_reaches_the_cue_classifier() -> None:
     gate = VadGate(SETTINGS, 30)
     assert isinstance(gate.classifier, CueClassifier)

@@ -325,8 +325,8 @@ class CueClassifier(BlockClassifier):
         elif level == SPEECH and not self.far_end:
             self._opening_peak_db = max(self._opening_peak_db, band_db)
         if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
-            if self.visitor_db == -math.inf:  # README, gate notes: "The visitor's first level"
-                self.visitor_db = max(band_db, self._opening_peak_db - self.visitor_drop_db)
+            # at most visitor_drop_db under this opening's loudest syllable (README, gate notes: "The visitor's first level")
+            self.visitor_db = max(band_db if self.visitor_db == -math.inf else self.visitor_db, self._opening_peak_db - self.visitor_drop_db)
             # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
             # background talkers that fill their gaps
             self.visitor_db += (self.VISITOR_RISE if band_db > self.visitor_db else self.VISITOR_SINK) * (band_db - self.visitor_db)

@@ -127,7 +127,7 @@ class VadGate:
         when the gate closes unconfirmed they are closed frames (silence, into the pre-roll: the
         earcons may have left the press too few frames to confirm a visitor who talks)."""
         self._run = 0  # consecutive speech-like frames while closed
-        self._sound = SoundStretch(frame_ms)  # where the sound an opening stands on began
+        self._sound = SoundStretch(frame_ms, self._preroll_frames + self._lookback_extra)  # where the sound an opening stands on began
         self._quiet = 0.0  # hang-over used up since the last SPEECH frame while open, in frames
         self._since_speech = 0  # frames since the last SPEECH frame while open
         self.is_open = False
@@ -238,6 +238,7 @@ class VadGate:
             elif not self._hang_over(level):
                 self._set_open(False)
                 self._run = 0
+                self._sound.gate_closed(self.frames)
                 self._forget_preroll()
             if self.is_open:
                 if self._unconfirmed and (cue or self._held):
@@ -253,6 +254,8 @@ class VadGate:
                 self.frames_sent += len(burst)
                 return burst
         else:
+            if level != SPEECH and self._run >= self._min_run - 1:  # a run one frame short of opening: a word's start, perhaps
+                self._sound.near_opening(index - self._run)
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):
                 self._prior_left = 0
@@ -362,9 +365,8 @@ class VadGate:
         keep = self._preroll_frames + (self._far_extra if self._far_end else 0)
         if self._lookback_extra:  # the sound began before the pre-roll (a weak first syllable decided late): reach back to it
             began = self.classifier.onset_blocks * ANALYSIS_MS // self.frame_ms + self._preroll_frames // 5  # type: ignore[attr-defined]
-            if (reach := self._sound.reach(self.frames)) is not None:  # or the stretch of sound this opening is on began earlier
-                began = max(began, reach)
-            keep = max(keep, min(began, self._preroll_frames + self._lookback_extra + (self._crowd_extra if getattr(self.classifier, "crowd_rule", False) else 0)))
+            cap = self._preroll_frames + self._lookback_extra + (self._crowd_extra if getattr(self.classifier, "crowd_rule", False) else 0)
+            keep = max(keep, self._sound.look_back(self.frames, began, cap))  # or where the stretch of sound this opening is on began
         held = list(self._preroll)
         plain = len(held) - self._preroll_cues
         start = 0

@@ -6,7 +6,9 @@ lead before the word, so the gate reaches back to where the sound began, as its 
 it: a stretch of frames that are not NOISE, from its first SPEECH frame, moved back over the
 WEAK frames right before it, plus a lead (README, gate notes: "Onsets that lose their lead",
 "The look-back's reach", "Through other microphones"). VadGate caps the reach
-(`LOOKBACK_EXTRA_MS`).
+(`LOOKBACK_EXTRA_MS`); a stretch that a run of SPEECH one frame short of opening began may reach
+further, and an opening right after the gate closed sends all of the gap since ("Every level after
+the first, and the gaps around an opening").
 """
 
 from __future__ import annotations
@@ -30,10 +32,21 @@ swelling (following whole stretches from their first WEAK frame sent more of a t
 240 ms kept no more onsets than 150 and sent a little more of music and the TV)."""
 
 
+NEAR_OPENING_EXTRA_MS = 240
+"""How much further than the gate's cap a stretch may reach when a run of SPEECH one frame short of
+opening the gate began it (a word that rose like a knock, watched and decided on ~600 ms after its
+first SPEECH: a quiet visitor under a TV lost 60 ms of its start; README, gate notes: "Every level
+after the first, and the gaps around an opening")."""
+
+
 class SoundStretch:
     """Fed every frame's level; says how many frames back the current stretch of sound began."""
 
-    def __init__(self, frame_ms: int) -> None:
+    def __init__(self, frame_ms: int, bridge_frames: int = 0) -> None:
+        self._bridge_frames = bridge_frames  # an opening this close after the gate closed sends the gap
+        self._near_extra = NEAR_OPENING_EXTRA_MS // frame_ms
+        self._closed_at = -(10**9)  # frames pushed when the gate last closed
+        self._near_at = -(10**9)  # the first frame of the latest run of SPEECH one frame short of opening
         self._gap_frames = max(1, SOUND_GAP_MS // frame_ms)
         self._lead_frames = SOUND_LEAD_MS // frame_ms
         self._weak_frames = SOUND_WEAK_MS // frame_ms
@@ -58,3 +71,23 @@ class SoundStretch:
         """Frames to reach back from the next frame (`frames` pushed so far) to keep the stretch's
         lead; None with no stretch begun on SPEECH."""
         return None if self._start is None else frames - 1 - self._start + self._lead_frames
+
+    def gate_closed(self, frames: int) -> None:
+        """The gate closed with `frames` pushed."""
+        self._closed_at = frames
+
+    def near_opening(self, index: int) -> None:
+        """A run of SPEECH one frame short of opening the gate began at frame `index`."""
+        self._near_at = index
+
+    def look_back(self, frames: int, began: int, cap: int) -> int:
+        """Frames an opening (the next frame is `frames`) reaches back: to where the classifier says
+        the sound `began`, the stretch's start, or the close just before it (all of the gap), at most
+        `cap`; a stretch a near-opening began, up to NEAR_OPENING_EXTRA_MS further."""
+        if frames - self._closed_at <= self._bridge_frames:
+            began = max(began, frames - self._closed_at)
+        reach = self.reach(frames)
+        began = min(began if reach is None else max(began, reach), cap)
+        if reach is not None and self._start is not None and self._near_at >= self._start and frames - self._near_at <= cap:
+            began = max(began, min(reach, cap + self._near_extra))
+        return began
