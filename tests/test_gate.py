@@ -203,7 +203,7 @@ def test_a_late_decision_reaches_back_to_the_first_speech_of_its_stretch(levels:
 @pytest.mark.parametrize(("after_close", "reaches_close"), [(15, True), (21, True), (22, False), (40, False)])
 def test_an_opening_just_after_the_gate_closed_sends_the_gap(after_close: int, reaches_close: bool) -> None:
     """The gate let go (its hang-over ran out) on a TV 30 ms before the visitor's next word and
-    opened again 630 ms later on the word's second syllable: the pre-roll reached back 500 ms and
+    opened again 630 ms later on the word's second syllable: the pre-roll reached back 480 ms and
     150 ms of the word between were never sent (TV 10 dB, dull microphone, seed 2; through a flat
     one 120 ms: tests/test_rooms.py). An opening
     within the pre-roll and its look-back (720 ms at 30 ms frames) of the close now sends every
@@ -226,20 +226,40 @@ def test_an_opening_just_after_the_gate_closed_sends_the_gap(after_close: int, r
     assert sent[0] == (closed_at if reaches_close else index - 500 // 30), (closed_at, index, sent[0])
 
 
-@pytest.mark.parametrize(("start", "expected_ms"), [("WWSS", 960), ("WWS", 720), ("WWSSS", 480)], ids=["near-opening", "one-speech-frame", "opened-at-once"])
-def test_a_stretch_begun_by_a_near_opening_reaches_further_back(start: str, expected_ms: int) -> None:
+class CrowdLevels(Levels):
+    """Levels in a room CueClassifier takes for a crowd (`crowd_rule`: the look-back reaches 240 ms further)."""
+
+    crowd_rule = True
+
+
+@pytest.mark.parametrize(
+    ("frame_ms", "crowd", "start", "weak_blocks", "expected_ms"),
+    [
+        (30, False, "WWSS", 19, 960),  # to its start less 210 ms of lead: 240 ms past the cap
+        (30, False, "WWWWWSS", 17, 960),  # further still, but bounded at 240 ms past the cap
+        (30, False, "WWSS", 20, 720),  # the near-opening more than the cap before the opening: the cap
+        (30, False, "WWS", 19, 720),  # one SPEECH block is no near-opening: the cap
+        (30, False, "WWSSS", 19, 480),  # opened at once: no look-back needed
+        (10, False, "WWSS", 19, 980),  # at 10 ms frames too (a block is three frames)
+        (10, False, "WWS", 19, 740),
+        (30, True, "WWSS", 27, 1200),  # in a crowd, past its longer cap (the pre-roll keeps enough)
+    ],
+    ids=["near-opening", "bounded", "too-early", "one-speech-block", "opened-at-once", "10ms", "10ms-one-block", "crowd"],
+)
+def test_a_stretch_with_a_near_opening_reaches_further_back(frame_ms: int, crowd: bool, start: str, weak_blocks: int, expected_ms: int) -> None:
     """A quiet visitor's word under a TV rose like a knock: two SPEECH blocks, one short of opening
     the gate, then ~600 ms of WEAK (the knock's tail watched, the TV's shape) before three SPEECH
     blocks opened it; the look-back, capped at the pre-roll + 240 ms, kept 60 ms less than the
-    word (fresh TV 20 dB, quiet visitor, seed 9). A stretch that such a near-opening began may
-    reach 240 ms further (here to its start less 210 ms of lead); one SPEECH frame alone does not
-    (the cap as before), and a stretch that opened at once needs no look-back."""
-    levels = "N" * 40 + start + "W" * 19 + "SSS"
-    gate = VadGate(SETTINGS, 30, Levels(levels))
+    word (fresh TV 20 dB, quiet visitor, seed 9). A stretch with such a near-opening in it, no
+    more than the cap before the opening, may reach up to 240 ms further. Levels are given per 30 ms
+    block, as CueClassifier decides them, and repeated for each frame of a block."""
+    blocks = "N" * 40 + start + "W" * weak_blocks + "SSS"
+    per_block = 30 // frame_ms
+    gate = VadGate(SETTINGS, frame_ms, (CrowdLevels if crowd else Levels)("".join(c * per_block for c in blocks)))
     burst: tuple[bytes, ...] = ()
     while not burst or burst == (gate.silence,):
         burst = gate.push(b"\x01" * gate.frame_bytes)
-    assert (len(burst) - 1) * 30 == expected_ms
+    assert (len(burst) - 1) * frame_ms == expected_ms
 
 
 def test_far_end_reaches_the_cue_classifier() -> None:

@@ -46,9 +46,9 @@ class CueClassifier(BlockClassifier):
       out of quiet is `struck` until something rises in its tail: VadGate vets an opening there;
       in an open gate's hang-over, its stepped-down tail (footsteps) or its ring does not restart it.
     - the room's usual level: opening needs `rise_db` over the room's running level.
-    - the visitor's own level: an upper envelope of confirmed speech in this conversation, at first
-      no further under the opening's loudest syllable than `visitor_drop_db` (the confirming run may
-      be a soft word's tail); sound more than that under it neither opens nor holds the gate
+    - the visitor's own level: an upper envelope of confirmed speech in this conversation, never
+      much further under the loudest syllable of the opening it follows than `visitor_drop_db` (the
+      confirming run may be a soft word's tail; a crowd pulls it down); sound more than that under it neither opens nor holds the gate
       (background talkers and a TV are farther away than the visitor). And an open gate lets go after
       `NEAR_VISITOR_S` without a SPEECH block within `NEAR_VISITOR_DB` of it: the visitor's
       stressed syllables come back near, the music or TV holding the gate on does not. In a
@@ -211,7 +211,7 @@ class CueClassifier(BlockClassifier):
     def new_visitor(self) -> None:
         """A new conversation: forget the previous visitor's level (the next one may speak softer,
         and would otherwise count as a background talker under it), and the loudest syllable of an
-        opening still open from before the press (the new one's first level would be taken from it); the room model is kept."""
+        opening still open from before the press (the new one's level would be floored by it); the room model is kept."""
         self.visitor_db = self._opening_peak_db = -math.inf
         self._run = 0
         self._since_near = 0
@@ -318,14 +318,14 @@ class CueClassifier(BlockClassifier):
             return NOISE
         return level
 
-    def _follow_visitor(self, level: int, band_db: float) -> None:
+    def _follow_visitor(self, level: int, band_db: float, bang: bool = False) -> None:
         self._run = self._run + 1 if level == SPEECH else 0
         if not self.gate_open:
             self._opening_peak_db = -math.inf
-        elif level == SPEECH and not self.far_end:
+        elif level == SPEECH and not self.far_end and not (bang and self.visitor_db > -math.inf):  # a footstep's strike does not floor a known level
             self._opening_peak_db = max(self._opening_peak_db, band_db)
         if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
-            # at most visitor_drop_db under this opening's loudest syllable (README, gate notes: "The visitor's first level")
+            # at most visitor_drop_db under this opening's loudest syllable (README, gate notes: "The visitor's first level", "Every level after the first")
             self.visitor_db = max(band_db if self.visitor_db == -math.inf else self.visitor_db, self._opening_peak_db - self.visitor_drop_db)
             # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
             # background talkers that fill their gaps
@@ -394,7 +394,7 @@ class CueClassifier(BlockClassifier):
             self.ambient_db += 0.03 * (band_db - self.ambient_db)
         self.steady_room.update(band_db, self.ambient_db, not self.gate_open and level == NOISE)
         self._frame += 1
-        self._follow_visitor(level, band_db)
+        self._follow_visitor(level, band_db, bang)
         if self.gate_open and self.struck and self._decay.dying() and band_db <= self._bang_db:
             return NOISE  # a struck thing's tail dying away: the hang-over runs out on it (vetted or not)
         if level == SPEECH and self.gate_open and (self._decay.in_hang_over or (not self.far_end and self._decay.rings(flux))):

@@ -27,7 +27,7 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.classifiers import make_classifier
 from edge_agent.audio.crowd import CROWD_LOOKBACK_MS
 from edge_agent.audio.frames import ANALYSIS_MS, NOISE, SPEECH, WEAK, FrameClassifier
-from edge_agent.audio.soundstretch import SoundStretch
+from edge_agent.audio.soundstretch import NEAR_OPENING_EXTRA_MS, SoundStretch
 from edge_agent.core.config_audio import VadSettings
 from edge_agent.errors import AudioError
 
@@ -89,7 +89,7 @@ class VadGate:
         self._preroll_cues = 0
         self._lookback_extra = LOOKBACK_EXTRA_MS // frame_ms if hasattr(self.classifier, "onset_blocks") else 0
         self._crowd_extra = CROWD_LOOKBACK_MS // frame_ms if self._lookback_extra else 0
-        self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra + self._crowd_extra
+        self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra + self._crowd_extra + (NEAR_OPENING_EXTRA_MS // frame_ms if self._lookback_extra else 0)
         """Frames without a cue kept: room for the longer pre-roll used while the far end plays
         (the later decision keeps its lead) and for the look-back of a late onset (in a crowd further)."""
         self._preroll_max = self._preroll_kept + max(1, 1000 // frame_ms)
@@ -254,7 +254,7 @@ class VadGate:
                 self.frames_sent += len(burst)
                 return burst
         else:
-            if level != SPEECH and self._run >= self._min_run - 1:  # a run one frame short of opening: a word's start, perhaps
+            if level != SPEECH and self._run * self.frame_ms >= self._min_run * self.frame_ms - ANALYSIS_MS:  # a run one block short of opening: a word's start, perhaps
                 self._sound.near_opening(index - self._run)
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):

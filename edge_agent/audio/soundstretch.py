@@ -6,9 +6,9 @@ lead before the word, so the gate reaches back to where the sound began, as its 
 it: a stretch of frames that are not NOISE, from its first SPEECH frame, moved back over the
 WEAK frames right before it, plus a lead (README, gate notes: "Onsets that lose their lead",
 "The look-back's reach", "Through other microphones"). VadGate caps the reach
-(`LOOKBACK_EXTRA_MS`); a stretch that a run of SPEECH one frame short of opening began may reach
-further, and an opening right after the gate closed sends all of the gap since ("Every level after
-the first, and the gaps around an opening").
+(`LOOKBACK_EXTRA_MS`); a stretch with a near-opening in it (a run of SPEECH one 30 ms block short
+of opening the gate) may reach further, and an opening right after the gate closed sends all of the
+gap since ("Every level after the first, and the gaps around an opening").
 """
 
 from __future__ import annotations
@@ -33,14 +33,15 @@ swelling (following whole stretches from their first WEAK frame sent more of a t
 
 
 NEAR_OPENING_EXTRA_MS = 240
-"""How much further than the gate's cap a stretch may reach when a run of SPEECH one frame short of
-opening the gate began it (a word that rose like a knock, watched and decided on ~600 ms after its
-first SPEECH: a quiet visitor under a TV lost 60 ms of its start; README, gate notes: "Every level
-after the first, and the gaps around an opening")."""
+"""How much further than the gate's cap a stretch may reach when a near-opening (a run of SPEECH one
+30 ms block short of opening the gate) came in it, within the cap of the opening (a word that rose
+like a knock, watched and decided on ~600 ms after its first SPEECH: a quiet visitor under a TV lost
+60 ms of its start; README, gate notes: "Every level after the first, and the gaps around an opening")."""
 
 
 class SoundStretch:
-    """Fed every frame's level; says how many frames back the current stretch of sound began."""
+    """Fed every frame's level, the gate's closes and its near-openings; says how many frames back
+    an opening reaches (`look_back`): where the current stretch of sound began, or the last close."""
 
     def __init__(self, frame_ms: int, bridge_frames: int = 0) -> None:
         self._bridge_frames = bridge_frames  # an opening this close after the gate closed sends the gap
@@ -77,13 +78,14 @@ class SoundStretch:
         self._closed_at = frames
 
     def near_opening(self, index: int) -> None:
-        """A run of SPEECH one frame short of opening the gate began at frame `index`."""
+        """A run of SPEECH one 30 ms block short of opening the gate began at frame `index`."""
         self._near_at = index
 
     def look_back(self, frames: int, began: int, cap: int) -> int:
         """Frames an opening (the next frame is `frames`) reaches back: to where the classifier says
         the sound `began`, the stretch's start, or the close just before it (all of the gap), at most
-        `cap`; a stretch a near-opening began, up to NEAR_OPENING_EXTRA_MS further."""
+        `cap`; the stretch's start up to NEAR_OPENING_EXTRA_MS further when a near-opening came in
+        the stretch no more than `cap` frames before this opening."""
         if frames - self._closed_at <= self._bridge_frames:
             began = max(began, frames - self._closed_at)
         reach = self.reach(frames)
