@@ -523,7 +523,7 @@ def test_a_crowd_or_a_tv_no_longer_pulls_the_visitors_level_far_under_their_syll
     """A crowd 10 dB under the visitor (tuning seed 1: idle 0.634) and a TV 10 dB under them
     through a dull microphone (seed 2: 0.981): the other voices pulled the visitor's level down
     until they held the gate as the visitor near it. With every level at most `visitor_drop_db`
-    under the loudest syllable of the opening it follows: 0.395 and 0.752, every word and onset
+    under the loudest syllable of the opening it follows: 0.428 and 0.767, every word and onset
     kept. In the TV room the gate then let go 30 ms before the visitor's next word and opened
     again 630 ms later on its second syllable; the opening now reaches back to where the gate
     closed (VadGate, within the pre-roll and its look-back), so 150 ms of that word are no longer lost."""
@@ -546,8 +546,8 @@ def test_a_word_that_almost_opened_the_gate_keeps_its_start(room: Room) -> None:
     """A quiet visitor's word whose first syllable made two SPEECH blocks, one short of opening,
     then read as a knock's tail or the TV for ~600 ms before the gate opened: the look-back's cap
     (pre-roll + 240 ms) cut its start (fresh TV 20 dB seed 9, with every level floored: 60 ms of
-    speech and its onset; tuning knocks 5 dB seed 2: speech 0.9975, onsets 0.909). A stretch such
-    a near-opening began reaches up to 240 ms further (SoundStretch)."""
+    speech and its onset; tuning knocks 5 dB seed 2: speech 0.9975, onsets 0.909). A stretch with
+    such a near-opening in it reaches up to 240 ms further (SoundStretch)."""
     sc = gated(room)
     assert (sc.speech_recall, sc.onset_ok) == (1.0, 1.0), sc
 

@@ -91,7 +91,8 @@ class VadGate:
         self._crowd_extra = CROWD_LOOKBACK_MS // frame_ms if self._lookback_extra else 0
         self._preroll_kept = self._preroll_frames + self._far_extra + self._lookback_extra + self._crowd_extra + (NEAR_OPENING_EXTRA_MS // frame_ms if self._lookback_extra else 0)
         """Frames without a cue kept: room for the longer pre-roll used while the far end plays
-        (the later decision keeps its lead) and for the look-back of a late onset (in a crowd further)."""
+        (the later decision keeps its lead) and for the look-back of a late onset (in a crowd, or
+        on a stretch with a near-opening in it, further: soundstretch.py)."""
         self._preroll_max = self._preroll_kept + max(1, 1000 // frame_ms)
         """A hard bound all the same: at most a second of cues on top."""
         self._min_run_near = max(1, round(settings.min_speech_ms / frame_ms))

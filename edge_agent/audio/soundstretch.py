@@ -47,7 +47,7 @@ class SoundStretch:
         self._bridge_frames = bridge_frames  # an opening this close after the gate closed sends the gap
         self._near_extra = NEAR_OPENING_EXTRA_MS // frame_ms
         self._closed_at = -(10**9)  # frames pushed when the gate last closed
-        self._near_at = -(10**9)  # the first frame of the latest run of SPEECH one frame short of opening
+        self._near_at = -(10**9)  # the first frame of the latest run of SPEECH one 30 ms block short of opening
         self._gap_frames = max(1, SOUND_GAP_MS // frame_ms)
         self._lead_frames = SOUND_LEAD_MS // frame_ms
         self._weak_frames = SOUND_WEAK_MS // frame_ms
