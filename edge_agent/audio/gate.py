@@ -255,7 +255,7 @@ class VadGate:
                 self.frames_sent += len(burst)
                 return burst
         else:
-            if level != SPEECH and self._run * self.frame_ms >= self._min_run * self.frame_ms - ANALYSIS_MS:  # a run one block short of opening: a word's start, perhaps
+            if level != SPEECH and self._run >= self._min_run - ANALYSIS_MS // self.frame_ms:  # a run one 30 ms block short of opening: a word's start, perhaps
                 self._sound.near_opening(index - self._run)
             self._run = self._run + 1 if level == SPEECH else 0
             if self._run >= (self._needed_run() if self._prior_left else self._min_run):

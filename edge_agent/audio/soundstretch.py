@@ -89,7 +89,9 @@ class SoundStretch:
         if frames - self._closed_at <= self._bridge_frames:
             began = max(began, frames - self._closed_at)
         reach = self.reach(frames)
-        began = min(began if reach is None else max(began, reach), cap)
-        if reach is not None and self._start is not None and self._near_at >= self._start and frames - self._near_at <= cap:
+        if reach is None or self._start is None:  # no stretch begun on SPEECH
+            return min(began, cap)
+        began = min(max(began, reach), cap)
+        if self._near_at >= self._start and frames - self._near_at <= cap:
             began = max(began, min(reach, cap + self._near_extra))
         return began
