@@ -53,6 +53,33 @@ def test_public_key_sources_and_it_is_never_in_repr(tmp_path: Path, monkeypatch:
     assert config.from_dict({"agent": {"public_key": "inline"}}).agent.public_key == "from-env"
 
 
+def test_a_key_as_an_operator_pastes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A newcomer's trial: a key file saved with a byte-order mark kept it in the key (sent as is,
+    refused by the platform with nothing pointing at the cause); the environment's or inline key
+    kept the white space around it, and one of white space alone passed as a key; the installer's
+    placeholder, uncommented unchanged, started a kiosk that could never talk. And a config saved
+    with a byte-order mark was "not valid TOML ... line 1, column 1"."""
+    monkeypatch.delenv("EDGE_AGENT_PUBLIC_KEY", raising=False)
+    keyfile = tmp_path / "key"
+    keyfile.write_bytes(b"\xef\xbb\xbfmy-public-key\r\n")
+    s = config.validate_for_run(config.from_dict({"agent": {"public_key_file": str(keyfile), "agent_id": "a"}}))
+    assert s.agent.public_key == "my-public-key"
+    assert config.from_dict({"agent": {"public_key": " inline \n"}}).agent.public_key == "inline"
+    monkeypatch.setenv("EDGE_AGENT_PUBLIC_KEY", " from-env\n")
+    assert config.from_dict({"agent": {"public_key": "inline"}}).agent.public_key == "from-env"
+    monkeypatch.setenv("EDGE_AGENT_PUBLIC_KEY", "   ")
+    assert config.from_dict({"agent": {"public_key": "inline"}}).agent.public_key == "inline"
+    blank = config.from_dict({"agent": {"public_key": "  ", "agent_id": "a"}})
+    with pytest.raises(ConfigError, match=r"agent\.public_key: missing"):
+        blank.agent.require_runnable()
+    monkeypatch.setenv("EDGE_AGENT_PUBLIC_KEY", config.EXAMPLE_PUBLIC_KEY)
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b"\xef\xbb\xbf" + toml_dump({"device": {"state_dir": str(tmp_path), "id": "k1"}, "agent": {"agent_id": "a"}}).encode())
+    assert config.load(cfg).device.id == "k1"
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    assert "the installer's placeholder" in capsys.readouterr().err
+
+
 def test_unknown_section_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "c.toml"
     path.write_text(toml_dump({"future_feature": {"x": 1}, "device": {"id": "k1"}}))

@@ -18,7 +18,7 @@ from edge_agent.core import conversation as c
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.fleet.commands import CommandError, parse_command
-from edge_agent.fleet.share import MAX_POINTER_BYTES, Pointer, SessionShare, ShareError, pointer_topic
+from edge_agent.fleet.share import CORRECTION_EVERY_S, CORRECTIONS_BURST, MAX_POINTER_BYTES, Pointer, SessionShare, ShareError, pointer_topic
 
 FAST = {"ping_interval_s": 1.0, "connect_timeout_s": 2.0}
 
@@ -88,6 +88,34 @@ def test_newest_wins_ties_by_id_and_bad_topics_are_dropped(tmp_path: Path) -> No
     for topic in ("fleet/_sessions/agent-2/alice", "fleet/_sessions/agent-1/a/b", "fleet/_sessions/agent-1/.."):
         on(topic, _wire("s-x", 300.0))
     assert share.counts["rejected"] == 3 and store.newest("agent-2", "alice") is None
+
+
+def test_a_flood_of_stale_pointers_is_corrected_within_a_limit_and_the_last_one_still_is(tmp_path: Path) -> None:
+    """Anyone who may write `_sessions/#` floods a slot this kiosk owns with an older pointer: each
+    was answered with ours, one for one, into the bounded queue the kiosk's state and events share
+    (a helper's attack on a real broker dropped 7 945 of them). Now CORRECTIONS_BURST at once, then
+    one per CORRECTION_EVERY_S; the slot is owed one, sent when the limit allows, so the flood's
+    last stale pointer does not stay retained."""
+    store = SessionStore(tmp_path)
+    bus, now, waiting = Bus(), [0.0], []
+    share = SessionShare(
+        bus, "fleet", "kiosk-a", ["agent-1"], lambda fn: fn(), store.merge_shared, store.forget_slot,
+        clock=lambda: 1_000_000.0, monotonic=lambda: now[0], later=lambda delay_s, fn: waiting.append((delay_s, fn)),
+    )
+    share.announce("agent-1", "bob", Pointer("s-mine", 500.0))
+    topic = pointer_topic("fleet", "agent-1", "bob")
+    on = bus.handlers["fleet/_sessions/agent-1/+"]
+    for _ in range(5_000):
+        on(topic, _wire("s-stale", 400.0, kiosk="kiosk-z"))
+    ours = [p for t, p, _ in bus.sent[1:]]
+    assert len(ours) == CORRECTIONS_BURST and {json.loads(p)["session_id"] for p in ours} == {"s-mine"}
+    assert share.counts["corrections_held"] == 5_000 - CORRECTIONS_BURST
+    assert [d for d, _ in waiting] == [CORRECTION_EVERY_S]  # one wait, however many were held
+    now[0] += CORRECTION_EVERY_S
+    waiting.pop()[1]()
+    assert len(bus.sent) == 1 + CORRECTIONS_BURST + 1 and json.loads(bus.sent[-1][1])["session_id"] == "s-mine"
+    assert not waiting  # nothing owed any more
+    assert share.counts["corrected"] == CORRECTIONS_BURST + 1
 
 
 def test_our_pointer_is_published_and_defended_and_forget_clears_it(tmp_path: Path) -> None:

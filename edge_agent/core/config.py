@@ -34,6 +34,9 @@ like a host name label, starting and ending with a letter or digit (so never `_s
 shared sessions' topic level)."""
 EXAMPLE_AGENT_ID = "your-agent-id"
 """The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
+EXAMPLE_PUBLIC_KEY = "your-millis-public-key"
+"""The placeholder script/install writes (commented out) into /etc/edge-agent/environment: an
+operator who uncomments the line unchanged must hear so, not have the platform refuse the key."""
 SHARED_SESSIONS_LEVEL = "_sessions"
 """Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
 DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
@@ -107,7 +110,9 @@ class AgentSettings:
     def read(cls, s: Section) -> AgentSettings:
         endpoint = websocket_url(s, "endpoint", DEFAULT_ENDPOINT)
         inline = s.opt_str("public_key")  # read (and type-checked) even when the environment's key wins
-        key = os.environ.get(PUBLIC_KEY_ENV) or inline
+        # white space around a key pasted into the environment or the config is not part of it (as
+        # around the file's, `secret_from_file`); a key of white space alone is a missing one
+        key = (os.environ.get(PUBLIC_KEY_ENV) or "").strip() or (inline or "").strip() or None
         key_path = s.opt_str("public_key_file")  # read by `with_key`, only where the agent is talked to
         settings = cls(
             endpoint=endpoint,
@@ -150,6 +155,9 @@ class AgentSettings:
             raise ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table")
         if self.agent_id == EXAMPLE_AGENT_ID:
             raise ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard")
+        if self.public_key == EXAMPLE_PUBLIC_KEY:
+            where = f"in /etc/edge-agent/environment? set {PUBLIC_KEY_ENV} to the public key from the Millis dashboard"
+            raise ConfigError("agent.public_key", f"still the installer's placeholder {EXAMPLE_PUBLIC_KEY!r} ({where})")
 
 
 @dataclass(frozen=True)
@@ -327,7 +335,7 @@ def load(path: str | Path | None, *, warn: bool = True) -> Settings:
     if len(raw) > CONFIG_MAX_BYTES:
         raise ConfigError(str(p), f"config file larger than {CONFIG_MAX_BYTES // (1024 * 1024)} MiB: not a kiosk's config")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a byte-order mark (some Windows editors save one) is not TOML
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays recursively: thousands deep exhausts the stack

@@ -15,13 +15,25 @@ from edge_agent.errors import ConfigError
 MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
 
 
-def _topic_prefix(s: Section, key: str, default: str) -> str:
-    """A topic the kiosk subscribes under: a wildcard (or NUL) in it broke every subscription
-    of the connection (the discovery prefix's did: no availability, no commands, one traceback)."""
-    prefix = s.text(key, default).strip("/")
+def topic_prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot be a topic prefix (the kiosk's, `fleet --prefix`), or None. A wildcard
+    (or NUL) in it broke every subscription of the connection (the discovery prefix's did: no
+    availability, no commands, one traceback); a leading `$` is the broker's own ($SYS, $share):
+    mosquitto dropped every publish under `$SYS/...` while the kiosk logged "connected", and under
+    `$share/<group>` its command subscription became a shared one outside the prefix."""
     if not prefix or any(c in prefix for c in "+#\0"):
-        raise ConfigError(s.key(key), f"must be a non-empty topic without + or #, got {prefix!r}")
-    _printable_and_short(s, key, prefix)
+        return f"must be a non-empty topic without + or #, got {prefix!r}"
+    if prefix.startswith("$"):
+        return f"must not start with $ (the broker's own topics, $SYS and $share), got {prefix!r}"
+    return _name_problem(prefix)
+
+
+def _topic_prefix(s: Section, key: str, default: str) -> str:
+    """A topic the kiosk subscribes under (`topic_prefix_problem`)."""
+    prefix = s.text(key, default).strip("/")
+    problem = topic_prefix_problem(prefix)
+    if problem:
+        raise ConfigError(s.key(key), problem)
     return prefix
 
 
@@ -30,20 +42,22 @@ MAX_NAME_BYTES = 256
 network thread died on it (struct.error) and MQTT stayed dead for the life of the process."""
 
 
-def _printable_and_short(s: Section, key: str, value: str) -> None:
+def _name_problem(value: str) -> str | None:
     """A control or format character (a TAB, a newline, a bidi override) in a topic prefix made the
     broker refuse the will topic (the kiosk never connected) or drop the connection at every
     publish (availability flapping once a second); a client id is no place for one either."""
     if not value.isprintable():
-        raise ConfigError(s.key(key), f"must be printable text (no control or format characters), got {value!r}")
+        return f"must be printable text (no control or format characters), got {value!r}"
     if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ConfigError(s.key(key), f"must be at most {MAX_NAME_BYTES} bytes, got {len(value.encode('utf-8'))}")
+        return f"must be at most {MAX_NAME_BYTES} bytes, got {len(value.encode('utf-8'))}"
+    return None
 
 
 def _client_id(s: Section) -> str | None:
     value = s.opt_str("client_id")
-    if value is not None:
-        _printable_and_short(s, "client_id", value)
+    problem = None if value is None else _name_problem(value)
+    if problem:
+        raise ConfigError(s.key("client_id"), problem)
     return value
 
 

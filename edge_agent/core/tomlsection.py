@@ -181,9 +181,10 @@ def _secret_file_bytes(key: str, path: str) -> bytes:
 
 def _as_text(raw: bytes) -> str | None:
     """`raw` as the text a secret is: UTF-8, newlines as text mode reads them, white space
-    around it (a trailing newline, CRLF) dropped; None when it is not UTF-8."""
+    around it (a trailing newline, CRLF) and a byte-order mark (some Windows editors save one)
+    dropped; None when it is not UTF-8."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()

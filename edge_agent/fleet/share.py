@@ -41,6 +41,7 @@ from typing import Any, Optional, Protocol
 
 from edge_agent.core.config import SHARED_SESSIONS_LEVEL
 from edge_agent.core.config_mqtt import MqttSettings
+from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.slots import is_label
 from edge_agent.errors import EdgeAgentError
 
@@ -57,6 +58,13 @@ this long are published again: a broker that lost its retained messages (restart
 persistence, replaced) held none of them, and a person was not recognised at the next kiosk. Long
 enough for a catch-up of 100 000 pointers to arrive first, so a newer pointer of another kiosk is
 not overwritten by an older one of ours (it would be corrected back, but churn for nothing)."""
+CORRECTIONS_BURST, CORRECTION_EVERY_S = 10, 1.0
+"""Older pointers corrected (this kiosk's own published again over them): ten at once, then one
+a second; a slot whose correction the limit held back is owed one, sent when the limit allows
+(`corrections_held` counts them). Anyone who may write `_sessions/#` (every kiosk, on a locked-down
+broker) could otherwise flood a slot this kiosk owns with a stale pointer, each answered one for
+one into the bounded queue the kiosk's state and events share: a helper's attack dropped 7 945
+of them, a whole conversation's state and events among them."""
 MINE_REMEMBERED = 4096
 """Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -137,6 +145,12 @@ def _time(value: Any, now: float) -> float | None:
     return None if at is None or at <= 0 else min(at, now)
 
 
+def _timer(delay_s: float, fn: Callable[[], None]) -> None:
+    timer = threading.Timer(delay_s, fn)
+    timer.daemon = True
+    timer.start()
+
+
 def pointer_topic(prefix: str, agent: str, slot: str) -> str:
     return f"{prefix}/{SHARED_SESSIONS_LEVEL}/{agent}/{slot}"
 
@@ -160,7 +174,11 @@ class SessionShare:
         forget_slot: Callable[[str, str], None],
         clock: Callable[[], float] = time.time,
         clear: Callable[[list[tuple[str, str]]], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        later: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
+        """`monotonic` and `later` (run a callable after so many seconds, on any thread) pace the
+        corrections (CORRECTIONS_BURST); a daemon timer thread by default."""
         self.bus = bus
         self.prefix = prefix
         self.device_id = device_id
@@ -175,7 +193,12 @@ class SessionShare:
         self._mine_ids: dict[str, tuple[str, str]] = {}
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
         self._connects = 0
-        self.counts = dict.fromkeys(("published", "unsent", "received", "filed", "rejected", "dropped", "corrected", "forgotten"), 0)
+        self._monotonic = monotonic
+        self._later = later or _timer
+        self._corrections = TokenBucket(CORRECTIONS_BURST, 1.0 / CORRECTION_EVERY_S, monotonic())
+        self._owed: set[tuple[str, str]] = set()  # slots whose correction the limit held back
+        self._owed_waiting = False  # a `later` call will pay them
+        self.counts = dict.fromkeys(("published", "unsent", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten"), 0)
         self.agents = []
         for agent in dict.fromkeys(agents):
             if is_label(agent):
@@ -271,8 +294,7 @@ class SessionShare:
             mine = self._mine.get(where)
             if mine is not None and mine.rank >= pointer.rank:
                 if mine.rank > pointer.rank:  # the broker holds an older pointer than ours
-                    self.counts["corrected"] += 1
-                    self._send(*where, mine)
+                    self._correct(where, mine)
                 return
             pending = self._pending.get(where)
             if pending is not None and pending.rank >= pointer.rank:
@@ -284,6 +306,29 @@ class SessionShare:
             self._pending[where] = pointer
         if first:
             self._post(self._drain)
+
+    def _correct(self, where: tuple[str, str], mine: Pointer) -> None:
+        """Publishes our pointer over an older one, within CORRECTIONS_BURST; else owes it (lock held)."""
+        if not self._corrections.take(self._monotonic()):
+            self.counts["corrections_held"] += 1
+            self._owed.add(where)
+            if not self._owed_waiting:
+                self._owed_waiting = True
+                self._later(CORRECTION_EVERY_S, self._pay_owed)
+            return
+        self.counts["corrected"] += 1
+        self._send(*where, mine)
+
+    def _pay_owed(self) -> None:
+        """The corrections held back, as the limit allows (the rest wait again): the last stale
+        pointer of a flood does not stay retained."""
+        with self._lock:
+            self._owed_waiting = False
+            owed, self._owed = self._owed, set()
+            for where in sorted(owed):
+                mine = self._mine.get(where)
+                if mine is not None:
+                    self._correct(where, mine)
 
     def _slot_of(self, topic: str) -> tuple[str, str] | None:
         head = f"{self.prefix}/{SHARED_SESSIONS_LEVEL}/"

@@ -78,6 +78,8 @@ HA_ANSWERS_BURST, HA_ANSWER_EVERY_S = 2, 10.0
 then one per 10 s. Each answer is every config (18); a flood of announcements filled the bounded
 queue and crowded out everything else the kiosk had to publish. The configs are retained, so an
 announcement left unanswered still finds them on the broker."""
+ONLINE_RETRY_S = 0.5
+"""How soon `online` and the state are tried again at a connect whose queue was full."""
 CONNECT_WARN_EVERY_S = 60.0
 """While the broker stays unreachable, one warning per minute at most (paho retries every 1-3 s)."""
 SHORT_LIVED_S = 10.0
@@ -87,7 +89,7 @@ another client, an ACL refusing the kiosk's topics): it was a warning and an inf
 Reply = Callable[[dict[str, Any]], None]
 
 
-def _guard(fn: Callable[..., None]) -> Callable[..., None]:
+def guarded(fn: Callable[..., None]) -> Callable[..., None]:
     """paho must never see an exception from our callbacks (it would kill its thread)."""
 
     def run(*args: Any) -> None:
@@ -160,6 +162,7 @@ class StatusReporter:
         self._commands = TokenBucket(COMMANDS_BURST, 1.0 / COMMAND_EVERY_S, time.monotonic())
         self._pings = TokenBucket(COMMANDS_BURST, 1.0 / COMMAND_EVERY_S, time.monotonic())
         self._state_unsent = False  # the last state publish found the queue full: sent again at the next publish
+        self._online_unsent = False  # `online` found the queue full at a connect: `_say_online` tries again
         self._closing = False
         self.connect_failures = FailureStreak(CONNECT_WARN_EVERY_S)
         self.drops = FailureStreak(CONNECT_WARN_EVERY_S)
@@ -168,16 +171,16 @@ class StatusReporter:
         """Failed connection attempts since the last connect (paho's thread only)."""
         self._refused = False
         self._client = make_client(settings, settings.client_id or f"edge-agent-{device_id}", MQTTProtocolVersion.MQTTv5)
-        self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, _guard)
+        self.discovery = DiscoveryCleanup(self._client, settings, device_id, state_dir, guarded)
         self._client.will_set(self.topic("availability"), "offline", qos=settings.qos, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=3)  # back within 5 s of the broker
         self._client.max_queued_messages_set(MAX_QUEUED_EVENTS)
-        self._client.on_connect = _guard(self._on_connect)
-        self._client.on_disconnect = _guard(self._on_disconnect)
-        self._client.on_connect_fail = _guard(self._on_connect_fail)
-        self._client.on_message = _guard(self._on_message)
-        self._client.on_subscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.subscribed(mid))
-        self._client.on_unsubscribe = _guard(lambda client, userdata, mid, reasons, properties: self.discovery.unsubscribed(mid))
+        self._client.on_connect = guarded(self._on_connect)
+        self._client.on_disconnect = guarded(self._on_disconnect)
+        self._client.on_connect_fail = guarded(self._on_connect_fail)
+        self._client.on_message = guarded(self._on_message)
+        self._client.on_subscribe = guarded(lambda client, userdata, mid, reasons, properties: self.discovery.subscribed(mid))
+        self._client.on_unsubscribe = guarded(lambda client, userdata, mid, reasons, properties: self.discovery.unsubscribed(mid))
 
     def topic(self, leaf: str) -> str:
         return f"{self.base}/{leaf}"
@@ -222,12 +225,27 @@ class StatusReporter:
         others = [f"{self.settings.discovery_prefix}/status", *self._followed]
         client.subscribe([(self.topic("cmd"), commands), *((f, SubscribeOptions(qos=qos)) for f in others)])
         for hook in self._connect_hooks:
-            _guard(hook)()
-        client.publish(self.topic("availability"), "online", qos=qos, retain=True)
-        with self._lock:
-            state = json.dumps(self._state)
-        client.publish(self.topic("state"), state, qos=qos, retain=True)
+            guarded(hook)()
+        self._online_unsent = True
+        self._say_online(self.connects)
         self.discovery.connected()
+
+    def _say_online(self, connect: int) -> None:
+        """`online` and the state at a (re)connect; while the bounded queue is full (the events said
+        while the broker was away fill it) again every ONLINE_RETRY_S until they go, as it drains.
+        They were dropped there, uncounted: the kiosk offline to the fleet and to Home Assistant
+        until its next reconnect (a helper's attack). paho lets no limit change while connected."""
+        if connect != self.connects or not self.connected.is_set():
+            return  # connected again meanwhile (that connect says it) or gone
+        if self._online_unsent:
+            info = self._client.publish(self.topic("availability"), "online", qos=self.settings.qos, retain=True)
+            self._online_unsent = info.rc == mqtt.MQTT_ERR_QUEUE_SIZE
+        if not self._online_unsent:
+            self._state_catch_up()
+        if self._online_unsent or self._state_unsent:
+            timer = threading.Timer(ONLINE_RETRY_S, guarded(self._say_online), (connect,))
+            timer.daemon = True
+            timer.start()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         """paho could not open the connection (no CONNACK to read): the reason is `Client`'s."""
@@ -336,7 +354,7 @@ class StatusReporter:
         subscribed now and again on every reconnect (retained messages then arrive again).
         Call before `start`."""
         self._followed.append(topic_filter)
-        self._client.message_callback_add(topic_filter, _guard(lambda c, u, m: handler(m.topic, bytes(m.payload))))
+        self._client.message_callback_add(topic_filter, guarded(lambda c, u, m: handler(m.topic, bytes(m.payload))))
 
     def when_connected(self, hook: Callable[[], None]) -> None:
         """Calls `hook` (on paho's thread, guarded) at every (re)connect, once subscribed."""

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edge_agent.core import config
-from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV
+from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, topic_prefix_problem
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
@@ -83,7 +83,7 @@ class FleetView:
             return
         try:
             data = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # `[[[[...` 100 000 deep, retained by anyone who may write a state
             self.ignored += 1
             return
         if not isinstance(data, dict):
@@ -160,12 +160,26 @@ def password_from(args: argparse.Namespace) -> str | None:
     return password
 
 
+def _check_broker_args(args: argparse.Namespace) -> None:
+    """The broker options as strictly as the config's: `--port 70000` read whichever broker
+    listened on 4464 (70000 mod 65536) and exited 0, `--port 0` was an "unexpected error"."""
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be 1-65535, got {args.port}")
+    if args.host is not None and not args.host.strip():
+        raise UsageError("--host must not be empty")
+    if args.prefix is not None:
+        problem = topic_prefix_problem(args.prefix.strip("/"))
+        if problem:
+            raise UsageError(f"--prefix {problem}")
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from edge_agent.fleet.status import make_client
+    from edge_agent.fleet.status import guarded, make_client
 
     loaded = config.load(args.config)
     settings, own_id = loaded.mqtt, loaded.device.id
     password = password_from(args)
+    _check_broker_args(args)
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
     if args.ca_file and not os.access(args.ca_file, os.R_OK):
         raise UsageError(f"--ca-file {args.ca_file}: cannot be read")
@@ -185,7 +199,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
     client.on_connect = connected
     client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
-    client.on_message = lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain))
+    client.on_message = guarded(lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain)))
     try:
         client.connect(settings.host, settings.port, keepalive=30)
     except OSError as exc:
