@@ -135,6 +135,10 @@ BAD = [
     ({"audio": {"capture_block_ms": -10}}, "audio.capture_block_ms"),
     ({"audio": {"duplex": "both"}}, "audio.duplex"),
     ({"audio": {"input": 3}}, "audio.input"),
+    ({"audio": {"input": ""}}, "audio.input"),  # run retried "no input device matches ''" every 5 s
+    ({"audio": {"input": "file:"}}, "audio.input"),  # "cannot read : No such file or directory"
+    ({"audio": {"output": "file: "}}, "audio.output"),
+    ({"mqtt": {"topic_prefix": "$SYS/edge-agent"}}, "mqtt.topic_prefix"),  # the broker drops every publish there
     ({"audio": {"earcon_volume": 2.0}}, "audio.earcon_volume"),
     ({"vad": {"aggressiveness": 4}}, "vad.aggressiveness"),
     ({"vad": {"preroll_ms": -5}}, "vad.preroll_ms"),

@@ -60,7 +60,12 @@ class AudioSettings:
         echo_cancel = s.flag("echo_cancel", False)
         if echo_cancel and not module_available("livekit"):
             raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")
-        source, sink = s.text("input", "default"), s.text("output", "default")
+        # blank, or a "file:" naming nothing: `run` retried "no input device matches ''" every 5 s
+        source = s.required_text("input", "default", "a capture device (a name, an ALSA PCM, or file:PATH)")
+        sink = s.required_text("output", "default", "a playback device (a name, an ALSA PCM, file:PATH or null)")
+        for key, value in (("input", source), ("output", sink)):
+            if value.startswith("file:") and not value[len("file:") :].strip():
+                raise ConfigError(s.key(key), f"names no file after file:, got {value!r}")
         if _same_file(source, sink):
             raise ConfigError(s.key("output"), f"names the file audio.input reads ({sink}): the kiosk would write over the recording it plays; give the speaker another file")
         return cls(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -378,7 +379,7 @@ def clear_pointers(settings: MqttSettings, slots: Iterable[tuple[str, str]], tim
     targets = [(a, s) for a, s in slots if is_label(a) and is_label(s)]
     if not targets:
         return "no shared session pointers to clear"
-    client = make_client(settings, f"edge-agent-forget-{int(time.time() * 1000) % 100000}")
+    client = make_client(settings, f"edge-agent-forget-{os.getpid()}-{int(time.time() * 1000) % 100000}")  # one id each: kiosks forgetting at once took each other's over
     try:
         client.connect(settings.host, settings.port, keepalive=30)
     except OSError as exc:
@@ -392,9 +393,12 @@ def clear_pointers(settings: MqttSettings, slots: Iterable[tuple[str, str]], tim
         infos = [client.publish(pointer_topic(settings.topic_prefix, a, s), b"", qos=1, retain=True) for a, s in targets]
         for info in infos:
             info.wait_for_publish(timeout_s)
+        unsent = sum(not info.is_published() for info in infos)  # the wait ends at the timeout too
     except (RuntimeError, ValueError) as exc:
         return f"shared pointers NOT all cleared: {exc}"
     finally:
         client.disconnect()
         client.loop_stop()
+    if unsent:
+        return f"shared pointers NOT all cleared: {unsent} of {len(targets)} unconfirmed by the broker within {timeout_s:g} s; send forget_sessions over MQTT later"
     return f"cleared {len(targets)} shared session pointers"
