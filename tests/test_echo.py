@@ -423,6 +423,10 @@ def test_echo_tool_trims_tracks_a_little_apart_and_refuses_more(tmp_path: Path) 
     got = json.loads(r.stdout)
     assert got["erle_db"] >= 30 and abs(got["delay_ms"] - 70) <= 3, got
     assert len(read_wav(tmp_path / "out.wav")) == len(room_after)
+    # an empty mic track is one with no audio (a newcomer's: it was "the mic stopped before the speaker")
+    write_wav(tmp_path / "empty.wav", b"")
+    r = _echo_tool(str(tmp_path / "empty.wav"), str(tmp_path / "spk.wav"), "-o", str(tmp_path / "out.wav"))
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"edge-agent: {tmp_path / 'empty.wav'}: need at least 1 s of audio, got 0.00 s"], r.stderr
 
 
 def test_echo_tool_says_why_a_figure_could_not_be_measured(tmp_path: Path) -> None:

@@ -65,9 +65,10 @@ def cmd_echo(args: argparse.Namespace) -> int:
     if _same_file(args.mic, args.speaker):  # a slip on the command line, not a recording to check
         raise UsageError(f"{args.mic} is given as both the mic and the speaker track: pass what the microphone recorded and what the speaker played")
     speaker_name = f"{args.speaker} (after {args.speaker_from:g} s of --speaker-from)" if args.speaker_from else args.speaker
+    for name, track in ((args.mic, mic), (args.speaker, ref)):  # before the lengths are compared: an empty mic "stopped before the speaker"
+        if len(track) < 2 * SAMPLE_RATE_HZ:
+            raise EdgeAgentError(f"{name}: need at least 1 s of audio, got {len(track) / 2 / SAMPLE_RATE_HZ:.2f} s")
     mic, ref = same_length(args.mic, mic, speaker_name, ref)
-    if len(mic) < 2 * SAMPLE_RATE_HZ:
-        raise EdgeAgentError(f"{args.mic}: need at least 1 s of audio, got {len(mic) / 2 / SAMPLE_RATE_HZ:.2f} s")
     try:  # fail before the work, and before `wave` half-opens the file
         Path(args.output).open("wb").close()
     except OSError as exc:
