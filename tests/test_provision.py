@@ -182,11 +182,12 @@ def test_provision_refuses_bad_names_and_silent_overwrites(tmp_path: Path) -> No
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, cwd=REPO, timeout=30)
 
-    assert run("provision", "küche-1", "--dir", str(tmp_path)).returncode == 78
+    bad = run("provision", "küche-1", "--dir", str(tmp_path))  # a bad argument (exit 2), not a config error (78: a newcomer's)
+    assert bad.returncode == 2 and bad.stderr == "edge-agent provision: NAME: use a valid device id (ASCII letters, digits, - and _), got 'küche-1'\n", bad.stderr
     assert run("provision", "kiosk-1", "--dir", str(tmp_path)).returncode == 0
     again = run("provision", "kiosk-1", "--dir", str(tmp_path))
     assert again.returncode == 1 and "--rotate" in again.stderr and again.stderr.count("\n") == 1
-    assert run("broker-acl", "--admin", "a b").returncode == 78
+    assert run("broker-acl", "--admin", "a b").returncode == 2
 
 
 def test_provision_with_a_password_file_it_cannot_update_writes_nothing(tmp_path: Path) -> None:

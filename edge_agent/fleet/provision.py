@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edge_agent.core import config
 from edge_agent.core.config import DEVICE_ID_RE, SHARED_SESSIONS_LEVEL
-from edge_agent.errors import ConfigError, EdgeAgentError
+from edge_agent.errors import EdgeAgentError, UsageError
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's own default; the 192-bit random password is the strength
 SALT_BYTES = 12
@@ -118,7 +118,7 @@ def _write_private(path: Path, text: str) -> None:
 def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tuple[Path, str]:
     """Makes `name`'s password file in `out_dir`; returns it and the password-file line."""
     if not DEVICE_ID_RE.fullmatch(name):
-        raise ConfigError("NAME", f"use a valid device id (ASCII letters, digits, - and _), got {name!r}")
+        raise UsageError(f"NAME: use a valid device id (ASCII letters, digits, - and _), got {name!r}")  # an argument, not a config
     secret_file = out_dir / f"{name}.mqtt_password"
     existed = secret_file.exists()
     if existed and not rotate:
@@ -162,7 +162,7 @@ def cmd_broker_acl(args: argparse.Namespace) -> int:
     m = config.load(args.config).mqtt
     for user in [*args.admin, *args.ha_user]:
         if not DEVICE_ID_RE.fullmatch(user):
-            raise ConfigError("--admin/--ha-user", f"use ASCII letters, digits, - and _, got {user!r}")
+            raise UsageError(f"--admin/--ha-user: use ASCII letters, digits, - and _, got {user!r}")
     sys.stdout.write(acl_text(m.topic_prefix, m.discovery_prefix, args.admin, args.ha_user))
     return 0
 
