@@ -80,6 +80,19 @@ def test_a_key_as_an_operator_pastes_it(tmp_path: Path, monkeypatch: pytest.Monk
     assert "the installer's placeholder" in capsys.readouterr().err
 
 
+def test_a_wrong_type_is_shown_as_the_config_wrote_it() -> None:
+    """`preroll_ms = true` said "got True", Python's spelling (a newcomer's)."""
+    cases = (
+        ({"vad": {"preroll_ms": True}}, "must be a whole number, got true"),
+        ({"agent": {"ping_interval_s": False}}, "must be a number, got false"),
+        ({"device": {"id": True}}, "must be a string, got true"),
+    )
+    for data, says in cases:
+        with pytest.raises(ConfigError) as err:
+            config.from_dict(data)
+        assert str(err.value).endswith(says), str(err.value)
+
+
 def test_unknown_section_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "c.toml"
     path.write_text(toml_dump({"future_feature": {"x": 1}, "device": {"id": "k1"}}))

@@ -19,6 +19,11 @@ SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 """Keys whose values are never shown, not even in the error about a wrongly typed value."""
 
 
+def as_toml(value: object) -> str:
+    """A value as the config wrote it, for a message: `true` / `false`, not Python's True / False."""
+    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+
 class Section:
     """Reads typed values out of one TOML table and remembers which keys were consumed."""
 
@@ -38,7 +43,7 @@ class Section:
         return f"{self.name}.{key}"
 
     def _not_a_string(self, key: str, value: object) -> ConfigError:
-        shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else repr(value)
+        shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else as_toml(value)
         return ConfigError(self.key(key), f"must be a string, got {shown}")
 
     def _string(self, key: str, value: object) -> str:
@@ -78,7 +83,7 @@ class Section:
     def integer(self, key: str, default: int, lo: int, hi: int) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(key), f"must be a whole number, got {value!r}")
+            raise ConfigError(self.key(key), f"must be a whole number, got {as_toml(value)}")
         if not lo <= value <= hi:
             raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
         return value
@@ -92,7 +97,7 @@ class Section:
     def number(self, key: str, default: float, lo: float, hi: float) -> float:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(self.key(key), f"must be a number, got {value!r}")
+            raise ConfigError(self.key(key), f"must be a number, got {as_toml(value)}")
         if not lo <= value <= hi:
             raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
         return float(value)
