@@ -140,12 +140,14 @@ class BadgeSettings:
         """These settings with the secret read from `secret_file` (the daemon reads it, through
         `config.validate_for_run`; `sessions` or `gate` never need it, so an operator who may not
         read it can still run them). ConfigError naming badge.secret_file when it cannot be read,
-        is empty or is shorter than MIN_SECRET_BYTES."""
+        is empty, is shorter than MIN_SECRET_BYTES or is one byte repeated."""
         if self.secret is not None or not self.secret_file:
             return self
         secret = secret_bytes_from_file("badge.secret_file", self.secret_file)
         if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError("badge.secret_file", f"the secret must be at least {MIN_SECRET_BYTES} bytes")
+        if len(set(secret)) == 1:  # everyone knows that key: a badge's slot key could be computed, and its id tested offline
+            raise ConfigError("badge.secret_file", f"the secret is one byte repeated ({secret[0]:#04x}: a file of zeros from /dev/zero or a power cut?); make one with: head -c 32 /dev/urandom")
         return replace(self, secret=secret)
 
 

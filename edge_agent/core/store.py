@@ -43,6 +43,8 @@ RETRY_S = 60.0
 BUSY_TIMEOUT_S = 0.5
 """How long a write waits for another process's lock. Writes run on the kiosk's event loop, so
 this is short: past it the store carries on in memory instead of stalling the audio."""
+SCRUB_EVERY_S = 0.1
+"""How often a patient forget (`sessions --forget`) tries its checkpoint again while another program reads the store."""
 CORRUPT_COPIES_KEPT = 2
 """Moved-aside corrupt files kept for inspection; older ones are deleted (they hold session ids)."""
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
@@ -86,6 +88,8 @@ class SessionStore:
         self.fault: str | None = None
         """Why the store is running in memory (None: on disk)."""
         self.wipe_pending = False
+        self.scrub_pending = False
+        """The last forget deleted the rows but could not scrub the card (a reader held the WAL)."""
         """`forget` ran while the disk was unusable: the disk copy is wiped when it comes back."""
         self._slots_pending: set[tuple[str, str]] = set()
         """(agent, slot)s `forget_slot` deleted only in memory: deleted on disk when it comes back."""
@@ -336,13 +340,15 @@ class SessionStore:
         sql = f"SELECT {COLUMNS} FROM sessions WHERE {SOUND_ROW} {tail}"
         return self._run(lambda db: [StoredSession(*row) for row in db.execute(sql, args)])
 
-    def forget(self) -> int:
+    def forget(self, scrub_wait_s: float = 0.0) -> int:
         """Deletes every session and every moved-aside copy (the operator's privacy switch);
         returns how many sessions went. With the disk unusable, the in-memory copy goes now
-        and the disk copy as soon as `retry` gets the disk back (`wipe_pending`)."""
+        and the disk copy as soon as `retry` gets the disk back (`wipe_pending`). Up to
+        `scrub_wait_s` for another program's read to end (not on the kiosk's loop), else
+        `scrub_pending`."""
         if self.fault is None:
             try:
-                return self._wipe(self._db)
+                return self._wipe(self._db, scrub_wait_s)
             except sqlite3.Error:
                 pass  # _run below moves to memory and records the wipe as pending
         count = self._run(lambda db: int(db.execute("DELETE FROM sessions").rowcount))
@@ -350,9 +356,17 @@ class SessionStore:
         self._remove_corrupt_copies()
         return count
 
-    def _wipe(self, db: sqlite3.Connection) -> int:
+    def _wipe(self, db: sqlite3.Connection, scrub_wait_s: float = 0.0) -> int:
         count = int(db.execute("DELETE FROM sessions").rowcount)
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # another program reading the store (`edge-agent sessions`, a backup) keeps the checkpoint
+        # from copying the zeroed pages back and truncating the WAL: the ids stayed on the card
+        # while forget said it was done (a helper's attack). Tried again while patient, then said.
+        until = time.monotonic() + scrub_wait_s
+        while (busy := db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]) and time.monotonic() < until:
+            time.sleep(SCRUB_EVERY_S)
+        self.scrub_pending = bool(busy)
+        if busy:
+            log.warning("session store: sessions forgotten, but another program reading %s keeps their old pages on the card until it closes; forget again then", self.dir / DB_NAME)
         try:
             db.execute("VACUUM")  # needs free space; secure_delete already zeroed the rows
         except sqlite3.OperationalError as exc:

@@ -248,7 +248,7 @@ class Kiosk:
         count = self.records.forget()  # the fleet's copies too
         self.dispatch(c.SessionsForgotten())
         self._state_forgotten()
-        self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending})
+        self._notify("sessions_forgotten", {"count": count, "disk_wipe_pending": self.store.wipe_pending, "disk_scrub_pending": self.store.scrub_pending})
         self.records.check()
         return count
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -42,13 +43,20 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             print(f"no sessions stored in {state_dir}")
         return 0
     if args.forget:
-        from edge_agent.service.instance import held_by
+        from edge_agent.service.instance import AnotherDaemon, claim, held_by
 
-        if (holder := held_by(state_dir)) is not None:  # it remembers the last session: its next press continued it
-            raise StoreError(
-                f"an edge-agent ({holder}) runs with {state_dir}: it keeps the last session in memory and would continue it; "
+        def running(holder: str) -> StoreError:  # it remembers the last session: its next press continued it
+            return StoreError(
+                f"{holder} runs with {state_dir}: it keeps the last session in memory and would continue it; "
                 "forget through it (the MQTT command forget_sessions) or stop it first (sudo systemctl stop edge-agent)"
             )
+
+        if (holder := held_by(state_dir)) is not None:
+            raise running(f"an edge-agent ({holder})")
+        try:  # held for the whole wipe: a kiosk started meanwhile (systemd's Restart=, a reboot) waits or refuses
+            lock = claim(state_dir)
+        except AnotherDaemon as exc:
+            raise running(exc.holder) from None
         store = SessionStore(state_dir, settings.session.keep_sessions)
         try:
             if store.fault is not None:  # a wipe of a copy in memory would mislead
@@ -57,13 +65,17 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 from edge_agent.fleet.share import clear_pointers
 
                 print(clear_pointers(settings.mqtt, store.slots()))
-            count = store.forget()
+            count = store.forget(scrub_wait_s=2.0)
             if store.wipe_pending:  # the disk went away mid-wipe (another writer's lock): a wipe this process would lose at exit
                 raise StoreError(f"sessions NOT forgotten on disk: {store.fault or 'the store became unusable'}; try again (stop the service first)")
+            if store.scrub_pending:  # deleted, but their pages are still on the card
+                raise StoreError(f"forgot {count} sessions in {state_dir}, but NOT scrubbed from the card: another program is reading the store; run this again once it is done")
             print(json.dumps({"forgotten": count}) if args.json else f"forgot {count} sessions in {state_dir}")
             return 0
         finally:
             store.close()
+            if lock is not None:
+                os.close(lock)
     # read-only: `sudo edge-agent sessions` must leave no root-owned file in the service's state dir
     rows = recent_read_only(state_dir / DB_NAME, args.limit)
     if args.json:
