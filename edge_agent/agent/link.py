@@ -45,6 +45,12 @@ SEND_BUFFER_BYTES = 32 * 1024
 """Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
 auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
 before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
+CLOSE_WITHIN_S = 5.0
+"""A link asked to end (`close`), or ended by a fault, has this long to close cleanly; then its
+socket is aborted. A server that stops reading (a hung one, or a dead path the kernel still holds
+open) fills the send buffer, and websockets' drain has no timeout: the close waited in it for
+ever, so a dead link was never reported (no reconnect until the idle timeout) and a conversation
+ended on such a server kept its socket and task (a helper's attack: one leaked per conversation)."""
 
 EARLY_AUDIO_BYTES = 10 * BYTES_PER_S
 """Agent audio kept from before `onready` (10 s at 16 kHz) and played after it: the protocol lets
@@ -134,10 +140,20 @@ class AgentLink:
         return self._activated is not None and not self._activated.is_set()
 
     def close(self) -> None:
-        """Asks the link to end; its LinkDown follows once the socket is closed."""
+        """Asks the link to end; its LinkDown follows once the socket is closed (aborted after
+        CLOSE_WITHIN_S if the close cannot go out)."""
         self.outbox.close()
         if self._task is not None and (self._ws is None or self._unused_standby):
             self._task.cancel()
+        elif self._task is not None and not self._task.done():
+            self._task.get_loop().call_later(CLOSE_WITHIN_S, self._abort)
+
+    def _abort(self) -> None:
+        """The close did not go out in time: the socket is dropped, so the link's task ends."""
+        ws = self._ws
+        if ws is not None and self._task is not None and not self._task.done():
+            log.warning("agent link %d: the close did not go out within %g s (the server reads nothing); socket dropped", self.link_id, CLOSE_WITHIN_S)
+            ws.transport.abort()
 
     async def wait_closed(self, timeout_s: float = 2.0) -> None:
         """Waits for a clean close; past `timeout_s` (a stalled network cannot finish the close
@@ -252,7 +268,10 @@ class AgentLink:
         finally:
             for t in tasks:
                 t.cancel()
-            await ws.close()
+            try:  # bounded: a full send buffer blocks the close frame's drain for ever
+                await asyncio.wait_for(ws.close(), CLOSE_WITHIN_S)
+            except asyncio.TimeoutError:
+                ws.transport.abort()
 
     def _audio(self, pcm: bytes) -> None:
         """Agent audio after `onready`, from `recv` or straight from the socket's read (wire.py)."""
