@@ -170,3 +170,29 @@ def test_a_dead_link_with_a_full_send_buffer_is_still_replaced(tmp_path: Path) -
             k.wait_state(c.LISTENING)
             wait_for(lambda: k.kiosk.stats.frames_dropped > 0, 20, "the uplink to back up")
             wait_for(lambda: srv.connections >= 2 and any(e == "reconnected" for e, _ in events), 4.0 + CLOSE_WITHIN_S + 10.0, "a reconnect after the dead link")
+
+
+def _redirect_to_portal(connection: Any, request: Any) -> Any:
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+
+    return Response(302, "Found", Headers([("Location", "http://portal.example/login?x=1"), ("Content-Length", "0")]), b"")
+
+
+async def _never(server: HostileServer, ws: ServerConnection) -> None:
+    await ws.wait_closed()
+
+
+def test_an_http_redirect_from_the_server_is_not_reported_as_a_bad_endpoint(tmp_path: Path) -> None:
+    """A 302 (a venue's captive portal, a load balancer's maintenance page) is the network's or
+    the server's answer, not a configuration error: health.classify called it "bad endpoint"
+    (fatal, the error event named the portal's URL as if it were the configured endpoint). The
+    configured endpoint is checked at start, so an unusable URI at run time came in a redirect."""
+    with HostileServer(_never, process_request=_redirect_to_portal) as srv:
+        settings = kiosk_settings(tmp_path, srv.url, agent=FAST)
+        with KioskThread(settings) as k:
+            events = _events(k)
+            k.press()
+            wait_for(lambda: any(e in ("error", "reconnecting") for e, _ in events), 15, "the link's end")
+            first = next((e, f) for e, f in events if e in ("error", "reconnecting"))
+            assert "bad endpoint" not in str(first[1]), first

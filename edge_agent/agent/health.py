@@ -65,7 +65,9 @@ def classify(exc: BaseException) -> tuple[bool, str]:
         return True, f"{exc.code}: {str(exc)[:120]}"  # quoted with repr where they quote the server
     if isinstance(exc, ssl.SSLCertVerificationError):
         return True, f"tls: {exc.verify_message}"
-    if isinstance(exc, (InvalidURI, ValueError)):
+    if isinstance(exc, InvalidURI):  # the endpoint was checked at start: this one came in a redirect
+        return False, f"redirected to {exc.uri[:120]!r}, no WebSocket URL (a captive portal or a proxy on the way?)"
+    if isinstance(exc, ValueError):
         return True, f"bad endpoint: {exc}"
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return False, "timeout"
