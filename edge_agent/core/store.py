@@ -88,9 +88,9 @@ class SessionStore:
         self.fault: str | None = None
         """Why the store is running in memory (None: on disk)."""
         self.wipe_pending = False
+        """`forget` ran while the disk was unusable: the disk copy is wiped when it comes back."""
         self.scrub_pending = False
         """The last forget deleted the rows but could not scrub the card (a reader held the WAL)."""
-        """`forget` ran while the disk was unusable: the disk copy is wiped when it comes back."""
         self._slots_pending: set[tuple[str, str]] = set()
         """(agent, slot)s `forget_slot` deleted only in memory: deleted on disk when it comes back."""
         self._retry_at = 0.0

@@ -176,10 +176,10 @@ def _check_broker_args(args: argparse.Namespace) -> None:
 def cmd_fleet(args: argparse.Namespace) -> int:
     from edge_agent.fleet.status import guarded, make_client
 
+    _check_broker_args(args)  # before a password is asked for
     loaded = config.load(args.config)
     settings, own_id = loaded.mqtt, loaded.device.id
     password = password_from(args)
-    _check_broker_args(args)
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
     if args.ca_file and not os.access(args.ca_file, os.R_OK):
         raise UsageError(f"--ca-file {args.ca_file}: cannot be read")
