@@ -44,6 +44,8 @@ def test_initiate_repr_hides_the_key() -> None:
         ('{"method":"pong","data":"1234"}', p.Pong(1234)),
         ('{"method":"ontranscript","data":"hi","payload":{"is_final":true}}', p.Transcript("hi", True)),
         ('{"method":"onresponsetext","data":"yo"}', p.ResponseText("yo", False)),
+        ('{"method":"ontranscript","data":"hi","payload":{"is_final":"false"}}', p.Transcript("hi", False)),  # a string is no true (it was)
+        ('{"method":"ontranscript","data":"hi","payload":{"is_final":1}}', p.Transcript("hi", False)),
         ('{"method":"onfunction","payload":{"name":"f","params":{"a":1}}}', p.FunctionCall("f", {"a": 1})),
         ('{"method":"ai_action","data":{"x":1}}', p.Unknown("ai_action")),
         ('{"method":"something_new"}', p.Unknown("something_new")),

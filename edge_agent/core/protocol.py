@@ -151,7 +151,7 @@ def _text_and_final(method: str, msg: dict[str, Any]) -> tuple[str, bool]:
     if not isinstance(text, str):
         raise ProtocolError(f"{method}: data must be a string")
     payload = msg.get("payload")
-    final = bool(payload.get("is_final", False)) if isinstance(payload, dict) else False
+    final = isinstance(payload, dict) and payload.get("is_final") is True  # JSON true only: the string "false" was final
     return text[:4096], final
 
 
