@@ -45,6 +45,15 @@ def test_a_badge_left_on_a_continuously_reading_reader_is_one_press() -> None:
     clock[0] += 2.5  # taken away, and scanned again: a press (it ends the conversation)
     reader.accept("CARD0001")
     assert len(emitted) == 2, reader.counts
+    # a badge dropped as a flood (too soon after another) starts no repeat window: scanned again
+    # once the flood interval is over, it is a press
+    clock[0] += 10.0
+    reader.accept("CARD0002")
+    clock[0] += 0.2
+    reader.accept("CARD0003")  # flood
+    clock[0] += 0.5
+    reader.accept("CARD0003")
+    assert len(emitted) == 4 and reader.counts["flood"] == 1, reader.counts
 
 
 def test_a_secret_file_of_one_byte_repeated_is_no_secret(tmp_path: Path) -> None:

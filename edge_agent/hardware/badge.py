@@ -219,7 +219,7 @@ class BadgeReader:
         self.counts.update(repeats=0, flood=0, reopens=0, accepted=0)
         self._emit: Callable[[c.Event], None] | None = None
         self._last: tuple[str, float] | None = None  # the last scan accepted: (slot key, when)
-        self._seen: tuple[str, float] | None = None  # the last scan read, accepted or not
+        self._seen: tuple[str, float] | None = None  # the last scan accepted or dropped as its repeat
         self._stop_r, self._stop_w = os.pipe()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -245,14 +245,15 @@ class BadgeReader:
         # a repeat is within repeat_ignore_s of the badge's last read, accepted or not: a card left
         # in an RFID reader's field, re-read every 1.5 s, was a press every other read (its
         # holder's conversation ended and started again every 3 s; a helper's attack)
-        seen, self._seen = self._seen, (key, now)
+        seen = self._seen
         if seen is not None and seen[0] == key and now - seen[1] < self.settings.repeat_ignore_s:
+            self._seen = (key, now)
             self.counts["repeats"] += 1
             return
         if self._last is not None and now - self._last[1] < self.settings.min_interval_s:
-            self.counts["flood"] += 1
+            self.counts["flood"] += 1  # not a read that starts a repeat window: the badge was never taken
             return
-        self._last = (key, now)
+        self._last = self._seen = (key, now)
         self.counts["accepted"] += 1
         log.info("badge: scan for slot %s", key)
         if self._emit is not None:
