@@ -179,7 +179,7 @@ class SessionShare:
         later: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
         """`monotonic` and `later` (run a callable after so many seconds, on any thread) pace the
-        corrections (CORRECTIONS_BURST); a daemon timer thread by default."""
+        corrections (CORRECTIONS_BURST) and the resend after a connect; a daemon timer thread by default."""
         self.bus = bus
         self.prefix = prefix
         self.device_id = device_id
@@ -218,9 +218,7 @@ class SessionShare:
             connect = self._connects
             self._unheard = set(self._mine)
         if self._unheard:
-            timer = threading.Timer(RESEND_AFTER_S, self._resend_unheard, (connect,))
-            timer.daemon = True
-            timer.start()
+            self._later(RESEND_AFTER_S, lambda: self._resend_unheard(connect))
 
     def _resend_unheard(self, connect: int) -> None:
         with self._lock:
