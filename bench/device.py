@@ -122,7 +122,7 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
                 turns = sum(s.turns for s in sim.sessions)
         time.sleep(0.1)
         if monitor is not None:
-            ended = heard_until(monitor, list(zip(said, [*said[1:], time.monotonic()])))  # each reply until the next
+            ended = heard_until(monitor, list(zip(said, [*said[1:], time.monotonic()], strict=True)))  # each reply until the next
             started = heard_until_first(monitor, said)
     finally:
         if monitor is not None:
@@ -147,7 +147,7 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
         return out
     missing = sum(1 for e in ended if e is None)
     assert not missing, f"the monitor heard no agent audio around {missing} of {clears} clears"
-    on_monitor = [(e - a) * 1000 for e, a in zip(ended, arrivals) if e is not None]
+    on_monitor = [(e - a) * 1000 for e, a in zip(ended, arrivals, strict=False) if e is not None]
     heard_reply = [x for x in started if x is not None]
     out |= {
         "on_monitor_p50": pct(on_monitor, 50),

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import wave
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +247,8 @@ def _cpu_window(pd: psutil.Process, bare: list[psutil.Process], seconds: float) 
     time.sleep(seconds)
     c1, w1, t1 = [p.cpu_times() for p in procs], [p.num_ctx_switches().voluntary for p in procs], time.monotonic()
     wall = t1 - t0
-    cpus = [(b.user + b.system - a.user - a.system) / wall * 100 for a, b in zip(c0, c1)]
-    wakes = [(b - a) / wall for a, b in zip(w0, w1)]
+    cpus = [(b.user + b.system - a.user - a.system) / wall * 100 for a, b in zip(c0, c1, strict=True)]
+    wakes = [(b - a) / wall for a, b in zip(w0, w1, strict=True)]
     cpu, base = cpus[0], sum(cpus[1:]) / len(bare)
     return {"cpu": cpu, "base": base, "bases": cpus[1:], "ratio": cpu / base if base > 0 else float("nan"), "wake": wakes[0], "base_wake": sum(wakes[1:]) / len(bare), "wall": wall}
 
@@ -358,7 +358,7 @@ PARTS = {"echo": _part_echo, "gate_process": _part_gate_process, "firstwords": _
 
 def run_parts(parts: list[str], quick: bool, json_path: str | None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="edge-agent-bench-"))
-    result: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_average_1m": {"start": round(os.getloadavg()[0], 2)}}
+    result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_1m": {"start": round(os.getloadavg()[0], 2)}}
     for name in [n for n in PARTS if n in parts]:  # in the full run's order (barge-in leaves PulseAudio's environment set)
         print(f"{name} ...", file=sys.stderr)
         result.update(PARTS[name](tmp, quick))
@@ -387,7 +387,7 @@ def main() -> int:
     gate_rooms = bench_gate_rooms(args.quick)
     gate_process = _part_gate_process(tmp, args.quick)["gate_process"]
     if args.gate:
-        result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gate": gate, "gate_rooms": gate_rooms, "gate_process": gate_process}
+        result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "gate": gate, "gate_rooms": gate_rooms, "gate_process": gate_process}
         print(table.render_gate(result))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
@@ -415,7 +415,7 @@ def main() -> int:
     from echo_rooms import bench_echo
 
     echo = bench_echo(DATA, GATE, args.quick)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     result = {
         "date": now.isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",

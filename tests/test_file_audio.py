@@ -173,4 +173,4 @@ def test_source_hands_over_a_capture_period_per_wake_up_with_honest_stamps(tmp_p
     # pairs arrive together: the first of each pair was captured 30 ms before it was handed over
     ages = [delivered - at for _, at, delivered in two]
     assert all(0.029 <= a < 0.035 for a in ages[0::2]) and all(0 <= a < 0.005 for a in ages[1::2]), ages
-    assert all(abs(b - a - 0.03) < 1e-6 for (_, a, _), (_, b, _) in zip(two[0::2], two[1::2]))
+    assert all(abs(b - a - 0.03) < 1e-6 for (_, a, _), (_, b, _) in zip(two[0::2], two[1::2], strict=True))

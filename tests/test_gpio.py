@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -160,7 +161,7 @@ def test_led_flashes_briefly_when_idle_with_an_unusable_store(pins: MockFactory)
     time.sleep(2.4)
     led.close()
     states = pin.states[start:]
-    ons = [b.timestamp for a, b in zip(states, states[1:]) if a.state == 1 and b.state == 0]  # how long each on lasted
+    ons = [b.timestamp for a, b in pairwise(states) if a.state == 1 and b.state == 0]  # how long each on lasted
     assert ons and all(on_s < 0.5 for on_s in ons), states  # a flash, not the connecting blink
     assert len(ons) <= 2
 

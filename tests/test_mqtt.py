@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -433,7 +433,7 @@ def test_fleet_last_seen_is_when_the_kiosk_spoke_not_when_the_broker_replayed_it
 
     view = FleetView("edge-agent")
     now = 1_800_000_000.0
-    hour_ago = datetime.fromtimestamp(now - 3600, timezone.utc).isoformat()
+    hour_ago = datetime.fromtimestamp(now - 3600, UTC).isoformat()
     view.apply("edge-agent/k1/availability", b"offline", now=now, retained=True)
     assert view.kiosks["k1"].last_seen is None
     view.apply("edge-agent/k1/state", json.dumps({"state": "idle", "since": hour_ago}).encode(), now=now, retained=True)
@@ -441,7 +441,7 @@ def test_fleet_last_seen_is_when_the_kiosk_spoke_not_when_the_broker_replayed_it
     assert "3600s" in view.render(now=now)
     view.apply("edge-agent/k1/state", json.dumps({"state": "idle", "since": "not a time"}).encode(), now=now, retained=True)
     assert view.kiosks["k1"].last_seen == pytest.approx(now - 3600)
-    future = datetime.fromtimestamp(now + 9999, timezone.utc).isoformat()  # a kiosk's clock ahead
+    future = datetime.fromtimestamp(now + 9999, UTC).isoformat()  # a kiosk's clock ahead
     view.apply("edge-agent/k1/event", json.dumps({"event": "x", "at": future}).encode(), now=now, retained=True)
     assert view.kiosks["k1"].last_seen == now
     view.apply("edge-agent/k2/metrics", b"{}", now=now + 5)  # live
@@ -456,7 +456,7 @@ def test_fleet_an_online_idle_kiosk_is_seen_now_not_when_it_went_idle() -> None:
 
     view = FleetView("edge-agent")
     now = 1_800_000_000.0
-    day_ago = datetime.fromtimestamp(now - 86400, timezone.utc).isoformat()
+    day_ago = datetime.fromtimestamp(now - 86400, UTC).isoformat()
     view.apply("edge-agent/k1/availability", b"online", now=now, retained=True)
     view.apply("edge-agent/k1/state", json.dumps({"state": "idle", "since": day_ago}).encode(), now=now, retained=True)
     assert view.kiosks["k1"].last_seen == now

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ def test_capture_delivers_the_recording_bit_exact_and_in_order(alsa: AlsaFiles, 
     assert source.frames_captured == len(got) and source.frames_dropped == 0
     # a device period holds period_ms / 30 frames, stamped 30 ms apart (the last one newest)
     per = period_ms // 30
-    steps = [round((b - a) * 1000, 3) for a, b in zip(stamps, stamps[1:])]
+    steps = [round((b - a) * 1000, 3) for a, b in pairwise(stamps)]
     within = [steps[i] for i in range(len(steps)) if (i + 1) % per]
     assert within == [30.0] * len(within)
 

@@ -270,7 +270,7 @@ class AgentLink:
                 t.cancel()
             try:  # bounded: a full send buffer blocks the close frame's drain for ever
                 await asyncio.wait_for(ws.close(), CLOSE_WITHIN_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 ws.transport.abort()
 
     def _audio(self, pcm: bytes) -> None:

@@ -116,7 +116,7 @@ class BandShape:
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
         # Sub-band powers are averaged over two blocks, halving the jitter of short frames.
         log10 = math.log10
-        self._smooth = smooth = [0.5 * (a + b) for a, b in zip(self._smooth, band_power)]
+        self._smooth = smooth = [0.5 * (a + b) for a, b in zip(self._smooth, band_power, strict=True)]
         bands = [10.0 * log10(v + 1.0) for v in smooth]
         mean = sum(bands) / len(bands)
         bands = [v - mean for v in bands]
@@ -158,7 +158,7 @@ class BandShape:
         moved: list[list[float]] = np.abs(np.diff(bands, axis=0, prepend=np.asarray([self._prev]))).tolist()
         flux = [total / self._count for total in map(sum, moved)]
         shapes: list[list[float]] = bands.tolist()
-        self._rows = list(zip(band_db, shapes, flux, steadiness, recurrence))
+        self._rows = list(zip(band_db, shapes, flux, steadiness, recurrence, strict=True))
 
     def _two_block_average(self, power: np.ndarray) -> np.ndarray:
         """s[k] = 0.5 * (s[k-1] + power[k]) for every row, s[-1] the carried state (module docstring)."""

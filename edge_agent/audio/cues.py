@@ -295,7 +295,7 @@ class CueClassifier(BlockClassifier):
             return excess  # the visitor, most likely, over a steady tone: SLOW_SHAPE_RATE
         else:  # anything that lasts becomes the noise, slowly (a new machine, a changed room)
             rate = self.SLOW_SHAPE_RATE
-        self._noise_shape = [m + rate * o for m, o in zip(model, shape_off)]
+        self._noise_shape = [m + rate * o for m, o in zip(model, shape_off, strict=True)]
         return excess
 
     def _carried(self, level: int, band_db: float, reach_db: float) -> int:

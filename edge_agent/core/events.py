@@ -7,7 +7,7 @@ events; the daemon carries out the actions (see core/conversation.py for the sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from edge_agent.core import protocol as p
 from edge_agent.core.slots import DEFAULT_SLOT
@@ -118,7 +118,7 @@ class StoreReloaded:
     age_s: float | None
 
 
-Event = Union[Press, Start, End, Talk, LinkReady, LinkDown, FromAgent, AgentAudio, PlaybackDrained, VisitorSpeech, Tick, SessionsForgotten, StoreReloaded]
+Event = Press | Start | End | Talk | LinkReady | LinkDown | FromAgent | AgentAudio | PlaybackDrained | VisitorSpeech | Tick | SessionsForgotten | StoreReloaded
 
 
 # ----------------------------------------------------------------------------- actions
@@ -198,4 +198,4 @@ class StateChanged:
     slot: str = DEFAULT_SLOT
 
 
-Action = Union[OpenLink, CloseLink, StoreStart, StoreEnd, Play, Playback, Earcon, NewVisitor, HeldAudio, Notify, StateChanged]
+Action = OpenLink | CloseLink | StoreStart | StoreEnd | Play | Playback | Earcon | NewVisitor | HeldAudio | Notify | StateChanged

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from edge_agent.errors import NotReadyError, ProtocolError
 
@@ -135,7 +135,7 @@ class Unknown:
     method: str
 
 
-ServerMessage = Union[OnReady, StartAnswering, Clear, Pause, Unpause, Pong, Transcript, ResponseText, FunctionCall, SessionEnded, Unknown]
+ServerMessage = OnReady | StartAnswering | Clear | Pause | Unpause | Pong | Transcript | ResponseText | FunctionCall | SessionEnded | Unknown
 
 _SIMPLE: dict[str, ServerMessage] = {
     "start_answering": StartAnswering(),

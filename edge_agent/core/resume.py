@@ -12,9 +12,8 @@ The session this process ran beats a stored one that is older by those ages, or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
-Recall = Callable[[Union[str, None], str], Union[tuple[str, float], None]]
+Recall = Callable[[str | None, str], tuple[str, float] | None]
 """(agent_id or None, slot) -> (newest session id, wall-clock seconds since it was active)."""
 
 FUTURE_TOLERANCE_S = 60.0

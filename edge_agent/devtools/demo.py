@@ -218,7 +218,7 @@ def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_
                 await asyncio.wait_for(Story(kiosk, sim_thread, store, audio_in).run(), STORY_S)
             except DemoFailed as exc:
                 failure.append(str(exc))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 failure.append(f"the demo took longer than {STORY_S:.0f} s")
             kiosk.stop()
 

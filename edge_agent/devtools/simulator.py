@@ -233,7 +233,7 @@ class AgentSimulator:
                 await ws.send(bytes(min(64 * 1024, self.greet_bytes - off)))
             first = await asyncio.wait_for(ws.recv(), timeout=self.initiate_timeout_s)
             init = p.Initiate.from_wire(json.loads(first))
-        except (asyncio.TimeoutError, ValueError, ProtocolError, ConnectionClosed) as exc:
+        except (TimeoutError, ValueError, ProtocolError, ConnectionClosed) as exc:
             if isinstance(exc, ConnectionClosed):
                 self.early_closes += 1
                 return

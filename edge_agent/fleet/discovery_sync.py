@@ -58,7 +58,7 @@ class Owner:
 def _matches(sub: str, topic: str) -> bool:
     """MQTT filter match for filters with `+` only (the ones `Owner.filters` makes)."""
     a, b = sub.split("/"), topic.split("/")
-    return len(a) == len(b) and all(x in ("+", y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x in ("+", y) for x, y in zip(a, b, strict=True))
 
 
 class DiscoverySync:

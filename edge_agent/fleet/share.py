@@ -38,7 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from edge_agent.core.config import SHARED_SESSIONS_LEVEL
 from edge_agent.core.config_mqtt import MqttSettings
@@ -156,7 +156,7 @@ def pointer_topic(prefix: str, agent: str, slot: str) -> str:
     return f"{prefix}/{SHARED_SESSIONS_LEVEL}/{agent}/{slot}"
 
 
-Filed = tuple[str, str, str, Optional[str], float, Optional[float]]
+Filed = tuple[str, str, str, str | None, float, float | None]
 """(agent, slot, session_id, continued_from, started_at, ended_at), as SessionStore.merge_shared takes them."""
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edge_agent.core import config
@@ -216,7 +216,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         kiosk_login = settings.username is not None and settings.username == own_id
         if args.json:
             time.sleep(args.wait_s)
-            print(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
+            print(json.dumps({"at": datetime.now(UTC).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
             if not view.kiosks and kiosk_login:  # a locked-down broker grants the subscriptions and delivers nothing
                 print(f"edge-agent fleet: no kiosk seen, logged in as the kiosk {own_id!r}: {KIOSK_LOGIN}", file=sys.stderr)
                 return 1

@@ -61,7 +61,7 @@ def _keymap() -> dict[int, tuple[str, str]]:
     keys: dict[int, tuple[str, str]] = {}
     for ch in "abcdefghijklmnopqrstuvwxyz":
         keys[ecodes.ecodes[f"KEY_{ch.upper()}"]] = (ch, ch.upper())
-    for digit, shifted in zip("1234567890", "!@#$%^&*()"):
+    for digit, shifted in zip("1234567890", "!@#$%^&*()", strict=True):
         keys[ecodes.ecodes[f"KEY_{digit}"]] = (digit, shifted)
         keys[ecodes.ecodes[f"KEY_KP{digit}"]] = (digit, digit)
     for name, pair in {
