@@ -385,6 +385,30 @@ def test_a_text_frame_that_is_not_utf8_is_skipped_not_a_reconnect(tmp_path: Path
         assert k.kiosk.stats.bad_frames == 1
 
 
+def test_a_garbled_text_message_in_fragments_is_skipped_and_a_sound_one_kept(tmp_path: Path, sim_thread: SimulatorThread) -> None:
+    """A text message sent in fragments went to websockets whole (only single frames were checked),
+    so a garbled one still failed the link (1007): a reconnect and a new session. Now the fragments
+    are held until the last one and the message checked as a whole: a garbled one is skipped and
+    counted once; a sound one (a character split across its fragments) is handled as before."""
+    sim = sim_thread.sim
+    with KioskThread(kiosk_settings(tmp_path, sim.url, audio={"duplex": "full"})) as k:
+        events = _events(k)
+        k.press()
+        k.wait_state(c.LISTENING)
+        garbled = [b'{"method": "ontranscript", ', b'"data": "\xff\xfe garbled"}']
+        sim_thread.call(sim.send_raw(garbled, text=True), timeout_s=5)
+        wait_for(lambda: k.kiosk.stats.bad_frames >= 1, 5, "the garbled message to be skipped")
+        sound = '{"method": "start_answering", "note": "caf\u00e9"}'.encode()
+        cut = sound.index(b"\xc3") + 1  # inside the two bytes of the é
+        sim_thread.call(sim.send_raw([sound[:cut], sound[cut:]], text=True), timeout_s=5)
+        sim_thread.call(sim.say(bytes(3200)), timeout_s=5)  # the link still carries the agent
+        k.wait_state(c.SPEAKING, 5)
+        wait_for(lambda: any(e == "response_latency" for e, _ in events), 5, "the start_answering sent in fragments to be read")
+        time.sleep(0.5)
+        assert len(sim.sessions) == 1 and not any(e == "reconnecting" for e, _ in events), events
+        assert k.kiosk.stats.bad_frames == 1
+
+
 def test_a_garbled_frame_right_behind_onready_is_skipped_too(tmp_path: Path) -> None:
     """`onready` and a garbled frame in one TCP write (a server batching its output): the socket's
     read saw the garbled frame before `recv` handed on the `onready`, so a skip set up at

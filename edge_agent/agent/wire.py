@@ -80,9 +80,15 @@ class BatchingConnection(ClientConnection):
     """Called on the loop with the size of each text message that arrives whole (one frame) and
     is not UTF-8; the message is dropped. None: websockets fails the connection (1007) when `recv`
     decodes it, and one garbled frame costs the conversation a reconnect. A text message in
-    several frames is left to websockets."""
+    several frames is held until its last frame and checked whole (websockets' `max_size`
+    bounds it): dropped the same way, or handed on frame by frame as it came."""
+
+    _text_fragments: list[Frame] | None = None
+    """The frames so far of a text message in fragments, while `on_bad_text` is set."""
 
     def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and (self.on_bad_text is not None or self._text_fragments is not None) and self._held_as_text(event):
+            return
         if isinstance(event, Frame) and event.fin:
             handler = self.on_binary
             if handler is not None and event.opcode is Opcode.BINARY and self._reader_waits():
@@ -94,6 +100,30 @@ class BatchingConnection(ClientConnection):
                 bad_text(len(event.data))
                 return
         super().process_event(event)
+
+    def _held_as_text(self, frame: Frame) -> bool:
+        """Holds the fragments of a text message; at its last one, checks the whole and drops it
+        (`on_bad_text`) or hands every fragment on. True: the frame was taken here."""
+        held = self._text_fragments
+        if held is None:
+            if frame.opcode is not Opcode.TEXT or frame.fin:
+                return False
+            self._text_fragments = [frame]
+            return True
+        if frame.opcode is not Opcode.CONT:  # a control frame between fragments goes its own way
+            return False
+        held.append(frame)
+        if not frame.fin:
+            return True
+        self._text_fragments = None
+        whole = b"".join(f.data for f in held)
+        bad_text = self.on_bad_text
+        if bad_text is not None and not _is_utf8(whole):
+            bad_text(len(whole))
+            return True
+        for fragment in held:
+            super().process_event(fragment)
+        return True
 
     def _reader_waits(self) -> bool:
         """A `recv` waits and nothing is queued for it (False where websockets keeps its queue

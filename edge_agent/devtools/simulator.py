@@ -179,8 +179,8 @@ class AgentSimulator:
         await ws.send(p.server_to_wire(method, data, payload))
         return time.monotonic()
 
-    async def send_raw(self, message: str | bytes, session_id: str | None = None, text: bool | None = None) -> None:
-        """Sends one message as it is (a hostile server's oversized frame, say); `text=True`
+    async def send_raw(self, message: str | bytes | list[bytes], session_id: str | None = None, text: bool | None = None) -> None:
+        """Sends one message as it is (a hostile server's oversized frame, say; a list: one message in those fragments); `text=True`
         sends bytes as a text frame (a garbled one, when they are not UTF-8)."""
         await self._open_conn(session_id).send(message, text=text)
 
