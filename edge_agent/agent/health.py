@@ -23,6 +23,8 @@ from edge_agent.errors import AgentError
 FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 """Close codes that say "your request is wrong", not "try later"; 4000-4999 count as fatal too."""
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+TRY_LATER_CLOSE_CODES = frozenset({1001, 1012, 1013, 1014})
+"""Going away, restarting, try again later, bad gateway: a server's close that is no refusal."""
 
 
 @dataclass
@@ -45,6 +47,14 @@ class LinkStats:
     """time.monotonic() of the latest `clear` from the agent (the barge-in benchmark reads it)."""
     uplink_tap: Callable[[bytes, float], None] | None = None
     """Benchmarks only: called with every uplink frame and the time.monotonic() it was written."""
+
+
+def closed_by_server(exc: BaseException) -> bool:
+    """The server closed the connection itself (its close frame came first), with a code that
+    does not ask to try later: before `onready`, a refusal the protocol has no code for."""
+    if not isinstance(exc, ConnectionClosed) or exc.rcvd is None or exc.rcvd_then_sent is False:
+        return False
+    return exc.rcvd.code not in TRY_LATER_CLOSE_CODES
 
 
 def classify(exc: BaseException) -> tuple[bool, str]:

@@ -24,6 +24,7 @@ from edge_agent import BYTES_PER_S
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
+from edge_agent.agent.health import closed_by_server
 from edge_agent.agent.outbox import Outbox
 from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, read_in_small_chunks
 from edge_agent.core import conversation as c
@@ -92,6 +93,8 @@ class AgentLink:
         self._activated: asyncio.Event | None = None
         """Set for a standby link: `initiate` waits for it (see `start_standby`)."""
         self._hold_s = 0.0
+        self._answered = False
+        """The server has sent something since `initiate` (a standby's fatal close before it is not a refusal)."""
 
     # ------------------------------------------------------------------ control
     @property
@@ -179,7 +182,7 @@ class AgentLink:
 
     async def _run(self, delay_s: float) -> None:
         error: str | None = None
-        fatal = False
+        fatal = server_closed = False
         try:
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
@@ -223,8 +226,15 @@ class AgentLink:
             error = "cancelled"
         except Exception as exc:  # every way a socket can end is classified, none escapes
             fatal, error = classify(exc)
+            server_closed = closed_by_server(exc)
+            if self._activated is not None and not self._answered and (fatal or server_closed):
+                # a standby's `initiate` crossed the server's close of a socket that had sent none
+                # (servers drop those after a few seconds, 1008): no word on the request; a fresh
+                # link asks again. It was taken for a refusal, and a short press started fresh.
+                fatal = server_closed = False
+                error = f"{error} on the standby, before any answer to initiate"
             if self._closing:
-                fatal, error = False, None
+                fatal, error, server_closed = False, None, False
         finally:
             self._ws = None
             self.outbox.close()
@@ -233,7 +243,7 @@ class AgentLink:
                     log.info("standby link %d ended: %s", self.link_id, error)
                 else:
                     log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
-            self._emit(c.LinkDown(self.link_id, error, fatal))
+            self._emit(c.LinkDown(self.link_id, error, fatal, server_closed))
 
     async def _hold(self, ws: ClientConnection, activated: asyncio.Event) -> bool:
         """A standby waits for `activate` (True), for `hold_s` to pass (False), or for the
@@ -283,6 +293,7 @@ class AgentLink:
         loop = asyncio.get_running_loop()
         while True:
             msg = await ws.recv()
+            self._answered = True
             if isinstance(msg, bytes) and self.ready:
                 self._audio(msg)
                 continue

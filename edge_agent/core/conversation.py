@@ -95,17 +95,19 @@ class Conversation:
         recall: Recall | None = None,
         foreign: Foreign | None = None,
         own_agent_id: str | None = None,
+        aged_at: float | None = None,
     ) -> None:
         """`recall`: another slot's newest stored session; `foreign`: an id held for another;
         `own_agent_id`: the configured agent's id, which a start may name (a button's
-        `agent_id`): the same agent as None, so a forget of its slot finds the conversation."""
+        `agent_id`): the same agent as None, so a forget of its slot finds the conversation;
+        `aged_at`: the monotonic time `last_active_age_s` was read (it grows from there)."""
         self.t = timing
         self.own_agent_id = own_agent_id
         self.rng = rng or random.Random()
         self.state = IDLE
         self.link_id = 0
         self.default_slot = slot
-        self.record = SessionRecord(ResumeMemory(last_session_id, last_active_age_s, slot, recall), foreign)
+        self.record = SessionRecord(ResumeMemory(last_session_id, last_active_age_s, slot, recall, aged_at), foreign)
         """The session this conversation is in, and its storing (core/sessionrecord.py)."""
         self.slot = slot
         """The slot of the current (or last) conversation."""
@@ -209,7 +211,7 @@ class Conversation:
         self.slot = slot or self.default_slot
         self.agent_id = self._agent(agent_id)
         self.record.begin()
-        self._links.begin()
+        self._links.begin(now)
         self._turns.begin(now)
         self._started_at = now
         out.append(NewVisitor())
@@ -285,7 +287,7 @@ class Conversation:
             self.record.forgotten(live=self.state in (CONNECTING, LISTENING, SPEAKING))
 
     def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
-        self.record.resume.reloaded(ev.session_id, ev.age_s, self.default_slot)
+        self.record.resume.reloaded(ev.session_id, ev.age_s, self.default_slot, now)
 
     # ------------------------------------------------------------------ link
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
@@ -305,10 +307,10 @@ class Conversation:
             return
         if self.state not in (CONNECTING, LISTENING, SPEAKING):
             return
-        if ev.fatal:
+        if ev.fatal or (ev.server_closed and self.session_id is None and self._links.closed_by_server()):
             self._refused(ev.error or "refused", now, out)
             return
-        verdict = self._links.reconnects.lost(now, self.t, self._started_at if self.session_id is None else None)
+        verdict = self._links.reconnects.lost(now, self.t, self._links.since if self.session_id is None else None)
         if verdict == "window_passed":
             if self.session_id is None:
                 self._fail(ev.error or "cannot connect", now, out)
@@ -325,7 +327,7 @@ class Conversation:
 
     def _refused(self, error: str, now: float, out: list[Action], message: str | None = None) -> None:
         """A link refused before the first `onready`: asked for once more, fresh (LinkAttempts.refused), or a failure."""
-        if self._links.refused(self.session_id, error, self._target_fields(), out):
+        if self._links.refused(self.session_id, error, self._target_fields(), out, now):
             self._open(now, out, None)
         else:
             self._fail(message or error, now, out)
@@ -382,5 +384,5 @@ class Conversation:
                 self._finish("idle", now, out)
         elif self.state == CONNECTING and self._links.reconnects.window_passed(now, self.t):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)
-        elif self.state == CONNECTING and self._links.never_ready(now, self.t, self._state_since):
-            self._fail(f"the agent did not say onready within {self.t.reconnect_window_s:g} s", now, out)
+        elif self.state == CONNECTING and self._links.never_ready(now, self.t):  # a continuation asked for: once more, fresh
+            self._refused("never ready", now, out, f"the agent did not say onready within {self.t.reconnect_window_s:g} s")

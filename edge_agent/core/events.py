@@ -67,6 +67,9 @@ class LinkDown:
     link_id: int
     error: str | None = None
     fatal: bool = False
+    server_closed: bool = False
+    """The server closed the socket itself, with a code that does not ask to try later (a
+    refusal the protocol has no word for, when it comes before `onready`: LinkAttempts)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ attempt's id. An attempt asks to continue a session or not; the link that become
 as the conversation's start or as a reconnect, and the audio held meanwhile goes first. A lost
 link is reopened as `Reconnects` decides (core/reconnect.py), asking for the conversation's own
 session. A continuation the platform refuses before the first `onready` is asked for once more,
-as a fresh session.
+as a fresh session: refused by a fatal close or `onsessionended`, by the server closing the
+socket itself twice (SERVER_CLOSES_REFUSE), or by never saying `onready`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from edge_agent.core.events import Action, Earcon, HeldAudio, Notify, Playback
 from edge_agent.core.reconnect import Reconnects
 from edge_agent.core.timing import Timing
 
+SERVER_CLOSES_REFUSE = 2
+"""Closes by the server itself (`LinkDown.server_closed`) before the first `onready`, while
+asking to continue a session, that count as the platform refusing it. The protocol names no
+refusal: a server that no longer knows an id may close normally (1000) or as an error (1011).
+Each retry asked for the same id for the whole reconnect window, the press failed, and so did
+every press after it until `resume_within_s` (7 days) passed. One close alone may be a server's
+hiccup; a close that asks to try later (1001, 1012-1014) is not counted."""
+
 
 class LinkAttempts:
     """The link attempts of the current conversation (`begin` at each start)."""
@@ -25,12 +34,25 @@ class LinkAttempts:
         self.requested: str | None = None
         """The session the current attempt asks to continue (None: a fresh one)."""
         self.reconnects = Reconnects()
+        self.since = 0.0
+        """When the conversation (or its fresh retry) began connecting: the first link's window."""
         self._retried_fresh = False  # a refused continuation was retried as a fresh session
+        self._server_closes = 0  # closes by the server before the first onready, asking to continue
 
-    def begin(self) -> None:
+    def begin(self, now: float) -> None:
         """A new conversation: no reconnects yet, and its fresh retry still to take."""
         self.reconnects.reset()
+        self.since = now
         self._retried_fresh = False
+        self._server_closes = 0
+
+    def closed_by_server(self) -> bool:
+        """The server closed the current attempt itself before the first `onready`: True when
+        that makes SERVER_CLOSES_REFUSE closes of a continuation (take it as refused)."""
+        if self.requested is None:
+            return False
+        self._server_closes += 1
+        return self._server_closes >= SERVER_CLOSES_REFUSE
 
     def ready(self, now: float, session_id: str | None, continued_from: str | None, target: dict[str, Any], out: list[Action]) -> None:
         """The current attempt's `onready` (`session_id`, `continued_from` as the events may name them)."""
@@ -52,22 +74,25 @@ class LinkAttempts:
         cont = session_id if session_id is not None else self.requested
         return cont, self.reconnects.backoff_s(t, rng)
 
-    def refused(self, session_id: str | None, error: str, target: dict[str, Any], out: list[Action]) -> bool:
+    def refused(self, session_id: str | None, error: str, target: dict[str, Any], out: list[Action], now: float) -> bool:
         """A link that asked to continue a stored session was refused before the conversation's
         first `onready` (a close code, or `onsessionended`): once per conversation, it asks again
         for a fresh session. The platform may refuse an id it no longer knows (the protocol does
         not say); every short press failed on it, with the error earcon, until `resume_within_s`
         (7 days) passed. The fresh session, once ready, is the newest: the next press continues it.
-        False when there was no continuation to drop (the key, the agent or a quota refused)."""
+        It gets a window of its own (`since`). False when there was no continuation to drop (the
+        key, the agent or a quota refused)."""
         refused = self.requested
         if refused is None or session_id is not None or self._retried_fresh:
             return False
         self._retried_fresh = True
+        self.reconnects.reset()
+        self.since = now
         out.append(Notify("continuation_refused", {"session_id": refused, "error": error, **target}))
         return True
 
-    def never_ready(self, now: float, t: Timing, connecting_since: float) -> bool:
+    def never_ready(self, now: float, t: Timing) -> bool:
         """The conversation's first link has not said `onready` within `reconnect_window_s`: it
         gets the window a reconnect gets, so a server alive but never ready (pongs keep the link
         from looking dead) does not hold the kiosk connecting."""
-        return self.reconnects.lost_at is None and now - connecting_since >= t.reconnect_window_s
+        return self.reconnects.lost_at is None and now - self.since >= t.reconnect_window_s

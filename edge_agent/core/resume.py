@@ -35,13 +35,18 @@ def rekeyed(agent_id: str | None, old_agent_id: str | None, new_agent_id: str | 
 
 class ResumeMemory:
     """The last session of this kiosk and where it belongs. `last_session_id`/`last_active_age_s`
-    (of the default `slot`) come from the store at start; `recall` looks up the others."""
+    (of the default `slot`) come from the store at start, read at monotonic `aged_at`; `recall`
+    looks up the others, and that same session's age as the store tells it now. Without a store
+    to ask (a fault) its age grows from `aged_at`: it was held at its age at start, and the last
+    visitor's conversation stayed open to a short press for as long as the kiosk ran unpressed,
+    whatever `resume_within_s` said."""
 
-    def __init__(self, last_session_id: str | None, last_active_age_s: float | None, slot: str, recall: Recall | None) -> None:
+    def __init__(self, last_session_id: str | None, last_active_age_s: float | None, slot: str, recall: Recall | None, aged_at: float | None = None) -> None:
         self.recall = recall
         self._last_id = last_session_id
         self._last_target: tuple[str | None, str] = (None, slot)
         self._last_age_s = last_active_age_s
+        self._aged_at = aged_at  # monotonic time _last_age_s was read (None: not known, taken as now)
         self._stored_at: float | None = None  # monotonic time _last_id was learnt in this process
 
     def candidate(self, now: float, within_s: float, agent_id: str | None, slot: str) -> str | None:
@@ -52,8 +57,10 @@ class ResumeMemory:
             age = now - self._stored_at
             if known is not None and known[0] != mine and not (-FUTURE_TOLERANCE_S <= known[1] < age):
                 known = None  # the store's is older, or of no known age: this process ran the newest
-        elif mine is not None and (known is None or known[0] == mine):
-            age = self._last_age_s or 0.0  # from the store at start: wall-clock age then
+        elif mine is not None and known is not None and known[0] == mine:
+            age = known[1]  # from the store at start: its age as the store tells it now
+        elif mine is not None and known is None:  # the store cannot say: its age at start, grown since
+            age = (self._last_age_s or 0.0) + (now - self._aged_at if self._aged_at is not None else 0.0)
         if known is not None and (mine is None or known[0] != mine):  # another slot, or a newer
             mine, age = known  # session another kiosk shared
         if mine is None:
@@ -82,9 +89,9 @@ class ResumeMemory:
         agent, slot = self._last_target
         self._last_target = (rekeyed(agent, old_agent_id, new_agent_id), slot)
 
-    def reloaded(self, session_id: str | None, age_s: float | None, slot: str) -> None:
-        """The store is back (after a fault): its newest session of the default `slot`, unless
-        this process has run one since it started."""
+    def reloaded(self, session_id: str | None, age_s: float | None, slot: str, now: float) -> None:
+        """The store is back (after a fault): its newest session of the default `slot` (of age
+        `age_s` at `now`), unless this process has run one since it started."""
         if self._stored_at is None:
-            self._last_id, self._last_age_s = session_id, age_s
+            self._last_id, self._last_age_s, self._aged_at = session_id, age_s, now
             self._last_target = (None, slot)

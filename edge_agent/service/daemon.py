@@ -121,7 +121,9 @@ class Kiosk:
         newest = self.store.newest(self.settings.agent.agent_key, self.settings.session.slot)
         age = time.time() - newest.last_active_at if newest else None
         agent = self.settings.agent.agent_key
-        return c.Conversation(timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, foreign=self.foreign, own_agent_id=agent)
+        return c.Conversation(
+            timing_from(self.settings), newest.id if newest else None, age, slot=self.settings.session.slot, recall=self.recall, foreign=self.foreign, own_agent_id=agent, aged_at=self.clock()
+        )
 
     def foreign(self, session_id: str, agent_id: str | None, slot: str) -> bool:
         """The store holds `session_id` for another (agent, slot) than the one given."""

@@ -1,0 +1,171 @@
+"""Attacks on "press again later and the conversation picks up where it left off" (2026-12-06, a
+helper's): each failed before its fix. The pure ones feed the Conversation events; the others run
+the kiosk against the simulator on loopback (and the fault proxy for a slow network)."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import KioskThread, kiosk_settings, wait_for
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
+
+from edge_agent.agent.health import closed_by_server
+from edge_agent.core import conversation as c
+from edge_agent.core import protocol as p
+from edge_agent.core.store import SessionStore
+from edge_agent.core.timing import Timing
+from edge_agent.devtools.faultproxy import FaultProxyThread
+from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
+
+
+def of(actions: list[c.Action], kind: type) -> list[Any]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def asked_for(actions: list[c.Action]) -> list[str | None]:
+    return [o.continue_session_id for o in of(actions, c.OpenLink)]
+
+
+# ----------------------------------------------------------------------------- 1. a stored session ages
+def test_a_session_stored_before_the_start_ages_while_the_kiosk_runs() -> None:
+    """The store's session was 50 s old when the daemon started (resume_within_s = 100). The kiosk
+    then idles for an hour; the store (recall) says it is 3650 s old. ResumeMemory used the age
+    read at start, never updated: the next visitor's short press continued the last visitor's
+    conversation, however long the kiosk had stood unpressed."""
+    boot = 1000.0
+    now = boot
+
+    def recall(agent_id: str | None, slot: str) -> tuple[str, float] | None:
+        return ("old-visitor", 50.0 + (now - boot))
+
+    conv = c.Conversation(Timing(resume_within_s=100.0), "old-visitor", 50.0, rng=random.Random(1), recall=recall, aged_at=boot)
+    assert conv.continuation_candidate(now + 10.0) == "old-visitor"  # still within: the check bites only on age
+    now = boot + 3600.0
+    assert conv.continuation_candidate(now) is None
+    assert asked_for(conv.handle(c.Press(), now)) == [None]
+
+
+def test_a_session_stored_before_the_start_ages_while_the_store_cannot_be_read() -> None:
+    """The same with the store faulty (recall answers nothing): the age read at start grows on the
+    monotonic clock from `aged_at`."""
+    conv = c.Conversation(Timing(resume_within_s=100.0), "old-visitor", 50.0, rng=random.Random(1), recall=lambda a, s: None, aged_at=1000.0)
+    assert conv.continuation_candidate(1040.0) == "old-visitor"
+    assert conv.continuation_candidate(1060.0) is None
+    # the store back after its fault: the age it gives at that moment grows the same way
+    conv.handle(c.StoreReloaded("old-visitor", 10.0), 2000.0)
+    assert conv.continuation_candidate(2080.0) == "old-visitor"
+    assert conv.continuation_candidate(2100.0) is None
+
+
+def test_daemon_does_not_continue_a_session_that_expired_while_it_ran(tmp_path: Path, sim: AgentSimulator) -> None:
+    """End to end: the store holds a session 1 s old, resume_within_s = 3 s; the kiosk starts,
+    nobody presses for 4 s, then a visitor presses: a fresh session, not the old visitor's."""
+    store = SessionStore(tmp_path / "state")
+    store.record_start("old-visitor", "agent-1", "default", None, time.time() - 1.0)
+    store.record_end("old-visitor", "button", time.time() - 1.0)
+    store.close()
+    with KioskThread(kiosk_settings(tmp_path, sim.url, session={"resume_within_s": 3.0})) as k:
+        time.sleep(4.0)
+        k.press()
+        k.wait_state(c.LISTENING)
+        assert sim.sessions[-1].initiate["data"].get("session_continuation") is None
+
+
+# ----------------------------------------------------------------------------- 2. refused without a fatal code
+@pytest.mark.parametrize("code", [1000, 1011])
+def test_a_continuation_refused_with_a_non_fatal_close_does_not_fail_every_press(tmp_path: Path, code: int) -> None:
+    """The platform no longer knows the stored session and closes the socket before onready,
+    normally (1000) or as an internal error (1011). The kiosk asked for the same continuation for
+    the whole reconnect window, failed with the error earcon, and the next press asked for it
+    again: no visitor got a conversation until resume_within_s passed."""
+    fast = {"dead_after_s": 1.5, "ping_interval_s": 0.5, "connect_timeout_s": 1.0}
+    with SimulatorThread(refuse_continuation=code) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent=fast, session={"reconnect_window_s": 2.0})) as k:
+        k.press()
+        k.wait_state(c.LISTENING)
+        k.press()
+        k.wait_state(c.IDLE)
+        k.press()
+        wait_for(lambda: k.state in (c.LISTENING, c.ERROR), 15, "listening or error")
+        assert k.state == c.LISTENING, f"{sim.continuations_refused} continuations refused, {len(sim.sessions)} sessions"
+        assert sim.continuations_refused == 2  # two closes of the same request, then fresh
+
+
+def test_one_server_close_before_onready_keeps_the_continuation() -> None:
+    """A server's single hiccup (a 1011 before onready) is retried with the same continuation, and
+    closes that ask to try later (1013) never count: only a second close of the server's own drops it."""
+    conv = c.Conversation(Timing(), "old", 10.0, rng=random.Random(1))
+    assert asked_for(conv.handle(c.Press(), 0.0)) == ["old"]
+    assert asked_for(conv.handle(c.LinkDown(1, "close_1011", server_closed=True), 0.5)) == ["old"]
+    assert asked_for(conv.handle(c.LinkDown(2, "close_1006"), 1.0)) == ["old"]  # the network, not the server
+    acts = conv.handle(c.LinkDown(3, "close_1011", server_closed=True), 2.0)
+    assert asked_for(acts) == [None] and [n for n in of(acts, c.Notify) if n.kind == "continuation_refused"]
+    later = c.Conversation(Timing(), "old", 10.0, rng=random.Random(1))
+    later.handle(c.Press(), 0.0)
+    for i in range(1, 6):  # "try again later", five times: the same request each time
+        assert asked_for(later.handle(c.LinkDown(i, "close_1013"), float(i))) == ["old"]
+
+
+def test_which_closes_are_the_servers_own() -> None:
+    """`LinkDown.server_closed`: the server's close frame came first, with a code that does not ask
+    to try later; the kiosk's own close (a frame too big) echoed back is not the server's."""
+    assert closed_by_server(ConnectionClosed(Close(1011, "boom"), None))
+    assert closed_by_server(ConnectionClosed(Close(1000, ""), Close(1000, ""), rcvd_then_sent=True))
+    assert not any(closed_by_server(ConnectionClosed(Close(code, ""), None)) for code in (1001, 1012, 1013, 1014))
+    assert not closed_by_server(ConnectionClosed(Close(1009, ""), Close(1009, ""), rcvd_then_sent=False))
+    assert not closed_by_server(ConnectionClosed(None, None))  # no close frame: the network
+    assert not closed_by_server(TimeoutError())
+
+
+def test_a_continuation_the_server_never_answers_is_not_asked_for_by_every_press() -> None:
+    """The server takes the socket and the `initiate` asking to continue "old", keeps the link
+    alive (no LinkDown) and never says onready. After the window the press failed; every press
+    after it asked for "old" again. Now the window's end asks once more, fresh, with a window of
+    its own (the fresh link was not cut at the next tick)."""
+    conv = c.Conversation(Timing(reconnect_window_s=30.0), "old", 10.0, rng=random.Random(1))
+    assert asked_for(conv.handle(c.Press(), 0.0)) == ["old"]
+    for step in range(1, 30):
+        assert asked_for(conv.handle(c.Tick(), float(step))) == []
+    acts = conv.handle(c.Tick(), 30.0)
+    assert asked_for(acts) == [None] and conv.state == c.CONNECTING
+    for step in range(31, 60):
+        assert asked_for(conv.handle(c.Tick(), float(step))) == [] and conv.state == c.CONNECTING
+    conv.handle(c.FromAgent(2, p.OnReady("fresh-1")), 45.0)
+    assert conv.state == c.LISTENING and conv.session_id == "fresh-1"
+
+
+def test_a_fresh_session_the_server_never_answers_either_fails_once() -> None:
+    """Nothing to drop (no continuation asked for): the window's end is the failure it was."""
+    conv = c.Conversation(Timing(reconnect_window_s=30.0), rng=random.Random(1))
+    assert asked_for(conv.handle(c.Press(), 0.0)) == [None]
+    acts = conv.handle(c.Tick(), 30.0)
+    assert asked_for(acts) == [] and conv.state == c.ERROR
+
+
+# ----------------------------------------------------------------------------- 3. the warm link's idle close
+def test_a_press_racing_the_servers_idle_close_of_the_standby_still_continues(tmp_path: Path) -> None:
+    """agent.warm_link: the server drops a socket that sent no `initiate` after a few seconds,
+    1008 (the simulator does, as servers do). A press whose `initiate` crossed that close on the
+    wire (0.4 s one way here: a real network's latency) got a "fatal" close_1008 on its first
+    link, taken for the platform refusing the continuation: the stored session was dropped and a
+    fresh one started, though the platform never saw the request."""
+    with SimulatorThread(initiate_timeout_s=3.0) as sim, FaultProxyThread("127.0.0.1", sim.port) as proxy:
+        proxy.delay_s = 0.4
+        settings = kiosk_settings(tmp_path, proxy.url(), agent={"warm_link": True, "connect_timeout_s": 5.0})
+        with KioskThread(settings) as k:
+            k.press()
+            k.wait_state(c.LISTENING)
+            first = sim.sessions[-1].session_id
+            k.press()
+            k.wait_state(c.IDLE)
+            seen = sim.upgrades
+            wait_for(lambda: sim.upgrades > seen, 15, "a standby to reach the server")
+            time.sleep(3.0 + 0.15)  # the server closes it at 3.0 s; the close is 0.4 s on its way
+            k.press()
+            wait_for(lambda: k.state in (c.LISTENING, c.ERROR), 20, "listening or error")
+            assert k.state == c.LISTENING
+            assert sim.sessions[-1].initiate["data"].get("session_continuation") == {"session_id": first}
