@@ -19,6 +19,7 @@ WAL and SHM files, which SQLite creates with the database's mode) 0600.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -244,6 +245,10 @@ class SessionStore:
             return fn(self._db)
 
     def close(self) -> None:
+        """Closes the store; one held in memory after a fault tries the disk once more first (a
+        stop within `retry_s` of the disk coming back lost every session kept meanwhile)."""
+        if self.fault is not None:
+            self.retry(now=math.inf)
         self._db.close()
 
     # ------------------------------------------------------------------ sessions

@@ -80,6 +80,8 @@ queue and crowded out everything else the kiosk had to publish. The configs are 
 announcement left unanswered still finds them on the broker."""
 ONLINE_RETRY_S = 0.5
 """How soon `online` and the state are tried again at a connect whose queue was full."""
+LOOP_STOP_S = 1.0
+"""Longest wait at close for paho's network thread to end."""
 CONNECT_WARN_EVERY_S = 60.0
 """While the broker stays unreachable, one warning per minute at most (paho retries every 1-3 s)."""
 SHORT_LIVED_S = 10.0
@@ -202,7 +204,12 @@ class StatusReporter:
             self._client.disconnect()
         except (RuntimeError, ValueError, OSError) as exc:
             log.debug("mqtt close: %s", exc)
-        self._client.loop_stop()
+        # paho's loop_stop joins its network thread without a limit, and that thread may sit in a
+        # resolver that does not answer (10 s) or a connect to a host dropping SYNs (5 s): the stop
+        # outlived systemd's TimeoutStopSec. Waited for LOOP_STOP_S; the thread is a daemon's.
+        stopper = threading.Thread(target=self._client.loop_stop, name="mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(LOOP_STOP_S)
 
     # ------------------------------------------------------------------ paho callbacks (paho's thread)
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from edge_agent import BYTES_PER_S, __version__
 from edge_agent.agent.link import AgentLink, LinkStats
+from edge_agent.agent.resolver import ResolverThreads
 from edge_agent.agent.standby import Standby
 from edge_agent.agent.uplink import Uplink
 from edge_agent.audio.devices import AudioSink, AudioSource
@@ -316,6 +317,7 @@ class Kiosk:
 
     async def run(self, on_reload: Callable[[], Settings] | None = None) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(ResolverThreads())  # a stuck name lookup never holds the stop
         self._loop = loop
         self._stop = asyncio.Event()
         handle_signals(loop, self.stop, (lambda: self._reload_from(on_reload)) if on_reload is not None else None)

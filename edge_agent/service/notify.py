@@ -46,6 +46,10 @@ class SystemdNotifier:
         if addr:
             self._addr = "\0" + addr[1:] if addr.startswith("@") else addr
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # never blocking: a receiver that reads nothing (PID 1 stalled, a socket nobody
+            # serves) filled its queue and the next WATCHDOG=1 froze the event loop, presses
+            # and SIGTERM with it; a message that does not fit is dropped instead
+            self._sock.setblocking(False)
         usec = os.environ.get("WATCHDOG_USEC", "")
         self.watchdog_s: float | None = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
         self._watchdog_at = 0.0
@@ -60,7 +64,7 @@ class SystemdNotifier:
         try:
             self._sock.sendto("\n".join(one_line(line) for line in lines).encode(), self._addr)
         except OSError:
-            pass  # systemd went away or the socket is full: nothing useful to do
+            pass  # systemd went away or its queue is full (BlockingIOError): nothing useful to do
 
     def watchdog(self, now: float) -> None:
         """WATCHDOG=1 at most every third of systemd's WatchdogSec; the caller calls it (on its
