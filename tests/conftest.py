@@ -146,6 +146,24 @@ def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Any
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def daemon_config(tmp_path: Path, endpoint: str, clip_s: float = 12.0, silent: bool = False, **sections: dict[str, Any]) -> Path:
+    """A config for `edge-agent run` in a process: device `svc`, a clip of the quiet recording
+    (or silence) as the microphone, no speaker, the keyboard as the button; `sections` add to it."""
+    pcm = bytes(int(clip_s * 32000)) if silent else read_wav(DATA / "kiosk_dev_quiet.wav")[: int(clip_s * 32000)]
+    clip = write_wav(tmp_path / "clip.wav", pcm)
+    data: dict[str, dict[str, Any]] = {
+        "device": {"id": "svc", "state_dir": str(tmp_path / "state")},
+        "agent": {"endpoint": endpoint, "agent_id": "a"},
+        "audio": {"input": f"file:{clip}", "output": "null"},
+        "button": {"source": "keyboard"},
+    }
+    for name, extra in sections.items():
+        data.setdefault(name, {}).update(extra)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(toml_dump(data))
+    return cfg
+
+
 class DaemonProcess:
     """`edge-agent run` as a real process with the keyboard button on its stdin."""
 

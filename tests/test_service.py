@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DATA, REPO, DaemonProcess, KioskThread, kiosk_settings, read_wav, toml_dump, wait_for, write_wav
+from conftest import REPO, DaemonProcess, KioskThread, daemon_config, kiosk_settings, wait_for
 
 from edge_agent.devtools.simulator import AgentSimulator
 
@@ -64,19 +64,7 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 
 def _config(tmp_path: Path, sim: AgentSimulator, clip_s: float = 12.0, silent: bool = False, **sections: dict) -> Path:
-    pcm = bytes(int(clip_s * 32000)) if silent else read_wav(DATA / "kiosk_dev_quiet.wav")[: int(clip_s * 32000)]
-    clip = write_wav(tmp_path / "clip.wav", pcm)
-    data = {
-        "device": {"id": "svc", "state_dir": str(tmp_path / "state")},
-        "agent": {"endpoint": sim.url, "agent_id": "a"},
-        "audio": {"input": f"file:{clip}", "output": "null"},
-        "button": {"source": "keyboard"},
-    }
-    for name, extra in sections.items():
-        data.setdefault(name, {}).update(extra)
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(toml_dump(data))
-    return cfg
+    return daemon_config(tmp_path, sim.url, clip_s, silent, **sections)
 
 
 def test_ready_after_setup_and_watchdog_pings(tmp_path: Path, sim: AgentSimulator, notify: NotifySocket, daemons: list[DaemonProcess]) -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DATA, REPO, DaemonProcess, read_wav, toml_dump, wait_for, write_wav
+from conftest import REPO, DaemonProcess, daemon_config, wait_for
 
 from edge_agent.devtools.simulator import AgentSimulator
 
@@ -39,18 +39,7 @@ def _slow_dns_env(tmp_path: Path) -> dict[str, str]:
 
 
 def _config(tmp_path: Path, endpoint: str, **sections: dict) -> Path:
-    clip = write_wav(tmp_path / "clip.wav", read_wav(DATA / "kiosk_dev_quiet.wav")[: 12 * 32000])
-    data: dict = {
-        "device": {"id": "svc", "state_dir": str(tmp_path / "state")},
-        "agent": {"endpoint": endpoint, "agent_id": "a"},
-        "audio": {"input": f"file:{clip}", "output": "null"},
-        "button": {"source": "keyboard"},
-    }
-    for name, extra in sections.items():
-        data.setdefault(name, {}).update(extra)
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(toml_dump(data))
-    return cfg
+    return daemon_config(tmp_path, endpoint, **sections)
 
 
 def _stop_time(d: DaemonProcess) -> tuple[int | None, float]:
