@@ -1,5 +1,5 @@
 """Footsteps after the last word: a bang struck out of the room's quiet while the gate is open in
-its hang-over does not restart it (decay.py, `DecayRun.in_hang_over`; README, gate notes:
+its hang-over does not restart it (decay.py, `DecayRun.in_hang_over`; docs/gate-notes.md:
 "Footsteps after the last word")."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ WALK_ROOMS = [
 @pytest.mark.parametrize("room", WALK_ROOMS, ids=lambda r: r.name)
 def test_knocks_rooms_footsteps_held_open_now_meet_the_targets(room: Room) -> None:
     """Knocks rooms whose idle was mostly footsteps after the visitor's last word, of the 12 that
-    now meet every target (the whole matrix: README, "Footsteps after the last word")."""
+    now meet every target (the whole matrix: docs/gate-notes.md, "Footsteps after the last word")."""
     recall, onsets, idle = gated_figures(room)
     assert recall >= 0.995 and onsets == 1.0 and idle <= rooms.IDLE_TARGET, (recall, onsets, idle)
 

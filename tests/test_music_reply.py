@@ -4,7 +4,7 @@ While the kiosk's speaker plays, the gate hears the canceller's output: its supp
 room's music through in scraps, as unsteady as a voice. Learned as the room, those scraps took a
 music room's steadiness (`TonalRoom.tonal_room`) under the tonal-room threshold during a 12 s
 reply, and the music after the reply opened the gate and held it before the visitor said a word
-(README, "Music and the agent's replies").
+(docs/gate-notes.md, "Music and the agent's replies").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A ring holds still: a dropped tray's partials beating for most of a second do not open the gate,
-nor hold it open after the visitor's last word (decay.py, `DecayRun.rings`; README, gate notes:
+nor hold it open after the visitor's last word (decay.py, `DecayRun.rings`; docs/gate-notes.md:
 "A ring holds still", "A ring from its first steady block", "A ring in the hang-over")."""
 
 from __future__ import annotations
@@ -182,9 +182,9 @@ CLICK_ROOMS = [
 @pytest.mark.parametrize("room", TRAY_ROOMS + CLICK_ROOMS + HANG_RING_ROOMS, ids=lambda r: r.name)
 def test_knocks_rooms_a_tray_held_open_now_meet_the_targets(room: Room) -> None:
     """Knocks rooms whose idle was mostly a tray's ring, of the 17 that now meet every target (the
-    whole matrix: README, "A ring holds still"); CLICK_ROOMS: 4 of the 5 that meet them since a ring
-    counts from its first steady block after the click (README, "A ring from its first steady
-    block"); HANG_RING_ROOMS: since a ring in an open gate does not restart its hang-over (README,
+    whole matrix: docs/gate-notes.md, "A ring holds still"); CLICK_ROOMS: 4 of the 5 that meet them since a ring
+    counts from its first steady block after the click (docs/gate-notes.md, "A ring from its first steady
+    block"); HANG_RING_ROOMS: since a ring in an open gate does not restart its hang-over (docs/gate-notes.md,
     "A ring in the hang-over")."""
     recall, onsets, idle = gated_figures(room)
     assert recall >= 0.995 and onsets == 1.0 and idle <= rooms.IDLE_TARGET, (recall, onsets, idle)

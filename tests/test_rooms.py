@@ -211,7 +211,7 @@ def test_music_does_not_hold_the_gate_between_the_visitors_words() -> None:
 @pytest.mark.parametrize("seed", [4, 7, 8])
 def test_louder_music_leaks_less_and_the_visitor_still_goes(seed: int) -> None:
     """Music 10 dB under the visitor: idle 0.92-0.97 before the tonal-room cue, 0.11-0.25 with it
-    (the goal of 0.05 is not met: README, "Tonal rooms"); recall and onsets as before."""
+    (the goal of 0.05 is not met: docs/gate-notes.md, "Tonal rooms"); recall and onsets as before."""
     sc = gated(Room("music", 10.0, 0.0, seed))
     assert sc.speech_recall >= 0.995, sc
     assert sc.onset_ok == 1.0, sc
@@ -269,7 +269,7 @@ def test_a_steady_tone_does_not_hold_the_gate_after_the_visitor(kind: str, seed:
     and after the visitor's last word the tone, far from a voice's shape, stood out from that
     model as speech does and held the gate open for good (idle 0.18-0.92 in these eight rooms).
     In a steady tonal room the model no longer learns while the gate is open
-    (CueClassifier.SLOW_SHAPE_RATE; README, "A steady tone after the visitor's last word")."""
+    (CueClassifier.SLOW_SHAPE_RATE; docs/gate-notes.md, "A steady tone after the visitor's last word")."""
     sc = gated(Room(kind, snr_db, 0.0, seed))
     assert sc.speech_recall >= 0.995, sc
     assert sc.idle_share <= 0.08, sc
@@ -282,7 +282,7 @@ def test_a_knock_whose_attack_spans_two_blocks_stays_a_bang(seed: int) -> None:
     in a hall does when it lands late in a block. The second block's rise (4-5 dB) used to end
     the bang as a syllable would, and the tail then counted as speech without any pitch: 0.36 and
     0.28 of the time sent. An unvoiced rise right after a bang's first block is now that bang's
-    attack (0.09, 0.13: what is left is the tail's chance voicing, README gate notes: knocks)."""
+    attack (0.09, 0.13: what is left is the tail's chance voicing, docs/gate-notes.md: knocks)."""
     rng = np.random.default_rng(seed)
     block = RATE * 30 // 1000
     pcm = noises.colored(rng, 30 * RATE, 1.0) * 60.0
@@ -418,8 +418,8 @@ def test_a_chords_attack_does_not_open_the_gate(room: Room, idle_at_most: float)
 def test_one_far_talker_in_a_quiet_lobby_is_mostly_held_back() -> None:
     """A quiet room (the visitor at both levels) and one person 20 dB under the visitor talking now
     and then across it: idle sent 0.19-0.36 (mean 0.27). A rule that measured any sound after a
-    second of quiet against lines 10 dB lower (for a visitor's softer later sentence; README, gate
-    notes: "A softer utterance after a quiet pause", tried) sent 0.39-0.67 of it (mean 0.51)."""
+    second of quiet against lines 10 dB lower (for a visitor's softer later sentence; docs/gate-notes.md,
+    "A softer utterance after a quiet pause", tried) sent 0.39-0.67 of it (mean 0.51)."""
     idle = []
     for visitor_db in (0.0, -18.0):
         for seed in (1, 2, 3, 4):
@@ -558,7 +558,7 @@ def test_a_footstep_in_a_later_opening_does_not_floor_the_visitors_level() -> No
     SPEECH would pin their level at 106 dB for the rest of the opening, and their own speech would
     then no longer hold the gate. A block that starts a bang (`_track_bang`) does not raise the
     opening's loudest syllable once the visitor's level is known; before that (the first level) it
-    still does: a syllable's onset out of quiet reads as a bang too (README, gate notes: "The
+    still does: a syllable's onset out of quiet reads as a bang too (docs/gate-notes.md: "The
     visitor's first level"). Fed to the classifier's own bookkeeping block by block (levels in
     dB), as `classify` does."""
     classifier = _in_a_new_opening(visitor_db=90.0)
