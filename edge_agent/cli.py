@@ -318,7 +318,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.flush()  # a pipe's reader gone shows here, not at interpreter exit
         return code
     except ConfigError as exc:
-        print(f"edge-agent: config error: {exc}", file=sys.stderr)
+        for problem in exc.all():
+            print(f"edge-agent: config error: {problem}", file=sys.stderr)
         return EX_CONFIG
     except UsageError as exc:
         print(f"edge-agent {args.command}: {exc}", file=sys.stderr)

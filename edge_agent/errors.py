@@ -1,5 +1,7 @@
 """The exception tree: one root so callers can catch everything edge-agent raises on purpose."""
 
+from __future__ import annotations
+
 
 class EdgeAgentError(Exception):
     """Root of every error edge-agent raises deliberately."""
@@ -16,6 +18,13 @@ class ConfigError(EdgeAgentError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
+        self.more: tuple[ConfigError, ...] = ()
+        """Problems in other sections of the same file, found by the same read (`config.from_dict`):
+        an installer fixing one at a time met the next only at the next try."""
+
+    def all(self) -> tuple[ConfigError, ...]:
+        """This problem and the others found with it."""
+        return (self, *self.more)
 
 
 class UsageError(EdgeAgentError):

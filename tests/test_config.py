@@ -194,6 +194,22 @@ def test_bad_value_exits_78_with_one_line_naming_the_key(tmp_path: Path, data: d
     assert len(err) == 1 and key in err[0] and "Traceback" not in err[0], err
 
 
+def test_every_bad_section_is_named_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three sections wrong: `run` and `doctor` named only the first, and an installer met the
+    next one at each try. Now one line each (the first bad key of each section), exit 78."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml_dump({"audio": {"frame_ms": 25}, "mqtt": {"port": 70000}, "session": {"idle_timeout_s": "soon"}, "led": {"pin": 17}}))
+    with pytest.raises(ConfigError) as caught:
+        config.load(cfg)
+    assert [e.key for e in caught.value.all()] == ["session.idle_timeout_s", "audio.frame_ms", "mqtt.port"]  # in the sections' order
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("edge-agent: config error: ") for line in err), err
+    assert main(["doctor", "-c", str(cfg)]) == EX_CONFIG
+    fails = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert [f.split()[2] for f in fails] == ["session.idle_timeout_s:", "audio.frame_ms:", "mqtt.port:"], fails
+
+
 def test_section_that_is_not_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text('audio = "loud"\n')

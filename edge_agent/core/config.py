@@ -266,14 +266,26 @@ def unknown_sections(data: dict[str, Any]) -> list[str]:
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
-    """Validates a parsed TOML document; raises ConfigError naming the first bad key."""
+    """Validates a parsed TOML document; raises ConfigError naming the first bad key of the first
+    bad section, with the first of every other bad section in its `more`."""
     ignored = unknown_sections(data)
     sections = {}
+    problems: list[ConfigError] = []
     for name, cls in SECTIONS.items():
-        reader = Section(name, data.get(name, {}))
-        sections[name] = cls.read(reader)
-        reader.done()
-    buttons = read_buttons(data.get("buttons", []))
+        try:
+            reader = Section(name, data.get(name, {}))
+            sections[name] = cls.read(reader)
+            reader.done()
+        except ConfigError as exc:
+            problems.append(exc)
+    try:
+        buttons = read_buttons(data.get("buttons", []))
+    except ConfigError as exc:
+        problems.append(exc)
+    if problems:  # the checks across sections need every section read
+        first = problems[0]
+        first.more = tuple(problems[1:])
+        raise first
     check_gpio_pins(sections["button"], buttons, sections["led"])
     if sections["session"].share and not sections["mqtt"].enabled:
         raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")

@@ -278,7 +278,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         settings = config.load(args.config, warn=False)  # its own WARN lines say it
         settings = config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
-        print(f"FAIL  config: {exc}\n      checked: {checked}")
+        for problem in exc.all():  # every bad section at once, not one per try
+            print(f"FAIL  config: {problem}")
+        print(f"      checked: {checked}")
         return EX_CONFIG
     setup_logging(args.log_level or settings.log.level)
     print(f"PASS  config: {checked}")
