@@ -26,6 +26,10 @@ class ConfigError(EdgeAgentError):
         """This problem and the others found with it."""
         return (self, *self.more)
 
+    def every(self) -> str:
+        """All of them on one line (a log line), `; ` between."""
+        return "; ".join(str(e) for e in self.all())
+
 
 class UsageError(EdgeAgentError):
     """A command-line argument names something unusable (a `--state-dir` that is not there);

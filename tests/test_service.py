@@ -137,10 +137,10 @@ def test_sighup_reloads_config_when_idle_and_rejects_a_bad_one(tmp_path: Path, s
     mark = d.press()
     d.wait_log("state: listening", after=mark)
     d.wait_log(r"conversation ended \(idle\)", timeout_s=10, after=mark)  # the new idle timeout
-    cfg.write_text(cfg.read_text() + "\n[vad]\naggressiveness = 9\n")
+    cfg.write_text(cfg.read_text() + "\n[vad]\naggressiveness = 9\n[log]\nlevel = \"loud\"\n")
     mark = len(d.lines)
     d.proc.send_signal(signal.SIGHUP)
-    d.wait_log(r"config reload rejected.*vad\.aggressiveness", after=mark)
+    d.wait_log(r"config reload rejected.*vad\.aggressiveness.*; log\.level", after=mark)  # every bad section on the line
     assert d.proc.poll() is None
 
 

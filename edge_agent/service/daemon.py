@@ -36,7 +36,7 @@ from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import exposure_warnings
 from edge_agent.core.ports import Led, Reporter
 from edge_agent.core.store import SessionStore
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ConfigError, EdgeAgentError
 from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process
 from edge_agent.hardware.button import Button
@@ -359,7 +359,7 @@ class Kiosk:
         try:
             self.reload(on_reload())
         except EdgeAgentError as exc:
-            log.error("config reload rejected, keeping the running config: %s", exc)
+            log.error("config reload rejected, keeping the running config: %s", exc.every() if isinstance(exc, ConfigError) else exc)
 
     async def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")

@@ -145,7 +145,7 @@ def settings_after_wait(config_path: str | Path | None, held: config.Settings) -
         fresh = config.load(config_path)
         config.validate_for_run(fresh)
     except ConfigError as exc:
-        log.error("%s: the config read at start is used", exc)
+        log.error("%s: the config read at start is used", exc.every())
         return held
     if fresh.device.state_dir != held.device.state_dir:
         log.error("device.state_dir changed to %s while this service waited: it runs with %s, which it holds (restart it to move)", fresh.device.state_dir, held.device.state_dir)
