@@ -49,6 +49,14 @@ def test_typed_ids_with_shift_become_scans() -> None:
     assert parser.counts["scans"] == 1
 
 
+def test_a_hex_id_is_one_person_in_capitals_or_small_letters() -> None:
+    """The same card through a reader typing capitals and one typing small letters (or with Caps
+    Lock on) keyed as two people: two slots, the conversation not following the person."""
+    parser = ScanParser(_settings(charset="hex"))
+    assert _feed(parser, typed("04A3B2FF", start_s=1.0)) == _feed(parser, typed("04a3b2ff", start_s=2.0)) == ["04a3b2ff"]
+    assert _feed(ScanParser(_settings(charset="alnum")), typed("Ab12", start_s=1.0)) == ["Ab12"]  # letters that are letters stay
+
+
 def test_caps_lock_keypad_autorepeat_and_key_up_are_understood() -> None:
     parser = ScanParser(_settings())
     k = ecodes

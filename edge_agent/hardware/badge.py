@@ -150,7 +150,9 @@ class ScanParser:
             self.counts["too_short"] += 1
         else:
             self.counts["scans"] += 1
-            return text
+            # hex names a number: a reader set to capitals (or Caps Lock on) types the same card as
+            # another kiosk's reader in small letters, and the two were two people
+            return text.lower() if self.settings.charset == "hex" else text
         return None
 
     def _reset(self) -> None:
