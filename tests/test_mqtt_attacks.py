@@ -64,6 +64,31 @@ def test_fleet_view_survives_a_deeply_nested_retained_state(broker: Broker) -> N
     assert "Traceback" not in out.stderr, out.stderr[-1500:]
 
 
+def test_fleet_view_is_never_handed_a_huge_retained_message(broker: Broker) -> None:
+    """Anyone who may write one `<prefix>/<id>/state` retains 60 MiB there. `edge-agent fleet`
+    spoke MQTT 3.1.1 with no maximum packet size: the broker delivered it, and the admin's view
+    held it several times over (paho's buffer, the payload, its copy) at every start. Now it
+    connects with MQTT 5 and a Maximum Packet Size, as the kiosk does: the broker keeps it."""
+    pub = _client(broker.port, "big")
+    try:
+        pub.publish("edge-agent/aaa-big/state", b'{"state": "' + b"x" * (60 * 1024 * 1024) + b'"}', qos=1, retain=True).wait_for_publish(30)
+        pub.publish("edge-agent/kiosk-ok/availability", b"online", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    cmd = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    try:
+        time.sleep(4.0)
+        assert proc.poll() is None, proc.stderr.read().decode()[-1000:] if proc.stderr else ""
+        peak_mb = next(int(line.split()[1]) / 1024 for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    finally:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+    assert b"kiosk-ok" in out  # the view works
+    assert peak_mb < 60, f"the fleet view peaked at {peak_mb:.0f} MB"
+
+
 # ----------------------------------------------------------------------------- 2. availability after an outage
 def test_availability_is_online_again_after_an_outage_with_a_full_queue(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
     """README: "within 5 s of the broker coming back its availability and current state are

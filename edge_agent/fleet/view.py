@@ -24,6 +24,10 @@ from edge_agent.errors import UsageError
 from edge_agent.fleet.share import finite_number
 
 LEAVES = ("availability", "state", "event", "metrics")
+MAX_PACKET_BYTES = 64 * 1024
+"""Largest message the view takes (MQTT 5 Maximum Packet Size, sent on CONNECT; a kiosk's metrics
+are ~3 KiB): anyone who may write a kiosk's state could retain 60 MiB there, and the broker handed
+it to every `edge-agent fleet` at its start (269 MB peak); a conforming broker now keeps it back."""
 
 
 @dataclass
@@ -174,6 +178,10 @@ def _check_broker_args(args: argparse.Namespace) -> None:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    from paho.mqtt.enums import MQTTProtocolVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
     from edge_agent.fleet.status import guarded, make_client
 
     _check_broker_args(args)  # before a password is asked for
@@ -189,7 +197,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if mqtt_password_in_clear(settings):
         print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
     view = FleetView(settings.topic_prefix)
-    client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}")
+    client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}", MQTTProtocolVersion.MQTTv5)
     answers: list[Any] = []  # the broker's CONNACK (or the reason the connection closed first)
 
     def connected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
@@ -201,7 +209,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
     client.on_message = guarded(lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain)))
     try:
-        client.connect(settings.host, settings.port, keepalive=30)
+        limits = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        limits.MaximumPacketSize = MAX_PACKET_BYTES  # type: ignore[attr-defined]  # paho sets properties by name
+        client.connect(settings.host, settings.port, keepalive=30, properties=limits)
     except OSError as exc:
         print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
