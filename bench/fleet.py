@@ -9,7 +9,7 @@ two kiosks' real sharing stack (SessionStore + StatusReporter + SessionShare, th
 classes) for the propagation figure; a follower process that catches up all `--slots` pointers
 for the memory and lookup figures; a real Kiosk behind a byte-counting proxy for the traffic
 figures; and `edge-agent fleet --json` over the simulated fleet.
-Figures and their definitions are printed with the table (and in README "Fleet memory").
+Figures and their definitions are printed with the table (and in README, "Conversations that follow the person": `script/bench fleet`).
 """
 
 from __future__ import annotations

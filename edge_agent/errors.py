@@ -21,6 +21,15 @@ class ConfigError(EdgeAgentError):
         self.more: tuple[ConfigError, ...] = ()
         """Problems in other sections of the same file, found by the same read (`config.from_dict`):
         an installer fixing one at a time met the next only at the next try."""
+        self.notes: tuple[str, ...] = ()
+        """What else the read found that is no error: sections of the file it read past."""
+
+    @staticmethod
+    def together(problems: list[ConfigError], notes: tuple[str, ...] = ()) -> ConfigError:
+        """The first of `problems` (not empty) carrying the others in `more`, and `notes`."""
+        first = problems[0]
+        first.more, first.notes = tuple(problems[1:]), notes
+        return first
 
     def all(self) -> tuple[ConfigError, ...]:
         """This problem and the others found with it."""

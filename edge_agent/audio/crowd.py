@@ -9,8 +9,8 @@ go. What the crowd lacks is the visitor's swing: seven voices fill each other's 
 while the visitor at arm's length, syllable against the crowd between them, moves 10 dB and
 more. Asking every block that counts as the visitor near their level to stand in a window of
 RANGE_NEAR_DB brought the crowd down, but stationary noise 5 dB under the visitor fills the
-visitor's dips as well, and there the rule cut up to a quarter of the visitor (README, gate
-notes: "How the sound moves, once more"). So the rule holds only where all of these do:
+visitor's dips as well, and there the rule cut up to a quarter of the visitor (docs/gate-notes.md:
+"How the sound moves, once more"). So the rule holds only where all of these do:
 - a *crowd room*, told from the room's own sound: between the visitor's utterances the windows
   hold the room alone, and a crowd's are never calm, neither smooth from block to block nor
   narrow. Stationary noise (white, pink, brown, HVAC, the hall) is smooth (mean step 0.8-1.4 dB

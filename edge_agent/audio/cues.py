@@ -97,13 +97,13 @@ class CueClassifier(BlockClassifier):
     """How fast the noise's shape model follows a block unlike the noise (about 15 s): anything
     that lasts becomes the noise, slowly. Not while the gate is open in a steady tonal room (a
     whine) for blocks near the visitor's level: the model drifted toward the visitor's voice and
-    the tone then held the gate open for good (README, gate notes: "A steady tone after the
+    the tone then held the gate open for good (docs/gate-notes.md: "A steady tone after the
     visitor's last word")."""
     NEAR_VISITOR_DB = 6.0
     """An open gate is held only while, within the last NEAR_VISITOR_S, a SPEECH block came within
     this much of the visitor's level; after that its blocks are NOISE. The visitor comes back near
     their level with every stressed syllable; music, a TV or a crowd 10-20 dB under them held the
-    gate on for as long as they played (README, gate notes: "Letting go of a hold the visitor no
+    gate on for as long as they played (docs/gate-notes.md: "Letting go of a hold the visitor no
     longer carries"). 5 dB lost words in soft phrases (traffic, hall); 7 dB gave less."""
     NEAR_VISITOR_S = 1.0
     """...and 0.8 s lost a music room's onset, 1.5 s gave half the gain. Not while the kiosk's
@@ -240,7 +240,7 @@ class CueClassifier(BlockClassifier):
         an impulse that strikes late in one block peaks in the next (the window's taper, a room's
         first reflections), so the block right after a bang's first one may rise further without
         being a syllable: there a rise ends the bang only if that block is voiced; unvoiced, it is
-        the same bang, its line raised to it (README, gate notes: knocks). Not while the far end
+        the same bang, its line raised to it (docs/gate-notes.md: knocks). Not while the far end
         plays: a visitor talking over the agent's leftover echo starts with an unvoiced consonant,
         which this took for the attack (double talk, kiosk 70 ms from 11 s: 0.9986 -> 0.9678)."""
         rise = band_db - self._prev_db
@@ -325,7 +325,7 @@ class CueClassifier(BlockClassifier):
         elif level == SPEECH and not self.far_end and not (bang and self.visitor_db > -math.inf):  # a footstep's strike does not floor a known level
             self._opening_peak_db = max(self._opening_peak_db, band_db)
         if self._run >= self.CONFIRM_FRAMES:  # confirmed speech: follow the visitor's level
-            # at most visitor_drop_db under this opening's loudest syllable (README, gate notes: "The visitor's first level", "Every level after the first")
+            # at most visitor_drop_db under this opening's loudest syllable (docs/gate-notes.md: "The visitor's first level", "Every level after the first")
             self.visitor_db = max(band_db if self.visitor_db == -math.inf else self.visitor_db, self._opening_peak_db - self.visitor_drop_db)
             # an upper envelope (rises fast, sinks slowly): the visitor's loud syllables, not the
             # background talkers that fill their gaps

@@ -14,7 +14,7 @@ anything between changes nothing (a fall of 0.1 dB is the noise bed). From the D
 fall on, the tail is dying, and CueClassifier does not let it open the gate (an open gate still
 holds on it: closing and reopening there sends a new pre-roll each time).
 
-Measured on the gate's rooms (README, gate notes: "Tails that die away"): 2 falls cost visitors'
+Measured on the gate's rooms (docs/gate-notes.md: "Tails that die away"): 2 falls cost visitors'
 onsets in white, pink and fan rooms (a plosive's burst, then the vowel's first blocks falling, the
 opening three blocks later past the look-back's reach); 3 cost none, there and on seeds never
 tuned on.
@@ -23,7 +23,7 @@ But a struck thing steps down: its strike's block holds the direct sound, the ne
 rings on and the room's reflections, STRIKE_STEP_DB or more lower (a knock in a hall: 3-7 dB). A
 vowel after its burst holds its level for a while and falls 1-2 dB a block. So a tail whose first
 fall is such a step is dying from its second fall on: in a hall, the strike and the two blocks
-after it no longer open the gate before the third fall (README, gate notes: "A strike's step").
+after it no longer open the gate before the third fall (docs/gate-notes.md: "A strike's step").
 
 And a thing struck out of the room's quiet, while the gate is closed, is `struck` for as long as
 its tail has not risen (the raps of one knock, each from quiet again, too). Once the visitor has
@@ -32,7 +32,7 @@ until something rises in it and is speech (the visitor's vowel after a plosive's
 for a few blocks, then sent whole); a tail that only
 dies away is NOISE for the vetted gate, so its hang-over runs out and it is never sent. A bang
 that is not out of quiet (a syllable after a syllable, music) is not struck: a short word whose
-syllables strike and fall would otherwise be held back whole (README, gate notes: "A strike out of
+syllables strike and fall would otherwise be held back whole (docs/gate-notes.md: "A strike out of
 quiet is vetted").
 
 A dropped tray does not always die away block after block: its partials beat against each other,
@@ -44,16 +44,16 @@ too (but for the first blocks, RING_CLICK_BLOCKS), with a flux under RING_FLUX_D
 not open the gate. Not if the room was
 already steady before the strike (RING_ROOM_MAX: music or a TV, whose steadiness is theirs, not a
 ring's, and a voice over them reads as steady too), nor after a rise of RING_RISE_DB (something
-new: the visitor), nor once the spectrum moves (a voice under the ring). README, gate notes: "A
+new: the visitor), nor once the spectrum moves (a voice under the ring). docs/gate-notes.md: "A
 ring holds still". A bang out of the room's quiet with the gate open may ring too (`bang(ring=True)`):
 a tray dropped after the visitor's last word held an open gate for as long as it rang, and its
-ringing blocks no longer restart the hang-over (CueClassifier; README, "A ring in the hang-over").
+ringing blocks no longer restart the hang-over (CueClassifier; docs/gate-notes.md, "A ring in the hang-over").
 
 An open gate's hang-over was restarted by whatever struck in it: footsteps at two a second after
 the visitor's last word held the gate open for as long as they went on. So a bang struck out of
 the room's quiet while the gate is open (`bang(hang_over=True)`, CueClassifier says when) is
 `struck` too, and `in_hang_over` on its own block and, once it has stepped down by STRIKE_STEP_DB,
-until something rises in its tail: such blocks do not restart the hang-over (README, gate notes:
+until something rises in its tail: such blocks do not restart the hang-over (docs/gate-notes.md:
 "Footsteps after the last word").
 """
 
@@ -98,7 +98,7 @@ RING_FALL_DB = 3.0
 """A ring (CueClassifier's `_rings`, `lag_rings`): in a bang's tail, from its second block on (the
 first is the bang's click), the pitch lag the same to the sample as the block before's and the
 level no higher and at most RING_FALL_DB lower. A dropped tray's fixed partials hold their lag as
-they die away; a voice's pitch moves. Only a closed gate asks (README's gate notes, "Rings")."""
+they die away; a voice's pitch moves. Only a closed gate asks (docs/gate-notes.md, "Rings")."""
 
 
 def lag_rings(lag: int, prev_lag: int, change_db: float) -> bool:

@@ -38,7 +38,7 @@ WEAK_STEP = 1.0 / 3.0
 WEAK_HOLD_HANGOVERS = 1.0
 """For how many hang-overs after the last SPEECH frame WEAK frames slow the countdown; after that they count as
 NOISE: the gate closes at most 1 + 2/3 hang-overs (1.0 s) after the visitor's last speech-like frame, not up to 3
-(1.8 s) in fans, traffic and music (README, "Closing after speech"). Not while the speaker plays: the canceller's
+(1.8 s) in fans, traffic and music (docs/gate-notes.md, "Closing after speech"). Not while the speaker plays: the canceller's
 leftovers take SPEECH from a visitor talking over the agent, and the limit cut ~1 % of that speech in echo rooms."""
 FAR_END_EXTRA_MS = 30
 """More speech-like audio needed to open while the kiosk's speaker plays (its echo is speech too);
@@ -51,13 +51,13 @@ LOOKBACK_EXTRA_MS = 240
 """How much further back than the pre-roll an onset may reach when the classifier says the sound
 began earlier (`onset_blocks`): a weak first syllable the gate decided on late (up to ~650 ms
 after it; p50 132 ms, p99 486 ms). 200 ms kept 80 of the 100 ms lead of a word decided on 580 ms
-late (README, gate notes: "The look-back's reach"); more sends more of music (+0.01-0.02)."""
+late (docs/gate-notes.md: "The look-back's reach"); more sends more of music (+0.01-0.02)."""
 VET_MS = 600
 """In a talker room (talkers.py) an opening is vetted: its pre-roll and frames are held until VET_NEAR_BLOCKS
 blocks near the visitor's level (`near_blocks`) have come, then go at once (the visitor's speech reaches the
 agent that much later, none of it lost); if they have not come within VET_MS (or the hang-over runs out first)
 the gate stays closed and silence goes for the held frames. A TV 20 dB under the visitor: idle 0.64 -> 0.29, no
-speech lost (README, gate notes: "Vetting openings where other people talk"). Not while the speaker plays: the
+speech lost (docs/gate-notes.md: "Vetting openings where other people talk"). Not while the speaker plays: the
 canceller cuts a visitor talking over the agent far under their level (a vetting then opens)."""
 VET_NEAR_BLOCKS = 3
 """...three 30 ms blocks (one: a TV's loudest syllables confirmed its openings now and then; the
@@ -66,7 +66,7 @@ quiet visitor's TV room 0.60 against 0.39), counted as blocks whatever the frame
 An opening on the tail of a thing struck out of quiet (the classifier's `struck`: a knock, a
 door, a tray) is vetted too, and goes once a SPEECH frame no longer `struck` comes (something rose
 in the tail: a vowel after a plosive's burst). A tail that only dies away is NOISE to the vetted
-gate: its hang-over runs out, none of it sent (`strikes_held_back`; README, gate notes: "A strike
+gate: its hang-over runs out, none of it sent (`strikes_held_back`; docs/gate-notes.md: "A strike
 out of quiet is vetted"). Not while the speaker plays."""
 STRIKE_VET_MS = 1200
 """...for up to this long (a quiet visitor under a tray's tail in a hall rises out of it at 0.7 s)."""

@@ -4,7 +4,7 @@ The gate decides on a word's start up to ~650 ms after it (a weak first syllable
 rises like a knock and is watched first). The pre-roll alone then no longer keeps the 100 ms
 lead before the word, so the gate reaches back to where the sound began, as its own levels saw
 it: a stretch of frames that are not NOISE, from its first SPEECH frame, moved back over the
-WEAK frames right before it, plus a lead (README, gate notes: "Onsets that lose their lead",
+WEAK frames right before it, plus a lead (docs/gate-notes.md: "Onsets that lose their lead",
 "The look-back's reach", "Through other microphones"). VadGate caps the reach
 (`LOOKBACK_EXTRA_MS`); a stretch with a near-opening in it (a run of SPEECH one 30 ms block short
 of opening the gate) may reach further, and an opening right after the gate closed sends all of the
@@ -36,7 +36,7 @@ NEAR_OPENING_EXTRA_MS = 240
 """How much further than the gate's cap a stretch may reach when a near-opening (a run of SPEECH one
 30 ms block short of opening the gate) came in it, within the cap of the opening (a word that rose
 like a knock, watched and decided on ~600 ms after its first SPEECH: a quiet visitor under a TV lost
-60 ms of its start; README, gate notes: "Every level after the first, and the gaps around an opening")."""
+60 ms of its start; docs/gate-notes.md: "Every level after the first, and the gaps around an opening")."""
 
 
 class SoundStretch:

@@ -4,7 +4,7 @@ The cues hold back sound far under the visitor's own level (`CueClassifier.visit
 `NEAR_VISITOR_DB`): a TV, music, people across the lobby, a fan's upswing, a knock's tail. In a
 room whose sound is steady noise (white, pink, a hall's hiss, a hum) there is nothing for those
 lines to hold back, and they cut the visitor's own softer speech: a sentence said 12-15 dB softer
-than the one before was not sent at all, or only its first second (README, gate notes: "A steady
+than the one before was not sent at all, or only its first second (docs/gate-notes.md: "A steady
 room"). There, a SPEECH block clear of the room's level (CLEAR_DB) may lie
 REACH_DB further under the visitor's level and still open or hold the gate. It does not make an
 opening the visitor's: one that never came near their level is still a stray (talkers.py), so a

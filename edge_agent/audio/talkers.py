@@ -10,7 +10,7 @@ visitor's level is a *stray* one, and a room that had a stray opening in the las
 `TALKER_ROOM_S` is a talker room: there VadGate vets each opening (it holds the frames until the
 visitor is heard near their level, and sends silence for them if not; gate.py, VET_MS).
 
-Measured (README, gate notes: "Vetting openings where other people talk"): one stray in 60 s,
+Measured (docs/gate-notes.md: "Vetting openings where other people talk"): one stray in 60 s,
 not two in 30 s (the TV 20 dB rooms need the room known early); no room of the matrix or of
 the 444 outside it lost speech to it.
 """

@@ -8,8 +8,8 @@ with the previous block's. A voice's pitch moves a little all the time, and its 
 a few hundred Hz move by whole bins between blocks 30 ms apart; noise has no fine structure that
 lasts. Measured on the seeded rooms (devtools/rooms.py), the median correlation between
 consecutive blocks is ~0.9 for the music alone, ~0.04 for the dev recordings' speech, ~0.0 for
-white, pink and fan noise (README, gate notes: "Tonal rooms"). A steady tone (a buzz, a whine)
-is as steady, but unlike music it also recurs a second later (RECUR_BLOCKS; README, "Steady tones
+white, pink and fan noise (docs/gate-notes.md: "Tonal rooms"). A steady tone (a buzz, a whine)
+is as steady, but unlike music it also recurs a second later (RECUR_BLOCKS; docs/gate-notes.md, "Steady tones
 are not music").
 
 Pure numpy on rows of spectra, so a batch of blocks read ahead (bandshape.py) gets the same

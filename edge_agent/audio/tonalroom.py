@@ -6,7 +6,7 @@ correlation with the block before and with the one a second before) and learns t
 from them; in a music room, SPEECH about as steady as the room becomes WEAK (`weigh`): a voice
 over music makes the blocks less steady, the music alone does not. A room whose steady sound
 stays put (a buzz, a whine, a drone) is no music room (`is_steady`; cues.py then keeps the
-noise's shape model from learning the visitor's voice over it). README, gate notes: "Tonal rooms",
+noise's shape model from learning the visitor's voice over it). docs/gate-notes.md: "Tonal rooms",
 "Steady tones are not music", "A steady tone after the visitor's last word", "Music and the
 agent's replies".
 """
@@ -33,10 +33,10 @@ class TonalRoom:
     output, whose suppressor lets the room's music through in scraps, as unsteady as a voice,
     and a 12 s reply took a music room's `tonal_room` from ~0.7 to under TONAL_ROOM_MIN, so the
     music after it opened the gate (36 music rooms with an agent reply: idle 0.56 -> 0.33 by
-    the mean; README, "Music and the agent's replies")."""
+    the mean; docs/gate-notes.md, "Music and the agent's replies")."""
     TONAL_ROOM_MIN = 0.5
     """A room is tonal from this `tonal_room` on: music alone ~0.6-0.8, a TV (a talker over
-    music) ~0.4-0.55, noise, crowds and halls ~0.0 (README, gate notes: "Tonal rooms"). 0.35
+    music) ~0.4-0.55, noise, crowds and halls ~0.0 (docs/gate-notes.md: "Tonal rooms"). 0.35
     also took the TV rooms in, and cut a quiet visitor's speech there (recall 0.965)."""
     TONAL_OPEN_MARGIN = 0.15
     """To open in a tonal room, SPEECH must be at least this much less steady than the room, by
@@ -57,7 +57,7 @@ class TonalRoom:
     running mean (`moving_room`). A buzz, a whine, a drone recur a second later as they do 30 ms
     later (~0.0: music 0.2-0.45), and the visitor's voice over them stays nearly as steady as they
     are: without this the cue cut that voice (a 120 Hz buzz 5 dB under the visitor: recall
-    0.81-0.88; a 1 kHz whine 10 dB under: 0.949; README, "Steady tones are not music")."""
+    0.81-0.88; a 1 kHz whine 10 dB under: 0.949; docs/gate-notes.md, "Steady tones are not music")."""
     TONAL_LOUD_DB = 8.0
     """A block this far over the room's usual level opens in a tonal room however steady it is:
     a quiet, reverberant voice at 5 dB under music is nearly as steady as the music (without it
@@ -67,7 +67,7 @@ class TonalRoom:
     room's running level, which the last chord's decay had pulled down), its partials held from
     this block to the next; a voice, reverberant or not, moves its harmonics between blocks. Of
     the music rooms' openings on music alone (tuning and held-out seeds, 26 rooms), 9 of 17 were
-    such chord attacks (README, gate notes: "A chord's attack is not a loud voice")."""
+    such chord attacks (docs/gate-notes.md: "A chord's attack is not a loud voice")."""
 
     def __init__(self, warmup_blocks: int) -> None:
         """`warmup_blocks`: the classifier's warm-up, when every block is learned, fast."""

@@ -12,9 +12,10 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_agent.core.config_audio import AudioSettings, VadSettings
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
@@ -25,6 +26,7 @@ from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, secret_fr
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
@@ -146,18 +148,27 @@ class AgentSettings:
         key_file = secret_from_file("agent.public_key_file", self.public_key_file)
         return replace(self, public_key=self.public_key or key_file)
 
-    def require_runnable(self) -> None:
-        """Checks needed only to talk to an agent (not to list sessions or run the gate), on
-        settings whose key has been read (`with_key`)."""
+    def runnable_problems(self) -> list[ConfigError]:
+        """What stops talking to an agent (not listing sessions or running the gate), on settings
+        whose key has been read (`with_key`): the key and the agent id, both at once (the example
+        config failed on the key, and once it was set, on the placeholder id)."""
+        problems = []
         if not self.public_key:
-            raise ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file")
-        if not self.agent_id and not self.config:
-            raise ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table")
-        if self.agent_id == EXAMPLE_AGENT_ID:
-            raise ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard")
-        if self.public_key == EXAMPLE_PUBLIC_KEY:
+            problems.append(ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file"))
+        elif self.public_key == EXAMPLE_PUBLIC_KEY:
             where = f"in /etc/edge-agent/environment? set {PUBLIC_KEY_ENV} to the public key from the Millis dashboard"
-            raise ConfigError("agent.public_key", f"still the installer's placeholder {EXAMPLE_PUBLIC_KEY!r} ({where})")
+            problems.append(ConfigError("agent.public_key", f"still the installer's placeholder {EXAMPLE_PUBLIC_KEY!r} ({where})"))
+        if not self.agent_id and not self.config:
+            problems.append(ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table"))
+        elif self.agent_id == EXAMPLE_AGENT_ID:
+            problems.append(ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard"))
+        return problems
+
+    def require_runnable(self) -> None:
+        """ConfigError (with the others in its `more`) when `runnable_problems` finds any."""
+        problems = self.runnable_problems()
+        if problems:
+            raise ConfigError.together(problems)
 
 
 @dataclass(frozen=True)
@@ -283,9 +294,7 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     except ConfigError as exc:
         problems.append(exc)
     if problems:  # the checks across sections need every section read
-        first = problems[0]
-        first.more = tuple(problems[1:])
-        raise first
+        raise ConfigError.together(problems, tuple(ignored))
     check_gpio_pins(sections["button"], buttons, sections["led"])
     if sections["session"].share and not sections["mqtt"].enabled:
         raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
@@ -313,14 +322,29 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
     badge.secret_file, then agent.public_key_file: `with_password`, `with_secret`, `with_key`)
     when `talk_to_agent`, else `settings` unchanged.
     """
+    problems: list[ConfigError] = []
+
+    def attempt(check: Callable[[], T]) -> T | None:
+        try:
+            return check()
+        except ConfigError as exc:  # every problem at once, not one per try
+            problems.append(exc)
+            return None
+
     if talk_to_agent:
         # the broker's password only where the broker is used: a stale password_file line beside
         # `enabled = false` (MQTT turned off to rule it out) stopped the kiosk from starting
-        mqtt = settings.mqtt.with_password() if settings.mqtt.enabled else settings.mqtt
-        settings = replace(settings, mqtt=mqtt, badge=settings.badge.with_secret(), agent=settings.agent.with_key())
-        settings.agent.require_runnable()
-        settings.device.require_state_dir()
-    settings.vad.require_engine()
+        mqtt = attempt(settings.mqtt.with_password) if settings.mqtt.enabled else settings.mqtt
+        badge, agent = attempt(settings.badge.with_secret), attempt(settings.agent.with_key)
+        if agent is not None:
+            problems += agent.runnable_problems()
+        attempt(settings.device.require_state_dir)
+    attempt(settings.vad.require_engine)
+    if problems:
+        raise ConfigError.together(problems, settings.ignored_sections)
+    if talk_to_agent:
+        assert mqtt is not None and badge is not None and agent is not None  # each read, or a problem above
+        settings = replace(settings, mqtt=mqtt, badge=badge, agent=agent)
     return settings
 
 

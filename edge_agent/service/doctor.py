@@ -280,6 +280,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.all():  # every bad section at once, not one per try
             print(f"FAIL  config: {problem}")
+        for ignored in exc.notes:  # a typo'd [leds] was shown only once the errors were fixed
+            print(f"WARN  config: {ignored}")
         print(f"      checked: {checked}")
         return EX_CONFIG
     setup_logging(args.log_level or settings.log.level)
