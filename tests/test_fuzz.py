@@ -89,7 +89,8 @@ events = st.one_of(
     st.builds(c.End),
     st.builds(c.Talk, held=st.booleans(), long=st.booleans()),
     st.builds(c.LinkReady, link_id=st.integers(0, 6), session_id=st.text(min_size=1, max_size=5)),
-    st.builds(c.LinkDown, link_id=st.integers(0, 6), error=st.none() | st.text(max_size=5), fatal=st.booleans()),
+    st.builds(c.Initiated, link_id=st.integers(0, 6)),
+    st.builds(c.LinkDown, link_id=st.integers(0, 6), error=st.none() | st.text(max_size=5), fatal=st.booleans(), server_closed=st.booleans()),
     st.builds(c.AgentAudio, link_id=st.integers(0, 6), pcm=st.binary(max_size=8)),
     st.builds(
         c.FromAgent,

@@ -196,3 +196,46 @@ def test_an_http_redirect_from_the_server_is_not_reported_as_a_bad_endpoint(tmp_
             wait_for(lambda: any(e in ("error", "reconnecting") for e, _ in events), 15, "the link's end")
             first = next((e, f) for e, f in events if e in ("error", "reconnecting"))
             assert "bad endpoint" not in str(first[1]), first
+
+
+def test_a_text_message_in_endless_empty_fragments_fails_the_link_as_websockets_would() -> None:
+    """(A helper's, on the fragment check.) The link held a text message's fragments until its
+    last one with no limit of frames: empty fragments cost 2 bytes on the wire and nothing against
+    `max_size`, and "{" followed by empty fragments without end grew the kiosk by a held frame
+    each (~94 MB for 0.9 MB sent), the link open throughout. websockets' own assembler fails such
+    a link after 4096 fragments (1009); now the held ones do too."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    from edge_agent.agent.link import MAX_MESSAGE_BYTES, MAX_QUEUED_MESSAGES
+    from edge_agent.agent.wire import TEXT_FRAGMENTS_MAX, BatchingConnection
+
+    async def main() -> tuple[int | None, int]:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()  # the kiosk's `initiate`: the link checks text from then on
+
+            async def fragments() -> Any:
+                yield "{"
+                for _ in range(3 * TEXT_FRAGMENTS_MAX):
+                    yield ""
+                yield "}"
+
+            try:
+                await ws.send(fragments())
+            except ConnectionClosed:
+                pass
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}", max_size=MAX_MESSAGE_BYTES, max_queue=MAX_QUEUED_MESSAGES, create_connection=BatchingConnection) as ws:
+                assert isinstance(ws, BatchingConnection)
+                ws.on_bad_text = lambda size: None  # as AgentLink sets it before `initiate`
+                await ws.send("initiate")
+                try:
+                    await asyncio.wait_for(ws.recv(), 20)
+                except ConnectionClosed as exc:
+                    return (exc.sent.code if exc.sent is not None else None), len(ws._text_fragments or [])
+                return None, len(ws._text_fragments or [])
+
+    code, held = asyncio.run(main())
+    assert code == 1009 and held == 0, (code, held)

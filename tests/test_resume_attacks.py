@@ -128,6 +128,7 @@ def test_a_continuation_the_server_never_answers_is_not_asked_for_by_every_press
     its own (the fresh link was not cut at the next tick)."""
     conv = c.Conversation(Timing(reconnect_window_s=30.0), "old", 10.0, rng=random.Random(1))
     assert asked_for(conv.handle(c.Press(), 0.0)) == ["old"]
+    conv.handle(c.Initiated(1), 0.2)  # the server has the request
     for step in range(1, 30):
         assert asked_for(conv.handle(c.Tick(), float(step))) == []
     acts = conv.handle(c.Tick(), 30.0)
@@ -138,10 +139,48 @@ def test_a_continuation_the_server_never_answers_is_not_asked_for_by_every_press
     assert conv.state == c.LISTENING and conv.session_id == "fresh-1"
 
 
+@pytest.mark.parametrize("first_drop", [c.LinkDown(1, "timeout"), c.LinkDown(1, "close_1011", server_closed=True)], ids=["network", "one_server_close"])
+def test_a_continuation_never_readied_after_one_drop_is_still_retried_fresh(first_drop: c.LinkDown) -> None:
+    """(A second helper's, on the first fix.) The never-ready rule ran only while no link of the
+    press had dropped: one network drop (a connect timing out on waking Wi-Fi) or one close of
+    the server's own (a "hiccup"), then a server that keeps the next link and never says
+    onready, and the window's end failed the press without the fresh try."""
+    conv = c.Conversation(Timing(reconnect_window_s=30.0), "old", 10.0, rng=random.Random(1))
+    assert asked_for(conv.handle(c.Press(), 0.0)) == ["old"]
+    assert asked_for(conv.handle(first_drop, 0.5)) == ["old"]
+    conv.handle(c.Initiated(2), 1.5)  # link 2 reached the server, which keeps it and says nothing
+    acts: list[c.Action] = []
+    step = 1.0
+    while step <= 31.0 and conv.state == c.CONNECTING and not asked_for(acts):
+        acts = conv.handle(c.Tick(), step)
+        step += 0.5
+    assert asked_for(acts) == [None], f"state {conv.state}: {of(acts, c.Notify)}"
+    assert [n for n in of(acts, c.Notify) if n.kind == "continuation_refused"]
+
+
+def test_a_window_the_network_never_let_through_fails_once_without_a_fresh_try() -> None:
+    """No `initiate` ever reached a server (connects timing out for the whole window): the server
+    refused nothing, so the press fails as before and the stored id stays; a fresh try would only
+    have doubled the visitor's wait before the error earcon."""
+    conv = c.Conversation(Timing(reconnect_window_s=30.0), "old", 10.0, rng=random.Random(1))
+    assert asked_for(conv.handle(c.Press(), 0.0)) == ["old"]
+    link, now = 1, 0.0
+    while conv.state == c.CONNECTING and now < 40.0:
+        now += 5.0
+        acts = conv.handle(c.LinkDown(link, "timeout"), now)
+        assert asked_for(acts) in ([], ["old"]), acts
+        link = conv.link_id
+    assert conv.state == c.ERROR and conv.continuation_candidate(now) == "old"
+    still = c.Conversation(Timing(reconnect_window_s=30.0), "old", 10.0, rng=random.Random(1))
+    still.handle(c.Press(), 0.0)  # the first link still connecting when the window ends (no Initiated)
+    assert asked_for(still.handle(c.Tick(), 30.0)) == [] and still.state == c.ERROR
+
+
 def test_a_fresh_session_the_server_never_answers_either_fails_once() -> None:
     """Nothing to drop (no continuation asked for): the window's end is the failure it was."""
     conv = c.Conversation(Timing(reconnect_window_s=30.0), rng=random.Random(1))
     assert asked_for(conv.handle(c.Press(), 0.0)) == [None]
+    conv.handle(c.Initiated(1), 0.2)
     acts = conv.handle(c.Tick(), 30.0)
     assert asked_for(acts) == [] and conv.state == c.ERROR
 

@@ -221,6 +221,7 @@ class AgentLink:
                 if isinstance(ws, BatchingConnection):  # from `initiate` on (a standby's silence before it stands)
                     ws.on_bad_text = self._bad_text
                 await ws.send(init.to_wire())
+                self._emit(c.Initiated(self.link_id))
                 await self._serve(ws)
         except asyncio.CancelledError:
             error = "cancelled"

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from websockets.asyncio.client import ClientConnection
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ that stops reading and sends pings would grow it without bound; past this the co
 aborted (the link ends and is reconnected like a dead one)."""
 
 
+TEXT_FRAGMENTS_MAX = 4096
+"""Most frames of one text message held (websockets' own assembler's limit, MAX_FRAGMENTS): a
+server sending "{" and then empty fragments without end (2 bytes each on the wire, nothing
+against `max_size`) grew the kiosk by a held frame each, ~94 MB for 0.9 MB sent; past this
+the link fails as websockets' does (1009, too many fragments) and is reconnected."""
+
+
 def _is_utf8(data: bytes | bytearray | memoryview) -> bool:
     try:
         codecs.decode(data, "utf-8")
@@ -81,9 +88,11 @@ class BatchingConnection(ClientConnection):
     is not UTF-8; the message is dropped. None: websockets fails the connection (1007) when `recv`
     decodes it, and one garbled frame costs the conversation a reconnect. A text message in
     several frames is held until its last frame and checked whole (websockets' `max_size`
-    bounds it): dropped the same way, or handed on frame by frame as it came."""
+    bounds its bytes, TEXT_FRAGMENTS_MAX its frames): dropped the same way, or handed on frame by
+    frame as it came."""
 
     _text_fragments: list[Frame] | None = None
+    _text_failed = False  # the held message passed TEXT_FRAGMENTS_MAX: its other fragments are dropped
     """The frames so far of a text message in fragments, while `on_bad_text` is set."""
 
     def process_event(self, event: Event) -> None:
@@ -112,8 +121,17 @@ class BatchingConnection(ClientConnection):
             return True
         if frame.opcode is not Opcode.CONT:  # a control frame between fragments goes its own way
             return False
+        if self._text_failed:  # the rest of a message the link failed on: dropped to its end
+            if frame.fin:
+                self._text_fragments, self._text_failed = None, False
+            return True
         held.append(frame)
         if not frame.fin:
+            if len(held) > TEXT_FRAGMENTS_MAX:  # empty fragments weigh nothing against max_size
+                held.clear()
+                self._text_failed = True
+                self.protocol.fail(CloseCode.MESSAGE_TOO_BIG, "too many fragments")
+                self.send_data()
             return True
         self._text_fragments = None
         whole = b"".join(f.data for f in held)

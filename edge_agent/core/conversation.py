@@ -41,6 +41,7 @@ from edge_agent.core.events import (
     Event,
     FromAgent,
     HeldAudio,
+    Initiated,
     LinkDown,
     LinkReady,
     NewVisitor,
@@ -71,7 +72,7 @@ from edge_agent.core.turns import Turns
 __all__ = [
     "CONNECTING", "ENDING", "ERROR", "IDLE", "LISTENING", "SPEAKING", "STATES", "Action",
     "AgentAudio", "CloseLink", "Conversation", "Earcon", "End", "Event", "FromAgent", "HeldAudio",
-    "LinkDown", "LinkReady", "NewVisitor", "Notify", "OpenLink", "Play", "Playback", "PlaybackDrained", "Press",
+    "Initiated", "LinkDown", "LinkReady", "NewVisitor", "Notify", "OpenLink", "Play", "Playback", "PlaybackDrained", "Press",
     "SessionsForgotten", "Start", "StateChanged", "StoreEnd", "StoreReloaded",
     "StoreStart", "Talk", "Tick", "VisitorSpeech",
 ]
@@ -200,7 +201,7 @@ class Conversation:
 
     def _open(self, now: float, out: list[Action], cont: str | None, delay_s: float = 0.0) -> None:
         self.link_id += 1
-        self._links.requested = cont
+        self._links.requested, self._links.initiated = cont, False
         out.append(OpenLink(self.link_id, cont, delay_s, self.agent_id, self.slot))
         self._go(CONNECTING, now, out)
 
@@ -299,6 +300,10 @@ class Conversation:
         self._links.ready(now, named, self.published_ids()[1], self._target_fields(), out)
         self._go(LISTENING, now, out)
 
+    def _on_Initiated(self, ev: Initiated, now: float, out: list[Action]) -> None:
+        if ev.link_id == self.link_id and self.state == CONNECTING:
+            self._links.initiated = True
+
     def _on_LinkDown(self, ev: LinkDown, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id:
             return
@@ -313,7 +318,7 @@ class Conversation:
         verdict = self._links.reconnects.lost(now, self.t, self._links.since if self.session_id is None else None)
         if verdict == "window_passed":
             if self.session_id is None:
-                self._fail(ev.error or "cannot connect", now, out)
+                self._not_ready(ev.error or "cannot connect", now, out)
             else:
                 self._finish("link_lost", now, out)
                 self._go(IDLE, now, out)  # the socket is already gone: nothing to wait for
@@ -324,6 +329,15 @@ class Conversation:
         if self.state == SPEAKING:  # the agent's last words may still ring in the room
             self._turns.mute_tail(now, self.t)
         self._open(now, out, *self._links.reopen(self.session_id, self.published_ids()[0], ev.error, self.t, self.rng, out))
+
+    def _not_ready(self, error: str, now: float, out: list[Action]) -> None:
+        """The window passed with no `onready`: a refusal when the current attempt's `initiate`
+        reached the server (it had the request and kept silent: once more, fresh), else (the
+        network never let it through) the failure it was; a fresh try there only doubled the wait."""
+        if self._links.initiated:
+            self._refused("never ready", now, out, error)
+        else:
+            self._fail(error, now, out)
 
     def _refused(self, error: str, now: float, out: list[Action], message: str | None = None) -> None:
         """A link refused before the first `onready`: asked for once more, fresh (LinkAttempts.refused), or a failure."""
@@ -384,5 +398,5 @@ class Conversation:
                 self._finish("idle", now, out)
         elif self.state == CONNECTING and self._links.reconnects.window_passed(now, self.t):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)
-        elif self.state == CONNECTING and self._links.never_ready(now, self.t):  # a continuation asked for: once more, fresh
-            self._refused("never ready", now, out, f"the agent did not say onready within {self.t.reconnect_window_s:g} s")
+        elif self.state == CONNECTING and self._links.never_ready(now, self.t):
+            self._not_ready(f"the agent did not say onready within {self.t.reconnect_window_s:g} s", now, out)

@@ -61,6 +61,14 @@ class LinkReady:
 
 
 @dataclass(frozen=True)
+class Initiated:
+    """The socket of attempt `link_id` is open and its `initiate` went out: from here the server
+    has the request, and a window that passes without `onready` is its answer (LinkAttempts)."""
+
+    link_id: int
+
+
+@dataclass(frozen=True)
 class LinkDown:
     """The socket of attempt `link_id` closed or could not be opened."""
 
@@ -121,7 +129,7 @@ class StoreReloaded:
     age_s: float | None
 
 
-Event = Press | Start | End | Talk | LinkReady | LinkDown | FromAgent | AgentAudio | PlaybackDrained | VisitorSpeech | Tick | SessionsForgotten | StoreReloaded
+Event = Press | Start | End | Talk | LinkReady | Initiated | LinkDown | FromAgent | AgentAudio | PlaybackDrained | VisitorSpeech | Tick | SessionsForgotten | StoreReloaded
 
 
 # ----------------------------------------------------------------------------- actions

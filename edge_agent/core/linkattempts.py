@@ -6,7 +6,7 @@ as the conversation's start or as a reconnect, and the audio held meanwhile goes
 link is reopened as `Reconnects` decides (core/reconnect.py), asking for the conversation's own
 session. A continuation the platform refuses before the first `onready` is asked for once more,
 as a fresh session: refused by a fatal close or `onsessionended`, by the server closing the
-socket itself twice (SERVER_CLOSES_REFUSE), or by never saying `onready`.
+socket itself twice (SERVER_CLOSES_REFUSE), or by never saying `onready` to an `initiate` it had.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class LinkAttempts:
     def __init__(self) -> None:
         self.requested: str | None = None
         """The session the current attempt asks to continue (None: a fresh one)."""
+        self.initiated = False
+        """The current attempt's `initiate` went out on an open socket (`Initiated`)."""
         self.reconnects = Reconnects()
         self.since = 0.0
         """When the conversation (or its fresh retry) began connecting: the first link's window."""
