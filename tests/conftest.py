@@ -505,3 +505,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = getattr(item, "originalname", item.name)
         if item.path.name in SLOW_FILES or name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+class AlsaFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.infile = root / "mic.raw"
+        self.outfile = root / "speaker.raw"
+
+    def mic(self, pcm: bytes) -> None:
+        self.infile.write_bytes(pcm)
+
+    def played(self) -> bytes:
+        return self.outfile.read_bytes() if self.outfile.exists() else b""
+
+
+@pytest.fixture(scope="session")
+def alsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlsaFiles]:
+    """A HOME whose .asoundrc makes `default` capture from mic.raw and play into speaker.raw."""
+    root = tmp_path_factory.mktemp("alsa-home")
+    files = AlsaFiles(root)
+    files.mic(b"")
+    (root / ".asoundrc").write_text(
+        f"""
+pcm.!default {{ type asym capture.pcm "fakemic" playback.pcm "fakespk" }}
+pcm.fakemic {{ type file slave.pcm "nullsrc" file "/dev/null" infile "{files.infile}" format "raw" }}
+pcm.nullsrc {{ type null }}
+pcm.fakespk {{ type file slave.pcm "null" file "{files.outfile}" format "raw" }}
+"""
+    )
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(root)
+    yield files
+    if old is not None:
+        os.environ["HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    """A throw-away PulseAudio for a module's tests (`pulse_server`)."""
+    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
+        yield server

@@ -11,53 +11,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO, assert_leads_start_their_frames, read_wav, wait_for
+from conftest import DATA, REPO, AlsaFiles, assert_leads_start_their_frames, read_wav, wait_for
 
 pyaudio = pytest.importorskip("pyaudio")
 
 from edge_agent.audio.microphone import PyAudioSource  # noqa: E402
 from edge_agent.audio.pyaudio_io import PyAudioSink  # noqa: E402
 from edge_agent.audio.resample import Resampler  # noqa: E402
-
-
-class AlsaFiles:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.infile = root / "mic.raw"
-        self.outfile = root / "speaker.raw"
-
-    def mic(self, pcm: bytes) -> None:
-        self.infile.write_bytes(pcm)
-
-    def played(self) -> bytes:
-        return self.outfile.read_bytes() if self.outfile.exists() else b""
-
-
-@pytest.fixture(scope="session")
-def alsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlsaFiles]:
-    """A HOME whose .asoundrc makes `default` capture from mic.raw and play into speaker.raw."""
-    root = tmp_path_factory.mktemp("alsa-home")
-    files = AlsaFiles(root)
-    files.mic(b"")
-    (root / ".asoundrc").write_text(
-        f"""
-pcm.!default {{ type asym capture.pcm "fakemic" playback.pcm "fakespk" }}
-pcm.fakemic {{ type file slave.pcm "nullsrc" file "/dev/null" infile "{files.infile}" format "raw" }}
-pcm.nullsrc {{ type null }}
-pcm.fakespk {{ type file slave.pcm "null" file "{files.outfile}" format "raw" }}
-"""
-    )
-    old = os.environ.get("HOME")
-    os.environ["HOME"] = str(root)
-    yield files
-    if old is not None:
-        os.environ["HOME"] = old
 
 
 def _run_source(source: PyAudioSource, seconds: float, stamps: list[float] | None = None, until_frames: int = 0) -> list[bytes]:

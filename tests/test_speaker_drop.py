@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KioskThread, kiosk_settings, pulse_server, wait_for
+from conftest import KioskThread, kiosk_settings, wait_for
 
 from edge_agent.audio.pyaudio_io import PyAudioSink
 from edge_agent.audio.reference import ReferenceRing
@@ -29,12 +29,6 @@ LEVEL = 5000
 """A steady level: an earcon, or a voice whose every sample can be counted on the monitor."""
 
 pytestmark = pytest.mark.slow  # a PulseAudio stream takes up to 2 s to start
-
-
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
 
 
 def _level(n_ms: int) -> bytes:

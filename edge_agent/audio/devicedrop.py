@@ -139,6 +139,7 @@ class DeviceDrop:
                 if self._closing:
                     return
                 target, cleared, self._cleared = self._requested, self._cleared, False
+                since = self.sink.buffer.cleared_at  # a clear after this takes what the device held too
             try:  # PyAudio's Stream has no abort: its PortAudio handle goes to the module's own call
                 # (the Stream keeps believing it runs, which it does again right after)
                 if not pa.is_stream_active(self._stream._stream):  # its device is gone: see above
@@ -152,7 +153,7 @@ class DeviceDrop:
                 at = time.monotonic()
                 unheard = self.sink.dropped(at)
                 if not cleared:  # a pause: the unpause plays what the device did not
-                    self.sink.buffer.requeue(unheard)
+                    self.sink.buffer.requeue(unheard, since)
                 cut = self.sink.buffer.tap_cut
                 if cut is not None:
                     cut(at)

@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 from edge_agent import SAMPLE_RATE_HZ
 
+UNDERRUN_GAP_S = 1.0
+"""The agent's audio arriving within this of its reply running dry is the same reply going on
+after a gap (an underrun); later, it is the next turn."""
 
 class PlaybackBuffer:
     """Thread-safe queue of agent audio between the event loop and the output device.
@@ -33,8 +36,13 @@ class PlaybackBuffer:
         self._max_bytes = int(max_queued_s * SAMPLE_RATE_HZ) * 2
         self.paused = False
         self.dropped_bytes = 0
+        """Audio dropped at the `max_queued_s` bound (the oldest first), in bytes."""
         self.underruns = 0
+        """Times the agent's reply ran dry and went on within UNDERRUN_GAP_S (no clear between):
+        a gap the visitor heard mid-reply (a stalled network)."""
         self.played_bytes = 0
+        self._dry_at: float | None = None  # when the reply last ran dry (None: it did not, or a clear came)
+        self._tail_is_reply = False  # the newest audio written is the agent's, not an earcon
         self.cleared_at: float | None = None
         """time.monotonic() of the last clear (the barge-in benchmark reads it)."""
         self.before_change: Callable[[str], None] | None = None
@@ -51,7 +59,8 @@ class PlaybackBuffer:
     def queued_bytes(self) -> int:
         return self._queued
 
-    def write(self, pcm: bytes) -> None:
+    def write(self, pcm: bytes, reply: bool = False) -> None:
+        """Queues `pcm`; `reply`: it is the agent's voice (not an earcon), for `underruns`."""
         if len(pcm) % 2:
             pcm = pcm[:-1]  # an odd trailing byte is half a sample: never let it shift the stream
         if not pcm:
@@ -59,6 +68,10 @@ class PlaybackBuffer:
         if self.before_change is not None:
             self.before_change("write")
         with self._lock:
+            if reply and not self._queued and self._dry_at is not None and time.monotonic() - self._dry_at < UNDERRUN_GAP_S:
+                self.underruns += 1
+            self._dry_at = None
+            self._tail_is_reply = reply
             self._chunks.append(pcm)
             self._queued += len(pcm)
             while self._queued > self._max_bytes and len(self._chunks) > 1:
@@ -77,6 +90,7 @@ class PlaybackBuffer:
                 self._offset = 0
                 self._queued = 0
                 self.paused = False
+                self._dry_at = None
                 self.cleared_at = time.monotonic()
             elif command == "pause":
                 self.paused = True
@@ -93,12 +107,16 @@ class PlaybackBuffer:
             self._queued = 0
         return gone
 
-    def requeue(self, pcm: bytes) -> None:
+    def requeue(self, pcm: bytes, since_clear: float | None) -> None:
         """Puts audio the device took but never played back at the front of the queue (a paused
-        speaker whose own buffer was dropped plays it after the unpause)."""
+        speaker whose own buffer was dropped plays it after the unpause), unless a clear came
+        after `since_clear` (the `cleared_at` when the drop began): a pause and at once a clear
+        played 20-55 ms of the cleared reply, put back behind the clear's back."""
         if not pcm:
             return
         with self._lock:
+            if self.cleared_at != since_clear:
+                return
             if self._offset:
                 self._chunks[0] = self._chunks[0][self._offset :]
                 self._offset = 0
@@ -126,8 +144,8 @@ class PlaybackBuffer:
             self._queued -= got
             self.played_bytes += got
             drained = self._queued == 0
+            if drained and self._tail_is_reply:
+                self._dry_at = time.monotonic()
             if need:
                 parts.append(bytes(need))
-                if not drained:
-                    self.underruns += 1
             return b"".join(parts), drained

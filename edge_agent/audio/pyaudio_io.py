@@ -9,6 +9,7 @@ its callbacks come every period, silence or not, so a device that stops calling 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import encodings.idna  # noqa: F401  # before any device opens: see below
 import logging
 import time
@@ -236,6 +237,7 @@ class PyAudioSink:
         return delay if 0.0 < delay < 1.0 else self._latency_s
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
+        drained = False
         try:
             index = self.callbacks
             self.callbacks += 1
@@ -253,7 +255,6 @@ class PyAudioSink:
                     drop.check_pace(self.frames_out / self._rate)
                 if drop.pending:  # the device is about to be emptied: take nothing it would drop
                     return bytes(frame_count * 2 * self._channels), self._continue
-            drained = False
             played = self.buffer.played_bytes
             step = 2 * SAMPLE_RATE_HZ // 100  # convert 10 ms at a time
             tap = self.buffer.tap
@@ -261,12 +262,12 @@ class PyAudioSink:
             while len(self._fifo) < frame_count:
                 before = self.buffer.played_bytes
                 pcm, d = self.buffer.read(step)
+                drained = drained or d  # at once: a failure below must not lose the reply's end
                 at = heard_at + len(self._fifo) / self._rate
                 if tap is not None:  # the echo canceller's reference: what is heard, and when
                     tap(pcm, at)
                 if self.drop is not None and self.buffer.played_bytes != before:
                     self._handed.append((pcm[: self.buffer.played_bytes - before], at))
-                drained = drained or d
                 self._fifo = np.concatenate((self._fifo, self._resampler.process(np.frombuffer(pcm, dtype="<i2"))))
             out, self._fifo = self._fifo[:frame_count], self._fifo[frame_count:]
             if self.buffer.played_bytes != played:  # agent audio (or an earcon) in this period
@@ -278,6 +279,9 @@ class PyAudioSink:
             return to_channels(out, self._channels).astype("<i2").tobytes(), self._continue
         except Exception:  # never let an exception kill PortAudio's thread
             self.callback_errors += 1
+            if drained:  # the reply's end was read: the conversation must hear of it (it stayed speaking for good)
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+                    self._loop.call_soon_threadsafe(self._on_drained)
             return bytes(frame_count * 2 * self._channels), self._continue
 
     def dropped(self, at: float) -> bytes:

@@ -167,7 +167,7 @@ class Kiosk:
     # ------------------------------------------------------------------ actions
     def _execute(self, a: c.Action) -> None:
         if isinstance(a, c.Play):
-            self.sink.buffer.write(a.pcm)
+            self.sink.buffer.write(a.pcm, reply=True)
         elif isinstance(a, c.Playback):
             self.sink.buffer.control(a.command)
         elif isinstance(a, c.OpenLink):

@@ -63,6 +63,7 @@ class KioskMetrics:
             "held_dropped": self.backlog.dropped,
             "overruns": self.source.overruns,
             "underruns": self.sink.buffer.underruns,
+            "playback_dropped_ms": self.sink.buffer.dropped_bytes // 32,
             "rtt_ms": None if stats.rtt_ms is None else round(stats.rtt_ms, 1),
             "response_latency_ms": response_latency_ms,
             "reconnects": counters["reconnects"],
