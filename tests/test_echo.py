@@ -553,6 +553,17 @@ def test_the_installer_check_judges_no_room_where_it_did_not_cancel_the_echo(tmp
     assert not (tmp_path / "state" / "echo-grade.json").exists()
 
 
+def test_an_echo_before_the_speaker_track_asks_about_the_order_when_no_speaker_from_was_given() -> None:
+    """The two files swapped (speaker first, a newcomer's): the hint said to make --speaker-from
+    smaller, an option never given. Without it the likely cause is the order, and it says so."""
+    from edge_agent.service.echocheck import why_unjudged
+
+    swapped = why_unjudged(-40.0, 2.6, heard_room=True)
+    assert swapped is not None and "other way round" in swapped and "--speaker-from" not in swapped
+    late = why_unjudged(-40.0, 2.6, heard_room=True, speaker_from_s=2.1)
+    assert late is not None and "--speaker-from says" in late
+
+
 # ----------------------------------------------------------------------------- config
 def test_echo_cancel_makes_full_duplex_the_default() -> None:
     assert config.from_dict({}).audio.duplex == "half"

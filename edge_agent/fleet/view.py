@@ -270,8 +270,8 @@ def _not_connected(answers: list[Any], host: str, port: int) -> str | None:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("fleet", help="live view of every kiosk on the MQTT broker")
     p.add_argument("-c", "--config", help="take broker settings from this config's [mqtt]")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--host", help="the broker (default: the config's mqtt.host, else localhost)")
+    p.add_argument("--port", type=int, help="its port (default: the config's mqtt.port, else 1883; 8883 is TLS: add --tls)")
     p.add_argument("--username")
     secret = p.add_mutually_exclusive_group()
     secret.add_argument("--password-file", help=f"read the broker password from this file (or set {MQTT_PASSWORD_ENV})")

@@ -43,6 +43,7 @@ HEARS_SOMETHING_DBFS = -70.0
 
 
 SERVICE = "edge-agent.service"
+NO_SOUND_CARD = 'no sound card (a laptop, CI): audio.input = "file:RECORDING.wav" and audio.output = "null"'
 
 
 def service_running(unit: str = SERVICE) -> bool:
@@ -149,7 +150,7 @@ class Doctor:
         try:
             asyncio.run(listen())
         except (EdgeAgentError, OSError) as exc:
-            raise Hint(str(exc), "see `edge-agent devices`; set audio.input to a device name or index") from None
+            raise Hint(str(exc), f"see `edge-agent devices`; set audio.input to a device name or index ({NO_SOUND_CARD})") from None
         if not frames:
             raise Hint("opened, but no audio arrived", "the device may be in use by another program (try dsnoop, see hw/README.md)")
         pcm = np.frombuffer(b"".join(frames), dtype=np.int16).astype(np.float64)
@@ -180,7 +181,7 @@ class Doctor:
         try:
             asyncio.run(play())
         except (EdgeAgentError, OSError) as exc:
-            raise Hint(str(exc), "see `edge-agent devices`; set audio.output to a device name or index") from None
+            raise Hint(str(exc), f"see `edge-agent devices`; set audio.output to a device name or index ({NO_SOUND_CARD})") from None
         return f"{self.s.audio.output} (played the 'ready' earcon)"
 
     def _output_file(self, path: Path) -> str:

@@ -87,7 +87,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     mic_silent = silent(mic)  # nothing to take the echo off: a ratio of two silences is no figure
     erle = None if mic_silent else erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
     delay = None if mic_silent else canceller.delay_ms
-    unjudged = why_unjudged(delay, erle, heard_room=canceller.grade.noise_ms < math.inf)
+    unjudged = why_unjudged(delay, erle, heard_room=canceller.grade.noise_ms < math.inf, speaker_from_s=args.speaker_from)
     grades = [round(g, 1) for g in canceller.grade.replies] if unjudged is None else []
     result: dict[str, Any] = {"erle_db": erle, "delay_ms": delay, "room": room_verdict(grades)}
     why = not_measured(result, far, frame_ms, grades, unjudged, mic_silent)
@@ -229,12 +229,17 @@ def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades:
     return why
 
 
-def why_unjudged(delay_ms: float | None, erle_db: float | None, heard_room: bool) -> str | None:
+def why_unjudged(delay_ms: float | None, erle_db: float | None, heard_room: bool, speaker_from_s: float = 0.0) -> str | None:
     """Why the take cannot judge the room, or None when it can: the canceller found the speaker's
     echo (not before the speaker track) and took MIN_JUDGED_ERLE_DB off it, and the room's own
     noise was heard (the grade takes it out)."""
     if delay_ms is None:
         return "no echo of the speaker track found in the mic track, so the room cannot be judged"
+    if delay_ms < 0 and not speaker_from_s:  # no --speaker-from to make smaller: the order, most likely
+        return (
+            f"the echo came {-delay_ms:g} ms before the speaker track, so the room is not judged: "
+            "are the two files the other way round? the microphone's recording comes first, then what the speaker played"
+        )
     if delay_ms < 0:
         return (
             f"the echo came {-delay_ms:g} ms before the speaker track, so the room is not judged: "
