@@ -295,9 +295,12 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
         problems.append(exc)
     if problems:  # the checks across sections need every section read
         raise ConfigError.together(problems, tuple(ignored))
-    check_gpio_pins(sections["button"], buttons, sections["led"])
-    if sections["session"].share and not sections["mqtt"].enabled:
-        raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
+    try:  # the errors a typo'd section makes ([mqqt], [buton]): with the line naming it
+        check_gpio_pins(sections["button"], buttons, sections["led"])
+        if sections["session"].share and not sections["mqtt"].enabled:
+            raise ConfigError("session.share", "needs [mqtt] enabled = true (sessions are shared through the broker)")
+    except ConfigError as exc:
+        raise ConfigError.together([exc], tuple(ignored)) from None
     return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons, ignored_sections=tuple(ignored))
 
 
@@ -338,6 +341,8 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
         badge, agent = attempt(settings.badge.with_secret), attempt(settings.agent.with_key)
         if agent is not None:
             problems += agent.runnable_problems()
+        else:  # the key file failed (said above): the agent id is checked all the same
+            problems += [p for p in settings.agent.runnable_problems() if p.key != "agent.public_key"]
         attempt(settings.device.require_state_dir)
     attempt(settings.vad.require_engine)
     if problems:

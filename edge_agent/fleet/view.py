@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge_agent.core import config
-from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, topic_prefix_problem
+from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, MqttSettings, topic_prefix_problem
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
@@ -177,13 +177,42 @@ def _check_broker_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--prefix {problem}")
 
 
-def cmd_fleet(args: argparse.Namespace) -> int:
+UNSUPPORTED_PROTOCOL = (1, 0x84)
+"""CONNACK codes of a broker without MQTT 5 (mosquitto before 1.6: 3.1.1's 1, MQTT 5's 0x84)."""
+
+
+def _open(settings: MqttSettings, view: FleetView, mqtt5: bool) -> tuple[Any, list[Any]]:
+    """A client connecting to the broker and the list its answers go to (the CONNACK's reason,
+    or why the connection closed first); raises OSError when the broker cannot be reached. MQTT 5
+    tells the broker the largest message the view takes (MAX_PACKET_BYTES); 3.1.1 cannot."""
     from paho.mqtt.enums import MQTTProtocolVersion
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     from edge_agent.fleet.status import guarded, make_client
 
+    version = MQTTProtocolVersion.MQTTv5 if mqtt5 else MQTTProtocolVersion.MQTTv311
+    client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}", version)
+    answers: list[Any] = []
+
+    def connected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        answers.append(reason)
+        if not reason.is_failure:
+            c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
+
+    client.on_connect = connected
+    client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
+    client.on_message = guarded(lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain)))
+    limits = None
+    if mqtt5:
+        limits = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        limits.MaximumPacketSize = MAX_PACKET_BYTES  # type: ignore[attr-defined]  # paho sets properties by name
+    client.connect(settings.host, settings.port, keepalive=30, properties=limits)
+    client.loop_start()
+    return client, answers
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
     _check_broker_args(args)  # before a password is asked for
     loaded = config.load(args.config)
     settings, own_id = loaded.mqtt, loaded.device.id
@@ -197,29 +226,24 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if mqtt_password_in_clear(settings):
         print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
     view = FleetView(settings.topic_prefix)
-    client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}", MQTTProtocolVersion.MQTTv5)
-    answers: list[Any] = []  # the broker's CONNACK (or the reason the connection closed first)
-
-    def connected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        answers.append(reason)
-        if not reason.is_failure:
-            c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
-
-    client.on_connect = connected
-    client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
-    client.on_message = guarded(lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain)))
     try:
-        limits = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        limits.MaximumPacketSize = MAX_PACKET_BYTES  # type: ignore[attr-defined]  # paho sets properties by name
-        client.connect(settings.host, settings.port, keepalive=30, properties=limits)
+        client, answers = _open(settings, view, mqtt5=True)
     except OSError as exc:
         print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
-    client.loop_start()
     try:
         # a refused login (or plain MQTT to a TLS port) showed an empty fleet, exit 0: a monitoring
         # script read it as "no kiosks"
         problem = _not_connected(answers, settings.host, settings.port)
+        if problem and getattr(answers[0] if answers else None, "value", None) in UNSUPPORTED_PROTOCOL:
+            client.loop_stop()  # a broker without MQTT 5 (Debian buster's mosquitto 1.5): as the kiosks speak it
+            client.disconnect()
+            try:
+                client, answers = _open(settings, view, mqtt5=False)
+            except OSError as exc:
+                print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+                return 1
+            problem = _not_connected(answers, settings.host, settings.port)
         if problem:
             print(f"edge-agent fleet: {problem}", file=sys.stderr)
             return 1
