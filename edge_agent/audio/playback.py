@@ -20,6 +20,7 @@ UNDERRUN_GAP_S = 1.0
 """The agent's audio arriving within this of its reply running dry is the same reply going on
 after a gap (an underrun); later, it is the next turn."""
 
+
 class PlaybackBuffer:
     """Thread-safe queue of agent audio between the event loop and the output device.
 
