@@ -18,6 +18,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import contextlib
+import errno
 import gc
 import json
 import logging
@@ -134,7 +136,14 @@ def _whole_number(text: str, least: int = 0) -> int:
 
 
 def _positive_int(text: str) -> int:
-    return _whole_number(text, least=1)
+    value = _whole_number(text, least=1)
+    if value > MAX_COUNT:  # SQLite's integers end there: past it `sessions --limit` exited 70
+        raise argparse.ArgumentTypeError(f"{value}: give at most {MAX_COUNT}")
+    return value
+
+
+MAX_COUNT = 2**63 - 1
+"""Largest count an option takes."""
 
 
 def _seconds(text: str) -> float:
@@ -315,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     try:
         code = int(args.fn(args))
-        sys.stdout.flush()  # a pipe's reader gone shows here, not at interpreter exit
+        if sys.stdout is not None:  # started with stdout closed (`>&-`): nothing to flush
+            try:
+                sys.stdout.flush()  # a pipe's reader gone shows here, not at interpreter exit
+            except OSError as exc:
+                if isinstance(exc, BrokenPipeError):
+                    raise
+                return _output_failed(exc)
         return code
     except ConfigError as exc:
         for problem in exc.all():
@@ -334,8 +349,31 @@ def _dispatch(args: argparse.Namespace) -> int:
         # out: point stdout at /dev/null so the final flush cannot fail again, and say nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EX_PIPE
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            return _unexpected(args, exc)
+        return _output_failed(exc)
     except Exception as exc:  # a bug: one line, the traceback only when asked for
-        if args.log_level == "debug" or log.isEnabledFor(logging.DEBUG):
-            traceback.print_exc()
-        print(f"edge-agent: unexpected error: {type(exc).__name__}: {exc} (run again with --log-level debug for the traceback, and report it)", file=sys.stderr)
-        return EX_SOFTWARE
+        return _unexpected(args, exc)
+
+
+def _unexpected(args: argparse.Namespace, exc: BaseException) -> int:
+    if args.log_level == "debug" or log.isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc)
+    print(f"edge-agent: unexpected error: {type(exc).__name__}: {exc} (run again with --log-level debug for the traceback, and report it)", file=sys.stderr)
+    return EX_SOFTWARE
+
+
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""A full disk, a quota, a file too large: the machine's state, never a bug of edge-agent."""
+
+
+def _output_failed(exc: OSError) -> int:
+    """The output could not be written (`> /dev/full`, a full card): one line, exit 1; it said
+    "unexpected error ... report it", exit 70. Stdout goes to /dev/null so the interpreter's
+    own flush at exit cannot fail again."""
+    if sys.stdout is not None:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    print(f"edge-agent: cannot write: {exc.strerror or exc}", file=sys.stderr)
+    return 1

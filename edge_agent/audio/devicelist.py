@@ -39,7 +39,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     pa = _new_pa(pyaudio)
     chosen = {}
     for spec, want_input in ((settings.audio.input, True), (settings.audio.output, False)):
-        if spec.startswith("file:") or spec == "null":
+        if spec.startswith(("file:", "loop:")) or spec == "null":
             continue
         try:
             chosen[want_input] = find_device(pa, spec, want_input)["index"]

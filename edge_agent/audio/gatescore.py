@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
+from edge_agent.core.statefiles import read_regular
 from edge_agent.errors import EdgeAgentError
 
 Intervals = list[tuple[float, float]]
+LABELS_MAX_BYTES = 16 * 1024 * 1024
+"""Largest labels file read (an hour of utterances takes a few kB)."""
 LABELS_SHAPE = 'expected {"duration_s": 55.2, "speech": [[1.0, 2.5], ...]} (seconds), as in tests/data/'
 LABELS_SLACK_S = 0.1
 """How far a labels file's times (rounded to the ms) may go past its `duration_s`, and that from its
@@ -32,11 +35,18 @@ class Labels:
     @classmethod
     def load(cls, path: str | Path) -> Labels:
         """A `.labels.json` file; anything else is one EdgeAgentError naming the file."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        try:  # a regular file of bounded size: `/dev/zero` read until memory ran out, a FIFO hung
+            raw = read_regular(path, LABELS_MAX_BYTES + 1)
+            if len(raw) > LABELS_MAX_BYTES:
+                raise EdgeAgentError(f"{path}: labels larger than {LABELS_MAX_BYTES // (1024 * 1024)} MiB; {LABELS_SHAPE}")
+            data = json.loads(raw.decode("utf-8"))
         except OSError as exc:
             raise EdgeAgentError(f"cannot read labels {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise EdgeAgentError(f"{path}: not UTF-8 text ({exc.reason}); {LABELS_SHAPE}") from None
         except ValueError as exc:
+            if str(exc) == "not a regular file":
+                raise EdgeAgentError(f"cannot read labels {path}: not a regular file") from None
             raise EdgeAgentError(f"{path}: not JSON ({exc}); {LABELS_SHAPE}") from None
         except RecursionError:  # json nests recursively: 100 000 '[' exhausted the stack (exit 70)
             raise EdgeAgentError(f"{path}: not a labels file (nested too deeply); {LABELS_SHAPE}") from None

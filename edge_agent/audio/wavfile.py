@@ -105,6 +105,7 @@ def read_wav_16k_mono(path: str | Path) -> bytes:
     try:
         promised = w.getnframes()
         pcm = _read_frames(w, promised)
+        pcm = pcm[: len(pcm) - len(pcm) % 2]  # a file cut at an odd byte: whole samples only (echo failed on the half)
         if len(pcm) < 2 * promised:  # cut short: a copy or a recording that stopped early
             log.warning("%s: the header promises %.2f s of audio, the file holds %.2f s (cut short?); going on with what it holds", path, promised / SAMPLE_RATE_HZ, len(pcm) / 2 / SAMPLE_RATE_HZ)
         return pcm

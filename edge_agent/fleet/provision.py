@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from edge_agent.core import config
@@ -103,10 +104,14 @@ def set_password_line(passwd: Path, user: str, hashed: str, old: list[str] | Non
 
 def _write_private(path: Path, text: str) -> None:
     """Atomically (a temporary file renamed over it), never readable by others in between."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600, a new name: a link
+    tmp = Path(name)  # left at a fixed `.tmp` name had a run as root write through it (any file)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if path.exists():
         st = path.stat()
         os.chmod(tmp, st.st_mode & 0o777)

@@ -19,6 +19,7 @@ hands it the installer's take instead, in its state dir, so it starts knowing th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -69,6 +70,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
         if len(track) < 2 * SAMPLE_RATE_HZ:
             raise EdgeAgentError(f"{name}: need at least 1 s of audio, got {len(track) / 2 / SAMPLE_RATE_HZ:.2f} s")
     mic, ref = same_length(args.mic, mic, speaker_name, ref)
+    created = not os.path.lexists(args.output)  # only a file this run made is removed on a failure
     try:  # fail before the work, and before `wave` half-opens the file
         Path(args.output).open("wb").close()
     except OSError as exc:
@@ -82,7 +84,9 @@ def cmd_echo(args: argparse.Namespace) -> int:
     try:
         write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
     except OSError as exc:  # a full card: exit 70 and a 0-byte file before
-        Path(args.output).unlink(missing_ok=True)
+        if created:  # not what was there before: as root `-o /dev/full` removed the device node
+            with contextlib.suppress(OSError):
+                Path(args.output).unlink()
         raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     mic_silent = silent(mic)  # nothing to take the echo off: a ratio of two silences is no figure
     erle = None if mic_silent else erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
