@@ -347,7 +347,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # `edge-agent gate X.wav | head`: the reader has what it wanted. Python's documented way
         # out: point stdout at /dev/null so the final flush cannot fail again, and say nothing.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         return EX_PIPE
     except OSError as exc:
         if exc.errno not in NO_ROOM:
@@ -372,8 +372,19 @@ def _output_failed(exc: OSError) -> int:
     """The output could not be written (`> /dev/full`, a full card): one line, exit 1; it said
     "unexpected error ... report it", exit 70. Stdout goes to /dev/null so the interpreter's
     own flush at exit cannot fail again."""
-    if sys.stdout is not None:
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _stdout_to_devnull()
     print(f"edge-agent: cannot write: {exc.strerror or exc}", file=sys.stderr)
     return 1
+
+
+def _stdout_to_devnull() -> None:
+    """Points stdout at /dev/null: what is still buffered for it goes nowhere, and the
+    interpreter's flush at exit cannot fail on it again."""
+    if sys.stdout is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
-from edge_agent.core.statefiles import read_regular
+from edge_agent.core.statefiles import read_small_file
 from edge_agent.errors import EdgeAgentError
 
 Intervals = list[tuple[float, float]]
@@ -36,17 +36,14 @@ class Labels:
     def load(cls, path: str | Path) -> Labels:
         """A `.labels.json` file; anything else is one EdgeAgentError naming the file."""
         try:  # a regular file of bounded size: `/dev/zero` read until memory ran out, a FIFO hung
-            raw = read_regular(path, LABELS_MAX_BYTES + 1)
-            if len(raw) > LABELS_MAX_BYTES:
-                raise EdgeAgentError(f"{path}: labels larger than {LABELS_MAX_BYTES // (1024 * 1024)} MiB; {LABELS_SHAPE}")
-            data = json.loads(raw.decode("utf-8"))
+            raw = read_small_file(Path(path), LABELS_MAX_BYTES)
         except OSError as exc:
             raise EdgeAgentError(f"cannot read labels {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise EdgeAgentError(f"{path}: not UTF-8 text ({exc.reason}); {LABELS_SHAPE}") from None
-        except ValueError as exc:
-            if str(exc) == "not a regular file":
-                raise EdgeAgentError(f"cannot read labels {path}: not a regular file") from None
+        except ValueError as exc:  # no regular file, or too large
+            raise EdgeAgentError(f"cannot read labels {path}: {exc}") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # not UTF-8 either
             raise EdgeAgentError(f"{path}: not JSON ({exc}); {LABELS_SHAPE}") from None
         except RecursionError:  # json nests recursively: 100 000 '[' exhausted the stack (exit 70)
             raise EdgeAgentError(f"{path}: not a labels file (nested too deeply); {LABELS_SHAPE}") from None

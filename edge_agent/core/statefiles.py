@@ -62,9 +62,11 @@ def make_private(path: Path, mode: int, only_holding: tuple[str, ...] | None = N
         os.close(fd)
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str, keep_mode: bool = False) -> None:
     """Replaces a small state file atomically and durably (a temporary file of its own, synced,
-    renamed over it, the dir synced), 0600 from the start and owned by the state dir's user.
+    renamed over it, the dir synced), 0600 from the start and owned by the state dir's user;
+    with `keep_mode`, a file already there keeps its mode, owner and group instead (a broker's
+    password file mosquitto must still read) and a new one stays the caller's.
     The temporary file is made new (O_EXCL, a name of its own): nothing already at a name beside
     the file (a link, a leftover) is followed, truncated or chowned. OSError for the caller: a
     full or read-only card leaves the old file as it was, and no temporary file behind; one a
@@ -78,7 +80,10 @@ def write_private(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-            give_to_dir_owner(f.fileno(), path.parent)
+            if keep_mode:
+                _take_mode_of(f.fileno(), path)
+            else:
+                give_to_dir_owner(f.fileno(), path.parent)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -90,6 +95,17 @@ def write_private(path: Path, text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _take_mode_of(fd: int, path: Path) -> None:
+    """The file at `fd` gets the mode (and, as root, the owner and group) of the one at `path`, if any."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    os.fchmod(fd, st.st_mode & 0o777)
+    if os.geteuid() == 0:
+        os.fchown(fd, st.st_uid, st.st_gid)
 
 
 def read_regular(path: Path | str, limit: int) -> bytes:

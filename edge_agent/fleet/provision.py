@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from edge_agent.core import config
 from edge_agent.core.config import DEVICE_ID_RE, SHARED_SESSIONS_LEVEL
+from edge_agent.core.statefiles import write_private
 from edge_agent.errors import EdgeAgentError, UsageError
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's own default; the 192-bit random password is the strength
@@ -97,27 +97,9 @@ def set_password_line(passwd: Path, user: str, hashed: str, old: list[str] | Non
     old = password_lines(passwd) if old is None else old
     try:
         kept = [line for line in old if line.split(":", 1)[0] != user]
-        _write_private(passwd, "\n".join([*kept, f"{user}:{hashed}"]) + "\n")
+        write_private(passwd, "\n".join([*kept, f"{user}:{hashed}"]) + "\n", keep_mode=True)  # a new name each time: a link at a fixed `.tmp` name was written through
     except OSError as exc:
         raise EdgeAgentError(f"cannot update {passwd}: {exc.strerror or exc}") from None
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Atomically (a temporary file renamed over it), never readable by others in between."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600, a new name: a link
-    tmp = Path(name)  # left at a fixed `.tmp` name had a run as root write through it (any file)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if path.exists():
-        st = path.stat()
-        os.chmod(tmp, st.st_mode & 0o777)
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-    os.replace(tmp, path)
 
 
 def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tuple[Path, str]:
@@ -135,7 +117,7 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     hashed = mosquitto_hash(password)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_private(secret_file, password + "\n")
+        write_private(secret_file, password + "\n", keep_mode=True)
     except OSError as exc:
         raise EdgeAgentError(f"cannot write {secret_file}: {exc.strerror or exc}") from None
     if passwd is not None:

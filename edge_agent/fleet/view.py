@@ -212,6 +212,20 @@ def _open(settings: MqttSettings, view: FleetView, mqtt5: bool) -> tuple[Any, li
     return client, answers
 
 
+def _connect(settings: MqttSettings, view: FleetView) -> tuple[Any, str | None]:
+    """A running client and what keeps it from the fleet (None: the broker let it in), MQTT 5
+    first and 3.1.1 where the broker has no MQTT 5 (Debian buster's mosquitto 1.5), as the kiosks
+    speak it. OSError when the broker cannot be reached."""
+    client, answers = _open(settings, view, mqtt5=True)
+    problem = _not_connected(answers, settings.host, settings.port)
+    if problem and getattr(answers[0] if answers else None, "value", None) in UNSUPPORTED_PROTOCOL:
+        client.loop_stop()
+        client.disconnect()
+        client, answers = _open(settings, view, mqtt5=False)
+        problem = _not_connected(answers, settings.host, settings.port)
+    return client, problem
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     _check_broker_args(args)  # before a password is asked for
     loaded = config.load(args.config)
@@ -227,23 +241,13 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
     view = FleetView(settings.topic_prefix)
     try:
-        client, answers = _open(settings, view, mqtt5=True)
+        client, problem = _connect(settings, view)
     except OSError as exc:
         print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
     try:
         # a refused login (or plain MQTT to a TLS port) showed an empty fleet, exit 0: a monitoring
         # script read it as "no kiosks"
-        problem = _not_connected(answers, settings.host, settings.port)
-        if problem and getattr(answers[0] if answers else None, "value", None) in UNSUPPORTED_PROTOCOL:
-            client.loop_stop()  # a broker without MQTT 5 (Debian buster's mosquitto 1.5): as the kiosks speak it
-            client.disconnect()
-            try:
-                client, answers = _open(settings, view, mqtt5=False)
-            except OSError as exc:
-                print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-                return 1
-            problem = _not_connected(answers, settings.host, settings.port)
         if problem:
             print(f"edge-agent fleet: {problem}", file=sys.stderr)
             return 1
