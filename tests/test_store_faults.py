@@ -237,6 +237,46 @@ def test_history_is_bounded_and_keeps_the_newest(tmp_path: Path) -> None:
     assert b"s03" not in blob  # pruned rows are zeroed, not left in free pages (secure_delete)
 
 
+def test_a_session_recorded_with_the_clock_behind_is_not_pruned_by_the_fleets_pointers(tmp_path: Path) -> None:
+    """A kiosk whose clock is behind (no battery clock, NTP blocked on the site's network) in a
+    fleet that shares sessions: the store is full of other kiosks' pointers, all stamped later
+    than its own clock says now. Pruning by wall clock deleted the session it had just recorded,
+    in the same write (its start the oldest), so the visitor's next press after a restart could
+    not continue it. While a row's time lies past the kiosk's clock, the latest written rows are
+    kept: the own session stays until newer writes push it out, as with a clock that is right,
+    also once its own start is hours old on that clock."""
+    now = time.time()
+    store = SessionStore(tmp_path, keep_sessions=3)
+    ahead = [("agent", f"p{i}", f"s-p{i}", None, now + 86400.0 + i, None) for i in range(3)]
+    assert store.merge_shared(ahead) == 3
+    store.record_start("s-own", "agent", "default", None)
+    assert store.get("s-own") is not None
+    store.record_end("s-own", "button")
+    assert store.merge_shared([("agent", "p9", "s-p9", None, now + 86400.0 + 9, None)]) == 1
+    assert store.get("s-own") is not None and store.newest("agent", "default").id == "s-own"  # type: ignore[union-attr]
+    assert len(store.recent()) == 3
+    store.record_start("s-own2", "agent", "default", "s-own", started_at=now - 3600.0)  # written now, stamped an hour back
+    assert store.merge_shared([("agent", "p10", "s-p10", None, now + 86400.0 + 10, None)]) == 1
+    assert [s.id for s in store.recent() if s.slot == "default"] == ["s-own2"]  # s-own pushed out by newer writes, as it would be
+    store.close()
+    reopened = SessionStore(tmp_path, keep_sessions=3)
+    assert len(reopened.recent()) == 3
+    reopened.close()
+
+
+def test_a_session_resumed_with_the_clock_behind_counts_as_filed_now(tmp_path: Path) -> None:
+    """The same id handed out again (a continuation that kept its id) while the clock is behind
+    the fleet's pointers: it is as new as the write that resumed it, not as old as its first filing."""
+    now = time.time()
+    store = SessionStore(tmp_path, keep_sessions=3)
+    store.record_start("s-own", "agent", "default", None)
+    assert store.merge_shared([("agent", f"p{i}", f"s-p{i}", None, now + 86400.0 + i, None) for i in range(2)]) == 2
+    store.record_start("s-own", "agent", "default", None)  # resumed
+    assert store.merge_shared([("agent", "p9", "s-p9", None, now + 86400.0 + 9, None)]) == 1
+    assert store.get("s-own") is not None and store.get("s-p0") is None
+    store.close()
+
+
 def test_a_reused_session_id_keeps_its_start_and_its_chain(tmp_path: Path) -> None:
     store = SessionStore(tmp_path)
     store.record_start("A", "agent", "default", None, started_at=100.0)

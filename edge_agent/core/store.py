@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private
-from edge_agent.core.storedsession import COLUMNS, LAST_START, SCHEMA, SOUND_ROW, UPSERT, Row
+from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, UPSERT, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.errors import StoreError
 
@@ -261,8 +261,8 @@ class SessionStore:
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
-                "ON CONFLICT(id) DO UPDATE SET resumed_at = excluded.started_at, ended_at = NULL, end_reason = NULL",
+                f"INSERT INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, {FILED}) "
+                f"ON CONFLICT(id) DO UPDATE SET resumed_at = excluded.started_at, ended_at = NULL, end_reason = NULL, filed = {FILED}",
                 (session_id, agent, slot, cont, at),
             )
             self._prune(db)
@@ -274,7 +274,10 @@ class SessionStore:
         self._run(lambda db: db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?", (at, reason, session_id)))
 
     def _prune(self, db: sqlite3.Connection) -> None:
-        db.execute(f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)", (self.keep_sessions,))
+        if db.execute(f"SELECT 1 FROM sessions WHERE {LAST_START} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is None:
+            db.execute(PRUNE, (self.keep_sessions,))
+        else:  # the clock is behind rows already here: the latest written rank first
+            db.execute(PRUNE_BEHIND, (self.keep_sessions,))
 
     def newest(self, agent: str, slot: str = "default") -> StoredSession | None:
         """The session a short press would continue for this agent and slot."""
@@ -304,7 +307,7 @@ class SessionStore:
             try:
                 for agent, slot, sid, cont, started_at, ended_at in pointers:
                     db.execute(
-                        f"UPDATE sessions SET resumed_at = ? WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}",
+                        f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}",
                         (started_at, sid, agent, slot, started_at),
                     )
                     if ended_at is not None:
@@ -313,7 +316,7 @@ class SessionStore:
                             (ended_at, sid, agent, slot, ended_at),
                         )
                     filed += db.execute(
-                        f"INSERT INTO sessions ({COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL "
+                        f"INSERT INTO sessions ({COLUMNS}, filed) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED} "
                         "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
                         f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?)))",
                         (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
@@ -405,6 +408,9 @@ def _create_schema(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
     if "resumed_at" not in columns:  # a store written by an older edge-agent
         db.execute("ALTER TABLE sessions ADD COLUMN resumed_at REAL")
+    if "filed" not in columns:
+        db.execute("ALTER TABLE sessions ADD COLUMN filed INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_filed ON sessions (filed)")
     # pruning orders by the last start on every write; without this index a store of 100 000
     # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
     db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")

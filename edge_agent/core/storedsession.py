@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at REAL NOT NULL,
     ended_at REAL,
     end_reason TEXT,
-    resumed_at REAL
+    resumed_at REAL,
+    filed INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_newest ON sessions (agent, slot, started_at);
 """
@@ -32,6 +33,19 @@ LAST_START = "coalesce(resumed_at, started_at)"
 UPSERT = f"""INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
     end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at)"""
+
+FILED = "(SELECT coalesce(max(filed), 0) + 1 FROM sessions)"
+"""SQL: the next number in the order this kiosk wrote its rows in (a start, a resume, a shared
+pointer filed or moved forward): what pruning ranks by where the clock cannot (`PRUNE_BEHIND`)."""
+CLOCK_SLACK_S = 60.0
+"""A row whose last start lies this far past the kiosk's clock tells it the clock is behind."""
+PRUNE = f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)"
+"""SQL (keep): all but the `keep` newest rows go, by their last start."""
+PRUNE_BEHIND = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY filed DESC, rowid DESC LIMIT -1 OFFSET ?)"
+"""SQL (keep), with the clock behind rows already stored (a Pi without a battery clock on a site
+that blocks NTP, in a fleet whose pointers carry the right time): ranked by time, the session
+just recorded was the oldest, pruned in its own write. While the time cannot rank, the latest
+written rows are kept (rows an older edge-agent wrote first to go)."""
 
 Row = tuple[object, ...]
 
