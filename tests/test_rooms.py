@@ -430,6 +430,25 @@ def test_one_far_talker_in_a_quiet_lobby_is_mostly_held_back() -> None:
     assert max(idle) <= 0.40 and float(np.mean(idle)) <= 0.32, [round(i, 3) for i in idle]
 
 
+@pytest.mark.parametrize(("kind", "under_db", "worst", "mean"), [("babble", 10.0, 0.55, 0.45), ("music", 10.0, 0.75, 0.50), ("tv", 20.0, 0.25, 0.15)])
+def test_a_source_that_arrives_in_a_quiet_room_is_let_go(kind: str, under_db: float, worst: float, mean: float) -> None:
+    """A quiet room where a crowd, music or a TV starts 12-30 s in (`rooms.with_arriving`), both
+    visitor levels, seeds 1-3: the room's level the gate learned (`ambient_db`, while closed) is
+    the quiet one, and an open gate must still let go of the source as it does of one that was
+    always there. Idle sent today: the crowd 0.40 by the mean (0.50 at worst), music 0.45 (0.72),
+    the TV 0.11 (0.20). A rule that let a SPEECH block 20 dB over the learned level hold the gate
+    (docs/gate-notes.md: "A softer sentence far over a quiet room", tried) sent 0.57 (0.77) of
+    the crowd and 0.57 (0.72) of the music."""
+    idle = []
+    for visitor_db in (0.0, -18.0):
+        for seed in (1, 2, 3):
+            mix = rooms.mix_room(bank(), Room("quiet", 10.0, visitor_db, seed))
+            sc = score(_sent(rooms.with_arriving(bank(), mix, kind, under_db, seed)), mix.labels)
+            assert sc.speech_recall >= 0.995 and sc.onset_ok == 1.0, (visitor_db, seed, sc)
+            idle.append(sc.idle_share)
+    assert max(idle) <= worst and float(np.mean(idle)) <= mean, [round(i, 3) for i in idle]
+
+
 def test_the_visitors_first_level_is_not_a_soft_words_tail() -> None:
     """A quiet visitor with a fan 20 dB under them (fresh seed 5): the first run of SPEECH that
     confirmed their speech was their first utterance's soft last word, ~25 dB under its loudest

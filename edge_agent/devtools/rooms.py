@@ -230,6 +230,19 @@ def with_far_talker(bank: SpeechBank, mix: RoomMix, under_db: float, seed: int) 
     return np.asarray(mix.visitor + mix.noise + talker)
 
 
+def with_arriving(bank: SpeechBank, mix: RoomMix, kind: str, under_db: float, seed: int) -> np.ndarray:
+    """The room's mix (float samples) with a source of `kind` (a TV, music, a crowd: `KINDS`)
+    that starts 12-30 s in, `under_db` under the visitor's speech (a 0.1 s fade-in): the room
+    was quiet when the gate learned it, and the gate may be open when the source arrives."""
+    rng = np.random.default_rng(seed + 2000)
+    n = len(mix.visitor)
+    source = _noise(kind, bank, rng, n) * np.sqrt(_speech_power(mix.visitor, mix.labels.speech) * 10 ** (-under_db / 10))
+    start = int(rng.uniform(12.0, 30.0) * RATE)
+    source[:start] = 0.0
+    source[start : start + RATE // 10] *= np.linspace(0.0, 1.0, RATE // 10)
+    return np.asarray(mix.visitor + mix.noise + source)
+
+
 def tuning_rooms(seeds: tuple[int, ...] = (1, 2, 3), snrs: tuple[float, ...] = (5.0, 10.0, 20.0)) -> list[Room]:
     """The development matrix: every kind x SNR x visitor level (usual, 18 dB quieter) x seed."""
     rooms = []
