@@ -210,6 +210,23 @@ def test_every_bad_section_is_named_at_once(tmp_path: Path, capsys: pytest.Captu
     assert [f.split()[2] for f in fails] == ["session.idle_timeout_s:", "audio.frame_ms:", "mqtt.port:"], fails
 
 
+def test_every_bad_key_of_a_section_is_named_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three keys wrong in [audio] and a typo'd one beside them: only the first was named, and an
+    installer met the next at each try. Each key whose value alone is wrong is named now (the
+    section read on with that key's default to find the next), in the order the section reads
+    them, the unknown key last; a problem between keys still ends that section's read."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml_dump({"audio": {"frame_ms": 25, "duplex": "both", "echo_delay_ms": "soon", "earcon": True}, "mqtt": {"port": 70000}}))
+    with pytest.raises(ConfigError) as caught:
+        config.load(cfg)
+    keys = [e.key for e in caught.value.all()]
+    assert keys[:3] == ["audio.frame_ms", "audio.duplex", "audio.echo_delay_ms"] and keys[3:] == ["audio.earcon", "mqtt.port"], keys
+    assert "did you mean earcons?" in str(caught.value.all()[3])
+    assert main(["doctor", "-c", str(cfg)]) == EX_CONFIG
+    fails = [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert fails == [f"{k}:" for k in keys], fails
+
+
 def test_the_example_config_names_its_key_and_its_agent_id_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """The example config failed on the missing key and, once the key was set, on the placeholder
     agent id: two tries before the doctor reached anything else. A typo'd section ([leds]) beside

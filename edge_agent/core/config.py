@@ -22,7 +22,7 @@ from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, Extra
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
-from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, secret_from_file, websocket_url
+from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, read_section, secret_from_file, websocket_url
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -278,17 +278,17 @@ def unknown_sections(data: dict[str, Any]) -> list[str]:
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Validates a parsed TOML document; raises ConfigError naming the first bad key of the first
-    bad section, with the first of every other bad section in its `more`."""
+    bad section, with every other bad key (`BadValue`) and the first problem of every other bad
+    section in its `more`."""
     ignored = unknown_sections(data)
     sections = {}
     problems: list[ConfigError] = []
     for name, cls in SECTIONS.items():
         try:
-            reader = Section(name, data.get(name, {}))
-            sections[name] = cls.read(reader)
-            reader.done()
+            sections[name] = read_section(name, cls.read, data.get(name, {}))
         except ConfigError as exc:
-            problems.append(exc)
+            found, exc.more = exc.all(), ()
+            problems += found
     try:
         buttons = read_buttons(data.get("buttons", []))
     except ConfigError as exc:

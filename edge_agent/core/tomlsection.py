@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from edge_agent.core.statefiles import read_regular
 from edge_agent.errors import ConfigError
 
+T = TypeVar("T")
 SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 """Keys whose values are never shown, not even in the error about a wrongly typed value."""
 
@@ -22,6 +23,12 @@ SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
 def as_toml(value: object) -> str:
     """A value as the config wrote it, for a message: `true` / `false`, not Python's True / False."""
     return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+
+class BadValue(ConfigError):
+    """A key whose value alone is wrong (its type, its range, its choices, or a key nobody reads),
+    whatever else its section sets: `config.from_dict` reads the section on without it to name
+    the next such key too. A problem between keys stays a plain ConfigError."""
 
 
 class Section:
@@ -44,7 +51,7 @@ class Section:
 
     def _not_a_string(self, key: str, value: object) -> ConfigError:
         shown = f"a {type(value).__name__} (not shown: it is a secret)" if self.key(key) in SECRET_KEYS else as_toml(value)
-        return ConfigError(self.key(key), f"must be a string, got {shown}")
+        return BadValue(self.key(key), f"must be a string, got {shown}")
 
     def _string(self, key: str, value: object) -> str:
         """`value` as a string; a NUL in it (TOML's \\u0000) is refused here, since no path, name
@@ -53,7 +60,7 @@ class Section:
         if not isinstance(value, str):
             raise self._not_a_string(key, value)
         if "\0" in value:
-            raise ConfigError(self.key(key), "must not contain a NUL character (\\u0000)")
+            raise BadValue(self.key(key), "must not contain a NUL character (\\u0000)")
         return value
 
     def text(self, key: str, default: str) -> str:
@@ -65,7 +72,7 @@ class Section:
         working directory and made that directory private."""
         value = self.text(key, default)
         if not value.strip():
-            raise ConfigError(self.key(key), f"must name {what}, got an empty string (leave the key out for the default {default!r})")
+            raise BadValue(self.key(key), f"must name {what}, got an empty string (leave the key out for the default {default!r})")
         return value
 
     def opt_str(self, key: str) -> str | None:
@@ -77,15 +84,15 @@ class Section:
     def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
-            raise ConfigError(self.key(key), f"must be true or false, got {value!r}")
+            raise BadValue(self.key(key), f"must be true or false, got {value!r}")
         return value
 
     def integer(self, key: str, default: int, lo: int, hi: int) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(key), f"must be a whole number, got {as_toml(value)}")
+            raise BadValue(self.key(key), f"must be a whole number, got {as_toml(value)}")
         if not lo <= value <= hi:
-            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
+            raise BadValue(self.key(key), f"must be between {lo} and {hi}, got {value}")
         return value
 
     def opt_int(self, key: str, lo: int, hi: int) -> int | None:
@@ -97,21 +104,21 @@ class Section:
     def number(self, key: str, default: float, lo: float, hi: float) -> float:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(self.key(key), f"must be a number, got {as_toml(value)}")
+            raise BadValue(self.key(key), f"must be a number, got {as_toml(value)}")
         if not lo <= value <= hi:
-            raise ConfigError(self.key(key), f"must be between {lo} and {hi}, got {value}")
+            raise BadValue(self.key(key), f"must be between {lo} and {hi}, got {value}")
         return float(value)
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.text(key, default)
         if value not in choices:
-            raise ConfigError(self.key(key), f"must be one of {', '.join(choices)}; got {value!r}")
+            raise BadValue(self.key(key), f"must be one of {', '.join(choices)}; got {value!r}")
         return value
 
     def table_of(self, key: str) -> dict[str, Any]:
         value = self._get(key, {})
         if not isinstance(value, dict):
-            raise ConfigError(self.key(key), f"must be a table, got {value!r}")
+            raise BadValue(self.key(key), f"must be a table, got {value!r}")
         return dict(value)
 
     def json_table(self, key: str) -> dict[str, Any]:
@@ -127,7 +134,30 @@ class Section:
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
             close = closest(unknown[0], self.seen)
-            raise ConfigError(self.key(unknown[0]), "unknown key" + (f" (did you mean {close}?)" if close else ""))
+            raise BadValue(self.key(unknown[0]), "unknown key" + (f" (did you mean {close}?)" if close else ""))
+
+
+def read_section(name: str, read: Callable[[Section], T], table: object) -> T:
+    """One section's settings; ConfigError for its first problem, carrying in `more` every later
+    key whose value alone is wrong (`BadValue`), found by reading on with that key's default."""
+    problems: list[ConfigError] = []
+    left = dict(table) if isinstance(table, dict) else table
+    for _ in range(len(left) + 1 if isinstance(left, dict) else 1):
+        try:
+            reader = Section(name, left)
+            settings = read(reader)
+            reader.done()
+            if not problems:
+                return settings
+            break
+        except ConfigError as exc:
+            if not problems or isinstance(exc, BadValue):
+                problems.append(exc)
+            key = exc.key.removeprefix(f"{name}.").split(".")[0]
+            if not isinstance(left, dict) or not exc.key.startswith(f"{name}.") or key not in left:
+                break
+            del left[key]  # read on with its default: the next bad key, if any
+    raise ConfigError.together(problems)
 
 
 def _check_json(key: str, value: object) -> None:
@@ -138,9 +168,9 @@ def _check_json(key: str, value: object) -> None:
         for i, item in enumerate(value):
             _check_json(f"{key}[{i}]", item)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(key, f"must be a finite number (it goes to the agent as JSON), got {value}")
+        raise BadValue(key, f"must be a finite number (it goes to the agent as JSON), got {value}")
     elif not isinstance(value, (str, int, float)):  # bool is an int
-        raise ConfigError(key, f"a TOML {type(value).__name__} has no JSON form (it goes to the agent as JSON): write it as a string")
+        raise BadValue(key, f"a TOML {type(value).__name__} has no JSON form (it goes to the agent as JSON): write it as a string")
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
@@ -224,7 +254,7 @@ def secret_bytes_from_file(key: str, path: str) -> bytes:
 def url_or_none(s: Section, key: str) -> str | None:
     url = s.opt_str(key)
     if url is not None and not url.startswith(("http://", "https://")):
-        raise ConfigError(s.key(key), f"must be an http:// or https:// URL, got {url!r}")
+        raise BadValue(s.key(key), f"must be an http:// or https:// URL, got {url!r}")
     return url
 
 
@@ -234,19 +264,19 @@ def websocket_url(s: Section, key: str, default: str) -> str:
     at the first press, a visitor's."""
     url = s.text(key, default)
     if not url.startswith(("ws://", "wss://")):
-        raise ConfigError(s.key(key), f"must start with wss:// (or ws:// for a local simulator), got {url!r}")
+        raise BadValue(s.key(key), f"must start with wss:// (or ws:// for a local simulator), got {url!r}")
     from urllib.parse import urlsplit  # only here: start-up stays light
 
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # an unclosed IPv6 bracket
-        raise ConfigError(s.key(key), f"not a URL ({exc}), got {url!r}") from None
+        raise BadValue(s.key(key), f"not a URL ({exc}), got {url!r}") from None
     if not parts.hostname:
-        raise ConfigError(s.key(key), f"needs a host (wss://HOST[:PORT]/PATH), got {url!r}")
+        raise BadValue(s.key(key), f"needs a host (wss://HOST[:PORT]/PATH), got {url!r}")
     try:
         port = parts.port
     except ValueError:  # not a number, or over 65535
         port = -1
     if port is not None and not 1 <= port <= 65535:
-        raise ConfigError(s.key(key), f"the port must be a number from 1 to 65535, got {url!r}")
+        raise BadValue(s.key(key), f"the port must be a number from 1 to 65535, got {url!r}")
     return url
