@@ -277,6 +277,131 @@ def test_a_session_resumed_with_the_clock_behind_counts_as_filed_now(tmp_path: P
     store.close()
 
 
+# ----------------------------------------------------------------------------- the clock behind: a helper's attacks on the first version
+AHEAD = 86400.0
+
+
+def _lock_for_a_moment(state: Path) -> sqlite3.Connection:
+    other = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # writers wait: the store's next write goes to memory
+    return other
+
+
+def test_a_session_recorded_in_memory_while_the_clock_is_behind_survives_the_write_back(tmp_path: Path) -> None:
+    """The card is busy for a moment (a backup, a stuck write): the session recorded meanwhile is
+    kept in memory and written back by `retry` -- with `filed` NULL (UPSERT copies COLUMNS only),
+    so with the clock behind it ranks below every row on disk and the next pointer prunes it."""
+    now = time.time()
+    store = SessionStore(tmp_path, keep_sessions=3, busy_timeout_s=0.05)
+    assert store.merge_shared([("agent", f"p{i}", f"s-p{i}", None, now + AHEAD + i, None) for i in range(2)]) == 2
+    other = _lock_for_a_moment(tmp_path)
+    store.record_start("s-own", "agent", "default", None)  # the clock behind the pointers
+    assert store.fault is not None
+    other.rollback()
+    other.close()
+    assert store.retry(now=10**12) and store.fault is None
+    assert store.merge_shared([("agent", "p9", "s-p9", None, now + AHEAD + 9, None)]) == 1
+    assert store.get("s-own") is not None, "the session recorded during the fault was pruned first"
+    assert store.get("s-p0") is None  # the oldest written goes
+    store.close()
+
+
+def test_pruning_in_memory_while_the_clock_is_behind_keeps_the_rows_written_last(tmp_path: Path) -> None:
+    """Moved to memory, the rows lost `filed` (copied with COLUMNS, newest time first), so the
+    memory store ranked them by rowid: the oldest *time* as the latest written, the reverse of
+    the order they were written in. The fleet's pointer shared last (a visitor who walked over
+    from another kiosk) was pruned while this kiosk's oldest own session stayed."""
+    now = time.time()
+    store = SessionStore(tmp_path, keep_sessions=4, busy_timeout_s=0.05)
+    store.record_start("s1", "agent", "a", None, started_at=now - 100.0)
+    store.record_start("s2", "agent", "b", None, started_at=now - 50.0)
+    assert store.merge_shared([("agent", "p0", "s-p0", None, now + AHEAD, None)]) == 1
+    assert store.merge_shared([("agent", "p1", "s-p1", None, now + AHEAD + 1, None)]) == 1
+    other = _lock_for_a_moment(tmp_path)
+    store.record_start("s3", "agent", "c", None)  # to memory: written s1, s2, p0, p1, s3
+    other.rollback()
+    other.close()
+    assert store.fault is not None
+    assert store.get("s-p1") is not None, "the pointer written last was pruned"
+    assert store.get("s1") is None  # the first written goes
+    store.close()
+
+
+@pytest.mark.parametrize("bad", ["'x'", "9223372036854775807", "1e300", "X'00'"])
+def test_a_hand_edited_filed_value_does_not_make_a_resumed_session_the_first_to_go(tmp_path: Path, bad: str) -> None:
+    """`filed` is not checked like the other columns (SOUND_ROW): a TEXT, BLOB, huge or REAL value
+    left by a hand edit or another tool's import ranks above every number, and FILED
+    (max(filed)+1) then hands every later write the same number, ties broken by rowid: a session
+    resumed (its rowid old) ranks below pointers filed before it and is pruned first."""
+    now = time.time()
+    store = SessionStore(tmp_path, keep_sessions=3)
+    store.record_start("s-own", "agent", "default", None)
+    assert store.merge_shared([("agent", "p1", "s-p1", None, now + AHEAD + 1, None)]) == 1
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute(f"UPDATE sessions SET filed = {bad} WHERE id = 's-p1'")
+    db.commit()
+    db.close()
+    store = SessionStore(tmp_path, keep_sessions=3)
+    assert store.merge_shared([("agent", "p2", "s-p2", None, now + AHEAD + 2, None)]) == 1
+    store.record_start("s-own", "agent", "default", None)  # resumed: written now
+    assert store.merge_shared([("agent", "p3", "s-p3", None, now + AHEAD + 3, None)]) == 1
+    assert store.merge_shared([("agent", "p4", "s-p4", None, now + AHEAD + 4, None)]) == 1
+    assert store.get("s-own") is not None, "the session resumed before the last two writes was pruned"
+    store.close()
+
+
+def test_the_session_recorded_just_before_the_clock_is_set_right_is_not_the_first_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Pi without a battery clock boots with yesterday's time (fake-hwclock), serves a visitor,
+    and NTP sets the clock right a few minutes later. Once no row lies past the clock, pruning
+    ranks by time again, and the visitor's session -- stamped a day early, written after every
+    pointer -- is the oldest: the next pointer prunes it, the same loss the change fixed."""
+    import edge_agent.core.store as store_module
+
+    true_now = time.time()
+    clock = {"now": true_now - 86400.0}  # a day behind
+    monkeypatch.setattr(store_module.time, "time", lambda: clock["now"])
+    store = SessionStore(tmp_path, keep_sessions=3)
+    assert store.merge_shared([("agent", f"p{i}", f"s-p{i}", None, true_now - 600.0 + i, None) for i in range(2)]) == 2
+    store.record_start("s-visitor", "agent", "default", None)  # stamped a day early
+    assert store.get("s-visitor") is not None
+    clock["now"] = true_now  # NTP: the clock jumps forward past every row
+    assert store.merge_shared([("agent", "p9", "s-p9", None, true_now, None)]) == 1
+    assert store.get("s-visitor") is not None, "the visitor's session (written after p0, p1) was pruned once the clock was set right"
+    store.close()
+
+
+@pytest.mark.parametrize("with_resumed_at", [True, False])
+def test_an_older_versions_store_on_a_read_only_card_is_read_into_memory(tmp_path: Path, with_resumed_at: bool) -> None:
+    """A store an older edge-agent wrote (no `filed`; before that no `resumed_at`) on a card
+    mounted read-only: the ALTER TABLE fails, the store runs in memory with what it can read."""
+    fs = Tmpfs(tmp_path / "state")
+    try:
+        state = fs.path
+        old = sqlite3.connect(state / DB_NAME)
+        extra = ", resumed_at REAL" if with_resumed_at else ""
+        old.executescript(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, agent TEXT NOT NULL, slot TEXT NOT NULL, continued_from TEXT,"
+            f" started_at REAL NOT NULL, ended_at REAL, end_reason TEXT{extra});"
+            f"INSERT INTO sessions (id, agent, slot, started_at) VALUES ('old', 'agent', 'default', {time.time() - 60});"
+        )
+        old.commit()
+        old.close()
+        fs.readonly(True)
+        store = SessionStore(state, retry_s=0.0)
+        assert store.fault is not None
+        assert store.newest("agent") is not None and store.newest("agent").id == "old"  # type: ignore[union-attr]
+        store.record_start("new", "agent", "default", "old")
+        fs.readonly(False)
+        assert store.retry(now=10**12) and store.fault is None
+        store.close()
+        again = SessionStore(state)
+        assert {s.id for s in again.recent()} == {"old", "new"}
+        again.close()
+    finally:
+        fs.umount()
+
+
 def test_a_reused_session_id_keeps_its_start_and_its_chain(tmp_path: Path) -> None:
     store = SessionStore(tmp_path)
     store.record_start("A", "agent", "default", None, started_at=100.0)

@@ -30,8 +30,9 @@ from urllib.parse import quote
 
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private
-from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, UPSERT, Row
+from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
+from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, prune
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -136,18 +137,19 @@ class SessionStore:
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise _Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
-            _create_schema(db)
-            _drop_unsound(db)
+            create_schema(db)
+            drop_unsound(db)
         except BaseException:
             db.close()
             raise
         return db
 
     def _memory(self, rows: list[Row]) -> sqlite3.Connection:
+        """`rows`: COLUMNS and filed each (`_rows`): the order they were written in goes along."""
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        _create_schema(db)
-        db.executemany(UPSERT, rows)
-        _drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
+        create_schema(db)
+        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
 
     def _salvage(self) -> list[Row]:
@@ -166,7 +168,7 @@ class SessionStore:
             except sqlite3.Error:
                 continue
             try:
-                return db.execute(f"SELECT {COLUMNS} FROM sessions ORDER BY {LAST_START} DESC LIMIT ?", (self.keep_sessions,)).fetchall()
+                return carried_rows(db, self.keep_sessions)
             except sqlite3.Error:
                 continue
             finally:
@@ -211,7 +213,13 @@ class SessionStore:
                 self._wipe(db)
             db.execute("BEGIN IMMEDIATE")  # one transaction: all of it or none
             db.executemany("DELETE FROM sessions WHERE agent = ? AND slot = ?", sorted(self._slots_pending))
-            db.executemany(UPSERT, self._db.execute(f"SELECT {COLUMNS} FROM sessions WHERE {SOUND_ROW}").fetchall())
+            # in the order memory filed them, each filed again after what the disk holds (rows
+            # without a number, an older version's, keep the disk's): with the clock behind, a
+            # session recorded in memory landed with no number and was the first pruned
+            rows = self._db.execute(f"SELECT {COLUMNS}, filed FROM sessions WHERE {SOUND_ROW} ORDER BY filed IS NOT NULL, filed, rowid").fetchall()
+            db.executemany(UPSERT_REFILED, rows)
+            if self._db.execute("PRAGMA user_version").fetchone()[0]:  # renumbered: all of it counts as written behind
+                db.execute(f"PRAGMA user_version = {int(db.execute('SELECT coalesce(max(filed), 0) FROM sessions').fetchone()[0])}")
             self._prune(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -237,11 +245,16 @@ class SessionStore:
             if is_corruption(exc):
                 self._retry_at = 0.0  # the next retry moves the file aside
             try:
-                rows = self._db.execute(f"SELECT {COLUMNS} FROM sessions ORDER BY {LAST_START} DESC LIMIT ?", (self.keep_sessions,)).fetchall()
+                rows = carried_rows(self._db, self.keep_sessions)
             except sqlite3.Error:
                 rows = []
+            try:
+                behind_upto = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error:
+                behind_upto = 0
             self._db.close()
             self._db = self._memory(rows)
+            self._db.execute(f"PRAGMA user_version = {behind_upto}")  # memory keeps the disk's numbers
             return fn(self._db)
 
     def close(self) -> None:
@@ -274,10 +287,7 @@ class SessionStore:
         self._run(lambda db: db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?", (at, reason, session_id)))
 
     def _prune(self, db: sqlite3.Connection) -> None:
-        if db.execute(f"SELECT 1 FROM sessions WHERE {LAST_START} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is None:
-            db.execute(PRUNE, (self.keep_sessions,))
-        else:  # the clock is behind rows already here: the latest written rank first
-            db.execute(PRUNE_BEHIND, (self.keep_sessions,))
+        prune(db, self.keep_sessions)
 
     def newest(self, agent: str, slot: str = "default") -> StoredSession | None:
         """The session a short press would continue for this agent and slot."""
@@ -388,29 +398,3 @@ class SessionStore:
                 old.unlink()
             except OSError as exc:
                 log.error("cannot delete %s: %s", old, exc.strerror or exc)
-
-
-def _drop_unsound(db: sqlite3.Connection) -> None:
-    """Deletes the rows no read trusts (`SOUND_ROW`), which every write still compared with.
-    A store another process holds past the busy timeout keeps them, skipped by every read."""
-    if db.execute(f"SELECT 1 FROM sessions WHERE NOT ({SOUND_ROW}) LIMIT 1").fetchone() is None:
-        return
-    try:
-        unsound = db.execute(f"DELETE FROM sessions WHERE NOT ({SOUND_ROW})").rowcount
-    except sqlite3.OperationalError as exc:
-        log.warning("session store: rows of the wrong type or with an infinite time kept for now: %s", exc)
-        return
-    log.warning("session store: %d row(s) of the wrong type or with an infinite time deleted (a hand edit, another tool's import)", unsound)
-
-
-def _create_schema(db: sqlite3.Connection) -> None:
-    db.executescript(SCHEMA)
-    columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
-    if "resumed_at" not in columns:  # a store written by an older edge-agent
-        db.execute("ALTER TABLE sessions ADD COLUMN resumed_at REAL")
-    if "filed" not in columns:
-        db.execute("ALTER TABLE sessions ADD COLUMN filed INTEGER")
-    db.execute("CREATE INDEX IF NOT EXISTS sessions_filed ON sessions (filed)")
-    # pruning orders by the last start on every write; without this index a store of 100 000
-    # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
-    db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")

@@ -30,13 +30,16 @@ CREATE INDEX IF NOT EXISTS sessions_newest ON sessions (agent, slot, started_at)
 """
 COLUMNS = "id, agent, slot, continued_from, started_at, ended_at, end_reason, resumed_at"
 LAST_START = "coalesce(resumed_at, started_at)"
-UPSERT = f"""INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
-    end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at)"""
-
 FILED = "(SELECT coalesce(max(filed), 0) + 1 FROM sessions)"
 """SQL: the next number in the order this kiosk wrote its rows in (a start, a resume, a shared
 pointer filed or moved forward): what pruning ranks by where the clock cannot (`PRUNE_BEHIND`)."""
+FILED_UNSOUND = "(filed < 0 OR filed > 4503599627370496)"
+"""SQL: a `filed` no write of ours makes (TEXT and BLOB sort above every number); served by the index."""
+UPSERT_REFILED = f"""INSERT INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE {FILED} END)
+ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
+    end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at),
+    filed = coalesce(excluded.filed, filed)"""
+"""SQL: memory's rows written back (`retry`), COLUMNS and filed each: one memory numbered is filed now."""
 CLOCK_SLACK_S = 60.0
 """A row whose last start lies this far past the kiosk's clock tells it the clock is behind."""
 PRUNE = f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)"

@@ -1,0 +1,72 @@
+"""The session store's rows as a table: its schema and upgrades, which rows to trust, which to
+prune (by time, or by the order they were written in while the clock is behind), and the rows
+carried between the disk and memory. SessionStore (store.py) runs these on its connection."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+
+from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row
+
+log = logging.getLogger("edge_agent.core.store")
+
+
+def prune(db: sqlite3.Connection, keep: int) -> None:
+    """All but `keep` rows go: by their last start, or, while the clock is behind rows stored here
+    and until the rows written then are gone, by the order they were written in (`PRUNE_BEHIND`).
+    The last row written while it was behind is kept in PRAGMA user_version (0: none): once NTP
+    set the clock right, ranked by time, the session recorded just before was the oldest and the
+    first to go."""
+    marked = db.execute("PRAGMA user_version").fetchone()[0]
+    behind = db.execute(f"SELECT 1 FROM sessions WHERE {LAST_START} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is not None
+    if behind:
+        last = db.execute("SELECT max(filed) FROM sessions").fetchone()[0]
+        if isinstance(last, int) and last != marked:
+            db.execute(f"PRAGMA user_version = {int(last)}")
+    elif marked and db.execute("SELECT 1 FROM sessions WHERE filed <= ? LIMIT 1", (marked,)).fetchone() is None:
+        db.execute("PRAGMA user_version = 0")
+        marked = 0
+    db.execute(PRUNE_BEHIND if behind or marked else PRUNE, (keep,))
+
+
+def carried_rows(db: sqlite3.Connection, keep: int) -> list[Row]:
+    """The newest `keep` rows, COLUMNS and filed each; a column an older version did not write reads NULL."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+    wanted = ", ".join(c if c in have else "NULL" for c in [*COLUMNS.split(", "), "filed"])
+    last_start = LAST_START if "resumed_at" in have else "started_at"
+    return db.execute(f"SELECT {wanted} FROM sessions ORDER BY {last_start} DESC LIMIT ?", (keep,)).fetchall()
+
+
+def drop_unsound(db: sqlite3.Connection) -> None:
+    """Deletes the rows no read trusts (`SOUND_ROW`), which every write still compared with.
+    A store another process holds past the busy timeout keeps them, skipped by every read.
+    A `filed` no write of ours makes (TEXT, a BLOB, past 2**52) is cleared: it ranked above every
+    number, FILED handed every later write one same number, and a resumed session went first."""
+    if db.execute(f"SELECT 1 FROM sessions WHERE {FILED_UNSOUND} LIMIT 1").fetchone() is not None:
+        try:
+            db.execute(f"UPDATE sessions SET filed = NULL WHERE {FILED_UNSOUND}")
+        except sqlite3.OperationalError as exc:
+            log.warning("session store: write order of the wrong type kept for now: %s", exc)
+    if db.execute(f"SELECT 1 FROM sessions WHERE NOT ({SOUND_ROW}) LIMIT 1").fetchone() is None:
+        return
+    try:
+        unsound = db.execute(f"DELETE FROM sessions WHERE NOT ({SOUND_ROW})").rowcount
+    except sqlite3.OperationalError as exc:
+        log.warning("session store: rows of the wrong type or with an infinite time kept for now: %s", exc)
+        return
+    log.warning("session store: %d row(s) of the wrong type or with an infinite time deleted (a hand edit, another tool's import)", unsound)
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    db.executescript(SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+    if "resumed_at" not in columns:  # a store written by an older edge-agent
+        db.execute("ALTER TABLE sessions ADD COLUMN resumed_at REAL")
+    if "filed" not in columns:
+        db.execute("ALTER TABLE sessions ADD COLUMN filed INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_filed ON sessions (filed)")
+    # pruning orders by the last start on every write; without this index a store of 100 000
+    # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
+    db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")
