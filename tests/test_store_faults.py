@@ -402,6 +402,21 @@ def test_an_older_versions_store_on_a_read_only_card_is_read_into_memory(tmp_pat
         fs.umount()
 
 
+def test_forget_also_forgets_that_the_clock_was_behind(tmp_path: Path) -> None:
+    """The mark of rows written while the clock was behind goes with them: after a forget, the
+    write order restarts at 1, under the old mark, and pruning ranked by write order for good."""
+    now = time.time()
+    store = SessionStore(tmp_path, keep_sessions=2)
+    store.merge_shared([("agent", f"p{i}", f"s-p{i}", None, now + AHEAD + i, None) for i in range(3)])
+    store.record_start("s-own", "agent", "default", None)
+    assert store.forget() > 0
+    store.record_start("s-old", "agent", "a", None, started_at=now - 100.0)  # the clock right: ranked by time again
+    store.record_start("s-new", "agent", "b", None, started_at=now - 50.0)
+    store.record_start("s-older", "agent", "c", None, started_at=now - 200.0)  # filed last, the oldest: it goes
+    assert {s.id for s in store.recent()} == {"s-old", "s-new"}
+    store.close()
+
+
 def test_a_reused_session_id_keeps_its_start_and_its_chain(tmp_path: Path) -> None:
     store = SessionStore(tmp_path)
     store.record_start("A", "agent", "default", None, started_at=100.0)

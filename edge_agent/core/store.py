@@ -376,6 +376,7 @@ class SessionStore:
 
     def _wipe(self, db: sqlite3.Connection, scrub_wait_s: float = 0.0) -> int:
         count = int(db.execute("DELETE FROM sessions").rowcount)
+        db.execute("PRAGMA user_version = 0")  # no row written while the clock was behind is left (storerows.prune)
         # another program reading the store (`edge-agent sessions`, a backup) keeps the checkpoint
         # from copying the zeroed pages back and truncating the WAL: the ids stayed on the card
         # while forget said it was done (a helper's attack). Tried again while patient, then said.
