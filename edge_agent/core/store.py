@@ -145,7 +145,7 @@ class SessionStore:
         return db
 
     def _memory(self, rows: list[Row]) -> sqlite3.Connection:
-        """`rows`: COLUMNS and filed each (`_rows`): the order they were written in goes along."""
+        """`rows`: COLUMNS and filed each (`storerows.carried_rows`): the write order goes along."""
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         create_schema(db)
         db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -249,12 +249,12 @@ class SessionStore:
             except sqlite3.Error:
                 rows = []
             try:
-                behind_upto = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+                marked = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             except sqlite3.Error:
-                behind_upto = 0
+                marked = 0
             self._db.close()
             self._db = self._memory(rows)
-            self._db.execute(f"PRAGMA user_version = {behind_upto}")  # memory keeps the disk's numbers
+            self._db.execute(f"PRAGMA user_version = {marked}")  # the disk's mark of rows written while the clock was behind (storerows.prune)
             return fn(self._db)
 
     def close(self) -> None:

@@ -39,7 +39,9 @@ UPSERT_REFILED = f"""INSERT INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?,
 ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
     end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at),
     filed = coalesce(excluded.filed, filed)"""
-"""SQL: memory's rows written back (`retry`), COLUMNS and filed each: one memory numbered is filed now."""
+"""SQL: memory's rows written back to the disk (`SessionStore.retry`), COLUMNS and filed each, in
+memory's write order: a row memory numbered takes the next number on the disk (one without keeps
+the disk's)."""
 CLOCK_SLACK_S = 60.0
 """A row whose last start lies this far past the kiosk's clock tells it the clock is behind."""
 PRUNE = f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)"

@@ -10,7 +10,7 @@ import time
 
 from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row
 
-log = logging.getLogger("edge_agent.core.store")
+log = logging.getLogger("edge_agent.core.store")  # the store's own lines, as before they moved here
 
 
 def prune(db: sqlite3.Connection, keep: int) -> None:
