@@ -27,7 +27,7 @@ def as_toml(value: object) -> str:
 
 class BadValue(ConfigError):
     """A key whose value alone is wrong (its type, its range, its choices, or a key nobody reads),
-    whatever else its section sets: `config.from_dict` reads the section on without it to name
+    whatever else its section sets: `read_section` reads the section on without it to name
     the next such key too. A problem between keys stays a plain ConfigError."""
 
 
