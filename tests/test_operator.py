@@ -57,6 +57,29 @@ def _files(d: Path) -> dict[str, tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------- doctor
+def test_sessions_and_the_doctor_read_a_wal_that_lost_its_shm(tmp_path: Path) -> None:
+    """A store copied off a kiosk while it ran (a backup tool, `cp` of the state dir) or whose
+    -shm was cleaned away: the -wal holds the latest sessions, not yet checkpointed. Read-only,
+    SQLite cannot rebuild the -shm, so the store was opened `immutable` and the WAL left out:
+    `sessions` listed none of the sessions in it and the doctor counted none. They are read from
+    a private copy of the database and its WAL now, and nothing in the state dir changes."""
+    live, state = tmp_path / "live", tmp_path / "state"
+    store = SessionStore(live)
+    store.record_start("s-one", "a", "default", None)
+    store.record_start("s-two", "a", "room-4", "s-one")
+    state.mkdir(mode=0o700)
+    for name in (DB_NAME, f"{DB_NAME}-wal"):  # the kiosk still running: its WAL not checkpointed
+        shutil.copyfile(live / name, state / name)
+    store.close()
+    before = _files(state)
+    out = ea("sessions", "--state-dir", str(state))
+    assert out.returncode == 0 and "s-two continues s-one" in out.stdout, out.stdout + out.stderr
+    assert _files(state) == before
+    line = _doctor(_config(tmp_path, state))
+    assert line.startswith(f"PASS  state dir writable: {state} (2 sessions stored"), line
+    assert _files(state) == before
+
+
 def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)

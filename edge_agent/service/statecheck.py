@@ -25,7 +25,7 @@ import stat
 from pathlib import Path
 
 from edge_agent.core.store import DB_NAME, is_corruption
-from edge_agent.core.storeread import connect_read_only
+from edge_agent.core.storeread import read_only
 from edge_agent.errors import EdgeAgentError
 
 WRITE_HINT = "the service user needs write access (systemd's StateDirectory= gives it); a read-only remount after SD card errors (dmesg) also does this"
@@ -176,26 +176,19 @@ def _missing(d: Path) -> str:
 
 
 def _count_read_only(db: Path) -> int:
-    """Sessions in the database, read without creating a file: `immutable=1` when no `-wal` shows
-    an open store (nothing to miss, and SQLite then makes no -wal/-shm), else `mode=ro` (both are
-    there; a -shm missing would be made, owned by the database's owner even as root)."""
+    """Sessions in the database, read without creating a file beside it (`storeread.read_only`)."""
     try:
-        conn = connect_read_only(db)
-    except sqlite3.Error as exc:
-        raise StateDirProblem(f"{db}: cannot open: {exc}", WRITE_HINT) from None
-    try:
-        row = conn.execute("PRAGMA quick_check").fetchone()
-        if row is None or row[0] != "ok":
-            raise StateDirProblem(f"{db}: corrupt (quick_check: {row[0] if row else 'no answer'})", _CORRUPT_HINT)
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'").fetchone() is None:
-            return 0
-        return int(conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+        with read_only(db) as conn:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise StateDirProblem(f"{db}: corrupt (quick_check: {row[0] if row else 'no answer'})", _CORRUPT_HINT)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'").fetchone() is None:
+                return 0
+            return int(conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
     except sqlite3.Error as exc:
         if is_corruption(exc):
             raise StateDirProblem(f"{db}: corrupt ({exc})", _CORRUPT_HINT) from None
         raise StateDirProblem(f"{db}: cannot read: {exc}", "another process holding it locked (fuser), or an SD card failing (dmesg)") from None
-    finally:
-        conn.close()
 
 
 _CORRUPT_HINT = f"the kiosk moves it aside on start ({DB_NAME}.corrupt-<time>) and starts a fresh store: earlier sessions cannot be resumed"
