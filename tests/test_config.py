@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO, toml_dump
 
 from edge_agent.cli import main
-from edge_agent.core import config
+from edge_agent.core import config, tomlsection
 from edge_agent.errors import EX_CONFIG, ConfigError
 
 
@@ -397,3 +397,93 @@ def test_a_reload_keeps_what_was_opened_at_start_and_names_it() -> None:
     shared = config.from_dict({"mqtt": {"enabled": True}, "session": {"share": True}})
     kept, waiting = reloadable(config.from_dict({"mqtt": {"enabled": True}}), shared)
     assert waiting == ["session.share"] and not kept.session.share
+
+
+# ----------------------------------------------------------------------------- every bad key at once: a helper's attacks
+def _problems(toml: str, tmp_path: Path) -> list[str]:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        config.load(cfg, warn=False)
+    return [str(e) for e in caught.value.all()]
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        # frame_ms mistyped as a string: with the default 30 in its place, capture_period_ms = 20
+        # (right for 20 ms frames) was called out of range "between 30 and 120"
+        '[audio]\nframe_ms = "20"\ncapture_period_ms = 20\n',
+        '[audio]\nframe_ms = 25\ncapture_period_ms = 20\n',
+        # capture_period_ms mistyped: with the default 60, capture_block_ms = 90 (right for 120)
+        # was called out of range "between 0 and 60"
+        '[audio]\ncapture_period_ms = "120"\ncapture_block_ms = 90\n',
+    ],
+)
+def test_a_key_is_not_called_out_of_range_by_another_keys_default(toml: str, tmp_path: Path) -> None:
+    found = _problems(toml, tmp_path)
+    assert len(found) == 1, found
+
+
+def test_a_quoted_key_with_a_dot_is_named_once_and_deletes_no_good_key(tmp_path: Path) -> None:
+    """`"frame_ms.x" = 1` (an unknown key) made the read delete frame_ms, a good key: a false
+    capture_period_ms line, then the unknown key named twice."""
+    found = _problems('[audio]\n"frame_ms.x" = 1\nframe_ms = 10\ncapture_period_ms = 20\n', tmp_path)
+    assert len(found) == len(set(found)), found
+    assert not any(p.startswith("audio.capture_period_ms") for p in found), found
+
+
+def test_thousands_of_unknown_keys_are_read_in_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """5000 unknown keys (CONFIG_MAX_BYTES allows some 100 000): the section was read once per
+    key, each read sorting every key left: quadratic (20 000 took 45 s), minutes for `run`,
+    `doctor`, and a SIGHUP reload on the event loop (WatchdogSec=15 kills the kiosk). Now one
+    read of the section names them all."""
+    reads = []
+    real_init = tomlsection.Section.__init__
+
+    def counting_init(self: tomlsection.Section, name: str, table: object) -> None:
+        reads.append(name)
+        real_init(self, name, table)
+
+    monkeypatch.setattr(tomlsection.Section, "__init__", counting_init)
+    found = _problems("[log]\n" + "".join(f"unknown_key_{i} = 1\n" for i in range(5000)), tmp_path)
+    assert len(found) == 5000 and reads.count("log") == 1, (len(found), reads.count("log"))
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "[agent.metadata]\n" + "a." * 5000 + "b = 1\n",
+        "[agent.metadata." + ".".join(["a"] * 5000) + "]\nb = 1\n",
+    ],
+)
+def test_metadata_nested_deeply_is_a_config_error_not_a_crash(toml: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Dotted keys nest a table without tomllib recursing: _check_json recursed and raised
+    RecursionError, `run` exited 70 (a traceback, restarted by systemd)."""
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text(toml)
+    assert main(["run", "-c", str(cfg)]) == EX_CONFIG
+    assert "agent.metadata" in capsys.readouterr().err
+
+
+def test_a_wildcard_in_a_topic_prefix_is_named_beside_a_bad_port(tmp_path: Path) -> None:
+    """A topic prefix with # is wrong whatever else [mqtt] sets, but a plain ConfigError: after
+    a bad port it was not named, and the installer met it at the next try."""
+    found = _problems('[mqtt]\nport = 0\ndiscovery_prefix = "ha/#"\n', tmp_path)
+    assert [p.split(":")[0] for p in found] == ["mqtt.port", "mqtt.discovery_prefix"], found
+
+
+def test_every_bad_buttons_entry_is_named(tmp_path: Path) -> None:
+    """[[buttons]] is read outside read_section: its first bad key only."""
+    found = _problems('[[buttons]]\npin = 99\nslot = 5\n[[buttons]]\npin = "x"\n', tmp_path)
+    assert [p.split(":")[0] for p in found] == ["buttons[0].slot", "buttons[0].pin", "buttons[1].pin"], found
+
+
+def test_every_bad_value_of_agent_metadata_is_named(tmp_path: Path) -> None:
+    found = _problems("[agent.metadata]\na = nan\nb = inf\n", tmp_path)
+    assert [p.split(":")[0] for p in found] == ["agent.metadata.a", "agent.metadata.b"], found
+
+
+def test_a_section_that_is_no_table_is_one_config_error(tmp_path: Path) -> None:
+    """Held on the current code; guards the fix above (a lookup in a non-table section)."""
+    assert _problems("agent = 5\n", tmp_path) == ["agent: must be a table ([agent]), got int"]

@@ -22,7 +22,7 @@ from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, Extra
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
-from edge_agent.core.tomlsection import SECRET_KEYS, Section, closest, read_section, secret_from_file, websocket_url
+from edge_agent.core.tomlsection import SECRET_KEYS, BadValue, Section, closest, read_section, secret_from_file, websocket_url
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class DeviceSettings:
             if not DEVICE_ID_RE.fullmatch(device_id):
                 raise ConfigError(s.key("id"), f"not set, and the host name {host!r} is no device id: set device.id to 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit")
         if not DEVICE_ID_RE.fullmatch(device_id):
-            raise ConfigError(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
+            raise BadValue(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "/var/lib/edge-agent").split(":")[0]
         return cls(
             id=device_id,
@@ -197,7 +197,7 @@ class SessionSettings:
     def read(cls, s: Section) -> SessionSettings:
         slot = s.text("slot", DEFAULT_SLOT) or DEFAULT_SLOT
         if not is_label(slot) or slot.startswith(BADGE_KEY_PREFIX):
-            raise ConfigError(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', not starting with {BADGE_KEY_PREFIX!r} (badge holders'), got {slot!r}")
+            raise BadValue(s.key("slot"), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', not starting with {BADGE_KEY_PREFIX!r} (badge holders'), got {slot!r}")
         return cls(
             resume=s.flag("resume", True),
             resume_within_s=s.number("resume_within_s", 7 * 86400.0, 0.0, 10 * 365 * 86400.0),
@@ -291,8 +291,9 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
             problems += found
     try:
         buttons = read_buttons(data.get("buttons", []))
-    except ConfigError as exc:
-        problems.append(exc)
+    except ConfigError as exc:  # every entry's (together() below would drop its `more`)
+        found, exc.more = exc.all(), ()
+        problems += found
     if problems:  # the checks across sections need every section read
         raise ConfigError.together(problems, tuple(ignored))
     try:  # the errors a typo'd section makes ([mqqt], [buton]): with the line naming it

@@ -11,7 +11,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
-from edge_agent.core.tomlsection import Section, module_available
+from edge_agent.core.tomlsection import BadValue, Section, module_available
 from edge_agent.errors import ConfigError
 
 
@@ -50,13 +50,19 @@ class AudioSettings:
     def read(cls, s: Section) -> AudioSettings:
         frame_ms = s.integer("frame_ms", 30, 10, 30)
         if frame_ms not in (10, 20, 30):
-            raise ConfigError(s.key("frame_ms"), f"must be 10, 20 or 30 (webrtcvad frame sizes), got {frame_ms}")
-        period_ms = s.integer("capture_period_ms", 60, frame_ms, 120)
+            raise BadValue(s.key("frame_ms"), f"must be 10, 20 or 30 (webrtcvad frame sizes), got {frame_ms}")
+        # the bounds another key sets are checked apart, as a problem between keys: read on with
+        # frame_ms's default in place of a bad one, a period right for 20 ms frames was "out of range"
+        period_ms = s.integer("capture_period_ms", 60, 10, 120)
+        if period_ms < frame_ms:
+            raise ConfigError(s.key("capture_period_ms"), f"must be between {frame_ms} and 120, got {period_ms}")
         if period_ms % frame_ms:
             raise ConfigError(s.key("capture_period_ms"), f"must be a whole number of frames ({frame_ms} ms each), got {period_ms}")
-        block_ms = s.integer("capture_block_ms", 0, 0, period_ms)
+        block_ms = s.integer("capture_block_ms", 0, 0, 120)
         if block_ms % 10:
-            raise ConfigError(s.key("capture_block_ms"), f"must be a whole number of 10 ms blocks (or 0: the capture period), got {block_ms}")
+            raise BadValue(s.key("capture_block_ms"), f"must be a whole number of 10 ms blocks (or 0: the capture period), got {block_ms}")
+        if block_ms > period_ms:
+            raise ConfigError(s.key("capture_block_ms"), f"must be between 0 and {period_ms}, got {block_ms}")
         echo_cancel = s.flag("echo_cancel", False)
         if echo_cancel and not module_available("livekit"):
             raise ConfigError(s.key("echo_cancel"), "needs the livekit package: pip install 'edge-agent[aec]' (or set echo_cancel = false)")

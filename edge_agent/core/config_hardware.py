@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from edge_agent.core.slots import BADGE_KEY_PREFIX, MAX_SLOT_CHARS, MIN_SECRET_BYTES, is_label
-from edge_agent.core.tomlsection import Section, secret_bytes_from_file
+from edge_agent.core.tomlsection import BadValue, Section, read_section, secret_bytes_from_file
 from edge_agent.errors import ConfigError
 
 
@@ -53,9 +53,9 @@ class ExtraButton:
         pin = s.integer("pin", 0, 0, 53)
         for key, value in (("slot", slot), ("agent_id", agent_id)):
             if value is not None and not is_label(value):
-                raise ConfigError(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
+                raise BadValue(s.key(key), f"use 1-{MAX_SLOT_CHARS} letters, digits, '_', '.' or '-', got {value!r}")
         if slot is not None and slot.startswith(BADGE_KEY_PREFIX):
-            raise ConfigError(s.key("slot"), f"slots that start with {BADGE_KEY_PREFIX!r} are badge holders' (a button would continue a person's conversation), got {slot!r}")
+            raise BadValue(s.key("slot"), f"slots that start with {BADGE_KEY_PREFIX!r} are badge holders' (a button would continue a person's conversation), got {slot!r}")
         return cls(pin=pin, slot=slot, agent_id=agent_id)
 
 
@@ -64,11 +64,16 @@ def read_buttons(value: object) -> tuple[ExtraButton, ...]:
     `check_gpio_pins`)."""
     if not isinstance(value, list):
         raise ConfigError("buttons", "must be an array of tables ([[buttons]])")
-    buttons = []
+    buttons: list[ExtraButton] = []
+    problems: list[ConfigError] = []
     for i, table in enumerate(value):
-        reader = Section(f"buttons[{i}]", table)
-        buttons.append(ExtraButton.read(reader))
-        reader.done()
+        try:  # every entry's bad keys, as a section's
+            buttons.append(read_section(f"buttons[{i}]", ExtraButton.read, table))
+        except ConfigError as exc:
+            found, exc.more = exc.all(), ()
+            problems += found
+    if problems:
+        raise ConfigError.together(problems)
     return tuple(buttons)
 
 

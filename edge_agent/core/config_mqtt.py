@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from edge_agent.core.tomlsection import Section, secret_from_file, url_or_none
-from edge_agent.errors import ConfigError
+from edge_agent.core.tomlsection import BadValue, Section, secret_from_file, url_or_none
 
 MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
 
@@ -33,7 +32,7 @@ def _topic_prefix(s: Section, key: str, default: str) -> str:
     prefix = s.text(key, default).strip("/")
     problem = topic_prefix_problem(prefix)
     if problem:
-        raise ConfigError(s.key(key), problem)
+        raise BadValue(s.key(key), problem)
     return prefix
 
 
@@ -57,7 +56,7 @@ def _client_id(s: Section) -> str | None:
     value = s.opt_str("client_id")
     problem = None if value is None else _name_problem(value)
     if problem:
-        raise ConfigError(s.key("client_id"), problem)
+        raise BadValue(s.key("client_id"), problem)
     return value
 
 
