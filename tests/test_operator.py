@@ -79,6 +79,11 @@ def test_sessions_and_the_doctor_read_a_wal_that_lost_its_shm(tmp_path: Path) ->
     assert line.startswith(f"PASS  state dir writable: {state} (2 sessions stored"), line
     assert _files(state) == before
 
+    (state / f"{DB_NAME}-wal").unlink()  # a WAL that is no file (a device linked there) is not copied
+    (state / f"{DB_NAME}-wal").symlink_to("/dev/zero")
+    out = ea("sessions", "--state-dir", str(state))
+    assert out.returncode == 0 and "no sessions stored" in out.stdout, out.stdout + out.stderr
+
 
 def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) -> None:
     state = tmp_path / "state"

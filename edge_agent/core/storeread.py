@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ def read_only(db: Path, timeout_s: float = 0.5) -> Iterator[sqlite3.Connection]:
     cannot be read in place read-only, and `immutable` leaves it out, with the latest sessions in
     it: the database and its WAL are read from a private copy instead (removed on leaving)."""
     wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
-    if wal.exists() and not shm.exists():
+    if wal.exists() and not shm.exists() and _regular(db) and _regular(wal):  # a device or FIFO is not copied
         with tempfile.TemporaryDirectory(prefix="edge-agent-store-") as tmp:
             copy = Path(tmp) / db.name
             try:
@@ -46,12 +47,19 @@ def read_only(db: Path, timeout_s: float = 0.5) -> Iterator[sqlite3.Connection]:
             finally:
                 conn.close()
         return
-    mode = "mode=ro" if wal.exists() else "immutable=1"
+    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
     conn = sqlite3.connect(f"file:{quote(str(db))}?{mode}", uri=True, timeout=timeout_s)
     try:
         yield conn
     finally:
         conn.close()
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def recent_read_only(db: Path, limit: int) -> list[StoredSession]:
