@@ -877,3 +877,58 @@ def test_a_row_of_an_infinite_time_on_a_read_only_card_stays_out_of_memory_and_o
     bad_on_disk = db.execute("SELECT count(*) FROM sessions WHERE id = 's-bad'").fetchone()[0]
     db.close()
     assert (filed, newest.id if newest else None, bad_on_disk) == (1, "s-shared", 0)
+
+
+# ----------------------------------------------------------------------------- the clock behind, the card read-only at boot
+def _a_visitor_recorded_a_day_behind(state: Path, monkeypatch: pytest.MonkeyPatch, keep: int) -> dict[str, float]:
+    """A Pi booted with yesterday's time served a visitor after two of the fleet's pointers (the
+    right time) came in: the visitor's session, written last, is stamped a day before them.
+    Returns the clock, still a day behind; set `now` to set it right."""
+    import edge_agent.core.store as store_module
+
+    true_now = time.time()
+    clock = {"now": true_now - AHEAD, "true": true_now}
+    monkeypatch.setattr(store_module.time, "time", lambda: clock["now"])
+    store = SessionStore(state, keep_sessions=keep)
+    assert store.merge_shared([("agent", f"p{i}", f"s-p{i}", None, true_now - 600.0 + i, None) for i in range(2)]) == 2
+    store.record_start("s-visitor", "agent", "default", None)
+    store.close()
+    return clock
+
+
+def test_a_card_read_only_at_boot_keeps_the_mark_of_a_clock_that_was_behind(tmpfs: Tmpfs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NTP set the clock right across a reboot and the card came up read-only: the store ran in
+    memory from what the disk held but without the disk's mark of rows written while the clock
+    was behind, so it ranked by time again and the next pointer pruned the visitor's session
+    (stamped a day early, written last). On disk the mark kept it."""
+    clock = _a_visitor_recorded_a_day_behind(tmpfs.path, monkeypatch, keep=3)
+    clock["now"] = clock["true"]
+    tmpfs.readonly(True)
+    store = SessionStore(tmpfs.path, keep_sessions=3)
+    try:
+        assert store.fault is not None
+        assert store.merge_shared([("agent", "p9", "s-p9", None, clock["true"], None)]) == 1
+        assert store.get("s-visitor") is not None, "the visitor's session was pruned in memory, ranked by time"
+        assert store.get("s-p0") is None  # the first written goes
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("clock_set_right", [False, True])
+def test_a_card_read_only_at_boot_with_fewer_sessions_kept_keeps_those_written_last(tmpfs: Tmpfs, monkeypatch: pytest.MonkeyPatch, clock_set_right: bool) -> None:
+    """`keep_sessions` lowered in the same reboot (an operator's edit) and the card read-only:
+    the store took the newest rows *by time* into memory, so with the clock behind (or marked
+    as having been) the visitor's session, written last, was left on the card and out of memory:
+    their next press started fresh. Taken as pruning would take them: by the order written."""
+    clock = _a_visitor_recorded_a_day_behind(tmpfs.path, monkeypatch, keep=5)
+    if clock_set_right:
+        clock["now"] = clock["true"]
+    tmpfs.readonly(True)
+    store = SessionStore(tmpfs.path, keep_sessions=2)
+    try:
+        assert store.fault is not None
+        newest = store.newest("agent", "default")
+        assert newest is not None and newest.id == "s-visitor"
+        assert {s.id for s in store.recent()} == {"s-visitor", "s-p1"}
+    finally:
+        store.close()

@@ -32,7 +32,7 @@ from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
-from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, prune
+from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, mark, prune, set_mark
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -144,23 +144,26 @@ class SessionStore:
             raise
         return db
 
-    def _memory(self, rows: list[Row]) -> sqlite3.Connection:
-        """`rows`: COLUMNS and filed each (`storerows.carried_rows`): the write order goes along."""
+    def _memory(self, carried: tuple[list[Row], int]) -> sqlite3.Connection:
+        """`carried`: rows (COLUMNS and filed each) and the disk's mark of rows written while the
+        clock was behind (`storerows.carried_rows`): the write order and the mark go along."""
+        rows, marked = carried
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         create_schema(db)
         db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        set_mark(db, marked)
         drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
 
-    def _salvage(self) -> list[Row]:
+    def _salvage(self) -> tuple[list[Row], int]:
         """What can still be read from a database we cannot open for writing (read-only card).
         Only a regular file: SQLite opening a FIFO read-only at the path waits for a writer, and
         `run` hung there before its first log line."""
         try:
             if not self.path.is_file():
-                return []
+                return [], 0
         except OSError:  # a state dir this user may not search (another owner's 0700): run went
-            return []  # down with exit 70 where it is to keep sessions in memory
+            return [], 0  # down with exit 70 where it is to keep sessions in memory
         uri = "file:" + quote(str(self.path))
         for mode in ("mode=ro", "immutable=1"):
             try:
@@ -173,7 +176,7 @@ class SessionStore:
                 continue
             finally:
                 db.close()
-        return []
+        return [], 0
 
     def _fail(self, exc: BaseException, prefix: str = "") -> None:
         self.fault = f"{self.path}: {prefix}{_why(exc)}"
@@ -218,8 +221,8 @@ class SessionStore:
             # session recorded in memory landed with no number and was the first pruned
             rows = self._db.execute(f"SELECT {COLUMNS}, filed FROM sessions WHERE {SOUND_ROW} ORDER BY filed IS NOT NULL, filed, rowid").fetchall()
             db.executemany(UPSERT_REFILED, rows)
-            if self._db.execute("PRAGMA user_version").fetchone()[0]:  # renumbered: all of it counts as written behind
-                db.execute(f"PRAGMA user_version = {int(db.execute('SELECT coalesce(max(filed), 0) FROM sessions').fetchone()[0])}")
+            if mark(self._db):  # renumbered: all of it counts as written behind
+                set_mark(db, db.execute("SELECT coalesce(max(filed), 0) FROM sessions").fetchone()[0])
             self._prune(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -245,16 +248,11 @@ class SessionStore:
             if is_corruption(exc):
                 self._retry_at = 0.0  # the next retry moves the file aside
             try:
-                rows = carried_rows(self._db, self.keep_sessions)
+                carried = carried_rows(self._db, self.keep_sessions)
             except sqlite3.Error:
-                rows = []
-            try:
-                marked = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            except sqlite3.Error:
-                marked = 0
+                carried = [], 0
             self._db.close()
-            self._db = self._memory(rows)
-            self._db.execute(f"PRAGMA user_version = {marked}")  # the disk's mark of rows written while the clock was behind (storerows.prune)
+            self._db = self._memory(carried)
             return fn(self._db)
 
     def close(self) -> None:
@@ -376,7 +374,7 @@ class SessionStore:
 
     def _wipe(self, db: sqlite3.Connection, scrub_wait_s: float = 0.0) -> int:
         count = int(db.execute("DELETE FROM sessions").rowcount)
-        db.execute("PRAGMA user_version = 0")  # no row written while the clock was behind is left (storerows.prune)
+        set_mark(db, 0)  # no row written while the clock was behind is left (storerows.prune)
         # another program reading the store (`edge-agent sessions`, a backup) keeps the checkpoint
         # from copying the zeroed pages back and truncating the WAL: the ids stayed on the card
         # while forget said it was done (a helper's attack). Tried again while patient, then said.

@@ -19,24 +19,44 @@ def prune(db: sqlite3.Connection, keep: int) -> None:
     The last row written while it was behind is kept in PRAGMA user_version (0: none): once NTP
     set the clock right, ranked by time, the session recorded just before was the oldest and the
     first to go."""
-    marked = db.execute("PRAGMA user_version").fetchone()[0]
-    behind = db.execute(f"SELECT 1 FROM sessions WHERE {LAST_START} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is not None
+    marked = mark(db)
+    behind = _clock_behind(db, LAST_START)
     if behind:
         last = db.execute("SELECT max(filed) FROM sessions").fetchone()[0]
         if isinstance(last, int) and last != marked:
-            db.execute(f"PRAGMA user_version = {int(last)}")
+            set_mark(db, last)
     elif marked and db.execute("SELECT 1 FROM sessions WHERE filed <= ? LIMIT 1", (marked,)).fetchone() is None:
-        db.execute("PRAGMA user_version = 0")
+        set_mark(db, 0)
         marked = 0
     db.execute(PRUNE_BEHIND if behind or marked else PRUNE, (keep,))
 
 
-def carried_rows(db: sqlite3.Connection, keep: int) -> list[Row]:
-    """The newest `keep` rows, COLUMNS and filed each; a column an older version did not write reads NULL."""
+def mark(db: sqlite3.Connection) -> int:
+    """The last row written while the clock was behind (PRAGMA user_version; 0: none, see `prune`)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def set_mark(db: sqlite3.Connection, filed: int) -> None:
+    db.execute(f"PRAGMA user_version = {int(filed)}")
+
+
+def _clock_behind(db: sqlite3.Connection, last_start: str) -> bool:
+    """A row's last start lies past the kiosk's clock (by more than `CLOCK_SLACK_S`)."""
+    return db.execute(f"SELECT 1 FROM sessions WHERE {last_start} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is not None
+
+
+def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:
+    """The `keep` rows pruning would keep (`prune`), COLUMNS and filed each, and the store's mark;
+    a column an older version did not write reads NULL. With the clock behind, or marked as having
+    been, ranked by time the rows written last were the ones left behind (a card read-only at
+    boot with `keep_sessions` lowered: the visitor's session stayed on the card, out of memory)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
     wanted = ", ".join(c if c in have else "NULL" for c in [*COLUMNS.split(", "), "filed"])
     last_start = LAST_START if "resumed_at" in have else "started_at"
-    return db.execute(f"SELECT {wanted} FROM sessions ORDER BY {last_start} DESC LIMIT ?", (keep,)).fetchall()
+    marked = mark(db) if "filed" in have else 0  # an older version's store has no write order (nor mark)
+    by_filed = "filed" in have and (marked != 0 or _clock_behind(db, last_start))
+    order = "filed DESC, rowid DESC" if by_filed else f"{last_start} DESC"
+    return db.execute(f"SELECT {wanted} FROM sessions ORDER BY {order} LIMIT ?", (keep,)).fetchall(), marked
 
 
 def drop_unsound(db: sqlite3.Connection) -> None:
