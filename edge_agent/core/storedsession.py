@@ -55,6 +55,13 @@ written rows are kept (rows an older edge-agent wrote first to go)."""
 Row = tuple[object, ...]
 
 
+def written_columns(have: set[str], extra: tuple[str, ...] = ()) -> tuple[str, str]:
+    """For a sessions table with the columns `have` (an older edge-agent's lacks some): COLUMNS
+    and `extra` as a SELECT list, a column it did not write read as NULL, and its last start."""
+    wanted = ", ".join(c if c in have else "NULL" for c in [*COLUMNS.split(", "), *extra])
+    return wanted, LAST_START if "resumed_at" in have else "started_at"
+
+
 @dataclass(frozen=True)
 class StoredSession:
     id: str

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from edge_agent.core.store import is_corruption
-from edge_agent.core.storedsession import COLUMNS, LAST_START, SOUND_ROW, StoredSession
+from edge_agent.core.storedsession import SOUND_ROW, StoredSession, written_columns
 from edge_agent.errors import StoreError
 
 
@@ -80,8 +80,7 @@ def _recent(conn: sqlite3.Connection, limit: int) -> list[StoredSession]:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
     if not columns:
         return []
-    wanted, last_start, sound = COLUMNS, LAST_START, SOUND_ROW  # a row of other types is skipped, as the kiosk skips it
-    if "resumed_at" not in columns:  # written by an older edge-agent; `run` adds the column
-        wanted, last_start, sound = COLUMNS.replace("resumed_at", "NULL"), "started_at", SOUND_ROW.replace("resumed_at", "NULL")
+    wanted, last_start = written_columns(columns)  # an older edge-agent's store: `run` adds the columns
+    sound = SOUND_ROW if "resumed_at" in columns else SOUND_ROW.replace("resumed_at", "NULL")  # a row of other types is skipped, as the kiosk skips it
     rows = conn.execute(f"SELECT {wanted} FROM sessions WHERE {sound} ORDER BY {last_start} DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
     return [StoredSession(*row) for row in rows]

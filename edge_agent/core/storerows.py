@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 
-from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row
+from edge_agent.core.storedsession import CLOCK_SLACK_S, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row, written_columns
 
 log = logging.getLogger("edge_agent.core.store")  # the store's own lines, as before they moved here
 
@@ -51,8 +51,7 @@ def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:
     been, ranked by time the rows written last were the ones left behind (a card read-only at
     boot with `keep_sessions` lowered: the visitor's session stayed on the card, out of memory)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
-    wanted = ", ".join(c if c in have else "NULL" for c in [*COLUMNS.split(", "), "filed"])
-    last_start = LAST_START if "resumed_at" in have else "started_at"
+    wanted, last_start = written_columns(have, ("filed",))
     marked = mark(db) if "filed" in have else 0  # an older version's store has no write order (nor mark)
     by_filed = "filed" in have and (marked != 0 or _clock_behind(db, last_start))
     order = "filed DESC, rowid DESC" if by_filed else f"{last_start} DESC"

@@ -204,9 +204,14 @@ def mix_room(bank: SpeechBank, room: Room) -> RoomMix:
         peak = np.percentile(np.abs(visitor), 99.9)
         noise = bed + events * peak * 10 ** ((10 - room.snr_db) / 20) / np.abs(events).max()
     else:
-        snr = 40.0 if room.kind == "quiet" else room.snr_db
-        noise = _noise(room.kind, bank, rng, n) * np.sqrt(p_speech * 10 ** (-snr / 10))
+        noise = _under(_noise(room.kind, bank, rng, n), p_speech, 40.0 if room.kind == "quiet" else room.snr_db)
     return RoomMix(noises.microphone(visitor, room.mic), noises.microphone(noise, room.mic), Labels(n / RATE, speech))
+
+
+def _under(unit_noise: np.ndarray, speech_power: float, under_db: float) -> np.ndarray:
+    """A unit-power noise scaled to lie `under_db` under the visitor's speech power (the SNR)."""
+    scaled: np.ndarray = unit_noise * np.sqrt(speech_power * 10 ** (-under_db / 10))
+    return scaled
 
 
 def with_far_talker(bank: SpeechBank, mix: RoomMix, under_db: float, seed: int) -> np.ndarray:
@@ -236,7 +241,7 @@ def with_arriving(bank: SpeechBank, mix: RoomMix, kind: str, under_db: float, se
     was quiet when the gate learned it, and the gate may be open when the source arrives."""
     rng = np.random.default_rng(seed + 2000)
     n = len(mix.visitor)
-    source = _noise(kind, bank, rng, n) * np.sqrt(_speech_power(mix.visitor, mix.labels.speech) * 10 ** (-under_db / 10))
+    source = _under(_noise(kind, bank, rng, n), _speech_power(mix.visitor, mix.labels.speech), under_db)
     start = int(rng.uniform(12.0, 30.0) * RATE)
     source[:start] = 0.0
     source[start : start + RATE // 10] *= np.linspace(0.0, 1.0, RATE // 10)
