@@ -29,6 +29,7 @@ from conftest import REPO, DaemonProcess, KioskThread, kiosk_settings, toml_dump
 
 from edge_agent.core import conversation as c
 from edge_agent.core.store import DB_NAME, SessionStore, is_corruption
+from edge_agent.core.storeread import recent_read_only
 from edge_agent.devtools.simulator import AgentSimulator
 
 LATER = 1e12  # a monotonic time past any retry interval
@@ -932,3 +933,151 @@ def test_a_card_read_only_at_boot_with_fewer_sessions_kept_keeps_those_written_l
         assert {s.id for s in store.recent()} == {"s-visitor", "s-p1"}
     finally:
         store.close()
+
+
+# ----------------------------------------------------------------------------- a helper's attacks on the store (2026-12-06), each failed before its fix
+def _crash_after_recording(state: Path, *ids: str) -> None:
+    """A kiosk that filed `ids` (in this order, one slot) and lost power before closing the store:
+    the database and its -wal and -shm stay as a power cut leaves them (nothing checkpointed)."""
+    code = (
+        "import os, sys; from pathlib import Path; from edge_agent.core.store import SessionStore\n"
+        "s = SessionStore(Path(sys.argv[1]))\n"
+        "prev = None\n"
+        "for i, sid in enumerate(sys.argv[2:]):\n"
+        "    s.record_start(sid, 'agent', 'default', prev, started_at=100.0 + i); prev = sid\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(state), *ids], check=True, cwd=REPO, timeout=60)
+
+
+def _newest_on_a_read_only_card(state: Path) -> str | None:
+    """The session a press would continue, the store opened on `state` mounted read-only."""
+    store = SessionStore(state)
+    try:
+        assert store.fault is not None  # in memory, from what the card holds
+        newest = store.newest("agent")
+        return newest.id if newest else None
+    finally:
+        store.close()
+
+
+def test_a_card_read_only_at_boot_after_a_power_cut_without_its_shm_still_resumes(tmpfs: Tmpfs) -> None:
+    """Power cut (the sessions are in the -wal, nothing checkpointed), the -shm gone (a state dir
+    restored from a backup that skips -shm files, a cleaner), and the card comes up read-only.
+    `edge-agent sessions` reads that WAL (storeread copies it); the kiosk's own salvage tried
+    `mode=ro` (refused without a -shm) and then `immutable=1`, which ignores the WAL: it ran in
+    memory with no session at all and the visitor's next press started fresh."""
+    state = tmpfs.path
+    _crash_after_recording(state, "s-first", "s-visitor")
+    assert (state / f"{DB_NAME}-wal").stat().st_size > 0
+    (state / f"{DB_NAME}-shm").unlink()
+    tmpfs.readonly(True)
+    assert [s.id for s in recent_read_only(state / DB_NAME, 10)] == ["s-visitor", "s-first"]  # the CLI sees them
+    assert _newest_on_a_read_only_card(state) == "s-visitor", "the read-only card's WAL was left out of memory"
+
+
+def test_a_write_order_past_what_user_version_holds_keeps_the_mark_of_a_clock_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`filed` is trusted up to 2**52 (FILED_UNSOUND), but the clock-behind mark lives in PRAGMA
+    user_version, a signed 32-bit number: SQLite stores 0 for anything past 2**31 - 1, silently.
+    One row imported with its write order in milliseconds (another tool's import, a hand edit)
+    and every later write is numbered past it: the mark of a visitor filed while the clock was
+    behind read 0, and once NTP set the clock right the next pointer pruned that visitor's
+    session (stamped a day early) instead of the first row written."""
+    import edge_agent.core.store as store_module
+
+    true_now = time.time()
+    clock = {"now": true_now - AHEAD}
+    monkeypatch.setattr(store_module.time, "time", lambda: clock["now"])
+    store = SessionStore(tmp_path, keep_sessions=3)
+    assert store.merge_shared([("agent", "p0", "s-p0", None, true_now - 600.0, None)]) == 1
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    db.execute("UPDATE sessions SET filed = 1764000000000 WHERE id = 's-p0'")  # milliseconds: sound by FILED_UNSOUND
+    db.close()
+    store = SessionStore(tmp_path, keep_sessions=3)
+    assert store.merge_shared([("agent", "p1", "s-p1", None, true_now - 500.0, None)]) == 1
+    store.record_start("s-visitor", "agent", "default", None)  # the clock a day behind
+    store.close()
+    clock["now"] = true_now  # NTP
+    store = SessionStore(tmp_path, keep_sessions=3)
+    try:
+        assert store.fault is None, store.fault
+        assert store.merge_shared([("agent", "p9", "s-p9", None, true_now, None)]) == 1
+        assert store.get("s-visitor") is not None, "the visitor's session was pruned: the mark read 0"
+        assert store.get("s-p0") is None  # the first written goes
+    finally:
+        store.close()
+
+
+def test_forget_while_the_store_runs_in_memory_also_forgets_that_the_clock_was_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """d54c1ad made forget clear the clock-behind mark on disk (the write order restarts at 1,
+    under the old mark, and pruning ranked by write order with the clock right). A forget that
+    lands in memory (another program holds the store's write lock) deletes the rows there but
+    keeps the mark carried from the disk: the new rows, numbered 1, 2, 3 under it, were pruned by
+    write order, and a badge holder who talked ten seconds ago lost their thread to a fleet
+    pointer three days old that merely arrived later. The disk then took the mark back too."""
+    import edge_agent.core.store as store_module
+
+    true_now = time.time()
+    clock = {"now": true_now - AHEAD}
+    monkeypatch.setattr(store_module.time, "time", lambda: clock["now"])
+    store = SessionStore(tmp_path, keep_sessions=2, busy_timeout_s=0.1)
+    assert store.merge_shared([("agent", "p0", "s-p0", None, true_now - 600.0, None)]) == 1
+    store.record_start("s-visitor", "agent", "default", None)  # a day behind: the disk is marked
+    clock["now"] = true_now  # NTP
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # a backup or `sqlite3` holding the write lock
+    try:
+        assert store.forget() == 2
+        assert store.fault is not None and store.recent() == []
+        store.record_start("s-badge", "agent", "badge-1", None, started_at=true_now - 10.0)
+        assert store.merge_shared([("agent", "badge-2", "s-old-pointer", None, true_now - 3 * AHEAD, None)]) == 1
+        store.record_start("s-now", "agent", "default", None, started_at=true_now)
+        kept = {s.id for s in store.recent()}
+    finally:
+        other.rollback()
+        other.close()
+        store.close()
+    assert kept == {"s-now", "s-badge"}, "pruned by write order under the mark forget left in memory"
+
+
+def test_a_card_read_only_at_boot_continues_the_same_session_of_a_tie_as_the_disk(tmpfs: Tmpfs) -> None:
+    """Two of the fleet's pointers for one slot started the same second (kiosks that publish whole
+    seconds): merge_shared files the later one (ties by the larger id) and on disk the press
+    continues it (`newest`: ties by rowid, the one filed last). The memory copy of a card
+    read-only at boot is inserted newest first, so its rowids run backwards: there the tie went
+    to the other session, and the visitor was handed someone else's conversation."""
+    state = tmpfs.path
+    store = SessionStore(state)
+    t = float(int(time.time()) - 60)
+    assert store.merge_shared([("agent", "default", "s-a", None, t, None)]) == 1
+    assert store.merge_shared([("agent", "default", "s-b", None, t, None)]) == 1
+    on_disk = store.newest("agent")
+    store.close()
+    assert on_disk is not None and on_disk.id == "s-b"
+    tmpfs.readonly(True)
+    assert _newest_on_a_read_only_card(state) == "s-b", "a read-only card continued the other session of the tie"
+
+
+@pytest.mark.parametrize("reader", ["sessions", "doctor"])
+def test_a_fifo_at_the_store_path_beside_a_wal_and_shm_is_an_error_not_a_hang_for_the_readers(tmp_path: Path, reader: str) -> None:
+    """The kiosk's own salvage was made to skip a FIFO at the store's path (it hung before its
+    first log line); the readers were not. With a -wal and a -shm beside it, `statefiles.read_only`
+    opens the path `mode=ro` and SQLite waits there for a writer: `sudo edge-agent sessions` and
+    the doctor hung for good, deaf to Ctrl-C (the service user can make all three in its own state
+    dir). In a child process: the wait is inside SQLite."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.mkfifo(state / DB_NAME)
+    (state / f"{DB_NAME}-wal").write_bytes(b"")
+    (state / f"{DB_NAME}-shm").write_bytes(b"")
+    if reader == "sessions":
+        call = "from edge_agent.core.storeread import recent_read_only as f; args = (db, 5)"
+    else:
+        call = "from edge_agent.service.statecheck import _count_read_only as f; args = (db,)"
+    code = f"import sys; from pathlib import Path; db = Path(sys.argv[1]); {call}\ntry:\n    f(*args)\nexcept Exception as exc:\n    print(type(exc).__name__)\n"
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(state / DB_NAME)], capture_output=True, text=True, cwd=REPO, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the {reader} reader hung on the FIFO")
+    assert out.stdout.strip() in ("StoreError", "StateDirProblem"), out.stdout + out.stderr

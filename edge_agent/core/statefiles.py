@@ -10,9 +10,14 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
+import sqlite3
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 DB_NAME = "sessions.sqlite3"
 """The session store (core/store.py), with its -wal and -shm (and .corrupt-* copies) beside it."""
@@ -129,3 +134,41 @@ def read_small_file(path: Path, max_bytes: int) -> bytes:
     if len(raw) > max_bytes:
         raise ValueError(f"larger than {max_bytes} bytes")
     return raw
+
+
+@contextmanager
+def read_only(db: Path, timeout_s: float = 0.5) -> Iterator[sqlite3.Connection]:
+    """`db` opened for reading only, creating no file beside it (sqlite3.Error when it cannot be).
+    A `-wal` without its `-shm` (a state dir copied off a running kiosk, a -shm cleaned away)
+    cannot be read in place read-only, and `immutable` leaves it out, with the latest sessions in
+    it: the database and its WAL are read from a private copy instead (removed on leaving)."""
+    if db.exists() and not _regular(db):  # SQLite opening a FIFO read-only waits for a writer, for good
+        raise sqlite3.OperationalError("not a regular file")
+    wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+    if wal.exists() and not shm.exists() and _regular(db) and _regular(wal):  # a device or FIFO is not copied
+        with tempfile.TemporaryDirectory(prefix="edge-agent-store-") as tmp:
+            copy = Path(tmp) / db.name
+            try:
+                shutil.copyfile(db, copy)
+                shutil.copyfile(wal, f"{copy}-wal")
+            except OSError as exc:
+                raise sqlite3.OperationalError(f"cannot copy it to read its WAL: {exc.strerror or exc}") from None
+            conn = sqlite3.connect(copy, timeout=timeout_s)
+            try:
+                yield conn
+            finally:
+                conn.close()
+        return
+    mode = "mode=ro" if wal.exists() and shm.exists() else "immutable=1"
+    conn = sqlite3.connect(f"file:{quote(str(db))}?{mode}", uri=True, timeout=timeout_s)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False

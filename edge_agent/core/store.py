@@ -29,7 +29,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
-from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private
+from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, mark, prune, set_mark
@@ -150,7 +150,8 @@ class SessionStore:
         rows, marked = carried
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         create_schema(db)
-        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # oldest first: memory's rowids run the disk's way (ties of a last start, and of filed, go by rowid)
+        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", reversed(rows))
         set_mark(db, marked)
         drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
@@ -164,6 +165,11 @@ class SessionStore:
                 return [], 0
         except OSError:  # a state dir this user may not search (another owner's 0700): run went
             return [], 0  # down with exit 70 where it is to keep sessions in memory
+        try:  # a -wal without its -shm is read from a private copy (immutable=1 leaves the WAL out)
+            with read_only(self.path, self.busy_timeout_s) as db:
+                return carried_rows(db, self.keep_sessions)
+        except sqlite3.Error:
+            pass
         uri = "file:" + quote(str(self.path))
         for mode in ("mode=ro", "immutable=1"):
             try:
@@ -367,7 +373,13 @@ class SessionStore:
                 return self._wipe(self._db, scrub_wait_s)
             except sqlite3.Error:
                 pass  # _run below moves to memory and records the wipe as pending
-        count = self._run(lambda db: int(db.execute("DELETE FROM sessions").rowcount))
+
+        def delete_all(db: sqlite3.Connection) -> int:
+            count = int(db.execute("DELETE FROM sessions").rowcount)
+            set_mark(db, 0)  # as `_wipe`: the write order restarts at 1, under the old mark
+            return count
+
+        count = self._run(delete_all)
         self.wipe_pending = self.wipe_pending or self.fault is not None
         self._remove_corrupt_copies()
         return count

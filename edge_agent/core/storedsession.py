@@ -33,8 +33,9 @@ LAST_START = "coalesce(resumed_at, started_at)"
 FILED = "(SELECT coalesce(max(filed), 0) + 1 FROM sessions)"
 """SQL: the next number in the order this kiosk wrote its rows in (a start, a resume, a shared
 pointer filed or moved forward): what pruning ranks by where the clock cannot (`PRUNE_BEHIND`)."""
-FILED_UNSOUND = "(filed < 0 OR filed > 4503599627370496)"
-"""SQL: a `filed` no write of ours makes (TEXT and BLOB sort above every number); served by the index."""
+FILED_UNSOUND = "(filed < 0 OR filed > 2147483647)"
+"""SQL: a `filed` no write of ours makes (TEXT and BLOB sort above every number; past 2**31 - 1 the
+clock-behind mark, PRAGMA user_version, a signed 32-bit number, cannot name it); served by the index."""
 UPSERT_REFILED = f"""INSERT INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE {FILED} END)
 ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
     end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at),

@@ -54,14 +54,14 @@ def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:
     wanted, last_start = written_columns(have, ("filed",))
     marked = mark(db) if "filed" in have else 0  # an older version's store has no write order (nor mark)
     by_filed = "filed" in have and (marked != 0 or _clock_behind(db, last_start))
-    order = "filed DESC, rowid DESC" if by_filed else f"{last_start} DESC"
+    order = "filed DESC, rowid DESC" if by_filed else f"{last_start} DESC, rowid DESC"
     return db.execute(f"SELECT {wanted} FROM sessions ORDER BY {order} LIMIT ?", (keep,)).fetchall(), marked
 
 
 def drop_unsound(db: sqlite3.Connection) -> None:
     """Deletes the rows no read trusts (`SOUND_ROW`), which every write still compared with.
     A store another process holds past the busy timeout keeps them, skipped by every read.
-    A `filed` no write of ours makes (TEXT, a BLOB, past 2**52) is cleared: it ranked above every
+    A `filed` no write of ours makes (TEXT, a BLOB, past 2**31 - 1) is cleared: it ranked above every
     number, FILED handed every later write one same number, and a resumed session went first."""
     if db.execute(f"SELECT 1 FROM sessions WHERE {FILED_UNSOUND} LIMIT 1").fetchone() is not None:
         try:

@@ -24,8 +24,8 @@ import sqlite3
 import stat
 from pathlib import Path
 
+from edge_agent.core.statefiles import read_only
 from edge_agent.core.store import DB_NAME, is_corruption
-from edge_agent.core.storeread import read_only
 from edge_agent.errors import EdgeAgentError
 
 WRITE_HINT = "the service user needs write access (systemd's StateDirectory= gives it); a read-only remount after SD card errors (dmesg) also does this"
@@ -176,7 +176,7 @@ def _missing(d: Path) -> str:
 
 
 def _count_read_only(db: Path) -> int:
-    """Sessions in the database, read without creating a file beside it (`storeread.read_only`)."""
+    """Sessions in the database, read without creating a file beside it (`statefiles.read_only`)."""
     try:
         with read_only(db) as conn:
             row = conn.execute("PRAGMA quick_check").fetchone()
