@@ -3,10 +3,11 @@
 Both are often run as root (`sudo edge-agent sessions`) on the service's state dir. Opening the
 store as `SessionStore` does (for writing, a corrupt file moved aside and a fresh database made)
 would leave root's files there, which the service user can then not write: the kiosk would run
-without resume. Here the database is opened read-only (`statefiles.read_only`, which the kiosk's
-own salvage of a read-only card uses too) in a way that leaves no `-wal` or `-shm` file behind: `immutable=1` while no `-wal` file shows an open store (nothing to miss, and SQLite
-then makes no -wal/-shm), `mode=ro` when both are there, and a private copy of the database and
-its WAL when the `-shm` is missing (read-only, SQLite cannot rebuild it, and `immutable` left the
+without resume. Here the database is opened read-only (`statefiles.read_only`, which the
+kiosk's own salvage of a read-only card uses too) in a way that leaves no `-wal` or `-shm` file
+behind: `immutable=1` while no `-wal` file shows an open store (nothing to miss, and SQLite then
+makes no -wal/-shm), `mode=ro` when both are there, and a private copy of the database and its
+WAL when the `-shm` is missing (read-only, SQLite cannot rebuild it, and `immutable` left the
 WAL's sessions out).
 """
 
