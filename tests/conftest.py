@@ -430,6 +430,13 @@ class KioskThread:
             assert self.leftover_tasks == [], f"tasks outlived the kiosk: {self.leftover_tasks}"
 
 
+def kiosk_events(k: KioskThread) -> list[tuple[str, dict[str, Any]]]:
+    """Every event the kiosk reports from now on, (kind, fields) in order, as MQTT would carry them."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    k.kiosk.reporter.event = lambda kind, fields: seen.append((kind, dict(fields)))  # type: ignore[method-assign]
+    return seen
+
+
 def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: Any) -> Any:
     """Settings for an in-process kiosk: file mic (the clip, or silence), null speaker."""
     from edge_agent.core import config

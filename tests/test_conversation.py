@@ -529,3 +529,21 @@ def test_a_reload_that_keeps_the_agent_leaves_a_forget_of_its_slot_working() -> 
     conv.reconfigure(conv.t, "default", "agent-a")  # SIGHUP, agent.agent_id unchanged
     conv.handle(c.SessionsForgotten("default", None), 2.0)
     assert conv.published_ids() == (None, None)
+
+
+@pytest.mark.parametrize("long", [False, True], ids=["continuing", "fresh"])
+def test_a_drop_after_an_onready_naming_another_slots_session_reconnects(long: bool) -> None:
+    """The controller alone (the loopback test is in test_resume_attacks): an `onready` naming the
+    session this kiosk holds for another slot leaves the conversation off the record, with no id
+    of its own. "No id" was read as "never ready": a drop past `reconnect_window_s` from the
+    press was the end of a link that never came up (a short press: a refused continuation,
+    retried fresh mid-talk; a long one: the error earcon) instead of a drop mid-conversation."""
+    held_for_alice = lambda sid, agent_id, slot: sid == "alice-1" and slot != "b-alice"  # noqa: E731  # the store's answer
+    conv = c.Conversation(Timing(reconnect_window_s=1.0), "visitor-1", 60.0, rng=random.Random(1), foreign=held_for_alice)
+    conv.handle(c.Press(long=long), 5.0)  # the default slot
+    acts = ready(conv, "alice-1", 5.1)
+    assert [a.fields.get("code") for a in of(acts, c.Notify) if a.kind == "error"] == ["agent_session_of_another"]
+    assert conv.state == c.LISTENING
+    acts = conv.handle(c.LinkDown(conv.link_id, "close_1006"), 9.0)  # 4 s into it
+    assert of(acts, c.OpenLink) and conv.state == c.CONNECTING
+    assert [a.kind for a in of(acts, c.Notify) if a.kind in ("continuation_refused", "error")] == []

@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import DATA, Broker, KioskThread, Observer, kiosk_settings, read_wav, wait_for
+from conftest import DATA, Broker, KioskThread, Observer, kiosk_events, kiosk_settings, read_wav, wait_for
 
 from edge_agent.core import conversation as c
 from edge_agent.core.store import DB_NAME, SessionStore
@@ -26,12 +26,6 @@ def proxy(sim: AgentSimulator) -> Iterator[FaultProxyThread]:
         yield t
 
 
-def _events(k: KioskThread) -> list[tuple[str, dict[str, Any]]]:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    k.kiosk.reporter.event = lambda kind, fields: seen.append((kind, dict(fields)))  # type: ignore[method-assign]
-    return seen
-
-
 def _set(proxy: FaultProxyThread, mode: str) -> None:
     proxy.loop.call_soon_threadsafe(setattr, proxy.proxy, "mode", mode)
 
@@ -40,7 +34,7 @@ def test_link_cut_mid_conversation_reconnects_and_continues_each_time(tmp_path: 
     p: FaultProxy = proxy.proxy
     settings = kiosk_settings(tmp_path, p.url(), agent=FAST)
     with KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         ids = [sim.sessions[0].session_id]
@@ -66,7 +60,7 @@ def test_link_cut_mid_conversation_reconnects_and_continues_each_time(tmp_path: 
 def test_a_silent_dead_link_is_detected_and_replaced(tmp_path: Path, sim: AgentSimulator, proxy: FaultProxyThread) -> None:
     settings = kiosk_settings(tmp_path, proxy.proxy.url(), agent=FAST)
     with KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         first = sim.sessions[0].session_id
@@ -85,7 +79,7 @@ def test_a_silent_dead_link_is_detected_and_replaced(tmp_path: Path, sim: AgentS
 def test_past_the_window_it_ends_cleanly_and_the_next_press_continues(tmp_path: Path, sim: AgentSimulator, proxy: FaultProxyThread) -> None:
     settings = kiosk_settings(tmp_path, proxy.proxy.url(), agent=FAST, session={"reconnect_window_s": 2.0})
     with KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         first = sim.sessions[0].session_id
@@ -130,7 +124,7 @@ def test_a_continuation_the_platform_refuses_is_asked_again_as_a_fresh_session(t
     code, or onsessionended before onready): every short press failed on it, with the error
     earcon, for the 7 days of resume_within_s. Now the press asks once more without it."""
     with SimulatorThread(refuse_continuation=code) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, agent=FAST)) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         k.press()
@@ -162,7 +156,7 @@ def test_continuation_not_honoured_by_an_opt_out_agent(tmp_path: Path) -> None:
     with SimulatorThread(data_opt_out=True) as sim:
         clip = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 12]
         with KioskThread(kiosk_settings(tmp_path, sim.url, clip)) as k:
-            events = _events(k)
+            events = kiosk_events(k)
             k.press()
             wait_for(lambda: sim.sessions and sim.sessions[0].turns >= 1, 20, "a reply")
             k.press()
@@ -217,7 +211,7 @@ def test_corrupt_state_file_is_moved_aside_reported_and_the_kiosk_runs(tmp_path:
     (state / DB_NAME).write_bytes(b"\x00garbage after a bad SD card write" * 50)
     settings = kiosk_settings(tmp_path, sim.url)
     with KioskThread(settings, wait_ready=False) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         wait_for(k.kiosk.ready.is_set, 20)
         k.press()
         k.wait_state(c.LISTENING)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KioskThread, kiosk_settings, wait_for
+from conftest import KioskThread, kiosk_events, kiosk_settings, wait_for
 
 from edge_agent.agent.link import MAX_MESSAGE_BYTES
 from edge_agent.core import conversation as c
@@ -25,19 +25,13 @@ from edge_agent.service.notify import SystemdNotifier
 FAST = {"dead_after_s": 1.5, "ping_interval_s": 0.5, "connect_timeout_s": 1.0}
 
 
-def _events(k: KioskThread) -> list[tuple[str, dict[str, Any]]]:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    k.kiosk.reporter.event = lambda kind, fields: seen.append((kind, dict(fields)))  # type: ignore[method-assign]
-    return seen
-
-
 def test_a_link_dying_right_after_onready_is_not_retried_forever(tmp_path: Path) -> None:
     """Accepts, says onready, drops: each retry is a new (billed) session. The backoff grows
     (a link that did not live does not reset it) and the conversation gives up past the cap."""
     with SimulatorThread(drop_after_ready=True) as sim:
         settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"max_reconnects": 3})
         with KioskThread(settings) as k:
-            events = _events(k)
+            events = kiosk_events(k)
             k.press()
             wait_for(lambda: any(e == "error" for e, _ in events), 15, "the conversation to give up")
             assert len(sim.sessions) == 4  # the first and 3 reconnects, not one every 250 ms
@@ -60,7 +54,7 @@ def test_a_session_id_with_a_newline_never_reaches_systemd(tmp_path: Path, monke
         with SimulatorThread(bad_session_id="abc\nWATCHDOG=trigger") as sim:
             settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"reconnect_window_s": 2.0})
             with KioskThread(settings) as k:
-                events = _events(k)
+                events = kiosk_events(k)
                 k.press()
                 gave_up = lambda: any(e == "error" for e, _ in events)  # noqa: E731
                 # the window (2 s) of refused ids ends in the error; a kiosk that took the id would
@@ -155,7 +149,7 @@ def test_a_message_over_the_size_limit_closes_the_link(tmp_path: Path, sim_threa
     sim = sim_thread.sim
     settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"max_reconnects": 0})
     with KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         sim_thread.call(sim.send_raw(bytes(MAX_MESSAGE_BYTES)))  # at the limit: played
@@ -184,7 +178,7 @@ def test_the_servers_echo_of_the_kiosks_own_close_code_is_no_refusal() -> None:
 def test_a_paused_agent_does_not_keep_the_kiosk_muted_past_the_idle_timeout(tmp_path: Path, sim_thread: SimulatorThread) -> None:
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url, session={"idle_timeout_s": 2.0, "max_duration_s": 600.0})) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
 
@@ -203,7 +197,7 @@ def test_long_lived_links_still_reconnect_every_time(tmp_path: Path, sim_thread:
     """A link that lived (min_link_life_s, shortened here) resets the backoff: a fast reconnect each time."""
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url, agent=FAST)) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         k.kiosk.conversation.t = replace(k.kiosk.conversation.t, min_link_life_s=0.5)
@@ -219,7 +213,7 @@ def test_a_pong_no_float_can_hold_is_a_skipped_frame_not_a_lost_link(tmp_path: P
     the link with an OverflowError (a reconnect: a new billed session) instead of being skipped."""
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         for data in ("-1" + "0" * 400, "9" * 400, 10**400):
@@ -241,7 +235,7 @@ def test_a_server_that_stops_reading_cannot_make_the_kiosk_buffer_pongs(tmp_path
     sim = sim_thread.sim
     settings = kiosk_settings(tmp_path, sim.url, agent={"dead_after_s": 120.0})  # not the dead-link timer
     with caplog.at_level(logging.WARNING), KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         flood = sim_thread.call(sim.ping_flood(FLOOD_S), timeout_s=FLOOD_S + 20)
@@ -262,7 +256,7 @@ def test_a_server_flipping_speaking_and_listening_cannot_flood_the_journal_mqtt_
     rate-limited; the last state reported is still the kiosk's own."""
     sim = sim_thread.sim
     with caplog.at_level(logging.INFO), KioskThread(kiosk_settings(tmp_path, sim.url, audio={"duplex": "full"})) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         states: list[str] = []
         k.kiosk.reporter.state = lambda state, *rest: states.append(state)  # type: ignore[method-assign]
         k.press()
@@ -292,7 +286,7 @@ def test_a_server_that_never_says_onready_does_not_hold_the_kiosk_connecting(tmp
     with SimulatorThread(never_ready=True) as sim:
         settings = kiosk_settings(tmp_path, sim.url, agent=FAST, session={"reconnect_window_s": 2.0})
         with KioskThread(settings) as k:
-            events = _events(k)
+            events = kiosk_events(k)
             k.press()
             k.wait_state(c.CONNECTING)
             wait_for(lambda: any(e == "error" for e, _ in events), 15, "the conversation to give up")
@@ -344,7 +338,7 @@ def test_a_second_onready_with_a_new_session_id_is_the_one_continued(tmp_path: P
     sim = sim_thread.sim
     settings = kiosk_settings(tmp_path, sim.url)
     with KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         rename = json.dumps({"method": "onready", "payload": {"session_id": "platform-renamed-1"}})
@@ -373,7 +367,7 @@ def test_a_text_frame_that_is_not_utf8_is_skipped_not_a_reconnect(tmp_path: Path
     platform). It is a bad frame like any other now: counted, logged, skipped."""
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url, audio={"duplex": "full"})) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         sim_thread.call(sim.send_raw(b'{"method": "ontranscript", "data": "\xff\xfe garbled"}', text=True), timeout_s=5)
@@ -392,7 +386,7 @@ def test_a_garbled_text_message_in_fragments_is_skipped_and_a_sound_one_kept(tmp
     counted once; a sound one (a character split across its fragments) is handled as before."""
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url, audio={"duplex": "full"})) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.press()
         k.wait_state(c.LISTENING)
         garbled = [b'{"method": "ontranscript", ', b'"data": "\xff\xfe garbled"}']
@@ -431,7 +425,7 @@ def test_a_garbled_frame_right_behind_onready_is_skipped_too(tmp_path: Path) -> 
 
         sim._send = onready_and_garbled.__get__(sim)  # type: ignore[method-assign]
         with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
-            events = _events(k)
+            events = kiosk_events(k)
             k.press()
             k.wait_state(c.LISTENING)
             wait_for(lambda: k.kiosk.stats.bad_frames >= 1, 5, "the garbled frame to be skipped")
@@ -445,7 +439,7 @@ def test_a_second_onready_naming_a_badge_holders_session_is_refused(tmp_path: Pa
     conversation (its row kept the badge's slot, its memory filed it under the default one)."""
     sim = sim_thread.sim
     with KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.send(c.Press(origin="badge", slot="b-alice"))
         k.wait_state(c.LISTENING)
         alice = k.on_loop(lambda: k.kiosk.conversation.session_id)
@@ -475,7 +469,7 @@ def test_a_button_naming_the_configured_agent_keeps_its_own_continued_session(tm
     settings = kiosk_settings(tmp_path, sim.url)
     press = c.Press(origin="button", slot="staff", agent_id=agent_id)
     with KioskThread(settings) as k:
-        events = _events(k)
+        events = kiosk_events(k)
         k.send(press)
         k.wait_state(c.LISTENING)
         first = k.on_loop(lambda: k.kiosk.conversation.session_id)
@@ -511,7 +505,7 @@ def test_one_garbled_frame_ahead_of_a_reconnects_onready_is_skipped_not_the_end(
         sim._send = send.__get__(sim)  # type: ignore[method-assign]
         settings = kiosk_settings(tmp_path, sim.url, agent={})
         with KioskThread(settings) as k:
-            seen = _events(k)
+            seen = kiosk_events(k)
             k.press()
             k.wait_state(c.LISTENING)
             garble["left"] = 1  # the reconnect's first frame only

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import KioskThread, kiosk_settings, read_wav, wait_for
+from conftest import KioskThread, kiosk_events, kiosk_settings, read_wav, wait_for
 from websockets.asyncio.server import ServerConnection, serve
 
 from edge_agent.agent.link import CLOSE_WITHIN_S
@@ -76,12 +76,6 @@ class HostileServer:
         assert self._stop is not None
         self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
-
-
-def _events(k: KioskThread) -> list[tuple[str, dict[str, Any]]]:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    k.kiosk.reporter.event = lambda kind, fields: seen.append((kind, dict(fields)))  # type: ignore[method-assign]
-    return seen
 
 
 def onready(sid: Any) -> str:
@@ -165,7 +159,7 @@ def test_a_dead_link_with_a_full_send_buffer_is_still_replaced(tmp_path: Path) -
     with HostileServer(_ready_then_dead, rcvbuf=4096) as srv:
         settings = kiosk_settings(tmp_path, srv.url, clip=speech, agent={"dead_after_s": 4.0, "ping_interval_s": 1.0})
         with KioskThread(settings) as k:
-            events = _events(k)
+            events = kiosk_events(k)
             k.press()
             k.wait_state(c.LISTENING)
             wait_for(lambda: k.kiosk.stats.frames_dropped > 0, 20, "the uplink to back up")
@@ -191,7 +185,7 @@ def test_an_http_redirect_from_the_server_is_not_reported_as_a_bad_endpoint(tmp_
     with HostileServer(_never, process_request=_redirect_to_portal) as srv:
         settings = kiosk_settings(tmp_path, srv.url, agent=FAST)
         with KioskThread(settings) as k:
-            events = _events(k)
+            events = kiosk_events(k)
             k.press()
             wait_for(lambda: any(e in ("error", "reconnecting") for e, _ in events), 15, "the link's end")
             first = next((e, f) for e, f in events if e in ("error", "reconnecting"))

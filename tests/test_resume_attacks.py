@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KioskThread, kiosk_settings, wait_for
+from conftest import KioskThread, kiosk_events, kiosk_settings, wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
@@ -208,3 +208,82 @@ def test_a_press_racing_the_servers_idle_close_of_the_standby_still_continues(tm
             wait_for(lambda: k.state in (c.LISTENING, c.ERROR), 20, "listening or error")
             assert k.state == c.LISTENING
             assert sim.sessions[-1].initiate["data"].get("session_continuation") == {"session_id": first}
+
+
+# ----------------------------------------------------------------------------- a helper's attacks on the continuation promise (2026-12-06), each failed before its fix
+@pytest.mark.parametrize("stored_default", [True, False], ids=["continuing", "fresh"])
+def test_an_off_record_conversation_cut_after_the_window_reconnects(tmp_path: Path, stored_default: bool) -> None:
+    """A server names, in the conversation's first `onready`, the id this kiosk holds for a badge
+    holder's slot: the conversation runs off the record (as documented), and goes on. A network
+    cut later than `reconnect_window_s` into it must reconnect like any cut mid-conversation.
+    It was taken for a link that never became ready: the window counted from the press, so the
+    cut was "past the window" at once, and the visitor's live conversation was either failed
+    (error earcon, a fresh press) or taken for a refused continuation and restarted fresh."""
+    store = SessionStore(tmp_path / "state")
+    store.record_start("alice-1", "agent-1", "b-alice", None, time.time() - 5.0)
+    store.record_end("alice-1", "button", time.time() - 4.0)
+    if stored_default:
+        store.record_start("visitor-1", "agent-1", "default", None, time.time() - 3.0)
+        store.record_end("visitor-1", "button", time.time() - 2.0)
+    store.close()
+    st = SimulatorThread(bad_session_id="alice-1")
+    sim = st.sim
+    with st:
+        settings = kiosk_settings(tmp_path, sim.url, agent={"dead_after_s": 1.5, "ping_interval_s": 0.5}, session={"reconnect_window_s": 1.0})
+        with KioskThread(settings) as k:
+            events = kiosk_events(k)
+            k.press()
+            k.wait_state(c.LISTENING)
+            assert any(f.get("code") == "agent_session_of_another" for e, f in events if e == "error")
+            asked = sim.sessions[-1].initiate["data"].get("session_continuation")
+            time.sleep(1.5)  # the conversation runs on, past the reconnect window's length
+            sessions = len(sim.sessions)
+            assert k.state == c.LISTENING  # the conversation is alive
+            st.call(sim.drop(), timeout_s=5)  # a network cut
+            wait_for(lambda: len(sim.sessions) > sessions or k.state == c.ERROR, 10, f"a reconnect or an error (state {k.state})")
+            wait_for(lambda: k.state in (c.LISTENING, c.ERROR), 10, "listening or error")
+            kinds = [e for e, _ in events]
+            assert k.state == c.LISTENING, f"state {k.state}; events {kinds}"
+            assert "continuation_refused" not in kinds, events
+            assert "reconnecting" in kinds, kinds
+            assert sim.sessions[-1].initiate["data"].get("session_continuation") == asked
+
+
+def test_reconnects_turned_off_still_let_a_press_start_a_conversation(tmp_path: Path) -> None:
+    """`session.reconnect_window_s = 0` is accepted by the config (the range starts at 0): an
+    operator's way to turn reconnects off (a drop ends the conversation; the next press continues
+    it). The first `onready` was given the same window, so every press failed at the first tick
+    after it, with the error earcon, before any server could answer: no visitor could talk."""
+    with SimulatorThread(onready_delay_s=0.3) as sim, KioskThread(kiosk_settings(tmp_path, sim.url, session={"reconnect_window_s": 0.0})) as k:
+        events = kiosk_events(k)
+        k.press()
+        wait_for(lambda: k.state in (c.LISTENING, c.ERROR), 10, "listening or error")
+        assert k.state == c.LISTENING, [f for e, f in events if e == "error"]
+
+
+def test_a_continuation_refused_after_a_forget_does_not_name_the_forgotten_session(tmp_path: Path) -> None:
+    """The operator's privacy switch (MQTT `forget_sessions`) lands while a short press is still
+    connecting to the last visitor's session. The README: the conversation goes on off the
+    record and "the states and events it publishes name no session". The platform then refuses
+    the continuation (`onsessionended` before `onready`): the `continuation_refused` event, which
+    goes out over MQTT, named the session the forget had just wiped."""
+    store = SessionStore(tmp_path / "state")
+    store.record_start("last-visitor", "agent-1", "default", None, time.time() - 5.0)
+    store.record_end("last-visitor", "button", time.time() - 4.0)
+    store.close()
+    with SimulatorThread(refuse_continuation=0) as sim, FaultProxyThread("127.0.0.1", sim.port) as proxy:
+        proxy.delay_s = 0.5  # the refusal is a second away: the forget comes first
+        settings = kiosk_settings(tmp_path, proxy.url(), agent={"connect_timeout_s": 5.0})
+        with KioskThread(settings) as k:
+            events = kiosk_events(k)
+            k.press()
+            k.wait_state(c.CONNECTING)
+            assert k.on_loop(k.kiosk.forget_sessions) == 1
+            mark = len(events)  # the press's own request named it before the forget
+            wait_for(lambda: sim.continuations_refused == 1, 10, "the refusal")
+            wait_for(lambda: any(e in ("continuation_refused", "conversation_started") for e, _ in events), 10, "the refusal to reach the kiosk")
+            named = [(e, f) for e, f in events[mark:] if "last-visitor" in repr(f)]
+            assert named == [], named
+            k.wait_state(c.LISTENING)  # the fresh retry goes on, off the record
+            k.press()
+            wait_for(lambda: k.state == c.IDLE, 15, "idle")

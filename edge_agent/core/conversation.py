@@ -312,12 +312,13 @@ class Conversation:
             return
         if self.state not in (CONNECTING, LISTENING, SPEAKING):
             return
-        if ev.fatal or (ev.server_closed and self.session_id is None and self._links.closed_by_server()):
+        unready = not self._links.was_ready  # no link of this conversation said onready yet
+        if ev.fatal or (ev.server_closed and unready and self._links.closed_by_server()):
             self._refused(ev.error or "refused", now, out)
             return
-        verdict = self._links.reconnects.lost(now, self.t, self._links.since if self.session_id is None else None)
+        verdict = self._links.reconnects.lost(now, self.t, self._links.since if unready else None)
         if verdict == "window_passed":
-            if self.session_id is None:
+            if unready:
                 self._not_ready(ev.error or "cannot connect", now, out)
             else:
                 self._finish("link_lost", now, out)
@@ -342,7 +343,7 @@ class Conversation:
 
     def _refused(self, error: str, now: float, out: list[Action], message: str | None = None) -> None:
         """A link refused before the first `onready`: asked for once more, fresh (LinkAttempts.refused), or a failure."""
-        if self._links.refused(self.session_id, error, self._target_fields(), out, now):
+        if self._links.refused(self.session_id, error, self._target_fields(), out, now, self.record.off_record):
             self._open(now, out, None)
         else:
             self._fail(message or error, now, out)
@@ -360,7 +361,7 @@ class Conversation:
         elif isinstance(msg, p.OnReady):
             self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
         elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after
-            if self.session_id is not None:  # a reconnect mid-conversation: the agent ended it meanwhile
+            if self._links.was_ready:  # a reconnect mid-conversation: the agent ended it meanwhile
                 self._finish("agent", now, out)
             else:  # refused: a continuation is asked for once more, fresh; a key, an agent or a quota is not
                 self._refused("ended before onready", now, out, "the agent ended the session before it was ready")

@@ -26,6 +26,11 @@ Each retry asked for the same id for the whole reconnect window, the press faile
 every press after it until `resume_within_s` (7 days) passed. One close alone may be a server's
 hiccup; a close that asks to try later (1001, 1012-1014) is not counted."""
 
+FIRST_READY_MIN_S = 5.0
+"""The least time a conversation's first `onready` gets, whatever `reconnect_window_s` says: a
+window of 0 (reconnects off, which the config accepts) or of a second failed every press at the
+first tick, before a server a round trip or three away could answer."""
+
 
 class LinkAttempts:
     """The link attempts of the current conversation (`begin` at each start)."""
@@ -40,6 +45,9 @@ class LinkAttempts:
         """When the conversation (or its fresh retry) began connecting: the first link's window."""
         self._retried_fresh = False  # a refused continuation was retried as a fresh session
         self._server_closes = 0  # closes by the server before the first onready, asking to continue
+        self.was_ready = False
+        """A link of this conversation said `onready`: a loss from now on is a drop mid-conversation
+        (also when its session id is not the conversation's own: one held for another slot)."""
 
     def begin(self, now: float) -> None:
         """A new conversation: no reconnects yet, and its fresh retry still to take."""
@@ -47,6 +55,7 @@ class LinkAttempts:
         self.since = now
         self._retried_fresh = False
         self._server_closes = 0
+        self.was_ready = False
 
     def closed_by_server(self) -> bool:
         """The server closed the current attempt itself before the first `onready`: True when
@@ -58,6 +67,7 @@ class LinkAttempts:
 
     def ready(self, now: float, session_id: str | None, continued_from: str | None, target: dict[str, Any], out: list[Action]) -> None:
         """The current attempt's `onready` (`session_id`, `continued_from` as the events may name them)."""
+        self.was_ready = True
         if self.reconnects.ready(now):
             out.append(Notify("reconnected", {"session_id": session_id, "continued_from": continued_from}))
         else:
@@ -76,7 +86,7 @@ class LinkAttempts:
         cont = session_id if session_id is not None else self.requested
         return cont, self.reconnects.backoff_s(t, rng)
 
-    def refused(self, session_id: str | None, error: str, target: dict[str, Any], out: list[Action], now: float) -> bool:
+    def refused(self, session_id: str | None, error: str, target: dict[str, Any], out: list[Action], now: float, off_record: bool = False) -> bool:
         """A link that asked to continue a stored session was refused before the conversation's
         first `onready` (a close code, or `onsessionended`): once per conversation, it asks again
         for a fresh session. The platform may refuse an id it no longer knows (the protocol does
@@ -85,16 +95,17 @@ class LinkAttempts:
         It gets a window of its own (`since`). False when there was no continuation to drop (the
         key, the agent or a quota refused)."""
         refused = self.requested
-        if refused is None or session_id is not None or self._retried_fresh:
+        if refused is None or session_id is not None or self.was_ready or self._retried_fresh:
             return False
         self._retried_fresh = True
         self.reconnects.reset()
         self.since = now
-        out.append(Notify("continuation_refused", {"session_id": refused, "error": error, **target}))
+        shown = None if off_record else refused  # the sessions forgotten meanwhile: events name none
+        out.append(Notify("continuation_refused", {"session_id": shown, "error": error, **target}))
         return True
 
     def never_ready(self, now: float, t: Timing) -> bool:
         """The conversation's first link has not said `onready` within `reconnect_window_s`: it
         gets the window a reconnect gets, so a server alive but never ready (pongs keep the link
         from looking dead) does not hold the kiosk connecting."""
-        return self.reconnects.lost_at is None and now - self.since >= t.reconnect_window_s
+        return self.reconnects.lost_at is None and now - self.since >= max(t.reconnect_window_s, FIRST_READY_MIN_S)
