@@ -301,6 +301,29 @@ def test_forgotten_sessions_are_not_continued() -> None:
     assert open_.continue_session_id is None
 
 
+def test_a_reconnect_after_a_forget_while_connecting_asks_for_no_forgotten_session() -> None:
+    """The operator's forget lands while a short press still connects to the last visitor's
+    session, and the network drops before `onready`: the reconnect asked the platform for the
+    session just wiped (what the first attempt had asked for), continuing a forgotten
+    conversation. The first attempt's request is gone; no later one names it."""
+    conv = c.Conversation(Timing(reconnect_window_s=30.0), "old", 1.0, rng=random.Random(1))
+    (open_,) = of(conv.handle(c.Press(), 0.0), c.OpenLink)
+    assert open_.continue_session_id == "old"
+    conv.handle(c.SessionsForgotten(), 0.5)
+    (open_,) = of(conv.handle(c.LinkDown(conv.link_id, "close_1006"), 1.0), c.OpenLink)
+    assert open_.continue_session_id is None
+    acts = ready(conv, "new-1", 2.0)
+    assert conv.state == c.LISTENING and not of(acts, c.StoreStart)  # off the record, as the forget said
+
+
+def test_a_forget_of_another_slot_while_connecting_changes_nothing_of_this_one() -> None:
+    conv = c.Conversation(Timing(reconnect_window_s=30.0), "old", 1.0, rng=random.Random(1))
+    conv.handle(c.Press(), 0.0)
+    conv.handle(c.SessionsForgotten(slot="b-alice"), 0.5)
+    (open_,) = of(conv.handle(c.LinkDown(conv.link_id, "close_1006"), 1.0), c.OpenLink)
+    assert open_.continue_session_id == "old"
+
+
 def test_push_to_talk_opens_the_mic_only_while_held() -> None:
     conv = make(push_to_talk=True, idle_timeout_s=10.0)
     acts = conv.handle(c.Talk(True), 0.0)

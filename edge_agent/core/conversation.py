@@ -286,6 +286,7 @@ class Conversation:
         self.record.resume.forget(target)
         if target is None or target == (self.agent_id, self.slot):  # not another slot's sessions
             self.record.forgotten(live=self.state in (CONNECTING, LISTENING, SPEAKING))
+            self._links.request_forgotten = True  # a reconnect before onready asks for no wiped session
 
     def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
         self.record.resume.reloaded(ev.session_id, ev.age_s, self.default_slot, now)

@@ -48,6 +48,9 @@ class LinkAttempts:
         self.was_ready = False
         """A link of this conversation said `onready`: a loss from now on is a drop mid-conversation
         (also when its session id is not the conversation's own: one held for another slot)."""
+        self.request_forgotten = False
+        """The session the attempts asked for was forgotten meanwhile (`forget_sessions` while
+        connecting): a reconnect asks for none, not for the wiped one again."""
 
     def begin(self, now: float) -> None:
         """A new conversation: no reconnects yet, and its fresh retry still to take."""
@@ -56,6 +59,7 @@ class LinkAttempts:
         self._retried_fresh = False
         self._server_closes = 0
         self.was_ready = False
+        self.request_forgotten = False
 
     def closed_by_server(self) -> bool:
         """The server closed the current attempt itself before the first `onready`: True when
@@ -83,7 +87,7 @@ class LinkAttempts:
         if self.reconnects.attempt == 1:
             out.append(Earcon("reconnecting"))
         out.append(Notify("reconnecting", {"attempt": self.reconnects.attempt, "error": error, "session_id": shown_id}))
-        cont = session_id if session_id is not None else self.requested
+        cont = session_id if session_id is not None else (None if self.request_forgotten else self.requested)
         return cont, self.reconnects.backoff_s(t, rng)
 
     def refused(self, session_id: str | None, error: str, target: dict[str, Any], out: list[Action], now: float, off_record: bool = False) -> bool:
