@@ -287,3 +287,21 @@ def test_a_continuation_refused_after_a_forget_does_not_name_the_forgotten_sessi
             k.wait_state(c.LISTENING)  # the fresh retry goes on, off the record
             k.press()
             wait_for(lambda: k.state == c.IDLE, 15, "idle")
+
+
+def test_a_stop_while_a_replaced_link_still_closes_leaves_no_task_behind(tmp_path: Path) -> None:
+    """A refused continuation is retried fresh on a new link while the refused one still closes
+    (half a second each way here): the kiosk kept only the new link, so at a stop right then it
+    waited for that one alone and the old link's task outlived the kiosk (a helper's finding;
+    `KioskThread` fails on any task left)."""
+    store = SessionStore(tmp_path / "state")
+    store.record_start("last-visitor", "agent-1", "default", None, time.time() - 5.0)
+    store.record_end("last-visitor", "button", time.time() - 4.0)
+    store.close()
+    with SimulatorThread(refuse_continuation=0) as sim, FaultProxyThread("127.0.0.1", sim.port) as proxy:
+        proxy.delay_s = 0.5
+        with KioskThread(kiosk_settings(tmp_path, proxy.url(), agent={"connect_timeout_s": 5.0})) as k:
+            events = kiosk_events(k)
+            k.press()
+            wait_for(lambda: any(e == "continuation_refused" for e, _ in events), 15, "the refusal")
+        # leaving the block stops the kiosk: no task may outlive it

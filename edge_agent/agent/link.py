@@ -112,6 +112,11 @@ class AgentLink:
         """Uplink audio is waiting for the socket."""
         return self.outbox.queued
 
+    @property
+    def finished(self) -> bool:
+        """The link's task has ended (or never started): nothing of it runs any more."""
+        return self._task is None or self._task.done()
+
     def start(self, continuation: str | None, delay_s: float = 0.0) -> None:
         self._continuation = continuation
         self._task = asyncio.get_running_loop().create_task(self._run(delay_s), name=f"agent-link-{self.link_id}")

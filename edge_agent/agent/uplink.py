@@ -9,6 +9,7 @@ frames go straight to the link. Runs on the daemon's event loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from edge_agent.agent.link import AgentLink, LinkStats
@@ -26,12 +27,15 @@ class Uplink:
         self.stats, self.standby, self.backlog = stats, standby, backlog
         self._emit = emit
         self.link: AgentLink | None = None
+        self._replaced: list[AgentLink] = []
+        """Links closed for a successor and perhaps still closing (a slow network): waited for at shutdown too."""
 
     def open(self, a: c.OpenLink, target: AgentSettings | None, default: AgentSettings) -> None:
         """Opens link `a.link_id` (closing the one before): the standby when there is no delay
         and it fits `target`, else a new link to `target` (None: `default`)."""
         if self.link is not None:
             self.link.close()
+            self._replaced = [link for link in self._replaced if not link.finished] + [self.link]
         warm = self.standby.take(a.link_id, self._emit, a.continue_session_id, target) if a.delay_s == 0 else None
         if warm is not None:
             self.link = warm
@@ -68,9 +72,10 @@ class Uplink:
         return True
 
     async def wait_closed(self) -> None:
-        """At shutdown: waits (briefly) for the current link and the standby to close."""
-        if self.link is not None:
-            await self.link.wait_closed(1.5)
+        """At shutdown: waits (briefly) for the current link, the ones it replaced that are still
+        closing, and the standby to close (each aborted past its wait, all waited for at once)."""
+        waits = [link.wait_closed(1.5) for link in (*self._replaced, self.link) if link is not None and not link.finished]
         standby = self.standby.close()
         if standby is not None:
-            await standby.wait_closed(1.0)
+            waits.append(standby.wait_closed(1.0))
+        await asyncio.gather(*waits)
