@@ -72,10 +72,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     kiosk = Kiosk(settings)
     gc.freeze()  # what start-up built lives as long as the daemon: the collector never rescans it
     try:
-        return asyncio.run(kiosk.run(on_reload=lambda: config.load(args.config)))
+        return asyncio.run(kiosk.run(on_reload=lambda: _reloaded(args)))
     finally:
         if claimed is not None:
             os.close(claimed)
+
+
+def _reloaded(args: argparse.Namespace) -> config.Settings:
+    """The config read again for a SIGHUP, with `--log-level` over its `log.level` as at start: a
+    reload set a `run --log-level debug` back to the file's level, and the debug lines stopped."""
+    from dataclasses import replace
+
+    settings = config.load(args.config)
+    return replace(settings, log=replace(settings.log, level=args.log_level)) if args.log_level else settings
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -4,17 +4,37 @@ store fault. Each failed before its fix, through the real daemon in a process.""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, DaemonProcess, daemon_config, wait_for
 
+from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
+from edge_agent.service.statecheck import StateDirProblem, check_state_dir
 
 UNIT_STOP_S = 5.0  # systemd/edge-agent.service: TimeoutStopSec=5, then SIGKILL
+
+
+def _fill_notify_queue(path: Path, datagram: bytes) -> None:
+    """Fills the notify socket's queue at `path` (net.unix.max_dgram_qlen datagrams), as PID 1
+    falling behind leaves it: the next datagram finds no room."""
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.setblocking(False)
+    try:
+        while True:
+            filler.sendto(datagram, str(path))
+    except BlockingIOError:
+        pass
+    finally:
+        filler.close()
+
 
 # A resolver that does not answer (the Wi-Fi associated, the uplink dead: glibc waits
 # timeout:5 x attempts:2 per name server). Only the names ending in .slow-dns.test are slowed;
@@ -22,6 +42,7 @@ UNIT_STOP_S = 5.0  # systemd/edge-agent.service: TimeoutStopSec=5, then SIGKILL
 SLOW_DNS = '''
 import socket, time
 _real = socket.getaddrinfo
+
 def getaddrinfo(host, *args, **kwargs):
     if isinstance(host, str) and host.endswith(".slow-dns.test"):
         time.sleep(10)  # glibc: timeout:5 x attempts:2
@@ -97,15 +118,7 @@ def test_a_notify_socket_nobody_reads_neither_freezes_the_kiosk_nor_makes_it_dea
         d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "150000"})
         daemons.append(d)
         d.wait_log("ready: device svc")
-        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        filler.setblocking(False)
-        try:  # others' datagrams (or ours) fill what PID 1 does not read: net.unix.max_dgram_qlen
-            while True:
-                filler.sendto(b"STATUS=x", str(path))
-        except BlockingIOError:
-            pass
-        finally:
-            filler.close()
+        _fill_notify_queue(path, b"STATUS=x")  # others' datagrams (or ours) fill what PID 1 does not read: net.unix.max_dgram_qlen
         time.sleep(1.0)  # the next tick's WATCHDOG=1 (every 50 ms asked, every tick sent)
         mark = d.press()
         d.wait_log("state: listening", after=mark, timeout_s=10)
@@ -204,3 +217,136 @@ def test_the_resolver_threads_hand_back_results_and_errors_and_refuse_past_their
     release.set()
     assert all(f.result(5) is True for f in stuck)
     assert pool.submit(lambda: "again").result(5) == "again"  # the slots came back
+
+
+# ----------------------------------------------------------------------------- a helper's attacks on the service (2026-12-06), each failed before its fix
+def test_ready_is_not_lost_when_the_notify_queue_is_full_at_that_moment(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """PID 1 busy (a daemon-reload at boot) while the kiosk sets up: its notify queue is full when
+    READY=1 goes out. notify.py drops what does not fit, which is right for WATCHDOG=1 (another
+    follows) but READY=1 is sent once: systemd never hears it, the start job runs into
+    TimeoutStartSec=60, and the unit is killed and restarted, again and again while PID 1 lags."""
+    path = tmp_path / "notify.sock"
+    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sink.bind(str(path))
+    _fill_notify_queue(path, b"STATUS=x")  # the queue full before the kiosk starts: net.unix.max_dgram_qlen datagrams
+    try:
+        d = DaemonProcess(daemon_config(tmp_path, sim.url), env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "3000000"})
+        daemons.append(d)
+        d.wait_log("ready: device svc")  # READY=1 was sent into the full queue
+        sink.settimeout(0.2)
+        got: list[str] = []
+
+        def ready_heard() -> bool:  # PID 1 catches up: reads its queue, and what comes after
+            try:
+                got.extend(sink.recv(4096).decode().splitlines())
+            except TimeoutError:
+                pass
+            return "READY=1" in got
+
+        wait_for(ready_heard, 10, "READY=1 once the queue drains")
+        assert d.stop() == 0
+    finally:
+        sink.close()
+
+
+def test_the_doctor_fails_a_state_dir_that_is_a_dangling_link(tmp_path: Path) -> None:
+    """/var/lib/edge-agent linked to a USB stick or a second partition that is not mounted: the
+    link points nowhere. The doctor says "does not exist yet: it is created on the first run",
+    but the kiosk cannot make it (mkdir on the link: File exists) and runs without its store, no
+    resume after a restart; the doctor passed the one thing that was wrong."""
+    state = tmp_path / "state"
+    state.symlink_to(tmp_path / "usb-not-mounted" / "edge-agent")
+    store = SessionStore(state)
+    try:
+        assert store.fault is not None  # what the kiosk then runs with: sessions in memory only
+    finally:
+        store.close()
+    with pytest.raises(StateDirProblem, match="link"):
+        print(check_state_dir(state))
+
+
+def test_a_reload_keeps_the_log_level_given_on_the_command_line(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """`edge-agent run --log-level debug` (how an operator chases a fault, README "Commands": the
+    flag over `log.level`): a `kill -HUP` to try an edit set the level back to the config's info,
+    and the debug lines the operator was waiting for stopped without a word."""
+    cfg = daemon_config(tmp_path, sim.url)
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log("ready: device svc")
+    mark = d.press()
+    d.wait_log(r"DEBUG edge_agent: (visitor|agent):", after=mark)  # what was said: DEBUG without log.transcripts
+    d.press()
+    d.wait_log(r"conversation ended", after=mark)
+    cfg.write_text(cfg.read_text() + "\n[session]\nidle_timeout_s = 30.0\n")
+    mark = len(d.lines)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("config reloaded", after=mark)
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    d.wait_log(r"DEBUG edge_agent: (visitor|agent):", after=mark)
+    assert d.stop() == 0
+
+
+def test_a_reload_during_the_stop_neither_kills_the_daemon_nor_loses_the_session(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """`systemctl reload` from a config tool racing a `systemctl stop` (or `kill -HUP` by hand): a
+    SIGHUP after the loop closed met SIGHUP's default action, the process died of it, and systemd
+    reported the stop as failed (`status=1/HUP`); one still on the loop reloaded the config after
+    "edge-agent stopped"."""
+    cfg = daemon_config(tmp_path, sim.url)
+    d = DaemonProcess(cfg)
+    daemons.append(d)
+    d.wait_log("ready: device svc")
+    mark = d.press()
+    d.wait_log("state: listening", after=mark)
+    d.proc.send_signal(signal.SIGTERM)
+    while d.proc.poll() is None:  # reloads all through the stop, until the process is gone
+        try:
+            d.proc.send_signal(signal.SIGHUP)
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    assert d.proc.wait(5) == 0, d.log[-1500:]
+    stopped = d.lines.index(next(line for line in d.lines if "edge-agent stopped" in line))
+    assert not [line for line in d.lines[stopped:] if "config reload" in line]
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "sessions", "--json", "-c", str(cfg)], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    (row,) = json.loads(out)
+    assert row["end_reason"] == "shutdown" and row["ended_at"]
+
+
+def test_systemctl_status_does_not_keep_a_state_long_gone_after_the_notify_queue_was_full(tmp_path: Path, sim: AgentSimulator, daemons: list[DaemonProcess]) -> None:
+    """PID 1 busy for a moment while a conversation ends: the STATUS=idle that said so was
+    dropped with the full queue, and nothing sends it again: `systemctl status edge-agent` went on
+    showing "listening session ..." on an idle kiosk until the next visitor, and an operator
+    checking on it from afar read a kiosk stuck in a conversation."""
+    path = tmp_path / "notify.sock"
+    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sink.bind(str(path))
+    sink.settimeout(0.2)
+    got: list[str] = []
+
+    def read() -> None:
+        try:
+            got.extend(sink.recv(4096).decode().splitlines())
+        except TimeoutError:
+            pass
+
+    try:
+        d = DaemonProcess(daemon_config(tmp_path, sim.url, silent=True), env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "3000000"})
+        daemons.append(d)
+        d.wait_log("ready: device svc")
+        mark = d.press()
+        d.wait_log("state: listening", after=mark)
+        wait_for(lambda: read() or "STATUS=listening" in " ".join(got), 10, "STATUS=listening")
+        _fill_notify_queue(path, b"X=1")  # PID 1 falls behind: its queue full
+        mark = d.press()  # ends the conversation while nothing fits
+        d.wait_log(r"state: idle", after=mark)
+
+        def last_status() -> str | None:  # PID 1 catches up and reads all
+            read()
+            statuses = [line for line in got if line.startswith("STATUS=")]
+            return statuses[-1] if statuses else None
+
+        wait_for(lambda: (last_status() or "").startswith("STATUS=idle"), 10, f"STATUS=idle once the queue drains (last: {last_status()})")
+        assert d.stop() == 0
+    finally:
+        sink.close()

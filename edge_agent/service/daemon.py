@@ -46,7 +46,7 @@ from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWa
 from edge_agent.service.capture import CaptureFeed
 from edge_agent.service.kiosk_metrics import KioskMetrics
 from edge_agent.service.kiosk_reports import KioskReports
-from edge_agent.service.notify import SystemdNotifier, handle_signals
+from edge_agent.service.notify import SystemdNotifier, handle_signals, ignore_hangup
 from edge_agent.service.records import SessionRecords
 from edge_agent.service.remote_control import carry_out
 from edge_agent.service.roomgrade import RoomGradeFile, hardware_of
@@ -287,6 +287,7 @@ class Kiosk:
     def _tick(self, now: float) -> None:
         """Timeouts, store and audio supervision, the standby and the systemd watchdog (see Ticker)."""
         try:
+            self.notifier.flush()  # READY=1 that met a full queue (PID 1 busy): again, until it goes
             self.dispatch(c.Tick())
             self.reports.states.flush(now)
             if self.store.fault is not None and self.conversation.state == c.IDLE and self.store.retry(now):
@@ -351,7 +352,7 @@ class Kiosk:
     def _announce_ready(self) -> None:
         """READY=1 once audio, button and status reporting are set up (once per process)."""
         if not self.ready.is_set():
-            self.notifier.send("READY=1", f"STATUS={self.conversation.state}")
+            self.notifier.send("READY=1", f"STATUS={self.conversation.state}", must_arrive=True)
             log.info("ready: device %s", self.settings.device.id)
             self.ready.set()
 
@@ -363,6 +364,7 @@ class Kiosk:
 
     async def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")
+        ignore_hangup(self._loop)  # a reload during the stop means nothing, and after it SIGHUP's default ended the process
         self.dispatch(c.End("shutdown"))
         await self.uplink.wait_closed()
         self.reports.states.flush(time.monotonic(), force=True)

@@ -115,7 +115,7 @@ def claim_as_service(state_dir: Path, notifier: SystemdNotifier, poll_s: float =
     hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     took_over = False
     try:
-        notifier.send("READY=1", f"STATUS=waiting for {holder} to stop: it runs with the state dir {state_dir}")
+        notifier.send("READY=1", f"STATUS=waiting for {holder} to stop: it runs with the state dir {state_dir}", must_arrive=True)
         step_s = min(poll_s, notifier.watchdog_s / 3) if notifier.watchdog_s else poll_s
         while True:
             notifier.watchdog(time.monotonic())

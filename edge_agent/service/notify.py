@@ -12,6 +12,7 @@ systemd stops the service with SIGTERM (SIGINT from a terminal) and reloads it w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -38,6 +39,16 @@ def handle_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None], re
             pass
 
 
+def ignore_hangup(loop: asyncio.AbstractEventLoop | None) -> None:
+    """SIGHUP ignored from now on (the daemon stops): the loop's handler taken away first, or the
+    loop's close restores SIGHUP's default, which killed a process still exiting (systemd then
+    reports the stop as `status=1/HUP`, failed, instead of exit 0)."""
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        if loop is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 class SystemdNotifier:
     def __init__(self) -> None:
         addr = os.environ.get("NOTIFY_SOCKET", "")
@@ -53,18 +64,51 @@ class SystemdNotifier:
         usec = os.environ.get("WATCHDOG_USEC", "")
         self.watchdog_s: float | None = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
         self._watchdog_at = 0.0
+        self._held: tuple[str, ...] | None = None
+        """A message that must arrive (READY=1) and did not fit: sent again before anything else."""
+        self._status: str | None = None
+        """The newest STATUS= line, where it did not fit: sent again (a later one replaces it)."""
 
     @property
     def enabled(self) -> bool:
         return self._sock is not None
 
-    def send(self, *lines: str) -> None:
+    def send(self, *lines: str, must_arrive: bool = False) -> bool:
+        """Sends `lines` as one message; False when it did not go. Where the queue is full (PID 1
+        busy) a message is dropped, but one that `must_arrive` (READY=1: sent once, and systemd
+        kills a unit that never sends it at TimeoutStartSec) is held, and so is the newest
+        STATUS= (else `systemctl status` showed a state long gone): `flush` sends them, first."""
+        if self._sock is None or self._addr is None:
+            return True
+        if must_arrive:
+            self._held = lines
+            self.flush()
+            return self._held is None
+        self.flush()
+        sent = self._sendto(lines)
+        status = [line for line in lines if line.startswith("STATUS=")]
+        if status:
+            self._status = None if sent else status[-1]
+        return sent
+
+    def flush(self) -> None:
+        """What was held (READY=1, the newest STATUS=) sent again; call it on every tick."""
         if self._sock is None or self._addr is None:
             return
+        if self._held is not None and self._sendto(self._held):
+            self._held = None
+        if self._held is None and self._status is not None and self._sendto((self._status,)):
+            self._status = None
+
+    def _sendto(self, lines: tuple[str, ...]) -> bool:
+        assert self._sock is not None and self._addr is not None
         try:
             self._sock.sendto("\n".join(one_line(line) for line in lines).encode(), self._addr)
+        except BlockingIOError:
+            return False  # its queue is full (PID 1 busy): dropped, or held when it must arrive
         except OSError:
-            pass  # systemd went away or its queue is full (BlockingIOError): nothing useful to do
+            pass  # systemd went away: nothing useful to do
+        return True
 
     def watchdog(self, now: float) -> None:
         """WATCHDOG=1 at most every third of systemd's WatchdogSec; the caller calls it (on its

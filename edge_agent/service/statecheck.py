@@ -104,6 +104,11 @@ def check_state_dir(state_dir: Path) -> str:
     """One line on the state dir's health (how many sessions it holds); StateDirProblem when the
     kiosk could not keep its sessions there. Creates, opens for writing or changes nothing."""
     d = state_dir
+    if not d.exists() and d.is_symlink():  # a link to a stick or partition not mounted: the kiosk cannot make it
+        raise StateDirProblem(
+            f"{d} is a link to {os.readlink(d)}, which does not exist (the kiosk cannot create it: it runs, but without resume after a restart)",
+            "mount what the link points to, or make the dir it names (or point device.state_dir at a directory)",
+        )
     if not d.exists():
         return _missing(d)
     if not d.is_dir():
