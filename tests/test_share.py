@@ -5,15 +5,21 @@ that was offline catches up, and `forget` clears the fleet's copies."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Broker, KioskThread, Observer, kiosk_settings, wait_for
 
+import edge_agent.core.store as store_module
+import edge_agent.core.storerows as storerows
+import edge_agent.service.records as records
 from edge_agent.core import conversation as c
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
@@ -436,3 +442,100 @@ def test_a_forgotten_slot_whose_button_names_the_configured_agent_is_not_continu
         assert k.on_loop(lambda: kiosk.conversation.continuation_candidate(kiosk.clock(), "lobby", "agent-1")) == sid
         k.on_loop(lambda: (kiosk.store.forget_slot("agent-1", "lobby"), kiosk._slot_forgotten("agent-1", "lobby")))
         assert k.on_loop(lambda: kiosk.conversation.continuation_candidate(kiosk.clock(), "lobby", "agent-1")) is None
+
+
+# ----------------------------------------------------------------------------- a kiosk whose clock runs ahead (a helper's attack, 2026-12-06), each failed before its fix
+AHEAD_S = 600.0
+
+
+def _quiet(obs: Observer, kiosks: list[KioskThread], topic: str) -> None:
+    """Until no new pointer comes: every kiosk has handled each one the observer saw (and sent what
+    it answers, under its share's lock) and filed it."""
+    while True:
+        seen = len(obs.find(topic))
+        for k in kiosks:
+            share = k.kiosk.share
+            assert share is not None
+            wait_for(lambda share=share, seen=seen: share.counts["received"] >= seen, 20, "the kiosk to receive every pointer")
+            with share._lock:  # an answer (a correction) is sent inside on_message, under it
+                pass
+        obs.settle()
+        if len(obs.find(topic)) == seen:
+            break
+    for k in kiosks:
+        wait_for(lambda k=k: k.kiosk.share.pending == 0, 10, "the pointers filed")  # type: ignore[union-attr]
+        k.on_loop(lambda: None)
+
+
+class _SkewedClock:
+    """The `time` module as kiosk A's code sees it (the store, its rows, the records): its wall
+    clock AHEAD_S ahead, on its loop's thread only (kiosk B runs in the same process)."""
+
+    def __init__(self, holder: dict[str, threading.Thread]) -> None:
+        self._holder = holder
+
+    def time(self) -> float:
+        return time.time() + (AHEAD_S if threading.current_thread() is self._holder.get("a") else 0.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def _a_ahead_and_b(tmp_path: Path, sim: AgentSimulator, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[KioskThread, KioskThread, Observer]]:
+    """Kiosks A (its wall clock AHEAD_S ahead) and B sharing sessions, and an observer of the broker."""
+    real = time.time
+    holder: dict[str, threading.Thread] = {}
+    for module in (records, store_module, storerows):
+        monkeypatch.setattr(module, "time", _SkewedClock(holder))
+    obs = Observer(broker.port)
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
+            holder["a"] = a._thread
+            assert a.kiosk.share is not None
+            a.kiosk.share._clock = lambda: real() + AHEAD_S  # its share reads the same (skewed) wall clock
+            with _kiosk(tmp_path, "kiosk-b", sim, broker.port) as b:
+                yield a, b, obs
+    finally:
+        obs.close()
+
+
+def test_a_kiosk_whose_clock_runs_ahead_does_not_take_back_the_persons_later_conversation(
+    tmp_path: Path, sim: AgentSimulator, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kiosk A's wall clock runs 10 minutes ahead (a Pi has no battery clock; README). A person
+    talks at A (session S1, started_at A's "now" + 10 min), then at B, continuing S1 as S2. B files
+    A's pointer clamped to its own now, so S2 ranks newer there, as it should. But A sees S2's
+    pointer as older than its own and "corrects" it by publishing S1 again; B files that with the
+    start clamped to *now* again, moving S1 ahead of S2: the person's next conversation (at B, or
+    anywhere) continues S1, and what they said at B is lost."""
+    with _a_ahead_and_b(tmp_path, sim, broker, monkeypatch) as (a, b, obs):
+        first = _converse(a, sim, obs, "kiosk-a", "pat")
+        wait_for(lambda: (n := _newest(b, "pat")) is not None and n.id == first.session_id and n.ended_at, 20, "B to know how S1 ended")
+        second = _converse(b, sim, obs, "kiosk-b", "pat")
+        assert second.continued_from == first.session_id
+        wait_for(lambda: (n := b.on_loop(lambda: b.kiosk.store.get(second.session_id))) is not None and n.ended_at, 20, "B to store S2's end")
+        obs.wait("edge-agent/_sessions/agent-1/pat", lambda p: json.loads(p)["session_id"] == second.session_id and json.loads(p)["ended_at"] is not None)
+        _quiet(obs, [a, b], "edge-agent/_sessions/agent-1/pat")  # whatever A answers has reached B
+        third = _converse(b, sim, obs, "kiosk-b", "pat")
+        assert third.continued_from == second.session_id, f"the person's conversation at B ({second.session_id}) was lost: B continued {third.continued_from} (A's, first={first.session_id})"
+
+
+def test_a_kiosk_whose_clock_runs_ahead_follows_the_persons_conversations_elsewhere(
+    tmp_path: Path, sim: AgentSimulator, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kiosk A's clock 10 minutes ahead. The person talks at A (S1), twice at B (S2 continues S1,
+    S3 continues S2), and comes back to A: A ranked every pointer by B's start, 10 minutes
+    "older" than its own S1, so for those 10 minutes it continued S1 (or S2) and the person's
+    conversation at B was not followed. A session that continues the slot's newest is newer,
+    whatever the kiosks' clocks say."""
+    with _a_ahead_and_b(tmp_path, sim, broker, monkeypatch) as (a, b, obs):
+        first = _converse(a, sim, obs, "kiosk-a", "pat")
+        wait_for(lambda: (n := _newest(b, "pat")) is not None and n.id == first.session_id and n.ended_at, 20, "B to know how S1 ended")
+        second = _converse(b, sim, obs, "kiosk-b", "pat")
+        wait_for(lambda: (n := b.on_loop(lambda: b.kiosk.store.get(second.session_id))) is not None and n.ended_at, 20, "B to store S2's end")
+        third = _converse(b, sim, obs, "kiosk-b", "pat")
+        obs.wait("edge-agent/_sessions/agent-1/pat", lambda p: json.loads(p)["session_id"] == third.session_id and json.loads(p)["ended_at"] is not None)
+        _quiet(obs, [a, b], "edge-agent/_sessions/agent-1/pat")
+        back = _converse(a, sim, obs, "kiosk-a", "pat")
+        assert back.continued_from == third.session_id, f"back at A the person continued {back.continued_from}, not their last one {third.session_id} (S1={first.session_id})"

@@ -32,7 +32,7 @@ from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
-from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, mark, prune, set_mark
+from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, mark, merge_pointer, prune, set_mark
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,8 @@ class SessionStore:
     def merge_shared(self, pointers: list[tuple[str, str, str, str | None, float, float | None]]) -> int:
         """Files sessions other kiosks shared, (agent, slot, id, continued_from, started_at,
         ended_at) each, in one transaction: a pointer is kept only when it is newer than what
-        this store has for its (agent, slot) (the latest start wins, ties by the larger id); a
+        this store has for its (agent, slot) (the latest start wins, ties by the larger id, and one
+        continuing the newest is newer whatever the clocks say: `storerows.merge_pointer`); a
         known id only has its last start and its end moved forward. Pruned to `keep_sessions`
         like every write. Returns how many were filed."""
 
@@ -319,22 +320,8 @@ class SessionStore:
             filed = 0
             db.execute("BEGIN IMMEDIATE")
             try:
-                for agent, slot, sid, cont, started_at, ended_at in pointers:
-                    db.execute(
-                        f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}",
-                        (started_at, sid, agent, slot, started_at),
-                    )
-                    if ended_at is not None:
-                        db.execute(
-                            "UPDATE sessions SET ended_at = ? WHERE id = ? AND agent = ? AND slot = ? AND (ended_at IS NULL OR ended_at < ?)",
-                            (ended_at, sid, agent, slot, ended_at),
-                        )
-                    filed += db.execute(
-                        f"INSERT INTO sessions ({COLUMNS}, filed) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED} "
-                        "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
-                        f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?)))",
-                        (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
-                    ).rowcount
+                for pointer in pointers:
+                    filed += merge_pointer(db, *pointer)
                 self._prune(db)
                 db.execute("COMMIT")
             except BaseException:

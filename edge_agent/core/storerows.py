@@ -1,14 +1,16 @@
 """The session store's rows as a table: its schema and upgrades, which rows to trust, which to
-prune (by time, or by the order they were written in while the clock is behind), and the rows
-carried between the disk and memory. SessionStore (store.py) runs these on its connection."""
+prune (by time, or by the order they were written in while the clock is behind), the rows
+carried between the disk and memory, and a fleet's shared session filed. SessionStore (store.py)
+runs these on its connection."""
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 
-from edge_agent.core.storedsession import CLOCK_SLACK_S, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row, written_columns
+from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row, written_columns
 
 log = logging.getLogger("edge_agent.core.store")  # the store's own lines, as before they moved here
 
@@ -89,3 +91,30 @@ def create_schema(db: sqlite3.Connection) -> None:
     # pruning orders by the last start on every write; without this index a store of 100 000
     # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
     db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")
+
+
+def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont: str | None, started_at: float, ended_at: float | None) -> int:
+    """One session another kiosk shared (`SessionStore.merge_shared`), in the caller's
+    transaction: filed when newer than what the store has for its (agent, slot) (the latest start
+    wins, ties by the larger id); a known id only has its last start and its end moved forward.
+    One that continues the slot's newest session is newer whatever the kiosks' clocks say: where
+    its start is not later than that session's last sign of life (the other kiosk's clock behind,
+    or this one's ahead: it was kept out, and the person's conversation there not followed), it
+    counts as started on arrival. Returns 1 when a new row was filed."""
+    newest = db.execute(
+        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)) FROM sessions WHERE agent = ? AND slot = ? ORDER BY {LAST_START} DESC, rowid DESC LIMIT 1", (agent, slot)
+    ).fetchone()
+    if cont is not None and newest is not None and newest[0] == cont and sid != cont and started_at <= newest[1]:
+        started_at = max(math.nextafter(newest[1], math.inf), time.time())
+        ended_at = None if ended_at is None else max(ended_at, started_at)
+    db.execute(f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}", (started_at, sid, agent, slot, started_at))
+    if ended_at is not None:
+        db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND agent = ? AND slot = ? AND (ended_at IS NULL OR ended_at < ?)", (ended_at, sid, agent, slot, ended_at))
+    return int(
+        db.execute(
+            f"INSERT INTO sessions ({COLUMNS}, filed) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED} "
+            "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
+            f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?)))",
+            (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
+        ).rowcount
+    )

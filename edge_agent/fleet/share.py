@@ -291,6 +291,13 @@ class SessionShare:
         with self._lock:
             self._unheard.discard(where)  # the broker holds one for it: the rules below decide
             mine = self._mine.get(where)
+            if mine is not None and pointer.continued_from == mine.session_id:
+                # it continues ours: newer whatever the clocks say (this kiosk's may run ahead), so
+                # no correction (it took the person's later conversation back fleet-wide); the
+                # store files it past ours (merge_shared), and ours is no longer ours to defend
+                del self._mine[where]
+                self._mine_ids.pop(mine.session_id, None)
+                mine = None
             if mine is not None and mine.rank >= pointer.rank:
                 if mine.rank > pointer.rank:  # the broker holds an older pointer than ours
                     self._correct(where, mine)
