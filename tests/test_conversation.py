@@ -570,3 +570,16 @@ def test_a_drop_after_an_onready_naming_another_slots_session_reconnects(long: b
     acts = conv.handle(c.LinkDown(conv.link_id, "close_1006"), 9.0)  # 4 s into it
     assert of(acts, c.OpenLink) and conv.state == c.CONNECTING
     assert [a.kind for a in of(acts, c.Notify) if a.kind in ("continuation_refused", "error")] == []
+
+
+def test_a_refused_switch_by_another_buttons_hold_leaves_the_conversation_alone() -> None:
+    """(A helper's, 2026-12-06; the badge scan's case is in test_badge.py.) Push-to-talk, the start limit spent: holding another slot's button (a badge holder's
+    conversation running) ended the badge holder's conversation and then was refused its own
+    start. The sans-I/O rule, for Talk as for Press."""
+    conv = c.Conversation(Timing(start_burst=1, starts_per_minute=0.1), recall=lambda agent, slot: None)
+    conv.handle(c.Press(origin="badge", slot="b-alice"), 0.0)
+    conv.handle(c.LinkReady(conv.link_id, "s-alice"), 0.5)
+    acts = conv.handle(c.Talk(held=True, slot="en"), 1.0)
+    ended = [a.fields["reason"] for a in acts if isinstance(a, c.Notify) and a.kind == "conversation_ended"]
+    assert conv.state == c.LISTENING and conv.slot == "b-alice" and ended == [], (conv.state, conv.slot, ended)
+    assert conv.starts_refused == 1

@@ -205,8 +205,9 @@ class Conversation:
         out.append(OpenLink(self.link_id, cont, delay_s, self.agent_id, self.slot))
         self._go(CONNECTING, now, out)
 
-    def _begin(self, fresh: bool, origin: str, now: float, out: list[Action], slot: str | None = None, agent_id: str | None = None) -> None:
-        if not self._starts.allow(origin, now, self.t, out):
+    def _begin(self, fresh: bool, origin: str, now: float, out: list[Action], slot: str | None = None, agent_id: str | None = None, allowed: bool = False) -> None:
+        """A new conversation; `allowed`: the start limit was already asked (a switch asks first)."""
+        if not allowed and not self._starts.allow(origin, now, self.t, out):
             return
         cont = None if fresh else self.continuation_candidate(now, slot, agent_id)
         self.slot = slot or self.default_slot
@@ -251,8 +252,10 @@ class Conversation:
             self._begin(ev.long, ev.origin, now, out, ev.slot, ev.agent_id)
         elif self.state in (CONNECTING, LISTENING, SPEAKING):
             if self._other_target(ev.slot, ev.agent_id):  # someone else: end theirs, start this one
+                if not self._starts.allow(ev.origin, now, self.t, out):
+                    return  # a start refused ends nothing: it cut the one talking off for no one
                 self._finish("switched", now, out)
-                self._begin(ev.long, ev.origin, now, out, ev.slot, ev.agent_id)
+                self._begin(ev.long, ev.origin, now, out, ev.slot, ev.agent_id, allowed=True)
             else:
                 self._finish("button" if ev.origin == "button" else ev.origin, now, out)
 
@@ -269,15 +272,16 @@ class Conversation:
         conversation ends it and starts its own (its visitor's words never go into the other's
         session), and a release of a button that is not the conversation's changes nothing."""
         busy = self.state in (CONNECTING, LISTENING, SPEAKING)
+        switched = False
         if busy and self._other_target(ev.slot, ev.agent_id):
-            if not ev.held:
-                return
+            if not ev.held or not self._starts.allow("button", now, self.t, out):
+                return  # a release of another's button, or a start refused: the conversation goes on
             self._finish("switched", now, out)
-            busy = False
+            busy, switched = False, True
         self._turns.talk(ev.held, now)
         if ev.held:
             if not busy:  # ENDING too: the old socket's late events are stale (as for a press)
-                self._begin(False, "button", now, out, ev.slot, ev.agent_id)
+                self._begin(False, "button", now, out, ev.slot, ev.agent_id, allowed=switched)
         elif ev.long and not self._turns.spoke_while_held and busy:
             self._finish("button", now, out)
 

@@ -103,6 +103,10 @@ class ScanParser:
         """One input event; returns a scan when this event completed a valid one."""
         if event.type == ecodes.EV_SYN and event.code == ecodes.SYN_DROPPED:
             self.lost()  # the kernel dropped events: a key-up may be among them
+            # and what follows at once is the rest of a torn scan (the kernel keeps the newest
+            # event after SYN_DROPPED): dropped up to its terminator, or until a pause
+            self._bad = True
+            self._last_key_s = event.timestamp()
             return None
         if event.type != ecodes.EV_KEY:
             return None
@@ -268,17 +272,17 @@ class BadgeReader:
 
     # ------------------------------------------------------------------ device loop
     def _run(self) -> None:
-        failing = False
+        self._failing = False  # cleared by every open that works: each unplug is logged once
         while not self._stopped.is_set():
             try:
                 finished = self._read_device()
-                failing = False
+                self._failing = False
                 if finished:
                     return
             except Exception as exc:  # unplugged, permission, anything: never kill the thread
-                if not failing:
+                if not self._failing:
                     log.warning("badge reader %s unavailable (%s); retrying every %.0f s", self.path, exc, REOPEN_S)
-                failing = True
+                self._failing = True
             if self._wait(REOPEN_S):
                 return
             self.counts["reopens"] += 1
@@ -311,6 +315,7 @@ class BadgeReader:
             if self.settings.grab:
                 device.grab()  # keystrokes go to us only, not to a console
             log.info("badge reader: %s (%s)%s", self.path, shown_name(device.name), ", grabbed" if self.settings.grab else "")
+            self._failing = False  # open: the next unplug is news
             while not self._stopped.is_set():
                 ready, _, _ = select.select([device.fd, self._stop_r], [], [])
                 if self._stop_r in ready:
