@@ -403,23 +403,6 @@ def test_every_unplug_of_the_reader_is_logged(tmp_path: Path, monkeypatch: pytes
     assert len(unplugs) == 2, unplugs
 
 
-class _Emitted:
-    def __init__(self) -> None:
-        self.events: list[c.Event] = []
-
-    def __call__(self, ev: c.Event) -> None:
-        self.events.append(ev)
-
-
-def _fifo_reader(tmp_path: Path, **badge: Any) -> tuple[BadgeReader, Path, _Emitted]:
-    fifo = tmp_path / "badge.fifo"
-    os.mkfifo(fifo)
-    reader = BadgeReader(_settings(device=str(fifo), secret_file=str(_secret(tmp_path)), **badge), BadgeKeyer(SECRET))
-    emitted = _Emitted()
-    reader.start(emitted, lambda: None)
-    return reader, fifo, emitted
-
-
 def test_the_tail_of_a_scan_torn_by_syn_dropped_is_no_scan(tmp_path: Path) -> None:
     """The kernel's buffer overflowed mid-scan (the reader thread starved): evdev empties the
     buffer and queues SYN_DROPPED followed by the newest event, and the rest of the scan follows
