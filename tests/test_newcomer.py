@@ -513,3 +513,15 @@ def test_the_quick_subset_leaves_out_the_slow_tests_and_their_names_are_current(
     for name in SLOW_TESTS:  # a renamed slow test must not slip back into the quick subset unnoticed
         assert f"::{name}" in everything, name
         assert f"::{name}" not in quick, name
+
+
+def test_the_demo_for_a_person_without_a_microphone_loops_its_recording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer's find: with no microphone the demo played the bundled recording once from the
+    start (26 s), so a press after half a minute heard nothing and said nothing about why. The
+    scripted run (`--auto`) presses at once and plays it once."""
+    import edge_agent.audio.devicelist as devicelist
+    from edge_agent.devtools.demo import _default_devices
+
+    monkeypatch.setattr(devicelist, "list_devices", lambda: [{"name": "null", "inputs": 1, "outputs": 1}])
+    assert _default_devices(auto=False)[0].startswith("loop:")
+    assert _default_devices(auto=True)[0].startswith("file:")

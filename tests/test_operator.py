@@ -102,7 +102,7 @@ def test_doctor_checks_the_state_dir_without_creating_the_store(tmp_path: Path) 
     store.close()
     before = _files(state)
     line = _doctor(cfg)
-    assert line.startswith(f"PASS  state dir writable: {state} (1 sessions stored"), line
+    assert line.startswith(f"PASS  state dir writable: {state} (1 session stored"), line
     assert "PrivateTmp=yes" in line and "use /var/lib/edge-agent" in line, line  # the unit's own /tmp: thrown away
     assert _files(state) == before  # read-only: no -wal or -shm left behind, nothing rewritten
 
@@ -142,7 +142,7 @@ def test_doctor_as_root_judges_for_the_state_dirs_owner_and_leaves_no_root_file(
     for p in (state, *state.iterdir()):
         os.chown(p, NOBODY, NOBODY)
     before = _files(state)
-    assert "1 sessions stored" in _doctor(cfg) and _files(state) == before
+    assert "1 session stored" in _doctor(cfg) and _files(state) == before
     assert all(uid == NOBODY for uid, _ in _files(state).values())
 
     os.chown(state / DB_NAME, 0, 0)  # what `sudo edge-agent doctor` used to leave

@@ -67,7 +67,10 @@ def audio_spec(text: str, want_input: bool) -> str:
 
 
 def _default_devices(auto: bool) -> tuple[str, str]:
-    recording = f"file:{DEMO_RECORDING}"
+    """The microphone and speaker: the machine's, else the bundled recording (played once by the
+    scripted run, which presses at once; looped for a person, who may press a minute later: played
+    once from the start, it had ended by then and the conversation heard nothing) and no speaker."""
+    recording = f"{'file' if auto else 'loop'}:{DEMO_RECORDING}"
     try:
         from edge_agent.audio.devicelist import list_devices
 

@@ -140,7 +140,7 @@ def check_state_dir(state_dir: Path) -> str:
     if not db.exists():
         return f"{d} (no sessions stored yet: the store is created on the first run{_for(judge, d)})"
     count = _count_read_only(db)
-    return f"{d} ({count} sessions stored{_for(judge, d)})"
+    return f"{d} ({count} session{'' if count == 1 else 's'} stored{_for(judge, d)})"
 
 
 def _for(judge: _Judge, d: Path) -> str:
