@@ -93,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level or "info")
     state_dir = Path(args.state_dir) if args.state_dir else None
-    claimed = claim(state_dir or DEMO_STATE_DIR)  # a running kiosk's (or demo's) store is not the demo's to use
+    claimed = claim(state_dir or DEMO_STATE_DIR, "--state-dir DIR")  # a running kiosk's (or demo's) store is not the demo's to use
     try:
         return run_demo(auto=args.auto, state_dir=state_dir, input_spec=args.input, output_spec=args.output)
     finally:

@@ -132,6 +132,7 @@ def test_the_demo_leaves_a_running_kiosks_state_dir_alone(tmp_path: Path) -> Non
     finally:
         os.close(held)
     assert f"another edge-agent (pid {os.getpid()}) runs with the state dir {tmp_path / 'state'}" in line, line
+    assert line.endswith("or give this one another --state-dir DIR"), line  # the demo's flag, not the config's key (a newcomer's find)
 
 
 HOLD = (

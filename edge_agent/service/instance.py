@@ -50,12 +50,13 @@ class AnotherDaemon(EdgeAgentError):
         self.holder = holder
 
 
-def claim(state_dir: Path) -> int | None:
+def claim(state_dir: Path, moved_by: str = "device.state_dir") -> int | None:
     """Claims `state_dir` for this process until it exits (keep the returned descriptor open);
     raises AnotherDaemon naming the holder when it is taken. A lock file this user may only read
     (root's, from a run by hand; a read-only state dir) is locked read-only: flock needs no
     write access. None when no claim can be made (no lock file and no way to make one, a file
-    system without locks): the daemon runs without it, as before, with a warning."""
+    system without locks): the daemon runs without it, as before, with a warning. `moved_by`: what
+    the refusal tells the user to change (the demo takes `--state-dir`, not the config's key)."""
     path = state_dir / LOCK_FILE
     fd = _open_lock(state_dir, path)
     if fd is None:
@@ -79,7 +80,7 @@ def claim(state_dir: Path) -> int | None:
     if holder is not None:
         os.close(fd)
         who = f"another edge-agent ({holder})" if holder != "a process" else "another edge-agent"
-        raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another device.state_dir", who) from None
+        raise AnotherDaemon(f"{who} runs with the state dir {state_dir}: stop it first (sudo systemctl stop edge-agent), or give this one another {moved_by}", who) from None
     with contextlib.suppress(OSError):  # for where /proc/locks cannot tell the pid (btrfs, another PID namespace)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
