@@ -229,6 +229,8 @@ class BadgeReader:
         self._stop_r, self._stop_w = os.pipe()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing = False
+        """The device failed and that was logged; cleared by every open that works (each unplug logged once)."""
 
     def start(self, emit: Callable[[c.Event], None], quit: Callable[[], None]) -> None:
         self._emit = emit
@@ -272,7 +274,7 @@ class BadgeReader:
 
     # ------------------------------------------------------------------ device loop
     def _run(self) -> None:
-        self._failing = False  # cleared by every open that works: each unplug is logged once
+        self._failing = False
         while not self._stopped.is_set():
             try:
                 finished = self._read_device()

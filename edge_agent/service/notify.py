@@ -73,23 +73,22 @@ class SystemdNotifier:
     def enabled(self) -> bool:
         return self._sock is not None
 
-    def send(self, *lines: str, must_arrive: bool = False) -> bool:
-        """Sends `lines` as one message; False when it did not go. Where the queue is full (PID 1
-        busy) a message is dropped, but one that `must_arrive` (READY=1: sent once, and systemd
-        kills a unit that never sends it at TimeoutStartSec) is held, and so is the newest
-        STATUS= (else `systemctl status` showed a state long gone): `flush` sends them, first."""
+    def send(self, *lines: str, must_arrive: bool = False) -> None:
+        """Sends `lines` as one message. Where the queue is full (PID 1 busy) a message is
+        dropped, but one that `must_arrive` (READY=1: sent once, and systemd kills a unit that
+        never sends it at TimeoutStartSec) is held, and so is the newest STATUS= (else
+        `systemctl status` showed a state long gone): `flush` sends them, first."""
         if self._sock is None or self._addr is None:
-            return True
+            return
         if must_arrive:
             self._held = lines
             self.flush()
-            return self._held is None
+            return
         self.flush()
         sent = self._sendto(lines)
         status = [line for line in lines if line.startswith("STATUS=")]
         if status:
             self._status = None if sent else status[-1]
-        return sent
 
     def flush(self) -> None:
         """What was held (READY=1, the newest STATUS=) sent again; call it on every tick."""
