@@ -24,7 +24,8 @@ from edge_agent.core import conversation as c
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.fleet.commands import CommandError, parse_command
-from edge_agent.fleet.share import CORRECTION_EVERY_S, CORRECTIONS_BURST, MAX_POINTER_BYTES, Pointer, SessionShare, ShareError, pointer_topic
+from edge_agent.fleet.pointer import MAX_POINTER_BYTES, Forgotten, forgotten_topic
+from edge_agent.fleet.share import CORRECTION_EVERY_S, CORRECTIONS_BURST, Pointer, SessionShare, ShareError, pointer_topic, slot_sessions
 
 FAST = {"ping_interval_s": 1.0, "connect_timeout_s": 2.0}
 
@@ -44,6 +45,9 @@ class Bus:
 
     def when_connected(self, hook: Callable[[], None]) -> None:
         self.connected = hook
+
+    def online(self) -> bool:
+        return True
 
 
 def _share(tmp_path: Path, now: float = 1_000_000.0) -> tuple[SessionShare, Bus, SessionStore]:
@@ -81,7 +85,7 @@ def test_pointers_are_validated_and_future_times_clamped() -> None:
 
 def test_newest_wins_ties_by_id_and_bad_topics_are_dropped(tmp_path: Path) -> None:
     share, bus, store = _share(tmp_path)
-    assert list(bus.handlers) == ["fleet/_sessions/agent-1/+"]  # an agent key that is no topic level is not shared
+    assert list(bus.handlers) == ["fleet/_sessions/agent-1/+", "fleet/_sessions/agent-1/+/forgotten"]  # an agent key that is no topic level is not shared
     on = bus.handlers["fleet/_sessions/agent-1/+"]
     on("fleet/_sessions/agent-1/alice", _wire("s-old", 100.0))
     on("fleet/_sessions/agent-1/alice", _wire("s-new", 200.0, ended_at=250.0))
@@ -91,9 +95,9 @@ def test_newest_wins_ties_by_id_and_bad_topics_are_dropped(tmp_path: Path) -> No
     on("fleet/_sessions/agent-1/alice", _wire("s-b", 200.0))  # same time: the larger id wins, everywhere
     on("fleet/_sessions/agent-1/alice", _wire("s-a", 200.0))
     assert store.newest("agent-1", "alice").id == "s-new"  # type: ignore[union-attr]
-    for topic in ("fleet/_sessions/agent-2/alice", "fleet/_sessions/agent-1/a/b", "fleet/_sessions/agent-1/.."):
+    for topic in ("fleet/_sessions/agent-2/alice", "fleet/_sessions/agent-1/a/b", "fleet/_sessions/agent-1/..", "fleet/_sessions/agent-1/alice/forgotten/x"):
         on(topic, _wire("s-x", 300.0))
-    assert share.counts["rejected"] == 3 and store.newest("agent-2", "alice") is None
+    assert share.counts["rejected"] == 4 and store.newest("agent-2", "alice") is None
 
 
 def test_a_flood_of_stale_pointers_is_corrected_within_a_limit_and_the_last_one_still_is(tmp_path: Path) -> None:
@@ -133,12 +137,46 @@ def test_our_pointer_is_published_and_defended_and_forget_clears_it(tmp_path: Pa
     # the broker hands back an older pointer (a kiosk that was offline): we publish ours again
     bus.handlers["fleet/_sessions/agent-1/+"](topic, _wire("s-stale", 400.0, kiosk="kiosk-z"))
     assert share.counts["corrected"] == 1 and json.loads(bus.sent[-1][1])["session_id"] == "s-mine"
-    # an empty retained message is a fleet-wide forget of that slot
+    # an empty retained message (an older kiosk's forget) is a fleet-wide forget of that slot
     store.record_start("s-mine", "agent-1", "bob", None, 500.0)
     bus.handlers["fleet/_sessions/agent-1/+"](topic, b"")
     assert store.newest("agent-1", "bob") is None
-    store.record_start("s-9", "agent-1", "carol", None, 600.0)
-    assert share.forget(store.slots()) == 1 and bus.sent[-1] == (pointer_topic("fleet", "agent-1", "carol"), b"", True)
+    store.record_start("s-8", "agent-1", "carol", None, 590.0)
+    store.record_start("s-9", "agent-1", "carol", "s-8", 600.0)
+    # ours: a retained Forgotten beside the slot's pointer, naming its sessions, newest first; the pointer cleared
+    assert share.forget(slot_sessions(store.recent())) == 1
+    carol = pointer_topic("fleet", "agent-1", "carol")
+    assert bus.sent[-2:] == [(forgotten_topic("fleet", "agent-1", "carol"), Forgotten(1_000_000.0, "kiosk-a", ("s-9", "s-8")).to_wire(), True), (carol, b"", True)]
+
+
+def test_a_forget_deletes_the_sessions_it_names_and_refuses_them_published_again(tmp_path: Path) -> None:
+    """Another kiosk's Forgotten deletes the sessions it names and those continuing them, and no
+    other (a conversation started since, on a kiosk whose clock is behind, keeps its session); a
+    named session published again afterwards (a kiosk back online, sending what paho held) is
+    not filed; our own pointer of a forgotten session is no longer ours to defend."""
+    share, bus, store = _share(tmp_path)
+    on = bus.handlers["fleet/_sessions/agent-1/+"]
+    forget = bus.handlers["fleet/_sessions/agent-1/+/forgotten"]
+    dora, dora_forget = pointer_topic("fleet", "agent-1", "dora"), forgotten_topic("fleet", "agent-1", "dora")
+    store.record_start("s-1", "agent-1", "dora", None, 700.0)
+    store.record_start("s-2", "agent-1", "dora", "s-1", 710.0)  # continues the forgotten one (an offline kiosk)
+    store.record_start("s-new", "agent-1", "dora", None, 100.0)  # started after the forget, clock behind
+    share.announce("agent-1", "dora", Pointer("s-1", 700.0))
+    forget(dora_forget, Forgotten(900.0, "kiosk-z", ("s-1",)).to_wire())
+    assert [s.id for s in store.recent()] == ["s-new"] and share.counts["forgotten"] == 1
+    on(dora, _wire("s-1", 700.0, ended_at=720.0, kiosk="kiosk-q"))  # published again: refused
+    on(dora, _wire("s-2", 710.0, continued_from="s-1", kiosk="kiosk-q"))
+    assert [s.id for s in store.recent()] == ["s-new"] and share.counts["covered"] == 2
+    assert share.counts["corrected"] == 0  # s-1 was ours: nothing defended
+    on(dora, _wire("s-3", 800.0, kiosk="kiosk-q"))  # a new one is filed
+    assert store.newest("agent-1", "dora").id == "s-3"  # type: ignore[union-attr]
+    # a forget with no session, a huge one, or one whose ids are not ids is refused and counted
+    rejected = share.counts["rejected"]
+    for bad in (b'{"v":1,"forgotten_at":1,"sessions":[]}', b'{"v":1,"forgotten_at":1,"sessions":["a b"]}', Forgotten(1.0, None, tuple(f"s{i}" for i in range(40))).to_wire(), b"", b"x" * 9000):
+        forget(dora_forget, bad)
+    assert share.counts["rejected"] == rejected + 5 and store.newest("agent-1", "dora") is not None
+    with pytest.raises(ShareError):
+        Forgotten.from_wire(b'{"v":1,"forgotten_at":"soon","sessions":["s-1"]}', 1e9)
 
 
 def test_a_pointer_the_broker_link_could_not_take_shows_in_the_metrics(tmp_path: Path) -> None:
@@ -248,10 +286,58 @@ def test_a_person_continues_on_another_kiosk_and_forget_clears_the_fleet(tmp_pat
     late = Observer(broker.port, "edge-agent/_sessions/#")
     try:
         late.settle()  # every retained pointer is in: only the one after the forget is left
-        left = {t: json.loads(p)["session_id"] for t, p, r, _ in late.received() if p}
-        assert left == {"edge-agent/_sessions/agent-1/visitor-7": fresh.session_id}
+        left = {t: json.loads(p) for t, p, r, _ in late.received()}
+        assert left.pop("edge-agent/_sessions/agent-1/visitor-7")["session_id"] == fresh.session_id
+        # and the forgets, naming what B knew of each slot
+        forgets = {t: (f["kiosk"], f["sessions"]) for t, f in left.items()}
+        assert forgets == {
+            "edge-agent/_sessions/agent-1/visitor-7/forgotten": ("kiosk-b", [third.session_id, second.session_id, first.session_id]),
+            "edge-agent/_sessions/agent-1/visitor-8/forgotten": ("kiosk-b", [other.session_id]),
+        }
     finally:
         late.close()
+
+
+def test_a_kiosk_offline_during_a_forget_forgets_when_it_is_back(tmp_path: Path, sim: AgentSimulator, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kiosk B talked with visitor-9 and owns that slot's pointer; its link to the broker is down
+    while kiosk A forgets. The forget was an empty retained message, gone from the broker at
+    once: B, back, never heard it, kept the session and (the broker holding no pointer of its
+    own, as after a broker restart) published it again, so the whole fleet knew the forgotten
+    person once more. Now the forget stays retained in the slot's place, and B forgets on return;
+    a kiosk that was not running at all (C) forgets when it starts."""
+    import edge_agent.fleet.share as share_module
+    from edge_agent.devtools.faultproxy import FaultProxyThread
+
+    monkeypatch.setattr(share_module, "RESEND_AFTER_S", 1.0)
+    obs = Observer(broker.port)
+    proxy_thread = FaultProxyThread("127.0.0.1", broker.port)
+    proxy = proxy_thread.__enter__()
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a, _kiosk(tmp_path, "kiosk-b", sim, proxy.port) as b:
+            with _kiosk(tmp_path, "kiosk-c", sim, broker.port) as c_kiosk:
+                talked = _converse(b, sim, obs, "kiosk-b", "visitor-9")
+                for k in (a, c_kiosk):
+                    wait_for(lambda k=k: (n := _newest(k, "visitor-9")) is not None and n.id == talked.session_id, 20, "the fleet to know visitor-9")
+            proxy.mode = "refuse"  # B's link to the broker goes down; C is switched off
+            proxy_thread.cut()
+            wait_for(lambda: not b.kiosk.reporter.connected.is_set(), 20, "B to notice")  # type: ignore[attr-defined]
+            _cmd(obs, "kiosk-a", action="forget_sessions", id="f9")
+            obs.wait("edge-agent/kiosk-a/cmd/result", lambda p: b'"f9"' in p)
+            forget_seen = json.loads(obs.wait("edge-agent/_sessions/agent-1/visitor-9/forgotten"))
+            assert forget_seen["kiosk"] == "kiosk-a" and forget_seen["sessions"] == [talked.session_id]
+            assert _newest(b, "visitor-9") is not None  # B could not have heard it yet
+            mark = len(obs.messages)
+            proxy.mode = "pass"
+            wait_for(lambda: _newest(b, "visitor-9") is None, 20, "B, back, to forget visitor-9")
+            time.sleep(2.0)  # past RESEND_AFTER_S
+            # what paho held for B may have gone out again on its return: no kiosk files it
+            assert _newest(a, "visitor-9") is None and _newest(b, "visitor-9") is None
+            assert len(obs.find("edge-agent/_sessions/agent-1/visitor-9", since=mark)) <= 1, "B kept publishing the forgotten pointer"
+        with KioskThread(c_kiosk.kiosk.settings) as c_back:
+            wait_for(lambda: _newest(c_back, "visitor-9") is None, 20, "C, started again, to forget visitor-9")
+    finally:
+        obs.close()
+        proxy_thread.__exit__(None, None, None)
 
 
 def test_a_broker_that_lost_its_retained_pointers_gets_them_again(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,7 +436,9 @@ def test_sessions_forget_on_the_command_line_clears_the_shared_pointers(tmp_path
     late = Observer(broker.port, "edge-agent/_sessions/#")
     try:
         late.settle()  # a retained pointer would have come before the marker
-        assert late.received() == []
+        (topic, payload, _, _), *rest = late.received()  # only the forget, naming the session
+        assert topic == "edge-agent/_sessions/agent-1/dana/forgotten" and not rest
+        assert json.loads(payload)["kiosk"] is None and json.loads(payload)["sessions"] == ["s-1"]
     finally:
         late.close()
 

@@ -32,7 +32,7 @@ from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
-from edge_agent.core.storerows import carried_rows, create_schema, drop_unsound, mark, merge_pointer, prune, set_mark
+from edge_agent.core.storerows import carried_rows, create_schema, delete_slot, drop_unsound, mark, merge_pointer, prune, set_mark
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ class SessionStore:
         """`forget` ran while the disk was unusable: the disk copy is wiped when it comes back."""
         self.scrub_pending = False
         """The last forget deleted the rows but could not scrub the card (a reader held the WAL)."""
-        self._slots_pending: set[tuple[str, str]] = set()
-        """(agent, slot)s `forget_slot` deleted only in memory: deleted on disk when it comes back."""
+        self._slots_pending: list[tuple[str, str, tuple[str, ...] | None]] = []
+        """`forget_slot`s done only in memory: done on disk too when it comes back."""
         self._retry_at = 0.0
         db = self._attach()
         self._db = db if db is not None else self._memory(self._salvage())
@@ -221,7 +221,8 @@ class SessionStore:
             if self.wipe_pending:
                 self._wipe(db)
             db.execute("BEGIN IMMEDIATE")  # one transaction: all of it or none
-            db.executemany("DELETE FROM sessions WHERE agent = ? AND slot = ?", sorted(self._slots_pending))
+            for pending in self._slots_pending:
+                delete_slot(db, *pending)
             # in the order memory filed them, each filed again after what the disk holds (rows
             # without a number, an older version's, keep the disk's): with the clock behind, a
             # session recorded in memory landed with no number and was the first pruned
@@ -335,13 +336,13 @@ class SessionStore:
         """Every (agent, slot) with a stored session."""
         return self._run(lambda db: [(str(a), str(s)) for a, s in db.execute("SELECT DISTINCT agent, slot FROM sessions")])
 
-    def forget_slot(self, agent: str, slot: str) -> int:
-        """Deletes the sessions of one (agent, slot): a fleet-wide forget reaching this kiosk.
-        With the disk unusable, on disk too as soon as `retry` gets it back (a badge holder who
-        asked to be forgotten was continued again once the card came back)."""
-        count = self._run(lambda db: int(db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount))
+    def forget_slot(self, agent: str, slot: str, sessions: tuple[str, ...] | None = None) -> int:
+        """Deletes one (agent, slot)'s sessions (`storerows.delete_slot`): a fleet-wide forget
+        reaching this kiosk. With the disk unusable, on disk too as soon as `retry` gets it back
+        (a badge holder who asked to be forgotten was continued again once the card came back)."""
+        count = self._run(lambda db: delete_slot(db, agent, slot, sessions))
         if self.fault is not None:
-            self._slots_pending.add((agent, slot))
+            self._slots_pending.append((agent, slot, sessions))
         return count
 
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:

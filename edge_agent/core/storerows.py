@@ -118,3 +118,13 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
             (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
         ).rowcount
     )
+
+
+def delete_slot(db: sqlite3.Connection, agent: str, slot: str, sessions: tuple[str, ...] | None) -> int:
+    """Deletes one (agent, slot)'s sessions: those named in `sessions` and those continuing one of
+    them, or (None) all of them; returns how many."""
+    if sessions is None:
+        return int(db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount)
+    marks = ",".join("?" * len(sessions))
+    sql = f"DELETE FROM sessions WHERE agent = ? AND slot = ? AND (id IN ({marks}) OR continued_from IN ({marks}))"
+    return int(db.execute(sql, (agent, slot, *sessions, *sessions)).rowcount)

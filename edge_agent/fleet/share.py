@@ -15,9 +15,14 @@ broker keeps whichever pointer was published last, which after a race or a recon
 older one; the kiosk that started the newer session sees that and publishes its own again, so
 the retained pointer converges on the newest (only the owner answers: no storms).
 
-An empty retained message on a pointer topic means "forgotten": `forget` sends one for every
-slot this kiosk knows, and every kiosk that sees one deletes that slot's sessions. A kiosk
-offline during a forget keeps its copies until its own `forget`.
+`forget` leaves, retained beside each slot's pointer (`.../<slot>/forgotten`), a Forgotten naming
+the slot's sessions this kiosk knew, and clears the pointer (an empty retained message: older
+kiosks, and an admin's `mosquitto_pub -r -n`, forget the whole slot on it). Every kiosk that hears
+a Forgotten deletes those sessions and the ones continuing them, also a kiosk offline at that
+moment, when it is back, and refuses them when they are published again: a kiosk back online
+sends what paho held for it before it hears the retained messages (the forget in the pointer's
+place was overwritten by it, and the fleet had the forgotten person again). A conversation
+started since is not named: it is not touched, even on a kiosk whose clock is behind.
 
 Incoming pointers are untrusted: topic levels, payload size, session id charset and length are
 checked, timestamps from the future are clamped to now; a bad one is counted and dropped. They
@@ -28,27 +33,27 @@ the event loop files them into the store in batches (one transaction each), so a
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from edge_agent.core.config import SHARED_SESSIONS_LEVEL
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.slots import is_label
-from edge_agent.errors import EdgeAgentError
+from edge_agent.core.storedsession import StoredSession
+from edge_agent.fleet.pointer import FORGOTTEN_LEVEL, MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic
+
+__all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "clear_pointers", "forgotten_topic", "pointer_topic"]
+Slots = dict[tuple[str, str], tuple[str, ...]]
+"""(agent, slot): the ids of its sessions, newest first."""
 
 log = logging.getLogger(__name__)
 
-MAX_POINTER_BYTES = 512
 MAX_PENDING = 200_000
 """Distinct slots waiting to be filed; beyond this, pointers are dropped (counted)."""
 BATCH = 256
@@ -66,13 +71,11 @@ a second; a slot whose correction the limit held back is owed one, sent when the
 broker) could otherwise flood a slot this kiosk owns with a stale pointer, each answered one for
 one into the bounded queue the kiosk's state and events share: a helper's attack dropped 7 945
 of them, a whole conversation's state and events among them."""
+FORGETS_REMEMBERED = 16384
+"""Forgets heard that the kiosk keeps in memory, to refuse their sessions published again (the
+broker hands all of them back at every connect, so a restart loses nothing)."""
 MINE_REMEMBERED = 4096
 """Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
-_SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-
-
-class ShareError(EdgeAgentError):
-    """A pointer that cannot be used."""
 
 
 class Bus(Protocol):
@@ -84,80 +87,13 @@ class Bus(Protocol):
 
     def when_connected(self, hook: Callable[[], None]) -> None: ...
 
-
-@dataclass(frozen=True)
-class Pointer:
-    session_id: str
-    started_at: float
-    ended_at: float | None = None
-    continued_from: str | None = None
-    kiosk: str | None = None
-
-    @property
-    def rank(self) -> tuple[float, str]:
-        """Newest wins; equal start times are settled by the session id, the same everywhere."""
-        return (self.started_at, self.session_id)
-
-    def to_wire(self) -> bytes:
-        data = {"v": 1, "session_id": self.session_id, "continued_from": self.continued_from, "started_at": self.started_at, "ended_at": self.ended_at, "kiosk": self.kiosk}
-        return json.dumps(data, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_wire(cls, payload: bytes, now: float) -> Pointer:
-        """Validates an untrusted pointer; future timestamps are clamped to `now`."""
-        if len(payload) > MAX_POINTER_BYTES:
-            raise ShareError(f"pointer larger than {MAX_POINTER_BYTES} bytes")
-        try:
-            data = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise ShareError("pointer is not JSON") from None
-        if not isinstance(data, dict):
-            raise ShareError("pointer is not a JSON object")
-        sid, cont, kiosk = data.get("session_id"), data.get("continued_from"), data.get("kiosk")
-        if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
-            raise ShareError("bad session_id")
-        if cont is not None and (not isinstance(cont, str) or not _SESSION_ID.fullmatch(cont)):
-            raise ShareError("bad continued_from")
-        if kiosk is not None and (not isinstance(kiosk, str) or not is_label(kiosk)):
-            raise ShareError("bad kiosk")
-        started_at = _time(data.get("started_at"), now)
-        if started_at is None:
-            raise ShareError("bad started_at")
-        ended_at = _time(data.get("ended_at"), now)
-        if ended_at is not None and ended_at < started_at:
-            ended_at = started_at
-        return cls(sid, started_at, ended_at, cont, kiosk)
-
-
-def finite_number(value: Any) -> float | None:
-    """A finite number from anyone's message, else None (a string, a bool, nan, a JSON integer of
-    hundreds of digits, which no float holds)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _time(value: Any, now: float) -> float | None:
-    at = finite_number(value)
-    return None if at is None or at <= 0 else min(at, now)
+    def online(self) -> bool: ...
 
 
 def _timer(delay_s: float, fn: Callable[[], None]) -> None:
     timer = threading.Timer(delay_s, fn)
     timer.daemon = True
     timer.start()
-
-
-def pointer_topic(prefix: str, agent: str, slot: str) -> str:
-    return f"{prefix}/{SHARED_SESSIONS_LEVEL}/{agent}/{slot}"
-
-
-Filed = tuple[str, str, str, str | None, float, float | None]
-"""(agent, slot, session_id, continued_from, started_at, ended_at), as SessionStore.merge_shared takes them."""
 
 
 class SessionShare:
@@ -172,9 +108,9 @@ class SessionShare:
         agents: Iterable[str],
         post: Callable[[Callable[[], None]], None],
         file: Callable[[list[Filed]], int],
-        forget_slot: Callable[[str, str], None],
+        forget_slot: Callable[[str, str, tuple[str, ...] | None], None],
         clock: Callable[[], float] = time.time,
-        clear: Callable[[list[tuple[str, str]]], None] | None = None,
+        clear: Callable[[list[tuple[str, str, Forgotten]]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         later: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
@@ -190,6 +126,8 @@ class SessionShare:
         self._clear = clear or self._clear_on_bus
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Pointer] = {}
+        self._pending_forgets: dict[tuple[str, str], Forgotten] = {}
+        self._known_forgets: OrderedDict[tuple[str, str], Forgotten] = OrderedDict()  # heard: their sessions are not filed again
         self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
         self._mine_ids: dict[str, tuple[str, str]] = {}
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
@@ -199,12 +137,13 @@ class SessionShare:
         self._corrections = TokenBucket(CORRECTIONS_BURST, 1.0 / CORRECTION_EVERY_S, monotonic())
         self._owed: set[tuple[str, str]] = set()  # slots whose correction the limit held back
         self._owed_waiting = False  # a `later` call will pay them
-        self.counts = dict.fromkeys(("published", "unsent", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten"), 0)
+        self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered"), 0)
         self.agents = []
         for agent in dict.fromkeys(agents):
             if is_label(agent):
                 self.agents.append(agent)
                 bus.follow(pointer_topic(prefix, agent, "+"), self.on_message)
+                bus.follow(forgotten_topic(prefix, agent, "+"), self.on_message)
             else:
                 log.warning("session share: agent %r is not usable as a topic level; its sessions stay on this kiosk", agent)
         bus.when_connected(self._connected)
@@ -252,66 +191,92 @@ class SessionShare:
         if where is not None and mine is not None and mine.session_id == session_id:
             self.announce(*where, Pointer(mine.session_id, mine.started_at, ended_at, mine.continued_from))
 
-    def forget(self, slots: Iterable[tuple[str, str]]) -> int:
-        """Clears the retained pointers of these slots (and every one this kiosk published);
-        returns how many. `clear` sends the empty messages (the kiosk's: a client of its own,
-        whose queue holds them all, where the reporter's bounded one would drop most)."""
+    def forget(self, slots: Slots) -> int:
+        """Forgets these slots' sessions fleet-wide (and every one this kiosk published): a
+        retained Forgotten naming them beside each slot's pointer, whose retained copy is cleared;
+        returns how many slots. `clear` sends them (the kiosk's: a client of its own, whose queue
+        holds them all, where the reporter's bounded one would drop most)."""
         with self._lock:
-            targets = set(slots) | set(self._mine)
+            targets = dict(slots)
+            for where, mine in self._mine.items():
+                targets[where] = (mine.session_id, *targets.get(where, ()))
             self._mine.clear()
             self._mine_ids.clear()
-        targets = {(a, s) for a, s in targets if a in self.agents and is_label(s)}
-        self._clear(sorted(targets))
-        return len(targets)
+        forgets = [f for f in forgets_of(targets, self._clock(), self.device_id) if f[0] in self.agents]
+        self._clear(forgets)
+        return len(forgets)
 
-    def _clear_on_bus(self, targets: list[tuple[str, str]]) -> None:
-        for agent, slot in targets:
+    def _clear_on_bus(self, forgets: list[tuple[str, str, Forgotten]]) -> None:
+        for agent, slot, forgotten in forgets:
+            self.bus.send(forgotten_topic(self.prefix, agent, slot), forgotten.to_wire(), True)
             self.bus.send(pointer_topic(self.prefix, agent, slot), b"", True)
 
     def _send(self, agent: str, slot: str, pointer: Pointer) -> None:
+        """Publishes now, or, offline, after the next connect (`_resend_unheard`): handed to paho
+        offline, it went out on reconnect before the broker's retained messages came back, over
+        a forget of that slot sent meanwhile, which this kiosk then never heard."""
+        if not self.bus.online():
+            self.counts["held"] += 1
+            return
         sent = self.bus.send(pointer_topic(self.prefix, agent, slot), pointer.to_wire(), True)
         self.counts["published" if sent else "unsent"] += 1
 
     # ------------------------------------------------------------------ theirs (paho's thread)
     def on_message(self, topic: str, payload: bytes) -> None:
         self.counts["received"] += 1
-        where = self._slot_of(topic)
+        where, is_forget = self._slot_of(topic)
         if where is None:
             self.counts["rejected"] += 1
             return
-        if not payload:
-            self._forgotten(where)
-            return
         try:
-            pointer = Pointer.from_wire(payload, self._clock())
+            if is_forget:
+                read: Pointer | Forgotten = Forgotten.from_wire(payload, self._clock())
+            else:
+                read = Pointer.from_wire(payload, self._clock()) if payload else Forgotten(self._clock())
         except ShareError as exc:
             self.counts["rejected"] += 1
-            log.debug("session share: dropped a pointer on %s: %s", topic, exc)
+            log.debug("session share: dropped a message on %s: %s", topic, exc)
             return
         with self._lock:
-            self._unheard.discard(where)  # the broker holds one for it: the rules below decide
-            mine = self._mine.get(where)
-            if mine is not None and pointer.continued_from == mine.session_id:
-                # it continues ours: newer whatever the clocks say (this kiosk's may run ahead), so
-                # no correction (it took the person's later conversation back fleet-wide); the
-                # store files it past ours (merge_shared), and ours is no longer ours to defend
-                del self._mine[where]
-                self._mine_ids.pop(mine.session_id, None)
-                mine = None
-            if mine is not None and mine.rank >= pointer.rank:
-                if mine.rank > pointer.rank:  # the broker holds an older pointer than ours
-                    self._correct(where, mine)
-                return
-            pending = self._pending.get(where)
-            if pending is not None and pending.rank >= pointer.rank:
-                return
-            if pending is None and len(self._pending) >= MAX_PENDING:
-                self.counts["dropped"] += 1
-                return
-            first = not self._pending
-            self._pending[where] = pointer
+            if not is_forget:
+                self._unheard.discard(where)  # the broker holds one for it: the rules below decide
+            if isinstance(read, Forgotten):
+                self._forgotten(where, read)
+                first = not (self._pending or self._pending_forgets)
+                had = self._pending_forgets.get(where)
+                self._pending_forgets[where] = read if had is None else had.joined(read)
+            else:
+                known = self._known_forgets.get(where)
+                if known is not None and known.covers(read.session_id, read.continued_from):
+                    self.counts["covered"] += 1  # one of its sessions, published again from before the forget was heard
+                    return
+                if not self._is_news(where, read, self._mine.get(where)):
+                    return
+                pending = self._pending.get(where)
+                if pending is not None and pending.rank >= read.rank:
+                    return
+                if pending is None and len(self._pending) >= MAX_PENDING:
+                    self.counts["dropped"] += 1
+                    return
+                first = not (self._pending or self._pending_forgets)
+                self._pending[where] = read
         if first:
             self._post(self._drain)
+
+    def _is_news(self, where: tuple[str, str], pointer: Pointer, mine: Pointer | None) -> bool:
+        """Whether another kiosk's pointer is to be filed, given ours for that slot (lock held)."""
+        if mine is not None and pointer.continued_from == mine.session_id:
+            # it continues ours: newer whatever the clocks say (this kiosk's may run ahead), so
+            # no correction (it took the person's later conversation back fleet-wide); the
+            # store files it past ours (merge_shared), and ours is no longer ours to defend
+            del self._mine[where]
+            self._mine_ids.pop(mine.session_id, None)
+            return True
+        if mine is not None and mine.rank >= pointer.rank:
+            if mine != pointer:  # the broker holds an older pointer than ours, or an older copy (its end unheard)
+                self._correct(where, mine)
+            return False
+        return True
 
     def _correct(self, where: tuple[str, str], mine: Pointer) -> None:
         """Publishes our pointer over an older one, within CORRECTIONS_BURST; else owes it (lock held)."""
@@ -336,35 +301,50 @@ class SessionShare:
                 if mine is not None:
                     self._correct(where, mine)
 
-    def _slot_of(self, topic: str) -> tuple[str, str] | None:
+    def _slot_of(self, topic: str) -> tuple[tuple[str, str] | None, bool]:
+        """(agent, slot) of a pointer's or a forget's topic (None: neither), and whether a forget's."""
         head = f"{self.prefix}/{SHARED_SESSIONS_LEVEL}/"
         if not topic.startswith(head):
-            return None
+            return None, False
         parts = topic[len(head) :].split("/")
-        if len(parts) != 2 or parts[0] not in self.agents or not is_label(parts[1]):
-            return None
-        return parts[0], parts[1]
+        is_forget = len(parts) == 3 and parts[2] == FORGOTTEN_LEVEL
+        if len(parts) != 2 + is_forget or parts[0] not in self.agents or not is_label(parts[1]):
+            return None, False
+        return (parts[0], parts[1]), is_forget
 
-    def _forgotten(self, where: tuple[str, str]) -> None:
-        with self._lock:
-            self._unheard.discard(where)
-            self._pending.pop(where, None)
-            mine = self._mine.pop(where, None)
-            if mine is not None:
-                self._mine_ids.pop(mine.session_id, None)
+    def _forgotten(self, where: tuple[str, str], forgotten: Forgotten) -> None:
+        """A forget of this slot heard (lock held): a pointer it covers, waiting to be filed or
+        ours to defend, is let go; one naming sessions is remembered, so that those sessions,
+        published again later (by a kiosk that had not heard it yet), are not filed again."""
+        pending = self._pending.get(where)
+        if pending is not None and forgotten.covers(pending.session_id, pending.continued_from):
+            del self._pending[where]
+        mine = self._mine.get(where)
+        if mine is not None and forgotten.covers(mine.session_id, mine.continued_from):
+            del self._mine[where]
+            self._mine_ids.pop(mine.session_id, None)
+        if forgotten.sessions is not None:
+            known = self._known_forgets.pop(where, None)
+            self._known_forgets[where] = forgotten if known is None else known.joined(forgotten)
+            while len(self._known_forgets) > FORGETS_REMEMBERED:
+                self._known_forgets.popitem(last=False)
         self.counts["forgotten"] += 1
-        self._post(lambda: self._forget_slot(*where))
 
     # ------------------------------------------------------------------ filing (event loop)
     def _drain(self) -> None:
-        """Files up to BATCH pending pointers; posts itself again while more are waiting."""
+        """Carries out up to BATCH pending forgets, then files up to BATCH pending pointers (a
+        pointer after a forget of its slot is newer than it); posts itself again while more are
+        waiting (a catch-up of retained forgets is paced like one of pointers)."""
         with self._lock:
+            forgets = [self._pending_forgets.popitem() for _ in range(min(BATCH, len(self._pending_forgets)))]
             batch = []
             for _ in range(min(BATCH, len(self._pending))):
                 where = next(iter(self._pending))
                 batch.append((where, self._pending.pop(where)))
-            more = bool(self._pending)
+            more = bool(self._pending or self._pending_forgets)
         try:
+            for (agent, slot), forgotten in forgets:
+                self._forget_slot(agent, slot, forgotten.sessions)
             if batch:
                 self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at) for (a, s), p in batch])
         finally:
@@ -373,16 +353,28 @@ class SessionShare:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._pending_forgets)
 
 
-def clear_pointers(settings: MqttSettings, slots: Iterable[tuple[str, str]], timeout_s: float = 10.0) -> str:
-    """`edge-agent sessions --forget` with sharing on: empty retained pointers for these slots,
-    sent from the command line (the daemon's `forget_sessions` does the same from the kiosk)."""
+def slot_sessions(sessions: Iterable[StoredSession]) -> Slots:
+    """The ids of each (agent, slot)'s sessions, in the order given (the store's: newest first)."""
+    slots: dict[tuple[str, str], list[str]] = {}
+    for session in sessions:
+        slots.setdefault((session.agent, session.slot), []).append(session.id)
+    return {where: tuple(ids) for where, ids in slots.items()}
+
+
+def forgets_of(slots: Slots, now: float, kiosk: str | None) -> list[tuple[str, str, Forgotten]]:
+    """A Forgotten for each slot that can be named on the broker, naming its newest sessions."""
+    return [(a, s, Forgotten(now, kiosk, tuple(dict.fromkeys(ids))[:MAX_FORGOTTEN_IDS])) for (a, s), ids in sorted(slots.items()) if is_label(a) and is_label(s) and ids]
+
+
+def clear_pointers(settings: MqttSettings, forgets: list[tuple[str, str, Forgotten]], timeout_s: float = 10.0) -> str:
+    """`edge-agent sessions --forget` with sharing on, and the kiosk's `forget_sessions` (on a
+    thread of its own): each slot's retained Forgotten, and its retained pointer cleared."""
     from edge_agent.fleet.status import make_client
 
-    targets = [(a, s) for a, s in slots if is_label(a) and is_label(s)]
-    if not targets:
+    if not forgets:
         return "no shared session pointers to clear"
     client = make_client(settings, f"edge-agent-forget-{os.getpid()}-{int(time.time() * 1000) % 100000}")  # one id each: kiosks forgetting at once took each other's over
     try:
@@ -395,7 +387,10 @@ def clear_pointers(settings: MqttSettings, slots: Iterable[tuple[str, str]], tim
     try:
         if not connected.wait(timeout_s):
             return f"shared pointers NOT cleared: {settings.host}:{settings.port} did not accept the connection"
-        infos = [client.publish(pointer_topic(settings.topic_prefix, a, s), b"", qos=1, retain=True) for a, s in targets]
+        infos = []
+        for a, s, forgotten in forgets:  # the forget first: a kiosk that hears only it forgets too
+            infos.append(client.publish(forgotten_topic(settings.topic_prefix, a, s), forgotten.to_wire(), qos=1, retain=True))
+            infos.append(client.publish(pointer_topic(settings.topic_prefix, a, s), b"", qos=1, retain=True))
         for info in infos:
             info.wait_for_publish(timeout_s)
         unsent = sum(not info.is_published() for info in infos)  # the wait ends at the timeout too
@@ -405,5 +400,5 @@ def clear_pointers(settings: MqttSettings, slots: Iterable[tuple[str, str]], tim
         client.disconnect()
         client.loop_stop()
     if unsent:
-        return f"shared pointers NOT all cleared: {unsent} of {len(targets)} unconfirmed by the broker within {timeout_s:g} s; send forget_sessions over MQTT later"
-    return f"cleared {len(targets)} shared session pointers"
+        return f"shared pointers NOT all cleared: {unsent} of {len(infos)} messages unconfirmed by the broker within {timeout_s:g} s; send forget_sessions over MQTT later"
+    return f"cleared {len(forgets)} shared session pointers"

@@ -363,6 +363,10 @@ class StatusReporter:
         self._followed.append(topic_filter)
         self._client.message_callback_add(topic_filter, guarded(lambda c, u, m: handler(m.topic, bytes(m.payload))))
 
+    def online(self) -> bool:
+        """Connected to the broker now (as far as paho knows)."""
+        return self.connected.is_set()
+
     def when_connected(self, hook: Callable[[], None]) -> None:
         """Calls `hook` (on paho's thread, guarded) at every (re)connect, once subscribed."""
         self._connect_hooks.append(hook)

@@ -21,7 +21,7 @@ from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
 from edge_agent.errors import UsageError
-from edge_agent.fleet.share import finite_number
+from edge_agent.fleet.pointer import finite_number
 
 LEAVES = ("availability", "state", "event", "metrics")
 MAX_PACKET_BYTES = 64 * 1024

@@ -21,7 +21,7 @@ from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
 from edge_agent.fleet.commands import CommandError
-from edge_agent.fleet.share import Pointer, SessionShare
+from edge_agent.fleet.share import Pointer, SessionShare, slot_sessions
 
 log = logging.getLogger("edge_agent")
 
@@ -85,9 +85,9 @@ class SessionRecords:
             raise CommandError(f"rate limited: the sessions were forgotten moments ago; next forget in {self._forgets.wait_s(now):.0f} s")
         if self.share is not None:
             try:
-                slots = self.store.slots()
+                slots = slot_sessions(self.store.recent(self.store.keep_sessions))
             except StoreError:
-                slots = []  # an unusable store: at least the pointers this kiosk published
+                slots = {}  # an unusable store: at least the pointers this kiosk published
             self.share.forget(slots)
         return self.store.forget()
 

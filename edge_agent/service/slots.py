@@ -17,7 +17,7 @@ from edge_agent.core.ports import Reporter
 from edge_agent.core.slots import BadgeKeyer, Target
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
-from edge_agent.fleet.share import Filed, SessionShare, clear_pointers
+from edge_agent.fleet.share import Filed, Forgotten, SessionShare, clear_pointers
 from edge_agent.hardware.button import Button
 
 log = logging.getLogger("edge_agent")
@@ -62,22 +62,28 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
             log.error("shared sessions not filed: %s", exc)
             return 0
 
-    def forget_slot(agent: str, slot: str) -> None:
+    def forget_slot(agent: str, slot: str, sessions: tuple[str, ...] | None) -> None:
+        """`sessions` None: the whole slot (an empty retained pointer). A forget naming sessions
+        touches a conversation of that slot only when it deleted some (the broker hands every
+        forget back at each reconnect: the conversation running then is not one of them)."""
         try:
-            if store.forget_slot(agent, slot):
-                log.info("shared sessions of slot %s forgotten (fleet-wide forget)", slot)
+            count = store.forget_slot(agent, slot, sessions)
         except StoreError as exc:
             log.error("%s", exc)
-        on_forgotten(agent, slot)
+            count = 1
+        if count:
+            log.info("shared sessions of slot %s forgotten (fleet-wide forget)", slot)
+        if count or sessions is None:
+            on_forgotten(agent, slot)
 
-    def clear_now(targets: list[tuple[str, str]]) -> None:
+    def clear_now(forgets: list[tuple[str, str, Forgotten]]) -> None:
         try:
-            log.info("forget: %s", clear_pointers(settings.mqtt, targets))
+            log.info("forget: %s", clear_pointers(settings.mqtt, forgets))
         except Exception as exc:  # its own thread: a traceback there said nothing of the forget
             log.error("forget: the fleet's shared pointers were not cleared: %s", exc)
 
-    def clear(targets: list[tuple[str, str]]) -> None:  # off the loop: it waits for the broker
-        threading.Thread(target=clear_now, args=(targets,), name="forget-shared", daemon=True).start()
+    def clear(forgets: list[tuple[str, str, Forgotten]]) -> None:  # off the loop: it waits for the broker
+        threading.Thread(target=clear_now, args=(forgets,), name="forget-shared", daemon=True).start()
 
     agents = [settings.agent.agent_key, *(b.agent_id for b in settings.buttons if b.agent_id)]
     return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slot, clear=clear)

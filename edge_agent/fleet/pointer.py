@@ -1,0 +1,156 @@
+"""The fleet's shared sessions on the wire: what one kiosk tells the others about a slot.
+
+    <prefix>/_sessions/<agent>/<slot>              retained: the slot's newest session, a Pointer
+    {"v": 1, "session_id": "...", "continued_from": "..." | null,
+     "started_at": <unix s>, "ended_at": <unix s> | null, "kiosk": "<device id>"}
+    <prefix>/_sessions/<agent>/<slot>/forgotten    retained: the slot's forget, a Forgotten
+    {"v": 1, "forgotten_at": <unix s>, "kiosk": "<device id>" | null, "sessions": ["...", ...]}
+
+A Forgotten names the sessions it forgets (the forgetting kiosk's, newest first, at most
+MAX_FORGOTTEN_IDS), not a time: kiosks' clocks disagree (a Pi without a battery clock boots in
+the past), ids do not. It lives beside the pointer, not in its place, so no pointer published
+later (a kiosk's own, sent again on reconnect from before it heard the forget) can take it off
+the broker. Both are untrusted when they arrive: sizes, charsets and times are checked here,
+once, and a bad one raises ShareError. SessionShare (share.py) holds the rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from edge_agent.core.config import SHARED_SESSIONS_LEVEL
+from edge_agent.core.slots import is_label
+from edge_agent.errors import EdgeAgentError
+
+MAX_POINTER_BYTES = 512
+MAX_FORGOTTEN_IDS = 32
+"""Sessions a Forgotten names: a slot's newest (one person's continued conversations)."""
+MAX_FORGOTTEN_BYTES = 8192
+FORGOTTEN_LEVEL = "forgotten"
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+class ShareError(EdgeAgentError):
+    """A pointer that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    session_id: str
+    started_at: float
+    ended_at: float | None = None
+    continued_from: str | None = None
+    kiosk: str | None = None
+
+    @property
+    def rank(self) -> tuple[float, str]:
+        """Newest wins; equal start times are settled by the session id, the same everywhere."""
+        return (self.started_at, self.session_id)
+
+    def to_wire(self) -> bytes:
+        data = {"v": 1, "session_id": self.session_id, "continued_from": self.continued_from, "started_at": self.started_at, "ended_at": self.ended_at, "kiosk": self.kiosk}
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_wire(cls, payload: bytes, now: float) -> Pointer:
+        """Validates an untrusted pointer; future timestamps are clamped to `now`."""
+        data = _object(payload, MAX_POINTER_BYTES)
+        sid, cont, kiosk = data.get("session_id"), data.get("continued_from"), data.get("kiosk")
+        if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
+            raise ShareError("bad session_id")
+        if cont is not None and (not isinstance(cont, str) or not _SESSION_ID.fullmatch(cont)):
+            raise ShareError("bad continued_from")
+        if kiosk is not None and (not isinstance(kiosk, str) or not is_label(kiosk)):
+            raise ShareError("bad kiosk")
+        started_at = _time(data.get("started_at"), now)
+        if started_at is None:
+            raise ShareError("bad started_at")
+        ended_at = _time(data.get("ended_at"), now)
+        if ended_at is not None and ended_at < started_at:
+            ended_at = started_at
+        return cls(sid, started_at, ended_at, cont, kiosk)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """A fleet-wide forget of one slot's sessions. `sessions` None: all of them (an empty
+    retained pointer, as older kiosks and an admin's `mosquitto_pub -r -n` send it)."""
+
+    forgotten_at: float
+    kiosk: str | None = None
+    sessions: tuple[str, ...] | None = None
+
+    def covers(self, session_id: str, continued_from: str | None) -> bool:
+        """Whether a session is one this forget forgets: named, or continuing one named (a
+        kiosk offline at the forget continued the person's forgotten conversation)."""
+        return self.sessions is None or session_id in self.sessions or (continued_from is not None and continued_from in self.sessions)
+
+    def joined(self, other: Forgotten) -> Forgotten:
+        """Both forgets at once (two arrived before either was filed)."""
+        if self.sessions is None or other.sessions is None:
+            return Forgotten(max(self.forgotten_at, other.forgotten_at), other.kiosk)
+        return Forgotten(max(self.forgotten_at, other.forgotten_at), other.kiosk, tuple(dict.fromkeys(other.sessions + self.sessions)))
+
+    def to_wire(self) -> bytes:
+        data = {"v": 1, "forgotten_at": self.forgotten_at, "kiosk": self.kiosk, "sessions": list(self.sessions or ())}
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_wire(cls, payload: bytes, now: float) -> Forgotten:
+        """Validates an untrusted forget: at least one and at most MAX_FORGOTTEN_IDS session ids."""
+        data = _object(payload, MAX_FORGOTTEN_BYTES)
+        at, kiosk, sessions = _time(data.get("forgotten_at"), now), data.get("kiosk"), data.get("sessions")
+        if at is None:
+            raise ShareError("bad forgotten_at")
+        if kiosk is not None and (not isinstance(kiosk, str) or not is_label(kiosk)):
+            raise ShareError("bad kiosk")
+        if not isinstance(sessions, list) or not 0 < len(sessions) <= MAX_FORGOTTEN_IDS:
+            raise ShareError(f"sessions must list 1 to {MAX_FORGOTTEN_IDS} session ids")
+        if not all(isinstance(sid, str) and _SESSION_ID.fullmatch(sid) for sid in sessions):
+            raise ShareError("bad session id in sessions")
+        return cls(at, kiosk, tuple(dict.fromkeys(sessions)))
+
+
+def _object(payload: bytes, limit: int) -> dict[str, Any]:
+    if len(payload) > limit:
+        raise ShareError(f"larger than {limit} bytes")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ShareError("not JSON") from None
+    if not isinstance(data, dict):
+        raise ShareError("not a JSON object")
+    return data
+
+
+def finite_number(value: Any) -> float | None:
+    """A finite number from anyone's message, else None (a string, a bool, nan, a JSON integer of
+    hundreds of digits, which no float holds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _time(value: Any, now: float) -> float | None:
+    at = finite_number(value)
+    return None if at is None or at <= 0 else min(at, now)
+
+
+def pointer_topic(prefix: str, agent: str, slot: str) -> str:
+    return f"{prefix}/{SHARED_SESSIONS_LEVEL}/{agent}/{slot}"
+
+
+def forgotten_topic(prefix: str, agent: str, slot: str) -> str:
+    return f"{pointer_topic(prefix, agent, slot)}/{FORGOTTEN_LEVEL}"
+
+
+Filed = tuple[str, str, str, str | None, float, float | None]
+"""(agent, slot, session_id, continued_from, started_at, ended_at), as SessionStore.merge_shared takes them."""
