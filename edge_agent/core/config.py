@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from edge_agent.core.config_audio import AudioSettings, VadSettings
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
+from edge_agent.core.configguard import DOTTED_KEYS_MAX_COST, dotted_cost, oversized_ints
 from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
 from edge_agent.core.tomlsection import SECRET_KEYS, BadValue, Section, closest, read_section, secret_from_file, websocket_url
@@ -47,16 +48,7 @@ INSTALLED_CONFIG = Path("/etc/edge-agent/config.toml")
 `run` and `doctor` read when not given `-c` and it exists (see `installed_or_none`)."""
 CONFIG_MAX_BYTES = 1024 * 1024
 """A kiosk's config is a few kB; a larger file at the path is not one (and is not read whole)."""
-DOTTED_KEYS_MAX_COST = 32_000_000
-"""Most sum over the file's dotted runs (a.b.c, also 1.5 or a host name in a value) of their
-parts squared: tomllib keeps every prefix of a dotted key as its own tuple, so one key of 60000
-parts (a 120 kB file) took 13 GB. At this cost tomllib peaks near 200 MB, and a key of 5000 parts
-still reaches the check that names it (deeper than the agent's JSON takes, 64: cost 4096)."""
-DOTTED_RUN = re.compile(r"""(?<![A-Za-z0-9_-])(?:(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+')[ \t]*+\.[ \t]*+)++""")
-"""A run of dotted parts, each tried once from its start (possessive: a linear scan of any text)."""
-INT64 = (-(2**63), 2**63 - 1)
-"""TOML's integers are 64-bit: a larger one made Python's int-to-text conversion fail (ValueError)
-in every message and JSON that showed it."""
+
 
 
 @dataclass(frozen=True)
@@ -291,7 +283,7 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     bad section, with every other bad key (`BadValue`) and the first problem of every other bad
     section in its `more`."""
     ignored = unknown_sections(data)
-    oversized = _oversized_ints(data)
+    oversized = oversized_ints(data)
     if oversized:
         raise ConfigError.together(oversized, tuple(ignored))
     sections = {}
@@ -316,26 +308,6 @@ def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     except ConfigError as exc:
         raise ConfigError.together([exc], tuple(ignored)) from None
     return Settings(**sections, source=source, inline_secrets=_inline_secrets(data), buttons=buttons, ignored_sections=tuple(ignored))
-
-
-def _oversized_ints(data: dict[str, Any]) -> list[ConfigError]:
-    """A ConfigError for each integer outside TOML's 64 bits, naming its key (walked without recursing)."""
-    problems: list[ConfigError] = []
-    stack: list[tuple[str, object]] = [(name, value) for name, value in reversed(data.items())]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, dict):
-            stack += reversed([(f"{where}.{name}", sub) for name, sub in item.items()])
-        elif isinstance(item, list):
-            stack += reversed([(f"{where}[{i}]", sub) for i, sub in enumerate(item)])
-        elif isinstance(item, int) and not INT64[0] <= item <= INT64[1]:
-            problems.append(ConfigError(where, f"an integer of {item.bit_length()} bits: TOML's integers are 64-bit"))
-    return problems
-
-
-def _dotted_cost(text: str) -> int:
-    """Sum of each dotted run's parts squared (see DOTTED_KEYS_MAX_COST)."""
-    return sum((m.group().count(".") + 1) ** 2 for m in DOTTED_RUN.finditer(text))
 
 
 def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
@@ -411,7 +383,7 @@ def load(path: str | Path | None, *, warn: bool = True) -> Settings:
         raise ConfigError(str(p), f"config file larger than {CONFIG_MAX_BYTES // (1024 * 1024)} MiB: not a kiosk's config")
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark (some Windows editors save one) is not TOML
-        if _dotted_cost(text) > DOTTED_KEYS_MAX_COST:
+        if dotted_cost(text) > DOTTED_KEYS_MAX_COST:
             raise ConfigError(str(p), "not valid TOML for a config: dotted keys (a.b.c) far too long")
         data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
