@@ -376,6 +376,17 @@ class VadGate:
             start += 1
         return [frame for frame, _ in held[start:]]
 
+    def forget_heard(self) -> None:
+        """The microphone was closed to the conversation (muted under half duplex, a push-to-talk
+        button up) and opens again: what the gate kept of that time (its pre-roll, an opening
+        being vetted) is not the visitor's to send, and never goes up. Silence went for it."""
+        self._forget_preroll()
+        if self._vetting:
+            self._vetting, self._vet_pre = 0, []
+            self._held.clear()
+            self._set_open(False)
+            self._run = 0
+
     def _forget_preroll(self) -> None:
         self._preroll.clear()
         self._preroll_cues = 0

@@ -68,6 +68,17 @@ class PyAudioSource:
         self._stream: Any = None
 
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
+        """Opens and starts the device; again after `stop` (the audio watch's reopen, maybe minutes
+        later, in another visitor's conversation): what the device had captured before and never
+        handed over (less than a capture period) is old audio by then, and goes, counted as dropped."""
+        with self._lock:
+            self.frames_dropped += len(self._frames)
+            self._frames.clear()
+            self._head_led = False
+            self._cut_bytes += len(self._pending)  # the part of a frame being filled goes too: the
+            self._lead_upto = max(self._lead_upto, self._cut_bytes)  # stream positions move past it
+            self._pending.clear()
+            self._hurry_until = 0.0
         pyaudio = _pyaudio()
         info = _find_or_release(pa := _new_pa(pyaudio, hide=True), self.spec, want_input=True)
         self._loop, self._on_frame = loop, on_frame

@@ -37,6 +37,7 @@ class CaptureFeed:
         """Bytes of the frame being captured that went ahead of it (`lead`)."""
         self._lead_withheld = False  # a part of that frame waited for it: so do the parts after it
         self._held_led = 0  # bytes of the first frame the gate holds back (VadGate.held_frames) that went ahead of it
+        self._muted = False  # the conversation's microphone was closed (half duplex, push-to-talk up) since it was last open
 
     def hurry(self, source: AudioSource) -> None:
         """A new visitor: if the press opened the gate, their first syllable goes as it is captured."""
@@ -61,13 +62,21 @@ class CaptureFeed:
         self.counters["frames_captured"] += 1
         self.ticker.frame(captured_at)
         led, self.led_bytes, self._lead_withheld = self.led_bytes, 0, False
+        conv, gate = self.conversation, self.gate
+        sending = self._sending()
+        mic_open = sending and conv.mic_open(self.clock())
+        if not sending:
+            self._muted = False
+        elif not mic_open:
+            self._muted = True
+        elif self._muted:  # open again: nothing heard while it was closed goes up (its pre-roll, a vetting)
+            gate.forget_heard()
+            self._muted = False
         out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
-        gate = self.gate
         held_led, self._held_led = self._held_led, self._held_led if gate.held_frames else 0
-        if not self._sending():
+        if not sending:
             return
-        conv = self.conversation
-        if conv.mic_open(self.clock()) and admitted:
+        if mic_open and admitted:
             self.counters["frames_uplinked"] += len(out)
         else:
             out = (gate.silence,)

@@ -108,7 +108,7 @@ class Kiosk:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
         self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready, off_loop=self.source.opens_off_loop)
-        self.speaker_watch = SpeakerWatch(self.sink, settings.audio.output, self._notify, lambda: self.dispatch(c.PlaybackDrained()))
+        self.speaker_watch = SpeakerWatch(self.sink, settings.audio.output, self._notify, self._playback_drained)
         self.metric_parts = KioskMetrics(
             self.counters, self.stats, self.gate, self.backlog, self.source, self.sink, self.standby, self.store, self.echo, self.inputs, self.share, own_process(), self.started_at
         )
@@ -199,6 +199,12 @@ class Kiosk:
                 self.gate.debt += 1  # the extra frame is paid back from the gate's silence, like a pre-roll
             self._show_led()
             self.reports.states.changed(a, time.monotonic())
+
+    def _playback_drained(self) -> None:
+        """The speaker's queue ran dry (told from its thread, so maybe late): unless audio was
+        queued since (a reply arriving as an earcon ran dry), the agent stopped speaking."""
+        if not self.sink.buffer.queued_bytes:
+            self.dispatch(c.PlaybackDrained())
 
     def _store_changed(self) -> None:
         """The store went to memory (the LED shows it while idle) or back to disk (an idle
