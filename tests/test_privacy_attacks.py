@@ -39,6 +39,16 @@ def _leaked(uplink: bytes, frames: list[bytes]) -> int:
     return sum(f in uplink for f in frames)
 
 
+def _visitor_talks(k: KioskThread, sim: AgentSimulator) -> bytes:
+    """The visitor talks as the microphone opens: returns the session's uplink once it went up."""
+    speech = _speech(40)
+    _feed(k, speech)
+    sent = lambda: bytes(sim.sessions[0].uplink)  # noqa: E731
+    wait_for(lambda: _leaked(sent(), speech) >= 30, 10, "the visitor's speech to reach the agent")
+    assert k.kiosk.stats.frames_dropped == 0
+    return sent()
+
+
 def _kiosk(tmp_path: Path, sim: AgentSimulator, **audio: object) -> KioskThread:
     # a one-frame recording: after it the microphone hands over only what the test feeds
     settings = kiosk_settings(tmp_path, sim.url, bytes(FRAME), audio={"earcons": False, **audio})
@@ -73,12 +83,8 @@ def test_half_duplex_mute_audio_does_not_go_up_in_the_next_pre_roll(tmp_path: Pa
         assert k.on_loop(agent_speaks_and_mic_hears_the_room) == c.SPEAKING
         # the tail ends and the visitor talks from that instant (no frame captured in between)
         wait_for(lambda: k.on_loop(lambda: k.kiosk.conversation.mic_open(k.kiosk.clock())), 5, "the mute to end")
-        speech = _speech(40)
-        _feed(k, speech)
-        sent = lambda: bytes(sim.sessions[0].uplink)  # noqa: E731
-        wait_for(lambda: _leaked(sent(), speech) >= 30, 10, "the visitor's speech to reach the agent")
-        assert k.kiosk.stats.frames_dropped == 0
-        assert _leaked(sent(), muted) == 0, "audio heard while the microphone was muted went up"
+        sent = _visitor_talks(k, sim)
+        assert _leaked(sent, muted) == 0, "audio heard while the microphone was muted went up"
 
 
 def test_push_to_talk_sends_nothing_heard_while_the_button_was_up(tmp_path: Path, sim: AgentSimulator) -> None:
@@ -98,13 +104,9 @@ def test_push_to_talk_sends_nothing_heard_while_the_button_was_up(tmp_path: Path
         _feed(k, bystanders)  # heard while the button is up
         k.send(c.Talk(held=True))  # the visitor holds it again and talks at once
         wait_for(lambda: k.on_loop(lambda: k.kiosk.conversation.mic_open(k.kiosk.clock())), 5, "the button held")
-        speech = _speech(40)
-        _feed(k, speech)
-        sent = lambda: bytes(sim.sessions[0].uplink)  # noqa: E731
-        wait_for(lambda: _leaked(sent(), speech) >= 30, 10, "the visitor's speech to reach the agent")
-        assert k.kiosk.stats.frames_dropped == 0
+        sent = _visitor_talks(k, sim)
         assert k.kiosk.conversation.state in (c.LISTENING, c.SPEAKING)
-        assert _leaked(sent(), bystanders) == 0, "audio heard while the push-to-talk button was up went up"
+        assert _leaked(sent, bystanders) == 0, "audio heard while the push-to-talk button was up went up"
 
 
 def test_a_stale_drained_from_an_earcon_does_not_unmute_half_duplex_mid_reply(tmp_path: Path, sim: AgentSimulator) -> None:
