@@ -85,7 +85,7 @@ class SharingKiosk:
                 self.on_filed(rows)
             return n
 
-        self.share = SessionShare(self.reporter, PREFIX, name, agents, lambda fn: self.loop.loop.call_soon_threadsafe(fn), file, self.store.forget_slot)
+        self.share = SessionShare(self.reporter, PREFIX, name, agents, lambda fn: self.loop.loop.call_soon_threadsafe(fn), file, self.store.forget_slots)
 
     def start(self) -> SharingKiosk:
         self.loop.start_loop()

@@ -238,3 +238,38 @@ def test_fleet_port_out_of_range_is_a_usage_error_not_another_port(tmp_path: Pat
             assert out.returncode not in (0, 70) and "port" in out.stderr, (port, out.returncode, out.stdout[:200], out.stderr[-300:])
     finally:
         b.kill()
+
+
+def test_a_press_command_during_the_stop_starts_no_conversation(tmp_path: Path, sim: AgentSimulator, broker: Broker) -> None:
+    """SIGTERM ends a live conversation cleanly. The stop awaits the link's close handshake (up to
+    1.5 s) with the event loop running and the MQTT subscription, buttons and badge reader live: a
+    `press` from the broker then (`_command_from_thread`, what paho's on_message calls) or from a
+    button's thread (`post`) started a new conversation on a kiosk that was stopping: a socket to
+    the agent after `conversation_ended reason=shutdown`, the command answered ok, the kiosk gone
+    in `connecting` with the link's tasks left running (a helper's attack, 2026-12-06)."""
+    from edge_agent.fleet.commands import Command
+
+    settings = kiosk_settings(tmp_path, sim.url, agent=FAST, mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "qos": 1, "discovery": False, "metrics_interval_s": 3600.0})
+    replies: list[dict[str, object]] = []
+    k = KioskThread(settings).__enter__()
+    try:
+        wait_for(k.kiosk.reporter.connected.is_set, 20, "the kiosk to connect")  # type: ignore[attr-defined]
+        k.press()
+        k.wait_state(c.LISTENING)
+        before = sim.connections
+
+        def stop_then_press() -> None:
+            k.kiosk.stop()  # SIGTERM's handler
+            k.kiosk._command_from_thread(Command("press", "late"), replies.append)
+            k.kiosk.post(c.Press(origin="badge"))  # a button's or a badge reader's thread, the same window
+
+        k.on_loop(stop_then_press)
+    finally:
+        k.loop.is_closed() or k.loop.call_soon_threadsafe(k.kiosk.stop)
+        k._thread.join(20)
+    assert not k._thread.is_alive(), "the kiosk did not stop"
+    assert k.leftover_tasks == [], f"tasks outlived the kiosk: {k.leftover_tasks}"
+    assert sim.connections == before, ("a conversation started during the stop", replies)
+    assert replies and not any(r.get("ok") for r in replies), replies
+    assert k.kiosk.conversation.state == c.IDLE, k.kiosk.conversation.state
+

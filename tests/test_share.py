@@ -53,7 +53,7 @@ class Bus:
 def _share(tmp_path: Path, now: float = 1_000_000.0) -> tuple[SessionShare, Bus, SessionStore]:
     store = SessionStore(tmp_path)
     bus = Bus()
-    share = SessionShare(bus, "fleet", "kiosk-a", ["agent-1", "bad/agent"], lambda fn: fn(), store.merge_shared, store.forget_slot, clock=lambda: now)
+    share = SessionShare(bus, "fleet", "kiosk-a", ["agent-1", "bad/agent"], lambda fn: fn(), store.merge_shared, store.forget_slots, clock=lambda: now)
     return share, bus, store
 
 
@@ -109,7 +109,7 @@ def test_a_flood_of_stale_pointers_is_corrected_within_a_limit_and_the_last_one_
     store = SessionStore(tmp_path)
     bus, now, waiting = Bus(), [0.0], []
     share = SessionShare(
-        bus, "fleet", "kiosk-a", ["agent-1"], lambda fn: fn(), store.merge_shared, store.forget_slot,
+        bus, "fleet", "kiosk-a", ["agent-1"], lambda fn: fn(), store.merge_shared, store.forget_slots,
         clock=lambda: 1_000_000.0, monotonic=lambda: now[0], later=lambda delay_s, fn: waiting.append((delay_s, fn)),
     )
     share.announce("agent-1", "bob", Pointer("s-mine", 500.0))
@@ -338,6 +338,37 @@ def test_a_kiosk_offline_during_a_forget_forgets_when_it_is_back(tmp_path: Path,
     finally:
         obs.close()
         proxy_thread.__exit__(None, None, None)
+
+
+def test_a_fleet_wide_forget_of_many_slots_is_a_few_transactions_not_one_each(tmp_path: Path, sim: AgentSimulator) -> None:
+    """A forget of 10 000 slots (an empty retained pointer each, as an older kiosk, an admin's
+    script or anyone who may write `_sessions/#` sends them): each posted its own callable to
+    the loop, a durable one-row DELETE each (synchronous=FULL), and held the loop 1.5 s here (an
+    SD card's fsyncs far longer), the audio and the commands with it (a helper's attack,
+    2026-12-06). Now they are coalesced per slot and done BATCH to a transaction."""
+    n = 10_000
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker", extra="max_queued_messages 0").start()  # the kiosk gets all of them
+    try:
+        with _kiosk(tmp_path, "kiosk-a", sim, broker.port, keep_sessions=n + 100) as k:
+            wait_for(k.kiosk.reporter.connected.is_set, 20, "the kiosk to connect")  # type: ignore[attr-defined]
+            now = time.time()
+            k.on_loop(lambda: k.kiosk.store.merge_shared([("agent-1", f"p{i}", f"sess-{i}", None, now - 100.0, None) for i in range(n)]), 60)
+            durable: list[str] = []  # each a commit to the card: COMMIT, or a write outside a transaction
+            db = k.kiosk.store._db
+            db.set_trace_callback(lambda sql: durable.append(sql) if sql.startswith("COMMIT") or (sql.startswith("DELETE") and not db.in_transaction) else None)
+            obs = Observer(broker.port, "edge-agent/_none")
+            try:
+                wait_for(obs.client.is_connected, 10, "the forgetter to connect")
+                for i in range(n):
+                    obs.client.publish(pointer_topic("edge-agent", "agent-1", f"p{i}"), b"", qos=0)
+                wait_for(lambda: not k.on_loop(k.kiosk.store.slots), 60, "every slot forgotten")
+            finally:
+                obs.close()
+                db.set_trace_callback(None)
+    finally:
+        broker.kill()
+    assert len(durable) <= n // 256 + 20, f"{len(durable)} durable writes for a forget of {n} slots"
 
 
 def test_a_broker_that_lost_its_retained_pointers_gets_them_again(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch) -> None:

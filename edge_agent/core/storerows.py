@@ -9,9 +9,12 @@ import logging
 import math
 import sqlite3
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from edge_agent.core.storedsession import CLOCK_SLACK_S, COLUMNS, FILED, FILED_UNSOUND, LAST_START, PRUNE, PRUNE_BEHIND, SCHEMA, SOUND_ROW, Row, written_columns
 
+T = TypeVar("T")
 log = logging.getLogger("edge_agent.core.store")  # the store's own lines, as before they moved here
 
 
@@ -128,3 +131,16 @@ def delete_slot(db: sqlite3.Connection, agent: str, slot: str, sessions: tuple[s
     marks = ",".join("?" * len(sessions))
     sql = f"DELETE FROM sessions WHERE agent = ? AND slot = ? AND (id IN ({marks}) OR continued_from IN ({marks}))"
     return int(db.execute(sql, (agent, slot, *sessions, *sessions)).rowcount)
+
+
+def in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn` in one transaction (one durable commit): all of it or none."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.rollback()
+        raise
+    return result

@@ -98,7 +98,7 @@ def _timer(delay_s: float, fn: Callable[[], None]) -> None:
 
 class SessionShare:
     """Publishes this kiosk's newest sessions and files the fleet's. `post` runs a callable on
-    the event loop (thread-safe); `file` and `forget_slot` are store calls made there."""
+    the event loop (thread-safe); `file` and `forget_slots` are store calls made there."""
 
     def __init__(
         self,
@@ -108,7 +108,7 @@ class SessionShare:
         agents: Iterable[str],
         post: Callable[[Callable[[], None]], None],
         file: Callable[[list[Filed]], int],
-        forget_slot: Callable[[str, str, tuple[str, ...] | None], None],
+        forget_slots: Callable[[list[tuple[str, str, tuple[str, ...] | None]]], None],
         clock: Callable[[], float] = time.time,
         clear: Callable[[list[tuple[str, str, Forgotten]]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -121,7 +121,7 @@ class SessionShare:
         self.device_id = device_id
         self._post = post
         self._file = file
-        self._forget_slot = forget_slot
+        self._forget_slots = forget_slots
         self._clock = clock
         self._clear = clear or self._clear_on_bus
         self._lock = threading.Lock()
@@ -343,8 +343,8 @@ class SessionShare:
                 batch.append((where, self._pending.pop(where)))
             more = bool(self._pending or self._pending_forgets)
         try:
-            for (agent, slot), forgotten in forgets:
-                self._forget_slot(agent, slot, forgotten.sessions)
+            if forgets:  # one transaction for the batch: a durable commit each held the loop for seconds
+                self._forget_slots([(agent, slot, forgotten.sessions) for (agent, slot), forgotten in forgets])
             if batch:
                 self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at) for (a, s), p in batch])
         finally:

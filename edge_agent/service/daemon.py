@@ -136,10 +136,24 @@ class Kiosk:
 
     # ------------------------------------------------------------------ event entry points
     def post(self, event: c.Event) -> None:
-        """Thread-safe: hand an event from any thread to the event loop."""
+        """Thread-safe: hand an event from any thread to the event loop. A press or a start that
+        comes once the kiosk is stopping is dropped there (`_stopping`)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.dispatch, event)
+            loop.call_soon_threadsafe(self._dispatch_unless_stopping, event)
+
+    def _stopping(self) -> bool:
+        """The stop has begun: nothing starts a conversation any more. The stop awaits the link's
+        close handshake with the loop running and the buttons and the MQTT subscription still
+        live: a press then opened a new link to the agent, the command was answered ok, and the
+        kiosk exited in `connecting` with the link's tasks left running (a helper's attack)."""
+        return self._stop is not None and self._stop.is_set()
+
+    def _dispatch_unless_stopping(self, event: c.Event) -> None:
+        if self._stopping() and isinstance(event, (c.Press, c.Start)):
+            log.info("%s ignored: the kiosk is stopping", type(event).__name__.lower())
+            return
+        self.dispatch(event)
 
     def _call_threadsafe(self, fn: Callable[[], None]) -> None:
         """`fn` on the loop, from paho's or another thread; guarded as `dispatch` is."""
@@ -228,6 +242,9 @@ class Kiosk:
 
     def run_command(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
         """One remote command -> one event or store call; a result always goes back."""
+        if self._stopping() and cmd.action in ("press", "long_press", "resume", "new"):
+            reply({"id": cmd.id, "action": cmd.action, "ok": False, "error": "the kiosk is stopping"})
+            return
         try:
             result = carry_out(cmd, self.conversation, self.dispatch, self.forget_sessions, self.clock(), self.room_grade.forget)
         except Exception:  # a bug: the command still gets the answer it was promised

@@ -62,19 +62,20 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
             log.error("shared sessions not filed: %s", exc)
             return 0
 
-    def forget_slot(agent: str, slot: str, sessions: tuple[str, ...] | None) -> None:
-        """`sessions` None: the whole slot (an empty retained pointer). A forget naming sessions
-        touches a conversation of that slot only when it deleted some (the broker hands every
-        forget back at each reconnect: the conversation running then is not one of them)."""
+    def forget_slots(slots: list[tuple[str, str, tuple[str, ...] | None]]) -> None:
+        """A forget naming sessions touches a conversation of its slot only when it deleted some
+        (the broker hands every forget back at each reconnect: the conversation running then is
+        not one of them); `sessions` None (an empty retained pointer) is the whole slot."""
         try:
-            count = store.forget_slot(agent, slot, sessions)
+            counts = store.forget_slots(slots)
         except StoreError as exc:
             log.error("%s", exc)
-            count = 1
-        if count:
-            log.info("shared sessions of slot %s forgotten (fleet-wide forget)", slot)
-        if count or sessions is None:
-            on_forgotten(agent, slot)
+            counts = [1] * len(slots)
+        if any(counts):
+            log.info("shared sessions of %d slots forgotten (fleet-wide forget)", sum(map(bool, counts)))
+        for (agent, slot, sessions), count in zip(slots, counts, strict=True):
+            if count or sessions is None:
+                on_forgotten(agent, slot)
 
     def clear_now(forgets: list[tuple[str, str, Forgotten]]) -> None:
         try:
@@ -86,7 +87,7 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
         threading.Thread(target=clear_now, args=(forgets,), name="forget-shared", daemon=True).start()
 
     agents = [settings.agent.agent_key, *(b.agent_id for b in settings.buttons if b.agent_id)]
-    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slot, clear=clear)
+    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slots, clear=clear)
 
 
 def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, Any]:
