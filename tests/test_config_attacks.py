@@ -84,6 +84,33 @@ def test_a_reload_to_a_config_with_a_huge_integer_is_rejected_with_one_clear_lin
         assert k.kiosk.settings.session.idle_timeout_s == settings.session.idle_timeout_s
 
 
+def test_a_rejected_reload_says_a_deferred_one_still_applies(tmp_path: Path, sim: AgentSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    """A valid reload during a conversation waits for its end; a second, bad one is rejected,
+    "keeping the running config", and then the first one changed it all the same at the end of
+    the conversation, against what the log had just said (a helper's note, 2026-12-06). The
+    deferred one still applies (the operator asked for it), and the rejection says so."""
+    from edge_agent.core import conversation as c
+    from edge_agent.core.config import from_dict
+
+    settings = kiosk_settings(tmp_path, sim.url)
+    bad = tmp_path / "reload.toml"
+    bad.write_text("[session]\nidle_timeout_s = -1\n")
+    with KioskThread(settings) as k:
+        caplog.set_level(logging.INFO)
+        k.press()
+        k.wait_state(c.LISTENING, 10)
+        wanted = settings.session.idle_timeout_s + 7
+        agent = {"endpoint": sim.url, "agent_id": settings.agent.agent_id, "public_key": "pk"}
+        good = from_dict({"device": {"state_dir": str(settings.device.state_dir)}, "agent": agent, "session": {"idle_timeout_s": wanted}})
+        k.on_loop(lambda: k.kiosk._reload_from(lambda: good))
+        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(bad)))
+        wait_for(lambda: "config reload rejected" in caplog.text, 5, "the rejection")
+        assert "deferred earlier" in caplog.text, caplog.text[-1000:]
+        k.press()  # the conversation ends: the deferred reload applies
+        k.wait_state(c.IDLE, 10)
+        wait_for(lambda: k.kiosk.settings.session.idle_timeout_s == wanted, 5, "the deferred reload")
+
+
 def test_a_long_dotted_key_is_refused_before_it_takes_the_machines_memory(tmp_path: Path) -> None:
     """tomllib keeps every prefix of a dotted key (a.b.c...) as its own tuple: memory grows with
     the square of its parts. A 120 kB config (well under CONFIG_MAX_BYTES) of one 60000-part key

@@ -383,7 +383,10 @@ class Kiosk:
         try:
             self.reload(on_reload())
         except EdgeAgentError as exc:
-            log.error("config reload rejected, keeping the running config: %s", exc.every() if isinstance(exc, ConfigError) else exc)
+            # a reload deferred earlier (valid, asked for during this conversation) still applies
+            # at its end: the log said "keeping the running config" and then changed it
+            keeping = "the running config (and the reload deferred earlier, applied when the conversation ends)" if self._reload_pending else "the running config"
+            log.error("config reload rejected, keeping %s: %s", keeping, exc.every() if isinstance(exc, ConfigError) else exc)
 
     async def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")
