@@ -179,6 +179,27 @@ def test_a_forget_deletes_the_sessions_it_names_and_refuses_them_published_again
         Forgotten.from_wire(b'{"v":1,"forgotten_at":"soon","sessions":["s-1"]}', 1e9)
 
 
+def test_forgets_remembered_stay_bounded_under_a_flood(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who may write `_sessions/#` can send forgets: distinct ones on one slot were joined
+    without end (each join copying all the ids before), and forgets of 32 long ids on many slots
+    were kept 16 384 slots deep (some 90 MB on a Pi with 512). Both are bounded in session ids."""
+    import edge_agent.fleet.share as share_module
+    from edge_agent.fleet.pointer import JOINED_IDS
+
+    monkeypatch.setattr(share_module, "IDS_REMEMBERED", 1000)
+    share, bus, _ = _share(tmp_path)
+    forget = bus.handlers["fleet/_sessions/agent-1/+/forgotten"]
+    one = forgotten_topic("fleet", "agent-1", "x")
+    for i in range(300):
+        forget(one, Forgotten(900.0, "kiosk-z", tuple(f"s{i}-{j}" for j in range(32))).to_wire())
+    kept = share._known_forgets[("agent-1", "x")].sessions
+    assert kept is not None and len(kept) == JOINED_IDS and kept[0] == "s299-0"  # the newest kept
+    for i in range(200):
+        forget(forgotten_topic("fleet", "agent-1", f"p{i}"), Forgotten(900.0, "kiosk-z", tuple(f"p{i}-{j}" for j in range(32))).to_wire())
+    assert sum(len(f.sessions or ()) for f in share._known_forgets.values()) <= 1000
+    assert ("agent-1", "p199") in share._known_forgets and ("agent-1", "p0") not in share._known_forgets  # the oldest went
+
+
 def test_a_pointer_the_broker_link_could_not_take_shows_in_the_metrics(tmp_path: Path) -> None:
     """paho's queue full (a long broker outage): the pointer is not sent, and the fleet admin
     sees `shared_unsent` in the metrics instead of a person not recognised at the next kiosk."""

@@ -30,6 +30,8 @@ MAX_POINTER_BYTES = 512
 MAX_FORGOTTEN_IDS = 32
 """Sessions a Forgotten names: a slot's newest (one person's continued conversations)."""
 MAX_FORGOTTEN_BYTES = 8192
+JOINED_IDS = 4 * MAX_FORGOTTEN_IDS
+"""Session ids kept of one slot's forgets heard together (the newest first)."""
 FORGOTTEN_LEVEL = "forgotten"
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
@@ -93,7 +95,8 @@ class Forgotten:
         """Both forgets at once (two arrived before either was filed)."""
         if self.sessions is None or other.sessions is None:
             return Forgotten(max(self.forgotten_at, other.forgotten_at), other.kiosk)
-        return Forgotten(max(self.forgotten_at, other.forgotten_at), other.kiosk, tuple(dict.fromkeys(other.sessions + self.sessions)))
+        joined = tuple(dict.fromkeys(other.sessions + self.sessions))[:JOINED_IDS]  # a flood on one slot stays bounded
+        return Forgotten(max(self.forgotten_at, other.forgotten_at), other.kiosk, joined)
 
     def to_wire(self) -> bytes:
         data = {"v": 1, "forgotten_at": self.forgotten_at, "kiosk": self.kiosk, "sessions": list(self.sessions or ())}

@@ -71,9 +71,11 @@ a second; a slot whose correction the limit held back is owed one, sent when the
 broker) could otherwise flood a slot this kiosk owns with a stale pointer, each answered one for
 one into the bounded queue the kiosk's state and events share: a helper's attack dropped 7 945
 of them, a whole conversation's state and events among them."""
-FORGETS_REMEMBERED = 16384
-"""Forgets heard that the kiosk keeps in memory, to refuse their sessions published again (the
-broker hands all of them back at every connect, so a restart loses nothing)."""
+IDS_REMEMBERED = 65536
+"""Session ids of the forgets heard that the kiosk keeps in memory (about 12 MB at most), to
+refuse those sessions published again; the oldest forgets go first (the broker hands all of
+them back at every connect, so a restart loses nothing). Bounded in ids, not forgets: anyone who
+may write `_sessions/#` can send forgets of 32 ids of 128 characters each."""
 MINE_REMEMBERED = 4096
 """Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
 
@@ -128,6 +130,7 @@ class SessionShare:
         self._pending: dict[tuple[str, str], Pointer] = {}
         self._pending_forgets: dict[tuple[str, str], Forgotten] = {}
         self._known_forgets: OrderedDict[tuple[str, str], Forgotten] = OrderedDict()  # heard: their sessions are not filed again
+        self._known_ids = 0  # session ids in _known_forgets
         self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
         self._mine_ids: dict[str, tuple[str, str]] = {}
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
@@ -325,9 +328,12 @@ class SessionShare:
             self._mine_ids.pop(mine.session_id, None)
         if forgotten.sessions is not None:
             known = self._known_forgets.pop(where, None)
-            self._known_forgets[where] = forgotten if known is None else known.joined(forgotten)
-            while len(self._known_forgets) > FORGETS_REMEMBERED:
-                self._known_forgets.popitem(last=False)
+            kept = forgotten if known is None else known.joined(forgotten)
+            self._known_forgets[where] = kept
+            self._known_ids += len(kept.sessions or ()) - len(known.sessions or () if known else ())
+            while self._known_ids > IDS_REMEMBERED:
+                _, gone = self._known_forgets.popitem(last=False)
+                self._known_ids -= len(gone.sessions or ())
         self.counts["forgotten"] += 1
 
     # ------------------------------------------------------------------ filing (event loop)
