@@ -329,18 +329,18 @@ class SessionStore:
         return self._run(lambda db: [(str(a), str(s)) for a, s in db.execute("SELECT DISTINCT agent, slot FROM sessions")])
 
     def forget_slot(self, agent: str, slot: str, sessions: tuple[str, ...] | None = None) -> int:
-        return self.forget_slots([(agent, slot, sessions)])[0]
+        return len(self.forget_slots([(agent, slot, sessions)])[0])
 
-    def forget_slots(self, slots: list[tuple[str, str, tuple[str, ...] | None]]) -> list[int]:
+    def forget_slots(self, slots: list[tuple[str, str, tuple[str, ...] | None]]) -> list[tuple[str, ...]]:
         """Deletes each (agent, slot)'s sessions (`storerows.delete_slot`), in one transaction: a
         fleet-wide forget reaching this kiosk (a durable commit each held the event loop for
-        seconds at a forget of thousands of slots); how many of each. With the disk unusable, on
+        seconds at a forget of thousands of slots); the ids deleted of each. With the disk unusable, on
         disk too as soon as `retry` gets it back (a badge holder who asked to be forgotten was
         continued again once the card came back)."""
-        counts = self._run(lambda db: in_transaction(db, lambda db: [delete_slot(db, *where) for where in slots]))
+        deleted = self._run(lambda db: in_transaction(db, lambda db: [delete_slot(db, *where) for where in slots]))
         if self.fault is not None:
             self._slots_pending.extend(slots)
-        return counts
+        return deleted
 
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:
         """Rows of sound types only (`SOUND_ROW`): `tail` is a condition ("AND ..."), an order, a limit."""

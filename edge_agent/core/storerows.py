@@ -123,14 +123,24 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     )
 
 
-def delete_slot(db: sqlite3.Connection, agent: str, slot: str, sessions: tuple[str, ...] | None) -> int:
-    """Deletes one (agent, slot)'s sessions: those named in `sessions` and those continuing one of
-    them, or (None) all of them; returns how many."""
+def delete_slot(db: sqlite3.Connection, agent: str, slot: str, sessions: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Deletes one (agent, slot)'s sessions: those named in `sessions` and every one continuing
+    one of them, however many links down the chain (s-3 continuing s-2 continuing a named s-1
+    carries the forgotten turns too), or (None) all of them; returns the ids deleted."""
     if sessions is None:
-        return int(db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)).rowcount)
-    marks = ",".join("?" * len(sessions))
-    sql = f"DELETE FROM sessions WHERE agent = ? AND slot = ? AND (id IN ({marks}) OR continued_from IN ({marks}))"
-    return int(db.execute(sql, (agent, slot, *sessions, *sessions)).rowcount)
+        ids = tuple(str(r[0]) for r in db.execute("SELECT id FROM sessions WHERE agent = ? AND slot = ?", (agent, slot)))
+        db.execute("DELETE FROM sessions WHERE agent = ? AND slot = ?", (agent, slot))
+        return ids
+    seeds = " UNION ".join("SELECT ?" for _ in sessions)
+    chain = (
+        f"WITH RECURSIVE gone(id) AS ({seeds} UNION SELECT s.id FROM sessions s JOIN gone g ON s.continued_from = g.id "
+        "WHERE s.agent = ? AND s.slot = ?) SELECT id FROM sessions WHERE agent = ? AND slot = ? AND id IN (SELECT id FROM gone)"
+    )
+    ids = tuple(str(r[0]) for r in db.execute(chain, (*sessions, agent, slot, agent, slot)))
+    if ids:
+        marks = ",".join("?" * len(ids))
+        db.execute(f"DELETE FROM sessions WHERE agent = ? AND slot = ? AND id IN ({marks})", (agent, slot, *ids))
+    return ids
 
 
 def in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -34,7 +34,6 @@ the event loop files them into the store in batches (one transaction each), so a
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -42,15 +41,13 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from edge_agent.core.config import SHARED_SESSIONS_LEVEL
-from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.slots import is_label
-from edge_agent.core.storedsession import StoredSession
+from edge_agent.fleet.forget import Slots, forgets_of
 from edge_agent.fleet.pointer import FORGOTTEN_LEVEL, MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic
 
-__all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "clear_pointers", "forgotten_topic", "pointer_topic"]
-Slots = dict[tuple[str, str], tuple[str, ...]]
-"""(agent, slot): the ids of its sessions, newest first."""
+__all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
+
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +73,11 @@ IDS_REMEMBERED = 65536
 refuse those sessions published again; the oldest forgets go first (the broker hands all of
 them back at every connect, so a restart loses nothing). Bounded in ids, not forgets: anyone who
 may write `_sessions/#` can send forgets of 32 ids of 128 characters each."""
+CLEARED_WITHIN_S = 10.0
+"""An empty pointer heard this soon after a Forgotten of its slot is that forget's own clearing of
+the retained pointer (`clear_pointers` sends the two back to back), not an older kiosk's forget
+of the whole slot: taken as one, it deleted on every kiosk hearing it live a conversation of that
+slot started since, which the forget does not name (a helper's find, 2026-12-06)."""
 MINE_REMEMBERED = 4096
 """Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
 
@@ -110,7 +112,7 @@ class SessionShare:
         agents: Iterable[str],
         post: Callable[[Callable[[], None]], None],
         file: Callable[[list[Filed]], int],
-        forget_slots: Callable[[list[tuple[str, str, tuple[str, ...] | None]]], None],
+        forget_slots: Callable[[list[tuple[str, str, tuple[str, ...] | None]]], list[tuple[str, ...]] | None],
         clock: Callable[[], float] = time.time,
         clear: Callable[[list[tuple[str, str, Forgotten]]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -131,6 +133,7 @@ class SessionShare:
         self._pending_forgets: dict[tuple[str, str], Forgotten] = {}
         self._known_forgets: OrderedDict[tuple[str, str], Forgotten] = OrderedDict()  # heard: their sessions are not filed again
         self._known_ids = 0  # session ids in _known_forgets
+        self._named_heard: OrderedDict[tuple[str, str], float] = OrderedDict()  # a Forgotten naming sessions heard (monotonic), CLEARED_WITHIN_S
         self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
         self._mine_ids: dict[str, tuple[str, str]] = {}
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
@@ -205,7 +208,9 @@ class SessionShare:
                 targets[where] = (mine.session_id, *targets.get(where, ()))
             self._mine.clear()
             self._mine_ids.clear()
-        forgets = [f for f in forgets_of(targets, self._clock(), self.device_id) if f[0] in self.agents]
+        # every agent the store holds sessions of, as `edge-agent sessions --forget`: one no longer
+        # configured here (an agent id changed) was shared with the fleet all the same
+        forgets = forgets_of(targets, self._clock(), self.device_id)
         self._clear(forgets)
         return len(forgets)
 
@@ -241,19 +246,39 @@ class SessionShare:
             log.debug("session share: dropped a message on %s: %s", topic, exc)
             return
         with self._lock:
+            if isinstance(read, Forgotten):
+                now = self._monotonic()
+                while self._named_heard and next(iter(self._named_heard.values())) < now - CLEARED_WITHIN_S:
+                    self._named_heard.popitem(last=False)
+                if read.sessions is not None:
+                    self._named_heard.pop(where, None)
+                    self._named_heard[where] = now
+                    if len(self._named_heard) > MAX_PENDING:  # a flood of forgets: the oldest go
+                        self._named_heard.popitem(last=False)
+                elif self._named_heard.pop(where, None) is not None:
+                    # the clearing of the pointer by the forget just heard, which did it all; a
+                    # conversation of ours it did not name is published again in its place
+                    mine = self._mine.get(where)
+                    if mine is not None:
+                        self._correct(where, mine)
+                    return
+            retained = where in self._unheard  # the first heard of it since a connect: what the broker retained
             if not is_forget:
                 self._unheard.discard(where)  # the broker holds one for it: the rules below decide
             if isinstance(read, Forgotten):
                 self._forgotten(where, read)
                 first = not (self._pending or self._pending_forgets)
                 had = self._pending_forgets.get(where)
+                if had is None and len(self._pending_forgets) >= MAX_PENDING:
+                    self.counts["dropped"] += 1  # (what it names is remembered all the same)
+                    return
                 self._pending_forgets[where] = read if had is None else had.joined(read)
             else:
                 known = self._known_forgets.get(where)
                 if known is not None and known.covers(read.session_id, read.continued_from):
                     self.counts["covered"] += 1  # one of its sessions, published again from before the forget was heard
                     return
-                if not self._is_news(where, read, self._mine.get(where)):
+                if not self._is_news(where, read, self._mine.get(where), retained):
                     return
                 pending = self._pending.get(where)
                 if pending is not None and pending.rank >= read.rank:
@@ -266,7 +291,7 @@ class SessionShare:
         if first:
             self._post(self._drain)
 
-    def _is_news(self, where: tuple[str, str], pointer: Pointer, mine: Pointer | None) -> bool:
+    def _is_news(self, where: tuple[str, str], pointer: Pointer, mine: Pointer | None, retained: bool) -> bool:
         """Whether another kiosk's pointer is to be filed, given ours for that slot (lock held)."""
         if mine is not None and pointer.continued_from == mine.session_id:
             # it continues ours: newer whatever the clocks say (this kiosk's may run ahead), so
@@ -276,7 +301,9 @@ class SessionShare:
             self._mine_ids.pop(mine.session_id, None)
             return True
         if mine is not None and mine.rank >= pointer.rank:
-            if mine != pointer:  # the broker holds an older pointer than ours, or an older copy (its end unheard)
+            # the broker holds an older pointer than ours, or kept an older copy of ours over a
+            # connect (its end held back offline; a live echo of our start, after the end, is not)
+            if mine.rank > pointer.rank or (retained and mine != pointer):
                 self._correct(where, mine)
             return False
         return True
@@ -327,14 +354,18 @@ class SessionShare:
             del self._mine[where]
             self._mine_ids.pop(mine.session_id, None)
         if forgotten.sessions is not None:
-            known = self._known_forgets.pop(where, None)
-            kept = forgotten if known is None else known.joined(forgotten)
-            self._known_forgets[where] = kept
-            self._known_ids += len(kept.sessions or ()) - len(known.sessions or () if known else ())
-            while self._known_ids > IDS_REMEMBERED:
-                _, gone = self._known_forgets.popitem(last=False)
-                self._known_ids -= len(gone.sessions or ())
+            self._remember(where, forgotten)
         self.counts["forgotten"] += 1
+
+    def _remember(self, where: tuple[str, str], forgotten: Forgotten) -> None:
+        """Joins a forget naming sessions to the slot's remembered ones (lock held), IDS_REMEMBERED at most."""
+        known = self._known_forgets.pop(where, None)
+        kept = forgotten if known is None else known.joined(forgotten)
+        self._known_forgets[where] = kept
+        self._known_ids += len(kept.sessions or ()) - len(known.sessions or () if known else ())
+        while self._known_ids > IDS_REMEMBERED:
+            _, gone = self._known_forgets.popitem(last=False)
+            self._known_ids -= len(gone.sessions or ())
 
     # ------------------------------------------------------------------ filing (event loop)
     def _drain(self) -> None:
@@ -350,61 +381,27 @@ class SessionShare:
             more = bool(self._pending or self._pending_forgets)
         try:
             if forgets:  # one transaction for the batch: a durable commit each held the loop for seconds
-                self._forget_slots([(agent, slot, forgotten.sessions) for (agent, slot), forgotten in forgets])
+                deleted = self._forget_slots([(agent, slot, forgotten.sessions) for (agent, slot), forgotten in forgets])
+                if deleted:
+                    self._deleted([(where, ids) for (where, _), ids in zip(forgets, deleted, strict=True) if ids])
             if batch:
                 self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at) for (a, s), p in batch])
         finally:
             if more:
                 self._post(self._drain)
 
+    def _deleted(self, slots: list[tuple[tuple[str, str], tuple[str, ...]]]) -> None:
+        """The ids a forget deleted here, some of them continuing a named one some links down the
+        chain: remembered with the slot's forget (refused when published again, and what continues
+        them), and a pointer of ours among them is no longer ours to defend or publish again."""
+        with self._lock:
+            for where, ids in slots:
+                mine = self._mine.get(where)
+                if mine is not None and mine.session_id in ids:
+                    del self._mine[where]
+                    self._mine_ids.pop(mine.session_id, None)
+                self._remember(where, Forgotten(self._clock(), None, ids[:MAX_FORGOTTEN_IDS]))
+
     @property
     def pending(self) -> int:
         return len(self._pending) + len(self._pending_forgets)
-
-
-def slot_sessions(sessions: Iterable[StoredSession]) -> Slots:
-    """The ids of each (agent, slot)'s sessions, in the order given (the store's: newest first)."""
-    slots: dict[tuple[str, str], list[str]] = {}
-    for session in sessions:
-        slots.setdefault((session.agent, session.slot), []).append(session.id)
-    return {where: tuple(ids) for where, ids in slots.items()}
-
-
-def forgets_of(slots: Slots, now: float, kiosk: str | None) -> list[tuple[str, str, Forgotten]]:
-    """A Forgotten for each slot that can be named on the broker, naming its newest sessions."""
-    return [(a, s, Forgotten(now, kiosk, tuple(dict.fromkeys(ids))[:MAX_FORGOTTEN_IDS])) for (a, s), ids in sorted(slots.items()) if is_label(a) and is_label(s) and ids]
-
-
-def clear_pointers(settings: MqttSettings, forgets: list[tuple[str, str, Forgotten]], timeout_s: float = 10.0) -> str:
-    """`edge-agent sessions --forget` with sharing on, and the kiosk's `forget_sessions` (on a
-    thread of its own): each slot's retained Forgotten, and its retained pointer cleared."""
-    from edge_agent.fleet.status import make_client
-
-    if not forgets:
-        return "no shared session pointers to clear"
-    client = make_client(settings, f"edge-agent-forget-{os.getpid()}-{int(time.time() * 1000) % 100000}")  # one id each: kiosks forgetting at once took each other's over
-    try:
-        client.connect(settings.host, settings.port, keepalive=30)
-    except OSError as exc:
-        return f"shared pointers NOT cleared: cannot reach {settings.host}:{settings.port} ({exc}); send forget_sessions over MQTT later"
-    connected = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: connected.set()
-    client.loop_start()
-    try:
-        if not connected.wait(timeout_s):
-            return f"shared pointers NOT cleared: {settings.host}:{settings.port} did not accept the connection"
-        infos = []
-        for a, s, forgotten in forgets:  # the forget first: a kiosk that hears only it forgets too
-            infos.append(client.publish(forgotten_topic(settings.topic_prefix, a, s), forgotten.to_wire(), qos=1, retain=True))
-            infos.append(client.publish(pointer_topic(settings.topic_prefix, a, s), b"", qos=1, retain=True))
-        for info in infos:
-            info.wait_for_publish(timeout_s)
-        unsent = sum(not info.is_published() for info in infos)  # the wait ends at the timeout too
-    except (RuntimeError, ValueError) as exc:
-        return f"shared pointers NOT all cleared: {exc}"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    if unsent:
-        return f"shared pointers NOT all cleared: {unsent} of {len(infos)} messages unconfirmed by the broker within {timeout_s:g} s; send forget_sessions over MQTT later"
-    return f"cleared {len(forgets)} shared session pointers"

@@ -21,7 +21,8 @@ from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
 from edge_agent.fleet.commands import CommandError
-from edge_agent.fleet.share import Pointer, SessionShare, slot_sessions
+from edge_agent.fleet.forget import slot_sessions
+from edge_agent.fleet.share import Pointer, SessionShare
 
 log = logging.getLogger("edge_agent")
 

@@ -62,7 +62,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             if store.fault is not None:  # a wipe of a copy in memory would mislead
                 raise StoreError(f"session store unusable: {store.fault}")
             if settings.session.share and settings.mqtt.enabled:  # the fleet's copies first
-                from edge_agent.fleet.share import clear_pointers, forgets_of, slot_sessions
+                from edge_agent.fleet.forget import clear_pointers, forgets_of, slot_sessions
 
                 print(clear_pointers(settings.mqtt, forgets_of(slot_sessions(store.recent(store.keep_sessions)), time.time(), None)))
             count = store.forget(scrub_wait_s=2.0)

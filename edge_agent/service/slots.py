@@ -17,7 +17,8 @@ from edge_agent.core.ports import Reporter
 from edge_agent.core.slots import BadgeKeyer, Target
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
-from edge_agent.fleet.share import Filed, Forgotten, SessionShare, clear_pointers
+from edge_agent.fleet.forget import clear_pointers
+from edge_agent.fleet.share import Filed, Forgotten, SessionShare
 from edge_agent.hardware.button import Button
 
 log = logging.getLogger("edge_agent")
@@ -62,20 +63,23 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
             log.error("shared sessions not filed: %s", exc)
             return 0
 
-    def forget_slots(slots: list[tuple[str, str, tuple[str, ...] | None]]) -> None:
+    def forget_slots(slots: list[tuple[str, str, tuple[str, ...] | None]]) -> list[tuple[str, ...]] | None:
         """A forget naming sessions touches a conversation of its slot only when it deleted some
         (the broker hands every forget back at each reconnect: the conversation running then is
-        not one of them); `sessions` None (an empty retained pointer) is the whole slot."""
+        not one of them); `sessions` None (an empty retained pointer) is the whole slot. The ids
+        deleted of each slot (None: unknown, the store failed) go back to the share, which refuses
+        them when they are published again (a chain continuing a named one)."""
         try:
-            counts = store.forget_slots(slots)
+            deleted: list[tuple[str, ...]] | None = store.forget_slots(slots)
         except StoreError as exc:
             log.error("%s", exc)
-            counts = [1] * len(slots)
-        if any(counts):
-            log.info("shared sessions of %d slots forgotten (fleet-wide forget)", sum(map(bool, counts)))
-        for (agent, slot, sessions), count in zip(slots, counts, strict=True):
-            if count or sessions is None:
+            deleted = None
+        if deleted is None or any(deleted):
+            log.info("shared sessions of %d slots forgotten (fleet-wide forget)", len(slots) if deleted is None else sum(map(bool, deleted)))
+        for i, (agent, slot, sessions) in enumerate(slots):
+            if deleted is None or deleted[i] or sessions is None:
                 on_forgotten(agent, slot)
+        return deleted
 
     def clear_now(forgets: list[tuple[str, str, Forgotten]]) -> None:
         try:
@@ -100,4 +104,5 @@ def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, 
     if share is not None:
         counts = share.counts
         out.update(shared_filed=counts["filed"], shared_rejected=counts["rejected"] + counts["dropped"], shared_unsent=counts["unsent"])
+        out.update(shared_forgets=counts["forgotten"], shared_forgotten_refused=counts["covered"])
     return out
