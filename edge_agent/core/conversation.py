@@ -321,7 +321,7 @@ class Conversation:
         if ev.fatal or (ev.server_closed and unready and self._links.closed_by_server()):
             self._refused(ev.error or "refused", now, out)
             return
-        verdict = self._links.reconnects.lost(now, self.t, self._links.since if unready else None)
+        verdict = self._links.reconnects.lost(now, self._links.window_timing(self.t), self._links.since if unready else None)
         if verdict == "window_passed":
             if unready:
                 self._not_ready(ev.error or "cannot connect", now, out)
@@ -403,7 +403,7 @@ class Conversation:
                 self._finish("max_duration", now, out)
             elif self._turns.idle(now, self.t, self.state == LISTENING):
                 self._finish("idle", now, out)
-        elif self.state == CONNECTING and self._links.reconnects.window_passed(now, self.t):
+        elif self.state == CONNECTING and self._links.reconnects.window_passed(now, self._links.window_timing(self.t)):
             self._on_LinkDown(LinkDown(self.link_id, "reconnect window passed"), now, out)
         elif self.state == CONNECTING and self._links.never_ready(now, self.t):
-            self._not_ready(f"the agent did not say onready within {self.t.reconnect_window_s:g} s", now, out)
+            self._not_ready(f"the agent did not say onready within {self._links.window_timing(self.t).reconnect_window_s:g} s", now, out)

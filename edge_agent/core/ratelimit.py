@@ -34,6 +34,14 @@ class TokenBucket:
             return True
         return False
 
+    def retuned(self, burst: int, per_s: float, now: float) -> TokenBucket:
+        """A bucket with new limits that keeps what this one has spent (at most the new burst
+        left): a fresh one was full, so a reload during a flood of starts let a new burst through."""
+        self._refill(now)
+        bucket = TokenBucket(burst, per_s, now)
+        bucket._tokens = min(float(bucket.burst), self._tokens)
+        return bucket
+
     def wait_s(self, now: float) -> float:
         """Seconds until the next token (0 when one is there)."""
         self._refill(now)

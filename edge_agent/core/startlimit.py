@@ -25,7 +25,7 @@ class StartLimit:
         """True when a start may go now; else the refusal is counted and, a few times, told
         through `out`. `t`'s limits apply at once (a reload changes them)."""
         if (self._bucket.burst, self._bucket.per_s) != (t.start_burst, t.starts_per_minute / 60.0):
-            self._bucket = TokenBucket(t.start_burst, t.starts_per_minute / 60.0, now)  # reloaded
+            self._bucket = self._bucket.retuned(t.start_burst, t.starts_per_minute / 60.0, now)  # reloaded: what was spent stays spent
         if self._bucket.take(now):
             return True
         self.refused += 1

@@ -29,8 +29,11 @@ class Turns:
         self.paused = False
 
     def begin(self, now: float) -> None:
-        """A conversation starts: the agent's reply not paused, activity counted from now."""
+        """A conversation starts: the agent's reply not paused, activity counted from now, and no
+        `start_answering` of the last one waiting for its audio (the first audio of this one
+        was told as that one's reply latency, minutes or hours long)."""
         self.paused = False
+        self.answering_at = None
         self.activity_at = now
 
     def mic_open(self, t: Timing, agent_speaking: bool, now: float) -> bool:
