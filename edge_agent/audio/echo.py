@@ -137,6 +137,7 @@ class EchoCanceller:
         self._since_estimate = [1.0, 1.0]  # mic and cleaned energy of far-end frames since the last estimate
         self._was_cancelling: bool | None = False  # the estimate before: cancelling, not, or None: could not tell
         self._cancelled_at_s: float | None = None  # a lag the canceller was seen cancelling at since the last move
+        self._judged_from_converged = False  # the canceller had converged when the history since the last estimate began
         self.drift = DriftFit()
         """The echo path's drift the timestamps miss; the bulk delay moves at its rate."""
         self.residual_echo = False
@@ -298,12 +299,19 @@ class EchoCanceller:
         """Acts on an estimate only when the one before agrees (within 3 ms): speech repeats
         itself enough that a lone estimate can point at the wrong lag with fair confidence.
         `at_s`: capture time of the frame that completed the history (the drift line's x)."""
-        fine_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05, subsample=True)
+        # below the bulk as far as it goes: an echo path that shrank after a move (the speaker
+        # reopened with less buffering) is then found, and the reference moves back to it
+        fine_s, confidence = estimate_delay(self._hist_ref, self._hist_mic, self._max_lag_s, -0.05 - self.alignment.delay_s, subsample=True)
         lag_s = round(fine_s * SAMPLE_RATE_HZ / DECIMATE) * DECIMATE / SAMPLE_RATE_HZ  # decisions on the 4 kHz grid
         self.stats.delay_estimates += 1
         e_mic, e_out = self._since_estimate
         self._since_estimate = [1.0, 1.0]
         cancelling = self._cancelling(lag_s, e_mic, e_out) if confidence >= 8.0 else None
+        # before convergence AEC3's initial suppression takes 10+ dB off whatever the alignment:
+        # no sign the canceller follows this lag ("cannot tell"), which must not pin the reference
+        judged, self._judged_from_converged = self._judged_from_converged, self.converged
+        if cancelling and not judged:
+            cancelling = None
         was_cancelling, self._was_cancelling = self._was_cancelling, cancelling
         previous, self._last_lag_s = self._last_lag_s, lag_s if confidence >= 8.0 else None
         if cancelling:
@@ -323,6 +331,7 @@ class EchoCanceller:
             self._loud_blocks = 0
             self._last_lag_s = None
             self._cancelled_at_s = None
+            self._judged_from_converged = False
             self._hist_ref[:] = 0  # the history no longer matches the new alignment
             self._hist_mic[:] = 0
 
