@@ -226,6 +226,29 @@ def test_a_conversation_that_ends_offline_has_its_end_published_after_the_connec
     assert len(bus.sent) == 4 and json.loads(bus.sent[-1][1])["ended_at"] == 620.0
 
 
+def test_our_pointer_the_broker_kept_over_a_forget_is_cleared(tmp_path: Path) -> None:
+    """A kiosk back online sends what paho held for it (its pointer) before it hears the
+    retained forget: the broker then retains that pointer, naming a forgotten session, for good
+    (every kiosk refuses it, but the broker keeps the id). Heard back and then forgotten, ours is
+    cleared as the forget clears it: the forget first (so that the empty pointer is read as its
+    clearing, not as a forget of the whole slot), then the empty pointer."""
+    share, bus, _ = _share(tmp_path)
+    on, forget = bus.handlers["fleet/_sessions/agent-1/+"], bus.handlers["fleet/_sessions/agent-1/+/forgotten"]
+    topic, forget_topic = pointer_topic("fleet", "agent-1", "fay"), forgotten_topic("fleet", "agent-1", "fay")
+    share.announce("agent-1", "fay", Pointer("s-1", 500.0))
+    bus.connected()  # a reconnect
+    on(topic, bus.sent[-1][1])  # the broker kept ours
+    forgotten = Forgotten(900.0, "kiosk-z", ("s-1",)).to_wire()
+    forget(forget_topic, forgotten)
+    assert bus.sent[-2:] == [(forget_topic, forgotten, True), (topic, b"", True)] and share.counts["cleared"] == 1
+    # a pointer of ours the broker has not handed back since the connect is not cleared
+    share.announce("agent-1", "gus", Pointer("s-2", 600.0))
+    bus.connected()
+    sent = len(bus.sent)
+    forget(forgotten_topic("fleet", "agent-1", "gus"), Forgotten(900.0, "kiosk-z", ("s-2",)).to_wire())
+    assert len(bus.sent) == sent and share.counts["cleared"] == 1
+
+
 def test_a_pointer_the_broker_link_could_not_take_shows_in_the_metrics(tmp_path: Path) -> None:
     """paho's queue full (a long broker outage): the pointer is not sent, and the fleet admin
     sees `shared_unsent` in the metrics instead of a person not recognised at the next kiosk."""
@@ -379,7 +402,13 @@ def test_a_kiosk_offline_during_a_forget_forgets_when_it_is_back(tmp_path: Path,
             time.sleep(2.0)  # past RESEND_AFTER_S
             # what paho held for B may have gone out again on its return: no kiosk files it
             assert _newest(a, "visitor-9") is None and _newest(b, "visitor-9") is None
-            assert len(obs.find("edge-agent/_sessions/agent-1/visitor-9", since=mark)) <= 1, "B kept publishing the forgotten pointer"
+            assert len(obs.find("edge-agent/_sessions/agent-1/visitor-9", since=mark)) <= 2, "B kept publishing the forgotten pointer"
+            late = Observer(broker.port, "edge-agent/_sessions/#")
+            try:
+                late.settle()  # and the broker keeps no pointer naming the forgotten session
+                assert [t for t, p, _, _ in late.received() if t == "edge-agent/_sessions/agent-1/visitor-9"] == []
+            finally:
+                late.close()
         with KioskThread(c_kiosk.kiosk.settings) as c_back:
             wait_for(lambda: _newest(c_back, "visitor-9") is None, 20, "C, started again, to forget visitor-9")
     finally:

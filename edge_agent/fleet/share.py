@@ -143,7 +143,7 @@ class SessionShare:
         self._corrections = TokenBucket(CORRECTIONS_BURST, 1.0 / CORRECTION_EVERY_S, monotonic())
         self._owed: set[tuple[str, str]] = set()  # slots whose correction the limit held back
         self._owed_waiting = False  # a `later` call will pay them
-        self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered"), 0)
+        self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
         self.agents = []
         for agent in dict.fromkeys(agents):
             if is_label(agent):
@@ -353,6 +353,13 @@ class SessionShare:
         if mine is not None and forgotten.covers(mine.session_id, mine.continued_from):
             del self._mine[where]
             self._mine_ids.pop(mine.session_id, None)
+            if forgotten.sessions is not None and where not in self._unheard and self._corrections.take(self._monotonic()):
+                # the broker held ours (heard back since the connect): a kiosk back online sends
+                # what paho held before it hears the forget, and that pointer stayed retained,
+                # naming a forgotten session for good; cleared as the forget clears (it first)
+                self.counts["cleared"] += 1
+                self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
+                self.bus.send(pointer_topic(self.prefix, *where), b"", True)
         if forgotten.sessions is not None:
             self._remember(where, forgotten)
         self.counts["forgotten"] += 1
