@@ -89,6 +89,7 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
         monitor.wait_started()
     runner = SimulatorThread()
     heard: list[float] = []
+    dispatched: list[float] = []
     handed: list[float] = []
     arrivals: list[float] = []
     said: list[float] = []
@@ -115,9 +116,13 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
                     time.sleep(0.2)  # whatever the device still held has played by now
                     arrived = k.kiosk.stats.clear_arrived_at
                     assert arrived is not None and sink.audio_leaves_at is not None and sink.buffer.cleared_at is not None, (arrived, sink.audio_leaves_at, sink.callbacks, sink.buffer.played_bytes, sink.callback_errors)
-                    heard.append((sink.audio_leaves_at - arrived) * 1000)
+                    # the clock starts when `clear` leaves the agent (loopback: it is in the
+                    # kiosk's socket microseconds later); `clear_arrived_at` is stamped only once
+                    # the link's loop has parsed and dispatched it, so a busy loop hid its wait
+                    heard.append((sink.audio_leaves_at - sent_at) * 1000)
+                    dispatched.append((arrived - sent_at) * 1000)
                     handed.append((sink.buffer.cleared_at - sent_at) * 1000)
-                    arrivals.append(arrived)
+                    arrivals.append(sent_at)
                     time.sleep(0.1)
                 turns = sum(s.turns for s in sim.sessions)
         time.sleep(0.1)
@@ -134,6 +139,8 @@ def bench_barge_in(tmp: Path, pulse: PulseServer, clears: int, echo_cancel: bool
         "clears": clears,
         "device": "ALSA pulse -> PulseAudio null sink (clocked), playback_buffer_ms 20, its monitor recorded at 5 ms latency",
         "drop_device": drop_device,
+        "clear_dispatched_p50": pct(dispatched, 50),
+        "clear_dispatched_max": round(max(dispatched), 2),
         "handed_to_device_p50": pct(handed, 50),
         "handed_to_device_p95": pct(handed, 95),
         "device_drops": sink.drop.drops if sink.drop is not None else 0,

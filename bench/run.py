@@ -85,15 +85,24 @@ def bench_gate(quick: bool) -> dict[str, Any]:
     for name, make in gate_engines().items():
         out[name] = {}
         best = float("inf")
+        live = float("inf")
         for label, (pcm, lab) in files.items():
             runs = 1 if quick or name == "silero" else 3
             for _ in range(runs):
                 cls: FrameClassifier = make()
-                t0 = time.perf_counter()
+                t0 = time.process_time()  # CPU, as the README defines it (not wall time)
                 sent = gate_file_intervals(VadGate(GATE, 30, cls), pcm)
-                best = min(best, (time.perf_counter() - t0) / lab.duration_s)
+                best = min(best, (time.process_time() - t0) / lab.duration_s)
+                if hasattr(cls, "read_ahead"):  # the same block by block, as live audio goes
+                    cls = make()
+                    cls.read_ahead = None  # type: ignore[attr-defined]
+                    t0 = time.process_time()
+                    gate_file_intervals(VadGate(GATE, 30, cls), pcm)
+                    live = min(live, (time.process_time() - t0) / lab.duration_s)
             out[name][label] = score(sent, lab).as_dict()
         out[name]["x_realtime"] = round(1.0 / best)
+        if live < float("inf"):
+            out[name]["live_x_realtime"] = round(1.0 / live)
     return out
 
 

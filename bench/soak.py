@@ -41,7 +41,11 @@ from edge_agent.devtools.mosquitto import Mosquitto  # noqa: E402
 from edge_agent.devtools.simulator import SimulatorThread  # noqa: E402
 
 LIMITS = {"rss_mb": 8.0, "open_fds": 4, "threads": 2, "tasks": 4}
-"""Allowed growth from the second quarter of the run to the last quarter."""
+"""Allowed growth from the second quarter of the run to the last quarter (noise, any run)."""
+RATE_LIMITS_PER_HOUR = {"rss_mb": 4.0, "open_fds": 4, "threads": 2, "tasks": 4}
+"""Allowed growth per hour over the same span, in runs of RATE_MIN_S or more: a fixed allowance
+alone let an hour's run leak 14 MB/h (336 MB a day) and pass."""
+RATE_MIN_S = 1800.0
 
 
 def _recording(tmp: Path) -> Path:
@@ -236,6 +240,11 @@ def verdict(result: dict[str, Any]) -> list[str]:
         last = [x[key] for x in s[3 * q :] if x[key] is not None]
         if base and last and max(last) - max(base) > limit:
             problems.append(f"{key} grew from {max(base)} to {max(last)} (limit +{limit})")
+        elif base and last and s[-1]["t_s"] - s[0]["t_s"] >= RATE_MIN_S:
+            hours = (s[3 * q]["t_s"] - s[q]["t_s"]) / 3600.0
+            rate = (max(last) - max(base)) / hours
+            if rate > RATE_LIMITS_PER_HOUR[key]:
+                problems.append(f"{key} grew from {max(base)} to {max(last)}: {rate:.1f} an hour (limit {RATE_LIMITS_PER_HOUR[key]})")
     return problems
 
 

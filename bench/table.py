@@ -86,6 +86,11 @@ def render_gate(r: dict[str, Any]) -> str:
     return "\n".join([_gate_recordings(r), *lines])
 
 
+def _live(g: dict[str, Any]) -> str:
+    """The gate's cost on live audio (block by block, as the kiosk runs it; runs before it lack it)."""
+    return f"{_n(g['live_x_realtime'])}× real time" if "live_x_realtime" in g else "not measured"
+
+
 def _process_baseline(p: dict[str, Any]) -> str:
     """What of the gate process's CPU is start-up, measured in the same runs (older results lack it)."""
     if "startup_cpu_s" not in p:
@@ -128,6 +133,14 @@ def _barge_value(b: dict[str, Any]) -> str:
     if "on_monitor_p95" not in b:
         return f"{b['p50']} / {b['p95']} ms"
     return f"{b['p50']} / {b['p95']} ms; on the sink's monitor {b['on_monitor_p50']} / {b['on_monitor_p95']} ms"
+
+
+def _barge_start(b: dict[str, Any]) -> str:
+    """Where the barge-in clock starts: runs before `clear_dispatched_*` started it once the kiosk's
+    link had parsed and dispatched `clear` (a busy loop's wait left out)."""
+    if "clear_dispatched_p50" in b:
+        return f"`clear` sent by the agent (loopback; the kiosk's receive and dispatch inside: {b['clear_dispatched_p50']} ms p50, max {b['clear_dispatched_max']} ms)"
+    return "`clear` dispatched by the kiosk's link (parsed; its wait in the socket left out)"
 
 
 def _barge_ok(b: dict[str, Any]) -> str:
@@ -219,14 +232,14 @@ def render(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
         f"| gate on noisy: recall / onsets / idle sent | {g['noisy']['speech_recall']:.4f} / {g['noisy']['onset_ok']:.2f} / {g['noisy']['idle_share']:.3f} | webrtcvad 3: idle {r['gate']['webrtcvad_3']['noisy']['idle_share']:.3f} | ≥ 0.995 / 1.0 / ≤ 0.05 | {_ok(g['noisy']['speech_recall'] >= 0.995 and g['noisy']['onset_ok'] == 1.0 and g['noisy']['idle_share'] <= 0.05)} |",
         *_rooms_row(rooms),
-        f"| gate cost: recordings gated per second of CPU (classifier + gate, best of 3); the whole `edge-agent gate FILE --json` process as a kiosk installs it (console script of a plain install; start-up, imports, WAV read, gate, JSON), CPU time over 10 minutes of audio, best of 7 runs | {_n(g['x_realtime'])}× real time; process {_n(process) if process else '-'}× | raw webrtcvad {_n(r['gate']['webrtcvad_2']['x_realtime'])}×{'; process: ' + process_baseline if process_baseline else ''} | ≥ 1 000× | {_ok(g['x_realtime'] >= 1000 and (process or 0) >= 1000)} |",
+        f"| gate cost: recordings gated per second of CPU (classifier + gate, best of 3; a file: its analysis read ahead in batches; live audio goes block by block: {_live(g)}); the whole `edge-agent gate FILE --json` process as a kiosk installs it (console script of a plain install; start-up, imports, WAV read, gate, JSON), CPU time over 10 minutes of audio, best of 7 runs | {_n(g['x_realtime'])}× real time; process {_n(process) if process else '-'}× | raw webrtcvad {_n(r['gate']['webrtcvad_2']['x_realtime'])}×{'; process: ' + process_baseline if process_baseline else ''} | ≥ 1 000× | {_ok(g['x_realtime'] >= 1000 and (process or 0) >= 1000)} |",
         f"| **press → speech**: the visitor talks from the instant of the press (earcons on, as shipped); time until the first byte of that speech is written to the agent's socket, p50 / p95, loopback | cold {s['p50']} / {s['p95']} ms; warm link {s['warm_p50']} / {s['warm_p95']} ms | the gate's own decision (press → gate opens on that speech): {s['baseline_gate_opens_p50']} / {s['baseline_gate_opens_p95']} ms | p95 ≤ 30 ms | {_ok(s['p95'] <= 30)} |",
         f"| the same with `audio.earcons = false` (nothing to keep from the gate after the press) | {s['earcons_off_p50']} / {s['earcons_off_p95']} ms | gate opens: p95 {s['earcons_off_gate_opens_p95']} ms | | |",
         *_press_opens_rows(s, r.get("mic_block_cpu"), r["daemon"]["cpu_percent_one_core"]),
         f"| the same through the fault proxy adding a 50 ms / 300 ms round trip | 50 ms: cold {s['rtt_50ms_cold_p50']} / {s['rtt_50ms_cold_p95']} ms, warm {s['rtt_50ms_warm_p50']} / {s['rtt_50ms_warm_p95']} ms; 300 ms: cold {s['rtt_300ms_cold_p50']} / {s['rtt_300ms_cold_p95']} ms | | | |",
         f"| **first words lost**: of {lost['speech_ms']} ms of speech starting at the press, how much never reached the agent (each 10 ms looked up byte for byte in what the simulator received), p50 / max, cold link | loopback {lost['p50']} / {lost['max']} ms; 50 ms RTT {lost['rtt_50ms_p50']} / {lost['rtt_50ms_max']} ms; 300 ms RTT {lost['rtt_300ms_p50']} / {lost['rtt_300ms_max']} ms | nothing held (`audio.backlog_ms = 0`, the old behaviour), 300 ms RTT: {lost['baseline_nothing_held_rtt_300ms_p50']} / {lost['baseline_nothing_held_rtt_300ms_max']} ms | 0 | {_ok(max(lost['max'], lost['rtt_50ms_max'], lost['rtt_300ms_max']) == 0)} |",
         f"| press → stream: press → the first audio frame of any kind on the socket (the stream starts; usually gated silence, not speech), p50 / p95, loopback | cold {p['p50']} / {p['p95']} ms; warm {p['warm_p50']} / {p['warm_p95']} ms; 50 ms RTT cold {p['rtt_50ms_cold_p50']} / {p['rtt_50ms_cold_p95']} ms, warm {p['rtt_50ms_warm_p50']} / {p['rtt_50ms_warm_p95']} ms | bare WebSocket connect + initiate + onready + one frame: {p['baseline_bare_websocket_p50']} / {p['baseline_bare_websocket_p95']} ms | (none: not what the visitor feels) | |",
-        f"| **barge-in**: `clear` arrives at the kiosk's socket → the last agent sample leaves the output device (PortAudio's DAC time, cut to the moment the device dropped its buffer; {b['device']}), p50 / p95; beside it the cross-check: the last loud agent sample on the sink's monitor (its own clock) | {_barge_value(b)} | `clear` sent → playback buffer emptied (what the kiosk itself adds): {b['handed_to_device_p50']} / {b['handed_to_device_p95']} ms{_barge_kept(b)} | p95 ≤ 30 ms | {_barge_ok(b)} |",
+        f"| **barge-in**: {_barge_start(b)} → the last agent sample leaves the output device (PortAudio's DAC time, cut to the moment the device dropped its buffer; {b['device']}), p50 / p95; beside it the cross-check: the last loud agent sample on the sink's monitor (its own clock) | {_barge_value(b)} | `clear` sent → playback buffer emptied (what the kiosk itself adds): {b['handed_to_device_p50']} / {b['handed_to_device_p95']} ms{_barge_kept(b)} | p95 ≤ 30 ms | {_barge_ok(b)} |",
         f"| capture → wire: a live frame's last sample captured → its bytes handed to the socket (frames with sound, and silence within 1 s of sound; longer silence goes 240 ms at a time, untimed), p50 / p99 ({w['capture_period_ms']} ms capture period) | {w['p50']} / {w['p99']} ms (mean {w['mean']}) | one frame = 30 ms | p99 ≤ 35 ms | {_ok(w['p99'] <= 35)} |",
         f"| the same with `audio.capture_period_ms = 30` | {w30['p50']} / {w30['p99']} ms (mean {w30['mean']}) | | | |",
         f"| **daemon CPU**: {d['seconds']:.0f} s of a conversation with replies{_windows(d)}, MQTT on as shipped (state, events, metrics every 30 s), % of one core (wake-ups/s) | {d['cpu_percent_one_core']} % ({d['wakeups_per_s']}/s) = **{d['cpu_ratio_to_bare_loop']}×** the bare loop | bare asyncio loop woken every 30 ms with one FFT + webrtcvad call: {d['baseline_30ms_asyncio_floor_cpu_percent']} % ({d['baseline_wakeups_per_s']}/s){_bare_pair(d)} | ≤ 1.5× | {_ok(d['cpu_ratio_to_bare_loop'] <= 1.5)} |",

@@ -40,7 +40,8 @@ class EchoScore:
     recall: float
     """Visitor talking over the agent: share of the visitor's speech sent up."""
     idle_sent_double_talk: float
-    """The same run: share of the audio farther than 1.5 s from the visitor's speech sent anyway."""
+    """The same run: share of the idle audio sent anyway, idle as the gate's figures count it (more
+    than 0.5 s before or 1.0 s after the visitor's labelled speech: gatescore.score's defaults)."""
     delay_ms: float | None
 
     def as_dict(self) -> dict[str, float | None]:

@@ -174,10 +174,13 @@ class AgentSimulator:
 
     async def control(self, method: str, session_id: str | None = None, data: Any = None, payload: Any = None) -> float:
         """Sends a control message (`clear`, `pause`, any method, with data and payload if given);
-        returns time.monotonic() of the send."""
+        returns time.monotonic() of the send (taken before the write: after it, the kiosk on
+        another thread may already have acted on the message)."""
         ws = self._open_conn(session_id)
-        await ws.send(p.server_to_wire(method, data, payload))
-        return time.monotonic()
+        message = p.server_to_wire(method, data, payload)
+        sent_at = time.monotonic()
+        await ws.send(message)
+        return sent_at
 
     async def send_raw(self, message: str | bytes | list[bytes], session_id: str | None = None, text: bool | None = None) -> None:
         """Sends one message as it is (a hostile server's oversized frame, say; a list: one message in those fragments); `text=True`
