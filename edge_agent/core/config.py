@@ -362,7 +362,13 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
 def installed_or_none() -> str | None:
     """INSTALLED_CONFIG when it exists (readable or not: an unreadable one is a config error
     naming it, not a silent fall back to defaults that are not the kiosk's), else None."""
-    return str(INSTALLED_CONFIG) if INSTALLED_CONFIG.exists() else None
+    try:
+        INSTALLED_CONFIG.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:  # /etc/edge-agent 0750 root:edge-agent (the unit's ConfigurationDirectoryMode=) to
+        pass  # someone outside the group: Path.exists raised PermissionError, a traceback
+    return str(INSTALLED_CONFIG)
 
 
 def load(path: str | Path | None, *, warn: bool = True) -> Settings:

@@ -84,6 +84,8 @@ class Doctor:
         for ignored in self.s.ignored_sections:  # a typo'd section name leaves that section at its defaults
             self.out(f"WARN  config: {ignored}")
         self.check("state dir writable", self.state_dir)
+        if os.geteuid() == 0 and (files := self.service_files()):  # root reads them all: judged for the service user
+            self.check("service user reads its files", lambda: self.service_reads(files))
         for warning in exposure_warnings(self.s):
             self.out(f"WARN  exposure: {warning}")
         if self.s.audio.echo_cancel:
@@ -113,6 +115,19 @@ class Doctor:
         if mode & 0o077:
             self.out(f"WARN  exposure: state dir {d} is open to other users (mode {mode & 0o777:o}): chmod 700 {d}")
         return detail
+
+    def service_files(self) -> list[tuple[str, str]]:
+        """(key, path) of every file `run` opens at start besides the config and the audio."""
+        a, b, m = self.s.agent, self.s.badge, self.s.mqtt
+        named = [("agent.public_key_file", a.public_key_file), ("badge.secret_file", b.secret_file if b.device else None)]
+        if m.enabled:
+            named += [("mqtt.password_file", m.password_file), ("mqtt.ca_file", m.ca_file), ("mqtt.cert_file", m.cert_file), ("mqtt.key_file", m.key_file)]
+        return [(key, path) for key, path in named if path]
+
+    def service_reads(self, files: list[tuple[str, str]]) -> str:
+        from edge_agent.service.statecheck import service_reads
+
+        return service_reads(files) or "no service user on this machine to judge them for (read as root)"
 
     def echo_room(self) -> None:
         """The `echo room` line: what the state dir keeps of the echo canceller's grade of the room

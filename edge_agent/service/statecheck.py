@@ -42,10 +42,16 @@ class StateDirProblem(EdgeAgentError):
 class _Judge:
     """Who the state dir must serve (uid, name, groups), and whether they may read and write a path."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path | None, uid: int | None = None) -> None:
         self.as_root = os.geteuid() == 0
-        service = _service_uid() if self.as_root else None
-        self.uid = os.geteuid() if not self.as_root else service if service is not None else state_dir.stat().st_uid
+        service = uid if uid is not None else _service_uid() if self.as_root else None
+        if not self.as_root:
+            self.uid = os.geteuid()
+        elif service is not None:
+            self.uid = service
+        else:
+            assert state_dir is not None
+            self.uid = state_dir.stat().st_uid
         try:
             entry = pwd.getpwuid(self.uid)
             self.name, self.gids = entry.pw_name, set(os.getgrouplist(entry.pw_name, entry.pw_gid))
@@ -79,6 +85,42 @@ def _service_uid() -> int | None:
         return pwd.getpwnam(os.environ.get("EDGE_AGENT_SERVICE_USER") or SERVICE_USER).pw_uid
     except KeyError:
         return None
+
+
+def service_reads(files: list[tuple[str, str]]) -> str:
+    """Run as root (`sudo edge-agent doctor`): each file `run` reads at start (a key, password or
+    secret file, the broker's certificates) readable by the service user, every parent of it
+    enterable. Root reads them all, and the config passed while the service's `run` refused a key
+    file only root may read (exit 78: RestartPreventExitStatus=, down until someone looks).
+    StateDirProblem naming the first one it cannot read; "" where there is no judging to do (not
+    root, or no service user on this machine)."""
+    uid = _service_uid() if os.geteuid() == 0 else None
+    if uid is None or uid == 0:
+        return ""
+    judge = _Judge(None, uid)
+    try:
+        group = grp.getgrgid(pwd.getpwuid(uid).pw_gid).gr_name
+    except KeyError:
+        group = judge.name
+    for key, name in files:
+        path = Path(name)
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # missing: the config check said so
+        for parent in dict.fromkeys([*path.absolute().parents, *path.resolve().parents]):
+            pst = parent.stat()
+            if not judge.may(parent, pst, os.X_OK):
+                raise StateDirProblem(
+                    f"{key} {path}: {parent} ({_owner(pst)}, mode {stat.S_IMODE(pst.st_mode):o}) does not let {judge.name} reach it (the service's `run` refuses to start: exit 78)",
+                    f"move it to /etc/edge-agent (root:{group} 0750), or chmod o+x {parent}",
+                )
+        if not judge.may(path, st, os.R_OK):
+            raise StateDirProblem(
+                f"{key} {path} ({_owner(st)}, mode {stat.S_IMODE(st.st_mode):o}) is not readable by {judge.name} (the service's `run` refuses to start: exit 78)",
+                f"sudo chgrp {group} {path} && sudo chmod 640 {path}",
+            )
+    return f"{len(files)} file{'' if len(files) == 1 else 's'} readable by {judge.name}"
 
 
 def _read_only_fs(path: Path) -> bool:
