@@ -60,7 +60,11 @@ class GpioButton:
         self._button: Any = None
         self._lock = threading.Lock()
         self._held = False
+        self._down = False  # a press seen and not yet let go: the hold and the release race for it
+        self._stale = False  # held down when the button was opened: its release is no press
         self._pressed_at = 0.0
+        self._hung_up_at = -1e9  # push-to-talk: when a release last hung up
+        self._chatter = False  # push-to-talk: a make right after a hang-up, and its release
 
     def start(self, emit: Callable[[c.Event], None], quit: Callable[[], None]) -> None:
         try:
@@ -72,6 +76,7 @@ class GpioButton:
             off_a_pi = 'off a Pi set button.source = "keyboard" (Enter = press), or GPIOZERO_PIN_FACTORY=mock for a dry run'
             raise EdgeAgentError(f"{self.key} {self.settings.pin}: cannot use GPIO ({_reason(exc)}); {off_a_pi}") from None
         self._emit = emit
+        self._stale = bool(self._button.is_pressed)  # held (or stuck) down through a start
         self._button.when_pressed = _guarded(self._on_pressed)
         self._button.when_held = _guarded(self._on_held)
         self._button.when_released = _guarded(self._on_released)
@@ -79,22 +84,42 @@ class GpioButton:
     def _on_pressed(self) -> None:
         with self._lock:
             self._held = False
+            self._down = True
+            self._stale = False
             self._pressed_at = time.monotonic()
+            # a make right after a hang-up is its contacts chattering, no new conversation
+            self._chatter = self.settings.mode == "hold" and self._pressed_at - self._hung_up_at < self.settings.bounce_s
+            if self._chatter:
+                return
         if self.settings.mode == "hold":
             self._emit(c.Talk(True, slot=self.target.slot, agent_id=self.target.agent_id))
 
     def _on_held(self) -> None:
-        with self._lock:
+        with self._lock:  # a release that got in first (let go at the hold time) was the press
+            if not self._down:
+                return
             self._held = True
         if self.settings.mode == "toggle":
             self._emit(c.Press(long=True, slot=self.target.slot, agent_id=self.target.agent_id))
 
     def _on_released(self) -> None:
         with self._lock:
+            if self._stale or not self._down:  # held since before the start: no press of ours
+                self._stale = False
+                return
+            self._down = False
             held = self._held
+            if self._chatter:
+                self._chatter = False
+                return
+            if held:
+                self._hung_up_at = time.monotonic()
+            # contacts chattering: a make shorter than the debounce time is none (the pin
+            # factory's own debounce is not everywhere, the mock factory has none)
+            bounce = time.monotonic() - self._pressed_at < self.settings.bounce_s
         if self.settings.mode == "hold":
             self._emit(c.Talk(False, long=held, slot=self.target.slot, agent_id=self.target.agent_id))
-        elif not held:
+        elif not held and not bounce:
             self._emit(c.Press(long=False, slot=self.target.slot, agent_id=self.target.agent_id))
 
     def close(self) -> None:
