@@ -136,6 +136,22 @@ def assert_leads_start_their_frames(events: list[tuple[str, bytes]]) -> None:
             ahead = b""
 
 
+@contextlib.contextmanager
+def mock_pins(pin_class: Any = None) -> Iterator[Any]:
+    """gpiozero's own MockFactory as the pin factory (MockPWMPin pins unless told), reset after."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    factory = MockFactory(pin_class=pin_class or MockPWMPin)
+    old = Device.pin_factory
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = old
+
+
 def wait_for(pred: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
-from gpiozero import Device
+from conftest import DATA, KioskThread, kiosk_settings, mock_pins, read_wav, wait_for
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from edge_agent.core import conversation as c
@@ -37,13 +36,9 @@ class _PressedPin(MockPWMPin):
 
 @pytest.fixture
 def pins() -> Iterator[MockFactory]:
-    factory = MockFactory(pin_class=_PressedPin)
-    old = Device.pin_factory
-    Device.pin_factory = factory
-    yield factory
+    with mock_pins(_PressedPin) as factory:
+        yield factory
     _PressedPin.pressed = False
-    factory.reset()
-    Device.pin_factory = old
 
 
 def _button(mode: str = "toggle", hold_s: float = 0.3, bounce_s: float = 0.05) -> tuple[GpioButton, list[c.Event]]:

@@ -9,9 +9,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
+from conftest import DATA, KioskThread, kiosk_settings, mock_pins, read_wav, wait_for
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from edge_agent.core import config
 from edge_agent.core import conversation as c
@@ -25,12 +25,8 @@ from edge_agent.service.slots import slot_inputs
 
 @pytest.fixture
 def pins() -> Iterator[MockFactory]:
-    factory = MockFactory(pin_class=MockPWMPin)
-    old = Device.pin_factory
-    Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    Device.pin_factory = old
+    with mock_pins() as factory:
+        yield factory
 
 
 def _button(mode: str = "toggle", hold_s: float = 1.0) -> tuple[GpioButton, list[c.Event]]:
