@@ -49,6 +49,14 @@ class Outbox:
         self.closed = True
         self._wake.set()
 
+    def take_unsent(self) -> list[bytes]:
+        """What never went to the socket (held audio, then the live queue), in order; the outbox
+        keeps none of it. For a link that died: its conversation holds it for the next link."""
+        frames = [*self._held, *(frame for frame, _ in self._queue)]
+        self._held.clear()
+        self._queue.clear()
+        return frames
+
     @property
     def queued(self) -> bool:
         """Uplink audio is waiting for the socket."""

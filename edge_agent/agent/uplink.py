@@ -35,6 +35,10 @@ class Uplink:
         and it fits `target`, else a new link to `target` (None: `default`)."""
         if self.link is not None:
             self.link.close()
+            # the link died and this one replaces it in the same conversation (a conversation's end
+            # closes its link first, `close`, and takes its audio along): what it never sent is
+            # held for the new link, ahead of what was held since (README, "Reconnects do the same")
+            self.backlog.put_back(self.link.outbox.take_unsent())
             self._replaced = [link for link in self._replaced if not link.finished] + [self.link]
         warm = self.standby.take(a.link_id, self._emit, a.continue_session_id, target) if a.delay_s == 0 else None
         if warm is not None:
@@ -46,6 +50,7 @@ class Uplink:
     def close(self, link_id: int) -> None:
         if self.link is not None and self.link.link_id == link_id:
             self.link.close()
+            self.link.outbox.take_unsent()  # the conversation's audio ends with it: never another's
 
     def held(self, command: str) -> None:
         """What was held while the link opened: sent in order ("send") or dropped."""

@@ -52,6 +52,15 @@ class Backlog:
             self._frames.append(frame)
             self._bytes += len(frame)
 
+    def put_back(self, frames: list[bytes]) -> None:
+        """Audio a dead link never handed to its socket (captured before what is held now): held
+        again ahead of it, for the link that replaces it; the bound applies (oldest dropped, counted)."""
+        if not frames:
+            return
+        rest = self.take()
+        self.held -= len(rest)  # already counted once when they came
+        self.add([*frames, *rest])
+
     def take(self) -> list[bytes]:
         """Everything held, oldest first; the backlog is empty afterwards."""
         frames = list(self._frames)
