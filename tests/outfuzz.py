@@ -15,11 +15,13 @@ conversation, or lost in a dead link's outbox. Checked (`check`): see INVARIANTS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import struct
 import types
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -503,15 +505,31 @@ class Harness:
         return any(any(x is pc.obj for x in ln.outbox._held) or any(x is pc.obj for x, _ in ln.outbox._queue) for ln in self.links if not ln.outbox.closed)
 
 
-async def run_async(seed: int, steps: int, backlog_ms: int = 600) -> Harness:
-    h = Harness(random.Random(seed), backlog_ms=backlog_ms)
+@contextlib.asynccontextmanager
+async def faked(h: Harness, clock: bool = True) -> AsyncIterator[Harness]:
+    """`h` set up with FakeLink as the uplink's link (and, with `clock`, the outbox and its
+    batching on the harness's clock); put back, and every link's task ended, afterwards."""
     saved = uplink_mod.AgentLink
     uplink_mod.AgentLink = FakeLink  # type: ignore[misc,assignment]
-    clock = types.SimpleNamespace(monotonic=lambda: h.now)  # QuietBatch and the outbox on the harness's clock
     saved_time = wire_mod.time, outbox_mod.time
-    wire_mod.time = outbox_mod.time = clock  # type: ignore[assignment]
+    if clock:
+        wire_mod.time = outbox_mod.time = types.SimpleNamespace(monotonic=lambda: h.now)  # type: ignore[assignment]
     try:
         h.setup()
+        yield h
+    finally:
+        uplink_mod.AgentLink = saved  # type: ignore[misc]
+        wire_mod.time, outbox_mod.time = saved_time  # type: ignore[assignment]
+        for ln in h.links:
+            if ln.task is not None:
+                ln.outbox.close()
+                ln.task.cancel()
+        await asyncio.sleep(0)
+
+
+async def run_async(seed: int, steps: int, backlog_ms: int = 600) -> Harness:
+    h = Harness(random.Random(seed), backlog_ms=backlog_ms)
+    async with faked(h):
         for _ in range(steps):
             h.step()
             for _ in range(h.rng.randrange(0, 3)):
@@ -522,14 +540,6 @@ async def run_async(seed: int, steps: int, backlog_ms: int = 600) -> Harness:
         if h.errors:
             raise Violation(h.errors[0] + "\n" + "\n".join(h.trace[-40:]))
         h.check_end()
-    finally:
-        uplink_mod.AgentLink = saved  # type: ignore[misc]
-        wire_mod.time, outbox_mod.time = saved_time  # type: ignore[assignment]
-        for ln in h.links:
-            if ln.task is not None:
-                ln.outbox.close()
-                ln.task.cancel()
-        await asyncio.sleep(0)
     return h
 
 

@@ -17,10 +17,7 @@ class _GateStaysOpen:
 
 async def _script(steps: list[str]) -> o.Harness:
     h = o.Harness(random.Random(0), backlog_ms=5000)
-    saved = o.uplink_mod.AgentLink
-    o.uplink_mod.AgentLink = o.FakeLink  # type: ignore[misc,assignment]
-    try:
-        h.setup()
+    async with o.faked(h, clock=False):
         h.gate.rng = _GateStaysOpen()  # type: ignore[assignment]
         h.gate.is_open = True
         for step in steps:
@@ -32,13 +29,6 @@ async def _script(steps: list[str]) -> o.Harness:
                 await asyncio.sleep(0)
         await h.settle()
         h.check_end()
-    finally:
-        o.uplink_mod.AgentLink = saved  # type: ignore[misc]
-        for ln in h.links:
-            if ln.task is not None:
-                ln.outbox.close()
-                ln.task.cancel()
-        await asyncio.sleep(0)
     return h
 
 
