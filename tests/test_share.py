@@ -186,21 +186,21 @@ def test_forgets_remembered_stay_bounded_under_a_flood(tmp_path: Path, monkeypat
     """Anyone who may write `_sessions/#` can send forgets: distinct ones on one slot were joined
     without end (each join copying all the ids before), and forgets of 32 long ids on many slots
     were kept 16 384 slots deep (some 90 MB on a Pi with 512). Both are bounded in session ids."""
-    import edge_agent.fleet.share as share_module
+    import edge_agent.fleet.forgetmemory as forgetmemory
     from edge_agent.fleet.pointer import JOINED_IDS
 
-    monkeypatch.setattr(share_module, "IDS_REMEMBERED", 1000)
+    monkeypatch.setattr(forgetmemory, "IDS_REMEMBERED", 1000)
     share, bus, _ = _share(tmp_path)
     forget = bus.handlers["fleet/_sessions/agent-1/+/forgotten"]
     one = forgotten_topic("fleet", "agent-1", "x")
     for i in range(300):
         forget(one, Forgotten(900.0, "kiosk-z", tuple(f"s{i}-{j}" for j in range(32))).to_wire())
-    kept = share._known_forgets[("agent-1", "x")].sessions
+    kept = share.forgets.heard[("agent-1", "x")].sessions
     assert kept is not None and len(kept) == JOINED_IDS and kept[0] == "s299-0"  # the newest kept
     for i in range(200):
         forget(forgotten_topic("fleet", "agent-1", f"p{i}"), Forgotten(900.0, "kiosk-z", tuple(f"p{i}-{j}" for j in range(32))).to_wire())
-    assert sum(len(f.sessions or ()) for f in share._known_forgets.values()) <= 1000
-    assert ("agent-1", "p199") in share._known_forgets and ("agent-1", "p0") not in share._known_forgets  # the oldest went
+    assert sum(len(f.sessions or ()) for f in share.forgets.heard.values()) <= 1000
+    assert ("agent-1", "p199") in share.forgets.heard and ("agent-1", "p0") not in share.forgets.heard  # the oldest went
 
 
 def test_a_conversation_that_ends_offline_has_its_end_published_after_the_connect(tmp_path: Path) -> None:

@@ -1,11 +1,7 @@
 """SessionShare: a fleet's kiosks remember conversations together, through the MQTT broker.
 
 With `[session] share = true`, every kiosk publishes, retained, the newest session of each
-(agent, slot) it starts or ends, and follows the others':
-
-    <prefix>/_sessions/<agent>/<slot>    retained, QoS = mqtt.qos
-    {"v": 1, "session_id": "...", "continued_from": "..." | null,
-     "started_at": <unix s>, "ended_at": <unix s> | null, "kiosk": "<device id>"}
+(agent, slot) it starts or ends, and follows the others' (wire formats: pointer.py).
 
 A person who badges in at kiosk B after talking at kiosk A continues A's session: B filed A's
 pointer in its own SessionStore when it arrived (or, after being offline, when it reconnected
@@ -15,13 +11,10 @@ broker keeps whichever pointer was published last, which after a race or a recon
 older one; the kiosk that started the newer session sees that and publishes its own again, so
 the retained pointer converges on the newest (only the owner answers: no storms).
 
-`forget` leaves, retained beside each slot's pointer (`.../<slot>/forgotten`), a Forgotten naming
-the slot's sessions this kiosk knew, and clears the pointer (an empty retained message: older
-kiosks, and an admin's `mosquitto_pub -r -n`, forget the whole slot on it). Every kiosk that hears
-a Forgotten deletes those sessions and the ones continuing them, also a kiosk offline at that
-moment, when it is back, and refuses them when they are published again: a kiosk back online
-sends what paho held for it before it hears the retained messages (the forget in the pointer's
-place was overwritten by it, and the fleet had the forgotten person again). A conversation
+`forget` leaves, retained beside each slot's pointer, a Forgotten naming the slot's sessions
+this kiosk knew, and clears the pointer; every kiosk that hears one deletes those sessions and
+every one continuing them (also one offline at the forget, when it is back) and refuses them
+when they are published again (forgetmemory.py keeps what is needed for that). A conversation
 started since is not named: it is not touched, even on a kiosk whose clock is behind.
 
 Incoming pointers are untrusted: topic levels, payload size, session id charset and length are
@@ -44,6 +37,7 @@ from edge_agent.core.config import SHARED_SESSIONS_LEVEL
 from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.slots import is_label
 from edge_agent.fleet.forget import Slots, forgets_of
+from edge_agent.fleet.forgetmemory import ForgetMemory
 from edge_agent.fleet.pointer import FORGOTTEN_LEVEL, MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic
 
 __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
@@ -68,16 +62,6 @@ a second; a slot whose correction the limit held back is owed one, sent when the
 broker) could otherwise flood a slot this kiosk owns with a stale pointer, each answered one for
 one into the bounded queue the kiosk's state and events share: a helper's attack dropped 7 945
 of them, a whole conversation's state and events among them."""
-IDS_REMEMBERED = 65536
-"""Session ids of the forgets heard that the kiosk keeps in memory (about 12 MB at most), to
-refuse those sessions published again; the oldest forgets go first (the broker hands all of
-them back at every connect, so a restart loses nothing). Bounded in ids, not forgets: anyone who
-may write `_sessions/#` can send forgets of 32 ids of 128 characters each."""
-CLEARED_WITHIN_S = 10.0
-"""An empty pointer heard this soon after a Forgotten of its slot is that forget's own clearing of
-the retained pointer (`clear_pointers` sends the two back to back), not an older kiosk's forget
-of the whole slot: taken as one, it deleted on every kiosk hearing it live a conversation of that
-slot started since, which the forget does not name (a helper's find, 2026-12-06)."""
 MINE_REMEMBERED = 4096
 """Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
 
@@ -131,11 +115,10 @@ class SessionShare:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Pointer] = {}
         self._pending_forgets: dict[tuple[str, str], Forgotten] = {}
-        self._known_forgets: OrderedDict[tuple[str, str], Forgotten] = OrderedDict()  # heard: their sessions are not filed again
-        self._known_ids = 0  # session ids in _known_forgets
-        self._named_heard: OrderedDict[tuple[str, str], float] = OrderedDict()  # a Forgotten naming sessions heard (monotonic), CLEARED_WITHIN_S
+        self.forgets = ForgetMemory()
         self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
         self._mine_ids: dict[str, tuple[str, str]] = {}
+        self._unheard_forgets: set[tuple[str, str]] = set()  # our forgets the broker has not sent back since the last connect
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
         self._connects = 0
         self._monotonic = monotonic
@@ -162,7 +145,8 @@ class SessionShare:
             self._connects += 1
             connect = self._connects
             self._unheard = set(self._mine)
-        if self._unheard:
+            self._unheard_forgets = set(self.forgets.ours)
+        if self._unheard or self._unheard_forgets:
             self._later(RESEND_AFTER_S, lambda: self._resend_unheard(connect))
 
     def _resend_unheard(self, connect: int) -> None:
@@ -171,6 +155,15 @@ class SessionShare:
                 return
             resend = [(where, self._mine[where]) for where in self._unheard if where in self._mine]
             self._unheard = set()
+            # our forgets the broker did not send back (restarted without persistence): a kiosk
+            # offline at the forget would come back to none, keep the sessions and publish them again
+            forgets = [(where, self.forgets.known(where), self.forgets.ours[where]) for where in sorted(self._unheard_forgets) if where in self.forgets.ours]
+            self._unheard_forgets = set()
+        for where, known, ours in forgets:
+            ids = tuple(dict.fromkeys(ours + ((known.sessions or ()) if known else ())))[:MAX_FORGOTTEN_IDS]
+            self.counts["corrected"] += 1
+            self.bus.send(forgotten_topic(self.prefix, *where), Forgotten(self._clock(), self.device_id, ids).to_wire(), True)
+            self.bus.send(pointer_topic(self.prefix, *where), b"", True)  # as the forget clears it (a newer one's owner corrects)
         for where, pointer in resend:
             self.counts["corrected"] += 1
             self._send(*where, pointer)
@@ -206,11 +199,18 @@ class SessionShare:
             targets = dict(slots)
             for where, mine in self._mine.items():
                 targets[where] = (mine.session_id, *targets.get(where, ()))
+            for where, ids in targets.items():  # the slot's retained forget is one message: this one
+                known = self.forgets.known(where)  # replaces it, and names what it named too
+                if known is not None and known.sessions:
+                    targets[where] = (*ids, *known.sessions)
             self._mine.clear()
             self._mine_ids.clear()
         # every agent the store holds sessions of, as `edge-agent sessions --forget`: one no longer
         # configured here (an agent id changed) was shared with the fleet all the same
         forgets = forgets_of(targets, self._clock(), self.device_id)
+        with self._lock:
+            for agent, slot, forgotten in forgets:
+                self.forgets.sent((agent, slot), forgotten)
         self._clear(forgets)
         return len(forgets)
 
@@ -246,27 +246,21 @@ class SessionShare:
             log.debug("session share: dropped a message on %s: %s", topic, exc)
             return
         with self._lock:
-            if isinstance(read, Forgotten):
-                now = self._monotonic()
-                while self._named_heard and next(iter(self._named_heard.values())) < now - CLEARED_WITHIN_S:
-                    self._named_heard.popitem(last=False)
-                if read.sessions is not None:
-                    self._named_heard.pop(where, None)
-                    self._named_heard[where] = now
-                    if len(self._named_heard) > MAX_PENDING:  # a flood of forgets: the oldest go
-                        self._named_heard.popitem(last=False)
-                elif self._named_heard.pop(where, None) is not None:
-                    # the clearing of the pointer by the forget just heard, which did it all; a
-                    # conversation of ours it did not name is published again in its place
-                    mine = self._mine.get(where)
-                    if mine is not None:
-                        self._correct(where, mine)
-                    return
+            if isinstance(read, Forgotten) and self.forgets.is_clearing(where, read, self._monotonic()):
+                # the clearing of the pointer by the forget just heard, which did it all; a
+                # conversation of ours it did not name is published again in its place
+                mine = self._mine.get(where)
+                if mine is not None:
+                    self._correct(where, mine)
+                return
             retained = where in self._unheard  # the first heard of it since a connect: what the broker retained
             if not is_forget:
                 self._unheard.discard(where)  # the broker holds one for it: the rules below decide
             if isinstance(read, Forgotten):
+                if is_forget:
+                    self._unheard_forgets.discard(where)
                 self._forgotten(where, read)
+                self._keep_ours(where, read)
                 first = not (self._pending or self._pending_forgets)
                 had = self._pending_forgets.get(where)
                 if had is None and len(self._pending_forgets) >= MAX_PENDING:
@@ -274,9 +268,12 @@ class SessionShare:
                     return
                 self._pending_forgets[where] = read if had is None else had.joined(read)
             else:
-                known = self._known_forgets.get(where)
-                if known is not None and known.covers(read.session_id, read.continued_from):
+                if self.forgets.covers(where, read.session_id, read.continued_from):
                     self.counts["covered"] += 1  # one of its sessions, published again from before the forget was heard
+                    # refused too: what continues it (paho held a chain of them for a kiosk whose link was down)
+                    self.forgets.remember(where, Forgotten(self._clock(), None, (read.session_id,)))
+                    if read.kiosk == self.device_id and where not in self._mine:
+                        self._clear_ours(where)  # ours, sent from before we heard the forget: retained for good
                     return
                 if not self._is_news(where, read, self._mine.get(where), retained):
                     return
@@ -360,19 +357,22 @@ class SessionShare:
                 self.counts["cleared"] += 1
                 self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
                 self.bus.send(pointer_topic(self.prefix, *where), b"", True)
-        if forgotten.sessions is not None:
-            self._remember(where, forgotten)
+        self.forgets.remember(where, forgotten)  # (one naming sessions)
         self.counts["forgotten"] += 1
 
-    def _remember(self, where: tuple[str, str], forgotten: Forgotten) -> None:
-        """Joins a forget naming sessions to the slot's remembered ones (lock held), IDS_REMEMBERED at most."""
-        known = self._known_forgets.pop(where, None)
-        kept = forgotten if known is None else known.joined(forgotten)
-        self._known_forgets[where] = kept
-        self._known_ids += len(kept.sessions or ()) - len(known.sessions or () if known else ())
-        while self._known_ids > IDS_REMEMBERED:
-            _, gone = self._known_forgets.popitem(last=False)
-            self._known_ids -= len(gone.sessions or ())
+    def _keep_ours(self, where: tuple[str, str], heard: Forgotten) -> None:
+        """A slot's retained forget is one message: another kiosk's forget of the slot replaced
+        ours, naming what it knew, not what we named; a kiosk offline through both came back to
+        hear only the later one and kept the sessions of ours. Ours is published again joined
+        with it (lock held), when the two fit in one forget."""
+        ours = self.forgets.ours.get(where)
+        if heard.sessions is None or not ours or set(ours) <= set(heard.sessions):
+            return
+        joined = tuple(dict.fromkeys(heard.sessions + ours))
+        if len(joined) > MAX_FORGOTTEN_IDS or not self._corrections.take(self._monotonic()):
+            return
+        self.counts["corrected"] += 1
+        self.bus.send(forgotten_topic(self.prefix, *where), Forgotten(self._clock(), self.device_id, joined).to_wire(), True)
 
     # ------------------------------------------------------------------ filing (event loop)
     def _drain(self) -> None:
@@ -404,10 +404,26 @@ class SessionShare:
         with self._lock:
             for where, ids in slots:
                 mine = self._mine.get(where)
-                if mine is not None and mine.session_id in ids:
+                ours = mine is not None and mine.session_id in ids
+                if mine is not None and ours:
                     del self._mine[where]
                     self._mine_ids.pop(mine.session_id, None)
-                self._remember(where, Forgotten(self._clock(), None, ids[:MAX_FORGOTTEN_IDS]))
+                self.forgets.remember(where, Forgotten(self._clock(), None, ids[:MAX_FORGOTTEN_IDS]))
+                if ours and where not in self._unheard:
+                    # ours continued a named one (sent by paho from before the forget was heard):
+                    # the broker holds it, and the forget there does not name it
+                    self._clear_ours(where)
+
+    def _clear_ours(self, where: tuple[str, str]) -> None:
+        """Clears a pointer of ours naming a forgotten session, as a forget does (lock held): the
+        slot's forgets heard, joined, first (so the empty pointer reads as its clearing)."""
+        known = self.forgets.known(where)
+        if known is None or not known.sessions or not self._corrections.take(self._monotonic()):
+            return
+        self.counts["cleared"] += 1
+        forgotten = Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS])
+        self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
+        self.bus.send(pointer_topic(self.prefix, *where), b"", True)
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,85 @@
+"""ForgetMemory: what a kiosk keeps in memory of the fleet's forgets, bounded.
+
+- the forgets heard, per slot (joined): their sessions, and whatever continues them, are not
+  filed again when published again (a kiosk back online sends what paho held before it hears
+  the forget);
+- the forgets this kiosk sent itself, per slot: published again when the broker lost them
+  (restarted without persistence) or when another kiosk's forget of the slot replaced ours;
+- when a forget naming sessions was last heard, per slot: the empty pointer that follows it is
+  its own clearing of the pointer, not an older kiosk's forget of the whole slot.
+
+Plain data, no I/O and no lock: SessionShare (share.py) holds its lock around every call.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from edge_agent.fleet.pointer import Forgotten
+
+Where = tuple[str, str]
+"""(agent, slot)"""
+
+IDS_REMEMBERED = 65536
+"""Session ids of the forgets heard kept in memory (about 12 MB at most); the oldest forgets go
+first (the broker hands all of them back at every connect, so a restart loses nothing). Bounded in
+ids, not forgets: anyone who may write `_sessions/#` can send forgets of 32 ids of 128 characters."""
+OURS_REMEMBERED = 4096
+"""Slots of this kiosk's own forgets kept in memory."""
+CLEARED_WITHIN_S = 10.0
+"""An empty pointer heard this soon after a Forgotten of its slot is that forget's own clearing of
+the retained pointer (`clear_pointers` sends the two back to back), not an older kiosk's forget
+of the whole slot: taken as one, it deleted on every kiosk hearing it live a conversation of that
+slot started since, which the forget does not name (a helper's find, 2026-12-06)."""
+NAMED_REMEMBERED = 200_000
+"""Slots whose last named forget's time is kept (a flood of forgets: the oldest go)."""
+
+
+class ForgetMemory:
+    def __init__(self) -> None:
+        self.heard: OrderedDict[Where, Forgotten] = OrderedDict()
+        self.ids = 0
+        """Session ids in `heard`."""
+        self.ours: OrderedDict[Where, tuple[str, ...]] = OrderedDict()
+        self.named_at: OrderedDict[Where, float] = OrderedDict()
+        """When a forget naming sessions was heard (monotonic s), for CLEARED_WITHIN_S."""
+
+    def known(self, where: Where) -> Forgotten | None:
+        return self.heard.get(where)
+
+    def covers(self, where: Where, session_id: str, continued_from: str | None) -> bool:
+        known = self.heard.get(where)
+        return known is not None and known.covers(session_id, continued_from)
+
+    def remember(self, where: Where, forgotten: Forgotten) -> None:
+        """Joins a forget naming sessions to the slot's remembered ones, IDS_REMEMBERED at most."""
+        if forgotten.sessions is None:
+            return
+        known = self.heard.pop(where, None)
+        kept = forgotten if known is None else known.joined(forgotten)
+        self.heard[where] = kept
+        self.ids += len(kept.sessions or ()) - len(known.sessions or () if known else ())
+        while self.ids > IDS_REMEMBERED:
+            _, gone = self.heard.popitem(last=False)
+            self.ids -= len(gone.sessions or ())
+
+    def sent(self, where: Where, forgotten: Forgotten) -> None:
+        """A forget of ours: known at once (before we hear it back), and ours to keep retained."""
+        self.remember(where, forgotten)
+        self.ours.pop(where, None)
+        self.ours[where] = forgotten.sessions or ()
+        while len(self.ours) > OURS_REMEMBERED:
+            self.ours.popitem(last=False)
+
+    def is_clearing(self, where: Where, forgotten: Forgotten, now: float) -> bool:
+        """Notes a forget heard at `now`; True for an empty pointer (a forget of the whole slot)
+        heard within CLEARED_WITHIN_S of a forget naming sessions: that forget's own clearing."""
+        while self.named_at and next(iter(self.named_at.values())) < now - CLEARED_WITHIN_S:
+            self.named_at.popitem(last=False)
+        if forgotten.sessions is not None:
+            self.named_at.pop(where, None)
+            self.named_at[where] = now
+            if len(self.named_at) > NAMED_REMEMBERED:
+                self.named_at.popitem(last=False)
+            return False
+        return self.named_at.pop(where, None) is not None

@@ -1,0 +1,118 @@
+"""Found by a seeded model-based fuzzer of a whole fleet (a helper's review, 2026-12-06;
+tests/sharefuzz.py): real SessionShares and SessionStores on an in-memory broker with MQTT's
+retained semantics, shrunk by hand; each failed before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sharefuzz as sf
+
+MODES = [(mode, flush) for mode in ("client", "bus") for flush in (True, False)]
+
+
+def _fleet(mode: str, flush: bool) -> sf.Fleet:
+    fleet = sf.Fleet(0, n=2, clear_mode=mode, reorder=False, flush_first=flush, restarts=False)
+    for k in fleet.kiosks:
+        k.skew = 0.0
+    return fleet
+
+
+def _back_and_nothing_held(fleet: sf.Fleet, flush: bool) -> None:
+    """Kiosk 1 comes back: no kiosk holds a session, and the fleet keeps its promises."""
+    fleet.reconnect(1, flush)
+    fleet.quiesce()
+    assert _held(fleet) == [[], []]
+    assert fleet.check() == []
+
+
+def _held(fleet: sf.Fleet) -> list[list[str]]:
+    out = []
+    for i, k in enumerate(fleet.kiosks):
+        fleet.current = i
+        out.append([s.id for s in k.store.recent()])
+    return out
+
+
+@pytest.mark.parametrize(("mode", "flush"), MODES)
+def test_a_second_forget_of_a_slot_does_not_undo_the_first_for_a_kiosk_offline_through_both(mode: str, flush: bool) -> None:
+    """Kiosk 1 has the person's s0 and goes offline. Kiosk 0 forgets (names s0); the person talks
+    again (s1) and kiosk 0 forgets again (names s1). The slot's retained Forgotten is one message:
+    the second overwrote the first, and kiosk 1, back, heard only "s1" and kept s0 for good
+    (README: deleted "on every kiosk that hears it, also one offline at the forget, when it is back")."""
+    fleet = _fleet(mode, flush)
+    try:
+        s0 = fleet.start(0, "p0")
+        fleet.quiesce(reconnect=False)
+        assert _held(fleet) == [[s0], [s0]]
+        fleet.drop(1, True)
+        fleet.forget(0)
+        fleet.quiesce(reconnect=False)
+        fleet.start(0, "p0")
+        fleet.quiesce(reconnect=False)
+        fleet.forget(0)
+        fleet.quiesce(reconnect=False)
+        _back_and_nothing_held(fleet, flush)
+    finally:
+        fleet.close()
+
+
+@pytest.mark.parametrize(("mode", "flush"), MODES)
+def test_a_forgotten_conversation_continued_twice_while_the_link_was_silently_down_is_refused_everywhere(mode: str, flush: bool) -> None:
+    """Kiosk 1 holds s0; its link drops and paho has not noticed yet. Kiosk 0 forgets s0. At kiosk 1
+    the person continues s0 (s1), then s1 (s2): paho queues both pointers and sends them on
+    reconnect. Kiosk 0 refused s1 (it continues s0) but filed s2 (it continues s1, which it never
+    stored), and the broker kept s2 retained for good: README, "what paho held for it while
+    offline may still go out on its return, and is refused everywhere"; the forgotten sessions
+    "and every one continuing them, however far down the chain ... are never filed again"."""
+    fleet = _fleet(mode, flush)
+    try:
+        fleet.start(0, "p0")
+        fleet.quiesce(reconnect=False)
+        fleet.drop(1, False)  # paho has not noticed: online() is still True
+        fleet.forget(0)
+        fleet.quiesce(reconnect=False)
+        fleet.continue_newest(1, "p0")
+        fleet.continue_newest(1, "p0")
+        fleet.reconnect(1, flush)
+        fleet.quiesce()
+        assert _held(fleet) == [[], []]
+        retained = fleet.broker.retained.get("fleet/_sessions/agent-1/p0")
+        assert retained is None, json.loads(retained)
+        assert fleet.check() == []
+    finally:
+        fleet.close()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_seeded_fleet_keeps_its_promises(seed: int) -> None:
+    """The fuzzer, a few seeds (well under 5 s): at quiescence no kiosk holds a forgotten session
+    nor does the broker retain one, kiosks agree on each slot's newest, nothing raised."""
+    fleet = sf.run(seed, 120, restarts=False)
+    try:
+        assert fleet.violations == []
+    finally:
+        fleet.close()
+
+
+@pytest.mark.parametrize(("mode", "flush"), MODES)
+def test_a_forget_survives_a_broker_restarted_without_persistence(mode: str, flush: bool) -> None:
+    """Kiosk 1 has s0 and is offline. Kiosk 0 forgets s0; the broker restarts without persistence
+    (the case RESEND_AFTER_S exists for: pointers are published again 30 s after a connect) and
+    loses the retained forget. Kiosk 1, back, heard no forget, kept s0 for good and, 30 s later,
+    published it again: the forgotten person was back on the broker (README: "also one offline at
+    the forget, when it is back")."""
+    fleet = _fleet(mode, flush)
+    try:
+        fleet.start(1, "p0")
+        fleet.quiesce(reconnect=False)
+        fleet.drop(1, True)
+        fleet.forget(0)
+        fleet.quiesce(reconnect=False)
+        fleet.restart_broker()
+        fleet.reconnect(0, flush)
+        fleet.quiesce(reconnect=False)
+        _back_and_nothing_held(fleet, flush)
+    finally:
+        fleet.close()
