@@ -445,7 +445,7 @@ class Fleet:
                 v.append(f"(b2) broker's retained pointer on {slot} is {rid}, kiosks agree on {next(iter(agreed))}")
         for i, k in enumerate(self.kiosks):
             sh = k.share
-            if sh.pending or sh._owed or len(sh._mine) > share_module.MINE_REMEMBERED or sh.forgets.ids > forgetmemory.IDS_REMEMBERED or len(sh.forgets.named_at) > 1000:
+            if sh.pending or sh._owed or sh._owed_forgets or len(sh._mine) > share_module.MINE_REMEMBERED or sh.forgets.ids > forgetmemory.IDS_REMEMBERED or len(sh.forgets.named_at) > 1000:
                 v.append(f"(d) kiosk-{i} unbounded or undrained: pending={sh.pending} owed={sh._owed} mine={len(sh._mine)} ids={sh.forgets.ids}")
         return v
 

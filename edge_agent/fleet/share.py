@@ -125,6 +125,7 @@ class SessionShare:
         self._later = later or _timer
         self._corrections = TokenBucket(CORRECTIONS_BURST, 1.0 / CORRECTION_EVERY_S, monotonic())
         self._owed: set[tuple[str, str]] = set()  # slots whose correction the limit held back
+        self._owed_forgets: set[tuple[str, str]] = set()  # slots whose forget the limit held back
         self._owed_waiting = False  # a `later` call will pay them
         self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
         self.agents = []
@@ -273,7 +274,7 @@ class SessionShare:
                     # refused too: what continues it (paho held a chain of them for a kiosk whose link was down)
                     self.forgets.remember(where, Forgotten(self._clock(), None, (read.session_id,)))
                     if read.kiosk == self.device_id and where not in self._mine:
-                        self._clear_ours(where)  # ours, sent from before we heard the forget: retained for good
+                        self._publish_forget(where)  # ours, sent from before we heard the forget: retained for good
                     return
                 if not self._is_news(where, read, self._mine.get(where), retained):
                     return
@@ -310,19 +311,25 @@ class SessionShare:
         if not self._corrections.take(self._monotonic()):
             self.counts["corrections_held"] += 1
             self._owed.add(where)
-            if not self._owed_waiting:
-                self._owed_waiting = True
-                self._later(CORRECTION_EVERY_S, self._pay_owed)
+            self._wait_to_pay()
             return
         self.counts["corrected"] += 1
         self._send(*where, mine)
 
+    def _wait_to_pay(self) -> None:
+        if not self._owed_waiting:
+            self._owed_waiting = True
+            self._later(CORRECTION_EVERY_S, self._pay_owed)
+
     def _pay_owed(self) -> None:
-        """The corrections held back, as the limit allows (the rest wait again): the last stale
-        pointer of a flood does not stay retained."""
+        """The corrections and forgets held back, as the limit allows (the rest wait again): the
+        last stale pointer of a flood does not stay retained."""
         with self._lock:
             self._owed_waiting = False
             owed, self._owed = self._owed, set()
+            owed_forgets, self._owed_forgets = self._owed_forgets, set()
+            for where in sorted(owed_forgets):
+                self._publish_forget(where)
             for where in sorted(owed):
                 mine = self._mine.get(where)
                 if mine is not None:
@@ -390,35 +397,44 @@ class SessionShare:
             if forgets:  # one transaction for the batch: a durable commit each held the loop for seconds
                 deleted = self._forget_slots([(agent, slot, forgotten.sessions) for (agent, slot), forgotten in forgets])
                 if deleted:
-                    self._deleted([(where, ids) for (where, _), ids in zip(forgets, deleted, strict=True) if ids])
+                    self._deleted([(where, ids, forgotten) for (where, forgotten), ids in zip(forgets, deleted, strict=True) if ids])
             if batch:
                 self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at) for (a, s), p in batch])
         finally:
             if more:
                 self._post(self._drain)
 
-    def _deleted(self, slots: list[tuple[tuple[str, str], tuple[str, ...]]]) -> None:
+    def _deleted(self, slots: list[tuple[tuple[str, str], tuple[str, ...], Forgotten]]) -> None:
         """The ids a forget deleted here, some of them continuing a named one some links down the
         chain: remembered with the slot's forget (refused when published again, and what continues
-        them), and a pointer of ours among them is no longer ours to defend or publish again."""
+        them), and a pointer of ours among them is no longer ours to defend or publish again. Links
+        the forget did not name are published with it (`_publish_forget`): a kiosk that never saw
+        a middle link files the last one from the retained pointer otherwise (a fleet model's find)."""
         with self._lock:
-            for where, ids in slots:
+            for where, ids, forgotten in slots:
                 mine = self._mine.get(where)
                 ours = mine is not None and mine.session_id in ids
                 if mine is not None and ours:
                     del self._mine[where]
                     self._mine_ids.pop(mine.session_id, None)
                 self.forgets.remember(where, Forgotten(self._clock(), None, ids[:MAX_FORGOTTEN_IDS]))
-                if ours and where not in self._unheard:
+                learned = forgotten.sessions is not None and not set(ids) <= set(forgotten.sessions)
+                if learned or (ours and where not in self._unheard):
                     # ours continued a named one (sent by paho from before the forget was heard):
                     # the broker holds it, and the forget there does not name it
-                    self._clear_ours(where)
+                    self._publish_forget(where)
 
-    def _clear_ours(self, where: tuple[str, str]) -> None:
-        """Clears a pointer of ours naming a forgotten session, as a forget does (lock held): the
-        slot's forgets heard, joined, first (so the empty pointer reads as its clearing)."""
+    def _publish_forget(self, where: tuple[str, str]) -> None:
+        """The slot's forgets heard, joined, published as a forget of ours, then its pointer
+        cleared (so the empty pointer reads as the forget's clearing), within the corrections
+        limit; held back, owed and sent when it allows (lock held)."""
         known = self.forgets.known(where)
-        if known is None or not known.sessions or not self._corrections.take(self._monotonic()):
+        if known is None or not known.sessions:
+            return
+        if not self._corrections.take(self._monotonic()):
+            self.counts["corrections_held"] += 1
+            self._owed_forgets.add(where)
+            self._wait_to_pay()
             return
         self.counts["cleared"] += 1
         forgotten = Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS])
