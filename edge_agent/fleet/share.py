@@ -163,8 +163,7 @@ class SessionShare:
         for where, known, ours in forgets:
             ids = tuple(dict.fromkeys(ours + ((known.sessions or ()) if known else ())))[:MAX_FORGOTTEN_IDS]
             self.counts["corrected"] += 1
-            self.bus.send(forgotten_topic(self.prefix, *where), Forgotten(self._clock(), self.device_id, ids).to_wire(), True)
-            self.bus.send(pointer_topic(self.prefix, *where), b"", True)  # as the forget clears it (a newer one's owner corrects)
+            self._send_forget(where, Forgotten(self._clock(), self.device_id, ids))  # (a newer pointer's owner corrects)
         for where, pointer in resend:
             self.counts["corrected"] += 1
             self._send(*where, pointer)
@@ -217,8 +216,13 @@ class SessionShare:
 
     def _clear_on_bus(self, forgets: list[tuple[str, str, Forgotten]]) -> None:
         for agent, slot, forgotten in forgets:
-            self.bus.send(forgotten_topic(self.prefix, agent, slot), forgotten.to_wire(), True)
-            self.bus.send(pointer_topic(self.prefix, agent, slot), b"", True)
+            self._send_forget((agent, slot), forgotten)
+
+    def _send_forget(self, where: tuple[str, str], forgotten: Forgotten) -> None:
+        """A forget, then the slot's pointer cleared: the empty pointer right after it reads as
+        its clearing, not as a forget of the whole slot (ForgetMemory.is_clearing)."""
+        self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
+        self.bus.send(pointer_topic(self.prefix, *where), b"", True)
 
     def _send(self, agent: str, slot: str, pointer: Pointer) -> None:
         """Publishes now, or, offline, after the next connect (`_resend_unheard`): handed to paho
@@ -308,13 +312,19 @@ class SessionShare:
 
     def _correct(self, where: tuple[str, str], mine: Pointer) -> None:
         """Publishes our pointer over an older one, within CORRECTIONS_BURST; else owes it (lock held)."""
-        if not self._corrections.take(self._monotonic()):
-            self.counts["corrections_held"] += 1
-            self._owed.add(where)
-            self._wait_to_pay()
+        if not self._within_limit(where, self._owed):
             return
         self.counts["corrected"] += 1
         self._send(*where, mine)
+
+    def _within_limit(self, where: tuple[str, str], owed: set[tuple[str, str]]) -> bool:
+        """A token of the corrections limit taken; else `where` joins `owed`, paid when it allows (lock held)."""
+        if self._corrections.take(self._monotonic()):
+            return True
+        self.counts["corrections_held"] += 1
+        owed.add(where)
+        self._wait_to_pay()
+        return False
 
     def _wait_to_pay(self) -> None:
         if not self._owed_waiting:
@@ -362,8 +372,7 @@ class SessionShare:
                 # what paho held before it hears the forget, and that pointer stayed retained,
                 # naming a forgotten session for good; cleared as the forget clears (it first)
                 self.counts["cleared"] += 1
-                self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
-                self.bus.send(pointer_topic(self.prefix, *where), b"", True)
+                self._send_forget(where, forgotten)
         self.forgets.remember(where, forgotten)  # (one naming sessions)
         self.counts["forgotten"] += 1
 
@@ -431,15 +440,10 @@ class SessionShare:
         known = self.forgets.known(where)
         if known is None or not known.sessions:
             return
-        if not self._corrections.take(self._monotonic()):
-            self.counts["corrections_held"] += 1
-            self._owed_forgets.add(where)
-            self._wait_to_pay()
+        if not self._within_limit(where, self._owed_forgets):
             return
         self.counts["cleared"] += 1
-        forgotten = Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS])
-        self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
-        self.bus.send(pointer_topic(self.prefix, *where), b"", True)
+        self._send_forget(where, Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS]))
 
     @property
     def pending(self) -> int:

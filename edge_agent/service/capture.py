@@ -65,13 +65,9 @@ class CaptureFeed:
         conv, gate = self.conversation, self.gate
         sending = self._sending()
         mic_open = sending and conv.mic_open(self.clock())
-        if not sending:
-            self._muted = False
-        elif not mic_open:
-            self._muted = True
-        elif self._muted:  # open again: nothing heard while it was closed goes up (its pre-roll, a vetting)
+        if mic_open and self._muted:  # open again: nothing heard while it was closed goes up (its pre-roll, a vetting)
             gate.forget_heard()
-            self._muted = False
+        self._muted = sending and not mic_open
         out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
         held_led, self._held_led = self._held_led, self._held_led if gate.held_frames else 0
         if not sending:
