@@ -88,6 +88,31 @@ def test_doctor_writes_no_file_speaker_and_one_file_cannot_be_both_mic_and_speak
     assert any(line.startswith("FAIL  audio output") and "a directory" in line for line in out.stdout.splitlines()), out.stdout
 
 
+def test_doctor_checks_the_badge_reader(tmp_path: Path) -> None:
+    """A badge reader that is not there, or a node that is no input device, passed the doctor
+    (it never looked at `[badge]`): the kiosk then logged a warning every 2 s and took no scan.
+    Now a missing node and a character device that is no input device (/dev/null) FAIL with a
+    hint; a FIFO of key events (a test set-up) passes, said to be one."""
+    recording = read_wav(DATA / "kiosk_dev_quiet.wav")[: 32000 * 2]
+    cfg = _cfg(tmp_path, "ws://127.0.0.1:9/millis", 9, recording)
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32))
+    fifo = tmp_path / "reader"
+    os.mkfifo(fifo)
+    base = cfg.read_text()
+    for device, verdict, words in (
+        (tmp_path / "gone", "FAIL", "by-id"),
+        (Path("/dev/null"), "FAIL", "not an input device"),
+        (fifo, "PASS", "a FIFO of key events"),
+    ):
+        cfg.write_text(base + f'\n[badge]\ndevice = "{device}"\nsecret_file = "{secret}"\n')
+        out = _doctor(cfg)
+        lines = out.stdout.splitlines()
+        at = next((i for i, x in enumerate(lines) if x.startswith(("PASS  badge reader", "FAIL  badge reader"))), None)
+        assert at is not None and lines[at].startswith(f"{verdict}  badge reader {device}"), out.stdout
+        assert words in "\n".join(lines[at : at + 2]), out.stdout  # the line and its hint
+
+
 def test_doctor_on_a_bad_config_exits_78(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[button]\npin = 'seventeen'\n")

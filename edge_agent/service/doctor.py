@@ -8,7 +8,8 @@ lines, see core/exposure.py); with echo cancellation on, what the state dir keep
 canceller's grade of the room (service/roomgrade.py: a WARN line for a room it does not cope with,
 or a file it cannot use); clock plausible (TLS needs it); audio input opens and a 3 s level
 meter shows the microphone hears something; output opens; GPIO pins usable (the button's,
-each `[[buttons]]` entry's, the LED's; one pin under two keys is a config error); MQTT broker
+each `[[buttons]]` entry's, the LED's; one pin under two keys is a config error); a badge reader
+(`[badge] device`) there, an input device this user may open, typing the terminator key; MQTT broker
 reachable with the credentials; agent endpoint reachable with valid TLS and WebSocket upgrade.
 WARN lines do not change the exit code.
 Exit 0 when everything passes, 1 otherwise (78 when the config itself is invalid).
@@ -99,6 +100,8 @@ class Doctor:
             self.check(f"button buttons[{i}] on GPIO {extra.pin}", partial(self.button, replace(self.s.button, pin=extra.pin), f"buttons[{i}].pin"))
         if self.s.led.used_pins():
             self.check("status LED", self.led)
+        if self.s.badge.device:
+            self.check(f"badge reader {self.s.badge.device}", self.badge_reader)
         if self.s.mqtt.enabled:
             self.check(f"MQTT broker {self.s.mqtt.host}:{self.s.mqtt.port}", self.mqtt)
         self.check(f"agent endpoint {self.s.agent.endpoint}", self.agent)
@@ -229,6 +232,41 @@ class Doctor:
         time.sleep(1.0)
         led.close()
         return "blinked for 1 s"
+
+    def badge_reader(self) -> str:
+        """Opens `[badge] device` as the kiosk does (not grabbed: a keyboard stays the console's)
+        and reads its capabilities: a missing node, one this user may not open, or a device that
+        cannot type the terminator is a FAIL, where the kiosk itself would only log a warning every
+        2 s and never take a scan."""
+        import stat
+
+        path = Path(self.s.badge.device or "")
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise Hint(f"{path}: {exc.strerror}", "plugged in? `ls -l /dev/input/by-id/`: use the reader's ...-event-kbd path") from None
+        if stat.S_ISFIFO(mode) or stat.S_ISREG(mode):
+            return f"{'a FIFO' if stat.S_ISFIFO(mode) else 'a recording'} of key events (a test set-up, not a reader)"
+        if not stat.S_ISCHR(mode):
+            raise Hint(f"{path}: not a device", "set badge.device to the reader's /dev/input/by-id/...-event-kbd path")
+        from evdev import InputDevice, ecodes
+
+        from edge_agent.hardware.badge import shown_name
+
+        try:
+            device: Any = InputDevice(str(path))
+        except PermissionError:
+            raise Hint(f"{path}: permission denied", "the service needs the drop-in `DeviceAllow=char-input r` and `SupplementaryGroups=audio gpio input`") from None
+        except OSError as exc:
+            raise Hint(f"{path}: not an input device ({exc.strerror})", "set badge.device to the reader's /dev/input/by-id/...-event-kbd path") from None
+        try:
+            name, keys = shown_name(device.name), set(device.capabilities().get(ecodes.EV_KEY, []))
+        finally:
+            device.close()
+        terminator = ecodes.KEY_ENTER if self.s.badge.terminator == "enter" else ecodes.KEY_TAB
+        if terminator not in keys:
+            raise Hint(f"{name} cannot type {self.s.badge.terminator.title()}", "not a keyboard-style reader, or badge.terminator is wrong; try the reader's other event node")
+        return f"{name}: scan a badge and watch `journalctl -u edge-agent`"
 
     def mqtt(self) -> str:
         from edge_agent.fleet.status import make_client
