@@ -187,8 +187,8 @@ def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[b
         return mic, ref + bytes(len(mic) - len(ref))
     if gap_s >= MAX_LENGTH_GAP_S:
         raise EdgeAgentError(
-            f"{ref_name} is longer than {mic_name} ({len(ref) / bytes_per_s:.2f} s vs {len(mic) / bytes_per_s:.2f} s): the mic stopped before the speaker;"
-            " record the mic from before the speaker starts to after it stops"
+            f"the speaker track {ref_name} is longer than the mic track {mic_name} ({len(ref) / bytes_per_s:.2f} s vs {len(mic) / bytes_per_s:.2f} s): the mic stopped before the speaker;"
+            " record the mic from before the speaker starts to after it stops (or the two are swapped: the mic's recording comes first)"
         )
     n = min(len(mic), len(ref))
     longer = mic_name if len(mic) > len(ref) else ref_name
