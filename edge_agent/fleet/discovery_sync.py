@@ -4,10 +4,13 @@ versions (`edge_agent_<id with - as _>`, shared by `kiosk-1` and `kiosk_1`).
 
 The broker is the source of truth. At each connect `DiscoveryCleanup` subscribes to this kiosk's
 discovery nodes (current id, the ids it had before as remembered in the state dir, each also under
-its legacy node), then unsubscribes: the broker sends every retained message before the UNSUBACK.
-Retained configs that are not current and name this kiosk's device identifier are cleared (empty
-retained payload); another kiosk's configs on a shared legacy node are left alone. Only after the
-UNSUBACK are the current configs published, so Home Assistant removes an old entity before its
+its legacy node), then unsubscribes: the broker sends every retained message before the UNSUBACK
+(subscribed at QoS 0: at QoS 1 those past the broker's in-flight window came after it). Retained
+configs that are not current and name this kiosk's device identifier are cleared (empty retained
+payload) at the UNSUBACK; another kiosk's configs on a shared legacy node are left alone, and so
+are those of an id this kiosk had before that another kiosk is online under now (its retained
+availability `online`, watched in the same pass): a new kiosk given a renamed one's old id. Only
+then are the current configs published, so Home Assistant removes an old entity before its
 replacement asks for the same entity id.
 """
 
@@ -75,6 +78,10 @@ class DiscoverySync:
         self.owners = owners
         self.filters = sorted({f for o in owners for f in o.filters()})
         self.found: dict[Owner, int] = {o: 0 for o in owners}
+        self.stale: list[tuple[str, Owner]] = []
+        """Stale configs found this pass, cleared at its end (`to_clear`)."""
+        self.taken: set[str] = set()
+        """Old device ids another kiosk is online under now (`taken_by_another`)."""
 
     def offer(self, topic: str, payload: bytes) -> bool:
         if topic in self.current_topics or not payload:
@@ -88,14 +95,30 @@ class DiscoverySync:
         for owner in self.owners:
             if owner.owns(data) and any(_matches(f, topic) for f in owner.filters()):
                 self.found[owner] += 1
+                self.stale.append((topic, owner))
                 return True
         return False
 
+    def taken_by_another(self, device_id: str) -> None:
+        """An id this kiosk had before is online now, another kiosk's (its retained availability
+        says `online`, which the broker holds only while that kiosk is connected): a new kiosk
+        given a renamed one's old id. Its configs are that kiosk's, not stale ones of ours."""
+        self.taken.add(device_id)
+
+    def to_clear(self) -> list[str]:
+        """The stale configs to clear, at the end of the pass (another kiosk's left alone)."""
+        return [topic for topic, owner in self.stale if owner.device_id not in self.taken]
+
     def still_to_watch(self, current: Owner | None) -> list[Owner]:
         """Owners to look under again next time: the current one, and old ones that still had
-        stale configs this pass (their clearing is confirmed only by a pass that finds none)."""
-        keep = [o for o in self.owners if o != current and self.found.get(o)]
+        stale configs this pass (their clearing is confirmed only by a pass that finds none); an
+        old id another kiosk has taken is forgotten (its configs were cleared at every reconnect)."""
+        keep = [o for o in self.owners if o != current and self.found.get(o) and o.device_id not in self.taken]
         return ([current] if current else []) + keep[: MAX_REMEMBERED_IDS - 1]
+
+    def availability_topics(self, prefix: str, device_id: str) -> dict[str, str]:
+        """The availability topic (under `prefix`) of each old id of this kiosk: topic -> id."""
+        return {f"{prefix}/{o.device_id}/availability": o.device_id for o in self.owners if o.device_id != device_id}
 
 
 def _usable(owner: Owner) -> bool:
@@ -158,18 +181,28 @@ class DiscoveryCleanup:
         self.synced = threading.Event()
         self._guard = guard
         self._sync: DiscoverySync | None = None
+        self._callbacks: list[str] = []  # the filters this connection's pass added callbacks for
+        self._watched: dict[str, str] = {}  # old ids' availability topics watched this pass -> id
         self._mids: tuple[int | None, int | None] = (None, None)  # (subscribe, unsubscribe) of this connection's pass
 
     def connected(self) -> None:
         self.synced.clear()
         current = Owner(self.settings.discovery_prefix, self.device_id)
         owners = [current, *[o for o in self.ledger.load() if o != current]]
-        for old in self._sync.filters if self._sync else ():
+        for old in self._callbacks:
             self.client.message_callback_remove(old)
         self._sync = sync = DiscoverySync(discovery_messages(self.settings, self.device_id), owners)
+        # the old ids' availability too: one another kiosk is online under is no longer ours
+        self._watched = sync.availability_topics(self.settings.topic_prefix, self.device_id)
         for sub in sync.filters:
             self.client.message_callback_add(sub, self._guard(self._on_retained))
-        _, mid = self.client.subscribe([(f, self.settings.qos) for f in sync.filters])
+        for topic in self._watched:
+            self.client.message_callback_add(topic, self._guard(self._on_availability))
+        self._callbacks = [*sync.filters, *self._watched]
+        # at QoS 0: retained messages at QoS 1 beyond the broker's in-flight window (mosquitto's
+        # max_inflight_messages, 20) waited there while the UNSUBACK went ahead of them, so the pass
+        # ended before it had seen them all (a kiosk with both its configs and stale ones retained)
+        _, mid = self.client.subscribe([(f, 0) for f in self._callbacks])
         self._mids = (mid, None)
 
     def disconnected(self) -> None:
@@ -177,19 +210,28 @@ class DiscoveryCleanup:
 
     def subscribed(self, mid: int) -> None:
         if self._sync is not None and mid == self._mids[0]:
-            _, unsub_mid = self.client.unsubscribe(self._sync.filters)
+            _, unsub_mid = self.client.unsubscribe(self._callbacks)
             self._mids = (mid, unsub_mid)
 
     def _on_retained(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         sync = self._sync
-        if sync is not None and msg.retain and sync.offer(msg.topic, bytes(msg.payload)):
-            log.info("mqtt: clearing stale discovery config %s", printable(msg.topic, 300))  # anyone's topic: no line separators or bidi overrides in the log
-            client.publish(msg.topic, b"", qos=self.settings.qos, retain=True)
+        if sync is not None and msg.retain:
+            sync.offer(msg.topic, bytes(msg.payload))  # cleared at the pass's end (`unsubscribed`)
+
+    def _on_availability(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        sync, old_id = self._sync, self._watched.get(msg.topic)
+        if sync is not None and old_id is not None and msg.retain and msg.payload == b"online":
+            sync.taken_by_another(old_id)
 
     def unsubscribed(self, mid: int) -> None:
         sync = self._sync
         if sync is None or mid != self._mids[1]:
             return
+        for old_id in sorted(sync.taken):
+            log.info("mqtt: another kiosk is online as %s, this kiosk's id before: its discovery configs are left alone", old_id)
+        for topic in sync.to_clear():
+            log.info("mqtt: clearing stale discovery config %s", printable(topic, 300))  # anyone's topic: no line separators or bidi overrides in the log
+            self.client.publish(topic, b"", qos=self.settings.qos, retain=True)
         current = Owner(self.settings.discovery_prefix, self.device_id) if self.settings.discovery else None
         self.ledger.save(sync.still_to_watch(current))
         self.synced.set()

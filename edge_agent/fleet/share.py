@@ -128,15 +128,23 @@ class SessionShare:
         self._owed_forgets: set[tuple[str, str]] = set()  # slots whose forget the limit held back
         self._owed_waiting = False  # a `later` call will pay them
         self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
-        self.agents = []
-        for agent in dict.fromkeys(agents):
-            if is_label(agent):
-                self.agents.append(agent)
-                bus.follow(pointer_topic(prefix, agent, "+"), self.on_message)
-                bus.follow(forgotten_topic(prefix, agent, "+"), self.on_message)
-            else:
-                log.warning("session share: agent %r is not usable as a topic level; its sessions stay on this kiosk", agent)
+        self.agents: list[str] = []
+        for agent in agents:
+            self.add_agent(agent)
         bus.when_connected(self._connected)
+
+    def add_agent(self, agent: str) -> None:
+        """Shares the sessions of `agent` too (at start, and when a reload names another agent:
+        the reload's conversations went to an agent whose sessions were neither published nor
+        followed, and a person no longer continued at the next kiosk until a restart)."""
+        if agent in self.agents:
+            return
+        if not is_label(agent):
+            log.warning("session share: agent %r is not usable as a topic level; its sessions stay on this kiosk", agent)
+            return
+        self.agents = [*self.agents, agent]  # (read on paho's thread: replaced whole, never changed in place)
+        self.bus.follow(pointer_topic(self.prefix, agent, "+"), self.on_message)
+        self.bus.follow(forgotten_topic(self.prefix, agent, "+"), self.on_message)
 
     # ------------------------------------------------------------------ a (re)connect (paho's thread)
     def _connected(self) -> None:

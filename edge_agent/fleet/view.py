@@ -231,7 +231,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     loaded = config.load(args.config)
     settings, own_id = loaded.mqtt, loaded.device.id
     password = password_from(args)
-    overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", args.prefix)) if v is not None}
+    # the prefix as the config reads one (slashes stripped, as `_check_broker_args` checked it):
+    # `--prefix edge-agent/` subscribed to `edge-agent//+/...`, an empty fleet and exit 0
+    prefix = args.prefix.strip("/") if args.prefix is not None else None
+    overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", prefix)) if v is not None}
     if args.ca_file and not os.access(args.ca_file, os.R_OK):
         raise UsageError(f"--ca-file {args.ca_file}: cannot be read")
     if args.tls or args.ca_file:  # a fleet admin's laptop has no kiosk config to take [mqtt] tls from

@@ -294,6 +294,8 @@ class Kiosk:
         self._reload_pending = None
         self.settings, waiting = reloadable(self.settings, settings)
         self.conversation.reconfigure(timing_from(self.settings), self.settings.session.slot, self.settings.agent.agent_key)
+        if self.share is not None:  # the new agent's sessions are the fleet's too
+            self.share.add_agent(self.settings.agent.agent_key)
         self.store.keep_sessions = self.settings.session.keep_sessions
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
