@@ -29,7 +29,7 @@ from edge_agent.agent.outbox import Outbox
 from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, read_in_small_chunks
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
-from edge_agent.core.config import AgentSettings
+from edge_agent.core.config_agent import AgentSettings
 from edge_agent.core.ratelimit import left_out_note
 from edge_agent.errors import NotReadyError, ProtocolError
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.core import conversation as c
-from edge_agent.core.config import AgentSettings
+from edge_agent.core.config_agent import AgentSettings
 
 log = logging.getLogger(__name__)
 

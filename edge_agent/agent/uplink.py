@@ -16,7 +16,7 @@ from edge_agent.agent.link import AgentLink, LinkStats
 from edge_agent.agent.standby import Standby
 from edge_agent.core import conversation as c
 from edge_agent.core.backlog import Backlog
-from edge_agent.core.config import AgentSettings
+from edge_agent.core.config_agent import AgentSettings
 
 
 class Uplink:

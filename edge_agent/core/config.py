@@ -13,36 +13,34 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge_agent.core.config_agent import DEFAULT_ENDPOINT as DEFAULT_ENDPOINT  # re-exported: the config's names
+from edge_agent.core.config_agent import EXAMPLE_AGENT_ID as EXAMPLE_AGENT_ID
+from edge_agent.core.config_agent import EXAMPLE_PUBLIC_KEY as EXAMPLE_PUBLIC_KEY
+from edge_agent.core.config_agent import PUBLIC_KEY_ENV as PUBLIC_KEY_ENV
+from edge_agent.core.config_agent import AgentSettings
 from edge_agent.core.config_audio import AudioSettings, VadSettings
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.configguard import DOTTED_KEYS_MAX_COST, dotted_cost, oversized_ints
 from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
-from edge_agent.core.tomlsection import SECRET_KEYS, BadValue, Section, closest, read_section, secret_from_file, websocket_url
+from edge_agent.core.tomlsection import SECRET_KEYS, BadValue, Section, closest, read_section
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 """What a device id may be: ASCII letters, digits, - and _ (what Home Assistant's discovery topics
 accept for a node id, and safe as an MQTT topic level and a broker user name), 1 to 63 characters
 like a host name label, starting and ending with a letter or digit (so never `_sessions`, the
 shared sessions' topic level)."""
-EXAMPLE_AGENT_ID = "your-agent-id"
-"""The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
-EXAMPLE_PUBLIC_KEY = "your-millis-public-key"
-"""The placeholder script/install writes (commented out) into /etc/edge-agent/environment: an
-operator who uncomments the line unchanged must hear so, not have the platform refuse the key."""
 SHARED_SESSIONS_LEVEL = "_sessions"
 """Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
-DEFAULT_ENDPOINT = "wss://api-west.millis.ai:8080/millis"
 INSTALLED_CONFIG = Path("/etc/edge-agent/config.toml")
 """The config script/install writes and systemd/edge-agent.service runs with (`run -c`): what
 `run` and `doctor` read when not given `-c` and it exists (see `installed_or_none`)."""
@@ -88,89 +86,6 @@ class DeviceSettings:
         if not stat.S_ISDIR(mode):
             what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
             raise ConfigError("device.state_dir", f"{self.state_dir} {what} (the kiosk keeps its sessions database in it)")
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    endpoint: str
-    agent_id: str | None
-    public_key: str | None = field(repr=False)
-    include_metadata_in_prompt: bool
-    metadata: dict[str, Any]
-    config: dict[str, Any]
-    ping_interval_s: float
-    connect_timeout_s: float
-    dead_after_s: float
-    compression: bool
-    """Offer permessage-deflate: gated silence then costs ~1 % of its bandwidth (see SilenceDeflate)."""
-    warm_link: bool
-    """Keep a connected socket standing by between conversations (see AgentLink.start_standby)."""
-    warm_hold_s: float
-    """How long a standby is held unused before it is replaced; shortened by itself when the
-    server turns out to drop idle sockets sooner."""
-    public_key_file: str | None = None
-
-    @classmethod
-    def read(cls, s: Section) -> AgentSettings:
-        endpoint = websocket_url(s, "endpoint", DEFAULT_ENDPOINT)
-        inline = s.opt_str("public_key")  # read (and type-checked) even when the environment's key wins
-        # white space around a key pasted into the environment or the config is not part of it (as
-        # around the file's, `secret_from_file`); a key of white space alone is a missing one
-        key = (os.environ.get(PUBLIC_KEY_ENV) or "").strip() or (inline or "").strip() or None
-        key_path = s.opt_str("public_key_file")  # read by `with_key`, only where the agent is talked to
-        settings = cls(
-            endpoint=endpoint,
-            agent_id=s.opt_str("agent_id"),
-            public_key=key,
-            include_metadata_in_prompt=s.flag("include_metadata_in_prompt", False),
-            metadata=s.json_table("metadata"),
-            config=s.json_table("config"),
-            ping_interval_s=s.number("ping_interval_s", 5.0, 0.5, 120.0),
-            connect_timeout_s=s.number("connect_timeout_s", 10.0, 0.5, 120.0),
-            dead_after_s=s.number("dead_after_s", 15.0, 1.0, 600.0),
-            compression=s.flag("compression", True),
-            warm_link=s.flag("warm_link", False),
-            warm_hold_s=s.number("warm_hold_s", 50.0, 1.0, 3600.0),
-            public_key_file=key_path,
-        )
-        return settings
-
-    @property
-    def agent_key(self) -> str:
-        """What sessions are filed under: the agent id, or 'inline' for a config-only agent."""
-        return self.agent_id or "inline"
-
-    def with_key(self) -> AgentSettings:
-        """These settings with the key read from `public_key_file` when one is set (the
-        environment's key or an inline one still wins). Only what talks to the agent reads the
-        file, so `sessions`, `gate` or `echo` work without it; ConfigError naming
-        agent.public_key_file when it cannot be read or is empty."""
-        if not self.public_key_file:
-            return self
-        key_file = secret_from_file("agent.public_key_file", self.public_key_file)
-        return replace(self, public_key=self.public_key or key_file)
-
-    def runnable_problems(self) -> list[ConfigError]:
-        """What stops talking to an agent (not listing sessions or running the gate), on settings
-        whose key has been read (`with_key`): the key and the agent id, both at once (the example
-        config failed on the key, and once it was set, on the placeholder id)."""
-        problems = []
-        if not self.public_key:
-            problems.append(ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file"))
-        elif self.public_key == EXAMPLE_PUBLIC_KEY:
-            where = f"in /etc/edge-agent/environment? set {PUBLIC_KEY_ENV} to the public key from the Millis dashboard"
-            problems.append(ConfigError("agent.public_key", f"still the installer's placeholder {EXAMPLE_PUBLIC_KEY!r} ({where})"))
-        if not self.agent_id and not self.config:
-            problems.append(ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table"))
-        elif self.agent_id == EXAMPLE_AGENT_ID:
-            problems.append(ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard"))
-        return problems
-
-    def require_runnable(self) -> None:
-        """ConfigError (with the others in its `more`) when `runnable_problems` finds any."""
-        problems = self.runnable_problems()
-        if problems:
-            raise ConfigError.together(problems)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from edge_agent.core.config import AgentSettings, Settings
+from edge_agent.core.config import Settings
+from edge_agent.core.config_agent import AgentSettings
 from edge_agent.core.ports import Reporter
 from edge_agent.core.slots import BadgeKeyer, Target
 from edge_agent.core.store import SessionStore
