@@ -302,4 +302,10 @@ def websocket_url(s: Section, key: str, default: str) -> str:
         port = -1
     if port is not None and not 1 <= port <= 65535:
         raise BadValue(s.key(key), f"the port must be a number from 1 to 65535, got {url!r}")
+    # what websockets' `connect` refuses (websockets.uri.parse_uri) passed, and every press then
+    # failed before a socket opened, blamed on a redirect (health.classify) and retried
+    if parts.fragment:
+        raise BadValue(s.key(key), f"a WebSocket URL has no #fragment, got {url!r}")
+    if parts.username is not None and parts.password is None:
+        raise BadValue(s.key(key), f"a user name needs a password (wss://USER:PASSWORD@HOST), got {url!r}")
     return url

@@ -5,6 +5,8 @@ Sits between the kiosk and the agent (simulator) and, on command, misbehaves lik
 - mode "blackhole": keep sockets open but forward nothing either way (a dead NAT entry);
 - mode "refuse": accept and immediately close new connections (server unreachable);
 - mode "slow": forward client->server at `rate_bytes_s` (a congested uplink);
+- mode "deaf": forward client->server, hold server->client back (the client's sends arrive, no
+  answer comes back: a broker's acknowledgements stuck on a one-way link);
 - `delay_s`: extra latency on every chunk in both directions.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 from edge_agent.devtools.loopthread import LoopThread
 
-MODES = ("pass", "blackhole", "refuse", "slow")
+MODES = ("pass", "blackhole", "refuse", "slow", "deaf")
 
 
 class FaultProxy:
@@ -87,7 +89,7 @@ class FaultProxy:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                while self.mode == "blackhole":  # stop reading: TCP back-pressure builds up behind us
+                while self.mode == "blackhole" or (self.mode == "deaf" and not upstream):  # stop reading: TCP back-pressure builds up behind us
                     await asyncio.sleep(0.05)
                 data = await reader.read(4096)
                 if forward.done():
@@ -113,7 +115,7 @@ class FaultProxy:
                 await asyncio.sleep(due - loop.time())
             if upstream and self.mode == "slow":
                 await asyncio.sleep(len(data) / self.rate_bytes_s)
-            while self.mode == "blackhole":  # what was in flight when the hole opened is held back
+            while self.mode == "blackhole" or (self.mode == "deaf" and not upstream):  # what was in flight when the hole opened is held back
                 await asyncio.sleep(0.05)
             if upstream:
                 self.bytes_up += len(data)

@@ -44,6 +44,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent import __version__
@@ -201,7 +202,10 @@ class StatusReporter:
             if self.connected.is_set():
                 info = self._client.publish(self.topic("availability"), "offline", qos=self.settings.qos, retain=True)
                 info.wait_for_publish(timeout=1.0)
-            self._client.disconnect()
+            # with the will (MQTT 5, 0x04): a clean DISCONNECT makes the broker drop it, and an
+            # `offline` paho still held (its in-flight window full of unacknowledged messages on a
+            # link whose answers stopped) never went out: `online` stayed retained, a ghost kiosk
+            self._client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
         except (RuntimeError, ValueError, OSError) as exc:
             log.debug("mqtt close: %s", exc)
         # paho's loop_stop joins its network thread without a limit, and that thread may sit in a
