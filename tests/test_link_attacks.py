@@ -182,14 +182,20 @@ def test_an_http_redirect_from_the_server_is_not_reported_as_a_bad_endpoint(tmp_
     the server's answer, not a configuration error: health.classify called it "bad endpoint"
     (fatal, the error event named the portal's URL as if it were the configured endpoint). The
     configured endpoint is checked at start, so an unusable URI at run time came in a redirect."""
-    with HostileServer(_never, process_request=_redirect_to_portal) as srv:
-        settings = kiosk_settings(tmp_path, srv.url, agent=FAST)
+    first = first_link_end(tmp_path, _redirect_to_portal, FAST)
+    assert "bad endpoint" not in str(first[1]), first
+
+
+def first_link_end(tmp_path: Path, process_request: Any, agent: dict[str, Any]) -> tuple[str, Any]:
+    """The kiosk's first `error` or `reconnecting` event after a press, against a server that
+    answers the upgrade with `process_request` (a redirect) and never speaks."""
+    with HostileServer(_never, process_request=process_request) as srv:
+        settings = kiosk_settings(tmp_path, srv.url, agent=agent)
         with KioskThread(settings) as k:
             events = kiosk_events(k)
             k.press()
             wait_for(lambda: any(e in ("error", "reconnecting") for e, _ in events), 15, "the link's end")
-            first = next((e, f) for e, f in events if e in ("error", "reconnecting"))
-            assert "bad endpoint" not in str(first[1]), first
+            return next((e, f) for e, f in events if e in ("error", "reconnecting"))
 
 
 def test_a_text_message_in_endless_empty_fragments_fails_the_link_as_websockets_would() -> None:

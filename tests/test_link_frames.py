@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
-from test_link_attacks import HostileServer, onready
+from test_link_attacks import HostileServer, first_link_end, onready
 from websockets.asyncio.server import ServerConnection
 
 from edge_agent.core import conversation as c
@@ -70,15 +70,7 @@ def test_a_redirect_from_ws_to_wss_is_not_reported_as_a_bad_endpoint(tmp_path: P
     that was fine (the error state at once, no retry): the mistake the README says redirects no
     longer cause. The TLS context is now only given for a `wss://` endpoint, so websockets follows
     the redirect with its own verified default context."""
-    from conftest import kiosk_events
-
-    with HostileServer(_never, process_request=_redirect_to_tls) as srv:
-        settings = kiosk_settings(tmp_path, srv.url, agent={"dead_after_s": 1.5, "ping_interval_s": 0.5, "connect_timeout_s": 1.0})
-        with KioskThread(settings) as k:
-            events = kiosk_events(k)
-            k.press()
-            wait_for(lambda: any(e in ("error", "reconnecting") for e, _ in events), 15, "the link's end")
-            first = next((e, f) for e, f in events if e in ("error", "reconnecting"))
+    first = first_link_end(tmp_path, _redirect_to_tls, {"dead_after_s": 1.5, "ping_interval_s": 0.5, "connect_timeout_s": 1.0})
     assert "bad endpoint" not in str(first[1]), first
 
 
