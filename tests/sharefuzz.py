@@ -37,6 +37,12 @@ from edge_agent.fleet.share import SessionShare
 
 PREFIX, AGENT = "fleet", "agent-1"
 BASE = 1_700_000_000.0
+HANDLING_S = 1e-6
+"""What handling one message or post takes: a kiosk's wall clock moves on between two of them, as a
+real one does (a few ulps at BASE). With the clock standing still, two pointers from a kiosk whose
+clock is ahead, arriving one after the other, were both clamped to the same `now` and ranked by
+their ids, not by arrival (kiosks disagreed on a slot's newest), and an own pointer started at that
+instant tied with one clamped to it, corrected back and forth until the corrections limit was spent."""
 
 
 def matches(topic_filter: str, topic: str) -> bool:
@@ -303,6 +309,7 @@ class Fleet:
         self.log.append(("restart",))
 
     def deliver(self, i: int) -> None:
+        self.now += HANDLING_S
         self.current = i
         self.kiosks[i].bus.deliver()
         self.log.append(("deliver", i))
@@ -321,6 +328,7 @@ class Fleet:
         self.log.append(("take", which))
 
     def run_post(self, i: int) -> None:
+        self.now += HANDLING_S
         self.current = i
         self.kiosks[i].posts.popleft()()
         self.log.append(("post", i))

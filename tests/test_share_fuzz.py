@@ -130,3 +130,65 @@ def test_a_chain_continued_before_the_forget_was_heard_is_forgotten_everywhere(s
         assert fleet.violations == []
     finally:
         fleet.close()
+
+
+
+def test_a_forget_replaced_while_the_corrections_limit_is_spent_is_published_again_when_it_allows() -> None:
+    """Seed 27 of the fleet model with skewed clocks (150 steps, no broker restarts): kiosk 0 forgot
+    s0 while kiosk 2 (s0's owner) was offline; kiosk 1, offline since before s0, forgot a later s3
+    of the slot, and its forget, sent on its return, replaced kiosk 0's on the broker. Kiosk 0
+    publishes the two joined, but its corrections limit was spent (in the seed, a correction
+    ping-pong; here, a flood of stale pointers on a slot it owns), and the joined forget was dropped,
+    not owed: kiosk 2, back, heard only "s3", kept s0 for good and published it again (README:
+    deleted "also on one offline at the forget, when it is back")."""
+    fleet = sf.Fleet(0, n=3, clear_mode="bus", reorder=False, flush_first=True, restarts=False, skew=False)
+    try:
+        fleet.drop(1, True)
+        s0 = fleet.start(2, "p0")
+        fleet.quiesce(reconnect=False)
+        fleet.drop(2, True)
+        fleet.forget(0)
+        fleet.quiesce(reconnect=False)
+        fleet.start(0, "p1")
+        fleet.quiesce(reconnect=False)
+        fleet.start(1, "p0")
+        fleet.forget(1)
+        for j in range(sf.share_module.CORRECTIONS_BURST + 2):  # stale pointers on kiosk 0's slot, each corrected
+            stale = sf.Pointer(f"x{j}", sf.BASE - 1000 + j, None, None, "rogue")
+            fleet.broker.publish(f"{sf.PREFIX}/_sessions/{sf.AGENT}/p1", stale.to_wire(), True)
+        while fleet.kiosks[0].bus.inbox:
+            fleet.deliver(0)
+        fleet.reconnect(1, True)  # its forget reaches the broker before the retained one comes back
+        fleet.quiesce(reconnect=False)
+        fleet.reconnect(2, True)
+        fleet.quiesce()
+        assert s0 not in [sid for held in _held(fleet) for sid in held]
+        assert fleet.check() == []
+    finally:
+        fleet.close()
+
+
+@pytest.mark.parametrize(("seed", "opts"), [(30, {"skew": False}), (156, {"skew": False}), (27, {"restarts": False})])
+def test_a_seeded_fleet_whose_corrections_limit_was_spent_forgets_everywhere(seed: int, opts: dict[str, bool]) -> None:
+    """Seeds the fleet model failed on (150 steps): a kiosk whose forget another kiosk's replaced
+    on the broker had spent its corrections limit (resends after a broker restart; with skew, a
+    ping-pong the model's frozen clock made) and dropped the joined forget instead of owing it; a
+    kiosk offline through both kept the sessions (30 and 156 fail before the fix in share.py)."""
+    fleet = sf.run(seed, 150, **opts)
+    try:
+        assert fleet.violations == []
+    finally:
+        fleet.close()
+
+
+@pytest.mark.parametrize(("seed", "opts"), [(191, {"restarts": False}), (163, {})])
+def test_a_skewed_fleet_agrees_on_each_slots_newest(seed: int, opts: dict[str, bool]) -> None:
+    """Seeds the fleet model failed on with skewed clocks (150 steps): two pointers from a kiosk whose
+    clock is ahead, heard one after the other by one whose clock is behind, were clamped to one
+    same `now` (the model's clock stood still while messages were handled: sharefuzz.HANDLING_S)
+    and ranked by id, not arrival; kiosks disagreed on the slot's newest. A real clock moves on."""
+    fleet = sf.run(seed, 150, **opts)
+    try:
+        assert fleet.violations == []
+    finally:
+        fleet.close()

@@ -375,7 +375,7 @@ class SessionShare:
         if mine is not None and forgotten.covers(mine.session_id, mine.continued_from):
             del self._mine[where]
             self._mine_ids.pop(mine.session_id, None)
-            if forgotten.sessions is not None and where not in self._unheard and self._corrections.take(self._monotonic()):
+            if forgotten.sessions is not None and where not in self._unheard and self._within_limit(where, self._owed_forgets):
                 # the broker held ours (heard back since the connect): a kiosk back online sends
                 # what paho held before it hears the forget, and that pointer stayed retained,
                 # naming a forgotten session for good; cleared as the forget clears (it first)
@@ -393,7 +393,7 @@ class SessionShare:
         if heard.sessions is None or not ours or set(ours) <= set(heard.sessions):
             return
         joined = tuple(dict.fromkeys(heard.sessions + ours))
-        if len(joined) > MAX_FORGOTTEN_IDS or not self._corrections.take(self._monotonic()):
+        if len(joined) > MAX_FORGOTTEN_IDS or not self._within_limit(where, self._owed_forgets):  # held back: owed (it was lost)
             return
         self.counts["corrected"] += 1
         self.bus.send(forgotten_topic(self.prefix, *where), Forgotten(self._clock(), self.device_id, joined).to_wire(), True)
