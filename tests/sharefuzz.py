@@ -29,7 +29,7 @@ from typing import Any
 
 import edge_agent.core.storerows as storerows
 import edge_agent.fleet.forgetmemory as forgetmemory
-import edge_agent.fleet.share as share_module
+import edge_agent.fleet.ownpointers as ownpointers
 from edge_agent.core.store import SessionStore
 from edge_agent.fleet.forget import slot_sessions
 from edge_agent.fleet.pointer import Forgotten, Pointer
@@ -453,8 +453,8 @@ class Fleet:
                 v.append(f"(b2) broker's retained pointer on {slot} is {rid}, kiosks agree on {next(iter(agreed))}")
         for i, k in enumerate(self.kiosks):
             sh = k.share
-            if sh.pending or sh._owed or sh._owed_forgets or len(sh._mine) > share_module.MINE_REMEMBERED or sh.forgets.ids > forgetmemory.IDS_REMEMBERED or len(sh.forgets.named_at) > 1000:
-                v.append(f"(d) kiosk-{i} unbounded or undrained: pending={sh.pending} owed={sh._owed} mine={len(sh._mine)} ids={sh.forgets.ids}")
+            if sh.pending or sh.owed.corrections or sh.owed.forgets or len(sh._mine) > ownpointers.MINE_REMEMBERED or sh.forgets.ids > forgetmemory.IDS_REMEMBERED or len(sh.forgets.named_at) > 1000:
+                v.append(f"(d) kiosk-{i} unbounded or undrained: pending={sh.pending} owed={sh.owed.corrections} mine={len(sh._mine)} ids={sh.forgets.ids}")
         return v
 
 

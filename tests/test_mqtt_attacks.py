@@ -128,7 +128,7 @@ def test_a_flood_of_stale_session_pointers_does_not_crowd_out_the_kiosks_state(t
     own, one for one, from paho's thread into the bounded queue its state and events share, with
     no limit (the refusals of commands got one for exactly this). A flood of stale pointers then
     dropped the kiosk's own state changes and events (4 145 and 7 945 in two runs). Now
-    share.CORRECTIONS_BURST, and the slot is owed one correction after the flood."""
+    owed.CORRECTIONS_BURST, and the slot is owed one correction after the flood."""
     settings = kiosk_settings(
         tmp_path,
         sim.url,

@@ -25,8 +25,9 @@ from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.fleet.commands import CommandError, parse_command
 from edge_agent.fleet.forget import clear_pointers, forgets_of, slot_sessions
+from edge_agent.fleet.owed import CORRECTION_EVERY_S, CORRECTIONS_BURST
 from edge_agent.fleet.pointer import MAX_POINTER_BYTES, Forgotten, forgotten_topic
-from edge_agent.fleet.share import CORRECTION_EVERY_S, CORRECTIONS_BURST, Pointer, SessionShare, ShareError, pointer_topic
+from edge_agent.fleet.share import Pointer, SessionShare, ShareError, pointer_topic
 
 FAST = {"ping_interval_s": 1.0, "connect_timeout_s": 2.0}
 

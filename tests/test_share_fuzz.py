@@ -9,6 +9,8 @@ import json
 import pytest
 import sharefuzz as sf
 
+from edge_agent.fleet import owed
+
 MODES = [(mode, flush) for mode in ("client", "bus") for flush in (True, False)]
 
 
@@ -153,7 +155,7 @@ def test_a_forget_replaced_while_the_corrections_limit_is_spent_is_published_aga
         fleet.quiesce(reconnect=False)
         fleet.start(1, "p0")
         fleet.forget(1)
-        for j in range(sf.share_module.CORRECTIONS_BURST + 2):  # stale pointers on kiosk 0's slot, each corrected
+        for j in range(owed.CORRECTIONS_BURST + 2):  # stale pointers on kiosk 0's slot, each corrected
             stale = sf.Pointer(f"x{j}", sf.BASE - 1000 + j, None, None, "rogue")
             fleet.broker.publish(f"{sf.PREFIX}/_sessions/{sf.AGENT}/p1", stale.to_wire(), True)
         while fleet.kiosks[0].bus.inbox:

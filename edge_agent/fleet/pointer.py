@@ -157,3 +157,16 @@ def forgotten_topic(prefix: str, agent: str, slot: str) -> str:
 
 Filed = tuple[str, str, str, str | None, float, float | None]
 """(agent, slot, session_id, continued_from, started_at, ended_at), as SessionStore.merge_shared takes them."""
+
+
+def slot_of(topic: str, prefix: str, agents: list[str]) -> tuple[tuple[str, str] | None, bool]:
+    """(agent, slot) of a pointer's or a forget's topic under `prefix` for one of `agents` (None:
+    neither, or a level that is no label), and whether it is a forget's."""
+    head = f"{prefix}/{SHARED_SESSIONS_LEVEL}/"
+    if not topic.startswith(head):
+        return None, False
+    parts = topic[len(head) :].split("/")
+    is_forget = len(parts) == 3 and parts[2] == FORGOTTEN_LEVEL
+    if len(parts) != 2 + is_forget or parts[0] not in agents or not is_label(parts[1]):
+        return None, False
+    return (parts[0], parts[1]), is_forget

@@ -29,16 +29,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from edge_agent.core.config import SHARED_SESSIONS_LEVEL
-from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.slots import is_label
 from edge_agent.fleet.forget import Slots, forgets_of
 from edge_agent.fleet.forgetmemory import ForgetMemory
-from edge_agent.fleet.pointer import FORGOTTEN_LEVEL, MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic
+from edge_agent.fleet.owed import OwedSends
+from edge_agent.fleet.ownpointers import OwnPointers
+from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of
 
 __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
 
@@ -55,17 +54,6 @@ this long are published again: a broker that lost its retained messages (restart
 persistence, replaced) held none of them, and a person was not recognised at the next kiosk. Long
 enough for a catch-up of 100 000 pointers to arrive first, so a newer pointer of another kiosk is
 not overwritten by an older one of ours (it would be corrected back, but churn for nothing)."""
-CORRECTIONS_BURST, CORRECTION_EVERY_S = 10, 1.0
-"""Older pointers corrected (this kiosk's own published again over them): ten at once, then one
-a second; a slot whose correction the limit held back is owed one, sent when the limit allows
-(`corrections_held` counts them). Anyone who may write `_sessions/#` (every kiosk, on a locked-down
-broker) could otherwise flood a slot this kiosk owns with a stale pointer, each answered one for
-one into the bounded queue the kiosk's state and events share: a helper's attack dropped 7 945
-of them, a whole conversation's state and events among them."""
-MINE_REMEMBERED = 4096
-"""Pointers this kiosk published that it keeps in memory to defend them (owner-corrects)."""
-
-
 class Bus(Protocol):
     """The MQTT side SessionShare needs (StatusReporter in the kiosk)."""
 
@@ -103,7 +91,7 @@ class SessionShare:
         later: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
         """`monotonic` and `later` (run a callable after so many seconds, on any thread) pace the
-        corrections (CORRECTIONS_BURST) and the resend after a connect; a daemon timer thread by default."""
+        corrections (owed.py) and the resend after a connect; a daemon timer thread by default."""
         self.bus = bus
         self.prefix = prefix
         self.device_id = device_id
@@ -116,18 +104,14 @@ class SessionShare:
         self._pending: dict[tuple[str, str], Pointer] = {}
         self._pending_forgets: dict[tuple[str, str], Forgotten] = {}
         self.forgets = ForgetMemory()
-        self._mine: OrderedDict[tuple[str, str], Pointer] = OrderedDict()
-        self._mine_ids: dict[str, tuple[str, str]] = {}
+        self._mine = OwnPointers()
         self._unheard_forgets: set[tuple[str, str]] = set()  # our forgets the broker has not sent back since the last connect
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
         self._connects = 0
         self._monotonic = monotonic
         self._later = later or _timer
-        self._corrections = TokenBucket(CORRECTIONS_BURST, 1.0 / CORRECTION_EVERY_S, monotonic())
-        self._owed: set[tuple[str, str]] = set()  # slots whose correction the limit held back
-        self._owed_forgets: set[tuple[str, str]] = set()  # slots whose forget the limit held back
-        self._owed_waiting = False  # a `later` call will pay them
         self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
+        self.owed = OwedSends(monotonic, self._later, self._pay_owed, self.counts)
         self.agents: list[str] = []
         for agent in agents:
             self.add_agent(agent)
@@ -153,7 +137,7 @@ class SessionShare:
         with self._lock:
             self._connects += 1
             connect = self._connects
-            self._unheard = set(self._mine)
+            self._unheard = self._mine.slots()
             self._unheard_forgets = set(self.forgets.ours)
         if self._unheard or self._unheard_forgets:
             self._later(RESEND_AFTER_S, lambda: self._resend_unheard(connect))
@@ -162,7 +146,7 @@ class SessionShare:
         with self._lock:
             if connect != self._connects:  # connected again meanwhile: that connect's timer decides
                 return
-            resend = [(where, self._mine[where]) for where in self._unheard if where in self._mine]
+            resend = [(where, mine) for where in self._unheard if (mine := self._mine.get(where)) is not None]
             self._unheard = set()
             # our forgets the broker did not send back (restarted without persistence): a kiosk
             # offline at the forget would come back to none, keep the sessions and publish them again
@@ -183,17 +167,12 @@ class SessionShare:
             return
         pointer = Pointer(pointer.session_id, pointer.started_at, pointer.ended_at, pointer.continued_from, self.device_id)
         with self._lock:
-            self._mine[(agent, slot)] = pointer
-            self._mine.move_to_end((agent, slot))
-            self._mine_ids[pointer.session_id] = (agent, slot)
-            while len(self._mine) > MINE_REMEMBERED:
-                _, old = self._mine.popitem(last=False)
-                self._mine_ids.pop(old.session_id, None)
+            self._mine.put((agent, slot), pointer)
         self._send(agent, slot, pointer)
 
     def ended(self, session_id: str, ended_at: float) -> None:
         with self._lock:
-            where = self._mine_ids.get(session_id)
+            where = self._mine.slot_of(session_id)
             mine = self._mine.get(where) if where else None
         if where is not None and mine is not None and mine.session_id == session_id:
             self.announce(*where, Pointer(mine.session_id, mine.started_at, ended_at, mine.continued_from))
@@ -212,7 +191,6 @@ class SessionShare:
                 if known is not None and known.sessions:
                     targets[where] = (*ids, *known.sessions)
             self._mine.clear()
-            self._mine_ids.clear()
         # every agent the store holds sessions of, as `edge-agent sessions --forget`: one no longer
         # configured here (an agent id changed) was shared with the fleet all the same
         forgets = forgets_of(targets, self._clock(), self.device_id)
@@ -245,7 +223,7 @@ class SessionShare:
     # ------------------------------------------------------------------ theirs (paho's thread)
     def on_message(self, topic: str, payload: bytes) -> None:
         self.counts["received"] += 1
-        where, is_forget = self._slot_of(topic)
+        where, is_forget = slot_of(topic, self.prefix, self.agents)
         if where is None:
             self.counts["rejected"] += 1
             return
@@ -307,8 +285,7 @@ class SessionShare:
             # it continues ours: newer whatever the clocks say (this kiosk's may run ahead), so
             # no correction (it took the person's later conversation back fleet-wide); the
             # store files it past ours (merge_shared), and ours is no longer ours to defend
-            del self._mine[where]
-            self._mine_ids.pop(mine.session_id, None)
+            self._mine.drop(where)
             return True
         if mine is not None and mine.rank >= pointer.rank:
             # the broker holds an older pointer than ours, or kept an older copy of ours over a
@@ -319,50 +296,23 @@ class SessionShare:
         return True
 
     def _correct(self, where: tuple[str, str], mine: Pointer) -> None:
-        """Publishes our pointer over an older one, within CORRECTIONS_BURST; else owes it (lock held)."""
-        if not self._within_limit(where, self._owed):
+        """Publishes our pointer over an older one, within the corrections limit; else owes it (lock held)."""
+        if not self.owed.within(where):
             return
         self.counts["corrected"] += 1
         self._send(*where, mine)
-
-    def _within_limit(self, where: tuple[str, str], owed: set[tuple[str, str]]) -> bool:
-        """A token of the corrections limit taken; else `where` joins `owed`, paid when it allows (lock held)."""
-        if self._corrections.take(self._monotonic()):
-            return True
-        self.counts["corrections_held"] += 1
-        owed.add(where)
-        self._wait_to_pay()
-        return False
-
-    def _wait_to_pay(self) -> None:
-        if not self._owed_waiting:
-            self._owed_waiting = True
-            self._later(CORRECTION_EVERY_S, self._pay_owed)
 
     def _pay_owed(self) -> None:
         """The corrections and forgets held back, as the limit allows (the rest wait again): the
         last stale pointer of a flood does not stay retained."""
         with self._lock:
-            self._owed_waiting = False
-            owed, self._owed = self._owed, set()
-            owed_forgets, self._owed_forgets = self._owed_forgets, set()
+            owed, owed_forgets = self.owed.take_owed()
             for where in sorted(owed_forgets):
                 self._publish_forget(where)
             for where in sorted(owed):
                 mine = self._mine.get(where)
                 if mine is not None:
                     self._correct(where, mine)
-
-    def _slot_of(self, topic: str) -> tuple[tuple[str, str] | None, bool]:
-        """(agent, slot) of a pointer's or a forget's topic (None: neither), and whether a forget's."""
-        head = f"{self.prefix}/{SHARED_SESSIONS_LEVEL}/"
-        if not topic.startswith(head):
-            return None, False
-        parts = topic[len(head) :].split("/")
-        is_forget = len(parts) == 3 and parts[2] == FORGOTTEN_LEVEL
-        if len(parts) != 2 + is_forget or parts[0] not in self.agents or not is_label(parts[1]):
-            return None, False
-        return (parts[0], parts[1]), is_forget
 
     def _forgotten(self, where: tuple[str, str], forgotten: Forgotten) -> None:
         """A forget of this slot heard (lock held): a pointer it covers, waiting to be filed or
@@ -373,9 +323,8 @@ class SessionShare:
             del self._pending[where]
         mine = self._mine.get(where)
         if mine is not None and forgotten.covers(mine.session_id, mine.continued_from):
-            del self._mine[where]
-            self._mine_ids.pop(mine.session_id, None)
-            if forgotten.sessions is not None and where not in self._unheard and self._within_limit(where, self._owed_forgets):
+            self._mine.drop(where)
+            if forgotten.sessions is not None and where not in self._unheard and self.owed.within(where, forget=True):
                 # the broker held ours (heard back since the connect): a kiosk back online sends
                 # what paho held before it hears the forget, and that pointer stayed retained,
                 # naming a forgotten session for good; cleared as the forget clears (it first)
@@ -393,7 +342,7 @@ class SessionShare:
         if heard.sessions is None or not ours or set(ours) <= set(heard.sessions):
             return
         joined = tuple(dict.fromkeys(heard.sessions + ours))
-        if len(joined) > MAX_FORGOTTEN_IDS or not self._within_limit(where, self._owed_forgets):  # held back: owed (it was lost)
+        if len(joined) > MAX_FORGOTTEN_IDS or not self.owed.within(where, forget=True):  # held back: owed (it was lost)
             return
         self.counts["corrected"] += 1
         self.bus.send(forgotten_topic(self.prefix, *where), Forgotten(self._clock(), self.device_id, joined).to_wire(), True)
@@ -431,9 +380,8 @@ class SessionShare:
             for where, ids, forgotten in slots:
                 mine = self._mine.get(where)
                 ours = mine is not None and mine.session_id in ids
-                if mine is not None and ours:
-                    del self._mine[where]
-                    self._mine_ids.pop(mine.session_id, None)
+                if ours:
+                    self._mine.drop(where)
                 self.forgets.remember(where, Forgotten(self._clock(), None, ids[:MAX_FORGOTTEN_IDS]))
                 learned = forgotten.sessions is not None and not set(ids) <= set(forgotten.sessions)
                 if learned or (ours and where not in self._unheard):
@@ -448,7 +396,7 @@ class SessionShare:
         known = self.forgets.known(where)
         if known is None or not known.sessions:
             return
-        if not self._within_limit(where, self._owed_forgets):
+        if not self.owed.within(where, forget=True):
             return
         self.counts["cleared"] += 1
         self._send_forget(where, Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS]))
