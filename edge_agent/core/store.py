@@ -197,7 +197,7 @@ class SessionStore:
             src = Path(str(self.path) + suffix)
             if src.exists():
                 src.replace(Path(str(target) + suffix))
-        for old in self.corrupt_copies()[CORRUPT_COPIES_KEPT:]:
+        for old in [p for p in self.corrupt_copies() if p != target][CORRUPT_COPIES_KEPT - 1 :]:  # by name: not this one (a clock behind)
             for suffix in ("", "-wal", "-shm"):
                 Path(str(old) + suffix).unlink(missing_ok=True)
         return target

@@ -37,12 +37,16 @@ FILED_UNSOUND = "(filed < 0 OR filed > 2147483647)"
 """SQL: a `filed` no write of ours makes (TEXT and BLOB sort above every number; past 2**31 - 1 the
 clock-behind mark, PRAGMA user_version, a signed 32-bit number, cannot name it); served by the index."""
 UPSERT_REFILED = f"""INSERT INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE {FILED} END)
-ON CONFLICT(id) DO UPDATE SET ended_at = coalesce(excluded.ended_at, ended_at),
-    end_reason = coalesce(excluded.end_reason, end_reason), resumed_at = coalesce(excluded.resumed_at, resumed_at),
+ON CONFLICT(id) DO UPDATE SET
+    ended_at = CASE WHEN excluded.resumed_at > {LAST_START} THEN excluded.ended_at ELSE coalesce(excluded.ended_at, ended_at) END,
+    end_reason = CASE WHEN excluded.resumed_at > {LAST_START} THEN excluded.end_reason ELSE coalesce(excluded.end_reason, end_reason) END,
+    resumed_at = coalesce(excluded.resumed_at, resumed_at),
     filed = coalesce(excluded.filed, filed)"""
 """SQL: memory's rows written back to the disk (`SessionStore.retry`), COLUMNS and filed each, in
 memory's write order: a row memory numbered takes the next number on the disk (one without keeps
-the disk's)."""
+the disk's). One memory resumed after the disk's last start is memory's, its end too: resumed
+there, its end was cleared, and the disk's old end was kept (the running conversation on the card
+as ended before it was resumed; tests/test_store_hostile2.py)."""
 CLOCK_SLACK_S = 60.0
 """A row whose last start lies this far past the kiosk's clock tells it the clock is behind."""
 PRUNE = f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)"

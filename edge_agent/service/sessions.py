@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 
 from edge_agent.core import config
+from edge_agent.core.logs import printable
 from edge_agent.errors import StoreError, UsageError
+
+MAX_SHOWN_CHARS = 200
+"""A stored value listed longer than this ends in `...` (our ids are at most 128 characters)."""
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -85,9 +89,13 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(f"no sessions stored in {state_dir}")
         return 0
     print(f"{'started':<19} {'length':>8} {'ended by':<12} agent/slot session")
-    for r in rows:
+    for r in rows:  # the store's text as `?` where not printable: a row anyone with the service's rights wrote (escape codes, a CR) reached root's terminal
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
         dur = f"{r.ended_at - r.started_at:7.1f}s" if r.ended_at else "   open "
-        cont = f" continues {r.continued_from}" if r.continued_from else ""
-        print(f"{started} {dur} {r.end_reason or '-':<12} {r.agent}/{r.slot} {r.id}{cont}")
+        cont = f" continues {_shown(r.continued_from)}" if r.continued_from else ""
+        print(f"{started} {dur} {_shown(r.end_reason or '-'):<12} {_shown(r.agent)}/{_shown(r.slot)} {_shown(r.id)}{cont}")
     return 0
+
+
+def _shown(text: str) -> str:
+    return printable(text, MAX_SHOWN_CHARS)
