@@ -41,12 +41,17 @@ class KioskReports:
         more = f" ({left_out} state changes before it not reported)" if left_out else ""
         log.info("state: %s%s%s", a.state, f" (session {a.session_id})" if a.session_id else "", more)
         self.reporter.state(a.state, a.session_id, a.continued_from, a.slot)
-        self.notifier.send(f"STATUS={a.state}" + (f" session {a.session_id}" if a.session_id else ""))
+        self._status(a.state, a.session_id)
+
+    def _status(self, state: str, session_id: str | None) -> None:
+        """The unit's `STATUS=` (`systemctl status edge-agent`, which every local user may read)."""
+        self.notifier.send(f"STATUS={state}" + (f" session {session_id}" if session_id else ""))
 
     def forgotten(self, state: str, published_ids: tuple[str | None, str | None], now: float) -> None:
         """The sessions were forgotten: the retained state again, naming no forgotten session."""
         self.states.flush(now, force=True)  # a change held back names the session: out before, not after
         self.reporter.state(state, *published_ids)  # the retained state names none (nor whose it was)
+        self._status(state, published_ids[0])  # nor does systemd's: it kept `idle session <wiped id>` until the next visitor
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:
         """One of the conversation's events: counted, logged at its level (an error as a warning, a
