@@ -140,3 +140,40 @@ def test_an_endpoint_websockets_cannot_connect_to_is_refused_at_start(tmp_path: 
         with pytest.raises(ConfigError) as err:
             kiosk_settings(tmp_path, bad)
     assert err.value.key == "agent.endpoint", err.value
+
+
+AFTER_CLEAR = b"\x78\x56" * 4000  # the next reply: 0x5678 (0x7856 a byte off)
+REPLY_SENT = threading.Event()
+
+
+async def _half_sample_then_clear(server: HostileServer, ws: ServerConnection) -> None:
+    await server.initiate(ws)
+    await ws.send(onready("sess-1"))
+    await ws.send(TONE[:3])  # a reply cut mid-sample by the visitor's barge-in
+    await ws.send('{"method": "clear"}')
+    for at in range(0, len(AFTER_CLEAR), 640):
+        await ws.send(AFTER_CLEAR[at : at + 640])
+        await asyncio.sleep(0.001)
+    REPLY_SENT.set()
+    await ws.wait_closed()
+
+
+def test_the_reply_after_a_clear_starts_on_a_whole_sample(tmp_path: Path) -> None:
+    """The half sample a cleared reply ended on belongs to that reply: carried over the `clear`
+    into the next reply, which starts on a whole sample, it shifted that whole reply by a byte
+    (every sample played as noise)."""
+    import array
+
+    with HostileServer(_half_sample_then_clear) as srv:
+        settings = kiosk_settings(tmp_path, srv.url, agent={"dead_after_s": 30.0, "ping_interval_s": 0.5, "connect_timeout_s": 2.0})
+        with KioskThread(settings) as k:
+            played: list[bytes] = []
+            write = k.kiosk.sink.buffer.write
+            k.kiosk.sink.buffer.write = lambda pcm, reply=False: (played.append(pcm) if reply else None, write(pcm, reply))[1]  # type: ignore[method-assign]
+            k.press()
+            assert REPLY_SENT.wait(15)
+            wait_for(lambda: sum(map(len, played)) >= 2 + len(AFTER_CLEAR) or _settled(played), 15, "the reply at the speaker")
+    samples = array.array("h")
+    for pcm in played:
+        samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    assert list(samples[:1]) == [0x1234] and samples.count(0x5678) == len(AFTER_CLEAR) // 2, [hex(s & 0xFFFF) for s in samples[:4]]

@@ -356,6 +356,7 @@ class AgentLink:
                     ws.on_binary = self._audio
             elif isinstance(event, p.Clear):
                 self.stats.clear_arrived_at = time.monotonic()
+                self._half_sample = b""  # the cleared reply's: the next reply starts on a whole sample
             self._emit(c.FromAgent(self.link_id, event))
             if isinstance(event, p.OnReady):
                 early, self._early = bytes(self._early), bytearray()
