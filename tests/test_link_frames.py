@@ -3,10 +3,12 @@ helper's attack on the agent link), each test failing before its fix."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
@@ -101,26 +103,31 @@ def _settled(played: list[bytes]) -> bool:
     return len(played) == before
 
 
-def test_agent_audio_cut_mid_sample_plays_as_sent(tmp_path: Path) -> None:
-    """Binary messages are raw PCM "of any chunk size" (docs/millis-protocol.md). A message of an
-    odd length lost its last byte at the speaker (playback.py: "never let it shift the stream"),
-    and the next message, which began with that sample's other byte, played every sample with its
-    bytes swapped: a server cutting its stream mid-sample made the rest of the reply full-scale
-    noise. The link now carries the odd byte over to the next message of the same link."""
-    import array
-
-    with HostileServer(_ready_then_tone_in_odd_chunks) as srv:
+def _samples_played(tmp_path: Path, serve: Any, sent: threading.Event, expected_bytes: int) -> array.array[int]:
+    """The agent's audio as the kiosk wrote it to the speaker (whole samples), against `serve`,
+    once `sent` says the server sent it all and `expected_bytes` arrived (or nothing more does)."""
+    with HostileServer(serve) as srv:
         settings = kiosk_settings(tmp_path, srv.url, agent={"dead_after_s": 30.0, "ping_interval_s": 0.5, "connect_timeout_s": 2.0})
         with KioskThread(settings) as k:
             played: list[bytes] = []
             write = k.kiosk.sink.buffer.write
             k.kiosk.sink.buffer.write = lambda pcm, reply=False: (played.append(pcm) if reply else None, write(pcm, reply))[1]  # type: ignore[method-assign]
             k.press()
-            assert TONE_SENT.wait(15)
-            wait_for(lambda: sum(map(len, played)) >= len(TONE) - 2 or _settled(played), 15, "the tone at the speaker")
+            assert sent.wait(15)
+            wait_for(lambda: sum(map(len, played)) >= expected_bytes or _settled(played), 15, "the reply at the speaker")
     samples = array.array("h")
     for pcm in played:
         samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    return samples
+
+
+def test_agent_audio_cut_mid_sample_plays_as_sent(tmp_path: Path) -> None:
+    """Binary messages are raw PCM "of any chunk size" (docs/millis-protocol.md). A message of an
+    odd length lost its last byte at the speaker (playback.py: "never let it shift the stream"),
+    and the next message, which began with that sample's other byte, played every sample with its
+    bytes swapped: a server cutting its stream mid-sample made the rest of the reply full-scale
+    noise. The link now carries the odd byte over to the next message of the same link."""
+    samples = _samples_played(tmp_path, _ready_then_tone_in_odd_chunks, TONE_SENT, len(TONE) - 2)
     wrong = sum(1 for s in samples if s != 0x1234)
     assert wrong == 0, f"{wrong} of {len(samples)} samples of the tone played as something else (e.g. {[hex(s & 0xFFFF) for s in samples if s != 0x1234][:4]})"
 
@@ -162,18 +169,5 @@ def test_the_reply_after_a_clear_starts_on_a_whole_sample(tmp_path: Path) -> Non
     """The half sample a cleared reply ended on belongs to that reply: carried over the `clear`
     into the next reply, which starts on a whole sample, it shifted that whole reply by a byte
     (every sample played as noise)."""
-    import array
-
-    with HostileServer(_half_sample_then_clear) as srv:
-        settings = kiosk_settings(tmp_path, srv.url, agent={"dead_after_s": 30.0, "ping_interval_s": 0.5, "connect_timeout_s": 2.0})
-        with KioskThread(settings) as k:
-            played: list[bytes] = []
-            write = k.kiosk.sink.buffer.write
-            k.kiosk.sink.buffer.write = lambda pcm, reply=False: (played.append(pcm) if reply else None, write(pcm, reply))[1]  # type: ignore[method-assign]
-            k.press()
-            assert REPLY_SENT.wait(15)
-            wait_for(lambda: sum(map(len, played)) >= 2 + len(AFTER_CLEAR) or _settled(played), 15, "the reply at the speaker")
-    samples = array.array("h")
-    for pcm in played:
-        samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    samples = _samples_played(tmp_path, _half_sample_then_clear, REPLY_SENT, 2 + len(AFTER_CLEAR))
     assert list(samples[:1]) == [0x1234] and samples.count(0x5678) == len(AFTER_CLEAR) // 2, [hex(s & 0xFFFF) for s in samples[:4]]
