@@ -73,7 +73,7 @@ def hide_from_scan() -> list[str]:
     later reads the files again. Returns the names left out (none without ALSA)."""
     lib = _asound()
     specs = tuple(_wanted)
-    if lib is None or any(s.isdigit() for s in specs) or lib.snd_config_update() < 0:
+    if lib is None or any(s.isdecimal() for s in specs) or lib.snd_config_update() < 0:
         return []
     top = ctypes.c_void_p.in_dll(lib, "snd_config")
     hidden = []

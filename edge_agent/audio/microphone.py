@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio import rescan
 from edge_agent.audio.alsascan import want_device
 from edge_agent.audio.devices import LEAD_BLOCK_BYTES, FrameCallback, LeadCallback
 from edge_agent.audio.pyaudio_io import _close, _find_or_release, _new_pa, _open_and_start, _pyaudio
@@ -70,7 +71,17 @@ class PyAudioSource:
     def start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         """Opens and starts the device; again after `stop` (the audio watch's reopen, maybe minutes
         later, in another visitor's conversation): what the device had captured before and never
-        handed over (less than a capture period) is old audio by then, and goes, counted as dropped."""
+        handed over (less than a capture period) is old audio by then, and goes, counted as dropped.
+        Devices open in the meantime may close for the scan (audio/rescan.py)."""
+        rescan.open_with_scan(self, lambda: self._start(loop, on_frame))
+
+    def pause_for_scan(self) -> None:
+        self.stop()
+
+    def resume_after_scan(self) -> None:
+        self.start(self._loop, self._on_frame)
+
+    def _start(self, loop: asyncio.AbstractEventLoop, on_frame: FrameCallback) -> None:
         with self._lock:
             self.frames_dropped += len(self._frames)
             self._frames.clear()
@@ -85,6 +96,7 @@ class PyAudioSource:
         self._continue, self._overflow = pyaudio.paContinue, pyaudio.paInputOverflow
         self._stream = _open_and_start(pa, info, True, self.block_ms, self._callback, self._prepare)
         self._pa = pa
+        rescan.opened(self)
 
     def hurry(self, until: float, on_lead: LeadCallback) -> None:
         """See AudioSource.hurry: until `until` the loop wakes at every device block (a
@@ -170,5 +182,6 @@ class PyAudioSource:
         return bytes(self._pending[start:end]), self._pending_at - (len(self._pending) - end) / (2 * SAMPLE_RATE_HZ)
 
     def stop(self) -> None:
+        rescan.closed(self)
         _close(self._stream, self._pa)
         self._stream = self._pa = None

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent import SAMPLE_RATE_HZ
+from edge_agent.audio import rescan
 from edge_agent.audio.alsascan import hide_from_scan, release_scan, want_device
 from edge_agent.audio.devicedrop import DeviceDrop
 from edge_agent.audio.devices import SpeakerHealth
@@ -52,6 +53,7 @@ def _new_pa(pyaudio: Any, hide: bool = False) -> Any:
     scan for the kiosk's own devices, which leaves alsascan.SCAN_HIDDEN out."""
     if hide:
         hide_from_scan()
+    rescan.scanning()
     with quiet_native_stderr():
         pa = pyaudio.PyAudio()
     release_scan(jack_running=_has_jack(pa, pyaudio))
@@ -83,23 +85,27 @@ def _find_or_release(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
 
 
 def find_device(pa: Any, spec: str, want_input: bool) -> dict[str, Any]:
-    """Device info for "default", an index, or a case-insensitive part of the device name."""
+    """Device info for "default", an index, or a case-insensitive part of the device name (a
+    device whose whole name it is first, then the first device listed whose name holds it)."""
     key = "maxInputChannels" if want_input else "maxOutputChannels"
     kind = "input" if want_input else "output"
     try:
         if spec == "default":
             return dict(pa.get_default_input_device_info() if want_input else pa.get_default_output_device_info())
-        if spec.isdigit():
+        if spec.isdecimal():  # not isdigit: "²" is a digit that int() refuses
             info = dict(pa.get_device_info_by_index(int(spec)))
             if info[key] > 0:
                 return info
             raise AudioError(f"audio.{kind}: device {spec} ({info['name']}) has no {kind} channels")
     except OSError as exc:
         raise AudioError(f"audio.{kind}: no {spec} {kind} device ({exc})") from None
-    for i in range(pa.get_device_count()):
-        info = dict(pa.get_device_info_by_index(i))
-        if spec.lower() in str(info["name"]).lower() and info[key] > 0:
+    infos = [dict(pa.get_device_info_by_index(i)) for i in range(pa.get_device_count())]
+    matches = [info for info in infos if spec.lower() in str(info["name"]).lower() and info[key] > 0]
+    for info in matches:  # a device named exactly so, before one that only has the name in its own
+        if str(info["name"]).lower() == spec.lower():
             return info
+    if matches:
+        return matches[0]
     raise AudioError(f"audio.{kind}: no {kind} device matches {spec!r} (see `edge-agent devices`)")
 
 
@@ -205,7 +211,16 @@ class PyAudioSink:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         """Opens and starts the device; again after `stop` (a reopen: the buffer stays, what the
-        old device was handed goes)."""
+        old device was handed goes). Devices open in the meantime may close for the scan (audio/rescan.py)."""
+        rescan.open_with_scan(self, lambda: self._start(loop, on_drained))
+
+    def pause_for_scan(self) -> None:
+        self.stop()
+
+    def resume_after_scan(self) -> None:
+        self.start(self._loop, self._on_drained)
+
+    def _start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         if not self._started:  # the first start has `alive`'s grace for the first callback; a
             self._started, self.last_callback_at = True, time.monotonic()  # reopen needs a callback
         pyaudio = _pyaudio()
@@ -216,6 +231,7 @@ class PyAudioSink:
         self._continue, self._underflow = pyaudio.paContinue, pyaudio.paOutputUnderflow
         self._stream = _open_and_start(pa, info, False, self.buffer_ms, self._callback, self._prepare)
         self._pa = pa
+        rescan.opened(self)
         if self.drop is not None:
             self.drop.start(self._stream, loop)
             self.buffer.before_change = self.drop.request
@@ -296,6 +312,7 @@ class PyAudioSink:
         return unheard
 
     def stop(self) -> None:
+        rescan.closed(self)
         if self.drop is not None:
             self.buffer.before_change = None
             if not self.drop.stop():  # its thread is stuck in PortAudio: closing would abort the process

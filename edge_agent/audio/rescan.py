@@ -1,0 +1,97 @@
+"""A fresh PortAudio device list for a device opened while another PyAudio device is open.
+
+PortAudio scans the devices only when no one else holds it initialised (Pa_Initialize counts its
+users): while the microphone's stream runs, the speaker's reopen sees the list made when the
+microphone opened, and a speaker plugged in since (missing at start, or back under another card
+after a USB re-enumeration) was never found, retried every 5 s for good (and the other way round).
+When ALSA's cards or its configuration files changed since the list held was made, the other open
+devices are closed for the scan and opened again right after it (a gap of a few periods in what
+they capture or play); when nothing changed the list is still right and nobody is disturbed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Rescannable(Protocol):
+    def pause_for_scan(self) -> None:
+        """Closes the device (and lets PortAudio go) for another device's scan."""
+
+    def resume_after_scan(self) -> None:
+        """Opens it again after that scan."""
+
+
+_open: list[Rescannable] = []
+_scanned_state: tuple[object, ...] | None = None
+
+
+def alsa_state() -> tuple[object, ...]:
+    """What ALSA's device list is made from: its cards, and its configuration files' versions."""
+    try:
+        cards: object = Path("/proc/asound/cards").read_text()
+    except OSError:
+        cards = None
+    files = [Path.home() / ".asoundrc", Path.home() / ".config/alsa/asoundrc", Path("/etc/asound.conf")]
+    files += [Path(p) for p in os.environ.get("ALSA_CONFIG_PATH", "").split(":") if p]
+    stamps: list[object] = [cards]
+    for f in files:
+        try:
+            st = f.stat()
+            stamps.append((str(f), st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamps.append((str(f), None))
+    return tuple(stamps)
+
+
+def scanning() -> None:
+    """Called just before `pyaudio.PyAudio()`: when no device holds PortAudio, it scans afresh."""
+    global _scanned_state
+    if not _open:
+        _scanned_state = alsa_state()
+
+
+def open_with_scan(me: Rescannable, open_device: Callable[[], None]) -> None:
+    """Runs `open_device` (`me`'s open, which scans for its device) with the other open devices
+    closed for the scan when the list they hold PortAudio with is out of date, opened again after."""
+    others = before_open(me)
+    try:
+        open_device()
+    finally:
+        after_open(others)
+
+
+def before_open(me: Rescannable) -> list[Rescannable]:
+    """Before `me` scans for its device: the other open devices, closed when the list they hold
+    PortAudio with is out of date (hand them to `after_open`)."""
+    others = [d for d in _open if d is not me]
+    if not others or _scanned_state == alsa_state():
+        return []
+    log.info("the audio devices changed since PortAudio listed them: the open devices close for a new scan")
+    for d in others:
+        d.pause_for_scan()
+    return others
+
+
+def after_open(others: list[Rescannable]) -> None:
+    for d in others:
+        try:
+            d.resume_after_scan()
+        except Exception as exc:  # its watch notices it stays closed and reopens it
+            log.error("an audio device closed for a scan did not open again: %s", exc)
+
+
+def opened(me: Rescannable) -> None:
+    if me not in _open:
+        _open.append(me)
+
+
+def closed(me: Rescannable) -> None:
+    if me in _open:
+        _open.remove(me)
