@@ -3,7 +3,8 @@
 It opens the socket (TLS verified by default), sends `initiate`, pings every few seconds for
 RTT, sends uplink audio from its `Outbox` (agent/outbox.py: a bounded queue, oldest dropped and
 counted when the network is slower than the microphone), and turns everything received into
-Conversation events. Whatever
+Conversation events (agent audio and what comes before `onready` through its `Downlink`,
+agent/downlink.py). Whatever
 happens, each link ends with exactly one `LinkDown`, classified fatal (no point retrying: bad
 key, unknown agent, policy close) or retryable (network, server restart) by `classify`.
 """
@@ -21,8 +22,9 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from edge_agent import BYTES_PER_S
 from edge_agent.agent.deflate import SilenceDeflateFactory
+from edge_agent.agent.downlink import EARLY_AUDIO_BYTES as EARLY_AUDIO_BYTES
+from edge_agent.agent.downlink import Downlink
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
 from edge_agent.agent.health import closed_by_server
@@ -54,10 +56,6 @@ open) fills the send buffer, and websockets' drain has no timeout: the close wai
 ever, so a dead link was never reported (no reconnect until the idle timeout) and a conversation
 ended on such a server kept its socket and task (a helper's attack: one leaked per conversation)."""
 
-EARLY_AUDIO_BYTES = 10 * BYTES_PER_S
-"""Agent audio kept from before `onready` (10 s at 16 kHz) and played after it: the protocol lets
-it come first (a greeting), and the vendor's client plays it; beyond this it is dropped, logged."""
-
 
 class AgentLink:
     """One connection attempt (`link_id`). Events go to `emit` on the event loop."""
@@ -84,12 +82,8 @@ class AgentLink:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self.ready = False
-        self._early = bytearray()
-        """Agent audio that came before `onready` (at most EARLY_AUDIO_BYTES), played at it as one
-        chunk: kept message by message, a server's 2-byte messages made 160 000 events handed on
-        in one step of the loop at `onready` (the kiosk's loop stalled 1.3 s on a PC, for 320 KB)."""
-        self._half_sample = b""
-        """The last byte of an odd-length audio message, the first of the next one's samples."""
+        self.downlink = Downlink(lambda pcm: self._emit(c.AgentAudio(self.link_id, pcm)), lambda msg: self._emit(c.FromAgent(self.link_id, msg)), self._skipped)
+        """The agent's audio in whole samples, and what it says before `onready` held until then (agent/downlink.py)."""
         self.ready_at: float | None = None
         self._heard_at = 0.0
         """Loop time of the newest message from the agent (the dead-link watch reads it)."""
@@ -300,18 +294,7 @@ class AgentLink:
         """Agent audio after `onready`, from `recv` or straight from the socket's read (wire.py)."""
         self._heard_at = asyncio.get_running_loop().time()
         self.stats.bytes_down += len(pcm)
-        self._play(pcm)
-
-    def _play(self, pcm: bytes) -> None:
-        """Hands agent audio on in whole samples: messages are PCM "of any chunk size", so an odd
-        one's last byte waits for the next message of this link. Dropped at the speaker, it made
-        the next message (starting with that sample's other byte) play byte-swapped: noise."""
-        if self._half_sample:
-            pcm, self._half_sample = self._half_sample + pcm, b""
-        if len(pcm) % 2:
-            pcm, self._half_sample = pcm[:-1], pcm[-1:]
-        if pcm:
-            self._emit(c.AgentAudio(self.link_id, pcm))
+        self.downlink.audio(pcm)
 
     async def _receive(self, ws: ClientConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -324,10 +307,7 @@ class AgentLink:
             self._heard_at = loop.time()
             if isinstance(msg, bytes):
                 self.stats.bytes_down += len(msg)
-                if len(self._early) + len(msg) <= EARLY_AUDIO_BYTES:
-                    self._early += msg  # played at onready: it was dropped, and a greeting
-                else:  # sent ahead of onready was never heard
-                    self._skipped(f"audio before onready beyond {EARLY_AUDIO_BYTES} bytes ({len(msg)} bytes), not played", logging.INFO)
+                self.downlink.audio(msg)  # held until onready (a greeting sent ahead of it)
                 continue
             try:
                 event = p.parse_server_text(msg)
@@ -356,12 +336,10 @@ class AgentLink:
                     ws.on_binary = self._audio
             elif isinstance(event, p.Clear):
                 self.stats.clear_arrived_at = time.monotonic()
-                self._half_sample = b""  # the cleared reply's: the next reply starts on a whole sample
-            self._emit(c.FromAgent(self.link_id, event))
+            if isinstance(event, (p.OnReady, p.SessionEnded)) or self.downlink.message(event):
+                self._emit(c.FromAgent(self.link_id, event))
             if isinstance(event, p.OnReady):
-                early, self._early = bytes(self._early), bytearray()
-                if early:
-                    self._play(early)
+                self.downlink.ready_now()  # what came before it follows it, in order
             if isinstance(event, p.SessionEnded):
                 self.outbox.close()
                 return

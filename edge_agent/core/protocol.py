@@ -51,24 +51,44 @@ class Initiate:
         return json.dumps({"method": "initiate", "data": data}, separators=(",", ":"))
 
     @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Initiate:
-        """Used by the simulator; raises ProtocolError when the shape is wrong."""
-        data = msg.get("data")
-        if msg.get("method") != "initiate" or not isinstance(data, dict):
+    def from_wire(cls, msg: object) -> Initiate:
+        """Used by the simulator, as strict as the documented shape (docs/millis-protocol.md,
+        "Client to server"): `data.public_key` a string, `data.agent` an object with a string
+        `agent_id` and/or an object `agent_config`, and the optional `metadata` (an object),
+        `include_metadata_in_prompt` (true or false) and `session_continuation` (an object with a
+        string `session_id`). ProtocolError names the first field that is not: a simulator that
+        took a malformed initiate (coercing or ignoring a field) hid the kiosk's mistake until a
+        real server refused it."""
+        data = msg.get("data") if isinstance(msg, dict) else None
+        if not isinstance(msg, dict) or msg.get("method") != "initiate" or not isinstance(data, dict):
             raise ProtocolError("expected an initiate message with a data object")
-        agent = data.get("agent")
-        key = data.get("public_key")
-        if not isinstance(agent, dict) or not isinstance(key, str):
-            raise ProtocolError("initiate needs data.public_key and data.agent")
+        agent, key = data.get("agent"), data.get("public_key")
+        if not isinstance(key, str) or not key:
+            raise ProtocolError("initiate: data.public_key must be a non-empty string")
+        if not isinstance(agent, dict) or not ("agent_id" in agent or "agent_config" in agent):
+            raise ProtocolError("initiate: data.agent must be an object with agent_id and/or agent_config")
+        agent_id, config = agent.get("agent_id"), agent.get("agent_config")
+        if "agent_id" in agent and (not isinstance(agent_id, str) or not agent_id):
+            raise ProtocolError("initiate: data.agent.agent_id must be a non-empty string")
+        if "agent_config" in agent and not isinstance(config, dict):
+            raise ProtocolError("initiate: data.agent.agent_config must be an object")
+        metadata = data.get("metadata")
+        if "metadata" in data and not isinstance(metadata, dict):
+            raise ProtocolError("initiate: data.metadata must be an object")
+        include = data.get("include_metadata_in_prompt", False)
+        if not isinstance(include, bool):
+            raise ProtocolError("initiate: data.include_metadata_in_prompt must be true or false")
         cont = data.get("session_continuation")
         cont_id = cont.get("session_id") if isinstance(cont, dict) else None
+        if "session_continuation" in data and (not isinstance(cont_id, str) or not cont_id):
+            raise ProtocolError("initiate: data.session_continuation must be an object with a string session_id")
         return cls(
             public_key=key,
-            agent_id=agent.get("agent_id") if isinstance(agent.get("agent_id"), str) else None,
-            agent_config=agent.get("agent_config") if isinstance(agent.get("agent_config"), dict) else None,
-            metadata=data.get("metadata") if isinstance(data.get("metadata"), dict) else None,
-            include_metadata_in_prompt=bool(data.get("include_metadata_in_prompt", False)),
-            continue_session_id=cont_id if isinstance(cont_id, str) else None,
+            agent_id=agent_id if isinstance(agent_id, str) else None,
+            agent_config=config if isinstance(config, dict) else None,
+            metadata=metadata if isinstance(metadata, dict) else None,
+            include_metadata_in_prompt=include,
+            continue_session_id=cont_id,
         )
 
 

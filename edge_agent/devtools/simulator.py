@@ -133,6 +133,7 @@ class AgentSimulator:
         self.continuations_refused = 0
         self.early_audio_ms = early_audio_ms
         self.upgrades = 0
+        self.violations: list[str] = []  # what clients sent that the documented protocol has no place for
         self.sessions: list[SimSession] = []
         self._turns: dict[str, int] = {}
         self._conns: dict[str, ServerConnection] = {}
@@ -241,6 +242,7 @@ class AgentSimulator:
                 self.early_closes += 1
                 return
             log.warning("simulator: bad or missing initiate: %s", exc)
+            self.violations.append(f"bad or missing initiate: {exc}")
             await ws.close(1008, "initiate expected")
             return
         if self.valid_keys is not None and init.public_key not in self.valid_keys:
@@ -269,8 +271,8 @@ class AgentSimulator:
         if self.never_ready:
             with contextlib.suppress(ConnectionClosed):
                 async for msg in ws:  # alive (pongs), never ready
-                    if isinstance(msg, str) and '"ping"' in msg:
-                        await ws.send(p.server_to_wire("pong", json.loads(msg).get("data")))
+                    if isinstance(msg, str) and (ping := self._ping_data(msg)) is not None:
+                        await ws.send(p.server_to_wire("pong", ping))
             return
         await self._send(ws, sess, "onready", payload={"session_id": sess.session_id})
         if self.close_code is not None:
@@ -286,6 +288,20 @@ class AgentSimulator:
             self._conns.pop(sess.session_id, None)
             self._record(sess)
 
+    def _ping_data(self, text: str) -> Any:
+        """A ping's data, to echo (None: no ping); the official client's is its clock in ms as a
+        string. Any other text, or a ping's data of another kind, is listed in `violations`."""
+        obj = None
+        with contextlib.suppress(ValueError, RecursionError):
+            obj = json.loads(text)
+        if not isinstance(obj, dict) or obj.get("method") != "ping":
+            self.violations.append(f"a text message that is no ping: {text[:80]!r}")
+            return None
+        data = obj.get("data")
+        if not isinstance(data, str) or not data.isdigit():
+            self.violations.append(f"a ping whose data is not its clock in ms as a string: {data!r}")
+        return data
+
     async def _converse(self, ws: ServerConnection, sess: SimSession) -> None:
         utterance = bytearray()
         pending = bytearray()
@@ -294,11 +310,9 @@ class AgentSimulator:
         barge_ms = 0
         async for msg in ws:
             if isinstance(msg, str):
-                with contextlib.suppress(ValueError, AttributeError):
-                    obj = json.loads(msg)
-                    if obj.get("method") == "ping":
-                        sess.pings += 1
-                        await self._send(ws, sess, "pong", data=obj.get("data"))
+                if (ping := self._ping_data(msg)) is not None:
+                    sess.pings += 1
+                    await self._send(ws, sess, "pong", data=ping)
                 continue
             sess.uplink += msg
             pending += msg

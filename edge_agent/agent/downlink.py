@@ -1,0 +1,102 @@
+"""Downlink: what the agent says on one link, on its way to the conversation, in the order sent.
+
+Part of `AgentLink` (agent/link.py). Agent audio is raw PCM "of any chunk size"
+(docs/millis-protocol.md), so it is handed on in whole samples: an odd message's last byte waits
+for the next message of the link. `clear` drops every queued agent sample at once, that byte too:
+kept, it began the next reply and shifted all of its samples by a byte (noise).
+
+Audio may come before `onready`, and so may the agent's other messages (a greeting's
+`start_answering`, `pause`, `clear`, texts). The conversation only listens from `onready` on, so
+they are held here and handed on right after it, in the order they came: a `clear` before
+`onready` drops the audio held before it (it played at `onready` all the same), a `pause` holds
+the greeting that follows it (it played on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from edge_agent import BYTES_PER_S
+from edge_agent.core import protocol as p
+
+EARLY_AUDIO_BYTES = 10 * BYTES_PER_S
+"""Agent audio kept from before `onready` (10 s at 16 kHz) and played after it: the protocol lets
+it come first (a greeting), and the vendor's client plays it; beyond this it is dropped, logged."""
+EARLY_MESSAGES = 64
+"""The agent's other messages kept from before `onready`; beyond this they are dropped, logged
+(a server that floods texts before it is ready parks no more than this)."""
+
+
+class Downlink:
+    """One link's agent audio and messages: `audio` and `message` as they arrive, `ready` at the
+    first `onready`. `play` gets audio in whole samples, `hand_on` a held message."""
+
+    def __init__(self, play: Callable[[bytes], None], hand_on: Callable[[p.ServerMessage], None], skipped: Callable[[str, int], None]) -> None:
+        self._play, self._hand_on, self._skipped = play, hand_on, skipped
+        self.ready = False
+        self._held: list[bytearray | p.ServerMessage] = []
+        """Before `onready`: audio (adjacent messages as one chunk) and messages, in order."""
+        self._held_bytes = 0
+        self._held_messages = 0
+        self._half_sample = b""
+        """The last byte of an odd-length audio message, the first of the next one's samples."""
+
+    def audio(self, pcm: bytes) -> None:
+        """A binary message from the agent: played (in whole samples), or held before `onready`."""
+        if self.ready:
+            self._whole(pcm)
+        elif self._held_bytes + len(pcm) > EARLY_AUDIO_BYTES:
+            self._skipped(f"audio before onready beyond {EARLY_AUDIO_BYTES} bytes ({len(pcm)} bytes), not played", logging.INFO)
+        else:
+            self._held_bytes += len(pcm)
+            last = self._held[-1] if self._held else None
+            if isinstance(last, bytearray):
+                last += pcm  # played at onready as one chunk: one event per message stalled the loop
+            else:
+                self._held.append(bytearray(pcm))
+
+    def message(self, msg: p.ServerMessage) -> bool:
+        """A message of the agent's other than `onready`, `onsessionended` and `pong`. True: hand
+        it on now; False: held until `onready` (or, over EARLY_MESSAGES, dropped)."""
+        if isinstance(msg, p.Clear):
+            self.clear()
+        if self.ready:
+            return True
+        if self._held_messages >= EARLY_MESSAGES:
+            self._skipped(f"a message before onready beyond {EARLY_MESSAGES} ({type(msg).__name__}), dropped", logging.INFO)
+        else:
+            self._held_messages += 1
+            self._held.append(msg)
+        return False
+
+    def clear(self) -> None:
+        """The agent's `clear`: every sample of it not yet handed on is dropped."""
+        self._half_sample = b""
+        if not self.ready:
+            self._held = [item for item in self._held if not isinstance(item, bytearray)]
+            self._held_bytes = 0
+
+    def ready_now(self) -> None:
+        """The first `onready` was handed on: what came before it follows, in order."""
+        if self.ready:
+            return
+        self.ready = True
+        held, self._held = self._held, []
+        self._held_bytes = self._held_messages = 0
+        for item in held:
+            if isinstance(item, bytearray):
+                self._whole(bytes(item))
+            else:
+                self._hand_on(item)
+
+    def _whole(self, pcm: bytes) -> None:
+        """Hands agent audio on in whole samples: an odd message's last byte waits for the next
+        message of this link. Dropped at the speaker, it made the next message (starting with that
+        sample's other byte) play byte-swapped: noise."""
+        if self._half_sample:
+            pcm, self._half_sample = self._half_sample + pcm, b""
+        if len(pcm) % 2:
+            pcm, self._half_sample = pcm[:-1], pcm[-1:]
+        if pcm:
+            self._play(pcm)
