@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import kiosk_settings
+from conftest import KioskThread, SimulatorThread, kiosk_settings
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -236,3 +236,25 @@ def test_the_simulator_lists_text_that_is_no_documented_ping() -> None:
     pongs, violations = asyncio.run(run())
     assert pongs == ["onready", '{"method": "pong", "data": "1700000000000"}', '{"method": "pong", "data": 1700000000000}'], pongs
     assert len(violations) == 3 and "1700000000000" in violations[0] and "hello" in violations[1] and "not json" in violations[2], violations
+
+
+def test_a_base64_session_id_is_a_session_and_is_continued(tmp_path: Path) -> None:
+    """The protocol documents no format for `payload.session_id`. The kiosk took letters, digits
+    and `._:-` only, so a platform handing out base64 ids (`+`, `/`, `=`) failed every session
+    (`onready` refused) and a fleet pointer naming one was dropped. Now they pass; a newline, a
+    space or a control character is still refused."""
+    from edge_agent.fleet.pointer import Pointer
+
+    sid = "Zm9v+YmFy/cXV4LnNlc3Npb24="
+    with SimulatorThread(bad_session_id=sid) as sim, KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
+        k.press()
+        k.wait_state(c.LISTENING)
+        k.press()
+        k.wait_state(c.IDLE)
+        k.press()
+        k.wait_state(c.LISTENING)
+        assert sim.sessions[-1].initiate["data"].get("session_continuation") == {"session_id": sid}
+    assert Pointer.from_wire(Pointer(sid, 1.0, None, None, "k").to_wire(), 2.0).session_id == sid
+    for bad in ("a b", "a\nb", "a\x00b"):
+        with pytest.raises(p.ProtocolError):
+            p.parse_server_text(json.dumps({"method": "onready", "payload": {"session_id": bad}}))

@@ -22,9 +22,12 @@ MAX_PONG_MS = 2**53
 """A pong echoes the kiosk's own clock in ms (about 1.7e12): anything outside 0..2**53 (where a
 float still holds every ms) is no time of ours, and a 400-digit one cannot even be subtracted."""
 
-SESSION_ID_CHARS = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+SESSION_ID_CHARS = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 """What a session id may be: it is stored, logged, put in STATUS= for systemd and published over
-MQTT, so a server's id with a newline, a control character or a megabyte of text is refused."""
+MQTT, so a server's id with a newline, a control character, a space or a megabyte of text is
+refused. The protocol documents no format (docs/millis-protocol.md): a UUID, hex, or base64 in
+either alphabet (`+/=` as well as `-_`) passes; refused, every session of such a platform failed.
+The fleet's pointers check ids with the same pattern (fleet/pointer.py)."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ def parse_server_text(text: str) -> ServerMessage:
         payload = msg.get("payload")
         sid = payload.get("session_id") if isinstance(payload, dict) else None
         if not isinstance(sid, str) or not SESSION_ID_CHARS.fullmatch(sid):
-            raise NotReadyError(f"onready without a usable payload.session_id (letters, digits and ._:- up to 128 wanted): {str(sid)[:40]!r}")
+            raise NotReadyError(f"onready without a usable payload.session_id (letters, digits and ._:+/=- up to 128 wanted): {str(sid)[:40]!r}")
         return OnReady(sid)
     if method == "pong":
         try:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.core.config import SHARED_SESSIONS_LEVEL
+from edge_agent.core.protocol import SESSION_ID_CHARS
 from edge_agent.core.slots import is_label
 from edge_agent.errors import EdgeAgentError
 
@@ -33,7 +33,7 @@ MAX_FORGOTTEN_BYTES = 8192
 JOINED_IDS = 4 * MAX_FORGOTTEN_IDS
 """Session ids kept of one slot's forgets heard together (the newest first)."""
 FORGOTTEN_LEVEL = "forgotten"
-_SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_SESSION_ID = SESSION_ID_CHARS
 
 
 class ShareError(EdgeAgentError):
