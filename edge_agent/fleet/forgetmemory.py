@@ -6,7 +6,9 @@
 - the forgets this kiosk sent itself, per slot: published again when the broker lost them
   (restarted without persistence) or when another kiosk's forget of the slot replaced ours;
 - when a forget naming sessions was last heard, per slot: the empty pointer that follows it is
-  its own clearing of the pointer, not an older kiosk's forget of the whole slot.
+  its own clearing of the pointer, not an older kiosk's forget of the whole slot; and the slots
+  whose forget this kiosk sent and has not heard back: an empty pointer heard first is its own
+  clearing (the link dropped between the two, and the forget comes back retained, after it).
 
 Plain data, no I/O and no lock: SessionShare (share.py) holds its lock around every call.
 """
@@ -43,6 +45,8 @@ class ForgetMemory:
         self.ours: OrderedDict[Where, tuple[str, ...]] = OrderedDict()
         self.named_at: OrderedDict[Where, float] = OrderedDict()
         """When a forget naming sessions was heard (monotonic s), for CLEARED_WITHIN_S."""
+        self.unheard_sent: OrderedDict[Where, None] = OrderedDict()
+        """Slots whose forget (then empty pointer) this kiosk sent, no forget of them heard since."""
 
     def known(self, where: Where) -> Forgotten | None:
         return self.heard.get(where)
@@ -66,20 +70,34 @@ class ForgetMemory:
     def sent(self, where: Where, forgotten: Forgotten) -> None:
         """A forget of ours: known at once (before we hear it back), and ours to keep retained."""
         self.remember(where, forgotten)
+        self.sending(where)
         self.ours.pop(where, None)
         self.ours[where] = forgotten.sessions or ()
         while len(self.ours) > OURS_REMEMBERED:
             self.ours.popitem(last=False)
 
+    def sending(self, where: Where) -> None:
+        """A forget of this slot sent (ours, or another's published again), its empty pointer after it."""
+        self.unheard_sent.pop(where, None)
+        self.unheard_sent[where] = None
+        while len(self.unheard_sent) > OURS_REMEMBERED:
+            self.unheard_sent.popitem(last=False)
+
     def is_clearing(self, where: Where, forgotten: Forgotten, now: float) -> bool:
         """Notes a forget heard at `now`; True for an empty pointer (a forget of the whole slot)
-        heard within CLEARED_WITHIN_S of a forget naming sessions: that forget's own clearing."""
+        heard within CLEARED_WITHIN_S of a forget naming sessions, or before the one this kiosk sent:
+        that forget's own clearing. A kiosk whose link dropped once the broker had its forget heard
+        its own clearing live on reconnect, before the retained forget: as a forget of the whole
+        slot, it deleted a conversation started since and published a forget naming it."""
         while self.named_at and next(iter(self.named_at.values())) < now - CLEARED_WITHIN_S:
             self.named_at.popitem(last=False)
         if forgotten.sessions is not None:
+            self.unheard_sent.pop(where, None)
             self.named_at.pop(where, None)
             self.named_at[where] = now
             if len(self.named_at) > NAMED_REMEMBERED:
                 self.named_at.popitem(last=False)
             return False
-        return self.named_at.pop(where, None) is not None
+        sent = where in self.unheard_sent
+        self.unheard_sent.pop(where, None)
+        return self.named_at.pop(where, None) is not None or sent

@@ -152,10 +152,10 @@ class SessionShare:
             # offline at the forget would come back to none, keep the sessions and publish them again
             forgets = [(where, self.forgets.known(where), self.forgets.ours[where]) for where in sorted(self._unheard_forgets) if where in self.forgets.ours]
             self._unheard_forgets = set()
-        for where, known, ours in forgets:
-            ids = tuple(dict.fromkeys(ours + ((known.sessions or ()) if known else ())))[:MAX_FORGOTTEN_IDS]
-            self.counts["corrected"] += 1
-            self._send_forget(where, Forgotten(self._clock(), self.device_id, ids))  # (a newer pointer's owner corrects)
+            for where, known, ours in forgets:
+                ids = tuple(dict.fromkeys(ours + ((known.sessions or ()) if known else ())))[:MAX_FORGOTTEN_IDS]
+                self.counts["corrected"] += 1
+                self._send_forget(where, Forgotten(self._clock(), self.device_id, ids))  # (a newer pointer's owner corrects)
         for where, pointer in resend:
             self.counts["corrected"] += 1
             self._send(*where, pointer)
@@ -201,12 +201,14 @@ class SessionShare:
         return len(forgets)
 
     def _clear_on_bus(self, forgets: list[tuple[str, str, Forgotten]]) -> None:
-        for agent, slot, forgotten in forgets:
-            self._send_forget((agent, slot), forgotten)
+        with self._lock:
+            for agent, slot, forgotten in forgets:
+                self._send_forget((agent, slot), forgotten)
 
     def _send_forget(self, where: tuple[str, str], forgotten: Forgotten) -> None:
         """A forget, then the slot's pointer cleared: the empty pointer right after it reads as
-        its clearing, not as a forget of the whole slot (ForgetMemory.is_clearing)."""
+        its clearing, not as a forget of the whole slot (ForgetMemory.is_clearing), also heard before it (lock held)."""
+        self.forgets.sending(where)
         self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
         self.bus.send(pointer_topic(self.prefix, *where), b"", True)
 
@@ -263,8 +265,11 @@ class SessionShare:
                     self.counts["covered"] += 1  # one of its sessions, published again from before the forget was heard
                     # refused too: what continues it (paho held a chain of them for a kiosk whose link was down)
                     self.forgets.remember(where, Forgotten(self._clock(), None, (read.session_id,)))
-                    if read.kiosk == self.device_id and where not in self._mine:
+                    mine = self._mine.get(where)
+                    if read.kiosk == self.device_id and mine is None:
                         self._publish_forget(where)  # ours, sent from before we heard the forget: retained for good
+                    elif read.kiosk == self.device_id and mine is not None:
+                        self._correct(where, mine)  # ours started since goes over it (it was held offline)
                     return
                 if not self._is_news(where, read, self._mine.get(where), retained):
                     return
