@@ -95,6 +95,21 @@ def test_clear_before_onready_drops_the_greeting_held_for_it(tmp_path: Path) -> 
     assert played == b"\x02\x02" * 320, f"{played.count(1)} bytes of the cleared greeting played: {_shown(got)}"
 
 
+def test_a_clear_before_onready_is_not_handed_on_after_it(tmp_path: Path) -> None:
+    """A `clear` before `onready` drops the greeting the link holds, and that is all it has to
+    clear: handed on after `onready` with the rest, it reached the conversation right after the
+    ready earcon was queued and emptied the speaker of it (the visitor never heard they may talk)."""
+
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(b"\x01\x01" * 320)
+        await ws.send(_method("clear"))
+        await ws.send(_onready("s1"))
+        await ws.send(b"\x02\x02" * 320)
+
+    got = asyncio.run(_run_link(tmp_path, script))
+    assert "Clear" not in got and got[:2] == ["OnReady", b"\x02\x02" * 320], _shown(got)
+
+
 def test_clear_drops_the_half_sample_of_the_cleared_reply(tmp_path: Path) -> None:
     """Agent audio is PCM "of any chunk size"; the link carries an odd message's last byte over
     to the next message (tests/test_link_frames.py). After a `clear` that byte belongs to audio

@@ -8,8 +8,9 @@ kept, it began the next reply and shifted all of its samples by a byte (noise).
 Audio may come before `onready`, and so may the agent's other messages (a greeting's
 `start_answering`, `pause`, `clear`, texts). The conversation only listens from `onready` on, so
 they are held here and handed on right after it, in the order they came: a `clear` before
-`onready` drops the audio held before it (it played at `onready` all the same), a `pause` holds
-the greeting that follows it (it played on).
+`onready` drops the audio held before it (it played at `onready` all the same) and goes no
+further (handed on after `onready`, it cleared the ready earcon the kiosk had just queued), a
+`pause` holds the greeting that follows it (it played on).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Downlink:
             self.clear()
         if self.ready:
             return True
+        if isinstance(msg, p.Clear):  # done here: handed on after `onready` it cleared the ready earcon
+            return False
         if self._held_messages >= EARLY_MESSAGES:
             self._skipped(f"a message before onready beyond {EARLY_MESSAGES} ({type(msg).__name__}), dropped", logging.INFO)
         else:
