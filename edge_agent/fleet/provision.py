@@ -10,8 +10,10 @@ no password file behind for the corrected one to trip over.
 `edge-agent broker-acl` prints the Mosquitto ACL: a kiosk reads only its own `cmd` and Home
 Assistant's birth topic, writes only its own subtree and its own discovery configs (which it also
 reads, to clear stale ones), and reads and writes the fleet's shared session pointers
-(`<prefix>/_sessions/#`, `[session] share`); operators and Home Assistant read everything and
-write commands.
+(`<prefix>/_sessions/<agent>/<slot>` and its `/forgotten`, `[session] share`: nothing else, or
+`_sessions/state` was a kiosk in the fleet); operators and Home Assistant read everything and write
+commands, operators also a retired kiosk's retained topics (to clear them). A user already in the
+password file is given a new password only with `--rotate`, as one already in `--dir`.
 Kiosk rules are `pattern` lines keyed by the user name (`%u`), so one ACL serves the whole fleet
 as long as each kiosk's broker user name is its device id.
 """
@@ -45,6 +47,8 @@ def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = P
 
 def acl_text(topic_prefix: str, discovery_prefix: str, admins: list[str], ha_users: list[str]) -> str:
     """The Mosquitto ACL file for a fleet under `topic_prefix` (see the module docstring)."""
+    from edge_agent.fleet.pointer import FORGOTTEN_LEVEL  # here: the command line imports this module for every command
+
     lines = [
         "# edge-agent fleet ACL (edge-agent broker-acl). Kiosks: broker user name = device.id.",
         "# A kiosk reads only its own commands and Home Assistant's birth message,",
@@ -54,11 +58,14 @@ def acl_text(topic_prefix: str, discovery_prefix: str, admins: list[str], ha_use
         f"pattern read {discovery_prefix}/status",
         f"pattern readwrite {discovery_prefix}/+/edge_agent_%u/+/config",
         "# Shared session pointers ([session] share): every kiosk of the fleet reads and writes them.",
-        f"pattern readwrite {topic_prefix}/{SHARED_SESSIONS_LEVEL}/#",
+        "# Only pointers and forgets: `_sessions/#` took in `_sessions/state`, a phantom kiosk in the fleet.",
+        f"pattern readwrite {topic_prefix}/{SHARED_SESSIONS_LEVEL}/+/+",
+        f"pattern readwrite {topic_prefix}/{SHARED_SESSIONS_LEVEL}/+/+/{FORGOTTEN_LEVEL}",
         "",
     ]
     for user in admins:
-        lines += ["# operator: sees every kiosk, sends commands", f"user {user}", "topic read #", f"topic write {topic_prefix}/+/cmd", ""]
+        # a retired kiosk's retained availability and state are an operator's to clear (README)
+        lines += ["# operator: sees every kiosk, sends commands, clears a retired kiosk's topics", f"user {user}", "topic read #", f"topic write {topic_prefix}/+/+", ""]
     for user in ha_users:
         lines += [
             "# Home Assistant: reads everything, presses the kiosks' buttons, owns its discovery tree",
@@ -111,6 +118,9 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     if existed and not rotate:
         raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
     old_lines = password_lines(passwd) if passwd is not None else None  # before anything is written
+    if old_lines and not rotate and any(line.split(":", 1)[0] == name for line in old_lines):
+        # another --dir (it defaults to `.`) replaced a password in use without a word
+        raise EdgeAgentError(f"{passwd} has a password for {name}: pass --rotate to make a new one")
     import secrets
 
     password = secrets.token_urlsafe(24)
@@ -132,7 +142,8 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
 
 def cmd_provision(args: argparse.Namespace) -> int:
     secret_file, line = provision(args.name, Path(args.dir), Path(args.passwd) if args.passwd else None, args.rotate)
-    print(f"password for broker user {args.name!r} written to {secret_file} (mode 0600)", file=sys.stderr)
+    mode = secret_file.stat().st_mode & 0o777  # a rotated file keeps its mode (a 0640 the service reads): said as it is
+    print(f"password for broker user {args.name!r} written to {secret_file} (mode {mode:04o})", file=sys.stderr)
     if args.passwd:
         print(f"{args.passwd}: line for {args.name!r} set; reload mosquitto (systemctl reload mosquitto)", file=sys.stderr)
     else:
