@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from conftest import AlsaFiles
 
 pytest.importorskip("pyaudio")
 
+from edge_agent.audio import rescan
 from edge_agent.audio.microphone import PyAudioSource
 from edge_agent.audio.pyaudio_io import PyAudioSink
 from edge_agent.errors import AudioError
@@ -105,3 +107,56 @@ def test_a_device_spec_of_digit_like_characters_is_one_clear_error_not_a_crash(a
             source.start(asyncio.get_running_loop(), lambda _f, _at: None)
 
     asyncio.run(main())
+
+
+class _Device:
+    """A stand-in for an open PyAudio device as rescan.py sees it (the scan's bookkeeping is the
+    unit here: which device it closes and opens again)."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def pause_for_scan(self) -> None:
+        self.log.append(f"pause {self.name}")
+        rescan.closed(self)
+
+    def resume_after_scan(self) -> None:
+        self.log.append(f"resume {self.name}")
+        rescan.opened(self)
+
+
+@pytest.fixture
+def fresh_scan_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("_open", "_paused", "_stuck"):
+        monkeypatch.setattr(rescan, name, [])
+    monkeypatch.setattr(rescan, "_scanned_state", ("an older list",))
+
+
+def test_a_device_stopped_while_closed_for_a_scan_is_not_opened_again_by_it(fresh_scan_state: None) -> None:
+    """The kiosk's stop (or the microphone's own watch) stopping a device while another device's
+    scan had it closed: the scan opened it again after the stop (a microphone running after the
+    kiosk stopped, or two streams on one device after the watch's reopen)."""
+    log: list[str] = []
+    mic, other, speaker = _Device("mic", log), _Device("other", log), _Device("speaker", log)
+    rescan.opened(mic)
+    rescan.opened(other)
+
+    def open_speaker() -> None:  # meanwhile, on another thread: the kiosk stops the microphone
+        stopper = threading.Thread(target=rescan.closed, args=(mic,))
+        stopper.start()
+        stopper.join(5)
+        log.append("speaker opened")
+
+    rescan.open_with_scan(speaker, open_speaker)
+    assert log == ["pause mic", "pause other", "speaker opened", "resume other"], log
+
+
+def test_no_device_is_closed_for_a_scan_that_cannot_be_fresh(fresh_scan_state: None) -> None:
+    """A speaker whose drop thread is stuck in PortAudio keeps it initialised: no scan can be
+    fresh, so closing the microphone for one only made it deaf for nothing, at every retry."""
+    log: list[str] = []
+    mic, speaker = _Device("mic", log), _Device("speaker", log)
+    rescan.opened(mic)
+    rescan.closed(speaker, let_go=False)
+    rescan.open_with_scan(speaker, lambda: log.append("speaker opened"))
+    assert log == ["speaker opened"], log

@@ -8,9 +8,11 @@ kept, it began the next reply and shifted all of its samples by a byte (noise).
 Audio may come before `onready`, and so may the agent's other messages (a greeting's
 `start_answering`, `pause`, `clear`, texts). The conversation only listens from `onready` on, so
 they are held here and handed on right after it, in the order they came: a `clear` before
-`onready` drops the audio held before it (it played at `onready` all the same) and goes no
-further (handed on after `onready`, it cleared the ready earcon the kiosk had just queued), a
-`pause` holds the greeting that follows it (it played on).
+`onready` drops the audio held before it (it played at `onready` all the same), and the
+`pause`/`unpause`/`start_answering` it ends (a held pause whose clear was dropped left the speaker
+paused after `onready`: the reply never played), and goes no further (handed on after
+`onready`, it cleared the ready earcon the kiosk had just queued), a `pause` holds the greeting
+that follows it (it played on).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ it come first (a greeting), and the vendor's client plays it; beyond this it is 
 EARLY_MESSAGES = 64
 """The agent's other messages kept from before `onready`; beyond this they are dropped, logged
 (a server that floods texts before it is ready parks no more than this)."""
+
+
+_ENDED_BY_CLEAR = (p.Pause, p.Unpause, p.StartAnswering)
+"""What a `clear` before `onready` drops from what is held: it ends a pause and a reply's start
+(core/turns.py), and is not handed on itself."""
 
 
 class Downlink:
@@ -76,9 +83,11 @@ class Downlink:
     def clear(self) -> None:
         """The agent's `clear`: every sample of it not yet handed on is dropped."""
         self._half_sample = b""
-        if not self.ready:
-            self._held = [item for item in self._held if not isinstance(item, bytearray)]
+        if not self.ready:  # and what it ends: a pause (a clear unpauses the speaker) and the
+            # reply's start; not handed on itself, a pause held before it left the speaker paused
+            self._held = [item for item in self._held if not isinstance(item, (bytearray, *_ENDED_BY_CLEAR))]
             self._held_bytes = 0
+            self._held_messages = sum(1 for item in self._held if not isinstance(item, bytearray))
 
     def ready_now(self) -> None:
         """The first `onready` was handed on: what came before it follows, in order."""

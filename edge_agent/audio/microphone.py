@@ -183,5 +183,6 @@ class PyAudioSource:
 
     def stop(self) -> None:
         rescan.closed(self)
-        _close(self._stream, self._pa)
-        self._stream = self._pa = None
+        with self._lock:  # taken once: a scan's close and the kiosk's stop on two threads closed it twice
+            stream, pa, self._stream, self._pa = self._stream, self._pa, None, None
+        _close(stream, pa)  # (not under the lock: the callback takes it, and the close waits for the callback)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import encodings.idna  # noqa: F401  # before any device opens: see below
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -180,6 +181,10 @@ class PyAudioSink:
         self.last_callback_at = time.monotonic()
         """time.monotonic() of the latest device callback (or of the first start)."""
         self._started = False
+        self._paused_for_scan = False
+        self._handles = threading.Lock()
+        """Guards taking `_stream` and `_pa` to close them."""
+        """Closed for another device's scan (audio/rescan.py), opened again right after it."""
         self.frames_out = 0
         """Frames handed to the device (at its rate) since start: its clock, as the callbacks see it."""
         self.device_underflows = 0
@@ -207,6 +212,8 @@ class PyAudioSink:
     def alive(self, stall_s: float) -> bool:
         """The device called back within `stall_s` (it does every `buffer_ms` while it runs; an
         unplugged one, or one whose sound server went, ends PortAudio's thread and calls no more)."""
+        if self._paused_for_scan:
+            return True
         return self._stream is not None and time.monotonic() - self.last_callback_at < stall_s
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
@@ -215,10 +222,16 @@ class PyAudioSink:
         rescan.open_with_scan(self, lambda: self._start(loop, on_drained))
 
     def pause_for_scan(self) -> None:
+        """Closed for another device's scan: still `alive` meanwhile (the speaker watch, on the
+        loop, took the closed stream for a gone speaker and discarded the reply playing)."""
+        self._paused_for_scan = True
         self.stop()
 
     def resume_after_scan(self) -> None:
-        self.start(self._loop, self._on_drained)
+        try:
+            self.start(self._loop, self._on_drained)
+        finally:  # opened again: `alive`'s grace for its first callback; not: gone, as any
+            self._paused_for_scan, self.last_callback_at = False, time.monotonic()
 
     def _start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         if not self._started:  # the first start has `alive`'s grace for the first callback; a
@@ -312,15 +325,17 @@ class PyAudioSink:
         return unheard
 
     def stop(self) -> None:
-        rescan.closed(self)
         if self.drop is not None:
             self.buffer.before_change = None
             if not self.drop.stop():  # its thread is stuck in PortAudio: closing would abort the process
                 log.error("the speaker's drop thread is stuck in PortAudio: its device is left open")
+                rescan.closed(self, let_go=False)  # PortAudio stays held: no scan is fresh now
                 self._stream = self._pa = None
                 return
-        _close(self._stream, self._pa)
-        self._stream = self._pa = None
+        rescan.closed(self)
+        with self._handles:  # taken once: a scan's close and the kiosk's stop on two threads closed it twice
+            stream, pa, self._stream, self._pa = self._stream, self._pa, None, None
+        _close(stream, pa)
 
 
 def _close(stream: Any, pa: Any) -> None:

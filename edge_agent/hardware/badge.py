@@ -48,7 +48,7 @@ EVENT_SIZE = struct.calcsize(EVENT_FORMAT)
 KEY_DOWN = 1
 
 _SHIFTS = {ecodes.KEY_LEFTSHIFT, ecodes.KEY_RIGHTSHIFT}
-_TERMINATORS = {"enter": {ecodes.KEY_ENTER, ecodes.KEY_KPENTER}, "tab": {ecodes.KEY_TAB}}
+TERMINATORS = {"enter": {ecodes.KEY_ENTER, ecodes.KEY_KPENTER}, "tab": {ecodes.KEY_TAB}}
 
 
 def shown_name(name: object) -> str:
@@ -96,7 +96,7 @@ class ScanParser:
         self._caps = False
         self._last_key_s: float | None = None
         self._gap_s = self.settings.key_gap_ms / 1000.0
-        self._terminators = _TERMINATORS[self.settings.terminator]
+        self._terminators = TERMINATORS[self.settings.terminator]
         self._allowed = CHARSETS[self.settings.charset]
 
     def feed(self, event: InputEvent) -> str | None:

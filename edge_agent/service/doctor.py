@@ -251,7 +251,7 @@ class Doctor:
             raise Hint(f"{path}: not a device", "set badge.device to the reader's /dev/input/by-id/...-event-kbd path")
         from evdev import InputDevice, ecodes
 
-        from edge_agent.hardware.badge import shown_name
+        from edge_agent.hardware.badge import TERMINATORS, shown_name
 
         try:
             device: Any = InputDevice(str(path))
@@ -263,8 +263,7 @@ class Doctor:
             name, keys = shown_name(device.name), set(device.capabilities().get(ecodes.EV_KEY, []))
         finally:
             device.close()
-        terminator = ecodes.KEY_ENTER if self.s.badge.terminator == "enter" else ecodes.KEY_TAB
-        if terminator not in keys:
+        if not keys & TERMINATORS[self.s.badge.terminator]:  # as the kiosk takes it: Enter or keypad Enter
             raise Hint(f"{name} cannot type {self.s.badge.terminator.title()}", "not a keyboard-style reader, or badge.terminator is wrong; try the reader's other event node")
         return f"{name}: scan a badge and watch `journalctl -u edge-agent`"
 
