@@ -257,3 +257,65 @@ def test_a_skewed_fleet_of_200_steps_forgets_everywhere(seed: int, opts: dict[st
         assert fleet.violations == []
     finally:
         fleet.close()
+
+
+def _skewed(skews: list[float]) -> sf.Fleet:
+    fleet = sf.Fleet(0, n=len(skews), clear_mode="bus", reorder=False, flush_first=True, restarts=False)
+    for k, skew in zip(fleet.kiosks, skews, strict=True):
+        k.skew = skew
+    return fleet
+
+
+def _newest(fleet: sf.Fleet, slot: str) -> list[str | None]:
+    out = []
+    for i, k in enumerate(fleet.kiosks):
+        fleet.current = i
+        s = k.store.newest(sf.AGENT, slot)
+        out.append(s.id if s else None)
+    return out
+
+
+def test_a_kiosk_whose_own_pointer_another_kiosks_newer_one_beat_files_a_continuation_of_that_one() -> None:
+    """Seed 60 of the fleet model (150 steps, skew, no broker restarts), shrunk: kiosk 0 published
+    s0, then filed kiosk 1's newer s1 (kiosk 1's clock 120 s ahead: clamped to now), yet kept
+    defending its own s0. Kiosk 2 (an hour behind) continued s1 as s2, which kiosk 0's store files
+    as newest ("a continuation counts as started on arrival"); but its start ranks an hour before
+    s0, so kiosk 0 refused it and corrected the broker back to s0, which kiosk 2 then clamped to now
+    and filed over s2: kiosks disagreed on the slot's newest (README: only the owner of the newer
+    pointer corrects; a kiosk whose own pointer is no longer the newest stops defending it)."""
+    fleet = _skewed([0.0, 120.0, -3600.0])
+    try:
+        s0 = fleet.start(0, "p0")
+        fleet.quiesce()
+        s1 = fleet.start(1, "p0")
+        fleet.quiesce()
+        assert _newest(fleet, "p0") == [s1, s1, s1]
+        s2 = fleet.continue_newest(2, "p0")
+        fleet.quiesce()
+        assert fleet.kiosks[0].share.counts["corrected"] == 0  # s0 is no longer the newest: not defended
+        assert _newest(fleet, "p0") == [s2, s2, s2]
+        assert s0 != s2
+        assert fleet.check() == []
+    finally:
+        fleet.close()
+
+
+def test_a_session_heard_again_from_a_kiosk_ahead_is_not_moved_past_the_one_continuing_it() -> None:
+    """Seed 253 of the fleet model (150 steps, skew; clocks 0, -2 s, -1 h, -1 h), shrunk (it failed
+    before the fix for seed 60 too): kiosk 2, an hour behind, continued kiosk 1's s5 as s8. Kiosk 1
+    had corrected the broker back to s5 before it heard s8; heard again, s5's start (in the future
+    for kiosks 2 and 3) was clamped to a later now, and their stores moved s5 past s8, which continues
+    it; kiosk 2 did not even correct the broker, and kiosks disagreed on the slot's newest (README:
+    "a session that continues the slot's newest is newer whatever the kiosks' clocks say")."""
+    ops: list[tuple[object, ...]] = [
+        ("start", 3, "p1", None, "s0"), ("take", 3), ("deliver", 2), ("start", 1, "p1", None, "s1"), ("take", 1), ("deliver", 2),
+        ("start", 2, "p1", None, "s2"), ("start", 2, "p1", None, "s3"), ("take", 2), ("take", 2), ("deliver", 2), ("drop", 1, False),
+        ("start", 1, "p1", "s1", "s5"), ("reconnect", 1, True), ("deliver", 2), ("deliver", 2), ("post", 2), ("start", 2, "p1", "s5", "s8"),
+    ]  # fmt: skip
+    fleet = sf.replay(253, ops)
+    try:
+        assert [k.skew for k in fleet.kiosks] == [0.0, -2.0, -3600.0, -3600.0]
+        assert _newest(fleet, "p1") == ["s8"] * 4
+        assert fleet.violations == []
+    finally:
+        fleet.close()

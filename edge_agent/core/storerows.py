@@ -103,16 +103,22 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     One that continues the slot's newest session is newer whatever the kiosks' clocks say: where
     its start is not later than that session's last sign of life (the other kiosk's clock behind,
     or this one's ahead: it was kept out, and the person's conversation there not followed), it
-    counts as started on arrival. Returns 1 when a new row was filed."""
+    counts as started on arrival; and the session the newest continues is not moved past it (heard
+    again, a time from the future is clamped to a later now each time). Returns 1 when a new row was filed."""
     newest = db.execute(
-        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)) FROM sessions WHERE agent = ? AND slot = ? ORDER BY {LAST_START} DESC, rowid DESC LIMIT 1", (agent, slot)
+        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)), continued_from FROM sessions WHERE agent = ? AND slot = ? ORDER BY {LAST_START} DESC, rowid DESC LIMIT 1",
+        (agent, slot),
     ).fetchone()
     if cont is not None and newest is not None and newest[0] == cont and sid != cont and started_at <= newest[1]:
         started_at = max(math.nextafter(newest[1], math.inf), time.time())
         ended_at = None if ended_at is None else max(ended_at, started_at)
-    db.execute(f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}", (started_at, sid, agent, slot, started_at))
+    continued = newest is not None and newest[2] == sid and newest[0] != sid  # older than the newest: only its end moves
+    if not continued:
+        db.execute(f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}", (started_at, sid, agent, slot, started_at))
     if ended_at is not None:
         db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND agent = ? AND slot = ? AND (ended_at IS NULL OR ended_at < ?)", (ended_at, sid, agent, slot, ended_at))
+    if continued:
+        return 0
     return int(
         db.execute(
             f"INSERT INTO sessions ({COLUMNS}, filed) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED} "

@@ -36,7 +36,7 @@ from edge_agent.core.slots import is_label
 from edge_agent.fleet.forget import Slots, forgets_of
 from edge_agent.fleet.forgetmemory import ForgetMemory
 from edge_agent.fleet.owed import OwedSends
-from edge_agent.fleet.ownpointers import OwnPointers
+from edge_agent.fleet.ownpointers import OwnPointers, stays_newest
 from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of
 
 __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
@@ -286,18 +286,13 @@ class SessionShare:
 
     def _is_news(self, where: tuple[str, str], pointer: Pointer, mine: Pointer | None, retained: bool) -> bool:
         """Whether another kiosk's pointer is to be filed, given ours for that slot (lock held)."""
-        if mine is not None and pointer.continued_from == mine.session_id:
-            # it continues ours: newer whatever the clocks say (this kiosk's may run ahead), so
-            # no correction (it took the person's later conversation back fleet-wide); the
-            # store files it past ours (merge_shared), and ours is no longer ours to defend
-            self._mine.drop(where)
-            return True
-        if mine is not None and mine.rank >= pointer.rank:
+        if mine is not None and stays_newest(mine, pointer):
             # the broker holds an older pointer than ours, or kept an older copy of ours over a
             # connect (its end held back offline; a live echo of our start, after the end, is not)
-            if mine.rank > pointer.rank or (retained and mine != pointer):
+            if mine.rank > pointer.rank or mine.continued_from == pointer.session_id or (retained and mine != pointer):
                 self._correct(where, mine)
             return False
+        self._mine.drop(where)  # filed past ours (merge_shared): no longer ours to defend
         return True
 
     def _correct(self, where: tuple[str, str], mine: Pointer) -> None:
