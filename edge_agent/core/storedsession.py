@@ -51,7 +51,7 @@ ON CONFLICT(id) DO UPDATE SET
 memory's write order: a row memory numbered takes the next number on the disk (one without keeps
 the disk's). One memory resumed (_RESUMED_IN_MEMORY) is memory's, its end too: resumed
 there, its end was cleared, and the disk's old end was kept (the running conversation on the card
-as ended before it was resumed; tests/test_store_hostile2.py)."""
+as ended before it was resumed; tests/test_store_sd_attacks.py)."""
 CLOCK_SLACK_S = 60.0
 """A row whose last start lies this far past the kiosk's clock tells it the clock is behind."""
 PRUNE = f"DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions ORDER BY {LAST_START} DESC, rowid DESC LIMIT -1 OFFSET ?)"
