@@ -256,7 +256,7 @@ class Doctor:
         try:
             device: Any = InputDevice(str(path))
         except PermissionError:
-            raise Hint(f"{path}: permission denied", "the service needs the drop-in `DeviceAllow=char-input r` and `SupplementaryGroups=audio gpio input`") from None
+            raise Hint(f"{path}: permission denied", "the service's drop-in `DeviceAllow=char-input r`, `SupplementaryGroups=audio gpio input`; `sudo usermod -a -G input edge-agent`") from None
         except OSError as exc:
             raise Hint(f"{path}: not an input device ({exc.strerror})", "set badge.device to the reader's /dev/input/by-id/...-event-kbd path") from None
         try:
