@@ -69,10 +69,9 @@ class Downlink:
         it on now; False: held until `onready` (or, over EARLY_MESSAGES, dropped)."""
         if isinstance(msg, p.Clear):
             self.clear()
+            return self.ready  # before `onready` it is done here: handed on after it, it cleared the ready earcon
         if self.ready:
             return True
-        if isinstance(msg, p.Clear):  # done here: handed on after `onready` it cleared the ready earcon
-            return False
         if self._held_messages >= EARLY_MESSAGES:
             self._skipped(f"a message before onready beyond {EARLY_MESSAGES} ({type(msg).__name__}), dropped", logging.INFO)
         else:

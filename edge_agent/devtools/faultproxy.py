@@ -89,7 +89,7 @@ class FaultProxy:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                while self.mode == "blackhole" or (self.mode == "deaf" and not upstream):  # stop reading: TCP back-pressure builds up behind us
+                while self._holds(upstream):  # stop reading: TCP back-pressure builds up behind us
                     await asyncio.sleep(0.05)
                 data = await reader.read(4096)
                 if forward.done():
@@ -105,6 +105,10 @@ class FaultProxy:
         finally:
             forward.cancel()
 
+    def _holds(self, upstream: bool) -> bool:
+        """This direction forwards nothing now (blackhole: neither; deaf: server -> client)."""
+        return self.mode == "blackhole" or (self.mode == "deaf" and not upstream)
+
     async def _forward(self, in_flight: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter, upstream: bool) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -115,7 +119,7 @@ class FaultProxy:
                 await asyncio.sleep(due - loop.time())
             if upstream and self.mode == "slow":
                 await asyncio.sleep(len(data) / self.rate_bytes_s)
-            while self.mode == "blackhole" or (self.mode == "deaf" and not upstream):  # what was in flight when the hole opened is held back
+            while self._holds(upstream):  # what was in flight when the hole opened is held back
                 await asyncio.sleep(0.05)
             if upstream:
                 self.bytes_up += len(data)

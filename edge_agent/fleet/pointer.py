@@ -33,7 +33,6 @@ MAX_FORGOTTEN_BYTES = 8192
 JOINED_IDS = 4 * MAX_FORGOTTEN_IDS
 """Session ids kept of one slot's forgets heard together (the newest first)."""
 FORGOTTEN_LEVEL = "forgotten"
-_SESSION_ID = SESSION_ID_CHARS
 
 
 class ShareError(EdgeAgentError):
@@ -62,9 +61,9 @@ class Pointer:
         """Validates an untrusted pointer; future timestamps are clamped to `now`."""
         data = _object(payload, MAX_POINTER_BYTES)
         sid, cont, kiosk = data.get("session_id"), data.get("continued_from"), data.get("kiosk")
-        if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
+        if not isinstance(sid, str) or not SESSION_ID_CHARS.fullmatch(sid):
             raise ShareError("bad session_id")
-        if cont is not None and (not isinstance(cont, str) or not _SESSION_ID.fullmatch(cont)):
+        if cont is not None and (not isinstance(cont, str) or not SESSION_ID_CHARS.fullmatch(cont)):
             raise ShareError("bad continued_from")
         if kiosk is not None and (not isinstance(kiosk, str) or not is_label(kiosk)):
             raise ShareError("bad kiosk")
@@ -113,7 +112,7 @@ class Forgotten:
             raise ShareError("bad kiosk")
         if not isinstance(sessions, list) or not 0 < len(sessions) <= MAX_FORGOTTEN_IDS:
             raise ShareError(f"sessions must list 1 to {MAX_FORGOTTEN_IDS} session ids")
-        if not all(isinstance(sid, str) and _SESSION_ID.fullmatch(sid) for sid in sessions):
+        if not all(isinstance(sid, str) and SESSION_ID_CHARS.fullmatch(sid) for sid in sessions):
             raise ShareError("bad session id in sessions")
         return cls(at, kiosk, tuple(dict.fromkeys(sessions)))
 

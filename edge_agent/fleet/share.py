@@ -265,11 +265,12 @@ class SessionShare:
                     self.counts["covered"] += 1  # one of its sessions, published again from before the forget was heard
                     # refused too: what continues it (paho held a chain of them for a kiosk whose link was down)
                     self.forgets.remember(where, Forgotten(self._clock(), None, (read.session_id,)))
-                    mine = self._mine.get(where)
-                    if read.kiosk == self.device_id and mine is None:
-                        self._publish_forget(where)  # ours, sent from before we heard the forget: retained for good
-                    elif read.kiosk == self.device_id and mine is not None:
-                        self._correct(where, mine)  # ours started since goes over it (it was held offline)
+                    if read.kiosk == self.device_id:  # ours, sent from before we heard the forget: retained for good,
+                        mine = self._mine.get(where)  # unless ours started since goes over it (it was held offline)
+                        if mine is None:
+                            self._publish_forget(where)
+                        else:
+                            self._correct(where, mine)
                     return
                 if not self._is_news(where, read, self._mine.get(where), retained):
                     return
