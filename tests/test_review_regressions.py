@@ -40,6 +40,7 @@ def test_a_speaker_closed_for_the_microphones_scan_is_not_taken_for_gone(alsa: A
     alsa.mic(_ramp(60.0))
     events: list[tuple[str, dict[str, Any]]] = []
     drained: list[float] = []
+    dropped: list[int] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -75,14 +76,17 @@ def test_a_speaker_closed_for_the_microphones_scan_is_not_taken_for_gone(alsa: A
             sink.stop()
             mic.stop()
             rc.write_text(before)
+            dropped.append(watch.dropped_bytes)
 
     asyncio.run(main())
-    assert watch_ok(events, drained)
+    assert watch_ok(events, dropped[0])
 
 
-def watch_ok(events: list[tuple[str, dict[str, Any]]], drained: list[float]) -> bool:
+def watch_ok(events: list[tuple[str, dict[str, Any]]], dropped_bytes: int) -> bool:
+    """The watch neither reported the speaker gone nor threw its reply away (the file device plays
+    far faster than real time, so the reply itself may run out meanwhile: that drained is no fault)."""
     assert not [e for e in events if e[0] == "error"], events
-    assert not drained, "the reply was dropped as if the speaker were gone"
+    assert not dropped_bytes, "the reply was dropped as if the speaker were gone"
     return True
 
 

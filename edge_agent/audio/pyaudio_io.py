@@ -183,7 +183,7 @@ class PyAudioSink:
         self._started = False
         self._paused_for_scan = False
         self._handles = threading.Lock()
-        """Guards taking `_stream` and `_pa` to close them."""
+        """Guards taking `_stream` and `_pa` to close them, and `_paused_for_scan` with `_stream` read by `alive`."""
         """Closed for another device's scan (audio/rescan.py), opened again right after it."""
         self.frames_out = 0
         """Frames handed to the device (at its rate) since start: its clock, as the callbacks see it."""
@@ -212,9 +212,11 @@ class PyAudioSink:
     def alive(self, stall_s: float) -> bool:
         """The device called back within `stall_s` (it does every `buffer_ms` while it runs; an
         unplugged one, or one whose sound server went, ends PortAudio's thread and calls no more)."""
-        if self._paused_for_scan:
-            return True
-        return self._stream is not None and time.monotonic() - self.last_callback_at < stall_s
+        with self._handles:  # the flag and the stream read together: between the two, a scan's close
+            if self._paused_for_scan:  # made a playing speaker look gone for one check
+                return True
+            stream = self._stream
+        return stream is not None and time.monotonic() - self.last_callback_at < stall_s
 
     def start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         """Opens and starts the device; again after `stop` (a reopen: the buffer stays, what the
@@ -224,14 +226,16 @@ class PyAudioSink:
     def pause_for_scan(self) -> None:
         """Closed for another device's scan: still `alive` meanwhile (the speaker watch, on the
         loop, took the closed stream for a gone speaker and discarded the reply playing)."""
-        self._paused_for_scan = True
+        with self._handles:
+            self._paused_for_scan = True
         self.stop()
 
     def resume_after_scan(self) -> None:
         try:
             self.start(self._loop, self._on_drained)
         finally:  # opened again: `alive`'s grace for its first callback; not: gone, as any
-            self._paused_for_scan, self.last_callback_at = False, time.monotonic()
+            with self._handles:
+                self._paused_for_scan, self.last_callback_at = False, time.monotonic()
 
     def _start(self, loop: asyncio.AbstractEventLoop, on_drained: Callable[[], None]) -> None:
         if not self._started:  # the first start has `alive`'s grace for the first callback; a
