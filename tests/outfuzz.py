@@ -168,6 +168,7 @@ class FakeGate:
         self.ring: list[bytes] = []
         self.held_frames = 0
         self.debt = 0
+        self.frames_sent = 0  # the microphone's frames let through (the kiosk's frames_sent counts these, not silence)
 
     @property
     def silence(self) -> bytes:
@@ -188,11 +189,13 @@ class FakeGate:
         if self.is_open:
             if self.rng.random() < 0.05:
                 self.is_open = False
+            self.frames_sent += 1
             return (frame,), True
         if self.rng.random() < 0.2:
             self.is_open = True
             out = (*self.ring, frame)
             self.ring = []
+            self.frames_sent += len(out)
             return out, True
         self.ring = [*self.ring, frame][-PREROLL_FRAMES:]
         return (self.silence,), True

@@ -338,8 +338,10 @@ def test_no_part_of_a_frame_with_an_earcon_in_it_goes_ahead_and_the_parts_that_g
 
 @pytest.mark.parametrize("earcon_heard", [False, True])
 def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_closes_on_it_owing_pre_roll(tmp_path: Path, earcon_heard: bool) -> None:
-    """The visitor talked before pressing: the gate's pre-roll burst is still being paid back
-    (`debt`: closed frames go as nothing) when the press opens the gate for 30 ms. The frame
+    """The stream owes pre-roll (`debt`: closed frames go as nothing) when the press opens the
+    gate for 30 ms (a press no longer inherits the debt of an opening before it, a review's find,
+    tests/test_capture_review.py; the `listening` frame of a warm link that is ready at once is
+    owed like this, and set here with the press). The frame
     holding the press goes ahead in parts, then closes the gate: its rest must still go, or the
     stream runs ahead by the parts that went and is no longer whole frames. The same when the
     microphone hears the press earcon in that frame and the press opens the gate for 60 ms: the
@@ -352,11 +354,12 @@ def test_a_frame_whose_start_went_ahead_is_whole_on_the_wire_when_the_gate_close
                 mic.listen_to(k.kiosk.sink.buffer)
             gate = k.kiosk.gate
             time.sleep(1.0)  # the gate learns the room
-            mic.speak(SPEECH[:16000], time.monotonic())  # half a second, before the press
-            wait_for(lambda: gate.is_open, 5, "the gate opened on the speech")
-            wait_for(lambda: not gate.is_open, 5, "the gate closed after it")
-            assert gate.debt >= 4  # the burst is being paid back
-            k.press()
+
+            def press_owing() -> None:
+                k.kiosk.dispatch(c.Press())
+                gate.debt = 8
+
+            k.on_loop(press_owing)
             k.wait_state(c.LISTENING, 10)
             assert k.kiosk.source.leads > 0  # type: ignore[attr-defined]
             sess = sim.sessions[-1]

@@ -96,3 +96,30 @@ def test_the_corrupt_file_just_moved_aside_is_kept_when_the_clock_is_behind(tmp_
         assert len(store.corrupt_copies()) == 2  # still bounded
     finally:
         store.close()
+
+
+def test_a_row_whose_text_is_no_utf8_does_not_move_the_kiosks_store_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One row whose id is bytes that are no UTF-8 (a hand edit, another tool's import): every
+    read that met it raised, so the kiosk's store moved to memory at its first lookup. The press
+    then started fresh (the card's sessions were never read again) and the fault, with the row's
+    escape codes in it, went to the log and the status. The row is deleted (said once, without its
+    bytes) and the store stays on disk with the rest of its sessions."""
+    state = tmp_path / "state"
+    store = SessionStore(state)
+    store.record_start("kept-1", "agent", "default", None, started_at=1000.0)
+    store.close()
+    db = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    db.execute("INSERT INTO sessions (id, agent, slot, started_at) VALUES (CAST(X'61ff1b5d303b7807' AS TEXT), 'agent', 'default', 2000.0)")
+    db.close()
+    store = SessionStore(state)
+    try:
+        newest = store.newest("agent")
+        assert store.fault is None, store.fault
+        assert newest is not None and newest.id == "kept-1"
+        assert [s.id for s in store.recent()] == ["kept-1"]
+        store.record_start("next-1", "agent", "default", "kept-1", started_at=3000.0)
+        assert store.fault is None
+    finally:
+        store.close()
+    assert "\x1b" not in caplog.text
+    assert SessionStore(state).newest("agent").id == "next-1"  # type: ignore[union-attr]

@@ -49,12 +49,17 @@ class Downlink:
         self._held_messages = 0
         self._half_sample = b""
         """The last byte of an odd-length audio message, the first of the next one's samples."""
+        self._early_full = False
+        """Early audio went over EARLY_AUDIO_BYTES: the rest before `onready` is dropped too (a
+        smaller message after the one dropped was kept, and played spliced on to what came before
+        it: a jump, and noise to the end when the dropped message had an odd length)."""
 
     def audio(self, pcm: bytes) -> None:
         """A binary message from the agent: played (in whole samples), or held before `onready`."""
         if self.ready:
             self._whole(pcm)
-        elif self._held_bytes + len(pcm) > EARLY_AUDIO_BYTES:
+        elif self._early_full or self._held_bytes + len(pcm) > EARLY_AUDIO_BYTES:
+            self._early_full = True
             self._skipped(f"audio before onready beyond {EARLY_AUDIO_BYTES} bytes ({len(pcm)} bytes), not played", logging.INFO)
         else:
             self._held_bytes += len(pcm)
@@ -85,7 +90,7 @@ class Downlink:
         if not self.ready:  # and what it ends: a pause (a clear unpauses the speaker) and the
             # reply's start; not handed on itself, a pause held before it left the speaker paused
             self._held = [item for item in self._held if not isinstance(item, (bytearray, *_ENDED_BY_CLEAR))]
-            self._held_bytes = 0
+            self._held_bytes, self._early_full = 0, False  # what follows a clear is a new reply
             self._held_messages = sum(1 for item in self._held if not isinstance(item, bytearray))
 
     def ready_now(self) -> None:

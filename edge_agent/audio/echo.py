@@ -228,6 +228,7 @@ class EchoCanceller:
     def _judge_residual(self, mic: np.ndarray, out: np.ndarray, loud: bool) -> None:
         """Sets `residual_echo` for this frame (two energies and a short minimum: cheap)."""
         m, o = mic.astype(np.float32), out.astype(np.float32)
+        m -= m.mean()  # the mic's DC offset: the backend's high-pass takes it off, it is no echo taken off
         e_mic = float(np.dot(m, m)) + 1.0
         e_out = float(np.dot(o, o)) + 1.0
         if loud:

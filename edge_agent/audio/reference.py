@@ -10,7 +10,8 @@ the same stretch of time, shifted by the echo path's bulk delay. Two sound cards
 USB speaker) run on two crystals: their sample clocks drift apart by tens of ppm, i.e. a few ms
 per minute. The alignment keeps a read position that advances one frame per frame and is pulled
 gently (a first-order loop) towards where the timestamps say it should be, so drift is followed
-sample by sample while jitter is averaged out; a big jump (a restart, a stall) re-syncs at once.
+sample by sample while jitter is averaged out; a big jump (a restart, a stall) re-syncs at once,
+and a small step that stays (capture the mic lost to an input overflow) a few frames later (STEP_S).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ GAP_S = 0.005
 """A block that starts this much later than the previous one ended leaves silence in between."""
 FOLLOW = 0.05
 """Share of a block's timing error the ring's timeline takes on (jitter out, drift followed)."""
+STEP_S = 0.002
+"""`Alignment` re-syncs when its error stays past this, on the same side, for STEP_FRAMES frames in a
+row: a step (the mic lost a device block or two, 10-20 ms, to an input overflow), which FOLLOW
+pulled over at 5 % a frame, sliding the reference under AEC3 for seconds (ERLE over the next 4 s
+31.9 -> 16.2 dB; a review's find, tests/test_echo_review.py). A frame or two stamped late by the
+loop's scheduling does not last that long: jitter is still only averaged."""
+STEP_FRAMES = 4
 
 
 class ReferenceRing:
@@ -120,6 +128,8 @@ class Alignment:
         self.resync = resync_s * SAMPLE_RATE_HZ
         self.pos: float | None = None
         self.resyncs = 0
+        self._off = 0
+        """Frames in a row the error stayed past STEP_S on one side (signed: + ahead, - behind)."""
         self.error = 0.0
         """Smoothed difference (samples) between where the timestamps point and where we read."""
         self.rate = 0.0
@@ -135,11 +145,14 @@ class Alignment:
         target = self.ring.index_at(first_sample_at - self.delay_s)
         if target is None:
             return np.zeros(n, dtype=np.int16)
-        if self.pos is None or abs(target - self.pos) > self.resync:
+        err = 0.0 if self.pos is None else target - self.pos
+        side = (err > STEP_S * SAMPLE_RATE_HZ) - (err < -STEP_S * SAMPLE_RATE_HZ)
+        self._off = self._off + side if self._off * side > 0 else side  # a run on one side, or a new one (or none)
+        if self.pos is None or abs(err) > self.resync or abs(self._off) >= STEP_FRAMES:
             self.pos = target
             self.resyncs += 1
+            self._off = 0
         else:
-            err = target - self.pos
             self.error += 0.1 * (err - self.error)
             self.pos += self.follow * err
         start = round(self.pos)

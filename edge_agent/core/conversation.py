@@ -332,9 +332,7 @@ class Conversation:
         if verdict == "too_many":
             self._fail(f"gave up after {self._links.reconnects.count} reconnects in this conversation, the link keeps dropping (last: {ev.error})", now, out, "reconnect_limit")
             return
-        self._turns.paused = False  # the reopen's clear un-pauses the speaker (held paused, the next reply timed out as idle)
-        if self.state == SPEAKING:  # the agent's last words may still ring in the room
-            self._turns.mute_tail(now, self.t)
+        self._turns.link_lost(now, self.t, self.state == SPEAKING)  # the reopen's clear: no pause, no reply started
         self._open(now, out, *self._links.reopen(self.session_id, self.published_ids()[0], ev.error, self.t, self.rng, out))
 
     def _not_ready(self, error: str, now: float, out: list[Action]) -> None:

@@ -32,7 +32,7 @@ from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
-from edge_agent.core.storerows import carried_rows, create_schema, delete_slot, drop_unsound, in_transaction, mark, merge_pointer, prune, set_mark
+from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, prune, set_mark
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,8 @@ class SessionStore:
         try:
             return fn(self._db)
         except sqlite3.Error as exc:
+            if str(exc).startswith(UNDECODABLE) and drop_undecodable(self._db):
+                return self._run(fn)  # a row no read could take is gone: the disk is sound
             if self.fault is not None:
                 raise StoreError(f"session store failed in memory: {exc}") from None
             self._fail(exc)

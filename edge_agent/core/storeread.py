@@ -37,6 +37,7 @@ def recent_read_only(db: Path, limit: int) -> list[StoredSession]:
 
 
 def _recent(conn: sqlite3.Connection, limit: int) -> list[StoredSession]:
+    conn.text_factory = _lenient_text  # a row of bytes that are no UTF-8 failed the whole listing, its escape codes in the error
     columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
     if not columns:
         return []
@@ -44,3 +45,10 @@ def _recent(conn: sqlite3.Connection, limit: int) -> list[StoredSession]:
     sound = SOUND_ROW if "resumed_at" in columns else SOUND_ROW.replace("resumed_at", "NULL")  # a row of other types is skipped, as the kiosk skips it
     rows = conn.execute(f"SELECT {wanted} FROM sessions WHERE {sound} ORDER BY {last_start} DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
     return [StoredSession(*row) for row in rows]
+
+
+def _lenient_text(raw: bytes) -> str:
+    """A stored TEXT value as a string, bytes that are no UTF-8 (a hand edit, another tool's
+    import) as U+FFFD: SQLite's own decoding raised, with the raw bytes (escape codes too) in its
+    message, and one such row hid every session from `edge-agent sessions` and the doctor."""
+    return raw.decode("utf-8", "replace")

@@ -43,11 +43,13 @@ class Turns:
         return not (t.duplex_half and (agent_speaking or now < self.mute_until))
 
     def talk(self, held: bool, now: float) -> None:
-        """The push-to-talk button held or released."""
+        """The push-to-talk button held or released. A hold the gate is already open on (the
+        visitor began a sentence a moment before pressing) is spoken in: with no new "speech"
+        from the gate during it, a long one was taken for silent and hung up on them."""
         self.talk_held = held
         self.activity_at = now
         if held:
-            self.spoke_while_held = False
+            self.spoke_while_held = self.visitor_speaking
 
     def heard(self, active: bool, now: float) -> None:
         """The gate opened on the visitor (or closed)."""
@@ -60,6 +62,16 @@ class Turns:
         """The agent's voice stopped (drained, or cleared): muted under half duplex for its tail."""
         self.mute_tail(now, t)
         self.activity_at = now
+
+    def link_lost(self, now: float, t: Timing, agent_speaking: bool) -> None:
+        """The link dropped and is reopened: its clear of the speaker un-pauses it (held paused,
+        the next reply timed out as idle) and ends the reply that had started (its first audio on
+        the continued session was told as a latency the length of the reconnect); muted for the
+        tail when the agent was speaking (its last words may still ring in the room)."""
+        self.paused = False
+        self.answering_at = None
+        if agent_speaking:
+            self.mute_tail(now, t)
 
     def mute_tail(self, now: float, t: Timing) -> None:
         """Muted under half duplex for `duplex_tail_s` from now: the agent's last words may still
@@ -79,6 +91,8 @@ class Turns:
             out.append(Playback("pause" if self.paused else "unpause"))
         elif isinstance(msg, p.StartAnswering):
             self.answering_at = now
+            self.activity_at = now
+        elif isinstance(msg, p.FunctionCall):  # the agent at work on the visitor's request (a lookup may take a while)
             self.activity_at = now
         elif isinstance(msg, (p.Transcript, p.ResponseText)):
             self.activity_at = now

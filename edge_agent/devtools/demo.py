@@ -215,10 +215,12 @@ def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_
             print("Enter = press (start / end), l + Enter = long press (fresh session), q + Enter = quit", flush=True)
         kiosk = Kiosk(settings, button=NoButton() if auto else KeyboardButton(), store=store)
         failure: list[str] = []
+        checked: list[bool] = []  # the story ran to its end: a kiosk stopped before (Ctrl-C) is no success
 
         async def scripted() -> None:
             try:
                 await asyncio.wait_for(Story(kiosk, sim_thread, store, audio_in).run(), STORY_S)
+                checked.append(True)
             except DemoFailed as exc:
                 failure.append(str(exc))
             except TimeoutError:
@@ -237,6 +239,8 @@ def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_
             return result
 
         result = asyncio.run(main())
+    if auto and not failure and not checked:  # Ctrl-C mid-story printed "demo done: ... checked" and exited 0
+        failure.append("the kiosk stopped (Ctrl-C, a signal or an error above) before the story was checked")
     if failure:
         print(f"\n--- demo FAILED: {failure[0]} ---", file=sys.stderr, flush=True)
         return 1

@@ -114,6 +114,8 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     if not DEVICE_ID_RE.fullmatch(name):
         raise UsageError(f"NAME: use a valid device id (ASCII letters, digits, - and _), got {name!r}")  # an argument, not a config
     secret_file = out_dir / f"{name}.mqtt_password"
+    if passwd is not None and _same_path(passwd, secret_file):  # the hash line written over the password: exit 0, no password anywhere
+        raise UsageError(f"--passwd {passwd} is {name}'s own password file: give Mosquitto's password file (e.g. /etc/mosquitto/passwd)")
     existed = secret_file.exists()
     if existed and not rotate:
         raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
@@ -138,6 +140,14 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
                 secret_file.unlink(missing_ok=True)
             raise
     return secret_file, f"{name}:{hashed}"
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """`a` and `b` name one file: the same path, or through another name (a link, `./`)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

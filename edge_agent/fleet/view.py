@@ -298,6 +298,18 @@ def _not_connected(answers: list[Any], host: str, port: int) -> str | None:
     return None
 
 
+def _wait_seconds(text: str) -> float:
+    """`--wait-s`: a finite number of seconds, 0 or more; `-1`, `nan` or `inf` connected to the
+    broker and then ended in an "unexpected error" (exit 70) from the sleep."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds, 0 or more")
+    return value
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("fleet", help="live view of every kiosk on the MQTT broker")
     p.add_argument("-c", "--config", help="take broker settings from this config's [mqtt]")
@@ -313,5 +325,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
     p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     metrics = "metrics every mqtt.metrics_interval_s, 30 s by default: wait that long for rtt, cpu, temperature and echo"
-    p.add_argument("--wait-s", type=float, default=2.0, help=f"with --json: how long to collect messages (retained ones come at once; {metrics})")
+    p.add_argument("--wait-s", type=_wait_seconds, default=2.0, help=f"with --json: how long to collect messages (retained ones come at once; {metrics})")
     p.set_defaults(fn=cmd_fleet)

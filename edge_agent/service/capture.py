@@ -40,7 +40,10 @@ class CaptureFeed:
         self._muted = False  # the conversation's microphone was closed (half duplex, push-to-talk up) since it was last open
 
     def hurry(self, source: AudioSource) -> None:
-        """A new visitor: if the press opened the gate, their first syllable goes as it is captured."""
+        """A new visitor: if the press opened the gate, their first syllable goes as it is captured.
+        Their stream is new: it owes no silence for a pre-roll burst that went to another's, or
+        nowhere (an opening while idle, on someone talking by the kiosk before the press)."""
+        self.gate.debt = 0
         if self.gate.is_open:
             source.hurry(time.monotonic() + HURRY_S, self.lead)
 
@@ -68,14 +71,15 @@ class CaptureFeed:
         if mic_open and self._muted:  # open again: nothing heard while it was closed goes up (its pre-roll, a vetting)
             gate.forget_heard()
         self._muted = sending and not mic_open
+        gated_through, debt = gate.frames_sent, gate.debt
         out, admitted = self.mic.hear(frame, captured_at)  # may dispatch VisitorSpeech
         held_led, self._held_led = self._held_led, self._held_led if gate.held_frames else 0
         if not sending:
             return
-        if mic_open and admitted:
-            self.counters["frames_uplinked"] += len(out)
-        else:
-            out = (gate.silence,)
+        if mic_open and admitted:  # the microphone's frames the gate let through (pre-roll too), not its silence
+            self.counters["frames_uplinked"] += gate.frames_sent - gated_through
+        else:  # one frame of silence for it, whatever the gate made of it: no burst went ahead, nothing is paid back
+            out, gate.debt = (gate.silence,), debt
         if led and not out and gate.held_frames:  # the gate holds it back: its rest goes when what it holds goes (or as silence)
             self._held_led = led
             gate.start_went_ahead(led)

@@ -71,23 +71,21 @@ def cmd_echo(args: argparse.Namespace) -> int:
             raise EdgeAgentError(f"{name}: need at least 1 s of audio, got {len(track) / 2 / SAMPLE_RATE_HZ:.2f} s")
     mic, ref = same_length(args.mic, mic, speaker_name, ref)
     created = not os.path.lexists(args.output)  # only a file this run made is removed on a failure
-    try:  # fail before the work, and before `wave` half-opens the file
-        Path(args.output).open("wb").close()
+    try:  # fail before the work, and before `wave` half-opens the file; "a": an existing one is
+        Path(args.output).open("ab").close()  # kept until the cleaned track is ready (Ctrl-C mid-run emptied it)
     except OSError as exc:
         raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    frame_ms = settings.audio.frame_ms
-    canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
     try:
-        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, frame_ms, reply_s=REPLY_S)
-    finally:
-        canceller.close()
-    try:
+        cleaned, far, canceller = _cancel(settings, mic, ref)
         write_wav_16k_mono(args.output, cleaned + mic[len(cleaned) :])
-    except OSError as exc:  # a full card: exit 70 and a 0-byte file before
+    except BaseException as exc:  # Ctrl-C or a failure: no empty or half file of this run's left behind
         if created:  # not what was there before: as root `-o /dev/full` removed the device node
             with contextlib.suppress(OSError):
                 Path(args.output).unlink()
-        raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):  # a full card: exit 70 and a 0-byte file before
+            raise EdgeAgentError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        raise
+    frame_ms = settings.audio.frame_ms
     mic_silent = silent(mic)  # nothing to take the echo off: a ratio of two silences is no figure
     erle = None if mic_silent else erle_db(mic, cleaned, far, frame_ms, ERLE_SKIP_S)
     delay = None if mic_silent else canceller.delay_ms
@@ -105,6 +103,17 @@ def cmd_echo(args: argparse.Namespace) -> int:
     if args.keep_grade:  # after the figures: they are printed whether or not the grade can be kept
         print(f"edge-agent echo: {keep_grade(settings, grades, result['room'])}", file=sys.stderr)
     return 0
+
+
+def _cancel(settings: config.Settings, mic: bytes, ref: bytes) -> tuple[bytes, list[bool], EchoCanceller]:
+    """The daemon's canceller over the two tracks: the cleaned mic, per frame whether the far end
+    was audible, and the canceller (closed), whose delay and room grade the figures read."""
+    canceller = EchoCanceller(make_backend(True), delay_ms=settings.audio.echo_delay_ms)
+    try:
+        cleaned, far, *_ = cancel_tracks(mic, ref, canceller, settings.audio.frame_ms, reply_s=REPLY_S)
+    finally:
+        canceller.close()
+    return cleaned, far, canceller
 
 
 def keep_grade(settings: config.Settings, grades: list[float], room: str | None) -> str:
@@ -206,9 +215,11 @@ sound, and its ERLE a figure again."""
 
 
 def silent(pcm: bytes) -> bool:
-    """The 16-bit track under SILENT_PEAK but for clicks (SILENT_MAX_SAMPLES at most above it)."""
-    samples = np.frombuffer(pcm, dtype="<i2")
-    return int(np.count_nonzero(np.abs(samples.astype(np.int32)) >= SILENT_PEAK)) <= SILENT_MAX_SAMPLES
+    """The 16-bit track under SILENT_PEAK but for clicks (SILENT_MAX_SAMPLES at most above it), around
+    its DC offset: a mic stuck at one value (a dead ADC) is silent, not an ERLE of 84.6 dB."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
+    offset = int(np.median(samples)) if len(samples) else 0
+    return int(np.count_nonzero(np.abs(samples - offset) >= SILENT_PEAK)) <= SILENT_MAX_SAMPLES
 
 
 def not_measured(result: dict[str, Any], far: list[bool], frame_ms: int, grades: list[float], unjudged: str | None = None, mic_silent: bool = False) -> dict[str, str]:
