@@ -250,7 +250,8 @@ class CueClassifier(BlockClassifier):
         carry = began and self._decay.was_struck and self._decay.hang_over  # struck in the hang-over: its attack may go on
         if rise >= self.bang_rise_db and band_db >= self.ambient_db + self.bang_rise_db:
             self._bang_began = True  # struck out of the room's quiet (the block before was), or a rap of a struck knock
-            out_of_quiet, hang_over = self._quiet_blocks > 0, self._struck_in_hang_over() or carry
+            # out of quiet: the block before was, or began the sound out of it (an attack across a block edge)
+            out_of_quiet, hang_over = self._quiet_blocks > 0 or self.onset_blocks == 1, self._struck_in_hang_over() or carry
             return self._bang_from(band_db, ((not self.gate_open or self._decay.was_struck) and out_of_quiet) or hang_over, hang_over, out_of_quiet)
         if rise >= self.BANG_MARGIN_DB:
             if began and not self.far_end and self._pitch_of()[0] < self.voicing:  # the bang's attack, across the block edge
