@@ -323,7 +323,7 @@ def test_agent_audio_sent_before_onready_is_played_after_it(tmp_path: Path) -> N
     with SimulatorThread(early_audio_ms=1000) as sim, KioskThread(kiosk_settings(tmp_path, sim.url)) as k:
         played: list[bytes] = []
         write = k.kiosk.sink.buffer.write
-        k.kiosk.sink.buffer.write = lambda pcm, reply=False: (played.append(pcm), write(pcm, reply))[1]  # type: ignore[method-assign]
+        k.kiosk.sink.buffer.write = lambda pcm, reply=False, cue=False: (played.append(pcm), write(pcm, reply, cue))[1]  # type: ignore[method-assign]
         earcons = b"".join(k.kiosk.earcons.get(name) for name in ("press", "ready"))
         k.press()
         k.wait_state(c.LISTENING)

@@ -44,7 +44,7 @@ def test_early_audio_in_tiny_messages_does_not_stall_the_loop_at_onready(tmp_pat
         with KioskThread(settings) as k:
             writes: list[int] = []
             write = k.kiosk.sink.buffer.write
-            k.kiosk.sink.buffer.write = lambda pcm, reply=False: (writes.append(len(pcm)) if reply else None, write(pcm, reply))[1]  # type: ignore[method-assign]
+            k.kiosk.sink.buffer.write = lambda pcm, reply=False, cue=False: (writes.append(len(pcm)) if reply else None, write(pcm, reply, cue))[1]  # type: ignore[method-assign]
             k.press()
             wait_for(lambda: sum(writes) >= 2 * TINY_MESSAGES, 30, "the early audio at the speaker")
             k.wait_state(c.SPEAKING)
@@ -111,7 +111,7 @@ def _samples_played(tmp_path: Path, serve: Any, sent: threading.Event, expected_
         with KioskThread(settings) as k:
             played: list[bytes] = []
             write = k.kiosk.sink.buffer.write
-            k.kiosk.sink.buffer.write = lambda pcm, reply=False: (played.append(pcm) if reply else None, write(pcm, reply))[1]  # type: ignore[method-assign]
+            k.kiosk.sink.buffer.write = lambda pcm, reply=False, cue=False: (played.append(pcm) if reply else None, write(pcm, reply, cue))[1]  # type: ignore[method-assign]
             k.press()
             assert sent.wait(15)
             wait_for(lambda: sum(map(len, played)) >= expected_bytes or _settled(played), 15, "the reply at the speaker")

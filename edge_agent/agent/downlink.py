@@ -53,6 +53,11 @@ class Downlink:
         """Early audio went over EARLY_AUDIO_BYTES: the rest before `onready` is dropped too (a
         smaller message after the one dropped was kept, and played spliced on to what came before
         it: a jump, and noise to the end when the dropped message had an odd length)."""
+        self._early_odd = False
+        """The early audio dropped adds up to an odd number of bytes: the agent's audio after it
+        does not begin where a sample of what was held would go on (see `ready_now`)."""
+        self._skip_byte = False
+        """The next audio's first byte is the second half of a sample whose first was dropped."""
 
     def audio(self, pcm: bytes) -> None:
         """A binary message from the agent: played (in whole samples), or held before `onready`."""
@@ -60,6 +65,7 @@ class Downlink:
             self._whole(pcm)
         elif self._early_full or self._held_bytes + len(pcm) > EARLY_AUDIO_BYTES:
             self._early_full = True
+            self._early_odd ^= len(pcm) % 2 == 1
             self._skipped(f"audio before onready beyond {EARLY_AUDIO_BYTES} bytes ({len(pcm)} bytes), not played", logging.INFO)
         else:
             self._held_bytes += len(pcm)
@@ -86,11 +92,11 @@ class Downlink:
 
     def clear(self) -> None:
         """The agent's `clear`: every sample of it not yet handed on is dropped."""
-        self._half_sample = b""
+        self._half_sample, self._skip_byte = b"", False
         if not self.ready:  # and what it ends: a pause (a clear unpauses the speaker) and the
             # reply's start; not handed on itself, a pause held before it left the speaker paused
             self._held = [item for item in self._held if not isinstance(item, (bytearray, *_ENDED_BY_CLEAR))]
-            self._held_bytes, self._early_full = 0, False  # what follows a clear is a new reply
+            self._held_bytes, self._early_full, self._early_odd = 0, False, False  # what follows a clear is a new reply
             self._held_messages = sum(1 for item in self._held if not isinstance(item, bytearray))
 
     def ready_now(self) -> None:
@@ -105,11 +111,20 @@ class Downlink:
                 self._whole(bytes(item))
             else:
                 self._hand_on(item)
+        if self._early_odd:  # what was dropped ended half-way into a sample: the audio after it,
+            # taken as whole samples from there, was two neighbours' bytes each (noise to the end)
+            self._early_odd = False
+            if self._half_sample:
+                self._half_sample = b""  # its other byte was dropped: the next audio begins on a sample
+            else:
+                self._skip_byte = True  # the next audio begins with the second byte of a dropped sample
 
     def _whole(self, pcm: bytes) -> None:
         """Hands agent audio on in whole samples: an odd message's last byte waits for the next
         message of this link. Dropped at the speaker, it made the next message (starting with that
         sample's other byte) play byte-swapped: noise."""
+        if self._skip_byte and pcm:
+            pcm, self._skip_byte = pcm[1:], False
         if self._half_sample:
             pcm, self._half_sample = self._half_sample + pcm, b""
         if len(pcm) % 2:

@@ -253,7 +253,7 @@ class FileSink:
             loop.call_soon_threadsafe(self._changed.set)
             return
         self._catch_up(loop.time())
-        if what != "write" or (self._head is None and not self.buffer.paused):
+        if what != "write" or self._head is None:
             self._changed.set()  # the task re-plans after this change; more audio for a playing
             # speaker only moves the moment it runs dry, and the task finds that when it wakes
 
@@ -261,10 +261,11 @@ class FileSink:
         """Takes from the buffer what has played by `now`."""
         if self._head is None:
             return
-        if self.buffer.paused:  # a paused speaker plays nothing: the play-head waits with it
-            self._head = now
+        playable = self.buffer.playable_bytes
+        if not playable and self.buffer.paused:  # a paused speaker plays no more of the agent: the
+            self._head = now  # play-head waits with it (an earcon at the front still plays)
             return
-        due = min(int((now - self._head) * SAMPLE_RATE_HZ) * 2, self.buffer.queued_bytes)
+        due = min(int((now - self._head) * SAMPLE_RATE_HZ) * 2, playable)
         if due > 0:
             pcm, drained = self.buffer.read(due)
             if self.buffer.tap is not None:
@@ -288,13 +289,13 @@ class FileSink:
                         self._on_drained()
                     except Exception:  # the speaker must keep playing whatever the handler hit
                         log.exception("playback drained handler failed")
-            queued = self.buffer.queued_bytes
-            if not queued or self.buffer.paused:  # silent until a write or an unpause
+            playable = self.buffer.playable_bytes
+            if not playable:  # silent until a write or an unpause
                 await self._changed.wait()
                 continue
             if self._head is None:
                 self._head = loop.time()  # audio came to an idle speaker: it starts playing now
-            wake = loop.call_at(self._head + queued / (2 * SAMPLE_RATE_HZ), self._changed.set)
+            wake = loop.call_at(self._head + playable / (2 * SAMPLE_RATE_HZ), self._changed.set)
             await self._changed.wait()
             wake.cancel()
 

@@ -62,12 +62,11 @@ class EchoGrade:
         """The canceller has not coped with this room in any of its latest replies (two graded,
         the best under POOR_ERLE_DB); decided as each reply ends, read every frame."""
 
-    def hear_room(self, frame: bytes) -> None:
-        """A frame the speaker is silent in: the room's noise at the mic follows a quieter frame
-        at once and a louder one slowly (NOISE_RISE a frame), so the visitor's words, said while
-        the agent is silent, hardly move it."""
-        x = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-        x -= x.mean()  # a mic's DC offset is no noise the echo left passes with (see `frame`)
+    def hear_room(self, x: np.ndarray) -> None:
+        """A frame the speaker is silent in (float samples, the mic's DC offset taken off: it is
+        no noise the echo left passes with, see `frame`): the room's noise at the mic follows a
+        quieter frame at once and a louder one slowly (NOISE_RISE a frame), so the visitor's
+        words, said while the agent is silent, hardly move it."""
         ms = float(np.dot(x, x)) / len(x)
         self.noise_ms = ms if ms < self.noise_ms else self.noise_ms * NOISE_RISE
 

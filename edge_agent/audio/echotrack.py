@@ -68,8 +68,8 @@ def erle_db(mic: bytes, cleaned: bytes, frames: list[bool], frame_ms: int = 30, 
     n = SAMPLE_RATE_HZ * frame_ms // 1000
     a = np.frombuffer(mic, dtype="<i2")[: len(frames) * n].astype(np.float64).reshape(-1, n)
     b = np.frombuffer(cleaned, dtype="<i2")[: len(frames) * n].astype(np.float64).reshape(-1, n)
-    a -= a.mean(axis=1, keepdims=True)  # a mic's DC offset: the canceller's high-pass takes it off,
-    b -= b.mean(axis=1, keepdims=True)  # and counted it read as echo taken off (84.6 dB off a stuck mic)
+    a -= a.mean()  # a mic's DC offset (the whole track's): the canceller's high-pass takes it off,
+    b -= b.mean()  # and counted it read as echo taken off (84.6 dB off a stuck mic)
     mask = np.array(frames, dtype=bool)
     mask[: int(skip_s * 1000 / frame_ms)] = False
     if not mask.any():

@@ -31,6 +31,10 @@ class PlaybackBuffer:
 
     def __init__(self, max_queued_s: float = 120.0) -> None:
         self._chunks: deque[bytes] = deque()
+        self._cues: deque[bool] = deque()
+        """Per chunk: an earcon (True) or the agent's audio. A pause holds the agent's audio only:
+        a `pause` held before `onready` and handed on after it froze the ready earcon queued at
+        `onready` (README: it plays there, so the visitor knows the agent listens)."""
         self._offset = 0
         self._queued = 0
         self._lock = threading.Lock()
@@ -60,8 +64,26 @@ class PlaybackBuffer:
     def queued_bytes(self) -> int:
         return self._queued
 
-    def write(self, pcm: bytes, reply: bool = False) -> None:
-        """Queues `pcm`; `reply`: it is the agent's voice (not an earcon), for `underruns`."""
+    @property
+    def playable_bytes(self) -> int:
+        """What `read` would take now: everything queued, or while paused the earcons at the front."""
+        with self._lock:
+            if not self.paused:
+                return self._queued
+            n = -self._offset
+            for chunk, cue in zip(self._chunks, self._cues, strict=True):
+                if not cue:
+                    break
+                n += len(chunk)
+            return max(n, 0)
+
+    def _held(self) -> bool:
+        """Under the lock: a pause holds the front of the queue (the agent's audio is there)."""
+        return self.paused and bool(self._cues) and not self._cues[0]
+
+    def write(self, pcm: bytes, reply: bool = False, cue: bool = False) -> None:
+        """Queues `pcm`; `reply`: it is the agent's voice (not an earcon), for `underruns`; `cue`:
+        it is an earcon, which plays through a `pause`."""
         if len(pcm) % 2:
             pcm = pcm[:-1]  # an odd trailing byte is half a sample: never let it shift the stream
         if not pcm:
@@ -74,20 +96,24 @@ class PlaybackBuffer:
             self._dry_at = None
             self._tail_is_reply = reply
             self._chunks.append(pcm)
+            self._cues.append(cue)
             self._queued += len(pcm)
             while self._queued > self._max_bytes and len(self._chunks) > 1:
                 gone = self._chunks.popleft()
+                self._cues.popleft()
                 self._queued -= len(gone) - self._offset
                 self.dropped_bytes += len(gone) - self._offset
                 self._offset = 0
 
     def control(self, command: str) -> None:
-        """'clear', 'pause' or 'unpause', effective for the very next `read`."""
+        """'clear', 'pause' or 'unpause', effective for the very next `read` ('pause' holds the
+        agent's audio; an earcon at the front of the queue still plays)."""
         if self.before_change is not None:
             self.before_change(command)
         with self._lock:
             if command == "clear":
                 self._chunks.clear()
+                self._cues.clear()
                 self._offset = 0
                 self._queued = 0
                 self.paused = False
@@ -104,6 +130,7 @@ class PlaybackBuffer:
         with self._lock:
             gone = self._queued
             self._chunks.clear()
+            self._cues.clear()
             self._offset = 0
             self._queued = 0
         return gone
@@ -122,17 +149,18 @@ class PlaybackBuffer:
                 self._chunks[0] = self._chunks[0][self._offset :]
                 self._offset = 0
             self._chunks.appendleft(pcm)
+            self._cues.appendleft(False)  # held by the pause it was taken back for
             self._queued += len(pcm)
             self.played_bytes -= len(pcm)
 
     def read(self, nbytes: int) -> tuple[bytes, bool]:
         """Up to `nbytes` of audio padded with silence; the flag says it drained just now."""
         with self._lock:
-            if self.paused or not self._queued:
+            if not self._queued or self._held():
                 return bytes(nbytes), False
             parts = []
             need = nbytes
-            while need and self._chunks:
+            while need and self._chunks and not self._held():
                 head = self._chunks[0]
                 take = head[self._offset : self._offset + need]
                 parts.append(take)
@@ -140,6 +168,7 @@ class PlaybackBuffer:
                 self._offset += len(take)
                 if self._offset >= len(head):
                     self._chunks.popleft()
+                    self._cues.popleft()
                     self._offset = 0
             got = nbytes - need
             self._queued -= got

@@ -24,7 +24,10 @@ class ButtonSettings:
 
     @classmethod
     def read(cls, s: Section) -> ButtonSettings:
-        return cls(
+        """A toggle button's short press is a make longer than `bounce_s` and shorter than
+        `hold_s`: with `bounce_s >= hold_s` there was none, and no press ever continued the last
+        conversation, with nothing said (push-to-talk has no short press)."""
+        button = cls(
             source=s.choice("source", "gpio", ("gpio", "keyboard", "none")),
             pin=s.integer("pin", 17, 0, 53),
             pull_up=s.flag("pull_up", True),
@@ -32,6 +35,9 @@ class ButtonSettings:
             hold_s=s.number("hold_s", 1.5, 0.2, 10.0),
             mode=s.choice("mode", "toggle", ("toggle", "hold")),
         )
+        if button.mode == "toggle" and button.bounce_s >= button.hold_s:
+            raise ConfigError(s.key("bounce_s"), f"must be shorter than button.hold_s ({button.hold_s:g}), got {button.bounce_s:g}: no press could be a short one (continue the last conversation)")
+        return button
 
 
 @dataclass(frozen=True)

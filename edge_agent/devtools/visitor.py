@@ -79,8 +79,8 @@ class VisitorMic:
         """Everything written to `buffer` reaches this microphone as it plays (queued audio first)."""
         write = buffer.write
 
-        def write_and_hear(pcm: bytes) -> None:
-            write(pcm)
+        def write_and_hear(pcm: bytes, reply: bool = False, cue: bool = False) -> None:
+            write(pcm, reply, cue)
             at = time.monotonic() + (buffer.queued_bytes - len(pcm)) / (2 * SAMPLE_RATE_HZ)
             self._sounds.append((at, np.frombuffer(pcm[: len(pcm) // 2 * 2], "<i2")))
 

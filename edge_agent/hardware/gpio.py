@@ -25,7 +25,7 @@ from typing import Any
 from edge_agent.core import conversation as c
 from edge_agent.core.config_hardware import ButtonSettings, LedSettings
 from edge_agent.core.slots import Target
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ConfigError, EdgeAgentError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,21 @@ def _reason(exc: BaseException) -> str:
     """What went wrong, never empty: some of gpiozero's errors carry no message (a pin factory
     without PWM raises a bare `PinPWMUnsupported()`), and `cannot use GPIO ()` said nothing."""
     return str(exc).strip() or type(exc).__name__
+
+
+def _refused(keys: str, pins: str, exc: BaseException, hint: str = "") -> EdgeAgentError:
+    """The error for pins gpiozero would not open. A ConfigError (exit 78: the unit does not
+    restart it) when the config asks what this board cannot do, no such pin or a pull the pin
+    cannot have, which no restart mends: as a runtime error it restarted every 3 s for ever. Else
+    an EdgeAgentError: another program holding the pin may let it go."""
+    if not isinstance(exc, ImportError):  # gpiozero is there: its errors can be told apart
+        from gpiozero.exc import PinFixedPull, PinInvalidPin, PinInvalidPull
+
+        if isinstance(exc, PinInvalidPin):
+            return ConfigError(keys, f"GPIO {pins}: not a pin of this board ({_reason(exc)})")
+        if isinstance(exc, (PinFixedPull, PinInvalidPull)):
+            return ConfigError(keys, f"GPIO {pins}: {_reason(exc)}; set button.pull_up = true or use another pin")
+    return EdgeAgentError(f"{keys} {pins}: cannot use GPIO ({_reason(exc)}){hint}")
 
 
 class GpioButton:
@@ -73,8 +88,8 @@ class GpioButton:
 
             self._button = Button(self.settings.pin, pull_up=self.settings.pull_up, bounce_time=self.settings.bounce_s or None, hold_time=self.settings.hold_s)
         except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
-            off_a_pi = 'off a Pi set button.source = "keyboard" (Enter = press), or GPIOZERO_PIN_FACTORY=mock for a dry run'
-            raise EdgeAgentError(f"{self.key} {self.settings.pin}: cannot use GPIO ({_reason(exc)}); {off_a_pi}") from None
+            off_a_pi = '; off a Pi set button.source = "keyboard" (Enter = press), or GPIOZERO_PIN_FACTORY=mock for a dry run'
+            raise _refused(self.key, str(self.settings.pin), exc, off_a_pi) from None
         self._emit = emit
         self._stale = bool(self._button.is_pressed)  # held (or stuck) down through a start
         self._button.when_pressed = _guarded(self._on_pressed)
@@ -163,7 +178,7 @@ class StatusLed:
         except (GPIOZeroError, OSError, RuntimeError, ImportError) as exc:
             used = settings.used_pins()
             keys, pins = ", ".join(key for key, _ in used), ", ".join(str(pin) for _, pin in used)
-            raise EdgeAgentError(f"{keys} {pins}: cannot use GPIO ({_reason(exc)})") from None
+            raise _refused(keys, pins, exc) from None
 
     @property
     def device(self) -> Any:

@@ -202,7 +202,7 @@ class Kiosk:
         elif isinstance(a, c.Earcon):
             pcm = self.earcons.get(a.name)
             if pcm:
-                self.sink.buffer.write(pcm)
+                self.sink.buffer.write(pcm, cue=True)  # an agent's pause does not hold it
                 # when it plays, on the clock that stamps captured frames (time.monotonic())
                 until = time.monotonic() + self.sink.buffer.queued_bytes / BYTES_PER_S
                 self.mic.cue(a.name, until - len(pcm) / BYTES_PER_S, until)

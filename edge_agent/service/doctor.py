@@ -219,6 +219,8 @@ class Doctor:
         b = GpioButton(settings, key=key)
         try:
             b.start(lambda ev: None, lambda: None)
+        except ConfigError:  # a pin the board has not: the hint about groups and other programs misled
+            raise
         except EdgeAgentError as exc:
             raise Hint(str(exc), "is the service user in group gpio? is another program using the pin?") from None
         b.close()
