@@ -121,5 +121,5 @@ def test_a_row_whose_text_is_no_utf8_does_not_move_the_kiosks_store_to_memory(tm
         assert store.fault is None
     finally:
         store.close()
-    assert "\x1b" not in caplog.text
+    assert "1 row(s) with text that is no UTF-8 deleted" in caplog.text and "\x1b" not in caplog.text
     assert SessionStore(state).newest("agent").id == "next-1"  # type: ignore[union-attr]

@@ -104,9 +104,9 @@ def drop_undecodable(db: sqlite3.Connection) -> int:
                 bad.append((rowid,))
         if bad:
             in_transaction(db, lambda db: db.executemany("DELETE FROM sessions WHERE rowid = ?", bad))
+            log.warning("session store: %d row(s) with text that is no UTF-8 deleted (a hand edit, another tool's import)", len(bad))
     except sqlite3.Error:  # the disk's own fault: the caller's handling of it goes on
         return 0
-        log.warning("session store: %d row(s) with text that is no UTF-8 deleted (a hand edit, another tool's import)", len(bad))
     return len(bad)
 
 
