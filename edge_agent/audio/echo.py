@@ -49,9 +49,9 @@ FAR_ENERGY = FAR_RMS * FAR_RMS * BLOCK
 """The same bar on a block's sum of squares."""
 DC_FOLLOW = 0.002
 """Share of a frame's mean the mic's DC offset estimate takes on (~15 s; the first frame's mean to
-start from): a cheap USB mic sits some
-way off zero, which the backend's high-pass takes off and which counted as echo taken off (a hall
-graded as a room that copes; a review's find, tests/test_echo_review.py). Followed slowly, not
+start from): a cheap USB mic sits some way off zero, which the backend's high-pass takes off and
+which counted as echo taken off (a hall graded as a room that copes; a review's find,
+tests/test_echo_review.py). Followed slowly, not
 taken per frame: a 30 ms frame's own mean holds the room's lowest sound (a hall's reverberation),
 and taking that off too changed what the residual check saw (held-out lobby idle 0.171 -> 0.233)."""
 CONVERGE_BLOCKS = 300
@@ -178,10 +178,11 @@ class EchoCanceller:
         """One captured frame (its last sample captured at `captured_at`) in, the cleaned frame out."""
         n = len(frame) // 2
         ref, energy, loud_blocks = self._hear_far_end(n, captured_at)
-        centred = self._without_dc(np.frombuffer(frame, dtype="<i2")) if self.enabled else None
+        mic = np.frombuffer(frame, dtype="<i2")
+        centred = self._without_dc(mic) if self.enabled else None
         if centred is not None and not self.far_active:  # the speaker is silent: the mic hears the room's own noise
             self.grade.hear_room(centred)
-        if not self.enabled or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
+        if centred is None or self._quiet_blocks >= self._idle_blocks:  # off, or nothing to cancel: rest
             if self._out_db:  # a reply has just ended
                 self.grade.reply_ended()
             self._out_db.clear()
@@ -190,7 +191,6 @@ class EchoCanceller:
         if self.in_cue:
             self.residual_echo = True  # an earcon and its echo: the kiosk's own sound, not adapted on
             return frame
-        mic = np.frombuffer(frame, dtype="<i2")
         self._remember(mic, ref, loud_blocks, captured_at)
         self.stats.frames_processed += 1
         out = np.empty_like(mic)
@@ -198,7 +198,7 @@ class EchoCanceller:
             out[i : i + BLOCK] = self.backend.process(mic[i : i + BLOCK], ref[i : i + BLOCK])
         self._loud_blocks += loud_blocks
         self.converged = self._loud_blocks >= CONVERGE_BLOCKS
-        self._judge_residual(centred if centred is not None else mic.astype(np.float32), out, loud_blocks > 0)
+        self._judge_residual(centred, out, loud_blocks > 0)
         return out.astype("<i2", copy=False).tobytes()
 
     def _without_dc(self, mic: np.ndarray) -> np.ndarray:
@@ -245,7 +245,7 @@ class EchoCanceller:
     def _judge_residual(self, m: np.ndarray, out: np.ndarray, loud: bool) -> None:
         """Sets `residual_echo` for this frame (two energies and a short minimum: cheap); `m`: the
         mic's frame, its DC offset off (the backend's high-pass takes it off: no echo taken off)."""
-        mic, o = m, out.astype(np.float32)
+        o = out.astype(np.float32)
         e_mic = float(np.dot(m, m)) + 1.0
         e_out = float(np.dot(o, o)) + 1.0
         if loud:
@@ -261,15 +261,15 @@ class EchoCanceller:
         graded = loud and self.converged
         if not self.far_active or (taken_db < RESIDUAL_CANCELLED_DB and not poor and not graded):
             return
-        mic_db = 10.0 * math.log10(e_mic / len(mic))
+        mic_db = 10.0 * math.log10(e_mic / len(m))
         lag_s = None if self.delay_ms is None else self.delay_ms / 1000.0 - self.alignment.delay_s
-        envelope_db = self.echo_level.envelope_db(len(mic) // BLOCK, lag_s)
+        envelope_db = self.echo_level.envelope_db(len(m) // BLOCK, lag_s)
         if loud and taken_db >= ECHO_FRAME_DB:
             self.echo_level.learn(mic_db, envelope_db)
         # the canceller also cuts a visitor now and then: one louder than the echo could be is not echo
         over_echo = self.echo_level.visitor_over_echo(mic_db, envelope_db)
         if graded and not over_echo:
-            self.grade.frame(e_mic, e_out, self.grade.noise_energy(len(mic)))
+            self.grade.frame(e_mic, e_out, self.grade.noise_energy(len(m)))
         if poor:  # a room the canceller does not cope with (echograde.py): only a visitor over the echo is not echo
             self.residual_echo = not over_echo
         elif taken_db >= RESIDUAL_CANCELLED_DB:

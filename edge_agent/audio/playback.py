@@ -30,11 +30,11 @@ class PlaybackBuffer:
     """
 
     def __init__(self, max_queued_s: float = 120.0) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._cues: deque[bool] = deque()
-        """Per chunk: an earcon (True) or the agent's audio. A pause holds the agent's audio only:
-        a `pause` held before `onready` and handed on after it froze the ready earcon queued at
-        `onready` (README: it plays there, so the visitor knows the agent listens)."""
+        self._chunks: deque[tuple[bytes, bool]] = deque()
+        """Queued audio, each chunk with whether it is an earcon (True) or the agent's audio. A
+        pause holds the agent's audio only: a `pause` held before `onready` and handed on after it
+        froze the ready earcon queued at `onready` (README: it plays there, so the visitor knows
+        the agent listens)."""
         self._offset = 0
         self._queued = 0
         self._lock = threading.Lock()
@@ -71,7 +71,7 @@ class PlaybackBuffer:
             if not self.paused:
                 return self._queued
             n = -self._offset
-            for chunk, cue in zip(self._chunks, self._cues, strict=True):
+            for chunk, cue in self._chunks:
                 if not cue:
                     break
                 n += len(chunk)
@@ -79,7 +79,7 @@ class PlaybackBuffer:
 
     def _held(self) -> bool:
         """Under the lock: a pause holds the front of the queue (the agent's audio is there)."""
-        return self.paused and bool(self._cues) and not self._cues[0]
+        return self.paused and bool(self._chunks) and not self._chunks[0][1]
 
     def write(self, pcm: bytes, reply: bool = False, cue: bool = False) -> None:
         """Queues `pcm`; `reply`: it is the agent's voice (not an earcon), for `underruns`; `cue`:
@@ -95,12 +95,10 @@ class PlaybackBuffer:
                 self.underruns += 1
             self._dry_at = None
             self._tail_is_reply = reply
-            self._chunks.append(pcm)
-            self._cues.append(cue)
+            self._chunks.append((pcm, cue))
             self._queued += len(pcm)
             while self._queued > self._max_bytes and len(self._chunks) > 1:
-                gone = self._chunks.popleft()
-                self._cues.popleft()
+                gone, _ = self._chunks.popleft()
                 self._queued -= len(gone) - self._offset
                 self.dropped_bytes += len(gone) - self._offset
                 self._offset = 0
@@ -113,7 +111,6 @@ class PlaybackBuffer:
         with self._lock:
             if command == "clear":
                 self._chunks.clear()
-                self._cues.clear()
                 self._offset = 0
                 self._queued = 0
                 self.paused = False
@@ -130,7 +127,6 @@ class PlaybackBuffer:
         with self._lock:
             gone = self._queued
             self._chunks.clear()
-            self._cues.clear()
             self._offset = 0
             self._queued = 0
         return gone
@@ -146,10 +142,10 @@ class PlaybackBuffer:
             if self.cleared_at != since_clear:
                 return
             if self._offset:
-                self._chunks[0] = self._chunks[0][self._offset :]
+                head, cue = self._chunks[0]
+                self._chunks[0] = (head[self._offset :], cue)
                 self._offset = 0
-            self._chunks.appendleft(pcm)
-            self._cues.appendleft(False)  # held by the pause it was taken back for
+            self._chunks.appendleft((pcm, False))  # held by the pause it was taken back for
             self._queued += len(pcm)
             self.played_bytes -= len(pcm)
 
@@ -161,14 +157,13 @@ class PlaybackBuffer:
             parts = []
             need = nbytes
             while need and self._chunks and not self._held():
-                head = self._chunks[0]
+                head = self._chunks[0][0]
                 take = head[self._offset : self._offset + need]
                 parts.append(take)
                 need -= len(take)
                 self._offset += len(take)
                 if self._offset >= len(head):
                     self._chunks.popleft()
-                    self._cues.popleft()
                     self._offset = 0
             got = nbytes - need
             self._queued -= got

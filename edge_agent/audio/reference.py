@@ -130,8 +130,6 @@ class Alignment:
         self.resyncs = 0
         self._off = 0
         """Frames in a row the error stayed past STEP_S on one side (signed: + ahead, - behind)."""
-        self.error = 0.0
-        """Smoothed difference (samples) between where the timestamps point and where we read."""
         self.rate = 0.0
         """Seconds `delay_s` gains per second of capture time: the echo path's drift that the
         timestamps do not see (fitted by the canceller, echodrift.py), followed between estimates."""
@@ -153,7 +151,6 @@ class Alignment:
             self.resyncs += 1
             self._off = 0
         else:
-            self.error += 0.1 * (err - self.error)
             self.pos += self.follow * err
         start = round(self.pos)
         self.pos += n
