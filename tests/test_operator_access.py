@@ -55,8 +55,9 @@ NOBODY = "nobody"
 
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
-    """A dir every user may enter (pytest's tmp_path is under a 0700 dir of root's)."""
-    d = Path(tempfile.mkdtemp(prefix="ea-ops-", dir="/tmp"))
+    """A dir every user may enter (pytest's tmp_path is under a 0700 dir of root's), where the
+    shipped unit lets the service see it (/tmp is its own: PrivateTmp=yes)."""
+    d = Path(tempfile.mkdtemp(prefix="ea-ops-", dir="/run"))
     d.chmod(0o755)
     try:
         yield d
@@ -68,6 +69,12 @@ def _kiosk(d: Path, key_mode: int) -> Path:
     key = d / "public_key"
     key.write_text("the-key\n")
     key.chmod(key_mode)
+    return kiosk_with_key(d, key)
+
+
+def kiosk_with_key(d: Path, key: Path) -> Path:
+    """A kiosk config in `d` (a file mic, no speaker or button, a state dir `nobody` owns) whose
+    agent key is read from `key`."""
     mic = d / "mic.wav"
     shutil.copyfile(DATA / "kiosk_dev_quiet.wav", mic)
     mic.chmod(0o644)

@@ -120,9 +120,13 @@ class Doctor:
         return detail
 
     def service_files(self) -> list[tuple[str, str]]:
-        """(key, path) of every file `run` opens at start besides the config and the audio."""
+        """(key, path) of every file `run` opens at start besides the audio: the config first
+        (root read it, and one only root may read passed while the service's `run` exited 78)."""
+        from edge_agent.service.statecheck import CONFIG_KEY
+
         a, b, m = self.s.agent, self.s.badge, self.s.mqtt
-        named = [("agent.public_key_file", a.public_key_file), ("badge.secret_file", b.secret_file if b.device else None)]
+        named = [(CONFIG_KEY, str(self.s.source) if self.s.source else None)]
+        named += [("agent.public_key_file", a.public_key_file), ("badge.secret_file", b.secret_file if b.device else None)]
         if m.enabled:
             named += [("mqtt.password_file", m.password_file), ("mqtt.ca_file", m.ca_file), ("mqtt.cert_file", m.cert_file), ("mqtt.key_file", m.key_file)]
         return [(key, path) for key, path in named if path]

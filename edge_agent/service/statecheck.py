@@ -88,9 +88,10 @@ def _service_uid() -> int | None:
 
 
 def service_reads(files: list[tuple[str, str]]) -> str:
-    """Run as root (`sudo edge-agent doctor`): each file `run` reads at start (a key, password or
-    secret file, the broker's certificates) readable by the service user, every parent of it
-    enterable. Root reads them all, and the config passed while the service's `run` refused a key
+    """Run as root (`sudo edge-agent doctor`): each file `run` reads at start (the config, a key,
+    password or secret file, the broker's certificates) readable by the service user, every parent
+    of it enterable, and none but the config where the shipped unit's sandbox hides it (/tmp,
+    /home: `_hidden_by_unit`). Root reads them all, and the config passed while the service's `run` refused a key
     file only root may read (exit 78: RestartPreventExitStatus=, down until someone looks).
     StateDirProblem naming the first one it cannot read; "" where there is no judging to do (not
     root, or no service user on this machine)."""
@@ -108,6 +109,11 @@ def service_reads(files: list[tuple[str, str]]) -> str:
             st = path.stat()
         except OSError:
             continue  # missing: the config check said so
+        if key != CONFIG_KEY and (hidden := _hidden_by_unit(path)):  # the unit runs with its own config path
+            raise StateDirProblem(
+                f"{key} {path}: {hidden}, so the service's `run` as {judge.name} does not find it and refuses to start (exit 78)",
+                f"move it to /etc/edge-agent (root:{group} 0750)",
+            )
         for parent in dict.fromkeys([*path.absolute().parents, *path.resolve().parents]):
             pst = parent.stat()
             if not judge.may(parent, pst, os.X_OK):
@@ -121,6 +127,23 @@ def service_reads(files: list[tuple[str, str]]) -> str:
                 f"sudo chgrp {group} {path} && sudo chmod 640 {path}",
             )
     return f"{len(files)} file{'' if len(files) == 1 else 's'} readable by {judge.name}"
+
+
+CONFIG_KEY = "config file"
+"""`service_reads`' key for the config itself: judged for its permission bits, not for where it is
+(the shipped unit reads /etc/edge-agent/config.toml whatever `doctor -c` was given)."""
+
+
+def _hidden_by_unit(path: Path) -> str | None:
+    """What the shipped unit's sandbox does to `path` (as written, or where its links lead) where
+    the service cannot see it there, else None. Judged by the permission bits alone, a key file in
+    /tmp or /home passed, and the service's `run` did not find it."""
+    for real in dict.fromkeys([path.absolute(), path.resolve()]):
+        if any(real.is_relative_to(t) for t in ("/tmp", "/var/tmp")):
+            return "under the shipped unit (PrivateTmp=yes) the service sees a /tmp of its own"
+        if any(real.is_relative_to(h) for h in ("/home", "/root", "/run/user")):
+            return "the shipped unit (ProtectHome=yes) hides it from the service"
+    return None
 
 
 def _read_only_fs(path: Path) -> bool:
