@@ -392,7 +392,7 @@ def test_a_missing_tls_key_file_is_named_as_such(tmp_path: Path) -> None:
     """A client certificate whose key file is missing was reported as `mqtt.ca_file: TLS setup
     failed`: the operator looked at the one file that was right."""
     from edge_agent.errors import ConfigError
-    from edge_agent.fleet.status import make_client
+    from edge_agent.fleet.mqttclient import make_client
 
     certs = make_certs(tmp_path)
     mqtt = {"enabled": True, "tls": True, "ca_file": str(certs["ca.crt"]), "cert_file": str(certs["server.crt"]), "key_file": str(tmp_path / "gone.key")}

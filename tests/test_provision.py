@@ -17,8 +17,9 @@ from conftest import REPO, Broker, Observer, make_certs, toml_dump, wait_for
 from edge_agent.core import config
 from edge_agent.fleet.commands import Command
 from edge_agent.fleet.discovery import discovery_messages
+from edge_agent.fleet.mqttclient import make_client
 from edge_agent.fleet.provision import mosquitto_hash
-from edge_agent.fleet.status import StatusReporter, make_client
+from edge_agent.fleet.status import StatusReporter
 
 
 def edge_agent(*args: str) -> str:

@@ -34,7 +34,7 @@ def forgets_of(slots: Slots, now: float, kiosk: str | None) -> list[tuple[str, s
 def clear_pointers(settings: MqttSettings, forgets: list[tuple[str, str, Forgotten]], timeout_s: float = 10.0) -> str:
     """`edge-agent sessions --forget` with sharing on, and the kiosk's `forget_sessions` (on a
     thread of its own): each slot's retained Forgotten, and its retained pointer cleared."""
-    from edge_agent.fleet.status import make_client
+    from edge_agent.fleet.mqttclient import make_client
 
     if not forgets:
         return "no shared session pointers to clear"

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -50,9 +48,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_agent import __version__
 from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.ratelimit import FailureStreak, TokenBucket
-from edge_agent.errors import ConfigError
 from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
 from edge_agent.fleet.discovery_sync import DiscoveryCleanup
+from edge_agent.fleet.mqttclient import Client, guarded, make_client
 
 log = logging.getLogger(__name__)
 
@@ -92,58 +90,6 @@ another client, an ACL refusing the kiosk's topics): it was a warning and an inf
 Reply = Callable[[dict[str, Any]], None]
 
 
-def guarded(fn: Callable[..., None]) -> Callable[..., None]:
-    """paho must never see an exception from our callbacks (it would kill its thread)."""
-
-    def run(*args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("mqtt callback %s failed", fn.__name__)
-
-    return run
-
-
-class Client(mqtt.Client):
-    """paho's client, keeping why its last connection attempt failed: paho 2.x calls
-    `on_connect_fail` with the client alone, having caught and dropped the OSError (refused, no
-    route, timed out, a name that does not resolve, a TLS handshake) its `reconnect` raised."""
-
-    connect_error: OSError | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            return super().reconnect()
-        except OSError as exc:
-            self.connect_error = exc
-            raise
-
-
-def _tls_key_at_fault(settings: MqttSettings) -> str:
-    """The TLS file key to name when paho's `tls_set` fails: the first one set whose file cannot
-    be read (a missing key file was reported as `mqtt.ca_file`), else `mqtt.ca_file`."""
-    for key, path in (("ca_file", settings.ca_file), ("cert_file", settings.cert_file), ("key_file", settings.key_file)):
-        if path and not os.access(path, os.R_OK):
-            return f"mqtt.{key}"
-    return "mqtt.ca_file"
-
-
-def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> Client:
-    """A paho client with credentials and TLS from settings (shared with `edge-agent fleet`); the
-    password file is read here if no one read it before (ConfigError when it cannot be)."""
-    client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    if settings.username:
-        client.username_pw_set(settings.username, settings.with_password().password)
-    if settings.tls:
-        try:
-            client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file, cert_reqs=ssl.CERT_REQUIRED)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise ConfigError(_tls_key_at_fault(settings), f"TLS setup failed: {exc}") from None
-        if settings.tls_insecure:
-            client.tls_insecure_set(True)
-    return client
-
-
 class StatusReporter:
     def __init__(self, settings: MqttSettings, device_id: str, on_command: Callable[[Command, Reply], None], state_dir: Path | None = None) -> None:
         self.settings = settings
@@ -166,6 +112,8 @@ class StatusReporter:
         self._pings = TokenBucket(COMMANDS_BURST, 1.0 / COMMAND_EVERY_S, time.monotonic())
         self._state_unsent = False  # the last state publish found the queue full: sent again at the next publish
         self._online_unsent = False  # `online` found the queue full at a connect: `_say_online` tries again
+        self._states_out: list[mqtt.MQTTMessageInfo] = []  # state publishes (QoS > 0) paho may still hold
+        self._stale_states: list[mqtt.MQTTMessageInfo] = []  # of those, the ones held at the last connect
         self._closing = False
         self.connect_failures = FailureStreak(CONNECT_WARN_EVERY_S)
         self.drops = FailureStreak(CONNECT_WARN_EVERY_S)
@@ -238,6 +186,8 @@ class StatusReporter:
         for hook in self._connect_hooks:
             guarded(hook)()
         self._online_unsent = True
+        with self._lock:  # paho re-sends these after this callback, behind the state `_say_online` sends
+            self._stale_states = [i for i in self._states_out if not i.is_published()]
         self._say_online(self.connects)
         self.discovery.connected()
 
@@ -245,15 +195,23 @@ class StatusReporter:
         """`online` and the state at a (re)connect; while the bounded queue is full (the events said
         while the broker was away fill it) again every ONLINE_RETRY_S until they go, as it drains.
         They were dropped there, uncounted: the kiosk offline to the fleet and to Home Assistant
-        until its next reconnect (a helper's attack). paho lets no limit change while connected."""
+        until its next reconnect (a helper's attack). paho lets no limit change while connected.
+        States paho still held from the connection before (sent on a link that had died unnoticed)
+        it re-sends after this: the state goes again once they are through, or the broker retained
+        `listening` for a kiosk idle since (tests/test_mqttcmd_review.py)."""
         if connect != self.connects or not self.connected.is_set():
             return  # connected again meanwhile (that connect says it) or gone
+        first = self._online_unsent
         if self._online_unsent:
             info = self._client.publish(self.topic("availability"), "online", qos=self.settings.qos, retain=True)
             self._online_unsent = info.rc == mqtt.MQTT_ERR_QUEUE_SIZE
-        if not self._online_unsent:
-            self._state_catch_up()
-        if self._online_unsent or self._state_unsent:
+        stale = self._stale_states
+        if stale:  # older states paho re-sends (a link that died under them) would be retained last
+            with self._lock:
+                self._stale_states = [i for i in stale if not i.is_published()]
+        if not self._online_unsent and (first or self._state_unsent or (stale and not self._stale_states)):
+            self._state_catch_up()  # the newest state now, and again once the older ones are through
+        if self._online_unsent or self._state_unsent or self._stale_states:
             timer = threading.Timer(ONLINE_RETRY_S, guarded(self._say_online), (connect,))
             timer.daemon = True
             timer.start()
@@ -341,6 +299,9 @@ class StatusReporter:
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             self.events_dropped += 1
             return False
+        if leaf == "state" and self.settings.qos:
+            with self._lock:
+                self._states_out = [*(i for i in self._states_out if not i.is_published()), info]
         return True
 
     def _state_catch_up(self) -> None:

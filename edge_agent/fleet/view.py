@@ -189,7 +189,7 @@ def _open(settings: MqttSettings, view: FleetView, mqtt5: bool) -> tuple[Any, li
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from edge_agent.fleet.status import guarded, make_client
+    from edge_agent.fleet.mqttclient import guarded, make_client
 
     version = MQTTProtocolVersion.MQTTv5 if mqtt5 else MQTTProtocolVersion.MQTTv311
     client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}", version)

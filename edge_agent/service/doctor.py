@@ -274,7 +274,7 @@ class Doctor:
         return f"{name}: scan a badge and watch `journalctl -u edge-agent`"
 
     def mqtt(self) -> str:
-        from edge_agent.fleet.status import make_client
+        from edge_agent.fleet.mqttclient import make_client
 
         m = self.s.mqtt
         client = make_client(m, f"edge-agent-doctor-{self.s.device.id}")
