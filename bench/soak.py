@@ -46,6 +46,8 @@ RATE_LIMITS_PER_HOUR = {"rss_mb": 4.0, "open_fds": 4, "threads": 2, "tasks": 4}
 """Allowed growth per hour over the same span, in runs of RATE_MIN_S or more: a fixed allowance
 alone let an hour's run leak 14 MB/h (336 MB a day) and pass."""
 RATE_MIN_S = 1800.0
+METRICS_MAX_AGE_S = 6.0
+"""A task count from metrics older than this is not taken (they come every 2 s)."""
 
 
 def _recording(tmp: Path) -> Path:
@@ -64,6 +66,8 @@ class Watch:
         self.state = "idle"
         self.events: list[str] = []
         self.metrics: dict[str, Any] = {}
+        self.metrics_at = 0.0
+        """time.monotonic() the newest metrics message came."""
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="soak-watch")
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("edge-agent/soak/#")
         self.client.on_message = self._on_message
@@ -81,7 +85,12 @@ class Watch:
         elif leaf == "event":
             self.events.append(data["event"])
         elif leaf == "metrics":
-            self.metrics = data
+            self.metrics, self.metrics_at = data, time.monotonic()
+
+    def fresh_metric(self, key: str, max_age_s: float) -> Any:
+        """`key` of the newest metrics, None when they are older than `max_age_s` (a daemon that
+        stopped publishing must not show its last count for the rest of the run)."""
+        return self.metrics.get(key) if time.monotonic() - self.metrics_at <= max_age_s else None
 
     def wait(self, pred: Any, timeout_s: float) -> bool:
         end = time.monotonic() + timeout_s
@@ -156,7 +165,7 @@ discovery = false
                 try:
                     rss_mb = round(proc.memory_info().rss / 1e6, 2)
                     t_s = round(time.monotonic() - t0, 1)
-                    samples.append({"t_s": t_s, "rss_mb": rss_mb, "open_fds": proc.num_fds(), "threads": proc.num_threads(), "tasks": watch.metrics.get("tasks")})
+                    samples.append({"t_s": t_s, "rss_mb": rss_mb, "open_fds": proc.num_fds(), "threads": proc.num_threads(), "tasks": watch.fresh_metric("tasks", METRICS_MAX_AGE_S)})
                 except psutil.Error:
                     return
 
@@ -238,7 +247,9 @@ def verdict(result: dict[str, Any]) -> list[str]:
     for key, limit in LIMITS.items():
         base = [x[key] for x in s[q : 2 * q] if x[key] is not None]
         last = [x[key] for x in s[3 * q :] if x[key] is not None]
-        if base and last and max(last) - max(base) > limit:
+        if not base or not last:  # a resource not watched is not one that did not grow
+            problems.append(f"{key} not sampled in the {'second' if not base else 'last'} quarter of the run")
+        elif max(last) - max(base) > limit:
             problems.append(f"{key} grew from {max(base)} to {max(last)} (limit +{limit})")
         elif base and last and s[-1]["t_s"] - s[0]["t_s"] >= RATE_MIN_S:
             hours = (s[3 * q]["t_s"] - s[q]["t_s"]) / 3600.0

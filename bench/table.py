@@ -124,8 +124,14 @@ def _echo_cpu(r: dict[str, Any]) -> list[str]:
     alone = r["barge_in_ms"].get("sink_alone")
     if alone is not None:
         state = "on" if alone["dropping_at_end"] else f"off after {alone['bad_restarts']} bad restarts"
-        lines.append(f"| barge-in as above with the kiosk the null sink's only client (no monitor recording), p50 / p95 | {alone['p50']} / {alone['p95']} ms (device drop {state}; {alone['replies_not_playing_at_clear']} replies stalled) | | | |")
+        lines.append(f"| barge-in as above with the kiosk the null sink's only client (no monitor recording), p50 / p95 | {alone['p50']} / {alone['p95']} ms (device drop {state}; {alone['replies_not_playing_at_clear']} replies stalled{_never_heard(alone)}) | | | |")
     return lines
+
+
+def _never_heard(b: dict[str, Any]) -> str:
+    """Clears whose reply never left the device are not timed (runs before it timed them by the
+    reply before, seconds early: negative figures in p50 / p95)."""
+    return f"; {b['replies_never_heard']} never reached the device, not timed" if b.get("replies_never_heard") else ""
 
 
 def _barge_value(b: dict[str, Any]) -> str:
@@ -232,7 +238,7 @@ def render(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
         f"| gate on noisy: recall / onsets / idle sent | {g['noisy']['speech_recall']:.4f} / {g['noisy']['onset_ok']:.2f} / {g['noisy']['idle_share']:.3f} | webrtcvad 3: idle {r['gate']['webrtcvad_3']['noisy']['idle_share']:.3f} | ≥ 0.995 / 1.0 / ≤ 0.05 | {_ok(g['noisy']['speech_recall'] >= 0.995 and g['noisy']['onset_ok'] == 1.0 and g['noisy']['idle_share'] <= 0.05)} |",
         *_rooms_row(rooms),
-        f"| gate cost: recordings gated per second of CPU (classifier + gate, best of 3; a file: its analysis read ahead in batches; live audio goes block by block: {_live(g)}); the whole `edge-agent gate FILE --json` process as a kiosk installs it (console script of a plain install; start-up, imports, WAV read, gate, JSON), CPU time over 10 minutes of audio, best of 7 runs | {_n(g['x_realtime'])}× real time; process {_n(process) if process else '-'}× | raw webrtcvad {_n(r['gate']['webrtcvad_2']['x_realtime'])}×{'; process: ' + process_baseline if process_baseline else ''} | ≥ 1 000× | {_ok(g['x_realtime'] >= 1000 and (process or 0) >= 1000)} |",
+        f"| gate cost: recordings gated per second of CPU (classifier + gate, best of 3; a file: its analysis read ahead in batches; live audio goes block by block: {_live(g)}); the whole `edge-agent gate FILE --json` process as a kiosk installs it (console script of a plain install; start-up, imports, WAV read, gate, JSON), CPU time over 10 minutes of audio, best of 7 runs | {_n(g['x_realtime'])}× real time; process {_n(process) if process else '-'}× | raw webrtcvad {_n(r['gate']['webrtcvad_2']['x_realtime'])}×{'; process: ' + process_baseline if process_baseline else ''} | ≥ 1 000× | {_ok(g['x_realtime'] >= 1000 and g.get('live_x_realtime', 1000) >= 1000 and (process or 0) >= 1000)} |",
         f"| **press → speech**: the visitor talks from the instant of the press (earcons on, as shipped); time until the first byte of that speech is written to the agent's socket, p50 / p95, loopback | cold {s['p50']} / {s['p95']} ms; warm link {s['warm_p50']} / {s['warm_p95']} ms | the gate's own decision (press → gate opens on that speech): {s['baseline_gate_opens_p50']} / {s['baseline_gate_opens_p95']} ms | p95 ≤ 30 ms | {_ok(s['p95'] <= 30)} |",
         f"| the same with `audio.earcons = false` (nothing to keep from the gate after the press) | {s['earcons_off_p50']} / {s['earcons_off_p95']} ms | gate opens: p95 {s['earcons_off_gate_opens_p95']} ms | | |",
         *_press_opens_rows(s, r.get("mic_block_cpu"), r["daemon"]["cpu_percent_one_core"]),

@@ -150,13 +150,16 @@ class FileSource:
 
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         """One capture period: deliver its frames, book the next period (catching up without
-        drifting; after a stall of the whole loop the clock restarts instead of bursting)."""
+        drifting; after a stall of the whole loop the clock restarts instead of bursting). The
+        period's last sample was captured at `due`, however late the loop runs this: a device's
+        frames are stamped on its own clock, so a busy loop's wait is in capture -> wire."""
+        captured_at = due
         due += self.period_s
         if loop.time() - due > 1.0:
             due = loop.time()
         self._timer = loop.call_at(due, self._tick, loop, due)
         try:
-            self.step()
+            self.step(captured_at)
         except Exception:  # a callback error must not end the capture
             log.exception("audio step failed")
 
@@ -187,12 +190,13 @@ class FileSource:
             return self._silence
         return frame
 
-    def step(self) -> None:
+    def step(self, captured_at: float | None = None) -> None:
         """Delivers one period's frames, stamped as a device would have captured them: the last
-        one now, each earlier one a frame before."""
+        one at `captured_at` (time.monotonic(); default now), each earlier one a frame before."""
         if self.stalled:
             return
-        now = self.last_frame_at = time.monotonic()
+        self.last_frame_at = time.monotonic()
+        now = self.last_frame_at if captured_at is None else min(captured_at, self.last_frame_at)
         n = self.frames_per_period
         for i in range(n):
             frame = self._read()
