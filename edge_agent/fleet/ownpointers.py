@@ -39,7 +39,12 @@ class OwnPointers:
         self._slot_of: dict[str, Where] = {}
 
     def put(self, where: Where, pointer: Pointer) -> None:
-        """`pointer` is the slot's newest of ours (the oldest slot let go past MINE_REMEMBERED)."""
+        """`pointer` is the slot's newest of ours (the oldest slot let go past MINE_REMEMBERED).
+        The session it replaces is no longer ours to name: kept by id, every conversation of a
+        slot added one for good (a kiosk's single button: one per visitor, for months)."""
+        replaced = self._by_slot.get(where)
+        if replaced is not None and replaced.session_id != pointer.session_id and self._slot_of.get(replaced.session_id) == where:
+            del self._slot_of[replaced.session_id]
         self._by_slot[where] = pointer
         self._by_slot.move_to_end(where)
         self._slot_of[pointer.session_id] = where
