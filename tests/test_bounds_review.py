@@ -33,3 +33,17 @@ def test_shared_pointers_remember_one_session_per_slot_not_one_per_conversation(
         mine = k.on_loop(lambda: (len(share._mine), len(share._mine._slot_of)))
     assert len(sim.sessions) >= CONVERSATIONS
     assert mine == (1, 1), f"(slots, session ids) remembered after {CONVERSATIONS} conversations of one slot: {mine}"
+
+
+def test_earcon_windows_stay_bounded_while_no_mic_frame_comes() -> None:
+    """The canceller lets earcon windows go only as mic frames pass them: a dead mic for days
+    while presses from the fleet still play earcons grew the list by one per earcon, for good.
+    The newest window still marks its frames as the kiosk's own sound."""
+    from edge_agent.audio.echo import EchoCanceller, make_backend
+
+    canceller = EchoCanceller(make_backend(True))
+    for i in range(5000):
+        canceller.play_cue(10.0 * i, 10.0 * i + 0.3)
+    assert len(canceller._cues) <= 100  # CUES_KEPT: a few minutes of presses
+    canceller.process(bytes(320), 10.0 * 4999 + 0.1)
+    assert canceller.in_cue

@@ -87,6 +87,9 @@ RESIDUAL_FLOOR_S = 2.0
 CUE_TAIL_S = 0.5
 """How long after an earcon ends its echo may still reach the mic: the delay AEC3 covers (about
 400 ms, beyond it the reference moves) plus a short tail."""
+CUES_KEPT = 64
+"""Earcon windows kept: they are let go as mic frames pass them, and a mic that delivers none (a
+dead device for days, presses from the fleet still playing earcons) must not grow the list."""
 
 
 @dataclass
@@ -157,7 +160,7 @@ class EchoCanceller:
         """How loud the echo can be in a frame: a visitor louder than that is not residual echo."""
         self.grade = EchoGrade()
         """Whether the canceller copes with this room, from the agent's recent replies."""
-        self._cues: deque[tuple[float, float]] = deque()  # (from, until) of earcons, time.monotonic()
+        self._cues: deque[tuple[float, float]] = deque(maxlen=CUES_KEPT)  # (from, until) of earcons, time.monotonic()
         self.in_cue = False
         """The last frame fell in an earcon told of with `play_cue` (or its echo's tail)."""
         self._block_starts = np.arange(0)  # where a frame's blocks start (`_hear_far_end`)
