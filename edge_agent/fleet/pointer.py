@@ -73,7 +73,9 @@ class Pointer:
         ended_at = _time(data.get("ended_at"), now)
         if ended_at is not None and ended_at < started_at:
             ended_at = started_at
-        return cls(sid, started_at, ended_at, cont, kiosk)
+        # a session continuing itself (the platform kept its id) continues nothing: read as continuing
+        # ours, it took our own pointer's echo, or a resume of it elsewhere, for a newer session
+        return cls(sid, started_at, ended_at, None if cont == sid else cont, kiosk)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,25 @@ def finite_number(value: Any) -> float | None:
 def _time(value: Any, now: float) -> float | None:
     at = finite_number(value)
     return None if at is None or at <= 0 else min(at, now)
+
+
+def waiting(pending: Pointer, heard: Pointer) -> Pointer | None:
+    """What waits to be filed for a slot once `heard` arrives while `pending` waits (None: `pending`
+    stays), as filing the two in turn would leave the store (`storerows.merge_pointer`): the same
+    session's latest start and end (its end was dropped as no newer than its start, and the person
+    aged from the start elsewhere), one continuing the other whatever the clocks say (the one with
+    the later start was kept, and the person's conversation at a kiosk whose clock is behind lost),
+    else the newer."""
+    if heard.session_id == pending.session_id:
+        ends = [t for t in (pending.ended_at, heard.ended_at) if t is not None]
+        started, cont = max((pending.started_at, pending.continued_from), (heard.started_at, heard.continued_from), key=lambda p: p[0])
+        joined = Pointer(heard.session_id, started, max(ends) if ends else None, cont, heard.kiosk)
+        return None if joined == pending else joined
+    if heard.continued_from == pending.session_id:
+        return heard
+    if pending.continued_from == heard.session_id:
+        return None
+    return heard if heard.rank > pending.rank else None
 
 
 def pointer_topic(prefix: str, agent: str, slot: str) -> str:

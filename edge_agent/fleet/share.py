@@ -30,14 +30,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from functools import partial
 
 from edge_agent.core.slots import is_label
 from edge_agent.fleet.forget import Slots, forgets_of
 from edge_agent.fleet.forgetmemory import ForgetMemory
 from edge_agent.fleet.owed import OwedSends
 from edge_agent.fleet.ownpointers import OwnPointers, stays_newest
-from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of
+from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of, waiting
+from edge_agent.fleet.sharebus import RESEND_BATCH, RESEND_PACE_S, Bus, send_paced, timer
 
 __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
 
@@ -54,22 +55,6 @@ this long are published again: a broker that lost its retained messages (restart
 persistence, replaced) held none of them, and a person was not recognised at the next kiosk. Long
 enough for a catch-up of 100 000 pointers to arrive first, so a newer pointer of another kiosk is
 not overwritten by an older one of ours (it would be corrected back, but churn for nothing)."""
-class Bus(Protocol):
-    """The MQTT side SessionShare needs (StatusReporter in the kiosk)."""
-
-    def send(self, topic: str, payload: bytes, retain: bool) -> bool: ...
-
-    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None: ...
-
-    def when_connected(self, hook: Callable[[], None]) -> None: ...
-
-    def online(self) -> bool: ...
-
-
-def _timer(delay_s: float, fn: Callable[[], None]) -> None:
-    timer = threading.Timer(delay_s, fn)
-    timer.daemon = True
-    timer.start()
 
 
 class SessionShare:
@@ -109,7 +94,7 @@ class SessionShare:
         self._unheard: set[tuple[str, str]] = set()  # ours the broker has not sent back since the last connect
         self._connects = 0
         self._monotonic = monotonic
-        self._later = later or _timer
+        self._later = later or timer
         self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
         self.owed = OwedSends(monotonic, self._later, self._pay_owed, self.counts)
         self.agents: list[str] = []
@@ -146,26 +131,42 @@ class SessionShare:
         with self._lock:
             if connect != self._connects:  # connected again meanwhile: that connect's timer decides
                 return
-            resend = [(where, mine) for where in self._unheard if (mine := self._mine.get(where)) is not None]
-            self._unheard = set()
-            # our forgets the broker did not send back (restarted without persistence): a kiosk
-            # offline at the forget would come back to none, keep the sessions and publish them again
-            forgets = [(where, self.forgets.known(where), self.forgets.ours[where]) for where in sorted(self._unheard_forgets) if where in self.forgets.ours]
-            self._unheard_forgets = set()
-            for where, known, ours in forgets:
-                ids = tuple(dict.fromkeys(ours + ((known.sessions or ()) if known else ())))[:MAX_FORGOTTEN_IDS]
-                self.counts["corrected"] += 1
-                self._send_forget(where, Forgotten(self._clock(), self.device_id, ids))  # (a newer pointer's owner corrects)
-        for where, pointer in resend:
+            # ours the broker did not send back (restarted without persistence), our forgets first: a
+            # kiosk offline at the forget would come back to none, keep the sessions and publish them again
+            resend = [(where, True) for where in sorted(self._unheard_forgets)] + [(where, False) for where in self._unheard]
+            self._unheard, self._unheard_forgets = set(), set()
+        send_paced(resend, partial(self._resend_one, connect), self._later, RESEND_BATCH, RESEND_PACE_S)
+
+    def _resend_one(self, connect: int, item: tuple[tuple[str, str], bool]) -> bool | None:
+        """Our forget or pointer of a slot published again (`send_paced`: RESEND_BATCH at a time; at
+        once, a busy kiosk's overflowed the status connection's queue and most were dropped):
+        False when the queue was full, None when connected again meanwhile or offline (the next
+        connect's timer resends)."""
+        (where, forget) = item
+        with self._lock:
+            if connect != self._connects or not self.bus.online():
+                return None
+            ours = self.forgets.ours.get(where) if forget else None
+            mine = None if forget else self._mine.get(where)
+            if ours is None and mine is None:
+                return True  # nothing of ours there any more
             self.counts["corrected"] += 1
-            self._send(*where, pointer)
+            if mine is not None:
+                sent = self.bus.send(pointer_topic(self.prefix, *where), mine.to_wire(), True) is not False
+                self.counts["published"] += sent
+                return sent
+            known = self.forgets.known(where)
+            ids = tuple(dict.fromkeys((ours or ()) + ((known.sessions or ()) if known else ())))[:MAX_FORGOTTEN_IDS]
+            return self._send_forget(where, Forgotten(self._clock(), self.device_id, ids))  # (a newer pointer's owner corrects)
 
     # ------------------------------------------------------------------ ours (event loop)
     def announce(self, agent: str, slot: str, pointer: Pointer) -> None:
         """A session this kiosk started (or ended): publish it as the slot's newest."""
         if agent not in self.agents:
             return
-        pointer = Pointer(pointer.session_id, pointer.started_at, pointer.ended_at, pointer.continued_from, self.device_id)
+        # a session continuing itself (its id kept) continues nothing: its own echo read as a newer one
+        cont = None if pointer.continued_from == pointer.session_id else pointer.continued_from
+        pointer = Pointer(pointer.session_id, pointer.started_at, pointer.ended_at, cont, self.device_id)
         with self._lock:
             self._mine.put((agent, slot), pointer)
         self._send(agent, slot, pointer)
@@ -205,12 +206,14 @@ class SessionShare:
             for agent, slot, forgotten in forgets:
                 self._send_forget((agent, slot), forgotten)
 
-    def _send_forget(self, where: tuple[str, str], forgotten: Forgotten) -> None:
+    def _send_forget(self, where: tuple[str, str], forgotten: Forgotten) -> bool:
         """A forget, then the slot's pointer cleared: the empty pointer right after it reads as
-        its clearing, not as a forget of the whole slot (ForgetMemory.is_clearing), also heard before it (lock held)."""
+        its clearing, not as a forget of the whole slot (ForgetMemory.is_clearing), also heard before it (lock held).
+        False when the bounded queue took not the forget."""
         self.forgets.sending(where)
-        self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
+        sent = self.bus.send(forgotten_topic(self.prefix, *where), forgotten.to_wire(), True)
         self.bus.send(pointer_topic(self.prefix, *where), b"", True)
+        return sent is not False
 
     def _send(self, agent: str, slot: str, pointer: Pointer) -> None:
         """Publishes now, or, offline, after the next connect (`_resend_unheard`): handed to paho
@@ -275,13 +278,14 @@ class SessionShare:
                 if not self._is_news(where, read, self._mine.get(where), retained):
                     return
                 pending = self._pending.get(where)
-                if pending is not None and pending.rank >= read.rank:
+                filed = read if pending is None else waiting(pending, read)
+                if filed is None:
                     return
                 if pending is None and len(self._pending) >= MAX_PENDING:
                     self.counts["dropped"] += 1
                     return
                 first = not (self._pending or self._pending_forgets)
-                self._pending[where] = read
+                self._pending[where] = filed
         if first:
             self._post(self._drain)
 

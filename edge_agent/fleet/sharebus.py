@@ -1,0 +1,48 @@
+"""The MQTT side a SessionShare (share.py) needs, its default timer, and the paced re-send of a
+kiosk's own pointers and forgets after a connect (the status connection's queue is bounded)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+Later = Callable[[float, Callable[[], None]], None]
+
+RESEND_BATCH, RESEND_PACE_S = 50, 0.5
+"""Pointers and forgets published again after a connect: this many at a time, then a pause (room
+left in the status connection's queue: 200, QoS 1 holding each until acked)."""
+
+
+class Bus(Protocol):
+    """The MQTT side SessionShare needs (StatusReporter in the kiosk)."""
+
+    def send(self, topic: str, payload: bytes, retain: bool) -> bool: ...
+
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None: ...
+
+    def when_connected(self, hook: Callable[[], None]) -> None: ...
+
+    def online(self) -> bool: ...
+
+
+def timer(delay_s: float, fn: Callable[[], None]) -> None:
+    """`fn` after `delay_s`, on a daemon timer thread."""
+    t = threading.Timer(delay_s, fn)
+    t.daemon = True
+    t.start()
+
+
+def send_paced(items: list[T], send: Callable[[T], bool | None], later: Later, batch: int, pace_s: float) -> None:
+    """`send` each item in order, `batch` of them, then the rest after `pace_s` (`later`). `send`
+    says True (sent, or nothing to send), False (the queue was full: that item first after the
+    pause) or None (stop: the connection they were for is gone)."""
+    for n, item in enumerate(items):
+        sent = send(item) if n < batch else False
+        if sent is None:
+            return
+        if not sent:
+            later(pace_s, partial(send_paced, items[n:], send, later, batch, pace_s))
+            return
