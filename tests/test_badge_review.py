@@ -9,34 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Broker, Observer, wait_for
-from test_share import _cmd, _kiosk
+from conftest import Broker, KioskThread, Observer, wait_for
+from test_share import Bus, _cmd, _kiosk
 
 from edge_agent.core import conversation as c
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import AgentSimulator
 from edge_agent.fleet.share import Pointer, SessionShare, pointer_topic
-
-
-class _Bus:
-    """The broker side of SessionShare in memory (as tests/test_share.py's), to count what it keeps."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bool]] = []
-        self.handlers: dict[str, Callable[[str, bytes], None]] = {}
-
-    def send(self, topic: str, payload: bytes, retain: bool) -> bool:
-        self.sent.append((topic, payload, retain))
-        return True
-
-    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
-        self.handlers[topic_filter] = handler
-
-    def when_connected(self, hook: Callable[[], None]) -> None:
-        self.connected = hook
-
-    def online(self) -> bool:
-        return True
 
 
 def test_a_kiosk_remembers_only_its_newest_pointer_of_a_slot_not_every_session_it_ever_ran(tmp_path: Path) -> None:
@@ -45,7 +24,7 @@ def test_a_kiosk_remembers_only_its_newest_pointer_of_a_slot_not_every_session_i
     another: MINE_REMEMBERED bounded the slots, not the ids, so a kiosk's memory grew with every
     session it ever ran (a busy kiosk, a few hundred a day, for months)."""
     store = SessionStore(tmp_path)
-    share = SessionShare(_Bus(), "fleet", "kiosk-a", ["agent-1"], lambda fn: fn(), store.merge_shared, store.forget_slots)
+    share = SessionShare(Bus(), "fleet", "kiosk-a", ["agent-1"], lambda fn: fn(), store.merge_shared, store.forget_slots)
     for i in range(5000):
         share.announce("agent-1", "default", Pointer(f"s-{i}", 1000.0 + i))
     still_indexed = sum(share._mine.slot_of(f"s-{i}") is not None for i in range(5000))
@@ -87,7 +66,7 @@ def _waiting_kiosk(tmp_path: Path) -> tuple[SessionShare, SessionStore, Callable
     """Kiosk C's share and store, its event loop busy (a catch-up being filed): what arrives waits
     in the pending table until the loop runs the posted filing (`run`)."""
     store = SessionStore(tmp_path)
-    bus = _Bus()
+    bus = Bus()
     posted: list[Callable[[], None]] = []
     share = SessionShare(bus, "fleet", "kiosk-c", ["agent-1"], posted.append, store.merge_shared, store.forget_slots, clock=lambda: 2000.0)
     return share, store, bus.handlers["fleet/_sessions/agent-1/+"], posted
@@ -131,6 +110,15 @@ def test_the_end_of_a_session_heard_while_the_loop_is_busy_is_filed(tmp_path: Pa
     assert newest is not None and newest.id == "s-1" and newest.ended_at == 1600.0, newest
 
 
+def _busy_day(a: KioskThread, obs: Observer, n: int) -> None:
+    """`n` people's conversations at kiosk `a` (its own badge slot each), 50 at a time, until the
+    broker holds every pointer."""
+    wait_for(a.kiosk.reporter.connected.is_set, 20, "the kiosk to connect")  # type: ignore[attr-defined]
+    for start in range(0, n, 50):
+        a.on_loop(lambda start=start: [a.kiosk.records.started(f"sess-{i}", "agent-1", f"b-{i:032x}", None) for i in range(start, start + 50)], 20)
+        wait_for(lambda start=start: len({t for t, _, _, _ in obs.received()}) >= start + 50, 20, "the pointers published")
+
+
 def test_a_broker_that_lost_its_pointers_gets_every_one_of_a_busy_kiosk_again(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """A badge kiosk that ran 600 people's conversations, its broker restarted without persistence:
     30 s after the reconnect it published all 600 pointers at once into its status connection,
@@ -146,10 +134,7 @@ def test_a_broker_that_lost_its_pointers_gets_every_one_of_a_busy_kiosk_again(tm
         with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
             obs = Observer(broker.port, "edge-agent/_sessions/#")
             try:
-                wait_for(a.kiosk.reporter.connected.is_set, 20, "the kiosk to connect")  # type: ignore[attr-defined]
-                for start in range(0, n, 50):  # conversations over a day: a few at a time
-                    a.on_loop(lambda start=start: [a.kiosk.records.started(f"sess-{i}", "agent-1", f"b-{i:032x}", None) for i in range(start, start + 50)], 20)
-                    wait_for(lambda start=start: len({t for t, _, _, _ in obs.received()}) >= start + 50, 20, "the pointers published")
+                _busy_day(a, obs, n)
             finally:
                 obs.close()
             broker.kill()
@@ -183,10 +168,7 @@ def test_a_broker_that_lost_its_forgets_gets_every_one_of_a_busy_kiosk_again(tmp
         with _kiosk(tmp_path, "kiosk-a", sim, broker.port) as a:
             obs = Observer(broker.port, "edge-agent/_sessions/#")
             try:
-                wait_for(a.kiosk.reporter.connected.is_set, 20, "the kiosk to connect")  # type: ignore[attr-defined]
-                for start in range(0, n, 50):
-                    a.on_loop(lambda start=start: [a.kiosk.records.started(f"sess-{i}", "agent-1", f"b-{i:032x}", None) for i in range(start, start + 50)], 20)
-                    wait_for(lambda start=start: len({t for t, _, _, _ in obs.received()}) >= start + 50, 20, "the pointers published")
+                _busy_day(a, obs, n)
                 a.on_loop(a.kiosk.records.forget, 20)
                 wait_for(lambda: len({t for t, _, _, _ in obs.received() if t.endswith("/forgotten")}) >= n, 30, "the forgets")
             finally:
