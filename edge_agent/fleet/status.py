@@ -97,6 +97,10 @@ class StatusReporter:
         self.base = f"{settings.topic_prefix}/{device_id}"
         self._on_command = on_command
         self._lock = threading.Lock()
+        self._state_send = threading.Lock()
+        """One state publish at a time, from its copy to its flag: the connect's catch-up (paho's
+        thread) copied the state, let go, and published after the loop's newer state: the broker
+        retained `listening` for an idle kiosk (tests/test_threads_review.py)."""
         self._state: dict[str, Any] = {"state": "idle", "session_id": None, "continued_from": None, "slot": None, "since": _now_iso(), "version": __version__}
         self._followed: list[str] = []
         self._connect_hooks: list[Callable[[], None]] = []
@@ -307,10 +311,11 @@ class StatusReporter:
     def _state_catch_up(self) -> None:
         """The newest state again, after its publish was dropped: a retained state left behind would
         say `idle` to the fleet for as long as a conversation lasts."""
-        with self._lock:
-            payload = dict(self._state)
-        if self.connected.is_set():
-            self._state_unsent = not self._publish("state", payload, retain=True)
+        with self._state_send:
+            with self._lock:
+                payload = dict(self._state)
+            if self.connected.is_set():
+                self._state_unsent = not self._publish("state", payload, retain=True)
 
     def send(self, topic: str, payload: bytes, retain: bool) -> bool:
         """Publishes on any topic (shared session pointers); paho queues it while offline.
@@ -340,11 +345,12 @@ class StatusReporter:
         self._connect_hooks.append(hook)
 
     def state(self, state: str, session_id: str | None, continued_from: str | None, slot: str | None = None) -> None:
-        with self._lock:
-            self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "slot": slot, "since": _now_iso(), "version": __version__}
-            payload = dict(self._state)
-        if self.connected.is_set():  # offline: the newest state goes out on reconnect instead
-            self._state_unsent = not self._publish("state", payload, retain=True)
+        with self._state_send:
+            with self._lock:
+                self._state = {"state": state, "session_id": session_id, "continued_from": continued_from, "slot": slot, "since": _now_iso(), "version": __version__}
+                payload = dict(self._state)
+            if self.connected.is_set():  # offline: the newest state goes out on reconnect instead
+                self._state_unsent = not self._publish("state", payload, retain=True)
 
     def event(self, kind: str, fields: dict[str, Any]) -> None:
         self._publish("event", {"event": kind, "at": _now_iso(), **fields})
