@@ -300,7 +300,7 @@ def test_a_pong_that_echoes_no_recent_ping_leaves_the_rtt_alone(tmp_path: Path, 
     echoes. A pong of 0 made it 1.7e12 ms (55 years); one from the future, 0. Only an echo of a
     ping younger than the dead-link limit counts; others are skipped and counted."""
     sim = sim_thread.sim
-    with KioskThread(kiosk_settings(tmp_path, sim.url, agent={"ping_interval_s": 60.0})) as k:
+    with KioskThread(kiosk_settings(tmp_path, sim.url, agent={"ping_interval_s": 60.0, "dead_after_s": 120.0})) as k:
         k.press()
         k.wait_state(c.LISTENING)
         wait_for(lambda: k.kiosk.stats.rtt_ms is not None, 10, "the first (real) pong")

@@ -86,7 +86,9 @@ class AgentSettings:
     def runnable_problems(self) -> list[ConfigError]:
         """What stops talking to an agent (not listing sessions or running the gate), on settings
         whose key has been read (`with_key`): the key and the agent id, both at once (the example
-        config failed on the key, and once it was set, on the placeholder id)."""
+        config failed on the key, and once it was set, on the placeholder id); and a dead-link
+        limit within the ping interval (every quiet moment of a conversation ended its link and
+        reconnected into a new session)."""
         problems = []
         if not self.public_key:
             problems.append(ConfigError("agent.public_key", f"missing: set {PUBLIC_KEY_ENV}, agent.public_key or agent.public_key_file"))
@@ -97,6 +99,8 @@ class AgentSettings:
             problems.append(ConfigError("agent.agent_id", "missing: set agent.agent_id or an [agent.config] table"))
         elif self.agent_id == EXAMPLE_AGENT_ID:
             problems.append(ConfigError("agent.agent_id", f"still the example's placeholder {EXAMPLE_AGENT_ID!r}: set the agent id from the Millis dashboard"))
+        if self.dead_after_s <= self.ping_interval_s:  # a quiet link is heard from only in its pongs: each gap ended it as dead
+            problems.append(ConfigError("agent.dead_after_s", f"must be more than agent.ping_interval_s ({self.ping_interval_s:g} s: a quiet link hears only the pongs), got {self.dead_after_s:g}"))
         return problems
 
     def require_runnable(self) -> None:

@@ -10,12 +10,15 @@ these stops the kiosk (a bench set-up may want them): the daemon logs each at st
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge_agent.core.config import Settings
 from edge_agent.core.config_mqtt import MqttSettings
+
+log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -62,3 +65,19 @@ def exposure_warnings(settings: Settings) -> list[str]:
     if m.enabled and mqtt_password_in_clear(m):
         out.append(f"the MQTT password goes to {m.host} without TLS (mqtt.tls = false): anyone on the network can read it")
     return out
+
+
+class ExposureLog:
+    """The exposures a daemon has logged: at start every one, at a reload (SIGHUP) those it has not
+    said yet. Logged at start only, a reload that moved `agent.endpoint` to plain ws:// on the
+    network sent the key and the visitors' voice in clear with no word until a restart."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+
+    def log(self, settings: Settings) -> None:
+        """Logs each line of `exposure_warnings` not logged yet (once for the life of the process)."""
+        for line in exposure_warnings(settings):
+            if line not in self.said:
+                self.said.add(line)
+                log.warning("exposure: %s", line)

@@ -33,7 +33,7 @@ from edge_agent.audio.mic_path import MicPath
 from edge_agent.core import conversation as c
 from edge_agent.core.backlog import Backlog
 from edge_agent.core.config import Settings, validate_for_run
-from edge_agent.core.exposure import exposure_warnings
+from edge_agent.core.exposure import ExposureLog
 from edge_agent.core.ports import Led, Reporter
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import ConfigError, EdgeAgentError
@@ -109,6 +109,7 @@ class Kiosk:
         self.ready = asyncio.Event()
         self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready, off_loop=self.source.opens_off_loop)
         self.speaker_watch = SpeakerWatch(self.sink, settings.audio.output, self._notify, self._playback_drained)
+        self.exposures = ExposureLog()  # logged at start, and what a reload newly exposes
         self.metric_parts = KioskMetrics(
             self.counters, self.stats, self.gate, self.backlog, self.source, self.sink, self.standby, self.store, self.echo, self.inputs, self.share, own_process(), self.started_at
         )
@@ -299,6 +300,7 @@ class Kiosk:
         self.store.keep_sessions = self.settings.session.keep_sessions
         self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
         logging.getLogger().setLevel(self.settings.log.level.upper())
+        self.exposures.log(self.settings)  # a plain ws:// endpoint, a key file others can read: said at start only
         if waiting:
             log.warning("config reloaded; changes to %s take effect at the next restart (systemctl restart edge-agent)", ", ".join(f"[{n}]" if "." not in n else n for n in waiting))
         else:
@@ -347,8 +349,7 @@ class Kiosk:
         self._loop = loop
         self._stop = asyncio.Event()
         handle_signals(loop, self.stop, (lambda: self._reload_from(on_reload)) if on_reload is not None else None)
-        for warning in exposure_warnings(self.settings):
-            log.warning("exposure: %s", warning)
+        self.exposures.log(self.settings)
         self.records.check()
         self.speaker_watch.start(loop)  # a speaker that will not open is retried (see SpeakerWatch)
         audio_ok = True
