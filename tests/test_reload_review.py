@@ -78,3 +78,16 @@ def test_a_reload_to_a_plain_ws_endpoint_on_the_network_is_warned_about(tmp_path
         k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))  # the same again: said once
         wait_for(lambda: caplog.text.count("config reloaded") == 2, 5, "the second reload")
         assert caplog.text.count("exposure: agent.endpoint") == 1, caplog.text[-1500:]
+
+
+def test_a_reload_that_mends_the_endpoint_brings_the_warm_link_back_at_once(tmp_path: Path, sim: AgentSimulator) -> None:
+    """A wrong endpoint with `agent.warm_link` on backs the standby off (5 s, 10 s, ... 60 s); the
+    operator mends it with `systemctl reload`: the backoff of the wrong server was kept, and the
+    warm link stayed away for up to a minute after the fix (presses connected cold meanwhile)."""
+    settings = kiosk_settings(tmp_path, "ws://127.0.0.1:9/millis", agent={"warm_link": True})
+    cfg = _reload_file(tmp_path, settings, sim, warm_link=True)
+    with KioskThread(settings) as k:
+        standby = k.kiosk.standby
+        wait_for(lambda: standby._failures >= 2, 20, "two refused standbys (the next try 10 s later)")
+        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))
+        wait_for(lambda: standby.ready, 3, "a standby on the mended endpoint")

@@ -78,6 +78,11 @@ class Standby:
         return link
 
     def reconfigure(self, settings: AgentSettings) -> None:
+        """New `[agent]` settings (a reload): the standby on the old ones ends; a backoff earned by
+        the old ones (a wrong endpoint, a refused key) ends with them, or the warm link mended by
+        the reload stayed away for up to MAX_RETRY_S."""
+        if settings != self.settings:
+            self._failures, self._retry_at = 0, 0.0
         self.settings = settings
         self.hold_s = settings.warm_hold_s
         self.close()
