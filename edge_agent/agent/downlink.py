@@ -87,7 +87,9 @@ class Downlink:
             self._skipped(f"a message before onready beyond {EARLY_MESSAGES} ({type(msg).__name__}), dropped", logging.INFO)
         else:
             self._held_messages += 1
-            self._held.append(msg)
+            # nothing reads a function call's params (it counts as activity): kept, 64 of them
+            # within the size limit parked ~400 MB of parsed JSON until the link ended
+            self._held.append(p.FunctionCall(msg.name, None) if isinstance(msg, p.FunctionCall) else msg)
         return False
 
     def clear(self) -> None:

@@ -57,6 +57,12 @@ def closed_by_server(exc: BaseException) -> bool:
     return exc.rcvd.code not in TRY_LATER_CLOSE_CODES
 
 
+def asks_to_try_later(exc: BaseException) -> bool:
+    """The server closed the connection with a code that asks to try later (going away, a
+    restart): no refusal, and no sign of how long it lets an idle socket live either."""
+    return isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code in TRY_LATER_CLOSE_CODES
+
+
 def classify(exc: BaseException) -> tuple[bool, str]:
     """(fatal, short reason) for anything that ended or prevented a connection."""
     if isinstance(exc, InvalidStatus):

@@ -26,8 +26,8 @@ from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.downlink import EARLY_AUDIO_BYTES as EARLY_AUDIO_BYTES
 from edge_agent.agent.downlink import Downlink
 from edge_agent.agent.health import LinkStats as LinkStats
+from edge_agent.agent.health import asks_to_try_later, closed_by_server
 from edge_agent.agent.health import classify as classify
-from edge_agent.agent.health import closed_by_server
 from edge_agent.agent.outbox import Outbox
 from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, read_in_small_chunks
 from edge_agent.core import conversation as c
@@ -93,6 +93,9 @@ class AgentLink:
         self._hold_s = 0.0
         self._answered = False
         """The server has sent something since `initiate` (a standby's fatal close before it is not a refusal)."""
+        self.try_later = self.server_closed = False
+        """The link ended on the server's close asking to try later (a restart), or on one of its
+        own (a close frame, not asking to try later; a standby's too): agent/standby.py."""
 
     # ------------------------------------------------------------------ control
     @property
@@ -234,6 +237,7 @@ class AgentLink:
         except Exception as exc:  # every way a socket can end is classified, none escapes
             fatal, error = classify(exc)
             server_closed = closed_by_server(exc)
+            self.try_later, self.server_closed = asks_to_try_later(exc), server_closed
             if self._activated is not None and not self._answered and (fatal or server_closed):
                 # a standby's `initiate` crossed the server's close of a socket that had sent none
                 # (servers drop those after a few seconds, 1008): no word on the request; a fresh

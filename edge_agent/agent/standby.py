@@ -90,7 +90,8 @@ class Standby:
     def _on_event(self, ev: c.Event) -> None:
         """Only a standby's end matters: replace it at once when it expired as planned or the
         server dropped it while idle, later (with backoff) when connecting failed."""
-        if not isinstance(ev, c.LinkDown) or self.link is None or ev.link_id != self.link.link_id:
+        link = self.link
+        if not isinstance(ev, c.LinkDown) or link is None or ev.link_id != link.link_id:
             return
         self.link = None
         now = time.monotonic()
@@ -98,11 +99,15 @@ class Standby:
         if ev.error is None:
             self._failures = 0
             self._retry_at = now
-        elif ev.error.startswith("close_") and lived_s >= 2 * MIN_HOLD_S:
-            self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * lived_s))
+        elif ev.error.startswith("close_") and not link.try_later and lived_s >= 2 * MIN_HOLD_S:
+            # only the server's own close is its idle limit: a network cut (1006) or a restart
+            # (a close asking to try later: backs off below) at a random point of a standby's life
+            # cut the hold for good (one Wi-Fi blip: 50 s to 2.4 s, a new connection every 2.4 s)
+            if link.server_closed:
+                self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * lived_s))
+                log.info("the agent server closed an idle standby after %.1f s (%s): holding the next for %.1f s", lived_s, ev.error, self.hold_s)
             self._failures = 0  # it connected and lived: the server is fine, only impatient
             self._retry_at = now
-            log.info("the agent server closed an idle standby after %.1f s (%s): holding the next for %.1f s", lived_s, ev.error, self.hold_s)
         else:
             self._failures += 1
             wait_s = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** (self._failures - 1))
