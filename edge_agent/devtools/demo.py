@@ -31,7 +31,7 @@ from edge_agent.core import config
 from edge_agent.core import conversation as c
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import SimulatorThread
-from edge_agent.errors import AudioError
+from edge_agent.errors import AudioError, ConfigError, UsageError
 from edge_agent.hardware.button import KeyboardButton, NoButton
 from edge_agent.service.daemon import Kiosk
 
@@ -188,7 +188,25 @@ def _short(session_id: str) -> str:
     return f"{session_id[:4]}…{session_id[-4:]}" if len(session_id) > 10 else session_id
 
 
+OPTIONS = {"audio.input": "--input", "audio.output": "--output"}
+"""The config keys the demo's options set: a config error on one (an `--output file:` it cannot
+write) was `config error: audio.output`, exit 78, about a config the demo's user never wrote."""
+
+
 def run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_spec: str | None) -> int:
+    try:
+        return _run_demo(auto, state_dir, input_spec, output_spec)
+    except ConfigError as exc:  # the demo has no config file: name the option the value came from
+        if exc.key not in OPTIONS:
+            raise
+        problem = exc.problem
+        for key, option in OPTIONS.items():
+            problem = problem.replace(key, option)
+        given = input_spec if exc.key == "audio.input" else output_spec
+        raise UsageError(f"{OPTIONS[exc.key]}{f' {given}' if given else ''}: {problem}") from None
+
+
+def _run_demo(auto: bool, state_dir: Path | None, input_spec: str | None, output_spec: str | None) -> int:
     auto = auto or not sys.stdin.isatty()
     default_in, default_out = _default_devices(auto)
     audio_in = audio_spec(input_spec, True) if input_spec else default_in
