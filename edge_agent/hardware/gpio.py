@@ -8,8 +8,9 @@ a long press (held `hold_s`) is `Press(long=True)`, reported as soon as the hold
 In `mode = "hold"` (push-to-talk) pressing sends `Talk(True)` and releasing `Talk(False)`; a
 hold of `hold_s` or more during which the visitor said nothing hangs up.
 
-LED (`[led]`): idle off, connecting blink, listening on, speaking pulse, error fast blink, idle
-with an unusable session store a short flash every 2 s (amber on RGB);
+LED (`[led]`): idle off, connecting blink, listening on, speaking pulse, error fast blink (also
+whatever the state while the microphone or the speaker is gone), idle with an unusable session
+store a short flash every 2 s (amber on RGB);
 with `red/green/blue` pins an RGB LED shows the same states in colour.
 gpiozero calls back on its own thread: every callback is guarded and only hands an event on.
 """

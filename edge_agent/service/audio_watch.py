@@ -94,6 +94,8 @@ class ReopenThread(threading.Thread):
 
 MICROPHONE = Watched("audio input", "audio_stalled", "audio_recovered", AUDIO_STALL_S, "no audio from {name}")
 SPEAKER = Watched("audio output", "speaker_stalled", "speaker_recovered", SPEAKER_STALL_S, "the speaker {name} took no audio")
+DEVICE_EVENTS = frozenset({MICROPHONE.stalled, MICROPHONE.recovered, SPEAKER.stalled, SPEAKER.recovered})
+"""The codes of a microphone or speaker gone and back: the daemon's LED shows them."""
 
 
 class AudioWatch:

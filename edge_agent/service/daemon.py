@@ -230,11 +230,15 @@ class Kiosk:
         self._show_led()
 
     def _show_led(self) -> None:
+        """The state; the error blink while the microphone or the speaker is gone (it looked idle)."""
         state = self.conversation.state
-        self.led.show("store_fault" if state == c.IDLE and self.store.fault is not None else state)
+        gone = self.audio_watch.stalled_at is not None or self.speaker_watch.watch.stalled_at is not None
+        self.led.show(c.ERROR if gone else "store_fault" if state == c.IDLE and self.store.fault is not None else state)
 
     def _notify(self, kind: str, fields: dict[str, Any]) -> None:
         self.reports.event(kind, fields)
+        if kind in audio_watch.DEVICE_EVENTS or fields.get("code") in audio_watch.DEVICE_EVENTS:
+            self._show_led()
 
     # ------------------------------------------------------------------ commands
     def _command_from_thread(self, cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
