@@ -1,4 +1,4 @@
-"""Assembly: the kiosk's parts made from its settings (button, LED, status reporter, the Conversation's timers).
+"""Assembly: the kiosk's parts made from its settings (button, LED, status reporter, the Conversation's timers), and a reload handed to them.
 
 Hardware and MQTT are imported only when the settings ask for them, so a kiosk without GPIO or
 without a broker never loads gpiozero or paho. Tests hand the Kiosk their own parts instead.
@@ -6,9 +6,10 @@ without a broker never loads gpiozero or paho. Tests hand the Kiosk their own pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.core.config import Settings
 from edge_agent.core.config_hardware import ButtonSettings, LedSettings
@@ -16,6 +17,15 @@ from edge_agent.core.ports import Led, NullLed, NullReporter, Reporter
 from edge_agent.core.timing import Timing
 from edge_agent.fleet.commands import Command
 from edge_agent.hardware.button import Button, KeyboardButton, NoButton
+
+if TYPE_CHECKING:
+    from edge_agent.agent.standby import Standby
+    from edge_agent.core.conversation import Conversation
+    from edge_agent.core.exposure import ExposureLog
+    from edge_agent.core.store import SessionStore
+    from edge_agent.fleet.share import SessionShare
+
+log = logging.getLogger("edge_agent")
 
 
 def timing_from(settings: Settings) -> Timing:
@@ -52,6 +62,24 @@ def reloadable(running: Settings, new: Settings) -> tuple[Settings, list[str]]:
         waiting.append("session.share")
         kept = replace(kept, session=replace(kept.session, share=running.session.share))
     return kept, waiting
+
+
+def apply_reload(running: Settings, new: Settings, conversation: Conversation, share: SessionShare | None, store: SessionStore, standby: Standby, exposures: ExposureLog) -> Settings:
+    """A reload (SIGHUP) applied while idle: `new` as `reloadable` keeps it, handed to the parts
+    that read `[session]`, `[agent]` and `[log]`; the log says which changes wait for a restart."""
+    settings, waiting = reloadable(running, new)
+    conversation.reconfigure(timing_from(settings), settings.session.slot, settings.agent.agent_key)
+    if share is not None:  # the new agent's sessions are the fleet's too
+        share.add_agent(settings.agent.agent_key)
+    store.keep_sessions = settings.session.keep_sessions
+    standby.reconfigure(settings.agent)  # the next standby uses the new settings
+    logging.getLogger().setLevel(settings.log.level.upper())
+    exposures.log(settings)  # a plain ws:// endpoint, a key file others can read: said at start only
+    if waiting:
+        log.warning("config reloaded; changes to %s take effect at the next restart (systemctl restart edge-agent)", ", ".join(f"[{n}]" if "." not in n else n for n in waiting))
+    else:
+        log.info("config reloaded")
+    return settings
 
 
 def make_button(b: ButtonSettings) -> Button:

@@ -41,7 +41,7 @@ from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process
 from edge_agent.hardware.button import Button
 from edge_agent.service import audio_watch
-from edge_agent.service.assembly import make_button, make_led, make_reporter, reloadable, timing_from
+from edge_agent.service.assembly import apply_reload, make_button, make_led, make_reporter, timing_from
 from edge_agent.service.audio_watch import AUDIO_RETRY_S, AUDIO_STALL_S, AudioWatch, SpeakerWatch
 from edge_agent.service.capture import CaptureFeed
 from edge_agent.service.kiosk_metrics import KioskMetrics
@@ -297,18 +297,7 @@ class Kiosk:
             log.warning("config reload deferred until the conversation ends")
             return False
         self._reload_pending = None
-        self.settings, waiting = reloadable(self.settings, settings)
-        self.conversation.reconfigure(timing_from(self.settings), self.settings.session.slot, self.settings.agent.agent_key)
-        if self.share is not None:  # the new agent's sessions are the fleet's too
-            self.share.add_agent(self.settings.agent.agent_key)
-        self.store.keep_sessions = self.settings.session.keep_sessions
-        self.standby.reconfigure(self.settings.agent)  # the next standby uses the new settings
-        logging.getLogger().setLevel(self.settings.log.level.upper())
-        self.exposures.log(self.settings)  # a plain ws:// endpoint, a key file others can read: said at start only
-        if waiting:
-            log.warning("config reloaded; changes to %s take effect at the next restart (systemctl restart edge-agent)", ", ".join(f"[{n}]" if "." not in n else n for n in waiting))
-        else:
-            log.info("config reloaded")
+        self.settings = apply_reload(self.settings, settings, self.conversation, self.share, self.store, self.standby, self.exposures)
         return True
 
     # ------------------------------------------------------------------ lifecycle
