@@ -32,7 +32,7 @@ from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
-from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, prune, set_mark
+from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, newest_order, prune, set_mark
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -297,8 +297,9 @@ class SessionStore:
         prune(db, self.keep_sessions)
 
     def newest(self, agent: str, slot: str = "default") -> StoredSession | None:
-        """The session a short press would continue for this agent and slot."""
-        rows = self._query(f"AND agent = ? AND slot = ? ORDER BY {LAST_START} DESC, rowid DESC LIMIT 1", (agent, slot))
+        """The session a short press would continue for this agent and slot: the latest start, or
+        while the clock is or was behind the rows, the last written (`storerows.newest_order`)."""
+        rows = self._query(f"AND agent = ? AND slot = ? ORDER BY {self._run(newest_order)} LIMIT 1", (agent, slot))
         return rows[0] if rows else None
 
     def get(self, session_id: str) -> StoredSession | None:

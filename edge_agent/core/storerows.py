@@ -50,6 +50,21 @@ def _clock_behind(db: sqlite3.Connection, last_start: str) -> bool:
     return db.execute(f"SELECT 1 FROM sessions WHERE {last_start} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is not None
 
 
+def newest_order(db: sqlite3.Connection) -> str:
+    """SQL ORDER BY ranking a slot's rows for the press (`SessionStore.newest`): by the order they
+    were written in while the clock is behind a row (their times cannot rank them); once it is set
+    right, while rows written behind are kept (the mark), the rows written since first, by time,
+    and the rest by write order; else by time. Ranked by time, a session stored under a clock that
+    was behind stayed under an earlier one: after a restart with the clock still behind every press
+    started fresh, and once NTP set it right the press continued the visitor before."""
+    if _clock_behind(db, LAST_START):
+        return "filed DESC, rowid DESC"
+    marked = mark(db)
+    if marked:
+        return f"coalesce(filed > {marked}, 0) DESC, CASE WHEN filed > {marked} THEN {LAST_START} END DESC, filed DESC, rowid DESC"
+    return f"{LAST_START} DESC, rowid DESC"
+
+
 def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:
     """The `keep` rows pruning would keep (`prune`), COLUMNS and filed each, and the store's mark;
     a column an older version did not write reads NULL. With the clock behind, or marked as having
