@@ -38,7 +38,7 @@ from edge_agent.fleet.forgetmemory import ForgetMemory
 from edge_agent.fleet.owed import OwedSends
 from edge_agent.fleet.ownpointers import OwnPointers, stays_newest
 from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of, waiting
-from edge_agent.fleet.sharebus import RESEND_BATCH, RESEND_PACE_S, Bus, send_paced, timer
+from edge_agent.fleet.sharebus import RESEND_BATCH, RESEND_PACE_S, Bus, LatestWait, send_paced, timer
 
 __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
 
@@ -97,6 +97,7 @@ class SessionShare:
         self._later = later or timer
         self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
         self.owed = OwedSends(monotonic, self._later, self._pay_owed, self.counts)
+        self._resend_wait = LatestWait(self._resend_unheard, self._later, monotonic)
         self.agents: list[str] = []
         for agent in agents:
             self.add_agent(agent)
@@ -121,16 +122,14 @@ class SessionShare:
         within RESEND_AFTER_S are published again (`_resend_unheard`)."""
         with self._lock:
             self._connects += 1
-            connect = self._connects
             self._unheard = self._mine.slots()
             self._unheard_forgets = set(self.forgets.ours)
         if self._unheard or self._unheard_forgets:
-            self._later(RESEND_AFTER_S, lambda: self._resend_unheard(connect))
+            self._resend_wait.start(RESEND_AFTER_S)  # one wait: connected again meanwhile, the newest connect's
 
-    def _resend_unheard(self, connect: int) -> None:
+    def _resend_unheard(self) -> None:
         with self._lock:
-            if connect != self._connects:  # connected again meanwhile: that connect's timer decides
-                return
+            connect = self._connects
             # ours the broker did not send back (restarted without persistence), our forgets first: a
             # kiosk offline at the forget would come back to none, keep the sessions and publish them again
             resend = [(where, True) for where in sorted(self._unheard_forgets)] + [(where, False) for where in self._unheard]

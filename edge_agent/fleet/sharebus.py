@@ -46,3 +46,33 @@ def send_paced(items: list[T], send: Callable[[T], bool | None], later: Later, b
         if not sent:
             later(pace_s, partial(send_paced, items[n:], send, later, batch, pace_s))
             return
+
+
+class LatestWait:
+    """`fn` once, `delay_s` after the latest `start`, on one wait at a time (`later`). A wait per
+    start (one per connect) kept a timer thread asleep for 30 s each, to find a newer connect had
+    made it moot: a broker restarting, or dropping the kiosk once a second (two kiosks with one
+    client id), piled them up (tests/test_chaos_review.py)."""
+
+    def __init__(self, fn: Callable[[], None], later: Later, monotonic: Callable[[], float]) -> None:
+        self._fn, self._later, self._monotonic = fn, later, monotonic
+        self._lock = threading.Lock()
+        self._due = 0.0
+        self._waiting = False
+
+    def start(self, delay_s: float) -> None:
+        with self._lock:
+            self._due = self._monotonic() + delay_s
+            if self._waiting:  # the wait under way looks again at the new time when it ends
+                return
+            self._waiting = True
+        self._later(delay_s, self._end)
+
+    def _end(self) -> None:
+        with self._lock:
+            left = self._due - self._monotonic()
+            self._waiting = left > 1e-3
+        if left > 1e-3:  # started again meanwhile: the rest of the newest wait
+            self._later(left, self._end)
+        else:
+            self._fn()
