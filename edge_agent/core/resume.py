@@ -2,9 +2,10 @@
 
 Sans-I/O bookkeeping for `Conversation`. The session to continue is the newest of that (agent,
 slot), asked of an injected `recall` (the store, which also holds what other kiosks shared) and
-of what this process learnt itself: the last session it ran, timed on the monotonic clock (so a
-wall-clock jump cannot expire it). A session older than `resume_within_s` is not continued, nor
-one whose wall-clock time lies ahead of the kiosk's (FUTURE_TOLERANCE_S): its age is unknown.
+of what this process learnt itself: the last session it ran in each slot, timed on the monotonic
+clock (so a wall-clock jump cannot expire it; it was kept for the last slot only). A session
+older than `resume_within_s` is not continued, nor one whose wall-clock time lies ahead of the
+kiosk's (FUTURE_TOLERANCE_S): its age is unknown.
 The session this process ran beats a stored one that is older by those ages, or of no known age
 (the store ranks by wall clock, which a reboot with the clock behind leaves wrong).
 """
@@ -12,6 +13,10 @@ The session this process ran beats a stored one that is older by those ages, or 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+MAX_RAN = 1000
+"""Slots whose last session this process remembers on the monotonic clock (a badge kiosk's
+visitors of a day; about 200 bytes each)."""
 
 Recall = Callable[[str | None, str], tuple[str, float] | None]
 """(agent_id or None, slot) -> (newest session id, wall-clock seconds since it was active)."""
@@ -43,18 +48,22 @@ class ResumeMemory:
 
     def __init__(self, last_session_id: str | None, last_active_age_s: float | None, slot: str, recall: Recall | None, aged_at: float | None = None) -> None:
         self.recall = recall
-        self._last_id = last_session_id
+        self._last_id = last_session_id  # the store's newest of the default slot at start
         self._last_target: tuple[str | None, str] = (None, slot)
         self._last_age_s = last_active_age_s
         self._aged_at = aged_at  # monotonic time _last_age_s was read (None: not known, taken as now)
-        self._stored_at: float | None = None  # monotonic time _last_id was learnt in this process
+        self._ran: dict[tuple[str | None, str], tuple[str, float]] = {}
+        """(agent_id, slot) -> the session this process ran there and the monotonic time it was
+        learnt, every slot's (the newest MAX_RAN): only the last one's was kept, so after a clock
+        step every other slot's conversation the kiosk held itself was of no known age, or too old."""
 
     def candidate(self, now: float, within_s: float, agent_id: str | None, slot: str) -> str | None:
         """The session a press for (agent_id, slot) would continue at `now`, if any."""
         known = self.recall(agent_id, slot) if self.recall is not None else None
-        mine = self._last_id if self._last_target == (agent_id, slot) else None
-        if mine is not None and self._stored_at is not None:  # learnt in this process: monotonic clock
-            age = now - self._stored_at
+        ran = self._ran.get((agent_id, slot))
+        mine = ran[0] if ran is not None else self._last_id if self._last_target == (agent_id, slot) else None
+        if ran is not None:  # learnt in this process: monotonic clock
+            age = now - ran[1]
             if known is not None and known[0] != mine and not (-FUTURE_TOLERANCE_S <= known[1] < age):
                 known = None  # the store's is older, or of no known age: this process ran the newest
         elif mine is not None and known is not None and known[0] == mine:
@@ -69,18 +78,22 @@ class ResumeMemory:
 
     def remember(self, session_id: str, agent_id: str | None, slot: str, now: float) -> None:
         """This process ran `session_id` for (agent_id, slot), last active at `now`."""
-        self._last_id = session_id
-        self._last_target = (agent_id, slot)
-        self._stored_at = now
+        self._last_id = None  # what the store held at start is the store's to tell from now on
+        self._ran.pop((agent_id, slot), None)  # to the end: the newest last
+        self._ran[(agent_id, slot)] = (session_id, now)
+        if len(self._ran) > MAX_RAN:
+            del self._ran[next(iter(self._ran))]
 
     def forget(self, target: tuple[str | None, str] | None = None) -> None:
         """The sessions were forgotten (with `target`, only those of that (agent_id, slot)):
         nothing of this process's own is continued there."""
-        if target is not None and target != self._last_target:
-            return
-        self._last_id = None
-        self._stored_at = None
-        self._last_age_s = None
+        if target is None:
+            self._ran.clear()
+        else:
+            self._ran.pop(target, None)
+        if target is None or target == self._last_target:
+            self._last_id = None
+            self._last_age_s = None
 
     def agent_renamed(self, old_agent_id: str | None, new_agent_id: str | None) -> None:
         """The configured agent changed (a reload) from `old_agent_id` to `new_agent_id`: the
@@ -88,10 +101,11 @@ class ResumeMemory:
         new one's press (and no longer by a button naming the old one); it is the old one's."""
         agent, slot = self._last_target
         self._last_target = (rekeyed(agent, old_agent_id, new_agent_id), slot)
+        self._ran = {(rekeyed(a, old_agent_id, new_agent_id), s): ran for (a, s), ran in self._ran.items()}
 
     def reloaded(self, session_id: str | None, age_s: float | None, slot: str, now: float) -> None:
         """The store is back (after a fault): its newest session of the default `slot` (of age
         `age_s` at `now`), unless this process has run one since it started."""
-        if self._stored_at is None:
+        if not self._ran:
             self._last_id, self._last_age_s, self._aged_at = session_id, age_s, now
             self._last_target = (None, slot)

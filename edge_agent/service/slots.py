@@ -41,13 +41,24 @@ def slot_inputs(settings: Settings) -> list[Button]:
     return inputs
 
 
+KIOSK_WIDE_CONFIG = frozenset({"privacy_settings"})
+"""`[agent.config]` keys that are the kiosk's choice, not its agent's: sent to every agent (Data
+Opt-Out set for the kiosk must hold for a `[[buttons]]` agent too)."""
+
+
 def link_settings(settings: Settings, agent_id: str | None, slot: str) -> AgentSettings | None:
     """Agent settings for a conversation of (agent_id, slot), or None when the configured ones
-    serve as they are: another agent id, and the slot key in the metadata if asked for."""
+    serve as they are: another agent id, and the slot key in the metadata if asked for. Another
+    agent gets none of `[agent.config]`, the configured agent's overrides (its prompt, voice,
+    language: a `[[buttons]]` French agent was sent the English one's and spoke English) but its
+    KIOSK_WIDE_CONFIG; the kiosk's `[agent.metadata]` goes with every agent."""
     agent, key = settings.agent, settings.session.slot_metadata_key
     if agent_id is None and not key:
         return None
-    return replace(agent, agent_id=agent_id or agent.agent_id, metadata={**agent.metadata, key: slot} if key else agent.metadata)
+    config = agent.config
+    if agent_id is not None and agent_id != agent.agent_id:  # the kiosk's privacy choice goes to every agent
+        config = {name: value for name, value in config.items() if name in KIOSK_WIDE_CONFIG}
+    return replace(agent, agent_id=agent_id or agent.agent_id, metadata={**agent.metadata, key: slot} if key else agent.metadata, config=config)
 
 
 def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post: Callable[[Callable[[], None]], None], on_forgotten: Callable[[str, str], None]) -> SessionShare | None:
