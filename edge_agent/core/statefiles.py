@@ -43,6 +43,18 @@ def give_to_dir_owner(fd: int, state_dir: Path) -> None:
             os.fchown(fd, st.st_uid, st.st_gid)
 
 
+def make_private_dir(path: Path) -> None:
+    """Makes `path` and every missing dir above it 0700, whatever the umask (`mkdir(parents=True)`
+    gave the parents the umask's mode: 0777 under umask 0, where any user could rename the state
+    dir away and put their own in its place, with a store file of theirs that the kiosk then
+    wrote its sessions to). An existing dir is left as it is; errors as `mkdir`'s."""
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            with contextlib.suppress(FileExistsError):  # made meanwhile by someone else
+                parent.mkdir(mode=0o700)
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
 def make_private(path: Path, mode: int, only_holding: tuple[str, ...] | None = None) -> None:
     """Sets an existing file or our own state dir to exactly `mode` (whatever the umask made of
     it). With `only_holding`, a dir that also holds anything not named after one of them (a

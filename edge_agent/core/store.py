@@ -29,10 +29,11 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
-from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, read_only
+from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, make_private_dir, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, newest_order, prune, set_mark
+from edge_agent.core.storerows import scrub_wal as scrub_wal
 from edge_agent.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class SessionStore:
                 return None
 
     def _open_disk(self) -> sqlite3.Connection:
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.dir)
         make_private(self.dir, 0o700, only_holding=OWN_FILES)
         try:  # made new here (0600: SQLite then gives WAL/SHM this mode), never through a link
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -232,6 +233,8 @@ class SessionStore:
                 set_mark(db, db.execute("SELECT coalesce(max(filed), 0) FROM sessions").fetchone()[0])
             self._prune(db)
             db.execute("COMMIT")
+            if self._slots_pending:
+                scrub_wal(db)  # the forgets done in memory meanwhile: none of theirs left in the WAL
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.rollback()
@@ -343,6 +346,8 @@ class SessionStore:
         deleted = self._run(lambda db: in_transaction(db, lambda db: [delete_slot(db, *where) for where in slots]))
         if self.fault is not None:
             self._slots_pending.extend(slots)
+        elif any(deleted):
+            scrub_wal(self._db)  # not only the database's pages: the WAL's old frames held them too
         return deleted
 
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:

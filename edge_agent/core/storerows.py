@@ -202,3 +202,20 @@ def in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
             db.rollback()
         raise
     return result
+
+
+def scrub_wal(db: sqlite3.Connection) -> bool:
+    """Copies the WAL into the database and truncates it, so rows just deleted (their pages zeroed
+    by secure_delete) are left in no old frame of the `-wal` file either: a fleet-wide forget
+    deleted a badge holder's sessions and left them readable there on the card. False when
+    another program's read kept the WAL (its old frames stay until that read ends; not waited for:
+    this runs on the kiosk's loop)."""
+    try:
+        wait_ms = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            return not db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {wait_ms}")
+    except sqlite3.Error:  # the rows are deleted and committed; a failing disk is the next write's to find
+        return False

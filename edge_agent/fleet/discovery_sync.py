@@ -30,7 +30,7 @@ from edge_agent.core.config import DEVICE_ID_RE
 from edge_agent.core.config_mqtt import MAX_NAME_BYTES, MqttSettings
 from edge_agent.core.logs import printable
 from edge_agent.core.statefiles import LEDGER_FILE as LEDGER_FILE
-from edge_agent.core.statefiles import read_small_file, write_private
+from edge_agent.core.statefiles import make_private_dir, read_small_file, write_private
 from edge_agent.fleet.discovery import Message, device_identifier, discovery_messages, legacy_node_id, node_id
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class DiscoveryLedger:
         if self.path is None or owners == self.load():
             return
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             write_private(self.path, json.dumps({"owners": [[o.prefix, o.device_id] for o in owners]}))
         except OSError as exc:
             log.warning("mqtt: cannot write %s: %s", self.path, exc)

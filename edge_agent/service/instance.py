@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from edge_agent.core import config
-from edge_agent.core.statefiles import LOCK_FILE, give_to_dir_owner
+from edge_agent.core.statefiles import LOCK_FILE, give_to_dir_owner, make_private_dir
 from edge_agent.errors import ConfigError, EdgeAgentError
 from edge_agent.service.notify import SystemdNotifier
 
@@ -160,7 +160,7 @@ def _open_lock(state_dir: Path, path: Path) -> int | None:
     name), the state dir itself (`_dir_lock`). None only when neither opens."""
     flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO put there does not hang the start
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(state_dir)
         made = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | flags, 0o600)
     except FileExistsError:
         pass
