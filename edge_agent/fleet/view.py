@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,7 +21,7 @@ from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, MqttSettings, topic_p
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.logs import printable
 from edge_agent.core.tomlsection import secret_from_file
-from edge_agent.errors import UsageError
+from edge_agent.errors import ConfigError, UsageError
 from edge_agent.fleet.pointer import finite_number
 
 LEAVES = ("availability", "state", "event", "metrics")
@@ -70,6 +71,24 @@ class FleetView:
         self.prefix = prefix.strip("/")
         self.kiosks: dict[str, KioskRow] = {}
         self.ignored = 0
+        self.lost_at: float | None = None
+        """When the view lost the broker (None: connected, or not yet): with the broker gone the
+        live view showed every kiosk `online yes`, frozen, and nothing said it heard nothing."""
+
+    def link(self, up: bool, now: float | None = None) -> None:
+        """The broker let the view in (`up`), or the connection to it closed."""
+        if up:
+            self.lost_at = None
+        elif self.lost_at is None:
+            self.lost_at = time.time() if now is None else now
+
+    def _seen(self, row: KioskRow, now: float) -> float | None:
+        """Now for a kiosk whose retained `online` the view holds, connected (the broker holds it only
+        while the kiosk is: the view counted up from its arrival, an idle kiosk looking quieter the
+        longer the admin watched); the moment the view lost the broker, at most."""
+        if row.online:
+            return now if self.lost_at is None else self.lost_at
+        return row.last_seen
 
     def apply(self, topic: str, payload: bytes, now: float | None = None, retained: bool = False) -> None:
         parts = topic.split("/")
@@ -77,6 +96,9 @@ class FleetView:
             self.ignored += 1
             return
         kid, leaf = parts[-2], parts[-1]
+        if not payload and leaf in ("availability", "state"):  # cleared, as the README says of a retired kiosk
+            self._cleared(kid, leaf)
+            return
         row = self.kiosks.setdefault(kid, KioskRow(_text(kid) or "?"))
         if not retained:
             row.last_seen = time.time() if now is None else now
@@ -110,24 +132,53 @@ class FleetView:
             poor = data.get("echo_poor_room")
             row.echo_poor_room = poor if isinstance(poor, bool) else None
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        return [asdict(replace(r)) for _, r in sorted(self.kiosks.items())]
+    def _cleared(self, kid: str, leaf: str) -> None:
+        """A kiosk's retained availability or state cleared (`mosquitto_pub -r -n`, a retired kiosk):
+        the live view showed it `NO` until restarted; gone once neither is left."""
+        row = self.kiosks.get(kid)
+        if row is None:
+            return
+        if leaf == "availability":
+            row.online = None
+        else:
+            row.state = row.session_id = row.continued_from = row.version = None
+        if row.online is None and row.state is None:
+            del self.kiosks[kid]
+
+    def snapshot(self, now: float | None = None) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        return [asdict(replace(r, last_seen=self._seen(r, now))) for _, r in sorted(self.kiosks.items())]
 
     def render(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
-        head = f"{'kiosk':<18} {'online':<7} {'state':<11} {'session':<14} {'last event':<26} {'rtt':>6} {'cpu%':>5} {'temp':>5} {'echo':>5} {'seen':>6}"
+        # as wide as the longest id (a device.id is up to 63): cut to 18, `museum-floor2-kiosk-01`
+        # and `-02` were two rows both called `museum-floor2-kios`
+        rows = [r for _, r in sorted(self.kiosks.items())]  # one copy: paho's thread adds and removes rows meanwhile
+        width = min(max([18, *(len(r.id) for r in rows)]), ID_WIDTH_MAX)
+        head = f"{'kiosk':<{width}} {'online':<7} {'state':<11} {'session':<14} {'last event':<26} {'rtt':>6} {'cpu%':>5} {'temp':>5} {'echo':>5} {'seen':>6}"
         lines = [head, "-" * len(head)]
-        for r in (self.kiosks[k] for k in sorted(self.kiosks)):
-            online = "yes" if r.online else "NO" if r.online is False else "?"
-            seen = f"{now - r.last_seen:.0f}s" if r.last_seen else "-"
+        if self.lost_at is not None:
+            lines.insert(0, f"NOT CONNECTED to the broker for {now - self.lost_at:.0f}s (reconnecting): what it said before, online unknown")
+        for r in rows:
+            online = "?" if r.online and self.lost_at is not None else "yes" if r.online else "NO" if r.online is False else "?"
+            seen_at = self._seen(r, now)
+            seen = f"{now - seen_at:.0f}s" if seen_at else "-"
             echo = "-" if r.echo_poor_room is None else "POOR" if r.echo_poor_room else "ok"
             lines.append(
-                f"{r.id[:18]:<18} {online:<7} {(r.state or '-'):<11} {(r.session_id or '-')[:14]:<14} {(r.last_event or '-')[:26]:<26} "
+                f"{_cut(r.id, width):<{width}} {online:<7} {(r.state or '-'):<11} {(r.session_id or '-')[:14]:<14} {(r.last_event or '-')[:26]:<26} "
                 f"{_num(r.rtt_ms):>6} {_num(r.cpu_percent):>5} {_num(r.temperature_c):>5} {echo:>5} {seen:>6}"
             )
-        if not self.kiosks:
+        if not rows:
             lines.append(f"(no kiosks under {self.prefix}/ yet)")
         return "\n".join(lines)
+
+
+ID_WIDTH_MAX = 64
+"""The widest the kiosk column gets (a device.id is 1-63 characters; anyone's topic may be longer)."""
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 MAX_TEXT_CHARS = 200
@@ -192,16 +243,21 @@ def _open(settings: MqttSettings, view: FleetView, mqtt5: bool) -> tuple[Any, li
     from edge_agent.fleet.mqttclient import guarded, make_client
 
     version = MQTTProtocolVersion.MQTTv5 if mqtt5 else MQTTProtocolVersion.MQTTv311
-    client = make_client(settings, f"edge-agent-fleet-{int(time.time() * 1000) % 100000}", version)
+    client = make_client(settings, f"edge-agent-fleet-{secrets.token_hex(6)}", version)  # two runs at once (cron at :00 on several hosts) must not take over each other's connection
     answers: list[Any] = []
 
     def connected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         answers.append(reason)
         if not reason.is_failure:
+            view.link(True)
             c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
 
+    def disconnected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        answers.append(reason)
+        view.link(False)
+
     client.on_connect = connected
-    client.on_disconnect = lambda c, u, f, reason, p: answers.append(reason)
+    client.on_disconnect = disconnected
     client.on_message = guarded(lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain)))
     limits = None
     if mqtt5:
@@ -245,7 +301,11 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     view = FleetView(settings.topic_prefix)
     try:
         client, problem = _connect(settings, view)
-    except OSError as exc:
+    except ConfigError as exc:  # `--ca-file` not a CA file: "config error: mqtt.ca_file", to an admin with no config
+        if args.ca_file and exc.key == "mqtt.ca_file":
+            raise UsageError(f"--ca-file {args.ca_file}: {exc.problem}") from None
+        raise
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name with an empty or too long label (`broker..lan`), exit 70 before
         print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
     try:
@@ -258,6 +318,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         if args.json:
             time.sleep(args.wait_s)
             print(json.dumps({"at": datetime.now(UTC).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
+            if view.lost_at is not None:  # what it heard before may be part of the fleet, its `online` stale: no answer for a script
+                print(f"edge-agent fleet: lost {settings.host}:{settings.port} during the --wait-s: the snapshot is what it said before", file=sys.stderr)
+                return 1
             if not view.kiosks and kiosk_login:  # a locked-down broker grants the subscriptions and delivers nothing
                 print(f"edge-agent fleet: no kiosk seen, logged in as the kiosk {own_id!r}: {KIOSK_LOGIN}", file=sys.stderr)
                 return 1
