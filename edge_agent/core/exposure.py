@@ -76,8 +76,11 @@ class ExposureLog:
         self.said: set[str] = set()
 
     def log(self, settings: Settings) -> None:
-        """Logs each line of `exposure_warnings` not logged yet (once for the life of the process)."""
-        for line in exposure_warnings(settings):
+        """Logs each line of `exposure_warnings` the running settings did not already bring: once
+        while it lasts, and again when a later reload brings it back (remembered for the life of
+        the process, a reload back to plain ws:// after one mending it went unsaid)."""
+        lines = exposure_warnings(settings)
+        for line in lines:
             if line not in self.said:
-                self.said.add(line)
                 log.warning("exposure: %s", line)
+        self.said = set(lines)

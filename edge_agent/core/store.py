@@ -324,7 +324,8 @@ class SessionStore:
         like every write. Returns how many were filed."""
 
         def merge(db: sqlite3.Connection) -> int:
-            filed = sum(merge_pointer(db, *pointer) for pointer in pointers)
+            order = newest_order(db)  # once a batch: pointers are clamped to now, the mark stays
+            filed = sum(merge_pointer(db, *pointer, order=order) for pointer in pointers)
             self._prune(db)
             return filed
 

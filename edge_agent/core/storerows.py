@@ -138,7 +138,7 @@ def create_schema(db: sqlite3.Connection) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")
 
 
-def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont: str | None, started_at: float, ended_at: float | None) -> int:
+def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont: str | None, started_at: float, ended_at: float | None, order: str | None = None) -> int:
     """One session another kiosk shared (`SessionStore.merge_shared`), in the caller's
     transaction: filed when newer than what the store has for its (agent, slot) (the latest start
     wins, ties by the larger id); a known id only has its last start and its end moved forward.
@@ -146,12 +146,18 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     its start is not later than that session's last sign of life (the other kiosk's clock behind,
     or this one's ahead: it was kept out, and the person's conversation there not followed), it
     counts as started on arrival; and the session the newest continues is not moved past it (heard
-    again, a time from the future is clamped to a later now each time). Returns 1 when a new row was filed."""
+    again, a time from the future is clamped to a later now each time). `order`: `newest_order(db)`,
+    when the caller has it (the same for a whole batch: no filed pointer lies past the clock). Returns
+    1 when a new row was filed."""
+    # the slot's newest as the press ranks it (`newest_order`): by the wall clock, a row a clock
+    # ahead had stored stayed the newest here, and a continuation of the session the press
+    # continues (the visitor moved on to another kiosk) was never filed
     newest = db.execute(
-        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)), continued_from FROM sessions WHERE agent = ? AND slot = ? ORDER BY {LAST_START} DESC, rowid DESC LIMIT 1",
+        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)), continued_from FROM sessions WHERE agent = ? AND slot = ? ORDER BY {order or newest_order(db)} LIMIT 1",
         (agent, slot),
     ).fetchone()
-    if cont is not None and newest is not None and newest[0] == cont and sid != cont and started_at <= newest[1]:
+    continues_newest = cont is not None and newest is not None and newest[0] == cont and sid != cont
+    if continues_newest and started_at <= newest[1]:
         started_at = max(math.nextafter(newest[1], math.inf), time.time())
         ended_at = None if ended_at is None else max(ended_at, started_at)
     continued = newest is not None and newest[2] == sid and newest[0] != sid  # older than the newest: only its end moves
@@ -164,9 +170,9 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     return int(
         db.execute(
             f"INSERT INTO sessions ({COLUMNS}, filed) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED} "
-            "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND NOT EXISTS "
-            f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?)))",
-            (sid, agent, slot, cont, started_at, ended_at, sid, agent, slot, started_at, started_at, sid),
+            "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND (? OR NOT EXISTS "
+            f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?))))",
+            (sid, agent, slot, cont, started_at, ended_at, sid, continues_newest, agent, slot, started_at, started_at, sid),
         ).rowcount
     )
 
