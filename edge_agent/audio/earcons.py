@@ -63,6 +63,17 @@ takes little of the speech (four degrees of freedom per frequency out of 160).""
 REMOVAL_TAIL_S = 0.5
 """How long after an earcon ends its echo may still reach the mic (echo.CUE_TAIL_S: the path's
 delay the timestamps do not see, plus the room's reverberation)."""
+RINGING_AFTER_S = 0.3
+"""From this long after the earcons heard ended, up to RINGING_TAIL_S, what the mic hears of them
+is their reverberation: a frame the earcons' tones hold TONE_SHARE of is the kiosk's own sound
+whatever is left once they are taken out (a hall's tail, RT60 0.6-1 s, leaves the tone's switch-off
+smeared over every band at -10 to -13 dB: over SPEECH_OVER_TONE_DB, it opened the gate after a
+silent press, tests/test_earcons_review.py). Speech alone never holds that share of a frame, so
+the visitor's words pass as before; under a dominant tail they join the gate's pre-roll."""
+RINGING_TAIL_S = 2.0
+"""How long after an earcon ends its reverberation is looked for (past REMOVAL_TAIL_S, only in
+frames its tones dominate): a hall's tail, or a speaker whose buffering the timestamps miss,
+outlasts REMOVAL_TAIL_S."""
 TONE_SHARE = 0.7
 """A frame is cleaned only where the earcon's frequencies hold this share of its energy: the tone is
 there and dominates. Speech alone never gave them more than 0.6 in the dev recordings (0.5 for
@@ -97,6 +108,10 @@ class EarconRemover:
         self.enabled = enabled
         self._windows: deque[tuple[float, float, str]] = deque(maxlen=16)  # (from, until, name); a dead mic cannot grow it
         self._bases: dict[frozenset[str], np.ndarray] = {}
+        self.ringing = False
+        """The last frame `clean` marked is only the earcons' late reverberation (RINGING_AFTER_S on,
+        past REMOVAL_TAIL_S): it must not open the gate, but does not close one the visitor holds
+        open (their voice can hold an earcon's tones in that share: they go on talking)."""
 
     def played(self, name: str, from_t: float, until_t: float) -> None:
         """Earcon `name` plays from `from_t` to `until_t` (time.monotonic(), as frames are stamped)."""
@@ -106,19 +121,23 @@ class EarconRemover:
         """(`frame` without the earcons playing in it, whether what is left is still the kiosk's own
         sound rather than the visitor's: the gate must not decide on it). A frame no earcon plays
         in comes back as it is, with False."""
+        self.ringing = False
         if not self._windows:  # the usual frame: nothing to do
             return frame, False
         first_at = captured_at - frame_s
-        while self._windows and self._windows[0][1] + REMOVAL_TAIL_S < first_at:
+        while self._windows and self._windows[0][1] + RINGING_TAIL_S < first_at:
             self._windows.popleft()
-        names = frozenset(name for a, b, name in self._windows if a < captured_at and first_at < b + REMOVAL_TAIL_S)
-        if not names:
+        heard = [(b, name) for a, b, name in self._windows if a < captured_at]
+        if not heard:
             return frame, False
-        if not self.enabled:
+        ringing = all(b + RINGING_AFTER_S <= first_at for b, _ in heard)  # only their reverberation is left
+        in_window = any(first_at < b + REMOVAL_TAIL_S for b, _ in heard)
+        if not self.enabled and in_window:
             return frame, True
+        names = frozenset(name for b, name in heard if not in_window or first_at < b + REMOVAL_TAIL_S)
         x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
         if len(x) % REMOVAL_BLOCK:
-            return frame, True
+            return frame, in_window
         # x less its projection Q Qᵀ x, block by block (Q orthonormal: the tones' space). einsum,
         # not a matrix product: BLAS would wake OpenBLAS worker threads (see audio/cues.py)
         blocks = x.reshape(-1, REMOVAL_BLOCK)
@@ -128,8 +147,11 @@ class EarconRemover:
         tone = float(np.square(x).sum()) - left  # y is x less its projection: the energies add up
         if tone < TONE_SHARE * (tone + left):  # no tone to speak of: the frame goes on as captured
             return frame, False
+        if not self.enabled or not in_window:  # their late reverberation, dominant: the kiosk's own
+            self.ringing = not in_window  # sound, kept as captured (a visitor's words under it go on byte for byte)
+            return frame, True
         cleaned = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
-        return cleaned, left < tone * 10.0 ** (SPEECH_OVER_TONE_DB / 10.0)
+        return cleaned, ringing or left < tone * 10.0 ** (SPEECH_OVER_TONE_DB / 10.0)
 
     def _basis(self, names: frozenset[str]) -> np.ndarray:
         """Q (REMOVAL_BLOCK x k, orthonormal columns): Q Qᵀ is the projection onto the tones of

@@ -95,6 +95,7 @@ class MicPath:
         # open the gate (an open gate is the visitor talking). Earcons are taken out of the frame
         # (not sent even by an open gate); what is left is the visitor's unless the tone dominates it
         frame, earcon = self.earcons_heard.clean(frame, captured_at, self.gate.frame_ms / 1000.0)
+        earcon = earcon and not (self.earcons_heard.ringing and self.gate.is_open)  # the visitor talks on
         # the canceller does not run under an earcon: its flag then stands for the earcon, handled
         # above, unless the agent's voice may be in the frame too
         agent_echo = self.echo.residual_echo and not (self.earcons_heard.enabled and self.echo.in_cue and not self.echo.agent_audible)
