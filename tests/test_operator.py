@@ -499,6 +499,7 @@ def test_sessions_forget_beside_a_running_kiosk_is_refused_naming_it(tmp_path: P
     assert f"an edge-agent (pid {d.proc.pid})" in line and "forget_sessions" in line and "systemctl stop" in line, line
     mark = d.press()
     d.wait_log(rf"press: continue {sid}", after=mark)  # not forgotten, and not said to be
+    d.wait_log(r"session \S+ ready", after=mark)  # stored: a stop before it (a loaded CI) left one session
     assert d.stop() == 0
     forgot = ea("sessions", "--forget", "--state-dir", str(state))
     assert forgot.returncode == 0 and "forgot 2 sessions" in forgot.stdout, forgot
