@@ -70,3 +70,17 @@ def make_client(settings: MqttSettings, client_id: str, protocol: MQTTProtocolVe
         if settings.tls_insecure:
             client.tls_insecure_set(True)
     return client
+
+
+def held(info: mqtt.MQTTMessageInfo) -> bool:
+    """paho still holds this publish (queued or sent, not acknowledged). One made while paho had
+    lost the link (rc NO_CONN) is queued for the reconnect all the same, but `is_published()`
+    raises on it: it raised in `on_connect`, and the kiosk said neither `online` nor its state
+    after the broker came back (a CI run's chaos test). False for one paho refused (a full queue)."""
+    if info.rc == mqtt.MQTT_ERR_NO_CONN:
+        with info._condition:  # is_published() without its raise: the flag paho sets at the ack
+            return not info._published
+    try:
+        return not info.is_published()
+    except (RuntimeError, ValueError):  # refused, never queued
+        return False

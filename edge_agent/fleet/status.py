@@ -50,7 +50,7 @@ from edge_agent.core.config_mqtt import MqttSettings
 from edge_agent.core.ratelimit import FailureStreak, TokenBucket
 from edge_agent.fleet.commands import MAX_COMMAND_BYTES, Command, CommandError, parse_command
 from edge_agent.fleet.discovery_sync import DiscoveryCleanup
-from edge_agent.fleet.mqttclient import Client, guarded, make_client
+from edge_agent.fleet.mqttclient import Client, guarded, held, make_client
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class StatusReporter:
             guarded(hook)()
         self._online_unsent = True
         with self._lock:  # paho re-sends these after this callback, behind the state `_say_online` sends
-            self._stale_states = [i for i in self._states_out if not i.is_published()]
+            self._stale_states = [i for i in self._states_out if held(i)]
         self._say_online(self.connects)
         self.discovery.connected()
 
@@ -212,7 +212,7 @@ class StatusReporter:
         stale = self._stale_states
         if stale:  # older states paho re-sends (a link that died under them) would be retained last
             with self._lock:
-                self._stale_states = [i for i in stale if not i.is_published()]
+                self._stale_states = [i for i in stale if held(i)]
         if not self._online_unsent and (first or self._state_unsent or (stale and not self._stale_states)):
             self._state_catch_up()  # the newest state now, and again once the older ones are through
         if self._online_unsent or self._state_unsent or self._stale_states:
@@ -305,7 +305,7 @@ class StatusReporter:
             return False
         if leaf == "state" and self.settings.qos:
             with self._lock:
-                self._states_out = [*(i for i in self._states_out if not i.is_published()), info]
+                self._states_out = [*(i for i in self._states_out if held(i)), info]
         return True
 
     def _state_catch_up(self) -> None:
