@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.audio.devices import write_wav_16k_mono
+from edge_agent.audio.devices import FileSource, write_wav_16k_mono
 from edge_agent.devtools.mosquitto import Mosquitto
 from edge_agent.devtools.pulse import PulseServer
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
@@ -569,3 +569,19 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     """A throw-away PulseAudio for a module's tests (`pulse_server`)."""
     with pulse_server(tmp_path_factory.mktemp("pulse")) as server:
         yield server
+
+
+class LateMic(FileSource):
+    """A file microphone that opens only once its file exists (a USB mic unplugged at start)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.frames_captured, self.overruns, self.last_frame_at, self.stalled = 0, 0, time.monotonic(), False
+
+    def start(self, loop: Any, on_frame: Any) -> None:
+        FileSource.__init__(self, self._path, 30)  # raises AudioError while the file is missing
+        FileSource.start(self, loop, on_frame)
+
+    def stop(self) -> None:
+        if hasattr(self, "_timer"):
+            FileSource.stop(self)

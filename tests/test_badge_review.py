@@ -119,6 +119,24 @@ def _busy_day(a: KioskThread, obs: Observer, n: int) -> None:
         wait_for(lambda start=start: len({t for t, _, _, _ in obs.received()}) >= start + 50, 20, "the pointers published")
 
 
+def _held_after_restart(broker: Broker, a: KioskThread, n: int, what: str, counted: Callable[[str], bool], timeout_s: float) -> None:
+    """The broker restarted on its port with nothing retained: all `n` of kiosk `a`'s `what` (the
+    topics `counted`) are published there again."""
+    broker.kill()
+    broker.start()
+    late = Observer(broker.port, "edge-agent/_sessions/#")
+    try:
+
+        def held() -> int:
+            return len({t for t, p, _, _ in late.received() if p and counted(t)})
+
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: held() >= n, timeout_s, f"the {what} published again")
+        assert held() == n, f"{held()} of {n} {what} on the broker again; {a.kiosk.share.counts}"  # type: ignore[union-attr]
+    finally:
+        late.close()
+
+
 def test_a_broker_that_lost_its_pointers_gets_every_one_of_a_busy_kiosk_again(tmp_path: Path, sim: AgentSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """A badge kiosk that ran 600 people's conversations, its broker restarted without persistence:
     30 s after the reconnect it published all 600 pointers at once into its status connection,
@@ -137,18 +155,7 @@ def test_a_broker_that_lost_its_pointers_gets_every_one_of_a_busy_kiosk_again(tm
                 _busy_day(a, obs, n)
             finally:
                 obs.close()
-            broker.kill()
-            broker.start()  # the same port, nothing retained
-            late = Observer(broker.port, "edge-agent/_sessions/#")
-            try:
-                def held() -> int:
-                    return len({t for t, p, _, _ in late.received() if p})
-
-                with contextlib.suppress(AssertionError):
-                    wait_for(lambda: held() >= n, 30, "the pointers published again")
-                assert held() == n, f"{held()} of {n} pointers on the broker again; {a.kiosk.share.counts}"  # type: ignore[union-attr]
-            finally:
-                late.close()
+            _held_after_restart(broker, a, n, "pointers", lambda t: True, 30)
     finally:
         broker.kill()
 
@@ -173,18 +180,6 @@ def test_a_broker_that_lost_its_forgets_gets_every_one_of_a_busy_kiosk_again(tmp
                 wait_for(lambda: len({t for t, _, _, _ in obs.received() if t.endswith("/forgotten")}) >= n, 30, "the forgets")
             finally:
                 obs.close()
-            broker.kill()
-            broker.start()  # the same port, nothing retained
-            late = Observer(broker.port, "edge-agent/_sessions/#")
-            try:
-
-                def held() -> int:
-                    return len({t for t, p, _, _ in late.received() if p and t.endswith("/forgotten")})
-
-                with contextlib.suppress(AssertionError):
-                    wait_for(lambda: held() >= n, 40, "the forgets published again")
-                assert held() == n, f"{held()} of {n} forgets on the broker again; {a.kiosk.share.counts}"  # type: ignore[union-attr]
-            finally:
-                late.close()
+            _held_after_restart(broker, a, n, "forgets", lambda t: t.endswith("/forgotten"), 40)
     finally:
         broker.kill()

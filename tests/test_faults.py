@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import DATA, Broker, KioskThread, Observer, kiosk_events, kiosk_settings, read_wav, wait_for
+from conftest import DATA, Broker, KioskThread, LateMic, Observer, kiosk_events, kiosk_settings, read_wav, wait_for
 
 from edge_agent.core import conversation as c
 from edge_agent.core.store import DB_NAME, SessionStore
@@ -179,24 +179,7 @@ def test_microphone_missing_at_start_is_retried_until_it_appears(tmp_path: Path,
     from dataclasses import replace
 
     settings = replace(settings, audio=replace(settings.audio, input=f"file:{missing}"))
-    from edge_agent.audio.devices import FileSource
-
-    class LateMic(FileSource):
-        """A file microphone that can only be opened once the file exists (a USB mic plugged in late)."""
-
-        def __init__(self) -> None:
-            self._path = missing
-            self.frames_captured, self.overruns, self.last_frame_at, self.stalled = 0, 0, time.monotonic(), False
-
-        def start(self, loop: Any, on_frame: Any) -> None:
-            FileSource.__init__(self, self._path, 30)  # raises AudioError while the file is missing
-            FileSource.start(self, loop, on_frame)
-
-        def stop(self) -> None:
-            if hasattr(self, "_timer"):
-                FileSource.stop(self)
-
-    with KioskThread(settings, wait_ready=False, source=LateMic()) as k:
+    with KioskThread(settings, wait_ready=False, source=LateMic(missing)) as k:
         time.sleep(1.0)
         assert not k.kiosk.ready.is_set()
         (tmp_path / "mic.wav").replace(missing)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KioskThread, kiosk_settings, mock_pins, wait_for
+from conftest import KioskThread, LateMic, kiosk_settings, mock_pins, wait_for
 from gpiozero.pins.mock import MockFactory
 
-from edge_agent.audio.devices import FileSink, FileSource
+from edge_agent.audio.devices import FileSink
 from edge_agent.core import conversation as c
 from edge_agent.devtools.simulator import AgentSimulator, SimulatorThread
 from edge_agent.service import audio_watch
@@ -40,22 +40,6 @@ def _lit_off(pin: Any) -> bool:
     """The LED is dark: driven low, or let go (an input pin drives no LED; the mock keeps the
     last level it was driven to, a real pin does not light the LED)."""
     return bool(pin.function == "input" or pin.state == 0)
-
-
-class LateMic(FileSource):
-    """A file microphone that opens only once its file exists (a USB mic unplugged at start)."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self.frames_captured, self.overruns, self.last_frame_at, self.stalled = 0, 0, time.monotonic(), False
-
-    def start(self, loop: Any, on_frame: Any) -> None:
-        FileSource.__init__(self, self._path, 30)  # raises AudioError while the file is missing
-        FileSource.start(self, loop, on_frame)
-
-    def stop(self) -> None:
-        if hasattr(self, "_timer"):
-            FileSource.stop(self)
 
 
 def test_the_led_shows_a_missing_microphone_and_clears_when_it_is_back(pins: MockFactory, tmp_path: Path, sim: AgentSimulator) -> None:
