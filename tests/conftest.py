@@ -453,6 +453,23 @@ def kiosk_events(k: KioskThread) -> list[tuple[str, dict[str, Any]]]:
     return seen
 
 
+def watch_gate_openings(k: KioskThread, room: Any) -> list[float]:
+    """From now on, the room's microphone time (s, `room.captured` samples at 16 kHz) of each time
+    the kiosk's gate opens (its dispatch wrapped: a VisitorSpeech that became active)."""
+    from edge_agent.core.conversation import VisitorSpeech
+
+    opened: list[float] = []
+    dispatch = k.kiosk.dispatch
+
+    def watch(event: Any) -> None:
+        if isinstance(event, VisitorSpeech) and event.active:
+            opened.append(room.captured / 16000)
+        dispatch(event)
+
+    k.kiosk.dispatch = watch
+    return opened
+
+
 def kiosk_settings(tmp_path: Path, endpoint: str, clip: bytes | None = None, **sections: Any) -> Any:
     """Settings for an in-process kiosk: file mic (the clip, or silence), null speaker."""
     from edge_agent.core import config

@@ -4,12 +4,17 @@ and opened the gate after a silent press."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
-from conftest import DATA, read_wav
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, watch_gate_openings
 
 from edge_agent.core.config_audio import VadSettings
-from edge_agent.devtools.echoroom import EchoPath
+from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker
 from edge_agent.devtools.echoscore import earcon_press
+from edge_agent.devtools.simulator import AgentSimulator
 
 SR = 16000
 HALL = EchoPath(delay_ms=45, rt60_s=1.0, rir_ms=1000, gain=0.9, reverb=0.2, seed=2)
@@ -18,14 +23,38 @@ GATE = VadSettings(engine="cues", aggressiveness=2, preroll_ms=500, hangover_ms=
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("rt60_s", [0.6, 1.0])
+@pytest.mark.parametrize("echo_cancel", [False, True], ids=["shipped", "echo_cancel_full_duplex"])
+def test_the_earcons_reverberation_in_a_hall_does_not_open_the_gate_after_a_silent_press(tmp_path: Path, sim: AgentSimulator, echo_cancel: bool, seed: int) -> None:
+    room = Room(replace(HALL, seed=seed))
+    speaker = RoomSpeaker(room)
+    mic = RoomMicrophone(room, speaker, frame_ms=30, period_ms=60)
+    settings = kiosk_settings(tmp_path, sim.url, audio={"echo_cancel": echo_cancel, "earcons": True})
+    kiosk = KioskThread(settings, source=mic, sink=speaker)
+    gate_opened = watch_gate_openings(kiosk, room)  # the room's mic time of each gate opening
+    with kiosk as k:
+        time.sleep(3.0)  # the kiosk idles in the hall (its gate learns the room's noise)
+        pressed_at = room.captured / SR
+        k.press()
+        k.wait_state("listening")
+        time.sleep(2.5)  # the press and ready earcons and their reverberation; nobody speaks
+        assert gate_opened == [], (pressed_at, gate_opened)
+        assert k.state == "listening"
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rt60_s", [0.6, 1.0, 1.4])
 def test_earcons_in_halls_open_nothing_and_a_visitor_talking_at_once_loses_nothing(rt60_s: float, seed: int) -> None:
     """The daemon's capture path (MicPath, as bench/earcon_rooms.py runs it) in halls whose
     reverberation is not cut at 150 ms: silent presses send nothing; a visitor talking from the
-    press is heard as soon as in the shipped rooms and loses nothing."""
+    press is heard as soon as in the shipped rooms and loses nothing. The tail's last dB over the
+    room, where the tones no longer dominate a frame, were judged as the visitor's: 24-30 frames
+    sent in 4 of these 60 presses (RT60 1-1.4 s). Left: with the ready earcon 250 ms after the
+    press, the press earcon still rings under the ready earcon's window in the 1-1.4 s halls and
+    opens the gate (not asserted here, in the closing note)."""
     path = EchoPath(delay_ms=45, rt60_s=rt60_s, rir_ms=int(rt60_s * 1000), gain=0.9, reverb=0.2, seed=seed)
     speech = read_wav(DATA / "kiosk_dev_quiet.wav")[2 * int(2.2 * SR) : 2 * int(4.2 * SR)]
-    for volume in (0.3, 1.0) if rt60_s < 1.0 else (0.3,):  # full volume in the 1 s hall: still opens (see the report)
-        assert earcon_press(path, GATE, volume, 0.08).frames_sent == 0
-        heard = earcon_press(path, GATE, volume, 0.08, speech=speech)
-        assert heard.lost_ms == 0 and heard.opened_s is not None and heard.opened_s <= 0.3
+    for volume in (0.3, 1.0):
+        for ready_after_s in (0.08, 0.25) if rt60_s < 1.0 else (0.08,):
+            assert earcon_press(path, GATE, volume, ready_after_s).frames_sent == 0, (volume, ready_after_s)
+            heard = earcon_press(path, GATE, volume, ready_after_s, speech=speech)
+            assert heard.lost_ms == 0 and heard.opened_s is not None and heard.opened_s <= 0.3, (volume, ready_after_s, heard)

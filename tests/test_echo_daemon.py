@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for, watch_gate_openings
 
-from edge_agent.core.conversation import Event, VisitorSpeech
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker
 from edge_agent.devtools.simulator import CHUNK_BYTES, VOICE_RMS, AgentSimulator
 
@@ -34,15 +33,7 @@ def test_visitor_barges_in_over_the_agent_and_echo_alone_never_opens_the_gate(tm
         k.loop.call_soon_threadsafe(room.talk, SPEECH[int(start_s * SR) * 2 : int(end_s * SR) * 2])
 
     kiosk = KioskThread(settings, source=mic, sink=speaker)
-    gate_opened: list[float] = []  # the room's mic time of each gate opening
-    dispatch = kiosk.kiosk.dispatch
-
-    def watch(event: Event) -> None:
-        if isinstance(event, VisitorSpeech) and event.active:
-            gate_opened.append(room.captured / SR)
-        dispatch(event)
-
-    kiosk.kiosk.dispatch = watch  # type: ignore[method-assign]
+    gate_opened = watch_gate_openings(kiosk, room)  # the room's mic time of each gate opening
     with kiosk as k:
         k.press()
         k.wait_state("listening")

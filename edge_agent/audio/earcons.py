@@ -84,6 +84,20 @@ SPEECH_OVER_TONE_DB = -16.0
 much energy against the tone taken out of it; under it, it is the earcon's leftover (its onsets,
 the room's smearing) and stays the kiosk's own sound. In the simulated rooms (bench/earcon_rooms.py)
 the leftover of a silent press reached -22 dB, so 6 dB of margin."""
+ROOM_SAMPLE_EVERY = 32
+"""Frames (about 1 s) between two samples of the room's own level, taken while no earcon is heard:
+one sum of squares a second, not one a frame."""
+ROOM_SAMPLES = 8
+"""Samples of the room's level kept; their median is the room (a visitor or a passer-by talking
+in a few of them does not move it)."""
+ROOM_MARGIN_DB = 3.0
+"""A frame the earcons are heard in whose rest (once their tones are taken out) is no louder than
+the room's level (ROOM_SAMPLES) plus this is their sound fading into the room, whatever share of it
+the tones hold: the kiosk's own too (passed on as captured where the tones do not dominate it). A
+hall's tail (RT60 1-1.4 s) fades into the room at tone shares of 0.5-0.65, under TONE_SHARE; those
+frames, judged as the visitor's, opened the gate after a silent press (tests/test_earcons_review.py).
+A frame of steady noise varies by ~0.3 dB, the tones' removal takes ~15 % of it, a visitor at arm's
+length stands 10 dB and more over the room."""
 
 
 class EarconRemover:
@@ -108,6 +122,9 @@ class EarconRemover:
         self.enabled = enabled
         self._windows: deque[tuple[float, float, str]] = deque(maxlen=16)  # (from, until, name); a dead mic cannot grow it
         self._bases: dict[frozenset[str], np.ndarray] = {}
+        self._room: deque[float] = deque(maxlen=ROOM_SAMPLES)
+        """Mean square per sample of a frame every ROOM_SAMPLE_EVERY frames no earcon was heard in."""
+        self._unsampled = 0
         self.ringing = False
         """The last frame `clean` marked is only the earcons' late reverberation (RINGING_AFTER_S on,
         past REMOVAL_TAIL_S): it must not open the gate, but does not close one the visitor holds
@@ -122,14 +139,14 @@ class EarconRemover:
         sound rather than the visitor's: the gate must not decide on it). A frame no earcon plays
         in comes back as it is, with False."""
         self.ringing = False
-        if not self._windows:  # the usual frame: nothing to do
-            return frame, False
+        if not self._windows:  # the usual frame: nothing to do (but for a sample of the room now and then)
+            return self._sample_room(frame), False
         first_at = captured_at - frame_s
         while self._windows and self._windows[0][1] + RINGING_TAIL_S < first_at:
             self._windows.popleft()
         heard = [(b, name) for a, b, name in self._windows if a < captured_at]
         if not heard:
-            return frame, False
+            return self._sample_room(frame), False
         ringing = all(b + RINGING_AFTER_S <= first_at for b, _ in heard)  # only their reverberation is left
         in_window = any(first_at < b + REMOVAL_TAIL_S for b, _ in heard)
         if not self.enabled and in_window:
@@ -144,14 +161,39 @@ class EarconRemover:
         q = self._basis(names)
         y = (blocks - np.einsum("ik,jk->ij", np.einsum("ij,jk->ik", blocks, q), q)).ravel()
         left = float(np.square(y).sum())
-        tone = float(np.square(x).sum()) - left  # y is x less its projection: the energies add up
+        total = float(np.square(x).sum())
+        tone = total - left  # y is x less its projection: the energies add up
         if tone < TONE_SHARE * (tone + left):  # no tone to speak of: the frame goes on as captured
-            return frame, False
+            fading = self._fading(tone, left, len(x), q.shape[1])  # unless it is the tones' tail
+            self.ringing = fading and not in_window
+            return frame, fading
         if not self.enabled or not in_window:  # their late reverberation, dominant: the kiosk's own
             self.ringing = not in_window  # sound, kept as captured (a visitor's words under it go on byte for byte)
             return frame, True
         cleaned = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
-        return cleaned, ringing or left < tone * 10.0 ** (SPEECH_OVER_TONE_DB / 10.0)
+        return cleaned, ringing or self._fading(tone, left, len(x), q.shape[1]) or left < tone * 10.0 ** (SPEECH_OVER_TONE_DB / 10.0)
+
+    def _sample_room(self, frame: bytes) -> bytes:
+        """`frame` (no earcon heard in it), its level kept every ROOM_SAMPLE_EVERY frames."""
+        self._unsampled -= 1
+        if self._unsampled < 0:
+            self._unsampled = ROOM_SAMPLE_EVERY - 1
+            x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+            if len(x):
+                self._room.append(float(np.einsum("i,i->", x, x)) / len(x))
+        return frame
+
+    def _fading(self, tone: float, left: float, samples: int, columns: int) -> bool:
+        """The earcons fading into the room: what is left once their tones are taken out is no
+        louder than the room was (ROOM_MARGIN_DB), and the tones are there: twice what the room's
+        noise alone puts in their `columns` of REMOVAL_BLOCK dimensions, of the frame and of the
+        room (a mean square of 1 added: a silent microphone hears no tone)."""
+        if not self._room:
+            return False
+        room = samples * sorted(self._room)[len(self._room) // 2]
+        if tone < 2.0 * columns / REMOVAL_BLOCK * (tone + left) or tone < 2.0 * columns / REMOVAL_BLOCK * (room + samples):
+            return False
+        return left <= room * math.pow(10.0, ROOM_MARGIN_DB / 10.0)
 
     def _basis(self, names: frozenset[str]) -> np.ndarray:
         """Q (REMOVAL_BLOCK x k, orthonormal columns): Q Qᵀ is the projection onto the tones of
