@@ -85,8 +85,8 @@ much energy against the tone taken out of it; under it, it is the earcon's lefto
 the room's smearing) and stays the kiosk's own sound. In the simulated rooms (bench/earcon_rooms.py)
 the leftover of a silent press reached -22 dB, so 6 dB of margin."""
 ROOM_SAMPLE_EVERY = 32
-"""Frames (about 1 s) between two samples of the room's own level, taken while no earcon is heard:
-one sum of squares a second, not one a frame."""
+"""Frames (about 1 s) between two samples of the room's own level, taken while no earcon is heard,
+the gate is closed and the agent silent: one sum of squares a second, not one a frame."""
 ROOM_SAMPLES = 8
 """Samples of the room's level kept; their median is the room (a visitor or a passer-by talking
 in a few of them does not move it)."""
@@ -134,19 +134,20 @@ class EarconRemover:
         """Earcon `name` plays from `from_t` to `until_t` (time.monotonic(), as frames are stamped)."""
         self._windows.append((from_t, until_t, name))
 
-    def clean(self, frame: bytes, captured_at: float, frame_s: float) -> tuple[bytes, bool]:
+    def clean(self, frame: bytes, captured_at: float, frame_s: float, room: bool = True) -> tuple[bytes, bool]:
         """(`frame` without the earcons playing in it, whether what is left is still the kiosk's own
         sound rather than the visitor's: the gate must not decide on it). A frame no earcon plays
-        in comes back as it is, with False."""
+        in comes back as it is, with False. `room`: nobody is talking (the gate is closed, the
+        agent silent), so a frame no earcon is heard in may be taken as a sample of the room."""
         self.ringing = False
         if not self._windows:  # the usual frame: nothing to do (but for a sample of the room now and then)
-            return self._sample_room(frame), False
+            return self._sample_room(frame) if room else frame, False
         first_at = captured_at - frame_s
         while self._windows and self._windows[0][1] + RINGING_TAIL_S < first_at:
             self._windows.popleft()
         heard = [(b, name) for a, b, name in self._windows if a < captured_at]
         if not heard:
-            return self._sample_room(frame), False
+            return self._sample_room(frame) if room else frame, False
         ringing = all(b + RINGING_AFTER_S <= first_at for b, _ in heard)  # only their reverberation is left
         in_window = any(first_at < b + REMOVAL_TAIL_S for b, _ in heard)
         if not self.enabled and in_window:

@@ -94,7 +94,8 @@ class MicPath:
         # the mic hears our earcons and what the canceller leaves of the agent's voice: they must not
         # open the gate (an open gate is the visitor talking). Earcons are taken out of the frame
         # (not sent even by an open gate); what is left is the visitor's unless the tone dominates it
-        frame, earcon = self.earcons_heard.clean(frame, captured_at, self.gate.frame_ms / 1000.0)
+        room = not self.gate.is_open and not self.echo.agent_audible  # the room alone, as far as we know
+        frame, earcon = self.earcons_heard.clean(frame, captured_at, self.gate.frame_ms / 1000.0, room)
         earcon = earcon and not (self.earcons_heard.ringing and self.gate.is_open)  # the visitor talks on
         # the canceller does not run under an earcon: its flag then stands for the earcon, handled
         # above, unless the agent's voice may be in the frame too
@@ -126,7 +127,7 @@ class MicPath:
         while ok + block <= len(pcm):
             part = pcm[ok : ok + block]
             at = captured_at - (len(pcm) - ok - block) / (2 * SAMPLE_RATE_HZ)
-            cleaned, cue = self.earcons_heard.clean(part, at, LEAD_BLOCK_MS / 1000.0)
+            cleaned, cue = self.earcons_heard.clean(part, at, LEAD_BLOCK_MS / 1000.0, room=False)
             if cue or cleaned != part:  # an earcon is heard in it: its frame decides
                 break
             ok += block
