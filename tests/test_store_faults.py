@@ -1081,3 +1081,16 @@ def test_a_fifo_at_the_store_path_beside_a_wal_and_shm_is_an_error_not_a_hang_fo
     except subprocess.TimeoutExpired:
         pytest.fail(f"the {reader} reader hung on the FIFO")
     assert out.stdout.strip() in ("StoreError", "StateDirProblem"), out.stdout + out.stderr
+
+
+def test_forgetting_one_slot_deletes_the_moved_aside_copies_that_may_hold_it(tmp_path: Path) -> None:
+    """A badge holder asks to be forgotten (a slot's forget, also a fleet's): their session was in a
+    store since moved aside as corrupt. The copy cannot be read to delete their rows from, and it
+    stayed on the card until a full forget."""
+    (tmp_path / f"{DB_NAME}.corrupt-20260101T000000").write_bytes(b"badge-7 s-theirs")
+    (tmp_path / f"{DB_NAME}.corrupt-20260101T000000-wal").write_bytes(b"badge-7 s-theirs")
+    store = SessionStore(tmp_path)
+    store.record_start("s-someone-else", "agent", "badge-9", None)
+    assert store.forget_slot("agent", "badge-7") == 0  # nothing of theirs in the live store
+    assert corrupt_copies(tmp_path) == []
+    assert [s.id for s in store.recent()] == ["s-someone-else"]  # the other slots stay

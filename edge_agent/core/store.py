@@ -235,6 +235,7 @@ class SessionStore:
             db.execute("COMMIT")
             if self._slots_pending:
                 scrub_wal(db)  # the forgets done in memory meanwhile: none of theirs left in the WAL
+                self._remove_corrupt_copies()  # (tried at the forget, on a disk that may have refused)
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.rollback()
@@ -343,12 +344,16 @@ class SessionStore:
         fleet-wide forget reaching this kiosk (a durable commit each held the event loop for
         seconds at a forget of thousands of slots); the ids deleted of each. With the disk unusable, on
         disk too as soon as `retry` gets it back (a badge holder who asked to be forgotten was
-        continued again once the card came back)."""
+        continued again once the card came back). The moved-aside `.corrupt-*` copies go too: they
+        may hold those slots' sessions and cannot be read to delete rows from (a badge holder who
+        asked to be forgotten stayed in one until a full forget)."""
         deleted = self._run(lambda db: in_transaction(db, lambda db: [delete_slot(db, *where) for where in slots]))
         if self.fault is not None:
             self._slots_pending.extend(slots)
         elif any(deleted):
             scrub_wal(self._db)  # not only the database's pages: the WAL's old frames held them too
+        if slots:  # a store moved aside may hold them too (it cannot be read to delete rows from)
+            self._remove_corrupt_copies()
         return deleted
 
     def _query(self, tail: str, args: tuple[object, ...]) -> list[StoredSession]:
