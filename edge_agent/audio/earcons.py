@@ -125,6 +125,8 @@ class EarconRemover:
         self._room: deque[float] = deque(maxlen=ROOM_SAMPLES)
         """Mean square per sample of a frame every ROOM_SAMPLE_EVERY frames no earcon was heard in."""
         self._unsampled = 0
+        self._room_level: float | None = None
+        """The median of `_room`, taken when a sample comes (not at every frame an earcon is heard in)."""
         self.ringing = False
         """The last frame `clean` marked is only the earcons' late reverberation (RINGING_AFTER_S on,
         past REMOVAL_TAIL_S): it must not open the gate, but does not close one the visitor holds
@@ -162,8 +164,7 @@ class EarconRemover:
         q = self._basis(names)
         y = (blocks - np.einsum("ik,jk->ij", np.einsum("ij,jk->ik", blocks, q), q)).ravel()
         left = float(np.square(y).sum())
-        total = float(np.square(x).sum())
-        tone = total - left  # y is x less its projection: the energies add up
+        tone = float(np.square(x).sum()) - left  # y is x less its projection: the energies add up
         if tone < TONE_SHARE * (tone + left):  # no tone to speak of: the frame goes on as captured
             fading = self._fading(tone, left, len(x), q.shape[1])  # unless it is the tones' tail
             self.ringing = fading and not in_window
@@ -182,6 +183,7 @@ class EarconRemover:
             x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
             if len(x):
                 self._room.append(float(np.einsum("i,i->", x, x)) / len(x))
+                self._room_level = sorted(self._room)[len(self._room) // 2]
         return frame
 
     def _fading(self, tone: float, left: float, samples: int, columns: int) -> bool:
@@ -189,9 +191,9 @@ class EarconRemover:
         louder than the room was (ROOM_MARGIN_DB), and the tones are there: twice what the room's
         noise alone puts in their `columns` of REMOVAL_BLOCK dimensions, of the frame and of the
         room (a mean square of 1 added: a silent microphone hears no tone)."""
-        if not self._room:
+        if self._room_level is None:
             return False
-        room = samples * sorted(self._room)[len(self._room) // 2]
+        room = samples * self._room_level
         if tone < 2.0 * columns / REMOVAL_BLOCK * (tone + left) or tone < 2.0 * columns / REMOVAL_BLOCK * (room + samples):
             return False
         return left <= room * math.pow(10.0, ROOM_MARGIN_DB / 10.0)
