@@ -106,11 +106,11 @@ class BandShape:
         pairs = spec.view(np.float64)
         squares = pairs * pairs
         band_power: list[float] = np.add.reduceat(squares, self._pair_edges).tolist()
-        fine = tonal.fine_structure(squares[np.newaxis, :])
+        fine = tonal.fine_structure(squares)
         history, oldest = self._history, self._history_at
-        steadiness = float(tonal.correlation(fine, history[oldest - 1 : oldest] if oldest else history[-1:])[0])
-        recurrence = float(tonal.correlation(fine, history[oldest : oldest + 1])[0])
-        history[oldest] = fine[0]
+        steadiness = float(tonal.correlation(fine, history[oldest - 1]))
+        recurrence = float(tonal.correlation(fine, history[oldest]))
+        history[oldest] = fine
         self._history_at = (oldest + 1) % len(history)
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.

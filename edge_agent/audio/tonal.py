@@ -18,6 +18,8 @@ figures to the bit as blocks one at a time: every step is elementwise or a reduc
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ENVELOPE_BINS = 7
@@ -35,24 +37,33 @@ rounding) is not scaled up to unit length: its steadiness stays ~0, not the roun
 
 
 def fine_structure(squares: np.ndarray) -> np.ndarray:
-    """Rows of a spectrum's squared (re, im) pairs in (as `pairs * pairs`, bandshape.py has them),
-    rows of unit-length fine structure out (mean 0; ~0 for silence). The log of the power, not of
-    the magnitude: twice the same, and the correlation does not see the factor."""
-    log_power = np.log(squares[:, ::2] + squares[:, 1::2] + POWER_FLOOR)
-    n, k, half = log_power.shape[1], ENVELOPE_BINS, ENVELOPE_BINS // 2
+    """A spectrum's squared (re, im) pairs in (as `pairs * pairs`, bandshape.py has them): one
+    block's (1-D) or rows of them; its unit-length fine structure out, the same shape (mean 0; ~0
+    for silence). The log of the power, not of the magnitude: twice the same, and the correlation
+    does not see the factor. One block's sums and norm stay numpy scalars (a live block costs a
+    quarter less than as a row of one), each the same figure to the bit as its row's in a batch."""
+    log_power = np.add(squares[..., ::2], squares[..., 1::2])
+    log_power += POWER_FLOOR
+    np.log(log_power, out=log_power)
+    n, k, half = log_power.shape[-1], ENVELOPE_BINS, ENVELOPE_BINS // 2
     # the moving sum over k bins as k shifted slices (cheaper than a cumulative sum along rows),
     # centred on bin j + half + 1 for output j (the band's first bin is not used)
-    envelope = log_power[:, 1 : n - k + 1] + log_power[:, 2 : n - k + 2]
+    envelope = log_power[..., 1 : n - k + 1] + log_power[..., 2 : n - k + 2]
     for shift in range(3, k + 1):
-        envelope += log_power[:, shift : n - k + shift]
-    fine: np.ndarray = log_power[:, half + 1 : n - half] - envelope / k
-    fine -= np.add.reduce(fine, axis=-1, keepdims=True) / fine.shape[1]
-    fine /= np.maximum(np.sqrt(np.add.reduce(fine * fine, axis=-1, keepdims=True)), FLAT_NORM)
+        envelope += log_power[..., shift : n - k + shift]
+    envelope /= k
+    fine: np.ndarray = np.subtract(log_power[..., half + 1 : n - half], envelope, out=envelope)
+    if fine.ndim > 1:
+        fine -= np.add.reduce(fine, axis=-1, keepdims=True) / fine.shape[-1]
+        fine /= np.maximum(np.sqrt(np.add.reduce(fine * fine, axis=-1, keepdims=True)), FLAT_NORM)
+    else:  # math.sqrt and np.sqrt are both correctly rounded
+        fine -= np.add.reduce(fine) / len(fine)
+        fine /= max(math.sqrt(np.add.reduce(fine * fine)), FLAT_NORM)
     return fine
 
 
 def correlation(fine: np.ndarray, before: np.ndarray) -> np.ndarray:
-    """Per row, the correlation (-1..1) of `fine`'s row with `before`'s (same shapes): with the
-    block before, the steadiness; with the block RECUR_BLOCKS before, the recurrence."""
+    """Per row (or of one block's), the correlation (-1..1) of `fine` with `before` (same shapes):
+    with the block before, the steadiness; with the block RECUR_BLOCKS before, the recurrence."""
     correlation: np.ndarray = np.add.reduce(fine * before, axis=-1)
     return correlation
