@@ -15,7 +15,8 @@ third of the cost of doing them block by block. Both ways give the same figures 
 - additions, products and differences are correctly rounded wherever they are done;
 - the sums over the 8 sub-bands and the logarithms stay Python's own `sum` and `math.log10`
   (numpy's sum adds in another order, its log10 may round differently);
-- the fine structure (tonal.py) is numpy's own `log`, elementwise, and row reductions
+- the fine structure (tonal.py) is numpy's own `log`, elementwise, a running sum along each row
+  (`np.add.accumulate`, in order) and row reductions
   (`np.add.reduce(..., axis=-1)`), on rows of the same length both ways: one row live, 256 in a
   batch, each reduced as that single row would be;
 - the two-block average is a recurrence, s[k] = 0.5 * (s[k-1] + p[k]); scaled by 2**k it becomes
@@ -64,10 +65,13 @@ class BandShape:
         """Byte offset in the read-ahead audio of the next block expected."""
         self._spectra = np.zeros((0, self.hi - self.lo), dtype=np.complex128)
         self._smooths = np.zeros((0, self._count))
-        self._history = np.zeros((tonal.RECUR_BLOCKS, self.hi - self.lo - tonal.ENVELOPE_BINS))
-        """The last RECUR_BLOCKS blocks' fine structure (tonal.py), a ring: row `_history_at` is the oldest."""
+        self._history = np.zeros((2 * tonal.RECUR_BLOCKS, self.hi - self.lo - tonal.ENVELOPE_BINS))
+        """The last RECUR_BLOCKS blocks' fine structure (tonal.py), a ring held twice over (row i
+        and i + RECUR_BLOCKS the same): row `_history_at` is the oldest, and rows `_history_at` ..
+        `_history_at + RECUR_BLOCKS` are all of them in order, the block before's and the oldest
+        one next to each other (one call correlates a block with both)."""
         self._history_at = 0
-        self._chain = self._history
+        self._chain = self._history[: tonal.RECUR_BLOCKS]
         """The current batch's fine structure, after the RECUR_BLOCKS blocks before it (read only
         once a batch exists; until then a placeholder)."""
         self._rows: list[tuple[float, list[float], float, float, float]] = []
@@ -107,11 +111,10 @@ class BandShape:
         squares = pairs * pairs
         band_power: list[float] = np.add.reduceat(squares, self._pair_edges).tolist()
         fine = tonal.fine_structure(squares)
-        history, oldest = self._history, self._history_at
-        steadiness = float(tonal.correlation(fine, history[oldest - 1]))
-        recurrence = float(tonal.correlation(fine, history[oldest]))
-        history[oldest] = fine
-        self._history_at = (oldest + 1) % len(history)
+        history, oldest, lag = self._history, self._history_at, tonal.RECUR_BLOCKS
+        steadiness, recurrence = tonal.correlation(fine, history[oldest + lag - 1 : oldest + lag + 1]).tolist()
+        history[oldest] = history[oldest + lag] = fine
+        self._history_at = (oldest + 1) % lag
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
         # Sub-band powers are averaged over two blocks, halving the jitter of short frames.
@@ -130,7 +133,8 @@ class BandShape:
             self._smooth = self._smooths[self._row - 1].tolist()
             self._prev = self._rows[self._row - 1][1]
             self._spectrum = self._spectra[self._row - 1].copy()
-            self._history, self._history_at = self._chain[self._row : self._row + tonal.RECUR_BLOCKS].copy(), 0
+            recent = self._chain[self._row : self._row + tonal.RECUR_BLOCKS]
+            self._history, self._history_at = np.concatenate((recent, recent)), 0
         self._rows, self._row = [], 0
 
     def _read_batch(self, pcm: bytes, at: int) -> None:
@@ -143,7 +147,7 @@ class BandShape:
         power = np.add.reduceat(squares, self._pair_edges, axis=1)
         fine = tonal.fine_structure(squares)
         lag = tonal.RECUR_BLOCKS
-        self._chain = chain = np.concatenate((np.roll(self._history, -self._history_at, axis=0), fine))
+        self._chain = chain = np.concatenate((self._history[self._history_at : self._history_at + lag], fine))
         steadiness: list[float] = tonal.correlation(fine, chain[lag - 1 : lag - 1 + count]).tolist()
         recurrence: list[float] = tonal.correlation(fine, chain[:count]).tolist()
         rows: list[list[float]] = power.tolist()

@@ -13,7 +13,8 @@ is as steady, but unlike music it also recurs a second later (RECUR_BLOCKS; docs
 are not music").
 
 Pure numpy on rows of spectra, so a batch of blocks read ahead (bandshape.py) gets the same
-figures to the bit as blocks one at a time: every step is elementwise or a reduction along a row.
+figures to the bit as blocks one at a time: every step is elementwise, a running sum along a row
+or a reduction along it.
 """
 
 from __future__ import annotations
@@ -46,11 +47,10 @@ def fine_structure(squares: np.ndarray) -> np.ndarray:
     log_power += POWER_FLOOR
     np.log(log_power, out=log_power)
     n, k, half = log_power.shape[-1], ENVELOPE_BINS, ENVELOPE_BINS // 2
-    # the moving sum over k bins as k shifted slices (cheaper than a cumulative sum along rows),
-    # centred on bin j + half + 1 for output j (the band's first bin is not used)
-    envelope = log_power[..., 1 : n - k + 1] + log_power[..., 2 : n - k + 2]
-    for shift in range(3, k + 1):
-        envelope += log_power[..., shift : n - k + shift]
+    # the moving sum over k bins, bins j + 1 .. j + k for output j (centred on bin j + half + 1;
+    # the band's first bin is not used), as the difference of a running sum: one call each
+    running = np.add.accumulate(log_power, axis=-1)
+    envelope = np.subtract(running[..., k:], running[..., : n - k])
     envelope /= k
     fine: np.ndarray = np.subtract(log_power[..., half + 1 : n - half], envelope, out=envelope)
     if fine.ndim > 1:
