@@ -183,8 +183,17 @@ class Conversation:
 
     @property
     def starts_refused(self) -> int:
-        """Starts refused by the rate limit (a metric; MQTT command results read it)."""
+        """Starts refused by the rate limit or for a gone microphone (a metric; MQTT command results read it)."""
         return self._starts.refused
+
+    @property
+    def mic_gone(self) -> bool:
+        """The microphone is gone: every start is refused (core/startlimit.py)."""
+        return self._starts.mic_gone
+
+    @mic_gone.setter
+    def mic_gone(self, gone: bool) -> None:
+        self._starts.mic_gone = gone
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:

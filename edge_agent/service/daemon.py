@@ -238,6 +238,7 @@ class Kiosk:
     def _notify(self, kind: str, fields: dict[str, Any]) -> None:
         self.reports.event(kind, fields)
         if kind in audio_watch.DEVICE_EVENTS or fields.get("code") in audio_watch.DEVICE_EVENTS:
+            self.conversation.mic_gone = self.audio_watch.stalled_at is not None  # no start with no mic
             self._show_led()
 
     # ------------------------------------------------------------------ commands

@@ -109,12 +109,15 @@ def service_reads(files: list[tuple[str, str]]) -> str:
             st = path.stat()
         except OSError:
             continue  # missing: the config check said so
-        if key != CONFIG_KEY and (hidden := _hidden_by_unit(path)):  # the unit runs with its own config path
+        hidden = _hidden_by_unit(path)
+        if key != CONFIG_KEY and hidden:  # the unit runs with its own config path
             raise StateDirProblem(
                 f"{key} {path}: {hidden}, so the service's `run` as {judge.name} does not find it and refuses to start (exit 78)",
                 f"move it to /etc/edge-agent (root:{group} 0750)",
             )
-        for parent in dict.fromkeys([*path.absolute().parents, *path.resolve().parents]):
+        # a config where the unit's sandbox hides everything is not the service's (`sudo doctor -c
+        # ~/kiosk.toml`): the dirs on the way to it are not judged (it failed on a 0700 /root)
+        for parent in () if hidden else dict.fromkeys([*path.absolute().parents, *path.resolve().parents]):
             pst = parent.stat()
             if not judge.may(parent, pst, os.X_OK):
                 raise StateDirProblem(
@@ -131,7 +134,8 @@ def service_reads(files: list[tuple[str, str]]) -> str:
 
 CONFIG_KEY = "config file"
 """`service_reads`' key for the config itself: judged for its permission bits, not for where it is
-(the shipped unit reads /etc/edge-agent/config.toml whatever `doctor -c` was given)."""
+(the shipped unit reads /etc/edge-agent/config.toml whatever `doctor -c` was given); the dirs on
+the way to it only where the unit could see it at all."""
 
 
 def _hidden_by_unit(path: Path) -> str | None:
