@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, make_private_dir, read_only
-from edge_agent.core.storedsession import COLUMNS, FILED, LAST_START, SOUND_ROW, UPSERT_REFILED, Row
+from edge_agent.core.storedsession import COLUMNS, FILED, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, newest_order, prune, set_mark
 from edge_agent.core.storerows import scrub_wal as scrub_wal
@@ -312,8 +312,8 @@ class SessionStore:
         return rows[0] if rows else None
 
     def recent(self, limit: int = 100) -> list[StoredSession]:
-        """All sessions, newest first."""
-        return self._query(f"ORDER BY {LAST_START} DESC, rowid DESC LIMIT ?", (limit,))
+        """All sessions, newest first, as a press ranks a slot's (`storerows.newest_order`)."""
+        return self._query(f"ORDER BY {self._run(newest_order)} LIMIT ?", (limit,))
 
     # ------------------------------------------------------------------ shared with a fleet
     def merge_shared(self, pointers: list[tuple[str, str, str, str | None, float, float | None]]) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from edge_agent.core.statefiles import read_only
 from edge_agent.core.store import is_corruption
 from edge_agent.core.storedsession import SOUND_ROW, StoredSession, written_columns
+from edge_agent.core.storerows import newest_order
 from edge_agent.errors import StoreError
 
 
@@ -43,7 +44,8 @@ def _recent(conn: sqlite3.Connection, limit: int) -> list[StoredSession]:
         return []
     wanted, last_start = written_columns(columns)  # an older edge-agent's store: `run` adds the columns
     sound = SOUND_ROW if "resumed_at" in columns else SOUND_ROW.replace("resumed_at", "NULL")  # a row of other types is skipped, as the kiosk skips it
-    rows = conn.execute(f"SELECT {wanted} FROM sessions WHERE {sound} ORDER BY {last_start} DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+    order = newest_order(conn, last_start) if "filed" in columns else f"{last_start} DESC, rowid DESC"  # an older store has no write order
+    rows = conn.execute(f"SELECT {wanted} FROM sessions WHERE {sound} ORDER BY {order} LIMIT ?", (limit,)).fetchall()
     return [StoredSession(*row) for row in rows]
 
 

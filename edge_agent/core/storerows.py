@@ -50,19 +50,22 @@ def _clock_behind(db: sqlite3.Connection, last_start: str) -> bool:
     return db.execute(f"SELECT 1 FROM sessions WHERE {last_start} > ? LIMIT 1", (time.time() + CLOCK_SLACK_S,)).fetchone() is not None
 
 
-def newest_order(db: sqlite3.Connection) -> str:
+def newest_order(db: sqlite3.Connection, last_start: str = LAST_START) -> str:
     """SQL ORDER BY ranking a slot's rows for the press (`SessionStore.newest`): by the order they
     were written in while the clock is behind a row (their times cannot rank them); once it is set
     right, while rows written behind are kept (the mark), the rows written since first, by time,
     and the rest by write order; else by time. Ranked by time, a session stored under a clock that
     was behind stayed under an earlier one: after a restart with the clock still behind every press
-    started fresh, and once NTP set it right the press continued the visitor before."""
-    if _clock_behind(db, LAST_START):
+    started fresh, and once NTP set it right the press continued the visitor before. The listing
+    (`SessionStore.recent`, `edge-agent sessions`) ranks the same: by the wall clock it showed the
+    conversation just held after every one before the boot, or cut it (`--limit`). `last_start`: an
+    older version's store's (`written_columns`)."""
+    if _clock_behind(db, last_start):
         return "filed DESC, rowid DESC"
     marked = mark(db)
     if marked:
-        return f"coalesce(filed > {marked}, 0) DESC, CASE WHEN filed > {marked} THEN {LAST_START} END DESC, filed DESC, rowid DESC"
-    return f"{LAST_START} DESC, rowid DESC"
+        return f"coalesce(filed > {marked}, 0) DESC, CASE WHEN filed > {marked} THEN {last_start} END DESC, filed DESC, rowid DESC"
+    return f"{last_start} DESC, rowid DESC"
 
 
 def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:

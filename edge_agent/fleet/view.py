@@ -99,6 +99,9 @@ class FleetView:
         if not payload and leaf in ("availability", "state"):  # cleared, as the README says of a retired kiosk
             self._cleared(kid, leaf)
             return
+        if leaf == "metrics" and retained:  # a kiosk never retains its metrics: someone else's (forged, or
+            self.ignored += 1  # stale from anyone), shown as the kiosk's figures now (README: null before)
+            return
         row = self.kiosks.setdefault(kid, KioskRow(_text(kid) or "?"))
         if not retained:
             row.last_seen = time.time() if now is None else now

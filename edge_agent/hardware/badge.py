@@ -25,6 +25,7 @@ import stat
 import struct
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,8 @@ from edge_agent.core.slots import BadgeKeyer
 log = logging.getLogger(__name__)
 
 REOPEN_S = 2.0
+SEEN_KEPT = 64
+"""Badges whose last read the repeat window remembers (the newest)."""
 MAX_NAME_CHARS = 64
 """Most characters of a device's name that are logged (a USB product string: whoever made the
 device chose it, newlines and terminal escape codes included)."""
@@ -225,7 +228,10 @@ class BadgeReader:
         self.counts.update(repeats=0, flood=0, reopens=0, accepted=0)
         self._emit: Callable[[c.Event], None] | None = None
         self._last: tuple[str, float] | None = None  # the last scan accepted: (slot key, when)
-        self._seen: tuple[str, float] | None = None  # the last scan accepted or dropped as its repeat
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        """Each badge's last read, accepted or dropped as its repeat, oldest first (at most SEEN_KEPT,
+        each within repeat_ignore_s): with only the last badge's kept, a card left lying on the
+        reader took the kiosk back at its next re-read after another person's scan."""
         self._stop_r, self._stop_w = os.pipe()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -253,15 +259,21 @@ class BadgeReader:
         # a repeat is within repeat_ignore_s of the badge's last read, accepted or not: a card left
         # in an RFID reader's field, re-read every 1.5 s, was a press every other read (its
         # holder's conversation ended and started again every 3 s; a helper's attack)
-        seen = self._seen
-        if seen is not None and seen[0] == key and now - seen[1] < self.settings.repeat_ignore_s:
-            self._seen = (key, now)
+        window = self.settings.repeat_ignore_s
+        while self._seen and (len(self._seen) > SEEN_KEPT or not 0 <= now - next(iter(self._seen.values())) < window):
+            self._seen.popitem(last=False)  # out of its window (or a flood of badges): bounded
+        seen = self._seen.get(key)
+        if seen is not None and 0 <= now - seen < window:
+            self._seen[key] = now
+            self._seen.move_to_end(key)
             self.counts["repeats"] += 1
             return
         if self._last is not None and now - self._last[1] < self.settings.min_interval_s:
             self.counts["flood"] += 1  # not a read that starts a repeat window: the badge was never taken
             return
-        self._last = self._seen = (key, now)
+        self._last = (key, now)
+        self._seen[key] = now
+        self._seen.move_to_end(key)
         self.counts["accepted"] += 1
         log.info("badge: scan for slot %s", key)
         if self._emit is not None:
