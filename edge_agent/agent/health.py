@@ -26,6 +26,15 @@ RETRYABLE_HTTP = frozenset({408, 425, 429})
 TRY_LATER_CLOSE_CODES = frozenset({1001, 1012, 1013, 1014})
 """Going away, restarting, try again later, bad gateway: a server's close that is no refusal."""
 
+STANDBY_ANSWER_S = 1.5
+"""How long a standby taken by a press has to answer (its server's pong, any message) before it is
+taken for dead and a fresh link connects (AgentLink._prove_standby); longer when the measured
+round trip asks for it."""
+
+
+class StandbyGone(Exception):
+    """A standby taken by a press had no answer: its server died unheard while it stood by."""
+
 
 @dataclass
 class LinkStats:

@@ -25,8 +25,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from edge_agent.agent.deflate import SilenceDeflateFactory
 from edge_agent.agent.downlink import EARLY_AUDIO_BYTES as EARLY_AUDIO_BYTES
 from edge_agent.agent.downlink import Downlink
+from edge_agent.agent.health import STANDBY_ANSWER_S, StandbyGone, asks_to_try_later, closed_by_server
 from edge_agent.agent.health import LinkStats as LinkStats
-from edge_agent.agent.health import asks_to_try_later, closed_by_server
 from edge_agent.agent.health import classify as classify
 from edge_agent.agent.outbox import Outbox
 from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, read_in_small_chunks
@@ -197,41 +197,13 @@ class AgentLink:
                 await asyncio.sleep(delay_s)
             if self._closing:
                 return
-            async with connect(
-                self.settings.endpoint,
-                **self._ssl(),
-                open_timeout=self.settings.connect_timeout_s,
-                ping_interval=None,  # our own JSON ping measures RTT and feeds the dead timer
-                close_timeout=1.0,
-                max_size=MAX_MESSAGE_BYTES,
-                max_queue=MAX_QUEUED_MESSAGES,
-                write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
-                compression="deflate" if self.settings.compression else None,
-                extensions=[SilenceDeflateFactory()] if self.settings.compression else None,
-                create_connection=BatchingConnection,
-            ) as ws:
-                self._ws = ws
-                self.stats.connects += 1
-                sock = ws.transport.get_extra_info("socket")
-                if sock is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-                read_in_small_chunks(ws.transport)
-                if self._activated is not None and not await self._hold(ws, self._activated):
-                    self.outbox.close()  # held long enough unused: end quietly, a fresh one follows
-                    return
-                init = p.Initiate(
-                    public_key=self.settings.public_key or "",
-                    agent_id=self.settings.agent_id,
-                    agent_config=self.settings.config or None,
-                    metadata=self.settings.metadata or None,
-                    include_metadata_in_prompt=self.settings.include_metadata_in_prompt,
-                    continue_session_id=self._continuation,
-                )
-                if isinstance(ws, BatchingConnection):  # from `initiate` on (a standby's silence before it stands)
-                    ws.on_bad_text = self._bad_text
-                await ws.send(init.to_wire())
-                self._emit(c.Initiated(self.link_id))
-                await self._serve(ws)
+            try:
+                await self._connect()
+            except StandbyGone as exc:  # its server died unheard: a cold connect, as the press would have
+                log.warning("agent link %d: %s; connecting afresh", self.link_id, exc)
+                self._activated, self._ws = None, None  # a plain link from here on
+                if not self._closing:
+                    await self._connect()
         except asyncio.CancelledError:
             error = "cancelled"
         except Exception as exc:  # every way a socket can end is classified, none escapes
@@ -256,6 +228,44 @@ class AgentLink:
                     log.warning("agent link %d ended: %s%s", self.link_id, error, " (fatal)" if fatal else "")
             self._emit(c.LinkDown(self.link_id, error, fatal, server_closed))
 
+    async def _connect(self) -> None:
+        """Connects, holds a standby until `activate`, sends `initiate` and serves the link."""
+        async with connect(
+            self.settings.endpoint,
+            **self._ssl(),
+            open_timeout=self.settings.connect_timeout_s,
+            ping_interval=None,  # our own JSON ping measures RTT and feeds the dead timer
+            close_timeout=1.0,
+            max_size=MAX_MESSAGE_BYTES,
+            max_queue=MAX_QUEUED_MESSAGES,
+            write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
+            compression="deflate" if self.settings.compression else None,
+            extensions=[SilenceDeflateFactory()] if self.settings.compression else None,
+            create_connection=BatchingConnection,
+        ) as ws:
+            self._ws = ws
+            self.stats.connects += 1
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            read_in_small_chunks(ws.transport)
+            if self._activated is not None and not await self._hold(ws, self._activated):
+                self.outbox.close()  # held long enough unused: end quietly, a fresh one follows
+                return
+            init = p.Initiate(
+                public_key=self.settings.public_key or "",
+                agent_id=self.settings.agent_id,
+                agent_config=self.settings.config or None,
+                metadata=self.settings.metadata or None,
+                include_metadata_in_prompt=self.settings.include_metadata_in_prompt,
+                continue_session_id=self._continuation,
+            )
+            if isinstance(ws, BatchingConnection):  # from `initiate` on (a standby's silence before it stands)
+                ws.on_bad_text = self._bad_text
+            await ws.send(init.to_wire())
+            self._emit(c.Initiated(self.link_id))
+            await self._serve(ws, proving=self._activated is not None)
+
     async def _hold(self, ws: ClientConnection, activated: asyncio.Event) -> bool:
         """A standby waits for `activate` (True), for `hold_s` to pass (False), or for the
         server to close it (raises ConnectionClosed, so the close is classified like any other).
@@ -279,12 +289,14 @@ class AgentLink:
                 await ws.recv()
         return False
 
-    async def _serve(self, ws: ClientConnection) -> None:
+    async def _serve(self, ws: ClientConnection, proving: bool = False) -> None:
         self._heard_at = asyncio.get_running_loop().time()
         tasks = [asyncio.create_task(self._receive(ws)), asyncio.create_task(self._send(ws)), asyncio.create_task(self._ping(ws)), asyncio.create_task(self._watch_dead())]
+        proof = asyncio.create_task(self._prove_standby(ws)) if proving else None
+        tasks += [proof] if proof is not None else []
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
+            for t in sorted(done, key=lambda t: t is not proof):  # a dead standby's abort ends the receive too
                 t.result()  # re-raise the reason the first task ended
         finally:
             for t in tasks:
@@ -293,6 +305,19 @@ class AgentLink:
                 await asyncio.wait_for(ws.close(), CLOSE_WITHIN_S)
             except TimeoutError:
                 ws.transport.abort()
+
+    async def _prove_standby(self, ws: ClientConnection) -> None:
+        """A standby's server may have died unheard (a crashed host, a NAT entry gone): a ping goes
+        behind `initiate`, and with no answer within STANDBY_ANSWER_S (or 4 round trips) a fresh link
+        connects (StandbyGone). The press waited for the dead-link timeout (15 s) instead."""
+        pong = asyncio.ensure_future(await ws.ping())
+        pong.add_done_callback(lambda f: f.cancelled() or f.exception())  # a close's error is no news
+        within_s = min(self.settings.dead_after_s, max(STANDBY_ANSWER_S, 4.0 * (self.stats.rtt_ms or 0.0) / 1000.0))
+        await asyncio.wait({pong}, timeout=within_s)
+        if not pong.done() and not self._answered:
+            ws.transport.abort()  # no close handshake with a dead server (close_timeout on the press's time)
+            raise StandbyGone(f"the standby had no answer to initiate within {within_s:g} s")
+        await asyncio.get_running_loop().create_future()  # proven: waits with the rest
 
     def _audio(self, pcm: bytes) -> None:
         """Agent audio after `onready`, from `recv` or straight from the socket's read (wire.py)."""

@@ -41,6 +41,9 @@ class Standby:
         self._failures = 0
         self.opened = 0
         self.taken = 0
+        self._ended: list[AgentLink] = []
+        """Standbys this closed (a reload, a press that found one ending) and perhaps still closing:
+        `close` hands them on, so the shutdown waits for them too (a reload's was left running)."""
 
     @property
     def ready(self) -> bool:
@@ -67,15 +70,20 @@ class Standby:
         if link.activate(link_id, emit, continuation):
             self.taken += 1
             return link
-        link.close()
+        self._end(link)
         return None
 
-    def close(self) -> AgentLink | None:
-        """Ends the standby (shutdown, new settings); returns it so the caller may await it."""
+    def close(self) -> list[AgentLink]:
+        """Ends the standby (shutdown, new settings); returns it and every standby closed before
+        that may still be closing, so the caller may await them."""
         link, self.link = self.link, None
         if link is not None:
-            link.close()
-        return link
+            self._end(link)
+        return list(self._ended)
+
+    def _end(self, link: AgentLink) -> None:
+        link.close()
+        self._ended = [old for old in self._ended if not old.finished] + [link]
 
     def reconfigure(self, settings: AgentSettings) -> None:
         """New `[agent]` settings (a reload): the standby on the old ones ends; a backoff earned by

@@ -78,9 +78,8 @@ class Uplink:
 
     async def wait_closed(self) -> None:
         """At shutdown: waits (briefly) for the current link, the ones it replaced that are still
-        closing, and the standby to close (each aborted past its wait, all waited for at once)."""
+        closing, and the standby (with those a reload closed) to close (each aborted past its wait,
+        all waited for at once)."""
         waits = [link.wait_closed(1.5) for link in (*self._replaced, self.link) if link is not None and not link.finished]
-        standby = self.standby.close()
-        if standby is not None:
-            waits.append(standby.wait_closed(1.0))
+        waits += [standby.wait_closed(1.0) for standby in self.standby.close() if not standby.finished]
         await asyncio.gather(*waits)

@@ -2,6 +2,8 @@
 
 Sits between the kiosk and the agent (simulator) and, on command, misbehaves like a network:
 - `cut()`: abort every open connection (RST), like a Wi-Fi drop;
+- `freeze()`: the connections open now forward nothing more, either way, and stay open (their
+  server died silently, or their NAT entry did), while new ones pass;
 - mode "blackhole": keep sockets open but forward nothing either way (a dead NAT entry);
 - mode "refuse": accept and immediately close new connections (server unreachable);
 - mode "slow": forward client->server at `rate_bytes_s` (a congested uplink);
@@ -32,6 +34,9 @@ class FaultProxy:
         self.connections = 0
         self.bytes_up = 0
         self._writers: set[asyncio.StreamWriter] = set()
+        self._open: set[int] = set()
+        self._frozen: set[int] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.AbstractServer | None = None
 
     def url(self, path: str = "/millis") -> str:
@@ -47,7 +52,10 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        self._frozen.clear()  # their pumps read again, and end on the cut
         self.cut()
+        if self._handlers:  # they end on the cut: cancelled instead, asyncio logged each as an error
+            await asyncio.wait(self._handlers, timeout=1.0)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -60,6 +68,10 @@ class FaultProxy:
                 transport.abort()
         self._writers.clear()
 
+    def freeze(self) -> None:
+        """The connections open now forward nothing more (new ones pass): a server died silently."""
+        self._frozen |= self._open
+
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
         if self.mode == "refuse":
@@ -71,9 +83,16 @@ class FaultProxy:
             client_w.transport.abort()
             return
         self._writers |= {client_w, server_w}
-        up = asyncio.create_task(self._pump(client_r, server_w, upstream=True))
-        down = asyncio.create_task(self._pump(server_r, client_w, upstream=False))
+        conn = self.connections
+        self._open.add(conn)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
+        up = asyncio.create_task(self._pump(client_r, server_w, upstream=True, conn=conn))
+        down = asyncio.create_task(self._pump(server_r, client_w, upstream=False, conn=conn))
         await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+        self._open.discard(conn)
         for t in (up, down):
             t.cancel()
         for w in (client_w, server_w):
@@ -81,15 +100,15 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 w.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool, conn: int = 0) -> None:
         """Reads and forwards; with `delay_s`, each chunk is forwarded `delay_s` after it was read
         while reading goes on (latency, not a bandwidth cap: a burst is not serialised)."""
         in_flight: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-        forward = asyncio.create_task(self._forward(in_flight, writer, upstream))
+        forward = asyncio.create_task(self._forward(in_flight, writer, upstream, conn))
         loop = asyncio.get_running_loop()
         try:
             while True:
-                while self._holds(upstream):  # stop reading: TCP back-pressure builds up behind us
+                while self._holds(upstream, conn):  # stop reading: TCP back-pressure builds up behind us
                     await asyncio.sleep(0.05)
                 data = await reader.read(4096)
                 if forward.done():
@@ -105,11 +124,11 @@ class FaultProxy:
         finally:
             forward.cancel()
 
-    def _holds(self, upstream: bool) -> bool:
-        """This direction forwards nothing now (blackhole: neither; deaf: server -> client)."""
-        return self.mode == "blackhole" or (self.mode == "deaf" and not upstream)
+    def _holds(self, upstream: bool, conn: int) -> bool:
+        """This direction forwards nothing now (blackhole, frozen: neither; deaf: server -> client)."""
+        return self.mode == "blackhole" or conn in self._frozen or (self.mode == "deaf" and not upstream)
 
-    async def _forward(self, in_flight: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter, upstream: bool) -> None:
+    async def _forward(self, in_flight: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter, upstream: bool, conn: int) -> None:
         loop = asyncio.get_running_loop()
         while True:
             due, data = await in_flight.get()
@@ -119,7 +138,7 @@ class FaultProxy:
                 await asyncio.sleep(due - loop.time())
             if upstream and self.mode == "slow":
                 await asyncio.sleep(len(data) / self.rate_bytes_s)
-            while self._holds(upstream):  # what was in flight when the hole opened is held back
+            while self._holds(upstream, conn):  # what was in flight when the hole opened is held back
                 await asyncio.sleep(0.05)
             if upstream:
                 self.bytes_up += len(data)
@@ -141,6 +160,9 @@ class FaultProxyThread(LoopThread):
 
     def cut(self) -> None:
         self.loop.call_soon_threadsafe(self.proxy.cut)
+
+    def freeze(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.freeze)
 
     def __exit__(self, *exc: object) -> None:
         self.stop_loop(self.proxy.stop())
