@@ -23,7 +23,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
@@ -316,9 +316,9 @@ class SessionStore:
         return self._query(f"ORDER BY {self._run(newest_order)} LIMIT ?", (limit,))
 
     # ------------------------------------------------------------------ shared with a fleet
-    def merge_shared(self, pointers: list[tuple[str, str, str, str | None, float, float | None]]) -> int:
+    def merge_shared(self, pointers: Sequence[tuple[str, str, str, str | None, float, float | None] | tuple[str, str, str, str | None, float, float | None, str | None]]) -> int:
         """Files sessions other kiosks shared, (agent, slot, id, continued_from, started_at,
-        ended_at) each, in one transaction: a pointer is kept only when it is newer than what
+        ended_at[, replaces]) each, in one transaction: a pointer is kept only when it is newer than what
         this store has for its (agent, slot) (the latest start wins, ties by the larger id, and one
         continuing the newest is newer whatever the clocks say: `storerows.merge_pointer`); a
         known id only has its last start and its end moved forward. Pruned to `keep_sessions`
@@ -326,7 +326,7 @@ class SessionStore:
 
         def merge(db: sqlite3.Connection) -> int:
             order = newest_order(db)  # once a batch: pointers are clamped to now, the mark stays
-            filed = sum(merge_pointer(db, *pointer, order=order) for pointer in pointers)
+            filed = sum(merge_pointer(db, *p[:6], replaces=p[6] if len(p) > 6 else None, order=order) for p in pointers)
             self._prune(db)
             return filed
 

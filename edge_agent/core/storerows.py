@@ -141,7 +141,7 @@ def create_schema(db: sqlite3.Connection) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS sessions_last_start ON sessions ({LAST_START})")
 
 
-def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont: str | None, started_at: float, ended_at: float | None, order: str | None = None) -> int:
+def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont: str | None, started_at: float, ended_at: float | None, replaces: str | None = None, order: str | None = None) -> int:
     """One session another kiosk shared (`SessionStore.merge_shared`), in the caller's
     transaction: filed when newer than what the store has for its (agent, slot) (the latest start
     wins, ties by the larger id); a known id only has its last start and its end moved forward.
@@ -149,7 +149,10 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     its start is not later than that session's last sign of life (the other kiosk's clock behind,
     or this one's ahead: it was kept out, and the person's conversation there not followed), it
     counts as started on arrival; and the session the newest continues is not moved past it (heard
-    again, a time from the future is clamped to a later now each time). `order`: `newest_order(db)`,
+    again, a time from the future is clamped to a later now each time). So is a fresh start that
+    `replaces` the slot's newest (its kiosk knew that session and started anew: a `new` command at a
+    kiosk whose clock is behind the one of that session lost the person's new conversation to the
+    fleet). `order`: `newest_order(db)`,
     when the caller has it (the same for a whole batch: no filed pointer lies past the clock). Returns
     1 when a new row was filed."""
     # the slot's newest as the press ranks it (`newest_order`): by the wall clock, a row a clock
@@ -159,7 +162,7 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
         f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)), continued_from FROM sessions WHERE agent = ? AND slot = ? ORDER BY {order or newest_order(db)} LIMIT 1",
         (agent, slot),
     ).fetchone()
-    continues_newest = cont is not None and newest is not None and newest[0] == cont and sid != cont
+    continues_newest = newest is not None and newest[0] != sid and newest[0] in (cont, replaces)
     if continues_newest and started_at <= newest[1]:
         started_at = max(math.nextafter(newest[1], math.inf), time.time())
         ended_at = None if ended_at is None else max(ended_at, started_at)

@@ -21,14 +21,16 @@ Where = tuple[str, str]
 
 def stays_newest(mine: Pointer, heard: Pointer) -> bool:
     """Whether our pointer stays the slot's newest over one another kiosk published: never over
-    one continuing ours (newer whatever the clocks say, this kiosk's may run ahead: a correction
-    took the person's later conversation back fleet-wide); always over the session ours continues
-    (heard again, its time from the future is clamped to a later now each time); else by rank.
+    one continuing ours, or started fresh in its place (`Pointer.follows`: newer whatever the clocks
+    say, this kiosk's may run ahead: a correction took the person's later conversation back
+    fleet-wide); always over the session ours continues
+    or ours replaces (heard again, its time from the future is clamped to a later now each time);
+    else by rank.
     Beaten, ours is no longer ours to defend: kept, it was corrected back over a continuation of the
     newer one, which the store files as the slot's newest (kiosks disagreed: a fleet model's seed 60)."""
-    if heard.continued_from == mine.session_id:
+    if heard.follows(mine.session_id):
         return False
-    return mine.continued_from == heard.session_id or mine.rank >= heard.rank
+    return mine.follows(heard.session_id) or mine.rank >= heard.rank
 
 
 class OwnPointers:

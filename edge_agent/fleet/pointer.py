@@ -2,7 +2,8 @@
 
     <prefix>/_sessions/<agent>/<slot>              retained: the slot's newest session, a Pointer
     {"v": 1, "session_id": "...", "continued_from": "..." | null,
-     "started_at": <unix s>, "ended_at": <unix s> | null, "kiosk": "<device id>"}
+     "started_at": <unix s>, "ended_at": <unix s> | null, "kiosk": "<device id>",
+     "replaces": "..."}                        (optional: a fresh start's predecessor, below)
     <prefix>/_sessions/<agent>/<slot>/forgotten    retained: the slot's forget, a Forgotten
     {"v": 1, "forgotten_at": <unix s>, "kiosk": "<device id>" | null, "sessions": ["...", ...]}
 
@@ -12,6 +13,11 @@ the past), ids do not. It lives beside the pointer, not in its place, so no poin
 later (a kiosk's own, sent again on reconnect from before it heard the forget) can take it off
 the broker. Both are untrusted when they arrive: sizes, charsets and times are checked here,
 once, and a bad one raises ShareError. SessionShare (share.py) holds the rules.
+
+`replaces` names the slot's newest session the kiosk knew when it started a fresh one (a `new`
+command, not a continuation): like `continued_from`, it was made knowing that session, so it is
+newer whatever the kiosks' clocks say. Sent only by a fresh start (at most one of the two: the
+pointer stays under MAX_POINTER_BYTES); older kiosks leave it out and ignore it.
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ class Pointer:
     ended_at: float | None = None
     continued_from: str | None = None
     kiosk: str | None = None
+    replaces: str | None = None
+
+    def follows(self, session_id: str) -> bool:
+        """Made knowing `session_id` was the slot's newest (continuing it, or started fresh in its
+        place): newer than it whatever the kiosks' clocks say."""
+        return self.session_id != session_id and session_id in (self.continued_from, self.replaces)
 
     @property
     def rank(self) -> tuple[float, str]:
@@ -54,17 +66,21 @@ class Pointer:
 
     def to_wire(self) -> bytes:
         data = {"v": 1, "session_id": self.session_id, "continued_from": self.continued_from, "started_at": self.started_at, "ended_at": self.ended_at, "kiosk": self.kiosk}
+        if self.replaces is not None and self.continued_from is None:
+            data["replaces"] = self.replaces
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def from_wire(cls, payload: bytes, now: float) -> Pointer:
         """Validates an untrusted pointer; future timestamps are clamped to `now`."""
         data = _object(payload, MAX_POINTER_BYTES)
-        sid, cont, kiosk = data.get("session_id"), data.get("continued_from"), data.get("kiosk")
+        sid, cont, kiosk, replaces = data.get("session_id"), data.get("continued_from"), data.get("kiosk"), data.get("replaces")
         if not isinstance(sid, str) or not SESSION_ID_CHARS.fullmatch(sid):
             raise ShareError("bad session_id")
         if cont is not None and (not isinstance(cont, str) or not SESSION_ID_CHARS.fullmatch(cont)):
             raise ShareError("bad continued_from")
+        if replaces is not None and (not isinstance(replaces, str) or not SESSION_ID_CHARS.fullmatch(replaces)):
+            raise ShareError("bad replaces")
         if kiosk is not None and (not isinstance(kiosk, str) or not is_label(kiosk)):
             raise ShareError("bad kiosk")
         started_at = _time(data.get("started_at"), now)
@@ -75,7 +91,8 @@ class Pointer:
             ended_at = started_at
         # a session continuing itself (the platform kept its id) continues nothing: read as continuing
         # ours, it took our own pointer's echo, or a resume of it elsewhere, for a newer session
-        return cls(sid, started_at, ended_at, None if cont == sid else cont, kiosk)
+        cont = None if cont == sid else cont
+        return cls(sid, started_at, ended_at, cont, kiosk, None if replaces in (sid, cont) else replaces)
 
 
 @dataclass(frozen=True)
@@ -158,11 +175,11 @@ def waiting(pending: Pointer, heard: Pointer) -> Pointer | None:
     if heard.session_id == pending.session_id:
         ends = [t for t in (pending.ended_at, heard.ended_at) if t is not None]
         started, cont = max((pending.started_at, pending.continued_from), (heard.started_at, heard.continued_from), key=lambda p: p[0])
-        joined = Pointer(heard.session_id, started, max(ends) if ends else None, cont, heard.kiosk)
+        joined = Pointer(heard.session_id, started, max(ends) if ends else None, cont, heard.kiosk, heard.replaces or pending.replaces)
         return None if joined == pending else joined
-    if heard.continued_from == pending.session_id:
+    if heard.follows(pending.session_id):
         return heard
-    if pending.continued_from == heard.session_id:
+    if pending.follows(heard.session_id):
         return None
     return heard if heard.rank > pending.rank else None
 
@@ -175,8 +192,8 @@ def forgotten_topic(prefix: str, agent: str, slot: str) -> str:
     return f"{pointer_topic(prefix, agent, slot)}/{FORGOTTEN_LEVEL}"
 
 
-Filed = tuple[str, str, str, str | None, float, float | None]
-"""(agent, slot, session_id, continued_from, started_at, ended_at), as SessionStore.merge_shared takes them."""
+Filed = tuple[str, str, str, str | None, float, float | None, str | None]
+"""(agent, slot, session_id, continued_from, started_at, ended_at, replaces), as SessionStore.merge_shared takes them."""
 
 
 def slot_of(topic: str, prefix: str, agents: list[str]) -> tuple[tuple[str, str] | None, bool]:

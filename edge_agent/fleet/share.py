@@ -6,7 +6,8 @@ With `[session] share = true`, every kiosk publishes, retained, the newest sessi
 A person who badges in at kiosk B after talking at kiosk A continues A's session: B filed A's
 pointer in its own SessionStore when it arrived (or, after being offline, when it reconnected
 and the broker handed it the retained pointers). Newest wins: a pointer is filed only when its
-`started_at` (ties: the larger session id) is newer than what the store has for that slot. The
+`started_at` (ties: the larger session id) is newer than what the store has for that slot, or it
+was made knowing that one (continues it, or `replaces` it: a fresh start), whatever the clocks. The
 broker keeps whichever pointer was published last, which after a race or a reconnect may be the
 older one; the kiosk that started the newer session sees that and publishes its own again, so
 the retained pointer converges on the newest (only the owner answers: no storms).
@@ -165,7 +166,8 @@ class SessionShare:
             return
         # a session continuing itself (its id kept) continues nothing: its own echo read as a newer one
         cont = None if pointer.continued_from == pointer.session_id else pointer.continued_from
-        pointer = Pointer(pointer.session_id, pointer.started_at, pointer.ended_at, cont, self.device_id)
+        replaces = None if cont is not None or pointer.replaces == pointer.session_id else pointer.replaces
+        pointer = Pointer(pointer.session_id, pointer.started_at, pointer.ended_at, cont, self.device_id, replaces)
         with self._lock:
             self._mine.put((agent, slot), pointer)
         self._send(agent, slot, pointer)
@@ -175,7 +177,7 @@ class SessionShare:
             where = self._mine.slot_of(session_id)
             mine = self._mine.get(where) if where else None
         if where is not None and mine is not None and mine.session_id == session_id:
-            self.announce(*where, Pointer(mine.session_id, mine.started_at, ended_at, mine.continued_from))
+            self.announce(*where, Pointer(mine.session_id, mine.started_at, ended_at, mine.continued_from, replaces=mine.replaces))
 
     def forget(self, slots: Slots) -> int:
         """Forgets these slots' sessions fleet-wide (and every one this kiosk published): a
@@ -293,7 +295,7 @@ class SessionShare:
         if mine is not None and stays_newest(mine, pointer):
             # the broker holds an older pointer than ours, or kept an older copy of ours over a
             # connect (its end held back offline; a live echo of our start, after the end, is not)
-            if mine.rank > pointer.rank or mine.continued_from == pointer.session_id or (retained and mine != pointer):
+            if mine.rank > pointer.rank or mine.follows(pointer.session_id) or (retained and mine != pointer):
                 self._correct(where, mine)
             return False
         self._mine.drop(where)  # filed past ours (merge_shared): no longer ours to defend
@@ -369,7 +371,7 @@ class SessionShare:
                 if deleted:
                     self._deleted([(where, ids, forgotten) for (where, forgotten), ids in zip(forgets, deleted, strict=True) if ids])
             if batch:
-                self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at) for (a, s), p in batch])
+                self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at, p.replaces) for (a, s), p in batch])
         finally:
             if more:
                 self._post(self._drain)

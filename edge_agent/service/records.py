@@ -48,9 +48,13 @@ class SessionRecords:
 
     def started(self, session_id: str, agent: str, slot: str, continued_from: str | None) -> None:
         now = time.time()
+        # a fresh start names the slot's newest it knew (`Pointer.replaces`): ranked by the kiosks'
+        # clocks, a kiosk whose clock ran ahead kept its older session and sent it again, and the
+        # person's new conversation was lost to the fleet
+        replaces = None if continued_from is not None or self.share is None else self._newest_id(agent, slot)
         self._write(self.store.record_start, session_id, agent, slot, continued_from, now)
         if self.share is not None:
-            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from))
+            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from, replaces=None if replaces == session_id else replaces))
 
     def ended(self, session_id: str, reason: str) -> None:
         now = time.time()
@@ -66,6 +70,13 @@ class SessionRecords:
             log.error("%s", exc)
             return None
         return (newest.id, time.time() - newest.last_active_at) if newest else None
+
+    def _newest_id(self, agent: str, slot: str) -> str | None:
+        try:
+            newest = self.store.newest(agent, slot)
+        except StoreError:  # (the write that follows reports the fault)
+            return None
+        return newest.id if newest else None
 
     def foreign(self, session_id: str, agent: str, slot: str) -> bool:
         """The store holds `session_id` for another (agent, slot) than this one (False when it
