@@ -5,8 +5,9 @@
   the forget);
 - the forgets this kiosk sent itself, per slot: published again when the broker lost them
   (restarted without persistence) or when another kiosk's forget of the slot replaced ours;
-- when a forget naming sessions was last heard, per slot: the empty pointer that follows it is
-  its own clearing of the pointer, not an older kiosk's forget of the whole slot; and the slots
+- when a forget naming sessions was last heard, per slot, and how many of those forgets' empty
+  pointers are still to come: each is its forget's own clearing of the pointer, not an older
+  kiosk's forget of the whole slot; and the slots
   whose forget this kiosk sent and has not heard back: an empty pointer heard first is its own
   clearing (the link dropped between the two, and the forget comes back retained, after it).
 
@@ -43,8 +44,12 @@ class ForgetMemory:
         self.ids = 0
         """Session ids in `heard`."""
         self.ours: OrderedDict[Where, tuple[str, ...]] = OrderedDict()
-        self.named_at: OrderedDict[Where, float] = OrderedDict()
-        """When a forget naming sessions was heard (monotonic s), for CLEARED_WITHIN_S."""
+        self.named_at: OrderedDict[Where, tuple[float, int]] = OrderedDict()
+        """When a forget naming sessions was last heard (monotonic s), for CLEARED_WITHIN_S, and how
+        many such forgets' clearings (empty pointers) have not been heard yet: a kiosk clearing its
+        own pointer on hearing a forget sends a second forget and empty, and the broker may take
+        them interleaved (forget, forget, empty, empty); only the first empty was a clearing, the
+        second deleted a conversation started since (the fleet model's seed 609)."""
         self.unheard_sent: OrderedDict[Where, None] = OrderedDict()
         """Slots whose forget (then empty pointer) this kiosk sent, no forget of them heard since."""
 
@@ -85,19 +90,27 @@ class ForgetMemory:
 
     def is_clearing(self, where: Where, forgotten: Forgotten, now: float) -> bool:
         """Notes a forget heard at `now`; True for an empty pointer (a forget of the whole slot)
-        heard within CLEARED_WITHIN_S of a forget naming sessions, or before the one this kiosk sent:
-        that forget's own clearing. A kiosk whose link dropped once the broker had its forget heard
+        heard within CLEARED_WITHIN_S of a forget naming sessions whose clearing is still to come
+        (one empty for each such forget), or before the one this kiosk sent: that forget's own
+        clearing. A kiosk whose link dropped once the broker had its forget heard
         its own clearing live on reconnect, before the retained forget: as a forget of the whole
         slot, it deleted a conversation started since and published a forget naming it."""
-        while self.named_at and next(iter(self.named_at.values())) < now - CLEARED_WITHIN_S:
+        while self.named_at and next(iter(self.named_at.values()))[0] < now - CLEARED_WITHIN_S:
             self.named_at.popitem(last=False)
         if forgotten.sessions is not None:
             self.unheard_sent.pop(where, None)
-            self.named_at.pop(where, None)
-            self.named_at[where] = now
+            _, owed = self.named_at.pop(where, (now, 0))
+            self.named_at[where] = (now, owed + 1)
             if len(self.named_at) > NAMED_REMEMBERED:
                 self.named_at.popitem(last=False)
             return False
         sent = where in self.unheard_sent
         self.unheard_sent.pop(where, None)
-        return self.named_at.pop(where, None) is not None or sent
+        named = self.named_at.get(where)
+        if named is None:
+            return sent
+        if named[1] > 1:
+            self.named_at[where] = (named[0], named[1] - 1)  # (in place: the table stays in time order)
+        else:
+            del self.named_at[where]
+        return True
