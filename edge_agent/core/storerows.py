@@ -135,6 +135,8 @@ def create_schema(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE sessions ADD COLUMN resumed_at REAL")
     if "filed" not in columns:
         db.execute("ALTER TABLE sessions ADD COLUMN filed INTEGER")
+    if "replaces" not in columns:  # a shared fresh start's predecessor (`merge_pointer`)
+        db.execute("ALTER TABLE sessions ADD COLUMN replaces TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS sessions_filed ON sessions (filed)")
     # pruning orders by the last start on every write; without this index a store of 100 000
     # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
@@ -159,14 +161,16 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     # ahead had stored stayed the newest here, and a continuation of the session the press
     # continues (the visitor moved on to another kiosk) was never filed
     newest = db.execute(
-        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)), continued_from FROM sessions WHERE agent = ? AND slot = ? ORDER BY {order or newest_order(db)} LIMIT 1",
+        f"SELECT id, max({LAST_START}, coalesce(ended_at, 0)), continued_from, replaces FROM sessions WHERE agent = ? AND slot = ? ORDER BY {order or newest_order(db)} LIMIT 1",
         (agent, slot),
     ).fetchone()
     continues_newest = newest is not None and newest[0] != sid and newest[0] in (cont, replaces)
     if continues_newest and started_at <= newest[1]:
         started_at = max(math.nextafter(newest[1], math.inf), time.time())
         ended_at = None if ended_at is None else max(ended_at, started_at)
-    continued = newest is not None and newest[2] == sid and newest[0] != sid  # older than the newest: only its end moves
+    # older than the newest (which continues it, or replaced it: a fresh start's `replaces` is kept
+    # for this, else a kiosk ahead that sent it again took the slot back here): only its end moves
+    continued = newest is not None and newest[0] != sid and sid in (newest[2], newest[3])
     if not continued:
         db.execute(f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}", (started_at, sid, agent, slot, started_at))
     if ended_at is not None:
@@ -175,10 +179,10 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
         return 0
     return int(
         db.execute(
-            f"INSERT INTO sessions ({COLUMNS}, filed) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED} "
+            f"INSERT INTO sessions ({COLUMNS}, filed, replaces) SELECT ?, ?, ?, ?, ?, ?, NULL, NULL, {FILED}, ? "
             "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?) AND (? OR NOT EXISTS "
             f"(SELECT 1 FROM sessions WHERE agent = ? AND slot = ? AND ({LAST_START} > ? OR ({LAST_START} = ? AND id > ?))))",
-            (sid, agent, slot, cont, started_at, ended_at, sid, continues_newest, agent, slot, started_at, started_at, sid),
+            (sid, agent, slot, cont, started_at, ended_at, replaces, sid, continues_newest, agent, slot, started_at, started_at, sid),
         ).rowcount
     )
 
