@@ -532,6 +532,15 @@ def shrink(seed: int, ops: list[tuple[Any, ...]], kind: str, **kw: Any) -> list[
     return ops
 
 
+def held(fleet: Fleet) -> list[list[str]]:
+    """Each kiosk's stored session ids, newest first (read under that kiosk's own clock)."""
+    out = []
+    for i, k in enumerate(fleet.kiosks):
+        fleet.current = i
+        out.append([s.id for s in k.store.recent()])
+    return out
+
+
 def run(seed: int, steps: int = 200, **kw: Any) -> Fleet:
     fleet = Fleet(seed, **kw)
     try:

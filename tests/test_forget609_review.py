@@ -31,14 +31,6 @@ SHRUNK_609: list[tuple[Any, ...]] = [
 """Seed 609's 150 steps (restarts=False), shrunk with `sf.shrink(609, ops, "(a)")`."""
 
 
-def _held(fleet: sf.Fleet) -> list[list[str]]:
-    out = []
-    for i, k in enumerate(fleet.kiosks):
-        fleet.current = i
-        out.append([s.id for s in k.store.recent()])
-    return out
-
-
 @pytest.mark.parametrize("restarts", [True, False])
 def test_seed_609_shrunk_leaves_no_kiosk_holding_a_forgotten_session(restarts: bool) -> None:
     fleet = sf.replay(609, SHRUNK_609, restarts=restarts)
@@ -46,7 +38,7 @@ def test_seed_609_shrunk_leaves_no_kiosk_holding_a_forgotten_session(restarts: b
         assert fleet.violations == []
         # s5 (kiosk 2) was started after kiosk 3's forget, which named s2 of that slot, and s12
         # (kiosk 1) after that: neither is forgotten; s5 used to be, fleet-wide, by kiosk 2
-        held = _held(fleet)
+        held = sf.held(fleet)
         assert [ids[0] for ids in held] == ["s12"] * 4 and "s5" in held[2]
         assert all("s5" not in (f.sessions or ()) for _, f in fleet.broker.forgets_seen)
     finally:
@@ -67,7 +59,7 @@ def test_a_forgets_second_clearing_does_not_forget_a_conversation_started_since(
     try:
         s0 = fleet.start(1, "p0")
         fleet.quiesce(reconnect=False)
-        assert _held(fleet) == [[s0]] * 3
+        assert sf.held(fleet) == [[s0]] * 3
         fleet.forget(0)
         forgetter = 3 if mode == "client" else 0  # clear_pointers' own client, or kiosk 0's bus
         fleet.do(("take", forgetter))  # kiosk 0's forget
@@ -81,11 +73,11 @@ def test_a_forgets_second_clearing_does_not_forget_a_conversation_started_since(
             fleet.do(("deliver", 2))
         while k2.posts:
             fleet.do(("post", 2))
-        assert _held(fleet)[2] == []
+        assert sf.held(fleet)[2] == []
         s1 = fleet.start(2, "p0")  # the person talks again, at kiosk 2
         fleet.do(("deliver", 2))  # kiosk 1's empty pointer: the clearing of its forget
         fleet.quiesce(reconnect=False)
-        assert _held(fleet) == [[s1]] * 3
+        assert sf.held(fleet) == [[s1]] * 3
         assert fleet.check() == []
         assert all(s1 not in (f.sessions or ()) for _, f in fleet.broker.forgets_seen)
     finally:

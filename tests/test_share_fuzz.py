@@ -25,16 +25,8 @@ def _back_and_nothing_held(fleet: sf.Fleet, flush: bool) -> None:
     """Kiosk 1 comes back: no kiosk holds a session, and the fleet keeps its promises."""
     fleet.reconnect(1, flush)
     fleet.quiesce()
-    assert _held(fleet) == [[], []]
+    assert sf.held(fleet) == [[], []]
     assert fleet.check() == []
-
-
-def _held(fleet: sf.Fleet) -> list[list[str]]:
-    out = []
-    for i, k in enumerate(fleet.kiosks):
-        fleet.current = i
-        out.append([s.id for s in k.store.recent()])
-    return out
 
 
 @pytest.mark.parametrize(("mode", "flush"), MODES)
@@ -47,7 +39,7 @@ def test_a_second_forget_of_a_slot_does_not_undo_the_first_for_a_kiosk_offline_t
     try:
         s0 = fleet.start(0, "p0")
         fleet.quiesce(reconnect=False)
-        assert _held(fleet) == [[s0], [s0]]
+        assert sf.held(fleet) == [[s0], [s0]]
         fleet.drop(1, True)
         fleet.forget(0)
         fleet.quiesce(reconnect=False)
@@ -79,7 +71,7 @@ def test_a_forgotten_conversation_continued_twice_while_the_link_was_silently_do
         fleet.continue_newest(1, "p0")
         fleet.reconnect(1, flush)
         fleet.quiesce()
-        assert _held(fleet) == [[], []]
+        assert sf.held(fleet) == [[], []]
         retained = fleet.broker.retained.get("fleet/_sessions/agent-1/p0")
         assert retained is None, json.loads(retained)
         assert fleet.check() == []
@@ -164,7 +156,7 @@ def test_a_forget_replaced_while_the_corrections_limit_is_spent_is_published_aga
         fleet.quiesce(reconnect=False)
         fleet.reconnect(2, True)
         fleet.quiesce()
-        assert s0 not in [sid for held in _held(fleet) for sid in held]
+        assert s0 not in [sid for held in sf.held(fleet) for sid in held]
         assert fleet.check() == []
     finally:
         fleet.close()
@@ -216,7 +208,7 @@ def test_a_kiosk_that_hears_its_own_forgets_clearing_before_the_forget_keeps_a_c
         fleet.deliver(0)  # the clearing
         s2 = fleet.start(0, "p0")  # started before that was carried out
         fleet.quiesce()
-        assert [s1 in held and s2 in held for held in _held(fleet)] == [True, True]
+        assert [s1 in held and s2 in held for held in sf.held(fleet)] == [True, True]
         assert not [f for _, f in fleet.broker.forgets_seen if s1 in (f.sessions or ()) or s2 in (f.sessions or ())]
         assert fleet.check() == []
     finally:
