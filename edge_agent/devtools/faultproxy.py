@@ -93,6 +93,7 @@ class FaultProxy:
         down = asyncio.create_task(self._pump(server_r, client_w, upstream=False, conn=conn))
         await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
         self._open.discard(conn)
+        self._frozen.discard(conn)
         for t in (up, down):
             t.cancel()
         for w in (client_w, server_w):

@@ -263,17 +263,16 @@ class BadgeReader:
         while self._seen and (len(self._seen) > SEEN_KEPT or not 0 <= now - next(iter(self._seen.values())) < window):
             self._seen.popitem(last=False)  # out of its window (or a flood of badges): bounded
         seen = self._seen.get(key)
-        if seen is not None and 0 <= now - seen < window:
-            self._seen[key] = now
-            self._seen.move_to_end(key)
-            self.counts["repeats"] += 1
-            return
-        if self._last is not None and now - self._last[1] < self.settings.min_interval_s:
+        repeat = seen is not None and 0 <= now - seen < window
+        if not repeat and self._last is not None and now - self._last[1] < self.settings.min_interval_s:
             self.counts["flood"] += 1  # not a read that starts a repeat window: the badge was never taken
             return
+        self._seen.pop(key, None)
+        self._seen[key] = now  # the newest read last
+        if repeat:
+            self.counts["repeats"] += 1
+            return
         self._last = (key, now)
-        self._seen[key] = now
-        self._seen.move_to_end(key)
         self.counts["accepted"] += 1
         log.info("badge: scan for slot %s", key)
         if self._emit is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.core.ratelimit import TokenBucket
-from edge_agent.core.store import SessionStore
+from edge_agent.core.store import SessionStore, StoredSession
 from edge_agent.errors import StoreError
 from edge_agent.fleet.commands import CommandError
 from edge_agent.fleet.forget import slot_sessions
@@ -51,10 +51,10 @@ class SessionRecords:
         # a fresh start names the slot's newest it knew (`Pointer.replaces`): ranked by the kiosks'
         # clocks, a kiosk whose clock ran ahead kept its older session and sent it again, and the
         # person's new conversation was lost to the fleet
-        replaces = None if continued_from is not None or self.share is None else self._newest_id(agent, slot)
+        replaced = None if continued_from is not None or self.share is None else self._newest(agent, slot, quiet=True)
         self._write(self.store.record_start, session_id, agent, slot, continued_from, now)
-        if self.share is not None:
-            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from, replaces=None if replaces == session_id else replaces))
+        if self.share is not None:  # (announce drops a `replaces` naming the session itself)
+            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from, replaces=replaced.id if replaced else None))
 
     def ended(self, session_id: str, reason: str) -> None:
         now = time.time()
@@ -64,19 +64,17 @@ class SessionRecords:
 
     def newest(self, agent: str, slot: str) -> tuple[str, float] | None:
         """The newest stored session of (agent, slot), with its wall-clock age (None on a fault)."""
-        try:
-            newest = self.store.newest(agent, slot)
-        except StoreError as exc:
-            log.error("%s", exc)
-            return None
+        newest = self._newest(agent, slot)
         return (newest.id, time.time() - newest.last_active_at) if newest else None
 
-    def _newest_id(self, agent: str, slot: str) -> str | None:
+    def _newest(self, agent: str, slot: str, quiet: bool = False) -> StoredSession | None:
+        """`quiet`: a fault is not logged (a write that follows reports it)."""
         try:
-            newest = self.store.newest(agent, slot)
-        except StoreError:  # (the write that follows reports the fault)
+            return self.store.newest(agent, slot)
+        except StoreError as exc:
+            if not quiet:
+                log.error("%s", exc)
             return None
-        return newest.id if newest else None
 
     def foreign(self, session_id: str, agent: str, slot: str) -> bool:
         """The store holds `session_id` for another (agent, slot) than this one (False when it

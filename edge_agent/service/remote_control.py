@@ -48,9 +48,9 @@ def carry_out(
                 raise CommandError(problem)
         elif cmd.action == "ping":
             result.update(pong=True, state=state, version=__version__)
-        if conversation.starts_refused > refused and conversation.mic_gone:
-            raise CommandError("the microphone is gone: no conversation starts until it is back")
         if conversation.starts_refused > refused:
+            if conversation.mic_gone:
+                raise CommandError("the microphone is gone: no conversation starts until it is back")
             raise CommandError(f"rate limited: too many conversation starts, next one in {conversation.start_wait_s(now):.0f} s")
         result["state"] = conversation.state
     except EdgeAgentError as exc:
