@@ -32,7 +32,7 @@ taken for dead and a fresh link connects (AgentLink._prove_standby); longer when
 round trip asks for it."""
 
 
-class StandbyGone(Exception):
+class StandbyGone(AgentError):
     """A standby taken by a press had no answer: its server died unheard while it stood by."""
 
 
