@@ -94,6 +94,7 @@ class AgentLink:
         self._connect_s = 0.0  # the last connect's opening handshake: a round trip or more
         self._answered = False
         """The server has sent something since `initiate` (a standby's fatal close before it is not a refusal)."""
+        self.on_gone: Callable[[], None] = lambda: None  # a standby a press took found dead (agent/standby.py)
         self.try_later = self.server_closed = False
         """The link ended on the server's close asking to try later (a restart), or on one of its
         own (a close frame, not asking to try later; a standby's too): agent/standby.py."""
@@ -203,6 +204,7 @@ class AgentLink:
             except StandbyGone as exc:  # its server died unheard: a cold connect, as the press would have
                 log.warning("agent link %d: %s; connecting afresh", self.link_id, exc)
                 self._activated, self._ws = None, None  # a plain link from here on
+                self.on_gone()
                 if not self._closing:
                     await self._connect()
         except asyncio.CancelledError:

@@ -3,7 +3,8 @@
 With `agent.warm_link` on, the kiosk keeps an `AgentLink` connected but silent (no `initiate`)
 while idle, so a press goes straight to `initiate` without DNS, TCP, TLS and the WebSocket
 upgrade. Servers and NATs drop idle sockets, so a standby is replaced after `warm_hold_s`; when
-the server turns out to drop it sooner, the next one is held for 80 % of the life it had. A
+the server turns out to drop it sooner, the next one is held for 80 % of the life it had (after a
+1001, only once two in a row agree: see `_went_away`). A
 failing standby (server down, refused) is retried with backoff; a press meanwhile simply opens
 a cold link as without this feature.
 """
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 MIN_HOLD_S = 1.0
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 60.0
+AGREE = 0.2
+"""Two standbys the server closed with 1001 at ages this close (a fraction of the longer) show
+its idle limit; one such close, or two at ages apart, may be a restart at a random point."""
 
 
 class Standby:
@@ -39,6 +43,8 @@ class Standby:
         self._opened_at = 0.0
         self._retry_at = 0.0
         self._failures = 0
+        self._went_away_s: float | None = None
+        """Life of the last standby, if the server closed it with 1001 (going away)."""
         self.opened = 0
         self.taken = 0
         self._ended: list[AgentLink] = []
@@ -69,9 +75,15 @@ class Standby:
             link.settings = settings  # read when `initiate` is built, after activation
         if link.activate(link_id, emit, continuation):
             self.taken += 1
+            link.on_gone = self._gone
             return link
         self._end(link)
         return None
+
+    def _gone(self) -> None:
+        """A press took a standby that turned out dead: a fresh connect served it, the warm link
+        did not (`warm_presses` counted it, so an admin saw the warm link work while it never did)."""
+        self.taken -= 1
 
     def close(self) -> list[AgentLink]:
         """Ends the standby (shutdown, new settings); returns it and every standby closed before
@@ -93,7 +105,23 @@ class Standby:
             self._failures, self._retry_at = 0, 0.0
         self.settings = settings
         self.hold_s = settings.warm_hold_s
+        self._went_away_s = None
         self.close()
+
+    def _went_away(self, error: str, try_later: bool, lived_s: float, last_s: float | None) -> bool:
+        """A 1001 (going away) is both a restart's close and some servers' idle limit (AWS API
+        Gateway): one says nothing, a standby's life spent to about the same age as the last one's
+        (within AGREE) is the limit. The hold then learns it as from a plain close; the first
+        backs off as after a restart (each 1001 did, 5 s doubling to 60 s, the hold never learned:
+        against a 2.5 s idle limit the warm link was missing most of the time)."""
+        if not try_later or error.split(" ", 1)[0] != "close_1001" or lived_s < 2 * MIN_HOLD_S:
+            return False
+        self._went_away_s = lived_s
+        if last_s is None or abs(lived_s - last_s) > AGREE * max(lived_s, last_s):
+            return False
+        self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * min(lived_s, last_s)))
+        log.info("the agent server closed idle standbys with 1001 after %.1f s and %.1f s: holding the next for %.1f s", last_s, lived_s, self.hold_s)
+        return True
 
     def _on_event(self, ev: c.Event) -> None:
         """Only a standby's end matters: replace it at once when it expired as planned or the
@@ -104,6 +132,7 @@ class Standby:
         self.link = None
         now = time.monotonic()
         lived_s = now - self._opened_at
+        went_away_s, self._went_away_s = self._went_away_s, None
         if ev.error is None:
             self._failures = 0
             self._retry_at = now
@@ -115,6 +144,9 @@ class Standby:
                 self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * lived_s))
                 log.info("the agent server closed an idle standby after %.1f s (%s): holding the next for %.1f s", lived_s, ev.error, self.hold_s)
             self._failures = 0  # it connected and lived: the server is fine, only impatient
+            self._retry_at = now
+        elif self._went_away(ev.error, link.try_later, lived_s, went_away_s):
+            self._failures = 0
             self._retry_at = now
         else:
             self._failures += 1
