@@ -248,7 +248,7 @@ class Fleet:
         self.sessions[sid] = (slot, cont, i)
         self.current = i
         newest = None if cont is not None else k.store.newest(AGENT, slot)  # a fresh start names it, as records.started does
-        k.store.record_start(sid, AGENT, slot, cont, at)
+        k.store.record_start(sid, AGENT, slot, cont, at, newest.id if newest else None)
         k.share.announce(AGENT, slot, Pointer(sid, at, None, cont, replaces=newest.id if newest and newest.id != sid else None))
         k.active.append(sid)
         self.log.append(("start", i, slot, cont, sid))

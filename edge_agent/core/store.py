@@ -146,13 +146,14 @@ class SessionStore:
         return db
 
     def _memory(self, carried: tuple[list[Row], int]) -> sqlite3.Connection:
-        """`carried`: rows (COLUMNS and filed each) and the disk's mark of rows written while the
-        clock was behind (`storerows.carried_rows`): the write order and the mark go along."""
+        """`carried`: rows (COLUMNS, filed and replaces each) and the disk's mark of rows written while
+        the clock was behind (`storerows.carried_rows`): the write order, the mark and what a fresh
+        start replaces go along (without it, the replaced session heard again was moved past it)."""
         rows, marked = carried
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         create_schema(db)
         # oldest first: memory's rowids run the disk's way (ties of a last start, and of filed, go by rowid)
-        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", reversed(rows))
+        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", reversed(rows))
         set_mark(db, marked)
         drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
@@ -227,7 +228,7 @@ class SessionStore:
             # in the order memory filed them, each filed again after what the disk holds (rows
             # without a number, an older version's, keep the disk's): with the clock behind, a
             # session recorded in memory landed with no number and was the first pruned
-            rows = self._db.execute(f"SELECT {COLUMNS}, filed FROM sessions WHERE {SOUND_ROW} ORDER BY filed IS NOT NULL, filed, rowid").fetchall()
+            rows = self._db.execute(f"SELECT {COLUMNS}, filed, replaces FROM sessions WHERE {SOUND_ROW} ORDER BY filed IS NOT NULL, filed, rowid").fetchall()
             db.executemany(UPSERT_REFILED, rows)
             if mark(self._db):  # renumbered: all of it counts as written behind
                 set_mark(db, db.execute("SELECT coalesce(max(filed), 0) FROM sessions").fetchone()[0])
@@ -276,18 +277,21 @@ class SessionStore:
         self._db.close()
 
     # ------------------------------------------------------------------ sessions
-    def record_start(self, session_id: str, agent: str, slot: str, continued_from: str | None, started_at: float | None = None) -> None:
+    def record_start(self, session_id: str, agent: str, slot: str, continued_from: str | None, started_at: float | None = None, replaces: str | None = None) -> None:
         """Files a session the moment the agent names it (`onready`); durable on return.
         An id the store already has keeps its start and what it continued: it is marked as
-        active again, so the chain of continuations is never rewritten and never loops."""
+        active again, so the chain of continuations is never rewritten and never loops.
+        `replaces`: a fresh start's predecessor, kept as a shared one's (`storerows.merge_pointer`:
+        heard again after a restart, clamped to a later now, it was moved past the fresh start)."""
         at = time.time() if started_at is None else started_at
         cont = None if continued_from == session_id else continued_from
+        replaced = None if cont is not None or replaces == session_id else replaces
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO sessions ({COLUMNS}, filed) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, {FILED}) "
+                f"INSERT INTO sessions ({COLUMNS}, filed, replaces) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, {FILED}, ?) "
                 f"ON CONFLICT(id) DO UPDATE SET resumed_at = excluded.started_at, ended_at = NULL, end_reason = NULL, filed = {FILED}",
-                (session_id, agent, slot, cont, at),
+                (session_id, agent, slot, cont, at, replaced),
             )
             self._prune(db)
 

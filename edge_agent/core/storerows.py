@@ -69,12 +69,12 @@ def newest_order(db: sqlite3.Connection, last_start: str = LAST_START) -> str:
 
 
 def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:
-    """The `keep` rows pruning would keep (`prune`), COLUMNS and filed each, and the store's mark;
+    """The `keep` rows pruning would keep (`prune`), COLUMNS, filed and replaces each, and the store's mark;
     a column an older version did not write reads NULL. With the clock behind, or marked as having
     been, ranked by time the rows written last were the ones left behind (a card read-only at
     boot with `keep_sessions` lowered: the visitor's session stayed on the card, out of memory)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
-    wanted, last_start = written_columns(have, ("filed",))
+    wanted, last_start = written_columns(have, ("filed", "replaces"))
     marked = mark(db) if "filed" in have else 0  # an older version's store has no write order (nor mark)
     by_filed = "filed" in have and (marked != 0 or _clock_behind(db, last_start))
     order = "filed DESC, rowid DESC" if by_filed else f"{last_start} DESC, rowid DESC"
