@@ -34,6 +34,7 @@ from edge_agent.core.store import SessionStore
 from edge_agent.fleet.forget import slot_sessions
 from edge_agent.fleet.pointer import Forgotten, Pointer
 from edge_agent.fleet.share import SessionShare
+from edge_agent.service.slots import own_pointers
 
 PREFIX, AGENT = "fleet", "agent-1"
 BASE = 1_700_000_000.0
@@ -169,12 +170,32 @@ class Kiosk:
         self.posts: deque[Callable[[], None]] = deque()
         self.active: list[str] = []  # sessions started here, not ended
         self.clear_mode = clear_mode
-        self.share = SessionShare(
+        self.share = self._share()
+
+    def _share(self, own: list[tuple[str, str, Pointer]] | None = None) -> SessionShare:
+        fleet, i = self.fleet, self.i
+        return SessionShare(
             self.bus, PREFIX, self.name, [AGENT], self.posts.append, self.store.merge_shared, self.store.forget_slots,
             clock=lambda: fleet.wall(i), monotonic=lambda: fleet.now,
             later=lambda delay, fn: fleet.later(i, delay, fn),
-            clear=self._clear if clear_mode == "client" else None,
+            clear=self._clear if self.clear_mode == "client" else None,
+            own=own or (),
         )
+
+    def restart(self) -> None:
+        """The daemon restarts: paho's queue, what was on the wire, the loop's posts and the
+        conversations go; the store is opened again, and the new share defends the slots whose
+        newest is this kiosk's (`service.slots.own_pointers`, as `make_share` does). Offline
+        until a reconnect."""
+        self.bus.drop()
+        self.fleet.broker.clients.remove(self.bus)
+        self.store.close()
+        self.store = SessionStore(Path(self.fleet.tmp) / self.name)
+        self.bus = Client(self.fleet.broker, self.name)
+        self.bus.link = self.bus.noticed = self.bus.subscribed = False
+        self.posts.clear()
+        self.active = []
+        self.share = self._share(own_pointers(self.store))
 
     def _clear(self, forgets: list[tuple[str, str, Forgotten]]) -> None:
         """clear_pointers: a client of its own, connected now or not at all (then: NOT cleared)."""
@@ -192,9 +213,10 @@ class Kiosk:
 class Fleet:
     def __init__(
         self, seed: int, n: int | None = None, *, reorder: bool = True, flush_first: bool | None = None, clear_mode: str | None = None,
-        slots: int = 2, restarts: bool = True, slow: bool = False, skew: bool = True,
+        slots: int = 2, restarts: bool = True, slow: bool = False, skew: bool = True, kiosk_restarts: bool = False,
     ) -> None:
         self.restarts = restarts
+        self.kiosk_restarts = kiosk_restarts  # off by default: the seeds' runs stay as they were
         self.slow = slow
         self.rng = random.Random(seed)
         self.tmpdir = tempfile.TemporaryDirectory(prefix="sharefuzz-")
@@ -309,6 +331,14 @@ class Fleet:
         self.side_clients.clear()  # their connections went too (clear_pointers said NOT cleared)
         self.log.append(("restart",))
 
+    def restart_kiosk(self, i: int) -> None:
+        """Kiosk i's daemon restarts: its timers go with it (`Kiosk.restart`)."""
+        self.timers = [t for t in self.timers if t[2] != i]
+        heapq.heapify(self.timers)
+        self.current = i
+        self.kiosks[i].restart()
+        self.log.append(("restart_kiosk", i))
+
     def deliver(self, i: int) -> None:
         self.now += HANDLING_S
         self.current = i
@@ -372,6 +402,9 @@ class Fleet:
             return
         i = rng.randrange(len(self.kiosks))
         k = self.kiosks[i]
+        if self.kiosk_restarts and rng.random() < 0.03:
+            self.restart_kiosk(i)
+            return
         r = rng.random()
         if r < 0.25:
             self.start(i, rng.choice(self.slots))
@@ -495,7 +528,7 @@ def replay(seed: int, ops: list[tuple[Any, ...]], **kw: Any) -> Fleet:
             else:
                 if name == "tick" and fleet.pending_work() and not fleet.slow:
                     raise Invalid(op)
-                getattr(fleet, {"forget": "forget", "notice": "notice", "restart": "restart_broker", "tick": "tick"}[name])(*args)
+                getattr(fleet, {"forget": "forget", "notice": "notice", "restart": "restart_broker", "restart_kiosk": "restart_kiosk", "tick": "tick"}[name])(*args)
         except (IndexError, KeyError, ValueError) as exc:
             raise Invalid(op) from exc
     fleet.quiesce()

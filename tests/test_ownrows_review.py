@@ -68,6 +68,12 @@ def test_a_fresh_start_survives_a_restart_when_the_session_it_replaced_is_heard_
                 assert newest.id == fresh.session_id, f"B's store took back S1 ({first.session_id}) over its own fresh S2 ({fresh.session_id})"
                 again = _converse(b_again, sim, obs, "kiosk-b", "pat")
                 assert again.continued_from == fresh.session_id, f"B's next press continued {again.continued_from}, not the person's fresh {fresh.session_id}"
+                # and the fleet follows: A never heard of S2 (held at B, gone with the restart) and
+                # took S3 for older than its S1 by the clocks, published S1 over it, and both kiosks
+                # went back to S1 (the restart now defends S2: tests/test_ownrestart_review.py)
+                wait_for(lambda: _newest(a, "pat").id == again.session_id, 20, "A to take S3")
+                time.sleep(2.0)
+                assert (_newest(a, "pat").id, _newest(b_again, "pat").id) == (again.session_id, again.session_id)
     finally:
         obs.close()
         proxy_thread.__exit__(None, None, None)
@@ -98,13 +104,18 @@ def test_what_a_fresh_start_replaces_is_kept_through_a_store_fault(tmp_path: Pat
     assert store.fault is not None
     assert store.merge_shared([("agent-1", "pat", "s-1", None, now - 10.0, None)]) == 0  # S1 heard again, in memory
     assert store.newest("agent-1", "pat").id == "s-2", "in memory, S1 heard again was moved past the fresh start that replaced it"  # type: ignore[union-attr]
-    other.rollback()
-    other.close()
-    assert store.retry(now=10**12) and store.fault is None
-    store.close()
-    store = SessionStore(tmp_path)  # a restart
+    store = written_back_and_reopened(store, other, tmp_path)
     try:
         store.merge_shared([("agent-1", "pat", "s-1", None, time.time(), None)])  # S1 heard again: clamped to now
         assert store.newest("agent-1", "pat").id == "s-2", "after the write-back, S1 heard again was moved past the fresh start"  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def written_back_and_reopened(store: SessionStore, other: sqlite3.Connection, path: Path) -> SessionStore:
+    """The other program lets the card go: the store writes memory back, then the kiosk restarts."""
+    other.rollback()
+    other.close()
+    assert store.retry(now=10**12) and store.fault is None
+    store.close()
+    return SessionStore(path)

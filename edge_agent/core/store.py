@@ -25,9 +25,10 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+from edge_agent.core import storerows
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, make_private_dir, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, SOUND_ROW, UPSERT_REFILED, Row
@@ -146,14 +147,14 @@ class SessionStore:
         return db
 
     def _memory(self, carried: tuple[list[Row], int]) -> sqlite3.Connection:
-        """`carried`: rows (COLUMNS, filed and replaces each) and the disk's mark of rows written while
+        """`carried`: rows (COLUMNS, filed, replaces and own each) and the disk's mark of rows written while
         the clock was behind (`storerows.carried_rows`): the write order, the mark and what a fresh
         start replaces go along (without it, the replaced session heard again was moved past it)."""
         rows, marked = carried
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         create_schema(db)
         # oldest first: memory's rowids run the disk's way (ties of a last start, and of filed, go by rowid)
-        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", reversed(rows))
+        db.executemany(f"INSERT OR IGNORE INTO sessions ({COLUMNS}, filed, replaces, own) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", reversed(rows))
         set_mark(db, marked)
         drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
@@ -228,7 +229,7 @@ class SessionStore:
             # in the order memory filed them, each filed again after what the disk holds (rows
             # without a number, an older version's, keep the disk's): with the clock behind, a
             # session recorded in memory landed with no number and was the first pruned
-            rows = self._db.execute(f"SELECT {COLUMNS}, filed, replaces FROM sessions WHERE {SOUND_ROW} ORDER BY filed IS NOT NULL, filed, rowid").fetchall()
+            rows = self._db.execute(f"SELECT {COLUMNS}, filed, replaces, own FROM sessions WHERE {SOUND_ROW} ORDER BY filed IS NOT NULL, filed, rowid").fetchall()
             db.executemany(UPSERT_REFILED, rows)
             if mark(self._db):  # renumbered: all of it counts as written behind
                 set_mark(db, db.execute("SELECT coalesce(max(filed), 0) FROM sessions").fetchone()[0])
@@ -289,8 +290,8 @@ class SessionStore:
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO sessions ({COLUMNS}, filed, replaces) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, {FILED}, ?) "
-                f"ON CONFLICT(id) DO UPDATE SET resumed_at = excluded.started_at, ended_at = NULL, end_reason = NULL, filed = {FILED}",
+                f"INSERT INTO sessions ({COLUMNS}, filed, replaces, own) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, {FILED}, ?, 1) "
+                f"ON CONFLICT(id) DO UPDATE SET resumed_at = excluded.started_at, ended_at = NULL, end_reason = NULL, filed = {FILED}, own = 1",
                 (session_id, agent, slot, cont, at, replaced),
             )
             self._prune(db)
@@ -320,6 +321,14 @@ class SessionStore:
         return self._query(f"ORDER BY {self._run(newest_order)} LIMIT ?", (limit,))
 
     # ------------------------------------------------------------------ shared with a fleet
+    def own_newest(self, limit: int) -> list[tuple[StoredSession, str | None]]:
+        """The slots whose newest session was started or resumed here (`own`), with what each
+        replaces, the latest `limit` written first: what this kiosk published last, which a
+        restart must publish again (held offline, lost with paho's queue, the fleet never heard
+        of the person's conversation here)."""
+        rows: list[Any] = self._run(lambda db: storerows.own_newest_rows(db, limit))
+        return [(StoredSession(*row[:-1]), None if row[-1] is None else str(row[-1])) for row in rows]
+
     def merge_shared(self, pointers: Sequence[tuple[str, str, str, str | None, float, float | None] | tuple[str, str, str, str | None, float, float | None, str | None]]) -> int:
         """Files sessions other kiosks shared, (agent, slot, id, continued_from, started_at,
         ended_at[, replaces]) each, in one transaction: a pointer is kept only when it is newer than what

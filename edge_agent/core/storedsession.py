@@ -41,14 +41,15 @@ _RESUMED_IN_MEMORY = "(excluded.resumed_at IS NOT NULL AND excluded.resumed_at I
 resume other than the disk's is memory's). Not `excluded.resumed_at > {LAST_START}`: with the clock
 behind (a Pi without a battery clock, until NTP answers) the resume lies before the disk's start,
 and the disk's old end was kept for a running conversation."""
-UPSERT_REFILED = f"""INSERT INTO sessions ({COLUMNS}, filed, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE {FILED} END, ?)
+UPSERT_REFILED = f"""INSERT INTO sessions ({COLUMNS}, filed, replaces, own) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE {FILED} END, ?, ?)
 ON CONFLICT(id) DO UPDATE SET
     ended_at = CASE WHEN {_RESUMED_IN_MEMORY} THEN excluded.ended_at ELSE coalesce(excluded.ended_at, ended_at) END,
     end_reason = CASE WHEN {_RESUMED_IN_MEMORY} THEN excluded.end_reason ELSE coalesce(excluded.end_reason, end_reason) END,
     resumed_at = coalesce(excluded.resumed_at, resumed_at),
     filed = coalesce(excluded.filed, filed),
-    replaces = coalesce(excluded.replaces, replaces)"""
-"""SQL: memory's rows written back to the disk (`SessionStore.retry`), COLUMNS, filed and replaces each, in
+    replaces = coalesce(excluded.replaces, replaces),
+    own = CASE WHEN {_RESUMED_IN_MEMORY} THEN excluded.own ELSE coalesce(excluded.own, own) END"""
+"""SQL: memory's rows written back to the disk (`SessionStore.retry`), COLUMNS, filed, replaces and own each, in
 memory's write order: a row memory numbered takes the next number on the disk (one without keeps
 the disk's). One memory resumed (_RESUMED_IN_MEMORY) is memory's, its end too: resumed
 there, its end was cleared, and the disk's old end was kept (the running conversation on the card

@@ -68,13 +68,25 @@ def newest_order(db: sqlite3.Connection, last_start: str = LAST_START) -> str:
     return f"{last_start} DESC, rowid DESC"
 
 
+def own_newest_rows(db: sqlite3.Connection, limit: int) -> list[Row]:
+    """COLUMNS and replaces of every (agent, slot)'s newest row (as the press ranks: `newest_order`)
+    where that row is this kiosk's own, the latest `limit` written first."""
+    order = newest_order(db)
+    return db.execute(
+        f"SELECT {COLUMNS}, replaces FROM sessions s WHERE own = 1 AND {SOUND_ROW} AND id = "
+        f"(SELECT id FROM sessions WHERE agent = s.agent AND slot = s.slot AND {SOUND_ROW} ORDER BY {order} LIMIT 1) "
+        "ORDER BY filed DESC, rowid DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+
+
 def carried_rows(db: sqlite3.Connection, keep: int) -> tuple[list[Row], int]:
-    """The `keep` rows pruning would keep (`prune`), COLUMNS, filed and replaces each, and the store's mark;
+    """The `keep` rows pruning would keep (`prune`), COLUMNS, filed, replaces and own each, and the store's mark;
     a column an older version did not write reads NULL. With the clock behind, or marked as having
     been, ranked by time the rows written last were the ones left behind (a card read-only at
     boot with `keep_sessions` lowered: the visitor's session stayed on the card, out of memory)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
-    wanted, last_start = written_columns(have, ("filed", "replaces"))
+    wanted, last_start = written_columns(have, ("filed", "replaces", "own"))
     marked = mark(db) if "filed" in have else 0  # an older version's store has no write order (nor mark)
     by_filed = "filed" in have and (marked != 0 or _clock_behind(db, last_start))
     order = "filed DESC, rowid DESC" if by_filed else f"{last_start} DESC, rowid DESC"
@@ -137,6 +149,8 @@ def create_schema(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE sessions ADD COLUMN filed INTEGER")
     if "replaces" not in columns:  # a shared fresh start's predecessor (`merge_pointer`)
         db.execute("ALTER TABLE sessions ADD COLUMN replaces TEXT")
+    if "own" not in columns:  # 1: started or resumed here (`SessionStore.own_newest`)
+        db.execute("ALTER TABLE sessions ADD COLUMN own INTEGER")
     db.execute("CREATE INDEX IF NOT EXISTS sessions_filed ON sessions (filed)")
     # pruning orders by the last start on every write; without this index a store of 100 000
     # sessions (a fleet's shared slots) sorts them all each time: 76 ms a write instead of 3.5 ms
@@ -172,7 +186,8 @@ def merge_pointer(db: sqlite3.Connection, agent: str, slot: str, sid: str, cont:
     # for this, else a kiosk ahead that sent it again took the slot back here): only its end moves
     continued = newest is not None and newest[0] != sid and sid in (newest[2], newest[3])
     if not continued:
-        db.execute(f"UPDATE sessions SET resumed_at = ?, filed = {FILED} WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}", (started_at, sid, agent, slot, started_at))
+        # resumed at another kiosk: its pointer is that kiosk's to publish now, no longer ours
+        db.execute(f"UPDATE sessions SET resumed_at = ?, filed = {FILED}, own = NULL WHERE id = ? AND agent = ? AND slot = ? AND ? > {LAST_START}", (started_at, sid, agent, slot, started_at))
     if ended_at is not None:
         db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND agent = ? AND slot = ? AND (ended_at IS NULL OR ended_at < ?)", (ended_at, sid, agent, slot, ended_at))
     if continued:

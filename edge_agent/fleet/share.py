@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 
 from edge_agent.core.slots import is_label
@@ -75,9 +76,13 @@ class SessionShare:
         clear: Callable[[list[tuple[str, str, Forgotten]]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         later: Callable[[float, Callable[[], None]], None] | None = None,
+        own: Iterable[tuple[str, str, Pointer]] = (),
     ) -> None:
         """`monotonic` and `later` (run a callable after so many seconds, on any thread) pace the
-        corrections (owed.py) and the resend after a connect; a daemon timer thread by default."""
+        corrections (owed.py) and the resend after a connect; a daemon timer thread by default.
+        `own`: (agent, slot, pointer) of the slots whose newest session the store says is ours
+        (`SessionStore.own_newest`), defended as if published by this run: one held offline went
+        with paho's queue at a restart, and the fleet never heard of the conversation here."""
         self.bus = bus
         self.prefix = prefix
         self.device_id = device_id
@@ -102,6 +107,9 @@ class SessionShare:
         self.agents: list[str] = []
         for agent in agents:
             self.add_agent(agent)
+        for agent, slot, pointer in own:
+            if agent in self.agents:
+                self._mine.put((agent, slot), replace(pointer, kiosk=device_id))
         bus.when_connected(self._connected)
 
     def add_agent(self, agent: str) -> None:

@@ -19,6 +19,8 @@ from edge_agent.core.slots import BadgeKeyer, Target
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
 from edge_agent.fleet.forget import clear_pointers
+from edge_agent.fleet.ownpointers import MINE_REMEMBERED
+from edge_agent.fleet.pointer import Pointer
 from edge_agent.fleet.share import Filed, Forgotten, SessionShare
 from edge_agent.hardware.button import Button
 
@@ -103,7 +105,18 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
         threading.Thread(target=clear_now, args=(forgets,), name="forget-shared", daemon=True).start()
 
     agents = [settings.agent.agent_key, *(b.agent_id for b in settings.buttons if b.agent_id)]
-    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slots, clear=clear)
+    return SessionShare(bus, settings.mqtt.topic_prefix, settings.device.id, agents, post, file, forget_slots, clear=clear, own=own_pointers(store))
+
+
+def own_pointers(store: SessionStore) -> list[tuple[str, str, Pointer]]:
+    """(agent, slot, pointer) of each slot whose newest session this kiosk started or resumed, as it
+    published them (`SessionShare`'s `own`); none when the store fails (the kiosk goes on)."""
+    try:
+        rows = store.own_newest(MINE_REMEMBERED)
+    except StoreError as exc:
+        log.error("the sessions started here are not published again: %s", exc)
+        return []
+    return [(s.agent, s.slot, Pointer(s.id, s.started_at if s.resumed_at is None else s.resumed_at, s.ended_at, s.continued_from, replaces=replaces)) for s, replaces in rows]
 
 
 def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, Any]:
