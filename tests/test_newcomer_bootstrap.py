@@ -106,3 +106,25 @@ def test_echo_with_its_two_tracks_swapped_names_each_track_by_its_role(tmp_path:
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "the speaker track mic.wav is longer than the mic track played.wav" in done.stderr and "swapped" in done.stderr, done.stderr
     assert not (tmp_path / "out.wav").exists()
+
+
+BROKEN_SHIM = """#!/bin/sh
+# a pyenv shim of a version that is not installed: found on the PATH, runs nothing
+echo "pyenv: python3.12: command not found" >&2
+exit 127
+"""
+
+
+def test_a_PYTHON_that_does_not_run_is_not_answered_with_rm_rf_venv(scratch: Path) -> None:
+    """A second newcomer (2026-12-07): `PYTHON=python3.12` where that is a typo or a pyenv shim of
+    a version not installed, beside a working `.venv`, was answered "not a Python found here ...
+    rm -rf .venv and run again": that deletes the working venv, and the run after it fails anyway.
+    It is named now, and the venv kept."""
+    _executable(scratch.parent / "bin" / "python3.12", BROKEN_SHIM)
+    for python in ("python3.12", "python3.99-no-such"):
+        done = _bootstrap(scratch, python)
+        assert done.returncode != 0, done.stderr
+        assert python in done.stderr, done.stderr
+        assert "rm -rf .venv" not in done.stderr, done.stderr  # it would delete a working venv for nothing
+        assert "3.11" in done.stderr, done.stderr  # the venv's Python, kept by leaving PYTHON unset
+        assert (scratch / ".venv" / "bin" / "python").exists()
