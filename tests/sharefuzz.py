@@ -73,7 +73,7 @@ class Broker:
             if c.link and c.subscribed:
                 for f in c.filters:
                     if matches(f, topic):
-                        c.inbox.append((topic, payload))
+                        c.inbox.append((topic, payload, False))
                         break
 
     def retained_for(self, topic_filter: str) -> list[tuple[str, bytes]]:
@@ -89,11 +89,11 @@ class Client:
         self.noticed = True  # paho knows it is connected (online())
         self.subscribed = True
         self.filters: list[str] = []
-        self.handlers: dict[str, Callable[[str, bytes], None]] = {}
+        self.handlers: dict[str, Callable[[str, bytes, bool], None]] = {}
         self.hooks: list[Callable[[], None]] = []
         self.outbound: deque[tuple[str, bytes, bool]] = deque()  # on the wire, not yet at the broker
         self.queued: list[tuple[str, bytes, bool]] = []  # paho's queue while disconnected
-        self.inbox: deque[tuple[str, bytes]] = deque()  # at the client, not yet handed to on_message
+        self.inbox: deque[tuple[str, bytes, bool]] = deque()  # at the client, not yet handed to on_message (retain flag)
         broker.clients.append(self)
 
     # Bus
@@ -104,7 +104,7 @@ class Client:
             self.queued.append((topic, payload, retain))
         return True
 
-    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
         self.filters.append(topic_filter)
         self.handlers[topic_filter] = handler
 
@@ -136,15 +136,15 @@ class Client:
                 self.broker.publish(*m)
         for f in self.filters:
             for t, p in self.broker.retained_for(f):
-                self.inbox.append((t, p))
+                self.inbox.append((t, p, True))  # the broker's stored copies: the retain flag set
         if not flush_first:
             self.outbound.extendleft(reversed(queued))
 
     def deliver(self) -> None:
-        topic, payload = self.inbox.popleft()
+        topic, payload, retained = self.inbox.popleft()
         for f in self.filters:
             if matches(f, topic):
-                self.handlers[f](topic, payload)
+                self.handlers[f](topic, payload, retained)
                 return
 
 

@@ -159,7 +159,7 @@ def test_kiosks_share_session_pointers_through_the_locked_broker(tmp_path: Path,
     try:
         for k in seen:
             r = StatusReporter(kiosk_settings(broker.port, k, secrets_dir, ca), k, lambda c, reply: None, state_dir=tmp_path / k)
-            r.follow("edge-agent/_sessions/agent-1/+", lambda t, p, k=k: seen[k].append((t, p)))
+            r.follow("edge-agent/_sessions/agent-1/+", lambda t, p, r, k=k: seen[k].append((t, p)))
             reporters.append(r)
             r.start()
             wait_for(r.discovery.synced.is_set, 15, "the kiosk's connect and discovery pass")
@@ -168,7 +168,7 @@ def test_kiosks_share_session_pointers_through_the_locked_broker(tmp_path: Path,
         reporters[1].close()  # b offline; it catches up from the retained pointer when it comes back
         late = StatusReporter(kiosk_settings(broker.port, "kiosk-b", secrets_dir, ca), "kiosk-b", lambda c, reply: None, state_dir=tmp_path / "kiosk-b")
         caught: list[tuple[str, bytes]] = []
-        late.follow("edge-agent/_sessions/agent-1/+", lambda t, p: caught.append((t, p)))
+        late.follow("edge-agent/_sessions/agent-1/+", lambda t, p, r: caught.append((t, p)))
         reporters[1] = late
         late.start()
         wait_for(lambda: (topic, pointer) in caught, 10, "kiosk b's catch-up from the retained pointer")

@@ -42,7 +42,7 @@ class Bus:
     def send(self, topic: str, payload: bytes, retain: bool) -> None:
         self.sent.append((topic, payload, retain))
 
-    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
         self.handlers[topic_filter] = handler
 
     def when_connected(self, hook: Callable[[], None]) -> None:

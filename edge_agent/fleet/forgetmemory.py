@@ -50,6 +50,10 @@ class ForgetMemory:
         own pointer on hearing a forget sends a second forget and empty, and the broker may take
         them interleaved (forget, forget, empty, empty); only the first empty was a clearing, the
         second deleted a conversation started since (the fleet model's seed 609)."""
+        self.retained_at: OrderedDict[Where, tuple[float, str, str | None]] = OrderedDict()
+        """The pointer the broker retained for a slot, heard at a (re)subscribe within CLEARED_WITHIN_S
+        (monotonic s, session id, continued from): whether the slot's retained forget, replayed after
+        it, still has its clearing to come (`is_clearing`)."""
         self.unheard_sent: OrderedDict[Where, None] = OrderedDict()
         """Slots whose forget (then empty pointer) this kiosk sent, no forget of them heard since."""
 
@@ -88,17 +92,39 @@ class ForgetMemory:
         while len(self.unheard_sent) > OURS_REMEMBERED:
             self.unheard_sent.popitem(last=False)
 
-    def is_clearing(self, where: Where, forgotten: Forgotten, now: float) -> bool:
+    def retained_pointer(self, where: Where, session_id: str, continued_from: str | None, now: float) -> None:
+        """A pointer the broker replayed at a (re)subscribe (before the forgets: subscribed first)."""
+        self._expire(now)
+        self.retained_at.pop(where, None)
+        self.retained_at[where] = (now, session_id, continued_from)
+        if len(self.retained_at) > NAMED_REMEMBERED:
+            self.retained_at.popitem(last=False)
+
+    def _expire(self, now: float) -> None:
+        while self.named_at and next(iter(self.named_at.values()))[0] < now - CLEARED_WITHIN_S:
+            self.named_at.popitem(last=False)
+        while self.retained_at and next(iter(self.retained_at.values()))[0] < now - CLEARED_WITHIN_S:
+            self.retained_at.popitem(last=False)
+
+    def is_clearing(self, where: Where, forgotten: Forgotten, now: float, retained: bool = False) -> bool:
         """Notes a forget heard at `now`; True for an empty pointer (a forget of the whole slot)
         heard within CLEARED_WITHIN_S of a forget naming sessions whose clearing is still to come
         (one empty for each such forget), or before the one this kiosk sent: that forget's own
         clearing. A kiosk whose link dropped once the broker had its forget heard
         its own clearing live on reconnect, before the retained forget: as a forget of the whole
-        slot, it deleted a conversation started since and published a forget naming it."""
-        while self.named_at and next(iter(self.named_at.values()))[0] < now - CLEARED_WITHIN_S:
-            self.named_at.popitem(last=False)
+        slot, it deleted a conversation started since and published a forget naming it. A forget
+        `retained` (the broker's copy, replayed at a subscribe) owes none when the broker retained no
+        pointer beside it, or a fresh start it does not name (a conversation started since): its
+        clearing came before, and every kiosk connecting ignored an admin's forget of the slot for
+        CLEARED_WITHIN_S after. One beside a pointer it names, or a continuation (perhaps of one it
+        names, links down), owes one: the kiosk may have subscribed between the forget and its
+        clearing, which deleted there the whole slot."""
+        self._expire(now)
         if forgotten.sessions is not None:
             self.unheard_sent.pop(where, None)
+            beside = self.retained_at.pop(where, None) if retained else None
+            if retained and (beside is None or (beside[2] is None and not forgotten.covers(beside[1], None))):
+                return False
             _, owed = self.named_at.pop(where, (now, 0))
             self.named_at[where] = (now, owed + 1)
             if len(self.named_at) > NAMED_REMEMBERED:

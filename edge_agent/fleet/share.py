@@ -235,7 +235,7 @@ class SessionShare:
         self.counts["published" if sent else "unsent"] += 1
 
     # ------------------------------------------------------------------ theirs (paho's thread)
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:  # retained: replayed at a subscribe
         self.counts["received"] += 1
         where, is_forget = slot_of(topic, self.prefix, self.agents)
         if where is None:
@@ -251,7 +251,9 @@ class SessionShare:
             log.debug("session share: dropped a message on %s: %s", topic, exc)
             return
         with self._lock:
-            if isinstance(read, Forgotten) and self.forgets.is_clearing(where, read, self._monotonic()):
+            if retained and isinstance(read, Pointer):
+                self.forgets.retained_pointer(where, read.session_id, read.continued_from, self._monotonic())
+            if isinstance(read, Forgotten) and self.forgets.is_clearing(where, read, self._monotonic(), retained):
                 # the clearing of the pointer by the forget just heard, which did it all; a
                 # conversation of ours it did not name is published again in its place
                 mine = self._mine.get(where)
@@ -351,7 +353,8 @@ class SessionShare:
         """A slot's retained forget is one message: another kiosk's forget of the slot replaced
         ours, naming what it knew, not what we named; a kiosk offline through both came back to
         hear only the later one and kept the sessions of ours. Ours is published again joined
-        with it (lock held), when the two fit in one forget."""
+        with it (lock held), when the two fit in one forget, cleared as every forget (without its
+        empty pointer, every kiosk owed it a clearing and took an admin's forget of the slot for it)."""
         ours = self.forgets.ours.get(where)
         if heard.sessions is None or not ours or set(ours) <= set(heard.sessions):
             return
@@ -359,7 +362,7 @@ class SessionShare:
         if len(joined) > MAX_FORGOTTEN_IDS or not self.owed.within(where, forget=True):  # held back: owed (it was lost)
             return
         self.counts["corrected"] += 1
-        self.bus.send(forgotten_topic(self.prefix, *where), Forgotten(self._clock(), self.device_id, joined).to_wire(), True)
+        self._send_forget(where, Forgotten(self._clock(), self.device_id, joined))
 
     # ------------------------------------------------------------------ filing (event loop)
     def _drain(self) -> None:
@@ -413,7 +416,9 @@ class SessionShare:
         if not self.owed.within(where, forget=True):
             return
         self.counts["cleared"] += 1
-        self._send_forget(where, Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS]))
+        forgotten = Forgotten(self._clock(), self.device_id, known.sessions[:MAX_FORGOTTEN_IDS])
+        self.forgets.sent(where, forgotten)  # ours: published again when another's replaces it, or the broker lost it
+        self._send_forget(where, forgotten)
 
     @property
     def pending(self) -> int:

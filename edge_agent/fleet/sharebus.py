@@ -21,7 +21,9 @@ class Bus(Protocol):
 
     def send(self, topic: str, payload: bytes, retain: bool) -> bool: ...
 
-    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None: ...
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
+        """`handler(topic, payload, retained)`: `retained`, the broker's stored copy handed over at a
+        (re)subscribe, not one published now."""
 
     def when_connected(self, hook: Callable[[], None]) -> None: ...
 

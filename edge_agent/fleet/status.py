@@ -326,12 +326,13 @@ class StatusReporter:
             return False
         return True
 
-    def follow(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
-        """Hands every message matching `topic_filter` to `handler` (on paho's thread, guarded),
+    def follow(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
+        """Hands every message matching `topic_filter` to `handler` (on paho's thread, guarded;
+        with its retain flag: set on the copies the broker replays at a subscribe),
         subscribed now and again on every reconnect (retained messages then arrive again). Called
         while connected (a reload that adds an agent to follow), it subscribes at once: only the
         next reconnect would have."""
-        self._client.message_callback_add(topic_filter, guarded(lambda c, u, m: handler(m.topic, bytes(m.payload))))
+        self._client.message_callback_add(topic_filter, guarded(lambda c, u, m: handler(m.topic, bytes(m.payload), bool(m.retain))))
         self._followed.append(topic_filter)
         if self.connected.is_set():  # (a connect racing this subscribes it too: harmless, the same filter)
             self._client.subscribe(topic_filter, self.settings.qos)
