@@ -50,9 +50,9 @@ class ForgetMemory:
         own pointer on hearing a forget sends a second forget and empty, and the broker may take
         them interleaved (forget, forget, empty, empty); only the first empty was a clearing, the
         second deleted a conversation started since (the fleet model's seed 609)."""
-        self.retained_at: OrderedDict[Where, tuple[float, str, str | None]] = OrderedDict()
+        self.retained_at: OrderedDict[Where, tuple[float, str, str | None, str | None]] = OrderedDict()
         """The pointer the broker retained for a slot, heard at a (re)subscribe within CLEARED_WITHIN_S
-        (monotonic s, session id, continued from): whether the slot's retained forget, replayed after
+        (monotonic s, session id, continued from, kiosk): whether the slot's retained forget, replayed after
         it, still has its clearing to come (`is_clearing`)."""
         self.unheard_sent: OrderedDict[Where, None] = OrderedDict()
         """Slots whose forget (then empty pointer) this kiosk sent, no forget of them heard since."""
@@ -92,13 +92,23 @@ class ForgetMemory:
         while len(self.unheard_sent) > OURS_REMEMBERED:
             self.unheard_sent.popitem(last=False)
 
-    def retained_pointer(self, where: Where, session_id: str, continued_from: str | None, now: float) -> None:
+    def retained_pointer(self, where: Where, session_id: str, continued_from: str | None, now: float, kiosk: str | None = None) -> None:
         """A pointer the broker replayed at a (re)subscribe (before the forgets: subscribed first)."""
         self._expire(now)
         self.retained_at.pop(where, None)
-        self.retained_at[where] = (now, session_id, continued_from)
+        self.retained_at[where] = (now, session_id, continued_from, kiosk)
         if len(self.retained_at) > NAMED_REMEMBERED:
             self.retained_at.popitem(last=False)
+
+    def retained_covered(self, where: Where, forgotten: Forgotten, now: float) -> str | None:
+        """The kiosk of the pointer the broker replayed beside this forget (replayed too) when the
+        forget names its session: a pointer of a forgotten session the broker keeps for good unless
+        its owner clears it (sent from before that kiosk heard the forget, after its clearing)."""
+        self._expire(now)
+        beside = self.retained_at.get(where)
+        if beside is None or forgotten.sessions is None or not forgotten.covers(beside[1], beside[2]):
+            return None
+        return beside[3]
 
     def _expire(self, now: float) -> None:
         while self.named_at and next(iter(self.named_at.values()))[0] < now - CLEARED_WITHIN_S:

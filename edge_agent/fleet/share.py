@@ -252,7 +252,10 @@ class SessionShare:
             return
         with self._lock:
             if retained and isinstance(read, Pointer):
-                self.forgets.retained_pointer(where, read.session_id, read.continued_from, self._monotonic())
+                self.forgets.retained_pointer(where, read.session_id, read.continued_from, self._monotonic(), read.kiosk)
+            # the broker kept a pointer of ours naming a session this forget names (paho sent it after
+            # the forget's clearing; we restarted before its echo): none here to defend, ours to clear
+            stale = retained and isinstance(read, Forgotten) and self._mine.get(where) is None and self.forgets.retained_covered(where, read, self._monotonic()) == self.device_id
             if isinstance(read, Forgotten) and self.forgets.is_clearing(where, read, self._monotonic(), retained):
                 # the clearing of the pointer by the forget just heard, which did it all; a
                 # conversation of ours it did not name is published again in its place
@@ -268,6 +271,8 @@ class SessionShare:
                     self._unheard_forgets.discard(where)
                 self._forgotten(where, read)
                 self._keep_ours(where, read)
+                if stale:
+                    self._publish_forget(where)
                 first = not (self._pending or self._pending_forgets)
                 had = self._pending_forgets.get(where)
                 if had is None and len(self._pending_forgets) >= MAX_PENDING:

@@ -116,7 +116,12 @@ def own_pointers(store: SessionStore) -> list[tuple[str, str, Pointer]]:
     except StoreError as exc:
         log.error("the sessions started here are not published again: %s", exc)
         return []
-    return [(s.agent, s.slot, Pointer(s.id, s.started_at if s.resumed_at is None else s.resumed_at, s.ended_at, s.continued_from, replaces=replaces)) for s, replaces in rows]
+    # a session resumed here (its id kept: it continued itself) was published naming no predecessor
+    # (`announce`); rebuilt naming what it first continued, it differed from the broker's copy of the
+    # same pointer and was published again as a correction, one per resumed slot at every restart
+    return [
+        (s.agent, s.slot, Pointer(s.id, s.started_at, s.ended_at, s.continued_from, replaces=replaces) if s.resumed_at is None else Pointer(s.id, s.resumed_at, s.ended_at)) for s, replaces in rows
+    ]
 
 
 def slot_metrics(inputs: list[Button], share: SessionShare | None) -> dict[str, Any]:
