@@ -263,7 +263,7 @@ class SessionShare:
                 if mine is not None:
                     self._correct(where, mine)
                 return
-            retained = where in self._unheard  # the first heard of it since a connect: what the broker retained
+            first_since_connect = where in self._unheard  # the first of the slot heard since a connect: what the broker retained
             if not is_forget:
                 self._unheard.discard(where)  # the broker holds one for it: the rules below decide
             if isinstance(read, Forgotten):
@@ -291,7 +291,7 @@ class SessionShare:
                         else:
                             self._correct(where, mine)
                     return
-                if not self._is_news(where, read, self._mine.get(where), retained):
+                if not self._is_news(where, read, self._mine.get(where), first_since_connect):
                     return
                 pending = self._pending.get(where)
                 filed = read if pending is None else waiting(pending, read)
