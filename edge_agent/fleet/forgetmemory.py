@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from edge_agent.fleet.pointer import Forgotten
+from edge_agent.fleet.pointer import Forgotten, Pointer
 
 Where = tuple[str, str]
 """(agent, slot)"""
@@ -50,10 +50,10 @@ class ForgetMemory:
         own pointer on hearing a forget sends a second forget and empty, and the broker may take
         them interleaved (forget, forget, empty, empty); only the first empty was a clearing, the
         second deleted a conversation started since (the fleet model's seed 609)."""
-        self.retained_at: OrderedDict[Where, tuple[float, str, str | None, str | None]] = OrderedDict()
+        self.retained_at: OrderedDict[Where, tuple[float, Pointer]] = OrderedDict()
         """The pointer the broker retained for a slot, heard at a (re)subscribe within CLEARED_WITHIN_S
-        (monotonic s, session id, continued from, kiosk): whether the slot's retained forget, replayed after
-        it, still has its clearing to come (`is_clearing`)."""
+        (monotonic s): whether the slot's retained forget, replayed after it, still has its clearing
+        to come (`is_clearing`), and whose it is (`retained_covered`)."""
         self.unheard_sent: OrderedDict[Where, None] = OrderedDict()
         """Slots whose forget (then empty pointer) this kiosk sent, no forget of them heard since."""
 
@@ -92,11 +92,11 @@ class ForgetMemory:
         while len(self.unheard_sent) > OURS_REMEMBERED:
             self.unheard_sent.popitem(last=False)
 
-    def retained_pointer(self, where: Where, session_id: str, continued_from: str | None, now: float, kiosk: str | None = None) -> None:
+    def retained_pointer(self, where: Where, pointer: Pointer, now: float) -> None:
         """A pointer the broker replayed at a (re)subscribe (before the forgets: subscribed first)."""
         self._expire(now)
         self.retained_at.pop(where, None)
-        self.retained_at[where] = (now, session_id, continued_from, kiosk)
+        self.retained_at[where] = (now, pointer)
         if len(self.retained_at) > NAMED_REMEMBERED:
             self.retained_at.popitem(last=False)
 
@@ -106,9 +106,9 @@ class ForgetMemory:
         its owner clears it (sent from before that kiosk heard the forget, after its clearing)."""
         self._expire(now)
         beside = self.retained_at.get(where)
-        if beside is None or forgotten.sessions is None or not forgotten.covers(beside[1], beside[2]):
+        if beside is None or forgotten.sessions is None or not forgotten.covers(beside[1].session_id, beside[1].continued_from):
             return None
-        return beside[3]
+        return beside[1].kiosk
 
     def _expire(self, now: float) -> None:
         while self.named_at and next(iter(self.named_at.values()))[0] < now - CLEARED_WITHIN_S:
@@ -132,8 +132,8 @@ class ForgetMemory:
         self._expire(now)
         if forgotten.sessions is not None:
             self.unheard_sent.pop(where, None)
-            beside = self.retained_at.pop(where, None) if retained else None
-            if retained and (beside is None or (beside[2] is None and not forgotten.covers(beside[1], None))):
+            beside = self.retained_at.pop(where, (0.0, None))[1] if retained else None
+            if retained and (beside is None or (beside.continued_from is None and not forgotten.covers(beside.session_id, None))):
                 return False
             _, owed = self.named_at.pop(where, (now, 0))
             self.named_at[where] = (now, owed + 1)

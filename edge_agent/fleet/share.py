@@ -252,7 +252,7 @@ class SessionShare:
             return
         with self._lock:
             if retained and isinstance(read, Pointer):
-                self.forgets.retained_pointer(where, read.session_id, read.continued_from, self._monotonic(), read.kiosk)
+                self.forgets.retained_pointer(where, read, self._monotonic())
             # the broker kept a pointer of ours naming a session this forget names (paho sent it after
             # the forget's clearing; we restarted before its echo): none here to defend, ours to clear
             stale = retained and isinstance(read, Forgotten) and self._mine.get(where) is None and self.forgets.retained_covered(where, read, self._monotonic()) == self.device_id

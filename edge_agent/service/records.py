@@ -52,9 +52,10 @@ class SessionRecords:
         # clocks, a kiosk whose clock ran ahead kept its older session and sent it again, and the
         # person's new conversation was lost to the fleet
         replaced = None if continued_from is not None or self.share is None else self._newest(agent, slot, quiet=True)
-        self._write(self.store.record_start, session_id, agent, slot, continued_from, now, replaced.id if replaced else None)
-        if self.share is not None:  # (announce drops a `replaces` naming the session itself)
-            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from, replaces=replaced.id if replaced else None))
+        replaces = replaced.id if replaced else None  # (the store and announce drop one naming the session itself)
+        self._write(self.store.record_start, session_id, agent, slot, continued_from, now, replaces)
+        if self.share is not None:
+            self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from, replaces=replaces))
 
     def ended(self, session_id: str, reason: str) -> None:
         now = time.time()
