@@ -74,16 +74,16 @@ class Standby:
         if settings is not None:
             link.settings = settings  # read when `initiate` is built, after activation
         if link.activate(link_id, emit, continuation):
-            self.taken += 1
-            link.on_gone = self._gone
+            link.on_served = self._served
             return link
         self._end(link)
         return None
 
-    def _gone(self) -> None:
-        """A press took a standby that turned out dead: a fresh connect served it, the warm link
-        did not (`warm_presses` counted it, so an admin saw the warm link work while it never did)."""
-        self.taken -= 1
+    def _served(self) -> None:
+        """A standby a press took answered: the warm link served the press. Counted here, not at
+        the take: one found dead there (a fresh connect served the press) was counted and then
+        taken back, and `warm_presses` went down by one, which a dashboard reads as a restart."""
+        self.taken += 1
 
     def close(self) -> list[AgentLink]:
         """Ends the standby (shutdown, new settings); returns it and every standby closed before
