@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_lazy("edge_agent.service.echocheck", "cmd_echo"))
     p = with_config(sub.add_parser("devices", help="list audio devices and which would be chosen"))
     p.set_defaults(fn=_lazy("edge_agent.audio.devicelist", "cmd_devices"))
-    from edge_agent.fleet.view import add_parser as add_fleet
+    from edge_agent.fleet.fleetcmd import add_parser as add_fleet
 
     add_fleet(sub)
     from edge_agent.fleet.provision import add_parser as add_provision

@@ -196,3 +196,35 @@ def test_a_ca_file_that_is_no_certificate_is_named_as_the_flag_given(tmp_path: P
         cmd = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", "1883", "--ca-file", str(ca), "--json", "--wait-s", "0"]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60)
         assert r.returncode == 2 and "--ca-file" in r.stderr and "mqtt.ca_file" not in r.stderr, (ca, r.returncode, r.stderr)
+
+
+def test_topics_no_kiosk_can_have_are_not_listed_as_kiosks(broker: Broker) -> None:
+    """A kiosk's id is a `device.id` (the config checks it: 1-63 letters, digits, `-`, `_`).
+    Anyone who may publish under the prefix (an open broker, a neighbour's script) put
+    `edge-agent/not a kiosk!/state` and a 200-character id in the snapshot as kiosks of the fleet,
+    the admin left looking for kiosks that cannot exist; the real kiosk beside them stays."""
+    _retain(
+        broker.port,
+        {
+            "edge-agent/lobby-1/availability": b"online",
+            "edge-agent/not a kiosk!/state": b'{"state": "idle"}',
+            "edge-agent/" + "k" * 200 + "/availability": b"online",
+            "edge-agent/-dash/availability": b"online",
+            "edge-agent/caf\u00e9/state": b'{"state": "idle"}',
+        },
+    )
+    r = subprocess.run([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port), "--json", "--wait-s", "1"], capture_output=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [k["id"] for k in json.loads(r.stdout)["kiosks"]] == ["lobby-1"]
+
+
+def test_the_view_holds_a_bounded_number_of_kiosks_and_says_when_it_is_full() -> None:
+    """Each message may name a new kiosk: a flood of ids grew `edge-agent fleet` for as long as it
+    ran. Past its bound the view takes no new kiosk (the ones it has still change) and says so."""
+    view = FleetView("edge-agent", max_kiosks=3)
+    for i in range(50):
+        view.apply(f"edge-agent/k{i:02d}/availability", b"online", now=100.0, retained=True)
+    view.apply("edge-agent/k00/availability", b"offline", now=101.0)
+    assert sorted(view.kiosks) == ["k00", "k01", "k02"]
+    assert view.kiosks["k00"].online is False
+    assert view.full and "the rest are not shown" in view.render(now=102.0)

@@ -1,27 +1,21 @@
-"""`edge-agent fleet`: every kiosk under the MQTT prefix, live in a terminal or as a JSON snapshot.
+"""What `edge-agent fleet` shows: every kiosk under the MQTT prefix, as a table or a JSON snapshot.
 
-`FleetView` is a pure model fed (topic, payload) pairs; the command subscribes to
-`<prefix>/+/{availability,state,event,metrics}` (retained ones arrive at once) and renders it.
+`FleetView` is a pure model fed (topic, payload) pairs; the command (fleet/fleetcmd.py) subscribes
+to `<prefix>/+/{availability,state,event,metrics}` (retained ones arrive at once) and renders it.
+Everything in it came from whoever may publish under the prefix: ids no kiosk can have are left
+out, fields are cut and made printable, and the view holds at most MAX_KIOSKS kiosks.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import secrets
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from edge_agent.core import config
-from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, MqttSettings, topic_prefix_problem
-from edge_agent.core.exposure import mqtt_password_in_clear
+from edge_agent.core.config import DEVICE_ID_RE
 from edge_agent.core.logs import printable
-from edge_agent.core.tomlsection import secret_from_file
-from edge_agent.errors import ConfigError, UsageError
 from edge_agent.fleet.pointer import finite_number
 
 LEAVES = ("availability", "state", "event", "metrics")
@@ -66,10 +60,18 @@ def _when(data: dict[str, Any], key: str) -> float | None:
     return at.timestamp() if at.tzinfo is not None else None
 
 
+MAX_KIOSKS = 100_000
+"""Most kiosks the view holds: anyone who may publish under the prefix (an open broker) could
+name a new kiosk in every message, and the view grew with each for as long as it ran."""
+
+
 class FleetView:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, max_kiosks: int = MAX_KIOSKS) -> None:
         self.prefix = prefix.strip("/")
         self.kiosks: dict[str, KioskRow] = {}
+        self.max_kiosks = max_kiosks
+        self.full = False
+        """A kiosk was left out because the view held `max_kiosks` already (said in the view)."""
         self.ignored = 0
         self.lost_at: float | None = None
         """When the view lost the broker (None: connected, or not yet): with the broker gone the
@@ -96,13 +98,20 @@ class FleetView:
             self.ignored += 1
             return
         kid, leaf = parts[-2], parts[-1]
+        if not DEVICE_ID_RE.fullmatch(kid):  # no kiosk can have it (config checks device.id): listed
+            self.ignored += 1  # as a kiosk, a forged or foreign topic looked like one the fleet lost
+            return
+        if kid not in self.kiosks and len(self.kiosks) >= self.max_kiosks:
+            self.ignored += 1
+            self.full = True
+            return
         if not payload and leaf in ("availability", "state"):  # cleared, as the README says of a retired kiosk
             self._cleared(kid, leaf)
             return
         if leaf == "metrics" and retained:  # a kiosk never retains its metrics: someone else's (forged, or
             self.ignored += 1  # stale from anyone), shown as the kiosk's figures now (README: null before)
             return
-        row = self.kiosks.setdefault(kid, KioskRow(_text(kid) or "?"))
+        row = self.kiosks.setdefault(kid, KioskRow(kid))
         if not retained:
             row.last_seen = time.time() if now is None else now
         if leaf == "availability":
@@ -173,11 +182,14 @@ class FleetView:
             )
         if not rows:
             lines.append(f"(no kiosks under {self.prefix}/ yet)")
+        if self.full:
+            lines.append(FULL.format(self.max_kiosks))
         return "\n".join(lines)
 
 
-ID_WIDTH_MAX = 64
-"""The widest the kiosk column gets (a device.id is 1-63 characters; anyone's topic may be longer)."""
+ID_WIDTH_MAX = 63
+"""The widest the kiosk column gets (a device.id is 1-63 characters, the only ids listed)."""
+FULL = "more kiosks than the view holds ({}): the rest are not shown (a fleet this large, or someone naming kiosks on the broker)"
 
 
 def _cut(text: str, width: int) -> str:
@@ -198,198 +210,3 @@ def _text(value: Any) -> str | None:
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
-
-
-def password_from(args: argparse.Namespace) -> str | None:
-    """The broker password from --password-file, a prompt (--ask-password) or, last and with a
-    warning, --password (which every user sees in the process list); None keeps the config's
-    (itself from EDGE_AGENT_MQTT_PASSWORD, mqtt.password_file or mqtt.password)."""
-    if args.password_file:
-        return secret_from_file("--password-file", args.password_file)
-    if args.ask_password:
-        import getpass  # here, not at the top: the command line imports this module for every command
-
-        if not sys.stdin.isatty():  # getpass would warn and read stdin in the clear, or fail at its end (exit 70)
-            raise UsageError(f"--ask-password needs a terminal to type into: use --password-file or {MQTT_PASSWORD_ENV}")
-        return getpass.getpass("MQTT password: ")
-    if args.password is not None:
-        print(f"edge-agent fleet: warning: --password is visible to every user in the process list; use --password-file, {MQTT_PASSWORD_ENV} or --ask-password", file=sys.stderr)
-    password: str | None = args.password
-    return password
-
-
-def _check_broker_args(args: argparse.Namespace) -> None:
-    """The broker options as strictly as the config's: `--port 70000` read whichever broker
-    listened on 4464 (70000 mod 65536) and exited 0, `--port 0` was an "unexpected error"."""
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise UsageError(f"--port must be 1-65535, got {args.port}")
-    if args.host is not None and not args.host.strip():
-        raise UsageError("--host must not be empty")
-    if args.prefix is not None:
-        problem = topic_prefix_problem(args.prefix.strip("/"))
-        if problem:
-            raise UsageError(f"--prefix {problem}")
-
-
-UNSUPPORTED_PROTOCOL = (1, 0x84)
-"""CONNACK codes of a broker without MQTT 5 (mosquitto before 1.6: 3.1.1's 1, MQTT 5's 0x84)."""
-
-
-def _open(settings: MqttSettings, view: FleetView, mqtt5: bool) -> tuple[Any, list[Any]]:
-    """A client connecting to the broker and the list its answers go to (the CONNACK's reason,
-    or why the connection closed first); raises OSError when the broker cannot be reached. MQTT 5
-    tells the broker the largest message the view takes (MAX_PACKET_BYTES); 3.1.1 cannot."""
-    from paho.mqtt.enums import MQTTProtocolVersion
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    from edge_agent.fleet.mqttclient import guarded, make_client
-
-    version = MQTTProtocolVersion.MQTTv5 if mqtt5 else MQTTProtocolVersion.MQTTv311
-    client = make_client(settings, f"edge-agent-fleet-{secrets.token_hex(6)}", version)  # two runs at once (cron at :00 on several hosts) must not take over each other's connection
-    answers: list[Any] = []
-
-    def connected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        answers.append(reason)
-        if not reason.is_failure:
-            view.link(True)
-            c.subscribe([(f"{settings.topic_prefix}/+/{leaf}", 0) for leaf in LEAVES])
-
-    def disconnected(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        answers.append(reason)
-        view.link(False)
-
-    client.on_connect = connected
-    client.on_disconnect = disconnected
-    client.on_message = guarded(lambda c, u, m: view.apply(m.topic, bytes(m.payload), retained=bool(m.retain)))
-    limits = None
-    if mqtt5:
-        limits = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        limits.MaximumPacketSize = MAX_PACKET_BYTES  # type: ignore[attr-defined]  # paho sets properties by name
-    client.connect(settings.host, settings.port, keepalive=30, properties=limits)
-    client.loop_start()
-    return client, answers
-
-
-def _connect(settings: MqttSettings, view: FleetView) -> tuple[Any, str | None]:
-    """A running client and what keeps it from the fleet (None: the broker let it in), MQTT 5
-    first and 3.1.1 where the broker has no MQTT 5 (Debian buster's mosquitto 1.5), as the kiosks
-    speak it. OSError when the broker cannot be reached."""
-    client, answers = _open(settings, view, mqtt5=True)
-    problem = _not_connected(answers, settings.host, settings.port)
-    if problem and getattr(answers[0] if answers else None, "value", None) in UNSUPPORTED_PROTOCOL:
-        client.loop_stop()
-        client.disconnect()
-        client, answers = _open(settings, view, mqtt5=False)
-        problem = _not_connected(answers, settings.host, settings.port)
-    return client, problem
-
-
-def cmd_fleet(args: argparse.Namespace) -> int:
-    _check_broker_args(args)  # before a password is asked for
-    loaded = config.load(args.config)
-    settings, own_id = loaded.mqtt, loaded.device.id
-    password = password_from(args)
-    # the prefix as the config reads one (slashes stripped, as `_check_broker_args` checked it):
-    # `--prefix edge-agent/` subscribed to `edge-agent//+/...`, an empty fleet and exit 0
-    prefix = args.prefix.strip("/") if args.prefix is not None else None
-    overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port), ("username", args.username), ("password", password), ("topic_prefix", prefix)) if v is not None}
-    if args.ca_file and not os.access(args.ca_file, os.R_OK):
-        raise UsageError(f"--ca-file {args.ca_file}: cannot be read")
-    if args.tls or args.ca_file:  # a fleet admin's laptop has no kiosk config to take [mqtt] tls from
-        overrides.update(tls=True, ca_file=args.ca_file or settings.ca_file)
-    settings = replace(settings, **overrides)
-    if mqtt_password_in_clear(settings):
-        print(f"edge-agent fleet: warning: the password goes to {settings.host} without TLS", file=sys.stderr)
-    view = FleetView(settings.topic_prefix)
-    try:
-        client, problem = _connect(settings, view)
-    except ConfigError as exc:  # `--ca-file` not a CA file: "config error: mqtt.ca_file", to an admin with no config
-        if args.ca_file and exc.key == "mqtt.ca_file":
-            raise UsageError(f"--ca-file {args.ca_file}: {exc.problem}") from None
-        raise
-    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name with an empty or too long label (`broker..lan`), exit 70 before
-        print(f"edge-agent fleet: cannot reach {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        # a refused login (or plain MQTT to a TLS port) showed an empty fleet, exit 0: a monitoring
-        # script read it as "no kiosks"
-        if problem:
-            print(f"edge-agent fleet: {problem}", file=sys.stderr)
-            return 1
-        kiosk_login = settings.username is not None and settings.username == own_id
-        if args.json:
-            time.sleep(args.wait_s)
-            print(json.dumps({"at": datetime.now(UTC).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
-            if view.lost_at is not None:  # what it heard before may be part of the fleet, its `online` stale: no answer for a script
-                print(f"edge-agent fleet: lost {settings.host}:{settings.port} during the --wait-s: the snapshot is what it said before", file=sys.stderr)
-                return 1
-            if not view.kiosks and kiosk_login:  # a locked-down broker grants the subscriptions and delivers nothing
-                print(f"edge-agent fleet: no kiosk seen, logged in as the kiosk {own_id!r}: {KIOSK_LOGIN}", file=sys.stderr)
-                return 1
-            return 0
-        clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""  # into a pipe or file: plain snapshots, one a second
-        while True:
-            hint = f"\nlogged in as the kiosk {own_id!r}: {KIOSK_LOGIN}\n" if kiosk_login and not view.kiosks else ""
-            sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n" + hint)
-            sys.stdout.flush()
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        client.loop_stop()
-        client.disconnect()
-
-
-KIOSK_LOGIN = (
-    "a broker that locks kiosks down lets a kiosk read only its own commands, and grants the fleet's "
-    "subscriptions all the same: log in as an operator (edge-agent provision ops; --username ops --password-file ...)"
-)
-"""Why an empty fleet seen with a kiosk's own login is no answer (mosquitto's ACL filters what it
-delivers; the SUBACK says granted): `fleet -c /etc/edge-agent/config.toml` on a kiosk."""
-
-CONNACK_WAIT_S = 5.0
-"""How long `fleet` waits for the broker to accept its login before it says why not."""
-
-
-def _not_connected(answers: list[Any], host: str, port: int) -> str | None:
-    """None once the broker accepted the login; else what went wrong (waits up to CONNACK_WAIT_S)."""
-    deadline = time.monotonic() + CONNACK_WAIT_S
-    while not answers and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if not answers:
-        return f"no answer from {host}:{port} within {CONNACK_WAIT_S:.0f} s (is it an MQTT broker? a TLS port needs --tls, or -c with [mqtt] tls = true)"
-    if answers[0].is_failure:
-        return f"{host}:{port} did not let this client in: {answers[0]} (check --username and the password, or TLS: --tls, or -c with [mqtt] tls = true)"
-    return None
-
-
-def _wait_seconds(text: str) -> float:
-    """`--wait-s`: a finite number of seconds, 0 or more; `-1`, `nan` or `inf` connected to the
-    broker and then ended in an "unexpected error" (exit 70) from the sleep."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):  # nan fails this too
-        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds, 0 or more")
-    return value
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("fleet", help="live view of every kiosk on the MQTT broker")
-    p.add_argument("-c", "--config", help="take broker settings from this config's [mqtt]")
-    p.add_argument("--host", help="the broker (default: the config's mqtt.host, else localhost)")
-    p.add_argument("--port", type=int, help="its port (default: the config's mqtt.port, else 1883; 8883 is TLS: add --tls)")
-    p.add_argument("--username")
-    secret = p.add_mutually_exclusive_group()
-    secret.add_argument("--password-file", help=f"read the broker password from this file (or set {MQTT_PASSWORD_ENV})")
-    secret.add_argument("--ask-password", action="store_true", help="prompt for the broker password")
-    secret.add_argument("--password", help="discouraged: visible to every user in the process list")
-    p.add_argument("--tls", action="store_true", help="connect with TLS, the broker's certificate checked against the system's CAs")
-    p.add_argument("--ca-file", help="with TLS (implies --tls): check the broker's certificate against this CA file")
-    p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
-    p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
-    metrics = "metrics every mqtt.metrics_interval_s, 30 s by default: wait that long for rtt, cpu, temperature and echo"
-    p.add_argument("--wait-s", type=_wait_seconds, default=2.0, help=f"with --json: how long to collect messages (retained ones come at once; {metrics})")
-    p.set_defaults(fn=cmd_fleet)
