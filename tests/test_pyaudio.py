@@ -15,14 +15,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import pyaudio
 import pytest
 from conftest import DATA, REPO, AlsaFiles, assert_leads_start_their_frames, read_wav, wait_for
 
-pyaudio = pytest.importorskip("pyaudio")
-
-from edge_agent.audio.microphone import PyAudioSource  # noqa: E402
-from edge_agent.audio.pyaudio_io import PyAudioSink  # noqa: E402
-from edge_agent.audio.resample import Resampler  # noqa: E402
+from edge_agent.audio.microphone import PyAudioSource
+from edge_agent.audio.pyaudio_io import PyAudioSink
+from edge_agent.audio.resample import Resampler
 
 
 def _run_source(source: PyAudioSource, seconds: float, stamps: list[float] | None = None, until_frames: int = 0) -> list[bytes]:

@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 from conftest import AlsaFiles
 
-pytest.importorskip("pyaudio")
-
 from edge_agent.audio.microphone import PyAudioSource
 from edge_agent.audio.playback import PlaybackBuffer
 from edge_agent.audio.pyaudio_io import PyAudioSink
