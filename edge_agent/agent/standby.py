@@ -4,7 +4,8 @@ With `agent.warm_link` on, the kiosk keeps an `AgentLink` connected but silent (
 while idle, so a press goes straight to `initiate` without DNS, TCP, TLS and the WebSocket
 upgrade. Servers and NATs drop idle sockets, so a standby is replaced after `warm_hold_s`; when
 the server turns out to drop it sooner, the next one is held for 80 % of the life it had (after a
-1001, only once two in a row agree: see `_went_away`). A
+1001, only once two in a row agree: see `_went_away`), and a shortened hold grows back while
+standbys live it out (GROW). A
 failing standby (server down, refused) is retried with backoff; a press meanwhile simply opens
 a cold link as without this feature.
 """
@@ -28,6 +29,13 @@ MAX_RETRY_S = 60.0
 AGREE = 0.2
 """Two standbys the server closed with 1001 at ages this close (a fraction of the longer) show
 its idle limit; one such close, or two at ages apart, may be a restart at a random point."""
+GROW_AFTER = 3
+GROW = 1.5
+"""After GROW_AFTER standbys in a row lived out a shortened hold, the next is held GROW times
+longer, up to `warm_hold_s`: a hold learned from a limit that went away (a server restarting with
+a plain close, a proxy's limit during a deploy) stayed short for the daemon's life, a new socket
+to the vendor every few seconds all day. Against a limit that stays, one standby in about four
+meets it and is replaced at once, as any standby the server drops."""
 
 
 class Standby:
@@ -38,7 +46,12 @@ class Standby:
         self.stats = stats
         self.link: AgentLink | None = None
         self.hold_s = settings.warm_hold_s
-        """Current hold, shortened when the server drops idle sockets sooner."""
+        """Current hold, shortened when the server drops idle sockets sooner, grown back (GROW)."""
+        self._lived_out = 0
+        """Standbys in a row that lived out a shortened hold."""
+        self._limit_s: float | None = None
+        """The age the server's 1001 closes agreed on, once learned: a grown hold that meets the
+        same limit again agrees with it (one 1001 alone backs off as after a restart)."""
         self._ids = itertools.count(-1, -1)  # never one of the Conversation's link ids
         self._opened_at = 0.0
         self._retry_at = 0.0
@@ -105,7 +118,8 @@ class Standby:
             self._failures, self._retry_at = 0, 0.0
         self.settings = settings
         self.hold_s = settings.warm_hold_s
-        self._went_away_s = None
+        self._went_away_s = self._limit_s = None
+        self._lived_out = 0
         self.close()
 
     def _went_away(self, error: str, try_later: bool, lived_s: float, last_s: float | None) -> bool:
@@ -120,8 +134,19 @@ class Standby:
         if last_s is None or abs(lived_s - last_s) > AGREE * max(lived_s, last_s):
             return False
         self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * min(lived_s, last_s)))
+        self._lived_out, self._limit_s = 0, lived_s
         log.info("the agent server closed idle standbys with 1001 after %.1f s and %.1f s: holding the next for %.1f s", last_s, lived_s, self.hold_s)
         return True
+
+    def _grow_hold(self) -> None:
+        """A standby lived out its hold: after GROW_AFTER in a row, a shortened hold grows back."""
+        if self.hold_s >= self.settings.warm_hold_s:
+            return
+        self._lived_out += 1
+        if self._lived_out >= GROW_AFTER:
+            self._lived_out = 0
+            self.hold_s = min(self.settings.warm_hold_s, self.hold_s * GROW)
+            log.info("%d standbys lived out their hold: holding the next for %.1f s", GROW_AFTER, self.hold_s)
 
     def _on_event(self, ev: c.Event) -> None:
         """Only a standby's end matters: replace it at once when it expired as planned or the
@@ -136,16 +161,18 @@ class Standby:
         if ev.error is None:
             self._failures = 0
             self._retry_at = now
+            self._grow_hold()
         elif ev.error.startswith("close_") and not link.try_later and lived_s >= 2 * MIN_HOLD_S:
             # only the server's own close is its idle limit: a network cut (1006) or a restart
             # (a close asking to try later: backs off below) at a random point of a standby's life
             # cut the hold for good (one Wi-Fi blip: 50 s to 2.4 s, a new connection every 2.4 s)
             if link.server_closed:
                 self.hold_s = max(MIN_HOLD_S, min(self.hold_s, 0.8 * lived_s))
+                self._lived_out = 0
                 log.info("the agent server closed an idle standby after %.1f s (%s): holding the next for %.1f s", lived_s, ev.error, self.hold_s)
             self._failures = 0  # it connected and lived: the server is fine, only impatient
             self._retry_at = now
-        elif self._went_away(ev.error, link.try_later, lived_s, went_away_s):
+        elif self._went_away(ev.error, link.try_later, lived_s, self._limit_s if went_away_s is None else went_away_s):
             self._failures = 0
             self._retry_at = now
         else:
