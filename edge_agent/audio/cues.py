@@ -309,7 +309,7 @@ class CueClassifier(BlockClassifier):
         near = near and self.crowd.swings(self.visitor_db - band_db)  # in a crowd, as the visitor swings (crowd.py)
         self.near_visitor = near and level != NOISE
         self.near_blocks += self.near_visitor
-        if level == SPEECH and near:
+        if level == SPEECH and near and self.room_tone.over_music(band_db, self.ambient_db):
             self._since_near = 0
             if self.gate_open:
                 self.talkers.heard_visitor()

@@ -69,6 +69,14 @@ class TonalRoom:
     the music rooms' openings on music alone (tuning and held-out seeds, 26 rooms), 9 of 17 were
     such chord attacks (docs/gate-notes.md: "A chord's attack is not a loud voice")."""
 
+    NEAR_OVER_MUSIC_DB = 2.0
+    NEAR_TONAL_MARGIN = 0.3
+    """A block near the visitor's level counts as the visitor (`over_music`) in a music room only
+    this far over the room's usual level, or this much less steady than the room by `tonal`. Of
+    the music's blocks that restarted the let-go count after the visitor's last word (tuning and
+    held-out music 5-10 dB), about a third fail both; of the visitor's, one utterance in 200 has
+    no passing block for 0.95 s. 3 dB cut more idle but lost a cheap-microphone room's onset."""
+
     def __init__(self, warmup_blocks: int) -> None:
         """`warmup_blocks`: the classifier's warm-up, when every block is learned, fast."""
         self.warmup_blocks = warmup_blocks
@@ -114,6 +122,17 @@ class TonalRoom:
         if block < self.warmup_blocks or not (gate_open or level == SPEECH):
             self.tonal_room += self._room_rate(block) * (self.tonal - self.tonal_room)
         return level
+
+    def over_music(self, band_db: float, ambient_db: float) -> bool:
+        """May a block near the visitor's level count as the visitor there (restart the let-go
+        count, cues.py NEAR_VISITOR_S)? In a music room only if it stands NEAR_OVER_MUSIC_DB over
+        the room's usual level (the music's, `ambient_db`), or is NEAR_TONAL_MARGIN less steady
+        than the room by the running mean: the visitor at arm's length stands over the music and
+        moves its fine structure, the music's own note attacks and drum hits near that level do
+        neither (docs/gate-notes.md: "Music near the visitor's level")."""
+        if not self.is_music():
+            return True
+        return band_db >= ambient_db + self.NEAR_OVER_MUSIC_DB or self.tonal <= self.tonal_room - self.NEAR_TONAL_MARGIN
 
     def is_music(self) -> bool:
         """Is the room's own sound steady and moving on, as music is (TONAL_ROOM_MIN, MOVING_ROOM_MIN)?"""
