@@ -33,6 +33,9 @@ from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, make_private_dir, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
+from edge_agent.core.storefaults import CORRUPT_COPIES_KEPT as CORRUPT_COPIES_KEPT
+from edge_agent.core.storefaults import CorruptFile, corrupt_copies, move_aside, remove_corrupt_copies, why
+from edge_agent.core.storefaults import is_corruption as is_corruption
 from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, newest_order, prune, set_mark
 from edge_agent.core.storerows import scrub_wal as scrub_wal
 from edge_agent.errors import StoreError
@@ -49,33 +52,6 @@ BUSY_TIMEOUT_S = 0.5
 this is short: past it the store carries on in memory instead of stalling the audio."""
 SCRUB_EVERY_S = 0.1
 """How often a patient forget (`sessions --forget`) tries its checkpoint again while another program reads the store."""
-CORRUPT_COPIES_KEPT = 2
-"""Moved-aside corrupt files kept for inspection; older ones are deleted (they hold session ids)."""
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
-_CORRUPT_TEXT = ("malformed", "not a database", "corrupt")
-
-class _Corrupt(Exception):
-    """quick_check found damage SQLite did not report as an error code."""
-
-
-def is_corruption(exc: BaseException) -> bool:
-    """Real damage to the file, as opposed to a lock, a full disk, an I/O or permission error."""
-    if isinstance(exc, _Corrupt):
-        return True
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11; the extended code
-    if code is not None:
-        return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
-    return any(t in str(exc).lower() for t in _CORRUPT_TEXT)
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-    return str(exc)
-
-
 class SessionStore:
     """Durable list of sessions; every write is committed before the call returns, or kept in
     memory while the disk is unusable (see `fault`). Reads and writes never raise for a storage
@@ -106,14 +82,14 @@ class SessionStore:
         """The disk database, moved aside first if corrupt; None (and `fault` set) if unusable."""
         try:
             return self._open_disk()
-        except (sqlite3.Error, OSError, _Corrupt) as exc:
+        except (sqlite3.Error, OSError, CorruptFile) as exc:
             if not is_corruption(exc):
                 self._fail(exc)
                 return None
             try:
                 self.recovered_from = self._move_aside(exc)
                 return self._open_disk()
-            except (sqlite3.Error, OSError, _Corrupt) as exc2:
+            except (sqlite3.Error, OSError, CorruptFile) as exc2:
                 self._fail(exc2, "corrupt and cannot be replaced: ")
                 return None
 
@@ -138,7 +114,7 @@ class SessionStore:
             db.execute("PRAGMA secure_delete=ON")  # deleted and pruned rows are zeroed, not left behind
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
-                raise _Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
+                raise CorruptFile(f"quick_check: {row[0] if row else 'no answer'}")
             create_schema(db)
             drop_unsound(db)
         except BaseException:
@@ -188,26 +164,16 @@ class SessionStore:
         return [], 0
 
     def _fail(self, exc: BaseException, prefix: str = "") -> None:
-        self.fault = f"{self.path}: {prefix}{_why(exc)}"
+        self.fault = f"{self.path}: {prefix}{why(exc)}"
         self._retry_at = time.monotonic() + self.retry_s
         log.debug("session store unusable: %s", self.fault)
 
     def _move_aside(self, exc: BaseException) -> Path:
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        log.error("session store %s is corrupt (%s); moving it to %s and starting fresh", self.path, exc, target)
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                src.replace(Path(str(target) + suffix))
-        for old in [p for p in self.corrupt_copies() if p != target][CORRUPT_COPIES_KEPT - 1 :]:  # by name: not this one (a clock behind)
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(old) + suffix).unlink(missing_ok=True)
-        return target
+        return move_aside(self.path, exc)
 
     def corrupt_copies(self) -> list[Path]:
         """Moved-aside databases, newest first (each may have its -wal and -shm beside it)."""
-        return sorted((p for p in self.dir.glob(f"{DB_NAME}.corrupt-*") if not p.name.endswith(("-wal", "-shm"))), reverse=True)
+        return corrupt_copies(self.path)
 
     # ------------------------------------------------------------------ fault handling
     def retry(self, now: float | None = None) -> bool:
@@ -416,8 +382,4 @@ class SessionStore:
         return count
 
     def _remove_corrupt_copies(self) -> None:
-        for old in self.dir.glob(f"{DB_NAME}.corrupt-*"):
-            try:
-                old.unlink()
-            except OSError as exc:
-                log.error("cannot delete %s: %s", old, exc.strerror or exc)
+        remove_corrupt_copies(self.path)
