@@ -229,5 +229,13 @@ def test_fleet_with_a_kiosks_own_login_on_the_locked_broker_is_no_empty_fleet(tm
         ops = [*fleet, "--username", "ops", "--password-file", str(secrets_dir / "ops.mqtt_password")]
         out = subprocess.run(ops, capture_output=True, text=True, cwd=REPO, timeout=60)
         assert out.returncode == 0 and [k["id"] for k in json.loads(out.stdout)["kiosks"]] == ["kiosk-b"], (out.stdout, out.stderr)
+        assert "no kiosk seen" not in out.stderr, out.stderr
+        # the kiosk's login typed in without its config (an admin's laptop): the same empty fleet,
+        # exit 0 as ever (it may be an empty fleet), said nothing of the login (found by a helper)
+        by_hand = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port), "--ca-file", str(ca)]
+        by_hand += ["--username", "kiosk-a", "--password-file", str(secrets_dir / "kiosk-a.mqtt_password"), "--json", "--wait-s", "1"]
+        out = subprocess.run(by_hand, capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert out.returncode == 0 and json.loads(out.stdout)["kiosks"] == [], (out.stdout, out.stderr)
+        assert "no kiosk seen as 'kiosk-a'" in out.stderr and "provision ops" in out.stderr, out.stderr
     finally:
         reporter.close()

@@ -154,10 +154,14 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             if not view.kiosks and kiosk_login:  # a locked-down broker grants the subscriptions and delivers nothing
                 print(f"edge-agent fleet: no kiosk seen, logged in as the kiosk {own_id!r}: {KIOSK_LOGIN}", file=sys.stderr)
                 return 1
+            if not view.kiosks and settings.username is not None:  # an empty fleet, or a kiosk's login without its config
+                print(f"edge-agent fleet: no kiosk seen as {settings.username!r}; if that is a kiosk's own login, {KIOSK_LOGIN}", file=sys.stderr)
             return 0
         clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""  # into a pipe or file: plain snapshots, one a second
         while True:
-            hint = f"\nlogged in as the kiosk {own_id!r}: {KIOSK_LOGIN}\n" if kiosk_login and not view.kiosks else ""
+            hint = ""
+            if not view.kiosks and settings.username is not None:
+                hint = f"\nlogged in as the kiosk {own_id!r}: {KIOSK_LOGIN}\n" if kiosk_login else f"\nif {settings.username!r} is a kiosk's own login, {KIOSK_LOGIN}\n"
             sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n" + hint)
             sys.stdout.flush()
             time.sleep(1.0)
