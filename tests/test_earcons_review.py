@@ -4,13 +4,12 @@ and opened the gate after a silent press."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, KioskThread, kiosk_settings, read_wav, watch_gate_openings
+from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for, watch_gate_openings
 
 from edge_agent.audio.earcons import EarconRemover
 from edge_agent.core.config_audio import VadSettings
@@ -37,11 +36,16 @@ def test_the_earcons_reverberation_in_a_hall_does_not_open_the_gate_after_a_sile
     kiosk = KioskThread(settings, source=mic, sink=speaker)
     gate_opened = watch_gate_openings(kiosk, room)  # the room's mic time of each gate opening
     with kiosk as k:
-        time.sleep(3.0)  # the kiosk idles in the hall (its gate learns the room's noise)
+        # the kiosk idles in the hall (its gate learns the room's noise): 3 s of the room's own
+        # clock, not of the wall's (a loaded machine started the kiosk late: 3 s slept were 0.5 s
+        # of the hall heard, and the press came before the gate knew the room)
+        wait_for(lambda: room.captured / SR >= 3.0, 60, "3 s of the hall heard")
         pressed_at = room.captured / SR
         k.press()
-        k.wait_state("listening")
-        time.sleep(2.5)  # the press and ready earcons and their reverberation; nobody speaks
+        k.wait_state("listening", 60)
+        ready_at = room.captured / SR
+        # the press and ready earcons and their reverberation; nobody speaks
+        wait_for(lambda: room.captured / SR >= ready_at + 2.5, 60, "2.5 s of the hall after the ready earcon")
         assert gate_opened == [], (pressed_at, gate_opened)
         assert k.state == "listening"
 
