@@ -228,3 +228,20 @@ def test_the_view_holds_a_bounded_number_of_kiosks_and_says_when_it_is_full() ->
     assert sorted(view.kiosks) == ["k00", "k01", "k02"]
     assert view.kiosks["k00"].online is False
     assert view.full and "the rest are not shown" in view.render(now=102.0)
+
+
+def test_only_a_kiosks_message_makes_a_row_and_only_a_kiosk_left_out_fills_the_view() -> None:
+    """A state that is not a JSON object made a row for its id all the same (an empty kiosk in the
+    list, and a place of the bounded view taken); a full view said kiosks were left out on a
+    clearing of an unknown kiosk or a retained metrics message, where none was."""
+    view = FleetView("edge-agent", max_kiosks=2)
+    for payload in (b"not json", b"[1, 2]", b'"idle"'):
+        view.apply("edge-agent/junk/state", payload, now=100.0, retained=True)
+    assert view.kiosks == {}
+    view.apply("edge-agent/k1/availability", b"online", now=100.0, retained=True)
+    view.apply("edge-agent/k2/availability", b"online", now=100.0, retained=True)
+    view.apply("edge-agent/k3/availability", b"", now=100.0, retained=True)  # an unknown kiosk cleared
+    view.apply("edge-agent/k3/metrics", b'{"rtt_ms": 5}', now=100.0, retained=True)  # never a kiosk's own
+    assert not view.full, "the view said kiosks were left out where none was"
+    view.apply("edge-agent/k3/state", b'{"state": "idle"}', now=100.0, retained=True)
+    assert view.full and sorted(view.kiosks) == ["k1", "k2"]

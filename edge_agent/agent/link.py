@@ -94,7 +94,7 @@ class AgentLink:
         self._connect_s = 0.0  # the last connect's opening handshake: a round trip or more
         self._answered = False
         """The server has sent something since `initiate` (a standby's fatal close before it is not a refusal)."""
-        self.on_served: Callable[[], None] = lambda: None  # a standby a press took proved alive (agent/standby.py)
+        self.on_served: Callable[[], None] = lambda: None  # a standby a press took got its session ready (agent/standby.py)
         self.try_later = self.server_closed = False
         """The link ended on the server's close asking to try later (a restart), or on one of its
         own (a close frame, not asking to try later; a standby's too): agent/standby.py."""
@@ -323,8 +323,7 @@ class AgentLink:
         if not pong.done() and not self._answered:
             ws.transport.abort()  # no close handshake with a dead server (close_timeout on the press's time)
             raise StandbyGone(f"the standby had no answer to initiate within {within_s:g} s")
-        self.on_served()  # proven: counted now, never taken back (a counter that fell read as a reset)
-        await asyncio.get_running_loop().create_future()  # waits with the rest
+        await asyncio.get_running_loop().create_future()  # proven: waits with the rest
 
     def _audio(self, pcm: bytes) -> None:
         """Agent audio after `onready`, from `recv` or straight from the socket's read (wire.py)."""
@@ -367,6 +366,8 @@ class AgentLink:
             if isinstance(event, p.OnReady):
                 if not self.ready:  # a second onready renames the session (core/sessionrecord.py)
                     self.ready_at = time.monotonic()
+                    if self._activated is not None:  # the session started on the standby: a warm press
+                        self.on_served()
                 self.ready = True
                 if isinstance(ws, BatchingConnection):  # from now on audio may skip `recv` (only while one waits)
                     ws.on_binary = self._audio

@@ -93,9 +93,11 @@ class Standby:
         return None
 
     def _served(self) -> None:
-        """A standby a press took answered: the warm link served the press. Counted here, not at
-        the take: one found dead there (a fresh connect served the press) was counted and then
-        taken back, and `warm_presses` went down by one, which a dashboard reads as a restart."""
+        """The session a press asked for started on the standby it took (`onready` on it): the
+        warm link served the press. Counted here, not at the take: one found dead there (a fresh
+        connect served the press) was counted and then taken back, and `warm_presses` went down by
+        one, which a dashboard reads as a restart; nor at the standby's first answer (a pong), which
+        came from one the server closed right after, before any session."""
         self.taken += 1
 
     def close(self) -> list[AgentLink]:
@@ -161,6 +163,10 @@ class Standby:
         if ev.error is None:
             self._failures = 0
             self._retry_at = now
+            if self._limit_s is not None and lived_s > self._limit_s and abs(lived_s - self._limit_s) > AGREE * lived_s:
+                # lived out well past the learned limit: it went away, and a restart's 1001 at
+                # the age it was learned from agreed with it (no backoff, the hold cut again)
+                self._limit_s = None
             self._grow_hold()
         elif ev.error.startswith("close_") and not link.try_later and lived_s >= 2 * MIN_HOLD_S:
             # only the server's own close is its idle limit: a network cut (1006) or a restart

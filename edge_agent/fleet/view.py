@@ -48,6 +48,15 @@ class KioskRow:
     will replaces it): an idle kiosk showed as seen when it went idle, a day ago."""
 
 
+def _object(payload: bytes) -> dict[str, Any] | None:
+    """A kiosk's JSON message as an object; None for anything else (not JSON, not an object)."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):  # `[[[[...` 100 000 deep, retained by anyone who may write a state
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _when(data: dict[str, Any], key: str) -> float | None:
     """The ISO time a kiosk's message carries under `key`, as a Unix time (None: none readable)."""
     text = data.get(key)
@@ -101,15 +110,19 @@ class FleetView:
         if not DEVICE_ID_RE.fullmatch(kid):  # no kiosk can have it (config checks device.id): listed
             self.ignored += 1  # as a kiosk, a forged or foreign topic looked like one the fleet lost
             return
-        if kid not in self.kiosks and len(self.kiosks) >= self.max_kiosks:
-            self.ignored += 1
-            self.full = True
-            return
         if not payload and leaf in ("availability", "state"):  # cleared, as the README says of a retired kiosk
             self._cleared(kid, leaf)
             return
         if leaf == "metrics" and retained:  # a kiosk never retains its metrics: someone else's (forged, or
             self.ignored += 1  # stale from anyone), shown as the kiosk's figures now (README: null before)
+            return
+        data = {} if leaf == "availability" else _object(payload)
+        if data is None:  # before a row is made: a message that is not a kiosk's made a kiosk of its id
+            self.ignored += 1
+            return
+        if kid not in self.kiosks and len(self.kiosks) >= self.max_kiosks:
+            self.ignored += 1
+            self.full = True
             return
         row = self.kiosks.setdefault(kid, KioskRow(kid))
         if not retained:
@@ -118,14 +131,6 @@ class FleetView:
             row.online = payload == b"online"
             if row.online:  # retained `online` is the broker's word that the kiosk is connected now (its
                 row.last_seen = time.time() if now is None else now  # will replaces it when it is not)
-            return
-        try:
-            data = json.loads(payload)
-        except (ValueError, RecursionError):  # `[[[[...` 100 000 deep, retained by anyone who may write a state
-            self.ignored += 1
-            return
-        if not isinstance(data, dict):
-            self.ignored += 1
             return
         said = _when(data, "since" if leaf == "state" else "at") if retained else None
         if said is not None and (row.last_seen is None or said > row.last_seen):
