@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
 from test_link_attacks import HostileServer, onready
 from test_standby3_review import WARM, _metrics
@@ -69,6 +70,7 @@ def _limit_gone_then_restart(state: dict[str, Any]) -> Any:
     return serve
 
 
+@pytest.mark.slow  # 25-40 s: standbys living out their holds
 def test_a_restart_after_the_learned_limit_went_away_does_not_cut_the_hold(tmp_path: Path) -> None:
     """A 1001 idle limit (2.5 s) taught the hold (2 s); the limit went away and the hold grew back
     to `warm_hold_s`, a standby living out 4.5 s. Then the server restarted, closing the standby

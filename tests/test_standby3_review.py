@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import KioskThread, kiosk_settings, wait_for
 from test_link_attacks import HostileServer
 from websockets.asyncio.server import ServerConnection
@@ -97,6 +98,7 @@ def test_1001_closes_at_random_ages_do_not_shorten_the_hold(tmp_path: Path) -> N
     assert hold_s == 50.0, f"two 1001 closes at 3 s and 9 s cut the hold to {hold_s:.1f} s"
 
 
+@pytest.mark.slow  # 25-40 s: standbys living out their holds
 def test_a_hold_learned_from_a_limit_that_went_away_grows_back(tmp_path: Path) -> None:
     """A server closed idle sockets after 2.5 s for a while (a proxy during a deploy, a restart
     closing with 1000), then no more. The hold learned 2 s and never grew again: a new socket to
@@ -107,6 +109,7 @@ def test_a_hold_learned_from_a_limit_that_went_away_grows_back(tmp_path: Path) -
         wait_for(lambda: k.kiosk.standby.hold_s >= 6.0, 60, f"the hold (learned {learned_s:.1f} s, now {k.kiosk.standby.hold_s:.1f} s) to grow back once the limit was gone")
 
 
+@pytest.mark.slow  # 25-40 s: standbys living out their holds
 def test_a_limit_that_stays_keeps_the_warm_link_ready_while_the_hold_probes_it(tmp_path: Path) -> None:
     """The hold grows back past a limit that stays (GROW), meets it once in about four standbys and
     learns it again: the warm link stays ready, with a 1001 limit too (one 1001 alone backs off
