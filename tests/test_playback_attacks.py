@@ -23,11 +23,9 @@ def _ramp(seconds: float) -> bytes:
     return ((np.arange(n) % 30000) + 1).astype("<i2").tobytes()
 
 
-def test_a_clear_that_comes_while_the_pause_drop_runs_does_not_bring_the_cleared_audio_back(alsa: AlsaFiles) -> None:
-    """The agent pauses, and the visitor talks over it (or presses to end) a moment later: `clear`
-    comes while the drop thread is still emptying the device for the pause. The pause's
-    requeue of what the device held then lands in the queue *after* the clear emptied it, and
-    that audio of the cleared turn plays after the clear (before the `ended` earcon)."""
+def _pause_then_clear_in_the_drop() -> tuple[int, int, int]:
+    """One try of the test below: (bytes the pause found on the device and requeued, non-zero
+    samples of the cleared turn played after the clear, bytes left queued)."""
     sink = PyAudioSink("default", 20)
     assert sink.drop is not None
     after_clear: list[bytes] = []
@@ -62,10 +60,26 @@ def test_a_clear_that_comes_while_the_pause_drop_runs_does_not_bring_the_cleared
             sink.stop()
 
     asyncio.run(main())
-    assert state["requeued"] > 0, "the device held nothing at the pause: the test proves nothing"
     heard = np.frombuffer(b"".join(after_clear), dtype="<i2")
-    assert int(np.count_nonzero(heard)) == 0, f"{np.count_nonzero(heard) / 16:.1f} ms of the cleared turn played after the clear"
-    assert sink.buffer.queued_bytes == 0
+    return state["requeued"], int(np.count_nonzero(heard)), sink.buffer.queued_bytes
+
+
+def test_a_clear_that_comes_while_the_pause_drop_runs_does_not_bring_the_cleared_audio_back(alsa: AlsaFiles) -> None:
+    """The agent pauses, and the visitor talks over it (or presses to end) a moment later: `clear`
+    comes while the drop thread is still emptying the device for the pause. The pause's
+    requeue of what the device held then lands in the queue *after* the clear emptied it, and
+    that audio of the cleared turn plays after the clear (before the `ended` earcon).
+
+    The file device holds one 20 ms period: a pause that comes just after the device played it
+    finds nothing to requeue and proves nothing (on a loaded machine, 1 of ~60 CI runs), so the
+    scenario is tried again, up to five times, until the pause finds audio on the device."""
+    for _ in range(5):
+        requeued, played_after_clear, queued = _pause_then_clear_in_the_drop()
+        if requeued > 0:
+            break
+    assert requeued > 0, "the device held nothing at the pause in five tries: the test proves nothing"
+    assert played_after_clear == 0, f"{played_after_clear / 16:.1f} ms of the cleared turn played after the clear"
+    assert queued == 0
 
 
 def test_a_callback_that_raises_as_the_reply_drains_does_not_leave_the_kiosk_speaking_for_good(alsa: AlsaFiles, tmp_path: Path, sim_thread: SimulatorThread) -> None:
