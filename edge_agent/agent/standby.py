@@ -115,9 +115,12 @@ class Standby:
     def reconfigure(self, settings: AgentSettings) -> None:
         """New `[agent]` settings (a reload): the standby on the old ones ends; a backoff earned by
         the old ones (a wrong endpoint, a refused key) ends with them, or the warm link mended by
-        the reload stayed away for up to MAX_RETRY_S."""
-        if settings != self.settings:
-            self._failures, self._retry_at = 0, 0.0
+        the reload stayed away for up to MAX_RETRY_S. A reload that leaves `[agent]` as it was
+        keeps the standby and what it learned of the server: ended, a reload of the log level
+        opened a new socket to the vendor and forgot the server's idle limit."""
+        if settings == self.settings:
+            return
+        self._failures, self._retry_at = 0, 0.0
         self.settings = settings
         self.hold_s = settings.warm_hold_s
         self._went_away_s = self._limit_s = None
