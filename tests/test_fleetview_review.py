@@ -245,3 +245,22 @@ def test_only_a_kiosks_message_makes_a_row_and_only_a_kiosk_left_out_fills_the_v
     assert not view.full, "the view said kiosks were left out where none was"
     view.apply("edge-agent/k3/state", b'{"state": "idle"}', now=100.0, retained=True)
     assert view.full and sorted(view.kiosks) == ["k1", "k2"]
+
+
+def test_the_view_says_how_many_messages_were_no_kiosks() -> None:
+    """Someone who may publish under the prefix forges kiosks (ids no device.id can have, bodies that
+    are not a kiosk's JSON, retained metrics): each was counted and never shown, and the admin saw a
+    quiet, healthy fleet. One real kiosk is shown, the three others are said to be left out; a
+    kiosk left out of a full view is said apart (FULL), not as someone else's."""
+    view = FleetView("edge-agent")
+    view.apply("edge-agent/kiosk-1/availability", b"online", now=100.0, retained=True)
+    view.apply("edge-agent/bad id!/state", b'{"state": "idle"}', now=100.0)
+    view.apply("edge-agent/kiosk-2/state", b"[1, 2]", now=100.0)
+    view.apply("edge-agent/kiosk-1/metrics", b'{"rtt_ms": 1}', now=100.0, retained=True)
+    text = view.render(now=101.0)
+    assert "kiosk-1" in text and "kiosk-2" not in text
+    assert "3 messages under edge-agent/ were no kiosk's" in text, text
+    full = FleetView("edge-agent", max_kiosks=1)
+    full.apply("edge-agent/kiosk-1/availability", b"online", now=100.0)
+    full.apply("edge-agent/kiosk-2/availability", b"online", now=100.0)
+    assert "no kiosk's" not in full.render(now=101.0) and full.full

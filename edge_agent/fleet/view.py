@@ -82,6 +82,7 @@ class FleetView:
         self.full = False
         """A kiosk was left out because the view held `max_kiosks` already (said in the view)."""
         self.ignored = 0
+        """Messages that were no kiosk's (see `apply`), said under the view (IGNORED)."""
         self.lost_at: float | None = None
         """When the view lost the broker (None: connected, or not yet): with the broker gone the
         live view showed every kiosk `online yes`, frozen, and nothing said it heard nothing."""
@@ -121,8 +122,7 @@ class FleetView:
             self.ignored += 1
             return
         if kid not in self.kiosks and len(self.kiosks) >= self.max_kiosks:
-            self.ignored += 1
-            self.full = True
+            self.full = True  # said apart (FULL): a kiosk's, not someone else's
             return
         row = self.kiosks.setdefault(kid, KioskRow(kid))
         if not retained:
@@ -189,12 +189,22 @@ class FleetView:
             lines.append(f"(no kiosks under {self.prefix}/ yet)")
         if self.full:
             lines.append(FULL.format(self.max_kiosks))
+        if self.ignored:
+            lines.append(IGNORED.format(self.ignored, self.prefix))
         return "\n".join(lines)
 
 
 ID_WIDTH_MAX = 63
 """The widest the kiosk column gets (a device.id is 1-63 characters, the only ids listed)."""
 FULL = "more kiosks than the view holds ({}): the rest are not shown (a fleet this large, or someone naming kiosks on the broker)"
+
+
+IGNORED = (
+    "{} messages under {}/ were no kiosk's and are not shown (an id no device.id can have, not a JSON "
+    "object, retained metrics): someone else publishes there"
+)
+"""Said under the view when it left messages out: counted and never shown, an admin watching a
+broker where someone forged kiosks saw a quiet, healthy fleet."""
 
 
 def _cut(text: str, width: int) -> str:
