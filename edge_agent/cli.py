@@ -88,11 +88,12 @@ def _reloaded(args: argparse.Namespace) -> config.Settings:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_agent.devtools.demo import DEMO_STATE_DIR, run_demo
+    from edge_agent.devtools.demo import DEMO_STATE_DIR, demo_state_dir, run_demo
     from edge_agent.service.instance import claim
 
     setup_logging(args.log_level or "info")
     state_dir = Path(args.state_dir) if args.state_dir else None
+    demo_state_dir(state_dir)
     claimed = claim(state_dir or DEMO_STATE_DIR, "--state-dir DIR")  # a running kiosk's (or demo's) store is not the demo's to use
     try:
         return run_demo(auto=args.auto, state_dir=state_dir, input_spec=args.input, output_spec=args.output)

@@ -42,3 +42,52 @@ def test_a_demo_output_naming_its_input_names_both_options(tmp_path: Path) -> No
     assert "config error" not in out.stderr and "audio.input" not in out.stderr, out.stderr[-2000:]
     assert "--output" in out.stderr and "--input" in out.stderr, out.stderr[-2000:]
     assert copy.read_bytes() == clip.read_bytes()  # the recording it plays is left alone
+
+
+def test_a_demo_state_dir_that_is_a_file_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    """`demo --state-dir FILE` warned that it could not tell whether a kiosk ran there, then was
+    `config error: device.state_dir: ...`, exit 78: a key of a config the demo's user never wrote
+    (`sessions --state-dir FILE` is one line and exit 2)."""
+    afile = tmp_path / "kiosk.toml"
+    afile.write_text("[device]\n")
+    out = _demo(tmp_path, "--state-dir", str(afile))
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "config error" not in out.stderr and "device.state_dir" not in out.stderr, out.stderr[-2000:]
+    assert f"--state-dir {afile}" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]
+    assert afile.read_text() == "[device]\n"
+
+
+def test_a_demo_state_dir_it_cannot_make_fails_instead_of_claiming_the_store(tmp_path: Path) -> None:
+    """A `--state-dir` the demo cannot make (under a file, on a read-only card) ran the story on
+    sessions kept in memory, printed `ok: the store holds session ...` and "checked in the
+    simulator and the store", exit 0, and ended by naming a `sessions --state-dir` command that
+    answers "does not exist": the check the README promises did not check the store at all."""
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "state"
+    out = _demo(tmp_path, "--state-dir", str(target))
+    assert out.returncode == 2, (out.returncode, out.stdout[-2000:], out.stderr[-2000:])
+    assert "demo done" not in out.stdout and "the store holds" not in out.stdout, out.stdout[-2000:]
+    assert f"--state-dir {target}" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+def test_fleet_wait_s_without_json_is_refused_not_ignored() -> None:
+    """`--wait-s` is documented "with --json"; without it the live view ignored it and ran until
+    Ctrl-C, so a monitoring script's `edge-agent fleet --wait-s 5` never ended. Refused before any
+    broker is tried (none listens on port 1 here)."""
+    cmd = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", "1", "--wait-s", "1"]
+    out = subprocess.run(cmd, text=True, cwd=REPO, timeout=60, capture_output=True, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, (out.returncode, out.stdout[-1000:], out.stderr[-1000:])
+    assert "--wait-s" in out.stderr and "--json" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_provision_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
+    """`provision NAME --dir FILE` said `cannot write FILE/NAME.mqtt_password: File exists`, exit 1:
+    the file named is not there, and nothing says that `--dir` must be a directory."""
+    afile = tmp_path / "kiosk.toml"
+    afile.write_text("[device]\n")
+    cmd = [sys.executable, "-m", "edge_agent", "provision", "k1", "--dir", str(afile)]
+    out = subprocess.run(cmd, text=True, cwd=REPO, timeout=60, capture_output=True, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert f"--dir {afile}" in out.stderr and "not a directory" in out.stderr and "File exists" not in out.stderr, out.stderr
+    assert afile.read_text() == "[device]\n"

@@ -29,6 +29,7 @@ from pathlib import Path
 from edge_agent.audio.devices import open_wav_16k_mono
 from edge_agent.core import config
 from edge_agent.core import conversation as c
+from edge_agent.core.statefiles import make_private_dir
 from edge_agent.core.store import SessionStore
 from edge_agent.devtools.simulator import SimulatorThread
 from edge_agent.errors import AudioError, ConfigError, UsageError
@@ -64,6 +65,23 @@ def audio_spec(text: str, want_input: bool) -> str:
     elif not want_input and text.startswith("loop:"):
         raise AudioError(f"--output {text}: loop: is for inputs; use file:PATH.wav, null or a device")
     return text
+
+
+def demo_state_dir(state_dir: Path | None) -> None:
+    """Makes the demo's state dir (`--state-dir`, else its own), or refuses it in one line naming
+    the option: a file there was `config error: device.state_dir`, exit 78, about a config the
+    demo's user never wrote, and a dir it could not make ran the story on sessions kept in memory
+    while it said "checked in the simulator and the store"."""
+    target = state_dir or DEMO_STATE_DIR
+    option = f"--state-dir {state_dir}" if state_dir else f"the demo's state dir {target} (give another with --state-dir DIR)"
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{option}: not a directory (the demo keeps its sessions database in it)")
+    try:
+        make_private_dir(target)
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot make it: {exc.strerror or exc}") from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: not writable by this user (the demo keeps its sessions database in it)")
 
 
 def _default_devices(auto: bool) -> tuple[str, str]:

@@ -53,7 +53,12 @@ def _check_broker_args(args: argparse.Namespace) -> None:
         problem = topic_prefix_problem(args.prefix.strip("/"))
         if problem:
             raise UsageError(f"--prefix {problem}")
+    if args.wait_s is not None and not args.json:  # the live view ignored it and ran until Ctrl-C: a script's `fleet --wait-s 5` never ended
+        raise UsageError("--wait-s is for --json (one snapshot, then exit); the live view runs until Ctrl-C")
 
+
+DEFAULT_WAIT_S = 2.0
+"""`fleet --json`: how long it collects messages when `--wait-s` is not given."""
 
 UNSUPPORTED_PROTOCOL = (1, 0x84)
 """CONNACK codes of a broker without MQTT 5 (mosquitto before 1.6: 3.1.1's 1, MQTT 5's 0x84)."""
@@ -143,7 +148,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             return 1
         kiosk_login = settings.username is not None and settings.username == own_id
         if args.json:
-            time.sleep(args.wait_s)
+            time.sleep(DEFAULT_WAIT_S if args.wait_s is None else args.wait_s)
             print(json.dumps({"at": datetime.now(UTC).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
             if view.lost_at is not None:  # what it heard before may be part of the fleet, its `online` stale: no answer for a script
                 print(f"edge-agent fleet: lost {settings.host}:{settings.port} during the --wait-s: the snapshot is what it said before", file=sys.stderr)
@@ -222,5 +227,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
     p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     metrics = "metrics every mqtt.metrics_interval_s, 30 s by default: wait that long for rtt, cpu, temperature and echo"
-    p.add_argument("--wait-s", type=_wait_seconds, default=2.0, help=f"with --json: how long to collect messages (retained ones come at once; {metrics})")
+    p.add_argument("--wait-s", type=_wait_seconds, help=f"with --json: how long to collect messages (default {DEFAULT_WAIT_S:g} s; retained ones come at once; {metrics})")
     p.set_defaults(fn=cmd_fleet)
