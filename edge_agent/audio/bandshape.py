@@ -59,7 +59,17 @@ class BandShape:
         self._count = len(edges) - 1
         self._smooth = [0.0] * self._count
         self._prev = [0.0] * self._count
+        self._band = self._fft.out[self.lo : self.hi]
+        """The live block's spectrum over the speech band: a view of the FFT's own buffer."""
         self._spectrum = np.zeros(self.hi - self.lo, dtype=np.complex128)
+        self._samples = np.empty(n)
+        self._block = np.empty(n, dtype=np.int16)
+        self._block_bytes = self._block.data.cast("B")
+        self._squares = np.empty(2 * (self.hi - self.lo))
+        """The live block's windowed samples and its spectrum's squared (re, im) pairs: buffers reused block after block."""
+        self._pairs = self._band.view(np.float64)
+        self._fine = tonal.LiveFineStructure(self._squares)
+        self._products = np.empty((2, self.hi - self.lo - tonal.ENVELOPE_BINS))
         self._ahead: bytes | None = None
         self._ahead_at = 0
         """Byte offset in the read-ahead audio of the next block expected."""
@@ -71,6 +81,7 @@ class BandShape:
         `_history_at + RECUR_BLOCKS` are all of them in order, the block before's and the oldest
         one next to each other (one call correlates a block with both)."""
         self._history_at = 0
+        self._history_views()
         self._chain = self._history[: tonal.RECUR_BLOCKS]
         """The current batch's fine structure, after the RECUR_BLOCKS blocks before it (read only
         once a batch exists; until then a placeholder)."""
@@ -104,17 +115,23 @@ class BandShape:
                 return self._rows[self._row - 1]
             self._leave_batch()
             self._ahead = None
-        self._spectrum = spec = self._fft(np.multiply(np.frombuffer(block, dtype=np.int16), self.window))[self.lo : self.hi]
+        # the same steps as a batch's, into buffers and views made once (numpy's per-call cost,
+        # not the arithmetic, is what a live block pays for)
+        self._block_bytes[:] = block
+        self._fft(np.multiply(self._block, self.window, self._samples))
+        self._spectrum = self._band
         # power per sub-band straight from the (re, im) pairs; plain ufuncs, not np.vdot: a BLAS
         # call here wakes OpenBLAS worker threads that then spin between frames
-        pairs = spec.view(np.float64)
-        squares = pairs * pairs
+        squares = np.multiply(self._pairs, self._pairs, self._squares)
         band_power: list[float] = np.add.reduceat(squares, self._pair_edges).tolist()
-        fine = tonal.fine_structure(squares)
-        history, oldest, lag = self._history, self._history_at, tonal.RECUR_BLOCKS
-        steadiness, recurrence = tonal.correlation(fine, history[oldest + lag - 1 : oldest + lag + 1]).tolist()
-        history[oldest] = history[oldest + lag] = fine
-        self._history_at = (oldest + 1) % lag
+        # the fine structure straight into the history's row of the oldest block: its twin, row
+        # oldest + RECUR_BLOCKS, still holds that block for the recurrence
+        oldest = self._history_at
+        fine = self._fine(self._history_rows[oldest])
+        products = np.multiply(self._neighbours[oldest], fine, self._products)  # tonal.correlation's, row by row
+        steadiness, recurrence = np.add.reduce(products, -1).tolist()
+        self._history[oldest + tonal.RECUR_BLOCKS] = fine
+        self._history_at = (oldest + 1) % tonal.RECUR_BLOCKS
         band_db = 10.0 * math.log10(sum(band_power) + 1.0)
         # the shape work is on 8 numbers: plain Python beats numpy's per-call overhead there.
         # Sub-band powers are averaged over two blocks, halving the jitter of short frames.
@@ -135,7 +152,14 @@ class BandShape:
             self._spectrum = self._spectra[self._row - 1].copy()
             recent = self._chain[self._row : self._row + tonal.RECUR_BLOCKS]
             self._history, self._history_at = np.concatenate((recent, recent)), 0
+            self._history_views()
         self._rows, self._row = [], 0
+
+    def _history_views(self) -> None:
+        """For each `_history_at`, its row and the rows a live block is correlated with: the block before's and the oldest."""
+        lag = tonal.RECUR_BLOCKS
+        self._history_rows = list(self._history[:lag])
+        self._neighbours = [self._history[at + lag - 1 : at + lag + 1] for at in range(lag)]
 
     def _read_batch(self, pcm: bytes, at: int) -> None:
         self._leave_batch()

@@ -35,6 +35,7 @@ class BlockFFT:
 
     def __init__(self, n: int = ANALYSIS_SAMPLES) -> None:
         self._out = np.empty(n // 2 + 1, dtype=np.complex128)
+        self._axes = [(0,), (), (0,)]
         self._fast = _rfft_even is not None and n % 2 == 0
         if self._fast:  # a private ufunc: checked once against np.fft.rfft, or not used
             probe = np.cos(np.arange(n) * 0.3) + np.arange(n) / n
@@ -43,12 +44,18 @@ class BlockFFT:
             except Exception:
                 self._fast = False
 
+    @property
+    def out(self) -> np.ndarray:
+        """The buffer every call's result is in (views of it stay valid, their figures the latest call's)."""
+        return self._out
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """`x`: n float64 samples, contiguous."""
         if self._fast:
-            spec: np.ndarray = _rfft_even(x, 1, axes=[(0,), (), (0,)], out=self._out)
+            spec: np.ndarray = _rfft_even(x, 1, axes=self._axes, out=self._out)
             return spec
-        return np.fft.rfft(x)
+        self._out[:] = np.fft.rfft(x)
+        return self._out
 
 
 class FrameClassifier(Protocol):

@@ -41,8 +41,8 @@ def fine_structure(squares: np.ndarray) -> np.ndarray:
     """A spectrum's squared (re, im) pairs in (as `pairs * pairs`, bandshape.py has them): one
     block's (1-D) or rows of them; its unit-length fine structure out, the same shape (mean 0; ~0
     for silence). The log of the power, not of the magnitude: twice the same, and the correlation
-    does not see the factor. One block's sums and norm stay numpy scalars (a live block costs a
-    quarter less than as a row of one), each the same figure to the bit as its row's in a batch."""
+    does not see the factor. Live blocks go through `LiveFineStructure`, the same steps one row
+    at a time (its sums and norm Python floats: math.sqrt and np.sqrt are both correctly rounded)."""
     log_power = np.add(squares[..., ::2], squares[..., 1::2])
     log_power += POWER_FLOOR
     np.log(log_power, out=log_power)
@@ -53,13 +53,44 @@ def fine_structure(squares: np.ndarray) -> np.ndarray:
     envelope = np.subtract(running[..., k:], running[..., : n - k])
     envelope /= k
     fine: np.ndarray = np.subtract(log_power[..., half + 1 : n - half], envelope, out=envelope)
-    if fine.ndim > 1:
-        fine -= np.add.reduce(fine, axis=-1, keepdims=True) / fine.shape[-1]
-        fine /= np.maximum(np.sqrt(np.add.reduce(fine * fine, axis=-1, keepdims=True)), FLAT_NORM)
-    else:  # math.sqrt and np.sqrt are both correctly rounded
-        fine -= np.add.reduce(fine) / len(fine)
-        fine /= max(math.sqrt(np.add.reduce(fine * fine)), FLAT_NORM)
+    fine -= np.add.reduce(fine, axis=-1, keepdims=True) / fine.shape[-1]
+    fine /= np.maximum(np.sqrt(np.add.reduce(fine * fine, axis=-1, keepdims=True)), FLAT_NORM)
     return fine
+
+
+class LiveFineStructure:
+    """`fine_structure` of one block at a time, for live audio: the same steps on the same
+    contiguous rows, so the same figures to the bit, but into buffers and views made once (a
+    live block's cost is numpy's per-call overhead, not the arithmetic: each allocation and
+    slice it saves counts)."""
+
+    def __init__(self, squares: np.ndarray) -> None:
+        """`squares`: the buffer the caller fills with each block's squared (re, im) pairs."""
+        n, k, half = len(squares) // 2, ENVELOPE_BINS, ENVELOPE_BINS // 2
+        self._re2, self._im2 = squares[::2], squares[1::2]
+        self._log_power = np.empty(n)
+        self._running = np.empty(n)
+        self._ahead, self._behind = self._running[k:], self._running[: n - k]
+        self._centre = self._log_power[half + 1 : n - half]
+        self._squared = np.empty(n - k)
+
+    def __call__(self, fine: np.ndarray) -> np.ndarray:
+        """The fine structure of what `squares` holds now, into `fine` (a contiguous row of
+        len(squares) // 2 - ENVELOPE_BINS). Outputs are passed positionally: numpy parses an
+        `out=` keyword on every call."""
+        log_power, running = self._log_power, self._running
+        np.add(self._re2, self._im2, log_power)
+        np.add(log_power, POWER_FLOOR, log_power)
+        np.log(log_power, log_power)
+        np.add.accumulate(log_power, 0, None, running)
+        np.subtract(self._ahead, self._behind, fine)
+        np.divide(fine, ENVELOPE_BINS, fine)
+        np.subtract(self._centre, fine, fine)
+        # Python floats for the scalars: IEEE division and sqrt, as numpy's, without its scalar overhead
+        np.subtract(fine, float(np.add.reduce(fine)) / len(fine), fine)
+        np.multiply(fine, fine, self._squared)
+        np.divide(fine, max(math.sqrt(np.add.reduce(self._squared)), FLAT_NORM), fine)
+        return fine
 
 
 def correlation(fine: np.ndarray, before: np.ndarray) -> np.ndarray:
