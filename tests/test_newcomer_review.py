@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
@@ -91,3 +92,14 @@ def test_provision_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert f"--dir {afile}" in out.stderr and "not a directory" in out.stderr and "File exists" not in out.stderr, out.stderr
     assert afile.read_text() == "[device]\n"
+
+
+@pytest.mark.parametrize("spec", ["missing.wav", "loop:"])
+def test_a_demo_input_it_cannot_play_is_one_line_naming_the_option(tmp_path: Path, spec: str) -> None:
+    """`demo --input missing.wav` said `cannot read missing.wav`, naming no option (a bad `--output`
+    is one line naming it); `--input loop:` said `cannot read : No such file`. Exit 1 as before
+    (an audio error, tests/test_newcomer.py)."""
+    out = _demo(tmp_path, "--input", spec)
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    assert f"--input {spec}" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "cannot read :" not in out.stderr, out.stderr[-2000:]

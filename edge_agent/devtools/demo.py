@@ -58,10 +58,16 @@ def audio_spec(text: str, want_input: bool) -> str:
     """`file:PATH.wav`, `loop:PATH.wav` (input), `null` (output), a device name or index, or a
     plain path to a .wav (read as `file:`). A file to read is opened now, so a wrong one fails
     at once with the reason instead of the demo waiting for a microphone that never opens."""
+    given = text
     if not text.startswith(("file:", "loop:")) and (text.lower().endswith(".wav") or os.sep in text):
         text = f"file:{text}"
     if want_input and text.startswith(("file:", "loop:")):
-        open_wav_16k_mono(text[5:]).close()
+        if not text[5:]:
+            raise AudioError(f"--input {given}: give the recording to play, {text}PATH.wav")
+        try:
+            open_wav_16k_mono(text[5:]).close()
+        except AudioError as exc:  # `cannot read x.wav` named no option (an audio error: exit 1, as before)
+            raise AudioError(f"--input {given}: {exc}") from None
     elif not want_input and text.startswith("loop:"):
         raise AudioError(f"--output {text}: loop: is for inputs; use file:PATH.wav, null or a device")
     return text
