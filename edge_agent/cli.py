@@ -304,12 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_lazy("edge_agent.service.echocheck", "cmd_echo"))
     p = with_config(sub.add_parser("devices", help="list audio devices and which would be chosen"))
     p.set_defaults(fn=_lazy("edge_agent.audio.devicelist", "cmd_devices"))
-    from edge_agent.fleet.fleetcmd import add_parser as add_fleet
+    from edge_agent.fleet.fleetargs import add_fleet, add_provision  # the commands load when they run
 
-    add_fleet(sub)
-    from edge_agent.fleet.provision import add_parser as add_provision
-
-    add_provision(sub)
+    add_fleet(sub, _lazy)
+    add_provision(sub, _lazy)
     # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
     p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"), installed=True)
     p.add_argument("--meter-s", type=_positive_seconds, default=3.0, help="how long the microphone level meter listens (seconds, default 3)")

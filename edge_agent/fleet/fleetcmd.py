@@ -21,6 +21,7 @@ from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, MqttSettings, topic_p
 from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.tomlsection import secret_from_file
 from edge_agent.errors import ConfigError, UsageError
+from edge_agent.fleet.fleetargs import DEFAULT_WAIT_S
 from edge_agent.fleet.view import FULL, LEAVES, MAX_PACKET_BYTES, FleetView
 
 
@@ -56,9 +57,6 @@ def _check_broker_args(args: argparse.Namespace) -> None:
     if args.wait_s is not None and not args.json:  # the live view ignored it and ran until Ctrl-C: a script's `fleet --wait-s 5` never ended
         raise UsageError("--wait-s is for --json (one snapshot, then exit); the live view runs until Ctrl-C")
 
-
-DEFAULT_WAIT_S = 2.0
-"""`fleet --json`: how long it collects messages when `--wait-s` is not given."""
 
 UNSUPPORTED_PROTOCOL = (1, 0x84)
 """CONNACK codes of a broker without MQTT 5 (mosquitto before 1.6: 3.1.1's 1, MQTT 5's 0x84)."""
@@ -198,34 +196,3 @@ def _not_connected(answers: list[Any], host: str, port: int) -> str | None:
     if answers[0].is_failure:
         return f"{host}:{port} did not let this client in: {answers[0]} (check --username and the password, or TLS: --tls, or -c with [mqtt] tls = true)"
     return None
-
-
-def _wait_seconds(text: str) -> float:
-    """`--wait-s`: a finite number of seconds, 0 or more; `-1`, `nan` or `inf` connected to the
-    broker and then ended in an "unexpected error" (exit 70) from the sleep."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):  # nan fails this too
-        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds, 0 or more")
-    return value
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("fleet", help="live view of every kiosk on the MQTT broker")
-    p.add_argument("-c", "--config", help="take broker settings from this config's [mqtt]")
-    p.add_argument("--host", help="the broker (default: the config's mqtt.host, else localhost)")
-    p.add_argument("--port", type=int, help="its port (default: the config's mqtt.port, else 1883; 8883 is TLS: add --tls)")
-    p.add_argument("--username")
-    secret = p.add_mutually_exclusive_group()
-    secret.add_argument("--password-file", help=f"read the broker password from this file (or set {MQTT_PASSWORD_ENV})")
-    secret.add_argument("--ask-password", action="store_true", help="prompt for the broker password")
-    secret.add_argument("--password", help="discouraged: visible to every user in the process list")
-    p.add_argument("--tls", action="store_true", help="connect with TLS, the broker's certificate checked against the system's CAs")
-    p.add_argument("--ca-file", help="with TLS (implies --tls): check the broker's certificate against this CA file")
-    p.add_argument("--prefix", help="topic prefix (default mqtt.topic_prefix)")
-    p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
-    metrics = "metrics every mqtt.metrics_interval_s, 30 s by default: wait that long for rtt, cpu, temperature and echo"
-    p.add_argument("--wait-s", type=_wait_seconds, help=f"with --json: how long to collect messages (default {DEFAULT_WAIT_S:g} s; retained ones come at once; {metrics})")
-    p.set_defaults(fn=cmd_fleet)

@@ -175,17 +175,3 @@ def cmd_broker_acl(args: argparse.Namespace) -> int:
             raise UsageError(f"--admin/--ha-user: use ASCII letters, digits, - and _, got {user!r}")
     sys.stdout.write(acl_text(m.topic_prefix, m.discovery_prefix, args.admin, args.ha_user))
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("provision", help="make a broker user's password (a kiosk's: NAME = device.id) and its Mosquitto password line")
-    p.add_argument("name", metavar="NAME", help="broker user name: the kiosk's device.id, or an operator / Home Assistant user")
-    p.add_argument("--dir", default=".", help="where NAME.mqtt_password is written (default: here)")
-    p.add_argument("--passwd", help="Mosquitto password file to add the line to (replacing NAME's old line); default: print it")
-    p.add_argument("--rotate", action="store_true", help="replace an existing NAME.mqtt_password")
-    p.set_defaults(fn=cmd_provision)
-    p = sub.add_parser("broker-acl", help="print the Mosquitto ACL that locks kiosks to their own topics")
-    p.add_argument("-c", "--config", help="TOML config for mqtt.topic_prefix and mqtt.discovery_prefix (default: built-in defaults)")
-    p.add_argument("--admin", action="append", default=[], metavar="USER", help="operator user (reads all, sends commands); repeatable")
-    p.add_argument("--ha-user", action="append", default=[], metavar="USER", help="Home Assistant's broker user; repeatable")
-    p.set_defaults(fn=cmd_broker_acl)

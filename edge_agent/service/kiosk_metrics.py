@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.agent.link import LinkStats
 from edge_agent.agent.standby import Standby
@@ -21,9 +21,11 @@ from edge_agent.audio.gate import VadGate
 from edge_agent.core.backlog import Backlog
 from edge_agent.core.store import SessionStore
 from edge_agent.fleet.metrics import process_metrics
-from edge_agent.fleet.share import SessionShare
 from edge_agent.hardware.button import Button
 from edge_agent.service.slots import slot_metrics
+
+if TYPE_CHECKING:  # loaded only with `session.share` on (service/slots.py)
+    from edge_agent.fleet.share import SessionShare
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.core.ratelimit import TokenBucket
 from edge_agent.core.store import SessionStore, StoredSession
 from edge_agent.errors import StoreError
 from edge_agent.fleet.commands import CommandError
-from edge_agent.fleet.forget import slot_sessions
-from edge_agent.fleet.share import Pointer, SessionShare
+
+if TYPE_CHECKING:  # the share's modules load only with `session.share` on (service/slots.py)
+    from edge_agent.fleet.share import SessionShare
 
 log = logging.getLogger("edge_agent")
 
@@ -55,6 +56,8 @@ class SessionRecords:
         replaces = replaced.id if replaced else None  # (the store and announce drop one naming the session itself)
         self._write(self.store.record_start, session_id, agent, slot, continued_from, now, replaces)
         if self.share is not None:
+            from edge_agent.fleet.pointer import Pointer  # loaded already: the share imports it
+
             self.share.announce(agent, slot, Pointer(session_id, now, None, continued_from, replaces=replaces))
 
     def ended(self, session_id: str, reason: str) -> None:
@@ -95,6 +98,8 @@ class SessionRecords:
         if not self._forgets.take(now):
             raise CommandError(f"rate limited: the sessions were forgotten moments ago; next forget in {self._forgets.wait_s(now):.0f} s")
         if self.share is not None:
+            from edge_agent.fleet.forget import slot_sessions  # loaded already: the share imports it
+
             try:
                 slots = slot_sessions(self.store.recent(self.store.keep_sessions))
             except StoreError:

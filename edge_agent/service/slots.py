@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.core.config import Settings
 from edge_agent.core.config_agent import AgentSettings
@@ -18,11 +18,11 @@ from edge_agent.core.ports import Reporter
 from edge_agent.core.slots import BadgeKeyer, Target
 from edge_agent.core.store import SessionStore
 from edge_agent.errors import StoreError
-from edge_agent.fleet.forget import clear_pointers
-from edge_agent.fleet.ownpointers import MINE_REMEMBERED
-from edge_agent.fleet.pointer import Pointer
-from edge_agent.fleet.share import Filed, Forgotten, SessionShare
 from edge_agent.hardware.button import Button
+
+if TYPE_CHECKING:  # the fleet's share is imported only with `session.share` on (memory: see make_share)
+    from edge_agent.fleet.pointer import Pointer
+    from edge_agent.fleet.share import Filed, Forgotten, SessionShare
 
 log = logging.getLogger("edge_agent")
 
@@ -68,6 +68,10 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
     forget of one (agent, slot) reaching this kiosk is told to `on_forgotten(agent, slot)`."""
     if not settings.session.share or not hasattr(reporter, "follow"):
         return None
+    # imported here: the share's modules (~0.2 MB traced) are not loaded while it is off
+    from edge_agent.fleet.forget import clear_pointers
+    from edge_agent.fleet.share import SessionShare
+
     bus: Any = reporter
 
     def file(rows: list[Filed]) -> int:
@@ -111,6 +115,9 @@ def make_share(settings: Settings, reporter: Reporter, store: SessionStore, post
 def own_pointers(store: SessionStore) -> list[tuple[str, str, Pointer]]:
     """(agent, slot, pointer) of each slot whose newest session this kiosk started or resumed, as it
     published them (`SessionShare`'s `own`); none when the store fails (the kiosk goes on)."""
+    from edge_agent.fleet.ownpointers import MINE_REMEMBERED
+    from edge_agent.fleet.pointer import Pointer
+
     try:
         rows = store.own_newest(MINE_REMEMBERED)
     except StoreError as exc:
