@@ -103,3 +103,21 @@ def test_a_demo_input_it_cannot_play_is_one_line_naming_the_option(tmp_path: Pat
     assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
     assert f"--input {spec}" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "cannot read :" not in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("key", ["password", "password_file"])
+def test_an_mqtt_password_without_a_username_is_a_config_error(tmp_path: Path, key: str) -> None:
+    """`[mqtt] password_file` (or `password`) with no `username`: MQTT sends a password only with a
+    user name, so it was silently left out, and the broker refused the kiosk (or let it in
+    anonymously) with nothing in the config's check saying why. With MQTT off, a leftover line
+    still stops nothing (tests/test_config.py)."""
+    from edge_agent.core import config
+    from edge_agent.errors import ConfigError
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    mqtt = {"enabled": True, key: str(secret) if key == "password_file" else "s3cret"}
+    with pytest.raises(ConfigError, match=rf"mqtt\.{key}: needs mqtt\.username"):
+        config.from_dict({"device": {"state_dir": str(tmp_path / "state")}, "mqtt": mqtt})
+    config.from_dict({"device": {"state_dir": str(tmp_path / "state")}, "mqtt": {**mqtt, "username": "kiosk-1"}})
+    config.from_dict({"device": {"state_dir": str(tmp_path / "state")}, "mqtt": {**mqtt, "enabled": False}})

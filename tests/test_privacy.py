@@ -123,7 +123,7 @@ def test_exposure_warnings_name_each_leak_and_spare_loopback(tmp_path: Path) -> 
     s = _settings(
         tmp_path,
         agent={"public_key_file": str(key), "endpoint": "ws://agent.example.net:8080/millis"},
-        mqtt={"enabled": True, "host": "broker.example.net", "password_file": str(pw)},
+        mqtt={"enabled": True, "host": "broker.example.net", "username": "kiosk", "password_file": str(pw)},
         badge={"device": "/dev/input/by-id/reader", "secret_file": str(badge)},
     )
     found = "\n".join(exposure_warnings(s))
@@ -132,13 +132,13 @@ def test_exposure_warnings_name_each_leak_and_spare_loopback(tmp_path: Path) -> 
     assert "without TLS" in found and "mqtt.password_file" not in found
     assert "pk-secret" not in found and "hunter2" not in found and "fleet-secret" not in found
     (tmp_path / "c.toml").chmod(0o644)
-    inline = _settings(tmp_path, agent={"public_key": "pk-inline", "endpoint": "ws://127.0.0.1:8765"}, mqtt={"enabled": True, "host": "localhost", "password": "x"})
+    inline = _settings(tmp_path, agent={"public_key": "pk-inline", "endpoint": "ws://127.0.0.1:8765"}, mqtt={"enabled": True, "host": "localhost", "username": "kiosk", "password": "x"})
     (tmp_path / "c.toml").chmod(0o644)
     warnings = exposure_warnings(inline)
     assert len(warnings) == 1 and "agent.public_key, mqtt.password" in warnings[0] and "pk-inline" not in warnings[0]
     (tmp_path / "c.toml").chmod(0o600)
     assert exposure_warnings(inline) == []
-    tls = _settings(tmp_path, agent={"endpoint": "wss://api-west.millis.ai:8080/millis"}, mqtt={"enabled": True, "host": "broker.example.net", "password": "x", "tls": True})
+    tls = _settings(tmp_path, agent={"endpoint": "wss://api-west.millis.ai:8080/millis"}, mqtt={"enabled": True, "host": "broker.example.net", "username": "kiosk", "password": "x", "tls": True})
     assert exposure_warnings(tls) == []
 
 
