@@ -177,7 +177,7 @@ class Settings:
     """Sections of the file this version does not know, each as a line saying so (with the known
     section it is closest to): read past with a warning, since a newer version's config may hold
     them, and shown by `doctor` as WARN lines, since a typo (`[vda]`) leaves its whole section at
-    the defaults."""
+    the defaults; and the keys read past (`ignored_keys`)."""
 
 
 def unknown_sections(data: dict[str, Any]) -> list[str]:
@@ -193,11 +193,22 @@ def unknown_sections(data: dict[str, Any]) -> list[str]:
     return ignored
 
 
+def ignored_keys(data: dict[str, Any]) -> list[str]:
+    """A line for each key of a parsed TOML document the kiosk reads past: an `[mqtt]` password
+    with no username (MQTT sends a password only with a user name; it was left out without a word
+    and the broker refused the kiosk). A warning, not an error: such a kiosk on a broker that lets
+    anyone in runs, and must not stop at an upgrade."""
+    mqtt = data.get("mqtt")
+    if not isinstance(mqtt, dict) or mqtt.get("enabled") is not True or mqtt.get("username"):
+        return []
+    return [f"ignoring mqtt.{key}: MQTT sends a password only with a user name, and mqtt.username is not set" for key in ("password", "password_file") if mqtt.get(key)]
+
+
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Validates a parsed TOML document; raises ConfigError naming the first bad key of the first
     bad section, with every other bad key (`BadValue`) and the first problem of every other bad
     section in its `more`."""
-    ignored = unknown_sections(data)
+    ignored = unknown_sections(data) + ignored_keys(data)
     oversized = oversized_ints(data)
     if oversized:
         raise ConfigError.together(oversized, tuple(ignored))
@@ -313,7 +324,7 @@ def load(path: str | Path | None, *, warn: bool = True) -> Settings:
         raise ConfigError(str(p), "not valid TOML: an integer far beyond 64 bits") from None
     except RecursionError:  # tomllib parses nested arrays recursively: thousands deep exhausts the stack
         raise ConfigError(str(p), "not valid TOML for a config: nested too deeply") from None
-    for ignored in unknown_sections(data) if warn else ():  # before the sections: a typo'd [vda] is
+    for ignored in [*unknown_sections(data), *ignored_keys(data)] if warn else ():  # before the sections: a typo'd [vda] is
         log.warning("config: %s", ignored)  # often why a key of [vad] then reads as missing or wrong
     return from_dict(data, source=p)
 

@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass, field, replace
 
 from edge_agent.core.tomlsection import BadValue, Section, secret_from_file, url_or_none
-from edge_agent.errors import ConfigError
 
 MQTT_PASSWORD_ENV = "EDGE_AGENT_MQTT_PASSWORD"
 
@@ -89,17 +88,11 @@ class MqttSettings:
         password_path = s.opt_str("password_file")  # read by `with_password`, only where the broker is talked to
         password = os.environ.get(MQTT_PASSWORD_ENV) or s.opt_str("password")
         prefix = _topic_prefix(s, "topic_prefix", "edge-agent")
-        username = s.opt_str("username")
-        enabled = s.flag("enabled", False)
-        in_file = "password_file" if password_path else "password" if s.opt_str("password") else None
-        if enabled and in_file is not None and username is None:  # MQTT sends a password only with a user name
-            # without one the password was silently left out: the broker refused the kiosk, or let it in anonymously
-            raise ConfigError(s.key(in_file), "needs mqtt.username too: MQTT sends a password only with a user name")
         return cls(
-            enabled=enabled,
+            enabled=s.flag("enabled", False),
             host=s.required_text("host", "localhost", "the broker"),
             port=s.integer("port", 1883, 1, 65535),
-            username=username,
+            username=s.opt_str("username"),
             password=password,
             tls=s.flag("tls", False),
             ca_file=s.opt_str("ca_file"),
