@@ -80,9 +80,9 @@ def demo_state_dir(state_dir: Path | None) -> None:
     while it said "checked in the simulator and the store"."""
     target = state_dir or DEMO_STATE_DIR
     option = f"--state-dir {state_dir}" if state_dir else f"the demo's state dir {target} (give another with --state-dir DIR)"
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"{option}: not a directory (the demo keeps its sessions database in it)")
-    try:
+    try:  # exists() too: on Python 3.11 it raises for all but a missing path (EACCES, a name too long)
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"{option}: not a directory (the demo keeps its sessions database in it)")
         make_private_dir(target)
     except OSError as exc:
         raise UsageError(f"{option}: cannot make it: {exc.strerror or exc}") from None

@@ -113,12 +113,15 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     """Makes `name`'s password file in `out_dir`; returns it and the password-file line."""
     if not DEVICE_ID_RE.fullmatch(name):
         raise UsageError(f"NAME: use a valid device id (ASCII letters, digits, - and _), got {name!r}")  # an argument, not a config
-    if out_dir.exists() and not out_dir.is_dir():  # was `cannot write FILE/NAME.mqtt_password: File exists`
-        raise UsageError(f"--dir {out_dir}: not a directory (NAME.mqtt_password is written into it)")
     secret_file = out_dir / f"{name}.mqtt_password"
+    try:  # exists() raises on Python 3.11 for all but a missing path (a --dir under one not searchable: EACCES)
+        if out_dir.exists() and not out_dir.is_dir():  # was `cannot write FILE/NAME.mqtt_password: File exists`
+            raise UsageError(f"--dir {out_dir}: not a directory (NAME.mqtt_password is written into it)")
+        existed = secret_file.exists()
+    except OSError as exc:  # was `unexpected error: PermissionError`, exit 70
+        raise EdgeAgentError(f"cannot write {secret_file}: {exc.strerror or exc}") from None
     if passwd is not None and _same_path(passwd, secret_file):  # the hash line written over the password: exit 0, no password anywhere
         raise UsageError(f"--passwd {passwd} is {name}'s own password file: give Mosquitto's password file (e.g. /etc/mosquitto/passwd)")
-    existed = secret_file.exists()
     if existed and not rotate:
         raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
     old_lines = password_lines(passwd) if passwd is not None else None  # before anything is written
