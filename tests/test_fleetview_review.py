@@ -259,7 +259,7 @@ def test_the_view_says_how_many_messages_were_no_kiosks() -> None:
     view.apply("edge-agent/kiosk-1/metrics", b'{"rtt_ms": 1}', now=100.0, retained=True)
     text = view.render(now=101.0)
     assert "kiosk-1" in text and "kiosk-2" not in text
-    assert "3 messages under edge-agent/ were no kiosk's" in text, text
+    assert "messages left out as no kiosk's: 3 under edge-agent/" in text, text
     full = FleetView("edge-agent", max_kiosks=1)
     full.apply("edge-agent/kiosk-1/availability", b"online", now=100.0)
     full.apply("edge-agent/kiosk-2/availability", b"online", now=100.0)

@@ -165,7 +165,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             hint = ""
             if not view.kiosks and settings.username is not None:
                 hint = f"\nlogged in as the kiosk {own_id!r}: {KIOSK_LOGIN}\n" if kiosk_login else f"\nif {settings.username!r} is a kiosk's own login, {KIOSK_LOGIN}\n"
-            sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {len(view.kiosks)} kiosks (Ctrl-C to quit)\n\n" + view.render() + "\n" + hint)
+            count = f"{len(view.kiosks)} kiosk{'' if len(view.kiosks) == 1 else 's'}"
+            sys.stdout.write(clear + f"edge-agent fleet on {settings.host}:{settings.port} — {count} (Ctrl-C to quit)\n\n" + view.render() + "\n" + hint)
             sys.stdout.flush()
             time.sleep(1.0)
     except KeyboardInterrupt:

@@ -200,8 +200,8 @@ FULL = "more kiosks than the view holds ({}): the rest are not shown (a fleet th
 
 
 IGNORED = (
-    "{} messages under {}/ were no kiosk's and are not shown (an id no device.id can have, not a JSON "
-    "object, retained metrics): someone else publishes there"
+    "messages left out as no kiosk's: {} under {}/ (an id no device.id can have, not a JSON object, "
+    "retained metrics): someone else publishes there"
 )
 """Said under the view when it left messages out: counted and never shown, an admin watching a
 broker where someone forged kiosks saw a quiet, healthy fleet."""
