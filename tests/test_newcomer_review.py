@@ -126,3 +126,14 @@ def test_an_mqtt_password_without_a_username_is_said(tmp_path: Path, key: str, c
     assert said[0] in caplog.text
     for quiet in ({**mqtt, "username": "kiosk-1"}, {**mqtt, "enabled": False}):
         assert config.from_dict({"device": {"state_dir": str(tmp_path / "state")}, "mqtt": quiet}).ignored_sections == ()
+
+
+def test_devices_says_which_audio_is_no_device(tmp_path: Path) -> None:
+    """`edge-agent devices -c CFG` "shows which would be chosen" (README); with a recording as the
+    microphone and `null` as the speaker it listed the cards and said nothing of either."""
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f"[device]\nstate_dir = {str(tmp_path / 'state')!r}\n[audio]\ninput = 'file:{REPO}/tests/data/kiosk_dev_quiet.wav'\noutput = 'null'\n")
+    out = subprocess.run([sys.executable, "-m", "edge_agent", "devices", "-c", str(cfg)], text=True, cwd=REPO, timeout=60, capture_output=True)
+    assert out.returncode == 0, out.stderr
+    assert "audio.input = 'file:" in out.stdout and "a recording, no device" in out.stdout, out.stdout
+    assert "audio.output = 'null': nothing played" in out.stdout, out.stdout

@@ -38,15 +38,17 @@ def cmd_devices(args: argparse.Namespace) -> int:
     pyaudio = _pyaudio()
     pa = _new_pa(pyaudio)
     chosen = {}
+    no_device = []
     for spec, want_input in ((settings.audio.input, True), (settings.audio.output, False)):
-        if spec.startswith(("file:", "loop:")) or spec == "null":
+        if spec.startswith(("file:", "loop:")) or spec == "null":  # said under the table (it said nothing)
+            no_device.append(f"audio.{'input' if want_input else 'output'} = {spec!r}: {'a recording' if want_input else 'a file' if spec != 'null' else 'nothing played'}, no device")
             continue
         try:
             chosen[want_input] = find_device(pa, spec, want_input)["index"]
         except AudioError as exc:
             print(f"! {exc}")
     _terminate(pa)
-    for line in device_table(list_devices(), chosen):
+    for line in [*device_table(list_devices(), chosen), *no_device]:
         print(line)
     return 0
 
