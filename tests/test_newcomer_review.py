@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from test_newcomer import ea
 
 
 def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,8 +77,7 @@ def test_fleet_wait_s_without_json_is_refused_not_ignored() -> None:
     """`--wait-s` is documented "with --json"; without it the live view ignored it and ran until
     Ctrl-C, so a monitoring script's `edge-agent fleet --wait-s 5` never ended. Refused before any
     broker is tried (none listens on port 1 here)."""
-    cmd = [sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", "1", "--wait-s", "1"]
-    out = subprocess.run(cmd, text=True, cwd=REPO, timeout=60, capture_output=True, stdin=subprocess.DEVNULL)
+    out = ea("fleet", "--host", "127.0.0.1", "--port", "1", "--wait-s", "1")
     assert out.returncode == 2, (out.returncode, out.stdout[-1000:], out.stderr[-1000:])
     assert "--wait-s" in out.stderr and "--json" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
@@ -87,8 +87,7 @@ def test_provision_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
     the file named is not there, and nothing says that `--dir` must be a directory."""
     afile = tmp_path / "kiosk.toml"
     afile.write_text("[device]\n")
-    cmd = [sys.executable, "-m", "edge_agent", "provision", "k1", "--dir", str(afile)]
-    out = subprocess.run(cmd, text=True, cwd=REPO, timeout=60, capture_output=True, stdin=subprocess.DEVNULL)
+    out = ea("provision", "k1", "--dir", str(afile))
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert f"--dir {afile}" in out.stderr and "not a directory" in out.stderr and "File exists" not in out.stderr, out.stderr
     assert afile.read_text() == "[device]\n"
@@ -133,7 +132,7 @@ def test_devices_says_which_audio_is_no_device(tmp_path: Path) -> None:
     microphone and `null` as the speaker it listed the cards and said nothing of either."""
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(f"[device]\nstate_dir = {str(tmp_path / 'state')!r}\n[audio]\ninput = 'file:{REPO}/tests/data/kiosk_dev_quiet.wav'\noutput = 'null'\n")
-    out = subprocess.run([sys.executable, "-m", "edge_agent", "devices", "-c", str(cfg)], text=True, cwd=REPO, timeout=60, capture_output=True)
+    out = ea("devices", "-c", str(cfg))
     assert out.returncode == 0, out.stderr
     assert "audio.input = 'file:" in out.stdout and "a recording, no device" in out.stdout, out.stdout
     assert "audio.output = 'null': nothing played" in out.stdout, out.stdout
