@@ -24,7 +24,7 @@ from edge_agent.core.config_agent import PUBLIC_KEY_ENV as PUBLIC_KEY_ENV
 from edge_agent.core.config_agent import AgentSettings
 from edge_agent.core.config_audio import AudioSettings, VadSettings
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
-from edge_agent.core.config_mqtt import MqttSettings
+from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, MqttSettings
 from edge_agent.core.configguard import DOTTED_KEYS_MAX_COST, dotted_cost, oversized_ints
 from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
@@ -194,14 +194,17 @@ def unknown_sections(data: dict[str, Any]) -> list[str]:
 
 
 def ignored_keys(data: dict[str, Any]) -> list[str]:
-    """A line for each key of a parsed TOML document the kiosk reads past: an `[mqtt]` password
-    with no username (MQTT sends a password only with a user name; it was left out without a word
+    """A line for each key of a parsed TOML document the kiosk reads past: an `[mqtt]` password (or
+    the password in the environment) with no username (MQTT sends a password only with a user name; it was left out without a word
     and the broker refused the kiosk). A warning, not an error: such a kiosk on a broker that lets
     anyone in runs, and must not stop at an upgrade."""
     mqtt = data.get("mqtt")
     if not isinstance(mqtt, dict) or mqtt.get("enabled") is not True or mqtt.get("username"):
         return []
-    return [f"ignoring mqtt.{key}: MQTT sends a password only with a user name, and mqtt.username is not set" for key in ("password", "password_file") if mqtt.get(key)]
+    said = [f"ignoring mqtt.{key}: MQTT sends a password only with a user name, and mqtt.username is not set" for key in ("password", "password_file") if mqtt.get(key)]
+    if os.environ.get(MQTT_PASSWORD_ENV):  # the service's Environment= or a credential: left out as silently
+        said.append(f"ignoring {MQTT_PASSWORD_ENV}: MQTT sends a password only with a user name, and mqtt.username is not set")
+    return said
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:

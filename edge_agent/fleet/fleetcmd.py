@@ -22,7 +22,7 @@ from edge_agent.core.exposure import mqtt_password_in_clear
 from edge_agent.core.tomlsection import secret_from_file
 from edge_agent.errors import ConfigError, UsageError
 from edge_agent.fleet.fleetargs import DEFAULT_WAIT_S
-from edge_agent.fleet.view import FULL, LEAVES, MAX_PACKET_BYTES, FleetView
+from edge_agent.fleet.view import FULL, IGNORED, LEAVES, MAX_PACKET_BYTES, FleetView
 
 
 def password_from(args: argparse.Namespace) -> str | None:
@@ -147,7 +147,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         kiosk_login = settings.username is not None and settings.username == own_id
         if args.json:
             time.sleep(DEFAULT_WAIT_S if args.wait_s is None else args.wait_s)
-            print(json.dumps({"at": datetime.now(UTC).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot()}, indent=1))
+            # `ignored`: the live view's count of messages that were no kiosk's (a script saw a forged fleet as a quiet one)
+            print(json.dumps({"at": datetime.now(UTC).isoformat(), "prefix": settings.topic_prefix, "kiosks": view.snapshot(), "ignored": view.ignored}, indent=1))
+            if view.ignored:
+                print(f"edge-agent fleet: {IGNORED.format(view.ignored, view.prefix)}", file=sys.stderr)
             if view.lost_at is not None:  # what it heard before may be part of the fleet, its `online` stale: no answer for a script
                 print(f"edge-agent fleet: lost {settings.host}:{settings.port} during the --wait-s: the snapshot is what it said before", file=sys.stderr)
                 return 1

@@ -133,7 +133,7 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     password = secrets.token_urlsafe(24)
     hashed = mosquitto_hash(password)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # made for passwords: 0755 listed them to every user
         write_private(secret_file, password + "\n", keep_mode=True)
     except OSError as exc:
         raise EdgeAgentError(f"cannot write {secret_file}: {exc.strerror or exc}") from None

@@ -81,8 +81,11 @@ class FleetView:
         self.max_kiosks = max_kiosks
         self.full = False
         """A kiosk was left out because the view held `max_kiosks` already (said in the view)."""
-        self.ignored = 0
-        """Messages that were no kiosk's (see `apply`), said under the view (IGNORED)."""
+        self._ignored_live = 0
+        self._ignored_retained: set[int] = set()
+        """Retained messages that were no kiosk's, by their topic's hash (a topic may be 64 KiB): the
+        broker sends each again at every reconnect, and counted per delivery the same forged message
+        grew the count each time."""
         self.lost_at: float | None = None
         """When the view lost the broker (None: connected, or not yet): with the broker gone the
         live view showed every kiosk `online yes`, frozen, and nothing said it heard nothing."""
@@ -93,6 +96,20 @@ class FleetView:
             self.lost_at = None
         elif self.lost_at is None:
             self.lost_at = time.time() if now is None else now
+
+    @property
+    def ignored(self) -> int:
+        """Messages that were no kiosk's (see `apply`), said under the view (IGNORED): each live one,
+        and each retained one once, however often the broker delivered it again."""
+        return self._ignored_live + len(self._ignored_retained)
+
+    def _ignore(self, topic: str, retained: bool) -> None:
+        if not retained:
+            self._ignored_live += 1
+        elif len(self._ignored_retained) < self.max_kiosks:  # bounded as the kiosks are
+            self._ignored_retained.add(hash(topic))
+        else:
+            self._ignored_live += 1
 
     def _seen(self, row: KioskRow, now: float) -> float | None:
         """Now for a kiosk whose retained `online` the view holds, connected (the broker holds it only
@@ -105,21 +122,21 @@ class FleetView:
     def apply(self, topic: str, payload: bytes, now: float | None = None, retained: bool = False) -> None:
         parts = topic.split("/")
         if len(parts) != len(self.prefix.split("/")) + 2 or not topic.startswith(self.prefix + "/") or parts[-1] not in LEAVES:
-            self.ignored += 1
+            self._ignore(topic, retained)
             return
         kid, leaf = parts[-2], parts[-1]
         if not DEVICE_ID_RE.fullmatch(kid):  # no kiosk can have it (config checks device.id): listed
-            self.ignored += 1  # as a kiosk, a forged or foreign topic looked like one the fleet lost
+            self._ignore(topic, retained)  # as a kiosk, a forged or foreign topic looked like one the fleet lost
             return
         if not payload and leaf in ("availability", "state"):  # cleared, as the README says of a retired kiosk
             self._cleared(kid, leaf)
             return
         if leaf == "metrics" and retained:  # a kiosk never retains its metrics: someone else's (forged, or
-            self.ignored += 1  # stale from anyone), shown as the kiosk's figures now (README: null before)
+            self._ignore(topic, retained)  # stale from anyone), shown as the kiosk's figures now (README: null before)
             return
         data = {} if leaf == "availability" else _object(payload)
         if data is None:  # before a row is made: a message that is not a kiosk's made a kiosk of its id
-            self.ignored += 1
+            self._ignore(topic, retained)
             return
         if kid not in self.kiosks and len(self.kiosks) >= self.max_kiosks:
             self.full = True  # said apart (FULL): a kiosk's, not someone else's

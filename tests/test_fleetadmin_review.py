@@ -1,0 +1,79 @@
+"""A fleet admin's tools under review. `edge-agent fleet` on a broker where someone forged kiosks: the
+count of messages that were no kiosk's reaches a script (`--json`), and a retained forgery is one
+message however often the broker sends it again (a real mosquitto, the command run as a
+subprocess). `edge-agent provision --dir` makes a directory only its user can list. A broker password
+in the environment with no username is said, as one in the config is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Broker
+from test_fleetview_review import _retain
+from test_newcomer import ea
+
+from edge_agent.fleet.view import FleetView
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_json_snapshot_says_how_many_messages_were_no_kiosks(broker: Broker) -> None:
+    """The live view said how many messages it left out as no kiosk's; `--json`, what a monitoring
+    script reads, did not: a broker full of forged kiosks read as one quiet kiosk. The count is a
+    key of its own (the kiosks list and exit 0 as before), and said on stderr."""
+    _retain(
+        broker.port,
+        {
+            "edge-agent/lobby-1/availability": b"online",
+            "edge-agent/not a kiosk!/state": b'{"state": "idle"}',
+            "edge-agent/lobby-2/state": b"[1, 2]",
+            "edge-agent/lobby-1/metrics": b'{"rtt_ms": 1}',
+        },
+    )
+    r = subprocess.run([sys.executable, "-m", "edge_agent", "fleet", "--host", "127.0.0.1", "--port", str(broker.port), "--json", "--wait-s", "1"], capture_output=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr
+    snap = json.loads(r.stdout)
+    assert [k["id"] for k in snap["kiosks"]] == ["lobby-1"]
+    assert snap.get("ignored") == 3, snap
+    assert b"messages left out as no kiosk's: 3 under edge-agent/" in r.stderr, r.stderr
+
+
+def test_a_retained_forgery_counts_once_however_often_the_broker_sends_it() -> None:
+    """The broker sends every retained message again at each reconnect: the view counted the same
+    forged messages again each time, an admin watching a flaky link saw forgeries multiply. Live
+    messages count each time they come."""
+    view = FleetView("edge-agent")
+    for _ in range(3):  # three connects, the broker's retained copies each time
+        view.apply("edge-agent/bad id!/state", b'{"state": "idle"}', now=100.0, retained=True)
+        view.apply("edge-agent/kiosk-1/metrics", b'{"rtt_ms": 1}', now=100.0, retained=True)
+    assert view.ignored == 2
+    view.apply("edge-agent/bad id!/state", b'{"state": "idle"}', now=101.0)
+    view.apply("edge-agent/bad id!/state", b'{"state": "idle"}', now=102.0)
+    assert view.ignored == 4
+    assert "messages left out as no kiosk's: 4 under edge-agent/" in view.render(now=103.0)
+
+
+def test_a_directory_provision_makes_for_passwords_is_its_users_alone(tmp_path: Path) -> None:
+    """`provision NAME --dir DIR` made a missing DIR 0755 (under the umask): every user on the machine
+    could list which kiosks had passwords there. The password file itself is 0600 as before."""
+    out = ea("provision", "kiosk-7", "--dir", str(tmp_path / "secrets"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "secrets" / "kiosk-7.mqtt_password").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_broker_password_in_the_environment_without_a_username_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`EDGE_AGENT_MQTT_PASSWORD` (the service's Environment=) with `[mqtt]` on and no username: MQTT
+    sends a password only with a user name, so it was left out without a word, as the config's own
+    `password` was until it was said at load. Said the same way; with a username, nothing."""
+    from edge_agent.core import config
+
+    monkeypatch.setenv("EDGE_AGENT_MQTT_PASSWORD", "s3cret")
+    data = {"device": {"state_dir": str(tmp_path / "state")}, "mqtt": {"enabled": True}}
+    said = config.from_dict(data).ignored_sections
+    assert any("ignoring EDGE_AGENT_MQTT_PASSWORD" in line and "mqtt.username is not set" in line for line in said), said
+    assert config.from_dict({**data, "mqtt": {"enabled": True, "username": "kiosk-1"}}).ignored_sections == ()
