@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from edge_agent.core.config_agent import DEFAULT_ENDPOINT as DEFAULT_ENDPOINT  # re-exported: the config's names
 from edge_agent.core.config_agent import EXAMPLE_AGENT_ID as EXAMPLE_AGENT_ID
+from edge_agent.core.config_agent import EXAMPLE_BUTTON_AGENT_ID, AgentSettings
 from edge_agent.core.config_agent import EXAMPLE_PUBLIC_KEY as EXAMPLE_PUBLIC_KEY
 from edge_agent.core.config_agent import PUBLIC_KEY_ENV as PUBLIC_KEY_ENV
-from edge_agent.core.config_agent import AgentSettings
 from edge_agent.core.config_audio import AudioSettings, VadSettings
 from edge_agent.core.config_hardware import BadgeSettings, ButtonSettings, ExtraButton, LedSettings, check_gpio_pins, read_buttons
 from edge_agent.core.config_mqtt import MQTT_PASSWORD_ENV, MqttSettings
@@ -195,16 +195,20 @@ def unknown_sections(data: dict[str, Any]) -> list[str]:
 
 def ignored_keys(data: dict[str, Any]) -> list[str]:
     """A line for each key of a parsed TOML document the kiosk reads past: an `[mqtt]` password (or
-    the password in the environment) with no username (MQTT sends a password only with a user name; it was left out without a word
-    and the broker refused the kiosk). A warning, not an error: such a kiosk on a broker that lets
-    anyone in runs, and must not stop at an upgrade."""
+    the one in the environment) with no username (MQTT sends a password only with a user name; it
+    was left out without a word and the broker refused the kiosk). A warning, not an error: such a kiosk on a broker that lets
+    anyone in runs, and must not stop at an upgrade. Likewise a TLS file or `tls_insecure` beside
+    `tls = false`: the kiosk connected in plain text, the CA file unused, with nothing said."""
     mqtt = data.get("mqtt")
-    if not isinstance(mqtt, dict) or mqtt.get("enabled") is not True or mqtt.get("username"):
+    if not isinstance(mqtt, dict) or mqtt.get("enabled") is not True:
         return []
-    said = [f"ignoring mqtt.{key}: MQTT sends a password only with a user name, and mqtt.username is not set" for key in ("password", "password_file") if mqtt.get(key)]
-    if os.environ.get(MQTT_PASSWORD_ENV):  # the service's Environment= or a credential: left out as silently
-        said.append(f"ignoring {MQTT_PASSWORD_ENV}: MQTT sends a password only with a user name, and mqtt.username is not set")
-    return said
+    passwords = [] if mqtt.get("username") else [key for key in ("password", "password_file") if mqtt.get(key)]
+    if not mqtt.get("username") and os.environ.get(MQTT_PASSWORD_ENV):  # the service's Environment=: left out as silently
+        passwords.append(MQTT_PASSWORD_ENV)
+    lines = [f"ignoring {key if key == MQTT_PASSWORD_ENV else 'mqtt.' + key}: MQTT sends a password only with a user name, and mqtt.username is not set" for key in passwords]
+    if mqtt.get("tls") is not True:
+        lines += [f"ignoring mqtt.{key}: used only with mqtt.tls = true (the kiosk connects without TLS)" for key in ("ca_file", "cert_file", "key_file", "tls_insecure") if mqtt.get(key)]
+    return lines
 
 
 def from_dict(data: dict[str, Any], source: Path | None = None) -> Settings:
@@ -251,7 +255,7 @@ def _inline_secrets(data: dict[str, Any]) -> tuple[str, ...]:
 
 def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings:
     """What a file's syntax cannot show but a kiosk needs: an agent to talk to (key, agent id
-    that is not the example's placeholder), a state dir that is not a file, and a speech gate
+    that is not the example's placeholder, nor a `[[buttons]]` entry's), a state dir that is not a file, and a speech gate
     engine that is installed.
 
     One check shared by `run` (through Kiosk), `doctor` and `gate` (which talks to no agent,
@@ -279,6 +283,11 @@ def validate_for_run(settings: Settings, talk_to_agent: bool = True) -> Settings
         else:  # the key file failed (said above): the agent id is checked all the same
             problems += [p for p in settings.agent.runnable_problems() if p.key != "agent.public_key"]
         attempt(settings.device.require_state_dir)
+        problems += [
+            ConfigError(f"buttons[{i}].agent_id", f"still the example's placeholder {extra.agent_id!r}: set the agent id from the Millis dashboard (or leave it out for agent.agent_id)")
+            for i, extra in enumerate(settings.buttons)
+            if extra.agent_id in (EXAMPLE_AGENT_ID, EXAMPLE_BUTTON_AGENT_ID)
+        ]
     attempt(settings.vad.require_engine)
     if problems:
         raise ConfigError.together(problems, settings.ignored_sections)

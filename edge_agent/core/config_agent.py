@@ -17,6 +17,9 @@ from edge_agent.errors import ConfigError
 PUBLIC_KEY_ENV = "EDGE_AGENT_PUBLIC_KEY"
 EXAMPLE_AGENT_ID = "your-agent-id"
 """The placeholder config/edge-agent.toml ships with: a kiosk must not start with it."""
+EXAMPLE_BUTTON_AGENT_ID = "..."
+"""The placeholder of the example's commented `[[buttons]]` entry: uncommented as it is, it was a
+valid label, so `run` and `doctor` passed, and each press of that button failed at the platform."""
 EXAMPLE_PUBLIC_KEY = "your-millis-public-key"
 """The placeholder script/install writes (commented out) into /etc/edge-agent/environment: an
 operator who uncomments the line unchanged must hear so, not have the platform refuse the key."""

@@ -173,8 +173,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 def cmd_broker_acl(args: argparse.Namespace) -> int:
     m = config.load(args.config).mqtt
-    for user in [*args.admin, *args.ha_user]:
-        if not DEVICE_ID_RE.fullmatch(user):
-            raise UsageError(f"--admin/--ha-user: use ASCII letters, digits, - and _, got {user!r}")
+    for option, users in (("--admin", args.admin), ("--ha-user", args.ha_user)):
+        for user in users:  # the option named: `--admin/--ha-user` left the operator to guess, and
+            if not DEVICE_ID_RE.fullmatch(user):  # `_x` was "use letters, digits, - and _"
+                raise UsageError(f"{option} {user!r}: use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit")
     sys.stdout.write(acl_text(m.topic_prefix, m.discovery_prefix, args.admin, args.ha_user))
     return 0

@@ -178,10 +178,11 @@ class Doctor:
         pcm = np.frombuffer(b"".join(frames), dtype=np.int16).astype(np.float64)
         step = max(1, len(pcm) // 6)
         for i in range(0, len(pcm) - step + 1, step):
-            rms = math.sqrt(float(np.mean(pcm[i : i + step] ** 2))) or 1e-9
+            # floored at one step of 16 bits (-90.3 dBFS): a muted mic's exact zeros read -270 dBFS
+            rms = max(1.0, math.sqrt(float(np.mean(pcm[i : i + step] ** 2))))
             db = 20 * math.log10(rms / 32768)
             self.out(f"      level {db:6.1f} dBFS |" + "#" * max(0, int((db + 90) / 3)))
-        peak_db = 20 * math.log10((float(np.abs(pcm).max()) or 1e-9) / 32768)
+        peak_db = 20 * math.log10(max(1.0, float(np.abs(pcm).max())) / 32768)
         if peak_db < HEARS_SOMETHING_DBFS:
             raise Hint(f"only digital silence ({peak_db:.0f} dBFS peak)", "unmuted? `alsamixer -c N`, capture switch on, gain up; speak during the check")
         return f"{len(frames)} frames in {self.meter_s:g} s, peak {peak_db:.0f} dBFS"
