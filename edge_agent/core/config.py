@@ -68,9 +68,14 @@ class DeviceSettings:
         if not DEVICE_ID_RE.fullmatch(device_id):
             raise BadValue(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/edge-agent"  # set but empty: unset
+        state_dir = s.required_text("state_dir", default_state, "a directory")
+        try:
+            home_expanded = Path(state_dir).expanduser()
+        except RuntimeError:  # `~nosuchuser/...`: was `unexpected error` (exit 70, restarted by systemd)
+            raise BadValue(s.key("state_dir"), f"{state_dir!r} starts with the home directory of a user there is none of") from None
         return cls(
             id=device_id,
-            state_dir=Path(s.required_text("state_dir", default_state, "a directory")).expanduser(),
+            state_dir=home_expanded,
             store_retry_s=s.number("store_retry_s", 60.0, 1.0, 3600.0),
         )
 

@@ -43,6 +43,16 @@ def give_to_dir_owner(fd: int, state_dir: Path) -> None:
             os.fchown(fd, st.st_uid, st.st_gid)
 
 
+def file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, to tell it from one put in its place; None when
+    there is none (OSError for other faults)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 def make_private_dir(path: Path) -> None:
     """Makes `path` and every missing dir above it 0700, whatever the umask (`mkdir(parents=True)`
     gave the parents the umask's mode: 0777 under umask 0, where any user could rename the state

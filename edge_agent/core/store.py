@@ -18,6 +18,7 @@ WAL and SHM files, which SQLite creates with the database's mode) 0600.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -29,8 +30,9 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from edge_agent.core import storerows
+from edge_agent.core.protocol import SESSION_ID_CHARS
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
-from edge_agent.core.statefiles import OWN_FILES, give_to_dir_owner, make_private, make_private_dir, read_only
+from edge_agent.core.statefiles import OWN_FILES, file_id, give_to_dir_owner, make_private, make_private_dir, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.core.storefaults import CORRUPT_COPIES_KEPT as CORRUPT_COPIES_KEPT
@@ -74,6 +76,8 @@ class SessionStore:
         self._slots_pending: list[tuple[str, str, tuple[str, ...] | None]] = []
         """`forget_slot`s done only in memory: done on disk too when it comes back."""
         self._retry_at = 0.0
+        self._disk_file: tuple[int, int] | None = None
+        """(device, inode) of the database file opened: one removed or replaced is not written to."""
         db = self._attach()
         self._db = db if db is not None else self._memory(self._salvage())
 
@@ -108,6 +112,7 @@ class SessionStore:
         for suffix in ("", "-wal", "-shm"):
             make_private(Path(str(self.path) + suffix), 0o600)
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        self._disk_file = file_id(self.path)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -218,6 +223,7 @@ class SessionStore:
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Runs `fn` on the database; a disk failure moves the store to memory and runs it there."""
+        self._check_file()
         try:
             return fn(self._db)
         except sqlite3.Error as exc:
@@ -225,16 +231,34 @@ class SessionStore:
                 return self._run(fn)  # a row no read could take is gone: the disk is sound
             if self.fault is not None:
                 raise StoreError(f"session store failed in memory: {exc}") from None
-            self._fail(exc)
-            if is_corruption(exc):
-                self._retry_at = 0.0  # the next retry moves the file aside
-            try:
-                carried = carried_rows(self._db, self.keep_sessions)
-            except sqlite3.Error:
-                carried = [], 0
-            self._db.close()
-            self._db = self._memory(carried)
+            self._to_memory(exc, again_now=is_corruption(exc))  # corrupt: the next retry moves the file aside
             return fn(self._db)
+
+    def _to_memory(self, exc: BaseException, again_now: bool) -> None:
+        """The store goes on in memory with what the disk's connection can still read (`fault` set)."""
+        self._fail(exc)
+        if again_now:
+            self._retry_at = 0.0
+        try:
+            carried = carried_rows(self._db, self.keep_sessions)
+        except sqlite3.Error:
+            carried = [], 0
+        self._db.close()
+        self._db = self._memory(carried)
+
+    def _check_file(self) -> None:
+        """A database file removed or replaced while open (the state dir deleted, `rm` of the store
+        to reset it) is left for memory, and the next retry makes a new one and writes it all back:
+        writes went on into the deleted file without a fault, every session since was lost at the
+        next start, and the kiosk reported its store as fine."""
+        if self.fault is not None or self._disk_file is None:
+            return
+        try:
+            now = file_id(self.path)
+        except OSError:  # a state dir made unsearchable, an I/O error: SQLite's own writes tell
+            return
+        if now != self._disk_file:
+            self._to_memory(OSError(errno.ENOENT, "the store file was removed or replaced while open"), again_now=True)
 
     def close(self) -> None:
         """Closes the store; one held in memory after a fault tries the disk once more first (a
@@ -273,9 +297,11 @@ class SessionStore:
 
     def newest(self, agent: str, slot: str = "default") -> StoredSession | None:
         """The session a short press would continue for this agent and slot: the latest start, or
-        while the clock is or was behind the rows, the last written (`storerows.newest_order`)."""
+        while the clock is or was behind the rows, the last written (`storerows.newest_order`).
+        None when its id is none an agent gives (`SESSION_ID_CHARS`, a hand edit): continued, a
+        newline or escape codes in it went to the journal raw (a forged line) and to the server."""
         rows = self._query(f"AND agent = ? AND slot = ? ORDER BY {self._run(newest_order)} LIMIT 1", (agent, slot))
-        return rows[0] if rows else None
+        return rows[0] if rows and SESSION_ID_CHARS.fullmatch(rows[0].id) else None
 
     def get(self, session_id: str) -> StoredSession | None:
         """The stored session with this id, if any."""
@@ -346,6 +372,7 @@ class SessionStore:
         and the disk copy as soon as `retry` gets the disk back (`wipe_pending`). Up to
         `scrub_wait_s` for another program's read to end (not on the kiosk's loop), else
         `scrub_pending`."""
+        self._check_file()  # not the wipe of a deleted file: the one there now is wiped when retried
         if self.fault is None:
             try:
                 return self._wipe(self._db, scrub_wait_s)

@@ -21,6 +21,11 @@ Lazy = Callable[[str, str], Callable[[argparse.Namespace], int]]
 """(module, function name) -> the command's `fn`, importing the module when it is called."""
 
 
+MAX_WAIT_S = 86_400
+"""Longest `--wait-s` (a day): past time_t (1e19) the sleep ended, after connecting, in an
+"unexpected error" (OverflowError, exit 70) as `inf` did."""
+
+
 def _wait_seconds(text: str) -> float:
     """`--wait-s`: a finite number of seconds, 0 or more; `-1`, `nan` or `inf` connected to the
     broker and then ended in an "unexpected error" (exit 70) from the sleep."""
@@ -28,8 +33,8 @@ def _wait_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):  # nan fails this too
-        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds, 0 or more")
+    if not 0 <= value <= MAX_WAIT_S:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds, 0 to {MAX_WAIT_S}")
     return value
 
 

@@ -83,14 +83,19 @@ def password_lines(passwd: Path) -> list[str]:
     yet), once it is known it can be: a file, or nothing yet, in a directory that exists and takes
     new files (the update is a temporary file renamed over it). EdgeAgentError naming it if not."""
     parent = passwd.parent
-    if not parent.is_dir():
+    try:  # Python 3.11's is_dir/exists raise for all but a missing path: `--passwd /etc/mosquitto/passwd`
+        # without sudo (a dir 0750 root:mosquitto, EACCES) or a name too long was `unexpected error`, exit 70
+        parent_is_dir, exists, is_file = parent.is_dir(), passwd.exists(), passwd.is_file()
+    except OSError as exc:
+        raise EdgeAgentError(f"cannot update {passwd}: {exc.strerror or exc}") from None
+    if not parent_is_dir:
         raise EdgeAgentError(f"cannot update {passwd}: no directory {parent}")
-    if passwd.exists() and not passwd.is_file():
+    if exists and not is_file:
         raise EdgeAgentError(f"cannot update {passwd}: not a file")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise EdgeAgentError(f"cannot update {passwd}: {parent} is not writable (the file is replaced by a new one written beside it)")
     try:
-        return passwd.read_text(encoding="utf-8").splitlines() if passwd.exists() else []
+        return passwd.read_text(encoding="utf-8").splitlines() if exists else []
     except OSError as exc:
         raise EdgeAgentError(f"cannot update {passwd}: {exc.strerror or exc}") from None
     except ValueError:

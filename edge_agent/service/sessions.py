@@ -27,15 +27,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.storeread import recent_read_only
 
     settings = config.load_logged(args.config, args.log_level)
-    state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
+    if args.state_dir is not None and not args.state_dir.strip():  # `--state-dir "$DIR"`, DIR unset: was the config's
+        raise UsageError("--state-dir: empty (leave the option out for the config's state dir)")  # dir, and --forget wiped the service's sessions
+    try:
+        state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
+    except RuntimeError:  # `--state-dir '~nosuchuser'` (quoted, or a user the shell did not know): was exit 70
+        raise UsageError(f"--state-dir {args.state_dir}: no such user's home directory") from None
     # a typo'd path must not read as "nothing stored"; the config's own state dir may be missing
     # before the kiosk's first run (systemd's StateDirectory= makes it), and then nothing is stored
     if not args.state_dir:
         settings.device.require_state_dir()
-    elif state_dir.exists() and not state_dir.is_dir():
-        raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {DB_NAME})")
-    if args.state_dir and not state_dir.exists():
-        raise UsageError(f"--state-dir {state_dir}: does not exist")
+    else:
+        _check_state_dir_option(state_dir, DB_NAME)
     try:
         stored = (state_dir / DB_NAME).exists()
     except OSError as exc:  # another owner's 0700 state dir (the service's, for an operator): exit 70 before
@@ -99,3 +102,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _shown(text: str) -> str:
     return printable(text, MAX_SHOWN_CHARS)
+
+
+def _check_state_dir_option(state_dir: Path, db_name: str) -> None:
+    """UsageError naming `--state-dir` unless it is an existing dir. Its stat raising (a dir under
+    one this user may not search, the service's 0700 state dir to an operator: EACCES; a name too
+    long) ended in `unexpected error: ... report it`, exit 70: Python 3.11's `Path.exists` raises
+    for all but a missing path."""
+    try:
+        exists, is_dir = state_dir.exists(), state_dir.is_dir()
+    except OSError as exc:
+        raise UsageError(f"--state-dir {state_dir}: cannot look at it: {exc.strerror or exc}") from None
+    if not exists:
+        raise UsageError(f"--state-dir {state_dir}: does not exist")
+    if not is_dir:
+        raise UsageError(f"--state-dir {state_dir}: not a directory (a state dir holds {db_name})")
