@@ -2,7 +2,8 @@
 count of messages that were no kiosk's reaches a script (`--json`), and a retained forgery is one
 message however often the broker sends it again (a real mosquitto, the command run as a
 subprocess). `edge-agent provision --dir` makes a directory only its user can list. A broker password
-in the environment with no username is said, as one in the config is."""
+in the environment with no username is said, as one in the config is. The discovery ledger is not
+written over after a read that failed."""
 
 from __future__ import annotations
 
@@ -77,3 +78,33 @@ def test_a_broker_password_in_the_environment_without_a_username_is_said(tmp_pat
     said = config.from_dict(data).ignored_sections
     assert any("ignoring EDGE_AGENT_MQTT_PASSWORD" in line and "mqtt.username is not set" in line for line in said), said
     assert config.from_dict({**data, "mqtt": {"enabled": True, "username": "kiosk-1"}}).ignored_sections == ()
+
+
+def test_a_discovery_ledger_that_could_not_be_read_is_not_written_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mqtt-discovery.json` names the discovery owners a renamed kiosk must clean up in Home
+    Assistant. A read that failed (an I/O error on the card, not a damaged file) was taken for "no
+    file", and the next save wrote only the current owner over it: the old configs stayed in Home
+    Assistant for good. Kept as it is; read again, the old owners are there; a damaged file is
+    still replaced."""
+    import errno
+
+    from edge_agent.core import statefiles
+    from edge_agent.fleet import discovery_sync
+    from edge_agent.fleet.discovery_sync import DiscoveryLedger, Owner
+
+    ledger = DiscoveryLedger(tmp_path)
+    old, current = Owner("homeassistant", "kiosk-old"), Owner("homeassistant", "kiosk-new")
+    ledger.save([current, old])
+    assert ledger.load() == [current, old]
+
+    def failing(path: Path, max_bytes: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(discovery_sync, "read_small_file", failing)
+    assert ledger.load() == []
+    ledger.save([current])
+    monkeypatch.setattr(discovery_sync, "read_small_file", statefiles.read_small_file)
+    assert ledger.load() == [current, old]
+    ledger.path.write_text("{not json")  # type: ignore[union-attr]
+    ledger.save([current])
+    assert ledger.load() == [current]

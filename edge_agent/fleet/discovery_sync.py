@@ -134,13 +134,18 @@ class DiscoveryLedger:
     so a renamed kiosk (or one with a new discovery prefix) finds its old configs.
 
     A missing or unreadable file means "only the current owner"; a write that fails (full or
-    read-only SD card) is logged and retried next connect, never fatal.
+    read-only SD card) is logged and retried next connect, never fatal. A file that could not be
+    read (an I/O error, not a damaged one) is not written over: the owners in it were lost to a
+    passing read error, and a renamed kiosk's old configs stayed in Home Assistant for good.
     """
 
     def __init__(self, state_dir: Path | None) -> None:
         self.path = state_dir / LEDGER_FILE if state_dir else None
+        self.read_failed = False
+        """The last `load` met an OSError other than a missing file (`save` then keeps the file)."""
 
     def load(self) -> list[Owner]:
+        self.read_failed = False
         if self.path is None:
             return []
         try:
@@ -148,7 +153,11 @@ class DiscoveryLedger:
             owners = [Owner(str(p), str(d)) for p, d in data["owners"]]
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except OSError as exc:
+            self.read_failed = True
+            log.warning("mqtt: cannot read %s (kept as it is): %s", self.path, exc.strerror or exc)
+            return []
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("mqtt: ignoring %s: %s", self.path, exc)
             return []
         sound = [o for o in owners if _usable(o)]
@@ -157,7 +166,7 @@ class DiscoveryLedger:
         return sound[:MAX_REMEMBERED_IDS]
 
     def save(self, owners: list[Owner]) -> None:
-        if self.path is None or owners == self.load():
+        if self.path is None or owners == self.load() or self.read_failed:
             return
         try:
             make_private_dir(self.path.parent)
