@@ -329,8 +329,23 @@ def main(argv: list[str] | None = None) -> int:
             shut_native_runtime()
 
 
+PATH_OPTIONS = ("config", "state_dir", "labels", "record", "passwd", "password_file", "ca_file", "dir")
+"""Options naming a file or directory: given empty (`--passwd "$PASSWD"`, the variable unset), each
+was taken for the option left out, and the command went on without it and said nothing
+(`provision --passwd ""` printed the line and updated no password file, exit 0; `gate --labels ""`
+scored nothing; `fleet --password-file ""` logged in without a password)."""
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    for dest in PATH_OPTIONS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise UsageError(f"--{dest.replace('_', '-')}: empty (leave the option out for its default)")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     try:
+        _refuse_empty_paths(args)
         code = int(args.fn(args))
         if sys.stdout is not None:  # started with stdout closed (`>&-`): nothing to flush
             try:

@@ -108,3 +108,26 @@ def test_a_discovery_ledger_that_could_not_be_read_is_not_written_over(tmp_path:
     ledger.path.write_text("{not json")  # type: ignore[union-attr]
     ledger.save([current])
     assert ledger.load() == [current]
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("provision", "kiosk-8", "--passwd", ""), "--passwd"),
+        (("provision", "kiosk-8", "--dir", " "), "--dir"),
+        (("gate", "tests/data/kiosk_dev_quiet.wav", "--labels", ""), "--labels"),
+        (("fleet", "--password-file", "", "--json", "--wait-s", "0"), "--password-file"),
+        (("sessions", "-c", ""), "--config"),
+    ],
+)
+def test_an_empty_file_option_is_refused_not_taken_for_the_option_left_out(args: tuple[str, ...], option: str, tmp_path: Path) -> None:
+    """`--passwd "$PASSWD"` with the variable unset: `provision` printed the line, updated no
+    password file and exited 0 (the broker never learned the password); `gate --labels ""` scored
+    nothing; `fleet --password-file ""` logged in without a password. One line naming the option,
+    exit 2, and no password file written."""
+    from test_newcomer import one_line_error
+
+    extra = ("--dir", str(tmp_path)) if args[:3] == ("provision", "kiosk-8", "--passwd") else ()
+    line = one_line_error(ea(*args, *extra), 2)
+    assert f"{option}: empty" in line, line
+    assert list(tmp_path.iterdir()) == [] and not (REPO / "kiosk-8.mqtt_password").exists()
