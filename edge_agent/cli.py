@@ -223,7 +223,7 @@ def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pc
         print(json.dumps(result))
         return
     print(f"{path}: {duration:.1f} s, {gate.frames} frames of {settings.audio.frame_ms} ms, engine {settings.vad.engine}")
-    print(f"sent {share:.1%} of the audio in {len(sent)} stretches; gate ran at {duration / max(elapsed, 1e-9):.0f}x real time")
+    print(f"sent {share:.1%} of the audio in {len(sent)} stretch{'' if len(sent) == 1 else 'es'}; gate ran at {duration / max(elapsed, 1e-9):.0f}x real time")
     for a, b in sent:
         print(f"  {a:8.2f} - {b:8.2f} s")
     if got is not None:
