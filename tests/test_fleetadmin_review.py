@@ -131,3 +131,25 @@ def test_an_empty_file_option_is_refused_not_taken_for_the_option_left_out(args:
     line = one_line_error(ea(*args, *extra), 2)
     assert f"{option}: empty" in line, line
     assert list(tmp_path.iterdir()) == [] and not (REPO / "kiosk-8.mqtt_password").exists()
+
+
+def test_a_discovery_ledger_it_may_not_read_is_written_over_so_that_it_heals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a passing read error keeps the ledger: one the service may never read (a file of
+    root's from an older version, EACCES) was written over before and so healed; kept, every
+    connect would log it and a renamed kiosk's old configs would never be cleaned up."""
+    import errno
+
+    from edge_agent.fleet import discovery_sync
+    from edge_agent.fleet.discovery_sync import DiscoveryLedger, Owner
+
+    ledger = DiscoveryLedger(tmp_path)
+    current = Owner("homeassistant", "kiosk-new")
+    ledger.save([current, Owner("homeassistant", "kiosk-old")])
+
+    def denied(path: Path, max_bytes: int) -> bytes:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(discovery_sync, "read_small_file", denied)
+    ledger.save([current])
+    monkeypatch.undo()
+    assert DiscoveryLedger(tmp_path).load() == [current]

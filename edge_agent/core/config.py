@@ -198,15 +198,18 @@ def unknown_sections(data: dict[str, Any]) -> list[str]:
     return ignored
 
 
-def ignored_keys(data: dict[str, Any]) -> list[str]:
+def ignored_keys(data: dict[str, Any], given: dict[str, Any] | None = None) -> list[str]:
     """A line for each key of a parsed TOML document the kiosk reads past: an `[mqtt]` password (or
     the one in the environment) with no username (MQTT sends a password only with a user name; it
     was left out without a word and the broker refused the kiosk). A warning, not an error: such a kiosk on a broker that lets
     anyone in runs, and must not stop at an upgrade. Likewise a TLS file or `tls_insecure` beside
-    `tls = false`: the kiosk connected in plain text, the CA file unused, with nothing said."""
+    `tls = false`: the kiosk connected in plain text, the CA file unused, with nothing said.
+    `given`: `[mqtt]` keys a command's own options set (`fleet --username admin`, `--tls`): what
+    they answer is no key read past (fleet said its env password and the CA file it used were ignored)."""
     mqtt = data.get("mqtt")
     if not isinstance(mqtt, dict) or mqtt.get("enabled") is not True:
         return []
+    mqtt = {**mqtt, **(given or {})}
     passwords = [] if mqtt.get("username") else [key for key in ("password", "password_file") if mqtt.get(key)]
     if not mqtt.get("username") and os.environ.get(MQTT_PASSWORD_ENV):  # the service's Environment=: left out as silently
         passwords.append(MQTT_PASSWORD_ENV)
@@ -314,9 +317,10 @@ def installed_or_none() -> str | None:
     return str(INSTALLED_CONFIG)
 
 
-def load(path: str | Path | None, *, warn: bool = True) -> Settings:
+def load(path: str | Path | None, *, warn: bool = True, mqtt_given: dict[str, Any] | None = None) -> Settings:
     """Reads and validates the config file; no file (None) means all defaults. `warn` logs each
-    ignored section once; `doctor` turns them into its own WARN lines instead (it printed both)."""
+    ignored section once; `doctor` turns them into its own WARN lines instead (it printed both).
+    `mqtt_given`: what the command's options set in `[mqtt]` (`ignored_keys`' `given`)."""
     if path is None:
         return from_dict({})
     import tomllib  # only for a file: `edge-agent gate` without one starts lighter
@@ -341,7 +345,7 @@ def load(path: str | Path | None, *, warn: bool = True) -> Settings:
         raise ConfigError(str(p), "not valid TOML: an integer far beyond 64 bits") from None
     except RecursionError:  # tomllib parses nested arrays recursively: thousands deep exhausts the stack
         raise ConfigError(str(p), "not valid TOML for a config: nested too deeply") from None
-    for ignored in [*unknown_sections(data), *ignored_keys(data)] if warn else ():  # before the sections: a typo'd [vda] is
+    for ignored in [*unknown_sections(data), *ignored_keys(data, mqtt_given)] if warn else ():  # before the sections: a typo'd [vda] is
         log.warning("config: %s", ignored)  # often why a key of [vad] then reads as missing or wrong
     return from_dict(data, source=p)
 

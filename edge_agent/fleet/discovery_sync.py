@@ -16,6 +16,7 @@ replacement asks for the same entity id.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -129,20 +130,25 @@ def _usable(owner: Owner) -> bool:
     return bool(prefix) and not any(c in prefix for c in "+#") and prefix.isprintable() and len(prefix.encode()) <= MAX_NAME_BYTES and bool(DEVICE_ID_RE.fullmatch(owner.device_id))
 
 
+PASSING_READ_ERRORS = frozenset({errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+"""Read errors that say nothing of the file (the card, the process): the ledger is kept for a read
+that works. Others (EACCES: a file of root's) have it written over, so that it heals."""
+
+
 class DiscoveryLedger:
     """The owners this kiosk published discovery under, kept in `<state_dir>/mqtt-discovery.json`
     so a renamed kiosk (or one with a new discovery prefix) finds its old configs.
 
     A missing or unreadable file means "only the current owner"; a write that fails (full or
     read-only SD card) is logged and retried next connect, never fatal. A file that could not be
-    read (an I/O error, not a damaged one) is not written over: the owners in it were lost to a
+    read for a passing reason (an I/O error, PASSING_READ_ERRORS) is not written over: the owners in it were lost to a
     passing read error, and a renamed kiosk's old configs stayed in Home Assistant for good.
     """
 
     def __init__(self, state_dir: Path | None) -> None:
         self.path = state_dir / LEDGER_FILE if state_dir else None
         self.read_failed = False
-        """The last `load` met an OSError other than a missing file (`save` then keeps the file)."""
+        """The last `load` met a passing read error (`save` then keeps the file)."""
 
     def load(self) -> list[Owner]:
         self.read_failed = False
@@ -154,6 +160,9 @@ class DiscoveryLedger:
         except FileNotFoundError:
             return []
         except OSError as exc:
+            if exc.errno not in PASSING_READ_ERRORS:  # a file it may not read (root's, from an older
+                log.warning("mqtt: ignoring %s: %s", self.path, exc)  # version): written over, as before
+                return []
             self.read_failed = True
             log.warning("mqtt: cannot read %s (kept as it is): %s", self.path, exc.strerror or exc)
             return []

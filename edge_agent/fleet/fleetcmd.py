@@ -114,7 +114,8 @@ def _connect(settings: MqttSettings, view: FleetView) -> tuple[Any, str | None]:
 
 def cmd_fleet(args: argparse.Namespace) -> int:
     _check_broker_args(args)  # before a password is asked for
-    loaded = config.load(args.config)
+    given = {"username": args.username} if args.username else {}  # not warned of as ignored: the options answer it
+    loaded = config.load(args.config, mqtt_given={**given, **({"tls": True} if args.tls or args.ca_file else {})})
     settings, own_id = loaded.mqtt, loaded.device.id
     password = password_from(args)
     # the prefix as the config reads one (slashes stripped, as `_check_broker_args` checked it):
