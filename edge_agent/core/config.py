@@ -210,10 +210,10 @@ def ignored_keys(data: dict[str, Any], given: dict[str, Any] | None = None) -> l
     if not isinstance(mqtt, dict) or mqtt.get("enabled") is not True:
         return []
     mqtt = {**mqtt, **(given or {})}
-    passwords = [] if mqtt.get("username") else [key for key in ("password", "password_file") if mqtt.get(key)]
-    if not mqtt.get("username") and os.environ.get(MQTT_PASSWORD_ENV):  # the service's Environment=: left out as silently
-        passwords.append(MQTT_PASSWORD_ENV)
-    lines = [f"ignoring {key if key == MQTT_PASSWORD_ENV else 'mqtt.' + key}: MQTT sends a password only with a user name, and mqtt.username is not set" for key in passwords]
+    passwords: list[str] = []
+    if not mqtt.get("username"):  # the environment's too (the service's Environment=): left out as silently
+        passwords = [f"mqtt.{key}" for key in ("password", "password_file") if mqtt.get(key)] + ([MQTT_PASSWORD_ENV] if os.environ.get(MQTT_PASSWORD_ENV) else [])
+    lines = [f"ignoring {name}: MQTT sends a password only with a user name, and mqtt.username is not set" for name in passwords]
     if mqtt.get("tls") is not True:
         lines += [f"ignoring mqtt.{key}: used only with mqtt.tls = true (the kiosk connects without TLS)" for key in ("ca_file", "cert_file", "key_file", "tls_insecure") if mqtt.get(key)]
     return lines

@@ -147,11 +147,12 @@ class DiscoveryLedger:
 
     def __init__(self, state_dir: Path | None) -> None:
         self.path = state_dir / LEDGER_FILE if state_dir else None
-        self.read_failed = False
-        """The last `load` met a passing read error (`save` then keeps the file)."""
 
     def load(self) -> list[Owner]:
-        self.read_failed = False
+        return self._read() or []
+
+    def _read(self) -> list[Owner] | None:
+        """The owners in the file ([] for none, or one damaged); None when a passing read error kept it from being read."""
         if self.path is None:
             return []
         try:
@@ -163,9 +164,8 @@ class DiscoveryLedger:
             if exc.errno not in PASSING_READ_ERRORS:  # a file it may not read (root's, from an older
                 log.warning("mqtt: ignoring %s: %s", self.path, exc)  # version): written over, as before
                 return []
-            self.read_failed = True
             log.warning("mqtt: cannot read %s (kept as it is): %s", self.path, exc.strerror or exc)
-            return []
+            return None
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("mqtt: ignoring %s: %s", self.path, exc)
             return []
@@ -175,7 +175,8 @@ class DiscoveryLedger:
         return sound[:MAX_REMEMBERED_IDS]
 
     def save(self, owners: list[Owner]) -> None:
-        if self.path is None or owners == self.load() or self.read_failed:
+        on_disk = self._read()
+        if self.path is None or on_disk is None or owners == on_disk:
             return
         try:
             make_private_dir(self.path.parent)

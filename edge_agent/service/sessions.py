@@ -27,8 +27,6 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from edge_agent.core.storeread import recent_read_only
 
     settings = config.load_logged(args.config, args.log_level)
-    if args.state_dir is not None and not args.state_dir.strip():  # `--state-dir "$DIR"`, DIR unset: was the config's
-        raise UsageError("--state-dir: empty (leave the option out for the config's state dir)")  # dir, and --forget wiped the service's sessions
     try:
         state_dir = Path(args.state_dir).expanduser() if args.state_dir else settings.device.state_dir
     except RuntimeError:  # `--state-dir '~nosuchuser'` (quoted, or a user the shell did not know): was exit 70
