@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from edge_agent.core import storerows
 from edge_agent.core.protocol import SESSION_ID_CHARS
+from edge_agent.core.slots import is_label
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
 from edge_agent.core.statefiles import OWN_FILES, file_id, give_to_dir_owner, make_private, make_private_dir, read_only
 from edge_agent.core.storedsession import COLUMNS, FILED, SOUND_ROW, UPSERT_REFILED, Row
@@ -317,9 +318,11 @@ class SessionStore:
         """The slots whose newest session was started or resumed here (`own`), with what each
         replaces, the latest `limit` written first: what this kiosk published last, which a
         restart must publish again (held offline, lost with paho's queue, the fleet never heard
-        of the person's conversation here)."""
+        of the person's conversation here). Rows with an id, or a slot, no agent or operator gives
+        (a hand edit) are left out, as `newest` leaves them: they went out to the whole fleet."""
         rows: list[Any] = self._run(lambda db: storerows.own_newest_rows(db, limit))
-        return [(StoredSession(*row[:-1]), None if row[-1] is None else str(row[-1])) for row in rows]
+        pairs = [(StoredSession(*row[:-1]), None if row[-1] is None else str(row[-1])) for row in rows]
+        return [(s, r) for s, r in pairs if is_label(s.slot) and all(v is None or SESSION_ID_CHARS.fullmatch(v) for v in (s.id, s.continued_from, r))]
 
     def merge_shared(self, pointers: Sequence[tuple[str, str, str, str | None, float, float | None] | tuple[str, str, str, str | None, float, float | None, str | None]]) -> int:
         """Files sessions other kiosks shared, (agent, slot, id, continued_from, started_at,
