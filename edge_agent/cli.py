@@ -21,23 +21,17 @@ import argparse
 import contextlib
 import errno
 import gc
-import json
 import logging
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edge_agent import BYTES_PER_S, SAMPLE_RATE_HZ, __version__
+from edge_agent import __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
 from edge_agent.errors import EX_CONFIG, EX_USAGE, ConfigError, EdgeAgentError, UsageError
-
-if TYPE_CHECKING:
-    from edge_agent.audio.gatescore import Labels
 
 log = logging.getLogger("edge_agent")
 
@@ -178,59 +172,6 @@ def _seconds_from(text: str) -> float:
     return value
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
-    """The daemon's speech gate over each recording in turn (a fresh gate each); with --json one line each."""
-    from edge_agent.audio.wavfile import read_wav_16k_mono
-
-    settings = _load(args)
-    config.validate_for_run(settings, talk_to_agent=False)
-    labels = None
-    if args.labels:
-        if len(args.input) > 1:
-            raise UsageError(f"--labels scores one recording, got {len(args.input)}: run it once per recording with that recording's labels")
-        from edge_agent.audio.gatescore import Labels
-
-        labels = Labels.load(args.labels)  # a bad labels file fails before the work, not after
-    recordings = [(path, read_wav_16k_mono(path)) for path in args.input]  # an unreadable one fails before any output
-    frame_bytes = 2 * SAMPLE_RATE_HZ * settings.audio.frame_ms // 1000
-    for path, pcm in recordings:
-        if len(pcm) < frame_bytes:  # a header with no audio after it: nothing to gate, no figure means anything
-            raise EdgeAgentError(f"{path}: need at least one {settings.audio.frame_ms} ms frame of audio, got {len(pcm) / BYTES_PER_S:.2f} s")
-    for i, (path, pcm) in enumerate(recordings):
-        if i and not args.json:
-            print()
-        _gate_one(args, settings, path, pcm, labels)
-    return 0
-
-
-def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pcm: bytes, labels: Labels | None) -> None:
-    from edge_agent.audio.gate import VadGate, gate_file_intervals
-    from edge_agent.audio.gatescore import LABELS_SLACK_S, score
-
-    duration = len(pcm) / BYTES_PER_S
-    if labels is not None and abs(labels.duration_s - duration) > LABELS_SLACK_S:
-        raise EdgeAgentError(f"{args.labels}: labels a {labels.duration_s:.1f} s recording, {path} is {duration:.1f} s: give the labels made for this recording")
-    gate = VadGate(settings.vad, settings.audio.frame_ms)
-    t0 = time.perf_counter()
-    sent = gate_file_intervals(gate, pcm)
-    elapsed = time.perf_counter() - t0
-    share = sum(b - a for a, b in sent) / duration if duration else 0.0
-    result: dict[str, object] = {"sent": [[round(a, 3), round(b, 3)] for a, b in sent], "sent_share": round(share, 4), "frames": gate.frames}
-    got = score(sent, labels) if labels is not None else None
-    if got is not None:
-        result["score"] = got.as_dict()
-    if args.json:
-        print(json.dumps(result))
-        return
-    print(f"{path}: {duration:.1f} s, {gate.frames} frames of {settings.audio.frame_ms} ms, engine {settings.vad.engine}")
-    print(f"sent {share:.1%} of the audio in {len(sent)} stretch{'' if len(sent) == 1 else 'es'}; gate ran at {duration / max(elapsed, 1e-9):.0f}x real time")
-    for a, b in sent:
-        print(f"  {a:8.2f} - {b:8.2f} s")
-    if got is not None:
-        print(f"against {args.labels}: speech recall {got.speech_recall:.4f} (goal >= 0.995), onsets with their 100 ms lead {got.onset_ok:.2f} (goal 1.00),")
-        print(f"  idle sent {got.idle_share:.4f} (goal <= 0.05; idle: more than 0.5 s before or 1.0 s after labelled speech)")
-
-
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         import importlib
@@ -293,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="+", help="16 kHz mono 16-bit WAV; several are gated in turn, each by a fresh gate (with --json one line each, in order)")
     p.add_argument("--labels", help="a .labels.json file to score against")
     p.add_argument("--json", action="store_true", help='print {"sent": [[start_s, end_s], ...], "sent_share": ..., "frames": ...} (and "score" with --labels)')
-    p.set_defaults(fn=cmd_gate)
+    p.set_defaults(fn=_lazy("edge_agent.service.gatecheck", "cmd_gate"))
     p = with_config(sub.add_parser("echo", help="run the daemon's echo canceller over a mic recording and the speaker signal"))
     p.add_argument("mic", help="what the microphone recorded, 16 kHz mono 16-bit WAV")
     p.add_argument("speaker", help="what the speaker played meanwhile, same format and length (less than 1 s apart: the longer is trimmed)")
