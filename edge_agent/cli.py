@@ -297,7 +297,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return _output_failed(exc)
         return code
     except ConfigError as exc:
-        for problem in exc.all():
+        for problem in exc.shown():
             print(f"edge-agent: config error: {problem}", file=sys.stderr)
         return EX_CONFIG
     except UsageError as exc:

@@ -35,9 +35,23 @@ class ConfigError(EdgeAgentError):
         """This problem and the others found with it."""
         return (self, *self.more)
 
+    def shown(self) -> list[str]:
+        """The problems to report, one a line: the first SHOWN_MAX, then how many more. A 1 MiB
+        config of 100000 unknown keys printed 100000 lines, and a rejected reload logged one of
+        2.9 MB (journald splits it, and its rate limit then drops the kiosk's own lines)."""
+        found = self.all()
+        lines = [str(e) for e in found[:SHOWN_MAX]]
+        if len(found) > SHOWN_MAX:
+            lines.append(f"and {len(found) - SHOWN_MAX} more problems in the same file")
+        return lines
+
     def every(self) -> str:
-        """All of them on one line (a log line), `; ` between."""
-        return "; ".join(str(e) for e in self.all())
+        """Those `shown` on one line (a log line), `; ` between."""
+        return "; ".join(self.shown())
+
+
+SHOWN_MAX = 10
+"""Config problems (or ignored sections) reported one by one; past them only how many more."""
 
 
 class UsageError(EdgeAgentError):

@@ -111,6 +111,9 @@ def read_wav_16k_mono(path: str | Path) -> bytes:
         return pcm
     except (OSError, wave.Error, EOFError) as exc:
         raise AudioError(f"cannot read {path}: {exc}") from None
+    except MemoryError:  # a day's recording on a Pi: "unexpected error: MemoryError ... report it", exit 70
+        hours = promised / SAMPLE_RATE_HZ / 3600
+        raise AudioError(f"{path}: {hours:.1f} h of audio is more than this machine's memory holds; cut it into shorter recordings (sox {path} part.wav trim 0 3600 : newfile : restart)") from None
     finally:
         w.close()
 

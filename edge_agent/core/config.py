@@ -29,7 +29,7 @@ from edge_agent.core.configguard import DOTTED_KEYS_MAX_COST, dotted_cost, overs
 from edge_agent.core.slots import BADGE_KEY_PREFIX, DEFAULT_SLOT, MAX_SLOT_CHARS, is_label
 from edge_agent.core.statefiles import read_regular
 from edge_agent.core.tomlsection import SECRET_KEYS, BadValue, Section, closest, read_section
-from edge_agent.errors import ConfigError
+from edge_agent.errors import SHOWN_MAX, ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -187,14 +187,21 @@ class Settings:
 
 def unknown_sections(data: dict[str, Any]) -> list[str]:
     """A line for each section of a parsed TOML document this version does not know, with the
-    known one it is closest to; ConfigError for a key outside any section."""
-    ignored = []
+    known one it is closest to; ConfigError for a key outside any section. At most SHOWN_MAX
+    lines, then one saying how many more: a 1 MiB file of 100000 unknown sections logged 100000
+    warnings and held a reload (the kiosk's event loop, mid-conversation) for 13 s."""
+    unknown = []
     for name, value in data.items():
         if name not in SECTIONS and name != "buttons" and not isinstance(value, dict):
             raise ConfigError(name, "a key outside any section: put it under its [section] (see config/edge-agent.toml)")
         if name not in SECTIONS and name != "buttons":
-            close = closest(name, [*SECTIONS, "buttons"])
-            ignored.append(f"ignoring section [{name}]: not known to this edge-agent version" + (f" (did you mean [{close}]?)" if close else ""))
+            unknown.append(name)
+    ignored = []
+    for name in unknown[:SHOWN_MAX]:
+        close = closest(name, [*SECTIONS, "buttons"])
+        ignored.append(f"ignoring section [{name}]: not known to this edge-agent version" + (f" (did you mean [{close}]?)" if close else ""))
+    if len(unknown) > SHOWN_MAX:
+        ignored.append(f"ignoring {len(unknown) - SHOWN_MAX} more sections not known to this edge-agent version")
     return ignored
 
 

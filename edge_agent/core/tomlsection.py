@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from edge_agent.core.statefiles import read_regular
-from edge_agent.errors import ConfigError
+from edge_agent.errors import SHOWN_MAX, ConfigError
 
 T = TypeVar("T")
 SECRET_KEYS = frozenset({"agent.public_key", "mqtt.password"})
@@ -133,8 +133,10 @@ class Section:
 
     def unknown_keys(self) -> list[ConfigError]:
         """A BadValue for each key nobody asked for, in one pass (a section read once per unknown
-        key sorted every key left each time: 20000 of them took 45 s)."""
-        return [BadValue(self.key(name), "unknown key" + (f" (did you mean {close}?)" if (close := closest(name, self.seen)) else "")) for name in sorted(set(self.table) - self.seen)]
+        key sorted every key left each time: 20000 of them took 45 s). A near name is looked for
+        only for those an error report shows (`ConfigError.shown`): for 100000 it took 4 s."""
+        names = sorted(set(self.table) - self.seen)
+        return [BadValue(self.key(name), "unknown key" + (f" (did you mean {close}?)" if i < SHOWN_MAX and (close := closest(name, self.seen)) else "")) for i, name in enumerate(names)]
 
     def done(self) -> None:
         """Reject keys nobody asked for: a typo must not silently fall back to a default."""

@@ -153,10 +153,12 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
 
 
 def _same_path(a: Path, b: Path) -> bool:
-    """`a` and `b` name one file: the same path, or through another name (a link, `./`)."""
+    """`a` and `b` name one file: the same path, or through another name (a link, `./`). Not for
+    a link that loops (Python 3.11's `resolve` raises RuntimeError for it: `--passwd LOOP` exited
+    70, "unexpected error ... report it"); reading it then says what is wrong."""
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
+    except (OSError, RuntimeError):
         return False
 
 

@@ -175,10 +175,12 @@ def refuse_overwriting_an_input(output: str, inputs: dict[str, str]) -> None:
 
 
 def _same_file(a: str, b: str) -> bool:
-    """`a` and `b` name one file: the same path, or through another name (a link, `./`)."""
+    """`a` and `b` name one file: the same path, or through another name (a link, `./`). Not for
+    a link that loops (Python 3.11's `resolve` raises RuntimeError for it: `-o LOOP` exited 70,
+    "unexpected error ... report it"); the write to it then says what is wrong."""
     try:
         return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and os.path.samefile(a, b))
-    except OSError:
+    except (OSError, RuntimeError):
         return False
 
 
