@@ -338,7 +338,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         settings = config.load(args.config, warn=False)  # its own WARN lines say it
         settings = config.validate_for_run(settings)  # the same check `run` makes: doctor never passes what run refuses
     except ConfigError as exc:
-        for problem in exc.shown():  # every bad section at once, not one per try
+        for problem in exc.shown():  # every bad section at once (past SHOWN_MAX counted), not one per try
             print(f"FAIL  config: {problem}")
         for ignored in exc.notes:  # a typo'd [leds] was shown only once the errors were fixed
             print(f"WARN  config: {ignored}")
