@@ -529,6 +529,8 @@ SLOW_TESTS = {
     "test_past_the_window_it_ends_cleanly_and_the_next_press_continues",
     "test_refused_standby_backs_off_and_a_press_still_connects",
     "test_source_hands_over_a_capture_period_per_wake_up_with_honest_stamps",
+    "test_gate_of_a_recording_larger_than_memory_is_one_line",
+    "test_a_config_of_many_unknown_keys_is_reported_in_a_few_lines",
 }
 """Slow tests of otherwise quick files, by name: `script/test --quick` (pytest -m "not slow")
 leaves them out. A new test that takes seconds gets `@pytest.mark.slow` where it is written."""
