@@ -19,6 +19,7 @@ from edge_agent.core import protocol as p
 from edge_agent.core import resume
 from edge_agent.core.reconnect import Reconnects
 from edge_agent.core.resume import ResumeMemory, rekeyed
+from edge_agent.core.sessionrecord import MAX_RENAMES
 from edge_agent.core.startlimit import StartLimit
 from edge_agent.core.timing import Timing
 
@@ -469,3 +470,16 @@ def test_a_forgotten_conversation_stores_nothing_when_the_agent_names_a_foreign_
     conv.handle(c.LinkDown(conv.link_id, "close_1006"), 2.0)
     acts = say(conv, p.OnReady("alices"), 2.5)
     assert of(acts, c.StoreEnd) == [] and of(acts, c.StoreStart) == []
+
+
+def test_a_server_renaming_to_foreign_sessions_is_told_a_bounded_number_of_times() -> None:
+    """A hostile or broken server that keeps sending `onready` naming sessions the kiosk holds for
+    other visitors is refused each time (the conversation keeps its own id), and said as an
+    `agent_renames` error at most MAX_RENAMES times and once more, not once per frame: each error
+    is an event, an MQTT publish and a journal line (a mutant dropping the count survived every
+    other test; the store and the state were right either way)."""
+    conv = talking(c.Conversation(Timing(), rng=random.Random(1), foreign=lambda sid, agent, slot: sid.startswith("held-")))
+    own = conv.session_id
+    told = [n for i in range(50) for n in notes(say(conv, p.OnReady(f"held-{i}"), 1.0 + 0.01 * i), "error") if n.get("code") == "agent_renames"]
+    assert conv.session_id == own
+    assert 1 <= len(told) <= MAX_RENAMES + 1, len(told)
