@@ -47,7 +47,7 @@ def test_echo_output_that_is_a_link_looping_on_itself_is_one_line(tmp_path: Path
 
 def test_provision_passwd_that_is_a_link_looping_on_itself_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`provision --passwd LOOP`: the same RuntimeError from the check that the password file is
-    not the new secret file (fleet/provision.py `_same_path`): exit 70 and no word of the loop."""
+    not the new secret file (now `core/statefiles.same_file`): exit 70 and no word of the loop."""
     passwd = _loop(tmp_path, "passwd")
     keys = tmp_path / "keys"
     keys.mkdir()

@@ -487,3 +487,19 @@ def test_every_bad_value_of_agent_metadata_is_named(tmp_path: Path) -> None:
 def test_a_section_that_is_no_table_is_one_config_error(tmp_path: Path) -> None:
     """Held on the current code; guards the fix above (a lookup in a non-table section)."""
     assert _problems("agent = 5\n", tmp_path) == ["agent: must be a table ([agent]), got int"]
+
+
+def test_a_speaker_file_that_is_the_microphones_recording_is_refused_also_through_a_link(tmp_path: Path) -> None:
+    """`audio.output = "file:X"` naming the file `audio.input` reads, by its path or through a
+    link (or a hard link), would have the kiosk write over the recording it plays. Another file, or one not there
+    yet, or a link looping on itself (Python 3.11's `Path.resolve` raised for it), is no such file."""
+    recording = tmp_path / "mic.wav"
+    recording.write_bytes(b"RIFF")
+    (tmp_path / "link.wav").symlink_to(recording)
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    (tmp_path / "hard.wav").hardlink_to(recording)
+    for sink in (recording, tmp_path / "link.wav", tmp_path / "." / "mic.wav", tmp_path / "hard.wav"):
+        with pytest.raises(ConfigError, match=r"names the file audio\.input reads"):
+            config.from_dict({"audio": {"input": f"file:{recording}", "output": f"file:{sink}"}})
+    for sink in (tmp_path / "out.wav", tmp_path / "loop.wav"):
+        assert config.from_dict({"audio": {"input": f"file:{recording}", "output": f"file:{sink}"}}).audio.output == f"file:{sink}"

@@ -8,9 +8,9 @@ checked here because webrtcvad and the capture period take only whole 10, 20 or 
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 
+from edge_agent.core.statefiles import same_file
 from edge_agent.core.tomlsection import BadValue, Section, module_available
 from edge_agent.errors import ConfigError
 
@@ -99,11 +99,7 @@ def _same_file(source: str, sink: str) -> bool:
     earcon over it, and both then said all was well."""
     if not source.startswith(("file:", "loop:")) or not sink.startswith("file:"):
         return False
-    read, written = os.path.realpath(source[5:]), os.path.realpath(sink[5:])
-    try:
-        return read == written or os.path.samefile(read, written)
-    except OSError:  # one of them does not exist (yet): different files
-        return False
+    return same_file(source[5:], sink[5:])  # one that does not exist (yet): different files
 
 
 @dataclass(frozen=True)

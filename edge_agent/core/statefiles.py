@@ -149,6 +149,18 @@ def read_regular(path: Path | str, limit: int) -> bytes:
         os.close(fd)
 
 
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """`a` and `b` name one file: the same path, or the file itself through another name (a link,
+    `./`). One that does not exist (yet), or cannot be looked at, is another file. `realpath`, not
+    `Path.resolve`: Python 3.11's raises RuntimeError for a link that loops (`echo -o LOOP`,
+    `provision --passwd LOOP` exited 70, "unexpected error"); opening it then says what is wrong."""
+    real_a, real_b = os.path.realpath(a), os.path.realpath(b)
+    try:
+        return real_a == real_b or os.path.samefile(real_a, real_b)
+    except OSError:
+        return False
+
+
 def read_small_file(path: Path, max_bytes: int) -> bytes:
     """A small state file's bytes (`read_regular`); ValueError too when it is larger than
     `max_bytes` (not ours: it is not read whole)."""

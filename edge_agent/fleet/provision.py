@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edge_agent.core import config
 from edge_agent.core.config import DEVICE_ID_RE, SHARED_SESSIONS_LEVEL
-from edge_agent.core.statefiles import write_private
+from edge_agent.core.statefiles import same_file, write_private
 from edge_agent.errors import EdgeAgentError, UsageError
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's own default; the 192-bit random password is the strength
@@ -125,7 +125,7 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
         existed = secret_file.exists()
     except OSError as exc:  # was `unexpected error: PermissionError`, exit 70
         raise EdgeAgentError(f"cannot write {secret_file}: {exc.strerror or exc}") from None
-    if passwd is not None and _same_path(passwd, secret_file):  # the hash line written over the password: exit 0, no password anywhere
+    if passwd is not None and same_file(passwd, secret_file):  # the hash line written over the password: exit 0, no password anywhere
         raise UsageError(f"--passwd {passwd} is {name}'s own password file: give Mosquitto's password file (e.g. /etc/mosquitto/passwd)")
     if existed and not rotate:
         raise EdgeAgentError(f"{secret_file} exists: pass --rotate to make a new password for {name}")
@@ -152,14 +152,6 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
     return secret_file, f"{name}:{hashed}"
 
 
-def _same_path(a: Path, b: Path) -> bool:
-    """`a` and `b` name one file: the same path, or through another name (a link, `./`). Not for
-    a link that loops (Python 3.11's `resolve` raises RuntimeError for it: `--passwd LOOP` exited
-    70, "unexpected error ... report it"); reading it then says what is wrong."""
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except (OSError, RuntimeError):
-        return False
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

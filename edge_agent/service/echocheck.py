@@ -35,6 +35,7 @@ from edge_agent.audio.echotrack import cancel_tracks, erle_db
 from edge_agent.audio.wavfile import read_wav_16k_mono, write_wav_16k_mono
 from edge_agent.core import config
 from edge_agent.core.logs import setup_logging
+from edge_agent.core.statefiles import same_file
 from edge_agent.errors import EdgeAgentError, UsageError
 from edge_agent.service.roomgrade import RoomGradeFile, grade_summary, hardware_of, room_verdict
 
@@ -63,7 +64,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     mic, ref = read_wav_16k_mono(args.mic), read_wav_16k_mono(args.speaker)
     ref = bytes(2 * round(args.speaker_from * SAMPLE_RATE_HZ)) + ref  # the room alone first: its noise, for the grade
     refuse_overwriting_an_input(args.output, {"mic": args.mic, "speaker": args.speaker})
-    if _same_file(args.mic, args.speaker):  # a slip on the command line, not a recording to check
+    if same_file(args.mic, args.speaker):  # a slip on the command line, not a recording to check
         raise UsageError(f"{args.mic} is given as both the mic and the speaker track: pass what the microphone recorded and what the speaker played")
     speaker_name = f"{args.speaker} (after {args.speaker_from:g} s of --speaker-from)" if args.speaker_from else args.speaker
     for name, track in ((args.mic, mic), (args.speaker, ref)):  # before the lengths are compared: an empty mic "stopped before the speaker"
@@ -170,18 +171,8 @@ def refuse_overwriting_an_input(output: str, inputs: dict[str, str]) -> None:
     """UsageError when `output` is one of `inputs` (by name -> path): the same path, or the same
     file through another name (a link, `./`)."""
     for role, name in inputs.items():
-        if _same_file(output, name):
+        if same_file(output, name):
             raise UsageError(f"-o {output} is the {role} track {name}: write the cleaned track to another file")
-
-
-def _same_file(a: str, b: str) -> bool:
-    """`a` and `b` name one file: the same path, or through another name (a link, `./`). Not for
-    a link that loops (Python 3.11's `resolve` raises RuntimeError for it: `-o LOOP` exited 70,
-    "unexpected error ... report it"); the write to it then says what is wrong."""
-    try:
-        return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and os.path.samefile(a, b))
-    except (OSError, RuntimeError):
-        return False
 
 
 def same_length(mic_name: str, mic: bytes, ref_name: str, ref: bytes) -> tuple[bytes, bytes]:
