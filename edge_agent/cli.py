@@ -157,10 +157,11 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
 
 
-def _positive_seconds(text: str) -> float:
+def _meter_seconds(text: str) -> float:
+    """Over 0, at most 60 s: `doctor --meter-s 1e9` listened for years, its frames held in memory."""
     value = _seconds(text)
-    if not 0 < value < float("inf"):  # nan fails this too
-        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds over 0")
+    if not 0 < value <= 60:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give over 0 and at most 60 seconds")
     return value
 
 
@@ -251,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_provision(sub, _lazy)
     # the doctor (asyncio, numpy, threads) is imported only when it runs: `edge-agent gate` starts light
     p = with_config(sub.add_parser("doctor", help="check config, audio, GPIO, MQTT and the agent endpoint"), installed=True)
-    p.add_argument("--meter-s", type=_positive_seconds, default=3.0, help="how long the microphone level meter listens (seconds, default 3)")
+    p.add_argument("--meter-s", type=_meter_seconds, default=3.0, help="how long the microphone level meter listens (seconds, over 0 and at most 60, default 3)")
     p.set_defaults(fn=_lazy("edge_agent.service.doctor", "cmd_doctor"))
     for command in sub.choices.values():  # `edge-agent run --log-level debug` works too
         command.add_argument("--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="overrides log.level")
