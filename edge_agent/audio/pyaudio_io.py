@@ -26,7 +26,7 @@ from edge_agent.audio.alsascan import hide_from_scan, release_scan, want_device
 from edge_agent.audio.devicedrop import DeviceDrop
 from edge_agent.audio.devices import SpeakerHealth
 from edge_agent.audio.playback import PlaybackBuffer
-from edge_agent.audio.probepages import DEVICE_LOAD_ONLY, SET_UP_MOSTLY, release_probe_pages
+from edge_agent.audio.probepages import DEVICE_LOAD_ONLY, SET_UP_MOSTLY, START_UP_MOSTLY, release_probe_pages
 from edge_agent.audio.quiet import quiet_native_stderr
 from edge_agent.audio.resample import Resampler, to_channels
 from edge_agent.errors import AudioError
@@ -155,7 +155,7 @@ def _open_and_start(pa: Any, info: dict[str, Any], want_input: bool, period_ms: 
         if isinstance(exc, AudioError):
             raise
         raise AudioError(f"cannot start {'input' if want_input else 'output'} device {info['name']!r}: {exc}") from None
-    release_probe_pages(DEVICE_LOAD_ONLY + SET_UP_MOSTLY)  # code only opening the device ran (audio/probepages.py)
+    release_probe_pages(DEVICE_LOAD_ONLY + SET_UP_MOSTLY + START_UP_MOSTLY)  # code only opening the device (and start-up) ran (audio/probepages.py)
     return stream
 
 
