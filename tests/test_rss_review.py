@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_fleet_commands_still_parse_and_load_when_run() -> None:
 
 
 STORE_THEN_RELEASE = r"""
-import json, sys, tempfile
+import json, sys
 from pathlib import Path
 from edge_agent.audio.probepages import START_UP_MOSTLY, release_probe_pages
 from edge_agent.core.store import SessionStore
@@ -53,14 +54,14 @@ def code_kb(prefix):  # resident kB of the library's read-only mappings (its cod
                 kb += int(head[1])
     return kb
 
-SessionStore(Path(tempfile.mkdtemp()), 10, 1.0)  # the store's start-up: schema, checks
+SessionStore(Path(sys.argv[1]), 10, 1.0)  # the store's start-up: schema, checks
 opened = code_kb("libsqlite3.so")
 release_probe_pages(START_UP_MOSTLY)
 print(json.dumps({"opened_kb": opened, "released_kb": code_kb("libsqlite3.so")}))
 """
 
 
-def test_the_code_only_start_up_ran_is_given_back_with_the_device() -> None:
+def test_the_code_only_start_up_ran_is_given_back_with_the_device(tmp_path: Path) -> None:
     """SQLite's code that opening the session store ran (~1.2 MB resident against ~0.7 MB for
     loading the library; a conversation runs ~0.1 MB of it) and the part of numpy's core that
     building the tables ran stayed resident for the daemon's life: ~1.8 MB of its peak RSS over
@@ -81,7 +82,7 @@ def test_the_code_only_start_up_ran_is_given_back_with_the_device() -> None:
         pyaudio_io._open_and_start(object(), {"name": "x"}, True, 30, lambda *a: None, lambda *a: None)
     assert released and {"libsqlite3.so", "_multiarray_umath."} <= set(released[0]), released
 
-    run = subprocess.run([sys.executable, "-c", STORE_THEN_RELEASE], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-c", STORE_THEN_RELEASE, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout.splitlines()[-1])
     assert out["opened_kb"] > 0 and out["released_kb"] < out["opened_kb"] / 2, out
