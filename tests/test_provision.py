@@ -184,7 +184,8 @@ def test_provision_refuses_bad_names_and_silent_overwrites(tmp_path: Path) -> No
         return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, cwd=REPO, timeout=30)
 
     bad = run("provision", "küche-1", "--dir", str(tmp_path))  # a bad argument (exit 2), not a config error (78: a newcomer's)
-    assert bad.returncode == 2 and bad.stderr == "edge-agent provision: NAME: use a valid device id (ASCII letters, digits, - and _), got 'küche-1'\n", bad.stderr
+    rule = "1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit"
+    assert bad.returncode == 2 and bad.stderr == f"edge-agent provision: NAME: use a valid device id ({rule}), got 'küche-1'\n", bad.stderr
     assert run("provision", "kiosk-1", "--dir", str(tmp_path)).returncode == 0
     again = run("provision", "kiosk-1", "--dir", str(tmp_path))
     assert again.returncode == 1 and "--rotate" in again.stderr and again.stderr.count("\n") == 1

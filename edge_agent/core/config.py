@@ -39,6 +39,8 @@ DEVICE_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 accept for a node id, and safe as an MQTT topic level and a broker user name), 1 to 63 characters
 like a host name label, starting and ending with a letter or digit (so never `_sessions`, the
 shared sessions' topic level)."""
+DEVICE_ID_RULE = "1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit"
+"""`DEVICE_ID_RE` in words, for every message refusing an id (config, provision, broker-acl)."""
 SHARED_SESSIONS_LEVEL = "_sessions"
 """Topic level under mqtt.topic_prefix where shared session pointers live (not a device id)."""
 INSTALLED_CONFIG = Path("/etc/edge-agent/config.toml")
@@ -64,9 +66,9 @@ class DeviceSettings:
             host = os.uname().nodename
             device_id = host.split(".")[0]
             if not DEVICE_ID_RE.fullmatch(device_id):
-                raise ConfigError(s.key("id"), f"not set, and the host name {host!r} is no device id: set device.id to 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit")
+                raise ConfigError(s.key("id"), f"not set, and the host name {host!r} is no device id: set device.id to {DEVICE_ID_RULE}")
         if not DEVICE_ID_RE.fullmatch(device_id):
-            raise BadValue(s.key("id"), f"use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
+            raise BadValue(s.key("id"), f"use {DEVICE_ID_RULE} (an MQTT topic level and a Home Assistant node id), got {device_id!r}")
         default_state = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/edge-agent"  # set but empty: unset
         state_dir = s.required_text("state_dir", default_state, "a directory")
         try:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.core import config
-from edge_agent.core.config import DEVICE_ID_RE, SHARED_SESSIONS_LEVEL
+from edge_agent.core.config import DEVICE_ID_RE, DEVICE_ID_RULE, SHARED_SESSIONS_LEVEL
 from edge_agent.core.statefiles import same_file, write_private
 from edge_agent.errors import EdgeAgentError, UsageError
 
@@ -117,7 +117,8 @@ def set_password_line(passwd: Path, user: str, hashed: str, old: list[str] | Non
 def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tuple[Path, str]:
     """Makes `name`'s password file in `out_dir`; returns it and the password-file line."""
     if not DEVICE_ID_RE.fullmatch(name):
-        raise UsageError(f"NAME: use a valid device id (ASCII letters, digits, - and _), got {name!r}")  # an argument, not a config
+        # an argument, not a config (exit 2); the whole rule: `kiosk_` was told to use the characters it used
+        raise UsageError(f"NAME: use a valid device id ({DEVICE_ID_RULE}), got {name!r}")
     secret_file = out_dir / f"{name}.mqtt_password"
     try:  # exists() raises on Python 3.11 for all but a missing path (a --dir under one not searchable: EACCES)
         if out_dir.exists() and not out_dir.is_dir():  # was `cannot write FILE/NAME.mqtt_password: File exists`
@@ -175,6 +176,6 @@ def cmd_broker_acl(args: argparse.Namespace) -> int:
     for option, users in (("--admin", args.admin), ("--ha-user", args.ha_user)):
         for user in users:  # the option named: `--admin/--ha-user` left the operator to guess, and
             if not DEVICE_ID_RE.fullmatch(user):  # `_x` was "use letters, digits, - and _"
-                raise UsageError(f"{option} {user!r}: use 1-63 ASCII letters, digits, - and _, starting and ending with a letter or digit")
+                raise UsageError(f"{option} {user!r}: use {DEVICE_ID_RULE}")
     sys.stdout.write(acl_text(m.topic_prefix, m.discovery_prefix, args.admin, args.ha_user))
     return 0
