@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, toml_dump, write_wav
 from test_newcomer import ea
-from test_privacy import toml_dump, write_wav
 
 
 @pytest.mark.parametrize("meter_s", ["1e300", "61", "0", "nan"])
