@@ -26,12 +26,16 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent import __version__
 from edge_agent.audio.nativeexit import shut_native_runtime
 from edge_agent.core import config
 from edge_agent.core.logs import LEVELS, setup_logging
 from edge_agent.errors import EX_CONFIG, EX_USAGE, ConfigError, EdgeAgentError, UsageError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 log = logging.getLogger("edge_agent")
 
@@ -157,20 +161,23 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
 
 
+def _seconds_within(text: str, least_s: float, most_s: float, over_least: bool = False) -> float:
+    """A number of seconds from `least_s` (or over it, with `over_least`) to `most_s`."""
+    value = _seconds(text)
+    if not ((least_s < value if over_least else least_s <= value) and value <= most_s):  # nan fails this too
+        lower = f"over {least_s:g} and at most" if over_least else f"{least_s:g} to"
+        raise argparse.ArgumentTypeError(f"{text}: give {lower} {most_s:g} seconds")
+    return value
+
+
 def _meter_seconds(text: str) -> float:
     """Over 0, at most 60 s: `doctor --meter-s 1e9` listened for years, its frames held in memory."""
-    value = _seconds(text)
-    if not 0 < value <= 60:  # nan fails this too
-        raise argparse.ArgumentTypeError(f"{text}: give over 0 and at most 60 seconds")
-    return value
+    return _seconds_within(text, 0, 60, over_least=True)
 
 
 def _seconds_from(text: str) -> float:
     """0-60 s: where a track started in a recording (the room alone for a few seconds first)."""
-    value = _seconds(text)
-    if not 0 <= value <= 60:  # nan fails this too
-        raise argparse.ArgumentTypeError(f"{text}: give 0 to 60 seconds")
-    return value
+    return _seconds_within(text, 0, 60)
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -183,8 +190,20 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose help and `--version` can fail to print: its own `_print_message` drops an
+    OSError, so `edge-agent --help > /dev/full` printed nothing and exited 0. A failed write to
+    stdout now reaches `main` (one line, exit 1); stderr's stays dropped (nowhere to say it)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if message and file is not None and file is sys.stdout:
+            print(message, end="", file=file, flush=True)
+        else:
+            super()._print_message(message, file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-agent", description="Voice kiosk daemon for a hosted Millis AI voice agent.")
+    parser: argparse.ArgumentParser = _Parser(prog="edge-agent", description="Voice kiosk daemon for a hosted Millis AI voice agent.")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     parser.add_argument("--log-level", choices=LEVELS, help="overrides log.level (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # `edge-agent --help | head -1`
+        _stdout_to_devnull()
+        return EX_PIPE
+    except OSError as exc:  # `--help` or `--version` to a full card or /dev/full
+        return _output_failed(exc)
     if getattr(args, "config_installed", False) and args.config is None:
         args.config = config.installed_or_none()
     runtime_before = "livekit.rtc._ffi_client" in sys.modules  # a caller's own (main() run in-process)

@@ -157,12 +157,16 @@ def provision(name: str, out_dir: Path, passwd: Path | None, rotate: bool) -> tu
 
 def cmd_provision(args: argparse.Namespace) -> int:
     secret_file, line = provision(args.name, Path(args.dir), Path(args.passwd) if args.passwd else None, args.rotate)
+    if not args.passwd:
+        try:  # `provision kiosk-7 >> /etc/mosquitto/passwd` on a full card: the password was kept, its
+            print(line, flush=True)  # line lost, and running it again needed --rotate
+        except OSError:
+            secret_file.unlink(missing_ok=True)  # the broker has no line for it: nobody can use it
+            raise
     mode = secret_file.stat().st_mode & 0o777  # a rotated file keeps its mode (a 0640 the service reads): said as it is
     print(f"password for broker user {args.name!r} written to {secret_file} (mode {mode:04o})", file=sys.stderr)
     if args.passwd:
         print(f"{args.passwd}: line for {args.name!r} set; reload mosquitto (systemctl reload mosquitto)", file=sys.stderr)
-    else:
-        print(line)
     print(
         f"for a kiosk (device.id = {args.name!r}): [mqtt] username = {args.name!r}, password_file = the copied {secret_file.name} (owner root, group edge-agent, mode 0640);"
         f" for an operator or Home Assistant: log in as {args.name!r} with that password (broker-acl --admin / --ha-user {args.name})",
