@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from edge_agent.audio.classifiers import EdgeClassifier, SileroClassifier, WebrtcvadClassifier  # noqa: E402
 from edge_agent.audio.cues import CueClassifier  # noqa: E402
 from edge_agent.audio.devices import write_wav_16k_mono  # noqa: E402
-from edge_agent.audio.gate import FrameClassifier, VadGate, gate_file_intervals  # noqa: E402
+from edge_agent.audio.gate import FrameClassifier, VadGate  # noqa: E402
+from edge_agent.audio.gatefile import gate_file_intervals  # noqa: E402
 from edge_agent.audio.gatescore import Labels, score  # noqa: E402
 from edge_agent.audio.speechlike import SpeechModel  # noqa: E402
 from edge_agent.core import conversation as c  # noqa: E402

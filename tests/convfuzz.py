@@ -67,7 +67,7 @@ class Harness:
             def expect(a, fresh=fresh):
                 if fresh or not self.t.resume:
                     return None
-                got = self.recall(conv._agent(a.agent_id), a.slot)
+                got = self.recall(conv.whose.agent(a.agent_id), a.slot)
                 return got[0] if got is not None and got[1] <= self.t.resume_within_s else None
             self.expect_cont = expect
         before_state, before_link = conv.state, conv.link_id
@@ -106,7 +106,7 @@ class Harness:
                 cont = a.continue_session_id
                 if cont is not None and cont in self.forgotten and first_open_of_conv:
                     self.fail(f"a new conversation asks to continue forgotten {cont}")
-                if cont is not None and first_open_of_conv and cont in self.store and self.store[cont][0] != (conv._agent(a.agent_id), a.slot):
+                if cont is not None and first_open_of_conv and cont in self.store and self.store[cont][0] != (conv.whose.agent(a.agent_id), a.slot):
                     self.fail(f"a new conversation of {(a.agent_id, a.slot)} asks for {cont} held for {self.store[cont][0]}")
                 if a.delay_s < 0:
                     self.fail("negative delay")
@@ -166,8 +166,8 @@ class Harness:
         if isinstance(ev, c.End) and before_state in busy and conv.state != c.ENDING:
             self.fail("an End while busy did not end it")
         if isinstance(ev, (c.Press, c.Start)) and "start_refused" not in kinds and (before_state not in busy or "conversation_ended" in kinds):
-            want = ev.slot or conv.default_slot
-            if isinstance(ev, c.Press) and before_state in busy and not conv._other_target(ev.slot, ev.agent_id) and not opens:
+            want = ev.slot or conv.whose.default_slot
+            if isinstance(ev, c.Press) and before_state in busy and not conv.whose.other(ev.slot, ev.agent_id) and not opens:
                 pass
             elif not opens or opens[-1].slot != want or conv.state != c.CONNECTING:
                 self.fail(f"{ev} did not start a conversation for {want}")
@@ -176,8 +176,8 @@ class Harness:
         if isinstance(ev, c.Press) and before_state in busy and "start_refused" in kinds and (conv.state != before_state or "conversation_ended" in kinds):
             self.fail("a refused switch ended the conversation")
         for a in [x for x in acts if isinstance(x, c.OpenLink)][-1:] + [x for x in acts if isinstance(x, c.StateChanged)][-1:]:
-            if a.slot != conv.slot:
-                self.fail(f"{a} names slot other than {conv.slot}")
+            if a.slot != conv.whose.slot:
+                self.fail(f"{a} names slot other than {conv.whose.slot}")
         if any(isinstance(a, c.NewVisitor) for a in acts):
             self.starts.append(self.now)
             n = sum(1 for x in self.starts if x > self.now - 60.0)
@@ -238,7 +238,7 @@ class Harness:
         if self.calm and 0.33 <= r < 0.42 and rng.random() < 0.7:
             r = 0.9
         if self.calm and r > 0.96 and rng.random() < 0.5 and conv.state == c.IDLE:
-            ev = c.StoreReloaded(*(lambda g: (g[0], g[1]) if g else (None, None))(self.recall(None, conv.default_slot)))
+            ev = c.StoreReloaded(*(lambda g: (g[0], g[1]) if g else (None, None))(self.recall(None, conv.whose.default_slot)))
             self.feed(ev)
             return
         slot, agent = rng.choice(SLOTS), rng.choice([*AGENTS, "own"])
@@ -290,7 +290,7 @@ class Harness:
                 del self.store[sid]
                 self.forgotten.add(sid)
         # the conversation's own live session (not stored yet, or memory) is forgotten too
-        if target is None or target == (self.conv.agent_id, self.conv.slot):
+        if target is None or target == (self.conv.whose.agent_id, self.conv.whose.slot):
             for sid in (self.conv.session_id, self.conv.continued_from):
                 if sid is not None:
                     self.forgotten.add(sid)

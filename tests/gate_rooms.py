@@ -11,7 +11,8 @@ import numpy as np
 from conftest import DATA
 
 from edge_agent.audio.frames import FrameClassifier
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.core.config_audio import VadSettings
 from edge_agent.devtools import noises, rooms

@@ -73,7 +73,7 @@ def test_a_reload_mid_conversation_to_a_config_of_many_unknown_sections_is_a_few
         k.wait_state(c.LISTENING, 10)
         caplog.clear()
         caplog.set_level(logging.INFO)
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)), timeout_s=60)
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)), timeout_s=60)
         lines = [r.getMessage() for r in caplog.records if r.name.startswith("edge_agent")]
         assert len(lines) <= SHOWN_MAX + 2, (len(lines), lines[:3])
         assert any("99990 more sections" in line for line in lines), lines
@@ -94,7 +94,7 @@ def test_a_config_of_many_unknown_keys_is_reported_in_a_few_lines(tmp_path: Path
     assert len(err) == SHOWN_MAX + 1 and "99990 more problems" in err[-1], err[-3:]
     with KioskThread(settings) as k:
         caplog.set_level(logging.INFO)
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)), timeout_s=60)
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)), timeout_s=60)
         rejected = [r.getMessage() for r in caplog.records if "config reload rejected" in r.getMessage()]
         assert len(rejected) == 1 and len(rejected[0]) < 2000, len(rejected[0]) if rejected else caplog.text[-500:]
 

@@ -290,11 +290,11 @@ def test_a_badge_scan_starts_and_switches_conversations_and_never_stores_the_id(
         k.wait_state(c.LISTENING)
         first = wait_for(lambda: sim.sessions and sim.sessions[-1], 20, "a session")
         assert first.initiate["data"]["metadata"] == {"visitor": keyer.slot_for("CARD1111")}
-        assert k.kiosk.conversation.slot == keyer.slot_for("CARD1111")
+        assert k.kiosk.conversation.whose.slot == keyer.slot_for("CARD1111")
         # someone else badges in mid-conversation: the first ends, theirs starts
         _write(fifo, typed("CARD2222", start_s=now + 1))
         wait_for(lambda: len(sim.sessions) == 2 and k.state == c.LISTENING, 10, "the second person's conversation")
-        assert k.kiosk.conversation.slot == keyer.slot_for("CARD2222")
+        assert k.kiosk.conversation.whose.slot == keyer.slot_for("CARD2222")
         # the first person again: their conversation continues
         _write(fifo, typed("CARD1111", start_s=now + 2))
         wait_for(lambda: len(sim.sessions) == 3 and k.state == c.LISTENING, 10, "the first person again")
@@ -348,11 +348,11 @@ def test_a_scan_the_start_limit_refuses_does_not_end_the_running_conversation(tm
         events = kiosk_events(k)
         now = time.time()
         _write(fifo, typed("ALICE001", start_s=now))
-        wait_for(lambda: k.state == c.LISTENING and k.kiosk.conversation.slot == alice, 20, "alice's conversation")
+        wait_for(lambda: k.state == c.LISTENING and k.kiosk.conversation.whose.slot == alice, 20, "alice's conversation")
         _write(fifo, typed("BOB00002", start_s=now + 1))
         wait_for(lambda: k.kiosk.conversation.starts_refused == 1, 20, "bob's start refused")
         ended = [f for kind, f in events if kind == "conversation_ended"]
-        assert ended == [] and k.state == c.LISTENING and k.kiosk.conversation.slot == alice, (ended, k.state)
+        assert ended == [] and k.state == c.LISTENING and k.kiosk.conversation.whose.slot == alice, (ended, k.state)
 
 
 class _UnpluggableDevice:

@@ -13,7 +13,8 @@ from conftest import DATA, read_wav
 from edge_agent.audio.bandshape import READ_AHEAD_BLOCKS, BandShape
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.frames import ANALYSIS_SAMPLES
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.core.config_audio import VadSettings
 
 BLOCK_BYTES = 2 * ANALYSIS_SAMPLES

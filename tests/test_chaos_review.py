@@ -191,7 +191,7 @@ def test_reload_while_the_broker_is_down_and_the_link_drops(tmp_path: Path, sim:
         new = _settings(tmp_path, proxy.proxy.url(), broker.port, agent={**FAST, "agent_id": "agent-2"}, session={"reconnect_window_s": 2.0})
         proxy.proxy.mode = "refuse"
         proxy.cut()
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: new))  # deferred: a conversation
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: new))  # deferred: a conversation
         wait_for(lambda: any(e == "conversation_ended" for e, _ in events), 10, "the end past the window")
         k.wait_state(c.IDLE)
         wait_for(lambda: k.kiosk.settings.agent.agent_id == "agent-2", 5, "the deferred reload")
@@ -200,7 +200,7 @@ def test_reload_while_the_broker_is_down_and_the_link_drops(tmp_path: Path, sim:
         _broker_agrees(k, broker.port)
         _continues(k, sim, None)  # another agent: nothing of it to continue
         back = _settings(tmp_path, proxy.proxy.url(), broker.port, session={"reconnect_window_s": 2.0})
-        assert k.on_loop(lambda: k.kiosk.reload(back)) is True
+        assert k.on_loop(lambda: k.kiosk.reloads.reload(back)) is True
         _continues(k, sim, first)
 
 
@@ -314,7 +314,7 @@ class Chaos:
             self.st.call(self.sim.hang_up())
         elif what == "reload":
             new = _settings(self.state.parent, self.proxy.proxy.url(), self.broker.port, **self.sections)
-            self.k.on_loop(lambda: self.k.kiosk._reload_from(lambda: new))
+            self.k.on_loop(lambda: self.k.kiosk.reloads.reload_from(lambda: new))
         time.sleep(r.choice([0.0, 0.01, 0.05, 0.2, 0.6]))
 
     def settle(self) -> None:

@@ -70,7 +70,7 @@ def test_an_integer_beyond_64_bits_in_the_agents_metadata_is_refused_at_load(tmp
 
 
 def test_a_reload_to_a_config_with_a_huge_integer_is_rejected_with_one_clear_line(tmp_path: Path, sim: AgentSimulator, caplog: pytest.LogCaptureFixture) -> None:
-    """The SIGHUP path (`Kiosk._reload_from`, as cli.py's `_reloaded` calls it) catches only
+    """The SIGHUP path (`ConfigReload.reload_from`, as cli.py's `_reloaded` calls it) catches only
     EdgeAgentError: a config gone bad this way escaped it as a ValueError traceback ("Exception in
     callback") instead of "config reload rejected, keeping the running config"."""
     settings = kiosk_settings(tmp_path, sim.url)
@@ -78,7 +78,7 @@ def test_a_reload_to_a_config_with_a_huge_integer_is_rejected_with_one_clear_lin
     cfg.write_text(f"[session]\nidle_timeout_s = {HUGE_HEX}\n")
     with KioskThread(settings) as k:
         caplog.set_level(logging.INFO)
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)))
         wait_for(lambda: "config reload rejected" in caplog.text, 5, "the rejection")
         assert "session.idle_timeout_s" in caplog.text
         assert k.kiosk.settings.session.idle_timeout_s == settings.session.idle_timeout_s
@@ -102,8 +102,8 @@ def test_a_rejected_reload_says_a_deferred_one_still_applies(tmp_path: Path, sim
         wanted = settings.session.idle_timeout_s + 7
         agent = {"endpoint": sim.url, "agent_id": settings.agent.agent_id, "public_key": "pk"}
         good = from_dict({"device": {"state_dir": str(settings.device.state_dir)}, "agent": agent, "session": {"idle_timeout_s": wanted}})
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: good))
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(bad)))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: good))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(bad)))
         wait_for(lambda: "config reload rejected" in caplog.text, 5, "the rejection")
         assert "deferred earlier" in caplog.text, caplog.text[-1000:]
         k.press()  # the conversation ends: the deferred reload applies

@@ -358,7 +358,7 @@ def test_push_to_talk_another_slots_button_never_talks_into_this_session() -> No
     acts = conv.handle(c.Talk(True, slot="de", agent_id="agent-de"), 2.0)
     assert c.StoreEnd("sess-en", "switched") in acts
     (open_,) = of(acts, c.OpenLink)
-    assert open_.agent_id == "agent-de" and conv.slot == "de" and states(acts)[-1] == "connecting"
+    assert open_.agent_id == "agent-de" and conv.whose.slot == "de" and states(acts)[-1] == "connecting"
     ready(conv, "sess-de", 2.1)
     assert conv.mic_open(2.2) and conv.session_id == "sess-de"
     # both held at once: A's release (another slot's) leaves B talking
@@ -581,5 +581,5 @@ def test_a_refused_switch_by_another_buttons_hold_leaves_the_conversation_alone(
     conv.handle(c.LinkReady(conv.link_id, "s-alice"), 0.5)
     acts = conv.handle(c.Talk(held=True, slot="en"), 1.0)
     ended = [a.fields["reason"] for a in acts if isinstance(a, c.Notify) and a.kind == "conversation_ended"]
-    assert conv.state == c.LISTENING and conv.slot == "b-alice" and ended == [], (conv.state, conv.slot, ended)
+    assert conv.state == c.LISTENING and conv.whose.slot == "b-alice" and ended == [], (conv.state, conv.whose.slot, ended)
     assert conv.starts_refused == 1

@@ -69,7 +69,7 @@ def test_a_reload_back_to_a_plain_ws_endpoint_is_warned_about_again(tmp_path: Pa
         base = {"device": {"id": settings.device.id, "state_dir": str(settings.device.state_dir)}, "button": {"source": "none"}}
         cfg.write_text(toml_dump({**base, "agent": agent, "audio": {"input": settings.audio.input, "output": settings.audio.output}}))
         done = caplog.text.count("config reloaded")
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)))
         wait_for(lambda: caplog.text.count("config reloaded") == done + 1, 5, f"the reload to {endpoint}")
 
     with KioskThread(settings) as k:

@@ -11,7 +11,8 @@ import numpy as np
 from conftest import DATA, KioskThread, kiosk_settings, read_wav, wait_for, watch_gate_openings
 
 from edge_agent.devtools.echoroom import EchoPath, Room, RoomMicrophone, RoomSpeaker
-from edge_agent.devtools.simulator import CHUNK_BYTES, VOICE_RMS, AgentSimulator
+from edge_agent.devtools.simsound import CHUNK_BYTES, VOICE_RMS
+from edge_agent.devtools.simulator import AgentSimulator
 
 SR = 16000
 SPEECH = read_wav(DATA / "kiosk_dev_quiet.wav")

@@ -57,7 +57,7 @@ def test_a_reload_that_changes_the_agent_keeps_the_fleet_sharing_its_sessions(tm
             # the fleet's admin moves every kiosk to the new agent with `systemctl reload`
             for k, name in ((a, "kiosk-a"), (b, "kiosk-b")):
                 new = _kiosk(tmp_path, name, sim, broker.port, agent_id="agent-2")
-                assert k.on_loop(lambda k=k, new=new: k.kiosk.reload(new)) is True
+                assert k.on_loop(lambda k=k, new=new: k.kiosk.reloads.reload(new)) is True
                 assert k.kiosk.settings.agent.agent_key == "agent-2"
             first = _converse(a, sim, obs, "kiosk-a", "visitor-7")
             pointer = json.loads(obs.wait("edge-agent/_sessions/agent-2/visitor-7", timeout_s=10))

@@ -14,7 +14,8 @@ from conftest import DATA, REPO, read_wav, write_wav
 from edge_agent.audio.classifiers import WebrtcvadClassifier
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.frames import NOISE, SPEECH, WEAK
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.audio.soundstretch import SOUND_LEAD_MS, SOUND_WEAK_MS, SoundStretch
 from edge_agent.core.config_audio import VadSettings

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import KioskThread, kiosk_events, kiosk_settings, wait_for
 
-from edge_agent.agent.link import MAX_MESSAGE_BYTES
+from edge_agent.agent.dial import MAX_MESSAGE_BYTES
 from edge_agent.core import conversation as c
 from edge_agent.core.sessionrecord import MAX_RENAMES
 from edge_agent.core.store import SessionStore

@@ -134,3 +134,12 @@ def test_the_readme_module_table_names_every_module() -> None:
     modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
     assert not modules - named, f"modules missing from README's module table: {sorted(modules - named)}"
     assert not named - modules, f"README's module table names modules that do not exist: {sorted(named - modules)}"
+
+
+MAX_MODULE_LINES = 400
+"""One job a module: past ~400 lines a module has grown a second one (paho's 5 000-line client)."""
+
+
+def test_no_module_grows_past_its_limit() -> None:
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (move a part with a job of its own out): {long}"

@@ -207,7 +207,7 @@ def test_a_text_message_in_endless_empty_fragments_fails_the_link_as_websockets_
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    from edge_agent.agent.link import MAX_MESSAGE_BYTES, MAX_QUEUED_MESSAGES
+    from edge_agent.agent.dial import MAX_MESSAGE_BYTES, MAX_QUEUED_MESSAGES
     from edge_agent.agent.wire import TEXT_FRAGMENTS_MAX, BatchingConnection
 
     async def main() -> tuple[int | None, int]:

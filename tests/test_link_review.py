@@ -13,8 +13,8 @@ from conftest import KioskThread, kiosk_settings, wait_for
 from test_link_attacks import HostileServer
 from websockets.asyncio.server import ServerConnection
 
+from edge_agent.agent.dial import MAX_MESSAGE_BYTES
 from edge_agent.agent.downlink import EARLY_MESSAGES
-from edge_agent.agent.link import MAX_MESSAGE_BYTES
 from edge_agent.devtools.faultproxy import FaultProxyThread
 from edge_agent.devtools.simulator import SimulatorThread
 

@@ -89,7 +89,7 @@ def test_the_button_event_names_the_pressed_slot() -> None:
     conv = make()
     assert notes(conv.handle(c.Press(slot="b-alice"), 0.0), "button")[0]["slot"] == "b-alice"
     conv = make()
-    assert notes(conv.handle(c.Press(), 0.0), "button")[0]["slot"] == conv.default_slot
+    assert notes(conv.handle(c.Press(), 0.0), "button")[0]["slot"] == conv.whose.default_slot
 
 
 # ------------------------------------------------------------------ push-to-talk
@@ -134,7 +134,7 @@ def test_a_start_is_heard_and_told() -> None:
     conv = c.Conversation(Timing(), "old", 60.0, rng=random.Random(1))
     acts = conv.handle(c.Press(origin="badge"), 0.0)
     assert c.Earcon("press") in acts
-    assert notes(acts, "conversation_requested") == [{"fresh": False, "continue_session_id": "old", "origin": "badge", "slot": conv.default_slot}]
+    assert notes(acts, "conversation_requested") == [{"fresh": False, "continue_session_id": "old", "origin": "badge", "slot": conv.whose.default_slot}]
 
 
 def test_the_visitor_hears_an_end_and_an_error() -> None:

@@ -50,7 +50,7 @@ def test_a_dead_link_limit_within_the_ping_interval_is_refused_naming_the_key(tm
     cfg = _reload_file(tmp_path, settings, sim, ping_interval_s=10.0, dead_after_s=2.0)
     with KioskThread(settings) as k:
         caplog.set_level(logging.INFO)
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)))
         wait_for(lambda: "config reload rejected" in caplog.text, 5, "the rejection")
         assert "agent.dead_after_s" in caplog.text, caplog.text[-1500:]
         assert (k.kiosk.settings.agent.ping_interval_s, k.kiosk.settings.agent.dead_after_s) == (settings.agent.ping_interval_s, settings.agent.dead_after_s)
@@ -71,11 +71,11 @@ def test_a_reload_to_a_plain_ws_endpoint_on_the_network_is_warned_about(tmp_path
     with KioskThread(settings) as k:
         caplog.set_level(logging.INFO)
         assert "exposure:" not in caplog.text  # loopback: nothing to say at start
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)))
         wait_for(lambda: "config reloaded" in caplog.text, 5, "the reload")
         assert k.kiosk.settings.agent.endpoint == "ws://192.0.2.10:8080/millis"
         assert "exposure: agent.endpoint is plain ws:// to 192.0.2.10" in caplog.text, caplog.text[-1500:]
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))  # the same again: said once
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)))  # the same again: said once
         wait_for(lambda: caplog.text.count("config reloaded") == 2, 5, "the second reload")
         assert caplog.text.count("exposure: agent.endpoint") == 1, caplog.text[-1500:]
 
@@ -89,5 +89,5 @@ def test_a_reload_that_mends_the_endpoint_brings_the_warm_link_back_at_once(tmp_
     with KioskThread(settings) as k:
         standby = k.kiosk.standby
         wait_for(lambda: standby._failures >= 2, 20, "two refused standbys (the next try 10 s later)")
-        k.on_loop(lambda: k.kiosk._reload_from(lambda: config.load(cfg)))
+        k.on_loop(lambda: k.kiosk.reloads.reload_from(lambda: config.load(cfg)))
         wait_for(lambda: standby.ready, 3, "a standby on the mended endpoint")

@@ -175,7 +175,7 @@ def test_a_deferred_reload_that_no_longer_holds_is_one_error_not_one_a_tick(tmp_
 
     settings = kiosk_settings(tmp_path, sim.url)
     with KioskThread(settings) as k:
-        k.on_loop(lambda: setattr(k.kiosk, "_reload_pending", replace(settings, agent=replace(settings.agent, agent_id=EXAMPLE_AGENT_ID))))
+        k.on_loop(lambda: setattr(k.kiosk.reloads, "pending", replace(settings, agent=replace(settings.agent, agent_id=EXAMPLE_AGENT_ID))))
         wait_for(lambda: "config reload rejected" in caplog.text, 10, "the rejection")
         time.sleep(0.5)
         assert caplog.text.count("config reload rejected") == 1 and "tick failed" not in caplog.text, caplog.text[-2000:]

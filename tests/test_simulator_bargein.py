@@ -14,7 +14,8 @@ import json
 from websockets.asyncio.client import connect
 
 from edge_agent.core import protocol as p
-from edge_agent.devtools.simulator import SAMPLE_RATE_HZ, AgentSimulator, tone
+from edge_agent.devtools.simsound import tone
+from edge_agent.devtools.simulator import SAMPLE_RATE_HZ, AgentSimulator
 
 
 async def _barge_in(url: str, message_ms: int) -> None:

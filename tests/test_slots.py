@@ -119,7 +119,7 @@ def test_someone_else_during_a_conversation_ends_it_and_starts_theirs() -> None:
     kinds = [(type(a).__name__, getattr(a, "kind", None)) for a in acts]
     assert ("StoreEnd", None) in kinds and kinds.index(("Notify", "conversation_ended")) < kinds.index(("Notify", "conversation_requested"))
     assert c.StoreEnd("s-alice", "switched") in acts and c.OpenLink(conv.link_id, "s-bob", 0.0, None, "b-bob") in acts
-    assert conv.state == c.CONNECTING and conv.slot == "b-bob"
+    assert conv.state == c.CONNECTING and conv.whose.slot == "b-bob"
     # bob's badge again during his own conversation: it ends, like a press
     _ready(conv, "s-bob-2", 1.5)
     conv.handle(c.Press(origin="badge", slot="b-bob"), 2.0)
@@ -128,7 +128,7 @@ def test_someone_else_during_a_conversation_ends_it_and_starts_theirs() -> None:
     conv.handle(c.Press(), 3.0)
     _ready(conv, "s-d", 3.1)
     conv.handle(c.Press(agent_id="agent-fr"), 4.0)
-    assert conv.state == c.CONNECTING and conv.agent_id == "agent-fr" and conv.slot == "default"
+    assert conv.state == c.CONNECTING and conv.whose.agent_id == "agent-fr" and conv.whose.slot == "default"
 
 
 def test_slot_commands_through_the_kiosk(tmp_path: Path, sim: AgentSimulator) -> None:
@@ -146,7 +146,7 @@ def test_slot_commands_through_the_kiosk(tmp_path: Path, sim: AgentSimulator) ->
         k.wait_state(c.IDLE)
         run(Command("press", "r4"))  # no slot: the kiosk's own slot, not the guest's
         k.wait_state(c.LISTENING)
-        assert sim.sessions[-1].continued_from is None and k.kiosk.conversation.slot == "lobby"
+        assert sim.sessions[-1].continued_from is None and k.kiosk.conversation.whose.slot == "lobby"
         run(Command("press", "r5", "guest-1"))  # another slot mid-conversation: switched
         wait_for(lambda: len(sim.sessions) == 3 and k.state == c.LISTENING, 10, "guest-1 again")
         assert sim.sessions[-1].continued_from == first.session_id
@@ -177,7 +177,7 @@ def test_two_buttons_one_per_language(tmp_path: Path, sim: AgentSimulator, pins:
         _tap(pins, 5)
         k.wait_state(c.LISTENING)
         english = sim.sessions[-1]
-        assert english.initiate["data"]["agent"]["agent_id"] == "agent-1" and k.kiosk.conversation.slot == "english"
+        assert english.initiate["data"]["agent"]["agent_id"] == "agent-1" and k.kiosk.conversation.whose.slot == "english"
         _tap(pins, 6)  # the other language's button mid-conversation: switch
         wait_for(lambda: len(sim.sessions) == 2 and k.state == c.LISTENING, 10, "the French conversation")
         assert sim.sessions[-1].initiate["data"]["agent"]["agent_id"] == "agent-fr"

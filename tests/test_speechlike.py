@@ -13,7 +13,8 @@ from gate_rooms import bank
 
 from edge_agent.audio.classifiers import make_classifier
 from edge_agent.audio.cues import CueClassifier
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import score
 from edge_agent.audio.speechlike import FEATURES, SpeechModel
 from edge_agent.core.config_audio import VadSettings

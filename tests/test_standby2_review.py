@@ -69,7 +69,7 @@ def test_the_standby_a_reload_closes_is_waited_for_at_shutdown(tmp_path: Path) -
                 time.sleep(0.2)
 
                 def reload_and_stop() -> None:
-                    k.kiosk._reload_from(lambda: config.load(cfg))
+                    k.kiosk.reloads.reload_from(lambda: config.load(cfg))
                     k.kiosk.stop()
 
                 k.on_loop(reload_and_stop)

@@ -26,7 +26,7 @@ def test_a_reload_that_leaves_the_agent_as_it_was_keeps_the_standby_and_its_lear
             # on the kiosk's loop in one go: a standby living out its 2 s hold meanwhile is no reload's doing
             standby = k.kiosk.standby
             learned_s, link = standby.hold_s, standby.link
-            applied = k.kiosk.reload(other)
+            applied = k.kiosk.reloads.reload(other)
             return learned_s, link, applied, standby.hold_s, standby.link
 
         learned_s, link, applied, hold_s, kept_link = k.on_loop(reload)

@@ -9,7 +9,8 @@ import pytest
 from gate_rooms import GATE, RATE, bank
 
 from edge_agent.audio.cues import CueClassifier
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.audio.steadyroom import CLEAR_DB, REACH_DB, STEADY_DB, UNSTEADY_DB, SteadyRoom
 from edge_agent.devtools import noises, rooms

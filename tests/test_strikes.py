@@ -14,7 +14,8 @@ from gate_rooms import GATE, RATE, bank, sent
 
 from edge_agent.audio import decay
 from edge_agent.audio.decay import DecayRun
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import Labels, score
 from edge_agent.devtools import noises, rooms
 from edge_agent.devtools.rooms import Room

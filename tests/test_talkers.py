@@ -11,7 +11,8 @@ from gate_rooms import bank
 
 from edge_agent.audio.cues import CueClassifier
 from edge_agent.audio.frames import NOISE, SPEECH
-from edge_agent.audio.gate import VET_MS, VadGate, gate_file_intervals
+from edge_agent.audio.gate import VET_MS, VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import score
 from edge_agent.audio.talkers import TALKER_ROOM_S, TalkerRoom
 from edge_agent.core.config_audio import VadSettings

@@ -1,12 +1,12 @@
 """AgentLink: one WebSocket connection to the Millis endpoint, the thin I/O layer of the protocol.
 
-It opens the socket (TLS verified by default), sends `initiate`, pings every few seconds for
-RTT, sends uplink audio from its `Outbox` (agent/outbox.py: a bounded queue, oldest dropped and
-counted when the network is slower than the microphone), and turns everything received into
-Conversation events (agent audio and what comes before `onready` through its `Downlink`,
-agent/downlink.py). Whatever
-happens, each link ends with exactly one `LinkDown`, classified fatal (no point retrying: bad
-key, unknown agent, policy close) or retryable (network, server restart) by `classify`.
+It opens the socket (agent/dial.py: TLS verified by default), sends `initiate`, pings every few
+seconds for RTT, sends uplink audio from its `Outbox` (agent/outbox.py: a bounded queue, oldest
+dropped and counted when the network is slower than the microphone), and turns everything
+received into Conversation events (agent audio and what comes before `onready` through its
+`Downlink`, agent/downlink.py). Whatever happens, each link ends with exactly one `LinkDown`,
+classified fatal (no point retrying: bad key, unknown agent, policy close) or retryable
+(network, server restart) by `classify`.
 """
 
 from __future__ import annotations
@@ -14,22 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import ssl
 import time
 from collections.abc import Callable
-from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
-from edge_agent.agent.deflate import SilenceDeflateFactory
+from edge_agent.agent.dial import dial, tune
 from edge_agent.agent.downlink import EARLY_AUDIO_BYTES as EARLY_AUDIO_BYTES
 from edge_agent.agent.downlink import Downlink
 from edge_agent.agent.health import STANDBY_ANSWER_S, StandbyGone, asks_to_try_later, closed_by_server
 from edge_agent.agent.health import LinkStats as LinkStats
 from edge_agent.agent.health import classify as classify
 from edge_agent.agent.outbox import Outbox
-from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection, read_in_small_chunks
+from edge_agent.agent.wire import QUIET_SETTLE_S, BatchingConnection
 from edge_agent.core import conversation as c
 from edge_agent.core import protocol as p
 from edge_agent.core.config_agent import AgentSettings
@@ -38,17 +35,6 @@ from edge_agent.errors import NotReadyError, ProtocolError
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 256 * 1024
-"""Largest message the agent may send: 8 s of 16 kHz audio in one chunk, or a JSON event four
-times the longest text we keep (protocol.MAX_TEXT_FRAME_CHARS). Anything larger closes the link
-(1009) before it is buffered; the official client's chunks are a few KiB."""
-MAX_QUEUED_MESSAGES = 8
-"""Received messages websockets buffers before it stops reading the socket: with
-MAX_MESSAGE_BYTES, at most 2 MiB parked by a server (instead of 16 x 4 MiB)."""
-SEND_BUFFER_BYTES = 32 * 1024
-"""Kernel send buffer of the agent socket (Linux doubles it): about 1 s of 16 kHz audio. Left to
-auto-tuning it grows to megabytes, and a congested uplink would queue minutes of stale speech
-before the kiosk noticed; capped, back-pressure reaches our bounded queue within a second."""
 CLOSE_WITHIN_S = 5.0
 """A link asked to end (`close`), or ended by a fault, has this long to close cleanly; then its
 socket is aborted. A server that stops reading (a hung one, or a dead path the kernel still holds
@@ -185,12 +171,6 @@ class AgentLink:
                 await task
 
     # ------------------------------------------------------------------ I/O
-    def _ssl(self) -> dict[str, Any]:
-        """`connect`'s TLS argument: a verifying context for a `wss://` endpoint, none at all for a
-        `ws://` one. `ssl=None` there made websockets refuse a redirect to `wss://` (a ValueError,
-        classified as a fatal "bad endpoint"); without it, it follows with its default context."""
-        return {"ssl": ssl.create_default_context()} if self.settings.endpoint.startswith("wss://") else {}
-
     async def _run(self, delay_s: float) -> None:
         error: str | None = None
         fatal = server_closed = False
@@ -233,26 +213,11 @@ class AgentLink:
     async def _connect(self) -> None:
         """Connects, holds a standby until `activate`, sends `initiate` and serves the link."""
         opened_at = asyncio.get_running_loop().time()
-        async with connect(
-            self.settings.endpoint,
-            **self._ssl(),
-            open_timeout=self.settings.connect_timeout_s,
-            ping_interval=None,  # our own JSON ping measures RTT and feeds the dead timer
-            close_timeout=1.0,
-            max_size=MAX_MESSAGE_BYTES,
-            max_queue=MAX_QUEUED_MESSAGES,
-            write_limit=4096,  # little buffering in user space either (see SEND_BUFFER_BYTES)
-            compression="deflate" if self.settings.compression else None,
-            extensions=[SilenceDeflateFactory()] if self.settings.compression else None,
-            create_connection=BatchingConnection,
-        ) as ws:
+        async with dial(self.settings) as ws:
             self._ws = ws
             self._connect_s = asyncio.get_running_loop().time() - opened_at
             self.stats.connects += 1
-            sock = ws.transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-            read_in_small_chunks(ws.transport)
+            tune(ws)
             if self._activated is not None and not await self._hold(ws, self._activated):
                 self.outbox.close()  # held long enough unused: end quietly, a fresh one follows
                 return

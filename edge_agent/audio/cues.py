@@ -14,17 +14,15 @@ from __future__ import annotations
 import math
 import operator
 
-import numpy as np
-
-from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.audio.bandshape import BandShape
 from edge_agent.audio.crowd import CrowdRoom
 from edge_agent.audio.decay import HANG_STRIKE_VOICING, DecayRun, lag_rings
-from edge_agent.audio.frames import ANALYSIS_MS, ANALYSIS_SAMPLES, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
-from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel, pitch_of
+from edge_agent.audio.frames import ANALYSIS_MS, NOISE, SPEECH, WEAK, BlockClassifier, NoiseFloor
+from edge_agent.audio.speechlike import SpeechLikeness, SpeechModel
 from edge_agent.audio.steadyroom import SteadyRoom
 from edge_agent.audio.talkers import TalkerRoom
 from edge_agent.audio.tonalroom import TonalRoom
+from edge_agent.audio.voicing import BlockPitch
 
 
 class CueClassifier(BlockClassifier):
@@ -130,14 +128,8 @@ class CueClassifier(BlockClassifier):
         features: bool = False,
     ) -> None:
         super().__init__()
-        n = ANALYSIS_SAMPLES
         self._shape = BandShape(self.BAND_EDGES_HZ)
-        self._mag = np.zeros(n // 2 + 1)
-        # autocorrelation of the window: divides out the taper so lags compare fairly
-        window = self._shape.window
-        wac = np.correlate(window, window, "full")[n - 1 :]
-        self._lag_lo, self._lag_hi = int(SAMPLE_RATE_HZ / self.PITCH_HZ[1]), int(SAMPLE_RATE_HZ / self.PITCH_HZ[0])
-        self._lag_gain = (wac[0] / wac[self._lag_lo : self._lag_hi]).astype(np.float32)
+        self._pitch_of = BlockPitch(self._shape, self.PITCH_HZ)  # this block's voicing and pitch lag, once a block (voicing.py)
         self.shape_db = shape_db + 0.25 * (aggressiveness - 2)
         self.keep_shape_db = keep_shape_db
         self.keep_snr_db = keep_snr_db
@@ -176,8 +168,7 @@ class CueClassifier(BlockClassifier):
         self.onset_blocks = 0
         """30 ms blocks since the sound began (see ONSET_QUIET_BLOCKS): VadGate's look-back at an onset."""
         self._quiet_blocks, self._frame, self._voiced_at = 0, 0, -1000
-        self._pitch: tuple[float, int] | None = None
-        self.likeness = SpeechLikeness(speech_model, self._lag_lo) if speech_model is not None or features else None
+        self.likeness = SpeechLikeness(speech_model, self._pitch_of.lag_lo) if speech_model is not None or features else None
         """The learned speech-likeness (speechlike.py): its features with `features`, and a veto on
         SPEECH in a busy room when it has a model (`vad.engine = "learned"`)."""
         self.open_p, self.hold_p, self.busy_share = open_p, hold_p, busy_share
@@ -215,15 +206,6 @@ class CueClassifier(BlockClassifier):
         self.visitor_db = self._opening_peak_db = -math.inf
         self._run = 0
         self._since_near = 0
-
-    def _pitch_of(self) -> tuple[float, int]:
-        """Voicing (peak of the band-limited magnitude spectrum's inverse transform at pitch lags,
-        over lag 0) and its lag (from the shortest pitch lag), once per block."""
-        if self._pitch is None:
-            mag = self._mag
-            mag[self._shape.lo : self._shape.hi] = np.abs(self._shape.spectrum())
-            self._pitch = pitch_of(np.fft.irfft(mag), self._lag_gain, self._lag_lo, self._lag_hi)
-        return self._pitch
 
     def _voiced_recently(self) -> bool:
         """A voiced frame among the last few (syllables often start unvoiced); computed lazily."""
@@ -366,7 +348,7 @@ class CueClassifier(BlockClassifier):
         self.floor_db = floor = self._floor.update(band_db)
         excess = self._shape_excess(bands)
         prev_db = self._prev_db
-        self._pitch = None  # before `_track_bang`, which may ask this block's pitch
+        self._pitch_of.new_block()  # before `_track_bang`, which may ask this block's pitch
         bang = self._track_bang(band_db, steadiness)
         level = NOISE
         reach_db = self.steady_room.reach_db(band_db, self.ambient_db)  # once a block: the lines below and the hold

@@ -162,10 +162,3 @@ class SpeechLikeness:
         """The model's probability that the latest block is the visitor's speech (asked only when needed)."""
         self.probability = self.model.probability(self.features) if self.model is not None else 0.0
         return self.probability
-
-
-def pitch_of(r: np.ndarray, lag_gain: np.ndarray, lag_lo: int, lag_hi: int) -> tuple[float, int]:
-    """Voicing peak (autocorrelation at pitch lags over lag 0) and its lag index from `lag_lo`."""
-    scaled = r[lag_lo:lag_hi] * lag_gain
-    i = int(scaled.argmax())
-    return float(scaled[i] / (r[0] + 1e-9)), i

@@ -23,13 +23,12 @@ What each link asks for, a refused continuation's fresh retry and a lost link re
 backoff, within a window, a bounded number of times) are `core/linkattempts.py`'s and
 `core/reconnect.py`'s; starts are rate limited by `core/startlimit.py`; who may speak when
 (push-to-talk, half duplex, the agent's reply) and when it went quiet is `core/turns.py`'s; the
-timers and limits are a `Timing` (`core/timing.py`).
+timers and limits are a `Timing` (`core/timing.py`); whose it is, a `Whose` (`core/slots.py`).
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from edge_agent.core import protocol as p
 from edge_agent.core.events import (
@@ -62,9 +61,9 @@ from edge_agent.core.events import (
     VisitorSpeech,
 )
 from edge_agent.core.linkattempts import LinkAttempts
-from edge_agent.core.resume import Recall, ResumeMemory, rekeyed
+from edge_agent.core.resume import Recall, ResumeMemory
 from edge_agent.core.sessionrecord import Foreign, SessionRecord
-from edge_agent.core.slots import DEFAULT_SLOT
+from edge_agent.core.slots import DEFAULT_SLOT, Whose
 from edge_agent.core.startlimit import StartLimit
 from edge_agent.core.timing import Timing
 from edge_agent.core.turns import Turns
@@ -103,16 +102,12 @@ class Conversation:
         `agent_id`): the same agent as None, so a forget of its slot finds the conversation;
         `aged_at`: the monotonic time `last_active_age_s` was read (it grows from there)."""
         self.t = timing
-        self.own_agent_id = own_agent_id
         self.rng = rng or random.Random()
         self.state = IDLE
         self.link_id = 0
-        self.default_slot = slot
         self.record = SessionRecord(ResumeMemory(last_session_id, last_active_age_s, slot, recall, aged_at), foreign)
         """The session this conversation is in, and its storing (core/sessionrecord.py)."""
-        self.slot = slot
-        """The slot of the current (or last) conversation."""
-        self.agent_id: str | None = None
+        self.whose = Whose(slot, own_agent_id)  # the current (or last) conversation's slot and agent, the kiosk's defaults
         self._started_at = 0.0
         self._state_since = 0.0
         self._links = LinkAttempts()  # what each link asks for, its reconnects, the fresh retry
@@ -157,25 +152,14 @@ class Conversation:
         """The session a short press for this slot (default: the kiosk's) would continue now."""
         if not self.t.resume:
             return None
-        return self.record.resume.candidate(now, self.t.resume_within_s, self._agent(agent_id), slot or self.default_slot)
-
-    def _agent(self, agent_id: str | None) -> str | None:
-        """None for the configured agent, named or not: one agent, one key everywhere."""
-        return None if agent_id == self.own_agent_id else agent_id
-
-    def _other_target(self, slot: str | None, agent_id: str | None) -> bool:
-        """A start naming a slot or agent other than the running conversation's."""
-        agent_id = self._agent(agent_id)
-        return (slot is not None and slot != self.slot) or (agent_id is not None and agent_id != self.agent_id)
+        return self.record.resume.candidate(now, self.t.resume_within_s, self.whose.agent(agent_id), slot or self.whose.default_slot)
 
     def reconfigure(self, timing: Timing, default_slot: str, own_agent_id: str | None = None) -> None:
         """New timers, default slot and agent id (a config reload while idle); the start rate
         limit keeps what it has spent."""
         self.t = timing
-        self.default_slot = default_slot
-        self.record.resume.agent_renamed(self.own_agent_id, own_agent_id)
-        self.agent_id = rekeyed(self.agent_id, self.own_agent_id, own_agent_id)  # the last conversation's, as now keyed
-        self.own_agent_id = own_agent_id
+        self.record.resume.agent_renamed(self.whose.own_agent_id, own_agent_id)
+        self.whose.reconfigure(default_slot, own_agent_id)
 
     def start_wait_s(self, now: float) -> float:
         """Seconds until the start rate limit lets a conversation start again (0: now)."""
@@ -206,12 +190,12 @@ class Conversation:
         if state != self.state:
             self.state = state
             self._state_since = now
-            out.append(StateChanged(state, *self.published_ids(), self.slot))
+            out.append(StateChanged(state, *self.published_ids(), self.whose.slot))
 
     def _open(self, now: float, out: list[Action], cont: str | None, delay_s: float = 0.0) -> None:
         self.link_id += 1
         self._links.requested, self._links.initiated = cont, False
-        out.append(OpenLink(self.link_id, cont, delay_s, self.agent_id, self.slot))
+        out.append(OpenLink(self.link_id, cont, delay_s, self.whose.agent_id, self.whose.slot))
         self._go(CONNECTING, now, out)
 
     def _begin(self, fresh: bool, origin: str, now: float, out: list[Action], slot: str | None = None, agent_id: str | None = None, allowed: bool = False) -> None:
@@ -219,21 +203,20 @@ class Conversation:
         if not allowed and not self._starts.allow(origin, now, self.t, out):
             return
         cont = None if fresh else self.continuation_candidate(now, slot, agent_id)
-        self.slot = slot or self.default_slot
-        self.agent_id = self._agent(agent_id)
+        self.whose.take(slot, agent_id)
         self.record.begin()
         self._links.begin(now)
         self._turns.begin(now)
         self._started_at = now
         out.append(NewVisitor())
         out.append(Earcon("press"))
-        out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin, **self._target_fields()}))
+        out.append(Notify("conversation_requested", {"fresh": fresh, "continue_session_id": cont, "origin": origin, **self.whose.fields()}))
         self._open(now, out, cont)
 
     def _finish(self, reason: str, now: float, out: list[Action]) -> None:
         """Ends the conversation: store, close, earcon, then wait in `ending` for the socket."""
-        self.record.end(reason, self.agent_id, self.slot, now, out)
-        out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3), **self._target_fields()}))
+        self.record.end(reason, self.whose.agent_id, self.whose.slot, now, out)
+        out.append(Notify("conversation_ended", {"reason": reason, "session_id": self.session_id, "duration_s": round(now - self._started_at, 3), **self.whose.fields()}))
         out.append(Playback("clear"))
         out.append(HeldAudio("drop"))
         out.append(CloseLink(self.link_id))
@@ -242,7 +225,7 @@ class Conversation:
         self._go(ENDING, now, out)
 
     def _fail(self, error: str, now: float, out: list[Action], code: str = "agent") -> None:
-        self.record.end("error", self.agent_id, self.slot, now, out)
+        self.record.end("error", self.whose.agent_id, self.whose.slot, now, out)
         out.append(Notify("error", {"code": code, "message": error}))
         out.append(Playback("clear"))
         out.append(HeldAudio("drop"))
@@ -250,17 +233,13 @@ class Conversation:
         out.append(Earcon("error"))
         self._go(ERROR, now, out)
 
-    def _target_fields(self) -> dict[str, Any]:
-        """The slot (and a non-default agent) for events: a key, never a raw badge id."""
-        return {"slot": self.slot, **({"agent_id": self.agent_id} if self.agent_id else {})}
-
     # ------------------------------------------------------------------ button & commands
     def _on_Press(self, ev: Press, now: float, out: list[Action]) -> None:
-        out.append(Notify("button", {"long": ev.long, "origin": ev.origin, "state": self.state, "slot": ev.slot or self.default_slot}))
+        out.append(Notify("button", {"long": ev.long, "origin": ev.origin, "state": self.state, "slot": ev.slot or self.whose.default_slot}))
         if self.state in (IDLE, ERROR, ENDING):  # ENDING: the old socket's late events are stale
             self._begin(ev.long, ev.origin, now, out, ev.slot, ev.agent_id)
         elif self.state in (CONNECTING, LISTENING, SPEAKING):
-            if self._other_target(ev.slot, ev.agent_id):  # someone else: end theirs, start this one
+            if self.whose.other(ev.slot, ev.agent_id):  # someone else: end theirs, start this one
                 if not self._starts.allow(ev.origin, now, self.t, out):
                     return  # a start refused ends nothing: it cut the one talking off for no one
                 self._finish("switched", now, out)
@@ -282,7 +261,7 @@ class Conversation:
         session), and a release of a button that is not the conversation's changes nothing."""
         busy = self.state in (CONNECTING, LISTENING, SPEAKING)
         switched = False
-        if busy and self._other_target(ev.slot, ev.agent_id):
+        if busy and self.whose.other(ev.slot, ev.agent_id):
             if not ev.held or not self._starts.allow("button", now, self.t, out):
                 return  # a release of another's button, or a start refused: the conversation goes on
             self._finish("switched", now, out)
@@ -297,21 +276,21 @@ class Conversation:
     def _on_SessionsForgotten(self, ev: SessionsForgotten, now: float, out: list[Action]) -> None:
         target = None if ev.slot is None else (ev.agent_id, ev.slot)
         self.record.resume.forget(target)
-        if target is None or target == (self.agent_id, self.slot):  # not another slot's sessions
+        if target is None or target == (self.whose.agent_id, self.whose.slot):  # not another slot's sessions
             self.record.forgotten(live=self.state in (CONNECTING, LISTENING, SPEAKING))
             self._links.request_forgotten = True  # a reconnect before onready asks for no wiped session
 
     def _on_StoreReloaded(self, ev: StoreReloaded, now: float, out: list[Action]) -> None:
-        self.record.resume.reloaded(ev.session_id, ev.age_s, self.default_slot, now)
+        self.record.resume.reloaded(ev.session_id, ev.age_s, self.whose.default_slot, now)
 
     # ------------------------------------------------------------------ link
     def _on_LinkReady(self, ev: LinkReady, now: float, out: list[Action]) -> None:
         if ev.link_id != self.link_id or self.state != CONNECTING:
             return
-        self.record.ready(ev.session_id, self._links.requested, self.agent_id, self.slot, now, out)
+        self.record.ready(ev.session_id, self._links.requested, self.whose.agent_id, self.whose.slot, now, out)
         self._turns.activity_at = now
         named = None if self.record.off_record else ev.session_id  # another's (or forgotten): not published as this one's
-        self._links.ready(now, named, self.published_ids()[1], self._target_fields(), out)
+        self._links.ready(now, named, self.published_ids()[1], self.whose.fields(), out)
         self._go(LISTENING, now, out)
 
     def _on_Initiated(self, ev: Initiated, now: float, out: list[Action]) -> None:
@@ -355,7 +334,7 @@ class Conversation:
 
     def _refused(self, error: str, now: float, out: list[Action], message: str | None = None) -> None:
         """A link refused before the first `onready`: asked for once more, fresh (LinkAttempts.refused), or a failure."""
-        if self._links.refused(self.session_id, error, self._target_fields(), out, now, self.record.off_record):
+        if self._links.refused(self.session_id, error, self.whose.fields(), out, now, self.record.off_record):
             self._open(now, out, None)
         else:
             self._fail(message or error, now, out)
@@ -366,10 +345,10 @@ class Conversation:
             return
         msg = ev.message
         if isinstance(msg, p.OnReady) and self.streaming:  # a second one on the live link
-            if self.record.renamed(msg.session_id, self.agent_id, self.slot, now, out):
+            if self.record.renamed(msg.session_id, self.whose.agent_id, self.whose.slot, now, out):
                 shown, previous = self.published_ids()
-                out.append(Notify("session_changed", {"session_id": shown, "previous": previous, **self._target_fields()}))
-                out.append(StateChanged(self.state, shown, previous, self.slot))
+                out.append(Notify("session_changed", {"session_id": shown, "previous": previous, **self.whose.fields()}))
+                out.append(StateChanged(self.state, shown, previous, self.whose.slot))
         elif isinstance(msg, p.OnReady):
             self._on_LinkReady(LinkReady(ev.link_id, msg.session_id), now, out)
         elif isinstance(msg, p.SessionEnded) and self.state == CONNECTING:  # before onready: no drop to reconnect after

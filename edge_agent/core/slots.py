@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from edge_agent.core.resume import rekeyed
 from edge_agent.errors import EdgeAgentError
 
 DEFAULT_SLOT = "default"
@@ -56,6 +58,44 @@ class Target:
 
     slot: str | None = None
     agent_id: str | None = None
+
+
+class Whose:
+    """Whose the current (or last) conversation is, keyed as its sessions are filed: its `slot`
+    and `agent_id`, and what a start that names neither means (the kiosk's `default_slot`, its
+    configured agent `own_agent_id`). Sans-I/O bookkeeping for `Conversation`."""
+
+    def __init__(self, default_slot: str, own_agent_id: str | None = None) -> None:
+        self.default_slot = default_slot
+        self.own_agent_id = own_agent_id
+        self.slot = default_slot
+        """The slot of the current (or last) conversation."""
+        self.agent_id: str | None = None
+        """Its agent: None for the configured one (`agent`)."""
+
+    def agent(self, agent_id: str | None) -> str | None:
+        """None for the configured agent, named or not: one agent, one key everywhere."""
+        return None if agent_id == self.own_agent_id else agent_id
+
+    def other(self, slot: str | None, agent_id: str | None) -> bool:
+        """A start naming a slot or agent other than the running conversation's."""
+        agent_id = self.agent(agent_id)
+        return (slot is not None and slot != self.slot) or (agent_id is not None and agent_id != self.agent_id)
+
+    def take(self, slot: str | None, agent_id: str | None) -> None:
+        """A new conversation is the one a start names (None: the kiosk's default)."""
+        self.slot = slot or self.default_slot
+        self.agent_id = self.agent(agent_id)
+
+    def fields(self) -> dict[str, Any]:
+        """The slot (and a non-default agent) for events: a key, never a raw badge id."""
+        return {"slot": self.slot, **({"agent_id": self.agent_id} if self.agent_id else {})}
+
+    def reconfigure(self, default_slot: str, own_agent_id: str | None) -> None:
+        """A config reload: a new default slot and configured agent id."""
+        self.default_slot = default_slot
+        self.agent_id = rekeyed(self.agent_id, self.own_agent_id, own_agent_id)  # the last conversation's, as now keyed
+        self.own_agent_id = own_agent_id
 
 
 class BadgeKeyer:

@@ -27,18 +27,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from edge_agent.core import storerows
 from edge_agent.core.protocol import SESSION_ID_CHARS
 from edge_agent.core.slots import is_label
 from edge_agent.core.statefiles import DB_NAME as DB_NAME
-from edge_agent.core.statefiles import OWN_FILES, file_id, give_to_dir_owner, make_private, make_private_dir, read_only
+from edge_agent.core.statefiles import OWN_FILES, file_id, give_to_dir_owner, make_private, make_private_dir
 from edge_agent.core.storedsession import COLUMNS, FILED, SOUND_ROW, UPSERT_REFILED, Row
 from edge_agent.core.storedsession import StoredSession as StoredSession
 from edge_agent.core.storefaults import CORRUPT_COPIES_KEPT as CORRUPT_COPIES_KEPT
 from edge_agent.core.storefaults import CorruptFile, corrupt_copies, move_aside, remove_corrupt_copies, why
 from edge_agent.core.storefaults import is_corruption as is_corruption
+from edge_agent.core.storeread import salvage
 from edge_agent.core.storerows import UNDECODABLE, carried_rows, create_schema, delete_slot, drop_undecodable, drop_unsound, in_transaction, mark, merge_pointer, newest_order, prune, set_mark
 from edge_agent.core.storerows import scrub_wal as scrub_wal
 from edge_agent.errors import StoreError
@@ -80,7 +80,7 @@ class SessionStore:
         self._disk_file: tuple[int, int] | None = None
         """(device, inode) of the database file opened: one removed or replaced is not written to."""
         db = self._attach()
-        self._db = db if db is not None else self._memory(self._salvage())
+        self._db = db if db is not None else self._memory(salvage(self.path, self.keep_sessions, self.busy_timeout_s))
 
     # ------------------------------------------------------------------ opening
     def _attach(self) -> sqlite3.Connection | None:
@@ -140,34 +140,6 @@ class SessionStore:
         set_mark(db, marked)
         drop_unsound(db)  # what a read-only disk held: compared with by every write, as on disk
         return db
-
-    def _salvage(self) -> tuple[list[Row], int]:
-        """What can still be read from a database we cannot open for writing (read-only card).
-        Only a regular file: SQLite opening a FIFO read-only at the path waits for a writer, and
-        `run` hung there before its first log line."""
-        try:
-            if not self.path.is_file():
-                return [], 0
-        except OSError:  # a state dir this user may not search (another owner's 0700): run went
-            return [], 0  # down with exit 70 where it is to keep sessions in memory
-        try:  # a -wal without its -shm is read from a private copy (immutable=1 leaves the WAL out)
-            with read_only(self.path, self.busy_timeout_s) as db:
-                return carried_rows(db, self.keep_sessions)
-        except sqlite3.Error:
-            pass
-        uri = "file:" + quote(str(self.path))
-        for mode in ("mode=ro", "immutable=1"):
-            try:
-                db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=self.busy_timeout_s)
-            except sqlite3.Error:
-                continue
-            try:
-                return carried_rows(db, self.keep_sessions)
-            except sqlite3.Error:
-                continue
-            finally:
-                db.close()
-        return [], 0
 
     def _fail(self, exc: BaseException, prefix: str = "") -> None:
         self.fault = f"{self.path}: {prefix}{why(exc)}"

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.audio.gate import VadGate, gate_file_intervals
+from edge_agent.audio.gate import VadGate
+from edge_agent.audio.gatefile import gate_file_intervals
 from edge_agent.audio.gatescore import GateScore, Labels, score
 from edge_agent.devtools import noises
 from edge_agent.devtools.noises import RATE

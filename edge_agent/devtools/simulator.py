@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
 import uuid
-from array import array
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -36,24 +34,10 @@ from edge_agent import SAMPLE_RATE_HZ
 from edge_agent.agent.wire import read_in_small_chunks
 from edge_agent.core import protocol as p
 from edge_agent.devtools.loopthread import LoopThread
+from edge_agent.devtools.simsound import CHUNK_BYTES, CHUNK_MS, VOICE_RMS, rms, tone
 from edge_agent.errors import ProtocolError
 
 log = logging.getLogger(__name__)
-
-CHUNK_MS = 20
-CHUNK_BYTES = SAMPLE_RATE_HZ * CHUNK_MS // 1000 * 2
-VOICE_RMS = 120.0
-"""Uplink chunks above this RMS count as the visitor's voice (the kiosk sends zeros when gated)."""
-
-
-def _rms(pcm: bytes) -> float:
-    a = array("h", pcm)
-    return math.sqrt(sum(s * s for s in a) / len(a)) if a else 0.0
-
-
-def tone(freq_hz: float, ms: int, amplitude: float = 0.25) -> bytes:
-    n = SAMPLE_RATE_HZ * ms // 1000
-    return array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq_hz * i / SAMPLE_RATE_HZ)) for i in range(n))).tobytes()
 
 
 @dataclass(frozen=True)
@@ -318,7 +302,7 @@ class AgentSimulator:
             pending += msg
             while len(pending) >= CHUNK_BYTES:
                 chunk, pending = bytes(pending[:CHUNK_BYTES]), pending[CHUNK_BYTES:]
-                voiced = _rms(chunk) > VOICE_RMS
+                voiced = rms(chunk) > VOICE_RMS
                 if reply is not None and not reply.done():
                     barge_ms = barge_ms + CHUNK_MS if voiced else 0
                     if barge_ms >= 200:  # the visitor talks over the agent: stop and listen

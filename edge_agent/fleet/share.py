@@ -22,7 +22,7 @@ Incoming pointers are untrusted: topic levels, payload size, session id charset 
 checked, timestamps from the future are clamped to now; a bad one is counted and dropped. They
 arrive on paho's thread and are coalesced per slot (newest kept) into a bounded pending table;
 the event loop files them into the store in batches (one transaction each), so a catch-up of
-100 000 retained pointers never blocks the loop for long.
+100 000 retained pointers never blocks the loop for long (filing.py).
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from dataclasses import replace
 from functools import partial
 
 from edge_agent.core.slots import is_label
+from edge_agent.fleet.filing import FilingQueue
 from edge_agent.fleet.forget import Slots, forgets_of
 from edge_agent.fleet.forgetmemory import ForgetMemory
 from edge_agent.fleet.owed import OwedSends
 from edge_agent.fleet.ownpointers import OwnPointers, stays_newest
-from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of, waiting
+from edge_agent.fleet.pointer import MAX_FORGOTTEN_IDS, Filed, Forgotten, Pointer, ShareError, forgotten_topic, pointer_topic, slot_of
 from edge_agent.fleet.sharebus import RESEND_BATCH, RESEND_PACE_S, Bus, LatestWait, send_paced, timer
 
 __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgotten_topic", "pointer_topic"]
@@ -47,10 +48,6 @@ __all__ = ["Filed", "Forgotten", "Pointer", "SessionShare", "ShareError", "forgo
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING = 200_000
-"""Distinct slots waiting to be filed; beyond this, pointers are dropped (counted)."""
-BATCH = 256
-"""Pointers filed per turn of the event loop (one SQLite transaction)."""
 RESEND_AFTER_S = 30.0
 """After a (re)connect, this kiosk's own pointers the broker has not sent back as retained within
 this long are published again: a broker that lost its retained messages (restarted without
@@ -87,13 +84,9 @@ class SessionShare:
         self.prefix = prefix
         self.device_id = device_id
         self._post = post
-        self._file = file
-        self._forget_slots = forget_slots
         self._clock = clock
         self._clear = clear or self._clear_on_bus
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], Pointer] = {}
-        self._pending_forgets: dict[tuple[str, str], Forgotten] = {}
         self.forgets = ForgetMemory()
         self._mine = OwnPointers()
         self._unheard_forgets: set[tuple[str, str]] = set()  # our forgets the broker has not sent back since the last connect
@@ -103,6 +96,7 @@ class SessionShare:
         self._later = later or timer
         self.counts = dict.fromkeys(("published", "unsent", "held", "received", "filed", "rejected", "dropped", "corrected", "corrections_held", "forgotten", "covered", "cleared"), 0)
         self.owed = OwedSends(monotonic, self._later, self._pay_owed, self.counts)
+        self._filing = FilingQueue(self._lock, post, file, forget_slots, self._deleted, self.counts)
         self._resend_wait = LatestWait(self._resend_unheard, self._later, monotonic)
         self.agents: list[str] = []
         for agent in agents:
@@ -273,12 +267,7 @@ class SessionShare:
                 self._keep_ours(where, read)
                 if stale:
                     self._publish_forget(where)
-                first = not (self._pending or self._pending_forgets)
-                had = self._pending_forgets.get(where)
-                if had is None and len(self._pending_forgets) >= MAX_PENDING:
-                    self.counts["dropped"] += 1  # (what it names is remembered all the same)
-                    return
-                self._pending_forgets[where] = read if had is None else had.joined(read)
+                first = self._filing.add_forget(where, read)
             else:
                 if self.forgets.covers(where, read.session_id, read.continued_from):
                     self.counts["covered"] += 1  # one of its sessions, published again from before the forget was heard
@@ -293,17 +282,9 @@ class SessionShare:
                     return
                 if not self._is_news(where, read, self._mine.get(where), first_since_connect):
                     return
-                pending = self._pending.get(where)
-                filed = read if pending is None else waiting(pending, read)
-                if filed is None:
-                    return
-                if pending is None and len(self._pending) >= MAX_PENDING:
-                    self.counts["dropped"] += 1
-                    return
-                first = not (self._pending or self._pending_forgets)
-                self._pending[where] = filed
+                first = self._filing.add_pointer(where, read)
         if first:
-            self._post(self._drain)
+            self._post(self._filing.drain)
 
     def _is_news(self, where: tuple[str, str], pointer: Pointer, mine: Pointer | None, retained: bool) -> bool:
         """Whether another kiosk's pointer is to be filed, given ours for that slot (lock held)."""
@@ -339,9 +320,7 @@ class SessionShare:
         """A forget of this slot heard (lock held): a pointer it covers, waiting to be filed or
         ours to defend, is let go; one naming sessions is remembered, so that those sessions,
         published again later (by a kiosk that had not heard it yet), are not filed again."""
-        pending = self._pending.get(where)
-        if pending is not None and forgotten.covers(pending.session_id, pending.continued_from):
-            del self._pending[where]
+        self._filing.let_go(where, forgotten)
         mine = self._mine.get(where)
         if mine is not None and forgotten.covers(mine.session_id, mine.continued_from):
             self._mine.drop(where)
@@ -370,28 +349,6 @@ class SessionShare:
         self._send_forget(where, Forgotten(self._clock(), self.device_id, joined))
 
     # ------------------------------------------------------------------ filing (event loop)
-    def _drain(self) -> None:
-        """Carries out up to BATCH pending forgets, then files up to BATCH pending pointers (a
-        pointer after a forget of its slot is newer than it); posts itself again while more are
-        waiting (a catch-up of retained forgets is paced like one of pointers)."""
-        with self._lock:
-            forgets = [self._pending_forgets.popitem() for _ in range(min(BATCH, len(self._pending_forgets)))]
-            batch = []
-            for _ in range(min(BATCH, len(self._pending))):
-                where = next(iter(self._pending))
-                batch.append((where, self._pending.pop(where)))
-            more = bool(self._pending or self._pending_forgets)
-        try:
-            if forgets:  # one transaction for the batch: a durable commit each held the loop for seconds
-                deleted = self._forget_slots([(agent, slot, forgotten.sessions) for (agent, slot), forgotten in forgets])
-                if deleted:
-                    self._deleted([(where, ids, forgotten) for (where, forgotten), ids in zip(forgets, deleted, strict=True) if ids])
-            if batch:
-                self.counts["filed"] += self._file([(a, s, p.session_id, p.continued_from, p.started_at, p.ended_at, p.replaces) for (a, s), p in batch])
-        finally:
-            if more:
-                self._post(self._drain)
-
     def _deleted(self, slots: list[tuple[tuple[str, str], tuple[str, ...], Forgotten]]) -> None:
         """The ids a forget deleted here, some of them continuing a named one some links down the
         chain: remembered with the slot's forget (refused when published again, and what continues
@@ -427,4 +384,4 @@ class SessionShare:
 
     @property
     def pending(self) -> int:
-        return len(self._pending) + len(self._pending_forgets)
+        return len(self._filing)

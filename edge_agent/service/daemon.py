@@ -36,7 +36,7 @@ from edge_agent.core.config import Settings, validate_for_run
 from edge_agent.core.exposure import ExposureLog
 from edge_agent.core.ports import Led, Reporter
 from edge_agent.core.store import SessionStore
-from edge_agent.errors import ConfigError, EdgeAgentError
+from edge_agent.errors import EdgeAgentError
 from edge_agent.fleet.commands import Command
 from edge_agent.fleet.metrics import own_process
 from edge_agent.hardware.button import Button
@@ -48,6 +48,7 @@ from edge_agent.service.kiosk_metrics import KioskMetrics
 from edge_agent.service.kiosk_reports import KioskReports
 from edge_agent.service.notify import SystemdNotifier, handle_signals, ignore_hangup
 from edge_agent.service.records import SessionRecords
+from edge_agent.service.reload import ConfigReload
 from edge_agent.service.remote_control import carry_out
 from edge_agent.service.roomgrade import RoomGradeFile, hardware_of
 from edge_agent.service.slots import link_settings, make_share, slot_inputs
@@ -103,8 +104,8 @@ class Kiosk:
         self.uplink = Uplink(self.stats, self.standby, self.backlog, self.dispatch)
         self.capture = CaptureFeed(self.conversation, self.mic, self.gate, self.uplink, self.ticker, self.counters, clock)
         self._stop: asyncio.Event | None = None
-        self._reload_pending: Settings | None = None
-        """Settings a SIGHUP brought during a conversation: taken when it ends."""
+        self.reloads = ConfigReload(lambda: self.conversation.state == c.IDLE, self._apply_reload)
+        """SIGHUP's settings: applied now when idle, else when the conversation ends (service/reload.py)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
         self.audio_watch = AudioWatch(self.source, settings.audio.input, self._notify, self._announce_ready, off_loop=self.source.opens_off_loop)
@@ -288,18 +289,9 @@ class Kiosk:
         if self._stop is not None:
             self._stop.set()
 
-    def reload(self, settings: Settings) -> bool:
-        """SIGHUP: new `[session]`, `[agent]` and `[log]` settings, now when idle, else when the
-        conversation ends (it was dropped: the log said deferred and nothing came of it); the
-        sections opened at start wait for a restart, and the log names them."""
-        settings = validate_for_run(settings)
-        if self.conversation.state != c.IDLE:
-            self._reload_pending = settings
-            log.warning("config reload deferred until the conversation ends")
-            return False
-        self._reload_pending = None
+    def _apply_reload(self, settings: Settings) -> None:
+        """Checked settings of a reload (service/reload.py) made the kiosk's and handed to its parts."""
         self.settings = apply_reload(self.settings, settings, self.conversation, self.share, self.store, self.standby, self.exposures)
-        return True
 
     # ------------------------------------------------------------------ lifecycle
     def _running(self) -> bool:
@@ -316,9 +308,7 @@ class Kiosk:
             self.standby.keep(now, self._running() and self.conversation.state == c.IDLE)
             if self.conversation.state == c.IDLE:
                 self.room_grade.keep()  # a reply graded since the last write (not mid-reply)
-                if self._reload_pending is not None:  # taken once: a file gone bad meanwhile is
-                    pending, self._reload_pending = self._reload_pending, None  # one error, not one a tick
-                    self._reload_from(lambda: pending)
+                self.reloads.take_pending()
             alive = self.audio_alive()
             self.audio_watch.check(alive, now, self._reopen_audio if self._loop is not None else None)
             self.speaker_watch.check(now, self._running())
@@ -342,7 +332,7 @@ class Kiosk:
         loop.set_default_executor(ResolverThreads())  # a stuck name lookup never holds the stop
         self._loop = loop
         self._stop = asyncio.Event()
-        handle_signals(loop, self.stop, (lambda: self._reload_from(on_reload)) if on_reload is not None else None)
+        handle_signals(loop, self.stop, (lambda: self.reloads.reload_from(on_reload)) if on_reload is not None else None)
         self.exposures.log(self.settings)
         self.records.check()
         self.speaker_watch.start(loop)  # a speaker that will not open is retried (see SpeakerWatch)
@@ -375,15 +365,6 @@ class Kiosk:
             self.notifier.send("READY=1", f"STATUS={self.conversation.state}", must_arrive=True)
             log.info("ready: device %s", self.settings.device.id)
             self.ready.set()
-
-    def _reload_from(self, on_reload: Callable[[], Settings]) -> None:
-        try:
-            self.reload(on_reload())
-        except EdgeAgentError as exc:
-            # a reload deferred earlier (valid, asked for during this conversation) still applies
-            # at its end: the log said "keeping the running config" and then changed it
-            keeping = "the running config (and the reload deferred earlier, applied when the conversation ends)" if self._reload_pending else "the running config"
-            log.error("config reload rejected, keeping %s: %s", keeping, exc.every() if isinstance(exc, ConfigError) else exc)
 
     async def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")

@@ -48,7 +48,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _gate_one(args: argparse.Namespace, settings: config.Settings, path: str, pcm: bytes, labels: Labels | None) -> None:
-    from edge_agent.audio.gate import VadGate, gate_file_intervals
+    from edge_agent.audio.gate import VadGate
+    from edge_agent.audio.gatefile import gate_file_intervals
     from edge_agent.audio.gatescore import LABELS_SLACK_S, score
 
     duration = len(pcm) / BYTES_PER_S
